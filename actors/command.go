@@ -1,0 +1,19 @@
+package actors
+
+import (
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/mailbox"
+)
+
+// Command is one command for a connection actor: the mailbox.Message it
+// travels as, the valkey-go command to write, and the completion that turns
+// the reply into the caller's result. Complete and Fail are each called at
+// most once by the actor, never both; Fail may also be called by the mailbox.
+type Command interface {
+	mailbox.Message
+	// Cmd returns the command to write. The driver owns it once written.
+	Cmd() valkey.Completed
+	// Complete completes the command with its reply (or transport error).
+	Complete(r valkey.ValkeyResult)
+}

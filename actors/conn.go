@@ -1,0 +1,122 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/mailbox"
+)
+
+// ErrNotCommand fails a mailbox message that is not a Command: a bug in the
+// poster, reported instead of dropped.
+var ErrNotCommand = errors.New("actors: message is not a Command")
+
+// ConnState is what a connection actor keeps across restarts: its address,
+// mailbox, driver connection and counters. The engine creates it, posts
+// commands to Mailbox and reads the counters; the actor instance is
+// replaced on restart, the state is not. Safe for concurrent use.
+type ConnState struct {
+	Addr    string
+	Mailbox *mailbox.Bounded
+	Driver  drivers.Conn
+	// CloseErr fails the commands still queued when the actor stops.
+	CloseErr error
+
+	commands atomic.Uint64 // commands whose reply (or error) came back
+	errors   atomic.Uint64 // of those, the ones that failed
+	inFlight atomic.Int64  // commands written and awaiting replies
+	restarts atomic.Uint64
+}
+
+// ConnStats is a snapshot of one connection actor's counters.
+type ConnStats struct {
+	Addr     string
+	Commands uint64
+	Errors   uint64
+	InFlight int64
+	Restarts uint64
+	Mailbox  mailbox.Stats
+}
+
+// Stats returns a snapshot of the counters.
+func (s *ConnState) Stats() ConnStats {
+	return ConnStats{
+		Addr:     s.Addr,
+		Commands: s.commands.Load(),
+		Errors:   s.errors.Load(),
+		InFlight: s.inFlight.Load(),
+		Restarts: s.restarts.Load(),
+		Mailbox:  s.Mailbox.Stats(),
+	}
+}
+
+// Props returns the props of a connection actor over st, wired to st's
+// mailbox.
+func (s *ConnState) Props() *actor.Props {
+	return actor.PropsFromProducer(
+		func() actor.Actor { return &Conn{state: s} },
+		actor.WithMailbox(func() actor.Mailbox { return s.Mailbox }),
+	)
+}
+
+// Conn is the connection actor. It is driven by protoactor on one goroutine
+// at a time.
+type Conn struct {
+	state *ConnState
+	cmds  []valkey.Completed // reused per batch
+	live  []Command          // reused per batch
+}
+
+// Receive implements actor.Actor.
+func (c *Conn) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *mailbox.Batch:
+		c.run(m.Messages)
+	case *actor.Restarting:
+		c.state.restarts.Add(1)
+	case *actor.Stopping:
+		// protoactor drops the messages of a stopped actor: fail them.
+		c.state.Mailbox.Close(c.state.CloseErr)
+	}
+}
+
+// run writes one batch as one pipeline and completes each command in order.
+func (c *Conn) run(batch []mailbox.Message) {
+	cmds, live := c.cmds[:0], c.live[:0]
+	for _, m := range batch {
+		cmd, ok := m.(Command)
+		if !ok {
+			m.Fail(ErrNotCommand)
+			continue
+		}
+		cmds = append(cmds, cmd.Cmd())
+		live = append(live, cmd)
+	}
+	if len(live) == 0 {
+		return
+	}
+	n := int64(len(live))
+	c.state.inFlight.Add(n)
+	results := c.state.Driver.DoMulti(context.Background(), cmds...)
+	c.state.inFlight.Add(-n)
+	var failed uint64
+	for i, cmd := range live {
+		r := results[i]
+		if err := r.Error(); err != nil && !valkey.IsValkeyNil(err) {
+			failed++
+		}
+		cmd.Complete(r)
+	}
+	c.state.commands.Add(uint64(n))
+	if failed > 0 {
+		c.state.errors.Add(failed)
+	}
+	clear(cmds)
+	clear(live)
+	c.cmds, c.live = cmds[:0], live[:0]
+}

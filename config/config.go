@@ -1,0 +1,533 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// BackpressurePolicy says what posting a command to a full connection mailbox
+// does.
+type BackpressurePolicy int
+
+const (
+	// BackpressureBlock makes the caller wait until the mailbox has space or
+	// the command's context ends. The default.
+	BackpressureBlock BackpressurePolicy = iota
+	// BackpressureReject fails the command at once with the mailbox
+	// package's ErrBackpressure.
+	BackpressureReject
+)
+
+// String returns "block" or "reject", the names ParseBackpressurePolicy
+// accepts.
+func (p BackpressurePolicy) String() string {
+	switch p {
+	case BackpressureBlock:
+		return "block"
+	case BackpressureReject:
+		return "reject"
+	}
+	return "BackpressurePolicy(" + strconv.Itoa(int(p)) + ")"
+}
+
+// ParseBackpressurePolicy parses "block" or "reject" (case-insensitive,
+// surrounding spaces ignored). Any other text is a *FieldError for the field
+// "Backpressure".
+func ParseBackpressurePolicy(s string) (BackpressurePolicy, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "block":
+		return BackpressureBlock, nil
+	case "reject":
+		return BackpressureReject, nil
+	}
+	return 0, newFieldError("Backpressure", s, `must be "block" or "reject"`)
+}
+
+// ReadFrom says which node serves read-only commands. It is parsed and
+// validated; routing by it is not implemented yet, so every value currently
+// reads from the primary.
+type ReadFrom int
+
+const (
+	// ReadFromPrimary reads from the primary. The default.
+	ReadFromPrimary ReadFrom = iota
+	// ReadFromReplica reads from a replica.
+	ReadFromReplica
+	// ReadFromPreferReplica reads from a replica when one is reachable and
+	// from the primary otherwise.
+	ReadFromPreferReplica
+)
+
+// String returns "primary", "replica" or "prefer-replica", the names
+// ParseReadFrom accepts.
+func (r ReadFrom) String() string {
+	switch r {
+	case ReadFromPrimary:
+		return "primary"
+	case ReadFromReplica:
+		return "replica"
+	case ReadFromPreferReplica:
+		return "prefer-replica"
+	}
+	return "ReadFrom(" + strconv.Itoa(int(r)) + ")"
+}
+
+// ParseReadFrom parses "primary", "replica" or "prefer-replica"
+// (case-insensitive, surrounding spaces ignored). Any other text is a
+// *FieldError for the field "ReadFrom".
+func ParseReadFrom(s string) (ReadFrom, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "primary":
+		return ReadFromPrimary, nil
+	case "replica":
+		return ReadFromReplica, nil
+	case "prefer-replica":
+		return ReadFromPreferReplica, nil
+	}
+	return 0, newFieldError("ReadFrom", s, `must be "primary", "replica" or "prefer-replica"`)
+}
+
+// TLSConfig enables TLS and names the files it uses. Files are read when the
+// engine connects, not by Validate. The zero value is plain TCP. Like Config,
+// it is a plain value, safe to copy and to read concurrently.
+type TLSConfig struct {
+	// Enabled turns TLS on. Default false. The other fields are rejected by
+	// Validate unless Enabled is true, so a TLS setting is never silently
+	// ignored.
+	Enabled bool
+	// CertFile and KeyFile are the PEM client certificate and its key for
+	// mutual TLS. Set both or neither. Default "" (no client certificate).
+	CertFile string
+	KeyFile  string
+	// CAFile is a PEM bundle of the authorities that sign the server's
+	// certificate. Default "" (the system roots).
+	CAFile string
+	// ServerName is the name checked against the server's certificate.
+	// Default "" (the host being dialled).
+	ServerName string
+	// InsecureSkipVerify disables verification of the server's certificate.
+	// For tests only. Default false.
+	InsecureSkipVerify bool
+}
+
+// Config holds every setting of a vactor engine.
+//
+// Config is a plain value: copy it freely. Its methods never modify the
+// receiver, and the With* methods return a modified copy that shares no
+// slice with the receiver or with their arguments, so a Config may be read
+// by any number of goroutines at once. Writing its fields directly while
+// other goroutines read it is a data race, as for any struct.
+//
+// Start from DefaultConfig, ParseURL or LoadFromEnv rather than from the zero
+// value: the zero Config does not pass Validate.
+//
+// The password is never printed: String, GoString, Format (every fmt verb)
+// and LogValue show "[redacted]" in its place, and no error of this package
+// contains it.
+type Config struct {
+	// Addrs lists seed addresses as "host:port"; for IPv6 use
+	// "[::1]:6379". In cluster mode they are the seeds for topology
+	// discovery. Default empty: Host and Port are used.
+	Addrs []string
+	// Host is the server's host name or IP address (IPv6 without
+	// brackets), used when Addrs is empty. Default "127.0.0.1"; not empty,
+	// no spaces (checked even when Addrs is set).
+	Host string
+	// Port is the server's TCP port, used when Addrs is empty. Default 6379;
+	// 1 to 65535 (checked even when Addrs is set).
+	Port int
+	// Username is the ACL user sent with the password. Default "" (the
+	// default user).
+	Username string
+	// Password authenticates the connection. Default "" (no AUTH). It is
+	// never printed or logged.
+	Password string
+	// DB is the logical database selected on connect. Default 0; at least 0,
+	// and 0 in cluster mode.
+	DB int
+	// ClientName is sent with CLIENT SETNAME. Default "vactor"; printable
+	// ASCII without spaces ('!' to '~'); "" sends no name.
+	ClientName string
+	// Driver names the registered driver that talks to the server. Default
+	// "valkey-go"; must not be empty.
+	Driver string
+	// PoolSize is the number of connection actors, each with its own
+	// connection, per node. Default 1; 1 to 1024.
+	PoolSize int
+	// DialTimeout bounds connecting, including the TLS handshake and
+	// authentication. Default 5s; greater than 0.
+	DialTimeout time.Duration
+	// ReadTimeout bounds waiting for the replies of one pipeline. Default 3s;
+	// at least 0, where 0 means no timeout.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing one pipeline. Default 3s; at least 0,
+	// where 0 means no timeout.
+	WriteTimeout time.Duration
+	// MaxRetries is the number of times a failed retryable command is tried
+	// again. Default 3; at least 0, where 0 disables retries.
+	MaxRetries int
+	// MinRetryBackoff is the delay before the first retry; later delays
+	// double up to MaxRetryBackoff, with jitter. Default 8ms; at least 0.
+	MinRetryBackoff time.Duration
+	// MaxRetryBackoff caps the delay between retries. Default 512ms; at
+	// least MinRetryBackoff.
+	MaxRetryBackoff time.Duration
+	// CircuitBreakerThreshold is the number of consecutive failures that
+	// open a node's circuit breaker. Default 5; at least 1.
+	CircuitBreakerThreshold int
+	// CircuitBreakerOpenTimeout is how long a node's breaker stays open
+	// before it lets a trial command through (half-open). Default 1s;
+	// greater than 0.
+	CircuitBreakerOpenTimeout time.Duration
+	// ClusterMode makes Addrs seeds of a Valkey cluster: commands are routed
+	// by hash slot and MOVED/ASK redirects are followed. Default false.
+	ClusterMode bool
+	// ReadFrom chooses the node for read-only commands. Default
+	// ReadFromPrimary.
+	ReadFrom ReadFrom
+	// MaxRedirects is the number of MOVED/ASK redirects followed for one
+	// command in cluster mode. Default 5; at least 0.
+	MaxRedirects int
+	// TLS configures transport security. Default: disabled.
+	TLS TLSConfig
+	// MailboxCapacity is the maximum number of commands queued per
+	// connection actor; beyond it Backpressure applies. Default 65536; at
+	// least 1.
+	MailboxCapacity int
+	// Backpressure is what posting to a full mailbox does. Default
+	// BackpressureBlock.
+	Backpressure BackpressurePolicy
+	// MaxBatchSize is the maximum number of commands written in one
+	// pipeline. Default 1024; 1 to 100000.
+	MaxBatchSize int
+	// DrainTimeout is how long Close waits for commands already written to
+	// be answered before failing them. Default 5s; at least 0, where 0 means
+	// no waiting.
+	DrainTimeout time.Duration
+	// Logger receives the engine's logs. Default nil: nothing is logged,
+	// including by the libraries vactor is built on.
+	Logger *slog.Logger
+}
+
+// Defaults, as documented on the Config fields and returned by DefaultConfig.
+const (
+	defaultHost                      = "127.0.0.1"
+	defaultPort                      = 6379
+	defaultClientName                = "vactor"
+	defaultDriver                    = "valkey-go"
+	defaultPoolSize                  = 1
+	defaultDialTimeout               = 5 * time.Second
+	defaultReadTimeout               = 3 * time.Second
+	defaultWriteTimeout              = 3 * time.Second
+	defaultMaxRetries                = 3
+	defaultMinRetryBackoff           = 8 * time.Millisecond
+	defaultMaxRetryBackoff           = 512 * time.Millisecond
+	defaultCircuitBreakerThreshold   = 5
+	defaultCircuitBreakerOpenTimeout = time.Second
+	defaultMaxRedirects              = 5
+	defaultMailboxCapacity           = 65536
+	defaultMaxBatchSize              = 1024
+	defaultDrainTimeout              = 5 * time.Second
+)
+
+// Limits enforced by Validate.
+const (
+	maxPoolSize       = 1024
+	maxBatchSizeLimit = 100000
+)
+
+// DefaultConfig returns a Config with every field at its documented default:
+// a single server at 127.0.0.1:6379, no authentication, no TLS, no logging.
+// It passes Validate.
+func DefaultConfig() Config {
+	return Config{
+		Host:                      defaultHost,
+		Port:                      defaultPort,
+		ClientName:                defaultClientName,
+		Driver:                    defaultDriver,
+		PoolSize:                  defaultPoolSize,
+		DialTimeout:               defaultDialTimeout,
+		ReadTimeout:               defaultReadTimeout,
+		WriteTimeout:              defaultWriteTimeout,
+		MaxRetries:                defaultMaxRetries,
+		MinRetryBackoff:           defaultMinRetryBackoff,
+		MaxRetryBackoff:           defaultMaxRetryBackoff,
+		CircuitBreakerThreshold:   defaultCircuitBreakerThreshold,
+		CircuitBreakerOpenTimeout: defaultCircuitBreakerOpenTimeout,
+		ReadFrom:                  ReadFromPrimary,
+		MaxRedirects:              defaultMaxRedirects,
+		MailboxCapacity:           defaultMailboxCapacity,
+		Backpressure:              BackpressureBlock,
+		MaxBatchSize:              defaultMaxBatchSize,
+		DrainTimeout:              defaultDrainTimeout,
+	}
+}
+
+// Addresses returns the addresses to connect to as "host:port": a copy of
+// Addrs when it is not empty, else the single address made of Host and Port.
+// The caller owns the returned slice.
+func (c Config) Addresses() []string {
+	if len(c.Addrs) > 0 {
+		return slices.Clone(c.Addrs)
+	}
+	return []string{net.JoinHostPort(c.Host, strconv.Itoa(c.Port))}
+}
+
+// Validate checks every field against the rules documented on Config, in
+// field order, and returns a *FieldError (errors.Is(err, ErrInvalidConfig))
+// for the first bad one, or nil. It does not touch the network or the file
+// system: TLS files are only checked for being set consistently.
+func (c Config) Validate() error {
+	for i, a := range c.Addrs {
+		if reason := checkAddr(a); reason != "" {
+			return newFieldError("Addrs["+strconv.Itoa(i)+"]", a, reason)
+		}
+	}
+	if reason := checkHost(c.Host); reason != "" {
+		return newFieldError("Host", c.Host, reason)
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		return newFieldError("Port", strconv.Itoa(c.Port), "must be between 1 and 65535")
+	}
+	if c.DB < 0 {
+		return newFieldError("DB", strconv.Itoa(c.DB), "must be at least 0")
+	}
+	if c.ClusterMode && c.DB != 0 {
+		return newFieldError("DB", strconv.Itoa(c.DB), "must be 0 in cluster mode")
+	}
+	for i := 0; i < len(c.ClientName); i++ {
+		if ch := c.ClientName[i]; ch < '!' || ch > '~' {
+			return newFieldError("ClientName", c.ClientName,
+				"must be printable ASCII without spaces")
+		}
+	}
+	if c.Driver == "" {
+		return newFieldError("Driver", c.Driver, "must not be empty")
+	}
+	if c.PoolSize < 1 || c.PoolSize > maxPoolSize {
+		return newFieldError("PoolSize", strconv.Itoa(c.PoolSize), "must be between 1 and 1024")
+	}
+	if c.DialTimeout <= 0 {
+		return newFieldError("DialTimeout", c.DialTimeout.String(), "must be greater than 0")
+	}
+	if c.ReadTimeout < 0 {
+		return newFieldError("ReadTimeout", c.ReadTimeout.String(), "must be at least 0")
+	}
+	if c.WriteTimeout < 0 {
+		return newFieldError("WriteTimeout", c.WriteTimeout.String(), "must be at least 0")
+	}
+	if c.MaxRetries < 0 {
+		return newFieldError("MaxRetries", strconv.Itoa(c.MaxRetries), "must be at least 0")
+	}
+	if c.MinRetryBackoff < 0 {
+		return newFieldError("MinRetryBackoff", c.MinRetryBackoff.String(), "must be at least 0")
+	}
+	if c.MaxRetryBackoff < c.MinRetryBackoff {
+		return newFieldError("MaxRetryBackoff", c.MaxRetryBackoff.String(),
+			"must be at least MinRetryBackoff ("+c.MinRetryBackoff.String()+")")
+	}
+	if c.CircuitBreakerThreshold < 1 {
+		return newFieldError("CircuitBreakerThreshold", strconv.Itoa(c.CircuitBreakerThreshold),
+			"must be at least 1")
+	}
+	if c.CircuitBreakerOpenTimeout <= 0 {
+		return newFieldError("CircuitBreakerOpenTimeout", c.CircuitBreakerOpenTimeout.String(),
+			"must be greater than 0")
+	}
+	switch c.ReadFrom {
+	case ReadFromPrimary, ReadFromReplica, ReadFromPreferReplica:
+	default:
+		return newFieldError("ReadFrom", c.ReadFrom.String(),
+			"must be ReadFromPrimary, ReadFromReplica or ReadFromPreferReplica")
+	}
+	if c.MaxRedirects < 0 {
+		return newFieldError("MaxRedirects", strconv.Itoa(c.MaxRedirects), "must be at least 0")
+	}
+	if err := c.TLS.validate(); err != nil {
+		return err
+	}
+	if c.MailboxCapacity < 1 {
+		return newFieldError("MailboxCapacity", strconv.Itoa(c.MailboxCapacity), "must be at least 1")
+	}
+	switch c.Backpressure {
+	case BackpressureBlock, BackpressureReject:
+	default:
+		return newFieldError("Backpressure", c.Backpressure.String(),
+			"must be BackpressureBlock or BackpressureReject")
+	}
+	if c.MaxBatchSize < 1 || c.MaxBatchSize > maxBatchSizeLimit {
+		return newFieldError("MaxBatchSize", strconv.Itoa(c.MaxBatchSize), "must be between 1 and 100000")
+	}
+	if c.DrainTimeout < 0 {
+		return newFieldError("DrainTimeout", c.DrainTimeout.String(), "must be at least 0")
+	}
+	return nil
+}
+
+func (t TLSConfig) validate() error {
+	if !t.Enabled {
+		if t.CertFile != "" || t.KeyFile != "" || t.CAFile != "" || t.ServerName != "" || t.InsecureSkipVerify {
+			return newFieldError("TLS.Enabled", "false",
+				"must be true when other TLS settings are given")
+		}
+		return nil
+	}
+	if t.CertFile != "" && t.KeyFile == "" {
+		return newFieldError("TLS.KeyFile", "", "must be set when TLS.CertFile is set")
+	}
+	if t.KeyFile != "" && t.CertFile == "" {
+		return newFieldError("TLS.CertFile", "", "must be set when TLS.KeyFile is set")
+	}
+	return nil
+}
+
+// checkHost returns why h is not a usable host, or "".
+func checkHost(h string) string {
+	if h == "" {
+		return "must not be empty"
+	}
+	for _, r := range h {
+		if r <= ' ' || r == 0x7f {
+			return "must not contain spaces or control characters"
+		}
+	}
+	if got, _, err := net.SplitHostPort(net.JoinHostPort(h, "1")); err != nil || got != h {
+		return "must be a host name or IP address without brackets or port"
+	}
+	return ""
+}
+
+// checkAddr returns why a is not a usable "host:port" address, or "".
+func checkAddr(a string) string {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return `must be "host:port" ("[ipv6]:port" for IPv6)`
+	}
+	if reason := checkHost(host); reason != "" {
+		return "host " + reason
+	}
+	if n, ok := parseDigits(port); !ok || n < 1 || n > 65535 {
+		return "port must be a number between 1 and 65535"
+	}
+	return ""
+}
+
+// parseDigits parses a non-empty string of ASCII digits without sign.
+func parseDigits(s string) (int, bool) {
+	if s == "" || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, true
+}
+
+// passwordText is what the printers show for a password.
+func passwordText(p string) string {
+	if p == "" {
+		return ""
+	}
+	return redacted
+}
+
+// String returns a one-line summary of every setting, for logs and error
+// messages. The password appears as "[redacted]" when set.
+func (c Config) String() string {
+	var b strings.Builder
+	b.WriteString("Config{")
+	fmt.Fprintf(&b, "Addrs=%q Host=%q Port=%d Username=%q Password=%q DB=%d ClientName=%q Driver=%q PoolSize=%d",
+		c.Addrs, c.Host, c.Port, c.Username, passwordText(c.Password), c.DB, c.ClientName, c.Driver, c.PoolSize)
+	fmt.Fprintf(&b, " DialTimeout=%s ReadTimeout=%s WriteTimeout=%s MaxRetries=%d MinRetryBackoff=%s MaxRetryBackoff=%s",
+		c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.MaxRetries, c.MinRetryBackoff, c.MaxRetryBackoff)
+	fmt.Fprintf(&b, " CircuitBreakerThreshold=%d CircuitBreakerOpenTimeout=%s ClusterMode=%t ReadFrom=%s MaxRedirects=%d",
+		c.CircuitBreakerThreshold, c.CircuitBreakerOpenTimeout, c.ClusterMode, c.ReadFrom, c.MaxRedirects)
+	fmt.Fprintf(&b, " TLS={Enabled=%t CertFile=%q KeyFile=%q CAFile=%q ServerName=%q InsecureSkipVerify=%t}",
+		c.TLS.Enabled, c.TLS.CertFile, c.TLS.KeyFile, c.TLS.CAFile, c.TLS.ServerName, c.TLS.InsecureSkipVerify)
+	fmt.Fprintf(&b, " MailboxCapacity=%d Backpressure=%s MaxBatchSize=%d DrainTimeout=%s Logger=%t}",
+		c.MailboxCapacity, c.Backpressure, c.MaxBatchSize, c.DrainTimeout, c.Logger != nil)
+	return b.String()
+}
+
+// GoString implements fmt.GoStringer for %#v: Go syntax for every field,
+// with the password shown as "[redacted]" when set.
+func (c Config) GoString() string {
+	var b strings.Builder
+	addrs := "[]string(nil)"
+	if c.Addrs != nil {
+		addrs = fmt.Sprintf("%#v", c.Addrs)
+	}
+	logger := "(*slog.Logger)(nil)"
+	if c.Logger != nil {
+		logger = fmt.Sprintf("(*slog.Logger)(%p)", c.Logger)
+	}
+	fmt.Fprintf(&b, "config.Config{Addrs:%s, Host:%q, Port:%d, Username:%q, Password:%q, DB:%d, ClientName:%q, Driver:%q, PoolSize:%d, ",
+		addrs, c.Host, c.Port, c.Username, passwordText(c.Password), c.DB, c.ClientName, c.Driver, c.PoolSize)
+	fmt.Fprintf(&b, "DialTimeout:%d, ReadTimeout:%d, WriteTimeout:%d, MaxRetries:%d, MinRetryBackoff:%d, MaxRetryBackoff:%d, ",
+		c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.MaxRetries, c.MinRetryBackoff, c.MaxRetryBackoff)
+	fmt.Fprintf(&b, "CircuitBreakerThreshold:%d, CircuitBreakerOpenTimeout:%d, ClusterMode:%t, ReadFrom:%d, MaxRedirects:%d, ",
+		c.CircuitBreakerThreshold, c.CircuitBreakerOpenTimeout, c.ClusterMode, c.ReadFrom, c.MaxRedirects)
+	fmt.Fprintf(&b, "TLS:%#v, MailboxCapacity:%d, Backpressure:%d, MaxBatchSize:%d, DrainTimeout:%d, Logger:%s}",
+		c.TLS, c.MailboxCapacity, c.Backpressure, c.MaxBatchSize, c.DrainTimeout, logger)
+	return b.String()
+}
+
+// Format implements fmt.Formatter so that no verb can print the password:
+// %#v prints GoString, every other verb formats String as a string.
+func (c Config) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, c.GoString())
+		return
+	}
+	_, _ = fmt.Fprintf(f, fmt.FormatString(f, verb), c.String())
+}
+
+// LogValue implements slog.LogValuer: a group of every setting, keyed by
+// field name, with the password shown as "[redacted]" when set.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Any("Addrs", slices.Clone(c.Addrs)),
+		slog.String("Host", c.Host),
+		slog.Int("Port", c.Port),
+		slog.String("Username", c.Username),
+		slog.String("Password", passwordText(c.Password)),
+		slog.Int("DB", c.DB),
+		slog.String("ClientName", c.ClientName),
+		slog.String("Driver", c.Driver),
+		slog.Int("PoolSize", c.PoolSize),
+		slog.Duration("DialTimeout", c.DialTimeout),
+		slog.Duration("ReadTimeout", c.ReadTimeout),
+		slog.Duration("WriteTimeout", c.WriteTimeout),
+		slog.Int("MaxRetries", c.MaxRetries),
+		slog.Duration("MinRetryBackoff", c.MinRetryBackoff),
+		slog.Duration("MaxRetryBackoff", c.MaxRetryBackoff),
+		slog.Int("CircuitBreakerThreshold", c.CircuitBreakerThreshold),
+		slog.Duration("CircuitBreakerOpenTimeout", c.CircuitBreakerOpenTimeout),
+		slog.Bool("ClusterMode", c.ClusterMode),
+		slog.String("ReadFrom", c.ReadFrom.String()),
+		slog.Int("MaxRedirects", c.MaxRedirects),
+		slog.Group("TLS",
+			slog.Bool("Enabled", c.TLS.Enabled),
+			slog.String("CertFile", c.TLS.CertFile),
+			slog.String("KeyFile", c.TLS.KeyFile),
+			slog.String("CAFile", c.TLS.CAFile),
+			slog.String("ServerName", c.TLS.ServerName),
+			slog.Bool("InsecureSkipVerify", c.TLS.InsecureSkipVerify),
+		),
+		slog.Int("MailboxCapacity", c.MailboxCapacity),
+		slog.String("Backpressure", c.Backpressure.String()),
+		slog.Int("MaxBatchSize", c.MaxBatchSize),
+		slog.Duration("DrainTimeout", c.DrainTimeout),
+		slog.Bool("Logger", c.Logger != nil),
+	)
+}

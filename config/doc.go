@@ -1,0 +1,40 @@
+// Package config holds the one Config struct that configures a vactor
+// engine: its defaults, its validation, and three ways to fill it.
+//
+//   - Builder methods on a value: DefaultConfig().WithHost("cache").WithPoolSize(4).
+//     Each With* method returns a modified copy, so a base Config can be
+//     shared and specialised freely.
+//   - A URL: ParseURL("valkeys://user:secret@cache:6380/2?dial_timeout=2s").
+//   - The environment: LoadFromEnv (also named FromEnv) reads the VALKEY_*
+//     variables listed in EnvVars, for twelve-factor deployments.
+//
+// Every field of Config documents its default, its unit and its valid range.
+// Validate checks all of them and reports the first bad one as a *FieldError
+// that wraps ErrInvalidConfig:
+//
+//	config: invalid Port "70000": must be between 1 and 65535
+//
+// Errors from ParseURL and LoadFromEnv name the URL element or the variable
+// the bad value came from.
+//
+// # Secrets
+//
+// The password is never printed. Config implements fmt.Stringer,
+// fmt.GoStringer, fmt.Formatter (so every verb, %v, %+v and %#v included, is
+// safe) and slog.LogValuer, all of which show "[redacted]" in its place, and
+// no error of this package contains it: errors about a URL replace its user
+// information with "[redacted]". Two ways around this remain, because they
+// bypass the methods: encoders that use reflection (encoding/json and the
+// like) output the password, and fmt prints a Config held by value in an
+// unexported field of another struct field by field, password included. Hold
+// a *Config there, or print the Config itself.
+//
+// # Concurrency
+//
+// Config is a plain value with no internal state. The functions of this
+// package are safe for concurrent use; a Config may be read by any number of
+// goroutines, and the With* methods never modify their receiver nor share a
+// slice with it or with their arguments.
+//
+// This package imports only the standard library.
+package config

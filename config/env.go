@@ -1,0 +1,339 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// An envVar is one VALKEY_* variable: how its text is applied to a Config.
+type envVar struct {
+	name  string
+	field string // the Config field it sets, as Validate names it
+	raw   bool   // keep surrounding spaces (credentials)
+	apply func(c *Config, v string) (reason string)
+}
+
+// envVars lists the variables in the order LoadFromEnv applies them: later
+// ones override earlier ones.
+var envVars = []envVar{
+	{name: "VALKEY_URL"}, // applied by loadFromLookup itself
+	{name: "VALKEY_HOST", field: "Host", apply: func(c *Config, v string) string {
+		c.Host, c.Addrs = v, nil
+		return ""
+	}},
+	{name: "VALKEY_PORT", field: "Port", apply: func(c *Config, v string) string {
+		c.Addrs = nil
+		return parseInt(v, &c.Port)
+	}},
+	{name: "VALKEY_ADDR", apply: func(c *Config, v string) string {
+		if reason := checkAddr(v); reason != "" {
+			return reason
+		}
+		c.Addrs = []string{v}
+		return ""
+	}},
+	{name: "VALKEY_ADDRS", apply: func(c *Config, v string) string {
+		parts := strings.Split(v, ",")
+		addrs := make([]string, 0, len(parts))
+		for i, p := range parts {
+			p = strings.TrimSpace(p)
+			if p == "" {
+				return "entry " + strconv.Itoa(i+1) + " is empty"
+			}
+			if reason := checkAddr(p); reason != "" {
+				return "entry " + strconv.Itoa(i+1) + " " + strconv.Quote(p) + ": " + reason
+			}
+			addrs = append(addrs, p)
+		}
+		c.Addrs = addrs
+		return ""
+	}},
+	{name: "VALKEY_USERNAME", field: "Username", raw: true, apply: func(c *Config, v string) string {
+		c.Username = v
+		return ""
+	}},
+	{name: "VALKEY_PASSWORD", field: "Password", raw: true, apply: func(c *Config, v string) string {
+		c.Password = v
+		return ""
+	}},
+	{name: "VALKEY_DB", field: "DB", apply: func(c *Config, v string) string {
+		return parseInt(v, &c.DB)
+	}},
+	{name: "VALKEY_CLIENT_NAME", field: "ClientName", apply: func(c *Config, v string) string {
+		c.ClientName = v
+		return ""
+	}},
+	{name: "VALKEY_PROVIDER", field: "Driver", apply: func(c *Config, v string) string {
+		c.Driver = v
+		return ""
+	}},
+	{name: "VALKEY_DRIVER", field: "Driver", apply: func(c *Config, v string) string {
+		c.Driver = v
+		return ""
+	}},
+	{name: "VALKEY_POOL_SIZE", field: "PoolSize", apply: func(c *Config, v string) string {
+		return parseInt(v, &c.PoolSize)
+	}},
+	{name: "VALKEY_DIAL_TIMEOUT", field: "DialTimeout", apply: func(c *Config, v string) string {
+		return parseDuration(v, &c.DialTimeout)
+	}},
+	{name: "VALKEY_READ_TIMEOUT", field: "ReadTimeout", apply: func(c *Config, v string) string {
+		return parseDuration(v, &c.ReadTimeout)
+	}},
+	{name: "VALKEY_WRITE_TIMEOUT", field: "WriteTimeout", apply: func(c *Config, v string) string {
+		return parseDuration(v, &c.WriteTimeout)
+	}},
+	{name: "VALKEY_MAX_RETRIES", field: "MaxRetries", apply: func(c *Config, v string) string {
+		return parseInt(v, &c.MaxRetries)
+	}},
+	{name: "VALKEY_MIN_RETRY_BACKOFF", field: "MinRetryBackoff", apply: func(c *Config, v string) string {
+		return parseDuration(v, &c.MinRetryBackoff)
+	}},
+	{name: "VALKEY_MAX_RETRY_BACKOFF", field: "MaxRetryBackoff", apply: func(c *Config, v string) string {
+		return parseDuration(v, &c.MaxRetryBackoff)
+	}},
+	{name: "VALKEY_CIRCUIT_BREAKER_THRESHOLD", field: "CircuitBreakerThreshold", apply: func(c *Config, v string) string {
+		return parseInt(v, &c.CircuitBreakerThreshold)
+	}},
+	{name: "VALKEY_CIRCUIT_BREAKER_OPEN_TIMEOUT", field: "CircuitBreakerOpenTimeout", apply: func(c *Config, v string) string {
+		return parseDuration(v, &c.CircuitBreakerOpenTimeout)
+	}},
+	{name: "VALKEY_CLUSTER_MODE", field: "ClusterMode", apply: func(c *Config, v string) string {
+		return parseBool(v, &c.ClusterMode)
+	}},
+	{name: "VALKEY_READ_FROM", field: "ReadFrom", apply: func(c *Config, v string) string {
+		r, err := ParseReadFrom(v)
+		if err != nil {
+			return fieldErr(err).Reason
+		}
+		c.ReadFrom = r
+		return ""
+	}},
+	{name: "VALKEY_MAX_REDIRECTS", field: "MaxRedirects", apply: func(c *Config, v string) string {
+		return parseInt(v, &c.MaxRedirects)
+	}},
+	{name: "VALKEY_TLS_ENABLED", field: "TLS.Enabled", apply: func(c *Config, v string) string {
+		return parseBool(v, &c.TLS.Enabled)
+	}},
+	{name: "VALKEY_TLS_CERT_FILE", field: "TLS.CertFile", apply: func(c *Config, v string) string {
+		c.TLS.CertFile = v
+		return ""
+	}},
+	{name: "VALKEY_TLS_KEY_FILE", field: "TLS.KeyFile", apply: func(c *Config, v string) string {
+		c.TLS.KeyFile = v
+		return ""
+	}},
+	{name: "VALKEY_TLS_CA_FILE", field: "TLS.CAFile", apply: func(c *Config, v string) string {
+		c.TLS.CAFile = v
+		return ""
+	}},
+	{name: "VALKEY_TLS_SERVER_NAME", field: "TLS.ServerName", apply: func(c *Config, v string) string {
+		c.TLS.ServerName = v
+		return ""
+	}},
+	{name: "VALKEY_TLS_INSECURE_SKIP_VERIFY", field: "TLS.InsecureSkipVerify", apply: func(c *Config, v string) string {
+		return parseBool(v, &c.TLS.InsecureSkipVerify)
+	}},
+	{name: "VALKEY_MAILBOX_CAPACITY", field: "MailboxCapacity", apply: func(c *Config, v string) string {
+		return parseInt(v, &c.MailboxCapacity)
+	}},
+	{name: "VALKEY_BACKPRESSURE", field: "Backpressure", apply: func(c *Config, v string) string {
+		p, err := ParseBackpressurePolicy(v)
+		if err != nil {
+			return fieldErr(err).Reason
+		}
+		c.Backpressure = p
+		return ""
+	}},
+	{name: "VALKEY_MAX_BATCH_SIZE", field: "MaxBatchSize", apply: func(c *Config, v string) string {
+		return parseInt(v, &c.MaxBatchSize)
+	}},
+	{name: "VALKEY_DRAIN_TIMEOUT", field: "DrainTimeout", apply: func(c *Config, v string) string {
+		return parseDuration(v, &c.DrainTimeout)
+	}},
+}
+
+// EnvVars lists every environment variable LoadFromEnv reads, in the order it
+// applies them (a later variable overrides an earlier one):
+//
+//	VALKEY_URL                           a URL as ParseURL takes; applied first
+//	VALKEY_HOST, VALKEY_PORT             Host, Port (and clear Addrs set by VALKEY_URL)
+//	VALKEY_ADDR                          one "host:port": Addrs
+//	VALKEY_ADDRS                         "host:port" list, comma separated: Addrs
+//	VALKEY_USERNAME, VALKEY_PASSWORD     Username, Password (spaces kept)
+//	VALKEY_DB                            DB
+//	VALKEY_CLIENT_NAME                   ClientName
+//	VALKEY_PROVIDER, VALKEY_DRIVER       Driver (VALKEY_DRIVER wins when both are set)
+//	VALKEY_POOL_SIZE                     PoolSize
+//	VALKEY_DIAL_TIMEOUT                  DialTimeout (Go duration, e.g. "5s")
+//	VALKEY_READ_TIMEOUT                  ReadTimeout (Go duration)
+//	VALKEY_WRITE_TIMEOUT                 WriteTimeout (Go duration)
+//	VALKEY_MAX_RETRIES                   MaxRetries
+//	VALKEY_MIN_RETRY_BACKOFF             MinRetryBackoff (Go duration)
+//	VALKEY_MAX_RETRY_BACKOFF             MaxRetryBackoff (Go duration)
+//	VALKEY_CIRCUIT_BREAKER_THRESHOLD     CircuitBreakerThreshold
+//	VALKEY_CIRCUIT_BREAKER_OPEN_TIMEOUT  CircuitBreakerOpenTimeout (Go duration)
+//	VALKEY_CLUSTER_MODE                  ClusterMode (true/false, 1/0, as strconv.ParseBool)
+//	VALKEY_READ_FROM                     ReadFrom: primary, replica or prefer-replica
+//	VALKEY_MAX_REDIRECTS                 MaxRedirects
+//	VALKEY_TLS_ENABLED                   TLS.Enabled (bool)
+//	VALKEY_TLS_CERT_FILE                 TLS.CertFile
+//	VALKEY_TLS_KEY_FILE                  TLS.KeyFile
+//	VALKEY_TLS_CA_FILE                   TLS.CAFile
+//	VALKEY_TLS_SERVER_NAME               TLS.ServerName
+//	VALKEY_TLS_INSECURE_SKIP_VERIFY      TLS.InsecureSkipVerify (bool)
+//	VALKEY_MAILBOX_CAPACITY              MailboxCapacity
+//	VALKEY_BACKPRESSURE                  Backpressure: block or reject
+//	VALKEY_MAX_BATCH_SIZE                MaxBatchSize
+//	VALKEY_DRAIN_TIMEOUT                 DrainTimeout (Go duration)
+//
+// The slice is for documentation and checks (such as comparing it with a
+// README table); changing it does not change what LoadFromEnv reads.
+var EnvVars = envNames()
+
+func envNames() []string {
+	names := make([]string, len(envVars))
+	for i, v := range envVars {
+		names[i] = v.name
+	}
+	return names
+}
+
+// LoadFromEnv returns DefaultConfig with the VALKEY_* environment variables
+// listed in EnvVars applied, then validated.
+//
+// VALKEY_URL is applied first, as ParseURL would; the other variables then
+// override what it set. A variable that is unset or empty (after trimming
+// spaces, which are kept only in VALKEY_USERNAME and VALKEY_PASSWORD) leaves
+// the setting as it is. Setting both VALKEY_ADDR and VALKEY_ADDRS is an
+// error.
+//
+// A value that does not parse is a *FieldError naming the variable, such as
+//
+//	config: invalid VALKEY_DIAL_TIMEOUT "5 s": not a duration (for example 5s or 250ms)
+//
+// and so is a parsed value Validate rejects; an error never contains the
+// password, whether it came from VALKEY_PASSWORD or VALKEY_URL.
+//
+// LoadFromEnv only reads the environment; it is safe for concurrent use.
+func LoadFromEnv() (Config, error) {
+	return loadFromLookup(os.LookupEnv)
+}
+
+// FromEnv is LoadFromEnv under the name the design documents use.
+func FromEnv() (Config, error) {
+	return LoadFromEnv()
+}
+
+// loadFromLookup is LoadFromEnv reading variables through lookup, so tests
+// and fuzzing never touch the process environment.
+func loadFromLookup(lookup func(string) (string, bool)) (Config, error) {
+	get := func(v envVar) (string, bool) {
+		s, ok := lookup(v.name)
+		if !v.raw {
+			s = strings.TrimSpace(s)
+		}
+		return s, ok && s != ""
+	}
+
+	cfg := DefaultConfig()
+	urlText, hasURL := get(envVars[0])
+	if hasURL {
+		c, err := parseURL(urlText)
+		if err != nil {
+			return Config{}, wrapURLError("VALKEY_URL", urlText, err)
+		}
+		cfg = c
+	}
+	if addr, ok := lookup("VALKEY_ADDR"); ok && strings.TrimSpace(addr) != "" {
+		if addrs, ok := lookup("VALKEY_ADDRS"); ok && strings.TrimSpace(addrs) != "" {
+			return Config{}, newFieldError("VALKEY_ADDR", strings.TrimSpace(addr),
+				"conflicts with VALKEY_ADDRS; set only one")
+		}
+	}
+	for _, v := range envVars[1:] {
+		s, ok := get(v)
+		if !ok {
+			continue
+		}
+		if reason := v.apply(&cfg, s); reason != "" {
+			return Config{}, newFieldError(v.name, s, reason)
+		}
+	}
+
+	err := cfg.Validate()
+	if err == nil {
+		return cfg, nil
+	}
+	fe := fieldErr(err)
+	// Name the variable that set the bad field; when several could have
+	// (VALKEY_PROVIDER, VALKEY_DRIVER), the one applied last.
+	for i := len(envVars) - 1; i > 0; i-- {
+		v := envVars[i]
+		if v.field != fe.Field {
+			continue
+		}
+		if s, ok := get(v); ok {
+			return Config{}, newFieldError(v.name, s, fe.Reason)
+		}
+	}
+	if hasURL {
+		if ue := fieldErr(renameURLField(err, urlText)); ue != fe {
+			return Config{}, wrapURLError("VALKEY_URL", urlText, ue)
+		}
+	}
+	return Config{}, err
+}
+
+// wrapURLError reports err, from parsing the URL in variable name, as a
+// *FieldError naming the variable, with the URL redacted.
+func wrapURLError(name, urlText string, err error) error {
+	fe := fieldErr(err)
+	if fe == nil {
+		return newFieldError(name, urlText, err.Error())
+	}
+	reason := fe.Reason
+	if fe.Field != "URL" {
+		reason = fe.Field + " " + strconv.Quote(safeValue(fe.Field, fe.Value)) + ": " + fe.Reason
+	}
+	return newFieldError(name, urlText, reason)
+}
+
+const (
+	reasonDuration = "not a duration (for example 5s or 250ms)"
+	reasonInt      = "not an integer"
+	reasonBool     = "not a boolean (true or false)"
+)
+
+func parseInt(s string, dst *int) string {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return "integer out of range"
+		}
+		return reasonInt
+	}
+	*dst = n
+	return ""
+}
+
+func parseDuration(s string, dst *time.Duration) string {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return reasonDuration
+	}
+	*dst = d
+	return ""
+}
+
+func parseBool(s string, dst *bool) string {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return reasonBool
+	}
+	*dst = b
+	return ""
+}

@@ -1,0 +1,272 @@
+package config
+
+import (
+	"errors"
+	"maps"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// URL query parameters ParseURL accepts, in the order they are documented.
+var urlParams = []string{
+	"dial_timeout", "read_timeout", "write_timeout", "pool_size",
+	"client_name", "driver", "protocol",
+}
+
+// urlFields maps the Config field Validate names to the query parameter that
+// sets it, so a validation error names what the user wrote.
+var urlFields = map[string]string{
+	"DialTimeout":  "dial_timeout",
+	"ReadTimeout":  "read_timeout",
+	"WriteTimeout": "write_timeout",
+	"PoolSize":     "pool_size",
+	"ClientName":   "client_name",
+	"Driver":       "driver",
+}
+
+const urlSchemes = "valkey://, valkeys://, redis:// or rediss://"
+
+// ParseURL returns DefaultConfig with the settings of a server URL applied:
+//
+//	scheme://[username[:password]@]host[:port][/db][?param=value&...]
+//
+// The scheme is valkey or redis for plain TCP, valkeys or rediss for TLS
+// (TLS.Enabled = true); it is case-insensitive. The port defaults to 6379, an
+// IPv6 host goes in brackets ("valkey://[::1]:6380"), an empty host means
+// 127.0.0.1 and an empty path means DB 0. Username and password are
+// percent-decoded and either may be given alone ("redis://:secret@host"). The
+// result has Addrs set to the single "host:port" as well as Host and Port.
+//
+// Query parameters, each at most once: dial_timeout, read_timeout,
+// write_timeout (Go durations such as "250ms"), pool_size (integer),
+// client_name, driver, and protocol (accepted and ignored: vactor always
+// speaks RESP3). Any other parameter, a fragment, or a path other than one
+// database number is an error.
+//
+// An '@', '/', '?' or '#' in the password must be percent-encoded (%40, %2F,
+// %3F, %23): a URL with an '@' after its user information is rejected rather
+// than guessed at.
+//
+// The result passes Validate. Errors are *FieldError values
+// (errors.Is(err, ErrInvalidConfig)) and never contain the password: apart
+// from the scheme, no text that precedes the URL's last '@' is ever quoted.
+func ParseURL(s string) (Config, error) {
+	cfg, err := parseURL(s)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, renameURLField(err, s)
+	}
+	return cfg, nil
+}
+
+// parseURL is ParseURL without the final Validate, so that LoadFromEnv can
+// override what the URL set before validating.
+func parseURL(s string) (Config, error) {
+	cfg := DefaultConfig()
+	bad := func(reason string) (Config, error) {
+		return Config{}, newFieldError("URL", s, reason)
+	}
+
+	i := strings.Index(s, "://")
+	if i <= 0 || !isSchemeSyntax(s[:i]) {
+		return bad("missing scheme; want " + urlSchemes)
+	}
+	switch scheme := strings.ToLower(s[:i]); scheme {
+	case "valkey", "redis":
+	case "valkeys", "rediss":
+		cfg.TLS.Enabled = true
+	default:
+		return bad("unsupported scheme " + strconv.Quote(scheme) + "; want " + urlSchemes)
+	}
+
+	// Everything before the last '@' is treated as secret. url.Parse ends the
+	// authority at the first '/', '?' or '#', so an '@' after that means a
+	// password with an unescaped '/', '?' or '#' (or a stray '@' elsewhere):
+	// refuse it instead of echoing part of the password as a path or query.
+	rest := s[i+3:]
+	authEnd := strings.IndexAny(rest, "/?#")
+	if authEnd < 0 {
+		authEnd = len(rest)
+	}
+	if strings.LastIndexByte(s, '@') > i+3+authEnd {
+		return bad("'@' after the user information; percent-encode '@', '/', '?' and '#' in the password and elsewhere")
+	}
+
+	u, err := url.Parse(s)
+	if err != nil {
+		// url.Parse's message quotes the input: never return it when the
+		// input may hold a password.
+		reason := "malformed URL"
+		var ue *url.Error
+		if !strings.Contains(s, "@") && errors.As(err, &ue) {
+			reason += ": " + ue.Err.Error()
+		}
+		return bad(reason)
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		return bad("fragment not allowed")
+	}
+
+	if u.User != nil {
+		cfg.Username = u.User.Username()
+		cfg.Password, _ = u.User.Password()
+	}
+
+	host := u.Hostname()
+	if host == "" {
+		host = defaultHost
+	}
+	if reason := checkHost(host); reason != "" {
+		return Config{}, newFieldError("URL host", host, reason)
+	}
+	port := defaultPort
+	if p := u.Port(); p != "" {
+		n, ok := parseDigits(p)
+		if !ok || n < 1 || n > 65535 {
+			return Config{}, newFieldError("URL port", p, "must be between 1 and 65535")
+		}
+		port = n
+	} else if strings.HasSuffix(u.Host, ":") {
+		return Config{}, newFieldError("URL port", "", "must be between 1 and 65535")
+	}
+	cfg.Host, cfg.Port = host, port
+	cfg.Addrs = []string{net.JoinHostPort(host, strconv.Itoa(port))}
+
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+		n, ok := parseDigits(db)
+		if !ok {
+			return Config{}, newFieldError("URL db", db, "must be a non-negative integer")
+		}
+		cfg.DB = n
+	}
+
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return bad("malformed query")
+	}
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		values := q[name]
+		if len(values) != 1 {
+			return Config{}, newFieldError("URL query", name, "parameter given more than once")
+		}
+		if reason := applyURLParam(&cfg, name, values[0]); reason != "" {
+			if reason == errUnknownParam {
+				return Config{}, newFieldError("URL query", name,
+					"unknown parameter; want one of "+strings.Join(urlParams, ", "))
+			}
+			return Config{}, newFieldError("URL "+name, values[0], reason)
+		}
+	}
+	return cfg, nil
+}
+
+const errUnknownParam = "unknown"
+
+// applyURLParam applies one query parameter and returns why it failed, or "".
+func applyURLParam(cfg *Config, name, v string) string {
+	dur := func(d *time.Duration) string {
+		x, err := time.ParseDuration(v)
+		if err != nil {
+			return reasonDuration
+		}
+		*d = x
+		return ""
+	}
+	switch name {
+	case "dial_timeout":
+		return dur(&cfg.DialTimeout)
+	case "read_timeout":
+		return dur(&cfg.ReadTimeout)
+	case "write_timeout":
+		return dur(&cfg.WriteTimeout)
+	case "pool_size":
+		return parseInt(v, &cfg.PoolSize)
+	case "client_name":
+		cfg.ClientName = v
+	case "driver":
+		cfg.Driver = v
+	case "protocol":
+		// Accepted for compatibility with other clients' URLs; ignored.
+	default:
+		return errUnknownParam
+	}
+	return ""
+}
+
+// renameURLField rewrites a Validate error about a field set by a query
+// parameter so that it names the parameter and the text given for it.
+func renameURLField(err error, s string) error {
+	fe := fieldErr(err)
+	if fe == nil {
+		return err
+	}
+	param, ok := urlFields[fe.Field]
+	if !ok {
+		return err
+	}
+	u, perr := url.Parse(s)
+	if perr != nil {
+		return err
+	}
+	if v, ok := u.Query()[param]; ok && len(v) == 1 {
+		return newFieldError("URL "+param, v[0], fe.Reason)
+	}
+	return err
+}
+
+// isSchemeSyntax reports whether s is a syntactically valid URL scheme.
+func isSchemeSyntax(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// redactURL returns s with everything between the scheme and the last '@'
+// replaced by "[redacted]", and the value of any query parameter whose name
+// mentions a password or secret replaced too. Without a syntactically valid
+// "scheme://" prefix, everything before the last '@' is replaced. It is
+// idempotent.
+func redactURL(s string) string {
+	start := 0
+	if i := strings.Index(s, "://"); i > 0 && isSchemeSyntax(s[:i]) {
+		start = i + 3
+	}
+	if at := strings.LastIndexByte(s, '@'); at >= start {
+		s = s[:start] + redacted + s[at:]
+	}
+	q := strings.IndexByte(s, '?')
+	if q < 0 {
+		return s
+	}
+	query, frag, hasFrag := strings.Cut(s[q+1:], "#")
+	parts := strings.Split(query, "&")
+	for i, p := range parts {
+		name, _, hasValue := strings.Cut(p, "=")
+		lower := strings.ToLower(name)
+		if hasValue && (strings.Contains(lower, "pass") || strings.Contains(lower, "secret") ||
+			strings.Contains(lower, "token") || strings.Contains(lower, "auth")) {
+			parts[i] = name + "=" + redacted
+		}
+	}
+	s = s[:q+1] + strings.Join(parts, "&")
+	if hasFrag {
+		s += "#" + frag
+	}
+	return s
+}

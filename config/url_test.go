@@ -1,0 +1,262 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseURL(t *testing.T) {
+	tests := []struct {
+		in  string
+		mod func(*Config)
+	}{
+		{"valkey://localhost", func(c *Config) { c.Host = "localhost" }},
+		{"valkey://localhost:6380", func(c *Config) { c.Host, c.Port = "localhost", 6380 }},
+		{"redis://10.0.0.1:7000/", func(c *Config) { c.Host, c.Port = "10.0.0.1", 7000 }},
+		{"VALKEY://Cache:1", func(c *Config) { c.Host, c.Port = "Cache", 1 }},
+		{"valkeys://h", func(c *Config) { c.Host, c.TLS.Enabled = "h", true }},
+		{"rediss://h:6380", func(c *Config) { c.Host, c.Port, c.TLS.Enabled = "h", 6380, true }},
+		{"valkey://h/0", func(c *Config) { c.Host = "h" }},
+		{"valkey://h/15", func(c *Config) { c.Host, c.DB = "h", 15 }},
+		{"valkey://h:1/007", func(c *Config) { c.Host, c.Port, c.DB = "h", 1, 7 }},
+		{"valkey://[::1]", func(c *Config) { c.Host = "::1" }},
+		{"valkey://[::1]:6380/2", func(c *Config) { c.Host, c.Port, c.DB = "::1", 6380, 2 }},
+		{"valkey://[fe80::1%25eth0]:6380", func(c *Config) { c.Host, c.Port = "fe80::1%eth0", 6380 }},
+		{"valkey://", func(c *Config) {}},
+		{"valkey://:6380", func(c *Config) { c.Port = 6380 }},
+		{"valkey:///3", func(c *Config) { c.DB = 3 }},
+		{"valkey://alice:" + testSecret + "@h", func(c *Config) { c.Host, c.Username, c.Password = "h", "alice", testSecret }},
+		{"valkey://alice@h", func(c *Config) { c.Host, c.Username = "h", "alice" }},
+		{"valkey://alice:@h", func(c *Config) { c.Host, c.Username = "h", "alice" }},
+		{"redis://:" + testSecret + "@h", func(c *Config) { c.Host, c.Password = "h", testSecret }},
+		{"redis://@h", func(c *Config) { c.Host = "h" }},
+		{"valkey://a%40b:p%40ss%2Fw%3Fo%23rd%3A@h", func(c *Config) { c.Host, c.Username, c.Password = "h", "a@b", "p@ss/w?o#rd:" }},
+		{"valkey://u:p:q@h", func(c *Config) { c.Host, c.Username, c.Password = "h", "u", "p:q" }},
+		{"valkey://h?dial_timeout=250ms", func(c *Config) { c.Host, c.DialTimeout = "h", 250*time.Millisecond }},
+		{"valkey://h/?read_timeout=0s&write_timeout=1m", func(c *Config) { c.Host, c.ReadTimeout, c.WriteTimeout = "h", 0, time.Minute }},
+		{"valkey://h/1?pool_size=8", func(c *Config) { c.Host, c.DB, c.PoolSize = "h", 1, 8 }},
+		{"valkey://h?client_name=api-1", func(c *Config) { c.Host, c.ClientName = "h", "api-1" }},
+		{"valkey://h?client_name=", func(c *Config) { c.Host, c.ClientName = "h", "" }},
+		{"valkey://h?driver=valkey-glide", func(c *Config) { c.Host, c.Driver = "h", "valkey-glide" }},
+		{"valkey://h?protocol=3", func(c *Config) { c.Host = "h" }},
+		{"valkey://h?protocol=anything", func(c *Config) { c.Host = "h" }},
+		{"valkey://h?", func(c *Config) { c.Host = "h" }},
+		{"rediss://u:" + testSecret + "@[::1]:7000/4?dial_timeout=1s&read_timeout=2s&write_timeout=3s&pool_size=5&client_name=c&driver=d&protocol=3", func(c *Config) {
+			c.Host, c.Port, c.Username, c.Password, c.DB, c.TLS.Enabled = "::1", 7000, "u", testSecret, 4, true
+			c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.PoolSize, c.ClientName, c.Driver = time.Second, 2*time.Second, 3*time.Second, 5, "c", "d"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseURL(tt.in)
+			if err != nil {
+				t.Fatalf("ParseURL(%q) error: %v", tt.in, err)
+			}
+			want := DefaultConfig()
+			tt.mod(&want)
+			want.Addrs = []string{want.Addresses()[0]}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("ParseURL(%q) =\n%#v\nwant\n%#v", tt.in, got, want)
+			}
+			if err := got.Validate(); err != nil {
+				t.Fatalf("result does not validate: %v", err)
+			}
+			assertNoSecret(t, "String", got.String(), testSecret)
+		})
+	}
+}
+
+func TestParseURLErrors(t *testing.T) {
+	s := testSecret
+	tests := []struct {
+		in, field, value, reason string
+	}{
+		{"", "URL", "", "missing scheme"},
+		{"localhost:6379", "URL", "localhost:6379", "missing scheme"},
+		{"u:" + s + "@h:1", "URL", "[redacted]@h:1", "missing scheme"},
+		{"//u:" + s + "@h", "URL", "[redacted]@h", "missing scheme"},
+		{"valkey:/u:" + s + "://x@h", "URL", "[redacted]@h", "missing scheme"},
+		{"http://u:" + s + "@h", "URL", "http://[redacted]@h", `unsupported scheme "http"`},
+		{"unix:///tmp/valkey.sock", "URL", "unix:///tmp/valkey.sock", `unsupported scheme "unix"`},
+		{"valkey+tls://h", "URL", "valkey+tls://h", "unsupported scheme"},
+		{"valkey://:" + s + "/x@h", "URL", "valkey://[redacted]@h", "'@' after the user information"},
+		{"valkey://u:" + s + "?x@h", "URL", "valkey://[redacted]@h", "'@' after the user information"},
+		{"valkey://u:" + s + "#x@h", "URL", "valkey://[redacted]@h", "'@' after the user information"},
+		{"valkey://u:12/" + s + "@h", "URL", "valkey://[redacted]@h", "'@' after the user information"},
+		{"valkey://h/?client_name=a@b", "URL", "valkey://[redacted]@b", "'@' after the user information"},
+		{"valkey://u:" + s + "%zz@h", "URL", "valkey://[redacted]@h", "malformed URL"},
+		{"valkey://u:" + s + " x@h", "URL", "valkey://[redacted]@h", "malformed URL"},
+		{"valkey://u:" + s + "\x00@h", "URL", "valkey://[redacted]@h", "malformed URL"},
+		{"valkey://h:port", "URL", "valkey://h:port", `malformed URL: invalid port ":port"`},
+		{"valkey://h%zz", "URL", "valkey://h%zz", "malformed URL"},
+		{"valkey://u:" + s + "@h#frag", "URL", "valkey://[redacted]@h#frag", "fragment not allowed"},
+		{"valkey://h/0#", "URL", "valkey://h/0#", "fragment not allowed"},
+		{"valkey://u:" + s + "@h:0", "URL port", "0", "between 1 and 65535"},
+		{"valkey://u:" + s + "@h:65536", "URL port", "65536", "between 1 and 65535"},
+		{"valkey://h:99999999999999999999", "URL port", "99999999999999999999", "between 1 and 65535"},
+		{"valkey://u:" + s + "@h:", "URL port", "", "between 1 and 65535"},
+		{"valkey://u:" + s + "@[::1", "URL", "valkey://[redacted]@[::1", "malformed URL"},
+		{"valkey://u:" + s + "@h/x", "URL db", "x", "non-negative integer"},
+		{"valkey://u:" + s + "@h/-1", "URL db", "-1", "non-negative integer"},
+		{"valkey://u:" + s + "@h/+1", "URL db", "+1", "non-negative integer"},
+		{"valkey://u:" + s + "@h/1/2", "URL db", "1/2", "non-negative integer"},
+		{"valkey://u:" + s + "@h/1.5", "URL db", "1.5", "non-negative integer"},
+		{"valkey://h/99999999999", "URL db", "99999999999", "non-negative integer"},
+		{"valkey://u:" + s + "@h?password=" + s, "URL query", "password", "unknown parameter"},
+		{"valkey://u:" + s + "@h?db=1", "URL query", "db", "unknown parameter; want one of dial_timeout"},
+		{"valkey://u:" + s + "@h?Dial_Timeout=1s", "URL query", "Dial_Timeout", "unknown parameter"},
+		{"valkey://u:" + s + "@h?dial_timeout=1s&dial_timeout=2s", "URL query", "dial_timeout", "more than once"},
+		{"valkey://u:" + s + "@h?dial_timeout=5", "URL dial_timeout", "5", "not a duration"},
+		{"valkey://u:" + s + "@h?dial_timeout=", "URL dial_timeout", "", "not a duration"},
+		{"valkey://u:" + s + "@h?read_timeout=x", "URL read_timeout", "x", "not a duration"},
+		{"valkey://u:" + s + "@h?write_timeout=1 s", "URL write_timeout", "1 s", "not a duration"},
+		{"valkey://u:" + s + "@h?pool_size=four", "URL pool_size", "four", "not an integer"},
+		{"valkey://u:" + s + "@h?pool_size=99999999999999999999999", "URL pool_size", "99999999999999999999999", "out of range"},
+		{"valkey://u:" + s + "@h?a=1;b=2", "URL", "valkey://[redacted]@h?a=1;b=2", "malformed query"},
+		{"valkey://u:" + s + "@h?a=%zz", "URL", "valkey://[redacted]@h?a=%zz", "malformed query"},
+		// Values Validate rejects name the query parameter.
+		{"valkey://u:" + s + "@h?pool_size=0", "URL pool_size", "0", "between 1 and 1024"},
+		{"valkey://u:" + s + "@h?dial_timeout=0s", "URL dial_timeout", "0s", "greater than 0"},
+		{"valkey://u:" + s + "@h?read_timeout=-1s", "URL read_timeout", "-1s", "at least 0"},
+		{"valkey://u:" + s + "@h?write_timeout=-1s", "URL write_timeout", "-1s", "at least 0"},
+		{"valkey://u:" + s + "@h?client_name=a+b", "URL client_name", "a b", "without spaces"},
+		{"valkey://u:" + s + "@h?driver=", "URL driver", "", "must not be empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseURL(tt.in)
+			checkFieldError(t, err, tt.field, tt.value, tt.reason)
+			if !reflect.DeepEqual(got, Config{}) {
+				t.Errorf("ParseURL returned a non-zero Config with an error: %v", got)
+			}
+			if strings.Contains(tt.in, "@") && strings.Contains(err.Error(), "net/url") {
+				t.Errorf("url.Parse's error leaked for input with user info: %v", err)
+			}
+		})
+	}
+}
+
+// TestParseURLRoundTrip builds URLs with url.URL and checks ParseURL reads
+// back every part, whatever characters the credentials hold.
+func TestParseURLRoundTrip(t *testing.T) {
+	for _, pass := range []string{testSecret, "p@ss", "a/b?c#d", "with space", "100%", ":colon:", "ünï", "'\"`"} {
+		for _, user := range []string{"", "bob", "a@b:c"} {
+			u := url.URL{Scheme: "valkeys", Host: "[2001:db8::1]:6390", Path: "/9", RawQuery: "pool_size=3"}
+			switch {
+			case user != "":
+				u.User = url.UserPassword(user, pass)
+			default:
+				u.User = url.UserPassword("", pass)
+			}
+			got, err := ParseURL(u.String())
+			if err != nil {
+				t.Fatalf("ParseURL(%q): %v", u.String(), err)
+			}
+			if got.Username != user || got.Password != pass || got.Host != "2001:db8::1" || got.Port != 6390 ||
+				got.DB != 9 || got.PoolSize != 3 || !got.TLS.Enabled || !slices.Equal(got.Addrs, []string{"[2001:db8::1]:6390"}) {
+				t.Errorf("ParseURL(%q) = %v", u.String(), got)
+			}
+			assertNoSecret(t, "String", got.String(), pass)
+		}
+	}
+}
+
+// fuzzMarker holds a "~", which no URL scheme may contain, so inserting it
+// cannot turn text before "://" into a scheme (which ParseURL may echo).
+const fuzzMarker = "Qz7~Marker~Qz7"
+
+// FuzzParseURL checks that ParseURL never panics, that what it returns
+// validates, and that text before the URL's last '@' (where the password
+// lives) never shows up in an error or in the printed result.
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{
+		"valkey://h", "valkeys://u:p@[::1]:6380/2?dial_timeout=1s&pool_size=2",
+		"redis://:p@h/0?client_name=x&driver=d&protocol=3", "rediss://u@h:1",
+		"valkey://u:p/q@h", "valkey://u:p@h/x", "http://u:p@h", "u:p@h", "valkey://h:0",
+		"valkey://h?x=1", "valkey://[fe80::1%25eth0]:1", "valkey://u:p%zz@h", "valkey:/a@b://c",
+		"valkey://h#f@x", "valkey://%41:%42@h", "valkey://h/?read_timeout=-1s",
+	} {
+		f.Add(s, uint(0))
+	}
+	f.Fuzz(func(t *testing.T, s string, pos uint) {
+		if strings.Contains(strings.ToLower(s), strings.ToLower(fuzzMarker)) {
+			t.Skip()
+		}
+		cfg, err := ParseURL(s)
+		checkParsed(t, s, cfg, err)
+
+		// Put a marker somewhere before the last '@', after the scheme, so
+		// that it lands in the user information: it must not leak.
+		m := withMarker(s, pos)
+		cfg, err = ParseURL(m)
+		checkParsed(t, m, cfg, err)
+		if err != nil {
+			if strings.Contains(strings.ToLower(err.Error()), strings.ToLower(fuzzMarker)) {
+				t.Fatalf("ParseURL(%q) error leaks user info: %v", m, err)
+			}
+			return
+		}
+		if strings.Contains(cfg.Username, fuzzMarker) {
+			return // the marker landed in the user name, which is not secret
+		}
+		if !strings.Contains(cfg.Password, fuzzMarker) {
+			t.Fatalf("ParseURL(%q) accepted, marker in neither username %q nor password %q", m, cfg.Username, cfg.Password)
+		}
+		for _, out := range []string{cfg.String(), fmt.Sprintf("%v|%+v|%#v|%s|%q", cfg, cfg, cfg, cfg, cfg), cfg.LogValue().String()} {
+			if strings.Contains(out, fuzzMarker) {
+				t.Fatalf("printing ParseURL(%q) leaks the password: %s", m, out)
+			}
+		}
+	})
+}
+
+// withMarker inserts fuzzMarker between the scheme and the last '@' of s at
+// an offset chosen by pos, adding ":" and "@" when s has no '@' after its
+// scheme.
+func withMarker(s string, pos uint) string {
+	start := 0
+	if i := strings.Index(s, "://"); i > 0 && isSchemeSyntax(s[:i]) {
+		start = i + 3
+	}
+	at := strings.LastIndexByte(s, '@')
+	if at < start {
+		return s[:start] + "u:" + fuzzMarker + "@" + s[start:]
+	}
+	p := start + int(pos%uint(at-start+1))
+	return s[:p] + fuzzMarker + s[p:]
+}
+
+func checkParsed(t *testing.T, s string, cfg Config, err error) {
+	t.Helper()
+	if err != nil {
+		if !errors.Is(err, ErrInvalidConfig) {
+			t.Fatalf("ParseURL(%q) error %v does not wrap ErrInvalidConfig", s, err)
+		}
+		if fieldErr(err) == nil {
+			t.Fatalf("ParseURL(%q) error %T is not a *FieldError", s, err)
+		}
+		if !reflect.DeepEqual(cfg, Config{}) {
+			t.Fatalf("ParseURL(%q) returned %v with error %v", s, cfg, err)
+		}
+		return
+	}
+	if verr := cfg.Validate(); verr != nil {
+		t.Fatalf("ParseURL(%q) = %v, which fails Validate: %v", s, cfg, verr)
+	}
+	if len(cfg.Addrs) != 1 || cfg.Addrs[0] != cfg.Addresses()[0] {
+		t.Fatalf("ParseURL(%q) Addrs %q disagree with Host %q Port %d", s, cfg.Addrs, cfg.Host, cfg.Port)
+	}
+	if cfg.Password != "" {
+		other := cfg.WithPassword(cfg.Password + "x")
+		if cfg.String() != other.String() || cfg.GoString() != other.GoString() ||
+			cfg.LogValue().String() != other.LogValue().String() {
+			t.Fatalf("printing ParseURL(%q) depends on the password", s)
+		}
+	}
+}

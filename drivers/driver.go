@@ -1,0 +1,52 @@
+package drivers
+
+import (
+	"context"
+	"crypto/tls"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+)
+
+// Options says how to reach one node. The driver owns nothing in it after
+// Dial returns (it may keep copies).
+type Options struct {
+	Addr       string // "host:port"
+	Username   string // ACL user; "" for the default user
+	Password   string
+	DB         int
+	ClientName string
+	// DialTimeout bounds connecting and the handshake (HELLO/AUTH/SELECT).
+	DialTimeout time.Duration
+	// ReadTimeout and WriteTimeout bound waiting for a pipeline's replies
+	// and writing it; 0 means no bound beyond the caller's context.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	// TLS, when non-nil, makes the connection use TLS with this config.
+	TLS *tls.Config
+	// MaxPipeline is the largest pipeline the caller will send at once;
+	// the driver must send pipelines up to this size on this connection.
+	MaxPipeline int
+}
+
+// Driver dials connections. Implementations must be safe for concurrent use.
+type Driver interface {
+	// Dial connects to opts.Addr and completes the handshake, or fails
+	// within opts.DialTimeout (or ctx, whichever ends first).
+	Dial(ctx context.Context, opts Options) (Conn, error)
+}
+
+// Conn is one connection to one node. DoMulti is called by one goroutine at
+// a time (the connection actor); Close may be called from any goroutine,
+// also while DoMulti runs, and must make it return.
+type Conn interface {
+	// B returns the command builder for commands sent on this connection.
+	B() valkey.Builder
+	// DoMulti writes cmds as one pipeline and returns one result per
+	// command, in order. A transport failure fails every command it
+	// affects with a non-server error. The commands belong to the driver
+	// after the call (valkey-go recycles them), unless pinned.
+	DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.ValkeyResult
+	// Close closes the connection; commands in flight fail. Idempotent.
+	Close() error
+}

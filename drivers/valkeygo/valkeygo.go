@@ -1,0 +1,113 @@
+// Package valkeygo is vactor's default driver, built on
+// github.com/valkey-io/valkey-go. Importing it registers the driver under
+// the name "valkey-go".
+//
+// Each Conn is one valkey-go client forced onto a single TCP connection
+// (ForceSingleClient, PipelineMultiplex -1) with valkey-go's own retries
+// and client-side cache off: vactor's actors do the batching and its
+// policies the retrying. A batch goes out as one DoMulti, which valkey-go
+// writes, flushes and reads on the calling goroutine when nothing else uses
+// the connection.
+package valkeygo
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/drivers"
+)
+
+// Name is the registry name of this driver.
+const Name = "valkey-go"
+
+func init() { drivers.Register(Name, Driver{}) }
+
+// Driver dials valkey-go connections. The zero value is ready to use and
+// safe for concurrent use.
+type Driver struct{}
+
+var (
+	_ drivers.Driver = Driver{}
+	_ drivers.Conn   = (*Conn)(nil)
+)
+
+// Dial implements drivers.Driver.
+func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	opt := ClientOption(o)
+	// NewClient dials synchronously: bound it by ctx as well as the dialer.
+	type result struct {
+		c   valkey.Client
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := valkey.NewClient(opt)
+		done <- result{c, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("valkey-go: dial %s: %w", o.Addr, r.err)
+		}
+		return &Conn{c: r.c}, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.c != nil {
+				r.c.Close()
+			}
+		}()
+		return nil, fmt.Errorf("valkey-go: dial %s: %w", o.Addr, ctx.Err())
+	}
+}
+
+// ClientOption returns the valkey-go options the driver uses for o.
+func ClientOption(o drivers.Options) valkey.ClientOption {
+	timeout := max(o.ReadTimeout, o.WriteTimeout)
+	blocking := max(o.MaxPipeline+1, valkey.DefaultBlockingPipeline)
+	return valkey.ClientOption{
+		InitAddress:       []string{o.Addr},
+		Username:          o.Username,
+		Password:          o.Password,
+		ClientName:        o.ClientName,
+		SelectDB:          o.DB,
+		TLSConfig:         o.TLS,
+		Dialer:            net.Dialer{Timeout: o.DialTimeout, KeepAlive: valkey.DefaultTCPKeepAlive},
+		ConnWriteTimeout:  timeout,
+		ForceSingleClient: true,
+		PipelineMultiplex: -1,
+		BlockingPipeline:  blocking,
+		DisableRetry:      true,
+		DisableCache:      true,
+	}
+}
+
+// Conn is one valkey-go client on one TCP connection. See drivers.Conn.
+type Conn struct {
+	c    valkey.Client
+	once sync.Once
+}
+
+// Client returns the underlying valkey-go client, for capabilities the
+// driver interface does not cover yet.
+func (c *Conn) Client() valkey.Client { return c.c }
+
+// B implements drivers.Conn.
+func (c *Conn) B() valkey.Builder { return c.c.B() }
+
+// DoMulti implements drivers.Conn.
+func (c *Conn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.ValkeyResult {
+	return c.c.DoMulti(ctx, cmds...)
+}
+
+// Close implements drivers.Conn.
+func (c *Conn) Close() error {
+	c.once.Do(c.c.Close)
+	return nil
+}

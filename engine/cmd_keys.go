@@ -1,0 +1,108 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vactor-io/vactor/futures"
+)
+
+func needKeys[T any](cmd string, keys []string) *futures.Future[T] {
+	if len(keys) == 0 {
+		return fail[T](fmt.Errorf("%w: %s needs at least one key", ErrInvalidArgument, cmd))
+	}
+	return nil
+}
+
+// Del deletes keys and returns how many existed.
+func (e *Engine) Del(ctx context.Context, keys ...string) *futures.Future[int64] {
+	if f := needKeys[int64]("DEL", keys); f != nil {
+		return f
+	}
+	return submit(e, ctx, keys[0], e.b.Del().Key(keys...).Build(), decodeInt64)
+}
+
+// Unlink deletes keys, reclaiming memory in the background, and returns how
+// many existed.
+func (e *Engine) Unlink(ctx context.Context, keys ...string) *futures.Future[int64] {
+	if f := needKeys[int64]("UNLINK", keys); f != nil {
+		return f
+	}
+	return submit(e, ctx, keys[0], e.b.Unlink().Key(keys...).Build(), decodeInt64)
+}
+
+// Exists returns how many of keys exist (a key named twice counts twice).
+func (e *Engine) Exists(ctx context.Context, keys ...string) *futures.Future[int64] {
+	if f := needKeys[int64]("EXISTS", keys); f != nil {
+		return f
+	}
+	return submit(e, ctx, keys[0], e.b.Exists().Key(keys...).Build(), decodeInt64)
+}
+
+// Expire sets key's time to live in whole seconds (ttl is truncated; below
+// one second it is an error) and reports whether the key exists.
+func (e *Engine) Expire(ctx context.Context, key string, ttl time.Duration) *futures.Future[bool] {
+	if ttl < time.Second {
+		return fail[bool](fmt.Errorf("%w: EXPIRE needs a ttl of at least 1s, got %s (use PExpire)", ErrInvalidArgument, ttl))
+	}
+	return submit(e, ctx, key, e.b.Expire().Key(key).Seconds(int64(ttl/time.Second)).Build(), decodeIntBool)
+}
+
+// PExpire sets key's time to live in milliseconds and reports whether the
+// key exists.
+func (e *Engine) PExpire(ctx context.Context, key string, ttl time.Duration) *futures.Future[bool] {
+	if ttl < time.Millisecond {
+		return fail[bool](fmt.Errorf("%w: PEXPIRE needs a ttl of at least 1ms, got %s", ErrInvalidArgument, ttl))
+	}
+	return submit(e, ctx, key, e.b.Pexpire().Key(key).Milliseconds(int64(ttl/time.Millisecond)).Build(), decodeIntBool)
+}
+
+// TTL is the reply of TTL and PTTL: the remaining time to live, or whether
+// the key is missing or has no expiry.
+type TTL struct {
+	Remaining time.Duration // valid when Exists && HasExpiry
+	Exists    bool
+	HasExpiry bool
+}
+
+func ttlOf(n int64, unit time.Duration) TTL {
+	switch {
+	case n == -2:
+		return TTL{}
+	case n == -1:
+		return TTL{Exists: true}
+	default:
+		return TTL{Remaining: time.Duration(n) * unit, Exists: true, HasExpiry: true}
+	}
+}
+
+// TTL returns key's remaining time to live with one-second precision.
+func (e *Engine) TTL(ctx context.Context, key string) *futures.Future[TTL] {
+	return futures.Then(submit(e, ctx, key, e.b.Ttl().Key(key).Build(), decodeInt64), func(n int64) (TTL, error) {
+		return ttlOf(n, time.Second), nil
+	})
+}
+
+// PTTL returns key's remaining time to live with millisecond precision.
+func (e *Engine) PTTL(ctx context.Context, key string) *futures.Future[TTL] {
+	return futures.Then(submit(e, ctx, key, e.b.Pttl().Key(key).Build(), decodeInt64), func(n int64) (TTL, error) {
+		return ttlOf(n, time.Millisecond), nil
+	})
+}
+
+// Persist removes key's time to live and reports whether it had one.
+func (e *Engine) Persist(ctx context.Context, key string) *futures.Future[bool] {
+	return submit(e, ctx, key, e.b.Persist().Key(key).Build(), decodeIntBool)
+}
+
+// Type returns the type of the value at key ("string", "list", ..., "none").
+func (e *Engine) Type(ctx context.Context, key string) *futures.Future[string] {
+	return submit(e, ctx, key, e.b.Type().Key(key).Build(), decodeString)
+}
+
+// Rename renames key to newKey; it fails with a *ServerError when key does
+// not exist.
+func (e *Engine) Rename(ctx context.Context, key, newKey string) *futures.Future[struct{}] {
+	return submit(e, ctx, key, e.b.Rename().Key(key).Newkey(newKey).Build(), decodeOK)
+}

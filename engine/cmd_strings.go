@@ -1,0 +1,208 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/futures"
+)
+
+// KeepTTL as a ttl argument keeps the key's current time to live (SET ...
+// KEEPTTL).
+const KeepTTL time.Duration = -1
+
+// Do sends any command: name and its arguments, as the server expects them
+// (for example Do(ctx, "HSET", "h", "f", "v")). The first argument is used
+// to pick the connection, so commands whose first argument is the same key
+// keep their order. Error replies fail the future with *ServerError; a nil
+// reply completes it with a Reply whose IsNil is true.
+func (e *Engine) Do(ctx context.Context, name string, args ...string) *futures.Future[Reply] {
+	if name == "" {
+		return fail[Reply](fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument))
+	}
+	route := ""
+	if len(args) > 0 {
+		route = args[0]
+	}
+	return submit(e, ctx, route, e.b.Arbitrary(name).Args(args...).Build(), decodeReply)
+}
+
+// Get returns the value of key; the future fails with ErrNil when the key
+// does not exist.
+func (e *Engine) Get(ctx context.Context, key string) *futures.Future[string] {
+	return submit(e, ctx, key, e.b.Get().Key(key).Build(), decodeString)
+}
+
+// ttlArgs returns the SET expiry arguments for ttl: none for 0, KEEPTTL for
+// KeepTTL, EX for whole seconds, PX otherwise.
+func ttlArgs(ttl time.Duration) ([]string, error) {
+	switch {
+	case ttl == 0:
+		return nil, nil
+	case ttl == KeepTTL:
+		return []string{"KEEPTTL"}, nil
+	case ttl < 0:
+		return nil, fmt.Errorf("%w: negative ttl %s (use 0 for none or KeepTTL)", ErrInvalidArgument, ttl)
+	case ttl%time.Second == 0:
+		return []string{"EX", strconv.FormatInt(int64(ttl/time.Second), 10)}, nil
+	default:
+		return []string{"PX", strconv.FormatInt(max(int64(ttl/time.Millisecond), 1), 10)}, nil
+	}
+}
+
+// Set sets key to value with a time to live: 0 for none, KeepTTL to keep
+// the current one. A ttl below one millisecond is rounded up to 1 ms.
+func (e *Engine) Set(ctx context.Context, key, value string, ttl time.Duration) *futures.Future[struct{}] {
+	if ttl == 0 {
+		return submit(e, ctx, key, e.b.Set().Key(key).Value(value).Build(), decodeOK)
+	}
+	ex, err := ttlArgs(ttl)
+	if err != nil {
+		return fail[struct{}](err)
+	}
+	return submit(e, ctx, key, e.b.Arbitrary("SET").Keys(key).Args(value).Args(ex...).Build(), decodeOK)
+}
+
+// SetOptions are the options of SetArgs.
+type SetOptions struct {
+	// TTL as for Set: 0 none, KeepTTL keep, else EX/PX.
+	TTL time.Duration
+	// NX sets only when the key does not exist; XX only when it does.
+	NX, XX bool
+	// Get returns the previous value (SET ... GET).
+	Get bool
+}
+
+// SetResult is the outcome of SetArgs.
+type SetResult struct {
+	// Written is false when NX or XX prevented the write.
+	Written bool
+	// Old and OldExists hold the previous value when SetOptions.Get was set.
+	Old       string
+	OldExists bool
+}
+
+// SetArgs runs SET with options.
+func (e *Engine) SetArgs(ctx context.Context, key, value string, o SetOptions) *futures.Future[SetResult] {
+	if o.NX && o.XX {
+		return fail[SetResult](fmt.Errorf("%w: SET with both NX and XX", ErrInvalidArgument))
+	}
+	ex, err := ttlArgs(o.TTL)
+	if err != nil {
+		return fail[SetResult](err)
+	}
+	args := make([]string, 0, 5)
+	args = append(args, value)
+	switch {
+	case o.NX:
+		args = append(args, "NX")
+	case o.XX:
+		args = append(args, "XX")
+	}
+	if o.Get {
+		args = append(args, "GET")
+	}
+	args = append(args, ex...)
+	cmd := e.b.Arbitrary("SET").Keys(key).Args(args...).Build()
+	if !o.Get {
+		return submit(e, ctx, key, cmd, func(res valkey.ValkeyResult) (SetResult, error) {
+			err := res.Error()
+			if valkey.IsValkeyNil(err) {
+				return SetResult{}, nil
+			}
+			return SetResult{Written: err == nil}, err
+		})
+	}
+	cond := o.NX || o.XX
+	return submit(e, ctx, key, cmd, func(res valkey.ValkeyResult) (SetResult, error) {
+		old, err := res.ToString()
+		if valkey.IsValkeyNil(err) {
+			// No previous value. With NX that means the write happened; with
+			// XX it means it did not.
+			return SetResult{Written: !cond || o.NX}, nil
+		}
+		if err != nil {
+			return SetResult{}, err
+		}
+		// A previous value existed: XX (or no condition) wrote, NX did not.
+		return SetResult{Written: !o.NX, Old: old, OldExists: true}, nil
+	})
+}
+
+// SetNX sets key only if it does not exist and reports whether it did.
+func (e *Engine) SetNX(ctx context.Context, key, value string, ttl time.Duration) *futures.Future[bool] {
+	if ttl == 0 {
+		return submit(e, ctx, key, e.b.Setnx().Key(key).Value(value).Build(), decodeIntBool)
+	}
+	return futures.Then(e.SetArgs(ctx, key, value, SetOptions{TTL: ttl, NX: true}), func(r SetResult) (bool, error) {
+		return r.Written, nil
+	})
+}
+
+// GetDel returns the value of key and deletes it; ErrNil when missing.
+func (e *Engine) GetDel(ctx context.Context, key string) *futures.Future[string] {
+	return submit(e, ctx, key, e.b.Getdel().Key(key).Build(), decodeString)
+}
+
+// GetEx returns the value of key and sets its time to live: ttl > 0 sets
+// it, 0 leaves it unchanged, KeepTTL... is not valid here; use Persist to
+// remove it. ErrNil when missing.
+func (e *Engine) GetEx(ctx context.Context, key string, ttl time.Duration) *futures.Future[string] {
+	switch {
+	case ttl == 0:
+		return submit(e, ctx, key, e.b.Getex().Key(key).Build(), decodeString)
+	case ttl < 0:
+		return fail[string](fmt.Errorf("%w: GETEX with negative ttl %s", ErrInvalidArgument, ttl))
+	}
+	ex, _ := ttlArgs(ttl)
+	return submit(e, ctx, key, e.b.Arbitrary("GETEX").Keys(key).Args(ex...).Build(), decodeString)
+}
+
+// MGet returns the values of keys in order; a missing key is a nil entry.
+func (e *Engine) MGet(ctx context.Context, keys ...string) *futures.Future[[]*string] {
+	if len(keys) == 0 {
+		return fail[[]*string](fmt.Errorf("%w: MGET needs at least one key", ErrInvalidArgument))
+	}
+	return submit(e, ctx, keys[0], e.b.Mget().Key(keys...).Build(), decodeNullableStrings)
+}
+
+// MSet sets key/value pairs given as alternating arguments.
+func (e *Engine) MSet(ctx context.Context, keyValues ...string) *futures.Future[struct{}] {
+	if len(keyValues) == 0 || len(keyValues)%2 != 0 {
+		return fail[struct{}](fmt.Errorf("%w: MSET needs key/value pairs, got %d arguments", ErrInvalidArgument, len(keyValues)))
+	}
+	kv := e.b.Mset().KeyValue()
+	for i := 0; i < len(keyValues); i += 2 {
+		kv = kv.KeyValue(keyValues[i], keyValues[i+1])
+	}
+	return submit(e, ctx, keyValues[0], kv.Build(), decodeOK)
+}
+
+// Incr increments the integer at key by one and returns the new value.
+func (e *Engine) Incr(ctx context.Context, key string) *futures.Future[int64] {
+	return submit(e, ctx, key, e.b.Incr().Key(key).Build(), decodeInt64)
+}
+
+// IncrBy increments the integer at key by n and returns the new value.
+func (e *Engine) IncrBy(ctx context.Context, key string, n int64) *futures.Future[int64] {
+	return submit(e, ctx, key, e.b.Incrby().Key(key).Increment(n).Build(), decodeInt64)
+}
+
+// Decr decrements the integer at key by one and returns the new value.
+func (e *Engine) Decr(ctx context.Context, key string) *futures.Future[int64] {
+	return submit(e, ctx, key, e.b.Decr().Key(key).Build(), decodeInt64)
+}
+
+// Append appends value to the string at key and returns the new length.
+func (e *Engine) Append(ctx context.Context, key, value string) *futures.Future[int64] {
+	return submit(e, ctx, key, e.b.Append().Key(key).Value(value).Build(), decodeInt64)
+}
+
+// StrLen returns the length of the string at key (0 when missing).
+func (e *Engine) StrLen(ctx context.Context, key string) *futures.Future[int64] {
+	return submit(e, ctx, key, e.b.Strlen().Key(key).Build(), decodeInt64)
+}

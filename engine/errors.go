@@ -1,0 +1,66 @@
+package engine
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/mailbox"
+)
+
+var (
+	// ErrNil is the error of a typed future whose command found nothing:
+	// GET of a missing key, LPOP of an empty list, ZSCORE of a missing
+	// member. Not a failure of the engine; never retried.
+	ErrNil = errors.New("vactor: nil reply")
+
+	// ErrClosed fails commands issued after Close, and commands still
+	// queued (not yet written) when Close ran. Not retryable.
+	ErrClosed = errors.New("vactor: engine closed")
+
+	// ErrBackpressure fails a command when its connection actor's mailbox
+	// is full and Config.Backpressure is BackpressureReject. It is
+	// mailbox.ErrBackpressure. Not retried by the engine: the caller decides.
+	ErrBackpressure = mailbox.ErrBackpressure
+
+	// ErrInvalidArgument fails a command whose arguments the engine can
+	// reject before sending it (an odd number of field/value arguments, a
+	// missing key, ...). Nothing is sent. Not retryable.
+	ErrInvalidArgument = errors.New("vactor: invalid argument")
+)
+
+// ServerError is an error reply from the server: the command reached the
+// server and was refused (unknown command, WRONGTYPE, OOM, ...). Prefix is
+// the error's first word, such as "ERR", "WRONGTYPE" or "MOVED". A server
+// error is not a transport failure: the connection is fine.
+type ServerError struct {
+	Prefix  string // "ERR", "WRONGTYPE", "NOSCRIPT", ...
+	Message string // the whole error text, prefix included
+}
+
+func (e *ServerError) Error() string { return "vactor: server error: " + e.Message }
+
+// Is reports whether target is a *ServerError with the same prefix, so
+// errors.Is(err, &ServerError{Prefix: "WRONGTYPE"}) works.
+func (e *ServerError) Is(target error) bool {
+	t, ok := target.(*ServerError)
+	return ok && t.Prefix == e.Prefix && (t.Message == "" || t.Message == e.Message)
+}
+
+// mapError turns a valkey-go error into the engine's: nil replies become
+// ErrNil, error replies *ServerError; transport errors pass through.
+func mapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if valkey.IsValkeyNil(err) {
+		return ErrNil
+	}
+	if ve, ok := valkey.IsValkeyErr(err); ok {
+		msg := ve.Error()
+		prefix, _, _ := strings.Cut(msg, " ")
+		return &ServerError{Prefix: prefix, Message: msg}
+	}
+	return err
+}

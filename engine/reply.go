@@ -1,0 +1,89 @@
+package engine
+
+import (
+	"github.com/valkey-io/valkey-go"
+)
+
+// Reply is the reply to a command sent with Do. A nil reply (a missing key,
+// a RESP null) is a Reply whose IsNil is true, not an error; error replies
+// fail the future with *ServerError instead.
+//
+// A Reply is a value; it is safe to read from any number of goroutines.
+type Reply struct {
+	msg valkey.ValkeyMessage
+}
+
+// IsNil reports whether the reply is a RESP null.
+func (r Reply) IsNil() bool { return r.msg.IsNil() }
+
+// String returns a bulk, simple or verbatim string reply. It returns ErrNil
+// for a nil reply and an error for other types.
+func (r Reply) String() (string, error) {
+	v, err := r.msg.ToString()
+	return v, mapError(err)
+}
+
+// Int64 returns an integer reply, or a string reply parsed as an integer.
+func (r Reply) Int64() (int64, error) {
+	v, err := r.msg.AsInt64()
+	return v, mapError(err)
+}
+
+// Float64 returns a double reply, or a string reply parsed as a float.
+func (r Reply) Float64() (float64, error) {
+	v, err := r.msg.AsFloat64()
+	return v, mapError(err)
+}
+
+// Bool returns a boolean reply, an integer reply as n != 0, or "OK" as true.
+func (r Reply) Bool() (bool, error) {
+	if s, err := r.msg.ToString(); err == nil && s == "OK" {
+		return true, nil
+	}
+	v, err := r.msg.AsBool()
+	return v, mapError(err)
+}
+
+// Strings returns an array reply of strings.
+func (r Reply) Strings() ([]string, error) {
+	v, err := r.msg.AsStrSlice()
+	return v, mapError(err)
+}
+
+// Map returns a map reply (or a flat array of pairs) as strings.
+func (r Reply) Map() (map[string]string, error) {
+	v, err := r.msg.AsStrMap()
+	return v, mapError(err)
+}
+
+// Array returns the elements of an array, set or push reply.
+func (r Reply) Array() ([]Reply, error) {
+	arr, err := r.msg.ToArray()
+	if err != nil {
+		return nil, mapError(err)
+	}
+	out := make([]Reply, len(arr))
+	for i, m := range arr {
+		out[i] = Reply{m}
+	}
+	return out, nil
+}
+
+// Any returns the reply as Go values: string, int64, float64, bool, nil,
+// []any or map[string]any.
+func (r Reply) Any() (any, error) {
+	v, err := r.msg.ToAny()
+	return v, mapError(err)
+}
+
+// Message returns valkey-go's representation of the reply.
+func (r Reply) Message() valkey.ValkeyMessage { return r.msg }
+
+// decodeReply keeps nil replies as values and fails on error replies.
+func decodeReply(res valkey.ValkeyResult) (Reply, error) {
+	msg, err := res.ToMessage()
+	if err != nil && !valkey.IsValkeyNil(err) {
+		return Reply{}, err
+	}
+	return Reply{msg}, nil
+}

@@ -1,0 +1,53 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/futures"
+)
+
+// request is one command on its way: the future the caller holds, the
+// command, and the decoder of its reply, in one allocation.
+type request[T any] struct {
+	promise futures.Promise[T]
+	ctx     context.Context
+	cmd     valkey.Completed
+	decode  func(valkey.ValkeyResult) (T, error)
+}
+
+func (r *request[T]) Context() context.Context { return r.ctx }
+func (r *request[T]) Fail(err error)           { r.promise.Reject(err) }
+func (r *request[T]) Cmd() valkey.Completed    { return r.cmd }
+
+func (r *request[T]) Complete(res valkey.ValkeyResult) {
+	v, err := r.decode(res)
+	r.promise.Complete(v, mapError(err))
+}
+
+// submit queues cmd on the connection actor chosen by route and returns the
+// future of its decoded reply.
+func submit[T any](e *Engine, ctx context.Context, route string, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
+	return submitTo(e, e.pick(route), ctx, cmd, decode)
+}
+
+// submitTo queues cmd on one connection actor.
+func submitTo[T any](e *Engine, conn *actors.ConnState, ctx context.Context, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	r := &request[T]{ctx: ctx, cmd: cmd, decode: decode}
+	f := r.promise.Future()
+	if e.closed.Load() {
+		r.promise.Reject(ErrClosed)
+		return f
+	}
+	conn.Mailbox.Post(r)
+	return f
+}
+
+// fail returns a future failed with err, for arguments rejected before
+// anything is built or sent.
+func fail[T any](err error) *futures.Future[T] { return futures.Failed[T](err) }

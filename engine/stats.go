@@ -1,0 +1,51 @@
+package engine
+
+import (
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/mailbox"
+)
+
+// Stats is a snapshot of the engine's counters, from Engine.Stats.
+type Stats struct {
+	// Commands counts commands whose reply (or transport error) came back.
+	Commands uint64
+	// Errors counts those that failed: error replies and transport errors
+	// (nil replies are not errors).
+	Errors uint64
+	// InFlight is the number of commands written and awaiting replies.
+	InFlight int64
+	// Queued is the number of commands waiting in the mailboxes.
+	Queued int
+	// Expired counts commands failed because their context ended before
+	// they were written; Rejected those failed with ErrBackpressure.
+	Expired, Rejected uint64
+	// Batches counts pipelines sent; MeanBatch and MaxBatch describe their
+	// sizes and BatchSizes is their histogram (see mailbox.Stats).
+	Batches    uint64
+	MeanBatch  float64
+	MaxBatch   uint64
+	BatchSizes [mailbox.BatchBuckets]uint64
+	// Restarts counts connection actor restarts.
+	Restarts uint64
+	// Conns has one entry per connection actor.
+	Conns []actors.ConnStats
+}
+
+// Stats returns a snapshot of the engine's counters. Safe for concurrent use.
+func (e *Engine) Stats() Stats {
+	var s Stats
+	var mb mailbox.Stats
+	for _, c := range e.conns {
+		cs := c.Stats()
+		s.Conns = append(s.Conns, cs)
+		s.Commands += cs.Commands
+		s.Errors += cs.Errors
+		s.InFlight += cs.InFlight
+		s.Restarts += cs.Restarts
+		mb.Add(cs.Mailbox)
+	}
+	s.Queued = mb.Queued
+	s.Expired, s.Rejected = mb.Expired, mb.Rejected
+	s.Batches, s.MeanBatch, s.MaxBatch, s.BatchSizes = mb.Batches, mb.MeanBatch(), mb.MaxBatch, mb.BatchSizes
+	return s
+}

@@ -1,0 +1,83 @@
+package futures
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// All waits for every future and returns their values in the order given.
+// It returns at the first failed future with that future's error (the values
+// slice is then nil), or with ctx.Err() when ctx ends first. Futures that are
+// still pending when All returns keep running.
+func All[T any](ctx context.Context, fs ...*Future[T]) ([]T, error) {
+	vals := make([]T, len(fs))
+	for i, f := range fs {
+		v, err := f.Await(ctx)
+		if err != nil {
+			return nil, err
+		}
+		vals[i] = v
+	}
+	return vals, nil
+}
+
+// AllSettled waits for every future and returns each value and each error,
+// index by index. It returns ctx.Err() only when ctx ends before all have
+// completed.
+func AllSettled[T any](ctx context.Context, fs ...*Future[T]) ([]T, []error, error) {
+	vals := make([]T, len(fs))
+	errs := make([]error, len(fs))
+	for i, f := range fs {
+		if _, err := f.Await(ctx); err != nil && !f.IsDone() {
+			return nil, nil, err
+		}
+		vals[i], errs[i], _ = f.Result()
+	}
+	return vals, errs, nil
+}
+
+// Join returns a future that completes when every future in fs has: with
+// all values in order, or with the error of the first future (by index) that
+// failed. It starts no goroutine.
+func Join[T any](fs ...*Future[T]) *Future[[]T] {
+	p := NewPromise[[]T]()
+	if len(fs) == 0 {
+		p.Resolve([]T{})
+		return p.Future()
+	}
+	var left atomic.Int64
+	left.Store(int64(len(fs)))
+	for _, f := range fs {
+		f.OnComplete(func(T, error) {
+			if left.Add(-1) != 0 {
+				return
+			}
+			vals := make([]T, len(fs))
+			for i, g := range fs {
+				v, err, _ := g.Result()
+				if err != nil {
+					p.Reject(err)
+					return
+				}
+				vals[i] = v
+			}
+			p.Resolve(vals)
+		})
+	}
+	return p.Future()
+}
+
+// Then returns a future completed with fn applied to f's value, or with f's
+// error when f fails (fn is then not called). fn runs on the goroutine that
+// completes f: keep it quick and non-blocking. It starts no goroutine.
+func Then[T, U any](f *Future[T], fn func(T) (U, error)) *Future[U] {
+	p := NewPromise[U]()
+	f.OnComplete(func(v T, err error) {
+		if err != nil {
+			p.Reject(err)
+			return
+		}
+		p.Complete(fn(v))
+	})
+	return p.Future()
+}

@@ -1,0 +1,227 @@
+package futures
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+const (
+	statePending uint32 = iota
+	stateDone
+)
+
+// Future is the read side of a value of type T that becomes available once.
+//
+// A Future is safe for concurrent use by any number of goroutines. It must
+// not be copied after first use. The zero Future is pending forever; create
+// futures with NewPromise, Completed or Failed.
+type Future[T any] struct {
+	state atomic.Uint32 // statePending until val/err are set, then stateDone
+	mu    sync.Mutex    // guards waiters, extra and done while pending
+	val   T
+	err   error
+
+	// waiter is the wake-up channel of the first blocked Await; extra holds
+	// the others. Each channel is owned by one Await call and buffered (1),
+	// so completion never blocks on a send.
+	waiter chan struct{}
+	extra  []chan struct{}
+	// done is created on the first Done() call and closed on completion.
+	done chan struct{}
+	// callbacks run once, on the completing goroutine, after the waiters wake.
+	callbacks []func()
+}
+
+// Promise is the write side of a Future. The goroutine that holds the
+// Promise completes it once with Complete, Resolve or Reject; later calls are
+// ignored and report false. A Promise is safe for concurrent use: when
+// several goroutines race to complete it, exactly one wins.
+type Promise[T any] Future[T]
+
+// NewPromise returns a pending Promise. Its Future is p.Future(); both are
+// the same single allocation.
+func NewPromise[T any]() *Promise[T] { return new(Promise[T]) }
+
+// Future returns the read side of p. It allocates nothing.
+func (p *Promise[T]) Future() *Future[T] { return (*Future[T])(p) }
+
+// Complete sets the result of the future to (v, err) and wakes every waiter.
+// It reports whether this call completed the future; once completed, later
+// calls change nothing and return false.
+func (p *Promise[T]) Complete(v T, err error) bool { return (*Future[T])(p).complete(v, err) }
+
+// Resolve completes the future with v and a nil error.
+func (p *Promise[T]) Resolve(v T) bool { return (*Future[T])(p).complete(v, nil) }
+
+// Reject completes the future with err and T's zero value.
+func (p *Promise[T]) Reject(err error) bool {
+	var zero T
+	return (*Future[T])(p).complete(zero, err)
+}
+
+// IsDone reports whether the future has been completed.
+func (p *Promise[T]) IsDone() bool { return (*Future[T])(p).IsDone() }
+
+// Completed returns a future already completed with v.
+func Completed[T any](v T) *Future[T] {
+	f := new(Future[T])
+	f.val = v
+	f.state.Store(stateDone)
+	return f
+}
+
+// Failed returns a future already completed with err.
+func Failed[T any](err error) *Future[T] {
+	f := new(Future[T])
+	f.err = err
+	f.state.Store(stateDone)
+	return f
+}
+
+func (f *Future[T]) complete(v T, err error) bool {
+	f.mu.Lock()
+	if f.state.Load() == stateDone {
+		f.mu.Unlock()
+		return false
+	}
+	f.val, f.err = v, err
+	f.state.Store(stateDone)
+	w, extra, done, cbs := f.waiter, f.extra, f.done, f.callbacks
+	f.waiter, f.extra, f.callbacks = nil, nil, nil
+	f.mu.Unlock()
+	if w != nil {
+		w <- struct{}{}
+	}
+	for _, c := range extra {
+		c <- struct{}{}
+	}
+	if done != nil {
+		close(done)
+	}
+	for _, cb := range cbs {
+		cb()
+	}
+	return true
+}
+
+// OnComplete arranges for fn to be called with the future's result once it
+// completes: at once on the calling goroutine when it already has, else on
+// the goroutine that completes it. fn must be quick and must not block: it
+// runs on vactor's connection actors for command futures.
+func (f *Future[T]) OnComplete(fn func(v T, err error)) {
+	f.mu.Lock()
+	if f.state.Load() != stateDone {
+		f.callbacks = append(f.callbacks, func() { fn(f.val, f.err) })
+		f.mu.Unlock()
+		return
+	}
+	f.mu.Unlock()
+	fn(f.val, f.err)
+}
+
+// IsDone reports whether the future has been completed.
+func (f *Future[T]) IsDone() bool { return f.state.Load() == stateDone }
+
+// Result returns the value and error of a completed future without waiting.
+// ok is false, with zero results, while the future is pending.
+func (f *Future[T]) Result() (v T, err error, ok bool) {
+	if f.state.Load() != stateDone {
+		return v, nil, false
+	}
+	return f.val, f.err, true
+}
+
+// Await waits until the future completes and returns its value and error,
+// or until ctx ends and returns ctx.Err(). Ending the wait does not cancel
+// the work behind the future. A nil ctx waits without bound.
+func (f *Future[T]) Await(ctx context.Context) (T, error) {
+	if f.state.Load() == stateDone {
+		return f.val, f.err
+	}
+	var stop <-chan struct{}
+	if ctx != nil {
+		if err := ctx.Err(); err != nil {
+			var zero T
+			return zero, err
+		}
+		stop = ctx.Done()
+	}
+	c := wakeups.Get().(chan struct{})
+	f.mu.Lock()
+	if f.state.Load() == stateDone {
+		f.mu.Unlock()
+		wakeups.Put(c)
+		return f.val, f.err
+	}
+	if f.waiter == nil {
+		f.waiter = c
+	} else {
+		f.extra = append(f.extra, c)
+	}
+	f.mu.Unlock()
+
+	select {
+	case <-c:
+		wakeups.Put(c)
+		return f.val, f.err
+	case <-stop:
+	}
+	// The context ended. Unregister c unless completion already took it, in
+	// which case its wake-up is on the way and must be drained before c can
+	// go back to the pool.
+	f.mu.Lock()
+	registered := f.unregister(c)
+	f.mu.Unlock()
+	if !registered {
+		<-c
+		wakeups.Put(c)
+		return f.val, f.err
+	}
+	wakeups.Put(c)
+	var zero T
+	return zero, ctx.Err()
+}
+
+// unregister removes c from the waiters; f.mu must be held. It reports
+// whether c was still registered.
+func (f *Future[T]) unregister(c chan struct{}) bool {
+	if f.waiter == c {
+		f.waiter = nil
+		return true
+	}
+	for i, x := range f.extra {
+		if x == c {
+			last := len(f.extra) - 1
+			f.extra[i] = f.extra[last]
+			f.extra[last] = nil
+			f.extra = f.extra[:last]
+			return true
+		}
+	}
+	return false
+}
+
+// Done returns a channel that is closed when the future completes. The
+// channel is created on the first call; use Await where possible, it
+// allocates nothing.
+func (f *Future[T]) Done() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done == nil {
+		f.done = make(chan struct{})
+		if f.state.Load() == stateDone {
+			close(f.done)
+		}
+	}
+	return f.done
+}
+
+// Err waits like Await and returns only the error.
+func (f *Future[T]) Err(ctx context.Context) error {
+	_, err := f.Await(ctx)
+	return err
+}
+
+// wakeups pools the buffered channels that blocked Await calls park on.
+var wakeups = sync.Pool{New: func() any { return make(chan struct{}, 1) }}

@@ -1,0 +1,18 @@
+package valkeytest
+
+import "errors"
+
+var (
+	// ErrNoBinary is returned by [Binary], [StartServer] and [Start] when
+	// neither valkey-server nor redis-server can be found.
+	ErrNoBinary = errors.New("valkeytest: neither valkey-server nor redis-server found on PATH " +
+		"(install one with scripts/install-server.sh, or set VALKEY_SERVER_BIN)")
+
+	// ErrStopped is returned by the methods of a [Server] that need a
+	// server after [Server.Stop] was called.
+	ErrStopped = errors.New("valkeytest: server stopped")
+
+	// ErrNotRunning is returned by [Server.Pause] and [Server.Resume] when
+	// the server process is not running (killed, or exited on its own).
+	ErrNotRunning = errors.New("valkeytest: server not running")
+)

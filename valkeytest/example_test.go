@@ -1,0 +1,31 @@
+package valkeytest_test
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"net"
+
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+func ExampleStartServer() {
+	srv, err := valkeytest.StartServer(valkeytest.Options{AppendOnly: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Stop()
+
+	conn, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "*1\r\n$4\r\nPING\r\n")
+	reply := make([]byte, 7)
+	if _, err := io.ReadFull(conn, reply); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%q\n", reply)
+	// Output: "+PONG\r\n"
+}
