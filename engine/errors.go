@@ -60,7 +60,25 @@ func mapError(err error) error {
 	if ve, ok := valkey.IsValkeyErr(err); ok {
 		msg := ve.Error()
 		prefix, _, _ := strings.Cut(msg, " ")
+		if !isErrorCode(prefix) {
+			// valkey-go strips the generic "ERR " prefix: put it back.
+			prefix, msg = "ERR", "ERR "+msg
+		}
 		return &ServerError{Prefix: prefix, Message: msg}
 	}
 	return err
+}
+
+// isErrorCode reports whether s looks like an error code: upper-case
+// letters (WRONGTYPE, MOVED, NOSCRIPT, ...).
+func isErrorCode(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
 }

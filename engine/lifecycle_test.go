@@ -1,0 +1,172 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/futures"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// Close with 50,000 futures outstanding returns promptly, every future
+// completes, and no goroutine the engine started remains.
+func TestCloseWithOutstandingFutures(t *testing.T) {
+	srv := valkeytest.Start(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := ctxT(t)
+	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 50000
+	fs := make([]*futures.Future[struct{}], n)
+	for i := range fs {
+		fs[i] = eng.Set(ctx, fmt.Sprintf("close:%d", i), "v", 0)
+	}
+	start := time.Now()
+	if err := eng.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close took %s with %d outstanding", d, n)
+	}
+	ok, closed := 0, 0
+	for i, f := range fs {
+		if !f.IsDone() {
+			t.Fatalf("future %d still pending after Close", i)
+		}
+		_, err := f.Await(ctx)
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, engine.ErrClosed):
+			closed++
+		default:
+			t.Fatalf("future %d: unexpected error %v", i, err)
+		}
+	}
+	t.Logf("after Close: %d written, %d failed with ErrClosed", ok, closed)
+	if ok+closed != n {
+		t.Fatalf("ok %d + closed %d != %d", ok, closed, n)
+	}
+	// The written ones really were written.
+	if ok > 0 {
+		c := rawConn(t, srv.Addr())
+		if got := c.cmd(t, "DBSIZE"); got != fmt.Sprintf(":%d", ok) {
+			t.Fatalf("DBSIZE = %s, want :%d", got, ok)
+		}
+	}
+	// Later calls fail with ErrClosed.
+	if _, err := eng.Get(ctx, "x").Await(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("Get after Close: %v", err)
+	}
+	if err := eng.Ping(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("Ping after Close: %v", err)
+	}
+	if err := eng.Close(); !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// New fails with a clear error within the dial timeout when no server
+// answers, and leaves nothing running.
+func TestNewFailsFastWithoutServer(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	start := time.Now()
+	_, err = engine.New(context.Background(), config.DefaultConfig().WithAddrs(addr).WithDialTimeout(500*time.Millisecond))
+	if err == nil {
+		t.Fatal("New succeeded without a server")
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("New took %s to fail, dial timeout 500ms", d)
+	}
+	if !contains(err.Error(), addr) {
+		t.Fatalf("error %q does not name the address %s", err, addr)
+	}
+
+	// A server that accepts but never answers: bounded by the dial timeout.
+	bl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bl.Close()
+	go func() {
+		for {
+			c, err := bl.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	start = time.Now()
+	_, err = engine.New(context.Background(), config.DefaultConfig().WithAddrs(bl.Addr().String()).WithDialTimeout(300*time.Millisecond))
+	if err == nil {
+		t.Fatal("New succeeded against a silent server")
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("New took %s against a silent server, dial timeout 300ms", d)
+	}
+	bl.Close()
+}
+
+func TestPingHealthAndStats(t *testing.T) {
+	eng, _ := newEngine(t, func(c config.Config) config.Config { return c.WithPoolSize(3) })
+	ctx := ctxT(t)
+	if err := eng.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !eng.IsHealthy(ctx) {
+		t.Fatal("IsHealthy false on a live server")
+	}
+	if v, err := eng.PingFuture(ctx).Await(ctx); err != nil || v != "PONG" {
+		t.Fatalf("PingFuture = %q, %v", v, err)
+	}
+	for i := range 300 {
+		eng.Set(ctx, fmt.Sprint("s", i), "v", 0)
+	}
+	if _, err := eng.Get(ctx, "s299").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := eng.Stats()
+	if len(st.Conns) != 3 {
+		t.Fatalf("Stats has %d conns, want 3", len(st.Conns))
+	}
+	if st.Commands < 300 || st.Batches == 0 || st.InFlight != 0 {
+		t.Fatalf("unexpected stats %+v", st)
+	}
+	var hist uint64
+	for _, b := range st.BatchSizes {
+		hist += b
+	}
+	if hist != st.Batches {
+		t.Fatalf("histogram sums to %d, batches %d", hist, st.Batches)
+	}
+}
+
+func contains(s, sub string) bool {
+	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
