@@ -136,10 +136,11 @@ func TestPingHealthAndStats(t *testing.T) {
 	if v, err := eng.PingFuture(ctx).Await(ctx); err != nil || v != "PONG" {
 		t.Fatalf("PingFuture = %q, %v", v, err)
 	}
-	for i := range 300 {
-		eng.Set(ctx, fmt.Sprint("s", i), "v", 0)
+	sets := make([]*futures.Future[struct{}], 300)
+	for i := range sets {
+		sets[i] = eng.Set(ctx, fmt.Sprint("s", i), "v", 0)
 	}
-	if _, err := eng.Get(ctx, "s299").Await(ctx); err != nil {
+	if _, err := futures.All(ctx, sets...); err != nil {
 		t.Fatal(err)
 	}
 	st := eng.Stats()

@@ -18,19 +18,30 @@ const (
 // futures with NewPromise, Completed or Failed.
 type Future[T any] struct {
 	state atomic.Uint32 // statePending until val/err are set, then stateDone
-	mu    sync.Mutex    // guards waiters, extra and done while pending
+	mu    sync.Mutex    // guards waiter and more while pending
 	val   T
 	err   error
 
-	// waiter is the wake-up channel of the first blocked Await; extra holds
-	// the others. Each channel is owned by one Await call and buffered (1),
-	// so completion never blocks on a send.
+	// waiter is the wake-up channel of the first blocked Await. Each such
+	// channel is owned by one Await call and buffered (1), so completion
+	// never blocks on a send.
 	waiter chan struct{}
-	extra  []chan struct{}
-	// done is created on the first Done() call and closed on completion.
-	done chan struct{}
-	// callbacks run once, on the completing goroutine, after the waiters wake.
-	callbacks []func()
+	// more holds what few futures need: further waiters, the Done channel
+	// and callbacks. It is allocated on first use only.
+	more *extras
+}
+
+type extras struct {
+	waiters   []chan struct{}
+	done      chan struct{} // created by Done, closed on completion
+	callbacks []func()      // run on the completing goroutine
+}
+
+func (f *Future[T]) extras() *extras {
+	if f.more == nil {
+		f.more = new(extras)
+	}
+	return f.more
 }
 
 // Promise is the write side of a Future. The goroutine that holds the
@@ -87,20 +98,24 @@ func (f *Future[T]) complete(v T, err error) bool {
 	}
 	f.val, f.err = v, err
 	f.state.Store(stateDone)
-	w, extra, done, cbs := f.waiter, f.extra, f.done, f.callbacks
-	f.waiter, f.extra, f.callbacks = nil, nil, nil
+	w, more := f.waiter, f.more
+	f.waiter = nil
 	f.mu.Unlock()
 	if w != nil {
 		w <- struct{}{}
 	}
-	for _, c := range extra {
-		c <- struct{}{}
-	}
-	if done != nil {
-		close(done)
-	}
-	for _, cb := range cbs {
-		cb()
+	if more != nil {
+		// more is no longer written: completion is final and every writer
+		// checks the state under f.mu first.
+		for _, c := range more.waiters {
+			c <- struct{}{}
+		}
+		if more.done != nil {
+			close(more.done)
+		}
+		for _, cb := range more.callbacks {
+			cb()
+		}
 	}
 	return true
 }
@@ -112,7 +127,8 @@ func (f *Future[T]) complete(v T, err error) bool {
 func (f *Future[T]) OnComplete(fn func(v T, err error)) {
 	f.mu.Lock()
 	if f.state.Load() != stateDone {
-		f.callbacks = append(f.callbacks, func() { fn(f.val, f.err) })
+		x := f.extras()
+		x.callbacks = append(x.callbacks, func() { fn(f.val, f.err) })
 		f.mu.Unlock()
 		return
 	}
@@ -157,10 +173,16 @@ func (f *Future[T]) Await(ctx context.Context) (T, error) {
 	if f.waiter == nil {
 		f.waiter = c
 	} else {
-		f.extra = append(f.extra, c)
+		x := f.extras()
+		x.waiters = append(x.waiters, c)
 	}
 	f.mu.Unlock()
 
+	if stop == nil { // a context that never ends: a plain receive is cheaper
+		<-c
+		wakeups.Put(c)
+		return f.val, f.err
+	}
 	select {
 	case <-c:
 		wakeups.Put(c)
@@ -190,12 +212,16 @@ func (f *Future[T]) unregister(c chan struct{}) bool {
 		f.waiter = nil
 		return true
 	}
-	for i, x := range f.extra {
+	if f.more == nil {
+		return false
+	}
+	ws := f.more.waiters
+	for i, x := range ws {
 		if x == c {
-			last := len(f.extra) - 1
-			f.extra[i] = f.extra[last]
-			f.extra[last] = nil
-			f.extra = f.extra[:last]
+			last := len(ws) - 1
+			ws[i] = ws[last]
+			ws[last] = nil
+			f.more.waiters = ws[:last]
 			return true
 		}
 	}
@@ -208,13 +234,17 @@ func (f *Future[T]) unregister(c chan struct{}) bool {
 func (f *Future[T]) Done() <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.done == nil {
-		f.done = make(chan struct{})
-		if f.state.Load() == stateDone {
-			close(f.done)
+	if f.state.Load() == stateDone {
+		if f.more != nil && f.more.done != nil {
+			return f.more.done
 		}
+		return closedChan
 	}
-	return f.done
+	x := f.extras()
+	if x.done == nil {
+		x.done = make(chan struct{})
+	}
+	return x.done
 }
 
 // Err waits like Await and returns only the error.
@@ -222,6 +252,9 @@ func (f *Future[T]) Err(ctx context.Context) error {
 	_, err := f.Await(ctx)
 	return err
 }
+
+// closedChan is returned by Done for futures completed before Done's first call.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // wakeups pools the buffered channels that blocked Await calls park on.
 var wakeups = sync.Pool{New: func() any { return make(chan struct{}, 1) }}

@@ -1,0 +1,37 @@
+# vactor — the two commands a fresh Debian machine with Go needs:
+#   make demo   runs examples/quickstart against $VALKEY_ADDR / $VALKEY_URL,
+#               or against a throwaway server it starts and stops
+#   make test   unit + integration tests with -race (starts its own servers)
+GO ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BENCHFLAGS ?= -benchtime 2s -count 3
+
+.PHONY: all demo test test-short bench lint server
+
+all: lint test
+
+# Installs valkey-server (or Debian's redis-server) when neither is on PATH.
+server:
+	@bash scripts/install-server.sh
+
+demo: server
+	$(GO) run ./internal/tools/withserver -- $(GO) run ./examples/quickstart
+
+test: server
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+# Unit tests and fast integration tests only (skips nothing in CI: `make test` runs all).
+test-short: server
+	$(GO) test -race -short -count=1 ./...
+
+# Engine vs valkey-go (defaults and MaxFlushDelay 20µs), same process, same
+# server, interleaved; prints the ratios at the end.
+bench: server
+	$(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) ./bench | tee bench.out
+	$(GO) run ./internal/tools/benchratio bench.out
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...

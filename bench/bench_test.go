@@ -1,0 +1,167 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+var (
+	addr string
+	keys [1024]string
+)
+
+func TestMain(m *testing.M) {
+	for i := range keys {
+		keys[i] = fmt.Sprintf("bench:%d", i)
+	}
+	if a := os.Getenv("VALKEY_ADDR"); a != "" {
+		addr = a
+		os.Exit(m.Run())
+	}
+	srv, err := valkeytest.StartServer(valkeytest.Options{Name: "bench"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	addr = srv.Addr()
+	code := m.Run()
+	_ = srv.Stop()
+	os.Exit(code)
+}
+
+// op runs one operation against key; it returns an error for a failure.
+type op func(ctx context.Context, key string) error
+
+// client is one contender: a name, its GET and SET, and its cleanup.
+type client struct {
+	name  string
+	get   op
+	set   op
+	close func()
+}
+
+func engineClient(b *testing.B) client {
+	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(addr))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return client{
+		name: "engine",
+		get: func(ctx context.Context, k string) error {
+			_, err := eng.Get(ctx, k).Await(ctx)
+			return err
+		},
+		set: func(ctx context.Context, k string) error {
+			_, err := eng.Set(ctx, k, "0123456789abcdef", 0).Await(ctx)
+			return err
+		},
+		close: func() { _ = eng.Close() },
+	}
+}
+
+func valkeyClient(b *testing.B, name string, flushDelay time.Duration) client {
+	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{addr}, MaxFlushDelay: flushDelay})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return client{
+		name: name,
+		get: func(ctx context.Context, k string) error {
+			_, err := c.Do(ctx, c.B().Get().Key(k).Build()).ToString()
+			return err
+		},
+		set: func(ctx context.Context, k string) error {
+			return c.Do(ctx, c.B().Set().Key(k).Value("0123456789abcdef").Build()).Error()
+		},
+		close: c.Close,
+	}
+}
+
+var contenders = []struct {
+	name string
+	new  func(b *testing.B) client
+}{
+	{"engine", engineClient},
+	{"valkeygo", func(b *testing.B) client { return valkeyClient(b, "valkeygo", 0) }},
+	{"valkeygo-fd20", func(b *testing.B) client { return valkeyClient(b, "valkeygo-fd20", 20*time.Microsecond) }},
+}
+
+var levels = []int{1, 16, 256, 2048}
+
+// run drives b.N operations from g goroutines and reports ops/s, p50 and
+// p99 latency.
+func run(b *testing.B, g int, do op) {
+	ctx := context.Background()
+	var next atomic.Int64
+	lat := make([][]time.Duration, g)
+	per := b.N/g + 1
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for w := range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			samples := make([]time.Duration, 0, per)
+			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+				t0 := time.Now()
+				if err := do(ctx, keys[i&1023]); err != nil {
+					failed.Store(err)
+					return
+				}
+				samples = append(samples, time.Since(t0))
+			}
+			lat[w] = samples
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	all := make([]time.Duration, 0, b.N)
+	for _, s := range lat {
+		all = append(all, s...)
+	}
+	slices.Sort(all)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+	b.ReportMetric(float64(all[len(all)/2].Nanoseconds())/1e3, "p50-µs")
+	b.ReportMetric(float64(all[len(all)*99/100].Nanoseconds())/1e3, "p99-µs")
+	b.ReportMetric(0, "ns/op") // ns/op of a concurrent run is misleading: read ops/s
+}
+
+func bench(b *testing.B, pick func(client) op) {
+	for _, g := range levels {
+		for _, c := range contenders {
+			b.Run(fmt.Sprintf("g=%d/%s", g, c.name), func(b *testing.B) {
+				cl := c.new(b)
+				defer cl.close()
+				// Warm up and make GET hit an existing key.
+				for _, k := range keys {
+					if err := cl.set(context.Background(), k); err != nil {
+						b.Fatal(err)
+					}
+				}
+				run(b, g, pick(cl))
+			})
+		}
+	}
+}
+
+func BenchmarkGet(b *testing.B) { bench(b, func(c client) op { return c.get }) }
+func BenchmarkSet(b *testing.B) { bench(b, func(c client) op { return c.set }) }

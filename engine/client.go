@@ -1,0 +1,248 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// Client is the synchronous face of an Engine, for code that wants plain
+// blocking calls instead of futures. Each method sends the same command as
+// the Engine method of the same name and waits for its reply; results and
+// errors are the same (ErrNil, *ServerError, ErrInvalidArgument, ...).
+//
+// ctx both travels with the command and bounds the wait: when ctx ends
+// first, the method returns ctx's error at once. A command still queued at
+// that moment is dropped unsent, but one already written to the server
+// still runs there: a write whose call returned ctx's error may or may not
+// have happened.
+//
+// A Client is safe for concurrent use by any number of goroutines. Get one
+// from Engine.Sync.
+type Client interface {
+	// Do sends any command, as Engine.Do.
+	Do(ctx context.Context, name string, args ...string) (Reply, error)
+
+	// Get returns the value of key, ErrNil when missing.
+	Get(ctx context.Context, key string) (string, error)
+	// Set sets key to value with a time to live (0 for none, KeepTTL).
+	Set(ctx context.Context, key, value string, ttl time.Duration) error
+	// SetNX sets key only if it does not exist and reports whether it did.
+	SetNX(ctx context.Context, key, value string, ttl time.Duration) (bool, error)
+	// GetDel returns the value of key and deletes it, ErrNil when missing.
+	GetDel(ctx context.Context, key string) (string, error)
+	// MGet returns the values of keys, nil for a missing key.
+	MGet(ctx context.Context, keys ...string) ([]*string, error)
+	// MSet sets alternating key/value arguments.
+	MSet(ctx context.Context, keyValues ...string) error
+	// Incr increments the integer at key by one and returns the new value.
+	Incr(ctx context.Context, key string) (int64, error)
+	// IncrBy increments the integer at key by n and returns the new value.
+	IncrBy(ctx context.Context, key string, n int64) (int64, error)
+	// Decr decrements the integer at key by one and returns the new value.
+	Decr(ctx context.Context, key string) (int64, error)
+	// Del deletes keys and returns how many existed.
+	Del(ctx context.Context, keys ...string) (int64, error)
+	// Exists returns how many of keys exist.
+	Exists(ctx context.Context, keys ...string) (int64, error)
+	// Expire sets key's time to live (whole seconds) and reports whether
+	// the key exists.
+	Expire(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	// TTL returns key's remaining time to live.
+	TTL(ctx context.Context, key string) (TTL, error)
+
+	// HSet sets alternating field/value arguments in the hash at key and
+	// returns how many fields were added.
+	HSet(ctx context.Context, key string, fieldValues ...string) (int64, error)
+	// HGet returns a field of the hash at key, ErrNil when missing.
+	HGet(ctx context.Context, key, field string) (string, error)
+	// HGetAll returns the hash at key, empty when missing.
+	HGetAll(ctx context.Context, key string) (map[string]string, error)
+	// HDel removes fields from the hash at key and returns how many existed.
+	HDel(ctx context.Context, key string, fields ...string) (int64, error)
+
+	// LPush inserts values at the head of the list at key; it returns the
+	// new length.
+	LPush(ctx context.Context, key string, values ...string) (int64, error)
+	// RPush appends values to the list at key; it returns the new length.
+	RPush(ctx context.Context, key string, values ...string) (int64, error)
+	// LPop removes and returns the list's first element, ErrNil when empty.
+	LPop(ctx context.Context, key string) (string, error)
+	// RPop removes and returns the list's last element, ErrNil when empty.
+	RPop(ctx context.Context, key string) (string, error)
+	// LRange returns the list's elements from start to stop, inclusive.
+	LRange(ctx context.Context, key string, start, stop int64) ([]string, error)
+
+	// SAdd adds members to the set at key and returns how many were new.
+	SAdd(ctx context.Context, key string, members ...string) (int64, error)
+	// SRem removes members from the set at key and returns how many were in
+	// it.
+	SRem(ctx context.Context, key string, members ...string) (int64, error)
+	// SMembers returns the members of the set at key.
+	SMembers(ctx context.Context, key string) ([]string, error)
+	// SIsMember reports whether member is in the set at key.
+	SIsMember(ctx context.Context, key, member string) (bool, error)
+
+	// ZAdd adds members to the sorted set at key and returns how many were
+	// new.
+	ZAdd(ctx context.Context, key string, members ...Z) (int64, error)
+	// ZRangeWithScores returns the members ranked start to stop, with
+	// scores.
+	ZRangeWithScores(ctx context.Context, key string, start, stop int64) ([]Z, error)
+	// ZScore returns the score of member, ErrNil when missing.
+	ZScore(ctx context.Context, key, member string) (float64, error)
+
+	// Publish posts message on channel and returns how many subscribers
+	// received it.
+	Publish(ctx context.Context, channel, message string) (int64, error)
+
+	// Ping sends PING on every connection and waits for the replies.
+	Ping(ctx context.Context) error
+	// IsHealthy reports whether every connection answers PING before ctx
+	// ends.
+	IsHealthy(ctx context.Context) bool
+	// Close closes the Engine behind the Client (see Engine.Close).
+	Close() error
+}
+
+// Sync returns the synchronous Client of e. It allocates nothing: the
+// Client is e itself seen through blocking methods, so closing either
+// closes both.
+func (e *Engine) Sync() Client { return (*syncClient)(e) }
+
+// syncClient implements Client by awaiting the Engine's futures with the
+// call's ctx.
+type syncClient Engine
+
+var _ Client = (*syncClient)(nil)
+
+func (c *syncClient) e() *Engine { return (*Engine)(c) }
+
+func (c *syncClient) Do(ctx context.Context, name string, args ...string) (Reply, error) {
+	return c.e().Do(ctx, name, args...).Await(ctx)
+}
+
+func (c *syncClient) Get(ctx context.Context, key string) (string, error) {
+	return c.e().Get(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) Set(ctx context.Context, key, value string, ttl time.Duration) error {
+	return c.e().Set(ctx, key, value, ttl).Err(ctx)
+}
+
+func (c *syncClient) SetNX(ctx context.Context, key, value string, ttl time.Duration) (bool, error) {
+	return c.e().SetNX(ctx, key, value, ttl).Await(ctx)
+}
+
+func (c *syncClient) GetDel(ctx context.Context, key string) (string, error) {
+	return c.e().GetDel(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) MGet(ctx context.Context, keys ...string) ([]*string, error) {
+	return c.e().MGet(ctx, keys...).Await(ctx)
+}
+
+func (c *syncClient) MSet(ctx context.Context, keyValues ...string) error {
+	return c.e().MSet(ctx, keyValues...).Err(ctx)
+}
+
+func (c *syncClient) Incr(ctx context.Context, key string) (int64, error) {
+	return c.e().Incr(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) IncrBy(ctx context.Context, key string, n int64) (int64, error) {
+	return c.e().IncrBy(ctx, key, n).Await(ctx)
+}
+
+func (c *syncClient) Decr(ctx context.Context, key string) (int64, error) {
+	return c.e().Decr(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) Del(ctx context.Context, keys ...string) (int64, error) {
+	return c.e().Del(ctx, keys...).Await(ctx)
+}
+
+func (c *syncClient) Exists(ctx context.Context, keys ...string) (int64, error) {
+	return c.e().Exists(ctx, keys...).Await(ctx)
+}
+
+func (c *syncClient) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	return c.e().Expire(ctx, key, ttl).Await(ctx)
+}
+
+func (c *syncClient) TTL(ctx context.Context, key string) (TTL, error) {
+	return c.e().TTL(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) HSet(ctx context.Context, key string, fieldValues ...string) (int64, error) {
+	return c.e().HSet(ctx, key, fieldValues...).Await(ctx)
+}
+
+func (c *syncClient) HGet(ctx context.Context, key, field string) (string, error) {
+	return c.e().HGet(ctx, key, field).Await(ctx)
+}
+
+func (c *syncClient) HGetAll(ctx context.Context, key string) (map[string]string, error) {
+	return c.e().HGetAll(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) HDel(ctx context.Context, key string, fields ...string) (int64, error) {
+	return c.e().HDel(ctx, key, fields...).Await(ctx)
+}
+
+func (c *syncClient) LPush(ctx context.Context, key string, values ...string) (int64, error) {
+	return c.e().LPush(ctx, key, values...).Await(ctx)
+}
+
+func (c *syncClient) RPush(ctx context.Context, key string, values ...string) (int64, error) {
+	return c.e().RPush(ctx, key, values...).Await(ctx)
+}
+
+func (c *syncClient) LPop(ctx context.Context, key string) (string, error) {
+	return c.e().LPop(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) RPop(ctx context.Context, key string) (string, error) {
+	return c.e().RPop(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) LRange(ctx context.Context, key string, start, stop int64) ([]string, error) {
+	return c.e().LRange(ctx, key, start, stop).Await(ctx)
+}
+
+func (c *syncClient) SAdd(ctx context.Context, key string, members ...string) (int64, error) {
+	return c.e().SAdd(ctx, key, members...).Await(ctx)
+}
+
+func (c *syncClient) SRem(ctx context.Context, key string, members ...string) (int64, error) {
+	return c.e().SRem(ctx, key, members...).Await(ctx)
+}
+
+func (c *syncClient) SMembers(ctx context.Context, key string) ([]string, error) {
+	return c.e().SMembers(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) SIsMember(ctx context.Context, key, member string) (bool, error) {
+	return c.e().SIsMember(ctx, key, member).Await(ctx)
+}
+
+func (c *syncClient) ZAdd(ctx context.Context, key string, members ...Z) (int64, error) {
+	return c.e().ZAdd(ctx, key, members...).Await(ctx)
+}
+
+func (c *syncClient) ZRangeWithScores(ctx context.Context, key string, start, stop int64) ([]Z, error) {
+	return c.e().ZRangeWithScores(ctx, key, start, stop).Await(ctx)
+}
+
+func (c *syncClient) ZScore(ctx context.Context, key, member string) (float64, error) {
+	return c.e().ZScore(ctx, key, member).Await(ctx)
+}
+
+func (c *syncClient) Publish(ctx context.Context, channel, message string) (int64, error) {
+	return c.e().Publish(ctx, channel, message).Await(ctx)
+}
+
+func (c *syncClient) Ping(ctx context.Context) error { return c.e().Ping(ctx) }
+
+func (c *syncClient) IsHealthy(ctx context.Context) bool { return c.e().IsHealthy(ctx) }
+
+func (c *syncClient) Close() error { return c.e().Close() }
