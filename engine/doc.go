@@ -1,0 +1,42 @@
+// Package engine is vactor's client: the one package most programs import.
+//
+// engine.New dials the configured node and starts the actors; every command
+// method then returns a *futures.Future at once, and the engine's connection
+// actors send whatever is queued as one pipeline per round trip. Await
+// waits for a result:
+//
+//	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs("127.0.0.1:6379"))
+//	if err != nil { ... }
+//	defer eng.Close()
+//
+//	set := eng.Set(ctx, "greeting", "hello", time.Minute) // fire ...
+//	get := eng.Get(ctx, "greeting")
+//	if _, err := set.Await(ctx); err != nil { ... }       // ... and await
+//	v, err := get.Await(ctx)                               // "hello"
+//
+// # Contexts
+//
+// The ctx given to a command bounds the command: if it ends while the
+// command is still queued, the command is never written and its future
+// fails with ctx.Err(). Once written, the command runs to completion. The
+// ctx given to Await bounds only the wait.
+//
+// # Order
+//
+// Commands for the same key issued by one goroutine complete in the order
+// they were issued. Do routes by its first argument.
+//
+// # Errors
+//
+// A missing key is ErrNil (errors.Is); an error reply from the server is a
+// *ServerError carrying its prefix (ERR, WRONGTYPE, ...); arguments the
+// engine can reject before sending fail with ErrInvalidArgument; a full
+// mailbox under the reject policy fails with ErrBackpressure; anything after
+// Close fails with ErrClosed. Other errors are transport errors from the
+// driver. The engine never panics on bad input.
+//
+// # Synchronous use
+//
+// Engine.Sync returns a Client whose methods block and return plain values,
+// for code that does not want futures.
+package engine
