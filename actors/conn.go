@@ -102,15 +102,24 @@ func (c *Conn) run(batch []mailbox.Message) {
 	}
 	n := int64(len(live))
 	c.state.inFlight.Add(n)
-	results := c.state.Driver.DoMulti(context.Background(), cmds...)
-	c.state.inFlight.Add(-n)
 	var failed uint64
-	for i, cmd := range live {
-		r := results[i]
-		if err := r.Error(); err != nil && !valkey.IsValkeyNil(err) {
+	if n == 1 {
+		// A batch of one: Do spares valkey-go's per-pipeline allocations.
+		r := c.state.Driver.Do(context.Background(), cmds[0])
+		c.state.inFlight.Add(-1)
+		if isFailure(r) {
 			failed++
 		}
-		cmd.Complete(r)
+		live[0].Complete(r)
+	} else {
+		results := c.state.Driver.DoMulti(context.Background(), cmds...)
+		c.state.inFlight.Add(-n)
+		for i, cmd := range live {
+			if isFailure(results[i]) {
+				failed++
+			}
+			cmd.Complete(results[i])
+		}
 	}
 	c.state.commands.Add(uint64(n))
 	if failed > 0 {
@@ -119,4 +128,11 @@ func (c *Conn) run(batch []mailbox.Message) {
 	clear(cmds)
 	clear(live)
 	c.cmds, c.live = cmds[:0], live[:0]
+}
+
+// isFailure reports whether r failed: an error reply or a transport error,
+// but not a nil reply.
+func isFailure(r valkey.ValkeyResult) bool {
+	err := r.Error()
+	return err != nil && !valkey.IsValkeyNil(err)
 }

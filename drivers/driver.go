@@ -42,6 +42,9 @@ type Driver interface {
 type Conn interface {
 	// B returns the command builder for commands sent on this connection.
 	B() valkey.Builder
+	// Do writes one command and returns its result. The connection actor
+	// uses it for batches of one, where it is cheaper than DoMulti.
+	Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult
 	// DoMulti writes cmds as one pipeline and returns one result per
 	// command, in order. A transport failure fails every command it
 	// affects with a non-server error. The commands belong to the driver

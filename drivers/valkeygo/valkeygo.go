@@ -101,6 +101,11 @@ func (c *Conn) Client() valkey.Client { return c.c }
 // B implements drivers.Conn.
 func (c *Conn) B() valkey.Builder { return c.c.B() }
 
+// Do implements drivers.Conn.
+func (c *Conn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {
+	return c.c.Do(ctx, cmd)
+}
+
 // DoMulti implements drivers.Conn.
 func (c *Conn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.ValkeyResult {
 	return c.c.DoMulti(ctx, cmds...)
