@@ -57,10 +57,10 @@ func TestJoinAndThen(t *testing.T) {
 	boom := errors.New("boom")
 	called := false
 	e := Then(Join(Completed(1), Failed[int](boom)), func([]int) (int, error) { called = true; return 0, nil })
-	if _, err := e.Await(nil); err != boom || called {
+	if _, err := e.Await(context.Background()); err != boom || called {
 		t.Fatalf("Then on failed join: err %v called %v", err, called)
 	}
-	if v, err := Join[int]().Await(nil); err != nil || len(v) != 0 {
+	if v, err := Join[int]().Await(context.Background()); err != nil || len(v) != 0 {
 		t.Fatalf("empty Join = %v %v", v, err)
 	}
 }

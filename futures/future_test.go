@@ -53,7 +53,7 @@ func TestRacingCompletersExactlyOneWins(t *testing.T) {
 		if n != 1 {
 			t.Fatalf("%d completers won, want 1", n)
 		}
-		if v, _ := p.Future().Await(nil); v != winner {
+		if v, _ := p.Future().Await(context.Background()); v != winner {
 			t.Fatalf("value %d, winner %d", v, winner)
 		}
 	}
@@ -145,11 +145,11 @@ func TestDoneAfterCompletion(t *testing.T) {
 	default:
 		t.Fatal("Done of a completed future is not closed")
 	}
-	if v, err := f.Await(nil); v != 7 || err != nil {
+	if v, err := f.Await(context.Background()); v != 7 || err != nil {
 		t.Fatalf("got %v %v", v, err)
 	}
 	e := errors.New("boom")
-	if _, err := Failed[int](e).Await(nil); err != e {
+	if _, err := Failed[int](e).Await(context.Background()); err != e {
 		t.Fatalf("Failed err = %v", err)
 	}
 }
