@@ -16,6 +16,10 @@ import (
 // poster, reported instead of dropped.
 var ErrNotCommand = errors.New("actors: message is not a Command")
 
+// ErrShortReply fails the commands of a pipeline for which the driver
+// returned no result (a driver bug). The commands may have run.
+var ErrShortReply = errors.New("actors: driver returned fewer results than commands")
+
 // ConnState is what a connection actor keeps across restarts: its address,
 // mailbox, driver connection and counters. The engine creates it, posts
 // commands to Mailbox and reads the counters; the actor instance is
@@ -101,24 +105,27 @@ func (c *Conn) run(batch []mailbox.Message) {
 		return
 	}
 	n := int64(len(live))
-	c.state.inFlight.Add(n)
 	var failed uint64
 	if n == 1 {
 		// A batch of one: Do spares valkey-go's per-pipeline allocations.
-		r := c.state.Driver.Do(context.Background(), cmds[0])
-		c.state.inFlight.Add(-1)
+		r := c.do(cmds[0])
 		if isFailure(r) {
 			failed++
 		}
 		live[0].Complete(r)
 	} else {
-		results := c.state.Driver.DoMulti(context.Background(), cmds...)
-		c.state.inFlight.Add(-n)
+		results := c.doMulti(cmds)
 		for i, cmd := range live {
-			if isFailure(results[i]) {
+			r := valkey.ValkeyResult{}
+			if i < len(results) {
+				r = results[i]
+			} else {
+				r = shortReply
+			}
+			if isFailure(r) {
 				failed++
 			}
-			cmd.Complete(results[i])
+			cmd.Complete(r)
 		}
 	}
 	c.state.commands.Add(uint64(n))
@@ -128,6 +135,24 @@ func (c *Conn) run(batch []mailbox.Message) {
 	clear(cmds)
 	clear(live)
 	c.cmds, c.live = cmds[:0], live[:0]
+}
+
+// shortReply completes the commands a driver returned no result for.
+var shortReply = valkey.NewResult(valkey.ValkeyMessage{}, ErrShortReply)
+
+// do and doMulti run the driver call with the in-flight gauge held, also
+// when the driver panics.
+func (c *Conn) do(cmd valkey.Completed) valkey.ValkeyResult {
+	c.state.inFlight.Add(1)
+	defer c.state.inFlight.Add(-1)
+	return c.state.Driver.Do(context.Background(), cmd)
+}
+
+func (c *Conn) doMulti(cmds []valkey.Completed) []valkey.ValkeyResult {
+	n := int64(len(cmds))
+	c.state.inFlight.Add(n)
+	defer c.state.inFlight.Add(-n)
+	return c.state.Driver.DoMulti(context.Background(), cmds...)
 }
 
 // isFailure reports whether r failed: an error reply or a transport error,

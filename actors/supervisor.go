@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -12,9 +13,11 @@ import (
 // stopped. Stopped is closed once the supervisor and all its children have
 // stopped.
 type Supervisor struct {
-	conns   []*ConnState
-	ready   chan struct{}
-	stopped chan struct{}
+	conns     []*ConnState
+	ready     chan struct{}
+	stopped   chan struct{}
+	readyOnce sync.Once
+	stopOnce  sync.Once
 }
 
 // NewSupervisor returns a supervisor for conns.
@@ -49,8 +52,8 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		for i, st := range s.conns {
 			ctx.SpawnPrefix(st.Props(), fmt.Sprintf("conn-%d-", i))
 		}
-		close(s.ready)
+		s.readyOnce.Do(func() { close(s.ready) })
 	case *actor.Stopped:
-		close(s.stopped)
+		s.stopOnce.Do(func() { close(s.stopped) })
 	}
 }

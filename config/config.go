@@ -164,10 +164,10 @@ type Config struct {
 	// authentication. Default 5s; greater than 0.
 	DialTimeout time.Duration
 	// ReadTimeout bounds waiting for the replies of one pipeline. Default 3s;
-	// at least 0, where 0 means no timeout.
+	// at least 0, where 0 leaves the driver's own bound (valkey-go: 10s).
 	ReadTimeout time.Duration
 	// WriteTimeout bounds writing one pipeline. Default 3s; at least 0,
-	// where 0 means no timeout.
+	// where 0 leaves the driver's own bound (valkey-go: 10s).
 	WriteTimeout time.Duration
 	// MaxRetries is the number of times a failed retryable command is tried
 	// again. Default 3; at least 0, where 0 disables retries.

@@ -19,7 +19,8 @@ type Options struct {
 	// DialTimeout bounds connecting and the handshake (HELLO/AUTH/SELECT).
 	DialTimeout time.Duration
 	// ReadTimeout and WriteTimeout bound waiting for a pipeline's replies
-	// and writing it; 0 means no bound beyond the caller's context.
+	// and writing it; 0 leaves the driver's default (valkey-go: 10 s). The
+	// valkey-go driver applies the larger of the two to both.
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	// TLS, when non-nil, makes the connection use TLS with this config.

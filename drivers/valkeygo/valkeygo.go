@@ -56,7 +56,7 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 		if r.err != nil {
 			return nil, fmt.Errorf("valkey-go: dial %s: %w", o.Addr, r.err)
 		}
-		return &Conn{c: r.c}, nil
+		return newConn(r.c), nil
 	case <-ctx.Done():
 		go func() {
 			if r := <-done; r.c != nil {
@@ -89,9 +89,35 @@ func ClientOption(o drivers.Options) valkey.ClientOption {
 }
 
 // Conn is one valkey-go client on one TCP connection. See drivers.Conn.
+//
+// valkey-go runs blocking commands (BLPOP, XREAD BLOCK, ...) on a
+// connection of their own and its Close does not interrupt them: Conn
+// gives such calls a context that Close cancels.
 type Conn struct {
-	c    valkey.Client
-	once sync.Once
+	c       valkey.Client
+	closing context.Context
+	cancel  context.CancelFunc
+	once    sync.Once
+}
+
+func newConn(c valkey.Client) *Conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Conn{c: c, closing: ctx, cancel: cancel}
+}
+
+// callCtx returns the context for a call: ctx itself, unless the call
+// holds a blocking command, which gets a context that Close also cancels.
+// (A ctx with a Done channel moves valkey-go off its synchronous path, so
+// ordinary calls keep the caller's.)
+func (c *Conn) callCtx(ctx context.Context, cmds ...valkey.Completed) (context.Context, context.CancelFunc) {
+	for _, cmd := range cmds {
+		if cmd.IsBlock() {
+			cctx, cancel := context.WithCancel(ctx)
+			stop := context.AfterFunc(c.closing, cancel)
+			return cctx, func() { stop(); cancel() }
+		}
+	}
+	return ctx, nil
 }
 
 // Client returns the underlying valkey-go client, for capabilities the
@@ -103,16 +129,28 @@ func (c *Conn) B() valkey.Builder { return c.c.B() }
 
 // Do implements drivers.Conn.
 func (c *Conn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {
+	if cmd.IsBlock() {
+		cctx, done := c.callCtx(ctx, cmd)
+		defer done()
+		ctx = cctx
+	}
 	return c.c.Do(ctx, cmd)
 }
 
 // DoMulti implements drivers.Conn.
 func (c *Conn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.ValkeyResult {
+	if cctx, done := c.callCtx(ctx, cmds...); done != nil {
+		defer done()
+		ctx = cctx
+	}
 	return c.c.DoMulti(ctx, cmds...)
 }
 
 // Close implements drivers.Conn.
 func (c *Conn) Close() error {
-	c.once.Do(c.c.Close)
+	c.once.Do(func() {
+		c.cancel()
+		c.c.Close()
+	})
 	return nil
 }
