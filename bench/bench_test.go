@@ -52,10 +52,10 @@ type client struct {
 	close func()
 }
 
-func engineClient(b *testing.B) client {
+func engineClient(tb testing.TB) client {
 	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(addr))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return client{
 		name: "engine",
@@ -71,10 +71,10 @@ func engineClient(b *testing.B) client {
 	}
 }
 
-func valkeyClient(b *testing.B, name string, flushDelay time.Duration) client {
+func valkeyClient(tb testing.TB, name string, flushDelay time.Duration) client {
 	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{addr}, MaxFlushDelay: flushDelay})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return client{
 		name: name,
@@ -91,11 +91,11 @@ func valkeyClient(b *testing.B, name string, flushDelay time.Duration) client {
 
 var contenders = []struct {
 	name string
-	new  func(b *testing.B) client
+	new  func(tb testing.TB) client
 }{
 	{"engine", engineClient},
-	{"valkeygo", func(b *testing.B) client { return valkeyClient(b, "valkeygo", 0) }},
-	{"valkeygo-fd20", func(b *testing.B) client { return valkeyClient(b, "valkeygo-fd20", 20*time.Microsecond) }},
+	{"valkeygo", func(tb testing.TB) client { return valkeyClient(tb, "valkeygo", 0) }},
+	{"valkeygo-fd20", func(tb testing.TB) client { return valkeyClient(tb, "valkeygo-fd20", 20*time.Microsecond) }},
 }
 
 var levels = []int{1, 16, 256, 2048}
