@@ -225,6 +225,24 @@ func (m *Bounded) Close(err error) int {
 	return len(q)
 }
 
+// Flush fails every queued command with err and returns how many it
+// failed; unlike Close, the mailbox keeps accepting commands.
+func (m *Bounded) Flush(err error) int {
+	m.mu.Lock()
+	q := m.queue
+	m.queue = nil
+	m.pending.Add(-int32(len(q)))
+	if m.space != nil {
+		close(m.space)
+		m.space = nil
+	}
+	m.mu.Unlock()
+	for _, msg := range q {
+		msg.Fail(err)
+	}
+	return len(q)
+}
+
 // Closed reports whether Close has been called.
 func (m *Bounded) Closed() bool {
 	m.mu.Lock()

@@ -31,16 +31,17 @@ type msg struct {
 	poster, id int
 	ctx        context.Context
 
-	mu    sync.Mutex
-	done  bool
-	err   error
-	fails int // number of Fail calls, including ignored ones
+	mu       sync.Mutex
+	done     bool
+	err      error
+	fails    int           // number of Fail calls, including ignored ones
+	finished chan struct{} // closed on the first completion
 }
 
 var _ mailbox.Message = (*msg)(nil)
 
 func newMsg(ctx context.Context, poster, id int) *msg {
-	return &msg{ctx: ctx, poster: poster, id: id}
+	return &msg{ctx: ctx, poster: poster, id: id, finished: make(chan struct{})}
 }
 
 func (m *msg) Context() context.Context { return m.ctx }
@@ -51,6 +52,7 @@ func (m *msg) Fail(err error) {
 	m.fails++
 	if !m.done {
 		m.done, m.err = true, err
+		close(m.finished)
 	}
 }
 
@@ -61,6 +63,7 @@ func (m *msg) succeed() {
 	defer m.mu.Unlock()
 	if !m.done {
 		m.done = true
+		close(m.finished)
 	}
 }
 
@@ -77,6 +80,32 @@ func (m *msg) failCount() int {
 }
 
 func (m *msg) String() string { return fmt.Sprintf("p%d#%d", m.poster, m.id) }
+
+// deadlineCtx is a context whose deadline passes when the test says so:
+// Err is nil until end, then context.DeadlineExceeded. Unlike a timer it
+// cannot expire early on a loaded machine.
+type deadlineCtx struct {
+	context.Context
+	done chan struct{}
+	once sync.Once
+}
+
+func newDeadlineCtx() *deadlineCtx {
+	return &deadlineCtx{Context: context.Background(), done: make(chan struct{})}
+}
+
+func (c *deadlineCtx) Done() <-chan struct{} { return c.done }
+
+func (c *deadlineCtx) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+func (c *deadlineCtx) end() { c.once.Do(func() { close(c.done) }) }
 
 // delivery is one InvokeUserMessage call: a copied batch, or another message.
 type delivery struct {
@@ -375,6 +404,24 @@ func goPost(mb *mailbox.Bounded, m mailbox.Message) <-chan struct{} {
 	return done
 }
 
+// waitPosters waits for poster goroutines; if they are stuck it closes the
+// mailbox to release them before failing.
+func waitPosters(t *testing.T, wg *sync.WaitGroup, mb *mailbox.Bounded) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(waitTimeout):
+		mb.Close(errors.New("test timed out"))
+		<-done
+		t.Fatalf("timed out waiting for posters (stats %+v)", mb.Stats())
+	}
+}
+
 func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
@@ -468,8 +515,14 @@ func TestFIFOSinglePoster(t *testing.T) {
 		ms := make([]*msg, n)
 		for i := range ms {
 			ms[i] = newMsg(context.Background(), 0, i)
-			mb.Post(ms[i])
 		}
+		var wg sync.WaitGroup
+		wg.Go(func() { // the queue fills up, so Post blocks now and then
+			for _, m := range ms {
+				mb.Post(m)
+			}
+		})
+		waitPosters(t, &wg, mb)
 		inv.waitDelivered(t, n)
 
 		got := inv.delivered()
@@ -522,7 +575,7 @@ func TestFIFOConcurrentPosters(t *testing.T) {
 					})
 				}
 				close(start)
-				wg.Wait()
+				waitPosters(t, &wg, mb)
 				inv.waitDelivered(t, posters*per)
 
 				got := inv.delivered()
@@ -700,11 +753,46 @@ func TestDefaults(t *testing.T) {
 		}
 		wantPending(t, m)
 		over := newMsg(context.Background(), 0, 1)
-		mb.Post(over)
+		waitClosed(t, goPost(mb, over), "Post to a full mailbox under Reject")
 		wantFailed(t, over, mailbox.ErrBackpressure)
 		if got := mb.Len(); got != mailbox.DefaultCapacity {
 			t.Fatalf("Len() = %d, want %d", got, mailbox.DefaultCapacity)
 		}
+	})
+}
+
+// Commands and messages posted before Start (even before RegisterHandlers)
+// wait and are delivered, in order, once the mailbox has started.
+func TestPostBeforeStart(t *testing.T) {
+	forEachDispatcher(t, func(t *testing.T, d actor.Dispatcher) {
+		mb := mailbox.New(mailbox.Options{})
+		early := newMsg(context.Background(), 0, 1)
+		mb.Post(early) // no handlers yet: must neither panic nor run
+		inv := newInvoker()
+		mb.RegisterHandlers(inv, d)
+		mb.Post(newMsg(context.Background(), 0, 2))
+		mb.PostUserMessage("x")
+		started := &actor.Started{}
+		mb.PostSystemMessage(started)
+		if got := mb.Len(); got != 2 {
+			t.Fatalf("Len() = %d before Start, want 2", got)
+		}
+		if got := inv.userLog(); len(got) != 0 || len(inv.systemMessages()) != 0 {
+			t.Fatalf("delivered before Start: user %v, system %v", got, inv.systemMessages())
+		}
+		wantPending(t, early)
+
+		mb.Start()
+		inv.waitDelivered(t, 2)
+		if got := inv.userLog(); fmt.Sprint(got) != "[x [1 2]]" {
+			t.Fatalf("user deliveries = %v, want [x [1 2]]", got)
+		}
+		if sys := inv.systemMessages(); len(sys) != 1 || sys[0] != started {
+			t.Fatalf("system deliveries = %v", sys)
+		}
+		// And it runs normally afterwards.
+		mb.Post(newMsg(context.Background(), 0, 3))
+		inv.waitDelivered(t, 3)
 	})
 }
 
@@ -760,8 +848,7 @@ func TestExpiredWhileQueued(t *testing.T) {
 		g.waitEntered(t)
 
 		cctx, cancel := context.WithCancel(context.Background())
-		tctx, cancel2 := context.WithTimeout(context.Background(), time.Millisecond)
-		defer cancel2()
+		tctx := newDeadlineCtx()
 		a := newMsg(cctx, 0, 1)
 		b := newMsg(context.Background(), 0, 2)
 		c := newMsg(tctx, 0, 3)
@@ -773,7 +860,7 @@ func TestExpiredWhileQueued(t *testing.T) {
 			t.Fatalf("Posted = %d, want 5 (live contexts are accepted)", got)
 		}
 		cancel()
-		<-tctx.Done()
+		tctx.end()
 		// Nothing fails a queued command before it is drained.
 		wantPending(t, a)
 		wantPending(t, c)
@@ -837,7 +924,7 @@ func TestRejectPolicy(t *testing.T) {
 		a, b, c := newMsg(context.Background(), 0, 1), newMsg(context.Background(), 0, 2), newMsg(context.Background(), 0, 3)
 		mb.Post(a)
 		mb.Post(b)
-		mb.Post(c)
+		waitClosed(t, goPost(mb, c), "Post to a full mailbox under Reject")
 		wantFailed(t, c, mailbox.ErrBackpressure)
 		wantPending(t, a)
 		wantPending(t, b)
@@ -870,7 +957,7 @@ func TestRejectPolicy(t *testing.T) {
 			a, b, c := newMsg(context.Background(), 0, 1), newMsg(context.Background(), 0, 2), newMsg(context.Background(), 0, 3)
 			mb.Post(a)
 			mb.Post(b)
-			mb.Post(c)
+			waitClosed(t, goPost(mb, c), "Post to a full mailbox under Reject")
 			wantFailed(t, c, mailbox.ErrBackpressure)
 			if s := mb.Stats(); s.Rejected != 1 || s.Queued != 2 {
 				t.Fatalf("stats = %+v, want Rejected 1, Queued 2", s)
@@ -938,8 +1025,8 @@ func TestBlockPolicy(t *testing.T) {
 			return ctx, cancel, cancel
 		}, context.Canceled},
 		{"deadline", func() (context.Context, context.CancelFunc, func()) {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-			return ctx, cancel, func() {} // it ends on its own
+			ctx := newDeadlineCtx()
+			return ctx, ctx.end, ctx.end
 		}, context.DeadlineExceeded},
 	} {
 		t.Run("context ends while blocked/"+tc.name, func(t *testing.T) {
@@ -1055,6 +1142,53 @@ func TestClose(t *testing.T) {
 	})
 }
 
+func TestFlush(t *testing.T) {
+	forEachDispatcher(t, func(t *testing.T, d actor.Dispatcher) {
+		mb, inv := newMailbox(mailbox.Options{Capacity: 2}, d)
+		g := newGate()
+		inv.hook = func(m any) { g.hold(m) }
+		defer g.open()
+
+		first := goPost(mb, newMsg(context.Background(), 0, 0))
+		g.waitEntered(t)
+		a, b := newMsg(context.Background(), 0, 1), newMsg(context.Background(), 0, 2)
+		mb.Post(a)
+		mb.Post(b)
+		c := newMsg(context.Background(), 0, 3)
+		returned := goPost(mb, c)
+		waitStat(t, "Stats.Blocked", func() uint64 { return mb.Stats().Blocked }, 1)
+
+		errMoved := errors.New("slot moved")
+		if n := mb.Flush(errMoved); n != 2 {
+			t.Fatalf("Flush returned %d, want 2", n)
+		}
+		wantFailed(t, a, errMoved)
+		wantFailed(t, b, errMoved)
+		// Unlike Close, the blocked poster gets the room and is queued.
+		waitClosed(t, returned, "blocked Post after Flush")
+		wantPending(t, c)
+		if mb.Closed() {
+			t.Fatal("Closed() = true after Flush")
+		}
+		e := newMsg(context.Background(), 0, 4)
+		mb.Post(e)
+		wantPending(t, e)
+
+		g.open()
+		inv.waitDelivered(t, 3)
+		waitClosed(t, first, "first Post")
+		if got := inv.userLog(); fmt.Sprint(got) != "[[0] [3 4]]" {
+			t.Fatalf("deliveries = %v, want [[0] [3 4]]", got)
+		}
+		if n := mb.Flush(errMoved); n != 0 {
+			t.Fatalf("Flush of an empty mailbox returned %d, want 0", n)
+		}
+		if a.failCount() != 1 || b.failCount() != 1 {
+			t.Fatalf("flushed commands failed %d and %d times, want once", a.failCount(), b.failCount())
+		}
+	})
+}
+
 func TestCloseNilUsesErrClosed(t *testing.T) {
 	d := &manualDispatcher{}
 	mb, inv := newMailbox(mailbox.Options{}, d)
@@ -1103,9 +1237,16 @@ func TestCloseRace(t *testing.T) {
 				}
 			})
 		}
-		<-closed
+		select {
+		case <-closed:
+		case <-time.After(waitTimeout):
+			t.Errorf("posters stuck before Close (stats %+v)", mb.Stats())
+		}
 		mb.Close(nil)
-		wg.Wait()
+		waitPosters(t, &wg, mb)
+		if t.Failed() {
+			return
+		}
 
 		// Close and Post fail synchronously; everything else is with the actor.
 		failed := 0
@@ -1481,13 +1622,7 @@ func TestProtoactorRestart(t *testing.T) {
 	system.Root.Send(pid, poison)
 	// Wait for the failure before sending more, so that they are not in the
 	// poisoned batch.
-	deadline := time.Now().Add(waitTimeout)
-	for done, _ := poison.result(); !done; done, _ = poison.result() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting for the poisoned command to fail")
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
+	waitClosed(t, poison.finished, "the poisoned command to fail")
 	wantFailed(t, poison, mailbox.ErrActorFailed)
 	system.Root.Send(pid, newMsg(context.Background(), 0, 1))
 	system.Root.Send(pid, newMsg(context.Background(), 0, 2))

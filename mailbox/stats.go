@@ -38,7 +38,7 @@ func (c *counters) observeBatch(n int) {
 type Stats struct {
 	Queued   int    // commands queued now
 	Posted   uint64 // commands accepted into the queue
-	Expired  uint64 // commands failed because their context ended while queued
+	Expired  uint64 // commands failed because their context ended before they were handed to the actor (at Post, while blocked, or while queued)
 	Rejected uint64 // commands failed with ErrBackpressure
 	Blocked  uint64 // times a poster waited for room
 	Batches  uint64 // batches handed to the actor
