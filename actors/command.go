@@ -16,4 +16,9 @@ type Command interface {
 	Cmd() valkey.Completed
 	// Complete completes the command with its reply (or transport error).
 	Complete(r valkey.ValkeyResult)
+	// Attempts returns how many times the command was sent again.
+	Attempts() int
+	// Retrying counts one more attempt; the actor calls it when it keeps
+	// the command to send again.
+	Retrying()
 }

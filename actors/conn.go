@@ -3,13 +3,17 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/mailbox"
+	"github.com/vactor-io/vactor/policies"
 )
 
 // ErrNotCommand fails a mailbox message that is not a Command: a bug in the
@@ -20,42 +24,90 @@ var ErrNotCommand = errors.New("actors: message is not a Command")
 // returned no result (a driver bug). The commands may have run.
 var ErrShortReply = errors.New("actors: driver returned fewer results than commands")
 
-// ConnState is what a connection actor keeps across restarts: its address,
-// mailbox, driver connection and counters. The engine creates it, posts
-// commands to Mailbox and reads the counters; the actor instance is
-// replaced on restart, the state is not. Safe for concurrent use.
+// errLoading makes the actor restart (with backoff) while the server
+// answers LOADING after a reconnect.
+var errLoading = errors.New("actors: server is loading its dataset")
+
+// ConnState is what a connection actor keeps across restarts: its node,
+// mailbox, driver connection, the commands it must send again first, and
+// its counters. The engine creates it, posts commands to Mailbox and reads
+// the counters; the actor instance is replaced on restart, the state is
+// not. Safe for concurrent use.
 type ConnState struct {
 	Addr    string
 	Mailbox *mailbox.Bounded
 	Driver  drivers.Conn
 	// CloseErr fails the commands still queued when the actor stops.
 	CloseErr error
+	// Node and Policy, when set, enable reconnects, retries and the
+	// circuit breaker; without them a transport failure only fails the
+	// commands it hit.
+	Node   *Node
+	Policy *Policy
 
-	commands atomic.Uint64 // commands whose reply (or error) came back
-	errors   atomic.Uint64 // of those, the ones that failed
-	inFlight atomic.Int64  // commands written and awaiting replies
-	restarts atomic.Uint64
+	mu       sync.Mutex
+	stash    []mailbox.Message // commands to send again first, in order
+	broken   bool              // the driver connection failed: re-dial on start
+	failures atomic.Int64      // consecutive failed rounds, for the backoff
+
+	commands   atomic.Uint64 // commands whose reply (or error) came back
+	errors     atomic.Uint64 // of those, the ones that failed
+	inFlight   atomic.Int64  // commands written and awaiting replies
+	restarts   atomic.Uint64
+	reconnects atomic.Uint64
+	retries    atomic.Uint64
+	unknown    atomic.Uint64 // commands failed with ErrOutcomeUnknown
 }
 
 // ConnStats is a snapshot of one connection actor's counters.
 type ConnStats struct {
-	Addr     string
-	Commands uint64
-	Errors   uint64
-	InFlight int64
-	Restarts uint64
-	Mailbox  mailbox.Stats
+	Addr       string
+	Commands   uint64
+	Errors     uint64
+	InFlight   int64
+	Restarts   uint64
+	Reconnects uint64
+	Retries    uint64
+	// OutcomeUnknown counts commands failed with policies.ErrOutcomeUnknown.
+	OutcomeUnknown uint64
+	Mailbox        mailbox.Stats
 }
 
 // Stats returns a snapshot of the counters.
 func (s *ConnState) Stats() ConnStats {
 	return ConnStats{
-		Addr:     s.Addr,
-		Commands: s.commands.Load(),
-		Errors:   s.errors.Load(),
-		InFlight: s.inFlight.Load(),
-		Restarts: s.restarts.Load(),
-		Mailbox:  s.Mailbox.Stats(),
+		Addr:           s.Addr,
+		Commands:       s.commands.Load(),
+		Errors:         s.errors.Load(),
+		InFlight:       s.inFlight.Load(),
+		Restarts:       s.restarts.Load(),
+		Reconnects:     s.reconnects.Load(),
+		Retries:        s.retries.Load(),
+		OutcomeUnknown: s.unknown.Load(),
+		Mailbox:        s.Mailbox.Stats(),
+	}
+}
+
+// FailHeld fails the commands held for resending and the queued ones with
+// err (the mailbox stays open). Used when the node's breaker opens.
+func (s *ConnState) FailHeld(err error) {
+	s.mu.Lock()
+	stash := s.stash
+	s.stash = nil
+	s.mu.Unlock()
+	for _, m := range stash {
+		m.Fail(err)
+	}
+	s.Mailbox.Flush(err)
+}
+
+// CloseDriver closes the current driver connection (idempotent).
+func (s *ConnState) CloseDriver() {
+	s.mu.Lock()
+	d := s.Driver
+	s.mu.Unlock()
+	if d != nil {
+		_ = d.Close()
 	}
 }
 
@@ -66,6 +118,14 @@ func (s *ConnState) Props() *actor.Props {
 		func() actor.Actor { return &Conn{state: s} },
 		actor.WithMailbox(func() actor.Mailbox { return s.Mailbox }),
 	)
+}
+
+// escalator is implemented by protoactor's actor context: it suspends the
+// mailbox and reports the failure to the supervisor, without a panic (a
+// panic would make the mailbox fail the batch in hand, including the
+// commands kept for resending).
+type escalator interface {
+	EscalateFailure(reason any, message any)
 }
 
 // Conn is the connection actor. It is driven by protoactor on one goroutine
@@ -80,17 +140,98 @@ type Conn struct {
 func (c *Conn) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *mailbox.Batch:
-		c.run(m.Messages)
+		c.run(ctx, m.Messages)
+	case *actor.Started:
+		c.start(ctx)
 	case *actor.Restarting:
 		c.state.restarts.Add(1)
 	case *actor.Stopping:
 		// protoactor drops the messages of a stopped actor: fail them.
 		c.state.Mailbox.Close(c.state.CloseErr)
+		c.state.mu.Lock()
+		stash := c.state.stash
+		c.state.stash = nil
+		c.state.mu.Unlock()
+		err := c.state.CloseErr
+		if err == nil {
+			err = mailbox.ErrClosed
+		}
+		for _, m := range stash {
+			m.Fail(err)
+		}
 	}
 }
 
+// start runs when the actor starts or restarts: it re-dials a broken
+// connection, waits out LOADING, then sends the held commands first.
+func (c *Conn) start(ctx actor.Context) {
+	st := c.state
+	st.mu.Lock()
+	broken := st.broken
+	st.mu.Unlock()
+	if broken && st.Node != nil {
+		if err := c.reconnect(); err != nil {
+			c.escalate(ctx, err)
+			return
+		}
+	}
+	st.mu.Lock()
+	stash := st.stash
+	st.stash = nil
+	st.mu.Unlock()
+	if len(stash) > 0 {
+		c.run(ctx, stash)
+	}
+}
+
+// reconnect replaces the driver connection with a new one that answers
+// PING (not LOADING).
+func (c *Conn) reconnect() error {
+	st, n := c.state, c.state.Node
+	dctx, cancel := context.WithTimeout(context.Background(), n.DialTimeout)
+	defer cancel()
+	conn, err := n.Dial(dctx)
+	if err != nil {
+		n.Breaker.RecordFailure()
+		return err
+	}
+	if err := conn.Do(dctx, conn.B().Ping().Build()).Error(); err != nil {
+		_ = conn.Close()
+		var ve *valkey.ValkeyError
+		if errors.As(err, &ve) && ve.IsLoading() {
+			return errLoading
+		}
+		n.Breaker.RecordFailure()
+		return err
+	}
+	old := st.Driver
+	st.mu.Lock()
+	st.Driver = conn
+	st.broken = false
+	st.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	st.reconnects.Add(1)
+	return nil
+}
+
+// escalate reports the actor as failed: the supervisor restarts it after a
+// backoff; its mailbox is suspended meanwhile.
+func (c *Conn) escalate(ctx actor.Context, reason error) {
+	c.state.failures.Add(1)
+	if e, ok := ctx.(escalator); ok {
+		e.EscalateFailure(reason, nil)
+		return
+	}
+	panic(fmt.Sprintf("actors: cannot escalate %v: context %T", reason, ctx))
+}
+
 // run writes one batch as one pipeline and completes each command in order.
-func (c *Conn) run(batch []mailbox.Message) {
+// A transport failure fails or keeps each command (see settle) and restarts
+// the actor.
+func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
+	st := c.state
 	cmds, live := c.cmds[:0], c.live[:0]
 	for _, m := range batch {
 		cmd, ok := m.(Command)
@@ -98,43 +239,140 @@ func (c *Conn) run(batch []mailbox.Message) {
 			m.Fail(ErrNotCommand)
 			continue
 		}
+		if err := cmd.Context().Err(); err != nil {
+			cmd.Fail(err)
+			continue
+		}
 		cmds = append(cmds, cmd.Cmd())
 		live = append(live, cmd)
 	}
+	defer func() {
+		clear(cmds)
+		clear(live)
+		c.cmds, c.live = cmds[:0], live[:0]
+	}()
 	if len(live) == 0 {
 		return
 	}
-	n := int64(len(live))
-	var failed uint64
-	if n == 1 {
-		// A batch of one: Do spares valkey-go's per-pipeline allocations.
-		r := c.do(cmds[0])
-		if isFailure(r) {
-			failed++
+	n := st.Node
+	if n != nil && (n.Open() || !n.Breaker.TryAcquirePermit()) {
+		for _, cmd := range live {
+			cmd.Fail(policies.ErrCircuitOpen)
 		}
-		live[0].Complete(r)
-	} else {
-		results := c.doMulti(cmds)
-		for i, cmd := range live {
-			r := valkey.ValkeyResult{}
-			if i < len(results) {
-				r = results[i]
-			} else {
-				r = shortReply
-			}
-			if isFailure(r) {
+		return
+	}
+	dctx, cancel := c.batchContext(live)
+	var failed uint64
+	var broken error
+	var keep []mailbox.Message
+	settle := func(cmd Command, r valkey.ValkeyResult) {
+		err := r.NonValkeyError()
+		if err == nil {
+			if r.Error() != nil && !valkey.IsValkeyNil(r.Error()) {
 				failed++
 			}
 			cmd.Complete(r)
+			return
+		}
+		failed++
+		broken = err
+		if c.retry(cmd, err) {
+			keep = append(keep, cmd)
+			return
+		}
+		cmd.Fail(c.failure(cmd, err))
+	}
+	if len(live) == 1 {
+		// A batch of one: Do spares valkey-go's per-pipeline allocations.
+		settle(live[0], c.do(dctx, cmds[0]))
+	} else {
+		results := c.doMulti(dctx, cmds)
+		for i, cmd := range live {
+			r := shortReply
+			if i < len(results) {
+				r = results[i]
+			}
+			settle(cmd, r)
 		}
 	}
-	c.state.commands.Add(uint64(n))
-	if failed > 0 {
-		c.state.errors.Add(failed)
+	if cancel != nil {
+		cancel()
 	}
-	clear(cmds)
-	clear(live)
-	c.cmds, c.live = cmds[:0], live[:0]
+	st.commands.Add(uint64(len(live)))
+	if failed > 0 {
+		st.errors.Add(failed)
+	}
+	if n == nil {
+		return
+	}
+	if broken == nil {
+		n.Breaker.RecordSuccess()
+		st.failures.Store(0)
+		if p := st.Policy; p != nil {
+			p.Budget.Earn(len(live))
+		}
+		return
+	}
+	n.Breaker.RecordFailure()
+	st.mu.Lock()
+	st.broken = true
+	st.stash = append(st.stash, keep...)
+	st.mu.Unlock()
+	c.escalate(ctx, broken)
+}
+
+// retry decides whether cmd, hit by the transport error err, is kept to be
+// sent again after the reconnect: it must still be wanted (its context
+// alive), have retries left within the budget, and either not have been
+// written or be repeatable.
+func (c *Conn) retry(cmd Command, err error) bool {
+	p := c.state.Policy
+	if p == nil || c.state.Node == nil || cmd.Context().Err() != nil {
+		return false
+	}
+	if !policies.NotSent(err) && !policies.Repeatable(cmd.Context(), cmd.Cmd()) {
+		return false
+	}
+	if cmd.Attempts() >= p.MaxRetries || !p.Budget.Spend(1) {
+		return false
+	}
+	cmd.Retrying()
+	c.state.retries.Add(1)
+	return true
+}
+
+// failure is the error of a command that failed on transport error err and
+// is not sent again.
+func (c *Conn) failure(cmd Command, err error) error {
+	if cerr := cmd.Context().Err(); cerr != nil {
+		return cerr
+	}
+	if policies.NotSent(err) {
+		return err
+	}
+	c.state.unknown.Add(1)
+	return &policies.OutcomeUnknownError{Cause: err}
+}
+
+// batchContext bounds a pipeline by its commands' deadlines when every
+// command has one and the latest comes before the read timeout: nobody
+// waits longer, so the round trip is abandoned then and the connection
+// treated as failed. Otherwise the driver's read timeout applies.
+func (c *Conn) batchContext(live []Command) (context.Context, context.CancelFunc) {
+	var latest time.Time
+	for _, cmd := range live {
+		dl, ok := cmd.Context().Deadline()
+		if !ok {
+			return context.Background(), nil
+		}
+		if dl.After(latest) {
+			latest = dl
+		}
+	}
+	if p := c.state.Policy; p != nil && p.ReadTimeout > 0 && time.Until(latest) > p.ReadTimeout {
+		return context.Background(), nil
+	}
+	return context.WithDeadline(context.Background(), latest)
 }
 
 // shortReply completes the commands a driver returned no result for.
@@ -142,22 +380,21 @@ var shortReply = valkey.NewResult(valkey.ValkeyMessage{}, ErrShortReply)
 
 // do and doMulti run the driver call with the in-flight gauge held, also
 // when the driver panics.
-func (c *Conn) do(cmd valkey.Completed) valkey.ValkeyResult {
+func (c *Conn) do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {
 	c.state.inFlight.Add(1)
 	defer c.state.inFlight.Add(-1)
-	return c.state.Driver.Do(context.Background(), cmd)
+	return c.driver().Do(ctx, cmd)
 }
 
-func (c *Conn) doMulti(cmds []valkey.Completed) []valkey.ValkeyResult {
+func (c *Conn) doMulti(ctx context.Context, cmds []valkey.Completed) []valkey.ValkeyResult {
 	n := int64(len(cmds))
 	c.state.inFlight.Add(n)
 	defer c.state.inFlight.Add(-n)
-	return c.state.Driver.DoMulti(context.Background(), cmds...)
+	return c.driver().DoMulti(ctx, cmds...)
 }
 
-// isFailure reports whether r failed: an error reply or a transport error,
-// but not a nil reply.
-func isFailure(r valkey.ValkeyResult) bool {
-	err := r.Error()
-	return err != nil && !valkey.IsValkeyNil(err)
+func (c *Conn) driver() drivers.Conn {
+	c.state.mu.Lock()
+	defer c.state.mu.Unlock()
+	return c.state.Driver
 }

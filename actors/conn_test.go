@@ -12,6 +12,7 @@ import (
 
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/mailbox"
+	"github.com/vactor-io/vactor/policies"
 )
 
 // The reply helpers build what they claim to; the other tests rely on it.
@@ -141,8 +142,9 @@ func TestConnStats(t *testing.T) {
 	if err := cmds[2].wantCompleted(t).Error(); !valkey.IsValkeyNil(err) {
 		t.Fatalf("command 3: error %v, want valkey nil", err)
 	}
-	if err := cmds[3].wantCompleted(t).Error(); err != boom {
-		t.Fatalf("command 4: error %v, want %v", err, boom)
+	// A transport error after the write: the outcome is unknown.
+	if err := cmds[3].wantFailed(t); !errors.Is(err, policies.ErrOutcomeUnknown) || !errors.Is(err, boom) {
+		t.Fatalf("command 4: error %v, want ErrOutcomeUnknown wrapping %v", err, boom)
 	}
 	// The counters are updated after the commands are completed: poll.
 	eventually(t, "Commands == 5", func() bool { return st.Stats().Commands == 5 })

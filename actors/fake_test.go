@@ -147,6 +147,7 @@ type fakeCmd struct {
 	result    valkey.ValkeyResult // from the first Complete, if it came first
 	err       error               // from the first Fail, if it came first
 	completed bool                // the first completion was Complete
+	attempts  int
 }
 
 var _ actors.Command = (*fakeCmd)(nil)
@@ -159,6 +160,9 @@ func (c *fakeCmd) Context() context.Context { return c.ctx }
 
 // Cmd returns the zero valkey.Completed: the fake driver never inspects it.
 func (c *fakeCmd) Cmd() valkey.Completed { return valkey.Completed{} }
+
+func (c *fakeCmd) Attempts() int { return c.attempts }
+func (c *fakeCmd) Retrying()     { c.attempts++ }
 
 func (c *fakeCmd) first() {
 	if c.completes+c.fails == 1 {

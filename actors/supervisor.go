@@ -1,28 +1,67 @@
 package actors
 
 import (
+	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// Supervisor owns the connection actors: it spawns one per ConnState when
-// it starts, restarts a connection actor that panics (its ConnState, and so
-// its mailbox and driver connection, survive), and stops them all when it is
-// stopped. Stopped is closed once the supervisor and all its children have
-// stopped.
+// Supervisor owns the connection actors. It spawns one per ConnState when
+// it starts and stops them all when it is stopped. When a connection actor
+// fails (its connection broke, or it panicked), the supervisor restarts it
+// after an exponential backoff with jitter (Policy.Backoff), scheduled on a
+// timer, never by sleeping; while a node's circuit breaker is open it
+// keeps the node's actors down and, on a timer, asks the breaker for a
+// permit and probes the node with a PING of its own, restarting the
+// actors once the probe succeeds and the breaker closes.
+//
+// Ready is closed once every connection actor has been spawned, Stopped
+// once the supervisor and all of them have stopped.
 type Supervisor struct {
-	conns     []*ConnState
+	conns []*ConnState
+	nodes []*Node
+	// ProbeInterval is how often open breakers are asked for a permit.
+	// Default 50ms.
+	ProbeInterval time.Duration
+
 	ready     chan struct{}
 	stopped   chan struct{}
 	readyOnce sync.Once
 	stopOnce  sync.Once
+
+	system  *actor.ActorSystem
+	self    *actor.PID
+	byID    map[string]*ConnState // child PID id -> state
+	waiting map[*actor.PID]*ConnState
+	probing map[*Node]bool
+
+	tmu       sync.Mutex
+	timers    map[*time.Timer]struct{}
+	timersOff bool // set when stopping: no new timers
 }
 
 // NewSupervisor returns a supervisor for conns.
 func NewSupervisor(conns []*ConnState) *Supervisor {
-	return &Supervisor{conns: conns, ready: make(chan struct{}), stopped: make(chan struct{})}
+	s := &Supervisor{
+		conns:   conns,
+		ready:   make(chan struct{}),
+		stopped: make(chan struct{}),
+		byID:    map[string]*ConnState{},
+		waiting: map[*actor.PID]*ConnState{},
+		probing: map[*Node]bool{},
+		timers:  map[*time.Timer]struct{}{},
+	}
+	seen := map[*Node]bool{}
+	for _, c := range conns {
+		if c.Node != nil && !seen[c.Node] {
+			seen[c.Node] = true
+			s.nodes = append(s.nodes, c.Node)
+		}
+	}
+	return s
 }
 
 // Ready is closed once every connection actor has been spawned.
@@ -34,9 +73,10 @@ func (s *Supervisor) Stopped() <-chan struct{} { return s.stopped }
 
 // Spawn starts the supervisor in system. It returns its PID.
 func (s *Supervisor) Spawn(system *actor.ActorSystem) (*actor.PID, error) {
+	s.system = system
 	props := actor.PropsFromProducer(
 		func() actor.Actor { return s },
-		actor.WithSupervisor(actor.NewRestartingStrategy()),
+		actor.WithSupervisor(strategy{s}),
 	)
 	pid, err := system.Root.SpawnNamed(props, fmt.Sprintf("vactor-supervisor-%p", s))
 	if err != nil {
@@ -45,15 +85,138 @@ func (s *Supervisor) Spawn(system *actor.ActorSystem) (*actor.PID, error) {
 	return pid, nil
 }
 
+// Messages the supervisor sends itself.
+type (
+	restartChild struct{ pid *actor.PID }
+	probeTick    struct{}
+	probeResult  struct {
+		node *Node
+		err  error
+	}
+)
+
 // Receive implements actor.Actor.
 func (s *Supervisor) Receive(ctx actor.Context) {
-	switch ctx.Message().(type) {
+	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		s.self = ctx.Self()
 		for i, st := range s.conns {
-			ctx.SpawnPrefix(st.Props(), fmt.Sprintf("conn-%d-", i))
+			pid := ctx.SpawnPrefix(st.Props(), fmt.Sprintf("conn-%d-", i))
+			s.byID[pid.Id] = st
 		}
 		s.readyOnce.Do(func() { close(s.ready) })
+		if len(s.nodes) > 0 {
+			s.after(s.probeInterval(), probeTick{})
+		}
+	case restartChild:
+		st := s.byID[m.pid.Id]
+		if st != nil && st.Node != nil && st.Node.Open() {
+			s.waiting[m.pid] = st // restarted when the node's breaker closes
+			return
+		}
+		ctx.(actor.Supervisor).RestartChildren(m.pid)
+	case probeTick:
+		for _, n := range s.nodes {
+			if n.Open() && !s.probing[n] && n.Breaker.TryAcquirePermit() {
+				s.probing[n] = true
+				go s.probe(n)
+			}
+		}
+		s.after(s.probeInterval(), probeTick{})
+	case probeResult:
+		delete(s.probing, m.node)
+		if m.err != nil {
+			m.node.Breaker.RecordFailure()
+			return
+		}
+		m.node.Breaker.RecordSuccess()
+		if m.node.Open() {
+			return
+		}
+		var pids []*actor.PID
+		for pid, st := range s.waiting {
+			if st.Node == m.node {
+				pids = append(pids, pid)
+				delete(s.waiting, pid)
+			}
+		}
+		if len(pids) > 0 {
+			ctx.(actor.Supervisor).RestartChildren(pids...)
+		}
+	case *actor.Stopping:
+		s.stopTimers()
 	case *actor.Stopped:
+		s.stopTimers()
 		s.stopOnce.Do(func() { close(s.stopped) })
 	}
 }
+
+func (s *Supervisor) probeInterval() time.Duration {
+	if s.ProbeInterval > 0 {
+		return s.ProbeInterval
+	}
+	return 50 * time.Millisecond
+}
+
+// probe dials the node afresh and sends PING; it reports to the supervisor.
+// It runs on its own goroutine, bounded by the dial timeout, so a slow node
+// never blocks the supervisor.
+func (s *Supervisor) probe(n *Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), n.DialTimeout)
+	defer cancel()
+	conn, err := n.Dial(ctx)
+	if err == nil {
+		err = conn.Do(ctx, conn.B().Ping().Build()).Error()
+		_ = conn.Close()
+	}
+	s.system.Root.Send(s.self, probeResult{node: n, err: err})
+}
+
+// after sends msg to the supervisor after d, unless it stops first.
+func (s *Supervisor) after(d time.Duration, msg any) {
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	if s.timersOff {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		s.tmu.Lock()
+		_, live := s.timers[t]
+		delete(s.timers, t)
+		s.tmu.Unlock()
+		if live {
+			s.system.Root.Send(s.self, msg)
+		}
+	})
+	s.timers[t] = struct{}{}
+}
+
+func (s *Supervisor) stopTimers() {
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	s.timersOff = true
+	for t := range s.timers {
+		t.Stop()
+		delete(s.timers, t)
+	}
+}
+
+// strategy restarts a failed connection actor after Policy.Backoff for its
+// number of consecutive failures (not protoactor's backoff strategy, whose
+// delay grows linearly).
+type strategy struct{ s *Supervisor }
+
+// HandleFailure implements actor.SupervisorStrategy. It runs on the
+// supervisor's goroutine.
+func (st strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, _ any, _ any) {
+	cs := st.s.byID[child.Id]
+	if cs == nil || cs.Policy == nil {
+		sup.RestartChildren(child)
+		return
+	}
+	n := int(cs.failures.Load()) - 1
+	st.s.after(cs.Policy.Backoff.Delay(max(n, 0)), restartChild{pid: child})
+}
+
+var _ actor.SupervisorStrategy = strategy{}

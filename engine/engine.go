@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/actors"
@@ -19,6 +20,7 @@ import (
 	"github.com/vactor-io/vactor/drivers"
 	_ "github.com/vactor-io/vactor/drivers/valkeygo" // the default driver
 	"github.com/vactor-io/vactor/mailbox"
+	"github.com/vactor-io/vactor/policies"
 )
 
 // Engine is a Valkey client: every command method returns a future at once
@@ -35,6 +37,7 @@ type Engine struct {
 	supervisor *actors.Supervisor
 	supPID     *actor.PID
 	conns      []*actors.ConnState
+	nodes      []*actors.Node
 	b          valkey.Builder
 }
 
@@ -83,6 +86,33 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	if cfg.Backpressure == config.BackpressureReject {
 		policy = mailbox.Reject
 	}
+	node := &actors.Node{
+		Addr:        addr,
+		DialTimeout: cfg.DialTimeout,
+		Dial:        func(ctx context.Context) (drivers.Conn, error) { return drv.Dial(ctx, opts) },
+	}
+	node.Breaker = policies.NewBreaker(policies.BreakerOptions{
+		Threshold:   uint(cfg.CircuitBreakerThreshold),
+		OpenTimeout: cfg.CircuitBreakerOpenTimeout,
+		OnStateChanged: func(_, to circuitbreaker.State) {
+			node.SetOpen(to != circuitbreaker.ClosedState)
+			if to == circuitbreaker.OpenState {
+				// Nothing queued for the node will be sent soon: fail it now.
+				for _, c := range e.conns {
+					if c.Node == node {
+						c.FailHeld(ErrCircuitOpen)
+					}
+				}
+			}
+		},
+	})
+	e.nodes = append(e.nodes, node)
+	retry := &actors.Policy{
+		MaxRetries:  cfg.MaxRetries,
+		Backoff:     policies.Backoff{Min: cfg.MinRetryBackoff, Max: cfg.MaxRetryBackoff},
+		Budget:      policies.NewBudget(0.1, 100),
+		ReadTimeout: max(cfg.ReadTimeout, cfg.WriteTimeout),
+	}
 	for range cfg.PoolSize {
 		conn, err := drv.Dial(dialCtx, opts)
 		if err != nil {
@@ -93,6 +123,8 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 			Addr:     addr,
 			Driver:   conn,
 			CloseErr: ErrClosed,
+			Node:     node,
+			Policy:   retry,
 			Mailbox: mailbox.New(mailbox.Options{
 				Capacity: cfg.MailboxCapacity,
 				Policy:   policy,
@@ -176,7 +208,7 @@ const stuckActorWait = 5 * time.Second
 
 func (e *Engine) closeDrivers() {
 	for _, c := range e.conns {
-		_ = c.Driver.Close()
+		c.CloseDriver()
 	}
 }
 

@@ -1,12 +1,14 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"strings"
 
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/mailbox"
+	"github.com/vactor-io/vactor/policies"
 )
 
 var (
@@ -24,6 +26,18 @@ var (
 	// mailbox.ErrBackpressure. Not retried by the engine: the caller decides.
 	ErrBackpressure = mailbox.ErrBackpressure
 
+	// ErrCircuitOpen fails a command to a node whose circuit breaker is
+	// open: it was not sent. It is policies.ErrCircuitOpen. The breaker
+	// closes by itself once a probe of the node succeeds; not retried.
+	ErrCircuitOpen = policies.ErrCircuitOpen
+
+	// ErrOutcomeUnknown fails a command that was written on a connection
+	// that failed before the reply came back: it may have run. It is
+	// policies.ErrOutcomeUnknown; the error also wraps the transport error.
+	// Such commands are sent again only when repeatable: read-only, or
+	// issued with a context from WithIdempotent.
+	ErrOutcomeUnknown = policies.ErrOutcomeUnknown
+
 	// ErrInvalidArgument fails a command whose arguments the engine can
 	// reject before sending it (an odd number of field/value arguments, a
 	// missing key, ...). Nothing is sent. Not retryable.
@@ -40,6 +54,9 @@ type ServerError struct {
 }
 
 func (e *ServerError) Error() string { return "vactor: server error: " + e.Message }
+
+// ServerErrorCode returns Prefix; policies.IsRetryable uses it.
+func (e *ServerError) ServerErrorCode() string { return e.Prefix }
 
 // Is reports whether target is a *ServerError with the same prefix, so
 // errors.Is(err, &ServerError{Prefix: "WRONGTYPE"}) works.
@@ -82,3 +99,8 @@ func isErrorCode(s string) bool {
 	}
 	return true
 }
+
+// WithIdempotent marks the commands issued with the returned context as
+// safe to repeat after a connection failure (see ErrOutcomeUnknown). It is
+// policies.WithIdempotent.
+func WithIdempotent(ctx context.Context) context.Context { return policies.WithIdempotent(ctx) }

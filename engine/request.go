@@ -16,11 +16,14 @@ type request[T any] struct {
 	ctx     context.Context
 	cmd     valkey.Completed
 	decode  func(valkey.ValkeyResult) (T, error)
+	retries int // times sent again; only the connection actor touches it
 }
 
 func (r *request[T]) Context() context.Context { return r.ctx }
 func (r *request[T]) Fail(err error)           { r.promise.Reject(err) }
 func (r *request[T]) Cmd() valkey.Completed    { return r.cmd }
+func (r *request[T]) Attempts() int            { return r.retries }
+func (r *request[T]) Retrying()                { r.retries++ }
 
 func (r *request[T]) Complete(res valkey.ValkeyResult) {
 	v, err := r.decode(res)
@@ -42,6 +45,10 @@ func submitTo[T any](e *Engine, conn *actors.ConnState, ctx context.Context, cmd
 	f := r.promise.Future()
 	if e.closed.Load() {
 		r.promise.Reject(ErrClosed)
+		return f
+	}
+	if conn.Node != nil && conn.Node.Open() {
+		r.promise.Reject(ErrCircuitOpen)
 		return f
 	}
 	conn.Mailbox.Post(r)

@@ -25,8 +25,12 @@ type Stats struct {
 	MeanBatch  float64
 	MaxBatch   uint64
 	BatchSizes [mailbox.BatchBuckets]uint64
-	// Restarts counts connection actor restarts.
-	Restarts uint64
+	// Restarts counts connection actor restarts; Reconnects the new
+	// connections they made; Retries the commands sent again;
+	// OutcomeUnknown the commands failed with ErrOutcomeUnknown.
+	Restarts, Reconnects, Retries, OutcomeUnknown uint64
+	// Nodes has the circuit breaker state of each node.
+	Nodes []NodeStats
 	// Conns has one entry per connection actor.
 	Conns []actors.ConnStats
 }
@@ -42,10 +46,23 @@ func (e *Engine) Stats() Stats {
 		s.Errors += cs.Errors
 		s.InFlight += cs.InFlight
 		s.Restarts += cs.Restarts
+		s.Reconnects += cs.Reconnects
+		s.Retries += cs.Retries
+		s.OutcomeUnknown += cs.OutcomeUnknown
 		mb.Add(cs.Mailbox)
+	}
+	for _, n := range e.nodes {
+		s.Nodes = append(s.Nodes, NodeStats{Addr: n.Addr, Breaker: n.Breaker.State().String()})
 	}
 	s.Queued = mb.Queued
 	s.Expired, s.Rejected = mb.Expired, mb.Rejected
 	s.Batches, s.MeanBatch, s.MaxBatch, s.BatchSizes = mb.Batches, mb.MeanBatch(), mb.MaxBatch, mb.BatchSizes
 	return s
+}
+
+// NodeStats is the state of one node.
+type NodeStats struct {
+	Addr string
+	// Breaker is the circuit breaker state: "closed", "open" or "half-open".
+	Breaker string
 }

@@ -1,0 +1,47 @@
+package actors
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// Node is what the connection actors of one server share: how to dial it,
+// its circuit breaker, and whether commands to it fail fast. Safe for
+// concurrent use.
+type Node struct {
+	Addr string
+	// Dial opens a new driver connection, bounded by the dial timeout.
+	Dial func(ctx context.Context) (drivers.Conn, error)
+	// DialTimeout bounds Dial and the supervisor's probe.
+	DialTimeout time.Duration
+	// Breaker is the node's circuit breaker. Its state changes must be
+	// reported with SetOpen (the engine wires OnStateChanged to it).
+	Breaker policies.Breaker
+
+	open atomic.Bool
+}
+
+// Open reports whether the node's breaker is not closed: commands to it
+// fail at once with policies.ErrCircuitOpen.
+func (n *Node) Open() bool { return n.open.Load() }
+
+// SetOpen records whether the breaker is open (or half-open).
+func (n *Node) SetOpen(open bool) { n.open.Store(open) }
+
+// Policy is the retry and timing policy the connection actors apply. It is
+// read-only once the actors run.
+type Policy struct {
+	// MaxRetries is how many times one command is sent again after a
+	// retryable failure.
+	MaxRetries int
+	// Backoff spaces reconnect attempts and retries.
+	Backoff policies.Backoff
+	// Budget bounds retries; nil means unbounded.
+	Budget *policies.Budget
+	// ReadTimeout bounds one pipeline's round trip (0: the driver's).
+	ReadTimeout time.Duration
+}

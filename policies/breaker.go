@@ -1,0 +1,45 @@
+package policies
+
+import (
+	"time"
+
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+)
+
+// BreakerOptions configures a node's circuit breaker.
+type BreakerOptions struct {
+	// Threshold is the number of consecutive failed pipelines (transport
+	// failures or timeouts) that open the breaker. Default 5.
+	Threshold uint
+	// OpenTimeout is how long the breaker stays open before it lets a
+	// probe through (half-open). Default 1s.
+	OpenTimeout time.Duration
+	// OnStateChanged, when set, is called on every transition.
+	OnStateChanged func(from, to circuitbreaker.State)
+}
+
+// Breaker is a node's circuit breaker: failsafe-go's, used through its
+// permit API. It counts pipelines, not commands: one success or one failure
+// per round trip. Server error replies and nil replies are successes. Safe
+// for concurrent use.
+type Breaker = circuitbreaker.CircuitBreaker[any]
+
+// NewBreaker returns a breaker that opens after o.Threshold consecutive
+// failures, stays open o.OpenTimeout, then half-opens for one probe, which
+// closes it on success and opens it again on failure.
+func NewBreaker(o BreakerOptions) Breaker {
+	if o.Threshold == 0 {
+		o.Threshold = 5
+	}
+	if o.OpenTimeout <= 0 {
+		o.OpenTimeout = time.Second
+	}
+	b := circuitbreaker.NewBuilder[any]().
+		WithFailureThreshold(o.Threshold).
+		WithSuccessThreshold(1).
+		WithDelay(o.OpenTimeout)
+	if o.OnStateChanged != nil {
+		b = b.OnStateChanged(func(e circuitbreaker.StateChangedEvent) { o.OnStateChanged(e.OldState, e.NewState) })
+	}
+	return b.Build()
+}

@@ -1,0 +1,83 @@
+package policies
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/valkey-io/valkey-go"
+)
+
+// IsRetryable reports whether err says that a command did not run and may
+// be tried again as it is:
+//
+//   - the connection could not be made, so nothing was written (connection
+//     refused, or a reset or timeout while dialling);
+//   - the server refused it for a passing reason: LOADING (restarting from
+//     disk), TRYAGAIN, CLUSTERDOWN, MASTERDOWN, or READONLY (a failover
+//     turned the node into a replica).
+//
+// Errors that say a command was written and then lost are not retryable by
+// this test: they are ErrOutcomeUnknown, and only repeatable commands are
+// retried after them. Context errors, ErrCircuitOpen, error replies such
+// as WRONGTYPE, and nil replies are never retryable.
+func IsRetryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrCircuitOpen) {
+		return false
+	}
+	if code := serverErrorCode(err); code != "" {
+		switch code {
+		case "LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY":
+			return true
+		}
+		return false
+	}
+	return NotSent(err)
+}
+
+// NotSent reports whether a transport error happened before anything was
+// written: the connection was refused or could not be dialled.
+func NotSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// IsTransport reports whether err is a transport failure (the connection
+// or the network, not an error reply and not a nil reply), excluding the
+// caller's context errors.
+func IsTransport(err error) bool {
+	if err == nil || valkey.IsValkeyNil(err) {
+		return false
+	}
+	if serverErrorCode(err) != "" {
+		return false
+	}
+	return !errors.Is(err, context.Canceled)
+}
+
+// serverErrorCode returns the code of an error reply ("LOADING", ...), or
+// "" when err is not an error reply. valkey-go drops the generic "ERR ".
+func serverErrorCode(err error) string {
+	var ve *valkey.ValkeyError
+	if !errors.As(err, &ve) || valkey.IsValkeyNil(err) {
+		var se interface{ ServerErrorCode() string }
+		if errors.As(err, &se) {
+			return se.ServerErrorCode()
+		}
+		return ""
+	}
+	msg := ve.Error()
+	code, _, _ := strings.Cut(msg, " ")
+	if code == "" || strings.ToUpper(code) != code {
+		return "ERR"
+	}
+	return code
+}

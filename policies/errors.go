@@ -1,0 +1,38 @@
+package policies
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrCircuitOpen fails a command sent to a node whose circuit breaker is
+	// open (or half-open, while the supervisor's probe runs): the command
+	// was not sent. Not retried by the engine: the breaker decides when the
+	// node is tried again.
+	ErrCircuitOpen = errors.New("vactor: circuit breaker open")
+
+	// ErrOutcomeUnknown fails a command that was written on a connection
+	// that then failed before its reply arrived: it may or may not have
+	// run. The error is an *OutcomeUnknownError that also wraps the
+	// transport error. Such a command is retried only when it may be
+	// repeated (read-only, or marked with WithIdempotent).
+	ErrOutcomeUnknown = errors.New("vactor: outcome unknown: the command was sent but its reply was lost")
+
+	// ErrRetryBudget is wrapped around a retryable error when the retry
+	// budget is spent: the engine stopped retrying to protect the server.
+	ErrRetryBudget = errors.New("vactor: retry budget exhausted")
+)
+
+// OutcomeUnknownError is the error of a command whose outcome is unknown.
+// errors.Is(err, ErrOutcomeUnknown) and errors.Is(err, Cause) both hold.
+type OutcomeUnknownError struct {
+	Cause error
+}
+
+func (e *OutcomeUnknownError) Error() string {
+	return fmt.Sprintf("%s: %v", ErrOutcomeUnknown.Error(), e.Cause)
+}
+
+// Unwrap returns ErrOutcomeUnknown and the cause.
+func (e *OutcomeUnknownError) Unwrap() []error { return []error{ErrOutcomeUnknown, e.Cause} }
