@@ -18,8 +18,21 @@
 //
 // The ctx given to a command bounds the command: if it ends while the
 // command is still queued, the command is never written and its future
-// fails with ctx.Err(). Once written, the command runs to completion. The
-// ctx given to Await bounds only the wait.
+// fails with ctx.Err(). Once written, a pipeline's round trip is bounded by
+// the latest deadline of its commands (when they all have one) or else by
+// the read timeout; past it the connection is treated as failed and
+// re-dialled. The ctx given to Await bounds only the wait.
+//
+// # Failures
+//
+// A command that was not written because the connection could not be made
+// is sent again after the reconnect (up to Config.MaxRetries, with
+// exponential backoff). A command written on a connection that then failed
+// fails with ErrOutcomeUnknown, unless it may be repeated: read-only
+// commands and those issued with a context from WithIdempotent are sent
+// again. After Config.CircuitBreakerThreshold failed round trips in a row,
+// the node's circuit breaker opens and commands fail at once with
+// ErrCircuitOpen until a probe of the node succeeds.
 //
 // # Order
 //
