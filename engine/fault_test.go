@@ -1,0 +1,281 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/futures"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// faultConfig is the configuration the fault tests run with: the defaults,
+// with a breaker that half-opens after 250ms instead of 1s so that recovery
+// within 1s of a restart is measured against the probe, not the wait.
+func faultConfig(addr string) config.Config {
+	return config.DefaultConfig().WithAddrs(addr).
+		WithCircuitBreakerOpenTimeout(250 * time.Millisecond).
+		WithDialTimeout(time.Second).
+		WithReadTimeout(time.Second).WithWriteTimeout(time.Second)
+}
+
+// waitServing returns how long it took until a SET through eng succeeds.
+func waitServing(t *testing.T, eng *engine.Engine, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_, err := eng.Set(ctx, "probe", "x", 0).Await(ctx)
+		cancel()
+		if err == nil {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("engine not serving %s after restart: last error %v (stats %+v)", limit, err, eng.Stats())
+		}
+		time.Sleep(5 * time.Millisecond) // pacing between probes, not synchronisation
+	}
+}
+
+// Fault test 1: the server is killed and restarted 20 times while 64
+// goroutines write distinct keys. Every future completes, every write
+// whose future succeeded is on the server after the last restart (AOF,
+// appendfsync always), and the engine serves again within 1s of each
+// restart.
+func TestFaultKillRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test")
+	}
+	srv := valkeytest.Start(t, valkeytest.Options{AppendOnly: true})
+	baseG := runtime.NumGoroutine()
+	eng, err := engine.New(context.Background(), faultConfig(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+
+	var (
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		acked   []string
+		issued  atomic.Int64
+		failed  atomic.Int64
+		pending atomic.Int64
+	)
+	for g := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				key := fmt.Sprintf("w%d:%d", g, i)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				issued.Add(1)
+				pending.Add(1)
+				f := eng.Set(ctx, key, key, 0)
+				_, err := f.Await(context.Background()) // no bound: every future must complete
+				pending.Add(-1)
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acked = append(acked, key)
+					mu.Unlock()
+					continue
+				}
+				failed.Add(1)
+				time.Sleep(time.Millisecond) // pacing while the node is down
+			}
+		}()
+	}
+
+	var worst time.Duration
+	for round := range 20 {
+		time.Sleep(50 * time.Millisecond) // traffic before the kill
+		if err := srv.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // traffic against a dead server
+		if err := srv.Restart(); err != nil {
+			t.Fatalf("round %d: restart: %v", round, err)
+		}
+		d := waitServing(t, eng, 3*time.Second)
+		worst = max(worst, d)
+		if d > time.Second {
+			t.Errorf("round %d: serving again %s after the restart, want < 1s", round, d)
+		}
+	}
+	stop.Store(true)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("writers still waiting 10s after stop: %d futures pending", pending.Load())
+	}
+
+	// Every acknowledged write is on the server.
+	mu.Lock()
+	keys := acked
+	mu.Unlock()
+	ctx := ctxT(t)
+	check, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer check.Close()
+	fs := make([]*futures.Future[int64], len(keys))
+	for i, k := range keys {
+		fs[i] = check.Exists(ctx, k)
+	}
+	lost := 0
+	for i, f := range fs {
+		n, err := f.Await(ctx)
+		if err != nil {
+			t.Fatalf("EXISTS %s: %v", keys[i], err)
+		}
+		if n != 1 {
+			lost++
+		}
+	}
+	st := eng.Stats()
+	t.Logf("issued %d, acknowledged %d, failed %d, lost %d; slowest recovery %s; reconnects %d, retries %d, outcome unknown %d",
+		issued.Load(), len(keys), failed.Load(), lost, worst, st.Reconnects, st.Retries, st.OutcomeUnknown)
+	if lost > 0 {
+		t.Fatalf("%d acknowledged writes lost", lost)
+	}
+	if len(keys) == 0 {
+		t.Fatal("no write was acknowledged")
+	}
+	if st.Reconnects < 20 {
+		t.Fatalf("%d reconnects recorded for 20 restarts", st.Reconnects)
+	}
+	_ = baseG
+	_ = errors.Is
+}
+
+// Fault test 2: the server is frozen (SIGSTOP) under load. Commands fail at
+// their deadlines (±50ms), the breaker opens, calls then fail fast (<1ms
+// each over 1,000 calls); after SIGCONT the breaker closes within 1s and
+// traffic flows; the goroutine count returns to its baseline.
+func TestFaultFrozenServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test")
+	}
+	srv := valkeytest.Start(t)
+	cfg := faultConfig(srv.Addr()).WithDialTimeout(200 * time.Millisecond)
+	eng, err := engine.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	ctx := ctxT(t)
+	if err := eng.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	base := runtime.NumGoroutine()
+
+	// Load: 16 goroutines, 100ms deadlines.
+	const deadline = 100 * time.Millisecond
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var late atomic.Int64 // commands that returned more than 50ms after their deadline
+	var worstLate atomic.Int64
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				cctx, cancel := context.WithTimeout(context.Background(), deadline)
+				start := time.Now()
+				_, err := eng.Set(cctx, fmt.Sprintf("f%d:%d", g, i), "v", 0).Await(cctx)
+				el := time.Since(start)
+				cancel()
+				if errors.Is(err, context.DeadlineExceeded) {
+					over := el - deadline
+					if over > 50*time.Millisecond {
+						late.Add(1)
+					}
+					for {
+						w := worstLate.Load()
+						if int64(over) <= w || worstLate.CompareAndSwap(w, int64(over)) {
+							break
+						}
+					}
+				}
+				if err != nil {
+					time.Sleep(time.Millisecond) // pacing while the node is down
+				}
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // traffic flowing
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	paused := time.Now()
+
+	// The breaker opens.
+	for eng.Stats().Nodes[0].Breaker == "closed" {
+		if time.Since(paused) > 10*time.Second {
+			t.Fatalf("breaker still closed 10s after SIGSTOP: %+v", eng.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	openedAfter := time.Since(paused)
+
+	// Calls fail fast while it is open.
+	var slowest time.Duration
+	var total time.Duration
+	for range 1000 {
+		start := time.Now()
+		_, err := eng.Get(ctx, "x").Await(ctx)
+		d := time.Since(start)
+		total += d
+		slowest = max(slowest, d)
+		if !errors.Is(err, engine.ErrCircuitOpen) {
+			t.Fatalf("call with the breaker open: %v, want ErrCircuitOpen", err)
+		}
+	}
+	if mean := total / 1000; mean >= time.Millisecond {
+		t.Fatalf("fail-fast calls took %s on average, want < 1ms", mean)
+	}
+
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := time.Now()
+	for eng.Stats().Nodes[0].Breaker != "closed" {
+		if time.Since(resumed) > time.Second {
+			t.Fatalf("breaker not closed 1s after SIGCONT: %+v", eng.Stats().Nodes)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	closedAfter := time.Since(resumed)
+	served := waitServing(t, eng, time.Second)
+	stop.Store(true)
+	wg.Wait()
+
+	if n := late.Load(); n > 0 {
+		t.Fatalf("%d commands returned more than 50ms after their deadline (worst %s)", n, time.Duration(worstLate.Load()))
+	}
+	// Goroutines back to the baseline (timers and probes finish).
+	var now int
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		if now = runtime.NumGoroutine(); now <= base {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("goroutines %d, baseline %d:\n%s", now, base, buf[:runtime.Stack(buf, true)])
+		}
+	}
+	t.Logf("breaker opened %s after SIGSTOP; fail-fast mean %s, slowest %s; closed %s after SIGCONT, serving %s later; worst lateness %s; goroutines %d (baseline %d)",
+		openedAfter, total/1000, slowest, closedAfter, served, time.Duration(worstLate.Load()), now, base)
+}
