@@ -1,0 +1,160 @@
+package policies
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+)
+
+type codeErr string
+
+func (c codeErr) Error() string           { return string(c) + " something" }
+func (c codeErr) ServerErrorCode() string { return string(c) }
+
+func TestIsRetryable(t *testing.T) {
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	read := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{dial, true},
+		{fmt.Errorf("wrapped: %w", dial), true},
+		{syscall.ECONNREFUSED, true},
+		{read, false},
+		{io.EOF, false},
+		{context.Canceled, false},
+		{context.DeadlineExceeded, false},
+		{ErrCircuitOpen, false},
+		{&OutcomeUnknownError{Cause: dial}, false},
+		{codeErr("LOADING"), true},
+		{codeErr("TRYAGAIN"), true},
+		{codeErr("CLUSTERDOWN"), true},
+		{codeErr("READONLY"), true},
+		{codeErr("MASTERDOWN"), true},
+		{codeErr("WRONGTYPE"), false},
+		{codeErr("ERR"), false},
+	}
+	for _, c := range cases {
+		if got := IsRetryable(c.err); got != c.want {
+			t.Errorf("IsRetryable(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+func TestOutcomeUnknownWrapsBoth(t *testing.T) {
+	cause := io.ErrUnexpectedEOF
+	err := error(&OutcomeUnknownError{Cause: cause})
+	if !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, cause) {
+		t.Fatalf("%v does not wrap both", err)
+	}
+	if !IsTransport(cause) || IsTransport(codeErr("WRONGTYPE")) || IsTransport(nil) {
+		t.Fatal("IsTransport misclassifies")
+	}
+}
+
+func TestIdempotentMark(t *testing.T) {
+	ctx := context.Background()
+	if IsIdempotent(ctx) {
+		t.Fatal("plain context marked idempotent")
+	}
+	if !IsIdempotent(WithIdempotent(ctx)) {
+		t.Fatal("WithIdempotent not seen")
+	}
+	c2, cancel := context.WithTimeout(WithIdempotent(ctx), time.Second)
+	defer cancel()
+	if !IsIdempotent(c2) {
+		t.Fatal("mark lost through a derived context")
+	}
+}
+
+func TestBackoffGrowsWithJitter(t *testing.T) {
+	b := Backoff{Min: 8 * time.Millisecond, Max: 512 * time.Millisecond}
+	for n := range 12 {
+		d := min(8*time.Millisecond<<n, 512*time.Millisecond)
+		seen := map[time.Duration]bool{}
+		for range 200 {
+			got := b.Delay(n)
+			if got < d/2 || got > d {
+				t.Fatalf("Delay(%d) = %s, want in [%s, %s]", n, got, d/2, d)
+			}
+			seen[got] = true
+		}
+		if len(seen) < 2 {
+			t.Fatalf("Delay(%d) has no jitter", n)
+		}
+	}
+	if (Backoff{}).Delay(3) != 0 {
+		t.Fatal("zero Backoff waits")
+	}
+}
+
+func TestBudget(t *testing.T) {
+	b := NewBudget(0.1, 3)
+	for i := range 3 {
+		if !b.Spend(1) {
+			t.Fatalf("spend %d refused with a full budget", i)
+		}
+	}
+	if b.Spend(1) {
+		t.Fatal("spent beyond the burst")
+	}
+	b.Earn(10) // 10 commands earn one token
+	if !b.Spend(1) || b.Spend(1) {
+		t.Fatal("10 commands should earn exactly one retry")
+	}
+	b.Earn(1000)
+	if b.Tokens() != 3 {
+		t.Fatalf("tokens %d, want capped at 3", b.Tokens())
+	}
+	var nb *Budget
+	if !nb.Spend(5) {
+		t.Fatal("nil budget refuses")
+	}
+}
+
+func TestBreakerOpensAndHalfOpens(t *testing.T) {
+	var changes []circuitbreaker.State
+	b := NewBreaker(BreakerOptions{Threshold: 3, OpenTimeout: 50 * time.Millisecond,
+		OnStateChanged: func(_, to circuitbreaker.State) { changes = append(changes, to) }})
+	for range 2 {
+		b.RecordFailure()
+	}
+	b.RecordSuccess() // resets the consecutive count
+	for range 2 {
+		b.RecordFailure()
+	}
+	if !b.IsClosed() {
+		t.Fatal("opened before 3 consecutive failures")
+	}
+	b.RecordFailure()
+	if !b.IsOpen() || b.TryAcquirePermit() {
+		t.Fatal("not open after 3 consecutive failures")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for !b.TryAcquirePermit() {
+		if time.Now().After(deadline) {
+			t.Fatal("no permit after the open timeout")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !b.IsHalfOpen() || b.TryAcquirePermit() {
+		t.Fatal("half-open should grant exactly one permit")
+	}
+	b.RecordSuccess()
+	if !b.IsClosed() {
+		t.Fatal("a successful probe did not close the breaker")
+	}
+	want := []circuitbreaker.State{circuitbreaker.OpenState, circuitbreaker.HalfOpenState, circuitbreaker.ClosedState}
+	if fmt.Sprint(changes) != fmt.Sprint(want) {
+		t.Fatalf("state changes %v, want %v", changes, want)
+	}
+}
