@@ -9,7 +9,7 @@ BENCHTIME ?= 2s
 # so the contenders are interleaved over time.
 BENCHROUNDS ?= 3
 
-.PHONY: all demo test test-short bench lint server
+.PHONY: all demo test test-short test-faults bench lint server
 
 all: lint test
 
@@ -27,6 +27,11 @@ test: server
 # Unit tests and fast integration tests only (skips nothing in CI: `make test` runs all).
 test-short: server
 	$(GO) test -race -short -count=1 ./...
+
+# The fault-injection tests alone, verbose: they print the figures of the
+# README's Reliability table. (`make test` runs them too.)
+test-faults: server
+	$(GO) test -race -count=1 -run 'TestFault' -v ./engine
 
 # Engine vs valkey-go (defaults and MaxFlushDelay 20µs), same process, same
 # server, interleaved; prints the ratios at the end.
