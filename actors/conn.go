@@ -16,18 +16,6 @@ import (
 	"github.com/vactor-io/vactor/policies"
 )
 
-// ErrNotCommand fails a mailbox message that is not a Command: a bug in the
-// poster, reported instead of dropped.
-var ErrNotCommand = errors.New("actors: message is not a Command")
-
-// ErrShortReply fails the commands of a pipeline for which the driver
-// returned no result (a driver bug). The commands may have run.
-var ErrShortReply = errors.New("actors: driver returned fewer results than commands")
-
-// errLoading makes the actor restart (with backoff) while the server
-// answers LOADING after a reconnect.
-var errLoading = errors.New("actors: server is loading its dataset")
-
 // ConnState is what a connection actor keeps across restarts: its node,
 // mailbox, driver connection, the commands it must send again first, and
 // its counters. The engine creates it, posts commands to Mailbox and reads

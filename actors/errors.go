@@ -1,0 +1,18 @@
+package actors
+
+import "errors"
+
+var (
+	// ErrNotCommand fails a mailbox message that is not a Command: a bug in
+	// the poster, reported instead of dropped. Not retryable.
+	ErrNotCommand = errors.New("actors: message is not a Command")
+
+	// ErrShortReply fails the commands of a pipeline for which the driver
+	// returned no result (a driver bug). The commands may have run; not
+	// retryable.
+	ErrShortReply = errors.New("actors: driver returned fewer results than commands")
+
+	// errLoading makes a connection actor restart, with backoff, while the
+	// server answers LOADING after a reconnect. It never reaches a caller.
+	errLoading = errors.New("actors: server is loading its dataset")
+)
