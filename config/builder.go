@@ -160,3 +160,18 @@ func (c Config) WithDrainTimeout(d time.Duration) Config {
 // WithLogger returns a copy of c with Logger set; nil silences all logging.
 // The logger is shared, not copied.
 func (c Config) WithLogger(l *slog.Logger) Config { c = c.clone(); c.Logger = l; return c }
+
+// WithCircuitBreakerFailureRate returns a copy of c with
+// CircuitBreakerFailureRate set (0 keeps the count-based breaker).
+func (c Config) WithCircuitBreakerFailureRate(rate float64) Config {
+	c = c.clone()
+	c.CircuitBreakerFailureRate = rate
+	return c
+}
+
+// WithCircuitBreakerPeriod returns a copy of c with CircuitBreakerPeriod set.
+func (c Config) WithCircuitBreakerPeriod(d time.Duration) Config {
+	c = c.clone()
+	c.CircuitBreakerPeriod = d
+	return c
+}

@@ -185,6 +185,14 @@ type Config struct {
 	// before it lets a trial command through (half-open). Default 1s;
 	// greater than 0.
 	CircuitBreakerOpenTimeout time.Duration
+	// CircuitBreakerFailureRate, when above 0, makes the breaker open on a
+	// failure rate instead of a count: when, within CircuitBreakerPeriod, at
+	// least CircuitBreakerThreshold round trips ran and this fraction of
+	// them failed. Default 0 (count of consecutive failures); 0 to 1.
+	CircuitBreakerFailureRate float64
+	// CircuitBreakerPeriod is the window of the failure-rate breaker.
+	// Default 10s; greater than 0.
+	CircuitBreakerPeriod time.Duration
 	// ClusterMode makes Addrs seeds of a Valkey cluster: commands are routed
 	// by hash slot and MOVED/ASK redirects are followed. Default false.
 	ClusterMode bool
@@ -230,6 +238,7 @@ const (
 	defaultMaxRetryBackoff           = 512 * time.Millisecond
 	defaultCircuitBreakerThreshold   = 5
 	defaultCircuitBreakerOpenTimeout = time.Second
+	defaultCircuitBreakerPeriod      = 10 * time.Second
 	defaultMaxRedirects              = 5
 	defaultMailboxCapacity           = 65536
 	defaultMaxBatchSize              = 1024
@@ -260,6 +269,7 @@ func DefaultConfig() Config {
 		MaxRetryBackoff:           defaultMaxRetryBackoff,
 		CircuitBreakerThreshold:   defaultCircuitBreakerThreshold,
 		CircuitBreakerOpenTimeout: defaultCircuitBreakerOpenTimeout,
+		CircuitBreakerPeriod:      defaultCircuitBreakerPeriod,
 		ReadFrom:                  ReadFromPrimary,
 		MaxRedirects:              defaultMaxRedirects,
 		MailboxCapacity:           defaultMailboxCapacity,
@@ -338,6 +348,14 @@ func (c Config) Validate() error {
 	}
 	if c.CircuitBreakerOpenTimeout <= 0 {
 		return newFieldError("CircuitBreakerOpenTimeout", c.CircuitBreakerOpenTimeout.String(),
+			"must be greater than 0")
+	}
+	if !(c.CircuitBreakerFailureRate >= 0 && c.CircuitBreakerFailureRate <= 1) {
+		return newFieldError("CircuitBreakerFailureRate", strconv.FormatFloat(c.CircuitBreakerFailureRate, 'g', -1, 64),
+			"must be between 0 and 1")
+	}
+	if c.CircuitBreakerPeriod <= 0 {
+		return newFieldError("CircuitBreakerPeriod", c.CircuitBreakerPeriod.String(),
 			"must be greater than 0")
 	}
 	switch c.ReadFrom {
@@ -450,8 +468,8 @@ func (c Config) String() string {
 		c.Addrs, c.Host, c.Port, c.Username, passwordText(c.Password), c.DB, c.ClientName, c.Driver, c.PoolSize)
 	fmt.Fprintf(&b, " DialTimeout=%s ReadTimeout=%s WriteTimeout=%s MaxRetries=%d MinRetryBackoff=%s MaxRetryBackoff=%s",
 		c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.MaxRetries, c.MinRetryBackoff, c.MaxRetryBackoff)
-	fmt.Fprintf(&b, " CircuitBreakerThreshold=%d CircuitBreakerOpenTimeout=%s ClusterMode=%t ReadFrom=%s MaxRedirects=%d",
-		c.CircuitBreakerThreshold, c.CircuitBreakerOpenTimeout, c.ClusterMode, c.ReadFrom, c.MaxRedirects)
+	fmt.Fprintf(&b, " CircuitBreakerThreshold=%d CircuitBreakerOpenTimeout=%s CircuitBreakerFailureRate=%g CircuitBreakerPeriod=%s ClusterMode=%t ReadFrom=%s MaxRedirects=%d",
+		c.CircuitBreakerThreshold, c.CircuitBreakerOpenTimeout, c.CircuitBreakerFailureRate, c.CircuitBreakerPeriod, c.ClusterMode, c.ReadFrom, c.MaxRedirects)
 	fmt.Fprintf(&b, " TLS={Enabled=%t CertFile=%q KeyFile=%q CAFile=%q ServerName=%q InsecureSkipVerify=%t}",
 		c.TLS.Enabled, c.TLS.CertFile, c.TLS.KeyFile, c.TLS.CAFile, c.TLS.ServerName, c.TLS.InsecureSkipVerify)
 	fmt.Fprintf(&b, " MailboxCapacity=%d Backpressure=%s MaxBatchSize=%d DrainTimeout=%s Logger=%t}",
@@ -475,8 +493,8 @@ func (c Config) GoString() string {
 		addrs, c.Host, c.Port, c.Username, passwordText(c.Password), c.DB, c.ClientName, c.Driver, c.PoolSize)
 	fmt.Fprintf(&b, "DialTimeout:%d, ReadTimeout:%d, WriteTimeout:%d, MaxRetries:%d, MinRetryBackoff:%d, MaxRetryBackoff:%d, ",
 		c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.MaxRetries, c.MinRetryBackoff, c.MaxRetryBackoff)
-	fmt.Fprintf(&b, "CircuitBreakerThreshold:%d, CircuitBreakerOpenTimeout:%d, ClusterMode:%t, ReadFrom:%d, MaxRedirects:%d, ",
-		c.CircuitBreakerThreshold, c.CircuitBreakerOpenTimeout, c.ClusterMode, c.ReadFrom, c.MaxRedirects)
+	fmt.Fprintf(&b, "CircuitBreakerThreshold:%d, CircuitBreakerOpenTimeout:%d, CircuitBreakerFailureRate:%g, CircuitBreakerPeriod:%d, ClusterMode:%t, ReadFrom:%d, MaxRedirects:%d, ",
+		c.CircuitBreakerThreshold, c.CircuitBreakerOpenTimeout, c.CircuitBreakerFailureRate, c.CircuitBreakerPeriod, c.ClusterMode, c.ReadFrom, c.MaxRedirects)
 	fmt.Fprintf(&b, "TLS:%#v, MailboxCapacity:%d, Backpressure:%d, MaxBatchSize:%d, DrainTimeout:%d, Logger:%s}",
 		c.TLS, c.MailboxCapacity, c.Backpressure, c.MaxBatchSize, c.DrainTimeout, logger)
 	return b.String()
@@ -513,6 +531,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("MaxRetryBackoff", c.MaxRetryBackoff),
 		slog.Int("CircuitBreakerThreshold", c.CircuitBreakerThreshold),
 		slog.Duration("CircuitBreakerOpenTimeout", c.CircuitBreakerOpenTimeout),
+		slog.Float64("CircuitBreakerFailureRate", c.CircuitBreakerFailureRate),
+		slog.Duration("CircuitBreakerPeriod", c.CircuitBreakerPeriod),
 		slog.Bool("ClusterMode", c.ClusterMode),
 		slog.String("ReadFrom", c.ReadFrom.String()),
 		slog.Int("MaxRedirects", c.MaxRedirects),

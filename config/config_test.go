@@ -22,7 +22,7 @@ func TestDefaultConfig(t *testing.T) {
 		PoolSize: 1, DialTimeout: 5 * time.Second, ReadTimeout: 3 * time.Second,
 		WriteTimeout: 3 * time.Second, MaxRetries: 3, MinRetryBackoff: 8 * time.Millisecond,
 		MaxRetryBackoff: 512 * time.Millisecond, CircuitBreakerThreshold: 5,
-		CircuitBreakerOpenTimeout: time.Second, ReadFrom: ReadFromPrimary, MaxRedirects: 5,
+		CircuitBreakerOpenTimeout: time.Second, CircuitBreakerPeriod: 10 * time.Second, ReadFrom: ReadFromPrimary, MaxRedirects: 5,
 		MailboxCapacity: 65536, Backpressure: BackpressureBlock, MaxBatchSize: 1024,
 		DrainTimeout: 5 * time.Second,
 	}
@@ -99,6 +99,9 @@ func TestValidate(t *testing.T) {
 		{"backoffs zero", func(c *Config) { c.MinRetryBackoff, c.MaxRetryBackoff = 0, 0 }, "", "", ""},
 		{"breaker threshold 0", func(c *Config) { c.CircuitBreakerThreshold = 0 }, "CircuitBreakerThreshold", "0", "at least 1"},
 		{"breaker timeout 0", func(c *Config) { c.CircuitBreakerOpenTimeout = 0 }, "CircuitBreakerOpenTimeout", "0s", "greater than 0"},
+		{"breaker rate > 1", func(c *Config) { c.CircuitBreakerFailureRate = 1.5 }, "CircuitBreakerFailureRate", "1.5", "between 0 and 1"},
+		{"breaker rate < 0", func(c *Config) { c.CircuitBreakerFailureRate = -0.1 }, "CircuitBreakerFailureRate", "-0.1", "between 0 and 1"},
+		{"breaker period 0", func(c *Config) { c.CircuitBreakerPeriod = 0 }, "CircuitBreakerPeriod", "0s", "greater than 0"},
 		{"read from replica", func(c *Config) { c.ReadFrom = ReadFromReplica }, "", "", ""},
 		{"read from prefer replica", func(c *Config) { c.ReadFrom = ReadFromPreferReplica }, "", "", ""},
 		{"read from bad", func(c *Config) { c.ReadFrom = 7 }, "ReadFrom", "ReadFrom(7)", "must be ReadFromPrimary"},
@@ -456,6 +459,8 @@ func TestBuilder(t *testing.T) {
 		WithMaxRetryBackoff(time.Minute).
 		WithCircuitBreakerThreshold(6).
 		WithCircuitBreakerOpenTimeout(7 * time.Second).
+		WithCircuitBreakerFailureRate(0.5).
+		WithCircuitBreakerPeriod(30 * time.Second).
 		WithClusterMode(true).
 		WithReadFrom(ReadFromReplica).
 		WithMaxRedirects(8).
@@ -470,7 +475,7 @@ func TestBuilder(t *testing.T) {
 		ClientName: "cn", Driver: "drv", PoolSize: 2, DialTimeout: time.Second,
 		ReadTimeout: 2 * time.Second, WriteTimeout: 4 * time.Second, MaxRetries: 4,
 		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: time.Minute, CircuitBreakerThreshold: 6,
-		CircuitBreakerOpenTimeout: 7 * time.Second, ClusterMode: true, ReadFrom: ReadFromReplica,
+		CircuitBreakerOpenTimeout: 7 * time.Second, CircuitBreakerFailureRate: 0.5, CircuitBreakerPeriod: 30 * time.Second, ClusterMode: true, ReadFrom: ReadFromReplica,
 		MaxRedirects: 8, TLS: tlsCfg, MailboxCapacity: 9, Backpressure: BackpressureReject,
 		MaxBatchSize: 10, DrainTimeout: 11 * time.Second, Logger: logger,
 	}

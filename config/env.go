@@ -101,6 +101,17 @@ var envVars = []envVar{
 	{name: "VALKEY_CIRCUIT_BREAKER_OPEN_TIMEOUT", field: "CircuitBreakerOpenTimeout", apply: func(c *Config, v string) string {
 		return parseDuration(v, &c.CircuitBreakerOpenTimeout)
 	}},
+	{name: "VALKEY_CIRCUIT_BREAKER_FAILURE_RATE", field: "CircuitBreakerFailureRate", apply: func(c *Config, v string) string {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return "not a number"
+		}
+		c.CircuitBreakerFailureRate = f
+		return ""
+	}},
+	{name: "VALKEY_CIRCUIT_BREAKER_PERIOD", field: "CircuitBreakerPeriod", apply: func(c *Config, v string) string {
+		return parseDuration(v, &c.CircuitBreakerPeriod)
+	}},
 	{name: "VALKEY_CLUSTER_MODE", field: "ClusterMode", apply: func(c *Config, v string) string {
 		return parseBool(v, &c.ClusterMode)
 	}},
@@ -176,6 +187,8 @@ var envVars = []envVar{
 //	VALKEY_MAX_RETRY_BACKOFF             MaxRetryBackoff (Go duration)
 //	VALKEY_CIRCUIT_BREAKER_THRESHOLD     CircuitBreakerThreshold
 //	VALKEY_CIRCUIT_BREAKER_OPEN_TIMEOUT  CircuitBreakerOpenTimeout (Go duration)
+//	VALKEY_CIRCUIT_BREAKER_FAILURE_RATE  CircuitBreakerFailureRate (0 to 1)
+//	VALKEY_CIRCUIT_BREAKER_PERIOD        CircuitBreakerPeriod (Go duration)
 //	VALKEY_CLUSTER_MODE                  ClusterMode (true/false, 1/0, as strconv.ParseBool)
 //	VALKEY_READ_FROM                     ReadFrom: primary, replica or prefer-replica
 //	VALKEY_MAX_REDIRECTS                 MaxRedirects

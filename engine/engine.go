@@ -94,6 +94,8 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	node.Breaker = policies.NewBreaker(policies.BreakerOptions{
 		Threshold:   uint(cfg.CircuitBreakerThreshold),
 		OpenTimeout: cfg.CircuitBreakerOpenTimeout,
+		FailureRate: cfg.CircuitBreakerFailureRate,
+		Period:      cfg.CircuitBreakerPeriod,
 		OnStateChanged: func(_, to circuitbreaker.State) {
 			node.SetOpen(to != circuitbreaker.ClosedState)
 			if to == circuitbreaker.OpenState {

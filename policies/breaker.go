@@ -14,6 +14,12 @@ type BreakerOptions struct {
 	// OpenTimeout is how long the breaker stays open before it lets a
 	// probe through (half-open). Default 1s.
 	OpenTimeout time.Duration
+	// FailureRate, when above 0, opens the breaker on a failure rate
+	// instead: when within Period at least Threshold round trips ran and
+	// this fraction of them failed.
+	FailureRate float64
+	// Period is the failure-rate window. Default 10s.
+	Period time.Duration
 	// OnStateChanged, when set, is called on every transition.
 	OnStateChanged func(from, to circuitbreaker.State)
 }
@@ -25,7 +31,7 @@ type BreakerOptions struct {
 type Breaker = circuitbreaker.CircuitBreaker[any]
 
 // NewBreaker returns a breaker that opens after o.Threshold consecutive
-// failures, stays open o.OpenTimeout, then half-opens for one probe, which
+// failures (or on o.FailureRate, see BreakerOptions), stays open o.OpenTimeout, then half-opens for one probe, which
 // closes it on success and opens it again on failure.
 func NewBreaker(o BreakerOptions) Breaker {
 	if o.Threshold == 0 {
@@ -35,9 +41,16 @@ func NewBreaker(o BreakerOptions) Breaker {
 		o.OpenTimeout = time.Second
 	}
 	b := circuitbreaker.NewBuilder[any]().
-		WithFailureThreshold(o.Threshold).
 		WithSuccessThreshold(1).
 		WithDelay(o.OpenTimeout)
+	if o.FailureRate > 0 {
+		if o.Period <= 0 {
+			o.Period = 10 * time.Second
+		}
+		b = b.WithFailureRateThreshold(o.FailureRate, o.Threshold, o.Period)
+	} else {
+		b = b.WithFailureThreshold(o.Threshold)
+	}
 	if o.OnStateChanged != nil {
 		b = b.OnStateChanged(func(e circuitbreaker.StateChangedEvent) { o.OnStateChanged(e.OldState, e.NewState) })
 	}

@@ -158,3 +158,25 @@ func TestBreakerOpensAndHalfOpens(t *testing.T) {
 		t.Fatalf("state changes %v, want %v", changes, want)
 	}
 }
+
+func TestBreakerFailureRate(t *testing.T) {
+	b := NewBreaker(BreakerOptions{Threshold: 4, FailureRate: 0.5, Period: time.Minute, OpenTimeout: time.Minute})
+	b.RecordFailure()
+	b.RecordSuccess()
+	b.RecordFailure()
+	if !b.IsClosed() {
+		t.Fatal("opened before Threshold round trips")
+	}
+	b.RecordSuccess() // 4 round trips, 50% failed
+	if !b.IsOpen() {
+		t.Fatalf("not open at a 50%% failure rate over 4 round trips: %s", b.State())
+	}
+	c := NewBreaker(BreakerOptions{Threshold: 4, FailureRate: 0.5, Period: time.Minute})
+	for range 3 {
+		c.RecordSuccess()
+	}
+	c.RecordFailure() // 25%
+	if !c.IsClosed() {
+		t.Fatal("opened at a 25% failure rate")
+	}
+}
