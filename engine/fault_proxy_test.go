@@ -278,3 +278,72 @@ func atoiT(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// Retried commands keep their per-key order: RPUSHes of increasing values
+// to one list, fired from one goroutine without waiting and marked
+// idempotent, while connections are reset (the proxy drops the requests, so
+// a retry never duplicates). The list on the server must be strictly
+// increasing and hold every acknowledged value.
+func TestFaultRetriesKeepOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test")
+	}
+	eng, _, px := proxied(t)
+	ctx := ctxT(t)
+	if err := eng.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ictx := engine.WithIdempotent(ctx)
+	const n = 3000
+	fs := make([]*futures.Future[int64], 0, n)
+	fire := func(k int) {
+		for range k {
+			fs = append(fs, eng.RPush(ictx, "ordered", itoa(len(fs))))
+		}
+	}
+	fire(n / 3)
+	if err := px.ResetPeer(0); err != nil {
+		t.Fatal(err)
+	}
+	fire(n / 3)
+	// Keep firing until the resets have made the engine keep commands.
+	for start := time.Now(); eng.Stats().Retries == 0; {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("no command was kept for a retry within 5s of the resets")
+		}
+		fire(1)
+		time.Sleep(time.Millisecond)
+	}
+	if err := px.RemoveToxics(); err != nil {
+		t.Fatal(err)
+	}
+	fire(n / 3)
+	acked := map[int]bool{}
+	for i, f := range fs {
+		if _, err := f.Await(ctx); err == nil {
+			acked[i] = true
+		}
+	}
+	waitServing(t, eng, time.Second)
+	list, err := eng.LRange(ctx, "ordered", 0, -1).Await(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := -1
+	for _, v := range list {
+		x := atoiT(t, v)
+		if x <= prev {
+			t.Fatalf("list goes from %d to %d: order broken (or a duplicate)", prev, x)
+		}
+		prev = x
+		delete(acked, x)
+	}
+	st := eng.Stats()
+	t.Logf("%d pushed, %d on the server in order; %d retries", len(fs), len(list), st.Retries)
+	if len(acked) > 0 {
+		t.Fatalf("%d acknowledged values missing from the list", len(acked))
+	}
+	if st.Retries == 0 {
+		t.Fatal("nothing was retried")
+	}
+}
