@@ -38,6 +38,10 @@ type Supervisor struct {
 	waiting map[*actor.PID]*ConnState
 	probing map[*Node]bool
 
+	probes     sync.WaitGroup     // probe goroutines
+	probeCtx   context.Context    // cancelled when the supervisor stops
+	stopProbes context.CancelFunc //
+
 	tmu       sync.Mutex
 	timers    map[*time.Timer]struct{}
 	timersOff bool // set when stopping: no new timers
@@ -54,6 +58,7 @@ func NewSupervisor(conns []*ConnState) *Supervisor {
 		probing: map[*Node]bool{},
 		timers:  map[*time.Timer]struct{}{},
 	}
+	s.probeCtx, s.stopProbes = context.WithCancel(context.Background())
 	seen := map[*Node]bool{}
 	for _, c := range conns {
 		if c.Node != nil && !seen[c.Node] {
@@ -119,6 +124,7 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		for _, n := range s.nodes {
 			if n.Open() && !s.probing[n] && n.Breaker.TryAcquirePermit() {
 				s.probing[n] = true
+				s.probes.Add(1)
 				go s.probe(n)
 			}
 		}
@@ -145,9 +151,14 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		}
 	case *actor.Stopping:
 		s.stopTimers()
+		s.stopProbes()
 	case *actor.Stopped:
 		s.stopTimers()
-		s.stopOnce.Do(func() { close(s.stopped) })
+		s.stopProbes()
+		s.stopOnce.Do(func() {
+			s.probes.Wait() // cancelled above: they end within a dial
+			close(s.stopped)
+		})
 	}
 }
 
@@ -162,7 +173,8 @@ func (s *Supervisor) probeInterval() time.Duration {
 // It runs on its own goroutine, bounded by the dial timeout, so a slow node
 // never blocks the supervisor.
 func (s *Supervisor) probe(n *Node) {
-	ctx, cancel := context.WithTimeout(context.Background(), n.DialTimeout)
+	defer s.probes.Done()
+	ctx, cancel := context.WithTimeout(s.probeCtx, n.DialTimeout)
 	defer cancel()
 	conn, err := n.Dial(ctx)
 	if err == nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/futures"
@@ -278,4 +280,48 @@ func TestFaultFrozenServer(t *testing.T) {
 	}
 	t.Logf("breaker opened %s after SIGSTOP; fail-fast mean %s, slowest %s; closed %s after SIGCONT, serving %s later; worst lateness %s; goroutines %d (baseline %d)",
 		openedAfter, total/1000, slowest, closedAfter, served, time.Duration(worstLate.Load()), now, base)
+}
+
+// Close while the node is down (breaker open, probes and restarts pending)
+// completes every future and leaves no goroutine behind.
+func TestFaultCloseWhileBreakerOpen(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test")
+	}
+	srv := valkeytest.Start(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	eng, err := engine.New(context.Background(), faultConfig(srv.Addr()).WithDialTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	if err := eng.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Resume()
+	var fs []*futures.Future[struct{}]
+	for eng.Stats().Nodes[0].Breaker == "closed" {
+		cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		fs = append(fs, eng.Set(cctx, "k", "v", 0))
+		_ = fs[len(fs)-1].Err(cctx)
+		cancel()
+		if len(fs) > 1000 {
+			t.Fatal("breaker never opened")
+		}
+	}
+	// Commands without deadlines, queued or failed fast.
+	for range 100 {
+		fs = append(fs, eng.Set(ctx, "k", "v", 0))
+	}
+	if err := eng.Close(); err != nil {
+		t.Logf("Close: %v", err)
+	}
+	for i, f := range fs {
+		if !f.IsDone() {
+			t.Fatalf("future %d pending after Close", i)
+		}
+	}
 }
