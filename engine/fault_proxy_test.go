@@ -40,7 +40,7 @@ func direct(t *testing.T, srv *valkeytest.Server, key string) string {
 // reconnect and succeeds.
 func TestFaultResetAfterWriteNoDoubleApply(t *testing.T) {
 	if testing.Short() {
-		t.Skip("fault test")
+		t.Skip("fault test: skipped with -short")
 	}
 	eng, srv, px := proxied(t)
 	ctx := ctxT(t)
@@ -122,7 +122,7 @@ func TestFaultResetAfterWriteNoDoubleApply(t *testing.T) {
 // within 1s of its removal.
 func TestFaultToxics(t *testing.T) {
 	if testing.Short() {
-		t.Skip("fault test")
+		t.Skip("fault test: skipped with -short")
 	}
 	big := strings.Repeat("v", 8000)
 	cases := []struct {
@@ -286,7 +286,7 @@ func atoiT(t *testing.T, s string) int {
 // increasing and hold every acknowledged value.
 func TestFaultRetriesKeepOrder(t *testing.T) {
 	if testing.Short() {
-		t.Skip("fault test")
+		t.Skip("fault test: skipped with -short")
 	}
 	eng, _, px := proxied(t)
 	ctx := ctxT(t)

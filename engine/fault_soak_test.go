@@ -42,7 +42,7 @@ func heapInUse() uint64 {
 // and no future is left pending.
 func TestFaultSoak(t *testing.T) {
 	if testing.Short() {
-		t.Skip("fault test")
+		t.Skip("fault test: skipped with -short")
 	}
 	dur := soakDuration(t)
 	srv := valkeytest.Start(t, valkeytest.Options{AppendOnly: true})

@@ -53,7 +53,7 @@ func waitServing(t *testing.T, eng *engine.Engine, limit time.Duration) time.Dur
 // restart.
 func TestFaultKillRestart(t *testing.T) {
 	if testing.Short() {
-		t.Skip("fault test")
+		t.Skip("fault test: skipped with -short")
 	}
 	srv := valkeytest.Start(t, valkeytest.Options{AppendOnly: true})
 	baseG := runtime.NumGoroutine()
@@ -168,7 +168,7 @@ func TestFaultKillRestart(t *testing.T) {
 // traffic flows; the goroutine count returns to its baseline.
 func TestFaultFrozenServer(t *testing.T) {
 	if testing.Short() {
-		t.Skip("fault test")
+		t.Skip("fault test: skipped with -short")
 	}
 	srv := valkeytest.Start(t)
 	cfg := faultConfig(srv.Addr()).WithDialTimeout(200 * time.Millisecond)
@@ -286,7 +286,7 @@ func TestFaultFrozenServer(t *testing.T) {
 // completes every future and leaves no goroutine behind.
 func TestFaultCloseWhileBreakerOpen(t *testing.T) {
 	if testing.Short() {
-		t.Skip("fault test")
+		t.Skip("fault test: skipped with -short")
 	}
 	srv := valkeytest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
