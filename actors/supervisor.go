@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -90,8 +91,23 @@ func (s *Supervisor) Spawn(system *actor.ActorSystem) (*actor.PID, error) {
 	return pid, nil
 }
 
+// Add spawns connection actors for states under the running supervisor
+// (cluster mode: a node seen for the first time) and waits until they run.
+func (s *Supervisor) Add(states []*ConnState) {
+	done := make(chan struct{})
+	s.system.Root.Send(s.self, addConns{states: states, done: done})
+	select {
+	case <-done:
+	case <-s.stopped:
+	}
+}
+
 // Messages the supervisor sends itself.
 type (
+	addConns struct {
+		states []*ConnState
+		done   chan struct{}
+	}
 	restartChild struct{ pid *actor.PID }
 	probeTick    struct{}
 	probeResult  struct {
@@ -113,6 +129,16 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		if len(s.nodes) > 0 {
 			s.after(s.probeInterval(), probeTick{})
 		}
+	case addConns:
+		for _, st := range m.states {
+			pid := ctx.SpawnPrefix(st.Props(), fmt.Sprintf("conn-%d-", len(s.byID)))
+			s.byID[pid.Id] = st
+			s.conns = append(s.conns, st)
+			if st.Node != nil && !slices.Contains(s.nodes, st.Node) {
+				s.nodes = append(s.nodes, st.Node)
+			}
+		}
+		close(m.done)
 	case restartChild:
 		st := s.byID[m.pid.Id]
 		if st != nil && st.Node != nil && st.Node.Open() {

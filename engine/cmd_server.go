@@ -17,8 +17,9 @@ func (e *Engine) Ping(ctx context.Context) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
-	fs := make([]*futures.Future[string], len(e.conns))
-	for i, c := range e.conns {
+	conns := e.connStates()
+	fs := make([]*futures.Future[string], len(conns))
+	for i, c := range conns {
 		fs[i] = submitTo(e, c, ctx, e.b.Ping().Build(), decodeString)
 	}
 	_, err := futures.All(ctx, fs...)

@@ -24,11 +24,12 @@ func (e *Engine) Do(ctx context.Context, name string, args ...string) *futures.F
 	if name == "" {
 		return fail[Reply](fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument))
 	}
-	route := ""
-	if len(args) > 0 {
-		route = args[0]
+	if len(args) == 0 {
+		return submit(e, ctx, "", e.b.Arbitrary(name).Build(), decodeReply)
 	}
-	return submit(e, ctx, route, e.b.Arbitrary(name).Args(args...).Build(), decodeReply)
+	// The first argument routes the command (and, in cluster mode, gives
+	// its slot): for most commands it is the key.
+	return submit(e, ctx, args[0], e.b.Arbitrary(name).Keys(args[0]).Args(args[1:]...).Build(), decodeReply)
 }
 
 // Get returns the value of key; the future fails with ErrNil when the key

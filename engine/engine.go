@@ -8,18 +8,18 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/drivers"
 	_ "github.com/vactor-io/vactor/drivers/valkeygo" // the default driver
-	"github.com/vactor-io/vactor/mailbox"
 	"github.com/vactor-io/vactor/policies"
 )
 
@@ -36,26 +36,32 @@ type Engine struct {
 	system     *actor.ActorSystem
 	supervisor *actors.Supervisor
 	supPID     *actor.PID
-	conns      []*actors.ConnState
-	nodes      []*actors.Node
 	b          valkey.Builder
+	drv        drivers.Driver
+	opts       drivers.Options // per node, Addr left empty
+	retry      *actors.Policy
+	cl         *cluster            // nil in standalone mode
+	first      []*actors.ConnState // the first node's connection actors
+
+	mu    sync.Mutex // guards conns, nodes and pools as nodes are added
+	conns []*actors.ConnState
+	nodes []*actors.Node
+	pools map[string][]*actors.ConnState // node address -> its connection actors
 }
 
 // New validates cfg, dials every connection the engine needs (PoolSize
 // connections to the configured node), and starts the actors. It fails,
 // within cfg.DialTimeout or ctx's deadline, when no server answers.
 //
-// Standalone mode uses the first of cfg.Addresses(); ClusterMode is not
-// supported yet and is reported as an error.
+// Standalone mode uses the first of cfg.Addresses(). In cluster mode the
+// addresses are seeds: the engine reads the slot map from the first that
+// answers and dials each primary when it first has a command for it.
 func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("vactor: %w", err)
-	}
-	if cfg.ClusterMode {
-		return nil, fmt.Errorf("vactor: cluster mode is not supported yet: %w", config.ErrInvalidConfig)
 	}
 	drv, err := drivers.Lookup(cfg.Driver)
 	if err != nil {
@@ -65,9 +71,8 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
-	addr := cfg.Addresses()[0]
-	opts := drivers.Options{
-		Addr:         addr,
+	e := &Engine{cfg: cfg, drv: drv}
+	e.opts = drivers.Options{
 		Username:     cfg.Username,
 		Password:     cfg.Password,
 		DB:           cfg.DB,
@@ -78,76 +83,45 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 		TLS:          tlsCfg,
 		MaxPipeline:  cfg.MaxBatchSize,
 	}
-	dialCtx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
-	defer cancel()
-
-	e := &Engine{cfg: cfg}
-	policy := mailbox.Block
-	if cfg.Backpressure == config.BackpressureReject {
-		policy = mailbox.Reject
-	}
-	node := &actors.Node{
-		Addr:        addr,
-		DialTimeout: cfg.DialTimeout,
-		Dial:        func(ctx context.Context) (drivers.Conn, error) { return drv.Dial(ctx, opts) },
-	}
-	node.Breaker = policies.NewBreaker(policies.BreakerOptions{
-		Threshold:   uint(cfg.CircuitBreakerThreshold),
-		OpenTimeout: cfg.CircuitBreakerOpenTimeout,
-		FailureRate: cfg.CircuitBreakerFailureRate,
-		Period:      cfg.CircuitBreakerPeriod,
-		OnStateChanged: func(_, to circuitbreaker.State) {
-			node.SetOpen(to != circuitbreaker.ClosedState)
-			if to == circuitbreaker.OpenState {
-				// Nothing queued for the node will be sent soon: fail it now.
-				for _, c := range e.conns {
-					if c.Node == node {
-						c.FailHeld(ErrCircuitOpen)
-					}
-				}
-			}
-		},
-	})
-	e.nodes = append(e.nodes, node)
-	retry := &actors.Policy{
+	e.retry = &actors.Policy{
 		MaxRetries:  cfg.MaxRetries,
 		Backoff:     policies.Backoff{Min: cfg.MinRetryBackoff, Max: cfg.MaxRetryBackoff},
 		Budget:      policies.NewBudget(0.1, 100),
 		ReadTimeout: max(cfg.ReadTimeout, cfg.WriteTimeout),
 	}
-	for range cfg.PoolSize {
-		conn, err := drv.Dial(dialCtx, opts)
-		if err != nil {
-			e.closeDrivers()
-			return nil, fmt.Errorf("vactor: connect to %s: %w", addr, err)
+	dialCtx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	var topo *actors.Topology
+	addr := cfg.Addresses()[0]
+	if cfg.ClusterMode {
+		if topo, err = e.discover(dialCtx); err != nil {
+			return nil, err
 		}
-		e.conns = append(e.conns, &actors.ConnState{
-			Addr:     addr,
-			Driver:   conn,
-			CloseErr: ErrClosed,
-			Node:     node,
-			Policy:   retry,
-			Mailbox: mailbox.New(mailbox.Options{
-				Capacity: cfg.MailboxCapacity,
-				Policy:   policy,
-				MaxBatch: cfg.MaxBatchSize,
-			}),
-		})
+		addr = topo.Shards[0].Primary
 	}
-	e.b = e.conns[0].Driver.B()
+	conns, err := e.newNode(dialCtx, addr)
+	if err != nil {
+		e.closeDrivers()
+		return nil, err
+	}
+	e.b = conns[0].Driver.B()
+	e.first = conns
 
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	e.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
-	e.supervisor = actors.NewSupervisor(e.conns)
+	e.supervisor = actors.NewSupervisor(conns)
 	if e.supPID, err = e.supervisor.Spawn(e.system); err != nil {
 		e.closeDrivers()
 		e.system.Shutdown()
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
 	<-e.supervisor.Ready()
+	if cfg.ClusterMode {
+		e.cl = newCluster(e, topo)
+	}
 	return e, nil
 }
 
@@ -157,8 +131,9 @@ func (e *Engine) Config() config.Config { return e.cfg }
 // pick returns the connection actor for a routing key: commands with the
 // same key always go through the same actor, which keeps their order.
 func (e *Engine) pick(route string) *actors.ConnState {
-	if len(e.conns) == 1 {
-		return e.conns[0]
+	conns := e.first
+	if len(conns) == 1 {
+		return conns[0]
 	}
 	// FNV-1a: cheap, allocation-free, stable.
 	h := uint32(2166136261)
@@ -166,7 +141,7 @@ func (e *Engine) pick(route string) *actors.ConnState {
 		h ^= uint32(route[i])
 		h *= 16777619
 	}
-	return e.conns[h%uint32(len(e.conns))]
+	return conns[h%uint32(len(conns))]
 }
 
 // Close stops the engine. It stops accepting commands (they fail with
@@ -179,7 +154,17 @@ func (e *Engine) Close() error {
 	if !e.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
-	for _, c := range e.conns {
+	if e.cl != nil {
+		// Slot actors first: they fail what they hold and stop forwarding.
+		// Their in-flight batches complete as the connection actors drain.
+		go func() {
+			for _, c := range e.connStates() {
+				c.Mailbox.Close(ErrClosed)
+			}
+		}()
+		e.cl.close(e.cfg.DrainTimeout)
+	}
+	for _, c := range e.connStates() {
 		c.Mailbox.Close(ErrClosed)
 	}
 	e.system.Root.Stop(e.supPID)
@@ -209,9 +194,17 @@ func (e *Engine) Close() error {
 const stuckActorWait = 5 * time.Second
 
 func (e *Engine) closeDrivers() {
-	for _, c := range e.conns {
+	for _, c := range e.connStates() {
 		c.CloseDriver()
 	}
+}
+
+// connStates returns the connection actors' states (nodes may be added
+// in cluster mode).
+func (e *Engine) connStates() []*actors.ConnState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.conns)
 }
 
 // tlsConfig builds the *tls.Config for t, or nil when TLS is off.

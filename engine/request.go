@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/valkey-io/valkey-go"
 
@@ -17,22 +18,47 @@ type request[T any] struct {
 	cmd     valkey.Completed
 	decode  func(valkey.ValkeyResult) (T, error)
 	retries int // times sent again; only the connection actor touches it
+	// hook, set by a slot actor (cluster mode), hears of the completion and
+	// takes back redirect replies.
+	hook atomic.Pointer[actors.Collector]
 }
 
-func (r *request[T]) Context() context.Context { return r.ctx }
-func (r *request[T]) Fail(err error)           { r.promise.Reject(err) }
-func (r *request[T]) Cmd() valkey.Completed    { return r.cmd }
-func (r *request[T]) Attempts() int            { return r.retries }
-func (r *request[T]) Retrying()                { r.retries++ }
+func (r *request[T]) Context() context.Context    { return r.ctx }
+func (r *request[T]) SetHook(c *actors.Collector) { r.hook.Store(c) }
+
+func (r *request[T]) Fail(err error) {
+	r.promise.Reject(err)
+	if r.hook.Load() != nil {
+		if h := r.hook.Swap(nil); h != nil {
+			h.Done()
+		}
+	}
+}
+func (r *request[T]) Cmd() valkey.Completed { return r.cmd }
+func (r *request[T]) Attempts() int         { return r.retries }
+func (r *request[T]) Retrying()             { r.retries++ }
 
 func (r *request[T]) Complete(res valkey.ValkeyResult) {
+	var h *actors.Collector
+	if r.hook.Load() != nil { // cluster mode only: one plain load otherwise
+		h = r.hook.Swap(nil)
+	}
+	if h != nil && h.Intercept(r, res) {
+		return // redirected: the slot actor sends it again
+	}
 	v, err := r.decode(res)
 	r.promise.Complete(v, mapError(err))
+	if h != nil {
+		h.Done()
+	}
 }
 
 // submit queues cmd on the connection actor chosen by route and returns the
 // future of its decoded reply.
 func submit[T any](e *Engine, ctx context.Context, route string, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
+	if e.cl != nil {
+		return submitCluster(e, ctx, route, cmd, decode)
+	}
 	return submitTo(e, e.pick(route), ctx, cmd, decode)
 }
 

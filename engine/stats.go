@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"slices"
+
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/mailbox"
 )
@@ -31,6 +33,11 @@ type Stats struct {
 	Restarts, Reconnects, Retries, OutcomeUnknown uint64
 	// Nodes has the circuit breaker state of each node.
 	Nodes []NodeStats
+	// Redirects counts commands the cluster redirected (MOVED, ASK,
+	// TRYAGAIN, CLUSTERDOWN) and the engine followed; SlotActors is the
+	// number of slot actors running. Cluster mode only.
+	Redirects  uint64
+	SlotActors int
 	// Conns has one entry per connection actor.
 	Conns []actors.ConnStats
 }
@@ -39,7 +46,7 @@ type Stats struct {
 func (e *Engine) Stats() Stats {
 	var s Stats
 	var mb mailbox.Stats
-	for _, c := range e.conns {
+	for _, c := range e.connStates() {
 		cs := c.Stats()
 		s.Conns = append(s.Conns, cs)
 		s.Commands += cs.Commands
@@ -51,8 +58,20 @@ func (e *Engine) Stats() Stats {
 		s.OutcomeUnknown += cs.OutcomeUnknown
 		mb.Add(cs.Mailbox)
 	}
-	for _, n := range e.nodes {
+	e.mu.Lock()
+	nodes := slices.Clone(e.nodes)
+	e.mu.Unlock()
+	for _, n := range nodes {
 		s.Nodes = append(s.Nodes, NodeStats{Addr: n.Addr, Breaker: n.Breaker.State().String()})
+	}
+	if e.cl != nil {
+		for i := range e.cl.slots {
+			if st := e.cl.slots[i].Load(); st != nil {
+				s.SlotActors++
+				s.Redirects += st.Redirects()
+				mb.Queued += st.Mailbox.Len()
+			}
+		}
 	}
 	s.Queued = mb.Queued
 	s.Expired, s.Rejected = mb.Expired, mb.Rejected

@@ -146,6 +146,40 @@ func (m *Bounded) Post(msg Message) {
 	m.schedule()
 }
 
+// PostAll queues msgs contiguously, in order: no other poster's message
+// comes between them (an ASKING and its command, say). It does not wait
+// for room: it is for internal forwarders whose own input is already
+// bounded. Messages whose context has ended fail at once; all fail when
+// the mailbox is closed.
+func (m *Bounded) PostAll(msgs ...Message) {
+	live := msgs[:0:0]
+	for _, msg := range msgs {
+		if err := msg.Context().Err(); err != nil {
+			m.stats.expired.Add(1)
+			msg.Fail(err)
+			continue
+		}
+		live = append(live, msg)
+	}
+	if len(live) == 0 {
+		return
+	}
+	m.mu.Lock()
+	if m.closed {
+		err := m.closeErr
+		m.mu.Unlock()
+		for _, msg := range live {
+			msg.Fail(err)
+		}
+		return
+	}
+	m.queue = append(m.queue, live...)
+	m.pending.Add(int32(len(live)))
+	m.mu.Unlock()
+	m.stats.posted.Add(uint64(len(live)))
+	m.schedule()
+}
+
 // PostUserMessage implements actor.Mailbox: a Message is queued as by Post,
 // anything else is delivered on its own ahead of the next batch.
 func (m *Bounded) PostUserMessage(message any) {

@@ -1,0 +1,275 @@
+package actors
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/mailbox"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// ErrTooManyRedirects fails a command that was redirected (MOVED, ASK,
+// TRYAGAIN, CLUSTERDOWN) more than MaxRedirects times. Retryable by the
+// caller once the cluster settles.
+var ErrTooManyRedirects = errors.New("actors: too many cluster redirects")
+
+// Hooked is a Command a slot actor can follow: it reports its completion
+// to the collector set with SetHook, and hands back redirect replies
+// instead of completing with them.
+type Hooked interface {
+	Command
+	// SetHook makes the next completion go through c (nil: none).
+	SetHook(c *Collector)
+}
+
+// Collector gathers the outcome of one batch a slot actor forwarded: it
+// counts completions and keeps the commands the cluster redirected, in
+// the order their replies came back. Safe for concurrent use.
+type Collector struct {
+	mu        sync.Mutex
+	redirects []Redirect
+	left      atomic.Int64
+	done      chan struct{}
+}
+
+// Redirect is a command the cluster sent elsewhere.
+type Redirect struct {
+	Cmd  Hooked
+	Err  *valkey.ValkeyError
+	Addr string // MOVED or ASK target; "" for TRYAGAIN/CLUSTERDOWN
+	Ask  bool
+}
+
+func (c *Collector) reset(n int) {
+	c.redirects = c.redirects[:0]
+	c.left.Store(int64(n))
+	c.done = make(chan struct{})
+}
+
+// Intercept keeps cmd when res is a redirect and reports whether it did;
+// the caller then must not complete cmd.
+func (c *Collector) Intercept(cmd Hooked, res valkey.ValkeyResult) bool {
+	ve, ok := valkey.IsValkeyErr(res.Error())
+	if !ok {
+		return false
+	}
+	r := Redirect{Cmd: cmd, Err: ve}
+	switch {
+	case isMoved(ve, &r.Addr):
+	case isAsk(ve, &r.Addr):
+		r.Ask = true
+	case ve.IsTryAgain(), ve.IsClusterDown():
+	default:
+		return false
+	}
+	c.mu.Lock()
+	c.redirects = append(c.redirects, r)
+	c.mu.Unlock()
+	c.Done()
+	return true
+}
+
+// Done counts one command of the batch as finished.
+func (c *Collector) Done() {
+	if c.left.Add(-1) == 0 {
+		close(c.done)
+	}
+}
+
+func isMoved(ve *valkey.ValkeyError, addr *string) bool {
+	a, ok := ve.IsMoved()
+	*addr = a
+	return ok
+}
+
+func isAsk(ve *valkey.ValkeyError, addr *string) bool {
+	a, ok := ve.IsAsk()
+	*addr = a
+	return ok
+}
+
+// Router is what a slot actor needs from the engine: the connection actor
+// for a node address (dialling the node on first use), the current owner
+// of a slot, and the command that prefixes an ASK redirect.
+type Router interface {
+	// Owner returns the address of the node serving slot.
+	Owner(slot uint16) (string, error)
+	// Conn returns the connection actor that serves slot on addr.
+	Conn(addr string, slot uint16) (*ConnState, error)
+	// Asking returns a command sending ASKING, completed silently.
+	Asking() Command
+	// Moved is told of a MOVED redirect (to refresh the slot map).
+	Moved(slot uint16, addr string)
+}
+
+// SlotState is one slot actor's mailbox and settings; it outlives the
+// actor instance.
+type SlotState struct {
+	Slot         uint16
+	Mailbox      *mailbox.Bounded
+	Router       Router
+	MaxRedirects int
+	Backoff      policies.Backoff
+	CloseErr     error
+	// OnStopped, when set, is called once the actor has stopped.
+	OnStopped func()
+
+	redirects atomic.Uint64
+}
+
+// Redirects returns how many commands the cluster redirected (MOVED, ASK,
+// TRYAGAIN, CLUSTERDOWN) and this slot actor sent again or failed.
+func (s *SlotState) Redirects() uint64 { return s.redirects.Load() }
+
+// Props returns the props of the slot actor over s.
+func (s *SlotState) Props() *actor.Props {
+	return actor.PropsFromProducer(
+		func() actor.Actor { return &Slot{state: s} },
+		actor.WithMailbox(func() actor.Mailbox { return s.Mailbox }),
+	)
+}
+
+// Slot is the slot actor: it forwards each drained batch to the connection
+// actor of the node that owns its slot, waits for the batch to finish, and
+// sends again, in order, what the cluster redirected, before it takes the
+// next batch. Commands for one slot therefore keep their order across slot
+// migrations and failovers.
+type Slot struct {
+	state *SlotState
+	owner string // cached owner; updated by MOVED
+	coll  Collector
+}
+
+// Receive implements actor.Actor.
+func (a *Slot) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *mailbox.Batch:
+		a.run(m.Messages)
+	case *actor.Stopping:
+		a.state.Mailbox.Close(a.state.CloseErr)
+	case *actor.Stopped:
+		if a.state.OnStopped != nil {
+			a.state.OnStopped()
+		}
+	}
+}
+
+func (a *Slot) run(batch []mailbox.Message) {
+	st := a.state
+	pending := make([]Hooked, 0, len(batch))
+	for _, m := range batch {
+		h, ok := m.(Hooked)
+		if !ok {
+			m.Fail(ErrNotCommand)
+			continue
+		}
+		pending = append(pending, h)
+	}
+	var asks []Redirect
+	for attempt := 0; len(pending) > 0 || len(asks) > 0; attempt++ {
+		if a.owner == "" {
+			owner, err := st.Router.Owner(st.Slot)
+			if err != nil {
+				failAll(pending, err)
+				failRedirects(asks, err)
+				return
+			}
+			a.owner = owner
+		}
+		a.coll.reset(len(pending) + len(asks))
+		if !a.forward(pending, asks) {
+			return
+		}
+		<-a.coll.done
+		if len(a.coll.redirects) == 0 {
+			return
+		}
+		redirects := append([]Redirect(nil), a.coll.redirects...)
+		st.redirects.Add(uint64(len(redirects)))
+		if attempt >= st.MaxRedirects {
+			for _, r := range redirects {
+				r.Cmd.Fail(errors.Join(ErrTooManyRedirects, r.Err))
+			}
+			return
+		}
+		pending, asks = pending[:0], nil
+		wait := false
+		for _, r := range redirects {
+			switch {
+			case r.Ask:
+				asks = append(asks, r)
+			case r.Addr != "":
+				if r.Addr != a.owner {
+					a.owner = r.Addr
+					st.Router.Moved(st.Slot, r.Addr)
+				}
+				pending = append(pending, r.Cmd)
+			default: // TRYAGAIN, CLUSTERDOWN
+				wait = true
+				pending = append(pending, r.Cmd)
+			}
+		}
+		if wait {
+			// The slot is in flux: give the cluster a moment. This blocks
+			// only this slot's actor, whose commands must wait anyway.
+			time.Sleep(st.Backoff.Delay(attempt))
+			a.owner = "" // ask the slot map again
+		}
+	}
+}
+
+// forward posts the commands to the owner's connection actor, and each ASK
+// redirect, preceded by ASKING, to its target; it reports false when it
+// failed them instead.
+func (a *Slot) forward(pending []Hooked, asks []Redirect) bool {
+	st := a.state
+	if len(pending) > 0 {
+		conn, err := st.Router.Conn(a.owner, st.Slot)
+		if err != nil {
+			a.owner = ""
+			failAll(pending, err)
+			failRedirects(asks, err)
+			return false
+		}
+		for _, cmd := range pending {
+			cmd.SetHook(&a.coll)
+		}
+		conn.Mailbox.PostAll(asMessages(pending)...)
+	}
+	for _, r := range asks {
+		conn, err := st.Router.Conn(r.Addr, st.Slot)
+		if err != nil {
+			r.Cmd.Fail(err)
+			a.coll.Done()
+			continue
+		}
+		r.Cmd.SetHook(&a.coll)
+		conn.Mailbox.PostAll(st.Router.Asking(), r.Cmd)
+	}
+	return true
+}
+
+func asMessages(cmds []Hooked) []mailbox.Message {
+	out := make([]mailbox.Message, len(cmds))
+	for i, c := range cmds {
+		out[i] = c
+	}
+	return out
+}
+
+func failAll(cmds []Hooked, err error) {
+	for _, c := range cmds {
+		c.Fail(err)
+	}
+}
+
+func failRedirects(rs []Redirect, err error) {
+	for _, r := range rs {
+		r.Cmd.Fail(err)
+	}
+}

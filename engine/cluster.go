@@ -1,0 +1,230 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/futures"
+	"github.com/vactor-io/vactor/mailbox"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// ErrCrossSlot fails, before anything is sent, a multi-key command whose
+// keys hash to different slots in cluster mode (MGET, MSET, DEL, EXISTS
+// and UNLINK are split by slot instead). Not retryable.
+var ErrCrossSlot = errors.New("vactor: keys in different cluster slots")
+
+// cluster is the engine's cluster-mode state: the slot map, one slot actor
+// per slot with traffic, and the connection to the seed used for slot-map
+// refreshes.
+type cluster struct {
+	e    *Engine
+	topo atomic.Pointer[actors.Topology]
+
+	slots   [actors.Slots]atomic.Pointer[actors.SlotState]
+	spawnMu sync.Mutex
+	pids    []*actor.PID
+	slotWG  sync.WaitGroup // slot actors not yet stopped
+
+	dialMu     sync.Mutex // one node dial at a time
+	refreshing atomic.Bool
+	refreshWG  sync.WaitGroup
+}
+
+// discover reads the slot map from the first seed that answers.
+func (e *Engine) discover(ctx context.Context) (*actors.Topology, error) {
+	var errs []error
+	for _, seed := range e.cfg.Addresses() {
+		topo, err := e.fetchTopology(ctx, seed)
+		if err == nil {
+			return topo, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("vactor: no cluster seed answered: %w", errors.Join(errs...))
+}
+
+func (e *Engine) fetchTopology(ctx context.Context, addr string) (*actors.Topology, error) {
+	opts := e.opts
+	opts.Addr = addr
+	conn, err := e.drv.Dial(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	defer conn.Close()
+	return actors.FetchTopology(ctx, conn, addr)
+}
+
+func newCluster(e *Engine, topo *actors.Topology) *cluster {
+	c := &cluster{e: e}
+	c.topo.Store(topo)
+	return c
+}
+
+// slot returns the slot actor of slot, spawning it on first use.
+func (c *cluster) slot(slot uint16) (*actors.SlotState, error) {
+	if st := c.slots[slot].Load(); st != nil {
+		return st, nil
+	}
+	c.spawnMu.Lock()
+	defer c.spawnMu.Unlock()
+	if st := c.slots[slot].Load(); st != nil {
+		return st, nil
+	}
+	if c.e.closed.Load() {
+		return nil, ErrClosed
+	}
+	cfg := c.e.cfg
+	st := &actors.SlotState{
+		Slot:         slot,
+		Router:       c,
+		MaxRedirects: cfg.MaxRedirects,
+		Backoff:      policies.Backoff{Min: cfg.MinRetryBackoff, Max: cfg.MaxRetryBackoff},
+		CloseErr:     ErrClosed,
+		Mailbox: mailbox.New(mailbox.Options{
+			Capacity: cfg.MailboxCapacity,
+			Policy:   mailbox.Block,
+			MaxBatch: cfg.MaxBatchSize,
+		}),
+		OnStopped: c.slotWG.Done,
+	}
+	c.slotWG.Add(1)
+	pid, err := c.e.system.Root.SpawnNamed(st.Props(), fmt.Sprintf("vactor-slot-%d-%p", slot, c))
+	if err != nil {
+		c.slotWG.Done()
+		return nil, fmt.Errorf("vactor: spawn slot actor: %w", err)
+	}
+	c.pids = append(c.pids, pid)
+	c.slots[slot].Store(st)
+	return st, nil
+}
+
+// Owner implements actors.Router.
+func (c *cluster) Owner(slot uint16) (string, error) {
+	if s, ok := c.topo.Load().Owner(slot); ok {
+		return s.Primary, nil
+	}
+	c.refresh()
+	return "", fmt.Errorf("vactor: no cluster node serves slot %d", slot)
+}
+
+// Conn implements actors.Router: the connection actor for slot on addr,
+// dialling the node on first use.
+func (c *cluster) Conn(addr string, slot uint16) (*actors.ConnState, error) {
+	e := c.e
+	e.mu.Lock()
+	pool := e.pools[addr]
+	e.mu.Unlock()
+	if pool == nil {
+		c.dialMu.Lock()
+		e.mu.Lock()
+		pool = e.pools[addr]
+		e.mu.Unlock()
+		if pool == nil {
+			if e.closed.Load() {
+				c.dialMu.Unlock()
+				return nil, ErrClosed
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DialTimeout)
+			conns, err := e.newNode(ctx, addr)
+			cancel()
+			if err != nil {
+				c.dialMu.Unlock()
+				return nil, err
+			}
+			e.supervisor.Add(conns)
+			pool = conns
+		}
+		c.dialMu.Unlock()
+	}
+	return pool[int(slot)%len(pool)], nil
+}
+
+// Asking implements actors.Router.
+func (c *cluster) Asking() actors.Command {
+	r := &request[struct{}]{ctx: context.Background(), cmd: c.e.b.Asking().Build(), decode: decodeOK}
+	return r
+}
+
+// Moved implements actors.Router: a slot moved, so the map is stale.
+func (c *cluster) Moved(uint16, string) { c.refresh() }
+
+// refresh reloads the slot map in the background, one refresh at a time.
+func (c *cluster) refresh() {
+	if c.e.closed.Load() || !c.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	c.refreshWG.Add(1)
+	go func() {
+		defer c.refreshWG.Done()
+		defer c.refreshing.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), c.e.cfg.DialTimeout)
+		defer cancel()
+		seeds := []string{}
+		for _, s := range c.topo.Load().Shards {
+			seeds = append(seeds, s.Primary)
+		}
+		seeds = append(seeds, c.e.cfg.Addresses()...)
+		for _, addr := range seeds {
+			if topo, err := c.e.fetchTopology(ctx, addr); err == nil {
+				c.topo.Store(topo)
+				return
+			}
+		}
+	}()
+}
+
+// close fails what the slot actors hold and stops them, waiting up to d.
+func (c *cluster) close(d time.Duration) {
+	c.spawnMu.Lock()
+	pids := c.pids
+	c.spawnMu.Unlock()
+	for i := range c.slots {
+		if st := c.slots[i].Load(); st != nil {
+			st.Mailbox.Close(ErrClosed)
+		}
+	}
+	for _, pid := range pids {
+		c.e.system.Root.Stop(pid)
+	}
+	done := make(chan struct{})
+	go func() { c.slotWG.Wait(); c.refreshWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
+// submitCluster routes a keyed command through its slot actor, and a
+// keyless one straight to a connection actor.
+func submitCluster[T any](e *Engine, ctx context.Context, route string, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
+	if route == "" {
+		return submitTo(e, e.first[0], ctx, cmd, decode)
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	// Pinned: valkey-go recycles a command once the server has replied,
+	// and a redirected command is sent again.
+	r := &request[T]{ctx: ctx, cmd: cmd.Pin(), decode: decode}
+	f := r.promise.Future()
+	if e.closed.Load() {
+		r.promise.Reject(ErrClosed)
+		return f
+	}
+	st, err := e.cl.slot(cmd.Slot() & (actors.Slots - 1))
+	if err != nil {
+		r.promise.Reject(err)
+		return f
+	}
+	st.Mailbox.Post(r)
+	return f
+}

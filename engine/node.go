@@ -1,0 +1,78 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/mailbox"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// newNode dials PoolSize connections to addr and returns their connection
+// actor states, sharing one Node (breaker) and the engine's retry policy.
+// The actors are not spawned here.
+func (e *Engine) newNode(ctx context.Context, addr string) ([]*actors.ConnState, error) {
+	cfg := e.cfg
+	opts := e.opts
+	opts.Addr = addr
+	node := &actors.Node{
+		Addr:        addr,
+		DialTimeout: cfg.DialTimeout,
+		Dial:        func(ctx context.Context) (drivers.Conn, error) { return e.drv.Dial(ctx, opts) },
+	}
+	var conns []*actors.ConnState
+	node.Breaker = policies.NewBreaker(policies.BreakerOptions{
+		Threshold:   uint(cfg.CircuitBreakerThreshold),
+		OpenTimeout: cfg.CircuitBreakerOpenTimeout,
+		FailureRate: cfg.CircuitBreakerFailureRate,
+		Period:      cfg.CircuitBreakerPeriod,
+		OnStateChanged: func(_, to circuitbreaker.State) {
+			node.SetOpen(to != circuitbreaker.ClosedState)
+			if to == circuitbreaker.OpenState {
+				// Nothing queued for the node will be sent soon: fail it now.
+				for _, c := range conns {
+					c.FailHeld(ErrCircuitOpen)
+				}
+			}
+		},
+	})
+	policy := mailbox.Block
+	if cfg.Backpressure == config.BackpressureReject {
+		policy = mailbox.Reject
+	}
+	for range cfg.PoolSize {
+		conn, err := e.drv.Dial(ctx, opts)
+		if err != nil {
+			for _, c := range conns {
+				c.CloseDriver()
+			}
+			return nil, fmt.Errorf("vactor: connect to %s: %w", addr, err)
+		}
+		conns = append(conns, &actors.ConnState{
+			Addr:     addr,
+			Driver:   conn,
+			CloseErr: ErrClosed,
+			Node:     node,
+			Policy:   e.retry,
+			Mailbox: mailbox.New(mailbox.Options{
+				Capacity: cfg.MailboxCapacity,
+				Policy:   policy,
+				MaxBatch: cfg.MaxBatchSize,
+			}),
+		})
+	}
+	e.mu.Lock()
+	e.conns = append(e.conns, conns...)
+	e.nodes = append(e.nodes, node)
+	if e.pools == nil {
+		e.pools = map[string][]*actors.ConnState{}
+	}
+	e.pools[addr] = conns
+	e.mu.Unlock()
+	return conns, nil
+}
