@@ -164,3 +164,59 @@ func TestClusterReshardingUnderLoad(t *testing.T) {
 		t.Fatal("no redirect was followed: the migration did not meet the traffic")
 	}
 }
+
+// Cluster test 2: CLUSTER FAILOVER of each primary in turn under load: no
+// error reaches a caller and the longest gap between successful commands
+// stays under 200ms.
+func TestClusterFailoverUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t)
+	eng := clusterEngine(t, c)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var lastOK atomic.Int64
+	var worstGap atomic.Int64
+	lastOK.Store(time.Now().UnixNano())
+	errs := make(chan error, 16)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, err := eng.Set(cctx, fmt.Sprintf("f%d:%d", g, i%50), "v", 0).Await(cctx)
+				cancel()
+				if err != nil {
+					errs <- err
+					return
+				}
+				now := time.Now().UnixNano()
+				if gap := now - lastOK.Swap(now); gap > worstGap.Load() {
+					worstGap.Store(gap)
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	replicas := c.Replicas()
+	for _, r := range replicas {
+		if err := c.Failover(r); err != nil {
+			t.Fatalf("failover of %s: %v", r.Addr(), err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("a caller saw an error during failovers: %v", err)
+	}
+	gap := time.Duration(worstGap.Load())
+	st := eng.Stats()
+	t.Logf("%d failovers; longest gap between successful commands %s; %d redirects followed", len(replicas), gap, st.Redirects)
+	if gap > 200*time.Millisecond {
+		t.Fatalf("longest gap %s, want < 200ms", gap)
+	}
+}
