@@ -34,6 +34,7 @@ type Collector struct {
 	mu        sync.Mutex
 	redirects []Redirect
 	left      atomic.Int64
+	failed    atomic.Bool // some command failed without a reply (node down?)
 	done      chan struct{}
 }
 
@@ -47,6 +48,7 @@ type Redirect struct {
 
 func (c *Collector) reset(n int) {
 	c.redirects = c.redirects[:0]
+	c.failed.Store(false)
 	c.left.Store(int64(n))
 	c.done = make(chan struct{})
 }
@@ -72,6 +74,13 @@ func (c *Collector) Intercept(cmd Hooked, res valkey.ValkeyResult) bool {
 	c.mu.Unlock()
 	c.Done()
 	return true
+}
+
+// Failed counts one command of the batch as failed without a reply (a
+// transport error, an open breaker): the slot's node may be gone.
+func (c *Collector) Failed() {
+	c.failed.Store(true)
+	c.Done()
 }
 
 // Done counts one command of the batch as finished.
@@ -105,6 +114,8 @@ type Router interface {
 	Asking() Command
 	// Moved is told of a MOVED redirect (to refresh the slot map).
 	Moved(slot uint16, addr string)
+	// Stale is told that the slot's node failed: the map may be stale.
+	Stale(slot uint16)
 }
 
 // SlotState is one slot actor's mailbox and settings; it outlives the
@@ -186,6 +197,12 @@ func (a *Slot) run(batch []mailbox.Message) {
 			return
 		}
 		<-a.coll.done
+		if a.coll.failed.Load() {
+			// The node failed: look the owner up again next time, and have
+			// the slot map refreshed (a failover may be under way).
+			a.owner = ""
+			st.Router.Stale(st.Slot)
+		}
 		if len(a.coll.redirects) == 0 {
 			return
 		}
@@ -239,7 +256,15 @@ func (a *Slot) forward(pending []Hooked, asks []Redirect) bool {
 		for _, cmd := range pending {
 			cmd.SetHook(&a.coll)
 		}
-		conn.Mailbox.PostAll(asMessages(pending)...)
+		if conn.Node != nil && conn.Node.Open() {
+			// The node's breaker is open: fail fast (and have the map
+			// refreshed) rather than queue behind a node that is down.
+			for _, cmd := range pending {
+				cmd.Fail(policies.ErrCircuitOpen)
+			}
+		} else {
+			conn.Mailbox.PostAll(asMessages(pending)...)
+		}
 	}
 	for _, r := range asks {
 		conn, err := st.Router.Conn(r.Addr, st.Slot)

@@ -34,8 +34,9 @@ type cluster struct {
 	pids    []*actor.PID
 	slotWG  sync.WaitGroup // slot actors not yet stopped
 
-	dialMu     sync.Mutex // one node dial at a time
-	refreshing atomic.Bool
+	dialMu      sync.Mutex // one node dial at a time
+	refreshing  atomic.Bool
+	lastRefresh atomic.Int64 // unix nanos of the last refresh start
 	refreshWG  sync.WaitGroup
 }
 
@@ -157,11 +158,16 @@ func (c *cluster) Asking() actors.Command {
 // Moved implements actors.Router: a slot moved, so the map is stale.
 func (c *cluster) Moved(uint16, string) { c.refresh() }
 
+// Stale implements actors.Router: a node failed; a failover may follow.
+func (c *cluster) Stale(uint16) { c.refresh() }
+
 // refresh reloads the slot map in the background, one refresh at a time.
 func (c *cluster) refresh() {
-	if c.e.closed.Load() || !c.refreshing.CompareAndSwap(false, true) {
+	if c.e.closed.Load() || time.Now().UnixNano()-c.lastRefresh.Load() < int64(minRefreshGap) ||
+		!c.refreshing.CompareAndSwap(false, true) {
 		return
 	}
+	c.lastRefresh.Store(time.Now().UnixNano())
 	c.refreshWG.Add(1)
 	go func() {
 		defer c.refreshWG.Done()
@@ -181,6 +187,9 @@ func (c *cluster) refresh() {
 		}
 	}()
 }
+
+// minRefreshGap spaces slot-map refreshes while a node is failing.
+const minRefreshGap = 50 * time.Millisecond
 
 // close fails what the slot actors hold and stops them, waiting up to d.
 func (c *cluster) close(d time.Duration) {

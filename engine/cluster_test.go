@@ -220,3 +220,101 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 		t.Fatalf("longest gap %s, want < 200ms", gap)
 	}
 }
+
+// Cluster test 3: kill -9 of a primary under load. Errors reach callers
+// only inside the failover window, traffic to the lost slots resumes
+// within node-timeout + 3s, and no future hangs.
+func TestClusterKillPrimaryUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t)
+	eng := clusterEngine(t, c)
+	victim := c.Primaries()[0]
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr, lastErr time.Time
+	var nerr int
+	var lastMsg string
+	var pending atomic.Int64
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				pending.Add(1)
+				_, err := eng.Set(cctx, fmt.Sprintf("k%d:%d", g, i%200), "v", 0).Await(context.Background())
+				pending.Add(-1)
+				cancel()
+				if err != nil {
+					now := time.Now()
+					mu.Lock()
+					if firstErr.IsZero() {
+						firstErr = now
+					}
+					lastErr = now
+					lastMsg = err.Error()
+					nerr++
+					mu.Unlock()
+					time.Sleep(time.Millisecond) // pacing while failing
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	killed := time.Now()
+	if err := c.KillPrimary(victim); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitFailover(victim, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	failedOver := time.Since(killed)
+	// Traffic to the victim's former slots resumes.
+	var resumed time.Duration
+	probe := ""
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("probe:%d", i)
+		slot, _ := c.KeySlot(k)
+		if n, _ := c.NodeForSlot(slot); n != nil && c.Addrs() != nil {
+			_ = n
+		}
+		probe = k
+		break
+	}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_, err := eng.Set(ctx, probe, "x", 0).Await(ctx)
+		cancel()
+		if err == nil {
+			resumed = time.Since(killed)
+			break
+		}
+		if time.Since(killed) > 10*time.Second {
+			t.Fatalf("traffic not resumed 10s after the kill: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // traffic after recovery: no more errors
+	stop.Store(true)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%d futures still pending", pending.Load())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("failover took %s; traffic resumed %s after the kill; %d errors between +%s and +%s (last: %s)",
+		failedOver, resumed, nerr, firstErr.Sub(killed), lastErr.Sub(killed), lastMsg)
+	limit := time.Second + 3*time.Second // node-timeout 1s + 3s
+	if resumed > limit {
+		t.Fatalf("traffic resumed %s after the kill, want < %s", resumed, limit)
+	}
+	if nerr > 0 && (firstErr.Before(killed) || lastErr.Sub(killed) > limit) {
+		t.Fatalf("errors outside the failover window: first +%s, last +%s", firstErr.Sub(killed), lastErr.Sub(killed))
+	}
+}

@@ -30,7 +30,7 @@ func (r *request[T]) Fail(err error) {
 	r.promise.Reject(err)
 	if r.hook.Load() != nil {
 		if h := r.hook.Swap(nil); h != nil {
-			h.Done()
+			h.Failed()
 		}
 	}
 }
