@@ -37,7 +37,7 @@ type cluster struct {
 	dialMu      sync.Mutex // one node dial at a time
 	refreshing  atomic.Bool
 	lastRefresh atomic.Int64 // unix nanos of the last refresh start
-	refreshWG  sync.WaitGroup
+	refreshWG   sync.WaitGroup
 }
 
 // discover reads the slot map from the first seed that answers.
