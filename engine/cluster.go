@@ -17,9 +17,10 @@ import (
 	"github.com/vactor-io/vactor/policies"
 )
 
-// ErrCrossSlot fails, before anything is sent, a multi-key command whose
-// keys hash to different slots in cluster mode (MGET, MSET, DEL, EXISTS
-// and UNLINK are split by slot instead). Not retryable.
+// ErrCrossSlot matches the CROSSSLOT error of a multi-key command whose
+// keys hash to different slots in cluster mode (errors.Is on the
+// *ServerError). MGET, MSET, DEL, EXISTS and UNLINK never get it: the
+// engine splits them by slot. Not retryable.
 var ErrCrossSlot = errors.New("vactor: keys in different cluster slots")
 
 // cluster is the engine's cluster-mode state: the slot map, one slot actor

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -316,5 +317,56 @@ func TestClusterKillPrimaryUnderLoad(t *testing.T) {
 	}
 	if nerr > 0 && (firstErr.Before(killed) || lastErr.Sub(killed) > limit) {
 		t.Fatalf("errors outside the failover window: first +%s, last +%s", firstErr.Sub(killed), lastErr.Sub(killed))
+	}
+}
+
+// Cluster test 4: MGET, MSET, DEL and EXISTS over 1,000 keys in many slots
+// return correct results in the caller's key order.
+func TestClusterCrossSlotMultiKey(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t)
+	eng := clusterEngine(t, c)
+	ctx := ctxT(t)
+	keys := make([]string, 1000)
+	kv := make([]string, 0, 2000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("mk:%d", i)
+		if i%10 != 0 { // every tenth key stays missing
+			kv = append(kv, keys[i], fmt.Sprint(i))
+		}
+	}
+	if _, err := eng.MSet(ctx, kv...).Await(ctx); err != nil {
+		t.Fatalf("MSET across slots: %v", err)
+	}
+	vals, err := eng.MGet(ctx, keys...).Await(ctx)
+	if err != nil {
+		t.Fatalf("MGET across slots: %v", err)
+	}
+	for i, v := range vals {
+		if i%10 == 0 {
+			if v != nil {
+				t.Fatalf("MGET[%d] = %q, want nil", i, *v)
+			}
+			continue
+		}
+		if v == nil || *v != fmt.Sprint(i) {
+			t.Fatalf("MGET[%d] = %v, want %d", i, v, i)
+		}
+	}
+	if n, err := eng.Exists(ctx, keys...).Await(ctx); err != nil || n != 900 {
+		t.Fatalf("EXISTS = %d, %v; want 900", n, err)
+	}
+	if n, err := eng.Del(ctx, keys[:500]...).Await(ctx); err != nil || n != 450 {
+		t.Fatalf("DEL = %d, %v; want 450", n, err)
+	}
+	if n, err := eng.Unlink(ctx, keys...).Await(ctx); err != nil || n != 450 {
+		t.Fatalf("UNLINK = %d, %v; want 450", n, err)
+	}
+	// A cross-slot command the engine does not split: the server's CROSSSLOT.
+	_, err = eng.Do(ctx, "SUNIONSTORE", "a", "b", "c").Await(ctx)
+	if !errors.Is(err, engine.ErrCrossSlot) {
+		t.Fatalf("SUNIONSTORE across slots: %v, want ErrCrossSlot", err)
 	}
 }

@@ -20,6 +20,9 @@ func (e *Engine) Del(ctx context.Context, keys ...string) *futures.Future[int64]
 	if f := needKeys[int64]("DEL", keys); f != nil {
 		return f
 	}
+	if g := e.bySlot(keys); g != nil {
+		return e.splitCount(keys, g, func(ks []string) *futures.Future[int64] { return e.Del(ctx, ks...) })
+	}
 	return submit(e, ctx, keys[0], e.b.Del().Key(keys...).Build(), decodeInt64)
 }
 
@@ -29,6 +32,9 @@ func (e *Engine) Unlink(ctx context.Context, keys ...string) *futures.Future[int
 	if f := needKeys[int64]("UNLINK", keys); f != nil {
 		return f
 	}
+	if g := e.bySlot(keys); g != nil {
+		return e.splitCount(keys, g, func(ks []string) *futures.Future[int64] { return e.Unlink(ctx, ks...) })
+	}
 	return submit(e, ctx, keys[0], e.b.Unlink().Key(keys...).Build(), decodeInt64)
 }
 
@@ -36,6 +42,9 @@ func (e *Engine) Unlink(ctx context.Context, keys ...string) *futures.Future[int
 func (e *Engine) Exists(ctx context.Context, keys ...string) *futures.Future[int64] {
 	if f := needKeys[int64]("EXISTS", keys); f != nil {
 		return f
+	}
+	if g := e.bySlot(keys); g != nil {
+		return e.splitCount(keys, g, func(ks []string) *futures.Future[int64] { return e.Exists(ctx, ks...) })
 	}
 	return submit(e, ctx, keys[0], e.b.Exists().Key(keys...).Build(), decodeInt64)
 }

@@ -168,6 +168,9 @@ func (e *Engine) MGet(ctx context.Context, keys ...string) *futures.Future[[]*st
 	if len(keys) == 0 {
 		return fail[[]*string](fmt.Errorf("%w: MGET needs at least one key", ErrInvalidArgument))
 	}
+	if g := e.bySlot(keys); g != nil {
+		return e.splitMGet(ctx, keys, g)
+	}
 	return submit(e, ctx, keys[0], e.b.Mget().Key(keys...).Build(), decodeNullableStrings)
 }
 
@@ -175,6 +178,9 @@ func (e *Engine) MGet(ctx context.Context, keys ...string) *futures.Future[[]*st
 func (e *Engine) MSet(ctx context.Context, keyValues ...string) *futures.Future[struct{}] {
 	if len(keyValues) == 0 || len(keyValues)%2 != 0 {
 		return fail[struct{}](fmt.Errorf("%w: MSET needs key/value pairs, got %d arguments", ErrInvalidArgument, len(keyValues)))
+	}
+	if f, ok := e.splitMSet(ctx, keyValues); ok {
+		return f
 	}
 	kv := e.b.Mset().KeyValue()
 	for i := 0; i < len(keyValues); i += 2 {

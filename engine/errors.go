@@ -59,8 +59,12 @@ func (e *ServerError) Error() string { return "vactor: server error: " + e.Messa
 func (e *ServerError) ServerErrorCode() string { return e.Prefix }
 
 // Is reports whether target is a *ServerError with the same prefix, so
-// errors.Is(err, &ServerError{Prefix: "WRONGTYPE"}) works.
+// errors.Is(err, &ServerError{Prefix: "WRONGTYPE"}) works; a CROSSSLOT
+// reply also matches ErrCrossSlot.
 func (e *ServerError) Is(target error) bool {
+	if target == ErrCrossSlot {
+		return e.Prefix == "CROSSSLOT"
+	}
 	t, ok := target.(*ServerError)
 	return ok && t.Prefix == e.Prefix && (t.Message == "" || t.Message == e.Message)
 }
