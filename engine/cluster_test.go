@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/futures"
@@ -369,4 +371,55 @@ func TestClusterCrossSlotMultiKey(t *testing.T) {
 	if !errors.Is(err, engine.ErrCrossSlot) {
 		t.Fatalf("SUNIONSTORE across slots: %v, want ErrCrossSlot", err)
 	}
+}
+
+// Cluster test 6: the core behaviours hold in cluster mode: a command
+// cancelled before it is written is never written; Close with 50,000
+// futures outstanding completes them all and leaves no goroutine.
+func TestClusterCoreBehaviours(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := ctxT(t)
+	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(c.Addrs()...).WithClusterMode(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := eng.Set(cctx, "never", "x", 0).Err(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled SET: %v", err)
+	}
+	if n, err := eng.Exists(ctx, "never").Await(ctx); err != nil || n != 0 {
+		t.Fatalf("EXISTS never = %d, %v", n, err)
+	}
+	const n = 50000
+	fs := make([]*futures.Future[struct{}], n)
+	for i := range fs {
+		fs[i] = eng.Set(ctx, fmt.Sprintf("close:%d", i), "v", 0)
+	}
+	start := time.Now()
+	if err := eng.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Close took %s", d)
+	}
+	ok, closed := 0, 0
+	for i, f := range fs {
+		if !f.IsDone() {
+			t.Fatalf("future %d pending after Close", i)
+		}
+		switch err := f.Err(ctx); {
+		case err == nil:
+			ok++
+		case errors.Is(err, engine.ErrClosed):
+			closed++
+		default:
+			t.Fatalf("future %d: %v", i, err)
+		}
+	}
+	t.Logf("Close: %d written, %d ErrClosed, in %s", ok, closed, time.Since(start))
 }
