@@ -116,6 +116,11 @@ type Router interface {
 	Moved(slot uint16, addr string)
 	// Stale is told that the slot's node failed: the map may be stale.
 	Stale(slot uint16)
+	// Epoch changes whenever the slot map is replaced.
+	Epoch() uint64
+	// Refresh reloads the slot map now (or waits for the reload under
+	// way) and returns the slot's owner.
+	Refresh(slot uint16) (string, error)
 }
 
 // SlotState is one slot actor's mailbox and settings; it outlives the
@@ -153,6 +158,7 @@ func (s *SlotState) Props() *actor.Props {
 type Slot struct {
 	state *SlotState
 	owner string // cached owner; updated by MOVED
+	epoch uint64 // slot map epoch the owner was read from
 	coll  Collector
 }
 
@@ -182,6 +188,9 @@ func (a *Slot) run(batch []mailbox.Message) {
 		pending = append(pending, h)
 	}
 	var asks []Redirect
+	if e := st.Router.Epoch(); e != a.epoch {
+		a.owner, a.epoch = "", e // the map changed: read the owner again
+	}
 	for attempt := 0; len(pending) > 0 || len(asks) > 0; attempt++ {
 		if a.owner == "" {
 			owner, err := st.Router.Owner(st.Slot)
@@ -257,8 +266,16 @@ func (a *Slot) forward(pending []Hooked, asks []Redirect) bool {
 			cmd.SetHook(&a.coll)
 		}
 		if conn.Node != nil && conn.Node.Open() {
-			// The node's breaker is open: fail fast (and have the map
-			// refreshed) rather than queue behind a node that is down.
+			// The node is down. A failover may have moved the slot: reload
+			// the map and follow it; else fail fast rather than queue.
+			if owner, err := st.Router.Refresh(st.Slot); err == nil && owner != a.owner {
+				a.owner = owner
+				if c2, err := st.Router.Conn(owner, st.Slot); err == nil {
+					conn = c2
+				}
+			}
+		}
+		if conn.Node != nil && conn.Node.Open() {
 			for _, cmd := range pending {
 				cmd.Fail(policies.ErrCircuitOpen)
 			}

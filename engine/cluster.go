@@ -38,6 +38,8 @@ type cluster struct {
 	dialMu      sync.Mutex // one node dial at a time
 	refreshing  atomic.Bool
 	lastRefresh atomic.Int64 // unix nanos of the last refresh start
+	epoch       atomic.Uint64
+	syncMu      sync.Mutex // one synchronous refresh at a time
 	refreshWG   sync.WaitGroup
 }
 
@@ -67,8 +69,51 @@ func (e *Engine) fetchTopology(ctx context.Context, addr string) (*actors.Topolo
 
 func newCluster(e *Engine, topo *actors.Topology) *cluster {
 	c := &cluster{e: e}
-	c.topo.Store(topo)
+	c.setTopology(topo)
 	return c
+}
+
+func (c *cluster) setTopology(t *actors.Topology) {
+	c.topo.Store(t)
+	c.epoch.Add(1)
+}
+
+// Epoch implements actors.Router.
+func (c *cluster) Epoch() uint64 { return c.epoch.Load() }
+
+// Refresh implements actors.Router: reload the map now, at most one at a
+// time (a caller that waited behind another reload uses its result).
+func (c *cluster) Refresh(slot uint16) (string, error) {
+	before := c.epoch.Load()
+	c.syncMu.Lock()
+	if c.epoch.Load() == before && !c.e.closed.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.e.cfg.DialTimeout)
+		if t, err := c.load(ctx); err == nil {
+			c.setTopology(t)
+		}
+		cancel()
+	}
+	c.syncMu.Unlock()
+	return c.Owner(slot)
+}
+
+// load fetches the slot map from the first node that answers: the known
+// primaries, then the seeds.
+func (c *cluster) load(ctx context.Context) (*actors.Topology, error) {
+	var seeds []string
+	for _, s := range c.topo.Load().Shards {
+		seeds = append(seeds, s.Primary)
+	}
+	seeds = append(seeds, c.e.cfg.Addresses()...)
+	var errs []error
+	for _, addr := range seeds {
+		t, err := c.e.fetchTopology(ctx, addr)
+		if err == nil {
+			return t, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
 }
 
 // slot returns the slot actor of slot, spawning it on first use.
@@ -175,16 +220,8 @@ func (c *cluster) refresh() {
 		defer c.refreshing.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), c.e.cfg.DialTimeout)
 		defer cancel()
-		seeds := []string{}
-		for _, s := range c.topo.Load().Shards {
-			seeds = append(seeds, s.Primary)
-		}
-		seeds = append(seeds, c.e.cfg.Addresses()...)
-		for _, addr := range seeds {
-			if topo, err := c.e.fetchTopology(ctx, addr); err == nil {
-				c.topo.Store(topo)
-				return
-			}
+		if t, err := c.load(ctx); err == nil {
+			c.setTopology(t)
 		}
 	}()
 }
@@ -219,18 +256,23 @@ func submitCluster[T any](e *Engine, ctx context.Context, route string, cmd valk
 	if route == "" {
 		return submitTo(e, e.first[0], ctx, cmd, decode)
 	}
+	return submitSlot(e, ctx, cmd.Slot()&(actors.Slots-1), cmd, decode)
+}
+
+// submitSlot posts cmd through the slot actor of slot. The command is
+// pinned: valkey-go recycles a command once the server has replied, and a
+// redirected command is sent again.
+func submitSlot[T any](e *Engine, ctx context.Context, slot uint16, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	// Pinned: valkey-go recycles a command once the server has replied,
-	// and a redirected command is sent again.
 	r := &request[T]{ctx: ctx, cmd: cmd.Pin(), decode: decode}
 	f := r.promise.Future()
 	if e.closed.Load() {
 		r.promise.Reject(ErrClosed)
 		return f
 	}
-	st, err := e.cl.slot(cmd.Slot() & (actors.Slots - 1))
+	st, err := e.cl.slot(slot)
 	if err != nil {
 		r.promise.Reject(err)
 		return f

@@ -241,6 +241,7 @@ func TestClusterKillPrimaryUnderLoad(t *testing.T) {
 	var nerr int
 	var lastMsg string
 	var pending atomic.Int64
+	var confirmed []string // keys whose write a replica acknowledged (WAIT)
 	for g := range 16 {
 		wg.Add(1)
 		go func() {
@@ -265,6 +266,21 @@ func TestClusterKillPrimaryUnderLoad(t *testing.T) {
 				}
 			}
 		}()
+	}
+	// Writes confirmed by a replica (WAIT) before the kill.
+	{
+		ctx := ctxT(t)
+		for i := range 500 {
+			key := fmt.Sprintf("confirmed:%d", i)
+			set := eng.Set(ctx, key, "v", 0)
+			n, err := eng.WaitReplicas(ctx, key, 1, time.Second).Await(ctx)
+			if serr := set.Err(ctx); serr != nil || err != nil {
+				t.Fatalf("SET+WAIT %s: %v, %v", key, serr, err)
+			}
+			if n >= 1 {
+				confirmed = append(confirmed, key)
+			}
+		}
 	}
 	time.Sleep(200 * time.Millisecond)
 	killed := time.Now()
@@ -313,6 +329,26 @@ func TestClusterKillPrimaryUnderLoad(t *testing.T) {
 	defer mu.Unlock()
 	t.Logf("failover took %s; traffic resumed %s after the kill; %d errors between +%s and +%s (last: %s)",
 		failedOver, resumed, nerr, firstErr.Sub(killed), lastErr.Sub(killed), lastMsg)
+	// Every write a replica acknowledged survived the failover.
+	ctx := ctxT(t)
+	fs := make([]*futures.Future[int64], len(confirmed))
+	for i, k := range confirmed {
+		fs[i] = eng.Exists(ctx, k)
+	}
+	lost := 0
+	for i, f := range fs {
+		n, err := f.Await(ctx)
+		if err != nil {
+			t.Fatalf("EXISTS %s after the failover: %v", confirmed[i], err)
+		}
+		if n != 1 {
+			lost++
+		}
+	}
+	t.Logf("%d writes confirmed by WAIT, %d lost", len(confirmed), lost)
+	if len(confirmed) == 0 || lost > 0 {
+		t.Fatalf("%d WAIT-confirmed writes, %d lost", len(confirmed), lost)
+	}
 	limit := time.Second + 3*time.Second // node-timeout 1s + 3s
 	if resumed > limit {
 		t.Fatalf("traffic resumed %s after the kill, want < %s", resumed, limit)

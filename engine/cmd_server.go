@@ -2,6 +2,9 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/vactor-io/vactor/futures"
 )
@@ -33,4 +36,22 @@ func (e *Engine) IsHealthy(ctx context.Context) bool { return e.Ping(ctx) == nil
 // that received it.
 func (e *Engine) Publish(ctx context.Context, channel, message string) *futures.Future[int64] {
 	return submit(e, ctx, channel, e.b.Publish().Channel(channel).Message(message).Build(), decodeInt64)
+}
+
+// WaitReplicas sends WAIT on the connection that carries key's commands,
+// after the commands issued before it for key: it completes with the
+// number of replicas that acknowledged those writes, once replicas have or
+// timeout has passed (0: wait forever). It holds up that connection's
+// pipeline while the server waits: keep the timeout short.
+func (e *Engine) WaitReplicas(ctx context.Context, key string, replicas int, timeout time.Duration) *futures.Future[int64] {
+	if replicas < 0 || timeout < 0 {
+		return fail[int64](fmt.Errorf("%w: WAIT with %d replicas, timeout %s", ErrInvalidArgument, replicas, timeout))
+	}
+	// Arbitrary, not the typed builder: valkey-go sends its typed WAIT on
+	// a dedicated connection, where it would wait for nothing.
+	cmd := e.b.Arbitrary("WAIT").Args(strconv.Itoa(replicas), strconv.FormatInt(timeout.Milliseconds(), 10)).Build()
+	if e.cl != nil {
+		return submitSlot(e, ctx, e.slotOf(key), cmd, decodeInt64)
+	}
+	return submitTo(e, e.pick(key), ctx, cmd, decodeInt64)
 }
