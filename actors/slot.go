@@ -110,6 +110,9 @@ type Router interface {
 	Owner(slot uint16) (string, error)
 	// Conn returns the connection actor that serves slot on addr.
 	Conn(addr string, slot uint16) (*ConnState, error)
+	// ReadConn returns the connection actor read-only commands for slot
+	// go to (a replica), or nil for the primary.
+	ReadConn(slot uint16) (*ConnState, error)
 	// Asking returns a command sending ASKING, completed silently.
 	Asking() Command
 	// Moved is told of a MOVED redirect (to refresh the slot map).
@@ -278,6 +281,22 @@ func (a *Slot) forward(pending []Hooked, asks []Redirect) bool {
 		if conn.Node != nil && conn.Node.Open() {
 			for _, cmd := range pending {
 				cmd.Fail(policies.ErrCircuitOpen)
+			}
+		} else if rc, _ := st.Router.ReadConn(st.Slot); rc != nil && !rc.Node.Open() {
+			// Reads to a replica, the rest to the primary, each in order.
+			var reads, writes []mailbox.Message
+			for _, cmd := range pending {
+				if c := cmd.Cmd(); c.IsReadOnly() {
+					reads = append(reads, cmd)
+				} else {
+					writes = append(writes, cmd)
+				}
+			}
+			if len(reads) > 0 {
+				rc.Mailbox.PostAll(reads...)
+			}
+			if len(writes) > 0 {
+				conn.Mailbox.PostAll(writes...)
 			}
 		} else {
 			conn.Mailbox.PostAll(asMessages(pending)...)

@@ -175,3 +175,11 @@ func (c Config) WithCircuitBreakerPeriod(d time.Duration) Config {
 	c.CircuitBreakerPeriod = d
 	return c
 }
+
+// WithClusterRefreshInterval returns a copy of c with ClusterRefreshInterval
+// set.
+func (c Config) WithClusterRefreshInterval(d time.Duration) Config {
+	c = c.clone()
+	c.ClusterRefreshInterval = d
+	return c
+}

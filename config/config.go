@@ -202,6 +202,10 @@ type Config struct {
 	// MaxRedirects is the number of MOVED/ASK redirects followed for one
 	// command in cluster mode. Default 5; at least 0.
 	MaxRedirects int
+	// ClusterRefreshInterval is how often the cluster slot map is reloaded
+	// besides on redirects and node failures. Default 10s; at least 0,
+	// where 0 turns the periodic reload off.
+	ClusterRefreshInterval time.Duration
 	// TLS configures transport security. Default: disabled.
 	TLS TLSConfig
 	// MailboxCapacity is the maximum number of commands queued per
@@ -240,6 +244,7 @@ const (
 	defaultCircuitBreakerOpenTimeout = time.Second
 	defaultCircuitBreakerPeriod      = 10 * time.Second
 	defaultMaxRedirects              = 5
+	defaultClusterRefreshInterval    = 10 * time.Second
 	defaultMailboxCapacity           = 65536
 	defaultMaxBatchSize              = 1024
 	defaultDrainTimeout              = 5 * time.Second
@@ -272,6 +277,7 @@ func DefaultConfig() Config {
 		CircuitBreakerPeriod:      defaultCircuitBreakerPeriod,
 		ReadFrom:                  ReadFromPrimary,
 		MaxRedirects:              defaultMaxRedirects,
+		ClusterRefreshInterval:    defaultClusterRefreshInterval,
 		MailboxCapacity:           defaultMailboxCapacity,
 		Backpressure:              BackpressureBlock,
 		MaxBatchSize:              defaultMaxBatchSize,
@@ -366,6 +372,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRedirects < 0 {
 		return newFieldError("MaxRedirects", strconv.Itoa(c.MaxRedirects), "must be at least 0")
+	}
+	if c.ClusterRefreshInterval < 0 {
+		return newFieldError("ClusterRefreshInterval", c.ClusterRefreshInterval.String(), "must be at least 0")
 	}
 	if err := c.TLS.validate(); err != nil {
 		return err
@@ -468,8 +477,8 @@ func (c Config) String() string {
 		c.Addrs, c.Host, c.Port, c.Username, passwordText(c.Password), c.DB, c.ClientName, c.Driver, c.PoolSize)
 	fmt.Fprintf(&b, " DialTimeout=%s ReadTimeout=%s WriteTimeout=%s MaxRetries=%d MinRetryBackoff=%s MaxRetryBackoff=%s",
 		c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.MaxRetries, c.MinRetryBackoff, c.MaxRetryBackoff)
-	fmt.Fprintf(&b, " CircuitBreakerThreshold=%d CircuitBreakerOpenTimeout=%s CircuitBreakerFailureRate=%g CircuitBreakerPeriod=%s ClusterMode=%t ReadFrom=%s MaxRedirects=%d",
-		c.CircuitBreakerThreshold, c.CircuitBreakerOpenTimeout, c.CircuitBreakerFailureRate, c.CircuitBreakerPeriod, c.ClusterMode, c.ReadFrom, c.MaxRedirects)
+	fmt.Fprintf(&b, " CircuitBreakerThreshold=%d CircuitBreakerOpenTimeout=%s CircuitBreakerFailureRate=%g CircuitBreakerPeriod=%s ClusterMode=%t ReadFrom=%s MaxRedirects=%d ClusterRefreshInterval=%s",
+		c.CircuitBreakerThreshold, c.CircuitBreakerOpenTimeout, c.CircuitBreakerFailureRate, c.CircuitBreakerPeriod, c.ClusterMode, c.ReadFrom, c.MaxRedirects, c.ClusterRefreshInterval)
 	fmt.Fprintf(&b, " TLS={Enabled=%t CertFile=%q KeyFile=%q CAFile=%q ServerName=%q InsecureSkipVerify=%t}",
 		c.TLS.Enabled, c.TLS.CertFile, c.TLS.KeyFile, c.TLS.CAFile, c.TLS.ServerName, c.TLS.InsecureSkipVerify)
 	fmt.Fprintf(&b, " MailboxCapacity=%d Backpressure=%s MaxBatchSize=%d DrainTimeout=%s Logger=%t}",
@@ -493,8 +502,8 @@ func (c Config) GoString() string {
 		addrs, c.Host, c.Port, c.Username, passwordText(c.Password), c.DB, c.ClientName, c.Driver, c.PoolSize)
 	fmt.Fprintf(&b, "DialTimeout:%d, ReadTimeout:%d, WriteTimeout:%d, MaxRetries:%d, MinRetryBackoff:%d, MaxRetryBackoff:%d, ",
 		c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.MaxRetries, c.MinRetryBackoff, c.MaxRetryBackoff)
-	fmt.Fprintf(&b, "CircuitBreakerThreshold:%d, CircuitBreakerOpenTimeout:%d, CircuitBreakerFailureRate:%g, CircuitBreakerPeriod:%d, ClusterMode:%t, ReadFrom:%d, MaxRedirects:%d, ",
-		c.CircuitBreakerThreshold, c.CircuitBreakerOpenTimeout, c.CircuitBreakerFailureRate, c.CircuitBreakerPeriod, c.ClusterMode, c.ReadFrom, c.MaxRedirects)
+	fmt.Fprintf(&b, "CircuitBreakerThreshold:%d, CircuitBreakerOpenTimeout:%d, CircuitBreakerFailureRate:%g, CircuitBreakerPeriod:%d, ClusterMode:%t, ReadFrom:%d, MaxRedirects:%d, ClusterRefreshInterval:%d, ",
+		c.CircuitBreakerThreshold, c.CircuitBreakerOpenTimeout, c.CircuitBreakerFailureRate, c.CircuitBreakerPeriod, c.ClusterMode, c.ReadFrom, c.MaxRedirects, c.ClusterRefreshInterval)
 	fmt.Fprintf(&b, "TLS:%#v, MailboxCapacity:%d, Backpressure:%d, MaxBatchSize:%d, DrainTimeout:%d, Logger:%s}",
 		c.TLS, c.MailboxCapacity, c.Backpressure, c.MaxBatchSize, c.DrainTimeout, logger)
 	return b.String()
@@ -536,6 +545,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("ClusterMode", c.ClusterMode),
 		slog.String("ReadFrom", c.ReadFrom.String()),
 		slog.Int("MaxRedirects", c.MaxRedirects),
+		slog.Duration("ClusterRefreshInterval", c.ClusterRefreshInterval),
 		slog.Group("TLS",
 			slog.Bool("Enabled", c.TLS.Enabled),
 			slog.String("CertFile", c.TLS.CertFile),

@@ -22,7 +22,7 @@ func TestDefaultConfig(t *testing.T) {
 		PoolSize: 1, DialTimeout: 5 * time.Second, ReadTimeout: 3 * time.Second,
 		WriteTimeout: 3 * time.Second, MaxRetries: 3, MinRetryBackoff: 8 * time.Millisecond,
 		MaxRetryBackoff: 512 * time.Millisecond, CircuitBreakerThreshold: 5,
-		CircuitBreakerOpenTimeout: time.Second, CircuitBreakerPeriod: 10 * time.Second, ReadFrom: ReadFromPrimary, MaxRedirects: 5,
+		CircuitBreakerOpenTimeout: time.Second, CircuitBreakerPeriod: 10 * time.Second, ReadFrom: ReadFromPrimary, MaxRedirects: 5, ClusterRefreshInterval: 10 * time.Second,
 		MailboxCapacity: 65536, Backpressure: BackpressureBlock, MaxBatchSize: 1024,
 		DrainTimeout: 5 * time.Second,
 	}
@@ -464,6 +464,7 @@ func TestBuilder(t *testing.T) {
 		WithClusterMode(true).
 		WithReadFrom(ReadFromReplica).
 		WithMaxRedirects(8).
+		WithClusterRefreshInterval(2 * time.Second).
 		WithTLS(tlsCfg).
 		WithMailboxCapacity(9).
 		WithBackpressure(BackpressureReject).
@@ -476,7 +477,7 @@ func TestBuilder(t *testing.T) {
 		ReadTimeout: 2 * time.Second, WriteTimeout: 4 * time.Second, MaxRetries: 4,
 		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: time.Minute, CircuitBreakerThreshold: 6,
 		CircuitBreakerOpenTimeout: 7 * time.Second, CircuitBreakerFailureRate: 0.5, CircuitBreakerPeriod: 30 * time.Second, ClusterMode: true, ReadFrom: ReadFromReplica,
-		MaxRedirects: 8, TLS: tlsCfg, MailboxCapacity: 9, Backpressure: BackpressureReject,
+		MaxRedirects: 8, ClusterRefreshInterval: 2 * time.Second, TLS: tlsCfg, MailboxCapacity: 9, Backpressure: BackpressureReject,
 		MaxBatchSize: 10, DrainTimeout: 11 * time.Second, Logger: logger,
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -126,6 +126,9 @@ var envVars = []envVar{
 	{name: "VALKEY_MAX_REDIRECTS", field: "MaxRedirects", apply: func(c *Config, v string) string {
 		return parseInt(v, &c.MaxRedirects)
 	}},
+	{name: "VALKEY_CLUSTER_REFRESH_INTERVAL", field: "ClusterRefreshInterval", apply: func(c *Config, v string) string {
+		return parseDuration(v, &c.ClusterRefreshInterval)
+	}},
 	{name: "VALKEY_TLS_ENABLED", field: "TLS.Enabled", apply: func(c *Config, v string) string {
 		return parseBool(v, &c.TLS.Enabled)
 	}},
@@ -192,6 +195,7 @@ var envVars = []envVar{
 //	VALKEY_CLUSTER_MODE                  ClusterMode (true/false, 1/0, as strconv.ParseBool)
 //	VALKEY_READ_FROM                     ReadFrom: primary, replica or prefer-replica
 //	VALKEY_MAX_REDIRECTS                 MaxRedirects
+//	VALKEY_CLUSTER_REFRESH_INTERVAL      ClusterRefreshInterval (Go duration; 0 = off)
 //	VALKEY_TLS_ENABLED                   TLS.Enabled (bool)
 //	VALKEY_TLS_CERT_FILE                 TLS.CertFile
 //	VALKEY_TLS_KEY_FILE                  TLS.KeyFile

@@ -12,6 +12,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/mailbox"
 	"github.com/vactor-io/vactor/policies"
@@ -39,7 +40,8 @@ type cluster struct {
 	refreshing  atomic.Bool
 	lastRefresh atomic.Int64 // unix nanos of the last refresh start
 	epoch       atomic.Uint64
-	syncMu      sync.Mutex // one synchronous refresh at a time
+	syncMu      sync.Mutex    // one synchronous refresh at a time
+	stopTicker  chan struct{} // closed by close: ends the periodic refresh
 	refreshWG   sync.WaitGroup
 }
 
@@ -68,8 +70,24 @@ func (e *Engine) fetchTopology(ctx context.Context, addr string) (*actors.Topolo
 }
 
 func newCluster(e *Engine, topo *actors.Topology) *cluster {
-	c := &cluster{e: e}
+	c := &cluster{e: e, stopTicker: make(chan struct{})}
 	c.setTopology(topo)
+	if d := e.cfg.ClusterRefreshInterval; d > 0 {
+		c.refreshWG.Add(1)
+		go func() {
+			defer c.refreshWG.Done()
+			t := time.NewTicker(d)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					c.refresh()
+				case <-c.stopTicker:
+					return
+				}
+			}
+		}()
+	}
 	return c
 }
 
@@ -163,9 +181,27 @@ func (c *cluster) Owner(slot uint16) (string, error) {
 	return "", fmt.Errorf("vactor: no cluster node serves slot %d", slot)
 }
 
+// ReadConn implements actors.Router: the connection actor of a replica of
+// slot's shard for read-only commands, or nil to read from the primary
+// (ReadFrom primary, or no replica online).
+func (c *cluster) ReadConn(slot uint16) (*actors.ConnState, error) {
+	if c.e.cfg.ReadFrom == config.ReadFromPrimary {
+		return nil, nil
+	}
+	s, ok := c.topo.Load().Owner(slot)
+	if !ok || len(s.Replicas) == 0 {
+		return nil, nil
+	}
+	return c.conn(s.Replicas[int(slot)%len(s.Replicas)], slot, true)
+}
+
 // Conn implements actors.Router: the connection actor for slot on addr,
 // dialling the node on first use.
 func (c *cluster) Conn(addr string, slot uint16) (*actors.ConnState, error) {
+	return c.conn(addr, slot, false)
+}
+
+func (c *cluster) conn(addr string, slot uint16, replica bool) (*actors.ConnState, error) {
 	e := c.e
 	e.mu.Lock()
 	pool := e.pools[addr]
@@ -181,7 +217,7 @@ func (c *cluster) Conn(addr string, slot uint16) (*actors.ConnState, error) {
 				return nil, ErrClosed
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DialTimeout)
-			conns, err := e.newNode(ctx, addr)
+			conns, err := e.newNode(ctx, addr, replica)
 			cancel()
 			if err != nil {
 				c.dialMu.Unlock()
@@ -231,6 +267,7 @@ const minRefreshGap = 50 * time.Millisecond
 
 // close fails what the slot actors hold and stops them, waiting up to d.
 func (c *cluster) close(d time.Duration) {
+	close(c.stopTicker)
 	c.spawnMu.Lock()
 	pids := c.pids
 	c.spawnMu.Unlock()

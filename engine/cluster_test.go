@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -458,4 +459,76 @@ func TestClusterCoreBehaviours(t *testing.T) {
 		}
 	}
 	t.Logf("Close: %d written, %d ErrClosed, in %s", ok, closed, time.Since(start))
+}
+
+// Cluster test 5: with ReadFrom replica, reads are served by the replicas
+// (INFO commandstats on the nodes) and writes by the primaries.
+func TestClusterReadFromReplica(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t)
+	ctx := ctxT(t)
+	// Writes first, so that the replicas' offsets move and they report
+	// themselves online in CLUSTER SHARDS.
+	w := clusterEngine(t, c)
+	keys := make([]string, 300)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("rk:%d", i)
+		if err := w.Set(ctx, keys[i], "v", 0).Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.WaitReplicas(ctx, keys[i], 1, time.Second).Await(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Replicas show as online in CLUSTER SHARDS once gossip carries their
+	// replication offsets; until then the engine reads from primaries.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		v, err := c.Nodes()[0].Do("CLUSTER", "SHARDS")
+		if err == nil && strings.Count(fmt.Sprint(v), "health online") == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas never reported online: %v %v", v, err)
+		}
+	}
+	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).
+		WithReadFrom(config.ReadFromReplica))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	fs := make([]*futures.Future[string], len(keys))
+	for i, k := range keys {
+		fs[i] = eng.Get(ctx, k)
+	}
+	for i, f := range fs {
+		if v, err := f.Await(ctx); err != nil || v != "v" {
+			t.Fatalf("GET %s from a replica = %q, %v", keys[i], v, err)
+		}
+	}
+	gets := func(n *valkeytest.ClusterNode) int {
+		v, err := n.Do("INFO", "commandstats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := fmt.Sprint(v)
+		var calls int
+		if i := strings.Index(s, "cmdstat_get:calls="); i >= 0 {
+			fmt.Sscanf(s[i+len("cmdstat_get:calls="):], "%d", &calls)
+		}
+		return calls
+	}
+	onReplicas, onPrimaries := 0, 0
+	for _, r := range c.Replicas() {
+		onReplicas += gets(r)
+	}
+	for _, p := range c.Primaries() {
+		onPrimaries += gets(p)
+	}
+	t.Logf("GETs served: %d by replicas, %d by primaries", onReplicas, onPrimaries)
+	if onReplicas < len(keys) || onPrimaries > 0 {
+		t.Fatalf("GETs: %d on replicas, %d on primaries; want all %d on replicas", onReplicas, onPrimaries, len(keys))
+	}
 }

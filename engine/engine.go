@@ -99,7 +99,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 		}
 		addr = topo.Shards[0].Primary
 	}
-	conns, err := e.newNode(dialCtx, addr)
+	conns, err := e.newNode(dialCtx, addr, false)
 	if err != nil {
 		e.closeDrivers()
 		return nil, err

@@ -16,14 +16,26 @@ import (
 // newNode dials PoolSize connections to addr and returns their connection
 // actor states, sharing one Node (breaker) and the engine's retry policy.
 // The actors are not spawned here.
-func (e *Engine) newNode(ctx context.Context, addr string) ([]*actors.ConnState, error) {
+func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*actors.ConnState, error) {
 	cfg := e.cfg
 	opts := e.opts
 	opts.Addr = addr
+	dial := func(ctx context.Context) (drivers.Conn, error) {
+		conn, err := e.drv.Dial(ctx, opts)
+		if err != nil || !replica {
+			return conn, err
+		}
+		// A cluster replica serves reads only on READONLY connections.
+		if err := conn.Do(ctx, conn.B().Readonly().Build()).Error(); err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("READONLY on %s: %w", addr, err)
+		}
+		return conn, nil
+	}
 	node := &actors.Node{
 		Addr:        addr,
 		DialTimeout: cfg.DialTimeout,
-		Dial:        func(ctx context.Context) (drivers.Conn, error) { return e.drv.Dial(ctx, opts) },
+		Dial:        dial,
 	}
 	var conns []*actors.ConnState
 	node.Breaker = policies.NewBreaker(policies.BreakerOptions{
@@ -46,7 +58,7 @@ func (e *Engine) newNode(ctx context.Context, addr string) ([]*actors.ConnState,
 		policy = mailbox.Reject
 	}
 	for range cfg.PoolSize {
-		conn, err := e.drv.Dial(ctx, opts)
+		conn, err := dial(ctx)
 		if err != nil {
 			for _, c := range conns {
 				c.CloseDriver()
