@@ -50,7 +50,9 @@ func (c *Collector) reset(n int) {
 	c.redirects = c.redirects[:0]
 	c.failed.Store(false)
 	c.left.Store(int64(n))
-	c.done = make(chan struct{})
+	if c.done == nil {
+		c.done = make(chan struct{}, 1) // one wake-up per batch, reused
+	}
 }
 
 // Intercept keeps cmd when res is a redirect and reports whether it did;
@@ -86,7 +88,7 @@ func (c *Collector) Failed() {
 // Done counts one command of the batch as finished.
 func (c *Collector) Done() {
 	if c.left.Add(-1) == 0 {
-		close(c.done)
+		c.done <- struct{}{}
 	}
 }
 
@@ -163,6 +165,8 @@ type Slot struct {
 	owner string // cached owner; updated by MOVED
 	epoch uint64 // slot map epoch the owner was read from
 	coll  Collector
+	cmds  []Hooked          // reused per batch
+	msgs  []mailbox.Message // reused per batch
 }
 
 // Receive implements actor.Actor.
@@ -181,7 +185,8 @@ func (a *Slot) Receive(ctx actor.Context) {
 
 func (a *Slot) run(batch []mailbox.Message) {
 	st := a.state
-	pending := make([]Hooked, 0, len(batch))
+	pending := a.cmds[:0]
+	defer func() { clear(a.cmds[:cap(a.cmds)]); a.cmds = a.cmds[:0] }()
 	for _, m := range batch {
 		h, ok := m.(Hooked)
 		if !ok {
@@ -190,6 +195,7 @@ func (a *Slot) run(batch []mailbox.Message) {
 		}
 		pending = append(pending, h)
 	}
+	a.cmds = pending
 	var asks []Redirect
 	if e := st.Router.Epoch(); e != a.epoch {
 		a.owner, a.epoch = "", e // the map changed: read the owner again
@@ -299,7 +305,12 @@ func (a *Slot) forward(pending []Hooked, asks []Redirect) bool {
 				conn.Mailbox.PostAll(writes...)
 			}
 		} else {
-			conn.Mailbox.PostAll(asMessages(pending)...)
+			a.msgs = a.msgs[:0]
+			for _, c := range pending {
+				a.msgs = append(a.msgs, c)
+			}
+			conn.Mailbox.PostAll(a.msgs...)
+			clear(a.msgs)
 		}
 	}
 	for _, r := range asks {
@@ -313,14 +324,6 @@ func (a *Slot) forward(pending []Hooked, asks []Redirect) bool {
 		conn.Mailbox.PostAll(st.Router.Asking(), r.Cmd)
 	}
 	return true
-}
-
-func asMessages(cmds []Hooked) []mailbox.Message {
-	out := make([]mailbox.Message, len(cmds))
-	for i, c := range cmds {
-		out[i] = c
-	}
-	return out
 }
 
 func failAll(cmds []Hooked, err error) {

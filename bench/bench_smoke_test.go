@@ -22,3 +22,25 @@ func TestContendersWork(t *testing.T) {
 		})
 	}
 }
+
+// The cluster contenders work against a real cluster too.
+func TestClusterContendersWork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster: skipped with -short")
+	}
+	ctx := context.Background()
+	for _, c := range clusterContenders {
+		t.Run(c.name, func(t *testing.T) {
+			cl := c.new(t)
+			defer cl.close()
+			for _, k := range keys[:50] {
+				if err := cl.set(ctx, k); err != nil {
+					t.Fatalf("set %s: %v", k, err)
+				}
+				if err := cl.get(ctx, k); err != nil {
+					t.Fatalf("get %s: %v", k, err)
+				}
+			}
+		})
+	}
+}

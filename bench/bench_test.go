@@ -28,7 +28,11 @@ func TestMain(m *testing.M) {
 	}
 	if a := os.Getenv("VALKEY_ADDR"); a != "" {
 		addr = a
-		os.Exit(m.Run())
+		code := m.Run()
+		if clusterStop != nil {
+			clusterStop()
+		}
+		os.Exit(code)
 	}
 	srv, err := valkeytest.StartServer(valkeytest.Options{Name: "bench"})
 	if err != nil {
@@ -38,6 +42,9 @@ func TestMain(m *testing.M) {
 	addr = srv.Addr()
 	code := m.Run()
 	_ = srv.Stop()
+	if clusterStop != nil {
+		clusterStop()
+	}
 	os.Exit(code)
 }
 

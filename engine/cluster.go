@@ -155,9 +155,10 @@ func (c *cluster) slot(slot uint16) (*actors.SlotState, error) {
 		Backoff:      policies.Backoff{Min: cfg.MinRetryBackoff, Max: cfg.MaxRetryBackoff},
 		CloseErr:     ErrClosed,
 		Mailbox: mailbox.New(mailbox.Options{
-			Capacity: cfg.MailboxCapacity,
-			Policy:   mailbox.Block,
-			MaxBatch: cfg.MaxBatchSize,
+			Capacity:  cfg.MailboxCapacity,
+			Policy:    mailbox.Block,
+			MaxBatch:  cfg.MaxBatchSize,
+			IdleSpins: -1, // thousands of slot actors: never spin
 		}),
 		OnStopped: c.slotWG.Done,
 	}

@@ -47,7 +47,16 @@ type Options struct {
 	// MaxBatch caps the number of commands handed to the actor at once.
 	// Default DefaultMaxBatch.
 	MaxBatch int
+	// IdleSpins is how many times the run loop yields, waiting for more
+	// work, before it goes idle: worth it for a busy actor (a caller woken
+	// by the batch just completed usually posts again within
+	// microseconds), wasted on many lightly used ones. 0 means
+	// DefaultIdleSpins; negative means none.
+	IdleSpins int
 }
+
+// DefaultIdleSpins is the default of Options.IdleSpins.
+const DefaultIdleSpins = 32
 
 const (
 	idle int32 = iota
@@ -61,6 +70,7 @@ type Bounded struct {
 	capacity int
 	maxBatch int
 	policy   Policy
+	spins    int
 
 	mu       sync.Mutex
 	queue    []Message     // commands, FIFO
@@ -95,7 +105,13 @@ func New(opts Options) *Bounded {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
-	m := &Bounded{capacity: opts.Capacity, maxBatch: opts.MaxBatch, policy: opts.Policy}
+	switch {
+	case opts.IdleSpins == 0:
+		opts.IdleSpins = DefaultIdleSpins
+	case opts.IdleSpins < 0:
+		opts.IdleSpins = 0
+	}
+	m := &Bounded{capacity: opts.Capacity, maxBatch: opts.MaxBatch, policy: opts.Policy, spins: opts.IdleSpins}
 	m.run1 = m.process
 	return m
 }
@@ -152,14 +168,23 @@ func (m *Bounded) Post(msg Message) {
 // bounded. Messages whose context has ended fail at once; all fail when
 // the mailbox is closed.
 func (m *Bounded) PostAll(msgs ...Message) {
-	live := msgs[:0:0]
-	for _, msg := range msgs {
-		if err := msg.Context().Err(); err != nil {
-			m.stats.expired.Add(1)
-			msg.Fail(err)
+	live := msgs
+	for i, msg := range msgs {
+		if msg.Context().Err() == nil {
 			continue
 		}
-		live = append(live, msg)
+		// Some have expired: keep the others, in a copy (msgs is the
+		// caller's).
+		live = append([]Message(nil), msgs[:i]...)
+		for _, msg := range msgs[i:] {
+			if err := msg.Context().Err(); err != nil {
+				m.stats.expired.Add(1)
+				msg.Fail(err)
+				continue
+			}
+			live = append(live, msg)
+		}
+		break
 	}
 	if len(live) == 0 {
 		return
@@ -300,7 +325,7 @@ func (m *Bounded) process() {
 		// just completed usually posts again within microseconds, and
 		// finding the loop still running saves starting a goroutine and a
 		// scheduler hand-off per round trip under light load.
-		for i := 0; i < idleSpins && m.pending.Load() == 0; i++ {
+		for i := 0; i < m.spins && m.pending.Load() == 0; i++ {
 			runtime.Gosched()
 		}
 		if m.pending.Load() > 0 && !m.suspend.Load() {
@@ -315,10 +340,6 @@ func (m *Bounded) process() {
 		}
 	}
 }
-
-// idleSpins is how many times the run loop yields, waiting for more work,
-// before it goes idle.
-const idleSpins = 32
 
 func (m *Bounded) hasSystem() bool {
 	m.mu.Lock()

@@ -1,0 +1,183 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// The cluster benchmarks start one 3+3 cluster on first use
+// ($VALKEY_CLUSTER_ADDRS, comma separated, to use yours).
+var (
+	clusterOnce  sync.Once
+	clusterAddrs []string
+	clusterErr   error
+	clusterStop  func()
+)
+
+func clusterSeeds(tb testing.TB) []string {
+	clusterOnce.Do(func() {
+		if a := os.Getenv("VALKEY_CLUSTER_ADDRS"); a != "" {
+			clusterAddrs = strings.Split(a, ",")
+			return
+		}
+		c, err := valkeytest.StartCluster(valkeytest.ClusterOptions{})
+		if err != nil {
+			clusterErr = err
+			return
+		}
+		clusterAddrs, clusterStop = c.Addrs(), func() { _ = c.Stop() }
+	})
+	if clusterErr != nil {
+		tb.Fatal(clusterErr)
+	}
+	return clusterAddrs
+}
+
+func engineClusterClient(tb testing.TB) client {
+	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(clusterSeeds(tb)...).WithClusterMode(true))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return client{
+		name: "engine",
+		get: func(ctx context.Context, k string) error {
+			_, err := eng.Get(ctx, k).Await(ctx)
+			return err
+		},
+		set: func(ctx context.Context, k string) error {
+			_, err := eng.Set(ctx, k, "0123456789abcdef", 0).Await(ctx)
+			return err
+		},
+		close: func() { _ = eng.Close() },
+	}
+}
+
+func valkeyClusterClient(tb testing.TB, name string, flushDelay time.Duration) client {
+	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: clusterSeeds(tb), MaxFlushDelay: flushDelay})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return client{
+		name: name,
+		get: func(ctx context.Context, k string) error {
+			_, err := c.Do(ctx, c.B().Get().Key(k).Build()).ToString()
+			return err
+		},
+		set: func(ctx context.Context, k string) error {
+			return c.Do(ctx, c.B().Set().Key(k).Value("0123456789abcdef").Build()).Error()
+		},
+		close: c.Close,
+	}
+}
+
+var clusterContenders = []struct {
+	name string
+	new  func(tb testing.TB) client
+}{
+	{"engine", engineClusterClient},
+	{"valkeygo", func(tb testing.TB) client { return valkeyClusterClient(tb, "valkeygo", 0) }},
+	{"valkeygo-fd20", func(tb testing.TB) client { return valkeyClusterClient(tb, "valkeygo-fd20", 20*time.Microsecond) }},
+}
+
+func benchCluster(b *testing.B, pick func(client) op) {
+	for _, g := range []int{256, 2048} {
+		for _, c := range clusterContenders {
+			b.Run(fmt.Sprintf("g=%d/%s", g, c.name), func(b *testing.B) {
+				cl := c.new(b)
+				defer cl.close()
+				for _, k := range keys {
+					if err := cl.set(context.Background(), k); err != nil {
+						b.Fatal(err)
+					}
+				}
+				run(b, g, pick(cl))
+			})
+		}
+	}
+}
+
+func BenchmarkClusterGet(b *testing.B) { benchCluster(b, func(c client) op { return c.get }) }
+func BenchmarkClusterSet(b *testing.B) { benchCluster(b, func(c client) op { return c.set }) }
+
+// BenchmarkClusterSlotActorsRSS reports the resident memory the engine adds
+// with all 16,384 slot actors live (one command to a key of every slot).
+func BenchmarkClusterSlotActorsRSS(b *testing.B) {
+	for range b.N {
+		ctx := context.Background()
+		eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(clusterSeeds(b)...).WithClusterMode(true))
+		if err != nil {
+			b.Fatal(err)
+		}
+		before := rssKB(b)
+		seen := map[string]bool{}
+		var n int
+		for i := 0; len(seen) < 16384; i++ {
+			k := "s" + strconv.Itoa(i)
+			slot := slotKey(k)
+			if seen[slot] {
+				continue
+			}
+			seen[slot] = true
+			if err := eng.Set(ctx, k, "v", 0).Err(ctx); err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		st := eng.Stats()
+		after := rssKB(b)
+		b.ReportMetric(float64(st.SlotActors), "slot-actors")
+		b.ReportMetric(float64(after-before)/1024, "MB-RSS-added")
+		b.ReportMetric(float64(after-before)*1024/float64(st.SlotActors), "B/slot-actor")
+		_ = eng.Close()
+	}
+}
+
+// slotKey returns a string identifying key's slot, computed the way the
+// server does (CRC16 of the hash tag or the key, mod 16384), to find one
+// key per slot. Only used to pick keys; the engine routes with valkey-go.
+func slotKey(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	var crc uint16
+	for i := 0; i < len(key); i++ {
+		crc ^= uint16(key[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return strconv.Itoa(int(crc % 16384))
+}
+
+func rssKB(tb testing.TB) int {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			n, _ := strconv.Atoi(strings.Fields(line)[1])
+			return n
+		}
+	}
+	tb.Fatal("no VmRSS")
+	return 0
+}
