@@ -283,6 +283,10 @@ func TestClusterKillPrimaryUnderLoad(t *testing.T) {
 			}
 		}
 	}
+	victimSlots, err := c.SlotsOf(victim)
+	if err != nil || len(victimSlots) == 0 {
+		t.Fatalf("slots of the victim: %v %v", victimSlots, err)
+	}
 	time.Sleep(200 * time.Millisecond)
 	killed := time.Now()
 	if err := c.KillPrimary(victim); err != nil {
@@ -294,15 +298,19 @@ func TestClusterKillPrimaryUnderLoad(t *testing.T) {
 	failedOver := time.Since(killed)
 	// Traffic to the victim's former slots resumes.
 	var resumed time.Duration
+	// A key of one of the victim's former slots.
 	probe := ""
-	for i := 0; ; i++ {
+	for i := 0; probe == ""; i++ {
 		k := fmt.Sprintf("probe:%d", i)
-		slot, _ := c.KeySlot(k)
-		if n, _ := c.NodeForSlot(slot); n != nil && c.Addrs() != nil {
-			_ = n
+		slot, err := c.KeySlot(k)
+		if err != nil {
+			t.Fatal(err)
 		}
-		probe = k
-		break
+		for _, r := range victimSlots {
+			if slot >= r[0] && slot <= r[1] {
+				probe = k
+			}
+		}
 	}
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
