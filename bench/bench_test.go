@@ -59,8 +59,9 @@ type client struct {
 	close func()
 }
 
-func engineClient(tb testing.TB) client {
-	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(addr))
+// newEngineClient is the engine contender over cfg.
+func newEngineClient(tb testing.TB, cfg config.Config) client {
+	eng, err := engine.New(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -78,8 +79,10 @@ func engineClient(tb testing.TB) client {
 	}
 }
 
-func valkeyClient(tb testing.TB, name string, flushDelay time.Duration) client {
-	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{addr}, MaxFlushDelay: flushDelay})
+// newValkeyClient is a plain valkey-go contender: a standalone client for
+// one address, a cluster client for seeds.
+func newValkeyClient(tb testing.TB, name string, addrs []string, flushDelay time.Duration) client {
+	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: addrs, MaxFlushDelay: flushDelay})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -96,14 +99,27 @@ func valkeyClient(tb testing.TB, name string, flushDelay time.Duration) client {
 	}
 }
 
-var contenders = []struct {
+// contender names a way to make a client.
+type contender struct {
 	name string
 	new  func(tb testing.TB) client
-}{
-	{"engine", engineClient},
-	{"valkeygo", func(tb testing.TB) client { return valkeyClient(tb, "valkeygo", 0) }},
-	{"valkeygo-fd20", func(tb testing.TB) client { return valkeyClient(tb, "valkeygo-fd20", 20*time.Microsecond) }},
 }
+
+// contendersFor returns the engine and valkey-go (defaults, and
+// MaxFlushDelay 20µs) against the addresses addrs(tb) gives.
+func contendersFor(addrs func(testing.TB) []string, cluster bool) []contender {
+	return []contender{
+		{"engine", func(tb testing.TB) client {
+			return newEngineClient(tb, config.DefaultConfig().WithAddrs(addrs(tb)...).WithClusterMode(cluster))
+		}},
+		{"valkeygo", func(tb testing.TB) client { return newValkeyClient(tb, "valkeygo", addrs(tb), 0) }},
+		{"valkeygo-fd20", func(tb testing.TB) client {
+			return newValkeyClient(tb, "valkeygo-fd20", addrs(tb), 20*time.Microsecond)
+		}},
+	}
+}
+
+var contenders = contendersFor(func(testing.TB) []string { return []string{addr} }, false)
 
 var levels = []int{1, 16, 256, 2048}
 

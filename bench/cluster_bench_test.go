@@ -8,9 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
@@ -45,51 +42,7 @@ func clusterSeeds(tb testing.TB) []string {
 	return clusterAddrs
 }
 
-func engineClusterClient(tb testing.TB) client {
-	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(clusterSeeds(tb)...).WithClusterMode(true))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return client{
-		name: "engine",
-		get: func(ctx context.Context, k string) error {
-			_, err := eng.Get(ctx, k).Await(ctx)
-			return err
-		},
-		set: func(ctx context.Context, k string) error {
-			_, err := eng.Set(ctx, k, "0123456789abcdef", 0).Await(ctx)
-			return err
-		},
-		close: func() { _ = eng.Close() },
-	}
-}
-
-func valkeyClusterClient(tb testing.TB, name string, flushDelay time.Duration) client {
-	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: clusterSeeds(tb), MaxFlushDelay: flushDelay})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return client{
-		name: name,
-		get: func(ctx context.Context, k string) error {
-			_, err := c.Do(ctx, c.B().Get().Key(k).Build()).ToString()
-			return err
-		},
-		set: func(ctx context.Context, k string) error {
-			return c.Do(ctx, c.B().Set().Key(k).Value("0123456789abcdef").Build()).Error()
-		},
-		close: c.Close,
-	}
-}
-
-var clusterContenders = []struct {
-	name string
-	new  func(tb testing.TB) client
-}{
-	{"engine", engineClusterClient},
-	{"valkeygo", func(tb testing.TB) client { return valkeyClusterClient(tb, "valkeygo", 0) }},
-	{"valkeygo-fd20", func(tb testing.TB) client { return valkeyClusterClient(tb, "valkeygo-fd20", 20*time.Microsecond) }},
-}
+var clusterContenders = contendersFor(clusterSeeds, true)
 
 func benchCluster(b *testing.B, pick func(client) op) {
 	for _, g := range []int{256, 2048} {
