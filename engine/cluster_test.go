@@ -340,20 +340,7 @@ func TestClusterKillPrimaryUnderLoad(t *testing.T) {
 		failedOver, resumed, nerr, firstErr.Sub(killed), lastErr.Sub(killed), lastMsg)
 	// Every write a replica acknowledged survived the failover.
 	ctx := ctxT(t)
-	fs := make([]*futures.Future[int64], len(confirmed))
-	for i, k := range confirmed {
-		fs[i] = eng.Exists(ctx, k)
-	}
-	lost := 0
-	for i, f := range fs {
-		n, err := f.Await(ctx)
-		if err != nil {
-			t.Fatalf("EXISTS %s after the failover: %v", confirmed[i], err)
-		}
-		if n != 1 {
-			lost++
-		}
-	}
+	lost := missing(t, ctx, eng, confirmed)
 	t.Logf("%d writes confirmed by WAIT, %d lost", len(confirmed), lost)
 	if len(confirmed) == 0 || lost > 0 {
 		t.Fatalf("%d WAIT-confirmed writes, %d lost", len(confirmed), lost)
@@ -440,33 +427,7 @@ func TestClusterCoreBehaviours(t *testing.T) {
 	if n, err := eng.Exists(ctx, "never").Await(ctx); err != nil || n != 0 {
 		t.Fatalf("EXISTS never = %d, %v", n, err)
 	}
-	const n = 50000
-	fs := make([]*futures.Future[struct{}], n)
-	for i := range fs {
-		fs[i] = eng.Set(ctx, fmt.Sprintf("close:%d", i), "v", 0)
-	}
-	start := time.Now()
-	if err := eng.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("Close took %s", d)
-	}
-	ok, closed := 0, 0
-	for i, f := range fs {
-		if !f.IsDone() {
-			t.Fatalf("future %d pending after Close", i)
-		}
-		switch err := f.Err(ctx); {
-		case err == nil:
-			ok++
-		case errors.Is(err, engine.ErrClosed):
-			closed++
-		default:
-			t.Fatalf("future %d: %v", i, err)
-		}
-	}
-	t.Logf("Close: %d written, %d ErrClosed, in %s", ok, closed, time.Since(start))
+	closeOutstanding(t, ctx, eng, 50000, 5*time.Second)
 }
 
 // Cluster test 5: with ReadFrom replica, reads are served by the replicas

@@ -132,20 +132,7 @@ func TestFaultKillRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer check.Close()
-	fs := make([]*futures.Future[int64], len(keys))
-	for i, k := range keys {
-		fs[i] = check.Exists(ctx, k)
-	}
-	lost := 0
-	for i, f := range fs {
-		n, err := f.Await(ctx)
-		if err != nil {
-			t.Fatalf("EXISTS %s: %v", keys[i], err)
-		}
-		if n != 1 {
-			lost++
-		}
-	}
+	lost := missing(t, ctx, check, keys)
 	st := eng.Stats()
 	t.Logf("issued %d, acknowledged %d, failed %d, lost %d; slowest recovery %s; reconnects %d, retries %d, outcome unknown %d",
 		issued.Load(), len(keys), failed.Load(), lost, worst, st.Reconnects, st.Retries, st.OutcomeUnknown)

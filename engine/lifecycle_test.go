@@ -26,37 +26,7 @@ func TestCloseWithOutstandingFutures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 50000
-	fs := make([]*futures.Future[struct{}], n)
-	for i := range fs {
-		fs[i] = eng.Set(ctx, fmt.Sprintf("close:%d", i), "v", 0)
-	}
-	start := time.Now()
-	if err := eng.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("Close took %s with %d outstanding", d, n)
-	}
-	ok, closed := 0, 0
-	for i, f := range fs {
-		if !f.IsDone() {
-			t.Fatalf("future %d still pending after Close", i)
-		}
-		_, err := f.Await(ctx)
-		switch {
-		case err == nil:
-			ok++
-		case errors.Is(err, engine.ErrClosed):
-			closed++
-		default:
-			t.Fatalf("future %d: unexpected error %v", i, err)
-		}
-	}
-	t.Logf("after Close: %d written, %d failed with ErrClosed", ok, closed)
-	if ok+closed != n {
-		t.Fatalf("ok %d + closed %d != %d", ok, closed, n)
-	}
+	ok := closeOutstanding(t, ctx, eng, 50000, 2*time.Second)
 	// The written ones really were written.
 	if ok > 0 {
 		c := rawConn(t, srv.Addr())

@@ -2,11 +2,14 @@ package engine_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -32,4 +35,59 @@ func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// missing returns how many of keys do not exist, asking through eng; an
+// error fails the test.
+func missing(t *testing.T, ctx context.Context, eng *engine.Engine, keys []string) int {
+	t.Helper()
+	fs := make([]*futures.Future[int64], len(keys))
+	for i, k := range keys {
+		fs[i] = eng.Exists(ctx, k)
+	}
+	lost := 0
+	for i, f := range fs {
+		n, err := f.Await(ctx)
+		if err != nil {
+			t.Fatalf("EXISTS %s: %v", keys[i], err)
+		}
+		if n != 1 {
+			lost++
+		}
+	}
+	return lost
+}
+
+// closeOutstanding fires n SETs, closes eng within limit, and checks that
+// every future completed, written or with ErrClosed; it returns how many
+// were written.
+func closeOutstanding(t *testing.T, ctx context.Context, eng *engine.Engine, n int, limit time.Duration) int {
+	t.Helper()
+	fs := make([]*futures.Future[struct{}], n)
+	for i := range fs {
+		fs[i] = eng.Set(ctx, fmt.Sprintf("close:%d", i), "v", 0)
+	}
+	start := time.Now()
+	if err := eng.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if d := time.Since(start); d > limit {
+		t.Fatalf("Close took %s with %d outstanding, want < %s", d, n, limit)
+	}
+	ok, closed := 0, 0
+	for i, f := range fs {
+		if !f.IsDone() {
+			t.Fatalf("future %d still pending after Close", i)
+		}
+		switch err := f.Err(ctx); {
+		case err == nil:
+			ok++
+		case errors.Is(err, engine.ErrClosed):
+			closed++
+		default:
+			t.Fatalf("future %d: unexpected error %v", i, err)
+		}
+	}
+	t.Logf("Close with %d outstanding: %d written, %d failed with ErrClosed, in %s", n, ok, closed, time.Since(start))
+	return ok
 }
