@@ -168,7 +168,9 @@ func run(b *testing.B, g int, do op) {
 	b.ReportMetric(0, "ns/op") // ns/op of a concurrent run is misleading: read ops/s
 }
 
-func bench(b *testing.B, pick func(client) op) {
+// bench runs pick's operation for every contender at every level, the
+// contenders interleaved at each level.
+func bench(b *testing.B, levels []int, contenders []contender, pick func(client) op) {
 	for _, g := range levels {
 		for _, c := range contenders {
 			b.Run(fmt.Sprintf("g=%d/%s", g, c.name), func(b *testing.B) {
@@ -186,5 +188,5 @@ func bench(b *testing.B, pick func(client) op) {
 	}
 }
 
-func BenchmarkGet(b *testing.B) { bench(b, func(c client) op { return c.get }) }
-func BenchmarkSet(b *testing.B) { bench(b, func(c client) op { return c.set }) }
+func BenchmarkGet(b *testing.B) { bench(b, levels, contenders, func(c client) op { return c.get }) }
+func BenchmarkSet(b *testing.B) { bench(b, levels, contenders, func(c client) op { return c.set }) }

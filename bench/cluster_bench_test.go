@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -44,25 +43,15 @@ func clusterSeeds(tb testing.TB) []string {
 
 var clusterContenders = contendersFor(clusterSeeds, true)
 
-func benchCluster(b *testing.B, pick func(client) op) {
-	for _, g := range []int{256, 2048} {
-		for _, c := range clusterContenders {
-			b.Run(fmt.Sprintf("g=%d/%s", g, c.name), func(b *testing.B) {
-				cl := c.new(b)
-				defer cl.close()
-				for _, k := range keys {
-					if err := cl.set(context.Background(), k); err != nil {
-						b.Fatal(err)
-					}
-				}
-				run(b, g, pick(cl))
-			})
-		}
-	}
+var clusterLevels = []int{256, 2048}
+
+func BenchmarkClusterGet(b *testing.B) {
+	bench(b, clusterLevels, clusterContenders, func(c client) op { return c.get })
 }
 
-func BenchmarkClusterGet(b *testing.B) { benchCluster(b, func(c client) op { return c.get }) }
-func BenchmarkClusterSet(b *testing.B) { benchCluster(b, func(c client) op { return c.set }) }
+func BenchmarkClusterSet(b *testing.B) {
+	bench(b, clusterLevels, clusterContenders, func(c client) op { return c.set })
+}
 
 // BenchmarkClusterSlotActorsRSS reports the resident memory the engine adds
 // with all 16,384 slot actors live (one command to a key of every slot).
