@@ -47,6 +47,8 @@ type Engine struct {
 	conns []*actors.ConnState
 	nodes []*actors.Node
 	pools map[string][]*actors.ConnState // node address -> its connection actors
+
+	svc services // subscribers, consumers, batch writers: stopped first by Close
 }
 
 // New validates cfg, dials every connection the engine needs (PoolSize
@@ -154,6 +156,7 @@ func (e *Engine) Close() error {
 	if !e.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
+	e.stopServices()
 	if e.cl != nil {
 		// Slot actors first: they fail what they hold and stop forwarding.
 		// Their in-flight batches complete as the connection actors drain.

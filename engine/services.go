@@ -1,0 +1,87 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/vactor-io/vactor/drivers"
+)
+
+// service is something long-lived the engine started for a caller (a
+// subscriber, a stream consumer, a batch writer, a WATCH connection):
+// Close stops it before the connection actors, so its futures complete
+// and its goroutines end before Close returns.
+type service interface {
+	// stop ends the service and waits for it, failing what it still holds
+	// with err. It must be safe to call more than once.
+	stop(err error)
+}
+
+// services tracks the engine's live services.
+type services struct {
+	mu   sync.Mutex
+	set  map[service]struct{}
+	done bool
+}
+
+// track registers s; it returns ErrClosed (and does not register s) when
+// the engine is closing. untrack(s) removes it when s ends on its own.
+func (e *Engine) track(s service) error {
+	e.svc.mu.Lock()
+	defer e.svc.mu.Unlock()
+	if e.svc.done || e.closed.Load() {
+		return ErrClosed
+	}
+	if e.svc.set == nil {
+		e.svc.set = map[service]struct{}{}
+	}
+	e.svc.set[s] = struct{}{}
+	return nil
+}
+
+func (e *Engine) untrack(s service) {
+	e.svc.mu.Lock()
+	delete(e.svc.set, s)
+	e.svc.mu.Unlock()
+}
+
+// stopServices stops every tracked service (Close calls it first).
+func (e *Engine) stopServices() {
+	e.svc.mu.Lock()
+	e.svc.done = true
+	set := e.svc.set
+	e.svc.set = nil
+	e.svc.mu.Unlock()
+	var wg sync.WaitGroup
+	for s := range set {
+		wg.Go(func() { s.stop(ErrClosed) })
+	}
+	wg.Wait()
+}
+
+// dial opens a dedicated connection to addr with the engine's options
+// (auth, DB, TLS, timeouts): for work that must not share the pipelined
+// connections (blocking reads, subscriptions, WATCH). The caller owns and
+// closes it.
+func (e *Engine) dial(ctx context.Context, addr string) (drivers.Conn, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	opts := e.opts
+	opts.Addr = addr
+	conn, err := e.drv.Dial(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("vactor: connect to %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+// addrOf returns the address of the node that serves key: the configured
+// node in standalone mode, the primary owning key's slot in cluster mode.
+func (e *Engine) addrOf(key string) (string, error) {
+	if e.cl == nil {
+		return e.first[0].Addr, nil
+	}
+	return e.cl.Owner(e.slotOf(key))
+}
