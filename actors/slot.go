@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,6 +137,11 @@ type Router interface {
 	// ReadConn returns the connection actor read-only commands for slot
 	// go to (a replica), or nil for the primary.
 	ReadConn(slot uint16) (*ConnState, error)
+	// Cached returns the connection actor that serves slot on addr if the
+	// node is dialled already, else nil. It never blocks on the network.
+	Cached(addr string, slot uint16) *ConnState
+	// ReplicaReads reports whether read-only commands go to replicas.
+	ReplicaReads() bool
 	// Asking returns a command sending ASKING, completed silently.
 	Asking() Command
 	// Moved is told of a MOVED redirect (to refresh the slot map).
@@ -149,21 +155,49 @@ type Router interface {
 	Refresh(slot uint16) (string, error)
 }
 
-// SlotState is one slot actor's mailbox and settings; it outlives the
-// actor instance.
+// SlotState is one hash slot's routing state. It outlives the slot actor,
+// which exists only while the slot needs one: Submit sends a command
+// straight to the owning node's connection actor while nothing for the
+// slot is parked, redirected or queued in the slot actor, and hands it to
+// the slot actor (spawned on demand) otherwise. The slot actor stops
+// itself after IdleTimeout without work.
+//
+// Order: every command for the slot goes through mu, and the direct path
+// is taken only when the slot actor holds none of the slot's commands
+// (pending == 0) and no redirect is being resolved; the slot actor posts
+// under mu as well. Commands for one slot from one goroutine therefore
+// reach the connection actors in the order they were issued, whichever
+// path each took.
 type SlotState struct {
 	Slot         uint16
-	Mailbox      *mailbox.Bounded
 	Router       Router
 	MaxRedirects int
 	Backoff      policies.Backoff
 	CloseErr     error
-	// OnStopped, when set, is called once the actor has stopped.
+	// NewMailbox returns the mailbox of a new slot actor.
+	NewMailbox func() *mailbox.Bounded
+	// System runs the slot actors.
+	System *actor.ActorSystem
+	// IdleTimeout is how long a slot actor without work lives on. 0: for ever.
+	IdleTimeout time.Duration
+	// OnStopped, when set, is called each time a slot actor has stopped.
 	OnStopped func()
 
 	redirects atomic.Uint64
 	coll      Collector
 	once      sync.Once
+
+	mu      sync.Mutex // routing: see the type's doc
+	pending int        // commands the slot actor holds (queued, parked)
+	conn    *ConnState // cached connection actor of the owner
+	epoch   uint64     // slot map epoch conn was read at
+	closed  bool
+
+	amu   sync.Mutex // actor lifecycle; taken after mu, never before it
+	box   *mailbox.Bounded
+	pid   *actor.PID
+	live  atomic.Bool
+	stops sync.WaitGroup // actors not yet stopped
 }
 
 // drained is the message a slot actor gets when, after a redirect, none of
@@ -175,30 +209,190 @@ type (
 )
 
 // Redirects returns how many commands the cluster redirected (MOVED, ASK,
-// TRYAGAIN, CLUSTERDOWN) and this slot actor sent again or failed.
+// TRYAGAIN, CLUSTERDOWN) and this slot sent again or failed.
 func (s *SlotState) Redirects() uint64 { return s.redirects.Load() }
 
-// Props returns the props of the slot actor over s.
-func (s *SlotState) Props() *actor.Props {
-	s.once.Do(func() {
-		s.coll.notify = func() { s.Mailbox.PostUserMessage(drained{}) }
-	})
-	return actor.PropsFromProducer(
-		func() actor.Actor { return &Slot{state: s} },
-		actor.WithMailbox(func() actor.Mailbox { return s.Mailbox }),
-	)
+// Live reports whether the slot has a running slot actor.
+func (s *SlotState) Live() bool { return s.live.Load() }
+
+// Queued returns how many of the slot's commands the slot actor holds.
+func (s *SlotState) Queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending
 }
 
-// Slot is the slot actor. It forwards each drained batch to the connection
-// actor of the node that owns its slot and goes on with the next batch
-// without waiting: the connection actor keeps them in order. When the
-// cluster redirects a command (MOVED, ASK, TRYAGAIN, CLUSTERDOWN), the slot
-// actor parks new batches until none of its commands is in flight, sends
-// the redirected ones again in the order their replies came back, then the
-// parked batches. Commands for one slot therefore keep their order across
-// slot migrations and failovers.
+func (s *SlotState) init() {
+	s.once.Do(func() { s.coll.notify = s.notify })
+}
+
+// Submit routes cmd: straight to the connection actor of the slot's owner
+// when it can (see the type's doc), else through the slot actor. cmd
+// always completes (or fails) through its own methods.
+func (s *SlotState) Submit(cmd Hooked) {
+	s.init()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		cmd.Fail(s.CloseErr)
+		return
+	}
+	if s.pending == 0 && !s.coll.recovering.Load() && !s.coll.failed.Load() {
+		if conn := s.route(); conn != nil {
+			if c := cmd.Cmd(); !c.IsReadOnly() || !s.Router.ReplicaReads() {
+				s.coll.left.Add(1)
+				cmd.SetHook(&s.coll)
+				conn.Mailbox.Post(cmd)
+				s.mu.Unlock()
+				return
+			}
+		}
+	}
+	box, err := s.actor()
+	if err != nil {
+		s.mu.Unlock()
+		cmd.Fail(err)
+		return
+	}
+	s.pending++
+	s.mu.Unlock()
+	if !box.Post(cmd) {
+		s.release(1) // failed by the mailbox (context ended, closed)
+	}
+}
+
+// route returns the cached connection actor of the slot's owner, reading
+// the slot map again when it changed; nil when the owner is unknown, not
+// dialled yet, or its breaker is open: the slot actor handles those.
+// Called with mu held.
+func (s *SlotState) route() *ConnState {
+	ep := s.Router.Epoch()
+	if s.conn == nil || s.epoch != ep {
+		s.conn = nil
+		addr, err := s.Router.Owner(s.Slot)
+		if err != nil {
+			return nil
+		}
+		c := s.Router.Cached(addr, s.Slot)
+		if c == nil {
+			return nil
+		}
+		s.conn, s.epoch = c, ep
+	}
+	if s.conn.Node != nil && s.conn.Node.Open() {
+		return nil
+	}
+	return s.conn
+}
+
+// release counts n commands as no longer held by the slot actor.
+func (s *SlotState) release(n int) {
+	s.mu.Lock()
+	s.pending -= n
+	s.mu.Unlock()
+}
+
+// actor returns the slot actor's mailbox, spawning the actor when there is
+// none. Called with mu held.
+func (s *SlotState) actor() (*mailbox.Bounded, error) {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	return s.actorLocked()
+}
+
+func (s *SlotState) actorLocked() (*mailbox.Bounded, error) {
+	if s.box != nil {
+		return s.box, nil
+	}
+	if s.closed {
+		return nil, s.CloseErr
+	}
+	box := s.NewMailbox()
+	props := actor.PropsFromProducer(
+		func() actor.Actor { return &Slot{state: s, box: box} },
+		actor.WithMailbox(func() actor.Mailbox { return box }),
+	)
+	s.stops.Add(1)
+	pid, err := s.System.Root.SpawnNamed(props, fmt.Sprintf("vactor-slot-%d-%p", s.Slot, box))
+	if err != nil {
+		s.stops.Done()
+		return nil, fmt.Errorf("actors: spawn slot actor: %w", err)
+	}
+	s.box, s.pid = box, pid
+	s.live.Store(true)
+	return box, nil
+}
+
+// notify tells the slot actor, spawning one if it stopped meanwhile, that
+// nothing is in flight after a redirect. It takes amu only: it runs on a
+// connection actor's goroutine, which a submitter blocked on that actor's
+// full mailbox (holding mu) waits for.
+func (s *SlotState) notify() {
+	s.amu.Lock()
+	box, err := s.actorLocked()
+	s.amu.Unlock()
+	if err != nil {
+		s.coll.close(err)
+		return
+	}
+	box.PostUserMessage(drained{})
+}
+
+// Close fails what the slot holds with err, makes later commands fail with
+// it, and stops the slot actor. Wait waits for the actor to stop.
+func (s *SlotState) Close(err error) {
+	s.init()
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.amu.Lock()
+	box, pid := s.box, s.pid
+	s.amu.Unlock()
+	s.coll.close(err)
+	if box != nil {
+		box.Close(err)
+	}
+	if pid != nil {
+		s.System.Root.Stop(pid)
+	}
+}
+
+// Wait waits until no slot actor of s is running.
+func (s *SlotState) Wait() { s.stops.Wait() }
+
+// stopIfIdle stops the actor when the slot needs it no more: nothing
+// queued, parked, waiting or being redirected. Called by the actor.
+func (s *SlotState) stopIfIdle(a *Slot, ctx actor.Context) bool {
+	if len(a.parked) > 0 || len(a.waiting) > 0 || len(a.waitingAsks) > 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	if s.pending > 0 || s.coll.recovering.Load() || s.box != a.box {
+		return false
+	}
+	s.box, s.pid = nil, nil
+	s.live.Store(false)
+	a.idle = true
+	ctx.Stop(ctx.Self())
+	return true
+}
+
+// Slot is the slot actor. It runs only while its slot needs it: to dial the
+// owner, to follow a failed node, to read from replicas, and to resend what
+// the cluster redirected. It forwards each drained batch to the connection
+// actor of the node that owns its slot and goes on without waiting: the
+// connection actor keeps them in order. When the cluster redirects a
+// command (MOVED, ASK, TRYAGAIN, CLUSTERDOWN), new commands wait (parked
+// here; the direct path is closed meanwhile) until none of the slot's
+// commands is in flight; then the redirected ones are sent again in the
+// order their replies came back, then the parked ones. Commands for one
+// slot therefore keep their order across slot migrations and failovers.
 type Slot struct {
 	state  *SlotState
+	box    *mailbox.Bounded
 	owner  string // cached owner; updated by MOVED
 	epoch  uint64 // slot map epoch the owner was read from
 	parked []Hooked
@@ -206,6 +400,7 @@ type Slot struct {
 	// TRYAGAIN backoff, until the resend message comes.
 	waiting     []Hooked
 	waitingAsks []Redirect
+	idle        bool              // stopped for idleness: nothing to fail
 	cmds        []Hooked          // reused per batch
 	msgs        []mailbox.Message // reused per batch
 }
@@ -213,6 +408,10 @@ type Slot struct {
 // Receive implements actor.Actor.
 func (a *Slot) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		if d := a.state.IdleTimeout; d > 0 {
+			ctx.SetReceiveTimeout(d)
+		}
 	case *mailbox.Batch:
 		a.run(m.Messages)
 	case drained:
@@ -221,9 +420,17 @@ func (a *Slot) Receive(ctx actor.Context) {
 		cmds, asks := a.waiting, a.waitingAsks
 		a.waiting, a.waitingAsks = nil, nil
 		a.resume(cmds, asks)
+	case *actor.ReceiveTimeout:
+		if !a.state.stopIfIdle(a, ctx) {
+			ctx.SetReceiveTimeout(a.state.IdleTimeout)
+		}
 	case *actor.Stopping:
 		st := a.state
-		st.Mailbox.Close(st.CloseErr)
+		if a.idle {
+			a.box.Close(st.CloseErr)
+			return
+		}
+		a.box.Close(st.CloseErr)
 		st.coll.close(st.CloseErr)
 		failAll(a.parked, st.CloseErr)
 		failAll(a.waiting, st.CloseErr)
@@ -233,24 +440,30 @@ func (a *Slot) Receive(ctx actor.Context) {
 		if a.state.OnStopped != nil {
 			a.state.OnStopped()
 		}
+		a.state.stops.Done()
 	}
 }
 
 func (a *Slot) run(batch []mailbox.Message) {
 	st := a.state
 	cmds := a.cmds[:0]
+	bad := 0
 	for _, m := range batch {
 		h, ok := m.(Hooked)
 		if !ok {
 			m.Fail(ErrNotCommand)
+			bad++
 			continue
 		}
 		cmds = append(cmds, h)
 	}
+	if bad > 0 {
+		st.release(bad)
+	}
 	if st.coll.recovering.Load() || len(a.parked) > 0 {
 		a.parked = append(a.parked, cmds...) // after the redirected ones
 	} else {
-		a.forward(cmds, nil)
+		a.forward(cmds, nil, len(cmds), false)
 	}
 	clear(cmds)
 	a.cmds = cmds[:0]
@@ -295,12 +508,13 @@ func (a *Slot) send(redirects []Redirect) {
 		}
 	}
 	if wait {
-		// The slot is in flux: try again after a backoff, new batches
+		// The slot is in flux: try again after a backoff, new commands
 		// still parked meanwhile.
 		a.owner = ""
 		a.waiting, a.waitingAsks = pending, asks
 		d := st.Backoff.Delay(max(pending[0].Attempts()-1, 0))
-		time.AfterFunc(d, func() { st.Mailbox.PostUserMessage(resend{}) })
+		box := a.box
+		time.AfterFunc(d, func() { box.PostUserMessage(resend{}) })
 		return
 	}
 	a.resume(pending, asks)
@@ -309,16 +523,78 @@ func (a *Slot) send(redirects []Redirect) {
 // resume ends a recovery: the commands to send again go first, then the
 // parked ones.
 func (a *Slot) resume(cmds []Hooked, asks []Redirect) {
-	a.state.coll.recovering.Store(false)
 	parked := a.parked
 	a.parked = nil
-	a.forward(append(cmds, parked...), asks)
+	a.forward(append(cmds, parked...), asks, len(parked), true)
 }
 
 // forward posts cmds to the owner's connection actor (reads to a replica
 // when ReadFrom says so), and each ASK redirect, preceded by ASKING, to its
-// target.
-func (a *Slot) forward(cmds []Hooked, asks []Redirect) {
+// target; held of them were counted in pending and are released, under mu
+// with the posts, so that no command of the slot can overtake them. With
+// ending, it also ends a recovery (under mu as well, before the posts: a
+// new redirect may start another), opening the direct path again.
+func (a *Slot) forward(cmds []Hooked, asks []Redirect, held int, ending bool) {
+	st := a.state
+	conn, rc, err := a.target(len(cmds) > 0)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.pending -= held
+	if ending {
+		st.coll.recovering.Store(false)
+	}
+	for _, r := range asks {
+		c, err := st.Router.Conn(r.Addr, st.Slot)
+		if err != nil {
+			r.Cmd.Fail(err)
+			continue
+		}
+		st.coll.left.Add(1)
+		r.Cmd.SetHook(&st.coll)
+		c.Mailbox.PostAll(st.Router.Asking(), r.Cmd)
+	}
+	if len(cmds) == 0 {
+		return
+	}
+	if err != nil {
+		failAll(cmds, err)
+		return
+	}
+	st.coll.left.Add(int64(len(cmds)))
+	for _, cmd := range cmds {
+		cmd.SetHook(&st.coll)
+	}
+	st.conn, st.epoch = conn, a.epoch
+	a.msgs = a.msgs[:0]
+	if rc != nil {
+		// Reads to a replica, the rest to the primary, each in order.
+		var reads []mailbox.Message
+		for _, cmd := range cmds {
+			if c := cmd.Cmd(); c.IsReadOnly() {
+				reads = append(reads, cmd)
+			} else {
+				a.msgs = append(a.msgs, cmd)
+			}
+		}
+		if len(reads) > 0 {
+			rc.Mailbox.PostAll(reads...)
+		}
+	} else {
+		for _, c := range cmds {
+			a.msgs = append(a.msgs, c)
+		}
+	}
+	if len(a.msgs) > 0 {
+		conn.Mailbox.PostAll(a.msgs...)
+	}
+	clear(a.msgs)
+}
+
+// target returns the connection actor of the slot's owner (dialling it on
+// first use, following a failover when its breaker is open) and, when
+// reads go to replicas, the replica's; or the error to fail the commands
+// with.
+func (a *Slot) target(need bool) (conn, rc *ConnState, err error) {
 	st := a.state
 	if e := st.Router.Epoch(); e != a.epoch {
 		a.owner, a.epoch = "", e // the map changed: read the owner again
@@ -329,76 +605,40 @@ func (a *Slot) forward(cmds []Hooked, asks []Redirect) {
 		a.owner = ""
 		st.Router.Stale(st.Slot)
 	}
-	for _, r := range asks {
-		conn, err := st.Router.Conn(r.Addr, st.Slot)
-		if err != nil {
-			r.Cmd.Fail(err)
-			continue
-		}
-		st.coll.left.Add(1)
-		r.Cmd.SetHook(&st.coll)
-		conn.Mailbox.PostAll(st.Router.Asking(), r.Cmd)
-	}
-	if len(cmds) == 0 {
-		return
+	if !need {
+		return nil, nil, nil
 	}
 	if a.owner == "" {
 		owner, err := st.Router.Owner(st.Slot)
 		if err != nil {
-			failAll(cmds, err)
-			return
+			return nil, nil, err
 		}
 		a.owner = owner
 	}
-	conn, err := st.Router.Conn(a.owner, st.Slot)
+	conn, err = st.Router.Conn(a.owner, st.Slot)
 	if err != nil {
 		a.owner = ""
-		failAll(cmds, err)
-		return
+		return nil, nil, err
 	}
 	if conn.Node != nil && conn.Node.Open() {
 		// The node is down. A failover may have moved the slot: reload the
 		// map and follow it; else fail fast rather than queue.
 		if owner, err := st.Router.Refresh(st.Slot); err == nil && owner != a.owner {
 			a.owner = owner
+			a.epoch = st.Router.Epoch()
 			if c2, err := st.Router.Conn(owner, st.Slot); err == nil {
 				conn = c2
 			}
 		}
 		if conn.Node != nil && conn.Node.Open() {
 			a.owner = ""
-			failAll(cmds, policies.ErrCircuitOpen)
-			return
+			return nil, nil, policies.ErrCircuitOpen
 		}
 	}
-	st.coll.left.Add(int64(len(cmds)))
-	for _, cmd := range cmds {
-		cmd.SetHook(&st.coll)
+	if r, _ := st.Router.ReadConn(st.Slot); r != nil && (r.Node == nil || !r.Node.Open()) {
+		rc = r
 	}
-	if rc, _ := st.Router.ReadConn(st.Slot); rc != nil && !rc.Node.Open() {
-		// Reads to a replica, the rest to the primary, each in order.
-		var reads, writes []mailbox.Message
-		for _, cmd := range cmds {
-			if c := cmd.Cmd(); c.IsReadOnly() {
-				reads = append(reads, cmd)
-			} else {
-				writes = append(writes, cmd)
-			}
-		}
-		if len(reads) > 0 {
-			rc.Mailbox.PostAll(reads...)
-		}
-		if len(writes) > 0 {
-			conn.Mailbox.PostAll(writes...)
-		}
-		return
-	}
-	a.msgs = a.msgs[:0]
-	for _, c := range cmds {
-		a.msgs = append(a.msgs, c)
-	}
-	conn.Mailbox.PostAll(a.msgs...)
-	clear(a.msgs)
+	return conn, rc, nil
 }
 
 func failAll(cmds []Hooked, err error) {

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/actors"
@@ -32,9 +31,7 @@ type cluster struct {
 	topo atomic.Pointer[actors.Topology]
 
 	slots   [actors.Slots]atomic.Pointer[actors.SlotState]
-	spawnMu sync.Mutex
-	pids    []*actor.PID
-	slotWG  sync.WaitGroup // slot actors not yet stopped
+	closing atomic.Bool
 
 	dialMu      sync.Mutex // one node dial at a time
 	refreshing  atomic.Bool
@@ -134,18 +131,11 @@ func (c *cluster) load(ctx context.Context) (*actors.Topology, error) {
 	return nil, errors.Join(errs...)
 }
 
-// slot returns the slot actor of slot, spawning it on first use.
-func (c *cluster) slot(slot uint16) (*actors.SlotState, error) {
+// slot returns the routing state of slot, creating it on first use. Its
+// slot actor is spawned only when the slot needs one.
+func (c *cluster) slot(slot uint16) *actors.SlotState {
 	if st := c.slots[slot].Load(); st != nil {
-		return st, nil
-	}
-	c.spawnMu.Lock()
-	defer c.spawnMu.Unlock()
-	if st := c.slots[slot].Load(); st != nil {
-		return st, nil
-	}
-	if c.e.closed.Load() {
-		return nil, ErrClosed
+		return st
 	}
 	cfg := c.e.cfg
 	st := &actors.SlotState{
@@ -154,24 +144,30 @@ func (c *cluster) slot(slot uint16) (*actors.SlotState, error) {
 		MaxRedirects: cfg.MaxRedirects,
 		Backoff:      policies.Backoff{Min: cfg.MinRetryBackoff, Max: cfg.MaxRetryBackoff},
 		CloseErr:     ErrClosed,
-		Mailbox: mailbox.New(mailbox.Options{
-			Capacity:  cfg.MailboxCapacity,
-			Policy:    mailbox.Block,
-			MaxBatch:  cfg.MaxBatchSize,
-			IdleSpins: -1, // thousands of slot actors: never spin
-		}),
-		OnStopped: c.slotWG.Done,
+		IdleTimeout:  slotIdleTimeout,
+		NewMailbox: func() *mailbox.Bounded {
+			return mailbox.New(mailbox.Options{
+				Capacity:    cfg.MailboxCapacity,
+				Policy:      mailbox.Block,
+				MaxBatch:    cfg.MaxBatchSize,
+				IdleSpins:   -1,   // thousands of slot actors: never spin
+				KeepExpired: true, // the connection actor drops them
+			})
+		},
+		System: c.e.system,
 	}
-	c.slotWG.Add(1)
-	pid, err := c.e.system.Root.SpawnNamed(st.Props(), fmt.Sprintf("vactor-slot-%d-%p", slot, c))
-	if err != nil {
-		c.slotWG.Done()
-		return nil, fmt.Errorf("vactor: spawn slot actor: %w", err)
+	if !c.slots[slot].CompareAndSwap(nil, st) {
+		return c.slots[slot].Load()
 	}
-	c.pids = append(c.pids, pid)
-	c.slots[slot].Store(st)
-	return st, nil
+	if c.closing.Load() {
+		// close may have passed this slot already.
+		st.Close(ErrClosed)
+	}
+	return st
 }
+
+// slotIdleTimeout is how long a slot actor without work lives on.
+var slotIdleTimeout = 30 * time.Second
 
 // Owner implements actors.Router.
 func (c *cluster) Owner(slot uint16) (string, error) {
@@ -195,6 +191,21 @@ func (c *cluster) ReadConn(slot uint16) (*actors.ConnState, error) {
 	}
 	return c.conn(s.Replicas[int(slot)%len(s.Replicas)], slot, true)
 }
+
+// Cached implements actors.Router.
+func (c *cluster) Cached(addr string, slot uint16) *actors.ConnState {
+	e := c.e
+	e.mu.Lock()
+	pool := e.pools[addr]
+	e.mu.Unlock()
+	if pool == nil {
+		return nil
+	}
+	return pool[int(slot)%len(pool)]
+}
+
+// ReplicaReads implements actors.Router.
+func (c *cluster) ReplicaReads() bool { return c.e.cfg.ReadFrom != config.ReadFromPrimary }
 
 // Conn implements actors.Router: the connection actor for slot on addr,
 // dialling the node on first use.
@@ -266,22 +277,25 @@ func (c *cluster) refresh() {
 // minRefreshGap spaces slot-map refreshes while a node is failing.
 const minRefreshGap = 50 * time.Millisecond
 
-// close fails what the slot actors hold and stops them, waiting up to d.
+// close fails what the slots hold and stops their actors, waiting up to d.
 func (c *cluster) close(d time.Duration) {
+	c.closing.Store(true)
 	close(c.stopTicker)
-	c.spawnMu.Lock()
-	pids := c.pids
-	c.spawnMu.Unlock()
+	var live []*actors.SlotState
 	for i := range c.slots {
 		if st := c.slots[i].Load(); st != nil {
-			st.Mailbox.Close(ErrClosed)
+			st.Close(ErrClosed)
+			live = append(live, st)
 		}
 	}
-	for _, pid := range pids {
-		c.e.system.Root.Stop(pid)
-	}
 	done := make(chan struct{})
-	go func() { c.slotWG.Wait(); c.refreshWG.Wait(); close(done) }()
+	go func() {
+		for _, st := range live {
+			st.Wait()
+		}
+		c.refreshWG.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-time.After(d):
@@ -297,7 +311,8 @@ func submitCluster[T any](e *Engine, ctx context.Context, route string, cmd valk
 	return submitSlot(e, ctx, cmd.Slot()&(actors.Slots-1), cmd, decode)
 }
 
-// submitSlot posts cmd through the slot actor of slot. The command is
+// submitSlot routes cmd for slot: straight to the owner's connection
+// actor, or through the slot actor while the slot needs it. The command is
 // pinned: valkey-go recycles a command once the server has replied, and a
 // redirected command is sent again.
 func submitSlot[T any](e *Engine, ctx context.Context, slot uint16, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
@@ -310,11 +325,6 @@ func submitSlot[T any](e *Engine, ctx context.Context, slot uint16, cmd valkey.C
 		r.promise.Reject(ErrClosed)
 		return f
 	}
-	st, err := e.cl.slot(slot)
-	if err != nil {
-		r.promise.Reject(err)
-		return f
-	}
-	st.Mailbox.Post(r)
+	e.cl.slot(slot).Submit(r)
 	return f
 }

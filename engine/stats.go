@@ -67,9 +67,11 @@ func (e *Engine) Stats() Stats {
 	if e.cl != nil {
 		for i := range e.cl.slots {
 			if st := e.cl.slots[i].Load(); st != nil {
-				s.SlotActors++
+				if st.Live() {
+					s.SlotActors++
+				}
 				s.Redirects += st.Redirects()
-				mb.Queued += st.Mailbox.Len()
+				mb.Queued += st.Queued()
 			}
 		}
 	}

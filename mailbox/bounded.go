@@ -53,6 +53,11 @@ type Options struct {
 	// microseconds), wasted on many lightly used ones. 0 means
 	// DefaultIdleSpins; negative means none.
 	IdleSpins int
+	// KeepExpired hands commands whose context has ended to the actor
+	// like the others instead of failing them at drain, for a forwarding
+	// actor that accounts for every command it was given and whose
+	// downstream mailbox drops them. Default false.
+	KeepExpired bool
 }
 
 // DefaultIdleSpins is the default of Options.IdleSpins.
@@ -71,6 +76,8 @@ type Bounded struct {
 	maxBatch int
 	policy   Policy
 	spins    int
+
+	keepExpired bool
 
 	mu       sync.Mutex
 	queue    []Message     // commands, FIFO
@@ -111,20 +118,21 @@ func New(opts Options) *Bounded {
 	case opts.IdleSpins < 0:
 		opts.IdleSpins = 0
 	}
-	m := &Bounded{capacity: opts.Capacity, maxBatch: opts.MaxBatch, policy: opts.Policy, spins: opts.IdleSpins}
+	m := &Bounded{capacity: opts.Capacity, maxBatch: opts.MaxBatch, policy: opts.Policy, spins: opts.IdleSpins, keepExpired: opts.KeepExpired}
 	m.run1 = m.process
 	return m
 }
 
-// Post queues a command. It never drops a command silently: when the
-// command cannot be queued (its context has ended, the mailbox is full under
-// Reject, or closed) it is failed at once. Under Block it waits for room.
-func (m *Bounded) Post(msg Message) {
+// Post queues a command and reports whether it did. It never drops a
+// command silently: when the command cannot be queued (its context has
+// ended, the mailbox is full under Reject, or closed) it is failed at once
+// and Post returns false. Under Block it waits for room.
+func (m *Bounded) Post(msg Message) bool {
 	ctx := msg.Context()
 	if err := ctx.Err(); err != nil {
 		m.stats.expired.Add(1)
 		msg.Fail(err)
-		return
+		return false
 	}
 	m.mu.Lock()
 	for !m.closed && len(m.queue) >= m.capacity {
@@ -132,7 +140,7 @@ func (m *Bounded) Post(msg Message) {
 			m.mu.Unlock()
 			m.stats.rejected.Add(1)
 			msg.Fail(ErrBackpressure)
-			return
+			return false
 		}
 		if m.space == nil {
 			m.space = make(chan struct{})
@@ -145,7 +153,7 @@ func (m *Bounded) Post(msg Message) {
 		case <-ctx.Done():
 			m.stats.expired.Add(1)
 			msg.Fail(ctx.Err())
-			return
+			return false
 		}
 		m.mu.Lock()
 	}
@@ -153,13 +161,14 @@ func (m *Bounded) Post(msg Message) {
 		err := m.closeErr
 		m.mu.Unlock()
 		msg.Fail(err)
-		return
+		return false
 	}
 	m.queue = append(m.queue, msg)
 	m.pending.Add(1)
 	m.mu.Unlock()
 	m.stats.posted.Add(1)
 	m.schedule()
+	return true
 }
 
 // PostAll queues msgs contiguously, in order: no other poster's message
@@ -441,6 +450,12 @@ func (m *Bounded) drain() []Message {
 	m.pending.Add(-int32(len(out)))
 	m.mu.Unlock()
 
+	if m.keepExpired {
+		if len(out) > 0 {
+			m.stats.observeBatch(len(out))
+		}
+		return out
+	}
 	kept := out[:0]
 	for _, msg := range out {
 		if err := msg.Context().Err(); err != nil {
