@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -54,36 +55,57 @@ func BenchmarkClusterSet(b *testing.B) {
 }
 
 // BenchmarkClusterSlotActorsRSS reports the resident memory the engine adds
-// with all 16,384 slot actors live (one command to a key of every slot).
+// for 16,384 slots in use: "direct" sends one SET to a key of every slot
+// (each slot gets its routing state; commands go straight to the
+// connection actors), "actors" one GET per slot with ReadFrom replica, which
+// routes reads through the slot actors, so all 16,384 are live.
 func BenchmarkClusterSlotActorsRSS(b *testing.B) {
-	for range b.N {
-		ctx := context.Background()
-		eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(clusterSeeds(b)...).WithClusterMode(true))
+	for _, mode := range []string{"direct", "actors"} {
+		b.Run(mode, func(b *testing.B) {
+			cfg := config.DefaultConfig().WithAddrs(clusterSeeds(b)...).WithClusterMode(true)
+			if mode == "actors" {
+				cfg = cfg.WithReadFrom(config.ReadFromReplica)
+			}
+			for range b.N {
+				slotsRSS(b, cfg, mode == "actors")
+			}
+		})
+	}
+}
+
+func slotsRSS(b *testing.B, cfg config.Config, read bool) {
+	ctx := context.Background()
+	eng, err := engine.New(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Close()
+	before := rssKB(b)
+	seen := map[string]bool{}
+	for i := 0; len(seen) < 16384; i++ {
+		k := "s" + strconv.Itoa(i)
+		slot := slotKey(k)
+		if seen[slot] {
+			continue
+		}
+		seen[slot] = true
+		if read {
+			err = eng.Get(ctx, k).Err(ctx)
+			if errors.Is(err, engine.ErrNil) {
+				err = nil
+			}
+		} else {
+			err = eng.Set(ctx, k, "v", 0).Err(ctx)
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
-		before := rssKB(b)
-		seen := map[string]bool{}
-		var n int
-		for i := 0; len(seen) < 16384; i++ {
-			k := "s" + strconv.Itoa(i)
-			slot := slotKey(k)
-			if seen[slot] {
-				continue
-			}
-			seen[slot] = true
-			if err := eng.Set(ctx, k, "v", 0).Err(ctx); err != nil {
-				b.Fatal(err)
-			}
-			n++
-		}
-		st := eng.Stats()
-		after := rssKB(b)
-		b.ReportMetric(float64(st.SlotActors), "slot-actors")
-		b.ReportMetric(float64(after-before)/1024, "MB-RSS-added")
-		b.ReportMetric(float64(after-before)*1024/float64(st.SlotActors), "B/slot-actor")
-		_ = eng.Close()
 	}
+	st := eng.Stats()
+	after := rssKB(b)
+	b.ReportMetric(float64(st.SlotActors), "slot-actors")
+	b.ReportMetric(float64(after-before)/1024, "MB-RSS-added")
+	b.ReportMetric(float64(after-before)*1024/16384, "B/slot")
 }
 
 // slotKey returns a string identifying key's slot, computed the way the

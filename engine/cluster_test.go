@@ -501,3 +501,61 @@ func TestClusterReadFromReplica(t *testing.T) {
 		t.Fatalf("GETs: %d on replicas, %d on primaries; want all %d on replicas", onReplicas, onPrimaries, len(keys))
 	}
 }
+
+// Slot actors exist only while their slot needs one: a moved slot gets one
+// to follow the redirects, and it stops once idle; traffic to the slot
+// goes on (directly, then through a new slot actor after the next move).
+func TestClusterSlotActorsStopWhenIdle(t *testing.T) {
+	defer engine.SetSlotIdleTimeout(200 * time.Millisecond)()
+	c := valkeytest.StartClusterT(t)
+	eng := clusterEngine(t, c)
+	ctx := ctxT(t)
+	key := "idle:k"
+	slot, err := c.KeySlot(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Set(ctx, key, "1", 0).Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := eng.Stats().SlotActors; n != 0 {
+		t.Fatalf("%d slot actors after a command to a known node; want 0 (direct path)", n)
+	}
+	move := func(round int) {
+		from, err := c.NodeForSlot(slot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var to *valkeytest.ClusterNode
+		for _, p := range c.Primaries() {
+			if p != from {
+				to = p
+				break
+			}
+		}
+		if err := c.MigrateSlots(from, to, []int{slot}); err != nil {
+			t.Fatal(err)
+		}
+		// The engine's map still says from: the next command is redirected
+		// and its slot actor follows.
+		v, err := eng.Incr(ctx, key).Await(ctx)
+		if err != nil || v != int64(round+1) {
+			t.Fatalf("INCR after move %d = %d, %v; want %d", round, v, err, round+1)
+		}
+		if st := eng.Stats(); st.SlotActors != 1 || st.Redirects == 0 {
+			t.Fatalf("after move %d: %d slot actors, %d redirects; want 1 actor following a redirect", round, st.SlotActors, st.Redirects)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for eng.Stats().SlotActors != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the slot actor did not stop within 10 s of idleness (timeout 200 ms)")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	move(1)
+	move(2)
+	if v, err := eng.Get(ctx, key).Await(ctx); err != nil || v != "3" {
+		t.Fatalf("GET = %q, %v; want 3", v, err)
+	}
+}

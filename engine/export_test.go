@@ -1,0 +1,11 @@
+package engine
+
+import "time"
+
+// SetSlotIdleTimeout sets how long idle slot actors live on, for slots
+// first used after the call; it returns a func that restores the default.
+func SetSlotIdleTimeout(d time.Duration) (restore func()) {
+	old := slotIdleTimeout
+	slotIdleTimeout = d
+	return func() { slotIdleTimeout = old }
+}
