@@ -611,7 +611,12 @@ func (a *Slot) target(need bool) (conn, rc *ConnState, err error) {
 	if a.owner == "" {
 		owner, err := st.Router.Owner(st.Slot)
 		if err != nil {
-			return nil, nil, err
+			// No node serves the slot in our map (a failover in progress,
+			// or the map is stale): read it again now before failing.
+			if owner, err = st.Router.Refresh(st.Slot); err != nil {
+				return nil, nil, err
+			}
+			a.epoch = st.Router.Epoch()
 		}
 		a.owner = owner
 	}

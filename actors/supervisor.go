@@ -36,6 +36,7 @@ type Supervisor struct {
 	system  *actor.ActorSystem
 	self    *actor.PID
 	byID    map[string]*ConnState // child PID id -> state
+	removed map[string]*ConnState // stopping children whose driver closes once they stopped
 	waiting map[*actor.PID]*ConnState
 	probing map[*Node]bool
 
@@ -55,6 +56,7 @@ func NewSupervisor(conns []*ConnState) *Supervisor {
 		ready:   make(chan struct{}),
 		stopped: make(chan struct{}),
 		byID:    map[string]*ConnState{},
+		removed: map[string]*ConnState{},
 		waiting: map[*actor.PID]*ConnState{},
 		probing: map[*Node]bool{},
 		timers:  map[*time.Timer]struct{}{},
@@ -102,10 +104,28 @@ func (s *Supervisor) Add(states []*ConnState) {
 	}
 }
 
+// Remove stops the connection actors of states (cluster mode: a node that
+// left the cluster): their queued commands fail with err, the pipelines
+// they have written complete, then their connections close. It returns
+// once the actors are told to stop.
+func (s *Supervisor) Remove(states []*ConnState, err error) {
+	done := make(chan struct{})
+	s.system.Root.Send(s.self, removeConns{states: states, err: err, done: done})
+	select {
+	case <-done:
+	case <-s.stopped:
+	}
+}
+
 // Messages the supervisor sends itself.
 type (
 	addConns struct {
 		states []*ConnState
+		done   chan struct{}
+	}
+	removeConns struct {
+		states []*ConnState
+		err    error
 		done   chan struct{}
 	}
 	restartChild struct{ pid *actor.PID }
@@ -139,6 +159,13 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 			}
 		}
 		close(m.done)
+	case removeConns:
+		s.remove(ctx, m)
+	case *actor.Terminated:
+		if st := s.removed[m.Who.Id]; st != nil {
+			delete(s.removed, m.Who.Id)
+			st.CloseDriver()
+		}
 	case restartChild:
 		st := s.byID[m.pid.Id]
 		if st != nil && st.Node != nil && st.Node.Open() {
@@ -186,6 +213,34 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 			close(s.stopped)
 		})
 	}
+}
+
+// remove stops the actors of m.states and forgets them and their nodes.
+func (s *Supervisor) remove(ctx actor.Context, m removeConns) {
+	defer close(m.done)
+	gone := map[*ConnState]bool{}
+	for _, st := range m.states {
+		gone[st] = true
+		// Queued commands fail with m.err, and so do the held ones when
+		// the actor stops (CloseErr is read on its goroutine after the
+		// stop message, which the mailbox orders after this write).
+		st.CloseErr = m.err
+		st.Mailbox.Close(m.err)
+	}
+	for _, child := range ctx.Children() {
+		st := s.byID[child.Id]
+		if !gone[st] {
+			continue
+		}
+		delete(s.byID, child.Id)
+		delete(s.waiting, child)
+		s.removed[child.Id] = st
+		ctx.Stop(child)
+	}
+	s.conns = slices.DeleteFunc(s.conns, func(st *ConnState) bool { return gone[st] })
+	s.nodes = slices.DeleteFunc(s.nodes, func(n *Node) bool {
+		return !slices.ContainsFunc(s.conns, func(st *ConnState) bool { return st.Node == n })
+	})
 }
 
 func (s *Supervisor) probeInterval() time.Duration {

@@ -33,6 +33,9 @@ type cluster struct {
 	slots   [actors.Slots]atomic.Pointer[actors.SlotState]
 	closing atomic.Bool
 
+	pruneMu sync.Mutex
+	absent  map[string]time.Time // dialled node -> when it left the slot map
+
 	dialMu      sync.Mutex // one node dial at a time
 	refreshing  atomic.Bool
 	lastRefresh atomic.Int64 // unix nanos of the last refresh start
@@ -91,7 +94,49 @@ func newCluster(e *Engine, topo *actors.Topology) *cluster {
 func (c *cluster) setTopology(t *actors.Topology) {
 	c.topo.Store(t)
 	c.epoch.Add(1)
+	c.prune(t)
 }
+
+// prune stops the connection actors of nodes absent from the slot map
+// for nodeGoneAfter or longer (removed from the cluster, or down for good;
+// a node that comes back is dialled again on first use). The seed-chosen
+// first node, which carries keyless commands, is kept.
+func (c *cluster) prune(t *actors.Topology) {
+	in := map[string]bool{}
+	for _, sh := range t.Shards {
+		in[sh.Primary] = true
+		for _, r := range sh.Replicas {
+			in[r] = true
+		}
+	}
+	now := time.Now()
+	var gone []string
+	c.pruneMu.Lock()
+	if c.absent == nil {
+		c.absent = map[string]time.Time{}
+	}
+	c.e.mu.Lock()
+	for addr := range c.e.pools {
+		switch {
+		case in[addr] || addr == c.e.first[0].Addr:
+			delete(c.absent, addr)
+		case c.absent[addr].IsZero():
+			c.absent[addr] = now
+		case now.Sub(c.absent[addr]) >= nodeGoneAfter:
+			delete(c.absent, addr)
+			gone = append(gone, addr)
+		}
+	}
+	c.e.mu.Unlock()
+	c.pruneMu.Unlock()
+	for _, addr := range gone {
+		c.e.removeNode(addr)
+	}
+}
+
+// nodeGoneAfter is how long a node must be absent from the slot map before
+// its connection actors are stopped.
+var nodeGoneAfter = 30 * time.Second
 
 // Epoch implements actors.Router.
 func (c *cluster) Epoch() uint64 { return c.epoch.Load() }

@@ -559,3 +559,67 @@ func TestClusterSlotActorsStopWhenIdle(t *testing.T) {
 		t.Fatalf("GET = %q, %v; want 3", v, err)
 	}
 }
+
+// A node that leaves the slot map for good (here: a killed primary,
+// replaced by its replica) has its connection actors stopped; traffic goes
+// on to the rest of the cluster.
+func TestClusterNodeLeaves(t *testing.T) {
+	defer engine.SetNodeGoneAfter(300 * time.Millisecond)()
+	c := valkeytest.StartClusterT(t)
+	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(c.Addrs()[0]).
+		WithClusterMode(true).WithClusterRefreshInterval(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	ctx := ctxT(t)
+	keys := make([]string, 200)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("leave:%d", i)
+		if err := eng.Set(ctx, keys[i], "v", 0).Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dialled := func() map[string]bool {
+		m := map[string]bool{}
+		for _, n := range eng.Stats().Nodes {
+			m[n.Addr] = true
+		}
+		return m
+	}
+	if n := len(dialled()); n != 3 {
+		t.Fatalf("%d nodes dialled after writes to every shard; want 3", n)
+	}
+	first := eng.Stats().Nodes[0].Addr
+	var victim *valkeytest.ClusterNode
+	for _, p := range c.Primaries() {
+		if p.Addr() != first {
+			victim = p
+			break
+		}
+	}
+	if err := c.KillPrimary(victim); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitFailover(victim, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); dialled()[victim.Addr()]; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the killed node %s is still dialled 10 s after its failover: %v", victim.Addr(), eng.Stats().Nodes)
+		}
+	}
+	for _, cs := range eng.Stats().Conns {
+		if cs.Addr == victim.Addr() {
+			t.Fatalf("a connection actor for the removed node %s remains", victim.Addr())
+		}
+	}
+	for _, k := range keys {
+		if err := eng.Set(ctx, k, "w", 0).Err(ctx); err != nil {
+			t.Fatalf("SET %s after the node left: %v", k, err)
+		}
+	}
+	if n := len(dialled()); n != 3 {
+		t.Fatalf("%d nodes dialled after the failover; want 3 (the promoted replica replaces the killed primary)", n)
+	}
+}

@@ -38,6 +38,11 @@ var (
 	// issued with a context from WithIdempotent.
 	ErrOutcomeUnknown = policies.ErrOutcomeUnknown
 
+	// ErrNodeRemoved fails a command queued for a cluster node that left
+	// the slot map for good (its connection actors were stopped). It was
+	// not sent; the node served none of its slots any more.
+	ErrNodeRemoved = errors.New("vactor: cluster node removed")
+
 	// ErrInvalidArgument fails a command whose arguments the engine can
 	// reject before sending it (an odd number of field/value arguments, a
 	// missing key, ...). Nothing is sent. Not retryable.

@@ -9,3 +9,11 @@ func SetSlotIdleTimeout(d time.Duration) (restore func()) {
 	slotIdleTimeout = d
 	return func() { slotIdleTimeout = old }
 }
+
+// SetNodeGoneAfter sets how long a node must be absent from the slot map
+// before its connection actors stop; it returns a func restoring it.
+func SetNodeGoneAfter(d time.Duration) (restore func()) {
+	old := nodeGoneAfter
+	nodeGoneAfter = d
+	return func() { nodeGoneAfter = old }
+}

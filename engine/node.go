@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 
@@ -87,4 +88,20 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 	e.pools[addr] = conns
 	e.mu.Unlock()
 	return conns, nil
+}
+
+// removeNode stops the connection actors of the node at addr and forgets
+// it; commands still queued for it fail with ErrNodeRemoved.
+func (e *Engine) removeNode(addr string) {
+	e.mu.Lock()
+	pool := e.pools[addr]
+	delete(e.pools, addr)
+	if pool == nil {
+		e.mu.Unlock()
+		return
+	}
+	e.conns = slices.DeleteFunc(e.conns, func(c *actors.ConnState) bool { return c.Addr == addr })
+	e.nodes = slices.DeleteFunc(e.nodes, func(n *actors.Node) bool { return n.Addr == addr })
+	e.mu.Unlock()
+	e.supervisor.Remove(pool, ErrNodeRemoved)
 }
