@@ -567,9 +567,9 @@ func TestConsumeServerRestarts(t *testing.T) {
 	for _, n := range handled {
 		succeeded += n
 	}
-	redelivered := succeeded - len(handled)          // an entry handled more than once
-	extra := len(handled) - len(acked)               // entries whose XADD failed but had run
-	failures := calls - succeeded                    // handler failures
+	redelivered := succeeded - len(handled) // an entry handled more than once
+	extra := len(handled) - len(acked)      // entries whose XADD failed but had run
+	failures := calls - succeeded           // handler failures
 	xlen := dsAwait(t, ctx, "XLEN", eng.XLen(ctx, "jobs"))
 	t.Logf("%d entries (%d acknowledged XADDs, %d in the stream, %d XADDs sent again: %v) produced in %s with %d restarts (%s down); consumed in %s",
 		total, len(acked), xlen, p.retried, p.errs, produced.Round(time.Millisecond), restarts, downtime.Round(time.Millisecond), elapsed.Round(time.Millisecond))
