@@ -247,6 +247,12 @@ func (c *Consumer) run() {
 			return
 		}
 		c.lastErr.Store(&err)
+		if c.e.cl != nil {
+			// The slot may have moved or its primary failed over: have the
+			// slot map reloaded (in the background, rate-limited) before
+			// the next addrOf.
+			c.e.cl.Stale(c.e.slotOf(c.stream))
+		}
 		if connected {
 			attempt = 0
 		}

@@ -593,3 +593,45 @@ func TestConsumeServerRestarts(t *testing.T) {
 		t.Fatalf("%d redeliveries, bound %d", redelivered, 2*restarts*count)
 	}
 }
+
+// The consumer's blocking reads run on its own connection: commands
+// through the engine are served at once while it waits, and a Block
+// longer than the engine's read timeout does not break its connection.
+func TestConsumeBlockingReadOwnConnection(t *testing.T) {
+	eng, _ := newEngine(t, func(c config.Config) config.Config {
+		return c.WithReadTimeout(300 * time.Millisecond).WithWriteTimeout(300 * time.Millisecond)
+	})
+	ctx := ctxT(t)
+	got := make(chan engine.XEntry, 1)
+	c, err := eng.Consume(ctx, "s", "g", "c1", func(_ context.Context, x engine.XEntry) error {
+		got <- x
+		return nil
+	}, engine.ConsumeOptions{Block: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	csWait(t, 5*time.Second, "consumer blocked in XREADGROUP", func() bool {
+		return dsCalls(t, ctx, eng, "xreadgroup") >= 2 // its own pending entries, then the blocking read
+	})
+	for range 20 {
+		start := time.Now()
+		dsAwait(t, ctx, "PING", eng.Do(ctx, "PING"))
+		if d := time.Since(start); d > 250*time.Millisecond {
+			t.Fatalf("PING took %s while the consumer blocks", d)
+		}
+	}
+	time.Sleep(700 * time.Millisecond) // longer than the read timeout, within one Block
+	id := dsAwait(t, ctx, "XADD", eng.XAdd(ctx, "s", "k", "v"))
+	select {
+	case x := <-got:
+		if x.ID != id || x.Fields["k"] != "v" {
+			t.Fatalf("handled %+v, want %s k=v", x, id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("entry not handled within 5s")
+	}
+	if st := c.Stats(); st.Reconnects != 0 {
+		t.Fatalf("consumer reconnected %d times (last error %v): a long Block broke its connection", st.Reconnects, st.LastError)
+	}
+}
