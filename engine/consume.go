@@ -140,8 +140,10 @@ var errHandlerPanic = errors.New("vactor: stream handler panicked")
 // cancelled when the consumer stops. An entry whose handler returns nil is
 // acknowledged (one XACK per read); an entry whose handler fails or panics
 // (the panic is recovered) stays pending and is handed to a handler again
-// by a reclaim round once opts.ClaimIdle has passed. Entries deleted from
-// the stream while pending are acknowledged without calling handler.
+// by a reclaim round once opts.ClaimIdle has passed (or sooner, when the
+// consumer reconnects and re-reads its own pending entries). Such an entry
+// is retried until its handler succeeds. Entries deleted from the stream
+// while pending are acknowledged without calling handler.
 //
 // Delivery is at least once: nothing acknowledged is lost, and an entry
 // can be handled more than once (its handler succeeded but the XACK was
