@@ -1,0 +1,407 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// ConsumeOptions configures Consume. The zero value takes every default.
+type ConsumeOptions struct {
+	// Count is the most entries one read returns (XREADGROUP COUNT) and
+	// one reclaim round claims (XAUTOCLAIM COUNT); their acknowledgements
+	// go out as one XACK. Default 100; at least 0.
+	Count int64
+	// Block is how long one read waits for new entries (XREADGROUP BLOCK,
+	// millisecond precision). Reclaim rounds run between reads, so Block
+	// also bounds how late one starts. Default 1s; at least 0.
+	Block time.Duration
+	// ClaimIdle is how long an entry must have been pending (delivered and
+	// not acknowledged, to any consumer of the group, this one included)
+	// before a reclaim round takes it over and hands it to the handler
+	// again: entries whose handler failed, and entries of consumers that
+	// died. Default 30s; at least 0.
+	ClaimIdle time.Duration
+	// ClaimInterval is the time between reclaim rounds (XAUTOCLAIM over the
+	// whole pending list). One also runs after every (re)connect.
+	// Default 10s; at least 0.
+	ClaimInterval time.Duration
+	// StartID is where a group that does not exist yet starts: "$" (only
+	// entries added from now on) or "0" (the whole stream). An existing
+	// group keeps its position. Default "$".
+	StartID string
+}
+
+// Defaults of ConsumeOptions.
+const (
+	DefaultConsumeCount         = 100
+	DefaultConsumeBlock         = time.Second
+	DefaultConsumeClaimIdle     = 30 * time.Second
+	DefaultConsumeClaimInterval = 10 * time.Second
+)
+
+func (o ConsumeOptions) check() (ConsumeOptions, error) {
+	switch {
+	case o.Count < 0:
+		return o, fmt.Errorf("%w: ConsumeOptions.Count %d is negative", ErrInvalidArgument, o.Count)
+	case o.Block < 0:
+		return o, fmt.Errorf("%w: ConsumeOptions.Block %s is negative", ErrInvalidArgument, o.Block)
+	case o.ClaimIdle < 0:
+		return o, fmt.Errorf("%w: ConsumeOptions.ClaimIdle %s is negative", ErrInvalidArgument, o.ClaimIdle)
+	case o.ClaimInterval < 0:
+		return o, fmt.Errorf("%w: ConsumeOptions.ClaimInterval %s is negative", ErrInvalidArgument, o.ClaimInterval)
+	}
+	if o.Count == 0 {
+		o.Count = DefaultConsumeCount
+	}
+	if o.Block == 0 {
+		o.Block = DefaultConsumeBlock
+	}
+	if o.Block < time.Millisecond {
+		o.Block = time.Millisecond // BLOCK 0 would wait forever
+	}
+	if o.ClaimIdle == 0 {
+		o.ClaimIdle = DefaultConsumeClaimIdle
+	}
+	if o.ClaimInterval == 0 {
+		o.ClaimInterval = DefaultConsumeClaimInterval
+	}
+	if o.StartID == "" {
+		o.StartID = "$"
+	}
+	return o, nil
+}
+
+// ConsumerStats is a snapshot of a Consumer's counters.
+type ConsumerStats struct {
+	// Handled counts handler calls that returned nil; Failed those that
+	// returned an error or panicked (the entry stays pending).
+	Handled, Failed uint64
+	// Acked counts entries acknowledged (removed from the pending list).
+	Acked uint64
+	// Claimed counts entries taken over by reclaim rounds (XAUTOCLAIM),
+	// also this consumer's own.
+	Claimed uint64
+	// Reconnects counts new connections made after a failure.
+	Reconnects uint64
+	// LastError is the last error that cost the consumer its connection
+	// (nil when none has happened).
+	LastError error
+}
+
+// Consumer reads a stream as one consumer of a consumer group and hands
+// each entry to a handler; see Engine.Consume. Its methods are safe for
+// concurrent use.
+//
+// It is a supervised loop owned by this type (one goroutine, one handler
+// call at a time), not a protoactor actor: it owns its dedicated
+// connection, and after any failure closes it and starts again with a new
+// one after a backoff, the way the engine's supervisor restarts a
+// connection actor.
+type Consumer struct {
+	e        *Engine
+	stream   string
+	group    string
+	name     string
+	handler  func(context.Context, XEntry) error
+	opts     ConsumeOptions
+	ackLimit time.Duration
+
+	ctx    context.Context // cancelled by stop; the handler's context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	handled, failed, acked, claimed, reconnects atomic.Uint64
+	lastErr                                     atomic.Pointer[error]
+}
+
+// errHandlerPanic wraps the value a handler panicked with.
+var errHandlerPanic = errors.New("vactor: stream handler panicked")
+
+// Consume starts a consumer named consumer in group on stream and returns
+// it running. It creates the group when missing (XGROUP CREATE ... MKSTREAM
+// at opts.StartID; an existing group is kept), then, on a connection of its
+// own to the node serving stream (so blocking reads never hold up the
+// pipelined connections):
+//
+//   - reads this consumer's own pending entries first (XREADGROUP from ID
+//     0): entries delivered before a crash or a lost connection;
+//   - reclaims entries pending longer than opts.ClaimIdle (XAUTOCLAIM),
+//     after connecting and every opts.ClaimInterval;
+//   - otherwise waits for new entries (XREADGROUP ... BLOCK opts.Block >).
+//
+// handler is called once per entry, one at a time, with a context that is
+// cancelled when the consumer stops. An entry whose handler returns nil is
+// acknowledged (one XACK per read); an entry whose handler fails or panics
+// (the panic is recovered) stays pending and is handed to a handler again
+// by a reclaim round once opts.ClaimIdle has passed (or sooner, when the
+// consumer reconnects and re-reads its own pending entries). Such an entry
+// is retried until its handler succeeds. Entries deleted from the stream
+// while pending are acknowledged without calling handler.
+//
+// Delivery is at least once: nothing acknowledged is lost, and an entry
+// can be handled more than once (its handler succeeded but the XACK was
+// lost with the connection; or it was reclaimed while slow). After any
+// failure (connection lost, server restart, error reply) the consumer
+// closes its connection and starts again with a new one after a backoff
+// (Config.MinRetryBackoff doubling up to MaxRetryBackoff, with jitter);
+// Stats counts these reconnects.
+//
+// ctx bounds the group creation only; the consumer runs until Close or the
+// engine's Close (values of ctx reach the handler's context). Invalid
+// arguments (empty names, nil handler, negative options) fail with
+// ErrInvalidArgument; an engine that is closed with ErrClosed; a failed
+// group creation (server unreachable, stream key of another type) with its
+// error. In cluster mode the consumer reads from the primary serving
+// stream's slot.
+func (e *Engine) Consume(ctx context.Context, stream, group, consumer string, handler func(context.Context, XEntry) error, opts ConsumeOptions) (*Consumer, error) {
+	switch {
+	case stream == "":
+		return nil, errStream("Consume", "stream key")
+	case group == "":
+		return nil, errStream("Consume", "group")
+	case consumer == "":
+		return nil, errStream("Consume", "consumer name")
+	case handler == nil:
+		return nil, fmt.Errorf("%w: Consume needs a handler", ErrInvalidArgument)
+	}
+	opts, err := opts.check()
+	if err != nil {
+		return nil, err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	if _, err := e.XGroupCreate(ctx, stream, group, opts.StartID, true).Await(ctx); err != nil && !isBusyGroup(err) {
+		return nil, fmt.Errorf("vactor: consume %s: create group %s: %w", stream, group, err)
+	}
+	c := &Consumer{
+		e: e, stream: stream, group: group, name: consumer, handler: handler, opts: opts,
+		ackLimit: max(e.cfg.ReadTimeout, time.Second),
+		done:     make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if err := e.track(c); err != nil {
+		c.cancel()
+		return nil, err
+	}
+	go c.run()
+	return c, nil
+}
+
+func isBusyGroup(err error) bool {
+	return errors.Is(err, &ServerError{Prefix: "BUSYGROUP"})
+}
+
+// Close stops the consumer: it cancels the handler's context, waits for
+// the handler call in progress to return (its entry is acknowledged if it
+// succeeded), and closes the connection. Entries read but not handled yet
+// stay pending for the next consumer of the group. Close is idempotent and
+// always returns nil.
+func (c *Consumer) Close() error {
+	c.e.untrack(c)
+	c.stop(ErrClosed)
+	return nil
+}
+
+// stop implements service.
+func (c *Consumer) stop(error) {
+	c.cancel()
+	<-c.done
+}
+
+// Done is closed once the consumer has stopped.
+func (c *Consumer) Done() <-chan struct{} { return c.done }
+
+// Stats returns a snapshot of the consumer's counters.
+func (c *Consumer) Stats() ConsumerStats {
+	s := ConsumerStats{
+		Handled:    c.handled.Load(),
+		Failed:     c.failed.Load(),
+		Acked:      c.acked.Load(),
+		Claimed:    c.claimed.Load(),
+		Reconnects: c.reconnects.Load(),
+	}
+	if p := c.lastErr.Load(); p != nil {
+		s.LastError = *p
+	}
+	return s
+}
+
+// run is the supervision loop: one session per connection, a backoff
+// between them, until stopped.
+func (c *Consumer) run() {
+	defer close(c.done)
+	backoff := policies.Backoff{Min: c.e.cfg.MinRetryBackoff, Max: c.e.cfg.MaxRetryBackoff}
+	attempt := 0
+	for {
+		connected, err := c.session()
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.lastErr.Store(&err)
+		if c.e.cl != nil {
+			// The slot may have moved or its primary failed over: have the
+			// slot map reloaded (in the background, rate-limited) before
+			// the next addrOf.
+			c.e.cl.Stale(c.e.slotOf(c.stream))
+		}
+		if connected {
+			attempt = 0
+		}
+		t := time.NewTimer(backoff.Delay(attempt))
+		attempt++
+		select {
+		case <-c.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		c.reconnects.Add(1)
+	}
+}
+
+// session connects, recovers what is pending and reads until a failure
+// or stop. connected reports whether it got as far as reading.
+func (c *Consumer) session() (connected bool, err error) {
+	addr, err := c.e.addrOf(c.stream)
+	if err != nil {
+		return false, err
+	}
+	conn, err := c.e.dial(c.ctx, addr)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	b := conn.B()
+	// The group again: the server may have lost it (no persistence).
+	create := b.XgroupCreate().Key(c.stream).Group(c.group).Id(c.opts.StartID).Mkstream().Build()
+	if err := mapError(conn.Do(c.ctx, create).Error()); err != nil && !isBusyGroup(err) {
+		return false, err
+	}
+	if err := c.readPending(conn); err != nil {
+		return true, err
+	}
+	next := time.Now()
+	for c.ctx.Err() == nil {
+		if !time.Now().Before(next) {
+			if err := c.reclaim(conn); err != nil {
+				return true, err
+			}
+			next = time.Now().Add(c.opts.ClaimInterval)
+		}
+		cmd := b.Xreadgroup().Group(c.group, c.name).Count(c.opts.Count).Block(c.opts.Block.Milliseconds()).
+			Streams().Key(c.stream).Id(">").Build()
+		got, err := decodeXRead(conn.Do(c.ctx, cmd))
+		if err != nil {
+			return true, mapError(err)
+		}
+		if err := c.process(conn, got[c.stream]); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// readPending hands this consumer's own pending entries to the handler
+// again: those delivered before the last connection was lost.
+func (c *Consumer) readPending(conn drivers.Conn) error {
+	b := conn.B()
+	last := "0"
+	for c.ctx.Err() == nil {
+		cmd := b.Xreadgroup().Group(c.group, c.name).Count(c.opts.Count).Streams().Key(c.stream).Id(last).Build()
+		got, err := decodeXRead(conn.Do(c.ctx, cmd))
+		if err != nil {
+			return mapError(err)
+		}
+		entries := got[c.stream]
+		if len(entries) == 0 {
+			return nil
+		}
+		if err := c.process(conn, entries); err != nil {
+			return err
+		}
+		last = entries[len(entries)-1].ID
+	}
+	return nil
+}
+
+// reclaim runs XAUTOCLAIM over the whole pending list, handing what it
+// claims to the handler.
+func (c *Consumer) reclaim(conn drivers.Conn) error {
+	b := conn.B()
+	start := "0-0"
+	idle := strconv.FormatInt(c.opts.ClaimIdle.Milliseconds(), 10)
+	for c.ctx.Err() == nil {
+		cmd := b.Xautoclaim().Key(c.stream).Group(c.group).Consumer(c.name).MinIdleTime(idle).Start(start).Count(c.opts.Count).Build()
+		r, err := decodeXAutoClaim(conn.Do(c.ctx, cmd))
+		if err != nil {
+			return mapError(err)
+		}
+		c.claimed.Add(uint64(len(r.Entries)))
+		if err := c.process(conn, r.Entries); err != nil {
+			return err
+		}
+		if r.Next == "0-0" || r.Next == "0" {
+			return nil
+		}
+		start = r.Next
+	}
+	return nil
+}
+
+// process hands entries to the handler, one at a time, and acknowledges
+// those it handled with one XACK. Once stopping, the entries not handled
+// yet stay pending.
+func (c *Consumer) process(conn drivers.Conn, entries []XEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(entries))
+	for _, x := range entries {
+		if c.ctx.Err() != nil {
+			break
+		}
+		if x.Fields == nil { // deleted from the stream while pending
+			ids = append(ids, x.ID)
+			continue
+		}
+		if err := c.call(x); err != nil {
+			c.failed.Add(1)
+			continue
+		}
+		c.handled.Add(1)
+		ids = append(ids, x.ID)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	// Acknowledge also when stopping: bounded, not cancelled by stop.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.ackLimit)
+	defer cancel()
+	n, err := conn.Do(ctx, conn.B().Xack().Key(c.stream).Group(c.group).Id(ids...).Build()).AsInt64()
+	if err != nil {
+		return mapError(err)
+	}
+	c.acked.Add(uint64(n))
+	return nil
+}
+
+// call runs the handler, turning a panic into an error.
+func (c *Consumer) call(x XEntry) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errHandlerPanic, r)
+		}
+	}()
+	return c.handler(c.ctx, x)
+}
