@@ -60,6 +60,12 @@ type SubOp struct {
 	Done  chan error
 }
 
+// ErrSlotMoved is the Err of the SubDisconnected reported when the server
+// unsubscribed shard channels of the set on its own: their slot moved to
+// another node (failover, resharding). The actor reconnects to the new
+// owner and resubscribes.
+var ErrSlotMoved = errors.New("actors: the server dropped shard channels: their slot moved")
+
 // ErrNoPubSub fails a subscriber whose driver connection does not
 // implement drivers.PubSub.
 var ErrNoPubSub = errors.New("actors: the driver does not support pub/sub")
@@ -82,6 +88,9 @@ type SubscriberState struct {
 	// consecutive failed attempts so far (the engine refreshes its
 	// cluster map when > 0). It returns the connection and its address.
 	Dial func(ctx context.Context, hint string, failures int) (drivers.Conn, string, error)
+	// Hint is passed to Dial while the actor has no shard channel in its
+	// set or its parked operations: the shard channel it was created for.
+	Hint string
 	// Backoff spaces reconnect attempts: attempt n waits Backoff.Delay(n).
 	Backoff policies.Backoff
 	// Timeout bounds one (un)subscribe round trip; a timeout counts as a
@@ -119,6 +128,7 @@ type SubscriberState struct {
 	down     time.Time
 	parked   []SubOp
 	timer    *time.Timer
+	failErr  error // why fail closed the connection
 }
 
 // Spawn starts the actor in system.
@@ -204,7 +214,11 @@ type (
 		gen uint64
 		err error
 	}
-	subRetry struct{ gen uint64 }
+	subRetry  struct{ gen uint64 }
+	subKicked struct {
+		gen     uint64
+		channel string
+	}
 )
 
 // Receive implements actor.Actor.
@@ -223,6 +237,11 @@ func (a *Subscriber) Receive(ctx actor.Context) {
 	case subLost:
 		if m.gen == s.gen && s.conn != nil {
 			s.lost(m.err)
+		}
+	case subKicked:
+		// A sunsubscribe we did not ask for (the name is still wanted).
+		if _, ok := s.want[SubShard][m.channel]; ok && m.gen == s.gen && s.conn != nil {
+			s.fail(ErrSlotMoved)
 		}
 	case subRetry:
 		if m.gen == s.gen {
@@ -263,7 +282,7 @@ func (s *SubscriberState) hint() string {
 			return op.Names[0]
 		}
 	}
-	return ""
+	return s.Hint
 }
 
 // connect dials on a goroutine; the result comes back as subDialed.
@@ -302,7 +321,7 @@ func (s *SubscriberState) dialed(m subDialed) {
 	s.mu.Lock()
 	s.addr = m.addr
 	s.mu.Unlock()
-	sess := &subSession{s: s, first: !s.subscribed.Load(), down: s.down, addr: m.addr}
+	sess := &subSession{s: s, first: !s.subscribed.Load(), down: s.down, addr: m.addr, gen: s.gen, self: s.self}
 	done := ps.Listen(drivers.PubSubHooks{OnMessage: sess.message, OnSubscription: sess.confirmed})
 	s.conn, s.sess = m.conn, sess
 	gen, self := s.gen, s.self
@@ -423,13 +442,19 @@ func (s *SubscriberState) roundTrip(cmds []valkey.Completed) error {
 
 // fail gives up the current connection after an error of ours; its
 // watcher then reports subLost, which schedules the reconnect.
-func (s *SubscriberState) fail(error) {
+func (s *SubscriberState) fail(err error) {
 	s.up = false
+	if s.failErr == nil {
+		s.failErr = err
+	}
 	_ = s.conn.Close()
 }
 
 // lost handles the end of the current connection.
 func (s *SubscriberState) lost(err error) {
+	if s.failErr != nil {
+		err, s.failErr = s.failErr, nil
+	}
 	s.release(s.conn)
 	s.conn = nil
 	s.up = false
@@ -462,6 +487,8 @@ func (s *SubscriberState) retry(err error) {
 // connection's reader goroutine.
 type subSession struct {
 	s         *SubscriberState
+	gen       uint64
+	self      *actor.PID
 	first     bool
 	down      time.Time
 	addr      string
@@ -473,6 +500,10 @@ func (ss *subSession) message(m valkey.PubSubMessage) {
 }
 
 func (ss *subSession) confirmed(c valkey.PubSubSubscription) {
+	if c.Kind == "sunsubscribe" {
+		// Ours, or the server's own when the slot moved: the actor knows.
+		ss.s.system.Root.Send(ss.self, subKicked{gen: ss.gen, channel: c.Channel})
+	}
 	if strings.HasSuffix(c.Kind, "unsubscribe") {
 		return
 	}

@@ -116,6 +116,12 @@ type SubscribeOptions struct {
 // a connection to pub/sub (does not implement drivers.PubSub).
 var ErrNoPubSub = actors.ErrNoPubSub
 
+// ErrSlotMoved is the Err of a Disconnected event when the server
+// dropped shard channels of the subscription because their slot moved
+// (cluster failover or resharding): the subscription reconnects to the new
+// owner and resubscribes (a Resubscribed follows).
+var ErrSlotMoved = actors.ErrSlotMoved
+
 // Subscription is a supervised pub/sub subscription: one subscriber actor
 // per connection (one in standalone mode; in cluster mode one for
 // channels and patterns and one per node owning shard channels), each on
@@ -342,7 +348,7 @@ func (s *Subscription) route(kind actors.SubKind, unsub bool, names []string) (m
 			if unsub {
 				return groups, nil
 			}
-			a = s.spawn(true, "")
+			a = s.spawn(true, "", "")
 		}
 		groups[a] = names
 		return groups, nil
@@ -363,7 +369,7 @@ func (s *Subscription) route(kind actors.SubKind, unsub bool, names []string) (m
 			continue
 		}
 		if a == nil {
-			a = s.spawn(false, addr)
+			a = s.spawn(false, addr, n)
 		}
 		groups[a] = append(groups[a], n)
 	}
@@ -386,10 +392,11 @@ func (s *Subscription) find(global bool, addr string) *subActor {
 }
 
 // spawn starts a subscriber actor (s.mu held).
-func (s *Subscription) spawn(global bool, addr string) *subActor {
+func (s *Subscription) spawn(global bool, addr, hint string) *subActor {
 	e := s.e
 	st := &actors.SubscriberState{
 		Dial:     s.dial,
+		Hint:     hint,
 		Backoff:  e.retry.Backoff,
 		Timeout:  e.retry.ReadTimeout,
 		Emit:     s.emit,

@@ -638,4 +638,29 @@ func TestSubscribeShardChannelsCluster(t *testing.T) {
 		}
 	}
 	t.Logf("%d shard channels on %d connections", len(chans), len(addrs))
+
+	// Failover of one shard: its connection resubscribes on the new primary.
+	replica := cl.Replicas()[0]
+	start := time.Now()
+	if err := cl.Failover(replica); err != nil {
+		t.Fatalf("failover to %s: %v", replica.Addr(), err)
+	}
+	if _, ok := owners[replica.Addr()]; ok {
+		t.Fatal("a replica owned a channel before the failover")
+	}
+	ev := subExpect(t, ch, engine.Disconnected)
+	t.Logf("after failover: disconnected from %s: %v", ev.Addr, ev.Err)
+	ev = subExpect(t, ch, engine.Resubscribed)
+	if ev.Addr != replica.Addr() {
+		t.Fatalf("resubscribed on %s, want the new primary %s", ev.Addr, replica.Addr())
+	}
+	t.Logf("resubscribed on the new primary %s %s after the failover started (gap %s)", ev.Addr, time.Since(start).Round(time.Millisecond), ev.Gap)
+	for _, c := range chans {
+		if n, err := eng.SPublish(ctx, c, "after:"+c).Await(ctx); err != nil || n != 1 {
+			t.Fatalf("SPUBLISH %s after failover = %d, %v; want 1", c, n, err)
+		}
+		if ev := subExpect(t, ch, engine.SubMessage); ev.Message.Channel != c || ev.Message.Payload != "after:"+c {
+			t.Fatalf("got %+v, want the message on %s", ev.Message, c)
+		}
+	}
 }
