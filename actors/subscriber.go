@@ -180,6 +180,15 @@ func (s *SubscriberState) Stop() {
 	}
 }
 
+// tell sends the actor a message of its own, unless it is stopping (so
+// that nothing ends in protoactor's dead letters; a dialled connection
+// is closed by Stop).
+func (s *SubscriberState) tell(self *actor.PID, msg any) {
+	if s.life.Err() == nil {
+		s.system.Root.Send(self, msg)
+	}
+}
+
 // adopt registers a dialled connection; false when the actor is stopping
 // (the caller closes it).
 func (s *SubscriberState) adopt(c drivers.Conn) bool {
@@ -297,7 +306,7 @@ func (s *SubscriberState) connect() {
 			_ = conn.Close()
 			return
 		}
-		s.system.Root.Send(self, subDialed{gen: gen, conn: conn, addr: addr, err: err})
+		s.tell(self, subDialed{gen: gen, conn: conn, addr: addr, err: err})
 	}()
 }
 
@@ -329,7 +338,7 @@ func (s *SubscriberState) dialed(m subDialed) {
 	go func() {
 		defer s.wg.Done()
 		err := <-done
-		s.system.Root.Send(self, subLost{gen: gen, err: err})
+		s.tell(self, subLost{gen: gen, err: err})
 	}()
 
 	// Everything in the set, then the parked operations.
@@ -480,7 +489,7 @@ func (s *SubscriberState) retry(err error) {
 	d := s.Backoff.Delay(s.failures)
 	s.failures++
 	gen, self := s.gen, s.self
-	s.timer = time.AfterFunc(d, func() { s.system.Root.Send(self, subRetry{gen: gen}) })
+	s.timer = time.AfterFunc(d, func() { s.tell(self, subRetry{gen: gen}) })
 }
 
 // subSession is one connection's view for its hooks, which run on the
@@ -502,7 +511,7 @@ func (ss *subSession) message(m valkey.PubSubMessage) {
 func (ss *subSession) confirmed(c valkey.PubSubSubscription) {
 	if c.Kind == "sunsubscribe" {
 		// Ours, or the server's own when the slot moved: the actor knows.
-		ss.s.system.Root.Send(ss.self, subKicked{gen: ss.gen, channel: c.Channel})
+		ss.s.tell(ss.self, subKicked{gen: ss.gen, channel: c.Channel})
 	}
 	if strings.HasSuffix(c.Kind, "unsubscribe") {
 		return

@@ -390,7 +390,8 @@ func TestSubscribeBadInput(t *testing.T) {
 			return err
 		},
 		"nil ctx, empty shard name": func() error {
-			_, err := eng.SSubscribe(nil, "") //nolint:staticcheck // nil ctx on purpose
+			var nilCtx context.Context // a nil ctx on purpose
+			_, err := eng.SSubscribe(nilCtx, "")
 			return err
 		},
 	} {
@@ -398,7 +399,8 @@ func TestSubscribeBadInput(t *testing.T) {
 			t.Errorf("%s: %v, want ErrInvalidArgument", name, err)
 		}
 	}
-	sub, err := eng.Subscribe(nil, "ok") //nolint:staticcheck // nil ctx on purpose
+	var nilCtx context.Context // a nil ctx on purpose
+	sub, err := eng.Subscribe(nilCtx, "ok")
 	if err != nil {
 		t.Fatalf("Subscribe with nil ctx: %v", err)
 	}
