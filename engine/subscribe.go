@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -303,7 +304,7 @@ func (s *Subscription) change(ctx context.Context, kind actors.SubKind, unsub bo
 	if len(names) == 0 {
 		return nil
 	}
-	groups, err := s.route(kind, unsub, names)
+	groups, fresh, err := s.route(kind, unsub, names)
 	if err != nil {
 		return err
 	}
@@ -323,6 +324,9 @@ func (s *Subscription) change(ctx context.Context, kind actors.SubKind, unsub bo
 		case err := <-o.op.Done:
 			if err != nil {
 				errs = append(errs, mapError(err))
+				if fresh[o.a] {
+					s.drop1(o.a) // a connection that never subscribed: give it up
+				}
 			}
 		case <-o.a.st.Stopped():
 			errs = append(errs, ErrClosed)
@@ -335,28 +339,29 @@ func (s *Subscription) change(ctx context.Context, kind actors.SubKind, unsub bo
 
 // route groups names by the actor that serves them, creating actors as
 // needed (not for unsubscribing).
-func (s *Subscription) route(kind actors.SubKind, unsub bool, names []string) (map[*subActor][]string, error) {
+func (s *Subscription) route(kind actors.SubKind, unsub bool, names []string) (groups map[*subActor][]string, fresh map[*subActor]bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
-	groups := map[*subActor][]string{}
+	groups, fresh = map[*subActor][]string{}, map[*subActor]bool{}
 	if s.e.cl == nil || kind != actors.SubShard {
 		a := s.find(true, "")
 		if a == nil {
 			if unsub {
-				return groups, nil
+				return groups, fresh, nil
 			}
 			a = s.spawn(true, "", "")
+			fresh[a] = true
 		}
 		groups[a] = names
-		return groups, nil
+		return groups, fresh, nil
 	}
 	for _, n := range names {
 		addr, err := s.e.addrOf(n)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		a := s.find(false, addr)
 		if a == nil && unsub {
@@ -370,10 +375,24 @@ func (s *Subscription) route(kind actors.SubKind, unsub bool, names []string) (m
 		}
 		if a == nil {
 			a = s.spawn(false, addr, n)
+			fresh[a] = true
 		}
 		groups[a] = append(groups[a], n)
 	}
-	return groups, nil
+	return groups, fresh, nil
+}
+
+// drop1 stops and forgets an actor whose first subscription failed
+// (unless the subscription is ending, which stops it anyway).
+func (s *Subscription) drop1(a *subActor) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.actors = slices.DeleteFunc(s.actors, func(b *subActor) bool { return b == a })
+	s.mu.Unlock()
+	a.st.Stop()
 }
 
 func (s *Subscription) find(global bool, addr string) *subActor {
