@@ -54,3 +54,29 @@ type Conn interface {
 	// Close closes the connection; commands in flight fail. Idempotent.
 	Close() error
 }
+
+// PubSubHooks are the functions a pub/sub connection calls for what the
+// server pushes: OnMessage for each message (message, pmessage and
+// smessage: Pattern is set for pmessage), OnSubscription for each
+// (un)subscribe confirmation and for unsubscriptions the server makes on
+// its own (sunsubscribe when a slot moves). It is valkey-go's type.
+type PubSubHooks = valkey.PubSubHooks
+
+// PubSub is an optional capability of a Conn, found by type assertion: a
+// connection that can be dedicated to pub/sub.
+type PubSub interface {
+	// Listen dedicates the connection to pub/sub. From the call on, the
+	// server's pushes on it are passed to h's functions on one goroutine
+	// (the connection's reader), in arrival order; while a function runs
+	// nothing more is read from the connection (backpressure). Commands
+	// sent with Do or DoMulti afterwards go over the same connection:
+	// (P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE, whose results arrive once the
+	// server confirmed the command (its first confirmation; the server has
+	// then run the whole command), and PING.
+	//
+	// The returned channel receives the error that ended the connection
+	// (Close included), after the last call to h, and is then closed.
+	// Listen is called at most once per Conn, before any subscribe
+	// command.
+	Listen(h PubSubHooks) <-chan error
+}

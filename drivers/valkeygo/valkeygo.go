@@ -12,9 +12,11 @@ package valkeygo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/valkey-io/valkey-go"
 
@@ -33,6 +35,7 @@ type Driver struct{}
 var (
 	_ drivers.Driver = Driver{}
 	_ drivers.Conn   = (*Conn)(nil)
+	_ drivers.PubSub = (*Conn)(nil)
 )
 
 // Dial implements drivers.Driver.
@@ -98,6 +101,12 @@ type Conn struct {
 	closing context.Context
 	cancel  context.CancelFunc
 	once    sync.Once
+
+	// ded, once Listen ran, is the dedicated pub/sub connection: Do and
+	// DoMulti use it from then on.
+	ded    atomic.Pointer[valkey.DedicatedClient]
+	mu     sync.Mutex // orders Listen and Close
+	closed bool
 }
 
 func newConn(c valkey.Client) *Conn {
@@ -129,6 +138,9 @@ func (c *Conn) B() valkey.Builder { return c.c.B() }
 
 // Do implements drivers.Conn.
 func (c *Conn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {
+	if d := c.ded.Load(); d != nil {
+		return (*d).Do(ctx, cmd)
+	}
 	if cmd.IsBlock() {
 		cctx, done := c.callCtx(ctx, cmd)
 		defer done()
@@ -139,6 +151,9 @@ func (c *Conn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult
 
 // DoMulti implements drivers.Conn.
 func (c *Conn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.ValkeyResult {
+	if d := c.ded.Load(); d != nil {
+		return (*d).DoMulti(ctx, cmds...)
+	}
 	if cctx, done := c.callCtx(ctx, cmds...); done != nil {
 		defer done()
 		ctx = cctx
@@ -146,10 +161,42 @@ func (c *Conn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.V
 	return c.c.DoMulti(ctx, cmds...)
 }
 
+// Listen implements drivers.PubSub with valkey-go's pub/sub hooks on a
+// dedicated connection (DedicatedClient.SetPubSubHooks). valkey-go holds
+// that connection apart from the one the client dialled first, which stays
+// open and idle until Close: a listening Conn uses two TCP connections.
+func (c *Conn) Listen(h drivers.PubSubHooks) <-chan error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.ded.Load() != nil {
+		ch := make(chan error, 1)
+		if c.closed {
+			ch <- valkey.ErrClosing
+		} else {
+			ch <- errors.New("valkey-go: Listen called twice")
+		}
+		close(ch)
+		return ch
+	}
+	if h.OnMessage == nil && h.OnSubscription == nil {
+		h.OnMessage = func(valkey.PubSubMessage) {} // valkey-go ignores empty hooks
+	}
+	d, _ := c.c.Dedicate() // released by Close (DedicatedClient.Close)
+	done := d.SetPubSubHooks(h)
+	c.ded.Store(&d)
+	return done
+}
+
 // Close implements drivers.Conn.
 func (c *Conn) Close() error {
 	c.once.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
 		c.cancel()
+		if d := c.ded.Load(); d != nil {
+			(*d).Close()
+		}
 		c.c.Close()
 	})
 	return nil

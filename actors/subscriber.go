@@ -1,0 +1,576 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// SubKind is the kind of a pub/sub subscription.
+type SubKind uint8
+
+const (
+	SubChannel SubKind = iota // SUBSCRIBE / UNSUBSCRIBE
+	SubPattern                // PSUBSCRIBE / PUNSUBSCRIBE
+	SubShard                  // SSUBSCRIBE / SUNSUBSCRIBE
+	subKinds
+)
+
+// SubEventKind says what a SubEvent reports.
+type SubEventKind uint8
+
+const (
+	SubMessage      SubEventKind = iota // a message: Msg
+	SubSubscribed                       // the first connection's subscriptions are confirmed
+	SubDisconnected                     // the connection was lost: Err
+	SubResubscribed                     // a new connection resubscribed: Gap
+)
+
+// SubEvent is what a subscriber actor reports through
+// SubscriberState.Emit.
+type SubEvent struct {
+	Kind SubEventKind
+	Msg  valkey.PubSubMessage // SubMessage
+	Gap  time.Duration        // SubResubscribed: from the disconnect to the first confirmation on the new connection
+	Err  error                // SubDisconnected
+	Addr string               // the node
+}
+
+// SubOp asks a subscriber actor to subscribe to or unsubscribe from Names
+// of Kind. Done, buffered with capacity 1, receives the result once:
+// nil once the server confirmed the command (a subscribe made while the
+// actor is disconnected waits for the next connection), the server's error
+// reply, or SubscriberState.CloseErr when the actor stops first. An
+// unsubscribe made while disconnected completes at once: the names are
+// not subscribed again.
+type SubOp struct {
+	Kind  SubKind
+	Unsub bool
+	Names []string
+	Done  chan error
+}
+
+// ErrSlotMoved is the Err of the SubDisconnected reported when the server
+// unsubscribed shard channels of the set on its own: their slot moved to
+// another node (failover, resharding). The actor reconnects to the new
+// owner and resubscribes.
+var ErrSlotMoved = errors.New("actors: the server dropped shard channels: their slot moved")
+
+// ErrNoPubSub fails a subscriber whose driver connection does not
+// implement drivers.PubSub.
+var ErrNoPubSub = errors.New("actors: the driver does not support pub/sub")
+
+// SubscriberState is a subscriber actor's configuration and what it keeps
+// across restarts. The engine fills the exported fields before Spawn and
+// must not change them afterwards; the rest belongs to the actor.
+//
+// The actor owns one dedicated pub/sub connection at a time. When it
+// breaks, the actor reports SubDisconnected, dials again after Backoff
+// (on a timer) and subscribes everything in its set again; the first
+// confirmation on the new connection is reported as SubResubscribed with
+// the gap. Messages are passed to Emit on the connection's reader
+// goroutine, in arrival order; events are ordered with them (a
+// SubDisconnected after the last message of the old connection, a
+// SubResubscribed before the first of the new one).
+type SubscriberState struct {
+	// Dial opens a connection for the actor's subscriptions. hint is one
+	// of its shard channels ("" when it has none), failures the number of
+	// consecutive failed attempts so far (the engine refreshes its
+	// cluster map when > 0). It returns the connection and its address.
+	Dial func(ctx context.Context, hint string, failures int) (drivers.Conn, string, error)
+	// Hint is passed to Dial while the actor has no shard channel in its
+	// set or its parked operations: the shard channel it was created for.
+	Hint string
+	// Backoff spaces reconnect attempts: attempt n waits Backoff.Delay(n).
+	Backoff policies.Backoff
+	// Timeout bounds one (un)subscribe round trip; a timeout counts as a
+	// broken connection. Default 10s.
+	Timeout time.Duration
+	// Emit receives messages and events, from one goroutine at a time
+	// (the connection's reader or the actor). It may block: that stops
+	// reading from the connection.
+	Emit func(SubEvent)
+	// CloseErr fails the operations still waiting when the actor stops.
+	CloseErr error
+
+	life    context.Context
+	cancel  context.CancelFunc
+	stopped chan struct{}
+	wg      sync.WaitGroup // dials and connection watchers
+	system  *actor.ActorSystem
+	pid     *actor.PID // for the engine's goroutines
+	self    *actor.PID // for the actor's goroutines (set in Started)
+
+	mu      sync.Mutex
+	open    map[drivers.Conn]struct{} // dialled and not yet closed
+	closing bool
+	addr    string
+
+	subscribed atomic.Bool // SubSubscribed was emitted
+
+	// Owned by the actor.
+	want     [subKinds]map[string]struct{}
+	conn     drivers.Conn
+	sess     *subSession
+	gen      uint64
+	up       bool // the set is subscribed on conn
+	failures int
+	down     time.Time
+	parked   []SubOp
+	timer    *time.Timer
+	failErr  error // why fail closed the connection
+}
+
+// Spawn starts the actor in system.
+func (s *SubscriberState) Spawn(system *actor.ActorSystem) *actor.PID {
+	s.life, s.cancel = context.WithCancel(context.Background())
+	s.stopped = make(chan struct{})
+	s.open = map[drivers.Conn]struct{}{}
+	for k := range s.want {
+		s.want[k] = map[string]struct{}{}
+	}
+	if s.Timeout <= 0 {
+		s.Timeout = 10 * time.Second
+	}
+	s.system = system
+	props := actor.PropsFromProducer(func() actor.Actor { return &Subscriber{s} })
+	s.pid = system.Root.SpawnPrefix(props, "vactor-subscriber-")
+	return s.pid
+}
+
+// Send posts op to the actor. If the actor has stopped, op.Done never
+// receives: wait on Stopped as well.
+func (s *SubscriberState) Send(op SubOp) { s.system.Root.Send(s.pid, op) }
+
+// Stopped is closed once the actor has stopped.
+func (s *SubscriberState) Stopped() <-chan struct{} { return s.stopped }
+
+// Addr returns the address of the actor's current (or last) connection.
+func (s *SubscriberState) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// Stop stops the actor and waits until it, its dials and its connection
+// watchers are gone and every connection it opened is closed: after Stop
+// returns, Emit is not called again. Safe to call more than once.
+func (s *SubscriberState) Stop() {
+	s.cancel() // unblocks a round trip or a dial in progress
+	s.system.Root.Stop(s.pid)
+	<-s.stopped
+	s.wg.Wait()
+	s.mu.Lock()
+	s.closing = true
+	left := s.open
+	s.open = map[drivers.Conn]struct{}{}
+	s.mu.Unlock()
+	for c := range left {
+		_ = c.Close()
+	}
+}
+
+// tell sends the actor a message of its own, unless it is stopping (so
+// that nothing ends in protoactor's dead letters; a dialled connection
+// is closed by Stop).
+func (s *SubscriberState) tell(self *actor.PID, msg any) {
+	if s.life.Err() == nil {
+		s.system.Root.Send(self, msg)
+	}
+}
+
+// adopt registers a dialled connection; false when the actor is stopping
+// (the caller closes it).
+func (s *SubscriberState) adopt(c drivers.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.open[c] = struct{}{}
+	return true
+}
+
+func (s *SubscriberState) release(c drivers.Conn) {
+	s.mu.Lock()
+	delete(s.open, c)
+	s.mu.Unlock()
+	_ = c.Close()
+}
+
+// Subscriber is the subscriber actor; its state is a *SubscriberState.
+type Subscriber struct{ s *SubscriberState }
+
+// Messages the actor sends itself.
+type (
+	subDialed struct {
+		gen  uint64
+		conn drivers.Conn
+		addr string
+		err  error
+	}
+	subLost struct {
+		gen uint64
+		err error
+	}
+	subRetry  struct{ gen uint64 }
+	subKicked struct {
+		gen     uint64
+		channel string
+	}
+)
+
+// Receive implements actor.Actor.
+func (a *Subscriber) Receive(ctx actor.Context) {
+	s := a.s
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		s.self = ctx.Self()
+		if s.conn == nil && s.timer == nil {
+			s.connect()
+		}
+	case SubOp:
+		s.op(m)
+	case subDialed:
+		s.dialed(m)
+	case subLost:
+		if m.gen == s.gen && s.conn != nil {
+			s.lost(m.err)
+		}
+	case subKicked:
+		// A sunsubscribe we did not ask for (the name is still wanted).
+		if _, ok := s.want[SubShard][m.channel]; ok && m.gen == s.gen && s.conn != nil {
+			s.fail(ErrSlotMoved)
+		}
+	case subRetry:
+		if m.gen == s.gen {
+			s.timer = nil
+			s.connect()
+		}
+	case *actor.Stopping:
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		if s.conn != nil {
+			s.release(s.conn)
+			s.conn = nil
+		}
+		err := s.CloseErr
+		if err == nil {
+			err = context.Canceled
+		}
+		for _, op := range s.parked {
+			op.Done <- err
+		}
+		s.parked = nil
+	case *actor.Stopped:
+		close(s.stopped)
+	}
+}
+
+// hint returns a shard channel of the set or of a parked op, "" if none.
+func (s *SubscriberState) hint() string {
+	for n := range s.want[SubShard] {
+		return n
+	}
+	for _, op := range s.parked {
+		if op.Kind == SubShard && !op.Unsub && len(op.Names) > 0 {
+			return op.Names[0]
+		}
+	}
+	return s.Hint
+}
+
+// connect dials on a goroutine; the result comes back as subDialed.
+func (s *SubscriberState) connect() {
+	s.gen++
+	gen, hint, failures, self := s.gen, s.hint(), s.failures, s.self
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		conn, addr, err := s.Dial(s.life, hint, failures)
+		if err == nil && !s.adopt(conn) {
+			_ = conn.Close()
+			return
+		}
+		s.tell(self, subDialed{gen: gen, conn: conn, addr: addr, err: err})
+	}()
+}
+
+func (s *SubscriberState) dialed(m subDialed) {
+	if m.gen != s.gen {
+		if m.conn != nil {
+			s.release(m.conn)
+		}
+		return
+	}
+	if m.err != nil {
+		s.retry(m.err)
+		return
+	}
+	ps, ok := m.conn.(drivers.PubSub)
+	if !ok {
+		s.release(m.conn)
+		s.retry(ErrNoPubSub)
+		return
+	}
+	s.mu.Lock()
+	s.addr = m.addr
+	s.mu.Unlock()
+	sess := &subSession{s: s, first: !s.subscribed.Load(), down: s.down, addr: m.addr, gen: s.gen, self: s.self}
+	done := ps.Listen(drivers.PubSubHooks{OnMessage: sess.message, OnSubscription: sess.confirmed})
+	s.conn, s.sess = m.conn, sess
+	gen, self := s.gen, s.self
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		err := <-done
+		s.tell(self, subLost{gen: gen, err: err})
+	}()
+
+	// Everything in the set, then the parked operations.
+	var cmds []valkey.Completed
+	for k := range s.want {
+		cmds = append(cmds, subCmds(m.conn.B(), SubKind(k), false, keys(s.want[k]))...)
+	}
+	if len(cmds) > 0 {
+		if err := s.roundTrip(cmds); err != nil {
+			// A refusal (MOVED after a failover, NOPERM, ...) or a broken
+			// connection: start again on a new one.
+			s.fail(err)
+			return
+		}
+	}
+	parked := s.parked
+	s.parked = nil
+	s.up = true
+	for i, op := range parked {
+		s.op(op)
+		if !s.up { // the connection broke: the rest stays parked
+			s.parked = append(s.parked, parked[i+1:]...)
+			return
+		}
+	}
+	sess.announce() // nothing was sent: there is nothing to confirm
+	s.failures = 0
+}
+
+// op runs an operation now when subscribed, or parks it.
+func (s *SubscriberState) op(op SubOp) {
+	if op.Kind >= subKinds {
+		op.Done <- errors.New("actors: unknown subscription kind")
+		return
+	}
+	set := s.want[op.Kind]
+	if op.Unsub {
+		for _, n := range op.Names {
+			delete(set, n)
+		}
+		if !s.up {
+			s.unpark(op.Kind, op.Names)
+			op.Done <- nil
+			return
+		}
+		err := s.roundTrip(subCmds(s.conn.B(), op.Kind, true, op.Names))
+		if err != nil && !isServerErr(err) {
+			s.fail(err)
+			err = nil // not subscribed again on the next connection
+		}
+		op.Done <- err
+		return
+	}
+	var names []string
+	for _, n := range op.Names {
+		if _, ok := set[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		op.Done <- nil
+		return
+	}
+	if !s.up {
+		s.parked = append(s.parked, op)
+		return
+	}
+	err := s.roundTrip(subCmds(s.conn.B(), op.Kind, false, names))
+	switch {
+	case err == nil:
+		for _, n := range names {
+			set[n] = struct{}{}
+		}
+		op.Done <- nil
+	case isServerErr(err):
+		op.Done <- err
+	default:
+		s.parked = append(s.parked, op)
+		s.fail(err)
+	}
+}
+
+// unpark removes names from the parked subscribe operations of kind.
+func (s *SubscriberState) unpark(kind SubKind, names []string) {
+	for i, op := range s.parked {
+		if op.Kind != kind || op.Unsub {
+			continue
+		}
+		kept := op.Names[:0:0]
+		for _, n := range op.Names {
+			if !slices.Contains(names, n) {
+				kept = append(kept, n)
+			}
+		}
+		s.parked[i].Names = kept
+	}
+}
+
+// roundTrip sends cmds on the connection and returns the first error.
+func (s *SubscriberState) roundTrip(cmds []valkey.Completed) error {
+	ctx, cancel := context.WithTimeout(s.life, s.Timeout)
+	defer cancel()
+	for _, r := range s.conn.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fail gives up the current connection after an error of ours; its
+// watcher then reports subLost, which schedules the reconnect.
+func (s *SubscriberState) fail(err error) {
+	s.up = false
+	if s.failErr == nil {
+		s.failErr = err
+	}
+	_ = s.conn.Close()
+}
+
+// lost handles the end of the current connection.
+func (s *SubscriberState) lost(err error) {
+	if s.failErr != nil {
+		err, s.failErr = s.failErr, nil
+	}
+	s.release(s.conn)
+	s.conn = nil
+	s.up = false
+	if s.sess != nil && s.sess.announced.Load() {
+		s.down = time.Now()
+		s.failures = 0
+		s.Emit(SubEvent{Kind: SubDisconnected, Err: err, Addr: s.sess.addr})
+	}
+	s.sess = nil
+	s.retry(err)
+}
+
+// retry schedules the next connection attempt. Before the first
+// subscription was ever confirmed, the parked operations fail with err
+// instead of waiting (Subscribe fails fast when no server answers).
+func (s *SubscriberState) retry(err error) {
+	if !s.subscribed.Load() {
+		for _, op := range s.parked {
+			op.Done <- err
+		}
+		s.parked = nil
+	}
+	d := s.Backoff.Delay(s.failures)
+	s.failures++
+	gen, self := s.gen, s.self
+	s.timer = time.AfterFunc(d, func() { s.tell(self, subRetry{gen: gen}) })
+}
+
+// subSession is one connection's view for its hooks, which run on the
+// connection's reader goroutine.
+type subSession struct {
+	s         *SubscriberState
+	gen       uint64
+	self      *actor.PID
+	first     bool
+	down      time.Time
+	addr      string
+	announced atomic.Bool
+}
+
+func (ss *subSession) message(m valkey.PubSubMessage) {
+	ss.s.Emit(SubEvent{Kind: SubMessage, Msg: m, Addr: ss.addr})
+}
+
+func (ss *subSession) confirmed(c valkey.PubSubSubscription) {
+	if c.Kind == "sunsubscribe" {
+		// Ours, or the server's own when the slot moved: the actor knows.
+		ss.s.tell(ss.self, subKicked{gen: ss.gen, channel: c.Channel})
+	}
+	if strings.HasSuffix(c.Kind, "unsubscribe") {
+		return
+	}
+	ss.announce()
+}
+
+// announce reports the connection's first confirmation, once.
+func (ss *subSession) announce() {
+	if ss.announced.Swap(true) {
+		return
+	}
+	if ss.first {
+		ss.s.subscribed.Store(true)
+		ss.s.Emit(SubEvent{Kind: SubSubscribed, Addr: ss.addr})
+		return
+	}
+	ss.s.Emit(SubEvent{Kind: SubResubscribed, Gap: time.Since(ss.down), Addr: ss.addr})
+}
+
+// subCmds builds the commands for names: one per name for shard channels
+// (SSUBSCRIBE takes one slot per command in cluster mode), one for the
+// rest.
+func subCmds(b valkey.Builder, kind SubKind, unsub bool, names []string) []valkey.Completed {
+	if len(names) == 0 {
+		return nil
+	}
+	switch kind {
+	case SubChannel:
+		if unsub {
+			return []valkey.Completed{b.Unsubscribe().Channel(names...).Build()}
+		}
+		return []valkey.Completed{b.Subscribe().Channel(names...).Build()}
+	case SubPattern:
+		if unsub {
+			return []valkey.Completed{b.Punsubscribe().Pattern(names...).Build()}
+		}
+		return []valkey.Completed{b.Psubscribe().Pattern(names...).Build()}
+	}
+	cmds := make([]valkey.Completed, len(names))
+	for i, n := range names {
+		if unsub {
+			cmds[i] = b.Sunsubscribe().Channel(n).Build()
+		} else {
+			cmds[i] = b.Ssubscribe().Channel(n).Build()
+		}
+	}
+	return cmds
+}
+
+func keys(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func isServerErr(err error) bool {
+	_, ok := valkey.IsValkeyErr(err)
+	return ok
+}

@@ -1,0 +1,539 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/futures"
+)
+
+// SubEventKind says what a SubEvent reports.
+type SubEventKind uint8
+
+const (
+	// SubMessage is a published message: SubEvent.Message.
+	SubMessage SubEventKind = iota
+	// Subscribed: a connection's subscriptions were confirmed for the
+	// first time. One per connection: one in standalone mode; in cluster
+	// mode one more for each node that shard channels first needed.
+	Subscribed
+	// Disconnected: a connection was lost (SubEvent.Err says why).
+	// Messages published from now until the matching Resubscribed are
+	// not delivered.
+	Disconnected
+	// Resubscribed: after a Disconnected, a new connection subscribed to
+	// the whole set again. SubEvent.Gap is the time from the disconnect to
+	// the first confirmation on the new connection: the window in which
+	// messages may have been missed.
+	Resubscribed
+)
+
+func (k SubEventKind) String() string {
+	switch k {
+	case SubMessage:
+		return "message"
+	case Subscribed:
+		return "subscribed"
+	case Disconnected:
+		return "disconnected"
+	case Resubscribed:
+		return "resubscribed"
+	}
+	return fmt.Sprintf("SubEventKind(%d)", uint8(k))
+}
+
+// Message is one published message.
+type Message struct {
+	Channel string // the channel it was published on
+	Pattern string // the pattern that matched (PSubscribe), else ""
+	Payload string
+}
+
+// SubEvent is one item of a subscription's stream: a message or an event
+// about the connection, in the order they happened on it (a Disconnected
+// comes after the last message of the old connection, a Resubscribed
+// before the first message of the new one).
+type SubEvent struct {
+	Kind    SubEventKind
+	Message Message       // SubMessage only
+	Addr    string        // the node whose connection the item came from
+	Gap     time.Duration // Resubscribed only
+	Err     error         // Disconnected only
+}
+
+// Overflow says what a subscription does with a message when its channel
+// is full.
+type Overflow uint8
+
+const (
+	// OverflowBlock (the default) waits until the reader takes an item:
+	// nothing is lost, but while it waits nothing more is read from the
+	// connection, so the server buffers the messages. A reader too slow
+	// for too long makes the server drop the connection
+	// (client-output-buffer-limit pubsub, 32 MB by default): a
+	// Disconnected and a Resubscribed follow.
+	OverflowBlock Overflow = iota
+	// OverflowDrop drops a message when the channel is full and counts it
+	// (Subscription.Dropped). Events are never dropped: they wait.
+	OverflowDrop
+)
+
+// DefaultSubscribeBuffer is the channel capacity when
+// SubscribeOptions.Buffer is 0.
+const DefaultSubscribeBuffer = 1024
+
+// SubscribeOptions configures SubscribeWith. The zero value subscribes
+// to nothing (at least one name is required) with a 1,024-item channel
+// that blocks when full.
+type SubscribeOptions struct {
+	Channels      []string // SUBSCRIBE
+	Patterns      []string // PSUBSCRIBE (glob-style)
+	ShardChannels []string // SSUBSCRIBE: in cluster mode, one connection per node owning them
+
+	// Buffer is the capacity of the channel returned by
+	// Subscription.Channel, in items. 0 means DefaultSubscribeBuffer;
+	// negative is invalid. Ignored with Handler.
+	Buffer int
+	// Overflow says what happens to a message when the channel is full.
+	// Default OverflowBlock. Ignored with Handler.
+	Overflow Overflow
+	// Handler, when set, receives every item instead of a channel
+	// (Channel returns nil). It is called on the connection's reader
+	// goroutine, one call at a time, in order; while it runs nothing more
+	// is read (backpressure, as OverflowBlock). It must not call the
+	// Subscription's methods (except Dropped and Err): they wait for the
+	// connection it holds up. Hand such work to another goroutine.
+	Handler func(SubEvent)
+}
+
+// ErrNoPubSub fails Subscribe when the configured driver cannot dedicate
+// a connection to pub/sub (does not implement drivers.PubSub).
+var ErrNoPubSub = actors.ErrNoPubSub
+
+// ErrSlotMoved is the Err of a Disconnected event when the server
+// dropped shard channels of the subscription because their slot moved
+// (cluster failover or resharding): the subscription reconnects to the new
+// owner and resubscribes (a Resubscribed follows).
+var ErrSlotMoved = actors.ErrSlotMoved
+
+// Subscription is a supervised pub/sub subscription: one subscriber actor
+// per connection (one in standalone mode; in cluster mode one for
+// channels and patterns and one per node owning shard channels), each on
+// a dedicated connection. After a disconnect the actor reconnects with
+// the engine's retry backoff (MinRetryBackoff to MaxRetryBackoff, with
+// jitter) and subscribes to the whole set again; the stream reports
+// Disconnected and Resubscribed around the outage.
+//
+// Its methods are safe for concurrent use. With OverflowBlock, keep
+// reading the channel while calling Subscribe or Unsubscribe from another
+// goroutine: their confirmations come behind the messages.
+type Subscription struct {
+	e       *Engine
+	ch      chan SubEvent
+	quit    chan struct{}
+	handler func(SubEvent)
+	hmu     sync.Mutex
+	drop    bool
+	dropped atomic.Uint64
+
+	mu     sync.Mutex
+	actors []*subActor
+	closed bool
+	err    error
+	done   chan struct{}
+}
+
+// subActor is one subscriber actor of a subscription.
+type subActor struct {
+	st     *actors.SubscriberState
+	global bool   // channels and patterns (cluster mode); standalone: everything
+	addr   string // the node it was created for
+}
+
+// Subscribe subscribes to channels (SUBSCRIBE) on a dedicated connection
+// and returns the subscription, whose items arrive on Channel. It returns
+// once the server confirmed the subscription: ctx bounds only that
+// (dialling and the first confirmation); afterwards the subscription lives
+// until Close or the engine's Close, reconnecting as needed. It fails when
+// no server answers or the server refuses the command; at least one
+// non-empty name is required (ErrInvalidArgument).
+func (e *Engine) Subscribe(ctx context.Context, channels ...string) (*Subscription, error) {
+	return e.SubscribeWith(ctx, SubscribeOptions{Channels: channels})
+}
+
+// PSubscribe is Subscribe for glob-style patterns (PSUBSCRIBE); each
+// message carries the pattern it matched.
+func (e *Engine) PSubscribe(ctx context.Context, patterns ...string) (*Subscription, error) {
+	return e.SubscribeWith(ctx, SubscribeOptions{Patterns: patterns})
+}
+
+// SSubscribe is Subscribe for shard channels (SSUBSCRIBE, Valkey 7+):
+// messages published with SPUBLISH. In cluster mode the channels are
+// grouped by the primary owning their slot, one connection per primary;
+// after a failover the connection to the new primary resubscribes.
+func (e *Engine) SSubscribe(ctx context.Context, shardChannels ...string) (*Subscription, error) {
+	return e.SubscribeWith(ctx, SubscribeOptions{ShardChannels: shardChannels})
+}
+
+// SubscribeWith subscribes to everything in o, with o's delivery options.
+// See Subscribe.
+func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscription, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if len(o.Channels)+len(o.Patterns)+len(o.ShardChannels) == 0 {
+		return nil, fmt.Errorf("%w: subscribe: no channel or pattern", ErrInvalidArgument)
+	}
+	if o.Buffer < 0 || o.Overflow > OverflowDrop {
+		return nil, fmt.Errorf("%w: subscribe: buffer %d, overflow %d", ErrInvalidArgument, o.Buffer, o.Overflow)
+	}
+	for _, names := range [][]string{o.Channels, o.Patterns, o.ShardChannels} {
+		if err := checkNames(names); err != nil {
+			return nil, err
+		}
+	}
+	s := &Subscription{e: e, quit: make(chan struct{}), done: make(chan struct{}), handler: o.Handler}
+	if o.Handler == nil {
+		n := o.Buffer
+		if n == 0 {
+			n = DefaultSubscribeBuffer
+		}
+		s.ch = make(chan SubEvent, n)
+		s.drop = o.Overflow == OverflowDrop
+	}
+	if err := e.track(s); err != nil {
+		return nil, err
+	}
+	err := errors.Join(
+		s.change(ctx, actors.SubChannel, false, o.Channels),
+		s.change(ctx, actors.SubPattern, false, o.Patterns),
+		s.change(ctx, actors.SubShard, false, o.ShardChannels),
+	)
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func checkNames(names []string) error {
+	for _, n := range names {
+		if n == "" {
+			return fmt.Errorf("%w: subscribe: empty channel name", ErrInvalidArgument)
+		}
+	}
+	return nil
+}
+
+// Channel returns the stream of messages and events, closed after the
+// last item once the subscription ended (Close, or the engine's Close).
+// nil when the subscription has a Handler.
+func (s *Subscription) Channel() <-chan SubEvent { return s.ch }
+
+// Dropped returns how many messages OverflowDrop dropped so far.
+func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
+
+// Err returns why the subscription ended: nil while it runs and after
+// Close, ErrClosed after the engine's Close.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Subscribe adds channels to the subscription and waits until the server
+// confirmed them or ctx ends. The set survives reconnects. While the
+// connection is down it waits for the next one; if ctx ends first it
+// returns ctx's error and the channels are still subscribed once
+// connected.
+func (s *Subscription) Subscribe(ctx context.Context, channels ...string) error {
+	return s.runtime(ctx, actors.SubChannel, false, channels)
+}
+
+// PSubscribe adds patterns; see Subscribe.
+func (s *Subscription) PSubscribe(ctx context.Context, patterns ...string) error {
+	return s.runtime(ctx, actors.SubPattern, false, patterns)
+}
+
+// SSubscribe adds shard channels; see Subscribe. In cluster mode a
+// channel whose owner has no connection yet gets a new one.
+func (s *Subscription) SSubscribe(ctx context.Context, shardChannels ...string) error {
+	return s.runtime(ctx, actors.SubShard, false, shardChannels)
+}
+
+// Unsubscribe removes channels from the subscription; they are not
+// subscribed again after a reconnect. When connected it waits for the
+// server's confirmation (or ctx); messages already read may still follow.
+func (s *Subscription) Unsubscribe(ctx context.Context, channels ...string) error {
+	return s.runtime(ctx, actors.SubChannel, true, channels)
+}
+
+// PUnsubscribe removes patterns; see Unsubscribe.
+func (s *Subscription) PUnsubscribe(ctx context.Context, patterns ...string) error {
+	return s.runtime(ctx, actors.SubPattern, true, patterns)
+}
+
+// SUnsubscribe removes shard channels; see Unsubscribe.
+func (s *Subscription) SUnsubscribe(ctx context.Context, shardChannels ...string) error {
+	return s.runtime(ctx, actors.SubShard, true, shardChannels)
+}
+
+func (s *Subscription) runtime(ctx context.Context, kind actors.SubKind, unsub bool, names []string) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("%w: subscribe: no channel or pattern", ErrInvalidArgument)
+	}
+	if err := checkNames(names); err != nil {
+		return err
+	}
+	return s.change(ctx, kind, unsub, names)
+}
+
+// change routes names to their actors, sends the operations and waits for
+// them all.
+func (s *Subscription) change(ctx context.Context, kind actors.SubKind, unsub bool, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	groups, fresh, err := s.route(kind, unsub, names)
+	if err != nil {
+		return err
+	}
+	type sent struct {
+		a  *subActor
+		op actors.SubOp
+	}
+	ops := make([]sent, 0, len(groups))
+	for a, ns := range groups {
+		op := actors.SubOp{Kind: kind, Unsub: unsub, Names: ns, Done: make(chan error, 1)}
+		a.st.Send(op)
+		ops = append(ops, sent{a, op})
+	}
+	var errs []error
+	for _, o := range ops {
+		select {
+		case err := <-o.op.Done:
+			if err != nil {
+				errs = append(errs, mapError(err))
+				if fresh[o.a] {
+					s.drop1(o.a) // a connection that never subscribed: give it up
+				}
+			}
+		case <-o.a.st.Stopped():
+			errs = append(errs, ErrClosed)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// route groups names by the actor that serves them, creating actors as
+// needed (not for unsubscribing).
+func (s *Subscription) route(kind actors.SubKind, unsub bool, names []string) (groups map[*subActor][]string, fresh map[*subActor]bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, nil, ErrClosed
+	}
+	groups, fresh = map[*subActor][]string{}, map[*subActor]bool{}
+	if s.e.cl == nil || kind != actors.SubShard {
+		a := s.find(true, "")
+		if a == nil {
+			if unsub {
+				return groups, fresh, nil
+			}
+			a = s.spawn(true, "", "")
+			fresh[a] = true
+		}
+		groups[a] = names
+		return groups, fresh, nil
+	}
+	for _, n := range names {
+		addr, err := s.e.addrOf(n)
+		if err != nil {
+			return nil, nil, err
+		}
+		a := s.find(false, addr)
+		if a == nil && unsub {
+			// Not where the map says now: ask every shard connection.
+			for _, b := range s.actors {
+				if !b.global {
+					groups[b] = append(groups[b], n)
+				}
+			}
+			continue
+		}
+		if a == nil {
+			a = s.spawn(false, addr, n)
+			fresh[a] = true
+		}
+		groups[a] = append(groups[a], n)
+	}
+	return groups, fresh, nil
+}
+
+// drop1 stops and forgets an actor whose first subscription failed
+// (unless the subscription is ending, which stops it anyway).
+func (s *Subscription) drop1(a *subActor) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.actors = slices.DeleteFunc(s.actors, func(b *subActor) bool { return b == a })
+	s.mu.Unlock()
+	a.st.Stop()
+}
+
+func (s *Subscription) find(global bool, addr string) *subActor {
+	for _, a := range s.actors {
+		if a.global != global {
+			continue
+		}
+		if global {
+			return a
+		}
+		if cur := a.st.Addr(); cur == addr || (cur == "" && a.addr == addr) {
+			return a
+		}
+	}
+	return nil
+}
+
+// spawn starts a subscriber actor (s.mu held).
+func (s *Subscription) spawn(global bool, addr, hint string) *subActor {
+	e := s.e
+	st := &actors.SubscriberState{
+		Dial:     s.dial,
+		Hint:     hint,
+		Backoff:  e.retry.Backoff,
+		Timeout:  e.retry.ReadTimeout,
+		Emit:     s.emit,
+		CloseErr: ErrClosed,
+	}
+	st.Spawn(e.system)
+	a := &subActor{st: st, global: global, addr: addr}
+	s.actors = append(s.actors, a)
+	return a
+}
+
+// dial opens a pub/sub connection: to the configured node in standalone
+// mode; in cluster mode to the primary owning hint's slot (slot 0 for
+// channels and patterns), reloading the slot map after a failure.
+func (s *Subscription) dial(ctx context.Context, hint string, failures int) (drivers.Conn, string, error) {
+	e := s.e
+	addr, err := e.addrOf(hint)
+	if e.cl != nil && failures > 0 {
+		addr, err = e.cl.Refresh(e.slotOf(hint))
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	dctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
+	defer cancel()
+	conn, err := e.dial(dctx, addr)
+	if err != nil {
+		return nil, addr, err
+	}
+	return conn, addr, nil
+}
+
+// emit delivers one item; see SubscribeOptions and Overflow.
+func (s *Subscription) emit(ev actors.SubEvent) {
+	out := SubEvent{Addr: ev.Addr, Gap: ev.Gap, Err: ev.Err}
+	switch ev.Kind {
+	case actors.SubMessage:
+		out.Kind = SubMessage
+		out.Message = Message{Channel: ev.Msg.Channel, Pattern: ev.Msg.Pattern, Payload: ev.Msg.Message}
+	case actors.SubSubscribed:
+		out.Kind = Subscribed
+	case actors.SubDisconnected:
+		out.Kind = Disconnected
+	case actors.SubResubscribed:
+		out.Kind = Resubscribed
+	}
+	if s.handler != nil {
+		s.hmu.Lock()
+		defer s.hmu.Unlock()
+		select {
+		case <-s.quit:
+			return
+		default:
+		}
+		s.handler(out)
+		return
+	}
+	if s.drop && out.Kind == SubMessage {
+		select {
+		case s.ch <- out:
+		default:
+			s.dropped.Add(1)
+		}
+		return
+	}
+	select {
+	case s.ch <- out:
+	case <-s.quit:
+	}
+}
+
+// Close ends the subscription: it stops its actors, closes their
+// connections and then the channel (after the last item), and returns
+// once every goroutine it started is gone. It returns ErrClosed if the
+// subscription had already ended. Do not call it from a Handler.
+func (s *Subscription) Close() error {
+	s.e.untrack(s)
+	if !s.end(nil) {
+		return ErrClosed
+	}
+	return nil
+}
+
+// stop implements service: the engine's Close ends the subscription.
+func (s *Subscription) stop(err error) { s.end(err) }
+
+// end stops everything once; false if it had already ended (it then
+// waits until that ending is over).
+func (s *Subscription) end(err error) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.done
+		return false
+	}
+	s.closed = true
+	s.err = err
+	as := s.actors
+	s.mu.Unlock()
+	close(s.quit)
+	var wg sync.WaitGroup
+	for _, a := range as {
+		wg.Go(a.st.Stop)
+	}
+	wg.Wait()
+	if s.ch != nil {
+		close(s.ch)
+	}
+	close(s.done)
+	return true
+}
+
+// SPublish posts message on a shard channel (SPUBLISH, Valkey 7+) and
+// returns the number of subscribers that received it (on the node owning
+// the channel's slot in cluster mode).
+func (e *Engine) SPublish(ctx context.Context, channel, message string) *futures.Future[int64] {
+	if channel == "" {
+		return fail[int64](fmt.Errorf("%w: SPUBLISH: empty channel", ErrInvalidArgument))
+	}
+	return submit(e, ctx, channel, e.b.Spublish().Channel(channel).Message(message).Build(), decodeInt64)
+}
