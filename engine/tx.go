@@ -109,7 +109,7 @@ func (tx *Tx) exec(ctx context.Context) error {
 			failAll(q, w.broken)
 			return w.broken
 		}
-		err, healthy := e.execOn(ctx, w.conn, q)
+		healthy, err := e.execOn(ctx, w.conn, q)
 		w.execd = true
 		if !healthy {
 			w.broken = err
@@ -126,7 +126,7 @@ func (tx *Tx) exec(ctx context.Context) error {
 		failAll(q, err)
 		return err
 	}
-	err, healthy := e.execOn(ctx, conn, q)
+	healthy, err := e.execOn(ctx, conn, q)
 	e.tx.put(addr, conn, healthy)
 	return err
 }
@@ -187,10 +187,10 @@ func (e *Engine) txAddr(slot int, key string) (string, error) {
 
 // execOn sends MULTI, q's commands and EXEC on conn and completes q's
 // futures. healthy is false when conn must not be used again.
-func (e *Engine) execOn(ctx context.Context, conn drivers.Conn, q []entry) (err error, healthy bool) {
+func (e *Engine) execOn(ctx context.Context, conn drivers.Conn, q []entry) (healthy bool, err error) {
 	if err := e.tx.enter(); err != nil {
 		failAll(q, err)
-		return err, false
+		return false, err
 	}
 	defer e.tx.leave()
 	cmds := make([]valkey.Completed, 0, len(q)+2)
@@ -232,19 +232,19 @@ func (e *Engine) execOn(ctx context.Context, conn drivers.Conn, q []entry) (err 
 			terr = fmt.Errorf("vactor: transaction not executed: %w", terr)
 		}
 		failAll(q, terr)
-		return terr, false
+		return false, terr
 	}
 	if err := res[0].Error(); err != nil {
 		// MULTI refused: the connection was not in the state we left it.
 		err = fmt.Errorf("vactor: transaction: MULTI: %w", mapError(err))
 		failAll(q, err)
-		return err, false
+		return false, err
 	}
 	ex := res[len(res)-1]
 	if err := ex.Error(); err != nil {
 		if valkey.IsValkeyNil(err) {
 			failAll(q, ErrTxAborted)
-			return ErrTxAborted, true
+			return true, ErrTxAborted
 		}
 		abort := mapError(err)
 		moved := false
@@ -260,18 +260,18 @@ func (e *Engine) execOn(ctx context.Context, conn drivers.Conn, q []entry) (err 
 		if moved && e.cl != nil {
 			e.cl.refresh()
 		}
-		return abort, true
+		return true, abort
 	}
 	arr, err := ex.ToArray()
 	if err != nil || len(arr) != len(q) {
 		err = fmt.Errorf("vactor: transaction: EXEC replied %d results for %d commands: %w", len(arr), len(q), errors.Join(err, errShortTxReply))
 		failAll(q, err)
-		return err, false
+		return false, err
 	}
 	for i, en := range q {
 		en.cmd.completeWith(arr[i])
 	}
-	return nil, true
+	return true, nil
 }
 
 // isRedirect reports whether err is a MOVED or ASK reply.
