@@ -428,3 +428,56 @@ func ExampleEngine_WatchRetry() {
 	fmt.Println(v)
 	// Output: 42
 }
+
+// A transaction longer than the connection's pipeline limit goes out in
+// parts on its connection and still runs as one transaction.
+func TestTxLongerThanPipeline(t *testing.T) {
+	eng, _ := newEngine(t, func(c config.Config) config.Config { return c.WithMaxBatchSize(16) })
+	ctx := ctxT(t)
+	tx := eng.Tx()
+	fs := make([]*futures.Future[int64], 100)
+	for i := range fs {
+		fs[i] = tx.Incr("tx:long")
+	}
+	if err := tx.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range fs {
+		pipeWant(t, ctx, fmt.Sprintf("INCR %d", i), f, int64(i+1))
+	}
+}
+
+// The server dies: a transaction and a Watch fail with a transport error
+// (not a reply), and every future has completed.
+func TestTxServerKilled(t *testing.T) {
+	srv := valkeytest.Start(t)
+	eng, err := engine.New(context.Background(), faultConfig(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	ctx := ctxT(t)
+	tx := eng.Tx()
+	tx.Set("tx:killed", "1", 0)
+	if err := tx.Exec(ctx); err != nil { // leaves an idle pooled connection
+		t.Fatal(err)
+	}
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	tx = eng.Tx()
+	set, incr := tx.Set("tx:killed", "2", 0), tx.Incr("tx:killed:n")
+	err = tx.Exec(ctx)
+	var se *engine.ServerError
+	if err == nil || errors.As(err, &se) {
+		t.Fatalf("Exec against a killed server: %v, want a transport error", err)
+	}
+	if !set.IsDone() || !incr.IsDone() || set.Err(ctx) == nil || incr.Err(ctx) == nil {
+		t.Fatal("futures not failed after Exec returned")
+	}
+	werr := eng.Watch(ctx, func(tx *engine.Tx) error { tx.Incr("tx:killed"); return nil }, "tx:killed")
+	if werr == nil || errors.As(werr, &se) {
+		t.Fatalf("Watch against a killed server: %v, want a transport error", werr)
+	}
+	t.Logf("Exec: %v; Watch: %v", err, werr)
+}
