@@ -49,6 +49,7 @@ type Engine struct {
 	pools map[string][]*actors.ConnState // node address -> its connection actors
 
 	svc services // subscribers, consumers, batch writers: stopped first by Close
+	tx  txConns  // dedicated connections for Tx and Watch (tx.go)
 }
 
 // New validates cfg, dials every connection the engine needs (PoolSize

@@ -47,6 +47,17 @@ var (
 	// reject before sending it (an odd number of field/value arguments, a
 	// missing key, ...). Nothing is sent. Not retryable.
 	ErrInvalidArgument = errors.New("vactor: invalid argument")
+
+	// ErrTxAborted fails a transaction whose EXEC the server refused
+	// because a key it WATCHed changed (Engine.Watch): none of its
+	// commands ran, and every future of the transaction fails with it.
+	// Running the transaction again (Engine.WatchRetry) is safe.
+	ErrTxAborted = errors.New("vactor: transaction aborted: a watched key changed")
+
+	// ErrDiscarded fails the futures of a Pipeline or Tx that was
+	// discarded instead of executed (Discard, or a Watch function that
+	// returned an error): nothing was sent.
+	ErrDiscarded = errors.New("vactor: commands discarded, not sent")
 )
 
 // ServerError is an error reply from the server: the command reached the

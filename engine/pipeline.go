@@ -1,0 +1,568 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/futures"
+	"github.com/vactor-io/vactor/mailbox"
+)
+
+// Pipeline collects commands and sends them together when Exec runs:
+//
+//	p := eng.Pipeline()
+//	set := p.Set("user:1:name", "ada", 0)
+//	visits := p.Incr("user:1:visits")
+//	name := p.Get("user:1:name")
+//	if err := p.Exec(ctx); err != nil { ... } // a transport error
+//	n, err := visits.Await(ctx)               // each command's own result
+//
+// Each command method returns its future at once, typed as the Engine's
+// method of the same name; nothing is sent before Exec. Exec posts the
+// commands contiguously, in order, onto the connection actors that carry
+// their keys (one actor, so one pipeline, with the default PoolSize of 1),
+// so no other caller's command comes between them and commands to the same
+// key keep their order with the Engine's. In cluster mode the commands are
+// grouped by hash slot and each group goes through its slot actor, so the
+// order per key is kept too; MGet, MSet, Del and Exists whose keys span
+// slots are split as the Engine splits them.
+//
+// A pipeline is not a transaction: other clients' commands may run between
+// its commands on the server, and each command succeeds or fails on its
+// own (see Tx for MULTI/EXEC).
+//
+// A Pipeline is not safe for concurrent use: build and Exec it from one
+// goroutine (its futures may be awaited from any goroutine). Call Exec or
+// Discard once: a Pipeline dropped without either leaves its futures
+// pending forever. Commands added after Exec or Discard fail at once with
+// ErrInvalidArgument. Arguments are copied into the commands as they are
+// added: the caller keeps its slices.
+type Pipeline struct {
+	commands
+}
+
+// Pipeline returns an empty pipeline on e. It allocates; it sends nothing.
+func (e *Engine) Pipeline() *Pipeline {
+	return &Pipeline{commands{e: e}}
+}
+
+// Exec sends the pipeline's commands and waits until every future has
+// completed (or ctx ends). ctx travels with each command as the context of
+// an Engine method does: a command still queued when ctx ends is dropped
+// unsent and its future fails with ctx's error.
+//
+// Each future carries its own command's result: an error reply (WRONGTYPE,
+// ...) or ErrNil fails only that future. Exec returns the first other
+// failure in command order: a transport error (ErrOutcomeUnknown, ...),
+// ErrCircuitOpen, ErrClosed, or ctx's error; nil when every command got a
+// reply. When ctx ends before every reply came back Exec returns ctx's
+// error at once; the remaining futures still complete.
+//
+// Exec on a pipeline already executed or discarded returns
+// ErrInvalidArgument and sends nothing. An empty pipeline sends nothing.
+func (p *Pipeline) Exec(ctx context.Context) error {
+	if err := p.begin(); err != nil {
+		return err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	q := p.q
+	p.q = nil
+	if len(q) == 0 {
+		return nil
+	}
+	if err := p.e.sendable(ctx); err != nil {
+		failAll(q, err)
+		return err
+	}
+	if p.e.cl != nil {
+		p.e.postCluster(ctx, q)
+	} else {
+		p.e.postStandalone(ctx, q)
+	}
+	return awaitAll(ctx, q)
+}
+
+// Discard drops the pipeline's commands unsent; their futures fail with
+// ErrDiscarded. Discard after Exec or Discard does nothing.
+func (p *Pipeline) Discard() { p.discard(ErrDiscarded) }
+
+// Len returns the number of commands queued and not yet sent.
+func (p *Pipeline) Len() int { return len(p.q) }
+
+// sendable reports why nothing can be sent now: the engine is closed or
+// ctx has ended.
+func (e *Engine) sendable(ctx context.Context) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// postStandalone posts the commands onto the connection actors of their
+// keys, one contiguous run per actor.
+func (e *Engine) postStandalone(ctx context.Context, q []entry) {
+	var groups []postGroup
+	for _, en := range q {
+		en.cmd.prepare(ctx, false)
+		conn := e.pick(en.route)
+		groups = addToGroup(groups, conn.Mailbox, conn, en.cmd)
+	}
+	for _, g := range groups {
+		g.post()
+	}
+}
+
+// postCluster posts keyed commands through their slot actors, grouped by
+// slot, and keyless ones onto the first node's connection actor. A
+// command split across slots flushes the groups before it so that every
+// slot sees the commands in the order they were added.
+func (e *Engine) postCluster(ctx context.Context, q []entry) {
+	var groups []postGroup
+	flush := func() {
+		for _, g := range groups {
+			g.post()
+		}
+		groups = groups[:0]
+	}
+	for _, en := range q {
+		if en.split != nil {
+			flush()
+			en.split(ctx)
+			continue
+		}
+		if en.route == "" {
+			en.cmd.prepare(ctx, false)
+			conn := e.first[0]
+			groups = addToGroup(groups, conn.Mailbox, conn, en.cmd)
+			continue
+		}
+		en.cmd.prepare(ctx, true) // a redirected command is sent again
+		cmd := en.cmd.Cmd()
+		st, err := e.cl.slot(cmd.Slot() & (actors.Slots - 1))
+		if err != nil {
+			en.cmd.Fail(err)
+			continue
+		}
+		groups = addToGroup(groups, st.Mailbox, nil, en.cmd)
+	}
+	flush()
+}
+
+// postGroup is a run of commands for one mailbox.
+type postGroup struct {
+	mb   *mailbox.Bounded
+	conn *actors.ConnState // set for a connection actor: its breaker is checked
+	msgs []mailbox.Message
+}
+
+func addToGroup(groups []postGroup, mb *mailbox.Bounded, conn *actors.ConnState, m mailbox.Message) []postGroup {
+	for i := range groups {
+		if groups[i].mb == mb {
+			groups[i].msgs = append(groups[i].msgs, m)
+			return groups
+		}
+	}
+	return append(groups, postGroup{mb: mb, conn: conn, msgs: []mailbox.Message{m}})
+}
+
+func (g postGroup) post() {
+	if g.conn != nil && g.conn.Node != nil && g.conn.Node.Open() {
+		for _, m := range g.msgs {
+			m.Fail(ErrCircuitOpen)
+		}
+		return
+	}
+	g.mb.PostAll(g.msgs...)
+}
+
+// awaitAll waits for every entry's future and returns the first failure
+// that is not the command's own reply, or ctx's error.
+func awaitAll(ctx context.Context, q []entry) error {
+	var first error
+	for _, en := range q {
+		err := en.cmd.wait(ctx)
+		if err != nil && first == nil && !isReplyError(err) {
+			if cerr := ctx.Err(); cerr != nil && !en.cmd.isDone() {
+				return cerr
+			}
+			first = err
+		}
+	}
+	return first
+}
+
+// isReplyError reports whether err is a command's own reply: an error
+// reply or a nil reply, as opposed to a failure to get a reply.
+func isReplyError(err error) bool {
+	var se *ServerError
+	return errors.Is(err, ErrNil) || errors.As(err, &se)
+}
+
+// commands records the commands of a Pipeline or a Tx. Its methods are
+// the Pipeline's and the Tx's; see Pipeline for their rules.
+type commands struct {
+	e     *Engine
+	q     []entry
+	state uint8 // cmdsOpen, cmdsExecuted or cmdsDiscarded
+	tx    bool  // a transaction: keys must share a slot, a bad argument fails all
+	bad   error // a transaction's first rejected argument
+}
+
+const (
+	cmdsOpen uint8 = iota
+	cmdsExecuted
+	cmdsDiscarded
+)
+
+// entry is one recorded command.
+type entry struct {
+	cmd   queued
+	route string   // the key that routes it; "" for none
+	keys  []string // every key, when there is more than one
+	// split, set in cluster mode for a multi-key command spanning slots
+	// (pipelines only), sends it through the Engine's splitting method and
+	// completes cmd from the result.
+	split func(ctx context.Context)
+}
+
+// queued is a recorded command: the engine's request with a few more
+// methods.
+type queued interface {
+	actors.Command
+	prepare(ctx context.Context, pin bool)
+	wait(ctx context.Context) error
+	isDone() bool
+	completeWith(msg valkey.ValkeyMessage)
+}
+
+func (r *request[T]) prepare(ctx context.Context, pin bool) {
+	r.ctx = ctx
+	if pin {
+		r.cmd = r.cmd.Pin()
+	}
+}
+
+func (r *request[T]) wait(ctx context.Context) error { return r.promise.Future().Err(ctx) }
+func (r *request[T]) isDone() bool                   { return r.promise.IsDone() }
+
+// completeWith completes r from one element of an EXEC reply.
+func (r *request[T]) completeWith(msg valkey.ValkeyMessage) {
+	r.Complete(valkey.NewResult(msg, nil))
+}
+
+// begin marks the commands executed; it fails when they already were, or
+// were discarded.
+func (c *commands) begin() error {
+	switch c.state {
+	case cmdsExecuted:
+		return fmt.Errorf("%w: Exec called twice", ErrInvalidArgument)
+	case cmdsDiscarded:
+		return fmt.Errorf("%w: Exec after Discard", ErrInvalidArgument)
+	}
+	c.state = cmdsExecuted
+	return nil
+}
+
+func (c *commands) discard(err error) {
+	if c.state != cmdsOpen {
+		return
+	}
+	c.state = cmdsDiscarded
+	failAll(c.q, err)
+	c.q = nil
+}
+
+func failAll(q []entry, err error) {
+	for _, en := range q {
+		en.cmd.Fail(err)
+	}
+}
+
+// add records a command with one key (or none: key "").
+func add[T any](c *commands, key string, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
+	if c.state != cmdsOpen {
+		return fail[T](fmt.Errorf("%w: command added to a pipeline or transaction already executed or discarded", ErrInvalidArgument))
+	}
+	r := &request[T]{ctx: context.Background(), cmd: cmd, decode: decode}
+	c.q = append(c.q, entry{cmd: r, route: key})
+	return r.promise.Future()
+}
+
+// addKeys records a command with several keys. In a cluster pipeline,
+// split (when not nil) sends a command whose keys span slots through the
+// Engine's method, which splits it.
+func addKeys[T any](c *commands, keys []string, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error), split func(ctx context.Context) *futures.Future[T]) *futures.Future[T] {
+	if len(keys) == 1 {
+		return add(c, keys[0], cmd, decode)
+	}
+	f := add(c, keys[0], cmd, decode)
+	if c.state != cmdsOpen || f.IsDone() {
+		return f
+	}
+	en := &c.q[len(c.q)-1]
+	en.keys = append([]string(nil), keys...)
+	if !c.tx && split != nil && c.e.bySlot(keys) != nil {
+		r := en.cmd.(*request[T])
+		en.split = func(ctx context.Context) {
+			split(ctx).OnComplete(func(v T, err error) { r.promise.Complete(v, err) })
+		}
+	}
+	return f
+}
+
+// reject fails a command whose arguments are invalid. In a transaction it
+// also fails the whole transaction at Exec (as the server's EXECABORT
+// would): nothing of it is sent.
+func reject[T any](c *commands, err error) *futures.Future[T] {
+	if c.tx && c.bad == nil && c.state == cmdsOpen {
+		c.bad = err
+	}
+	return fail[T](err)
+}
+
+func (c *commands) b() valkey.Builder { return c.e.b }
+
+// Do adds any command, as Engine.Do: name and its arguments; the first
+// argument routes it. Its future completes with the Reply.
+func (c *commands) Do(name string, args ...string) *futures.Future[Reply] {
+	if name == "" {
+		return reject[Reply](c, fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument))
+	}
+	if len(args) == 0 {
+		return add(c, "", c.b().Arbitrary(name).Build(), decodeReply)
+	}
+	return add(c, args[0], c.b().Arbitrary(name).Keys(args[0]).Args(args[1:]...).Build(), decodeReply)
+}
+
+// Get adds GET key; its future fails with ErrNil when the key is missing.
+func (c *commands) Get(key string) *futures.Future[string] {
+	return add(c, key, c.b().Get().Key(key).Build(), decodeString)
+}
+
+// Set adds SET key value with a time to live: 0 for none, KeepTTL to keep
+// the current one (see Engine.Set).
+func (c *commands) Set(key, value string, ttl time.Duration) *futures.Future[struct{}] {
+	if ttl == 0 {
+		return add(c, key, c.b().Set().Key(key).Value(value).Build(), decodeOK)
+	}
+	ex, err := ttlArgs(ttl)
+	if err != nil {
+		return reject[struct{}](c, err)
+	}
+	return add(c, key, c.b().Arbitrary("SET").Keys(key).Args(value).Args(ex...).Build(), decodeOK)
+}
+
+// SetNX adds SETNX key value (no time to live); its future reports whether
+// the key was set.
+func (c *commands) SetNX(key, value string) *futures.Future[bool] {
+	return add(c, key, c.b().Setnx().Key(key).Value(value).Build(), decodeIntBool)
+}
+
+// MGet adds MGET keys; a missing key is a nil entry.
+func (c *commands) MGet(keys ...string) *futures.Future[[]*string] {
+	if len(keys) == 0 {
+		return reject[[]*string](c, fmt.Errorf("%w: MGET needs at least one key", ErrInvalidArgument))
+	}
+	e := c.e
+	return addKeys(c, keys, c.b().Mget().Key(keys...).Build(), decodeNullableStrings,
+		func(ctx context.Context) *futures.Future[[]*string] { return e.MGet(ctx, keys...) })
+}
+
+// MSet adds MSET with alternating key/value arguments.
+func (c *commands) MSet(keyValues ...string) *futures.Future[struct{}] {
+	if len(keyValues) == 0 || len(keyValues)%2 != 0 {
+		return reject[struct{}](c, fmt.Errorf("%w: MSET needs key/value pairs, got %d arguments", ErrInvalidArgument, len(keyValues)))
+	}
+	keys := make([]string, len(keyValues)/2)
+	kv := c.b().Mset().KeyValue()
+	for i := range keys {
+		keys[i] = keyValues[2*i]
+		kv = kv.KeyValue(keyValues[2*i], keyValues[2*i+1])
+	}
+	e := c.e
+	kvs := append([]string(nil), keyValues...)
+	return addKeys(c, keys, kv.Build(), decodeOK,
+		func(ctx context.Context) *futures.Future[struct{}] { return e.MSet(ctx, kvs...) })
+}
+
+// Incr adds INCR key; its future holds the new value.
+func (c *commands) Incr(key string) *futures.Future[int64] {
+	return add(c, key, c.b().Incr().Key(key).Build(), decodeInt64)
+}
+
+// IncrBy adds INCRBY key n; its future holds the new value.
+func (c *commands) IncrBy(key string, n int64) *futures.Future[int64] {
+	return add(c, key, c.b().Incrby().Key(key).Increment(n).Build(), decodeInt64)
+}
+
+// Decr adds DECR key; its future holds the new value.
+func (c *commands) Decr(key string) *futures.Future[int64] {
+	return add(c, key, c.b().Decr().Key(key).Build(), decodeInt64)
+}
+
+// Del adds DEL keys; its future holds how many existed.
+func (c *commands) Del(keys ...string) *futures.Future[int64] {
+	if len(keys) == 0 {
+		return reject[int64](c, fmt.Errorf("%w: DEL needs at least one key", ErrInvalidArgument))
+	}
+	e := c.e
+	return addKeys(c, keys, c.b().Del().Key(keys...).Build(), decodeInt64,
+		func(ctx context.Context) *futures.Future[int64] { return e.Del(ctx, keys...) })
+}
+
+// Exists adds EXISTS keys; its future holds how many exist.
+func (c *commands) Exists(keys ...string) *futures.Future[int64] {
+	if len(keys) == 0 {
+		return reject[int64](c, fmt.Errorf("%w: EXISTS needs at least one key", ErrInvalidArgument))
+	}
+	e := c.e
+	return addKeys(c, keys, c.b().Exists().Key(keys...).Build(), decodeInt64,
+		func(ctx context.Context) *futures.Future[int64] { return e.Exists(ctx, keys...) })
+}
+
+// Expire adds EXPIRE key with ttl in whole seconds (at least 1s); its
+// future reports whether the key exists.
+func (c *commands) Expire(key string, ttl time.Duration) *futures.Future[bool] {
+	if ttl < time.Second {
+		return reject[bool](c, fmt.Errorf("%w: EXPIRE needs a ttl of at least 1s, got %s", ErrInvalidArgument, ttl))
+	}
+	return add(c, key, c.b().Expire().Key(key).Seconds(int64(ttl/time.Second)).Build(), decodeIntBool)
+}
+
+// TTL adds TTL key (see Engine.TTL).
+func (c *commands) TTL(key string) *futures.Future[TTL] {
+	return futures.Then(add(c, key, c.b().Ttl().Key(key).Build(), decodeInt64), func(n int64) (TTL, error) {
+		return ttlOf(n, time.Second), nil
+	})
+}
+
+// HSet adds HSET key with alternating field/value arguments; its future
+// holds how many fields were added.
+func (c *commands) HSet(key string, fieldValues ...string) *futures.Future[int64] {
+	if len(fieldValues) == 0 || len(fieldValues)%2 != 0 {
+		return reject[int64](c, fmt.Errorf("%w: HSET needs field/value pairs, got %d arguments", ErrInvalidArgument, len(fieldValues)))
+	}
+	fv := c.b().Hset().Key(key).FieldValue()
+	for i := 0; i < len(fieldValues); i += 2 {
+		fv = fv.FieldValue(fieldValues[i], fieldValues[i+1])
+	}
+	return add(c, key, fv.Build(), decodeInt64)
+}
+
+// HGet adds HGET key field; its future fails with ErrNil when missing.
+func (c *commands) HGet(key, field string) *futures.Future[string] {
+	return add(c, key, c.b().Hget().Key(key).Field(field).Build(), decodeString)
+}
+
+// HGetAll adds HGETALL key; a missing key is an empty map.
+func (c *commands) HGetAll(key string) *futures.Future[map[string]string] {
+	return add(c, key, c.b().Hgetall().Key(key).Build(), decodeStrMap)
+}
+
+// HDel adds HDEL key fields; its future holds how many existed.
+func (c *commands) HDel(key string, fields ...string) *futures.Future[int64] {
+	if len(fields) == 0 {
+		return reject[int64](c, fmt.Errorf("%w: HDEL needs at least one field", ErrInvalidArgument))
+	}
+	return add(c, key, c.b().Hdel().Key(key).Field(fields...).Build(), decodeInt64)
+}
+
+// HIncrBy adds HINCRBY key field n; its future holds the new value.
+func (c *commands) HIncrBy(key, field string, n int64) *futures.Future[int64] {
+	return add(c, key, c.b().Hincrby().Key(key).Field(field).Increment(n).Build(), decodeInt64)
+}
+
+// LPush adds LPUSH key values; its future holds the list's new length.
+func (c *commands) LPush(key string, values ...string) *futures.Future[int64] {
+	if len(values) == 0 {
+		return reject[int64](c, fmt.Errorf("%w: LPUSH needs at least one value", ErrInvalidArgument))
+	}
+	return add(c, key, c.b().Lpush().Key(key).Element(values...).Build(), decodeInt64)
+}
+
+// RPush adds RPUSH key values; its future holds the list's new length.
+func (c *commands) RPush(key string, values ...string) *futures.Future[int64] {
+	if len(values) == 0 {
+		return reject[int64](c, fmt.Errorf("%w: RPUSH needs at least one value", ErrInvalidArgument))
+	}
+	return add(c, key, c.b().Rpush().Key(key).Element(values...).Build(), decodeInt64)
+}
+
+// LPop adds LPOP key; its future fails with ErrNil when the list is empty.
+func (c *commands) LPop(key string) *futures.Future[string] {
+	return add(c, key, c.b().Lpop().Key(key).Build(), decodeString)
+}
+
+// LRange adds LRANGE key start stop (inclusive; negative from the end).
+func (c *commands) LRange(key string, start, stop int64) *futures.Future[[]string] {
+	return add(c, key, c.b().Lrange().Key(key).Start(start).Stop(stop).Build(), decodeStrings)
+}
+
+// LTrim adds LTRIM key start stop, keeping only that range of the list.
+func (c *commands) LTrim(key string, start, stop int64) *futures.Future[struct{}] {
+	return add(c, key, c.b().Ltrim().Key(key).Start(start).Stop(stop).Build(), decodeOK)
+}
+
+// SAdd adds SADD key members; its future holds how many were new.
+func (c *commands) SAdd(key string, members ...string) *futures.Future[int64] {
+	if len(members) == 0 {
+		return reject[int64](c, fmt.Errorf("%w: SADD needs at least one member", ErrInvalidArgument))
+	}
+	return add(c, key, c.b().Sadd().Key(key).Member(members...).Build(), decodeInt64)
+}
+
+// SRem adds SREM key members; its future holds how many were removed.
+func (c *commands) SRem(key string, members ...string) *futures.Future[int64] {
+	if len(members) == 0 {
+		return reject[int64](c, fmt.Errorf("%w: SREM needs at least one member", ErrInvalidArgument))
+	}
+	return add(c, key, c.b().Srem().Key(key).Member(members...).Build(), decodeInt64)
+}
+
+// SMembers adds SMEMBERS key.
+func (c *commands) SMembers(key string) *futures.Future[[]string] {
+	return add(c, key, c.b().Smembers().Key(key).Build(), decodeStrings)
+}
+
+// ZAdd adds ZADD key with scored members; its future holds how many were
+// added. A NaN score is rejected.
+func (c *commands) ZAdd(key string, members ...Z) *futures.Future[int64] {
+	if len(members) == 0 {
+		return reject[int64](c, fmt.Errorf("%w: ZADD needs at least one member", ErrInvalidArgument))
+	}
+	sm := c.b().Zadd().Key(key).ScoreMember()
+	for _, m := range members {
+		if math.IsNaN(m.Score) {
+			return reject[int64](c, fmt.Errorf("%w: ZADD score of member %q is NaN", ErrInvalidArgument, m.Member))
+		}
+		sm = sm.ScoreMember(m.Score, m.Member)
+	}
+	return add(c, key, sm.Build(), decodeInt64)
+}
+
+// ZScore adds ZSCORE key member; its future fails with ErrNil when missing.
+func (c *commands) ZScore(key, member string) *futures.Future[float64] {
+	return add(c, key, c.b().Zscore().Key(key).Member(member).Build(), decodeFloat64)
+}
+
+// ZIncrBy adds ZINCRBY key incr member; its future holds the new score.
+func (c *commands) ZIncrBy(key string, incr float64, member string) *futures.Future[float64] {
+	if math.IsNaN(incr) {
+		return reject[float64](c, fmt.Errorf("%w: ZINCRBY increment is NaN", ErrInvalidArgument))
+	}
+	return add(c, key, c.b().Zincrby().Key(key).Increment(incr).Member(member).Build(), decodeFloat64)
+}
+
+// ZRangeWithScores adds ZRANGE key start stop WITHSCORES.
+func (c *commands) ZRangeWithScores(key string, start, stop int64) *futures.Future[[]Z] {
+	return add(c, key, c.b().Zrange().Key(key).Min(strconv.FormatInt(start, 10)).Max(strconv.FormatInt(stop, 10)).Withscores().Build(), decodeZs)
+}

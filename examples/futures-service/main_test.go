@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// The service on a free port against a throwaway server: GET reads the
+// seeded user and counts views; an unknown user is 404; POST writes the
+// profile and an event in one transaction.
+func TestFuturesServiceRequests(t *testing.T) {
+	srv := valkeytest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if err := seed(ctx, eng, 10); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: newService(eng).routes()}
+	go func() { _ = hs.Serve(ln) }()
+	defer shutdown(hs)
+	base := "http://" + ln.Addr().String()
+
+	get := func(id string) (User, int) {
+		t.Helper()
+		resp, err := http.Get(base + "/user/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var u User
+		if resp.StatusCode == http.StatusOK {
+			if err := json.NewDecoder(resp.Body).Decode(&u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return u, resp.StatusCode
+	}
+	u, code := get("7")
+	if code != http.StatusOK {
+		t.Fatalf("GET /user/7: %d", code)
+	}
+	if u.Fields["name"] != "user 7" || u.Likes != 7 || u.Views != 1 ||
+		strings.Join(u.Recent, ",") != "signed up,logged in" {
+		t.Fatalf("GET /user/7 = %+v", u)
+	}
+	if u, _ = get("7"); u.Views != 2 {
+		t.Fatalf("second GET: views %d, want 2", u.Views)
+	}
+	if _, code = get("999"); code != http.StatusNotFound {
+		t.Fatalf("GET /user/999: %d, want 404", code)
+	}
+
+	resp, err := http.PostForm(base+"/user/7", url.Values{"name": {"Ada"}, "email": {"ada@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("POST /user/7: %d", resp.StatusCode)
+	}
+	if u, _ = get("7"); u.Fields["name"] != "Ada" || u.Recent[0] != "profile updated" || u.Views != 3 {
+		t.Fatalf("after POST: %+v", u)
+	}
+	resp, err = http.PostForm(base+"/user/7", url.Values{"name": {"no email"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("POST without email: %d, want 400", resp.StatusCode)
+	}
+}
+
+// The whole program in load mode: seeds, serves on a free port, runs a
+// short load against itself with no errors.
+func TestFuturesServiceLoad(t *testing.T) {
+	srv := valkeytest.Start(t)
+	t.Setenv("VALKEY_URL", "")
+	t.Setenv("VALKEY_ADDR", srv.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	if err := run(ctx, options{listen: "127.0.0.1:0", users: 50, load: 8, requests: 400}, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "400 GET /user/{id}") || !strings.Contains(out.String(), " 0 errors") {
+		t.Fatalf("load output:\n%s", out.String())
+	}
+	t.Log(strings.TrimSpace(out.String()))
+}
