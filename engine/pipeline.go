@@ -121,8 +121,8 @@ func (e *Engine) postStandalone(ctx context.Context, q []entry) {
 	}
 }
 
-// postCluster posts keyed commands through their slot actors, grouped by
-// slot, and keyless ones onto the first node's connection actor. A
+// postCluster routes keyed commands by slot (each slot keeps their order),
+// and posts keyless ones onto the first node's connection actor. A
 // command split across slots flushes the groups before it so that every
 // slot sees the commands in the order they were added.
 func (e *Engine) postCluster(ctx context.Context, q []entry) {
@@ -147,12 +147,9 @@ func (e *Engine) postCluster(ctx context.Context, q []entry) {
 		}
 		en.cmd.prepare(ctx, true) // a redirected command is sent again
 		cmd := en.cmd.Cmd()
-		st, err := e.cl.slot(cmd.Slot() & (actors.Slots - 1))
-		if err != nil {
-			en.cmd.Fail(err)
-			continue
-		}
-		groups = addToGroup(groups, st.Mailbox, nil, en.cmd)
+		// Per slot, in order: straight to the owner's connection actor or
+		// through the slot actor, as any cluster command.
+		e.cl.slot(cmd.Slot() & (actors.Slots - 1)).Submit(en.cmd)
 	}
 	flush()
 }
@@ -237,7 +234,7 @@ type entry struct {
 // queued is a recorded command: the engine's request with a few more
 // methods.
 type queued interface {
-	actors.Command
+	actors.Hooked
 	prepare(ctx context.Context, pin bool)
 	wait(ctx context.Context) error
 	isDone() bool
