@@ -632,3 +632,35 @@ func TestClusterNodeLeaves(t *testing.T) {
 		t.Fatalf("%d nodes dialled after the failover; want 3 (the promoted replica replaces the killed primary)", n)
 	}
 }
+
+// Scan in cluster mode yields the keys of every primary, each once.
+func TestClusterScan(t *testing.T) {
+	c := valkeytest.StartClusterT(t)
+	eng := clusterEngine(t, c)
+	ctx := ctxT(t)
+	want := map[string]bool{}
+	fs := make([]*futures.Future[struct{}], 0, 1000)
+	for i := range 1000 {
+		k := fmt.Sprintf("scan:%d", i)
+		want[k] = true
+		fs = append(fs, eng.Set(ctx, k, "v", 0))
+	}
+	if _, err := futures.All(ctx, fs...); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for k, err := range eng.Scan(ctx, "scan:*", 100) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[k]++
+	}
+	for k := range want {
+		if got[k] != 1 {
+			t.Fatalf("key %s yielded %d times; want once (%d keys yielded)", k, got[k], len(got))
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d keys yielded; want %d", len(got), len(want))
+	}
+}

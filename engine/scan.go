@@ -6,6 +6,7 @@ import (
 
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/futures"
 )
 
@@ -20,7 +21,14 @@ type ScanPage struct {
 // the page: its keys, possibly none, and the next cursor, 0 at the end.
 // MATCH is sent only when match is not empty and COUNT only when count > 0
 // (a hint for the page size; the server's default is 10).
+//
+// In cluster mode a SCAN cursor belongs to one node: ScanPage scans the
+// node that carries keyless commands. Scan covers every primary.
 func (e *Engine) ScanPage(ctx context.Context, cursor uint64, match string, count int64) *futures.Future[ScanPage] {
+	return submit(e, ctx, "", e.scanCmd(cursor, match, count), decodeScanPage)
+}
+
+func (e *Engine) scanCmd(cursor uint64, match string, count int64) valkey.Completed {
 	c := e.b.Scan().Cursor(cursor)
 	var cmd valkey.Completed
 	switch {
@@ -33,7 +41,7 @@ func (e *Engine) ScanPage(ctx context.Context, cursor uint64, match string, coun
 	default:
 		cmd = c.Build()
 	}
-	return submit(e, ctx, "", cmd, decodeScanPage)
+	return cmd
 }
 
 // Scan iterates over the keys of the database, running SCAN page by page
@@ -56,24 +64,66 @@ func (e *Engine) ScanPage(ctx context.Context, cursor uint64, match string, coun
 //
 // The returned iterator may be ranged over any number of times, each
 // starting a new iteration; ctx bounds every one of them.
+//
+// In cluster mode Scan scans each primary of the slot map read when the
+// iteration starts, one after the other. A slot that migrates meanwhile
+// may have its keys yielded twice or not at all; a node that fails ends
+// the iteration with its error.
 func (e *Engine) Scan(ctx context.Context, match string, count int64) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		var cursor uint64
-		for {
-			page, err := e.ScanPage(ctx, cursor, match, count).Await(ctx)
-			if err != nil {
-				yield("", err)
+		nodes, err := e.scanNodes()
+		if err != nil {
+			yield("", err)
+			return
+		}
+		for _, conn := range nodes {
+			if !e.scanNode(ctx, conn, match, count, yield) {
 				return
 			}
-			for _, k := range page.Keys {
-				if !yield(k, nil) {
-					return
-				}
-			}
-			if page.Cursor == 0 {
-				return
-			}
-			cursor = page.Cursor
 		}
 	}
+}
+
+// scanNode runs one node's SCAN to the end; false: stop the iteration.
+func (e *Engine) scanNode(ctx context.Context, conn *actors.ConnState, match string, count int64, yield func(string, error) bool) bool {
+	var cursor uint64
+	for {
+		var f *futures.Future[ScanPage]
+		if conn == nil {
+			f = e.ScanPage(ctx, cursor, match, count)
+		} else {
+			f = submitTo(e, conn, ctx, e.scanCmd(cursor, match, count), decodeScanPage)
+		}
+		page, err := f.Await(ctx)
+		if err != nil {
+			yield("", err)
+			return false
+		}
+		for _, k := range page.Keys {
+			if !yield(k, nil) {
+				return false
+			}
+		}
+		if page.Cursor == 0 {
+			return true
+		}
+		cursor = page.Cursor
+	}
+}
+
+// scanNodes returns the connection actors to scan: nil (the engine's one
+// node) in standalone mode, one per primary in cluster mode.
+func (e *Engine) scanNodes() ([]*actors.ConnState, error) {
+	if e.cl == nil {
+		return []*actors.ConnState{nil}, nil
+	}
+	var out []*actors.ConnState
+	for _, sh := range e.cl.topo.Load().Shards {
+		conn, err := e.cl.Conn(sh.Primary, 0)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, conn)
+	}
+	return out, nil
 }
