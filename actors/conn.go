@@ -89,6 +89,14 @@ func (s *ConnState) FailHeld(err error) {
 	s.Mailbox.Flush(err)
 }
 
+// CurrentDriver returns the actor's current driver connection; the actor
+// replaces it when it reconnects (and closes the old one).
+func (s *ConnState) CurrentDriver() drivers.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Driver
+}
+
 // CloseDriver closes the current driver connection (idempotent).
 func (s *ConnState) CloseDriver() {
 	s.mu.Lock()

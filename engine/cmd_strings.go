@@ -20,12 +20,22 @@ const KeepTTL time.Duration = -1
 // to pick the connection, so commands whose first argument is the same key
 // keep their order. Error replies fail the future with *ServerError; a nil
 // reply completes it with a Reply whose IsNil is true.
+//
+// Blocking commands (BLPOP, BRPOP, BRPOPLPUSH, BLMOVE, BLMPOP, BZPOPMIN,
+// BZPOPMAX, BZMPOP, and XREAD/XREADGROUP with BLOCK) do not go through the
+// pipelined connection actors, where they would hold up every command
+// behind them: each runs on a dedicated connection of the driver's until
+// the server answers, its ctx ends or the engine closes (its future then
+// fails with ErrClosed). They are routed by their first key.
 func (e *Engine) Do(ctx context.Context, name string, args ...string) *futures.Future[Reply] {
 	if name == "" {
 		return fail[Reply](fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument))
 	}
 	if len(args) == 0 {
 		return submit(e, ctx, "", e.b.Arbitrary(name).Build(), decodeReply)
+	}
+	if key, ok := blockingKey(name, args); ok {
+		return e.doBlocking(ctx, key, name, args)
 	}
 	// The first argument routes the command (and, in cluster mode, gives
 	// its slot): for most commands it is the key.

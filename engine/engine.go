@@ -48,8 +48,9 @@ type Engine struct {
 	nodes []*actors.Node
 	pools map[string][]*actors.ConnState // node address -> its connection actors
 
-	svc services // subscribers, consumers, batch writers: stopped first by Close
-	tx  txConns  // dedicated connections for Tx and Watch (tx.go)
+	svc   services      // subscribers, consumers, batch writers: stopped first by Close
+	block blockingCalls // blocking commands sent by Do outside the actors
+	tx    txConns       // dedicated connections for Tx and Watch (tx.go)
 }
 
 // New validates cfg, dials every connection the engine needs (PoolSize
@@ -190,6 +191,7 @@ func (e *Engine) Close() error {
 		err = fmt.Errorf("vactor: close: in-flight commands did not finish within the drain timeout (%s) and were failed", e.cfg.DrainTimeout)
 	}
 	e.closeDrivers()
+	e.closeBlocking() // the closed drivers end them
 	e.system.Shutdown()
 	return err
 }

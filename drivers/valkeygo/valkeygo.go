@@ -121,9 +121,14 @@ func newConn(c valkey.Client) *Conn {
 func (c *Conn) callCtx(ctx context.Context, cmds ...valkey.Completed) (context.Context, context.CancelFunc) {
 	for _, cmd := range cmds {
 		if cmd.IsBlock() {
-			cctx, cancel := context.WithCancel(ctx)
-			stop := context.AfterFunc(c.closing, cancel)
-			return cctx, func() { stop(); cancel() }
+			// Without a deadline: valkey-go then waits for the reply on
+			// its background path, which a cancel interrupts (with one it
+			// reads synchronously until the deadline, deaf to Close). ctx's
+			// deadline and cancellation still end the call, through cancel.
+			cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+			stopClose := context.AfterFunc(c.closing, cancel)
+			stopCaller := context.AfterFunc(ctx, cancel)
+			return cctx, func() { stopClose(); stopCaller(); cancel() }
 		}
 	}
 	return ctx, nil
@@ -144,9 +149,24 @@ func (c *Conn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult
 	if cmd.IsBlock() {
 		cctx, done := c.callCtx(ctx, cmd)
 		defer done()
-		ctx = cctx
+		return c.cause(ctx, c.c.Do(cctx, cmd))
 	}
 	return c.c.Do(ctx, cmd)
+}
+
+// cause replaces the cancellation of a blocking call's own context with
+// its reason: the caller's context error, or ErrClosing after Close.
+func (c *Conn) cause(ctx context.Context, r valkey.ValkeyResult) valkey.ValkeyResult {
+	if r.NonValkeyError() != context.Canceled {
+		return r
+	}
+	if err := ctx.Err(); err != nil {
+		return valkey.NewErrorResult(err)
+	}
+	if c.closing.Err() != nil {
+		return valkey.NewErrorResult(valkey.ErrClosing)
+	}
+	return r
 }
 
 // DoMulti implements drivers.Conn.
@@ -156,7 +176,11 @@ func (c *Conn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.V
 	}
 	if cctx, done := c.callCtx(ctx, cmds...); done != nil {
 		defer done()
-		ctx = cctx
+		rs := c.c.DoMulti(cctx, cmds...)
+		for i, r := range rs {
+			rs[i] = c.cause(ctx, r)
+		}
+		return rs
 	}
 	return c.c.DoMulti(ctx, cmds...)
 }

@@ -1,0 +1,116 @@
+package engine
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/futures"
+)
+
+// Blocking commands (BLPOP, XREAD ... BLOCK, ...) wait on the server for
+// as long as their timeout says. Sent through a connection actor, one
+// would hold up every command pipelined behind it, so Do sends them
+// outside the actors: on the driver's connection for blocking commands
+// (valkey-go keeps a pool of dedicated connections for them), one
+// goroutine per blocking call, completed when the server answers, the
+// command's ctx ends or the engine closes.
+
+// blockingKey reports whether the command name/args may block on the
+// server and, if so, the key that routes it.
+func blockingKey(name string, args []string) (key string, ok bool) {
+	switch strings.ToUpper(name) {
+	case "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BZPOPMIN", "BZPOPMAX":
+		if len(args) > 0 {
+			return args[0], true
+		}
+	case "BLMPOP", "BZMPOP": // timeout numkeys key ...
+		if len(args) > 2 {
+			return args[2], true
+		}
+	case "XREAD", "XREADGROUP":
+		block := false
+		for i, a := range args {
+			switch strings.ToUpper(a) {
+			case "BLOCK":
+				block = true
+			case "STREAMS":
+				if block && i+1 < len(args) {
+					return args[i+1], true
+				}
+				return "", false
+			}
+		}
+	}
+	return "", false
+}
+
+// blockingCalls tracks the goroutines of blocking calls in progress.
+type blockingCalls struct {
+	mu     sync.Mutex
+	wg     sync.WaitGroup
+	closed bool
+}
+
+// doBlocking sends a blocking command on the driver connection of the
+// connection actor that serves key, outside the actor.
+func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string) *futures.Future[Reply] {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	var conn *actors.ConnState
+	if e.cl != nil {
+		slot := e.slotOf(key)
+		addr, err := e.cl.Owner(slot)
+		if err != nil {
+			return fail[Reply](err)
+		}
+		if conn, err = e.cl.Conn(addr, slot); err != nil {
+			return fail[Reply](err)
+		}
+	} else {
+		conn = e.pick(key)
+	}
+	if conn.Node != nil && conn.Node.Open() {
+		return fail[Reply](ErrCircuitOpen)
+	}
+	drv := conn.CurrentDriver()
+	if drv == nil {
+		return fail[Reply](ErrClosed)
+	}
+	cmd := drv.B().Arbitrary(name).Args(args...).Blocking()
+	e.block.mu.Lock()
+	if e.block.closed || e.closed.Load() {
+		e.block.mu.Unlock()
+		return fail[Reply](ErrClosed)
+	}
+	e.block.wg.Add(1)
+	e.block.mu.Unlock()
+	var p futures.Promise[Reply]
+	go func() {
+		defer e.block.wg.Done()
+		v, err := decodeReply(drv.Do(ctx, cmd))
+		if err != nil && e.closed.Load() && ctx.Err() == nil && !isServerError(err) {
+			err = ErrClosed
+		}
+		p.Complete(v, mapError(err))
+	}()
+	return p.Future()
+}
+
+// closeBlocking stops new blocking calls and waits for those in progress
+// (Close calls it once the driver connections are closed, which ends them).
+func (e *Engine) closeBlocking() {
+	e.block.mu.Lock()
+	e.block.closed = true
+	e.block.mu.Unlock()
+	e.block.wg.Wait()
+}
+
+func isServerError(err error) bool {
+	_, ok := valkey.IsValkeyErr(err)
+	return ok
+}

@@ -1,0 +1,99 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/futures"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// A blocking command sent with Do waits on its own connection: the
+// pipelined commands go on meanwhile, and it completes when its list gets
+// an element.
+func TestBlockingDoDoesNotHoldUpPipeline(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	pop := eng.Do(ctx, "BLPOP", "blk:list", "10")
+	xread := eng.Do(ctx, "XREAD", "COUNT", "1", "BLOCK", "10000", "STREAMS", "blk:stream", "0-0")
+	start := time.Now()
+	fs := make([]*futures.Future[int64], 200)
+	for i := range fs {
+		fs[i] = eng.Incr(ctx, "blk:counter")
+	}
+	if _, err := futures.All(ctx, fs...); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("200 INCRs took %s while a BLPOP waited: the blocking command held up the pipeline", took)
+	}
+	if pop.IsDone() || xread.IsDone() {
+		t.Fatal("a blocking command completed before anything was pushed")
+	}
+	if err := eng.RPush(ctx, "blk:list", "x").Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pop.Await(ctx)
+	if err != nil {
+		t.Fatalf("BLPOP: %v", err)
+	}
+	if got, err := r.Strings(); err != nil || len(got) != 2 || got[0] != "blk:list" || got[1] != "x" {
+		t.Fatalf("BLPOP = %q, %v; want [blk:list x]", got, err)
+	}
+	if _, err := eng.XAdd(ctx, "blk:stream", "f", "v").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := xread.Await(ctx); err != nil || r.IsNil() {
+		t.Fatalf("XREAD BLOCK = %v, %v; want the entry", r, err)
+	}
+	// A timeout on the server is a nil reply, not an error.
+	r, err = eng.Do(ctx, "BRPOP", "blk:empty", "0.05").Await(ctx)
+	if err != nil || !r.IsNil() {
+		t.Fatalf("BRPOP timeout = %v, %v; want a nil reply", r, err)
+	}
+	// The caller's ctx ends a blocking call.
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := eng.Do(cctx, "BLPOP", "blk:empty", "0").Await(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("BLPOP with an expiring ctx: %v; want context.DeadlineExceeded", err)
+	}
+}
+
+// Close ends blocking calls in progress (ErrClosed) and leaves no goroutine.
+func TestBlockingDoClose(t *testing.T) {
+	srv := valkeytest.Start(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := ctxT(t)
+	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pops := make([]*futures.Future[engine.Reply], 5)
+	for i := range pops {
+		pops[i] = eng.Do(ctx, "BLPOP", "blk:never", "0")
+	}
+	if err := eng.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("Close took %s with blocking calls in progress", took)
+	}
+	for _, f := range pops {
+		if _, err := f.Await(ctx); !errors.Is(err, engine.ErrClosed) {
+			t.Fatalf("BLPOP after Close: %v; want ErrClosed", err)
+		}
+	}
+	if _, err := eng.Do(ctx, "BLPOP", "blk:never", "0").Await(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("BLPOP after Close: %v; want ErrClosed", err)
+	}
+}
