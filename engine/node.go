@@ -105,3 +105,12 @@ func (e *Engine) removeNode(addr string) {
 	e.mu.Unlock()
 	e.supervisor.Remove(pool, ErrNodeRemoved)
 }
+
+// nodeOpen reports whether the circuit breaker of the node at addr is open
+// (false for a node the engine has not dialled).
+func (e *Engine) nodeOpen(addr string) bool {
+	e.mu.Lock()
+	pool := e.pools[addr]
+	e.mu.Unlock()
+	return len(pool) > 0 && pool[0].Node != nil && pool[0].Node.Open()
+}

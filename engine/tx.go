@@ -584,9 +584,12 @@ func (r TxReader) ZScore(ctx context.Context, key, member string) (float64, erro
 // Transaction connections: at most txMaxOpen per node, of which up to
 // txMaxIdle are kept open between uses; more concurrent transactions on
 // one node wait (bounded by their context) for a connection to come back.
+// An idle connection unused for txCheckIdle or longer is checked with a
+// PING before a transaction is written on it.
 const (
-	txMaxIdle = 16
-	txMaxOpen = 256
+	txMaxIdle   = 16
+	txMaxOpen   = 256
+	txCheckIdle = time.Second
 )
 
 // txConns is the engine's pool of dedicated transaction connections, per
@@ -597,9 +600,10 @@ const (
 type txConns struct {
 	mu      sync.Mutex
 	idle    map[string][]drivers.Conn
-	open    map[drivers.Conn]string // every open connection -> its address
-	count   map[string]int          // open or being dialled, per address
-	freed   chan struct{}           // closed (and replaced) when a connection is given back
+	open    map[drivers.Conn]string    // every open connection -> its address
+	count   map[string]int             // open or being dialled, per address
+	since   map[drivers.Conn]time.Time // when an idle connection was given back
+	freed   chan struct{}              // closed (and replaced) when a connection is given back
 	tracked bool
 	closed  bool
 	ops     sync.WaitGroup // calls on the connections, and dials, in progress
@@ -630,6 +634,9 @@ func (p *txConns) call(ctx context.Context, conn drivers.Conn, cmd valkey.Comple
 // get returns an idle connection to addr, or dials one, or waits for one
 // when txMaxOpen are in use.
 func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.Conn, error) {
+	if e.nodeOpen(addr) {
+		return nil, ErrCircuitOpen
+	}
 	for {
 		p.mu.Lock()
 		if p.closed || e.closed.Load() {
@@ -645,13 +652,29 @@ func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.Conn
 			p.idle = map[string][]drivers.Conn{}
 			p.open = map[drivers.Conn]string{}
 			p.count = map[string]int{}
+			p.since = map[drivers.Conn]time.Time{}
 		}
 		if l := p.idle[addr]; len(l) > 0 {
 			c := l[len(l)-1]
 			l[len(l)-1] = nil
 			p.idle[addr] = l[:len(l)-1]
+			since := p.since[c]
 			p.mu.Unlock()
-			return c, nil
+			if time.Since(since) < txCheckIdle {
+				return c, nil
+			}
+			// Idle for a while: the server may have closed it (restart,
+			// timeout). A transaction written on a dead connection would
+			// end with an unknown outcome, so check it first.
+			if err := p.call(ctx, c, c.B().Ping().Build()).Error(); err == nil {
+				return c, nil
+			} else if ctx.Err() != nil {
+				p.put(addr, c, false)
+				return nil, ctx.Err()
+			}
+			p.put(addr, c, false)
+			p.dropIdle(addr) // the others likely are broken too
+			continue
 		}
 		if p.count[addr] < txMaxOpen {
 			p.count[addr]++
@@ -704,11 +727,13 @@ func (p *txConns) put(addr string, conn drivers.Conn, healthy bool) {
 	}
 	if healthy && !p.closed && len(p.idle[addr]) < txMaxIdle {
 		p.idle[addr] = append(p.idle[addr], conn)
+		p.since[conn] = time.Now()
 		p.signalLocked()
 		p.mu.Unlock()
 		return
 	}
 	delete(p.open, conn)
+	delete(p.since, conn)
 	p.count[addr]--
 	p.signalLocked()
 	p.mu.Unlock()
@@ -723,6 +748,7 @@ func (p *txConns) dropIdle(addr string) {
 	delete(p.idle, addr)
 	for _, c := range l {
 		delete(p.open, c)
+		delete(p.since, c)
 		p.count[addr]--
 	}
 	p.signalLocked()

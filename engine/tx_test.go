@@ -481,3 +481,36 @@ func TestTxServerKilled(t *testing.T) {
 	}
 	t.Logf("Exec: %v; Watch: %v", err, werr)
 }
+
+// A transaction after a server restart, on a pooled connection left idle
+// across it, runs (the pool checks a connection idle for a second or more
+// before writing a transaction on it) instead of failing with an unknown
+// outcome.
+func TestTxAfterRestartOnIdleConnection(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{AppendOnly: true})
+	eng, err := engine.New(context.Background(), faultConfig(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	ctx := ctxT(t)
+	tx := eng.Tx()
+	tx.Set("tx:idle", "1", 0)
+	if err := tx.Exec(ctx); err != nil { // leaves an idle pooled connection
+		t.Fatal(err)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// The pool checks connections idle for txCheckIdle (1 s) or longer:
+	// let this one age past it.
+	time.Sleep(1100 * time.Millisecond)
+	tx = eng.Tx()
+	incr := tx.Incr("tx:idle")
+	if err := tx.Exec(ctx); err != nil {
+		t.Fatalf("Exec after a restart, on a connection idle across it: %v", err)
+	}
+	if n, err := incr.Await(ctx); err != nil || n != 2 {
+		t.Fatalf("INCR in the transaction = %d, %v; want 2", n, err)
+	}
+}
