@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 
 	"github.com/valkey-io/valkey-go"
@@ -30,9 +31,21 @@ func (r *request[T]) Fail(err error) {
 	r.promise.Reject(err)
 	if r.hook.Load() != nil {
 		if h := r.hook.Swap(nil); h != nil {
-			h.Failed()
+			if nodeFailure(err) {
+				h.Failed()
+			} else {
+				h.Done()
+			}
 		}
 	}
+}
+
+// nodeFailure reports whether a command failed for a reason that may mean
+// its node is gone (which makes its slot re-read the map), rather than its
+// own context or a full mailbox.
+func nodeFailure(err error) bool {
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) &&
+		!errors.Is(err, ErrBackpressure)
 }
 func (r *request[T]) Cmd() valkey.Completed { return r.cmd }
 func (r *request[T]) Attempts() int         { return r.retries }
