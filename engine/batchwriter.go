@@ -1,0 +1,956 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// Defaults of BatchWriterOptions, used for zero fields.
+const (
+	// DefaultWriterMaxPending is the default of BatchWriterOptions.MaxPending.
+	DefaultWriterMaxPending = 100_000
+	// DefaultWriterBatchSize is the default of BatchWriterOptions.BatchSize.
+	DefaultWriterBatchSize = 1000
+	// DefaultWriterConns is the default of BatchWriterOptions.ConnsPerNode.
+	DefaultWriterConns = 2
+	// DefaultWriterMaxRetries is the default of BatchWriterOptions.MaxRetries.
+	DefaultWriterMaxRetries = 5
+	// DefaultWriterRetryTimeout is the default of
+	// BatchWriterOptions.RetryTimeout.
+	DefaultWriterRetryTimeout = 10 * time.Second
+)
+
+// BatchWriterOptions configures a BatchWriter. The zero value takes every
+// default. Negative sizes and counts are rejected with ErrInvalidArgument.
+type BatchWriterOptions struct {
+	// MaxPending bounds the commands written to the BatchWriter and not yet
+	// acknowledged or failed (queued plus in flight). Default 100,000.
+	MaxPending int
+	// Backpressure says what Write does when MaxPending commands are
+	// pending: config.BackpressureBlock (the default) waits until there is
+	// room or the Write's ctx ends; config.BackpressureReject fails at once
+	// with ErrBackpressure.
+	Backpressure config.BackpressurePolicy
+	// BatchSize is the largest pipeline sent at once on one connection, in
+	// commands. Default 1,000. It is capped so that valkey-go never moves
+	// the pipeline to a connection of its own: below the larger of
+	// Config.MaxBatchSize+1 and valkey-go's DefaultBlockingPipeline (2,000).
+	BatchSize int
+	// ConnsPerNode is the number of dedicated connections the writer opens
+	// to each node it writes to, each with one pipeline in flight. Commands
+	// are spread over them by key, so commands for one key keep their
+	// order. Default 2.
+	ConnsPerNode int
+	// Idempotent says the commands may be repeated: a command written on a
+	// connection that failed before its reply came back is sent again
+	// after the reconnect instead of being reported failed with
+	// ErrOutcomeUnknown. Default false.
+	Idempotent bool
+	// MaxRetries is the number of times one command is sent again: after
+	// it was not written (the connection failed first), after a passing
+	// refusal (LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN, ASK), after a
+	// MOVED redirect, or (Idempotent) after its reply was lost. Then it is
+	// reported failed. Default 5; 0 takes the default.
+	MaxRetries int
+	// RetryTimeout bounds how long a connection keeps being re-dialled
+	// (with the engine's retry backoff, Config.MinRetryBackoff to
+	// MaxRetryBackoff) while it has commands to send; past it every command
+	// it holds is reported failed with the dial error. Default 10s.
+	RetryTimeout time.Duration
+	// OnError, when set, is called once for each command that failed, with
+	// the command (name and arguments; the slice belongs to the callback)
+	// and its error: a *ServerError for an error reply (WRONGTYPE, ...), an
+	// error matching ErrOutcomeUnknown for a command whose reply was lost,
+	// ErrClosed for commands still queued when the writer or the engine
+	// closed, or the transport error. It runs on the writer's goroutines,
+	// before the command counts as done (a Flush that returns saw its
+	// callbacks return): keep it short, and do not call Flush or Close
+	// from it. Calls may be concurrent.
+	OnError func(cmd []string, err error)
+}
+
+// BatchWriter streams writes to Valkey without waiting for replies: Write
+// and the typed helpers queue a command and return; the writer sends the
+// queued commands in large pipelines on dedicated connections, several per
+// node (grouped by hash-slot owner in cluster mode), and counts each
+// reply. Failures are reported per command through
+// BatchWriterOptions.OnError and counted in Stats.
+//
+// Every command written is eventually acknowledged (the server replied
+// without error) or failed: never dropped silently, and never repeated
+// after it may have run unless the writer is Idempotent.
+//
+// A BatchWriter is safe for concurrent use. Create it with
+// Engine.NewBatchWriter and end it with Close; Engine.Close also stops it,
+// failing what is still queued with ErrClosed.
+type BatchWriter struct {
+	e    *Engine
+	opts BatchWriterOptions
+	back policies.Backoff
+
+	mu        sync.Mutex
+	closed    bool // no more writes
+	stopping  bool // the lanes end once idle
+	nodes     map[string]*writerNode
+	single    *writerNode // standalone mode: the only node
+	room      chan struct{}
+	waiting   int // Writes waiting for room
+	flushed   chan struct{}
+	gen       uint64         // current Flush generation
+	genCount  int            // pending commands of gen
+	older     map[uint64]int // pending commands of earlier generations
+	free      [][]writerItem // spare queue chunks
+	written   uint64
+	acked     uint64
+	failed    uint64
+	retries   uint64
+	rejected  uint64
+	batches   uint64
+	reconnect uint64
+	start     time.Time
+	lastAt    time.Time
+	lastAcked uint64
+
+	stopOnce sync.Once
+	stopCh   chan struct{} // closed by stop: ends backoff waits
+	wg       sync.WaitGroup
+}
+
+// writerItem is one queued command.
+type writerItem struct {
+	cmd   valkey.Completed // pinned: it may be sent again
+	gen   uint64
+	tries int
+}
+
+// writerNode is one node's connections.
+type writerNode struct {
+	addr  string
+	lanes []*writerLane
+}
+
+// writerLane is one dedicated connection with its queue and goroutine.
+// Its fields but conn are guarded by BatchWriter.mu; conn is the
+// goroutine's own (closeConn may close it from stop).
+type writerLane struct {
+	w     *BatchWriter
+	addr  string
+	queue [][]writerItem // chunks of up to BatchSize commands, in order
+	cond  *sync.Cond
+	idle  bool
+
+	connMu sync.Mutex
+	conn   drivers.Conn
+}
+
+// NewBatchWriter returns a BatchWriter over the engine's nodes with opts.
+// It fails with ErrInvalidArgument for negative options and with ErrClosed
+// when the engine is closed. No connection is opened until the first
+// command for a node is sent.
+func (e *Engine) NewBatchWriter(opts BatchWriterOptions) (*BatchWriter, error) {
+	if opts.MaxPending < 0 || opts.BatchSize < 0 || opts.ConnsPerNode < 0 || opts.MaxRetries < 0 || opts.RetryTimeout < 0 {
+		return nil, fmt.Errorf("%w: negative BatchWriterOptions (MaxPending %d, BatchSize %d, ConnsPerNode %d, MaxRetries %d, RetryTimeout %s)",
+			ErrInvalidArgument, opts.MaxPending, opts.BatchSize, opts.ConnsPerNode, opts.MaxRetries, opts.RetryTimeout)
+	}
+	if opts.Backpressure != config.BackpressureBlock && opts.Backpressure != config.BackpressureReject {
+		return nil, fmt.Errorf("%w: BatchWriterOptions.Backpressure %s", ErrInvalidArgument, opts.Backpressure)
+	}
+	if opts.MaxPending == 0 {
+		opts.MaxPending = DefaultWriterMaxPending
+	}
+	if opts.BatchSize == 0 {
+		opts.BatchSize = DefaultWriterBatchSize
+	}
+	// valkey-go sends a DoMulti of BlockingPipeline commands or more on a
+	// connection of its own: stay below (see drivers/valkeygo).
+	opts.BatchSize = min(opts.BatchSize, max(e.opts.MaxPipeline+1, valkey.DefaultBlockingPipeline)-1)
+	if opts.ConnsPerNode == 0 {
+		opts.ConnsPerNode = DefaultWriterConns
+	}
+	if opts.MaxRetries == 0 {
+		opts.MaxRetries = DefaultWriterMaxRetries
+	}
+	if opts.RetryTimeout == 0 {
+		opts.RetryTimeout = DefaultWriterRetryTimeout
+	}
+	w := &BatchWriter{
+		e:       e,
+		opts:    opts,
+		back:    policies.Backoff{Min: e.cfg.MinRetryBackoff, Max: e.cfg.MaxRetryBackoff},
+		nodes:   map[string]*writerNode{},
+		room:    make(chan struct{}),
+		flushed: make(chan struct{}),
+		older:   map[uint64]int{},
+		stopCh:  make(chan struct{}),
+	}
+	if err := e.track(w); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// Write queues one command: its name and arguments as the server expects
+// them, for example Write(ctx, "HSET", "h", "f", "v"). The second
+// argument, when there is one, is taken as the key: it picks the node (in
+// cluster mode) and the connection, so commands whose first argument is
+// the same key keep their order. Write does not wait for the reply.
+//
+// It returns nil once the command is queued, or: ErrInvalidArgument (no
+// command name), ErrClosed (the writer or the engine is closed),
+// ErrBackpressure (full, with BackpressureReject), or ctx.Err() when ctx
+// ends while Write waits for room. ctx bounds only the wait for room: a
+// queued command is sent even if ctx ends later. The writer keeps no
+// reference to args.
+func (w *BatchWriter) Write(ctx context.Context, args ...string) error {
+	if len(args) == 0 || args[0] == "" {
+		return fmt.Errorf("%w: Write needs a command name", ErrInvalidArgument)
+	}
+	if len(args) == 1 {
+		return w.enqueue(ctx, "", w.e.b.Arbitrary(args[0]).Build())
+	}
+	return w.enqueue(ctx, args[1], w.e.b.Arbitrary(args[0]).Keys(args[1]).Args(args[2:]...).Build())
+}
+
+// Set queues SET key value with a time to live: 0 for none, KeepTTL to
+// keep the current one (see Engine.Set). Returns as Write.
+func (w *BatchWriter) Set(ctx context.Context, key, value string, ttl time.Duration) error {
+	if ttl == 0 {
+		return w.enqueue(ctx, key, w.e.b.Set().Key(key).Value(value).Build())
+	}
+	ex, err := ttlArgs(ttl)
+	if err != nil {
+		return err
+	}
+	return w.enqueue(ctx, key, w.e.b.Arbitrary("SET").Keys(key).Args(value).Args(ex...).Build())
+}
+
+// HSet queues HSET key with alternating field/value arguments; an empty
+// or odd-length fieldValues fails with ErrInvalidArgument. Returns as
+// Write.
+func (w *BatchWriter) HSet(ctx context.Context, key string, fieldValues ...string) error {
+	if len(fieldValues) == 0 || len(fieldValues)%2 != 0 {
+		return fmt.Errorf("%w: HSET needs field/value pairs, got %d arguments", ErrInvalidArgument, len(fieldValues))
+	}
+	fv := w.e.b.Hset().Key(key).FieldValue()
+	for i := 0; i < len(fieldValues); i += 2 {
+		fv = fv.FieldValue(fieldValues[i], fieldValues[i+1])
+	}
+	return w.enqueue(ctx, key, fv.Build())
+}
+
+// Del queues DEL of keys (at least one, else ErrInvalidArgument). In
+// cluster mode keys in different slots go out as one DEL per slot; the
+// first error stops queueing the rest. Returns as Write.
+func (w *BatchWriter) Del(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return fmt.Errorf("%w: DEL needs at least one key", ErrInvalidArgument)
+	}
+	if groups := w.e.bySlot(keys); groups != nil {
+		for _, g := range groups {
+			ks := make([]string, len(g))
+			for i, j := range g {
+				ks[i] = keys[j]
+			}
+			if err := w.enqueue(ctx, ks[0], w.e.b.Del().Key(ks...).Build()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return w.enqueue(ctx, keys[0], w.e.b.Del().Key(keys...).Build())
+}
+
+// Incr queues INCR key. Returns as Write.
+func (w *BatchWriter) Incr(ctx context.Context, key string) error {
+	return w.enqueue(ctx, key, w.e.b.Incr().Key(key).Build())
+}
+
+// IncrBy queues INCRBY key n. Returns as Write.
+func (w *BatchWriter) IncrBy(ctx context.Context, key string, n int64) error {
+	return w.enqueue(ctx, key, w.e.b.Incrby().Key(key).Increment(n).Build())
+}
+
+// Expire queues PEXPIRE key ttl (milliseconds, at least 1); a ttl of 0 or
+// less fails with ErrInvalidArgument. Returns as Write.
+func (w *BatchWriter) Expire(ctx context.Context, key string, ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("%w: EXPIRE needs a positive ttl, got %s", ErrInvalidArgument, ttl)
+	}
+	return w.enqueue(ctx, key, w.e.b.Pexpire().Key(key).Milliseconds(max(int64(ttl/time.Millisecond), 1)).Build())
+}
+
+// RPush queues RPUSH key values... (at least one value, else
+// ErrInvalidArgument). Returns as Write.
+func (w *BatchWriter) RPush(ctx context.Context, key string, values ...string) error {
+	if len(values) == 0 {
+		return fmt.Errorf("%w: RPUSH needs at least one value", ErrInvalidArgument)
+	}
+	return w.enqueue(ctx, key, w.e.b.Rpush().Key(key).Element(values...).Build())
+}
+
+// SAdd queues SADD key members... (at least one member, else
+// ErrInvalidArgument). Returns as Write.
+func (w *BatchWriter) SAdd(ctx context.Context, key string, members ...string) error {
+	if len(members) == 0 {
+		return fmt.Errorf("%w: SADD needs at least one member", ErrInvalidArgument)
+	}
+	return w.enqueue(ctx, key, w.e.b.Sadd().Key(key).Member(members...).Build())
+}
+
+// XAdd queues XADD stream * with alternating field/value arguments (an
+// empty or odd-length fieldValues fails with ErrInvalidArgument); the
+// server picks the entry ID. Returns as Write.
+func (w *BatchWriter) XAdd(ctx context.Context, stream string, fieldValues ...string) error {
+	if len(fieldValues) == 0 || len(fieldValues)%2 != 0 {
+		return fmt.Errorf("%w: XADD needs field/value pairs, got %d arguments", ErrInvalidArgument, len(fieldValues))
+	}
+	fv := w.e.b.Xadd().Key(stream).Id("*").FieldValue()
+	for i := 0; i < len(fieldValues); i += 2 {
+		fv = fv.FieldValue(fieldValues[i], fieldValues[i+1])
+	}
+	return w.enqueue(ctx, stream, fv.Build())
+}
+
+// enqueue queues cmd, routed by key, waiting for room under Block.
+func (w *BatchWriter) enqueue(ctx context.Context, key string, cmd valkey.Completed) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	addr := ""
+	if w.e.cl != nil {
+		a, err := w.e.cl.Owner(cmd.Slot() & (actors.Slots - 1))
+		if err != nil {
+			return err
+		}
+		addr = a
+	}
+	cmd = cmd.Pin() // kept until done, and maybe sent again
+	w.mu.Lock()
+	for {
+		if w.closed {
+			w.mu.Unlock()
+			return ErrClosed
+		}
+		if w.pendingLocked() < uint64(w.opts.MaxPending) {
+			break
+		}
+		if w.opts.Backpressure == config.BackpressureReject {
+			w.rejected++
+			w.mu.Unlock()
+			return ErrBackpressure
+		}
+		room := w.room
+		w.waiting++
+		w.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		w.mu.Lock()
+	}
+	if w.written == 0 {
+		w.start = time.Now()
+		w.lastAt = w.start
+	}
+	w.written++
+	w.genCount++
+	w.laneLocked(addr, key).pushLocked(writerItem{cmd: cmd, gen: w.gen})
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *BatchWriter) pendingLocked() uint64 { return w.written - w.acked - w.failed }
+
+// laneLocked returns the lane for key on addr ("" in standalone mode),
+// starting the node's lanes on first use.
+func (w *BatchWriter) laneLocked(addr, key string) *writerLane {
+	n := w.single
+	if w.e.cl != nil {
+		n = w.nodes[addr]
+	}
+	if n == nil {
+		if w.e.cl == nil {
+			addr = w.e.first[0].Addr
+		}
+		n = &writerNode{addr: addr}
+		for range w.opts.ConnsPerNode {
+			l := &writerLane{w: w, addr: addr}
+			l.cond = sync.NewCond(&w.mu)
+			n.lanes = append(n.lanes, l)
+			w.wg.Add(1)
+			go l.run()
+		}
+		w.nodes[addr] = n
+		if w.e.cl == nil {
+			w.single = n
+		}
+	}
+	if len(n.lanes) == 1 {
+		return n.lanes[0]
+	}
+	h := uint32(2166136261) // FNV-1a, as Engine.pick
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return n.lanes[h%uint32(len(n.lanes))]
+}
+
+// pushLocked appends it to the lane's queue and wakes the lane.
+func (l *writerLane) pushLocked(it writerItem) {
+	w := l.w
+	q := l.queue
+	if len(q) == 0 || len(q[len(q)-1]) == w.opts.BatchSize {
+		var c []writerItem
+		if n := len(w.free); n > 0 {
+			c, w.free = w.free[n-1], w.free[:n-1]
+		} else {
+			c = make([]writerItem, 0, w.opts.BatchSize)
+		}
+		l.queue = append(q, append(c, it))
+	} else {
+		q[len(q)-1] = append(q[len(q)-1], it)
+	}
+	if l.idle {
+		l.idle = false
+		l.cond.Signal()
+	}
+}
+
+// requeueLocked puts items back at the front of the lane's queue, in
+// order, ahead of everything queued since.
+func (l *writerLane) requeueLocked(items []writerItem) {
+	if len(items) == 0 {
+		return
+	}
+	bs := l.w.opts.BatchSize
+	var chunks [][]writerItem
+	for len(items) > 0 {
+		n := min(len(items), bs)
+		chunks = append(chunks, append(make([]writerItem, 0, bs), items[:n]...))
+		items = items[n:]
+	}
+	l.queue = append(chunks, l.queue...)
+	if l.idle {
+		l.idle = false
+		l.cond.Signal()
+	}
+}
+
+// run is the lane's goroutine: it takes one chunk at a time and sends it
+// as one pipeline, until the writer stops and the queue is empty.
+func (l *writerLane) run() {
+	w := l.w
+	defer w.wg.Done()
+	defer l.closeConn()
+	cmds := make([]valkey.Completed, 0, w.opts.BatchSize)
+	var down time.Time // when the connection first failed, zero while up
+	failures := 0      // consecutive failed dials
+	for {
+		w.mu.Lock()
+		for len(l.queue) == 0 && !w.stopping {
+			l.idle = true
+			l.cond.Wait()
+		}
+		if len(l.queue) == 0 { // stopping, nothing left
+			w.mu.Unlock()
+			return
+		}
+		batch := l.queue[0]
+		l.queue[0] = nil
+		l.queue = l.queue[1:]
+		stopping := w.stopping
+		w.mu.Unlock()
+		if stopping { // stop fails what is queued; this is a straggler
+			w.finish(batch, nil, nil, ErrClosed)
+			continue
+		}
+
+		conn, err := l.connect(failures)
+		if err != nil {
+			if down.IsZero() {
+				down = time.Now()
+			}
+			failures++
+			if time.Since(down) >= w.opts.RetryTimeout {
+				// Give up on everything this lane holds.
+				w.mu.Lock()
+				rest := l.queue
+				l.queue = nil
+				w.mu.Unlock()
+				w.finish(batch, nil, nil, err)
+				for _, c := range rest {
+					w.finish(c, nil, nil, err)
+				}
+				down, failures = time.Time{}, 0
+				continue
+			}
+			w.mu.Lock()
+			late := w.rerouteLocked(l, batch)
+			w.mu.Unlock()
+			w.finish(late, nil, nil, ErrClosed)
+			continue
+		}
+		down, failures = time.Time{}, 0
+
+		cmds = cmds[:0]
+		for i := range batch {
+			cmds = append(cmds, batch[i].cmd)
+		}
+		results := conn.DoMulti(context.Background(), cmds...)
+		clear(cmds)
+		if broken := w.settle(l, batch, results); broken {
+			l.closeConn()
+		}
+	}
+}
+
+// rerouteLocked puts batch, not sent because l's node did not answer,
+// back at the front of l; in cluster mode the commands whose slot has a
+// new owner (after a failover) go to that owner's lanes instead. Once the
+// writer stops it returns the batch, to be failed.
+func (w *BatchWriter) rerouteLocked(l *writerLane, batch []writerItem) (late []writerItem) {
+	if w.stopping {
+		return batch
+	}
+	if w.e.cl == nil {
+		l.queue = append([][]writerItem{batch}, l.queue...)
+		return nil
+	}
+	w.e.cl.Stale(batch[0].cmd.Slot() & (actors.Slots - 1))
+	var stay []writerItem
+	for _, it := range batch {
+		addr, err := w.e.cl.Owner(it.cmd.Slot() & (actors.Slots - 1))
+		if err != nil || addr == l.addr {
+			stay = append(stay, it)
+			continue
+		}
+		w.laneLocked(addr, firstKey(it.cmd)).pushLocked(it)
+	}
+	l.requeueLocked(stay)
+	return nil
+}
+
+// connect returns the lane's connection, dialling one (after a backoff
+// when the previous dials failed) that answers PING without LOADING.
+func (l *writerLane) connect(failures int) (drivers.Conn, error) {
+	l.connMu.Lock()
+	conn := l.conn
+	l.connMu.Unlock()
+	if conn != nil {
+		return conn, nil
+	}
+	w := l.w
+	if failures > 0 {
+		t := time.NewTimer(w.back.Delay(failures - 1))
+		select {
+		case <-t.C:
+		case <-w.stopCh:
+			t.Stop()
+			return nil, ErrClosed
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.e.cfg.DialTimeout)
+	defer cancel()
+	go func() { // stop ends a dial in progress
+		select {
+		case <-w.stopCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	conn, err := w.e.dial(ctx, l.addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Do(ctx, conn.B().Ping().Build()).Error(); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("vactor: batch writer: connect to %s: %w", l.addr, mapError(err))
+	}
+	l.connMu.Lock()
+	if w.isStopped() { // stop already closed the lane's connection
+		l.connMu.Unlock()
+		_ = conn.Close()
+		return nil, ErrClosed
+	}
+	l.conn = conn
+	l.connMu.Unlock()
+	w.mu.Lock()
+	w.reconnect++
+	w.mu.Unlock()
+	return conn, nil
+}
+
+func (w *BatchWriter) isStopped() bool {
+	select {
+	case <-w.stopCh:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *writerLane) closeConn() {
+	l.connMu.Lock()
+	c := l.conn
+	l.conn = nil
+	l.connMu.Unlock()
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
+// shortResult stands for a reply the driver did not return.
+var shortResult = valkey.NewErrorResult(actors.ErrShortReply)
+
+// settle sorts a sent batch's results: acknowledged, failed, sent again
+// (on this lane, or on the lane of a MOVED target). It reports whether
+// the connection broke.
+func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey.ValkeyResult) (broken bool) {
+	var failed []writerItem
+	var errs []error
+	var again []writerItem            // this lane, front
+	var moved map[string][]writerItem // MOVED target -> commands
+	acked := 0
+	stopping := w.isStopped()
+	for i := range batch {
+		it := batch[i]
+		r := shortResult
+		if i < len(results) {
+			r = results[i]
+		}
+		err := r.NonValkeyError()
+		if err != nil { // transport: the connection is gone
+			broken = true
+			notSent := policies.NotSent(err)
+			if (notSent || w.opts.Idempotent) && it.tries < w.opts.MaxRetries && !stopping {
+				it.tries++
+				again = append(again, it)
+				continue
+			}
+			if !notSent {
+				err = &policies.OutcomeUnknownError{Cause: err}
+			}
+			failed, errs = append(failed, it), append(errs, err)
+			continue
+		}
+		err = r.Error()
+		if err == nil || valkey.IsValkeyNil(err) {
+			batch[i].cmd = valkey.Completed{}
+			acked++
+			continue
+		}
+		var ve *valkey.ValkeyError
+		if errors.As(err, &ve) && it.tries < w.opts.MaxRetries && !stopping {
+			if addr, ok := ve.IsMoved(); ok && w.e.cl != nil {
+				w.e.cl.Moved(it.cmd.Slot()&(actors.Slots-1), addr)
+				it.tries++
+				if moved == nil {
+					moved = map[string][]writerItem{}
+				}
+				moved[addr] = append(moved[addr], it)
+				continue
+			}
+			if _, ok := ve.IsAsk(); ok || ve.IsLoading() || ve.IsTryAgain() || ve.IsClusterDown() || policies.IsRetryable(err) {
+				it.tries++
+				again = append(again, it)
+				continue
+			}
+		}
+		failed, errs = append(failed, it), append(errs, mapError(err))
+	}
+	if len(again) > 0 && !broken {
+		// A passing refusal: give the server a moment.
+		t := time.NewTimer(w.back.Delay(again[0].tries - 1))
+		select {
+		case <-t.C:
+		case <-w.stopCh:
+			t.Stop()
+		}
+	}
+	w.finish(batch, failed, errs, nil)
+	w.mu.Lock()
+	w.batches++
+	w.acked += uint64(acked)
+	for _, it := range batch {
+		if it.cmd == (valkey.Completed{}) { // acknowledged
+			w.doneLocked(it.gen)
+		}
+	}
+	late := w.resendLocked(l, again, moved)
+	w.roomLocked()
+	w.mu.Unlock()
+	w.recycle(batch)
+	w.finish(late, nil, nil, ErrClosed)
+	return broken
+}
+
+// resendLocked queues again at the front of l and each moved command on
+// its target's lane; once the writer stops it returns them instead, to be
+// failed.
+func (w *BatchWriter) resendLocked(l *writerLane, again []writerItem, moved map[string][]writerItem) (late []writerItem) {
+	if w.stopping {
+		late = append(late, again...)
+		for _, items := range moved {
+			late = append(late, items...)
+		}
+		return late
+	}
+	w.retries += uint64(len(again))
+	for addr, items := range moved {
+		w.retries += uint64(len(items))
+		for _, it := range items {
+			w.laneLocked(addr, firstKey(it.cmd)).pushLocked(it)
+		}
+	}
+	l.requeueLocked(again)
+	return nil
+}
+
+// firstKey returns a command's routing key (its first argument).
+func firstKey(cmd valkey.Completed) string {
+	if args := cmd.Commands(); len(args) > 1 {
+		return args[1]
+	}
+	return ""
+}
+
+// finish reports failed[i] with errs[i] (or every item of all with err)
+// through OnError, then counts them as done.
+func (w *BatchWriter) finish(all []writerItem, failed []writerItem, errs []error, err error) {
+	if all != nil && err != nil {
+		failed = all
+		errs = nil
+	}
+	if len(failed) == 0 {
+		return
+	}
+	// Reported before counted: a Flush that returns saw the callbacks.
+	if w.opts.OnError != nil {
+		for i := range failed {
+			e := err
+			if errs != nil {
+				e = errs[i]
+			}
+			w.opts.OnError(failed[i].cmd.Commands(), e)
+		}
+	}
+	w.mu.Lock()
+	w.failed += uint64(len(failed))
+	for _, it := range failed {
+		w.doneLocked(it.gen)
+	}
+	w.roomLocked()
+	w.mu.Unlock()
+	if err != nil {
+		w.recycle(all)
+	}
+}
+
+// doneLocked counts one command of generation gen as done.
+func (w *BatchWriter) doneLocked(gen uint64) {
+	if gen == w.gen {
+		w.genCount--
+		return
+	}
+	n := w.older[gen] - 1
+	if n > 0 {
+		w.older[gen] = n
+		return
+	}
+	delete(w.older, gen)
+	close(w.flushed)
+	w.flushed = make(chan struct{})
+}
+
+// roomLocked wakes the Writes waiting for room once there is some.
+func (w *BatchWriter) roomLocked() {
+	if w.waiting > 0 && w.pendingLocked() < uint64(w.opts.MaxPending) {
+		close(w.room)
+		w.room = make(chan struct{})
+		w.waiting = 0
+	}
+}
+
+// recycle keeps a sent chunk's storage for the queues.
+func (w *BatchWriter) recycle(chunk []writerItem) {
+	if cap(chunk) != w.opts.BatchSize {
+		return
+	}
+	clear(chunk)
+	w.mu.Lock()
+	if len(w.free) < 64 {
+		w.free = append(w.free, chunk[:0])
+	}
+	w.mu.Unlock()
+}
+
+// Flush waits until every command written before it was called is
+// acknowledged or failed (its OnError callback returned), or until ctx
+// ends (then it returns ctx.Err()). Commands written meanwhile do not
+// delay it. Safe for concurrent use; it does not stop the writer.
+func (w *BatchWriter) Flush(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	w.mu.Lock()
+	g := w.gen
+	if w.genCount > 0 {
+		w.older[g] = w.genCount
+	}
+	w.gen++
+	w.genCount = 0
+	for {
+		left := false
+		for k := range w.older {
+			if k <= g {
+				left = true
+				break
+			}
+		}
+		if !left {
+			w.mu.Unlock()
+			return nil
+		}
+		ch := w.flushed
+		w.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		w.mu.Lock()
+	}
+}
+
+// Close stops taking writes (Write then fails with ErrClosed), flushes,
+// and stops the writer's connections and goroutines. When ctx ends before
+// the flush completes, Close stops anyway: commands still queued are
+// reported failed with ErrClosed, those in flight get their replies (or
+// are reported failed once Config.DrainTimeout passes), and Close returns
+// ctx.Err(). Every command written is acknowledged or reported failed when
+// Close returns. Calling Close again returns ErrClosed.
+func (w *BatchWriter) Close(ctx context.Context) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return ErrClosed
+	}
+	w.closed = true
+	close(w.room) // waiting Writes see closed
+	w.room = make(chan struct{})
+	w.waiting = 0
+	w.mu.Unlock()
+	err := w.Flush(ctx)
+	w.stop(ErrClosed)
+	w.e.untrack(w)
+	return err
+}
+
+// stop implements service: queued commands are reported failed with err,
+// in-flight pipelines get DrainTimeout to finish, then the connections are
+// closed; it returns once the lanes' goroutines ended.
+func (w *BatchWriter) stop(err error) {
+	w.stopOnce.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		w.stopping = true
+		close(w.room)
+		w.room = make(chan struct{})
+		w.waiting = 0
+		var lanes []*writerLane
+		var queued [][]writerItem
+		for _, n := range w.nodes {
+			for _, l := range n.lanes {
+				lanes = append(lanes, l)
+				queued = append(queued, l.queue...)
+				l.queue = nil
+				l.cond.Signal()
+			}
+		}
+		w.mu.Unlock()
+		close(w.stopCh)
+		for _, c := range queued {
+			w.finish(c, nil, nil, err)
+		}
+		done := make(chan struct{})
+		go func() { w.wg.Wait(); close(done) }()
+		t := time.NewTimer(w.e.cfg.DrainTimeout)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			for _, l := range lanes {
+				l.closeConn() // fails the pipelines still in flight
+			}
+			<-done
+		}
+	})
+}
+
+// BatchWriterStats is a snapshot of a BatchWriter's counters.
+type BatchWriterStats struct {
+	// Written counts commands queued by Write and the helpers (not those
+	// they rejected). Acknowledged counts those the server answered
+	// without an error (a nil reply is not an error); Failed those
+	// reported through OnError. Pending = Written - Acknowledged - Failed.
+	Written, Acknowledged, Failed uint64
+	Pending                       uint64
+	// Retries counts commands sent again; Rejected the Writes that failed
+	// with ErrBackpressure; Batches the pipelines sent; Connects the
+	// connections opened.
+	Retries, Rejected, Batches, Connects uint64
+	// Elapsed is the time since the first Write; Rate the acknowledged
+	// commands per second over it. RecentRate is the rate since the
+	// previous call of Stats (or the first Write).
+	Elapsed          time.Duration
+	Rate, RecentRate float64
+}
+
+// Stats returns a snapshot of the writer's counters. Safe for concurrent
+// use.
+func (w *BatchWriter) Stats() BatchWriterStats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := BatchWriterStats{
+		Written: w.written, Acknowledged: w.acked, Failed: w.failed, Pending: w.pendingLocked(),
+		Retries: w.retries, Rejected: w.rejected, Batches: w.batches, Connects: w.reconnect,
+	}
+	if w.written == 0 {
+		return s
+	}
+	now := time.Now()
+	s.Elapsed = now.Sub(w.start)
+	if sec := s.Elapsed.Seconds(); sec > 0 {
+		s.Rate = float64(w.acked) / sec
+	}
+	if sec := now.Sub(w.lastAt).Seconds(); sec > 0 {
+		s.RecentRate = float64(w.acked-w.lastAcked) / sec
+	}
+	w.lastAt, w.lastAcked = now, w.acked
+	return s
+}
+
+// String formats the main counters on one line, for logs.
+func (s BatchWriterStats) String() string {
+	return "written=" + strconv.FormatUint(s.Written, 10) +
+		" acked=" + strconv.FormatUint(s.Acknowledged, 10) +
+		" failed=" + strconv.FormatUint(s.Failed, 10) +
+		" pending=" + strconv.FormatUint(s.Pending, 10) +
+		" rate=" + strconv.FormatFloat(s.Rate, 'f', 0, 64) + "/s"
+}
