@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -246,20 +247,24 @@ func loadRedisBenchmark(tb testing.TB) (time.Duration, float64) {
 }
 
 // runLoader runs l once per b.N iteration on an emptied server and
-// reports ops/s.
+// reports ops/s (median of the iterations) and the CPU time per 1M SETs
+// of the client (this process and its children: redis-benchmark) and of
+// the server (INFO cpu): the machine's cores are shared by both.
 func runLoader(b *testing.B, l loader) float64 {
 	loadKeys()
-	var total time.Duration
 	var rates []float64
+	var clientCPU, serverCPU time.Duration
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
 		flushAll(b)
+		c0, s0 := clientCPUTime(), serverCPUTime(b)
 		b.StartTimer()
 		elapsed, rate := l.load(b)
 		b.StopTimer()
+		clientCPU += clientCPUTime() - c0
+		serverCPU += serverCPUTime(b) - s0
 		checkLoaded(b, l.name)
-		total += elapsed
 		if rate == 0 {
 			rate = writerN / elapsed.Seconds()
 		}
@@ -267,8 +272,45 @@ func runLoader(b *testing.B, l loader) float64 {
 	}
 	r := median(rates)
 	b.ReportMetric(r, "ops/s")
+	b.ReportMetric(float64(clientCPU.Milliseconds())/float64(b.N), "client-cpu-ms")
+	b.ReportMetric(float64(serverCPU.Milliseconds())/float64(b.N), "server-cpu-ms")
 	b.ReportMetric(0, "ns/op") // one op is 1M SETs: read ops/s
 	return r
+}
+
+// clientCPUTime is the user+system CPU time of this process and of its
+// waited-for children.
+func clientCPUTime() time.Duration {
+	var total time.Duration
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if syscall.Getrusage(who, &ru) == nil {
+			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	return total
+}
+
+// serverCPUTime is the server's used_cpu_user + used_cpu_sys (INFO cpu).
+func serverCPUTime(tb testing.TB) time.Duration {
+	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{addr}, DisableCache: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer c.Close()
+	info, err := c.Do(context.Background(), c.B().Info().Section("cpu").Build()).ToString()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }
 
 func median(v []float64) float64 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -127,11 +128,53 @@ type BatchWriter struct {
 	wg       sync.WaitGroup
 }
 
-// writerItem is one queued command.
+// writerItem is one queued command: its parts, from which the lane builds
+// the valkey-go command when it sends it (built commands go back to
+// valkey-go's pool once answered, so the parts are kept for reporting a
+// failure and for sending again).
 type writerItem struct {
-	cmd   valkey.Completed // pinned: it may be sent again
+	cmd   valkey.Completed // built at Write in cluster mode (for the slot); zero once sent
+	name  string
+	key   string   // when hasKey
+	val   string   // when hasVal: the one argument after the key (SET's value, ...)
+	args  []string // the further arguments; owned by the item
+	flags uint8
+	slot  uint16 // cluster mode
+	tries int32
 	gen   uint64
-	tries int
+}
+
+const (
+	hasKey uint8 = 1 << iota
+	hasVal
+)
+
+// build returns the command of it, from valkey-go's pool.
+func (w *BatchWriter) build(it *writerItem) valkey.Completed {
+	b := w.e.b
+	switch {
+	case it.flags == hasKey|hasVal && it.args == nil && it.name == "SET":
+		return b.Set().Key(it.key).Value(it.val).Build()
+	case it.flags&hasKey == 0:
+		return b.Arbitrary(it.name).Args(it.args...).Build()
+	case it.flags&hasVal != 0:
+		return b.Arbitrary(it.name).Keys(it.key).Args(it.val).Args(it.args...).Build()
+	default:
+		return b.Arbitrary(it.name).Keys(it.key).Args(it.args...).Build()
+	}
+}
+
+// argv returns the command line of it, for OnError.
+func (it *writerItem) argv() []string {
+	s := make([]string, 0, 3+len(it.args))
+	s = append(s, it.name)
+	if it.flags&hasKey != 0 {
+		s = append(s, it.key)
+	}
+	if it.flags&hasVal != 0 {
+		s = append(s, it.val)
+	}
+	return append(s, it.args...)
 }
 
 // writerNode is one node's connections.
@@ -149,6 +192,7 @@ type writerLane struct {
 	queue [][]writerItem // chunks of up to BatchSize commands, in order
 	cond  *sync.Cond
 	idle  bool
+	ok    []bool // per batch: acknowledged; the lane goroutine's own
 
 	connMu sync.Mutex
 	conn   drivers.Conn
@@ -205,34 +249,44 @@ func (e *Engine) NewBatchWriter(opts BatchWriterOptions) (*BatchWriter, error) {
 // argument, when there is one, is taken as the key: it picks the node (in
 // cluster mode) and the connection, so commands whose first argument is
 // the same key keep their order. Write does not wait for the reply.
+// Blocking commands (BLPOP, ...) hold up the connection they are sent on
+// and the commands behind them: do not write them here.
 //
 // It returns nil once the command is queued, or: ErrInvalidArgument (no
-// command name), ErrClosed (the writer or the engine is closed),
-// ErrBackpressure (full, with BackpressureReject), or ctx.Err() when ctx
-// ends while Write waits for room. ctx bounds only the wait for room: a
-// queued command is sent even if ctx ends later. The writer keeps no
-// reference to args.
+// command name, or a SUBSCRIBE-family command, which has no reply to
+// count), ErrClosed (the writer or the engine is closed), ErrBackpressure
+// (full, with BackpressureReject), or ctx.Err() when ctx ends while Write
+// waits for room. ctx bounds only the wait for room: a queued command is
+// sent even if ctx ends later. The writer keeps no reference to args.
 func (w *BatchWriter) Write(ctx context.Context, args ...string) error {
 	if len(args) == 0 || args[0] == "" {
 		return fmt.Errorf("%w: Write needs a command name", ErrInvalidArgument)
 	}
-	if len(args) == 1 {
-		return w.enqueue(ctx, "", w.e.b.Arbitrary(args[0]).Build())
+	if strings.HasSuffix(strings.ToUpper(args[0]), "SUBSCRIBE") {
+		return fmt.Errorf("%w: %s cannot be written by a batch writer", ErrInvalidArgument, args[0])
 	}
-	return w.enqueue(ctx, args[1], w.e.b.Arbitrary(args[0]).Keys(args[1]).Args(args[2:]...).Build())
+	if len(args) == 1 {
+		return w.enqueue(ctx, writerItem{name: args[0]})
+	}
+	return w.enqueue(ctx, writerItem{name: args[0], key: args[1], flags: hasKey, args: clone(args[2:])})
+}
+
+// clone copies s (nil when empty).
+func clone(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return append([]string(nil), s...)
 }
 
 // Set queues SET key value with a time to live: 0 for none, KeepTTL to
 // keep the current one (see Engine.Set). Returns as Write.
 func (w *BatchWriter) Set(ctx context.Context, key, value string, ttl time.Duration) error {
-	if ttl == 0 {
-		return w.enqueue(ctx, key, w.e.b.Set().Key(key).Value(value).Build())
-	}
 	ex, err := ttlArgs(ttl)
 	if err != nil {
 		return err
 	}
-	return w.enqueue(ctx, key, w.e.b.Arbitrary("SET").Keys(key).Args(value).Args(ex...).Build())
+	return w.enqueue(ctx, writerItem{name: "SET", key: key, val: value, flags: hasKey | hasVal, args: ex})
 }
 
 // HSet queues HSET key with alternating field/value arguments; an empty
@@ -242,11 +296,7 @@ func (w *BatchWriter) HSet(ctx context.Context, key string, fieldValues ...strin
 	if len(fieldValues) == 0 || len(fieldValues)%2 != 0 {
 		return fmt.Errorf("%w: HSET needs field/value pairs, got %d arguments", ErrInvalidArgument, len(fieldValues))
 	}
-	fv := w.e.b.Hset().Key(key).FieldValue()
-	for i := 0; i < len(fieldValues); i += 2 {
-		fv = fv.FieldValue(fieldValues[i], fieldValues[i+1])
-	}
-	return w.enqueue(ctx, key, fv.Build())
+	return w.enqueue(ctx, writerItem{name: "HSET", key: key, flags: hasKey, args: clone(fieldValues)})
 }
 
 // Del queues DEL of keys (at least one, else ErrInvalidArgument). In
@@ -262,23 +312,23 @@ func (w *BatchWriter) Del(ctx context.Context, keys ...string) error {
 			for i, j := range g {
 				ks[i] = keys[j]
 			}
-			if err := w.enqueue(ctx, ks[0], w.e.b.Del().Key(ks...).Build()); err != nil {
+			if err := w.enqueue(ctx, writerItem{name: "DEL", key: ks[0], flags: hasKey, args: clone(ks[1:])}); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return w.enqueue(ctx, keys[0], w.e.b.Del().Key(keys...).Build())
+	return w.enqueue(ctx, writerItem{name: "DEL", key: keys[0], flags: hasKey, args: clone(keys[1:])})
 }
 
 // Incr queues INCR key. Returns as Write.
 func (w *BatchWriter) Incr(ctx context.Context, key string) error {
-	return w.enqueue(ctx, key, w.e.b.Incr().Key(key).Build())
+	return w.enqueue(ctx, writerItem{name: "INCR", key: key, flags: hasKey})
 }
 
 // IncrBy queues INCRBY key n. Returns as Write.
 func (w *BatchWriter) IncrBy(ctx context.Context, key string, n int64) error {
-	return w.enqueue(ctx, key, w.e.b.Incrby().Key(key).Increment(n).Build())
+	return w.enqueue(ctx, writerItem{name: "INCRBY", key: key, val: strconv.FormatInt(n, 10), flags: hasKey | hasVal})
 }
 
 // Expire queues PEXPIRE key ttl (milliseconds, at least 1); a ttl of 0 or
@@ -287,7 +337,8 @@ func (w *BatchWriter) Expire(ctx context.Context, key string, ttl time.Duration)
 	if ttl <= 0 {
 		return fmt.Errorf("%w: EXPIRE needs a positive ttl, got %s", ErrInvalidArgument, ttl)
 	}
-	return w.enqueue(ctx, key, w.e.b.Pexpire().Key(key).Milliseconds(max(int64(ttl/time.Millisecond), 1)).Build())
+	ms := strconv.FormatInt(max(int64(ttl/time.Millisecond), 1), 10)
+	return w.enqueue(ctx, writerItem{name: "PEXPIRE", key: key, val: ms, flags: hasKey | hasVal})
 }
 
 // RPush queues RPUSH key values... (at least one value, else
@@ -296,7 +347,7 @@ func (w *BatchWriter) RPush(ctx context.Context, key string, values ...string) e
 	if len(values) == 0 {
 		return fmt.Errorf("%w: RPUSH needs at least one value", ErrInvalidArgument)
 	}
-	return w.enqueue(ctx, key, w.e.b.Rpush().Key(key).Element(values...).Build())
+	return w.enqueue(ctx, writerItem{name: "RPUSH", key: key, flags: hasKey, args: clone(values)})
 }
 
 // SAdd queues SADD key members... (at least one member, else
@@ -305,7 +356,7 @@ func (w *BatchWriter) SAdd(ctx context.Context, key string, members ...string) e
 	if len(members) == 0 {
 		return fmt.Errorf("%w: SADD needs at least one member", ErrInvalidArgument)
 	}
-	return w.enqueue(ctx, key, w.e.b.Sadd().Key(key).Member(members...).Build())
+	return w.enqueue(ctx, writerItem{name: "SADD", key: key, flags: hasKey, args: clone(members)})
 }
 
 // XAdd queues XADD stream * with alternating field/value arguments (an
@@ -315,15 +366,11 @@ func (w *BatchWriter) XAdd(ctx context.Context, stream string, fieldValues ...st
 	if len(fieldValues) == 0 || len(fieldValues)%2 != 0 {
 		return fmt.Errorf("%w: XADD needs field/value pairs, got %d arguments", ErrInvalidArgument, len(fieldValues))
 	}
-	fv := w.e.b.Xadd().Key(stream).Id("*").FieldValue()
-	for i := 0; i < len(fieldValues); i += 2 {
-		fv = fv.FieldValue(fieldValues[i], fieldValues[i+1])
-	}
-	return w.enqueue(ctx, stream, fv.Build())
+	return w.enqueue(ctx, writerItem{name: "XADD", key: stream, val: "*", flags: hasKey | hasVal, args: clone(fieldValues)})
 }
 
-// enqueue queues cmd, routed by key, waiting for room under Block.
-func (w *BatchWriter) enqueue(ctx context.Context, key string, cmd valkey.Completed) error {
+// enqueue queues it, routed by its key, waiting for room under Block.
+func (w *BatchWriter) enqueue(ctx context.Context, it writerItem) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -332,13 +379,15 @@ func (w *BatchWriter) enqueue(ctx context.Context, key string, cmd valkey.Comple
 	}
 	addr := ""
 	if w.e.cl != nil {
-		a, err := w.e.cl.Owner(cmd.Slot() & (actors.Slots - 1))
+		// Build now for the slot (valkey-go's hashing); sent as is first.
+		it.cmd = w.build(&it)
+		it.slot = it.cmd.Slot() & (actors.Slots - 1)
+		a, err := w.e.cl.Owner(it.slot)
 		if err != nil {
 			return err
 		}
 		addr = a
 	}
-	cmd = cmd.Pin() // kept until done, and maybe sent again
 	w.mu.Lock()
 	for {
 		if w.closed {
@@ -369,7 +418,8 @@ func (w *BatchWriter) enqueue(ctx context.Context, key string, cmd valkey.Comple
 	}
 	w.written++
 	w.genCount++
-	w.laneLocked(addr, key).pushLocked(writerItem{cmd: cmd, gen: w.gen})
+	it.gen = w.gen
+	w.laneLocked(addr, it.key).pushLocked(it)
 	w.mu.Unlock()
 	return nil
 }
@@ -510,7 +560,13 @@ func (l *writerLane) run() {
 
 		cmds = cmds[:0]
 		for i := range batch {
-			cmds = append(cmds, batch[i].cmd)
+			it := &batch[i]
+			if it.cmd.IsEmpty() {
+				it.cmd = w.build(it)
+			}
+			cmds = append(cmds, it.cmd)
+			// valkey-go recycles answered commands: the parts stay.
+			it.cmd = valkey.Completed{}
 		}
 		results := conn.DoMulti(context.Background(), cmds...)
 		clear(cmds)
@@ -532,15 +588,15 @@ func (w *BatchWriter) rerouteLocked(l *writerLane, batch []writerItem) (late []w
 		l.queue = append([][]writerItem{batch}, l.queue...)
 		return nil
 	}
-	w.e.cl.Stale(batch[0].cmd.Slot() & (actors.Slots - 1))
+	w.e.cl.Stale(batch[0].slot)
 	var stay []writerItem
 	for _, it := range batch {
-		addr, err := w.e.cl.Owner(it.cmd.Slot() & (actors.Slots - 1))
+		addr, err := w.e.cl.Owner(it.slot)
 		if err != nil || addr == l.addr {
 			stay = append(stay, it)
 			continue
 		}
-		w.laneLocked(addr, firstKey(it.cmd)).pushLocked(it)
+		w.laneLocked(addr, it.key).pushLocked(it)
 	}
 	l.requeueLocked(stay)
 	return nil
@@ -628,6 +684,11 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 	var moved map[string][]writerItem // MOVED target -> commands
 	acked := 0
 	stopping := w.isStopped()
+	ok := l.ok[:0]
+	for range batch {
+		ok = append(ok, false)
+	}
+	l.ok = ok
 	for i := range batch {
 		it := batch[i]
 		r := shortResult
@@ -638,7 +699,7 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 		if err != nil { // transport: the connection is gone
 			broken = true
 			notSent := policies.NotSent(err)
-			if (notSent || w.opts.Idempotent) && it.tries < w.opts.MaxRetries && !stopping {
+			if (notSent || w.opts.Idempotent) && int(it.tries) < w.opts.MaxRetries && !stopping {
 				it.tries++
 				again = append(again, it)
 				continue
@@ -651,14 +712,14 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 		}
 		err = r.Error()
 		if err == nil || valkey.IsValkeyNil(err) {
-			batch[i].cmd = valkey.Completed{}
+			ok[i] = true
 			acked++
 			continue
 		}
 		var ve *valkey.ValkeyError
-		if errors.As(err, &ve) && it.tries < w.opts.MaxRetries && !stopping {
+		if errors.As(err, &ve) && int(it.tries) < w.opts.MaxRetries && !stopping {
 			if addr, ok := ve.IsMoved(); ok && w.e.cl != nil {
-				w.e.cl.Moved(it.cmd.Slot()&(actors.Slots-1), addr)
+				w.e.cl.Moved(it.slot, addr)
 				it.tries++
 				if moved == nil {
 					moved = map[string][]writerItem{}
@@ -676,7 +737,7 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 	}
 	if len(again) > 0 && !broken {
 		// A passing refusal: give the server a moment.
-		t := time.NewTimer(w.back.Delay(again[0].tries - 1))
+		t := time.NewTimer(w.back.Delay(int(again[0].tries) - 1))
 		select {
 		case <-t.C:
 		case <-w.stopCh:
@@ -687,9 +748,9 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 	w.mu.Lock()
 	w.batches++
 	w.acked += uint64(acked)
-	for _, it := range batch {
-		if it.cmd == (valkey.Completed{}) { // acknowledged
-			w.doneLocked(it.gen)
+	for i := range batch {
+		if ok[i] {
+			w.doneLocked(batch[i].gen)
 		}
 	}
 	late := w.resendLocked(l, again, moved)
@@ -715,19 +776,11 @@ func (w *BatchWriter) resendLocked(l *writerLane, again []writerItem, moved map[
 	for addr, items := range moved {
 		w.retries += uint64(len(items))
 		for _, it := range items {
-			w.laneLocked(addr, firstKey(it.cmd)).pushLocked(it)
+			w.laneLocked(addr, it.key).pushLocked(it)
 		}
 	}
 	l.requeueLocked(again)
 	return nil
-}
-
-// firstKey returns a command's routing key (its first argument).
-func firstKey(cmd valkey.Completed) string {
-	if args := cmd.Commands(); len(args) > 1 {
-		return args[1]
-	}
-	return ""
 }
 
 // finish reports failed[i] with errs[i] (or every item of all with err)
@@ -747,7 +800,7 @@ func (w *BatchWriter) finish(all []writerItem, failed []writerItem, errs []error
 			if errs != nil {
 				e = errs[i]
 			}
-			w.opts.OnError(failed[i].cmd.Commands(), e)
+			w.opts.OnError(failed[i].argv(), e)
 		}
 	}
 	w.mu.Lock()
