@@ -388,6 +388,7 @@ func (w *BatchWriter) enqueue(ctx context.Context, it writerItem) error {
 		}
 		addr = a
 	}
+	h := laneHash(it.key)
 	w.mu.Lock()
 	for {
 		if w.closed {
@@ -419,16 +420,16 @@ func (w *BatchWriter) enqueue(ctx context.Context, it writerItem) error {
 	w.written++
 	w.genCount++
 	it.gen = w.gen
-	w.laneLocked(addr, it.key).pushLocked(it)
+	w.laneLocked(addr, h).pushLocked(it)
 	w.mu.Unlock()
 	return nil
 }
 
 func (w *BatchWriter) pendingLocked() uint64 { return w.written - w.acked - w.failed }
 
-// laneLocked returns the lane for key on addr ("" in standalone mode),
+// laneLocked returns the lane for key hash h on addr ("" in standalone mode),
 // starting the node's lanes on first use.
-func (w *BatchWriter) laneLocked(addr, key string) *writerLane {
+func (w *BatchWriter) laneLocked(addr string, h uint32) *writerLane {
 	n := w.single
 	if w.e.cl != nil {
 		n = w.nodes[addr]
@@ -450,15 +451,17 @@ func (w *BatchWriter) laneLocked(addr, key string) *writerLane {
 			w.single = n
 		}
 	}
-	if len(n.lanes) == 1 {
-		return n.lanes[0]
-	}
-	h := uint32(2166136261) // FNV-1a, as Engine.pick
+	return n.lanes[h%uint32(len(n.lanes))]
+}
+
+// laneHash spreads keys over a node's lanes (FNV-1a, as Engine.pick).
+func laneHash(key string) uint32 {
+	h := uint32(2166136261)
 	for i := 0; i < len(key); i++ {
 		h ^= uint32(key[i])
 		h *= 16777619
 	}
-	return n.lanes[h%uint32(len(n.lanes))]
+	return h
 }
 
 // pushLocked appends it to the lane's queue and wakes the lane.
@@ -596,7 +599,7 @@ func (w *BatchWriter) rerouteLocked(l *writerLane, batch []writerItem) (late []w
 			stay = append(stay, it)
 			continue
 		}
-		w.laneLocked(addr, it.key).pushLocked(it)
+		w.laneLocked(addr, laneHash(it.key)).pushLocked(it)
 	}
 	l.requeueLocked(stay)
 	return nil
@@ -776,7 +779,7 @@ func (w *BatchWriter) resendLocked(l *writerLane, again []writerItem, moved map[
 	for addr, items := range moved {
 		w.retries += uint64(len(items))
 		for _, it := range items {
-			w.laneLocked(addr, it.key).pushLocked(it)
+			w.laneLocked(addr, laneHash(it.key)).pushLocked(it)
 		}
 	}
 	l.requeueLocked(again)
