@@ -60,9 +60,11 @@ type BatchWriterOptions struct {
 	Idempotent bool
 	// MaxRetries is the number of times one command is sent again: after
 	// it was not written (the connection failed first), after a passing
-	// refusal (LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN, ASK), after a
-	// MOVED redirect, or (Idempotent) after its reply was lost. Then it is
-	// reported failed. Default 5; 0 takes the default.
+	// refusal (LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN, READONLY;
+	// after a backoff), after a MOVED redirect (to the new owner) or an ASK
+	// redirect (to the importing node, after ASKING), or (Idempotent) after
+	// its reply was lost. Then it is reported failed. Default 5; 0 takes
+	// the default.
 	MaxRetries int
 	// RetryTimeout bounds how long a connection keeps being re-dialled
 	// (with the engine's retry backoff, Config.MinRetryBackoff to
@@ -116,6 +118,7 @@ type BatchWriter struct {
 	acked     uint64
 	failed    uint64
 	retries   uint64
+	redirects uint64
 	rejected  uint64
 	batches   uint64
 	reconnect uint64
@@ -147,6 +150,7 @@ type writerItem struct {
 const (
 	hasKey uint8 = 1 << iota
 	hasVal
+	asking // send ASKING first (an ASK redirect): cluster mode
 )
 
 // build returns the command of it, from valkey-go's pool.
@@ -512,8 +516,10 @@ func (l *writerLane) run() {
 	defer w.wg.Done()
 	defer l.closeConn()
 	cmds := make([]valkey.Completed, 0, w.opts.BatchSize)
-	var down time.Time // when the connection first failed, zero while up
-	failures := 0      // consecutive failed dials
+	var idx []int                    // batch item -> its command in cmds
+	var picked []valkey.ValkeyResult // results without the ASKING replies
+	var down time.Time               // when the connection first failed, zero while up
+	failures := 0                    // consecutive failed dials
 	for {
 		w.mu.Lock()
 		for len(l.queue) == 0 && !w.stopping {
@@ -562,17 +568,34 @@ func (l *writerLane) run() {
 		down, failures = time.Time{}, 0
 
 		cmds = cmds[:0]
+		idx = idx[:0]
 		for i := range batch {
 			it := &batch[i]
+			if it.flags&asking != 0 {
+				cmds = append(cmds, w.e.b.Asking().Build())
+				it.flags &^= asking
+			}
 			if it.cmd.IsEmpty() {
 				it.cmd = w.build(it)
 			}
 			cmds = append(cmds, it.cmd)
+			idx = append(idx, len(cmds)-1)
 			// valkey-go recycles answered commands: the parts stay.
 			it.cmd = valkey.Completed{}
 		}
 		results := conn.DoMulti(context.Background(), cmds...)
 		clear(cmds)
+		if len(cmds) != len(batch) { // drop the ASKING replies
+			picked = picked[:0]
+			for _, j := range idx {
+				r := shortResult
+				if j < len(results) {
+					r = results[j]
+				}
+				picked = append(picked, r)
+			}
+			results = picked
+		}
 		if broken := w.settle(l, batch, results); broken {
 			l.closeConn()
 		}
@@ -678,13 +701,13 @@ func (l *writerLane) closeConn() {
 var shortResult = valkey.NewErrorResult(actors.ErrShortReply)
 
 // settle sorts a sent batch's results: acknowledged, failed, sent again
-// (on this lane, or on the lane of a MOVED target). It reports whether
+// (on this lane, or on the lane of a MOVED or ASK target). It reports whether
 // the connection broke.
 func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey.ValkeyResult) (broken bool) {
 	var failed []writerItem
 	var errs []error
 	var again []writerItem            // this lane, front
-	var moved map[string][]writerItem // MOVED target -> commands
+	var moved map[string][]writerItem // MOVED or ASK target -> commands
 	acked := 0
 	stopping := w.isStopped()
 	ok := l.ok[:0]
@@ -730,7 +753,16 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 				moved[addr] = append(moved[addr], it)
 				continue
 			}
-			if _, ok := ve.IsAsk(); ok || ve.IsLoading() || ve.IsTryAgain() || ve.IsClusterDown() || policies.IsRetryable(err) {
+			if addr, ok := ve.IsAsk(); ok && w.e.cl != nil {
+				it.tries++
+				it.flags |= asking
+				if moved == nil {
+					moved = map[string][]writerItem{}
+				}
+				moved[addr] = append(moved[addr], it)
+				continue
+			}
+			if ve.IsLoading() || ve.IsTryAgain() || ve.IsClusterDown() || policies.IsRetryable(err) {
 				it.tries++
 				again = append(again, it)
 				continue
@@ -778,6 +810,7 @@ func (w *BatchWriter) resendLocked(l *writerLane, again []writerItem, moved map[
 	w.retries += uint64(len(again))
 	for addr, items := range moved {
 		w.retries += uint64(len(items))
+		w.redirects += uint64(len(items))
 		for _, it := range items {
 			w.laneLocked(addr, laneHash(it.key)).pushLocked(it)
 		}
@@ -967,10 +1000,11 @@ type BatchWriterStats struct {
 	// reported through OnError. Pending = Written - Acknowledged - Failed.
 	Written, Acknowledged, Failed uint64
 	Pending                       uint64
-	// Retries counts commands sent again; Rejected the Writes that failed
-	// with ErrBackpressure; Batches the pipelines sent; Connects the
-	// connections opened.
-	Retries, Rejected, Batches, Connects uint64
+	// Retries counts commands sent again, Redirects those of them sent to
+	// another node after MOVED or ASK (cluster mode); Rejected the Writes
+	// that failed with ErrBackpressure; Batches the pipelines sent;
+	// Connects the connections opened.
+	Retries, Redirects, Rejected, Batches, Connects uint64
 	// Elapsed is the time since the first Write; Rate the acknowledged
 	// commands per second over it. RecentRate is the rate since the
 	// previous call of Stats (or the first Write).
@@ -985,7 +1019,7 @@ func (w *BatchWriter) Stats() BatchWriterStats {
 	defer w.mu.Unlock()
 	s := BatchWriterStats{
 		Written: w.written, Acknowledged: w.acked, Failed: w.failed, Pending: w.pendingLocked(),
-		Retries: w.retries, Rejected: w.rejected, Batches: w.batches, Connects: w.reconnect,
+		Retries: w.retries, Redirects: w.redirects, Rejected: w.rejected, Batches: w.batches, Connects: w.reconnect,
 	}
 	if w.written == 0 {
 		return s

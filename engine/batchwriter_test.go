@@ -659,3 +659,73 @@ func TestBatchWriterCluster(t *testing.T) {
 		t.Fatalf("%d keys missing, first %q", len(lost), lost[0])
 	}
 }
+
+// Cluster mode while 300 slots move between primaries under the writer:
+// MOVED and ASK redirects are followed (ASKING to the importing node),
+// nothing is lost or failed, and every key ends up on its slot's new owner.
+func TestBatchWriterClusterResharding(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t)
+	eng := clusterEngine(t, c)
+	ctx := ctxT(t)
+	prim := c.Primaries()
+	ranges, err := c.SlotsOf(prim[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slots []int
+	for s := ranges[0][0]; s <= ranges[0][1] && len(slots) < 300; s++ {
+		slots = append(slots, s)
+	}
+	var errs bwErrors
+	w := bwWriter(t, eng, engine.BatchWriterOptions{OnError: errs.on, MaxPending: 5000})
+	const n = 60_000
+	keys := make([]string, n)
+	migrated := make(chan error, 1)
+	for i := range keys {
+		if i == n/4 {
+			go func() { migrated <- c.MigrateSlots(prim[0], prim[1], slots) }()
+		}
+		keys[i] = bwKey("rw", i)
+		if err := w.Set(ctx, keys[i], "v", 0); err != nil {
+			t.Fatal(err)
+		}
+		if i%5000 == 0 {
+			// Pace the writes so that they span the migration.
+			if err := w.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := <-migrated; err != nil {
+		t.Fatalf("MigrateSlots: %v", err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := w.Stats()
+	t.Logf("resharding 300 slots under %d SETs: %s, %d resent, %d redirects", n, st, st.Retries, st.Redirects)
+	bwCheckDone(t, st, errs.len())
+	if st.Redirects == 0 {
+		t.Fatal("no MOVED or ASK redirect: the writes did not span the migration")
+	}
+	if st.Failed != 0 {
+		t.Fatalf("%d failed, first %q: %v", st.Failed, errs.cmds[0], errs.errs[0])
+	}
+	if lost := bwMissing(t, ctx, eng, keys); len(lost) > 0 {
+		t.Fatalf("%d keys missing, first %q", len(lost), lost[0])
+	}
+	var total int64
+	for _, p := range prim {
+		r, err := p.Do("DBSIZE")
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += r.(int64)
+	}
+	if total != n {
+		t.Fatalf("DBSIZE over the primaries = %d, want %d", total, n)
+	}
+}
