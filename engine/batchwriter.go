@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"strings"
 	"sync"
@@ -458,15 +459,13 @@ func (w *BatchWriter) laneLocked(addr string, h uint32) *writerLane {
 	return n.lanes[h%uint32(len(n.lanes))]
 }
 
-// laneHash spreads keys over a node's lanes (FNV-1a, as Engine.pick).
+// laneHash spreads keys over a node's lanes.
 func laneHash(key string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
-		h *= 16777619
-	}
-	return h
+	return uint32(maphash.String(laneSeed, key))
 }
+
+// laneSeed is fixed for the process: a key always maps to the same lane.
+var laneSeed = maphash.MakeSeed()
 
 // pushLocked appends it to the lane's queue and wakes the lane.
 func (l *writerLane) pushLocked(it writerItem) {
@@ -716,10 +715,10 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 	}
 	l.ok = ok
 	for i := range batch {
-		it := batch[i]
-		r := shortResult
+		it := &batch[i] // modified in place: the batch is recycled after
+		r := &shortResult
 		if i < len(results) {
-			r = results[i]
+			r = &results[i]
 		}
 		err := r.NonValkeyError()
 		if err != nil { // transport: the connection is gone
@@ -727,13 +726,13 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 			notSent := policies.NotSent(err)
 			if (notSent || w.opts.Idempotent) && int(it.tries) < w.opts.MaxRetries && !stopping {
 				it.tries++
-				again = append(again, it)
+				again = append(again, *it)
 				continue
 			}
 			if !notSent {
 				err = &policies.OutcomeUnknownError{Cause: err}
 			}
-			failed, errs = append(failed, it), append(errs, err)
+			failed, errs = append(failed, *it), append(errs, err)
 			continue
 		}
 		err = r.Error()
@@ -750,7 +749,7 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 				if moved == nil {
 					moved = map[string][]writerItem{}
 				}
-				moved[addr] = append(moved[addr], it)
+				moved[addr] = append(moved[addr], *it)
 				continue
 			}
 			if addr, ok := ve.IsAsk(); ok && w.e.cl != nil {
@@ -759,16 +758,16 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 				if moved == nil {
 					moved = map[string][]writerItem{}
 				}
-				moved[addr] = append(moved[addr], it)
+				moved[addr] = append(moved[addr], *it)
 				continue
 			}
 			if ve.IsLoading() || ve.IsTryAgain() || ve.IsClusterDown() || policies.IsRetryable(err) {
 				it.tries++
-				again = append(again, it)
+				again = append(again, *it)
 				continue
 			}
 		}
-		failed, errs = append(failed, it), append(errs, mapError(err))
+		failed, errs = append(failed, *it), append(errs, mapError(err))
 	}
 	if len(again) > 0 && !broken {
 		// A passing refusal: give the server a moment.
