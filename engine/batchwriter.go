@@ -261,8 +261,10 @@ func (e *Engine) NewBatchWriter(opts BatchWriterOptions) (*BatchWriter, error) {
 // command name, or a SUBSCRIBE-family command, which has no reply to
 // count), ErrClosed (the writer or the engine is closed), ErrBackpressure
 // (full, with BackpressureReject), or ctx.Err() when ctx ends while Write
-// waits for room. ctx bounds only the wait for room: a queued command is
-// sent even if ctx ends later. The writer keeps no reference to args.
+// waits for room. ctx bounds only the wait for room (and, in cluster
+// mode, the wait while no node serves the key's slot during a failover, at
+// most RetryTimeout): a queued command is sent even if ctx ends later. The
+// writer keeps no reference to args.
 func (w *BatchWriter) Write(ctx context.Context, args ...string) error {
 	if len(args) == 0 || args[0] == "" {
 		return fmt.Errorf("%w: Write needs a command name", ErrInvalidArgument)
@@ -387,7 +389,7 @@ func (w *BatchWriter) enqueue(ctx context.Context, it writerItem) error {
 		// Build now for the slot (valkey-go's hashing); sent as is first.
 		it.cmd = w.build(&it)
 		it.slot = it.cmd.Slot() & (actors.Slots - 1)
-		a, err := w.e.cl.Owner(it.slot)
+		a, err := w.owner(ctx, it.slot)
 		if err != nil {
 			return err
 		}
@@ -428,6 +430,33 @@ func (w *BatchWriter) enqueue(ctx context.Context, it writerItem) error {
 	w.laneLocked(addr, h).pushLocked(it)
 	w.mu.Unlock()
 	return nil
+}
+
+// owner returns the primary serving slot. While no node serves it (a
+// failover in progress) it waits, re-reading the slot map with backoff,
+// until one does, ctx ends, the writer closes or RetryTimeout passes.
+func (w *BatchWriter) owner(ctx context.Context, slot uint16) (string, error) {
+	addr, err := w.e.cl.Owner(slot)
+	if err == nil {
+		return addr, nil
+	}
+	deadline := time.Now().Add(w.opts.RetryTimeout)
+	for i := 0; time.Now().Before(deadline); i++ {
+		t := time.NewTimer(w.back.Delay(i))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return "", ctx.Err()
+		case <-w.stopCh:
+			t.Stop()
+			return "", ErrClosed
+		}
+		if addr, err = w.e.cl.Owner(slot); err == nil {
+			return addr, nil
+		}
+	}
+	return "", err
 }
 
 func (w *BatchWriter) pendingLocked() uint64 { return w.written - w.acked - w.failed }

@@ -767,3 +767,60 @@ func ExampleBatchWriter() {
 	fmt.Println(st.Written, "written,", st.Acknowledged, "acknowledged,", st.Failed, "failed")
 	// Output: 10002 written, 10002 acknowledged, 0 failed
 }
+
+// Cluster mode, a primary killed (SIGKILL) under the writer: the commands
+// queued for it are re-routed to the replica that takes over once the slot
+// map shows it; only those in flight at the kill fail (ErrOutcomeUnknown),
+// every command is accounted for, and writes after the failover all land.
+func TestBatchWriterClusterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t)
+	eng := clusterEngine(t, c)
+	ctx := ctxT(t)
+	var errs bwErrors
+	w := bwWriter(t, eng, engine.BatchWriterOptions{OnError: errs.on, MaxPending: 20_000})
+	victim := c.Primaries()[0]
+	const n = 60_000
+	failedOver := make(chan error, 1)
+	for i := range n {
+		if i == n/3 {
+			if err := c.KillPrimary(victim); err != nil {
+				t.Fatal(err)
+			}
+			go func() { failedOver <- c.WaitFailover(victim, 20*time.Second) }()
+		}
+		if err := w.Set(ctx, bwKey("fo", i), "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-failedOver; err != nil {
+		t.Fatalf("WaitFailover: %v", err)
+	}
+	// After the failover: every write lands.
+	after := make([]string, 5000)
+	for i := range after {
+		after[i] = bwKey("fo:after", i)
+		if err := w.Set(ctx, after[i], "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := w.Stats()
+	t.Logf("primary killed under %d SETs: %s, %d resent, %d connections", n+len(after), st, st.Retries, st.Connects)
+	bwCheckDone(t, st, errs.len())
+	for i, err := range errs.errs {
+		if !errors.Is(err, engine.ErrOutcomeUnknown) {
+			t.Fatalf("OnError(%q, %v): only commands in flight at the kill may fail", errs.cmds[i], err)
+		}
+	}
+	if max := uint64(engine.DefaultWriterConns * engine.DefaultWriterBatchSize); st.Failed > max {
+		t.Fatalf("%d failed, more than the %d that can be in flight on the victim", st.Failed, max)
+	}
+	if lost := bwMissing(t, ctx, eng, after); len(lost) > 0 {
+		t.Fatalf("%d keys written after the failover missing, first %q", len(lost), lost[0])
+	}
+}
