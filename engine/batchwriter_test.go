@@ -411,6 +411,11 @@ func TestBatchWriterFlush(t *testing.T) {
 func TestBatchWriterClose(t *testing.T) {
 	eng, _ := newEngine(t)
 	ctx := ctxT(t)
+	if err := eng.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The writer's goroutines end with Close, while the engine lives on.
+	engineOnly := goleak.IgnoreCurrent()
 	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -425,6 +430,7 @@ func TestBatchWriterClose(t *testing.T) {
 	if err := w.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+	goleak.VerifyNone(t, engineOnly)
 	if st := w.Stats(); st.Acknowledged != 5000 || st.Pending != 0 {
 		t.Fatalf("after Close: %s", st)
 	}
