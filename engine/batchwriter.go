@@ -470,7 +470,7 @@ func (w *BatchWriter) laneLocked(addr string, h uint32) *writerLane {
 	}
 	if n == nil {
 		if w.e.cl == nil {
-			addr = w.e.first[0].Addr
+			addr, _ = w.e.addrOf("") // the only node: never fails
 		}
 		n = &writerNode{addr: addr}
 		for range w.opts.ConnsPerNode {
