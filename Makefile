@@ -9,7 +9,7 @@ BENCHTIME ?= 2s
 # so the contenders are interleaved over time.
 BENCHROUNDS ?= 3
 
-.PHONY: all demo test test-short test-faults bench lint server
+.PHONY: all demo test test-short test-faults bench bench-writer lint server
 
 all: lint test
 
@@ -39,6 +39,14 @@ bench: server
 	$(GO) test -c -o bench.test ./bench
 	rm -f bench.out; for i in $$(seq $(BENCHROUNDS)); do ./bench.test -test.run '^$$' -test.bench . -test.benchmem -test.benchtime $(BENCHTIME) | tee -a bench.out; done
 	$(GO) run ./internal/tools/benchratio bench.out
+
+# Bulk load of 1M SETs (64-byte values): the batch writer vs valkey-go
+# DoMulti(1000) from 4 goroutines, the engine's futures, and
+# redis-benchmark -P 128 (redis-tools), same server, BENCHROUNDS interleaved
+# rounds; prints the medians and ratios after each round.
+bench-writer: server
+	$(GO) test -c -o bench.test ./bench
+	BENCHROUNDS=$(BENCHROUNDS) ./bench.test -test.run '^$$' -test.bench '^BenchmarkWriter$$' -test.benchtime 1x -test.benchmem | tee bench-writer.out
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

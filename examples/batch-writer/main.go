@@ -1,0 +1,140 @@
+// Command batch-writer bulk-loads keys with engine.BatchWriter and shows a
+// live progress bar (on stderr) and the final rate (on stdout).
+//
+//	go run ./examples/batch-writer -n 1000000 -value-size 64
+//
+// It connects to $VALKEY_URL or $VALKEY_ADDR (and the other VALKEY_*
+// variables, see the README); when neither VALKEY_URL nor VALKEY_ADDR is
+// set it starts a throwaway server on a free loopback port and stops it at
+// the end.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("batch-writer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("n", 1_000_000, "number of keys to load")
+	size := fs.Int("value-size", 64, "value size in bytes")
+	prefix := fs.String("prefix", "bulk:", "key prefix")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n < 0 || *size < 0 {
+		return errors.New("-n and -value-size must be at least 0")
+	}
+
+	cfg, err := config.LoadFromEnv()
+	if err != nil {
+		return err
+	}
+	if os.Getenv("VALKEY_URL") == "" && os.Getenv("VALKEY_ADDR") == "" {
+		srv, err := valkeytest.StartServer(valkeytest.Options{Name: "batch-writer"})
+		if err != nil {
+			return err
+		}
+		defer srv.Stop()
+		cfg = cfg.WithAddrs(srv.Addr())
+		fmt.Fprintln(stdout, "started a throwaway server on", srv.Addr())
+	}
+	ctx := context.Background()
+	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	eng, err := engine.New(dialCtx, cfg)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	// Failures are reported per command; count them and keep the first.
+	var failed atomic.Int64
+	var first atomic.Value
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{
+		OnError: func(cmd []string, err error) {
+			failed.Add(1)
+			first.CompareAndSwap(nil, fmt.Sprintf("%s %s: %v", cmd[0], cmd[1], err))
+		},
+	})
+	if err != nil {
+		return err
+	}
+
+	// The progress bar, redrawn from Stats every 100ms.
+	done := make(chan struct{})
+	drawn := make(chan struct{})
+	go func() {
+		defer close(drawn)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				fmt.Fprint(stderr, "\r", bar(w.Stats(), *n))
+			case <-done:
+				fmt.Fprint(stderr, "\r", bar(w.Stats(), *n), "\n")
+				return
+			}
+		}
+	}()
+
+	value := strings.Repeat("x", *size)
+	start := time.Now()
+	for i := range *n {
+		// Set only queues: it blocks when MaxPending commands are pending.
+		if err := w.Set(ctx, *prefix+strconv.Itoa(i), value, 0); err != nil {
+			close(done)
+			<-drawn
+			return err
+		}
+	}
+	// Close waits until every command is acknowledged or reported failed.
+	err = w.Close(ctx)
+	elapsed := time.Since(start)
+	close(done)
+	<-drawn
+	if err != nil {
+		return err
+	}
+	st := w.Stats()
+	fmt.Fprintf(stdout, "loaded %d keys (%d-byte values) in %s: %.0f ops/s, %d failed, %d pipelines\n",
+		st.Acknowledged, *size, elapsed.Round(time.Millisecond), float64(st.Acknowledged)/elapsed.Seconds(), st.Failed, st.Batches)
+	if failed.Load() > 0 {
+		return fmt.Errorf("%d writes failed, first: %v", failed.Load(), first.Load())
+	}
+	return nil
+}
+
+// bar renders one progress line: a 30-character bar, counts and rates.
+func bar(st engine.BatchWriterStats, total int) string {
+	const width = 30
+	frac := 1.0
+	if total > 0 {
+		frac = float64(st.Acknowledged+st.Failed) / float64(total)
+	}
+	full := int(frac * width)
+	return fmt.Sprintf("[%s%s] %3.0f%% %d/%d acked, %d failed, %d pending, %.0f ops/s (now %.0f)",
+		strings.Repeat("#", full), strings.Repeat(".", width-full), frac*100,
+		st.Acknowledged, total, st.Failed, st.Pending, st.Rate, st.RecentRate)
+}
