@@ -212,7 +212,7 @@ func TestSyncClientContextErrors(t *testing.T) {
 				return
 			}
 		}
-		t.Fatal("the BLPOP never blocked")
+		t.Fatal("the WAIT never blocked")
 	}
 
 	cctx, cancel := context.WithCancel(ctx)
@@ -236,23 +236,25 @@ func TestSyncClientContextErrors(t *testing.T) {
 		t.Fatalf("a command with a cancelled ctx was written: EXISTS = %d, %v", n, err)
 	}
 
-	// The ctx bounds the wait. A BLPOP keeps the connection busy for
-	// 600ms; a call queued behind it returns when its own 50ms deadline
-	// passes, and, still queued then, is never written.
-	blk := eng.Do(context.Background(), "BLPOP", "blk", "0.6")
+	// The ctx bounds the wait. A WAIT for a replica the server does not
+	// have keeps the connection busy for 600ms (blocking commands such as
+	// BLPOP no longer do: Do sends them on a connection of their own); a
+	// call queued behind it returns when its own 50ms deadline passes,
+	// and, still queued then, is never written.
+	blk := eng.WaitReplicas(context.Background(), "blk", 1, 600*time.Millisecond)
 	waitBlocked()
 	dctx, dcancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer dcancel()
 	start := time.Now()
 	err = c.Set(dctx, "blk-queued", "x", 0)
 	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Set behind BLPOP = %v, want context.DeadlineExceeded", err)
+		t.Fatalf("Set behind WAIT = %v, want context.DeadlineExceeded", err)
 	}
 	if el := time.Since(start); el > 400*time.Millisecond {
-		t.Fatalf("Set behind BLPOP returned after %s; its 50ms deadline should bound the wait", el)
+		t.Fatalf("Set behind WAIT returned after %s; its 50ms deadline should bound the wait", el)
 	}
-	if r, err := blk.Await(ctx); err != nil || !r.IsNil() {
-		t.Fatalf("BLPOP = %v, %v; want a nil reply after its timeout", r, err)
+	if n, err := blk.Await(ctx); err != nil || n != 0 {
+		t.Fatalf("WAIT = %d, %v; want 0 replicas after its timeout", n, err)
 	}
 	if n, err := c.Exists(ctx, "blk-queued"); err != nil || n != 0 {
 		t.Fatalf("Set whose ctx ended while queued was written: EXISTS = %d, %v", n, err)
@@ -265,11 +267,11 @@ func TestSyncClientContextErrors(t *testing.T) {
 	wctx, wcancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer wcancel()
 	start = time.Now()
-	if _, err := c.Do(wctx, "BLPOP", "blk", "1"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Do BLPOP with 200ms ctx = %v, want context.DeadlineExceeded", err)
+	if _, err := c.Do(wctx, "WAIT", "1", "1000"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Do WAIT with 200ms ctx = %v, want context.DeadlineExceeded", err)
 	}
 	if el := time.Since(start); el > 700*time.Millisecond {
-		t.Fatalf("Do BLPOP returned after %s; want about 200ms", el)
+		t.Fatalf("Do WAIT returned after %s; want about 200ms", el)
 	}
 
 	// The Client works normally afterwards.
