@@ -26,6 +26,10 @@ type Hooked interface {
 	Command
 	// SetHook makes the next completion go through c (nil: none).
 	SetHook(c *Collector)
+	// Renew makes Cmd valid again after the server answered it with a
+	// redirect (valkey-go recycles answered commands that are not
+	// pinned). The slot actor calls it before sending the command again.
+	Renew()
 }
 
 // Collector follows the commands a slot actor has forwarded: it counts
@@ -488,6 +492,7 @@ func (a *Slot) send(redirects []Redirect) {
 	var asks []Redirect
 	wait := false
 	for _, r := range redirects {
+		r.Cmd.Renew()
 		r.Cmd.Retrying()
 		if r.Cmd.Attempts() > st.MaxRedirects {
 			r.Cmd.Fail(errors.Join(ErrTooManyRedirects, r.Err))

@@ -357,14 +357,15 @@ func submitCluster[T any](e *Engine, ctx context.Context, route string, cmd valk
 }
 
 // submitSlot routes cmd for slot: straight to the owner's connection
-// actor, or through the slot actor while the slot needs it. The command is
-// pinned: valkey-go recycles a command once the server has replied, and a
-// redirected command is sent again.
+// actor, or through the slot actor while the slot needs it. A redirected
+// command is sent again, but valkey-go recycles a command once the server
+// has replied: the request keeps a short command's parts to build it again
+// (see newSlotRequest), a longer one is pinned.
 func submitSlot[T any](e *Engine, ctx context.Context, slot uint16, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	r := &request[T]{ctx: ctx, cmd: cmd.Pin(), decode: decode}
+	r := newSlotRequest(ctx, e.b, cmd, decode)
 	f := r.promise.Future()
 	if e.closed.Load() {
 		r.promise.Reject(ErrClosed)

@@ -22,6 +22,60 @@ type request[T any] struct {
 	// hook, set by a slot actor (cluster mode), hears of the completion and
 	// takes back redirect replies.
 	hook atomic.Pointer[actors.Collector]
+	// ext, in cluster mode, keeps what it takes to send cmd again after a
+	// redirect; nil when cmd is pinned (or in standalone mode).
+	ext *resendable
+}
+
+// resendable keeps a short command's parts so that it can be built again
+// once the server has answered it (valkey-go recycles an answered command
+// unless it is pinned, and pinning costs two allocations per command).
+// It lives in the same allocation as its request (slotRequest).
+type resendable struct {
+	parts [maxResendParts]string
+	n     uint8
+	ro    bool
+	b     valkey.Builder
+}
+
+// maxResendParts is the longest command kept as parts; longer ones are
+// pinned.
+const maxResendParts = 5
+
+// slotRequest is a cluster-mode request with room for its parts.
+type slotRequest[T any] struct {
+	request[T]
+	res resendable
+}
+
+// newSlotRequest returns the request for a cluster command: cmd's parts
+// copied (string headers only) when it is short, else cmd pinned.
+func newSlotRequest[T any](ctx context.Context, b valkey.Builder, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *request[T] {
+	parts := cmd.Commands()
+	if len(parts) > maxResendParts {
+		return &request[T]{ctx: ctx, cmd: cmd.Pin(), decode: decode}
+	}
+	sr := &slotRequest[T]{request: request[T]{ctx: ctx, cmd: cmd, decode: decode}}
+	sr.res.n = uint8(copy(sr.res.parts[:], parts))
+	sr.res.ro = cmd.IsReadOnly()
+	sr.res.b = b
+	sr.ext = &sr.res
+	return &sr.request
+}
+
+// Renew implements actors.Hooked: it builds cmd again from its parts
+// (the server answered it, so valkey-go may have recycled it).
+func (r *request[T]) Renew() {
+	x := r.ext
+	if x == nil {
+		return // pinned: still valid
+	}
+	a := x.b.Arbitrary(x.parts[:x.n]...)
+	if x.ro {
+		r.cmd = a.ReadOnly()
+	} else {
+		r.cmd = a.Build()
+	}
 }
 
 func (r *request[T]) Context() context.Context    { return r.ctx }
