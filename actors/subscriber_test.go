@@ -277,8 +277,7 @@ type subHandOver struct {
 
 func newSubMovedRig(t *testing.T, moved func(string) bool) (*subRig, chan subHandOver) {
 	ho := make(chan subHandOver, 16)
-	var r *subRig
-	r = newSubRig(t, nil, func(st *actors.SubscriberState) {
+	r := newSubRig(t, nil, func(st *actors.SubscriberState) {
 		st.Moved = func(names []string, since time.Time) { ho <- subHandOver{names, since} }
 		dial := st.Dial
 		st.Dial = func(ctx context.Context, hint string, failures int) (drivers.Conn, string, error) {
