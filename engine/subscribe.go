@@ -22,16 +22,20 @@ const (
 	SubMessage SubEventKind = iota
 	// Subscribed: a connection's subscriptions were confirmed for the
 	// first time. One per connection: one in standalone mode; in cluster
-	// mode one more for each node that shard channels first needed.
+	// mode one more for each node that shard channels first needed (not
+	// for a connection opened only for channels whose slot moved: their
+	// Resubscribed stands for it).
 	Subscribed
-	// Disconnected: a connection was lost (SubEvent.Err says why).
-	// Messages published from now until the matching Resubscribed are
-	// not delivered.
+	// Disconnected: a connection was lost (SubEvent.Err says why), or,
+	// with SubEvent.ShardChannel set, that one shard channel was dropped
+	// because its slot moved (Err ErrSlotMoved). Messages published from
+	// now until the matching Resubscribed are not delivered.
 	Disconnected
 	// Resubscribed: after a Disconnected, a new connection subscribed to
-	// the whole set again. SubEvent.Gap is the time from the disconnect to
-	// the first confirmation on the new connection: the window in which
-	// messages may have been missed.
+	// the whole set again, or (ShardChannel set) the moved shard channel
+	// was subscribed on its new owner. SubEvent.Gap is the time from the
+	// disconnect to the confirmation: the window in which messages may
+	// have been missed.
 	Resubscribed
 )
 
