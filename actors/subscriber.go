@@ -32,8 +32,8 @@ type SubEventKind uint8
 const (
 	SubMessage      SubEventKind = iota // a message: Msg
 	SubSubscribed                       // the first connection's subscriptions are confirmed
-	SubDisconnected                     // the connection was lost: Err
-	SubResubscribed                     // a new connection resubscribed: Gap
+	SubDisconnected                     // the connection was lost (Err), or one shard channel moved away (ShardChannel)
+	SubResubscribed                     // a new connection resubscribed (Gap), or one moved shard channel did (ShardChannel)
 )
 
 // SubEvent is what a subscriber actor reports through
@@ -44,6 +44,10 @@ type SubEvent struct {
 	Gap  time.Duration        // SubResubscribed: from the disconnect to the first confirmation on the new connection
 	Err  error                // SubDisconnected
 	Addr string               // the node
+	// ShardChannel is set on the SubDisconnected and SubResubscribed of
+	// one shard channel whose slot moved (SubscriberState.Moved): the
+	// event is about that channel only, not about the connection.
+	ShardChannel string
 }
 
 // SubOp asks a subscriber actor to subscribe to or unsubscribe from Names
@@ -53,11 +57,29 @@ type SubEvent struct {
 // reply, or SubscriberState.CloseErr when the actor stops first. An
 // unsubscribe made while disconnected completes at once: the names are
 // not subscribed again.
+//
+// With SubscriberState.Moved set, shard channels whose SSUBSCRIBE the
+// server answered with MOVED are not added: Done receives a *MovedError
+// naming them (joined with any other error; the rest of Names is
+// subscribed). Since, when not zero, marks Names as shard channels
+// handed over from another connection after their slot moved, unsubscribed
+// since then: the confirmation of each is reported as a SubResubscribed
+// with its ShardChannel and the gap from Since.
 type SubOp struct {
 	Kind  SubKind
 	Unsub bool
 	Names []string
 	Done  chan error
+	Since time.Time
+}
+
+// MovedError is (or is joined in) the result of a SubOp whose shard
+// channels the server redirected (MOVED): their slot is served by another
+// node. Names were not subscribed.
+type MovedError struct{ Names []string }
+
+func (e *MovedError) Error() string {
+	return "actors: shard channels served by another node (MOVED): " + strings.Join(e.Names, ", ")
 }
 
 // ErrSlotMoved is the Err of the SubDisconnected reported when the server
@@ -96,12 +118,28 @@ type SubscriberState struct {
 	// Timeout bounds one (un)subscribe round trip; a timeout counts as a
 	// broken connection. Default 10s.
 	Timeout time.Duration
-	// Emit receives messages and events, from one goroutine at a time
-	// (the connection's reader or the actor). It may block: that stops
-	// reading from the connection.
+	// Emit receives messages and events: from the connection's reader
+	// (messages, confirmations) and from the actor (disconnects, moved
+	// channels), possibly at the same time: it must be safe for
+	// concurrent use. Items about one channel come in order. It may
+	// block: that stops reading from the connection (or the actor).
 	Emit func(SubEvent)
 	// CloseErr fails the operations still waiting when the actor stops.
 	CloseErr error
+	// Moved, when set, receives the shard channels the actor gave up
+	// because their slot moved: the server unsubscribed them on its own
+	// (a sunsubscribe the actor did not ask for), or answered MOVED when
+	// the actor subscribed its set again on a new connection. They are
+	// out of the set; the actor reported a SubDisconnected (ErrSlotMoved,
+	// ShardChannel) for each, and the rest of the set stays subscribed.
+	// since is when they stopped being subscribed. Called on the actor's
+	// goroutine: it must not block nor wait for the actor. When nil, the
+	// actor handles a moved slot as a broken connection: it reconnects
+	// and subscribes the whole set again.
+	Moved func(names []string, since time.Time)
+	// Conns, when set, counts the connections the actor holds open (+1
+	// per dial that succeeded, -1 when it is closed).
+	Conns *atomic.Int64
 
 	life    context.Context
 	cancel  context.CancelFunc
@@ -116,7 +154,7 @@ type SubscriberState struct {
 	closing bool
 	addr    string
 
-	subscribed atomic.Bool // SubSubscribed was emitted
+	subscribed atomic.Bool // a first confirmation happened (SubSubscribed was emitted, unless only handed-over channels were confirmed)
 
 	// Owned by the actor.
 	want     [subKinds]map[string]struct{}
@@ -128,7 +166,8 @@ type SubscriberState struct {
 	down     time.Time
 	parked   []SubOp
 	timer    *time.Timer
-	failErr  error // why fail closed the connection
+	failErr  error          // why fail closed the connection
+	unsubbed map[string]int // SUNSUBSCRIBEs sent on conn whose sunsubscribe was not seen yet
 }
 
 // Spawn starts the actor in system.
@@ -155,6 +194,10 @@ func (s *SubscriberState) Send(op SubOp) { s.system.Root.Send(s.pid, op) }
 // Stopped is closed once the actor has stopped.
 func (s *SubscriberState) Stopped() <-chan struct{} { return s.stopped }
 
+// Subscribed reports whether a connection of the actor ever had a
+// subscription confirmed.
+func (s *SubscriberState) Subscribed() bool { return s.subscribed.Load() }
+
 // Addr returns the address of the actor's current (or last) connection.
 func (s *SubscriberState) Addr() string {
 	s.mu.Lock()
@@ -178,6 +221,13 @@ func (s *SubscriberState) Stop() {
 	for c := range left {
 		_ = c.Close()
 	}
+	s.count(-len(left))
+}
+
+func (s *SubscriberState) count(n int) {
+	if s.Conns != nil {
+		s.Conns.Add(int64(n))
+	}
 }
 
 // tell sends the actor a message of its own, unless it is stopping (so
@@ -198,13 +248,18 @@ func (s *SubscriberState) adopt(c drivers.Conn) bool {
 		return false
 	}
 	s.open[c] = struct{}{}
+	s.count(1)
 	return true
 }
 
 func (s *SubscriberState) release(c drivers.Conn) {
 	s.mu.Lock()
+	_, ok := s.open[c]
 	delete(s.open, c)
 	s.mu.Unlock()
+	if ok {
+		s.count(-1)
+	}
 	_ = c.Close()
 }
 
@@ -248,9 +303,8 @@ func (a *Subscriber) Receive(ctx actor.Context) {
 			s.lost(m.err)
 		}
 	case subKicked:
-		// A sunsubscribe we did not ask for (the name is still wanted).
-		if _, ok := s.want[SubShard][m.channel]; ok && m.gen == s.gen && s.conn != nil {
-			s.fail(ErrSlotMoved)
+		if m.gen == s.gen && s.conn != nil {
+			s.kicked(m.channel)
 		}
 	case subRetry:
 		if m.gen == s.gen {
@@ -330,9 +384,10 @@ func (s *SubscriberState) dialed(m subDialed) {
 	s.mu.Lock()
 	s.addr = m.addr
 	s.mu.Unlock()
-	sess := &subSession{s: s, first: !s.subscribed.Load(), down: s.down, addr: m.addr, gen: s.gen, self: s.self}
+	sess := &subSession{s: s, first: !s.subscribed.Load(), down: s.down, addr: m.addr, gen: s.gen, self: s.self, resume: map[string]time.Time{}}
 	done := ps.Listen(drivers.PubSubHooks{OnMessage: sess.message, OnSubscription: sess.confirmed})
 	s.conn, s.sess = m.conn, sess
+	s.unsubbed = map[string]int{}
 	gen, self := s.gen, s.self
 	s.wg.Add(1)
 	go func() {
@@ -341,22 +396,50 @@ func (s *SubscriberState) dialed(m subDialed) {
 		s.tell(self, subLost{gen: gen, err: err})
 	}()
 
-	// Everything in the set, then the parked operations.
+	// Everything in the set, then the parked operations. Shard channels
+	// come last, one command each.
 	var cmds []valkey.Completed
+	var shard []string
 	for k := range s.want {
-		cmds = append(cmds, subCmds(m.conn.B(), SubKind(k), false, keys(s.want[k]))...)
+		names := keys(s.want[k])
+		if SubKind(k) == SubShard {
+			shard = names
+		}
+		cmds = append(cmds, subCmds(m.conn.B(), SubKind(k), false, names)...)
 	}
+	var moved []string
 	if len(cmds) > 0 {
-		if err := s.roundTrip(cmds); err != nil {
-			// A refusal (MOVED after a failover, NOPERM, ...) or a broken
+		off := len(cmds) - len(shard)
+		var bad error
+		for i, err := range s.exec(cmds) {
+			switch {
+			case err == nil:
+			case i >= off && s.Moved != nil && isMovedErr(err):
+				moved = append(moved, shard[i-off])
+			case bad == nil:
+				bad = err
+			}
+		}
+		if bad != nil {
+			// A refusal (NOPERM, MOVED without Moved, ...) or a broken
 			// connection: start again on a new one.
-			s.fail(err)
+			s.fail(bad)
 			return
 		}
 	}
+	s.up = true
+	if len(moved) > 0 {
+		// The rest of the set is subscribed again; the channels whose slot
+		// moved while disconnected go to their new owner.
+		sess.announce()
+		since := sess.down
+		if since.IsZero() {
+			since = time.Now()
+		}
+		s.handOver(moved, since)
+	}
 	parked := s.parked
 	s.parked = nil
-	s.up = true
 	for i, op := range parked {
 		s.op(op)
 		if !s.up { // the connection broke: the rest stays parked
@@ -364,8 +447,51 @@ func (s *SubscriberState) dialed(m subDialed) {
 			return
 		}
 	}
-	sess.announce() // nothing was sent: there is nothing to confirm
+	if !sess.first || s.size() > 0 {
+		sess.announce() // when nothing was sent there is nothing to confirm
+	}
 	s.failures = 0
+}
+
+// kicked handles a sunsubscribe push of the current connection.
+func (s *SubscriberState) kicked(channel string) {
+	if s.unsubbed[channel] > 0 { // the answer to our SUNSUBSCRIBE
+		s.unkick(channel)
+		return
+	}
+	if _, ok := s.want[SubShard][channel]; !ok {
+		return
+	}
+	// The server's own: the slot moved.
+	if s.Moved == nil {
+		s.fail(ErrSlotMoved)
+		return
+	}
+	s.handOver([]string{channel}, time.Now())
+}
+
+func (s *SubscriberState) unkick(channel string) {
+	if s.unsubbed[channel]--; s.unsubbed[channel] <= 0 {
+		delete(s.unsubbed, channel)
+	}
+}
+
+// handOver takes shard channels out of the set and gives them to Moved.
+func (s *SubscriberState) handOver(names []string, since time.Time) {
+	for _, n := range names {
+		delete(s.want[SubShard], n)
+		s.Emit(SubEvent{Kind: SubDisconnected, Err: ErrSlotMoved, Addr: s.sess.addr, ShardChannel: n})
+	}
+	s.Moved(names, since)
+}
+
+// size returns the number of names in the set.
+func (s *SubscriberState) size() int {
+	n := 0
+	for k := range s.want {
+		n += len(s.want[k])
+	}
+	return n
 }
 
 // op runs an operation now when subscribed, or parks it.
@@ -376,26 +502,21 @@ func (s *SubscriberState) op(op SubOp) {
 	}
 	set := s.want[op.Kind]
 	if op.Unsub {
-		for _, n := range op.Names {
-			delete(set, n)
-		}
-		if !s.up {
-			s.unpark(op.Kind, op.Names)
-			op.Done <- nil
-			return
-		}
-		err := s.roundTrip(subCmds(s.conn.B(), op.Kind, true, op.Names))
-		if err != nil && !isServerErr(err) {
-			s.fail(err)
-			err = nil // not subscribed again on the next connection
-		}
-		op.Done <- err
+		s.unsub(op, set)
 		return
 	}
 	var names []string
+	seen := map[string]bool{}
 	for _, n := range op.Names {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
 		if _, ok := set[n]; !ok {
 			names = append(names, n)
+		} else if !op.Since.IsZero() && s.up {
+			// Already subscribed here: nothing to confirm.
+			s.Emit(SubEvent{Kind: SubResubscribed, Gap: time.Since(op.Since), Addr: s.sess.addr, ShardChannel: n})
 		}
 	}
 	if len(names) == 0 {
@@ -406,19 +527,80 @@ func (s *SubscriberState) op(op SubOp) {
 		s.parked = append(s.parked, op)
 		return
 	}
-	err := s.roundTrip(subCmds(s.conn.B(), op.Kind, false, names))
-	switch {
-	case err == nil:
-		for _, n := range names {
-			set[n] = struct{}{}
-		}
-		op.Done <- nil
-	case isServerErr(err):
-		op.Done <- err
-	default:
-		s.parked = append(s.parked, op)
-		s.fail(err)
+	if !op.Since.IsZero() {
+		s.sess.expect(names, op.Since)
 	}
+	errs := s.exec(subCmds(s.conn.B(), op.Kind, false, names))
+	var moved []string
+	var bad, broken error
+	for i, err := range errs {
+		// One command per shard channel, one for all the others.
+		these := names
+		if op.Kind == SubShard {
+			these = names[i : i+1]
+		}
+		switch {
+		case err == nil:
+			for _, n := range these {
+				set[n] = struct{}{}
+			}
+			continue
+		case !isServerErr(err):
+			broken = err
+		case op.Kind == SubShard && s.Moved != nil && isMovedErr(err):
+			moved = append(moved, these...)
+		case bad == nil:
+			bad = err
+		}
+		s.sess.unexpect(these)
+	}
+	if broken != nil {
+		s.parked = append(s.parked, op) // what is in the set now is skipped next time
+		s.fail(broken)
+		return
+	}
+	if len(moved) > 0 {
+		op.Done <- errors.Join(bad, &MovedError{Names: moved})
+		return
+	}
+	op.Done <- bad
+}
+
+// unsub runs an unsubscribe operation.
+func (s *SubscriberState) unsub(op SubOp, set map[string]struct{}) {
+	for _, n := range op.Names {
+		delete(set, n)
+	}
+	if !s.up {
+		s.unpark(op.Kind, op.Names)
+		op.Done <- nil
+		return
+	}
+	if op.Kind == SubShard {
+		for _, n := range op.Names {
+			s.unsubbed[n]++
+		}
+	}
+	var res error
+	for i, err := range s.exec(subCmds(s.conn.B(), op.Kind, true, op.Names)) {
+		if err == nil {
+			continue
+		}
+		if op.Kind == SubShard {
+			s.unkick(op.Names[i]) // no sunsubscribe comes for it
+		}
+		switch {
+		case !isServerErr(err):
+			s.fail(err)
+			op.Done <- nil // not subscribed again on the next connection
+			return
+		case op.Kind == SubShard && isMovedErr(err):
+			// Served elsewhere: not subscribed here.
+		case res == nil:
+			res = err
+		}
+	}
+	op.Done <- res
 }
 
 // unpark removes names from the parked subscribe operations of kind.
@@ -437,16 +619,15 @@ func (s *SubscriberState) unpark(kind SubKind, names []string) {
 	}
 }
 
-// roundTrip sends cmds on the connection and returns the first error.
-func (s *SubscriberState) roundTrip(cmds []valkey.Completed) error {
+// exec sends cmds on the connection and returns each one's error.
+func (s *SubscriberState) exec(cmds []valkey.Completed) []error {
 	ctx, cancel := context.WithTimeout(s.life, s.Timeout)
 	defer cancel()
-	for _, r := range s.conn.DoMulti(ctx, cmds...) {
-		if err := r.Error(); err != nil {
-			return err
-		}
+	errs := make([]error, len(cmds))
+	for i, r := range s.conn.DoMulti(ctx, cmds...) {
+		errs[i] = r.Error()
 	}
-	return nil
+	return errs
 }
 
 // fail gives up the current connection after an error of ours; its
@@ -502,6 +683,9 @@ type subSession struct {
 	down      time.Time
 	addr      string
 	announced atomic.Bool
+
+	rmu    sync.Mutex
+	resume map[string]time.Time // handed-over shard channels awaiting their confirmation -> unsubscribed since
 }
 
 func (ss *subSession) message(m valkey.PubSubMessage) {
@@ -516,7 +700,41 @@ func (ss *subSession) confirmed(c valkey.PubSubSubscription) {
 	if strings.HasSuffix(c.Kind, "unsubscribe") {
 		return
 	}
+	if c.Kind == "ssubscribe" {
+		ss.rmu.Lock()
+		since, ok := ss.resume[c.Channel]
+		delete(ss.resume, c.Channel)
+		ss.rmu.Unlock()
+		if ok {
+			if !ss.first {
+				ss.announce()
+			} else if !ss.announced.Swap(true) {
+				// A connection opened for handed-over channels: their
+				// Resubscribed stands for its Subscribed.
+				ss.s.subscribed.Store(true)
+			}
+			ss.s.Emit(SubEvent{Kind: SubResubscribed, Gap: time.Since(since), Addr: ss.addr, ShardChannel: c.Channel})
+			return
+		}
+	}
 	ss.announce()
+}
+
+// expect notes handed-over channels about to be subscribed.
+func (ss *subSession) expect(names []string, since time.Time) {
+	ss.rmu.Lock()
+	defer ss.rmu.Unlock()
+	for _, n := range names {
+		ss.resume[n] = since
+	}
+}
+
+func (ss *subSession) unexpect(names []string) {
+	ss.rmu.Lock()
+	defer ss.rmu.Unlock()
+	for _, n := range names {
+		delete(ss.resume, n)
+	}
 }
 
 // announce reports the connection's first confirmation, once.
@@ -573,4 +791,13 @@ func keys(m map[string]struct{}) []string {
 func isServerErr(err error) bool {
 	_, ok := valkey.IsValkeyErr(err)
 	return ok
+}
+
+func isMovedErr(err error) bool {
+	ve, ok := valkey.IsValkeyErr(err)
+	if !ok {
+		return false
+	}
+	_, moved := ve.IsMoved()
+	return moved
 }

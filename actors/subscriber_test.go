@@ -50,6 +50,8 @@ type subFake struct {
 	mu     sync.Mutex
 	cmds   []string
 	listen chan struct{}
+	moved  func(string) bool // shard channels answered with MOVED
+	hold   chan struct{}     // when set (under mu), SUNSUBSCRIBE waits for it
 }
 
 var (
@@ -69,6 +71,16 @@ func (f *subFake) DoMulti(_ context.Context, cmds ...valkey.Completed) []valkey.
 		f.cmds = append(f.cmds, strings.Join(args, " "))
 		f.mu.Unlock()
 		kind := strings.ToLower(args[0])
+		f.mu.Lock()
+		hold := f.hold
+		f.mu.Unlock()
+		if kind == "sunsubscribe" && hold != nil {
+			<-hold
+		}
+		if kind == "ssubscribe" && f.moved != nil && f.moved(args[1]) {
+			out[i] = serverErrReply("MOVED 1234 127.0.0.1:7001")
+			continue
+		}
 		for _, n := range args[1:] {
 			f.hooks.OnSubscription(valkey.PubSubSubscription{Kind: kind, Channel: n})
 		}
@@ -100,7 +112,7 @@ type subRig struct {
 	system *actor.ActorSystem
 }
 
-func newSubRig(t *testing.T, dialErr error) *subRig {
+func newSubRig(t *testing.T, dialErr error, mods ...func(*actors.SubscriberState)) *subRig {
 	b := subBuilder(t)
 	r := &subRig{t: t, conns: make(chan *subFake, 16), events: make(chan actors.SubEvent, 64)}
 	r.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
@@ -117,13 +129,25 @@ func newSubRig(t *testing.T, dialErr error) *subRig {
 		Emit:     func(ev actors.SubEvent) { r.events <- ev },
 		CloseErr: errors.New("stopped"),
 	}
+	for _, m := range mods {
+		m(r.st)
+	}
 	r.st.Spawn(r.system)
 	return r
 }
 
 func (r *subRig) op(kind actors.SubKind, unsub bool, names ...string) error {
-	op := actors.SubOp{Kind: kind, Unsub: unsub, Names: names, Done: make(chan error, 1)}
+	return r.wait(r.send(actors.SubOp{Kind: kind, Unsub: unsub, Names: names}))
+}
+
+// send posts op (with a new Done) without waiting.
+func (r *subRig) send(op actors.SubOp) actors.SubOp {
+	op.Done = make(chan error, 1)
 	r.st.Send(op)
+	return op
+}
+
+func (r *subRig) wait(op actors.SubOp) error {
 	select {
 	case err := <-op.Done:
 		return err
@@ -241,5 +265,167 @@ func TestSubscriberFollowsMovedShardChannels(t *testing.T) {
 	}
 	if !slices.Equal(c2.sent(), []string{"SSUBSCRIBE s1"}) {
 		t.Fatalf("sent %q", c2.sent())
+	}
+}
+
+// subMovedRig is a rig whose actor hands moved shard channels back
+// (Moved) instead of reconnecting; the hand-overs arrive on the channel.
+type subHandOver struct {
+	names []string
+	since time.Time
+}
+
+func newSubMovedRig(t *testing.T, moved func(string) bool) (*subRig, chan subHandOver) {
+	ho := make(chan subHandOver, 16)
+	r := newSubRig(t, nil, func(st *actors.SubscriberState) {
+		st.Moved = func(names []string, since time.Time) { ho <- subHandOver{names, since} }
+		dial := st.Dial
+		st.Dial = func(ctx context.Context, hint string, failures int) (drivers.Conn, string, error) {
+			c, addr, err := dial(ctx, hint, failures)
+			if f, ok := c.(*subFake); ok {
+				f.moved = moved
+			}
+			return c, addr, err
+		}
+	})
+	return r, ho
+}
+
+func (r *subRig) handOver(ho chan subHandOver) subHandOver {
+	r.t.Helper()
+	select {
+	case h := <-ho:
+		return h
+	case <-time.After(waitTimeout):
+		r.t.Fatal("no hand-over")
+	}
+	return subHandOver{}
+}
+
+// TestSubscriberHandsOverMovedChannels: with Moved set, a shard channel
+// the server drops on its own is handed back (one Disconnected naming
+// it) while the connection and its other channels stay; our own
+// SUNSUBSCRIBE followed at once by an SSUBSCRIBE of the same channel is
+// not mistaken for a move; a handed-over channel's confirmation is a
+// Resubscribed naming it (no Subscribed for a connection opened for it).
+func TestSubscriberHandsOverMovedChannels(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	r, ho := newSubMovedRig(t, nil)
+	defer r.stop()
+	if err := r.op(actors.SubShard, false, "s1", "s2", "s3"); err != nil {
+		t.Fatal(err)
+	}
+	r.event(actors.SubSubscribed)
+	c1 := r.conn()
+	c1.hooks.OnSubscription(valkey.PubSubSubscription{Kind: "sunsubscribe", Channel: "s1"})
+	ev := r.event(actors.SubDisconnected)
+	if !errors.Is(ev.Err, actors.ErrSlotMoved) || ev.ShardChannel != "s1" {
+		t.Fatalf("disconnected %+v, want s1 with ErrSlotMoved", ev)
+	}
+	if h := r.handOver(ho); !slices.Equal(h.names, []string{"s1"}) || h.since.IsZero() {
+		t.Fatalf("handed over %+v, want s1", h)
+	}
+	// Same connection: the others still deliver.
+	c1.hooks.OnMessage(valkey.PubSubMessage{Channel: "s2", Message: "still"})
+	if ev := r.event(actors.SubMessage); ev.Msg.Message != "still" {
+		t.Fatalf("message %+v", ev)
+	}
+	// Unsubscribe and subscribe again before the sunsubscribe is seen:
+	// the SUNSUBSCRIBE waits until the SSUBSCRIBE is queued.
+	hold := make(chan struct{})
+	c1.mu.Lock()
+	c1.hold = hold
+	c1.mu.Unlock()
+	un := r.send(actors.SubOp{Kind: actors.SubShard, Unsub: true, Names: []string{"s2"}})
+	re := r.send(actors.SubOp{Kind: actors.SubShard, Names: []string{"s2"}})
+	close(hold)
+	if err := r.wait(un); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.wait(re); err != nil {
+		t.Fatal(err)
+	}
+	// A channel handed over from elsewhere.
+	since := time.Now().Add(-time.Second)
+	if err := r.wait(r.send(actors.SubOp{Kind: actors.SubShard, Names: []string{"s9"}, Since: since})); err != nil {
+		t.Fatal(err)
+	}
+	ev = r.event(actors.SubResubscribed)
+	if ev.ShardChannel != "s9" || ev.Gap < time.Second {
+		t.Fatalf("resubscribed %+v, want s9 with a gap >= 1s", ev)
+	}
+	select {
+	case ev := <-r.events:
+		t.Fatalf("unexpected event %+v", ev)
+	case h := <-ho:
+		t.Fatalf("unexpected hand-over %+v", h)
+	case f := <-r.conns:
+		t.Fatalf("unexpected dial (hint %q)", f.hint)
+	case <-time.After(50 * time.Millisecond):
+	}
+
+	// A fresh actor whose first channel is handed over reports no Subscribed.
+	r2, _ := newSubMovedRig(t, nil)
+	defer r2.stop()
+	if err := r2.wait(r2.send(actors.SubOp{Kind: actors.SubShard, Names: []string{"m"}, Since: since})); err != nil {
+		t.Fatal(err)
+	}
+	if ev := r2.event(actors.SubResubscribed); ev.ShardChannel != "m" {
+		t.Fatalf("resubscribed %+v, want m", ev)
+	}
+	if !r2.st.Subscribed() {
+		t.Fatal("Subscribed() = false after a confirmation")
+	}
+}
+
+// TestSubscriberMovedReplies: MOVED to SSUBSCRIBE fails only the moved
+// channels of an operation (a *MovedError naming them, the rest is
+// subscribed); MOVED while resubscribing after a reconnect hands those
+// channels back, after the connection's Resubscribed.
+func TestSubscriberMovedReplies(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	var mu sync.Mutex
+	away := map[string]bool{"x": true}
+	r, ho := newSubMovedRig(t, func(n string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return away[n]
+	})
+	defer r.stop()
+	err := r.op(actors.SubShard, false, "a", "x", "b")
+	var me *actors.MovedError
+	if !errors.As(err, &me) || !slices.Equal(me.Names, []string{"x"}) {
+		t.Fatalf("op = %v, want a MovedError for x", err)
+	}
+	r.event(actors.SubSubscribed)
+	c1 := r.conn()
+	mu.Lock()
+	away["b"] = true
+	mu.Unlock()
+	c1.breakWith(errors.New("boom"))
+	r.event(actors.SubDisconnected)
+	c2 := r.conn()
+	if ev := r.event(actors.SubResubscribed); ev.ShardChannel != "" {
+		t.Fatalf("resubscribed %+v, want the connection's", ev)
+	}
+	ev := r.event(actors.SubDisconnected)
+	if ev.ShardChannel != "b" || !errors.Is(ev.Err, actors.ErrSlotMoved) {
+		t.Fatalf("disconnected %+v, want b moved", ev)
+	}
+	if h := r.handOver(ho); !slices.Equal(h.names, []string{"b"}) {
+		t.Fatalf("handed over %+v, want b", h)
+	}
+	got := c2.sent()
+	slices.Sort(got)
+	if want := []string{"SSUBSCRIBE a", "SSUBSCRIBE b"}; !slices.Equal(got, want) {
+		t.Fatalf("resubscribed with %q, want %q", got, want)
+	}
+	// b is out of the set: the next connection does not ask for it.
+	c2.breakWith(errors.New("again"))
+	r.event(actors.SubDisconnected)
+	c3 := r.conn()
+	r.event(actors.SubResubscribed)
+	if got := c3.sent(); !slices.Equal(got, []string{"SSUBSCRIBE a"}) {
+		t.Fatalf("third connection sent %q", got)
 	}
 }

@@ -51,6 +51,7 @@ type Engine struct {
 	svc   services      // subscribers, consumers, batch writers: stopped first by Close
 	block blockingCalls // blocking commands sent by Do outside the actors
 	tx    txConns       // dedicated connections for Tx and Watch (tx.go)
+	subs  subCounters   // pub/sub counters for Stats (subscribe.go)
 }
 
 // New validates cfg, dials every connection the engine needs (PoolSize

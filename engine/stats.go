@@ -40,6 +40,18 @@ type Stats struct {
 	SlotActors int
 	// Conns has one entry per connection actor.
 	Conns []actors.ConnStats
+	// Subscriptions is the number of live subscriptions (Subscribe ...
+	// until Close); SubConns the number of connections their subscriber
+	// actors hold open (dedicated pub/sub connections, each costing one
+	// more idle TCP connection with the valkey-go driver).
+	Subscriptions, SubConns int
+	// SubMessages counts the messages delivered to subscriptions
+	// (channel or Handler); SubDropped those OverflowDrop dropped;
+	// SubReconnects the connections that resubscribed after a disconnect
+	// (Resubscribed events of whole connections); SubMoved the shard
+	// channels subscribed again on their new owner after their slot moved
+	// (Resubscribed events with a ShardChannel).
+	SubMessages, SubDropped, SubReconnects, SubMoved uint64
 }
 
 // Stats returns a snapshot of the engine's counters. Safe for concurrent use.
@@ -78,6 +90,9 @@ func (e *Engine) Stats() Stats {
 	s.Queued = mb.Queued
 	s.Expired, s.Rejected = mb.Expired, mb.Rejected
 	s.Batches, s.MeanBatch, s.MaxBatch, s.BatchSizes = mb.Batches, mb.MeanBatch(), mb.MaxBatch, mb.BatchSizes
+	s.Subscriptions, s.SubConns = int(e.subs.live.Load()), int(e.subs.conns.Load())
+	s.SubMessages, s.SubDropped = e.subs.messages.Load(), e.subs.dropped.Load()
+	s.SubReconnects, s.SubMoved = e.subs.reconnects.Load(), e.subs.movers.Load()
 	return s
 }
 

@@ -22,16 +22,20 @@ const (
 	SubMessage SubEventKind = iota
 	// Subscribed: a connection's subscriptions were confirmed for the
 	// first time. One per connection: one in standalone mode; in cluster
-	// mode one more for each node that shard channels first needed.
+	// mode one more for each node that shard channels first needed (not
+	// for a connection opened only for channels whose slot moved: their
+	// Resubscribed stands for it).
 	Subscribed
-	// Disconnected: a connection was lost (SubEvent.Err says why).
-	// Messages published from now until the matching Resubscribed are
-	// not delivered.
+	// Disconnected: a connection was lost (SubEvent.Err says why), or,
+	// with SubEvent.ShardChannel set, that one shard channel was dropped
+	// because its slot moved (Err ErrSlotMoved). Messages published from
+	// now until the matching Resubscribed are not delivered.
 	Disconnected
 	// Resubscribed: after a Disconnected, a new connection subscribed to
-	// the whole set again. SubEvent.Gap is the time from the disconnect to
-	// the first confirmation on the new connection: the window in which
-	// messages may have been missed.
+	// the whole set again, or (ShardChannel set) the moved shard channel
+	// was subscribed on its new owner. SubEvent.Gap is the time from the
+	// disconnect to the confirmation: the window in which messages may
+	// have been missed.
 	Resubscribed
 )
 
@@ -66,6 +70,12 @@ type SubEvent struct {
 	Addr    string        // the node whose connection the item came from
 	Gap     time.Duration // Resubscribed only
 	Err     error         // Disconnected only
+	// ShardChannel is set on the Disconnected (Err ErrSlotMoved) and the
+	// Resubscribed of one shard channel whose slot moved to another node
+	// (cluster resharding or failover): the event is about that channel
+	// only; the connection and its other channels were not interrupted.
+	// "" when the event is about a whole connection.
+	ShardChannel string
 }
 
 // Overflow says what a subscription does with a message when its channel
@@ -118,9 +128,12 @@ type SubscribeOptions struct {
 var ErrNoPubSub = actors.ErrNoPubSub
 
 // ErrSlotMoved is the Err of a Disconnected event when the server
-// dropped shard channels of the subscription because their slot moved
-// (cluster failover or resharding): the subscription reconnects to the new
-// owner and resubscribes (a Resubscribed follows).
+// dropped a shard channel of the subscription because its slot moved
+// (cluster failover or resharding), or refused it with MOVED when the
+// connection resubscribed: the event names the channel (ShardChannel),
+// which the subscription reloads the slot map for and subscribes on its
+// new owner's connection (a Resubscribed with the same ShardChannel
+// follows). The connection's other channels stay subscribed.
 var ErrSlotMoved = actors.ErrSlotMoved
 
 // Subscription is a supervised pub/sub subscription: one subscriber actor
@@ -142,9 +155,13 @@ type Subscription struct {
 	hmu     sync.Mutex
 	drop    bool
 	dropped atomic.Uint64
+	life    context.Context // ends with the subscription: bounds background routing
+	cancel  context.CancelFunc
+	bg      sync.WaitGroup // background routing and actor stops
 
 	mu     sync.Mutex
 	actors []*subActor
+	shards map[string]*subActor // cluster mode: shard channel -> the actor subscribing it
 	closed bool
 	err    error
 	done   chan struct{}
@@ -152,9 +169,17 @@ type Subscription struct {
 
 // subActor is one subscriber actor of a subscription.
 type subActor struct {
-	st     *actors.SubscriberState
-	global bool   // channels and patterns (cluster mode); standalone: everything
-	addr   string // the node it was created for
+	st      *actors.SubscriberState
+	global  bool   // channels and patterns (cluster mode); standalone: everything
+	addr    string // the node it was created for
+	pending int    // operations sent and not answered yet (Subscription.mu)
+	names   int    // shard channels whose home it is (Subscription.mu)
+}
+
+// subCounters are the engine's pub/sub counters (Stats).
+type subCounters struct {
+	live, conns                           atomic.Int64
+	messages, dropped, reconnects, movers atomic.Uint64
 }
 
 // Subscribe subscribes to channels (SUBSCRIBE) on a dedicated connection
@@ -199,7 +224,8 @@ func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscr
 			return nil, err
 		}
 	}
-	s := &Subscription{e: e, quit: make(chan struct{}), done: make(chan struct{}), handler: o.Handler}
+	s := &Subscription{e: e, quit: make(chan struct{}), done: make(chan struct{}), handler: o.Handler, shards: map[string]*subActor{}}
+	s.life, s.cancel = context.WithCancel(context.Background())
 	if o.Handler == nil {
 		n := o.Buffer
 		if n == 0 {
@@ -209,8 +235,10 @@ func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscr
 		s.drop = o.Overflow == OverflowDrop
 	}
 	if err := e.track(s); err != nil {
+		s.cancel()
 		return nil, err
 	}
+	e.subs.live.Add(1)
 	err := errors.Join(
 		s.change(ctx, actors.SubChannel, false, o.Channels),
 		s.change(ctx, actors.SubPattern, false, o.Patterns),
@@ -298,101 +326,295 @@ func (s *Subscription) runtime(ctx context.Context, kind actors.SubKind, unsub b
 	return s.change(ctx, kind, unsub, names)
 }
 
-// change routes names to their actors, sends the operations and waits for
-// them all.
+// change subscribes or unsubscribes names and waits for the answers; see
+// apply.
 func (s *Subscription) change(ctx context.Context, kind actors.SubKind, unsub bool, names []string) error {
 	if len(names) == 0 {
 		return nil
 	}
-	groups, fresh, err := s.route(kind, unsub, names)
-	if err != nil {
-		return err
-	}
-	type sent struct {
-		a  *subActor
-		op actors.SubOp
-	}
-	ops := make([]sent, 0, len(groups))
-	for a, ns := range groups {
-		op := actors.SubOp{Kind: kind, Unsub: unsub, Names: ns, Done: make(chan error, 1)}
-		a.st.Send(op)
-		ops = append(ops, sent{a, op})
-	}
+	return s.apply(ctx, kind, unsub, names, time.Time{}, false)
+}
+
+// subSent is an operation sent to an actor.
+type subSent struct {
+	a  *subActor
+	op actors.SubOp
+}
+
+// apply routes names to their actors, sends the operations and waits for
+// them. Shard channels the server redirected (MOVED) are routed again
+// after a slot-map reload, with the engine's backoff between attempts,
+// until they are subscribed, ctx ends (they are then left to a background
+// goroutine) or the subscription ends. moved says that names are shard
+// channels handed back after their slot moved: they are routed by the
+// reloaded slot map, and since is when they stopped being subscribed.
+func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub bool, names []string, since time.Time, moved bool) error {
 	var errs []error
-	for _, o := range ops {
-		select {
-		case err := <-o.op.Done:
-			if err != nil {
-				errs = append(errs, mapError(err))
-				if fresh[o.a] {
-					s.drop1(o.a) // a connection that never subscribed: give it up
-				}
+	for try := 0; len(names) > 0; try++ {
+		if try > 0 && !s.pause(ctx, try-1) {
+			s.moved(names, since) // still wanted: keep trying in the background
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-		case <-o.a.st.Stopped():
-			errs = append(errs, ErrClosed)
-		case <-ctx.Done():
-			return ctx.Err()
+			return ErrClosed
 		}
+		if moved {
+			_, _ = s.e.cl.Refresh(s.e.slotOf(names[0])) // the map is stale: the server said so
+		}
+		sent, err := s.send(kind, unsub, names, since, moved)
+		if err != nil {
+			if moved && !errors.Is(err, ErrClosed) {
+				continue // no owner known yet: try again after the backoff
+			}
+			return errors.Join(append(errs, err)...)
+		}
+		names, moved = nil, true
+		for i, o := range sent {
+			var err error
+			select {
+			case err = <-o.op.Done:
+			case <-o.a.st.Stopped():
+				err = ErrClosed
+			case <-s.quit:
+				return ErrClosed
+			case <-ctx.Done():
+				s.abandon(sent[i:], since)
+				return ctx.Err()
+			}
+			names = append(names, s.settle(o, err)...)
+			if err = withoutMoved(err); err != nil {
+				errs = append(errs, mapError(err))
+			}
+		}
+		s.reap()
 	}
 	return errors.Join(errs...)
 }
 
-// route groups names by the actor that serves them, creating actors as
-// needed (not for unsubscribing).
-func (s *Subscription) route(kind actors.SubKind, unsub bool, names []string) (groups map[*subActor][]string, fresh map[*subActor]bool, err error) {
+// pause waits the engine's backoff for attempt n; false if ctx or the
+// subscription ended first.
+func (s *Subscription) pause(ctx context.Context, n int) bool {
+	t := time.NewTimer(s.e.retry.Backoff.Delay(n))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+	case <-s.quit:
+	}
+	return false
+}
+
+// send routes names to the actors that serve them, creating actors as
+// needed (not for unsubscribing), and posts the operations. In cluster
+// mode a shard channel stays with the actor that subscribed it (its home)
+// until it moves; moved routes by the slot map instead, skipping names
+// unsubscribed meanwhile.
+func (s *Subscription) send(kind actors.SubKind, unsub bool, names []string, since time.Time, moved bool) ([]subSent, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, nil, ErrClosed
+		return nil, ErrClosed
 	}
-	groups, fresh = map[*subActor][]string{}, map[*subActor]bool{}
+	groups := map[*subActor][]string{}
+	var order []*subActor
+	add := func(a *subActor, ns ...string) {
+		if _, ok := groups[a]; !ok {
+			order = append(order, a)
+		}
+		groups[a] = append(groups[a], ns...)
+	}
 	if s.e.cl == nil || kind != actors.SubShard {
 		a := s.find(true, "")
 		if a == nil {
 			if unsub {
-				return groups, fresh, nil
+				return nil, nil
 			}
 			a = s.spawn(true, "", "")
-			fresh[a] = true
 		}
-		groups[a] = names
-		return groups, fresh, nil
-	}
-	for _, n := range names {
-		addr, err := s.e.addrOf(n)
-		if err != nil {
-			return nil, nil, err
-		}
-		a := s.find(false, addr)
-		if a == nil && unsub {
-			// Not where the map says now: ask every shard connection.
-			for _, b := range s.actors {
-				if !b.global {
-					groups[b] = append(groups[b], n)
-				}
+		add(a, names...)
+	} else {
+		// Resolve the owners first: nothing changes when one is unknown.
+		owner := map[string]string{}
+		for _, n := range names {
+			if unsub || (s.shards[n] != nil && !moved) {
+				continue
 			}
-			continue
+			addr, err := s.e.addrOf(n)
+			if err != nil {
+				return nil, err
+			}
+			owner[n] = addr
 		}
-		if a == nil {
-			a = s.spawn(false, addr, n)
-			fresh[a] = true
+		for _, n := range names {
+			home := s.shards[n]
+			switch {
+			case unsub:
+				if home != nil {
+					s.unhome(n)
+					add(home, n)
+				}
+			case home != nil && !moved:
+				add(home, n) // already subscribed (or being subscribed) there
+			case home == nil && moved:
+				// unsubscribed meanwhile
+			default:
+				a := s.find(false, owner[n])
+				if a == nil {
+					a = s.spawn(false, owner[n], n)
+				}
+				s.rehome(n, a)
+				add(a, n)
+			}
 		}
-		groups[a] = append(groups[a], n)
 	}
-	return groups, fresh, nil
+	sent := make([]subSent, 0, len(order))
+	for _, a := range order {
+		op := actors.SubOp{Kind: kind, Unsub: unsub, Names: groups[a], Done: make(chan error, 1), Since: since}
+		a.pending++
+		a.st.Send(op)
+		sent = append(sent, subSent{a, op})
+	}
+	return sent, nil
 }
 
-// drop1 stops and forgets an actor whose first subscription failed
-// (unless the subscription is ending, which stops it anyway).
-func (s *Subscription) drop1(a *subActor) {
+// rehome makes a the home of shard channel n (s.mu held).
+func (s *Subscription) rehome(n string, a *subActor) {
+	if old := s.shards[n]; old != nil {
+		old.names--
+	}
+	s.shards[n] = a
+	a.names++
+}
+
+// unhome forgets shard channel n (s.mu held).
+func (s *Subscription) unhome(n string) {
+	if old := s.shards[n]; old != nil {
+		old.names--
+		delete(s.shards, n)
+	}
+}
+
+// settle records the answer to an operation and returns the shard
+// channels the server redirected (MOVED), which still need a home. An
+// actor whose connection never subscribed anything (a failed dial, a
+// refusal) keeps none of the names it failed, so that reap stops it.
+func (s *Subscription) settle(o subSent, err error) []string {
+	var me *actors.MovedError
+	var moved []string
+	if errors.As(err, &me) {
+		moved = me.Names
+	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	o.a.pending--
+	if o.op.Unsub || o.op.Kind != actors.SubShard || withoutMoved(err) == nil || o.a.st.Subscribed() {
+		return moved
+	}
+	for _, n := range o.op.Names {
+		if s.shards[n] == o.a && !slices.Contains(moved, n) {
+			s.unhome(n)
+		}
+	}
+	return moved
+}
+
+// withoutMoved returns err without its *actors.MovedError (nil if that
+// was all).
+func withoutMoved(err error) error {
+	var me *actors.MovedError
+	if !errors.As(err, &me) {
+		return err
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return nil
+	}
+	var rest []error
+	for _, e := range j.Unwrap() {
+		if !errors.As(e, &me) {
+			rest = append(rest, e)
+		}
+	}
+	return errors.Join(rest...)
+}
+
+// abandon leaves the answers to sent, which the caller stopped waiting
+// for, to a background goroutine: it settles them and routes the shard
+// channels the server redirected.
+func (s *Subscription) abandon(sent []subSent, since time.Time) {
+	s.background(func() {
+		var moved []string
+		for _, o := range sent {
+			select {
+			case err := <-o.op.Done:
+				moved = append(moved, s.settle(o, err)...)
+			case <-o.a.st.Stopped():
+				s.settle(o, ErrClosed)
+			case <-s.quit:
+				return
+			}
+		}
+		s.reap()
+		if len(moved) > 0 {
+			_ = s.apply(s.life, actors.SubShard, false, moved, since, true)
+		}
+	})
+}
+
+// moved implements actors.SubscriberState.Moved: shard channels an actor
+// gave up because their slot moved are routed to their new owner in the
+// background.
+func (s *Subscription) moved(names []string, since time.Time) {
+	s.background(func() {
+		_ = s.apply(s.life, actors.SubShard, false, names, since, true)
+		s.reap()
+	})
+}
+
+// background runs f on a goroutine that end waits for, unless the
+// subscription is ending.
+func (s *Subscription) background(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
 		return
 	}
-	s.actors = slices.DeleteFunc(s.actors, func(b *subActor) bool { return b == a })
-	s.mu.Unlock()
-	a.st.Stop()
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f()
+	}()
+}
+
+// reap stops the actors left without work: a shard-channel actor with no
+// channel and no operation in flight (its connection is closed), and an
+// actor whose connection never subscribed anything (its first operations
+// failed: the next Subscribe starts afresh).
+func (s *Subscription) reap() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	var gone []*subActor
+	s.actors = slices.DeleteFunc(s.actors, func(a *subActor) bool {
+		idle := a.pending == 0 && ((!a.global && a.names == 0) || !a.st.Subscribed())
+		if idle {
+			gone = append(gone, a)
+		}
+		return idle
+	})
+	if len(gone) == 0 {
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		for _, a := range gone {
+			a.st.Stop()
+		}
+	}()
 }
 
 func (s *Subscription) find(global bool, addr string) *subActor {
@@ -420,6 +642,10 @@ func (s *Subscription) spawn(global bool, addr, hint string) *subActor {
 		Timeout:  e.retry.ReadTimeout,
 		Emit:     s.emit,
 		CloseErr: ErrClosed,
+		Conns:    &e.subs.conns,
+	}
+	if e.cl != nil && !global {
+		st.Moved = s.moved
 	}
 	st.Spawn(e.system)
 	a := &subActor{st: st, global: global, addr: addr}
@@ -450,7 +676,7 @@ func (s *Subscription) dial(ctx context.Context, hint string, failures int) (dri
 
 // emit delivers one item; see SubscribeOptions and Overflow.
 func (s *Subscription) emit(ev actors.SubEvent) {
-	out := SubEvent{Addr: ev.Addr, Gap: ev.Gap, Err: ev.Err}
+	out := SubEvent{Addr: ev.Addr, Gap: ev.Gap, Err: ev.Err, ShardChannel: ev.ShardChannel}
 	switch ev.Kind {
 	case actors.SubMessage:
 		out.Kind = SubMessage
@@ -461,29 +687,45 @@ func (s *Subscription) emit(ev actors.SubEvent) {
 		out.Kind = Disconnected
 	case actors.SubResubscribed:
 		out.Kind = Resubscribed
+		if out.ShardChannel == "" {
+			s.e.subs.reconnects.Add(1)
+		} else {
+			s.e.subs.movers.Add(1)
+		}
 	}
+	if s.deliver(out) && out.Kind == SubMessage {
+		s.e.subs.messages.Add(1)
+	}
+}
+
+// deliver hands out one item; false if it was dropped.
+func (s *Subscription) deliver(out SubEvent) bool {
 	if s.handler != nil {
 		s.hmu.Lock()
 		defer s.hmu.Unlock()
 		select {
 		case <-s.quit:
-			return
+			return false
 		default:
 		}
 		s.handler(out)
-		return
+		return true
 	}
 	if s.drop && out.Kind == SubMessage {
 		select {
 		case s.ch <- out:
+			return true
 		default:
 			s.dropped.Add(1)
+			s.e.subs.dropped.Add(1)
+			return false
 		}
-		return
 	}
 	select {
 	case s.ch <- out:
+		return true
 	case <-s.quit:
+		return false
 	}
 }
 
@@ -515,12 +757,15 @@ func (s *Subscription) end(err error) bool {
 	s.err = err
 	as := s.actors
 	s.mu.Unlock()
+	s.cancel()
 	close(s.quit)
 	var wg sync.WaitGroup
 	for _, a := range as {
 		wg.Go(a.st.Stop)
 	}
 	wg.Wait()
+	s.bg.Wait()
+	s.e.subs.live.Add(-1)
 	if s.ch != nil {
 		close(s.ch)
 	}

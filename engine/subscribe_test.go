@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -665,4 +667,337 @@ func TestSubscribeShardChannelsCluster(t *testing.T) {
 			t.Fatalf("got %+v, want the message on %s", ev.Message, c)
 		}
 	}
+}
+
+// subClientIDs returns the ids of the connections on node whose client
+// name is name (CLIENT LIST).
+func subClientIDs(t *testing.T, node *valkeytest.ClusterNode, name string) []string {
+	return subClients(t, node, name, func(string) bool { return true })
+}
+
+// subShardConnIDs returns the ids of those connections that hold shard
+// subscriptions, or held them last (their last command was SSUBSCRIBE or
+// SUNSUBSCRIBE).
+func subShardConnIDs(t *testing.T, node *valkeytest.ClusterNode, name string) []string {
+	return subClients(t, node, name, func(line string) bool {
+		return !strings.Contains(line, " ssub=0 ") || strings.Contains(line, " cmd=ssubscribe ") || strings.Contains(line, " cmd=sunsubscribe ")
+	})
+}
+
+func subClients(t *testing.T, node *valkeytest.ClusterNode, name string, keep func(string) bool) []string {
+	t.Helper()
+	r, err := node.Do("CLIENT", "LIST")
+	if err != nil {
+		t.Fatalf("CLIENT LIST on %s: %v", node.Addr(), err)
+	}
+	list, _ := r.(string)
+	var ids []string
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, " name="+name+" ") && keep(line) {
+			id, _, _ := strings.Cut(line, " ")
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// subWaitFor polls cond until it holds, failing the test after d.
+func subWaitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSubscribeReshardSplitsShardConn subscribes to 3 shard channels of
+// one primary (one connection), then migrates the slot of ONE of them to
+// another primary while a publisher SPUBLISHes a sequence on all three:
+// the two others lose nothing and are never interrupted, the moved one
+// gets one Disconnected and one Resubscribed naming it and resumes on its
+// new owner. Then unsubscribing every channel of a connection closes it.
+// Stats counts it all.
+func TestSubscribeReshardSplitsShardConn(t *testing.T) {
+	cl := valkeytest.StartClusterT(t)
+	ctx := ctxT(t)
+	const name = "subreshard"
+	cfg := config.DefaultConfig().WithAddrs(cl.Addrs()...).WithClusterMode(true)
+	cfg.ClientName = name
+	eng, err := engine.New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("engine.New: %v", err)
+	}
+	defer eng.Close()
+	pub, err := engine.New(ctx, config.DefaultConfig().WithAddrs(cl.Addrs()...).WithClusterMode(true))
+	if err != nil {
+		t.Fatalf("engine.New: %v", err)
+	}
+	defer pub.Close()
+
+	// Three channels served by one primary, in three slots.
+	from, to := cl.Primaries()[0], cl.Primaries()[1]
+	ranges, err := cl.SlotsOf(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chans []string
+	var slots []int
+	for i := 0; len(chans) < 3 && i < 10000; i++ {
+		c := fmt.Sprintf("rs:%d", i)
+		slot, err := cl.KeySlot(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(slots, slot) || !slices.ContainsFunc(ranges, func(r [2]int) bool { return r[0] <= slot && slot <= r[1] }) {
+			continue
+		}
+		chans, slots = append(chans, c), append(slots, slot)
+	}
+	if len(chans) != 3 {
+		t.Fatalf("found %d channels on %s", len(chans), from.Addr())
+	}
+	movedCh := chans[2]
+
+	sub, err := eng.SSubscribe(ctx, chans...)
+	if err != nil {
+		t.Fatalf("SSubscribe: %v", err)
+	}
+	defer sub.Close()
+	if ev := subExpect(t, sub.Channel(), engine.Subscribed); ev.Addr != from.Addr() {
+		t.Fatalf("subscribed on %s, want %s", ev.Addr, from.Addr())
+	}
+
+	var (
+		mu       sync.Mutex
+		got      = map[string]map[int]string{} // channel -> seq -> addr
+		events   []engine.SubEvent             // everything but messages
+		received int
+	)
+	for _, c := range chans {
+		got[c] = map[int]string{}
+	}
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for ev := range sub.Channel() {
+			mu.Lock()
+			if ev.Kind == engine.SubMessage {
+				received++
+				if i, err := strconv.Atoi(ev.Message.Payload); err == nil {
+					got[ev.Message.Channel][i] = ev.Addr
+				}
+			} else {
+				events = append(events, ev)
+			}
+			mu.Unlock()
+		}
+	}()
+
+	// The publisher: a sequence number every millisecond on each channel.
+	var (
+		sent    = map[string][]int{} // SPUBLISHes that reached >= 1 subscriber
+		missed  = map[string]int{}   // SPUBLISHes that reached none (or failed)
+		stopPub = make(chan struct{})
+		pubDone = make(chan struct{})
+	)
+	go func() {
+		defer close(pubDone)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stopPub:
+				return
+			case <-tick.C:
+			}
+			for _, c := range chans {
+				pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				n, err := pub.SPublish(pctx, c, strconv.Itoa(i)).Await(pctx)
+				cancel()
+				if err == nil && n >= 1 {
+					sent[c] = append(sent[c], i)
+				} else {
+					missed[c]++
+				}
+			}
+		}
+	}()
+
+	time.Sleep(300 * time.Millisecond) // traffic before the move
+	start := time.Now()
+	if err := cl.MigrateSlots(from, to, []int{slots[2]}); err != nil {
+		t.Fatalf("MigrateSlots: %v", err)
+	}
+	migrated := time.Now()
+	var resub engine.SubEvent
+	subWaitFor(t, 10*time.Second, "Resubscribed for the moved channel", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ev := range events {
+			if ev.Kind == engine.Resubscribed && ev.ShardChannel == movedCh {
+				resub = ev
+				return true
+			}
+		}
+		return false
+	})
+	resumed := time.Since(migrated)
+	t.Logf("slot %d of %s migrated in %s; resubscribed on %s %s after the migration ended (gap %s)",
+		slots[2], movedCh, migrated.Sub(start).Round(time.Millisecond), resub.Addr, resumed.Round(time.Millisecond), resub.Gap.Round(time.Microsecond))
+	if resumed > 2*time.Second {
+		t.Fatalf("moved channel resubscribed %s after the migration, want within 2s", resumed)
+	}
+	if resub.Addr != to.Addr() {
+		t.Fatalf("moved channel resubscribed on %s, want its new owner %s", resub.Addr, to.Addr())
+	}
+	time.Sleep(300 * time.Millisecond) // traffic after the move
+	close(stopPub)
+	<-pubDone
+
+	// Every SPUBLISH that reached a subscriber was delivered.
+	subWaitFor(t, 10*time.Second, "every message that reached a subscriber delivered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for c, seqs := range sent {
+			for _, i := range seqs {
+				if _, ok := got[c][i]; !ok {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	for _, c := range chans[:2] {
+		if missed[c] != 0 {
+			t.Errorf("%s (not moved): %d SPUBLISHes reached no subscriber, want 0", c, missed[c])
+		}
+	}
+	var afterMove int
+	for i, addr := range got[movedCh] {
+		if i > 0 && addr == to.Addr() {
+			afterMove++
+		}
+	}
+	if afterMove == 0 {
+		t.Errorf("no message on %s from its new owner %s", movedCh, to.Addr())
+	}
+	var disc, res int
+	for _, ev := range events {
+		switch {
+		case ev.Kind == engine.Disconnected && ev.ShardChannel == movedCh && errors.Is(ev.Err, engine.ErrSlotMoved) && ev.Addr == from.Addr():
+			disc++
+		case ev.Kind == engine.Resubscribed && ev.ShardChannel == movedCh:
+			res++
+		default:
+			t.Errorf("unexpected event %+v", ev)
+		}
+	}
+	if disc != 1 || res != 1 {
+		t.Errorf("moved channel: %d Disconnected, %d Resubscribed; want 1 each", disc, res)
+	}
+	t.Logf("published per channel (reached a subscriber / reached none): %s %d/%d, %s %d/%d, %s (moved) %d/%d; %d received, %d from the new owner",
+		chans[0], len(sent[chans[0]]), missed[chans[0]], chans[1], len(sent[chans[1]]), missed[chans[1]],
+		movedCh, len(sent[movedCh]), missed[movedCh], received, afterMove)
+	mu.Unlock()
+
+	st := eng.Stats()
+	if st.Subscriptions != 1 || st.SubConns != 2 || st.SubMoved != 1 || st.SubReconnects != 0 {
+		t.Fatalf("Stats: %d subscriptions, %d conns, %d moved, %d reconnects; want 1, 2, 1, 0",
+			st.Subscriptions, st.SubConns, st.SubMoved, st.SubReconnects)
+	}
+
+	// A connection left without channels is closed: its dedicated pub/sub
+	// connection (the one with a shard subscription on the new owner)
+	// leaves the node's CLIENT LIST.
+	ded := subShardConnIDs(t, to, name)
+	if len(ded) != 1 {
+		t.Fatalf("%d connections with shard subscriptions on %s, want 1", len(ded), to.Addr())
+	}
+	if err := sub.SUnsubscribe(ctx, movedCh); err != nil {
+		t.Fatalf("SUnsubscribe: %v", err)
+	}
+	subWaitFor(t, 10*time.Second, "the emptied connection closed", func() bool {
+		return eng.Stats().SubConns == 1 && !slices.Contains(subClientIDs(t, to, name), ded[0])
+	})
+	if n, err := pub.SPublish(ctx, chans[0], "kept").Await(ctx); err != nil || n != 1 {
+		t.Fatalf("SPUBLISH %s after closing the other connection = %d, %v; want 1", chans[0], n, err)
+	}
+	if err := sub.SUnsubscribe(ctx, chans[0], chans[1]); err != nil {
+		t.Fatalf("SUnsubscribe: %v", err)
+	}
+	subWaitFor(t, 10*time.Second, "the last shard connection closed", func() bool {
+		return eng.Stats().SubConns == 0 && len(subShardConnIDs(t, from, name)) == 0
+	})
+	// Subscribing again opens a new one.
+	if err := sub.SSubscribe(ctx, chans[0]); err != nil {
+		t.Fatalf("SSubscribe again: %v", err)
+	}
+	if n, err := pub.SPublish(ctx, chans[0], "again").Await(ctx); err != nil || n != 1 {
+		t.Fatalf("SPUBLISH %s after subscribing again = %d, %v; want 1", chans[0], n, err)
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-readerDone
+	mu.Lock()
+	defer mu.Unlock()
+	if st := eng.Stats(); st.Subscriptions != 0 || st.SubConns != 0 || st.SubMessages != uint64(received) {
+		t.Fatalf("Stats after Close: %d subscriptions, %d conns, %d messages; want 0, 0, %d", st.Subscriptions, st.SubConns, st.SubMessages, received)
+	}
+}
+
+// TestSubscribeStats checks the pub/sub counters of Stats in standalone
+// mode: live subscriptions and connections, delivered and dropped
+// messages, reconnects.
+func TestSubscribeStats(t *testing.T) {
+	srv := valkeytest.Start(t)
+	defer subNoLeak(t)()
+	eng := subEngine(t, srv)
+	ctx := ctxT(t)
+	// A 2-item channel nobody reads: the Subscribed event and 1 message fit.
+	full, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"st:drop"}, Buffer: 2, Overflow: engine.OverflowDrop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := eng.Subscribe(ctx, "st:read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subExpect(t, sub.Channel(), engine.Subscribed)
+	if st := eng.Stats(); st.Subscriptions != 2 || st.SubConns != 2 {
+		t.Fatalf("Stats: %d subscriptions, %d conns; want 2, 2", st.Subscriptions, st.SubConns)
+	}
+	for i := range 10 {
+		subPublish(t, eng, "st:drop", strconv.Itoa(i))
+	}
+	for i := range 5 {
+		subPublish(t, eng, "st:read", strconv.Itoa(i))
+	}
+	for range 5 {
+		subExpect(t, sub.Channel(), engine.SubMessage)
+	}
+	subWaitFor(t, 10*time.Second, "9 dropped", func() bool { return eng.Stats().SubDropped == 9 })
+	if st := eng.Stats(); st.SubMessages != 6 || full.Dropped() != 9 {
+		t.Fatalf("Stats: %d messages delivered, Dropped() %d; want 6, 9", st.SubMessages, full.Dropped())
+	}
+	// A restart: the subscription that is read reconnects; the other waits
+	// to hand out its Disconnected.
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	subExpect(t, sub.Channel(), engine.Disconnected)
+	subExpect(t, sub.Channel(), engine.Resubscribed)
+	if st := eng.Stats(); st.SubReconnects != 1 || st.SubMoved != 0 {
+		t.Fatalf("Stats: %d reconnects, %d moved; want 1, 0", st.SubReconnects, st.SubMoved)
+	}
+	_ = full.Close()
+	_ = sub.Close()
+	if st := eng.Stats(); st.Subscriptions != 0 || st.SubConns != 0 {
+		t.Fatalf("Stats after Close: %d subscriptions, %d conns; want 0, 0", st.Subscriptions, st.SubConns)
+	}
+	_ = eng.Close()
 }
