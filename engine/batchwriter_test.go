@@ -7,7 +7,9 @@ import (
 	"log"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -828,5 +830,124 @@ func TestBatchWriterClusterFailover(t *testing.T) {
 	}
 	if lost := bwMissing(t, ctx, eng, after); len(lost) > 0 {
 		t.Fatalf("%d keys written after the failover missing, first %q", len(lost), lost[0])
+	}
+}
+
+// bwCommandCalls returns the calls of cmd (lower case) in INFO
+// commandstats, asked through eng.
+func bwCommandCalls(t *testing.T, ctx context.Context, eng *engine.Engine, cmd string) int {
+	t.Helper()
+	r, err := eng.Do(ctx, "INFO", "commandstats").Await(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := r.String()
+	calls := 0
+	if i := strings.Index(s, "cmdstat_"+cmd+":calls="); i >= 0 {
+		fmt.Sscanf(s[i+len("cmdstat_"+cmd+":calls="):], "%d", &calls)
+	}
+	return calls
+}
+
+// Runs of plain SETs go out as MSETs: the same writes, in order, with SETs
+// that carry options (and other commands) keeping their place between
+// them; each SET is acknowledged on its own.
+func TestBatchWriterMergesSets(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	w := bwWriter(t, eng, engine.BatchWriterOptions{})
+	const n = 5000
+	for i := range n {
+		k := bwKey("merge", i%1000) // each key written 5 times: the last value wins
+		if err := w.Set(ctx, k, strconv.Itoa(i), 0); err != nil {
+			t.Fatal(err)
+		}
+		if i%700 == 0 { // a SET with a TTL and a HSET in between
+			if err := w.Set(ctx, bwKey("merge:ttl", i), "v", time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.HSet(ctx, "merge:h", strconv.Itoa(i), "x"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := w.Stats()
+	bwCheckDone(t, st, 0)
+	if st.Acknowledged != n+2*8 {
+		t.Fatalf("acknowledged %d; want %d", st.Acknowledged, n+2*8)
+	}
+	for k := range 1000 {
+		want := strconv.Itoa(4000 + k)
+		if v, err := eng.Get(ctx, bwKey("merge", k)).Await(ctx); err != nil || v != want {
+			t.Fatalf("GET %s = %q, %v; want %s (the last write)", bwKey("merge", k), v, err, want)
+		}
+	}
+	if ttl, err := eng.TTL(ctx, bwKey("merge:ttl", 700)).Await(ctx); err != nil || !ttl.HasExpiry || ttl.Remaining <= 0 {
+		t.Fatalf("TTL of the SET with EX = %v, %v; want > 0", ttl, err)
+	}
+	if m, err := eng.HGetAll(ctx, "merge:h").Await(ctx); err != nil || len(m) != 8 {
+		t.Fatalf("HGETALL = %v, %v; want 8 fields", m, err)
+	}
+	msets, sets := bwCommandCalls(t, ctx, eng, "mset"), bwCommandCalls(t, ctx, eng, "set")
+	t.Logf("%d SETs sent as %d MSETs and %d SETs", n+8, msets, sets)
+	if msets == 0 || msets > n/2 {
+		t.Fatalf("%d MSETs for %d plain SETs: runs of SETs were not merged", msets, n)
+	}
+}
+
+// A server that refuses MSET (an ACL without it): the refused SETs are sent
+// again as SETs, merging stops, nothing fails.
+func TestBatchWriterMSetRefused(t *testing.T) {
+	srv := valkeytest.Start(t)
+	ctx := ctxT(t)
+	admin, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Do(ctx, "ACL", "SETUSER", "nomset", "on", ">pw", "~*", "+@all", "-mset").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("nomset").WithPassword("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	var reported atomic.Int64
+	w := bwWriter(t, eng, engine.BatchWriterOptions{OnError: func([]string, error) { reported.Add(1) }})
+	keys := make([]string, 3000)
+	for i := range keys {
+		keys[i] = bwKey("nomset", i)
+		if err := w.Set(ctx, keys[i], "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := w.Stats()
+	bwCheckDone(t, st, int(reported.Load()))
+	if st.Failed != 0 || st.Acknowledged != uint64(len(keys)) {
+		t.Fatalf("acknowledged %d, failed %d; want all %d acknowledged", st.Acknowledged, st.Failed, len(keys))
+	}
+	if missing := bwMissing(t, ctx, admin, keys); len(missing) > 0 {
+		t.Fatalf("%d keys missing, first %s", len(missing), missing[0])
+	}
+	// The writer did try MSET first (refused by the ACL), then SETs.
+	r, err := admin.Do(ctx, "INFO", "commandstats").Await(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := r.String()
+	i := strings.Index(info, "cmdstat_mset:")
+	if i < 0 || !strings.Contains(info[i:i+strings.IndexByte(info[i:], '\n')], "rejected_calls=") ||
+		strings.Contains(info[i:i+strings.IndexByte(info[i:], '\n')], "rejected_calls=0") {
+		t.Fatalf("no MSET was refused: %q", info)
+	}
+	if sets := bwCommandCalls(t, ctx, admin, "set"); sets < len(keys) {
+		t.Fatalf("%d SETs reached the server; want at least %d", sets, len(keys))
 	}
 }
