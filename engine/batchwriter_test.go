@@ -92,6 +92,23 @@ func bwWriter(t *testing.T, eng *engine.Engine, opts engine.BatchWriterOptions) 
 	return w
 }
 
+// bwSetAll writes prefix:0 .. prefix:n-1 (value "v") through w and flushes;
+// it returns the keys.
+func bwSetAll(t *testing.T, ctx context.Context, w *engine.BatchWriter, prefix string, n int) []string {
+	t.Helper()
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = bwKey(prefix, i)
+		if err := w.Set(ctx, keys[i], "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
 // bwCheckDone asserts that every command written was acknowledged or
 // failed, and that OnError saw exactly the failed ones.
 func bwCheckDone(t *testing.T, st engine.BatchWriterStats, reported int) {
@@ -634,16 +651,7 @@ func TestBatchWriterCluster(t *testing.T) {
 	var errs bwErrors
 	w := bwWriter(t, eng, engine.BatchWriterOptions{OnError: errs.on})
 	const n = 100_000
-	keys := make([]string, n)
-	for i := range keys {
-		keys[i] = bwKey("cw", i)
-		if err := w.Set(ctx, keys[i], "v", 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	keys := bwSetAll(t, ctx, w, "cw", n)
 	st := w.Stats()
 	t.Logf("cluster: %s, %d pipelines, %d connections", st, st.Batches, st.Connects)
 	bwCheckDone(t, st, errs.len())
@@ -807,16 +815,7 @@ func TestBatchWriterClusterFailover(t *testing.T) {
 		t.Fatalf("WaitFailover: %v", err)
 	}
 	// After the failover: every write lands.
-	after := make([]string, 5000)
-	for i := range after {
-		after[i] = bwKey("fo:after", i)
-		if err := w.Set(ctx, after[i], "v", 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	after := bwSetAll(t, ctx, w, "fo:after", 5000)
 	st := w.Stats()
 	t.Logf("primary killed under %d SETs: %s, %d resent, %d connections", n+len(after), st, st.Retries, st.Connects)
 	bwCheckDone(t, st, errs.len())
@@ -918,16 +917,7 @@ func TestBatchWriterMSetRefused(t *testing.T) {
 	defer eng.Close()
 	var reported atomic.Int64
 	w := bwWriter(t, eng, engine.BatchWriterOptions{OnError: func([]string, error) { reported.Add(1) }})
-	keys := make([]string, 3000)
-	for i := range keys {
-		keys[i] = bwKey("nomset", i)
-		if err := w.Set(ctx, keys[i], "v", 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	keys := bwSetAll(t, ctx, w, "nomset", 3000)
 	st := w.Stats()
 	bwCheckDone(t, st, int(reported.Load()))
 	if st.Failed != 0 || st.Acknowledged != uint64(len(keys)) {

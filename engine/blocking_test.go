@@ -70,10 +70,7 @@ func TestBlockingDoClose(t *testing.T) {
 	srv := valkeytest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := ctxT(t)
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
 	pops := make([]*futures.Future[engine.Reply], 5)
 	for i := range pops {
 		pops[i] = eng.Do(ctx, "BLPOP", "blk:never", "0")

@@ -262,10 +262,7 @@ func TestConsumeEngineCloseNoLeak(t *testing.T) {
 	srv := valkeytest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := ctxT(t)
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
 	var cs []*engine.Consumer
 	cancelled := make(chan struct{}, 3)
 	blocking := make(chan struct{}, 1)

@@ -22,10 +22,7 @@ func TestCloseWithOutstandingFutures(t *testing.T) {
 	srv := valkeytest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := ctxT(t)
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
 	ok := closeOutstanding(t, ctx, eng, 50000, 2*time.Second)
 	// The written ones really were written.
 	if ok > 0 {

@@ -31,6 +31,20 @@ func newEngine(t testing.TB, mod ...func(config.Config) config.Config) (*engine.
 	return eng, srv
 }
 
+// engineOn starts an engine with cfg, failing the test if it cannot; the
+// caller closes it (tests that check for leaked goroutines close it
+// before the check).
+func engineOn(t testing.TB, cfg config.Config) *engine.Engine {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	eng, err := engine.New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("engine.New: %v", err)
+	}
+	return eng
+}
+
 func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)

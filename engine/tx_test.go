@@ -447,27 +447,32 @@ func TestTxLongerThanPipeline(t *testing.T) {
 	}
 }
 
+// txIdleConn starts an engine (fault settings) on srv and runs one
+// transaction, which leaves an idle pooled transaction connection.
+func txIdleConn(t *testing.T, srv *valkeytest.Server) (*engine.Engine, context.Context) {
+	t.Helper()
+	eng := engineOn(t, faultConfig(srv.Addr()))
+	t.Cleanup(func() { _ = eng.Close() })
+	ctx := ctxT(t)
+	tx := eng.Tx()
+	tx.Set("tx:idle", "1", 0)
+	if err := tx.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return eng, ctx
+}
+
 // The server dies: a transaction and a Watch fail with a transport error
 // (not a reply), and every future has completed.
 func TestTxServerKilled(t *testing.T) {
 	srv := valkeytest.Start(t)
-	eng, err := engine.New(context.Background(), faultConfig(srv.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = eng.Close() })
-	ctx := ctxT(t)
-	tx := eng.Tx()
-	tx.Set("tx:killed", "1", 0)
-	if err := tx.Exec(ctx); err != nil { // leaves an idle pooled connection
-		t.Fatal(err)
-	}
+	eng, ctx := txIdleConn(t, srv)
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	tx = eng.Tx()
+	tx := eng.Tx()
 	set, incr := tx.Set("tx:killed", "2", 0), tx.Incr("tx:killed:n")
-	err = tx.Exec(ctx)
+	err := tx.Exec(ctx)
 	var se *engine.ServerError
 	if err == nil || errors.As(err, &se) {
 		t.Fatalf("Exec against a killed server: %v, want a transport error", err)
@@ -488,24 +493,14 @@ func TestTxServerKilled(t *testing.T) {
 // outcome.
 func TestTxAfterRestartOnIdleConnection(t *testing.T) {
 	srv := valkeytest.Start(t, valkeytest.Options{AppendOnly: true})
-	eng, err := engine.New(context.Background(), faultConfig(srv.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = eng.Close() })
-	ctx := ctxT(t)
-	tx := eng.Tx()
-	tx.Set("tx:idle", "1", 0)
-	if err := tx.Exec(ctx); err != nil { // leaves an idle pooled connection
-		t.Fatal(err)
-	}
+	eng, ctx := txIdleConn(t, srv)
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	// The pool checks connections idle for txCheckIdle (1 s) or longer:
 	// let this one age past it.
 	time.Sleep(1100 * time.Millisecond)
-	tx = eng.Tx()
+	tx := eng.Tx()
 	incr := tx.Incr("tx:idle")
 	if err := tx.Exec(ctx); err != nil {
 		t.Fatalf("Exec after a restart, on a connection idle across it: %v", err)
