@@ -416,6 +416,11 @@ func (a *Slot) Receive(ctx actor.Context) {
 		if d := a.state.IdleTimeout; d > 0 {
 			ctx.SetReceiveTimeout(d)
 		}
+		if a.state.coll.recovering.Load() {
+			// Restarted during a recovery: pick it up (recover waits for
+			// the commands still in flight, if any).
+			a.box.PostUserMessage(drained{})
+		}
 	case *mailbox.Batch:
 		a.run(m.Messages)
 	case drained:
@@ -424,6 +429,18 @@ func (a *Slot) Receive(ctx actor.Context) {
 		cmds, asks := a.waiting, a.waitingAsks
 		a.waiting, a.waitingAsks = nil, nil
 		a.resume(cmds, asks)
+	case *actor.Restarting:
+		// The actor failed (a bug): its instance, and what it held, is
+		// replaced. Fail what it held rather than leave it pending; the
+		// redirects the collector keeps are resent by the new instance
+		// (see Started).
+		n := len(a.parked)
+		err := mailbox.ErrActorFailed
+		failAll(a.parked, err)
+		failAll(a.waiting, err)
+		failRedirects(a.waitingAsks, err)
+		a.parked, a.waiting, a.waitingAsks = nil, nil, nil
+		a.state.release(n)
 	case *actor.ReceiveTimeout:
 		if !a.state.stopIfIdle(a, ctx) {
 			ctx.SetReceiveTimeout(a.state.IdleTimeout)
