@@ -36,13 +36,9 @@ type cluster struct {
 	pruneMu sync.Mutex
 	absent  map[string]time.Time // dialled node -> when it left the slot map
 
-	dialMu      sync.Mutex // one node dial at a time
-	refreshing  atomic.Bool
-	lastRefresh atomic.Int64 // unix nanos of the last refresh start
-	epoch       atomic.Uint64
-	syncMu      sync.Mutex    // one synchronous refresh at a time
-	stopTicker  chan struct{} // closed by close: ends the periodic refresh
-	refreshWG   sync.WaitGroup
+	dialMu   sync.Mutex // one node dial at a time
+	epoch    atomic.Uint64
+	topology actors.TopologyState // the topology actor: reloads the map
 }
 
 // discover reads the slot map from the first seed that answers.
@@ -69,26 +65,26 @@ func (e *Engine) fetchTopology(ctx context.Context, addr string) (*actors.Topolo
 	return actors.FetchTopology(ctx, conn, addr)
 }
 
-func newCluster(e *Engine, topo *actors.Topology) *cluster {
-	c := &cluster{e: e, stopTicker: make(chan struct{})}
+func newCluster(e *Engine, topo *actors.Topology) (*cluster, error) {
+	c := &cluster{e: e}
 	c.setTopology(topo)
-	if d := e.cfg.ClusterRefreshInterval; d > 0 {
-		c.refreshWG.Add(1)
-		go func() {
-			defer c.refreshWG.Done()
-			t := time.NewTicker(d)
-			defer t.Stop()
-			for {
-				select {
-				case <-t.C:
-					c.refresh()
-				case <-c.stopTicker:
-					return
-				}
+	c.topology = actors.TopologyState{
+		Load: func(ctx context.Context) error {
+			t, err := c.load(ctx)
+			if err == nil {
+				c.setTopology(t)
 			}
-		}()
+			return err
+		},
+		Epoch:    c.Epoch,
+		Interval: e.cfg.ClusterRefreshInterval,
+		MinGap:   minRefreshGap,
+		Timeout:  e.cfg.DialTimeout,
 	}
-	return c
+	if err := c.topology.Spawn(e.system); err != nil {
+		return nil, fmt.Errorf("vactor: spawn topology actor: %w", err)
+	}
+	return c, nil
 }
 
 func (c *cluster) setTopology(t *actors.Topology) {
@@ -141,19 +137,13 @@ var nodeGoneAfter = 30 * time.Second
 // Epoch implements actors.Router.
 func (c *cluster) Epoch() uint64 { return c.epoch.Load() }
 
-// Refresh implements actors.Router: reload the map now, at most one at a
-// time (a caller that waited behind another reload uses its result).
+// Refresh implements actors.Router: have the topology actor reload the map
+// now (unless a reload ended since the caller looked) and return the slot's
+// owner.
 func (c *cluster) Refresh(slot uint16) (string, error) {
-	before := c.epoch.Load()
-	c.syncMu.Lock()
-	if c.epoch.Load() == before && !c.e.closed.Load() {
-		ctx, cancel := context.WithTimeout(context.Background(), c.e.cfg.DialTimeout)
-		if t, err := c.load(ctx); err == nil {
-			c.setTopology(t)
-		}
-		cancel()
+	if !c.e.closed.Load() {
+		c.topology.Sync(c.epoch.Load())
 	}
-	c.syncMu.Unlock()
 	return c.Owner(slot)
 }
 
@@ -300,23 +290,12 @@ func (c *cluster) Moved(uint16, string) { c.refresh() }
 // Stale implements actors.Router: a node failed; a failover may follow.
 func (c *cluster) Stale(uint16) { c.refresh() }
 
-// refresh reloads the slot map in the background, one refresh at a time.
+// refresh has the slot map reloaded in the background (the topology actor
+// coalesces requests and spaces them by minRefreshGap).
 func (c *cluster) refresh() {
-	if c.e.closed.Load() || time.Now().UnixNano()-c.lastRefresh.Load() < int64(minRefreshGap) ||
-		!c.refreshing.CompareAndSwap(false, true) {
-		return
+	if !c.e.closed.Load() {
+		c.topology.Request()
 	}
-	c.lastRefresh.Store(time.Now().UnixNano())
-	c.refreshWG.Add(1)
-	go func() {
-		defer c.refreshWG.Done()
-		defer c.refreshing.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), c.e.cfg.DialTimeout)
-		defer cancel()
-		if t, err := c.load(ctx); err == nil {
-			c.setTopology(t)
-		}
-	}()
 }
 
 // minRefreshGap spaces slot-map refreshes while a node is failing.
@@ -325,7 +304,7 @@ const minRefreshGap = 50 * time.Millisecond
 // close fails what the slots hold and stops their actors, waiting up to d.
 func (c *cluster) close(d time.Duration) {
 	c.closing.Store(true)
-	close(c.stopTicker)
+	c.topology.Stop()
 	var live []*actors.SlotState
 	for i := range c.slots {
 		if st := c.slots[i].Load(); st != nil {
@@ -338,7 +317,6 @@ func (c *cluster) close(d time.Duration) {
 		for _, st := range live {
 			st.Wait()
 		}
-		c.refreshWG.Wait()
 		close(done)
 	}()
 	select {

@@ -125,7 +125,12 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	}
 	<-e.supervisor.Ready()
 	if cfg.ClusterMode {
-		e.cl = newCluster(e, topo)
+		if e.cl, err = newCluster(e, topo); err != nil {
+			e.system.Root.Stop(e.supPID)
+			e.closeDrivers()
+			e.system.Shutdown()
+			return nil, err
+		}
 	}
 	return e, nil
 }

@@ -1,0 +1,157 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// TopologyState is the topology actor's configuration and its handle for
+// the engine. The actor reloads the cluster slot map: on request (a MOVED,
+// a failed node, a slot without owner), and every Interval. It runs one
+// load at a time by construction (loads happen on the actor's goroutine),
+// coalesces requests (a burst of MOVED replies costs one load), and spaces
+// background loads by MinGap. The engine fills the exported fields before
+// Spawn and does not change them afterwards. Its methods are safe for
+// concurrent use.
+type TopologyState struct {
+	// Load fetches the slot map and installs it (bumping Epoch); ctx is
+	// bounded by Timeout.
+	Load func(ctx context.Context) error
+	// Epoch returns the current slot map's epoch.
+	Epoch func() uint64
+	// Interval between periodic loads; 0: none.
+	Interval time.Duration
+	// MinGap is the least time between two background loads. Sync
+	// requests are not spaced: their callers wait for a fresh map.
+	MinGap time.Duration
+	// Timeout bounds one load.
+	Timeout time.Duration
+
+	system  *actor.ActorSystem
+	pid     *actor.PID
+	queued  atomic.Bool // a background request is in the mailbox
+	stopped chan struct{}
+	stop    sync.Once
+	tmu     sync.Mutex
+	timer   *time.Timer
+	off     bool
+}
+
+// Messages of the topology actor.
+type (
+	topoRequest struct {
+		since uint64        // the epoch the caller saw; 0 for background
+		done  chan struct{} // closed after the load; nil for background
+	}
+	topoTick struct{}
+)
+
+// Spawn starts the topology actor in system.
+func (s *TopologyState) Spawn(system *actor.ActorSystem) error {
+	s.system = system
+	s.stopped = make(chan struct{})
+	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &topologyActor{s: s} }),
+		fmt.Sprintf("vactor-topology-%p", s))
+	if err != nil {
+		return err
+	}
+	s.pid = pid
+	s.schedule()
+	return nil
+}
+
+// Request asks for a background reload; it returns at once. Requests made
+// while one is queued, or within MinGap of the last load, are dropped.
+func (s *TopologyState) Request() {
+	if s.pid == nil || !s.queued.CompareAndSwap(false, true) {
+		return
+	}
+	s.system.Root.Send(s.pid, topoRequest{})
+}
+
+// Sync reloads the map and returns once the slot map is newer than the
+// epoch the caller saw (since), or the actor has stopped. A load that
+// another caller asked for and that ended after since was read counts.
+func (s *TopologyState) Sync(since uint64) {
+	if s.pid == nil {
+		return
+	}
+	done := make(chan struct{})
+	s.system.Root.Send(s.pid, topoRequest{since: since, done: done})
+	select {
+	case <-done:
+	case <-s.stopped:
+	}
+}
+
+// Stop stops the actor (a load in progress finishes first) and waits.
+func (s *TopologyState) Stop() {
+	if s.pid == nil {
+		return
+	}
+	s.stop.Do(func() {
+		s.tmu.Lock()
+		s.off = true
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		s.tmu.Unlock()
+		s.system.Root.Stop(s.pid)
+	})
+	<-s.stopped
+}
+
+// schedule arms the periodic reload.
+func (s *TopologyState) schedule() {
+	if s.Interval <= 0 {
+		return
+	}
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	if s.off {
+		return
+	}
+	s.timer = time.AfterFunc(s.Interval, func() { s.system.Root.Send(s.pid, topoTick{}) })
+}
+
+// topologyActor runs the loads.
+type topologyActor struct {
+	s    *TopologyState
+	last time.Time // when the last load started
+}
+
+// Receive implements actor.Actor.
+func (a *topologyActor) Receive(ctx actor.Context) {
+	s := a.s
+	switch m := ctx.Message().(type) {
+	case topoRequest:
+		if m.done == nil {
+			s.queued.Store(false)
+			if time.Since(a.last) >= s.MinGap {
+				a.load()
+			}
+			return
+		}
+		if s.Epoch() == m.since {
+			a.load() // nothing newer since the caller looked
+		}
+		close(m.done)
+	case topoTick:
+		a.load()
+		s.schedule()
+	case *actor.Stopped:
+		close(s.stopped)
+	}
+}
+
+func (a *topologyActor) load() {
+	a.last = time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), a.s.Timeout)
+	defer cancel()
+	_ = a.s.Load(ctx) // on failure the map stays; the next request tries again
+}

@@ -1,0 +1,98 @@
+package actors_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/vactor-io/vactor/actors"
+)
+
+// fakeLoads counts loads, the most running at once, and bumps the epoch.
+type fakeLoads struct {
+	epoch, loads, running, most atomic.Int64
+	delay                       time.Duration
+}
+
+func (f *fakeLoads) load(context.Context) error {
+	if n := f.running.Add(1); n > f.most.Load() {
+		f.most.Store(n)
+	}
+	time.Sleep(f.delay) // a load takes a while: requests pile up meanwhile
+	f.loads.Add(1)
+	f.epoch.Add(1)
+	f.running.Add(-1)
+	return nil
+}
+
+func startTopology(t *testing.T, f *fakeLoads, interval time.Duration) *actors.TopologyState {
+	t.Helper()
+	sys := actor.NewActorSystem()
+	t.Cleanup(sys.Shutdown)
+	s := &actors.TopologyState{
+		Load:     f.load,
+		Epoch:    func() uint64 { return uint64(f.epoch.Load()) },
+		Interval: interval,
+		MinGap:   time.Hour, // background requests after the first are spaced out of the test
+		Timeout:  time.Second,
+	}
+	if err := s.Spawn(sys); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Background requests coalesce; sync requests load unless a load ended
+// since the caller looked; loads never overlap; Stop releases waiters.
+func TestTopologyActorCoalescesAndSerializes(t *testing.T) {
+	f := &fakeLoads{delay: 20 * time.Millisecond}
+	s := startTopology(t, f, 0)
+	for range 1000 {
+		s.Request()
+	}
+	var wg sync.WaitGroup
+	for range 20 { // 20 callers who all saw epoch 0
+		wg.Go(func() { s.Sync(0) })
+	}
+	wg.Wait()
+	if n := f.loads.Load(); n < 1 || n > 2 {
+		t.Fatalf("%d loads for 1,000 background and 20 sync requests from one epoch; want 1 or 2", n)
+	}
+	if f.epoch.Load() == 0 {
+		t.Fatal("Sync returned before any load")
+	}
+	before := f.loads.Load()
+	s.Sync(uint64(f.epoch.Load())) // nothing newer than what this caller saw: loads
+	if f.loads.Load() != before+1 {
+		t.Fatalf("a sync request from the current epoch did not load (%d -> %d)", before, f.loads.Load())
+	}
+	if m := f.most.Load(); m != 1 {
+		t.Fatalf("%d loads ran at once; want 1", m)
+	}
+	s.Stop()
+	done := make(chan struct{})
+	go func() { s.Sync(uint64(f.epoch.Load())); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Sync after Stop did not return")
+	}
+}
+
+// The map is reloaded every Interval.
+func TestTopologyActorPeriodic(t *testing.T) {
+	f := &fakeLoads{}
+	startTopology(t, f, 20*time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.loads.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d periodic loads in 5 s with a 20 ms interval", f.loads.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
