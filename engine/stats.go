@@ -52,6 +52,11 @@ type Stats struct {
 	// channels subscribed again on their new owner after their slot moved
 	// (Resubscribed events with a ShardChannel).
 	SubMessages, SubDropped, SubReconnects, SubMoved uint64
+	// Transactions counts the transactions (Tx.Exec, Watch) whose EXEC
+	// ran; TxAborted those a changed watched key aborted (ErrTxAborted);
+	// TxFailed those sent on a connection that failed otherwise (refused,
+	// transport, closed). One that never got a connection is not counted.
+	Transactions, TxAborted, TxFailed uint64
 }
 
 // Stats returns a snapshot of the engine's counters. Safe for concurrent use.
@@ -93,6 +98,7 @@ func (e *Engine) Stats() Stats {
 	s.Subscriptions, s.SubConns = int(e.subs.live.Load()), int(e.subs.conns.Load())
 	s.SubMessages, s.SubDropped = e.subs.messages.Load(), e.subs.dropped.Load()
 	s.SubReconnects, s.SubMoved = e.subs.reconnects.Load(), e.subs.movers.Load()
+	s.Transactions, s.TxAborted, s.TxFailed = e.tx.execs.Load(), e.tx.aborted.Load(), e.tx.failed.Load()
 	return s
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -188,6 +189,16 @@ func (e *Engine) txAddr(slot int, key string) (string, error) {
 // execOn sends MULTI, q's commands and EXEC on conn and completes q's
 // futures. healthy is false when conn must not be used again.
 func (e *Engine) execOn(ctx context.Context, conn drivers.Conn, q []entry) (healthy bool, err error) {
+	defer func() {
+		switch {
+		case err == nil:
+			e.tx.execs.Add(1)
+		case errors.Is(err, ErrTxAborted):
+			e.tx.aborted.Add(1)
+		default:
+			e.tx.failed.Add(1)
+		}
+	}()
 	if err := e.tx.enter(); err != nil {
 		failAll(q, err)
 		return false, err
@@ -607,6 +618,8 @@ type txConns struct {
 	tracked bool
 	closed  bool
 	ops     sync.WaitGroup // calls on the connections, and dials, in progress
+
+	execs, aborted, failed atomic.Uint64 // EXECs that ran, aborted (WATCH), failed: for Stats
 }
 
 // enter counts a call on a connection; it fails once the pool is closed.

@@ -238,6 +238,42 @@ func TestTxWatchRetryCounter(t *testing.T) {
 		workers, each, elapsed.Round(time.Millisecond), float64(workers*each)/elapsed.Seconds(), runs.Load()-workers*each)
 }
 
+// Stats counts transactions: committed, aborted by WATCH, failed.
+func TestTxStats(t *testing.T) {
+	eng, srv := newEngine(t)
+	ctx := ctxT(t)
+	for range 3 {
+		tx := eng.Tx()
+		tx.Incr("txs:n")
+		if err := tx.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := eng.Watch(ctx, func(tx *engine.Tx) error {
+		// A write from elsewhere between WATCH and EXEC aborts it.
+		if err := eng.Set(ctx, "txs:n", "x", 0).Err(ctx); err != nil {
+			return err
+		}
+		tx.Incr("txs:n")
+		return nil
+	}, "txs:n")
+	if !errors.Is(err, engine.ErrTxAborted) {
+		t.Fatalf("Watch with a concurrent write = %v; want ErrTxAborted", err)
+	}
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	tx := eng.Tx()
+	tx.Incr("txs:n")
+	if err := tx.Exec(ctx); err == nil {
+		t.Fatal("Exec against a killed server succeeded")
+	}
+	st := eng.Stats()
+	if st.Transactions != 3 || st.TxAborted != 1 || st.TxFailed != 1 {
+		t.Fatalf("Stats: %d transactions, %d aborted, %d failed; want 3, 1, 1", st.Transactions, st.TxAborted, st.TxFailed)
+	}
+}
+
 // Cluster mode: a transaction on hash-tagged keys runs on the slot's
 // primary; keys in different slots fail with ErrCrossSlot, unsent; Watch
 // works on the slot's primary.
