@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -40,8 +41,8 @@ import (
 //
 // A Pipeline is not safe for concurrent use: build and Exec it from one
 // goroutine (its futures may be awaited from any goroutine). Call Exec or
-// Discard once: a Pipeline dropped without either leaves its futures
-// pending forever. Commands added after Exec or Discard fail at once with
+// Discard once: the futures of a Pipeline dropped without either fail with
+// ErrDiscarded once the garbage collector has collected it. Commands added after Exec or Discard fail at once with
 // ErrInvalidArgument. Arguments are copied into the commands as they are
 // added: the caller keeps its slices.
 type Pipeline struct {
@@ -50,7 +51,9 @@ type Pipeline struct {
 
 // Pipeline returns an empty pipeline on e. It allocates; it sends nothing.
 func (e *Engine) Pipeline() *Pipeline {
-	return &Pipeline{commands{e: e}}
+	p := &Pipeline{commands{e: e, pend: &pending{}}}
+	p.dropCleanup(p)
+	return p
 }
 
 // Exec sends the pipeline's commands and waits until every future has
@@ -74,8 +77,8 @@ func (p *Pipeline) Exec(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	q := p.q
-	p.q = nil
+	q := p.pend.q
+	p.pend.q = nil
 	if len(q) == 0 {
 		return nil
 	}
@@ -96,7 +99,7 @@ func (p *Pipeline) Exec(ctx context.Context) error {
 func (p *Pipeline) Discard() { p.discard(ErrDiscarded) }
 
 // Len returns the number of commands queued and not yet sent.
-func (p *Pipeline) Len() int { return len(p.q) }
+func (p *Pipeline) Len() int { return len(p.pend.q) }
 
 // sendable reports why nothing can be sent now: the engine is closed or
 // ctx has ended.
@@ -208,10 +211,30 @@ func isReplyError(err error) bool {
 // the Pipeline's and the Tx's; see Pipeline for their rules.
 type commands struct {
 	e     *Engine
-	q     []entry
-	state uint8 // cmdsOpen, cmdsExecuted or cmdsDiscarded
-	tx    bool  // a transaction: keys must share a slot, a bad argument fails all
-	bad   error // a transaction's first rejected argument
+	pend  *pending // apart from the Pipeline or Tx, for dropCleanup
+	state uint8    // cmdsOpen, cmdsExecuted or cmdsDiscarded
+	tx    bool     // a transaction: keys must share a slot, a bad argument fails all
+	bad   error    // a transaction's first rejected argument
+}
+
+// pending is the commands recorded and not yet sent or discarded.
+type pending struct{ q []entry }
+
+// dropCleanup makes the commands of owner (a *Pipeline or *Tx) fail with
+// ErrDiscarded once owner is garbage collected without Exec or Discard:
+// their futures complete instead of staying pending for ever.
+func (c *commands) dropCleanup(owner any) {
+	switch o := owner.(type) {
+	case *Pipeline:
+		runtime.AddCleanup(o, dropped, c.pend)
+	case *Tx:
+		runtime.AddCleanup(o, dropped, c.pend)
+	}
+}
+
+func dropped(p *pending) {
+	failAll(p.q, ErrDiscarded)
+	p.q = nil
 }
 
 const (
@@ -274,8 +297,8 @@ func (c *commands) discard(err error) {
 		return
 	}
 	c.state = cmdsDiscarded
-	failAll(c.q, err)
-	c.q = nil
+	failAll(c.pend.q, err)
+	c.pend.q = nil
 }
 
 func failAll(q []entry, err error) {
@@ -290,7 +313,7 @@ func add[T any](c *commands, key string, cmd valkey.Completed, decode func(valke
 		return fail[T](fmt.Errorf("%w: command added to a pipeline or transaction already executed or discarded", ErrInvalidArgument))
 	}
 	r := &request[T]{ctx: context.Background(), cmd: cmd, decode: decode}
-	c.q = append(c.q, entry{cmd: r, route: key})
+	c.pend.q = append(c.pend.q, entry{cmd: r, route: key})
 	return r.promise.Future()
 }
 
@@ -305,7 +328,7 @@ func addKeys[T any](c *commands, keys []string, cmd valkey.Completed, decode fun
 	if c.state != cmdsOpen || f.IsDone() {
 		return f
 	}
-	en := &c.q[len(c.q)-1]
+	en := &c.pend.q[len(c.pend.q)-1]
 	en.keys = append([]string(nil), keys...)
 	if !c.tx && split != nil && c.e.bySlot(keys) != nil {
 		r := en.cmd.(*request[T])

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
@@ -284,4 +285,37 @@ func ExampleEngine_Pipeline() {
 	v, _ := get.Await(ctx)
 	fmt.Println(v, visits, errors.Is(wrong.Err(ctx), &engine.ServerError{Prefix: "WRONGTYPE"}))
 	// Output: hello 1 true
+}
+
+// A Pipeline or Tx dropped without Exec or Discard: once collected, its
+// futures fail with ErrDiscarded instead of staying pending.
+func TestPipelineDroppedFuturesFail(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	fs := pipeDropped(eng)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, f := range fs {
+		for !f.IsDone() {
+			if time.Now().After(deadline) {
+				t.Fatal("the futures of a dropped pipeline did not complete after GC")
+			}
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := f.Err(ctx); !errors.Is(err, engine.ErrDiscarded) {
+			t.Fatalf("future of a dropped pipeline: %v; want ErrDiscarded", err)
+		}
+	}
+	if n, err := eng.Exists(ctx, "drop:p", "drop:t").Await(ctx); err != nil || n != 0 {
+		t.Fatalf("EXISTS = %d, %v: a dropped pipeline's command was sent", n, err)
+	}
+}
+
+// pipeDropped queues a command on a Pipeline and on a Tx and drops both.
+//
+//go:noinline
+func pipeDropped(eng *engine.Engine) []*futures.Future[struct{}] {
+	p := eng.Pipeline()
+	tx := eng.Tx()
+	return []*futures.Future[struct{}]{p.Set("drop:p", "v", 0), tx.Set("drop:t", "v", 0)}
 }

@@ -49,7 +49,9 @@ type Tx struct {
 
 // Tx returns an empty transaction on e. It allocates; it sends nothing.
 func (e *Engine) Tx() *Tx {
-	return &Tx{commands: commands{e: e, tx: true}}
+	tx := &Tx{commands: commands{e: e, tx: true, pend: &pending{}}}
+	tx.dropCleanup(tx)
+	return tx
 }
 
 // Exec sends MULTI, the commands and EXEC, and completes every future
@@ -85,8 +87,8 @@ func (tx *Tx) exec(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	q := tx.q
-	tx.q = nil
+	q := tx.pend.q
+	tx.pend.q = nil
 	if tx.bad != nil {
 		err := fmt.Errorf("vactor: transaction not sent: %w", tx.bad)
 		failAll(q, err)
@@ -138,7 +140,7 @@ func (tx *Tx) exec(ctx context.Context) error {
 func (tx *Tx) Discard() { tx.discard(ErrDiscarded) }
 
 // Len returns the number of commands queued and not yet sent.
-func (tx *Tx) Len() int { return len(tx.q) }
+func (tx *Tx) Len() int { return len(tx.pend.q) }
 
 // txSlot returns the one slot of the keys of q (and of the watched keys)
 // and one of those keys; -1 in standalone mode or when no command has a
@@ -360,7 +362,7 @@ func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...strin
 	if err := w.watch(ctx, e, addr, keys); err != nil {
 		return err
 	}
-	tx := &Tx{commands: commands{e: e, tx: true}, w: w}
+	tx := &Tx{commands: commands{e: e, tx: true, pend: &pending{}}, w: w}
 	finished := false
 	defer func() {
 		if !finished { // fn panicked: drop the connection, fail the futures
