@@ -332,7 +332,7 @@ func (s *Subscription) change(ctx context.Context, kind actors.SubKind, unsub bo
 	if len(names) == 0 {
 		return nil
 	}
-	return s.apply(ctx, kind, unsub, names, time.Time{}, false)
+	return s.apply(ctx, kind, unsub, names, time.Time{}, false, "")
 }
 
 // subSent is an operation sent to an actor.
@@ -348,11 +348,16 @@ type subSent struct {
 // goroutine) or the subscription ends. moved says that names are shard
 // channels handed back after their slot moved: they are routed by the
 // reloaded slot map, and since is when they stopped being subscribed.
-func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub bool, names []string, since time.Time, moved bool) error {
+//
+// from, with moved, is the node that gave the names up: it no longer owns
+// them, so while the slot map still says it does, the map is stale (a
+// replica accepts SSUBSCRIBE too: subscribing there would look fine and
+// receive nothing) and the names wait for a fresher map.
+func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub bool, names []string, since time.Time, moved bool, from string) error {
 	var errs []error
 	for try := 0; len(names) > 0; try++ {
 		if try > 0 && !s.pause(ctx, try-1) {
-			s.moved(names, since) // still wanted: keep trying in the background
+			s.movedFrom(names, since, from) // still wanted: keep trying in the background
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -361,7 +366,7 @@ func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub boo
 		if moved {
 			_, _ = s.e.cl.Refresh(s.e.slotOf(names[0])) // the map is stale: the server said so
 		}
-		sent, err := s.send(kind, unsub, names, since, moved)
+		sent, err := s.send(kind, unsub, names, since, moved, from)
 		if err != nil {
 			if moved && !errors.Is(err, ErrClosed) {
 				continue // no owner known yet: try again after the backoff
@@ -410,7 +415,7 @@ func (s *Subscription) pause(ctx context.Context, n int) bool {
 // mode a shard channel stays with the actor that subscribed it (its home)
 // until it moves; moved routes by the slot map instead, skipping names
 // unsubscribed meanwhile.
-func (s *Subscription) send(kind actors.SubKind, unsub bool, names []string, since time.Time, moved bool) ([]subSent, error) {
+func (s *Subscription) send(kind actors.SubKind, unsub bool, names []string, since time.Time, moved bool, from string) ([]subSent, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -443,6 +448,9 @@ func (s *Subscription) send(kind actors.SubKind, unsub bool, names []string, sin
 			addr, err := s.e.addrOf(n)
 			if err != nil {
 				return nil, err
+			}
+			if moved && addr == from {
+				return nil, errStaleSlotMap
 			}
 			owner[n] = addr
 		}
@@ -557,20 +565,24 @@ func (s *Subscription) abandon(sent []subSent, since time.Time) {
 		}
 		s.reap()
 		if len(moved) > 0 {
-			_ = s.apply(s.life, actors.SubShard, false, moved, since, true)
+			_ = s.apply(s.life, actors.SubShard, false, moved, since, true, "")
 		}
 	})
 }
 
-// moved implements actors.SubscriberState.Moved: shard channels an actor
-// gave up because their slot moved are routed to their new owner in the
-// background.
-func (s *Subscription) moved(names []string, since time.Time) {
+// movedFrom is an actor's SubscriberState.Moved: the shard channels it
+// gave up because their slot moved (from is its node) are routed to their
+// new owner in the background.
+func (s *Subscription) movedFrom(names []string, since time.Time, from string) {
 	s.background(func() {
-		_ = s.apply(s.life, actors.SubShard, false, names, since, true)
+		_ = s.apply(s.life, actors.SubShard, false, names, since, true, from)
 		s.reap()
 	})
 }
+
+// errStaleSlotMap: the slot map still names the node that gave a shard
+// channel up as its owner.
+var errStaleSlotMap = errors.New("vactor: the slot map still shows the old owner")
 
 // background runs f on a goroutine that end waits for, unless the
 // subscription is ending.
@@ -645,7 +657,7 @@ func (s *Subscription) spawn(global bool, addr, hint string) *subActor {
 		Conns:    &e.subs.conns,
 	}
 	if e.cl != nil && !global {
-		st.Moved = s.moved
+		st.Moved = func(names []string, since time.Time) { s.movedFrom(names, since, st.Addr()) }
 	}
 	st.Spawn(e.system)
 	a := &subActor{st: st, global: global, addr: addr}
