@@ -43,7 +43,8 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	opt := ClientOption(o)
+	call := new(atomic.Int64)
+	opt := clientOption(o, call)
 	// NewClient dials synchronously: bound it by ctx as well as the dialer.
 	type result struct {
 		c   valkey.Client
@@ -59,7 +60,7 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 		if r.err != nil {
 			return nil, fmt.Errorf("valkey-go: dial %s: %w", o.Addr, r.err)
 		}
-		return newConn(r.c), nil
+		return newConn(r.c, call), nil
 	case <-ctx.Done():
 		go func() {
 			if r := <-done; r.c != nil {
@@ -70,11 +71,27 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 	}
 }
 
-// ClientOption returns the valkey-go options the driver uses for o.
+// ClientOption returns the valkey-go options the driver uses for o. Its
+// DialCtxFn dials connections whose deadline valkey-go derives from
+// ConnWriteTimeout is an idle one (see ReadTimeout in drivers.Options).
+// Outside the driver, which tells it the deadline of each call, a caller's
+// ctx deadline within ConnWriteTimeout but more than half of it away is
+// taken for valkey-go's own and made an idle one too.
 func ClientOption(o drivers.Options) valkey.ClientOption {
+	return clientOption(o, new(atomic.Int64))
+}
+
+// clientOption is ClientOption whose connections read the deadline of the
+// call in progress from call (see idleConn).
+func clientOption(o drivers.Options, call *atomic.Int64) valkey.ClientOption {
 	timeout := max(o.ReadTimeout, o.WriteTimeout)
+	idle := timeout
+	if idle <= 0 { // valkey-go's default ConnWriteTimeout
+		idle = 10 * valkey.DefaultTCPKeepAlive
+	}
 	blocking := max(o.MaxPipeline+1, valkey.DefaultBlockingPipeline)
 	return valkey.ClientOption{
+		DialCtxFn:         newDialer(idle, call),
 		InitAddress:       []string{o.Addr},
 		Username:          o.Username,
 		Password:          o.Password,
@@ -98,6 +115,7 @@ func ClientOption(o drivers.Options) valkey.ClientOption {
 // gives such calls a context that Close cancels.
 type Conn struct {
 	c       valkey.Client
+	call    *atomic.Int64 // the deadline of the call in progress (idleConn)
 	closing context.Context
 	cancel  context.CancelFunc
 	once    sync.Once
@@ -109,10 +127,24 @@ type Conn struct {
 	closed bool
 }
 
-func newConn(c valkey.Client) *Conn {
+func newConn(c valkey.Client, call *atomic.Int64) *Conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Conn{c: c, closing: ctx, cancel: cancel}
+	return &Conn{c: c, call: call, closing: ctx, cancel: cancel}
 }
+
+// begin tells the connections the deadline of the call about to be made
+// with ctx (0: none), so that they keep it as the caller's rather than
+// take it for valkey-go's default (see idleConn). Calls are made by one
+// goroutine at a time; end clears it.
+func (c *Conn) begin(ctx context.Context) {
+	var dl int64
+	if d, ok := ctx.Deadline(); ok {
+		dl = d.UnixNano()
+	}
+	c.call.Store(dl)
+}
+
+func (c *Conn) end() { c.call.Store(0) }
 
 // callCtx returns the context for a call: ctx itself, unless the call
 // holds a blocking command, which gets a context that Close also cancels.
@@ -151,7 +183,10 @@ func (c *Conn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult
 		defer done()
 		return c.cause(ctx, c.c.Do(cctx, cmd))
 	}
-	return c.c.Do(ctx, cmd)
+	c.begin(ctx)
+	r := c.c.Do(ctx, cmd)
+	c.end()
+	return r
 }
 
 // cause replaces the cancellation of a blocking call's own context with
@@ -182,7 +217,10 @@ func (c *Conn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.V
 		}
 		return rs
 	}
-	return c.c.DoMulti(ctx, cmds...)
+	c.begin(ctx)
+	rs := c.c.DoMulti(ctx, cmds...)
+	c.end()
+	return rs
 }
 
 // Listen implements drivers.PubSub with valkey-go's pub/sub hooks on a
