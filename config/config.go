@@ -163,10 +163,25 @@ type Config struct {
 	// DialTimeout bounds connecting, including the TLS handshake and
 	// authentication. Default 5s; greater than 0.
 	DialTimeout time.Duration
-	// ReadTimeout bounds waiting for the replies of one pipeline. Default 3s;
-	// at least 0, where 0 leaves the driver's own bound (valkey-go: 10s).
+	// ReadTimeout bounds silence on a connection while a pipeline is in
+	// flight: a round trip fails once a read has waited this long for a
+	// byte of reply (or a write for the server to take a byte), not once
+	// the whole pipeline has taken this long, so a pipeline whose replies
+	// keep arriving (a burst of big MGETs: tens of MB) runs to its end,
+	// and a frozen or unreachable server fails it ReadTimeout after the
+	// pipeline was written. Blocking commands (BLPOP, XREAD BLOCK, ...)
+	// are not bounded by it. A pipeline whose commands all have deadlines
+	// is also bounded by the latest one. Silence is seen from the client:
+	// while the server is still receiving the end of a request, the
+	// client waits for its reply, so one command of several MB sent to a
+	// server that reads it slower than the socket buffers (a few MB) per
+	// ReadTimeout fails. Default 3s; at least 0, where 0 leaves the
+	// driver's own bound (valkey-go: 10s). The valkey-go driver applies
+	// the larger of ReadTimeout and WriteTimeout to both (see
+	// drivers.Options).
 	ReadTimeout time.Duration
-	// WriteTimeout bounds writing one pipeline. Default 3s; at least 0,
+	// WriteTimeout bounds how long writing a pipeline may wait for the
+	// server to take a byte (see ReadTimeout). Default 3s; at least 0,
 	// where 0 leaves the driver's own bound (valkey-go: 10s).
 	WriteTimeout time.Duration
 	// MaxRetries is the number of times a failed retryable command is tried

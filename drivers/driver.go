@@ -18,9 +18,24 @@ type Options struct {
 	ClientName string
 	// DialTimeout bounds connecting and the handshake (HELLO/AUTH/SELECT).
 	DialTimeout time.Duration
-	// ReadTimeout and WriteTimeout bound waiting for a pipeline's replies
-	// and writing it; 0 leaves the driver's default (valkey-go: 10 s). The
-	// valkey-go driver applies the larger of the two to both.
+	// ReadTimeout and WriteTimeout bound silence while a pipeline is in
+	// flight: how long a read may wait for a byte of its replies, and a
+	// write for the server to take a byte of it. They do not bound the
+	// whole round trip: one that keeps moving bytes runs to its end (a
+	// deadline on the ctx of DoMulti still bounds it). Blocking commands
+	// are not bounded by them. 0 leaves the driver's default (valkey-go:
+	// 10 s).
+	//
+	// The valkey-go driver applies the larger of the two to both. valkey-go
+	// itself bounds a whole synchronous round trip with one
+	// conn.SetDeadline(now + ConnWriteTimeout) and has no idle timeout, so
+	// the driver dials its connections (ClientOption.DialCtxFn, with TLS
+	// on top) and gives valkey-go a net.Conn that makes that deadline an
+	// idle one, re-armed only when it fires (no syscall or allocation per
+	// round trip), while a deadline from the caller's ctx stays as set.
+	// Silence is measured as the client sees it: a read waiting for the
+	// reply to a command whose end is still in the socket buffers counts
+	// as silent.
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	// TLS, when non-nil, makes the connection use TLS with this config.

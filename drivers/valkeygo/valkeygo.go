@@ -8,6 +8,11 @@
 // policies the retrying. A batch goes out as one DoMulti, which valkey-go
 // writes, flushes and reads on the calling goroutine when nothing else uses
 // the connection.
+//
+// The driver dials the TCP (and TLS) connection itself and hands valkey-go
+// a net.Conn that turns valkey-go's per-round-trip deadline into an idle
+// one: ReadTimeout bounds silence on the connection, not a whole pipeline
+// (see idle.go and drivers.Options).
 package valkeygo
 
 import (
