@@ -12,7 +12,7 @@
 // The driver dials the TCP (and TLS) connection itself and hands valkey-go
 // a net.Conn that turns valkey-go's per-round-trip deadline into an idle
 // one: ReadTimeout bounds silence on the connection, not a whole pipeline
-// (see idle.go and drivers.Options).
+// (see drivers.Options.ReadTimeout).
 package valkeygo
 
 import (
