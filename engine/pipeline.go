@@ -351,8 +351,8 @@ func reject[T any](c *commands, err error) *futures.Future[T] {
 
 func (c *commands) b() valkey.Builder { return c.e.b }
 
-// Do adds any command, as Engine.Do: name and its arguments; the first
-// argument routes it. Its future completes with the Reply.
+// Do adds any command, as Engine.Do: name and its arguments, routed by
+// its keys as Engine.Do routes them. Its future completes with the Reply.
 func (c *commands) Do(name string, args ...string) *futures.Future[Reply] {
 	if name == "" {
 		return reject[Reply](c, fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument))
@@ -360,7 +360,21 @@ func (c *commands) Do(name string, args ...string) *futures.Future[Reply] {
 	if len(args) == 0 {
 		return add(c, "", c.b().Arbitrary(name).Build(), decodeReply)
 	}
-	return add(c, args[0], c.b().Arbitrary(name).Keys(args[0]).Args(args[1:]...).Build(), decodeReply)
+	var buf [8]int
+	pos := c.e.doKeys(buf[:0], name, args)
+	cmd, route, err := c.e.buildDo(name, args, pos)
+	if err != nil {
+		return reject[Reply](c, err)
+	}
+	f := add(c, route, cmd, decodeReply)
+	if len(pos) > 1 && c.state == cmdsOpen && !f.IsDone() {
+		keys := make([]string, len(pos))
+		for i, p := range pos {
+			keys[i] = args[p]
+		}
+		c.pend.q[len(c.pend.q)-1].keys = keys
+	}
+	return f
 }
 
 // Get adds GET key; its future fails with ErrNil when the key is missing.
