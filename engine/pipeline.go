@@ -125,36 +125,29 @@ func (e *Engine) postStandalone(ctx context.Context, q []entry) {
 }
 
 // postCluster routes keyed commands by slot (each slot keeps their order),
-// and posts keyless ones onto the first node's connection actor. A
-// command split across slots flushes the groups before it so that every
-// slot sees the commands in the order they were added.
+// and keyless ones, in order, through the slot of one primary picked for
+// them (keyless.go). A command split across slots goes out through the
+// Engine's splitting method, after the commands before it.
 func (e *Engine) postCluster(ctx context.Context, q []entry) {
-	var groups []postGroup
-	flush := func() {
-		for _, g := range groups {
-			g.post()
-		}
-		groups = groups[:0]
-	}
+	keyless := -1
 	for _, en := range q {
 		if en.split != nil {
-			flush()
 			en.split(ctx)
-			continue
-		}
-		if en.route == "" {
-			en.cmd.prepare(ctx, false)
-			conn := e.first[0]
-			groups = addToGroup(groups, conn.Mailbox, conn, en.cmd)
 			continue
 		}
 		en.cmd.prepare(ctx, true) // a redirected command is sent again
 		cmd := en.cmd.Cmd()
+		slot := cmd.Slot() & (actors.Slots - 1)
+		if en.route == "" {
+			if keyless < 0 {
+				keyless = int(e.cl.keylessSlot())
+			}
+			slot = uint16(keyless)
+		}
 		// Per slot, in order: straight to the owner's connection actor or
 		// through the slot actor, as any cluster command.
-		e.cl.slot(cmd.Slot() & (actors.Slots - 1)).Submit(en.cmd)
+		e.cl.slot(slot).Submit(en.cmd)
 	}
-	flush()
 }
 
 // postGroup is a run of commands for one mailbox.
