@@ -42,7 +42,7 @@ type Engine struct {
 	retry      *actors.Policy
 	cl         *cluster            // nil in standalone mode
 	cmds       commandTable        // the server's, for Do's routing; nil when not needed or refused
-	first      []*actors.ConnState // the first node's connection actors (standalone: the node's; cluster: unused once running, may be pruned)
+	first      []*actors.ConnState // the first node's connection actors (cluster mode: unused once running)
 
 	mu    sync.Mutex // guards conns, nodes and pools as nodes are added
 	conns []*actors.ConnState

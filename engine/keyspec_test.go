@@ -227,3 +227,26 @@ func TestKeySlot(t *testing.T) {
 		t.Fatal("an empty or unclosed hash tag is not a tag")
 	}
 }
+
+// Finding a command's keys allocates nothing, whatever the name's case.
+func TestKeySpecsLookupAllocs(t *testing.T) {
+	tbl := commandTable{}
+	tbl.put("eval", &commandKeys{specs: []keySpec{{begin: beginIndex, index: 2, find: findKeynum, keyNumIdx: 0, firstKey: 1, keyStep: 1}}})
+	obj := &commandKeys{subs: commandTable{}}
+	obj.subs.put("encoding", &commandKeys{specs: []keySpec{{begin: beginIndex, index: 2, find: findRange}}})
+	tbl.put("object", obj)
+	for _, argv := range [][]string{
+		{"EVAL", "s", "2", "a", "b"}, {"eval", "s", "1", "a"}, {"Eval", "s", "1", "a"},
+		{"OBJECT", "ENCODING", "k"}, {"Object", "Encoding", "k"},
+	} {
+		var n int
+		allocs := testing.AllocsPerRun(100, func() {
+			var buf [8]int
+			pos, _ := tbl.keys(buf[:0], argv[0], argv[1:])
+			n = len(pos)
+		})
+		if allocs != 0 || n == 0 {
+			t.Errorf("%v: %v allocations, %d keys", argv, allocs, n)
+		}
+	}
+}
