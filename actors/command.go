@@ -16,9 +16,12 @@ type Command interface {
 	Cmd() valkey.Completed
 	// Complete completes the command with its reply (or transport error).
 	Complete(r valkey.ValkeyResult)
-	// Attempts returns how many times the command was sent again.
+	// Attempts returns how many times the command was sent again after a
+	// transport failure (the connection actor's retries, bounded by
+	// Policy.MaxRetries). Cluster redirects are counted apart (see
+	// Hooked.Redirects).
 	Attempts() int
-	// Retrying counts one more attempt; the actor calls it when it keeps
-	// the command to send again.
+	// Retrying counts one more transport retry; the connection actor calls
+	// it when it keeps the command to send again.
 	Retrying()
 }

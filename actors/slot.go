@@ -30,6 +30,14 @@ type Hooked interface {
 	// redirect (valkey-go recycles answered commands that are not
 	// pinned). The slot actor calls it before sending the command again.
 	Renew()
+	// Redirects returns how many times the cluster redirected the command
+	// (MOVED, ASK, TRYAGAIN, CLUSTERDOWN), bounded by
+	// SlotState.MaxRedirects; transport retries are counted apart
+	// (Command.Attempts), each against its own budget.
+	Redirects() int
+	// Redirected counts one more redirect; the slot actor calls it before
+	// sending the command again.
+	Redirected()
 }
 
 // Collector follows the commands a slot actor has forwarded: it counts
@@ -510,8 +518,8 @@ func (a *Slot) send(redirects []Redirect) {
 	wait := false
 	for _, r := range redirects {
 		r.Cmd.Renew()
-		r.Cmd.Retrying()
-		if r.Cmd.Attempts() > st.MaxRedirects {
+		r.Cmd.Redirected()
+		if r.Cmd.Redirects() > st.MaxRedirects {
 			r.Cmd.Fail(errors.Join(ErrTooManyRedirects, r.Err))
 			continue
 		}
@@ -534,7 +542,7 @@ func (a *Slot) send(redirects []Redirect) {
 		// still parked meanwhile.
 		a.owner = ""
 		a.waiting, a.waitingAsks = pending, asks
-		d := st.Backoff.Delay(max(pending[0].Attempts()-1, 0))
+		d := st.Backoff.Delay(max(pending[0].Redirects()-1, 0))
 		box := a.box
 		time.AfterFunc(d, func() { box.PostUserMessage(resend{}) })
 		return

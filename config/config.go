@@ -185,7 +185,9 @@ type Config struct {
 	// where 0 leaves the driver's own bound (valkey-go: 10s).
 	WriteTimeout time.Duration
 	// MaxRetries is the number of times a failed retryable command is tried
-	// again. Default 3; at least 0, where 0 disables retries.
+	// again after a transport failure. Default 3; at least 0, where 0
+	// disables retries. Cluster redirects do not count against it (see
+	// MaxRedirects).
 	MaxRetries int
 	// MinRetryBackoff is the delay before the first retry; later delays
 	// double up to MaxRetryBackoff, with jitter. Default 8ms; at least 0.
@@ -214,8 +216,10 @@ type Config struct {
 	// ReadFrom chooses the node for read-only commands. Default
 	// ReadFromPrimary.
 	ReadFrom ReadFrom
-	// MaxRedirects is the number of MOVED/ASK redirects followed for one
-	// command in cluster mode. Default 5; at least 0.
+	// MaxRedirects is the number of redirects (MOVED, ASK, TRYAGAIN,
+	// CLUSTERDOWN) followed for one command in cluster mode. Default 5; at
+	// least 0. A budget of its own: transport retries (MaxRetries) do not
+	// count against it.
 	MaxRedirects int
 	// ClusterRefreshInterval is how often the cluster slot map is reloaded
 	// besides on redirects and node failures. Default 10s; at least 0,

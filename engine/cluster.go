@@ -36,9 +36,10 @@ type cluster struct {
 	pruneMu sync.Mutex
 	absent  map[string]time.Time // dialled node -> when it left the slot map
 
-	dialMu   sync.Mutex // one node dial at a time
-	epoch    atomic.Uint64
-	topology actors.TopologyState // the topology actor: reloads the map
+	dialMu      sync.Mutex    // one node dial at a time
+	keylessNext atomic.Uint64 // round robin of keyless commands (keyless.go)
+	epoch       atomic.Uint64
+	topology    actors.TopologyState // the topology actor: reloads the map
 }
 
 // discover reads the slot map from the first seed that answers.
@@ -95,8 +96,8 @@ func (c *cluster) setTopology(t *actors.Topology) {
 
 // prune stops the connection actors of nodes absent from the slot map
 // for nodeGoneAfter or longer (removed from the cluster, or down for good;
-// a node that comes back is dialled again on first use). The seed-chosen
-// first node, which carries keyless commands, is kept.
+// a node that comes back is dialled again on first use). Keyless commands
+// follow the slot map (keyless.go), so no node is kept for them.
 func (c *cluster) prune(t *actors.Topology) {
 	in := map[string]bool{}
 	for _, sh := range t.Shards {
@@ -114,7 +115,7 @@ func (c *cluster) prune(t *actors.Topology) {
 	c.e.mu.Lock()
 	for addr := range c.e.pools {
 		switch {
-		case in[addr] || addr == c.e.first[0].Addr:
+		case in[addr]:
 			delete(c.absent, addr)
 		case c.absent[addr].IsZero():
 			c.absent[addr] = now
@@ -325,11 +326,11 @@ func (c *cluster) close(d time.Duration) {
 	}
 }
 
-// submitCluster routes a keyed command through its slot actor, and a
-// keyless one straight to a connection actor.
+// submitCluster routes a command by its key's slot; a keyless one by the
+// slot of the primary whose turn it is (keyless.go).
 func submitCluster[T any](e *Engine, ctx context.Context, route string, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
 	if route == "" {
-		return submitTo(e, e.first[0], ctx, cmd, decode)
+		return submitSlot(e, ctx, e.cl.keylessSlot(), cmd, decode)
 	}
 	return submitSlot(e, ctx, cmd.Slot()&(actors.Slots-1), cmd, decode)
 }

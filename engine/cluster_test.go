@@ -599,13 +599,18 @@ func TestClusterNodeLeaves(t *testing.T) {
 	if n := len(dialled()); n != 3 {
 		t.Fatalf("%d nodes dialled after writes to every shard; want 3", n)
 	}
+	// The first node dialled, which once carried every keyless command,
+	// is stopped like any other.
 	first := eng.Stats().Nodes[0].Addr
 	var victim *valkeytest.ClusterNode
 	for _, p := range c.Primaries() {
-		if p.Addr() != first {
+		if p.Addr() == first {
 			victim = p
 			break
 		}
+	}
+	if victim == nil {
+		t.Fatalf("the first node dialled, %s, is not a primary", first)
 	}
 	if err := c.KillPrimary(victim); err != nil {
 		t.Fatal(err)

@@ -16,10 +16,21 @@ import (
 const KeepTTL time.Duration = -1
 
 // Do sends any command: name and its arguments, as the server expects them
-// (for example Do(ctx, "HSET", "h", "f", "v")). The first argument is used
-// to pick the connection, so commands whose first argument is the same key
-// keep their order. Error replies fail the future with *ServerError; a nil
-// reply completes it with a Reply whose IsNil is true.
+// (for example Do(ctx, "HSET", "h", "f", "v")). Error replies fail the
+// future with *ServerError; a nil reply completes it with a Reply whose
+// IsNil is true.
+//
+// Do routes a command by its keys, found as the server finds them: by the
+// key specs of the server's command table (COMMAND, read once when the
+// engine starts, in cluster mode or with PoolSize > 1), so EVAL's keys
+// after numkeys, XREAD's after STREAMS, OBJECT ENCODING's key and so on
+// route it. In cluster mode it goes to the node serving its keys' slot; a
+// command whose keys hash to different slots fails with ErrCrossSlot,
+// unsent. Otherwise its first key picks the connection actor, so it keeps
+// its order with the other commands for that key (see the package doc,
+// Order). A command without keys goes to any live primary in cluster
+// mode. A command the table does not know (or when the server refused
+// COMMAND) is routed by its first argument.
 //
 // Blocking commands (BLPOP, BRPOP, BRPOPLPUSH, BLMOVE, BLMPOP, BZPOPMIN,
 // BZPOPMAX, BZMPOP, and XREAD/XREADGROUP with BLOCK) do not go through the
@@ -37,9 +48,12 @@ func (e *Engine) Do(ctx context.Context, name string, args ...string) *futures.F
 	if key, ok := blockingKey(name, args); ok {
 		return e.doBlocking(ctx, key, name, args)
 	}
-	// The first argument routes the command (and, in cluster mode, gives
-	// its slot): for most commands it is the key.
-	return submit(e, ctx, args[0], e.b.Arbitrary(name).Keys(args[0]).Args(args[1:]...).Build(), decodeReply)
+	var buf [8]int
+	cmd, route, err := e.buildDo(name, args, e.doKeys(buf[:0], name, args))
+	if err != nil {
+		return fail[Reply](err)
+	}
+	return submit(e, ctx, route, cmd, decodeReply)
 }
 
 // Get returns the value of key; the future fails with ErrNil when the key

@@ -36,8 +36,26 @@
 //
 // # Order
 //
-// Commands for the same key issued by one goroutine complete in the order
-// they were issued. Do routes by its first argument.
+// Each command is routed by one key: its first key (Do: the first key the
+// server's key specs find in its arguments; see Engine.Do), or none.
+// Commands routed by the same key and issued by one goroutine complete in
+// the order they were issued, across batches, retries and (in cluster
+// mode) slot moves. What that means for commands with several keys:
+//
+//   - Standalone with the default PoolSize of 1: one connection carries
+//     everything, so all the commands of one goroutine keep their order,
+//     keyless ones included.
+//   - Standalone with PoolSize > 1: the routing key picks one of the
+//     connections. A multi-key command is ordered only with the commands
+//     routed by its first key: after Set(ctx, "b", ...), MGet(ctx, "b", "a")
+//     sees the write but MGet(ctx, "a", "b") may run before it, on another
+//     connection. Await the earlier command when that matters. Keyless
+//     commands share one connection, in order among themselves.
+//   - Cluster mode: the order holds per hash slot, so a multi-key command
+//     (its keys share a slot) is ordered with the commands for any of its
+//     keys; MGet, MSet, Del, Exists and Unlink split across slots are
+//     ordered per slot, each part with that slot's commands. Keyless
+//     commands go to the primaries in turn: no order among them.
 //
 // # Errors
 //

@@ -41,7 +41,8 @@ type Engine struct {
 	opts       drivers.Options // per node, Addr left empty
 	retry      *actors.Policy
 	cl         *cluster            // nil in standalone mode
-	first      []*actors.ConnState // the first node's connection actors
+	cmds       commandTable        // the server's, for Do's routing; nil when not needed or refused
+	first      []*actors.ConnState // the first node's connection actors (cluster mode: unused once running)
 
 	mu    sync.Mutex // guards conns, nodes and pools as nodes are added
 	conns []*actors.ConnState
@@ -116,6 +117,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	e.loadCommands(dialCtx, conns[0].Driver, logger)
 	e.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 	e.supervisor = actors.NewSupervisor(conns)
 	if e.supPID, err = e.supervisor.Spawn(e.system); err != nil {

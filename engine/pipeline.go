@@ -125,36 +125,29 @@ func (e *Engine) postStandalone(ctx context.Context, q []entry) {
 }
 
 // postCluster routes keyed commands by slot (each slot keeps their order),
-// and posts keyless ones onto the first node's connection actor. A
-// command split across slots flushes the groups before it so that every
-// slot sees the commands in the order they were added.
+// and keyless ones, in order, through the slot of one primary picked for
+// them (keyless.go). A command split across slots goes out through the
+// Engine's splitting method, after the commands before it.
 func (e *Engine) postCluster(ctx context.Context, q []entry) {
-	var groups []postGroup
-	flush := func() {
-		for _, g := range groups {
-			g.post()
-		}
-		groups = groups[:0]
-	}
+	keyless := -1
 	for _, en := range q {
 		if en.split != nil {
-			flush()
 			en.split(ctx)
-			continue
-		}
-		if en.route == "" {
-			en.cmd.prepare(ctx, false)
-			conn := e.first[0]
-			groups = addToGroup(groups, conn.Mailbox, conn, en.cmd)
 			continue
 		}
 		en.cmd.prepare(ctx, true) // a redirected command is sent again
 		cmd := en.cmd.Cmd()
+		slot := cmd.Slot() & (actors.Slots - 1)
+		if en.route == "" {
+			if keyless < 0 {
+				keyless = int(e.cl.keylessSlot())
+			}
+			slot = uint16(keyless)
+		}
 		// Per slot, in order: straight to the owner's connection actor or
 		// through the slot actor, as any cluster command.
-		e.cl.slot(cmd.Slot() & (actors.Slots - 1)).Submit(en.cmd)
+		e.cl.slot(slot).Submit(en.cmd)
 	}
-	flush()
 }
 
 // postGroup is a run of commands for one mailbox.
@@ -351,8 +344,8 @@ func reject[T any](c *commands, err error) *futures.Future[T] {
 
 func (c *commands) b() valkey.Builder { return c.e.b }
 
-// Do adds any command, as Engine.Do: name and its arguments; the first
-// argument routes it. Its future completes with the Reply.
+// Do adds any command, as Engine.Do: name and its arguments, routed by
+// its keys as Engine.Do routes them. Its future completes with the Reply.
 func (c *commands) Do(name string, args ...string) *futures.Future[Reply] {
 	if name == "" {
 		return reject[Reply](c, fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument))
@@ -360,7 +353,21 @@ func (c *commands) Do(name string, args ...string) *futures.Future[Reply] {
 	if len(args) == 0 {
 		return add(c, "", c.b().Arbitrary(name).Build(), decodeReply)
 	}
-	return add(c, args[0], c.b().Arbitrary(name).Keys(args[0]).Args(args[1:]...).Build(), decodeReply)
+	var buf [8]int
+	pos := c.e.doKeys(buf[:0], name, args)
+	cmd, route, err := c.e.buildDo(name, args, pos)
+	if err != nil {
+		return reject[Reply](c, err)
+	}
+	f := add(c, route, cmd, decodeReply)
+	if len(pos) > 1 && c.state == cmdsOpen && !f.IsDone() {
+		keys := make([]string, len(pos))
+		for i, p := range pos {
+			keys[i] = args[p]
+		}
+		c.pend.q[len(c.pend.q)-1].keys = keys
+	}
+	return f
 }
 
 // Get adds GET key; its future fails with ErrNil when the key is missing.

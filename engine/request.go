@@ -18,7 +18,10 @@ type request[T any] struct {
 	ctx     context.Context
 	cmd     valkey.Completed
 	decode  func(valkey.ValkeyResult) (T, error)
-	retries int // times sent again; only the connection actor touches it
+	// retries counts transport retries (only the connection actor touches
+	// it), redirects cluster redirects (only the slot actor): each has its
+	// own budget, MaxRetries and MaxRedirects.
+	retries, redirects int32
 	// hook, set by a slot actor (cluster mode), hears of the completion and
 	// takes back redirect replies.
 	hook atomic.Pointer[actors.Collector]
@@ -102,8 +105,10 @@ func nodeFailure(err error) bool {
 		!errors.Is(err, ErrBackpressure)
 }
 func (r *request[T]) Cmd() valkey.Completed { return r.cmd }
-func (r *request[T]) Attempts() int         { return r.retries }
+func (r *request[T]) Attempts() int         { return int(r.retries) }
 func (r *request[T]) Retrying()             { r.retries++ }
+func (r *request[T]) Redirects() int        { return int(r.redirects) }
+func (r *request[T]) Redirected()           { r.redirects++ }
 
 func (r *request[T]) Complete(res valkey.ValkeyResult) {
 	var h *actors.Collector

@@ -23,8 +23,12 @@ type ScanPage struct {
 // (a hint for the page size; the server's default is 10).
 //
 // In cluster mode a SCAN cursor belongs to one node: ScanPage scans the
-// node that carries keyless commands. Scan covers every primary.
+// primary serving slot 0 (after a failover, the replica that took over
+// from it). Scan covers every primary.
 func (e *Engine) ScanPage(ctx context.Context, cursor uint64, match string, count int64) *futures.Future[ScanPage] {
+	if e.cl != nil {
+		return submitSlot(e, ctx, scanSlot, e.scanCmd(cursor, match, count), decodeScanPage)
+	}
 	return submit(e, ctx, "", e.scanCmd(cursor, match, count), decodeScanPage)
 }
 

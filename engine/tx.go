@@ -180,9 +180,13 @@ func (e *Engine) txSlot(q []entry, w *watchState) (int, string, error) {
 }
 
 // txAddr returns the node for a transaction on slot, whose key is key
-// (slot -1: any node).
+// (slot -1: no key: the configured node in standalone mode, the primary
+// whose turn it is in cluster mode, see keyless.go).
 func (e *Engine) txAddr(slot int, key string) (string, error) {
 	if slot < 0 {
+		if e.cl != nil {
+			return e.cl.Owner(e.cl.keylessSlot())
+		}
 		return e.first[0].Addr, nil
 	}
 	return e.addrOf(key)

@@ -1,0 +1,242 @@
+package actors_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+	"go.uber.org/goleak"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/mailbox"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// Transport retries (Policy.MaxRetries, counted by the connection actor)
+// and cluster redirects (SlotState.MaxRedirects, counted by the slot
+// actor) have budgets of their own: one never uses up the other.
+
+// scriptConn is a drivers.Conn that answers PING (the reconnect's check)
+// with PONG and every other command with the next step of its script:
+// "MOVED" (a redirect to the same node), "DOWN" (a transport error from
+// before anything was written, which the actor sends again), or a
+// string reply. Past the script's end it answers "OK".
+type scriptConn struct {
+	mu     sync.Mutex
+	script []string
+	sent   int // script steps used
+}
+
+var _ drivers.Conn = (*scriptConn)(nil)
+
+const scriptAddr = "127.0.0.1:7001"
+
+func (s *scriptConn) B() valkey.Builder { return valkey.Builder{} }
+
+func (s *scriptConn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {
+	return s.DoMulti(ctx, cmd)[0]
+}
+
+func (s *scriptConn) DoMulti(_ context.Context, cmds ...valkey.Completed) []valkey.ValkeyResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]valkey.ValkeyResult, len(cmds))
+	for i, c := range cmds {
+		if c.Commands()[0] == "PING" {
+			out[i] = strReply("PONG")
+			continue
+		}
+		step := "OK"
+		if s.sent < len(s.script) {
+			step = s.script[s.sent]
+		}
+		s.sent++
+		switch step {
+		case "MOVED":
+			out[i] = serverErrReply("MOVED 1 " + scriptAddr)
+		case "DOWN":
+			out[i] = transportErrReply(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
+		default:
+			out[i] = strReply(step)
+		}
+	}
+	return out
+}
+
+func (s *scriptConn) Close() error { return nil }
+
+// used returns how many script steps were consumed.
+func (s *scriptConn) used() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent
+}
+
+// hookedCmd is a fakeCmd a slot actor can follow, completed as the
+// engine's requests are: through the slot's collector, which takes back
+// redirect replies.
+type hookedCmd struct {
+	*fakeCmd
+	cmd       valkey.Completed
+	hook      atomic.Pointer[actors.Collector]
+	redirects int // only the slot actor touches it
+}
+
+var _ actors.Hooked = (*hookedCmd)(nil)
+
+func newHookedCmd(id int) *hookedCmd {
+	return &hookedCmd{fakeCmd: newFakeCmd(id, nil), cmd: valkey.Builder{}.Arbitrary("SET", "k", "v").Build()}
+}
+
+func (c *hookedCmd) Cmd() valkey.Completed       { return c.cmd }
+func (c *hookedCmd) SetHook(h *actors.Collector) { c.hook.Store(h) }
+func (c *hookedCmd) Renew()                      {}
+func (c *hookedCmd) Redirects() int              { return c.redirects }
+func (c *hookedCmd) Redirected()                 { c.redirects++ }
+
+func (c *hookedCmd) Complete(r valkey.ValkeyResult) {
+	h := c.hook.Swap(nil)
+	if h != nil && h.Intercept(c, r) {
+		return // redirected: the slot actor sends it again
+	}
+	c.fakeCmd.Complete(r)
+	if h != nil {
+		h.Done()
+	}
+}
+
+func (c *hookedCmd) Fail(err error) {
+	c.fakeCmd.Fail(err)
+	if h := c.hook.Swap(nil); h != nil {
+		h.Failed()
+	}
+}
+
+// oneNode is an actors.Router over one node whose connection actor is st.
+type oneNode struct{ st *actors.ConnState }
+
+func (r oneNode) Owner(uint16) (string, error)                   { return scriptAddr, nil }
+func (r oneNode) Conn(string, uint16) (*actors.ConnState, error) { return r.st, nil }
+func (r oneNode) ReadConn(uint16) (*actors.ConnState, error)     { return nil, nil }
+func (r oneNode) Cached(string, uint16) *actors.ConnState        { return r.st }
+func (r oneNode) ReplicaReads() bool                             { return false }
+func (r oneNode) Asking() actors.Command                         { return newFakeCmd(-1, nil) }
+func (r oneNode) Moved(uint16, string)                           {}
+func (r oneNode) Stale(uint16)                                   {}
+func (r oneNode) Epoch() uint64                                  { return 1 }
+func (r oneNode) Refresh(uint16) (string, error)                 { return scriptAddr, nil }
+
+const (
+	testMaxRetries   = 2
+	testMaxRedirects = 3
+)
+
+// runScript sends one command through a slot actor to a connection actor
+// whose driver follows script, and returns the command once it completed.
+func runScript(t *testing.T, script ...string) (*hookedCmd, *scriptConn) {
+	t.Helper()
+	snapshot := goleak.IgnoreCurrent()
+	conn := &scriptConn{script: script}
+	backoff := policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond}
+	st := &actors.ConnState{
+		Addr:     scriptAddr,
+		Mailbox:  mailbox.New(mailbox.Options{}),
+		Driver:   conn,
+		CloseErr: mailbox.ErrClosed,
+		Node: &actors.Node{
+			Addr:        scriptAddr,
+			DialTimeout: time.Second,
+			Dial:        func(context.Context) (drivers.Conn, error) { return conn, nil },
+			Breaker:     policies.NewBreaker(policies.BreakerOptions{Threshold: 100}),
+		},
+		Policy: &actors.Policy{
+			MaxRetries: testMaxRetries,
+			Backoff:    backoff,
+			Budget:     policies.NewBudget(1, 100),
+		},
+	}
+	h := start(t, st)
+	slot := &actors.SlotState{
+		Slot:         1,
+		Router:       oneNode{st},
+		MaxRedirects: testMaxRedirects,
+		Backoff:      backoff,
+		CloseErr:     mailbox.ErrClosed,
+		NewMailbox:   func() *mailbox.Bounded { return mailbox.New(mailbox.Options{}) },
+		System:       h.system,
+	}
+	cmd := newHookedCmd(1)
+	slot.Submit(cmd)
+	cmd.waitDone(t)
+	slot.Close(mailbox.ErrClosed)
+	slot.Wait()
+	h.shutdown(t, snapshot)
+	return cmd, conn
+}
+
+// A command redirected MaxRedirects-1 times still gets its MaxRetries
+// transport retries.
+func TestRedirectsLeaveRetries(t *testing.T) {
+	var script []string
+	for range testMaxRedirects - 1 {
+		script = append(script, "MOVED")
+	}
+	for range testMaxRetries {
+		script = append(script, "DOWN")
+	}
+	cmd, conn := runScript(t, append(script, "done")...)
+	cmd.wantString(t, "done")
+	if cmd.redirects != testMaxRedirects-1 || cmd.attempts != testMaxRetries {
+		t.Fatalf("redirects %d, retries %d; want %d and %d", cmd.redirects, cmd.attempts, testMaxRedirects-1, testMaxRetries)
+	}
+	if n := conn.used(); n != len(script)+1 {
+		t.Fatalf("%d sends, want %d", n, len(script)+1)
+	}
+}
+
+// A command retried MaxRetries times after transport failures still gets
+// its MaxRedirects redirects.
+func TestRetriesLeaveRedirects(t *testing.T) {
+	var script []string
+	for range testMaxRetries {
+		script = append(script, "DOWN")
+	}
+	for range testMaxRedirects {
+		script = append(script, "MOVED")
+	}
+	cmd, _ := runScript(t, append(script, "done")...)
+	cmd.wantString(t, "done")
+	if cmd.redirects != testMaxRedirects || cmd.attempts != testMaxRetries {
+		t.Fatalf("redirects %d, retries %d; want %d and %d", cmd.redirects, cmd.attempts, testMaxRedirects, testMaxRetries)
+	}
+}
+
+// Each budget still bounds its own kind: one redirect more than
+// MaxRedirects fails with ErrTooManyRedirects, one transport failure more
+// than MaxRetries fails with the transport error.
+func TestRedirectAndRetryBudgetsBound(t *testing.T) {
+	var script []string
+	for range testMaxRedirects + 1 {
+		script = append(script, "MOVED")
+	}
+	cmd, _ := runScript(t, script...)
+	if err := cmd.wantFailed(t); !errors.Is(err, actors.ErrTooManyRedirects) {
+		t.Fatalf("after %d redirects: %v, want ErrTooManyRedirects", testMaxRedirects+1, err)
+	}
+
+	script = []string{"MOVED"}
+	for range testMaxRetries + 1 {
+		script = append(script, "DOWN")
+	}
+	cmd, _ = runScript(t, script...)
+	if err := cmd.wantFailed(t); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("after %d transport failures: %v, want the transport error", testMaxRetries+1, err)
+	}
+}
