@@ -375,9 +375,9 @@ func (e *Engine) buildDo(name string, args []string, pos []int) (valkey.Complete
 	k := pos[0]
 	key := args[k]
 	if e.cl != nil && len(pos) > 1 {
-		slot := keySlot(key)
+		slot := e.slotOf(key)
 		for _, p := range pos[1:] {
-			if s := keySlot(args[p]); s != slot {
+			if s := e.slotOf(args[p]); s != slot {
 				return valkey.Completed{}, "", fmt.Errorf("%w: %s keys %q (slot %d) and %q (slot %d); use a hash tag",
 					ErrCrossSlot, name, key, slot, args[p], s)
 			}

@@ -208,26 +208,6 @@ func TestKeySpecsBadInput(t *testing.T) {
 	}
 }
 
-// keySlot gives the slots the server gives (CLUSTER KEYSLOT examples of
-// the Redis documentation, the CRC16 check value), hash tags included.
-func TestKeySlot(t *testing.T) {
-	for k, want := range map[string]uint16{
-		"123456789": 0x31C3, "somekey": 11058, "foo{hash_tag}": 2515, "hash_tag": 2515, "foo": 12182,
-	} {
-		if got := keySlot(k); got != want {
-			t.Errorf("keySlot(%q) = %d, want %d", k, got, want)
-		}
-	}
-	for _, p := range [][2]string{{"{user1000}.following", "{user1000}.followers"}, {"a{b}c", "b"}, {"{a}{b}", "a"}, {"x{}y", "x{}y"}} {
-		if keySlot(p[0]) != keySlot(p[1]) {
-			t.Errorf("keySlot(%q) != keySlot(%q)", p[0], p[1])
-		}
-	}
-	if keySlot("{}x") == keySlot("{}y") || keySlot("a{b") == keySlot("b") {
-		t.Fatal("an empty or unclosed hash tag is not a tag")
-	}
-}
-
 // Finding a command's keys allocates nothing, whatever the name's case.
 func TestKeySpecsLookupAllocs(t *testing.T) {
 	tbl := commandTable{}
