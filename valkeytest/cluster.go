@@ -17,12 +17,12 @@ import (
 
 const (
 	clusterSlots       = 16384
-	clusterWaitTimeout = 15 * time.Second       // forming, failover, restart, slot moves
-	clusterPoll        = 15 * time.Millisecond  // between health polls
-	clusterObserveIO   = time.Second            // one health observation of a node
-	clusterMigrateIO   = 15 * time.Second       // one MIGRATE reply (5s server-side timeout)
-	clusterKeysBatch   = 1000                   // keys per GETKEYSINSLOT and MIGRATE
-	clusterLogTail     = 15                     // log lines per node in StartCluster errors
+	clusterWaitTimeout = 15 * time.Second      // forming, failover, restart, slot moves
+	clusterPoll        = 15 * time.Millisecond // between health polls
+	clusterObserveIO   = time.Second           // one health observation of a node
+	clusterMigrateIO   = 15 * time.Second      // one MIGRATE reply (5s server-side timeout)
+	clusterKeysBatch   = 1000                  // keys per GETKEYSINSLOT and MIGRATE
+	clusterLogTail     = 15                    // log lines per node in StartCluster errors
 )
 
 // Roles reported by [ClusterNode.Role].
