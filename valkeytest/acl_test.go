@@ -108,3 +108,61 @@ func TestUsernameTurnsDefaultUserOff(t *testing.T) {
 		t.Error("Username without Password: no error")
 	}
 }
+
+func TestSentinelPasswords(t *testing.T) {
+	t.Parallel()
+	s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{
+		Username: "app", Password: "data-pw",
+		SentinelUsername: "watcher", SentinelPassword: "sentinel-pw",
+	})
+	for _, sn := range s.Sentinels() {
+		if got, err := do(sn.Addr(), "PING"); err != nil || !strings.HasPrefix(got, "-NOAUTH") {
+			t.Fatalf("%s: PING without AUTH = %q, %v", sn.Addr(), got, err)
+		}
+		mustAuthDo(t, sn.Addr(), "watcher", "sentinel-pw", "*2", "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")
+		mustAuthDo(t, sn.Addr(), "app", "data-pw", "-WRONGPASS", "PING")
+	}
+	for _, n := range s.Nodes() {
+		mustAuthDo(t, n.Addr(), "app", "data-pw", "+PONG", "PING")
+		mustAuthDo(t, n.Addr(), "watcher", "sentinel-pw", "-WRONGPASS", "PING")
+	}
+	// Replication and the sentinels work with the credentials.
+	old, err := s.Primary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Failover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p == old {
+		t.Fatal("no new primary")
+	}
+}
+
+func TestClusterPassword(t *testing.T) {
+	t.Parallel()
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{Primaries: 2, ReplicasPerPrimary: -1, Password: "cpw"})
+	for _, n := range c.Nodes() {
+		if got, err := do(n.Addr(), "PING"); err != nil || !strings.HasPrefix(got, "-NOAUTH") {
+			t.Fatalf("%s: PING without AUTH = %q, %v", n.Addr(), got, err)
+		}
+	}
+	prims := c.Primaries()
+	ranges, err := c.SlotsOf(prims[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := ranges[0][0]
+	keys := clusterKeysIn(t, []int{slot}, 2)[slot]
+	for _, k := range keys {
+		clusterMustDo(t, prims[0], "OK", "SET", k, "v")
+	}
+	// MIGRATE authenticates with the target.
+	if err := c.MigrateSlots(prims[0], prims[1], []int{slot}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		clusterMustDo(t, prims[1], "v", "GET", k)
+	}
+}

@@ -1,6 +1,7 @@
 package valkeytest
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -51,6 +52,18 @@ type ClusterOptions struct {
 
 	// AppendOnly sets Options.AppendOnly on every node.
 	AppendOnly bool
+
+	// Username and Password set Options.Username and Options.Password on
+	// every node; replicas use them with their primary (masteruser,
+	// masterauth) and MIGRATE with the target (AUTH or AUTH2). Default:
+	// none.
+	Username, Password string
+
+	// TLS makes every node accept TLS only (Options.TLS), and the cluster
+	// bus and replication use TLS (tls-cluster yes, tls-replication yes):
+	// the ports the nodes announce (CLUSTER SLOTS, MOVED) are their TLS
+	// ports. Default: nil (plain TCP).
+	TLS *TLSOptions
 }
 
 func (o ClusterOptions) withDefaults() (ClusterOptions, error) {
@@ -71,6 +84,9 @@ func (o ClusterOptions) withDefaults() (ClusterOptions, error) {
 		o.NodeTimeout = time.Second
 	case o.NodeTimeout < time.Millisecond:
 		return o, fmt.Errorf("valkeytest: ClusterOptions.NodeTimeout = %v, want at least 1ms", o.NodeTimeout)
+	}
+	if o.Username != "" && o.Password == "" {
+		return o, errors.New("valkeytest: ClusterOptions.Username needs Password")
 	}
 	return o, nil
 }
@@ -201,20 +217,33 @@ func (c *Cluster) startNode(i int) (*ClusterNode, error) {
 		if bus, err = freePort(); err != nil {
 			return nil, err
 		}
+		args := []string{
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", strconv.FormatInt(c.opts.NodeTimeout.Milliseconds(), 10),
+			"--cluster-port", strconv.Itoa(bus),
+			"--repl-diskless-sync", "yes",
+			"--repl-diskless-sync-delay", "0",
+			"--cluster-require-full-coverage", "no",
+			"--cluster-allow-reads-when-down", "yes",
+		}
+		if c.opts.Password != "" {
+			args = append(args, "--masterauth", c.opts.Password)
+		}
+		if c.opts.Username != "" {
+			args = append(args, "--masteruser", c.opts.Username)
+		}
+		if c.opts.TLS != nil {
+			args = append(args, "--tls-cluster", "yes")
+		}
 		var srv *Server
 		srv, err = StartServer(Options{
 			Name:       "cluster node " + strconv.Itoa(i),
 			AppendOnly: c.opts.AppendOnly,
-			Args: []string{
-				"--cluster-enabled", "yes",
-				"--cluster-config-file", "nodes.conf",
-				"--cluster-node-timeout", strconv.FormatInt(c.opts.NodeTimeout.Milliseconds(), 10),
-				"--cluster-port", strconv.Itoa(bus),
-				"--repl-diskless-sync", "yes",
-				"--repl-diskless-sync-delay", "0",
-				"--cluster-require-full-coverage", "no",
-				"--cluster-allow-reads-when-down", "yes",
-			},
+			Username:   c.opts.Username,
+			Password:   c.opts.Password,
+			TLS:        c.opts.TLS,
+			Args:       args,
 		})
 		if err == nil {
 			return &ClusterNode{Server: srv, c: c, busPort: bus}, nil
@@ -363,6 +392,15 @@ func (c *Cluster) Stop() error {
 
 // Nodes returns every node, in start order (primaries first, as started).
 func (c *Cluster) Nodes() []*ClusterNode { return slices.Clone(c.nodes) }
+
+// ClientTLS returns a new client TLS configuration for the cluster
+// (ClusterOptions.TLS.Certs.TLSConfig()), or nil without TLS.
+func (c *Cluster) ClientTLS() *tls.Config {
+	if c.opts.TLS == nil {
+		return nil
+	}
+	return c.opts.TLS.Certs.TLSConfig()
+}
 
 // Addrs returns the addresses of every node, in the order of Nodes.
 func (c *Cluster) Addrs() []string {
@@ -658,7 +696,14 @@ func (c *Cluster) moveKeys(src *toolConn, to *ClusterNode, slots []int) error {
 			if len(keys) == 0 {
 				continue // nothing (left) in this slot
 			}
-			cmd := []string{"MIGRATE", Host, strconv.Itoa(to.Port()), "", "0", "5000", "REPLACE", "KEYS"}
+			cmd := []string{"MIGRATE", Host, strconv.Itoa(to.Port()), "", "0", "5000", "REPLACE"}
+			switch {
+			case c.opts.Username != "":
+				cmd = append(cmd, "AUTH2", c.opts.Username, to.Password())
+			case c.opts.Password != "":
+				cmd = append(cmd, "AUTH", to.Password())
+			}
+			cmd = append(cmd, "KEYS")
 			for _, k := range keys {
 				key, _ := k.(string)
 				cmd = append(cmd, key)
@@ -673,7 +718,8 @@ func (c *Cluster) moveKeys(src *toolConn, to *ClusterNode, slots []int) error {
 			}
 			for i, r := range replies {
 				if err := replyErr(r); err != nil {
-					return fmt.Errorf("%s: MIGRATE of %d keys of slot %d: %w", src.label, len(migrate[i])-8, next[i], err)
+					nkeys := len(migrate[i]) - slices.Index(migrate[i], "KEYS") - 1
+					return fmt.Errorf("%s: MIGRATE of %d keys of slot %d: %w", src.label, nkeys, next[i], err)
 				}
 			}
 		}

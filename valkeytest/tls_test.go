@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -222,4 +223,88 @@ func TestBadTLSOptions(t *testing.T) {
 	if _, err := valkeytest.StartServer(valkeytest.Options{TLS: &valkeytest.TLSOptions{Certs: certs, AuthClients: "maybe"}}); err == nil {
 		t.Error("AuthClients maybe: no error")
 	}
+}
+
+func TestTLSCluster(t *testing.T) {
+	t.Parallel()
+	certs := valkeytest.NewCertsT(t)
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{
+		TLS: &valkeytest.TLSOptions{Certs: certs, AuthClients: valkeytest.AuthClientsYes},
+	})
+	// Healthy means the bus and replication work over TLS. The nodes
+	// announce their TLS ports.
+	r, err := c.Nodes()[0].Do("CLUSTER", "SLOTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := map[string]bool{}
+	for _, n := range c.Nodes() {
+		ports[strconv.Itoa(n.Port())] = true
+	}
+	for _, e := range r.([]any) {
+		primary := e.([]any)[2].([]any)
+		if port := strconv.FormatInt(primary[1].(int64), 10); !ports[port] {
+			t.Fatalf("CLUSTER SLOTS names port %s, not a node's TLS port", port)
+		}
+	}
+	for _, n := range c.Nodes() {
+		mustTLSPing(t, n.Addr(), c.ClientTLS())
+		mustRefusePlain(t, n.Addr())
+		if got, err := tlsDo(n.Addr(), certs.TLSConfigNoCert(), "PING"); err == nil {
+			t.Fatalf("%s: PING without a client certificate = %q, want refused", n.Addr(), got)
+		}
+	}
+	// Keys move over TLS too.
+	prims := c.Primaries()
+	ranges, err := c.SlotsOf(prims[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := ranges[0][0]
+	keys := clusterKeysIn(t, []int{slot}, 2)[slot]
+	for _, k := range keys {
+		clusterMustDo(t, prims[0], "OK", "SET", k, "v")
+	}
+	if err := c.MigrateSlots(prims[0], prims[1], []int{slot}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		clusterMustDo(t, prims[1], "v", "GET", k)
+	}
+}
+
+func TestTLSSentinel(t *testing.T) {
+	t.Parallel()
+	certs := valkeytest.NewCertsT(t)
+	s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{
+		TLS: &valkeytest.TLSOptions{Certs: certs, AuthClients: valkeytest.AuthClientsYes},
+	})
+	for _, sn := range s.Sentinels() {
+		got, err := tlsDo(sn.Addr(), s.ClientTLS(), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")
+		if err != nil || !strings.HasPrefix(got, "*2") {
+			t.Fatalf("%s over TLS: %q, %v", sn.Addr(), got, err)
+		}
+		mustRefusePlain(t, sn.Addr())
+		if got, err := tlsDo(sn.Addr(), certs.TLSConfigNoCert(), "PING"); err == nil {
+			t.Fatalf("%s: PING without a client certificate = %q, want refused", sn.Addr(), got)
+		}
+	}
+	for _, n := range s.Nodes() {
+		mustTLSPing(t, n.Addr(), s.ClientTLS())
+		mustRefusePlain(t, n.Addr())
+	}
+	// The sentinels reach the nodes and each other over TLS: a failover
+	// goes through.
+	old, err := s.Primary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Failover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p == old {
+		t.Fatal("no new primary")
+	}
+	mustTLSPing(t, p.Addr(), s.ClientTLS())
 }
