@@ -26,7 +26,7 @@ const (
 	clusterLogTail     = 15                    // log lines per node in StartCluster errors
 )
 
-// Roles reported by [ClusterNode.Role].
+// Roles reported by [Server.Role].
 const (
 	RolePrimary = "primary" // the server says "master"
 	RoleReplica = "replica" // the server says "slave"
@@ -414,7 +414,7 @@ func (c *Cluster) Addrs() []string {
 // Primaries returns the nodes serving as primaries when the cluster was
 // last seen healthy: by StartCluster, Failover, WaitFailover, RestartNode
 // or WaitHealthy. A primary killed and not yet replaced is still one. For
-// the live role ask [ClusterNode.Role].
+// the live role ask [Server.Role].
 func (c *Cluster) Primaries() []*ClusterNode {
 	c.mu.Lock()
 	defer c.mu.Unlock()

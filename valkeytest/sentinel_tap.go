@@ -1,7 +1,6 @@
 package valkeytest
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -35,7 +34,10 @@ type SentinelEvent struct {
 	// Sentinel is the address of the sentinel that published it. Some
 	// events come from one sentinel only (the failover leader publishes
 	// +selected-slave, +promoted-slave, ...); every sentinel publishes
-	// +switch-master, each when it learns of the switch.
+	// +switch-master, each when it learns of the switch: the others as soon
+	// as they hear of the promotion (about 1 second after SENTINEL
+	// FAILOVER), the leader last, at +failover-end, once it reconfigured
+	// the other replicas (about a second later).
 	Sentinel string
 	// Type is the event, the channel it was published on:
 	// "+switch-master", "-failover-abort-no-good-slave", ...
@@ -76,10 +78,6 @@ type SentinelTap struct {
 	changed chan struct{}   // closed and replaced on every change
 	closed  bool
 }
-
-// ErrTapClosed is returned by the waits of a [SentinelTap] once it is
-// closed.
-var ErrTapClosed = errors.New("valkeytest: sentinel tap closed")
 
 // Tap subscribes to every running sentinel's events and returns once
 // every subscription is confirmed: every event published after Tap
