@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"slices"
 	"time"
@@ -15,9 +16,10 @@ import (
 // with their arguments. They do not validate: call Validate on the result
 // (engine.New does).
 
-// clone returns c with its own copy of Addrs.
+// clone returns c with its own copies of Addrs and SentinelAddrs.
 func (c Config) clone() Config {
 	c.Addrs = slices.Clone(c.Addrs)
+	c.SentinelAddrs = slices.Clone(c.SentinelAddrs)
 	return c
 }
 
@@ -28,6 +30,7 @@ func (c Config) WithAddrs(addrs ...string) Config {
 	if len(addrs) > 0 {
 		c.Addrs = slices.Clone(addrs)
 	}
+	c.SentinelAddrs = slices.Clone(c.SentinelAddrs)
 	return c
 }
 
@@ -48,6 +51,14 @@ func (c Config) WithUsername(username string) Config {
 func (c Config) WithPassword(password string) Config {
 	c = c.clone()
 	c.Password = password
+	return c
+}
+
+// WithCredentialsProvider returns a copy of c with CredentialsProvider set
+// (nil removes it). Username and Password must be empty when it is set.
+func (c Config) WithCredentialsProvider(p CredentialsProvider) Config {
+	c = c.clone()
+	c.CredentialsProvider = p
 	return c
 }
 
@@ -132,6 +143,91 @@ func (c Config) WithMaxRedirects(n int) Config { c = c.clone(); c.MaxRedirects =
 
 // WithTLS returns a copy of c with TLS set.
 func (c Config) WithTLS(t TLSConfig) Config { c = c.clone(); c.TLS = t; return c }
+
+// WithTLSConfig returns a copy of c that uses the caller's own TLS
+// configuration: TLS.Config set to t and TLS.Enabled to true. t wins over
+// the file settings of TLS; it is shared, not copied (the engine clones it
+// before use), so do not modify it afterwards. A nil t removes TLS.Config
+// and leaves TLS.Enabled as it is.
+func (c Config) WithTLSConfig(t *tls.Config) Config {
+	c = c.clone()
+	c.TLS.Config = t
+	if t != nil {
+		c.TLS.Enabled = true
+	}
+	return c
+}
+
+// WithSentinel returns a copy of c in sentinel mode: SentinelMode true,
+// SentinelMasterName set to masterSet (the name the sentinels monitor the
+// primary under) and SentinelAddrs to a copy of sentinelAddrs ("host:port"
+// each), with Addrs cleared (in sentinel mode the sentinels name the
+// primary). For example:
+//
+//	cfg := config.DefaultConfig().WithSentinel("mymaster",
+//		"10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379")
+func (c Config) WithSentinel(masterSet string, sentinelAddrs ...string) Config {
+	c = c.clone()
+	c.SentinelMode = true
+	c.SentinelMasterName = masterSet
+	c.SentinelAddrs = nil
+	if len(sentinelAddrs) > 0 {
+		c.SentinelAddrs = slices.Clone(sentinelAddrs)
+	}
+	c.Addrs = nil
+	return c
+}
+
+// WithSentinelMode returns a copy of c with SentinelMode set.
+func (c Config) WithSentinelMode(on bool) Config { c = c.clone(); c.SentinelMode = on; return c }
+
+// WithSentinelMasterName returns a copy of c with SentinelMasterName set.
+func (c Config) WithSentinelMasterName(name string) Config {
+	c = c.clone()
+	c.SentinelMasterName = name
+	return c
+}
+
+// WithSentinelAddrs returns a copy of c with SentinelAddrs set to a copy of
+// addrs; with no arguments SentinelAddrs is cleared.
+func (c Config) WithSentinelAddrs(addrs ...string) Config {
+	c.SentinelAddrs = nil
+	if len(addrs) > 0 {
+		c.SentinelAddrs = slices.Clone(addrs)
+	}
+	c.Addrs = slices.Clone(c.Addrs)
+	return c
+}
+
+// WithSentinelUsername returns a copy of c with SentinelUsername set.
+func (c Config) WithSentinelUsername(username string) Config {
+	c = c.clone()
+	c.SentinelUsername = username
+	return c
+}
+
+// WithSentinelPassword returns a copy of c with SentinelPassword set.
+func (c Config) WithSentinelPassword(password string) Config {
+	c = c.clone()
+	c.SentinelPassword = password
+	return c
+}
+
+// WithSentinelCredentialsProvider returns a copy of c with
+// SentinelCredentialsProvider set (nil removes it).
+func (c Config) WithSentinelCredentialsProvider(p CredentialsProvider) Config {
+	c = c.clone()
+	c.SentinelCredentialsProvider = p
+	return c
+}
+
+// WithSentinelRefreshInterval returns a copy of c with
+// SentinelRefreshInterval set.
+func (c Config) WithSentinelRefreshInterval(d time.Duration) Config {
+	c = c.clone()
+	c.SentinelRefreshInterval = d
+	return c
+}
 
 // WithMailboxCapacity returns a copy of c with MailboxCapacity set.
 func (c Config) WithMailboxCapacity(n int) Config {

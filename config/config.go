@@ -1,6 +1,8 @@
 package config
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,9 +51,10 @@ func ParseBackpressurePolicy(s string) (BackpressurePolicy, error) {
 	return 0, newFieldError("Backpressure", s, `must be "block" or "reject"`)
 }
 
-// ReadFrom says which node serves read-only commands. It is parsed and
-// validated; routing by it is not implemented yet, so every value currently
-// reads from the primary.
+// ReadFrom says which node serves read-only commands: in cluster mode a
+// replica of the slot's primary, in sentinel mode a replica the sentinels
+// list. It is parsed and validated; routing by it is not implemented yet,
+// so every value currently reads from the primary.
 type ReadFrom int
 
 const (
@@ -114,7 +117,26 @@ type TLSConfig struct {
 	// InsecureSkipVerify disables verification of the server's certificate.
 	// For tests only. Default false.
 	InsecureSkipVerify bool
+	// Config, when not nil, is the caller's own TLS configuration, and it
+	// wins: the engine uses a clone of it as is, and CertFile, KeyFile,
+	// CAFile, ServerName and InsecureSkipVerify are not used (a ServerName
+	// left empty in it means the host being dialled, as for every
+	// connection of crypto/tls). Enabled must be true (WithTLSConfig sets
+	// it). Default nil: a configuration is built from the fields above.
+	// The pointer is shared, not copied, by Config's copies and With*
+	// methods: do not modify it after handing it over.
+	Config *tls.Config `json:"-"`
 }
+
+// CredentialsProvider returns the ACL user name and password a new
+// connection authenticates with (HELLO AUTH). The engine calls it on every
+// connect and reconnect, so that a rotated password is picked up without a
+// restart; an empty user name means the default user, an empty password
+// no AUTH. ctx ends at the dial's deadline (DialTimeout): the provider
+// should return well within it. An error fails that connection attempt and
+// is wrapped in the dial error. It may be called from several goroutines
+// at once and must be safe for concurrent use.
+type CredentialsProvider func(ctx context.Context) (username, password string, err error)
 
 // Config holds every setting of a vactor engine.
 //
@@ -127,9 +149,10 @@ type TLSConfig struct {
 // Start from DefaultConfig, ParseURL or LoadFromEnv rather than from the zero
 // value: the zero Config does not pass Validate.
 //
-// The password is never printed: String, GoString, Format (every fmt verb)
-// and LogValue show "[redacted]" in its place, and no error of this package
-// contains it.
+// The passwords (Password, SentinelPassword) are never printed: String,
+// GoString, Format (every fmt verb) and LogValue show "[redacted]" in their
+// place, and no error of this package contains them. Credentials providers
+// and TLS.Config are shown only as set or not.
 type Config struct {
 	// Addrs lists seed addresses as "host:port"; for IPv6 use
 	// "[::1]:6379". In cluster mode they are the seeds for topology
@@ -148,6 +171,11 @@ type Config struct {
 	// Password authenticates the connection. Default "" (no AUTH). It is
 	// never printed or logged.
 	Password string
+	// CredentialsProvider, when set, supplies the user name and password of
+	// every connection to a data node (primary or replica) instead of
+	// Username and Password, which must then be empty. Default nil: Username
+	// and Password are used.
+	CredentialsProvider CredentialsProvider `json:"-"`
 	// DB is the logical database selected on connect. Default 0; at least 0,
 	// and 0 in cluster mode.
 	DB int
@@ -225,6 +253,37 @@ type Config struct {
 	// besides on redirects and node failures. Default 10s; at least 0,
 	// where 0 turns the periodic reload off.
 	ClusterRefreshInterval time.Duration
+	// SentinelMode makes the engine find the primary through sentinels:
+	// it asks the sentinels of SentinelAddrs in turn for the primary of
+	// SentinelMasterName, checks it with ROLE, asks again on every
+	// reconnect, and follows failovers. Addrs must then be empty (Host and
+	// Port are not used). Default false. The other Sentinel* settings,
+	// except SentinelRefreshInterval, are rejected by Validate unless
+	// SentinelMode is true, so a sentinel setting is never silently
+	// ignored.
+	SentinelMode bool
+	// SentinelMasterName is the name the sentinels monitor the primary
+	// under ("master set", as in "sentinel monitor <name> ..."). Default
+	// ""; required in sentinel mode; no spaces or control characters.
+	SentinelMasterName string
+	// SentinelAddrs lists the sentinels as "host:port" ("[ipv6]:port").
+	// Default empty; at least one in sentinel mode.
+	SentinelAddrs []string
+	// SentinelUsername and SentinelPassword authenticate the connections to
+	// the sentinels, which have credentials of their own: Username and
+	// Password are for the data nodes only. Default "" (no AUTH to the
+	// sentinels). SentinelPassword is never printed or logged.
+	SentinelUsername string
+	SentinelPassword string
+	// SentinelCredentialsProvider, when set, supplies the credentials of
+	// every connection to a sentinel instead of SentinelUsername and
+	// SentinelPassword, which must then be empty. Default nil.
+	SentinelCredentialsProvider CredentialsProvider `json:"-"`
+	// SentinelRefreshInterval is how often the engine asks the sentinels
+	// for the primary besides following their +switch-master events, so
+	// that a missed event cannot bind it to an old primary. Default 5s; at
+	// least 0, where 0 turns the polling off.
+	SentinelRefreshInterval time.Duration
 	// TLS configures transport security. Default: disabled.
 	TLS TLSConfig
 	// MailboxCapacity is the maximum number of commands queued per
@@ -264,6 +323,7 @@ const (
 	defaultCircuitBreakerPeriod      = 10 * time.Second
 	defaultMaxRedirects              = 5
 	defaultClusterRefreshInterval    = 10 * time.Second
+	defaultSentinelRefreshInterval   = 5 * time.Second
 	defaultMailboxCapacity           = 65536
 	defaultMaxBatchSize              = 1024
 	defaultDrainTimeout              = 5 * time.Second
@@ -297,6 +357,7 @@ func DefaultConfig() Config {
 		ReadFrom:                  ReadFromPrimary,
 		MaxRedirects:              defaultMaxRedirects,
 		ClusterRefreshInterval:    defaultClusterRefreshInterval,
+		SentinelRefreshInterval:   defaultSentinelRefreshInterval,
 		MailboxCapacity:           defaultMailboxCapacity,
 		Backpressure:              BackpressureBlock,
 		MaxBatchSize:              defaultMaxBatchSize,
@@ -306,7 +367,8 @@ func DefaultConfig() Config {
 
 // Addresses returns the addresses to connect to as "host:port": a copy of
 // Addrs when it is not empty, else the single address made of Host and Port.
-// The caller owns the returned slice.
+// In sentinel mode these are not used: the sentinels (SentinelAddrs) name
+// the primary. The caller owns the returned slice.
 func (c Config) Addresses() []string {
 	if len(c.Addrs) > 0 {
 		return slices.Clone(c.Addrs)
@@ -329,6 +391,14 @@ func (c Config) Validate() error {
 	}
 	if c.Port < 1 || c.Port > 65535 {
 		return newFieldError("Port", strconv.Itoa(c.Port), "must be between 1 and 65535")
+	}
+	if c.CredentialsProvider != nil {
+		if c.Username != "" {
+			return newFieldError("Username", c.Username, "must be empty when CredentialsProvider is set")
+		}
+		if c.Password != "" {
+			return newFieldError("Password", c.Password, "must be empty when CredentialsProvider is set")
+		}
 	}
 	if c.DB < 0 {
 		return newFieldError("DB", strconv.Itoa(c.DB), "must be at least 0")
@@ -395,6 +465,9 @@ func (c Config) Validate() error {
 	if c.ClusterRefreshInterval < 0 {
 		return newFieldError("ClusterRefreshInterval", c.ClusterRefreshInterval.String(), "must be at least 0")
 	}
+	if err := c.validateSentinel(); err != nil {
+		return err
+	}
 	if err := c.TLS.validate(); err != nil {
 		return err
 	}
@@ -416,9 +489,55 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// validateSentinel checks the Sentinel* fields, in field order.
+func (c Config) validateSentinel() error {
+	if !c.SentinelMode {
+		if c.SentinelMasterName != "" || len(c.SentinelAddrs) > 0 || c.SentinelUsername != "" ||
+			c.SentinelPassword != "" || c.SentinelCredentialsProvider != nil {
+			return newFieldError("SentinelMode", "false", "must be true when other sentinel settings are given")
+		}
+	} else {
+		if c.ClusterMode {
+			return newFieldError("SentinelMode", "true", "must be false in cluster mode (set only one of ClusterMode and SentinelMode)")
+		}
+		if len(c.Addrs) > 0 {
+			return newFieldError("Addrs", strings.Join(c.Addrs, ","),
+				"must be empty in sentinel mode: the sentinels name the primary (list the sentinels in SentinelAddrs)")
+		}
+		if c.SentinelMasterName == "" {
+			return newFieldError("SentinelMasterName", "", "must be set in sentinel mode")
+		}
+	}
+	for _, r := range c.SentinelMasterName {
+		if r <= ' ' || r == 0x7f {
+			return newFieldError("SentinelMasterName", c.SentinelMasterName, "must not contain spaces or control characters")
+		}
+	}
+	if c.SentinelMode && len(c.SentinelAddrs) == 0 {
+		return newFieldError("SentinelAddrs", "", "must list at least one sentinel in sentinel mode")
+	}
+	for i, a := range c.SentinelAddrs {
+		if reason := checkAddr(a); reason != "" {
+			return newFieldError("SentinelAddrs["+strconv.Itoa(i)+"]", a, reason)
+		}
+	}
+	if c.SentinelCredentialsProvider != nil {
+		if c.SentinelUsername != "" {
+			return newFieldError("SentinelUsername", c.SentinelUsername, "must be empty when SentinelCredentialsProvider is set")
+		}
+		if c.SentinelPassword != "" {
+			return newFieldError("SentinelPassword", c.SentinelPassword, "must be empty when SentinelCredentialsProvider is set")
+		}
+	}
+	if c.SentinelRefreshInterval < 0 {
+		return newFieldError("SentinelRefreshInterval", c.SentinelRefreshInterval.String(), "must be at least 0")
+	}
+	return nil
+}
+
 func (t TLSConfig) validate() error {
 	if !t.Enabled {
-		if t.CertFile != "" || t.KeyFile != "" || t.CAFile != "" || t.ServerName != "" || t.InsecureSkipVerify {
+		if t.CertFile != "" || t.KeyFile != "" || t.CAFile != "" || t.ServerName != "" || t.InsecureSkipVerify || t.Config != nil {
 			return newFieldError("TLS.Enabled", "false",
 				"must be true when other TLS settings are given")
 		}
@@ -487,26 +606,37 @@ func passwordText(p string) string {
 	return redacted
 }
 
+// providerText is what GoString shows for a credentials provider.
+func providerText(p CredentialsProvider) string {
+	if p == nil {
+		return "(config.CredentialsProvider)(nil)"
+	}
+	return fmt.Sprintf("(config.CredentialsProvider)(%p)", p)
+}
+
 // String returns a one-line summary of every setting, for logs and error
-// messages. The password appears as "[redacted]" when set.
+// messages. The passwords appear as "[redacted]" when set; credentials
+// providers, the TLS Config and the Logger as whether they are set.
 func (c Config) String() string {
 	var b strings.Builder
 	b.WriteString("Config{")
-	fmt.Fprintf(&b, "Addrs=%q Host=%q Port=%d Username=%q Password=%q DB=%d ClientName=%q Driver=%q PoolSize=%d",
-		c.Addrs, c.Host, c.Port, c.Username, passwordText(c.Password), c.DB, c.ClientName, c.Driver, c.PoolSize)
+	fmt.Fprintf(&b, "Addrs=%q Host=%q Port=%d Username=%q Password=%q CredentialsProvider=%t DB=%d ClientName=%q Driver=%q PoolSize=%d",
+		c.Addrs, c.Host, c.Port, c.Username, passwordText(c.Password), c.CredentialsProvider != nil, c.DB, c.ClientName, c.Driver, c.PoolSize)
 	fmt.Fprintf(&b, " DialTimeout=%s ReadTimeout=%s WriteTimeout=%s MaxRetries=%d MinRetryBackoff=%s MaxRetryBackoff=%s",
 		c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.MaxRetries, c.MinRetryBackoff, c.MaxRetryBackoff)
 	fmt.Fprintf(&b, " CircuitBreakerThreshold=%d CircuitBreakerOpenTimeout=%s CircuitBreakerFailureRate=%g CircuitBreakerPeriod=%s ClusterMode=%t ReadFrom=%s MaxRedirects=%d ClusterRefreshInterval=%s",
 		c.CircuitBreakerThreshold, c.CircuitBreakerOpenTimeout, c.CircuitBreakerFailureRate, c.CircuitBreakerPeriod, c.ClusterMode, c.ReadFrom, c.MaxRedirects, c.ClusterRefreshInterval)
-	fmt.Fprintf(&b, " TLS={Enabled=%t CertFile=%q KeyFile=%q CAFile=%q ServerName=%q InsecureSkipVerify=%t}",
-		c.TLS.Enabled, c.TLS.CertFile, c.TLS.KeyFile, c.TLS.CAFile, c.TLS.ServerName, c.TLS.InsecureSkipVerify)
+	fmt.Fprintf(&b, " SentinelMode=%t SentinelMasterName=%q SentinelAddrs=%q SentinelUsername=%q SentinelPassword=%q SentinelCredentialsProvider=%t SentinelRefreshInterval=%s",
+		c.SentinelMode, c.SentinelMasterName, c.SentinelAddrs, c.SentinelUsername, passwordText(c.SentinelPassword), c.SentinelCredentialsProvider != nil, c.SentinelRefreshInterval)
+	fmt.Fprintf(&b, " TLS={Enabled=%t CertFile=%q KeyFile=%q CAFile=%q ServerName=%q InsecureSkipVerify=%t Config=%t}",
+		c.TLS.Enabled, c.TLS.CertFile, c.TLS.KeyFile, c.TLS.CAFile, c.TLS.ServerName, c.TLS.InsecureSkipVerify, c.TLS.Config != nil)
 	fmt.Fprintf(&b, " MailboxCapacity=%d Backpressure=%s MaxBatchSize=%d DrainTimeout=%s Logger=%t}",
 		c.MailboxCapacity, c.Backpressure, c.MaxBatchSize, c.DrainTimeout, c.Logger != nil)
 	return b.String()
 }
 
 // GoString implements fmt.GoStringer for %#v: Go syntax for every field,
-// with the password shown as "[redacted]" when set.
+// with the passwords shown as "[redacted]" when set.
 func (c Config) GoString() string {
 	var b strings.Builder
 	addrs := "[]string(nil)"
@@ -517,18 +647,24 @@ func (c Config) GoString() string {
 	if c.Logger != nil {
 		logger = fmt.Sprintf("(*slog.Logger)(%p)", c.Logger)
 	}
-	fmt.Fprintf(&b, "config.Config{Addrs:%s, Host:%q, Port:%d, Username:%q, Password:%q, DB:%d, ClientName:%q, Driver:%q, PoolSize:%d, ",
-		addrs, c.Host, c.Port, c.Username, passwordText(c.Password), c.DB, c.ClientName, c.Driver, c.PoolSize)
+	fmt.Fprintf(&b, "config.Config{Addrs:%s, Host:%q, Port:%d, Username:%q, Password:%q, CredentialsProvider:%s, DB:%d, ClientName:%q, Driver:%q, PoolSize:%d, ",
+		addrs, c.Host, c.Port, c.Username, passwordText(c.Password), providerText(c.CredentialsProvider), c.DB, c.ClientName, c.Driver, c.PoolSize)
 	fmt.Fprintf(&b, "DialTimeout:%d, ReadTimeout:%d, WriteTimeout:%d, MaxRetries:%d, MinRetryBackoff:%d, MaxRetryBackoff:%d, ",
 		c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.MaxRetries, c.MinRetryBackoff, c.MaxRetryBackoff)
 	fmt.Fprintf(&b, "CircuitBreakerThreshold:%d, CircuitBreakerOpenTimeout:%d, CircuitBreakerFailureRate:%g, CircuitBreakerPeriod:%d, ClusterMode:%t, ReadFrom:%d, MaxRedirects:%d, ClusterRefreshInterval:%d, ",
 		c.CircuitBreakerThreshold, c.CircuitBreakerOpenTimeout, c.CircuitBreakerFailureRate, c.CircuitBreakerPeriod, c.ClusterMode, c.ReadFrom, c.MaxRedirects, c.ClusterRefreshInterval)
+	sentinelAddrs := "[]string(nil)"
+	if c.SentinelAddrs != nil {
+		sentinelAddrs = fmt.Sprintf("%#v", c.SentinelAddrs)
+	}
+	fmt.Fprintf(&b, "SentinelMode:%t, SentinelMasterName:%q, SentinelAddrs:%s, SentinelUsername:%q, SentinelPassword:%q, SentinelCredentialsProvider:%s, SentinelRefreshInterval:%d, ",
+		c.SentinelMode, c.SentinelMasterName, sentinelAddrs, c.SentinelUsername, passwordText(c.SentinelPassword), providerText(c.SentinelCredentialsProvider), c.SentinelRefreshInterval)
 	fmt.Fprintf(&b, "TLS:%#v, MailboxCapacity:%d, Backpressure:%d, MaxBatchSize:%d, DrainTimeout:%d, Logger:%s}",
 		c.TLS, c.MailboxCapacity, c.Backpressure, c.MaxBatchSize, c.DrainTimeout, logger)
 	return b.String()
 }
 
-// Format implements fmt.Formatter so that no verb can print the password:
+// Format implements fmt.Formatter so that no verb can print a password:
 // %#v prints GoString, every other verb formats String as a string.
 func (c Config) Format(f fmt.State, verb rune) {
 	if verb == 'v' && f.Flag('#') {
@@ -539,7 +675,7 @@ func (c Config) Format(f fmt.State, verb rune) {
 }
 
 // LogValue implements slog.LogValuer: a group of every setting, keyed by
-// field name, with the password shown as "[redacted]" when set.
+// field name, with the passwords shown as "[redacted]" when set.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Any("Addrs", slices.Clone(c.Addrs)),
@@ -547,6 +683,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("Port", c.Port),
 		slog.String("Username", c.Username),
 		slog.String("Password", passwordText(c.Password)),
+		slog.Bool("CredentialsProvider", c.CredentialsProvider != nil),
 		slog.Int("DB", c.DB),
 		slog.String("ClientName", c.ClientName),
 		slog.String("Driver", c.Driver),
@@ -565,6 +702,13 @@ func (c Config) LogValue() slog.Value {
 		slog.String("ReadFrom", c.ReadFrom.String()),
 		slog.Int("MaxRedirects", c.MaxRedirects),
 		slog.Duration("ClusterRefreshInterval", c.ClusterRefreshInterval),
+		slog.Bool("SentinelMode", c.SentinelMode),
+		slog.String("SentinelMasterName", c.SentinelMasterName),
+		slog.Any("SentinelAddrs", slices.Clone(c.SentinelAddrs)),
+		slog.String("SentinelUsername", c.SentinelUsername),
+		slog.String("SentinelPassword", passwordText(c.SentinelPassword)),
+		slog.Bool("SentinelCredentialsProvider", c.SentinelCredentialsProvider != nil),
+		slog.Duration("SentinelRefreshInterval", c.SentinelRefreshInterval),
 		slog.Group("TLS",
 			slog.Bool("Enabled", c.TLS.Enabled),
 			slog.String("CertFile", c.TLS.CertFile),
@@ -572,6 +716,7 @@ func (c Config) LogValue() slog.Value {
 			slog.String("CAFile", c.TLS.CAFile),
 			slog.String("ServerName", c.TLS.ServerName),
 			slog.Bool("InsecureSkipVerify", c.TLS.InsecureSkipVerify),
+			slog.Bool("Config", c.TLS.Config != nil),
 		),
 		slog.Int("MailboxCapacity", c.MailboxCapacity),
 		slog.String("Backpressure", c.Backpressure.String()),

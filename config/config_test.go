@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,9 @@ import (
 
 const testSecret = "pa55-w0rd-XYZZY"
 
+// testProvider is a CredentialsProvider for tests.
+func testProvider(context.Context) (string, string, error) { return "u", testSecret, nil }
+
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
 	want := Config{
@@ -23,7 +28,8 @@ func TestDefaultConfig(t *testing.T) {
 		WriteTimeout: 3 * time.Second, MaxRetries: 3, MinRetryBackoff: 8 * time.Millisecond,
 		MaxRetryBackoff: 512 * time.Millisecond, CircuitBreakerThreshold: 5,
 		CircuitBreakerOpenTimeout: time.Second, CircuitBreakerPeriod: 10 * time.Second, ReadFrom: ReadFromPrimary, MaxRedirects: 5, ClusterRefreshInterval: 10 * time.Second,
-		MailboxCapacity: 65536, Backpressure: BackpressureBlock, MaxBatchSize: 1024,
+		SentinelRefreshInterval: 5 * time.Second,
+		MailboxCapacity:         65536, Backpressure: BackpressureBlock, MaxBatchSize: 1024,
 		DrainTimeout: 5 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -118,6 +124,41 @@ func TestValidate(t *testing.T) {
 		{"tls cert without enabled", func(c *Config) { c.TLS = TLSConfig{CertFile: "c", KeyFile: "k"} }, "TLS.Enabled", "false", "must be true"},
 		{"tls server name without enabled", func(c *Config) { c.TLS = TLSConfig{ServerName: "s"} }, "TLS.Enabled", "false", "must be true"},
 		{"tls insecure without enabled", func(c *Config) { c.TLS = TLSConfig{InsecureSkipVerify: true} }, "TLS.Enabled", "false", "must be true"},
+		{"tls own config", func(c *Config) { c.TLS = TLSConfig{Enabled: true, Config: &tls.Config{}} }, "", "", ""},
+		{"tls own config wins over files", func(c *Config) {
+			c.TLS = TLSConfig{Enabled: true, CAFile: "ca", Config: &tls.Config{}}
+		}, "", "", ""},
+		{"tls own config without enabled", func(c *Config) { c.TLS = TLSConfig{Config: &tls.Config{}} }, "TLS.Enabled", "false", "must be true"},
+		{"credentials provider", func(c *Config) { c.Password = ""; c.CredentialsProvider = testProvider }, "", "", ""},
+		{"credentials provider and password", func(c *Config) { c.CredentialsProvider = testProvider }, "Password", redacted, "must be empty when CredentialsProvider is set"},
+		{"credentials provider and username", func(c *Config) { c.Password, c.Username = "", "u"; c.CredentialsProvider = testProvider }, "Username", "u", "must be empty when CredentialsProvider is set"},
+		{"sentinel", func(c *Config) { *c = c.WithSentinel("mymaster", "s1:26379", "[::1]:26380") }, "", "", ""},
+		{"sentinel full", func(c *Config) {
+			*c = c.WithSentinel("mymaster", "s1:26379").WithSentinelUsername("w").WithSentinelPassword(testSecret).
+				WithReadFrom(ReadFromReplica).WithDB(3).WithSentinelRefreshInterval(0)
+		}, "", "", ""},
+		{"sentinel and cluster", func(c *Config) { *c = c.WithSentinel("m", "s:1").WithClusterMode(true) }, "SentinelMode", "true", "must be false in cluster mode"},
+		{"sentinel with addrs", func(c *Config) { *c = c.WithSentinel("m", "s:1").WithAddrs("a:1", "b:2") }, "Addrs", "a:1,b:2", "must be empty in sentinel mode"},
+		{"sentinel without name", func(c *Config) { *c = c.WithSentinel("", "s:1") }, "SentinelMasterName", "", "must be set in sentinel mode"},
+		{"sentinel name space", func(c *Config) { *c = c.WithSentinel("my master", "s:1") }, "SentinelMasterName", "my master", "spaces"},
+		{"sentinel name newline", func(c *Config) { *c = c.WithSentinel("m\n", "s:1") }, "SentinelMasterName", "m\n", "control"},
+		{"sentinel without addrs", func(c *Config) { *c = c.WithSentinel("m") }, "SentinelAddrs", "", "at least one sentinel"},
+		{"sentinel bad addr", func(c *Config) { *c = c.WithSentinel("m", "s:1", "s2") }, "SentinelAddrs[1]", "s2", "host:port"},
+		{"sentinel bad port", func(c *Config) { *c = c.WithSentinel("m", "s:0") }, "SentinelAddrs[0]", "s:0", "between 1 and 65535"},
+		{"sentinel name without mode", func(c *Config) { c.SentinelMasterName = "m" }, "SentinelMode", "false", "must be true when other sentinel settings are given"},
+		{"sentinel addrs without mode", func(c *Config) { c.SentinelAddrs = []string{"s:1"} }, "SentinelMode", "false", "must be true"},
+		{"sentinel password without mode", func(c *Config) { c.SentinelPassword = "x" }, "SentinelMode", "false", "must be true"},
+		{"sentinel username without mode", func(c *Config) { c.SentinelUsername = "x" }, "SentinelMode", "false", "must be true"},
+		{"sentinel provider without mode", func(c *Config) { c.SentinelCredentialsProvider = testProvider }, "SentinelMode", "false", "must be true"},
+		{"sentinel provider", func(c *Config) { *c = c.WithSentinel("m", "s:1").WithSentinelCredentialsProvider(testProvider) }, "", "", ""},
+		{"sentinel provider and password", func(c *Config) {
+			*c = c.WithSentinel("m", "s:1").WithSentinelCredentialsProvider(testProvider).WithSentinelPassword(testSecret)
+		}, "SentinelPassword", redacted, "must be empty when SentinelCredentialsProvider is set"},
+		{"sentinel provider and username", func(c *Config) {
+			*c = c.WithSentinel("m", "s:1").WithSentinelCredentialsProvider(testProvider).WithSentinelUsername("w")
+		}, "SentinelUsername", "w", "must be empty when SentinelCredentialsProvider is set"},
+		{"sentinel refresh negative", func(c *Config) { c.SentinelRefreshInterval = -time.Second }, "SentinelRefreshInterval", "-1s", "at least 0"},
+		{"sentinel refresh 0", func(c *Config) { c.SentinelRefreshInterval = 0 }, "", "", ""},
 		{"mailbox 0", func(c *Config) { c.MailboxCapacity = 0 }, "MailboxCapacity", "0", "at least 1"},
 		{"mailbox 1", func(c *Config) { c.MailboxCapacity = 1 }, "", "", ""},
 		{"backpressure reject", func(c *Config) { c.Backpressure = BackpressureReject }, "", "", ""},
@@ -312,7 +353,10 @@ func fullConfig() Config {
 		MaxRetries: 4, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: time.Minute,
 		CircuitBreakerThreshold: 6, CircuitBreakerOpenTimeout: 7 * time.Second, ClusterMode: true,
 		ReadFrom: ReadFromPreferReplica, MaxRedirects: 8,
-		TLS:             TLSConfig{Enabled: true, CertFile: "cert.pem", KeyFile: "key.pem", CAFile: "ca.pem", ServerName: "sn", InsecureSkipVerify: true},
+		CredentialsProvider: testProvider, SentinelMode: true, SentinelMasterName: "mm",
+		SentinelAddrs: []string{"s1:26379", "[::1]:26380"}, SentinelUsername: "watcher", SentinelPassword: testSecret,
+		SentinelCredentialsProvider: testProvider, SentinelRefreshInterval: 12 * time.Second,
+		TLS:             TLSConfig{Enabled: true, CertFile: "cert.pem", KeyFile: "key.pem", CAFile: "ca.pem", ServerName: "sn", InsecureSkipVerify: true, Config: &tls.Config{ServerName: testSecret}},
 		MailboxCapacity: 9, Backpressure: BackpressureReject, MaxBatchSize: 10, DrainTimeout: 11 * time.Second,
 		Logger: slog.New(slog.DiscardHandler),
 	}
@@ -359,14 +403,15 @@ func TestPrintingRedactsPassword(t *testing.T) {
 			t.Errorf("%s does not show %q: %s", name, redacted, s)
 		}
 	}
-	// The output must not depend on the password beyond set/unset.
-	other := c.WithPassword("another password")
-	for name, s := range printings(t, other) {
-		if name == "slog text" || name == "slog json" { // timestamps differ
-			continue
-		}
-		if s2 := printings(t, c)[name]; s2 != s {
-			t.Errorf("%s depends on the password value:\n%s\n%s", name, s, s2)
+	// The output must not depend on the passwords beyond set/unset.
+	for _, other := range []Config{c.WithPassword("another password"), c.WithSentinelPassword("another password")} {
+		for name, s := range printings(t, other) {
+			if name == "slog text" || name == "slog json" { // timestamps differ
+				continue
+			}
+			if s2 := printings(t, c)[name]; s2 != s {
+				t.Errorf("%s depends on the password value:\n%s\n%s", name, s, s2)
+			}
 		}
 	}
 	// No password: nothing to redact.
@@ -407,6 +452,9 @@ func TestStringShowsEverySetting(t *testing.T) {
 		"ReadFrom=prefer-replica", "MaxRedirects=8", `CertFile="cert.pem"`, `KeyFile="key.pem"`,
 		`CAFile="ca.pem"`, `ServerName="sn"`, "InsecureSkipVerify=true", "MailboxCapacity=9",
 		"Backpressure=reject", "MaxBatchSize=10", "DrainTimeout=11s", "Logger=true",
+		"CredentialsProvider=true", "SentinelMode=true", `SentinelMasterName="mm"`,
+		`SentinelAddrs=["s1:26379" "[::1]:26380"]`, `SentinelUsername="watcher"`, `SentinelPassword="[redacted]"`,
+		"SentinelCredentialsProvider=true", "SentinelRefreshInterval=12s", "Config=true",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("String() lacks %s: %s", want, s)
@@ -429,7 +477,8 @@ func TestLogValueJSON(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Cfg["Password"] != redacted || rec.Cfg["Port"] != float64(7000) || rec.Cfg["ReadFrom"] != "prefer-replica" {
+	if rec.Cfg["Password"] != redacted || rec.Cfg["SentinelPassword"] != redacted || rec.Cfg["Port"] != float64(7000) ||
+		rec.Cfg["ReadFrom"] != "prefer-replica" || rec.Cfg["SentinelMasterName"] != "mm" || rec.Cfg["CredentialsProvider"] != true {
 		t.Errorf("LogValue JSON = %v", rec.Cfg)
 	}
 	if tls, _ := rec.Cfg["TLS"].(map[string]any); tls["CAFile"] != "ca.pem" {
@@ -477,7 +526,7 @@ func TestBuilder(t *testing.T) {
 		ReadTimeout: 2 * time.Second, WriteTimeout: 4 * time.Second, MaxRetries: 4,
 		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: time.Minute, CircuitBreakerThreshold: 6,
 		CircuitBreakerOpenTimeout: 7 * time.Second, CircuitBreakerFailureRate: 0.5, CircuitBreakerPeriod: 30 * time.Second, ClusterMode: true, ReadFrom: ReadFromReplica,
-		MaxRedirects: 8, ClusterRefreshInterval: 2 * time.Second, TLS: tlsCfg, MailboxCapacity: 9, Backpressure: BackpressureReject,
+		MaxRedirects: 8, ClusterRefreshInterval: 2 * time.Second, SentinelRefreshInterval: 5 * time.Second, TLS: tlsCfg, MailboxCapacity: 9, Backpressure: BackpressureReject,
 		MaxBatchSize: 10, DrainTimeout: 11 * time.Second, Logger: logger,
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -489,21 +538,70 @@ func TestBuilder(t *testing.T) {
 	if !reflect.DeepEqual(base, DefaultConfig()) {
 		t.Fatalf("builder modified its receiver: %v", base)
 	}
+
 	if got.WithDB(2).DB != 2 {
 		t.Fatal("WithDB")
 	}
 
+	// The sentinel and credentials settings, which the chain above cannot
+	// hold with ClusterMode and a Password.
+	ownTLS := &tls.Config{MinVersion: tls.VersionTLS13}
+	sentinel := base.
+		WithSentinel("mymaster", "s1:26379", "s2:26379").
+		WithSentinelUsername("watcher").
+		WithSentinelPassword(testSecret).
+		WithSentinelRefreshInterval(time.Second).
+		WithTLSConfig(ownTLS)
+	want = DefaultConfig()
+	want.SentinelMode, want.SentinelMasterName, want.SentinelAddrs = true, "mymaster", []string{"s1:26379", "s2:26379"}
+	want.SentinelUsername, want.SentinelPassword, want.SentinelRefreshInterval = "watcher", testSecret, time.Second
+	want.TLS = TLSConfig{Enabled: true, Config: ownTLS}
+	if !reflect.DeepEqual(sentinel, want) {
+		t.Fatalf("sentinel builder =\n%#v\nwant\n%#v", sentinel, want)
+	}
+	if err := sentinel.Validate(); err != nil {
+		t.Fatalf("Validate() = %v", err)
+	}
+	if c := base.WithAddrs("a:1").WithSentinel("m", "s:1"); c.Addrs != nil {
+		t.Fatalf("WithSentinel kept Addrs %q", c.Addrs)
+	}
+	if c := base.WithSentinelMode(true).WithSentinelMasterName("m").WithSentinelAddrs("s:1"); !c.SentinelMode ||
+		c.SentinelMasterName != "m" || !slices.Equal(c.SentinelAddrs, []string{"s:1"}) {
+		t.Fatalf("sentinel field builders = %v", c)
+	}
+	if c := sentinel.WithSentinelAddrs(); c.SentinelAddrs != nil {
+		t.Fatalf("WithSentinelAddrs() = %q, want nil", c.SentinelAddrs)
+	}
+	if c := sentinel.WithTLSConfig(nil); c.TLS.Config != nil || !c.TLS.Enabled {
+		t.Fatalf("WithTLSConfig(nil) = %v", c.TLS)
+	}
+	providers := base.WithCredentialsProvider(testProvider).WithSentinel("m", "s:1").WithSentinelCredentialsProvider(testProvider)
+	if providers.CredentialsProvider == nil || providers.SentinelCredentialsProvider == nil {
+		t.Fatal("credentials provider builders")
+	}
+	if err := providers.Validate(); err != nil {
+		t.Fatalf("Validate() = %v", err)
+	}
+	if c := providers.WithCredentialsProvider(nil).WithSentinelCredentialsProvider(nil); c.CredentialsProvider != nil || c.SentinelCredentialsProvider != nil {
+		t.Fatal("With*CredentialsProvider(nil) did not clear")
+	}
+
 	// Every With* method changes exactly its field: check by reflection that
-	// the chain above set every field.
+	// the chains above set every field.
 	typ := reflect.TypeFor[Config]()
 	dv := reflect.ValueOf(DefaultConfig())
-	gv := reflect.ValueOf(got)
 	for i := range typ.NumField() {
 		if typ.Field(i).Name == "DB" {
 			continue // set to its default above; checked with WithDB(2)
 		}
-		if reflect.DeepEqual(dv.Field(i).Interface(), gv.Field(i).Interface()) {
-			t.Errorf("no With* method in the chain changed %s", typ.Field(i).Name)
+		changed := false
+		for _, c := range []Config{got, sentinel, providers} {
+			if !reflect.DeepEqual(dv.Field(i).Interface(), reflect.ValueOf(c).Field(i).Interface()) {
+				changed = true
+			}
+		}
+		if !changed {
+			t.Errorf("no With* method in the chains changed %s", typ.Field(i).Name)
 		}
 		if _, ok := reflect.TypeFor[Config]().MethodByName("With" + typ.Field(i).Name); !ok {
 			t.Errorf("no method With%s", typ.Field(i).Name)
@@ -542,10 +640,38 @@ func TestBuilderNoAliasing(t *testing.T) {
 		t.Fatalf("append on a copy wrote into the original array: %q", got)
 	}
 
+	// The same for SentinelAddrs.
+	sin := []string{"s:1", "s:2"}
+	sc := DefaultConfig().WithSentinel("m", sin...)
+	sin[0] = "changed:1"
+	if sc.SentinelAddrs[0] != "s:1" {
+		t.Fatalf("WithSentinel kept the caller's slice: %q", sc.SentinelAddrs)
+	}
+	for _, derived := range []Config{sc.WithHost("x"), sc.WithAddrs(), sc.WithSentinelAddrs(sc.SentinelAddrs...), sc.WithSentinelPassword("p")} {
+		derived.SentinelAddrs[1] = "changed:2"
+		if sc.SentinelAddrs[1] != "s:2" {
+			t.Fatalf("a derived copy shares SentinelAddrs: %q", sc.SentinelAddrs)
+		}
+	}
+
 	if got := c.WithAddrs().Addrs; got != nil {
 		t.Fatalf("WithAddrs() = %q, want nil", got)
 	}
 	if got := c.WithAddrs().Addresses(); !slices.Equal(got, []string{"127.0.0.1:6379"}) {
 		t.Fatalf("WithAddrs().Addresses() = %q", got)
+	}
+}
+
+func TestJSONSkipsFuncsAndTLSConfig(t *testing.T) {
+	c := fullConfig()
+	c.Logger = nil
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatalf("json.Marshal: %v", err)
+	}
+	for _, name := range []string{"CredentialsProvider", "SentinelCredentialsProvider", `"Config"`} {
+		if strings.Contains(string(b), name+`":`) || strings.Contains(string(b), name+":") {
+			t.Errorf("JSON has %s: %s", name, b)
+		}
 	}
 }

@@ -4,7 +4,9 @@
 //   - Builder methods on a value: DefaultConfig().WithHost("cache").WithPoolSize(4).
 //     Each With* method returns a modified copy, so a base Config can be
 //     shared and specialised freely.
-//   - A URL: ParseURL("valkeys://user:secret@cache:6380/2?dial_timeout=2s").
+//   - A URL: ParseURL("valkeys://user:secret@cache:6380/2?dial_timeout=2s"),
+//     in the forms valkey-go reads too (several hosts with addr=, sentinel
+//     mode with master_set=).
 //   - The environment: LoadFromEnv (also named FromEnv) reads the VALKEY_*
 //     variables listed in EnvVars, for twelve-factor deployments.
 //
@@ -19,15 +21,27 @@
 //
 // # Secrets
 //
-// The password is never printed. Config implements fmt.Stringer,
-// fmt.GoStringer, fmt.Formatter (so every verb, %v, %+v and %#v included, is
-// safe) and slog.LogValuer, all of which show "[redacted]" in its place, and
-// no error of this package contains it: errors about a URL replace its user
-// information with "[redacted]". Two ways around this remain, because they
-// bypass the methods: encoders that use reflection (encoding/json and the
-// like) output the password, and fmt prints a Config held by value in an
-// unexported field of another struct field by field, password included. Hold
-// a *Config there, or print the Config itself.
+// Passwords (Password, SentinelPassword) are never printed. Config
+// implements fmt.Stringer, fmt.GoStringer, fmt.Formatter (so every verb, %v,
+// %+v and %#v included, is safe) and slog.LogValuer, all of which show
+// "[redacted]" in their place, and no error of this package contains them:
+// errors about a URL replace its user information with "[redacted]". Two
+// ways around this remain, because they bypass the methods: encoders that
+// use reflection (encoding/json and the like) output the passwords (the
+// credentials providers and TLS.Config are tagged json:"-"), and fmt prints
+// a Config held by value in an unexported field of another struct field by
+// field, passwords included. Hold a *Config there, or print the Config
+// itself.
+//
+// # Deployments
+//
+// A single server (Host and Port, or one address in Addrs), a cluster
+// (ClusterMode, Addrs as seeds) or a primary found through sentinels
+// (SentinelMode, SentinelMasterName, SentinelAddrs; WithSentinel). TLS is
+// configured by files (TLS) or by the caller's own *tls.Config
+// (WithTLSConfig); ACL credentials are static (Username, Password) or come
+// from a CredentialsProvider called on every connect, with separate ones
+// for the sentinels.
 //
 // # Concurrency
 //

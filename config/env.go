@@ -36,20 +36,7 @@ var envVars = []envVar{
 		return ""
 	}},
 	{name: "VALKEY_ADDRS", apply: func(c *Config, v string) string {
-		parts := strings.Split(v, ",")
-		addrs := make([]string, 0, len(parts))
-		for i, p := range parts {
-			p = strings.TrimSpace(p)
-			if p == "" {
-				return "entry " + strconv.Itoa(i+1) + " is empty"
-			}
-			if reason := checkAddr(p); reason != "" {
-				return "entry " + strconv.Itoa(i+1) + " " + strconv.Quote(p) + ": " + reason
-			}
-			addrs = append(addrs, p)
-		}
-		c.Addrs = addrs
-		return ""
+		return parseAddrList(v, &c.Addrs)
 	}},
 	{name: "VALKEY_USERNAME", field: "Username", raw: true, apply: func(c *Config, v string) string {
 		c.Username = v
@@ -129,6 +116,27 @@ var envVars = []envVar{
 	{name: "VALKEY_CLUSTER_REFRESH_INTERVAL", field: "ClusterRefreshInterval", apply: func(c *Config, v string) string {
 		return parseDuration(v, &c.ClusterRefreshInterval)
 	}},
+	// The sentinel variables turn sentinel mode on, and clear Addrs set by
+	// VALKEY_URL (VALKEY_ADDR and VALKEY_ADDRS are refused with them).
+	{name: "VALKEY_SENTINEL_MASTER", field: "SentinelMasterName", apply: func(c *Config, v string) string {
+		c.SentinelMode, c.SentinelMasterName, c.Addrs = true, v, nil
+		return ""
+	}},
+	{name: "VALKEY_SENTINEL_ADDRS", apply: func(c *Config, v string) string {
+		c.SentinelMode, c.Addrs = true, nil
+		return parseAddrList(v, &c.SentinelAddrs)
+	}},
+	{name: "VALKEY_SENTINEL_USERNAME", field: "SentinelUsername", raw: true, apply: func(c *Config, v string) string {
+		c.SentinelUsername = v
+		return ""
+	}},
+	{name: "VALKEY_SENTINEL_PASSWORD", field: "SentinelPassword", raw: true, apply: func(c *Config, v string) string {
+		c.SentinelPassword = v
+		return ""
+	}},
+	{name: "VALKEY_SENTINEL_REFRESH_INTERVAL", field: "SentinelRefreshInterval", apply: func(c *Config, v string) string {
+		return parseDuration(v, &c.SentinelRefreshInterval)
+	}},
 	{name: "VALKEY_TLS_ENABLED", field: "TLS.Enabled", apply: func(c *Config, v string) string {
 		return parseBool(v, &c.TLS.Enabled)
 	}},
@@ -196,6 +204,11 @@ var envVars = []envVar{
 //	VALKEY_READ_FROM                     ReadFrom: primary, replica or prefer-replica
 //	VALKEY_MAX_REDIRECTS                 MaxRedirects
 //	VALKEY_CLUSTER_REFRESH_INTERVAL      ClusterRefreshInterval (Go duration; 0 = off)
+//	VALKEY_SENTINEL_MASTER               SentinelMasterName, and SentinelMode = true
+//	VALKEY_SENTINEL_ADDRS                "host:port" list of sentinels, comma separated: SentinelAddrs, and SentinelMode = true
+//	VALKEY_SENTINEL_USERNAME             SentinelUsername (spaces kept)
+//	VALKEY_SENTINEL_PASSWORD             SentinelPassword (spaces kept)
+//	VALKEY_SENTINEL_REFRESH_INTERVAL     SentinelRefreshInterval (Go duration; 0 = off)
 //	VALKEY_TLS_ENABLED                   TLS.Enabled (bool)
 //	VALKEY_TLS_CERT_FILE                 TLS.CertFile
 //	VALKEY_TLS_KEY_FILE                  TLS.KeyFile
@@ -224,16 +237,18 @@ func envNames() []string {
 //
 // VALKEY_URL is applied first, as ParseURL would; the other variables then
 // override what it set. A variable that is unset or empty (after trimming
-// spaces, which are kept only in VALKEY_USERNAME and VALKEY_PASSWORD) leaves
-// the setting as it is. Setting both VALKEY_ADDR and VALKEY_ADDRS is an
-// error.
+// spaces, which are kept only in the user names and passwords) leaves the
+// setting as it is. Setting both VALKEY_ADDR and VALKEY_ADDRS is an error,
+// and so is setting either with VALKEY_SENTINEL_MASTER or
+// VALKEY_SENTINEL_ADDRS (in sentinel mode the sentinels name the primary).
 //
 // A value that does not parse is a *FieldError naming the variable, such as
 //
 //	config: invalid VALKEY_DIAL_TIMEOUT "5 s": not a duration (for example 5s or 250ms)
 //
-// and so is a parsed value Validate rejects; an error never contains the
-// password, whether it came from VALKEY_PASSWORD or VALKEY_URL.
+// and so is a parsed value Validate rejects; an error never contains a
+// password, whether it came from VALKEY_PASSWORD, VALKEY_SENTINEL_PASSWORD
+// or VALKEY_URL.
 //
 // LoadFromEnv only reads the environment; it is safe for concurrent use.
 func LoadFromEnv() (Config, error) {
@@ -265,10 +280,25 @@ func loadFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 		cfg = c
 	}
-	if addr, ok := lookup("VALKEY_ADDR"); ok && strings.TrimSpace(addr) != "" {
-		if addrs, ok := lookup("VALKEY_ADDRS"); ok && strings.TrimSpace(addrs) != "" {
-			return Config{}, newFieldError("VALKEY_ADDR", strings.TrimSpace(addr),
-				"conflicts with VALKEY_ADDRS; set only one")
+	set := func(name string) (string, bool) {
+		v, ok := lookup(name)
+		v = strings.TrimSpace(v)
+		return v, ok && v != ""
+	}
+	if addr, ok := set("VALKEY_ADDR"); ok {
+		if _, ok := set("VALKEY_ADDRS"); ok {
+			return Config{}, newFieldError("VALKEY_ADDR", addr, "conflicts with VALKEY_ADDRS; set only one")
+		}
+	}
+	for _, sentinel := range []string{"VALKEY_SENTINEL_MASTER", "VALKEY_SENTINEL_ADDRS"} {
+		if _, ok := set(sentinel); !ok {
+			continue
+		}
+		for _, name := range []string{"VALKEY_ADDR", "VALKEY_ADDRS"} {
+			if v, ok := set(name); ok {
+				return Config{}, newFieldError(name, v, "conflicts with "+sentinel+
+					": in sentinel mode the sentinels name the primary (list the sentinels in VALKEY_SENTINEL_ADDRS)")
+			}
 		}
 	}
 	for _, v := range envVars[1:] {
@@ -317,6 +347,24 @@ func wrapURLError(name, urlText string, err error) error {
 		reason = fe.Field + " " + strconv.Quote(safeValue(fe.Field, fe.Value)) + ": " + fe.Reason
 	}
 	return newFieldError(name, urlText, reason)
+}
+
+// parseAddrList parses a comma-separated "host:port" list into dst.
+func parseAddrList(v string, dst *[]string) string {
+	parts := strings.Split(v, ",")
+	addrs := make([]string, 0, len(parts))
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			return "entry " + strconv.Itoa(i+1) + " is empty"
+		}
+		if reason := checkAddr(p); reason != "" {
+			return "entry " + strconv.Itoa(i+1) + " " + strconv.Quote(p) + ": " + reason
+		}
+		addrs = append(addrs, p)
+	}
+	*dst = addrs
+	return ""
 }
 
 const (

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -26,7 +27,9 @@ func TestEnvVarsList(t *testing.T) {
 		"VALKEY_READ_TIMEOUT", "VALKEY_WRITE_TIMEOUT", "VALKEY_MAX_RETRIES",
 		"VALKEY_MIN_RETRY_BACKOFF", "VALKEY_MAX_RETRY_BACKOFF", "VALKEY_CIRCUIT_BREAKER_THRESHOLD",
 		"VALKEY_CIRCUIT_BREAKER_OPEN_TIMEOUT", "VALKEY_CIRCUIT_BREAKER_FAILURE_RATE", "VALKEY_CIRCUIT_BREAKER_PERIOD", "VALKEY_CLUSTER_MODE", "VALKEY_READ_FROM",
-		"VALKEY_MAX_REDIRECTS", "VALKEY_CLUSTER_REFRESH_INTERVAL", "VALKEY_TLS_ENABLED", "VALKEY_TLS_CERT_FILE", "VALKEY_TLS_KEY_FILE",
+		"VALKEY_MAX_REDIRECTS", "VALKEY_CLUSTER_REFRESH_INTERVAL",
+		"VALKEY_SENTINEL_MASTER", "VALKEY_SENTINEL_ADDRS", "VALKEY_SENTINEL_USERNAME", "VALKEY_SENTINEL_PASSWORD",
+		"VALKEY_SENTINEL_REFRESH_INTERVAL", "VALKEY_TLS_ENABLED", "VALKEY_TLS_CERT_FILE", "VALKEY_TLS_KEY_FILE",
 		"VALKEY_TLS_CA_FILE", "VALKEY_TLS_SERVER_NAME", "VALKEY_TLS_INSECURE_SKIP_VERIFY",
 		"VALKEY_MAILBOX_CAPACITY", "VALKEY_BACKPRESSURE", "VALKEY_MAX_BATCH_SIZE", "VALKEY_DRAIN_TIMEOUT",
 	}
@@ -47,7 +50,10 @@ func TestEnvEmpty(t *testing.T) {
 	for _, name := range EnvVars {
 		m[name] = " "
 	}
-	m["VALKEY_PASSWORD"], m["VALKEY_USERNAME"] = "", ""
+	// Credentials keep their spaces: blank means empty for them.
+	for _, name := range []string{"VALKEY_USERNAME", "VALKEY_PASSWORD", "VALKEY_SENTINEL_USERNAME", "VALKEY_SENTINEL_PASSWORD"} {
+		m[name] = ""
+	}
 	got, err = loadFromLookup(lookupMap(m))
 	if err != nil || !reflect.DeepEqual(got, DefaultConfig()) {
 		t.Fatalf("blank variables: %v, %v", got, err)
@@ -98,6 +104,8 @@ func TestEnvVar(t *testing.T) {
 		{"VALKEY_READ_FROM", "primary", func(c *Config) {}},
 		{"VALKEY_MAX_REDIRECTS", "0", func(c *Config) { c.MaxRedirects = 0 }},
 		{"VALKEY_CLUSTER_REFRESH_INTERVAL", "1m", func(c *Config) { c.ClusterRefreshInterval = time.Minute }},
+		{"VALKEY_SENTINEL_REFRESH_INTERVAL", "0", func(c *Config) { c.SentinelRefreshInterval = 0 }},
+		{"VALKEY_SENTINEL_REFRESH_INTERVAL", "30s", func(c *Config) { c.SentinelRefreshInterval = 30 * time.Second }},
 		{"VALKEY_TLS_ENABLED", "true", func(c *Config) { c.TLS.Enabled = true }},
 		{"VALKEY_TLS_ENABLED", "false", func(c *Config) {}},
 		{"VALKEY_MAILBOX_CAPACITY", "128", func(c *Config) { c.MailboxCapacity = 128 }},
@@ -117,7 +125,39 @@ func TestEnvVar(t *testing.T) {
 		{"VALKEY_TLS_SERVER_NAME", "sn", func(c *Config) { c.TLS.ServerName = "sn" }},
 		{"VALKEY_TLS_INSECURE_SKIP_VERIFY", "true", func(c *Config) { c.TLS.InsecureSkipVerify = true }},
 	}
+	// The sentinel variables need sentinel mode, which MASTER and ADDRS
+	// turn on together.
+	sentinelBase := map[string]string{"VALKEY_SENTINEL_MASTER": "mymaster", "VALKEY_SENTINEL_ADDRS": "s1:26379"}
+	sentinelTests := []struct {
+		name, value string
+		mod         func(*Config)
+	}{
+		{"VALKEY_SENTINEL_MASTER", " master-1 ", func(c *Config) { c.SentinelMasterName = "master-1" }},
+		{"VALKEY_SENTINEL_ADDRS", "s1:26379, s2:26380 ,[::1]:3", func(c *Config) { c.SentinelAddrs = []string{"s1:26379", "s2:26380", "[::1]:3"} }},
+		{"VALKEY_SENTINEL_USERNAME", " watcher ", func(c *Config) { c.SentinelUsername = " watcher " }},
+		{"VALKEY_SENTINEL_PASSWORD", " " + testSecret, func(c *Config) { c.SentinelPassword = " " + testSecret }},
+	}
 	covered := map[string]bool{}
+	for _, tt := range sentinelTests {
+		covered[tt.name] = true
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			m := map[string]string{tt.name: tt.value}
+			for k, v := range sentinelBase {
+				if _, ok := m[k]; !ok {
+					m[k] = v
+				}
+			}
+			got, err := loadFromLookup(lookupMap(m))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := DefaultConfig().WithSentinel("mymaster", "s1:26379")
+			tt.mod(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("got\n%#v\nwant\n%#v", got, want)
+			}
+		})
+	}
 	for _, tt := range tests {
 		covered[tt.name] = true
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -230,6 +270,19 @@ func TestEnvVarErrors(t *testing.T) {
 		{map[string]string{"VALKEY_MAX_REDIRECTS": "-1"}, "VALKEY_MAX_REDIRECTS", "-1", "at least 0"},
 		{map[string]string{"VALKEY_CLUSTER_REFRESH_INTERVAL": "soon"}, "VALKEY_CLUSTER_REFRESH_INTERVAL", "soon", "not a duration"},
 		{map[string]string{"VALKEY_CLUSTER_REFRESH_INTERVAL": "-1s"}, "VALKEY_CLUSTER_REFRESH_INTERVAL", "-1s", "at least 0"},
+		{map[string]string{"VALKEY_SENTINEL_MASTER": "m"}, "SentinelAddrs", "", "at least one sentinel in sentinel mode"},
+		{map[string]string{"VALKEY_SENTINEL_ADDRS": "s:1"}, "SentinelMasterName", "", "must be set in sentinel mode"},
+		{map[string]string{"VALKEY_SENTINEL_MASTER": "m m", "VALKEY_SENTINEL_ADDRS": "s:1"}, "VALKEY_SENTINEL_MASTER", "m m", "spaces"},
+		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1,,t:2"}, "VALKEY_SENTINEL_ADDRS", "s:1,,t:2", "entry 2 is empty"},
+		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s"}, "VALKEY_SENTINEL_ADDRS", "s", `entry 1 "s": must be "host:port"`},
+		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_ADDRS": "a:1"}, "VALKEY_ADDRS", "a:1", "conflicts with VALKEY_SENTINEL_MASTER"},
+		{map[string]string{"VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_ADDR": "a:1"}, "VALKEY_ADDR", "a:1", "conflicts with VALKEY_SENTINEL_ADDRS"},
+		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_CLUSTER_MODE": "true"}, "SentinelMode", "true", "must be false in cluster mode"},
+		{map[string]string{"VALKEY_SENTINEL_PASSWORD": testSecret}, "SentinelMode", "false", "must be true when other sentinel settings are given"},
+		{map[string]string{"VALKEY_SENTINEL_USERNAME": "w"}, "SentinelMode", "false", "must be true"},
+		{map[string]string{"VALKEY_SENTINEL_REFRESH_INTERVAL": "often"}, "VALKEY_SENTINEL_REFRESH_INTERVAL", "often", "not a duration"},
+		{map[string]string{"VALKEY_SENTINEL_REFRESH_INTERVAL": "-1s"}, "VALKEY_SENTINEL_REFRESH_INTERVAL", "-1s", "at least 0"},
+		{map[string]string{"VALKEY_URL": "valkey://s:1?master_set=m", "VALKEY_CLUSTER_MODE": "1"}, "SentinelMode", "true", "cluster mode"},
 		{map[string]string{"VALKEY_TLS_ENABLED": "on"}, "VALKEY_TLS_ENABLED", "on", "not a boolean"},
 		{map[string]string{"VALKEY_TLS_ENABLED": "0", "VALKEY_TLS_CA_FILE": "ca.pem"}, "VALKEY_TLS_ENABLED", "0", "must be true when other TLS settings are given"},
 		{map[string]string{"VALKEY_TLS_CA_FILE": "ca.pem"}, "TLS.Enabled", "false", "must be true"},
@@ -292,6 +345,16 @@ func TestEnvPrecedence(t *testing.T) {
 		{"driver wins over provider", map[string]string{"VALKEY_PROVIDER": "p", "VALKEY_DRIVER": "d"}, func(c *Config) {
 			*c = DefaultConfig()
 			c.Driver = "d"
+		}},
+		{"sentinel variables clear the url's addrs", map[string]string{"VALKEY_URL": url, "VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1,t:2"}, func(c *Config) {
+			c.SentinelMode, c.SentinelMasterName, c.SentinelAddrs, c.Addrs = true, "m", []string{"s:1", "t:2"}, nil
+		}},
+		{"sentinel url, then sentinel variables", map[string]string{
+			"VALKEY_URL":               "valkey://u:" + testSecret + "@s1:26379?addr=s2:26379&master_set=m",
+			"VALKEY_SENTINEL_ADDRS":    "s3:26379",
+			"VALKEY_SENTINEL_PASSWORD": testSecret,
+		}, func(c *Config) {
+			*c = DefaultConfig().WithSentinel("m", "s3:26379").WithUsername("u").WithPassword(testSecret).WithSentinelPassword(testSecret)
 		}},
 		{"url makes a bad value good", map[string]string{"VALKEY_URL": "valkey://h?pool_size=0", "VALKEY_POOL_SIZE": "2"}, func(c *Config) {
 			*c = DefaultConfig()
@@ -366,6 +429,8 @@ func FuzzLoadFromEnv(f *testing.F) {
 	f.Add(line("VALKEY_TLS_CERT_FILE", "c")+line("VALKEY_TLS_ENABLED", "true"), "pw")
 	f.Add(line("VALKEY_MIN_RETRY_BACKOFF", "1s")+line("VALKEY_READ_FROM", "replica"), "pw")
 	f.Add(line("VALKEY_URL", "valkey://:p/x@h")+line("VALKEY_ADDR", "h:0"), "pw")
+	f.Add(line("VALKEY_URL", "valkeys://u:p@s1?addr=s2:1&master_set=m")+line("VALKEY_SENTINEL_USERNAME", "w"), "pw")
+	f.Add(line("VALKEY_SENTINEL_MASTER", "m")+line("VALKEY_SENTINEL_ADDRS", "s:1, t:2")+line("VALKEY_SENTINEL_PASSWORD", "x"), "pw")
 	f.Fuzz(func(t *testing.T, data, password string) {
 		secret := fuzzMarker + password
 		if strings.Contains(strings.ToLower(data), strings.ToLower(fuzzMarker)) {
@@ -377,12 +442,19 @@ func FuzzLoadFromEnv(f *testing.F) {
 				continue
 			}
 			name := EnvVars[int(l[0])%len(EnvVars)]
-			if name == "VALKEY_PASSWORD" {
+			if name == "VALKEY_PASSWORD" || name == "VALKEY_SENTINEL_PASSWORD" {
 				continue
 			}
 			env[name] = l[1:]
 		}
 		checkEnvLoad(t, env, secret)
+		// In sentinel mode, with the sentinels' password a secret too.
+		senv := maps.Clone(env)
+		delete(senv, "VALKEY_ADDR")
+		delete(senv, "VALKEY_ADDRS")
+		senv["VALKEY_SENTINEL_MASTER"], senv["VALKEY_SENTINEL_ADDRS"] = "m", "s:26379"
+		senv["VALKEY_SENTINEL_PASSWORD"] = fuzzMarker + "s" + password
+		checkEnvLoad(t, senv, secret)
 		// Also put a marker in the user information of VALKEY_URL: it may
 		// not leak either (though as a user name it may be printed).
 		if u, ok := env["VALKEY_URL"]; ok {
@@ -412,6 +484,9 @@ func checkEnvLoad(t *testing.T, env map[string]string, secret string) {
 	}
 	if cfg.Password != secret {
 		t.Fatalf("Password = %q, want %q", cfg.Password, secret)
+	}
+	if want := env["VALKEY_SENTINEL_PASSWORD"]; cfg.SentinelPassword != want {
+		t.Fatalf("SentinelPassword = %q, want %q", cfg.SentinelPassword, want)
 	}
 	if strings.Contains(cfg.Username, fuzzMarker) {
 		return // the marker landed in the URL's user name, which is printed

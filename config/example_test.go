@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -71,4 +72,39 @@ func ExampleLoadFromEnv() {
 		return
 	}
 	_ = cfg
+}
+
+func ExampleConfig_WithSentinel() {
+	cfg := config.DefaultConfig().
+		WithSentinel("mymaster", "10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379").
+		WithSentinelPassword("sentinel-secret"). // the sentinels' own password
+		WithPassword("data-secret").             // the primary's and the replicas'
+		WithReadFrom(config.ReadFromPreferReplica)
+	fmt.Println(cfg.Validate(), cfg.SentinelMasterName, cfg.SentinelAddrs)
+
+	// The URL form valkey-go reads: the first sentinel as the host, the
+	// others as addr parameters.
+	cfg, err := config.ParseURL("valkey://:data-secret@10.0.0.1:26379?addr=10.0.0.2:26379&addr=10.0.0.3:26379&master_set=mymaster")
+	fmt.Println(err, cfg.SentinelMode, cfg.SentinelMasterName, cfg.SentinelAddrs)
+
+	// Sentinel and cluster mode do not mix.
+	fmt.Println(cfg.WithClusterMode(true).Validate())
+	// Output:
+	// <nil> mymaster [10.0.0.1:26379 10.0.0.2:26379 10.0.0.3:26379]
+	// <nil> true mymaster [10.0.0.1:26379 10.0.0.2:26379 10.0.0.3:26379]
+	// config: invalid SentinelMode "true": must be false in cluster mode (set only one of ClusterMode and SentinelMode)
+}
+
+func ExampleConfig_WithCredentialsProvider() {
+	// A provider is asked on every connect and reconnect: a rotated
+	// password is picked up without restarting the engine.
+	current := func(ctx context.Context) (string, string, error) {
+		return "app", "password-from-a-secret-store", nil
+	}
+	cfg := config.DefaultConfig().WithCredentialsProvider(current)
+	fmt.Println(cfg.Validate())
+	fmt.Println(cfg.WithPassword("static").Validate())
+	// Output:
+	// <nil>
+	// config: invalid Password "[redacted]": must be empty when CredentialsProvider is set
 }

@@ -14,18 +14,22 @@ import (
 // URL query parameters ParseURL accepts, in the order they are documented.
 var urlParams = []string{
 	"dial_timeout", "read_timeout", "write_timeout", "pool_size",
-	"client_name", "driver", "protocol",
+	"client_name", "driver", "protocol", "db", "max_retries", "skip_verify",
+	"addr", "master_set",
 }
 
 // urlFields maps the Config field Validate names to the query parameter that
 // sets it, so a validation error names what the user wrote.
 var urlFields = map[string]string{
-	"DialTimeout":  "dial_timeout",
-	"ReadTimeout":  "read_timeout",
-	"WriteTimeout": "write_timeout",
-	"PoolSize":     "pool_size",
-	"ClientName":   "client_name",
-	"Driver":       "driver",
+	"DialTimeout":        "dial_timeout",
+	"ReadTimeout":        "read_timeout",
+	"WriteTimeout":       "write_timeout",
+	"PoolSize":           "pool_size",
+	"ClientName":         "client_name",
+	"Driver":             "driver",
+	"DB":                 "db",
+	"MaxRetries":         "max_retries",
+	"SentinelMasterName": "master_set",
 }
 
 const urlSchemes = "valkey://, valkeys://, redis:// or rediss://"
@@ -39,13 +43,32 @@ const urlSchemes = "valkey://, valkeys://, redis:// or rediss://"
 // IPv6 host goes in brackets ("valkey://[::1]:6380"), an empty host means
 // 127.0.0.1 and an empty path means DB 0. Username and password are
 // percent-decoded and either may be given alone ("redis://:secret@host"). The
-// result has Addrs set to the single "host:port" as well as Host and Port.
+// result has Addrs set to the "host:port" (and those of the addr
+// parameters) as well as Host and Port.
 //
-// Query parameters, each at most once: dial_timeout, read_timeout,
-// write_timeout (Go durations such as "250ms"), pool_size (integer),
-// client_name, driver, and protocol (accepted and ignored: vactor always
-// speaks RESP3). Any other parameter, a fragment, or a path other than one
-// database number is an error.
+// Query parameters, each at most once unless said otherwise: dial_timeout,
+// read_timeout, write_timeout (Go durations such as "250ms"), pool_size
+// (integer), client_name, driver, protocol (accepted and ignored: vactor
+// always speaks RESP3), and the ones valkey-go's ParseURL also reads:
+//
+//   - db: the database number, instead of the path (not both);
+//   - max_retries: MaxRetries (valkey-go reads only "0", no retries);
+//   - skip_verify: TLS.InsecureSkipVerify, a boolean where an empty value
+//     means true; only with valkeys:// or rediss://;
+//   - addr, any number of times: more addresses ("host:port", or "host"
+//     for port 6379), after the URL's own host, in Addrs;
+//   - master_set: sentinel mode. The URL's host and the addr parameters
+//     are then the sentinels (SentinelAddrs), SentinelMasterName is the
+//     value, Addrs is empty and Host and Port keep their defaults. The user
+//     information is still the data nodes' Username and Password (set the
+//     sentinels' with SentinelUsername and SentinelPassword).
+//
+// For example, three sentinels watching "mymaster", with TLS:
+//
+//	valkeys://app:secret@s1:26379?addr=s2:26379&addr=s3:26379&master_set=mymaster
+//
+// Any other parameter, a fragment, or a path other than one database
+// number is an error.
 //
 // An '@', '/', '?' or '#' in the password must be percent-encoded (%40, %2F,
 // %3F, %23): a URL with an '@' after its user information is rejected rather
@@ -138,10 +161,11 @@ func parseURL(s string) (Config, error) {
 	cfg.Host, cfg.Port = host, port
 	cfg.Addrs = []string{net.JoinHostPort(host, strconv.Itoa(port))}
 
-	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
-		n, ok := parseDigits(db)
+	pathDB := strings.TrimPrefix(u.Path, "/")
+	if pathDB != "" {
+		n, ok := parseDigits(pathDB)
 		if !ok {
-			return Config{}, newFieldError("URL db", db, "must be a non-negative integer")
+			return Config{}, newFieldError("URL db", pathDB, "must be a non-negative integer")
 		}
 		cfg.DB = n
 	}
@@ -152,6 +176,19 @@ func parseURL(s string) (Config, error) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(q)) {
 		values := q[name]
+		if name == "addr" {
+			for _, v := range values {
+				addr, reason := urlAddr(v)
+				if reason != "" {
+					return Config{}, newFieldError("URL addr", v, reason)
+				}
+				cfg.Addrs = append(cfg.Addrs, addr)
+			}
+			continue
+		}
+		if name == "db" && pathDB != "" {
+			return Config{}, newFieldError("URL db", values[0], "given both as the path and as a parameter; give one")
+		}
 		if len(values) != 1 {
 			return Config{}, newFieldError("URL query", name, "parameter given more than once")
 		}
@@ -163,7 +200,26 @@ func parseURL(s string) (Config, error) {
 			return Config{}, newFieldError("URL "+name, values[0], reason)
 		}
 	}
+	if cfg.SentinelMode {
+		cfg.SentinelAddrs, cfg.Addrs = cfg.Addrs, nil
+		cfg.Host, cfg.Port = defaultHost, defaultPort
+	}
 	return cfg, nil
+}
+
+// urlAddr checks the value of an addr parameter, "host:port" or "host",
+// and returns it as "host:port".
+func urlAddr(v string) (string, string) {
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		if reason := checkHost(strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")); reason != "" {
+			return "", `must be "host:port" or "host"`
+		}
+		v = net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(v, "["), "]"), strconv.Itoa(defaultPort))
+	}
+	if reason := checkAddr(v); reason != "" {
+		return "", reason
+	}
+	return v, ""
 }
 
 const errUnknownParam = "unknown"
@@ -193,6 +249,28 @@ func applyURLParam(cfg *Config, name, v string) string {
 		cfg.Driver = v
 	case "protocol":
 		// Accepted for compatibility with other clients' URLs; ignored.
+	case "db":
+		n, ok := parseDigits(v)
+		if !ok {
+			return "must be a non-negative integer"
+		}
+		cfg.DB = n
+	case "max_retries":
+		return parseInt(v, &cfg.MaxRetries)
+	case "skip_verify":
+		if !cfg.TLS.Enabled {
+			return "only with a TLS scheme (valkeys:// or rediss://)"
+		}
+		if v == "" {
+			cfg.TLS.InsecureSkipVerify = true
+			return ""
+		}
+		return parseBool(v, &cfg.TLS.InsecureSkipVerify)
+	case "master_set":
+		if v == "" {
+			return "must not be empty"
+		}
+		cfg.SentinelMode, cfg.SentinelMasterName = true, v
 	default:
 		return errUnknownParam
 	}

@@ -3,9 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +49,11 @@ func TestParseURL(t *testing.T) {
 		{"valkey://h?protocol=3", func(c *Config) { c.Host = "h" }},
 		{"valkey://h?protocol=anything", func(c *Config) { c.Host = "h" }},
 		{"valkey://h?", func(c *Config) { c.Host = "h" }},
+		{"valkey://h?db=3", func(c *Config) { c.Host, c.DB = "h", 3 }},
+		{"valkey://h?max_retries=0", func(c *Config) { c.Host, c.MaxRetries = "h", 0 }},
+		{"valkeys://h?skip_verify", func(c *Config) { c.Host, c.TLS.Enabled, c.TLS.InsecureSkipVerify = "h", true, true }},
+		{"valkeys://h?skip_verify=false", func(c *Config) { c.Host, c.TLS.Enabled = "h", true }},
+		{"rediss://h?skip_verify=true", func(c *Config) { c.Host, c.TLS.Enabled, c.TLS.InsecureSkipVerify = "h", true, true }},
 		{"rediss://u:" + testSecret + "@[::1]:7000/4?dial_timeout=1s&read_timeout=2s&write_timeout=3s&pool_size=5&client_name=c&driver=d&protocol=3", func(c *Config) {
 			c.Host, c.Port, c.Username, c.Password, c.DB, c.TLS.Enabled = "::1", 7000, "u", testSecret, 4, true
 			c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.PoolSize, c.ClientName, c.Driver = time.Second, 2*time.Second, 3*time.Second, 5, "c", "d"
@@ -66,6 +73,36 @@ func TestParseURL(t *testing.T) {
 			}
 			if err := got.Validate(); err != nil {
 				t.Fatalf("result does not validate: %v", err)
+			}
+			assertNoSecret(t, "String", got.String(), testSecret)
+		})
+	}
+}
+
+func TestParseURLAddrsAndSentinel(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Config
+	}{
+		{"valkey://a:7000?addr=b:7001&addr=[::1]:7002&addr=c", DefaultConfig().WithHost("a").WithPort(7000).
+			WithAddrs("a:7000", "b:7001", "[::1]:7002", "c:6379")},
+		{"valkey://s1:26379?master_set=mymaster", DefaultConfig().WithSentinel("mymaster", "s1:26379")},
+		// valkey-go's form: the first sentinel as the host, the others as
+		// addr, the data nodes' credentials as user information.
+		{"valkeys://app:" + testSecret + "@s1:26379/2?addr=s2:26380&addr=s3&master_set=mymaster&dial_timeout=1s",
+			DefaultConfig().WithSentinel("mymaster", "s1:26379", "s2:26380", "s3:6379").
+				WithUsername("app").WithPassword(testSecret).WithDB(2).WithDialTimeout(time.Second).
+				WithTLS(TLSConfig{Enabled: true})},
+		{"redis://?master_set=m", DefaultConfig().WithSentinel("m", "127.0.0.1:6379")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseURL(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("ParseURL(%q) =\n%#v\nwant\n%#v", tt.in, got, tt.want)
 			}
 			assertNoSecret(t, "String", got.String(), testSecret)
 		})
@@ -109,7 +146,21 @@ func TestParseURLErrors(t *testing.T) {
 		{"valkey://u:" + s + "@h/1.5", "URL db", "1.5", "non-negative integer"},
 		{"valkey://h/99999999999", "URL db", "99999999999", "non-negative integer"},
 		{"valkey://u:" + s + "@h?password=" + s, "URL query", "password", "unknown parameter"},
-		{"valkey://u:" + s + "@h?db=1", "URL query", "db", "unknown parameter; want one of dial_timeout"},
+		{"valkey://u:" + s + "@h?tls=1", "URL query", "tls", "unknown parameter; want one of dial_timeout"},
+		{"valkey://u:" + s + "@h/1?db=1", "URL db", "1", "given both as the path and as a parameter"},
+		{"valkey://u:" + s + "@h?db=x", "URL db", "x", "non-negative integer"},
+		{"valkey://u:" + s + "@h?db=-1", "URL db", "-1", "non-negative integer"},
+		{"valkey://u:" + s + "@h?db=1&db=2", "URL query", "db", "more than once"},
+		{"valkey://u:" + s + "@h?max_retries=x", "URL max_retries", "x", "not an integer"},
+		{"valkey://u:" + s + "@h?max_retries=-1", "URL max_retries", "-1", "at least 0"},
+		{"valkey://u:" + s + "@h?skip_verify", "URL skip_verify", "", "only with a TLS scheme"},
+		{"valkeys://u:" + s + "@h?skip_verify=maybe", "URL skip_verify", "maybe", "not a boolean"},
+		{"valkey://u:" + s + "@h?addr=x:0", "URL addr", "x:0", "between 1 and 65535"},
+		{"valkey://u:" + s + "@h?addr=a+b", "URL addr", "a b", `"host:port" or "host"`},
+		{"valkey://u:" + s + "@h?addr=", "URL addr", "", `"host:port" or "host"`},
+		{"valkey://u:" + s + "@h?master_set=", "URL master_set", "", "must not be empty"},
+		{"valkey://u:" + s + "@h?master_set=a+b", "URL master_set", "a b", "spaces"},
+		{"valkey://u:" + s + "@h?master_set=m&master_set=n", "URL query", "master_set", "more than once"},
 		{"valkey://u:" + s + "@h?Dial_Timeout=1s", "URL query", "Dial_Timeout", "unknown parameter"},
 		{"valkey://u:" + s + "@h?dial_timeout=1s&dial_timeout=2s", "URL query", "dial_timeout", "more than once"},
 		{"valkey://u:" + s + "@h?dial_timeout=5", "URL dial_timeout", "5", "not a duration"},
@@ -181,6 +232,8 @@ func FuzzParseURL(f *testing.F) {
 		"valkey://u:p/q@h", "valkey://u:p@h/x", "http://u:p@h", "u:p@h", "valkey://h:0",
 		"valkey://h?x=1", "valkey://[fe80::1%25eth0]:1", "valkey://u:p%zz@h", "valkey:/a@b://c",
 		"valkey://h#f@x", "valkey://%41:%42@h", "valkey://h/?read_timeout=-1s",
+		"valkeys://u:p@s1:26379/2?addr=s2:1&addr=s3&master_set=m", "valkey://h?db=1&max_retries=0",
+		"rediss://h?skip_verify", "valkey://h?addr=[::1]:2&addr=x",
 	} {
 		f.Add(s, uint(0))
 	}
@@ -249,7 +302,12 @@ func checkParsed(t *testing.T, s string, cfg Config, err error) {
 	if verr := cfg.Validate(); verr != nil {
 		t.Fatalf("ParseURL(%q) = %v, which fails Validate: %v", s, cfg, verr)
 	}
-	if len(cfg.Addrs) != 1 || cfg.Addrs[0] != cfg.Addresses()[0] {
+	switch {
+	case cfg.SentinelMode:
+		if len(cfg.Addrs) != 0 || len(cfg.SentinelAddrs) == 0 || cfg.SentinelMasterName == "" {
+			t.Fatalf("ParseURL(%q) in sentinel mode: Addrs %q, SentinelAddrs %q, SentinelMasterName %q", s, cfg.Addrs, cfg.SentinelAddrs, cfg.SentinelMasterName)
+		}
+	case len(cfg.Addrs) == 0 || cfg.Addrs[0] != net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)):
 		t.Fatalf("ParseURL(%q) Addrs %q disagree with Host %q Port %d", s, cfg.Addrs, cfg.Host, cfg.Port)
 	}
 	if cfg.Password != "" {

@@ -11,9 +11,21 @@ import (
 // Options says how to reach one node. The driver owns nothing in it after
 // Dial returns (it may keep copies).
 type Options struct {
-	Addr       string // "host:port"
-	Username   string // ACL user; "" for the default user
-	Password   string
+	Addr     string // "host:port"
+	Username string // ACL user; "" for the default user
+	Password string
+	// Credentials, when non-nil, supplies the user name and password
+	// instead of Username and Password, which are then ignored. The driver
+	// calls it on every connection it opens, including any reconnect it
+	// makes on its own, so that a rotated password is used from then on;
+	// an empty user name means the default user, an empty password no
+	// AUTH. The driver bounds each call with a ctx that ends after
+	// DialTimeout. An error fails that connection attempt and is returned
+	// wrapped (errors.Is/As reach it). It may be called concurrently.
+	// config.CredentialsProvider values can be assigned to it.
+	Credentials func(ctx context.Context) (username, password string, err error)
+	// DB is selected on connect; 0 sends no SELECT (a sentinel accepts no
+	// SELECT: connections to sentinels use 0).
 	DB         int
 	ClientName string
 	// DialTimeout bounds connecting and the handshake (HELLO/AUTH/SELECT).
@@ -39,6 +51,8 @@ type Options struct {
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	// TLS, when non-nil, makes the connection use TLS with this config.
+	// The driver must not modify it (it may be shared by every connection);
+	// an empty ServerName means the host of Addr.
 	TLS *tls.Config
 	// MaxPipeline is the largest pipeline the caller will send at once;
 	// the driver must send pipelines up to this size on this connection.

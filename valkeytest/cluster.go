@@ -1,11 +1,9 @@
 package valkeytest
 
 import (
-	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,18 +18,15 @@ import (
 
 const (
 	clusterSlots       = 16384
-	clusterWaitTimeout = 15 * time.Second       // forming, failover, restart, slot moves
-	clusterPoll        = 15 * time.Millisecond  // between health polls
-	clusterDialTimeout = 500 * time.Millisecond // dialing a node
-	clusterObserveIO   = time.Second            // one health observation of a node
-	clusterIOTimeout   = 5 * time.Second        // any single reply
-	clusterMigrateIO   = 15 * time.Second       // one MIGRATE reply (5s server-side timeout)
-	clusterKeysBatch   = 1000                   // keys per GETKEYSINSLOT and MIGRATE
-	clusterLogTail     = 15                     // log lines per node in StartCluster errors
-	clusterMaxDepth    = 16                     // nesting of RESP arrays read
+	clusterWaitTimeout = 15 * time.Second      // forming, failover, restart, slot moves
+	clusterPoll        = 15 * time.Millisecond // between health polls
+	clusterObserveIO   = time.Second           // one health observation of a node
+	clusterMigrateIO   = 15 * time.Second      // one MIGRATE reply (5s server-side timeout)
+	clusterKeysBatch   = 1000                  // keys per GETKEYSINSLOT and MIGRATE
+	clusterLogTail     = 15                    // log lines per node in StartCluster errors
 )
 
-// Roles reported by [ClusterNode.Role].
+// Roles reported by [Server.Role].
 const (
 	RolePrimary = "primary" // the server says "master"
 	RoleReplica = "replica" // the server says "slave"
@@ -57,6 +52,18 @@ type ClusterOptions struct {
 
 	// AppendOnly sets Options.AppendOnly on every node.
 	AppendOnly bool
+
+	// Username and Password set Options.Username and Options.Password on
+	// every node; replicas use them with their primary (masteruser,
+	// masterauth) and MIGRATE with the target (AUTH or AUTH2). Default:
+	// none.
+	Username, Password string
+
+	// TLS makes every node accept TLS only (Options.TLS), and the cluster
+	// bus and replication use TLS (tls-cluster yes, tls-replication yes):
+	// the ports the nodes announce (CLUSTER SLOTS, MOVED) are their TLS
+	// ports. Default: nil (plain TCP).
+	TLS *TLSOptions
 }
 
 func (o ClusterOptions) withDefaults() (ClusterOptions, error) {
@@ -77,6 +84,9 @@ func (o ClusterOptions) withDefaults() (ClusterOptions, error) {
 		o.NodeTimeout = time.Second
 	case o.NodeTimeout < time.Millisecond:
 		return o, fmt.Errorf("valkeytest: ClusterOptions.NodeTimeout = %v, want at least 1ms", o.NodeTimeout)
+	}
+	if o.Username != "" && o.Password == "" {
+		return o, errors.New("valkeytest: ClusterOptions.Username needs Password")
 	}
 	return o, nil
 }
@@ -207,20 +217,33 @@ func (c *Cluster) startNode(i int) (*ClusterNode, error) {
 		if bus, err = freePort(); err != nil {
 			return nil, err
 		}
+		args := []string{
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", strconv.FormatInt(c.opts.NodeTimeout.Milliseconds(), 10),
+			"--cluster-port", strconv.Itoa(bus),
+			"--repl-diskless-sync", "yes",
+			"--repl-diskless-sync-delay", "0",
+			"--cluster-require-full-coverage", "no",
+			"--cluster-allow-reads-when-down", "yes",
+		}
+		if c.opts.Password != "" {
+			args = append(args, "--masterauth", c.opts.Password)
+		}
+		if c.opts.Username != "" {
+			args = append(args, "--masteruser", c.opts.Username)
+		}
+		if c.opts.TLS != nil {
+			args = append(args, "--tls-cluster", "yes")
+		}
 		var srv *Server
 		srv, err = StartServer(Options{
 			Name:       "cluster node " + strconv.Itoa(i),
 			AppendOnly: c.opts.AppendOnly,
-			Args: []string{
-				"--cluster-enabled", "yes",
-				"--cluster-config-file", "nodes.conf",
-				"--cluster-node-timeout", strconv.FormatInt(c.opts.NodeTimeout.Milliseconds(), 10),
-				"--cluster-port", strconv.Itoa(bus),
-				"--repl-diskless-sync", "yes",
-				"--repl-diskless-sync-delay", "0",
-				"--cluster-require-full-coverage", "no",
-				"--cluster-allow-reads-when-down", "yes",
-			},
+			Username:   c.opts.Username,
+			Password:   c.opts.Password,
+			TLS:        c.opts.TLS,
+			Args:       args,
 		})
 		if err == nil {
 			return &ClusterNode{Server: srv, c: c, busPort: bus}, nil
@@ -249,7 +272,7 @@ func (c *Cluster) form() error {
 			lo, hi := i*clusterSlots/nPrim, (i+1)*clusterSlots/nPrim-1
 			cmds = append(cmds, []string{"CLUSTER", "ADDSLOTSRANGE", strconv.Itoa(lo), strconv.Itoa(hi)})
 		}
-		replies, err := n.pipeline(cmds, clusterIOTimeout)
+		replies, err := n.pipeline(cmds, toolIOTimeout)
 		if err != nil {
 			return err
 		}
@@ -275,7 +298,7 @@ func (c *Cluster) form() error {
 		if len(cmds) == 0 {
 			continue
 		}
-		if err := n.pipelineOK(cmds, clusterIOTimeout); err != nil {
+		if err := n.pipelineOK(cmds, toolIOTimeout); err != nil {
 			return err
 		}
 	}
@@ -299,7 +322,7 @@ func (c *Cluster) form() error {
 	for i, n := range c.nodes[nPrim:] {
 		p := c.nodes[i%nPrim]
 		want[n] = p
-		if _, err := n.do(clusterIOTimeout, "CLUSTER", "REPLICATE", p.ID); err != nil {
+		if _, err := n.do(toolIOTimeout, "CLUSTER", "REPLICATE", p.ID); err != nil {
 			return fmt.Errorf("%s: CLUSTER REPLICATE %s: %w", n.label(), p.ID, err)
 		}
 	}
@@ -370,6 +393,15 @@ func (c *Cluster) Stop() error {
 // Nodes returns every node, in start order (primaries first, as started).
 func (c *Cluster) Nodes() []*ClusterNode { return slices.Clone(c.nodes) }
 
+// ClientTLS returns a new client TLS configuration for the cluster
+// (ClusterOptions.TLS.Certs.TLSConfig()), or nil without TLS.
+func (c *Cluster) ClientTLS() *tls.Config {
+	if c.opts.TLS == nil {
+		return nil
+	}
+	return c.opts.TLS.Certs.TLSConfig()
+}
+
 // Addrs returns the addresses of every node, in the order of Nodes.
 func (c *Cluster) Addrs() []string {
 	addrs := make([]string, len(c.nodes))
@@ -382,7 +414,7 @@ func (c *Cluster) Addrs() []string {
 // Primaries returns the nodes serving as primaries when the cluster was
 // last seen healthy: by StartCluster, Failover, WaitFailover, RestartNode
 // or WaitHealthy. A primary killed and not yet replaced is still one. For
-// the live role ask [ClusterNode.Role].
+// the live role ask [Server.Role].
 func (c *Cluster) Primaries() []*ClusterNode {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -397,34 +429,6 @@ func (c *Cluster) Replicas() []*ClusterNode {
 	return slices.Clone(c.replicas)
 }
 
-// Do runs one command on the node over a new connection and returns the
-// reply: a simple or bulk string as string, an integer as int64, a null
-// as nil, an array as []any of those. An error reply is returned as an
-// error whose text is the server's ("MOVED 3999 127.0.0.1:41234").
-func (n *ClusterNode) Do(args ...string) (any, error) {
-	return n.do(clusterIOTimeout, args...)
-}
-
-// Role asks the node (ROLE) and returns [RolePrimary] or [RoleReplica].
-func (n *ClusterNode) Role() (string, error) {
-	r, err := n.do(clusterIOTimeout, "ROLE")
-	if err != nil {
-		return "", fmt.Errorf("%s: ROLE: %w", n.label(), err)
-	}
-	arr, _ := r.([]any)
-	if len(arr) == 0 {
-		return "", fmt.Errorf("%s: ROLE = %v: %w", n.label(), r, errProtocol)
-	}
-	switch role, _ := arr[0].(string); role {
-	case "master":
-		return RolePrimary, nil
-	case "slave", "replica":
-		return RoleReplica, nil
-	default:
-		return role, nil
-	}
-}
-
 // anyNode runs one command on the first running node that answers it.
 func (c *Cluster) anyNode(args ...string) (any, error) {
 	if c.isStopped() {
@@ -435,11 +439,11 @@ func (c *Cluster) anyNode(args ...string) (any, error) {
 		if n.Pid() == 0 {
 			continue
 		}
-		r, err := n.do(clusterIOTimeout, args...)
+		r, err := n.do(toolIOTimeout, args...)
 		if err == nil {
 			return r, nil
 		}
-		var re clusterReplyError
+		var re replyError
 		if errors.As(err, &re) {
 			return nil, fmt.Errorf("%s: %s: %w", n.label(), strings.Join(args, " "), err)
 		}
@@ -619,10 +623,10 @@ func (c *Cluster) MigrateSlots(from, to *ClusterNode, slots []int) error {
 		}
 		return cmds
 	}
-	if err := dst.pipelineOK(setslot("IMPORTING", from.ID), clusterIOTimeout); err != nil {
+	if err := dst.pipelineOK(setslot("IMPORTING", from.ID), toolIOTimeout); err != nil {
 		return err
 	}
-	if err := src.pipelineOK(setslot("MIGRATING", to.ID), clusterIOTimeout); err != nil {
+	if err := src.pipelineOK(setslot("MIGRATING", to.ID), toolIOTimeout); err != nil {
 		c.unsetMigrating(src, dst, slots)
 		return err
 	}
@@ -633,10 +637,10 @@ func (c *Cluster) MigrateSlots(from, to *ClusterNode, slots []int) error {
 
 	// The new owner first, then the old one, then everybody else.
 	node := setslot("NODE", to.ID)
-	if err := dst.pipelineOK(node, clusterIOTimeout); err != nil {
+	if err := dst.pipelineOK(node, toolIOTimeout); err != nil {
 		return err
 	}
-	if err := src.pipelineOK(node, clusterIOTimeout); err != nil {
+	if err := src.pipelineOK(node, toolIOTimeout); err != nil {
 		return err
 	}
 	for _, n := range c.nodes {
@@ -644,7 +648,7 @@ func (c *Cluster) MigrateSlots(from, to *ClusterNode, slots []int) error {
 		if n == from || n == to || n.Pid() == 0 || !ok || !e.has("master") || e.has("fail") {
 			continue
 		}
-		if err := n.pipelineOK(node, clusterIOTimeout); err != nil {
+		if err := n.pipelineOK(node, toolIOTimeout); err != nil {
 			return err
 		}
 	}
@@ -671,14 +675,14 @@ func (c *Cluster) MigrateSlots(from, to *ClusterNode, slots []int) error {
 
 // moveKeys migrates every key of slots from src to the node to, batch by
 // batch, until src has none left in them.
-func (c *Cluster) moveKeys(src *clusterConn, to *ClusterNode, slots []int) error {
+func (c *Cluster) moveKeys(src *toolConn, to *ClusterNode, slots []int) error {
 	pending := slots
 	for len(pending) > 0 {
 		get := make([][]string, len(pending))
 		for i, s := range pending {
 			get[i] = []string{"CLUSTER", "GETKEYSINSLOT", strconv.Itoa(s), strconv.Itoa(clusterKeysBatch)}
 		}
-		replies, err := src.pipeline(get, clusterIOTimeout)
+		replies, err := src.pipeline(get, toolIOTimeout)
 		if err != nil {
 			return err
 		}
@@ -692,7 +696,14 @@ func (c *Cluster) moveKeys(src *clusterConn, to *ClusterNode, slots []int) error
 			if len(keys) == 0 {
 				continue // nothing (left) in this slot
 			}
-			cmd := []string{"MIGRATE", Host, strconv.Itoa(to.Port()), "", "0", "5000", "REPLACE", "KEYS"}
+			cmd := []string{"MIGRATE", Host, strconv.Itoa(to.Port()), "", "0", "5000", "REPLACE"}
+			switch {
+			case c.opts.Username != "":
+				cmd = append(cmd, "AUTH2", c.opts.Username, to.Password())
+			case c.opts.Password != "":
+				cmd = append(cmd, "AUTH", to.Password())
+			}
+			cmd = append(cmd, "KEYS")
 			for _, k := range keys {
 				key, _ := k.(string)
 				cmd = append(cmd, key)
@@ -707,7 +718,8 @@ func (c *Cluster) moveKeys(src *clusterConn, to *ClusterNode, slots []int) error
 			}
 			for i, r := range replies {
 				if err := replyErr(r); err != nil {
-					return fmt.Errorf("%s: MIGRATE of %d keys of slot %d: %w", src.label, len(migrate[i])-8, next[i], err)
+					nkeys := len(migrate[i]) - slices.Index(migrate[i], "KEYS") - 1
+					return fmt.Errorf("%s: MIGRATE of %d keys of slot %d: %w", src.label, nkeys, next[i], err)
 				}
 			}
 		}
@@ -718,13 +730,13 @@ func (c *Cluster) moveKeys(src *clusterConn, to *ClusterNode, slots []int) error
 
 // unsetMigrating undoes IMPORTING and MIGRATING after a failed move, as
 // far as it can.
-func (c *Cluster) unsetMigrating(src, dst *clusterConn, slots []int) {
+func (c *Cluster) unsetMigrating(src, dst *toolConn, slots []int) {
 	cmds := make([][]string, len(slots))
 	for i, s := range slots {
 		cmds[i] = []string{"CLUSTER", "SETSLOT", strconv.Itoa(s), "STABLE"}
 	}
-	_, _ = src.pipeline(cmds, clusterIOTimeout)
-	_, _ = dst.pipeline(cmds, clusterIOTimeout)
+	_, _ = src.pipeline(cmds, toolIOTimeout)
+	_, _ = dst.pipeline(cmds, toolIOTimeout)
 }
 
 func (c *Cluster) member(n *ClusterNode) error {
@@ -754,7 +766,7 @@ func (c *Cluster) Failover(replica *ClusterNode) error {
 	if v.role != "slave" || old == nil {
 		return fmt.Errorf("valkeytest: Failover: %s is not a replica", replica.label())
 	}
-	r, err := replica.do(clusterIOTimeout, "CLUSTER", "FAILOVER")
+	r, err := replica.do(toolIOTimeout, "CLUSTER", "FAILOVER")
 	if err != nil {
 		return fmt.Errorf("%s: CLUSTER FAILOVER: %w", replica.label(), err)
 	}
@@ -1147,168 +1159,4 @@ func (c *Cluster) noteRoles(s *clusterSnapshot) {
 	c.mu.Lock()
 	c.primaries, c.replicas = prim, repl
 	c.mu.Unlock()
-}
-
-// --- RESP ---
-
-// clusterReplyError is an error reply, its text as the server sent it.
-type clusterReplyError string
-
-func (e clusterReplyError) Error() string { return string(e) }
-
-// replyErr returns the reply as an error when it is an error reply.
-func replyErr(r any) error {
-	if e, ok := r.(clusterReplyError); ok {
-		return e
-	}
-	return nil
-}
-
-// clusterConn is one connection to a node, for pipelines.
-type clusterConn struct {
-	net.Conn
-	r     *bufio.Reader
-	label string
-}
-
-func (n *ClusterNode) dial() (*clusterConn, error) {
-	conn, err := net.DialTimeout("tcp", n.Addr(), clusterDialTimeout)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", n.label(), err)
-	}
-	return &clusterConn{Conn: conn, r: bufio.NewReaderSize(conn, 64<<10), label: n.label()}, nil
-}
-
-// pipeline writes every command, then reads every reply. Error replies
-// come back as clusterReplyError values; the error is for I/O and
-// protocol failures. Each reply must arrive within timeout.
-func (cc *clusterConn) pipeline(cmds [][]string, timeout time.Duration) ([]any, error) {
-	var buf []byte
-	for _, cmd := range cmds {
-		buf = appendCommand(buf, cmd...)
-	}
-	if err := cc.SetDeadline(time.Now().Add(timeout)); err != nil {
-		return nil, fmt.Errorf("%s: %w", cc.label, err)
-	}
-	if _, err := cc.Write(buf); err != nil {
-		return nil, fmt.Errorf("%s: %w", cc.label, err)
-	}
-	replies := make([]any, len(cmds))
-	for i := range cmds {
-		if err := cc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-			return nil, fmt.Errorf("%s: %w", cc.label, err)
-		}
-		r, err := readClusterReply(cc.r, 0)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", cc.label, strings.Join(cmds[i], " "), err)
-		}
-		replies[i] = r
-	}
-	return replies, nil
-}
-
-// pipelineOK runs a pipeline and fails on the first error reply.
-func (cc *clusterConn) pipelineOK(cmds [][]string, timeout time.Duration) error {
-	replies, err := cc.pipeline(cmds, timeout)
-	if err != nil {
-		return err
-	}
-	for i, r := range replies {
-		if err := replyErr(r); err != nil {
-			return fmt.Errorf("%s: %s: %w", cc.label, strings.Join(cmds[i], " "), err)
-		}
-	}
-	return nil
-}
-
-func (n *ClusterNode) pipeline(cmds [][]string, timeout time.Duration) ([]any, error) {
-	cc, err := n.dial()
-	if err != nil {
-		return nil, err
-	}
-	defer cc.Close()
-	return cc.pipeline(cmds, timeout)
-}
-
-func (n *ClusterNode) pipelineOK(cmds [][]string, timeout time.Duration) error {
-	cc, err := n.dial()
-	if err != nil {
-		return err
-	}
-	defer cc.Close()
-	return cc.pipelineOK(cmds, timeout)
-}
-
-// do runs one command on a new connection; an error reply is the error.
-func (n *ClusterNode) do(timeout time.Duration, args ...string) (any, error) {
-	replies, err := n.pipeline([][]string{args}, timeout)
-	if err != nil {
-		return nil, err
-	}
-	if err := replyErr(replies[0]); err != nil {
-		return nil, err
-	}
-	return replies[0], nil
-}
-
-// readClusterReply reads one RESP2 reply: a simple string or bulk string
-// as string, an error as clusterReplyError, an integer as int64, a null
-// as nil, an array as []any.
-func readClusterReply(r *bufio.Reader, depth int) (any, error) {
-	if depth > clusterMaxDepth {
-		return nil, fmt.Errorf("%w: arrays nested too deep", errProtocol)
-	}
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return nil, err
-	}
-	line, ok := strings.CutSuffix(line, "\r\n")
-	if !ok || line == "" {
-		return nil, fmt.Errorf("%w: %q", errProtocol, line)
-	}
-	switch line[0] {
-	case '+':
-		return line[1:], nil
-	case '-':
-		return clusterReplyError(line[1:]), nil
-	case ':':
-		n, err := strconv.ParseInt(line[1:], 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %q", errProtocol, line)
-		}
-		return n, nil
-	case '$':
-		n, err := strconv.Atoi(line[1:])
-		if err != nil {
-			return nil, fmt.Errorf("%w: %q", errProtocol, line)
-		}
-		if n < 0 {
-			return nil, nil
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return nil, err
-		}
-		if buf[n] != '\r' || buf[n+1] != '\n' {
-			return nil, fmt.Errorf("%w: bulk string not ended by CRLF", errProtocol)
-		}
-		return string(buf[:n]), nil
-	case '*':
-		n, err := strconv.Atoi(line[1:])
-		if err != nil {
-			return nil, fmt.Errorf("%w: %q", errProtocol, line)
-		}
-		if n < 0 {
-			return nil, nil
-		}
-		arr := make([]any, n)
-		for i := range arr {
-			if arr[i], err = readClusterReply(r, depth+1); err != nil {
-				return nil, err
-			}
-		}
-		return arr, nil
-	default:
-		return nil, fmt.Errorf("%w: %q", errProtocol, line)
-	}
 }

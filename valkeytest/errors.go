@@ -15,4 +15,8 @@ var (
 	// ErrNotRunning is returned by [Server.Pause] and [Server.Resume] when
 	// the server process is not running (killed, or exited on its own).
 	ErrNotRunning = errors.New("valkeytest: server not running")
+
+	// ErrTapClosed is returned by the waits of a [SentinelTap] once it is
+	// closed.
+	ErrTapClosed = errors.New("valkeytest: sentinel tap closed")
 )

@@ -29,3 +29,22 @@ func ExampleStartServer() {
 	fmt.Printf("%q\n", reply)
 	// Output: "+PONG\r\n"
 }
+
+func ExampleStartSentinel() {
+	s, err := valkeytest.StartSentinel(valkeytest.SentinelOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Stop()
+
+	old, err := s.Primary()
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := s.Failover()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(s.MasterName(), len(s.Addrs()), p != old)
+	// Output: mymaster 3 true
+}

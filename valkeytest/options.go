@@ -14,9 +14,22 @@ type Options struct {
 	// A later argument overrides an earlier one. Default: none.
 	Args []string
 
-	// Password, when not empty, sets requirepass. The readiness check
-	// authenticates with it. Default: no password.
+	// Password, when not empty, sets requirepass (the password of the
+	// default user). The readiness check and valkeytest's own connections
+	// ([Server.Do]) authenticate with it. Default: no password.
 	Password string
+
+	// Username, when not empty, makes the server start with an ACL user
+	// of that name, password Password and every permission (on ~* &*
+	// +@all), and with the default user turned off; the readiness check
+	// and valkeytest's own connections then authenticate as that user.
+	// Password must be set too. Default: none (the default user).
+	Username string
+
+	// TLS, when set, makes the server accept TLS connections only: Port
+	// is its TLS port (--tls-port, with --port 0). Default: nil (plain
+	// TCP).
+	TLS *TLSOptions
 
 	// AppendOnly turns the append-only file on with "appendfsync always",
 	// so that every acknowledged write survives Kill and Restart.

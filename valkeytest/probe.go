@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -28,12 +27,13 @@ const (
 	probeNoAuth                      // answers, but wants a password we do not have
 )
 
-// probe sends [AUTH password] PING and INFO server to addr and reports
-// whether the server is ready. The process id check guards against a port
-// that another process took between picking it and the server binding it:
-// that server would answer PING while ours fails to start.
-func probe(addr, password string, pid int) probeResult {
-	conn, err := net.DialTimeout("tcp", addr, probeDialTimeout)
+// probe sends [AUTH ...] PING and INFO server to the server, over TLS
+// when it serves TLS, and reports whether it is ready. The process id
+// check guards against a port that another process took between picking
+// it and the server binding it: that server would answer PING while ours
+// fails to start.
+func (s *Server) probe(pid int) probeResult {
+	conn, err := s.dialRaw(probeDialTimeout)
 	if err != nil {
 		return probeNotReady
 	}
@@ -42,8 +42,9 @@ func probe(addr, password string, pid int) probeResult {
 		return probeNotReady
 	}
 	var req []byte
-	if password != "" {
-		req = appendCommand(req, "AUTH", password)
+	auth := s.authCommand()
+	if auth != nil {
+		req = appendCommand(req, auth...)
 	}
 	req = appendCommand(req, "PING")
 	req = appendCommand(req, "INFO", "server")
@@ -51,7 +52,7 @@ func probe(addr, password string, pid int) probeResult {
 		return probeNotReady
 	}
 	r := bufio.NewReader(conn)
-	if password != "" {
+	if auth != nil {
 		// A failed AUTH shows again as -NOAUTH on PING.
 		if _, err := readReply(r); err != nil {
 			return probeNotReady

@@ -1,6 +1,7 @@
 package valkeytest
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -35,15 +36,28 @@ var errBind = errors.New("port in use")
 // across [Server.Kill] and [Server.Restart]. Safe for concurrent use.
 type Server struct {
 	opts    Options
+	mode    serverMode
 	bin     string
 	port    int
 	dir     string
 	ownDir  bool // created by StartServer, removed by Stop
 	logPath string
+	conf    string // mode.conf written here, or ""
+
+	credMu   sync.Mutex // guards password and users; never held across I/O
+	password string     // of Options.Username, or the default user
+	users    []aclUser  // added by AddUser, created again at every launch
 
 	mu      sync.Mutex
 	proc    *process // nil when killed or stopped
 	stopped bool
+}
+
+// serverMode is how a server is run beyond Options: sentinels are started
+// with a configuration file that they rewrite.
+type serverMode struct {
+	conf     string // contents of the configuration file passed first, or ""
+	sentinel bool   // run with --sentinel
 }
 
 // StartServer starts a server and waits until it answers. The server
@@ -53,12 +67,26 @@ type Server struct {
 // server does not start within 10 seconds, or exits before it answers,
 // the error quotes the end of its log.
 func StartServer(opts Options) (*Server, error) {
+	return startServer(opts, serverMode{})
+}
+
+func startServer(opts Options, mode serverMode) (*Server, error) {
 	opts.Args = append([]string(nil), opts.Args...)
+	if opts.Username != "" && opts.Password == "" {
+		return nil, errors.New("valkeytest: Options.Username needs Options.Password")
+	}
+	if opts.TLS != nil {
+		if err := opts.TLS.validate(); err != nil {
+			return nil, err
+		}
+		t := *opts.TLS
+		opts.TLS = &t
+	}
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, bin: bin, dir: opts.Dir}
+	s := &Server{opts: opts, mode: mode, bin: bin, dir: opts.Dir, password: opts.Password}
 	if s.dir == "" {
 		if s.dir, err = os.MkdirTemp("", "valkeytest-"); err != nil {
 			return nil, fmt.Errorf("valkeytest: %w", err)
@@ -72,6 +100,13 @@ func StartServer(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("valkeytest: %w", err)
 	}
 	s.logPath = filepath.Join(s.dir, "server.log")
+	if mode.conf != "" {
+		s.conf = filepath.Join(s.dir, "server.conf")
+		if err := os.WriteFile(s.conf, []byte(mode.conf), 0o644); err != nil {
+			s.removeDir()
+			return nil, fmt.Errorf("valkeytest: %w", err)
+		}
+	}
 
 	attempts := 1
 	if opts.Port == 0 {
@@ -115,8 +150,19 @@ func (s *Server) args() []string {
 	if s.opts.AppendOnly {
 		appendOnly = "yes"
 	}
-	args := []string{
-		"--port", strconv.Itoa(s.port),
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	if s.mode.sentinel {
+		args = append(args, "--sentinel")
+	}
+	if s.opts.TLS != nil {
+		args = append(args, s.opts.TLS.args(s.port)...)
+	} else {
+		args = append(args, "--port", strconv.Itoa(s.port))
+	}
+	args = append(args,
 		"--bind", Host,
 		"--dir", s.dir,
 		"--save", "",
@@ -124,14 +170,38 @@ func (s *Server) args() []string {
 		"--logfile", s.logPath,
 		"--daemonize", "no",
 		"--protected-mode", "no",
-	}
+	)
 	if s.opts.AppendOnly {
 		args = append(args, "--appendfsync", "always")
 	}
-	if s.opts.Password != "" {
-		args = append(args, "--requirepass", s.opts.Password)
+	s.credMu.Lock()
+	defer s.credMu.Unlock()
+	switch {
+	case s.opts.Username != "":
+		args = append(args,
+			"--user", "default", "off",
+			"--user", s.opts.Username, "reset", "on", ">"+s.password, "~*", "&*", "+@all")
+	case s.password != "":
+		args = append(args, "--requirepass", s.password)
+	}
+	for _, u := range s.users {
+		args = append(append(args, "--user", u.name), u.rules...)
 	}
 	return append(args, s.opts.Args...)
+}
+
+// authCommand returns the AUTH command of valkeytest's own connections,
+// or nil when the server has no password.
+func (s *Server) authCommand() []string {
+	s.credMu.Lock()
+	defer s.credMu.Unlock()
+	switch {
+	case s.opts.Username != "":
+		return []string{"AUTH", s.opts.Username, s.password}
+	case s.password != "":
+		return []string{"AUTH", s.password}
+	}
+	return nil
 }
 
 // launch starts the binary on s.port and waits until it is ready. On
@@ -159,7 +229,7 @@ func (s *Server) awaitReady(p *process, offset int64) error {
 	tick := time.NewTicker(readyPoll)
 	defer tick.Stop()
 	for {
-		switch probe(s.Addr(), s.opts.Password, p.pid()) {
+		switch s.probe(p.pid()) {
 		case probeReady:
 			return nil
 		case probeNoAuth:
@@ -236,8 +306,29 @@ func (s *Server) Port() int { return s.port }
 // Name returns Options.Name.
 func (s *Server) Name() string { return s.opts.Name }
 
-// Password returns Options.Password.
-func (s *Server) Password() string { return s.opts.Password }
+// Password returns the password valkeytest's own connections use:
+// Options.Password, or the one set since by [Server.SetUserPassword].
+func (s *Server) Password() string {
+	s.credMu.Lock()
+	defer s.credMu.Unlock()
+	return s.password
+}
+
+// Username returns Options.Username.
+func (s *Server) Username() string { return s.opts.Username }
+
+// TLS returns Options.TLS, or nil for a plain TCP server.
+func (s *Server) TLS() *TLSOptions { return s.opts.TLS }
+
+// ClientTLS returns a new client TLS configuration for the server:
+// Options.TLS.Certs.TLSConfig() (the CA as RootCAs, the client
+// certificate), or nil for a plain TCP server.
+func (s *Server) ClientTLS() *tls.Config {
+	if s.opts.TLS == nil {
+		return nil
+	}
+	return s.opts.TLS.Certs.TLSConfig()
+}
 
 // Binary returns the path of the server binary that runs.
 func (s *Server) Binary() string { return s.bin }
