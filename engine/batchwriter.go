@@ -907,7 +907,7 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 				continue
 			}
 		}
-		failed, errs = append(failed, *it), append(errs, mapError(err))
+		failed, errs = append(failed, *it), append(errs, replyError(r, err))
 	}
 	if len(again) > 0 && !broken {
 		// A passing refusal: give the server a moment.

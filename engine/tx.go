@@ -249,7 +249,7 @@ func (e *Engine) execOn(ctx context.Context, conn drivers.Conn, q []entry) (heal
 	}
 	if err := res[0].Error(); err != nil {
 		// MULTI refused: the connection was not in the state we left it.
-		err = fmt.Errorf("vactor: transaction: MULTI: %w", mapError(err))
+		err = fmt.Errorf("vactor: transaction: MULTI: %w", replyError(&res[0], err))
 		failAll(q, err)
 		return false, err
 	}
@@ -259,11 +259,11 @@ func (e *Engine) execOn(ctx context.Context, conn drivers.Conn, q []entry) (heal
 			failAll(q, ErrTxAborted)
 			return true, ErrTxAborted
 		}
-		abort := mapError(err)
+		abort := replyError(&ex, err)
 		moved := false
 		for i, en := range q {
 			if qerr := res[1+i].Error(); qerr != nil {
-				qe := mapError(qerr)
+				qe := replyError(&res[1+i], qerr)
 				moved = moved || isRedirect(qe)
 				en.cmd.Fail(qe)
 				continue
@@ -456,7 +456,7 @@ func (w *watchState) watch(ctx context.Context, e *Engine, addr string, keys []s
 		}
 		if err := res.Error(); err != nil {
 			e.tx.put(addr, conn, true)
-			err = mapError(err)
+			err = replyError(&res, err)
 			if isRedirect(err) && e.cl != nil {
 				e.cl.refresh()
 			}
@@ -526,7 +526,7 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 		return zero, terr
 	}
 	v, err := decode(res)
-	return v, mapError(err)
+	return v, replyError(&res, err)
 }
 
 // Do sends any command at once, as Engine.Do.
