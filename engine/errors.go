@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/valkey-io/valkey-go"
@@ -54,11 +55,46 @@ var (
 	// Running the transaction again (Engine.WatchRetry) is safe.
 	ErrTxAborted = errors.New("vactor: transaction aborted: a watched key changed")
 
+	// ErrConnectionState fails a command that would change the state of
+	// the connection it runs on (MULTI, SELECT, SUBSCRIBE, CLIENT REPLY,
+	// ...: the list is in the README, "What not to send through Do"), sent
+	// through Do, Pipeline.Do, Tx.Do, TxReader.Do or BatchWriter.Write:
+	// those connections are shared with other callers. Nothing is sent.
+	// The error is a *ConnectionStateError that names what to use instead
+	// (Tx, Watch, Subscribe, Config.DB, Dedicated, ...); it wraps
+	// ErrInvalidArgument. Not retryable.
+	ErrConnectionState = fmt.Errorf("%w: the command changes its connection's state", ErrInvalidArgument)
+
 	// ErrDiscarded fails the futures of a Pipeline or Tx that was
 	// discarded instead of executed (Discard, or a Watch function that
 	// returned an error): nothing was sent.
 	ErrDiscarded = errors.New("vactor: commands discarded, not sent")
 )
+
+// ConnectionStateError is the error of a command refused because it
+// changes the state of its connection (see ErrConnectionState, which it
+// wraps, and through it ErrInvalidArgument).
+type ConnectionStateError struct {
+	// Command is the command's upper-case name, with CLIENT's subcommand
+	// ("MULTI", "CLIENT REPLY").
+	Command string
+	// Use says what to use instead.
+	Use string
+	// Dedicated is true when even Engine.Dedicated's connection refused
+	// it: its replies do not come one per command.
+	Dedicated bool
+}
+
+func (e *ConnectionStateError) Error() string {
+	where := "on the engine's shared connections"
+	if e.Dedicated {
+		where = "on a dedicated connection"
+	}
+	return fmt.Sprintf("%s: %s cannot run %s: %s", ErrConnectionState, e.Command, where, e.Use)
+}
+
+// Unwrap returns ErrConnectionState.
+func (e *ConnectionStateError) Unwrap() error { return ErrConnectionState }
 
 // ServerError is an error reply from the server: the command reached the
 // server and was refused (unknown command, WRONGTYPE, OOM, ...). Prefix is

@@ -16,6 +16,18 @@ type Reply struct {
 // IsNil reports whether the reply is a RESP null.
 func (r Reply) IsNil() bool { return r.msg.IsNil() }
 
+// Err returns the *ServerError of an error reply, nil for any other reply
+// (a nil reply included). Futures of Do fail on error replies, so only the
+// Replies of DedicatedConn.DoMulti and the elements of Array (an EXEC
+// reply, a script's table) may hold one.
+func (r Reply) Err() error {
+	err := r.msg.Error()
+	if err == nil || valkey.IsValkeyNil(err) {
+		return nil
+	}
+	return msgError(&r.msg, err)
+}
+
 // String returns a bulk, simple or verbatim string reply. It returns ErrNil
 // for a nil reply and an error for other types.
 func (r Reply) String() (string, error) {

@@ -169,3 +169,38 @@ func TestServerErrorRetryableCode(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Errors only a connection of one's own can provoke (the shared ones
+// refuse the commands): through Dedicated, with their code as sent.
+func TestServerErrorPrefixDedicated(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	if err := eng.Do(ctx, "ACL", "SETUSER", "limited", "on", ">limpw", "~*", "+get").Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		do := func(args ...string) error {
+			_, err := c.Do(ctx, args[0], args[1:]...)
+			return err
+		}
+		checkServerError(t, "EXEC without MULTI", do("EXEC"), "ERR EXEC without MULTI")
+		checkServerError(t, "DISCARD without MULTI", do("DISCARD"), "ERR DISCARD without MULTI")
+		checkServerError(t, "HELLO 4", do("HELLO", "4"), "NOPROTO")
+		checkServerError(t, "AUTH wrong", do("AUTH", "nobody", "wrong"), "WRONGPASS")
+		if err := do("MULTI"); err != nil {
+			return err
+		}
+		checkServerError(t, "MULTI in MULTI", do("MULTI"), "ERR MULTI calls can not be nested")
+		checkServerError(t, "WATCH in MULTI", do("WATCH", "k"), "ERR WATCH inside MULTI is not allowed")
+		checkServerError(t, "queued unknown command", do("NOSUCHCMD"), "ERR unknown command")
+		checkServerError(t, "EXEC after a refused command", do("EXEC"), "EXECABORT Transaction discarded")
+		if err := do("AUTH", "limited", "limpw"); err != nil {
+			return err
+		}
+		checkServerError(t, "SET as limited", do("SET", "k", "v"), "NOPERM")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

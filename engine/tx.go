@@ -529,10 +529,15 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 	return v, replyError(&res, err)
 }
 
-// Do sends any command at once, as Engine.Do.
+// Do sends any command at once, as Engine.Do; commands that change the
+// connection's state fail with a *ConnectionStateError, as there (the
+// connection goes back to the engine's pool after Watch).
 func (r TxReader) Do(ctx context.Context, name string, args ...string) (Reply, error) {
 	if name == "" {
 		return Reply{}, fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument)
+	}
+	if err := checkShared(name, args); err != nil {
+		return Reply{}, err
 	}
 	b := r.builder()
 	if len(args) == 0 {
@@ -620,6 +625,9 @@ type txConns struct {
 	tracked bool
 	closed  bool
 	ops     sync.WaitGroup // calls on the connections, and dials, in progress
+	// noIdlePing dials connections on which the driver sends nothing of
+	// its own (drivers.Options.NoIdlePing): set before first use.
+	noIdlePing bool
 
 	execs, aborted, failed atomic.Uint64 // EXECs that ran, aborted (WATCH), failed: for Stats
 }
@@ -714,7 +722,7 @@ func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.Conn
 func (p *txConns) dial(e *Engine, ctx context.Context, addr string) (drivers.Conn, error) {
 	defer p.ops.Done()
 	dctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
-	conn, err := e.dial(dctx, addr)
+	conn, err := e.dialConn(dctx, addr, p.noIdlePing)
 	cancel()
 	p.mu.Lock()
 	if err == nil && p.closed {

@@ -74,6 +74,12 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 func ClientOption(o drivers.Options) valkey.ClientOption {
 	timeout := max(o.ReadTimeout, o.WriteTimeout)
 	blocking := max(o.MaxPipeline+1, valkey.DefaultBlockingPipeline)
+	keepAlive := valkey.DefaultTCPKeepAlive
+	if o.NoIdlePing {
+		// valkey-go PINGs every KeepAlive of silence; negative turns the
+		// PINGs (and TCP keep-alive) off.
+		keepAlive = -1
+	}
 	return valkey.ClientOption{
 		InitAddress:       []string{o.Addr},
 		Username:          o.Username,
@@ -81,7 +87,7 @@ func ClientOption(o drivers.Options) valkey.ClientOption {
 		ClientName:        o.ClientName,
 		SelectDB:          o.DB,
 		TLSConfig:         o.TLS,
-		Dialer:            net.Dialer{Timeout: o.DialTimeout, KeepAlive: valkey.DefaultTCPKeepAlive},
+		Dialer:            net.Dialer{Timeout: o.DialTimeout, KeepAlive: keepAlive},
 		ConnWriteTimeout:  timeout,
 		ForceSingleClient: true,
 		PipelineMultiplex: -1,
