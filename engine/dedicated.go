@@ -235,6 +235,9 @@ func (c *DedicatedConn) round(ctx context.Context, sticky bool, build func(valke
 		got := c.e.ded.callMulti(ctx, c.conn, cmds[from:min(from+part, len(cmds))]...)
 		for _, r := range got {
 			if err := r.NonValkeyError(); err != nil {
+				if c.e.closed.Load() && ctx.Err() == nil {
+					err = ErrClosed // Close closed the connection under the call
+				}
 				c.broken = err
 				if errors.Is(err, ErrClosed) || policies.NotSent(err) {
 					return nil, err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/valkey-io/valkey-go"
+	"go.uber.org/goleak"
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
@@ -505,20 +506,63 @@ func TestDedicatedMisuse(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
 
-	// Close while a Dedicated function runs: its calls fail with ErrClosed.
-	inFn, closed := make(chan struct{}), make(chan error, 1)
-	err = eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
-		close(inFn)
-		go func() { closed <- eng.Close() }()
-		if err := <-closed; err != nil {
-			return err
-		}
+// Close ends Dedicated calls in progress, also one blocked on the server
+// (ErrClosed), closes every dedicated connection and leaves no goroutine.
+func TestDedicatedClose(t *testing.T) {
+	srv := valkeytest.Start(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	// One connection idle in the pool, one blocked in BLPOP, one whose
+	// function is between calls.
+	if err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
 		_, err := c.Do(ctx, "PING")
 		return err
-	})
-	<-inFn
-	if !errors.Is(err, engine.ErrClosed) {
+	}); err != nil {
+		t.Fatal(err)
+	}
+	blocked, between := make(chan error, 1), make(chan error, 1)
+	inBetween, closed := make(chan struct{}), make(chan struct{})
+	go func() {
+		blocked <- eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+			_, err := c.Do(ctx, "BLPOP", "never", "0")
+			return err
+		})
+	}()
+	go func() {
+		between <- eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+			close(inBetween)
+			<-closed
+			_, err := c.Do(ctx, "PING")
+			return err
+		})
+	}()
+	<-inBetween
+	// The BLPOP is on the server once the server lists it as blocked.
+	for {
+		r, err := eng.Do(ctx, "INFO", "clients").Await(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := r.String(); strings.Contains(s, "blocked_clients:1") {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(closed)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("Close took %s with a Dedicated call blocked on the server", took)
+	}
+	if err := <-blocked; !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("blocked Dedicated after Close = %v, want ErrClosed", err)
+	}
+	if err := <-between; !errors.Is(err, engine.ErrClosed) {
 		t.Fatalf("Do after Close = %v, want ErrClosed", err)
 	}
 	if err := eng.Dedicated(ctx, func(*engine.DedicatedConn) error { return nil }); !errors.Is(err, engine.ErrClosed) {
