@@ -55,8 +55,10 @@ import (
 // Commands whose replies do not come one per command cannot run on it
 // either (the SUBSCRIBE family, MONITOR, CLIENT REPLY OFF|SKIP, SYNC,
 // PSYNC, REPLCONF): c refuses them with a *ConnectionStateError, sending
-// nothing. Blocking commands (BLPOP, ...) hold the connection until they
-// return and are bounded by Config.ReadTimeout like any command on it.
+// nothing. Each command on it is bounded by Config.ReadTimeout (or its
+// ctx's deadline, when earlier): a blocking command (BLPOP, XREAD BLOCK,
+// ...) must have a shorter server timeout, or the connection fails with
+// a timeout (and is closed afterwards).
 //
 // Dedicated is safe for concurrent use; each call has its own connection.
 // c is valid only while fn runs: afterwards its methods fail with
