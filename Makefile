@@ -49,7 +49,10 @@ bench-writer: server
 	$(GO) test -c -o bench.test ./bench
 	BENCHROUNDS=$(BENCHROUNDS) ./bench.test -test.run '^$$' -test.bench '^BenchmarkWriter$$' -test.benchtime 1x -test.benchmem | tee bench-writer.out
 
+# go mod tidy -diff exits non-zero and prints the diff when go.mod/go.sum
+# are not tidy (a direct dependency marked // indirect, a stale sum line).
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...

@@ -57,6 +57,12 @@ type Options struct {
 	// MaxPipeline is the largest pipeline the caller will send at once;
 	// the driver must send pipelines up to this size on this connection.
 	MaxPipeline int
+	// NoIdlePing asks the driver to send no command of its own on the
+	// connection (valkey-go PINGs a connection idle for a second, and
+	// turns on TCP keep-alive): the caller carries connection state
+	// across calls, such as MULTI ... EXEC sent one command at a time,
+	// where a PING would join its transaction. Default false.
+	NoIdlePing bool
 }
 
 // Driver dials connections. Implementations must be safe for concurrent use.

@@ -284,8 +284,10 @@ func (e *Engine) NewBatchWriter(opts BatchWriterOptions) (*BatchWriter, error) {
 // and the commands behind them: do not write them here.
 //
 // It returns nil once the command is queued, or: ErrInvalidArgument (no
-// command name, or a SUBSCRIBE-family command, which has no reply to
-// count), ErrClosed (the writer or the engine is closed), ErrBackpressure
+// command name), a *ConnectionStateError (ErrConnectionState, which wraps
+// ErrInvalidArgument) for a command that changes its connection's state
+// (MULTI, SELECT, CLIENT REPLY, the SUBSCRIBE family, ...: see Engine.Do),
+// ErrClosed (the writer or the engine is closed), ErrBackpressure
 // (full, with BackpressureReject), or ctx.Err() when ctx ends while Write
 // waits for room. ctx bounds only the wait for room (and, in cluster
 // mode, the wait while no node serves the key's slot during a failover, at
@@ -295,8 +297,8 @@ func (w *BatchWriter) Write(ctx context.Context, args ...string) error {
 	if len(args) == 0 || args[0] == "" {
 		return fmt.Errorf("%w: Write needs a command name", ErrInvalidArgument)
 	}
-	if strings.HasSuffix(strings.ToUpper(args[0]), "SUBSCRIBE") {
-		return fmt.Errorf("%w: %s cannot be written by a batch writer", ErrInvalidArgument, args[0])
+	if err := checkShared(args[0], args[1:]); err != nil {
+		return err
 	}
 	if len(args) == 1 {
 		return w.enqueue(ctx, writerItem{name: args[0]})
@@ -907,7 +909,7 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 				continue
 			}
 		}
-		failed, errs = append(failed, *it), append(errs, mapError(err))
+		failed, errs = append(failed, *it), append(errs, replyError(r, err))
 	}
 	if len(again) > 0 && !broken {
 		// A passing refusal: give the server a moment.

@@ -92,11 +92,12 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	var p futures.Promise[Reply]
 	go func() {
 		defer e.block.wg.Done()
-		v, err := decodeReply(drv.Do(ctx, cmd))
+		res := drv.Do(ctx, cmd)
+		v, err := decodeReply(res)
 		if err != nil && e.closed.Load() && ctx.Err() == nil && !isServerError(err) {
 			err = ErrClosed
 		}
-		p.Complete(v, mapError(err))
+		p.Complete(v, replyError(&res, err))
 	}()
 	return p.Future()
 }

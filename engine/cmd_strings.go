@@ -38,9 +38,20 @@ const KeepTTL time.Duration = -1
 // behind them: each runs on a dedicated connection of the driver's until
 // the server answers, its ctx ends or the engine closes (its future then
 // fails with ErrClosed). They are routed by their first key.
+//
+// Commands that change the state of the connection they run on (MULTI,
+// EXEC, WATCH, SELECT, AUTH, HELLO, RESET, CLIENT REPLY, CLIENT TRACKING,
+// CLIENT SETNAME, the SUBSCRIBE family, MONITOR, QUIT, READONLY, ASKING,
+// ...; see the README, "What not to send through Do") fail at once with a
+// *ConnectionStateError (ErrConnectionState, ErrInvalidArgument) that
+// names what to use instead: the connections are shared with every other
+// caller. Run them with Dedicated.
 func (e *Engine) Do(ctx context.Context, name string, args ...string) *futures.Future[Reply] {
 	if name == "" {
 		return fail[Reply](fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument))
+	}
+	if err := checkShared(name, args); err != nil {
+		return fail[Reply](err)
 	}
 	if len(args) == 0 {
 		return submit(e, ctx, "", e.b.Arbitrary(name).Build(), decodeReply)

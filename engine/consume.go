@@ -285,7 +285,8 @@ func (c *Consumer) session() (connected bool, err error) {
 	b := conn.B()
 	// The group again: the server may have lost it (no persistence).
 	create := b.XgroupCreate().Key(c.stream).Group(c.group).Id(c.opts.StartID).Mkstream().Build()
-	if err := mapError(conn.Do(c.ctx, create).Error()); err != nil && !isBusyGroup(err) {
+	res := conn.Do(c.ctx, create)
+	if err := replyError(&res, res.Error()); err != nil && !isBusyGroup(err) {
 		return false, err
 	}
 	if err := c.readPending(conn); err != nil {
@@ -301,9 +302,10 @@ func (c *Consumer) session() (connected bool, err error) {
 		}
 		cmd := b.Xreadgroup().Group(c.group, c.name).Count(c.opts.Count).Block(c.opts.Block.Milliseconds()).
 			Streams().Key(c.stream).Id(">").Build()
-		got, err := decodeXRead(conn.Do(c.ctx, cmd))
+		res := conn.Do(c.ctx, cmd)
+		got, err := decodeXRead(res)
 		if err != nil {
-			return true, mapError(err)
+			return true, replyError(&res, err)
 		}
 		if err := c.process(conn, got[c.stream]); err != nil {
 			return true, err
@@ -319,9 +321,10 @@ func (c *Consumer) readPending(conn drivers.Conn) error {
 	last := "0"
 	for c.ctx.Err() == nil {
 		cmd := b.Xreadgroup().Group(c.group, c.name).Count(c.opts.Count).Streams().Key(c.stream).Id(last).Build()
-		got, err := decodeXRead(conn.Do(c.ctx, cmd))
+		res := conn.Do(c.ctx, cmd)
+		got, err := decodeXRead(res)
 		if err != nil {
-			return mapError(err)
+			return replyError(&res, err)
 		}
 		entries := got[c.stream]
 		if len(entries) == 0 {
@@ -343,9 +346,10 @@ func (c *Consumer) reclaim(conn drivers.Conn) error {
 	idle := strconv.FormatInt(c.opts.ClaimIdle.Milliseconds(), 10)
 	for c.ctx.Err() == nil {
 		cmd := b.Xautoclaim().Key(c.stream).Group(c.group).Consumer(c.name).MinIdleTime(idle).Start(start).Count(c.opts.Count).Build()
-		r, err := decodeXAutoClaim(conn.Do(c.ctx, cmd))
+		res := conn.Do(c.ctx, cmd)
+		r, err := decodeXAutoClaim(res)
 		if err != nil {
-			return mapError(err)
+			return replyError(&res, err)
 		}
 		c.claimed.Add(uint64(len(r.Entries)))
 		if err := c.process(conn, r.Entries); err != nil {
@@ -388,9 +392,10 @@ func (c *Consumer) process(conn drivers.Conn, entries []XEntry) error {
 	// Acknowledge also when stopping: bounded, not cancelled by stop.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.ackLimit)
 	defer cancel()
-	n, err := conn.Do(ctx, conn.B().Xack().Key(c.stream).Group(c.group).Id(ids...).Build()).AsInt64()
+	res := conn.Do(ctx, conn.B().Xack().Key(c.stream).Group(c.group).Id(ids...).Build())
+	n, err := res.AsInt64()
 	if err != nil {
-		return mapError(err)
+		return replyError(&res, err)
 	}
 	c.acked.Add(uint64(n))
 	return nil

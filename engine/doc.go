@@ -60,11 +60,24 @@
 // # Errors
 //
 // A missing key is ErrNil (errors.Is); an error reply from the server is a
-// *ServerError carrying its prefix (ERR, WRONGTYPE, ...); arguments the
+// *ServerError carrying its prefix as the server sent it (ERR, WRONGTYPE,
+// ...); arguments the
 // engine can reject before sending fail with ErrInvalidArgument; a full
 // mailbox under the reject policy fails with ErrBackpressure; anything after
 // Close fails with ErrClosed. Other errors are transport errors from the
 // driver. The engine never panics on bad input.
+//
+// # Connection state
+//
+// The engine's connections are shared by every caller, so commands that
+// change a connection's state (MULTI, EXEC, WATCH, SELECT, AUTH, HELLO,
+// RESET, CLIENT REPLY, CLIENT TRACKING, CLIENT SETNAME, the SUBSCRIBE
+// family, MONITOR, QUIT, READONLY, ASKING, ...) fail at once when sent
+// through Do, Pipeline.Do, Tx.Do, TxReader.Do or BatchWriter.Write, with a
+// *ConnectionStateError (ErrConnectionState) naming what to use instead:
+// Tx, Watch, Subscribe, Config.DB, Config.ClientName, or Dedicated, which
+// lends a connection of one's own for any command sequence and puts it
+// back clean (RESET) afterwards.
 //
 // # Synchronous use
 //

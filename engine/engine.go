@@ -52,6 +52,7 @@ type Engine struct {
 	svc   services      // subscribers, consumers, batch writers: stopped first by Close
 	block blockingCalls // blocking commands sent by Do outside the actors
 	tx    txConns       // dedicated connections for Tx and Watch (tx.go)
+	ded   txConns       // connections lent by Dedicated (dedicated.go)
 	subs  subCounters   // pub/sub counters for Stats (subscribe.go)
 }
 
@@ -78,6 +79,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
 	e := &Engine{cfg: cfg, drv: drv}
+	e.ded.noIdlePing = true
 	e.opts = drivers.Options{
 		Username:     cfg.Username,
 		Password:     cfg.Password,

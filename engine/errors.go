@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/valkey-io/valkey-go"
@@ -54,24 +55,62 @@ var (
 	// Running the transaction again (Engine.WatchRetry) is safe.
 	ErrTxAborted = errors.New("vactor: transaction aborted: a watched key changed")
 
+	// ErrConnectionState fails a command that would change the state of
+	// the connection it runs on (MULTI, SELECT, SUBSCRIBE, CLIENT REPLY,
+	// ...: the list is in the README, "What not to send through Do"), sent
+	// through Do, Pipeline.Do, Tx.Do, TxReader.Do or BatchWriter.Write:
+	// those connections are shared with other callers. Nothing is sent.
+	// The error is a *ConnectionStateError that names what to use instead
+	// (Tx, Watch, Subscribe, Config.DB, Dedicated, ...); it wraps
+	// ErrInvalidArgument. Not retryable.
+	ErrConnectionState = fmt.Errorf("%w: the command changes its connection's state", ErrInvalidArgument)
+
 	// ErrDiscarded fails the futures of a Pipeline or Tx that was
 	// discarded instead of executed (Discard, or a Watch function that
 	// returned an error): nothing was sent.
 	ErrDiscarded = errors.New("vactor: commands discarded, not sent")
 )
 
+// ConnectionStateError is the error of a command refused because it
+// changes the state of its connection (see ErrConnectionState, which it
+// wraps, and through it ErrInvalidArgument).
+type ConnectionStateError struct {
+	// Command is the command's upper-case name, with CLIENT's subcommand
+	// ("MULTI", "CLIENT REPLY").
+	Command string
+	// Use says what to use instead.
+	Use string
+	// Dedicated is true when even Engine.Dedicated's connection refused
+	// it: its replies do not come one per command.
+	Dedicated bool
+}
+
+func (e *ConnectionStateError) Error() string {
+	where := "on the engine's shared connections"
+	if e.Dedicated {
+		where = "on a dedicated connection"
+	}
+	return fmt.Sprintf("%s: %s cannot run %s: %s", ErrConnectionState, e.Command, where, e.Use)
+}
+
+// Unwrap returns ErrConnectionState.
+func (e *ConnectionStateError) Unwrap() error { return ErrConnectionState }
+
 // ServerError is an error reply from the server: the command reached the
 // server and was refused (unknown command, WRONGTYPE, OOM, ...). Prefix is
-// the error's first word, such as "ERR", "WRONGTYPE" or "MOVED". A server
-// error is not a transport failure: the connection is fine.
+// the reply's first word as the server sent it: "ERR" for "ERR EXEC
+// without MULTI", "WRONGTYPE", "NOSCRIPT", "MOVED", ... (valkey-go's own
+// error drops a leading "ERR "; the engine reads the reply's text). A
+// server error is not a transport failure: the connection is fine.
 type ServerError struct {
 	Prefix  string // "ERR", "WRONGTYPE", "NOSCRIPT", ...
-	Message string // the whole error text, prefix included
+	Message string // the whole error text as the server sent it, prefix included
 }
 
 func (e *ServerError) Error() string { return "vactor: server error: " + e.Message }
 
-// ServerErrorCode returns Prefix; policies.IsRetryable uses it.
+// ServerErrorCode returns Prefix; policies.ServerErrorCode and
+// policies.IsRetryable use it.
 func (e *ServerError) ServerErrorCode() string { return e.Prefix }
 
 // Is reports whether target is a *ServerError with the same prefix, so
@@ -85,8 +124,18 @@ func (e *ServerError) Is(target error) bool {
 	return ok && t.Prefix == e.Prefix && (t.Message == "" || t.Message == e.Message)
 }
 
+// newServerError returns the *ServerError of an error reply whose text,
+// as the server sent it, is text.
+func newServerError(text string) *ServerError {
+	return &ServerError{Prefix: policies.ErrorCode(text), Message: text}
+}
+
 // mapError turns a valkey-go error into the engine's: nil replies become
 // ErrNil, error replies *ServerError; transport errors pass through.
+// valkey-go's error has lost the reply's leading "ERR ": mapError puts it
+// back unless the text starts with another error code the server sends
+// (policies.StrippedErrorCode). Where the reply is at hand, replyError and
+// msgError read its text as the server sent it instead.
 func mapError(err error) error {
 	if err == nil {
 		return nil
@@ -96,28 +145,48 @@ func mapError(err error) error {
 	}
 	if ve, ok := valkey.IsValkeyErr(err); ok {
 		msg := ve.Error()
-		prefix, _, _ := strings.Cut(msg, " ")
-		if !isErrorCode(prefix) {
-			// valkey-go strips the generic "ERR " prefix: put it back.
-			prefix, msg = "ERR", "ERR "+msg
+		if prefix := policies.StrippedErrorCode(msg); prefix != "ERR" || strings.HasPrefix(msg, "ERR ") {
+			return &ServerError{Prefix: prefix, Message: msg}
 		}
-		return &ServerError{Prefix: prefix, Message: msg}
+		return &ServerError{Prefix: "ERR", Message: "ERR " + msg}
 	}
 	return err
 }
 
-// isErrorCode reports whether s looks like an error code: upper-case
-// letters (WRONGTYPE, MOVED, NOSCRIPT, ...).
-func isErrorCode(s string) bool {
-	if s == "" {
-		return false
+// replyError maps err, the error of decoding res, as mapError does; when
+// err is res's own error reply, the *ServerError holds the reply's text
+// as the server sent it.
+func replyError(res *valkey.ValkeyResult, err error) error {
+	if err == nil {
+		return nil
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 'A' || s[i] > 'Z' {
-			return false
-		}
+	return mapReplyError(res, err)
+}
+
+func mapReplyError(res *valkey.ValkeyResult, err error) error {
+	if _, ok := valkey.IsValkeyErr(err); !ok || res.NonValkeyError() != nil {
+		return mapError(err)
 	}
-	return true
+	msg, _ := res.ToMessage()
+	return msgError(&msg, err)
+}
+
+// msgError maps err, the error of reading msg, as mapError does; when err
+// is msg's own error reply, the *ServerError holds the reply's text as the
+// server sent it.
+func msgError(msg *valkey.ValkeyMessage, err error) error {
+	if err == nil {
+		return nil
+	}
+	ve, ok := valkey.IsValkeyErr(err)
+	if !ok {
+		return mapError(err)
+	}
+	// err may come from an element of msg (an array reply) rather than msg.
+	if text, ok := policies.ReplyErrorText(msg); ok && strings.HasSuffix(text, ve.Error()) {
+		return newServerError(text)
+	}
+	return mapError(err)
 }
 
 // WithIdempotent marks the commands issued with the returned context as

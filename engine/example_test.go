@@ -66,3 +66,46 @@ func ExampleEngine_Sync() {
 	fmt.Println(v, err)
 	// Output: v <nil>
 }
+
+func ExampleEngine_Dedicated() {
+	srv, err := valkeytest.StartServer(valkeytest.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Stop()
+
+	ctx := context.Background()
+	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+
+	// The shared connections refuse commands that change their state.
+	_, err = eng.Do(ctx, "SELECT", "1").Await(ctx)
+	fmt.Println(errors.Is(err, engine.ErrConnectionState))
+
+	// A connection of one's own runs them.
+	err = eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		if _, err := c.Do(ctx, "SELECT", "1"); err != nil {
+			return err
+		}
+		rs, err := c.DoMulti(ctx, []string{"MULTI"}, []string{"SET", "k", "in db 1"}, []string{"EXEC"})
+		if err != nil {
+			return err
+		}
+		done, err := rs[2].Array()
+		fmt.Println(len(done), err)
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Database 0, as configured, is untouched.
+	_, err = eng.Get(ctx, "k").Await(ctx)
+	fmt.Println(errors.Is(err, engine.ErrNil))
+	// Output:
+	// true
+	// 1 <nil>
+	// true
+}

@@ -346,9 +346,17 @@ func (c *commands) b() valkey.Builder { return c.e.b }
 
 // Do adds any command, as Engine.Do: name and its arguments, routed by
 // its keys as Engine.Do routes them. Its future completes with the Reply.
+// A command that changes its connection's state (MULTI, SELECT, ...: see
+// Engine.Do) fails at once with a *ConnectionStateError; in a Tx it also
+// fails the transaction at Exec, which sends nothing (inside MULTI the
+// server would run SELECT or CLIENT REPLY on the pooled connection, and
+// EXEC or DISCARD would end the transaction early).
 func (c *commands) Do(name string, args ...string) *futures.Future[Reply] {
 	if name == "" {
 		return reject[Reply](c, fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument))
+	}
+	if err := checkShared(name, args); err != nil {
+		return reject[Reply](c, err)
 	}
 	if len(args) == 0 {
 		return add(c, "", c.b().Arbitrary(name).Build(), decodeReply)

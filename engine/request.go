@@ -119,7 +119,7 @@ func (r *request[T]) Complete(res valkey.ValkeyResult) {
 		return // redirected: the slot actor sends it again
 	}
 	v, err := r.decode(res)
-	r.promise.Complete(v, mapError(err))
+	r.promise.Complete(v, replyError(&res, err))
 	if h != nil {
 		h.Done()
 	}

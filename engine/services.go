@@ -65,11 +65,18 @@ func (e *Engine) stopServices() {
 // connections (blocking reads, subscriptions, WATCH). The caller owns and
 // closes it.
 func (e *Engine) dial(ctx context.Context, addr string) (drivers.Conn, error) {
+	return e.dialConn(ctx, addr, false)
+}
+
+// dialConn is dial, with the driver's own idle PINGs off when noIdlePing
+// (drivers.Options.NoIdlePing).
+func (e *Engine) dialConn(ctx context.Context, addr string, noIdlePing bool) (drivers.Conn, error) {
 	if e.closed.Load() {
 		return nil, ErrClosed
 	}
 	opts := e.opts
 	opts.Addr = addr
+	opts.NoIdlePing = noIdlePing
 	conn, err := e.drv.Dial(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("vactor: connect to %s: %w", addr, err)

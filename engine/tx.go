@@ -253,7 +253,7 @@ func (e *Engine) execOn(ctx context.Context, conn drivers.Conn, q []entry) (heal
 	}
 	if err := res[0].Error(); err != nil {
 		// MULTI refused: the connection was not in the state we left it.
-		err = fmt.Errorf("vactor: transaction: MULTI: %w", mapError(err))
+		err = fmt.Errorf("vactor: transaction: MULTI: %w", replyError(&res[0], err))
 		failAll(q, err)
 		return false, err
 	}
@@ -263,11 +263,11 @@ func (e *Engine) execOn(ctx context.Context, conn drivers.Conn, q []entry) (heal
 			failAll(q, ErrTxAborted)
 			return true, ErrTxAborted
 		}
-		abort := mapError(err)
+		abort := replyError(&ex, err)
 		moved := false
 		for i, en := range q {
 			if qerr := res[1+i].Error(); qerr != nil {
-				qe := mapError(qerr)
+				qe := replyError(&res[1+i], qerr)
 				moved = moved || isRedirect(qe)
 				en.cmd.Fail(qe)
 				continue
@@ -460,7 +460,7 @@ func (w *watchState) watch(ctx context.Context, e *Engine, addr string, keys []s
 		}
 		if err := res.Error(); err != nil {
 			e.tx.put(addr, conn, true)
-			err = mapError(err)
+			err = replyError(&res, err)
 			if isRedirect(err) && e.cl != nil {
 				e.cl.refresh()
 			}
@@ -530,13 +530,18 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 		return zero, terr
 	}
 	v, err := decode(res)
-	return v, mapError(err)
+	return v, replyError(&res, err)
 }
 
-// Do sends any command at once, as Engine.Do.
+// Do sends any command at once, as Engine.Do; commands that change the
+// connection's state fail with a *ConnectionStateError, as there (the
+// connection goes back to the engine's pool after Watch).
 func (r TxReader) Do(ctx context.Context, name string, args ...string) (Reply, error) {
 	if name == "" {
 		return Reply{}, fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument)
+	}
+	if err := checkShared(name, args); err != nil {
+		return Reply{}, err
 	}
 	b := r.builder()
 	if len(args) == 0 {
@@ -624,6 +629,9 @@ type txConns struct {
 	tracked bool
 	closed  bool
 	ops     sync.WaitGroup // calls on the connections, and dials, in progress
+	// noIdlePing dials connections on which the driver sends nothing of
+	// its own (drivers.Options.NoIdlePing): set before first use.
+	noIdlePing bool
 
 	execs, aborted, failed atomic.Uint64 // EXECs that ran, aborted (WATCH), failed: for Stats
 }
@@ -718,7 +726,7 @@ func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.Conn
 func (p *txConns) dial(e *Engine, ctx context.Context, addr string) (drivers.Conn, error) {
 	defer p.ops.Done()
 	dctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
-	conn, err := e.dial(dctx, addr)
+	conn, err := e.dialConn(dctx, addr, p.noIdlePing)
 	cancel()
 	p.mu.Lock()
 	if err == nil && p.closed {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strings"
 	"syscall"
 
 	"github.com/valkey-io/valkey-go"
@@ -30,7 +29,7 @@ func IsRetryable(err error) bool {
 	if errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrCircuitOpen) {
 		return false
 	}
-	if code := serverErrorCode(err); code != "" {
+	if code := ServerErrorCode(err); code != "" {
 		switch code {
 		case "LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY":
 			return true
@@ -57,27 +56,8 @@ func IsTransport(err error) bool {
 	if err == nil || valkey.IsValkeyNil(err) {
 		return false
 	}
-	if serverErrorCode(err) != "" {
+	if ServerErrorCode(err) != "" {
 		return false
 	}
 	return !errors.Is(err, context.Canceled)
-}
-
-// serverErrorCode returns the code of an error reply ("LOADING", ...), or
-// "" when err is not an error reply. valkey-go drops the generic "ERR ".
-func serverErrorCode(err error) string {
-	var ve *valkey.ValkeyError
-	if !errors.As(err, &ve) || valkey.IsValkeyNil(err) {
-		var se interface{ ServerErrorCode() string }
-		if errors.As(err, &se) {
-			return se.ServerErrorCode()
-		}
-		return ""
-	}
-	msg := ve.Error()
-	code, _, _ := strings.Cut(msg, " ")
-	if code == "" || strings.ToUpper(code) != code {
-		return "ERR"
-	}
-	return code
 }

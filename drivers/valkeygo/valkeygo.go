@@ -95,6 +95,12 @@ func clientOption(o drivers.Options, call *atomic.Int64) valkey.ClientOption {
 		idle = 10 * valkey.DefaultTCPKeepAlive
 	}
 	blocking := max(o.MaxPipeline+1, valkey.DefaultBlockingPipeline)
+	keepAlive := valkey.DefaultTCPKeepAlive
+	if o.NoIdlePing {
+		// valkey-go PINGs every KeepAlive of silence; negative turns the
+		// PINGs (and TCP keep-alive) off.
+		keepAlive = -1
+	}
 	return valkey.ClientOption{
 		DialCtxFn:         newDialer(idle, call),
 		InitAddress:       []string{o.Addr},
@@ -103,7 +109,7 @@ func clientOption(o drivers.Options, call *atomic.Int64) valkey.ClientOption {
 		ClientName:        o.ClientName,
 		SelectDB:          o.DB,
 		TLSConfig:         o.TLS,
-		Dialer:            net.Dialer{Timeout: o.DialTimeout, KeepAlive: valkey.DefaultTCPKeepAlive},
+		Dialer:            net.Dialer{Timeout: o.DialTimeout, KeepAlive: keepAlive},
 		ConnWriteTimeout:  timeout,
 		ForceSingleClient: true,
 		PipelineMultiplex: -1,

@@ -1,0 +1,323 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// Dedicated runs fn with a connection of its own: every command fn sends
+// through c goes on that connection, in order, and no other caller's
+// command comes between them. It is for command sequences that change the
+// connection's state, which the engine's shared connections refuse
+// (ErrConnectionState): MULTI ... EXEC sent by hand, SELECT then commands
+// on another database, CLIENT TRACKING, WATCH, AUTH as another user,
+// CLIENT SETNAME, CLIENT NO-EVICT, HELLO, RESET, ... It returns fn's
+// error, or the error of getting a connection (ErrClosed, ErrCircuitOpen,
+// a dial error, ctx's error).
+//
+//	err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+//		if _, err := c.Do(ctx, "SELECT", "1"); err != nil {
+//			return err
+//		}
+//		_, err := c.Do(ctx, "SET", "k", "v") // in database 1
+//		return err
+//	})
+//
+// The connection comes from a small pool per node (at most 256 open per
+// node, 16 kept idle; more concurrent calls wait, bounded by ctx) and is
+// dialled with the engine's configuration (auth, Config.DB, ClientName,
+// TLS, timeouts), with the driver's idle PINGs off (a PING of valkey-go's
+// would otherwise join a MULTI left open for a second). When fn returns,
+// the connection is put back as it was dialled: one round trip of RESET
+// (which ends MULTI, WATCH, CLIENT TRACKING, READONLY, NO-EVICT, ... and
+// selects database 0 as the default user), then HELLO 3 with the
+// configured user, password and client name, and SELECT Config.DB. It is
+// closed instead, and never reused, when that fails, when a command on it
+// had a transport error, when ctx has ended, when fn sent a command whose
+// effect RESET does not undo everywhere (CLIENT NO-EVICT, NO-TOUCH,
+// SETINFO, CAPA), or when fn panics (the panic goes on after the
+// connection is closed). RESET needs Valkey, or Redis 6.2 or later;
+// without it every connection is closed after use.
+//
+// In standalone mode the connection goes to the configured node; in
+// cluster mode to a primary (use DedicatedFor to choose the node serving a
+// key). No redirect is followed on it: a MOVED or ASK reply is returned as
+// a *ServerError (and has the engine reload its slot map).
+//
+// Commands whose replies do not come one per command cannot run on it
+// either (the SUBSCRIBE family, MONITOR, CLIENT REPLY OFF|SKIP, SYNC,
+// PSYNC, REPLCONF): c refuses them with a *ConnectionStateError, sending
+// nothing. Each command on it is bounded by Config.ReadTimeout (or its
+// ctx's deadline, when earlier): a blocking command (BLPOP, XREAD BLOCK,
+// ...) must have a shorter server timeout, or the connection fails with
+// a timeout (and is closed afterwards).
+//
+// Dedicated is safe for concurrent use; each call has its own connection.
+// c is valid only while fn runs: afterwards its methods fail with
+// ErrInvalidArgument. Close fails a Dedicated in progress: c's calls fail
+// and return ErrClosed.
+func (e *Engine) Dedicated(ctx context.Context, fn func(c *DedicatedConn) error) error {
+	return e.dedicated(ctx, "", false, fn)
+}
+
+// DedicatedFor is Dedicated on the node that serves key: in cluster mode
+// the primary that owns key's slot (commands for keys of other slots get
+// MOVED); in standalone mode it is Dedicated.
+func (e *Engine) DedicatedFor(ctx context.Context, key string, fn func(c *DedicatedConn) error) error {
+	return e.dedicated(ctx, key, true, fn)
+}
+
+func (e *Engine) dedicated(ctx context.Context, key string, keyed bool, fn func(c *DedicatedConn) error) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if fn == nil {
+		return fmt.Errorf("%w: Dedicated needs a function", ErrInvalidArgument)
+	}
+	if err := e.sendable(ctx); err != nil {
+		return err
+	}
+	var addr string
+	var err error
+	if keyed {
+		addr, err = e.addrOf(key)
+	} else {
+		addr, err = e.txAddr(-1, "")
+	}
+	if err != nil {
+		return err
+	}
+	conn, err := e.ded.get(e, ctx, addr)
+	if err != nil {
+		return err
+	}
+	c := &DedicatedConn{e: e, conn: conn, addr: addr}
+	finished := false
+	defer func() {
+		if !finished { // fn panicked: the connection's state is unknown
+			c.release(ctx, false)
+		}
+	}()
+	err = fn(c)
+	finished = true
+	c.release(ctx, true)
+	return err
+}
+
+// DedicatedConn is the connection Engine.Dedicated lends to its function.
+// Its methods are safe for concurrent use, but commands sent from several
+// goroutines at once run in an order of their own: send a sequence from
+// one goroutine. It is valid only while that function runs.
+type DedicatedConn struct {
+	e    *Engine
+	addr string
+
+	mu     sync.Mutex   // held for each round trip
+	conn   drivers.Conn // nil once given back
+	used   bool         // a command was sent: RESET before reuse
+	sticky bool         // a command was sent whose effect RESET does not undo: close
+	broken error        // the transport error that made conn unusable
+}
+
+// errDedicatedDone fails calls on a DedicatedConn after its function
+// returned.
+var errDedicatedDone = fmt.Errorf("%w: DedicatedConn used after its Dedicated function returned", ErrInvalidArgument)
+
+// Addr returns the address of the node the connection is to.
+func (c *DedicatedConn) Addr() string { return c.addr }
+
+// Do sends one command (its name and arguments, as the server expects
+// them) and waits for its reply. Error replies return a *ServerError, a
+// nil reply a Reply whose IsNil is true, as Engine.Do. A transport error
+// (the connection failed, ctx ended while the command was on its way)
+// returns an error matching ErrOutcomeUnknown when the command may have
+// run, and makes every later call fail at once: the connection is closed
+// when the function returns. Commands whose replies do not come one per
+// command (SUBSCRIBE, MONITOR, CLIENT REPLY OFF, ...) fail with a
+// *ConnectionStateError, unsent.
+func (c *DedicatedConn) Do(ctx context.Context, name string, args ...string) (Reply, error) {
+	if name == "" {
+		return Reply{}, fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument)
+	}
+	sticky, err := checkDedicated(name, args)
+	if err != nil {
+		return Reply{}, err
+	}
+	rs, err := c.round(ctx, sticky, func(b valkey.Builder) []valkey.Completed {
+		return []valkey.Completed{b.Arbitrary(name).Args(args...).Build()}
+	})
+	if err != nil {
+		return Reply{}, err
+	}
+	v, err := decodeReply(rs[0])
+	err = replyError(&rs[0], err)
+	c.redirected(err)
+	return v, err
+}
+
+// DoMulti sends cmds, each a command name and its arguments, as one
+// pipeline and waits for every reply: one Reply per command, in order.
+// It returns the first error in command order: a command's error reply
+// (a *ServerError, which that command's Reply.Err also returns; the other
+// commands ran) or a transport error (as for Do; the Replies are then
+// nil). Nothing is sent when a command is empty or refused (see Do). A
+// pipeline longer than Config.MaxBatchSize goes out in parts, on this
+// connection.
+func (c *DedicatedConn) DoMulti(ctx context.Context, cmds ...[]string) ([]Reply, error) {
+	sticky := false
+	for _, cmd := range cmds {
+		if len(cmd) == 0 || cmd[0] == "" {
+			return nil, fmt.Errorf("%w: DoMulti needs a command name in every command", ErrInvalidArgument)
+		}
+		s, err := checkDedicated(cmd[0], cmd[1:])
+		if err != nil {
+			return nil, err
+		}
+		sticky = sticky || s
+	}
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	rs, err := c.round(ctx, sticky, func(b valkey.Builder) []valkey.Completed {
+		out := make([]valkey.Completed, len(cmds))
+		for i, cmd := range cmds {
+			out[i] = b.Arbitrary(cmd...).Build()
+		}
+		return out
+	})
+	if err != nil {
+		return nil, err
+	}
+	replies := make([]Reply, len(rs))
+	var first error
+	for i := range rs {
+		msg, err := rs[i].ToMessage()
+		replies[i] = Reply{msg}
+		if err != nil && !valkey.IsValkeyNil(err) && first == nil {
+			first = msgError(&msg, err)
+		}
+		c.redirected(replies[i].Err())
+	}
+	return replies, first
+}
+
+// round sends the commands build returns on the connection, in parts of
+// at most MaxPipeline (valkey-go sends a longer pipeline on a connection
+// of its own), and returns their results, or the transport error that
+// ended it. sticky marks the connection as not reusable (checkDedicated).
+func (c *DedicatedConn) round(ctx context.Context, sticky bool, build func(valkey.Builder) []valkey.Completed) ([]valkey.ValkeyResult, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		return nil, errDedicatedDone
+	}
+	if c.broken != nil {
+		return nil, fmt.Errorf("vactor: dedicated connection failed earlier: %w", c.broken)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cmds := build(c.conn.B())
+	c.used = true
+	c.sticky = c.sticky || sticky
+	part := max(c.e.opts.MaxPipeline, 1)
+	rs := make([]valkey.ValkeyResult, 0, len(cmds))
+	for from := 0; from < len(cmds); from += part {
+		got := c.e.ded.callMulti(ctx, c.conn, cmds[from:min(from+part, len(cmds))]...)
+		for _, r := range got {
+			if err := r.NonValkeyError(); err != nil {
+				if c.e.closed.Load() && ctx.Err() == nil {
+					err = ErrClosed // Close closed the connection under the call
+				}
+				c.broken = err
+				if errors.Is(err, ErrClosed) || policies.NotSent(err) {
+					return nil, err
+				}
+				return nil, &policies.OutcomeUnknownError{Cause: err}
+			}
+		}
+		rs = append(rs, got...)
+	}
+	return rs, nil
+}
+
+// redirected has the slot map reloaded after a MOVED or ASK reply.
+func (c *DedicatedConn) redirected(err error) {
+	if err != nil && c.e.cl != nil && isRedirect(err) {
+		c.e.cl.refresh()
+	}
+}
+
+// release gives the connection back to the pool, clean, or closes it.
+// It waits for a call in progress on another goroutine.
+func (c *DedicatedConn) release(ctx context.Context, ok bool) {
+	c.mu.Lock()
+	conn := c.conn
+	c.conn = nil
+	healthy := ok && c.broken == nil && !c.sticky
+	if healthy && c.used {
+		healthy = c.e.resetConn(ctx, conn)
+	}
+	c.mu.Unlock()
+	if conn != nil {
+		c.e.ded.put(c.addr, conn, healthy)
+	}
+}
+
+// resetConn puts conn back in the state it was dialled in: RESET, then
+// the configured user, protocol, client name and database. It reports
+// whether every step succeeded.
+func (e *Engine) resetConn(ctx context.Context, conn drivers.Conn) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	b := conn.B()
+	o := e.opts
+	hello := []string{"HELLO", "3"}
+	switch {
+	case o.Username != "":
+		hello = append(hello, "AUTH", o.Username, o.Password)
+	case o.Password != "":
+		hello = append(hello, "AUTH", "default", o.Password)
+	}
+	if o.ClientName != "" {
+		hello = append(hello, "SETNAME", o.ClientName)
+	}
+	cmds := []valkey.Completed{b.Arbitrary("RESET").Build(), b.Arbitrary(hello...).Build()}
+	if o.DB != 0 {
+		cmds = append(cmds, b.Arbitrary("SELECT", strconv.Itoa(o.DB)).Build())
+	}
+	for _, r := range e.ded.callMulti(ctx, conn, cmds...) {
+		if r.Error() != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// callMulti sends cmds on conn as one pipeline, counted by enter/leave.
+func (p *txConns) callMulti(ctx context.Context, conn drivers.Conn, cmds ...valkey.Completed) []valkey.ValkeyResult {
+	if err := p.enter(); err != nil {
+		rs := make([]valkey.ValkeyResult, len(cmds))
+		for i := range rs {
+			rs[i] = valkey.NewErrorResult(err)
+		}
+		return rs
+	}
+	defer p.leave()
+	if len(cmds) == 1 {
+		return []valkey.ValkeyResult{conn.Do(ctx, cmds[0])}
+	}
+	return conn.DoMulti(ctx, cmds...)
+}
