@@ -4,7 +4,13 @@ go 1.26.8
 
 replace github.com/vactor-io/vactor => ../..
 
-require github.com/vactor-io/vactor v0.0.0-00010101000000-000000000000
+require (
+	github.com/go-echarts/go-echarts/v2 v2.6.7
+	github.com/redis/go-redis/v9 v9.23.0
+	github.com/vactor-io/vactor v0.0.0-00010101000000-000000000000
+	github.com/valkey-io/valkey-go v1.0.79
+	golang.org/x/term v0.44.0
+)
 
 require (
 	github.com/Shopify/toxiproxy/v2 v2.12.0 // indirect
@@ -30,12 +36,10 @@ require (
 	github.com/prometheus/client_model v0.6.1 // indirect
 	github.com/prometheus/common v0.62.0 // indirect
 	github.com/prometheus/procfs v0.15.1 // indirect
-	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/rs/xid v1.5.0 // indirect
 	github.com/rs/zerolog v1.33.0 // indirect
-	github.com/stretchr/testify v1.12.1 // indirect
+	github.com/stretchr/objx v0.5.3 // indirect
 	github.com/twmb/murmur3 v1.1.8 // indirect
-	github.com/valkey-io/valkey-go v1.0.79 // indirect
 	go.opentelemetry.io/otel v1.21.0 // indirect
 	go.opentelemetry.io/otel/exporters/prometheus v0.44.0 // indirect
 	go.opentelemetry.io/otel/metric v1.21.0 // indirect

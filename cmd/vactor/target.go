@@ -21,10 +21,10 @@ import (
 // configuration is resolved exactly as the library resolves it (and the
 // bench workers, which inherit the environment, resolve the same one).
 type targetFlags struct {
-	url, addr                   string
-	cluster, tls, tlsInsecure   bool
-	tlsCA, tlsCert, tlsKey      string
-	user, password              string
+	url, addr                 string
+	cluster, tls, tlsInsecure bool
+	tlsCA, tlsCert, tlsKey    string
+	user, password            string
 }
 
 // register adds the connection flags to fs.
