@@ -129,30 +129,38 @@ func clusterInfo(ctx context.Context, cfg config.Config, stdout io.Writer) error
 		return err
 	}
 	defer func() { _ = eng.Close() }()
-	shards, err := clusterSlots(ctx, eng)
+	nodes, err := clusterTopology(ctx, eng)
 	if err != nil {
 		return err
 	}
-	covered := 0
-	for _, s := range shards {
-		covered += s.To - s.From + 1
-	}
-	nodes := clusterNodes(shards)
-	fmt.Fprintf(stdout, "cluster %d slot ranges, %d of 16384 slots served, %d nodes\n", len(shards), covered, len(nodes))
-	fmt.Fprintln(stdout, "slots")
-	for _, s := range shards {
-		repl := "no replica"
-		if len(s.Replicas) > 0 {
-			repl = "replicas " + strings.Join(s.Replicas, ", ")
+	prims := primaries(nodes)
+	covered, ranges := 0, 0
+	for _, p := range prims {
+		for _, r := range p.Slots {
+			covered += r[1] - r[0] + 1
+			ranges++
 		}
-		fmt.Fprintf(stdout, "  %5d-%-5d  primary %s  %s\n", s.From, s.To, s.Primary, repl)
+	}
+	fmt.Fprintf(stdout, "cluster %d slot ranges, %d of 16384 slots served, %d nodes\n", ranges, covered, len(nodes))
+	fmt.Fprintln(stdout, "slots")
+	for _, p := range prims {
+		repl := "no replica"
+		if rs := replicasOf(nodes, p.ID); len(rs) > 0 {
+			repl = "replicas " + strings.Join(rs, ", ")
+		}
+		for _, r := range p.Slots {
+			fmt.Fprintf(stdout, "  %5d-%-5d  primary %s  %s\n", r[0], r[1], p.Addr, repl)
+		}
 	}
 	fmt.Fprintln(stdout, "nodes")
 	var failed []string
-	for _, addr := range nodes {
-		if err := nodeInfo(ctx, cfg, addr, stdout); err != nil {
-			fmt.Fprintf(stdout, "  %s  error: %v\n", addr, err)
-			failed = append(failed, addr)
+	for _, n := range nodes {
+		if n.failing() {
+			fmt.Fprintf(stdout, "  %s  marked %s by the cluster\n", n.Addr, strings.Join(n.Flags, ","))
+		}
+		if err := nodeInfo(ctx, cfg, n.Addr, stdout); err != nil {
+			fmt.Fprintf(stdout, "  %s  error: %v\n", n.Addr, err)
+			failed = append(failed, n.Addr)
 		}
 	}
 	if len(failed) > 0 {

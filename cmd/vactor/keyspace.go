@@ -32,19 +32,14 @@ func dbSize(ctx context.Context, eng *engine.Engine, cfg config.Config) (int64, 
 	if !cfg.ClusterMode {
 		return dbSizeOf(ctx, eng)
 	}
-	shards, err := clusterSlots(ctx, eng)
+	nodes, err := clusterTopology(ctx, eng)
 	if err != nil {
 		return 0, err
 	}
-	seen := map[string]bool{}
 	var total int64
-	for _, s := range shards {
-		if seen[s.Primary] {
-			continue
-		}
-		seen[s.Primary] = true
+	for _, p := range primaries(nodes) {
 		n, err := func() (int64, error) {
-			node, err := engine.New(ctx, nodeConfig(cfg, s.Primary))
+			node, err := engine.New(ctx, nodeConfig(cfg, p.Addr))
 			if err != nil {
 				return 0, err
 			}
@@ -52,7 +47,7 @@ func dbSize(ctx context.Context, eng *engine.Engine, cfg config.Config) (int64, 
 			return dbSizeOf(ctx, node)
 		}()
 		if err != nil {
-			return 0, fmt.Errorf("%s: %w", s.Primary, err)
+			return 0, fmt.Errorf("%s: %w", p.Addr, err)
 		}
 		total += n
 	}

@@ -133,4 +133,3 @@ func writeSetFile(path string, n, size int) error {
 	}
 	return f.Close()
 }
-

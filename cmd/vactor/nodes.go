@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -11,92 +12,106 @@ import (
 	"github.com/vactor-io/vactor/engine"
 )
 
-// A shard is one slot range of a cluster and the nodes serving it, as
-// CLUSTER SLOTS lists them.
-type shard struct {
-	From, To int
-	Primary  string   // host:port
-	Replicas []string // host:port
-	ID       string   // the primary's node ID, when the server gives it
+// A clusterNode is one node of a cluster as CLUSTER NODES lists it.
+type clusterNode struct {
+	ID        string
+	Addr      string // host:port
+	Flags     []string
+	Primary   bool
+	PrimaryID string   // a replica's primary
+	Slots     [][2]int // a primary's slot ranges, inclusive
 }
 
-// clusterSlots reads the slot map through eng (in cluster mode) with
-// CLUSTER SLOTS, which every server version with cluster support has.
-func clusterSlots(ctx context.Context, eng *engine.Engine) ([]shard, error) {
-	r, err := eng.Do(ctx, "CLUSTER", "SLOTS").Await(ctx)
+// clusterTopology reads the cluster's nodes through eng (in cluster mode)
+// with CLUSTER NODES: primaries first (by their first slot), then
+// replicas. (CLUSTER SLOTS leaves out replicas that have not received
+// data yet.)
+func clusterTopology(ctx context.Context, eng *engine.Engine) ([]clusterNode, error) {
+	r, err := eng.Do(ctx, "CLUSTER", "NODES").Await(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("CLUSTER SLOTS: %w", err)
+		return nil, fmt.Errorf("CLUSTER NODES: %w", err)
 	}
-	v, err := r.Any()
+	text, err := r.String()
 	if err != nil {
-		return nil, fmt.Errorf("CLUSTER SLOTS: %w", err)
+		return nil, fmt.Errorf("CLUSTER NODES: %w", err)
 	}
-	entries, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("CLUSTER SLOTS: unexpected reply %T", v)
-	}
-	var shards []shard
-	for _, e := range entries {
-		f, ok := e.([]any)
-		if !ok || len(f) < 3 {
-			return nil, fmt.Errorf("CLUSTER SLOTS: unexpected entry %v", e)
-		}
-		from, ok1 := f[0].(int64)
-		to, ok2 := f[1].(int64)
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("CLUSTER SLOTS: unexpected range %v", e)
-		}
-		s := shard{From: int(from), To: int(to)}
-		for i, n := range f[2:] {
-			addr, id, err := slotNode(n)
-			if err != nil {
-				return nil, err
-			}
-			if i == 0 {
-				s.Primary, s.ID = addr, id
-				continue
-			}
-			s.Replicas = append(s.Replicas, addr)
-		}
-		shards = append(shards, s)
-	}
-	return shards, nil
+	return parseClusterNodes(text)
 }
 
-// slotNode reads one node of a CLUSTER SLOTS entry: [host, port, id, ...].
-func slotNode(n any) (addr, id string, err error) {
-	f, ok := n.([]any)
-	if !ok || len(f) < 2 {
-		return "", "", fmt.Errorf("CLUSTER SLOTS: unexpected node %v", n)
+// parseClusterNodes parses the reply of CLUSTER NODES.
+func parseClusterNodes(text string) ([]clusterNode, error) {
+	var nodes []clusterNode
+	for line := range strings.Lines(text) {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) < 8 {
+			return nil, fmt.Errorf("CLUSTER NODES: unexpected line %q", strings.TrimSpace(line))
+		}
+		addr, _, _ := strings.Cut(f[1], "@")
+		if host, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
+			continue // a node without an address (noaddr, handshake)
+		} else if host == "" {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		n := clusterNode{ID: f[0], Addr: addr, Flags: strings.Split(f[2], ",")}
+		n.Primary = slices.Contains(n.Flags, "master")
+		if f[3] != "-" {
+			n.PrimaryID = f[3]
+		}
+		for _, sl := range f[8:] {
+			if strings.HasPrefix(sl, "[") {
+				continue // a slot being migrated or imported
+			}
+			a, b, isRange := strings.Cut(sl, "-")
+			from, err1 := strconv.Atoi(a)
+			to, err2 := from, error(nil)
+			if isRange {
+				to, err2 = strconv.Atoi(b)
+			}
+			if err1 != nil || err2 != nil {
+				return nil, fmt.Errorf("CLUSTER NODES: bad slot %q", sl)
+			}
+			n.Slots = append(n.Slots, [2]int{from, to})
+		}
+		nodes = append(nodes, n)
 	}
-	host, ok1 := f[0].(string)
-	port, ok2 := f[1].(int64)
-	if !ok1 || !ok2 {
-		return "", "", fmt.Errorf("CLUSTER SLOTS: unexpected node %v", n)
+	first := func(n clusterNode) int {
+		if !n.Primary {
+			return 1 << 20
+		}
+		if len(n.Slots) == 0 {
+			return 1 << 19
+		}
+		return n.Slots[0][0]
 	}
-	if len(f) > 2 {
-		id, _ = f[2].(string)
-	}
-	return net.JoinHostPort(host, strconv.FormatInt(port, 10)), id, nil
+	slices.SortStableFunc(nodes, func(a, b clusterNode) int { return first(a) - first(b) })
+	return nodes, nil
 }
 
-// clusterNodes returns the addresses of every node of the shards,
-// primaries first, each once.
-func clusterNodes(shards []shard) []string {
-	seen := map[string]bool{}
+// failing reports whether the node is marked as failed or possibly so.
+func (n clusterNode) failing() bool {
+	return slices.Contains(n.Flags, "fail") || slices.Contains(n.Flags, "fail?")
+}
+
+// primaries returns the primaries that serve slots.
+func primaries(nodes []clusterNode) []clusterNode {
+	var out []clusterNode
+	for _, n := range nodes {
+		if n.Primary && len(n.Slots) > 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// replicasOf returns the addresses of the replicas of primary id.
+func replicasOf(nodes []clusterNode, id string) []string {
 	var out []string
-	for _, s := range shards {
-		if !seen[s.Primary] {
-			seen[s.Primary] = true
-			out = append(out, s.Primary)
-		}
-	}
-	for _, s := range shards {
-		for _, r := range s.Replicas {
-			if !seen[r] {
-				seen[r] = true
-				out = append(out, r)
-			}
+	for _, n := range nodes {
+		if n.PrimaryID == id {
+			out = append(out, n.Addr)
 		}
 	}
 	return out

@@ -74,13 +74,16 @@ func pingNodes(ctx context.Context, cfg config.Config, stdout io.Writer) ([]stri
 	if !cfg.ClusterMode {
 		return cfg.Addresses()[:1], nil
 	}
-	shards, err := clusterSlots(ctx, eng)
+	nodes, err := clusterTopology(ctx, eng)
 	if err != nil {
 		return nil, err
 	}
-	nodes := clusterNodes(shards)
 	fmt.Fprintf(stdout, "cluster of %d nodes\n", len(nodes))
-	return nodes, nil
+	addrs := make([]string, len(nodes))
+	for i, n := range nodes {
+		addrs[i] = n.Addr
+	}
+	return addrs, nil
 }
 
 // pingNode times count PINGs, one at a time, on a connection of its own
