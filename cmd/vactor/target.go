@@ -49,9 +49,12 @@ var addressVars = []string{"VALKEY_URL", "VALKEY_HOST", "VALKEY_PORT", "VALKEY_A
 type flagVars map[string]string
 
 // apply sets, in the process environment, the variable each flag given on
-// fs stands for. -url and -addr replace every address variable of the
-// environment (a flag wins over any variable, whichever variable the
-// library would otherwise apply last).
+// fs stands for: -url is VALKEY_URL, -addr VALKEY_ADDR (VALKEY_ADDRS for
+// a list), -cluster VALKEY_CLUSTER_MODE, and so on. So that the flag wins
+// over the environment, -url also clears VALKEY_HOST, VALKEY_PORT,
+// VALKEY_ADDR and VALKEY_ADDRS (which the library applies after the URL),
+// and -addr clears VALKEY_ADDR and VALKEY_ADDRS (a VALKEY_URL keeps
+// giving its credentials, database and TLS).
 func (t *targetFlags) apply(fs *flag.FlagSet) (flagVars, error) {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -60,19 +63,26 @@ func (t *targetFlags) apply(fs *flag.FlagSet) (flagVars, error) {
 		set[name] = "-" + flagName
 		return os.Setenv(name, value)
 	}
-	if given["url"] || given["addr"] {
-		for _, v := range addressVars {
+	unset := func(names ...string) error {
+		for _, v := range names {
 			if err := os.Unsetenv(v); err != nil {
-				return nil, err
+				return err
 			}
 		}
+		return nil
 	}
 	if given["url"] {
+		if err := unset(addressVars...); err != nil {
+			return nil, err
+		}
 		if err := setenv("VALKEY_URL", "url", t.url); err != nil {
 			return nil, err
 		}
 	}
 	if given["addr"] {
+		if err := unset("VALKEY_ADDR", "VALKEY_ADDRS"); err != nil {
+			return nil, err
+		}
 		name := "VALKEY_ADDR"
 		if strings.Contains(t.addr, ",") {
 			name = "VALKEY_ADDRS"

@@ -28,6 +28,16 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 	}
 	mustContain(t, "stdout", r.stdout, "target "+srv.Addr()+" (standalone)", "PING x2")
 
+	// -addr keeps what VALKEY_URL says besides the address: here its
+	// password.
+	const pw = "env-pw"
+	auth := valkeytest.Start(t, valkeytest.Options{Password: pw})
+	r = vactor(t, []string{"VALKEY_URL=valkey://:" + pw + "@127.0.0.1:1/0"}, "", "ping", "-count", "1", "-addr", auth.Addr())
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	mustContain(t, "stdout", r.stdout, "target "+auth.Addr())
+
 	// And the environment alone is used as the library uses it.
 	r = vactor(t, []string{"VALKEY_URL=valkey://" + srv.Addr()}, "", "ping", "-count", "1")
 	if r.code != exitOK {
