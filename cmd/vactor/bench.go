@@ -77,7 +77,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	contFlag := fs.String("contenders", "all", "contenders, comma separated, or all")
 	fs.StringVar(&s.prefix, "keyspace-prefix", defaultPrefix, "prefix of the bench's keys; required when the server holds data")
 	fs.StringVar(&s.htmlPath, "html", "", "write an HTML report with charts to this file")
-	fs.StringVar(&s.htmlAssets, "html-assets", "", "where the HTML report loads echarts from (default: go-echarts' CDN)")
+	fs.StringVar(&s.htmlAssets, "html-assets", "", "URL of the directory the HTML report loads echarts.min.js from (default: go-echarts' CDN)")
 	fs.StringVar(&s.jsonPath, "json", "", "write the results as JSON to this file (- for stdout; the table then goes to stderr)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), benchUsage, strings.Join(contenderNames(), ", "))
@@ -240,7 +240,8 @@ func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer) (*
 					n++
 					if ctx.Err() != nil {
 						fmt.Fprintln(stderr, "vactor bench: interrupted")
-						return rep, exitFailed
+						rep.summarize()
+						return rep, exitInterrupted
 					}
 					rs := runSettings{
 						Contender: c.name, Op: op, Concurrency: level,
@@ -254,8 +255,9 @@ func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer) (*
 					if err != nil {
 						if ctx.Err() != nil {
 							line.finish(label + " interrupted")
-							fmt.Fprintln(stderr, "vactor bench: interrupted")
-							return rep, exitFailed
+							fmt.Fprintln(stderr, "vactor bench: interrupted: the table has the runs that ended")
+							rep.summarize()
+							return rep, exitInterrupted
 						}
 						line.finish(fmt.Sprintf("%s failed: %v", label, err))
 						rep.fail(op, level, c.name, err.Error())

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -171,5 +174,47 @@ func TestBenchKeyspace(t *testing.T) {
 	}
 	if v := do(t, eng, "GET", "user:1"); v != "precious" {
 		t.Fatalf("user:1 = %v", v)
+	}
+}
+
+// An interrupted bench stops its worker, deletes its keys and exits 130.
+func TestBenchInterrupted(t *testing.T) {
+	srv := valkeytest.Start(t)
+	eng := connect(t, false, srv.Addr())
+	cmd := exec.Command(os.Args[0], benchArgs(srv.Addr(), "-duration", "5m", "-concurrency", "2", "-contenders", "vactor", "-op", "get")...)
+	cmd.Env = append(os.Environ(), cliEnv+"=1")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// Wait for the keys (the run starts once they are written).
+	deadline := time.Now().Add(time.Minute)
+	for do(t, eng, "DBSIZE") != int64(500) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Fatalf("the bench wrote no keys:\n%s", errb.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(time.Minute):
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Fatalf("the bench did not end after SIGINT:\n%s", errb.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+		t.Fatalf("exit %d, want %d\n%s%s", code, exitInterrupted, out.String(), errb.String())
+	}
+	mustContain(t, "stderr", errb.String(), "interrupted", "deleted the keys vactor:bench:0 .. vactor:bench:499")
+	if n := do(t, eng, "DBSIZE"); n != int64(0) {
+		t.Fatalf("DBSIZE %v after the interrupted bench", n)
 	}
 }

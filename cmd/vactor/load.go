@@ -129,7 +129,7 @@ func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sum.print(stdout, name, t.describe(), s.errorsPath)
 	switch {
 	case ctx.Err() != nil:
-		return 130
+		return exitInterrupted
 	case err != nil || !sum.ok():
 		return exitFailed
 	}

@@ -29,6 +29,8 @@ const (
 	exitFailed  = 1 // the command ran and something failed
 	exitUsage   = 2 // bad flags or arguments
 	exitRefused = 3 // vactor bench refused the server (it holds data)
+	// exitInterrupted is the shell's code for a command ended by SIGINT.
+	exitInterrupted = 130
 )
 
 const usage = `usage: vactor COMMAND [flags]

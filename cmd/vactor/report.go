@@ -180,8 +180,9 @@ func median(xs []float64) float64 {
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
-// micros formats d in microseconds, for progress lines.
-func micros(d time.Duration) string { return strconv.FormatFloat(us(d), 'f', 1, 64) + "µs" }
+// micros formats a latency for progress lines: 3 or 4 significant
+// digits, in µs or ms.
+func micros(d time.Duration) string { return roundDur(d).String() }
 
 // groupDigits formats x rounded to an integer with thousands separators.
 func groupDigits(x float64) string {
