@@ -54,6 +54,8 @@ func checkSane(t *testing.T, c *caseReport, cc *contenderCase, rounds int) {
 		t.Fatalf("%s: p50 %.1f p99 %.1f p99.9 %.1f µs", where, cc.P50us, cc.P99us, cc.P999us)
 	case cc.CPUusPerOp <= 0 || cc.AllocsPerOp < 0 || cc.AllocsPerOp > 1000:
 		t.Fatalf("%s: %.2f µs CPU/op, %.2f allocs/op", where, cc.CPUusPerOp, cc.AllocsPerOp)
+	case cc.ServerUsPerOp <= 0 || cc.ServerUsPerOp > 1e5:
+		t.Fatalf("%s: %.2f server µs/op", where, cc.ServerUsPerOp)
 	case cc.RatioToBestPeer <= 0:
 		t.Fatalf("%s: ratio %.2f", where, cc.RatioToBestPeer)
 	}
@@ -70,7 +72,7 @@ func TestBench(t *testing.T) {
 	}
 	// The table: every case, both contenders, the ratio column.
 	mustContain(t, "table", r.stdout, "GET, 1 goroutine(s)", "GET, 8 goroutine(s)", "SET, 1 goroutine(s)", "SET, 8 goroutine(s)",
-		"ops/s", "p99.9 µs", "allocs/op", "CPU µs/op", "÷ best peer", "redis 7")
+		"ops/s", "p99.9 µs", "allocs/op", "CPU µs/op", "srv µs/op", "÷ best peer", "redis 7")
 	if n := strings.Count(r.stdout, "  vactor "); n != 4 {
 		t.Fatalf("table has %d vactor rows, want 4:\n%s", n, r.stdout)
 	}

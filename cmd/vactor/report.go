@@ -62,7 +62,10 @@ type contenderCase struct {
 	AllocsPerOp float64 `json:"allocs_per_op"`
 	BytesPerOp  float64 `json:"bytes_per_op"`
 	CPUusPerOp  float64 `json:"cpu_us_per_op"`
-	Errors      uint64  `json:"errors"`
+	// ServerUsPerOp is the server's CPU time per operation; -1 when not
+	// measured (cluster mode).
+	ServerUsPerOp float64 `json:"server_cpu_us_per_op"`
+	Errors        uint64  `json:"errors"`
 	// RatioToBestPeer is OpsPerSec over the best peer's OpsPerSec in this
 	// case (0 when no peer ran).
 	RatioToBestPeer float64 `json:"ratio_to_best_peer"`
@@ -145,7 +148,7 @@ func (cc *contenderCase) summarize() {
 	if len(cc.Runs) == 0 {
 		return
 	}
-	var ops, p50, p99, p999, allocs, bytes, cpu []float64
+	var ops, p50, p99, p999, allocs, bytes, cpu, srv []float64
 	cc.Latency = latencies{}
 	cc.Errors = 0
 	for _, r := range cc.Runs {
@@ -157,11 +160,18 @@ func (cc *contenderCase) summarize() {
 		allocs = append(allocs, float64(r.Mallocs)/n)
 		bytes = append(bytes, float64(r.AllocBytes)/n)
 		cpu = append(cpu, r.CPU*1e6/n)
+		if r.ServerCPU >= 0 {
+			srv = append(srv, r.ServerCPU*1e6/n)
+		}
 		cc.Errors += r.Errors
 		cc.Latency = cc.Latency.add(r.Latency)
 	}
 	cc.OpsPerSec, cc.P50us, cc.P99us, cc.P999us = median(ops), median(p50), median(p99), median(p999)
 	cc.AllocsPerOp, cc.BytesPerOp, cc.CPUusPerOp = median(allocs), median(bytes), median(cpu)
+	cc.ServerUsPerOp = -1
+	if len(srv) == len(cc.Runs) {
+		cc.ServerUsPerOp = median(srv)
+	}
 }
 
 // median returns the median of xs (the mean of the middle two for an
@@ -235,14 +245,14 @@ func (r *report) printTable(w io.Writer) {
 	for _, c := range r.Cases {
 		fmt.Fprintf(w, "\n%s, %d goroutine(s)\n", opName(c.Op, s.GetRatio), c.Concurrency)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "contender\tops/s\tp50 µs\tp99 µs\tp99.9 µs\tallocs/op\tB/op\tCPU µs/op\t÷ best peer\t")
+		fmt.Fprintln(tw, "contender\tops/s\tp50 µs\tp99 µs\tp99.9 µs\tallocs/op\tB/op\tCPU µs/op\tsrv µs/op\t÷ best peer\t")
 		for _, cc := range c.Results {
 			if len(cc.Runs) == 0 {
 				why := "no result"
 				if len(cc.Failures) > 0 {
 					why = "failed: " + cc.Failures[0]
 				}
-				fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\t\t\t\n", cc.Contender, why)
+				fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\t\t\t\t\n", cc.Contender, why)
 				continue
 			}
 			ratio := "-"
@@ -253,13 +263,18 @@ func (r *report) printTable(w io.Writer) {
 			if cc.Errors > 0 {
 				note = fmt.Sprintf("  (%d errors)", cc.Errors)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.0f\t%.2f\t%s\t%s\n", cc.Contender, groupDigits(cc.OpsPerSec),
+			srv := "-"
+			if cc.ServerUsPerOp >= 0 {
+				srv = strconv.FormatFloat(cc.ServerUsPerOp, 'f', 2, 64)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.0f\t%.2f\t%s\t%s\t%s\n", cc.Contender, groupDigits(cc.OpsPerSec),
 				latencyText(cc.P50us), latencyText(cc.P99us), latencyText(cc.P999us),
-				cc.AllocsPerOp, cc.BytesPerOp, cc.CPUusPerOp, ratio, note)
+				cc.AllocsPerOp, cc.BytesPerOp, cc.CPUusPerOp, srv, ratio, note)
 		}
 		_ = tw.Flush()
 	}
-	fmt.Fprintln(w, "\n÷ best peer: ops/s over the best of", strings.Join(r.peerNames(), ", "), "in the same case.")
+	fmt.Fprintln(w, "\nCPU µs/op: the client process's CPU time per operation; srv µs/op: the server's (INFO cpu; standalone only).")
+	fmt.Fprintln(w, "÷ best peer: ops/s over the best of", strings.Join(r.peerNames(), ", "), "in the same case.")
 }
 
 // peerNames lists the peers that ran.

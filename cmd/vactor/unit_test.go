@@ -170,3 +170,13 @@ func TestLineIndex(t *testing.T) {
 		t.Fatal("a command of other strings has a line")
 	}
 }
+
+func TestParseServerCPU(t *testing.T) {
+	d, ok := parseServerCPU("# CPU\r\nused_cpu_sys:1.500000\r\nused_cpu_user:0.250000\r\nused_cpu_sys_children:9.0\r\n")
+	if !ok || d != 1750*time.Millisecond {
+		t.Fatalf("%s, %v", d, ok)
+	}
+	if _, ok := parseServerCPU("# CPU\r\nused_cpu_sys:x\r\n"); ok {
+		t.Fatal("a bad reply parsed")
+	}
+}

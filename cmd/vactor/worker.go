@@ -76,6 +76,10 @@ type runResult struct {
 	CPU        float64 `json:"cpu_s"`
 	GCs        uint32  `json:"gcs"`
 	GoMaxProcs int     `json:"gomaxprocs"`
+	// ServerCPU is the server's user+system time over the window (INFO
+	// cpu, read by the worker on a connection of its own just before and
+	// after it), or -1 when not measured (cluster mode, or INFO failed).
+	ServerCPU float64 `json:"server_cpu_s"`
 }
 
 // runWorker implements the hidden worker subcommand.
@@ -116,7 +120,9 @@ func runWorker(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "worker: %s: %v\n", s.Contender, err)
 		return exitFailed
 	}
-	res := drive(ctx, cl, s, *every, func(ops uint64, elapsed time.Duration) {
+	srv := newServerCPU(ctx, cfg)
+	defer srv.close()
+	res := drive(ctx, cl, s, srv.read, *every, func(ops uint64, elapsed time.Duration) {
 		fmt.Fprintf(stderr, "%s%d %d\n", progressPrefix, ops, elapsed.Nanoseconds())
 	})
 	cl.close()
@@ -163,7 +169,9 @@ const maxConsecutiveErrors = 100
 // that complete during the measured window (after s.Warmup, for
 // s.Duration) are counted, with their latency. progress is called every
 // `every` during the window with the operations so far.
-func drive(ctx context.Context, cl client, s runSettings, every time.Duration, progress func(uint64, time.Duration)) runResult {
+// serverCPU, when not nil, returns the server's CPU time so far (false
+// when it cannot tell).
+func drive(ctx context.Context, cl client, s runSettings, serverCPU func() (time.Duration, bool), every time.Duration, progress func(uint64, time.Duration)) runResult {
 	keys := keyNames(s.Prefix, s.Keys)
 	value := benchValue(s.ValueSize)
 	var phase atomic.Int32
@@ -218,6 +226,7 @@ func drive(ctx context.Context, cl client, s runSettings, every time.Duration, p
 
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
+	srv0, srvOK0 := serverCPU()
 	cpu0 := cpuTime()
 	start := time.Now()
 	phase.Store(phaseMeasure)
@@ -238,6 +247,7 @@ func drive(ctx context.Context, cl client, s runSettings, every time.Duration, p
 	phase.Store(phaseStop)
 	elapsed := time.Since(start)
 	cpu1 := cpuTime()
+	srv1, srvOK1 := serverCPU()
 	runtime.ReadMemStats(&ms1)
 	wg.Wait()
 
@@ -247,6 +257,7 @@ func drive(ctx context.Context, cl client, s runSettings, every time.Duration, p
 		Mallocs:    ms1.Mallocs - ms0.Mallocs,
 		AllocBytes: ms1.TotalAlloc - ms0.TotalAlloc,
 		CPU:        (cpu1 - cpu0).Seconds(),
+		ServerCPU:  -1,
 		GCs:        ms1.NumGC - ms0.NumGC,
 		GoMaxProcs: runtime.GOMAXPROCS(0),
 	}
@@ -262,6 +273,9 @@ func drive(ctx context.Context, cl client, s runSettings, every time.Duration, p
 	}
 	if len(errs) > 0 {
 		res.FirstError = errors.Join(errs...).Error()
+	}
+	if srvOK0 && srvOK1 {
+		res.ServerCPU = (srv1 - srv0).Seconds()
 	}
 	res.Latency = merge(hs)
 	res.OpsPerSec = float64(res.Ops) / elapsed.Seconds()
