@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -12,10 +11,6 @@ import (
 
 // defaultPrefix names the bench's keys on an empty server.
 const defaultPrefix = "vactor:bench:"
-
-// errHoldsData is returned when the server holds data and the bench was
-// not told where it may write.
-var errHoldsData = errors.New("the server holds data")
 
 // keyspace is the bench's own keys on the target: it checks that they
 // may be written, fills them, and deletes them (and nothing else).

@@ -24,16 +24,6 @@ type command struct {
 	ttl time.Duration
 }
 
-// A malformedError is a record that is not a command: its line, and why.
-type malformedError struct {
-	line   int64
-	reason string
-}
-
-func (e *malformedError) Error() string {
-	return fmt.Sprintf("line %d: %s", e.line, e.reason)
-}
-
 // A parser reads commands from an input. next returns the next command,
 // a *malformedError for a bad record (the parser then goes on with the
 // next record), io.EOF at the end, or another error (reading failed).
@@ -99,9 +89,6 @@ func newParser(format string, r *bufio.Reader) (parser, error) {
 	}
 	return nil, fmt.Errorf("unknown format %q (csv, jsonl or resp)", format)
 }
-
-// errTTL is the reason of every bad TTL.
-var errTTL = errors.New("ttl must be a number of seconds or a duration such as 90s or 1h, not negative")
 
 // parseTTL parses a TTL: empty or 0 for none, a number of seconds
 // (fractions allowed, to the millisecond), or a Go duration.

@@ -35,9 +35,6 @@ const (
 	maxRESPBulk = 512 << 20
 )
 
-// errRESPTruncated ends a command cut short by the end of the input.
-var errRESPTruncated = errors.New("the input ends inside the command")
-
 func (p *respParser) next() (command, error) {
 	for {
 		var hdr []byte
