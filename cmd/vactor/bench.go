@@ -77,7 +77,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	contFlag := fs.String("contenders", "all", "contenders, comma separated, or all")
 	fs.StringVar(&s.prefix, "keyspace-prefix", defaultPrefix, "prefix of the bench's keys; required when the server holds data")
 	fs.StringVar(&s.htmlPath, "html", "", "write an HTML report with charts to this file")
-	fs.StringVar(&s.htmlAssets, "html-assets", "", "URL of the directory the HTML report loads echarts.min.js from (default: go-echarts' CDN)")
+	fs.StringVar(&s.htmlAssets, "html-assets", "", "directory the HTML report loads echarts.min.js from: an http(s) URL or a path relative to the page, such as ./ (default: go-echarts' CDN)")
 	fs.StringVar(&s.jsonPath, "json", "", "write the results as JSON to this file (- for stdout; the table then goes to stderr)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), benchUsage, strings.Join(contenderNames(), ", "))
