@@ -22,6 +22,9 @@ import (
 type errorLog struct {
 	path   string
 	stderr io.Writer
+	// clear, when set, clears a progress bar off the terminal line before
+	// an entry is printed (the bar draws itself again).
+	clear func()
 
 	mu      sync.Mutex
 	f       *os.File
@@ -43,6 +46,9 @@ func (l *errorLog) record(line int64, kind, text string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.entries++
+	if l.entries <= errorsShown+1 && l.clear != nil {
+		l.clear()
+	}
 	if l.entries <= errorsShown {
 		fmt.Fprintln(l.stderr, "vactor load:", entry)
 	} else if l.entries == errorsShown+1 {

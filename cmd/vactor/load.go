@@ -239,6 +239,9 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 
 	start := time.Now()
 	prog := newLoadProgress(stderr, size, s.quiet, cr, w, start)
+	if prog.bar != nil {
+		elog.clear = func() { _ = prog.bar.Clear() }
+	}
 	var flushes sync.WaitGroup
 	var refused uint64
 	var readErr error
