@@ -35,6 +35,13 @@ func readReport(t *testing.T, path string) report {
 // checkSane checks the numbers of one contender in one case.
 func checkSane(t *testing.T, c *caseReport, cc *contenderCase, rounds int) {
 	t.Helper()
+	checkSaneIn(t, c, cc, rounds, false)
+}
+
+// checkSaneIn is checkSane; in a cluster the server's CPU is not
+// measured.
+func checkSaneIn(t *testing.T, c *caseReport, cc *contenderCase, rounds int, cluster bool) {
+	t.Helper()
 	where := cc.Contender + " " + c.Op + " c=" + itoa(c.Concurrency)
 	if len(cc.Runs) != rounds || len(cc.Failures) > 0 || cc.Errors != 0 {
 		t.Fatalf("%s: %d runs (want %d), failures %q, %d errors", where, len(cc.Runs), rounds, cc.Failures, cc.Errors)
@@ -54,7 +61,9 @@ func checkSane(t *testing.T, c *caseReport, cc *contenderCase, rounds int) {
 		t.Fatalf("%s: p50 %.1f p99 %.1f p99.9 %.1f µs", where, cc.P50us, cc.P99us, cc.P999us)
 	case cc.CPUusPerOp <= 0 || cc.AllocsPerOp < 0 || cc.AllocsPerOp > 1000:
 		t.Fatalf("%s: %.2f µs CPU/op, %.2f allocs/op", where, cc.CPUusPerOp, cc.AllocsPerOp)
-	case cc.ServerUsPerOp <= 0 || cc.ServerUsPerOp > 1e5:
+	case cluster && cc.ServerUsPerOp != -1:
+		t.Fatalf("%s: %.2f server µs/op in a cluster", where, cc.ServerUsPerOp)
+	case !cluster && (cc.ServerUsPerOp <= 0 || cc.ServerUsPerOp > 1e5):
 		t.Fatalf("%s: %.2f server µs/op", where, cc.ServerUsPerOp)
 	case cc.RatioToBestPeer <= 0:
 		t.Fatalf("%s: ratio %.2f", where, cc.RatioToBestPeer)
@@ -218,5 +227,29 @@ func TestBenchInterrupted(t *testing.T) {
 	mustContain(t, "stderr", errb.String(), "interrupted", "deleted the keys vactor:bench:0 .. vactor:bench:499")
 	if n := do(t, eng, "DBSIZE"); n != int64(0) {
 		t.Fatalf("DBSIZE %v after the interrupted bench", n)
+	}
+}
+
+// Every contender runs against a cluster; the keys are spread over the
+// primaries and deleted afterwards.
+func TestBenchCluster(t *testing.T) {
+	c := valkeytest.StartClusterT(t)
+	r := vactor(t, nil, "", "bench", "-cluster", "-addr", c.Addrs()[0], "-duration", "300ms", "-warmup", "100ms",
+		"-keys", "300", "-concurrency", "4", "-op", "get", "-json", "-")
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var rep report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	mustContain(t, "report", rep.Target, "(cluster)")
+	for _, cc := range rep.Cases[0].Results {
+		checkSaneIn(t, rep.Cases[0], cc, 1, true)
+	}
+	for _, p := range c.Primaries() {
+		if n, err := p.Do("DBSIZE"); err != nil || n != int64(0) {
+			t.Fatalf("%s: DBSIZE %v, %v after the bench", p.Addr(), n, err)
+		}
 	}
 }
