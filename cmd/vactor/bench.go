@@ -189,9 +189,12 @@ func (s benchSettings) needsData() bool {
 // exit code when it could not run. The keys it wrote are deleted
 // whatever happens after they were claimed.
 func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer) (*report, int) {
-	setup, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	eng, err := engine.New(setup, t.cfg)
+	// Writing, checking and deleting the keys take time with their
+	// number; an interrupt (ctx) ends them.
+	setup := ctx
+	dctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout+5*time.Second)
+	eng, err := engine.New(dctx, t.cfg)
+	cancel()
 	if err != nil {
 		fmt.Fprintln(stderr, "vactor bench:", err)
 		return nil, exitFailed
@@ -207,7 +210,7 @@ func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer) (*
 	}
 	defer func() {
 		// Not ctx: the keys are deleted after an interrupt too.
-		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+time.Duration(s.keys/20_000)*time.Second)
 		defer cancel()
 		if err := ks.drop(dctx); err != nil {
 			fmt.Fprintf(stderr, "vactor bench: delete the keys %s0 .. %s%d: %v\n", ks.prefix, ks.prefix, s.keys-1, err)
@@ -219,6 +222,9 @@ func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer) (*
 		fmt.Fprintf(stderr, "vactor bench: writing %d keys of %d bytes (%s0 .. %s%d)\n", s.keys, s.valueSize, s.prefix, s.prefix, s.keys-1)
 		if err := ks.fill(setup, s.valueSize); err != nil {
 			fmt.Fprintln(stderr, "vactor bench: fill the keys:", err)
+			if ctx.Err() != nil {
+				return nil, exitInterrupted
+			}
 			return nil, exitFailed
 		}
 	}
@@ -318,6 +324,7 @@ func runWorkerProcess(ctx context.Context, s runSettings, progress func(uint64, 
 	}
 	var msgs []string
 	sc := bufio.NewScanner(errPipe)
+	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
 		if rest, ok := strings.CutPrefix(line, progressPrefix); ok {
@@ -329,6 +336,7 @@ func runWorkerProcess(ctx context.Context, s runSettings, progress func(uint64, 
 		}
 		msgs = append(msgs, line)
 	}
+	_, _ = io.Copy(io.Discard, errPipe) // after a line too long to scan
 	werr := cmd.Wait()
 	if werr != nil {
 		msg := strings.Join(msgs, "; ")
