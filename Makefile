@@ -1,7 +1,9 @@
 # vactor — the two commands a fresh Debian machine with Go needs:
 #   make demo   runs examples/quickstart against $VALKEY_ADDR / $VALKEY_URL,
 #               or against a throwaway server it starts and stops
-#   make test   unit + integration tests with -race (starts its own servers)
+#   make test   unit + integration tests with -race (starts its own servers),
+#               of the library and of the vactor CLI (cmd/vactor, a module
+#               of its own)
 GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME ?= 2s
@@ -9,7 +11,11 @@ BENCHTIME ?= 2s
 # so the contenders are interleaved over time.
 BENCHROUNDS ?= 3
 
-.PHONY: all demo test test-short test-faults bench bench-writer lint server
+# The vactor CLI: a module of its own, so that its dependencies (go-redis,
+# progress bar, charts) stay out of the library's go.mod.
+CLI := cmd/vactor
+
+.PHONY: all demo test test-short test-faults bench bench-writer bench-peers bench-load vactor lint server
 
 all: lint test
 
@@ -23,10 +29,12 @@ demo: server
 test: server
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+	cd $(CLI) && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 15m ./...
 
 # Unit tests and fast integration tests only (skips nothing in CI: `make test` runs all).
 test-short: server
 	$(GO) test -race -short -count=1 ./...
+	cd $(CLI) && $(GO) test -race -short -count=1 ./...
 
 # The fault-injection tests alone, verbose: they print the figures of the
 # README's Reliability table. (`make test` runs them too.)
@@ -49,6 +57,26 @@ bench-writer: server
 	$(GO) test -c -o bench.test ./bench
 	BENCHROUNDS=$(BENCHROUNDS) ./bench.test -test.run '^$$' -test.bench '^BenchmarkWriter$$' -test.benchtime 1x -test.benchmem | tee bench-writer.out
 
+# Builds the CLI into bin/vactor.
+vactor:
+	cd $(CLI) && $(GO) build -o ../../bin/vactor .
+
+# vactor bench with its defaults (GET and SET; 1, 16, 256 and 2048
+# goroutines; 100,000 keys of 64 B; every contender in a process of its
+# own) and BENCHROUNDS rounds, against a throwaway server (the VALKEY_*
+# address variables are ignored). Takes minutes. Prints the table; also
+# writes bench-peers.json and bench-peers.html. BENCHPEERS_FLAGS adds
+# flags, e.g. BENCHPEERS_FLAGS='-op get -concurrency 256'.
+bench-peers: server vactor
+	env -u VALKEY_URL -u VALKEY_ADDR -u VALKEY_ADDRS -u VALKEY_HOST -u VALKEY_PORT \
+		./bin/vactor bench -rounds $(BENCHROUNDS) -json bench-peers.json -html bench-peers.html $(BENCHPEERS_FLAGS) >bench-peers.out; \
+		status=$$?; cat bench-peers.out; exit $$status
+
+# vactor load vs redis-cli --pipe (redis-tools): 1M SETs of 64 B from one
+# RESP file into one throwaway server, BENCHROUNDS alternating rounds.
+bench-load: server
+	cd $(CLI) && LOADROUNDS=$(BENCHROUNDS) $(GO) test -run '^$$' -bench '^BenchmarkLoadVsPipe$$' -benchtime 1x .
+
 # go mod tidy -diff exits non-zero and prints the diff when go.mod/go.sum
 # are not tidy (a direct dependency marked // indirect, a stale sum line).
 lint:
@@ -56,3 +84,4 @@ lint:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	cd $(CLI) && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./... && $(GO) mod tidy -diff

@@ -1,0 +1,407 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/vactor-io/vactor/engine"
+)
+
+// loadSettings are the flags of vactor load.
+type loadSettings struct {
+	input      string // file name; "" or "-" for stdin
+	format     string // csv, jsonl, resp, or "" to detect
+	errorsPath string
+	strict     bool
+	idempotent bool
+	conns      int
+	maxPending int
+	quiet      bool
+}
+
+const loadUsage = `usage: vactor load [flags] [FILE]
+
+Bulk-loads FILE (or standard input, when FILE is - or absent) into the
+server through vactor's batch writer (engine.NewBatchWriter): large
+pipelines on dedicated connections, consecutive plain SETs merged into
+MSETs, every command acknowledged or reported.
+
+Formats (-format, else from the extension, else from the first byte):
+  csv    key,value[,ttl] records (.csv); a first line key,value[,ttl] is a header
+  jsonl  {"key": "k", "value": "v", "ttl": 60} one a line (.jsonl, .ndjson, .json)
+  resp   commands as RESP arrays, the input of redis-cli --pipe (.resp)
+A ttl is a number of seconds (fractions to the millisecond) or a Go
+duration (90s, 1h); empty or 0 for none.
+
+A malformed record is reported with its line number and skipped (-strict
+stops at the first). A command the server refuses (or that fails) is
+written to the errors file with its line and the reason. The exit status
+is 0 when every record was loaded, 1 otherwise.
+
+Flags:
+`
+
+// runLoad implements `vactor load`.
+func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vactor load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var tf targetFlags
+	tf.register(fs)
+	var s loadSettings
+	fs.StringVar(&s.format, "format", "", "input format: csv, jsonl or resp (default: from the file's extension, else its first byte)")
+	fs.StringVar(&s.errorsPath, "errors", "", "file for failed commands and malformed records (default FILE.errors, or vactor-load.errors for stdin); created only when needed")
+	fs.BoolVar(&s.strict, "strict", false, "stop at the first malformed record")
+	fs.BoolVar(&s.idempotent, "idempotent", false, "the commands may run twice: resend those whose reply was lost to a broken connection instead of reporting them")
+	fs.IntVar(&s.conns, "conns", 0, "connections per node (default: the batch writer's, 2)")
+	fs.IntVar(&s.maxPending, "max-pending", 0, "commands queued or in flight at most (default: the batch writer's, 100,000)")
+	fs.BoolVar(&s.quiet, "quiet", false, "no progress bar")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), loadUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 1 {
+		fmt.Fprintln(stderr, "vactor load: one input file at most")
+		return exitUsage
+	}
+	s.input = fs.Arg(0)
+	if s.format != "" {
+		s.format = strings.ToLower(s.format)
+		if s.format != formatCSV && s.format != formatJSONL && s.format != formatRESP {
+			fmt.Fprintf(stderr, "vactor load: -format %q: want csv, jsonl or resp\n", s.format)
+			return exitUsage
+		}
+	}
+	if s.conns < 0 || s.maxPending < 0 {
+		fmt.Fprintln(stderr, "vactor load: -conns and -max-pending must not be negative")
+		return exitUsage
+	}
+
+	in, size, name, closeIn, err := openInput(s.input, stdin)
+	if err != nil {
+		fmt.Fprintln(stderr, "vactor load:", err)
+		return exitFailed
+	}
+	defer closeIn()
+	if s.errorsPath == "" {
+		s.errorsPath = "vactor-load.errors"
+		if name != "stdin" {
+			s.errorsPath = s.input + ".errors"
+		}
+	}
+
+	t, err := resolveTarget(&tf, fs, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "vactor load:", err)
+		return exitFailed
+	}
+	defer closeTarget(t, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	dial, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout+5*time.Second)
+	eng, err := engine.New(dial, t.cfg)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(stderr, "vactor load:", err)
+		return exitFailed
+	}
+	defer func() { _ = eng.Close() }()
+
+	sum, err := load(ctx, eng, in, size, s, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "vactor load:", err)
+	}
+	sum.print(stdout, name, t.describe(), s.errorsPath)
+	switch {
+	case ctx.Err() != nil:
+		return exitInterrupted
+	case err != nil || !sum.ok():
+		return exitFailed
+	}
+	return exitOK
+}
+
+// openInput opens the input: a file, or stdin for "" and "-". size is
+// the file's size when known (for the progress bar), else -1.
+func openInput(path string, stdin io.Reader) (r io.Reader, size int64, name string, closeFn func(), err error) {
+	if path == "" || path == "-" {
+		return stdin, -1, "stdin", func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, "", nil, err
+	}
+	size = -1
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		size = st.Size()
+	}
+	return f, size, path, func() { _ = f.Close() }, nil
+}
+
+// loadSummary is what vactor load did.
+type loadSummary struct {
+	format      string
+	commands    uint64 // records parsed into commands
+	malformed   uint64
+	written     uint64 // accepted by the writer
+	acked       uint64
+	failed      uint64 // reported by the writer or refused by Write
+	elapsed     time.Duration
+	stoppedAt   int64 // -strict: the line of the first malformed record
+	interrupted bool
+	errorsFile  bool // the errors file was written
+}
+
+func (s loadSummary) ok() bool {
+	return s.malformed == 0 && s.failed == 0 && !s.interrupted && s.acked == s.commands
+}
+
+func (s loadSummary) print(w io.Writer, input, target, errorsPath string) {
+	r := 0.0
+	if s.elapsed > 0 {
+		r = float64(s.acked) / s.elapsed.Seconds()
+	}
+	fmt.Fprintf(w, "vactor load: %s (%s) into %s: %s commands in %s (%s/s): %s acknowledged, %s failed, %s malformed\n",
+		input, s.format, target, groupDigits(float64(s.commands)), s.elapsed.Round(time.Millisecond), groupDigits(r),
+		groupDigits(float64(s.acked)), groupDigits(float64(s.failed)), groupDigits(float64(s.malformed)))
+	if s.stoppedAt > 0 {
+		fmt.Fprintf(w, "vactor load: stopped at the malformed record of line %d (-strict)\n", s.stoppedAt)
+	}
+	if s.interrupted {
+		fmt.Fprintln(w, "vactor load: interrupted: the rest of the input was not read")
+	}
+	if s.errorsFile {
+		fmt.Fprintf(w, "vactor load: errors written to %s\n", errorsPath)
+	}
+}
+
+// countingReader counts the bytes read through it, for the progress bar.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// load reads every command of in and writes it through a batch writer
+// of eng. It returns when every command written was acknowledged or
+// reported, or ctx ended (then what was queued is still flushed, for up
+// to 30s). The error is for reading the input or a closed engine;
+// failed commands and malformed records are counted and logged.
+func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s loadSettings, stderr io.Writer) (loadSummary, error) {
+	var sum loadSummary
+	cr := &countingReader{r: in}
+	br := bufio.NewReaderSize(cr, 1<<20)
+	format := s.format
+	if format == "" {
+		format = formatOf(s.input)
+	}
+	if format == "" {
+		format = sniff(br)
+	}
+	sum.format = format
+	p, err := newParser(format, br)
+	if err != nil {
+		return sum, err
+	}
+	elog := &errorLog{path: s.errorsPath, stderr: stderr}
+	idx := newLineIndex(windowSize)
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{
+		MaxPending:   s.maxPending,
+		ConnsPerNode: s.conns,
+		Idempotent:   s.idempotent,
+		OnError: func(cmd []string, err error) {
+			elog.record(idx.lookup(cmd), "failed", commandText(cmd)+": "+err.Error())
+		},
+	})
+	if err != nil {
+		return sum, err
+	}
+
+	start := time.Now()
+	prog := newLoadProgress(stderr, size, s.quiet, cr, w, start)
+	if prog.bar != nil {
+		elog.clear = func() { _ = prog.bar.Clear() }
+	}
+	var flushes sync.WaitGroup
+	var refused uint64
+	var readErr error
+	for n := 0; ; n++ {
+		if n&1023 == 0 && ctx.Err() != nil {
+			sum.interrupted = true
+			break
+		}
+		c, err := p.next()
+		if err != nil {
+			var me *malformedError
+			if errors.As(err, &me) {
+				sum.malformed++
+				elog.record(me.line, "malformed", me.reason)
+				if s.strict {
+					sum.stoppedAt = me.line
+					break
+				}
+				continue
+			}
+			if !errors.Is(err, io.EOF) {
+				readErr = fmt.Errorf("read %s: %w", s.inputName(), err)
+			}
+			break
+		}
+		sum.commands++
+		idx.add(identity(c.args), c.line)
+		if c.set {
+			err = w.Set(ctx, c.args[1], c.args[2], c.ttl)
+		} else {
+			err = w.Write(ctx, c.args...)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				sum.interrupted = true
+				sum.commands--
+				break
+			}
+			if errors.Is(err, engine.ErrClosed) {
+				readErr = err
+				break
+			}
+			refused++
+			elog.record(c.line, "failed", commandText(c.args)+": "+err.Error())
+			continue
+		}
+		if win := idx.seal(); win != nil {
+			flushes.Go(func() {
+				if w.Flush(ctx) == nil {
+					idx.release(win)
+				}
+			})
+		}
+	}
+	closeCtx := context.Background()
+	if sum.interrupted {
+		var cancel context.CancelFunc
+		closeCtx, cancel = context.WithTimeout(closeCtx, 30*time.Second)
+		defer cancel()
+	}
+	cerr := w.Close(closeCtx)
+	flushes.Wait()
+	sum.elapsed = time.Since(start)
+	prog.stop()
+	st := w.Stats()
+	sum.written, sum.acked = st.Written, st.Acknowledged
+	sum.failed = st.Failed + refused
+	if err := elog.close(); err != nil {
+		fmt.Fprintf(stderr, "vactor load: write %s: %v\n", s.errorsPath, err)
+	}
+	sum.errorsFile = elog.count() > 0
+	if readErr == nil && cerr != nil && !sum.interrupted {
+		readErr = cerr
+	}
+	return sum, readErr
+}
+
+func (s loadSettings) inputName() string {
+	if s.input == "" || s.input == "-" {
+		return "stdin"
+	}
+	return s.input
+}
+
+// loadProgress shows the progress of a load on stderr: a progress bar
+// on a terminal (bytes of the input, with its rate and ETA, and the
+// commands acknowledged), plain lines every 10s elsewhere.
+type loadProgress struct {
+	done chan struct{}
+	wg   sync.WaitGroup
+	bar  *progressbar.ProgressBar
+}
+
+func newLoadProgress(stderr io.Writer, size int64, quiet bool, cr *countingReader, w *engine.BatchWriter, start time.Time) *loadProgress {
+	p := &loadProgress{done: make(chan struct{})}
+	if quiet {
+		return p
+	}
+	tty := isTerminal(stderr)
+	var line *liveLine
+	if tty {
+		p.bar = progressbar.NewOptions64(size,
+			progressbar.OptionSetWriter(stderr),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionClearOnFinish(),
+			progressbar.OptionSetDescription("loading"),
+		)
+	} else {
+		line = newLiveLine(stderr)
+	}
+	p.wg.Go(func() {
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-p.done:
+				return
+			case <-tick.C:
+			}
+			read := cr.n.Load()
+			st := w.Stats()
+			elapsed := time.Since(start)
+			r := float64(st.Acknowledged) / elapsed.Seconds()
+			if p.bar != nil {
+				p.bar.Describe(fmt.Sprintf("%s commands, %s/s", groupDigits(float64(st.Acknowledged)), groupDigits(r)))
+				_ = p.bar.Set64(read)
+				continue
+			}
+			text := fmt.Sprintf("vactor load: %s commands acknowledged, %s/s, %s read", groupDigits(float64(st.Acknowledged)), groupDigits(r), byteSize(read))
+			if size > 0 && read > 0 {
+				eta := time.Duration(float64(elapsed) * float64(size-read) / float64(read))
+				text += fmt.Sprintf(" of %s (%.0f%%), ETA %s", byteSize(size), 100*float64(read)/float64(size), eta.Round(time.Second))
+			}
+			line.update(text)
+		}
+	})
+	return p
+}
+
+// stop ends the display.
+func (p *loadProgress) stop() {
+	close(p.done)
+	p.wg.Wait()
+	if p.bar != nil {
+		_ = p.bar.Finish()
+	}
+}
+
+// byteSize formats n bytes.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

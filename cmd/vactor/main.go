@@ -1,0 +1,79 @@
+// Command vactor measures and uses a Valkey server with the vactor client:
+//
+//	vactor bench   closed-loop GET/SET benchmark of vactor against valkey-go
+//	               and go-redis, one process per client, interleaved
+//	vactor load    bulk-load CSV, JSON Lines or RESP through the batch writer
+//	vactor ping    connect and measure round trips
+//	vactor info    the server's role, version and topology
+//
+// Every subcommand finds its server as the library does (config.LoadFromEnv:
+// VALKEY_URL, VALKEY_ADDR, VALKEY_* variables), with flags (-url, -addr,
+// -cluster, -tls...) overriding them; with no address configured it starts
+// a throwaway server on 127.0.0.1 and stops it at the end. Run
+// `vactor help` or `vactor CMD -h` for the flags.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailed  = 1 // the command ran and something failed
+	exitUsage   = 2 // bad flags or arguments
+	exitRefused = 3 // vactor bench refused the server (it holds data)
+	// exitInterrupted is the shell's code for a command ended by SIGINT.
+	exitInterrupted = 130
+)
+
+const usage = `usage: vactor COMMAND [flags]
+
+Commands:
+  bench   benchmark vactor against valkey-go and go-redis on this server,
+          one process per client, interleaved rounds; prints a table
+  load    bulk-load a file (or stdin) of CSV, JSON Lines or RESP commands
+  ping    connect and measure round trip times
+  info    show the server's role and version, or the cluster's slots and nodes
+
+The server is the one the library's config.LoadFromEnv finds (VALKEY_URL,
+VALKEY_ADDR, VALKEY_ADDRS, VALKEY_* variables), overridden by the flags
+-url, -addr, -cluster, -tls, -tls-ca, -tls-cert, -tls-key, -tls-insecure,
+-user, -password. Without any address, a throwaway server is started on
+127.0.0.1 and stopped at the end.
+
+Run 'vactor COMMAND -h' for the flags of a command.
+`
+
+// run runs the command line args (without the program name) and returns
+// the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "bench":
+		return runBench(rest, stdout, stderr)
+	case workerCommand:
+		return runWorker(rest, stdout, stderr)
+	case "load":
+		return runLoad(rest, stdin, stdout, stderr)
+	case "ping":
+		return runPing(rest, stdout, stderr)
+	case "info":
+		return runInfo(rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "vactor: unknown command %q\n\n%s", cmd, usage)
+	return exitUsage
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A command is one record of vactor load's input.
+type command struct {
+	line int64    // where it starts, from 1
+	args []string // name and arguments, packed (see pack)
+	// set is true for a SET key value [ttl] that is written with
+	// BatchWriter.Set (args are "SET", key, value): consecutive plain
+	// SETs go out as MSETs.
+	set bool
+	ttl time.Duration
+}
+
+// A parser reads commands from an input. next returns the next command,
+// a *malformedError for a bad record (the parser then goes on with the
+// next record), io.EOF at the end, or another error (reading failed).
+type parser interface {
+	next() (command, error)
+}
+
+// Input formats.
+const (
+	formatCSV   = "csv"
+	formatJSONL = "jsonl"
+	formatRESP  = "resp"
+)
+
+// formatOf picks the format of path from its extension ("" when the
+// extension does not tell).
+func formatOf(path string) string {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".csv":
+		return formatCSV
+	case ".jsonl", ".ndjson", ".json":
+		return formatJSONL
+	case ".resp", ".redis", ".proto":
+		return formatRESP
+	}
+	return ""
+}
+
+// sniff picks the format from the first non-blank byte of r: '*' is
+// RESP, '{' JSON Lines, anything else CSV.
+func sniff(r *bufio.Reader) string {
+	for n := 1; ; n++ {
+		b, err := r.Peek(n)
+		if len(b) < n {
+			_ = err
+			return formatCSV
+		}
+		switch c := b[n-1]; c {
+		case ' ', '\t', '\r', '\n':
+			if n >= 4096 {
+				return formatCSV
+			}
+			continue
+		case '*':
+			return formatRESP
+		case '{':
+			return formatJSONL
+		default:
+			return formatCSV
+		}
+	}
+}
+
+// newParser returns the parser of format over r.
+func newParser(format string, r *bufio.Reader) (parser, error) {
+	switch format {
+	case formatCSV:
+		return newCSVParser(r), nil
+	case formatJSONL:
+		return &jsonlParser{r: r}, nil
+	case formatRESP:
+		return &respParser{r: r}, nil
+	}
+	return nil, fmt.Errorf("unknown format %q (csv, jsonl or resp)", format)
+}
+
+// parseTTL parses a TTL: empty or 0 for none, a number of seconds
+// (fractions allowed, to the millisecond), or a Go duration.
+func parseTTL(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return secondsTTL(f)
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, errTTL
+	}
+	return d, nil
+}
+
+// secondsTTL converts a number of seconds.
+func secondsTTL(f float64) (time.Duration, error) {
+	if !(f >= 0) || f > math.MaxInt64/float64(time.Second) {
+		return 0, errTTL
+	}
+	return time.Duration(math.Round(f*1000)) * time.Millisecond, nil
+}
+
+// setCommand builds a SET command of key and value (packed together).
+// buf is scratch space, kept for the next call.
+func setCommand(buf *[]byte, line int64, key, value string, ttl time.Duration) command {
+	b := append((*buf)[:0], "SET"...)
+	b = append(b, key...)
+	b = append(b, value...)
+	args := pack(b, []int{3, 3 + len(key), 3 + len(key) + len(value)})
+	*buf = b[:0]
+	return command{line: line, args: args, set: true, ttl: ttl}
+}
+
+// excerpt shows the start of a bad record in an error message.
+func excerpt(b []byte) string {
+	b = bytes.TrimRight(b, "\r\n")
+	if len(b) > 40 {
+		return strconv.Quote(string(b[:40])) + "…"
+	}
+	return strconv.Quote(string(b))
+}
+
+// readLine reads one line of r (without its end) into buf, however long;
+// it returns io.EOF only when nothing was left.
+func readLine(r *bufio.Reader, buf []byte) ([]byte, error) {
+	buf = buf[:0]
+	for {
+		chunk, err := r.ReadSlice('\n')
+		buf = append(buf, chunk...)
+		switch {
+		case err == nil:
+			return bytes.TrimRight(buf, "\r\n"), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(buf) > 0:
+			return bytes.TrimRight(buf, "\r\n"), nil
+		default:
+			return buf, err
+		}
+	}
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"encoding/csv"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// csvParser reads key,value[,ttl] records (RFC 4180: quoted fields may
+// hold commas, quotes and newlines). A first record "key,value" or
+// "key,value,ttl" (any case) is a header and skipped. Empty lines are
+// skipped.
+type csvParser struct {
+	r     *csv.Reader
+	buf   []byte
+	first bool
+}
+
+func newCSVParser(r io.Reader) *csvParser {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	return &csvParser{r: cr, first: true}
+}
+
+func (p *csvParser) next() (command, error) {
+	for {
+		rec, err := p.r.Read()
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				p.first = false
+				return command{}, &malformedError{line: int64(pe.StartLine), reason: "CSV: " + pe.Err.Error()}
+			}
+			return command{}, err
+		}
+		line, _ := p.r.FieldPos(0)
+		if p.first {
+			p.first = false
+			if isCSVHeader(rec) {
+				continue
+			}
+		}
+		if len(rec) != 2 && len(rec) != 3 {
+			return command{}, &malformedError{line: int64(line),
+				reason: "want key,value[,ttl], got " + strconv.Itoa(len(rec)) + " field(s)"}
+		}
+		var ttl string
+		if len(rec) == 3 {
+			ttl = rec[2]
+		}
+		d, err := parseTTL(ttl)
+		if err != nil {
+			return command{}, &malformedError{line: int64(line), reason: err.Error() + ", got " + strconv.Quote(ttl)}
+		}
+		c := setCommand(&p.buf, int64(line), rec[0], rec[1], d)
+		return c, nil
+	}
+}
+
+func isCSVHeader(rec []string) bool {
+	want := []string{"key", "value", "ttl"}
+	if len(rec) < 2 || len(rec) > 3 {
+		return false
+	}
+	for i, f := range rec {
+		if !strings.EqualFold(strings.TrimSpace(f), want[i]) {
+			return false
+		}
+	}
+	return true
+}

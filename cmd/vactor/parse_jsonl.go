@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// jsonlParser reads one JSON object a line: {"key": "k", "value": "v",
+// "ttl": 60}. The value is a string or a number (its text); the ttl,
+// optional, a number of seconds or a string as parseTTL takes. Other
+// fields are ignored; blank lines are skipped.
+type jsonlParser struct {
+	r    *bufio.Reader
+	line int64
+	raw  []byte
+	buf  []byte
+}
+
+type jsonRecord struct {
+	Key   *string         `json:"key"`
+	Value json.RawMessage `json:"value"`
+	TTL   json.RawMessage `json:"ttl"`
+}
+
+func (p *jsonlParser) next() (command, error) {
+	for {
+		raw, err := readLine(p.r, p.raw)
+		p.raw = raw[:0]
+		if err != nil {
+			return command{}, err
+		}
+		p.line++
+		raw = bytes.TrimSpace(raw)
+		if len(raw) == 0 {
+			continue
+		}
+		bad := func(reason string) (command, error) {
+			return command{}, &malformedError{line: p.line, reason: reason}
+		}
+		var rec jsonRecord
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return bad("JSON: " + err.Error() + ": " + excerpt(raw))
+		}
+		if rec.Key == nil {
+			return bad(`no "key" string`)
+		}
+		value, ok := jsonScalar(rec.Value)
+		if !ok {
+			return bad(`"value" must be a string or a number`)
+		}
+		ttl, ok := parseJSONTTL(rec.TTL)
+		if !ok {
+			return bad(errTTL.Error() + ", got " + string(rec.TTL))
+		}
+		return setCommand(&p.buf, p.line, *rec.Key, value, ttl), nil
+	}
+}
+
+// jsonScalar returns a JSON string's text or a number's literal.
+func jsonScalar(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 {
+		return "", false
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", false
+		}
+		return s, true
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		var n json.Number
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return "", false
+		}
+		return n.String(), true
+	}
+	return "", false
+}
+
+// parseJSONTTL parses an optional ttl: absent or null for none, a number
+// of seconds, or a string as parseTTL takes.
+func parseJSONTTL(raw json.RawMessage) (d time.Duration, ok bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, true
+	}
+	if raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return 0, false
+		}
+		v, err := parseTTL(s)
+		return v, err == nil
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
+		return 0, false
+	}
+	v, err := secondsTTL(f)
+	return v, err == nil
+}

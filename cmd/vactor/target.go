@@ -1,0 +1,233 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// targetFlags are the connection flags every subcommand takes. They
+// override the VALKEY_* environment variables that config.LoadFromEnv
+// reads: resolve turns each flag given into the variable it stands for,
+// in this process's environment, and then calls config.LoadFromEnv, so the
+// configuration is resolved exactly as the library resolves it (and the
+// bench workers, which inherit the environment, resolve the same one).
+type targetFlags struct {
+	url, addr                 string
+	cluster, tls, tlsInsecure bool
+	tlsCA, tlsCert, tlsKey    string
+	user, password            string
+}
+
+// register adds the connection flags to fs.
+func (t *targetFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.url, "url", "", "server URL, as VALKEY_URL: valkey[s]://[user[:password]@]host[:port][/db][?param=...]")
+	fs.StringVar(&t.addr, "addr", "", "server address host:port, or cluster seeds host:port,host:port,... (as VALKEY_ADDR / VALKEY_ADDRS)")
+	fs.BoolVar(&t.cluster, "cluster", false, "cluster mode: the addresses are seeds of a Valkey cluster (VALKEY_CLUSTER_MODE)")
+	fs.BoolVar(&t.tls, "tls", false, "connect with TLS (VALKEY_TLS_ENABLED)")
+	fs.StringVar(&t.tlsCA, "tls-ca", "", "PEM file of the authorities that sign the server's certificate (VALKEY_TLS_CA_FILE)")
+	fs.StringVar(&t.tlsCert, "tls-cert", "", "PEM client certificate for mutual TLS (VALKEY_TLS_CERT_FILE)")
+	fs.StringVar(&t.tlsKey, "tls-key", "", "PEM key of -tls-cert (VALKEY_TLS_KEY_FILE)")
+	fs.BoolVar(&t.tlsInsecure, "tls-insecure", false, "do not verify the server's certificate; for tests only (VALKEY_TLS_INSECURE_SKIP_VERIFY)")
+	fs.StringVar(&t.user, "user", "", "ACL user name (VALKEY_USERNAME)")
+	fs.StringVar(&t.password, "password", "", "password (VALKEY_PASSWORD; prefer the variable: a flag shows in the process list)")
+}
+
+// addressVars are the variables that name the server to connect to.
+var addressVars = []string{"VALKEY_URL", "VALKEY_HOST", "VALKEY_PORT", "VALKEY_ADDR", "VALKEY_ADDRS"}
+
+// flagVars maps each variable resolve may set to the flag that set it, so
+// an error about the variable names the flag instead.
+type flagVars map[string]string
+
+// apply sets, in the process environment, the variable each flag given on
+// fs stands for: -url is VALKEY_URL, -addr VALKEY_ADDR (VALKEY_ADDRS for
+// a list), -cluster VALKEY_CLUSTER_MODE, and so on. So that the flag wins
+// over the environment, -url also clears VALKEY_HOST, VALKEY_PORT,
+// VALKEY_ADDR and VALKEY_ADDRS (which the library applies after the URL),
+// and -addr clears VALKEY_ADDR and VALKEY_ADDRS (a VALKEY_URL keeps
+// giving its credentials, database and TLS).
+func (t *targetFlags) apply(fs *flag.FlagSet) (flagVars, error) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	set := flagVars{}
+	setenv := func(name, flagName, value string) error {
+		set[name] = "-" + flagName
+		return os.Setenv(name, value)
+	}
+	unset := func(names ...string) error {
+		for _, v := range names {
+			if err := os.Unsetenv(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if given["url"] {
+		if err := unset(addressVars...); err != nil {
+			return nil, err
+		}
+		if err := setenv("VALKEY_URL", "url", t.url); err != nil {
+			return nil, err
+		}
+	}
+	if given["addr"] {
+		if err := unset("VALKEY_ADDR", "VALKEY_ADDRS"); err != nil {
+			return nil, err
+		}
+		name := "VALKEY_ADDR"
+		if strings.Contains(t.addr, ",") {
+			name = "VALKEY_ADDRS"
+		}
+		if err := setenv(name, "addr", t.addr); err != nil {
+			return nil, err
+		}
+	}
+	bools := []struct {
+		flag, env string
+		v         bool
+	}{
+		{"cluster", "VALKEY_CLUSTER_MODE", t.cluster},
+		{"tls", "VALKEY_TLS_ENABLED", t.tls},
+		{"tls-insecure", "VALKEY_TLS_INSECURE_SKIP_VERIFY", t.tlsInsecure},
+	}
+	for _, b := range bools {
+		if given[b.flag] {
+			if err := setenv(b.env, b.flag, strconv.FormatBool(b.v)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	strs := []struct {
+		flag, env string
+		v         string
+	}{
+		{"tls-ca", "VALKEY_TLS_CA_FILE", t.tlsCA},
+		{"tls-cert", "VALKEY_TLS_CERT_FILE", t.tlsCert},
+		{"tls-key", "VALKEY_TLS_KEY_FILE", t.tlsKey},
+		{"user", "VALKEY_USERNAME", t.user},
+		{"password", "VALKEY_PASSWORD", t.password},
+	}
+	for _, s := range strs {
+		if given[s.flag] {
+			if err := setenv(s.env, s.flag, s.v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return set, nil
+}
+
+// load resolves the configuration with config.LoadFromEnv; an error
+// about a variable a flag set names the flag.
+func (fv flagVars) load() (config.Config, error) {
+	cfg, err := config.LoadFromEnv()
+	if err == nil {
+		return cfg, nil
+	}
+	var fe *config.FieldError
+	if errors.As(err, &fe) {
+		if name, ok := fv[fe.Field]; ok {
+			// The field error redacts passwords and URLs; keep its text.
+			msg := strings.Replace(fe.Error(), "invalid "+fe.Field, "invalid "+name+" ("+fe.Field+")", 1)
+			return config.Config{}, fmt.Errorf("%s: %w", strings.TrimPrefix(msg, "config: "), config.ErrInvalidConfig)
+		}
+	}
+	return config.Config{}, err
+}
+
+// hasAddress reports whether the environment names a server.
+func hasAddress() bool {
+	for _, v := range addressVars {
+		if strings.TrimSpace(os.Getenv(v)) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// target is the resolved configuration and, when none was configured,
+// the throwaway server started for it.
+type target struct {
+	cfg    config.Config
+	server *valkeytest.Server // nil unless started here
+}
+
+// resolveTarget applies the flags, loads the configuration and, when no
+// address is configured, starts a throwaway server on a free 127.0.0.1
+// port (as `make demo` does) and points the configuration at it; the
+// caller stops it with close. Progress notes go to stderr.
+func resolveTarget(t *targetFlags, fs *flag.FlagSet, stderr io.Writer) (*target, error) {
+	fv, err := t.apply(fs)
+	if err != nil {
+		return nil, err
+	}
+	if !hasAddress() {
+		// Check the rest of the configuration first: a bad variable is
+		// reported before a server is started.
+		cfg, err := fv.load()
+		if err != nil {
+			return nil, err
+		}
+		if cfg.ClusterMode || cfg.TLS.Enabled {
+			return nil, errors.New("no address configured: cluster mode and TLS need one (-addr, -url, VALKEY_ADDR or VALKEY_URL)")
+		}
+		srv, err := valkeytest.StartServer(valkeytest.Options{Name: "vactor"})
+		if err != nil {
+			return nil, fmt.Errorf("no address configured, and no throwaway server could be started: %w", err)
+		}
+		if err := os.Setenv("VALKEY_ADDR", srv.Addr()); err != nil {
+			_ = srv.Stop()
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "vactor: no address configured (-addr, -url, VALKEY_ADDR, VALKEY_URL): started a throwaway %s on %s\n",
+			filepath.Base(srv.Binary()), srv.Addr())
+		cfg, err = fv.load()
+		if err != nil {
+			_ = srv.Stop()
+			return nil, err
+		}
+		return &target{cfg: cfg, server: srv}, nil
+	}
+	cfg, err := fv.load()
+	if err != nil {
+		return nil, err
+	}
+	return &target{cfg: cfg}, nil
+}
+
+// describe names the target for output: its addresses and mode, never
+// its credentials.
+func (t *target) describe() string {
+	mode := "standalone"
+	if t.cfg.ClusterMode {
+		mode = "cluster"
+	}
+	s := strings.Join(t.cfg.Addresses(), ",") + " (" + mode
+	if t.cfg.TLS.Enabled {
+		s += ", TLS"
+	}
+	if t.cfg.DB != 0 {
+		s += ", db " + strconv.Itoa(t.cfg.DB)
+	}
+	if t.server != nil {
+		s += ", throwaway server"
+	}
+	return s + ")"
+}
+
+// close stops the throwaway server, if any.
+func (t *target) close() error {
+	if t.server == nil {
+		return nil
+	}
+	return t.server.Stop()
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// Without an address, a subcommand starts a throwaway server and stops it.
+func TestThrowawayServerWithoutAddress(t *testing.T) {
+	r := vactor(t, nil, "", "info")
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	mustContain(t, "stderr", r.stderr, "started a throwaway")
+	mustContain(t, "stdout", r.stdout, "throwaway server", "role    primary")
+}
+
+// The flags override the environment: -addr wins over VALKEY_URL and
+// VALKEY_ADDR, which name nothing that answers.
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	srv := valkeytest.Start(t)
+	env := []string{"VALKEY_URL=valkey://127.0.0.1:1/0", "VALKEY_ADDR=127.0.0.1:1", "VALKEY_DIAL_TIMEOUT=2s"}
+	r := vactor(t, env, "", "ping", "-count", "2", "-addr", srv.Addr())
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	mustContain(t, "stdout", r.stdout, "target "+srv.Addr()+" (standalone)", "PING x2")
+
+	// -addr keeps what VALKEY_URL says besides the address: here its
+	// password.
+	const pw = "env-pw"
+	auth := valkeytest.Start(t, valkeytest.Options{Password: pw})
+	r = vactor(t, []string{"VALKEY_URL=valkey://:" + pw + "@127.0.0.1:1/0"}, "", "ping", "-count", "1", "-addr", auth.Addr())
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	mustContain(t, "stdout", r.stdout, "target "+auth.Addr())
+
+	// And the environment alone is used as the library uses it.
+	r = vactor(t, []string{"VALKEY_URL=valkey://" + srv.Addr()}, "", "ping", "-count", "1")
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	mustContain(t, "stdout", r.stdout, "target "+srv.Addr())
+}
+
+// A bad flag value is reported under the flag's name, and the password
+// never shows, whether it is right, wrong, in a flag or in a URL.
+func TestConfigErrorsNameFlagsAndHidePasswords(t *testing.T) {
+	r := vactor(t, nil, "", "ping", "-addr", "no-port")
+	if r.code != exitFailed {
+		t.Fatalf("exit %d, want %d\n%s", r.code, exitFailed, r.stderr)
+	}
+	mustContain(t, "stderr", r.stderr, `invalid -addr (VALKEY_ADDR) "no-port"`)
+
+	const secret = "s3cr3t-pw"
+	srv := valkeytest.Start(t, valkeytest.Options{Password: secret})
+	r = vactor(t, nil, "", "info", "-addr", srv.Addr(), "-password", secret)
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, args := range [][]string{
+		{"ping", "-addr", srv.Addr(), "-password", secret + "-wrong"},
+		{"ping", "-url", "valkey://:" + secret + "-wrong@" + srv.Addr()},
+		{"ping", "-url", "valkey://:" + secret + "@" + srv.Addr() + "/x"},
+	} {
+		r = vactor(t, nil, "", args...)
+		if r.code == exitOK {
+			t.Fatalf("%q: exit 0 with a wrong password or URL", args)
+		}
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Fatalf("%q: the password shows:\n%s%s", args, r.stdout, r.stderr)
+		}
+	}
+	// Cluster mode or TLS without an address is refused, not served by a
+	// throwaway standalone server.
+	r = vactor(t, nil, "", "ping", "-cluster")
+	if r.code != exitFailed || !strings.Contains(r.stderr, "no address configured") {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// Unknown commands and bad flags are usage errors.
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{{}, {"nope"}, {"ping", "-nope"}, {"bench", "-op", "del"}, {"load", "-format", "xml"}, {"bench", "-concurrency", "0"}} {
+		if r := vactor(t, nil, "", args...); r.code != exitUsage {
+			t.Errorf("%q: exit %d, want %d\n%s", args, r.code, exitUsage, r.stderr)
+		}
+	}
+	if r := vactor(t, nil, "", "help"); r.code != exitOK || !strings.Contains(r.stdout, "vactor COMMAND") {
+		t.Errorf("help: exit %d\n%s", r.code, r.stdout)
+	}
+}

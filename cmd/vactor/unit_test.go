@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Every value falls in a bucket whose range holds it, buckets are
+// ordered, and a bucket is at most 1/64 of its values wide.
+func TestHistogramBuckets(t *testing.T) {
+	check := func(v uint64) {
+		i := bucketOf(v)
+		lo, hi := bucketRange(i)
+		if i < histBuckets-1 && (v < lo || v > hi) {
+			t.Fatalf("value %d in bucket %d [%d, %d]", v, i, lo, hi)
+		}
+		if lo >= subBuckets && float64(hi-lo+1)/float64(lo) > 1.0/64+1e-9 {
+			t.Fatalf("bucket %d [%d, %d] too wide", i, lo, hi)
+		}
+	}
+	for v := range uint64(5000) {
+		check(v)
+	}
+	for shift := range 36 {
+		for _, d := range []uint64{0, 1, 63, 64, 65} {
+			v := uint64(1)<<shift + d
+			check(v)
+			check(v - 1)
+		}
+	}
+	for i := 1; i < histBuckets; i++ {
+		_, prevHi := bucketRange(i - 1)
+		lo, _ := bucketRange(i)
+		if lo != prevHi+1 {
+			t.Fatalf("bucket %d starts at %d, bucket %d ends at %d", i, lo, i-1, prevHi)
+		}
+	}
+	if bucketOf(1<<62) != histBuckets-1 {
+		t.Fatal("a huge value is not in the last bucket")
+	}
+}
+
+// Quantiles of a histogram are within a bucket's width of the exact
+// ones; merging and adding keep the counts.
+func TestHistogramQuantiles(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var a, b histogram
+	var all []time.Duration
+	for i := range 100_000 {
+		d := time.Duration(rng.ExpFloat64() * float64(200*time.Microsecond))
+		all = append(all, d)
+		if i%2 == 0 {
+			a.record(d)
+		} else {
+			b.record(d)
+		}
+	}
+	slices.Sort(all)
+	l := merge([]*histogram{&a}).add(merge([]*histogram{&b}))
+	if l.total() != 100_000 || !l.valid() {
+		t.Fatalf("total %d, valid %v", l.total(), l.valid())
+	}
+	for _, q := range []float64{0.5, 0.9, 0.99, 0.999} {
+		exact := all[int(q*float64(len(all)))-1]
+		got := l.quantile(q)
+		if diff := float64(got-exact) / float64(exact); diff > 0.02 || diff < -0.02 {
+			t.Fatalf("q%.3f: %s, exact %s", q, got, exact)
+		}
+	}
+	if (latencies{}).quantile(0.5) != 0 {
+		t.Fatal("empty histogram has a median")
+	}
+	if (latencies{Buckets: []int{3, 2}, Counts: []uint64{1, 1}}).valid() {
+		t.Fatal("unordered buckets are valid")
+	}
+}
+
+func TestParseTTL(t *testing.T) {
+	for s, want := range map[string]time.Duration{
+		"": 0, "0": 0, "60": time.Minute, "1.5": 1500 * time.Millisecond, "90s": 90 * time.Second, "1h": time.Hour, " 250ms ": 250 * time.Millisecond,
+	} {
+		if got, err := parseTTL(s); err != nil || got != want {
+			t.Errorf("parseTTL(%q) = %s, %v; want %s", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"-1", "-1s", "soon", "1e300", "NaN"} {
+		if _, err := parseTTL(s); err == nil {
+			t.Errorf("parseTTL(%q) accepted", s)
+		}
+	}
+}
+
+// The RESP parser counts lines as an editor does, including newlines in
+// values, recovers after bad records, and reports a command cut short
+// by the end of the input.
+func TestRESPParser(t *testing.T) {
+	in := "*1\r\n$4\r\nPING\r\n" + // line 1
+		"\r\n" + // 4: blank
+		"*3\n$3\nset\n$1\nk\n$3\na\nb\n" + // 5: \n line ends, a value with a newline: 5..12
+		"junk\r\n$junk\r\n" + // 13, 14: one error
+		"*2\r\n$3\r\nGET\r\n" + // 15: cut short by the next command
+		"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n" + // 18
+		"*2\r\n$3\r\nGET\r\n$5\r\nab" // 23: cut by the end
+	p := &respParser{r: bufio.NewReader(strings.NewReader(in))}
+	type rec struct {
+		line int64
+		what string
+	}
+	var got []rec
+	for {
+		c, err := p.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var me *malformedError
+		switch {
+		case errors.As(err, &me):
+			got = append(got, rec{me.line, "malformed"})
+		case err != nil:
+			t.Fatal(err)
+		default:
+			got = append(got, rec{c.line, strings.Join(c.args, " ")})
+			if c.set != (c.args[0] == "set") {
+				t.Fatalf("set flag %v for %q", c.set, c.args)
+			}
+		}
+	}
+	want := []rec{{1, "PING"}, {5, "set k a\nb"}, {13, "malformed"}, {15, "malformed"}, {18, "GET k"}, {23, "malformed"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+}
+
+// A command's identity is its own allocation, even for one-byte
+// arguments (which Go interns), and the index finds lines until their
+// window is released.
+func TestLineIndex(t *testing.T) {
+	x := newLineIndex(4)
+	var cmds [][]string
+	for i := range 10 {
+		c := setCommand(new([]byte), int64(i+1), "k", "v", 0)
+		cmds = append(cmds, c.args)
+		x.add(identity(c.args), c.line)
+		if w := x.seal(); w != nil && i == 3 {
+			if got := x.lookup(cmds[0]); got != 1 {
+				t.Fatalf("line of the first command %d", got)
+			}
+			x.release(w)
+		}
+	}
+	if got := x.lookup(cmds[0]); got != 0 {
+		t.Fatalf("a released command still has line %d", got)
+	}
+	for i := 4; i < 10; i++ {
+		if got := x.lookup(cmds[i]); got != int64(i+1) {
+			t.Fatalf("command %d: line %d", i, got)
+		}
+	}
+	// The writer reports a SET with its own "SET": the key identifies it.
+	if got := x.lookup([]string{"SET", cmds[7][1], cmds[7][2], "EX", "5"}); got != 8 {
+		t.Fatalf("SET with the engine's name: line %d", got)
+	}
+	if x.lookup([]string{"SET", "k", "v"}) != 0 {
+		t.Fatal("a command of other strings has a line")
+	}
+}
+
+func TestParseServerCPU(t *testing.T) {
+	d, ok := parseServerCPU("# CPU\r\nused_cpu_sys:1.500000\r\nused_cpu_user:0.250000\r\nused_cpu_sys_children:9.0\r\n")
+	if !ok || d != 1750*time.Millisecond {
+		t.Fatalf("%s, %v", d, ok)
+	}
+	if _, ok := parseServerCPU("# CPU\r\nused_cpu_sys:x\r\n"); ok {
+		t.Fatal("a bad reply parsed")
+	}
+}
