@@ -349,6 +349,7 @@ func submitSlot[T any](e *Engine, ctx context.Context, slot uint16, cmd valkey.C
 		r.promise.Reject(ErrClosed)
 		return f
 	}
+	r.watch()
 	e.cl.slot(slot).Submit(r)
 	return f
 }
