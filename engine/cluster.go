@@ -263,7 +263,7 @@ func (c *cluster) conn(addr string, slot uint16, replica bool) (*actors.ConnStat
 				c.dialMu.Unlock()
 				return nil, ErrClosed
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DialTimeout)
+			ctx, cancel := context.WithTimeout(e.closing, e.cfg.DialTimeout)
 			conns, err := e.newNode(ctx, addr, replica)
 			cancel()
 			if err != nil {
