@@ -155,9 +155,10 @@ func (s *ConnState) install(conn drivers.Conn) bool {
 	return true
 }
 
-// down reports whether the driver connection failed and no new one is
-// installed yet.
-func (s *ConnState) down() bool {
+// Down reports whether the driver connection failed and no new one is
+// installed yet (the supervisor is re-dialling, or waits for the node's
+// breaker).
+func (s *ConnState) Down() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.broken

@@ -310,7 +310,7 @@ func (s *Supervisor) probe(n *Node) {
 // broke: the dial runs on a goroutine (redial) whose result comes back as
 // a redialed message. Runs on the supervisor's goroutine.
 func (s *Supervisor) revive(sup actor.Supervisor, pid *actor.PID, st *ConnState) {
-	if st.Node == nil || !st.down() {
+	if st.Node == nil || !st.Down() {
 		sup.RestartChildren(pid)
 		return
 	}
@@ -360,7 +360,7 @@ func (s *Supervisor) tell(msg any) {
 func (s *Supervisor) expire() {
 	var failing map[*Node]bool
 	for _, st := range s.conns {
-		if st.Node == nil || !st.down() {
+		if st.Node == nil || !st.Down() {
 			continue
 		}
 		if st.Mailbox.Expire() > 0 && !st.Node.Open() {
@@ -433,7 +433,7 @@ func (st strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chi
 		sup.RestartChildren(child)
 		return
 	}
-	if cs.Policy == nil && !cs.down() {
+	if cs.Policy == nil && !cs.Down() {
 		st.s.revive(sup, child, cs) // a panic: restart at once
 		return
 	}

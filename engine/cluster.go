@@ -39,30 +39,7 @@ type cluster struct {
 	dialMu   sync.Mutex // one node dial at a time
 	epoch    atomic.Uint64
 	topology actors.TopologyState // the topology actor: reloads the map
-}
-
-// discover reads the slot map from the first seed that answers.
-func (e *Engine) discover(ctx context.Context) (*actors.Topology, error) {
-	var errs []error
-	for _, seed := range e.cfg.Addresses() {
-		topo, err := e.fetchTopology(ctx, seed)
-		if err == nil {
-			return topo, nil
-		}
-		errs = append(errs, err)
-	}
-	return nil, fmt.Errorf("vactor: no cluster seed answered: %w", errors.Join(errs...))
-}
-
-func (e *Engine) fetchTopology(ctx context.Context, addr string) (*actors.Topology, error) {
-	opts := e.opts
-	opts.Addr = addr
-	conn, err := e.drv.Dial(ctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
-	}
-	defer conn.Close()
-	return actors.FetchTopology(ctx, conn, addr)
+	loads    atomic.Uint64        // slot-map loads, to spread them (cluster_load.go)
 }
 
 func newCluster(e *Engine, topo *actors.Topology) (*cluster, error) {
@@ -80,6 +57,8 @@ func newCluster(e *Engine, topo *actors.Topology) (*cluster, error) {
 		Interval: e.cfg.ClusterRefreshInterval,
 		MinGap:   minRefreshGap,
 		Timeout:  e.cfg.DialTimeout,
+		Degraded: c.degraded,
+		Watch:    degradedWatch,
 	}
 	if err := c.topology.Spawn(e.system); err != nil {
 		return nil, fmt.Errorf("vactor: spawn topology actor: %w", err)
@@ -145,25 +124,6 @@ func (c *cluster) Refresh(slot uint16) (string, error) {
 		c.topology.Sync(c.epoch.Load())
 	}
 	return c.Owner(slot)
-}
-
-// load fetches the slot map from the first node that answers: the known
-// primaries, then the seeds.
-func (c *cluster) load(ctx context.Context) (*actors.Topology, error) {
-	var seeds []string
-	for _, s := range c.topo.Load().Shards {
-		seeds = append(seeds, s.Primary)
-	}
-	seeds = append(seeds, c.e.cfg.Addresses()...)
-	var errs []error
-	for _, addr := range seeds {
-		t, err := c.e.fetchTopology(ctx, addr)
-		if err == nil {
-			return t, nil
-		}
-		errs = append(errs, err)
-	}
-	return nil, errors.Join(errs...)
 }
 
 // slot returns the routing state of slot, creating it on first use. Its

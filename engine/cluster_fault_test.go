@@ -3,11 +3,16 @@ package engine_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,5 +138,323 @@ func TestClusterCloseDuringDial(t *testing.T) {
 				tcpConnsTo(t, p.Port()), p.Addr(), base)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// blackhole listens on a free loopback port, accepts connections and never
+// answers: a node that is up for TCP and dead for the protocol.
+func blackhole(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// connectionsReceived returns a node's total_connections_received.
+func connectionsReceived(t *testing.T, n *valkeytest.ClusterNode) int {
+	t.Helper()
+	r, err := n.Do("INFO", "stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := r.(string)
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_connections_received:"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no total_connections_received in INFO stats of %s", n.Addr())
+	return 0
+}
+
+// One slow node (accepts TCP, never answers) at the front of the address
+// list does not make slot-map loads time out (issue 9, finding 9): with
+// the default 5s DialTimeout, New with a black-hole first seed connects
+// within 1s; loads reuse the engine's live connections (no connection is
+// opened to a dialled node); and with the first primary of the map frozen,
+// every load completes within 1s.
+func TestClusterSlotMapLoadSkipsSlowNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{NodeTimeout: 15 * time.Second})
+	seeds := append([]string{blackhole(t)}, c.Addrs()...)
+	start := time.Now()
+	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(seeds...).WithClusterMode(true))
+	if err != nil {
+		t.Fatalf("New with a black hole as first seed: %v", err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("New took %s with a black hole as first seed", d)
+	}
+	first := eng.Stats().Nodes[0].Addr // the map's first primary
+	// Dial every primary.
+	ctx := ctxT(t)
+	var frozen *valkeytest.ClusterNode
+	for _, p := range c.Primaries() {
+		if _, err := eng.Set(ctx, keyOn(t, c, p), "v", 0).Await(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if p.Addr() == first {
+			frozen = p
+		}
+	}
+	if frozen == nil {
+		t.Fatalf("the engine's first node %s is no primary", first)
+	}
+
+	// Loads go through the live connections.
+	before := map[string]int{}
+	for _, p := range c.Primaries() {
+		before[p.Addr()] = connectionsReceived(t, p)
+	}
+	for range 20 {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := engine.ReloadSlotMap(lctx, eng)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range c.Primaries() {
+		if n := connectionsReceived(t, p) - before[p.Addr()] - 1; n > 0 { // -1: our INFO
+			t.Fatalf("20 slot-map loads opened %d connections to %s, which the engine has connections to", n, p.Addr())
+		}
+	}
+
+	if err := frozen.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = frozen.Resume() })
+	for i := range 6 {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second) // the topology actor's bound: DialTimeout
+		start := time.Now()
+		err := engine.ReloadSlotMap(lctx, eng)
+		d := time.Since(start)
+		cancel()
+		if err != nil {
+			t.Fatalf("load %d with %s frozen: %v (after %s)", i, frozen.Addr(), err, d)
+		}
+		if d > time.Second {
+			t.Fatalf("load %d with %s frozen took %s", i, frozen.Addr(), d)
+		}
+	}
+}
+
+// keysByOwner returns n keys and, for each, the address of the primary
+// serving its slot.
+func keysByOwner(t *testing.T, c *valkeytest.Cluster, n int) (keys []string, owner map[string]string) {
+	t.Helper()
+	type span struct {
+		addr   string
+		lo, hi int
+	}
+	var spans []span
+	for _, p := range c.Primaries() {
+		ranges, err := c.SlotsOf(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range ranges {
+			spans = append(spans, span{p.Addr(), r[0], r[1]})
+		}
+	}
+	owner = map[string]string{}
+	for i := range n {
+		k := "sig" + strconv.Itoa(i)
+		slot, err := c.KeySlot(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sp := range spans {
+			if slot >= sp.lo && slot <= sp.hi {
+				owner[k] = sp.addr
+			}
+		}
+		if owner[k] == "" {
+			t.Fatalf("no primary serves slot %d", slot)
+		}
+		keys = append(keys, k)
+	}
+	return keys, owner
+}
+
+// A primary frozen with SIGSTOP in a 3+3 cluster (node timeout 2s), under
+// 32 goroutines doing GETs with 500ms deadlines over random keys (issue 9,
+// finding 0), default config: every call ends by its deadline + 100ms,
+// also those awaited past it; the healthy primaries' traffic keeps
+// flowing, none of it failing, while the node is frozen; once its replica
+// is promoted, the frozen primary's slots are served within 1s.
+func TestClusterFrozenPrimary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{NodeTimeout: 2 * time.Second})
+	keys, owner := keysByOwner(t, c, 600)
+	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(c.Addrs()...).WithClusterMode(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	ctx := ctxT(t)
+	for _, k := range keys {
+		if _, err := eng.Set(ctx, k, "v", 0).Await(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frozen := c.Primaries()[1]
+	replicas := c.Replicas()
+
+	const deadline = 500 * time.Millisecond
+	var (
+		stop       atomic.Bool
+		wg         sync.WaitGroup
+		late       atomic.Int64
+		worst      atomic.Int64
+		mu         sync.Mutex
+		healthyOK  = map[string]int{} // successes per healthy primary while frozen
+		healthyBad []error            // failures of keys on healthy primaries
+		window     atomic.Bool        // the primary is frozen and not replaced yet
+	)
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rnd := rand.New(rand.NewPCG(uint64(g), 9))
+			for !stop.Load() {
+				k := keys[rnd.IntN(len(keys))]
+				cctx, cancel := context.WithTimeout(context.Background(), deadline)
+				start := time.Now()
+				_, err := eng.Get(cctx, k).Await(context.Background())
+				el := time.Since(start)
+				cancel()
+				if over := el - deadline; over > 100*time.Millisecond {
+					late.Add(1)
+					t.Logf("late: GET %s on %s returned after %s: %v", k, owner[k], el, err)
+				}
+				for {
+					w := worst.Load()
+					if int64(el) <= w || worst.CompareAndSwap(w, int64(el)) {
+						break
+					}
+				}
+				if owner[k] == frozen.Addr() {
+					if err != nil {
+						time.Sleep(time.Millisecond) // pacing while its node is down
+					}
+					continue
+				}
+				mu.Lock()
+				if err != nil {
+					healthyBad = append(healthyBad, fmt.Errorf("GET %s on %s after %s: %w", k, owner[k], el, err))
+				} else if window.Load() {
+					healthyOK[owner[k]]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // traffic flowing
+	if err := frozen.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = frozen.Resume() })
+	frozenAt := time.Now()
+	window.Store(true)
+
+	// The replica's promotion, as the replica sees it.
+	var promoted *valkeytest.ClusterNode
+	for promoted == nil {
+		if time.Since(frozenAt) > 30*time.Second {
+			t.Fatal("no replica promoted 30s after SIGSTOP")
+		}
+		for _, r := range replicas {
+			if role, err := r.Role(); err == nil && role == valkeytest.RolePrimary {
+				promoted = r
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	promotedAt := time.Now()
+	window.Store(false)
+
+	// The frozen primary's slots are served again within 1s.
+	var fkeys []string
+	for _, k := range keys {
+		if owner[k] == frozen.Addr() {
+			fkeys = append(fkeys, k)
+		}
+	}
+	var served time.Duration
+	for i := 0; ; i++ {
+		cctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_, err := eng.Get(cctx, fkeys[i%len(fkeys)]).Await(cctx)
+		cancel()
+		if err == nil {
+			served = time.Since(promotedAt)
+			break
+		}
+		if time.Since(promotedAt) > 5*time.Second {
+			t.Fatalf("slots of the frozen primary not served 5s after %s was promoted: %v", promoted.Addr(), err)
+		}
+		time.Sleep(5 * time.Millisecond) // pacing between probes
+	}
+	if served > time.Second {
+		t.Errorf("slots of the frozen primary served %s after the promotion, want < 1s", served)
+	}
+	for _, k := range fkeys[:min(50, len(fkeys))] {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := eng.Get(cctx, k).Await(cctx)
+		cancel()
+		if err != nil {
+			t.Errorf("GET %s, a slot of the frozen primary, after the promotion: %v", k, err)
+			break
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("frozen %s; %s promoted %s later; served %s after; healthy successes while frozen %v; slowest call %s",
+		frozen.Addr(), promoted.Addr(), promotedAt.Sub(frozenAt), served, healthyOK, time.Duration(worst.Load()))
+	if n := late.Load(); n > 0 {
+		t.Errorf("%d calls returned more than 100ms after their %s deadline (slowest %s)", n, deadline, time.Duration(worst.Load()))
+	}
+	if len(healthyBad) > 0 {
+		t.Errorf("%d GETs to healthy primaries failed, first: %v", len(healthyBad), errors.Join(healthyBad[:min(3, len(healthyBad))]...))
+	}
+	for _, p := range c.Primaries() {
+		if a := p.Addr(); a != frozen.Addr() && a != promoted.Addr() && healthyOK[a] < 100 {
+			t.Errorf("only %d successful GETs on healthy primary %s while %s was frozen (%s)", healthyOK[a], a, frozen.Addr(), promotedAt.Sub(frozenAt))
+		}
 	}
 }
