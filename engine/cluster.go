@@ -36,7 +36,8 @@ type cluster struct {
 	pruneMu sync.Mutex
 	absent  map[string]time.Time // dialled node -> when it left the slot map
 
-	dialMu   sync.Mutex // one node dial at a time
+	dialMu   sync.Mutex           // guards dials
+	dials    map[string]*nodeDial // node dials in progress, by address
 	epoch    atomic.Uint64
 	topology actors.TopologyState // the topology actor: reloads the map
 	loads    atomic.Uint64        // slot-map loads, to spread them (cluster_load.go)
@@ -214,28 +215,63 @@ func (c *cluster) conn(addr string, slot uint16, replica bool) (*actors.ConnStat
 	pool := e.pools[addr]
 	e.mu.Unlock()
 	if pool == nil {
-		c.dialMu.Lock()
-		e.mu.Lock()
-		pool = e.pools[addr]
-		e.mu.Unlock()
-		if pool == nil {
-			if e.closed.Load() {
-				c.dialMu.Unlock()
-				return nil, ErrClosed
-			}
-			ctx, cancel := context.WithTimeout(e.closing, e.cfg.DialTimeout)
-			conns, err := e.newNode(ctx, addr, replica)
-			cancel()
-			if err != nil {
-				c.dialMu.Unlock()
-				return nil, err
-			}
-			e.supervisor.Add(conns)
-			pool = conns
+		var err error
+		if pool, err = c.dial(addr, replica); err != nil {
+			return nil, err
 		}
-		c.dialMu.Unlock()
 	}
 	return pool[int(slot)%len(pool)], nil
+}
+
+// nodeDial is a dial of a node in progress; callers for the same node wait
+// for it (done) rather than dial again.
+type nodeDial struct {
+	done chan struct{}
+	pool []*actors.ConnState
+	err  error
+}
+
+// dial dials the node at addr and starts its connection actors, once for
+// any number of concurrent callers. Dials of different nodes do not wait
+// for each other: a node that never answers holds up only its own callers
+// (a slot actor for its slots), for DialTimeout or until Close.
+func (c *cluster) dial(addr string, replica bool) ([]*actors.ConnState, error) {
+	e := c.e
+	c.dialMu.Lock()
+	if d := c.dials[addr]; d != nil {
+		c.dialMu.Unlock()
+		<-d.done
+		return d.pool, d.err
+	}
+	e.mu.Lock()
+	pool := e.pools[addr]
+	e.mu.Unlock()
+	if pool != nil {
+		c.dialMu.Unlock()
+		return pool, nil
+	}
+	if e.closed.Load() {
+		c.dialMu.Unlock()
+		return nil, ErrClosed
+	}
+	d := &nodeDial{done: make(chan struct{})}
+	if c.dials == nil {
+		c.dials = map[string]*nodeDial{}
+	}
+	c.dials[addr] = d
+	c.dialMu.Unlock()
+
+	ctx, cancel := context.WithTimeout(e.closing, e.cfg.DialTimeout)
+	d.pool, d.err = e.newNode(ctx, addr, replica)
+	cancel()
+	if d.err == nil {
+		e.supervisor.Add(d.pool)
+	}
+	c.dialMu.Lock()
+	delete(c.dials, addr)
+	c.dialMu.Unlock()
+	close(d.done)
+	return d.pool, d.err
 }
 
 // Asking implements actors.Router.

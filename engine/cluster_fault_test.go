@@ -458,3 +458,46 @@ func TestClusterFrozenPrimary(t *testing.T) {
 		}
 	}
 }
+
+// Dials of different nodes do not wait for each other (issue 9, finding
+// 0: traffic to healthy primaries never waits on a frozen one). Two
+// primaries are not dialled yet; one is frozen. A GET to the frozen one's
+// slot makes its slot actor dial it, which hangs in the handshake; a GET
+// to the other one, with a 1s deadline, succeeds meanwhile (it used to
+// wait for the whole 5s dial timeout behind the first dial).
+func TestClusterDialsDoNotWaitForEachOther(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{NodeTimeout: 15 * time.Second})
+	eng := clusterEngine(t, c)
+	frozen := undialled(t, c, eng)
+	var other *valkeytest.ClusterNode
+	for _, p := range c.Primaries() {
+		if p != frozen && p.Addr() != eng.Stats().Nodes[0].Addr {
+			other = p
+		}
+	}
+	if other == nil {
+		t.Fatal("no second undialled primary")
+	}
+	fkey, okey := keyOn(t, c, frozen), keyOn(t, c, other)
+	base := tcpConnsTo(t, frozen.Port())
+	if err := frozen.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = frozen.Resume() })
+	_ = eng.Get(context.Background(), fkey) // its slot actor dials the frozen node
+	for start := time.Now(); tcpConnsTo(t, frozen.Port()) <= base; time.Sleep(time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the engine never connected to the frozen primary")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := eng.Get(ctx, okey).Await(ctx); err != nil && !errors.Is(err, engine.ErrNil) {
+		t.Fatalf("GET on %s while %s is being dialled: %v (after %s)", other.Addr(), frozen.Addr(), err, time.Since(start))
+	}
+	t.Logf("GET on a second undialled primary took %s while the first hangs in its dial", time.Since(start))
+}
