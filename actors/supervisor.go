@@ -31,8 +31,8 @@ import (
 // the dead connection, and no actor goroutine waits on a handshake. The
 // commands queued meanwhile are failed by their own contexts (the engine
 // registers each deadline); on every probe tick the supervisor drops the
-// ones whose context has ended from the mailboxes of the connections it is
-// re-dialling, and counts a breaker failure for each such node that had
+// ones whose context has ended from the mailboxes of the connections that
+// are down, and counts a breaker failure for each such node that had
 // some: commands to it keep failing, so the breaker opens within a few
 // ticks even when each dial takes the whole DialTimeout (a frozen server
 // accepts TCP connections and never answers).

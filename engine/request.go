@@ -38,8 +38,11 @@ type request[T any] struct {
 // was still queued, and a slot actor's Collector counts it as usual), and
 // the later completion is a no-op for the caller. A context that cannot
 // end (context.Background, the benchmarks' case) costs nothing; one that
-// can costs the registration, which completion removes (unwatch). Call it
-// once, before the command is posted.
+// can costs the registration, which completion removes (unwatch): no
+// timer and no goroutine for the standard library's contexts (and those
+// that wrap them), a goroutine while the command is pending for other
+// context implementations (context.AfterFunc's rule). Call it once,
+// before the command is posted.
 func (r *request[T]) watch() {
 	if r.ctx.Done() == nil || r.ctx.Err() != nil {
 		return // never ends, or already ended: Post fails it
