@@ -34,9 +34,10 @@ type ConnState struct {
 	Policy *Policy
 
 	mu       sync.Mutex
-	stash    []mailbox.Message // commands to send again first, in order
-	broken   bool              // the driver connection failed: re-dial on start
-	failures atomic.Int64      // consecutive failed rounds, for the backoff
+	stash    []held       // commands to send again first, in order
+	broken   bool         // the driver connection failed: the supervisor re-dials
+	closed   bool         // CloseDriver ran: no driver is installed any more
+	failures atomic.Int64 // consecutive failed rounds, for the backoff
 
 	commands   atomic.Uint64 // commands whose reply (or error) came back
 	errors     atomic.Uint64 // of those, the ones that failed
@@ -76,15 +77,40 @@ func (s *ConnState) Stats() ConnStats {
 	}
 }
 
-// FailHeld fails the commands held for resending and the queued ones with
-// err (the mailbox stays open). Used when the node's breaker opens.
-func (s *ConnState) FailHeld(err error) {
+// held is a command kept to be sent again after a reconnect. sent is the
+// transport error that hit it when it may have run (nil when it surely was
+// not written): failed instead of resent, it then fails with an
+// outcome-unknown error, never with one that says it was not sent.
+type held struct {
+	cmd  Command
+	sent error
+}
+
+// fail fails h with err, as an outcome-unknown error wrapping err when h
+// may have run.
+func (h held) fail(err error) {
+	if h.sent != nil {
+		err = &policies.OutcomeUnknownError{Cause: errors.Join(err, h.sent)}
+	}
+	h.cmd.Fail(err)
+}
+
+// takeStash returns the held commands and forgets them.
+func (s *ConnState) takeStash() []held {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	stash := s.stash
 	s.stash = nil
-	s.mu.Unlock()
-	for _, m := range stash {
-		m.Fail(err)
+	return stash
+}
+
+// FailHeld fails the commands held for resending and the queued ones with
+// err (the mailbox stays open). Used when the node's breaker opens. A held
+// command that may have run fails with an outcome-unknown error wrapping
+// err.
+func (s *ConnState) FailHeld(err error) {
+	for _, h := range s.takeStash() {
+		h.fail(err)
 	}
 	s.Mailbox.Flush(err)
 }
@@ -97,14 +123,45 @@ func (s *ConnState) CurrentDriver() drivers.Conn {
 	return s.Driver
 }
 
-// CloseDriver closes the current driver connection (idempotent).
+// CloseDriver closes the current driver connection (idempotent). From then
+// on no new connection is installed: one dialled later is closed at once.
 func (s *ConnState) CloseDriver() {
 	s.mu.Lock()
 	d := s.Driver
+	s.closed = true
 	s.mu.Unlock()
 	if d != nil {
 		_ = d.Close()
 	}
+}
+
+// install makes conn the driver connection after a reconnect and closes
+// the old one. It reports false, and leaves conn to the caller to close,
+// when CloseDriver ran first.
+func (s *ConnState) install(conn drivers.Conn) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	old := s.Driver
+	s.Driver = conn
+	s.broken = false
+	s.mu.Unlock()
+	if old != nil && old != conn {
+		_ = old.Close()
+	}
+	s.reconnects.Add(1)
+	return true
+}
+
+// Down reports whether the driver connection failed and no new one is
+// installed yet (the supervisor is re-dialling, or waits for the node's
+// breaker).
+func (s *ConnState) Down() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.broken
 }
 
 // Props returns the props of a connection actor over st, wired to st's
@@ -144,72 +201,40 @@ func (c *Conn) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		// protoactor drops the messages of a stopped actor: fail them.
 		c.state.Mailbox.Close(c.state.CloseErr)
-		c.state.mu.Lock()
-		stash := c.state.stash
-		c.state.stash = nil
-		c.state.mu.Unlock()
 		err := c.state.CloseErr
 		if err == nil {
 			err = mailbox.ErrClosed
 		}
-		for _, m := range stash {
-			m.Fail(err)
+		for _, h := range c.state.takeStash() {
+			h.fail(err)
 		}
 	}
 }
 
-// start runs when the actor starts or restarts: it re-dials a broken
-// connection, waits out LOADING, then sends the held commands first.
+// start runs when the actor starts or restarts: it sends the held commands
+// first. It never dials: the supervisor replaces a broken connection off
+// the actor before it restarts it (see Supervisor), so no actor goroutine
+// waits on a handshake. A broken connection still in place (a restart
+// that skipped the supervisor's reconnect) is reported back to it as a
+// failure.
 func (c *Conn) start(ctx actor.Context) {
 	st := c.state
 	st.mu.Lock()
-	broken := st.broken
+	broken := st.broken && st.Node != nil
 	st.mu.Unlock()
-	if broken && st.Node != nil {
-		if err := c.reconnect(); err != nil {
-			c.escalate(ctx, err)
-			return
-		}
+	if broken {
+		c.escalate(ctx, errNotConnected)
+		return
 	}
-	st.mu.Lock()
-	stash := st.stash
-	st.stash = nil
-	st.mu.Unlock()
-	if len(stash) > 0 {
-		c.run(ctx, stash)
+	stash := st.takeStash()
+	if len(stash) == 0 {
+		return
 	}
-}
-
-// reconnect replaces the driver connection with a new one that answers
-// PING (not LOADING).
-func (c *Conn) reconnect() error {
-	st, n := c.state, c.state.Node
-	dctx, cancel := context.WithTimeout(context.Background(), n.DialTimeout)
-	defer cancel()
-	conn, err := n.Dial(dctx)
-	if err != nil {
-		n.Breaker.RecordFailure()
-		return err
+	batch := make([]mailbox.Message, len(stash))
+	for i, h := range stash {
+		batch[i] = h.cmd
 	}
-	if err := conn.Do(dctx, conn.B().Ping().Build()).Error(); err != nil {
-		_ = conn.Close()
-		var ve *valkey.ValkeyError
-		if errors.As(err, &ve) && ve.IsLoading() {
-			return errLoading
-		}
-		n.Breaker.RecordFailure()
-		return err
-	}
-	old := st.Driver
-	st.mu.Lock()
-	st.Driver = conn
-	st.broken = false
-	st.mu.Unlock()
-	if old != nil {
-		_ = old.Close()
-	}
-	st.reconnects.Add(1)
-	return nil
+	c.run(ctx, batch)
 }
 
 // escalate reports the actor as failed: the supervisor restarts it after a
@@ -260,7 +285,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	dctx, cancel := c.batchContext(live)
 	var failed uint64
 	var broken error
-	var keep []mailbox.Message
+	var hit []hitCmd // commands a transport error hit, in batch order
 	settle := func(cmd Command, r valkey.ValkeyResult) {
 		err := r.NonValkeyError()
 		if err == nil {
@@ -272,11 +297,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		}
 		failed++
 		broken = err
-		if c.retry(cmd, err) {
-			keep = append(keep, cmd)
-			return
-		}
-		cmd.Fail(c.failure(cmd, err))
+		hit = append(hit, hitCmd{cmd: cmd, err: err})
 	}
 	if len(live) == 1 {
 		// A batch of one: Do spares valkey-go's per-pipeline allocations.
@@ -294,6 +315,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	if cancel != nil {
 		cancel()
 	}
+	keep := c.sortOut(hit)
 	st.commands.Add(uint64(len(live)))
 	if failed > 0 {
 		st.errors.Add(failed)
@@ -309,12 +331,73 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		}
 		return
 	}
-	n.Breaker.RecordFailure()
+	// Stash before the breaker hears of the failure: the failure may open
+	// it, and the opening fails what is held (FailHeld) then and there.
 	st.mu.Lock()
 	st.broken = true
 	st.stash = append(st.stash, keep...)
 	st.mu.Unlock()
+	n.Breaker.RecordFailure()
+	if n.Open() {
+		// Opened, here or by another connection of the node whose
+		// FailHeld may have run before the stash above: what is held
+		// will not be sent soon either.
+		for _, h := range st.takeStash() {
+			h.fail(policies.ErrCircuitOpen)
+		}
+	}
 	c.escalate(ctx, broken)
+}
+
+// hitCmd is a command of a batch that a transport error hit.
+type hitCmd struct {
+	cmd  Command
+	err  error
+	keep bool
+}
+
+// sortOut decides which of the commands a transport error hit are kept to
+// be sent again after the reconnect (returned, in order) and fails the
+// others, in order. A command is kept when retry allows it and no later
+// command of the batch that may have run is failed rather than kept: a
+// resent command would land after that one (order rule 2), so a SET k v1
+// marked idempotent, resent after a SET k v2 that may have run, could
+// leave k at v1. Such a command fails too, as an outcome unknown when it
+// may have run itself. Later commands that surely did not run (not
+// written) or only read are no barrier. The walk goes from the last
+// command back so that each decision knows what comes after it.
+func (c *Conn) sortOut(hit []hitCmd) []held {
+	if len(hit) == 0 {
+		return nil
+	}
+	barrier, kept := false, 0
+	for i := len(hit) - 1; i >= 0; i-- {
+		h := &hit[i]
+		if !barrier && c.retry(h.cmd, h.err) {
+			h.keep = true
+			kept++
+			continue
+		}
+		if cmd := h.cmd.Cmd(); !policies.NotSent(h.err) && !cmd.IsReadOnly() {
+			barrier = true // a write that may have run stays behind
+		}
+	}
+	var keep []held
+	if kept > 0 {
+		keep = make([]held, 0, kept)
+	}
+	for _, h := range hit {
+		if !h.keep {
+			h.cmd.Fail(c.failure(h.cmd, h.err))
+			continue
+		}
+		var sent error
+		if !policies.NotSent(h.err) {
+			sent = h.err
+		}
+		keep = append(keep, held{cmd: h.cmd, sent: sent})
+	}
+	return keep
 }
 
 // retry decides whether cmd, hit by the transport error err, is kept to be

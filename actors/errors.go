@@ -12,7 +12,12 @@ var (
 	// retryable.
 	ErrShortReply = errors.New("actors: driver returned fewer results than commands")
 
-	// errLoading makes a connection actor restart, with backoff, while the
+	// errLoading makes the supervisor dial again, with backoff, while the
 	// server answers LOADING after a reconnect. It never reaches a caller.
 	errLoading = errors.New("actors: server is loading its dataset")
+
+	// errNotConnected is the failure a connection actor reports when it
+	// was restarted with its connection still broken: the supervisor then
+	// reconnects it. It never reaches a caller.
+	errNotConnected = errors.New("actors: connection not re-established")
 )

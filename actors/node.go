@@ -2,8 +2,11 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
+
+	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/policies"
@@ -31,6 +34,28 @@ func (n *Node) Open() bool { return n.open.Load() }
 
 // SetOpen records whether the breaker is open (or half-open).
 func (n *Node) SetOpen(open bool) { n.open.Store(open) }
+
+// connect dials the node and checks that it answers PING, bounded by
+// DialTimeout and ctx. A server still loading its dataset fails with
+// errLoading (the connection is closed). It runs off the actors: the
+// supervisor calls it on goroutines of its own.
+func (n *Node) connect(ctx context.Context) (drivers.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.DialTimeout)
+	defer cancel()
+	conn, err := n.Dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Do(ctx, conn.B().Ping().Build()).Error(); err != nil {
+		_ = conn.Close()
+		var ve *valkey.ValkeyError
+		if errors.As(err, &ve) && ve.IsLoading() {
+			return nil, errLoading
+		}
+		return nil, err
+	}
+	return conn, nil
+}
 
 // Policy is the retry and timing policy the connection actors apply. It is
 // read-only once the actors run.

@@ -2,12 +2,16 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/vactor-io/vactor/mailbox"
+	"github.com/vactor-io/vactor/policies"
 )
 
 // Supervisor owns the connection actors. It spawns one per ConnState when
@@ -18,6 +22,20 @@ import (
 // keeps the node's actors down and, on a timer, asks the breaker for a
 // permit and probes the node with a PING of its own, restarting the
 // actors once the probe succeeds and the breaker closes.
+//
+// A broken connection is replaced by the supervisor, not by the actor: it
+// dials the node (and checks PING) on a goroutine of its own, bounded by
+// the node's DialTimeout, installs the new connection and only then
+// restarts the actor, which sends the commands it kept for a retry first.
+// Until then the actor's mailbox stays suspended: nothing is written on
+// the dead connection, and no actor goroutine waits on a handshake. The
+// commands queued meanwhile are failed by their own contexts (the engine
+// registers each deadline); on every probe tick the supervisor drops the
+// ones whose context has ended from the mailboxes of the connections that
+// are down, and counts a breaker failure for each such node that had
+// some: commands to it keep failing, so the breaker opens within a few
+// ticks even when each dial takes the whole DialTimeout (a frozen server
+// accepts TCP connections and never answers).
 //
 // Ready is closed once every connection actor has been spawned, Stopped
 // once the supervisor and all of them have stopped.
@@ -38,9 +56,10 @@ type Supervisor struct {
 	byID    map[string]*ConnState // child PID id -> state
 	removed map[string]*ConnState // stopping children whose driver closes once they stopped
 	waiting map[*actor.PID]*ConnState
+	dialing map[*actor.PID]*ConnState // children whose connection is being re-dialled
 	probing map[*Node]bool
 
-	probes     sync.WaitGroup     // probe goroutines
+	probes     sync.WaitGroup     // probe and re-dial goroutines
 	probeCtx   context.Context    // cancelled when the supervisor stops
 	stopProbes context.CancelFunc //
 
@@ -58,6 +77,7 @@ func NewSupervisor(conns []*ConnState) *Supervisor {
 		byID:    map[string]*ConnState{},
 		removed: map[string]*ConnState{},
 		waiting: map[*actor.PID]*ConnState{},
+		dialing: map[*actor.PID]*ConnState{},
 		probing: map[*Node]bool{},
 		timers:  map[*time.Timer]struct{}{},
 	}
@@ -129,8 +149,12 @@ type (
 		done   chan struct{}
 	}
 	restartChild struct{ pid *actor.PID }
-	probeTick    struct{}
-	probeResult  struct {
+	redialed     struct {
+		pid *actor.PID
+		err error
+	}
+	probeTick   struct{}
+	probeResult struct {
 		node *Node
 		err  error
 	}
@@ -168,8 +192,30 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		}
 	case restartChild:
 		st := s.byID[m.pid.Id]
-		if st != nil && st.Node != nil && st.Node.Open() {
+		if st == nil {
+			return // removed meanwhile
+		}
+		if st.Node != nil && st.Node.Open() {
 			s.waiting[m.pid] = st // restarted when the node's breaker closes
+			return
+		}
+		s.revive(ctx.(actor.Supervisor), m.pid, st)
+	case redialed:
+		delete(s.dialing, m.pid)
+		st := s.byID[m.pid.Id]
+		if st == nil {
+			return // removed meanwhile; its driver is closed with it
+		}
+		if errors.Is(m.err, mailbox.ErrClosed) {
+			return // being closed: the stop follows
+		}
+		if m.err != nil {
+			st.failures.Add(1)
+			s.after(s.backoff(st), restartChild{pid: m.pid})
+			return
+		}
+		if st.Node.Open() {
+			s.waiting[m.pid] = st
 			return
 		}
 		ctx.(actor.Supervisor).RestartChildren(m.pid)
@@ -181,6 +227,7 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 				go s.probe(n)
 			}
 		}
+		s.expire()
 		s.after(s.probeInterval(), probeTick{})
 	case probeResult:
 		delete(s.probing, m.node)
@@ -192,15 +239,11 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		if m.node.Open() {
 			return
 		}
-		var pids []*actor.PID
 		for pid, st := range s.waiting {
 			if st.Node == m.node {
-				pids = append(pids, pid)
 				delete(s.waiting, pid)
+				s.revive(ctx.(actor.Supervisor), pid, st)
 			}
-		}
-		if len(pids) > 0 {
-			ctx.(actor.Supervisor).RestartChildren(pids...)
 		}
 	case *actor.Stopping:
 		s.stopTimers()
@@ -234,6 +277,7 @@ func (s *Supervisor) remove(ctx actor.Context, m removeConns) {
 		}
 		delete(s.byID, child.Id)
 		delete(s.waiting, child)
+		delete(s.dialing, child)
 		s.removed[child.Id] = st
 		ctx.Stop(child)
 	}
@@ -255,15 +299,96 @@ func (s *Supervisor) probeInterval() time.Duration {
 // never blocks the supervisor.
 func (s *Supervisor) probe(n *Node) {
 	defer s.probes.Done()
-	ctx, cancel := context.WithTimeout(s.probeCtx, n.DialTimeout)
-	defer cancel()
-	conn, err := n.Dial(ctx)
+	conn, err := n.connect(s.probeCtx)
 	if err == nil {
-		err = conn.Do(ctx, conn.B().Ping().Build()).Error()
 		_ = conn.Close()
 	}
-	s.system.Root.Send(s.self, probeResult{node: n, err: err})
+	s.tell(probeResult{node: n, err: err})
 }
+
+// revive restarts the child pid, after replacing its connection when it
+// broke: the dial runs on a goroutine (redial) whose result comes back as
+// a redialed message. Runs on the supervisor's goroutine.
+func (s *Supervisor) revive(sup actor.Supervisor, pid *actor.PID, st *ConnState) {
+	if st.Node == nil || !st.Down() {
+		sup.RestartChildren(pid)
+		return
+	}
+	if s.dialing[pid] != nil {
+		return // a dial is under way; its result restarts the actor
+	}
+	s.dialing[pid] = st
+	s.probes.Add(1)
+	go s.redial(pid, st)
+}
+
+// redial connects st's node again and installs the new connection in st.
+// A failure counts against the node's breaker (not while the server is
+// loading, nor when the supervisor is stopping). A connection dialled
+// while the ConnState is being closed is closed at once (install).
+func (s *Supervisor) redial(pid *actor.PID, st *ConnState) {
+	defer s.probes.Done()
+	conn, err := st.Node.connect(s.probeCtx)
+	switch {
+	case err == nil:
+		if !st.install(conn) {
+			_ = conn.Close()
+			err = mailbox.ErrClosed
+		}
+	case !errors.Is(err, errLoading) && s.probeCtx.Err() == nil:
+		st.Node.Breaker.RecordFailure()
+	}
+	s.tell(redialed{pid: pid, err: err})
+}
+
+// tell sends msg to the supervisor from one of its goroutines, unless it
+// is stopping (a message to a stopped actor becomes a dead letter, which
+// protoactor reports on a goroutine of its own).
+func (s *Supervisor) tell(msg any) {
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	if !s.timersOff {
+		s.system.Root.Send(s.self, msg)
+	}
+}
+
+// expire runs on each probe tick: the mailboxes of the connections that
+// broke and are not replaced yet (suspended until the new connection is in
+// place) drop the commands whose context has ended, failing them with its
+// error, which frees their room at once; a node with such commands gets
+// one breaker failure per tick (see the type's doc).
+func (s *Supervisor) expire() {
+	var failing map[*Node]bool
+	for _, st := range s.conns {
+		if st.Node == nil || !st.Down() {
+			continue
+		}
+		if st.Mailbox.Expire() > 0 && !st.Node.Open() {
+			if failing == nil {
+				failing = map[*Node]bool{}
+			}
+			failing[st.Node] = true
+		}
+	}
+	for n := range failing {
+		n.Breaker.RecordFailure()
+	}
+}
+
+// backoff returns the delay before st's actor is restarted (or re-dialled)
+// after its latest failure.
+func (s *Supervisor) backoff(st *ConnState) time.Duration {
+	b := defaultBackoff
+	if st.Policy != nil {
+		b = st.Policy.Backoff
+	}
+	n := int(st.failures.Load()) - 1
+	return b.Delay(max(n, 0))
+}
+
+// defaultBackoff spaces the reconnects of connection actors without a
+// Policy.
+var defaultBackoff = policies.Backoff{Min: 10 * time.Millisecond, Max: time.Second}
 
 // after sends msg to the supervisor after d, unless it stops first.
 func (s *Supervisor) after(d time.Duration, msg any) {
@@ -304,12 +429,15 @@ type strategy struct{ s *Supervisor }
 // supervisor's goroutine.
 func (st strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, _ any, _ any) {
 	cs := st.s.byID[child.Id]
-	if cs == nil || cs.Policy == nil {
+	if cs == nil {
 		sup.RestartChildren(child)
 		return
 	}
-	n := int(cs.failures.Load()) - 1
-	st.s.after(cs.Policy.Backoff.Delay(max(n, 0)), restartChild{pid: child})
+	if cs.Policy == nil && !cs.Down() {
+		st.s.revive(sup, child, cs) // a panic: restart at once
+		return
+	}
+	st.s.after(st.s.backoff(cs), restartChild{pid: child})
 }
 
 var _ actor.SupervisorStrategy = strategy{}

@@ -77,8 +77,14 @@ func newTopology(shards []Shard) (*Topology, error) {
 // map: CLUSTER SHARDS, or CLUSTER SLOTS on servers without it. addr fills
 // in endpoints the node does not know ("" or "?").
 func FetchTopology(ctx context.Context, conn drivers.Conn, addr string) (*Topology, error) {
-	b := conn.B()
-	msg, err := conn.Do(ctx, b.Arbitrary("CLUSTER", "SHARDS").Build()).ToMessage()
+	return FetchTopologyWith(ctx, conn.B(), conn.Do, addr)
+}
+
+// FetchTopologyWith is FetchTopology over do, which sends one command to
+// the node reached at addr and returns its reply (through a connection
+// actor, say, rather than a connection of its own).
+func FetchTopologyWith(ctx context.Context, b valkey.Builder, do func(context.Context, valkey.Completed) valkey.ValkeyResult, addr string) (*Topology, error) {
+	msg, err := do(ctx, b.Arbitrary("CLUSTER", "SHARDS").Build()).ToMessage()
 	if err == nil {
 		return newTopology(parseShards(msg, addr))
 	}
@@ -86,7 +92,7 @@ func FetchTopology(ctx context.Context, conn drivers.Conn, addr string) (*Topolo
 	if !errors.As(err, &ve) {
 		return nil, fmt.Errorf("actors: CLUSTER SHARDS on %s: %w", addr, err)
 	}
-	msg, err = conn.Do(ctx, b.Arbitrary("CLUSTER", "SLOTS").Build()).ToMessage()
+	msg, err = do(ctx, b.Arbitrary("CLUSTER", "SLOTS").Build()).ToMessage()
 	if err != nil {
 		return nil, fmt.Errorf("actors: CLUSTER SLOTS on %s: %w", addr, err)
 	}

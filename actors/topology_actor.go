@@ -31,6 +31,15 @@ type TopologyState struct {
 	MinGap time.Duration
 	// Timeout bounds one load.
 	Timeout time.Duration
+	// Degraded, when set, reports whether a node the map routes to is
+	// down (its connection broke, its breaker is open): a failover may be
+	// under way, and the map must follow it soon. Every Watch while it
+	// holds, the actor reloads the map (spaced by Watch from the last
+	// load), so that a replica's promotion is seen within about Watch
+	// of the first load that reports it, whatever callers do meanwhile.
+	Degraded func() bool
+	// Watch is how often Degraded is checked. 0: never.
+	Watch time.Duration
 
 	system  *actor.ActorSystem
 	pid     *actor.PID
@@ -39,6 +48,7 @@ type TopologyState struct {
 	stop    sync.Once
 	tmu     sync.Mutex
 	timer   *time.Timer
+	watch   *time.Timer
 	off     bool
 }
 
@@ -48,7 +58,8 @@ type (
 		since uint64        // the epoch the caller saw; 0 for background
 		done  chan struct{} // closed after the load; nil for background
 	}
-	topoTick struct{}
+	topoTick  struct{}
+	topoWatch struct{}
 )
 
 // Spawn starts the topology actor in system.
@@ -62,6 +73,7 @@ func (s *TopologyState) Spawn(system *actor.ActorSystem) error {
 	}
 	s.pid = pid
 	s.schedule()
+	s.scheduleWatch()
 	return nil
 }
 
@@ -100,6 +112,9 @@ func (s *TopologyState) Stop() {
 		if s.timer != nil {
 			s.timer.Stop()
 		}
+		if s.watch != nil {
+			s.watch.Stop()
+		}
 		s.tmu.Unlock()
 		s.system.Root.Stop(s.pid)
 	})
@@ -116,7 +131,30 @@ func (s *TopologyState) schedule() {
 	if s.off {
 		return
 	}
-	s.timer = time.AfterFunc(s.Interval, func() { s.system.Root.Send(s.pid, topoTick{}) })
+	s.timer = time.AfterFunc(s.Interval, func() { s.tell(topoTick{}) })
+}
+
+// scheduleWatch arms the next Degraded check.
+func (s *TopologyState) scheduleWatch() {
+	if s.Watch <= 0 || s.Degraded == nil {
+		return
+	}
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	if s.off {
+		return
+	}
+	s.watch = time.AfterFunc(s.Watch, func() { s.tell(topoWatch{}) })
+}
+
+// tell sends msg to the actor from a timer unless Stop ran (a message to
+// a stopped actor becomes a dead letter, reported on a goroutine).
+func (s *TopologyState) tell(msg any) {
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	if !s.off {
+		s.system.Root.Send(s.pid, msg)
+	}
 }
 
 // topologyActor runs the loads.
@@ -144,6 +182,11 @@ func (a *topologyActor) Receive(ctx actor.Context) {
 	case topoTick:
 		a.load()
 		s.schedule()
+	case topoWatch:
+		if time.Since(a.last) >= s.Watch && s.Degraded() {
+			a.load()
+		}
+		s.scheduleWatch()
 	case *actor.Stopped:
 		close(s.stopped)
 	}

@@ -96,3 +96,44 @@ func TestTopologyActorPeriodic(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// While Degraded holds, the map is reloaded every Watch without any
+// request; once it no longer holds, the loads stop.
+func TestTopologyActorWatchesWhileDegraded(t *testing.T) {
+	f := &fakeLoads{}
+	var degraded atomic.Bool
+	sys := actor.NewActorSystem()
+	t.Cleanup(sys.Shutdown)
+	s := &actors.TopologyState{
+		Load:     f.load,
+		Epoch:    func() uint64 { return uint64(f.epoch.Load()) },
+		MinGap:   time.Hour,
+		Timeout:  time.Second,
+		Degraded: degraded.Load,
+		Watch:    10 * time.Millisecond,
+	}
+	if err := s.Spawn(sys); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	s.Sync(0)
+	if n := f.loads.Load(); n != 1 {
+		t.Fatalf("%d loads after one Sync", n)
+	}
+	degraded.Store(true)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.loads.Load() < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d loads in 5s while degraded, watch 10ms", f.loads.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	degraded.Store(false)
+	// A load may be under way as the flag drops; after it, none.
+	time.Sleep(30 * time.Millisecond)
+	n := f.loads.Load()
+	time.Sleep(100 * time.Millisecond) // ten watch periods: no load may start
+	if m := f.loads.Load(); m != n {
+		t.Fatalf("%d loads while not degraded", m-n)
+	}
+}

@@ -36,34 +36,12 @@ type cluster struct {
 	pruneMu sync.Mutex
 	absent  map[string]time.Time // dialled node -> when it left the slot map
 
-	dialMu      sync.Mutex    // one node dial at a time
-	keylessNext atomic.Uint64 // round robin of keyless commands (keyless.go)
+	dialMu      sync.Mutex           // guards dials
+	dials       map[string]*nodeDial // node dials in progress, by address
+	keylessNext atomic.Uint64        // round robin of keyless commands (keyless.go)
 	epoch       atomic.Uint64
 	topology    actors.TopologyState // the topology actor: reloads the map
-}
-
-// discover reads the slot map from the first seed that answers.
-func (e *Engine) discover(ctx context.Context) (*actors.Topology, error) {
-	var errs []error
-	for _, seed := range e.cfg.Addresses() {
-		topo, err := e.fetchTopology(ctx, seed)
-		if err == nil {
-			return topo, nil
-		}
-		errs = append(errs, err)
-	}
-	return nil, fmt.Errorf("vactor: no cluster seed answered: %w", errors.Join(errs...))
-}
-
-func (e *Engine) fetchTopology(ctx context.Context, addr string) (*actors.Topology, error) {
-	opts := e.opts
-	opts.Addr = addr
-	conn, err := e.drv.Dial(ctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
-	}
-	defer conn.Close()
-	return actors.FetchTopology(ctx, conn, addr)
+	loads       atomic.Uint64        // slot-map loads, to spread them (cluster_load.go)
 }
 
 func newCluster(e *Engine, topo *actors.Topology) (*cluster, error) {
@@ -81,6 +59,8 @@ func newCluster(e *Engine, topo *actors.Topology) (*cluster, error) {
 		Interval: e.cfg.ClusterRefreshInterval,
 		MinGap:   minRefreshGap,
 		Timeout:  e.cfg.DialTimeout,
+		Degraded: c.degraded,
+		Watch:    degradedWatch,
 	}
 	if err := c.topology.Spawn(e.system); err != nil {
 		return nil, fmt.Errorf("vactor: spawn topology actor: %w", err)
@@ -146,25 +126,6 @@ func (c *cluster) Refresh(slot uint16) (string, error) {
 		c.topology.Sync(c.epoch.Load())
 	}
 	return c.Owner(slot)
-}
-
-// load fetches the slot map from the first node that answers: the known
-// primaries, then the seeds.
-func (c *cluster) load(ctx context.Context) (*actors.Topology, error) {
-	var seeds []string
-	for _, s := range c.topo.Load().Shards {
-		seeds = append(seeds, s.Primary)
-	}
-	seeds = append(seeds, c.e.cfg.Addresses()...)
-	var errs []error
-	for _, addr := range seeds {
-		t, err := c.e.fetchTopology(ctx, addr)
-		if err == nil {
-			return t, nil
-		}
-		errs = append(errs, err)
-	}
-	return nil, errors.Join(errs...)
 }
 
 // slot returns the routing state of slot, creating it on first use. Its
@@ -255,28 +216,63 @@ func (c *cluster) conn(addr string, slot uint16, replica bool) (*actors.ConnStat
 	pool := e.pools[addr]
 	e.mu.Unlock()
 	if pool == nil {
-		c.dialMu.Lock()
-		e.mu.Lock()
-		pool = e.pools[addr]
-		e.mu.Unlock()
-		if pool == nil {
-			if e.closed.Load() {
-				c.dialMu.Unlock()
-				return nil, ErrClosed
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DialTimeout)
-			conns, err := e.newNode(ctx, addr, replica)
-			cancel()
-			if err != nil {
-				c.dialMu.Unlock()
-				return nil, err
-			}
-			e.supervisor.Add(conns)
-			pool = conns
+		var err error
+		if pool, err = c.dial(addr, replica); err != nil {
+			return nil, err
 		}
-		c.dialMu.Unlock()
 	}
 	return pool[int(slot)%len(pool)], nil
+}
+
+// nodeDial is a dial of a node in progress; callers for the same node wait
+// for it (done) rather than dial again.
+type nodeDial struct {
+	done chan struct{}
+	pool []*actors.ConnState
+	err  error
+}
+
+// dial dials the node at addr and starts its connection actors, once for
+// any number of concurrent callers. Dials of different nodes do not wait
+// for each other: a node that never answers holds up only its own callers
+// (a slot actor for its slots), for DialTimeout or until Close.
+func (c *cluster) dial(addr string, replica bool) ([]*actors.ConnState, error) {
+	e := c.e
+	c.dialMu.Lock()
+	if d := c.dials[addr]; d != nil {
+		c.dialMu.Unlock()
+		<-d.done
+		return d.pool, d.err
+	}
+	e.mu.Lock()
+	pool := e.pools[addr]
+	e.mu.Unlock()
+	if pool != nil {
+		c.dialMu.Unlock()
+		return pool, nil
+	}
+	if e.closed.Load() {
+		c.dialMu.Unlock()
+		return nil, ErrClosed
+	}
+	d := &nodeDial{done: make(chan struct{})}
+	if c.dials == nil {
+		c.dials = map[string]*nodeDial{}
+	}
+	c.dials[addr] = d
+	c.dialMu.Unlock()
+
+	ctx, cancel := context.WithTimeout(e.closing, e.cfg.DialTimeout)
+	d.pool, d.err = e.newNode(ctx, addr, replica)
+	cancel()
+	if d.err == nil {
+		e.supervisor.Add(d.pool)
+	}
+	c.dialMu.Lock()
+	delete(c.dials, addr)
+	c.dialMu.Unlock()
+	close(d.done)
+	return d.pool, d.err
 }
 
 // Asking implements actors.Router.
@@ -350,6 +346,7 @@ func submitSlot[T any](e *Engine, ctx context.Context, slot uint16, cmd valkey.C
 		r.promise.Reject(ErrClosed)
 		return f
 	}
+	r.watch()
 	e.cl.slot(slot).Submit(r)
 	return f
 }

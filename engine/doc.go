@@ -16,12 +16,14 @@
 //
 // # Contexts
 //
-// The ctx given to a command bounds the command: if it ends while the
-// command is still queued, the command is never written and its future
-// fails with ctx.Err(). Once written, a pipeline's round trip is bounded by
-// the latest deadline of its commands (when they all have one) or else by
-// the read timeout; past it the connection is treated as failed and
-// re-dialled. The ctx given to Await bounds only the wait.
+// The ctx given to a command bounds the command: when it ends, the
+// command's future fails with ctx.Err() at once, whatever the connection
+// actor is doing (writing a long pipeline, waiting for a reconnect), also
+// when the future is awaited with a context that never ends; a command
+// still queued then is never written. Once written, a pipeline's round
+// trip is bounded by the latest deadline of its commands (when they all
+// have one) or else by the read timeout; past it the connection is treated
+// as failed and re-dialled. The ctx given to Await bounds only the wait.
 //
 // # Failures
 //

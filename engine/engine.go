@@ -32,6 +32,11 @@ import (
 type Engine struct {
 	cfg    config.Config
 	closed atomic.Bool
+	// closing ends when Close starts: dials of new connections (cluster
+	// nodes dialled on first use) are bounded by it, so that none
+	// completes after Close and leaks its connection.
+	closing   context.Context
+	stopDials context.CancelFunc
 
 	system     *actor.ActorSystem
 	supervisor *actors.Supervisor
@@ -80,6 +85,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, drv: drv}
 	e.ded.noIdlePing = true
+	e.closing, e.stopDials = context.WithCancel(context.Background())
 	e.opts = drivers.Options{
 		Username:     cfg.Username,
 		Password:     cfg.Password,
@@ -168,6 +174,7 @@ func (e *Engine) Close() error {
 	if !e.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
+	e.stopDials()
 	e.stopServices()
 	if e.cl != nil {
 		// Slot actors first: they fail what they hold and stop forwarding.

@@ -1,6 +1,9 @@
 package engine
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // SetSlotIdleTimeout sets how long idle slot actors live on, for slots
 // first used after the call; it returns a func that restores the default.
@@ -16,4 +19,14 @@ func SetNodeGoneAfter(d time.Duration) (restore func()) {
 	old := nodeGoneAfter
 	nodeGoneAfter = d
 	return func() { nodeGoneAfter = old }
+}
+
+// ReloadSlotMap reads the cluster slot map as the topology actor does and
+// installs it.
+func ReloadSlotMap(ctx context.Context, e *Engine) error {
+	t, err := e.cl.load(ctx)
+	if err == nil {
+		e.cl.setTopology(t)
+	}
+	return err
 }

@@ -19,7 +19,7 @@ func proxied(t *testing.T) (*engine.Engine, *valkeytest.Server, *valkeytest.Prox
 	t.Helper()
 	srv := valkeytest.Start(t)
 	px := valkeytest.ProxyFor(t, srv.Addr())
-	eng, err := engine.New(context.Background(), faultConfig(px.Addr()).WithDialTimeout(300*time.Millisecond))
+	eng, err := engine.New(context.Background(), faultConfig(px.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}

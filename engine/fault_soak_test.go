@@ -47,7 +47,7 @@ func TestFaultSoak(t *testing.T) {
 	dur := soakDuration(t)
 	srv := valkeytest.Start(t, valkeytest.Options{AppendOnly: true})
 	px := valkeytest.ProxyFor(t, srv.Addr())
-	eng, err := engine.New(context.Background(), faultConfig(px.Addr()).WithDialTimeout(300*time.Millisecond))
+	eng, err := engine.New(context.Background(), faultConfig(px.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}

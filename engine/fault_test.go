@@ -18,14 +18,13 @@ import (
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
-// faultConfig is the configuration the fault tests run with: the defaults,
-// with a breaker that half-opens after 250ms instead of 1s so that recovery
+// faultConfig is the configuration the fault tests run with: the defaults
+// (DialTimeout 5s, ReadTimeout and WriteTimeout 3s: what users get), with a
+// breaker that half-opens after 250ms instead of 1s so that recovery
 // within 1s of a restart is measured against the probe, not the wait.
 func faultConfig(addr string) config.Config {
 	return config.DefaultConfig().WithAddrs(addr).
-		WithCircuitBreakerOpenTimeout(250 * time.Millisecond).
-		WithDialTimeout(time.Second).
-		WithReadTimeout(time.Second).WithWriteTimeout(time.Second)
+		WithCircuitBreakerOpenTimeout(250 * time.Millisecond)
 }
 
 // waitServing returns how long it took until a SET through eng succeeds.
@@ -158,8 +157,7 @@ func TestFaultFrozenServer(t *testing.T) {
 		t.Skip("fault test: skipped with -short")
 	}
 	srv := valkeytest.Start(t)
-	cfg := faultConfig(srv.Addr()).WithDialTimeout(200 * time.Millisecond)
-	eng, err := engine.New(context.Background(), cfg)
+	eng, err := engine.New(context.Background(), faultConfig(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +275,7 @@ func TestFaultCloseWhileBreakerOpen(t *testing.T) {
 	}
 	srv := valkeytest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	eng, err := engine.New(context.Background(), faultConfig(srv.Addr()).WithDialTimeout(200*time.Millisecond))
+	eng, err := engine.New(context.Background(), faultConfig(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,5 +308,58 @@ func TestFaultCloseWhileBreakerOpen(t *testing.T) {
 		if !f.IsDone() {
 			t.Fatalf("future %d pending after Close", i)
 		}
+	}
+}
+
+// A command's own context ends it at its deadline whatever its connection
+// actor is doing (issue 9, finding 0). The server is frozen (SIGSTOP: it
+// accepts connections and answers nothing), so the engine's connection
+// breaks at the first deadline and each reconnect waits out the default
+// 5s DialTimeout. Three GETs in a row, each with a 200ms deadline and
+// awaited with a context that never ends, each return by their deadline
+// + 50ms; three rounds of freeze and thaw; after each thaw the engine
+// serves again within 1s.
+func TestFaultFrozenDeadlines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test: skipped with -short")
+	}
+	srv := valkeytest.Start(t)
+	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	ctx := ctxT(t)
+	if err := eng.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const deadline = 200 * time.Millisecond
+	for round := range 3 {
+		if err := srv.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		for call := range 3 {
+			cctx, cancel := context.WithTimeout(context.Background(), deadline)
+			start := time.Now()
+			_, err := eng.Get(cctx, "k").Await(context.Background())
+			el := time.Since(start)
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, engine.ErrCircuitOpen) {
+				t.Fatalf("round %d, call %d: GET on a frozen server: %v, want a deadline error", round, call, err)
+			}
+			if el > deadline+50*time.Millisecond {
+				t.Fatalf("round %d, call %d: GET with a %s deadline returned after %s", round, call, deadline, el)
+			}
+		}
+		if err := srv.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		d := waitServing(t, eng, 10*time.Second)
+		if d > time.Second {
+			t.Fatalf("round %d: serving again %s after SIGCONT, want < 1s", round, d)
+		}
+	}
+	if st := eng.Stats(); st.Reconnects < 3 {
+		t.Fatalf("%d reconnects for 3 freezes: the connection never broke", st.Reconnects)
 	}
 }

@@ -80,6 +80,15 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 		})
 	}
 	e.mu.Lock()
+	if e.closed.Load() {
+		// Close has begun: it may have closed the drivers it knows of
+		// already, so these would never be closed.
+		e.mu.Unlock()
+		for _, c := range conns {
+			c.CloseDriver()
+		}
+		return nil, ErrClosed
+	}
 	e.conns = append(e.conns, conns...)
 	e.nodes = append(e.nodes, node)
 	if e.pools == nil {

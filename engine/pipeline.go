@@ -262,6 +262,7 @@ func (r *request[T]) prepare(ctx context.Context, pin bool) {
 	if pin {
 		r.cmd = r.cmd.Pin()
 	}
+	r.watch()
 }
 
 func (r *request[T]) wait(ctx context.Context) error { return r.promise.Future().Err(ctx) }

@@ -28,6 +28,39 @@ type request[T any] struct {
 	// ext, in cluster mode, keeps what it takes to send cmd again after a
 	// redirect; nil when cmd is pinned (or in standalone mode).
 	ext *resendable
+	// stop unregisters the context.AfterFunc that fails the future when
+	// ctx ends (see watch); nil when ctx cannot end.
+	stop func() bool
+}
+
+// watch makes the end of the command's context (deadline or cancellation)
+// fail its future at once, whatever its connection actor is doing (a long
+// pipeline, a reconnect, a backoff), also when the caller awaits with a
+// context that never ends. Only the future is settled: the command itself
+// completes through the actor as usual (it is then dropped unsent if it
+// was still queued, and a slot actor's Collector counts it as usual), and
+// the later completion is a no-op for the caller. A context that cannot
+// end (context.Background, the benchmarks' case) costs nothing; one that
+// can costs the registration, which completion removes (unwatch): no
+// timer and no goroutine for the standard library's contexts (and those
+// that wrap them), a goroutine while the command is pending for other
+// context implementations (context.AfterFunc's rule). Call it once,
+// before the command is posted.
+func (r *request[T]) watch() {
+	if r.ctx.Done() == nil || r.ctx.Err() != nil {
+		return // never ends, or already ended: Post fails it
+	}
+	r.stop = context.AfterFunc(r.ctx, r.expire)
+}
+
+// expire runs on its own goroutine when the command's context ends first.
+func (r *request[T]) expire() { r.promise.Reject(r.ctx.Err()) }
+
+// unwatch drops the registration of watch; the command is settled.
+func (r *request[T]) unwatch() {
+	if r.stop != nil {
+		r.stop()
+	}
 }
 
 // resendable keeps a short command's parts so that it can be built again
@@ -85,6 +118,7 @@ func (r *request[T]) Context() context.Context    { return r.ctx }
 func (r *request[T]) SetHook(c *actors.Collector) { r.hook.Store(c) }
 
 func (r *request[T]) Fail(err error) {
+	r.unwatch()
 	r.promise.Reject(err)
 	if r.hook.Load() != nil {
 		if h := r.hook.Swap(nil); h != nil {
@@ -118,6 +152,7 @@ func (r *request[T]) Complete(res valkey.ValkeyResult) {
 	if h != nil && h.Intercept(r, res) {
 		return // redirected: the slot actor sends it again
 	}
+	r.unwatch()
 	v, err := r.decode(res)
 	r.promise.Complete(v, replyError(&res, err))
 	if h != nil {
@@ -149,6 +184,7 @@ func submitTo[T any](e *Engine, conn *actors.ConnState, ctx context.Context, cmd
 		r.promise.Reject(ErrCircuitOpen)
 		return f
 	}
+	r.watch()
 	conn.Mailbox.Post(r)
 	return f
 }

@@ -311,6 +311,40 @@ func (m *Bounded) Flush(err error) int {
 	return len(q)
 }
 
+// Expire fails the queued commands whose context has ended, each with its
+// context's error, removes them from the queue and returns how many it
+// failed. Drains do the same as they take commands; Expire is for a
+// mailbox that is not drained for a while (its actor suspended while its
+// connection is re-established), so that the room those commands hold is
+// freed and they complete now. It scans the whole queue.
+func (m *Bounded) Expire() int {
+	m.mu.Lock()
+	var dead []Message
+	kept := m.queue[:0]
+	for _, msg := range m.queue {
+		if msg.Context().Err() != nil {
+			dead = append(dead, msg)
+			continue
+		}
+		kept = append(kept, msg)
+	}
+	clear(m.queue[len(kept):])
+	m.queue = kept
+	if len(dead) > 0 {
+		m.pending.Add(-int32(len(dead)))
+		if m.space != nil {
+			close(m.space)
+			m.space = nil
+		}
+	}
+	m.mu.Unlock()
+	for _, msg := range dead {
+		m.stats.expired.Add(1)
+		msg.Fail(msg.Context().Err())
+	}
+	return len(dead)
+}
+
 // Closed reports whether Close has been called.
 func (m *Bounded) Closed() bool {
 	m.mu.Lock()

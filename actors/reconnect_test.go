@@ -1,0 +1,292 @@
+package actors_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/valkey-io/valkey-go"
+	"go.uber.org/goleak"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// dialedConn is a fakeConn handed out by a fakeDialer: it can build the
+// PING that checks a new connection (the zero valkey.Builder is usable).
+type dialedConn struct{ *fakeConn }
+
+func (dialedConn) B() valkey.Builder { return valkey.Builder{} }
+
+// fakeDialer is a Node.Dial that hands out new fake connections. While
+// hold is set, a dial reports itself on started and waits for release (or
+// its context).
+type fakeDialer struct {
+	started chan struct{}
+
+	mu      sync.Mutex
+	conns   []*fakeConn
+	hold    chan struct{} // nil: dial at once
+	ignores bool          // the held dial ignores its context
+}
+
+func newFakeDialer() *fakeDialer { return &fakeDialer{started: make(chan struct{}, 16)} }
+
+func (d *fakeDialer) dial(ctx context.Context) (drivers.Conn, error) {
+	d.mu.Lock()
+	hold, ignores := d.hold, d.ignores
+	d.mu.Unlock()
+	if hold != nil {
+		d.started <- struct{}{}
+		if ignores {
+			<-hold
+		} else {
+			select {
+			case <-hold:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+	c := newFakeConn()
+	d.mu.Lock()
+	d.conns = append(d.conns, c)
+	d.mu.Unlock()
+	return dialedConn{c}, nil
+}
+
+// dialed returns the connections dialled so far.
+func (d *fakeDialer) dialed() []*fakeConn {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.conns)
+}
+
+// nodeState returns a ConnState with a Node (breaker of threshold,
+// opening for an hour, wired to FailHeld as the engine wires it) and a
+// retry Policy, over conn.
+func nodeState(conn drivers.Conn, d *fakeDialer, threshold uint) *actors.ConnState {
+	st := newState("node:6379", conn, errors.New("closed"))
+	node := &actors.Node{Addr: st.Addr, Dial: d.dial, DialTimeout: 5 * time.Second}
+	node.Breaker = policies.NewBreaker(policies.BreakerOptions{
+		Threshold:   threshold,
+		OpenTimeout: time.Hour,
+		OnStateChanged: func(_, to circuitbreaker.State) {
+			node.SetOpen(to != circuitbreaker.ClosedState)
+			if to == circuitbreaker.OpenState {
+				st.FailHeld(policies.ErrCircuitOpen)
+			}
+		},
+	})
+	st.Node = node
+	st.Policy = &actors.Policy{MaxRetries: 3, Backoff: policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond}}
+	return st
+}
+
+// idempotent returns a fake command marked idempotent (repeatable).
+func idempotent(id int, log *completionLog) *fakeCmd {
+	c := newFakeCmd(id, log)
+	c.ctx = policies.WithIdempotent(context.Background())
+	return c
+}
+
+// waitFor waits up to d for c's first completion.
+func waitFor(t *testing.T, c *fakeCmd, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(d):
+		t.Fatalf("command %d (%s) still pending after %s", c.id, what, d)
+	}
+}
+
+// Finding 9 of issue 9: a command kept for a retry when the breaker opens
+// fails at once with ErrCircuitOpen (and, having been written, as an
+// outcome unknown), instead of escaping FailHeld, which the opening runs,
+// and waiting for the first probe (an hour here).
+func TestConnKeptCommandFailsWhenBreakerOpens(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := newFakeConn()
+	reset := errors.New("connection reset by peer")
+	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(reset) }
+	d := newFakeDialer()
+	st := nodeState(conn, d, 1)
+	h := start(t, st)
+
+	cmd := idempotent(0, nil)
+	st.Mailbox.Post(cmd)
+	waitFor(t, cmd, 2*time.Second, "kept for a retry as the breaker opened")
+	err := cmd.wantFailed(t)
+	if !errors.Is(err, policies.ErrCircuitOpen) || !errors.Is(err, policies.ErrOutcomeUnknown) || !errors.Is(err, reset) {
+		t.Fatalf("kept command failed with %v, want ErrCircuitOpen as an outcome unknown wrapping %v", err, reset)
+	}
+	if !st.Node.Open() {
+		t.Fatal("breaker not open after a failure with threshold 1")
+	}
+	h.shutdown(t, snapshot)
+}
+
+// Finding 8(b) of issue 9: of a batch [SET k v1 (idempotent), SET k v2]
+// that loses its connection, v2 may have run and is not repeatable, so it
+// fails as an outcome unknown; v1, sent again after the reconnect, would
+// land after v2 and leave k at v1. It fails as an outcome unknown too, and
+// nothing is written on the new connection. When v2 is repeatable as
+// well, both are kept and sent again, in order, first thing after the
+// reconnect.
+func TestConnRetryNeverOvertakesLaterWrite(t *testing.T) {
+	for _, bothIdempotent := range []bool{false, true} {
+		name := "v2 not repeatable"
+		if bothIdempotent {
+			name = "both repeatable"
+		}
+		t.Run(name, func(t *testing.T) {
+			snapshot := goleak.IgnoreCurrent()
+			conn := newFakeConn()
+			gate := conn.gate(0)
+			reset := errors.New("connection reset by peer")
+			conn.reply = func(c call, i int) valkey.ValkeyResult {
+				if c.index == 1 {
+					return transportErrReply(reset)
+				}
+				return strReply("old")
+			}
+			d := newFakeDialer()
+			st := nodeState(conn, d, 100)
+			h := start(t, st)
+
+			first := newFakeCmd(0, nil)
+			st.Mailbox.Post(first)
+			conn.waitEntered(t, 0, "Do(1)")
+			log := &completionLog{}
+			v1 := idempotent(1, log)
+			v2 := newFakeCmd(2, log)
+			if bothIdempotent {
+				v2 = idempotent(2, log)
+			}
+			st.Mailbox.Post(v1)
+			st.Mailbox.Post(v2)
+			close(gate) // v1 and v2 go out as one DoMulti(2), which fails
+
+			if !bothIdempotent {
+				for _, c := range []*fakeCmd{v1, v2} {
+					if err := c.wantFailed(t); !errors.Is(err, policies.ErrOutcomeUnknown) || !errors.Is(err, reset) {
+						t.Fatalf("command %d failed with %v, want ErrOutcomeUnknown wrapping %v", c.id, err, reset)
+					}
+				}
+				eventually(t, "the reconnect", func() bool { return st.Stats().Reconnects == 1 })
+				// A command posted now goes out on the new connection,
+				// alone: nothing was kept.
+				after := newFakeCmd(3, nil)
+				st.Mailbox.Post(after)
+				after.wantString(t, "c1-0")
+				if got, want := d.dialed()[0].callLog(), []string{"Do(1)", "Do(1)"}; !slices.Equal(got, want) {
+					t.Fatalf("new connection calls %v, want %v (PING, then the later command)", got, want)
+				}
+			} else {
+				v1.wantString(t, "c1-0")
+				v2.wantString(t, "c1-1")
+				if got, want := log.get(), []int{1, 2}; !slices.Equal(got, want) {
+					t.Fatalf("completion order %v, want %v", got, want)
+				}
+				if got, want := d.dialed()[0].callLog(), []string{"Do(1)", "DoMulti(2)"}; !slices.Equal(got, want) {
+					t.Fatalf("new connection calls %v, want %v (PING, then both resent)", got, want)
+				}
+			}
+			if got, want := conn.callLog(), []string{"Do(1)", "DoMulti(2)"}; !slices.Equal(got, want) {
+				t.Fatalf("old connection calls %v, want %v", got, want)
+			}
+			h.shutdown(t, snapshot)
+		})
+	}
+}
+
+// Finding 0 of issue 9: the reconnect runs off the actor. While the new
+// connection's dial hangs, nothing is written on the broken one, a queued
+// command whose context ends fails within a probe tick of its deadline,
+// the kept command goes out first once the dial succeeds, then the queued
+// one; stopping the supervisor while a dial hangs ends it at once.
+func TestConnReconnectRunsOffActor(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := newFakeConn()
+	reset := errors.New("connection reset by peer")
+	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(reset) }
+	d := newFakeDialer()
+	release := make(chan struct{})
+	d.hold = release
+	st := nodeState(conn, d, 100)
+	h := start(t, st)
+
+	log := &completionLog{}
+	kept := idempotent(0, log)
+	st.Mailbox.Post(kept)
+	select {
+	case <-d.started:
+	case <-time.After(waitTimeout):
+		t.Fatal("no reconnect dial started")
+	}
+	// The dial hangs. A command with a deadline fails at it (+ a probe
+	// tick), although the actor has no connection and no batch runs.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	expiring := newFakeCmd(1, nil)
+	expiring.ctx = ctx
+	posted := time.Now()
+	st.Mailbox.Post(expiring)
+	waitFor(t, expiring, time.Second, "queued with a 100ms deadline during the dial")
+	if el := time.Since(posted); el > 100*time.Millisecond+150*time.Millisecond {
+		t.Fatalf("queued command failed %s after it was posted, deadline 100ms", el)
+	}
+	if err := expiring.wantFailed(t); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("expired command failed with %v", err)
+	}
+	queued := newFakeCmd(2, log)
+	st.Mailbox.Post(queued)
+	if kept.isDone() || queued.isDone() {
+		t.Fatal("a command completed while the dial hangs")
+	}
+	close(release)
+	kept.wantString(t, "c1-0")
+	queued.wantString(t, "c2-0")
+	if got, want := log.get(), []int{0, 2}; !slices.Equal(got, want) {
+		t.Fatalf("completion order %v, want %v (the kept command first)", got, want)
+	}
+	if got, want := conn.callLog(), []string{"Do(1)"}; !slices.Equal(got, want) {
+		t.Fatalf("broken connection calls %v, want only the failed %v", got, want)
+	}
+	if got, want := d.dialed()[0].callLog(), []string{"Do(1)", "Do(1)", "Do(1)"}; !slices.Equal(got, want) {
+		t.Fatalf("new connection calls %v, want %v (PING, kept, queued)", got, want)
+	}
+	if conn.closedCount() != 1 {
+		t.Fatalf("broken connection closed %d times, want 1", conn.closedCount())
+	}
+
+	// Break it again and stop while the next dial hangs.
+	d.mu.Lock()
+	d.hold = make(chan struct{})
+	d.mu.Unlock()
+	d.dialed()[0].reply = func(call, int) valkey.ValkeyResult { return transportErrReply(reset) }
+	late := newFakeCmd(3, nil)
+	st.Mailbox.Post(late)
+	select {
+	case <-d.started:
+	case <-time.After(waitTimeout):
+		t.Fatal("no second reconnect dial started")
+	}
+	stopAt := time.Now()
+	h.system.Root.Stop(h.pid)
+	select {
+	case <-h.sup.Stopped():
+	case <-time.After(time.Second):
+		t.Fatal("supervisor not stopped 1s after Stop while a dial hangs")
+	}
+	if err := late.wantFailed(t); !errors.Is(err, policies.ErrOutcomeUnknown) {
+		t.Fatalf("command hit by the second break failed with %v", err)
+	}
+	t.Logf("stopped %s after Stop with a dial hanging", time.Since(stopAt))
+	h.shutdown(t, snapshot)
+}

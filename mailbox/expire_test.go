@@ -1,0 +1,59 @@
+package mailbox_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/mailbox"
+)
+
+// Expire fails and removes the queued commands whose context has ended,
+// keeps the others in order, and frees the room they held: a poster
+// blocked on the full mailbox gets in.
+func TestExpire(t *testing.T) {
+	m := mailbox.New(mailbox.Options{Capacity: 3, Policy: mailbox.Block})
+	dl := newDeadlineCtx()
+	live1 := newMsg(context.Background(), 0, 1)
+	dead := newMsg(dl, 0, 2)
+	live2 := newMsg(context.Background(), 0, 3)
+	for _, msg := range []*msg{live1, dead, live2} {
+		if !m.Post(msg) {
+			t.Fatalf("Post %v failed", msg)
+		}
+	}
+	blocked := newMsg(context.Background(), 1, 4)
+	posted := make(chan bool)
+	go func() { posted <- m.Post(blocked) }()
+	if n := m.Expire(); n != 0 {
+		t.Fatalf("Expire with no context ended failed %d commands", n)
+	}
+	dl.end()
+	if n := m.Expire(); n != 1 {
+		t.Fatalf("Expire failed %d commands, want 1", n)
+	}
+	if done, err := dead.result(); !done || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("expired command: done %v, err %v", done, err)
+	}
+	select {
+	case ok := <-posted:
+		if !ok {
+			t.Fatal("blocked Post failed after Expire freed room")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("blocked poster still waiting after Expire freed room")
+	}
+	if n := m.Len(); n != 3 {
+		t.Fatalf("Len %d after Expire and the blocked Post, want 3", n)
+	}
+	for _, msg := range []*msg{live1, live2, blocked} {
+		if done, _ := msg.result(); done {
+			t.Fatalf("live command %v completed by Expire", msg)
+		}
+	}
+	if got := m.Stats().Expired; got != 1 {
+		t.Fatalf("Stats().Expired = %d, want 1", got)
+	}
+	m.Close(nil)
+}
