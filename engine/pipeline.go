@@ -181,7 +181,9 @@ func (g postGroup) post() {
 		}
 		return
 	}
-	g.mb.PostAll(g.msgs...)
+	// Backpressure applies to the run as a whole (see mailbox.PostAll);
+	// its commands share Exec's ctx.
+	g.mb.PostAll(g.msgs[0].Context(), g.msgs...)
 }
 
 // awaitAll waits for every entry's future and returns the first failure
