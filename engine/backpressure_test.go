@@ -315,9 +315,8 @@ func TestClusterSlotActorBackpressureBlock(t *testing.T) {
 		}
 	}()
 	// Wait until a forwarded group waits for room in the replica's
-	// connection actor and more than two capacities were fired (the
-	// caller is then held back), or until everything was fired (no
-	// backpressure at all).
+	// connection actor and more than a capacity was fired, or until
+	// everything was fired (no backpressure at all).
 	csWait(t, bpLimit, "callers held back", func() bool {
 		if fired.Load() == n {
 			return true
@@ -326,10 +325,15 @@ func TestClusterSlotActorBackpressureBlock(t *testing.T) {
 		for _, c := range eng.Stats().Conns {
 			blocked += c.Mailbox.Blocked
 		}
-		return blocked > 0 && fired.Load() > 2*bpCapacity
+		return blocked > 0 && fired.Load() > bpCapacity
 	})
 	b.sample(eng)
 	b.check(t)
+	// The replica answers nothing: the caller must be held back long
+	// before all were fired (two capacities and a batch in flight).
+	if f := fired.Load(); f == n {
+		t.Fatalf("all %d GETs fired at a paused replica with MailboxCapacity %d: the caller was never held back", n, bpCapacity)
+	}
 	resume()
 	<-firing
 	for i, f := range fs {
