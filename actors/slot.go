@@ -449,6 +449,7 @@ func (a *Slot) Receive(ctx actor.Context) {
 		failRedirects(a.waitingAsks, err)
 		a.parked, a.waiting, a.waitingAsks = nil, nil, nil
 		a.state.release(n)
+		a.box.Release(n)
 	case *actor.ReceiveTimeout:
 		if !a.state.stopIfIdle(a, ctx) {
 			ctx.SetReceiveTimeout(a.state.IdleTimeout)
@@ -488,6 +489,7 @@ func (a *Slot) run(batch []mailbox.Message) {
 	}
 	if bad > 0 {
 		st.release(bad)
+		a.box.Release(bad)
 	}
 	if st.coll.recovering.Load() || len(a.parked) > 0 {
 		a.parked = append(a.parked, cmds...) // after the redirected ones
@@ -560,10 +562,18 @@ func (a *Slot) resume(cmds []Hooked, asks []Redirect) {
 
 // forward posts cmds to the owner's connection actor (reads to a replica
 // when ReadFrom says so), and each ASK redirect, preceded by ASKING, to its
-// target; held of them were counted in pending and are released, under mu
-// with the posts, so that no command of the slot can overtake them. With
-// ending, it also ends a recovery (under mu as well, before the posts: a
-// new redirect may start another), opening the direct path again.
+// target; held of them (the last ones) were counted in pending and are
+// released, under mu with the posts, so that no command of the slot can
+// overtake them. With ending, it also ends a recovery (under mu as well,
+// before the posts: a new redirect may start another), opening the direct
+// path again.
+//
+// The posts never block (mailbox.Forward): a group that does not fit in
+// its connection actor's mailbox waits there, ahead of later posts, and
+// the held commands in it stay counted against this actor's mailbox (it
+// holds its drained commands, HoldDrained) until the group is let in, so
+// that what the slot holds stays within MailboxCapacity. Redirected
+// commands sent again were counted once already, when first posted.
 func (a *Slot) forward(cmds []Hooked, asks []Redirect, held int, ending bool) {
 	st := a.state
 	conn, rc, err := a.target(len(cmds) > 0)
@@ -581,13 +591,14 @@ func (a *Slot) forward(cmds []Hooked, asks []Redirect, held int, ending bool) {
 		}
 		st.coll.left.Add(1)
 		r.Cmd.SetHook(&st.coll)
-		c.Mailbox.PostAll(st.Router.Asking(), r.Cmd)
+		c.Mailbox.Forward(nil, st.Router.Asking(), r.Cmd)
 	}
 	if len(cmds) == 0 {
 		return
 	}
 	if err != nil {
 		failAll(cmds, err)
+		a.box.Release(held)
 		return
 	}
 	st.coll.left.Add(int64(len(cmds)))
@@ -596,18 +607,25 @@ func (a *Slot) forward(cmds []Hooked, asks []Redirect, held int, ending bool) {
 	}
 	st.conn, st.epoch = conn, a.epoch
 	a.msgs = a.msgs[:0]
+	first := len(cmds) - held // cmds[first:] are held
+	wHeld := held
 	if rc != nil {
 		// Reads to a replica, the rest to the primary, each in order.
 		var reads []mailbox.Message
-		for _, cmd := range cmds {
+		rHeld := 0
+		for i, cmd := range cmds {
 			if c := cmd.Cmd(); c.IsReadOnly() {
 				reads = append(reads, cmd)
+				if i >= first {
+					rHeld++
+				}
 			} else {
 				a.msgs = append(a.msgs, cmd)
 			}
 		}
+		wHeld -= rHeld
 		if len(reads) > 0 {
-			rc.Mailbox.PostAll(reads...)
+			rc.Mailbox.Forward(a.releaser(rHeld), reads...)
 		}
 	} else {
 		for _, c := range cmds {
@@ -615,9 +633,19 @@ func (a *Slot) forward(cmds []Hooked, asks []Redirect, held int, ending bool) {
 		}
 	}
 	if len(a.msgs) > 0 {
-		conn.Mailbox.PostAll(a.msgs...)
+		conn.Mailbox.Forward(a.releaser(wHeld), a.msgs...)
 	}
 	clear(a.msgs)
+}
+
+// releaser returns what releases n held commands from the actor's mailbox
+// once they are posted on: nil for none.
+func (a *Slot) releaser(n int) func() {
+	if n == 0 {
+		return nil
+	}
+	box := a.box
+	return func() { box.Release(n) }
 }
 
 // target returns the connection actor of the slot's owner (dialling it on

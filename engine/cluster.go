@@ -145,10 +145,11 @@ func (c *cluster) slot(slot uint16) *actors.SlotState {
 		NewMailbox: func() *mailbox.Bounded {
 			return mailbox.New(mailbox.Options{
 				Capacity:    cfg.MailboxCapacity,
-				Policy:      mailbox.Block,
+				Policy:      mailboxPolicy(cfg.Backpressure),
 				MaxBatch:    cfg.MaxBatchSize,
 				IdleSpins:   -1,   // thousands of slot actors: never spin
 				KeepExpired: true, // the connection actor drops them
+				HoldDrained: true, // what the slot actor holds stays bounded
 			})
 		},
 		System: c.e.system,

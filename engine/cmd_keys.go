@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/valkey-io/valkey-go"
+
 	"github.com/vactor-io/vactor/futures"
 )
 
@@ -88,16 +90,26 @@ func ttlOf(n int64, unit time.Duration) TTL {
 
 // TTL returns key's remaining time to live with one-second precision.
 func (e *Engine) TTL(ctx context.Context, key string) *futures.Future[TTL] {
-	return futures.Then(submit(e, ctx, key, e.b.Ttl().Key(key).Build(), decodeInt64), func(n int64) (TTL, error) {
-		return ttlOf(n, time.Second), nil
-	})
+	return submit(e, ctx, key, e.b.Ttl().Key(key).Build(), decodeTTLSeconds)
 }
 
 // PTTL returns key's remaining time to live with millisecond precision.
 func (e *Engine) PTTL(ctx context.Context, key string) *futures.Future[TTL] {
-	return futures.Then(submit(e, ctx, key, e.b.Pttl().Key(key).Build(), decodeInt64), func(n int64) (TTL, error) {
-		return ttlOf(n, time.Millisecond), nil
-	})
+	return submit(e, ctx, key, e.b.Pttl().Key(key).Build(), decodeTTLMillis)
+}
+
+// decodeTTLSeconds and decodeTTLMillis decode TTL and PTTL replies in the
+// reply's decoder rather than in a Then callback, which would cost each
+// call a hop to the callback executor.
+func decodeTTLSeconds(r valkey.ValkeyResult) (TTL, error) { return decodeTTL(r, time.Second) }
+func decodeTTLMillis(r valkey.ValkeyResult) (TTL, error)  { return decodeTTL(r, time.Millisecond) }
+
+func decodeTTL(r valkey.ValkeyResult, unit time.Duration) (TTL, error) {
+	n, err := r.AsInt64()
+	if err != nil {
+		return TTL{}, err
+	}
+	return ttlOf(n, unit), nil
 }
 
 // Persist removes key's time to live and reports whether it had one.

@@ -68,6 +68,14 @@ func (e *Engine) Pipeline() *Pipeline {
 // reply. When ctx ends before every reply came back Exec returns ctx's
 // error at once; the remaining futures still complete.
 //
+// Backpressure (Config.Backpressure) applies to the commands for one
+// connection actor as a whole: under BackpressureReject those that do not
+// all fit in its mailbox fail together with ErrBackpressure, which Exec
+// returns; under BackpressureBlock Exec waits for room for all of them
+// while ctx allows (a run larger than MailboxCapacity waits for an empty
+// mailbox). In cluster mode keyed commands go through their slots one by
+// one, each under the same policy.
+//
 // Exec on a pipeline already executed or discarded returns
 // ErrInvalidArgument and sends nothing. An empty pipeline sends nothing.
 func (p *Pipeline) Exec(ctx context.Context) error {
@@ -174,7 +182,9 @@ func (g postGroup) post() {
 		}
 		return
 	}
-	g.mb.PostAll(g.msgs...)
+	// Backpressure applies to the run as a whole (see mailbox.PostAll);
+	// its commands share Exec's ctx.
+	g.mb.PostAll(g.msgs[0].Context(), g.msgs...)
 }
 
 // awaitAll waits for every entry's future and returns the first failure

@@ -38,7 +38,7 @@ func AllSettled[T any](ctx context.Context, fs ...*Future[T]) ([]T, []error, err
 
 // Join returns a future that completes when every future in fs has: with
 // all values in order, or with the error of the first future (by index) that
-// failed. It starts no goroutine.
+// failed. It runs as a callback of each of fs (see Future.OnComplete).
 func Join[T any](fs ...*Future[T]) *Future[[]T] {
 	p := NewPromise[[]T]()
 	if len(fs) == 0 {
@@ -68,8 +68,9 @@ func Join[T any](fs ...*Future[T]) *Future[[]T] {
 }
 
 // Then returns a future completed with fn applied to f's value, or with f's
-// error when f fails (fn is then not called). fn runs on the goroutine that
-// completes f: keep it quick and non-blocking. It starts no goroutine.
+// error when f fails (fn is then not called). fn runs as a callback of f
+// (see Future.OnComplete): at once when f has already completed, else on the
+// package's callback goroutines, never on the goroutine that completes f.
 func Then[T, U any](f *Future[T], fn func(T) (U, error)) *Future[U] {
 	p := NewPromise[U]()
 	f.OnComplete(func(v T, err error) {

@@ -11,5 +11,12 @@
 // when ctx ends first. Ending a wait does not cancel the work behind the
 // future; the future still completes later and other waiters still see it.
 //
+// Callbacks (OnComplete, Then, Join) never run on the goroutine that
+// completes a future: completing one only queues its callbacks, which run on
+// the package's callback goroutines (started on demand, gone when idle). A
+// callback that blocks therefore never holds up a completion, and a second
+// worker takes over the queue behind a callback blocked for long (see
+// Future.OnComplete).
+//
 // The package has no dependency on actors or drivers.
 package futures

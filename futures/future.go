@@ -34,7 +34,7 @@ type Future[T any] struct {
 type extras struct {
 	waiters   []chan struct{}
 	done      chan struct{} // created by Done, closed on completion
-	callbacks []func()      // run on the completing goroutine
+	callbacks []func()      // queued on the callback executor at completion
 }
 
 func (f *Future[T]) extras() *extras {
@@ -113,8 +113,8 @@ func (f *Future[T]) complete(v T, err error) bool {
 		if more.done != nil {
 			close(more.done)
 		}
-		for _, cb := range more.callbacks {
-			cb()
+		if len(more.callbacks) > 0 {
+			callbacks.push(more.callbacks...) // never run here: see OnComplete
 		}
 	}
 	return true
@@ -122,8 +122,20 @@ func (f *Future[T]) complete(v T, err error) bool {
 
 // OnComplete arranges for fn to be called with the future's result once it
 // completes: at once on the calling goroutine when it already has, else on
-// the goroutine that completes it. fn must be quick and must not block: it
-// runs on vactor's connection actors for command futures.
+// the package's callback goroutines, never on the goroutine that completes
+// the future (for vactor's command futures, a connection actor, which must
+// never wait on user code). Completing a future only queues its callbacks.
+//
+// Callbacks begin in the order their futures completed (a future's own in
+// the order registered), on a worker goroutine started when there are
+// callbacks to run and gone when there are none. A callback may block:
+// fire another command into a full mailbox, await a future, even one whose
+// completion needs a later callback (a Then or Join future). When no
+// callback has begun for about a millisecond while others wait, another
+// worker is started for them: a blocking callback delays those queued
+// behind it by about that much and never delays a completion or an Await.
+// Callbacks may therefore run concurrently with each other. A callback
+// that panics crashes the program, as a panic on any goroutine does.
 func (f *Future[T]) OnComplete(fn func(v T, err error)) {
 	f.mu.Lock()
 	if f.state.Load() != stateDone {

@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"slices"
@@ -58,6 +59,12 @@ type Options struct {
 	// actor that accounts for every command it was given and whose
 	// downstream mailbox drops them. Default false.
 	KeepExpired bool
+	// HoldDrained keeps the commands handed to the actor counted against
+	// Capacity until the actor calls Release for them: for a forwarding
+	// actor that may keep commands it cannot pass on yet, so that what it
+	// holds stays within the bound. Default false: a command stops
+	// counting once drained.
+	HoldDrained bool
 }
 
 // DefaultIdleSpins is the default of Options.IdleSpins.
@@ -78,12 +85,14 @@ type Bounded struct {
 	spins    int
 
 	keepExpired bool
+	hold        bool
 
 	mu       sync.Mutex
-	queue    []Message     // commands, FIFO
-	others   []any         // non-command user messages, FIFO
-	system   []any         // system messages, FIFO
-	space    chan struct{} // closed when room frees up; nil when nobody waits
+	queue    []Message // commands, FIFO
+	held     int       // drained commands not yet released (HoldDrained)
+	waiters  []*waiter // posters waiting for room, FIFO: admitted in order
+	others   []any     // non-command user messages, FIFO
+	system   []any     // system messages, FIFO
 	closed   bool
 	closeErr error
 
@@ -118,15 +127,42 @@ func New(opts Options) *Bounded {
 	case opts.IdleSpins < 0:
 		opts.IdleSpins = 0
 	}
-	m := &Bounded{capacity: opts.Capacity, maxBatch: opts.MaxBatch, policy: opts.Policy, spins: opts.IdleSpins, keepExpired: opts.KeepExpired}
+	m := &Bounded{capacity: opts.Capacity, maxBatch: opts.MaxBatch, policy: opts.Policy, spins: opts.IdleSpins, keepExpired: opts.KeepExpired, hold: opts.HoldDrained}
 	m.run1 = m.process
 	return m
+}
+
+// waiter is a poster waiting for room: a blocked Post or PostAll, or a
+// Forward. Admission moves its messages into the queue in one piece, in
+// the order the waiters came.
+type waiter struct {
+	msgs  []Message
+	one   [1]Message    // msgs of a single Post
+	ready chan struct{} // blocked posters: closed once admitted or failed
+	done  func()        // Forward: called once admitted or failed
+	state uint8         // waiting, admitted or refused; guarded by Bounded.mu
+}
+
+const (
+	waiting uint8 = iota
+	admitted
+	refused // failed by Close
+)
+
+// fits reports whether n more commands may be queued now: they fit within
+// Capacity, or the mailbox is empty (a group larger than Capacity goes in
+// alone). Called with mu held.
+func (m *Bounded) fits(n int) bool {
+	used := len(m.queue) + m.held
+	return used+n <= m.capacity || used == 0
 }
 
 // Post queues a command and reports whether it did. It never drops a
 // command silently: when the command cannot be queued (its context has
 // ended, the mailbox is full under Reject, or closed) it is failed at once
-// and Post returns false. Under Block it waits for room.
+// and Post returns false. Under Block it waits for room. Posters waiting
+// for room are let in first come, first served: a command does not
+// overtake one posted earlier that is still waiting.
 func (m *Bounded) Post(msg Message) bool {
 	ctx := msg.Context()
 	if err := ctx.Err(); err != nil {
@@ -135,56 +171,128 @@ func (m *Bounded) Post(msg Message) bool {
 		return false
 	}
 	m.mu.Lock()
-	for !m.closed && len(m.queue) >= m.capacity {
-		if m.policy == Reject {
-			m.mu.Unlock()
-			m.stats.rejected.Add(1)
-			msg.Fail(ErrBackpressure)
-			return false
-		}
-		if m.space == nil {
-			m.space = make(chan struct{})
-		}
-		space := m.space
-		m.mu.Unlock()
-		m.stats.blocked.Add(1)
-		select {
-		case <-space:
-		case <-ctx.Done():
-			m.stats.expired.Add(1)
-			msg.Fail(ctx.Err())
-			return false
-		}
-		m.mu.Lock()
-	}
 	if m.closed {
 		err := m.closeErr
 		m.mu.Unlock()
 		msg.Fail(err)
 		return false
 	}
-	m.queue = append(m.queue, msg)
-	m.pending.Add(1)
+	if len(m.waiters) == 0 && len(m.queue)+m.held < m.capacity {
+		m.queue = append(m.queue, msg)
+		m.pending.Add(1)
+		m.mu.Unlock()
+		m.stats.posted.Add(1)
+		m.schedule()
+		return true
+	}
+	if m.policy == Reject {
+		m.mu.Unlock()
+		m.stats.rejected.Add(1)
+		msg.Fail(ErrBackpressure)
+		return false
+	}
+	w := &waiter{ready: make(chan struct{})}
+	w.one[0] = msg
+	w.msgs = w.one[:]
+	m.waiters = append(m.waiters, w)
 	m.mu.Unlock()
-	m.stats.posted.Add(1)
-	m.schedule()
-	return true
+	m.stats.blocked.Add(1)
+	return m.await(ctx, w)
 }
 
-// PostAll queues msgs contiguously, in order: no other poster's message
-// comes between them (an ASKING and its command, say). It does not wait
-// for room: it is for internal forwarders whose own input is already
-// bounded. Messages whose context has ended fail at once; all fail when
-// the mailbox is closed.
-func (m *Bounded) PostAll(msgs ...Message) {
-	live := msgs
+// PostAll queues msgs contiguously, in order, all or none: no other
+// poster's message comes between them, and the Policy applies to the group
+// as a whole. Under Block it waits until the whole group fits or ctx ends
+// (the group then fails with ctx.Err()); under Reject a group that does
+// not fit fails at once with ErrBackpressure. A group larger than Capacity
+// fits only into an empty mailbox, which then holds it alone: the queue
+// may exceed Capacity by that group, never more. Messages whose own
+// context has ended fail at once and the others go on; all fail when the
+// mailbox is closed. PostAll reports whether it queued every message. It
+// does not keep msgs. A nil ctx waits without bound.
+func (m *Bounded) PostAll(ctx context.Context, msgs ...Message) bool {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	live := m.live(msgs)
+	if len(live) == 0 {
+		return false
+	}
+	all := len(live) == len(msgs)
+	if err := ctx.Err(); err != nil {
+		m.failExpired(live, err)
+		return false
+	}
+	m.mu.Lock()
+	if m.closed {
+		err := m.closeErr
+		m.mu.Unlock()
+		failEach(live, err)
+		return false
+	}
+	if len(m.waiters) == 0 && m.fits(len(live)) {
+		m.enqueueLocked(live)
+		m.mu.Unlock()
+		m.schedule()
+		return all
+	}
+	if m.policy == Reject {
+		m.mu.Unlock()
+		m.stats.rejected.Add(uint64(len(live)))
+		failEach(live, ErrBackpressure)
+		return false
+	}
+	w := &waiter{msgs: slices.Clone(live), ready: make(chan struct{})}
+	m.waiters = append(m.waiters, w)
+	m.mu.Unlock()
+	m.stats.blocked.Add(1)
+	return m.await(ctx, w) && all
+}
+
+// Forward queues msgs contiguously, in order, for an internal forwarder
+// (an actor passing on commands it already took in through a mailbox of
+// its own) that must neither block nor see its commands rejected. When the
+// group fits (see PostAll) it is queued at once; else it waits, outside the
+// queue, until it fits, and is let in ahead of anything posted after it
+// without blocking the caller. done, when not nil, is called once the
+// group is queued or failed (at once, on the caller's goroutine, when it
+// fits; later on the goroutine that made room): the forwarder keeps what
+// it has forwarded counted in its own bound until then. Messages whose
+// context has ended fail at once; all fail when the mailbox is closed.
+// Forward does not keep msgs.
+func (m *Bounded) Forward(done func(), msgs ...Message) {
+	live := m.live(msgs)
+	m.mu.Lock()
+	switch {
+	case m.closed:
+		err := m.closeErr
+		m.mu.Unlock()
+		failEach(live, err)
+	case len(live) == 0:
+		m.mu.Unlock()
+	case len(m.waiters) == 0 && m.fits(len(live)):
+		m.enqueueLocked(live)
+		m.mu.Unlock()
+		m.schedule()
+	default:
+		m.waiters = append(m.waiters, &waiter{msgs: slices.Clone(live), done: done})
+		m.mu.Unlock()
+		m.stats.blocked.Add(1)
+		return
+	}
+	if done != nil {
+		done()
+	}
+}
+
+// live fails the messages of msgs whose context has ended and returns the
+// others: msgs itself when none has ended, else a copy.
+func (m *Bounded) live(msgs []Message) []Message {
 	for i, msg := range msgs {
 		if msg.Context().Err() == nil {
 			continue
 		}
-		// Some have expired: keep the others, in a copy (msgs is the
-		// caller's).
-		live = append([]Message(nil), msgs[:i]...)
+		live := append([]Message(nil), msgs[:i]...)
 		for _, msg := range msgs[i:] {
 			if err := msg.Context().Err(); err != nil {
 				m.stats.expired.Add(1)
@@ -193,25 +301,112 @@ func (m *Bounded) PostAll(msgs ...Message) {
 			}
 			live = append(live, msg)
 		}
-		break
+		return live
 	}
-	if len(live) == 0 {
+	return msgs
+}
+
+func (m *Bounded) failExpired(msgs []Message, err error) {
+	m.stats.expired.Add(uint64(len(msgs)))
+	failEach(msgs, err)
+}
+
+func failEach(msgs []Message, err error) {
+	for _, msg := range msgs {
+		msg.Fail(err)
+	}
+}
+
+// enqueueLocked appends msgs to the queue. Called with mu held; the caller
+// schedules the run loop after unlocking.
+func (m *Bounded) enqueueLocked(msgs []Message) {
+	m.queue = append(m.queue, msgs...)
+	m.pending.Add(int32(len(msgs)))
+	m.stats.posted.Add(uint64(len(msgs)))
+}
+
+// await waits until w is admitted or failed, or until ctx ends; it reports
+// whether w's messages were queued.
+func (m *Bounded) await(ctx context.Context, w *waiter) bool {
+	select {
+	case <-w.ready:
+		return w.state == admitted
+	case <-ctx.Done():
+	}
+	m.mu.Lock()
+	switch w.state {
+	case admitted:
+		m.mu.Unlock()
+		return true // queued after all: dropped at drain if ctx ended
+	case refused:
+		m.mu.Unlock()
+		return false // failed by Close
+	}
+	m.waiters = slices.DeleteFunc(m.waiters, func(x *waiter) bool { return x == w })
+	ws := m.admitLocked() // w may have held up the ones behind it
+	m.mu.Unlock()
+	m.wake(ws)
+	m.failExpired(w.msgs, ctx.Err())
+	return false
+}
+
+// admitLocked moves waiters into the queue, in order, while the first one
+// fits, and returns them to be woken once mu is released. Called with mu
+// held whenever room may have freed up.
+func (m *Bounded) admitLocked() []*waiter {
+	if len(m.waiters) == 0 || m.closed {
+		return nil
+	}
+	n := 0
+	for n < len(m.waiters) && m.fits(len(m.waiters[n].msgs)) {
+		w := m.waiters[n]
+		m.enqueueLocked(w.msgs)
+		w.state = admitted
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	ws := slices.Clone(m.waiters[:n])
+	k := copy(m.waiters, m.waiters[n:])
+	clear(m.waiters[k:])
+	m.waiters = m.waiters[:k]
+	if k == 0 {
+		m.waiters = nil
+	}
+	return ws
+}
+
+// wake tells admitted (or refused) waiters, outside mu, and schedules the
+// run loop for what was admitted.
+func (m *Bounded) wake(ws []*waiter) {
+	if len(ws) == 0 {
+		return
+	}
+	for _, w := range ws {
+		if w.ready != nil {
+			close(w.ready)
+		}
+		if w.done != nil {
+			w.done()
+		}
+	}
+	m.schedule()
+}
+
+// Release counts n commands handed to the actor as no longer held, with
+// HoldDrained: the actor has passed them on or failed them. It lets in
+// posters waiting for the room this frees. Safe for concurrent use; without
+// HoldDrained it does nothing.
+func (m *Bounded) Release(n int) {
+	if !m.hold || n <= 0 {
 		return
 	}
 	m.mu.Lock()
-	if m.closed {
-		err := m.closeErr
-		m.mu.Unlock()
-		for _, msg := range live {
-			msg.Fail(err)
-		}
-		return
-	}
-	m.queue = append(m.queue, live...)
-	m.pending.Add(int32(len(live)))
+	m.held = max(m.held-n, 0)
+	ws := m.admitLocked()
 	m.mu.Unlock()
-	m.stats.posted.Add(uint64(len(live)))
-	m.schedule()
+	m.wake(ws)
 }
 
 // PostUserMessage implements actor.Mailbox: a Message is queued as by Post,
@@ -266,8 +461,9 @@ func (m *Bounded) Len() int {
 }
 
 // Close fails every queued command with err (ErrClosed when err is nil),
-// makes every later Post fail the same way, and wakes blocked posters. It
-// returns the number of commands it failed. Close is idempotent: later calls
+// and every command waiting for room, makes every later Post fail the same
+// way, and wakes blocked posters. It returns the number of queued commands
+// it failed. Close is idempotent: later calls
 // fail nothing new and return 0. Other user and system messages still run.
 func (m *Bounded) Close(err error) int {
 	if err == nil {
@@ -281,33 +477,33 @@ func (m *Bounded) Close(err error) int {
 	m.closed, m.closeErr = true, err
 	q := m.queue
 	m.queue = nil
-	if m.space != nil {
-		close(m.space)
-		m.space = nil
+	ws := m.waiters
+	m.waiters = nil
+	for _, w := range ws {
+		w.state = refused
 	}
 	m.pending.Add(-int32(len(q)))
 	m.mu.Unlock()
-	for _, msg := range q {
-		msg.Fail(err)
+	failEach(q, err)
+	for _, w := range ws {
+		failEach(w.msgs, err)
 	}
+	m.wake(ws)
 	return len(q)
 }
 
 // Flush fails every queued command with err and returns how many it
-// failed; unlike Close, the mailbox keeps accepting commands.
+// failed; unlike Close, the mailbox keeps accepting commands, and those
+// waiting for room are let in.
 func (m *Bounded) Flush(err error) int {
 	m.mu.Lock()
 	q := m.queue
 	m.queue = nil
 	m.pending.Add(-int32(len(q)))
-	if m.space != nil {
-		close(m.space)
-		m.space = nil
-	}
+	ws := m.admitLocked()
 	m.mu.Unlock()
-	for _, msg := range q {
-		msg.Fail(err)
-	}
+	failEach(q, err)
+	m.wake(ws)
 	return len(q)
 }
 
@@ -406,6 +602,9 @@ func (m *Bounded) run() {
 			for _, msg := range batch {
 				msg.Fail(fmt.Errorf("%w: %v", ErrActorFailed, r))
 			}
+			// With HoldDrained the actor may have released some of
+			// them already: Release stops at zero.
+			m.Release(len(batch))
 			m.recycle(batch)
 			m.invoker.EscalateFailure(r, current)
 		}
@@ -477,12 +676,16 @@ func (m *Bounded) drain() []Message {
 		clear(m.queue[n:])
 		m.queue = m.queue[:n]
 	}
-	if m.space != nil && len(out) > 0 {
-		close(m.space)
-		m.space = nil
-	}
 	m.pending.Add(-int32(len(out)))
+	if m.hold {
+		m.held += len(out)
+	}
+	var ws []*waiter
+	if len(out) > 0 {
+		ws = m.admitLocked()
+	}
 	m.mu.Unlock()
+	m.wake(ws)
 
 	if m.keepExpired {
 		if len(out) > 0 {
@@ -500,6 +703,7 @@ func (m *Bounded) drain() []Message {
 		kept = append(kept, msg)
 	}
 	clear(out[len(kept):])
+	m.Release(len(out) - len(kept)) // failed here: the actor never holds them
 	if len(kept) > 0 {
 		m.stats.observeBatch(len(kept))
 	}

@@ -40,7 +40,7 @@ type Stats struct {
 	Posted   uint64 // commands accepted into the queue
 	Expired  uint64 // commands failed because their context ended before they were handed to the actor (at Post, while blocked, or while queued)
 	Rejected uint64 // commands failed with ErrBackpressure
-	Blocked  uint64 // times a poster waited for room
+	Blocked  uint64 // times a poster (Post, PostAll) or a forwarded group (Forward) waited for room
 	Batches  uint64 // batches handed to the actor
 	Batched  uint64 // commands handed to the actor in those batches
 	MaxBatch uint64 // the largest batch so far
