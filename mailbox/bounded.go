@@ -526,18 +526,17 @@ func (m *Bounded) Expire() int {
 	}
 	clear(m.queue[len(kept):])
 	m.queue = kept
+	var ws []*waiter
 	if len(dead) > 0 {
 		m.pending.Add(-int32(len(dead)))
-		if m.space != nil {
-			close(m.space)
-			m.space = nil
-		}
+		ws = m.admitLocked()
 	}
 	m.mu.Unlock()
 	for _, msg := range dead {
 		m.stats.expired.Add(1)
 		msg.Fail(msg.Context().Err())
 	}
+	m.wake(ws)
 	return len(dead)
 }
 
