@@ -125,6 +125,7 @@ type oneNode struct{ st *actors.ConnState }
 func (r oneNode) Owner(uint16) (string, error)                   { return scriptAddr, nil }
 func (r oneNode) Conn(string, uint16) (*actors.ConnState, error) { return r.st, nil }
 func (r oneNode) ReadConn(uint16) (*actors.ConnState, error)     { return nil, nil }
+func (r oneNode) ReplicaAddr(uint16) string                      { return "" }
 func (r oneNode) Cached(string, uint16) *actors.ConnState        { return r.st }
 func (r oneNode) ReplicaReads() bool                             { return false }
 func (r oneNode) Asking() actors.Command                         { return newFakeCmd(-1, nil) }

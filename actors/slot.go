@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,8 +148,11 @@ type Router interface {
 	// Conn returns the connection actor that serves slot on addr.
 	Conn(addr string, slot uint16) (*ConnState, error)
 	// ReadConn returns the connection actor read-only commands for slot
-	// go to (a replica), or nil for the primary.
+	// go to (a replica), dialling it on first use, or nil for the primary.
 	ReadConn(slot uint16) (*ConnState, error)
+	// ReplicaAddr returns the address of the replica ReadConn would
+	// choose, or "" for the primary. It never blocks on the network.
+	ReplicaAddr(slot uint16) string
 	// Cached returns the connection actor that serves slot on addr if the
 	// node is dialled already, else nil. It never blocks on the network.
 	Cached(addr string, slot uint16) *ConnState
@@ -166,6 +170,10 @@ type Router interface {
 	// way) and returns the slot's owner.
 	Refresh(slot uint16) (string, error)
 }
+
+// Conn, ReadConn and Refresh may block on the network (a dial, a slot-map
+// load): the slot actor calls them only off its goroutine (resolve), and
+// the others, which never block, on it.
 
 // SlotState is one hash slot's routing state. It outlives the slot actor,
 // which exists only while the slot needs one: Submit sends a command
@@ -218,6 +226,8 @@ type SlotState struct {
 type (
 	drained struct{}
 	resend  struct{}
+	// resolved brings back what resolve found off the actor.
+	resolved struct{ res resolution }
 )
 
 // Redirects returns how many commands the cluster redirected (MOVED, ASK,
@@ -375,7 +385,7 @@ func (s *SlotState) Wait() { s.stops.Wait() }
 // stopIfIdle stops the actor when the slot needs it no more: nothing
 // queued, parked, waiting or being redirected. Called by the actor.
 func (s *SlotState) stopIfIdle(a *Slot, ctx actor.Context) bool {
-	if len(a.parked) > 0 || len(a.waiting) > 0 || len(a.waitingAsks) > 0 {
+	if len(a.parked) > 0 || len(a.waiting) > 0 || len(a.waitingAsks) > 0 || a.wait != nil || a.resolving {
 		return false
 	}
 	s.mu.Lock()
@@ -412,9 +422,14 @@ type Slot struct {
 	// TRYAGAIN backoff, until the resend message comes.
 	waiting     []Hooked
 	waitingAsks []Redirect
-	idle        bool              // stopped for idleness: nothing to fail
-	cmds        []Hooked          // reused per batch
-	msgs        []mailbox.Message // reused per batch
+	// wait is a forward whose targets are being dialled or looked up off
+	// the actor (resolving while that runs); commands that come meanwhile
+	// are parked behind it.
+	wait      *forwarding
+	resolving bool
+	idle      bool              // stopped for idleness: nothing to fail
+	cmds      []Hooked          // reused per batch
+	msgs      []mailbox.Message // reused per batch
 }
 
 // Receive implements actor.Actor.
@@ -433,6 +448,8 @@ func (a *Slot) Receive(ctx actor.Context) {
 		a.run(m.Messages)
 	case drained:
 		a.recover()
+	case resolved:
+		a.onResolved(m.res)
 	case resend:
 		cmds, asks := a.waiting, a.waitingAsks
 		a.waiting, a.waitingAsks = nil, nil
@@ -447,7 +464,11 @@ func (a *Slot) Receive(ctx actor.Context) {
 		failAll(a.parked, err)
 		failAll(a.waiting, err)
 		failRedirects(a.waitingAsks, err)
-		a.parked, a.waiting, a.waitingAsks = nil, nil, nil
+		if w := a.wait; w != nil {
+			n += w.held
+			w.fail(err)
+		}
+		a.parked, a.waiting, a.waitingAsks, a.wait = nil, nil, nil, nil
 		a.state.release(n)
 		a.box.Release(n)
 	case *actor.ReceiveTimeout:
@@ -465,7 +486,10 @@ func (a *Slot) Receive(ctx actor.Context) {
 		failAll(a.parked, st.CloseErr)
 		failAll(a.waiting, st.CloseErr)
 		failRedirects(a.waitingAsks, st.CloseErr)
-		a.parked, a.waiting, a.waitingAsks = nil, nil, nil
+		if a.wait != nil {
+			a.wait.fail(st.CloseErr)
+		}
+		a.parked, a.waiting, a.waitingAsks, a.wait = nil, nil, nil, nil
 	case *actor.Stopped:
 		if a.state.OnStopped != nil {
 			a.state.OnStopped()
@@ -491,7 +515,7 @@ func (a *Slot) run(batch []mailbox.Message) {
 		st.release(bad)
 		a.box.Release(bad)
 	}
-	if st.coll.recovering.Load() || len(a.parked) > 0 {
+	if st.coll.recovering.Load() || len(a.parked) > 0 || a.wait != nil {
 		a.parked = append(a.parked, cmds...) // after the redirected ones
 	} else {
 		a.forward(cmds, nil, len(cmds), false)
@@ -557,7 +581,39 @@ func (a *Slot) send(redirects []Redirect) {
 func (a *Slot) resume(cmds []Hooked, asks []Redirect) {
 	parked := a.parked
 	a.parked = nil
-	a.forward(append(cmds, parked...), asks, len(parked), true)
+	held := len(parked)
+	if w := a.wait; w != nil {
+		// A forward waits for its targets: its commands were issued after
+		// the redirected ones (in flight when it began waiting) and before
+		// the parked ones.
+		a.wait = nil
+		cmds = append(cmds, w.cmds...)
+		asks = append(w.asks, asks...)
+		held += w.held
+	}
+	cmds = append(cmds, parked...)
+	if a.resolving {
+		// The lookup under way dispatches it when it comes back.
+		a.wait = &forwarding{cmds: cmds, asks: asks, held: held, ending: true}
+		return
+	}
+	a.forward(cmds, asks, held, true)
+}
+
+// forwarding is what forward posts: cmds, of which the last held were
+// counted in pending; asks, each sent after ASKING to its target; ending,
+// when it ends a recovery.
+type forwarding struct {
+	cmds   []Hooked
+	asks   []Redirect
+	held   int
+	ending bool
+}
+
+// fail fails every command of w with err.
+func (w *forwarding) fail(err error) {
+	failAll(w.cmds, err)
+	failRedirects(w.asks, err)
 }
 
 // forward posts cmds to the owner's connection actor (reads to a replica
@@ -568,6 +624,12 @@ func (a *Slot) resume(cmds []Hooked, asks []Redirect) {
 // before the posts: a new redirect may start another), opening the direct
 // path again.
 //
+// When a target is not dialled yet, or the slot's owner is unknown or
+// down, the actor does not wait for the network (rule 0): resolve dials
+// and reads the slot map on a goroutine of its own, the forward waits in
+// a.wait, later commands park behind it, and onResolved posts them all in
+// order when the answer comes back as a message.
+//
 // The posts never block (mailbox.Forward): a group that does not fit in
 // its connection actor's mailbox waits there, ahead of later posts, and
 // the held commands in it stay counted against this actor's mailbox (it
@@ -575,17 +637,204 @@ func (a *Slot) resume(cmds []Hooked, asks []Redirect) {
 // that what the slot holds stays within MailboxCapacity. Redirected
 // commands sent again were counted once already, when first posted.
 func (a *Slot) forward(cmds []Hooked, asks []Redirect, held int, ending bool) {
+	w := &forwarding{cmds: cmds, asks: asks, held: held, ending: ending}
+	if res, ok := a.ready(w); ok {
+		a.dispatch(w, res)
+		return
+	}
+	w.cmds = slices.Clone(cmds) // cmds may be the caller's reused buffer
+	a.wait = w
+	a.resolve(w)
+}
+
+// resolution is where a forward goes: the owner's (and the read
+// replica's) connection actor, or the error to fail its commands with;
+// askErr holds the ASK targets that could not be dialled.
+type resolution struct {
+	owner  string
+	epoch  uint64
+	conn   *ConnState
+	rc     *ConnState
+	err    error
+	askErr map[string]error
+}
+
+// ready returns w's targets when every one is known and dialled, without
+// blocking; false when resolve must look them up.
+func (a *Slot) ready(w *forwarding) (resolution, bool) {
 	st := a.state
-	conn, rc, err := a.target(len(cmds) > 0)
+	if e := st.Router.Epoch(); e != a.epoch {
+		a.owner, a.epoch = "", e // the map changed: read the owner again
+	}
+	if st.coll.failed.Swap(false) {
+		// A node failed: read the owner again and have the map refreshed
+		// (a failover may be under way).
+		a.owner = ""
+		st.Router.Stale(st.Slot)
+	}
+	for _, r := range w.asks {
+		if st.Router.Cached(r.Addr, st.Slot) == nil {
+			return resolution{}, false
+		}
+	}
+	if len(w.cmds) == 0 {
+		return resolution{}, true
+	}
+	owner := a.owner
+	if owner == "" {
+		var err error
+		if owner, err = st.Router.Owner(st.Slot); err != nil {
+			return resolution{}, false
+		}
+	}
+	conn := st.Router.Cached(owner, st.Slot)
+	if conn == nil || (conn.Node != nil && conn.Node.Open()) {
+		return resolution{}, false
+	}
+	res := resolution{owner: owner, epoch: a.epoch, conn: conn}
+	if addr := st.Router.ReplicaAddr(st.Slot); addr != "" {
+		rc := st.Router.Cached(addr, st.Slot)
+		if rc == nil {
+			return resolution{}, false
+		}
+		if rc.Node == nil || !rc.Node.Open() {
+			res.rc = rc
+		}
+	}
+	a.owner = owner
+	return res, true
+}
+
+// resolve looks w's targets up on a goroutine of its own: it dials what
+// is not dialled and reads the slot map again when the owner is unknown or
+// down, each bounded by the dial timeout, and reports back as a resolved
+// message.
+func (a *Slot) resolve(w *forwarding) {
+	a.resolving = true
+	st, box := a.state, a.box
+	owner, epoch, need := a.owner, a.epoch, len(w.cmds) > 0
+	var asks []string
+	for _, r := range w.asks {
+		asks = append(asks, r.Addr)
+	}
+	go func() {
+		box.PostUserMessage(resolved{res: lookup(st.Router, st.Slot, owner, epoch, need, asks)})
+	}()
+}
+
+// lookup is resolve's work, off the actor: the connection actors of the
+// ASK targets and, when need, of the slot's owner (owner, unless empty)
+// and of its read replica.
+func lookup(r Router, slot uint16, owner string, epoch uint64, need bool, asks []string) resolution {
+	res := resolution{owner: owner, epoch: epoch}
+	for _, addr := range asks {
+		if _, err := r.Conn(addr, slot); err != nil {
+			if res.askErr == nil {
+				res.askErr = map[string]error{}
+			}
+			res.askErr[addr] = err
+		}
+	}
+	if !need {
+		return res
+	}
+	if res.owner == "" {
+		o, err := r.Owner(slot)
+		if err != nil {
+			// No node serves the slot in our map (a failover in progress,
+			// or the map is stale): read it again now before failing.
+			if o, err = r.Refresh(slot); err != nil {
+				res.err = err
+				return res
+			}
+			res.epoch = r.Epoch()
+		}
+		res.owner = o
+	}
+	conn, err := r.Conn(res.owner, slot)
+	if err != nil {
+		res.owner, res.err = "", err
+		return res
+	}
+	if conn.Node != nil && conn.Node.Open() {
+		// The node is down. A failover may have moved the slot: reload the
+		// map and follow it; else fail fast rather than queue.
+		if o, err := r.Refresh(slot); err == nil && o != res.owner {
+			res.owner, res.epoch = o, r.Epoch()
+			if c2, err := r.Conn(o, slot); err == nil {
+				conn = c2
+			}
+		}
+		if conn.Node != nil && conn.Node.Open() {
+			res.owner, res.err = "", policies.ErrCircuitOpen
+			return res
+		}
+	}
+	res.conn = conn
+	if rc, _ := r.ReadConn(slot); rc != nil && (rc.Node == nil || !rc.Node.Open()) {
+		res.rc = rc
+	}
+	return res
+}
+
+// onResolved dispatches the waiting forward once its targets are looked
+// up, with the commands parked behind it; during a recovery it stays
+// waiting and resume takes it.
+func (a *Slot) onResolved(res resolution) {
+	a.resolving = false
+	w := a.wait
+	if w == nil {
+		return
+	}
+	st := a.state
+	if st.coll.recovering.Load() && !w.ending {
+		return // commands in flight were redirected: resume sends them first
+	}
+	a.wait = nil
+	if !st.coll.recovering.Load() && len(a.parked) > 0 {
+		w.cmds = append(w.cmds, a.parked...)
+		w.held += len(a.parked)
+		a.parked = nil
+	}
+	if r, ok := a.ready(w); ok {
+		a.dispatch(w, r)
+		return
+	}
+	for _, r := range w.asks {
+		if st.Router.Cached(r.Addr, st.Slot) == nil && res.askErr[r.Addr] == nil {
+			// An ASK target the lookup did not cover (it came with a
+			// recovery meanwhile): look again.
+			a.wait = w
+			a.resolve(w)
+			return
+		}
+	}
+	if len(w.cmds) > 0 && res.err == nil && res.conn == nil {
+		a.wait = w
+		a.resolve(w)
+		return
+	}
+	a.owner, a.epoch = res.owner, res.epoch
+	a.dispatch(w, res)
+}
+
+// dispatch posts w to the targets res names (see forward).
+func (a *Slot) dispatch(w *forwarding, res resolution) {
+	st := a.state
+	cmds, held := w.cmds, w.held
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.pending -= held
-	if ending {
+	if w.ending {
 		st.coll.recovering.Store(false)
 	}
-	for _, r := range asks {
-		c, err := st.Router.Conn(r.Addr, st.Slot)
-		if err != nil {
+	for _, r := range w.asks {
+		c := st.Router.Cached(r.Addr, st.Slot)
+		if c == nil {
+			err := res.askErr[r.Addr]
+			if err == nil {
+				err = fmt.Errorf("actors: no connection to ASK target %s", r.Addr)
+			}
 			r.Cmd.Fail(err)
 			continue
 		}
@@ -596,11 +845,13 @@ func (a *Slot) forward(cmds []Hooked, asks []Redirect, held int, ending bool) {
 	if len(cmds) == 0 {
 		return
 	}
-	if err != nil {
-		failAll(cmds, err)
+	if res.err != nil {
+		a.owner = ""
+		failAll(cmds, res.err)
 		a.box.Release(held)
 		return
 	}
+	conn, rc := res.conn, res.rc
 	st.coll.left.Add(int64(len(cmds)))
 	for _, cmd := range cmds {
 		cmd.SetHook(&st.coll)
@@ -646,62 +897,6 @@ func (a *Slot) releaser(n int) func() {
 	}
 	box := a.box
 	return func() { box.Release(n) }
-}
-
-// target returns the connection actor of the slot's owner (dialling it on
-// first use, following a failover when its breaker is open) and, when
-// reads go to replicas, the replica's; or the error to fail the commands
-// with.
-func (a *Slot) target(need bool) (conn, rc *ConnState, err error) {
-	st := a.state
-	if e := st.Router.Epoch(); e != a.epoch {
-		a.owner, a.epoch = "", e // the map changed: read the owner again
-	}
-	if st.coll.failed.Swap(false) {
-		// A node failed: read the owner again and have the map refreshed
-		// (a failover may be under way).
-		a.owner = ""
-		st.Router.Stale(st.Slot)
-	}
-	if !need {
-		return nil, nil, nil
-	}
-	if a.owner == "" {
-		owner, err := st.Router.Owner(st.Slot)
-		if err != nil {
-			// No node serves the slot in our map (a failover in progress,
-			// or the map is stale): read it again now before failing.
-			if owner, err = st.Router.Refresh(st.Slot); err != nil {
-				return nil, nil, err
-			}
-			a.epoch = st.Router.Epoch()
-		}
-		a.owner = owner
-	}
-	conn, err = st.Router.Conn(a.owner, st.Slot)
-	if err != nil {
-		a.owner = ""
-		return nil, nil, err
-	}
-	if conn.Node != nil && conn.Node.Open() {
-		// The node is down. A failover may have moved the slot: reload the
-		// map and follow it; else fail fast rather than queue.
-		if owner, err := st.Router.Refresh(st.Slot); err == nil && owner != a.owner {
-			a.owner = owner
-			a.epoch = st.Router.Epoch()
-			if c2, err := st.Router.Conn(owner, st.Slot); err == nil {
-				conn = c2
-			}
-		}
-		if conn.Node != nil && conn.Node.Open() {
-			a.owner = ""
-			return nil, nil, policies.ErrCircuitOpen
-		}
-	}
-	if r, _ := st.Router.ReadConn(st.Slot); r != nil && (r.Node == nil || !r.Node.Open()) {
-		rc = r
-	}
-	return conn, rc, nil
 }
 
 func failAll(cmds []Hooked, err error) {

@@ -183,11 +183,24 @@ func (c *cluster) ReadConn(slot uint16) (*actors.ConnState, error) {
 	if c.e.cfg.ReadFrom == config.ReadFromPrimary {
 		return nil, nil
 	}
-	s, ok := c.topo.Load().Owner(slot)
-	if !ok || len(s.Replicas) == 0 {
+	addr := c.ReplicaAddr(slot)
+	if addr == "" {
 		return nil, nil
 	}
-	return c.conn(s.Replicas[int(slot)%len(s.Replicas)], slot, true)
+	return c.conn(addr, slot, true)
+}
+
+// ReplicaAddr implements actors.Router: the replica of slot's shard that
+// read-only commands go to, or "" to read from the primary.
+func (c *cluster) ReplicaAddr(slot uint16) string {
+	if c.e.cfg.ReadFrom == config.ReadFromPrimary {
+		return ""
+	}
+	s, ok := c.topo.Load().Owner(slot)
+	if !ok || len(s.Replicas) == 0 {
+		return ""
+	}
+	return s.Replicas[int(slot)%len(s.Replicas)]
 }
 
 // Cached implements actors.Router.
