@@ -493,9 +493,10 @@ func TestSubscribeAcrossRestarts(t *testing.T) {
 	// The publisher counts a message as sent while connected only when
 	// PUBLISH says a subscriber received it.
 	var (
-		delivered []int
-		stopPub   = make(chan struct{})
-		pubDone   = make(chan struct{})
+		delivered  []int
+		deliveredN atomic.Int64
+		stopPub    = make(chan struct{})
+		pubDone    = make(chan struct{})
 	)
 	go func() {
 		defer close(pubDone)
@@ -512,6 +513,7 @@ func TestSubscribeAcrossRestarts(t *testing.T) {
 			cancel()
 			if err == nil && n >= 1 {
 				delivered = append(delivered, i)
+				deliveredN.Add(1)
 			}
 		}
 	}()
@@ -530,15 +532,24 @@ func TestSubscribeAcrossRestarts(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
-	// Let the publisher see the subscriber again, then stop it.
-	time.Sleep(200 * time.Millisecond)
+	// Let the publisher see the subscriber again (its engine may have
+	// opened its breaker during the restarts: wait for a PUBLISH that
+	// reaches the subscriber), then stop it.
+	seen := deliveredN.Load()
+	deadline := time.Now().Add(10 * time.Second)
+	for deliveredN.Load() <= seen+10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the publisher reached no subscriber within 10 s of the last restart")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 	close(stopPub)
 	<-pubDone
 	// A last message marks the end of the stream.
 	if n := subPublish(t, pub, "seq", "end"); n != 1 {
 		t.Fatalf("final PUBLISH reached %d", n)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for {
 		mu.Lock()
 		missing := 0
