@@ -128,7 +128,7 @@ func TestBatchWriterMillionSets(t *testing.T) {
 		t.Skip("1M-write test: skipped with -short")
 	}
 	eng, _ := newEngine(t)
-	ctx := ctxT(t)
+	ctx := bulkCtxT(t)
 	var errs bwErrors
 	w := bwWriter(t, eng, engine.BatchWriterOptions{OnError: errs.on})
 	const n = 1_000_000
@@ -167,7 +167,7 @@ func TestBatchWriterMillionSets(t *testing.T) {
 // the restart, and the writer reconnected.
 func bwRestart(t *testing.T, n int, idempotent bool) (engine.BatchWriterStats, *bwErrors) {
 	srv := valkeytest.Start(t, valkeytest.Options{AppendOnly: true})
-	ctx := ctxT(t)
+	ctx := bulkCtxT(t)
 	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
