@@ -63,7 +63,12 @@ type Engine struct {
 
 // New validates cfg, dials every connection the engine needs (PoolSize
 // connections to the configured node), and starts the actors. It fails,
-// within cfg.DialTimeout or ctx's deadline, when no server answers.
+// within cfg.DialTimeout or ctx's deadline, when no server answers. A
+// connection that cannot be opened fails it with a *ConnectError that says
+// why (a TLS certificate refused on either side, a wrong password, ...)
+// and unwraps to the cause; New does not retry, and leaves nothing behind
+// that dials again. Sentinel mode (cfg.SentinelMode) is not supported yet:
+// New refuses it.
 //
 // Standalone mode uses the first of cfg.Addresses(). In cluster mode the
 // addresses are seeds: the engine reads the slot map from the first that
