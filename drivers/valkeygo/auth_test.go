@@ -3,6 +3,8 @@ package valkeygo_test
 import (
 	"context"
 	"errors"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,5 +122,21 @@ func TestDialTLS(t *testing.T) {
 	rs := conn.DoMulti(ctx, b.Set().Key("k").Value("v").Build(), b.Get().Key("k").Build())
 	if v, err := rs[1].ToString(); err != nil || v != "v" {
 		t.Fatalf("GET over TLS = %q, %v", v, err)
+	}
+}
+
+// A server that requires a client certificate the client does not have
+// refuses it after the TLS 1.3 handshake, and often resets the connection
+// before the client's HELLO is read: the dial's error is the server's
+// alert, not the reset.
+func TestDialTLSMissingClientCertIsAlert(t *testing.T) {
+	certs := valkeytest.NewCertsT(t)
+	srv := valkeytest.Start(t, valkeytest.Options{TLS: &valkeytest.TLSOptions{Certs: certs, AuthClients: valkeytest.AuthClientsYes}})
+	for i := range 5 {
+		_, err := valkeygo.Driver{}.Dial(context.Background(), drivers.Options{Addr: srv.Addr(), TLS: certs.TLSConfigNoCert(), DialTimeout: 5 * time.Second})
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "remote error" || !strings.Contains(err.Error(), "certificate required") {
+			t.Fatalf("dial %d without the client certificate = %v, want the server's alert (remote error: tls: certificate required)", i, err)
+		}
 	}
 }
