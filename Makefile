@@ -41,12 +41,12 @@ test-short: server
 test-faults: server
 	$(GO) test -race -count=1 -run 'TestFault' -v ./engine
 
-# Engine vs valkey-go (defaults and MaxFlushDelay 20µs), standalone and
-# cluster, same process, same servers, interleaved; prints the ratios at
-# the end. (The batch writer has its own target, bench-writer.)
+# Engine vs valkey-go (defaults and MaxFlushDelay 20µs), standalone,
+# cluster and GET over TLS, same process, same servers, interleaved;
+# prints the ratios at the end. (The batch writer has its own target, bench-writer.)
 bench: server
 	$(GO) test -c -o bench.test ./bench
-	rm -f bench.out; for i in $$(seq $(BENCHROUNDS)); do ./bench.test -test.run '^$$' -test.bench '^Benchmark(Get|Set|Cluster)' -test.benchmem -test.benchtime $(BENCHTIME) | tee -a bench.out; done
+	rm -f bench.out; for i in $$(seq $(BENCHROUNDS)); do ./bench.test -test.run '^$$' -test.bench '^Benchmark(Get|Set|Cluster|TLS)' -test.benchmem -test.benchtime $(BENCHTIME) | tee -a bench.out; done
 	$(GO) run ./internal/tools/benchratio bench.out
 
 # Bulk load of 1M SETs (64-byte values): the batch writer vs valkey-go

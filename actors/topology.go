@@ -75,18 +75,21 @@ func newTopology(shards []Shard) (*Topology, error) {
 
 // FetchTopology asks the node behind conn (reached at addr) for the slot
 // map: CLUSTER SHARDS, or CLUSTER SLOTS on servers without it. addr fills
-// in endpoints the node does not know ("" or "?").
-func FetchTopology(ctx context.Context, conn drivers.Conn, addr string) (*Topology, error) {
-	return FetchTopologyWith(ctx, conn.B(), conn.Do, addr)
+// in endpoints the node does not know ("" or "?"). tls says the client
+// connects with TLS: the nodes' TLS ports are used then (CLUSTER SHARDS
+// lists both; a node with TLS only lists no plain "port"; CLUSTER SLOTS
+// and redirects already name the port of the asking connection's kind).
+func FetchTopology(ctx context.Context, conn drivers.Conn, addr string, tls bool) (*Topology, error) {
+	return FetchTopologyWith(ctx, conn.B(), conn.Do, addr, tls)
 }
 
 // FetchTopologyWith is FetchTopology over do, which sends one command to
 // the node reached at addr and returns its reply (through a connection
 // actor, say, rather than a connection of its own).
-func FetchTopologyWith(ctx context.Context, b valkey.Builder, do func(context.Context, valkey.Completed) valkey.ValkeyResult, addr string) (*Topology, error) {
+func FetchTopologyWith(ctx context.Context, b valkey.Builder, do func(context.Context, valkey.Completed) valkey.ValkeyResult, addr string, tls bool) (*Topology, error) {
 	msg, err := do(ctx, b.Arbitrary("CLUSTER", "SHARDS").Build()).ToMessage()
 	if err == nil {
-		return newTopology(parseShards(msg, addr))
+		return newTopology(parseShards(msg, addr, tls))
 	}
 	var ve *valkey.ValkeyError
 	if !errors.As(err, &ve) {
@@ -116,9 +119,10 @@ func endpoint(host string, port int64, queried string) string {
 }
 
 // parseShards reads CLUSTER SHARDS: a list of maps with "slots" (a flat
-// list of range bounds) and "nodes" (maps with endpoint/ip, port, role,
-// health).
-func parseShards(msg valkey.ValkeyMessage, queried string) []Shard {
+// list of range bounds) and "nodes" (maps with endpoint/ip, port,
+// tls-port, role, health). With tls the node's tls-port is used when it
+// has one.
+func parseShards(msg valkey.ValkeyMessage, queried string, tls bool) []Shard {
 	list, _ := msg.ToArray()
 	var out []Shard
 	for _, v := range list {
@@ -156,6 +160,11 @@ func parseShards(msg valkey.ValkeyMessage, queried string) []Shard {
 			}
 			p := d["port"]
 			port, _ := p.AsInt64()
+			if tp, ok := d["tls-port"]; tls && ok {
+				if n, err := tp.AsInt64(); err == nil && n > 0 {
+					port = n
+				}
+			}
 			addr := endpoint(host, port, queried)
 			if addr == "" {
 				continue

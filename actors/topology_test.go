@@ -29,7 +29,7 @@ func TestFetchTopologyFromCluster(t *testing.T) {
 
 	check := func(stage string) {
 		t.Helper()
-		topo, err := actors.FetchTopology(ctx, conn, addr)
+		topo, err := actors.FetchTopology(ctx, conn, addr, false)
 		if err != nil {
 			t.Fatalf("%s: %v", stage, err)
 		}

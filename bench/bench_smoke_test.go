@@ -44,3 +44,20 @@ func TestClusterContendersWork(t *testing.T) {
 		})
 	}
 }
+
+// The TLS contenders work against the TLS server.
+func TestTLSContendersWork(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range tlsContenders {
+		t.Run(c.name, func(t *testing.T) {
+			cl := c.new(t)
+			defer cl.close()
+			if err := cl.set(ctx, keys[7]); err != nil {
+				t.Fatalf("set: %v", err)
+			}
+			if err := cl.get(ctx, keys[7]); err != nil {
+				t.Fatalf("get: %v", err)
+			}
+		})
+	}
+}

@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 		if clusterStop != nil {
 			clusterStop()
 		}
+		if tlsStop != nil {
+			tlsStop()
+		}
 		os.Exit(code)
 	}
 	srv, err := valkeytest.StartServer(valkeytest.Options{Name: "bench"})
@@ -44,6 +47,9 @@ func TestMain(m *testing.M) {
 	_ = srv.Stop()
 	if clusterStop != nil {
 		clusterStop()
+	}
+	if tlsStop != nil {
+		tlsStop()
 	}
 	os.Exit(code)
 }
@@ -82,7 +88,12 @@ func newEngineClient(tb testing.TB, cfg config.Config) client {
 // newValkeyClient is a plain valkey-go contender: a standalone client for
 // one address, a cluster client for seeds.
 func newValkeyClient(tb testing.TB, name string, addrs []string, flushDelay time.Duration) client {
-	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: addrs, MaxFlushDelay: flushDelay})
+	return newValkeyClientWith(tb, name, valkey.ClientOption{InitAddress: addrs, MaxFlushDelay: flushDelay})
+}
+
+// newValkeyClientWith is a plain valkey-go contender with opt.
+func newValkeyClientWith(tb testing.TB, name string, opt valkey.ClientOption) client {
+	c, err := valkey.NewClient(opt)
 	if err != nil {
 		tb.Fatal(err)
 	}

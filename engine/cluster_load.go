@@ -204,7 +204,7 @@ func (e *Engine) fetchFrom(ctx context.Context, src mapSource) (*actors.Topology
 		}
 		return r
 	}
-	return actors.FetchTopologyWith(ctx, e.b, do, src.addr)
+	return actors.FetchTopologyWith(ctx, e.b, do, src.addr, e.opts.TLS != nil)
 }
 
 // rawResult is the decoder that keeps a reply as it is.
@@ -216,8 +216,8 @@ func (e *Engine) fetchTopology(ctx context.Context, addr string) (*actors.Topolo
 	opts.Addr = addr
 	conn, err := e.drv.Dial(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+		return nil, e.connectError(addr, err)
 	}
 	defer conn.Close()
-	return actors.FetchTopology(ctx, conn, addr)
+	return actors.FetchTopology(ctx, conn, addr, e.opts.TLS != nil)
 }

@@ -284,12 +284,16 @@ func (e *Engine) resetConn(ctx context.Context, conn drivers.Conn) bool {
 	}
 	b := conn.B()
 	o := e.opts
+	user, pass, err := e.credentials(ctx)
+	if err != nil {
+		return false
+	}
 	hello := []string{"HELLO", "3"}
 	switch {
-	case o.Username != "":
-		hello = append(hello, "AUTH", o.Username, o.Password)
-	case o.Password != "":
-		hello = append(hello, "AUTH", "default", o.Password)
+	case user != "":
+		hello = append(hello, "AUTH", user, pass)
+	case pass != "":
+		hello = append(hello, "AUTH", "default", pass)
 	}
 	if o.ClientName != "" {
 		hello = append(hello, "SETNAME", o.ClientName)

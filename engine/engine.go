@@ -63,7 +63,12 @@ type Engine struct {
 
 // New validates cfg, dials every connection the engine needs (PoolSize
 // connections to the configured node), and starts the actors. It fails,
-// within cfg.DialTimeout or ctx's deadline, when no server answers.
+// within cfg.DialTimeout or ctx's deadline, when no server answers. A
+// connection that cannot be opened fails it with a *ConnectError that says
+// why (a TLS certificate refused on either side, a wrong password, ...)
+// and unwraps to the cause; New does not retry, and leaves nothing behind
+// that dials again. Sentinel mode (cfg.SentinelMode) is not supported yet:
+// New refuses it.
 //
 // Standalone mode uses the first of cfg.Addresses(). In cluster mode the
 // addresses are seeds: the engine reads the slot map from the first that
@@ -74,6 +79,11 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("vactor: %w", err)
+	}
+	if cfg.SentinelMode {
+		// Not implemented yet: refuse rather than dial Addrs and ignore
+		// the sentinels.
+		return nil, errors.New("vactor: sentinel mode (Config.SentinelMode) is not supported by this engine yet")
 	}
 	drv, err := drivers.Lookup(cfg.Driver)
 	if err != nil {
@@ -89,6 +99,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	e.opts = drivers.Options{
 		Username:     cfg.Username,
 		Password:     cfg.Password,
+		Credentials:  e.credentialsFunc(),
 		DB:           cfg.DB,
 		ClientName:   cfg.ClientName,
 		DialTimeout:  cfg.DialTimeout,
@@ -230,10 +241,25 @@ func (e *Engine) connStates() []*actors.ConnState {
 	return slices.Clone(e.conns)
 }
 
-// tlsConfig builds the *tls.Config for t, or nil when TLS is off.
+// credentialsFunc returns the drivers.Options.Credentials of the data
+// nodes' connections: Config.CredentialsProvider, its errors marked for
+// connectError; nil without a provider (Username and Password are used).
+func (e *Engine) credentialsFunc() func(context.Context) (string, string, error) {
+	if e.cfg.CredentialsProvider == nil {
+		return nil
+	}
+	return e.credentials
+}
+
+// tlsConfig builds the *tls.Config for t, or nil when TLS is off: a clone
+// of t.Config when the caller gave one (it wins over the file settings),
+// else one made from the file settings.
 func tlsConfig(t config.TLSConfig) (*tls.Config, error) {
 	if !t.Enabled {
 		return nil, nil
+	}
+	if t.Config != nil {
+		return t.Config.Clone(), nil
 	}
 	c := &tls.Config{
 		ServerName:         t.ServerName,

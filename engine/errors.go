@@ -96,6 +96,42 @@ func (e *ConnectionStateError) Error() string {
 // Unwrap returns ErrConnectionState.
 func (e *ConnectionStateError) Unwrap() error { return ErrConnectionState }
 
+// ConnectError is the error of a connection the engine could not open:
+// engine.New's, and the dials of the connections it opens later
+// (subscribers, consumers, Tx, Dedicated, blocking calls, the batch
+// writer, cluster nodes). Reason says in words what is wrong when the
+// engine recognises the cause: a certificate the client refused (unknown
+// authority, wrong name, expired), a client certificate the server
+// refused or did not get (mutual TLS), a wrong password, a TLS port
+// dialled without TLS or the reverse, a failing CredentialsProvider.
+//
+// errors.Is and errors.As reach Err and everything it wraps (the
+// driver's error: *tls.CertificateVerificationError and the x509 error
+// in it, such as x509.UnknownAuthorityError, x509.HostnameError or
+// x509.CertificateInvalidError; net errors; context errors), and also,
+// made from it: a *ServerError when the server refused the handshake
+// (WRONGPASS, NOAUTH, NOPERM), and a tls.AlertError when the server
+// ended the TLS connection with an alert (tls: certificate required,
+// tls: bad certificate, ...). None of these is retried by engine.New.
+type ConnectError struct {
+	Addr   string // the node dialled, "host:port"
+	Reason string // what is wrong, when recognised; "" otherwise
+	Err    error  // the driver's error
+
+	extra []error // *ServerError and tls.AlertError made from Err
+}
+
+func (e *ConnectError) Error() string {
+	if e.Reason == "" {
+		return fmt.Sprintf("vactor: connect to %s: %v", e.Addr, e.Err)
+	}
+	return fmt.Sprintf("vactor: connect to %s: %s: %v", e.Addr, e.Reason, e.Err)
+}
+
+// Unwrap returns Err, then the *ServerError or tls.AlertError made from
+// it, if any.
+func (e *ConnectError) Unwrap() []error { return append([]error{e.Err}, e.extra...) }
+
 // ServerError is an error reply from the server: the command reached the
 // server and was refused (unknown command, WRONGTYPE, OOM, ...). Prefix is
 // the reply's first word as the server sent it: "ERR" for "ERR EXEC

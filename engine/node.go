@@ -64,7 +64,7 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 			for _, c := range conns {
 				c.CloseDriver()
 			}
-			return nil, fmt.Errorf("vactor: connect to %s: %w", addr, err)
+			return nil, e.connectError(addr, err)
 		}
 		conns = append(conns, &actors.ConnState{
 			Addr:     addr,

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"sync"
 
 	"github.com/vactor-io/vactor/drivers"
@@ -79,7 +78,7 @@ func (e *Engine) dialConn(ctx context.Context, addr string, noIdlePing bool) (dr
 	opts.NoIdlePing = noIdlePing
 	conn, err := e.drv.Dial(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("vactor: connect to %s: %w", addr, err)
+		return nil, e.connectError(addr, err)
 	}
 	return conn, nil
 }

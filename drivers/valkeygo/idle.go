@@ -68,7 +68,7 @@ type idleConn struct {
 // newDialer returns the ClientOption.DialCtxFn of a Conn: it dials as
 // valkey-go would (its Dialer, then TLS with cfg when cfg is not nil) and
 // puts an idleConn between TCP and TLS, so that TLS records are read and
-// written through it.
+// written through it; a TLS connection is an alertConn (tlsalert.go).
 func newDialer(timeout time.Duration, call *atomic.Int64) func(context.Context, string, *net.Dialer, *tls.Config) (net.Conn, error) {
 	return func(ctx context.Context, addr string, d *net.Dialer, cfg *tls.Config) (net.Conn, error) {
 		if cfg != nil && d.Timeout != 0 { // as tls.Dialer: the timeout bounds the handshake too
@@ -97,7 +97,7 @@ func newDialer(timeout time.Duration, call *atomic.Int64) func(context.Context, 
 			raw.Close()
 			return nil, err
 		}
-		return tc, nil
+		return &alertConn{Conn: tc}, nil
 	}
 }
 

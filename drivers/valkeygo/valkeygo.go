@@ -22,6 +22,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/valkey-io/valkey-go"
 
@@ -103,6 +104,7 @@ func clientOption(o drivers.Options, call *atomic.Int64) valkey.ClientOption {
 	}
 	return valkey.ClientOption{
 		DialCtxFn:         newDialer(idle, call),
+		AuthCredentialsFn: authCredentials(o.Credentials, o.DialTimeout),
 		InitAddress:       []string{o.Addr},
 		Username:          o.Username,
 		Password:          o.Password,
@@ -116,6 +118,29 @@ func clientOption(o drivers.Options, call *atomic.Int64) valkey.ClientOption {
 		BlockingPipeline:  blocking,
 		DisableRetry:      true,
 		DisableCache:      true,
+	}
+}
+
+// authCredentials returns valkey-go's AuthCredentialsFn for creds (nil
+// for nil: valkey-go then uses Username and Password). valkey-go calls it
+// for every connection it opens, after the dial and before HELLO, with no
+// context: each call gets one that ends after timeout (the dial's own
+// context is not at hand there, and a provider must not run unbounded).
+func authCredentials(creds func(context.Context) (string, string, error), timeout time.Duration) func(valkey.AuthCredentialsContext) (valkey.AuthCredentials, error) {
+	if creds == nil {
+		return nil
+	}
+	if timeout <= 0 {
+		timeout = valkey.DefaultDialTimeout
+	}
+	return func(valkey.AuthCredentialsContext) (valkey.AuthCredentials, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		user, pass, err := creds(ctx)
+		if err != nil {
+			return valkey.AuthCredentials{}, err
+		}
+		return valkey.AuthCredentials{Username: user, Password: pass}, nil
 	}
 }
 

@@ -1,7 +1,9 @@
 // Command benchratio reads `go test -bench` output of the bench package
 // (on stdin or from the files named as arguments) and prints, for each
 // benchmark and concurrency level, the engine's figures next to plain
-// valkey-go's and the ratios. With -count > 1 it uses the median of each.
+// valkey-go's and the ratios: one row per benchmark name and level (Get,
+// Set, ClusterGet, ..., TLSGet for GET over TLS). With -count > 1 it uses
+// the median of each.
 package main
 
 import (
@@ -68,12 +70,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchratio: no benchmark lines found")
 		os.Exit(1)
 	}
-	fmt.Printf("%-5s %6s | %10s %10s %10s | %8s %8s | %8s %8s %8s | %8s %8s %8s | %6s %6s\n",
+	fmt.Printf("%-10s %6s | %10s %10s %10s | %8s %8s | %8s %8s %8s | %8s %8s %8s | %6s %6s\n",
 		"op", "gorout", "engine/s", "vg/s", "vg-fd20/s", "×fd20", "×vg", "p50 eng", "p50 vg", "p50 fd20", "p99 eng", "p99 vg", "p99 fd20", "allocE", "allocV")
 	for _, k := range order {
 		e, v, f := data[k]["engine"], data[k]["valkeygo"], data[k]["valkeygo-fd20"]
 		opsE, opsV, opsF := median(e, "ops/s"), median(v, "ops/s"), median(f, "ops/s")
-		fmt.Printf("%-5s %6d | %10.0f %10.0f %10.0f | %8.2f %8.2f | %8.1f %8.1f %8.1f | %8.1f %8.1f %8.1f | %6.1f %6.1f\n",
+		fmt.Printf("%-10s %6d | %10.0f %10.0f %10.0f | %8.2f %8.2f | %8.1f %8.1f %8.1f | %8.1f %8.1f %8.1f | %6.1f %6.1f\n",
 			k.op, k.g, opsE, opsV, opsF, ratio(opsE, opsF), ratio(opsE, opsV),
 			median(e, "p50-µs"), median(v, "p50-µs"), median(f, "p50-µs"),
 			median(e, "p99-µs"), median(v, "p99-µs"), median(f, "p99-µs"),

@@ -1,0 +1,244 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// cmdStat returns field (calls, rejected_calls, failed_calls) of cmd
+// (lower case) in srv's INFO commandstats; 0 when cmd never ran.
+func cmdStat(t testing.TB, srv *valkeytest.Server, cmd, field string) int64 {
+	t.Helper()
+	r, err := srv.Do("INFO", "commandstats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := r.(string)
+	for line := range strings.Lines(info) {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":")
+		if !ok {
+			continue
+		}
+		for kv := range strings.SplitSeq(rest, ",") {
+			if k, v, _ := strings.Cut(kv, "="); k == field {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					t.Fatalf("INFO commandstats %q: %v", line, err)
+				}
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// whoami returns the ACL user the engine's connection actors run as.
+func whoami(t testing.TB, ctx context.Context, eng *engine.Engine) string {
+	t.Helper()
+	r, err := eng.Do(ctx, "ACL", "WHOAMI").Await(ctx)
+	if err != nil {
+		t.Fatalf("ACL WHOAMI: %v", err)
+	}
+	s, err := r.String()
+	if err != nil {
+		t.Fatalf("ACL WHOAMI: %v", err)
+	}
+	return s
+}
+
+// A command the ACL user may not run fails with NOPERM as a *ServerError,
+// is sent once (the server counts one rejected call), even when marked
+// idempotent, and leaves the connection serving the user's other
+// commands.
+func TestACLNoPermNotRetried(t *testing.T) {
+	srv := valkeytest.Start(t)
+	if err := srv.AddUser("app", "app-pass", "~*", "&*", "+@all", "-get"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("app").WithPassword("app-pass"))
+	defer eng.Close()
+	if who := whoami(t, ctx, eng); who != "app" {
+		t.Fatalf("ACL WHOAMI = %q, want app", who)
+	}
+	for i, cctx := range []context.Context{ctx, engine.WithIdempotent(ctx)} {
+		_, err := eng.Get(cctx, "k").Await(ctx)
+		var se *engine.ServerError
+		if !errors.As(err, &se) || se.Prefix != "NOPERM" {
+			t.Fatalf("GET as a user without +get = %v, want a NOPERM *ServerError", err)
+		}
+		if got := cmdStat(t, srv, "get", "rejected_calls"); got != int64(i+1) {
+			t.Fatalf("after %d GETs the server rejected %d, want %d (no retry)", i+1, got, i+1)
+		}
+	}
+	if err := eng.Set(ctx, "k", "v", 0).Err(ctx); err != nil {
+		t.Fatalf("SET after NOPERM: %v", err)
+	}
+	if st := eng.Stats(); st.Retries != 0 || st.Reconnects != 0 {
+		t.Fatalf("Stats: %d retries, %d reconnects after NOPERM; want 0 and 0", st.Retries, st.Reconnects)
+	}
+}
+
+// rotating is a CredentialsProvider whose password can be changed; it
+// counts its calls.
+type rotating struct {
+	mu    sync.Mutex
+	user  string
+	pass  string
+	err   error
+	calls int
+}
+
+func (r *rotating) provide(ctx context.Context) (string, string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if _, ok := ctx.Deadline(); !ok {
+		return "", "", errors.New("provider called without a deadline")
+	}
+	return r.user, r.pass, r.err
+}
+
+func (r *rotating) rotate(pass string) {
+	r.mu.Lock()
+	r.pass = pass
+	r.mu.Unlock()
+}
+
+func (r *rotating) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls
+}
+
+// A password rotated on the server and in the CredentialsProvider: after
+// a server restart the connection actors and a subscriber reconnect with
+// the new password, and every kind of connection dialled afterwards uses
+// it.
+func TestCredentialsProviderRotation(t *testing.T) {
+	srv := valkeytest.Start(t)
+	if err := srv.AddUser("app", "old-pass", "~*", "&*", "+@all"); err != nil {
+		t.Fatal(err)
+	}
+	creds := &rotating{user: "app", pass: "old-pass"}
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithCredentialsProvider(creds.provide))
+	defer eng.Close()
+	if who := whoami(t, ctx, eng); who != "app" {
+		t.Fatalf("ACL WHOAMI = %q, want app (the provider's user)", who)
+	}
+	// A subscriber lives across the restart: it resubscribes over a new
+	// connection, with the new password.
+	sub, err := eng.Subscribe(ctx, "news")
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	defer sub.Close()
+
+	if err := srv.SetUserPassword("app", "new-pass"); err != nil {
+		t.Fatal(err)
+	}
+	creds.rotate("new-pass")
+	calls := creds.count()
+	if err := srv.Restart(); err != nil { // the server keeps the user, with the new password only
+		t.Fatal(err)
+	}
+	// The connection actors reconnect on their own; commands succeed
+	// again once they have.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := eng.Set(cctx, "after", "v", 0).Err(cctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SET after the restart still fails: %v", err)
+		}
+	}
+	if who := whoami(t, ctx, eng); who != "app" {
+		t.Fatalf("ACL WHOAMI after the restart = %q, want app", who)
+	}
+	if creds.count() == calls {
+		t.Fatal("the provider was not asked again after the restart")
+	}
+	for resubscribed := false; !resubscribed; {
+		select {
+		case ev := <-sub.Channel():
+			resubscribed = ev.Kind == engine.Resubscribed
+		case <-ctx.Done():
+			t.Fatal("the subscriber did not resubscribe after the restart")
+		}
+	}
+	if err := eng.Publish(ctx, "news", "rotated").Err(ctx); err != nil {
+		t.Fatalf("PUBLISH: %v", err)
+	}
+	for got := false; !got; {
+		select {
+		case ev := <-sub.Channel():
+			got = ev.Kind == engine.SubMessage && ev.Message.Payload == "rotated"
+		case <-ctx.Done():
+			t.Fatal("no message on the resubscribed subscription")
+		}
+	}
+	// Every other kind of connection, dialled after the rotation.
+	exerciseDialPaths(t, ctx, eng, "after")
+}
+
+// A connection lent by Dedicated is RESET when given back, and
+// authenticates again as the provider's user, not as the default user.
+func TestDedicatedResetKeepsProviderUser(t *testing.T) {
+	srv := valkeytest.Start(t)
+	if err := srv.AddUser("app", "app-pass", "~*", "&*", "+@all"); err != nil {
+		t.Fatal(err)
+	}
+	creds := &rotating{user: "app", pass: "app-pass"}
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithCredentialsProvider(creds.provide))
+	defer eng.Close()
+	var ids []string
+	for range 2 {
+		err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+			rs, err := c.DoMulti(ctx, []string{"CLIENT", "ID"}, []string{"ACL", "WHOAMI"})
+			if err != nil {
+				return err
+			}
+			id, _ := rs[0].Int64()
+			who, _ := rs[1].String()
+			if who != "app" {
+				t.Errorf("Dedicated connection runs as %q, want app", who)
+			}
+			ids = append(ids, strconv.FormatInt(id, 10))
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Dedicated: %v", err)
+		}
+	}
+	if ids[0] != ids[1] {
+		t.Fatalf("the second Dedicated got connection %s, not the reset one %s: nothing tested", ids[1], ids[0])
+	}
+}
+
+// A failing CredentialsProvider fails New with a *ConnectError that says
+// so and wraps the provider's error.
+func TestCredentialsProviderErrorFailsNew(t *testing.T) {
+	srv := valkeytest.Start(t)
+	boom := errors.New("secret store unreachable")
+	creds := &rotating{err: boom}
+	err := wantNewFails(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithCredentialsProvider(creds.provide),
+		"CredentialsProvider failed", config.DefaultConfig().DialTimeout)
+	if !errors.Is(err, boom) {
+		t.Fatalf("error %v does not wrap the provider's", err)
+	}
+}

@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"reflect"
+	"syscall"
+
+	"github.com/valkey-io/valkey-go"
+)
+
+// Telling what is wrong when a connection cannot be opened. A TLS or ACL
+// misconfiguration fails every dial the same way, so engine.New reports
+// it at once, in words, with the cause reachable by errors.As (see
+// ConnectError).
+
+// credentialsError is the error of Config.CredentialsProvider, as the
+// engine hands it to the driver: connectError recognises it.
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return "credentials provider: " + e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }
+
+// credentials returns the user name and password a new connection
+// authenticates with: Config.CredentialsProvider's, or Username and
+// Password.
+func (e *Engine) credentials(ctx context.Context) (user, pass string, err error) {
+	if p := e.cfg.CredentialsProvider; p != nil {
+		if user, pass, err = p(ctx); err != nil {
+			return "", "", &credentialsError{err}
+		}
+		return user, pass, nil
+	}
+	return e.cfg.Username, e.cfg.Password, nil
+}
+
+// connectError returns the *ConnectError of a failed dial of addr.
+func (e *Engine) connectError(addr string, err error) error {
+	if err == nil || errors.Is(err, ErrClosed) {
+		return err
+	}
+	var ce *ConnectError
+	if errors.As(err, &ce) {
+		return err
+	}
+	reason, extra := explainConnect(err, e.opts.TLS != nil)
+	return &ConnectError{Addr: addr, Reason: reason, Err: err, extra: extra}
+}
+
+// explainConnect says what is wrong in a failed dial's err, when it can
+// tell, and returns the *ServerError or tls.AlertError made from it.
+func explainConnect(err error, tlsOn bool) (string, []error) {
+	var (
+		ve       *valkey.ValkeyError
+		cred     *credentialsError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		verify   *tls.CertificateVerificationError
+		record   tls.RecordHeaderError
+	)
+	if alert, ok := remoteAlert(err); ok {
+		return alertReason(alert), []error{alert}
+	}
+	switch {
+	case errors.As(err, &cred):
+		return "Config.CredentialsProvider failed", nil
+	case errors.As(err, &ve):
+		se, _ := mapError(ve).(*ServerError)
+		if se == nil {
+			return "", nil
+		}
+		return handshakeRefusal(se.Prefix), []error{se}
+	case errors.As(err, &unknown):
+		return "TLS: the server's certificate is signed by an authority the client does not trust " +
+			"(set TLS.CAFile, or RootCAs in TLS.Config, to the CA that signed it)", nil
+	case errors.As(err, &hostname):
+		return fmt.Sprintf("TLS: the server's certificate is not valid for the name dialled, %q "+
+			"(dial a name it holds, or set TLS.ServerName to one)", hostname.Host), nil
+	case errors.As(err, &invalid):
+		if invalid.Reason == x509.Expired {
+			return "TLS: the server's certificate has expired or is not valid yet", nil
+		}
+		return "TLS: the server's certificate is not valid", nil
+	case errors.As(err, &verify):
+		return "TLS: the server's certificate failed verification", nil
+	case errors.As(err, &record):
+		return "TLS: the server did not answer in TLS (a plain TCP port dialled with TLS.Enabled?)", nil
+	case !tlsOn && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
+		return "the server closed the connection during the handshake (a TLS port dialled without TLS.Enabled?)", nil
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (no server listens at the address)", nil
+	case (errors.Is(err, context.DeadlineExceeded) || isTimeout(err)) && tlsOn:
+		return "no answer within the dial timeout (Config.DialTimeout, or the deadline of the ctx): " +
+			"a plain TCP port does not answer a TLS handshake", nil
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return "no answer within the dial timeout (Config.DialTimeout, or the deadline of the ctx)", nil
+	}
+	return "", nil
+}
+
+// handshakeRefusal says why the server refused the connection's
+// handshake (HELLO AUTH, CLIENT SETNAME, SELECT) with an error prefix.
+func handshakeRefusal(prefix string) string {
+	switch prefix {
+	case "WRONGPASS":
+		return "authentication failed: wrong user name or password, or the user is disabled"
+	case "NOAUTH":
+		return "the server requires authentication (set Password, and Username for an ACL user, or CredentialsProvider)"
+	case "NOPERM":
+		return "the ACL user lacks a permission the connection's handshake needs (HELLO, CLIENT SETNAME, SELECT)"
+	}
+	return "the server refused the connection's handshake"
+}
+
+// remoteAlert returns the TLS alert the server ended the connection with,
+// if err is one. crypto/tls reports an alert received from the peer as a
+// *net.OpError "remote error" around a value of its unexported alert type
+// (a uint8, as tls.AlertError), which callers cannot match: it is made a
+// tls.AlertError here.
+func remoteAlert(err error) (tls.AlertError, bool) {
+	var a tls.AlertError
+	if errors.As(err, &a) {
+		return a, true
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return 0, false
+	}
+	v := reflect.ValueOf(op.Err)
+	if v.Kind() != reflect.Uint8 || v.Type().PkgPath() != "crypto/tls" {
+		return 0, false
+	}
+	return tls.AlertError(v.Uint()), true
+}
+
+// TLS alert codes a server sends about the client's certificate (RFC 8446
+// section 6.2).
+const (
+	alertHandshakeFailure       = 40
+	alertBadCertificate         = 42
+	alertUnsupportedCertificate = 43
+	alertCertificateRevoked     = 44
+	alertCertificateExpired     = 45
+	alertCertificateUnknown     = 46
+	alertUnknownCA              = 48
+	alertAccessDenied           = 49
+	alertProtocolVersion        = 70
+	alertCertificateRequired    = 116
+)
+
+// alertReason says what an alert from the server means for the client.
+func alertReason(a tls.AlertError) string {
+	switch a {
+	case alertCertificateRequired:
+		return "TLS: the server requires a client certificate (mutual TLS: set TLS.CertFile and TLS.KeyFile, or Certificates in TLS.Config)"
+	case alertBadCertificate, alertUnsupportedCertificate, alertCertificateRevoked,
+		alertCertificateExpired, alertCertificateUnknown, alertUnknownCA, alertAccessDenied:
+		return "TLS: the server refused the client certificate"
+	case alertHandshakeFailure:
+		return "TLS: the server refused the handshake (it may require a client certificate, or share no TLS version or cipher with the client)"
+	case alertProtocolVersion:
+		return "TLS: the server shares no TLS version with the client"
+	}
+	return "TLS: the server ended the connection with an alert"
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
