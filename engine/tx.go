@@ -187,7 +187,7 @@ func (e *Engine) txAddr(slot int, key string) (string, error) {
 		if e.cl != nil {
 			return e.cl.Owner(e.cl.keylessSlot())
 		}
-		return e.first[0].Addr, nil
+		return e.addrOf("")
 	}
 	return e.addrOf(key)
 }
