@@ -133,7 +133,7 @@ type SentinelState struct {
 	cdone bool
 
 	switches, holds, aborts, holdTimeouts, resolutions, failed atomic.Uint64
-	subscribed                                                atomic.Int64
+	subscribed                                                 atomic.Int64
 }
 
 // View returns the current view (never nil after Discover or Spawn).
@@ -222,7 +222,7 @@ func (s *SentinelState) ask(ctx context.Context, addr string) (sentinelAnswer, e
 
 // Messages of the sentinel actor.
 type (
-	sentinelResolve struct{ done chan struct{} } // done nil: background
+	sentinelResolve  struct{ done chan struct{} } // done nil: background
 	sentinelResolved struct {
 		answer *sentinelAnswer // the first acceptable one; nil: none
 		known  []string        // sentinels named by the answers

@@ -149,7 +149,7 @@ func (s *Supervisor) Reset(node *Node) {
 // Messages the supervisor sends itself.
 type (
 	resetNode struct{ node *Node }
-	addConns struct {
+	addConns  struct {
 		states []*ConnState
 		done   chan struct{}
 	}
