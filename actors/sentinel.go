@@ -92,13 +92,16 @@ type SentinelState struct {
 	Timeout time.Duration
 	// Backoff spaces the attempts to subscribe to a sentinel again.
 	Backoff policies.Backoff
-	// HoldLimit is the longest a failover is held (OnHold until OnSwitch
+	// HoldLimit bounds how long a failover is held (OnHold until OnSwitch
 	// or OnRelease): the primary's failover-timeout as the sentinels
-	// report it, at most HoldLimit. Default 10s.
+	// report it plus a second, at most HoldLimit. Default 10s.
 	HoldLimit time.Duration
 	// TickEvery is how often OnTick runs while a failover is held.
 	// Default 50ms.
 	TickEvery time.Duration
+	// NoEvents turns the event subscriptions off: the actor follows the
+	// primary through resolutions only (tests of that path).
+	NoEvents bool
 
 	// OnHold is called when a failover of the current primary starts;
 	// candidate is the replica chosen for promotion ("" when not known
@@ -474,7 +477,9 @@ func (a *sentinelActor) learn(addr string) {
 	a.known = append(a.known, addr)
 	sub := &sentinelSub{}
 	a.subs[addr] = sub
-	a.subscribe(addr, sub)
+	if !a.s.NoEvents {
+		a.subscribe(addr, sub)
+	}
 }
 
 // subscribe dials the sentinel and subscribes to its events on a
@@ -623,7 +628,10 @@ func (a *sentinelActor) resolved(m sentinelResolved) {
 	if ans := m.answer; ans != nil && acceptable(*ans, s.View()) {
 		a.prefer(ans.from)
 		if ans.failoverTimeout > 0 {
-			a.holdLimit = min(ans.failoverTimeout, s.HoldLimit)
+			// The sentinels abort a failover failover-timeout after its
+			// last step: hold a little longer, so that the abort (or the
+			// promotion) ends the hold rather than the limit.
+			a.holdLimit = min(ans.failoverTimeout+time.Second, s.HoldLimit)
 		}
 		v := s.View()
 		if ans.master != v.Master {

@@ -48,6 +48,10 @@ import (
 // when a failover starts.
 const sentinelHoldWait = 100 * time.Millisecond
 
+// sentinelEvents turns the sentinel event subscriptions on; tests turn
+// them off to exercise the READONLY path.
+var sentinelEvents = true
+
 // sentinelHoldLimit is the longest a failover is held: at most the
 // primary's failover-timeout.
 const sentinelHoldLimit = 10 * time.Second
@@ -96,6 +100,7 @@ func (e *Engine) newSentinel(ctx context.Context) ([]*actors.ConnState, error) {
 		OnRelease:  sn.release,
 		OnReplicas: sn.setReplicas,
 		OnTick:     sn.tick,
+		NoEvents:   !sentinelEvents,
 	}
 	verify := func(ctx context.Context, addr string) error {
 		conn, err := sn.dialRole(ctx, addr)
