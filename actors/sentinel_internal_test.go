@@ -75,7 +75,9 @@ func startSentinelActor(t *testing.T, limit time.Duration) (*SentinelState, *hoo
 		Backoff:   policies.Backoff{Min: time.Hour, Max: time.Hour}, // no resubscription within the test
 		HoldLimit: limit,
 		OnHold:    func(c string, r []string) { log.add(fmt.Sprintf("hold %s %v", c, r)) },
-		OnSwitch:  func(from string, to *SentinelView) { log.add(fmt.Sprintf("switch %s->%s gen %d", from, to.Master, to.Gen)) },
+		OnSwitch: func(from string, to *SentinelView) {
+			log.add(fmt.Sprintf("switch %s->%s gen %d", from, to.Master, to.Gen))
+		},
 		OnRelease: func() { log.add("release") },
 	}
 	s.init()
