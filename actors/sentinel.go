@@ -123,7 +123,8 @@ type SentinelState struct {
 	system  *actor.ActorSystem
 	pid     *actor.PID
 	stopped chan struct{}
-	once    sync.Once // init
+	ready   chan struct{} // closed once every configured sentinel's first subscription attempt ended
+	once    sync.Once     // init
 	stop    sync.Once
 	wg      sync.WaitGroup // resolution and subscription goroutines
 
@@ -256,8 +257,19 @@ func (s *SentinelState) init() {
 	s.once.Do(func() {
 		s.life, s.cancel = context.WithCancel(context.Background())
 		s.stopped = make(chan struct{})
+		s.ready = make(chan struct{})
 		s.timers = map[*time.Timer]struct{}{}
 	})
+}
+
+// Subscribed is closed once the first attempt to subscribe to each
+// configured sentinel's events has ended (subscribed, or failed: a
+// sentinel down is retried after a backoff): from then on, a failover
+// that a reachable sentinel leads is followed from its start. New waits
+// for it (bounded), so that a failover right after New is held too.
+func (s *SentinelState) Subscribed() <-chan struct{} {
+	s.init()
+	return s.ready
 }
 
 // Spawn starts the actor in system, after Discover.
@@ -380,6 +392,7 @@ type sentinelSub struct {
 	gen      uint64
 	conn     drivers.Conn // nil while (re)connecting
 	failures int
+	tried    bool // the first attempt ended
 }
 
 // sentinelActor is the sentinel topology actor.
@@ -388,6 +401,7 @@ type sentinelActor struct {
 
 	known     []string // sentinels to ask, preferred first
 	subs      map[string]*sentinelSub
+	untried   int // configured sentinels whose first subscription attempt has not ended
 	resolving bool
 	waiters   []chan struct{} // for the resolution running
 	next      []chan struct{} // for the one after it
@@ -409,7 +423,14 @@ func (a *sentinelActor) Receive(ctx actor.Context) {
 		a.subs = map[string]*sentinelSub{}
 		a.holdLimit = s.HoldLimit
 		for _, addr := range s.Sentinels {
+			if a.subs[addr] == nil {
+				a.untried++
+			}
 			a.learn(addr)
+		}
+		if a.untried == 0 || s.NoEvents {
+			close(s.ready)
+			a.untried = -1
 		}
 		a.resolve(nil)
 		if s.Interval > 0 {
@@ -545,6 +566,12 @@ func (a *sentinelActor) subUp(m subUp) {
 			_ = m.conn.Close()
 		}
 		return
+	}
+	if !sub.tried {
+		sub.tried = true
+		if a.untried--; a.untried == 0 {
+			close(a.s.ready)
+		}
 	}
 	if m.err != nil {
 		a.retry(m.addr, sub)

@@ -144,7 +144,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	}
 	<-e.supervisor.Ready()
 	if e.sn != nil {
-		if err = e.sn.start(); err != nil {
+		if err = e.sn.start(dialCtx); err != nil {
 			e.sn.stop()
 			e.system.Root.Stop(e.supPID)
 			e.closeDrivers()

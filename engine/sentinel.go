@@ -128,13 +128,26 @@ func (e *Engine) newSentinel(ctx context.Context) ([]*actors.ConnState, error) {
 
 // start spawns the sentinel actor (once the engine's actors run) and dials
 // the replicas for ReadFrom.
-func (sn *sentinel) start() error {
+func (sn *sentinel) start(ctx context.Context) error {
 	if err := sn.state.Spawn(sn.e.system); err != nil {
 		return fmt.Errorf("vactor: %w", err)
 	}
 	sn.setReplicas(sn.state.View())
+	// Follow the sentinels' events before returning, so that a failover
+	// right after New is held from its start too. A sentinel that does
+	// not answer (frozen) costs at most sentinelSubscribeWait.
+	t := time.NewTimer(sentinelSubscribeWait)
+	defer t.Stop()
+	select {
+	case <-sn.state.Subscribed():
+	case <-ctx.Done():
+	case <-t.C:
+	}
 	return nil
 }
+
+// sentinelSubscribeWait bounds New's wait for the event subscriptions.
+const sentinelSubscribeWait = time.Second
 
 // stop stops the sentinel actor and waits for the replica dials.
 func (sn *sentinel) stop() {

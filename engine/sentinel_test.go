@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -412,6 +413,19 @@ func TestSentinelFailoverAbortResumes(t *testing.T) {
 	if _, err := s.StartFailover(); err != nil {
 		t.Fatal(err)
 	}
+	// While held, a command's deadline still ends it, and the held
+	// command leaves the mailbox then.
+	waitCond(t, 5*time.Second, "the failover held", func() bool { return eng.Stats().Sentinel.Holding })
+	expired := eng.Stats().Expired
+	dctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	begin := time.Now()
+	_, err = eng.Set(dctx, "deadline", "v", 0).Await(context.Background())
+	cancel()
+	late := time.Since(begin)
+	if !errors.Is(err, context.DeadlineExceeded) || late > 300*time.Millisecond {
+		t.Errorf("SET with a 200ms deadline during the hold: %v after %v, want DeadlineExceeded within 300ms", err, late)
+	}
+	waitCond(t, 2*time.Second, "the expired command dropped from the paused mailbox", func() bool { return eng.Stats().Expired > expired })
 	abort, err := tap.WaitType(15*time.Second, valkeytest.EventAbortPrefix, start)
 	if err != nil {
 		t.Fatal(err)
