@@ -68,6 +68,7 @@ type sentinel struct {
 	waitLate atomic.Uint64 // those that did not, or failed
 
 	mu       sync.Mutex
+	held     chan struct{}             // while a failover is held; closed when it ends
 	tracked  map[*trackedConn]struct{} // dedicated connections, closed at a switch
 	replicas map[string]bool           // replica pools dialled or being dialled
 	readers  atomic.Pointer[[][]*actors.ConnState]
@@ -152,7 +153,45 @@ const sentinelSubscribeWait = time.Second
 // stop stops the sentinel actor and waits for the replica dials.
 func (sn *sentinel) stop() {
 	sn.state.Stop()
+	sn.endHold() // no switch will end it
 	sn.dials.Wait()
+}
+
+// settled returns at once unless a failover of the primary is held: then
+// it waits until the switch (or the abort), or until ctx ends. Tx, Watch,
+// Dedicated and blocking commands call it before they pick the primary's
+// address, so that they are held as the connection actors' commands are.
+func (sn *sentinel) settled(ctx context.Context) error {
+	sn.mu.Lock()
+	ch := sn.held
+	sn.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// endHold wakes the callers waiting in settled.
+func (sn *sentinel) endHold() {
+	sn.mu.Lock()
+	if sn.held != nil {
+		close(sn.held)
+		sn.held = nil
+	}
+	sn.mu.Unlock()
+}
+
+// settled is sentinel.settled in sentinel mode; nil otherwise.
+func (e *Engine) settled(ctx context.Context) error {
+	if e.sn == nil {
+		return nil
+	}
+	return e.sn.settled(ctx)
 }
 
 // dialSentinel opens a connection to a sentinel with the sentinels'
@@ -222,6 +261,11 @@ func (sn *sentinel) dialPrimary(ctx context.Context) (drivers.Conn, error) {
 // flight has completed.
 func (sn *sentinel) hold(_ string, replicas []string) {
 	sn.holding.Store(true)
+	sn.mu.Lock()
+	if sn.held == nil {
+		sn.held = make(chan struct{})
+	}
+	sn.mu.Unlock()
 	for _, c := range sn.e.first {
 		c.Mailbox.Pause()
 	}
@@ -257,6 +301,7 @@ func (sn *sentinel) switched(from string, to *actors.SentinelView) {
 	}
 	sn.holding.Store(false)
 	sn.closeTracked(from)
+	sn.endHold()
 	sn.setReplicas(to)
 }
 
@@ -267,6 +312,7 @@ func (sn *sentinel) release() {
 		c.Mailbox.Unpause()
 	}
 	sn.holding.Store(false)
+	sn.endHold()
 }
 
 // tick runs every 50ms while a failover is held: commands whose context

@@ -426,11 +426,42 @@ func TestSentinelFailoverAbortResumes(t *testing.T) {
 		t.Errorf("SET with a 200ms deadline during the hold: %v after %v, want DeadlineExceeded within 300ms", err, late)
 	}
 	waitCond(t, 2*time.Second, "the expired command dropped from the paused mailbox", func() bool { return eng.Stats().Expired > expired })
+	// A transaction and a Dedicated call are held too: they complete
+	// after the hold ends, on the primary.
+	type result struct {
+		at  time.Time
+		err error
+	}
+	ctx := ctxT(t)
+	txDone, dedDone := make(chan result, 1), make(chan result, 1)
+	go func() {
+		tx := eng.Tx()
+		tx.Set("tx:held", "v", 0)
+		err := tx.Exec(ctx)
+		txDone <- result{time.Now(), err}
+	}()
+	go func() {
+		err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+			_, err := c.Do(ctx, "SET", "ded:held", "v")
+			return err
+		})
+		dedDone <- result{time.Now(), err}
+	}()
 	abort, err := tap.WaitType(15*time.Second, valkeytest.EventAbortPrefix, start)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resume()
+	for name, ch := range map[string]chan result{"Tx": txDone, "Dedicated": dedDone} {
+		select {
+		case r := <-ch:
+			if r.err != nil || r.at.Before(start.Add(time.Second)) {
+				t.Errorf("%s issued during the hold: %v at %.2fs, want success after the hold (the abort at %.2fs)", name, r.err, r.at.Sub(start).Seconds(), abort.Time.Sub(start).Seconds())
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s issued during the hold did not complete within 5s of the abort", name)
+		}
+	}
 	// Writes go on to the old primary after the abort.
 	waitCond(t, 5*time.Second, "writes acknowledged after the abort", func() bool {
 		log.mu.Lock()
