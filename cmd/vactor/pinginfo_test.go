@@ -104,6 +104,13 @@ func TestInfoSentinel(t *testing.T) {
 	}
 	mustContain(t, "info", r.stdout, "(sentinel, master mymaster)", "master  mymaster: primary "+p.Addr()+" (3 sentinel(s) followed)", "role    primary, 2 replica(s)")
 
+	r = vactor(t, nil, "", "ping", "-url", url, "-count", "3")
+	if r.code != exitOK {
+		t.Fatalf("ping: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	mustContain(t, "ping", r.stdout, "primary "+p.Addr()+" (named by the sentinels)")
+	mustHaveLine(t, "ping", r.stdout, p.Addr()+" ", "PING x3: min ")
+
 	// Pointed at a sentinel without its master name: a note and the
 	// masters it monitors.
 	r = vactor(t, nil, "", "info", "-addr", s.Addrs()[0])
