@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/futures"
@@ -485,4 +487,59 @@ func TestSentinelFailoverAbortResumes(t *testing.T) {
 	if d := end.Sub(abort.Time); d > time.Second {
 		t.Errorf("writes resumed %v after the abort, want within 1s", d)
 	}
+}
+
+// Close while a failover is held: every future completes (written or
+// ErrClosed), Close does not wait for the failover, and the engine leaves
+// no goroutine behind.
+func TestSentinelCloseDuringHold(t *testing.T) {
+	s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{FailoverTimeout: 2 * time.Second})
+	snapshot := goleak.IgnoreCurrent()
+	cfg := config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...)
+	eng := engineOn(t, cfg)
+	replicas := s.Nodes()[1:]
+	for _, r := range replicas {
+		if err := r.Pause(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, r := range replicas {
+			_ = r.Resume()
+		}
+	}()
+	if _, err := s.StartFailover(); err != nil {
+		t.Fatal(err)
+	}
+	waitCond(t, 5*time.Second, "the failover held", func() bool { return eng.Stats().Sentinel.Holding })
+	ctx := context.Background()
+	fs := make([]*futures.Future[struct{}], 1000)
+	for i := range fs {
+		fs[i] = eng.Set(ctx, fmt.Sprint("close:", i), "v", 0)
+	}
+	start := time.Now()
+	if err := eng.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	took := time.Since(start)
+	closed := 0
+	for i, f := range fs {
+		if !f.IsDone() {
+			t.Fatalf("future %d pending after Close", i)
+		}
+		if errors.Is(f.Err(ctx), engine.ErrClosed) {
+			closed++
+		}
+	}
+	t.Logf("Close during the hold: %v; %d of %d held writes failed with ErrClosed", took.Round(time.Millisecond), closed, len(fs))
+	if closed != len(fs) {
+		t.Errorf("%d held writes failed with ErrClosed, want all %d (none was sent)", closed, len(fs))
+	}
+	if took > time.Second {
+		t.Errorf("Close took %v during a hold, want < 1s", took)
+	}
+	for _, r := range replicas {
+		_ = r.Resume()
+	}
+	goleak.VerifyNone(t, snapshot)
 }
