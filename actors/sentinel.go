@@ -90,6 +90,11 @@ type SentinelState struct {
 	Interval time.Duration
 	// Timeout bounds one resolution, and one subscription's dial.
 	Timeout time.Duration
+	// AskTimeout bounds the dial and the query of one sentinel within a
+	// resolution: a sentinel that accepts connections and never answers
+	// (frozen) costs a resolution that long, then the next one is asked.
+	// Default 1s (at most Timeout).
+	AskTimeout time.Duration
 	// Backoff spaces the attempts to subscribe to a sentinel again.
 	Backoff policies.Backoff
 	// HoldLimit bounds how long a failover is held (OnHold until OnSwitch
@@ -188,6 +193,12 @@ func (s *SentinelState) Discover(ctx context.Context, verify func(ctx context.Co
 // ask queries one sentinel over its cached command connection (dialled on
 // first use; dropped when it fails).
 func (s *SentinelState) ask(ctx context.Context, addr string) (sentinelAnswer, error) {
+	d := s.AskTimeout
+	if d <= 0 {
+		d = time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
 	s.cmu.Lock()
 	conn := s.cmds[addr]
 	closed := s.cdone

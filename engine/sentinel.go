@@ -239,7 +239,15 @@ func roleOf(ctx context.Context, conn drivers.Conn) (string, error) {
 // at once share one), dials the primary they name, checks ROLE, and makes
 // sure the primary did not change meanwhile.
 func (sn *sentinel) dialPrimary(ctx context.Context) (drivers.Conn, error) {
-	sn.state.Sync(ctx)
+	// Half the dial's time at most: with no answer by then (the sentinels
+	// slow or frozen), dial the primary the engine knows, checked by ROLE.
+	sctx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		sctx, cancel = context.WithTimeout(ctx, time.Until(dl)/2)
+		defer cancel()
+	}
+	sn.state.Sync(sctx)
 	v := sn.state.View()
 	conn, err := sn.dialRole(ctx, v.Master)
 	if err != nil {

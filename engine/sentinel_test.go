@@ -543,3 +543,56 @@ func TestSentinelCloseDuringHold(t *testing.T) {
 	}
 	goleak.VerifyNone(t, snapshot)
 }
+
+// A frozen sentinel (SIGSTOP: it accepts connections, never answers),
+// first in the list: New finds the primary through the others, and later
+// reconnects of the primary do not wait on it.
+func TestSentinelFrozenSentinel(t *testing.T) {
+	s := valkeytest.StartSentinelT(t)
+	frozen := s.Sentinels()[0]
+	if err := frozen.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = frozen.Kill() }() // a frozen server takes long to stop
+	start := time.Now()
+	eng := sentinelEngine(t, s)
+	tookNew := time.Since(start)
+	ctx := ctxT(t)
+	if _, err := eng.Set(ctx, "k", "v", 0).Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// (s.Primary would ask the frozen sentinel first, and wait.)
+	p := s.Nodes()[0]
+	if got := eng.Stats().Sentinel.Primary; got != p.Addr() {
+		t.Fatalf("the engine follows %s, want the first primary %s", got, p.Addr())
+	}
+	// Break the engine's connections to the primary: it reconnects,
+	// resolving the primary again on the way.
+	if _, err := p.Do("CLIENT", "KILL", "TYPE", "normal"); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	var lastErr error
+	for time.Since(begin) < 5*time.Second {
+		if _, lastErr = eng.Set(ctx, "k2", "v", 0).Await(ctx); lastErr == nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	back := time.Since(begin)
+	t.Logf("frozen first sentinel: New in %v; serving again %v after the connections were killed", tookNew.Round(time.Millisecond), back.Round(time.Millisecond))
+	if lastErr != nil {
+		t.Fatalf("no SET succeeded within 5s of the kill: %v", lastErr)
+	}
+	if tookNew > 3*time.Second {
+		t.Errorf("New took %v with a frozen sentinel, want < 3s (1s per sentinel query, 1s for the subscriptions)", tookNew)
+	}
+	if back > time.Second {
+		t.Errorf("serving again %v after the kill, want < 1s", back)
+	}
+	begin = time.Now()
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Close: %v", time.Since(begin))
+}
