@@ -297,7 +297,9 @@ func (sn *sentinel) hold(_ string, replicas []string) {
 // reaches the new primary) and then send what they hold; the dedicated
 // connections to the old primary are closed, so their owners reconnect.
 func (sn *sentinel) switched(from string, to *actors.SentinelView) {
-	// Hooks: the "sentinel switch" hook is to be called here (from, to.Master).
+	// TODO(hooks): the "sentinel switch" hook is called here, with from
+	// and to.Master (the hooks work wires it; this runs on the sentinel
+	// actor: the hook must not block).
 	sn.e.supervisor.Reset(sn.node)
 	for _, c := range sn.e.first {
 		if !c.Down() {
