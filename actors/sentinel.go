@@ -676,7 +676,12 @@ func (a *sentinelActor) resolved(m sentinelResolved) {
 			a.switchTo(ans.master, ans.epoch, false, ans.replicas)
 		} else {
 			nv := *v
-			nv.Epoch, nv.floor = ans.epoch, false
+			if ans.epoch >= 0 {
+				// Confirmed with an epoch; without one (SENTINEL MASTER
+				// refused) a floor from an event stays, so that a lagging
+				// sentinel naming the old primary is still passed over.
+				nv.Epoch, nv.floor = ans.epoch, false
+			}
 			changed := !slices.Equal(nv.Replicas, ans.replicas)
 			nv.Replicas = ans.replicas
 			s.view.Store(&nv)
