@@ -25,3 +25,22 @@ type Command interface {
 	// it when it keeps the command to send again.
 	Retrying()
 }
+
+// Resendable is a Command a connection actor may send again after the
+// server answered it: with READONLY or MASTERDOWN, the server it went to is
+// no longer the primary (ConnState.NotPrimary), so it did not run.
+type Resendable interface {
+	Command
+	// Resendable reports whether Cmd can be made valid again once the
+	// server answered it (valkey-go recycles answered commands unless
+	// they are pinned): the command keeps its parts, or is pinned.
+	Resendable() bool
+	// Renew makes Cmd valid again after the server answered it.
+	Renew()
+	// Redirects returns how many times the command was sent elsewhere
+	// (here: after READONLY or MASTERDOWN), bounded by
+	// ConnState.MaxResends.
+	Redirects() int
+	// Redirected counts one more.
+	Redirected()
+}

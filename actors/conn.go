@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +34,18 @@ type ConnState struct {
 	// commands it hit.
 	Node   *Node
 	Policy *Policy
+	// NotPrimary, when set (sentinel mode: the primary's connections),
+	// makes a READONLY or MASTERDOWN reply mean that the server is no
+	// longer the primary and the command did not run: the actor keeps
+	// such commands (and the read-only ones answered after them in the
+	// same pipeline) to send them again, in order, calls NotPrimary (the
+	// engine resolves the primary again) and has its connection replaced
+	// as after a transport failure; Node.Dial then reaches the new
+	// primary. A command is sent again at most MaxResends times and only
+	// if it is Resendable; otherwise it completes with the reply. Needs
+	// Node.
+	NotPrimary func()
+	MaxResends int
 
 	mu       sync.Mutex
 	stash    []held       // commands to send again first, in order
@@ -164,6 +178,38 @@ func (s *ConnState) Down() bool {
 	return s.broken
 }
 
+// Reconnect has the connection actor replace its connection between two
+// pipelines (the commands queued meanwhile wait in its mailbox), as after
+// a transport failure but with nothing in flight: Node.Dial is called
+// again. The engine uses it when the primary changed (sentinel mode). It
+// returns at once; without Node it does nothing. Safe for concurrent use.
+func (s *ConnState) Reconnect() {
+	if s.Node != nil {
+		s.Mailbox.PostUserMessage(reconnect{})
+	}
+}
+
+// SyncReplicas has the connection actor send WAIT replicas timeout on its
+// connection between two pipelines while its mailbox is paused (the
+// commands held back), and call done with the number of replicas that
+// acknowledged every write the connection made, or the error. Once the
+// mailbox is no longer paused, or when the connection is down, done gets
+// errNotHeld or errNotConnected at once and nothing is sent. done is not
+// called if the actor stops first. Safe for concurrent use.
+func (s *ConnState) SyncReplicas(replicas int, timeout time.Duration, done func(acked int64, err error)) {
+	s.Mailbox.PostUserMessage(syncReplicas{n: replicas, timeout: timeout, done: done})
+}
+
+// Messages of the connection actor other than batches.
+type (
+	reconnect    struct{}
+	syncReplicas struct {
+		n       int
+		timeout time.Duration
+		done    func(int64, error)
+	}
+)
+
 // Props returns the props of a connection actor over st, wired to st's
 // mailbox.
 func (s *ConnState) Props() *actor.Props {
@@ -194,6 +240,10 @@ func (c *Conn) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *mailbox.Batch:
 		c.run(ctx, m.Messages)
+	case reconnect:
+		c.reconnect(ctx)
+	case syncReplicas:
+		c.syncReplicas(m)
 	case *actor.Started:
 		c.start(ctx)
 	case *actor.Restarting:
@@ -235,6 +285,40 @@ func (c *Conn) start(ctx actor.Context) {
 		batch[i] = h.cmd
 	}
 	c.run(ctx, batch)
+}
+
+// reconnect marks the connection broken and reports it: the supervisor
+// dials again (Node.Dial) and restarts the actor. Nothing is in flight.
+func (c *Conn) reconnect(ctx actor.Context) {
+	st := c.state
+	st.mu.Lock()
+	if st.broken {
+		st.mu.Unlock()
+		return // being replaced already
+	}
+	st.broken = true
+	st.mu.Unlock()
+	c.escalate(ctx, ErrReconnect)
+}
+
+// syncReplicas sends WAIT on the actor's connection: it waits for the
+// replicas to acknowledge this connection's writes (the server tracks the
+// offset per client).
+func (c *Conn) syncReplicas(m syncReplicas) {
+	if c.state.Down() {
+		m.done(0, errNotConnected)
+		return
+	}
+	if !c.state.Mailbox.Paused() {
+		m.done(0, errNotHeld) // the hold it was for is over
+		return
+	}
+	d := c.driver()
+	ctx, cancel := context.WithTimeout(context.Background(), m.timeout+time.Second)
+	defer cancel()
+	cmd := d.B().Arbitrary("WAIT").Args(strconv.Itoa(m.n), strconv.FormatInt(m.timeout.Milliseconds(), 10)).Build()
+	n, err := d.Do(ctx, cmd).AsInt64()
+	m.done(n, err)
 }
 
 // escalate reports the actor as failed: the supervisor restarts it after a
@@ -286,9 +370,16 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	var failed uint64
 	var broken error
 	var hit []hitCmd // commands a transport error hit, in batch order
+	var moved []held // commands a former primary refused, in batch order
+	demoted := false
+	watchRole := st.NotPrimary != nil && n != nil
 	settle := func(cmd Command, r valkey.ValkeyResult) {
 		err := r.NonValkeyError()
 		if err == nil {
+			if watchRole && c.notPrimary(cmd, r, &demoted) {
+				moved = append(moved, held{cmd: cmd})
+				return
+			}
 			if r.Error() != nil && !valkey.IsValkeyNil(r.Error()) {
 				failed++
 			}
@@ -316,12 +407,18 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		cancel()
 	}
 	keep := c.sortOut(hit)
-	st.commands.Add(uint64(len(live)))
+	st.commands.Add(uint64(len(live) - len(moved)))
 	if failed > 0 {
 		st.errors.Add(failed)
 	}
 	if n == nil {
 		return
+	}
+	if len(moved) > 0 {
+		// The server is no longer the primary: what it refused is sent
+		// again, first, once the connection reaches the new one.
+		keep = append(moved, keep...)
+		st.NotPrimary()
 	}
 	if broken == nil {
 		n.Breaker.RecordSuccess()
@@ -329,6 +426,14 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		if p := st.Policy; p != nil {
 			p.Budget.Earn(len(live))
 		}
+		if len(moved) == 0 {
+			return
+		}
+		st.mu.Lock()
+		st.broken = true
+		st.stash = append(st.stash, keep...)
+		st.mu.Unlock()
+		c.escalate(ctx, ErrNotPrimary)
 		return
 	}
 	// Stash before the breaker hears of the failure: the failure may open
@@ -347,6 +452,37 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		}
 	}
 	c.escalate(ctx, broken)
+}
+
+// notPrimary reports whether cmd, answered r, is kept to be sent again
+// because the server is no longer the primary (see ConnState.NotPrimary):
+// a READONLY or MASTERDOWN reply, or, after one in the same pipeline
+// (demoted), a read-only command the former primary answered (resent so
+// that it does not complete ahead of an earlier write of the pipeline).
+// A kept command is renewed (valkey-go recycled it) and counted.
+func (c *Conn) notPrimary(cmd Command, r valkey.ValkeyResult, demoted *bool) bool {
+	if isNotPrimary(r.Error()) {
+		*demoted = true
+	} else if cc := cmd.Cmd(); !*demoted || !cc.IsReadOnly() {
+		return false
+	}
+	rs, ok := cmd.(Resendable)
+	if !ok || !rs.Resendable() || rs.Redirects() >= c.state.MaxResends || cmd.Context().Err() != nil {
+		return false
+	}
+	rs.Renew()
+	rs.Redirected()
+	return true
+}
+
+// isNotPrimary reports whether err is a READONLY or MASTERDOWN reply.
+func isNotPrimary(err error) bool {
+	ve, ok := valkey.IsValkeyErr(err)
+	if !ok {
+		return false
+	}
+	msg := ve.Error()
+	return strings.HasPrefix(msg, "READONLY") || strings.HasPrefix(msg, "MASTERDOWN")
 }
 
 // hitCmd is a command of a batch that a transport error hit.

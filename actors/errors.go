@@ -16,6 +16,20 @@ var (
 	// server answers LOADING after a reconnect. It never reaches a caller.
 	errLoading = errors.New("actors: server is loading its dataset")
 
+	// ErrReconnect is the failure a connection actor reports when it was
+	// told to replace its connection (ConnState.Reconnect): the primary
+	// changed. It never reaches a caller.
+	ErrReconnect = errors.New("actors: connection replaced: the primary changed")
+
+	// ErrNotPrimary is the failure a connection actor reports when the
+	// server answered READONLY or MASTERDOWN (ConnState.NotPrimary): it is
+	// no longer the primary. It never reaches a caller: the commands are
+	// sent again once the connection is replaced.
+	ErrNotPrimary = errors.New("actors: the server is no longer the primary")
+
+	// errNotHeld answers a SyncReplicas that came after its hold ended.
+	errNotHeld = errors.New("actors: commands are not held any more")
+
 	// errNotConnected is the failure a connection actor reports when it
 	// was restarted with its connection still broken: the supervisor then
 	// reconnects it. It never reaches a caller.

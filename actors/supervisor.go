@@ -137,9 +137,19 @@ func (s *Supervisor) Remove(states []*ConnState, err error) {
 	}
 }
 
+// Reset closes node's circuit breaker and restarts at once the connection
+// actors of node it keeps down while the breaker is open: the node's
+// address now leads to another server (sentinel mode: the primary
+// changed), so its failures say nothing about the new one. It returns at
+// once. Safe for concurrent use.
+func (s *Supervisor) Reset(node *Node) {
+	s.tell(resetNode{node: node})
+}
+
 // Messages the supervisor sends itself.
 type (
-	addConns struct {
+	resetNode struct{ node *Node }
+	addConns  struct {
 		states []*ConnState
 		done   chan struct{}
 	}
@@ -185,6 +195,16 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		close(m.done)
 	case removeConns:
 		s.remove(ctx, m)
+	case resetNode:
+		if !m.node.Breaker.IsClosed() {
+			m.node.Breaker.Close() // OnStateChanged reports it (SetOpen)
+		}
+		for pid, st := range s.waiting {
+			if st.Node == m.node {
+				delete(s.waiting, pid)
+				s.revive(ctx.(actor.Supervisor), pid, st)
+			}
+		}
 	case *actor.Terminated:
 		if st := s.removed[m.Who.Id]; st != nil {
 			delete(s.removed, m.Who.Id)

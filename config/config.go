@@ -53,8 +53,8 @@ func ParseBackpressurePolicy(s string) (BackpressurePolicy, error) {
 
 // ReadFrom says which node serves read-only commands: in cluster mode a
 // replica of the slot's primary, in sentinel mode a replica the sentinels
-// list. It is parsed and validated; routing by it is not implemented yet,
-// so every value currently reads from the primary.
+// list as healthy (not down, link up). Standalone mode always reads from
+// the configured node.
 type ReadFrom int
 
 const (
@@ -245,9 +245,10 @@ type Config struct {
 	// ReadFromPrimary.
 	ReadFrom ReadFrom
 	// MaxRedirects is the number of redirects (MOVED, ASK, TRYAGAIN,
-	// CLUSTERDOWN) followed for one command in cluster mode. Default 5; at
-	// least 0. A budget of its own: transport retries (MaxRetries) do not
-	// count against it.
+	// CLUSTERDOWN) followed for one command in cluster mode, and of
+	// READONLY/MASTERDOWN replies after which a command is sent to the new
+	// primary in sentinel mode. Default 5; at least 0. A budget of its own:
+	// transport retries (MaxRetries) do not count against it.
 	MaxRedirects int
 	// ClusterRefreshInterval is how often the cluster slot map is reloaded
 	// besides on redirects and node failures. Default 10s; at least 0,

@@ -797,13 +797,17 @@ func (l *writerLane) connect(failures int) (drivers.Conn, error) {
 		case <-ctx.Done():
 		}
 	}()
-	conn, err := w.e.dial(ctx, l.addr)
+	addr := l.addr
+	if w.e.sn != nil {
+		addr = w.e.sn.primary() // the primary may have changed since
+	}
+	conn, err := w.e.dial(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
 	if err := conn.Do(ctx, conn.B().Ping().Build()).Error(); err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("vactor: batch writer: connect to %s: %w", l.addr, mapError(err))
+		return nil, fmt.Errorf("vactor: batch writer: connect to %s: %w", addr, mapError(err))
 	}
 	l.connMu.Lock()
 	if w.isStopped() { // stop already closed the lane's connection

@@ -81,7 +81,6 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	if drv == nil {
 		return fail[Reply](ErrClosed)
 	}
-	cmd := drv.B().Arbitrary(name).Args(args...).Blocking()
 	e.block.mu.Lock()
 	if e.block.closed || e.closed.Load() {
 		e.block.mu.Unlock()
@@ -92,6 +91,19 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	var p futures.Promise[Reply]
 	go func() {
 		defer e.block.wg.Done()
+		if e.sn != nil {
+			// A failover held: wait for the switch, then take the
+			// connection of the primary it leads to.
+			if err := e.sn.settled(ctx); err != nil {
+				p.Complete(Reply{}, err)
+				return
+			}
+			if drv = conn.CurrentDriver(); drv == nil {
+				p.Complete(Reply{}, ErrClosed)
+				return
+			}
+		}
+		cmd := drv.B().Arbitrary(name).Args(args...).Blocking()
 		res := drv.Do(ctx, cmd)
 		v, err := decodeReply(res)
 		if err != nil && e.closed.Load() && ctx.Err() == nil && !isServerError(err) {

@@ -85,6 +85,9 @@ func (e *Engine) dedicated(ctx context.Context, key string, keyed bool, fn func(
 	if err := e.sendable(ctx); err != nil {
 		return err
 	}
+	if err := e.settled(ctx); err != nil { // sentinel mode: a failover is held
+		return err
+	}
 	var addr string
 	var err error
 	if keyed {

@@ -58,6 +58,11 @@
 //     keys; MGet, MSet, Del, Exists and Unlink split across slots are
 //     ordered per slot, each part with that slot's commands. Keyless
 //     commands go to the primaries in turn: no order among them.
+//   - Sentinel mode: as standalone, on the primary the sentinels name; the
+//     primary's connection actors keep their mailboxes across failovers,
+//     so the order holds across them too (commands held during a failover
+//     go to the new primary in order). With ReadFrom replica, reads go to
+//     a replica and are not ordered with the writes.
 //
 // # Errors
 //

@@ -46,6 +46,7 @@ type Engine struct {
 	opts       drivers.Options // per node, Addr left empty
 	retry      *actors.Policy
 	cl         *cluster            // nil in standalone mode
+	sn         *sentinel           // nil unless in sentinel mode
 	cmds       commandTable        // the server's, for Do's routing; nil when not needed or refused
 	first      []*actors.ConnState // the first node's connection actors (cluster mode: unused once running)
 
@@ -67,23 +68,20 @@ type Engine struct {
 // connection that cannot be opened fails it with a *ConnectError that says
 // why (a TLS certificate refused on either side, a wrong password, ...)
 // and unwraps to the cause; New does not retry, and leaves nothing behind
-// that dials again. Sentinel mode (cfg.SentinelMode) is not supported yet:
-// New refuses it.
+// that dials again.
 //
 // Standalone mode uses the first of cfg.Addresses(). In cluster mode the
 // addresses are seeds: the engine reads the slot map from the first that
-// answers and dials each primary when it first has a command for it.
+// answers and dials each primary when it first has a command for it. In
+// sentinel mode the engine asks the sentinels (cfg.SentinelAddrs) in turn
+// for the primary of cfg.SentinelMasterName, checks with ROLE that it is
+// one, and follows it through failovers (see the README's Sentinel mode).
 func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("vactor: %w", err)
-	}
-	if cfg.SentinelMode {
-		// Not implemented yet: refuse rather than dial Addrs and ignore
-		// the sentinels.
-		return nil, errors.New("vactor: sentinel mode (Config.SentinelMode) is not supported by this engine yet")
 	}
 	drv, err := drivers.Lookup(cfg.Driver)
 	if err != nil {
@@ -124,7 +122,12 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 		}
 		addr = topo.Shards[0].Primary
 	}
-	conns, err := e.newNode(dialCtx, addr, false)
+	var conns []*actors.ConnState
+	if cfg.SentinelMode {
+		conns, err = e.newSentinel(dialCtx) // the primary the sentinels name
+	} else {
+		conns, err = e.newNode(dialCtx, addr, false)
+	}
 	if err != nil {
 		e.closeDrivers()
 		return nil, err
@@ -145,6 +148,15 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
 	<-e.supervisor.Ready()
+	if e.sn != nil {
+		if err = e.sn.start(dialCtx); err != nil {
+			e.sn.stop()
+			e.system.Root.Stop(e.supPID)
+			e.closeDrivers()
+			e.system.Shutdown()
+			return nil, err
+		}
+	}
 	if cfg.ClusterMode {
 		if e.cl, err = newCluster(e, topo); err != nil {
 			e.system.Root.Stop(e.supPID)
@@ -186,6 +198,9 @@ func (e *Engine) Close() error {
 		return ErrClosed
 	}
 	e.stopDials()
+	if e.sn != nil {
+		e.sn.stop() // no switch from now on
+	}
 	e.stopServices()
 	if e.cl != nil {
 		// Slot actors first: they fail what they hold and stop forwarding.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/mailbox"
 	"github.com/vactor-io/vactor/policies"
 )
@@ -69,6 +70,18 @@ var (
 	// discarded instead of executed (Discard, or a Watch function that
 	// returned an error): nothing was sent.
 	ErrDiscarded = errors.New("vactor: commands discarded, not sent")
+
+	// ErrNoPrimary fails New in sentinel mode when no sentinel of
+	// Config.SentinelAddrs names a primary for Config.SentinelMasterName
+	// that answers and says it is a primary (ROLE); the error joins what
+	// each sentinel answered. It is actors.ErrNoMaster. Retryable: the
+	// sentinels may be starting or failing over.
+	ErrNoPrimary = actors.ErrNoMaster
+
+	// ErrNotPrimary is the error of a dial (in sentinel mode) of a node the
+	// sentinels named as the primary that says it is not one (ROLE): a
+	// failover is under way. The engine asks the sentinels again.
+	ErrNotPrimary = errors.New("vactor: the node the sentinels named is not a primary")
 )
 
 // ConnectionStateError is the error of a command refused because it

@@ -30,3 +30,11 @@ func ReloadSlotMap(ctx context.Context, e *Engine) error {
 	}
 	return err
 }
+
+// SetSentinelEvents turns the sentinel event subscriptions of engines
+// created afterwards on or off; it returns a func restoring the default.
+func SetSentinelEvents(on bool) (restore func()) {
+	old := sentinelEvents
+	sentinelEvents = on
+	return func() { sentinelEvents = old }
+}

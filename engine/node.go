@@ -18,7 +18,6 @@ import (
 // actor states, sharing one Node (breaker) and the engine's retry policy.
 // The actors are not spawned here.
 func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*actors.ConnState, error) {
-	cfg := e.cfg
 	opts := e.opts
 	opts.Addr = addr
 	dial := func(ctx context.Context) (drivers.Conn, error) {
@@ -33,6 +32,14 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 		}
 		return conn, nil
 	}
+	return e.newNodeWith(ctx, addr, dial, nil)
+}
+
+// newNodeWith is newNode with the node's dial function: addr names the
+// node (the key of e.pools, the connection actors' Addr). tune, when not
+// nil, adjusts each connection actor's state before it is registered.
+func (e *Engine) newNodeWith(ctx context.Context, addr string, dial func(context.Context) (drivers.Conn, error), tune func(*actors.ConnState)) ([]*actors.ConnState, error) {
+	cfg := e.cfg
 	node := &actors.Node{
 		Addr:        addr,
 		DialTimeout: cfg.DialTimeout,
@@ -78,6 +85,9 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 				MaxBatch: cfg.MaxBatchSize,
 			}),
 		})
+		if tune != nil {
+			tune(conns[len(conns)-1])
+		}
 	}
 	e.mu.Lock()
 	if e.closed.Load() {

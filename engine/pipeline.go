@@ -123,7 +123,7 @@ func (e *Engine) sendable(ctx context.Context) error {
 func (e *Engine) postStandalone(ctx context.Context, q []entry) {
 	var groups []postGroup
 	for _, en := range q {
-		en.cmd.prepare(ctx, false)
+		en.cmd.prepare(ctx, e.sn != nil) // sentinel mode: resent after READONLY
 		conn := e.pick(en.route)
 		groups = addToGroup(groups, conn.Mailbox, conn, en.cmd)
 	}
@@ -271,6 +271,9 @@ func (r *request[T]) prepare(ctx context.Context, pin bool) {
 	r.ctx = ctx
 	if pin {
 		r.cmd = r.cmd.Pin()
+		if r.ext == nil {
+			r.ext = pinnedCmd
+		}
 	}
 	r.watch()
 }

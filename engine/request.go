@@ -25,8 +25,10 @@ type request[T any] struct {
 	// hook, set by a slot actor (cluster mode), hears of the completion and
 	// takes back redirect replies.
 	hook atomic.Pointer[actors.Collector]
-	// ext, in cluster mode, keeps what it takes to send cmd again after a
-	// redirect; nil when cmd is pinned (or in standalone mode).
+	// ext, in cluster and sentinel mode, keeps what it takes to send cmd
+	// again after a redirect (or a READONLY reply); pinnedCmd when cmd is
+	// pinned; nil in standalone mode, where cmd cannot be sent again once
+	// answered.
 	ext *resendable
 	// stop unregisters the context.AfterFunc that fails the future when
 	// ctx ends (see watch); nil when ctx cannot end.
@@ -78,6 +80,10 @@ type resendable struct {
 // pinned.
 const maxResendParts = 5
 
+// pinnedCmd is the ext of a request whose command is pinned: valid after
+// the server answered it, nothing to rebuild.
+var pinnedCmd = &resendable{}
+
 // slotRequest is a cluster-mode request with room for its parts.
 type slotRequest[T any] struct {
 	request[T]
@@ -89,7 +95,7 @@ type slotRequest[T any] struct {
 func newSlotRequest[T any](ctx context.Context, b valkey.Builder, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *request[T] {
 	parts := cmd.Commands()
 	if len(parts) > maxResendParts {
-		return &request[T]{ctx: ctx, cmd: cmd.Pin(), decode: decode}
+		return &request[T]{ctx: ctx, cmd: cmd.Pin(), decode: decode, ext: pinnedCmd}
 	}
 	sr := &slotRequest[T]{request: request[T]{ctx: ctx, cmd: cmd, decode: decode}}
 	sr.res.n = uint8(copy(sr.res.parts[:], parts))
@@ -103,7 +109,7 @@ func newSlotRequest[T any](ctx context.Context, b valkey.Builder, cmd valkey.Com
 // (the server answered it, so valkey-go may have recycled it).
 func (r *request[T]) Renew() {
 	x := r.ext
-	if x == nil {
+	if x == nil || x == pinnedCmd {
 		return // pinned: still valid
 	}
 	a := x.b.Arbitrary(x.parts[:x.n]...)
@@ -113,6 +119,9 @@ func (r *request[T]) Renew() {
 		r.cmd = a.Build()
 	}
 }
+
+// Resendable implements actors.Resendable.
+func (r *request[T]) Resendable() bool { return r.ext != nil }
 
 func (r *request[T]) Context() context.Context    { return r.ctx }
 func (r *request[T]) SetHook(c *actors.Collector) { r.hook.Store(c) }
@@ -165,6 +174,9 @@ func (r *request[T]) Complete(res valkey.ValkeyResult) {
 func submit[T any](e *Engine, ctx context.Context, route string, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
 	if e.cl != nil {
 		return submitCluster(e, ctx, route, cmd, decode)
+	}
+	if e.sn != nil {
+		return submitSentinel(e, ctx, route, cmd, decode)
 	}
 	return submitTo(e, e.pick(route), ctx, cmd, decode)
 }

@@ -80,12 +80,20 @@ func (e *Engine) dialConn(ctx context.Context, addr string, noIdlePing bool) (dr
 	if err != nil {
 		return nil, e.connectError(addr, err)
 	}
+	if e.sn != nil {
+		// Closed when the primary changes, so that its owner reconnects.
+		conn = e.sn.track(conn, addr)
+	}
 	return conn, nil
 }
 
 // addrOf returns the address of the node that serves key: the configured
-// node in standalone mode, the primary owning key's slot in cluster mode.
+// node in standalone mode, the primary owning key's slot in cluster mode,
+// the current primary in sentinel mode.
 func (e *Engine) addrOf(key string) (string, error) {
+	if e.sn != nil {
+		return e.sn.primary(), nil
+	}
 	if e.cl == nil {
 		return e.first[0].Addr, nil
 	}

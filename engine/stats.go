@@ -57,14 +57,25 @@ type Stats struct {
 	// TxFailed those sent on a connection that failed otherwise (refused,
 	// transport, closed). One that never got a connection is not counted.
 	Transactions, TxAborted, TxFailed uint64
+	// Sentinel is what the engine did in sentinel mode (nil otherwise):
+	// the primary it follows, switches, failovers held.
+	Sentinel *SentinelStats
 }
 
 // Stats returns a snapshot of the engine's counters. Safe for concurrent use.
 func (e *Engine) Stats() Stats {
 	var s Stats
 	var mb mailbox.Stats
+	primary := ""
+	if e.sn != nil {
+		s.Sentinel = e.sn.stats()
+		primary = s.Sentinel.Primary
+	}
 	for _, c := range e.connStates() {
 		cs := c.Stats()
+		if e.sn != nil && c.Node == e.sn.node {
+			cs.Addr = primary // the primary's actors: whichever node it is now
+		}
 		s.Conns = append(s.Conns, cs)
 		s.Commands += cs.Commands
 		s.Errors += cs.Errors
@@ -79,7 +90,11 @@ func (e *Engine) Stats() Stats {
 	nodes := slices.Clone(e.nodes)
 	e.mu.Unlock()
 	for _, n := range nodes {
-		s.Nodes = append(s.Nodes, NodeStats{Addr: n.Addr, Breaker: n.Breaker.State().String()})
+		addr := n.Addr
+		if e.sn != nil && n == e.sn.node {
+			addr = primary
+		}
+		s.Nodes = append(s.Nodes, NodeStats{Addr: addr, Breaker: n.Breaker.State().String()})
 	}
 	if e.cl != nil {
 		for i := range e.cl.slots {

@@ -107,6 +107,10 @@ func (tx *Tx) exec(ctx context.Context) error {
 		failAll(q, err)
 		return err
 	}
+	if err := e.settled(ctx); err != nil { // sentinel mode: a failover is held
+		failAll(q, err)
+		return err
+	}
 	if w := tx.w; w != nil {
 		if w.broken != nil {
 			failAll(q, w.broken)
@@ -187,7 +191,7 @@ func (e *Engine) txAddr(slot int, key string) (string, error) {
 		if e.cl != nil {
 			return e.cl.Owner(e.cl.keylessSlot())
 		}
-		return e.first[0].Addr, nil
+		return e.addrOf("")
 	}
 	return e.addrOf(key)
 }
@@ -358,6 +362,9 @@ func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...strin
 				return fmt.Errorf("%w: watched keys %q (slot %d) and %q (slot %d); use a hash tag", ErrCrossSlot, keys[0], w.slot, k, s)
 			}
 		}
+	}
+	if err := e.settled(ctx); err != nil { // sentinel mode: a failover is held
+		return err
 	}
 	addr, err := e.addrOf(keys[0])
 	if err != nil {

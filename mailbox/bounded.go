@@ -101,6 +101,7 @@ type Bounded struct {
 	status   atomic.Int32
 	pending  atomic.Int32 // queued commands + others + system, for the idle check
 	suspend  atomic.Bool
+	paused   atomic.Bool // Pause: commands stay queued, other messages run
 	started  atomic.Bool // set by Start, after RegisterHandlers
 	invoker  actor.MessageInvoker
 	dispatch actor.Dispatcher
@@ -182,7 +183,7 @@ func (m *Bounded) Post(msg Message) bool {
 		m.pending.Add(1)
 		m.mu.Unlock()
 		m.stats.posted.Add(1)
-		m.schedule()
+		m.scheduleCommands()
 		return true
 	}
 	if m.policy == Reject {
@@ -233,7 +234,7 @@ func (m *Bounded) PostAll(ctx context.Context, msgs ...Message) bool {
 	if len(m.waiters) == 0 && m.fits(len(live)) {
 		m.enqueueLocked(live)
 		m.mu.Unlock()
-		m.schedule()
+		m.scheduleCommands()
 		return all
 	}
 	if m.policy == Reject {
@@ -273,7 +274,7 @@ func (m *Bounded) Forward(done func(), msgs ...Message) {
 	case len(m.waiters) == 0 && m.fits(len(live)):
 		m.enqueueLocked(live)
 		m.mu.Unlock()
-		m.schedule()
+		m.scheduleCommands()
 	default:
 		m.waiters = append(m.waiters, &waiter{msgs: slices.Clone(live), done: done})
 		m.mu.Unlock()
@@ -391,7 +392,7 @@ func (m *Bounded) wake(ws []*waiter) {
 			w.done()
 		}
 	}
-	m.schedule()
+	m.scheduleCommands()
 }
 
 // Release counts n commands handed to the actor as no longer held, with
@@ -547,6 +548,35 @@ func (m *Bounded) Closed() bool {
 	return m.closed
 }
 
+// Pause stops handing commands to the actor: they stay queued (posters
+// are let in as usual up to Capacity, Expire and Close still fail them),
+// while system and other user messages are still delivered. Unpause
+// hands them on again, in order. Pausing a paused mailbox does nothing.
+// A batch being handed over when Pause is called still reaches the actor:
+// a message posted after Pause (PostUserMessage) is delivered after it.
+// Used while the engine holds commands back, as during a sentinel
+// failover. Safe for concurrent use; independent of the suspension
+// protoactor applies while the actor restarts.
+func (m *Bounded) Pause() { m.paused.Store(true) }
+
+// Unpause ends Pause: queued commands are handed to the actor again.
+func (m *Bounded) Unpause() {
+	if m.paused.CompareAndSwap(true, false) {
+		m.schedule()
+	}
+}
+
+// Paused reports whether the mailbox is paused.
+func (m *Bounded) Paused() bool { return m.paused.Load() }
+
+// scheduleCommands schedules the run loop for newly queued commands,
+// unless the mailbox is paused (they wait for Unpause).
+func (m *Bounded) scheduleCommands() {
+	if !m.paused.Load() {
+		m.schedule()
+	}
+}
+
 func (m *Bounded) schedule() {
 	if !m.started.Load() {
 		return // Start schedules what arrived before it
@@ -566,11 +596,11 @@ func (m *Bounded) process() {
 		for i := 0; i < m.spins && m.pending.Load() == 0; i++ {
 			runtime.Gosched()
 		}
-		if m.pending.Load() > 0 && !m.suspend.Load() {
+		if m.pending.Load() > 0 && !m.suspend.Load() && !m.paused.Load() {
 			continue
 		}
 		m.status.Store(idle)
-		if m.pending.Load() == 0 || (m.suspend.Load() && !m.hasSystem()) {
+		if m.pending.Load() == 0 || (m.suspend.Load() && !m.hasSystem()) || (m.paused.Load() && !m.hasMessages()) {
 			return
 		}
 		if !m.status.CompareAndSwap(idle, running) {
@@ -583,6 +613,14 @@ func (m *Bounded) hasSystem() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.system) > 0
+}
+
+// hasMessages reports whether system or other user messages are queued
+// (what a paused mailbox still delivers).
+func (m *Bounded) hasMessages() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.system) > 0 || len(m.others) > 0
 }
 
 func (m *Bounded) run() {
@@ -628,6 +666,9 @@ func (m *Bounded) run() {
 			current = other
 			m.invoker.InvokeUserMessage(other)
 			continue
+		}
+		if m.paused.Load() {
+			return
 		}
 		batch = m.drain()
 		if len(batch) == 0 {

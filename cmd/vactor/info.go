@@ -41,9 +41,12 @@ func runInfo(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	fmt.Fprintf(stdout, "target %s\n", t.describe())
-	if t.cfg.ClusterMode {
+	switch {
+	case t.cfg.ClusterMode:
 		err = clusterInfo(ctx, t.cfg, stdout)
-	} else {
+	case t.cfg.SentinelMode:
+		err = sentinelInfo(ctx, t.cfg, stdout)
+	default:
 		err = standaloneInfo(ctx, t.cfg, stdout)
 	}
 	if err != nil {
@@ -74,13 +77,50 @@ func standaloneInfo(ctx context.Context, cfg config.Config, stdout io.Writer) er
 	case info["cluster_enabled"] == "1":
 		fmt.Fprintln(stdout, "note    this node belongs to a cluster: run with -cluster to see its slots and nodes")
 	case mode == "sentinel":
-		// SENTINEL: config has no sentinel mode yet. When it has one (the
-		// sentinel addresses and the master name), this is where info
-		// shows the master the sentinels name (SENTINEL
-		// GET-MASTER-ADDR-BY-NAME) and its replicas, and ping pings them.
-		fmt.Fprintln(stdout, "note    this is a sentinel; vactor has no sentinel mode yet: point -addr at the master")
+		fmt.Fprintln(stdout, "note    this is a sentinel: name the primary it monitors to reach it (-url valkey://host:port?master_set=NAME, or VALKEY_SENTINEL_MASTER and VALKEY_SENTINEL_ADDRS)")
+		r, err := eng.Do(ctx, "SENTINEL", "MASTERS").Await(ctx)
+		if err != nil {
+			return nil
+		}
+		masters, _ := r.Array()
+		for _, m := range masters {
+			if f, err := m.Map(); err == nil {
+				fmt.Fprintf(stdout, "master  %s at %s:%s, flags %s\n", f["name"], f["ip"], f["port"], f["flags"])
+			}
+		}
 		return nil
 	}
+	return primaryInfo(ctx, eng, cfg, info, stdout)
+}
+
+// sentinelInfo prints the primary the sentinels name, its replicas as the
+// sentinels see them, and then what standaloneInfo prints for the primary.
+func sentinelInfo(ctx context.Context, cfg config.Config, stdout io.Writer) error {
+	eng, err := engine.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = eng.Close() }()
+	st := eng.Stats().Sentinel
+	fmt.Fprintf(stdout, "master  %s: primary %s (%d sentinel(s) followed)\n", cfg.SentinelMasterName, st.Primary, st.Subscribed)
+	for _, r := range st.Replicas {
+		fmt.Fprintf(stdout, "  replica %s (healthy for the sentinels)\n", r)
+	}
+	info, err := serverInfo(ctx, eng)
+	if err != nil {
+		return err
+	}
+	mode := info["redis_mode"]
+	if mode == "" {
+		mode = info["server_mode"]
+	}
+	fmt.Fprintf(stdout, "server  %s, mode %s\n", serverVersion(info), mode)
+	return primaryInfo(ctx, eng, cfg, info, stdout)
+}
+
+// primaryInfo prints the role, key count and memory of the node eng
+// reaches.
+func primaryInfo(ctx context.Context, eng *engine.Engine, cfg config.Config, info map[string]string, stdout io.Writer) error {
 	printRole(stdout, "", info)
 	if n, err := eng.Do(ctx, "DBSIZE").Await(ctx); err == nil {
 		if size, err := n.Int64(); err == nil {

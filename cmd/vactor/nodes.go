@@ -119,6 +119,11 @@ func replicasOf(nodes []clusterNode, id string) []string {
 
 // nodeConfig is cfg pointed at one node, in standalone mode.
 func nodeConfig(cfg config.Config, addr string) config.Config {
+	if cfg.SentinelMode {
+		// The node itself, not through the sentinels.
+		cfg = cfg.WithSentinelMode(false).WithSentinelMasterName("").WithSentinelAddrs().
+			WithSentinelUsername("").WithSentinelPassword("").WithSentinelCredentialsProvider(nil)
+	}
 	return cfg.WithAddrs(addr).WithClusterMode(false)
 }
 

@@ -71,6 +71,11 @@ func pingNodes(ctx context.Context, cfg config.Config, stdout io.Writer) ([]stri
 	}
 	defer func() { _ = eng.Close() }()
 	fmt.Fprintf(stdout, "connected in %s\n", roundDur(time.Since(start)))
+	if cfg.SentinelMode {
+		p := eng.Stats().Sentinel.Primary
+		fmt.Fprintf(stdout, "primary %s (named by the sentinels)\n", p)
+		return []string{p}, nil
+	}
 	if !cfg.ClusterMode {
 		return cfg.Addresses()[:1], nil
 	}

@@ -87,3 +87,35 @@ func TestPingInfoCluster(t *testing.T) {
 	}
 	mustContain(t, "info", r.stdout, "run with -cluster")
 }
+
+func TestInfoSentinel(t *testing.T) {
+	s := valkeytest.StartSentinelT(t)
+	p, err := s.Primary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "valkey://" + s.Addrs()[0] + "?master_set=" + s.MasterName()
+	for _, a := range s.Addrs()[1:] {
+		url += "&addr=" + a
+	}
+	r := vactor(t, nil, "", "info", "-url", url)
+	if r.code != exitOK {
+		t.Fatalf("info: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	mustContain(t, "info", r.stdout, "(sentinel, master mymaster)", "master  mymaster: primary "+p.Addr()+" (3 sentinel(s) followed)", "role    primary, 2 replica(s)")
+
+	r = vactor(t, nil, "", "ping", "-url", url, "-count", "3")
+	if r.code != exitOK {
+		t.Fatalf("ping: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	mustContain(t, "ping", r.stdout, "primary "+p.Addr()+" (named by the sentinels)")
+	mustHaveLine(t, "ping", r.stdout, p.Addr()+" ", "PING x3: min ")
+
+	// Pointed at a sentinel without its master name: a note and the
+	// masters it monitors.
+	r = vactor(t, nil, "", "info", "-addr", s.Addrs()[0])
+	if r.code != exitOK {
+		t.Fatalf("info of a sentinel: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	mustContain(t, "info of a sentinel", r.stdout, "this is a sentinel", "master  mymaster at "+p.Addr())
+}

@@ -42,7 +42,7 @@ func (t *targetFlags) register(fs *flag.FlagSet) {
 }
 
 // addressVars are the variables that name the server to connect to.
-var addressVars = []string{"VALKEY_URL", "VALKEY_HOST", "VALKEY_PORT", "VALKEY_ADDR", "VALKEY_ADDRS"}
+var addressVars = []string{"VALKEY_URL", "VALKEY_HOST", "VALKEY_PORT", "VALKEY_ADDR", "VALKEY_ADDRS", "VALKEY_SENTINEL_ADDRS"}
 
 // flagVars maps each variable resolve may set to the flag that set it, so
 // an error about the variable names the flag instead.
@@ -207,11 +207,14 @@ func resolveTarget(t *targetFlags, fs *flag.FlagSet, stderr io.Writer) (*target,
 // describe names the target for output: its addresses and mode, never
 // its credentials.
 func (t *target) describe() string {
-	mode := "standalone"
-	if t.cfg.ClusterMode {
+	mode, addrs := "standalone", t.cfg.Addresses()
+	switch {
+	case t.cfg.ClusterMode:
 		mode = "cluster"
+	case t.cfg.SentinelMode:
+		mode, addrs = "sentinel, master "+t.cfg.SentinelMasterName, t.cfg.SentinelAddrs
 	}
-	s := strings.Join(t.cfg.Addresses(), ",") + " (" + mode
+	s := strings.Join(addrs, ",") + " (" + mode
 	if t.cfg.TLS.Enabled {
 		s += ", TLS"
 	}

@@ -1,0 +1,221 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/goleak"
+
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// hookLog records the sentinel actor's callbacks, in order.
+type hookLog struct {
+	mu      sync.Mutex
+	calls   []string
+	changed chan struct{}
+}
+
+func newHookLog() *hookLog { return &hookLog{changed: make(chan struct{})} }
+
+func (l *hookLog) add(s string) {
+	l.mu.Lock()
+	l.calls = append(l.calls, s)
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// waitFor waits until the log holds want (joined with "; ").
+func (l *hookLog) waitFor(t *testing.T, want string) {
+	t.Helper()
+	timer := time.NewTimer(5 * time.Second)
+	defer timer.Stop()
+	for {
+		l.mu.Lock()
+		got := strings.Join(l.calls, "; ")
+		ch := l.changed
+		l.mu.Unlock()
+		if got == want {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			t.Fatalf("callbacks: %q, want %q", got, want)
+		}
+	}
+}
+
+var errNoSentinel = errors.New("test: no sentinel")
+
+// startSentinelActor runs the actor with dials that always fail (no
+// resolution ever answers: the view is the one set here) and the hold
+// limit given; events are injected as messages.
+func startSentinelActor(t *testing.T, limit time.Duration) (*SentinelState, *hookLog) {
+	t.Helper()
+	snapshot := goleak.IgnoreCurrent()
+	log := newHookLog()
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+	s := &SentinelState{
+		MasterName: "mymaster",
+		Sentinels:  []string{"s1:1", "s2:2"},
+		Dial: func(context.Context, string) (drivers.Conn, error) {
+			return nil, errNoSentinel
+		},
+		Timeout:   time.Second,
+		Backoff:   policies.Backoff{Min: time.Hour, Max: time.Hour}, // no resubscription within the test
+		HoldLimit: limit,
+		OnHold:    func(c string, r []string) { log.add(fmt.Sprintf("hold %s %v", c, r)) },
+		OnSwitch: func(from string, to *SentinelView) {
+			log.add(fmt.Sprintf("switch %s->%s gen %d", from, to.Master, to.Gen))
+		},
+		OnRelease: func() { log.add("release") },
+	}
+	s.init()
+	s.view.Store(&SentinelView{Master: "10.0.0.1:6379", Gen: 1, Epoch: 3, Replicas: []string{"10.0.0.2:6379", "10.0.0.3:6379"}})
+	if err := s.Spawn(sys); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		sys.Shutdown()
+		goleak.VerifyNone(t, snapshot)
+	})
+	return s, log
+}
+
+func (s *SentinelState) inject(from, channel, payload string) {
+	s.tell(sentinelEvent{from: from, channel: channel, payload: payload, at: time.Now()})
+}
+
+const (
+	evMaster = "master mymaster 10.0.0.1 6379"
+	evSlave2 = "slave 10.0.0.2:6379 10.0.0.2 6379 @ mymaster 10.0.0.1 6379"
+)
+
+// A failover of the primary holds from its first event; the promotion
+// switches; later events of the same failover change nothing.
+func TestSentinelActorHoldThenPromotion(t *testing.T) {
+	s, log := startSentinelActor(t, time.Hour)
+	s.inject("s1:1", evTryFailover, evMaster)
+	s.inject("s1:1", evSelectedReplica, evSlave2)
+	s.inject("s1:1", evSendReplicaOfNo, evSlave2)
+	s.inject("s1:1", evPromoted, evSlave2)
+	s.inject("s2:2", evSwitchMaster, "mymaster 10.0.0.1 6379 10.0.0.2 6379")
+	s.inject("s1:1", evSwitchMaster, "mymaster 10.0.0.1 6379 10.0.0.2 6379")
+	log.waitFor(t, "hold  [10.0.0.2:6379 10.0.0.3:6379]; hold 10.0.0.2:6379 [10.0.0.2:6379 10.0.0.3:6379]; switch 10.0.0.1:6379->10.0.0.2:6379 gen 2")
+	v := s.View()
+	if v.Master != "10.0.0.2:6379" || v.Epoch != 4 || !v.floor || len(v.Replicas) != 1 || v.Replicas[0] != "10.0.0.3:6379" {
+		t.Fatalf("view after the switch = %+v", *v)
+	}
+	if st := s.Stats(); st.Switches != 1 || st.Holds != 1 {
+		t.Fatalf("stats %+v, want 1 switch, 1 hold", st)
+	}
+}
+
+// Events about another master name, another primary, or a switch from a
+// primary other than the current one are ignored.
+func TestSentinelActorIgnoresOthers(t *testing.T) {
+	s, log := startSentinelActor(t, time.Hour)
+	s.inject("s1:1", evTryFailover, "master other 10.0.0.1 6379")
+	s.inject("s1:1", evTryFailover, "master mymaster 10.0.0.9 6379")
+	s.inject("s1:1", evSwitchMaster, "mymaster 10.0.0.9 6379 10.0.0.2 6379") // a lagging sentinel's old switch
+	s.inject("s1:1", evSwitchMaster, "other 10.0.0.1 6379 10.0.0.2 6379")
+	s.inject("s1:1", evPromoted, "slave 10.0.0.2:6379 10.0.0.2 6379 @ other 10.0.0.1 6379")
+	s.inject("s1:1", evSwitchMaster, "mymaster 10.0.0.1 6379 10.0.0.3 6379") // a real one, last
+	log.waitFor(t, "switch 10.0.0.1:6379->10.0.0.3:6379 gen 2")
+}
+
+// Two sentinels start a failover (a vote); one is not elected and aborts:
+// the hold goes on until the other aborts too, then releases.
+func TestSentinelActorAbortReleasesOnceAllAborted(t *testing.T) {
+	s, log := startSentinelActor(t, time.Hour)
+	s.inject("s1:1", evTryFailover, evMaster)
+	s.inject("s2:2", evTryFailover, evMaster)
+	s.inject("s1:1", evAbortPrefix+"not-elected", evMaster)
+	log.waitFor(t, "hold  [10.0.0.2:6379 10.0.0.3:6379]")
+	s.inject("s2:2", evAbortPrefix+"no-good-slave", evMaster)
+	log.waitFor(t, "hold  [10.0.0.2:6379 10.0.0.3:6379]; release")
+	if v := s.View(); v.Master != "10.0.0.1:6379" || v.Gen != 1 {
+		t.Fatalf("view after the abort = %+v, want the old primary", *v)
+	}
+	if st := s.Stats(); st.Aborts != 1 {
+		t.Fatalf("Aborts = %d, want 1", st.Aborts)
+	}
+}
+
+// A hold with neither switch nor abort ends after the hold limit.
+func TestSentinelActorHoldLimit(t *testing.T) {
+	s, log := startSentinelActor(t, 200*time.Millisecond)
+	start := time.Now()
+	s.inject("s1:1", evTryFailover, evMaster)
+	log.waitFor(t, "hold  [10.0.0.2:6379 10.0.0.3:6379]; release")
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Fatalf("released after %v, before the 200ms hold limit", d)
+	}
+	if st := s.Stats(); st.HoldTimeouts != 1 {
+		t.Fatalf("HoldTimeouts = %d, want 1", st.HoldTimeouts)
+	}
+}
+
+// The acceptance rule of resolutions (see acceptable).
+func TestSentinelAcceptable(t *testing.T) {
+	view := &SentinelView{Master: "a:1", Epoch: 5}
+	floor := &SentinelView{Master: "b:1", Epoch: 6, floor: true}
+	unknown := &SentinelView{Master: "a:1", Epoch: -1}
+	for _, c := range []struct {
+		name string
+		a    sentinelAnswer
+		v    *SentinelView
+		want bool
+	}{
+		{"no view", sentinelAnswer{master: "a:1", epoch: -1}, &SentinelView{Epoch: -1}, true},
+		{"same primary", sentinelAnswer{master: "a:1", epoch: 5}, view, true},
+		{"unknown name", sentinelAnswer{}, view, false},
+		{"leader mid-failover", sentinelAnswer{master: "a:1", epoch: 6, inFailover: true}, view, false},
+		{"newer epoch", sentinelAnswer{master: "b:1", epoch: 6}, view, true},
+		{"same epoch, other primary", sentinelAnswer{master: "b:1", epoch: 5}, view, false},
+		{"older epoch", sentinelAnswer{master: "b:1", epoch: 4}, view, false},
+		{"lagging after an event", sentinelAnswer{master: "a:1", epoch: 5}, floor, false},
+		{"confirms an event", sentinelAnswer{master: "b:1", epoch: 6}, floor, true},
+		{"newer than an event", sentinelAnswer{master: "c:1", epoch: 7}, floor, true},
+		{"no epochs", sentinelAnswer{master: "b:1", epoch: -1}, unknown, true},
+		{"no epoch after an event", sentinelAnswer{master: "a:1", epoch: -1}, floor, false},
+	} {
+		if got := acceptable(c.a, c.v); got != c.want {
+			t.Errorf("%s: acceptable = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestSentinelParse(t *testing.T) {
+	in, ok := parseInstance(evSlave2)
+	if !ok || in.name != "mymaster" || in.addr != "10.0.0.2:6379" || in.master != "10.0.0.1:6379" {
+		t.Fatalf("parseInstance(slave) = %+v, %v", in, ok)
+	}
+	in, ok = parseInstance("master mymaster ::1 6379")
+	if !ok || in.addr != "[::1]:6379" || in.master != in.addr {
+		t.Fatalf("parseInstance(master) = %+v, %v", in, ok)
+	}
+	for _, bad := range []string{"", "master x", "slave a b c d e f g", "sentinel x y z w"} {
+		if _, ok := parseInstance(bad); ok {
+			t.Errorf("parseInstance(%q) ok", bad)
+		}
+	}
+	name, from, to, ok := parseSwitch("mymaster 10.0.0.1 6379 10.0.0.2 6380")
+	if !ok || name != "mymaster" || from != "10.0.0.1:6379" || to != "10.0.0.2:6380" {
+		t.Fatalf("parseSwitch = %s %s %s %v", name, from, to, ok)
+	}
+	if _, _, _, ok := parseSwitch("mymaster 1 2 3"); ok {
+		t.Fatal("parseSwitch of 4 fields ok")
+	}
+}

@@ -1,0 +1,586 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/futures"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// Sentinel mode. The sentinel actor (actors.SentinelState) owns what the
+// engine knows of the primary; this file connects it to the rest of the
+// engine:
+//
+//   - the primary's connection actors (e.first) are created once and keep
+//     their mailboxes across failovers; their Node.Dial asks the sentinel
+//     actor to resolve the primary again (Sync), dials the address it
+//     names and checks ROLE, so every reconnect goes to the current
+//     primary;
+//   - when a failover of the primary starts, their mailboxes are paused:
+//     new commands wait there (bounded by their contexts and the mailbox
+//     capacity), and each actor sends WAIT on its connection so that the
+//     writes already acknowledged reach the replicas before one is
+//     promoted. At the switch each actor replaces its connection (nothing
+//     is in flight: the pause stopped the pipelines) and the held commands
+//     go to the new primary, in order; if the failover aborts they go on
+//     to the old one;
+//   - a READONLY or MASTERDOWN reply means the connection reached a
+//     former primary: the actor resends the command after reconnecting
+//     (ConnState.NotPrimary), so callers never see it;
+//   - dedicated connections (subscribers, stream consumers, Tx, Watch,
+//     Dedicated, the batch writer) dial the current primary and are
+//     closed at a switch, so their owners reconnect to the new one;
+//   - with ReadFrom replica, read-only commands go to the replicas the
+//     sentinels see healthy, each with connection actors of its own.
+
+// sentinelHoldWait bounds the WAIT each connection of the primary sends
+// when a failover starts.
+const sentinelHoldWait = 100 * time.Millisecond
+
+// sentinelEvents turns the sentinel event subscriptions on; tests turn
+// them off to exercise the READONLY path.
+var sentinelEvents = true
+
+// sentinelHoldLimit is the longest a failover is held: at most the
+// primary's failover-timeout.
+const sentinelHoldLimit = 10 * time.Second
+
+// sentinel is the engine's sentinel-mode state. Safe for concurrent use.
+type sentinel struct {
+	e     *Engine
+	state actors.SentinelState
+	node  *actors.Node    // the primary's (e.first's) node
+	opts  drivers.Options // to the sentinels, Addr left empty
+
+	holding  atomic.Bool
+	waitOK   atomic.Uint64 // WAITs at the start of a failover that all replicas acknowledged
+	waitLate atomic.Uint64 // those that did not, or failed
+
+	mu       sync.Mutex
+	held     chan struct{}             // while a failover is held; closed when it ends
+	tracked  map[*trackedConn]struct{} // dedicated connections, closed at a switch
+	replicas map[string]bool           // replica pools dialled or being dialled
+	readers  atomic.Pointer[[][]*actors.ConnState]
+	dials    sync.WaitGroup
+}
+
+// newSentinel asks the sentinels for the primary (in turn, each answer
+// checked with ROLE), then dials the primary's connection actors, whose
+// Node.Dial resolves the primary again on every reconnect.
+func (e *Engine) newSentinel(ctx context.Context) ([]*actors.ConnState, error) {
+	cfg := e.cfg
+	sn := &sentinel{e: e}
+	sn.opts = e.opts
+	sn.opts.Username, sn.opts.Password = cfg.SentinelUsername, cfg.SentinelPassword
+	sn.opts.Credentials = nil
+	if cfg.SentinelCredentialsProvider != nil {
+		sn.opts.Credentials = cfg.SentinelCredentialsProvider
+	}
+	sn.opts.DB = 0 // a sentinel accepts no SELECT
+	sn.state = actors.SentinelState{
+		MasterName: cfg.SentinelMasterName,
+		Sentinels:  slices.Clone(cfg.SentinelAddrs),
+		Dial:       sn.dialSentinel,
+		Interval:   cfg.SentinelRefreshInterval,
+		Timeout:    cfg.DialTimeout,
+		Backoff:    policies.Backoff{Min: cfg.MinRetryBackoff, Max: cfg.MaxRetryBackoff},
+		HoldLimit:  sentinelHoldLimit,
+		OnHold:     sn.hold,
+		OnSwitch:   sn.switched,
+		OnRelease:  sn.release,
+		OnReplicas: sn.setReplicas,
+		OnTick:     sn.tick,
+		NoEvents:   !sentinelEvents,
+	}
+	verify := func(ctx context.Context, addr string) error {
+		conn, err := sn.dialRole(ctx, addr)
+		if err == nil {
+			_ = conn.Close()
+		}
+		return err
+	}
+	if err := sn.state.Discover(ctx, verify); err != nil {
+		sn.state.Stop()
+		return nil, fmt.Errorf("vactor: %w", err)
+	}
+	conns, err := e.newNodeWith(ctx, "sentinel:"+cfg.SentinelMasterName, sn.dialPrimary, func(c *actors.ConnState) {
+		c.NotPrimary = sn.state.Request
+		c.MaxResends = cfg.MaxRedirects
+	})
+	if err != nil {
+		sn.state.Stop()
+		return nil, err
+	}
+	sn.node = conns[0].Node
+	e.sn = sn
+	return conns, nil
+}
+
+// start spawns the sentinel actor (once the engine's actors run) and dials
+// the replicas for ReadFrom.
+func (sn *sentinel) start(ctx context.Context) error {
+	if err := sn.state.Spawn(sn.e.system); err != nil {
+		return fmt.Errorf("vactor: %w", err)
+	}
+	sn.setReplicas(sn.state.View())
+	// Follow the sentinels' events before returning, so that a failover
+	// right after New is held from its start too. A sentinel that does
+	// not answer (frozen) costs at most sentinelSubscribeWait.
+	t := time.NewTimer(sentinelSubscribeWait)
+	defer t.Stop()
+	select {
+	case <-sn.state.Subscribed():
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return nil
+}
+
+// sentinelSubscribeWait bounds New's wait for the event subscriptions.
+const sentinelSubscribeWait = time.Second
+
+// stop stops the sentinel actor and waits for the replica dials.
+func (sn *sentinel) stop() {
+	sn.state.Stop()
+	sn.endHold() // no switch will end it
+	sn.dials.Wait()
+}
+
+// settled returns at once unless a failover of the primary is held: then
+// it waits until the switch (or the abort), or until ctx ends. Tx, Watch,
+// Dedicated and blocking commands call it before they pick the primary's
+// address, so that they are held as the connection actors' commands are.
+func (sn *sentinel) settled(ctx context.Context) error {
+	sn.mu.Lock()
+	ch := sn.held
+	sn.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// endHold wakes the callers waiting in settled.
+func (sn *sentinel) endHold() {
+	sn.mu.Lock()
+	if sn.held != nil {
+		close(sn.held)
+		sn.held = nil
+	}
+	sn.mu.Unlock()
+}
+
+// settled is sentinel.settled in sentinel mode; nil otherwise.
+func (e *Engine) settled(ctx context.Context) error {
+	if e.sn == nil {
+		return nil
+	}
+	return e.sn.settled(ctx)
+}
+
+// dialSentinel opens a connection to a sentinel with the sentinels'
+// credentials.
+func (sn *sentinel) dialSentinel(ctx context.Context, addr string) (drivers.Conn, error) {
+	opts := sn.opts
+	opts.Addr = addr
+	return sn.e.drv.Dial(ctx, opts)
+}
+
+// dialRole dials the data node at addr and checks that it says it is a
+// primary (ROLE).
+func (sn *sentinel) dialRole(ctx context.Context, addr string) (drivers.Conn, error) {
+	opts := sn.e.opts
+	opts.Addr = addr
+	conn, err := sn.e.drv.Dial(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	role, err := roleOf(ctx, conn)
+	if err == nil && role != "master" {
+		err = fmt.Errorf("%w: %s says it is a %s", ErrNotPrimary, addr, role)
+	}
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// roleOf returns the first field of ROLE: "master", "slave", "sentinel".
+func roleOf(ctx context.Context, conn drivers.Conn) (string, error) {
+	arr, err := conn.Do(ctx, conn.B().Role().Build()).ToArray()
+	if err != nil {
+		return "", fmt.Errorf("ROLE: %w", err)
+	}
+	if len(arr) == 0 {
+		return "", errors.New("ROLE: empty reply")
+	}
+	return arr[0].ToString()
+}
+
+// dialPrimary is the Node.Dial of the primary's connection actors: it has
+// the sentinels asked again (a resolution that starts now; several dials
+// at once share one), dials the primary they name, checks ROLE, and makes
+// sure the primary did not change meanwhile.
+func (sn *sentinel) dialPrimary(ctx context.Context) (drivers.Conn, error) {
+	// Half the dial's time at most: with no answer by then (the sentinels
+	// slow or frozen), dial the primary the engine knows, checked by ROLE.
+	sctx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		sctx, cancel = context.WithTimeout(ctx, time.Until(dl)/2)
+		defer cancel()
+	}
+	sn.state.Sync(sctx)
+	v := sn.state.View()
+	conn, err := sn.dialRole(ctx, v.Master)
+	if err != nil {
+		if errors.Is(err, ErrNotPrimary) {
+			sn.state.Request()
+		}
+		return nil, err
+	}
+	if now := sn.state.View(); now.Gen != v.Gen {
+		_ = conn.Close()
+		return nil, fmt.Errorf("vactor: the primary changed from %s to %s while dialling it", v.Master, now.Master)
+	}
+	return conn, nil
+}
+
+// hold runs on the sentinel actor when a failover of the primary starts:
+// the primary's connection actors stop sending (their mailboxes keep the
+// commands) and each sends WAIT for the replicas, once its pipeline in
+// flight has completed.
+func (sn *sentinel) hold(_ string, replicas []string) {
+	sn.holding.Store(true)
+	sn.mu.Lock()
+	if sn.held == nil {
+		sn.held = make(chan struct{})
+	}
+	sn.mu.Unlock()
+	for _, c := range sn.e.first {
+		c.Mailbox.Pause()
+	}
+	n := max(len(replicas), 1)
+	for _, c := range sn.e.first {
+		if c.Down() {
+			continue // its writes were acknowledged before it failed, long enough ago
+		}
+		c.SyncReplicas(n, sentinelHoldWait, func(acked int64, err error) {
+			if err == nil && acked >= int64(n) {
+				sn.waitOK.Add(1)
+			} else {
+				sn.waitLate.Add(1)
+			}
+		})
+	}
+}
+
+// switched runs on the sentinel actor when the primary changed: the
+// primary's connection actors replace their connections (the new dial
+// reaches the new primary) and then send what they hold; the dedicated
+// connections to the old primary are closed, so their owners reconnect.
+func (sn *sentinel) switched(from string, to *actors.SentinelView) {
+	// TODO(hooks): the "sentinel switch" hook is called here, with from
+	// and to.Master (the hooks work wires it; this runs on the sentinel
+	// actor: the hook must not block).
+	sn.e.supervisor.Reset(sn.node)
+	for _, c := range sn.e.first {
+		if !c.Down() {
+			c.Reconnect()
+		}
+	}
+	for _, c := range sn.e.first {
+		c.Mailbox.Unpause()
+	}
+	sn.holding.Store(false)
+	sn.closeTracked(from)
+	sn.endHold()
+	sn.setReplicas(to)
+}
+
+// release runs on the sentinel actor when a held failover ended without a
+// switch: the held commands go on to the primary.
+func (sn *sentinel) release() {
+	for _, c := range sn.e.first {
+		c.Mailbox.Unpause()
+	}
+	sn.holding.Store(false)
+	sn.endHold()
+}
+
+// tick runs every 50ms while a failover is held: commands whose context
+// ended leave the paused mailboxes (their futures already failed), which
+// frees their room.
+func (sn *sentinel) tick() {
+	for _, c := range sn.e.first {
+		if c.Mailbox.Paused() {
+			c.Mailbox.Expire()
+		}
+	}
+}
+
+// primary returns the current primary's address.
+func (sn *sentinel) primary() string { return sn.state.View().Master }
+
+// setReplicas follows the healthy replicas with connection actors of
+// their own when reads go to replicas: new ones are dialled (off the
+// sentinel actor), gone ones stopped.
+func (sn *sentinel) setReplicas(v *actors.SentinelView) {
+	e := sn.e
+	if e.cfg.ReadFrom == config.ReadFromPrimary || e.closed.Load() {
+		return
+	}
+	want := map[string]bool{}
+	for _, r := range v.Replicas {
+		if r != v.Master {
+			want[r] = true
+		}
+	}
+	sn.mu.Lock()
+	if sn.replicas == nil {
+		sn.replicas = map[string]bool{}
+	}
+	var add, gone []string
+	for r := range want {
+		if !sn.replicas[r] {
+			sn.replicas[r] = true
+			add = append(add, r)
+		}
+	}
+	for r := range sn.replicas {
+		if !want[r] {
+			delete(sn.replicas, r)
+			gone = append(gone, r)
+		}
+	}
+	sn.mu.Unlock()
+	sn.publishReaders()
+	for _, r := range gone {
+		sn.dials.Go(func() {
+			e.removeNode(r)
+			sn.publishReaders()
+		})
+	}
+	for _, r := range add {
+		sn.dials.Go(func() {
+			ctx, cancel := context.WithTimeout(e.closing, e.cfg.DialTimeout)
+			defer cancel()
+			pool, err := e.newNode(ctx, r, false)
+			if err != nil {
+				sn.mu.Lock()
+				delete(sn.replicas, r) // dialled again on the next change
+				sn.mu.Unlock()
+				return
+			}
+			e.supervisor.Add(pool)
+			sn.mu.Lock()
+			keep := sn.replicas[r]
+			sn.mu.Unlock()
+			if !keep {
+				e.removeNode(r) // gone meanwhile
+			}
+			sn.publishReaders()
+		})
+	}
+}
+
+// publishReaders makes the replica pools that are dialled and wanted the
+// ones reads go to.
+func (sn *sentinel) publishReaders() {
+	e := sn.e
+	sn.mu.Lock()
+	e.mu.Lock()
+	var out [][]*actors.ConnState
+	for r := range sn.replicas {
+		if p := e.pools[r]; len(p) > 0 {
+			out = append(out, p)
+		}
+	}
+	e.mu.Unlock()
+	sn.mu.Unlock()
+	slices.SortFunc(out, func(a, b []*actors.ConnState) int {
+		switch {
+		case a[0].Addr < b[0].Addr:
+			return -1
+		case a[0].Addr > b[0].Addr:
+			return 1
+		}
+		return 0
+	})
+	sn.readers.Store(&out)
+}
+
+// reader returns the connection actor of a healthy replica for a read
+// routed by route, or nil to read from the primary.
+func (sn *sentinel) reader(route string) *actors.ConnState {
+	p := sn.readers.Load()
+	if p == nil || len(*p) == 0 {
+		return nil
+	}
+	pools := *p
+	h := fnv(route)
+	for i := range pools {
+		pool := pools[(int(h)+i)%len(pools)]
+		c := pool[h%uint32(len(pool))]
+		if c.Node == nil || !c.Node.Open() {
+			return c
+		}
+	}
+	return nil
+}
+
+// fnv is FNV-1a of s: cheap, allocation-free, stable.
+func fnv(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
+// trackedConn is a dedicated connection (subscriber, consumer, Tx, Watch,
+// Dedicated, batch writer) in sentinel mode: the engine closes it when the
+// primary it reaches is replaced, so that its owner reconnects to the new
+// one, as after any connection failure.
+type trackedConn struct {
+	drivers.Conn
+	sn   *sentinel
+	addr string
+	once sync.Once
+}
+
+// track registers conn, dialled to addr.
+func (sn *sentinel) track(conn drivers.Conn, addr string) drivers.Conn {
+	t := &trackedConn{Conn: conn, sn: sn, addr: addr}
+	sn.mu.Lock()
+	if sn.tracked == nil {
+		sn.tracked = map[*trackedConn]struct{}{}
+	}
+	sn.tracked[t] = struct{}{}
+	sn.mu.Unlock()
+	return t
+}
+
+// Close implements drivers.Conn.
+func (t *trackedConn) Close() error {
+	t.once.Do(func() {
+		t.sn.mu.Lock()
+		delete(t.sn.tracked, t)
+		t.sn.mu.Unlock()
+	})
+	return t.Conn.Close()
+}
+
+// Listen implements drivers.PubSub when the driver's connection does.
+func (t *trackedConn) Listen(h drivers.PubSubHooks) <-chan error {
+	ps, ok := t.Conn.(drivers.PubSub)
+	if !ok {
+		ch := make(chan error, 1)
+		ch <- actors.ErrNoPubSub
+		close(ch)
+		return ch
+	}
+	return ps.Listen(h)
+}
+
+var _ drivers.PubSub = (*trackedConn)(nil)
+
+// closeTracked closes the dedicated connections to addr.
+func (sn *sentinel) closeTracked(addr string) {
+	sn.mu.Lock()
+	var list []*trackedConn
+	for t := range sn.tracked {
+		if t.addr == addr {
+			list = append(list, t)
+		}
+	}
+	sn.mu.Unlock()
+	for _, t := range list {
+		_ = t.Close()
+	}
+}
+
+// submitSentinel queues cmd on the primary's connection actor chosen by
+// route, or a replica's for a read with ReadFrom replica. The request
+// keeps what it takes to send cmd again after a READONLY or MASTERDOWN
+// reply (see newSlotRequest).
+func submitSentinel[T any](e *Engine, ctx context.Context, route string, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	conn := e.pick(route)
+	if e.cfg.ReadFrom != config.ReadFromPrimary && cmd.IsReadOnly() {
+		if rc := e.sn.reader(route); rc != nil {
+			conn = rc
+		}
+	}
+	r := newSlotRequest(ctx, e.b, cmd, decode)
+	f := r.promise.Future()
+	if e.closed.Load() {
+		r.promise.Reject(ErrClosed)
+		return f
+	}
+	if conn.Node != nil && conn.Node.Open() {
+		r.promise.Reject(ErrCircuitOpen)
+		return f
+	}
+	r.watch()
+	conn.Mailbox.Post(r)
+	return f
+}
+
+// SentinelStats is what the engine did in sentinel mode (Stats.Sentinel).
+type SentinelStats struct {
+	// Primary is the primary's address as the engine knows it now.
+	Primary string
+	// Replicas are the replicas the sentinels see healthy.
+	Replicas []string
+	// Switches counts the primaries the engine switched to after New.
+	Switches uint64
+	// Holds counts the failovers seen starting, for which commands to the
+	// primary were held until the switch; Aborts those that ended without
+	// a switch, HoldTimeouts those held for the longest allowed (the
+	// primary's failover-timeout, at most 10 s). Holding reports whether
+	// commands are held now.
+	Holds, Aborts, HoldTimeouts uint64
+	Holding                     bool
+	// SyncedWaits counts the WAITs sent at the start of a failover that
+	// every replica acknowledged in time; LateWaits those that some did
+	// not (or that failed).
+	SyncedWaits, LateWaits uint64
+	// Resolutions counts the times the sentinels were asked for the
+	// primary; FailedResolutions those no sentinel answered acceptably.
+	Resolutions, FailedResolutions uint64
+	// Subscribed is the number of sentinels whose events are followed.
+	Subscribed int
+}
+
+// sentinelStats returns Stats.Sentinel.
+func (sn *sentinel) stats() *SentinelStats {
+	v := sn.state.View()
+	st := sn.state.Stats()
+	return &SentinelStats{
+		Primary: v.Master, Replicas: slices.Clone(v.Replicas),
+		Switches: st.Switches, Holds: st.Holds, Aborts: st.Aborts, HoldTimeouts: st.HoldTimeouts,
+		Holding: sn.holding.Load(), SyncedWaits: sn.waitOK.Load(), LateWaits: sn.waitLate.Load(),
+		Resolutions: st.Resolutions, FailedResolutions: st.Failed, Subscribed: st.Subscribed,
+	}
+}

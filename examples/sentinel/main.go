@@ -1,0 +1,125 @@
+// Command sentinel shows vactor in sentinel mode: the engine asks the
+// sentinels for the primary, checks it with ROLE, and follows it through a
+// failover: writers keep going while the example has the sentinels fail
+// over, commands issued during the failover are held and sent to the new
+// primary, and every acknowledged write is found there afterwards.
+//
+// It connects to the sentinels in $VALKEY_SENTINEL_ADDRS (comma separated)
+// monitoring $VALKEY_SENTINEL_MASTER (default "mymaster"), or starts a
+// throwaway setup (1 primary, 2 replicas, 3 sentinels) when none is set;
+// only against a throwaway setup does it trigger a failover.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+func main() {
+	if err := run(os.Getenv("VALKEY_SENTINEL_ADDRS"), os.Getenv("VALKEY_SENTINEL_MASTER")); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(sentinels, master string) error {
+	var addrs []string
+	var s *valkeytest.Sentinel
+	if master == "" {
+		master = "mymaster"
+	}
+	if sentinels != "" {
+		addrs = strings.Split(sentinels, ",")
+	} else {
+		var err error
+		if s, err = valkeytest.StartSentinel(valkeytest.SentinelOptions{MasterName: master}); err != nil {
+			return err
+		}
+		defer s.Stop()
+		addrs = s.Addrs()
+		fmt.Println("started a throwaway sentinel setup; sentinels:", strings.Join(addrs, " "))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	eng, err := engine.New(ctx, config.DefaultConfig().WithSentinel(master, addrs...))
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	fmt.Println("primary:", eng.Stats().Sentinel.Primary)
+
+	// 8 writers of distinct keys, recording what was acknowledged.
+	var (
+		mu    sync.Mutex
+		acked []string
+		fails atomic.Int64
+		stop  = make(chan struct{})
+		wg    sync.WaitGroup
+	)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				key := fmt.Sprintf("example:%d:%d", w, i)
+				if _, err := eng.Set(ctx, key, "v", time.Hour).Await(ctx); err != nil {
+					fails.Add(1)
+					continue
+				}
+				mu.Lock()
+				acked = append(acked, key)
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	if s != nil {
+		start := time.Now()
+		p, err := s.Failover() // SENTINEL FAILOVER, and wait until it is over
+		if err != nil {
+			close(stop)
+			wg.Wait()
+			return err
+		}
+		fmt.Printf("failover to %s took %v\n", p.Addr(), time.Since(start).Round(time.Millisecond))
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	// Every acknowledged write is on the primary the engine follows now.
+	mu.Lock()
+	keys := acked
+	mu.Unlock()
+	missing := 0
+	for from := 0; from < len(keys); from += 1000 {
+		chunk := keys[from:min(from+1000, len(keys))]
+		n, err := eng.Exists(ctx, chunk...).Await(ctx)
+		if err != nil {
+			return err
+		}
+		missing += len(chunk) - int(n)
+	}
+	st := eng.Stats().Sentinel
+	fmt.Printf("%d writes acknowledged, %d failed, %d missing; primary now %s (%d switch, %d failover held)\n",
+		len(keys), fails.Load(), missing, st.Primary, st.Switches, st.Holds)
+	if missing > 0 {
+		return fmt.Errorf("%d acknowledged writes missing", missing)
+	}
+	if n, err := eng.Del(ctx, keys...).Await(ctx); err == nil {
+		fmt.Printf("deleted %d keys\n", n)
+	}
+	return nil
+}
