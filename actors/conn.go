@@ -12,6 +12,8 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/hooks"
+	"github.com/vactor-io/vactor/internal/hookbus"
 	"github.com/vactor-io/vactor/mailbox"
 	"github.com/vactor-io/vactor/policies"
 )
@@ -32,6 +34,10 @@ type ConnState struct {
 	// commands it hit.
 	Node   *Node
 	Policy *Policy
+	// Hooks, when set, receive the actor's events (pipelines, lost
+	// connections, restarts, retries) and the commands learn where they
+	// were sent (Observed). Nil: none, and nothing is computed for them.
+	Hooks *hookbus.Bus
 
 	mu       sync.Mutex
 	stash    []held       // commands to send again first, in order
@@ -93,6 +99,13 @@ func (h held) fail(err error) {
 		err = &policies.OutcomeUnknownError{Cause: errors.Join(err, h.sent)}
 	}
 	h.cmd.Fail(err)
+}
+
+// held returns the number of commands held for resending.
+func (s *ConnState) held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.stash)
 }
 
 // takeStash returns the held commands and forgets them.
@@ -187,6 +200,7 @@ type Conn struct {
 	state *ConnState
 	cmds  []valkey.Completed // reused per batch
 	live  []Command          // reused per batch
+	pipe  pipeObs            // reused per batch (hooks only)
 }
 
 // Receive implements actor.Actor.
@@ -197,7 +211,8 @@ func (c *Conn) Receive(ctx actor.Context) {
 	case *actor.Started:
 		c.start(ctx)
 	case *actor.Restarting:
-		c.state.restarts.Add(1)
+		n := c.state.restarts.Add(1)
+		c.state.Hooks.Emit(hooks.Restart{Node: c.state.Addr, Restarts: n})
 	case *actor.Stopping:
 		// protoactor drops the messages of a stopped actor: fail them.
 		c.state.Mailbox.Close(c.state.CloseErr)
@@ -283,6 +298,10 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		return
 	}
 	dctx, cancel := c.batchContext(live)
+	var pipe *pipeObs
+	if st.Hooks != nil {
+		pipe = c.observe(live, cmds)
+	}
 	var failed uint64
 	var broken error
 	var hit []hitCmd // commands a transport error hit, in batch order
@@ -315,6 +334,9 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	if cancel != nil {
 		cancel()
 	}
+	if pipe != nil {
+		c.answered(pipe, broken)
+	}
 	keep := c.sortOut(hit)
 	st.commands.Add(uint64(len(live)))
 	if failed > 0 {
@@ -331,6 +353,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		}
 		return
 	}
+	st.Hooks.Emit(hooks.Lost{Node: st.Addr, Err: broken, Kept: len(keep)})
 	// Stash before the breaker hears of the failure: the failure may open
 	// it, and the opening fails what is held (FailHeld) then and there.
 	st.mu.Lock()

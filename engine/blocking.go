@@ -90,6 +90,10 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	e.block.wg.Add(1)
 	e.block.mu.Unlock()
 	var p futures.Promise[Reply]
+	var done func(error)
+	if e.bus.WantsCommands() {
+		ctx, done = e.fireBlocking(ctx, conn.Addr, cmd)
+	}
 	go func() {
 		defer e.block.wg.Done()
 		res := drv.Do(ctx, cmd)
@@ -97,7 +101,11 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 		if err != nil && e.closed.Load() && ctx.Err() == nil && !isServerError(err) {
 			err = ErrClosed
 		}
-		p.Complete(v, replyError(&res, err))
+		err = replyError(&res, err)
+		p.Complete(v, err)
+		if done != nil {
+			done(err)
+		}
 	}()
 	return p.Future()
 }

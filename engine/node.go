@@ -10,6 +10,7 @@ import (
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/mailbox"
 	"github.com/vactor-io/vactor/policies"
 )
@@ -21,7 +22,7 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 	cfg := e.cfg
 	opts := e.opts
 	opts.Addr = addr
-	dial := func(ctx context.Context) (drivers.Conn, error) {
+	connect := func(ctx context.Context) (drivers.Conn, error) {
 		conn, err := e.drv.Dial(ctx, opts)
 		if err != nil || !replica {
 			return conn, err
@@ -33,10 +34,13 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 		}
 		return conn, nil
 	}
+	dial := func(ctx context.Context, initial bool) (drivers.Conn, error) {
+		return e.hookedDial(ctx, addr, false, initial, connect)
+	}
 	node := &actors.Node{
 		Addr:        addr,
 		DialTimeout: cfg.DialTimeout,
-		Dial:        dial,
+		Dial:        func(ctx context.Context) (drivers.Conn, error) { return dial(ctx, false) },
 	}
 	var conns []*actors.ConnState
 	node.Breaker = policies.NewBreaker(policies.BreakerOptions{
@@ -44,8 +48,11 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 		OpenTimeout: cfg.CircuitBreakerOpenTimeout,
 		FailureRate: cfg.CircuitBreakerFailureRate,
 		Period:      cfg.CircuitBreakerPeriod,
-		OnStateChanged: func(_, to circuitbreaker.State) {
+		OnStateChanged: func(from, to circuitbreaker.State) {
 			node.SetOpen(to != circuitbreaker.ClosedState)
+			if e.bus != nil {
+				e.bus.Emit(hooks.BreakerChange{Node: addr, From: from.String(), To: to.String()})
+			}
 			if to == circuitbreaker.OpenState {
 				// Nothing queued for the node will be sent soon: fail it now.
 				for _, c := range conns {
@@ -58,8 +65,14 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 	if cfg.Backpressure == config.BackpressureReject {
 		policy = mailbox.Reject
 	}
+	var onFull func(bool, int)
+	if e.bus.WantsMailboxFull() {
+		onFull = func(rejected bool, n int) {
+			e.bus.Emit(hooks.Backpressure{Node: addr, Rejected: rejected, Commands: n})
+		}
+	}
 	for range cfg.PoolSize {
-		conn, err := dial(ctx)
+		conn, err := dial(ctx, true)
 		if err != nil {
 			for _, c := range conns {
 				c.CloseDriver()
@@ -72,10 +85,12 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 			CloseErr: ErrClosed,
 			Node:     node,
 			Policy:   e.retry,
+			Hooks:    e.bus,
 			Mailbox: mailbox.New(mailbox.Options{
 				Capacity: cfg.MailboxCapacity,
 				Policy:   policy,
 				MaxBatch: cfg.MaxBatchSize,
+				OnFull:   onFull,
 			}),
 		})
 	}

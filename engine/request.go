@@ -31,6 +31,9 @@ type request[T any] struct {
 	// stop unregisters the context.AfterFunc that fails the future when
 	// ctx ends (see watch); nil when ctx cannot end.
 	stop func() bool
+	// obs is set when command hooks are registered (hooks.go); nil
+	// otherwise.
+	obs *observed
 }
 
 // watch makes the end of the command's context (deadline or cancellation)
@@ -120,6 +123,9 @@ func (r *request[T]) SetHook(c *actors.Collector) { r.hook.Store(c) }
 func (r *request[T]) Fail(err error) {
 	r.unwatch()
 	r.promise.Reject(err)
+	if r.obs != nil {
+		r.finish()
+	}
 	if r.hook.Load() != nil {
 		if h := r.hook.Swap(nil); h != nil {
 			if nodeFailure(err) {
@@ -155,6 +161,9 @@ func (r *request[T]) Complete(res valkey.ValkeyResult) {
 	r.unwatch()
 	v, err := r.decode(res)
 	r.promise.Complete(v, replyError(&res, err))
+	if r.obs != nil {
+		r.finish()
+	}
 	if h != nil {
 		h.Done()
 	}
@@ -180,8 +189,11 @@ func submitTo[T any](e *Engine, conn *actors.ConnState, ctx context.Context, cmd
 		r.promise.Reject(ErrClosed)
 		return f
 	}
+	if e.bus != nil && e.bus.WantsCommands() {
+		observe(e, r)
+	}
 	if conn.Node != nil && conn.Node.Open() {
-		r.promise.Reject(ErrCircuitOpen)
+		r.Fail(ErrCircuitOpen)
 		return f
 	}
 	r.watch()

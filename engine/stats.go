@@ -57,6 +57,13 @@ type Stats struct {
 	// TxFailed those sent on a connection that failed otherwise (refused,
 	// transport, closed). One that never got a connection is not counted.
 	Transactions, TxAborted, TxFailed uint64
+	// HookEvents counts the events handed to the hooks (Config.Hooks, and
+	// the logging of Config.Logger) on the engine's hook goroutine;
+	// HookDropped the events dropped because the hooks fell behind (the
+	// queue was full: no engine goroutine waits for a hook); HookPanics
+	// the hook calls that panicked (recovered; the first of each hook is
+	// logged).
+	HookEvents, HookDropped, HookPanics uint64
 }
 
 // Stats returns a snapshot of the engine's counters. Safe for concurrent use.
@@ -99,6 +106,8 @@ func (e *Engine) Stats() Stats {
 	s.SubMessages, s.SubDropped = e.subs.messages.Load(), e.subs.dropped.Load()
 	s.SubReconnects, s.SubMoved = e.subs.reconnects.Load(), e.subs.movers.Load()
 	s.Transactions, s.TxAborted, s.TxFailed = e.tx.execs.Load(), e.tx.aborted.Load(), e.tx.failed.Load()
+	hs := e.bus.Stats()
+	s.HookEvents, s.HookDropped, s.HookPanics = hs.Events, hs.Dropped, hs.Panics
 	return s
 }
 
