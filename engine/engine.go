@@ -161,9 +161,13 @@ func (e *Engine) startHooks() {
 	if logged {
 		hs = append([]hooks.Hook{hooks.NewLogging(e.log)}, hs...)
 	}
-	e.bus = hookbus.New(hs, e.log, 0)
+	e.bus = hookbus.New(hs, e.log, hookQueue)
 	e.bus.Start()
 }
+
+// hookQueue is how many events wait for the hook goroutine before new ones
+// are dropped.
+var hookQueue = hookbus.DefaultCapacity
 
 // Config returns the engine's configuration (a copy).
 func (e *Engine) Config() config.Config { return e.cfg }

@@ -61,12 +61,15 @@ type Dial struct {
 	// Initial is true for a connection actor's first connection (at New,
 	// or a cluster node's first use), false for a reconnect or a probe.
 	Initial bool
+	// Probe is true for a probe of a node whose circuit breaker is open: a
+	// connection made to check that the node answers PING, closed at once.
+	Probe bool
 }
 
 // Dialed is the end of a dial, for PostConnection.
 type Dialed struct {
-	Node                    string
-	TLS, Dedicated, Initial bool
+	Node                           string
+	TLS, Dedicated, Initial, Probe bool
 	// Err is why the dial failed, nil when connected.
 	Err error
 	// Duration is the time the dial took, handshake included.

@@ -130,6 +130,8 @@ func (l *Logging) PostConnection(ev Dialed) {
 		l.limited(slog.LevelWarn, MsgDialFailed, ev.Node, append(attrs, errAttr(ev.Err))...)
 	case ev.Dedicated:
 		l.log(slog.LevelDebug, MsgConnected, attrs...)
+	case ev.Probe:
+		l.log(slog.LevelDebug, MsgProbeOK, attrs...)
 	case ev.Initial:
 		l.log(slog.LevelInfo, MsgConnected, attrs...)
 	default:
