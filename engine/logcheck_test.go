@@ -132,4 +132,3 @@ func (c *logCheck) check() {
 		}
 	}
 }
-

@@ -160,8 +160,8 @@ type Subscription struct {
 	// out, and toldAt when (unix nanoseconds): at most one a second.
 	told, toldAt atomic.Int64
 	life         context.Context // ends with the subscription: bounds background routing
-	cancel  context.CancelFunc
-	bg      sync.WaitGroup // background routing and actor stops
+	cancel       context.CancelFunc
+	bg           sync.WaitGroup // background routing and actor stops
 
 	mu     sync.Mutex
 	actors []*subActor
