@@ -22,7 +22,7 @@ import (
 // hook is registered: one allocation per command, none without such hooks.
 type observed struct {
 	bus   *hookbus.Bus
-	start time.Duration // since monoBase, at firing
+	start time.Time // at firing
 	name  string
 	db    int
 	// Set by the connection actor that writes the command (SentOn),
@@ -33,15 +33,12 @@ type observed struct {
 	done atomic.Bool // the PostExecution event was sent
 }
 
-// monoBase is the origin of observed.start: a monotonic clock reading.
-var monoBase = time.Now()
-
 // observe prepares r for the command hooks and runs PreExecution, whose
 // context replaces r's. Called once per command, before it is posted
 // (and before watch, which then follows the hook's context).
 func observe[T any](e *Engine, r *request[T]) {
 	name, args := nameArgs(r.cmd)
-	r.obs = &observed{bus: e.bus, start: time.Since(monoBase), name: name, db: e.cfg.DB}
+	r.obs = &observed{bus: e.bus, start: time.Now(), name: name, db: e.cfg.DB}
 	if e.bus.WantsPre() {
 		r.ctx = e.bus.Fire(r.ctx, hooks.Command{Name: name, Args: args})
 	}
@@ -73,11 +70,13 @@ func (r *request[T]) finish() {
 		return
 	}
 	_, err, _ := r.promise.Future().Result()
+	now := time.Now()
 	o.bus.Executed(r.ctx, hooks.Executed{
 		Name:         o.name,
 		Node:         o.node,
 		Err:          err,
-		Duration:     time.Since(monoBase) - o.start,
+		Duration:     now.Sub(o.start),
+		Done:         now,
 		Retries:      int(r.retries),
 		Redirects:    int(r.redirects),
 		Pipeline:     o.seq,
@@ -96,7 +95,8 @@ func (e *Engine) fireBlocking(ctx context.Context, node string, cmd valkey.Compl
 		ctx = e.bus.Fire(ctx, hooks.Command{Name: name, Args: args})
 	}
 	return ctx, func(err error) {
-		e.bus.Executed(ctx, hooks.Executed{Name: name, Node: node, Err: err, Duration: time.Since(start), DB: e.cfg.DB})
+		now := time.Now()
+		e.bus.Executed(ctx, hooks.Executed{Name: name, Node: node, Err: err, Duration: now.Sub(start), Done: now, DB: e.cfg.DB})
 	}
 }
 

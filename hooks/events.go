@@ -35,8 +35,9 @@ type Executed struct {
 	// engine error otherwise.
 	Err error
 	// Duration is the time from firing (before PreExecution) to the
-	// completion of the future.
+	// completion of the future, which happened at Done.
 	Duration time.Duration
+	Done     time.Time
 	// Retries counts the times the command was sent again after a
 	// transport failure; Redirects the cluster redirects it followed.
 	Retries, Redirects int
