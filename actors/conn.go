@@ -282,10 +282,14 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		cmds = append(cmds, cmd.Cmd())
 		live = append(live, cmd)
 	}
+	held := false // a hookbus Hold is under way
 	defer func() {
 		clear(cmds)
 		clear(live)
 		c.cmds, c.live = cmds[:0], live[:0]
+		if held { // a completion panicked
+			st.Hooks.Release()
+		}
 	}()
 	if len(live) == 0 {
 		return
@@ -305,7 +309,11 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	var failed uint64
 	var broken error
 	var hit []hitCmd // commands a transport error hit, in batch order
+	var at time.Duration // when the round trip ended (hooks only)
 	settle := func(cmd Command, r valkey.ValkeyResult) {
+		if pipe != nil && pipe.cmds {
+			pipe.stamp(cmd, at)
+		}
 		err := r.NonValkeyError()
 		if err == nil {
 			if r.Error() != nil && !valkey.IsValkeyNil(r.Error()) {
@@ -320,9 +328,20 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	}
 	if len(live) == 1 {
 		// A batch of one: Do spares valkey-go's per-pipeline allocations.
-		settle(live[0], c.do(dctx, cmds[0]))
+		r := c.do(dctx, cmds[0])
+		if pipe != nil {
+			at = hookbus.Now()
+			st.Hooks.Hold()
+			held = true
+		}
+		settle(live[0], r)
 	} else {
 		results := c.doMulti(dctx, cmds)
+		if pipe != nil {
+			at = hookbus.Now()
+			st.Hooks.Hold()
+			held = true
+		}
 		for i, cmd := range live {
 			r := shortReply
 			if i < len(results) {
@@ -335,9 +354,13 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		cancel()
 	}
 	if pipe != nil {
-		c.answered(pipe, broken)
+		c.answered(pipe, at, broken)
 	}
 	keep := c.sortOut(hit)
+	if held {
+		st.Hooks.Release()
+		held = false
+	}
 	st.commands.Add(uint64(len(live)))
 	if failed > 0 {
 		st.errors.Add(failed)

@@ -6,52 +6,70 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/hooks"
+	"github.com/vactor-io/vactor/internal/hookbus"
 )
 
 // Observed is implemented by commands that want to know where they were
 // sent (the engine's, when command hooks are registered): the connection
-// actor calls SentOn before writing them.
+// actor calls SentOn before writing them, and AnsweredAt (hookbus.Now)
+// when their pipeline came back, before completing them.
 type Observed interface {
 	SentOn(node string, pipeline uint64, size int)
+	AnsweredAt(at time.Duration)
 }
 
 // pipeObs is what a connection actor notes of a pipeline for the hooks.
 type pipeObs struct {
-	ev    hooks.Pipeline
-	start time.Time
+	ev       hooks.Pipeline
+	start    time.Duration // hookbus.Now at the write
+	cmds     bool          // command hooks: stamp the commands
+	pipeline bool          // pipeline hooks: report the pipeline
 }
 
 // observe runs before a pipeline is written, when the actor has hooks:
 // it numbers the pipeline, tells each command where it goes, and sends the
-// PipelineWritten event. It returns nil when no hook wants pipelines.
+// PipelineWritten event. It returns nil when no hook wants commands or
+// pipelines.
 func (c *Conn) observe(live []Command, cmds []valkey.Completed) *pipeObs {
 	st := c.state
 	bus := st.Hooks
-	cmdHooks, pipeHooks := bus.WantsCommands(), bus.WantsPipelines()
-	if !cmdHooks && !pipeHooks {
+	p := &c.pipe
+	p.cmds, p.pipeline = bus.WantsCommands(), bus.WantsPipelines()
+	if !p.cmds && !p.pipeline {
 		return nil
 	}
 	seq := bus.NextPipeline()
-	if cmdHooks {
+	if p.cmds {
 		for _, cmd := range live {
 			if o, ok := cmd.(Observed); ok {
 				o.SentOn(st.Addr, seq, len(live))
 			}
 		}
 	}
-	if !pipeHooks {
-		return nil
+	if p.pipeline {
+		p.ev = hooks.Pipeline{Node: st.Addr, Seq: seq, Size: len(live), Bytes: respSize(cmds), Queued: st.Mailbox.Len()}
+		if bus.WantsWritten() {
+			bus.Written(p.ev)
+		}
 	}
-	p := &c.pipe
-	p.ev = hooks.Pipeline{Node: st.Addr, Seq: seq, Size: len(live), Bytes: respSize(cmds), Queued: st.Mailbox.Len()}
-	bus.Written(p.ev)
-	p.start = time.Now()
+	p.start = hookbus.Now()
 	return p
 }
 
-// answered sends the PipelineAnswered event.
-func (c *Conn) answered(p *pipeObs, err error) {
-	p.ev.RTT = time.Since(p.start)
+// stamp tells cmd when its pipeline came back (at, hookbus.Now).
+func (p *pipeObs) stamp(cmd Command, at time.Duration) {
+	if o, ok := cmd.(Observed); ok {
+		o.AnsweredAt(at)
+	}
+}
+
+// answered sends the PipelineAnswered event; at is when the round trip
+// ended (hookbus.Now).
+func (c *Conn) answered(p *pipeObs, at time.Duration, err error) {
+	if !p.pipeline {
+		return
+	}
+	p.ev.RTT = at - p.start
 	p.ev.Err = err
 	c.state.Hooks.Answered(p.ev)
 }

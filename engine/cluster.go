@@ -380,13 +380,13 @@ func submitSlot[T any](e *Engine, ctx context.Context, slot uint16, cmd valkey.C
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	r := newSlotRequest(ctx, e.b, cmd, decode)
+	r := newSlotRequest(e, ctx, cmd, decode)
 	f := r.promise.Future()
 	if e.closed.Load() {
 		r.promise.Reject(ErrClosed)
 		return f
 	}
-	if e.bus != nil && e.bus.WantsCommands() {
+	if r.obs != nil {
 		observe(e, r)
 	}
 	r.watch()

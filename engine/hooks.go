@@ -19,26 +19,53 @@ import (
 // completion, one per batch in the connection actor).
 
 // observed is what a command carries when a PreExecution or PostExecution
-// hook is registered: one allocation per command, none without such hooks.
+// hook is registered. It lives in the request's allocation
+// (observedRequest): the hooks cost no allocation per command.
 type observed struct {
 	bus   *hookbus.Bus
-	start time.Time // at firing
+	start time.Duration // hookbus.Now at firing
 	name  string
+	args  int
 	db    int
-	// Set by the connection actor that writes the command (SentOn),
-	// before its completion.
-	node string
-	seq  uint64
-	size int
-	done atomic.Bool // the PostExecution event was sent
+	// Set by the connection actor that writes the command (SentOn,
+	// AnsweredAt), before its completion.
+	node     string
+	seq      uint64
+	size     int
+	answered time.Duration // hookbus.Now when its pipeline came back; 0: unknown
+	done     atomic.Bool   // the PostExecution event was sent
 }
 
-// observe prepares r for the command hooks and runs PreExecution, whose
-// context replaces r's. Called once per command, before it is posted
-// (and before watch, which then follows the hook's context).
+// observedRequest and observedSlotRequest are a request and its
+// observation in one allocation.
+type (
+	observedRequest[T any] struct {
+		request[T]
+		o observed
+	}
+	observedSlotRequest[T any] struct {
+		slotRequest[T]
+		o observed
+	}
+)
+
+// newRequest returns a request, with room for its observation when
+// command hooks are registered (r.obs set).
+func newRequest[T any](e *Engine, ctx context.Context, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *request[T] {
+	if !e.bus.WantsCommands() {
+		return &request[T]{ctx: ctx, cmd: cmd, decode: decode}
+	}
+	or := &observedRequest[T]{request: request[T]{ctx: ctx, cmd: cmd, decode: decode}}
+	or.request.obs = &or.o
+	return &or.request
+}
+
+// observe fills r.obs in and runs PreExecution, whose context replaces
+// r's. Called once per command (r.obs set), before it is posted (and
+// before watch, which then follows the hook's context).
 func observe[T any](e *Engine, r *request[T]) {
 	name, args := nameArgs(r.cmd)
-	r.obs = &observed{bus: e.bus, start: time.Now(), name: name, db: e.cfg.DB}
+	*r.obs = observed{bus: e.bus, start: hookbus.Now(), name: name, args: len(args), db: e.cfg.DB}
 	if e.bus.WantsPre() {
 		r.ctx = e.bus.Fire(r.ctx, hooks.Command{Name: name, Args: args})
 	}
@@ -58,7 +85,16 @@ func nameArgs(cmd valkey.Completed) (string, []string) {
 // the command went.
 func (r *request[T]) SentOn(node string, pipeline uint64, size int) {
 	if o := r.obs; o != nil {
-		o.node, o.seq, o.size = node, pipeline, size
+		o.node, o.seq, o.size, o.answered = node, pipeline, size, 0
+	}
+}
+
+// AnsweredAt implements actors.Observed: the time (hookbus.Now) the
+// command's pipeline came back, so that its completion needs no clock
+// reading of its own.
+func (r *request[T]) AnsweredAt(at time.Duration) {
+	if o := r.obs; o != nil {
+		o.answered = at
 	}
 }
 
@@ -70,13 +106,17 @@ func (r *request[T]) finish() {
 		return
 	}
 	_, err, _ := r.promise.Future().Result()
-	now := time.Now()
+	done := o.answered
+	if done == 0 {
+		done = hookbus.Now()
+	}
 	o.bus.Executed(r.ctx, hooks.Executed{
 		Name:         o.name,
+		Args:         o.args,
 		Node:         o.node,
 		Err:          err,
-		Duration:     now.Sub(o.start),
-		Done:         now,
+		Duration:     done - o.start,
+		Done:         hookbus.Time(done),
 		Retries:      int(r.retries),
 		Redirects:    int(r.redirects),
 		Pipeline:     o.seq,
@@ -90,13 +130,13 @@ func (r *request[T]) finish() {
 // function sends the PostExecution event.
 func (e *Engine) fireBlocking(ctx context.Context, node string, cmd valkey.Completed) (context.Context, func(error)) {
 	name, args := nameArgs(cmd)
-	start := time.Now()
+	start, n := hookbus.Now(), len(args)
 	if e.bus.WantsPre() {
 		ctx = e.bus.Fire(ctx, hooks.Command{Name: name, Args: args})
 	}
 	return ctx, func(err error) {
-		now := time.Now()
-		e.bus.Executed(ctx, hooks.Executed{Name: name, Node: node, Err: err, Duration: now.Sub(start), Done: now, DB: e.cfg.DB})
+		now := hookbus.Now()
+		e.bus.Executed(ctx, hooks.Executed{Name: name, Args: n, Node: node, Err: err, Duration: now - start, Done: hookbus.Time(now), DB: e.cfg.DB})
 	}
 }
 
@@ -107,9 +147,9 @@ func (e *Engine) hookedDial(ctx context.Context, node string, dedicated, initial
 	}
 	tls, probe := e.opts.TLS != nil, actors.IsProbe(ctx)
 	e.bus.Emit(hooks.Dial{Node: node, TLS: tls, Dedicated: dedicated, Initial: initial, Probe: probe})
-	start := time.Now()
+	start := hookbus.Now()
 	conn, err := dial(ctx)
-	e.bus.Emit(hooks.Dialed{Node: node, TLS: tls, Dedicated: dedicated, Initial: initial, Probe: probe, Err: err, Duration: time.Since(start)})
+	e.bus.Emit(hooks.Dialed{Node: node, TLS: tls, Dedicated: dedicated, Initial: initial, Probe: probe, Err: err, Duration: hookbus.Now() - start})
 	return conn, err
 }
 

@@ -272,7 +272,7 @@ func (r *request[T]) prepare(e *Engine, ctx context.Context, pin bool) {
 	if pin {
 		r.cmd = r.cmd.Pin()
 	}
-	if e.bus != nil && e.bus.WantsCommands() {
+	if r.obs != nil {
 		observe(e, r)
 	}
 	r.watch()
@@ -319,7 +319,7 @@ func add[T any](c *commands, key string, cmd valkey.Completed, decode func(valke
 	if c.state != cmdsOpen {
 		return fail[T](fmt.Errorf("%w: command added to a pipeline or transaction already executed or discarded", ErrInvalidArgument))
 	}
-	r := &request[T]{ctx: context.Background(), cmd: cmd, decode: decode}
+	r := newRequest(c.e, context.Background(), cmd, decode)
 	c.pend.q = append(c.pend.q, entry{cmd: r, route: key})
 	return r.promise.Future()
 }

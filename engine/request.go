@@ -89,12 +89,20 @@ type slotRequest[T any] struct {
 
 // newSlotRequest returns the request for a cluster command: cmd's parts
 // copied (string headers only) when it is short, else cmd pinned.
-func newSlotRequest[T any](ctx context.Context, b valkey.Builder, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *request[T] {
+func newSlotRequest[T any](e *Engine, ctx context.Context, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *request[T] {
 	parts := cmd.Commands()
 	if len(parts) > maxResendParts {
-		return &request[T]{ctx: ctx, cmd: cmd.Pin(), decode: decode}
+		return newRequest(e, ctx, cmd.Pin(), decode)
 	}
-	sr := &slotRequest[T]{request: request[T]{ctx: ctx, cmd: cmd, decode: decode}}
+	var sr *slotRequest[T]
+	if e.bus.WantsCommands() {
+		or := &observedSlotRequest[T]{slotRequest: slotRequest[T]{request: request[T]{ctx: ctx, cmd: cmd, decode: decode}}}
+		or.request.obs = &or.o
+		sr = &or.slotRequest
+	} else {
+		sr = &slotRequest[T]{request: request[T]{ctx: ctx, cmd: cmd, decode: decode}}
+	}
+	b := e.b
 	sr.res.n = uint8(copy(sr.res.parts[:], parts))
 	sr.res.ro = cmd.IsReadOnly()
 	sr.res.b = b
@@ -183,13 +191,13 @@ func submitTo[T any](e *Engine, conn *actors.ConnState, ctx context.Context, cmd
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	r := &request[T]{ctx: ctx, cmd: cmd, decode: decode}
+	r := newRequest(e, ctx, cmd, decode)
 	f := r.promise.Future()
 	if e.closed.Load() {
 		r.promise.Reject(ErrClosed)
 		return f
 	}
-	if e.bus != nil && e.bus.WantsCommands() {
+	if r.obs != nil {
 		observe(e, r)
 	}
 	if conn.Node != nil && conn.Node.Open() {

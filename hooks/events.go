@@ -22,8 +22,10 @@ type Command struct {
 
 // Executed is a command that completed, for PostExecution.
 type Executed struct {
-	// Name is the command's name, as in Command.
+	// Name is the command's name, as in Command; Args the number of its
+	// arguments (their values are not kept).
 	Name string
+	Args int
 	// Node is the node whose connection actor carried the command's last
 	// attempt; "" when the command never reached one (refused before:
 	// closed engine, open breaker, full mailbox, expired context,
@@ -35,7 +37,9 @@ type Executed struct {
 	// engine error otherwise.
 	Err error
 	// Duration is the time from firing (before PreExecution) to the
-	// completion of the future, which happened at Done.
+	// completion of the future, which happened at Done. For a command
+	// answered in a pipeline, the completion is when the pipeline's round
+	// trip ended (one clock reading per pipeline).
 	Duration time.Duration
 	Done     time.Time
 	// Retries counts the times the command was sent again after a

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -103,8 +104,11 @@ type Hook struct {
 	lag         metric.Int64ObservableGauge
 	pendingEnts metric.Int64ObservableGauge
 
+	lastOp atomic.Pointer[opSeries]
+
 	mu    sync.Mutex
-	ops   map[opKey][]metric.RecordOption
+	ops   map[opKey]*opSeries
+	spans map[spanKey]*spanOpts
 	nodes map[string]*nodeAttrs
 	lags  map[lagKey]lagValue
 }
@@ -143,7 +147,8 @@ func New(opts ...Option) (*Hook, error) {
 	h := &Hook{
 		system:    semconv.DBSystemNameKey.String(o.system),
 		queryText: o.queryText,
-		ops:       map[opKey][]metric.RecordOption{},
+		ops:       map[opKey]*opSeries{},
+		spans:     map[spanKey]*spanOpts{},
 		nodes:     map[string]*nodeAttrs{},
 		lags:      map[lagKey]lagValue{},
 	}
@@ -222,28 +227,14 @@ func (h *Hook) instruments(m metric.Meter) error {
 	return err
 }
 
-// PreExecution starts the command's span (kind CLIENT, named after the
-// operation, child of the span in ctx). Without tracing it returns ctx.
-func (h *Hook) PreExecution(ctx context.Context, cmd hooks.Command) context.Context {
-	if h.tracer == nil {
-		return ctx
-	}
-	attrs := []attribute.KeyValue{h.system, semconv.DBOperationName(cmd.Name)}
-	if h.queryText {
-		attrs = append(attrs, semconv.DBQueryText(queryText(cmd)))
-	}
-	ctx, _ = h.tracer.Start(ctx, cmd.Name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
-	return ctx
-}
-
 // maxQueryArgs bounds the "?" in db.query.text.
 const maxQueryArgs = 32
 
-// queryText is cmd's name with one "?" per argument.
-func queryText(cmd hooks.Command) string {
+// queryText is the command's name with one "?" per argument.
+func queryText(name string, args int) string {
 	var b strings.Builder
-	b.WriteString(cmd.Name)
-	for i := range cmd.Args {
+	b.WriteString(name)
+	for i := range args {
 		if i == maxQueryArgs {
 			b.WriteString(" …")
 			break
@@ -253,9 +244,13 @@ func queryText(cmd hooks.Command) string {
 	return b.String()
 }
 
-// PostExecution records db.client.operation.duration and ends the span.
-// The attribute set of each (operation, node, error, DB) is built once and
-// kept.
+// PostExecution records db.client.operation.duration and, with tracing,
+// the command's span: kind CLIENT, named after the operation, a child of
+// the span in the command's context, from its firing (ev.Done less
+// ev.Duration) to its completion. The span is made here, on the hook
+// goroutine, rather than started when the command is fired: the caller
+// pays nothing for it. The attribute set of each (operation, node, error,
+// DB) is built once and kept.
 func (h *Hook) PostExecution(ctx context.Context, ev hooks.Executed) {
 	var errType, status string
 	if ev.Err != nil && !errors.Is(ev.Err, engine.ErrNil) {
@@ -265,12 +260,15 @@ func (h *Hook) PostExecution(ctx context.Context, ev hooks.Executed) {
 	if h.tracer == nil {
 		return
 	}
-	span := trace.SpanFromContext(ctx)
+	so := h.spanOptions(ev.Name, ev.Node, ev.DB)
+	opts := [3]trace.SpanStartOption{so.kind, so.attrs, trace.WithTimestamp(ev.Done.Add(-ev.Duration))}
+	if h.queryText {
+		opts[1] = trace.WithAttributes(append(so.list[:len(so.list):len(so.list)], semconv.DBQueryText(queryText(ev.Name, ev.Args)))...)
+	}
+	_, span := h.tracer.Start(ctx, ev.Name, opts[:]...)
 	if !span.IsRecording() {
 		return
 	}
-	span.SetAttributes(h.node(ev.Node).attrs...)
-	span.SetAttributes(semconv.DBNamespace(strconv.Itoa(ev.DB)))
 	if ev.Retries > 0 || ev.Redirects > 0 {
 		span.SetAttributes(attribute.Int("vactor.retries", ev.Retries), attribute.Int("vactor.redirects", ev.Redirects))
 	}
@@ -289,8 +287,55 @@ func (h *Hook) PostExecution(ctx context.Context, ev hooks.Executed) {
 	span.End(trace.WithTimestamp(ev.Done))
 }
 
-// opOptions returns the record options of the series k, made once.
+// spanOpts are the start options of the spans of one (operation, node,
+// DB): made once.
+type spanOpts struct {
+	list  []attribute.KeyValue
+	kind  trace.SpanStartOption
+	attrs trace.SpanStartOption
+}
+
+type spanKey struct {
+	name, node string
+	db         int
+}
+
+// spanOptions returns the start options of the spans of (name, node, db).
+func (h *Hook) spanOptions(name, node string, db int) *spanOpts {
+	k := spanKey{name, node, db}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if o, ok := h.spans[k]; ok {
+		return o
+	}
+	list := []attribute.KeyValue{h.system, semconv.DBOperationName(name), semconv.DBNamespace(strconv.Itoa(db))}
+	list = append(list, h.nodeLocked(node).attrs...)
+	o := &spanOpts{list: list, kind: trace.WithSpanKind(trace.SpanKindClient), attrs: trace.WithAttributes(list...)}
+	h.spans[k] = o
+	return o
+}
+
+// opSeries is a db.client.operation.duration series and its record
+// options.
+type opSeries struct {
+	key  opKey
+	opts []metric.RecordOption
+}
+
+// opOptions returns the record options of the series k, made once. The
+// series last used is checked first, without a lock: a workload of one
+// command kind skips the map.
 func (h *Hook) opOptions(k opKey) []metric.RecordOption {
+	if last := h.lastOp.Load(); last != nil && last.key == k {
+		return last.opts
+	}
+	o := h.series(k)
+	h.lastOp.Store(o)
+	return o.opts
+}
+
+// series returns the series k, made once.
+func (h *Hook) series(k opKey) *opSeries {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if o, ok := h.ops[k]; ok {
@@ -304,7 +349,7 @@ func (h *Hook) opOptions(k opKey) []metric.RecordOption {
 	if k.status != "" {
 		attrs = append(attrs, semconv.DBResponseStatusCode(k.status))
 	}
-	o := []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
+	o := &opSeries{key: k, opts: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}}
 	h.ops[k] = o
 	return o
 }
@@ -337,6 +382,9 @@ func (h *Hook) nodeLocked(node string) *nodeAttrs {
 // server's error prefix for an error reply, a short name for the engine's
 // own errors, "_OTHER" for the rest (transport errors).
 func errorType(err error) (typ, status string) {
+	if se, ok := err.(*engine.ServerError); ok { // the common case, without errors.As's allocation
+		return se.Prefix, se.Prefix
+	}
 	var se *engine.ServerError
 	switch {
 	case errors.As(err, &se):
@@ -521,7 +569,6 @@ func (h *Hook) Observe(eng *engine.Engine) (metric.Registration, error) {
 }
 
 var (
-	_ hooks.PreExecution     = (*Hook)(nil)
 	_ hooks.PostExecution    = (*Hook)(nil)
 	_ hooks.PostConnection   = (*Hook)(nil)
 	_ hooks.ConnectionLost   = (*Hook)(nil)

@@ -20,6 +20,16 @@ import (
 // new ones.
 const DefaultCapacity = 1 << 16
 
+// base is the origin of Now: one reading of the clock, wall and monotonic.
+var base = time.Now()
+
+// Now returns the monotonic time since the process's base: cheaper than
+// time.Now (one clock reading, not two), for the hooks' timestamps.
+func Now() time.Duration { return time.Since(base) }
+
+// Time turns a Now reading into a wall-clock time.
+func Time(d time.Duration) time.Time { return base.Add(d) }
+
 // entry is a hook of one kind and its position in the configured list
 // (for the log-once-per-hook rule).
 type entry[T any] struct {
@@ -58,6 +68,7 @@ type Bus struct {
 	seq      atomic.Uint64 // pipeline sequence numbers
 
 	events, dropped, panics atomic.Uint64
+	holds                   atomic.Int32 // Hold sections under way: pushes do not wake
 
 	mu      sync.Mutex
 	buf     []item
@@ -242,6 +253,9 @@ func (b *Bus) WantsPost() bool { return b != nil && len(b.post) > 0 }
 // hook is registered.
 func (b *Bus) WantsPipelines() bool { return b != nil && b.pipelines }
 
+// WantsWritten reports whether a PipelineWritten hook is registered.
+func (b *Bus) WantsWritten() bool { return b != nil && len(b.written) > 0 }
+
 // WantsDials reports whether a PreConnection or PostConnection hook is
 // registered.
 func (b *Bus) WantsDials() bool { return b != nil && len(b.preConn)+len(b.postConn) > 0 }
@@ -373,8 +387,37 @@ func (b *Bus) push(it item) {
 		return
 	}
 	b.buf = append(b.buf, it)
-	wake := b.idle
-	b.idle = false
+	wake := b.idle && b.holds.Load() == 0
+	if wake {
+		b.idle = false
+	}
+	b.mu.Unlock()
+	if wake {
+		b.signal()
+	}
+}
+
+// Hold makes the events pushed until the matching Release wake the hook
+// goroutine once, at Release, rather than at the first of them: a
+// connection actor holds while it completes a pipeline's commands, so
+// that the hook goroutine takes the pipeline's events in one go instead
+// of waking and sleeping between them. Holds may overlap.
+func (b *Bus) Hold() {
+	if b != nil {
+		b.holds.Add(1)
+	}
+}
+
+// Release ends a Hold.
+func (b *Bus) Release() {
+	if b == nil || b.holds.Add(-1) != 0 {
+		return
+	}
+	b.mu.Lock()
+	wake := b.idle && len(b.buf) > 0
+	if wake {
+		b.idle = false
+	}
 	b.mu.Unlock()
 	if wake {
 		b.signal()
@@ -404,10 +447,8 @@ func (b *Bus) run() {
 		b.buf = spare[:0]
 		b.mu.Unlock()
 		b.events.Add(uint64(len(batch)))
-		for i := range batch {
-			b.deliver(&batch[i])
-			batch[i] = item{}
-		}
+		b.deliverAll(batch)
+		clear(batch)
 		spare = batch[:0]
 		if d := b.dropped.Load(); d != lastDrop && time.Since(lastLog) >= time.Second {
 			b.log.Warn(MsgDropped, "dropped", d-lastDrop, "total", d)
@@ -422,94 +463,94 @@ const (
 	MsgPanicked = "vactor: hook panicked"
 )
 
-// deliver calls the hooks that take it.
-func (b *Bus) deliver(it *item) {
+// cursor is where deliverAll is: the item and, within it, the next hook
+// to call, with the one being called (for a panic's report). Only the hook
+// goroutine touches it.
+type cursor struct {
+	item, next int
+	hook       int // configured index of the hook being called
+	h          any
+	method     string
+}
+
+// deliverAll calls the hooks for every item of batch, in order. A panic
+// is recovered once per batch rather than once per call (a deferred
+// recover per call costs more than some hooks): after one, delivery goes
+// on with the hook after the one that panicked.
+func (b *Bus) deliverAll(batch []item) {
+	var c cursor
+	for !b.deliverFrom(batch, &c) {
+		c.next++ // skip the hook that panicked
+	}
+}
+
+// deliverFrom delivers from c on; it returns false after a panic (c then
+// names the hook that panicked).
+func (b *Bus) deliverFrom(batch []item, c *cursor) (done bool) {
+	defer func() {
+		if !done {
+			b.recovered(c.hook, c.h, c.method, recover())
+		}
+	}()
+	for ; c.item < len(batch); c.item, c.next = c.item+1, 0 {
+		b.deliver(&batch[c.item], c)
+	}
+	return true
+}
+
+// deliver calls the hooks that take it, from c.next on.
+func (b *Bus) deliver(it *item, c *cursor) {
 	if it.kind == kindExecuted {
-		for _, e := range b.post {
-			b.post1(e, it)
+		for ; c.next < len(b.post); c.next++ {
+			e := b.post[c.next]
+			c.hook, c.h, c.method = e.i, e.h, "PostExecution"
+			e.h.PostExecution(it.ctx, it.exec)
 		}
 		return
 	}
 	switch ev := it.ev.(type) {
 	case hooks.Dial:
-		for _, e := range b.preConn {
-			call(b, e, "PreConnection", ev, hooks.PreConnection.PreConnection)
-		}
+		each(c, b.preConn, "PreConnection", ev, hooks.PreConnection.PreConnection)
 	case hooks.Dialed:
-		for _, e := range b.postConn {
-			call(b, e, "PostConnection", ev, hooks.PostConnection.PostConnection)
-		}
+		each(c, b.postConn, "PostConnection", ev, hooks.PostConnection.PostConnection)
 	case hooks.Lost:
-		for _, e := range b.lost {
-			call(b, e, "OnConnectionLost", ev, hooks.ConnectionLost.OnConnectionLost)
-		}
+		each(c, b.lost, "OnConnectionLost", ev, hooks.ConnectionLost.OnConnectionLost)
 	case hooks.Restart:
-		for _, e := range b.restart {
-			call(b, e, "OnActorRestarted", ev, hooks.ActorRestarted.OnActorRestarted)
-		}
+		each(c, b.restart, "OnActorRestarted", ev, hooks.ActorRestarted.OnActorRestarted)
 	case written:
-		for _, e := range b.written {
-			call(b, e, "OnPipelineWritten", hooks.Pipeline(ev), hooks.PipelineWritten.OnPipelineWritten)
-		}
+		each(c, b.written, "OnPipelineWritten", hooks.Pipeline(ev), hooks.PipelineWritten.OnPipelineWritten)
 	case hooks.Pipeline:
-		for _, e := range b.answered {
-			call(b, e, "OnPipelineAnswered", ev, hooks.PipelineAnswered.OnPipelineAnswered)
-		}
+		each(c, b.answered, "OnPipelineAnswered", ev, hooks.PipelineAnswered.OnPipelineAnswered)
 	case hooks.Backpressure:
-		for _, e := range b.full {
-			call(b, e, "OnMailboxFull", ev, hooks.MailboxFull.OnMailboxFull)
-		}
+		each(c, b.full, "OnMailboxFull", ev, hooks.MailboxFull.OnMailboxFull)
 	case hooks.BreakerChange:
-		for _, e := range b.breaker {
-			call(b, e, "OnBreakerChanged", ev, hooks.BreakerChanged.OnBreakerChanged)
-		}
+		each(c, b.breaker, "OnBreakerChanged", ev, hooks.BreakerChanged.OnBreakerChanged)
 	case hooks.Retry:
-		for _, e := range b.retry {
-			call(b, e, "OnRetryScheduled", ev, hooks.RetryScheduled.OnRetryScheduled)
-		}
+		each(c, b.retry, "OnRetryScheduled", ev, hooks.RetryScheduled.OnRetryScheduled)
 	case hooks.Redirect:
-		for _, e := range b.redirect {
-			call(b, e, "OnRedirected", ev, hooks.Redirected.OnRedirected)
-		}
+		each(c, b.redirect, "OnRedirected", ev, hooks.Redirected.OnRedirected)
 	case hooks.SlotMap:
-		for _, e := range b.slotMap {
-			call(b, e, "OnSlotMapLoaded", ev, hooks.SlotMapLoaded.OnSlotMapLoaded)
-		}
+		each(c, b.slotMap, "OnSlotMapLoaded", ev, hooks.SlotMapLoaded.OnSlotMapLoaded)
 	case hooks.SentinelSwitch:
-		for _, e := range b.sentinel {
-			call(b, e, "OnSentinelSwitched", ev, hooks.SentinelSwitched.OnSentinelSwitched)
-		}
+		each(c, b.sentinel, "OnSentinelSwitched", ev, hooks.SentinelSwitched.OnSentinelSwitched)
 	case hooks.Subscriber:
-		for _, e := range b.sub {
-			call(b, e, "OnSubscriberEvent", ev, hooks.SubscriberEvents.OnSubscriberEvent)
-		}
+		each(c, b.sub, "OnSubscriberEvent", ev, hooks.SubscriberEvents.OnSubscriberEvent)
 	case hooks.Consumer:
-		for _, e := range b.consumer {
-			call(b, e, "OnConsumerEvent", ev, hooks.ConsumerEvents.OnConsumerEvent)
-		}
+		each(c, b.consumer, "OnConsumerEvent", ev, hooks.ConsumerEvents.OnConsumerEvent)
 	}
 }
 
-func (b *Bus) post1(e entry[hooks.PostExecution], it *item) {
-	defer func() {
-		if r := recover(); r != nil {
-			b.recovered(e.i, e.h, "PostExecution", r)
-		}
-	}()
-	e.h.PostExecution(it.ctx, it.exec)
-}
-
-// call calls method on e's hook with ev, recovering a panic.
-func call[H, E any](b *Bus, e entry[H], name string, ev E, method func(H, E)) {
-	defer func() {
-		if r := recover(); r != nil {
-			b.recovered(e.i, e.h, name, r)
-		}
-	}()
-	method(e.h, ev)
+// each calls method on es's hooks from c.next on, with ev.
+func each[H, E any](c *cursor, es []entry[H], name string, ev E, method func(H, E)) {
+	for ; c.next < len(es); c.next++ {
+		e := es[c.next]
+		c.hook, c.h, c.method = e.i, e.h, name
+		method(e.h, ev)
+	}
 }
 
 // recovered counts a hook's panic and logs the first one of each hook.
+// (A hook that panics with nil is reported as panicking with nil.)
 func (b *Bus) recovered(i int, h any, method string, r any) {
 	b.panics.Add(1)
 	if b.panicked[i].CompareAndSwap(false, true) {
