@@ -21,6 +21,9 @@ func SetHookQueue(n int) (restore func()) {
 	return func() { hookQueue = old }
 }
 
+// SentinelSwitched reports a sentinel switch as the sentinel code does.
+func SentinelSwitched(e *Engine, master, from, to string) { e.sentinelSwitched(master, from, to) }
+
 // SetNodeGoneAfter sets how long a node must be absent from the slot map
 // before its connection actors stop; it returns a func restoring it.
 func SetNodeGoneAfter(d time.Duration) (restore func()) {

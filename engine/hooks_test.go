@@ -554,3 +554,26 @@ func TestHooksClusterRedirect(t *testing.T) {
 		t.Error("the slot map change or the redirect was not logged")
 	}
 }
+
+// A sentinel switch (reported by the sentinel code through the engine's
+// sentinelSwitched) reaches the SentinelSwitched hooks and the log.
+func TestHookSentinelSwitched(t *testing.T) {
+	rec := &recHook{}
+	var logs *logCheck
+	eng, _ := newEngine(t, func(c config.Config) config.Config {
+		c, logs = withLogCheck(t, c.WithHooks(rec))
+		return c
+	})
+	engine.SentinelSwitched(eng, "mymaster", "10.0.0.1:6379", "10.0.0.2:6379")
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rec.with(func() {
+		if len(rec.switches) != 1 || rec.switches[0] != (hooks.SentinelSwitch{Master: "mymaster", From: "10.0.0.1:6379", To: "10.0.0.2:6379"}) {
+			t.Fatalf("switches: %+v", rec.switches)
+		}
+	})
+	if logs.Count(hooks.MsgSentinelSwitch) != 1 {
+		t.Fatal("the switch was not logged")
+	}
+}

@@ -208,7 +208,7 @@ func (h *Hook) instruments(m metric.Meter) error {
 	h.depth, err = m.Int64ObservableGauge("vactor.mailbox.depth", metric.WithUnit("{command}"),
 		metric.WithDescription("Commands queued in a connection actor's mailbox."))
 	errs = append(errs, err)
-	h.breakers, err = m.Int64ObservableGauge("vactor.breaker.state", metric.WithUnit("1"),
+	h.breakers, err = m.Int64ObservableGauge("vactor.breaker.state", metric.WithUnit("{state}"),
 		metric.WithDescription("Circuit breaker state per node: 0 closed, 1 half-open, 2 open."))
 	errs = append(errs, err)
 	h.hookDropped, err = m.Int64ObservableCounter("vactor.hooks.dropped", metric.WithUnit("{event}"),
