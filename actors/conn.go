@@ -308,7 +308,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	}
 	var failed uint64
 	var broken error
-	var hit []hitCmd // commands a transport error hit, in batch order
+	var hit []hitCmd     // commands a transport error hit, in batch order
 	var at time.Duration // when the round trip ended (hooks only)
 	settle := func(cmd Command, r valkey.ValkeyResult) {
 		if pipe != nil && pipe.cmds {

@@ -29,7 +29,7 @@ func (h seqHook) add(s string) {
 	}
 }
 func (h seqHook) PostExecution(_ context.Context, ev hooks.Executed) { h.add(ev.Name) }
-func (h seqHook) OnBreakerChanged(ev hooks.BreakerChange)           { h.add(ev.To) }
+func (h seqHook) OnBreakerChanged(ev hooks.BreakerChange)            { h.add(ev.To) }
 
 func newBus(t *testing.T, capacity int, hs ...hooks.Hook) (*Bus, *bytes.Buffer) {
 	var buf bytes.Buffer
