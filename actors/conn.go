@@ -14,6 +14,8 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/hooks"
+	"github.com/vactor-io/vactor/internal/hookbus"
 	"github.com/vactor-io/vactor/mailbox"
 	"github.com/vactor-io/vactor/policies"
 )
@@ -46,6 +48,10 @@ type ConnState struct {
 	// Node.
 	NotPrimary func()
 	MaxResends int
+	// Hooks, when set, receive the actor's events (pipelines, lost
+	// connections, restarts, retries) and the commands learn where they
+	// were sent (Observed). Nil: none, and nothing is computed for them.
+	Hooks *hookbus.Bus
 
 	mu       sync.Mutex
 	stash    []held       // commands to send again first, in order
@@ -107,6 +113,13 @@ func (h held) fail(err error) {
 		err = &policies.OutcomeUnknownError{Cause: errors.Join(err, h.sent)}
 	}
 	h.cmd.Fail(err)
+}
+
+// held returns the number of commands held for resending.
+func (s *ConnState) held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.stash)
 }
 
 // takeStash returns the held commands and forgets them.
@@ -233,6 +246,7 @@ type Conn struct {
 	state *ConnState
 	cmds  []valkey.Completed // reused per batch
 	live  []Command          // reused per batch
+	pipe  pipeObs            // reused per batch (hooks only)
 }
 
 // Receive implements actor.Actor.
@@ -247,7 +261,8 @@ func (c *Conn) Receive(ctx actor.Context) {
 	case *actor.Started:
 		c.start(ctx)
 	case *actor.Restarting:
-		c.state.restarts.Add(1)
+		n := c.state.restarts.Add(1)
+		c.state.Hooks.Emit(hooks.Restart{Node: c.state.Addr, Restarts: n})
 	case *actor.Stopping:
 		// protoactor drops the messages of a stopped actor: fail them.
 		c.state.Mailbox.Close(c.state.CloseErr)
@@ -351,10 +366,14 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		cmds = append(cmds, cmd.Cmd())
 		live = append(live, cmd)
 	}
+	holding := false // a hookbus Hold is under way
 	defer func() {
 		clear(cmds)
 		clear(live)
 		c.cmds, c.live = cmds[:0], live[:0]
+		if holding { // a completion panicked
+			st.Hooks.Release()
+		}
 	}()
 	if len(live) == 0 {
 		return
@@ -367,13 +386,21 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		return
 	}
 	dctx, cancel := c.batchContext(live)
+	var pipe *pipeObs
+	if st.Hooks != nil {
+		pipe = c.observe(live, cmds)
+	}
 	var failed uint64
 	var broken error
-	var hit []hitCmd // commands a transport error hit, in batch order
-	var moved []held // commands a former primary refused, in batch order
+	var hit []hitCmd     // commands a transport error hit, in batch order
+	var moved []held     // commands a former primary refused, in batch order
+	var at time.Duration // when the round trip ended (hooks only)
 	demoted := false
 	watchRole := st.NotPrimary != nil && n != nil
 	settle := func(cmd Command, r valkey.ValkeyResult) {
+		if pipe != nil && pipe.cmds {
+			pipe.stamp(cmd, at)
+		}
 		err := r.NonValkeyError()
 		if err == nil {
 			if watchRole && c.notPrimary(cmd, r, &demoted) {
@@ -392,9 +419,20 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	}
 	if len(live) == 1 {
 		// A batch of one: Do spares valkey-go's per-pipeline allocations.
-		settle(live[0], c.do(dctx, cmds[0]))
+		r := c.do(dctx, cmds[0])
+		if pipe != nil {
+			at = hookbus.Now()
+			st.Hooks.Hold()
+			holding = true
+		}
+		settle(live[0], r)
 	} else {
 		results := c.doMulti(dctx, cmds)
+		if pipe != nil {
+			at = hookbus.Now()
+			st.Hooks.Hold()
+			holding = true
+		}
 		for i, cmd := range live {
 			r := shortReply
 			if i < len(results) {
@@ -406,7 +444,14 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	if cancel != nil {
 		cancel()
 	}
+	if pipe != nil {
+		c.answered(pipe, at, broken)
+	}
 	keep := c.sortOut(hit)
+	if holding {
+		st.Hooks.Release()
+		holding = false
+	}
 	st.commands.Add(uint64(len(live) - len(moved)))
 	if failed > 0 {
 		st.errors.Add(failed)
@@ -436,6 +481,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		c.escalate(ctx, ErrNotPrimary)
 		return
 	}
+	st.Hooks.Emit(hooks.Lost{Node: st.Addr, Err: broken, Kept: len(keep)})
 	// Stash before the breaker hears of the failure: the failure may open
 	// it, and the opening fails what is held (FailHeld) then and there.
 	st.mu.Lock()

@@ -57,6 +57,17 @@ func (n *Node) connect(ctx context.Context) (drivers.Conn, error) {
 	return conn, nil
 }
 
+// probeKey marks the context of a probe's dial (IsProbe).
+type probeKey struct{}
+
+// IsProbe reports whether ctx is the context of a dial that probes a node
+// whose breaker is open (the connection is closed once it answered PING),
+// rather than one that connects an actor.
+func IsProbe(ctx context.Context) bool {
+	v, _ := ctx.Value(probeKey{}).(bool)
+	return v
+}
+
 // Policy is the retry and timing policy the connection actors apply. It is
 // read-only once the actors run.
 type Policy struct {

@@ -11,6 +11,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/vactor-io/vactor/hooks"
+	"github.com/vactor-io/vactor/internal/hookbus"
 	"github.com/vactor-io/vactor/mailbox"
 	"github.com/vactor-io/vactor/policies"
 )
@@ -202,6 +204,8 @@ type SlotState struct {
 	IdleTimeout time.Duration
 	// OnStopped, when set, is called each time a slot actor has stopped.
 	OnStopped func()
+	// Hooks, when set, hear of the redirects the slot actor follows.
+	Hooks *hookbus.Bus
 
 	redirects atomic.Uint64
 	coll      Collector
@@ -542,10 +546,19 @@ func (a *Slot) send(redirects []Redirect) {
 	var pending []Hooked
 	var asks []Redirect
 	wait := false
+	var from string
+	tell := st.Hooks.WantsRedirects()
+	if tell {
+		from, _ = st.Router.Owner(st.Slot)
+	}
 	for _, r := range redirects {
 		r.Cmd.Renew()
 		r.Cmd.Redirected()
-		if r.Cmd.Redirects() > st.MaxRedirects {
+		gaveUp := r.Cmd.Redirects() > st.MaxRedirects
+		if tell {
+			st.Hooks.Emit(redirectEvent(r, st.Slot, from, gaveUp))
+		}
+		if gaveUp {
 			r.Cmd.Fail(errors.Join(ErrTooManyRedirects, r.Err))
 			continue
 		}
@@ -897,6 +910,26 @@ func (a *Slot) releaser(n int) func() {
 	}
 	box := a.box
 	return func() { box.Release(n) }
+}
+
+// redirectEvent describes r for the Redirected hooks.
+func redirectEvent(r Redirect, slot uint16, from string, gaveUp bool) hooks.Redirect {
+	ev := hooks.Redirect{Slot: int(slot), From: from, To: r.Addr, GaveUp: gaveUp}
+	switch {
+	case r.Ask:
+		ev.Kind = hooks.RedirectAsk
+	case r.Addr != "":
+		ev.Kind = hooks.RedirectMoved
+	case r.Err != nil && r.Err.IsClusterDown():
+		ev.Kind = hooks.RedirectClusterDown
+	default:
+		ev.Kind = hooks.RedirectTryAgain
+	}
+	if cmd := r.Cmd.Cmd(); len(cmd.Commands()) > 0 {
+		parts := cmd.Commands()
+		ev.Name = parts[0]
+	}
+	return ev
 }
 
 func failAll(cmds []Hooked, err error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/mailbox"
 	"github.com/vactor-io/vactor/policies"
 )
@@ -231,7 +232,9 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		}
 		if m.err != nil {
 			st.failures.Add(1)
-			s.after(s.backoff(st), restartChild{pid: m.pid})
+			d := s.backoff(st)
+			s.retrying(st, d, m.err)
+			s.after(d, restartChild{pid: m.pid})
 			return
 		}
 		if st.Node.Open() {
@@ -319,7 +322,7 @@ func (s *Supervisor) probeInterval() time.Duration {
 // never blocks the supervisor.
 func (s *Supervisor) probe(n *Node) {
 	defer s.probes.Done()
-	conn, err := n.connect(s.probeCtx)
+	conn, err := n.connect(context.WithValue(s.probeCtx, probeKey{}, true))
 	if err == nil {
 		_ = conn.Close()
 	}
@@ -447,7 +450,7 @@ type strategy struct{ s *Supervisor }
 
 // HandleFailure implements actor.SupervisorStrategy. It runs on the
 // supervisor's goroutine.
-func (st strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, _ any, _ any) {
+func (st strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason any, _ any) {
 	cs := st.s.byID[child.Id]
 	if cs == nil {
 		sup.RestartChildren(child)
@@ -457,7 +460,26 @@ func (st strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chi
 		st.s.revive(sup, child, cs) // a panic: restart at once
 		return
 	}
-	st.s.after(st.s.backoff(cs), restartChild{pid: child})
+	d := st.s.backoff(cs)
+	st.s.retrying(cs, d, reason)
+	st.s.after(d, restartChild{pid: child})
+}
+
+// retrying reports a RetryScheduled event when st holds commands to send
+// again once its actor restarts after d.
+func (s *Supervisor) retrying(st *ConnState, d time.Duration, reason any) {
+	if st.Hooks == nil {
+		return
+	}
+	n := st.held()
+	if n == 0 {
+		return
+	}
+	err, ok := reason.(error)
+	if !ok && reason != nil {
+		err = fmt.Errorf("%v", reason)
+	}
+	st.Hooks.Emit(hooks.Retry{Node: st.Addr, Commands: n, Attempt: int(st.failures.Load()), Backoff: d, Reason: err})
 }
 
 var _ actor.SupervisorStrategy = strategy{}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,6 +146,7 @@ func run(b *testing.B, g int, do op) {
 	var failed atomic.Value
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	start := time.Now()
 	for w := range g {
 		wg.Add(1)
@@ -164,6 +166,7 @@ func run(b *testing.B, g int, do op) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
 	b.StopTimer()
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
@@ -176,7 +179,17 @@ func run(b *testing.B, g int, do op) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
 	b.ReportMetric(float64(all[len(all)/2].Nanoseconds())/1e3, "p50-µs")
 	b.ReportMetric(float64(all[len(all)*99/100].Nanoseconds())/1e3, "p99-µs")
-	b.ReportMetric(0, "ns/op") // ns/op of a concurrent run is misleading: read ops/s
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op") // the client's CPU (user+system) per operation
+	b.ReportMetric(0, "ns/op")                                           // ns/op of a concurrent run is misleading: read ops/s
+}
+
+// cpuTime returns the process's CPU time so far (user and system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // bench runs pick's operation for every contender at every level, the

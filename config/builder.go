@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/vactor-io/vactor/hooks"
 )
 
 // The With* methods return a copy of c with one setting changed, so calls
@@ -16,10 +18,11 @@ import (
 // with their arguments. They do not validate: call Validate on the result
 // (engine.New does).
 
-// clone returns c with its own copies of Addrs and SentinelAddrs.
+// clone returns c with its own copies of Addrs, SentinelAddrs and Hooks.
 func (c Config) clone() Config {
 	c.Addrs = slices.Clone(c.Addrs)
 	c.SentinelAddrs = slices.Clone(c.SentinelAddrs)
+	c.Hooks = slices.Clone(c.Hooks)
 	return c
 }
 
@@ -256,6 +259,20 @@ func (c Config) WithDrainTimeout(d time.Duration) Config {
 // WithLogger returns a copy of c with Logger set; nil silences all logging.
 // The logger is shared, not copied.
 func (c Config) WithLogger(l *slog.Logger) Config { c = c.clone(); c.Logger = l; return c }
+
+// WithLogLevel returns a copy of c with LogLevel set.
+func (c Config) WithLogLevel(l slog.Level) Config { c = c.clone(); c.LogLevel = l; return c }
+
+// WithHooks returns a copy of c with Hooks set to a copy of hs (the hooks
+// themselves are shared); with no arguments Hooks is cleared.
+func (c Config) WithHooks(hs ...hooks.Hook) Config {
+	c = c.clone()
+	c.Hooks = nil
+	if len(hs) > 0 {
+		c.Hooks = slices.Clone(hs)
+	}
+	return c
+}
 
 // WithCircuitBreakerFailureRate returns a copy of c with
 // CircuitBreakerFailureRate set (0 keeps the count-based breaker).

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vactor-io/vactor/hooks"
 )
 
 // BackpressurePolicy says what posting a command to a full connection mailbox
@@ -49,6 +51,24 @@ func ParseBackpressurePolicy(s string) (BackpressurePolicy, error) {
 		return BackpressureReject, nil
 	}
 	return 0, newFieldError("Backpressure", s, `must be "block" or "reject"`)
+}
+
+// ParseLogLevel parses "debug", "info", "warn" (or "warning") or "error"
+// (case-insensitive, surrounding spaces ignored) into a slog.Level for
+// Config.LogLevel. Any other text is a *FieldError for the field
+// "LogLevel".
+func ParseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, newFieldError("LogLevel", s, `must be "debug", "info", "warn" or "error"`)
 }
 
 // ReadFrom says which node serves read-only commands: in cluster mode a
@@ -303,9 +323,24 @@ type Config struct {
 	// be answered before failing them. Default 5s; at least 0, where 0 means
 	// no waiting.
 	DrainTimeout time.Duration
-	// Logger receives the engine's logs. Default nil: nothing is logged,
-	// including by the libraries vactor is built on.
+	// Logger receives the engine's logs (hooks.Logging describes them: the
+	// Msg* messages and their attributes) and those of the actor library,
+	// filtered by LogLevel. No password, key or value is logged (keys only
+	// at debug level). Default nil: nothing is logged, including by the
+	// libraries vactor is built on.
 	Logger *slog.Logger
+	// LogLevel is the least level logged to Logger: slog.LevelDebug,
+	// LevelInfo, LevelWarn or LevelError (VALKEY_LOG_LEVEL: debug, info,
+	// warn, error). Default slog.LevelInfo. Unused without a Logger.
+	LogLevel slog.Level
+	// Hooks observe the engine: each is a value implementing one or more of
+	// the hooks package's interfaces (hooks.PreExecution, ...), checked
+	// once by engine.New; see hooks.Hook for which goroutine calls what.
+	// Several hooks are called in order. Default nil: no hooks, and no
+	// cost on the hot path. Validate refuses a nil hook and one that
+	// implements none of the interfaces. The hooks are shared, not
+	// copied, by Config's copies.
+	Hooks []hooks.Hook `json:"-"`
 }
 
 // Defaults, as documented on the Config fields and returned by DefaultConfig.
@@ -365,6 +400,7 @@ func DefaultConfig() Config {
 		Backpressure:              BackpressureBlock,
 		MaxBatchSize:              defaultMaxBatchSize,
 		DrainTimeout:              defaultDrainTimeout,
+		LogLevel:                  slog.LevelInfo,
 	}
 }
 
@@ -488,6 +524,14 @@ func (c Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		return newFieldError("DrainTimeout", c.DrainTimeout.String(), "must be at least 0")
+	}
+	for i, h := range c.Hooks {
+		if h == nil {
+			return newFieldError("Hooks["+strconv.Itoa(i)+"]", "nil", "must not be nil")
+		}
+		if !hooks.Implements(h) {
+			return newFieldError("Hooks["+strconv.Itoa(i)+"]", fmt.Sprintf("%T", h), "implements no interface of the hooks package")
+		}
 	}
 	return nil
 }
@@ -619,7 +663,8 @@ func providerText(p CredentialsProvider) string {
 
 // String returns a one-line summary of every setting, for logs and error
 // messages. The passwords appear as "[redacted]" when set; credentials
-// providers, the TLS Config and the Logger as whether they are set.
+// providers, the TLS Config and the Logger as whether they are set, Hooks
+// as their number.
 func (c Config) String() string {
 	var b strings.Builder
 	b.WriteString("Config{")
@@ -633,8 +678,8 @@ func (c Config) String() string {
 		c.SentinelMode, c.SentinelMasterName, c.SentinelAddrs, c.SentinelUsername, passwordText(c.SentinelPassword), c.SentinelCredentialsProvider != nil, c.SentinelRefreshInterval)
 	fmt.Fprintf(&b, " TLS={Enabled=%t CertFile=%q KeyFile=%q CAFile=%q ServerName=%q InsecureSkipVerify=%t Config=%t}",
 		c.TLS.Enabled, c.TLS.CertFile, c.TLS.KeyFile, c.TLS.CAFile, c.TLS.ServerName, c.TLS.InsecureSkipVerify, c.TLS.Config != nil)
-	fmt.Fprintf(&b, " MailboxCapacity=%d Backpressure=%s MaxBatchSize=%d DrainTimeout=%s Logger=%t}",
-		c.MailboxCapacity, c.Backpressure, c.MaxBatchSize, c.DrainTimeout, c.Logger != nil)
+	fmt.Fprintf(&b, " MailboxCapacity=%d Backpressure=%s MaxBatchSize=%d DrainTimeout=%s Logger=%t LogLevel=%s Hooks=%d}",
+		c.MailboxCapacity, c.Backpressure, c.MaxBatchSize, c.DrainTimeout, c.Logger != nil, c.LogLevel, len(c.Hooks))
 	return b.String()
 }
 
@@ -662,8 +707,8 @@ func (c Config) GoString() string {
 	}
 	fmt.Fprintf(&b, "SentinelMode:%t, SentinelMasterName:%q, SentinelAddrs:%s, SentinelUsername:%q, SentinelPassword:%q, SentinelCredentialsProvider:%s, SentinelRefreshInterval:%d, ",
 		c.SentinelMode, c.SentinelMasterName, sentinelAddrs, c.SentinelUsername, passwordText(c.SentinelPassword), providerText(c.SentinelCredentialsProvider), c.SentinelRefreshInterval)
-	fmt.Fprintf(&b, "TLS:%#v, MailboxCapacity:%d, Backpressure:%d, MaxBatchSize:%d, DrainTimeout:%d, Logger:%s}",
-		c.TLS, c.MailboxCapacity, c.Backpressure, c.MaxBatchSize, c.DrainTimeout, logger)
+	fmt.Fprintf(&b, "TLS:%#v, MailboxCapacity:%d, Backpressure:%d, MaxBatchSize:%d, DrainTimeout:%d, Logger:%s, LogLevel:%d, Hooks:%s}",
+		c.TLS, c.MailboxCapacity, c.Backpressure, c.MaxBatchSize, c.DrainTimeout, logger, c.LogLevel, hooksText(c.Hooks))
 	return b.String()
 }
 
@@ -726,5 +771,24 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("MaxBatchSize", c.MaxBatchSize),
 		slog.Duration("DrainTimeout", c.DrainTimeout),
 		slog.Bool("Logger", c.Logger != nil),
+		slog.String("LogLevel", c.LogLevel.String()),
+		slog.Int("Hooks", len(c.Hooks)),
 	)
+}
+
+// hooksText is what GoString shows for Hooks: their types.
+func hooksText(hs []hooks.Hook) string {
+	if hs == nil {
+		return "[]hooks.Hook(nil)"
+	}
+	var b strings.Builder
+	b.WriteString("[]hooks.Hook{")
+	for i, h := range hs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "(%T)", h)
+	}
+	b.WriteString("}")
+	return b.String()
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vactor-io/vactor/hooks"
 )
 
 const testSecret = "pa55-w0rd-XYZZY"
@@ -169,6 +171,10 @@ func TestValidate(t *testing.T) {
 		{"drain 0", func(c *Config) { c.DrainTimeout = 0 }, "", "", ""},
 		{"drain negative", func(c *Config) { c.DrainTimeout = -time.Second }, "DrainTimeout", "-1s", "at least 0"},
 		{"logger", func(c *Config) { c.Logger = slog.New(slog.DiscardHandler) }, "", "", ""},
+		{"log level", func(c *Config) { c.LogLevel = slog.LevelError }, "", "", ""},
+		{"hook", func(c *Config) { c.Hooks = []hooks.Hook{testHook{}, hooks.NewLogging(nil)} }, "", "", ""},
+		{"nil hook", func(c *Config) { c.Hooks = []hooks.Hook{testHook{}, nil} }, "Hooks[1]", "nil", "must not be nil"},
+		{"not a hook", func(c *Config) { c.Hooks = []hooks.Hook{42} }, "Hooks[0]", "int", "implements no interface of the hooks package"},
 		{"first bad field wins", func(c *Config) { c.Port = 0; c.DrainTimeout = -1 }, "Port", "0", "between"},
 		{"password is not validated", func(c *Config) { c.Password = " \r\n\x00" }, "", "", ""},
 	}
@@ -358,9 +364,14 @@ func fullConfig() Config {
 		SentinelCredentialsProvider: testProvider, SentinelRefreshInterval: 12 * time.Second,
 		TLS:             TLSConfig{Enabled: true, CertFile: "cert.pem", KeyFile: "key.pem", CAFile: "ca.pem", ServerName: "sn", InsecureSkipVerify: true, Config: &tls.Config{ServerName: testSecret}},
 		MailboxCapacity: 9, Backpressure: BackpressureReject, MaxBatchSize: 10, DrainTimeout: 11 * time.Second,
-		Logger: slog.New(slog.DiscardHandler),
+		Logger: slog.New(slog.DiscardHandler), LogLevel: slog.LevelWarn, Hooks: []hooks.Hook{testHook{}},
 	}
 }
+
+// testHook implements one hook interface.
+type testHook struct{}
+
+func (testHook) OnBreakerChanged(hooks.BreakerChange) {}
 
 // printings returns every way a Config can be turned into text.
 func printings(t *testing.T, c Config) map[string]string {
@@ -451,7 +462,7 @@ func TestStringShowsEverySetting(t *testing.T) {
 		"CircuitBreakerThreshold=6", "CircuitBreakerOpenTimeout=7s", "ClusterMode=true",
 		"ReadFrom=prefer-replica", "MaxRedirects=8", `CertFile="cert.pem"`, `KeyFile="key.pem"`,
 		`CAFile="ca.pem"`, `ServerName="sn"`, "InsecureSkipVerify=true", "MailboxCapacity=9",
-		"Backpressure=reject", "MaxBatchSize=10", "DrainTimeout=11s", "Logger=true",
+		"Backpressure=reject", "MaxBatchSize=10", "DrainTimeout=11s", "Logger=true", "LogLevel=WARN", "Hooks=1",
 		"CredentialsProvider=true", "SentinelMode=true", `SentinelMasterName="mm"`,
 		`SentinelAddrs=["s1:26379" "[::1]:26380"]`, `SentinelUsername="watcher"`, `SentinelPassword="[redacted]"`,
 		"SentinelCredentialsProvider=true", "SentinelRefreshInterval=12s", "Config=true",
@@ -519,7 +530,9 @@ func TestBuilder(t *testing.T) {
 		WithBackpressure(BackpressureReject).
 		WithMaxBatchSize(10).
 		WithDrainTimeout(11 * time.Second).
-		WithLogger(logger)
+		WithLogger(logger).
+		WithLogLevel(slog.LevelDebug).
+		WithHooks(testHook{})
 	want := Config{
 		Addrs: []string{"a:1", "b:2"}, Host: "h", Port: 7000, Username: "alice", Password: testSecret,
 		ClientName: "cn", Driver: "drv", PoolSize: 2, DialTimeout: time.Second,
@@ -527,7 +540,7 @@ func TestBuilder(t *testing.T) {
 		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: time.Minute, CircuitBreakerThreshold: 6,
 		CircuitBreakerOpenTimeout: 7 * time.Second, CircuitBreakerFailureRate: 0.5, CircuitBreakerPeriod: 30 * time.Second, ClusterMode: true, ReadFrom: ReadFromReplica,
 		MaxRedirects: 8, ClusterRefreshInterval: 2 * time.Second, SentinelRefreshInterval: 5 * time.Second, TLS: tlsCfg, MailboxCapacity: 9, Backpressure: BackpressureReject,
-		MaxBatchSize: 10, DrainTimeout: 11 * time.Second, Logger: logger,
+		MaxBatchSize: 10, DrainTimeout: 11 * time.Second, Logger: logger, LogLevel: slog.LevelDebug, Hooks: []hooks.Hook{testHook{}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("chained builder =\n%#v\nwant\n%#v", got, want)

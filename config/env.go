@@ -176,6 +176,14 @@ var envVars = []envVar{
 	{name: "VALKEY_DRAIN_TIMEOUT", field: "DrainTimeout", apply: func(c *Config, v string) string {
 		return parseDuration(v, &c.DrainTimeout)
 	}},
+	{name: "VALKEY_LOG_LEVEL", field: "LogLevel", apply: func(c *Config, v string) string {
+		l, err := ParseLogLevel(v)
+		if err != nil {
+			return fieldErr(err).Reason
+		}
+		c.LogLevel = l
+		return ""
+	}},
 }
 
 // EnvVars lists every environment variable LoadFromEnv reads, in the order it
@@ -219,6 +227,7 @@ var envVars = []envVar{
 //	VALKEY_BACKPRESSURE                  Backpressure: block or reject
 //	VALKEY_MAX_BATCH_SIZE                MaxBatchSize
 //	VALKEY_DRAIN_TIMEOUT                 DrainTimeout (Go duration)
+//	VALKEY_LOG_LEVEL                     LogLevel: debug, info, warn or error
 //
 // The slice is for documentation and checks (such as comparing it with a
 // README table); changing it does not change what LoadFromEnv reads.

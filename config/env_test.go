@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"reflect"
 	"slices"
@@ -32,6 +33,7 @@ func TestEnvVarsList(t *testing.T) {
 		"VALKEY_SENTINEL_REFRESH_INTERVAL", "VALKEY_TLS_ENABLED", "VALKEY_TLS_CERT_FILE", "VALKEY_TLS_KEY_FILE",
 		"VALKEY_TLS_CA_FILE", "VALKEY_TLS_SERVER_NAME", "VALKEY_TLS_INSECURE_SKIP_VERIFY",
 		"VALKEY_MAILBOX_CAPACITY", "VALKEY_BACKPRESSURE", "VALKEY_MAX_BATCH_SIZE", "VALKEY_DRAIN_TIMEOUT",
+		"VALKEY_LOG_LEVEL",
 	}
 	if !slices.Equal(EnvVars, want) {
 		t.Fatalf("EnvVars =\n%q\nwant\n%q", EnvVars, want)
@@ -113,6 +115,7 @@ func TestEnvVar(t *testing.T) {
 		{"VALKEY_BACKPRESSURE", "block", func(c *Config) {}},
 		{"VALKEY_MAX_BATCH_SIZE", "100000", func(c *Config) { c.MaxBatchSize = 100000 }},
 		{"VALKEY_DRAIN_TIMEOUT", "0s", func(c *Config) { c.DrainTimeout = 0 }},
+		{"VALKEY_LOG_LEVEL", " Debug ", func(c *Config) { c.LogLevel = slog.LevelDebug }},
 	}
 	// The TLS file variables need TLS enabled.
 	tlsTests := []struct {
@@ -296,6 +299,7 @@ func TestEnvVarErrors(t *testing.T) {
 		{map[string]string{"VALKEY_MAX_BATCH_SIZE": "100001"}, "VALKEY_MAX_BATCH_SIZE", "100001", "between 1 and 100000"},
 		{map[string]string{"VALKEY_DRAIN_TIMEOUT": "x"}, "VALKEY_DRAIN_TIMEOUT", "x", "not a duration"},
 		{map[string]string{"VALKEY_DRAIN_TIMEOUT": "-5s"}, "VALKEY_DRAIN_TIMEOUT", "-5s", "at least 0"},
+		{map[string]string{"VALKEY_LOG_LEVEL": "verbose"}, "VALKEY_LOG_LEVEL", "verbose", `must be "debug", "info", "warn" or "error"`},
 		{map[string]string{"VALKEY_PROVIDER": "a", "VALKEY_DRIVER": "a b", "VALKEY_CLIENT_NAME": "x y"}, "VALKEY_CLIENT_NAME", "x y", "without spaces"},
 	}
 	for _, tt := range tests {

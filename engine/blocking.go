@@ -81,6 +81,7 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	if drv == nil {
 		return fail[Reply](ErrClosed)
 	}
+	cmd := drv.B().Arbitrary(name).Args(args...).Blocking()
 	e.block.mu.Lock()
 	if e.block.closed || e.closed.Load() {
 		e.block.mu.Unlock()
@@ -89,27 +90,36 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	e.block.wg.Add(1)
 	e.block.mu.Unlock()
 	var p futures.Promise[Reply]
+	var done func(error)
+	if e.bus.WantsCommands() {
+		ctx, done = e.fireBlocking(ctx, conn.Addr, cmd)
+	}
+	complete := func(v Reply, err error) {
+		p.Complete(v, err)
+		if done != nil {
+			done(err)
+		}
+	}
 	go func() {
 		defer e.block.wg.Done()
 		if e.sn != nil {
 			// A failover held: wait for the switch, then take the
 			// connection of the primary it leads to.
 			if err := e.sn.settled(ctx); err != nil {
-				p.Complete(Reply{}, err)
+				complete(Reply{}, err)
 				return
 			}
 			if drv = conn.CurrentDriver(); drv == nil {
-				p.Complete(Reply{}, ErrClosed)
+				complete(Reply{}, ErrClosed)
 				return
 			}
 		}
-		cmd := drv.B().Arbitrary(name).Args(args...).Blocking()
 		res := drv.Do(ctx, cmd)
 		v, err := decodeReply(res)
 		if err != nil && e.closed.Load() && ctx.Err() == nil && !isServerError(err) {
 			err = ErrClosed
 		}
-		p.Complete(v, replyError(&res, err))
+		complete(v, replyError(&res, err))
 	}()
 	return p.Future()
 }

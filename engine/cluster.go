@@ -13,6 +13,7 @@ import (
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/futures"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/mailbox"
 	"github.com/vactor-io/vactor/policies"
 )
@@ -49,9 +50,18 @@ func newCluster(e *Engine, topo *actors.Topology) (*cluster, error) {
 	c.setTopology(topo)
 	c.topology = actors.TopologyState{
 		Load: func(ctx context.Context) error {
+			start := time.Now()
 			t, err := c.load(ctx)
+			old := c.topo.Load()
 			if err == nil {
 				c.setTopology(t)
+			}
+			if e.bus.WantsSlotMaps() {
+				ev := hooks.SlotMap{Epoch: c.epoch.Load(), Duration: time.Since(start), Err: err}
+				if err == nil {
+					ev.Shards, ev.Moved = len(t.Shards), movedSlots(old, t)
+				}
+				e.bus.Emit(ev)
 			}
 			return err
 		},
@@ -150,9 +160,11 @@ func (c *cluster) slot(slot uint16) *actors.SlotState {
 				IdleSpins:   -1,   // thousands of slot actors: never spin
 				KeepExpired: true, // the connection actor drops them
 				HoldDrained: true, // what the slot actor holds stays bounded
+				OnFull:      c.slotOnFull(),
 			})
 		},
 		System: c.e.system,
+		Hooks:  c.e.bus,
 	}
 	if !c.slots[slot].CompareAndSwap(nil, st) {
 		return c.slots[slot].Load()
@@ -162,6 +174,33 @@ func (c *cluster) slot(slot uint16) *actors.SlotState {
 		st.Close(ErrClosed)
 	}
 	return st
+}
+
+// slotOnFull returns what reports a full slot actor mailbox to the
+// MailboxFull hooks (nil without any).
+func (c *cluster) slotOnFull() func(bool, int) {
+	if !c.e.bus.WantsMailboxFull() {
+		return nil
+	}
+	return func(rejected bool, n int) {
+		c.e.bus.Emit(hooks.Backpressure{Rejected: rejected, Commands: n})
+	}
+}
+
+// movedSlots counts the slots whose primary differs between two maps.
+func movedSlots(old, t *actors.Topology) int {
+	if old == nil {
+		return 0
+	}
+	n := 0
+	for slot := range uint16(actors.Slots) {
+		a, okA := old.Owner(slot)
+		b, okB := t.Owner(slot)
+		if okA != okB || (okA && a.Primary != b.Primary) {
+			n++
+		}
+	}
+	return n
 }
 
 // slotIdleTimeout is how long a slot actor without work lives on.
@@ -354,11 +393,14 @@ func submitSlot[T any](e *Engine, ctx context.Context, slot uint16, cmd valkey.C
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	r := newSlotRequest(ctx, e.b, cmd, decode)
+	r := newSlotRequest(e, ctx, cmd, decode)
 	f := r.promise.Future()
 	if e.closed.Load() {
 		r.promise.Reject(ErrClosed)
 		return f
+	}
+	if r.obs != nil {
+		observe(e, r)
 	}
 	r.watch()
 	e.cl.slot(slot).Submit(r)

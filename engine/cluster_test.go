@@ -20,7 +20,8 @@ import (
 
 func clusterEngine(t *testing.T, c *valkeytest.Cluster) *engine.Engine {
 	t.Helper()
-	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true))
+	cfg, _ := withLogCheck(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true))
+	eng, err := engine.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

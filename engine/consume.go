@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/policies"
 )
 
@@ -330,6 +331,7 @@ func (c *Consumer) readPending(conn drivers.Conn) error {
 		if len(entries) == 0 {
 			return nil
 		}
+		c.tell(hooks.Consumer{Kind: hooks.Redelivered, Count: len(entries)})
 		if err := c.process(conn, entries); err != nil {
 			return err
 		}
@@ -352,10 +354,15 @@ func (c *Consumer) reclaim(conn drivers.Conn) error {
 			return replyError(&res, err)
 		}
 		c.claimed.Add(uint64(len(r.Entries)))
+		if len(r.Entries) > 0 {
+			c.tell(hooks.Consumer{Kind: hooks.Claimed, Count: len(r.Entries)})
+			c.tell(hooks.Consumer{Kind: hooks.Redelivered, Count: len(r.Entries)})
+		}
 		if err := c.process(conn, r.Entries); err != nil {
 			return err
 		}
 		if r.Next == "0-0" || r.Next == "0" {
+			c.lag(conn)
 			return nil
 		}
 		start = r.Next
@@ -381,6 +388,7 @@ func (c *Consumer) process(conn drivers.Conn, entries []XEntry) error {
 		}
 		if err := c.call(x); err != nil {
 			c.failed.Add(1)
+			c.tell(hooks.Consumer{Kind: hooks.HandlerFailed, ID: x.ID, Err: err})
 			continue
 		}
 		c.handled.Add(1)
@@ -398,7 +406,53 @@ func (c *Consumer) process(conn drivers.Conn, entries []XEntry) error {
 		return replyError(&res, err)
 	}
 	c.acked.Add(uint64(n))
+	c.tell(hooks.Consumer{Kind: hooks.Acked, Count: int(n)})
 	return nil
+}
+
+// tell reports ev (its names filled in) to the ConsumerEvents hooks.
+func (c *Consumer) tell(ev hooks.Consumer) {
+	if !c.e.bus.WantsConsumer() {
+		return
+	}
+	ev.Stream, ev.Group, ev.Consumer = c.stream, c.group, c.name
+	c.e.bus.Emit(ev)
+}
+
+// lag reports the group's lag and pending count (XINFO GROUPS) to the
+// ConsumerEvents hooks after a reclaim round; nothing without such hooks
+// or when the server does not answer.
+func (c *Consumer) lag(conn drivers.Conn) {
+	if !c.e.bus.WantsConsumer() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.ackLimit)
+	defer cancel()
+	groups, err := conn.Do(ctx, conn.B().XinfoGroups().Key(c.stream).Build()).ToArray()
+	if err != nil {
+		return
+	}
+	for _, g := range groups {
+		m, err := g.AsMap()
+		if err != nil {
+			continue
+		}
+		name := m["name"]
+		if s, _ := name.ToString(); s != c.group {
+			continue
+		}
+		ev := hooks.Consumer{Kind: hooks.Lag, Lag: -1}
+		if v, ok := m["lag"]; ok {
+			if n, err := v.AsInt64(); err == nil {
+				ev.Lag = n
+			}
+		}
+		if v, ok := m["pending"]; ok {
+			ev.Pending, _ = v.AsInt64()
+		}
+		c.tell(ev)
+		return
+	}
 }
 
 // call runs the handler, turning a panic into an error.

@@ -90,4 +90,16 @@
 //
 // Engine.Sync returns a Client whose methods block and return plain values,
 // for code that does not want futures.
+//
+// # Hooks and logging
+//
+// Config.Hooks observe the engine (package hooks: commands fired and
+// completed, dials, pipelines, breaker changes, retries, redirects,
+// subscribers, consumers; package otelvactor: OpenTelemetry). Only
+// PreExecution runs on the caller's goroutine; every other hook runs on
+// the engine's hook goroutine, fed through a bounded queue that no engine
+// goroutine ever waits on (Stats.HookDropped counts what a slow hook
+// missed, Stats.HookPanics what panicked). Config.Logger, filtered by
+// Config.LogLevel, receives the engine's logs (hooks.Logging) and the
+// actor library's; no password, value or (above debug) key is logged.
 package engine

@@ -20,6 +20,8 @@ import (
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/drivers"
 	_ "github.com/vactor-io/vactor/drivers/valkeygo" // the default driver
+	"github.com/vactor-io/vactor/hooks"
+	"github.com/vactor-io/vactor/internal/hookbus"
 	"github.com/vactor-io/vactor/policies"
 )
 
@@ -60,6 +62,9 @@ type Engine struct {
 	tx    txConns       // dedicated connections for Tx and Watch (tx.go)
 	ded   txConns       // connections lent by Dedicated (dedicated.go)
 	subs  subCounters   // pub/sub counters for Stats (subscribe.go)
+
+	log *slog.Logger // Config.Logger filtered by LogLevel, or a discarding one
+	bus *hookbus.Bus // the hooks (the Logging hook included); nil without any
 }
 
 // New validates cfg, dials every connection the engine needs (PoolSize
@@ -92,6 +97,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
 	e := &Engine{cfg: cfg, drv: drv}
+	e.startHooks()
 	e.ded.noIdlePing = true
 	e.closing, e.stopDials = context.WithCancel(context.Background())
 	e.opts = drivers.Options{
@@ -118,6 +124,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	addr := cfg.Addresses()[0]
 	if cfg.ClusterMode {
 		if topo, err = e.discover(dialCtx); err != nil {
+			e.bus.Close()
 			return nil, err
 		}
 		addr = topo.Shards[0].Primary
@@ -130,21 +137,20 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	}
 	if err != nil {
 		e.closeDrivers()
+		e.bus.Close()
 		return nil, err
 	}
 	e.b = conns[0].Driver.B()
 	e.first = conns
 
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	e.loadCommands(dialCtx, conns[0].Driver, logger)
-	e.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	e.loadCommands(dialCtx, conns[0].Driver, e.log)
+	actorLog := slog.New(actorHandler{e.log.Handler()}).With("lib", "protoactor")
+	e.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }))
 	e.supervisor = actors.NewSupervisor(conns)
 	if e.supPID, err = e.supervisor.Spawn(e.system); err != nil {
 		e.closeDrivers()
 		e.system.Shutdown()
+		e.bus.Close()
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
 	<-e.supervisor.Ready()
@@ -162,11 +168,29 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 			e.system.Root.Stop(e.supPID)
 			e.closeDrivers()
 			e.system.Shutdown()
+			e.bus.Close()
 			return nil, err
 		}
 	}
 	return e, nil
 }
+
+// startHooks sets up the engine's logger and its hooks: the Logging hook
+// over the logger first (when there is a logger), then Config.Hooks.
+func (e *Engine) startHooks() {
+	var logged bool
+	e.log, logged = newLogger(e.cfg.Logger, e.cfg.LogLevel)
+	hs := e.cfg.Hooks
+	if logged {
+		hs = append([]hooks.Hook{hooks.NewLogging(e.log)}, hs...)
+	}
+	e.bus = hookbus.New(hs, e.log, hookQueue)
+	e.bus.Start()
+}
+
+// hookQueue is how many events wait for the hook goroutine before new ones
+// are dropped.
+var hookQueue = hookbus.DefaultCapacity
 
 // Config returns the engine's configuration (a copy).
 func (e *Engine) Config() config.Config { return e.cfg }
@@ -236,6 +260,7 @@ func (e *Engine) Close() error {
 	e.closeDrivers()
 	e.closeBlocking() // the closed drivers end them
 	e.system.Shutdown()
+	e.bus.Close() // after everything that emits events
 	return err
 }
 

@@ -13,6 +13,17 @@ func SetSlotIdleTimeout(d time.Duration) (restore func()) {
 	return func() { slotIdleTimeout = old }
 }
 
+// SetHookQueue sets how many events wait for the hooks (engines created
+// after the call); it returns a func that restores the default.
+func SetHookQueue(n int) (restore func()) {
+	old := hookQueue
+	hookQueue = n
+	return func() { hookQueue = old }
+}
+
+// SentinelSwitched reports a sentinel switch as the sentinel code does.
+func SentinelSwitched(e *Engine, master, from, to string) { e.sentinelSwitched(master, from, to) }
+
 // SetNodeGoneAfter sets how long a node must be absent from the slot map
 // before its connection actors stop; it returns a func restoring it.
 func SetNodeGoneAfter(d time.Duration) (restore func()) {

@@ -333,7 +333,7 @@ func (e *Engine) loadCommands(ctx context.Context, conn drivers.Conn, log *slog.
 	}
 	t, err := fetchCommandTable(ctx, conn)
 	if err != nil {
-		log.Warn("vactor: reading the command table failed: Do routes by its first argument", "err", err)
+		log.Warn("vactor: reading the command table failed: Do routes by its first argument", "error", err)
 		return
 	}
 	e.cmds = t

@@ -21,6 +21,7 @@ func newEngine(t testing.TB, mod ...func(config.Config) config.Config) (*engine.
 	for _, m := range mod {
 		cfg = m(cfg)
 	}
+	cfg, _ = withLogCheck(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	eng, err := engine.New(ctx, cfg)
@@ -36,6 +37,7 @@ func newEngine(t testing.TB, mod ...func(config.Config) config.Config) (*engine.
 // before the check).
 func engineOn(t testing.TB, cfg config.Config) *engine.Engine {
 	t.Helper()
+	cfg, _ = withLogCheck(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	eng, err := engine.New(ctx, cfg)

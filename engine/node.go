@@ -10,6 +10,7 @@ import (
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/mailbox"
 	"github.com/vactor-io/vactor/policies"
 )
@@ -20,7 +21,7 @@ import (
 func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*actors.ConnState, error) {
 	opts := e.opts
 	opts.Addr = addr
-	dial := func(ctx context.Context) (drivers.Conn, error) {
+	connect := func(ctx context.Context) (drivers.Conn, error) {
 		conn, err := e.drv.Dial(ctx, opts)
 		if err != nil || !replica {
 			return conn, err
@@ -32,18 +33,22 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 		}
 		return conn, nil
 	}
-	return e.newNodeWith(ctx, addr, dial, nil)
+	return e.newNodeWith(ctx, addr, connect, nil)
 }
 
-// newNodeWith is newNode with the node's dial function: addr names the
-// node (the key of e.pools, the connection actors' Addr). tune, when not
-// nil, adjusts each connection actor's state before it is registered.
-func (e *Engine) newNodeWith(ctx context.Context, addr string, dial func(context.Context) (drivers.Conn, error), tune func(*actors.ConnState)) ([]*actors.ConnState, error) {
+// newNodeWith is newNode with the node's dial function (connect): addr
+// names the node (the key of e.pools, the connection actors' Addr). tune,
+// when not nil, adjusts each connection actor's state before it is
+// registered.
+func (e *Engine) newNodeWith(ctx context.Context, addr string, connect func(context.Context) (drivers.Conn, error), tune func(*actors.ConnState)) ([]*actors.ConnState, error) {
 	cfg := e.cfg
+	dial := func(ctx context.Context, initial bool) (drivers.Conn, error) {
+		return e.hookedDial(ctx, addr, false, initial, connect)
+	}
 	node := &actors.Node{
 		Addr:        addr,
 		DialTimeout: cfg.DialTimeout,
-		Dial:        dial,
+		Dial:        func(ctx context.Context) (drivers.Conn, error) { return dial(ctx, false) },
 	}
 	var conns []*actors.ConnState
 	node.Breaker = policies.NewBreaker(policies.BreakerOptions{
@@ -51,8 +56,11 @@ func (e *Engine) newNodeWith(ctx context.Context, addr string, dial func(context
 		OpenTimeout: cfg.CircuitBreakerOpenTimeout,
 		FailureRate: cfg.CircuitBreakerFailureRate,
 		Period:      cfg.CircuitBreakerPeriod,
-		OnStateChanged: func(_, to circuitbreaker.State) {
+		OnStateChanged: func(from, to circuitbreaker.State) {
 			node.SetOpen(to != circuitbreaker.ClosedState)
+			if e.bus != nil {
+				e.bus.Emit(hooks.BreakerChange{Node: addr, From: from.String(), To: to.String()})
+			}
 			if to == circuitbreaker.OpenState {
 				// Nothing queued for the node will be sent soon: fail it now.
 				for _, c := range conns {
@@ -65,8 +73,14 @@ func (e *Engine) newNodeWith(ctx context.Context, addr string, dial func(context
 	if cfg.Backpressure == config.BackpressureReject {
 		policy = mailbox.Reject
 	}
+	var onFull func(bool, int)
+	if e.bus.WantsMailboxFull() {
+		onFull = func(rejected bool, n int) {
+			e.bus.Emit(hooks.Backpressure{Node: addr, Rejected: rejected, Commands: n})
+		}
+	}
 	for range cfg.PoolSize {
-		conn, err := dial(ctx)
+		conn, err := dial(ctx, true)
 		if err != nil {
 			for _, c := range conns {
 				c.CloseDriver()
@@ -79,10 +93,12 @@ func (e *Engine) newNodeWith(ctx context.Context, addr string, dial func(context
 			CloseErr: ErrClosed,
 			Node:     node,
 			Policy:   e.retry,
+			Hooks:    e.bus,
 			Mailbox: mailbox.New(mailbox.Options{
 				Capacity: cfg.MailboxCapacity,
 				Policy:   policy,
 				MaxBatch: cfg.MaxBatchSize,
+				OnFull:   onFull,
 			}),
 		})
 		if tune != nil {

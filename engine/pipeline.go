@@ -123,7 +123,7 @@ func (e *Engine) sendable(ctx context.Context) error {
 func (e *Engine) postStandalone(ctx context.Context, q []entry) {
 	var groups []postGroup
 	for _, en := range q {
-		en.cmd.prepare(ctx, e.sn != nil) // sentinel mode: resent after READONLY
+		en.cmd.prepare(e, ctx, e.sn != nil) // sentinel mode: resent after READONLY
 		conn := e.pick(en.route)
 		groups = addToGroup(groups, conn.Mailbox, conn, en.cmd)
 	}
@@ -143,7 +143,7 @@ func (e *Engine) postCluster(ctx context.Context, q []entry) {
 			en.split(ctx)
 			continue
 		}
-		en.cmd.prepare(ctx, true) // a redirected command is sent again
+		en.cmd.prepare(e, ctx, true) // a redirected command is sent again
 		cmd := en.cmd.Cmd()
 		slot := cmd.Slot() & (actors.Slots - 1)
 		if en.route == "" {
@@ -261,19 +261,22 @@ type entry struct {
 // methods.
 type queued interface {
 	actors.Hooked
-	prepare(ctx context.Context, pin bool)
+	prepare(e *Engine, ctx context.Context, pin bool)
 	wait(ctx context.Context) error
 	isDone() bool
 	completeWith(msg valkey.ValkeyMessage)
 }
 
-func (r *request[T]) prepare(ctx context.Context, pin bool) {
+func (r *request[T]) prepare(e *Engine, ctx context.Context, pin bool) {
 	r.ctx = ctx
 	if pin {
 		r.cmd = r.cmd.Pin()
 		if r.ext == nil {
 			r.ext = pinnedCmd
 		}
+	}
+	if r.obs != nil {
+		observe(e, r)
 	}
 	r.watch()
 }
@@ -319,7 +322,7 @@ func add[T any](c *commands, key string, cmd valkey.Completed, decode func(valke
 	if c.state != cmdsOpen {
 		return fail[T](fmt.Errorf("%w: command added to a pipeline or transaction already executed or discarded", ErrInvalidArgument))
 	}
-	r := &request[T]{ctx: context.Background(), cmd: cmd, decode: decode}
+	r := newRequest(c.e, context.Background(), cmd, decode)
 	c.pend.q = append(c.pend.q, entry{cmd: r, route: key})
 	return r.promise.Future()
 }

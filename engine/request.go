@@ -33,6 +33,9 @@ type request[T any] struct {
 	// stop unregisters the context.AfterFunc that fails the future when
 	// ctx ends (see watch); nil when ctx cannot end.
 	stop func() bool
+	// obs is set when command hooks are registered (hooks.go); nil
+	// otherwise.
+	obs *observed
 }
 
 // watch makes the end of the command's context (deadline or cancellation)
@@ -92,12 +95,22 @@ type slotRequest[T any] struct {
 
 // newSlotRequest returns the request for a cluster command: cmd's parts
 // copied (string headers only) when it is short, else cmd pinned.
-func newSlotRequest[T any](ctx context.Context, b valkey.Builder, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *request[T] {
+func newSlotRequest[T any](e *Engine, ctx context.Context, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *request[T] {
 	parts := cmd.Commands()
 	if len(parts) > maxResendParts {
-		return &request[T]{ctx: ctx, cmd: cmd.Pin(), decode: decode, ext: pinnedCmd}
+		r := newRequest(e, ctx, cmd.Pin(), decode)
+		r.ext = pinnedCmd
+		return r
 	}
-	sr := &slotRequest[T]{request: request[T]{ctx: ctx, cmd: cmd, decode: decode}}
+	var sr *slotRequest[T]
+	if e.bus.WantsCommands() {
+		or := &observedSlotRequest[T]{slotRequest: slotRequest[T]{request: request[T]{ctx: ctx, cmd: cmd, decode: decode}}}
+		or.request.obs = &or.o
+		sr = &or.slotRequest
+	} else {
+		sr = &slotRequest[T]{request: request[T]{ctx: ctx, cmd: cmd, decode: decode}}
+	}
+	b := e.b
 	sr.res.n = uint8(copy(sr.res.parts[:], parts))
 	sr.res.ro = cmd.IsReadOnly()
 	sr.res.b = b
@@ -129,6 +142,9 @@ func (r *request[T]) SetHook(c *actors.Collector) { r.hook.Store(c) }
 func (r *request[T]) Fail(err error) {
 	r.unwatch()
 	r.promise.Reject(err)
+	if r.obs != nil {
+		r.finish()
+	}
 	if r.hook.Load() != nil {
 		if h := r.hook.Swap(nil); h != nil {
 			if nodeFailure(err) {
@@ -164,6 +180,9 @@ func (r *request[T]) Complete(res valkey.ValkeyResult) {
 	r.unwatch()
 	v, err := r.decode(res)
 	r.promise.Complete(v, replyError(&res, err))
+	if r.obs != nil {
+		r.finish()
+	}
 	if h != nil {
 		h.Done()
 	}
@@ -186,14 +205,17 @@ func submitTo[T any](e *Engine, conn *actors.ConnState, ctx context.Context, cmd
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	r := &request[T]{ctx: ctx, cmd: cmd, decode: decode}
+	r := newRequest(e, ctx, cmd, decode)
 	f := r.promise.Future()
 	if e.closed.Load() {
 		r.promise.Reject(ErrClosed)
 		return f
 	}
+	if r.obs != nil {
+		observe(e, r)
+	}
 	if conn.Node != nil && conn.Node.Open() {
-		r.promise.Reject(ErrCircuitOpen)
+		r.Fail(ErrCircuitOpen)
 		return f
 	}
 	r.watch()

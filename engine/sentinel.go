@@ -297,9 +297,7 @@ func (sn *sentinel) hold(_ string, replicas []string) {
 // reaches the new primary) and then send what they hold; the dedicated
 // connections to the old primary are closed, so their owners reconnect.
 func (sn *sentinel) switched(from string, to *actors.SentinelView) {
-	// TODO(hooks): the "sentinel switch" hook is called here, with from
-	// and to.Master (the hooks work wires it; this runs on the sentinel
-	// actor: the hook must not block).
+	sn.e.sentinelSwitched(sn.e.cfg.SentinelMasterName, from, to.Master) // never blocks
 	sn.e.supervisor.Reset(sn.node)
 	for _, c := range sn.e.first {
 		if !c.Down() {
@@ -532,14 +530,17 @@ func submitSentinel[T any](e *Engine, ctx context.Context, route string, cmd val
 			conn = rc
 		}
 	}
-	r := newSlotRequest(ctx, e.b, cmd, decode)
+	r := newSlotRequest(e, ctx, cmd, decode)
 	f := r.promise.Future()
 	if e.closed.Load() {
 		r.promise.Reject(ErrClosed)
 		return f
 	}
+	if r.obs != nil {
+		observe(e, r)
+	}
 	if conn.Node != nil && conn.Node.Open() {
-		r.promise.Reject(ErrCircuitOpen)
+		r.Fail(ErrCircuitOpen)
 		return f
 	}
 	r.watch()

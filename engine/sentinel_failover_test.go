@@ -13,7 +13,9 @@ import (
 
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -162,6 +164,7 @@ type failoverRun struct {
 	firstSwitch valkeytest.SentinelEvent
 	events      []valkeytest.SentinelEvent
 	newPrimary  *valkeytest.Server
+	oldPrimary  string // its address
 	log         *writeLog
 	lost        []string
 }
@@ -186,6 +189,7 @@ func failoverUnderWriters(t *testing.T, s *valkeytest.Sentinel, writers int, set
 	if err != nil {
 		t.Fatal(err)
 	}
+	run.oldPrimary = old
 	if run.newPrimary, err = s.WaitSwitch(old, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +245,8 @@ func timeline(events []valkeytest.SentinelEvent, from time.Time) string {
 func TestSentinelFailoverUnderWriters(t *testing.T) {
 	const writers = 64
 	s := valkeytest.StartSentinelT(t)
-	eng := sentinelEngine(t, s)
+	rec := &recHook{}
+	eng := sentinelEngine(t, s, func(c config.Config) config.Config { return c.WithHooks(rec) })
 	var newAddr atomic.Value
 	newAddr.Store("")
 	run := failoverUnderWriters(t, s, writers, func(ctx context.Context, key string) error {
@@ -270,6 +275,20 @@ func TestSentinelFailoverUnderWriters(t *testing.T) {
 	}
 	if st.Switches != 1 {
 		t.Errorf("Stats().Sentinel.Switches = %d, want 1", st.Switches)
+	}
+	// The switch reached the SentinelSwitched hook (delivered off the
+	// engine's goroutines: awaited).
+	want := hooks.SentinelSwitch{Master: s.MasterName(), From: run.oldPrimary, To: run.newPrimary.Addr()}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var ok bool
+		rec.with(func() { ok = slices.Contains(rec.switches, want) })
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			rec.with(func() { t.Errorf("SentinelSwitched hooks saw %+v, want %+v among them", rec.switches, want) })
+			break
+		}
 	}
 
 	// The same with valkey-go's sentinel client (its defaults), on a setup

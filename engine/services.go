@@ -76,7 +76,9 @@ func (e *Engine) dialConn(ctx context.Context, addr string, noIdlePing bool) (dr
 	opts := e.opts
 	opts.Addr = addr
 	opts.NoIdlePing = noIdlePing
-	conn, err := e.drv.Dial(ctx, opts)
+	conn, err := e.hookedDial(ctx, addr, true, false, func(ctx context.Context) (drivers.Conn, error) {
+		return e.drv.Dial(ctx, opts)
+	})
 	if err != nil {
 		return nil, e.connectError(addr, err)
 	}

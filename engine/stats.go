@@ -60,6 +60,13 @@ type Stats struct {
 	// Sentinel is what the engine did in sentinel mode (nil otherwise):
 	// the primary it follows, switches, failovers held.
 	Sentinel *SentinelStats
+	// HookEvents counts the events handed to the hooks (Config.Hooks, and
+	// the logging of Config.Logger) on the engine's hook goroutine;
+	// HookDropped the events dropped because the hooks fell behind (the
+	// queue was full: no engine goroutine waits for a hook); HookPanics
+	// the hook calls that panicked (recovered; the first of each hook is
+	// logged).
+	HookEvents, HookDropped, HookPanics uint64
 }
 
 // Stats returns a snapshot of the engine's counters. Safe for concurrent use.
@@ -114,6 +121,8 @@ func (e *Engine) Stats() Stats {
 	s.SubMessages, s.SubDropped = e.subs.messages.Load(), e.subs.dropped.Load()
 	s.SubReconnects, s.SubMoved = e.subs.reconnects.Load(), e.subs.movers.Load()
 	s.Transactions, s.TxAborted, s.TxFailed = e.tx.execs.Load(), e.tx.aborted.Load(), e.tx.failed.Load()
+	hs := e.bus.Stats()
+	s.HookEvents, s.HookDropped, s.HookPanics = hs.Events, hs.Dropped, hs.Panics
 	return s
 }
 

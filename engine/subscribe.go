@@ -12,6 +12,7 @@ import (
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/futures"
+	"github.com/vactor-io/vactor/hooks"
 )
 
 // SubEventKind says what a SubEvent reports.
@@ -155,9 +156,12 @@ type Subscription struct {
 	hmu     sync.Mutex
 	drop    bool
 	dropped atomic.Uint64
-	life    context.Context // ends with the subscription: bounds background routing
-	cancel  context.CancelFunc
-	bg      sync.WaitGroup // background routing and actor stops
+	// told is dropped's value when the last MessagesDropped event went
+	// out, and toldAt when (unix nanoseconds): at most one a second.
+	told, toldAt atomic.Int64
+	life         context.Context // ends with the subscription: bounds background routing
+	cancel       context.CancelFunc
+	bg           sync.WaitGroup // background routing and actor stops
 
 	mu     sync.Mutex
 	actors []*subActor
@@ -705,9 +709,36 @@ func (s *Subscription) emit(ev actors.SubEvent) {
 			s.e.subs.movers.Add(1)
 		}
 	}
+	if out.Kind != SubMessage && s.e.bus.WantsSubscriber() {
+		kind := hooks.Subscribed
+		switch out.Kind {
+		case Disconnected:
+			kind = hooks.Disconnected
+		case Resubscribed:
+			kind = hooks.Resubscribed
+		}
+		s.e.bus.Emit(hooks.Subscriber{Kind: kind, Node: out.Addr, Err: out.Err, Gap: out.Gap, ShardChannel: out.ShardChannel})
+	}
 	if s.deliver(out) && out.Kind == SubMessage {
 		s.e.subs.messages.Add(1)
 	}
+}
+
+// droppedMessage counts a message OverflowDrop dropped and reports the
+// drops to the SubscriberEvents hooks, at most once a second.
+func (s *Subscription) droppedMessage() {
+	n := s.dropped.Add(1)
+	s.e.subs.dropped.Add(1)
+	if !s.e.bus.WantsSubscriber() {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.toldAt.Load()
+	if now-last < int64(time.Second) || !s.toldAt.CompareAndSwap(last, now) {
+		return
+	}
+	prev := s.told.Swap(int64(n))
+	s.e.bus.Emit(hooks.Subscriber{Kind: hooks.MessagesDropped, Count: n - uint64(prev)})
 }
 
 // deliver hands out one item; false if it was dropped.
@@ -728,8 +759,7 @@ func (s *Subscription) deliver(out SubEvent) bool {
 		case s.ch <- out:
 			return true
 		default:
-			s.dropped.Add(1)
-			s.e.subs.dropped.Add(1)
+			s.droppedMessage()
 			return false
 		}
 	}

@@ -217,7 +217,7 @@ func (e *Engine) execOn(ctx context.Context, conn drivers.Conn, q []entry) (heal
 	cmds := make([]valkey.Completed, 0, len(q)+2)
 	cmds = append(cmds, e.b.Multi().Build())
 	for _, en := range q {
-		en.cmd.prepare(ctx, false)
+		en.cmd.prepare(e, ctx, false)
 		cmds = append(cmds, en.cmd.Cmd())
 	}
 	cmds = append(cmds, e.b.Exec().Build())

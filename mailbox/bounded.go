@@ -65,6 +65,12 @@ type Options struct {
 	// holds stays within the bound. Default false: a command stops
 	// counting once drained.
 	HoldDrained bool
+	// OnFull, when set, is called each time commands find the mailbox
+	// full: rejected (Reject; n commands failed with ErrBackpressure) or
+	// made to wait (Block: a Post, PostAll or Forward of n commands). It
+	// runs on the posting goroutine, outside the mailbox's lock, and must
+	// not block. Default nil.
+	OnFull func(rejected bool, n int)
 }
 
 // DefaultIdleSpins is the default of Options.IdleSpins.
@@ -86,6 +92,7 @@ type Bounded struct {
 
 	keepExpired bool
 	hold        bool
+	onFull      func(rejected bool, n int)
 
 	mu       sync.Mutex
 	queue    []Message // commands, FIFO
@@ -128,7 +135,7 @@ func New(opts Options) *Bounded {
 	case opts.IdleSpins < 0:
 		opts.IdleSpins = 0
 	}
-	m := &Bounded{capacity: opts.Capacity, maxBatch: opts.MaxBatch, policy: opts.Policy, spins: opts.IdleSpins, keepExpired: opts.KeepExpired, hold: opts.HoldDrained}
+	m := &Bounded{capacity: opts.Capacity, maxBatch: opts.MaxBatch, policy: opts.Policy, spins: opts.IdleSpins, keepExpired: opts.KeepExpired, hold: opts.HoldDrained, onFull: opts.OnFull}
 	m.run1 = m.process
 	return m
 }
@@ -189,6 +196,7 @@ func (m *Bounded) Post(msg Message) bool {
 	if m.policy == Reject {
 		m.mu.Unlock()
 		m.stats.rejected.Add(1)
+		m.full(true, 1)
 		msg.Fail(ErrBackpressure)
 		return false
 	}
@@ -198,6 +206,7 @@ func (m *Bounded) Post(msg Message) bool {
 	m.waiters = append(m.waiters, w)
 	m.mu.Unlock()
 	m.stats.blocked.Add(1)
+	m.full(false, 1)
 	return m.await(ctx, w)
 }
 
@@ -240,6 +249,7 @@ func (m *Bounded) PostAll(ctx context.Context, msgs ...Message) bool {
 	if m.policy == Reject {
 		m.mu.Unlock()
 		m.stats.rejected.Add(uint64(len(live)))
+		m.full(true, len(live))
 		failEach(live, ErrBackpressure)
 		return false
 	}
@@ -247,6 +257,7 @@ func (m *Bounded) PostAll(ctx context.Context, msgs ...Message) bool {
 	m.waiters = append(m.waiters, w)
 	m.mu.Unlock()
 	m.stats.blocked.Add(1)
+	m.full(false, len(live))
 	return m.await(ctx, w) && all
 }
 
@@ -279,10 +290,18 @@ func (m *Bounded) Forward(done func(), msgs ...Message) {
 		m.waiters = append(m.waiters, &waiter{msgs: slices.Clone(live), done: done})
 		m.mu.Unlock()
 		m.stats.blocked.Add(1)
+		m.full(false, len(live))
 		return
 	}
 	if done != nil {
 		done()
+	}
+}
+
+// full calls OnFull, when set.
+func (m *Bounded) full(rejected bool, n int) {
+	if m.onFull != nil {
+		m.onFull(rejected, n)
 	}
 }
 

@@ -679,8 +679,37 @@ func (s *Sentinel) replicating(p *Server, replicas []*Server) error {
 			return err
 		}
 	}
+	if len(replicas) == 0 {
+		return nil
+	}
+	// "online" is not yet "streaming": after a diskless sync the primary
+	// streams writes to a replica only once the replica has acknowledged
+	// (up to a second later), and a replica promoted before that lacks
+	// every write since its sync. A write acknowledged by every replica
+	// (WAIT) proves they all stream.
+	replies, err := p.pipeline([][]string{
+		{"SET", syncKey, "1"},
+		{"DEL", syncKey},
+		{"WAIT", strconv.Itoa(len(replicas)), "200"},
+	}, toolIOTimeout)
+	if err != nil {
+		return fmt.Errorf("%s: WAIT: %w", p.label(), err)
+	}
+	for _, r := range replies {
+		if err := replyErr(r); err != nil {
+			return fmt.Errorf("%s: WAIT: %w", p.label(), err)
+		}
+	}
+	if n, _ := replies[2].(int64); int(n) < len(replicas) {
+		return fmt.Errorf("%s: %d of %d replicas acknowledged a write (WAIT): not all stream yet", p.label(), n, len(replicas))
+	}
 	return nil
 }
+
+// syncKey is the key replicating writes and deletes to check that the
+// replicas receive writes.
+const syncKey = "__valkeytest:sync"
+
 
 // KillPrimary kills the primary (Primary) with SIGKILL ([Server.Kill]),
 // as a crash would, and returns it. The sentinels notice after

@@ -17,6 +17,11 @@
 // With -load N it also runs N concurrent HTTP clients against itself for
 // -requests GETs in all, prints the rate and the p50/p99 latencies, and
 // exits.
+//
+//	GET  /metrics     the engine's metrics in the Prometheus text format:
+//	                  the otelvactor hook records them through an
+//	                  OpenTelemetry MeterProvider read by the OTel
+//	                  Prometheus exporter.
 package main
 
 import (
@@ -39,8 +44,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/otelvactor"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -81,13 +93,21 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		cfg = cfg.WithAddrs(srv.Addr())
 		fmt.Fprintln(out, "started a throwaway server on", srv.Addr())
 	}
+	m, err := newMetrics()
+	if err != nil {
+		return err
+	}
+	defer m.close()
 	nctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	eng, err := engine.New(nctx, cfg)
+	eng, err := engine.New(nctx, cfg.WithHooks(m.hook))
 	cancel()
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
+	if err := m.observe(eng); err != nil {
+		return err
+	}
 	if err := seed(ctx, eng, o.users); err != nil {
 		return err
 	}
@@ -96,11 +116,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: newService(eng).routes(), ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Handler: newService(eng).routes(m.handler), ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	base := "http://" + ln.Addr().String()
-	fmt.Fprintf(out, "serving on %s (try %s/user/1)\n", base, base)
+	fmt.Fprintf(out, "serving on %s (try %s/user/1 and %s/metrics)\n", base, base, base)
 
 	if o.load > 0 {
 		r, err := runLoad(ctx, base, o.load, o.requests, o.users)
@@ -154,11 +174,55 @@ type service struct {
 
 func newService(eng *engine.Engine) *service { return &service{eng: eng} }
 
-func (s *service) routes() http.Handler {
+// routes serves the users, and metrics at /metrics when not nil.
+func (s *service) routes(metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /user/{id}", s.getUser)
 	mux.HandleFunc("POST /user/{id}", s.postUser)
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
 	return mux
+}
+
+// metrics is the OpenTelemetry side: the otelvactor hook over a
+// MeterProvider whose reader is the OTel Prometheus exporter, registered
+// in a registry of its own that handler serves.
+type metrics struct {
+	hook     *otelvactor.Hook
+	provider *sdkmetric.MeterProvider
+	handler  http.Handler
+	reg      metric.Registration
+}
+
+func newMetrics() (*metrics, error) {
+	registry := prometheus.NewRegistry()
+	exporter, err := otelprom.New(otelprom.WithRegisterer(registry))
+	if err != nil {
+		return nil, err
+	}
+	m := &metrics{provider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))}
+	// Metrics only: with a TracerProvider (WithTracerProvider, or the
+	// global one) each command also gets a span.
+	if m.hook, err = otelvactor.New(otelvactor.WithMeterProvider(m.provider), otelvactor.WithoutTracing()); err != nil {
+		return nil, err
+	}
+	m.handler = promhttp.HandlerFor(registry, promhttp.HandlerOpts{})
+	return m, nil
+}
+
+// observe adds the gauges that read eng's state (connections, mailboxes,
+// breakers).
+func (m *metrics) observe(eng *engine.Engine) (err error) {
+	m.reg, err = m.hook.Observe(eng)
+	return err
+}
+
+func (m *metrics) close() {
+	if m.reg != nil {
+		_ = m.reg.Unregister()
+	}
+	_ = m.provider.Shutdown(context.Background())
 }
 
 // User is the GET /user/{id} response.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestFuturesServiceRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: newService(eng).routes()}
+	hs := &http.Server{Handler: newService(eng).routes(nil)}
 	go func() { _ = hs.Serve(ln) }()
 	defer shutdown(hs)
 	base := "http://" + ln.Addr().String()
@@ -107,4 +108,79 @@ func TestFuturesServiceLoad(t *testing.T) {
 		t.Fatalf("load output:\n%s", out.String())
 	}
 	t.Log(strings.TrimSpace(out.String()))
+}
+
+// GET /metrics serves the engine's metrics through the OTel Prometheus
+// exporter: command durations by operation, connections, pipelines.
+func TestFuturesServiceMetrics(t *testing.T) {
+	srv := valkeytest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := newMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithHooks(m.hook))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if err := m.observe(eng); err != nil {
+		t.Fatal(err)
+	}
+	if err := seed(ctx, eng, 10); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: newService(eng).routes(m.handler)}
+	go func() { _ = hs.Serve(ln) }()
+	defer shutdown(hs)
+	base := "http://" + ln.Addr().String()
+	resp, err := http.Get(base + "/user/3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// The hooks run on the engine's hook goroutine, just after the
+	// commands complete: wait for the GET's HGETALL to be counted.
+	deadline := time.Now().Add(10 * time.Second)
+	var text string
+	for {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		text = b.String()
+		if strings.Contains(text, `db_operation_name="HGETALL"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no HGETALL in /metrics:\n%s", text)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, want := range []string{
+		"# TYPE db_client_operation_duration_seconds histogram",
+		`db_system_name="valkey"`,
+		`server_port="` + strconv.Itoa(srv.Port()) + `"`,
+		`db_client_operation_duration_seconds_bucket{`,
+		`le="0.001"`,
+		`db_client_connection_count{`,
+		`db_client_connection_state="idle"`,
+		"vactor_pipeline_size",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(text)
+	}
 }

@@ -1,0 +1,57 @@
+package bench
+
+import (
+	"context"
+	"testing"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/otelvactor"
+)
+
+// The cost of the OpenTelemetry hook: the engine without hooks, with the
+// metrics only, and with metrics and a span per command (100% sampling,
+// batched to an exporter that drops them), same server, interleaved at
+// each level.
+var hookLevels = []int{16, 256, 2048}
+
+var hookContenders = []contender{
+	{"engine", func(tb testing.TB) client {
+		return newEngineClient(tb, config.DefaultConfig().WithAddrs(addr))
+	}},
+	{"engine-otel-metrics", func(tb testing.TB) client {
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		c := newEngineClient(tb, config.DefaultConfig().WithAddrs(addr).WithHooks(h))
+		c.name = "engine-otel-metrics"
+		return c
+	}},
+	{"engine-otel-trace", func(tb testing.TB) client {
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
+			sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithTracerProvider(tp))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		c := newEngineClient(tb, config.DefaultConfig().WithAddrs(addr).WithHooks(h))
+		c.name = "engine-otel-trace"
+		close := c.close
+		c.close = func() { close(); _ = tp.Shutdown(context.Background()) }
+		return c
+	}},
+}
+
+func BenchmarkHooksGet(b *testing.B) {
+	bench(b, hookLevels, hookContenders, func(c client) op { return c.get })
+}
+
+func BenchmarkHooksSet(b *testing.B) {
+	bench(b, hookLevels, hookContenders, func(c client) op { return c.set })
+}

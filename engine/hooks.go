@@ -1,0 +1,163 @@
+package engine
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/hooks"
+	"github.com/vactor-io/vactor/internal/hookbus"
+)
+
+// The engine's side of the hooks (Config.Hooks, package hooks): where each
+// event comes from. Without hooks e.bus is nil and every call below is
+// skipped by a nil check (on the hot path: one in submit, one at
+// completion, one per batch in the connection actor).
+
+// observed is what a command carries when a PreExecution or PostExecution
+// hook is registered. It lives in the request's allocation
+// (observedRequest): the hooks cost no allocation per command.
+type observed struct {
+	bus   *hookbus.Bus
+	start time.Duration // hookbus.Now at firing
+	name  string
+	args  int
+	db    int
+	// Set by the connection actor that writes the command (SentOn,
+	// AnsweredAt), before its completion.
+	node     string
+	seq      uint64
+	size     int
+	answered time.Duration // hookbus.Now when its pipeline came back; 0: unknown
+	done     atomic.Bool   // the PostExecution event was sent
+}
+
+// observedRequest and observedSlotRequest are a request and its
+// observation in one allocation.
+type (
+	observedRequest[T any] struct {
+		request[T]
+		o observed
+	}
+	observedSlotRequest[T any] struct {
+		slotRequest[T]
+		o observed
+	}
+)
+
+// newRequest returns a request, with room for its observation when
+// command hooks are registered (r.obs set).
+func newRequest[T any](e *Engine, ctx context.Context, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *request[T] {
+	if !e.bus.WantsCommands() {
+		return &request[T]{ctx: ctx, cmd: cmd, decode: decode}
+	}
+	or := &observedRequest[T]{request: request[T]{ctx: ctx, cmd: cmd, decode: decode}}
+	or.request.obs = &or.o
+	return &or.request
+}
+
+// observe fills r.obs in and runs PreExecution, whose context replaces
+// r's. Called once per command (r.obs set), before it is posted (and
+// before watch, which then follows the hook's context).
+func observe[T any](e *Engine, r *request[T]) {
+	name, args := nameArgs(r.cmd)
+	*r.obs = observed{bus: e.bus, start: hookbus.Now(), name: name, args: len(args), db: e.cfg.DB}
+	if e.bus.WantsPre() {
+		r.ctx = e.bus.Fire(r.ctx, hooks.Command{Name: name, Args: args})
+	}
+}
+
+// nameArgs splits cmd into its name and arguments (valkey-go's slices:
+// not to be modified).
+func nameArgs(cmd valkey.Completed) (string, []string) {
+	parts := cmd.Commands()
+	if len(parts) == 0 {
+		return "", nil
+	}
+	return parts[0], parts[1:]
+}
+
+// SentOn implements actors.Observed: the connection actor records where
+// the command went.
+func (r *request[T]) SentOn(node string, pipeline uint64, size int) {
+	if o := r.obs; o != nil {
+		o.node, o.seq, o.size, o.answered = node, pipeline, size, 0
+	}
+}
+
+// AnsweredAt implements actors.Observed: the time (hookbus.Now) the
+// command's pipeline came back, so that its completion needs no clock
+// reading of its own.
+func (r *request[T]) AnsweredAt(at time.Duration) {
+	if o := r.obs; o != nil {
+		o.answered = at
+	}
+}
+
+// finish sends the PostExecution event once, when r's future has
+// completed.
+func (r *request[T]) finish() {
+	o := r.obs
+	if !o.bus.WantsPost() || !o.done.CompareAndSwap(false, true) {
+		return
+	}
+	_, err, _ := r.promise.Future().Result()
+	done := o.answered
+	if done == 0 {
+		done = hookbus.Now()
+	}
+	o.bus.Executed(r.ctx, hooks.Executed{
+		Name:         o.name,
+		Args:         o.args,
+		Node:         o.node,
+		Err:          err,
+		Duration:     done - o.start,
+		Done:         hookbus.Time(done),
+		Retries:      int(r.retries),
+		Redirects:    int(r.redirects),
+		Pipeline:     o.seq,
+		PipelineSize: o.size,
+		DB:           o.db,
+	})
+}
+
+// fireBlocking runs the command hooks' side of a blocking command (sent
+// outside the actors, blocking.go): PreExecution now, and the returned
+// function sends the PostExecution event.
+func (e *Engine) fireBlocking(ctx context.Context, node string, cmd valkey.Completed) (context.Context, func(error)) {
+	name, args := nameArgs(cmd)
+	start, n := hookbus.Now(), len(args)
+	if e.bus.WantsPre() {
+		ctx = e.bus.Fire(ctx, hooks.Command{Name: name, Args: args})
+	}
+	return ctx, func(err error) {
+		now := hookbus.Now()
+		e.bus.Executed(ctx, hooks.Executed{Name: name, Args: n, Node: node, Err: err, Duration: now - start, Done: hookbus.Time(now), DB: e.cfg.DB})
+	}
+}
+
+// hookedDial wraps dial with the PreConnection and PostConnection events.
+func (e *Engine) hookedDial(ctx context.Context, node string, dedicated, initial bool, dial func(context.Context) (drivers.Conn, error)) (drivers.Conn, error) {
+	if !e.bus.WantsDials() {
+		return dial(ctx)
+	}
+	tls, probe := e.opts.TLS != nil, actors.IsProbe(ctx)
+	e.bus.Emit(hooks.Dial{Node: node, TLS: tls, Dedicated: dedicated, Initial: initial, Probe: probe})
+	start := hookbus.Now()
+	conn, err := dial(ctx)
+	e.bus.Emit(hooks.Dialed{Node: node, TLS: tls, Dedicated: dedicated, Initial: initial, Probe: probe, Err: err, Duration: hookbus.Now() - start})
+	return conn, err
+}
+
+// SentinelSwitched reports a switch to a new primary named by the
+// sentinels (sentinel mode) to the SentinelSwitched hooks and the log:
+// master is the monitored name, from the previous primary ("" at the
+// first), to the new one. The sentinel code calls it once per switch, from
+// any goroutine; it never blocks.
+func (e *Engine) sentinelSwitched(master, from, to string) {
+	e.bus.Emit(hooks.SentinelSwitch{Master: master, From: from, To: to})
+}

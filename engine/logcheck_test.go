@@ -1,0 +1,134 @@
+package engine_test
+
+import (
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/vactor-io/vactor/config"
+)
+
+// logCheck records every log line of the engines it is given to, at debug
+// level, and when the test ends fails it if a line holds a secret
+// (passwords, values: never logged) or, above debug level, a key. Every
+// engine newEngine or engineOn starts without a Logger of its own gets one
+// (withLogCheck), with the configured passwords as secrets; a test adds
+// the values and keys it uses with Secret and Key.
+type logCheck struct {
+	t       testing.TB
+	mu      sync.Mutex
+	lines   []logLine
+	secrets []string
+	keys    []string
+}
+
+// logLine is one recorded line: its level, message, and its JSON text.
+type logLine struct {
+	Level slog.Level
+	Msg   string
+	Attrs map[string]any
+	Text  string
+}
+
+// newLogCheck returns a check that runs when t ends.
+func newLogCheck(t testing.TB, secrets ...string) *logCheck {
+	c := &logCheck{t: t}
+	c.Secret(secrets...)
+	t.Cleanup(c.check)
+	return c
+}
+
+// withLogCheck gives cfg a checked logger at debug level unless it has a
+// logger already; the passwords are its secrets.
+func withLogCheck(t testing.TB, cfg config.Config) (config.Config, *logCheck) {
+	if cfg.Logger != nil {
+		return cfg, nil
+	}
+	c := newLogCheck(t, cfg.Password, cfg.SentinelPassword)
+	return cfg.WithLogger(c.Logger()).WithLogLevel(slog.LevelDebug), c
+}
+
+// Secret adds strings no line may contain ("" is ignored).
+func (c *logCheck) Secret(s ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, x := range s {
+		if x != "" {
+			c.secrets = append(c.secrets, x)
+		}
+	}
+}
+
+// Key adds strings only debug lines may contain.
+func (c *logCheck) Key(s ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keys = append(c.keys, s...)
+}
+
+// Logger returns a logger that records into c.
+func (c *logCheck) Logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(logWriter{c}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// Lines returns the lines recorded so far.
+func (c *logCheck) Lines() []logLine {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]logLine(nil), c.lines...)
+}
+
+// Count returns how many recorded lines have message msg.
+func (c *logCheck) Count(msg string) int {
+	n := 0
+	for _, l := range c.Lines() {
+		if l.Msg == msg {
+			n++
+		}
+	}
+	return n
+}
+
+type logWriter struct{ c *logCheck }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	var m map[string]any
+	l := logLine{Text: string(p)}
+	if err := json.Unmarshal(p, &m); err == nil {
+		l.Msg, _ = m["msg"].(string)
+		if s, ok := m["level"].(string); ok {
+			_ = l.Level.UnmarshalText([]byte(s))
+		}
+		delete(m, "msg")
+		delete(m, "level")
+		delete(m, "time")
+		l.Attrs = m
+	}
+	w.c.mu.Lock()
+	w.c.lines = append(w.c.lines, l)
+	w.c.mu.Unlock()
+	return len(p), nil
+}
+
+// check fails the test for every line with a secret, or a key above debug.
+func (c *logCheck) check() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range c.lines {
+		for _, s := range c.secrets {
+			if strings.Contains(l.Text, s) {
+				c.t.Errorf("a log line holds the secret %q: %s", s, l.Text)
+			}
+		}
+		if l.Level <= slog.LevelDebug {
+			continue
+		}
+		for _, k := range c.keys {
+			if strings.Contains(l.Text, k) {
+				c.t.Errorf("a %s log line holds the key %q: %s", l.Level, k, l.Text)
+			}
+		}
+	}
+}

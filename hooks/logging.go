@@ -1,0 +1,274 @@
+package hooks
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// The messages the engine logs (through Logging, and a few of its own),
+// stable across releases: match on them, not on their wording elsewhere.
+// Every line also carries stable attributes: node, slot, attempt, error,
+// and the others named in the Logging methods' docs.
+const (
+	MsgConnected       = "vactor: connected"
+	MsgReconnected     = "vactor: reconnected"
+	MsgProbeOK         = "vactor: probe connected"
+	MsgDialFailed      = "vactor: connect failed"
+	MsgConnLost        = "vactor: connection lost"
+	MsgActorRestarted  = "vactor: connection actor restarted"
+	MsgMailboxFull     = "vactor: mailbox full"
+	MsgBreakerChanged  = "vactor: circuit breaker changed"
+	MsgRetryScheduled  = "vactor: retry scheduled"
+	MsgRedirected      = "vactor: cluster redirect"
+	MsgSlotMapChanged  = "vactor: slot map changed"
+	MsgSlotMapLoaded   = "vactor: slot map loaded"
+	MsgSlotMapFailed   = "vactor: slot map load failed"
+	MsgSentinelSwitch  = "vactor: failover: new primary"
+	MsgSubscribed      = "vactor: subscribed"
+	MsgSubDisconnected = "vactor: subscriber disconnected"
+	MsgResubscribed    = "vactor: resubscribed"
+	MsgSubDropped      = "vactor: pub/sub messages dropped"
+	MsgConsumerFailed  = "vactor: stream handler failed"
+	MsgConsumerEvent   = "vactor: stream consumer"
+)
+
+// Logging is the hook that logs the engine's events to Logger, with the
+// Msg* messages and stable attributes: connects and reconnects at info,
+// failed connects and lost connections at warn (at most one line a second
+// per node and message, with the number of lines suppressed), breaker
+// transitions at warn, retries, redirects and actor restarts at debug,
+// slot-map changes and failovers at info, dropped pub/sub messages and full
+// mailboxes at warn (rate-limited like connects), stream handler failures
+// at warn. It logs no command, key or value, and no password: the errors
+// it logs come from the engine and the driver, except a stream handler's
+// own error.
+//
+// The engine installs one over config.Config.Logger (filtered by
+// Config.LogLevel) by itself: this is that logger, not a second logging
+// path. Register a Logging yourself only to log the events to another
+// logger as well. Safe for concurrent use.
+type Logging struct {
+	Logger *slog.Logger
+
+	mu    sync.Mutex
+	limit map[limitKey]*limited
+}
+
+type limitKey struct{ msg, node string }
+
+type limited struct {
+	last       time.Time
+	suppressed int
+}
+
+// NewLogging returns a Logging hook over l.
+func NewLogging(l *slog.Logger) *Logging { return &Logging{Logger: l} }
+
+// every is the least time between two rate-limited lines with the same
+// message and node.
+const every = time.Second
+
+// allow reports whether a rate-limited line may be logged now, and how many
+// were suppressed since the last one.
+func (l *Logging) allow(msg, node string) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.limit == nil {
+		l.limit = map[limitKey]*limited{}
+	}
+	k := limitKey{msg, node}
+	s := l.limit[k]
+	if s == nil {
+		s = &limited{}
+		l.limit[k] = s
+	}
+	now := time.Now()
+	if !s.last.IsZero() && now.Sub(s.last) < every {
+		s.suppressed++
+		return false, 0
+	}
+	n := s.suppressed
+	s.last, s.suppressed = now, 0
+	return true, n
+}
+
+func (l *Logging) log(level slog.Level, msg string, attrs ...slog.Attr) {
+	if l.Logger == nil || !l.Logger.Enabled(context.Background(), level) {
+		return
+	}
+	l.Logger.LogAttrs(context.Background(), level, msg, attrs...)
+}
+
+// limited logs a rate-limited line.
+func (l *Logging) limited(level slog.Level, msg, node string, attrs ...slog.Attr) {
+	if l.Logger == nil || !l.Logger.Enabled(context.Background(), level) {
+		return
+	}
+	ok, n := l.allow(msg, node)
+	if !ok {
+		return
+	}
+	if n > 0 {
+		attrs = append(attrs, slog.Int("suppressed", n))
+	}
+	l.Logger.LogAttrs(context.Background(), level, msg, attrs...)
+}
+
+func errAttr(err error) slog.Attr { return slog.String("error", err.Error()) }
+
+// PostConnection logs a connection actor's connect (MsgConnected, info) and
+// reconnect (MsgReconnected, info), a successful probe of a node whose
+// breaker is open (MsgProbeOK, debug), a dedicated connection (MsgConnected,
+// debug), and failures (MsgDialFailed, warn, rate-limited). Attributes:
+// node, tls, dedicated, duration, error.
+func (l *Logging) PostConnection(ev Dialed) {
+	attrs := []slog.Attr{slog.String("node", ev.Node), slog.Bool("tls", ev.TLS), slog.Bool("dedicated", ev.Dedicated), slog.Duration("duration", ev.Duration)}
+	switch {
+	case ev.Err != nil:
+		l.limited(slog.LevelWarn, MsgDialFailed, ev.Node, append(attrs, errAttr(ev.Err))...)
+	case ev.Dedicated:
+		l.log(slog.LevelDebug, MsgConnected, attrs...)
+	case ev.Probe:
+		l.log(slog.LevelDebug, MsgProbeOK, attrs...)
+	case ev.Initial:
+		l.log(slog.LevelInfo, MsgConnected, attrs...)
+	default:
+		l.log(slog.LevelInfo, MsgReconnected, attrs...)
+	}
+}
+
+// OnConnectionLost logs MsgConnLost at warn (rate-limited). Attributes:
+// node, error, kept.
+func (l *Logging) OnConnectionLost(ev Lost) {
+	l.limited(slog.LevelWarn, MsgConnLost, ev.Node, slog.String("node", ev.Node), errAttr(ev.Err), slog.Int("kept", ev.Kept))
+}
+
+// OnActorRestarted logs MsgActorRestarted at debug. Attributes: node,
+// restarts.
+func (l *Logging) OnActorRestarted(ev Restart) {
+	l.log(slog.LevelDebug, MsgActorRestarted, slog.String("node", ev.Node), slog.Uint64("restarts", ev.Restarts))
+}
+
+// OnMailboxFull logs MsgMailboxFull at warn (rate-limited). Attributes:
+// node, rejected, commands.
+func (l *Logging) OnMailboxFull(ev Backpressure) {
+	l.limited(slog.LevelWarn, MsgMailboxFull, ev.Node, slog.String("node", ev.Node), slog.Bool("rejected", ev.Rejected), slog.Int("commands", ev.Commands))
+}
+
+// OnBreakerChanged logs MsgBreakerChanged at warn. Attributes: node, from,
+// to.
+func (l *Logging) OnBreakerChanged(ev BreakerChange) {
+	l.log(slog.LevelWarn, MsgBreakerChanged, slog.String("node", ev.Node), slog.String("from", ev.From), slog.String("to", ev.To))
+}
+
+// OnRetryScheduled logs MsgRetryScheduled at debug. Attributes: node,
+// commands, attempt, backoff, error.
+func (l *Logging) OnRetryScheduled(ev Retry) {
+	attrs := []slog.Attr{slog.String("node", ev.Node), slog.Int("commands", ev.Commands), slog.Int("attempt", ev.Attempt), slog.Duration("backoff", ev.Backoff)}
+	if ev.Reason != nil {
+		attrs = append(attrs, errAttr(ev.Reason))
+	}
+	l.log(slog.LevelDebug, MsgRetryScheduled, attrs...)
+}
+
+// OnRedirected logs MsgRedirected at debug. Attributes: kind, command,
+// slot, from, to, gave_up.
+func (l *Logging) OnRedirected(ev Redirect) {
+	l.log(slog.LevelDebug, MsgRedirected, slog.String("kind", ev.Kind), slog.String("command", ev.Name), slog.Int("slot", ev.Slot),
+		slog.String("from", ev.From), slog.String("to", ev.To), slog.Bool("gave_up", ev.GaveUp))
+}
+
+// OnSlotMapLoaded logs MsgSlotMapChanged at info when slots changed owner,
+// MsgSlotMapLoaded at debug when none did, and MsgSlotMapFailed at warn
+// (rate-limited). Attributes: epoch, shards, moved, duration, error.
+func (l *Logging) OnSlotMapLoaded(ev SlotMap) {
+	attrs := []slog.Attr{slog.Uint64("epoch", ev.Epoch), slog.Int("shards", ev.Shards), slog.Int("moved", ev.Moved), slog.Duration("duration", ev.Duration)}
+	switch {
+	case ev.Err != nil:
+		l.limited(slog.LevelWarn, MsgSlotMapFailed, "", append(attrs, errAttr(ev.Err))...)
+	case ev.Moved > 0:
+		l.log(slog.LevelInfo, MsgSlotMapChanged, attrs...)
+	default:
+		l.log(slog.LevelDebug, MsgSlotMapLoaded, attrs...)
+	}
+}
+
+// OnSentinelSwitched logs MsgSentinelSwitch at info. Attributes: master,
+// from, to.
+func (l *Logging) OnSentinelSwitched(ev SentinelSwitch) {
+	l.log(slog.LevelInfo, MsgSentinelSwitch, slog.String("master", ev.Master), slog.String("from", ev.From), slog.String("to", ev.To))
+}
+
+// OnSubscriberEvent logs MsgSubscribed at debug, MsgSubDisconnected at
+// warn, MsgResubscribed at info and MsgSubDropped at warn (rate-limited).
+// Attributes: node, error, gap, count; shard_channel when one shard
+// channel moved and debug is enabled (a shard channel is named like a key).
+func (l *Logging) OnSubscriberEvent(ev Subscriber) {
+	attrs := []slog.Attr{slog.String("node", ev.Node)}
+	level := slog.LevelInfo
+	var msg string
+	switch ev.Kind {
+	case Subscribed:
+		msg, level = MsgSubscribed, slog.LevelDebug
+	case Disconnected:
+		msg, level = MsgSubDisconnected, slog.LevelWarn
+		if ev.Err != nil {
+			attrs = append(attrs, errAttr(ev.Err))
+		}
+	case Resubscribed:
+		msg = MsgResubscribed
+		attrs = append(attrs, slog.Duration("gap", ev.Gap))
+	case MessagesDropped:
+		l.limited(slog.LevelWarn, MsgSubDropped, ev.Node, append(attrs, slog.Uint64("count", ev.Count))...)
+		return
+	default:
+		return
+	}
+	if ev.ShardChannel != "" && l.enabled(slog.LevelDebug) {
+		attrs = append(attrs, slog.String("shard_channel", ev.ShardChannel))
+	}
+	l.log(level, msg, attrs...)
+}
+
+func (l *Logging) enabled(level slog.Level) bool {
+	return l.Logger != nil && l.Logger.Enabled(context.Background(), level)
+}
+
+// OnConsumerEvent logs MsgConsumerFailed at warn (with the handler's error
+// and the entry ID) and the other consumer events as MsgConsumerEvent at
+// debug. Attributes: kind, group, consumer, count, id, error, lag, pending;
+// stream (a key) when debug is enabled.
+func (l *Logging) OnConsumerEvent(ev Consumer) {
+	attrs := []slog.Attr{slog.String("group", ev.Group), slog.String("consumer", ev.Consumer)}
+	if l.enabled(slog.LevelDebug) {
+		attrs = append(attrs, slog.String("stream", ev.Stream))
+	}
+	switch ev.Kind {
+	case HandlerFailed:
+		attrs = append(attrs, slog.String("id", ev.ID))
+		if ev.Err != nil {
+			attrs = append(attrs, errAttr(ev.Err))
+		}
+		l.log(slog.LevelWarn, MsgConsumerFailed, attrs...)
+	case Lag:
+		l.log(slog.LevelDebug, MsgConsumerEvent, append(attrs, slog.String("kind", ev.Kind.String()), slog.Int64("lag", ev.Lag), slog.Int64("pending", ev.Pending))...)
+	default:
+		l.log(slog.LevelDebug, MsgConsumerEvent, append(attrs, slog.String("kind", ev.Kind.String()), slog.Int("count", ev.Count))...)
+	}
+}
+
+var (
+	_ PostConnection   = (*Logging)(nil)
+	_ ConnectionLost   = (*Logging)(nil)
+	_ ActorRestarted   = (*Logging)(nil)
+	_ MailboxFull      = (*Logging)(nil)
+	_ BreakerChanged   = (*Logging)(nil)
+	_ RetryScheduled   = (*Logging)(nil)
+	_ Redirected       = (*Logging)(nil)
+	_ SlotMapLoaded    = (*Logging)(nil)
+	_ SentinelSwitched = (*Logging)(nil)
+	_ SubscriberEvents = (*Logging)(nil)
+	_ ConsumerEvents   = (*Logging)(nil)
+)

@@ -1,0 +1,560 @@
+// Package hookbus delivers the engine's events to the hooks of
+// config.Config.Hooks (package hooks): PreExecution on the caller's
+// goroutine, everything else through a bounded queue drained by one
+// goroutine per engine, so that no engine goroutine (a connection actor
+// above all) ever waits for a hook.
+package hookbus
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vactor-io/vactor/hooks"
+)
+
+// DefaultCapacity is the number of events the queue holds before it drops
+// new ones.
+const DefaultCapacity = 1 << 16
+
+// base is the origin of Now: one reading of the clock, wall and monotonic.
+var base = time.Now()
+
+// Now returns the monotonic time since the process's base: cheaper than
+// time.Now (one clock reading, not two), for the hooks' timestamps.
+func Now() time.Duration { return time.Since(base) }
+
+// Time turns a Now reading into a wall-clock time.
+func Time(d time.Duration) time.Time { return base.Add(d) }
+
+// entry is a hook of one kind and its position in the configured list
+// (for the log-once-per-hook rule).
+type entry[T any] struct {
+	h T
+	i int
+}
+
+// Bus holds the hooks sorted by kind and the queue to the hook goroutine.
+// A nil *Bus has no hooks: every method is safe to call on it and the
+// Wants methods report false. Safe for concurrent use.
+type Bus struct {
+	pre      []entry[hooks.PreExecution]
+	post     []entry[hooks.PostExecution]
+	preConn  []entry[hooks.PreConnection]
+	postConn []entry[hooks.PostConnection]
+	lost     []entry[hooks.ConnectionLost]
+	restart  []entry[hooks.ActorRestarted]
+	written  []entry[hooks.PipelineWritten]
+	answered []entry[hooks.PipelineAnswered]
+	full     []entry[hooks.MailboxFull]
+	breaker  []entry[hooks.BreakerChanged]
+	retry    []entry[hooks.RetryScheduled]
+	redirect []entry[hooks.Redirected]
+	slotMap  []entry[hooks.SlotMapLoaded]
+	sentinel []entry[hooks.SentinelSwitched]
+	sub      []entry[hooks.SubscriberEvents]
+	consumer []entry[hooks.ConsumerEvents]
+
+	// Flags read on hot paths, set once by New.
+	commands  bool // PreExecution or PostExecution
+	pipelines bool // PipelineWritten or PipelineAnswered
+	async     bool // anything delivered through the queue
+
+	log      *slog.Logger
+	panicked []atomic.Bool // per configured hook: its first panic was logged
+	seq      atomic.Uint64 // pipeline sequence numbers
+
+	events, dropped, panics atomic.Uint64
+	holds                   atomic.Int32 // Hold sections under way: pushes do not wake
+
+	mu      sync.Mutex
+	buf     []item
+	max     int
+	idle    bool // the hook goroutine waits on wake
+	closed  bool
+	wake    chan struct{}
+	done    chan struct{}
+	started bool
+}
+
+// kind says which field of an item holds the event.
+type kind uint8
+
+const (
+	kindExecuted kind = iota + 1
+	kindOther         // ev holds the event
+)
+
+// item is one queued event. Executed events, one per command, are kept
+// inline (no allocation); the rarer ones are boxed in ev.
+type item struct {
+	kind kind
+	ctx  context.Context
+	exec hooks.Executed
+	ev   any
+}
+
+// New sorts hs by the interfaces they implement. It returns nil when none
+// implements any (no hooks: the engine skips every hook call). log
+// receives the bus's own reports (a hook's first panic, dropped events);
+// nil discards them. The hook goroutine starts with Start.
+func New(hs []hooks.Hook, log *slog.Logger, capacity int) *Bus {
+	b := &Bus{log: log, max: capacity}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if b.max <= 0 {
+		b.max = DefaultCapacity
+	}
+	any := false
+	for i, h := range hs {
+		if h == nil {
+			continue
+		}
+		if x, ok := h.(hooks.PreExecution); ok {
+			b.pre = append(b.pre, entry[hooks.PreExecution]{x, i})
+		}
+		if x, ok := h.(hooks.PostExecution); ok {
+			b.post = append(b.post, entry[hooks.PostExecution]{x, i})
+		}
+		if x, ok := h.(hooks.PreConnection); ok {
+			b.preConn = append(b.preConn, entry[hooks.PreConnection]{x, i})
+		}
+		if x, ok := h.(hooks.PostConnection); ok {
+			b.postConn = append(b.postConn, entry[hooks.PostConnection]{x, i})
+		}
+		if x, ok := h.(hooks.ConnectionLost); ok {
+			b.lost = append(b.lost, entry[hooks.ConnectionLost]{x, i})
+		}
+		if x, ok := h.(hooks.ActorRestarted); ok {
+			b.restart = append(b.restart, entry[hooks.ActorRestarted]{x, i})
+		}
+		if x, ok := h.(hooks.PipelineWritten); ok {
+			b.written = append(b.written, entry[hooks.PipelineWritten]{x, i})
+		}
+		if x, ok := h.(hooks.PipelineAnswered); ok {
+			b.answered = append(b.answered, entry[hooks.PipelineAnswered]{x, i})
+		}
+		if x, ok := h.(hooks.MailboxFull); ok {
+			b.full = append(b.full, entry[hooks.MailboxFull]{x, i})
+		}
+		if x, ok := h.(hooks.BreakerChanged); ok {
+			b.breaker = append(b.breaker, entry[hooks.BreakerChanged]{x, i})
+		}
+		if x, ok := h.(hooks.RetryScheduled); ok {
+			b.retry = append(b.retry, entry[hooks.RetryScheduled]{x, i})
+		}
+		if x, ok := h.(hooks.Redirected); ok {
+			b.redirect = append(b.redirect, entry[hooks.Redirected]{x, i})
+		}
+		if x, ok := h.(hooks.SlotMapLoaded); ok {
+			b.slotMap = append(b.slotMap, entry[hooks.SlotMapLoaded]{x, i})
+		}
+		if x, ok := h.(hooks.SentinelSwitched); ok {
+			b.sentinel = append(b.sentinel, entry[hooks.SentinelSwitched]{x, i})
+		}
+		if x, ok := h.(hooks.SubscriberEvents); ok {
+			b.sub = append(b.sub, entry[hooks.SubscriberEvents]{x, i})
+		}
+		if x, ok := h.(hooks.ConsumerEvents); ok {
+			b.consumer = append(b.consumer, entry[hooks.ConsumerEvents]{x, i})
+		}
+		any = any || hooks.Implements(h)
+	}
+	if !any {
+		return nil
+	}
+	b.panicked = make([]atomic.Bool, len(hs))
+	b.commands = len(b.pre) > 0 || len(b.post) > 0
+	b.pipelines = len(b.written) > 0 || len(b.answered) > 0
+	b.async = len(b.post)+len(b.preConn)+len(b.postConn)+len(b.lost)+len(b.restart)+len(b.written)+
+		len(b.answered)+len(b.full)+len(b.breaker)+len(b.retry)+len(b.redirect)+len(b.slotMap)+
+		len(b.sentinel)+len(b.sub)+len(b.consumer) > 0
+	b.wake = make(chan struct{}, 1)
+	b.done = make(chan struct{})
+	return b
+}
+
+// Start starts the hook goroutine (when some hook needs it). Close stops it.
+func (b *Bus) Start() {
+	if b == nil || !b.async {
+		return
+	}
+	b.mu.Lock()
+	b.started = true
+	b.mu.Unlock()
+	go b.run()
+}
+
+// Close delivers the events queued so far, then stops the hook goroutine
+// and drops later events. It waits for the hook goroutine, so a hook that
+// never returns makes Close wait too. Idempotent.
+func (b *Bus) Close() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		<-b.done
+		return
+	}
+	b.closed = true
+	started := b.started
+	if b.idle {
+		b.idle = false
+		b.signal()
+	}
+	b.mu.Unlock()
+	if !started {
+		close(b.done)
+		return
+	}
+	<-b.done
+}
+
+// signal wakes the hook goroutine (the wake channel holds one token).
+func (b *Bus) signal() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stats are the bus's counters.
+type Stats struct {
+	// Events counts the events handed to the hook goroutine; Dropped those
+	// that found the queue full; Panics the hook calls that panicked.
+	Events, Dropped, Panics uint64
+}
+
+// Stats returns the counters (zero for a nil Bus).
+func (b *Bus) Stats() Stats {
+	if b == nil {
+		return Stats{}
+	}
+	return Stats{Events: b.events.Load(), Dropped: b.dropped.Load(), Panics: b.panics.Load()}
+}
+
+// WantsCommands reports whether a PreExecution or PostExecution hook is
+// registered.
+func (b *Bus) WantsCommands() bool { return b != nil && b.commands }
+
+// WantsPre reports whether a PreExecution hook is registered.
+func (b *Bus) WantsPre() bool { return b != nil && len(b.pre) > 0 }
+
+// WantsPost reports whether a PostExecution hook is registered.
+func (b *Bus) WantsPost() bool { return b != nil && len(b.post) > 0 }
+
+// WantsPipelines reports whether a PipelineWritten or PipelineAnswered
+// hook is registered.
+func (b *Bus) WantsPipelines() bool { return b != nil && b.pipelines }
+
+// WantsWritten reports whether a PipelineWritten hook is registered.
+func (b *Bus) WantsWritten() bool { return b != nil && len(b.written) > 0 }
+
+// WantsDials reports whether a PreConnection or PostConnection hook is
+// registered.
+func (b *Bus) WantsDials() bool { return b != nil && len(b.preConn)+len(b.postConn) > 0 }
+
+// WantsMailboxFull reports whether a MailboxFull hook is registered.
+func (b *Bus) WantsMailboxFull() bool { return b != nil && len(b.full) > 0 }
+
+// WantsRedirects reports whether a Redirected hook is registered.
+func (b *Bus) WantsRedirects() bool { return b != nil && len(b.redirect) > 0 }
+
+// WantsSlotMaps reports whether a SlotMapLoaded hook is registered.
+func (b *Bus) WantsSlotMaps() bool { return b != nil && len(b.slotMap) > 0 }
+
+// WantsSubscriber reports whether a SubscriberEvents hook is registered.
+func (b *Bus) WantsSubscriber() bool { return b != nil && len(b.sub) > 0 }
+
+// WantsConsumer reports whether a ConsumerEvents hook is registered.
+func (b *Bus) WantsConsumer() bool { return b != nil && len(b.consumer) > 0 }
+
+// NextPipeline returns the next pipeline sequence number (from 1).
+func (b *Bus) NextPipeline() uint64 {
+	if b == nil {
+		return 0
+	}
+	return b.seq.Add(1)
+}
+
+// Fire runs the PreExecution hooks on the calling goroutine and returns
+// the context the command goes on with. A hook that panics leaves the
+// context as it was.
+func (b *Bus) Fire(ctx context.Context, cmd hooks.Command) context.Context {
+	if b == nil {
+		return ctx
+	}
+	for _, e := range b.pre {
+		ctx = b.pre1(e, ctx, cmd)
+	}
+	return ctx
+}
+
+func (b *Bus) pre1(e entry[hooks.PreExecution], ctx context.Context, cmd hooks.Command) (out context.Context) {
+	out = ctx
+	defer func() {
+		if r := recover(); r != nil {
+			out = ctx
+			b.recovered(e.i, e.h, "PreExecution", r)
+		}
+	}()
+	if c := e.h.PreExecution(ctx, cmd); c != nil {
+		out = c
+	}
+	return out
+}
+
+// Executed queues a PostExecution event.
+func (b *Bus) Executed(ctx context.Context, ev hooks.Executed) {
+	if b == nil || len(b.post) == 0 {
+		return
+	}
+	b.push(item{kind: kindExecuted, ctx: ctx, exec: ev})
+}
+
+// Emit queues an event of one of the hooks package's types (other than
+// Command and Executed) for the hooks that implement its interface;
+// nothing when none does.
+func (b *Bus) Emit(ev any) {
+	if b == nil || !b.wants(ev) {
+		return
+	}
+	b.push(item{kind: kindOther, ev: ev})
+}
+
+// wants reports whether a hook takes ev.
+func (b *Bus) wants(ev any) bool {
+	switch ev.(type) {
+	case hooks.Dial:
+		return len(b.preConn) > 0
+	case hooks.Dialed:
+		return len(b.postConn) > 0
+	case hooks.Lost:
+		return len(b.lost) > 0
+	case hooks.Restart:
+		return len(b.restart) > 0
+	case written:
+		return len(b.written) > 0
+	case hooks.Pipeline:
+		return len(b.answered) > 0
+	case hooks.Backpressure:
+		return len(b.full) > 0
+	case hooks.BreakerChange:
+		return len(b.breaker) > 0
+	case hooks.Retry:
+		return len(b.retry) > 0
+	case hooks.Redirect:
+		return len(b.redirect) > 0
+	case hooks.SlotMap:
+		return len(b.slotMap) > 0
+	case hooks.SentinelSwitch:
+		return len(b.sentinel) > 0
+	case hooks.Subscriber:
+		return len(b.sub) > 0
+	case hooks.Consumer:
+		return len(b.consumer) > 0
+	}
+	return false
+}
+
+// written marks a Pipeline event as PipelineWritten's (a plain
+// hooks.Pipeline is PipelineAnswered's).
+type written hooks.Pipeline
+
+// Written queues a PipelineWritten event.
+func (b *Bus) Written(ev hooks.Pipeline) { b.Emit(written(ev)) }
+
+// Answered queues a PipelineAnswered event.
+func (b *Bus) Answered(ev hooks.Pipeline) { b.Emit(ev) }
+
+// push queues it, or drops it when the queue is full or closed. It never
+// blocks beyond the queue's mutex.
+func (b *Bus) push(it item) {
+	b.mu.Lock()
+	if b.closed || !b.started {
+		b.mu.Unlock()
+		return
+	}
+	if len(b.buf) >= b.max {
+		b.mu.Unlock()
+		b.dropped.Add(1)
+		return
+	}
+	b.buf = append(b.buf, it)
+	wake := b.idle && b.holds.Load() == 0
+	if wake {
+		b.idle = false
+	}
+	b.mu.Unlock()
+	if wake {
+		b.signal()
+	}
+}
+
+// Hold makes the events pushed until the matching Release wake the hook
+// goroutine once, at Release, rather than at the first of them: a
+// connection actor holds while it completes a pipeline's commands, so
+// that the hook goroutine takes the pipeline's events in one go instead
+// of waking and sleeping between them. Holds may overlap.
+func (b *Bus) Hold() {
+	if b != nil {
+		b.holds.Add(1)
+	}
+}
+
+// Release ends a Hold.
+func (b *Bus) Release() {
+	if b == nil || b.holds.Add(-1) != 0 {
+		return
+	}
+	b.mu.Lock()
+	wake := b.idle && len(b.buf) > 0
+	if wake {
+		b.idle = false
+	}
+	b.mu.Unlock()
+	if wake {
+		b.signal()
+	}
+}
+
+// run is the hook goroutine: it takes the queued events in one piece and
+// delivers them in order, until Close.
+func (b *Bus) run() {
+	defer close(b.done)
+	var spare []item
+	var lastDrop uint64
+	var lastLog time.Time
+	for {
+		b.mu.Lock()
+		for len(b.buf) == 0 {
+			if b.closed {
+				b.mu.Unlock()
+				return
+			}
+			b.idle = true
+			b.mu.Unlock()
+			<-b.wake
+			b.mu.Lock()
+		}
+		batch := b.buf
+		b.buf = spare[:0]
+		b.mu.Unlock()
+		b.events.Add(uint64(len(batch)))
+		b.deliverAll(batch)
+		clear(batch)
+		spare = batch[:0]
+		if d := b.dropped.Load(); d != lastDrop && time.Since(lastLog) >= time.Second {
+			b.log.Warn(MsgDropped, "dropped", d-lastDrop, "total", d)
+			lastDrop, lastLog = d, time.Now()
+		}
+	}
+}
+
+// Messages the bus logs itself.
+const (
+	MsgDropped  = "vactor: hook events dropped: the hooks fall behind"
+	MsgPanicked = "vactor: hook panicked"
+)
+
+// cursor is where deliverAll is: the item and, within it, the next hook
+// to call, with the one being called (for a panic's report). Only the hook
+// goroutine touches it.
+type cursor struct {
+	item, next int
+	hook       int // configured index of the hook being called
+	h          any
+	method     string
+}
+
+// deliverAll calls the hooks for every item of batch, in order. A panic
+// is recovered once per batch rather than once per call (a deferred
+// recover per call costs more than some hooks): after one, delivery goes
+// on with the hook after the one that panicked.
+func (b *Bus) deliverAll(batch []item) {
+	var c cursor
+	for !b.deliverFrom(batch, &c) {
+		c.next++ // skip the hook that panicked
+	}
+}
+
+// deliverFrom delivers from c on; it returns false after a panic (c then
+// names the hook that panicked).
+func (b *Bus) deliverFrom(batch []item, c *cursor) (done bool) {
+	defer func() {
+		if !done {
+			b.recovered(c.hook, c.h, c.method, recover())
+		}
+	}()
+	for ; c.item < len(batch); c.item, c.next = c.item+1, 0 {
+		b.deliver(&batch[c.item], c)
+	}
+	return true
+}
+
+// deliver calls the hooks that take it, from c.next on.
+func (b *Bus) deliver(it *item, c *cursor) {
+	if it.kind == kindExecuted {
+		for ; c.next < len(b.post); c.next++ {
+			e := b.post[c.next]
+			c.hook, c.h, c.method = e.i, e.h, "PostExecution"
+			e.h.PostExecution(it.ctx, it.exec)
+		}
+		return
+	}
+	switch ev := it.ev.(type) {
+	case hooks.Dial:
+		each(c, b.preConn, "PreConnection", ev, hooks.PreConnection.PreConnection)
+	case hooks.Dialed:
+		each(c, b.postConn, "PostConnection", ev, hooks.PostConnection.PostConnection)
+	case hooks.Lost:
+		each(c, b.lost, "OnConnectionLost", ev, hooks.ConnectionLost.OnConnectionLost)
+	case hooks.Restart:
+		each(c, b.restart, "OnActorRestarted", ev, hooks.ActorRestarted.OnActorRestarted)
+	case written:
+		each(c, b.written, "OnPipelineWritten", hooks.Pipeline(ev), hooks.PipelineWritten.OnPipelineWritten)
+	case hooks.Pipeline:
+		each(c, b.answered, "OnPipelineAnswered", ev, hooks.PipelineAnswered.OnPipelineAnswered)
+	case hooks.Backpressure:
+		each(c, b.full, "OnMailboxFull", ev, hooks.MailboxFull.OnMailboxFull)
+	case hooks.BreakerChange:
+		each(c, b.breaker, "OnBreakerChanged", ev, hooks.BreakerChanged.OnBreakerChanged)
+	case hooks.Retry:
+		each(c, b.retry, "OnRetryScheduled", ev, hooks.RetryScheduled.OnRetryScheduled)
+	case hooks.Redirect:
+		each(c, b.redirect, "OnRedirected", ev, hooks.Redirected.OnRedirected)
+	case hooks.SlotMap:
+		each(c, b.slotMap, "OnSlotMapLoaded", ev, hooks.SlotMapLoaded.OnSlotMapLoaded)
+	case hooks.SentinelSwitch:
+		each(c, b.sentinel, "OnSentinelSwitched", ev, hooks.SentinelSwitched.OnSentinelSwitched)
+	case hooks.Subscriber:
+		each(c, b.sub, "OnSubscriberEvent", ev, hooks.SubscriberEvents.OnSubscriberEvent)
+	case hooks.Consumer:
+		each(c, b.consumer, "OnConsumerEvent", ev, hooks.ConsumerEvents.OnConsumerEvent)
+	}
+}
+
+// each calls method on es's hooks from c.next on, with ev.
+func each[H, E any](c *cursor, es []entry[H], name string, ev E, method func(H, E)) {
+	for ; c.next < len(es); c.next++ {
+		e := es[c.next]
+		c.hook, c.h, c.method = e.i, e.h, name
+		method(e.h, ev)
+	}
+}
+
+// recovered counts a hook's panic and logs the first one of each hook.
+// (A hook that panics with nil is reported as panicking with nil.)
+func (b *Bus) recovered(i int, h any, method string, r any) {
+	b.panics.Add(1)
+	if b.panicked[i].CompareAndSwap(false, true) {
+		b.log.Error(MsgPanicked, "hook", fmt.Sprintf("%T", h), "index", i, "method", method,
+			"panic", fmt.Sprint(r), "note", "later panics of this hook are counted, not logged")
+	}
+}

@@ -1,0 +1,183 @@
+package hookbus
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/hooks"
+)
+
+// seqHook records, in order, which hook saw which event.
+type seqHook struct {
+	name  string
+	mu    *sync.Mutex
+	log   *[]string
+	panic bool
+}
+
+func (h seqHook) add(s string) {
+	h.mu.Lock()
+	*h.log = append(*h.log, h.name+":"+s)
+	h.mu.Unlock()
+	if h.panic {
+		panic(h.name)
+	}
+}
+func (h seqHook) PostExecution(_ context.Context, ev hooks.Executed) { h.add(ev.Name) }
+func (h seqHook) OnBreakerChanged(ev hooks.BreakerChange)            { h.add(ev.To) }
+
+func newBus(t *testing.T, capacity int, hs ...hooks.Hook) (*Bus, *bytes.Buffer) {
+	var buf bytes.Buffer
+	b := New(hs, slog.New(slog.NewTextHandler(&buf, nil)), capacity)
+	b.Start()
+	t.Cleanup(b.Close)
+	return b, &buf
+}
+
+// Events reach every hook in the slice's order, event by event; a hook
+// that panics loses that event only, the hooks after it still get it, and
+// its first panic only is logged.
+func TestCompositeOrderAndPanics(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	a := seqHook{name: "a", mu: &mu, log: &got}
+	p := seqHook{name: "p", mu: &mu, log: &got, panic: true}
+	c := seqHook{name: "c", mu: &mu, log: &got}
+	b, logs := newBus(t, 0, a, p, c)
+	b.Hold() // deliver the three in one batch
+	b.Executed(context.Background(), hooks.Executed{Name: "GET"})
+	b.Emit(hooks.BreakerChange{To: "open"})
+	b.Executed(context.Background(), hooks.Executed{Name: "SET"})
+	b.Release()
+	b.Close()
+	want := []string{"a:GET", "p:GET", "c:GET", "a:open", "p:open", "c:open", "a:SET", "p:SET", "c:SET"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("delivered %v, want %v", got, want)
+	}
+	if st := b.Stats(); st.Panics != 3 || st.Events != 3 {
+		t.Fatalf("stats %+v, want 3 panics, 3 events", st)
+	}
+	if n := strings.Count(logs.String(), MsgPanicked); n != 1 {
+		t.Fatalf("%d panics logged, want 1:\n%s", n, logs)
+	}
+}
+
+// A PreExecution that panics leaves the context as it was; the next
+// PreExecution hooks still run.
+type ctxKey struct{}
+
+type preHook struct{ panic bool }
+
+func (h preHook) PreExecution(ctx context.Context, _ hooks.Command) context.Context {
+	if h.panic {
+		panic("pre")
+	}
+	return context.WithValue(ctx, ctxKey{}, "set")
+}
+
+func TestFirePanics(t *testing.T) {
+	b, _ := newBus(t, 0, preHook{panic: true}, preHook{})
+	ctx := b.Fire(context.Background(), hooks.Command{Name: "GET"})
+	if ctx.Value(ctxKey{}) != "set" {
+		t.Fatal("the hook after the panicking one did not run")
+	}
+	if b.Stats().Panics != 1 {
+		t.Fatalf("%d panics counted", b.Stats().Panics)
+	}
+}
+
+// blocker blocks until released.
+type blocker struct{ entered, release chan struct{} }
+
+func (h blocker) PostExecution(context.Context, hooks.Executed) {
+	select {
+	case h.entered <- struct{}{}:
+	default:
+	}
+	<-h.release
+}
+
+// A full queue drops and counts; pushing never waits for the hook.
+func TestDropWhenFull(t *testing.T) {
+	h := blocker{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	b, _ := newBus(t, 4, h)
+	b.Executed(context.Background(), hooks.Executed{Name: "first"})
+	<-h.entered // the hook goroutine is stuck in the first event
+	done := make(chan struct{})
+	go func() {
+		for range 10 {
+			b.Executed(context.Background(), hooks.Executed{Name: "more"})
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("pushing waited for the hook")
+	}
+	if d := b.Stats().Dropped; d != 6 {
+		t.Fatalf("%d dropped, want 6 (4 queued)", d)
+	}
+	close(h.release)
+	b.Close()
+	if e := b.Stats().Events; e != 5 {
+		t.Fatalf("%d delivered, want 5", e)
+	}
+}
+
+// A bus without hooks is nil, and every method is safe on it.
+func TestNoHooks(t *testing.T) {
+	if b := New(nil, nil, 0); b != nil {
+		t.Fatal("a bus without hooks")
+	}
+	if b := New([]hooks.Hook{42}, nil, 0); b != nil {
+		t.Fatal("a bus for a value that implements no hook")
+	}
+	var b *Bus
+	b.Start()
+	b.Emit(hooks.Lost{})
+	b.Executed(context.Background(), hooks.Executed{})
+	b.Hold()
+	b.Release()
+	b.Close()
+	if b.WantsCommands() || b.WantsPipelines() || b.NextPipeline() != 0 || b.Fire(context.Background(), hooks.Command{}) == nil {
+		t.Fatal("nil bus wants something")
+	}
+}
+
+// Events pushed during a Hold wait for its Release; Close delivers what
+// is queued.
+func TestHoldRelease(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	b, _ := newBus(t, 0, seqHook{name: "a", mu: &mu, log: &got})
+	b.Hold()
+	b.Emit(hooks.BreakerChange{To: "open"})
+	b.Release()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the released event was not delivered")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.Emit(hooks.BreakerChange{To: "closed"})
+	b.Close()
+	b.Emit(hooks.BreakerChange{To: "late"})
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(got, " ") != "a:open a:closed" {
+		t.Fatalf("delivered %v", got)
+	}
+}

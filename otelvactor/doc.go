@@ -1,0 +1,71 @@
+// Package otelvactor is vactor's OpenTelemetry hook: metrics following the
+// database client semantic conventions, one span per command, and the
+// engine's own metrics (pipelines, mailboxes, breakers, retries, redirects,
+// pub/sub, stream consumers).
+//
+//	h, err := otelvactor.New() // the global providers; see the options
+//	if err != nil { ... }
+//	eng, err := engine.New(ctx, config.DefaultConfig().WithHooks(h))
+//	if err != nil { ... }
+//	reg, err := h.Observe(eng) // the gauges that read the engine's state
+//	defer reg.Unregister()
+//
+// # Metrics
+//
+// From the semantic conventions (attributes: db.system.name, "valkey"
+// unless WithSystemName; db.operation.name; server.address and
+// server.port; db.namespace, the DB index; error.type and, for an error
+// reply, db.response.status_code, its prefix; db.client.connection.pool.name,
+// the node's "host:port"):
+//
+//	db.client.operation.duration          histogram, s, buckets DurationBuckets
+//	db.client.connection.count            up-down counter, state idle or used (Observe)
+//	db.client.connection.create_time      histogram, s
+//	db.client.connection.pending_requests up-down counter: queued and in flight (Observe)
+//
+// The engine's own:
+//
+//	vactor.pipeline.size                  histogram of commands per pipeline (PipelineSizeBuckets)
+//	vactor.pipeline.duration              histogram, s: a pipeline's round trip
+//	vactor.mailbox.depth                  gauge per node (Observe)
+//	vactor.mailbox.full                   counter, vactor.rejected
+//	vactor.breaker.state                  gauge per node: 0 closed, 1 half-open, 2 open (Observe)
+//	vactor.breaker.transitions            counter, vactor.breaker.from and .to
+//	vactor.retries                        counter of commands kept to be sent again
+//	vactor.redirects                      counter, vactor.redirect.kind
+//	vactor.connection.lost                counter
+//	vactor.actor.restarts                 counter
+//	vactor.slotmap.loads                  counter, vactor.result and vactor.changed
+//	vactor.pubsub.reconnects              counter
+//	vactor.pubsub.gap                     histogram, s: time without subscription
+//	vactor.pubsub.dropped                 counter of messages OverflowDrop dropped
+//	vactor.stream.consumer.lag            gauge per group, after each reclaim round
+//	vactor.stream.consumer.pending        gauge per group
+//	vactor.stream.consumer.redeliveries   counter
+//	vactor.stream.consumer.entries        counter, vactor.event claimed, acked or handler_failed
+//	vactor.hooks.dropped                  counter of hook events dropped (Observe)
+//
+// error.type is the error prefix for an error reply (WRONGTYPE, ERR, ...);
+// timeout, canceled, circuit_open, backpressure, closed, outcome_unknown,
+// too_many_redirects or invalid_argument for the engine's errors; _OTHER
+// for transport errors. A nil reply (engine.ErrNil) is not an error.
+//
+// The attribute set of each series (operation, node, error, DB) is built
+// once and kept, so recording a command allocates nothing.
+//
+// # Spans
+//
+// Unless WithoutTracing, every command gets a span of kind CLIENT named
+// after its operation ("GET"), a child of the span in the command's
+// context, from the moment it is fired to the completion of its future.
+// It carries db.system.name, db.operation.name, db.namespace,
+// server.address and server.port, error.type and db.response.status_code
+// on failure (status Error), and the pipeline that carried it as a span
+// event "vactor.pipeline" (vactor.pipeline.seq, db.operation.batch.size).
+// db.query.text is off by default; WithQueryText sets it to the command's
+// name followed by one "?" per argument.
+//
+// The spans end on the engine's hook goroutine, with the completion's
+// timestamp; a span whose PostExecution event was dropped (the hooks fell
+// behind: engine.Stats.HookDropped) is never ended.
+package otelvactor

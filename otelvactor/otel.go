@@ -1,0 +1,584 @@
+package otelvactor
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/hooks"
+)
+
+// ScopeName is the instrumentation scope of the hook's meter and tracer.
+const ScopeName = "github.com/vactor-io/vactor/otelvactor"
+
+// DurationBuckets are the bucket boundaries (seconds) of
+// db.client.operation.duration: the stable database semantic conventions'.
+var DurationBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10}
+
+// PipelineSizeBuckets are the bucket boundaries of vactor.pipeline.size.
+var PipelineSizeBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096}
+
+// rttBuckets are the bucket boundaries (seconds) of vactor.pipeline.duration
+// and db.client.connection.create_time.
+var rttBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5}
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	mp        metric.MeterProvider
+	tp        trace.TracerProvider
+	system    string
+	tracing   bool
+	queryText bool
+}
+
+// WithMeterProvider sets the meter provider. Default: otel's global one
+// (otel.GetMeterProvider) at the time New is called.
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.mp = mp } }
+
+// WithTracerProvider sets the tracer provider. Default: otel's global one
+// (otel.GetTracerProvider) at the time New is called.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tp = tp } }
+
+// WithSystemName sets db.system.name: "valkey" by default; "redis" suits
+// dashboards built on that value.
+func WithSystemName(name string) Option { return func(o *options) { o.system = name } }
+
+// WithoutTracing turns the spans off: the hook then records metrics only
+// and starts no span.
+func WithoutTracing() Option { return func(o *options) { o.tracing = false } }
+
+// WithQueryText adds db.query.text to the spans: the command's name
+// followed by one "?" per argument (keys and values never appear). Default
+// off.
+func WithQueryText() Option { return func(o *options) { o.queryText = true } }
+
+// Hook is the OpenTelemetry hook: register it in config.Config.Hooks, and
+// call Observe with the engine for the gauges that read its state. It
+// records the metrics listed in the package documentation and, unless
+// WithoutTracing, one span per command. Safe for concurrent use; one Hook
+// may serve several engines.
+type Hook struct {
+	system    attribute.KeyValue
+	tracer    trace.Tracer // nil: no spans
+	meter     metric.Meter
+	queryText bool
+
+	opDuration   metric.Float64Histogram
+	createTime   metric.Float64Histogram
+	pipeSize     metric.Int64Histogram
+	pipeDuration metric.Float64Histogram
+	retries      metric.Int64Counter
+	redirects    metric.Int64Counter
+	transitions  metric.Int64Counter
+	lost         metric.Int64Counter
+	restarts     metric.Int64Counter
+	full         metric.Int64Counter
+	slotMaps     metric.Int64Counter
+	subReconn    metric.Int64Counter
+	subGap       metric.Float64Histogram
+	subDropped   metric.Int64Counter
+	redelivered  metric.Int64Counter
+	entries      metric.Int64Counter
+
+	// Observed (Observe, and the consumer lag kept from events).
+	connCount   metric.Int64ObservableUpDownCounter
+	pending     metric.Int64ObservableUpDownCounter
+	depth       metric.Int64ObservableGauge
+	breakers    metric.Int64ObservableGauge
+	hookDropped metric.Int64ObservableCounter
+	lag         metric.Int64ObservableGauge
+	pendingEnts metric.Int64ObservableGauge
+
+	lastOp atomic.Pointer[opSeries]
+
+	mu    sync.Mutex
+	ops   map[opKey]*opSeries
+	spans map[spanKey]*spanOpts
+	nodes map[string]*nodeAttrs
+	lags  map[lagKey]lagValue
+}
+
+// nodeAttrs are a node's attributes (server.address, server.port) and the
+// record option made of them.
+type nodeAttrs struct {
+	attrs []attribute.KeyValue
+	opt   metric.MeasurementOption
+}
+
+// opKey is what the attributes of one db.client.operation.duration series
+// depend on.
+type opKey struct {
+	name, node, errType, status string
+	db                          int
+}
+
+type lagKey struct{ stream, group string }
+
+type lagValue struct{ lag, pending int64 }
+
+// New returns a Hook over the given providers (the global ones by
+// default). It fails when an instrument cannot be created.
+func New(opts ...Option) (*Hook, error) {
+	o := options{system: "valkey", tracing: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.mp == nil {
+		o.mp = otel.GetMeterProvider()
+	}
+	if o.tp == nil {
+		o.tp = otel.GetTracerProvider()
+	}
+	h := &Hook{
+		system:    semconv.DBSystemNameKey.String(o.system),
+		queryText: o.queryText,
+		ops:       map[opKey]*opSeries{},
+		spans:     map[spanKey]*spanOpts{},
+		nodes:     map[string]*nodeAttrs{},
+		lags:      map[lagKey]lagValue{},
+	}
+	if o.tracing {
+		h.tracer = o.tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
+	}
+	m := o.mp.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL))
+	h.meter = m
+	if err := h.instruments(m); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// instruments creates every instrument of m.
+func (h *Hook) instruments(m metric.Meter) error {
+	var errs []error
+	f64h := func(name, unit, desc string, buckets []float64) metric.Float64Histogram {
+		i, err := m.Float64Histogram(name, metric.WithUnit(unit), metric.WithDescription(desc), metric.WithExplicitBucketBoundaries(buckets...))
+		errs = append(errs, err)
+		return i
+	}
+	ctr := func(name, unit, desc string) metric.Int64Counter {
+		i, err := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return i
+	}
+	h.opDuration = f64h("db.client.operation.duration", "s", "Duration of database client operations.", DurationBuckets)
+	h.createTime = f64h("db.client.connection.create_time", "s", "The time it took to create a new connection.", rttBuckets)
+	sizes := make([]float64, len(PipelineSizeBuckets))
+	copy(sizes, PipelineSizeBuckets)
+	var err error
+	h.pipeSize, err = m.Int64Histogram("vactor.pipeline.size", metric.WithUnit("{command}"),
+		metric.WithDescription("Commands per pipeline a connection actor wrote (db.operation.batch.size of the pipeline)."),
+		metric.WithExplicitBucketBoundaries(sizes...))
+	errs = append(errs, err)
+	h.pipeDuration = f64h("vactor.pipeline.duration", "s", "Round trip of one pipeline, from its write to its last reply.", rttBuckets)
+	h.retries = ctr("vactor.retries", "{command}", "Commands kept to be sent again after their connection failed.")
+	h.redirects = ctr("vactor.redirects", "{redirect}", "Cluster redirects followed (MOVED, ASK, TRYAGAIN, CLUSTERDOWN).")
+	h.transitions = ctr("vactor.breaker.transitions", "{transition}", "Circuit breaker state changes.")
+	h.lost = ctr("vactor.connection.lost", "{connection}", "Connection actors' connections that failed.")
+	h.restarts = ctr("vactor.actor.restarts", "{restart}", "Connection actor restarts.")
+	h.full = ctr("vactor.mailbox.full", "{command}", "Commands that found their mailbox full (waited or rejected).")
+	h.slotMaps = ctr("vactor.slotmap.loads", "{load}", "Cluster slot-map loads.")
+	h.subReconn = ctr("vactor.pubsub.reconnects", "{reconnect}", "Subscriber connections that resubscribed after a disconnect.")
+	h.subGap = f64h("vactor.pubsub.gap", "s", "Time a subscription was not subscribed, from the disconnect to the resubscription.", DurationBuckets)
+	h.subDropped = ctr("vactor.pubsub.dropped", "{message}", "Pub/sub messages dropped by OverflowDrop.")
+	h.redelivered = ctr("vactor.stream.consumer.redeliveries", "{entry}", "Stream entries handed to a handler again (own pending after a reconnect, claimed).")
+	h.entries = ctr("vactor.stream.consumer.entries", "{entry}", "Stream consumer entries by event: claimed, acked, handler_failed.")
+
+	h.connCount, err = m.Int64ObservableUpDownCounter("db.client.connection.count", metric.WithUnit("{connection}"),
+		metric.WithDescription("The number of connections that are currently in the state described by the state attribute."))
+	errs = append(errs, err)
+	h.pending, err = m.Int64ObservableUpDownCounter("db.client.connection.pending_requests", metric.WithUnit("{request}"),
+		metric.WithDescription("The number of current pending requests for an open connection: queued in its mailbox or written and awaiting replies."))
+	errs = append(errs, err)
+	h.depth, err = m.Int64ObservableGauge("vactor.mailbox.depth", metric.WithUnit("{command}"),
+		metric.WithDescription("Commands queued in a connection actor's mailbox."))
+	errs = append(errs, err)
+	h.breakers, err = m.Int64ObservableGauge("vactor.breaker.state", metric.WithUnit("{state}"),
+		metric.WithDescription("Circuit breaker state per node: 0 closed, 1 half-open, 2 open."))
+	errs = append(errs, err)
+	h.hookDropped, err = m.Int64ObservableCounter("vactor.hooks.dropped", metric.WithUnit("{event}"),
+		metric.WithDescription("Hook events dropped because the hooks fell behind."))
+	errs = append(errs, err)
+	h.lag, err = m.Int64ObservableGauge("vactor.stream.consumer.lag", metric.WithUnit("{entry}"),
+		metric.WithDescription("Entries of the stream not yet delivered to the group (XINFO GROUPS lag), after the latest reclaim round."))
+	errs = append(errs, err)
+	h.pendingEnts, err = m.Int64ObservableGauge("vactor.stream.consumer.pending", metric.WithUnit("{entry}"),
+		metric.WithDescription("Entries delivered to the group and not acknowledged, after the latest reclaim round."))
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(h.observeLag, h.lag, h.pendingEnts)
+	return err
+}
+
+// maxQueryArgs bounds the "?" in db.query.text.
+const maxQueryArgs = 32
+
+// queryText is the command's name with one "?" per argument.
+func queryText(name string, args int) string {
+	var b strings.Builder
+	b.WriteString(name)
+	for i := range args {
+		if i == maxQueryArgs {
+			b.WriteString(" …")
+			break
+		}
+		b.WriteString(" ?")
+	}
+	return b.String()
+}
+
+// PostExecution records db.client.operation.duration and, with tracing,
+// the command's span: kind CLIENT, named after the operation, a child of
+// the span in the command's context, from its firing (ev.Done less
+// ev.Duration) to its completion. The span is made here, on the hook
+// goroutine, rather than started when the command is fired: the caller
+// pays nothing for it. The attribute set of each (operation, node, error,
+// DB) is built once and kept.
+func (h *Hook) PostExecution(ctx context.Context, ev hooks.Executed) {
+	var errType, status string
+	if ev.Err != nil && !errors.Is(ev.Err, engine.ErrNil) {
+		errType, status = errorType(ev.Err)
+	}
+	h.opDuration.Record(ctx, ev.Duration.Seconds(), h.opOptions(opKey{ev.Name, ev.Node, errType, status, ev.DB})...)
+	if h.tracer == nil {
+		return
+	}
+	so := h.spanOptions(ev.Name, ev.Node, ev.DB)
+	opts := [3]trace.SpanStartOption{so.kind, so.attrs, trace.WithTimestamp(ev.Done.Add(-ev.Duration))}
+	if h.queryText {
+		opts[1] = trace.WithAttributes(append(so.list[:len(so.list):len(so.list)], semconv.DBQueryText(queryText(ev.Name, ev.Args)))...)
+	}
+	_, span := h.tracer.Start(ctx, ev.Name, opts[:]...)
+	if !span.IsRecording() {
+		return
+	}
+	if ev.Retries > 0 || ev.Redirects > 0 {
+		span.SetAttributes(attribute.Int("vactor.retries", ev.Retries), attribute.Int("vactor.redirects", ev.Redirects))
+	}
+	if ev.Pipeline != 0 {
+		span.AddEvent("vactor.pipeline", trace.WithTimestamp(ev.Done), trace.WithAttributes(
+			attribute.Int64("vactor.pipeline.seq", int64(ev.Pipeline)),
+			semconv.DBOperationBatchSize(ev.PipelineSize)))
+	}
+	if errType != "" {
+		span.SetAttributes(semconv.ErrorTypeKey.String(errType))
+		if status != "" {
+			span.SetAttributes(semconv.DBResponseStatusCode(status))
+		}
+		span.SetStatus(codes.Error, errType)
+	}
+	span.End(trace.WithTimestamp(ev.Done))
+}
+
+// spanOpts are the start options of the spans of one (operation, node,
+// DB): made once.
+type spanOpts struct {
+	list  []attribute.KeyValue
+	kind  trace.SpanStartOption
+	attrs trace.SpanStartOption
+}
+
+type spanKey struct {
+	name, node string
+	db         int
+}
+
+// spanOptions returns the start options of the spans of (name, node, db).
+func (h *Hook) spanOptions(name, node string, db int) *spanOpts {
+	k := spanKey{name, node, db}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if o, ok := h.spans[k]; ok {
+		return o
+	}
+	list := []attribute.KeyValue{h.system, semconv.DBOperationName(name), semconv.DBNamespace(strconv.Itoa(db))}
+	list = append(list, h.nodeLocked(node).attrs...)
+	o := &spanOpts{list: list, kind: trace.WithSpanKind(trace.SpanKindClient), attrs: trace.WithAttributes(list...)}
+	h.spans[k] = o
+	return o
+}
+
+// opSeries is a db.client.operation.duration series and its record
+// options.
+type opSeries struct {
+	key  opKey
+	opts []metric.RecordOption
+}
+
+// opOptions returns the record options of the series k, made once. The
+// series last used is checked first, without a lock: a workload of one
+// command kind skips the map.
+func (h *Hook) opOptions(k opKey) []metric.RecordOption {
+	if last := h.lastOp.Load(); last != nil && last.key == k {
+		return last.opts
+	}
+	o := h.series(k)
+	h.lastOp.Store(o)
+	return o.opts
+}
+
+// series returns the series k, made once.
+func (h *Hook) series(k opKey) *opSeries {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if o, ok := h.ops[k]; ok {
+		return o
+	}
+	attrs := []attribute.KeyValue{h.system, semconv.DBOperationName(k.name), semconv.DBNamespace(strconv.Itoa(k.db))}
+	attrs = append(attrs, h.nodeLocked(k.node).attrs...)
+	if k.errType != "" {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(k.errType))
+	}
+	if k.status != "" {
+		attrs = append(attrs, semconv.DBResponseStatusCode(k.status))
+	}
+	o := &opSeries{key: k, opts: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}}
+	h.ops[k] = o
+	return o
+}
+
+// node returns the attributes of node ("host:port"): server.address and
+// server.port, made once.
+func (h *Hook) node(node string) *nodeAttrs {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.nodeLocked(node)
+}
+
+func (h *Hook) nodeLocked(node string) *nodeAttrs {
+	if a, ok := h.nodes[node]; ok {
+		return a
+	}
+	a := &nodeAttrs{}
+	if host, port, err := net.SplitHostPort(node); err == nil {
+		a.attrs = append(a.attrs, semconv.ServerAddress(host))
+		if p, err := strconv.Atoi(port); err == nil {
+			a.attrs = append(a.attrs, semconv.ServerPort(p))
+		}
+	}
+	a.opt = metric.WithAttributeSet(attribute.NewSet(a.attrs...))
+	h.nodes[node] = a
+	return a
+}
+
+// errorType returns error.type and db.response.status_code for err: the
+// server's error prefix for an error reply, a short name for the engine's
+// own errors, "_OTHER" for the rest (transport errors).
+func errorType(err error) (typ, status string) {
+	if se, ok := err.(*engine.ServerError); ok { // the common case, without errors.As's allocation
+		return se.Prefix, se.Prefix
+	}
+	var se *engine.ServerError
+	switch {
+	case errors.As(err, &se):
+		return se.Prefix, se.Prefix
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout", ""
+	case errors.Is(err, context.Canceled):
+		return "canceled", ""
+	case errors.Is(err, engine.ErrCircuitOpen):
+		return "circuit_open", ""
+	case errors.Is(err, engine.ErrBackpressure):
+		return "backpressure", ""
+	case errors.Is(err, engine.ErrClosed):
+		return "closed", ""
+	case errors.Is(err, engine.ErrOutcomeUnknown):
+		return "outcome_unknown", ""
+	case errors.Is(err, actors.ErrTooManyRedirects):
+		return "too_many_redirects", ""
+	case errors.Is(err, engine.ErrInvalidArgument):
+		return "invalid_argument", ""
+	}
+	return semconv.ErrorTypeOther.Value.AsString(), ""
+}
+
+// PostConnection records db.client.connection.create_time for connections
+// made.
+func (h *Hook) PostConnection(ev hooks.Dialed) {
+	if ev.Err != nil {
+		return
+	}
+	h.createTime.Record(context.Background(), ev.Duration.Seconds(), metric.WithAttributes(
+		semconv.DBClientConnectionPoolName(ev.Node), h.system, attribute.Bool("vactor.dedicated", ev.Dedicated)))
+}
+
+// OnConnectionLost counts vactor.connection.lost.
+func (h *Hook) OnConnectionLost(ev hooks.Lost) {
+	h.lost.Add(context.Background(), 1, h.node(ev.Node).opt)
+}
+
+// OnActorRestarted counts vactor.actor.restarts.
+func (h *Hook) OnActorRestarted(ev hooks.Restart) {
+	h.restarts.Add(context.Background(), 1, h.node(ev.Node).opt)
+}
+
+// OnPipelineAnswered records vactor.pipeline.size and
+// vactor.pipeline.duration.
+func (h *Hook) OnPipelineAnswered(ev hooks.Pipeline) {
+	n := h.node(ev.Node)
+	h.pipeSize.Record(context.Background(), int64(ev.Size), n.opt)
+	if ev.Err == nil {
+		h.pipeDuration.Record(context.Background(), ev.RTT.Seconds(), n.opt)
+	}
+}
+
+// OnMailboxFull counts vactor.mailbox.full.
+func (h *Hook) OnMailboxFull(ev hooks.Backpressure) {
+	attrs := append([]attribute.KeyValue{attribute.Bool("vactor.rejected", ev.Rejected)}, h.node(ev.Node).attrs...)
+	h.full.Add(context.Background(), int64(ev.Commands), metric.WithAttributes(attrs...))
+}
+
+// OnBreakerChanged counts vactor.breaker.transitions.
+func (h *Hook) OnBreakerChanged(ev hooks.BreakerChange) {
+	attrs := append([]attribute.KeyValue{attribute.String("vactor.breaker.from", ev.From), attribute.String("vactor.breaker.to", ev.To)}, h.node(ev.Node).attrs...)
+	h.transitions.Add(context.Background(), 1, metric.WithAttributes(attrs...))
+}
+
+// OnRetryScheduled counts vactor.retries.
+func (h *Hook) OnRetryScheduled(ev hooks.Retry) {
+	h.retries.Add(context.Background(), int64(ev.Commands), h.node(ev.Node).opt)
+}
+
+// OnRedirected counts vactor.redirects.
+func (h *Hook) OnRedirected(ev hooks.Redirect) {
+	h.redirects.Add(context.Background(), 1, metric.WithAttributes(attribute.String("vactor.redirect.kind", ev.Kind)))
+}
+
+// OnSlotMapLoaded counts vactor.slotmap.loads.
+func (h *Hook) OnSlotMapLoaded(ev hooks.SlotMap) {
+	result := "loaded"
+	if ev.Err != nil {
+		result = "failed"
+	}
+	h.slotMaps.Add(context.Background(), 1, metric.WithAttributes(attribute.String("vactor.result", result), attribute.Bool("vactor.changed", ev.Moved > 0)))
+}
+
+// OnSubscriberEvent counts vactor.pubsub.reconnects and vactor.pubsub.dropped
+// and records vactor.pubsub.gap.
+func (h *Hook) OnSubscriberEvent(ev hooks.Subscriber) {
+	ctx := context.Background()
+	switch ev.Kind {
+	case hooks.Resubscribed:
+		if ev.ShardChannel == "" {
+			h.subReconn.Add(ctx, 1, h.node(ev.Node).opt)
+		}
+		h.subGap.Record(ctx, ev.Gap.Seconds(), h.node(ev.Node).opt)
+	case hooks.MessagesDropped:
+		h.subDropped.Add(ctx, int64(ev.Count))
+	}
+}
+
+// OnConsumerEvent counts vactor.stream.consumer.redeliveries and
+// vactor.stream.consumer.entries, and keeps the lag for
+// vactor.stream.consumer.lag and .pending.
+func (h *Hook) OnConsumerEvent(ev hooks.Consumer) {
+	ctx := context.Background()
+	group := attribute.String("vactor.stream.group", ev.Group)
+	switch ev.Kind {
+	case hooks.Redelivered:
+		h.redelivered.Add(ctx, int64(ev.Count), metric.WithAttributes(group))
+	case hooks.Claimed:
+		h.entries.Add(ctx, int64(ev.Count), metric.WithAttributes(group, attribute.String("vactor.event", "claimed")))
+	case hooks.Acked:
+		h.entries.Add(ctx, int64(ev.Count), metric.WithAttributes(group, attribute.String("vactor.event", "acked")))
+	case hooks.HandlerFailed:
+		h.entries.Add(ctx, 1, metric.WithAttributes(group, attribute.String("vactor.event", "handler_failed")))
+	case hooks.Lag:
+		h.mu.Lock()
+		h.lags[lagKey{ev.Stream, ev.Group}] = lagValue{ev.Lag, ev.Pending}
+		h.mu.Unlock()
+	}
+}
+
+// observeLag reports the latest lags.
+func (h *Hook) observeLag(_ context.Context, o metric.Observer) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, v := range h.lags {
+		opt := metric.WithAttributes(attribute.String("vactor.stream.group", k.group))
+		if v.lag >= 0 {
+			o.ObserveInt64(h.lag, v.lag, opt)
+		}
+		o.ObserveInt64(h.pendingEnts, v.pending, opt)
+	}
+	return nil
+}
+
+// Observe registers the gauges that read eng's state at each collection:
+// db.client.connection.count (state idle: no pipeline in flight; used),
+// db.client.connection.pending_requests, vactor.mailbox.depth (per
+// connection pool, that is per node), vactor.breaker.state (per node) and
+// vactor.hooks.dropped. Call it once per engine, after engine.New;
+// Unregister the result when the engine is closed.
+func (h *Hook) Observe(eng *engine.Engine) (metric.Registration, error) {
+	return h.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		st := eng.Stats()
+		type pool struct{ idle, used, pending, queued int64 }
+		pools := map[string]*pool{}
+		for _, c := range st.Conns {
+			p := pools[c.Addr]
+			if p == nil {
+				p = &pool{}
+				pools[c.Addr] = p
+			}
+			if c.InFlight > 0 {
+				p.used++
+			} else {
+				p.idle++
+			}
+			p.pending += c.InFlight + int64(c.Mailbox.Queued)
+			p.queued += int64(c.Mailbox.Queued)
+		}
+		for addr, p := range pools {
+			name := semconv.DBClientConnectionPoolName(addr)
+			o.ObserveInt64(h.connCount, p.idle, metric.WithAttributes(name, semconv.DBClientConnectionStateIdle, h.system))
+			o.ObserveInt64(h.connCount, p.used, metric.WithAttributes(name, semconv.DBClientConnectionStateUsed, h.system))
+			o.ObserveInt64(h.pending, p.pending, metric.WithAttributes(name, h.system))
+			o.ObserveInt64(h.depth, p.queued, metric.WithAttributes(name))
+		}
+		for _, n := range st.Nodes {
+			v := int64(0)
+			switch n.Breaker {
+			case hooks.BreakerHalfOpen:
+				v = 1
+			case hooks.BreakerOpen:
+				v = 2
+			}
+			o.ObserveInt64(h.breakers, v, h.node(n.Addr).opt)
+		}
+		o.ObserveInt64(h.hookDropped, int64(st.HookDropped))
+		return nil
+	}, h.connCount, h.pending, h.depth, h.breakers, h.hookDropped)
+}
+
+var (
+	_ hooks.PostExecution    = (*Hook)(nil)
+	_ hooks.PostConnection   = (*Hook)(nil)
+	_ hooks.ConnectionLost   = (*Hook)(nil)
+	_ hooks.ActorRestarted   = (*Hook)(nil)
+	_ hooks.PipelineAnswered = (*Hook)(nil)
+	_ hooks.MailboxFull      = (*Hook)(nil)
+	_ hooks.BreakerChanged   = (*Hook)(nil)
+	_ hooks.RetryScheduled   = (*Hook)(nil)
+	_ hooks.Redirected       = (*Hook)(nil)
+	_ hooks.SlotMapLoaded    = (*Hook)(nil)
+	_ hooks.SubscriberEvents = (*Hook)(nil)
+	_ hooks.ConsumerEvents   = (*Hook)(nil)
+)

@@ -1,0 +1,406 @@
+package otelvactor_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/hooks"
+	"github.com/vactor-io/vactor/otelvactor"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// providers returns a meter provider read by hand and a tracer provider
+// that records every span.
+func providers(t *testing.T) (*sdkmetric.MeterProvider, *sdkmetric.ManualReader, *sdktrace.TracerProvider, *tracetest.SpanRecorder) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	t.Cleanup(func() {
+		_ = mp.Shutdown(context.Background())
+		_ = tp.Shutdown(context.Background())
+	})
+	return mp, reader, tp, sr
+}
+
+// collect reads every metric, by name.
+func collect(t *testing.T, r *sdkmetric.ManualReader) map[string]metricdata.Metrics {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]metricdata.Metrics{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			out[m.Name] = m
+		}
+	}
+	return out
+}
+
+// sum adds up the values of a counter's (or up-down counter's, or
+// gauge's) points whose attributes include want.
+func sum(t *testing.T, ms map[string]metricdata.Metrics, name string, want ...attribute.KeyValue) int64 {
+	t.Helper()
+	m, ok := ms[name]
+	if !ok {
+		t.Errorf("no metric %s", name)
+		return 0
+	}
+	var n int64
+	match := func(s attribute.Set) bool {
+		for _, kv := range want {
+			if v, ok := s.Value(kv.Key); !ok || v != kv.Value {
+				return false
+			}
+		}
+		return true
+	}
+	switch d := m.Data.(type) {
+	case metricdata.Sum[int64]:
+		for _, p := range d.DataPoints {
+			if match(p.Attributes) {
+				n += p.Value
+			}
+		}
+	case metricdata.Gauge[int64]:
+		for _, p := range d.DataPoints {
+			if match(p.Attributes) {
+				n += p.Value
+			}
+		}
+	case metricdata.Histogram[int64]:
+		for _, p := range d.DataPoints {
+			if match(p.Attributes) {
+				n += p.Sum
+			}
+		}
+	default:
+		t.Errorf("%s: unexpected data %T", name, m.Data)
+	}
+	return n
+}
+
+// durations returns the db.client.operation.duration points.
+func durations(t *testing.T, ms map[string]metricdata.Metrics) []metricdata.HistogramDataPoint[float64] {
+	t.Helper()
+	m, ok := ms["db.client.operation.duration"]
+	if !ok {
+		t.Fatal("no db.client.operation.duration")
+	}
+	if m.Unit != "s" {
+		t.Errorf("db.client.operation.duration unit %q, want s", m.Unit)
+	}
+	h, ok := m.Data.(metricdata.Histogram[float64])
+	if !ok {
+		t.Fatalf("db.client.operation.duration is a %T", m.Data)
+	}
+	return h.DataPoints
+}
+
+func attr(s attribute.Set, k string) string {
+	v, ok := s.Value(attribute.Key(k))
+	if !ok {
+		return ""
+	}
+	return v.Emit()
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// The scripted run in a cluster: N commands, one error reply, one
+// redirect, a primary killed (its breaker opens, its actor restarts once
+// it is back), asserted through an in-memory metric reader and span
+// recorder.
+func TestScriptedRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	mp, reader, tp, sr := providers(t)
+	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithTracerProvider(tp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1})
+	cfg := config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).
+		WithCircuitBreakerOpenTimeout(250 * time.Millisecond).WithHooks(h)
+	ctx := ctxT(t)
+	eng, err := engine.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	reg, err := h.Observe(eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Unregister()
+
+	ctx, parent := tp.Tracer("test").Start(ctx, "request")
+	const n = 30
+	for i := range n {
+		if err := eng.Set(ctx, fmt.Sprintf("otel:%d", i), "v", 0).Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parent.End()
+	// One error reply.
+	var se *engine.ServerError
+	if err := eng.LPush(ctx, "otel:0", "x").Err(ctx); !errors.As(err, &se) || se.Prefix != "WRONGTYPE" {
+		t.Fatalf("LPUSH on a string: %v", err)
+	}
+	// One redirect: move otel:1's slot.
+	slot, err := c.KeySlot("otel:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, err := c.NodeForSlot(slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prims := c.Primaries()
+	to := prims[0]
+	if to == from {
+		to = prims[1]
+	}
+	if err := c.MigrateSlots(from, to, []int{slot}); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Get(ctx, "otel:1").Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Kill the primary of otel:2 (no replica takes over): its breaker
+	// opens; once it is back its actor restarts and serves again.
+	slot2, _ := c.KeySlot("otel:2")
+	victim, err := c.NodeForSlot(slot2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := eng.Get(cctx, "otel:2").Err(cctx)
+		cancel()
+		if errors.Is(err, engine.ErrCircuitOpen) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the breaker did not open (last error %v)", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.RestartNode(victim); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := eng.Get(cctx, "otel:2").Err(cctx)
+		cancel()
+		if err == nil || errors.Is(err, engine.ErrNil) { // the restarted node lost its data
+			break
+		}
+		if time.Now().After(deadline.Add(15 * time.Second)) {
+			t.Fatalf("not serving after the restart: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	gauges := collect(t, reader) // the engine still runs: Observe's gauges
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ms := collect(t, reader)
+
+	// db.client.operation.duration
+	var sets, wrongtype, open uint64
+	for _, p := range durations(t, ms) {
+		if !slices.Equal(p.Bounds, otelvactor.DurationBuckets) {
+			t.Fatalf("bounds %v, want %v", p.Bounds, otelvactor.DurationBuckets)
+		}
+		if attr(p.Attributes, "db.system.name") != "valkey" || attr(p.Attributes, "db.namespace") != "0" {
+			t.Errorf("attributes %v", p.Attributes.ToSlice())
+		}
+		switch op := attr(p.Attributes, "db.operation.name"); {
+		case op == "SET" && attr(p.Attributes, "error.type") == "":
+			sets += p.Count
+			if attr(p.Attributes, "server.address") != valkeytest.Host || attr(p.Attributes, "server.port") == "" {
+				t.Errorf("SET attributes %v", p.Attributes.ToSlice())
+			}
+			if p.Sum <= 0 {
+				t.Errorf("SET durations sum %v", p.Sum)
+			}
+		case op == "LPUSH":
+			if attr(p.Attributes, "error.type") != "WRONGTYPE" || attr(p.Attributes, "db.response.status_code") != "WRONGTYPE" {
+				t.Errorf("LPUSH attributes %v", p.Attributes.ToSlice())
+			}
+			wrongtype += p.Count
+		case op == "GET" && attr(p.Attributes, "error.type") == "circuit_open":
+			open += p.Count
+		}
+	}
+	if sets != n || wrongtype != 1 || open == 0 {
+		t.Errorf("operation durations: %d SETs (want %d), %d WRONGTYPE (want 1), %d circuit_open (want some)", sets, n, wrongtype, open)
+	}
+	victimPort := attribute.Int("server.port", victim.Port())
+	if v := sum(t, ms, "vactor.redirects", attribute.String("vactor.redirect.kind", hooks.RedirectMoved)); v < 1 {
+		t.Errorf("vactor.redirects MOVED = %d", v)
+	}
+	if v := sum(t, ms, "vactor.breaker.transitions", attribute.String("vactor.breaker.to", "open"), victimPort); v < 1 {
+		t.Errorf("vactor.breaker.transitions to open on the victim = %d", v)
+	}
+	if v := sum(t, ms, "vactor.breaker.transitions", attribute.String("vactor.breaker.to", "closed"), victimPort); v < 1 {
+		t.Errorf("vactor.breaker.transitions to closed on the victim = %d", v)
+	}
+	if v := sum(t, ms, "vactor.actor.restarts", victimPort); v < 1 {
+		t.Errorf("vactor.actor.restarts on the victim = %d", v)
+	}
+	if v := sum(t, ms, "vactor.connection.lost", victimPort); v < 1 {
+		t.Errorf("vactor.connection.lost on the victim = %d", v)
+	}
+	if v := sum(t, ms, "vactor.pipeline.size"); v < n {
+		t.Errorf("vactor.pipeline.size sums to %d commands, want at least %d", v, n)
+	}
+	if v := sum(t, ms, "vactor.slotmap.loads", attribute.String("vactor.result", "loaded")); v < 1 {
+		t.Errorf("vactor.slotmap.loads = %d", v)
+	}
+	if m := ms["db.client.connection.create_time"]; m.Unit != "s" {
+		t.Errorf("create_time unit %q", m.Unit)
+	} else if h, _ := m.Data.(metricdata.Histogram[float64]); len(h.DataPoints) < 3 {
+		t.Errorf("create_time: %d nodes, want 3", len(h.DataPoints))
+	}
+	if v := sum(t, gauges, "db.client.connection.count", attribute.String("db.client.connection.state", "idle")) +
+		sum(t, gauges, "db.client.connection.count", attribute.String("db.client.connection.state", "used")); v != 3 {
+		t.Errorf("db.client.connection.count = %d, want 3 (one per primary)", v)
+	}
+	if v := sum(t, gauges, "vactor.breaker.state", victimPort); v != 0 {
+		t.Errorf("vactor.breaker.state of the victim = %d, want 0 (closed)", v)
+	}
+	_ = sum(t, gauges, "db.client.connection.pending_requests")
+	_ = sum(t, gauges, "vactor.mailbox.depth")
+
+	// Spans.
+	spans := sr.Ended()
+	var children int
+	for _, s := range spans {
+		if s.Name() != "SET" || s.Parent().SpanID() != parent.SpanContext().SpanID() {
+			continue
+		}
+		children++
+		if s.SpanKind() != trace.SpanKindClient {
+			t.Errorf("SET span kind %v", s.SpanKind())
+		}
+		as := attribute.NewSet(s.Attributes()...)
+		if attr(as, "db.system.name") != "valkey" || attr(as, "db.operation.name") != "SET" || attr(as, "server.address") != valkeytest.Host {
+			t.Errorf("SET span attributes %v", s.Attributes())
+		}
+		if _, ok := as.Value("db.query.text"); ok {
+			t.Error("db.query.text set by default")
+		}
+		if !slices.ContainsFunc(s.Events(), func(e sdktrace.Event) bool { return e.Name == "vactor.pipeline" }) {
+			t.Errorf("SET span without its pipeline event: %v", s.Events())
+		}
+		if !s.EndTime().After(s.StartTime()) {
+			t.Errorf("SET span from %v to %v", s.StartTime(), s.EndTime())
+		}
+	}
+	if children != n {
+		t.Errorf("%d SET spans children of the caller's span, want %d", children, n)
+	}
+	i := slices.IndexFunc(spans, func(s sdktrace.ReadOnlySpan) bool { return s.Name() == "LPUSH" })
+	if i < 0 || spans[i].Status().Code != codes.Error {
+		t.Fatalf("no failed LPUSH span")
+	}
+	if as := attribute.NewSet(spans[i].Attributes()...); attr(as, "error.type") != "WRONGTYPE" || attr(as, "db.response.status_code") != "WRONGTYPE" {
+		t.Errorf("LPUSH span attributes %v", spans[i].Attributes())
+	}
+	if !slices.ContainsFunc(spans, func(s sdktrace.ReadOnlySpan) bool {
+		as := attribute.NewSet(s.Attributes()...)
+		v, _ := as.Value("vactor.redirects")
+		return s.Name() == "GET" && v.AsInt64() >= 1 && attr(as, "server.port") == strconv.Itoa(to.Port())
+	}) {
+		t.Error("no redirected GET span on the slot's new owner")
+	}
+}
+
+// WithQueryText shows the operation and one "?" per argument, never a key
+// or value; WithSystemName changes db.system.name.
+func TestQueryTextAndSystemName(t *testing.T) {
+	mp, reader, tp, sr := providers(t)
+	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithTracerProvider(tp),
+		otelvactor.WithQueryText(), otelvactor.WithSystemName("redis"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := valkeytest.Start(t)
+	ctx := ctxT(t)
+	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithHooks(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Set(ctx, "secret-key", "secret-value", 0).Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	spans := sr.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans", len(spans))
+	}
+	as := attribute.NewSet(spans[0].Attributes()...)
+	if got := attr(as, "db.query.text"); got != "SET ? ?" {
+		t.Errorf("db.query.text = %q", got)
+	}
+	if attr(as, "db.system.name") != "redis" {
+		t.Errorf("db.system.name = %q", attr(as, "db.system.name"))
+	}
+	for _, p := range durations(t, collect(t, reader)) {
+		if attr(p.Attributes, "db.system.name") != "redis" {
+			t.Errorf("metric db.system.name = %q", attr(p.Attributes, "db.system.name"))
+		}
+	}
+}
+
+// Recording a command's duration allocates nothing once its series exists
+// (the attribute set is cached, also when series alternate), without
+// tracing.
+func TestPostExecutionAllocs(t *testing.T) {
+	mp, _, _, _ := providers(t)
+	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ev := hooks.Executed{Name: "GET", Node: "127.0.0.1:6379", Duration: time.Millisecond, Done: time.Now()}
+	fail := hooks.Executed{Name: "LPUSH", Node: "127.0.0.1:6379", Duration: time.Millisecond, Err: &engine.ServerError{Prefix: "WRONGTYPE"}}
+	h.PostExecution(ctx, ev)
+	h.PostExecution(ctx, fail)
+	if a := testing.AllocsPerRun(1000, func() {
+		h.PostExecution(ctx, ev)
+		h.PostExecution(ctx, fail)
+	}); a != 0 {
+		t.Fatalf("%v allocations per PostExecution, want 0", a)
+	}
+}
