@@ -710,7 +710,6 @@ func (s *Sentinel) replicating(p *Server, replicas []*Server) error {
 // replicas receive writes.
 const syncKey = "__valkeytest:sync"
 
-
 // KillPrimary kills the primary (Primary) with SIGKILL ([Server.Kill]),
 // as a crash would, and returns it. The sentinels notice after
 // DownAfter and fail over: wait for it with WaitSwitch(killed.Addr(), ...).
