@@ -76,7 +76,7 @@ func newTopology(shards []Shard) (*Topology, error) {
 // FetchTopology asks the node behind conn (reached at addr) for the slot
 // map: CLUSTER SHARDS, or CLUSTER SLOTS on servers without it. addr fills
 // in endpoints the node does not know ("" or "?").
-func FetchTopology(ctx context.Context, conn drivers.Conn, addr string) (*Topology, error) {
+func FetchTopology(ctx context.Context, conn drivers.ValkeyConn, addr string) (*Topology, error) {
 	return FetchTopologyWith(ctx, conn.B(), conn.Do, addr)
 }
 

@@ -316,7 +316,7 @@ func (c *Consumer) session() (connected bool, err error) {
 
 // readPending hands this consumer's own pending entries to the handler
 // again: those delivered before the last connection was lost.
-func (c *Consumer) readPending(conn drivers.Conn) error {
+func (c *Consumer) readPending(conn drivers.ValkeyConn) error {
 	b := conn.B()
 	last := "0"
 	for c.ctx.Err() == nil {
@@ -340,7 +340,7 @@ func (c *Consumer) readPending(conn drivers.Conn) error {
 
 // reclaim runs XAUTOCLAIM over the whole pending list, handing what it
 // claims to the handler.
-func (c *Consumer) reclaim(conn drivers.Conn) error {
+func (c *Consumer) reclaim(conn drivers.ValkeyConn) error {
 	b := conn.B()
 	start := "0-0"
 	idle := strconv.FormatInt(c.opts.ClaimIdle.Milliseconds(), 10)
@@ -366,7 +366,7 @@ func (c *Consumer) reclaim(conn drivers.Conn) error {
 // process hands entries to the handler, one at a time, and acknowledges
 // those it handled with one XACK. Once stopping, the entries not handled
 // yet stay pending.
-func (c *Consumer) process(conn drivers.Conn, entries []XEntry) error {
+func (c *Consumer) process(conn drivers.ValkeyConn, entries []XEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}

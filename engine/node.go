@@ -21,8 +21,8 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 	cfg := e.cfg
 	opts := e.opts
 	opts.Addr = addr
-	dial := func(ctx context.Context) (drivers.Conn, error) {
-		conn, err := e.drv.Dial(ctx, opts)
+	dial := func(ctx context.Context) (drivers.ValkeyConn, error) {
+		conn, err := e.open(ctx, opts)
 		if err != nil || !replica {
 			return conn, err
 		}

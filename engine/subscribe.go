@@ -124,7 +124,7 @@ type SubscribeOptions struct {
 }
 
 // ErrNoPubSub fails Subscribe when the configured driver cannot dedicate
-// a connection to pub/sub (does not implement drivers.PubSub).
+// a connection to pub/sub (does not implement drivers.ValkeyPubSub).
 var ErrNoPubSub = actors.ErrNoPubSub
 
 // ErrSlotMoved is the Err of a Disconnected event when the server
@@ -668,7 +668,7 @@ func (s *Subscription) spawn(global bool, addr, hint string) *subActor {
 // dial opens a pub/sub connection: to the configured node in standalone
 // mode; in cluster mode to the primary owning hint's slot (slot 0 for
 // channels and patterns), reloading the slot map after a failure.
-func (s *Subscription) dial(ctx context.Context, hint string, failures int) (drivers.Conn, string, error) {
+func (s *Subscription) dial(ctx context.Context, hint string, failures int) (drivers.ValkeyConn, string, error) {
 	e := s.e
 	addr, err := e.addrOf(hint)
 	if e.cl != nil && failures > 0 {

@@ -38,10 +38,22 @@ func init() { drivers.Register(Name, Driver{}) }
 type Driver struct{}
 
 var (
-	_ drivers.Driver = Driver{}
-	_ drivers.Conn   = (*Conn)(nil)
-	_ drivers.PubSub = (*Conn)(nil)
+	_ drivers.Driver       = Driver{}
+	_ drivers.Capable      = Driver{}
+	_ drivers.Conn         = (*Conn)(nil)
+	_ drivers.PubSub       = (*Conn)(nil)
+	_ drivers.ValkeyConn   = (*Conn)(nil)
+	_ drivers.ValkeyPubSub = (*Conn)(nil)
 )
+
+// Capabilities implements drivers.Capable: the driver supports all of
+// them.
+func (Driver) Capabilities() drivers.Capabilities {
+	return drivers.Capabilities{
+		TLS: true, TLSConfig: true, Credentials: true, Blocking: true,
+		PubSub: true, NoIdlePing: true, Sentinel: true,
+	}
+}
 
 // Dial implements drivers.Driver.
 func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error) {
@@ -119,7 +131,11 @@ func clientOption(o drivers.Options, call *atomic.Int64) valkey.ClientOption {
 	}
 }
 
-// Conn is one valkey-go client on one TCP connection. See drivers.Conn.
+// Conn is one valkey-go client on one TCP connection. It implements
+// drivers.ValkeyConn, the engine's fast path, and drivers.Conn over it
+// (Exec builds valkey-go commands from the arguments and converts the
+// replies: for the conformance suite and other callers that want the
+// neutral interface; the engine does not use it).
 //
 // valkey-go runs blocking commands (BLPOP, XREAD BLOCK, ...) on a
 // connection of their own and its Close does not interrupt them: Conn
@@ -181,10 +197,10 @@ func (c *Conn) callCtx(ctx context.Context, cmds ...valkey.Completed) (context.C
 // driver interface does not cover yet.
 func (c *Conn) Client() valkey.Client { return c.c }
 
-// B implements drivers.Conn.
+// B implements drivers.ValkeyConn.
 func (c *Conn) B() valkey.Builder { return c.c.B() }
 
-// Do implements drivers.Conn.
+// Do implements drivers.ValkeyConn.
 func (c *Conn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {
 	if d := c.ded.Load(); d != nil {
 		return (*d).Do(ctx, cmd)
@@ -215,7 +231,7 @@ func (c *Conn) cause(ctx context.Context, r valkey.ValkeyResult) valkey.ValkeyRe
 	return r
 }
 
-// DoMulti implements drivers.Conn.
+// DoMulti implements drivers.ValkeyConn.
 func (c *Conn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.ValkeyResult {
 	if d := c.ded.Load(); d != nil {
 		return (*d).DoMulti(ctx, cmds...)
@@ -234,11 +250,78 @@ func (c *Conn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.V
 	return rs
 }
 
-// Listen implements drivers.PubSub with valkey-go's pub/sub hooks on a
-// dedicated connection (DedicatedClient.SetPubSubHooks). valkey-go holds
-// that connection apart from the one the client dialled first, which stays
-// open and idle until Close: a listening Conn uses two TCP connections.
+// Exec implements drivers.Conn through DoMulti. Results after Close wrap
+// drivers.ErrClosed, those of a failed dial drivers.ErrNotSent.
+func (c *Conn) Exec(ctx context.Context, cmds []drivers.Command, out []drivers.Result) {
+	b := c.B()
+	vcmds := make([]valkey.Completed, 0, len(cmds))
+	idx := make([]int, 0, len(cmds))
+	for i, cmd := range cmds {
+		if len(cmd.Args) == 0 {
+			out[i] = drivers.Result{Err: errEmptyCommand}
+			continue
+		}
+		a := b.Arbitrary(cmd.Args...)
+		var vc valkey.Completed
+		switch {
+		case cmd.Flags&drivers.Blocking != 0:
+			vc = a.Blocking()
+		case cmd.Flags&drivers.ReadOnly != 0:
+			vc = a.ReadOnly()
+		default:
+			vc = a.Build()
+		}
+		vcmds = append(vcmds, vc)
+		idx = append(idx, i)
+	}
+	if len(vcmds) == 0 {
+		return
+	}
+	for j, r := range c.DoMulti(ctx, vcmds...) {
+		res := drivers.FromValkey(r)
+		if res.Err != nil {
+			res.Err = neutralError(res.Err)
+		}
+		out[idx[j]] = res
+	}
+}
+
+var errEmptyCommand = errors.New("valkey-go: empty command")
+
+// neutralError marks valkey-go's errors with the drivers sentinels.
+func neutralError(err error) error {
+	var op *net.OpError
+	switch {
+	case errors.Is(err, valkey.ErrClosing):
+		return fmt.Errorf("%w: %w", drivers.ErrClosed, err)
+	case errors.As(err, &op) && op.Op == "dial":
+		return fmt.Errorf("%w: %w", drivers.ErrNotSent, err)
+	}
+	return err
+}
+
+// Listen implements drivers.PubSub over ListenValkey.
 func (c *Conn) Listen(h drivers.PubSubHooks) <-chan error {
+	var vh valkey.PubSubHooks
+	if h.OnMessage != nil {
+		vh.OnMessage = func(m valkey.PubSubMessage) {
+			h.OnMessage(drivers.Message{Channel: m.Channel, Message: m.Message, Pattern: m.Pattern})
+		}
+	}
+	if h.OnSubscription != nil {
+		vh.OnSubscription = func(s valkey.PubSubSubscription) {
+			h.OnSubscription(drivers.Subscription{Kind: s.Kind, Channel: s.Channel, Count: s.Count})
+		}
+	}
+	return c.ListenValkey(vh)
+}
+
+// ListenValkey implements drivers.ValkeyPubSub with valkey-go's pub/sub
+// hooks on a dedicated connection (DedicatedClient.SetPubSubHooks).
+// valkey-go holds that connection apart from the one the client dialled
+// first, which stays open and idle until Close: a listening Conn uses two
+// TCP connections.
+func (c *Conn) ListenValkey(h valkey.PubSubHooks) <-chan error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.ded.Load() != nil {
