@@ -119,7 +119,9 @@ type PubSub interface {
 	// the connection (backpressure). Commands sent with Exec afterwards go
 	// over the same connection: (P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE, whose
 	// results arrive once the server confirmed the command (its first
-	// confirmation; the server has then run the whole command), and PING.
+	// confirmation; the server has then run the whole command) and are
+	// neither null nor an error reply unless the command failed (the
+	// valkey-go driver gives Status("OK")), and PING.
 	//
 	// The returned channel receives the error that ended the connection
 	// (Close included), after the last call to h, and is then closed.

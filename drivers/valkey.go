@@ -288,10 +288,15 @@ func FromValkey(r valkey.ValkeyResult) Result {
 
 // ValueOf returns the Value of a valkey-go message (which it reads through
 // CacheMarshal, the only view valkey-go gives of a message's exact type).
+// The empty message valkey-go returns for commands whose answer is a push
+// (SUBSCRIBE and the like, once confirmed) reads as Status("OK").
 func ValueOf(m *valkey.ValkeyMessage) Value {
 	buf := m.CacheMarshal(nil)
-	if len(buf) < ttlSize {
+	if len(buf) < ttlSize+1 {
 		return Error("ERR vactor/drivers: unreadable valkey-go message")
+	}
+	if buf[ttlSize] == 0 {
+		return Status("OK")
 	}
 	v, _, ok := decode(buf, ttlSize)
 	if !ok {

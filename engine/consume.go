@@ -161,6 +161,9 @@ var errHandlerPanic = errors.New("vactor: stream handler panicked")
 // error. In cluster mode the consumer reads from the primary serving
 // stream's slot.
 func (e *Engine) Consume(ctx context.Context, stream, group, consumer string, handler func(context.Context, XEntry) error, opts ConsumeOptions) (*Consumer, error) {
+	if err := e.need(drivers.Capabilities{Blocking: true}, "Consume (XREADGROUP BLOCK)"); err != nil {
+		return nil, err
+	}
 	switch {
 	case stream == "":
 		return nil, errStream("Consume", "stream key")

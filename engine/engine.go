@@ -43,6 +43,7 @@ type Engine struct {
 	supPID     *actor.PID
 	b          valkey.Builder
 	drv        drivers.Driver
+	caps       drivers.Capabilities // the driver's (capabilities.go)
 	opts       drivers.Options // per node, Addr left empty
 	retry      *actors.Policy
 	cl         *cluster            // nil in standalone mode
@@ -79,11 +80,19 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
+	caps := drivers.CapabilitiesOf(drv)
+	if err := checkDriver(cfg, caps); err != nil {
+		return nil, fmt.Errorf("vactor: %w", err)
+	}
 	tlsCfg, err := tlsConfig(cfg.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
-	e := &Engine{cfg: cfg, drv: drv}
+	pem, err := rootPEM(cfg, caps)
+	if err != nil {
+		return nil, fmt.Errorf("vactor: %w", err)
+	}
+	e := &Engine{cfg: cfg, drv: drv, caps: caps}
 	e.ded.noIdlePing = true
 	e.closing, e.stopDials = context.WithCancel(context.Background())
 	e.opts = drivers.Options{
@@ -95,6 +104,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 		ReadTimeout:  cfg.ReadTimeout,
 		WriteTimeout: cfg.WriteTimeout,
 		TLS:          tlsCfg,
+		TLSRootPEM:   pem,
 		MaxPipeline:  cfg.MaxBatchSize,
 	}
 	e.retry = &actors.Policy{

@@ -74,6 +74,11 @@ func (e *Engine) dialConn(ctx context.Context, addr string, noIdlePing bool) (dr
 	if e.closed.Load() {
 		return nil, ErrClosed
 	}
+	if noIdlePing {
+		if err := e.need(drivers.Capabilities{NoIdlePing: true}, "Dedicated (a connection that keeps MULTI state across calls)"); err != nil {
+			return nil, err
+		}
+	}
 	opts := e.opts
 	opts.Addr = addr
 	opts.NoIdlePing = noIdlePing

@@ -213,6 +213,9 @@ func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscr
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if err := e.need(drivers.Capabilities{PubSub: true}, "Subscribe"); err != nil {
+		return nil, err
+	}
 	if len(o.Channels)+len(o.Patterns)+len(o.ShardChannels) == 0 {
 		return nil, fmt.Errorf("%w: subscribe: no channel or pattern", ErrInvalidArgument)
 	}

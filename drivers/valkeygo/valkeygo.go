@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -257,19 +258,10 @@ func (c *Conn) Exec(ctx context.Context, cmds []drivers.Command, out []drivers.R
 	vcmds := make([]valkey.Completed, 0, len(cmds))
 	idx := make([]int, 0, len(cmds))
 	for i, cmd := range cmds {
-		if len(cmd.Args) == 0 {
-			out[i] = drivers.Result{Err: errEmptyCommand}
+		vc, err := build(b, cmd)
+		if err != nil {
+			out[i] = drivers.Result{Err: err}
 			continue
-		}
-		a := b.Arbitrary(cmd.Args...)
-		var vc valkey.Completed
-		switch {
-		case cmd.Flags&drivers.Blocking != 0:
-			vc = a.Blocking()
-		case cmd.Flags&drivers.ReadOnly != 0:
-			vc = a.ReadOnly()
-		default:
-			vc = a.Build()
 		}
 		vcmds = append(vcmds, vc)
 		idx = append(idx, i)
@@ -280,7 +272,7 @@ func (c *Conn) Exec(ctx context.Context, cmds []drivers.Command, out []drivers.R
 	for j, r := range c.DoMulti(ctx, vcmds...) {
 		res := drivers.FromValkey(r)
 		if res.Err != nil {
-			res.Err = neutralError(res.Err)
+			res.Err = c.neutralError(res.Err)
 		}
 		out[idx[j]] = res
 	}
@@ -288,11 +280,50 @@ func (c *Conn) Exec(ctx context.Context, cmds []drivers.Command, out []drivers.R
 
 var errEmptyCommand = errors.New("valkey-go: empty command")
 
-// neutralError marks valkey-go's errors with the drivers sentinels.
-func neutralError(err error) error {
+// build makes the valkey-go command of cmd. valkey-go's Arbitrary refuses
+// (P|S)(UN)SUBSCRIBE, which need the flags of their own builders, and an
+// empty name.
+func build(b valkey.Builder, cmd drivers.Command) (valkey.Completed, error) {
+	if len(cmd.Args) == 0 || cmd.Args[0] == "" {
+		return valkey.Completed{}, errEmptyCommand
+	}
+	names := cmd.Args[1:]
+	switch strings.ToUpper(cmd.Args[0]) {
+	case "SUBSCRIBE":
+		return b.Subscribe().Channel(names...).Build(), nil
+	case "UNSUBSCRIBE":
+		return b.Unsubscribe().Channel(names...).Build(), nil
+	case "PSUBSCRIBE":
+		return b.Psubscribe().Pattern(names...).Build(), nil
+	case "PUNSUBSCRIBE":
+		return b.Punsubscribe().Pattern(names...).Build(), nil
+	case "SSUBSCRIBE":
+		return b.Ssubscribe().Channel(names...).Build(), nil
+	case "SUNSUBSCRIBE":
+		return b.Sunsubscribe().Channel(names...).Build(), nil
+	}
+	if strings.HasSuffix(strings.ToUpper(cmd.Args[0]), "SUBSCRIBE") {
+		return valkey.Completed{}, fmt.Errorf("valkey-go: %s is not supported", cmd.Args[0])
+	}
+	a := b.Arbitrary(cmd.Args...)
+	switch {
+	case cmd.Flags&drivers.Blocking != 0:
+		return a.Blocking(), nil
+	case cmd.Flags&drivers.ReadOnly != 0:
+		return a.ReadOnly(), nil
+	}
+	return a.Build(), nil
+}
+
+// neutralError marks valkey-go's errors with the drivers sentinels: after
+// Close every transport error is ErrClosed (valkey-go reports a closed
+// socket as net.ErrClosed or its own ErrClosing).
+func (c *Conn) neutralError(err error) error {
 	var op *net.OpError
 	switch {
-	case errors.Is(err, valkey.ErrClosing):
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, valkey.ErrClosing), c.closing.Err() != nil:
 		return fmt.Errorf("%w: %w", drivers.ErrClosed, err)
 	case errors.As(err, &op) && op.Op == "dial":
 		return fmt.Errorf("%w: %w", drivers.ErrNotSent, err)
