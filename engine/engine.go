@@ -44,7 +44,7 @@ type Engine struct {
 	b          valkey.Builder
 	drv        drivers.Driver
 	caps       drivers.Capabilities // the driver's (capabilities.go)
-	opts       drivers.Options // per node, Addr left empty
+	opts       drivers.Options      // per node, Addr left empty
 	retry      *actors.Policy
 	cl         *cluster            // nil in standalone mode
 	cmds       commandTable        // the server's, for Do's routing; nil when not needed or refused
