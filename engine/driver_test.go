@@ -13,6 +13,7 @@ import (
 	"github.com/vactor-io/vactor/drivers/driverstest"
 	"github.com/vactor-io/vactor/drivers/valkeygo"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/engine/enginetest"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -189,4 +190,12 @@ func TestEngineOverAdapter(t *testing.T) {
 			t.Fatal("no message")
 		}
 	}
+}
+
+// Per-key order through the public API (engine/enginetest, which other
+// drivers run too), over the valkey-go driver and over the adapter.
+func TestOrderScenario(t *testing.T) {
+	registerTestDrivers()
+	t.Run("valkey-go", func(t *testing.T) { enginetest.Order(t, enginetest.Options{}) })
+	t.Run("adapter", func(t *testing.T) { enginetest.Order(t, enginetest.Options{Driver: adaptedDriver}) })
 }
