@@ -54,6 +54,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -248,7 +249,7 @@ func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Co
 			batch.CustomCommand([]string{"PING"})
 			continue
 		}
-		batch.CustomCommand(cmd.Args)
+		batch.CustomCommand(rewrite(cmd.Args))
 	}
 	res, err := run(ctx, client, batch, opts)
 	if err == nil && len(res) != len(cmds) {
@@ -273,6 +274,21 @@ func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Co
 }
 
 var errEmptyCommand = errors.New("glide: empty command")
+
+// commandScript runs COMMAND in a script: its reply then has RESP2's
+// shapes (arrays; maps as flat arrays). COMMAND's RESP3 reply holds sets
+// of maps (the key specs), which glide 2.5.3's Go binding cannot convert:
+// it panics (parseSet takes every member for a string). The engine reads
+// both shapes.
+const commandScript = "return redis.call('COMMAND', unpack(ARGV))"
+
+// rewrite returns the arguments glide is sent for args.
+func rewrite(args []string) []string {
+	if strings.EqualFold(args[0], "COMMAND") {
+		return append([]string{"EVAL", commandScript, "0"}, args[1:]...)
+	}
+	return args
+}
 
 // run executes batch, turning a panic of glide's reply parsing (it panics
 // on a map reply whose keys are not strings) into an error.

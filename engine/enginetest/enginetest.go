@@ -27,6 +27,12 @@ import (
 type Options struct {
 	// Driver is the registered name of the driver. Default "valkey-go".
 	Driver string
+	// DriverReconnects says that the driver reconnects on its own, under
+	// the engine (glide does: it queues commands while it reconnects). A
+	// restart it absorbs never reaches the engine, so FaultKillRestart
+	// then asks only that some writes failed (the faults bit), not for one
+	// engine reconnect per restart. Default false.
+	DriverReconnects bool
 }
 
 // Config returns the default configuration with o's driver, on addrs.

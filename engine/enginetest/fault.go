@@ -116,8 +116,11 @@ func FaultKillRestart(t *testing.T, o Options) {
 	if len(keys) == 0 {
 		t.Fatal("no write was acknowledged")
 	}
-	if st.Reconnects < 20 {
+	switch {
+	case !o.DriverReconnects && st.Reconnects < 20:
 		t.Fatalf("%d reconnects recorded for 20 restarts", st.Reconnects)
+	case o.DriverReconnects && failed.Load() == 0:
+		t.Fatal("no write failed over 20 restarts: the faults did not bite")
 	}
 }
 
