@@ -23,7 +23,7 @@ GLIDE := drivers/glide
 # DRIVER=glide makes `make demo` run the quickstart over the glide driver.
 DRIVER ?=
 
-.PHONY: all demo test test-short test-faults bench bench-writer bench-peers bench-load vactor lint server
+.PHONY: all demo test test-short test-faults bench bench-writer bench-glide bench-peers bench-load vactor lint server
 
 all: lint test
 
@@ -71,6 +71,15 @@ bench: server
 bench-writer: server
 	$(GO) test -c -o bench.test ./bench
 	BENCHROUNDS=$(BENCHROUNDS) ./bench.test -test.run '^$$' -test.bench '^BenchmarkWriter$$' -test.benchtime 1x -test.benchmem | tee bench-writer.out
+
+# The glide driver: GET and SET at 16, 256 and 2048 goroutines through
+# the engine over glide, the engine over valkey-go and raw glide
+# (glide.Client), same server, BENCHROUNDS interleaved rounds; prints the
+# medians and ratios.
+bench-glide: server
+	cd $(GLIDE) && $(GO) test -c -o ../../bench-glide.test .
+	rm -f bench-glide.out; for i in $$(seq $(BENCHROUNDS)); do ./bench-glide.test -test.run '^$$' -test.bench '^Benchmark(Get|Set)$$' -test.benchmem -test.benchtime $(BENCHTIME) | tee -a bench-glide.out; done
+	cd $(GLIDE) && $(GO) run ./internal/benchtable ../../bench-glide.out
 
 # Builds the CLI into bin/vactor.
 vactor:
