@@ -49,7 +49,6 @@ package glide
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -273,8 +272,6 @@ func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Co
 	}
 }
 
-var errEmptyCommand = errors.New("glide: empty command")
-
 // commandScript runs COMMAND in a script: its reply then has RESP2's
 // shapes (arrays; maps as flat arrays). COMMAND's RESP3 reply holds sets
 // of maps (the key specs), which glide 2.5.3's Go binding cannot convert:
@@ -308,22 +305,6 @@ func failAll(out []drivers.Result, err error) {
 	for i := range out {
 		out[i] = drivers.Result{Err: err}
 	}
-}
-
-// transportError marks glide's errors with the drivers sentinels: after
-// Close (or glide's ClosingError) ErrClosed; ctx's error as it is.
-func (c *Conn) transportError(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && (errors.Is(err, cerr) || err == cerr) {
-		return err
-	}
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	var ce *glide.ClosingError
-	if closed || errors.As(err, &ce) {
-		return fmt.Errorf("%w: %w", drivers.ErrClosed, err)
-	}
-	return err
 }
 
 // execBlocking sends a batch holding a blocking command on a client of
