@@ -43,8 +43,7 @@ type Engine struct {
 	supPID     *actor.PID
 	b          valkey.Builder
 	drv        drivers.Driver
-	caps       drivers.Capabilities // the driver's (capabilities.go)
-	opts       drivers.Options      // per node, Addr left empty
+	opts       drivers.Options // per node, Addr left empty
 	retry      *actors.Policy
 	cl         *cluster            // nil in standalone mode
 	cmds       commandTable        // the server's, for Do's routing; nil when not needed or refused
@@ -60,6 +59,8 @@ type Engine struct {
 	tx    txConns       // dedicated connections for Tx and Watch (tx.go)
 	ded   txConns       // connections lent by Dedicated (dedicated.go)
 	subs  subCounters   // pub/sub counters for Stats (subscribe.go)
+
+	caps drivers.Capabilities // the driver's (capabilities.go); last, so the hot fields keep their offsets
 }
 
 // New validates cfg, dials every connection the engine needs (PoolSize
