@@ -1,9 +1,11 @@
 # vactor — the two commands a fresh Debian machine with Go needs:
 #   make demo   runs examples/quickstart against $VALKEY_ADDR / $VALKEY_URL,
-#               or against a throwaway server it starts and stops
+#               or against a throwaway server it starts and stops;
+#               DRIVER=glide runs it over the glide driver
 #   make test   unit + integration tests with -race (starts its own servers),
-#               of the library and of the vactor CLI (cmd/vactor, a module
-#               of its own)
+#               of the library, of the vactor CLI (cmd/vactor, a module of
+#               its own) and of the glide driver (drivers/glide, a module of
+#               its own: it needs cgo and gcc)
 GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME ?= 2s
@@ -14,8 +16,14 @@ BENCHROUNDS ?= 3
 # The vactor CLI: a module of its own, so that its dependencies (go-redis,
 # progress bar, charts) stay out of the library's go.mod.
 CLI := cmd/vactor
+# The glide driver: a module of its own, so that the library stays pure Go
+# (glide links a prebuilt Rust library through cgo; its first build takes a
+# minute or two, later ones are cached).
+GLIDE := drivers/glide
+# DRIVER=glide makes `make demo` run the quickstart over the glide driver.
+DRIVER ?=
 
-.PHONY: all demo test test-short test-faults bench bench-writer bench-peers bench-load vactor lint server
+.PHONY: all demo test test-short test-faults bench bench-writer bench-glide bench-peers bench-load vactor lint server
 
 all: lint test
 
@@ -24,17 +32,24 @@ server:
 	@bash scripts/install-server.sh
 
 demo: server
+ifeq ($(DRIVER),glide)
+	cd $(GLIDE) && $(GO) build -o ../../bin/quickstart-glide ./examples/quickstart
+	$(GO) run ./internal/tools/withserver -- ./bin/quickstart-glide
+else
 	$(GO) run ./internal/tools/withserver -- $(GO) run ./examples/quickstart
+endif
 
 test: server
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd $(CLI) && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 15m ./...
+	cd $(GLIDE) && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 15m ./...
 
 # Unit tests and fast integration tests only (skips nothing in CI: `make test` runs all).
 test-short: server
 	$(GO) test -race -short -count=1 ./...
 	cd $(CLI) && $(GO) test -race -short -count=1 ./...
+	cd $(GLIDE) && $(GO) test -race -short -count=1 ./...
 
 # The fault-injection tests alone, verbose: they print the figures of the
 # README's Reliability table. (`make test` runs them too.)
@@ -56,6 +71,15 @@ bench: server
 bench-writer: server
 	$(GO) test -c -o bench.test ./bench
 	BENCHROUNDS=$(BENCHROUNDS) ./bench.test -test.run '^$$' -test.bench '^BenchmarkWriter$$' -test.benchtime 1x -test.benchmem | tee bench-writer.out
+
+# The glide driver: GET and SET at 16, 256 and 2048 goroutines through
+# the engine over glide, the engine over valkey-go and raw glide
+# (glide.Client), same server, BENCHROUNDS interleaved rounds; prints the
+# medians and ratios.
+bench-glide: server
+	cd $(GLIDE) && $(GO) test -c -o ../../bench-glide.test .
+	rm -f bench-glide.out; for i in $$(seq $(BENCHROUNDS)); do ./bench-glide.test -test.run '^$$' -test.bench '^Benchmark(Get|Set)$$' -test.benchmem -test.benchtime $(BENCHTIME) | tee -a bench-glide.out; done
+	cd $(GLIDE) && $(GO) run ./internal/benchtable ../../bench-glide.out
 
 # Builds the CLI into bin/vactor.
 vactor:
@@ -84,4 +108,6 @@ lint:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	CGO_ENABLED=0 $(GO) build ./...
 	cd $(CLI) && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./... && $(GO) mod tidy -diff
+	cd $(GLIDE) && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./... && $(GO) mod tidy -diff

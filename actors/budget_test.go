@@ -23,7 +23,7 @@ import (
 // and cluster redirects (SlotState.MaxRedirects, counted by the slot
 // actor) have budgets of their own: one never uses up the other.
 
-// scriptConn is a drivers.Conn that answers PING (the reconnect's check)
+// scriptConn is a drivers.ValkeyConn that answers PING (the reconnect's check)
 // with PONG and every other command with the next step of its script:
 // "MOVED" (a redirect to the same node), "DOWN" (a transport error from
 // before anything was written, which the actor sends again), or a
@@ -34,7 +34,7 @@ type scriptConn struct {
 	sent   int // script steps used
 }
 
-var _ drivers.Conn = (*scriptConn)(nil)
+var _ drivers.ValkeyConn = (*scriptConn)(nil)
 
 const scriptAddr = "127.0.0.1:7001"
 
@@ -154,7 +154,7 @@ func runScript(t *testing.T, script ...string) (*hookedCmd, *scriptConn) {
 		Node: &actors.Node{
 			Addr:        scriptAddr,
 			DialTimeout: time.Second,
-			Dial:        func(context.Context) (drivers.Conn, error) { return conn, nil },
+			Dial:        func(context.Context) (drivers.ValkeyConn, error) { return conn, nil },
 			Breaker:     policies.NewBreaker(policies.BreakerOptions{Threshold: 100}),
 		},
 		Policy: &actors.Policy{

@@ -28,7 +28,7 @@ import (
 type ConnState struct {
 	Addr    string
 	Mailbox *mailbox.Bounded
-	Driver  drivers.Conn
+	Driver  drivers.ValkeyConn
 	// CloseErr fails the commands still queued when the actor stops.
 	CloseErr error
 	// Node and Policy, when set, enable reconnects, retries and the
@@ -144,7 +144,7 @@ func (s *ConnState) FailHeld(err error) {
 
 // CurrentDriver returns the actor's current driver connection; the actor
 // replaces it when it reconnects (and closes the old one).
-func (s *ConnState) CurrentDriver() drivers.Conn {
+func (s *ConnState) CurrentDriver() drivers.ValkeyConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.Driver
@@ -165,7 +165,7 @@ func (s *ConnState) CloseDriver() {
 // install makes conn the driver connection after a reconnect and closes
 // the old one. It reports false, and leaves conn to the caller to close,
 // when CloseDriver ran first.
-func (s *ConnState) install(conn drivers.Conn) bool {
+func (s *ConnState) install(conn drivers.ValkeyConn) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -654,7 +654,7 @@ func (c *Conn) doMulti(ctx context.Context, cmds []valkey.Completed) []valkey.Va
 	return c.driver().DoMulti(ctx, cmds...)
 }
 
-func (c *Conn) driver() drivers.Conn {
+func (c *Conn) driver() drivers.ValkeyConn {
 	c.state.mu.Lock()
 	defer c.state.mu.Unlock()
 	return c.state.Driver

@@ -269,7 +269,7 @@ func (c call) String() string {
 	return fmt.Sprintf("Do(%d)", c.size)
 }
 
-// fakeConn is a drivers.Conn whose Do and DoMulti record each call and
+// fakeConn is a drivers.ValkeyConn whose Do and DoMulti record each call and
 // return replies from reply, by default strReply("c<call>-<index>"). Calls
 // are numbered across Do and DoMulti. A call whose number has a gate first
 // reports itself on entered and then waits for the gate to be closed (or
@@ -286,7 +286,7 @@ type fakeConn struct {
 	closed int
 }
 
-var _ drivers.Conn = (*fakeConn)(nil)
+var _ drivers.ValkeyConn = (*fakeConn)(nil)
 
 func newFakeConn() *fakeConn {
 	return &fakeConn{
@@ -405,7 +405,7 @@ func newSystem() *actor.ActorSystem {
 }
 
 // newState returns a ConnState over conn with a fresh mailbox.
-func newState(addr string, conn drivers.Conn, closeErr error) *actors.ConnState {
+func newState(addr string, conn drivers.ValkeyConn, closeErr error) *actors.ConnState {
 	return &actors.ConnState{
 		Addr:     addr,
 		Mailbox:  mailbox.New(mailbox.Options{}),

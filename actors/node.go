@@ -18,7 +18,7 @@ import (
 type Node struct {
 	Addr string
 	// Dial opens a new driver connection, bounded by the dial timeout.
-	Dial func(ctx context.Context) (drivers.Conn, error)
+	Dial func(ctx context.Context) (drivers.ValkeyConn, error)
 	// DialTimeout bounds Dial and the supervisor's probe.
 	DialTimeout time.Duration
 	// Breaker is the node's circuit breaker. Its state changes must be
@@ -39,7 +39,7 @@ func (n *Node) SetOpen(open bool) { n.open.Store(open) }
 // DialTimeout and ctx. A server still loading its dataset fails with
 // errLoading (the connection is closed). It runs off the actors: the
 // supervisor calls it on goroutines of its own.
-func (n *Node) connect(ctx context.Context) (drivers.Conn, error) {
+func (n *Node) connect(ctx context.Context) (drivers.ValkeyConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.DialTimeout)
 	defer cancel()
 	conn, err := n.Dial(ctx)

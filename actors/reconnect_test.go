@@ -37,7 +37,7 @@ type fakeDialer struct {
 
 func newFakeDialer() *fakeDialer { return &fakeDialer{started: make(chan struct{}, 16)} }
 
-func (d *fakeDialer) dial(ctx context.Context) (drivers.Conn, error) {
+func (d *fakeDialer) dial(ctx context.Context) (drivers.ValkeyConn, error) {
 	d.mu.Lock()
 	hold, ignores := d.hold, d.ignores
 	d.mu.Unlock()
@@ -70,7 +70,7 @@ func (d *fakeDialer) dialed() []*fakeConn {
 // nodeState returns a ConnState with a Node (breaker of threshold,
 // opening for an hour, wired to FailHeld as the engine wires it) and a
 // retry Policy, over conn.
-func nodeState(conn drivers.Conn, d *fakeDialer, threshold uint) *actors.ConnState {
+func nodeState(conn drivers.ValkeyConn, d *fakeDialer, threshold uint) *actors.ConnState {
 	st := newState("node:6379", conn, errors.New("closed"))
 	node := &actors.Node{Addr: st.Addr, Dial: d.dial, DialTimeout: 5 * time.Second}
 	node.Breaker = policies.NewBreaker(policies.BreakerOptions{

@@ -85,7 +85,7 @@ type SentinelState struct {
 	Sentinels []string
 	// Dial opens a connection to a sentinel (its own credentials, no
 	// database).
-	Dial func(ctx context.Context, addr string) (drivers.Conn, error)
+	Dial func(ctx context.Context, addr string) (drivers.ValkeyConn, error)
 	// Interval between resolutions when nothing asks for one; 0: none.
 	Interval time.Duration
 	// Timeout bounds one resolution, and one subscription's dial.
@@ -138,7 +138,7 @@ type SentinelState struct {
 	off    bool
 
 	cmu   sync.Mutex // command connections to sentinels, used by one resolution at a time
-	cmds  map[string]drivers.Conn
+	cmds  map[string]drivers.ValkeyConn
 	cdone bool
 
 	switches, holds, aborts, holdTimeouts, resolutions, failed atomic.Uint64
@@ -218,7 +218,7 @@ func (s *SentinelState) ask(ctx context.Context, addr string) (sentinelAnswer, e
 			return sentinelAnswer{}, context.Canceled
 		}
 		if s.cmds == nil {
-			s.cmds = map[string]drivers.Conn{}
+			s.cmds = map[string]drivers.ValkeyConn{}
 		}
 		s.cmds[addr] = conn
 		s.cmu.Unlock()
@@ -249,7 +249,7 @@ type (
 	subUp          struct {
 		addr string
 		gen  uint64
-		conn drivers.Conn
+		conn drivers.ValkeyConn
 		err  error
 	}
 	subDown struct {
@@ -401,7 +401,7 @@ func (s *SentinelState) after(d time.Duration, msg any) {
 // sentinelSub is the actor's subscription to one sentinel's events.
 type sentinelSub struct {
 	gen      uint64
-	conn     drivers.Conn // nil while (re)connecting
+	conn     drivers.ValkeyConn // nil while (re)connecting
 	failures int
 	tried    bool // the first attempt ended
 }
@@ -531,13 +531,13 @@ func (a *sentinelActor) subscribe(addr string, sub *sentinelSub) {
 			s.tell(subUp{addr: addr, gen: gen, err: err})
 			return
 		}
-		ps, ok := conn.(drivers.PubSub)
+		ps, ok := conn.(drivers.ValkeyPubSub)
 		if !ok {
 			_ = conn.Close()
 			s.tell(subUp{addr: addr, gen: gen, err: ErrNoPubSub})
 			return
 		}
-		done := ps.Listen(drivers.PubSubHooks{OnMessage: func(m valkey.PubSubMessage) {
+		done := ps.ListenValkey(valkey.PubSubHooks{OnMessage: func(m valkey.PubSubMessage) {
 			s.tell(sentinelEvent{from: addr, channel: m.Channel, payload: m.Message, at: time.Now()})
 		}})
 		b := conn.B()

@@ -68,7 +68,7 @@ func startSentinelActor(t *testing.T, limit time.Duration) (*SentinelState, *hoo
 	s := &SentinelState{
 		MasterName: "mymaster",
 		Sentinels:  []string{"s1:1", "s2:2"},
-		Dial: func(context.Context, string) (drivers.Conn, error) {
+		Dial: func(context.Context, string) (drivers.ValkeyConn, error) {
 			return nil, errNoSentinel
 		},
 		Timeout:   time.Second,

@@ -107,7 +107,7 @@ type sentinelAnswer struct {
 // primary of name (SENTINEL GET-MASTER-ADDR-BY-NAME), its state (SENTINEL
 // MASTER), its replicas and the other sentinels. Only the first is
 // required; the others may be refused.
-func querySentinel(ctx context.Context, conn drivers.Conn, from, name string) (sentinelAnswer, error) {
+func querySentinel(ctx context.Context, conn drivers.ValkeyConn, from, name string) (sentinelAnswer, error) {
 	b := conn.B()
 	rs := conn.DoMulti(ctx,
 		b.Arbitrary("SENTINEL", "GET-MASTER-ADDR-BY-NAME").Args(name).Build(),

@@ -78,7 +78,7 @@ func slowSlot(t *testing.T, script ...string) (*harness, *actors.SlotState, *slo
 		Node: &actors.Node{
 			Addr:        scriptAddr,
 			DialTimeout: time.Second,
-			Dial:        func(context.Context) (drivers.Conn, error) { return conn, nil },
+			Dial:        func(context.Context) (drivers.ValkeyConn, error) { return conn, nil },
 			Breaker:     policies.NewBreaker(policies.BreakerOptions{Threshold: 100}),
 		},
 	}

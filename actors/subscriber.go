@@ -89,7 +89,7 @@ func (e *MovedError) Error() string {
 var ErrSlotMoved = errors.New("actors: the server dropped shard channels: their slot moved")
 
 // ErrNoPubSub fails a subscriber whose driver connection does not
-// implement drivers.PubSub.
+// implement drivers.ValkeyPubSub.
 var ErrNoPubSub = errors.New("actors: the driver does not support pub/sub")
 
 // SubscriberState is a subscriber actor's configuration and what it keeps
@@ -109,7 +109,7 @@ type SubscriberState struct {
 	// of its shard channels ("" when it has none), failures the number of
 	// consecutive failed attempts so far (the engine refreshes its
 	// cluster map when > 0). It returns the connection and its address.
-	Dial func(ctx context.Context, hint string, failures int) (drivers.Conn, string, error)
+	Dial func(ctx context.Context, hint string, failures int) (drivers.ValkeyConn, string, error)
 	// Hint is passed to Dial while the actor has no shard channel in its
 	// set or its parked operations: the shard channel it was created for.
 	Hint string
@@ -150,7 +150,7 @@ type SubscriberState struct {
 	self    *actor.PID // for the actor's goroutines (set in Started)
 
 	mu      sync.Mutex
-	open    map[drivers.Conn]struct{} // dialled and not yet closed
+	open    map[drivers.ValkeyConn]struct{} // dialled and not yet closed
 	closing bool
 	addr    string
 
@@ -158,7 +158,7 @@ type SubscriberState struct {
 
 	// Owned by the actor.
 	want     [subKinds]map[string]struct{}
-	conn     drivers.Conn
+	conn     drivers.ValkeyConn
 	sess     *subSession
 	gen      uint64
 	up       bool // the set is subscribed on conn
@@ -174,7 +174,7 @@ type SubscriberState struct {
 func (s *SubscriberState) Spawn(system *actor.ActorSystem) *actor.PID {
 	s.life, s.cancel = context.WithCancel(context.Background())
 	s.stopped = make(chan struct{})
-	s.open = map[drivers.Conn]struct{}{}
+	s.open = map[drivers.ValkeyConn]struct{}{}
 	for k := range s.want {
 		s.want[k] = map[string]struct{}{}
 	}
@@ -216,7 +216,7 @@ func (s *SubscriberState) Stop() {
 	s.mu.Lock()
 	s.closing = true
 	left := s.open
-	s.open = map[drivers.Conn]struct{}{}
+	s.open = map[drivers.ValkeyConn]struct{}{}
 	s.mu.Unlock()
 	for c := range left {
 		_ = c.Close()
@@ -241,7 +241,7 @@ func (s *SubscriberState) tell(self *actor.PID, msg any) {
 
 // adopt registers a dialled connection; false when the actor is stopping
 // (the caller closes it).
-func (s *SubscriberState) adopt(c drivers.Conn) bool {
+func (s *SubscriberState) adopt(c drivers.ValkeyConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -252,7 +252,7 @@ func (s *SubscriberState) adopt(c drivers.Conn) bool {
 	return true
 }
 
-func (s *SubscriberState) release(c drivers.Conn) {
+func (s *SubscriberState) release(c drivers.ValkeyConn) {
 	s.mu.Lock()
 	_, ok := s.open[c]
 	delete(s.open, c)
@@ -270,7 +270,7 @@ type Subscriber struct{ s *SubscriberState }
 type (
 	subDialed struct {
 		gen  uint64
-		conn drivers.Conn
+		conn drivers.ValkeyConn
 		addr string
 		err  error
 	}
@@ -375,7 +375,7 @@ func (s *SubscriberState) dialed(m subDialed) {
 		s.retry(m.err)
 		return
 	}
-	ps, ok := m.conn.(drivers.PubSub)
+	ps, ok := m.conn.(drivers.ValkeyPubSub)
 	if !ok {
 		s.release(m.conn)
 		s.retry(ErrNoPubSub)
@@ -385,7 +385,7 @@ func (s *SubscriberState) dialed(m subDialed) {
 	s.addr = m.addr
 	s.mu.Unlock()
 	sess := &subSession{s: s, first: !s.subscribed.Load(), down: s.down, addr: m.addr, gen: s.gen, self: s.self, resume: map[string]time.Time{}}
-	done := ps.Listen(drivers.PubSubHooks{OnMessage: sess.message, OnSubscription: sess.confirmed})
+	done := ps.ListenValkey(valkey.PubSubHooks{OnMessage: sess.message, OnSubscription: sess.confirmed})
 	s.conn, s.sess = m.conn, sess
 	s.unsubbed = map[string]int{}
 	gen, self := s.gen, s.self

@@ -44,7 +44,7 @@ type subFake struct {
 	b      valkey.Builder
 	hint   string
 	tries  int
-	hooks  drivers.PubSubHooks
+	hooks  valkey.PubSubHooks
 	done   chan error
 	once   sync.Once
 	mu     sync.Mutex
@@ -55,8 +55,8 @@ type subFake struct {
 }
 
 var (
-	_ drivers.Conn   = (*subFake)(nil)
-	_ drivers.PubSub = (*subFake)(nil)
+	_ drivers.ValkeyConn   = (*subFake)(nil)
+	_ drivers.ValkeyPubSub = (*subFake)(nil)
 )
 
 func (f *subFake) B() valkey.Builder { return f.b }
@@ -88,7 +88,7 @@ func (f *subFake) DoMulti(_ context.Context, cmds ...valkey.Completed) []valkey.
 	}
 	return out
 }
-func (f *subFake) Listen(h drivers.PubSubHooks) <-chan error {
+func (f *subFake) ListenValkey(h valkey.PubSubHooks) <-chan error {
 	f.hooks = h
 	close(f.listen)
 	return f.done
@@ -117,7 +117,7 @@ func newSubRig(t *testing.T, dialErr error, mods ...func(*actors.SubscriberState
 	r := &subRig{t: t, conns: make(chan *subFake, 16), events: make(chan actors.SubEvent, 64)}
 	r.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
 	r.st = &actors.SubscriberState{
-		Dial: func(_ context.Context, hint string, failures int) (drivers.Conn, string, error) {
+		Dial: func(_ context.Context, hint string, failures int) (drivers.ValkeyConn, string, error) {
 			if dialErr != nil {
 				return nil, "", dialErr
 			}
@@ -285,7 +285,7 @@ func newSubMovedRig(t *testing.T, moved func(string) bool) (*subRig, chan subHan
 	r := newSubRig(t, nil, func(st *actors.SubscriberState) {
 		st.Moved = func(names []string, since time.Time) { ho <- subHandOver{names, since} }
 		dial := st.Dial
-		st.Dial = func(ctx context.Context, hint string, failures int) (drivers.Conn, string, error) {
+		st.Dial = func(ctx context.Context, hint string, failures int) (drivers.ValkeyConn, string, error) {
 			c, addr, err := dial(ctx, hint, failures)
 			if f, ok := c.(*subFake); ok {
 				f.moved = moved

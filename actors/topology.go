@@ -79,7 +79,7 @@ func newTopology(shards []Shard) (*Topology, error) {
 // connects with TLS: the nodes' TLS ports are used then (CLUSTER SHARDS
 // lists both; a node with TLS only lists no plain "port"; CLUSTER SLOTS
 // and redirects already name the port of the asking connection's kind).
-func FetchTopology(ctx context.Context, conn drivers.Conn, addr string, tls bool) (*Topology, error) {
+func FetchTopology(ctx context.Context, conn drivers.ValkeyConn, addr string, tls bool) (*Topology, error) {
 	return FetchTopologyWith(ctx, conn.B(), conn.Do, addr, tls)
 }
 

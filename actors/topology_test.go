@@ -21,11 +21,15 @@ func TestFetchTopologyFromCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	addr := c.Addrs()[0]
-	conn, err := valkeygo.Driver{}.Dial(ctx, drivers.Options{Addr: addr, DialTimeout: 5 * time.Second})
+	nconn, err := valkeygo.Driver{}.Dial(ctx, drivers.Options{Addr: addr, DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer nconn.Close()
+	conn, err := drivers.Fast(nconn)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	check := func(stage string) {
 		t.Helper()

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"time"
-
-	"github.com/valkey-io/valkey-go"
 )
 
 // Options says how to reach one node. The driver owns nothing in it after
@@ -63,55 +61,96 @@ type Options struct {
 	// across calls, such as MULTI ... EXEC sent one command at a time,
 	// where a PING would join its transaction. Default false.
 	NoIdlePing bool
+	// TLSRootPEM is the PEM bundle of the authorities that sign the
+	// server's certificate (config TLS.CAFile), for drivers that cannot
+	// take TLS as a *tls.Config (Capabilities.TLSConfig false); nil: the
+	// system roots. When TLS is nil it is nil too. Drivers that use TLS
+	// ignore it: TLS.RootCAs holds the same authorities.
+	TLSRootPEM []byte
 }
 
-// Driver dials connections. Implementations must be safe for concurrent use.
+// Driver dials connections. Implementations must be safe for concurrent
+// use. A driver may also implement Capable, to say what it supports beyond
+// the required interface.
 type Driver interface {
-	// Dial connects to opts.Addr and completes the handshake, or fails
-	// within opts.DialTimeout (or ctx, whichever ends first).
+	// Dial connects to opts.Addr and completes the handshake (HELLO 3,
+	// AUTH, CLIENT SETNAME, SELECT), or fails within opts.DialTimeout (or
+	// ctx, whichever ends first). Replies on the connection are RESP3.
 	Dial(ctx context.Context, opts Options) (Conn, error)
 }
 
-// Conn is one connection to one node. DoMulti is called by one goroutine at
-// a time (the connection actor); Close may be called from any goroutine,
-// also while DoMulti runs, and must make it return.
+// Conn is one connection to one node, in a driver's own terms: commands
+// are argument lists and replies Values, so that any client library can
+// implement it. This is the whole required interface; the engine runs
+// a Conn through Fast, which uses the connection's ValkeyConn methods
+// when it has them (valkey-go's types, no conversion) and otherwise an
+// adapter.
+//
+// Exec is called by one goroutine at a time (the connection actor),
+// except for calls whose commands are Blocking, which other goroutines
+// make at the same time (Capabilities.Blocking). Close may be called from
+// any goroutine, also while Exec runs, and must make every Exec return.
 type Conn interface {
-	// B returns the command builder for commands sent on this connection.
-	B() valkey.Builder
-	// Do writes one command and returns its result. The connection actor
-	// uses it for batches of one, where it is cheaper than DoMulti.
-	Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult
-	// DoMulti writes cmds as one pipeline and returns one result per
-	// command, in order. A transport failure fails every command it
-	// affects with a non-server error. The commands belong to the driver
-	// after the call (valkey-go recycles them), unless pinned.
-	DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.ValkeyResult
-	// Close closes the connection; commands in flight fail. Idempotent.
+	// Exec sends cmds as one pipeline, in order, and stores the result of
+	// cmds[i] in out[i] (len(out) == len(cmds)), whether a reply (an error
+	// reply included: KindError) or Err, when the command got no reply:
+	// a transport failure fails every command whose reply it lost with an
+	// error that is not a server's reply (wrapping ErrNotSent when the
+	// driver knows the command was not written, ErrClosed after Close).
+	// When ctx ends before the replies arrive, Exec returns with ctx's
+	// error for the commands still owed.
+	//
+	// Non-blocking commands are bounded by Options.ReadTimeout and
+	// WriteTimeout (silence on the connection, where the driver can tell;
+	// or the whole round trip) and by ctx; Blocking ones by ctx and Close
+	// only. Exec keeps no reference to cmds or out after it returns.
+	Exec(ctx context.Context, cmds []Command, out []Result)
+	// Close closes the connection; commands in flight fail (ErrClosed).
+	// Idempotent.
 	Close() error
 }
 
-// PubSubHooks are the functions a pub/sub connection calls for what the
-// server pushes: OnMessage for each message (message, pmessage and
-// smessage: Pattern is set for pmessage), OnSubscription for each
-// (un)subscribe confirmation and for unsubscriptions the server makes on
-// its own (sunsubscribe when a slot moves). It is valkey-go's type.
-type PubSubHooks = valkey.PubSubHooks
-
 // PubSub is an optional capability of a Conn, found by type assertion: a
-// connection that can be dedicated to pub/sub.
+// connection that can be dedicated to pub/sub (Capabilities.PubSub).
 type PubSub interface {
 	// Listen dedicates the connection to pub/sub. From the call on, the
-	// server's pushes on it are passed to h's functions on one goroutine
-	// (the connection's reader), in arrival order; while a function runs
-	// nothing more is read from the connection (backpressure). Commands
-	// sent with Do or DoMulti afterwards go over the same connection:
-	// (P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE, whose results arrive once the
-	// server confirmed the command (its first confirmation; the server has
-	// then run the whole command), and PING.
+	// server's pushes on it are passed to h's functions on one goroutine,
+	// in arrival order; while a function runs nothing more is read from
+	// the connection (backpressure). Commands sent with Exec afterwards go
+	// over the same connection: (P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE, whose
+	// results arrive once the server confirmed the command (its first
+	// confirmation; the server has then run the whole command) and are
+	// neither null nor an error reply unless the command failed (the
+	// valkey-go driver gives Status("OK")), and PING.
 	//
 	// The returned channel receives the error that ended the connection
 	// (Close included), after the last call to h, and is then closed.
 	// Listen is called at most once per Conn, before any subscribe
 	// command.
 	Listen(h PubSubHooks) <-chan error
+}
+
+// PubSubHooks are the functions a pub/sub connection calls for what the
+// server pushes: OnMessage for each message (message, pmessage and
+// smessage: Pattern is set for pmessage), OnSubscription for each
+// (un)subscribe confirmation and for unsubscriptions the server makes on
+// its own (sunsubscribe when a slot moves). Either may be nil.
+type PubSubHooks struct {
+	OnMessage      func(Message)
+	OnSubscription func(Subscription)
+}
+
+// Message is a message pushed to a subscriber.
+type Message struct {
+	Channel string
+	Message string
+	Pattern string // the pattern that matched, for pmessage; "" otherwise
+}
+
+// Subscription is an (un)subscribe confirmation, or an unsubscription the
+// server made on its own.
+type Subscription struct {
+	Kind    string // "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe", "sunsubscribe"
+	Channel string // the channel or pattern
+	Count   int64  // the connection's subscriptions after this one
 }

@@ -225,7 +225,7 @@ type writerLane struct {
 	ok    []bool // per batch: acknowledged; the lane goroutine's own
 
 	connMu sync.Mutex
-	conn   drivers.Conn
+	conn   drivers.ValkeyConn
 }
 
 // NewBatchWriter returns a BatchWriter over the engine's nodes with opts.
@@ -771,7 +771,7 @@ func (w *BatchWriter) rerouteLocked(l *writerLane, batch []writerItem) (late []w
 
 // connect returns the lane's connection, dialling one (after a backoff
 // when the previous dials failed) that answers PING without LOADING.
-func (l *writerLane) connect(failures int) (drivers.Conn, error) {
+func (l *writerLane) connect(failures int) (drivers.ValkeyConn, error) {
 	l.connMu.Lock()
 	conn := l.conn
 	l.connMu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/futures"
 )
 
@@ -60,6 +61,9 @@ type blockingCalls struct {
 func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string) *futures.Future[Reply] {
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if err := e.need(drivers.Capabilities{Blocking: true}, "blocking command "+strings.ToUpper(name)); err != nil {
+		return fail[Reply](err)
 	}
 	var conn *actors.ConnState
 	if e.cl != nil {

@@ -214,7 +214,7 @@ func rawResult(r valkey.ValkeyResult) (valkey.ValkeyResult, error) { return r, n
 func (e *Engine) fetchTopology(ctx context.Context, addr string) (*actors.Topology, error) {
 	opts := e.opts
 	opts.Addr = addr
-	conn, err := e.drv.Dial(ctx, opts)
+	conn, err := e.open(ctx, opts)
 	if err != nil {
 		return nil, e.connectError(addr, err)
 	}

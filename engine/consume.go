@@ -162,6 +162,9 @@ var errHandlerPanic = errors.New("vactor: stream handler panicked")
 // error. In cluster mode the consumer reads from the primary serving
 // stream's slot.
 func (e *Engine) Consume(ctx context.Context, stream, group, consumer string, handler func(context.Context, XEntry) error, opts ConsumeOptions) (*Consumer, error) {
+	if err := e.need(drivers.Capabilities{Blocking: true}, "Consume (XREADGROUP BLOCK)"); err != nil {
+		return nil, err
+	}
 	switch {
 	case stream == "":
 		return nil, errStream("Consume", "stream key")
@@ -317,7 +320,7 @@ func (c *Consumer) session() (connected bool, err error) {
 
 // readPending hands this consumer's own pending entries to the handler
 // again: those delivered before the last connection was lost.
-func (c *Consumer) readPending(conn drivers.Conn) error {
+func (c *Consumer) readPending(conn drivers.ValkeyConn) error {
 	b := conn.B()
 	last := "0"
 	for c.ctx.Err() == nil {
@@ -342,7 +345,7 @@ func (c *Consumer) readPending(conn drivers.Conn) error {
 
 // reclaim runs XAUTOCLAIM over the whole pending list, handing what it
 // claims to the handler.
-func (c *Consumer) reclaim(conn drivers.Conn) error {
+func (c *Consumer) reclaim(conn drivers.ValkeyConn) error {
 	b := conn.B()
 	start := "0-0"
 	idle := strconv.FormatInt(c.opts.ClaimIdle.Milliseconds(), 10)
@@ -373,7 +376,7 @@ func (c *Consumer) reclaim(conn drivers.Conn) error {
 // process hands entries to the handler, one at a time, and acknowledges
 // those it handled with one XACK. Once stopping, the entries not handled
 // yet stay pending.
-func (c *Consumer) process(conn drivers.Conn, entries []XEntry) error {
+func (c *Consumer) process(conn drivers.ValkeyConn, entries []XEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -422,7 +425,7 @@ func (c *Consumer) tell(ev hooks.Consumer) {
 // lag reports the group's lag and pending count (XINFO GROUPS) to the
 // ConsumerEvents hooks after a reclaim round; nothing without such hooks
 // or when the server does not answer.
-func (c *Consumer) lag(conn drivers.Conn) {
+func (c *Consumer) lag(conn drivers.ValkeyConn) {
 	if !c.e.bus.WantsConsumer() {
 		return
 	}

@@ -123,11 +123,11 @@ type DedicatedConn struct {
 	e    *Engine
 	addr string
 
-	mu     sync.Mutex   // held for each round trip
-	conn   drivers.Conn // nil once given back
-	used   bool         // a command was sent: RESET before reuse
-	sticky bool         // a command was sent whose effect RESET does not undo: close
-	broken error        // the transport error that made conn unusable
+	mu     sync.Mutex         // held for each round trip
+	conn   drivers.ValkeyConn // nil once given back
+	used   bool               // a command was sent: RESET before reuse
+	sticky bool               // a command was sent whose effect RESET does not undo: close
+	broken error              // the transport error that made conn unusable
 }
 
 // errDedicatedDone fails calls on a DedicatedConn after its function
@@ -281,7 +281,7 @@ func (c *DedicatedConn) release(ctx context.Context, ok bool) {
 // resetConn puts conn back in the state it was dialled in: RESET, then
 // the configured user, protocol, client name and database. It reports
 // whether every step succeeded.
-func (e *Engine) resetConn(ctx context.Context, conn drivers.Conn) bool {
+func (e *Engine) resetConn(ctx context.Context, conn drivers.ValkeyConn) bool {
 	if ctx.Err() != nil {
 		return false
 	}
@@ -314,7 +314,7 @@ func (e *Engine) resetConn(ctx context.Context, conn drivers.Conn) bool {
 }
 
 // callMulti sends cmds on conn as one pipeline, counted by enter/leave.
-func (p *txConns) callMulti(ctx context.Context, conn drivers.Conn, cmds ...valkey.Completed) []valkey.ValkeyResult {
+func (p *txConns) callMulti(ctx context.Context, conn drivers.ValkeyConn, cmds ...valkey.Completed) []valkey.ValkeyResult {
 	if err := p.enter(); err != nil {
 		rs := make([]valkey.ValkeyResult, len(cmds))
 		for i := range rs {

@@ -63,8 +63,9 @@ type Engine struct {
 	ded   txConns       // connections lent by Dedicated (dedicated.go)
 	subs  subCounters   // pub/sub counters for Stats (subscribe.go)
 
-	log *slog.Logger // Config.Logger filtered by LogLevel, or a discarding one
-	bus *hookbus.Bus // the hooks (the Logging hook included); nil without any
+	log  *slog.Logger         // Config.Logger filtered by LogLevel, or a discarding one
+	bus  *hookbus.Bus         // the hooks (the Logging hook included); nil without any
+	caps drivers.Capabilities // the driver's (capabilities.go); last, so the hot fields keep their offsets
 }
 
 // New validates cfg, dials every connection the engine needs (PoolSize
@@ -92,11 +93,19 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
+	caps := drivers.CapabilitiesOf(drv)
+	if err := checkDriver(cfg, caps); err != nil {
+		return nil, fmt.Errorf("vactor: %w", err)
+	}
 	tlsCfg, err := tlsConfig(cfg.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
-	e := &Engine{cfg: cfg, drv: drv}
+	pem, err := rootPEM(cfg, caps)
+	if err != nil {
+		return nil, fmt.Errorf("vactor: %w", err)
+	}
+	e := &Engine{cfg: cfg, drv: drv, caps: caps}
 	e.startHooks()
 	e.ded.noIdlePing = true
 	e.closing, e.stopDials = context.WithCancel(context.Background())
@@ -110,6 +119,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 		ReadTimeout:  cfg.ReadTimeout,
 		WriteTimeout: cfg.WriteTimeout,
 		TLS:          tlsCfg,
+		TLSRootPEM:   pem,
 		MaxPipeline:  cfg.MaxBatchSize,
 	}
 	e.retry = &actors.Policy{

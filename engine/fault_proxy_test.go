@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/engine/enginetest"
 	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -27,95 +28,13 @@ func proxied(t *testing.T) (*engine.Engine, *valkeytest.Server, *valkeytest.Prox
 	return eng, srv, px
 }
 
-// direct reads an integer key straight from the server.
-func direct(t *testing.T, srv *valkeytest.Server, key string) string {
-	t.Helper()
-	return rawConn(t, srv.Addr()).cmd(t, "GET", key)
-}
-
 // Fault test 3: INCR through a proxy that resets connections after the
 // request reached the server. The counter never exceeds the futures that
 // succeeded plus those that failed with ErrOutcomeUnknown: nothing is
 // applied twice. Marked idempotent, the same INCR is sent again after the
 // reconnect and succeeds.
 func TestFaultResetAfterWriteNoDoubleApply(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fault test: skipped with -short")
-	}
-	eng, srv, px := proxied(t)
-	ctx := ctxT(t)
-	if err := eng.Ping(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := px.ResetAfterWrite(); err != nil {
-		t.Fatal(err)
-	}
-	const n = 200
-	fs := make([]*futures.Future[int64], n)
-	for i := range fs {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		fs[i] = eng.Incr(cctx, "ctr")
-		if i%20 == 19 {
-			_ = fs[i].Err(ctx) // let the failures and reconnects interleave
-		}
-	}
-	ok, unknown, other := 0, 0, map[string]int{}
-	for _, f := range fs {
-		_, err := f.Await(ctx)
-		switch {
-		case err == nil:
-			ok++
-		case errors.Is(err, engine.ErrOutcomeUnknown):
-			unknown++
-		default:
-			other[firstWords(err)]++
-		}
-	}
-	if err := px.RemoveToxics(); err != nil {
-		t.Fatal(err)
-	}
-	waitServing(t, eng, time.Second)
-	got := direct(t, srv, "ctr")
-	applied := 0
-	if got != "nil" {
-		applied = atoiT(t, got)
-	}
-	t.Logf("INCR x%d under reset-after-write: %d ok, %d outcome unknown, other %v; counter %d", n, ok, unknown, other, applied)
-	if unknown == 0 {
-		t.Fatal("no command failed with ErrOutcomeUnknown: the toxic did not bite")
-	}
-	if applied > ok+unknown {
-		t.Fatalf("counter %d > %d ok + %d unknown: a command was applied twice", applied, ok, unknown)
-	}
-
-	// The same, marked idempotent: kept, sent again after the reconnect,
-	// and successful once the connection is healthy.
-	if err := px.ResetAfterWrite(); err != nil {
-		t.Fatal(err)
-	}
-	before := eng.Stats().Retries
-	ictx, cancel := context.WithTimeout(engine.WithIdempotent(ctx), 5*time.Second)
-	defer cancel()
-	f := eng.Incr(ictx, "ictr")
-	for eng.Stats().Retries == before {
-		if f.IsDone() {
-			_, err := f.Await(ctx)
-			t.Fatalf("idempotent INCR completed without a retry: %v", err)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if err := px.RemoveToxics(); err != nil {
-		t.Fatal(err)
-	}
-	v, err := f.Await(ctx)
-	if err != nil {
-		t.Fatalf("idempotent INCR after the toxic was removed: %v", err)
-	}
-	t.Logf("idempotent INCR retried and returned %d", v)
-	if v < 1 {
-		t.Fatalf("INCR returned %d", v)
-	}
+	enginetest.FaultResetAfterWrite(t, enginetest.Options{})
 }
 
 // Fault test 4: each proxy toxic, its documented behaviour, and recovery
@@ -257,14 +176,6 @@ func TestFaultToxics(t *testing.T) {
 			}
 		})
 	}
-}
-
-func firstWords(err error) string {
-	s := err.Error()
-	if len(s) > 60 {
-		s = s[:60]
-	}
-	return s
 }
 
 func atoiT(t *testing.T, s string) int {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/engine/enginetest"
 	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -51,101 +52,7 @@ func waitServing(t *testing.T, eng *engine.Engine, limit time.Duration) time.Dur
 // appendfsync always), and the engine serves again within 1s of each
 // restart.
 func TestFaultKillRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fault test: skipped with -short")
-	}
-	srv := valkeytest.Start(t, valkeytest.Options{AppendOnly: true})
-	baseG := runtime.NumGoroutine()
-	eng, err := engine.New(context.Background(), faultConfig(srv.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-
-	var (
-		stop    atomic.Bool
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		acked   []string
-		issued  atomic.Int64
-		failed  atomic.Int64
-		pending atomic.Int64
-	)
-	for g := range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; !stop.Load(); i++ {
-				key := fmt.Sprintf("w%d:%d", g, i)
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				issued.Add(1)
-				pending.Add(1)
-				f := eng.Set(ctx, key, key, 0)
-				_, err := f.Await(context.Background()) // no bound: every future must complete
-				pending.Add(-1)
-				cancel()
-				if err == nil {
-					mu.Lock()
-					acked = append(acked, key)
-					mu.Unlock()
-					continue
-				}
-				failed.Add(1)
-				time.Sleep(time.Millisecond) // pacing while the node is down
-			}
-		}()
-	}
-
-	var worst time.Duration
-	for round := range 20 {
-		time.Sleep(50 * time.Millisecond) // traffic before the kill
-		if err := srv.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond) // traffic against a dead server
-		if err := srv.Restart(); err != nil {
-			t.Fatalf("round %d: restart: %v", round, err)
-		}
-		d := waitServing(t, eng, 3*time.Second)
-		worst = max(worst, d)
-		if d > time.Second {
-			t.Errorf("round %d: serving again %s after the restart, want < 1s", round, d)
-		}
-	}
-	stop.Store(true)
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("writers still waiting 10s after stop: %d futures pending", pending.Load())
-	}
-
-	// Every acknowledged write is on the server.
-	mu.Lock()
-	keys := acked
-	mu.Unlock()
-	ctx := ctxT(t)
-	check, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer check.Close()
-	lost := missing(t, ctx, check, keys)
-	st := eng.Stats()
-	t.Logf("issued %d, acknowledged %d, failed %d, lost %d; slowest recovery %s; reconnects %d, retries %d, outcome unknown %d",
-		issued.Load(), len(keys), failed.Load(), lost, worst, st.Reconnects, st.Retries, st.OutcomeUnknown)
-	if lost > 0 {
-		t.Fatalf("%d acknowledged writes lost", lost)
-	}
-	if len(keys) == 0 {
-		t.Fatal("no write was acknowledged")
-	}
-	if st.Reconnects < 20 {
-		t.Fatalf("%d reconnects recorded for 20 restarts", st.Reconnects)
-	}
-	_ = baseG
-	_ = errors.Is
+	enginetest.FaultKillRestart(t, enginetest.Options{})
 }
 
 // Fault test 2: the server is frozen (SIGSTOP) under load. Commands fail at

@@ -141,7 +141,7 @@ func (e *Engine) fireBlocking(ctx context.Context, node string, cmd valkey.Compl
 }
 
 // hookedDial wraps dial with the PreConnection and PostConnection events.
-func (e *Engine) hookedDial(ctx context.Context, node string, dedicated, initial bool, dial func(context.Context) (drivers.Conn, error)) (drivers.Conn, error) {
+func (e *Engine) hookedDial(ctx context.Context, node string, dedicated, initial bool, dial func(context.Context) (drivers.ValkeyConn, error)) (drivers.ValkeyConn, error) {
 	if !e.bus.WantsDials() {
 		return dial(ctx)
 	}

@@ -327,7 +327,7 @@ func msgInt(m *valkey.ValkeyMessage) int {
 // routing. It is needed only where routing picks among connections:
 // cluster mode, or PoolSize > 1. A server that refuses COMMAND (an ACL
 // rule) leaves the table empty: Do then routes by its first argument.
-func (e *Engine) loadCommands(ctx context.Context, conn drivers.Conn, log *slog.Logger) {
+func (e *Engine) loadCommands(ctx context.Context, conn drivers.ValkeyConn, log *slog.Logger) {
 	if !e.cfg.ClusterMode && e.cfg.PoolSize == 1 {
 		return
 	}
@@ -340,7 +340,7 @@ func (e *Engine) loadCommands(ctx context.Context, conn drivers.Conn, log *slog.
 }
 
 // fetchCommandTable sends COMMAND on conn and parses the reply.
-func fetchCommandTable(ctx context.Context, conn drivers.Conn) (commandTable, error) {
+func fetchCommandTable(ctx context.Context, conn drivers.ValkeyConn) (commandTable, error) {
 	msg, err := conn.Do(ctx, conn.B().Command().Build()).ToMessage()
 	if err != nil {
 		return nil, err

@@ -21,8 +21,8 @@ import (
 func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*actors.ConnState, error) {
 	opts := e.opts
 	opts.Addr = addr
-	connect := func(ctx context.Context) (drivers.Conn, error) {
-		conn, err := e.drv.Dial(ctx, opts)
+	connect := func(ctx context.Context) (drivers.ValkeyConn, error) {
+		conn, err := e.open(ctx, opts)
 		if err != nil || !replica {
 			return conn, err
 		}
@@ -40,15 +40,15 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 // names the node (the key of e.pools, the connection actors' Addr). tune,
 // when not nil, adjusts each connection actor's state before it is
 // registered.
-func (e *Engine) newNodeWith(ctx context.Context, addr string, connect func(context.Context) (drivers.Conn, error), tune func(*actors.ConnState)) ([]*actors.ConnState, error) {
+func (e *Engine) newNodeWith(ctx context.Context, addr string, connect func(context.Context) (drivers.ValkeyConn, error), tune func(*actors.ConnState)) ([]*actors.ConnState, error) {
 	cfg := e.cfg
-	dial := func(ctx context.Context, initial bool) (drivers.Conn, error) {
+	dial := func(ctx context.Context, initial bool) (drivers.ValkeyConn, error) {
 		return e.hookedDial(ctx, addr, false, initial, connect)
 	}
 	node := &actors.Node{
 		Addr:        addr,
 		DialTimeout: cfg.DialTimeout,
-		Dial:        func(ctx context.Context) (drivers.Conn, error) { return dial(ctx, false) },
+		Dial:        func(ctx context.Context) (drivers.ValkeyConn, error) { return dial(ctx, false) },
 	}
 	var conns []*actors.ConnState
 	node.Breaker = policies.NewBreaker(policies.BreakerOptions{

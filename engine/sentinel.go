@@ -196,18 +196,18 @@ func (e *Engine) settled(ctx context.Context) error {
 
 // dialSentinel opens a connection to a sentinel with the sentinels'
 // credentials.
-func (sn *sentinel) dialSentinel(ctx context.Context, addr string) (drivers.Conn, error) {
+func (sn *sentinel) dialSentinel(ctx context.Context, addr string) (drivers.ValkeyConn, error) {
 	opts := sn.opts
 	opts.Addr = addr
-	return sn.e.drv.Dial(ctx, opts)
+	return sn.e.open(ctx, opts)
 }
 
 // dialRole dials the data node at addr and checks that it says it is a
 // primary (ROLE).
-func (sn *sentinel) dialRole(ctx context.Context, addr string) (drivers.Conn, error) {
+func (sn *sentinel) dialRole(ctx context.Context, addr string) (drivers.ValkeyConn, error) {
 	opts := sn.e.opts
 	opts.Addr = addr
-	conn, err := sn.e.drv.Dial(ctx, opts)
+	conn, err := sn.e.open(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
@@ -223,7 +223,7 @@ func (sn *sentinel) dialRole(ctx context.Context, addr string) (drivers.Conn, er
 }
 
 // roleOf returns the first field of ROLE: "master", "slave", "sentinel".
-func roleOf(ctx context.Context, conn drivers.Conn) (string, error) {
+func roleOf(ctx context.Context, conn drivers.ValkeyConn) (string, error) {
 	arr, err := conn.Do(ctx, conn.B().Role().Build()).ToArray()
 	if err != nil {
 		return "", fmt.Errorf("ROLE: %w", err)
@@ -238,7 +238,7 @@ func roleOf(ctx context.Context, conn drivers.Conn) (string, error) {
 // the sentinels asked again (a resolution that starts now; several dials
 // at once share one), dials the primary they name, checks ROLE, and makes
 // sure the primary did not change meanwhile.
-func (sn *sentinel) dialPrimary(ctx context.Context) (drivers.Conn, error) {
+func (sn *sentinel) dialPrimary(ctx context.Context) (drivers.ValkeyConn, error) {
 	// Half the dial's time at most: with no answer by then (the sentinels
 	// slow or frozen), dial the primary the engine knows, checked by ROLE.
 	sctx := ctx
@@ -459,15 +459,15 @@ func fnv(s string) uint32 {
 // primary it reaches is replaced, so that its owner reconnects to the new
 // one, as after any connection failure.
 type trackedConn struct {
-	drivers.Conn
+	drivers.ValkeyConn
 	sn   *sentinel
 	addr string
 	once sync.Once
 }
 
 // track registers conn, dialled to addr.
-func (sn *sentinel) track(conn drivers.Conn, addr string) drivers.Conn {
-	t := &trackedConn{Conn: conn, sn: sn, addr: addr}
+func (sn *sentinel) track(conn drivers.ValkeyConn, addr string) drivers.ValkeyConn {
+	t := &trackedConn{ValkeyConn: conn, sn: sn, addr: addr}
 	sn.mu.Lock()
 	if sn.tracked == nil {
 		sn.tracked = map[*trackedConn]struct{}{}
@@ -477,29 +477,30 @@ func (sn *sentinel) track(conn drivers.Conn, addr string) drivers.Conn {
 	return t
 }
 
-// Close implements drivers.Conn.
+// Close implements drivers.ValkeyConn.
 func (t *trackedConn) Close() error {
 	t.once.Do(func() {
 		t.sn.mu.Lock()
 		delete(t.sn.tracked, t)
 		t.sn.mu.Unlock()
 	})
-	return t.Conn.Close()
+	return t.ValkeyConn.Close()
 }
 
-// Listen implements drivers.PubSub when the driver's connection does.
-func (t *trackedConn) Listen(h drivers.PubSubHooks) <-chan error {
-	ps, ok := t.Conn.(drivers.PubSub)
+// ListenValkey implements drivers.ValkeyPubSub when the driver's
+// connection does.
+func (t *trackedConn) ListenValkey(h valkey.PubSubHooks) <-chan error {
+	ps, ok := t.ValkeyConn.(drivers.ValkeyPubSub)
 	if !ok {
 		ch := make(chan error, 1)
 		ch <- actors.ErrNoPubSub
 		close(ch)
 		return ch
 	}
-	return ps.Listen(h)
+	return ps.ListenValkey(h)
 }
 
-var _ drivers.PubSub = (*trackedConn)(nil)
+var _ drivers.ValkeyPubSub = (*trackedConn)(nil)
 
 // closeTracked closes the dedicated connections to addr.
 func (sn *sentinel) closeTracked(addr string) {

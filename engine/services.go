@@ -63,21 +63,26 @@ func (e *Engine) stopServices() {
 // (auth, DB, TLS, timeouts): for work that must not share the pipelined
 // connections (blocking reads, subscriptions, WATCH). The caller owns and
 // closes it.
-func (e *Engine) dial(ctx context.Context, addr string) (drivers.Conn, error) {
+func (e *Engine) dial(ctx context.Context, addr string) (drivers.ValkeyConn, error) {
 	return e.dialConn(ctx, addr, false)
 }
 
 // dialConn is dial, with the driver's own idle PINGs off when noIdlePing
 // (drivers.Options.NoIdlePing).
-func (e *Engine) dialConn(ctx context.Context, addr string, noIdlePing bool) (drivers.Conn, error) {
+func (e *Engine) dialConn(ctx context.Context, addr string, noIdlePing bool) (drivers.ValkeyConn, error) {
 	if e.closed.Load() {
 		return nil, ErrClosed
+	}
+	if noIdlePing {
+		if err := e.need(drivers.Capabilities{NoIdlePing: true}, "Dedicated (a connection that keeps MULTI state across calls)"); err != nil {
+			return nil, err
+		}
 	}
 	opts := e.opts
 	opts.Addr = addr
 	opts.NoIdlePing = noIdlePing
-	conn, err := e.hookedDial(ctx, addr, true, false, func(ctx context.Context) (drivers.Conn, error) {
-		return e.drv.Dial(ctx, opts)
+	conn, err := e.hookedDial(ctx, addr, true, false, func(ctx context.Context) (drivers.ValkeyConn, error) {
+		return e.open(ctx, opts)
 	})
 	if err != nil {
 		return nil, e.connectError(addr, err)
@@ -87,6 +92,22 @@ func (e *Engine) dialConn(ctx context.Context, addr string, noIdlePing bool) (dr
 		conn = e.sn.track(conn, addr)
 	}
 	return conn, nil
+}
+
+// open dials a connection with the engine's driver and returns its fast
+// path (drivers.Fast): the connection itself for the valkey-go driver, an
+// adapter for drivers that implement the neutral interface only.
+func (e *Engine) open(ctx context.Context, opts drivers.Options) (drivers.ValkeyConn, error) {
+	conn, err := e.drv.Dial(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	fast, err := drivers.Fast(conn)
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return fast, nil
 }
 
 // addrOf returns the address of the node that serves key: the configured

@@ -125,7 +125,7 @@ type SubscribeOptions struct {
 }
 
 // ErrNoPubSub fails Subscribe when the configured driver cannot dedicate
-// a connection to pub/sub (does not implement drivers.PubSub).
+// a connection to pub/sub (does not implement drivers.ValkeyPubSub).
 var ErrNoPubSub = actors.ErrNoPubSub
 
 // ErrSlotMoved is the Err of a Disconnected event when the server
@@ -216,6 +216,9 @@ func (e *Engine) SSubscribe(ctx context.Context, shardChannels ...string) (*Subs
 func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscription, error) {
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if err := e.need(drivers.Capabilities{PubSub: true}, "Subscribe"); err != nil {
+		return nil, err
 	}
 	if len(o.Channels)+len(o.Patterns)+len(o.ShardChannels) == 0 {
 		return nil, fmt.Errorf("%w: subscribe: no channel or pattern", ErrInvalidArgument)
@@ -672,7 +675,7 @@ func (s *Subscription) spawn(global bool, addr, hint string) *subActor {
 // dial opens a pub/sub connection: to the configured node in standalone
 // mode; in cluster mode to the primary owning hint's slot (slot 0 for
 // channels and patterns), reloading the slot map after a failure.
-func (s *Subscription) dial(ctx context.Context, hint string, failures int) (drivers.Conn, string, error) {
+func (s *Subscription) dial(ctx context.Context, hint string, failures int) (drivers.ValkeyConn, string, error) {
 	e := s.e
 	addr, err := e.addrOf(hint)
 	if e.cl != nil && failures > 0 {

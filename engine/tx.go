@@ -198,7 +198,7 @@ func (e *Engine) txAddr(slot int, key string) (string, error) {
 
 // execOn sends MULTI, q's commands and EXEC on conn and completes q's
 // futures. healthy is false when conn must not be used again.
-func (e *Engine) execOn(ctx context.Context, conn drivers.Conn, q []entry) (healthy bool, err error) {
+func (e *Engine) execOn(ctx context.Context, conn drivers.ValkeyConn, q []entry) (healthy bool, err error) {
 	defer func() {
 		switch {
 		case err == nil:
@@ -440,7 +440,7 @@ func (e *Engine) WatchRetry(ctx context.Context, attempts int, fn func(tx *Tx) e
 
 // watchState is a Watch's hold on its connection.
 type watchState struct {
-	conn   drivers.Conn
+	conn   drivers.ValkeyConn
 	addr   string
 	slot   int    // the watched keys' slot; -1 in standalone mode
 	key    string // a watched key, for error messages
@@ -628,11 +628,11 @@ const (
 // use.
 type txConns struct {
 	mu      sync.Mutex
-	idle    map[string][]drivers.Conn
-	open    map[drivers.Conn]string    // every open connection -> its address
-	count   map[string]int             // open or being dialled, per address
-	since   map[drivers.Conn]time.Time // when an idle connection was given back
-	freed   chan struct{}              // closed (and replaced) when a connection is given back
+	idle    map[string][]drivers.ValkeyConn
+	open    map[drivers.ValkeyConn]string    // every open connection -> its address
+	count   map[string]int                   // open or being dialled, per address
+	since   map[drivers.ValkeyConn]time.Time // when an idle connection was given back
+	freed   chan struct{}                    // closed (and replaced) when a connection is given back
 	tracked bool
 	closed  bool
 	ops     sync.WaitGroup // calls on the connections, and dials, in progress
@@ -657,7 +657,7 @@ func (p *txConns) enter() error {
 func (p *txConns) leave() { p.ops.Done() }
 
 // call sends one command on conn, counted by enter/leave.
-func (p *txConns) call(ctx context.Context, conn drivers.Conn, cmd valkey.Completed) valkey.ValkeyResult {
+func (p *txConns) call(ctx context.Context, conn drivers.ValkeyConn, cmd valkey.Completed) valkey.ValkeyResult {
 	if err := p.enter(); err != nil {
 		return valkey.NewResult(valkey.ValkeyMessage{}, err)
 	}
@@ -667,7 +667,7 @@ func (p *txConns) call(ctx context.Context, conn drivers.Conn, cmd valkey.Comple
 
 // get returns an idle connection to addr, or dials one, or waits for one
 // when txMaxOpen are in use.
-func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.Conn, error) {
+func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.ValkeyConn, error) {
 	if e.nodeOpen(addr) {
 		return nil, ErrCircuitOpen
 	}
@@ -683,10 +683,10 @@ func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.Conn
 				return nil, err
 			}
 			p.tracked = true
-			p.idle = map[string][]drivers.Conn{}
-			p.open = map[drivers.Conn]string{}
+			p.idle = map[string][]drivers.ValkeyConn{}
+			p.open = map[drivers.ValkeyConn]string{}
 			p.count = map[string]int{}
-			p.since = map[drivers.Conn]time.Time{}
+			p.since = map[drivers.ValkeyConn]time.Time{}
 		}
 		if l := p.idle[addr]; len(l) > 0 {
 			c := l[len(l)-1]
@@ -730,7 +730,7 @@ func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.Conn
 }
 
 // dial opens a connection for get; the caller counted it in count and ops.
-func (p *txConns) dial(e *Engine, ctx context.Context, addr string) (drivers.Conn, error) {
+func (p *txConns) dial(e *Engine, ctx context.Context, addr string) (drivers.ValkeyConn, error) {
 	defer p.ops.Done()
 	dctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
 	conn, err := e.dialConn(dctx, addr, p.noIdlePing)
@@ -753,7 +753,7 @@ func (p *txConns) dial(e *Engine, ctx context.Context, addr string) (drivers.Con
 
 // put gives conn back: kept idle when healthy and there is room, closed
 // otherwise.
-func (p *txConns) put(addr string, conn drivers.Conn, healthy bool) {
+func (p *txConns) put(addr string, conn drivers.ValkeyConn, healthy bool) {
 	p.mu.Lock()
 	if _, ok := p.open[conn]; !ok { // closed by stop
 		p.mu.Unlock()
@@ -805,7 +805,7 @@ func (p *txConns) signalLocked() {
 func (p *txConns) stop(error) {
 	p.mu.Lock()
 	p.closed = true
-	conns := make([]drivers.Conn, 0, len(p.open))
+	conns := make([]drivers.ValkeyConn, 0, len(p.open))
 	for c := range p.open {
 		conns = append(conns, c)
 	}

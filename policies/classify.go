@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/drivers"
 )
 
 // IsRetryable reports whether err says that a command did not run and may
@@ -40,13 +42,14 @@ func IsRetryable(err error) bool {
 }
 
 // NotSent reports whether a transport error happened before anything was
-// written: the connection was refused or could not be dialled.
+// written: the connection was refused or could not be dialled, or the
+// driver says so (drivers.ErrNotSent).
 func NotSent(err error) bool {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
 		return true
 	}
-	return errors.Is(err, syscall.ECONNREFUSED)
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, drivers.ErrNotSent)
 }
 
 // IsTransport reports whether err is a transport failure (the connection

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+
+	"github.com/vactor-io/vactor/drivers"
 )
 
 type codeErr string
@@ -29,6 +31,7 @@ func TestIsRetryable(t *testing.T) {
 		{dial, true},
 		{fmt.Errorf("wrapped: %w", dial), true},
 		{syscall.ECONNREFUSED, true},
+		{fmt.Errorf("some driver: %w", drivers.ErrNotSent), true},
 		{read, false},
 		{io.EOF, false},
 		{context.Canceled, false},

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,10 +40,22 @@ func init() { drivers.Register(Name, Driver{}) }
 type Driver struct{}
 
 var (
-	_ drivers.Driver = Driver{}
-	_ drivers.Conn   = (*Conn)(nil)
-	_ drivers.PubSub = (*Conn)(nil)
+	_ drivers.Driver       = Driver{}
+	_ drivers.Capable      = Driver{}
+	_ drivers.Conn         = (*Conn)(nil)
+	_ drivers.PubSub       = (*Conn)(nil)
+	_ drivers.ValkeyConn   = (*Conn)(nil)
+	_ drivers.ValkeyPubSub = (*Conn)(nil)
 )
+
+// Capabilities implements drivers.Capable: the driver supports all of
+// them.
+func (Driver) Capabilities() drivers.Capabilities {
+	return drivers.Capabilities{
+		TLS: true, TLSConfig: true, Credentials: true, Blocking: true,
+		PubSub: true, NoIdlePing: true, Sentinel: true,
+	}
+}
 
 // Dial implements drivers.Driver.
 func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error) {
@@ -144,7 +157,11 @@ func authCredentials(creds func(context.Context) (string, string, error), timeou
 	}
 }
 
-// Conn is one valkey-go client on one TCP connection. See drivers.Conn.
+// Conn is one valkey-go client on one TCP connection. It implements
+// drivers.ValkeyConn, the engine's fast path, and drivers.Conn over it
+// (Exec builds valkey-go commands from the arguments and converts the
+// replies: for the conformance suite and other callers that want the
+// neutral interface; the engine does not use it).
 //
 // valkey-go runs blocking commands (BLPOP, XREAD BLOCK, ...) on a
 // connection of their own and its Close does not interrupt them: Conn
@@ -206,10 +223,10 @@ func (c *Conn) callCtx(ctx context.Context, cmds ...valkey.Completed) (context.C
 // driver interface does not cover yet.
 func (c *Conn) Client() valkey.Client { return c.c }
 
-// B implements drivers.Conn.
+// B implements drivers.ValkeyConn.
 func (c *Conn) B() valkey.Builder { return c.c.B() }
 
-// Do implements drivers.Conn.
+// Do implements drivers.ValkeyConn.
 func (c *Conn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {
 	if d := c.ded.Load(); d != nil {
 		return (*d).Do(ctx, cmd)
@@ -240,7 +257,7 @@ func (c *Conn) cause(ctx context.Context, r valkey.ValkeyResult) valkey.ValkeyRe
 	return r
 }
 
-// DoMulti implements drivers.Conn.
+// DoMulti implements drivers.ValkeyConn.
 func (c *Conn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.ValkeyResult {
 	if d := c.ded.Load(); d != nil {
 		return (*d).DoMulti(ctx, cmds...)
@@ -259,11 +276,108 @@ func (c *Conn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.V
 	return rs
 }
 
-// Listen implements drivers.PubSub with valkey-go's pub/sub hooks on a
-// dedicated connection (DedicatedClient.SetPubSubHooks). valkey-go holds
-// that connection apart from the one the client dialled first, which stays
-// open and idle until Close: a listening Conn uses two TCP connections.
+// Exec implements drivers.Conn through DoMulti. Results after Close wrap
+// drivers.ErrClosed, those of a failed dial drivers.ErrNotSent.
+func (c *Conn) Exec(ctx context.Context, cmds []drivers.Command, out []drivers.Result) {
+	b := c.B()
+	vcmds := make([]valkey.Completed, 0, len(cmds))
+	idx := make([]int, 0, len(cmds))
+	for i, cmd := range cmds {
+		vc, err := build(b, cmd)
+		if err != nil {
+			out[i] = drivers.Result{Err: err}
+			continue
+		}
+		vcmds = append(vcmds, vc)
+		idx = append(idx, i)
+	}
+	if len(vcmds) == 0 {
+		return
+	}
+	for j, r := range c.DoMulti(ctx, vcmds...) {
+		res := drivers.FromValkey(r)
+		if res.Err != nil {
+			res.Err = c.neutralError(res.Err)
+		}
+		out[idx[j]] = res
+	}
+}
+
+var errEmptyCommand = errors.New("valkey-go: empty command")
+
+// build makes the valkey-go command of cmd. valkey-go's Arbitrary refuses
+// (P|S)(UN)SUBSCRIBE, which need the flags of their own builders, and an
+// empty name.
+func build(b valkey.Builder, cmd drivers.Command) (valkey.Completed, error) {
+	if len(cmd.Args) == 0 || cmd.Args[0] == "" {
+		return valkey.Completed{}, errEmptyCommand
+	}
+	names := cmd.Args[1:]
+	switch strings.ToUpper(cmd.Args[0]) {
+	case "SUBSCRIBE":
+		return b.Subscribe().Channel(names...).Build(), nil
+	case "UNSUBSCRIBE":
+		return b.Unsubscribe().Channel(names...).Build(), nil
+	case "PSUBSCRIBE":
+		return b.Psubscribe().Pattern(names...).Build(), nil
+	case "PUNSUBSCRIBE":
+		return b.Punsubscribe().Pattern(names...).Build(), nil
+	case "SSUBSCRIBE":
+		return b.Ssubscribe().Channel(names...).Build(), nil
+	case "SUNSUBSCRIBE":
+		return b.Sunsubscribe().Channel(names...).Build(), nil
+	}
+	if strings.HasSuffix(strings.ToUpper(cmd.Args[0]), "SUBSCRIBE") {
+		return valkey.Completed{}, fmt.Errorf("valkey-go: %s is not supported", cmd.Args[0])
+	}
+	a := b.Arbitrary(cmd.Args...)
+	switch {
+	case cmd.Flags&drivers.Blocking != 0:
+		return a.Blocking(), nil
+	case cmd.Flags&drivers.ReadOnly != 0:
+		return a.ReadOnly(), nil
+	}
+	return a.Build(), nil
+}
+
+// neutralError marks valkey-go's errors with the drivers sentinels: after
+// Close every transport error is ErrClosed (valkey-go reports a closed
+// socket as net.ErrClosed or its own ErrClosing).
+func (c *Conn) neutralError(err error) error {
+	var op *net.OpError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, valkey.ErrClosing), c.closing.Err() != nil:
+		return fmt.Errorf("%w: %w", drivers.ErrClosed, err)
+	case errors.As(err, &op) && op.Op == "dial":
+		return fmt.Errorf("%w: %w", drivers.ErrNotSent, err)
+	}
+	return err
+}
+
+// Listen implements drivers.PubSub over ListenValkey.
 func (c *Conn) Listen(h drivers.PubSubHooks) <-chan error {
+	var vh valkey.PubSubHooks
+	if h.OnMessage != nil {
+		vh.OnMessage = func(m valkey.PubSubMessage) {
+			h.OnMessage(drivers.Message{Channel: m.Channel, Message: m.Message, Pattern: m.Pattern})
+		}
+	}
+	if h.OnSubscription != nil {
+		vh.OnSubscription = func(s valkey.PubSubSubscription) {
+			h.OnSubscription(drivers.Subscription{Kind: s.Kind, Channel: s.Channel, Count: s.Count})
+		}
+	}
+	return c.ListenValkey(vh)
+}
+
+// ListenValkey implements drivers.ValkeyPubSub with valkey-go's pub/sub
+// hooks on a dedicated connection (DedicatedClient.SetPubSubHooks).
+// valkey-go holds that connection apart from the one the client dialled
+// first, which stays open and idle until Close: a listening Conn uses two
+// TCP connections.
+func (c *Conn) ListenValkey(h valkey.PubSubHooks) <-chan error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.ded.Load() != nil {

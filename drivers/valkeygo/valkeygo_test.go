@@ -41,7 +41,7 @@ func dial(t *testing.T, opts drivers.Options) *valkeygo.Conn {
 }
 
 // clientsNamed returns the CLIENT LIST lines of the connections named name.
-func clientsNamed(t *testing.T, c drivers.Conn, name string) []string {
+func clientsNamed(t *testing.T, c drivers.ValkeyConn, name string) []string {
 	t.Helper()
 	list, err := c.Do(context.Background(), c.B().ClientList().Build()).ToString()
 	if err != nil {
@@ -455,7 +455,7 @@ func TestCloseUnblocksBlockingCommand(t *testing.T) {
 
 // waitBlocked waits until the server reports one blocked client, failing
 // if the blocking call returns on done first.
-func waitBlocked[T any](t *testing.T, observer drivers.Conn, done <-chan T) {
+func waitBlocked[T any](t *testing.T, observer drivers.ValkeyConn, done <-chan T) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	tick := time.NewTicker(5 * time.Millisecond)

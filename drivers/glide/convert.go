@@ -1,0 +1,436 @@
+package glide
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/vactor-io/vactor/drivers"
+)
+
+// glide's Go binding returns replies as Go values (string, int64,
+// float64, bool, nil, error, []any, map[string]any, map[string]struct{}),
+// after glide's core converted some of them by command name: error texts
+// rewritten, integers made booleans, ordered arrays made maps. convert
+// turns them back into what the server sent, as far as it can be known.
+
+// reply converts glide's reply r to the command args: a reply Value, or
+// an error when r is an error that is not a server's error reply.
+func reply(args []string, r any) (drivers.Value, error) {
+	if err, ok := r.(error); ok {
+		text, server := serverText(err.Error())
+		if !server {
+			return drivers.Value{}, err
+		}
+		return drivers.Error(text), nil
+	}
+	return restore(args, value(r)), nil
+}
+
+// value converts a glide value to a Value, map keys and set members in
+// sorted order (glide's Go maps have lost the server's).
+func value(r any) drivers.Value {
+	switch v := r.(type) {
+	case nil:
+		return drivers.Null()
+	case string:
+		return drivers.String(v)
+	case int64:
+		return drivers.Int(v)
+	case float64:
+		return drivers.Float(v)
+	case bool:
+		return drivers.Bool(v)
+	case error:
+		text, _ := serverText(v.Error())
+		return drivers.Error(text)
+	case []any:
+		elems := make([]drivers.Value, len(v))
+		for i, e := range v {
+			elems[i] = value(e)
+		}
+		return drivers.Array(elems...)
+	case map[string]any:
+		keys := sortedKeys(v)
+		elems := make([]drivers.Value, 0, 2*len(v))
+		for _, k := range keys {
+			elems = append(elems, drivers.String(k), value(v[k]))
+		}
+		return drivers.Map(elems...)
+	case map[string]struct{}:
+		keys := sortedKeys(v)
+		elems := make([]drivers.Value, len(keys))
+		for i, k := range keys {
+			elems[i] = drivers.String(k)
+		}
+		return drivers.Set(elems...)
+	}
+	return drivers.Error(fmt.Sprintf("ERR vactor/drivers/glide: reply of unexpected type %T", r))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// signalled prefixes glide's text of the server errors its core knows
+// by kind: "An error was signalled by the server: - Moved: 3999 host:port".
+const signalled = "An error was signalled by the server: - "
+
+// kindCodes maps those kinds to the server's error codes.
+var kindCodes = map[string]string{
+	"ResponseError":    "ERR",
+	"ExecAbortError":   "EXECABORT",
+	"BusyLoadingError": "LOADING",
+	"NoScriptError":    "NOSCRIPT",
+	"Moved":            "MOVED",
+	"Ask":              "ASK",
+	"TryAgain":         "TRYAGAIN",
+	"ClusterDown":      "CLUSTERDOWN",
+	"CrossSlot":        "CROSSSLOT",
+	"MasterDown":       "MASTERDOWN",
+	"ReadOnly":         "READONLY",
+	"NotBusy":          "NOTBUSY",
+	"PermissionDenied": "NOPERM",
+}
+
+// serverText returns the server's text of an error reply from glide's
+// text of it, and false when the text is not an error reply's (a failure
+// of the connection, of glide itself). Glide writes the codes its core
+// knows as "An error was signalled by the server: - Kind: detail" and the
+// others as "CODE: detail".
+func serverText(text string) (string, bool) {
+	if rest, ok := strings.CutPrefix(text, signalled); ok {
+		kind, detail, _ := strings.Cut(rest, ": ")
+		if code, ok := kindCodes[kind]; ok {
+			return code + " " + detail, true
+		}
+		return "", false
+	}
+	code, detail, ok := strings.Cut(text, ": ")
+	if !ok || !isCode(code) {
+		return "", false
+	}
+	return code + " " + detail, true
+}
+
+// isCode reports whether s looks like a server error code: upper-case
+// letters, digits, '_' and '-', starting with a letter.
+func isCode(s string) bool {
+	if s == "" || s[0] < 'A' || s[0] > 'Z' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// restore undoes glide's conversions of v, the reply to args.
+func restore(args []string, v drivers.Value) drivers.Value {
+	if len(args) == 0 || v.Kind == drivers.KindError || v.Kind == drivers.KindNull {
+		return v
+	}
+	name := strings.ToUpper(args[0])
+	switch name {
+	case "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO":
+		return v // scripts' replies are the server's; booleans are theirs
+	}
+	v = boolsToInts(v)
+	switch name {
+	case "ZRANGE", "ZRANGEBYSCORE", "ZREVRANGE", "ZREVRANGEBYSCORE", "ZUNION", "ZINTER", "ZDIFF":
+		if v.Kind == drivers.KindMap && hasArg(args, "WITHSCORES") {
+			desc := strings.HasPrefix(name, "ZREV") || (name == "ZRANGE" && hasArg(args, "REV"))
+			return drivers.Array(scorePairs(v, desc)...)
+		}
+	case "ZPOPMIN", "ZPOPMAX":
+		if v.Kind == drivers.KindMap {
+			pairs := scorePairs(v, name == "ZPOPMAX")
+			if len(args) < 3 { // no count: one flat pair
+				if len(pairs) == 0 {
+					return drivers.Array()
+				}
+				return pairs[0]
+			}
+			return drivers.Array(pairs...)
+		}
+	case "ZMPOP", "BZMPOP":
+		return mpop(args, v)
+	case "ZRANDMEMBER":
+		if v.Kind == drivers.KindMap {
+			return drivers.Array(scorePairs(v, false)...)
+		}
+	case "HRANDFIELD":
+		if v.Kind == drivers.KindMap {
+			return drivers.Array(fieldPairs(v)...)
+		}
+	case "XRANGE", "XREVRANGE":
+		if v.Kind == drivers.KindMap {
+			return drivers.Array(entries(v, name == "XREVRANGE", nil)...)
+		}
+	case "XREAD", "XREADGROUP":
+		return streams(args, v)
+	case "XCLAIM":
+		if v.Kind == drivers.KindMap {
+			return drivers.Array(entries(v, false, args)...)
+		}
+	case "XAUTOCLAIM":
+		if v.Kind == drivers.KindArray && len(v.Elems) >= 2 && v.Elems[1].Kind == drivers.KindMap {
+			elems := slices.Clone(v.Elems)
+			elems[1] = drivers.Array(entries(v.Elems[1], false, nil)...)
+			return drivers.Array(elems...)
+		}
+	case "PUBSUB":
+		if len(args) > 1 && v.Kind == drivers.KindMap {
+			switch strings.ToUpper(args[1]) {
+			case "NUMSUB", "SHARDNUMSUB":
+				return flatInOrder(v, args[2:])
+			}
+		}
+	}
+	return v
+}
+
+// boolsToInts turns booleans into integers 1 and 0, everywhere in v: no
+// core command replies with a RESP3 boolean, glide makes them of
+// integers (EXPIRE, SISMEMBER, HSETNX, SMISMEMBER, SCRIPT EXISTS, ...).
+func boolsToInts(v drivers.Value) drivers.Value {
+	switch v.Kind {
+	case drivers.KindBool:
+		if v.Bool {
+			return drivers.Int(1)
+		}
+		return drivers.Int(0)
+	case drivers.KindArray, drivers.KindMap, drivers.KindSet:
+		for i := range v.Elems {
+			v.Elems[i] = boolsToInts(v.Elems[i])
+		}
+	}
+	return v
+}
+
+// hasArg reports whether args (after the command name) hold word, in any
+// case.
+func hasArg(args []string, word string) bool {
+	for _, a := range args[1:] {
+		if strings.EqualFold(a, word) {
+			return true
+		}
+	}
+	return false
+}
+
+// number reads an integer or double Value as a float64.
+func number(v drivers.Value) float64 {
+	switch v.Kind {
+	case drivers.KindFloat:
+		return v.Float
+	case drivers.KindInt:
+		return float64(v.Int)
+	case drivers.KindString:
+		f, _ := strconv.ParseFloat(v.Str, 64)
+		return f
+	}
+	return 0
+}
+
+// scorePairs turns a member -> score map into [member, score] pairs in
+// the order of a sorted set: by score, then member (both reversed when
+// desc).
+func scorePairs(m drivers.Value, desc bool) []drivers.Value {
+	type pair struct {
+		member string
+		score  float64
+		v      drivers.Value
+	}
+	ps := make([]pair, 0, len(m.Elems)/2)
+	for i := 0; i+1 < len(m.Elems); i += 2 {
+		score := m.Elems[i+1]
+		if score.Kind != drivers.KindFloat {
+			score = drivers.Float(number(score))
+		}
+		ps = append(ps, pair{m.Elems[i].Str, score.Float, score})
+	}
+	slices.SortFunc(ps, func(a, b pair) int {
+		c := 0
+		switch {
+		case a.score < b.score:
+			c = -1
+		case a.score > b.score:
+			c = 1
+		default:
+			c = strings.Compare(a.member, b.member)
+		}
+		if desc {
+			c = -c
+		}
+		return c
+	})
+	out := make([]drivers.Value, len(ps))
+	for i, p := range ps {
+		out[i] = drivers.Array(drivers.String(p.member), p.v)
+	}
+	return out
+}
+
+// fieldPairs turns a field -> value map into [field, value] pairs.
+func fieldPairs(m drivers.Value) []drivers.Value {
+	out := make([]drivers.Value, 0, len(m.Elems)/2)
+	for i := 0; i+1 < len(m.Elems); i += 2 {
+		out = append(out, drivers.Array(m.Elems[i], m.Elems[i+1]))
+	}
+	return out
+}
+
+// mpop restores ZMPOP/BZMPOP's [key, [[member, score], ...]] from the
+// maps glide makes of it.
+func mpop(args []string, v drivers.Value) drivers.Value {
+	desc := hasArg(args, "MAX")
+	switch {
+	case v.Kind == drivers.KindMap && len(v.Elems) == 2 && v.Elems[1].Kind == drivers.KindMap:
+		return drivers.Array(v.Elems[0], drivers.Array(scorePairs(v.Elems[1], desc)...))
+	case v.Kind == drivers.KindArray && len(v.Elems) == 2 && v.Elems[1].Kind == drivers.KindMap:
+		return drivers.Array(v.Elems[0], drivers.Array(scorePairs(v.Elems[1], desc)...))
+	}
+	return v
+}
+
+// streamID compares two stream IDs ("ms-seq") numerically.
+func streamID(a, b string) int {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	an, _ := strconv.ParseUint(am, 10, 64)
+	bn, _ := strconv.ParseUint(bm, 10, 64)
+	if an != bn {
+		if an < bn {
+			return -1
+		}
+		return 1
+	}
+	aseq, _ := strconv.ParseUint(as, 10, 64)
+	bseq, _ := strconv.ParseUint(bs, 10, 64)
+	switch {
+	case aseq < bseq:
+		return -1
+	case aseq > bseq:
+		return 1
+	}
+	return 0
+}
+
+// entries turns glide's id -> [[field, value], ...] map into the server's
+// [id, [field, value, ...]] entries: in the order of order's arguments
+// when given (XCLAIM's IDs), else by ID (descending when desc).
+func entries(m drivers.Value, desc bool, order []string) []drivers.Value {
+	type entry struct {
+		id     string
+		fields drivers.Value
+	}
+	es := make([]entry, 0, len(m.Elems)/2)
+	for i := 0; i+1 < len(m.Elems); i += 2 {
+		es = append(es, entry{m.Elems[i].Str, flatFields(m.Elems[i+1])})
+	}
+	pos := func(id string) int {
+		for i, a := range order {
+			if a == id {
+				return i
+			}
+		}
+		return len(order)
+	}
+	slices.SortFunc(es, func(a, b entry) int {
+		if order != nil {
+			if c := pos(a.id) - pos(b.id); c != 0 {
+				return c
+			}
+		}
+		c := streamID(a.id, b.id)
+		if desc {
+			c = -c
+		}
+		return c
+	})
+	out := make([]drivers.Value, len(es))
+	for i, e := range es {
+		out[i] = drivers.Array(drivers.String(e.id), e.fields)
+	}
+	return out
+}
+
+// flatFields turns [[field, value], ...] into [field, value, ...]; other
+// shapes (nil for a deleted entry, a flat list) are kept.
+func flatFields(v drivers.Value) drivers.Value {
+	if v.Kind != drivers.KindArray {
+		return v
+	}
+	flat := make([]drivers.Value, 0, 2*len(v.Elems))
+	for _, p := range v.Elems {
+		if p.Kind != drivers.KindArray || len(p.Elems) != 2 {
+			return v
+		}
+		flat = append(flat, p.Elems...)
+	}
+	return drivers.Array(flat...)
+}
+
+// streams restores XREAD/XREADGROUP's map of stream -> entries: streams
+// in the order of the STREAMS arguments (the server's), each one's
+// entries by ID.
+func streams(args []string, v drivers.Value) drivers.Value {
+	if v.Kind != drivers.KindMap {
+		return v
+	}
+	var keys []string
+	for i, a := range args {
+		if strings.EqualFold(a, "STREAMS") {
+			rest := args[i+1:]
+			keys = rest[:len(rest)/2]
+			break
+		}
+	}
+	out := make([]drivers.Value, 0, len(v.Elems))
+	add := func(k drivers.Value, e drivers.Value) {
+		if e.Kind == drivers.KindMap {
+			e = drivers.Array(entries(e, false, nil)...)
+		}
+		out = append(out, k, e)
+	}
+	done := make([]bool, len(v.Elems)/2)
+	for _, k := range keys {
+		for i := 0; i+1 < len(v.Elems); i += 2 {
+			if !done[i/2] && v.Elems[i].Str == k {
+				done[i/2] = true
+				add(v.Elems[i], v.Elems[i+1])
+			}
+		}
+	}
+	for i := 0; i+1 < len(v.Elems); i += 2 {
+		if !done[i/2] {
+			add(v.Elems[i], v.Elems[i+1])
+		}
+	}
+	return drivers.Map(out...)
+}
+
+// flatInOrder turns a map into the flat [key, value, ...] array the
+// server sends, keys in the order of names.
+func flatInOrder(m drivers.Value, names []string) drivers.Value {
+	out := make([]drivers.Value, 0, len(m.Elems))
+	for _, n := range names {
+		for i := 0; i+1 < len(m.Elems); i += 2 {
+			if m.Elems[i].Str == n {
+				out = append(out, m.Elems[i], m.Elems[i+1])
+				break
+			}
+		}
+	}
+	return drivers.Array(out...)
+}

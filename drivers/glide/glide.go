@@ -1,0 +1,404 @@
+// Package glide is a vactor driver built on valkey-glide's Go client
+// (github.com/valkey-io/valkey-glide/go/v2), registered as "glide":
+//
+//	import _ "github.com/vactor-io/vactor/drivers/glide"
+//
+//	cfg := config.DefaultConfig().WithDriver("glide") // or VALKEY_DRIVER=glide
+//
+// It is a module of its own because glide needs cgo (it links glide's
+// prebuilt Rust core, a static library of some 50 MB): the main module
+// stays pure Go. The first build links that library and takes a minute or
+// more; builds after it are cached.
+//
+// Each Conn is one glide standalone client (one multiplexed connection)
+// to one node, standalone or cluster (the engine routes cluster commands
+// itself and follows MOVED and ASK). The driver implements the neutral
+// drivers.Conn: a pipeline is one non-atomic glide Batch sent with
+// Exec(raiseOnError false), so that a batch of the engine is one call
+// across cgo; the engine reaches it through drivers.Fast's adapter.
+// Blocking commands run on glide clients of their own, kept in a small
+// pool per Conn.
+//
+// What it does not support, and why (Driver.Capabilities):
+//
+//   - pub/sub: glide 2.5.3's Go binding hands each pushed message to a
+//     goroutine of its own (pubSubCallback starts one per message), so
+//     arrival order is lost, and it reports neither (un)subscribe
+//     confirmations nor the unsubscriptions the server makes on its own
+//     (it reconciles subscriptions itself), which vactor's subscribers
+//     need to resubscribe after a slot moves. engine.Subscribe fails with
+//     drivers.ErrUnsupported.
+//   - TLS with a *tls.Config (TLSConfig): glide takes TLS as a switch, root
+//     certificates in PEM (Options.TLSRootPEM, from config TLS.CAFile) and
+//     an insecure flag; it has no client certificates (mutual TLS) and no
+//     ServerName other than the dialled host. TLS without those works.
+//   - sentinels: glide's standalone client reads INFO REPLICATION from the
+//     node it connects to, and a sentinel mode of the engine is not tested
+//     with it.
+//
+// Replies: glide converts some replies on its own, by command name, also
+// for custom commands. The driver undoes what it can, so that the engine
+// reads what the server sent (see convert.go): error texts back to the
+// server's (glide rewrites "WRONGTYPE ..." as "WRONGTYPE: ...", "MOVED
+// ..." as "An error was signalled by the server: - Moved: ..."), booleans
+// back to integers (EXPIRE, SISMEMBER, HSETNX, ...), and the maps it makes
+// of ordered replies back to arrays in the server's order (ZRANGE ...
+// WITHSCORES, ZPOPMIN, XRANGE, XREAD, ...). What it cannot undo is listed
+// in the README (Drivers).
+package glide
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	glide "github.com/valkey-io/valkey-glide/go/v2"
+	"github.com/valkey-io/valkey-glide/go/v2/config"
+	"github.com/valkey-io/valkey-glide/go/v2/pipeline"
+
+	"github.com/vactor-io/vactor/drivers"
+)
+
+// Name is the registry name of this driver.
+const Name = "glide"
+
+func init() { drivers.Register(Name, Driver{}) }
+
+// Driver dials glide clients. The zero value is ready to use and safe for
+// concurrent use.
+type Driver struct{}
+
+var (
+	_ drivers.Driver  = Driver{}
+	_ drivers.Capable = Driver{}
+	_ drivers.Conn    = (*Conn)(nil)
+)
+
+// Capabilities implements drivers.Capable (see the package doc for what
+// is missing and why).
+func (Driver) Capabilities() drivers.Capabilities {
+	return drivers.Capabilities{TLS: true, Credentials: true, Blocking: true, NoIdlePing: true}
+}
+
+// defaultTimeout bounds a request when Options gives no ReadTimeout
+// (valkey-go's default, 10 s).
+const defaultTimeout = 10 * time.Second
+
+// Dial implements drivers.Driver: it creates a glide client connected to
+// o.Addr. Glide connects synchronously; Dial returns when ctx ends even
+// if glide has not (the client is closed when it arrives).
+func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cfg, err := clientConfig(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, err)
+	}
+	c, err := newClient(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, err)
+	}
+	return &Conn{c: c, cfg: cfg, timeout: requestTimeout(o), idle: map[*glide.Client]struct{}{}, busy: map[*glide.Client]struct{}{}}, nil
+}
+
+// requestTimeout is the glide request timeout of o: glide bounds a whole
+// request (a pipeline's round trip), not silence, so the larger of the
+// read and write timeouts.
+func requestTimeout(o drivers.Options) time.Duration {
+	if t := max(o.ReadTimeout, o.WriteTimeout); t > 0 {
+		return t
+	}
+	return defaultTimeout
+}
+
+// clientConfig translates o into glide's configuration.
+func clientConfig(ctx context.Context, o drivers.Options) (*config.ClientConfiguration, error) {
+	host, portText, err := net.SplitHostPort(o.Addr)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("port %q: %w", portText, err)
+	}
+	cfg := config.NewClientConfiguration().
+		WithAddress(&config.NodeAddress{Host: host, Port: port}).
+		WithRequestTimeout(requestTimeout(o))
+	if o.ClientName != "" {
+		cfg.WithClientName(o.ClientName)
+	}
+	if o.DB != 0 {
+		cfg.WithDatabaseId(o.DB)
+	}
+	user, pass := o.Username, o.Password
+	if o.Credentials != nil {
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if o.DialTimeout > 0 {
+			cctx, cancel = context.WithTimeout(ctx, o.DialTimeout)
+		}
+		user, pass, err = o.Credentials(cctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("credentials: %w", err)
+		}
+	}
+	if pass != "" {
+		if user != "" {
+			cfg.WithCredentials(config.NewServerCredentials(user, pass))
+		} else {
+			cfg.WithCredentials(config.NewServerCredentialsWithDefaultUsername(pass))
+		}
+	}
+	adv := config.NewAdvancedClientConfiguration()
+	if o.DialTimeout > 0 {
+		adv.WithConnectionTimeout(o.DialTimeout)
+	}
+	if o.TLS != nil {
+		cfg.WithUseTLS(true)
+		t := config.NewTlsConfiguration()
+		if len(o.TLSRootPEM) > 0 {
+			t.WithRootCertificates(o.TLSRootPEM)
+		}
+		if o.TLS.InsecureSkipVerify {
+			t.WithInsecureTLS(true)
+		}
+		adv.WithTlsConfiguration(t)
+	}
+	cfg.WithAdvancedConfiguration(adv)
+	return cfg, nil
+}
+
+// newClient creates a glide client, returning when ctx ends if glide has
+// not returned by then.
+func newClient(ctx context.Context, cfg *config.ClientConfiguration) (*glide.Client, error) {
+	type result struct {
+		c   *glide.Client
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := glide.NewClient(cfg)
+		done <- result{c, err}
+	}()
+	select {
+	case r := <-done:
+		return r.c, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.c != nil {
+				r.c.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// Conn is one glide client to one node. See drivers.Conn.
+type Conn struct {
+	c       *glide.Client
+	cfg     *config.ClientConfiguration // for the blocking clients
+	timeout time.Duration
+
+	mu     sync.Mutex
+	closed bool
+	idle   map[*glide.Client]struct{} // blocking clients ready for use
+	busy   map[*glide.Client]struct{} // blocking clients in use
+}
+
+// maxIdleBlocking is how many blocking clients a Conn keeps for reuse.
+const maxIdleBlocking = 4
+
+// Exec implements drivers.Conn: the commands go out as one non-atomic
+// batch (one call into glide); a batch with a Blocking command goes out
+// on a blocking client of its own.
+func (c *Conn) Exec(ctx context.Context, cmds []drivers.Command, out []drivers.Result) {
+	if len(cmds) == 0 {
+		return
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		failAll(out, fmt.Errorf("%w: glide: Exec after Close", drivers.ErrClosed))
+		return
+	}
+	for _, cmd := range cmds {
+		if cmd.Flags&drivers.Blocking != 0 {
+			c.execBlocking(ctx, cmds, out)
+			return
+		}
+	}
+	c.exec(ctx, c.c, cmds, out, nil)
+}
+
+// exec sends cmds as one batch on client; opts, when not nil, replaces
+// the client's request timeout.
+func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Command, out []drivers.Result, opts *pipeline.StandaloneBatchOptions) {
+	batch := pipeline.NewStandaloneBatch(false)
+	for _, cmd := range cmds {
+		if len(cmd.Args) == 0 || cmd.Args[0] == "" {
+			// glide rejects the batch for one empty command: send a
+			// harmless one in its place and fail it here.
+			batch.CustomCommand([]string{"PING"})
+			continue
+		}
+		batch.CustomCommand(rewrite(cmd.Args))
+	}
+	res, err := run(ctx, client, batch, opts)
+	if err == nil && len(res) != len(cmds) {
+		err = fmt.Errorf("glide: %d replies for %d commands", len(res), len(cmds))
+	}
+	if err != nil {
+		failAll(out, c.transportError(ctx, err))
+		return
+	}
+	for i, r := range res {
+		if len(cmds[i].Args) == 0 || cmds[i].Args[0] == "" {
+			out[i] = drivers.Result{Err: errEmptyCommand}
+			continue
+		}
+		v, err := reply(cmds[i].Args, r)
+		if err != nil {
+			out[i] = drivers.Result{Err: c.transportError(ctx, err)}
+			continue
+		}
+		out[i] = drivers.Result{Value: v}
+	}
+}
+
+// commandScript runs COMMAND in a script: its reply then has RESP2's
+// shapes (arrays; maps as flat arrays). COMMAND's RESP3 reply holds sets
+// of maps (the key specs), which glide 2.5.3's Go binding cannot convert:
+// it panics (parseSet takes every member for a string). The engine reads
+// both shapes.
+const commandScript = "return redis.call('COMMAND', unpack(ARGV))"
+
+// rewrite returns the arguments glide is sent for args.
+func rewrite(args []string) []string {
+	if strings.EqualFold(args[0], "COMMAND") {
+		return append([]string{"EVAL", commandScript, "0"}, args[1:]...)
+	}
+	return args
+}
+
+// run executes batch, turning a panic of glide's reply parsing (it panics
+// on a map reply whose keys are not strings) into an error.
+func run(ctx context.Context, client *glide.Client, batch *pipeline.StandaloneBatch, opts *pipeline.StandaloneBatchOptions) (res []any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = nil, fmt.Errorf("glide: reply conversion failed: %v", p)
+		}
+	}()
+	if opts != nil {
+		return client.ExecWithOptions(ctx, *batch, false, *opts)
+	}
+	return client.Exec(ctx, *batch, false)
+}
+
+func failAll(out []drivers.Result, err error) {
+	for i := range out {
+		out[i] = drivers.Result{Err: err}
+	}
+}
+
+// execBlocking sends a batch holding a blocking command on a client of
+// its own, with no request timeout but ctx's: glide's request timeout
+// would cut the wait short (it bounds a whole batch).
+func (c *Conn) execBlocking(ctx context.Context, cmds []drivers.Command, out []drivers.Result) {
+	client, err := c.blockingClient(ctx)
+	if err != nil {
+		failAll(out, c.transportError(ctx, err))
+		return
+	}
+	timeout := time.Duration(math.MaxUint32) * time.Millisecond
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, max(time.Until(dl)+time.Second, time.Millisecond))
+	}
+	opts := pipeline.NewStandaloneBatchOptions().WithTimeout(timeout)
+	c.exec(ctx, client, cmds, out, opts)
+	// A client whose call ended early may still wait on the server: it is
+	// not reused.
+	healthy := ctx.Err() == nil
+	for _, r := range out {
+		if r.Err != nil {
+			healthy = false
+		}
+	}
+	c.putBlocking(client, healthy)
+}
+
+// blockingClient returns an idle blocking client or dials one.
+func (c *Conn) blockingClient(ctx context.Context) (*glide.Client, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, glide.NewClosingError("glide: Exec after Close")
+	}
+	for b := range c.idle {
+		delete(c.idle, b)
+		c.busy[b] = struct{}{}
+		c.mu.Unlock()
+		return b, nil
+	}
+	c.mu.Unlock()
+	b, err := newClient(ctx, c.cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		b.Close()
+		return nil, glide.NewClosingError("glide: Exec after Close")
+	}
+	c.busy[b] = struct{}{}
+	c.mu.Unlock()
+	return b, nil
+}
+
+// putBlocking gives a blocking client back: kept when healthy and there
+// is room, closed otherwise.
+func (c *Conn) putBlocking(b *glide.Client, healthy bool) {
+	c.mu.Lock()
+	_, ours := c.busy[b]
+	delete(c.busy, b)
+	keep := ours && healthy && !c.closed && len(c.idle) < maxIdleBlocking
+	if keep {
+		c.idle[b] = struct{}{}
+	}
+	c.mu.Unlock()
+	if !keep && ours {
+		b.Close()
+	}
+}
+
+// Close implements drivers.Conn: it closes the client and every blocking
+// client; commands in flight fail with glide's ClosingError, reported as
+// drivers.ErrClosed. Idempotent.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	clients := []*glide.Client{c.c}
+	for b := range c.idle {
+		clients = append(clients, b)
+	}
+	for b := range c.busy {
+		clients = append(clients, b)
+	}
+	c.idle, c.busy = nil, nil
+	c.mu.Unlock()
+	for _, b := range clients {
+		b.Close()
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/drivers/driverstest"
+	"github.com/vactor-io/vactor/drivers/valkeygo"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/engine/enginetest"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// Drivers registered by these tests: valkey-go with its fast path hidden
+// (the engine runs it through drivers.Fast's adapter), and the same with
+// few capabilities.
+const (
+	adaptedDriver = "test-valkey-go-adapted"
+	limitedDriver = "test-limited"
+)
+
+var registerTestDrivers = sync.OnceFunc(func() {
+	drivers.Register(adaptedDriver, driverstest.NeutralOnly(valkeygo.Driver{}))
+	drivers.Register(limitedDriver, limited{driverstest.NeutralOnly(valkeygo.Driver{})})
+})
+
+// limited is a driver that says it supports TLS without a *tls.Config
+// and nothing else optional.
+type limited struct{ drivers.Driver }
+
+func (limited) Capabilities() drivers.Capabilities { return drivers.Capabilities{TLS: true} }
+
+// New refuses a configuration that asks for more than the driver
+// supports, naming the driver, the capability and the setting.
+func TestNewRejectsWhatTheDriverCannotDo(t *testing.T) {
+	registerTestDrivers()
+	base := config.DefaultConfig().WithAddrs("127.0.0.1:1").WithDriver(limitedDriver)
+	cases := []struct {
+		name       string
+		cfg        config.Config
+		capability string
+		setting    string
+	}{
+		{"client certificate", base.WithTLS(config.TLSConfig{Enabled: true, CertFile: "c.pem", KeyFile: "k.pem"}), "TLSConfig", "TLS.CertFile"},
+		{"server name", base.WithTLS(config.TLSConfig{Enabled: true, ServerName: "db.example"}), "TLSConfig", "TLS.ServerName"},
+		{"tls.Config", base.WithTLSConfig(valkeytest.NewCertsT(t).TLSConfig()), "TLSConfig", "TLS.Config"},
+		{"credentials provider", base.WithCredentialsProvider(func(context.Context) (string, string, error) { return "", "", nil }), "Credentials", "CredentialsProvider"},
+		{"sentinel", base.WithSentinel("mymaster", "127.0.0.1:2"), "Sentinel", "SentinelMode"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.cfg.Validate(); err != nil {
+				t.Fatalf("the configuration is invalid: %v", err)
+			}
+			eng, err := engine.New(context.Background(), c.cfg)
+			if err == nil {
+				eng.Close()
+				t.Fatal("New accepted it")
+			}
+			var ue *drivers.UnsupportedError
+			if !errors.Is(err, drivers.ErrUnsupported) || !errors.As(err, &ue) {
+				t.Fatalf("New: %v, want a *drivers.UnsupportedError", err)
+			}
+			for _, want := range []string{limitedDriver, c.capability, c.setting} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// Calls that need a capability the driver lacks fail with
+// drivers.ErrUnsupported; the rest of the engine works.
+func TestCallsNeedingCapabilities(t *testing.T) {
+	registerTestDrivers()
+	eng, _ := newEngine(t, func(c config.Config) config.Config { return c.WithDriver(limitedDriver) })
+	ctx := ctxT(t)
+	if _, err := eng.Set(ctx, "k", "v", 0).Await(ctx); err != nil {
+		t.Fatalf("SET over the limited driver: %v", err)
+	}
+	if _, err := eng.Subscribe(ctx, "ch"); !errors.Is(err, drivers.ErrUnsupported) {
+		t.Errorf("Subscribe: %v, want ErrUnsupported", err)
+	}
+	if _, err := eng.Do(ctx, "BLPOP", "l", "1").Await(ctx); !errors.Is(err, drivers.ErrUnsupported) {
+		t.Errorf("BLPOP: %v, want ErrUnsupported", err)
+	}
+	err := eng.Dedicated(ctx, func(*engine.DedicatedConn) error { return nil })
+	if !errors.Is(err, drivers.ErrUnsupported) {
+		t.Errorf("Dedicated: %v, want ErrUnsupported", err)
+	}
+	_, err = eng.Consume(ctx, "s", "g", "c", func(context.Context, engine.XEntry) error { return nil }, engine.ConsumeOptions{})
+	if !errors.Is(err, drivers.ErrUnsupported) {
+		t.Errorf("Consume: %v, want ErrUnsupported", err)
+	}
+}
+
+// The engine runs over a driver that has only the neutral interface,
+// through drivers.Fast's adapter: commands, pipelines, errors, nil
+// replies, transactions, blocking commands and pub/sub.
+func TestEngineOverAdapter(t *testing.T) {
+	registerTestDrivers()
+	eng, _ := newEngine(t, func(c config.Config) config.Config { return c.WithDriver(adaptedDriver).WithPoolSize(2) })
+	ctx := ctxT(t)
+	if _, err := eng.Set(ctx, "k", "v\x00\xff", 0).Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := eng.Get(ctx, "k").Await(ctx); err != nil || v != "v\x00\xff" {
+		t.Fatalf("GET: %q %v", v, err)
+	}
+	if _, err := eng.Get(ctx, "missing").Await(ctx); !errors.Is(err, engine.ErrNil) {
+		t.Fatalf("GET missing: %v, want ErrNil", err)
+	}
+	var se *engine.ServerError
+	if _, err := eng.Do(ctx, "LPUSH", "k", "x").Await(ctx); !errors.As(err, &se) || se.Prefix != "WRONGTYPE" {
+		t.Fatalf("LPUSH on a string: %v, want WRONGTYPE", err)
+	}
+	incrs := make([]int64, 0, 100)
+	for range 100 {
+		n, err := eng.Incr(ctx, "n").Await(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		incrs = append(incrs, n)
+	}
+	for i, n := range incrs {
+		if n != int64(i+1) {
+			t.Fatalf("INCR %d returned %d", i, n)
+		}
+	}
+	tx := eng.Tx()
+	a := tx.Incr("txn")
+	b := tx.Incr("txn")
+	if err := tx.Exec(ctx); err != nil {
+		t.Fatalf("Tx: %v", err)
+	}
+	if x, _ := a.Await(ctx); x != 1 {
+		t.Fatalf("first INCR in Tx: %d", x)
+	}
+	if x, _ := b.Await(ctx); x != 2 {
+		t.Fatalf("second INCR in Tx: %d", x)
+	}
+	// A blocking command, answered by a push from the engine.
+	pop := eng.Do(ctx, "BLPOP", "bl", "0")
+	if _, err := eng.Do(ctx, "RPUSH", "bl", "x").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := pop.Await(ctx); err != nil {
+		t.Fatalf("BLPOP: %v", err)
+	} else if vs, _ := r.Strings(); len(vs) != 2 || vs[1] != "x" {
+		t.Fatalf("BLPOP: %q", vs)
+	}
+	// Pub/sub through the adapter's ValkeyPubSub.
+	sub, err := eng.Subscribe(ctx, "news")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := eng.Do(ctx, "PUBLISH", "news", "hello").Await(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i, _ := n.Int64(); i == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the subscription never reached the server")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server until it counts the subscriber
+	}
+	for {
+		select {
+		case ev := <-sub.Channel():
+			if ev.Kind != engine.SubMessage {
+				continue
+			}
+			if ev.Message.Payload != "hello" {
+				t.Fatalf("message: %+v", ev.Message)
+			}
+			return
+		case <-time.After(10 * time.Second):
+			t.Fatal("no message")
+		}
+	}
+}
+
+// Per-key order through the public API (engine/enginetest, which other
+// drivers run too), over the valkey-go driver and over the adapter.
+func TestOrderScenario(t *testing.T) {
+	registerTestDrivers()
+	t.Run("valkey-go", func(t *testing.T) { enginetest.Order(t, enginetest.Options{}) })
+	t.Run("adapter", func(t *testing.T) { enginetest.Order(t, enginetest.Options{Driver: adaptedDriver}) })
+}

@@ -1,0 +1,78 @@
+package enginetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+)
+
+// Options says which driver the scenarios run over.
+type Options struct {
+	// Driver is the registered name of the driver. Default "valkey-go".
+	Driver string
+	// DriverReconnects says that the driver reconnects on its own, under
+	// the engine (glide does: it queues commands while it reconnects). A
+	// restart it absorbs never reaches the engine, so FaultKillRestart
+	// then asks only that some writes failed (the faults bit), not for one
+	// engine reconnect per restart. Default false.
+	DriverReconnects bool
+}
+
+// Config returns the default configuration with o's driver, on addrs.
+func (o Options) Config(addrs ...string) config.Config {
+	cfg := config.DefaultConfig().WithAddrs(addrs...)
+	if o.Driver != "" {
+		cfg = cfg.WithDriver(o.Driver)
+	}
+	return cfg
+}
+
+// Run runs every scenario as a subtest of t.
+func Run(t *testing.T, o Options) {
+	t.Run("Order", func(t *testing.T) { Order(t, o) })
+	t.Run("FaultKillRestart", func(t *testing.T) { FaultKillRestart(t, o) })
+	t.Run("FaultResetAfterWrite", func(t *testing.T) { FaultResetAfterWrite(t, o) })
+	t.Run("ClusterResharding", func(t *testing.T) { ClusterResharding(t, o) })
+}
+
+// newEngine starts an engine with cfg, failing the test if it cannot; it
+// is closed at cleanup.
+func newEngine(t *testing.T, cfg config.Config) *engine.Engine {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	eng, err := engine.New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("engine.New: %v", err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	return eng
+}
+
+// ctxT returns a context that ends after 30 s or at cleanup.
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitServing returns how long it took until a SET through eng succeeds.
+func waitServing(t *testing.T, eng *engine.Engine, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_, err := eng.Set(ctx, "probe", "x", 0).Await(ctx)
+		cancel()
+		if err == nil {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("engine not serving %s after restart: last error %v (stats %+v)", limit, err, eng.Stats())
+		}
+		time.Sleep(5 * time.Millisecond) // pacing between probes, not synchronisation
+	}
+}
