@@ -119,7 +119,7 @@ func attr(s attribute.Set, k string) string {
 	if !ok {
 		return ""
 	}
-	return v.Emit()
+	return v.String()
 }
 
 func ctxT(t *testing.T) context.Context {
