@@ -310,8 +310,8 @@ type Config struct {
 	// MailboxCapacity is the maximum number of commands queued per
 	// connection actor, and per cluster slot actor; beyond it Backpressure
 	// applies (to a Pipeline's commands for one actor as a whole). Default
-	// 65536; at least 1. See the README's "Bulkhead and backpressure" for
-	// the exact bound.
+	// 65536; at least 1. See "Bulkhead and backpressure" in
+	// docs/reliability.md for the exact bound.
 	MailboxCapacity int
 	// Backpressure is what posting to a full mailbox does. Default
 	// BackpressureBlock.

@@ -229,8 +229,9 @@ var envVars = []envVar{
 //	VALKEY_DRAIN_TIMEOUT                 DrainTimeout (Go duration)
 //	VALKEY_LOG_LEVEL                     LogLevel: debug, info, warn or error
 //
-// The slice is for documentation and checks (such as comparing it with a
-// README table); changing it does not change what LoadFromEnv reads.
+// The slice is for documentation and checks (config/doc_test.go compares
+// it with docs/configuration.md); changing it does not change what
+// LoadFromEnv reads.
 var EnvVars = envNames()
 
 func envNames() []string {

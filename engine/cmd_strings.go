@@ -42,8 +42,9 @@ const KeepTTL time.Duration = -1
 // Commands that change the state of the connection they run on (MULTI,
 // EXEC, WATCH, SELECT, AUTH, HELLO, RESET, CLIENT REPLY, CLIENT TRACKING,
 // CLIENT SETNAME, the SUBSCRIBE family, MONITOR, QUIT, READONLY, ASKING,
-// ...; see the README, "What not to send through Do") fail at once with a
-// *ConnectionStateError (ErrConnectionState, ErrInvalidArgument) that
+// ...; see docs/pipelines-transactions.md, "What not to send through
+// Do") fail at once with a *ConnectionStateError (ErrConnectionState,
+// ErrInvalidArgument) that
 // names what to use instead: the connections are shared with every other
 // caller. Run them with Dedicated.
 func (e *Engine) Do(ctx context.Context, name string, args ...string) *futures.Future[Reply] {

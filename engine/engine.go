@@ -81,7 +81,7 @@ type Engine struct {
 // answers and dials each primary when it first has a command for it. In
 // sentinel mode the engine asks the sentinels (cfg.SentinelAddrs) in turn
 // for the primary of cfg.SentinelMasterName, checks with ROLE that it is
-// one, and follows it through failovers (see the README's Sentinel mode).
+// one, and follows it through failovers (see docs/sentinel.md).
 func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	if ctx == nil {
 		ctx = context.Background()

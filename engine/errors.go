@@ -58,8 +58,9 @@ var (
 
 	// ErrConnectionState fails a command that would change the state of
 	// the connection it runs on (MULTI, SELECT, SUBSCRIBE, CLIENT REPLY,
-	// ...: the list is in the README, "What not to send through Do"), sent
-	// through Do, Pipeline.Do, Tx.Do, TxReader.Do or BatchWriter.Write:
+	// ...: the list is in docs/pipelines-transactions.md, "What not to
+	// send through Do"), sent through Do, Pipeline.Do, Tx.Do, TxReader.Do
+	// or BatchWriter.Write:
 	// those connections are shared with other callers. Nothing is sent.
 	// The error is a *ConnectionStateError that names what to use instead
 	// (Tx, Watch, Subscribe, Config.DB, Dedicated, ...); it wraps

@@ -44,7 +44,7 @@
 // back to integers (EXPIRE, SISMEMBER, HSETNX, ...), and the maps it makes
 // of ordered replies back to arrays in the server's order (ZRANGE ...
 // WITHSCORES, ZPOPMIN, XRANGE, XREAD, ...). What it cannot undo is listed
-// in the README (Drivers).
+// in docs/drivers.md.
 package glide
 
 import (
