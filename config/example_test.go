@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -64,14 +65,33 @@ func ExampleConfig_String() {
 }
 
 func ExampleLoadFromEnv() {
-	// With VALKEY_ADDRS=10.0.0.1:6379,10.0.0.2:6379 and
-	// VALKEY_CLUSTER_MODE=true in the environment, cfg seeds a cluster.
+	// As a deployment would set them (the example unsets them after).
+	os.Setenv("VALKEY_ADDRS", "10.0.0.1:6379,10.0.0.2:6379")
+	os.Setenv("VALKEY_CLUSTER_MODE", "true")
+	os.Setenv("VALKEY_POOL_SIZE", "4")
+	defer func() {
+		for _, v := range []string{"VALKEY_ADDRS", "VALKEY_CLUSTER_MODE", "VALKEY_POOL_SIZE"} {
+			os.Unsetenv(v)
+		}
+	}()
+
+	// Unset variables keep DefaultConfig's values.
 	cfg, err := config.LoadFromEnv()
 	if err != nil {
-		fmt.Println(err) // e.g. config: invalid VALKEY_POOL_SIZE "lots": not an integer
+		fmt.Println(err)
 		return
 	}
-	_ = cfg
+	fmt.Println(cfg.Addresses(), cfg.ClusterMode, cfg.PoolSize, cfg.DialTimeout)
+
+	// A bad value is reported with its variable, and wraps ErrInvalidConfig.
+	os.Setenv("VALKEY_POOL_SIZE", "lots")
+	_, err = config.LoadFromEnv()
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, config.ErrInvalidConfig))
+	// Output:
+	// [10.0.0.1:6379 10.0.0.2:6379] true 4 5s
+	// config: invalid VALKEY_POOL_SIZE "lots": not an integer
+	// true
 }
 
 func ExampleConfig_WithSentinel() {

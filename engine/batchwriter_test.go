@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"slices"
 	"strconv"
 	"strings"
@@ -745,43 +744,6 @@ func TestBatchWriterClusterResharding(t *testing.T) {
 	if total != n {
 		t.Fatalf("DBSIZE over the primaries = %d, want %d", total, n)
 	}
-}
-
-func ExampleBatchWriter() {
-	// A throwaway server for the example; use your own address instead.
-	srv, err := valkeytest.StartServer(valkeytest.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer srv.Stop()
-	ctx := context.Background()
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer eng.Close()
-
-	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{
-		OnError: func(cmd []string, err error) { log.Printf("%q failed: %v", cmd, err) },
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	for i := range 10_000 {
-		// Queues and returns; blocks only while MaxPending are pending.
-		if err := w.Set(ctx, fmt.Sprintf("user:%d", i), "v", time.Hour); err != nil {
-			log.Fatal(err)
-		}
-	}
-	_ = w.HSet(ctx, "totals", "users", "10000")
-	_ = w.Write(ctx, "PFADD", "visitors", "ada", "grace")
-	// Close flushes: every write is acknowledged or reported to OnError.
-	if err := w.Close(ctx); err != nil {
-		log.Fatal(err)
-	}
-	st := w.Stats()
-	fmt.Println(st.Written, "written,", st.Acknowledged, "acknowledged,", st.Failed, "failed")
-	// Output: 10002 written, 10002 acknowledged, 0 failed
 }
 
 // Cluster mode, a primary killed (SIGKILL) under the writer: the commands

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"reflect"
 	"runtime"
 	"testing"
@@ -255,36 +254,6 @@ func TestPipelineCluster(t *testing.T) {
 		t.Fatalf("HGET on a string: %v, want WRONGTYPE", err)
 	}
 	t.Logf("cluster pipeline of %d commands over %d slot actors", 2*n+5, eng.Stats().SlotActors)
-}
-
-func ExampleEngine_Pipeline() {
-	srv, err := valkeytest.StartServer(valkeytest.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer srv.Stop()
-	ctx := context.Background()
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer eng.Close()
-
-	// Queue: nothing is sent yet.
-	p := eng.Pipeline()
-	p.Set("greeting", "hello", time.Minute)
-	n := p.Incr("visits")
-	get := p.Get("greeting")
-	wrong := p.LPush("greeting", "x") // a string: WRONGTYPE, on this future only
-
-	// Send them together; Exec returns once every reply is in.
-	if err := p.Exec(ctx); err != nil {
-		log.Fatal(err)
-	}
-	visits, _ := n.Await(ctx)
-	v, _ := get.Await(ctx)
-	fmt.Println(v, visits, errors.Is(wrong.Err(ctx), &engine.ServerError{Prefix: "WRONGTYPE"}))
-	// Output: hello 1 true
 }
 
 // A Pipeline or Tx dropped without Exec or Discard: once collected, its

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -404,65 +403,6 @@ func TestTxCloseDuringWatch(t *testing.T) {
 		t.Fatalf("Tx after Close: %v, %v; want ErrClosed", err, f.Err(ctx))
 	}
 	t.Logf("Watch ended by Close: %v; read: %v", err, readErr)
-}
-
-func ExampleEngine_Tx() {
-	srv, err := valkeytest.StartServer(valkeytest.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer srv.Stop()
-	ctx := context.Background()
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer eng.Close()
-
-	// MULTI, the commands, EXEC: all run, with nothing in between.
-	tx := eng.Tx()
-	stock := tx.IncrBy("stock:42", 10)
-	orders := tx.RPush("orders", "42")
-	if err := tx.Exec(ctx); err != nil {
-		log.Fatal(err)
-	}
-	s, _ := stock.Await(ctx)
-	o, _ := orders.Await(ctx)
-	fmt.Println(s, o)
-	// Output: 10 1
-}
-
-func ExampleEngine_WatchRetry() {
-	srv, err := valkeytest.StartServer(valkeytest.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer srv.Stop()
-	ctx := context.Background()
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer eng.Close()
-
-	// Double a value optimistically: read it on the watched connection,
-	// queue the write; a concurrent change makes WatchRetry run fn again.
-	eng.Set(ctx, "balance", "21", 0)
-	err = eng.WatchRetry(ctx, 10, func(tx *engine.Tx) error {
-		v, err := tx.Read().Get(ctx, "balance")
-		if err != nil {
-			return err
-		}
-		n, _ := strconv.Atoi(v)
-		tx.Set("balance", strconv.Itoa(2*n), 0)
-		return nil
-	}, "balance")
-	if err != nil {
-		log.Fatal(err)
-	}
-	v, _ := eng.Get(ctx, "balance").Await(ctx)
-	fmt.Println(v)
-	// Output: 42
 }
 
 // A transaction longer than the connection's pipeline limit goes out in

@@ -1,0 +1,287 @@
+package actors
+
+// The subscriber actor's connection: dialling, reconnecting with backoff,
+// shard channels the server drops when their slot moves, and the session
+// whose hooks report messages and confirmations.
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/drivers"
+)
+
+// hint returns a shard channel of the set or of a parked op, "" if none.
+func (s *SubscriberState) hint() string {
+	for n := range s.want[SubShard] {
+		return n
+	}
+	for _, op := range s.parked {
+		if op.Kind == SubShard && !op.Unsub && len(op.Names) > 0 {
+			return op.Names[0]
+		}
+	}
+	return s.Hint
+}
+
+// connect dials on a goroutine; the result comes back as subDialed.
+func (s *SubscriberState) connect() {
+	s.gen++
+	gen, hint, failures, self := s.gen, s.hint(), s.failures, s.self
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		conn, addr, err := s.Dial(s.life, hint, failures)
+		if err == nil && !s.adopt(conn) {
+			_ = conn.Close()
+			return
+		}
+		s.tell(self, subDialed{gen: gen, conn: conn, addr: addr, err: err})
+	}()
+}
+
+func (s *SubscriberState) dialed(m subDialed) {
+	if m.gen != s.gen {
+		if m.conn != nil {
+			s.release(m.conn)
+		}
+		return
+	}
+	if m.err != nil {
+		s.retry(m.err)
+		return
+	}
+	ps, ok := m.conn.(drivers.ValkeyPubSub)
+	if !ok {
+		s.release(m.conn)
+		s.retry(ErrNoPubSub)
+		return
+	}
+	s.mu.Lock()
+	s.addr = m.addr
+	s.mu.Unlock()
+	sess := &subSession{s: s, first: !s.subscribed.Load(), down: s.down, addr: m.addr, gen: s.gen, self: s.self, resume: map[string]time.Time{}}
+	done := ps.ListenValkey(valkey.PubSubHooks{OnMessage: sess.message, OnSubscription: sess.confirmed})
+	s.conn, s.sess = m.conn, sess
+	s.unsubbed = map[string]int{}
+	gen, self := s.gen, s.self
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		err := <-done
+		s.tell(self, subLost{gen: gen, err: err})
+	}()
+
+	// Everything in the set, then the parked operations. Shard channels
+	// come last, one command each.
+	var cmds []valkey.Completed
+	var shard []string
+	for k := range s.want {
+		names := keys(s.want[k])
+		if SubKind(k) == SubShard {
+			shard = names
+		}
+		cmds = append(cmds, subCmds(m.conn.B(), SubKind(k), false, names)...)
+	}
+	var moved []string
+	if len(cmds) > 0 {
+		off := len(cmds) - len(shard)
+		var bad error
+		for i, err := range s.exec(cmds) {
+			switch {
+			case err == nil:
+			case i >= off && s.Moved != nil && isMovedErr(err):
+				moved = append(moved, shard[i-off])
+			case bad == nil:
+				bad = err
+			}
+		}
+		if bad != nil {
+			// A refusal (NOPERM, MOVED without Moved, ...) or a broken
+			// connection: start again on a new one.
+			s.fail(bad)
+			return
+		}
+	}
+	s.up = true
+	if len(moved) > 0 {
+		// The rest of the set is subscribed again; the channels whose slot
+		// moved while disconnected go to their new owner.
+		sess.announce()
+		since := sess.down
+		if since.IsZero() {
+			since = time.Now()
+		}
+		s.handOver(moved, since)
+	}
+	parked := s.parked
+	s.parked = nil
+	for i, op := range parked {
+		s.op(op)
+		if !s.up { // the connection broke: the rest stays parked
+			s.parked = append(s.parked, parked[i+1:]...)
+			return
+		}
+	}
+	if !sess.first || s.size() > 0 {
+		sess.announce() // when nothing was sent there is nothing to confirm
+	}
+	s.failures = 0
+}
+
+// kicked handles a sunsubscribe push of the current connection.
+func (s *SubscriberState) kicked(channel string) {
+	if s.unsubbed[channel] > 0 { // the answer to our SUNSUBSCRIBE
+		s.unkick(channel)
+		return
+	}
+	if _, ok := s.want[SubShard][channel]; !ok {
+		return
+	}
+	// The server's own: the slot moved.
+	if s.Moved == nil {
+		s.fail(ErrSlotMoved)
+		return
+	}
+	s.handOver([]string{channel}, time.Now())
+}
+
+func (s *SubscriberState) unkick(channel string) {
+	if s.unsubbed[channel]--; s.unsubbed[channel] <= 0 {
+		delete(s.unsubbed, channel)
+	}
+}
+
+// handOver takes shard channels out of the set and gives them to Moved.
+func (s *SubscriberState) handOver(names []string, since time.Time) {
+	for _, n := range names {
+		delete(s.want[SubShard], n)
+		s.Emit(SubEvent{Kind: SubDisconnected, Err: ErrSlotMoved, Addr: s.sess.addr, ShardChannel: n})
+	}
+	s.Moved(names, since)
+}
+
+// fail gives up the current connection after an error of ours; its
+// watcher then reports subLost, which schedules the reconnect.
+func (s *SubscriberState) fail(err error) {
+	s.up = false
+	if s.failErr == nil {
+		s.failErr = err
+	}
+	_ = s.conn.Close()
+}
+
+// lost handles the end of the current connection.
+func (s *SubscriberState) lost(err error) {
+	if s.failErr != nil {
+		err, s.failErr = s.failErr, nil
+	}
+	s.release(s.conn)
+	s.conn = nil
+	s.up = false
+	if s.sess != nil && s.sess.announced.Load() {
+		s.down = time.Now()
+		s.failures = 0
+		s.Emit(SubEvent{Kind: SubDisconnected, Err: err, Addr: s.sess.addr})
+	}
+	s.sess = nil
+	s.retry(err)
+}
+
+// retry schedules the next connection attempt. Before the first
+// subscription was ever confirmed, the parked operations fail with err
+// instead of waiting (Subscribe fails fast when no server answers).
+func (s *SubscriberState) retry(err error) {
+	if !s.subscribed.Load() {
+		for _, op := range s.parked {
+			op.Done <- err
+		}
+		s.parked = nil
+	}
+	d := s.Backoff.Delay(s.failures)
+	s.failures++
+	gen, self := s.gen, s.self
+	s.timer = time.AfterFunc(d, func() { s.tell(self, subRetry{gen: gen}) })
+}
+
+// subSession is one connection's view for its hooks, which run on the
+// connection's reader goroutine.
+type subSession struct {
+	s         *SubscriberState
+	gen       uint64
+	self      *actor.PID
+	first     bool
+	down      time.Time
+	addr      string
+	announced atomic.Bool
+
+	rmu    sync.Mutex
+	resume map[string]time.Time // handed-over shard channels awaiting their confirmation -> unsubscribed since
+}
+
+func (ss *subSession) message(m valkey.PubSubMessage) {
+	ss.s.Emit(SubEvent{Kind: SubMessage, Msg: m, Addr: ss.addr})
+}
+
+func (ss *subSession) confirmed(c valkey.PubSubSubscription) {
+	if c.Kind == "sunsubscribe" {
+		// Ours, or the server's own when the slot moved: the actor knows.
+		ss.s.tell(ss.self, subKicked{gen: ss.gen, channel: c.Channel})
+	}
+	if strings.HasSuffix(c.Kind, "unsubscribe") {
+		return
+	}
+	if c.Kind == "ssubscribe" {
+		ss.rmu.Lock()
+		since, ok := ss.resume[c.Channel]
+		delete(ss.resume, c.Channel)
+		ss.rmu.Unlock()
+		if ok {
+			if !ss.first {
+				ss.announce()
+			} else if !ss.announced.Swap(true) {
+				// A connection opened for handed-over channels: their
+				// Resubscribed stands for its Subscribed.
+				ss.s.subscribed.Store(true)
+			}
+			ss.s.Emit(SubEvent{Kind: SubResubscribed, Gap: time.Since(since), Addr: ss.addr, ShardChannel: c.Channel})
+			return
+		}
+	}
+	ss.announce()
+}
+
+// expect notes handed-over channels about to be subscribed.
+func (ss *subSession) expect(names []string, since time.Time) {
+	ss.rmu.Lock()
+	defer ss.rmu.Unlock()
+	for _, n := range names {
+		ss.resume[n] = since
+	}
+}
+
+func (ss *subSession) unexpect(names []string) {
+	ss.rmu.Lock()
+	defer ss.rmu.Unlock()
+	for _, n := range names {
+		delete(ss.resume, n)
+	}
+}
+
+// announce reports the connection's first confirmation, once.
+func (ss *subSession) announce() {
+	if ss.announced.Swap(true) {
+		return
+	}
+	if ss.first {
+		ss.s.subscribed.Store(true)
+		ss.s.Emit(SubEvent{Kind: SubSubscribed, Addr: ss.addr})
+		return
+	}
+	ss.s.Emit(SubEvent{Kind: SubResubscribed, Gap: time.Since(ss.down), Addr: ss.addr})
+}

@@ -1,0 +1,207 @@
+package engine
+
+// Settling a BatchWriter's sent pipelines: acknowledgements, retries and
+// redirects, failures reported through OnError, and the counts Flush and
+// Write wait on.
+
+import (
+	"errors"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// shortResult stands for a reply the driver did not return.
+var shortResult = valkey.NewErrorResult(actors.ErrShortReply)
+
+// settle sorts a sent batch's results: acknowledged, failed, sent again
+// (on this lane, or on the lane of a MOVED or ASK target). It reports whether
+// the connection broke.
+func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey.ValkeyResult) (broken bool) {
+	var failed []writerItem
+	var errs []error
+	var again []writerItem            // this lane, front
+	var moved map[string][]writerItem // MOVED or ASK target -> commands
+	acked := 0
+	stopping := w.isStopped()
+	ok := l.ok[:0]
+	for range batch {
+		ok = append(ok, false)
+	}
+	l.ok = ok
+	for i := range batch {
+		it := &batch[i] // modified in place: the batch is recycled after
+		r := &shortResult
+		if i < len(results) {
+			r = &results[i]
+		}
+		err := r.NonValkeyError()
+		if err != nil { // transport: the connection is gone
+			broken = true
+			notSent := policies.NotSent(err)
+			if (notSent || w.opts.Idempotent) && int(it.tries) < w.opts.MaxRetries && !stopping {
+				it.tries++
+				again = append(again, *it)
+				continue
+			}
+			if !notSent {
+				err = &policies.OutcomeUnknownError{Cause: err}
+			}
+			failed, errs = append(failed, *it), append(errs, err)
+			continue
+		}
+		err = r.Error()
+		if err == nil || valkey.IsValkeyNil(err) {
+			ok[i] = true
+			acked++
+			continue
+		}
+		var ve *valkey.ValkeyError
+		if errors.As(err, &ve) && int(it.tries) < w.opts.MaxRetries && !stopping {
+			if addr, ok := ve.IsMoved(); ok && w.e.cl != nil {
+				w.e.cl.Moved(it.slot, addr)
+				it.tries++
+				if moved == nil {
+					moved = map[string][]writerItem{}
+				}
+				moved[addr] = append(moved[addr], *it)
+				continue
+			}
+			if addr, ok := ve.IsAsk(); ok && w.e.cl != nil {
+				it.tries++
+				it.flags |= asking
+				if moved == nil {
+					moved = map[string][]writerItem{}
+				}
+				moved[addr] = append(moved[addr], *it)
+				continue
+			}
+			if ve.IsLoading() || ve.IsTryAgain() || ve.IsClusterDown() || policies.IsRetryable(err) {
+				it.tries++
+				again = append(again, *it)
+				continue
+			}
+		}
+		failed, errs = append(failed, *it), append(errs, replyError(r, err))
+	}
+	if len(again) > 0 && !broken {
+		// A passing refusal: give the server a moment.
+		t := time.NewTimer(w.back.Delay(int(again[0].tries) - 1))
+		select {
+		case <-t.C:
+		case <-w.stopCh:
+			t.Stop()
+		}
+	}
+	w.finish(batch, failed, errs, nil)
+	w.mu.Lock()
+	w.batches++
+	w.acked += uint64(acked)
+	for i := range batch {
+		if ok[i] {
+			w.doneLocked(batch[i].gen)
+		}
+	}
+	late := w.resendLocked(l, again, moved)
+	w.roomLocked()
+	w.mu.Unlock()
+	w.recycle(batch)
+	w.finish(late, nil, nil, ErrClosed)
+	return broken
+}
+
+// resendLocked queues again at the front of l and each moved command on
+// its target's lane; once the writer stops it returns them instead, to be
+// failed.
+func (w *BatchWriter) resendLocked(l *writerLane, again []writerItem, moved map[string][]writerItem) (late []writerItem) {
+	if w.stopping {
+		late = append(late, again...)
+		for _, items := range moved {
+			late = append(late, items...)
+		}
+		return late
+	}
+	w.retries += uint64(len(again))
+	for addr, items := range moved {
+		w.retries += uint64(len(items))
+		w.redirects += uint64(len(items))
+		for _, it := range items {
+			w.laneLocked(addr, laneHash(it.key)).pushLocked(it)
+		}
+	}
+	l.requeueLocked(again)
+	return nil
+}
+
+// finish reports failed[i] with errs[i] (or every item of all with err)
+// through OnError, then counts them as done.
+func (w *BatchWriter) finish(all []writerItem, failed []writerItem, errs []error, err error) {
+	if all != nil && err != nil {
+		failed = all
+		errs = nil
+	}
+	if len(failed) == 0 {
+		return
+	}
+	// Reported before counted: a Flush that returns saw the callbacks.
+	if w.opts.OnError != nil {
+		for i := range failed {
+			e := err
+			if errs != nil {
+				e = errs[i]
+			}
+			w.opts.OnError(failed[i].argv(), e)
+		}
+	}
+	w.mu.Lock()
+	w.failed += uint64(len(failed))
+	for _, it := range failed {
+		w.doneLocked(it.gen)
+	}
+	w.roomLocked()
+	w.mu.Unlock()
+	if err != nil {
+		w.recycle(all)
+	}
+}
+
+// doneLocked counts one command of generation gen as done.
+func (w *BatchWriter) doneLocked(gen uint64) {
+	if gen == w.gen {
+		w.genCount--
+		return
+	}
+	n := w.older[gen] - 1
+	if n > 0 {
+		w.older[gen] = n
+		return
+	}
+	delete(w.older, gen)
+	close(w.flushed)
+	w.flushed = make(chan struct{})
+}
+
+// roomLocked wakes the Writes waiting for room once there is some.
+func (w *BatchWriter) roomLocked() {
+	if w.waiting > 0 && w.pendingLocked() < uint64(w.opts.MaxPending) {
+		close(w.room)
+		w.room = make(chan struct{})
+		w.waiting = 0
+	}
+}
+
+// recycle keeps a sent chunk's storage for the queues.
+func (w *BatchWriter) recycle(chunk []writerItem) {
+	if cap(chunk) != w.opts.BatchSize {
+		return
+	}
+	clear(chunk)
+	w.mu.Lock()
+	if len(w.free) < 64 {
+		w.free = append(w.free, chunk[:0])
+	}
+	w.mu.Unlock()
+}

@@ -1,0 +1,92 @@
+package engine
+
+// Delivering a subscription's items to its channel or Handler: Overflow,
+// dropped messages, the hooks and the pub/sub counters.
+
+import (
+	"time"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/hooks"
+)
+
+// emit delivers one item; see SubscribeOptions and Overflow.
+func (s *Subscription) emit(ev actors.SubEvent) {
+	out := SubEvent{Addr: ev.Addr, Gap: ev.Gap, Err: ev.Err, ShardChannel: ev.ShardChannel}
+	switch ev.Kind {
+	case actors.SubMessage:
+		out.Kind = SubMessage
+		out.Message = Message{Channel: ev.Msg.Channel, Pattern: ev.Msg.Pattern, Payload: ev.Msg.Message}
+	case actors.SubSubscribed:
+		out.Kind = Subscribed
+	case actors.SubDisconnected:
+		out.Kind = Disconnected
+	case actors.SubResubscribed:
+		out.Kind = Resubscribed
+		if out.ShardChannel == "" {
+			s.e.subs.reconnects.Add(1)
+		} else {
+			s.e.subs.movers.Add(1)
+		}
+	}
+	if out.Kind != SubMessage && s.e.bus.WantsSubscriber() {
+		kind := hooks.Subscribed
+		switch out.Kind {
+		case Disconnected:
+			kind = hooks.Disconnected
+		case Resubscribed:
+			kind = hooks.Resubscribed
+		}
+		s.e.bus.Emit(hooks.Subscriber{Kind: kind, Node: out.Addr, Err: out.Err, Gap: out.Gap, ShardChannel: out.ShardChannel})
+	}
+	if s.deliver(out) && out.Kind == SubMessage {
+		s.e.subs.messages.Add(1)
+	}
+}
+
+// droppedMessage counts a message OverflowDrop dropped and reports the
+// drops to the SubscriberEvents hooks, at most once a second.
+func (s *Subscription) droppedMessage() {
+	n := s.dropped.Add(1)
+	s.e.subs.dropped.Add(1)
+	if !s.e.bus.WantsSubscriber() {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.toldAt.Load()
+	if now-last < int64(time.Second) || !s.toldAt.CompareAndSwap(last, now) {
+		return
+	}
+	prev := s.told.Swap(int64(n))
+	s.e.bus.Emit(hooks.Subscriber{Kind: hooks.MessagesDropped, Count: n - uint64(prev)})
+}
+
+// deliver hands out one item; false if it was dropped.
+func (s *Subscription) deliver(out SubEvent) bool {
+	if s.handler != nil {
+		s.hmu.Lock()
+		defer s.hmu.Unlock()
+		select {
+		case <-s.quit:
+			return false
+		default:
+		}
+		s.handler(out)
+		return true
+	}
+	if s.drop && out.Kind == SubMessage {
+		select {
+		case s.ch <- out:
+			return true
+		default:
+			s.droppedMessage()
+			return false
+		}
+	}
+	select {
+	case s.ch <- out:
+		return true
+	case <-s.quit:
+		return false
+	}
+}

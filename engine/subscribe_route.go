@@ -1,0 +1,375 @@
+package engine
+
+// Routing a subscription's names to its subscriber actors (one per
+// connection), resubscribing shard channels on their slot's new owner, and
+// starting and stopping the actors.
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/drivers"
+)
+
+// change subscribes or unsubscribes names and waits for the answers; see
+// apply.
+func (s *Subscription) change(ctx context.Context, kind actors.SubKind, unsub bool, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	return s.apply(ctx, kind, unsub, names, time.Time{}, false, "")
+}
+
+// subSent is an operation sent to an actor.
+type subSent struct {
+	a  *subActor
+	op actors.SubOp
+}
+
+// apply routes names to their actors, sends the operations and waits for
+// them. Shard channels the server redirected (MOVED) are routed again
+// after a slot-map reload, with the engine's backoff between attempts,
+// until they are subscribed, ctx ends (they are then left to a background
+// goroutine) or the subscription ends. moved says that names are shard
+// channels handed back after their slot moved: they are routed by the
+// reloaded slot map, and since is when they stopped being subscribed.
+//
+// from, with moved, is the node that gave the names up: it no longer owns
+// them, so while the slot map still says it does, the map is stale (a
+// replica accepts SSUBSCRIBE too: subscribing there would look fine and
+// receive nothing) and the names wait for a fresher map.
+func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub bool, names []string, since time.Time, moved bool, from string) error {
+	var errs []error
+	for try := 0; len(names) > 0; try++ {
+		if try > 0 && !s.pause(ctx, try-1) {
+			s.movedFrom(names, since, from) // still wanted: keep trying in the background
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return ErrClosed
+		}
+		if moved {
+			_, _ = s.e.cl.Refresh(s.e.slotOf(names[0])) // the map is stale: the server said so
+		}
+		sent, err := s.send(kind, unsub, names, since, moved, from)
+		if err != nil {
+			if moved && !errors.Is(err, ErrClosed) {
+				continue // no owner known yet: try again after the backoff
+			}
+			return errors.Join(append(errs, err)...)
+		}
+		names, moved = nil, true
+		for i, o := range sent {
+			var err error
+			select {
+			case err = <-o.op.Done:
+			case <-o.a.st.Stopped():
+				err = ErrClosed
+			case <-s.quit:
+				return ErrClosed
+			case <-ctx.Done():
+				s.abandon(sent[i:], since)
+				return ctx.Err()
+			}
+			names = append(names, s.settle(o, err)...)
+			if err = withoutMoved(err); err != nil {
+				errs = append(errs, mapError(err))
+			}
+		}
+		s.reap()
+	}
+	return errors.Join(errs...)
+}
+
+// pause waits the engine's backoff for attempt n; false if ctx or the
+// subscription ended first.
+func (s *Subscription) pause(ctx context.Context, n int) bool {
+	t := time.NewTimer(s.e.retry.Backoff.Delay(n))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+	case <-s.quit:
+	}
+	return false
+}
+
+// send routes names to the actors that serve them, creating actors as
+// needed (not for unsubscribing), and posts the operations. In cluster
+// mode a shard channel stays with the actor that subscribed it (its home)
+// until it moves; moved routes by the slot map instead, skipping names
+// unsubscribed meanwhile.
+func (s *Subscription) send(kind actors.SubKind, unsub bool, names []string, since time.Time, moved bool, from string) ([]subSent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	groups := map[*subActor][]string{}
+	var order []*subActor
+	add := func(a *subActor, ns ...string) {
+		if _, ok := groups[a]; !ok {
+			order = append(order, a)
+		}
+		groups[a] = append(groups[a], ns...)
+	}
+	if s.e.cl == nil || kind != actors.SubShard {
+		a := s.find(true, "")
+		if a == nil {
+			if unsub {
+				return nil, nil
+			}
+			a = s.spawn(true, "", "")
+		}
+		add(a, names...)
+	} else {
+		// Resolve the owners first: nothing changes when one is unknown.
+		owner := map[string]string{}
+		for _, n := range names {
+			if unsub || (s.shards[n] != nil && !moved) {
+				continue
+			}
+			addr, err := s.e.addrOf(n)
+			if err != nil {
+				return nil, err
+			}
+			if moved && addr == from {
+				return nil, errStaleSlotMap
+			}
+			owner[n] = addr
+		}
+		for _, n := range names {
+			home := s.shards[n]
+			switch {
+			case unsub:
+				if home != nil {
+					s.unhome(n)
+					add(home, n)
+				}
+			case home != nil && !moved:
+				add(home, n) // already subscribed (or being subscribed) there
+			case home == nil && moved:
+				// unsubscribed meanwhile
+			default:
+				a := s.find(false, owner[n])
+				if a == nil {
+					a = s.spawn(false, owner[n], n)
+				}
+				s.rehome(n, a)
+				add(a, n)
+			}
+		}
+	}
+	sent := make([]subSent, 0, len(order))
+	for _, a := range order {
+		op := actors.SubOp{Kind: kind, Unsub: unsub, Names: groups[a], Done: make(chan error, 1), Since: since}
+		a.pending++
+		a.st.Send(op)
+		sent = append(sent, subSent{a, op})
+	}
+	return sent, nil
+}
+
+// rehome makes a the home of shard channel n (s.mu held).
+func (s *Subscription) rehome(n string, a *subActor) {
+	if old := s.shards[n]; old != nil {
+		old.names--
+	}
+	s.shards[n] = a
+	a.names++
+}
+
+// unhome forgets shard channel n (s.mu held).
+func (s *Subscription) unhome(n string) {
+	if old := s.shards[n]; old != nil {
+		old.names--
+		delete(s.shards, n)
+	}
+}
+
+// settle records the answer to an operation and returns the shard
+// channels the server redirected (MOVED), which still need a home. An
+// actor whose connection never subscribed anything (a failed dial, a
+// refusal) keeps none of the names it failed, so that reap stops it.
+func (s *Subscription) settle(o subSent, err error) []string {
+	var me *actors.MovedError
+	var moved []string
+	if errors.As(err, &me) {
+		moved = me.Names
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o.a.pending--
+	if o.op.Unsub || o.op.Kind != actors.SubShard || withoutMoved(err) == nil || o.a.st.Subscribed() {
+		return moved
+	}
+	for _, n := range o.op.Names {
+		if s.shards[n] == o.a && !slices.Contains(moved, n) {
+			s.unhome(n)
+		}
+	}
+	return moved
+}
+
+// withoutMoved returns err without its *actors.MovedError (nil if that
+// was all).
+func withoutMoved(err error) error {
+	var me *actors.MovedError
+	if !errors.As(err, &me) {
+		return err
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return nil
+	}
+	var rest []error
+	for _, e := range j.Unwrap() {
+		if !errors.As(e, &me) {
+			rest = append(rest, e)
+		}
+	}
+	return errors.Join(rest...)
+}
+
+// abandon leaves the answers to sent, which the caller stopped waiting
+// for, to a background goroutine: it settles them and routes the shard
+// channels the server redirected.
+func (s *Subscription) abandon(sent []subSent, since time.Time) {
+	s.background(func() {
+		var moved []string
+		for _, o := range sent {
+			select {
+			case err := <-o.op.Done:
+				moved = append(moved, s.settle(o, err)...)
+			case <-o.a.st.Stopped():
+				s.settle(o, ErrClosed)
+			case <-s.quit:
+				return
+			}
+		}
+		s.reap()
+		if len(moved) > 0 {
+			_ = s.apply(s.life, actors.SubShard, false, moved, since, true, "")
+		}
+	})
+}
+
+// movedFrom is an actor's SubscriberState.Moved: the shard channels it
+// gave up because their slot moved (from is its node) are routed to their
+// new owner in the background.
+func (s *Subscription) movedFrom(names []string, since time.Time, from string) {
+	s.background(func() {
+		_ = s.apply(s.life, actors.SubShard, false, names, since, true, from)
+		s.reap()
+	})
+}
+
+// errStaleSlotMap: the slot map still names the node that gave a shard
+// channel up as its owner.
+var errStaleSlotMap = errors.New("vactor: the slot map still shows the old owner")
+
+// background runs f on a goroutine that end waits for, unless the
+// subscription is ending.
+func (s *Subscription) background(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f()
+	}()
+}
+
+// reap stops the actors left without work: a shard-channel actor with no
+// channel and no operation in flight (its connection is closed), and an
+// actor whose connection never subscribed anything (its first operations
+// failed: the next Subscribe starts afresh).
+func (s *Subscription) reap() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	var gone []*subActor
+	s.actors = slices.DeleteFunc(s.actors, func(a *subActor) bool {
+		idle := a.pending == 0 && ((!a.global && a.names == 0) || !a.st.Subscribed())
+		if idle {
+			gone = append(gone, a)
+		}
+		return idle
+	})
+	if len(gone) == 0 {
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		for _, a := range gone {
+			a.st.Stop()
+		}
+	}()
+}
+
+func (s *Subscription) find(global bool, addr string) *subActor {
+	for _, a := range s.actors {
+		if a.global != global {
+			continue
+		}
+		if global {
+			return a
+		}
+		if cur := a.st.Addr(); cur == addr || (cur == "" && a.addr == addr) {
+			return a
+		}
+	}
+	return nil
+}
+
+// spawn starts a subscriber actor (s.mu held).
+func (s *Subscription) spawn(global bool, addr, hint string) *subActor {
+	e := s.e
+	st := &actors.SubscriberState{
+		Dial:     s.dial,
+		Hint:     hint,
+		Backoff:  e.retry.Backoff,
+		Timeout:  e.retry.ReadTimeout,
+		Emit:     s.emit,
+		CloseErr: ErrClosed,
+		Conns:    &e.subs.conns,
+	}
+	if e.cl != nil && !global {
+		st.Moved = func(names []string, since time.Time) { s.movedFrom(names, since, st.Addr()) }
+	}
+	st.Spawn(e.system)
+	a := &subActor{st: st, global: global, addr: addr}
+	s.actors = append(s.actors, a)
+	return a
+}
+
+// dial opens a pub/sub connection: to the configured node in standalone
+// mode; in cluster mode to the primary owning hint's slot (slot 0 for
+// channels and patterns), reloading the slot map after a failure.
+func (s *Subscription) dial(ctx context.Context, hint string, failures int) (drivers.ValkeyConn, string, error) {
+	e := s.e
+	addr, err := e.addrOf(hint)
+	if e.cl != nil && failures > 0 {
+		addr, err = e.cl.Refresh(e.slotOf(hint))
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	dctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
+	defer cancel()
+	conn, err := e.dial(dctx, addr)
+	if err != nil {
+		return nil, addr, err
+	}
+	return conn, addr, nil
+}

@@ -1,0 +1,321 @@
+package engine
+
+// Optimistic transactions: Watch and WatchRetry, the hold on the watched
+// connection, and TxReader, the reads between WATCH and MULTI.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// Watch runs fn in an optimistic transaction on keys: it WATCHes keys on
+// a connection of its own, calls fn, then sends the commands fn queued on
+// tx as MULTI ... EXEC on that connection. When another client changed a
+// watched key between WATCH and EXEC, nothing ran, every future of tx fails
+// with ErrTxAborted, and Watch returns ErrTxAborted: read again and retry
+// (WatchRetry does this).
+//
+//	err := eng.WatchRetry(ctx, 10, func(tx *engine.Tx) error {
+//		n, err := tx.Read().Get(ctx, "counter")
+//		if err != nil && !errors.Is(err, engine.ErrNil) {
+//			return err
+//		}
+//		v, _ := strconv.Atoi(n)
+//		tx.Set("counter", strconv.Itoa(v+1), 0)
+//		return nil
+//	}, "counter")
+//
+// fn reads the current values through tx.Read(), whose methods run at once
+// on the watched connection, and queues the writes with tx's command
+// methods. When fn returns an error, its queued commands are discarded
+// (their futures fail with ErrDiscarded), the WATCH is dropped, and Watch
+// returns fn's error. fn may call tx.Exec itself (to await the futures
+// before returning); Watch then does not execute again and returns what
+// Exec returned. When fn queues nothing, nothing is executed and Watch
+// returns nil.
+//
+// The connection is dedicated to this call while it runs (the WATCH state
+// of a connection would otherwise be shared with other callers), taken
+// from the engine's pool of transaction connections and returned to it
+// after UNWATCH or EXEC. In cluster mode keys, the keys fn reads and the
+// keys it queues must share one slot (ErrCrossSlot otherwise).
+//
+// ctx bounds each round trip (WATCH, reads, EXEC) and the wait for a
+// connection. Watch is safe for concurrent use; tx is not, and must not be
+// used after fn returns (other than its futures). Close fails a Watch in
+// progress: its round trips fail and Exec returns ErrClosed.
+func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...string) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if fn == nil {
+		return fmt.Errorf("%w: Watch needs a function", ErrInvalidArgument)
+	}
+	if len(keys) == 0 {
+		return fmt.Errorf("%w: Watch needs at least one key", ErrInvalidArgument)
+	}
+	if err := e.sendable(ctx); err != nil {
+		return err
+	}
+	w := &watchState{slot: -1, key: keys[0]}
+	if e.cl != nil {
+		w.slot = int(e.slotOf(keys[0]))
+		for _, k := range keys[1:] {
+			if s := int(e.slotOf(k)); s != w.slot {
+				return fmt.Errorf("%w: watched keys %q (slot %d) and %q (slot %d); use a hash tag", ErrCrossSlot, keys[0], w.slot, k, s)
+			}
+		}
+	}
+	if err := e.settled(ctx); err != nil { // sentinel mode: a failover is held
+		return err
+	}
+	addr, err := e.addrOf(keys[0])
+	if err != nil {
+		return err
+	}
+	if err := w.watch(ctx, e, addr, keys); err != nil {
+		return err
+	}
+	tx := &Tx{commands: commands{e: e, tx: true, pend: &pending{}}, w: w}
+	finished := false
+	defer func() {
+		if !finished { // fn panicked: drop the connection, fail the futures
+			tx.discard(ErrDiscarded)
+			w.broken = ErrDiscarded
+			w.release(ctx, e)
+		}
+	}()
+	ferr := fn(tx)
+	finished = true
+	if ferr != nil {
+		tx.discard(ErrDiscarded)
+		w.release(ctx, e)
+		return ferr
+	}
+	var err2 error
+	switch tx.state {
+	case cmdsOpen:
+		err2 = tx.Exec(ctx)
+	case cmdsExecuted:
+		err2 = tx.execErr
+	}
+	w.release(ctx, e)
+	return err2
+}
+
+// WatchRetry runs Watch until a run is not aborted by a change to a watched
+// key, at most attempts times (at least 1), waiting between runs with the
+// engine's retry backoff: Config.MinRetryBackoff doubling per run up to
+// Config.MaxRetryBackoff, with jitter, so contending callers spread out.
+// fn runs once per run, each time with a new Tx: it must read what it
+// needs through that Tx and have no other side effects.
+//
+// It returns nil once a run committed; fn's error or any other Watch error
+// at once; ctx's error when ctx ends while waiting; and, after attempts
+// aborted runs, an error that matches ErrTxAborted.
+func (e *Engine) WatchRetry(ctx context.Context, attempts int, fn func(tx *Tx) error, keys ...string) error {
+	if attempts < 1 {
+		return fmt.Errorf("%w: WatchRetry needs at least 1 attempt, got %d", ErrInvalidArgument, attempts)
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	b := policies.Backoff{Min: e.cfg.MinRetryBackoff, Max: e.cfg.MaxRetryBackoff}
+	for n := 0; ; n++ {
+		err := e.Watch(ctx, fn, keys...)
+		if !errors.Is(err, ErrTxAborted) {
+			return err
+		}
+		if n+1 >= attempts {
+			return fmt.Errorf("%w (%d attempts)", err, attempts)
+		}
+		if d := b.Delay(n); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+// watchState is a Watch's hold on its connection.
+type watchState struct {
+	conn   drivers.ValkeyConn
+	addr   string
+	slot   int    // the watched keys' slot; -1 in standalone mode
+	key    string // a watched key, for error messages
+	broken error  // a transport error made conn unusable
+	execd  bool   // EXEC was sent: the WATCH is over
+}
+
+// watch takes a connection to addr and WATCHes keys on it. A pooled
+// connection found broken is replaced once (WATCH is safe to repeat).
+func (w *watchState) watch(ctx context.Context, e *Engine, addr string, keys []string) error {
+	for attempt := 0; ; attempt++ {
+		conn, err := e.tx.get(e, ctx, addr)
+		if err != nil {
+			return err
+		}
+		res := e.tx.call(ctx, conn, e.b.Watch().Key(keys...).Build())
+		if terr := res.NonValkeyError(); terr != nil {
+			e.tx.put(addr, conn, false)
+			e.tx.dropIdle(addr)
+			if attempt == 0 && ctx.Err() == nil && !errors.Is(terr, ErrClosed) {
+				continue
+			}
+			return fmt.Errorf("vactor: WATCH: %w", terr)
+		}
+		if err := res.Error(); err != nil {
+			e.tx.put(addr, conn, true)
+			err = replyError(&res, err)
+			if isRedirect(err) && e.cl != nil {
+				e.cl.refresh()
+			}
+			return err
+		}
+		w.conn, w.addr = conn, addr
+		return nil
+	}
+}
+
+// release ends the WATCH (UNWATCH unless EXEC ran) and gives the
+// connection back to the pool, or closes it when it failed.
+func (w *watchState) release(ctx context.Context, e *Engine) {
+	if w.conn == nil {
+		return
+	}
+	conn := w.conn
+	w.conn = nil
+	healthy := w.broken == nil
+	if healthy && !w.execd {
+		healthy = e.tx.call(ctx, conn, e.b.Unwatch().Build()).Error() == nil
+	}
+	e.tx.put(w.addr, conn, healthy)
+	if w.broken == nil {
+		w.broken = ErrDiscarded // tx must not be used after Watch returns
+	}
+}
+
+// TxReader reads inside Engine.Watch: each method sends its command at
+// once on the watched connection, between WATCH and MULTI, and waits for
+// the reply. Results and errors are those of the Engine's methods of the
+// same name (ErrNil, *ServerError, ...). Outside Watch, after Exec, or
+// after the Watch function returned, every method fails with
+// ErrInvalidArgument. Not safe for concurrent use (it is the Tx's).
+type TxReader struct{ tx *Tx }
+
+// Read returns the reader of a transaction run by Engine.Watch.
+func (tx *Tx) Read() TxReader { return TxReader{tx} }
+
+// read sends cmd on the watched connection and decodes its reply.
+func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) (T, error) {
+	var zero T
+	tx := r.tx
+	if tx == nil || tx.w == nil {
+		return zero, fmt.Errorf("%w: Tx.Read outside Watch", ErrInvalidArgument)
+	}
+	w := tx.w
+	if tx.state != cmdsOpen || w.conn == nil {
+		return zero, fmt.Errorf("%w: Tx.Read after Exec, Discard or the end of Watch", ErrInvalidArgument)
+	}
+	if w.broken != nil {
+		return zero, w.broken
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if tx.e.cl != nil {
+		for _, k := range keys {
+			if s := int(tx.e.slotOf(k)); s != w.slot {
+				return zero, fmt.Errorf("%w: read of %q (slot %d) in a Watch of slot %d", ErrCrossSlot, k, s, w.slot)
+			}
+		}
+	}
+	res := tx.e.tx.call(ctx, w.conn, cmd)
+	if terr := res.NonValkeyError(); terr != nil {
+		w.broken = terr
+		return zero, terr
+	}
+	v, err := decode(res)
+	return v, replyError(&res, err)
+}
+
+// Do sends any command at once, as Engine.Do; commands that change the
+// connection's state fail with a *ConnectionStateError, as there (the
+// connection goes back to the engine's pool after Watch).
+func (r TxReader) Do(ctx context.Context, name string, args ...string) (Reply, error) {
+	if name == "" {
+		return Reply{}, fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument)
+	}
+	if err := checkShared(name, args); err != nil {
+		return Reply{}, err
+	}
+	b := r.builder()
+	if len(args) == 0 {
+		return read(r, ctx, nil, b.Arbitrary(name).Build(), decodeReply)
+	}
+	return read(r, ctx, args[:1], b.Arbitrary(name).Keys(args[0]).Args(args[1:]...).Build(), decodeReply)
+}
+
+func (r TxReader) builder() valkey.Builder {
+	if r.tx == nil {
+		return valkey.Builder{}
+	}
+	return r.tx.e.b
+}
+
+// Get returns the value of key, ErrNil when missing.
+func (r TxReader) Get(ctx context.Context, key string) (string, error) {
+	return read(r, ctx, []string{key}, r.builder().Get().Key(key).Build(), decodeString)
+}
+
+// MGet returns the values of keys; a missing key is a nil entry.
+func (r TxReader) MGet(ctx context.Context, keys ...string) ([]*string, error) {
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%w: MGET needs at least one key", ErrInvalidArgument)
+	}
+	return read(r, ctx, keys, r.builder().Mget().Key(keys...).Build(), decodeNullableStrings)
+}
+
+// Exists returns how many of keys exist.
+func (r TxReader) Exists(ctx context.Context, keys ...string) (int64, error) {
+	if len(keys) == 0 {
+		return 0, fmt.Errorf("%w: EXISTS needs at least one key", ErrInvalidArgument)
+	}
+	return read(r, ctx, keys, r.builder().Exists().Key(keys...).Build(), decodeInt64)
+}
+
+// HGet returns a field of the hash at key, ErrNil when missing.
+func (r TxReader) HGet(ctx context.Context, key, field string) (string, error) {
+	return read(r, ctx, []string{key}, r.builder().Hget().Key(key).Field(field).Build(), decodeString)
+}
+
+// HGetAll returns the hash at key, empty when missing.
+func (r TxReader) HGetAll(ctx context.Context, key string) (map[string]string, error) {
+	return read(r, ctx, []string{key}, r.builder().Hgetall().Key(key).Build(), decodeStrMap)
+}
+
+// LRange returns the list's elements from start to stop, inclusive.
+func (r TxReader) LRange(ctx context.Context, key string, start, stop int64) ([]string, error) {
+	return read(r, ctx, []string{key}, r.builder().Lrange().Key(key).Start(start).Stop(stop).Build(), decodeStrings)
+}
+
+// SMembers returns the members of the set at key.
+func (r TxReader) SMembers(ctx context.Context, key string) ([]string, error) {
+	return read(r, ctx, []string{key}, r.builder().Smembers().Key(key).Build(), decodeStrings)
+}
+
+// ZScore returns the score of member, ErrNil when missing.
+func (r TxReader) ZScore(ctx context.Context, key, member string) (float64, error) {
+	return read(r, ctx, []string{key}, r.builder().Zscore().Key(key).Member(member).Build(), decodeFloat64)
+}
