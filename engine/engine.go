@@ -59,7 +59,7 @@ type Engine struct {
 
 	svc   services      // subscribers, consumers, batch writers: stopped first by Close
 	block blockingCalls // blocking commands sent by Do outside the actors
-	tx    txConns       // dedicated connections for Tx and Watch (tx.go)
+	tx    txConns       // dedicated connections for Tx and Watch (tx_conns.go)
 	ded   txConns       // connections lent by Dedicated (dedicated.go)
 	subs  subCounters   // pub/sub counters for Stats (subscribe.go)
 
