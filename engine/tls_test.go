@@ -493,3 +493,61 @@ func TestTLSMisconfigFailsAtNew(t *testing.T) {
 		})
 	}
 }
+
+// Sentinel mode over TLS everywhere (client certificates required, ACL
+// users on the data nodes and on the sentinels): the engine finds the
+// primary through the sentinels and serves every kind of connection. The
+// data nodes' credentials come from a provider, the sentinels' from
+// another one, each called on every connection it authenticates: the
+// sentinels' provider is asked for no data node and the other way round.
+func TestTLSSentinelRoundTrip(t *testing.T) {
+	certs := valkeytest.NewCertsT(t)
+	s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{
+		TLS:              &valkeytest.TLSOptions{Certs: certs, AuthClients: valkeytest.AuthClientsYes},
+		Username:         "app",
+		Password:         "data-secret",
+		SentinelUsername: "watcher",
+		SentinelPassword: "sentinel-secret",
+	})
+	var dataCalls, sentinelCalls atomic.Int64
+	cfg := config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...).
+		WithTLSConfig(s.ClientTLS()).
+		WithCredentialsProvider(func(context.Context) (string, string, error) {
+			dataCalls.Add(1)
+			return "app", "data-secret", nil
+		}).
+		WithSentinelCredentialsProvider(func(context.Context) (string, string, error) {
+			sentinelCalls.Add(1)
+			return "watcher", "sentinel-secret", nil
+		})
+	ctx := ctxT(t)
+	eng := engineOn(t, cfg)
+	defer eng.Close()
+	exerciseDialPaths(t, ctx, eng, "sentinel-tls")
+	p, err := s.Primary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := p.Do("GET", "sentinel-tls:k"); err != nil || got != "v" {
+		t.Fatalf("GET on the primary %s = %v, %v; want v", p.Addr(), got, err)
+	}
+	if st := eng.Stats().Sentinel; st == nil || st.Primary != p.Addr() || st.Subscribed == 0 {
+		t.Fatalf("Stats().Sentinel = %+v; want primary %s and the sentinels' events followed", st, p.Addr())
+	}
+	if dataCalls.Load() == 0 || sentinelCalls.Load() == 0 {
+		t.Fatalf("credentials providers called: data nodes %d, sentinels %d; want both", dataCalls.Load(), sentinelCalls.Load())
+	}
+
+	// Without the client certificate the sentinels refuse the handshake:
+	// New fails, saying why.
+	bare := certs.TLSConfig()
+	bare.Certificates = nil
+	_, err = engine.New(ctx, cfg.WithTLSConfig(bare))
+	if err == nil {
+		t.Fatal("New without a client certificate succeeded against sentinels that require one")
+	}
+	if !strings.Contains(err.Error(), "certificate required") {
+		t.Errorf("New without a client certificate: %v; want the sentinels' alert (certificate required) named", err)
+	}
+	t.Logf("New without a client certificate: %v", err)
+}
