@@ -2,12 +2,8 @@ package engine
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -97,7 +93,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	if err := checkDriver(cfg, caps); err != nil {
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
-	tlsCfg, err := tlsConfig(cfg.TLS)
+	tlsCfg, err := cfg.TLS.ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
@@ -301,38 +297,3 @@ func (e *Engine) credentialsFunc() func(context.Context) (string, string, error)
 	return e.credentials
 }
 
-// tlsConfig builds the *tls.Config for t, or nil when TLS is off: a clone
-// of t.Config when the caller gave one (it wins over the file settings),
-// else one made from the file settings.
-func tlsConfig(t config.TLSConfig) (*tls.Config, error) {
-	if !t.Enabled {
-		return nil, nil
-	}
-	if t.Config != nil {
-		return t.Config.Clone(), nil
-	}
-	c := &tls.Config{
-		ServerName:         t.ServerName,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // the user's explicit choice
-		MinVersion:         tls.VersionTLS12,
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: load client certificate: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: read CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("tls: CA file " + t.CAFile + " holds no PEM certificate")
-		}
-		c.RootCAs = pool
-	}
-	return c, nil
-}

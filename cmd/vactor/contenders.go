@@ -134,7 +134,7 @@ func openVactorSync(ctx context.Context, cfg config.Config) (client, error) {
 // MaxFlushDelay (0: valkey-go's default, none).
 func openValkeyGo(flushDelay time.Duration) func(context.Context, config.Config) (client, error) {
 	return func(ctx context.Context, cfg config.Config) (client, error) {
-		tlsCfg, err := tlsConfig(cfg.TLS)
+		tlsCfg, err := cfg.TLS.ClientConfig()
 		if err != nil {
 			return client{}, err
 		}
@@ -180,7 +180,7 @@ type redisCmds interface {
 // Options: the autopipeliner is a separate face of the client).
 func openGoRedis(autoPipeline bool) func(context.Context, config.Config) (client, error) {
 	return func(ctx context.Context, cfg config.Config) (client, error) {
-		tlsCfg, err := tlsConfig(cfg.TLS)
+		tlsCfg, err := cfg.TLS.ClientConfig()
 		if err != nil {
 			return client{}, err
 		}

@@ -25,7 +25,7 @@ func newServerCPU(ctx context.Context, cfg config.Config) *serverCPU {
 	if cfg.ClusterMode {
 		return &serverCPU{}
 	}
-	tlsCfg, err := tlsConfig(cfg.TLS)
+	tlsCfg, err := cfg.TLS.ClientConfig()
 	if err != nil {
 		return &serverCPU{}
 	}

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"crypto/tls"
@@ -6,15 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"os"
-
-	"github.com/vactor-io/vactor/config"
 )
 
-// tlsConfig builds the *tls.Config of t for the peer clients of vactor
-// bench, the way the engine builds its own: nil when TLS is off.
-func tlsConfig(t config.TLSConfig) (*tls.Config, error) {
+// ClientConfig returns the *tls.Config that t describes, as the engine
+// dials with it: nil when TLS is off; a clone of t.Config when the caller
+// gave one (it wins over the file settings); else one built from the
+// files (client certificate, CA bundle), ServerName and
+// InsecureSkipVerify, TLS 1.2 at least. The files are read now; an error
+// says which one is wrong. Each call returns a new value, which the
+// caller may modify.
+func (t TLSConfig) ClientConfig() (*tls.Config, error) {
 	if !t.Enabled {
 		return nil, nil
+	}
+	if t.Config != nil {
+		return t.Config.Clone(), nil
 	}
 	c := &tls.Config{
 		ServerName:         t.ServerName,
