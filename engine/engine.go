@@ -296,4 +296,3 @@ func (e *Engine) credentialsFunc() func(context.Context) (string, string, error)
 	}
 	return e.credentials
 }
-
