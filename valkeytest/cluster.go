@@ -185,29 +185,7 @@ func StartCluster(opts ClusterOptions) (*Cluster, error) {
 // cluster is stopped.
 func StartClusterT(tb testing.TB, opts ...ClusterOptions) *Cluster {
 	tb.Helper()
-	var o ClusterOptions
-	switch len(opts) {
-	case 0:
-	case 1:
-		o = opts[0]
-	default:
-		tb.Fatalf("valkeytest.StartClusterT: at most one ClusterOptions, got %d", len(opts))
-	}
-	c, err := StartCluster(o)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			for _, n := range c.nodes {
-				tb.Logf("%s (id %s): end of %s:\n%s", n.label(), n.ID, n.LogPath(), tail(n.Log(), logTailLines))
-			}
-		}
-		if err := c.Stop(); err != nil {
-			tb.Errorf("valkeytest: cluster stop: %v", err)
-		}
-	})
-	return c
+	return startT(tb, "cluster", opts, StartCluster)
 }
 
 func (c *Cluster) startNode(i int) (*ClusterNode, error) {

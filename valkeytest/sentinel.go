@@ -201,27 +201,7 @@ func StartSentinel(opts SentinelOptions) (*Sentinel, error) {
 // the test failed, and the setup is stopped (taps included).
 func StartSentinelT(tb testing.TB, opts ...SentinelOptions) *Sentinel {
 	tb.Helper()
-	var o SentinelOptions
-	switch len(opts) {
-	case 0:
-	case 1:
-		o = opts[0]
-	default:
-		tb.Fatalf("valkeytest.StartSentinelT: at most one SentinelOptions, got %d", len(opts))
-	}
-	s, err := StartSentinel(o)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			tb.Logf("valkeytest: sentinel setup:%s", s.logTails(logTailLines))
-		}
-		if err := s.Stop(); err != nil {
-			tb.Errorf("valkeytest: sentinel stop: %v", err)
-		}
-	})
-	return s
+	return startT(tb, "sentinel setup", opts, StartSentinel)
 }
 
 func (s *Sentinel) start() error {
