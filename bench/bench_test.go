@@ -63,6 +63,7 @@ type client struct {
 	name  string
 	get   op
 	set   op
+	setv  func(ctx context.Context, key, value string) error
 	close func()
 }
 
@@ -80,6 +81,10 @@ func newEngineClient(tb testing.TB, cfg config.Config) client {
 		},
 		set: func(ctx context.Context, k string) error {
 			_, err := eng.Set(ctx, k, "0123456789abcdef", 0).Await(ctx)
+			return err
+		},
+		setv: func(ctx context.Context, k, v string) error {
+			_, err := eng.Set(ctx, k, v, 0).Await(ctx)
 			return err
 		},
 		close: func() { _ = eng.Close() },
@@ -106,6 +111,9 @@ func newValkeyClientWith(tb testing.TB, name string, opt valkey.ClientOption) cl
 		},
 		set: func(ctx context.Context, k string) error {
 			return c.Do(ctx, c.B().Set().Key(k).Value("0123456789abcdef").Build()).Error()
+		},
+		setv: func(ctx context.Context, k, v string) error {
+			return c.Do(ctx, c.B().Set().Key(k).Value(v).Build()).Error()
 		},
 		close: c.Close,
 	}
@@ -137,7 +145,8 @@ var levels = []int{1, 16, 256, 2048}
 
 // run drives b.N operations from g goroutines and reports ops/s, p50 and
 // p99 latency.
-func run(b *testing.B, g int, do op) {
+func run(b *testing.B, g int, ks []string, do op) {
+	nk := int64(len(ks))
 	ctx := context.Background()
 	var next atomic.Int64
 	lat := make([][]time.Duration, g)
@@ -146,6 +155,7 @@ func run(b *testing.B, g int, do op) {
 	var failed atomic.Value
 	b.ReportAllocs()
 	b.ResetTimer()
+	rt0 := readRuntime()
 	cpu0 := cpuTime()
 	start := time.Now()
 	for w := range g {
@@ -155,7 +165,7 @@ func run(b *testing.B, g int, do op) {
 			samples := make([]time.Duration, 0, per)
 			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
 				t0 := time.Now()
-				if err := do(ctx, keys[i&1023]); err != nil {
+				if err := do(ctx, ks[i%nk]); err != nil {
 					failed.Store(err)
 					return
 				}
@@ -167,10 +177,12 @@ func run(b *testing.B, g int, do op) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
+	rt1 := readRuntime()
 	b.StopTimer()
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
 	}
+	reportRuntime(b, rt0, rt1, b.N)
 	all := make([]time.Duration, 0, b.N)
 	for _, s := range lat {
 		all = append(all, s...)
@@ -193,20 +205,34 @@ func cpuTime() time.Duration {
 }
 
 // bench runs pick's operation for every contender at every level, the
-// contenders interleaved at each level.
+// contenders interleaved at each level, over the 1,024 keys.
 func bench(b *testing.B, levels []int, contenders []contender, pick func(client) op) {
+	benchKeys(b, levels, contenders, keys[:], true, pick)
+}
+
+// benchKeys is bench over ks; warm sets every key through each contender
+// first (else the keys must exist already).
+func benchKeys(b *testing.B, levels []int, contenders []contender, ks []string, warm bool, pick func(client) op) {
 	for _, g := range levels {
 		for _, c := range contenders {
 			b.Run(fmt.Sprintf("g=%d/%s", g, c.name), func(b *testing.B) {
 				cl := c.new(b)
 				defer cl.close()
 				// Warm up and make GET hit an existing key.
-				for _, k := range keys {
-					if err := cl.set(context.Background(), k); err != nil {
-						b.Fatal(err)
+				if warm {
+					for _, k := range ks {
+						if err := cl.set(context.Background(), k); err != nil {
+							b.Fatal(err)
+						}
+					}
+				} else {
+					for _, k := range ks[:1024] { // warm the connections only
+						if err := cl.get(context.Background(), k); err != nil && !valkey.IsValkeyNil(err) {
+							b.Fatal(err)
+						}
 					}
 				}
-				run(b, g, pick(cl))
+				run(b, g, ks, pick(cl))
 			})
 		}
 	}
