@@ -65,6 +65,9 @@ type client struct {
 	set   op
 	setv  func(ctx context.Context, key, value string) error
 	close func()
+	// pipelines, when set, returns the commands sent and the pipelines
+	// they went in so far (the engine's Stats), for the batch metric.
+	pipelines func() (commands, batches uint64)
 }
 
 // newEngineClient is the engine contender over cfg.
@@ -88,6 +91,10 @@ func newEngineClient(tb testing.TB, cfg config.Config) client {
 			return err
 		},
 		close: func() { _ = eng.Close() },
+		pipelines: func() (uint64, uint64) {
+			st := eng.Stats()
+			return st.Commands, st.Batches
+		},
 	}
 }
 
@@ -195,6 +202,13 @@ func run(b *testing.B, g int, ks []string, do op) {
 	b.ReportMetric(0, "ns/op")                                           // ns/op of a concurrent run is misleading: read ops/s
 }
 
+// reportBatch reports the mean number of commands per pipeline (batch).
+func reportBatch(b *testing.B, commands, batches uint64) {
+	if batches > 0 {
+		b.ReportMetric(float64(commands)/float64(batches), "batch")
+	}
+}
+
 // cpuTime returns the process's CPU time so far (user and system).
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
@@ -232,7 +246,15 @@ func benchKeys(b *testing.B, levels []int, contenders []contender, ks []string, 
 						}
 					}
 				}
+				var c0, n0 uint64
+				if cl.pipelines != nil {
+					c0, n0 = cl.pipelines()
+				}
 				run(b, g, ks, pick(cl))
+				if cl.pipelines != nil {
+					c1, n1 := cl.pipelines()
+					reportBatch(b, c1-c0, n1-n0)
+				}
 			})
 		}
 	}

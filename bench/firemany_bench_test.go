@@ -31,6 +31,11 @@ func BenchmarkFireMany(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer eng.Close()
+		s0 := eng.Stats()
+		defer func() {
+			s1 := eng.Stats()
+			reportBatch(b, s1.Commands-s0.Commands, s1.Batches-s0.Batches)
+		}()
 		runFireMany(b, ks, func(ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error {
 			for i, k := range chunk {
 				fs[i] = eng.Set(ctx, k, bigValue, 0)
