@@ -63,7 +63,11 @@ type client struct {
 	name  string
 	get   op
 	set   op
+	setv  func(ctx context.Context, key, value string) error
 	close func()
+	// pipelines, when set, returns the commands sent and the pipelines
+	// they went in so far (the engine's Stats), for the batch metric.
+	pipelines func() (commands, batches uint64)
 }
 
 // newEngineClient is the engine contender over cfg.
@@ -82,7 +86,15 @@ func newEngineClient(tb testing.TB, cfg config.Config) client {
 			_, err := eng.Set(ctx, k, "0123456789abcdef", 0).Await(ctx)
 			return err
 		},
+		setv: func(ctx context.Context, k, v string) error {
+			_, err := eng.Set(ctx, k, v, 0).Await(ctx)
+			return err
+		},
 		close: func() { _ = eng.Close() },
+		pipelines: func() (uint64, uint64) {
+			st := eng.Stats()
+			return st.Commands, st.Batches
+		},
 	}
 }
 
@@ -106,6 +118,9 @@ func newValkeyClientWith(tb testing.TB, name string, opt valkey.ClientOption) cl
 		},
 		set: func(ctx context.Context, k string) error {
 			return c.Do(ctx, c.B().Set().Key(k).Value("0123456789abcdef").Build()).Error()
+		},
+		setv: func(ctx context.Context, k, v string) error {
+			return c.Do(ctx, c.B().Set().Key(k).Value(v).Build()).Error()
 		},
 		close: c.Close,
 	}
@@ -137,7 +152,8 @@ var levels = []int{1, 16, 256, 2048}
 
 // run drives b.N operations from g goroutines and reports ops/s, p50 and
 // p99 latency.
-func run(b *testing.B, g int, do op) {
+func run(b *testing.B, g int, ks []string, do op) {
+	nk := int64(len(ks))
 	ctx := context.Background()
 	var next atomic.Int64
 	lat := make([][]time.Duration, g)
@@ -146,6 +162,7 @@ func run(b *testing.B, g int, do op) {
 	var failed atomic.Value
 	b.ReportAllocs()
 	b.ResetTimer()
+	rt0 := readRuntime()
 	cpu0 := cpuTime()
 	start := time.Now()
 	for w := range g {
@@ -155,7 +172,7 @@ func run(b *testing.B, g int, do op) {
 			samples := make([]time.Duration, 0, per)
 			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
 				t0 := time.Now()
-				if err := do(ctx, keys[i&1023]); err != nil {
+				if err := do(ctx, ks[i%nk]); err != nil {
 					failed.Store(err)
 					return
 				}
@@ -167,10 +184,12 @@ func run(b *testing.B, g int, do op) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
+	rt1 := readRuntime()
 	b.StopTimer()
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
 	}
+	reportRuntime(b, rt0, rt1, b.N)
 	all := make([]time.Duration, 0, b.N)
 	for _, s := range lat {
 		all = append(all, s...)
@@ -183,6 +202,13 @@ func run(b *testing.B, g int, do op) {
 	b.ReportMetric(0, "ns/op")                                           // ns/op of a concurrent run is misleading: read ops/s
 }
 
+// reportBatch reports the mean number of commands per pipeline (batch).
+func reportBatch(b *testing.B, commands, batches uint64) {
+	if batches > 0 {
+		b.ReportMetric(float64(commands)/float64(batches), "batch")
+	}
+}
+
 // cpuTime returns the process's CPU time so far (user and system).
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
@@ -193,20 +219,42 @@ func cpuTime() time.Duration {
 }
 
 // bench runs pick's operation for every contender at every level, the
-// contenders interleaved at each level.
+// contenders interleaved at each level, over the 1,024 keys.
 func bench(b *testing.B, levels []int, contenders []contender, pick func(client) op) {
+	benchKeys(b, levels, contenders, keys[:], true, pick)
+}
+
+// benchKeys is bench over ks; warm sets every key through each contender
+// first (else the keys must exist already).
+func benchKeys(b *testing.B, levels []int, contenders []contender, ks []string, warm bool, pick func(client) op) {
 	for _, g := range levels {
 		for _, c := range contenders {
 			b.Run(fmt.Sprintf("g=%d/%s", g, c.name), func(b *testing.B) {
 				cl := c.new(b)
 				defer cl.close()
 				// Warm up and make GET hit an existing key.
-				for _, k := range keys {
-					if err := cl.set(context.Background(), k); err != nil {
-						b.Fatal(err)
+				if warm {
+					for _, k := range ks {
+						if err := cl.set(context.Background(), k); err != nil {
+							b.Fatal(err)
+						}
+					}
+				} else {
+					for _, k := range ks[:1024] { // warm the connections only
+						if err := cl.get(context.Background(), k); err != nil && !valkey.IsValkeyNil(err) {
+							b.Fatal(err)
+						}
 					}
 				}
-				run(b, g, pick(cl))
+				var c0, n0 uint64
+				if cl.pipelines != nil {
+					c0, n0 = cl.pipelines()
+				}
+				run(b, g, ks, pick(cl))
+				if cl.pipelines != nil {
+					c1, n1 := cl.pipelines()
+					reportBatch(b, c1-c0, n1-n0)
+				}
 			})
 		}
 	}

@@ -1,0 +1,112 @@
+package bench
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/futures"
+)
+
+// BenchmarkFireMany: 4 goroutines, each firing 1,000 SETs (64-byte values,
+// the 100,000-key space) and then waiting for all of them, until b.N SETs
+// are done:
+//
+//   - engine: eng.Set futures, then futures.All;
+//   - valkeygo: valkey-go DoMulti of the same 1,000 commands (defaults).
+//
+// The contenders are interleaved; benchratio prints engine ÷ valkeygo
+// (the row "FireMany", g=4).
+func BenchmarkFireMany(b *testing.B) {
+	ks := loadBigKeyspace(b)
+	b.Run("g=4/engine", func(b *testing.B) {
+		eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(addr))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer eng.Close()
+		s0 := eng.Stats()
+		defer func() {
+			s1 := eng.Stats()
+			reportBatch(b, s1.Commands-s0.Commands, s1.Batches-s0.Batches)
+		}()
+		runFireMany(b, ks, func(ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error {
+			for i, k := range chunk {
+				fs[i] = eng.Set(ctx, k, bigValue, 0)
+			}
+			_, err := futures.All(ctx, fs[:len(chunk)]...)
+			return err
+		})
+	})
+	b.Run("g=4/valkeygo", func(b *testing.B) {
+		c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{addr}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		runFireMany(b, ks, func(ctx context.Context, chunk []string, _ []*futures.Future[struct{}]) error {
+			cmds := make(valkey.Commands, len(chunk))
+			for i, k := range chunk {
+				cmds[i] = c.B().Set().Key(k).Value(bigValue).Build()
+			}
+			for _, r := range c.DoMulti(ctx, cmds...) {
+				if err := r.Error(); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// fireChunk is how many commands each goroutine fires before it waits.
+const fireChunk = 1000
+
+// runFireMany runs b.N SETs (rounded up to whole chunks) from 4 goroutines
+// with fire and reports ops/s and the client's CPU per SET.
+func runFireMany(b *testing.B, ks []string, fire func(ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error) {
+	ctx := context.Background()
+	chunks := int64((b.N + fireChunk - 1) / fireChunk)
+	var next atomic.Int64
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	rt0 := readRuntime()
+	cpu0 := cpuTime()
+	start := time.Now()
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fs := make([]*futures.Future[struct{}], fireChunk)
+			for c := next.Add(1) - 1; c < chunks; c = next.Add(1) - 1 {
+				off := int(c*fireChunk) % len(ks)
+				chunk := ks[off:min(off+fireChunk, len(ks))]
+				if err := fire(ctx, chunk, fs); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
+	rt1 := readRuntime()
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	reportRuntime(b, rt0, rt1, int(chunks*fireChunk))
+	n := float64(chunks * fireChunk)
+	b.ReportMetric(n/elapsed.Seconds(), "ops/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/n, "cpu-ns/op")
+	b.ReportMetric(0, "ns/op")
+}
