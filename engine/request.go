@@ -205,7 +205,12 @@ func submitTo[T any](e *Engine, conn *actors.ConnState, ctx context.Context, cmd
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	r := newRequest(e, ctx, cmd, decode)
+	return post(e, conn, newRequest(e, ctx, cmd, decode))
+}
+
+// post queues r on conn's mailbox, or fails it at once when the engine is
+// closed or conn's breaker is open.
+func post[T any](e *Engine, conn *actors.ConnState, r *request[T]) *futures.Future[T] {
 	f := r.promise.Future()
 	if e.closed.Load() {
 		r.promise.Reject(ErrClosed)

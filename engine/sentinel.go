@@ -531,22 +531,7 @@ func submitSentinel[T any](e *Engine, ctx context.Context, route string, cmd val
 			conn = rc
 		}
 	}
-	r := newSlotRequest(e, ctx, cmd, decode)
-	f := r.promise.Future()
-	if e.closed.Load() {
-		r.promise.Reject(ErrClosed)
-		return f
-	}
-	if r.obs != nil {
-		observe(e, r)
-	}
-	if conn.Node != nil && conn.Node.Open() {
-		r.Fail(ErrCircuitOpen)
-		return f
-	}
-	r.watch()
-	conn.Mailbox.Post(r)
-	return f
+	return post(e, conn, newSlotRequest(e, ctx, cmd, decode))
 }
 
 // SentinelStats is what the engine did in sentinel mode (Stats.Sentinel).
