@@ -133,6 +133,9 @@ func TestSentinelActorIgnoresOthers(t *testing.T) {
 	s.inject("s1:1", evPromoted, "slave 10.0.0.2:6379 10.0.0.2 6379 @ other 10.0.0.1 6379")
 	s.inject("s1:1", evSwitchMaster, "mymaster 10.0.0.1 6379 10.0.0.3 6379") // a real one, last
 	log.waitFor(t, "switch 10.0.0.1:6379->10.0.0.3:6379 gen 2")
+	if v := s.View(); v.Master != "10.0.0.3:6379" || v.Gen != 2 {
+		t.Fatalf("view = %+v, want 10.0.0.3:6379 at gen 2 (only the real switch followed)", *v)
+	}
 }
 
 // Two sentinels start a failover (a vote); one is not elected and aborts:
