@@ -269,7 +269,7 @@ func TestClusterKillPrimaryUnderLoad(t *testing.T) {
 		failedOver, resumed, nerr, firstErr.Sub(killed), lastErr.Sub(killed), lastMsg)
 	// Every write a replica acknowledged survived the failover.
 	ctx := ctxT(t)
-	lost := missing(t, ctx, eng, confirmed)
+	lost := enginetest.Missing(t, ctx, eng, confirmed)
 	t.Logf("%d writes confirmed by WAIT, %d lost", len(confirmed), lost)
 	if len(confirmed) == 0 || lost > 0 {
 		t.Fatalf("%d WAIT-confirmed writes, %d lost", len(confirmed), lost)

@@ -166,7 +166,7 @@ func TestFaultToxics(t *testing.T) {
 			if err := px.RemoveToxics(); err != nil {
 				t.Fatal(err)
 			}
-			d := waitServing(t, eng, 2*time.Second)
+			d := enginetest.WaitServing(t, eng, 2*time.Second)
 			close(stop)
 			wg.Wait()
 			t.Logf("%s: serving again %s after the toxic was removed (stats: retries %d, unknown %d, reconnects %d)",
@@ -235,7 +235,7 @@ func TestFaultRetriesKeepOrder(t *testing.T) {
 			acked[i] = true
 		}
 	}
-	waitServing(t, eng, time.Second)
+	enginetest.WaitServing(t, eng, time.Second)
 	list, err := eng.LRange(ctx, "ordered", 0, -1).Await(ctx)
 	if err != nil {
 		t.Fatal(err)

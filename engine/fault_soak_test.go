@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/engine/enginetest"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -142,10 +143,10 @@ func TestFaultSoak(t *testing.T) {
 		if err := px.RemoveToxics(); err != nil {
 			t.Fatal(err)
 		}
-		waitServing(t, eng, 3*time.Second)
+		enginetest.WaitServing(t, eng, 3*time.Second)
 		time.Sleep(time.Duration(100+rng.IntN(400)) * time.Millisecond)
 	}
-	waitServing(t, eng, 3*time.Second)
+	enginetest.WaitServing(t, eng, 3*time.Second)
 	time.Sleep(time.Second) // steady traffic again before measuring
 	heap1 := heapInUse()
 	stop.Store(true)

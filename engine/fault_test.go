@@ -28,24 +28,6 @@ func faultConfig(addr string) config.Config {
 		WithCircuitBreakerOpenTimeout(250 * time.Millisecond)
 }
 
-// waitServing returns how long it took until a SET through eng succeeds.
-func waitServing(t *testing.T, eng *engine.Engine, limit time.Duration) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		_, err := eng.Set(ctx, "probe", "x", 0).Await(ctx)
-		cancel()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Since(start) > limit {
-			t.Fatalf("engine not serving %s after restart: last error %v (stats %+v)", limit, err, eng.Stats())
-		}
-		time.Sleep(5 * time.Millisecond) // pacing between probes, not synchronisation
-	}
-}
-
 // Fault test 1: the server is killed and restarted 20 times while 64
 // goroutines write distinct keys. Every future completes, every write
 // whose future succeeded is on the server after the last restart (AOF,
@@ -152,7 +134,7 @@ func TestFaultFrozenServer(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	closedAfter := time.Since(resumed)
-	served := waitServing(t, eng, time.Second)
+	served := enginetest.WaitServing(t, eng, time.Second)
 	stop.Store(true)
 	wg.Wait()
 
@@ -261,7 +243,7 @@ func TestFaultFrozenDeadlines(t *testing.T) {
 		if err := srv.Resume(); err != nil {
 			t.Fatal(err)
 		}
-		d := waitServing(t, eng, 10*time.Second)
+		d := enginetest.WaitServing(t, eng, 10*time.Second)
 		if d > time.Second {
 			t.Fatalf("round %d: serving again %s after SIGCONT, want < 1s", round, d)
 		}

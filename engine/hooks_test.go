@@ -15,6 +15,7 @@ import (
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/engine/enginetest"
 	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/internal/hookbus"
@@ -177,7 +178,7 @@ func TestHooksScriptedRun(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitServing(t, eng, 10*time.Second)
+	enginetest.WaitServing(t, eng, 10*time.Second)
 	st := eng.Stats()
 	if err := eng.Close(); err != nil {
 		t.Fatal(err)
@@ -457,7 +458,7 @@ func TestLogLevelFilters(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitServing(t, eng, 10*time.Second)
+	enginetest.WaitServing(t, eng, 10*time.Second)
 	if err := eng.Close(); err != nil {
 		t.Fatal(err)
 	}

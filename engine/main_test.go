@@ -63,27 +63,6 @@ func bulkCtxT(t testing.TB) context.Context {
 	return ctx
 }
 
-// missing returns how many of keys do not exist, asking through eng; an
-// error fails the test.
-func missing(t *testing.T, ctx context.Context, eng *engine.Engine, keys []string) int {
-	t.Helper()
-	fs := make([]*futures.Future[int64], len(keys))
-	for i, k := range keys {
-		fs[i] = eng.Exists(ctx, k)
-	}
-	lost := 0
-	for i, f := range fs {
-		n, err := f.Await(ctx)
-		if err != nil {
-			t.Fatalf("EXISTS %s: %v", keys[i], err)
-		}
-		if n != 1 {
-			lost++
-		}
-	}
-	return lost
-}
-
 // closeOutstanding fires n SETs, closes eng within limit, and checks that
 // every future completed, written or with ErrClosed; it returns how many
 // were written.

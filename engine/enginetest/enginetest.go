@@ -59,8 +59,8 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// waitServing returns how long it took until a SET through eng succeeds.
-func waitServing(t *testing.T, eng *engine.Engine, limit time.Duration) time.Duration {
+// WaitServing returns how long it took until a SET through eng succeeds.
+func WaitServing(t *testing.T, eng *engine.Engine, limit time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {

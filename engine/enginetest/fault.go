@@ -85,7 +85,7 @@ func FaultKillRestart(t *testing.T, o Options) {
 		if err := srv.Restart(); err != nil {
 			t.Fatalf("round %d: restart: %v", round, err)
 		}
-		d := waitServing(t, eng, 3*time.Second)
+		d := WaitServing(t, eng, 3*time.Second)
 		worst = max(worst, d)
 		if d > time.Second {
 			t.Errorf("round %d: serving again %s after the restart, want < 1s", round, d)
@@ -106,7 +106,7 @@ func FaultKillRestart(t *testing.T, o Options) {
 	mu.Unlock()
 	ctx := ctxT(t)
 	check := newEngine(t, o.Config(srv.Addr()))
-	lost := missing(t, ctx, check, keys)
+	lost := Missing(t, ctx, check, keys)
 	st := eng.Stats()
 	t.Logf("issued %d, acknowledged %d, failed %d, lost %d; slowest recovery %s; reconnects %d, retries %d, outcome unknown %d",
 		issued.Load(), len(keys), failed.Load(), lost, worst, st.Reconnects, st.Retries, st.OutcomeUnknown)
@@ -124,9 +124,9 @@ func FaultKillRestart(t *testing.T, o Options) {
 	}
 }
 
-// missing returns how many of keys do not exist, asking through eng; an
+// Missing returns how many of keys do not exist, asking through eng; an
 // error fails the test.
-func missing(t *testing.T, ctx context.Context, eng *engine.Engine, keys []string) int {
+func Missing(t *testing.T, ctx context.Context, eng *engine.Engine, keys []string) int {
 	t.Helper()
 	fs := make([]*futures.Future[int64], len(keys))
 	for i, k := range keys {
@@ -193,7 +193,7 @@ func FaultResetAfterWrite(t *testing.T, o Options) {
 	if err := px.RemoveToxics(); err != nil {
 		t.Fatal(err)
 	}
-	waitServing(t, eng, time.Second)
+	WaitServing(t, eng, time.Second)
 	applied := 0
 	got, err := srv.Do("GET", "ctr")
 	if err != nil {
