@@ -51,7 +51,10 @@
 // for transport errors. A nil reply (engine.ErrNil) is not an error.
 //
 // The attribute set of each series (operation, node, error, DB) is built
-// once and kept, so recording a command allocates nothing.
+// once and kept, so recording a command allocates nothing. At high command
+// rates, WithProducer and a Producer given to the reader make the hook
+// aggregate db.client.operation.duration itself: ~30 ns per command
+// instead of the SDK's ~270 (see Producer).
 //
 // # Spans
 //
@@ -60,8 +63,9 @@
 // context, from the moment it is fired to the completion of its future.
 // It carries db.system.name, db.operation.name, db.namespace,
 // server.address and server.port, error.type and db.response.status_code
-// on failure (status Error), and the pipeline that carried it as a span
-// event "vactor.pipeline" (vactor.pipeline.seq, db.operation.batch.size).
+// on failure (status Error), and the pipeline that carried it as the
+// attributes vactor.pipeline.seq (spans with the same one went in one
+// write) and db.operation.batch.size.
 // db.query.text is off by default; WithQueryText sets it to the command's
 // name followed by one "?" per argument.
 //

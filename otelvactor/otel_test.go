@@ -19,6 +19,7 @@ import (
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/otelvactor"
 	"github.com/vactor-io/vactor/valkeytest"
@@ -318,8 +319,11 @@ func TestScriptedRun(t *testing.T) {
 		if _, ok := as.Value("db.query.text"); ok {
 			t.Error("db.query.text set by default")
 		}
-		if !slices.ContainsFunc(s.Events(), func(e sdktrace.Event) bool { return e.Name == "vactor.pipeline" }) {
-			t.Errorf("SET span without its pipeline event: %v", s.Events())
+		if seq, _ := as.Value("vactor.pipeline.seq"); seq.AsInt64() < 1 {
+			t.Errorf("SET span without its pipeline: %v", s.Attributes())
+		}
+		if size, _ := as.Value("db.operation.batch.size"); size.AsInt64() < 1 {
+			t.Errorf("SET span without its pipeline's size: %v", s.Attributes())
 		}
 		if !s.EndTime().After(s.StartTime()) {
 			t.Errorf("SET span from %v to %v", s.StartTime(), s.EndTime())
@@ -389,6 +393,142 @@ func TestQueryTextAndSystemName(t *testing.T) {
 func TestPostExecutionAllocs(t *testing.T) {
 	mp, _, _, _ := providers(t)
 	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ev := hooks.Executed{Name: "GET", Node: "127.0.0.1:6379", Duration: time.Millisecond, Done: time.Now()}
+	fail := hooks.Executed{Name: "LPUSH", Node: "127.0.0.1:6379", Duration: time.Millisecond, Err: &engine.ServerError{Prefix: "WRONGTYPE"}}
+	h.PostExecution(ctx, ev)
+	h.PostExecution(ctx, fail)
+	if a := testing.AllocsPerRun(1000, func() {
+		h.PostExecution(ctx, ev)
+		h.PostExecution(ctx, fail)
+	}); a != 0 {
+		t.Fatalf("%v allocations per PostExecution, want 0", a)
+	}
+}
+
+// A Producer reports db.client.operation.duration exactly as the
+// MeterProvider's histogram does: two hooks on one engine, one recording
+// through the SDK, one through a Producer, read the same commands into
+// the same series, counts, buckets, sums and extremes; the producer's
+// MeterProvider reports the metric once, and its counts are cumulative.
+func TestProducerMatchesSDK(t *testing.T) {
+	mpA, readerA, _, _ := providers(t)
+	sdkHook, err := otelvactor.New(otelvactor.WithMeterProvider(mpA), otelvactor.WithoutTracing())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := otelvactor.NewProducer()
+	readerB := sdkmetric.NewManualReader(sdkmetric.WithProducer(p))
+	mpB := sdkmetric.NewMeterProvider(sdkmetric.WithReader(readerB))
+	t.Cleanup(func() { _ = mpB.Shutdown(context.Background()) })
+	prodHook, err := otelvactor.New(otelvactor.WithMeterProvider(mpB), otelvactor.WithoutTracing(), otelvactor.WithProducer(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms := collectAll(t, readerB); len(ms[opDuration]) != 0 {
+		t.Fatalf("%d duration metrics before any command, want none", len(ms[opDuration]))
+	}
+
+	srv := valkeytest.Start(t)
+	ctx := ctxT(t)
+	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithHooks(sdkHook, prodHook))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	const n = 200
+	fs := make([]*futures.Future[struct{}], n)
+	for i := range fs {
+		fs[i] = eng.Set(ctx, fmt.Sprintf("prod:%d", i%7), "v", 0)
+	}
+	if _, err := futures.All(ctx, fs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.LPush(ctx, "prod:0", "x").Err(ctx); err == nil {
+		t.Fatal("LPUSH on a string succeeded")
+	}
+	if err := eng.Close(); err != nil { // delivers every hook event
+		t.Fatal(err)
+	}
+
+	a, b := collectAll(t, readerA)[opDuration], collectAll(t, readerB)[opDuration]
+	if len(a) != 1 || len(b) != 1 {
+		t.Fatalf("duration metrics: sdk %d, producer %d; want 1 each", len(a), len(b))
+	}
+	if b[0].Unit != "s" || b[0].Description != a[0].Description {
+		t.Errorf("producer metric unit %q description %q", b[0].Unit, b[0].Description)
+	}
+	ha, hb := a[0].Data.(metricdata.Histogram[float64]), b[0].Data.(metricdata.Histogram[float64])
+	if hb.Temporality != metricdata.CumulativeTemporality {
+		t.Errorf("temporality %v", hb.Temporality)
+	}
+	key := func(p metricdata.HistogramDataPoint[float64]) string {
+		return attr(p.Attributes, "db.operation.name") + "/" + attr(p.Attributes, "error.type")
+	}
+	want := map[string]metricdata.HistogramDataPoint[float64]{}
+	for _, p := range ha.DataPoints {
+		want[key(p)] = p
+	}
+	if len(hb.DataPoints) != len(want) || len(want) != 2 {
+		t.Fatalf("producer series %d, sdk series %d, want 2 (SET, LPUSH/WRONGTYPE)", len(hb.DataPoints), len(want))
+	}
+	var sets uint64
+	for _, p := range hb.DataPoints {
+		w, ok := want[key(p)]
+		switch {
+		case !ok:
+			t.Errorf("producer series %v not in the sdk's", p.Attributes.ToSlice())
+		case !p.Attributes.Equals(&w.Attributes):
+			t.Errorf("attributes %v, sdk %v", p.Attributes.ToSlice(), w.Attributes.ToSlice())
+		case p.Count != w.Count || p.Sum != w.Sum || !slices.Equal(p.BucketCounts, w.BucketCounts) || !slices.Equal(p.Bounds, w.Bounds):
+			t.Errorf("%s: producer count %d sum %v buckets %v; sdk count %d sum %v buckets %v",
+				key(p), p.Count, p.Sum, p.BucketCounts, w.Count, w.Sum, w.BucketCounts)
+		}
+		pmin, _ := p.Min.Value()
+		pmax, _ := p.Max.Value()
+		wmin, _ := w.Min.Value()
+		wmax, _ := w.Max.Value()
+		if pmin != wmin || pmax != wmax {
+			t.Errorf("%s: producer min/max %v/%v, sdk %v/%v", key(p), pmin, pmax, wmin, wmax)
+		}
+		if key(p) == "SET/" {
+			sets = p.Count
+		}
+	}
+	if sets != n {
+		t.Errorf("%d SETs counted, want %d", sets, n)
+	}
+	// Cumulative: a second collection reports the same totals.
+	if b2 := collectAll(t, readerB)[opDuration]; len(b2) != 1 || b2[0].Data.(metricdata.Histogram[float64]).DataPoints[0].Count != hb.DataPoints[0].Count {
+		t.Error("a second collection changed the totals")
+	}
+}
+
+const opDuration = "db.client.operation.duration"
+
+// collectAll reads every metric, by name, keeping duplicates.
+func collectAll(t *testing.T, r *sdkmetric.ManualReader) map[string][]metricdata.Metrics {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]metricdata.Metrics{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			out[m.Name] = append(out[m.Name], m)
+		}
+	}
+	return out
+}
+
+// With a Producer, recording a command allocates nothing either.
+func TestProducerAllocs(t *testing.T) {
+	mp, _, _, _ := providers(t)
+	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing(), otelvactor.WithProducer(otelvactor.NewProducer()))
 	if err != nil {
 		t.Fatal(err)
 	}
