@@ -399,7 +399,7 @@ func submitSlot[T any](e *Engine, ctx context.Context, slot uint16, cmd valkey.C
 		r.promise.Reject(ErrClosed)
 		return f
 	}
-	if r.obs != nil {
+	if r.observation() != nil {
 		observe(e, r)
 	}
 	r.watch()

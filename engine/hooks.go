@@ -41,6 +41,7 @@ type observed struct {
 type (
 	observedRequest[T any] struct {
 		request[T]
+		x requestExt
 		o observed
 	}
 	observedSlotRequest[T any] struct {
@@ -56,7 +57,8 @@ func newRequest[T any](e *Engine, ctx context.Context, cmd valkey.Completed, dec
 		return &request[T]{ctx: ctx, cmd: cmd, decode: decode}
 	}
 	or := &observedRequest[T]{request: request[T]{ctx: ctx, cmd: cmd, decode: decode}}
-	or.request.obs = &or.o
+	or.x.obs = &or.o
+	or.request.x = &or.x
 	return &or.request
 }
 
@@ -65,7 +67,7 @@ func newRequest[T any](e *Engine, ctx context.Context, cmd valkey.Completed, dec
 // before watch, which then follows the hook's context).
 func observe[T any](e *Engine, r *request[T]) {
 	name, args := nameArgs(r.cmd)
-	*r.obs = observed{bus: e.bus, start: hookbus.Now(), name: name, args: len(args), db: e.cfg.DB}
+	*r.x.obs = observed{bus: e.bus, start: hookbus.Now(), name: name, args: len(args), db: e.cfg.DB}
 	if e.bus.WantsPre() {
 		r.ctx = e.bus.Fire(r.ctx, hooks.Command{Name: name, Args: args})
 	}
@@ -84,7 +86,7 @@ func nameArgs(cmd valkey.Completed) (string, []string) {
 // SentOn implements actors.Observed: the connection actor records where
 // the command went.
 func (r *request[T]) SentOn(node string, pipeline uint64, size int) {
-	if o := r.obs; o != nil {
+	if o := r.observation(); o != nil {
 		o.node, o.seq, o.size, o.answered = node, pipeline, size, 0
 	}
 }
@@ -93,7 +95,7 @@ func (r *request[T]) SentOn(node string, pipeline uint64, size int) {
 // command's pipeline came back, so that its completion needs no clock
 // reading of its own.
 func (r *request[T]) AnsweredAt(at time.Duration) {
-	if o := r.obs; o != nil {
+	if o := r.observation(); o != nil {
 		o.answered = at
 	}
 }
@@ -101,7 +103,7 @@ func (r *request[T]) AnsweredAt(at time.Duration) {
 // finish sends the PostExecution event once, when r's future has
 // completed.
 func (r *request[T]) finish() {
-	o := r.obs
+	o := r.x.obs
 	if !o.bus.WantsPost() || !o.done.CompareAndSwap(false, true) {
 		return
 	}

@@ -271,11 +271,14 @@ func (r *request[T]) prepare(e *Engine, ctx context.Context, pin bool) {
 	r.ctx = ctx
 	if pin {
 		r.cmd = r.cmd.Pin()
-		if r.ext == nil {
-			r.ext = pinnedCmd
+		if r.x == nil {
+			r.x = new(requestExt) // not reached: add gives x where pin is used
+		}
+		if r.x.ext == nil {
+			r.x.ext = pinnedCmd
 		}
 	}
-	if r.obs != nil {
+	if r.observation() != nil {
 		observe(e, r)
 	}
 	r.watch()
@@ -322,7 +325,13 @@ func add[T any](c *commands, key string, cmd valkey.Completed, decode func(valke
 	if c.state != cmdsOpen {
 		return fail[T](fmt.Errorf("%w: command added to a pipeline or transaction already executed or discarded", ErrInvalidArgument))
 	}
-	r := newRequest(c.e, context.Background(), cmd, decode)
+	var r *request[T]
+	if c.e.cl != nil || c.e.sn != nil {
+		// Sent through slot actors, or again after READONLY: x is used.
+		r = newExtRequest(c.e, context.Background(), cmd, decode)
+	} else {
+		r = newRequest(c.e, context.Background(), cmd, decode)
+	}
 	c.pend.q = append(c.pend.q, entry{cmd: r, route: key})
 	return r.promise.Future()
 }

@@ -102,6 +102,10 @@ type Bounded struct {
 	system   []any     // system messages, FIFO
 	closed   bool
 	closeErr error
+	// posted counts the commands accepted into the queue (Stats.Posted):
+	// a plain counter under mu, which every poster holds anyway, rather
+	// than one more contended atomic per command.
+	posted uint64
 
 	spare    []Message // the previous batch's slice, reused by the next drain
 	batch    Batch
@@ -187,9 +191,9 @@ func (m *Bounded) Post(msg Message) bool {
 	}
 	if len(m.waiters) == 0 && len(m.queue)+m.held < m.capacity {
 		m.queue = append(m.queue, msg)
+		m.posted++
 		m.pending.Add(1)
 		m.mu.Unlock()
-		m.stats.posted.Add(1)
 		m.scheduleCommands()
 		return true
 	}
@@ -342,7 +346,7 @@ func failEach(msgs []Message, err error) {
 func (m *Bounded) enqueueLocked(msgs []Message) {
 	m.queue = append(m.queue, msgs...)
 	m.pending.Add(int32(len(msgs)))
-	m.stats.posted.Add(uint64(len(msgs)))
+	m.posted += uint64(len(msgs))
 }
 
 // await waits until w is admitted or failed, or until ctx ends; it reports
@@ -599,6 +603,13 @@ func (m *Bounded) scheduleCommands() {
 func (m *Bounded) schedule() {
 	if !m.started.Load() {
 		return // Start schedules what arrived before it
+	}
+	// A running loop sees what was just queued (it checks pending after
+	// marking itself idle, and this call follows the pending update): a
+	// plain load spares every post to a busy mailbox the CAS's exclusive
+	// claim on a cache line the run loop keeps reading.
+	if m.status.Load() == running {
+		return
 	}
 	if m.status.CompareAndSwap(idle, running) {
 		m.dispatch.Schedule(m.run1)

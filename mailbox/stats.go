@@ -11,7 +11,6 @@ import (
 const BatchBuckets = 12
 
 type counters struct {
-	posted   atomic.Uint64
 	expired  atomic.Uint64
 	rejected atomic.Uint64
 	blocked  atomic.Uint64
@@ -74,9 +73,12 @@ func (s *Stats) Add(o Stats) {
 
 // Stats returns a snapshot of the mailbox's counters. Safe for concurrent use.
 func (m *Bounded) Stats() Stats {
+	m.mu.Lock()
+	queued, posted := len(m.queue), m.posted
+	m.mu.Unlock()
 	s := Stats{
-		Queued:   m.Len(),
-		Posted:   m.stats.posted.Load(),
+		Queued:   queued,
+		Posted:   posted,
 		Expired:  m.stats.expired.Load(),
 		Rejected: m.stats.rejected.Load(),
 		Blocked:  m.stats.blocked.Load(),
