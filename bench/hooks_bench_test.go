@@ -24,27 +24,8 @@ var hookContenders = []contender{
 	{"engine", func(tb testing.TB) client {
 		return newEngineClient(tb, config.DefaultConfig().WithAddrs(addr))
 	}},
-	{"engine-otel-metrics", func(tb testing.TB) client {
-		p := otelvactor.NewProducer()
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader(sdkmetric.WithProducer(p))))
-		h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing(), otelvactor.WithProducer(p))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		c := newEngineClient(tb, config.DefaultConfig().WithAddrs(addr).WithHooks(h))
-		c.name = "engine-otel-metrics"
-		return c
-	}},
-	{"engine-otel-metrics-sdk", func(tb testing.TB) client {
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-		h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())
-		if err != nil {
-			tb.Fatal(err)
-		}
-		c := newEngineClient(tb, config.DefaultConfig().WithAddrs(addr).WithHooks(h))
-		c.name = "engine-otel-metrics-sdk"
-		return c
-	}},
+	{"engine-otel-metrics", func(tb testing.TB) client { return metricsClient(tb, "engine-otel-metrics", true) }},
+	{"engine-otel-metrics-sdk", func(tb testing.TB) client { return metricsClient(tb, "engine-otel-metrics-sdk", false) }},
 	{"engine-otel-trace", func(tb testing.TB) client {
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
@@ -59,6 +40,27 @@ var hookContenders = []contender{
 		c.close = func() { close(); _ = tp.Shutdown(context.Background()) }
 		return c
 	}},
+}
+
+// metricsClient is the engine with the otelvactor metrics hook, no
+// tracing: db.client.operation.duration through a Producer, or through the
+// SDK's histogram.
+func metricsClient(tb testing.TB, name string, producer bool) client {
+	var opts []otelvactor.Option
+	var readerOpts []sdkmetric.ManualReaderOption
+	if producer {
+		p := otelvactor.NewProducer()
+		opts = append(opts, otelvactor.WithProducer(p))
+		readerOpts = append(readerOpts, sdkmetric.WithProducer(p))
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader(readerOpts...)))
+	h, err := otelvactor.New(append(opts, otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := newEngineClient(tb, config.DefaultConfig().WithAddrs(addr).WithHooks(h))
+	c.name = name
+	return c
 }
 
 func BenchmarkHooksGet(b *testing.B) {

@@ -389,23 +389,33 @@ func TestQueryTextAndSystemName(t *testing.T) {
 
 // Recording a command's duration allocates nothing once its series exists
 // (the attribute set is cached, also when series alternate), without
-// tracing.
+// tracing, through the SDK's histogram and through a Producer.
 func TestPostExecutionAllocs(t *testing.T) {
-	mp, _, _, _ := providers(t)
-	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	ev := hooks.Executed{Name: "GET", Node: "127.0.0.1:6379", Duration: time.Millisecond, Done: time.Now()}
-	fail := hooks.Executed{Name: "LPUSH", Node: "127.0.0.1:6379", Duration: time.Millisecond, Err: &engine.ServerError{Prefix: "WRONGTYPE"}}
-	h.PostExecution(ctx, ev)
-	h.PostExecution(ctx, fail)
-	if a := testing.AllocsPerRun(1000, func() {
-		h.PostExecution(ctx, ev)
-		h.PostExecution(ctx, fail)
-	}); a != 0 {
-		t.Fatalf("%v allocations per PostExecution, want 0", a)
+	for _, c := range []struct {
+		name string
+		opts []otelvactor.Option
+	}{
+		{"sdk", nil},
+		{"producer", []otelvactor.Option{otelvactor.WithProducer(otelvactor.NewProducer())}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mp, _, _, _ := providers(t)
+			h, err := otelvactor.New(append(c.opts, otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			ev := hooks.Executed{Name: "GET", Node: "127.0.0.1:6379", Duration: time.Millisecond, Done: time.Now()}
+			fail := hooks.Executed{Name: "LPUSH", Node: "127.0.0.1:6379", Duration: time.Millisecond, Err: &engine.ServerError{Prefix: "WRONGTYPE"}}
+			h.PostExecution(ctx, ev)
+			h.PostExecution(ctx, fail)
+			if a := testing.AllocsPerRun(1000, func() {
+				h.PostExecution(ctx, ev)
+				h.PostExecution(ctx, fail)
+			}); a != 0 {
+				t.Fatalf("%v allocations per PostExecution, want 0", a)
+			}
+		})
 	}
 }
 
@@ -523,24 +533,4 @@ func collectAll(t *testing.T, r *sdkmetric.ManualReader) map[string][]metricdata
 		}
 	}
 	return out
-}
-
-// With a Producer, recording a command allocates nothing either.
-func TestProducerAllocs(t *testing.T) {
-	mp, _, _, _ := providers(t)
-	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing(), otelvactor.WithProducer(otelvactor.NewProducer()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	ev := hooks.Executed{Name: "GET", Node: "127.0.0.1:6379", Duration: time.Millisecond, Done: time.Now()}
-	fail := hooks.Executed{Name: "LPUSH", Node: "127.0.0.1:6379", Duration: time.Millisecond, Err: &engine.ServerError{Prefix: "WRONGTYPE"}}
-	h.PostExecution(ctx, ev)
-	h.PostExecution(ctx, fail)
-	if a := testing.AllocsPerRun(1000, func() {
-		h.PostExecution(ctx, ev)
-		h.PostExecution(ctx, fail)
-	}); a != 0 {
-		t.Fatalf("%v allocations per PostExecution, want 0", a)
-	}
 }
