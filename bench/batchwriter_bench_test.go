@@ -176,18 +176,7 @@ func loadValkeyGo(tb testing.TB) (time.Duration, float64) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	return chunked(tb, func(keys []string) error {
-		cmds := make(valkey.Commands, len(keys))
-		for i, k := range keys {
-			cmds[i] = c.B().Set().Key(k).Value(writerValue).Build()
-		}
-		for _, r := range c.DoMulti(ctx, cmds...) {
-			if err := r.Error(); err != nil {
-				return err
-			}
-		}
-		return nil
-	}), 0
+	return chunked(tb, func(keys []string) error { return doMultiSets(ctx, c, keys, writerValue) }), 0
 }
 
 func loadFutures(tb testing.TB) (time.Duration, float64) {
@@ -383,4 +372,19 @@ func BenchmarkWriterTuning(b *testing.B) {
 			}
 		}
 	}
+}
+
+// doMultiSets sends one SET of value per key through valkey-go DoMulti
+// and returns the first error reply.
+func doMultiSets(ctx context.Context, c valkey.Client, keys []string, value string) error {
+	cmds := make(valkey.Commands, len(keys))
+	for i, k := range keys {
+		cmds[i] = c.B().Set().Key(k).Value(value).Build()
+	}
+	for _, r := range c.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

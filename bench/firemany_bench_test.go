@@ -51,16 +51,7 @@ func BenchmarkFireMany(b *testing.B) {
 		}
 		defer c.Close()
 		runFireMany(b, ks, func(ctx context.Context, chunk []string, _ []*futures.Future[struct{}]) error {
-			cmds := make(valkey.Commands, len(chunk))
-			for i, k := range chunk {
-				cmds[i] = c.B().Set().Key(k).Value(bigValue).Build()
-			}
-			for _, r := range c.DoMulti(ctx, cmds...) {
-				if err := r.Error(); err != nil {
-					return err
-				}
-			}
-			return nil
+			return doMultiSets(ctx, c, chunk, bigValue)
 		})
 	})
 }
