@@ -398,9 +398,6 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	demoted := false
 	watchRole := st.NotPrimary != nil && n != nil
 	settle := func(cmd Command, r valkey.ValkeyResult) {
-		if pipe != nil && pipe.cmds {
-			pipe.stamp(cmd, at)
-		}
 		err := r.NonValkeyError()
 		if err == nil {
 			if watchRole && c.notPrimary(cmd, r, &demoted) {
@@ -422,6 +419,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		r := c.do(dctx, cmds[0])
 		if pipe != nil {
 			at = hookbus.Now()
+			pipe.back(at)
 			st.Hooks.Hold()
 			holding = true
 		}
@@ -430,6 +428,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		results := c.doMulti(dctx, cmds)
 		if pipe != nil {
 			at = hookbus.Now()
+			pipe.back(at)
 			st.Hooks.Hold()
 			holding = true
 		}
