@@ -15,9 +15,9 @@ import (
 // The cost of the OpenTelemetry hook: the engine without hooks, with the
 // metrics only (db.client.operation.duration aggregated by an
 // otelvactor.Producer, the recommended setup; and recorded per command
-// through the SDK's histogram: -sdk), and with metrics and a span per
-// command (100% sampling, batched to an exporter that drops them), same
-// server, interleaved at each level.
+// through the SDK's histogram: -sdk), and with those metrics (Producer)
+// and a span per command (100% sampling, batched to an exporter that
+// drops them), same server, interleaved at each level.
 var hookLevels = []int{16, 256, 2048}
 
 var hookContenders = []contender{
@@ -27,26 +27,22 @@ var hookContenders = []contender{
 	{"engine-otel-metrics", func(tb testing.TB) client { return metricsClient(tb, "engine-otel-metrics", true) }},
 	{"engine-otel-metrics-sdk", func(tb testing.TB) client { return metricsClient(tb, "engine-otel-metrics-sdk", false) }},
 	{"engine-otel-trace", func(tb testing.TB) client {
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
 			sdktrace.WithBatcher(tracetest.NewNoopExporter()))
-		h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithTracerProvider(tp))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		c := newEngineClient(tb, config.DefaultConfig().WithAddrs(addr).WithHooks(h))
-		c.name = "engine-otel-trace"
+		c := metricsClient(tb, "engine-otel-trace", true, otelvactor.WithTracerProvider(tp))
 		close := c.close
 		c.close = func() { close(); _ = tp.Shutdown(context.Background()) }
 		return c
 	}},
 }
 
-// metricsClient is the engine with the otelvactor metrics hook, no
-// tracing: db.client.operation.duration through a Producer, or through the
-// SDK's histogram.
-func metricsClient(tb testing.TB, name string, producer bool) client {
-	var opts []otelvactor.Option
+// metricsClient is the engine with the otelvactor metrics hook:
+// db.client.operation.duration through a Producer, or through the SDK's
+// histogram; no tracing unless opts give a TracerProvider.
+func metricsClient(tb testing.TB, name string, producer bool, opts ...otelvactor.Option) client {
+	if len(opts) == 0 {
+		opts = append(opts, otelvactor.WithoutTracing())
+	}
 	var readerOpts []sdkmetric.ManualReaderOption
 	if producer {
 		p := otelvactor.NewProducer()
@@ -54,7 +50,7 @@ func metricsClient(tb testing.TB, name string, producer bool) client {
 		readerOpts = append(readerOpts, sdkmetric.WithProducer(p))
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader(readerOpts...)))
-	h, err := otelvactor.New(append(opts, otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())...)
+	h, err := otelvactor.New(append(opts, otelvactor.WithMeterProvider(mp))...)
 	if err != nil {
 		tb.Fatal(err)
 	}
