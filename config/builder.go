@@ -261,7 +261,7 @@ func (c Config) WithDrainTimeout(d time.Duration) Config {
 func (c Config) WithLogger(l *slog.Logger) Config { c = c.clone(); c.Logger = l; return c }
 
 // WithLogLevel returns a copy of c with LogLevel set.
-func (c Config) WithLogLevel(l slog.Level) Config { c = c.clone(); c.LogLevel = l; return c }
+func (c Config) WithLogLevel(l LogLevel) Config { c = c.clone(); c.LogLevel = l; return c }
 
 // WithHooks returns a copy of c with Hooks set to a copy of hs (the hooks
 // themselves are shared); with no arguments Hooks is cleared.

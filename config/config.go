@@ -53,10 +53,33 @@ func ParseBackpressurePolicy(s string) (BackpressurePolicy, error) {
 	return 0, newFieldError("Backpressure", s, `must be "block" or "reject"`)
 }
 
+// LogLevel is the least level the engine logs (Config.LogLevel), as text:
+// "debug", "info", "warn" (or "warning") or "error", in any case and with
+// surrounding spaces ignored, or slog's own form ("DEBUG", "INFO+2",
+// slog.Level.String). "" is "info". Typed constants: LogLevelDebug, ...
+type LogLevel string
+
+// The levels of Config.LogLevel.
+const (
+	LogLevelDebug LogLevel = "debug"
+	LogLevelInfo  LogLevel = "info"
+	LogLevelWarn  LogLevel = "warn"
+	LogLevelError LogLevel = "error"
+)
+
+// Level returns l as a slog.Level; text that is no level is a *FieldError
+// for the field "LogLevel".
+func (l LogLevel) Level() (slog.Level, error) {
+	if strings.TrimSpace(string(l)) == "" {
+		return slog.LevelInfo, nil
+	}
+	return ParseLogLevel(string(l))
+}
+
 // ParseLogLevel parses "debug", "info", "warn" (or "warning") or "error"
-// (case-insensitive, surrounding spaces ignored) into a slog.Level for
-// Config.LogLevel. Any other text is a *FieldError for the field
-// "LogLevel".
+// (case-insensitive, surrounding spaces ignored), or slog's own text form
+// of a level ("INFO+2", slog.Level.UnmarshalText), into a slog.Level. Any
+// other text is a *FieldError for the field "LogLevel".
 func ParseLogLevel(s string) (slog.Level, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "debug":
@@ -67,6 +90,10 @@ func ParseLogLevel(s string) (slog.Level, error) {
 		return slog.LevelWarn, nil
 	case "error":
 		return slog.LevelError, nil
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.TrimSpace(s))); err == nil {
+		return l, nil
 	}
 	return 0, newFieldError("LogLevel", s, `must be "debug", "info", "warn" or "error"`)
 }
@@ -329,10 +356,11 @@ type Config struct {
 	// at debug level). Default nil: nothing is logged, including by the
 	// libraries vactor is built on.
 	Logger *slog.Logger
-	// LogLevel is the least level logged to Logger: slog.LevelDebug,
-	// LevelInfo, LevelWarn or LevelError (VALKEY_LOG_LEVEL: debug, info,
-	// warn, error). Default slog.LevelInfo. Unused without a Logger.
-	LogLevel slog.Level
+	// LogLevel is the least level logged to Logger: "debug", "info",
+	// "warn" or "error" (LogLevelDebug, ...; also slog's text form, see
+	// LogLevel; VALKEY_LOG_LEVEL). Default "info"; "" is "info". Unused
+	// without a Logger, but Validate refuses text that is no level.
+	LogLevel LogLevel
 	// Hooks observe the engine: each is a value implementing one or more of
 	// the hooks package's interfaces (hooks.PreExecution, ...), checked
 	// once by engine.New; see hooks.Hook for which goroutine calls what.
@@ -400,7 +428,7 @@ func DefaultConfig() Config {
 		Backpressure:              BackpressureBlock,
 		MaxBatchSize:              defaultMaxBatchSize,
 		DrainTimeout:              defaultDrainTimeout,
-		LogLevel:                  slog.LevelInfo,
+		LogLevel:                  LogLevelInfo,
 	}
 }
 
@@ -524,6 +552,9 @@ func (c Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		return newFieldError("DrainTimeout", c.DrainTimeout.String(), "must be at least 0")
+	}
+	if _, err := c.LogLevel.Level(); err != nil {
+		return err
 	}
 	for i, h := range c.Hooks {
 		if h == nil {
@@ -707,7 +738,7 @@ func (c Config) GoString() string {
 	}
 	fmt.Fprintf(&b, "SentinelMode:%t, SentinelMasterName:%q, SentinelAddrs:%s, SentinelUsername:%q, SentinelPassword:%q, SentinelCredentialsProvider:%s, SentinelRefreshInterval:%d, ",
 		c.SentinelMode, c.SentinelMasterName, sentinelAddrs, c.SentinelUsername, passwordText(c.SentinelPassword), providerText(c.SentinelCredentialsProvider), c.SentinelRefreshInterval)
-	fmt.Fprintf(&b, "TLS:%#v, MailboxCapacity:%d, Backpressure:%d, MaxBatchSize:%d, DrainTimeout:%d, Logger:%s, LogLevel:%d, Hooks:%s}",
+	fmt.Fprintf(&b, "TLS:%#v, MailboxCapacity:%d, Backpressure:%d, MaxBatchSize:%d, DrainTimeout:%d, Logger:%s, LogLevel:%q, Hooks:%s}",
 		c.TLS, c.MailboxCapacity, c.Backpressure, c.MaxBatchSize, c.DrainTimeout, logger, c.LogLevel, hooksText(c.Hooks))
 	return b.String()
 }
@@ -771,7 +802,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("MaxBatchSize", c.MaxBatchSize),
 		slog.Duration("DrainTimeout", c.DrainTimeout),
 		slog.Bool("Logger", c.Logger != nil),
-		slog.String("LogLevel", c.LogLevel.String()),
+		slog.String("LogLevel", string(c.LogLevel)),
 		slog.Int("Hooks", len(c.Hooks)),
 	)
 }

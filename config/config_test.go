@@ -32,7 +32,7 @@ func TestDefaultConfig(t *testing.T) {
 		CircuitBreakerOpenTimeout: time.Second, CircuitBreakerPeriod: 10 * time.Second, ReadFrom: ReadFromPrimary, MaxRedirects: 5, ClusterRefreshInterval: 10 * time.Second,
 		SentinelRefreshInterval: 5 * time.Second,
 		MailboxCapacity:         65536, Backpressure: BackpressureBlock, MaxBatchSize: 1024,
-		DrainTimeout: 5 * time.Second,
+		DrainTimeout: 5 * time.Second, LogLevel: LogLevelInfo,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("DefaultConfig() =\n%#v\nwant\n%#v", c, want)
@@ -171,7 +171,11 @@ func TestValidate(t *testing.T) {
 		{"drain 0", func(c *Config) { c.DrainTimeout = 0 }, "", "", ""},
 		{"drain negative", func(c *Config) { c.DrainTimeout = -time.Second }, "DrainTimeout", "-1s", "at least 0"},
 		{"logger", func(c *Config) { c.Logger = slog.New(slog.DiscardHandler) }, "", "", ""},
-		{"log level", func(c *Config) { c.LogLevel = slog.LevelError }, "", "", ""},
+		{"log level", func(c *Config) { c.LogLevel = LogLevelError }, "", "", ""},
+		{"log level as in the seed", func(c *Config) { c.LogLevel = "debug" }, "", "", ""},
+		{"log level slog text", func(c *Config) { c.LogLevel = "INFO+2" }, "", "", ""},
+		{"log level empty", func(c *Config) { c.LogLevel = "" }, "", "", ""},
+		{"log level bad", func(c *Config) { c.LogLevel = "verbose" }, "LogLevel", "verbose", `must be "debug", "info", "warn" or "error"`},
 		{"hook", func(c *Config) { c.Hooks = []hooks.Hook{testHook{}, hooks.NewLogging(nil)} }, "", "", ""},
 		{"nil hook", func(c *Config) { c.Hooks = []hooks.Hook{testHook{}, nil} }, "Hooks[1]", "nil", "must not be nil"},
 		{"not a hook", func(c *Config) { c.Hooks = []hooks.Hook{42} }, "Hooks[0]", "int", "implements no interface of the hooks package"},
@@ -364,7 +368,7 @@ func fullConfig() Config {
 		SentinelCredentialsProvider: testProvider, SentinelRefreshInterval: 12 * time.Second,
 		TLS:             TLSConfig{Enabled: true, CertFile: "cert.pem", KeyFile: "key.pem", CAFile: "ca.pem", ServerName: "sn", InsecureSkipVerify: true, Config: &tls.Config{ServerName: testSecret}},
 		MailboxCapacity: 9, Backpressure: BackpressureReject, MaxBatchSize: 10, DrainTimeout: 11 * time.Second,
-		Logger: slog.New(slog.DiscardHandler), LogLevel: slog.LevelWarn, Hooks: []hooks.Hook{testHook{}},
+		Logger: slog.New(slog.DiscardHandler), LogLevel: LogLevelWarn, Hooks: []hooks.Hook{testHook{}},
 	}
 }
 
@@ -462,7 +466,7 @@ func TestStringShowsEverySetting(t *testing.T) {
 		"CircuitBreakerThreshold=6", "CircuitBreakerOpenTimeout=7s", "ClusterMode=true",
 		"ReadFrom=prefer-replica", "MaxRedirects=8", `CertFile="cert.pem"`, `KeyFile="key.pem"`,
 		`CAFile="ca.pem"`, `ServerName="sn"`, "InsecureSkipVerify=true", "MailboxCapacity=9",
-		"Backpressure=reject", "MaxBatchSize=10", "DrainTimeout=11s", "Logger=true", "LogLevel=WARN", "Hooks=1",
+		"Backpressure=reject", "MaxBatchSize=10", "DrainTimeout=11s", "Logger=true", "LogLevel=warn", "Hooks=1",
 		"CredentialsProvider=true", "SentinelMode=true", `SentinelMasterName="mm"`,
 		`SentinelAddrs=["s1:26379" "[::1]:26380"]`, `SentinelUsername="watcher"`, `SentinelPassword="[redacted]"`,
 		"SentinelCredentialsProvider=true", "SentinelRefreshInterval=12s", "Config=true",
@@ -531,7 +535,7 @@ func TestBuilder(t *testing.T) {
 		WithMaxBatchSize(10).
 		WithDrainTimeout(11 * time.Second).
 		WithLogger(logger).
-		WithLogLevel(slog.LevelDebug).
+		WithLogLevel(LogLevelDebug).
 		WithHooks(testHook{})
 	want := Config{
 		Addrs: []string{"a:1", "b:2"}, Host: "h", Port: 7000, Username: "alice", Password: testSecret,
@@ -540,7 +544,7 @@ func TestBuilder(t *testing.T) {
 		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: time.Minute, CircuitBreakerThreshold: 6,
 		CircuitBreakerOpenTimeout: 7 * time.Second, CircuitBreakerFailureRate: 0.5, CircuitBreakerPeriod: 30 * time.Second, ClusterMode: true, ReadFrom: ReadFromReplica,
 		MaxRedirects: 8, ClusterRefreshInterval: 2 * time.Second, SentinelRefreshInterval: 5 * time.Second, TLS: tlsCfg, MailboxCapacity: 9, Backpressure: BackpressureReject,
-		MaxBatchSize: 10, DrainTimeout: 11 * time.Second, Logger: logger, LogLevel: slog.LevelDebug, Hooks: []hooks.Hook{testHook{}},
+		MaxBatchSize: 10, DrainTimeout: 11 * time.Second, Logger: logger, LogLevel: LogLevelDebug, Hooks: []hooks.Hook{testHook{}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("chained builder =\n%#v\nwant\n%#v", got, want)
@@ -686,5 +690,27 @@ func TestJSONSkipsFuncsAndTLSConfig(t *testing.T) {
 		if strings.Contains(string(b), name+`":`) || strings.Contains(string(b), name+":") {
 			t.Errorf("JSON has %s: %s", name, b)
 		}
+	}
+}
+
+// LogLevel takes the seed's text ("debug"), any case, and slog's own form.
+func TestLogLevelLevel(t *testing.T) {
+	for _, tt := range []struct {
+		in   LogLevel
+		want slog.Level
+	}{
+		{"", slog.LevelInfo}, {"debug", slog.LevelDebug}, {" Info ", slog.LevelInfo},
+		{"WARNING", slog.LevelWarn}, {LogLevelError, slog.LevelError}, {"INFO+2", slog.LevelInfo + 2},
+		{LogLevel(slog.LevelDebug.String()), slog.LevelDebug},
+	} {
+		got, err := tt.in.Level()
+		if err != nil || got != tt.want {
+			t.Errorf("LogLevel(%q).Level() = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+	_, err := LogLevel("loud").Level()
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "LogLevel" || fe.Value != "loud" {
+		t.Errorf("LogLevel(loud).Level() error = %v, want a *FieldError for LogLevel", err)
 	}
 }

@@ -177,11 +177,10 @@ var envVars = []envVar{
 		return parseDuration(v, &c.DrainTimeout)
 	}},
 	{name: "VALKEY_LOG_LEVEL", field: "LogLevel", apply: func(c *Config, v string) string {
-		l, err := ParseLogLevel(v)
-		if err != nil {
+		if _, err := ParseLogLevel(v); err != nil {
 			return fieldErr(err).Reason
 		}
-		c.LogLevel = l
+		c.LogLevel = LogLevel(strings.ToLower(strings.TrimSpace(v)))
 		return ""
 	}},
 }

@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"reflect"
 	"slices"
@@ -115,7 +114,7 @@ func TestEnvVar(t *testing.T) {
 		{"VALKEY_BACKPRESSURE", "block", func(c *Config) {}},
 		{"VALKEY_MAX_BATCH_SIZE", "100000", func(c *Config) { c.MaxBatchSize = 100000 }},
 		{"VALKEY_DRAIN_TIMEOUT", "0s", func(c *Config) { c.DrainTimeout = 0 }},
-		{"VALKEY_LOG_LEVEL", " Debug ", func(c *Config) { c.LogLevel = slog.LevelDebug }},
+		{"VALKEY_LOG_LEVEL", " Debug ", func(c *Config) { c.LogLevel = LogLevelDebug }},
 	}
 	// The TLS file variables need TLS enabled.
 	tlsTests := []struct {

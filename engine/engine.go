@@ -185,7 +185,8 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 // over the logger first (when there is a logger), then Config.Hooks.
 func (e *Engine) startHooks() {
 	var logged bool
-	e.log, logged = newLogger(e.cfg.Logger, e.cfg.LogLevel)
+	level, _ := e.cfg.LogLevel.Level() // checked by Validate
+	e.log, logged = newLogger(e.cfg.Logger, level)
 	hs := e.cfg.Hooks
 	if logged {
 		hs = append([]hooks.Hook{hooks.NewLogging(e.log)}, hs...)

@@ -417,7 +417,7 @@ func TestHookLogsNoCredentials(t *testing.T) {
 	}
 	logs := newLogCheck(t, old, new)
 	cfg := config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("app").WithPassword(old).
-		WithLogger(logs.Logger()).WithLogLevel(slog.LevelDebug)
+		WithLogger(logs.Logger()).WithLogLevel(config.LogLevelDebug)
 	eng := engineOn(t, cfg)
 	defer eng.Close()
 	ctx := ctxT(t)
@@ -448,7 +448,7 @@ func TestHookLogsNoCredentials(t *testing.T) {
 func TestLogLevelFilters(t *testing.T) {
 	logs := newLogCheck(t)
 	eng, srv := newEngine(t, func(c config.Config) config.Config {
-		return c.WithLogger(logs.Logger()).WithLogLevel(slog.LevelWarn)
+		return c.WithLogger(logs.Logger()).WithLogLevel(config.LogLevelWarn)
 	})
 	ctx := ctxT(t)
 	if err := srv.Kill(); err != nil {

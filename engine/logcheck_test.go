@@ -47,7 +47,7 @@ func withLogCheck(t testing.TB, cfg config.Config) (config.Config, *logCheck) {
 		return cfg, nil
 	}
 	c := newLogCheck(t, cfg.Password, cfg.SentinelPassword)
-	return cfg.WithLogger(c.Logger()).WithLogLevel(slog.LevelDebug), c
+	return cfg.WithLogger(c.Logger()).WithLogLevel(config.LogLevelDebug), c
 }
 
 // Secret adds strings no line may contain ("" is ignored).
