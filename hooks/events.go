@@ -23,13 +23,19 @@ type Command struct {
 // Executed is a command that completed, for PostExecution.
 type Executed struct {
 	// Name is the command's name, as in Command; Args the number of its
-	// arguments (their values are not kept).
+	// arguments (their values are not kept). A hook that wants them at
+	// completion (a slow-command log, say) asks for them this way: its
+	// PreExecution copies what it needs into the context it returns, and
+	// its PostExecution gets that context back; only such hooks pay for
+	// the copy. Whether the reply was an error is Err; the reply itself is
+	// the future's.
 	Name string
 	Args int
 	// Node is the node whose connection actor carried the command's last
 	// attempt; "" when the command never reached one (refused before:
-	// closed engine, open breaker, full mailbox, expired context,
-	// transaction and dedicated connections).
+	// open breaker, full mailbox, expired context; transaction and
+	// dedicated connections). A command fired on a closed engine reaches
+	// no hook at all: the hooks stopped with the engine.
 	Node string
 	// Err is the error the command's future completed with: nil on
 	// success; the engine's ErrNil for a nil reply (not a failure); a
