@@ -3,11 +3,13 @@ package engine_test
 import (
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/hooks"
 )
 
 // logCheck records every log line of the engines it is given to, at debug
@@ -22,6 +24,34 @@ type logCheck struct {
 	lines   []logLine
 	secrets []string
 	keys    []string
+}
+
+// msgLevels are the levels the engine's messages are logged at (issue 11:
+// connects and reconnects info, breaker transitions warn, retries and
+// redirects debug, failovers and slot-map changes info, dropped pub/sub
+// messages warn), checked for every line of every engine under a
+// logCheck. Dedicated connections and probes connect at debug.
+var msgLevels = map[string][]slog.Level{
+	hooks.MsgConnected:       {slog.LevelInfo, slog.LevelDebug},
+	hooks.MsgReconnected:     {slog.LevelInfo},
+	hooks.MsgProbeOK:         {slog.LevelDebug},
+	hooks.MsgDialFailed:      {slog.LevelWarn},
+	hooks.MsgConnLost:        {slog.LevelWarn},
+	hooks.MsgActorRestarted:  {slog.LevelDebug},
+	hooks.MsgMailboxFull:     {slog.LevelWarn},
+	hooks.MsgBreakerChanged:  {slog.LevelWarn},
+	hooks.MsgRetryScheduled:  {slog.LevelDebug},
+	hooks.MsgRedirected:      {slog.LevelDebug},
+	hooks.MsgSlotMapChanged:  {slog.LevelInfo},
+	hooks.MsgSlotMapLoaded:   {slog.LevelDebug},
+	hooks.MsgSlotMapFailed:   {slog.LevelWarn},
+	hooks.MsgSentinelSwitch:  {slog.LevelInfo},
+	hooks.MsgSubscribed:      {slog.LevelDebug},
+	hooks.MsgSubDisconnected: {slog.LevelWarn},
+	hooks.MsgResubscribed:    {slog.LevelInfo},
+	hooks.MsgSubDropped:      {slog.LevelWarn},
+	hooks.MsgConsumerFailed:  {slog.LevelWarn},
+	hooks.MsgConsumerEvent:   {slog.LevelDebug},
 }
 
 // logLine is one recorded line: its level, message, and its JSON text.
@@ -117,6 +147,9 @@ func (c *logCheck) check() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, l := range c.lines {
+		if want, ok := msgLevels[l.Msg]; ok && !slices.Contains(want, l.Level) {
+			c.t.Errorf("%q logged at %s, want one of %v: %s", l.Msg, l.Level, want, l.Text)
+		}
 		for _, s := range c.secrets {
 			if strings.Contains(l.Text, s) {
 				c.t.Errorf("a log line holds the secret %q: %s", s, l.Text)
