@@ -18,6 +18,7 @@ import (
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -225,11 +226,52 @@ func TestTLSStandaloneRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := ctxT(t)
-			eng := engineOn(t, tc.cfg)
-			defer eng.Close()
+			dials := &dialHook{}
+			eng := engineOn(t, tc.cfg.WithHooks(dials))
 			exerciseDialPaths(t, ctx, eng, tc.name)
+			if err := eng.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// Close delivered the events: every dial says TLS, and the
+			// pooled and dedicated connections were among them.
+			dials.mu.Lock()
+			defer dials.mu.Unlock()
+			var pooled, dedicated bool
+			for _, d := range dials.dialed {
+				if !d.TLS || d.Err != nil {
+					t.Errorf("dial event %+v, want TLS and no error", d)
+				}
+				pooled, dedicated = pooled || !d.Dedicated, dedicated || d.Dedicated
+			}
+			if !pooled || !dedicated || len(dials.dials) != len(dials.dialed) {
+				t.Errorf("%d PreConnection and %d PostConnection events (pooled %t, dedicated %t)", len(dials.dials), len(dials.dialed), pooled, dedicated)
+			}
+			for _, d := range dials.dials {
+				if !d.TLS {
+					t.Errorf("PreConnection event %+v, want TLS", d)
+				}
+			}
 		})
 	}
+}
+
+// dialHook records the dial events (PreConnection, PostConnection).
+type dialHook struct {
+	mu     sync.Mutex
+	dials  []hooks.Dial
+	dialed []hooks.Dialed
+}
+
+func (h *dialHook) PreConnection(ev hooks.Dial) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.dials = append(h.dials, ev)
+}
+
+func (h *dialHook) PostConnection(ev hooks.Dialed) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.dialed = append(h.dialed, ev)
 }
 
 // The caller's *tls.Config wins over the file settings, and the engine
