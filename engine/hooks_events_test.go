@@ -14,6 +14,7 @@ import (
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/hooks"
 )
 
@@ -73,7 +74,7 @@ func TestHookSubscriberEvents(t *testing.T) {
 	if ev := subExpect(t, sub.Channel(), engine.SubMessage); ev.Message.Payload != "after" {
 		t.Fatalf("got %+v, want the message published after the resubscription", ev.Message)
 	}
-	rec.eventually(t, "a Resubscribed event", func() bool { return len(rec.subsOf(hooks.Resubscribed)) > 0 })
+	rec.eventually(t, "Resubscribed event", func() bool { return len(rec.subsOf(hooks.Resubscribed)) > 0 })
 	rec.with(func() {
 		kinds := make([]hooks.SubscriberKind, len(rec.subs))
 		for i, ev := range rec.subs {
@@ -193,7 +194,7 @@ func TestHookConsumerClaimEvents(t *testing.T) {
 	}
 	defer c.Close()
 	csWait(t, 10*time.Second, "every entry acknowledged", func() bool { return c.Stats().Acked == n })
-	rec.eventually(t, "every ack reported and a lag of 0", func() bool {
+	rec.eventually(t, "report of every ack and a lag of 0", func() bool {
 		return countOf(rec.consumersOf(hooks.Acked)) == n && containsLag0(rec.consumersOf(hooks.Lag))
 	})
 	if err := c.Close(); err != nil {
@@ -272,7 +273,7 @@ func TestHookConsumerRedeliveredAfterReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	csWait(t, 10*time.Second, "the failed entry acknowledged after the reconnect", func() bool { return c.Stats().Acked == n })
-	rec.eventually(t, "every ack reported", func() bool { return countOf(rec.consumersOf(hooks.Acked)) == n })
+	rec.eventually(t, "report of every ack", func() bool { return countOf(rec.consumersOf(hooks.Acked)) == n })
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +341,7 @@ func TestHookMailboxFull(t *testing.T) {
 			p2, fs2 := incrPipeline(eng, "hk:bp", 6)
 			res2 := make(chan error, 1)
 			go func() { res2 <- p2.Exec(ctx) }()
-			rec.eventually(t, "a MailboxFull event", func() bool { return len(rec.full) > 0 })
+			rec.eventually(t, "MailboxFull event", func() bool { return len(rec.full) > 0 })
 			rejected := policy == config.BackpressureReject
 			rec.with(func() {
 				want := hooks.Backpressure{Node: srv.Addr(), Rejected: rejected, Commands: 6}
@@ -368,6 +369,82 @@ func TestHookMailboxFull(t *testing.T) {
 	}
 }
 
+// In cluster mode a full slot actor mailbox reports to the MailboxFull
+// hooks too, without a node: GETs fired at a paused replica with
+// BackpressureReject fill the replica's connection actor and the key's
+// slot actor. The slot actor's forwards may wait for room in the
+// connection actor (reported with the replica's node, not rejected); the
+// GETs the slot actor rejects are reported without a node, each by exactly
+// one event.
+func TestHookMailboxFullSlotActor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	const key = "hk:bp:slot"
+	rec := &recHook{}
+	c, eng := replicaReadCluster(t, key, config.BackpressureReject, func(c config.Config) config.Config { return c.WithHooks(rec) })
+	ctx := ctxT(t)
+	resume := paused(t, replicaServers(c)...)
+	const n = 200
+	fs := make([]*futures.Future[string], n)
+	for i := range fs {
+		fs[i] = eng.Get(ctx, key)
+	}
+	resume()
+	rejected := 0
+	for i, f := range fs {
+		v, err := f.Await(ctx)
+		switch {
+		case errors.Is(err, engine.ErrBackpressure):
+			rejected++
+		case err != nil || v != "v":
+			t.Fatalf("GET %d = %q, %v", i, v, err)
+		}
+	}
+	if rejected == 0 {
+		t.Fatalf("no GET rejected with %d fired at a paused replica", n)
+	}
+	sum := func() int {
+		s := 0
+		for _, ev := range rec.full {
+			if ev.Rejected {
+				s += ev.Commands
+			}
+		}
+		return s
+	}
+	rec.eventually(t, "MailboxFull events for every rejected GET", func() bool { return sum() >= rejected })
+	replicas := map[string]bool{}
+	for _, r := range c.Replicas() {
+		replicas[r.Addr()] = true
+	}
+	rec.with(func() {
+		slotActor, forwardWaited := false, false
+		for _, ev := range rec.full {
+			switch {
+			case ev.Commands < 1:
+				t.Errorf("MailboxFull event of no command: %+v", ev)
+			case ev.Node == "" && ev.Rejected:
+				slotActor = true
+			case replicas[ev.Node] && !ev.Rejected:
+				forwardWaited = true
+			default:
+				t.Errorf("MailboxFull event %+v, want a slot actor's rejection or a forward waiting on a replica", ev)
+			}
+		}
+		// Only the slot actor rejects (a forward is never rejected); a
+		// forward need not have waited: the caller may fill the slot
+		// actor's mailbox before it forwards anything.
+		if !slotActor {
+			t.Errorf("MailboxFull events %+v: none of the slot actor's rejections", rec.full)
+		}
+		t.Logf("%d of %d GETs rejected; MailboxFull events: %d, a forward waited: %t", rejected, n, len(rec.full), forwardWaited)
+		if s := sum(); s != rejected {
+			t.Errorf("MailboxFull events count %d commands, %d GETs were rejected", s, rejected)
+		}
+	})
+}
+
 // A connection lost with an idempotent GET in flight keeps it to send
 // again, and reports the retry: the node, the one command, the first
 // attempt, the backoff before the reconnect and the transport error. The
@@ -390,7 +467,7 @@ func TestHookRetryScheduled(t *testing.T) {
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	rec.eventually(t, "a RetryScheduled event", func() bool { return len(rec.retries) > 0 })
+	rec.eventually(t, "RetryScheduled event", func() bool { return len(rec.retries) > 0 })
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
