@@ -189,8 +189,9 @@ func TestPipelineExecBackpressureBlock(t *testing.T) {
 
 // replicaReadCluster starts a 3+3 cluster whose replicas serve reads,
 // writes key on it, and returns an engine reading from the replicas
-// with the given backpressure policy and a capacity of bpCapacity.
-func replicaReadCluster(t *testing.T, key string, policy config.BackpressurePolicy) (*valkeytest.Cluster, *engine.Engine) {
+// with the given backpressure policy and a capacity of bpCapacity (and
+// mod applied to its config).
+func replicaReadCluster(t *testing.T, key string, policy config.BackpressurePolicy, mod ...func(config.Config) config.Config) (*valkeytest.Cluster, *engine.Engine) {
 	t.Helper()
 	// A long node timeout: the replicas are paused for a moment and must
 	// not be flagged as failed meanwhile.
@@ -216,8 +217,12 @@ func replicaReadCluster(t *testing.T, key string, policy config.BackpressurePoli
 		v, err := c.Nodes()[0].Do("CLUSTER", "SHARDS")
 		return err == nil && strings.Count(fmt.Sprint(v), "health online") == 6
 	})
-	eng := engineOn(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).
-		WithReadFrom(config.ReadFromReplica).WithMailboxCapacity(bpCapacity).WithBackpressure(policy))
+	cfg := config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).
+		WithReadFrom(config.ReadFromReplica).WithMailboxCapacity(bpCapacity).WithBackpressure(policy)
+	for _, m := range mod {
+		cfg = m(cfg)
+	}
+	eng := engineOn(t, cfg)
 	t.Cleanup(func() { _ = eng.Close() })
 	// The replica is dialled and serves the key.
 	if v, err := eng.Get(ctx, key).Await(ctx); err != nil || v != "v" {
