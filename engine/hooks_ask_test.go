@@ -1,0 +1,85 @@
+package engine_test
+
+import (
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/hooks"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// In a cluster, a slot half-way through a migration (MIGRATING on its
+// owner, IMPORTING on the target, no key moved yet): the owner answers ASK
+// for a key it does not hold, the engine follows it (ASKING to the
+// importing node) for the write and the read, and each redirect is
+// reported as ASK, from the owner to the target, without a slot-map
+// change, and counted in the command's Executed event.
+func TestHooksClusterAskRedirect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1})
+	rec := &recHook{}
+	cfg, logs := withLogCheck(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).WithHooks(rec))
+	eng := engineOn(t, cfg)
+	defer eng.Close()
+	ctx := ctxT(t)
+	const key = "hook:ask"
+	logs.Key(key)
+	logs.Secret("ask-value")
+	slot, err := c.KeySlot(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, err := c.NodeForSlot(slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var to *valkeytest.ClusterNode
+	for _, p := range c.Primaries() {
+		if p != from {
+			to = p
+			break
+		}
+	}
+	s := strconv.Itoa(slot)
+	if _, err := to.Do("CLUSTER", "SETSLOT", s, "IMPORTING", from.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := from.Do("CLUSTER", "SETSLOT", s, "MIGRATING", to.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Set(ctx, key, "ask-value", 0).Err(ctx); err != nil {
+		t.Fatalf("SET during the migration: %v", err)
+	}
+	if v, err := eng.Get(ctx, key).Await(ctx); err != nil || v != "ask-value" {
+		t.Fatalf("GET during the migration: %q, %v", v, err)
+	}
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rec.with(func() {
+		for _, name := range []string{"SET", "GET"} {
+			i := slices.IndexFunc(rec.redirects, func(r hooks.Redirect) bool { return r.Slot == slot && r.Name == name })
+			if i < 0 {
+				t.Fatalf("no redirect of the %s on slot %d: %+v", name, slot, rec.redirects)
+			}
+			if r := rec.redirects[i]; r.Kind != hooks.RedirectAsk || r.From != from.Addr() || r.To != to.Addr() || r.GaveUp {
+				t.Errorf("redirect: %+v, want ASK %s from %s to %s", r, name, from.Addr(), to.Addr())
+			}
+			if !slices.ContainsFunc(rec.executed, func(ev hooks.Executed) bool {
+				return ev.Name == name && ev.Err == nil && ev.Redirects >= 1 && ev.Node == to.Addr()
+			}) {
+				t.Errorf("no %s completed on %s after a redirect: %+v", name, to.Addr(), rec.executed)
+			}
+		}
+		if slices.ContainsFunc(rec.slotMaps, func(m hooks.SlotMap) bool { return m.Moved > 0 }) {
+			t.Errorf("an ASK redirect changed the slot map: %+v", rec.slotMaps)
+		}
+	})
+	if logs.Count(hooks.MsgRedirected) < 2 {
+		t.Errorf("%d redirects logged, want 2", logs.Count(hooks.MsgRedirected))
+	}
+}
