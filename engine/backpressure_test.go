@@ -280,16 +280,7 @@ func TestClusterSlotActorBackpressureReject(t *testing.T) {
 	}
 	b.check(t)
 	resume()
-	rejected := 0
-	for i, f := range fs {
-		v, err := f.Await(ctx)
-		switch {
-		case errors.Is(err, engine.ErrBackpressure):
-			rejected++
-		case err != nil || v != "v":
-			t.Fatalf("GET %d = %q, %v", i, v, err)
-		}
-	}
+	rejected := awaitRejected(t, ctx, fs, "v")
 	t.Logf("%d of %d GETs rejected", rejected, n)
 	if rejected == 0 {
 		t.Fatalf("no GET rejected with %d fired at a paused replica, MailboxCapacity %d, BackpressureReject", n, bpCapacity)
@@ -347,4 +338,21 @@ func TestClusterSlotActorBackpressureBlock(t *testing.T) {
 		}
 	}
 	b.check(t)
+}
+
+// awaitRejected awaits fs and returns how many failed with
+// ErrBackpressure; any other error, or a value other than want, fails t.
+func awaitRejected(t *testing.T, ctx context.Context, fs []*futures.Future[string], want string) int {
+	t.Helper()
+	rejected := 0
+	for i, f := range fs {
+		v, err := f.Await(ctx)
+		switch {
+		case errors.Is(err, engine.ErrBackpressure):
+			rejected++
+		case err != nil || v != want:
+			t.Fatalf("GET %d = %q, %v", i, v, err)
+		}
+	}
+	return rejected
 }

@@ -466,17 +466,7 @@ func TestClusterSlotActorsStopWhenIdle(t *testing.T) {
 		t.Fatalf("%d slot actors after a command to a dialled node; want 0 (direct path)", n)
 	}
 	move := func(round int) {
-		from, err := c.NodeForSlot(slot)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var to *valkeytest.ClusterNode
-		for _, p := range c.Primaries() {
-			if p != from {
-				to = p
-				break
-			}
-		}
+		from, to := ownerAndOther(t, c, slot)
 		if err := c.MigrateSlots(from, to, []int{slot}); err != nil {
 			t.Fatal(err)
 		}
@@ -597,4 +587,21 @@ func TestClusterScan(t *testing.T) {
 	if len(got) != len(want) {
 		t.Fatalf("%d keys yielded; want %d", len(got), len(want))
 	}
+}
+
+// ownerAndOther returns the primary that owns slot and another primary,
+// for tests that move the slot or half-move it.
+func ownerAndOther(t *testing.T, c *valkeytest.Cluster, slot int) (owner, other *valkeytest.ClusterNode) {
+	t.Helper()
+	owner, err := c.NodeForSlot(slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range c.Primaries() {
+		if p != owner {
+			return owner, p
+		}
+	}
+	t.Fatalf("no primary other than %s", owner.Addr())
+	return nil, nil
 }

@@ -33,17 +33,7 @@ func TestHooksClusterAskRedirect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	from, err := c.NodeForSlot(slot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var to *valkeytest.ClusterNode
-	for _, p := range c.Primaries() {
-		if p != from {
-			to = p
-			break
-		}
-	}
+	from, to := ownerAndOther(t, c, slot)
 	s := strconv.Itoa(slot)
 	if _, err := to.Do("CLUSTER", "SETSLOT", s, "IMPORTING", from.ID); err != nil {
 		t.Fatal(err)

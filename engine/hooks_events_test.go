@@ -7,6 +7,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -83,7 +84,7 @@ func TestHookSubscriberEvents(t *testing.T) {
 				t.Errorf("%s event: %+v, want node %s, no shard channel, no count", ev.Kind, ev, srv.Addr())
 			}
 		}
-		if want := []hooks.SubscriberKind{hooks.Subscribed, hooks.Disconnected, hooks.Resubscribed}; !equalKinds(kinds, want) {
+		if want := []hooks.SubscriberKind{hooks.Subscribed, hooks.Disconnected, hooks.Resubscribed}; !slices.Equal(kinds, want) {
 			t.Fatalf("subscriber events %v, want %v", kinds, want)
 		}
 		d, r := rec.subs[1], rec.subs[2]
@@ -97,18 +98,6 @@ func TestHookSubscriberEvents(t *testing.T) {
 			t.Errorf("Subscribed: %+v", rec.subs[0])
 		}
 	})
-}
-
-func equalKinds(a, b []hooks.SubscriberKind) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // An OverflowDrop subscription nobody reads reports its dropped messages
@@ -195,7 +184,7 @@ func TestHookConsumerClaimEvents(t *testing.T) {
 	defer c.Close()
 	csWait(t, 10*time.Second, "every entry acknowledged", func() bool { return c.Stats().Acked == n })
 	rec.eventually(t, "report of every ack and a lag of 0", func() bool {
-		return countOf(rec.consumersOf(hooks.Acked)) == n && containsLag0(rec.consumersOf(hooks.Lag))
+		return countOf(rec.consumersOf(hooks.Acked)) == n && slices.ContainsFunc(rec.consumersOf(hooks.Lag), caughtUp)
 	})
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
@@ -228,15 +217,8 @@ func TestHookConsumerClaimEvents(t *testing.T) {
 	})
 }
 
-// containsLag0 reports whether a Lag event says the group is caught up.
-func containsLag0(evs []hooks.Consumer) bool {
-	for _, ev := range evs {
-		if ev.Lag == 0 && ev.Pending == 0 {
-			return true
-		}
-	}
-	return false
-}
+// caughtUp reports whether a Lag event says the group is caught up.
+func caughtUp(ev hooks.Consumer) bool { return ev.Lag == 0 && ev.Pending == 0 }
 
 // A consumer whose connection is killed re-reads its own pending entry
 // after the reconnect: a Redelivered event of 1 entry, no claim (the
@@ -391,16 +373,7 @@ func TestHookMailboxFullSlotActor(t *testing.T) {
 		fs[i] = eng.Get(ctx, key)
 	}
 	resume()
-	rejected := 0
-	for i, f := range fs {
-		v, err := f.Await(ctx)
-		switch {
-		case errors.Is(err, engine.ErrBackpressure):
-			rejected++
-		case err != nil || v != "v":
-			t.Fatalf("GET %d = %q, %v", i, v, err)
-		}
-	}
+	rejected := awaitRejected(t, ctx, fs, "v")
 	if rejected == 0 {
 		t.Fatalf("no GET rejected with %d fired at a paused replica", n)
 	}

@@ -513,17 +513,7 @@ func TestHooksClusterRedirect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	from, err := c.NodeForSlot(slot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var to *valkeytest.ClusterNode
-	for _, p := range c.Primaries() {
-		if p != from {
-			to = p
-			break
-		}
-	}
+	from, to := ownerAndOther(t, c, slot)
 	if err := c.MigrateSlots(from, to, []int{slot}); err != nil {
 		t.Fatal(err)
 	}
