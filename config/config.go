@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -70,10 +71,24 @@ const (
 // Level returns l as a slog.Level; text that is no level is a *FieldError
 // for the field "LogLevel".
 func (l LogLevel) Level() (slog.Level, error) {
-	if strings.TrimSpace(string(l)) == "" {
+	if l == "" {
 		return slog.LevelInfo, nil
 	}
 	return ParseLogLevel(string(l))
+}
+
+// LogLevelOf returns the LogLevel of a slog.Level ("info", "warn",
+// "info+2", ...). (A conversion, LogLevel(slog.LevelWarn), would make a
+// one-character string, which Validate refuses.)
+func LogLevelOf(l slog.Level) LogLevel { return LogLevel(strings.ToLower(l.String())) }
+
+// String returns the level l stands for in its canonical form ("info"
+// for ""; "warn" for " Warning "), or l as it is when it is no level.
+func (l LogLevel) String() string {
+	if v, err := l.Level(); err == nil {
+		return string(LogLevelOf(v))
+	}
+	return string(l)
 }
 
 // ParseLogLevel parses "debug", "info", "warn" (or "warning") or "error"
@@ -95,7 +110,7 @@ func ParseLogLevel(s string) (slog.Level, error) {
 	if err := l.UnmarshalText([]byte(strings.TrimSpace(s))); err == nil {
 		return l, nil
 	}
-	return 0, newFieldError("LogLevel", s, `must be "debug", "info", "warn" or "error"`)
+	return 0, newFieldError("LogLevel", s, `must be "debug", "info", "warn" or "error" (or slog's form, e.g. "INFO+2")`)
 }
 
 // ReadFrom says which node serves read-only commands: in cluster mode a
@@ -467,8 +482,8 @@ func (c Config) Validate() error {
 			return newFieldError("Password", c.Password, "must be empty when CredentialsProvider is set")
 		}
 	}
-	if c.DB < 0 {
-		return newFieldError("DB", strconv.Itoa(c.DB), "must be at least 0")
+	if c.DB < 0 || c.DB > math.MaxInt32 {
+		return newFieldError("DB", strconv.Itoa(c.DB), "must be at least 0 and at most 2147483647")
 	}
 	if c.ClusterMode && c.DB != 0 {
 		return newFieldError("DB", strconv.Itoa(c.DB), "must be 0 in cluster mode")
@@ -802,7 +817,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("MaxBatchSize", c.MaxBatchSize),
 		slog.Duration("DrainTimeout", c.DrainTimeout),
 		slog.Bool("Logger", c.Logger != nil),
-		slog.String("LogLevel", string(c.LogLevel)),
+		slog.String("LogLevel", c.LogLevel.String()),
 		slog.Int("Hooks", len(c.Hooks)),
 	)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -81,6 +82,7 @@ func TestValidate(t *testing.T) {
 		{"port checked with addrs", func(c *Config) { c.Addrs = []string{"a:1"}; c.Port = -1 }, "Port", "-1", "between"},
 		{"port 65535", func(c *Config) { c.Port = 65535 }, "", "", ""},
 		{"db negative", func(c *Config) { c.DB = -1 }, "DB", "-1", "at least 0"},
+		{"db too large", func(c *Config) { c.DB = math.MaxInt32 + 1 }, "DB", "2147483648", "at most 2147483647"},
 		{"db 15", func(c *Config) { c.DB = 15 }, "", "", ""},
 		{"db cluster", func(c *Config) { c.DB = 1; c.ClusterMode = true }, "DB", "1", "must be 0 in cluster mode"},
 		{"cluster db 0", func(c *Config) { c.ClusterMode = true }, "", "", ""},
@@ -707,6 +709,14 @@ func TestLogLevelLevel(t *testing.T) {
 		if err != nil || got != tt.want {
 			t.Errorf("LogLevel(%q).Level() = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
+	}
+	for in, want := range map[LogLevel]string{"": "info", " Warning ": "warn", "DEBUG": "debug", "INFO+2": "info+2", "loud": "loud"} {
+		if got := in.String(); got != want {
+			t.Errorf("LogLevel(%q).String() = %q, want %q", in, got, want)
+		}
+	}
+	if got := LogLevelOf(slog.LevelWarn); got != LogLevelWarn {
+		t.Errorf("LogLevelOf(slog.LevelWarn) = %q, want %q", got, LogLevelWarn)
 	}
 	_, err := LogLevel("loud").Level()
 	var fe *FieldError

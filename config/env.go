@@ -177,10 +177,11 @@ var envVars = []envVar{
 		return parseDuration(v, &c.DrainTimeout)
 	}},
 	{name: "VALKEY_LOG_LEVEL", field: "LogLevel", apply: func(c *Config, v string) string {
-		if _, err := ParseLogLevel(v); err != nil {
+		l, err := ParseLogLevel(v)
+		if err != nil {
 			return fieldErr(err).Reason
 		}
-		c.LogLevel = LogLevel(strings.ToLower(strings.TrimSpace(v)))
+		c.LogLevel = LogLevelOf(l)
 		return ""
 	}},
 }

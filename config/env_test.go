@@ -115,6 +115,7 @@ func TestEnvVar(t *testing.T) {
 		{"VALKEY_MAX_BATCH_SIZE", "100000", func(c *Config) { c.MaxBatchSize = 100000 }},
 		{"VALKEY_DRAIN_TIMEOUT", "0s", func(c *Config) { c.DrainTimeout = 0 }},
 		{"VALKEY_LOG_LEVEL", " Debug ", func(c *Config) { c.LogLevel = LogLevelDebug }},
+		{"VALKEY_LOG_LEVEL", "warning", func(c *Config) { c.LogLevel = LogLevelWarn }},
 	}
 	// The TLS file variables need TLS enabled.
 	tlsTests := []struct {
