@@ -79,6 +79,12 @@ var (
 	// sentinels may be starting or failing over.
 	ErrNoPrimary = actors.ErrNoMaster
 
+	// ErrTooManyRedirects fails a cluster command that was redirected
+	// (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) more than Config.MaxRedirects
+	// times; the last redirect's reply (a *ServerError) is joined to it.
+	// It is actors.ErrTooManyRedirects. Retryable: the slot is moving.
+	ErrTooManyRedirects = actors.ErrTooManyRedirects
+
 	// ErrNotPrimary is the error of a dial (in sentinel mode) of a node the
 	// sentinels named as the primary that says it is not one (ROLE): a
 	// failover is under way. The engine asks the sentinels again.
@@ -201,6 +207,21 @@ func mapError(err error) error {
 		return &ServerError{Prefix: "ERR", Message: "ERR " + msg}
 	}
 	return err
+}
+
+// failError maps the error an actor fails a command with: a redirect
+// given up on (ErrTooManyRedirects joined with valkey-go's error of the
+// last redirect reply) gets that reply as a *ServerError, like every
+// other error reply the engine returns; other errors pass through.
+func failError(err error) error {
+	if !errors.Is(err, ErrTooManyRedirects) {
+		return err
+	}
+	var ve *valkey.ValkeyError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	return errors.Join(ErrTooManyRedirects, mapError(ve))
 }
 
 // replyError maps err, the error of decoding res, as mapError does; when

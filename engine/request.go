@@ -194,7 +194,7 @@ func (r *request[T]) SetHook(c *actors.Collector) {
 
 func (r *request[T]) Fail(err error) {
 	r.unwatch()
-	r.promise.Reject(err)
+	r.promise.Reject(failError(err))
 	x := r.x
 	if x == nil {
 		return
