@@ -65,7 +65,9 @@
 // server.address and server.port, error.type and db.response.status_code
 // on failure (status Error), and the pipeline that carried it as the
 // attributes vactor.pipeline.seq (spans with the same one went in one
-// write) and db.operation.batch.size.
+// write) and vactor.pipeline.size (not db.operation.batch.size: the
+// span is one command, not a batch operation, which that attribute
+// describes).
 // db.query.text is off by default; WithQueryText sets it to the command's
 // name followed by one "?" per argument.
 //

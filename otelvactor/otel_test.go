@@ -369,7 +369,7 @@ func TestScriptedRun(t *testing.T) {
 		if seq, _ := as.Value("vactor.pipeline.seq"); seq.AsInt64() < 1 {
 			t.Errorf("SET span without its pipeline: %v", s.Attributes())
 		}
-		if size, _ := as.Value("db.operation.batch.size"); size.AsInt64() < 1 {
+		if size, _ := as.Value("vactor.pipeline.size"); size.AsInt64() < 1 {
 			t.Errorf("SET span without its pipeline's size: %v", s.Attributes())
 		}
 		if !s.EndTime().After(s.StartTime()) {
