@@ -22,27 +22,13 @@ func TestHooksClusterAskRedirect(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test: skipped with -short")
 	}
-	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1})
-	rec := &recHook{}
-	cfg, logs := withLogCheck(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).WithHooks(rec))
-	eng := engineOn(t, cfg)
+	c, rec, _, logs, eng := hookedCluster(t)
 	defer eng.Close()
 	ctx := ctxT(t)
 	const key = "hook:ask"
 	logs.Key(key)
 	logs.Secret("ask-value")
-	slot, err := c.KeySlot(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	from, to := ownerAndOther(t, c, slot)
-	s := strconv.Itoa(slot)
-	if _, err := to.Do("CLUSTER", "SETSLOT", s, "IMPORTING", from.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := from.Do("CLUSTER", "SETSLOT", s, "MIGRATING", to.ID); err != nil {
-		t.Fatal(err)
-	}
+	slot, from, to := halfMigrate(t, c, key)
 	if err := eng.Set(ctx, key, "ask-value", 0).Err(ctx); err != nil {
 		t.Fatalf("SET during the migration: %v", err)
 	}
@@ -86,10 +72,7 @@ func TestHooksClusterTryAgainGivesUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test: skipped with -short")
 	}
-	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1})
-	rec := &recHook{}
-	cfg, logs := withLogCheck(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).WithHooks(rec))
-	eng := engineOn(t, cfg)
+	c, rec, cfg, logs, eng := hookedCluster(t)
 	defer eng.Close()
 	ctx := ctxT(t)
 	const a, b = "{hook:try}a", "{hook:try}b"
@@ -97,25 +80,14 @@ func TestHooksClusterTryAgainGivesUp(t *testing.T) {
 	if err := eng.Set(ctx, a, "1", 0).Err(ctx); err != nil {
 		t.Fatal(err)
 	}
-	slot, err := c.KeySlot(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	from, to := ownerAndOther(t, c, slot)
-	s := strconv.Itoa(slot)
-	if _, err := to.Do("CLUSTER", "SETSLOT", s, "IMPORTING", from.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := from.Do("CLUSTER", "SETSLOT", s, "MIGRATING", to.ID); err != nil {
-		t.Fatal(err)
-	}
-	_, err = eng.MGet(ctx, a, b).Await(ctx)
+	slot, from, to := halfMigrate(t, c, a)
+	_, err := eng.MGet(ctx, a, b).Await(ctx)
 	var se *engine.ServerError
 	if !errors.Is(err, engine.ErrTooManyRedirects) || !errors.As(err, &se) || se.Prefix != "TRYAGAIN" {
 		t.Fatalf("MGET on a half-migrated slot: %v, want ErrTooManyRedirects with the TRYAGAIN reply", err)
 	}
 	for _, n := range []*valkeytest.ClusterNode{from, to} {
-		if _, err := n.Do("CLUSTER", "SETSLOT", s, "STABLE"); err != nil {
+		if _, err := n.Do("CLUSTER", "SETSLOT", strconv.Itoa(slot), "STABLE"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -147,4 +119,33 @@ func TestHooksClusterTryAgainGivesUp(t *testing.T) {
 			t.Errorf("no MGET completed with ErrTooManyRedirects after %d redirects: %+v", cfg.MaxRedirects+1, rec.executed)
 		}
 	})
+}
+
+// hookedCluster starts a 3-primary cluster and an engine on it with a
+// recording hook and a checked logger; the caller closes the engine.
+func hookedCluster(t *testing.T) (*valkeytest.Cluster, *recHook, config.Config, *logCheck, *engine.Engine) {
+	t.Helper()
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1})
+	rec := &recHook{}
+	cfg, logs := withLogCheck(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).WithHooks(rec))
+	return c, rec, cfg, logs, engineOn(t, cfg)
+}
+
+// halfMigrate starts moving key's slot from its owner to another primary
+// (IMPORTING on the target, MIGRATING on the owner) and moves no key.
+func halfMigrate(t *testing.T, c *valkeytest.Cluster, key string) (slot int, from, to *valkeytest.ClusterNode) {
+	t.Helper()
+	slot, err := c.KeySlot(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to = ownerAndOther(t, c, slot)
+	s := strconv.Itoa(slot)
+	if _, err := to.Do("CLUSTER", "SETSLOT", s, "IMPORTING", from.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := from.Do("CLUSTER", "SETSLOT", s, "MIGRATING", to.ID); err != nil {
+		t.Fatal(err)
+	}
+	return slot, from, to
 }

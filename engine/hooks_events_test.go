@@ -21,20 +21,19 @@ import (
 
 // subsOf returns the recorded subscriber events of kind k (lock held).
 func (h *recHook) subsOf(k hooks.SubscriberKind) []hooks.Subscriber {
-	var out []hooks.Subscriber
-	for _, ev := range h.subs {
-		if ev.Kind == k {
-			out = append(out, ev)
-		}
-	}
-	return out
+	return ofKind(h.subs, func(ev hooks.Subscriber) bool { return ev.Kind == k })
 }
 
 // consumersOf returns the recorded consumer events of kind k (lock held).
 func (h *recHook) consumersOf(k hooks.ConsumerKind) []hooks.Consumer {
-	var out []hooks.Consumer
-	for _, ev := range h.consumers {
-		if ev.Kind == k {
+	return ofKind(h.consumers, func(ev hooks.Consumer) bool { return ev.Kind == k })
+}
+
+// ofKind returns the events of evs for which is holds, in order.
+func ofKind[E any](evs []E, is func(E) bool) []E {
+	var out []E
+	for _, ev := range evs {
+		if is(ev) {
 			out = append(out, ev)
 		}
 	}

@@ -498,10 +498,7 @@ func TestHooksClusterRedirect(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test: skipped with -short")
 	}
-	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1})
-	rec := &recHook{}
-	cfg, logs := withLogCheck(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).WithHooks(rec))
-	eng := engineOn(t, cfg)
+	c, rec, _, logs, eng := hookedCluster(t)
 	defer eng.Close()
 	ctx := ctxT(t)
 	const key = "hook:moved"
