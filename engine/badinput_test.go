@@ -58,7 +58,7 @@ func TestWrongTypeIsServerError(t *testing.T) {
 func TestValueOverProtoMaxBulkLen(t *testing.T) {
 	srv := valkeytest.Start(t, valkeytest.Options{Args: []string{"--proto-max-bulk-len", "1mb"}})
 	ctx := ctxT(t)
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,19 +112,19 @@ func TestBinaryAndEmptyKeysRoundTrip(t *testing.T) {
 
 func TestInvalidConfig(t *testing.T) {
 	ctx := context.Background()
-	_, err := engine.New(ctx, config.DefaultConfig().WithPort(70000))
+	_, err := open(ctx, t, config.DefaultConfig().WithPort(70000))
 	if !errors.Is(err, config.ErrInvalidConfig) || !strings.Contains(err.Error(), "70000") {
 		t.Fatalf("bad port err = %v", err)
 	}
-	_, err = engine.New(ctx, config.DefaultConfig().WithDialTimeout(-time.Second))
+	_, err = open(ctx, t, config.DefaultConfig().WithDialTimeout(-time.Second))
 	if !errors.Is(err, config.ErrInvalidConfig) {
 		t.Fatalf("negative timeout err = %v", err)
 	}
-	_, err = engine.New(ctx, config.DefaultConfig().WithDriver("nope"))
+	_, err = open(ctx, t, config.DefaultConfig().WithDriver("nope"))
 	if !errors.Is(err, drivers.ErrUnknownDriver) || !strings.Contains(err.Error(), `"nope"`) || !strings.Contains(err.Error(), "valkey-go") {
 		t.Fatalf("unknown driver err = %v", err)
 	}
-	_, err = engine.New(ctx, config.DefaultConfig().WithPassword("s3cret").WithPort(0))
+	_, err = open(ctx, t, config.DefaultConfig().WithPassword("s3cret").WithPort(0))
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("error %v is nil or leaks the password", err)
 	}

@@ -167,7 +167,7 @@ func TestBatchWriterMillionSets(t *testing.T) {
 func bwRestart(t *testing.T, n int, idempotent bool) (engine.BatchWriterStats, *bwErrors) {
 	srv := valkeytest.Start(t, valkeytest.Options{AppendOnly: true})
 	ctx := bulkCtxT(t)
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func bwRestart(t *testing.T, n int, idempotent bool) (engine.BatchWriterStats, *
 		}
 	}
 	// Check on a fresh engine: eng's own connection died in the restart.
-	check, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	check, err := open(ctx, t, config.DefaultConfig().WithAddrs(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -593,7 +593,7 @@ func TestBatchWriterEngineClose(t *testing.T) {
 	srv := valkeytest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := ctxT(t)
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -864,7 +864,7 @@ func TestBatchWriterMergesSets(t *testing.T) {
 func TestBatchWriterMSetRefused(t *testing.T) {
 	srv := valkeytest.Start(t)
 	ctx := ctxT(t)
-	admin, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	admin, err := open(ctx, t, config.DefaultConfig().WithAddrs(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -872,7 +872,7 @@ func TestBatchWriterMSetRefused(t *testing.T) {
 	if _, err := admin.Do(ctx, "ACL", "SETUSER", "nomset", "on", ">pw", "~*", "+@all", "-mset").Await(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("nomset").WithPassword("pw"))
+	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("nomset").WithPassword("pw"))
 	if err != nil {
 		t.Fatal(err)
 	}

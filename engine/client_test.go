@@ -199,7 +199,7 @@ func TestSyncClientContextErrors(t *testing.T) {
 	ctx := ctxT(t)
 	c := eng.Sync()
 	// A second engine watches the server while the first is blocked.
-	obs, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	obs, err := open(ctx, t, config.DefaultConfig().WithAddrs(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}

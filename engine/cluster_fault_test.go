@@ -98,7 +98,7 @@ func TestClusterCloseDuringDial(t *testing.T) {
 	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{NodeTimeout: 15 * time.Second})
 	cfg := config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true)
 	cfg.DrainTimeout = 200 * time.Millisecond
-	eng, err := engine.New(context.Background(), cfg)
+	eng, err := open(context.Background(), t, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestClusterSlotMapLoadSkipsSlowNode(t *testing.T) {
 	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{NodeTimeout: 15 * time.Second})
 	seeds := append([]string{blackhole(t)}, c.Addrs()...)
 	start := time.Now()
-	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(seeds...).WithClusterMode(true))
+	eng, err := open(context.Background(), t, config.DefaultConfig().WithAddrs(seeds...).WithClusterMode(true))
 	if err != nil {
 		t.Fatalf("New with a black hole as first seed: %v", err)
 	}
@@ -319,7 +319,7 @@ func TestClusterFrozenPrimary(t *testing.T) {
 	}
 	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{NodeTimeout: 2 * time.Second})
 	keys, owner := keysByOwner(t, c, 600)
-	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(c.Addrs()...).WithClusterMode(true))
+	eng, err := open(context.Background(), t, config.DefaultConfig().WithAddrs(c.Addrs()...).WithClusterMode(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 func clusterEngine(t *testing.T, c *valkeytest.Cluster) *engine.Engine {
 	t.Helper()
 	cfg, _ := withLogCheck(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true))
-	eng, err := engine.New(context.Background(), cfg)
+	eng, err := open(context.Background(), t, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestClusterRouting(t *testing.T) {
 // (per-key order held), and the final counters equal the acknowledged
 // INCRs (no write lost or doubled).
 func TestClusterReshardingUnderLoad(t *testing.T) {
-	enginetest.ClusterResharding(t, enginetest.Options{})
+	enginetest.ClusterResharding(t, checked(enginetest.Options{}))
 }
 
 // Cluster test 2: CLUSTER FAILOVER of each primary in turn under load: no
@@ -344,7 +344,7 @@ func TestClusterCoreBehaviours(t *testing.T) {
 	c := valkeytest.StartClusterT(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := ctxT(t)
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(c.Addrs()...).WithClusterMode(true))
+	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(c.Addrs()...).WithClusterMode(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +391,7 @@ func TestClusterReadFromReplica(t *testing.T) {
 			t.Fatalf("replicas never reported online: %v %v", v, err)
 		}
 	}
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).
+	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).
 		WithReadFrom(config.ReadFromReplica))
 	if err != nil {
 		t.Fatal(err)
@@ -494,7 +494,7 @@ func TestClusterSlotActorsStopWhenIdle(t *testing.T) {
 func TestClusterNodeLeaves(t *testing.T) {
 	defer engine.SetNodeGoneAfter(300 * time.Millisecond)()
 	c := valkeytest.StartClusterT(t)
-	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(c.Addrs()[0]).
+	eng, err := open(context.Background(), t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).
 		WithClusterMode(true).WithClusterRefreshInterval(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

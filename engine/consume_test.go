@@ -460,7 +460,7 @@ func TestConsumeServerRestarts(t *testing.T) {
 		count    = 500
 	)
 	srv := valkeytest.Start(t, valkeytest.Options{AppendOnly: true})
-	eng, err := engine.New(context.Background(), faultConfig(srv.Addr()))
+	eng, err := open(context.Background(), t, faultConfig(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func TestNewRejectsWhatTheDriverCannotDo(t *testing.T) {
 			if err := c.cfg.Validate(); err != nil {
 				t.Fatalf("the configuration is invalid: %v", err)
 			}
-			eng, err := engine.New(context.Background(), c.cfg)
+			eng, err := open(context.Background(), t, c.cfg)
 			if err == nil {
 				eng.Close()
 				t.Fatal("New accepted it")
@@ -196,6 +196,6 @@ func TestEngineOverAdapter(t *testing.T) {
 // drivers run too), over the valkey-go driver and over the adapter.
 func TestOrderScenario(t *testing.T) {
 	registerTestDrivers()
-	t.Run("valkey-go", func(t *testing.T) { enginetest.Order(t, enginetest.Options{}) })
-	t.Run("adapter", func(t *testing.T) { enginetest.Order(t, enginetest.Options{Driver: adaptedDriver}) })
+	t.Run("valkey-go", func(t *testing.T) { enginetest.Order(t, checked(enginetest.Options{})) })
+	t.Run("adapter", func(t *testing.T) { enginetest.Order(t, checked(enginetest.Options{Driver: adaptedDriver})) })
 }

@@ -20,7 +20,7 @@ func proxied(t *testing.T) (*engine.Engine, *valkeytest.Server, *valkeytest.Prox
 	t.Helper()
 	srv := valkeytest.Start(t)
 	px := valkeytest.ProxyFor(t, srv.Addr())
-	eng, err := engine.New(context.Background(), faultConfig(px.Addr()))
+	eng, err := open(context.Background(), t, faultConfig(px.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func proxied(t *testing.T) (*engine.Engine, *valkeytest.Server, *valkeytest.Prox
 // applied twice. Marked idempotent, the same INCR is sent again after the
 // reconnect and succeeds.
 func TestFaultResetAfterWriteNoDoubleApply(t *testing.T) {
-	enginetest.FaultResetAfterWrite(t, enginetest.Options{})
+	enginetest.FaultResetAfterWrite(t, checked(enginetest.Options{}))
 }
 
 // Fault test 4: each proxy toxic, its documented behaviour, and recovery

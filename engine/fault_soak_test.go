@@ -48,7 +48,7 @@ func TestFaultSoak(t *testing.T) {
 	dur := soakDuration(t)
 	srv := valkeytest.Start(t, valkeytest.Options{AppendOnly: true})
 	px := valkeytest.ProxyFor(t, srv.Addr())
-	eng, err := engine.New(context.Background(), faultConfig(px.Addr()))
+	eng, err := open(context.Background(), t, faultConfig(px.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}

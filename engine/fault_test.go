@@ -34,7 +34,7 @@ func faultConfig(addr string) config.Config {
 // appendfsync always), and the engine serves again within 1s of each
 // restart.
 func TestFaultKillRestart(t *testing.T) {
-	enginetest.FaultKillRestart(t, enginetest.Options{})
+	enginetest.FaultKillRestart(t, checked(enginetest.Options{}))
 }
 
 // Fault test 2: the server is frozen (SIGSTOP) under load. Commands fail at
@@ -46,7 +46,7 @@ func TestFaultFrozenServer(t *testing.T) {
 		t.Skip("fault test: skipped with -short")
 	}
 	srv := valkeytest.Start(t)
-	eng, err := engine.New(context.Background(), faultConfig(srv.Addr()))
+	eng, err := open(context.Background(), t, faultConfig(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestFaultCloseWhileBreakerOpen(t *testing.T) {
 	}
 	srv := valkeytest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	eng, err := engine.New(context.Background(), faultConfig(srv.Addr()))
+	eng, err := open(context.Background(), t, faultConfig(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestFaultFrozenDeadlines(t *testing.T) {
 		t.Skip("fault test: skipped with -short")
 	}
 	srv := valkeytest.Start(t)
-	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(srv.Addr()))
+	eng, err := open(context.Background(), t, config.DefaultConfig().WithAddrs(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -438,7 +438,7 @@ func TestHookLogsNoCredentials(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if _, err := engine.New(ctx, cfg.WithPassword(old+"-wrong")); err == nil {
+	if _, err := open(ctx, t, cfg.WithPassword(old+"-wrong")); err == nil {
 		t.Fatal("New with a wrong password succeeded")
 	}
 	logs.Secret(old + "-wrong")

@@ -56,7 +56,7 @@ func TestNewFailsFastWithoutServer(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now
 	start := time.Now()
-	_, err = engine.New(context.Background(), config.DefaultConfig().WithAddrs(addr).WithDialTimeout(500*time.Millisecond))
+	_, err = open(context.Background(), t, config.DefaultConfig().WithAddrs(addr).WithDialTimeout(500*time.Millisecond))
 	if err == nil {
 		t.Fatal("New succeeded without a server")
 	}
@@ -83,7 +83,7 @@ func TestNewFailsFastWithoutServer(t *testing.T) {
 		}
 	}()
 	start = time.Now()
-	_, err = engine.New(context.Background(), config.DefaultConfig().WithAddrs(bl.Addr().String()).WithDialTimeout(300*time.Millisecond))
+	_, err = open(context.Background(), t, config.DefaultConfig().WithAddrs(bl.Addr().String()).WithDialTimeout(300*time.Millisecond))
 	if err == nil {
 		t.Fatal("New succeeded against a silent server")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vactor-io/vactor/engine/enginetest"
 	"testing"
 	"time"
 
@@ -21,10 +22,9 @@ func newEngine(t testing.TB, mod ...func(config.Config) config.Config) (*engine.
 	for _, m := range mod {
 		cfg = m(cfg)
 	}
-	cfg, _ = withLogCheck(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	eng, err := engine.New(ctx, cfg)
+	eng, err := open(ctx, t, cfg)
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}
@@ -37,14 +37,30 @@ func newEngine(t testing.TB, mod ...func(config.Config) config.Config) (*engine.
 // before the check).
 func engineOn(t testing.TB, cfg config.Config) *engine.Engine {
 	t.Helper()
-	cfg, _ = withLogCheck(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	eng, err := engine.New(ctx, cfg)
+	eng, err := open(ctx, t, cfg)
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}
 	return eng
+}
+
+// open is engine.New with a checked logger (withLogCheck) unless cfg has a
+// logger: every engine a test starts is under the no-secret check.
+func open(ctx context.Context, t testing.TB, cfg config.Config) (*engine.Engine, error) {
+	cfg, _ = withLogCheck(t, cfg)
+	return engine.New(ctx, cfg)
+}
+
+// checked are the scenario options of the engine's own runs of the
+// enginetest scenarios: the default driver, each engine's log checked.
+func checked(o enginetest.Options) enginetest.Options {
+	o.Configure = func(t testing.TB, cfg config.Config) config.Config {
+		checked, _ := withLogCheck(t, cfg)
+		return checked
+	}
+	return o
 }
 
 func ctxT(t testing.TB) context.Context {

@@ -171,7 +171,7 @@ func TestPipelineOrderWithEngine(t *testing.T) {
 // and every future has completed with an error when it returns.
 func TestPipelineExecTransportError(t *testing.T) {
 	srv := valkeytest.Start(t)
-	eng, err := engine.New(context.Background(), faultConfig(srv.Addr()))
+	eng, err := open(context.Background(), t, faultConfig(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}

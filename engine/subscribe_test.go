@@ -27,7 +27,7 @@ func subEngine(t *testing.T, srv *valkeytest.Server, mod ...func(config.Config) 
 	for _, m := range mod {
 		cfg = m(cfg)
 	}
-	eng, err := engine.New(ctxT(t), cfg)
+	eng, err := open(ctxT(t), t, cfg)
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}
@@ -447,7 +447,7 @@ func TestSubscribeAcrossRestarts(t *testing.T) {
 	srv := valkeytest.Start(t)
 	defer subNoLeak(t)()
 	eng := subEngine(t, srv)
-	pub, err := engine.New(ctxT(t), config.DefaultConfig().WithAddrs(srv.Addr()))
+	pub, err := open(ctxT(t), t, config.DefaultConfig().WithAddrs(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -604,7 +604,7 @@ func TestSubscribeAcrossRestarts(t *testing.T) {
 func TestSubscribeShardChannelsCluster(t *testing.T) {
 	cl := valkeytest.StartClusterT(t)
 	ctx := ctxT(t)
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(cl.Addrs()...).WithClusterMode(true))
+	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(cl.Addrs()...).WithClusterMode(true))
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}
@@ -737,12 +737,12 @@ func TestSubscribeReshardSplitsShardConn(t *testing.T) {
 	const name = "subreshard"
 	cfg := config.DefaultConfig().WithAddrs(cl.Addrs()...).WithClusterMode(true)
 	cfg.ClientName = name
-	eng, err := engine.New(ctx, cfg)
+	eng, err := open(ctx, t, cfg)
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}
 	defer eng.Close()
-	pub, err := engine.New(ctx, config.DefaultConfig().WithAddrs(cl.Addrs()...).WithClusterMode(true))
+	pub, err := open(ctx, t, config.DefaultConfig().WithAddrs(cl.Addrs()...).WithClusterMode(true))
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}

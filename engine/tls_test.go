@@ -392,7 +392,7 @@ func infoKeys(t *testing.T, node *valkeytest.ClusterNode) int64 {
 func wantNewFails(t *testing.T, cfg config.Config, reason string, limit time.Duration) error {
 	t.Helper()
 	start := time.Now()
-	eng, err := engine.New(context.Background(), cfg)
+	eng, err := open(context.Background(), t, cfg)
 	took := time.Since(start)
 	if err == nil {
 		eng.Close()
@@ -584,7 +584,7 @@ func TestTLSSentinelRoundTrip(t *testing.T) {
 	// New fails, saying why.
 	bare := certs.TLSConfig()
 	bare.Certificates = nil
-	_, err = engine.New(ctx, cfg.WithTLSConfig(bare))
+	_, err = open(ctx, t, cfg.WithTLSConfig(bare))
 	if err == nil {
 		t.Fatal("New without a client certificate succeeded against sentinels that require one")
 	}

@@ -358,7 +358,7 @@ func TestTxBadInput(t *testing.T) {
 func TestTxCloseDuringWatch(t *testing.T) {
 	srv := valkeytest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	eng, err := engine.New(context.Background(), faultConfig(srv.Addr()))
+	eng, err := open(context.Background(), t, faultConfig(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}

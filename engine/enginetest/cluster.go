@@ -20,7 +20,7 @@ func ClusterResharding(t *testing.T, o Options) {
 		t.Skip("cluster test: skipped with -short")
 	}
 	c := valkeytest.StartClusterT(t)
-	eng := newEngine(t, o.Config(c.Addrs()[0]).WithClusterMode(true))
+	eng := o.newEngine(t, o.Config(c.Addrs()[0]).WithClusterMode(true))
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)

@@ -19,9 +19,14 @@ type Options struct {
 	// then asks only that some writes failed (the faults bit), not for one
 	// engine reconnect per restart. Default false.
 	DriverReconnects bool
+	// Configure, when set, adjusts every configuration a scenario starts
+	// an engine with, after the scenario's own settings: the engine's
+	// tests give each engine a logger that checks its lines this way.
+	Configure func(t testing.TB, cfg config.Config) config.Config
 }
 
-// Config returns the default configuration with o's driver, on addrs.
+// Config returns the default configuration with o's driver, on addrs
+// (Configure is not applied: newEngine applies it).
 func (o Options) Config(addrs ...string) config.Config {
 	cfg := config.DefaultConfig().WithAddrs(addrs...)
 	if o.Driver != "" {
@@ -38,18 +43,26 @@ func Run(t *testing.T, o Options) {
 	t.Run("ClusterResharding", func(t *testing.T) { ClusterResharding(t, o) })
 }
 
-// newEngine starts an engine with cfg, failing the test if it cannot; it
-// is closed at cleanup.
-func newEngine(t *testing.T, cfg config.Config) *engine.Engine {
+// newEngine starts an engine with cfg (and o.Configure), failing the test
+// if it cannot; it is closed at cleanup.
+func (o Options) newEngine(t *testing.T, cfg config.Config) *engine.Engine {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	eng, err := engine.New(ctx, cfg)
+	eng, err := o.open(ctx, t, cfg)
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}
 	t.Cleanup(func() { _ = eng.Close() })
 	return eng
+}
+
+// open is engine.New with cfg adjusted by o.Configure.
+func (o Options) open(ctx context.Context, t *testing.T, cfg config.Config) (*engine.Engine, error) {
+	if o.Configure != nil {
+		cfg = o.Configure(t, cfg)
+	}
+	return engine.New(ctx, cfg)
 }
 
 // ctxT returns a context that ends after 30 s or at cleanup.

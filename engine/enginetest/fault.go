@@ -35,7 +35,7 @@ func FaultKillRestart(t *testing.T, o Options) {
 		t.Skip("fault test: skipped with -short")
 	}
 	srv := valkeytest.Start(t, valkeytest.Options{AppendOnly: true})
-	eng, err := engine.New(context.Background(), o.faultConfig(srv.Addr()))
+	eng, err := o.open(context.Background(), t, o.faultConfig(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func FaultKillRestart(t *testing.T, o Options) {
 	keys := acked
 	mu.Unlock()
 	ctx := ctxT(t)
-	check := newEngine(t, o.Config(srv.Addr()))
+	check := o.newEngine(t, o.Config(srv.Addr()))
 	lost := Missing(t, ctx, check, keys)
 	st := eng.Stats()
 	t.Logf("issued %d, acknowledged %d, failed %d, lost %d; slowest recovery %s; reconnects %d, retries %d, outcome unknown %d",
@@ -156,7 +156,7 @@ func FaultResetAfterWrite(t *testing.T, o Options) {
 	}
 	srv := valkeytest.Start(t)
 	px := valkeytest.ProxyFor(t, srv.Addr())
-	eng, err := engine.New(context.Background(), o.faultConfig(px.Addr()))
+	eng, err := o.open(context.Background(), t, o.faultConfig(px.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}

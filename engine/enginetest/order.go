@@ -24,7 +24,7 @@ func startServer(t *testing.T, opts ...valkeytest.Options) string {
 // PoolSize 4; every read sees the write before it, every INCR returns the
 // next value.
 func Order(t *testing.T, o Options) {
-	eng := newEngine(t, o.Config(startServer(t)).WithPoolSize(4))
+	eng := o.newEngine(t, o.Config(startServer(t)).WithPoolSize(4))
 	ctx := ctxT(t)
 	const (
 		goroutines = 32
