@@ -1,5 +1,6 @@
 # vactor — the two commands a fresh Debian machine with Go needs:
-#   make demo   runs examples/quickstart against $VALKEY_ADDR / $VALKEY_URL,
+#   make demo   runs examples/quickstart against $VALKEY_ADDR / $VALKEY_URL
+#               (or the other VALKEY_* address variables),
 #               or against a throwaway server it starts and stops;
 #               DRIVER=glide runs it over the glide driver
 #   make test   unit + integration tests with -race (starts its own servers),

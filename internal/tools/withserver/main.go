@@ -2,8 +2,9 @@
 //
 //	go run ./internal/tools/withserver -- CMD ARGS...
 //
-// When VALKEY_ADDR or VALKEY_URL is set, it runs CMD with the environment
-// unchanged. Otherwise it starts a throwaway server on a free 127.0.0.1
+// When any variable that names the server is set (addressVars: VALKEY_URL,
+// VALKEY_ADDR, VALKEY_ADDRS, VALKEY_HOST, VALKEY_PORT and the sentinel
+// ones), it runs CMD with the environment unchanged. Otherwise it starts a throwaway server on a free 127.0.0.1
 // port with valkeytest.StartServer, runs CMD with VALKEY_ADDR set to that
 // server's address, and stops the server when CMD exits. Standard input,
 // output and error are passed through. A first SIGINT or SIGTERM is passed
@@ -18,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/vactor-io/vactor/valkeytest"
@@ -34,7 +36,9 @@ func run(args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
 		fmt.Fprintln(os.Stderr, "usage: withserver -- CMD [ARGS...]\n\n"+
 			"Runs CMD with VALKEY_ADDR set to a throwaway server on 127.0.0.1,\n"+
-			"unless VALKEY_ADDR or VALKEY_URL is already set.")
+			"unless a VALKEY_* variable already names the server\n"+
+			"(VALKEY_URL, VALKEY_ADDR, VALKEY_ADDRS, VALKEY_HOST, VALKEY_PORT,\n"+
+			"VALKEY_SENTINEL_ADDRS, VALKEY_SENTINEL_MASTER).")
 		return 2
 	}
 
@@ -44,7 +48,7 @@ func run(args []string) int {
 	defer signal.Stop(sigs)
 
 	env := os.Environ()
-	if os.Getenv("VALKEY_ADDR") == "" && os.Getenv("VALKEY_URL") == "" {
+	if !hasAddress() {
 		srv, err := valkeytest.StartServer(valkeytest.Options{Name: "withserver"})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "withserver:", err)
@@ -103,4 +107,21 @@ func exitCode(err error) int {
 		return 128 + int(ws.Signal())
 	}
 	return ee.ExitCode()
+}
+
+// addressVars are the variables config.LoadFromEnv takes the server from.
+// Adding VALKEY_ADDR beside VALKEY_ADDRS or a sentinel variable makes
+// LoadFromEnv refuse both, and beside VALKEY_HOST or VALKEY_PORT it would
+// silently win over them: with any of them set, no server is started.
+var addressVars = []string{"VALKEY_URL", "VALKEY_ADDR", "VALKEY_ADDRS", "VALKEY_HOST", "VALKEY_PORT", "VALKEY_SENTINEL_ADDRS", "VALKEY_SENTINEL_MASTER"}
+
+// hasAddress reports whether the environment names a server (an empty or
+// blank variable does not, as for LoadFromEnv).
+func hasAddress() bool {
+	for _, v := range addressVars {
+		if strings.TrimSpace(os.Getenv(v)) != "" {
+			return true
+		}
+	}
+	return false
 }

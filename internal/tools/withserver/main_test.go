@@ -10,8 +10,9 @@ import (
 )
 
 func TestRunStartsServerAndStopsIt(t *testing.T) {
-	t.Setenv("VALKEY_ADDR", "")
-	t.Setenv("VALKEY_URL", "")
+	for _, v := range addressVars {
+		t.Setenv(v, "")
+	}
 	out := filepath.Join(t.TempDir(), "addr")
 	// The child checks the server answers, and records its address.
 	script := `printf '%s' "$VALKEY_ADDR" > "$1" && exec 3<>/dev/tcp/${VALKEY_ADDR%:*}/${VALKEY_ADDR#*:} && ` +
@@ -38,6 +39,24 @@ func TestRunKeepsGivenAddrAndExitCode(t *testing.T) {
 	t.Setenv("VALKEY_URL", "")
 	if code := run([]string{"--", "sh", "-c", `test "$VALKEY_ADDR" = example.invalid:1 && exit 3`}); code != 3 {
 		t.Fatalf("exit code %d, want 3", code)
+	}
+}
+
+// Any variable that names the server leaves the environment unchanged:
+// adding VALKEY_ADDR beside VALKEY_ADDRS or a sentinel variable makes
+// config.LoadFromEnv refuse both, and beside VALKEY_HOST or VALKEY_PORT it
+// would silently win over them.
+func TestRunKeepsEveryAddressVariable(t *testing.T) {
+	for _, name := range []string{"VALKEY_ADDRS", "VALKEY_HOST", "VALKEY_PORT", "VALKEY_SENTINEL_ADDRS", "VALKEY_SENTINEL_MASTER"} {
+		t.Run(name, func(t *testing.T) {
+			for _, v := range addressVars {
+				t.Setenv(v, "")
+			}
+			t.Setenv(name, "example.invalid:1")
+			if code := run([]string{"--", "sh", "-c", `test -z "$VALKEY_ADDR" && exit 3`}); code != 3 {
+				t.Fatalf("exit code %d, want 3 (VALKEY_ADDR must stay unset when %s is set)", code, name)
+			}
+		})
 	}
 }
 
