@@ -8,8 +8,9 @@
 //	                  event atomically in a transaction (MULTI/EXEC).
 //
 // It connects to $VALKEY_URL or $VALKEY_ADDR (and the other VALKEY_*
-// variables, see the README), or starts a throwaway server when neither is
-// set, seeds -users users with one pipeline, and listens on -listen.
+// variables, see the README), or starts a throwaway server when none of
+// VALKEY_URL, VALKEY_ADDR, VALKEY_ADDRS is set, seeds -users users with one
+// pipeline, and listens on -listen.
 //
 //	go run ./examples/futures-service
 //	go run ./examples/futures-service -load 64 -requests 20000
