@@ -93,7 +93,7 @@ vactor:
 # writes bench-peers.json and bench-peers.html. BENCHPEERS_FLAGS adds
 # flags, e.g. BENCHPEERS_FLAGS='-op get -concurrency 256'.
 bench-peers: server vactor
-	env -u VALKEY_URL -u VALKEY_ADDR -u VALKEY_ADDRS -u VALKEY_HOST -u VALKEY_PORT \
+	env -u VALKEY_URL -u VALKEY_ADDR -u VALKEY_ADDRS -u VALKEY_HOST -u VALKEY_PORT -u VALKEY_SENTINEL_ADDRS -u VALKEY_SENTINEL_MASTER \
 		./bin/vactor bench -rounds $(BENCHROUNDS) -json bench-peers.json -html bench-peers.html $(BENCHPEERS_FLAGS) >bench-peers.out; \
 		status=$$?; cat bench-peers.out; exit $$status
 
