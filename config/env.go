@@ -242,6 +242,26 @@ func envNames() []string {
 	return names
 }
 
+// ServerEnvVars are the environment variables that name the server
+// LoadFromEnv connects to (or the sentinels that do). With none of them
+// set it connects to DefaultConfig's localhost:6379.
+var ServerEnvVars = []string{"VALKEY_URL", "VALKEY_ADDR", "VALKEY_ADDRS", "VALKEY_HOST", "VALKEY_PORT",
+	"VALKEY_SENTINEL_ADDRS", "VALKEY_SENTINEL_MASTER"}
+
+// EnvNamesServer reports whether one of ServerEnvVars is set to something
+// other than blanks, that is, whether LoadFromEnv takes the server from
+// the environment. Tools that start a throwaway server when none is
+// configured (make demo, the examples, the vactor CLI) ask it, so that a
+// server named any of those ways is the one used.
+func EnvNamesServer() bool {
+	for _, v := range ServerEnvVars {
+		if strings.TrimSpace(os.Getenv(v)) != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // LoadFromEnv returns DefaultConfig with the VALKEY_* environment variables
 // listed in EnvVars applied, then validated.
 //

@@ -501,3 +501,25 @@ func checkEnvLoad(t *testing.T, env map[string]string, secret string) {
 		}
 	}
 }
+
+// EnvNamesServer is true with any one of ServerEnvVars set, false with all
+// unset or blank, and every variable it lists is one LoadFromEnv reads.
+func TestEnvNamesServer(t *testing.T) {
+	for _, v := range ServerEnvVars {
+		if !slices.Contains(EnvVars, v) {
+			t.Errorf("%s is not a variable LoadFromEnv reads", v)
+		}
+		t.Setenv(v, " ")
+	}
+	if EnvNamesServer() {
+		t.Fatal("blank variables name a server")
+	}
+	for _, v := range ServerEnvVars {
+		t.Run(v, func(t *testing.T) {
+			t.Setenv(v, "127.0.0.1:7000")
+			if !EnvNamesServer() {
+				t.Errorf("%s set: EnvNamesServer false", v)
+			}
+		})
+	}
+}

@@ -41,9 +41,6 @@ func (t *targetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.password, "password", "", "password (VALKEY_PASSWORD; prefer the variable: a flag shows in the process list)")
 }
 
-// addressVars are the variables that name the server to connect to.
-var addressVars = []string{"VALKEY_URL", "VALKEY_HOST", "VALKEY_PORT", "VALKEY_ADDR", "VALKEY_ADDRS", "VALKEY_SENTINEL_ADDRS"}
-
 // flagVars maps each variable resolve may set to the flag that set it, so
 // an error about the variable names the flag instead.
 type flagVars map[string]string
@@ -72,7 +69,7 @@ func (t *targetFlags) apply(fs *flag.FlagSet) (flagVars, error) {
 		return nil
 	}
 	if given["url"] {
-		if err := unset(addressVars...); err != nil {
+		if err := unset(config.ServerEnvVars...); err != nil {
 			return nil, err
 		}
 		if err := setenv("VALKEY_URL", "url", t.url); err != nil {
@@ -144,16 +141,6 @@ func (fv flagVars) load() (config.Config, error) {
 	return config.Config{}, err
 }
 
-// hasAddress reports whether the environment names a server.
-func hasAddress() bool {
-	for _, v := range addressVars {
-		if strings.TrimSpace(os.Getenv(v)) != "" {
-			return true
-		}
-	}
-	return false
-}
-
 // target is the resolved configuration and, when none was configured,
 // the throwaway server started for it.
 type target struct {
@@ -170,7 +157,7 @@ func resolveTarget(t *targetFlags, fs *flag.FlagSet, stderr io.Writer) (*target,
 	if err != nil {
 		return nil, err
 	}
-	if !hasAddress() {
+	if !config.EnvNamesServer() {
 		// Check the rest of the configuration first: a bad variable is
 		// reported before a server is started.
 		cfg, err := fv.load()

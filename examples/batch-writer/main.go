@@ -4,8 +4,8 @@
 //	go run ./examples/batch-writer -n 1000000 -value-size 64
 //
 // It connects to $VALKEY_URL or $VALKEY_ADDR (and the other VALKEY_*
-// variables, see the README); when neither VALKEY_URL nor VALKEY_ADDR is
-// set it starts a throwaway server on a free loopback port and stops it at
+// variables, see the README); when none names a server
+// (config.EnvNamesServer) it starts a throwaway server on a free loopback port and stops it at
 // the end.
 package main
 
@@ -50,7 +50,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if os.Getenv("VALKEY_URL") == "" && os.Getenv("VALKEY_ADDR") == "" {
+	if !config.EnvNamesServer() {
 		srv, err := valkeytest.StartServer(valkeytest.Options{Name: "batch-writer"})
 		if err != nil {
 			return err

@@ -8,8 +8,8 @@
 //	                  event atomically in a transaction (MULTI/EXEC).
 //
 // It connects to $VALKEY_URL or $VALKEY_ADDR (and the other VALKEY_*
-// variables, see the README), or starts a throwaway server when none of
-// VALKEY_URL, VALKEY_ADDR, VALKEY_ADDRS is set, seeds -users users with one
+// variables, see the README), or starts a throwaway server when none names
+// a server (config.EnvNamesServer), seeds -users users with one
 // pipeline, and listens on -listen.
 //
 //	go run ./examples/futures-service
@@ -85,7 +85,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if os.Getenv("VALKEY_ADDR") == "" && os.Getenv("VALKEY_URL") == "" && os.Getenv("VALKEY_ADDRS") == "" {
+	if !config.EnvNamesServer() {
 		srv, err := valkeytest.StartServer(valkeytest.Options{Name: "futures-service"})
 		if err != nil {
 			return fmt.Errorf("start a throwaway server: %w", err)

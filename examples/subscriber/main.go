@@ -13,8 +13,8 @@
 // is deleted at the end.
 //
 // It connects to $VALKEY_URL or $VALKEY_ADDR (and the other VALKEY_*
-// variables, see the README). When none of VALKEY_URL, VALKEY_ADDR,
-// VALKEY_ADDRS, VALKEY_HOST, VALKEY_PORT is set it starts a throwaway
+// variables, see the README). When none names a server
+// (config.EnvNamesServer) it starts a throwaway
 // server (append-only file, appendfsync always, so acknowledged stream
 // entries survive restarts) and restarts it -restarts times during the
 // run. A server it did not start is never restarted.
@@ -86,16 +86,6 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	return o, nil
 }
 
-// serverConfigured reports whether the environment names a server.
-func serverConfigured() bool {
-	for _, v := range []string{"VALKEY_URL", "VALKEY_ADDR", "VALKEY_ADDRS", "VALKEY_HOST", "VALKEY_PORT"} {
-		if os.Getenv(v) != "" {
-			return true
-		}
-	}
-	return false
-}
-
 // printer writes one line per event, prefixed with the time since the
 // start. Safe for concurrent use.
 type printer struct {
@@ -130,7 +120,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	p := &printer{out: out, start: time.Now()}
 	var srv *valkeytest.Server
-	if !serverConfigured() {
+	if !config.EnvNamesServer() {
 		srv, err = valkeytest.StartServer(valkeytest.Options{Name: "subscriber", AppendOnly: true})
 		if err != nil {
 			return fmt.Errorf("start a throwaway server: %w", err)

@@ -2,9 +2,10 @@
 //
 //	go run ./internal/tools/withserver -- CMD ARGS...
 //
-// When any variable that names the server is set (addressVars: VALKEY_URL,
-// VALKEY_ADDR, VALKEY_ADDRS, VALKEY_HOST, VALKEY_PORT and the sentinel
-// ones), it runs CMD with the environment unchanged. Otherwise it starts a throwaway server on a free 127.0.0.1
+// When a variable that names the server is set (config.EnvNamesServer:
+// VALKEY_URL, VALKEY_ADDR, VALKEY_ADDRS, VALKEY_HOST, VALKEY_PORT and the
+// sentinel ones), it runs CMD with the environment unchanged. Otherwise it
+// starts a throwaway server on a free 127.0.0.1
 // port with valkeytest.StartServer, runs CMD with VALKEY_ADDR set to that
 // server's address, and stops the server when CMD exits. Standard input,
 // output and error are passed through. A first SIGINT or SIGTERM is passed
@@ -19,9 +20,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -48,7 +49,7 @@ func run(args []string) int {
 	defer signal.Stop(sigs)
 
 	env := os.Environ()
-	if !hasAddress() {
+	if !config.EnvNamesServer() {
 		srv, err := valkeytest.StartServer(valkeytest.Options{Name: "withserver"})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "withserver:", err)
@@ -107,21 +108,4 @@ func exitCode(err error) int {
 		return 128 + int(ws.Signal())
 	}
 	return ee.ExitCode()
-}
-
-// addressVars are the variables config.LoadFromEnv takes the server from.
-// Adding VALKEY_ADDR beside VALKEY_ADDRS or a sentinel variable makes
-// LoadFromEnv refuse both, and beside VALKEY_HOST or VALKEY_PORT it would
-// silently win over them: with any of them set, no server is started.
-var addressVars = []string{"VALKEY_URL", "VALKEY_ADDR", "VALKEY_ADDRS", "VALKEY_HOST", "VALKEY_PORT", "VALKEY_SENTINEL_ADDRS", "VALKEY_SENTINEL_MASTER"}
-
-// hasAddress reports whether the environment names a server (an empty or
-// blank variable does not, as for LoadFromEnv).
-func hasAddress() bool {
-	for _, v := range addressVars {
-		if strings.TrimSpace(os.Getenv(v)) != "" {
-			return true
-		}
-	}
-	return false
 }

@@ -7,10 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vactor-io/vactor/config"
 )
 
 func TestRunStartsServerAndStopsIt(t *testing.T) {
-	for _, v := range addressVars {
+	for _, v := range config.ServerEnvVars {
 		t.Setenv(v, "")
 	}
 	out := filepath.Join(t.TempDir(), "addr")
@@ -49,7 +51,7 @@ func TestRunKeepsGivenAddrAndExitCode(t *testing.T) {
 func TestRunKeepsEveryAddressVariable(t *testing.T) {
 	for _, name := range []string{"VALKEY_ADDRS", "VALKEY_HOST", "VALKEY_PORT", "VALKEY_SENTINEL_ADDRS", "VALKEY_SENTINEL_MASTER"} {
 		t.Run(name, func(t *testing.T) {
-			for _, v := range addressVars {
+			for _, v := range config.ServerEnvVars {
 				t.Setenv(v, "")
 			}
 			t.Setenv(name, "example.invalid:1")
