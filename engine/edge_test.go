@@ -1,0 +1,268 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/engine"
+)
+
+// The edge tests call every exported method of the engine and of its
+// handles (found by reflection, so a method added later is covered too)
+// with made-up arguments, and check what each reports: a method that
+// panics, hangs or leaves a future pending fails the test by name.
+
+// callTimeout bounds one reflective call (and the await of what it
+// returned): a call that takes longer hangs.
+const callTimeout = 15 * time.Second
+
+var (
+	ctxType   = reflect.TypeFor[context.Context]()
+	errType   = reflect.TypeFor[error]()
+	durType   = reflect.TypeFor[time.Duration]()
+	zType     = reflect.TypeFor[engine.Z]()
+)
+
+// argFor returns a made-up value of type t for a method's argument: ctx
+// for a context, "k" for a string, 1 for a number or a duration, one
+// element for a slice, one entry for a map, a function that returns its
+// zero values, a struct's zero value.
+func argFor(t *testing.T, ctx context.Context, typ reflect.Type) reflect.Value {
+	switch {
+	case typ == ctxType:
+		return reflect.ValueOf(&ctx).Elem()
+	case typ == durType:
+		return reflect.ValueOf(time.Second)
+	case typ == zType:
+		return reflect.ValueOf(engine.Z{Member: "m", Score: 1})
+	case typ == reflect.TypeFor[engine.XPendingOptions]():
+		return reflect.ValueOf(engine.XPendingOptions{Count: 1})
+	case typ == reflect.TypeFor[engine.SubscribeOptions]():
+		return reflect.ValueOf(engine.SubscribeOptions{Channels: []string{"c"}})
+	}
+	switch typ.Kind() {
+	case reflect.String:
+		return reflect.ValueOf("k").Convert(typ)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return reflect.ValueOf(1).Convert(typ)
+	case reflect.Uint64, reflect.Uint:
+		return reflect.ValueOf(uint64(0)).Convert(typ)
+	case reflect.Float64:
+		return reflect.ValueOf(1.0)
+	case reflect.Bool:
+		return reflect.ValueOf(false)
+	case reflect.Slice:
+		s := reflect.MakeSlice(typ, 0, 2)
+		if typ.Elem().Kind() == reflect.Slice { // DoMulti's ...[]string
+			return reflect.Append(s, reflect.ValueOf([]string{"PING"}))
+		}
+		// Two elements: key/value and field/value lists stay even.
+		return reflect.Append(s, argFor(t, ctx, typ.Elem()), argFor(t, ctx, typ.Elem()))
+	case reflect.Map:
+		m := reflect.MakeMap(typ)
+		m.SetMapIndex(reflect.ValueOf("s"), reflect.ValueOf("0"))
+		return m
+	case reflect.Func:
+		return reflect.MakeFunc(typ, func([]reflect.Value) []reflect.Value {
+			out := make([]reflect.Value, typ.NumOut())
+			for i := range out {
+				out[i] = reflect.Zero(typ.Out(i))
+			}
+			return out
+		})
+	case reflect.Struct:
+		return reflect.Zero(typ)
+	}
+	t.Fatalf("no made-up argument for type %s", typ)
+	return reflect.Value{}
+}
+
+// outcome is what one call reported: the errors it returned or its
+// futures failed with, and the values it returned that are neither.
+type outcome struct {
+	errs   []error
+	others []reflect.Value
+}
+
+// call calls m (a bound method value) with made-up arguments, awaits every
+// future it returns and drains every iterator; a panic, or a call or an
+// await that takes more than callTimeout, fails the test.
+func call(t *testing.T, ctx context.Context, name string, m reflect.Value) outcome {
+	t.Helper()
+	return settleWithin(t, ctx, name, invoke(t, ctx, name, m))
+}
+
+// invoke calls m with made-up arguments and returns what it returned; a
+// panic, or a call that takes more than callTimeout, fails the test.
+func invoke(t *testing.T, ctx context.Context, name string, m reflect.Value) []reflect.Value {
+	t.Helper()
+	typ := m.Type()
+	in := make([]reflect.Value, typ.NumIn())
+	for i := range in {
+		in[i] = argFor(t, ctx, typ.In(i))
+	}
+	return within(t, name, func() []reflect.Value {
+		if typ.IsVariadic() {
+			return m.CallSlice(in)
+		}
+		return m.Call(in)
+	})
+}
+
+// settleWithin is settle bounded by callTimeout.
+func settleWithin(t *testing.T, ctx context.Context, name string, out []reflect.Value) outcome {
+	t.Helper()
+	var o outcome
+	within(t, name, func() []reflect.Value { o = settle(ctx, out); return nil })
+	return o
+}
+
+// within runs fn on a goroutine of its own; fn's panic, or fn taking more
+// than callTimeout, fails the test.
+func within(t *testing.T, name string, fn func() []reflect.Value) []reflect.Value {
+	t.Helper()
+	done := make(chan []reflect.Value, 1)
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				panicked <- p
+			}
+		}()
+		done <- fn()
+	}()
+	select {
+	case out := <-done:
+		return out
+	case p := <-panicked:
+		t.Fatalf("%s panicked: %v", name, p)
+	case <-time.After(callTimeout):
+		t.Fatalf("%s did not return (or its future did not complete) within %s", name, callTimeout)
+	}
+	return nil
+}
+
+// settle awaits the futures among out (their Await method) and drains the
+// iterators (iter.Seq2[_, error]), collecting the errors.
+func settle(ctx context.Context, out []reflect.Value) outcome {
+	var o outcome
+	for _, v := range out {
+		switch {
+		case v.Type() == errType:
+			if !v.IsNil() {
+				o.errs = append(o.errs, v.Interface().(error))
+			} else {
+				o.errs = append(o.errs, nil)
+			}
+		case v.Kind() == reflect.Pointer && strings.HasPrefix(v.Type().Elem().Name(), "Future["):
+			res := v.MethodByName("Await").Call([]reflect.Value{reflect.ValueOf(ctx)})
+			err, _ := res[1].Interface().(error)
+			o.errs = append(o.errs, err)
+		case v.Kind() == reflect.Func && v.Type().NumIn() == 1 && v.Type().In(0).Kind() == reflect.Func:
+			// An iter.Seq2[K, error]: record each error it yields.
+			yield := v.Type().In(0)
+			v.Call([]reflect.Value{reflect.MakeFunc(yield, func(args []reflect.Value) []reflect.Value {
+				err, _ := args[1].Interface().(error)
+				o.errs = append(o.errs, err)
+				return []reflect.Value{reflect.ValueOf(err == nil)}
+			})})
+		default:
+			o.others = append(o.others, v)
+		}
+	}
+	return o
+}
+
+// methods returns the exported methods of v by name, without skip.
+func methods(v any, skip ...string) map[string]reflect.Value {
+	rv := reflect.ValueOf(v)
+	ms := make(map[string]reflect.Value)
+	for i := range rv.NumMethod() {
+		name := rv.Type().Method(i).Name
+		if !slices.Contains(skip, name) {
+			ms[name] = rv.Method(i)
+		}
+	}
+	return ms
+}
+
+// wantErr checks that every error of o is want (errors.Is), and that there
+// is at least one.
+func wantErr(t *testing.T, name string, o outcome, want error) {
+	t.Helper()
+	if len(o.errs) == 0 {
+		t.Errorf("%s reported no error, want %v (returned %v)", name, want, o.others)
+		return
+	}
+	for _, err := range o.errs {
+		if !errors.Is(err, want) {
+			t.Errorf("%s: err = %v, want %v", name, err, want)
+		}
+	}
+}
+
+func fmtValues(vs []reflect.Value) string {
+	var b strings.Builder
+	for _, v := range vs {
+		fmt.Fprintf(&b, "%v ", v)
+	}
+	return b.String()
+}
+
+// Every method of an engine called after Close fails with ErrClosed (the
+// futures, the errors, the iterators), at once, without a panic; IsHealthy
+// is false; Stats and Config still answer. The same for the synchronous
+// Client, and for a Pipeline and a Tx made after Close.
+func TestEdgeEngineAfterClose(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range methods(eng, "Close", "Config", "Stats", "Pipeline", "Tx", "Sync") {
+		o := call(t, ctx, "Engine."+name, m)
+		if name == "IsHealthy" {
+			if len(o.others) != 1 || o.others[0].Bool() {
+				t.Errorf("IsHealthy after Close = %s, want false", fmtValues(o.others))
+			}
+			continue
+		}
+		wantErr(t, "Engine."+name, o, engine.ErrClosed)
+	}
+	_ = eng.Stats()
+	_ = eng.Config()
+	for name, m := range methods(eng.Sync(), "Close", "IsHealthy") {
+		wantErr(t, "Client."+name, call(t, ctx, "Client."+name, m), engine.ErrClosed)
+	}
+	if err := eng.Sync().Close(); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("Client.Close after Close = %v, want ErrClosed", err)
+	}
+	// A Pipeline and a Tx made after Close: every command's future and Exec
+	// fail with ErrClosed.
+	p := eng.Pipeline()
+	tx := eng.Tx()
+	checkBatchClosed(t, ctx, "Pipeline", p, p.Exec)
+	checkBatchClosed(t, ctx, "Tx", tx, tx.Exec)
+}
+
+// checkBatchClosed queues every command of b (a Pipeline or a Tx), runs
+// exec, and checks that exec and every queued future fail with ErrClosed.
+func checkBatchClosed(t *testing.T, ctx context.Context, kind string, b any, exec func(context.Context) error) {
+	t.Helper()
+	queued := make(map[string][]reflect.Value)
+	for name, m := range methods(b, "Exec", "Discard", "Len", "Read") {
+		queued[name] = invoke(t, ctx, kind+"."+name, m)
+	}
+	if err := exec(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("%s.Exec after Close = %v, want ErrClosed", kind, err)
+	}
+	for name, out := range queued {
+		wantErr(t, kind+"."+name, settleWithin(t, ctx, kind+"."+name, out), engine.ErrClosed)
+	}
+}
