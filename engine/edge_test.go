@@ -7,10 +7,16 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
 )
 
 // The edge tests call every exported method of the engine and of its
@@ -124,7 +130,8 @@ func settleWithin(t *testing.T, ctx context.Context, name string, out []reflect.
 }
 
 // within runs fn on a goroutine of its own; fn's panic, or fn taking more
-// than callTimeout, fails the test.
+// than callTimeout, fails the test (Errorf: within also runs on the
+// workers of TestEdgeCallsDuringClose) and returns nil.
 func within(t *testing.T, name string, fn func() []reflect.Value) []reflect.Value {
 	t.Helper()
 	done := make(chan []reflect.Value, 1)
@@ -141,9 +148,9 @@ func within(t *testing.T, name string, fn func() []reflect.Value) []reflect.Valu
 	case out := <-done:
 		return out
 	case p := <-panicked:
-		t.Fatalf("%s panicked: %v", name, p)
+		t.Errorf("%s panicked: %v", name, p)
 	case <-time.After(callTimeout):
-		t.Fatalf("%s did not return (or its future did not complete) within %s", name, callTimeout)
+		t.Errorf("%s did not return (or its future did not complete) within %s", name, callTimeout)
 	}
 	return nil
 }
@@ -265,4 +272,183 @@ func checkBatchClosed(t *testing.T, ctx context.Context, kind string, b any, exe
 	for name, out := range queued {
 		wantErr(t, kind+"."+name, settleWithin(t, ctx, kind+"."+name, out), engine.ErrClosed)
 	}
+}
+
+// Handles used after their own end: every method of a Pipeline or a Tx
+// after Exec or Discard fails with ErrInvalidArgument (their futures
+// too), a TxReader or a DedicatedConn kept after its function returned
+// fails with ErrInvalidArgument, and a Subscription or a BatchWriter
+// after its Close fails with ErrClosed (a second Close returns ErrClosed;
+// a Consumer's Close is idempotent).
+func TestEdgeHandlesAfterTheirEnd(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+
+	for _, end := range []string{"Exec", "Discard"} {
+		p, tx := eng.Pipeline(), eng.Tx()
+		p.Set("k", "v", 0)
+		tx.Set("k", "v", 0)
+		if end == "Exec" {
+			if err := p.Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			p.Discard()
+			tx.Discard()
+		}
+		for kind, b := range map[string]any{"Pipeline": p, "Tx": tx} {
+			for name, m := range methods(b, "Discard", "Len", "Read") {
+				wantErr(t, kind+"."+name+" after "+end, call(t, ctx, kind+"."+name, m), engine.ErrInvalidArgument)
+			}
+			for name, m := range methods(tx.Read()) {
+				wantErr(t, "TxReader."+name+" after "+end, call(t, ctx, "TxReader."+name, m), engine.ErrInvalidArgument)
+			}
+		}
+		p.Discard()
+		tx.Discard()
+		if p.Len() != 0 || tx.Len() != 0 {
+			t.Fatalf("after %s: Len = %d, %d", end, p.Len(), tx.Len())
+		}
+	}
+
+	var kept *engine.DedicatedConn
+	if err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error { kept = c; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range methods(kept, "Addr") {
+		wantErr(t, "DedicatedConn."+name+" after Dedicated", call(t, ctx, "DedicatedConn."+name, m), engine.ErrInvalidArgument)
+	}
+	var reader engine.TxReader
+	if err := eng.Watch(ctx, func(tx *engine.Tx) error { reader = tx.Read(); return nil }, "k"); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range methods(reader) {
+		wantErr(t, "TxReader."+name+" after Watch", call(t, ctx, "TxReader."+name, m), engine.ErrInvalidArgument)
+	}
+
+	sub, err := eng.Subscribe(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range methods(sub, "Channel", "Dropped", "Err") {
+		wantErr(t, "Subscription."+name+" after Close", call(t, ctx, "Subscription."+name, m), engine.ErrClosed)
+	}
+	for range sub.Channel() { // the events before Close, then closed
+	}
+
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range methods(w, "Stats", "Flush") {
+		wantErr(t, "BatchWriter."+name+" after Close", call(t, ctx, "BatchWriter."+name, m), engine.ErrClosed)
+	}
+	if err := w.Flush(ctx); err != nil { // nothing is left to wait for
+		t.Errorf("BatchWriter.Flush after Close = %v, want nil", err)
+	}
+	_ = w.Stats()
+
+	if _, err := eng.XGroupCreate(ctx, "s", "g", "0", true).Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err := eng.Consume(ctx, "s", "g", "c", func(context.Context, engine.XEntry) error { return nil }, engine.ConsumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil { // documented: idempotent, always nil
+		t.Errorf("Consumer.Close again = %v, want nil", err)
+	}
+	select {
+	case <-c.Done():
+	default:
+		t.Error("Consumer.Done not closed after Close")
+	}
+	_ = c.Stats()
+}
+
+// Every method of the engine, fired from several goroutines while Close
+// runs: no panic, no call that hangs, every future complete once Close
+// returned (written, or failed with ErrClosed, or the server's reply to
+// the made-up arguments), and no goroutine left behind.
+func TestEdgeCallsDuringClose(t *testing.T) {
+	srv := valkeytest.Start(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	ms := methods(eng, "Close", "Pipeline", "Tx", "Sync")
+	for name, m := range methods(eng.Sync(), "Close") {
+		ms["Client."+name] = m
+	}
+	var closed atomic.Bool
+	const workers = 4
+	var started, wg sync.WaitGroup
+	started.Add(workers)
+	futs := make([][]reflect.Value, workers)
+	errs := make([][]string, workers)
+	for i := range workers {
+		wg.Go(func() {
+			for pass := 0; ; pass++ {
+				after := closed.Load()
+				for name, m := range ms {
+					out := invoke(t, ctx, name, m)
+					for _, v := range out {
+						if v.Kind() == reflect.Pointer && strings.HasPrefix(v.Type().Elem().Name(), "Future[") {
+							futs[i] = append(futs[i], v)
+						}
+					}
+					o := settleWithin(t, ctx, name, out)
+					for _, err := range o.errs {
+						if !allowedDuringClose(err) {
+							errs[i] = append(errs[i], fmt.Sprintf("%s: %v", name, err))
+						}
+					}
+				}
+				if pass == 0 {
+					started.Done()
+				}
+				if after {
+					return
+				}
+			}
+		})
+	}
+	started.Wait()
+	closeErr := make(chan error, 1)
+	go func() { closeErr <- eng.Close() }()
+	closed.Store(true)
+	if err := <-closeErr; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	wg.Wait()
+	for i := range workers {
+		for _, f := range futs[i] {
+			if !f.MethodByName("IsDone").Call(nil)[0].Bool() {
+				t.Fatalf("a future of %s is still pending after Close", f.Type())
+			}
+		}
+		for _, e := range errs[i] {
+			t.Error(e)
+		}
+	}
+}
+
+// allowedDuringClose reports whether err is an outcome of a call made
+// while Close ran: success, ErrClosed, or the server's (or the engine's)
+// answer to made-up arguments.
+func allowedDuringClose(err error) bool {
+	var se *engine.ServerError
+	return err == nil || errors.Is(err, engine.ErrClosed) || errors.Is(err, engine.ErrNil) ||
+		errors.As(err, &se) || errors.Is(err, engine.ErrInvalidArgument)
 }
