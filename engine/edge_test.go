@@ -29,10 +29,10 @@ import (
 const callTimeout = 15 * time.Second
 
 var (
-	ctxType   = reflect.TypeFor[context.Context]()
-	errType   = reflect.TypeFor[error]()
-	durType   = reflect.TypeFor[time.Duration]()
-	zType     = reflect.TypeFor[engine.Z]()
+	ctxType = reflect.TypeFor[context.Context]()
+	errType = reflect.TypeFor[error]()
+	durType = reflect.TypeFor[time.Duration]()
+	zType   = reflect.TypeFor[engine.Z]()
 )
 
 // argFor returns a made-up value of type t for a method's argument: ctx
