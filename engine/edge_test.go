@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -35,44 +36,68 @@ var (
 	zType   = reflect.TypeFor[engine.Z]()
 )
 
-// argFor returns a made-up value of type t for a method's argument: ctx
-// for a context, "k" for a string, 1 for a number or a duration, one
-// element for a slice, one entry for a map, a function that returns its
-// zero values, a struct's zero value.
-func argFor(t *testing.T, ctx context.Context, typ reflect.Type) reflect.Value {
+// args are the made-up arguments of a call, by type.
+type args struct {
+	ctx   context.Context // passed to the method (may be nil)
+	str   string
+	num   int64
+	dur   time.Duration
+	float float64
+	elems int  // elements of a slice argument; -1 for a nil slice
+	nils  bool // nil maps and functions, zero option structs
+}
+
+// usual are the arguments of a call meant to succeed: "k" for a string, 1
+// for a number or a duration, two elements for a slice (key/value lists
+// stay even), one entry for a map, a function that returns its zero
+// values, valid options.
+func usual(ctx context.Context) args {
+	return args{ctx: ctx, str: "k", num: 1, dur: time.Second, float: 1, elems: 2}
+}
+
+// argFor returns the made-up value of type typ.
+func argFor(t *testing.T, a args, typ reflect.Type) reflect.Value {
 	switch {
 	case typ == ctxType:
-		return reflect.ValueOf(&ctx).Elem()
+		return reflect.ValueOf(&a.ctx).Elem()
 	case typ == durType:
-		return reflect.ValueOf(time.Second)
+		return reflect.ValueOf(a.dur)
 	case typ == zType:
-		return reflect.ValueOf(engine.Z{Member: "m", Score: 1})
+		return reflect.ValueOf(engine.Z{Member: a.str, Score: a.float})
+	case a.nils && (typ.Kind() == reflect.Struct || typ.Kind() == reflect.Map || typ.Kind() == reflect.Func):
+		return reflect.Zero(typ)
 	case typ == reflect.TypeFor[engine.XPendingOptions]():
-		return reflect.ValueOf(engine.XPendingOptions{Count: 1})
+		return reflect.ValueOf(engine.XPendingOptions{Count: a.num, Idle: a.dur})
 	case typ == reflect.TypeFor[engine.SubscribeOptions]():
-		return reflect.ValueOf(engine.SubscribeOptions{Channels: []string{"c"}})
+		return reflect.ValueOf(engine.SubscribeOptions{Channels: []string{a.str}, Buffer: int(a.num)})
 	}
 	switch typ.Kind() {
 	case reflect.String:
-		return reflect.ValueOf("k").Convert(typ)
+		return reflect.ValueOf(a.str).Convert(typ)
 	case reflect.Int, reflect.Int64, reflect.Int32:
-		return reflect.ValueOf(1).Convert(typ)
+		return reflect.ValueOf(a.num).Convert(typ)
 	case reflect.Uint64, reflect.Uint:
-		return reflect.ValueOf(uint64(0)).Convert(typ)
+		return reflect.ValueOf(uint64(a.num)).Convert(typ)
 	case reflect.Float64:
-		return reflect.ValueOf(1.0)
+		return reflect.ValueOf(a.float)
 	case reflect.Bool:
 		return reflect.ValueOf(false)
 	case reflect.Slice:
-		s := reflect.MakeSlice(typ, 0, 2)
-		if typ.Elem().Kind() == reflect.Slice { // DoMulti's ...[]string
-			return reflect.Append(s, reflect.ValueOf([]string{"PING"}))
+		if a.elems < 0 {
+			return reflect.Zero(typ)
 		}
-		// Two elements: key/value and field/value lists stay even.
-		return reflect.Append(s, argFor(t, ctx, typ.Elem()), argFor(t, ctx, typ.Elem()))
+		s := reflect.MakeSlice(typ, 0, a.elems)
+		for range a.elems {
+			if typ.Elem().Kind() == reflect.Slice { // DoMulti's ...[]string
+				s = reflect.Append(s, reflect.ValueOf([]string{"PING"}))
+			} else {
+				s = reflect.Append(s, argFor(t, a, typ.Elem()))
+			}
+		}
+		return s
 	case reflect.Map:
 		m := reflect.MakeMap(typ)
-		m.SetMapIndex(reflect.ValueOf("s"), reflect.ValueOf("0"))
+		m.SetMapIndex(reflect.ValueOf(a.str), reflect.ValueOf("0"))
 		return m
 	case reflect.Func:
 		return reflect.MakeFunc(typ, func([]reflect.Value) []reflect.Value {
@@ -108,10 +133,16 @@ func call(t *testing.T, ctx context.Context, name string, m reflect.Value) outco
 // panic, or a call that takes more than callTimeout, fails the test.
 func invoke(t *testing.T, ctx context.Context, name string, m reflect.Value) []reflect.Value {
 	t.Helper()
+	return invokeWith(t, usual(ctx), name, m)
+}
+
+// invokeWith is invoke with the arguments a.
+func invokeWith(t *testing.T, a args, name string, m reflect.Value) []reflect.Value {
+	t.Helper()
 	typ := m.Type()
 	in := make([]reflect.Value, typ.NumIn())
 	for i := range in {
-		in[i] = argFor(t, ctx, typ.In(i))
+		in[i] = argFor(t, a, typ.In(i))
 	}
 	return within(t, name, func() []reflect.Value {
 		if typ.IsVariadic() {
@@ -451,4 +482,118 @@ func allowedDuringClose(err error) bool {
 	var se *engine.ServerError
 	return err == nil || errors.Is(err, engine.ErrClosed) || errors.Is(err, engine.ErrNil) ||
 		errors.As(err, &se) || errors.Is(err, engine.ErrInvalidArgument)
+}
+
+// Every method of the engine, the Client, a Pipeline and a Tx with edge
+// arguments (a nil or cancelled ctx; empty strings, nil slices and maps,
+// nil functions, zero options; negative, huge and not-a-number values):
+// no panic, no call that outlives its ctx, and each error typed (see
+// typedErr).
+func TestEdgeBadArguments(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	bounded := func() context.Context {
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
+		t.Cleanup(cancel)
+		return c
+	}
+	profiles := map[string]args{
+		"nil ctx":   {str: "k", num: 1, dur: time.Second, float: 1, elems: 2},
+		"cancelled": {ctx: cancelled, str: "k", num: 1, dur: time.Second, float: 1, elems: 2},
+		"empty":     {ctx: bounded(), elems: -1, nils: true},
+		"none":      {ctx: bounded(), str: "k", num: 1, dur: time.Second, float: 1, elems: 0},
+		"odd":       {ctx: bounded(), str: "k", num: 1, dur: time.Second, float: 1, elems: 3},
+		"negative":  {ctx: bounded(), str: "k", num: -1, dur: -time.Second, float: -1, elems: 2},
+		"min":       {ctx: bounded(), str: "k", num: math.MinInt64, dur: math.MinInt64, float: math.Inf(-1), elems: 2},
+		"max":       {ctx: bounded(), str: "k", num: math.MaxInt64, dur: math.MaxInt64, float: math.Inf(1), elems: 2},
+		"nan":       {ctx: bounded(), str: "k", num: 1, dur: time.Second, float: math.NaN(), elems: 2},
+		"zero":      {ctx: bounded(), str: "k", num: 0, dur: 0, float: 0, elems: 1},
+	}
+	for pname, a := range profiles {
+		t.Run(pname, func(t *testing.T) {
+			// Long blocking calls (WAIT, ...) end with their ctx, not
+			// later: each profile's ctx ends within 5 s.
+			ms := methods(eng, "Close", "Config", "Stats", "Pipeline", "Tx", "Sync")
+			for name, m := range methods(eng.Sync(), "Close") {
+				ms["Client."+name] = m
+			}
+			for name, m := range ms {
+				o := settleWithin(t, ctx, name, invokeWith(t, a, name, m))
+				for _, err := range o.errs {
+					if !typedErr(err, a.ctx) {
+						t.Errorf("%s(%s): untyped error %T: %v", name, pname, err, err)
+					}
+				}
+			}
+			for kind, b := range map[string]batch{"Pipeline": eng.Pipeline(), "Tx": eng.Tx()} {
+				queued := make(map[string][]reflect.Value)
+				for name, m := range methods(b, "Exec", "Discard", "Len", "Read") {
+					queued[name] = invokeWith(t, a, kind+"."+name, m)
+				}
+				var execErr error
+				within(t, kind+".Exec", func() []reflect.Value { execErr = b.Exec(a.ctx); return nil })
+				if !typedErr(execErr, a.ctx) {
+					t.Errorf("%s.Exec(%s): untyped error %T: %v", kind, pname, execErr, execErr)
+				}
+				for name, out := range queued {
+					for _, err := range settleWithin(t, ctx, kind+"."+name, out).errs {
+						if !typedErr(err, a.ctx) && !errors.Is(err, execErr) {
+							t.Errorf("%s.%s(%s): untyped error %T: %v", kind, name, pname, err, err)
+						}
+					}
+				}
+			}
+		})
+	}
+	if err := eng.Ping(ctx); err != nil {
+		t.Fatalf("the engine does not answer after the bad arguments: %v", err)
+	}
+}
+
+// batch is a Pipeline or a Tx.
+type batch interface {
+	Exec(context.Context) error
+}
+
+// typedErr reports whether err is nil or one the engine documents for bad
+// arguments: ErrInvalidArgument, ErrNil, a *ServerError, ErrCrossSlot,
+// ErrTxAborted, or the error of ctx when ctx has ended.
+func typedErr(err error, ctx context.Context) bool {
+	var se *engine.ServerError
+	switch {
+	case err == nil, errors.Is(err, engine.ErrInvalidArgument), errors.Is(err, engine.ErrNil),
+		errors.As(err, &se), errors.Is(err, engine.ErrCrossSlot), errors.Is(err, engine.ErrTxAborted):
+		return true
+	case ctx != nil && ctx.Err() != nil:
+		return errors.Is(err, ctx.Err())
+	}
+	return false
+}
+
+// A subscription buffer too large to allocate fails with
+// ErrInvalidArgument; it panicked in make (math.MaxInt) or could take all
+// memory.
+func TestEdgeSubscribeBufferTooLarge(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	for _, n := range []int{math.MaxInt, 1<<20 + 1} {
+		var err error
+		within(t, "SubscribeWith", func() []reflect.Value {
+			_, err = eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"c"}, Buffer: n})
+			return nil
+		})
+		if !errors.Is(err, engine.ErrInvalidArgument) {
+			t.Errorf("SubscribeWith Buffer %d: err = %v, want ErrInvalidArgument", n, err)
+		}
+	}
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"c"}, Buffer: 1 << 20})
+	if err != nil {
+		t.Fatalf("SubscribeWith Buffer 1<<20: %v", err)
+	}
+	if cap(sub.Channel()) != 1<<20 {
+		t.Fatalf("channel capacity %d, want %d", cap(sub.Channel()), 1<<20)
+	}
+	_ = sub.Close()
 }
