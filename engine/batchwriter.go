@@ -32,6 +32,10 @@ const (
 	DefaultWriterRetryTimeout = 10 * time.Second
 )
 
+// maxWriterConns bounds BatchWriterOptions.ConnsPerNode: a node's lanes
+// (a connection and a goroutine each) all start on its first command.
+const maxWriterConns = 256
+
 // BatchWriterOptions configures a BatchWriter. The zero value takes every
 // default. Negative sizes and counts are rejected with ErrInvalidArgument.
 type BatchWriterOptions struct {
@@ -51,7 +55,8 @@ type BatchWriterOptions struct {
 	// ConnsPerNode is the number of dedicated connections the writer opens
 	// to each node it writes to, each with one pipeline in flight. Commands
 	// are spread over them by key, so commands for one key keep their
-	// order. Default 2.
+	// order. Default 2; at most 256 (more is rejected with
+	// ErrInvalidArgument: each is a connection and a goroutine).
 	ConnsPerNode int
 	// Idempotent says the commands may be repeated: a command written on a
 	// connection that failed before its reply came back is sent again
@@ -141,13 +146,17 @@ type BatchWriter struct {
 }
 
 // NewBatchWriter returns a BatchWriter over the engine's nodes with opts.
-// It fails with ErrInvalidArgument for negative options and with ErrClosed
+// It fails with ErrInvalidArgument for negative options (or ConnsPerNode
+// over 256) and with ErrClosed
 // when the engine is closed. No connection is opened until the first
 // command for a node is sent.
 func (e *Engine) NewBatchWriter(opts BatchWriterOptions) (*BatchWriter, error) {
 	if opts.MaxPending < 0 || opts.BatchSize < 0 || opts.ConnsPerNode < 0 || opts.MaxRetries < 0 || opts.RetryTimeout < 0 {
 		return nil, fmt.Errorf("%w: negative BatchWriterOptions (MaxPending %d, BatchSize %d, ConnsPerNode %d, MaxRetries %d, RetryTimeout %s)",
 			ErrInvalidArgument, opts.MaxPending, opts.BatchSize, opts.ConnsPerNode, opts.MaxRetries, opts.RetryTimeout)
+	}
+	if opts.ConnsPerNode > maxWriterConns {
+		return nil, fmt.Errorf("%w: BatchWriterOptions.ConnsPerNode %d is over %d", ErrInvalidArgument, opts.ConnsPerNode, maxWriterConns)
 	}
 	if opts.Backpressure != config.BackpressureBlock && opts.Backpressure != config.BackpressureReject {
 		return nil, fmt.Errorf("%w: BatchWriterOptions.Backpressure %s", ErrInvalidArgument, opts.Backpressure)

@@ -38,13 +38,14 @@ var (
 
 // args are the made-up arguments of a call, by type.
 type args struct {
-	ctx   context.Context // passed to the method (may be nil)
-	str   string
-	num   int64
-	dur   time.Duration
-	float float64
-	elems int  // elements of a slice argument; -1 for a nil slice
-	nils  bool // nil maps and functions, zero option structs
+	ctx    context.Context // passed to the method (may be nil)
+	str    string
+	num    int64
+	dur    time.Duration
+	float  float64
+	elems  int  // elements of a slice argument; -1 for a nil slice
+	nils   bool // nil maps and functions, zero option structs
+	fields bool // option structs with every field made up as above
 }
 
 // usual are the arguments of a call meant to succeed: "k" for a string, 1
@@ -64,8 +65,20 @@ func argFor(t *testing.T, a args, typ reflect.Type) reflect.Value {
 		return reflect.ValueOf(a.dur)
 	case typ == zType:
 		return reflect.ValueOf(engine.Z{Member: a.str, Score: a.float})
-	case a.nils && (typ.Kind() == reflect.Struct || typ.Kind() == reflect.Map || typ.Kind() == reflect.Func):
+	case a.nils && (typ.Kind() == reflect.Struct || typ.Kind() == reflect.Map || typ.Kind() == reflect.Func || typ.Kind() == reflect.Pointer):
 		return reflect.Zero(typ)
+	case a.fields && typ.Kind() == reflect.Struct:
+		v := reflect.New(typ).Elem()
+		for i := range typ.NumField() {
+			if typ.Field(i).IsExported() {
+				v.Field(i).Set(argFor(t, a, typ.Field(i).Type))
+			}
+		}
+		return v
+	case typ.Kind() == reflect.Pointer:
+		v := reflect.New(typ.Elem())
+		v.Elem().Set(argFor(t, a, typ.Elem()))
+		return v
 	case typ == reflect.TypeFor[engine.XPendingOptions]():
 		return reflect.ValueOf(engine.XPendingOptions{Count: a.num, Idle: a.dur})
 	case typ == reflect.TypeFor[engine.SubscribeOptions]():
@@ -76,7 +89,7 @@ func argFor(t *testing.T, a args, typ reflect.Type) reflect.Value {
 		return reflect.ValueOf(a.str).Convert(typ)
 	case reflect.Int, reflect.Int64, reflect.Int32:
 		return reflect.ValueOf(a.num).Convert(typ)
-	case reflect.Uint64, reflect.Uint:
+	case reflect.Uint64, reflect.Uint, reflect.Uint8:
 		return reflect.ValueOf(uint64(a.num)).Convert(typ)
 	case reflect.Float64:
 		return reflect.ValueOf(a.float)
@@ -500,16 +513,16 @@ func TestEdgeBadArguments(t *testing.T) {
 		return c
 	}
 	profiles := map[string]args{
-		"nil ctx":   {str: "k", num: 1, dur: time.Second, float: 1, elems: 2},
-		"cancelled": {ctx: cancelled, str: "k", num: 1, dur: time.Second, float: 1, elems: 2},
+		"nil ctx":   {str: "k", num: 1, dur: time.Second, float: 1, elems: 2, fields: true},
+		"cancelled": {ctx: cancelled, str: "k", num: 1, dur: time.Second, float: 1, elems: 2, fields: true},
 		"empty":     {ctx: bounded(), elems: -1, nils: true},
-		"none":      {ctx: bounded(), str: "k", num: 1, dur: time.Second, float: 1, elems: 0},
-		"odd":       {ctx: bounded(), str: "k", num: 1, dur: time.Second, float: 1, elems: 3},
-		"negative":  {ctx: bounded(), str: "k", num: -1, dur: -time.Second, float: -1, elems: 2},
-		"min":       {ctx: bounded(), str: "k", num: math.MinInt64, dur: math.MinInt64, float: math.Inf(-1), elems: 2},
-		"max":       {ctx: bounded(), str: "k", num: math.MaxInt64, dur: math.MaxInt64, float: math.Inf(1), elems: 2},
-		"nan":       {ctx: bounded(), str: "k", num: 1, dur: time.Second, float: math.NaN(), elems: 2},
-		"zero":      {ctx: bounded(), str: "k", num: 0, dur: 0, float: 0, elems: 1},
+		"none":      {ctx: bounded(), str: "k", num: 1, dur: time.Second, float: 1, elems: 0, fields: true},
+		"odd":       {ctx: bounded(), str: "k", num: 1, dur: time.Second, float: 1, elems: 3, fields: true},
+		"negative":  {ctx: bounded(), str: "k", num: -1, dur: -time.Second, float: -1, elems: 2, fields: true},
+		"min":       {ctx: bounded(), str: "k", num: math.MinInt64, dur: math.MinInt64, float: math.Inf(-1), elems: 2, fields: true},
+		"max":       {ctx: bounded(), str: "k", num: math.MaxInt64, dur: math.MaxInt64, float: math.Inf(1), elems: 2, fields: true},
+		"nan":       {ctx: bounded(), str: "k", num: 1, dur: time.Second, float: math.NaN(), elems: 2, fields: true},
+		"zero":      {ctx: bounded(), str: "k", num: 0, dur: 0, float: 0, elems: 1, fields: true},
 	}
 	for pname, a := range profiles {
 		t.Run(pname, func(t *testing.T) {
@@ -519,13 +532,34 @@ func TestEdgeBadArguments(t *testing.T) {
 			for name, m := range methods(eng.Sync(), "Close") {
 				ms["Client."+name] = m
 			}
-			for name, m := range ms {
-				o := settleWithin(t, ctx, name, invokeWith(t, a, name, m))
-				for _, err := range o.errs {
-					if !typedErr(err, a.ctx) {
-						t.Errorf("%s(%s): untyped error %T: %v", name, pname, err, err)
-					}
-				}
+			checkTyped(t, a, pname, ms)
+			if err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+				checkTyped(t, a, pname, prefixed("DedicatedConn.", methods(c, "Addr")))
+				return nil
+			}); err != nil {
+				t.Errorf("Dedicated: %v", err)
+			}
+			if err := eng.Watch(ctx, func(tx *engine.Tx) error {
+				checkTyped(t, a, pname, prefixed("TxReader.", methods(tx.Read())))
+				return nil
+			}, "k"); err != nil {
+				t.Errorf("Watch: %v", err)
+			}
+			sub, err := eng.Subscribe(ctx, "c")
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTyped(t, a, pname, prefixed("Subscription.", methods(sub, "Channel", "Dropped", "Err", "Close")))
+			if err := sub.Close(); err != nil {
+				t.Errorf("Subscription.Close: %v", err)
+			}
+			w, err := eng.NewBatchWriter(engine.BatchWriterOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTyped(t, a, pname, prefixed("BatchWriter.", methods(w, "Stats", "Close", "Flush")))
+			if err := w.Close(ctx); err != nil {
+				t.Errorf("BatchWriter.Close: %v", err)
 			}
 			for kind, b := range map[string]batch{"Pipeline": eng.Pipeline(), "Tx": eng.Tx()} {
 				queued := make(map[string][]reflect.Value)
@@ -550,6 +584,29 @@ func TestEdgeBadArguments(t *testing.T) {
 	if err := eng.Ping(ctx); err != nil {
 		t.Fatalf("the engine does not answer after the bad arguments: %v", err)
 	}
+}
+
+// checkTyped calls each of ms with a and checks that every error it
+// reports is typed (typedErr).
+func checkTyped(t *testing.T, a args, profile string, ms map[string]reflect.Value) {
+	t.Helper()
+	for name, m := range ms {
+		o := settleWithin(t, context.Background(), name, invokeWith(t, a, name, m))
+		for _, err := range o.errs {
+			if !typedErr(err, a.ctx) {
+				t.Errorf("%s(%s): untyped error %T: %v", name, profile, err, err)
+			}
+		}
+	}
+}
+
+// prefixed returns ms with their names prefixed.
+func prefixed(prefix string, ms map[string]reflect.Value) map[string]reflect.Value {
+	out := make(map[string]reflect.Value, len(ms))
+	for name, m := range ms {
+		out[prefix+name] = m
+	}
+	return out
 }
 
 // batch is a Pipeline or a Tx.
@@ -596,4 +653,34 @@ func TestEdgeSubscribeBufferTooLarge(t *testing.T) {
 		t.Fatalf("channel capacity %d, want %d", cap(sub.Channel()), 1<<20)
 	}
 	_ = sub.Close()
+}
+
+// A BatchWriter with more connections per node than it may open fails
+// with ErrInvalidArgument at NewBatchWriter: with math.MaxInt its first
+// Write started goroutines under the writer's lock until memory ran out.
+func TestEdgeBatchWriterTooManyConns(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	for _, n := range []int{math.MaxInt, 257} {
+		w, err := eng.NewBatchWriter(engine.BatchWriterOptions{ConnsPerNode: n})
+		if !errors.Is(err, engine.ErrInvalidArgument) {
+			t.Errorf("NewBatchWriter ConnsPerNode %d: err = %v, want ErrInvalidArgument", n, err)
+		}
+		if err == nil {
+			_ = w.Close(ctx) // nothing was written: no lane started
+		}
+	}
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{ConnsPerNode: 256})
+	if err != nil {
+		t.Fatalf("NewBatchWriter ConnsPerNode 256: %v", err)
+	}
+	if err := w.Set(ctx, "k", "v", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := eng.Get(ctx, "k").Await(ctx); err != nil || v != "v" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
 }
