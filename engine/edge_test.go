@@ -684,3 +684,46 @@ func TestEdgeBatchWriterTooManyConns(t *testing.T) {
 		t.Fatalf("Get = %q, %v", v, err)
 	}
 }
+
+// A Consume whose Count the server would refuse in every reclaim round
+// (math.MaxInt64, a natural "no limit") fails with ErrInvalidArgument; it
+// started a consumer that reconnected ~90 times a second, each session
+// failing with "ERR COUNT must be > 0". The largest Count allowed works.
+func TestEdgeConsumeCountTooLarge(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	h := func(context.Context, engine.XEntry) error { return nil }
+	for _, n := range []int64{math.MaxInt64, 1_000_001} {
+		c, err := eng.Consume(ctx, "s", "g", "c", h, engine.ConsumeOptions{Count: n})
+		if !errors.Is(err, engine.ErrInvalidArgument) {
+			t.Errorf("Consume Count %d: err = %v, want ErrInvalidArgument", n, err)
+		}
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+	handled := make(chan string, 1)
+	c, err := eng.Consume(ctx, "s", "g", "c", func(_ context.Context, x engine.XEntry) error {
+		handled <- x.ID
+		return nil
+	}, engine.ConsumeOptions{Count: 1_000_000, StartID: "0"})
+	if err != nil {
+		t.Fatalf("Consume Count 1,000,000: %v", err)
+	}
+	defer c.Close()
+	id, err := eng.XAdd(ctx, "s", "f", "v").Await(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-handled:
+		if got != id {
+			t.Fatalf("handled %s, want %s", got, id)
+		}
+	case <-ctx.Done():
+		t.Fatalf("entry not handled; consumer stats %+v", c.Stats())
+	}
+	if st := c.Stats(); st.Reconnects != 0 {
+		t.Fatalf("consumer reconnected %d times: %v", st.Reconnects, st.LastError)
+	}
+}
