@@ -285,7 +285,11 @@ func (c *Consumer) run() {
 }
 
 // session connects, recovers what is pending and reads until a failure
-// or stop. connected reports whether it got as far as reading.
+// or stop. connected reports whether it got through one whole round
+// (pending entries, a reclaim, a read): only then does the next session
+// start over from the shortest backoff, so that an error every session
+// hits at once (NOPERM for XREADGROUP, ...) does not have the consumer
+// re-dial at the shortest backoff forever.
 func (c *Consumer) session() (connected bool, err error) {
 	addr, err := c.e.addrOf(c.stream)
 	if err != nil {
@@ -304,13 +308,13 @@ func (c *Consumer) session() (connected bool, err error) {
 		return false, err
 	}
 	if err := c.readPending(conn); err != nil {
-		return true, err
+		return false, err
 	}
 	next := time.Now()
 	for c.ctx.Err() == nil {
 		if !time.Now().Before(next) {
 			if err := c.reclaim(conn); err != nil {
-				return true, err
+				return connected, err
 			}
 			next = time.Now().Add(c.opts.ClaimInterval)
 		}
@@ -319,8 +323,9 @@ func (c *Consumer) session() (connected bool, err error) {
 		res := conn.Do(c.ctx, cmd)
 		got, err := decodeXRead(res)
 		if err != nil {
-			return true, replyError(&res, err)
+			return connected, replyError(&res, err)
 		}
+		connected = true
 		if err := c.process(conn, got[c.stream]); err != nil {
 			return true, err
 		}

@@ -727,3 +727,41 @@ func TestEdgeConsumeCountTooLarge(t *testing.T) {
 		t.Fatalf("consumer reconnected %d times: %v", st.Reconnects, st.LastError)
 	}
 }
+
+// A consumer whose every session fails at its first read (here NOPERM:
+// the ACL user may not XREADGROUP) backs off exponentially between
+// sessions; it re-dialled at the shortest backoff (8 ms, ~100 dials a
+// second) forever, since a session that got past XGROUP CREATE counted
+// as connected.
+func TestEdgeConsumeBacksOffOnFailingReads(t *testing.T) {
+	srv := valkeytest.Start(t)
+	if err := srv.AddUser("app", "app-pass", "~*", "&*", "+@all", "-xreadgroup"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("app").WithPassword("app-pass"))
+	defer eng.Close()
+	start := time.Now()
+	c, err := eng.Consume(ctx, "s", "g", "c", func(context.Context, engine.XEntry) error { return nil }, engine.ConsumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// 8 sessions after the first: with the default backoff (8 ms doubling
+	// to 512 ms, each delay at least half of that) they cannot all start
+	// within 4+8+16+32+64+128+256+256 = 764 ms.
+	const sessions = 8
+	for c.Stats().Reconnects < sessions {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("consumer reconnected only %d times", c.Stats().Reconnects)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if d := time.Since(start); d < 700*time.Millisecond {
+		t.Fatalf("%d reconnects within %s: no exponential backoff", sessions, d)
+	}
+	if err := c.Stats().LastError; !errors.Is(err, &engine.ServerError{Prefix: "NOPERM"}) {
+		t.Fatalf("consumer's last error = %v, want NOPERM", err)
+	}
+}
