@@ -272,10 +272,17 @@ func fmtValues(vs []reflect.Value) string {
 // Client, and for a Pipeline and a Tx made after Close.
 func TestEdgeEngineAfterClose(t *testing.T) {
 	eng, _ := newEngine(t)
-	ctx := ctxT(t)
 	if err := eng.Close(); err != nil {
 		t.Fatal(err)
 	}
+	checkAfterClose(t, eng)
+}
+
+// checkAfterClose checks every method of eng, closed, and of its Client,
+// Pipeline and Tx (see TestEdgeEngineAfterClose).
+func checkAfterClose(t *testing.T, eng *engine.Engine) {
+	t.Helper()
+	ctx := ctxT(t)
 	for name, m := range methods(eng, "Close", "Config", "Stats", "Pipeline", "Tx", "Sync") {
 		o := call(t, ctx, "Engine."+name, m)
 		if name == "IsHealthy" {
@@ -429,8 +436,29 @@ func TestEdgeHandlesAfterTheirEnd(t *testing.T) {
 func TestEdgeCallsDuringClose(t *testing.T) {
 	srv := valkeytest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	callsDuringClose(t, engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr())))
+}
+
+// The same in cluster mode (slot actors, commands split across slots),
+// and every method after Close.
+func TestEdgeClusterCallsDuringClose(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	cl := valkeytest.StartClusterT(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cfg, _ := withLogCheck(t, config.DefaultConfig().WithAddrs(cl.Addrs()[0]).WithClusterMode(true))
+	eng := engineOn(t, cfg)
+	callsDuringClose(t, eng)
+	checkAfterClose(t, eng)
+}
+
+// callsDuringClose fires every method of eng and of its Client from 4
+// goroutines, closes eng while they run, and checks the outcome (see
+// TestEdgeCallsDuringClose).
+func callsDuringClose(t *testing.T, eng *engine.Engine) {
+	t.Helper()
 	ctx := ctxT(t)
-	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
 	ms := methods(eng, "Close", "Pipeline", "Tx", "Sync")
 	for name, m := range methods(eng.Sync(), "Close") {
 		ms["Client."+name] = m
