@@ -793,3 +793,44 @@ func TestEdgeConsumeBacksOffOnFailingReads(t *testing.T) {
 		t.Fatalf("consumer's last error = %v, want NOPERM", err)
 	}
 }
+
+// Close called again while the first Close still runs waits for it: when
+// it returns (ErrClosed), every future is complete, as Close promises. It
+// returned at once, with a written command still pending.
+func TestEdgeConcurrentClose(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{Args: []string{"--enable-debug-command", "yes"}})
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	// A pipeline in flight for a second: the first Close drains it.
+	slow := eng.Do(ctx, "DEBUG", "SLEEP", "1")
+	for eng.Stats().InFlight == 0 && !slow.IsDone() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("DEBUG SLEEP never written")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	first := make(chan error, 1)
+	go func() { first <- eng.Close() }()
+	// The first Close has started once new commands fail with ErrClosed.
+	for !errors.Is(eng.Get(ctx, "k").Err(ctx), engine.ErrClosed) {
+		select {
+		case <-ctx.Done():
+			t.Fatal("Close never started")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if err := eng.Close(); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("second Close = %v, want ErrClosed", err)
+	}
+	if !slow.IsDone() {
+		t.Error("the second Close returned with a written command still pending")
+	}
+	if err := <-first; err != nil {
+		t.Errorf("first Close: %v", err)
+	}
+	if _, err := slow.Await(ctx); err != nil {
+		t.Errorf("DEBUG SLEEP: %v", err)
+	}
+}
