@@ -142,6 +142,7 @@ type BatchWriter struct {
 
 	stopOnce sync.Once
 	stopCh   chan struct{} // closed by stop: ends backoff waits
+	stopped  chan struct{} // closed once stop has returned
 	wg       sync.WaitGroup
 }
 
@@ -188,6 +189,7 @@ func (e *Engine) NewBatchWriter(opts BatchWriterOptions) (*BatchWriter, error) {
 		flushed: make(chan struct{}),
 		older:   map[uint64]int{},
 		stopCh:  make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	w.noMSet.Store(opts.NoMSet)
 	if err := e.track(w); err != nil {
@@ -369,12 +371,22 @@ func (w *BatchWriter) Flush(ctx context.Context) error {
 // reported failed with ErrClosed, those in flight get their replies (or
 // are reported failed once Config.DrainTimeout passes), and Close returns
 // ctx.Err(). Every command written is acknowledged or reported failed when
-// Close returns. Calling Close again returns ErrClosed.
+// Close returns. Calling Close again returns ErrClosed once the first
+// Close (or the engine's) has stopped the writer, or ctx.Err() if ctx
+// ends first.
 func (w *BatchWriter) Close(ctx context.Context) error {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		return ErrClosed
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		select {
+		case <-w.stopped:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	w.closed = true
 	close(w.room) // waiting Writes see closed
@@ -425,5 +437,6 @@ func (w *BatchWriter) stop(err error) {
 			}
 			<-done
 		}
+		close(w.stopped)
 	})
 }

@@ -834,3 +834,44 @@ func TestEdgeConcurrentClose(t *testing.T) {
 		t.Errorf("DEBUG SLEEP: %v", err)
 	}
 }
+
+// BatchWriter.Close called again while the first Close still flushes
+// waits for it: when it returns (ErrClosed), every command written is
+// acknowledged or reported failed, as Close promises. It returned at
+// once, with a written command still pending.
+func TestEdgeBatchWriterConcurrentClose(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{Args: []string{"--enable-debug-command", "yes"}})
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	defer eng.Close()
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(ctx, "DEBUG", "SLEEP", "1"); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() { first <- w.Close(ctx) }()
+	// The first Close has started once writes fail with ErrClosed.
+	for !errors.Is(w.Set(ctx, "k", "v", 0), engine.ErrClosed) {
+		select {
+		case <-ctx.Done():
+			t.Fatal("Close never started")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if err := w.Close(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("second Close = %v, want ErrClosed", err)
+	}
+	if st := w.Stats(); st.Pending != 0 {
+		t.Errorf("the second Close returned with %d commands pending (%+v)", st.Pending, st)
+	}
+	if err := <-first; err != nil {
+		t.Errorf("first Close: %v", err)
+	}
+	if st := w.Stats(); st.Acknowledged != st.Written {
+		t.Errorf("stats after Close %+v: not every command acknowledged", st)
+	}
+}
