@@ -875,3 +875,17 @@ func TestEdgeBatchWriterConcurrentClose(t *testing.T) {
 		t.Errorf("stats after Close %+v: not every command acknowledged", st)
 	}
 }
+
+// WaitReplicas with a timeout below one millisecond waits about a
+// millisecond, not forever: it sent WAIT n 0 (0 means no timeout), which
+// held up the connection's pipeline until the command's ctx ended.
+func TestEdgeWaitReplicasSubMillisecond(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := eng.WaitReplicas(wctx, "k", 1, 500*time.Microsecond).Await(ctx)
+	if err != nil || n != 0 {
+		t.Fatalf("WaitReplicas(1 replica, 500µs) without replicas = %d, %v; want 0, nil", n, err)
+	}
+}
