@@ -17,6 +17,7 @@ import (
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -453,8 +454,8 @@ func TestEdgeClusterCallsDuringClose(t *testing.T) {
 	checkAfterClose(t, eng)
 }
 
-// callsDuringClose fires every method of eng and of its Client from 4
-// goroutines, closes eng while they run, and checks the outcome (see
+// callsDuringClose fires every method of eng and of its Client, and a
+// Pipeline's and a Tx's Exec, from 4 goroutines, closes eng while they run, and checks the outcome (see
 // TestEdgeCallsDuringClose).
 func callsDuringClose(t *testing.T, eng *engine.Engine) {
 	t.Helper()
@@ -463,6 +464,17 @@ func callsDuringClose(t *testing.T, eng *engine.Engine) {
 	for name, m := range methods(eng.Sync(), "Close") {
 		ms["Client."+name] = m
 	}
+	// A Pipeline and a Tx of a SET and a GET each, executed.
+	ms["Pipeline.Exec"] = reflect.ValueOf(func(ctx context.Context) (*futures.Future[struct{}], *futures.Future[string], error) {
+		p := eng.Pipeline()
+		set, get := p.Set("k", "v", 0), p.Get("k")
+		return set, get, p.Exec(ctx)
+	})
+	ms["Tx.Exec"] = reflect.ValueOf(func(ctx context.Context) (*futures.Future[struct{}], *futures.Future[string], error) {
+		tx := eng.Tx()
+		set, get := tx.Set("k", "v", 0), tx.Get("k")
+		return set, get, tx.Exec(ctx)
+	})
 	var closed atomic.Bool
 	const workers = 4
 	var started, wg sync.WaitGroup
