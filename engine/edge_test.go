@@ -901,3 +901,75 @@ func TestEdgeWaitReplicasSubMillisecond(t *testing.T) {
 		t.Fatalf("WaitReplicas(1 replica, 500µs) without replicas = %d, %v; want 0, nil", n, err)
 	}
 }
+
+// Every method of a Subscription and of a BatchWriter, fired from 4
+// goroutines while the handle's Close runs: no panic, no call that hangs,
+// each error ErrClosed (or the server's answer to made-up arguments), no
+// write left pending once Close returned, and no goroutine left behind.
+func TestEdgeHandleCallsDuringTheirClose(t *testing.T) {
+	srv := valkeytest.Start(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	defer eng.Close()
+	sub, err := eng.Subscribe(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range sub.Channel() { // keep the channel drained
+		}
+	}()
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []struct {
+		kind  string
+		ms    map[string]reflect.Value
+		close func() error
+	}{
+		{"Subscription", methods(sub, "Close", "Channel"), sub.Close},
+		{"BatchWriter", methods(w, "Close"), func() error { return w.Close(ctx) }},
+	} {
+		var closed atomic.Bool
+		var started, wg sync.WaitGroup
+		const workers = 4
+		started.Add(workers)
+		errs := make([][]string, workers)
+		for i := range workers {
+			wg.Go(func() {
+				for pass := 0; ; pass++ {
+					after := closed.Load()
+					for name, m := range h.ms {
+						for _, err := range call(t, ctx, h.kind+"."+name, m).errs {
+							if !allowedDuringClose(err) {
+								errs[i] = append(errs[i], fmt.Sprintf("%s.%s: %v", h.kind, name, err))
+							}
+						}
+					}
+					if pass == 0 {
+						started.Done()
+					}
+					if after {
+						return
+					}
+				}
+			})
+		}
+		started.Wait()
+		if err := h.close(); err != nil {
+			t.Errorf("%s.Close: %v", h.kind, err)
+		}
+		closed.Store(true)
+		wg.Wait()
+		for i := range workers {
+			for _, e := range errs[i] {
+				t.Error(e)
+			}
+		}
+	}
+	if st := w.Stats(); st.Pending != 0 {
+		t.Errorf("BatchWriter stats after Close %+v: writes pending", st)
+	}
+}
