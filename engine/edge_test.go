@@ -101,10 +101,14 @@ func argFor(t *testing.T, a args, typ reflect.Type) reflect.Value {
 			return reflect.Zero(typ)
 		}
 		s := reflect.MakeSlice(typ, 0, a.elems)
-		for range a.elems {
-			if typ.Elem().Kind() == reflect.Slice { // DoMulti's ...[]string
+		for i := range a.elems {
+			switch {
+			case typ.Elem().Kind() == reflect.Slice: // DoMulti's ...[]string
 				s = reflect.Append(s, reflect.ValueOf([]string{"PING"}))
-			} else {
+			case typ.Elem().Kind() == reflect.String && a.str != "" && i > 0:
+				// Keys of other slots: cluster mode splits or refuses.
+				s = reflect.Append(s, reflect.ValueOf(fmt.Sprint(a.str, i)).Convert(typ.Elem()))
+			default:
 				s = reflect.Append(s, argFor(t, a, typ.Elem()))
 			}
 		}
@@ -530,11 +534,11 @@ func callsDuringClose(t *testing.T, eng *engine.Engine) {
 
 // allowedDuringClose reports whether err is an outcome of a call made
 // while Close ran: success, ErrClosed, or the server's (or the engine's)
-// answer to made-up arguments.
+// answer to made-up arguments (ErrCrossSlot: keys "k" and "k1").
 func allowedDuringClose(err error) bool {
 	var se *engine.ServerError
 	return err == nil || errors.Is(err, engine.ErrClosed) || errors.Is(err, engine.ErrNil) ||
-		errors.As(err, &se) || errors.Is(err, engine.ErrInvalidArgument)
+		errors.As(err, &se) || errors.Is(err, engine.ErrInvalidArgument) || errors.Is(err, engine.ErrCrossSlot)
 }
 
 // Every method of the engine, the Client, a Pipeline and a Tx with edge
@@ -544,6 +548,21 @@ func allowedDuringClose(err error) bool {
 // typedErr).
 func TestEdgeBadArguments(t *testing.T) {
 	eng, _ := newEngine(t)
+	badArguments(t, eng)
+}
+
+// The same in cluster mode (commands split across slots, slot actors).
+func TestEdgeClusterBadArguments(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	badArguments(t, clusterEngine(t, valkeytest.StartClusterT(t)))
+}
+
+// badArguments calls the methods of eng and its handles with each profile
+// of edge arguments (see TestEdgeBadArguments).
+func badArguments(t *testing.T, eng *engine.Engine) {
+	t.Helper()
 	ctx := ctxT(t)
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
