@@ -370,19 +370,22 @@ func TestEdgeHandlesAfterTheirEnd(t *testing.T) {
 		}
 	}
 
-	var kept *engine.DedicatedConn
-	if err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error { kept = c; return nil }); err != nil {
+	var keptConn *engine.DedicatedConn
+	if err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error { keptConn = c; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	for name, m := range methods(kept, "Addr") {
+	for name, m := range methods(keptConn, "Addr") {
 		wantErr(t, "DedicatedConn."+name+" after Dedicated", call(t, ctx, "DedicatedConn."+name, m), engine.ErrInvalidArgument)
 	}
-	var reader engine.TxReader
-	if err := eng.Watch(ctx, func(tx *engine.Tx) error { reader = tx.Read(); return nil }, "k"); err != nil {
+	var kept *engine.Tx
+	if err := eng.Watch(ctx, func(tx *engine.Tx) error { kept = tx; return nil }, "k"); err != nil {
 		t.Fatal(err)
 	}
-	for name, m := range methods(reader) {
+	for name, m := range methods(kept.Read()) {
 		wantErr(t, "TxReader."+name+" after Watch", call(t, ctx, "TxReader."+name, m), engine.ErrInvalidArgument)
+	}
+	for name, m := range methods(kept, "Discard", "Len", "Read") {
+		wantErr(t, "Tx."+name+" after Watch", call(t, ctx, "Tx."+name, m), engine.ErrInvalidArgument)
 	}
 
 	sub, err := eng.Subscribe(ctx, "c")
