@@ -277,10 +277,42 @@ func fmtValues(vs []reflect.Value) string {
 // Client, and for a Pipeline and a Tx made after Close.
 func TestEdgeEngineAfterClose(t *testing.T) {
 	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	// Handles made before Close and used after it.
+	p, tx := eng.Pipeline(), eng.Tx()
+	pset, txset := p.Set("k", "v", 0), tx.Set("k", "v", 0)
+	sub, err := eng.Subscribe(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := eng.Close(); err != nil {
 		t.Fatal(err)
 	}
 	checkAfterClose(t, eng)
+	if err := p.Exec(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("Pipeline.Exec of a pipeline made before Close = %v, want ErrClosed", err)
+	}
+	if err := tx.Exec(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("Tx.Exec of a transaction made before Close = %v, want ErrClosed", err)
+	}
+	for name, f := range map[string]*futures.Future[struct{}]{"Pipeline.Set": pset, "Tx.Set": txset} {
+		if err := f.Err(ctx); !errors.Is(err, engine.ErrClosed) {
+			t.Errorf("%s queued before Close: %v, want ErrClosed", name, err)
+		}
+	}
+	if err := sub.Err(); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("Subscription.Err after the engine's Close = %v, want ErrClosed", err)
+	}
+	for name, m := range methods(sub, "Channel", "Dropped", "Err") {
+		wantErr(t, "Subscription."+name+" after the engine's Close", call(t, ctx, "Subscription."+name, m), engine.ErrClosed)
+	}
+	for name, m := range methods(w, "Stats", "Flush") {
+		wantErr(t, "BatchWriter."+name+" after the engine's Close", call(t, ctx, "BatchWriter."+name, m), engine.ErrClosed)
+	}
 }
 
 // checkAfterClose checks every method of eng, closed, and of its Client,
