@@ -32,6 +32,10 @@ const (
 	DefaultWriterRetryTimeout = 10 * time.Second
 )
 
+// maxWriterConns bounds BatchWriterOptions.ConnsPerNode: a node's lanes
+// (a connection and a goroutine each) all start on its first command.
+const maxWriterConns = 256
+
 // BatchWriterOptions configures a BatchWriter. The zero value takes every
 // default. Negative sizes and counts are rejected with ErrInvalidArgument.
 type BatchWriterOptions struct {
@@ -51,7 +55,8 @@ type BatchWriterOptions struct {
 	// ConnsPerNode is the number of dedicated connections the writer opens
 	// to each node it writes to, each with one pipeline in flight. Commands
 	// are spread over them by key, so commands for one key keep their
-	// order. Default 2.
+	// order. Default 2; at most 256 (more is rejected with
+	// ErrInvalidArgument: each is a connection and a goroutine).
 	ConnsPerNode int
 	// Idempotent says the commands may be repeated: a command written on a
 	// connection that failed before its reply came back is sent again
@@ -137,17 +142,22 @@ type BatchWriter struct {
 
 	stopOnce sync.Once
 	stopCh   chan struct{} // closed by stop: ends backoff waits
+	stopped  chan struct{} // closed once stop has returned
 	wg       sync.WaitGroup
 }
 
 // NewBatchWriter returns a BatchWriter over the engine's nodes with opts.
-// It fails with ErrInvalidArgument for negative options and with ErrClosed
+// It fails with ErrInvalidArgument for negative options (or ConnsPerNode
+// over 256) and with ErrClosed
 // when the engine is closed. No connection is opened until the first
 // command for a node is sent.
 func (e *Engine) NewBatchWriter(opts BatchWriterOptions) (*BatchWriter, error) {
 	if opts.MaxPending < 0 || opts.BatchSize < 0 || opts.ConnsPerNode < 0 || opts.MaxRetries < 0 || opts.RetryTimeout < 0 {
 		return nil, fmt.Errorf("%w: negative BatchWriterOptions (MaxPending %d, BatchSize %d, ConnsPerNode %d, MaxRetries %d, RetryTimeout %s)",
 			ErrInvalidArgument, opts.MaxPending, opts.BatchSize, opts.ConnsPerNode, opts.MaxRetries, opts.RetryTimeout)
+	}
+	if opts.ConnsPerNode > maxWriterConns {
+		return nil, fmt.Errorf("%w: BatchWriterOptions.ConnsPerNode %d is over %d", ErrInvalidArgument, opts.ConnsPerNode, maxWriterConns)
 	}
 	if opts.Backpressure != config.BackpressureBlock && opts.Backpressure != config.BackpressureReject {
 		return nil, fmt.Errorf("%w: BatchWriterOptions.Backpressure %s", ErrInvalidArgument, opts.Backpressure)
@@ -179,6 +189,7 @@ func (e *Engine) NewBatchWriter(opts BatchWriterOptions) (*BatchWriter, error) {
 		flushed: make(chan struct{}),
 		older:   map[uint64]int{},
 		stopCh:  make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	w.noMSet.Store(opts.NoMSet)
 	if err := e.track(w); err != nil {
@@ -360,12 +371,22 @@ func (w *BatchWriter) Flush(ctx context.Context) error {
 // reported failed with ErrClosed, those in flight get their replies (or
 // are reported failed once Config.DrainTimeout passes), and Close returns
 // ctx.Err(). Every command written is acknowledged or reported failed when
-// Close returns. Calling Close again returns ErrClosed.
+// Close returns. Calling Close again returns ErrClosed once the first
+// Close (or the engine's) has stopped the writer, or ctx.Err() if ctx
+// ends first.
 func (w *BatchWriter) Close(ctx context.Context) error {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		return ErrClosed
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		select {
+		case <-w.stopped:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	w.closed = true
 	close(w.room) // waiting Writes see closed
@@ -416,5 +437,6 @@ func (w *BatchWriter) stop(err error) {
 			}
 			<-done
 		}
+		close(w.stopped)
 	})
 }

@@ -41,7 +41,8 @@ func (e *Engine) Publish(ctx context.Context, channel, message string) *futures.
 // WaitReplicas sends WAIT on the connection that carries key's commands,
 // after the commands issued before it for key: it completes with the
 // number of replicas that acknowledged those writes, once replicas have or
-// timeout has passed (0: wait forever). It holds up that connection's
+// timeout has passed (0: wait forever; WAIT counts in milliseconds, and a
+// timeout below one is rounded up to 1 ms). It holds up that connection's
 // pipeline while the server waits: keep the timeout short.
 func (e *Engine) WaitReplicas(ctx context.Context, key string, replicas int, timeout time.Duration) *futures.Future[int64] {
 	if replicas < 0 || timeout < 0 {
@@ -49,7 +50,11 @@ func (e *Engine) WaitReplicas(ctx context.Context, key string, replicas int, tim
 	}
 	// Arbitrary, not the typed builder: valkey-go sends its typed WAIT on
 	// a dedicated connection, where it would wait for nothing.
-	cmd := e.b.Arbitrary("WAIT").Args(strconv.Itoa(replicas), strconv.FormatInt(timeout.Milliseconds(), 10)).Build()
+	ms := timeout.Milliseconds()
+	if timeout > 0 {
+		ms = max(ms, 1) // WAIT n 0 would wait forever
+	}
+	cmd := e.b.Arbitrary("WAIT").Args(strconv.Itoa(replicas), strconv.FormatInt(ms, 10)).Build()
 	if e.cl != nil {
 		return submitSlot(e, ctx, e.slotOf(key), cmd, decodeInt64)
 	}

@@ -17,7 +17,9 @@ import (
 type ConsumeOptions struct {
 	// Count is the most entries one read returns (XREADGROUP COUNT) and
 	// one reclaim round claims (XAUTOCLAIM COUNT); their acknowledgements
-	// go out as one XACK. Default 100; at least 0.
+	// go out as one XACK. Default 100; at least 0 and at most 1,000,000
+	// (the server allocates XAUTOCLAIM's COUNT slots up front, and refuses
+	// a huge COUNT).
 	Count int64
 	// Block is how long one read waits for new entries (XREADGROUP BLOCK,
 	// millisecond precision). Reclaim rounds run between reads, so Block
@@ -39,6 +41,12 @@ type ConsumeOptions struct {
 	StartID string
 }
 
+// maxConsumeCount bounds ConsumeOptions.Count: XAUTOCLAIM allocates COUNT
+// slots on the server before it claims anything (16 MB at this bound) and
+// refuses a COUNT it cannot allocate or above LONG_MAX/16 ("COUNT must be >
+// 0"), which failed every session of the consumer.
+const maxConsumeCount = 1_000_000
+
 // Defaults of ConsumeOptions.
 const (
 	DefaultConsumeCount         = 100
@@ -51,6 +59,8 @@ func (o ConsumeOptions) check() (ConsumeOptions, error) {
 	switch {
 	case o.Count < 0:
 		return o, fmt.Errorf("%w: ConsumeOptions.Count %d is negative", ErrInvalidArgument, o.Count)
+	case o.Count > maxConsumeCount:
+		return o, fmt.Errorf("%w: ConsumeOptions.Count %d is over %d", ErrInvalidArgument, o.Count, maxConsumeCount)
 	case o.Block < 0:
 		return o, fmt.Errorf("%w: ConsumeOptions.Block %s is negative", ErrInvalidArgument, o.Block)
 	case o.ClaimIdle < 0:
@@ -275,7 +285,11 @@ func (c *Consumer) run() {
 }
 
 // session connects, recovers what is pending and reads until a failure
-// or stop. connected reports whether it got as far as reading.
+// or stop. connected reports whether it got through one whole round
+// (pending entries, a reclaim, a read): only then does the next session
+// start over from the shortest backoff, so that an error every session
+// hits at once (NOPERM for XREADGROUP, ...) does not have the consumer
+// re-dial at the shortest backoff forever.
 func (c *Consumer) session() (connected bool, err error) {
 	addr, err := c.e.addrOf(c.stream)
 	if err != nil {
@@ -294,13 +308,13 @@ func (c *Consumer) session() (connected bool, err error) {
 		return false, err
 	}
 	if err := c.readPending(conn); err != nil {
-		return true, err
+		return false, err
 	}
 	next := time.Now()
 	for c.ctx.Err() == nil {
 		if !time.Now().Before(next) {
 			if err := c.reclaim(conn); err != nil {
-				return true, err
+				return connected, err
 			}
 			next = time.Now().Add(c.opts.ClaimInterval)
 		}
@@ -309,8 +323,9 @@ func (c *Consumer) session() (connected bool, err error) {
 		res := conn.Do(c.ctx, cmd)
 		got, err := decodeXRead(res)
 		if err != nil {
-			return true, replyError(&res, err)
+			return connected, replyError(&res, err)
 		}
+		connected = true
 		if err := c.process(conn, got[c.stream]); err != nil {
 			return true, err
 		}

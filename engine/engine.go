@@ -59,9 +59,12 @@ type Engine struct {
 	ded   txConns       // connections lent by Dedicated (dedicated.go)
 	subs  subCounters   // pub/sub counters for Stats (subscribe.go)
 
-	log  *slog.Logger         // Config.Logger filtered by LogLevel, or a discarding one
-	bus  *hookbus.Bus         // the hooks (the Logging hook included); nil without any
-	caps drivers.Capabilities // the driver's (capabilities.go); last, so the hot fields keep their offsets
+	log *slog.Logger // Config.Logger filtered by LogLevel, or a discarding one
+	bus *hookbus.Bus // the hooks (the Logging hook included); nil without any
+	// closeDone is closed when the first Close has finished: a later Close
+	// waits for it.
+	closeDone chan struct{}
+	caps      drivers.Capabilities // the driver's (capabilities.go); last, so the hot fields keep their offsets
 }
 
 // New validates cfg, dials every connection the engine needs (PoolSize
@@ -101,7 +104,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
-	e := &Engine{cfg: cfg, drv: drv, caps: caps}
+	e := &Engine{cfg: cfg, drv: drv, caps: caps, closeDone: make(chan struct{})}
 	e.startHooks()
 	e.ded.noIdlePing = true
 	e.closing, e.stopDials = context.WithCancel(context.Background())
@@ -223,11 +226,16 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // pipelines already written finish for up to Config.DrainTimeout (then
 // closes the connections, failing what is still in flight), and stops every
 // actor and goroutine the engine started. Every future the engine returned
-// is complete when Close returns. Calling Close again returns ErrClosed.
+// is complete when Close returns. Calling Close again returns ErrClosed,
+// once the first Close has finished. Close is safe for concurrent use; it
+// waits for the engine's goroutines, those that run hooks and callbacks
+// included, so do not call it from a hook or a callback.
 func (e *Engine) Close() error {
 	if !e.closed.CompareAndSwap(false, true) {
+		<-e.closeDone
 		return ErrClosed
 	}
+	defer close(e.closeDone)
 	e.stopDials()
 	if e.sn != nil {
 		e.sn.stop() // no switch from now on

@@ -98,6 +98,10 @@ const (
 // SubscribeOptions.Buffer is 0.
 const DefaultSubscribeBuffer = 1024
 
+// maxSubscribeBuffer bounds SubscribeOptions.Buffer: the channel is
+// allocated whole, and make panics (or exhausts memory) on a huge size.
+const maxSubscribeBuffer = 1 << 20
+
 // SubscribeOptions configures SubscribeWith. The zero value subscribes
 // to nothing (at least one name is required) with a 1,024-item channel
 // that blocks when full.
@@ -108,7 +112,8 @@ type SubscribeOptions struct {
 
 	// Buffer is the capacity of the channel returned by
 	// Subscription.Channel, in items. 0 means DefaultSubscribeBuffer;
-	// negative is invalid. Ignored with Handler.
+	// negative, or more than 1,048,576 (1<<20: the channel is allocated
+	// at once), is invalid. Ignored with Handler.
 	Buffer int
 	// Overflow says what happens to a message when the channel is full.
 	// Default OverflowBlock. Ignored with Handler.
@@ -221,7 +226,7 @@ func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscr
 	if len(o.Channels)+len(o.Patterns)+len(o.ShardChannels) == 0 {
 		return nil, fmt.Errorf("%w: subscribe: no channel or pattern", ErrInvalidArgument)
 	}
-	if o.Buffer < 0 || o.Overflow > OverflowDrop {
+	if o.Buffer < 0 || o.Buffer > maxSubscribeBuffer || o.Overflow > OverflowDrop {
 		return nil, fmt.Errorf("%w: subscribe: buffer %d, overflow %d", ErrInvalidArgument, o.Buffer, o.Overflow)
 	}
 	for _, names := range [][]string{o.Channels, o.Patterns, o.ShardChannels} {
