@@ -50,6 +50,7 @@ var msgLevels = map[string][]slog.Level{
 	hooks.MsgSubDisconnected: {slog.LevelWarn},
 	hooks.MsgResubscribed:    {slog.LevelInfo},
 	hooks.MsgSubDropped:      {slog.LevelWarn},
+	hooks.MsgSubPanicked:     {slog.LevelError},
 	hooks.MsgConsumerFailed:  {slog.LevelWarn},
 	hooks.MsgConsumerEvent:   {slog.LevelDebug},
 }

@@ -52,6 +52,10 @@ type Stats struct {
 	// channels subscribed again on their new owner after their slot moved
 	// (Resubscribed events with a ShardChannel).
 	SubMessages, SubDropped, SubReconnects, SubMoved uint64
+	// SubPanics counts the SubscribeOptions.Handler calls that panicked:
+	// each is recovered (the item is lost, the subscription goes on) and
+	// the first of each subscription logged.
+	SubPanics uint64
 	// Transactions counts the transactions (Tx.Exec, Watch) whose EXEC
 	// ran; TxAborted those a changed watched key aborted (ErrTxAborted);
 	// TxFailed those sent on a connection that failed otherwise (refused,
@@ -119,6 +123,7 @@ func (e *Engine) Stats() Stats {
 	s.Batches, s.MeanBatch, s.MaxBatch, s.BatchSizes = mb.Batches, mb.MeanBatch(), mb.MaxBatch, mb.BatchSizes
 	s.Subscriptions, s.SubConns = int(e.subs.live.Load()), int(e.subs.conns.Load())
 	s.SubMessages, s.SubDropped = e.subs.messages.Load(), e.subs.dropped.Load()
+	s.SubPanics = e.subs.panics.Load()
 	s.SubReconnects, s.SubMoved = e.subs.reconnects.Load(), e.subs.movers.Load()
 	s.Transactions, s.TxAborted, s.TxFailed = e.tx.execs.Load(), e.tx.aborted.Load(), e.tx.failed.Load()
 	hs := e.bus.Stats()

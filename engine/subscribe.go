@@ -123,7 +123,9 @@ type SubscribeOptions struct {
 	// goroutine, one call at a time, in order; while it runs nothing more
 	// is read (backpressure, as OverflowBlock). It must not call the
 	// Subscription's methods (except Dropped and Err): they wait for the
-	// connection it holds up. Hand such work to another goroutine.
+	// connection it holds up. Hand such work to another goroutine. A panic
+	// in it is recovered: that item is lost, the subscription goes on, and
+	// the panic is counted (Stats.SubPanics) and, the first time, logged.
 	Handler func(SubEvent)
 }
 
@@ -157,8 +159,10 @@ type Subscription struct {
 	quit    chan struct{}
 	handler func(SubEvent)
 	hmu     sync.Mutex
-	drop    bool
-	dropped atomic.Uint64
+	// panicked is set by the Handler's first panic (logged once).
+	panicked atomic.Bool
+	drop     bool
+	dropped  atomic.Uint64
 	// told is dropped's value when the last MessagesDropped event went
 	// out, and toldAt when (unix nanoseconds): at most one a second.
 	told, toldAt atomic.Int64
@@ -187,6 +191,7 @@ type subActor struct {
 type subCounters struct {
 	live, conns                           atomic.Int64
 	messages, dropped, reconnects, movers atomic.Uint64
+	panics                                atomic.Uint64
 }
 
 // Subscribe subscribes to channels (SUBSCRIBE) on a dedicated connection

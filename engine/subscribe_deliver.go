@@ -4,6 +4,7 @@ package engine
 // dropped messages, the hooks and the pub/sub counters.
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/vactor-io/vactor/actors"
@@ -61,6 +62,26 @@ func (s *Subscription) droppedMessage() {
 	s.e.bus.Emit(hooks.Subscriber{Kind: hooks.MessagesDropped, Count: n - uint64(prev)})
 }
 
+// call runs the Handler on out, recovering a panic: a bug in the
+// Handler loses that one item (false), not the subscription, its
+// connection or the program. Every panic is counted (Stats.SubPanics);
+// the first of each subscription is logged at error level with the
+// panic's value and the item's kind (never its payload).
+func (s *Subscription) call(out SubEvent) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			ok = false
+			s.e.subs.panics.Add(1)
+			if s.panicked.CompareAndSwap(false, true) {
+				s.e.log.Error(hooks.MsgSubPanicked, "panic", fmt.Sprint(r), "kind", out.Kind.String(),
+					"note", "later panics of this subscription's handler are counted (Stats.SubPanics), not logged")
+			}
+		}
+	}()
+	s.handler(out)
+	return true
+}
+
 // deliver hands out one item; false if it was dropped.
 func (s *Subscription) deliver(out SubEvent) bool {
 	if s.handler != nil {
@@ -71,8 +92,7 @@ func (s *Subscription) deliver(out SubEvent) bool {
 			return false
 		default:
 		}
-		s.handler(out)
-		return true
+		return s.call(out)
 	}
 	if s.drop && out.Kind == SubMessage {
 		select {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -334,6 +335,54 @@ func TestSubscribeHandler(t *testing.T) {
 		if ev.Kind != engine.SubMessage || ev.Message.Payload != strconv.Itoa(i) {
 			t.Fatalf("item %d = %+v", i+1, ev)
 		}
+	}
+}
+
+// A Handler that panics loses the item it panicked on, not the
+// subscription: the next messages arrive in order, Stats.SubPanics counts
+// every panic, and only the first is logged (error level, no payload).
+func TestSubscribeHandlerPanicRecovered(t *testing.T) {
+	srv := valkeytest.Start(t)
+	cfg, logs := withLogCheck(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	eng := engineOn(t, cfg)
+	defer eng.Close()
+	logs.Secret("payload-")
+	ctx := ctxT(t)
+	got := make(chan string, 16)
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{
+		Channels: []string{"hp"},
+		Handler: func(ev engine.SubEvent) {
+			if ev.Kind != engine.SubMessage {
+				return
+			}
+			if strings.HasSuffix(ev.Message.Payload, "boom") {
+				panic("handler bug")
+			}
+			got <- ev.Message.Payload
+		},
+	})
+	if err != nil {
+		t.Fatalf("SubscribeWith: %v", err)
+	}
+	defer sub.Close()
+	for _, p := range []string{"payload-boom", "payload-1", "payload-boom", "payload-2"} {
+		subPublish(t, eng, "hp", p)
+	}
+	for _, want := range []string{"payload-1", "payload-2"} {
+		select {
+		case p := <-got:
+			if p != want {
+				t.Fatalf("handler got %q, want %q", p, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("handler got nothing after a panic (want %q): %v", want, ctx.Err())
+		}
+	}
+	if n := eng.Stats().SubPanics; n != 2 {
+		t.Fatalf("Stats.SubPanics = %d, want 2", n)
+	}
+	if n := logs.Count(hooks.MsgSubPanicked); n != 1 {
+		t.Fatalf("%q logged %d times, want once", hooks.MsgSubPanicked, n)
 	}
 }
 

@@ -30,6 +30,7 @@ const (
 	MsgSubDisconnected = "vactor: subscriber disconnected"
 	MsgResubscribed    = "vactor: resubscribed"
 	MsgSubDropped      = "vactor: pub/sub messages dropped"
+	MsgSubPanicked     = "vactor: subscription handler panicked"
 	MsgConsumerFailed  = "vactor: stream handler failed"
 	MsgConsumerEvent   = "vactor: stream consumer"
 )
