@@ -92,7 +92,9 @@ type BatchWriterOptions struct {
 	// closed, or the transport error. It runs on the writer's goroutines,
 	// before the command counts as done (a Flush that returns saw its
 	// callbacks return): keep it short, and do not call Flush or Close
-	// from it. Calls may be concurrent.
+	// from it. Calls may be concurrent. A panic in it is recovered (the
+	// command still counts as failed) and counted in Stats.OnErrorPanics;
+	// the writer's first is logged at error level.
 	OnError func(cmd []string, err error)
 }
 
@@ -115,6 +117,9 @@ type BatchWriter struct {
 	opts   BatchWriterOptions
 	back   policies.Backoff
 	noMSet atomic.Bool // MSET refused (or NoMSet): plain SETs go as SETs
+
+	onErrorPanics atomic.Uint64 // OnError calls that panicked (report)
+	panicked      atomic.Bool   // the first was logged
 
 	mu        sync.Mutex
 	closed    bool // no more writes

@@ -6,11 +6,13 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/policies"
 )
 
@@ -153,7 +155,7 @@ func (w *BatchWriter) finish(all []writerItem, failed []writerItem, errs []error
 			if errs != nil {
 				e = errs[i]
 			}
-			w.opts.OnError(failed[i].argv(), e)
+			w.report(failed[i].argv(), e)
 		}
 	}
 	w.mu.Lock()
@@ -166,6 +168,24 @@ func (w *BatchWriter) finish(all []writerItem, failed []writerItem, errs []error
 	if err != nil {
 		w.recycle(all)
 	}
+}
+
+// report calls OnError, recovering a panic: a bug in the callback must
+// not take a lane (and with it the writer's accounting, hence every
+// Flush) or the program down. The command still counts as failed; the
+// panic is counted (Stats.OnErrorPanics) and the writer's first logged
+// at error level with the panic's value, never the command.
+func (w *BatchWriter) report(cmd []string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.onErrorPanics.Add(1)
+			if w.panicked.CompareAndSwap(false, true) {
+				w.e.log.Error(hooks.MsgWriterPanicked, "panic", fmt.Sprint(r),
+					"note", "later panics of this writer's OnError are counted (Stats.OnErrorPanics), not logged")
+			}
+		}
+	}()
+	w.opts.OnError(cmd, err)
 }
 
 // doneLocked counts one command of generation gen as done.

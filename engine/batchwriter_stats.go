@@ -20,6 +20,8 @@ type BatchWriterStats struct {
 	// that failed with ErrBackpressure; Batches the pipelines sent;
 	// Connects the connections opened.
 	Retries, Redirects, Rejected, Batches, Connects uint64
+	// OnErrorPanics counts the OnError calls that panicked (recovered).
+	OnErrorPanics uint64
 	// Elapsed is the time since the first Write; Rate the acknowledged
 	// commands per second over it. RecentRate is the rate since the
 	// previous call of Stats (or the first Write).
@@ -35,6 +37,7 @@ func (w *BatchWriter) Stats() BatchWriterStats {
 	s := BatchWriterStats{
 		Written: w.written, Acknowledged: w.acked, Failed: w.failed, Pending: w.pendingLocked(),
 		Retries: w.retries, Redirects: w.redirects, Rejected: w.rejected, Batches: w.batches, Connects: w.reconnect,
+		OnErrorPanics: w.onErrorPanics.Load(),
 	}
 	if w.written == 0 {
 		return s

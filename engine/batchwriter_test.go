@@ -17,6 +17,7 @@ import (
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/futures"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -901,5 +902,42 @@ func TestBatchWriterMSetRefused(t *testing.T) {
 	}
 	if sets := bwCommandCalls(t, ctx, admin, "set"); sets < len(keys) {
 		t.Fatalf("%d SETs reached the server; want at least %d", sets, len(keys))
+	}
+}
+
+// An OnError that panics cannot take the writer down: every failed
+// command still counts as failed (Flush returns, nothing pending), later
+// writes are acknowledged, Stats.OnErrorPanics counts each panic and only
+// the first is logged.
+func TestBatchWriterOnErrorPanicRecovered(t *testing.T) {
+	srv := valkeytest.Start(t)
+	cfg, logs := withLogCheck(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	eng := engineOn(t, cfg)
+	defer eng.Close()
+	ctx := ctxT(t)
+	if _, err := eng.Set(ctx, "bwp:str", "x", 0).Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	w := bwWriter(t, eng, engine.BatchWriterOptions{OnError: func([]string, error) {
+		calls.Add(1)
+		panic("callback bug")
+	}})
+	for range 3 {
+		if err := w.Write(ctx, "LPUSH", "bwp:str", "a"); err != nil { // WRONGTYPE
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	bwSetAll(t, ctx, w, "bwp", 10)
+	st := w.Stats()
+	bwCheckDone(t, st, int(calls.Load()))
+	if st.Failed != 3 || st.Acknowledged != 10 || st.OnErrorPanics != 3 {
+		t.Fatalf("failed %d, acknowledged %d, OnErrorPanics %d: want 3, 10, 3", st.Failed, st.Acknowledged, st.OnErrorPanics)
+	}
+	if n := logs.Count(hooks.MsgWriterPanicked); n != 1 {
+		t.Fatalf("%q logged %d times, want once", hooks.MsgWriterPanicked, n)
 	}
 }

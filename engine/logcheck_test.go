@@ -51,6 +51,7 @@ var msgLevels = map[string][]slog.Level{
 	hooks.MsgResubscribed:    {slog.LevelInfo},
 	hooks.MsgSubDropped:      {slog.LevelWarn},
 	hooks.MsgSubPanicked:     {slog.LevelError},
+	hooks.MsgWriterPanicked:  {slog.LevelError},
 	hooks.MsgConsumerFailed:  {slog.LevelWarn},
 	hooks.MsgConsumerEvent:   {slog.LevelDebug},
 }

@@ -31,6 +31,7 @@ const (
 	MsgResubscribed    = "vactor: resubscribed"
 	MsgSubDropped      = "vactor: pub/sub messages dropped"
 	MsgSubPanicked     = "vactor: subscription handler panicked"
+	MsgWriterPanicked  = "vactor: batch writer OnError panicked"
 	MsgConsumerFailed  = "vactor: stream handler failed"
 	MsgConsumerEvent   = "vactor: stream consumer"
 )
