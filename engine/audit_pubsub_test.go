@@ -249,6 +249,33 @@ func TestAuditSubscriber(t *testing.T) {
 		}
 	})
 
+	// Unsubscribing every channel keeps the subscription usable: a later
+	// Subscribe gets messages again.
+	t.Run("UnsubscribeAllThenAgain", func(t *testing.T) {
+		sub, err := eng.Subscribe(ctx, "ua:a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		subExpect(t, sub.Channel(), engine.Subscribed)
+		if err := sub.Unsubscribe(ctx, "ua:a"); err != nil {
+			t.Fatal(err)
+		}
+		if n := subPublish(t, eng, "ua:a", "gone"); n != 0 {
+			t.Fatalf("PUBLISH after Unsubscribe reached %d", n)
+		}
+		if err := sub.PSubscribe(ctx, "ua:*"); err != nil {
+			t.Fatal(err)
+		}
+		if n := subPublish(t, eng, "ua:b", "back"); n != 1 {
+			t.Fatalf("PUBLISH after PSubscribe reached %d", n)
+		}
+		ev := subNext(t, sub.Channel(), 10*time.Second)
+		if ev.Kind != engine.SubMessage || ev.Message.Payload != "back" || ev.Message.Pattern != "ua:*" {
+			t.Fatalf("got %s %+v, want the message \"back\" by pattern", ev.Kind, ev.Message)
+		}
+	})
+
 	// Binary and unicode channel names, patterns and payloads; 1 MB
 	// messages.
 	t.Run("BinaryNamesHugeMessages", func(t *testing.T) {
@@ -298,7 +325,7 @@ func TestAuditSubscriber(t *testing.T) {
 			if ev.Kind != engine.SubMessage {
 				return
 			}
-			time.Sleep(200 * time.Microsecond) // the handler's slowness is what is tested
+			time.Sleep(100 * time.Microsecond) // the handler's slowness is what is tested
 			n, _ := strconv.Atoi(ev.Message.Payload)
 			hmu.Lock()
 			hgot = append(hgot, n)
@@ -308,7 +335,7 @@ func TestAuditSubscriber(t *testing.T) {
 			t.Fatal(err)
 		}
 		subExpect(t, drop.Channel(), engine.Subscribed)
-		const n = 2000
+		const n = 1000
 		chans, msgs := make([]string, n), make([]string, n)
 		for i := range n {
 			chans[i], msgs[i] = "sl:d", strconv.Itoa(i)
@@ -477,6 +504,26 @@ func TestAuditSubscriberOutages(t *testing.T) {
 	}
 	rec.mu.Unlock()
 	t.Logf("%d published, %d reached the subscriber per PUBLISH, %d delivered", seq, len(want), len(got))
+
+	// Close while the server is down and the subscription keeps
+	// re-dialling: prompt, the channel closed, nothing left behind.
+	sub2, err := eng.Subscribe(ctx, "out:down")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subExpect(t, sub2.Channel(), engine.Subscribed)
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	subExpect(t, sub2.Channel(), engine.Disconnected)
+	start := time.Now()
+	if err := sub2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Close with the server down took %s", d)
+	}
+	subClosed(t, sub2.Channel())
 	_ = eng.Close()
 	_ = pub.Close()
 }
@@ -695,5 +742,20 @@ func TestAuditConsumerCrash(t *testing.T) {
 		}
 	}
 	t.Logf("3000 entries, %d handled more than once; %+v", dup, c.Stats())
+
+	// Close while the server is down and the consumer re-dials: prompt.
+	c2, err := eng.Consume(ctx, "cr:s", "g", "w2", func(context.Context, engine.XEntry) error { return nil }, engine.ConsumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	csWait(t, 10*time.Second, "consumer lost its connection", func() bool { return c2.Stats().LastError != nil })
+	start := time.Now()
+	_ = c2.Close()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("consumer Close with the server down took %s", d)
+	}
 	_ = eng.Close()
 }
