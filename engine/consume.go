@@ -37,7 +37,8 @@ type ConsumeOptions struct {
 	ClaimInterval time.Duration
 	// StartID is where a group that does not exist yet starts: "$" (only
 	// entries added from now on) or "0" (the whole stream). An existing
-	// group keeps its position. Default "$".
+	// group keeps its position; a group that vanishes while the consumer
+	// runs is created again at "0" (see Engine.Consume). Default "$".
 	StartID string
 }
 
@@ -163,6 +164,12 @@ var errHandlerPanic = errors.New("vactor: stream handler panicked")
 // closes its connection and starts again with a new one after a backoff
 // (Config.MinRetryBackoff doubling up to MaxRetryBackoff, with jitter);
 // Stats counts these reconnects.
+//
+// If the group disappears while the consumer runs (the stream deleted,
+// the server restarted without persistence, XGROUP DESTROY), the consumer
+// creates it again at ID 0 when it reconnects: every entry then in the
+// stream is handled (at least once; after an XGROUP DESTROY that includes
+// entries handled before), whatever opts.StartID says.
 //
 // ctx bounds the group creation only; the consumer runs until Close or the
 // engine's Close (values of ctx reach the handler's context). Invalid
@@ -301,8 +308,14 @@ func (c *Consumer) session() (connected bool, err error) {
 	}
 	defer conn.Close()
 	b := conn.B()
-	// The group again: the server may have lost it (no persistence).
-	create := b.XgroupCreate().Key(c.stream).Group(c.group).Id(c.opts.StartID).Mkstream().Build()
+	// The group again: it was there when Consume returned (created at
+	// StartID, or existing), so if it is missing now it vanished under the
+	// consumer (the stream deleted, a server restart without persistence,
+	// XGROUP DESTROY). Entries may have been added since (the XADD that
+	// recreated a deleted stream is what fails the blocked read with
+	// NOGROUP): create it at 0, so that none of them is skipped, as StartID
+	// "$" would.
+	create := b.XgroupCreate().Key(c.stream).Group(c.group).Id("0").Mkstream().Build()
 	res := conn.Do(c.ctx, create)
 	if err := replyError(&res, res.Error()); err != nil && !isBusyGroup(err) {
 		return false, err
