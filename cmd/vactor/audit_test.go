@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -381,4 +382,70 @@ func childPIDs(pid int) []int {
 		}
 	}
 	return out
+}
+
+// The examples of docs/cli.md hold: every flag its synopses name exists,
+// and the errors of vactor load look as the page shows them, line numbers
+// included.
+func TestDocExamples(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "cli.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	flagRe := regexp.MustCompile(`\[(-[a-z-]+)`)
+	for _, sub := range []string{"bench", "load"} {
+		i := strings.Index(doc, "\nvactor "+sub+" [")
+		j := strings.Index(doc[i:], "```")
+		if i < 0 || j < 0 {
+			t.Fatalf("docs/cli.md has no synopsis of vactor %s", sub)
+		}
+		help := vactor(t, nil, "", sub, "-h").stdout
+		for _, m := range flagRe.FindAllStringSubmatch(doc[i:i+j], -1) {
+			if !strings.Contains(help, "\n  "+m[1]+" ") && !strings.Contains(help, "\n  "+m[1]+"\n") {
+				t.Errorf("docs/cli.md: vactor %s has no flag %s", sub, m[1])
+			}
+		}
+	}
+	for _, f := range []string{"-count", "-timeout"} {
+		if help := vactor(t, nil, "", "ping", "-h").stdout; !strings.Contains(help, "\n  "+f+" ") {
+			t.Errorf("docs/cli.md: vactor ping has no flag %s", f)
+		}
+	}
+
+	// The two lines of the errors example, made to happen.
+	var want []string
+	for line := range strings.Lines(doc) {
+		if strings.HasPrefix(line, "line 7: ") || strings.HasPrefix(line, "line 2119: ") {
+			want = append(want, strings.TrimSpace(line))
+		}
+	}
+	if len(want) != 2 {
+		t.Fatalf("docs/cli.md: the errors example is gone: %q", want)
+	}
+	srv := valkeytest.Start(t)
+	dir := t.TempDir()
+	csvPath := filepath.Join(dir, "a.csv")
+	if err := os.WriteFile(csvPath, []byte("a,1\nb,2\nc,3\nd,4\ne,5\nf,6\ng,7,8,9\nh,8\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var resp strings.Builder
+	resp.WriteString("\r\n\r\n\n\n") // blank lines, skipped
+	for i := range 302 { // 7 lines each: the next command starts on line 4+2114+1
+		resp.WriteString(respOf("SET", "k"+strconv.Itoa(i), "v"))
+	}
+	resp.WriteString(respOf("LPUSH", "k5", "x"))
+	respPath := filepath.Join(dir, "b.resp")
+	if err := os.WriteFile(respPath, []byte(resp.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, path := range []string{csvPath, respPath} {
+		r := vactor(t, nil, "", "load", "-addr", srv.Addr(), "-quiet", path)
+		if r.code != exitFailed || !strings.Contains(r.stderr, "vactor load: "+want[i]+"\n") {
+			t.Errorf("%s: exit %d, want %d and %q on stderr:\n%s", path, r.code, exitFailed, want[i], r.stderr)
+		}
+		if got, _ := os.ReadFile(path + ".errors"); string(got) != want[i]+"\n" {
+			t.Errorf("%s.errors: %q, want %q", path, got, want[i])
+		}
+	}
 }
