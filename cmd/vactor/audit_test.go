@@ -431,7 +431,7 @@ func TestDocExamples(t *testing.T) {
 	}
 	var resp strings.Builder
 	resp.WriteString("\r\n\r\n\n\n") // blank lines, skipped
-	for i := range 302 { // 7 lines each: the next command starts on line 4+2114+1
+	for i := range 302 {             // 7 lines each: the next command starts on line 4+2114+1
 		resp.WriteString(respOf("SET", "k"+strconv.Itoa(i), "v"))
 	}
 	resp.WriteString(respOf("LPUSH", "k5", "x"))
