@@ -83,8 +83,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(fs.Output(), benchUsage, strings.Join(contenderNames(), ", "))
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	fs.Visit(func(f *flag.Flag) { s.prefixGiven = s.prefixGiven || f.Name == "keyspace-prefix" })
 	if err := s.parse(fs, *opsFlag, *levelsFlag, *contFlag); err != nil {

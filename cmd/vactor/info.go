@@ -25,11 +25,15 @@ func runInfo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), "usage: vactor info [flags]\n\nShows the server's version, role and replicas; in cluster mode (-cluster) the slot ranges and every node.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "vactor info: no arguments are taken")
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "vactor info: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	case *timeout <= 0:
+		fmt.Fprintln(stderr, "vactor info: -timeout must be positive")
 		return exitUsage
 	}
 	t, err := resolveTarget(&tf, fs, stderr)

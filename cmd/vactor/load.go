@@ -72,8 +72,8 @@ func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), loadUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprintln(stderr, "vactor load: one input file at most")
@@ -153,6 +153,51 @@ func openInput(path string, stdin io.Reader) (r io.Reader, size int64, name stri
 	return f, size, path, func() { _ = f.Close() }, nil
 }
 
+// ctxReader reads r until ctx ends: a Read blocked on r (a pipe with
+// nothing to say, a terminal) returns ctx's error when ctx ends. The
+// blocked read itself cannot be cancelled: it goes on in its goroutine,
+// into a buffer of its own, until r returns (at the latest when the
+// process exits), and every later Read returns ctx's error.
+type ctxReader struct {
+	ctx  context.Context
+	r    io.Reader
+	buf  []byte
+	done chan readResult // capacity 1
+	busy bool            // a read is in flight
+}
+
+type readResult struct {
+	n   int
+	err error
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if !c.busy {
+		if err := c.ctx.Err(); err != nil {
+			return 0, err
+		}
+		if cap(c.buf) < len(p) {
+			c.buf = make([]byte, len(p))
+		}
+		buf := c.buf[:len(p)]
+		c.busy = true
+		go func() {
+			n, err := c.r.Read(buf)
+			c.done <- readResult{n, err}
+		}()
+	}
+	select {
+	case res := <-c.done:
+		c.busy = false
+		return copy(p, c.buf[:res.n]), res.err
+	case <-c.ctx.Done():
+		return 0, c.ctx.Err()
+	}
+}
+
 // loadSummary is what vactor load did.
 type loadSummary struct {
 	format      string
@@ -209,6 +254,11 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // failed commands and malformed records are counted and logged.
 func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s loadSettings, stderr io.Writer) (loadSummary, error) {
 	var sum loadSummary
+	if size < 0 {
+		// A pipe or a terminal may block for ever: an interrupt must
+		// not wait for its next line.
+		in = &ctxReader{ctx: ctx, r: in, done: make(chan readResult, 1)}
+	}
 	cr := &countingReader{r: in}
 	br := bufio.NewReaderSize(cr, 1<<20)
 	format := s.format
@@ -252,6 +302,10 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 		}
 		c, err := p.next()
 		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				sum.interrupted = true // a record cut short is not loaded
+				break
+			}
 			var me *malformedError
 			if errors.As(err, &me) {
 				sum.malformed++

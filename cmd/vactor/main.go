@@ -14,6 +14,9 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -76,4 +79,25 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "vactor: unknown command %q\n\n%s", cmd, usage)
 	return exitUsage
+}
+
+// parseFlags parses a subcommand's flags. It returns false, with the exit
+// code, when the command is not to run: -h or -help print the usage on
+// stdout and exit 0 (as 'vactor help' does); a bad flag prints the error
+// and the usage on stderr and exits 2.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	switch {
+	case err == nil:
+		_, _ = stderr.Write(out.Bytes())
+		return exitOK, true
+	case errors.Is(err, flag.ErrHelp):
+		_, _ = stdout.Write(out.Bytes())
+		return exitOK, false
+	}
+	_, _ = stderr.Write(out.Bytes())
+	return exitUsage, false
 }

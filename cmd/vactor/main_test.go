@@ -38,7 +38,7 @@ func vactor(t testing.TB, env []string, stdin string, args ...string) cliResult 
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(append(cmd.Env, cliEnv+"=1"), env...)
+	cmd.Env = append(append(cmd.Env, cliEnv+"=1", raceExitEnv()), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -52,4 +52,11 @@ func vactor(t testing.TB, env []string, stdin string, args ...string) cliResult 
 		code = ee.ExitCode()
 	}
 	return cliResult{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// raceExitEnv returns GORACE with atexit_sleep_ms=0 added: a -race
+// binary otherwise sleeps a second at every successful exit, and the
+// tests run the command (and the bench its workers) as many processes.
+func raceExitEnv() string {
+	return "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // jsonlParser reads one JSON object a line: {"key": "k", "value": "v",
@@ -39,6 +40,11 @@ func (p *jsonlParser) next() (command, error) {
 		}
 		bad := func(reason string) (command, error) {
 			return command{}, &malformedError{line: p.line, reason: reason}
+		}
+		if !utf8.Valid(raw) {
+			// encoding/json would turn each bad byte into U+FFFD: the
+			// server would get another value than the file's.
+			return bad("JSON: invalid UTF-8 (JSON text is UTF-8; load binary values as RESP): " + excerpt(raw))
 		}
 		var rec jsonRecord
 		if err := json.Unmarshal(raw, &rec); err != nil {

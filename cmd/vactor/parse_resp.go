@@ -141,10 +141,15 @@ func (p *respParser) body(start int64, n int) (command, error) {
 			return command{}, err
 		}
 		p.line += int64(bytes.Count(buf[off:], []byte{'\n'}))
-		// The value ends with \r\n (or \n).
+		// The value ends with \r\n (or \n), or, for the last value
+		// of the input, with the input (a file without its final line
+		// end: the value is whole, its length says so).
 		c, err := p.r.ReadByte()
 		if err == nil && c == '\r' {
 			c, err = p.r.ReadByte()
+		}
+		if errors.Is(err, io.EOF) && i == n-1 {
+			c, err = '\n', nil
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {

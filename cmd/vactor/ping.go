@@ -25,11 +25,18 @@ func runPing(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), "usage: vactor ping [flags]\n\nConnects to the server (every node of a cluster) and times -count PING round trips.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
-	if fs.NArg() > 0 || *count < 1 {
-		fmt.Fprintln(stderr, "vactor ping: -count must be at least 1 and no arguments are taken")
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "vactor ping: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	case *count < 1:
+		fmt.Fprintln(stderr, "vactor ping: -count must be at least 1")
+		return exitUsage
+	case *timeout <= 0:
+		fmt.Fprintln(stderr, "vactor ping: -timeout must be positive")
 		return exitUsage
 	}
 	t, err := resolveTarget(&tf, fs, stderr)
