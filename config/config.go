@@ -658,6 +658,10 @@ func checkHost(h string) string {
 	if got, _, err := net.SplitHostPort(net.JoinHostPort(h, "1")); err != nil || got != h {
 		return "must be a host name or IP address without brackets or port"
 	}
+	if ip, _, _ := strings.Cut(h, "%"); strings.Contains(h, ":") && net.ParseIP(ip) == nil {
+		// "fe80:" (from "fe80::1" split at its last colon) is no address.
+		return "must be a host name or IP address without brackets or port"
+	}
 	return ""
 }
 

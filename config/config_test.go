@@ -75,7 +75,9 @@ func TestValidate(t *testing.T) {
 		{"host space", func(c *Config) { c.Host = "a host" }, "Host", "a host", "spaces"},
 		{"host newline", func(c *Config) { c.Host = "a\nb" }, "Host", "a\nb", "control"},
 		{"host brackets", func(c *Config) { c.Host = "[::1]" }, "Host", "[::1]", "without brackets"},
-		{"host with port", func(c *Config) { c.Host = "a:1" }, "", "", ""}, // JoinHostPort brackets it: an IPv6-like name
+		{"host with port", func(c *Config) { c.Host = "a:1" }, "Host", "a:1", "without brackets or port"},
+		{"host ipv6 cut", func(c *Config) { c.Host = "fe80:" }, "Host", "fe80:", "without brackets or port"},
+		{"host ipv6 zone", func(c *Config) { c.Host = "fe80::1%eth0" }, "", "", ""},
 		{"host ipv6", func(c *Config) { c.Host = "::1" }, "", "", ""},
 		{"port 0", func(c *Config) { c.Port = 0 }, "Port", "0", "must be between 1 and 65535"},
 		{"port 70000", func(c *Config) { c.Port = 70000 }, "Port", "70000", "must be between 1 and 65535"},
