@@ -329,6 +329,11 @@ func TestAuditBuilderLimits(t *testing.T) {
 		{base.WithMaxRetryBackoff(time.Millisecond), "MaxRetryBackoff"},
 		{base.WithMinRetryBackoff(0).WithMaxRetryBackoff(0), ""},
 		{base.WithCircuitBreakerThreshold(0), "CircuitBreakerThreshold"},
+		// The breaker allocates a bit per counted round trip; beyond what
+		// it can allocate it opened on the first round trip.
+		{base.WithCircuitBreakerThreshold(100000), ""},
+		{base.WithCircuitBreakerThreshold(100001), "CircuitBreakerThreshold"},
+		{base.WithCircuitBreakerThreshold(math.MaxInt), "CircuitBreakerThreshold"},
 		{base.WithCircuitBreakerOpenTimeout(0), "CircuitBreakerOpenTimeout"},
 		{base.WithCircuitBreakerFailureRate(math.NaN()), "CircuitBreakerFailureRate"},
 		{base.WithCircuitBreakerFailureRate(1.5), "CircuitBreakerFailureRate"},

@@ -109,7 +109,7 @@ func TestValidate(t *testing.T) {
 		{"max < min backoff", func(c *Config) { c.MinRetryBackoff = time.Second }, "MaxRetryBackoff", "512ms", "at least MinRetryBackoff (1s)"},
 		{"backoffs equal", func(c *Config) { c.MinRetryBackoff, c.MaxRetryBackoff = time.Second, time.Second }, "", "", ""},
 		{"backoffs zero", func(c *Config) { c.MinRetryBackoff, c.MaxRetryBackoff = 0, 0 }, "", "", ""},
-		{"breaker threshold 0", func(c *Config) { c.CircuitBreakerThreshold = 0 }, "CircuitBreakerThreshold", "0", "at least 1"},
+		{"breaker threshold 0", func(c *Config) { c.CircuitBreakerThreshold = 0 }, "CircuitBreakerThreshold", "0", "between 1 and 100000"},
 		{"breaker timeout 0", func(c *Config) { c.CircuitBreakerOpenTimeout = 0 }, "CircuitBreakerOpenTimeout", "0s", "greater than 0"},
 		{"breaker rate > 1", func(c *Config) { c.CircuitBreakerFailureRate = 1.5 }, "CircuitBreakerFailureRate", "1.5", "between 0 and 1"},
 		{"breaker rate < 0", func(c *Config) { c.CircuitBreakerFailureRate = -0.1 }, "CircuitBreakerFailureRate", "-0.1", "between 0 and 1"},
