@@ -379,3 +379,19 @@ func TestAuditConnTLS(t *testing.T) {
 		})
 	}
 }
+
+// A database the server does not have, and an address nobody listens on,
+// fail New at once with a *ConnectError that says so.
+func TestAuditConnBadTarget(t *testing.T) {
+	srv := valkeytest.Start(t)
+	err := wantNewFails(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithDB(16), "SELECT", 2*time.Second)
+	var se *engine.ServerError
+	if !errors.As(err, &se) || !strings.Contains(se.Error(), "DB index is out of range") {
+		t.Errorf("error %v does not unwrap to the server's refusal of SELECT 16", err)
+	}
+	addr := srv.Addr()
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	wantNewFails(t, config.DefaultConfig().WithAddrs(addr), "connection refused", 2*time.Second)
+}
