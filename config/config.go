@@ -286,7 +286,7 @@ type Config struct {
 	// least MinRetryBackoff.
 	MaxRetryBackoff time.Duration
 	// CircuitBreakerThreshold is the number of consecutive failures that
-	// open a node's circuit breaker. Default 5; at least 1.
+	// open a node's circuit breaker. Default 5; 1 to 100000.
 	CircuitBreakerThreshold int
 	// CircuitBreakerOpenTimeout is how long a node's breaker stays open
 	// before it lets a trial command through (half-open). Default 1s;
@@ -414,6 +414,11 @@ const (
 const (
 	maxPoolSize       = 1024
 	maxBatchSizeLimit = 100000
+	// The breaker keeps one bit per counted round trip: failsafe-go
+	// allocates CircuitBreakerThreshold bits per node, and for a count it
+	// cannot allocate it silently keeps none, which opens the breaker
+	// within the first few round trips.
+	maxBreakerThreshold = 100000
 )
 
 // DefaultConfig returns a Config with every field at its documented default:
@@ -519,9 +524,9 @@ func (c Config) Validate() error {
 		return newFieldError("MaxRetryBackoff", c.MaxRetryBackoff.String(),
 			"must be at least MinRetryBackoff ("+c.MinRetryBackoff.String()+")")
 	}
-	if c.CircuitBreakerThreshold < 1 {
+	if c.CircuitBreakerThreshold < 1 || c.CircuitBreakerThreshold > maxBreakerThreshold {
 		return newFieldError("CircuitBreakerThreshold", strconv.Itoa(c.CircuitBreakerThreshold),
-			"must be at least 1")
+			"must be between 1 and 100000")
 	}
 	if c.CircuitBreakerOpenTimeout <= 0 {
 		return newFieldError("CircuitBreakerOpenTimeout", c.CircuitBreakerOpenTimeout.String(),
@@ -656,6 +661,10 @@ func checkHost(h string) string {
 		}
 	}
 	if got, _, err := net.SplitHostPort(net.JoinHostPort(h, "1")); err != nil || got != h {
+		return "must be a host name or IP address without brackets or port"
+	}
+	if ip, _, _ := strings.Cut(h, "%"); strings.Contains(h, ":") && net.ParseIP(ip) == nil {
+		// "fe80:" (from "fe80::1" split at its last colon) is no address.
 		return "must be a host name or IP address without brackets or port"
 	}
 	return ""

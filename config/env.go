@@ -28,14 +28,14 @@ var envVars = []envVar{
 		c.Addrs = nil
 		return parseInt(v, &c.Port)
 	}},
-	{name: "VALKEY_ADDR", apply: func(c *Config, v string) string {
+	{name: "VALKEY_ADDR", field: "Addrs", apply: func(c *Config, v string) string {
 		if reason := checkAddr(v); reason != "" {
 			return reason
 		}
 		c.Addrs = []string{v}
 		return ""
 	}},
-	{name: "VALKEY_ADDRS", apply: func(c *Config, v string) string {
+	{name: "VALKEY_ADDRS", field: "Addrs", apply: func(c *Config, v string) string {
 		return parseAddrList(v, &c.Addrs)
 	}},
 	{name: "VALKEY_USERNAME", field: "Username", raw: true, apply: func(c *Config, v string) string {
@@ -269,8 +269,9 @@ func EnvNamesServer() bool {
 // override what it set. A variable that is unset or empty (after trimming
 // spaces, which are kept only in the user names and passwords) leaves the
 // setting as it is. Setting both VALKEY_ADDR and VALKEY_ADDRS is an error,
-// and so is setting either with VALKEY_SENTINEL_MASTER or
-// VALKEY_SENTINEL_ADDRS (in sentinel mode the sentinels name the primary).
+// and so is setting either with VALKEY_SENTINEL_MASTER,
+// VALKEY_SENTINEL_ADDRS or a VALKEY_URL with master_set (in sentinel mode
+// the sentinels name the primary); the error names the variable.
 //
 // A value that does not parse is a *FieldError naming the variable, such as
 //

@@ -261,7 +261,7 @@ func TestEnvVarErrors(t *testing.T) {
 		{map[string]string{"VALKEY_MAX_RETRY_BACKOFF": "1ms"}, "VALKEY_MAX_RETRY_BACKOFF", "1ms", "at least MinRetryBackoff (8ms)"},
 		{map[string]string{"VALKEY_MIN_RETRY_BACKOFF": "1s"}, "MaxRetryBackoff", "512ms", "at least MinRetryBackoff (1s)"},
 		{map[string]string{"VALKEY_CIRCUIT_BREAKER_THRESHOLD": "x"}, "VALKEY_CIRCUIT_BREAKER_THRESHOLD", "x", "not an integer"},
-		{map[string]string{"VALKEY_CIRCUIT_BREAKER_THRESHOLD": "0"}, "VALKEY_CIRCUIT_BREAKER_THRESHOLD", "0", "at least 1"},
+		{map[string]string{"VALKEY_CIRCUIT_BREAKER_THRESHOLD": "0"}, "VALKEY_CIRCUIT_BREAKER_THRESHOLD", "0", "between 1 and 100000"},
 		{map[string]string{"VALKEY_CIRCUIT_BREAKER_OPEN_TIMEOUT": "x"}, "VALKEY_CIRCUIT_BREAKER_OPEN_TIMEOUT", "x", "not a duration"},
 		{map[string]string{"VALKEY_CIRCUIT_BREAKER_OPEN_TIMEOUT": "0s"}, "VALKEY_CIRCUIT_BREAKER_OPEN_TIMEOUT", "0s", "greater than 0"},
 		{map[string]string{"VALKEY_CIRCUIT_BREAKER_FAILURE_RATE": "half"}, "VALKEY_CIRCUIT_BREAKER_FAILURE_RATE", "half", "not a number"},

@@ -40,7 +40,8 @@ const urlSchemes = "valkey://, valkeys://, redis:// or rediss://"
 //
 // The scheme is valkey or redis for plain TCP, valkeys or rediss for TLS
 // (TLS.Enabled = true); it is case-insensitive. The port defaults to 6379, an
-// IPv6 host goes in brackets ("valkey://[::1]:6380"), an empty host means
+// IPv6 host goes in brackets ("valkey://[::1]:6380"; "valkey://fe80::1" is
+// refused rather than split at its last colon), an empty host means
 // 127.0.0.1 and an empty path means DB 0. Username and password are
 // percent-decoded and either may be given alone ("redis://:secret@host"). The
 // result has Addrs set to the "host:port" (and those of the addr
@@ -124,10 +125,17 @@ func parseURL(s string) (Config, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		// url.Parse's message quotes the input: never return it when the
-		// input may hold a password.
+		// input may hold a password. Parse the URL again without its user
+		// information to tell which part is wrong.
 		reason := "malformed URL"
 		var ue *url.Error
-		if !strings.Contains(s, "@") && errors.As(err, &ue) {
+		if at := strings.LastIndexByte(rest[:authEnd], '@'); at >= 0 {
+			if _, err2 := url.Parse(s[:i+3] + rest[at+1:]); err2 == nil {
+				reason += ": bad user information (percent-encode characters such as '%', ' ', '@', '/', '?' and '#' in the user name and password)"
+			} else if errors.As(err2, &ue) {
+				reason += ": " + ue.Err.Error()
+			}
+		} else if errors.As(err, &ue) {
 			reason += ": " + ue.Err.Error()
 		}
 		return bad(reason)
@@ -141,6 +149,12 @@ func parseURL(s string) (Config, error) {
 		cfg.Password, _ = u.User.Password()
 	}
 
+	if hostPort := u.Host; !strings.HasPrefix(hostPort, "[") && strings.Count(hostPort, ":") > 1 {
+		// url.Parse splits "fe80::1" into host "fe80:" and port "1":
+		// refuse rather than dial a guess.
+		return Config{}, newFieldError("URL host", hostPort,
+			"an IPv6 address must be in brackets, as in valkey://[::1]:6379")
+	}
 	host := u.Hostname()
 	if host == "" {
 		host = defaultHost

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"reflect"
+	"strings"
 	"syscall"
 
 	"github.com/valkey-io/valkey-go"
@@ -75,7 +76,7 @@ func explainConnect(err error, tlsOn bool) (string, []error) {
 		if se == nil {
 			return "", nil
 		}
-		return handshakeRefusal(se.Prefix), []error{se}
+		return handshakeRefusal(se), []error{se}
 	case errors.As(err, &unknown):
 		return "TLS: the server's certificate is signed by an authority the client does not trust " +
 			"(set TLS.CAFile, or RootCAs in TLS.Config, to the CA that signed it)", nil
@@ -105,9 +106,12 @@ func explainConnect(err error, tlsOn bool) (string, []error) {
 }
 
 // handshakeRefusal says why the server refused the connection's
-// handshake (HELLO AUTH, CLIENT SETNAME, SELECT) with an error prefix.
-func handshakeRefusal(prefix string) string {
-	switch prefix {
+// handshake (HELLO AUTH, CLIENT SETNAME, SELECT) with se.
+func handshakeRefusal(se *ServerError) string {
+	if se.Prefix == "ERR" && strings.Contains(se.Message, "DB index") {
+		return "the server refused SELECT of Config.DB (it has fewer databases: its databases setting)"
+	}
+	switch se.Prefix {
 	case "WRONGPASS":
 		return "authentication failed: wrong user name or password, or the user is disabled"
 	case "NOAUTH":

@@ -127,14 +127,19 @@ func (e *Engine) fireBlocking(ctx context.Context, node string, cmd valkey.Compl
 }
 
 // hookedDial wraps dial with the PreConnection and PostConnection events.
+// A failed dial's error is a *ConnectError (connecterr.go), reconnects
+// included, so that hooks and logs see a refusal (WRONGPASS, a TLS
+// alert) typed and explained as New reports it.
 func (e *Engine) hookedDial(ctx context.Context, node string, dedicated, initial bool, dial func(context.Context) (drivers.ValkeyConn, error)) (drivers.ValkeyConn, error) {
 	if !e.bus.WantsDials() {
-		return dial(ctx)
+		conn, err := dial(ctx)
+		return conn, e.connectError(node, err)
 	}
 	tls, probe := e.opts.TLS != nil, actors.IsProbe(ctx)
 	e.bus.Emit(hooks.Dial{Node: node, TLS: tls, Dedicated: dedicated, Initial: initial, Probe: probe})
 	start := hookbus.Now()
 	conn, err := dial(ctx)
+	err = e.connectError(node, err)
 	e.bus.Emit(hooks.Dialed{Node: node, TLS: tls, Dedicated: dedicated, Initial: initial, Probe: probe, Err: err, Duration: hookbus.Now() - start})
 	return conn, err
 }

@@ -485,7 +485,7 @@ func TestTLSMisconfigFailsAtNew(t *testing.T) {
 			name: "wrong password",
 			srv:  valkeytest.Options{TLS: &valkeytest.TLSOptions{Certs: certs}, Password: "right"},
 			cfg: func(c config.Config) config.Config {
-				return c.WithTLSConfig(certs.TLSConfig()).WithPassword("wrong")
+				return c.WithTLSConfig(certs.TLSConfig()).WithPassword("not-the-Pa55word")
 			},
 			reason: "wrong user name or password",
 			check: func(err error) bool {
