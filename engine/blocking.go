@@ -2,8 +2,11 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/valkey-io/valkey-go"
 
@@ -141,3 +144,44 @@ func isServerError(err error) bool {
 	_, ok := valkey.IsValkeyErr(err)
 	return ok
 }
+
+// checkWait refuses WAIT and WAITAOF whose timeout would hold up a
+// pipelined connection longer than its ReadTimeout: they run on the
+// connection that made the writes they wait for, a connection actor's,
+// shared with other callers. WAIT n 0 waits forever; with no replicas
+// to answer, the connection's read timed out after ReadTimeout, which
+// closed it and failed every command in flight on it (ErrOutcomeUnknown)
+// and held them all up until then. Other arguments (a timeout that is not
+// a number, a missing one) are left to the server to refuse.
+func (e *Engine) checkWait(name string, args []string) error {
+	var i int
+	switch {
+	case strings.EqualFold(name, "WAIT"):
+		i = 1
+	case strings.EqualFold(name, "WAITAOF"):
+		i = 2
+	default:
+		return nil
+	}
+	if len(args) <= i || args[0] == "0" && (i == 1 || args[1] == "0") {
+		return nil // nothing to wait for: the server answers at once
+	}
+	ms, err := strconv.ParseInt(args[i], 10, 64)
+	if err != nil || ms < 0 {
+		return nil
+	}
+	bound := max(e.cfg.ReadTimeout, e.cfg.WriteTimeout)
+	if bound == 0 {
+		bound = driverReadTimeout
+	}
+	if ms > 0 && time.Duration(ms)*time.Millisecond < bound {
+		return nil
+	}
+	return fmt.Errorf("%w: %s with timeout %s would hold up the connection it shares with other callers "+
+		"until Config.ReadTimeout (%s) closed it: give a timeout below ReadTimeout (0 waits forever)",
+		ErrInvalidArgument, strings.ToUpper(name), args[i], bound)
+}
+
+// driverReadTimeout is valkey-go's own bound on a read, the engine's when
+// ReadTimeout and WriteTimeout are 0.
+const driverReadTimeout = 10 * time.Second
