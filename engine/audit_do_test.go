@@ -35,6 +35,7 @@ func TestAuditDo(t *testing.T) {
 	t.Run("ReplyShapes", func(t *testing.T) { auditReplyShapes(t, eng) })
 	t.Run("Blocking", func(t *testing.T) { auditBlocking(t, eng) })
 	t.Run("Wait", func(t *testing.T) { auditWait(t, eng) })
+	t.Run("PipelineBlocking", func(t *testing.T) { auditPipelineBlocking(t, eng) })
 	t.Run("BlockingClose", func(t *testing.T) { auditBlockingClose(t, srv) })
 	t.Run("DeadlineWhileServerSlow", func(t *testing.T) { auditDeadline(t, eng, srv) })
 }
@@ -535,6 +536,54 @@ func auditWait(t *testing.T, eng *engine.Engine) {
 	// Arguments the server refuses are its to refuse.
 	if _, err := eng.Do(ctx, "WAIT", "1", "soon").Await(ctx); !errors.Is(err, &engine.ServerError{Prefix: "ERR"}) {
 		t.Fatalf("WAIT 1 soon: %v; want an ERR *ServerError", err)
+	}
+	stop()
+}
+
+// A Pipeline sends its commands through the shared connection actors,
+// blocking ones too: BLPOP x 0 held up every caller on the connection
+// until its read timed out (ReadTimeout), which closed it and failed
+// every command in flight on it. Pipeline.Do refuses a blocking command
+// or WAIT that would wait forever or longer than ReadTimeout; short ones
+// run, and in a Tx (inside MULTI) they do not block at all.
+func auditPipelineBlocking(t *testing.T, eng *engine.Engine) {
+	ctx := ctxT(t)
+	stop := checker(t, eng, "audit:pipe")
+	refused := [][]string{{"WAIT", "1", "0"}, {"wait", "1", "5000"}, {"BLPOP", "audit:p:l", "10"}, {"BRPOP", "audit:p:l", "3.5"}}
+	refused = append(refused, blockers...)
+	p := eng.Pipeline()
+	for _, c := range refused {
+		if _, err := p.Do(c[0], c[1:]...).Await(ctx); !errors.Is(err, engine.ErrInvalidArgument) {
+			t.Fatalf("Pipeline.Do%q = %v; want ErrInvalidArgument", c, err)
+		}
+	}
+	short := [][]string{
+		{"BLPOP", "audit:p:l", "0.05"}, {"bzpopmin", "audit:p:z", "0.05"}, {"BLMPOP", "0.05", "1", "audit:p:l", "LEFT"},
+		{"XREAD", "BLOCK", "50", "STREAMS", "audit:p:s", "$"}, {"BLMOVE", "audit:p:l", "audit:p:l2", "LEFT", "LEFT", "0.3"},
+	}
+	fs := make([]*futures.Future[engine.Reply], len(short))
+	for i, c := range short {
+		fs[i] = p.Do(c[0], c[1:]...)
+	}
+	if err := eng.RPush(ctx, "audit:p:l", "x").Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Exec(ctx); err != nil {
+		t.Fatalf("pipeline of short blocking commands: %v", err)
+	}
+	for i, f := range fs {
+		if _, err := f.Await(ctx); err != nil {
+			t.Fatalf("Pipeline.Do%q: %v", short[i], err)
+		}
+	}
+	// Inside MULTI nothing blocks: the server answers at once.
+	tx := eng.Tx()
+	pop := tx.Do("BLPOP", "audit:p:empty", "0")
+	if err := tx.Exec(ctx); err != nil {
+		t.Fatalf("Tx with BLPOP 0: %v", err)
+	}
+	if r, err := pop.Await(ctx); err != nil || !r.IsNil() {
+		t.Fatalf("BLPOP 0 inside MULTI = %v, %v; want a nil reply", r, err)
 	}
 	stop()
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -170,16 +171,63 @@ func (e *Engine) checkWait(name string, args []string) error {
 	if err != nil || ms < 0 {
 		return nil
 	}
+	return e.checkHold(name, args[i], time.Duration(ms)*time.Millisecond)
+}
+
+// checkHold refuses a command that may hold up its pipelined connection
+// for d (0: forever) when d is not below the connection's read bound.
+func (e *Engine) checkHold(name, timeout string, d time.Duration) error {
 	bound := max(e.cfg.ReadTimeout, e.cfg.WriteTimeout)
 	if bound == 0 {
 		bound = driverReadTimeout
 	}
-	if ms > 0 && time.Duration(ms)*time.Millisecond < bound {
+	if d > 0 && d < bound {
 		return nil
 	}
 	return fmt.Errorf("%w: %s with timeout %s would hold up the connection it shares with other callers "+
-		"until Config.ReadTimeout (%s) closed it: give a timeout below ReadTimeout (0 waits forever)",
-		ErrInvalidArgument, strings.ToUpper(name), args[i], bound)
+		"until Config.ReadTimeout (%s) closed it: give a timeout below ReadTimeout (0 waits forever), "+
+		"or use Engine.Do, which runs blocking commands on connections of their own",
+		ErrInvalidArgument, strings.ToUpper(name), timeout, bound)
+}
+
+// checkPipelined is checkWait for a command added to a Pipeline, whose
+// commands all go through the pipelined connection actors: blocking
+// commands too (Engine.Do sends those on connections of their own). A
+// blocking command whose timeout is 0 (forever) or not below ReadTimeout
+// is refused as WAIT is. In a Tx they do not block (the server runs them
+// at once inside MULTI): do not call it for a Tx.
+func (e *Engine) checkPipelined(name string, args []string) error {
+	if err := e.checkWait(name, args); err != nil {
+		return err
+	}
+	if _, ok := blockingKey(name, args); !ok {
+		return nil
+	}
+	var timeout string
+	scale := float64(time.Second)
+	switch strings.ToUpper(name) {
+	case "BLMPOP", "BZMPOP":
+		timeout = args[0]
+	case "XREAD", "XREADGROUP":
+		for i, a := range args {
+			if strings.EqualFold(a, "BLOCK") && i+1 < len(args) {
+				timeout = args[i+1]
+				break
+			}
+		}
+		scale = float64(time.Millisecond)
+	default:
+		timeout = args[len(args)-1]
+	}
+	v, err := strconv.ParseFloat(timeout, 64)
+	if err != nil || v < 0 || math.IsNaN(v) {
+		return nil // the server refuses it
+	}
+	d := time.Duration(min(v*scale, float64(math.MaxInt64)))
+	if v > 0 && d == 0 {
+		d = 1 // below a nanosecond: not forever
+	}
+	return e.checkHold(name, timeout, d)
 }
 
 // driverReadTimeout is valkey-go's own bound on a read, the engine's when
