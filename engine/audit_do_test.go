@@ -272,6 +272,13 @@ func auditReplyShapes(t *testing.T, eng *engine.Engine) {
 	isType("Map of a string", err)
 	_, err = r.Array()
 	isType("Array of a string", err)
+	_, err = r.Bool()
+	isType("Bool of a string that is not OK or a number", err)
+	for s, want := range map[string]bool{"OK": true, "1": true, "0": false, "-2": true} {
+		if b, err := do("ECHO", s).Bool(); err != nil || b != want {
+			t.Fatalf("Bool of %q = %v, %v; want %v", s, b, err, want)
+		}
+	}
 
 	r = do("DEBUG", "PROTOCOL", "integer")
 	if n, err := r.Int64(); err != nil || n != 12345 {

@@ -127,14 +127,23 @@ func (r Reply) Float64() (float64, error) {
 	return v, typeError(&r.msg, err)
 }
 
-// Bool returns a boolean reply, an integer reply as n != 0, or "OK" as true
-// (any other string as false).
+// Bool returns a boolean reply, an integer reply as n != 0, "OK" as true,
+// or another string reply parsed as an integer, as n != 0 ("1" is true,
+// "0" false); any other string fails with ErrReplyType.
 func (r Reply) Bool() (bool, error) {
-	if s, err := r.msg.ToString(); err == nil && s == "OK" {
+	if !r.msg.IsString() {
+		v, err := r.msg.AsBool()
+		return v, typeError(&r.msg, err)
+	}
+	s, _ := r.msg.ToString()
+	if s == "OK" {
 		return true, nil
 	}
-	v, err := r.msg.AsBool()
-	return v, typeError(&r.msg, err)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return false, typeError(&r.msg, err)
+	}
+	return n != 0, nil
 }
 
 // element returns the text of an element of an array or map reply: a
