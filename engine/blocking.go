@@ -185,8 +185,9 @@ func (e *Engine) checkHold(name, timeout string, d time.Duration) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s with timeout %s would hold up the connection it shares with other callers "+
-		"until Config.ReadTimeout (%s) closed it: give a timeout below ReadTimeout (0 waits forever), "+
-		"or use Engine.Do, which runs blocking commands on connections of their own",
+		"until Config.ReadTimeout (%s) closed it, if the server took that long: give a timeout below "+
+		"ReadTimeout (0 waits forever) or raise ReadTimeout; Engine.Do runs blocking commands but WAIT "+
+		"on connections of their own",
 		ErrInvalidArgument, strings.ToUpper(name), timeout, bound)
 }
 
