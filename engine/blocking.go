@@ -2,8 +2,12 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/valkey-io/valkey-go"
 
@@ -141,3 +145,92 @@ func isServerError(err error) bool {
 	_, ok := valkey.IsValkeyErr(err)
 	return ok
 }
+
+// checkWait refuses WAIT and WAITAOF whose timeout would hold up a
+// pipelined connection longer than its ReadTimeout: they run on the
+// connection that made the writes they wait for, a connection actor's,
+// shared with other callers. WAIT n 0 waits forever; with no replicas
+// to answer, the connection's read timed out after ReadTimeout, which
+// closed it and failed every command in flight on it (ErrOutcomeUnknown)
+// and held them all up until then. Other arguments (a timeout that is not
+// a number, a missing one) are left to the server to refuse.
+func (e *Engine) checkWait(name string, args []string) error {
+	var i int
+	switch {
+	case strings.EqualFold(name, "WAIT"):
+		i = 1
+	case strings.EqualFold(name, "WAITAOF"):
+		i = 2
+	default:
+		return nil
+	}
+	if len(args) <= i || args[0] == "0" && (i == 1 || args[1] == "0") {
+		return nil // nothing to wait for: the server answers at once
+	}
+	ms, err := strconv.ParseInt(args[i], 10, 64)
+	if err != nil || ms < 0 {
+		return nil
+	}
+	return e.checkHold(name, args[i], time.Duration(ms)*time.Millisecond)
+}
+
+// checkHold refuses a command that may hold up its pipelined connection
+// for d (0: forever) when d is not below the connection's read bound.
+func (e *Engine) checkHold(name, timeout string, d time.Duration) error {
+	bound := max(e.cfg.ReadTimeout, e.cfg.WriteTimeout)
+	if bound == 0 {
+		bound = driverReadTimeout
+	}
+	if d > 0 && d < bound {
+		return nil
+	}
+	return fmt.Errorf("%w: %s with timeout %s would hold up the connection it shares with other callers "+
+		"until Config.ReadTimeout (%s) closed it, if the server took that long: give a timeout below "+
+		"ReadTimeout (0 waits forever) or raise ReadTimeout; Engine.Do runs blocking commands but WAIT "+
+		"on connections of their own",
+		ErrInvalidArgument, strings.ToUpper(name), timeout, bound)
+}
+
+// checkPipelined is checkWait for a command added to a Pipeline, whose
+// commands all go through the pipelined connection actors: blocking
+// commands too (Engine.Do sends those on connections of their own). A
+// blocking command whose timeout is 0 (forever) or not below ReadTimeout
+// is refused as WAIT is. In a Tx they do not block (the server runs them
+// at once inside MULTI): do not call it for a Tx.
+func (e *Engine) checkPipelined(name string, args []string) error {
+	if err := e.checkWait(name, args); err != nil {
+		return err
+	}
+	if _, ok := blockingKey(name, args); !ok {
+		return nil
+	}
+	var timeout string
+	scale := float64(time.Second)
+	switch strings.ToUpper(name) {
+	case "BLMPOP", "BZMPOP":
+		timeout = args[0]
+	case "XREAD", "XREADGROUP":
+		for i, a := range args {
+			if strings.EqualFold(a, "BLOCK") && i+1 < len(args) {
+				timeout = args[i+1]
+				break
+			}
+		}
+		scale = float64(time.Millisecond)
+	default:
+		timeout = args[len(args)-1]
+	}
+	v, err := strconv.ParseFloat(timeout, 64)
+	if err != nil || v < 0 || math.IsNaN(v) {
+		return nil // the server refuses it
+	}
+	d := time.Duration(min(v*scale, float64(math.MaxInt64)))
+	if v > 0 && d == 0 {
+		d = 1 // below a nanosecond: not forever
+	}
+	return e.checkHold(name, timeout, d)
+}
+
+// driverReadTimeout is valkey-go's own bound on a read, the engine's when
+// ReadTimeout and WriteTimeout are 0.
+const driverReadTimeout = 10 * time.Second

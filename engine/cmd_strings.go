@@ -39,6 +39,14 @@ const KeepTTL time.Duration = -1
 // the server answers, its ctx ends or the engine closes (its future then
 // fails with ErrClosed). They are routed by their first key.
 //
+// WAIT and WAITAOF wait for the writes of the connection they run on, so
+// they stay on the pipelined connection, and hold up its other callers
+// while the server waits (as Engine.WaitReplicas does). Do refuses one
+// whose timeout is 0 (forever) or not below Config.ReadTimeout with
+// ErrInvalidArgument, sending nothing: the connection's read would time
+// out, which closes it and fails every command in flight on it. A WAIT
+// for 0 replicas (WAITAOF 0 0), which the server answers at once, runs.
+//
 // Commands that change the state of the connection they run on (MULTI,
 // EXEC, WATCH, SELECT, AUTH, HELLO, RESET, CLIENT REPLY, CLIENT TRACKING,
 // CLIENT SETNAME, the SUBSCRIBE family, MONITOR, QUIT, READONLY, ASKING,
@@ -52,6 +60,9 @@ func (e *Engine) Do(ctx context.Context, name string, args ...string) *futures.F
 		return fail[Reply](fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument))
 	}
 	if err := checkShared(name, args); err != nil {
+		return fail[Reply](err)
+	}
+	if err := e.checkWait(name, args); err != nil {
 		return fail[Reply](err)
 	}
 	if len(args) == 0 {

@@ -376,13 +376,23 @@ func (c *commands) b() valkey.Builder { return c.e.b }
 // Engine.Do) fails at once with a *ConnectionStateError; in a Tx it also
 // fails the transaction at Exec, which sends nothing (inside MULTI the
 // server would run SELECT or CLIENT REPLY on the pooled connection, and
-// EXEC or DISCARD would end the transaction early).
+// EXEC or DISCARD would end the transaction early). In a Pipeline, a
+// blocking command (BLPOP, XREAD ... BLOCK, ...) or a WAIT whose timeout
+// is 0 (forever) or not below Config.ReadTimeout fails at once with
+// ErrInvalidArgument: the pipeline's connection is shared with other
+// callers, and its read would time out, closing it under every command
+// in flight (Engine.Do runs blocking commands on connections of their own).
 func (c *commands) Do(name string, args ...string) *futures.Future[Reply] {
 	if name == "" {
 		return reject[Reply](c, fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument))
 	}
 	if err := checkShared(name, args); err != nil {
 		return reject[Reply](c, err)
+	}
+	if !c.tx {
+		if err := c.e.checkPipelined(name, args); err != nil {
+			return reject[Reply](c, err)
+		}
 	}
 	if len(args) == 0 {
 		return add(c, "", c.b().Arbitrary(name).Build(), decodeReply)

@@ -1,6 +1,10 @@
 package engine
 
 import (
+	"errors"
+	"fmt"
+	"strconv"
+
 	"github.com/valkey-io/valkey-go"
 )
 
@@ -28,51 +32,195 @@ func (r Reply) Err() error {
 	return msgError(&r.msg, err)
 }
 
-// String returns a bulk, simple or verbatim string reply. It returns ErrNil
-// for a nil reply and an error for other types.
+// ErrReplyType fails a Reply accessor asked for a type the reply does not
+// hold or cannot be converted to: String of an array, Int64 of "abc" or
+// of a boolean, Strings of an array holding arrays, Map of a string. The
+// error wraps ErrReplyType (and, for a failed number parse, the
+// *strconv.NumError). A nil reply gives ErrNil instead, an error reply
+// its *ServerError.
+var ErrReplyType = errors.New("vactor: reply type mismatch")
+
+// typeError wraps err, a conversion error of valkey-go or strconv, with
+// ErrReplyType.
+func typeError(msg *valkey.ValkeyMessage, err error) error {
+	if err == nil {
+		return nil
+	}
+	if msg.IsNil() || msg.Error() != nil {
+		return msgError(msg, err)
+	}
+	return fmt.Errorf("%w: %w", ErrReplyType, err)
+}
+
+// scalar returns the text of a string, verbatim string (without its
+// three-letter format and colon), double or big number reply; ok is
+// false for other types. valkey-go has no accessor for a verbatim
+// string's type: it is the one string type IsString does not report,
+// and its text starts with "xxx:" (a big number's never holds a colon;
+// the zero Reply's text is empty).
+func scalar(m *valkey.ValkeyMessage) (string, bool) {
+	switch {
+	case m.IsString():
+		s, _ := m.ToString()
+		return s, true
+	case m.IsNil(), m.IsInt64(), m.IsBool(), m.IsArray(), m.IsMap(), m.Error() != nil:
+		return "", false
+	}
+	s, err := m.ToString() // double, verbatim string, big number
+	if err != nil || s == "" {
+		return "", false
+	}
+	if len(s) >= 4 && s[3] == ':' {
+		return s[4:], true
+	}
+	return s, true
+}
+
+// String returns a bulk, simple or verbatim string reply (a verbatim
+// string without its "txt:" format prefix), or the text of a double or big
+// number reply. It returns ErrNil for a nil reply and ErrReplyType for
+// other types (integers, booleans, arrays, maps).
 func (r Reply) String() (string, error) {
-	v, err := r.msg.ToString()
-	return v, msgError(&r.msg, err)
+	if s, ok := scalar(&r.msg); ok {
+		return s, nil
+	}
+	if r.msg.IsNil() || r.msg.Error() != nil {
+		_, err := r.msg.ToString()
+		return "", msgError(&r.msg, err)
+	}
+	return "", fmt.Errorf("%w: %s reply is not a string", ErrReplyType, kind(&r.msg))
+}
+
+// kind names the type of a reply that is not a nil or an error.
+func kind(m *valkey.ValkeyMessage) string {
+	switch {
+	case m.IsInt64():
+		return "an integer"
+	case m.IsBool():
+		return "a boolean"
+	case m.IsMap():
+		return "a map"
+	case m.IsArray():
+		return "an array"
+	case m.IsString(), m.IsFloat64():
+		return "a string"
+	}
+	if _, ok := scalar(m); ok {
+		return "a string"
+	}
+	return "an empty"
 }
 
 // Int64 returns an integer reply, or a string reply parsed as an integer.
 func (r Reply) Int64() (int64, error) {
+	if s, ok := scalar(&r.msg); ok && !r.msg.IsString() {
+		v, err := strconv.ParseInt(s, 10, 64)
+		return v, typeError(&r.msg, err)
+	}
 	v, err := r.msg.AsInt64()
-	return v, msgError(&r.msg, err)
+	return v, typeError(&r.msg, err)
 }
 
 // Float64 returns a double reply, or a string reply parsed as a float.
 func (r Reply) Float64() (float64, error) {
 	v, err := r.msg.AsFloat64()
-	return v, msgError(&r.msg, err)
+	return v, typeError(&r.msg, err)
 }
 
-// Bool returns a boolean reply, an integer reply as n != 0, or "OK" as true.
+// Bool returns a boolean reply, an integer reply as n != 0, "OK" as true,
+// or another string reply parsed as an integer, as n != 0 ("1" is true,
+// "0" false); any other string fails with ErrReplyType.
 func (r Reply) Bool() (bool, error) {
-	if s, err := r.msg.ToString(); err == nil && s == "OK" {
+	if !r.msg.IsString() {
+		v, err := r.msg.AsBool()
+		return v, typeError(&r.msg, err)
+	}
+	s, _ := r.msg.ToString()
+	if s == "OK" {
 		return true, nil
 	}
-	v, err := r.msg.AsBool()
-	return v, msgError(&r.msg, err)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return false, typeError(&r.msg, err)
+	}
+	return n != 0, nil
 }
 
-// Strings returns an array reply of strings.
+// element returns the text of an element of an array or map reply: a
+// string, double or big number as String returns it, an integer in
+// decimal, a nil element as "". Other elements (arrays, maps, booleans,
+// error replies) fail with ErrReplyType.
+func element(m *valkey.ValkeyMessage) (string, error) {
+	if s, ok := scalar(m); ok {
+		return s, nil
+	}
+	switch {
+	case m.IsInt64():
+		v, _ := m.AsInt64()
+		return strconv.FormatInt(v, 10), nil
+	case m.IsNil():
+		return "", nil
+	case m.Error() != nil:
+		return "", fmt.Errorf("%w: an element is an error reply: %w", ErrReplyType, msgError(m, m.Error()))
+	}
+	return "", fmt.Errorf("%w: an element is %s reply, not a string", ErrReplyType, kind(m))
+}
+
+// Strings returns an array or set reply of strings: each element as
+// String returns it, integers in decimal and nil elements as "". An
+// element of another type (an array, a map, a boolean) fails it with
+// ErrReplyType.
 func (r Reply) Strings() ([]string, error) {
-	v, err := r.msg.AsStrSlice()
-	return v, msgError(&r.msg, err)
+	arr, err := r.msg.ToArray()
+	if err != nil {
+		return nil, typeError(&r.msg, err)
+	}
+	out := make([]string, len(arr))
+	for i := range arr {
+		if out[i], err = element(&arr[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
-// Map returns a map reply (or a flat array of pairs) as strings.
+// Map returns a map reply (or a flat array of pairs) as strings, its
+// values converted as Strings converts elements. A map whose keys are not
+// strings (valkey-go reads only string keys), an array of odd length or
+// a value of another type fails it with ErrReplyType.
 func (r Reply) Map() (map[string]string, error) {
-	v, err := r.msg.AsStrMap()
-	return v, msgError(&r.msg, err)
+	var m map[string]valkey.ValkeyMessage
+	var err error
+	if r.msg.IsArray() {
+		arr, _ := r.msg.ToArray()
+		if len(arr)%2 != 0 {
+			return nil, fmt.Errorf("%w: an array of %d elements is not a map", ErrReplyType, len(arr))
+		}
+		m = make(map[string]valkey.ValkeyMessage, len(arr)/2)
+		for i := 0; i < len(arr); i += 2 {
+			k, err := element(&arr[i])
+			if err != nil {
+				return nil, err
+			}
+			m[k] = arr[i+1]
+		}
+	} else if m, err = r.msg.ToMap(); err != nil {
+		return nil, typeError(&r.msg, err)
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if out[k], err = element(&v); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Array returns the elements of an array, set or push reply.
 func (r Reply) Array() ([]Reply, error) {
 	arr, err := r.msg.ToArray()
 	if err != nil {
-		return nil, msgError(&r.msg, err)
+		return nil, typeError(&r.msg, err)
 	}
 	out := make([]Reply, len(arr))
 	for i, m := range arr {
@@ -81,11 +229,64 @@ func (r Reply) Array() ([]Reply, error) {
 	return out, nil
 }
 
-// Any returns the reply as Go values: string, int64, float64, bool, nil,
-// []any or map[string]any.
+// Any returns the reply as Go values: string (a verbatim string without
+// its format prefix), int64, float64, bool, nil, []any or map[string]any;
+// an error reply inside an array or map is its *ServerError. A map whose
+// keys are not strings fails it with ErrReplyType.
 func (r Reply) Any() (any, error) {
-	v, err := r.msg.ToAny()
-	return v, msgError(&r.msg, err)
+	if r.msg.IsNil() || r.msg.Error() != nil {
+		_, err := r.msg.ToAny()
+		return nil, msgError(&r.msg, err)
+	}
+	return toAny(&r.msg)
+}
+
+func toAny(m *valkey.ValkeyMessage) (any, error) {
+	switch {
+	case m.IsNil():
+		return nil, nil
+	case m.Error() != nil:
+		return msgError(m, m.Error()), nil
+	case m.IsString():
+		return m.ToString()
+	case m.IsInt64():
+		return m.AsInt64()
+	case m.IsFloat64():
+		v, err := m.AsFloat64()
+		return v, typeError(m, err)
+	case m.IsBool():
+		return m.ToBool()
+	case m.IsArray():
+		arr, _ := m.ToArray()
+		out := make([]any, len(arr))
+		for i := range arr {
+			v, err := toAny(&arr[i])
+			if err != nil {
+				return nil, err
+			}
+			out[i] = v
+		}
+		return out, nil
+	case m.IsMap():
+		mm, err := m.ToMap()
+		if err != nil {
+			return nil, typeError(m, err)
+		}
+		out := make(map[string]any, len(mm))
+		for k, v := range mm {
+			a, err := toAny(&v)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = a
+		}
+		return out, nil
+	}
+	if s, ok := scalar(m); ok { // verbatim string, big number
+		return s, nil
+	}
+	_, err := m.ToAny()
+	return nil, typeError(m, err)
 }
 
 // Message returns valkey-go's representation of the reply.
