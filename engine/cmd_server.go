@@ -41,12 +41,21 @@ func (e *Engine) Publish(ctx context.Context, channel, message string) *futures.
 // WaitReplicas sends WAIT on the connection that carries key's commands,
 // after the commands issued before it for key: it completes with the
 // number of replicas that acknowledged those writes, once replicas have or
-// timeout has passed (0: wait forever; WAIT counts in milliseconds, and a
-// timeout below one is rounded up to 1 ms). It holds up that connection's
-// pipeline while the server waits: keep the timeout short.
+// timeout has passed (WAIT counts in milliseconds, and a timeout below one
+// is rounded up to 1 ms). It holds up that connection's pipeline while the
+// server waits, so the timeout must be above 0 and below Config.ReadTimeout
+// (the larger of ReadTimeout and WriteTimeout): otherwise it fails at once
+// with ErrInvalidArgument, sending nothing, since a WAIT the server held
+// that long would make the connection's read time out, which closes it and
+// fails every command in flight on it. Keep the timeout short.
 func (e *Engine) WaitReplicas(ctx context.Context, key string, replicas int, timeout time.Duration) *futures.Future[int64] {
 	if replicas < 0 || timeout < 0 {
 		return fail[int64](fmt.Errorf("%w: WAIT with %d replicas, timeout %s", ErrInvalidArgument, replicas, timeout))
+	}
+	if replicas > 0 { // WAIT 0 t: the server answers at once
+		if err := e.checkHold("WAIT", timeout.String(), timeout); err != nil {
+			return fail[int64](err)
+		}
 	}
 	// Arbitrary, not the typed builder: valkey-go sends its typed WAIT on
 	// a dedicated connection, where it would wait for nothing.

@@ -956,6 +956,30 @@ func TestEdgeWaitReplicasSubMillisecond(t *testing.T) {
 	}
 }
 
+// WaitReplicas refuses a timeout of 0 (forever) or not below ReadTimeout
+// with ErrInvalidArgument, sending nothing: without replicas such a WAIT
+// held up the shared connection until its read timed out, which closed it
+// under every command in flight. WAIT for 0 replicas, which the server
+// answers at once, runs with any timeout.
+func TestEdgeWaitReplicasBoundedByReadTimeout(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	for _, timeout := range []time.Duration{0, config.DefaultConfig().ReadTimeout, time.Hour} {
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := eng.WaitReplicas(wctx, "k", 1, timeout).Await(wctx)
+		cancel()
+		if !errors.Is(err, engine.ErrInvalidArgument) {
+			t.Errorf("WaitReplicas(1 replica, %s) = %v; want ErrInvalidArgument", timeout, err)
+		}
+	}
+	if n, err := eng.WaitReplicas(ctx, "k", 0, 0).Await(ctx); err != nil || n != 0 {
+		t.Errorf("WaitReplicas(0 replicas, 0) = %d, %v; want 0, nil", n, err)
+	}
+	if err := eng.Set(ctx, "k", "v", 0).Err(ctx); err != nil {
+		t.Errorf("SET after the refused WAITs: %v", err)
+	}
+}
+
 // Every method of a Subscription and of a BatchWriter, fired from 4
 // goroutines while the handle's Close runs: no panic, no call that hangs,
 // each error ErrClosed (or the server's answer to made-up arguments), no
