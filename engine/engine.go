@@ -262,7 +262,13 @@ func (e *Engine) Close() error {
 	case <-e.supervisor.Stopped():
 	case <-drain.C:
 		// Written commands did not finish in time: closing the connections
-		// fails them and unblocks the actors.
+		// fails them and unblocks the actors. Close reports it only when
+		// some were in flight (with DrainTimeout 0 the timer fires before
+		// idle actors have stopped).
+		var inFlight int64
+		for _, c := range e.connStates() {
+			inFlight += c.Stats().InFlight
+		}
 		e.closeDrivers()
 		select {
 		case <-e.supervisor.Stopped():
@@ -270,7 +276,9 @@ func (e *Engine) Close() error {
 			// An actor is stuck outside the driver (a bug): its mailbox is
 			// closed, so every future is complete; give up on it.
 		}
-		err = fmt.Errorf("vactor: close: in-flight commands did not finish within the drain timeout (%s) and were failed", e.cfg.DrainTimeout)
+		if inFlight > 0 {
+			err = fmt.Errorf("vactor: close: %d in-flight commands did not finish within the drain timeout (%s) and were failed", inFlight, e.cfg.DrainTimeout)
+		}
 	}
 	e.closeDrivers()
 	e.closeBlocking() // the closed drivers end them

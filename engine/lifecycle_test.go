@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,4 +140,43 @@ func indexOf(s, sub string) int {
 		}
 	}
 	return -1
+}
+
+// With DrainTimeout 0 (no waiting), Close of an idle engine returns nil:
+// it reported in-flight commands failed when none were (the 0 timer fired
+// before the idle actors had stopped). With the server paused and a GET
+// written, Close reports that one in-flight command was failed.
+func TestCloseDrainTimeoutZero(t *testing.T) {
+	srv := valkeytest.Start(t)
+	ctx := ctxT(t)
+	cfg := config.DefaultConfig().WithAddrs(srv.Addr()).WithDrainTimeout(0)
+	for i := range 20 {
+		eng := engineOn(t, cfg)
+		if err := eng.Set(ctx, "k", "v", 0).Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.Close(); err != nil {
+			t.Fatalf("Close %d of an idle engine with DrainTimeout 0: %v", i, err)
+		}
+	}
+	eng := engineOn(t, cfg)
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Resume() }()
+	f := eng.Get(ctx, "k")
+	deadline := time.Now().Add(10 * time.Second)
+	for eng.Stats().InFlight == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the GET was never written")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	err := eng.Close()
+	if err == nil || !strings.Contains(err.Error(), "1 in-flight commands did not finish") {
+		t.Fatalf("Close with a GET in flight to a paused server = %v; want the drain timeout's error", err)
+	}
+	if _, err := f.Await(ctx); err == nil {
+		t.Fatal("the in-flight GET succeeded on a paused server")
+	}
 }
