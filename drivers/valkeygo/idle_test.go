@@ -17,8 +17,10 @@ import (
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
-// lateness is how far past its bound a failure may come on a busy machine.
-const lateness = 50 * time.Millisecond
+// lateness is how far past its bound a failure may come on a busy 2-core
+// machine under -race (71 ms was seen once; the bounds tested are 200 ms
+// to 1 s, against a default of 10 s, so 150 ms still tells them apart).
+const lateness = 150 * time.Millisecond
 
 // proxied starts a server with key "big" holding a value of size bytes, a
 // shaper in front of it (terminating TLS when tlsOn), and a Conn through
