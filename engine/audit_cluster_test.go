@@ -322,6 +322,166 @@ func TestAuditCluster(t *testing.T) {
 		}
 	})
 
+	// Blocking commands take their own path (a dedicated connection): keys
+	// over several slots still fail with ErrCrossSlot, one slot works.
+	t.Run("BlockingCrossSlot", func(t *testing.T) {
+		keys := auditKeys(t, eng, "audit:blk", 2)
+		for _, args := range [][]string{
+			{"BLPOP", keys[0], keys[1], "0.05"},
+			{"BLMPOP", "0.05", "2", keys[0], keys[1], "LEFT"},
+			{"XREAD", "BLOCK", "50", "STREAMS", keys[0], keys[1], "0", "0"},
+			{"BLMOVE", keys[0], keys[1], "LEFT", "LEFT", "0.05"},
+		} {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := eng.Do(cctx, args[0], args[1:]...).Await(cctx)
+			cancel()
+			if !errors.Is(err, engine.ErrCrossSlot) {
+				t.Fatalf("Do %v: %v, want ErrCrossSlot", args, err)
+			}
+		}
+		// One slot, on whichever node serves it: a nil reply at the timeout.
+		for _, k := range auditKeys(t, eng, "audit:blk1", 3) {
+			r, err := eng.Do(ctx, "BLMPOP", "0.05", "2", "{"+k+"}a", "{"+k+"}b", "LEFT").Await(ctx)
+			if err != nil || !r.IsNil() {
+				t.Fatalf("BLMPOP of one slot = %v, %v; want nil", r, err)
+			}
+			if _, err := eng.RPush(ctx, k, "x").Await(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r, err = eng.Do(ctx, "BLPOP", k, "1").Await(ctx)
+			if err != nil {
+				t.Fatalf("BLPOP %s: %v", k, err)
+			}
+			if v, _ := r.Strings(); len(v) != 2 || v[1] != "x" {
+				t.Fatalf("BLPOP %s = %v", k, v)
+			}
+		}
+	})
+
+	// Watch over keys of several slots fails with ErrCrossSlot and runs
+	// nothing; a keyless transaction runs on some primary; a keyless
+	// command beside keyed ones follows the keys.
+	t.Run("TxKeylessAndWatch", func(t *testing.T) {
+		keys := auditKeys(t, eng, "audit:w", 2)
+		ran := false
+		err := eng.Watch(ctx, func(tx *engine.Tx) error {
+			ran = true
+			return nil
+		}, keys...)
+		if !errors.Is(err, engine.ErrCrossSlot) || ran {
+			t.Fatalf("Watch over two slots: %v (fn ran: %v), want ErrCrossSlot unrun", err, ran)
+		}
+		tx := eng.Tx()
+		ping := tx.Do("PING")
+		tm := tx.Do("TIME")
+		if err := tx.Exec(ctx); err != nil {
+			t.Fatalf("keyless Tx: %v", err)
+		}
+		if r, err := ping.Await(ctx); err != nil {
+			t.Fatal(err)
+		} else if s, _ := r.String(); s != "PONG" {
+			t.Fatalf("PING in Tx = %q", s)
+		}
+		if _, err := tm.Await(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			tx := eng.Tx()
+			tx.Do("PING")
+			tx.Set(k, "tx", 0)
+			db := tx.Do("DBSIZE")
+			if err := tx.Exec(ctx); err != nil {
+				t.Fatalf("Tx with PING and SET %s: %v", k, err)
+			}
+			if _, err := db.Await(ctx); err != nil {
+				t.Fatal(err)
+			}
+			owner, err := c.NodeForSlot(crc16Slot(k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := owner.Do("GET", k); err != nil || v != "tx" {
+				t.Fatalf("GET %s on its owner = %v, %v", k, v, err)
+			}
+		}
+	})
+
+	// Malformed key counts reach the server as they are and come back as
+	// its error: no panic, no hang, no misrouting.
+	t.Run("MalformedKeyCounts", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"EVAL", "return 1", "5", "a"},
+			{"EVAL", "return 1", "-1"},
+			{"EVAL", "return 1", "x", "a"},
+			{"EVAL", "return 1"},
+			{"FCALL", "nofn", "99999999999999999999", "a"},
+			{"ZUNIONSTORE", "{z}d", "3", "{z}a"},
+			{"XREAD", "STREAMS", "a"},
+			{"XREAD", "COUNT", "1", "STREAMS"},
+			{"LMPOP", "2", "a"},
+			{"MGET"}, {"MSET", "a"}, {"OBJECT"}, {"GET"},
+			{"SORT", "a", "STORE"},
+		} {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := eng.Do(cctx, args[0], args[1:]...).Await(cctx)
+			cancel()
+			var se *engine.ServerError
+			if err == nil || errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Do %q: %v, want an error reply", args, err)
+			}
+			if !errors.As(err, &se) && !errors.Is(err, engine.ErrCrossSlot) && !errors.Is(err, engine.ErrInvalidArgument) {
+				t.Fatalf("Do %q: %v (%T), want a *ServerError", args, err, err)
+			}
+		}
+	})
+
+	// Scan and ScanPage end with ctx; a broken-off Scan sends nothing more.
+	t.Run("ScanContext", func(t *testing.T) {
+		var ks []string
+		for i := range 300 {
+			ks = append(ks, fmt.Sprint("audit:scan:", i))
+		}
+		kv := make([]string, 0, 2*len(ks))
+		for _, k := range ks {
+			kv = append(kv, k, "v")
+		}
+		if _, err := eng.MSet(ctx, kv...).Await(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for k, err := range eng.Scan(ctx, "audit:scan:*", 10) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(k, "audit:scan:") {
+				t.Fatalf("Scan yielded %q", k)
+			}
+			n++
+		}
+		if n != len(ks) {
+			t.Fatalf("Scan yielded %d keys, want %d", n, len(ks))
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		n = 0
+		var last error
+		for _, err := range eng.Scan(sctx, "audit:scan:*", 10) {
+			if err != nil {
+				last = err
+				continue
+			}
+			if n++; n == 5 {
+				cancel()
+			}
+		}
+		cancel()
+		if !errors.Is(last, context.Canceled) || n >= len(ks) {
+			t.Fatalf("Scan with ctx cancelled after 5 keys: %d keys, last error %v", n, last)
+		}
+		if _, err := eng.Del(ctx, ks...).Await(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	// A cluster node given in standalone mode: the engine works on it; a
 	// key the node does not serve fails with its MOVED reply, at once.
 	t.Run("NodeAsStandalone", func(t *testing.T) {
@@ -386,6 +546,27 @@ func freeAddr(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+// New's ctx bounds it in cluster mode: a seed that accepts connections
+// and never answers costs New its ctx, not the dial timeout.
+func TestAuditClusterNewContextDeadline(t *testing.T) {
+	bl := blackHole(t)
+	defer noLeakWithin(t, lingerDial, goleak.IgnoreCurrent())
+	nctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	eng, err := open(nctx, t, config.DefaultConfig().WithAddrs(bl).WithClusterMode(true))
+	if err == nil {
+		eng.Close()
+		t.Fatal("New succeeded against a silent seed")
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("New took %s with a 300ms ctx", d)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), bl) {
+		t.Fatalf("New: %v, want the ctx's error naming %s", err, bl)
+	}
 }
 
 // Every seed down: New fails within the dial timeout, names the seeds,
