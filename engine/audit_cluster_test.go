@@ -42,7 +42,9 @@ func TestAuditCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test: skipped with -short")
 	}
-	c := valkeytest.StartClusterT(t)
+	// A long node timeout: ScanFrozenNode pauses a primary, and no
+	// failover must follow.
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{NodeTimeout: 15 * time.Second})
 	eng := clusterEngine(t, c)
 	ctx := ctxT(t)
 
@@ -524,6 +526,46 @@ func TestAuditCluster(t *testing.T) {
 		}
 		if _, err := eng.Set(ctx, "audit:seed", "v", 0).Await(ctx); err != nil {
 			t.Fatal(err)
+		}
+	})
+
+	// Scan's ctx bounds it while it reaches a primary the engine has not
+	// dialled yet and that does not answer (paused): the iteration ends
+	// with ctx's error at about the deadline, not after DialTimeout.
+	t.Run("ScanFrozenNode", func(t *testing.T) {
+		fresh := engineOn(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true))
+		defer fresh.Close()
+		dialled := map[string]bool{}
+		for _, n := range fresh.Stats().Nodes {
+			dialled[n.Addr] = true
+		}
+		var victim *valkeytest.ClusterNode
+		for _, p := range c.Primaries() {
+			if !dialled[p.Addr()] {
+				victim = p
+			}
+		}
+		if victim == nil {
+			t.Fatalf("every primary dialled already: %v", dialled)
+		}
+		if err := victim.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		defer victim.Resume()
+		sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		var last error
+		for _, err := range fresh.Scan(sctx, "", 100) {
+			if err != nil {
+				last = err
+			}
+		}
+		if d := time.Since(start); d > 1500*time.Millisecond {
+			t.Fatalf("Scan with a 300ms ctx took %s with a primary paused (%v)", d, last)
+		}
+		if !errors.Is(last, context.DeadlineExceeded) {
+			t.Fatalf("Scan with a paused primary ended with %v, want the ctx's error", last)
 		}
 	})
 }
