@@ -89,7 +89,7 @@ func FetchTopology(ctx context.Context, conn drivers.ValkeyConn, addr string, tl
 func FetchTopologyWith(ctx context.Context, b valkey.Builder, do func(context.Context, valkey.Completed) valkey.ValkeyResult, addr string, tls bool) (*Topology, error) {
 	msg, err := do(ctx, b.Arbitrary("CLUSTER", "SHARDS").Build()).ToMessage()
 	if err == nil {
-		return newTopology(parseShards(msg, addr, tls))
+		return topologyFrom(parseShards(msg, addr, tls), addr)
 	}
 	var ve *valkey.ValkeyError
 	if !errors.As(err, &ve) {
@@ -99,7 +99,18 @@ func FetchTopologyWith(ctx context.Context, b valkey.Builder, do func(context.Co
 	if err != nil {
 		return nil, fmt.Errorf("actors: CLUSTER SLOTS on %s: %w", addr, err)
 	}
-	return newTopology(parseSlots(msg, addr))
+	return topologyFrom(parseSlots(msg, addr), addr)
+}
+
+// topologyFrom builds the map of shards read from the node at addr; the
+// error names addr (ErrNoTopology alone does not say which seed or node
+// serves no slot).
+func topologyFrom(shards []Shard, addr string) (*Topology, error) {
+	t, err := newTopology(shards)
+	if err != nil {
+		return nil, fmt.Errorf("actors: %s: %w", addr, err)
+	}
+	return t, nil
 }
 
 // endpoint joins a node's reported endpoint and port, falling back to the

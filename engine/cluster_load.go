@@ -186,7 +186,17 @@ func (e *Engine) fetchMap(ctx context.Context, srcs []mapSource) (*actors.Topolo
 				stagger.Reset(loadStagger)
 			}
 		case <-ctx.Done():
-			return nil, errors.Join(append(errs, ctx.Err())...)
+			// The nodes still asked end at once: their errors name them
+			// (ctx's error alone does not say which seeds did not answer).
+			err := ctx.Err()
+			cancel()
+			wg.Wait()
+			for range running {
+				if a := <-answers; a.err != nil {
+					errs = append(errs, a.err)
+				}
+			}
+			return nil, errors.Join(append(errs, err)...)
 		}
 	}
 }

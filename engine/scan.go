@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"iter"
 
 	"github.com/valkey-io/valkey-go"
@@ -75,13 +76,17 @@ func (e *Engine) scanCmd(cursor uint64, match string, count int64) valkey.Comple
 // the iteration with its error.
 func (e *Engine) Scan(ctx context.Context, match string, count int64) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		nodes, err := e.scanNodes()
-		if err != nil {
-			yield("", err)
-			return
+		sctx := ctx
+		if sctx == nil {
+			sctx = context.Background()
 		}
-		for _, conn := range nodes {
-			if !e.scanNode(ctx, conn, match, count, yield) {
+		for _, addr := range e.scanNodes() {
+			conn, err := e.scanConn(sctx, addr)
+			if err != nil {
+				yield("", err)
+				return
+			}
+			if !e.scanNode(sctx, conn, match, count, yield) {
 				return
 			}
 		}
@@ -115,19 +120,47 @@ func (e *Engine) scanNode(ctx context.Context, conn *actors.ConnState, match str
 	}
 }
 
-// scanNodes returns the connection actors to scan: nil (the engine's one
-// node) in standalone mode, one per primary in cluster mode.
-func (e *Engine) scanNodes() ([]*actors.ConnState, error) {
+// scanNodes returns the nodes to scan: "" (the engine's one node) in
+// standalone mode, every primary of the slot map in cluster mode.
+func (e *Engine) scanNodes() []string {
 	if e.cl == nil {
-		return []*actors.ConnState{nil}, nil
+		return []string{""}
 	}
-	var out []*actors.ConnState
+	var out []string
 	for _, sh := range e.cl.topo.Load().Shards {
-		conn, err := e.cl.Conn(sh.Primary, 0)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, conn)
+		out = append(out, sh.Primary)
 	}
-	return out, nil
+	return out
+}
+
+// scanConn returns the connection actor to scan addr through (nil for
+// "": the engine's node), dialling the node when the engine has not yet.
+// ctx bounds the wait: a node that does not answer ends the iteration at
+// ctx's deadline, not after DialTimeout (the dial goes on, bounded by
+// DialTimeout and Close, and its node serves later commands).
+func (e *Engine) scanConn(ctx context.Context, addr string) (*actors.ConnState, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if pool := e.cl.pool(addr); pool != nil {
+		return pool[0], nil
+	}
+	type dialled struct {
+		conn *actors.ConnState
+		err  error
+	}
+	done := make(chan dialled, 1)
+	go func() {
+		conn, err := e.cl.Conn(addr, 0)
+		done <- dialled{conn, err}
+	}()
+	select {
+	case d := <-done:
+		return d.conn, d.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("vactor: SCAN of %s: %w", addr, ctx.Err())
+	}
 }
