@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -69,7 +70,10 @@ type idleConn struct {
 // valkey-go would (its Dialer, then TLS with cfg when cfg is not nil) and
 // puts an idleConn between TCP and TLS, so that TLS records are read and
 // written through it; a TLS connection is an alertConn (tlsalert.go).
-func newDialer(timeout time.Duration, call *atomic.Int64) func(context.Context, string, *net.Dialer, *tls.Config) (net.Conn, error) {
+//
+// With a guard, each TCP connection dialled before the guard finished is
+// registered with it, and one dialled after it was aborted is closed.
+func newDialer(timeout time.Duration, call *atomic.Int64, guard *dialGuard) func(context.Context, string, *net.Dialer, *tls.Config) (net.Conn, error) {
 	return func(ctx context.Context, addr string, d *net.Dialer, cfg *tls.Config) (net.Conn, error) {
 		if cfg != nil && d.Timeout != 0 { // as tls.Dialer: the timeout bounds the handshake too
 			var cancel context.CancelFunc
@@ -79,6 +83,10 @@ func newDialer(timeout time.Duration, call *atomic.Int64) func(context.Context, 
 		raw, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return nil, err
+		}
+		if !guard.add(raw) {
+			raw.Close()
+			return nil, errDialAbandoned
 		}
 		conn := net.Conn(&idleConn{Conn: raw, timeout: timeout, call: call})
 		if cfg == nil {
@@ -211,4 +219,65 @@ func (c *idleConn) extend(m int64, start time.Time) (time.Time, bool) {
 		}
 	}
 	return next, time.Now().Before(next)
+}
+
+// dialGuard ends a Dial's connection attempt when its caller gave up on
+// it: valkey.NewClient takes no context, so without it the handshake on a
+// silent server ran on until DialTimeout, after Dial had returned (and
+// after the engine had closed).
+type dialGuard struct {
+	mu    sync.Mutex
+	conns []net.Conn
+	state int // guardDialling, guardDone or guardAborted
+}
+
+const (
+	guardDialling = iota
+	guardDone
+	guardAborted
+)
+
+// errDialAbandoned fails a connection dialled after its Dial gave up.
+var errDialAbandoned = errors.New("valkey-go: dial abandoned: its context ended")
+
+// add registers c while the dial is under way; it reports false once the
+// guard was aborted (the caller closes c). A nil guard takes everything.
+func (g *dialGuard) add(c net.Conn) bool {
+	if g == nil {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch g.state {
+	case guardAborted:
+		return false
+	case guardDialling:
+		g.conns = append(g.conns, c)
+	}
+	return true
+}
+
+// finish ends the guard's watch: the connections are the client's from
+// now on, and later dials (valkey-go's own) are left alone.
+func (g *dialGuard) finish() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.state == guardDialling {
+		g.state, g.conns = guardDone, nil
+	}
+}
+
+// abort closes the connections dialled so far and refuses later ones.
+func (g *dialGuard) abort() {
+	g.mu.Lock()
+	if g.state != guardDialling {
+		g.mu.Unlock()
+		return
+	}
+	conns := g.conns
+	g.state, g.conns = guardAborted, nil
+	g.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
 }

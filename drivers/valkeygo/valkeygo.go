@@ -63,7 +63,8 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 		return nil, err
 	}
 	call := new(atomic.Int64)
-	opt := clientOption(o, call)
+	guard := new(dialGuard)
+	opt := clientOption(o, call, guard)
 	// NewClient dials synchronously: bound it by ctx as well as the dialer.
 	type result struct {
 		c   valkey.Client
@@ -76,11 +77,15 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 	}()
 	select {
 	case r := <-done:
+		guard.finish()
 		if r.err != nil {
 			return nil, fmt.Errorf("valkey-go: dial %s: %w", o.Addr, r.err)
 		}
 		return newConn(r.c, call), nil
 	case <-ctx.Done():
+		// NewClient takes no ctx: closing the connection it is
+		// handshaking on ends it now, rather than at DialTimeout.
+		guard.abort()
 		go func() {
 			if r := <-done; r.c != nil {
 				r.c.Close()
@@ -97,12 +102,13 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 // ctx deadline within ConnWriteTimeout but more than half of it away is
 // taken for valkey-go's own and made an idle one too.
 func ClientOption(o drivers.Options) valkey.ClientOption {
-	return clientOption(o, new(atomic.Int64))
+	return clientOption(o, new(atomic.Int64), nil)
 }
 
 // clientOption is ClientOption whose connections read the deadline of the
-// call in progress from call (see idleConn).
-func clientOption(o drivers.Options, call *atomic.Int64) valkey.ClientOption {
+// call in progress from call (see idleConn) and, with a guard, are closed
+// when the guard is aborted before the dial finished.
+func clientOption(o drivers.Options, call *atomic.Int64, guard *dialGuard) valkey.ClientOption {
 	timeout := max(o.ReadTimeout, o.WriteTimeout)
 	idle := timeout
 	if idle <= 0 { // valkey-go's default ConnWriteTimeout
@@ -116,7 +122,7 @@ func clientOption(o drivers.Options, call *atomic.Int64) valkey.ClientOption {
 		keepAlive = -1
 	}
 	return valkey.ClientOption{
-		DialCtxFn:         newDialer(idle, call),
+		DialCtxFn:         newDialer(idle, call, guard),
 		AuthCredentialsFn: authCredentials(o.Credentials, o.DialTimeout),
 		InitAddress:       []string{o.Addr},
 		Username:          o.Username,
