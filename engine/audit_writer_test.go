@@ -287,3 +287,40 @@ func TestAuditWriterErrorsOnceAndHugeValues(t *testing.T) {
 		t.Fatalf("binary value %q, %v", got, err)
 	}
 }
+
+// Write refuses a blocking command or a WAIT whose timeout is 0 (forever)
+// or not below ReadTimeout, sending nothing: it held up the writer's
+// connection until the read timed out, which closed it and failed the
+// commands in flight (ErrOutcomeUnknown). Short ones are written.
+func TestAuditWriterRefusesUnboundedBlocking(t *testing.T) {
+	srv := valkeytest.Start(t)
+	eng := subEngine(t, srv)
+	ctx := ctxT(t)
+	errs := &bwErrors{}
+	w := bwWriter(t, eng, engine.BatchWriterOptions{OnError: errs.on})
+	for _, args := range [][]string{
+		{"BLPOP", "bl:list", "0"},
+		{"blpop", "bl:list", "60"},
+		{"XREAD", "BLOCK", "0", "STREAMS", "bl:s", "$"},
+		{"WAIT", "1", "0"},
+	} {
+		if err := w.Write(ctx, args...); !errors.Is(err, engine.ErrInvalidArgument) {
+			t.Errorf("Write(%q) = %v; want ErrInvalidArgument", args, err)
+		}
+	}
+	if err := w.Write(ctx, "BLPOP", "bl:list", "0.05"); err != nil {
+		t.Fatalf("Write of a short BLPOP: %v", err)
+	}
+	if err := w.Set(ctx, "bl:after", "v", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := eng.Get(ctx, "bl:after").Await(ctx); err != nil || got != "v" {
+		t.Fatalf("GET bl:after = %q, %v", got, err)
+	}
+	if st := w.Stats(); st.Failed != 0 {
+		t.Fatalf("stats %+v: a command failed", st)
+	}
+}

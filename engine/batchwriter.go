@@ -208,11 +208,14 @@ func (e *Engine) NewBatchWriter(opts BatchWriterOptions) (*BatchWriter, error) {
 // argument, when there is one, is taken as the key: it picks the node (in
 // cluster mode) and the connection, so commands whose first argument is
 // the same key keep their order. Write does not wait for the reply.
-// Blocking commands (BLPOP, ...) hold up the connection they are sent on
-// and the commands behind them: do not write them here.
+// Blocking commands (BLPOP, ...) and WAIT hold up the connection they are
+// sent on and the commands behind them: do not write them here. One whose
+// timeout is 0 (forever) or not below Config.ReadTimeout is refused with
+// ErrInvalidArgument, as Pipeline.Do refuses it: the connection's read
+// would time out, closing it under every command in flight.
 //
 // It returns nil once the command is queued, or: ErrInvalidArgument (no
-// command name), a *ConnectionStateError (ErrConnectionState, which wraps
+// command name, or such a blocking command), a *ConnectionStateError (ErrConnectionState, which wraps
 // ErrInvalidArgument) for a command that changes its connection's state
 // (MULTI, SELECT, CLIENT REPLY, the SUBSCRIBE family, ...: see Engine.Do),
 // ErrClosed (the writer or the engine is closed), ErrBackpressure
@@ -226,6 +229,9 @@ func (w *BatchWriter) Write(ctx context.Context, args ...string) error {
 		return fmt.Errorf("%w: Write needs a command name", ErrInvalidArgument)
 	}
 	if err := checkShared(args[0], args[1:]); err != nil {
+		return err
+	}
+	if err := w.e.checkPipelined(args[0], args[1:]); err != nil {
 		return err
 	}
 	if len(args) == 1 {
