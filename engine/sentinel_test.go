@@ -316,7 +316,7 @@ func TestSentinelReadFromReplica(t *testing.T) {
 	if _, err := eng.Set(ctx, "k", "v", 0).Await(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := eng.WaitReplicas(ctx, "k", 2, 5*time.Second).Await(ctx); err != nil || n != 2 {
+	if n, err := eng.WaitReplicas(ctx, "k", 2, 2*time.Second).Await(ctx); err != nil || n != 2 {
 		t.Fatalf("WaitReplicas(2) = %d, %v", n, err)
 	}
 	waitCond(t, 5*time.Second, "connections to both replicas", func() bool { return len(eng.Stats().Nodes) == 3 })
