@@ -380,8 +380,9 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	}
 	n := st.Node
 	if n != nil && (n.Open() || !n.Breaker.TryAcquirePermit()) {
+		err := n.OpenError()
 		for _, cmd := range live {
-			cmd.Fail(policies.ErrCircuitOpen)
+			cmd.Fail(err)
 		}
 		return
 	}
@@ -487,13 +488,14 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	st.broken = true
 	st.stash = append(st.stash, keep...)
 	st.mu.Unlock()
-	n.Breaker.RecordFailure()
+	n.RecordFailure(broken)
 	if n.Open() {
 		// Opened, here or by another connection of the node whose
 		// FailHeld may have run before the stash above: what is held
 		// will not be sent soon either.
+		err := n.OpenError()
 		for _, h := range st.takeStash() {
-			h.fail(policies.ErrCircuitOpen)
+			h.fail(err)
 		}
 	}
 	c.escalate(ctx, broken)

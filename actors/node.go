@@ -25,12 +25,32 @@ type Node struct {
 	// reported with SetOpen (the engine wires OnStateChanged to it).
 	Breaker policies.Breaker
 
-	open atomic.Bool
+	open    atomic.Bool
+	openErr atomic.Pointer[policies.CircuitOpenError]
 }
 
 // Open reports whether the node's breaker is not closed: commands to it
-// fail at once with policies.ErrCircuitOpen.
+// fail at once with OpenError.
 func (n *Node) Open() bool { return n.open.Load() }
+
+// OpenError is the error of a command failed because the node's breaker
+// is open: a *policies.CircuitOpenError naming the node and the last
+// failure counted (errors.Is(err, policies.ErrCircuitOpen) holds).
+func (n *Node) OpenError() error {
+	if e := n.openErr.Load(); e != nil {
+		return e
+	}
+	return &policies.CircuitOpenError{Addr: n.Addr}
+}
+
+// RecordFailure counts a failure of the node in its breaker; err, when
+// not nil, is kept as the cause that OpenError reports.
+func (n *Node) RecordFailure(err error) {
+	if err != nil {
+		n.openErr.Store(&policies.CircuitOpenError{Addr: n.Addr, Cause: err})
+	}
+	n.Breaker.RecordFailure()
+}
 
 // SetOpen records whether the breaker is open (or half-open).
 func (n *Node) SetOpen(open bool) { n.open.Store(open) }

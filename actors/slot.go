@@ -779,7 +779,7 @@ func lookup(r Router, slot uint16, owner string, epoch uint64, need bool, asks [
 			}
 		}
 		if conn.Node != nil && conn.Node.Open() {
-			res.owner, res.err = "", policies.ErrCircuitOpen
+			res.owner, res.err = "", conn.Node.OpenError()
 			return res
 		}
 	}

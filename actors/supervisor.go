@@ -255,7 +255,7 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 	case probeResult:
 		delete(s.probing, m.node)
 		if m.err != nil {
-			m.node.Breaker.RecordFailure()
+			m.node.RecordFailure(m.err)
 			return
 		}
 		m.node.Breaker.RecordSuccess()
@@ -359,7 +359,7 @@ func (s *Supervisor) redial(pid *actor.PID, st *ConnState) {
 			err = mailbox.ErrClosed
 		}
 	case !errors.Is(err, errLoading) && s.probeCtx.Err() == nil:
-		st.Node.Breaker.RecordFailure()
+		st.Node.RecordFailure(err)
 	}
 	s.tell(redialed{pid: pid, err: err})
 }
@@ -394,7 +394,7 @@ func (s *Supervisor) expire() {
 		}
 	}
 	for n := range failing {
-		n.Breaker.RecordFailure()
+		n.RecordFailure(nil) // the connection's own failure was counted
 	}
 }
 

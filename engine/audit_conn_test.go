@@ -267,6 +267,27 @@ func TestAuditConnRotationOnReconnect(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // poll interval
 	}
+	// Once the breaker is open, a command's error says why: the node and
+	// the rejected password (it was a bare ErrCircuitOpen).
+	why := time.Now().Add(10 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := eng.Get(cctx, "k").Await(cctx)
+		cancel()
+		var coe *engine.CircuitOpenError
+		var se *engine.ServerError
+		if errors.As(err, &coe) && errors.Is(err, engine.ErrCircuitOpen) && coe.Addr == srv.Addr() &&
+			errors.As(coe.Cause, &se) && se.Prefix == "WRONGPASS" && strings.Contains(err.Error(), "WRONGPASS") {
+			if errors.As(err, &se) {
+				t.Fatalf("errors.As finds a *ServerError in %v: the command itself was never sent", err)
+			}
+			break
+		}
+		if time.Now().After(why) {
+			t.Fatalf("GET with the breaker open = %v; want a *CircuitOpenError naming %s with the WRONGPASS cause", err, srv.Addr())
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
 	creds.rotate("new-pass")
 	deadline := time.Now().Add(10 * time.Second)
 	for {

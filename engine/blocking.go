@@ -83,7 +83,7 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 		conn = e.pick(key)
 	}
 	if conn.Node != nil && conn.Node.Open() {
-		return fail[Reply](ErrCircuitOpen)
+		return fail[Reply](conn.Node.OpenError())
 	}
 	drv := conn.CurrentDriver()
 	if drv == nil {

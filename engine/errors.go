@@ -29,8 +29,10 @@ var (
 	ErrBackpressure = mailbox.ErrBackpressure
 
 	// ErrCircuitOpen fails a command to a node whose circuit breaker is
-	// open: it was not sent. It is policies.ErrCircuitOpen. The breaker
-	// closes by itself once a probe of the node succeeds; not retried.
+	// open: it was not sent. It is policies.ErrCircuitOpen; the error is a
+	// *CircuitOpenError, which names the node and the last failure the
+	// breaker counted there. The breaker closes by itself once a probe of
+	// the node succeeds; not retried.
 	ErrCircuitOpen = policies.ErrCircuitOpen
 
 	// ErrOutcomeUnknown fails a command that was written on a connection
@@ -90,6 +92,13 @@ var (
 	// failover is under way. The engine asks the sentinels again.
 	ErrNotPrimary = errors.New("vactor: the node the sentinels named is not a primary")
 )
+
+// CircuitOpenError is the error of a command failed because its node's
+// circuit breaker is open (errors.Is(err, ErrCircuitOpen)): the node's
+// address and, in Cause, the last failure the breaker counted there (a
+// lost connection, a refused dial, a rejected password, ...). It is
+// policies.CircuitOpenError.
+type CircuitOpenError = policies.CircuitOpenError
 
 // ConnectionStateError is the error of a command refused because it
 // changes the state of its connection (see ErrConnectionState, which it

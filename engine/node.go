@@ -63,8 +63,9 @@ func (e *Engine) newNodeWith(ctx context.Context, addr string, connect func(cont
 			}
 			if to == circuitbreaker.OpenState {
 				// Nothing queued for the node will be sent soon: fail it now.
+				err := node.OpenError()
 				for _, c := range conns {
-					c.FailHeld(ErrCircuitOpen)
+					c.FailHeld(err)
 				}
 			}
 		},
@@ -143,9 +144,16 @@ func (e *Engine) removeNode(addr string) {
 
 // nodeOpen reports whether the circuit breaker of the node at addr is open
 // (false for a node the engine has not dialled).
-func (e *Engine) nodeOpen(addr string) bool {
+func (e *Engine) nodeOpen(addr string) bool { return e.nodeOpenError(addr) != nil }
+
+// nodeOpenError is the error of a command to addr when the node's circuit
+// breaker is open (Node.OpenError), nil otherwise.
+func (e *Engine) nodeOpenError(addr string) error {
 	e.mu.Lock()
 	pool := e.pools[addr]
 	e.mu.Unlock()
-	return len(pool) > 0 && pool[0].Node != nil && pool[0].Node.Open()
+	if len(pool) > 0 && pool[0].Node != nil && pool[0].Node.Open() {
+		return pool[0].Node.OpenError()
+	}
+	return nil
 }

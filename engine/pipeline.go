@@ -177,8 +177,9 @@ func addToGroup(groups []postGroup, mb *mailbox.Bounded, conn *actors.ConnState,
 
 func (g postGroup) post() {
 	if g.conn != nil && g.conn.Node != nil && g.conn.Node.Open() {
+		err := g.conn.Node.OpenError()
 		for _, m := range g.msgs {
-			m.Fail(ErrCircuitOpen)
+			m.Fail(err)
 		}
 		return
 	}

@@ -284,7 +284,7 @@ func post[T any](e *Engine, conn *actors.ConnState, r *request[T]) *futures.Futu
 		observe(e, r)
 	}
 	if conn.Node != nil && conn.Node.Open() {
-		r.Fail(ErrCircuitOpen)
+		r.Fail(conn.Node.OpenError())
 		return f
 	}
 	r.watch()

@@ -71,8 +71,8 @@ func (p *txConns) call(ctx context.Context, conn drivers.ValkeyConn, cmd valkey.
 // get returns an idle connection to addr, or dials one, or waits for one
 // when txMaxOpen are in use.
 func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.ValkeyConn, error) {
-	if e.nodeOpen(addr) {
-		return nil, ErrCircuitOpen
+	if err := e.nodeOpenError(addr); err != nil {
+		return nil, err
 	}
 	for {
 		p.mu.Lock()

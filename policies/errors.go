@@ -24,6 +24,28 @@ var (
 	ErrRetryBudget = errors.New("vactor: retry budget exhausted")
 )
 
+// CircuitOpenError is the error of a command failed because the breaker
+// of its node is open: errors.Is(err, ErrCircuitOpen) holds. Addr is the
+// node; Cause, when known, is the last failure the breaker counted there
+// (a transport error, or why the node could not be reached: a refused
+// dial, a rejected password, ...), which says why the node is out. Cause
+// is in the message but is not unwrapped: the command itself was not
+// sent, so errors.As must not find a server reply to it in its error.
+type CircuitOpenError struct {
+	Addr  string
+	Cause error
+}
+
+func (e *CircuitOpenError) Error() string {
+	if e.Cause == nil {
+		return fmt.Sprintf("%s: node %s", ErrCircuitOpen.Error(), e.Addr)
+	}
+	return fmt.Sprintf("%s: node %s, last failure: %v", ErrCircuitOpen.Error(), e.Addr, e.Cause)
+}
+
+// Is reports whether target is ErrCircuitOpen.
+func (e *CircuitOpenError) Is(target error) bool { return target == ErrCircuitOpen }
+
 // OutcomeUnknownError is the error of a command whose outcome is unknown.
 // errors.Is(err, ErrOutcomeUnknown) and errors.Is(err, Cause) both hold.
 type OutcomeUnknownError struct {

@@ -183,3 +183,20 @@ func TestBreakerFailureRate(t *testing.T) {
 		t.Fatal("opened at a 25% failure rate")
 	}
 }
+
+func TestCircuitOpenError(t *testing.T) {
+	cause := errors.New("dial tcp 127.0.0.1:1: connection refused")
+	err := error(&CircuitOpenError{Addr: "127.0.0.1:1", Cause: cause})
+	if !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("errors.Is(%v, ErrCircuitOpen) = false", err)
+	}
+	if errors.Is(err, cause) {
+		t.Fatalf("errors.Is(%v, its cause) = true: the cause must not be unwrapped", err)
+	}
+	if want := "vactor: circuit breaker open: node 127.0.0.1:1, last failure: dial tcp 127.0.0.1:1: connection refused"; err.Error() != want {
+		t.Fatalf("Error() = %q, want %q", err, want)
+	}
+	if got, want := (&CircuitOpenError{Addr: "h:1"}).Error(), "vactor: circuit breaker open: node h:1"; got != want {
+		t.Fatalf("Error() without a cause = %q, want %q", got, want)
+	}
+}
