@@ -244,6 +244,30 @@ func TestAuditCluster(t *testing.T) {
 		}
 	})
 
+	// ScriptLoad loads the script on every primary (SCRIPT LOAD through Do
+	// reaches one), so EVALSHA of a key on any node finds it.
+	t.Run("ScriptLoadEveryPrimary", func(t *testing.T) {
+		const script = "return {KEYS[1], 'script-load-every-primary'}"
+		sha, err := eng.ScriptLoad(ctx, script).Await(ctx)
+		if err != nil || len(sha) != 40 {
+			t.Fatalf("ScriptLoad = %q, %v", sha, err)
+		}
+		for _, p := range c.Primaries() {
+			if got, err := p.Do("SCRIPT", "EXISTS", sha); err != nil || fmt.Sprint(got) != "[1]" {
+				t.Fatalf("SCRIPT EXISTS on primary %s = %v, %v: not loaded there", p.Addr(), got, err)
+			}
+		}
+		for _, k := range auditKeys(t, eng, "audit:sha", 12) {
+			r, err := eng.Do(ctx, "EVALSHA", sha, "1", k).Await(ctx)
+			if err != nil {
+				t.Fatalf("EVALSHA of %q: %v", k, err)
+			}
+			if vals, err := r.Strings(); err != nil || len(vals) != 2 || vals[0] != k {
+				t.Fatalf("EVALSHA of %q = %v, %v", k, vals, err)
+			}
+		}
+	})
+
 	// Hash tags, the empty key, a long key and binary keys reach the node
 	// that owns their slot, and read back.
 	t.Run("UnusualKeys", func(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/valkey-io/valkey-go"
+
 	"github.com/vactor-io/vactor/futures"
 )
 
@@ -68,4 +70,31 @@ func (e *Engine) WaitReplicas(ctx context.Context, key string, replicas int, tim
 		return submitSlot(e, ctx, e.slotOf(key), cmd, decodeInt64)
 	}
 	return submitTo(e, e.pick(key), ctx, cmd, decodeInt64)
+}
+
+// ScriptLoad loads script into the server's script cache (SCRIPT LOAD)
+// and completes with its SHA1 digest, for EVALSHA (Do(ctx, "EVALSHA",
+// sha, numkeys, keys..., args...), routed by its keys). In cluster mode it
+// loads the script on every primary of the current slot map, so that an
+// EVALSHA finds it whichever node serves its keys' slot; it fails with
+// the first primary's error when one fails. (A SCRIPT LOAD through Do goes
+// to one primary.) A node that becomes a primary later, a promoted
+// replica or a node added by resharding, may not have the script: an
+// EVALSHA there fails with a *ServerError whose Prefix is NOSCRIPT; load
+// it again, or use EVAL, which sends the script itself.
+func (e *Engine) ScriptLoad(ctx context.Context, script string) *futures.Future[string] {
+	cmd := func() valkey.Completed { return e.b.ScriptLoad().Script(script).Build() }
+	if e.cl == nil {
+		return submit(e, ctx, "", cmd(), decodeString)
+	}
+	var fs []*futures.Future[string]
+	for _, sh := range e.cl.topo.Load().Shards {
+		if len(sh.Ranges) > 0 {
+			fs = append(fs, submitSlot(e, ctx, sh.Ranges[0][0], cmd(), decodeString))
+		}
+	}
+	if len(fs) == 0 {
+		return submit(e, ctx, "", cmd(), decodeString) // no slot map yet: any node
+	}
+	return futures.Then(futures.Join(fs...), func(shas []string) (string, error) { return shas[0], nil })
 }

@@ -980,6 +980,26 @@ func TestEdgeWaitReplicasBoundedByReadTimeout(t *testing.T) {
 	}
 }
 
+// ScriptLoad in standalone mode loads the script and returns its SHA1,
+// which EVALSHA then runs; a script that does not compile fails with the
+// server's error.
+func TestScriptLoadStandalone(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	sha, err := eng.ScriptLoad(ctx, "return KEYS[1] .. ARGV[1]").Await(ctx)
+	if err != nil || len(sha) != 40 {
+		t.Fatalf("ScriptLoad = %q, %v", sha, err)
+	}
+	r, err := eng.Do(ctx, "EVALSHA", sha, "1", "k", "v").Await(ctx)
+	if s, _ := r.String(); err != nil || s != "kv" {
+		t.Fatalf("EVALSHA = %q, %v; want kv", s, err)
+	}
+	var se *engine.ServerError
+	if _, err := eng.ScriptLoad(ctx, "this is not lua").Await(ctx); !errors.As(err, &se) {
+		t.Fatalf("ScriptLoad of a broken script = %v; want a *ServerError", err)
+	}
+}
+
 // Every method of a Subscription and of a BatchWriter, fired from 4
 // goroutines while the handle's Close runs: no panic, no call that hangs,
 // each error ErrClosed (or the server's answer to made-up arguments), no
