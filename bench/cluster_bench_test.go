@@ -81,10 +81,10 @@ func slotsRSS(b *testing.B, cfg config.Config, read bool) {
 	}
 	defer eng.Close()
 	before := rssKB(b)
-	seen := map[string]bool{}
+	seen := map[int]bool{}
 	for i := 0; len(seen) < 16384; i++ {
 		k := "s" + strconv.Itoa(i)
-		slot := slotKey(k)
+		slot := valkeytest.HashSlot(k)
 		if seen[slot] {
 			continue
 		}
@@ -106,29 +106,6 @@ func slotsRSS(b *testing.B, cfg config.Config, read bool) {
 	b.ReportMetric(float64(st.SlotActors), "slot-actors")
 	b.ReportMetric(float64(after-before)/1024, "MB-RSS-added")
 	b.ReportMetric(float64(after-before)*1024/16384, "B/slot")
-}
-
-// slotKey returns a string identifying key's slot, computed the way the
-// server does (CRC16 of the hash tag or the key, mod 16384), to find one
-// key per slot. Only used to pick keys; the engine routes with valkey-go.
-func slotKey(key string) string {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	var crc uint16
-	for i := 0; i < len(key); i++ {
-		crc ^= uint16(key[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return strconv.Itoa(int(crc % 16384))
 }
 
 func rssKB(tb testing.TB) int {

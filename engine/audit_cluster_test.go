@@ -28,7 +28,7 @@ func auditKeys(t *testing.T, eng *engine.Engine, prefix string, n int) []string 
 	var keys []string
 	for i := 0; len(keys) < n; i++ {
 		k := fmt.Sprintf("%s:%d", prefix, i)
-		s := crc16Slot(k)
+		s := valkeytest.HashSlot(k)
 		if seen[s] {
 			continue
 		}
@@ -285,8 +285,8 @@ func TestAuditCluster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if slot != crc16Slot(k) {
-				t.Fatalf("slot of %q: server %d, ours %d", trunc(k), slot, crc16Slot(k))
+			if slot != valkeytest.HashSlot(k) {
+				t.Fatalf("slot of %q: server %d, ours %d", trunc(k), slot, valkeytest.HashSlot(k))
 			}
 			owner, err := c.NodeForSlot(slot)
 			if err != nil {
@@ -422,7 +422,7 @@ func TestAuditCluster(t *testing.T) {
 			if _, err := db.Await(ctx); err != nil {
 				t.Fatal(err)
 			}
-			owner, err := c.NodeForSlot(crc16Slot(k))
+			owner, err := c.NodeForSlot(valkeytest.HashSlot(k))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -517,7 +517,7 @@ func TestAuditCluster(t *testing.T) {
 		var mine, other string
 		for i := 0; mine == "" || other == ""; i++ {
 			k := fmt.Sprint("audit:sa:", i)
-			owner, err := c.NodeForSlot(crc16Slot(k))
+			owner, err := c.NodeForSlot(valkeytest.HashSlot(k))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -705,28 +705,4 @@ func TestAuditClusterCloseWhileReloading(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // let reloads run: what is tested is Close among them
 		closeOutstanding(t, ctx, eng, 2000, 3*time.Second)
 	}
-}
-
-// crc16Slot is the cluster hash slot of key (hash tags included). Tests
-// pick keys with it before any engine exists: valkey-go computes slots only
-// in a cluster client's Builder (its zero Builder takes every key for slot
-// 0 and panics on others).
-func crc16Slot(key string) int {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	var crc uint16
-	for i := 0; i < len(key); i++ {
-		crc ^= uint16(key[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return int(crc) % 16384
 }

@@ -35,6 +35,30 @@ func (c *Cluster) anyNode(args ...string) (any, error) {
 	return nil, fmt.Errorf("valkeytest: cluster: no running node answered %s: %w", strings.Join(args, " "), errors.Join(errs...))
 }
 
+// HashSlot returns the cluster hash slot of key as the server computes it
+// (CRC16-XMODEM of the hash tag, or of the whole key, mod 16384), without
+// a server: for tests that pick keys by slot before any client exists.
+// (valkey-go computes slots only inside a cluster client's Builder.)
+func HashSlot(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	var crc uint16
+	for i := 0; i < len(key); i++ {
+		crc ^= uint16(key[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) & 16383
+}
+
 // KeySlot returns the hash slot of key, asking a running node (CLUSTER
 // KEYSLOT).
 func (c *Cluster) KeySlot(key string) (int, error) {

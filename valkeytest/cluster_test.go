@@ -16,32 +16,6 @@ import (
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
-// clusterCRC16 is CRC16-XMODEM, the cluster's key hash.
-func clusterCRC16(s string) uint16 {
-	var crc uint16
-	for i := 0; i < len(s); i++ {
-		crc ^= uint16(s[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
-}
-
-// clusterSlotOf computes a key's hash slot, hash tags included.
-func clusterSlotOf(key string) int {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	return int(clusterCRC16(key)) & 16383
-}
-
 // clusterKeysIn returns perSlot keys hashing to each of slots.
 func clusterKeysIn(t *testing.T, slots []int, perSlot int) map[int][]string {
 	t.Helper()
@@ -56,7 +30,7 @@ func clusterKeysIn(t *testing.T, slots []int, perSlot int) map[int][]string {
 			t.Fatalf("found keys for only %d of %d slots", full, len(slots))
 		}
 		key := "key:" + strconv.Itoa(i)
-		s := clusterSlotOf(key)
+		s := valkeytest.HashSlot(key)
 		if want[s] && len(keys[s]) < perSlot {
 			keys[s] = append(keys[s], key)
 			if len(keys[s]) == perSlot {
@@ -287,8 +261,8 @@ func TestClusterKeyRoutingAndMoved(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if slot != clusterSlotOf(key) {
-			t.Fatalf("KeySlot(%q) = %d, want %d", key, slot, clusterSlotOf(key))
+		if slot != valkeytest.HashSlot(key) {
+			t.Fatalf("KeySlot(%q) = %d, want %d", key, slot, valkeytest.HashSlot(key))
 		}
 		owner, err := c.NodeForSlot(slot)
 		if err != nil {
@@ -355,7 +329,7 @@ func TestClusterMigrateSlotsMovesOwnershipAndKeys(t *testing.T) {
 	}
 	for k, v := range kv {
 		clusterMustDo(t, to, v, "GET", k)
-		clusterMustMoved(t, from, to, clusterSlotOf(k), "GET", k)
+		clusterMustMoved(t, from, to, valkeytest.HashSlot(k), "GET", k)
 	}
 	clusterMustDo(t, to, int64(len(kv)), "DBSIZE")
 	clusterMustDo(t, from, int64(0), "DBSIZE")
@@ -393,7 +367,7 @@ func TestClusterMigrate2000Slots(t *testing.T) {
 	moving := 0
 	for i := range 20000 {
 		k := "load:" + strconv.Itoa(i)
-		s := clusterSlotOf(k)
+		s := valkeytest.HashSlot(k)
 		n := owners[s]
 		if perNode[n] == nil {
 			perNode[n] = make(map[string]string)
@@ -437,7 +411,7 @@ func TestClusterMigrate2000Slots(t *testing.T) {
 	}
 	for i := range 200 {
 		k := "load:" + strconv.Itoa(i)
-		if s := clusterSlotOf(k); s >= 2000 && s < 4000 {
+		if s := valkeytest.HashSlot(k); s >= 2000 && s < 4000 {
 			clusterMustDo(t, to, strconv.Itoa(i), "GET", k)
 		}
 	}
