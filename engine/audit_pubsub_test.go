@@ -560,6 +560,23 @@ func (h *auditHandled) all(ids []string) bool {
 
 func newAuditHandled() *auditHandled { return &auditHandled{ids: map[string]int{}} }
 
+// auditConsume starts a consumer of stream (group g, default options)
+// whose handler records key(entry) for every entry it is given; the
+// consumer is closed when t ends.
+func auditConsume(t *testing.T, ctx context.Context, eng *engine.Engine, stream string, key func(engine.XEntry) string) (*auditHandled, *engine.Consumer) {
+	t.Helper()
+	h := newAuditHandled()
+	c, err := eng.Consume(ctx, stream, "g", "w1", func(_ context.Context, x engine.XEntry) error {
+		h.add(key(x))
+		return nil
+	}, engine.ConsumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return h, c
+}
+
 // auditXAddEach XADDs n entries one at a time (each awaited) and returns
 // their IDs.
 func auditXAddEach(t *testing.T, ctx context.Context, eng *engine.Engine, stream string, n int) []string {
@@ -583,15 +600,7 @@ func TestAuditConsumer(t *testing.T) {
 
 	// Every entry handled once (no faults) and acknowledged.
 	t.Run("EveryEntryOnce", func(t *testing.T) {
-		h := newAuditHandled()
-		c, err := eng.Consume(ctx, "ac:s1", "g", "w1", func(_ context.Context, x engine.XEntry) error {
-			h.add(x.ID)
-			return nil
-		}, engine.ConsumeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		h, c := auditConsume(t, ctx, eng, "ac:s1", func(x engine.XEntry) string { return x.ID })
 		ids := csProduce(t, ctx, eng, "ac:s1", 0, 2000)
 		csWait(t, 10*time.Second, "all handled", func() bool { return h.all(ids) })
 		csWait(t, 10*time.Second, "all acked", func() bool { return csPending(t, ctx, eng, "ac:s1", "g") == 0 })
@@ -640,15 +649,7 @@ func TestAuditConsumer(t *testing.T) {
 	// under the running consumer, the consumer creates it again and goes
 	// on with what is added afterwards.
 	t.Run("GroupMissingAndDestroyed", func(t *testing.T) {
-		h := newAuditHandled()
-		c, err := eng.Consume(ctx, "ac:s3", "g", "w1", func(_ context.Context, x engine.XEntry) error {
-			h.add(x.ID)
-			return nil
-		}, engine.ConsumeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		h, _ := auditConsume(t, ctx, eng, "ac:s3", func(x engine.XEntry) string { return x.ID })
 		groups, err := eng.XInfoGroups(ctx, "ac:s3").Await(ctx)
 		if err != nil || len(groups) != 1 || groups[0].Name != "g" {
 			t.Fatalf("groups after Consume on a missing stream: %+v, %v", groups, err)
@@ -666,15 +667,7 @@ func TestAuditConsumer(t *testing.T) {
 	// again: every entry of the new stream is handled (its XADD was
 	// acknowledged: at least once).
 	t.Run("StreamDeleted", func(t *testing.T) {
-		h := newAuditHandled()
-		c, err := eng.Consume(ctx, "ac:s4", "g", "w1", func(_ context.Context, x engine.XEntry) error {
-			h.add(x.Fields["n"] + "@" + x.ID)
-			return nil
-		}, engine.ConsumeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		h, _ := auditConsume(t, ctx, eng, "ac:s4", func(x engine.XEntry) string { return x.Fields["n"] + "@" + x.ID })
 		ids := auditXAddEach(t, ctx, eng, "ac:s4", 10)
 		csWait(t, 10*time.Second, "handled", func() bool {
 			for i, id := range ids {
