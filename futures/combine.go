@@ -2,16 +2,24 @@ package futures
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 )
+
+// nilAt reports a nil future at index i of a call's arguments.
+func nilAt(i int) error { return fmt.Errorf("%w at index %d", ErrNilFuture, i) }
 
 // All waits for every future and returns their values in the order given.
 // It returns at the first failed future with that future's error (the values
 // slice is then nil), or with ctx.Err() when ctx ends first. Futures that are
-// still pending when All returns keep running.
+// still pending when All returns keep running. A nil future fails All
+// with an error wrapping ErrNilFuture that gives its index.
 func All[T any](ctx context.Context, fs ...*Future[T]) ([]T, error) {
 	vals := make([]T, len(fs))
 	for i, f := range fs {
+		if f == nil {
+			return nil, nilAt(i)
+		}
 		v, err := f.Await(ctx)
 		if err != nil {
 			return nil, err
@@ -23,7 +31,7 @@ func All[T any](ctx context.Context, fs ...*Future[T]) ([]T, error) {
 
 // AllSettled waits for every future and returns each value and each error,
 // index by index. It returns ctx.Err() only when ctx ends before all have
-// completed.
+// completed. A nil future's error is ErrNilFuture.
 func AllSettled[T any](ctx context.Context, fs ...*Future[T]) ([]T, []error, error) {
 	vals := make([]T, len(fs))
 	errs := make([]error, len(fs))
@@ -38,8 +46,15 @@ func AllSettled[T any](ctx context.Context, fs ...*Future[T]) ([]T, []error, err
 
 // Join returns a future that completes when every future in fs has: with
 // all values in order, or with the error of the first future (by index) that
-// failed. It runs as a callback of each of fs (see Future.OnComplete).
+// failed. It runs as a callback of each of fs (see Future.OnComplete). A
+// nil future in fs fails the joined future at once with an error wrapping
+// ErrNilFuture that gives its index.
 func Join[T any](fs ...*Future[T]) *Future[[]T] {
+	for i, f := range fs {
+		if f == nil {
+			return Failed[[]T](nilAt(i))
+		}
+	}
 	p := NewPromise[[]T]()
 	if len(fs) == 0 {
 		p.Resolve([]T{})
@@ -71,7 +86,12 @@ func Join[T any](fs ...*Future[T]) *Future[[]T] {
 // error when f fails (fn is then not called). fn runs as a callback of f
 // (see Future.OnComplete): at once when f has already completed, else on the
 // package's callback goroutines, never on the goroutine that completes f.
+// A nil f gives a future failed with ErrNilFuture, a nil fn one failed with
+// ErrNilFunc.
 func Then[T, U any](f *Future[T], fn func(T) (U, error)) *Future[U] {
+	if fn == nil {
+		return Failed[U](ErrNilFunc)
+	}
 	p := NewPromise[U]()
 	f.OnComplete(func(v T, err error) {
 		if err != nil {

@@ -64,3 +64,58 @@ func TestJoinAndThen(t *testing.T) {
 		t.Fatalf("empty Join = %v %v", v, err)
 	}
 }
+
+// TestNilArguments: a nil future or function given to the package is an
+// error where it is read, not a nil-pointer panic (for OnComplete and
+// Then on a pending future, one on a callback goroutine, which would crash
+// the program far from the mistake).
+func TestNilArguments(t *testing.T) {
+	ctx := context.Background()
+	var nf *Future[int]
+	if v, err := nf.Await(ctx); v != 0 || !errors.Is(err, ErrNilFuture) {
+		t.Fatalf("nil Await = %v, %v", v, err)
+	}
+	if err := nf.Err(nil); !errors.Is(err, ErrNilFuture) {
+		t.Fatalf("nil Err = %v", err)
+	}
+	if _, err, ok := nf.Result(); !ok || !errors.Is(err, ErrNilFuture) || !nf.IsDone() {
+		t.Fatalf("nil Result = %v %v, IsDone %v", err, ok, nf.IsDone())
+	}
+	select {
+	case <-nf.Done():
+	default:
+		t.Fatal("nil Done not closed")
+	}
+	var got error
+	nf.OnComplete(func(_ int, err error) { got = err })
+	if !errors.Is(got, ErrNilFuture) {
+		t.Fatalf("nil OnComplete called back with %v", got)
+	}
+	var np *Promise[int]
+	if np.Complete(1, nil) || np.Resolve(1) || np.Reject(errors.New("x")) {
+		t.Fatal("nil Promise completed")
+	}
+
+	p := NewPromise[int]()
+	if _, err := All(ctx, Completed(1), nil, p.Future()); !errors.Is(err, ErrNilFuture) || err.Error() != "futures: nil future at index 1" {
+		t.Fatalf("All with nil = %v", err)
+	}
+	_, errs, err := AllSettled(ctx, Completed(1), nil)
+	if err != nil || errs[0] != nil || !errors.Is(errs[1], ErrNilFuture) {
+		t.Fatalf("AllSettled with nil = %v, %v", errs, err)
+	}
+	if _, err := Join(p.Future(), nil).Await(ctx); !errors.Is(err, ErrNilFuture) || err.Error() != "futures: nil future at index 1" {
+		t.Fatalf("Join with nil = %v", err)
+	}
+	if _, err := Then(nf, func(v int) (int, error) { return v, nil }).Await(ctx); !errors.Is(err, ErrNilFuture) {
+		t.Fatalf("Then of nil = %v", err)
+	}
+	if _, err := Then[int, int](p.Future(), nil).Await(ctx); !errors.Is(err, ErrNilFunc) {
+		t.Fatalf("Then with nil fn = %v", err)
+	}
+	p.Future().OnComplete(nil) // ignored, here and at completion
+	p.Resolve(7)
+	if v, err := p.Future().Await(ctx); v != 7 || err != nil {
+		t.Fatalf("Await after OnComplete(nil) = %v, %v", v, err)
+	}
+}

@@ -2,9 +2,22 @@ package futures
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 )
+
+// ErrNilFuture is the error a nil *Future reads as: every method of a nil
+// Future behaves as on a future failed with ErrNilFuture (Await and Err
+// return it at once, OnComplete calls back with it), and All, AllSettled,
+// Join and Then report it for a nil future among their arguments, so that
+// a missing future is an error where it is read rather than a nil-pointer
+// panic, possibly on a callback goroutine.
+var ErrNilFuture = errors.New("futures: nil future")
+
+// ErrNilFunc is the error of the future Then returns when given a nil
+// function.
+var ErrNilFunc = errors.New("futures: nil function")
 
 const (
 	statePending uint32 = iota
@@ -15,7 +28,8 @@ const (
 //
 // A Future is safe for concurrent use by any number of goroutines. It must
 // not be copied after first use. The zero Future is pending forever; create
-// futures with NewPromise, Completed or Failed.
+// futures with NewPromise, Completed or Failed. A nil *Future reads as a
+// future failed with ErrNilFuture.
 type Future[T any] struct {
 	state atomic.Uint32 // statePending until val/err are set, then stateDone
 	mu    sync.Mutex    // guards waiter and more while pending
@@ -60,6 +74,7 @@ func (p *Promise[T]) Future() *Future[T] { return (*Future[T])(p) }
 // Complete sets the result of the future to (v, err) and wakes every waiter.
 // It reports whether this call completed the future; once completed, later
 // calls change nothing and return false.
+// A nil Promise completes nothing and reports false.
 func (p *Promise[T]) Complete(v T, err error) bool { return (*Future[T])(p).complete(v, err) }
 
 // Resolve completes the future with v and a nil error.
@@ -91,6 +106,9 @@ func Failed[T any](err error) *Future[T] {
 }
 
 func (f *Future[T]) complete(v T, err error) bool {
+	if f == nil {
+		return false
+	}
 	f.mu.Lock()
 	if f.state.Load() == stateDone {
 		f.mu.Unlock()
@@ -136,7 +154,16 @@ func (f *Future[T]) complete(v T, err error) bool {
 // behind it by about that much and never delays a completion or an Await.
 // Callbacks may therefore run concurrently with each other. A callback
 // that panics crashes the program, as a panic on any goroutine does.
+// A nil fn is ignored.
 func (f *Future[T]) OnComplete(fn func(v T, err error)) {
+	if fn == nil {
+		return
+	}
+	if f == nil {
+		var zero T
+		fn(zero, ErrNilFuture)
+		return
+	}
 	f.mu.Lock()
 	if f.state.Load() != stateDone {
 		x := f.extras()
@@ -149,11 +176,14 @@ func (f *Future[T]) OnComplete(fn func(v T, err error)) {
 }
 
 // IsDone reports whether the future has been completed.
-func (f *Future[T]) IsDone() bool { return f.state.Load() == stateDone }
+func (f *Future[T]) IsDone() bool { return f == nil || f.state.Load() == stateDone }
 
 // Result returns the value and error of a completed future without waiting.
 // ok is false, with zero results, while the future is pending.
 func (f *Future[T]) Result() (v T, err error, ok bool) {
+	if f == nil {
+		return v, ErrNilFuture, true
+	}
 	if f.state.Load() != stateDone {
 		return v, nil, false
 	}
@@ -164,6 +194,10 @@ func (f *Future[T]) Result() (v T, err error, ok bool) {
 // or until ctx ends and returns ctx.Err(). Ending the wait does not cancel
 // the work behind the future. A nil ctx waits without bound.
 func (f *Future[T]) Await(ctx context.Context) (T, error) {
+	if f == nil {
+		var zero T
+		return zero, ErrNilFuture
+	}
 	if f.state.Load() == stateDone {
 		return f.val, f.err
 	}
@@ -244,6 +278,9 @@ func (f *Future[T]) unregister(c chan struct{}) bool {
 // channel is created on the first call; use Await where possible, it
 // allocates nothing.
 func (f *Future[T]) Done() <-chan struct{} {
+	if f == nil {
+		return closedChan
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.state.Load() == stateDone {
