@@ -18,7 +18,6 @@ import (
 	"github.com/vactor-io/vactor/engine/enginetest"
 	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/hooks"
-	"github.com/vactor-io/vactor/internal/hookbus"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -388,7 +387,7 @@ func TestHookPanicsRecovered(t *testing.T) {
 	if st2.HookPanics < 2*(2*n) {
 		t.Errorf("%d hook panics counted (before Close %d), want at least %d", st2.HookPanics, st.HookPanics, 4*n)
 	}
-	if got := logs.Count(hookbus.MsgPanicked); got != 2 {
+	if got := logs.Count(hooks.MsgHookPanicked); got != 2 {
 		t.Errorf("%d panics logged, want 2 (once per hook)", got)
 	}
 	rec.with(func() {
