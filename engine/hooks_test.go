@@ -215,6 +215,13 @@ func TestHooksScriptedRun(t *testing.T) {
 		if !slices.ContainsFunc(rec.executed, func(ev hooks.Executed) bool { return errors.Is(ev.Err, engine.ErrCircuitOpen) }) {
 			t.Error("no command failed with ErrCircuitOpen reported")
 		}
+		// A command the open breaker refused names the breaker's node.
+		for _, ev := range rec.executed {
+			if errors.Is(ev.Err, engine.ErrCircuitOpen) && ev.Node != srv.Addr() {
+				t.Errorf("%s refused by the open breaker of %s reported on node %q", ev.Name, srv.Addr(), ev.Node)
+				break
+			}
+		}
 		if i := slices.IndexFunc(rec.fired, func(c hooks.Command) bool { return c.Name == "SET" }); i < 0 || len(rec.fired[i].Args) < 2 || rec.fired[i].Args[0] != "hk:key:0" {
 			t.Errorf("PreExecution of the first SET: %+v", rec.fired)
 		}

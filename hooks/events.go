@@ -32,9 +32,11 @@ type Executed struct {
 	Name string
 	Args int
 	// Node is the node whose connection actor carried the command's last
-	// attempt, or the node of a blocking command's own connection; ""
-	// when no connection actor carried it (refused before: open breaker,
-	// full mailbox, expired context; a transaction's commands). Commands
+	// attempt, the node of a blocking command's own connection, or the
+	// node whose open circuit breaker refused the command (Err an
+	// *engine.CircuitOpenError); "" when no connection actor carried it
+	// otherwise (refused before: full mailbox, expired context; a
+	// transaction's commands). Commands
 	// sent on an engine.DedicatedConn reach no command hook. A command
 	// fired on a closed engine reaches no hook at all: the hooks stopped
 	// with the engine.
