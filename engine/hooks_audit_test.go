@@ -145,8 +145,8 @@ func TestHookListChecked(t *testing.T) {
 		hs   []hooks.Hook
 		want string
 	}{
-		{[]hooks.Hook{&countHook{}, nil}, `config: invalid Hooks[1] "nil": must not be nil`},
-		{[]hooks.Hook{notAHook{}}, `config: invalid Hooks[0] "engine_test.notAHook": implements no interface of the hooks package`},
+		{[]hooks.Hook{&countHook{}, nil}, `vactor: config: invalid Hooks[1] "nil": must not be nil`},
+		{[]hooks.Hook{notAHook{}}, `vactor: config: invalid Hooks[0] "engine_test.notAHook": implements no interface of the hooks package`},
 	} {
 		eng, err := open(ctx, t, base.WithHooks(c.hs...))
 		if err == nil {
