@@ -112,8 +112,8 @@ func TestErrorReplyCodesBounded(t *testing.T) {
 		for _, s := range sets {
 			for _, kv := range s.ToSlice() {
 				for _, x := range secrets {
-					if strings.Contains(kv.Value.Emit(), x) {
-						t.Errorf("metric %s attribute %s=%q holds %q", name, kv.Key, kv.Value.Emit(), x)
+					if strings.Contains(kv.Value.String(), x) {
+						t.Errorf("metric %s attribute %s=%q holds %q", name, kv.Key, kv.Value.String(), x)
 					}
 				}
 			}
@@ -122,8 +122,8 @@ func TestErrorReplyCodesBounded(t *testing.T) {
 	for _, s := range sr.Ended() {
 		for _, kv := range s.Attributes() {
 			for _, x := range secrets {
-				if strings.Contains(kv.Value.Emit(), x) {
-					t.Errorf("span %s attribute %s=%q holds %q", s.Name(), kv.Key, kv.Value.Emit(), x)
+				if strings.Contains(kv.Value.String(), x) {
+					t.Errorf("span %s attribute %s=%q holds %q", s.Name(), kv.Key, kv.Value.String(), x)
 				}
 			}
 		}
