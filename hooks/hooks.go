@@ -11,7 +11,9 @@ import "context"
 // implements none of them.
 //
 // Several hooks in config.Config.Hooks form a composite: each event goes to
-// every hook that implements its interface, in the order of the slice.
+// every hook that implements its interface, in the order of the slice. A
+// value listed twice is two hooks: it gets every event twice (and its
+// first panic is logged once per entry).
 //
 // Which goroutine calls what: PreExecution runs on the goroutine that fires
 // the command, before the command is queued. Every other method runs on the
