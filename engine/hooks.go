@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -103,12 +104,28 @@ func (r *request[T]) finish() {
 	var done time.Duration
 	if s := o.sent; s != nil {
 		ev.Node, ev.Pipeline, ev.PipelineSize, done = s.Node, s.Seq, s.Size, s.Answered
+	} else if err != nil {
+		ev.Node = refusedBy(err)
 	}
 	if done == 0 {
 		done = hookbus.Now()
 	}
 	ev.Duration, ev.Done = done-o.start, hookbus.Time(done)
 	o.bus.Executed(r.ctx, ev)
+}
+
+// refusedBy returns the node whose open circuit breaker refused a
+// command that no connection actor carried (err a *CircuitOpenError), ""
+// otherwise: the hooks then see which node's breaker failed it.
+func refusedBy(err error) string {
+	if co, ok := err.(*CircuitOpenError); ok {
+		return co.Addr
+	}
+	var co *CircuitOpenError
+	if errors.As(err, &co) {
+		return co.Addr
+	}
+	return ""
 }
 
 // fireBlocking runs the command hooks' side of a blocking command (sent

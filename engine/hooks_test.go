@@ -18,7 +18,6 @@ import (
 	"github.com/vactor-io/vactor/engine/enginetest"
 	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/hooks"
-	"github.com/vactor-io/vactor/internal/hookbus"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -216,6 +215,13 @@ func TestHooksScriptedRun(t *testing.T) {
 		if !slices.ContainsFunc(rec.executed, func(ev hooks.Executed) bool { return errors.Is(ev.Err, engine.ErrCircuitOpen) }) {
 			t.Error("no command failed with ErrCircuitOpen reported")
 		}
+		// A command the open breaker refused names the breaker's node.
+		for _, ev := range rec.executed {
+			if errors.Is(ev.Err, engine.ErrCircuitOpen) && ev.Node != srv.Addr() {
+				t.Errorf("%s refused by the open breaker of %s reported on node %q", ev.Name, srv.Addr(), ev.Node)
+				break
+			}
+		}
 		if i := slices.IndexFunc(rec.fired, func(c hooks.Command) bool { return c.Name == "SET" }); i < 0 || len(rec.fired[i].Args) < 2 || rec.fired[i].Args[0] != "hk:key:0" {
 			t.Errorf("PreExecution of the first SET: %+v", rec.fired)
 		}
@@ -388,7 +394,7 @@ func TestHookPanicsRecovered(t *testing.T) {
 	if st2.HookPanics < 2*(2*n) {
 		t.Errorf("%d hook panics counted (before Close %d), want at least %d", st2.HookPanics, st.HookPanics, 4*n)
 	}
-	if got := logs.Count(hookbus.MsgPanicked); got != 2 {
+	if got := logs.Count(hooks.MsgHookPanicked); got != 2 {
 		t.Errorf("%d panics logged, want 2 (once per hook)", got)
 	}
 	rec.with(func() {

@@ -54,6 +54,8 @@ var msgLevels = map[string][]slog.Level{
 	hooks.MsgWriterPanicked:  {slog.LevelError},
 	hooks.MsgConsumerFailed:  {slog.LevelWarn},
 	hooks.MsgConsumerEvent:   {slog.LevelDebug},
+	hooks.MsgHookPanicked:    {slog.LevelError},
+	hooks.MsgHookDropped:     {slog.LevelWarn},
 }
 
 // logLine is one recorded line: its level, message, and its JSON text.

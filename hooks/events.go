@@ -32,15 +32,22 @@ type Executed struct {
 	Name string
 	Args int
 	// Node is the node whose connection actor carried the command's last
-	// attempt; "" when the command never reached one (refused before:
-	// open breaker, full mailbox, expired context; transaction and
-	// dedicated connections). A command fired on a closed engine reaches
-	// no hook at all: the hooks stopped with the engine.
+	// attempt, the node of a blocking command's own connection, or the
+	// node whose open circuit breaker refused the command (Err an
+	// *engine.CircuitOpenError); "" when no connection actor carried it
+	// otherwise (refused before: full mailbox, expired context; a
+	// transaction's commands). Commands
+	// sent on an engine.DedicatedConn reach no command hook. A command
+	// fired on a closed engine reaches no hook at all: the hooks stopped
+	// with the engine.
 	Node string
 	// Err is the error the command's future completed with: nil on
 	// success; the engine's ErrNil for a nil reply (not a failure); a
 	// *engine.ServerError for an error reply; a transport, context or
-	// engine error otherwise.
+	// engine error otherwise. An error reply's text is the server's and
+	// may quote the command's arguments ("ERR unknown command 'X', with
+	// args beginning with: ..."): do not log or export it where
+	// arguments must not go.
 	Err error
 	// Duration is the time from firing (before PreExecution) to the
 	// completion of the future, which happened at Done. For a command

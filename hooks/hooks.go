@@ -11,7 +11,9 @@ import "context"
 // implements none of them.
 //
 // Several hooks in config.Config.Hooks form a composite: each event goes to
-// every hook that implements its interface, in the order of the slice.
+// every hook that implements its interface, in the order of the slice. A
+// value listed twice is two hooks: it gets every event twice (and its
+// first panic is logged once per entry).
 //
 // Which goroutine calls what: PreExecution runs on the goroutine that fires
 // the command, before the command is queued. Every other method runs on the
@@ -31,7 +33,8 @@ type Hook = any
 
 // PreExecution is called when a command is fired: on the caller's
 // goroutine, before the command is queued, once per command (a pipeline's
-// or transaction's commands when Exec runs). The context it returns replaces
+// or transaction's commands when Exec runs; not the commands sent on an
+// engine.DedicatedConn, which reach no command hook). The context it returns replaces
 // ctx for the command: return ctx itself, or a context derived from it
 // (context.WithValue, a span): its deadline and cancellation bound the
 // command, and PostExecution gets it back. A nil return keeps ctx. It must

@@ -34,6 +34,15 @@ const (
 	MsgWriterPanicked  = "vactor: batch writer OnError panicked"
 	MsgConsumerFailed  = "vactor: stream handler failed"
 	MsgConsumerEvent   = "vactor: stream consumer"
+	// MsgHookPanicked (error) is a hook's first panic (later ones are
+	// counted in engine.Stats.HookPanics, not logged); attributes hook
+	// (its type), index (in Config.Hooks), method, panic (the panic's
+	// value, as the hook gave it). MsgHookDropped (warn, at most once a
+	// second) reports hook events dropped because the hooks fell behind;
+	// attributes dropped (since the last line) and total. The engine logs
+	// them itself, not through Logging.
+	MsgHookPanicked = "vactor: hook panicked"
+	MsgHookDropped  = "vactor: hook events dropped: the hooks fall behind"
 )
 
 // Logging is the hook that logs the engine's events to Logger, with the

@@ -13,7 +13,8 @@
 // # Metrics
 //
 // From the semantic conventions (attributes: db.system.name, "valkey"
-// unless WithSystemName; db.operation.name; server.address and
+// unless WithSystemName; db.operation.name, the command's name in upper
+// case; server.address and
 // server.port; db.namespace, the DB index; error.type and, for an error
 // reply, db.response.status_code, its prefix; db.client.connection.pool.name,
 // the node's "host:port"):
@@ -39,13 +40,20 @@
 //	vactor.pubsub.reconnects              counter
 //	vactor.pubsub.gap                     histogram, s: time without subscription
 //	vactor.pubsub.dropped                 counter of messages OverflowDrop dropped
-//	vactor.stream.consumer.lag            gauge per group, after each reclaim round
-//	vactor.stream.consumer.pending        gauge per group
+//	vactor.stream.consumer.lag            gauge per group (its streams summed), after each reclaim round
+//	vactor.stream.consumer.pending        gauge per group (its streams summed)
 //	vactor.stream.consumer.redeliveries   counter
 //	vactor.stream.consumer.entries        counter, vactor.event claimed, acked or handler_failed
 //	vactor.hooks.dropped                  counter of hook events dropped (Observe)
 //
-// error.type is the error prefix for an error reply (WRONGTYPE, ERR, ...);
+// No attribute holds a key or a value: the consumer metrics name the group
+// (vactor.stream.group), not the stream.
+//
+// error.type is the error prefix for an error reply (WRONGTYPE, ERR, ...)
+// when it has the shape of an error code (an upper-case letter, then
+// upper-case letters, digits, '_' or '-', at most 32): "_OTHER", without
+// db.response.status_code, for a reply that begins otherwise (a script's
+// error_reply("user:42 not found") would make a series per value);
 // timeout, canceled, circuit_open, backpressure, closed, outcome_unknown,
 // too_many_redirects or invalid_argument for the engine's errors; _OTHER
 // for transport errors. A nil reply (engine.ErrNil) is not an error.

@@ -275,6 +275,10 @@ func queryText(name string, args int) string {
 // the pipeline cost 7 allocations and about a third of the span. The attribute set of each (operation, node, error,
 // DB) is built once and kept.
 func (h *Hook) PostExecution(ctx context.Context, ev hooks.Executed) {
+	// The name as given to Do may be in any case: one series and span
+	// name per command, whatever the case ("get" and "GET" are GET).
+	// ToUpper returns an upper-case name as it is, without allocating.
+	ev.Name = strings.ToUpper(ev.Name)
 	var errType, status string
 	if ev.Err != nil && !errors.Is(ev.Err, engine.ErrNil) {
 		errType, status = errorType(ev.Err)
@@ -423,12 +427,12 @@ func (h *Hook) nodeLocked(node string) *nodeAttrs {
 // own errors, "_OTHER" for the rest (transport errors).
 func errorType(err error) (typ, status string) {
 	if se, ok := err.(*engine.ServerError); ok { // the common case, without errors.As's allocation
-		return se.Prefix, se.Prefix
+		return replyCode(se.Prefix)
 	}
 	var se *engine.ServerError
 	switch {
 	case errors.As(err, &se):
-		return se.Prefix, se.Prefix
+		return replyCode(se.Prefix)
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout", ""
 	case errors.Is(err, context.Canceled):
@@ -447,6 +451,32 @@ func errorType(err error) (typ, status string) {
 		return "invalid_argument", ""
 	}
 	return semconv.ErrorTypeOther.Value.AsString(), ""
+}
+
+// maxReplyCode bounds the length of an error reply's prefix taken as its
+// code.
+const maxReplyCode = 32
+
+// replyCode returns error.type and db.response.status_code for an error
+// reply whose first word is prefix: the prefix itself when it has the
+// shape of an error code (an upper-case letter, then upper-case letters,
+// digits, '_' or '-': "WRONGTYPE", "ERR", a module's "MYMOD_ERR"), which
+// the server and modules use; "_OTHER" and no status code otherwise. A
+// script's error_reply (or a module's error) can begin with anything,
+// "user:4711 not found" say: taking its first word as a metric attribute
+// would put a key or value there, and make a series per value.
+func replyCode(prefix string) (typ, status string) {
+	if n := len(prefix); n == 0 || n > maxReplyCode || prefix[0] < 'A' || prefix[0] > 'Z' {
+		return semconv.ErrorTypeOther.Value.AsString(), ""
+	}
+	for i := 1; i < len(prefix); i++ {
+		switch c := prefix[i]; {
+		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+		default:
+			return semconv.ErrorTypeOther.Value.AsString(), ""
+		}
+	}
+	return prefix, prefix
 }
 
 // PostConnection records db.client.connection.create_time for connections
@@ -547,16 +577,37 @@ func (h *Hook) OnConsumerEvent(ev hooks.Consumer) {
 	}
 }
 
-// observeLag reports the latest lags.
+// observeLag reports the latest lags, one point per group: the stream's
+// name is a key and stays out of the attributes, so the streams read by
+// groups of the same name are summed (one observation per attribute set:
+// the semantic of duplicates is undefined, and the SDK keeps one of them).
+// A stream whose lag the server does not report adds nothing to the lag.
 func (h *Hook) observeLag(_ context.Context, o metric.Observer) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	type total struct {
+		lag, pending int64
+		known        bool // some stream's lag is known
+	}
+	groups := make(map[string]*total, len(h.lags))
 	for k, v := range h.lags {
-		opt := metric.WithAttributes(attribute.String("vactor.stream.group", k.group))
-		if v.lag >= 0 {
-			o.ObserveInt64(h.lag, v.lag, opt)
+		g := groups[k.group]
+		if g == nil {
+			g = &total{}
+			groups[k.group] = g
 		}
-		o.ObserveInt64(h.pendingEnts, v.pending, opt)
+		if v.lag >= 0 {
+			g.lag += v.lag
+			g.known = true
+		}
+		g.pending += v.pending
+	}
+	for group, g := range groups {
+		opt := metric.WithAttributes(attribute.String("vactor.stream.group", group))
+		if g.known {
+			o.ObserveInt64(h.lag, g.lag, opt)
+		}
+		o.ObserveInt64(h.pendingEnts, g.pending, opt)
 	}
 	return nil
 }
