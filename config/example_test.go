@@ -65,15 +65,12 @@ func ExampleConfig_String() {
 }
 
 func ExampleLoadFromEnv() {
-	// As a deployment would set them (the example unsets them after).
+	defer isolateEnv()() // the VALKEY_* variables of the shell running the example are set aside
+
+	// As a deployment would set them.
 	os.Setenv("VALKEY_ADDRS", "10.0.0.1:6379,10.0.0.2:6379")
 	os.Setenv("VALKEY_CLUSTER_MODE", "true")
 	os.Setenv("VALKEY_POOL_SIZE", "4")
-	defer func() {
-		for _, v := range []string{"VALKEY_ADDRS", "VALKEY_CLUSTER_MODE", "VALKEY_POOL_SIZE"} {
-			os.Unsetenv(v)
-		}
-	}()
 
 	// Unset variables keep DefaultConfig's values.
 	cfg, err := config.LoadFromEnv()
@@ -127,4 +124,27 @@ func ExampleConfig_WithCredentialsProvider() {
 	// Output:
 	// <nil>
 	// config: invalid Password "[redacted]": must be empty when CredentialsProvider is set
+}
+
+// isolateEnv unsets every variable LoadFromEnv reads, so that an example
+// sees only what it sets itself (a VALKEY_ADDR exported in the shell
+// would otherwise clash with its VALKEY_ADDRS), and returns the function
+// that puts the environment back as it was.
+func isolateEnv() (restore func()) {
+	saved := map[string]string{}
+	for _, v := range config.EnvVars {
+		if val, ok := os.LookupEnv(v); ok {
+			saved[v] = val
+		}
+		os.Unsetenv(v)
+	}
+	return func() {
+		for _, v := range config.EnvVars {
+			if val, ok := saved[v]; ok {
+				os.Setenv(v, val)
+			} else {
+				os.Unsetenv(v)
+			}
+		}
+	}
 }

@@ -6,7 +6,10 @@
 // It connects to $VALKEY_URL or $VALKEY_ADDR (and the other VALKEY_*
 // variables, see the README); when none names a server
 // (config.EnvNamesServer) it starts a throwaway server on a free loopback port and stops it at
-// the end.
+// the end. The keys, <prefix>0 ... (-prefix, default "bulk:"), stay on a
+// server of your own. Ctrl-C (SIGINT) or SIGTERM stops the load: the writes queued so
+// far are given a few seconds to be acknowledged, the throwaway server is
+// stopped, and the command exits with status 1.
 package main
 
 import (
@@ -17,9 +20,11 @@ import (
 	"io"
 	"log"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/vactor-io/vactor/config"
@@ -28,12 +33,22 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	// The throwaway server runs in a process group of its own, so a
+	// Ctrl-C at the terminal does not reach it: the example has to stop
+	// it, which it does on the way out of run.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h: the usage was printed
+	}
+	if err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(args []string, stdout, stderr io.Writer) error {
+// run loads the keys; ctx ending (an interrupt) stops the load.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("batch-writer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("n", 1_000_000, "number of keys to load")
@@ -41,6 +56,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	prefix := fs.String("prefix", "bulk:", "key prefix")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if *n < 0 || *size < 0 {
 		return errors.New("-n and -value-size must be at least 0")
@@ -59,7 +77,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		cfg = cfg.WithAddrs(srv.Addr())
 		fmt.Fprintln(stdout, "started a throwaway server on", srv.Addr())
 	}
-	ctx := context.Background()
 	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	eng, err := engine.New(dialCtx, cfg)
@@ -102,14 +119,29 @@ func run(args []string, stdout, stderr io.Writer) error {
 	value := strings.Repeat("x", *size)
 	start := time.Now()
 	for i := range *n {
-		// Set only queues: it blocks when MaxPending commands are pending.
-		if err := w.Set(ctx, *prefix+strconv.Itoa(i), value, 0); err != nil {
+		// Set only queues: it blocks when MaxPending commands are pending
+		// (until there is room or ctx ends).
+		err := ctx.Err() // Set notices an ended ctx only while it waits for room
+		if err == nil {
+			err = w.Set(ctx, *prefix+strconv.Itoa(i), value, 0)
+		}
+		if err != nil {
+			// Interrupted (or refused): give what is queued a few
+			// seconds to be acknowledged, then stop.
+			closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = w.Close(closeCtx)
+			cancel()
 			close(done)
 			<-drawn
+			if ctx.Err() != nil {
+				st := w.Stats()
+				return fmt.Errorf("interrupted after %d of %d keys acknowledged (%d failed)", st.Acknowledged, *n, st.Failed)
+			}
 			return err
 		}
 	}
-	// Close waits until every command is acknowledged or reported failed.
+	// Close waits until every command is acknowledged or reported failed
+	// (or ctx ends).
 	err = w.Close(ctx)
 	elapsed := time.Since(start)
 	close(done)

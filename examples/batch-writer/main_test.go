@@ -9,6 +9,8 @@ import (
 
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/examples/internal/exampletest"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -16,11 +18,13 @@ import (
 // and prints the final rate.
 func TestBatchWriterExampleRuns(t *testing.T) {
 	srv := valkeytest.Start(t)
-	t.Setenv("VALKEY_URL", "")
+	for _, v := range config.ServerEnvVars {
+		t.Setenv(v, "")
+	}
 	t.Setenv("VALKEY_ADDR", srv.Addr())
 	var stdout, stderr bytes.Buffer
 	const n = 20000
-	if err := run([]string{"-n", strconv.Itoa(n), "-value-size", "32"}, &stdout, &stderr); err != nil {
+	if err := run(context.Background(), []string{"-n", strconv.Itoa(n), "-value-size", "32"}, &stdout, &stderr); err != nil {
 		t.Fatalf("batch-writer: %v\nstderr: %s", err, stderr.String())
 	}
 	t.Logf("stdout: %s", stdout.String())
@@ -47,7 +51,21 @@ func TestBatchWriterExampleRuns(t *testing.T) {
 		}
 	}
 	// Bad flags are an error, not a panic.
-	if err := run([]string{"-n", "-1"}, &stdout, &stderr); err == nil {
-		t.Fatal("-n -1 accepted")
+	for _, args := range [][]string{{"-n", "-1"}, {"extra"}, {"-nope"}} {
+		if err := run(context.Background(), args, &stdout, &stderr); err == nil {
+			t.Fatalf("%q accepted", args)
+		}
+	}
+}
+
+func TestMain(m *testing.M) { exampletest.Main(m, main) }
+
+// A Ctrl-C in the middle of a load stops the example, which stops its
+// throwaway server (a server process of its own group, which the
+// terminal's SIGINT does not reach) and exits with an error.
+func TestBatchWriterExampleInterrupted(t *testing.T) {
+	out, code := exampletest.Interrupt(t, "acked", "-n", "100000000")
+	if code == 0 {
+		t.Fatalf("exit status 0 after an interrupted load; output:\n%s", out)
 	}
 }

@@ -1,9 +1,14 @@
 // Command cluster shows vactor against a Valkey cluster: commands are routed
-// by hash slot, multi-key commands spanning slots are split and merged, and
-// the engine follows the cluster when slots move.
+// by hash slot, and multi-key commands spanning slots are split and merged.
+// (The engine also follows the cluster when slots move or a primary fails
+// over: see docs/cluster.md.)
 //
-// It connects to the seeds in $VALKEY_ADDRS (comma separated), or starts a
-// throwaway 3-primary/3-replica cluster when none is set.
+// It connects to the seeds in $VALKEY_ADDRS (comma separated; credentials
+// and TLS from the other VALKEY_* variables, as config.LoadFromEnv reads
+// them), or starts a throwaway 3-primary/3-replica cluster when it is not
+// set. Its keys are unique to the run (vactor-example:<id>:...) and deleted
+// at the end. Ctrl-C (SIGINT) or SIGTERM stops it, and its throwaway
+// cluster with it.
 package main
 
 import (
@@ -11,7 +16,10 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/signal"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vactor-io/vactor/config"
@@ -21,39 +29,51 @@ import (
 )
 
 func main() {
-	if err := run(os.Getenv("VALKEY_ADDRS")); err != nil {
+	// The throwaway servers run in process groups of their own, so a
+	// Ctrl-C at the terminal does not reach them: run stops them on its
+	// way out.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx)
+	stop()
+	if err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(seeds string) error {
-	var addrs []string
-	var c *valkeytest.Cluster
-	if seeds != "" {
-		addrs = strings.Split(seeds, ",")
-	} else {
+func run(ctx context.Context) error {
+	var cfg config.Config
+	if strings.TrimSpace(os.Getenv("VALKEY_ADDRS")) != "" {
 		var err error
-		if c, err = valkeytest.StartCluster(valkeytest.ClusterOptions{}); err != nil {
+		if cfg, err = config.LoadFromEnv(); err != nil {
+			return err
+		}
+		cfg = cfg.WithClusterMode(true)
+	} else {
+		c, err := valkeytest.StartCluster(valkeytest.ClusterOptions{})
+		if err != nil {
 			return err
 		}
 		defer c.Stop()
-		addrs = c.Addrs()
-		fmt.Println("started a throwaway cluster:", strings.Join(addrs, " "))
+		fmt.Println("started a throwaway cluster:", strings.Join(c.Addrs(), " "))
+		cfg = config.DefaultConfig().WithAddrs(c.Addrs()...).WithClusterMode(true)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(addrs...).WithClusterMode(true))
+	eng, err := engine.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
 
+	// Keys of this run only: a server's own keys are never touched.
+	prefix := "vactor-example:" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
+
 	// Fire 1,000 writes across all slots, then await them together.
 	keys := make([]string, 1000)
 	sets := make([]*futures.Future[struct{}], len(keys))
 	for i := range keys {
-		keys[i] = fmt.Sprintf("user:%d", i)
-		sets[i] = eng.Set(ctx, keys[i], fmt.Sprint(i), time.Minute)
+		keys[i] = fmt.Sprintf("%suser:%d", prefix, i)
+		sets[i] = eng.Set(ctx, keys[i], strconv.Itoa(i), time.Minute)
 	}
 	if _, err := futures.All(ctx, sets...); err != nil {
 		return err
@@ -64,13 +84,19 @@ func run(seeds string) error {
 		return err
 	}
 	for i, v := range vals {
+		if v == nil {
+			fmt.Printf("%s is missing\n", keys[i])
+			continue
+		}
 		fmt.Printf("%s = %s\n", keys[i], *v)
 	}
-	// Hash tags keep related keys in one slot.
-	if _, err := eng.MSet(ctx, "{cart:7}:items", "3", "{cart:7}:total", "42").Await(ctx); err != nil {
+	// Hash tags keep related keys in one slot: one MSET, no split.
+	cart := "{" + prefix + "cart:7}"
+	if _, err := eng.MSet(ctx, cart+":items", "3", cart+":total", "42").Await(ctx); err != nil {
 		return err
 	}
-	n, err := eng.Del(ctx, keys...).Await(ctx)
+	// DEL over every slot: split per slot too.
+	n, err := eng.Del(ctx, append(keys, cart+":items", cart+":total")...).Await(ctx)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,9 @@
 // It connects to $VALKEY_URL or $VALKEY_ADDR (and the other VALKEY_*
 // variables, see the README), or starts a throwaway server when none names
 // a server (config.EnvNamesServer), seeds -users users with one
-// pipeline, and listens on -listen.
+// pipeline, and listens on -listen. Its keys all start with
+// "{vactor-example:user:" (one hash tag per user), so a server's own keys
+// are never touched; the seeded users are left on the server.
 //
 //	go run ./examples/futures-service
 //	go run ./examples/futures-service -load 64 -requests 20000
@@ -149,8 +151,9 @@ func shutdown(hs *http.Server) {
 }
 
 // Keys of one user. The hash tag keeps them in one cluster slot, so a
-// user's transaction works in cluster mode too.
-func userKey(id string) string   { return "{user:" + id + "}" }
+// user's transaction works in cluster mode too; the vactor-example: prefix
+// keeps them apart from the keys of the server the example is pointed at.
+func userKey(id string) string   { return "{vactor-example:user:" + id + "}" }
 func viewsKey(id string) string  { return userKey(id) + ":views" }
 func likesKey(id string) string  { return userKey(id) + ":likes" }
 func eventsKey(id string) string { return userKey(id) + ":events" }

@@ -96,7 +96,9 @@ func TestFuturesServiceRequests(t *testing.T) {
 // short load against itself with no errors.
 func TestFuturesServiceLoad(t *testing.T) {
 	srv := valkeytest.Start(t)
-	t.Setenv("VALKEY_URL", "")
+	for _, v := range config.ServerEnvVars {
+		t.Setenv(v, "")
+	}
 	t.Setenv("VALKEY_ADDR", srv.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -182,5 +184,48 @@ func TestFuturesServiceMetrics(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(text)
+	}
+}
+
+// Pointed at a server of one's own (VALKEY_ADDR), the example must not
+// overwrite or delete its keys: seeding leaves keys such as "{user:1}"
+// and "{user:1}:events" as they were, and the service reads its own.
+func TestFuturesServiceKeepsTheServersKeys(t *testing.T) {
+	srv := valkeytest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	mine := []string{"{user:1}", "{user:1}:likes", "{user:1}:events", "{user:1}:views"}
+	for _, k := range mine {
+		if _, err := eng.Set(ctx, k, "mine", 0).Await(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := seed(ctx, eng, 3); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: newService(eng).routes(nil)}
+	go func() { _ = hs.Serve(ln) }()
+	defer shutdown(hs)
+	resp, err := http.Get("http://" + ln.Addr().String() + "/user/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /user/1: %d", resp.StatusCode)
+	}
+	for _, k := range mine {
+		if v, err := eng.Get(ctx, k).Await(ctx); err != nil || v != "mine" {
+			t.Errorf("the server's own key %q is now %q, %v; want \"mine\"", k, v, err)
+		}
 	}
 }

@@ -7,7 +7,9 @@
 // It connects to the sentinels in $VALKEY_SENTINEL_ADDRS (comma separated)
 // monitoring $VALKEY_SENTINEL_MASTER (default "mymaster"), or starts a
 // throwaway setup (1 primary, 2 replicas, 3 sentinels) when none is set;
-// only against a throwaway setup does it trigger a failover.
+// only against a throwaway setup does it trigger a failover. Its keys are
+// unique to the run (vactor-example:<id>:...) and deleted at the end.
+// Ctrl-C (SIGINT) or SIGTERM stops it, and its throwaway setup with it.
 package main
 
 import (
@@ -15,9 +17,12 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/vactor-io/vactor/config"
@@ -26,12 +31,18 @@ import (
 )
 
 func main() {
-	if err := run(os.Getenv("VALKEY_SENTINEL_ADDRS"), os.Getenv("VALKEY_SENTINEL_MASTER")); err != nil {
+	// The throwaway servers run in process groups of their own, so a
+	// Ctrl-C at the terminal does not reach them: run stops them on its
+	// way out.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Getenv("VALKEY_SENTINEL_ADDRS"), os.Getenv("VALKEY_SENTINEL_MASTER"))
+	stop()
+	if err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(sentinels, master string) error {
+func run(ctx context.Context, sentinels, master string) error {
 	var addrs []string
 	var s *valkeytest.Sentinel
 	if master == "" {
@@ -48,7 +59,7 @@ func run(sentinels, master string) error {
 		addrs = s.Addrs()
 		fmt.Println("started a throwaway sentinel setup; sentinels:", strings.Join(addrs, " "))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	eng, err := engine.New(ctx, config.DefaultConfig().WithSentinel(master, addrs...))
 	if err != nil {
@@ -56,6 +67,9 @@ func run(sentinels, master string) error {
 	}
 	defer eng.Close()
 	fmt.Println("primary:", eng.Stats().Sentinel.Primary)
+
+	// Keys of this run only: a server's own keys are never touched.
+	prefix := "vactor-example:" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
 
 	// 8 writers of distinct keys, recording what was acknowledged.
 	var (
@@ -73,8 +87,11 @@ func run(sentinels, master string) error {
 					return
 				default:
 				}
-				key := fmt.Sprintf("example:%d:%d", w, i)
+				key := fmt.Sprintf("%s%d:%d", prefix, w, i)
 				if _, err := eng.Set(ctx, key, "v", time.Hour).Await(ctx); err != nil {
+					if ctx.Err() != nil {
+						return // interrupted, or out of time
+					}
 					fails.Add(1)
 					continue
 				}
@@ -84,7 +101,19 @@ func run(sentinels, master string) error {
 			}
 		})
 	}
-	time.Sleep(500 * time.Millisecond)
+	pause := func() error {
+		select {
+		case <-ctx.Done():
+			close(stop)
+			wg.Wait()
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+			return nil
+		}
+	}
+	if err := pause(); err != nil {
+		return err
+	}
 	if s != nil {
 		start := time.Now()
 		p, err := s.Failover() // SENTINEL FAILOVER, and wait until it is over
@@ -95,7 +124,9 @@ func run(sentinels, master string) error {
 		}
 		fmt.Printf("failover to %s took %v\n", p.Addr(), time.Since(start).Round(time.Millisecond))
 	}
-	time.Sleep(500 * time.Millisecond)
+	if err := pause(); err != nil {
+		return err
+	}
 	close(stop)
 	wg.Wait()
 

@@ -1,12 +1,65 @@
 package main
 
-import "testing"
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/vactor-io/vactor/examples/internal/exampletest"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+func TestMain(m *testing.M) { exampletest.Main(m, main) }
 
 func TestSentinelExampleRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sentinel example: skipped with -short")
 	}
-	if err := run("", ""); err != nil {
+	if err := run(context.Background(), "", ""); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A Ctrl-C while the writers run stops the example, which stops its
+// throwaway primary, replicas and sentinels (processes of their own
+// groups, which the terminal's SIGINT does not reach), and exits non-zero.
+func TestSentinelExampleInterrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sentinel example: skipped with -short")
+	}
+	out, code := exampletest.Interrupt(t, "primary:")
+	if code == 0 {
+		t.Fatalf("exit status 0 after an interrupted run; output:\n%s", out)
+	}
+}
+
+// Pointed at sentinels of one's own (VALKEY_SENTINEL_ADDRS), the example
+// does not fail over, and leaves the primary's keys as they were: it
+// writes and deletes keys of its run only.
+func TestSentinelExampleKeepsTheServersKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sentinel example: skipped with -short")
+	}
+	s := valkeytest.StartSentinelT(t)
+	primary := s.Nodes()[0]
+	mine := []string{"example:0:0", "example:7:1"}
+	for _, k := range mine {
+		if _, err := primary.Do("SET", k, "mine"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := run(context.Background(), strings.Join(s.Addrs(), ","), s.MasterName()); err != nil {
+		t.Fatal(err)
+	}
+	if addr, err := s.MasterAddr(); err != nil || addr != primary.Addr() {
+		t.Fatalf("primary now %q (%v), want %s: the example failed over sentinels it did not start", addr, err, primary.Addr())
+	}
+	for _, k := range mine {
+		if v, err := primary.Do("GET", k); err != nil || v != "mine" {
+			t.Errorf("the primary's own key %q is now %v, %v; want \"mine\"", k, v, err)
+		}
+	}
+	if n, err := primary.Do("DBSIZE"); err != nil || n != int64(len(mine)) {
+		t.Errorf("DBSIZE = %v, %v after the example; want the %d keys of the primary's own", n, err, len(mine))
 	}
 }

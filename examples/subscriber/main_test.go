@@ -10,13 +10,15 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/vactor-io/vactor/config"
 )
 
 // The whole example against its own throwaway server, restarted twice
 // during a 3 s run: the subscription resubscribes after each restart,
 // every acknowledged stream entry is handled, and no goroutine is left.
 func TestSubscriberExampleRestarts(t *testing.T) {
-	for _, v := range []string{"VALKEY_URL", "VALKEY_ADDR", "VALKEY_ADDRS", "VALKEY_HOST", "VALKEY_PORT"} {
+	for _, v := range config.ServerEnvVars {
 		t.Setenv(v, "") // so that run starts (and may restart) its own server
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
