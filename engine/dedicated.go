@@ -234,6 +234,17 @@ func (c *DedicatedConn) round(ctx context.Context, sticky bool, build func(valke
 	cmds := build(c.conn.B())
 	c.used = true
 	c.sticky = c.sticky || sticky
+	var obs []func(error) // the command hooks' PostExecution, one per command
+	if c.e.bus.WantsCommands() {
+		obs = make([]func(error), len(cmds))
+		for i, cmd := range cmds {
+			var cctx context.Context
+			cctx, obs[i] = c.e.fireBlocking(ctx, c.addr, cmd)
+			if len(cmds) == 1 {
+				ctx = cctx // a lone command is sent under its hooks' context
+			}
+		}
+	}
 	part := max(c.e.opts.MaxPipeline, 1)
 	rs := make([]valkey.ValkeyResult, 0, len(cmds))
 	for from := 0; from < len(cmds); from += part {
@@ -244,13 +255,20 @@ func (c *DedicatedConn) round(ctx context.Context, sticky bool, build func(valke
 					err = ErrClosed // Close closed the connection under the call
 				}
 				c.broken = err
-				if errors.Is(err, ErrClosed) || policies.NotSent(err) {
-					return nil, err
+				if !errors.Is(err, ErrClosed) && !policies.NotSent(err) {
+					err = &policies.OutcomeUnknownError{Cause: err}
 				}
-				return nil, &policies.OutcomeUnknownError{Cause: err}
+				for _, done := range obs {
+					done(err)
+				}
+				return nil, err
 			}
 		}
 		rs = append(rs, got...)
+	}
+	for i, done := range obs {
+		_, err := decodeReply(rs[i])
+		done(replyError(&rs[i], err))
 	}
 	return rs, nil
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -218,4 +219,66 @@ func TestHookPasswordsInCommandsNotLogged(t *testing.T) {
 	if len(logs.Lines()) == 0 {
 		t.Error("nothing logged at debug level")
 	}
+}
+
+// TestHooksDedicatedAndTx: a DedicatedConn's commands and a transaction's
+// reach the command hooks with the node that carried them. (Before, a
+// DedicatedConn's reached no hook at all, and a transaction's reported
+// node "".)
+func TestHooksDedicatedAndTx(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{})
+	rec := &recHook{}
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithHooks(rec))
+	defer eng.Close()
+	ctx := ctxT(t)
+
+	err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		if _, err := c.Do(ctx, "SET", "hd:a", "1"); err != nil {
+			return err
+		}
+		_, err := c.DoMulti(ctx, []string{"INCR", "hd:a"}, []string{"LPUSH", "hd:a", "x"})
+		var se *engine.ServerError
+		if !errors.As(err, &se) || se.Prefix != "WRONGTYPE" {
+			t.Errorf("DoMulti: %v, want WRONGTYPE", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := eng.Tx()
+	incr := tx.Incr("hd:b")
+	if err := tx.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := incr.Await(ctx); n != 1 || err != nil {
+		t.Fatalf("INCR in the transaction: %v, %v", n, err)
+	}
+
+	rec.eventually(t, "PostExecution of the four commands", func() bool { return len(rec.executed) >= 4 })
+	rec.with(func() {
+		var got []string
+		for _, ev := range rec.executed {
+			got = append(got, ev.Name)
+			if ev.Node != srv.Addr() {
+				t.Errorf("%s: Node %q, want %q", ev.Name, ev.Node, srv.Addr())
+			}
+			if ev.Duration <= 0 {
+				t.Errorf("%s: Duration %v", ev.Name, ev.Duration)
+			}
+			wantErr := ev.Name == "LPUSH"
+			if (ev.Err != nil) != wantErr {
+				t.Errorf("%s: Err %v", ev.Name, ev.Err)
+			}
+		}
+		if want := []string{"SET", "INCR", "LPUSH", "INCR"}; !slices.Equal(got, want) {
+			t.Errorf("PostExecution for %v, want %v", got, want)
+		}
+		if tx := rec.executed[3]; tx.PipelineSize != 3 || tx.Pipeline == 0 {
+			t.Errorf("transaction's INCR: pipeline %d of size %d, want MULTI, INCR, EXEC", tx.Pipeline, tx.PipelineSize)
+		}
+		if len(rec.fired) != 4 {
+			t.Errorf("PreExecution for %d commands, want 4", len(rec.fired))
+		}
+	})
 }

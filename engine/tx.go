@@ -7,6 +7,7 @@ import (
 
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/policies"
 )
@@ -113,7 +114,7 @@ func (tx *Tx) exec(ctx context.Context) error {
 			failAll(q, w.broken)
 			return w.broken
 		}
-		healthy, err := e.execOn(ctx, w.conn, q)
+		healthy, err := e.execOn(ctx, w.addr, w.conn, q)
 		w.execd = true
 		if !healthy {
 			w.broken = err
@@ -130,7 +131,7 @@ func (tx *Tx) exec(ctx context.Context) error {
 		failAll(q, err)
 		return err
 	}
-	healthy, err := e.execOn(ctx, conn, q)
+	healthy, err := e.execOn(ctx, addr, conn, q)
 	e.tx.put(addr, conn, healthy)
 	return err
 }
@@ -195,7 +196,7 @@ func (e *Engine) txAddr(slot int, key string) (string, error) {
 
 // execOn sends MULTI, q's commands and EXEC on conn and completes q's
 // futures. healthy is false when conn must not be used again.
-func (e *Engine) execOn(ctx context.Context, conn drivers.ValkeyConn, q []entry) (healthy bool, err error) {
+func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyConn, q []entry) (healthy bool, err error) {
 	defer func() {
 		switch {
 		case err == nil:
@@ -213,9 +214,16 @@ func (e *Engine) execOn(ctx context.Context, conn drivers.ValkeyConn, q []entry)
 	defer e.tx.leave()
 	cmds := make([]valkey.Completed, 0, len(q)+2)
 	cmds = append(cmds, e.b.Multi().Build())
+	var sent *actors.Sent // for the command hooks: the node and the MULTI..EXEC as their pipeline
+	if e.bus.WantsPost() {
+		sent = &actors.Sent{Node: addr, Seq: e.bus.NextPipeline(), Size: len(q) + 2}
+	}
 	for _, en := range q {
 		en.cmd.prepare(e, ctx, false)
 		cmds = append(cmds, en.cmd.Cmd())
+		if o, ok := en.cmd.(actors.Observed); ok && sent != nil {
+			o.SentOn(sent)
+		}
 	}
 	cmds = append(cmds, e.b.Exec().Build())
 	// valkey-go moves a DoMulti longer than the connection's pipeline

@@ -32,14 +32,12 @@ type Executed struct {
 	Name string
 	Args int
 	// Node is the node whose connection actor carried the command's last
-	// attempt, the node of a blocking command's own connection, or the
-	// node whose open circuit breaker refused the command (Err an
-	// *engine.CircuitOpenError); "" when no connection actor carried it
-	// otherwise (refused before: full mailbox, expired context; a
-	// transaction's commands). Commands
-	// sent on an engine.DedicatedConn reach no command hook. A command
-	// fired on a closed engine reaches no hook at all: the hooks stopped
-	// with the engine.
+	// attempt, the node of a blocking command's, a transaction's or a
+	// DedicatedConn's own connection, or the node whose open circuit
+	// breaker refused the command (Err an *engine.CircuitOpenError); ""
+	// when nothing carried it otherwise (refused before: full mailbox,
+	// expired context). A command fired on a closed engine reaches no hook
+	// at all: the hooks stopped with the engine.
 	Node string
 	// Err is the error the command's future completed with: nil on
 	// success; the engine's ErrNil for a nil reply (not a failure); a
@@ -60,7 +58,9 @@ type Executed struct {
 	Retries, Redirects int
 	// Pipeline is the sequence number (per engine, from 1) of the pipeline
 	// that carried the command's last attempt, and PipelineSize the number
-	// of commands in it; 0 when none did.
+	// of commands in it (a transaction's: its commands, MULTI and EXEC);
+	// 0 when no pipeline of the engine's did (blocking commands, a
+	// DedicatedConn's).
 	Pipeline     uint64
 	PipelineSize int
 	// DB is the logical database (config.Config.DB).

@@ -33,8 +33,8 @@ type Hook = any
 
 // PreExecution is called when a command is fired: on the caller's
 // goroutine, before the command is queued, once per command (a pipeline's
-// or transaction's commands when Exec runs; not the commands sent on an
-// engine.DedicatedConn, which reach no command hook). The context it returns replaces
+// or transaction's commands when Exec runs; a DedicatedConn's when it
+// sends them, before their round trip). The context it returns replaces
 // ctx for the command: return ctx itself, or a context derived from it
 // (context.WithValue, a span): its deadline and cancellation bound the
 // command, and PostExecution gets it back. A nil return keeps ctx. It must
