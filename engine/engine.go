@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	addr := cfg.Addresses()[0]
 	if cfg.ClusterMode {
 		if topo, err = e.discover(dialCtx); err != nil {
-			e.bus.Close()
+			e.bus.Close(hookWait)
 			return nil, err
 		}
 		addr = topo.Shards[0].Primary
@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	}
 	if err != nil {
 		e.closeDrivers()
-		e.bus.Close()
+		e.bus.Close(hookWait)
 		return nil, err
 	}
 	e.b = conns[0].Driver.B()
@@ -159,7 +159,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	if e.supPID, err = e.supervisor.Spawn(e.system); err != nil {
 		e.closeDrivers()
 		e.system.Shutdown()
-		e.bus.Close()
+		e.bus.Close(hookWait)
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
 	<-e.supervisor.Ready()
@@ -169,6 +169,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 			e.system.Root.Stop(e.supPID)
 			e.closeDrivers()
 			e.system.Shutdown()
+			e.bus.Close(hookWait)
 			return nil, err
 		}
 	}
@@ -177,7 +178,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 			e.system.Root.Stop(e.supPID)
 			e.closeDrivers()
 			e.system.Shutdown()
-			e.bus.Close()
+			e.bus.Close(hookWait)
 			return nil, err
 		}
 	}
@@ -228,8 +229,10 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // actor and goroutine the engine started. Every future the engine returned
 // is complete when Close returns. Calling Close again returns ErrClosed,
 // once the first Close has finished. Close is safe for concurrent use; it
-// waits for the engine's goroutines, those that run hooks and callbacks
-// included, so do not call it from a hook or a callback.
+// waits for the engine's goroutines, so do not call it from a hook or a
+// callback. It waits up to 5 s for the hooks to take the events queued
+// before it: a hook that has not returned by then is given up on (its
+// events still queued are dropped, and Close returns an error saying so).
 func (e *Engine) Close() error {
 	if !e.closed.CompareAndSwap(false, true) {
 		<-e.closeDone
@@ -283,12 +286,24 @@ func (e *Engine) Close() error {
 	e.closeDrivers()
 	e.closeBlocking() // the closed drivers end them
 	e.system.Shutdown()
-	e.bus.Close() // after everything that emits events
+	// After everything that emits events.
+	if !e.bus.Close(hookWait) {
+		e.log.Warn(hooks.MsgHookStuck, "wait", hookWait)
+		if err == nil {
+			err = fmt.Errorf("vactor: close: a hook has not returned within %s: the hook events not yet delivered were dropped", hookWait)
+		}
+	}
 	return err
 }
 
 // stuckActorWait bounds Close's wait for actors after the drivers closed.
 const stuckActorWait = 5 * time.Second
+
+// hookWait bounds Close's (and a failed New's) wait for the hook goroutine
+// to deliver the events queued before it: a hook that blocks for longer
+// (a dead exporter) does not hold up the shutdown for good. A variable
+// for the tests.
+var hookWait = 5 * time.Second
 
 func (e *Engine) closeDrivers() {
 	for _, c := range e.connStates() {

@@ -21,6 +21,14 @@ func SetHookQueue(n int) (restore func()) {
 	return func() { hookQueue = old }
 }
 
+// SetHookWait sets how long Close waits for a hook that has not
+// returned; it returns a func that restores the default.
+func SetHookWait(d time.Duration) (restore func()) {
+	old := hookWait
+	hookWait = d
+	return func() { hookWait = old }
+}
+
 // SentinelSwitched reports a sentinel switch as the sentinel code does.
 func SentinelSwitched(e *Engine, master, from, to string) { e.sentinelSwitched(master, from, to) }
 

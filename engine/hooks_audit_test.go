@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -281,4 +282,37 @@ func TestHooksDedicatedAndTx(t *testing.T) {
 			t.Errorf("PreExecution for %d commands, want 4", len(rec.fired))
 		}
 	})
+}
+
+// TestCloseWithStuckHook: a hook that never returns does not hold up Close
+// for good: Close gives up on it after its wait, says so (error and
+// MsgHookStuck), and every future is complete. (Before, Close waited for
+// the hook for ever.)
+func TestCloseWithStuckHook(t *testing.T) {
+	defer engine.SetHookWait(300 * time.Millisecond)()
+	h := &blockingHook{release: make(chan struct{}), entered: make(chan struct{})}
+	defer close(h.release) // the hook goroutine ends with the test
+	srv := valkeytest.Start(t, valkeytest.Options{})
+	cfg, logs := withLogCheck(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithHooks(h))
+	eng := engineOn(t, cfg)
+	ctx := ctxT(t)
+	if err := eng.Set(ctx, "stuck:0", "v", 0).Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-h.entered // the hook goroutine is stuck
+	f := eng.Get(ctx, "stuck:0")
+	start := time.Now()
+	err := eng.Close()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Close took %v with a stuck hook and a 300ms wait", d)
+	}
+	if err == nil || !strings.Contains(err.Error(), "hook") {
+		t.Fatalf("Close = %v, want the stuck hook reported", err)
+	}
+	if !f.IsDone() {
+		t.Fatal("a future is pending after Close")
+	}
+	if n := logs.Count(hooks.MsgHookStuck); n != 1 {
+		t.Fatalf("%d %q lines, want 1", n, hooks.MsgHookStuck)
+	}
 }

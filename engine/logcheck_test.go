@@ -56,6 +56,7 @@ var msgLevels = map[string][]slog.Level{
 	hooks.MsgConsumerEvent:   {slog.LevelDebug},
 	hooks.MsgHookPanicked:    {slog.LevelError},
 	hooks.MsgHookDropped:     {slog.LevelWarn},
+	hooks.MsgHookStuck:       {slog.LevelWarn},
 }
 
 // logLine is one recorded line: its level, message, and its JSON text.

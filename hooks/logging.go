@@ -40,9 +40,12 @@ const (
 	// value, as the hook gave it). MsgHookDropped (warn, at most once a
 	// second) reports hook events dropped because the hooks fell behind;
 	// attributes dropped (since the last line) and total. The engine logs
-	// them itself, not through Logging.
+	// them itself, not through Logging. MsgHookStuck (warn) is Close
+	// giving up on a hook that had not returned within 5 s (attribute
+	// wait): the hook events not yet delivered were dropped.
 	MsgHookPanicked = "vactor: hook panicked"
 	MsgHookDropped  = "vactor: hook events dropped: the hooks fall behind"
+	MsgHookStuck    = "vactor: close: a hook has not returned; its events are dropped"
 )
 
 // Logging is the hook that logs the engine's events to Logger, with the

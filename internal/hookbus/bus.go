@@ -69,6 +69,7 @@ type Bus struct {
 
 	events, dropped, panics atomic.Uint64
 	holds                   atomic.Int32 // Hold sections under way: pushes do not wake
+	abandoned               atomic.Bool  // Close gave up waiting: deliver nothing more
 
 	mu      sync.Mutex
 	buf     []item
@@ -184,36 +185,50 @@ func (b *Bus) Start() {
 		return
 	}
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || b.started {
+		return
+	}
 	b.started = true
-	b.mu.Unlock()
 	go b.run()
 }
 
 // Close delivers the events queued so far, then stops the hook goroutine
-// and drops later events. It waits for the hook goroutine, so a hook that
-// never returns makes Close wait too. Idempotent.
-func (b *Bus) Close() {
+// and drops later events. It waits for the hook goroutine for up to wait:
+// when a hook has not returned by then (it blocks on a dead exporter, it
+// never returns), Close reports false and gives up on it: the events not
+// yet delivered are dropped (counted in Stats.Dropped) and the hook
+// goroutine ends when that hook returns, if ever. Idempotent; a later
+// call waits the same way.
+func (b *Bus) Close(wait time.Duration) (finished bool) {
 	if b == nil {
-		return
+		return true
 	}
 	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		<-b.done
-		return
-	}
-	b.closed = true
-	started := b.started
-	if b.idle {
-		b.idle = false
-		b.signal()
+	if !b.closed {
+		b.closed = true
+		if !b.started {
+			close(b.done)
+		} else if b.idle {
+			b.idle = false
+			b.signal()
+		}
 	}
 	b.mu.Unlock()
-	if !started {
-		close(b.done)
-		return
+	select {
+	case <-b.done:
+		return true
+	default:
 	}
-	<-b.done
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-b.done:
+		return true
+	case <-t.C:
+		b.abandoned.Store(true)
+		return false
+	}
 }
 
 // signal wakes the hook goroutine (the wake channel holds one token).
@@ -446,6 +461,11 @@ func (b *Bus) run() {
 		batch := b.buf
 		b.buf = spare[:0]
 		b.mu.Unlock()
+		if b.abandoned.Load() {
+			b.dropped.Add(uint64(len(batch)))
+			clear(batch)
+			continue
+		}
 		b.events.Add(uint64(len(batch)))
 		b.deliverAll(batch)
 		clear(batch)
@@ -493,6 +513,10 @@ func (b *Bus) deliverFrom(batch []item, c *cursor) (done bool) {
 		}
 	}()
 	for ; c.item < len(batch); c.item, c.next = c.item+1, 0 {
+		if c.next == 0 && b.abandoned.Load() {
+			b.dropped.Add(uint64(len(batch) - c.item))
+			return true
+		}
 		b.deliver(&batch[c.item], c)
 	}
 	return true

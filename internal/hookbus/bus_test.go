@@ -35,7 +35,7 @@ func newBus(t *testing.T, capacity int, hs ...hooks.Hook) (*Bus, *bytes.Buffer) 
 	var buf bytes.Buffer
 	b := New(hs, slog.New(slog.NewTextHandler(&buf, nil)), capacity)
 	b.Start()
-	t.Cleanup(b.Close)
+	t.Cleanup(func() { b.Close(time.Minute) })
 	return b, &buf
 }
 
@@ -54,7 +54,7 @@ func TestCompositeOrderAndPanics(t *testing.T) {
 	b.Emit(hooks.BreakerChange{To: "open"})
 	b.Executed(context.Background(), hooks.Executed{Name: "SET"})
 	b.Release()
-	b.Close()
+	b.Close(time.Minute)
 	want := []string{"a:GET", "p:GET", "c:GET", "a:open", "p:open", "c:open", "a:SET", "p:SET", "c:SET"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("delivered %v, want %v", got, want)
@@ -124,7 +124,7 @@ func TestDropWhenFull(t *testing.T) {
 		t.Fatalf("%d dropped, want 6 (4 queued)", d)
 	}
 	close(h.release)
-	b.Close()
+	b.Close(time.Minute)
 	if e := b.Stats().Events; e != 5 {
 		t.Fatalf("%d delivered, want 5", e)
 	}
@@ -144,7 +144,7 @@ func TestNoHooks(t *testing.T) {
 	b.Executed(context.Background(), hooks.Executed{})
 	b.Hold()
 	b.Release()
-	b.Close()
+	b.Close(time.Minute)
 	if b.WantsCommands() || b.WantsPipelines() || b.NextPipeline() != 0 || b.Fire(context.Background(), hooks.Command{}) == nil {
 		t.Fatal("nil bus wants something")
 	}
@@ -173,11 +173,39 @@ func TestHoldRelease(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	b.Emit(hooks.BreakerChange{To: "closed"})
-	b.Close()
+	b.Close(time.Minute)
 	b.Emit(hooks.BreakerChange{To: "late"})
 	mu.Lock()
 	defer mu.Unlock()
 	if strings.Join(got, " ") != "a:open a:closed" {
 		t.Fatalf("delivered %v", got)
+	}
+}
+
+// Close gives up on a hook that does not return within its wait: it
+// reports false, and what was queued behind the stuck call is dropped, not
+// delivered once the hook returns. (Before, Close waited for good.)
+func TestCloseGivesUpOnStuckHook(t *testing.T) {
+	h := blocker{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	b := New([]hooks.Hook{h}, nil, 0)
+	b.Start()
+	b.Executed(context.Background(), hooks.Executed{Name: "stuck"})
+	<-h.entered
+	for range 3 {
+		b.Executed(context.Background(), hooks.Executed{Name: "queued"})
+	}
+	start := time.Now()
+	if b.Close(50 * time.Millisecond) {
+		t.Fatal("Close reported the stuck hook finished")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Close took %v with a 50ms wait", d)
+	}
+	close(h.release)
+	if !b.Close(10 * time.Second) {
+		t.Fatal("the hook goroutine did not end once the hook returned")
+	}
+	if s := b.Stats(); s.Events != 1 || s.Dropped != 3 {
+		t.Fatalf("events %d, dropped %d; want 1 delivered and the 3 queued dropped", s.Events, s.Dropped)
 	}
 }
