@@ -83,7 +83,12 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 		conn = e.pick(key)
 	}
 	if conn.Node != nil && conn.Node.Open() {
-		return fail[Reply](conn.Node.OpenError())
+		err := conn.Node.OpenError()
+		if e.bus.WantsCommands() { // as for a command the actors refuse
+			_, done := e.fireBlocking(ctx, conn.Addr, e.b.Arbitrary(name).Args(args...).Blocking())
+			done(err)
+		}
+		return fail[Reply](err)
 	}
 	drv := conn.CurrentDriver()
 	if drv == nil {

@@ -174,6 +174,10 @@ func TestHooksScriptedRun(t *testing.T) {
 			t.Fatalf("the breaker did not open within 10 s of the kill (last error %v)", err)
 		}
 	}
+	// A blocking command the open breaker refuses reaches the hooks too.
+	if _, err := eng.Do(ctx, "BLPOP", "hk:list", "1").Await(ctx); !errors.Is(err, engine.ErrCircuitOpen) {
+		t.Fatalf("BLPOP with the breaker open: %v, want ErrCircuitOpen", err)
+	}
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +218,11 @@ func TestHooksScriptedRun(t *testing.T) {
 		}
 		if !slices.ContainsFunc(rec.executed, func(ev hooks.Executed) bool { return errors.Is(ev.Err, engine.ErrCircuitOpen) }) {
 			t.Error("no command failed with ErrCircuitOpen reported")
+		}
+		if !slices.ContainsFunc(rec.executed, func(ev hooks.Executed) bool {
+			return ev.Name == "BLPOP" && errors.Is(ev.Err, engine.ErrCircuitOpen)
+		}) {
+			t.Error("the BLPOP the open breaker refused was not reported")
 		}
 		// A command the open breaker refused names the breaker's node.
 		for _, ev := range rec.executed {
