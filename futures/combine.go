@@ -10,8 +10,10 @@ import (
 func nilAt(i int) error { return fmt.Errorf("%w at index %d", ErrNilFuture, i) }
 
 // All waits for every future and returns their values in the order given.
-// It returns at the first failed future with that future's error (the values
-// slice is then nil), or with ctx.Err() when ctx ends first. Futures that are
+// It awaits them in that order and returns at the first failed one in that
+// order with its error (the values slice is then nil: a later future that
+// failed earlier in time is not the one reported), or with ctx.Err() when
+// ctx ends first. Futures that are
 // still pending when All returns keep running. A nil future fails All
 // with an error wrapping ErrNilFuture that gives its index.
 func All[T any](ctx context.Context, fs ...*Future[T]) ([]T, error) {

@@ -5,8 +5,9 @@ import (
 )
 
 // Budget bounds retries so that a failing node is not hit with a multiple
-// of its normal load: every command sent earns Ratio of a retry token, up
-// to Burst tokens, and every retry spends one. With the defaults (10%, 100)
+// of its normal load: every command sent earns a fraction of a retry
+// token (NewBudget's ratio), up to a burst of tokens (its burst), and every
+// retry spends one. With the defaults (10%, 100)
 // a node that fails everything gets at most 10% extra traffic from retries
 // once the burst is spent. Safe for concurrent use; two atomic operations
 // per batch, none per command.

@@ -31,7 +31,9 @@ func ReplyErrorText(msg *valkey.ValkeyMessage) (string, bool) {
 // StrippedErrorCode returns the code of an error reply from the text of
 // valkey-go's *ValkeyError, from which valkey-go removed a leading "ERR "
 // ("ERR EXEC without MULTI" arrives as "EXEC without MULTI"): the first
-// word when it is one of the codes servers send (knownCodes), "ERR"
+// word when it is one of the codes Valkey and Redis send (ASK, BUSY,
+// BUSYGROUP, CROSSSLOT, LOADING, MOVED, NOAUTH, NOPERM, WRONGTYPE and the
+// rest of their error prefixes as of Valkey 8 and Redis 7), "ERR"
 // otherwise. Use it only where the reply itself (ReplyErrorText) is gone:
 // a module's own error code is not in the list and reads as "ERR".
 func StrippedErrorCode(text string) string {
