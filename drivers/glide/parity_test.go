@@ -1,0 +1,96 @@
+package glide_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// What a user sees through the engine with the glide driver is what the
+// valkey-go driver gives: these tests run the same calls over both, each
+// on a server of its own, and compare.
+
+// parityDrivers are the drivers compared: the default one first.
+var parityDrivers = []string{"valkey-go", "glide"}
+
+// parityEngine starts a server and an engine on it over driver drv; both
+// stop at cleanup.
+func parityEngine(t *testing.T, drv string, mod ...func(config.Config) config.Config) (*engine.Engine, *valkeytest.Server) {
+	t.Helper()
+	srv := valkeytest.Start(t)
+	cfg := config.DefaultConfig().WithAddrs(srv.Addr()).WithDriver(drv)
+	for _, m := range mod {
+		cfg = m(cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	eng, err := engine.New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("engine.New over %s: %v", drv, err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	return eng, srv
+}
+
+// Error replies whose first word is not an upper-case code (a script's or
+// a module's) are error replies with glide too: a *ServerError with the
+// server's text, the connection kept. Glide writes "-lowercase thing" as
+// "lowercase: thing"; the driver took such texts for transport failures,
+// so the engine failed the command with ErrOutcomeUnknown and reconnected.
+func TestParityErrorReplies(t *testing.T) {
+	scripts := []string{
+		"return redis.error_reply('lowercase thing')",
+		"return redis.error_reply('Mixed Case: thing')",
+		"return redis.error_reply('OOPS')",
+		"return redis.error_reply('ERR')",
+		"return redis.error_reply('WRONGTYPE custom')",
+	}
+	nested := "return {1, redis.error_reply('lowercase inside'), 3}"
+	got := map[string][]string{}
+	for _, drv := range parityDrivers {
+		eng, _ := parityEngine(t, drv)
+		ctx := ctxT(t)
+		for _, s := range scripts {
+			_, err := eng.Do(ctx, "EVAL", s, "0").Await(ctx)
+			var se *engine.ServerError
+			if !errors.As(err, &se) {
+				t.Errorf("%s: %q: %v (%T), want a *ServerError", drv, s, err, err)
+				got[drv] = append(got[drv], "")
+				continue
+			}
+			got[drv] = append(got[drv], se.Prefix+"|"+se.Message)
+		}
+		r, err := eng.Do(ctx, "EVAL", nested, "0").Await(ctx)
+		if err != nil {
+			t.Fatalf("%s: %q: %v", drv, nested, err)
+		}
+		elems, err := r.Array()
+		if err != nil || len(elems) != 3 {
+			t.Fatalf("%s: %q: %v, %v", drv, nested, elems, err)
+		}
+		var se *engine.ServerError
+		if !errors.As(elems[1].Err(), &se) {
+			t.Fatalf("%s: %q: element 1 is %v", drv, nested, elems[1].Err())
+		}
+		got[drv] = append(got[drv], se.Prefix+"|"+se.Message)
+		if st := eng.Stats(); st.Reconnects != 0 || st.OutcomeUnknown != 0 {
+			t.Errorf("%s: error replies cost %d reconnects, %d outcome-unknown failures", drv, st.Reconnects, st.OutcomeUnknown)
+		}
+	}
+	for i, want := range got["valkey-go"] {
+		if have := got["glide"][i]; have != want {
+			t.Errorf("error reply %d: valkey-go %q, glide %q", i, want, have)
+		}
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
