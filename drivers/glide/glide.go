@@ -19,6 +19,12 @@
 // Blocking commands run on glide clients of their own, kept in a small
 // pool per Conn.
 //
+// The process must start with GODEBUG=invalidptr=0 in its environment:
+// glide 2.5.3's Go binding leaves invalid pointers on goroutine stacks
+// for empty strings and arrays in replies, and with the runtime's check
+// on (the default) the process may abort. Dial fails with
+// ErrInvalidPtrCheck otherwise (see there).
+//
 // What it does not support, and why (Driver.Capabilities):
 //
 //   - pub/sub: glide 2.5.3's Go binding hands each pushed message to a
@@ -91,10 +97,14 @@ const defaultTimeout = 10 * time.Second
 
 // Dial implements drivers.Driver: it creates a glide client connected to
 // o.Addr. Glide connects synchronously; Dial returns when ctx ends even
-// if glide has not (the client is closed when it arrives).
+// if glide has not (the client is closed when it arrives). It fails with
+// ErrInvalidPtrCheck unless the process runs with GODEBUG=invalidptr=0.
 func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if invalidPtrOn() {
+		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, ErrInvalidPtrCheck)
 	}
 	cfg, err := clientConfig(ctx, o)
 	if err != nil {
