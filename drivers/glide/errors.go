@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	glide "github.com/valkey-io/valkey-glide/go/v2"
 
@@ -53,4 +54,38 @@ func (c *Conn) transportError(ctx context.Context, err error) error {
 		return fmt.Errorf("%w: %w", drivers.ErrClosed, err)
 	}
 	return err
+}
+
+// refusals are the error codes with which a server refuses a connection's
+// handshake (AUTH, HELLO).
+var refusals = map[string]bool{"WRONGPASS": true, "NOAUTH": true, "NOPERM": true}
+
+// refusedError is glide's error of a handshake the server refused, with
+// the server's error reply beside it.
+type refusedError struct {
+	err   error // glide's
+	reply error // the server's reply, as valkey-go's *ValkeyError
+}
+
+func (e *refusedError) Error() string   { return e.err.Error() }
+func (e *refusedError) Unwrap() []error { return []error{e.err, e.reply} }
+
+// handshakeError adds to glide's error of a connection the server
+// refused in the handshake ("Received error for address `host:port`:
+// WRONGPASS: invalid username-password pair ...") the server's error
+// reply as valkey-go's *ValkeyError, the error the engine reads a refused
+// handshake from (engine.ConnectError's Reason, and a *engine.ServerError
+// reachable by errors.As), as with the valkey-go driver. Other errors are
+// returned as they are.
+func handshakeError(err error) error {
+	text := strings.TrimSpace(err.Error())
+	if _, rest, ok := strings.Cut(text, "`: "); ok {
+		text = rest
+	}
+	reply, ok := serverText(text)
+	code, _, _ := strings.Cut(reply, " ")
+	if !ok || !refusals[code] {
+		return err
+	}
+	return &refusedError{err: err, reply: drivers.ToValkey([]drivers.Result{{Value: drivers.Error(reply)}})[0].Error()}
 }

@@ -112,7 +112,7 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 	}
 	c, err := newClient(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, err)
+		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, handshakeError(err))
 	}
 	return &Conn{c: c, cfg: cfg, timeout: requestTimeout(o), idle: map[*glide.Client]struct{}{}, busy: map[*glide.Client]struct{}{}}, nil
 }

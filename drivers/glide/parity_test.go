@@ -94,3 +94,34 @@ func ctxT(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// A handshake the server refuses (a wrong password) fails engine.New
+// with the same *engine.ConnectError: its Reason says what is wrong and
+// errors.As finds the server's WRONGPASS reply as a *engine.ServerError.
+// With glide the reason was empty and no *ServerError was reachable.
+func TestParityWrongPassword(t *testing.T) {
+	type seen struct{ reason, prefix string }
+	got := map[string]seen{}
+	for _, drv := range parityDrivers {
+		srv := valkeytest.Start(t, valkeytest.Options{Password: "right"})
+		cfg := config.DefaultConfig().WithAddrs(srv.Addr()).WithDriver(drv)
+		cfg.Password = "wrong"
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		eng, err := engine.New(ctx, cfg)
+		cancel()
+		if err == nil {
+			_ = eng.Close()
+			t.Fatalf("%s: engine.New with a wrong password succeeded", drv)
+		}
+		var ce *engine.ConnectError
+		var se *engine.ServerError
+		if !errors.As(err, &ce) || !errors.As(err, &se) {
+			t.Errorf("%s: %v (%T): want a *ConnectError and a *ServerError in it", drv, err, err)
+			continue
+		}
+		got[drv] = seen{ce.Reason, se.Prefix}
+	}
+	if got["glide"] != got["valkey-go"] || got["glide"].prefix != "WRONGPASS" {
+		t.Errorf("valkey-go %+v, glide %+v", got["valkey-go"], got["glide"])
+	}
+}
