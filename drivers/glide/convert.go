@@ -197,6 +197,12 @@ func restore(args []string, v drivers.Value) drivers.Value {
 			elems[1] = drivers.Array(entries(v.Elems[1], false, nil)...)
 			return drivers.Array(elems...)
 		}
+	case "GEODIST":
+		if v.Kind == drivers.KindFloat {
+			return drivers.String(distance(v.Float))
+		}
+	case "GEOSEARCH":
+		return geoSearch(args, v)
 	case "PUBSUB":
 		if len(args) > 1 && v.Kind == drivers.KindMap {
 			switch strings.ToUpper(args[1]) {
@@ -440,6 +446,33 @@ func flatInOrder(m drivers.Value, names []string) drivers.Value {
 				break
 			}
 		}
+	}
+	return drivers.Array(out...)
+}
+
+// distance is the server's text of a GEO distance: fixed, 4 decimals
+// (glide makes it a double).
+func distance(f float64) string { return strconv.FormatFloat(f, 'f', 4, 64) }
+
+// geoSearch restores GEOSEARCH's reply with WITHDIST, WITHHASH or
+// WITHCOORD: glide nests each match's fields ([name, [dist, hash,
+// [lon, lat]]]) and makes the distance a double; the server sends [name,
+// dist, hash, [lon, lat]], the distance a string.
+func geoSearch(args []string, v drivers.Value) drivers.Value {
+	withDist := hasArg(args, "WITHDIST")
+	if v.Kind != drivers.KindArray || !(withDist || hasArg(args, "WITHHASH") || hasArg(args, "WITHCOORD")) {
+		return v
+	}
+	out := make([]drivers.Value, len(v.Elems))
+	for i, m := range v.Elems {
+		if m.Kind != drivers.KindArray || len(m.Elems) != 2 || m.Elems[1].Kind != drivers.KindArray {
+			return v
+		}
+		fields := append([]drivers.Value{m.Elems[0]}, m.Elems[1].Elems...)
+		if withDist && len(fields) > 1 && fields[1].Kind == drivers.KindFloat {
+			fields[1] = drivers.String(distance(fields[1].Float))
+		}
+		out[i] = drivers.Array(fields...)
 	}
 	return drivers.Array(out...)
 }

@@ -3,6 +3,7 @@ package glide_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -123,5 +124,41 @@ func TestParityWrongPassword(t *testing.T) {
 	}
 	if got["glide"] != got["valkey-go"] || got["glide"].prefix != "WRONGPASS" {
 		t.Errorf("valkey-go %+v, glide %+v", got["valkey-go"], got["glide"])
+	}
+}
+
+// GEO replies read the same: glide makes GEODIST's distance a double
+// ("0.0000" read as 0) and nests GEOSEARCH's WITH* fields in an array of
+// their own ([name, [dist, hash, [lon, lat]]]); the driver restores the
+// server's [name, dist, hash, [lon, lat]] and distances as strings.
+func TestParityGeoReplies(t *testing.T) {
+	cmds := [][]string{
+		{"GEODIST", "g", "Palermo", "Palermo"},
+		{"GEODIST", "g", "Palermo", "Catania", "km"},
+		{"GEOSEARCH", "g", "FROMMEMBER", "Palermo", "BYRADIUS", "500", "km", "ASC", "WITHDIST", "WITHCOORD", "WITHHASH"},
+		{"GEOSEARCH", "g", "FROMLONLAT", "15", "37", "BYBOX", "400", "400", "km", "DESC", "WITHCOORD"},
+		{"GEOSEARCH", "g", "FROMMEMBER", "Catania", "BYRADIUS", "500", "km", "ASC", "COUNT", "1", "WITHDIST"},
+		{"GEOSEARCH", "g", "FROMMEMBER", "Catania", "BYRADIUS", "500", "km", "ASC"},
+	}
+	got := map[string][]string{}
+	for _, drv := range parityDrivers {
+		eng, _ := parityEngine(t, drv)
+		ctx := ctxT(t)
+		if _, err := eng.Do(ctx, "GEOADD", "g", "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania").Await(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cmds {
+			r, err := eng.Do(ctx, c[0], c[1:]...).Await(ctx)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", drv, c, err)
+			}
+			a, err := r.Any()
+			got[drv] = append(got[drv], fmt.Sprintf("%#v %v", a, err))
+		}
+	}
+	for i, c := range cmds {
+		if want, have := got["valkey-go"][i], got["glide"][i]; want != have {
+			t.Errorf("%q:\n  valkey-go %s\n  glide     %s", c, want, have)
+		}
 	}
 }
