@@ -110,6 +110,9 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 	if err != nil {
 		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, err)
 	}
+	if err := probe(ctx, o.Addr, o.DialTimeout); err != nil {
+		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, err)
+	}
 	c, err := newClient(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, handshakeError(err))
@@ -182,6 +185,21 @@ func clientConfig(ctx context.Context, o drivers.Options) (*config.ClientConfigu
 	}
 	cfg.WithAdvancedConfiguration(adv)
 	return cfg, nil
+}
+
+// probe opens a TCP connection to addr and closes it at once. glide
+// retries a connection the server refuses until its connection timeout,
+// so that a dial of an address where nothing listens would wait
+// DialTimeout and fail as a timeout; with the probe it fails at once with
+// the refusal (ECONNREFUSED), as with valkey-go. Cost: one more TCP
+// connection per Dial.
+func probe(ctx context.Context, addr string, timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 // newClient creates a glide client, returning when ctx ends if glide has

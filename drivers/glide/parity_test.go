@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,5 +162,43 @@ func TestParityGeoReplies(t *testing.T) {
 		if want, have := got["valkey-go"][i], got["glide"][i]; want != have {
 			t.Errorf("%q:\n  valkey-go %s\n  glide     %s", c, want, have)
 		}
+	}
+}
+
+// engine.New to an address where nothing listens fails at once with the
+// same *engine.ConnectError (its Reason: connection refused;
+// errors.Is(err, syscall.ECONNREFUSED)). glide retries refused
+// connections until DialTimeout (5 s), and the engine then reported a
+// dial timeout.
+func TestParityConnectionRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	reasons := map[string]string{}
+	for _, drv := range parityDrivers {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		start := time.Now()
+		eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(addr).WithDriver(drv))
+		took := time.Since(start)
+		cancel()
+		if err == nil {
+			_ = eng.Close()
+			t.Fatalf("%s: engine.New to %s succeeded", drv, addr)
+		}
+		var ce *engine.ConnectError
+		if !errors.As(err, &ce) || !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("%s: %v (%T): want a *ConnectError wrapping ECONNREFUSED", drv, err, err)
+			continue
+		}
+		if took > 2*time.Second {
+			t.Errorf("%s: engine.New took %s to fail", drv, took)
+		}
+		reasons[drv] = ce.Reason
+	}
+	if reasons["glide"] != reasons["valkey-go"] {
+		t.Errorf("reason: valkey-go %q, glide %q", reasons["valkey-go"], reasons["glide"])
 	}
 }
