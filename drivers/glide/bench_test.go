@@ -63,14 +63,9 @@ func benchServer(b *testing.B) string {
 	return benchAddr
 }
 
-// stopBench stops the server benchServer started (TestMain calls it).
+// stopBench stops the server benchServer started (TestMain calls it:
+// main_test.go).
 var stopBench = func() {}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	stopBench()
-	os.Exit(code)
-}
 
 type benchOp func(ctx context.Context, key string) error
 

@@ -42,8 +42,11 @@ func value(r any) drivers.Value {
 		return drivers.Float(v)
 	case bool:
 		return drivers.Bool(v)
-	case error:
-		text, _ := serverText(v.Error())
+	case error: // an error reply inside an array (EXEC's, a script's)
+		text, ok := serverText(v.Error())
+		if !ok {
+			text = v.Error()
+		}
 		return drivers.Error(text)
 	case []any:
 		elems := make([]drivers.Value, len(v))
@@ -113,25 +116,31 @@ func serverText(text string) (string, bool) {
 		return "", false
 	}
 	code, detail, ok := strings.Cut(text, ": ")
-	if !ok || !isCode(code) {
+	if !isCode(code) {
 		return "", false
+	}
+	if !ok {
+		return code, true
 	}
 	return code + " " + detail, true
 }
 
-// isCode reports whether s looks like a server error code: upper-case
-// letters, digits, '_' and '-', starting with a letter.
+// clientKinds are the kinds of redis-rs's own errors (not the server's)
+// that glide may write as "Kind: detail".
+var clientKinds = map[string]bool{
+	"IoError": true, "ClientError": true, "ParseError": true, "TypeError": true,
+	"AuthenticationFailed": true, "InvalidClientConfig": true, "ExtensionError": true,
+	"ClusterConnectionNotFound": true, "FatalSendError": true, "FatalReceiveError": true,
+	"NotAllSlotsCovered": true, "UserOperationError": true,
+}
+
+// isCode reports whether s can be the first word of an error reply, as
+// glide writes it before ": ": one word (no space) that is not the kind
+// of one of redis-rs's own errors. The server's codes are upper case
+// (ERR, WRONGTYPE, ...), but a script's or a module's error reply may
+// start with any word ("-lowercase thing" comes as "lowercase: thing").
 func isCode(s string) bool {
-	if s == "" || s[0] < 'A' || s[0] > 'Z' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '_' && c != '-' {
-			return false
-		}
-	}
-	return true
+	return s != "" && !strings.ContainsAny(s, " \t\r\n") && !clientKinds[s]
 }
 
 // restore undoes glide's conversions of v, the reply to args.
@@ -188,6 +197,12 @@ func restore(args []string, v drivers.Value) drivers.Value {
 			elems[1] = drivers.Array(entries(v.Elems[1], false, nil)...)
 			return drivers.Array(elems...)
 		}
+	case "GEODIST":
+		if v.Kind == drivers.KindFloat {
+			return drivers.String(distance(v.Float))
+		}
+	case "GEOSEARCH":
+		return geoSearch(args, v)
 	case "PUBSUB":
 		if len(args) > 1 && v.Kind == drivers.KindMap {
 			switch strings.ToUpper(args[1]) {
@@ -431,6 +446,33 @@ func flatInOrder(m drivers.Value, names []string) drivers.Value {
 				break
 			}
 		}
+	}
+	return drivers.Array(out...)
+}
+
+// distance is the server's text of a GEO distance: fixed, 4 decimals
+// (glide makes it a double).
+func distance(f float64) string { return strconv.FormatFloat(f, 'f', 4, 64) }
+
+// geoSearch restores GEOSEARCH's reply with WITHDIST, WITHHASH or
+// WITHCOORD: glide nests each match's fields ([name, [dist, hash,
+// [lon, lat]]]) and makes the distance a double; the server sends [name,
+// dist, hash, [lon, lat]], the distance a string.
+func geoSearch(args []string, v drivers.Value) drivers.Value {
+	withDist := hasArg(args, "WITHDIST")
+	if v.Kind != drivers.KindArray || !(withDist || hasArg(args, "WITHHASH") || hasArg(args, "WITHCOORD")) {
+		return v
+	}
+	out := make([]drivers.Value, len(v.Elems))
+	for i, m := range v.Elems {
+		if m.Kind != drivers.KindArray || len(m.Elems) != 2 || m.Elems[1].Kind != drivers.KindArray {
+			return v
+		}
+		fields := append([]drivers.Value{m.Elems[0]}, m.Elems[1].Elems...)
+		if withDist && len(fields) > 1 && fields[1].Kind == drivers.KindFloat {
+			fields[1] = drivers.String(distance(fields[1].Float))
+		}
+		out[i] = drivers.Array(fields...)
 	}
 	return drivers.Array(out...)
 }

@@ -28,6 +28,10 @@ func TestServerText(t *testing.T) {
 		{"BUSYGROUP: Consumer Group name already exists", "BUSYGROUP Consumer Group name already exists"},
 		{"NOAUTH: x", "NOAUTH x"},
 		{"OOM: x", "OOM x"},
+		// A script's or a module's error reply may start with any word.
+		{"lowercase: thing", "lowercase thing"},
+		{"Mixed: Case: thing", "Mixed Case: thing"},
+		{"OOPS", "OOPS"},
 	}
 	for _, c := range cases {
 		got, ok := serverText(c.glide)

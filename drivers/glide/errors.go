@@ -4,11 +4,37 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	glide "github.com/valkey-io/valkey-glide/go/v2"
 
 	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/drivers/glide/internal/invalidptr"
 )
+
+// ErrInvalidPtrCheck fails Dial (and so engine.New, inside its
+// *engine.ConnectError) when the process runs with the Go runtime's
+// invalid-pointer check on, which is the default: start the program with
+// GODEBUG=invalidptr=0 in its environment (the runtime reads it at
+// startup only, and takes no //go:debug line for it).
+//
+// Why: glide 2.5.3's Go binding copies the C structs of each reply onto
+// the goroutine's stack, and Rust hands an empty string or array over
+// with the pointer 0x1 (the dangling pointer of an empty buffer). When
+// the stack moves while such a copy is live (it grows, or the garbage
+// collector shrinks it), the runtime finds 0x1 in a pointer slot and
+// aborts the process ("fatal error: invalid pointer found on stack"; not
+// a panic, nothing recovers it). Any reply holding an empty string or
+// array (GET of "", an empty LRANGE, MGET of an empty value) can do it,
+// at random. With invalidptr=0 the runtime leaves such pointers alone;
+// glide never follows them (their length is 0).
+var ErrInvalidPtrCheck = errors.New("glide: start the process with GODEBUG=invalidptr=0: " +
+	"glide 2.5.3's Go binding leaves invalid pointers on the stack for empty strings and arrays in replies, " +
+	"and with the check on the Go runtime aborts the process when it finds one")
+
+// invalidPtrOn reports whether the runtime's invalidptr check is on
+// (a variable for the tests).
+var invalidPtrOn = invalidptr.On
 
 // errEmptyCommand fails a command without a name; the rest of its
 // pipeline is sent.
@@ -28,4 +54,38 @@ func (c *Conn) transportError(ctx context.Context, err error) error {
 		return fmt.Errorf("%w: %w", drivers.ErrClosed, err)
 	}
 	return err
+}
+
+// refusals are the error codes with which a server refuses a connection's
+// handshake (AUTH, HELLO).
+var refusals = map[string]bool{"WRONGPASS": true, "NOAUTH": true, "NOPERM": true}
+
+// refusedError is glide's error of a handshake the server refused, with
+// the server's error reply beside it.
+type refusedError struct {
+	err   error // glide's
+	reply error // the server's reply, as valkey-go's *ValkeyError
+}
+
+func (e *refusedError) Error() string   { return e.err.Error() }
+func (e *refusedError) Unwrap() []error { return []error{e.err, e.reply} }
+
+// handshakeError adds to glide's error of a connection the server
+// refused in the handshake ("Received error for address `host:port`:
+// WRONGPASS: invalid username-password pair ...") the server's error
+// reply as valkey-go's *ValkeyError, the error the engine reads a refused
+// handshake from (engine.ConnectError's Reason, and a *engine.ServerError
+// reachable by errors.As), as with the valkey-go driver. Other errors are
+// returned as they are.
+func handshakeError(err error) error {
+	text := strings.TrimSpace(err.Error())
+	if _, rest, ok := strings.Cut(text, "`: "); ok {
+		text = rest
+	}
+	reply, ok := serverText(text)
+	code, _, _ := strings.Cut(reply, " ")
+	if !ok || !refusals[code] {
+		return err
+	}
+	return &refusedError{err: err, reply: drivers.ToValkey([]drivers.Result{{Value: drivers.Error(reply)}})[0].Error()}
 }

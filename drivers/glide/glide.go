@@ -19,6 +19,12 @@
 // Blocking commands run on glide clients of their own, kept in a small
 // pool per Conn.
 //
+// The process must start with GODEBUG=invalidptr=0 in its environment:
+// glide 2.5.3's Go binding leaves invalid pointers on goroutine stacks
+// for empty strings and arrays in replies, and with the runtime's check
+// on (the default) the process may abort. Dial fails with
+// ErrInvalidPtrCheck otherwise (see there).
+//
 // What it does not support, and why (Driver.Capabilities):
 //
 //   - pub/sub: glide 2.5.3's Go binding hands each pushed message to a
@@ -91,18 +97,25 @@ const defaultTimeout = 10 * time.Second
 
 // Dial implements drivers.Driver: it creates a glide client connected to
 // o.Addr. Glide connects synchronously; Dial returns when ctx ends even
-// if glide has not (the client is closed when it arrives).
+// if glide has not (the client is closed when it arrives). It fails with
+// ErrInvalidPtrCheck unless the process runs with GODEBUG=invalidptr=0.
 func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if invalidPtrOn() {
+		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, ErrInvalidPtrCheck)
 	}
 	cfg, err := clientConfig(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, err)
 	}
+	if err := probe(ctx, o.Addr, o.DialTimeout); err != nil {
+		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, err)
+	}
 	c, err := newClient(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, err)
+		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, handshakeError(err))
 	}
 	return &Conn{c: c, cfg: cfg, timeout: requestTimeout(o), idle: map[*glide.Client]struct{}{}, busy: map[*glide.Client]struct{}{}}, nil
 }
@@ -172,6 +185,21 @@ func clientConfig(ctx context.Context, o drivers.Options) (*config.ClientConfigu
 	}
 	cfg.WithAdvancedConfiguration(adv)
 	return cfg, nil
+}
+
+// probe opens a TCP connection to addr and closes it at once. glide
+// retries a connection the server refuses until its connection timeout,
+// so that a dial of an address where nothing listens would wait
+// DialTimeout and fail as a timeout; with the probe it fails at once with
+// the refusal (ECONNREFUSED), as with valkey-go. Cost: one more TCP
+// connection per Dial.
+func probe(ctx context.Context, addr string, timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 // newClient creates a glide client, returning when ctx ends if glide has

@@ -1,12 +1,25 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/vactor-io/vactor/drivers/glide/internal/invalidptr"
 	"github.com/vactor-io/vactor/valkeytest"
 )
+
+// TestMain runs the tests with GODEBUG=invalidptr=0, which the glide
+// driver needs (glide.ErrInvalidPtrCheck); `make demo DRIVER=glide` runs
+// the program with it.
+func TestMain(m *testing.M) {
+	if err := invalidptr.Reexec(); err != nil {
+		fmt.Fprintln(os.Stderr, "re-exec with GODEBUG=invalidptr=0:", err)
+		os.Exit(2)
+	}
+	os.Exit(m.Run())
+}
 
 func TestQuickstartRuns(t *testing.T) {
 	srv := valkeytest.Start(t)
