@@ -2,7 +2,8 @@
 #   make demo   runs examples/quickstart against $VALKEY_ADDR / $VALKEY_URL
 #               (or the other VALKEY_* address variables),
 #               or against a throwaway server it starts and stops;
-#               DRIVER=glide runs it over the glide driver
+#               DRIVER=glide runs it over the glide driver (with
+#               GODEBUG=invalidptr=0, which glide needs: docs/drivers.md)
 #   make test   unit + integration tests with -race (starts its own servers),
 #               of the library, of the vactor CLI (cmd/vactor, a module of
 #               its own) and of the glide driver (drivers/glide, a module of
@@ -35,7 +36,7 @@ server:
 demo: server
 ifeq ($(DRIVER),glide)
 	cd $(GLIDE) && $(GO) build -o ../../bin/quickstart-glide ./examples/quickstart
-	$(GO) run ./internal/tools/withserver -- ./bin/quickstart-glide
+	GODEBUG=invalidptr=0 $(GO) run ./internal/tools/withserver -- ./bin/quickstart-glide
 else
 	$(GO) run ./internal/tools/withserver -- $(GO) run ./examples/quickstart
 endif

@@ -36,6 +36,23 @@ var ErrInvalidPtrCheck = errors.New("glide: start the process with GODEBUG=inval
 // (a variable for the tests).
 var invalidPtrOn = invalidptr.On
 
+// Reexec makes a program that cannot set GODEBUG in its environment
+// start over with it: when the runtime's invalid-pointer check is on
+// (ErrInvalidPtrCheck), it replaces the process with a new run of its own
+// executable, same arguments and environment, with invalidptr=0 added to
+// GODEBUG; when the check is off it returns nil at once. It returns an
+// error only when the exec failed (os.Executable unavailable, or a
+// platform without exec). Call it first thing in main, before anything
+// whose effect a restart would repeat:
+//
+//	func main() {
+//		if err := glide.Reexec(); err != nil {
+//			log.Fatal(err)
+//		}
+//		...
+//	}
+func Reexec() error { return invalidptr.Reexec() }
+
 // errEmptyCommand fails a command without a name; the rest of its
 // pipeline is sent.
 var errEmptyCommand = errors.New("glide: empty command")
