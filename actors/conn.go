@@ -589,7 +589,7 @@ func (c *Conn) sortOut(hit []hitCmd) []held {
 // written or be repeatable.
 func (c *Conn) retry(cmd Command, err error) bool {
 	p := c.state.Policy
-	if p == nil || c.state.Node == nil || cmd.Context().Err() != nil {
+	if p == nil || c.state.Node == nil || ended(cmd.Context()) != nil {
 		return false
 	}
 	if !policies.NotSent(err) && !policies.Repeatable(cmd.Context(), cmd.Cmd()) {
@@ -606,7 +606,7 @@ func (c *Conn) retry(cmd Command, err error) bool {
 // failure is the error of a command that failed on transport error err and
 // is not sent again.
 func (c *Conn) failure(cmd Command, err error) error {
-	if cerr := cmd.Context().Err(); cerr != nil {
+	if cerr := ended(cmd.Context()); cerr != nil {
 		return cerr
 	}
 	if policies.NotSent(err) {
@@ -614,6 +614,21 @@ func (c *Conn) failure(cmd Command, err error) error {
 	}
 	c.state.unknown.Add(1)
 	return &policies.OutcomeUnknownError{Cause: err}
+}
+
+// ended returns ctx's error, or context.DeadlineExceeded when its deadline
+// has passed and the timer that ends it has not fired yet (a driver that
+// watches the deadline itself, glide, can give up on the round trip in
+// between): the caller's deadline, not the transport, ended the command.
+// Failure paths only.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // batchContext bounds a pipeline by its commands' deadlines when every

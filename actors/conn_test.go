@@ -1,11 +1,13 @@
 package actors_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valkey-io/valkey-go"
 	"go.uber.org/goleak"
@@ -307,6 +309,34 @@ func TestConnPanicResetsInFlight(t *testing.T) {
 	eventually(t, "Restarts == 1", func() bool { return st.Stats().Restarts == 1 })
 	if s := st.Stats(); s.InFlight != 0 {
 		t.Fatalf("InFlight = %d after the panicking batch was failed and the actor restarted, want 0", s.InFlight)
+	}
+	h.shutdown(t, snapshot)
+}
+
+// lateCtx has a deadline that has passed while its Err is still nil: the
+// moment between a deadline and the runtime timer that ends the context,
+// in which a driver that watches the deadline itself (glide) may already
+// have given up on the round trip.
+type lateCtx struct{ context.Context }
+
+func (lateCtx) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
+
+// A command whose deadline has passed fails with context.DeadlineExceeded
+// when its round trip fails, as when its context has already ended, not
+// with ErrOutcomeUnknown: the caller's deadline is what ended it. (Over
+// glide, Do(ctx 200ms, a slow EVAL) gave ErrOutcomeUnknown wrapping
+// DeadlineExceeded, valkey-go the plain DeadlineExceeded.)
+func TestConnPassedDeadlineIsContextError(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := newFakeConn()
+	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(context.DeadlineExceeded) }
+	st := newState("node-a:6379", conn, nil)
+	h := start(t, st)
+	cmd := newFakeCmd(0, nil)
+	cmd.ctx = lateCtx{context.Background()}
+	st.Mailbox.Post(cmd)
+	if err := cmd.wantFailed(t); err != context.DeadlineExceeded {
+		t.Fatalf("error %v, want context.DeadlineExceeded", err)
 	}
 	h.shutdown(t, snapshot)
 }
