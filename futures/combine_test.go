@@ -75,7 +75,7 @@ func TestNilArguments(t *testing.T) {
 	if v, err := nf.Await(ctx); v != 0 || !errors.Is(err, ErrNilFuture) {
 		t.Fatalf("nil Await = %v, %v", v, err)
 	}
-	if err := nf.Err(nil); !errors.Is(err, ErrNilFuture) {
+	if err := nf.Err(ctx); !errors.Is(err, ErrNilFuture) {
 		t.Fatalf("nil Err = %v", err)
 	}
 	if _, err, ok := nf.Result(); !ok || !errors.Is(err, ErrNilFuture) || !nf.IsDone() {
