@@ -5,7 +5,9 @@
 // primary, and every acknowledged write is found there afterwards.
 //
 // It connects to the sentinels in $VALKEY_SENTINEL_ADDRS (comma separated)
-// monitoring $VALKEY_SENTINEL_MASTER (default "mymaster"), or starts a
+// monitoring $VALKEY_SENTINEL_MASTER (default "mymaster"), with the
+// passwords, ACL users and TLS settings of the other VALKEY_* variables
+// (VALKEY_SENTINEL_PASSWORD, VALKEY_PASSWORD, ...), or starts a
 // throwaway setup (1 primary, 2 replicas, 3 sentinels) when none is set;
 // only against a throwaway setup does it trigger a failover. Its keys are
 // unique to the run (vactor-example:<id>:...) and deleted at the end.
@@ -35,6 +37,9 @@ func main() {
 	// Ctrl-C at the terminal does not reach them: run stops them on its
 	// way out.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if os.Getenv("VALKEY_SENTINEL_ADDRS") != "" && os.Getenv("VALKEY_SENTINEL_MASTER") == "" {
+		os.Setenv("VALKEY_SENTINEL_MASTER", "mymaster") // the default named above, for LoadFromEnv
+	}
 	err := run(ctx, os.Getenv("VALKEY_SENTINEL_ADDRS"), os.Getenv("VALKEY_SENTINEL_MASTER"))
 	stop()
 	if err != nil {
@@ -48,7 +53,15 @@ func run(ctx context.Context, sentinels, master string) error {
 	if master == "" {
 		master = "mymaster"
 	}
+	cfg := config.DefaultConfig()
 	if sentinels != "" {
+		// Sentinels of one's own: their and the data nodes' credentials
+		// and TLS come from the other VALKEY_* variables, as
+		// config.LoadFromEnv reads them.
+		var err error
+		if cfg, err = config.LoadFromEnv(); err != nil {
+			return err
+		}
 		addrs = strings.Split(sentinels, ",")
 	} else {
 		var err error
@@ -61,7 +74,7 @@ func run(ctx context.Context, sentinels, master string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	eng, err := engine.New(ctx, config.DefaultConfig().WithSentinel(master, addrs...))
+	eng, err := engine.New(ctx, cfg.WithSentinel(master, addrs...))
 	if err != nil {
 		return err
 	}

@@ -63,3 +63,21 @@ func TestSentinelExampleKeepsTheServersKeys(t *testing.T) {
 		t.Errorf("DBSIZE = %v, %v after the example; want the %d keys of the primary's own", n, err, len(mine))
 	}
 }
+
+// Pointed at password-protected sentinels and data nodes of one's own, the
+// example takes the passwords from VALKEY_SENTINEL_PASSWORD and
+// VALKEY_PASSWORD (it ignored every variable but the addresses and the
+// master's name, so New failed with NOAUTH).
+func TestSentinelExampleUsesTheEnvironment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sentinel example: skipped with -short")
+	}
+	s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{Password: "data-pass", SentinelPassword: "sentinel-pass"})
+	t.Setenv("VALKEY_SENTINEL_ADDRS", strings.Join(s.Addrs(), ","))
+	t.Setenv("VALKEY_SENTINEL_MASTER", s.MasterName())
+	t.Setenv("VALKEY_SENTINEL_PASSWORD", "sentinel-pass")
+	t.Setenv("VALKEY_PASSWORD", "data-pass")
+	if err := run(context.Background(), strings.Join(s.Addrs(), ","), s.MasterName()); err != nil {
+		t.Fatal(err)
+	}
+}
