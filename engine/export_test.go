@@ -57,3 +57,15 @@ func SetSentinelEvents(on bool) (restore func()) {
 	sentinelEvents = on
 	return func() { sentinelEvents = old }
 }
+
+// WriterLanes returns how many lanes (connections with their goroutine)
+// w holds, over all nodes.
+func WriterLanes(w *BatchWriter) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, node := range w.nodes {
+		n += len(node.lanes)
+	}
+	return n
+}
