@@ -427,3 +427,42 @@ func TestLeakWriterRetiresFormerPrimaries(t *testing.T) {
 		t.Fatalf("writer stats %s", s)
 	}
 }
+
+// TestLeakSentinelConns repeats, in sentinel mode, what dials dedicated
+// connections (Dedicated, Watch, subscriptions, consumers, batch writers,
+// blocking commands): the engine tracks each to close it when the primary
+// changes, and forgets it when it closes. Only the idle pooled ones stay.
+func TestLeakSentinelConns(t *testing.T) {
+	s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{Replicas: -1})
+	ctx := ctxT(t)
+	eng := leakEngine(t, config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...))
+	defer eng.Close()
+	boom := errors.New("boom")
+	bounded(t, "sentinel dedicated conns", 30, func(int) {
+		_ = eng.Dedicated(ctx, func(*engine.DedicatedConn) error { return boom })
+		_ = eng.Watch(ctx, func(*engine.Tx) error { return boom }, "leak:w")
+		sub, err := eng.Subscribe(ctx, "leak:ch")
+		if err != nil {
+			t.Fatalf("Subscribe: %v", err)
+		}
+		_ = sub.Close()
+		cons, err := eng.Consume(ctx, "leak:s", "g", "c", func(context.Context, engine.XEntry) error { return nil }, engine.ConsumeOptions{})
+		if err != nil {
+			t.Fatalf("Consume: %v", err)
+		}
+		_ = cons.Close()
+		w, err := eng.NewBatchWriter(engine.BatchWriterOptions{})
+		if err != nil {
+			t.Fatalf("NewBatchWriter: %v", err)
+		}
+		_ = w.Set(ctx, "leak:bw", "v", 0)
+		_ = w.Close(ctx)
+		c, cancel := context.WithTimeout(ctx, 2*time.Millisecond)
+		defer cancel()
+		_ = eng.Do(c, "BLPOP", "leak:nolist", "0").Err(ctx)
+	})
+	// The idle Dedicated and Watch connections.
+	if n := engine.SentinelTracked(eng); n > 2 {
+		t.Fatalf("%d connections tracked, want at most the 2 idle pooled ones", n)
+	}
+}

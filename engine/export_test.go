@@ -69,3 +69,11 @@ func WriterLanes(w *BatchWriter) int {
 	}
 	return n
 }
+
+// SentinelTracked returns how many dedicated connections the engine
+// tracks in sentinel mode (closed when the primary changes).
+func SentinelTracked(e *Engine) int {
+	e.sn.mu.Lock()
+	defer e.sn.mu.Unlock()
+	return len(e.sn.tracked)
+}
