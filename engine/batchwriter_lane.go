@@ -31,6 +31,14 @@ func (l *writerLane) run() {
 		w.mu.Lock()
 		for len(l.queue) == 0 && !w.stopping && !l.retired {
 			l.idle = true
+			if w.e.cl != nil {
+				// Idle now: if the node is no longer a primary (it
+				// failed over while this lane was busy), its lanes end.
+				w.retireLocked()
+				if l.retired {
+					break
+				}
+			}
 			l.cond.Wait()
 		}
 		if len(l.queue) == 0 { // stopping or retired, nothing left

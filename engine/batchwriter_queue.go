@@ -220,21 +220,16 @@ func (w *BatchWriter) laneLocked(addr string, h uint32) *writerLane {
 // primary in the slot map (cluster mode), so that a writer living through
 // failovers and nodes replaced at new addresses keeps lanes, goroutines
 // and connections for the current primaries only, not for every address
-// it ever wrote to. It runs when a node gets its lanes, that is when the
-// primaries changed. A node with a lane at work (queued or sending
-// commands) is kept: its lanes reroute what they hold, and a later call
-// retires them.
+// it ever wrote to. It runs when a node gets its lanes (the primaries
+// changed) and when a lane goes idle (a node busy at the change is
+// retired once its lanes have rerouted what they held).
 func (w *BatchWriter) retireLocked() {
 	t := w.e.cl.topo.Load()
 	if t == nil {
 		return
 	}
-	primary := make(map[string]bool, len(t.Shards))
-	for _, sh := range t.Shards {
-		primary[sh.Primary] = true
-	}
 	for addr, n := range w.nodes {
-		if primary[addr] || !n.idleLocked() {
+		if isPrimary(t, addr) || !n.idleLocked() {
 			continue
 		}
 		delete(w.nodes, addr)
@@ -243,6 +238,16 @@ func (w *BatchWriter) retireLocked() {
 			l.cond.Signal()
 		}
 	}
+}
+
+// isPrimary reports whether addr is a primary in t.
+func isPrimary(t *actors.Topology, addr string) bool {
+	for i := range t.Shards {
+		if t.Shards[i].Primary == addr {
+			return true
+		}
+	}
+	return false
 }
 
 // idleLocked reports whether every lane of n waits for work.
