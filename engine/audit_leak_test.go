@@ -158,7 +158,7 @@ func TestLeakRepeatedOps(t *testing.T) {
 			t.Fatalf("Await: %v", err)
 		}
 	})
-	bounded(t, "never awaited", 20000, func(int) {
+	bounded(t, "never awaited", 10000, func(int) {
 		eng.Get(ctx, "leak:k")
 	})
 	bounded(t, "callbacks", 5000, func(int) {
