@@ -15,7 +15,8 @@ import (
 )
 
 // run is the lane's goroutine: it takes one chunk at a time and sends it
-// as one pipeline, until the writer stops and the queue is empty.
+// as one pipeline, until the writer stops (or its node is retired: see
+// retireLocked) and the queue is empty.
 func (l *writerLane) run() {
 	w := l.w
 	defer w.wg.Done()
@@ -28,11 +29,19 @@ func (l *writerLane) run() {
 	failures := 0                    // consecutive failed dials
 	for {
 		w.mu.Lock()
-		for len(l.queue) == 0 && !w.stopping {
+		for len(l.queue) == 0 && !w.stopping && !l.retired {
 			l.idle = true
+			if w.e.cl != nil {
+				// Idle now: if the node is no longer a primary (it
+				// failed over while this lane was busy), its lanes end.
+				w.retireLocked()
+				if l.retired {
+					break
+				}
+			}
 			l.cond.Wait()
 		}
-		if len(l.queue) == 0 { // stopping, nothing left
+		if len(l.queue) == 0 { // stopping or retired, nothing left
 			w.mu.Unlock()
 			return
 		}

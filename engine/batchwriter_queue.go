@@ -93,7 +93,10 @@ type writerLane struct {
 	queue [][]writerItem // chunks of up to BatchSize commands, in order
 	cond  *sync.Cond
 	idle  bool
-	ok    []bool // per batch: acknowledged; the lane goroutine's own
+	// retired is set when the lane's node left the slot map (cluster
+	// mode): the idle lane's goroutine ends and closes its connection.
+	retired bool
+	ok      []bool // per batch: acknowledged; the lane goroutine's own
 
 	connMu sync.Mutex
 	conn   drivers.ValkeyConn
@@ -203,12 +206,58 @@ func (w *BatchWriter) laneLocked(addr string, h uint32) *writerLane {
 			w.wg.Add(1)
 			go l.run()
 		}
-		w.nodes[addr] = n
 		if w.e.cl == nil {
 			w.single = n
+		} else {
+			w.retireLocked()
 		}
+		w.nodes[addr] = n
 	}
 	return n.lanes[h%uint32(len(n.lanes))]
+}
+
+// retireLocked stops the idle lanes of the nodes that are no longer a
+// primary in the slot map (cluster mode), so that a writer living through
+// failovers and nodes replaced at new addresses keeps lanes, goroutines
+// and connections for the current primaries only, not for every address
+// it ever wrote to. It runs when a node gets its lanes (the primaries
+// changed) and when a lane goes idle (a node busy at the change is
+// retired once its lanes have rerouted what they held).
+func (w *BatchWriter) retireLocked() {
+	t := w.e.cl.topo.Load()
+	if t == nil {
+		return
+	}
+	for addr, n := range w.nodes {
+		if isPrimary(t, addr) || !n.idleLocked() {
+			continue
+		}
+		delete(w.nodes, addr)
+		for _, l := range n.lanes {
+			l.retired = true
+			l.cond.Signal()
+		}
+	}
+}
+
+// isPrimary reports whether addr is a primary in t.
+func isPrimary(t *actors.Topology, addr string) bool {
+	for i := range t.Shards {
+		if t.Shards[i].Primary == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// idleLocked reports whether every lane of n waits for work.
+func (n *writerNode) idleLocked() bool {
+	for _, l := range n.lanes {
+		if !l.idle || len(l.queue) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // laneHash spreads keys over a node's lanes.

@@ -793,6 +793,16 @@ func TestBatchWriterClusterFailover(t *testing.T) {
 	if lost := bwMissing(t, ctx, eng, after); len(lost) > 0 {
 		t.Fatalf("%d keys written after the failover missing, first %q", len(lost), lost[0])
 	}
+	// The victim's lanes, busy rerouting when its successor got lanes,
+	// end once idle: lanes for the current primaries only.
+	want := len(c.Primaries()) * engine.DefaultWriterConns
+	deadline := time.Now().Add(10 * time.Second)
+	for engine.WriterLanes(w) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writer lanes, want %d (the killed primary's are kept)", engine.WriterLanes(w), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // bwCommandCalls returns the calls of cmd (lower case) in INFO

@@ -57,3 +57,23 @@ func SetSentinelEvents(on bool) (restore func()) {
 	sentinelEvents = on
 	return func() { sentinelEvents = old }
 }
+
+// WriterLanes returns how many lanes (connections with their goroutine)
+// w holds, over all nodes.
+func WriterLanes(w *BatchWriter) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, node := range w.nodes {
+		n += len(node.lanes)
+	}
+	return n
+}
+
+// SentinelTracked returns how many dedicated connections the engine
+// tracks in sentinel mode (closed when the primary changes).
+func SentinelTracked(e *Engine) int {
+	e.sn.mu.Lock()
+	defer e.sn.mu.Unlock()
+	return len(e.sn.tracked)
+}
