@@ -252,7 +252,10 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 
 // Do sends any command at once, as Engine.Do; commands that change the
 // connection's state fail with a *ConnectionStateError, as there (the
-// connection goes back to the engine's pool after Watch).
+// connection goes back to the engine's pool after Watch). Its keys are
+// found as Engine.Do finds them; in cluster mode they must be in the
+// watched keys' slot (ErrCrossSlot otherwise), and a keyless command
+// (PING, TIME, ...) runs.
 func (r TxReader) Do(ctx context.Context, name string, args ...string) (Reply, error) {
 	if name == "" {
 		return Reply{}, fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument)
@@ -260,11 +263,23 @@ func (r TxReader) Do(ctx context.Context, name string, args ...string) (Reply, e
 	if err := checkShared(name, args); err != nil {
 		return Reply{}, err
 	}
-	b := r.builder()
-	if len(args) == 0 {
-		return read(r, ctx, nil, b.Arbitrary(name).Build(), decodeReply)
+	if r.tx == nil {
+		return read(r, ctx, nil, valkey.Completed{}, decodeReply) // fails: outside Watch
 	}
-	return read(r, ctx, args[:1], b.Arbitrary(name).Keys(args[0]).Args(args[1:]...).Build(), decodeReply)
+	// The keys, as Engine.Do finds them (PING's argument or OBJECT's
+	// subcommand is none), for the cluster slot check.
+	e := r.tx.e
+	var buf [8]int
+	pos := e.doKeys(buf[:0], name, args)
+	cmd, _, err := e.buildDo(name, args, pos)
+	if err != nil {
+		return Reply{}, err
+	}
+	keys := make([]string, len(pos))
+	for i, p := range pos {
+		keys[i] = args[p]
+	}
+	return read(r, ctx, keys, cmd, decodeReply)
 }
 
 func (r TxReader) builder() valkey.Builder {
