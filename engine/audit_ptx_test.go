@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -172,8 +173,45 @@ func TestAuditPtxPipelineCancelAndHuge(t *testing.T) {
 	t.Logf("cancelled Exec: %v, %d of %d ran", err, ran, len(fs))
 }
 
+// A Pipeline filled by several goroutines while another calls Exec: no
+// panic, no race, and every future completes, either sent with the
+// pipeline or failed with ErrInvalidArgument (added after Exec).
+func TestAuditPtxPipelineConcurrentAdd(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	for round := range 20 {
+		p := eng.Pipeline()
+		var mu sync.Mutex
+		var all []*futures.Future[int64]
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				for i := range 200 {
+					f := p.Exists(fmt.Sprintf("audit:c:%d", g), fmt.Sprintf("audit:c:%d:%d", g, i))
+					g := p.Incr(fmt.Sprintf("audit:c:%d:%d", round, g))
+					mu.Lock()
+					all = append(all, f, g)
+					mu.Unlock()
+				}
+			})
+		}
+		err := p.Exec(ctx)
+		wg.Wait()
+		p.Discard()
+		if err != nil {
+			t.Fatalf("Exec: %v", err)
+		}
+		for i, f := range all {
+			if _, err := f.Await(ctx); err != nil && !errors.Is(err, engine.ErrInvalidArgument) {
+				t.Fatalf("round %d future %d: %v", round, i, err)
+			}
+		}
+	}
+}
+
 // Cluster mode: TxReader.Do finds the keys of a command as Engine.Do does
-// (PING's argument, OBJECT's subcommand are no keys).
+// (PING's argument, OBJECT's subcommand are no keys); the empty key is a
+// key (slot 0) in a Tx, a Watch and a Pipeline.
 func TestAuditPtxCluster(t *testing.T) {
 	c := valkeytest.StartClusterT(t)
 	eng := clusterEngine(t, c)
@@ -198,6 +236,30 @@ func TestAuditPtxCluster(t *testing.T) {
 		t.Fatalf("Watch: %v", err)
 	}
 
+	tx := eng.Tx()
+	set, get := tx.Set("", "empty", 0), tx.Get("")
+	if err := tx.Exec(ctx); err != nil {
+		t.Fatalf("Tx on the empty key: %v", err)
+	}
+	pipeWant(t, ctx, "SET \"\"", set, struct{}{})
+	pipeWant(t, ctx, "GET \"\"", get, "empty")
+	err = eng.Watch(ctx, func(tx *engine.Tx) error {
+		v, err := tx.Read().Get(ctx, "")
+		if err != nil {
+			return err
+		}
+		tx.Set("", v+"!", 0)
+		return nil
+	}, "")
+	if err != nil {
+		t.Fatalf("Watch on the empty key: %v", err)
+	}
+	p := eng.Pipeline()
+	pg := p.Get("")
+	if err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pipeWant(t, ctx, "pipeline GET \"\"", pg, "empty!")
 }
 
 // The Client returns ErrNil where its doc says so, zero values elsewhere.

@@ -100,7 +100,7 @@ func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...strin
 		return ferr
 	}
 	var err2 error
-	switch tx.state {
+	switch tx.stateNow() {
 	case cmdsOpen:
 		err2 = tx.Exec(ctx)
 	case cmdsExecuted:
@@ -211,7 +211,7 @@ func (w *watchState) release(ctx context.Context, e *Engine) {
 // the reply. Results and errors are those of the Engine's methods of the
 // same name (ErrNil, *ServerError, ...). Outside Watch, after Exec, or
 // after the Watch function returned, every method fails with
-// ErrInvalidArgument. Not safe for concurrent use (it is the Tx's).
+// ErrInvalidArgument. Not safe for concurrent use (one watched connection).
 type TxReader struct{ tx *Tx }
 
 // Read returns the reader of a transaction run by Engine.Watch.
@@ -225,7 +225,7 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 		return zero, fmt.Errorf("%w: Tx.Read outside Watch", ErrInvalidArgument)
 	}
 	w := tx.w
-	if tx.state != cmdsOpen || w.conn == nil {
+	if tx.stateNow() != cmdsOpen || w.conn == nil {
 		return zero, fmt.Errorf("%w: Tx.Read after Exec, Discard or the end of Watch", ErrInvalidArgument)
 	}
 	if w.broken != nil {
