@@ -302,3 +302,55 @@ func TestAuditPtxClientMissing(t *testing.T) {
 		t.Errorf("Do GET = %v, %v; want a nil Reply", r, err)
 	}
 }
+
+// Exec returns with every future complete, TTL's included (it was
+// decoded through futures.Then, completed later on the callback
+// goroutine).
+func TestAuditPtxTTLDoneAtExec(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	if err := eng.Set(ctx, "audit:ttl", "v", time.Hour).Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		tx, p := eng.Tx(), eng.Pipeline()
+		tf, pf := tx.TTL("audit:ttl"), p.TTL("audit:ttl")
+		if err := tx.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !tf.IsDone() || !pf.IsDone() {
+			t.Fatalf("run %d: TTL future pending after Exec returned (Tx %v, Pipeline %v)", i, tf.IsDone(), pf.IsDone())
+		}
+		for _, f := range []*futures.Future[engine.TTL]{tf, pf} {
+			if ttl, err := f.Await(ctx); err != nil || !ttl.HasExpiry || ttl.Remaining <= 0 {
+				t.Fatalf("TTL = %+v, %v", ttl, err)
+			}
+		}
+	}
+}
+
+// TxReader.Do refuses a blocking command that would hold the watched
+// connection until its read timed out (BLPOP ... 0), at once; a short
+// one runs.
+func TestAuditPtxReadBlocking(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	err := eng.Watch(ctx, func(tx *engine.Tx) error {
+		bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := tx.Read().Do(bctx, "BLPOP", "audit:bl", "0"); !errors.Is(err, engine.ErrInvalidArgument) {
+			return fmt.Errorf("Read().Do BLPOP 0: %v, want ErrInvalidArgument", err)
+		}
+		if r, err := tx.Read().Do(ctx, "BLPOP", "audit:bl", "0.01"); err != nil || !r.IsNil() {
+			return fmt.Errorf("Read().Do BLPOP 0.01: %v, %v; want a nil reply", r, err)
+		}
+		tx.Set("audit:bl:done", "1", 0)
+		return nil
+	}, "audit:bl")
+	if err != nil {
+		t.Fatal(err)
+	}
+}

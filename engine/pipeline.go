@@ -571,9 +571,9 @@ func (c *commands) Expire(key string, ttl time.Duration) *futures.Future[bool] {
 
 // TTL adds TTL key (see Engine.TTL).
 func (c *commands) TTL(key string) *futures.Future[TTL] {
-	return futures.Then(add(c, key, c.b().Ttl().Key(key).Build(), decodeInt64), func(n int64) (TTL, error) {
-		return ttlOf(n, time.Second), nil
-	})
+	// Decoded with the reply, not through futures.Then: Exec returns with
+	// every future complete.
+	return add(c, key, c.b().Ttl().Key(key).Build(), decodeTTLSeconds)
 }
 
 // HSet adds HSET key with alternating field/value arguments; its future

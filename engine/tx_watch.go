@@ -255,7 +255,11 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 // connection goes back to the engine's pool after Watch). Its keys are
 // found as Engine.Do finds them; in cluster mode they must be in the
 // watched keys' slot (ErrCrossSlot otherwise), and a keyless command
-// (PING, TIME, ...) runs.
+// (PING, TIME, ...) runs. A blocking command (BLPOP, XREAD ... BLOCK,
+// ...) or WAIT whose timeout is 0 (forever) or not below
+// Config.ReadTimeout fails at once with ErrInvalidArgument, as in a
+// Pipeline: it would block the watched connection until its read timed
+// out. Shorter timeouts run.
 func (r TxReader) Do(ctx context.Context, name string, args ...string) (Reply, error) {
 	if name == "" {
 		return Reply{}, fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument)
@@ -265,6 +269,12 @@ func (r TxReader) Do(ctx context.Context, name string, args ...string) (Reply, e
 	}
 	if r.tx == nil {
 		return read(r, ctx, nil, valkey.Completed{}, decodeReply) // fails: outside Watch
+	}
+	// Between WATCH and MULTI a blocking command blocks the watched
+	// connection: refused as in a Pipeline when it could outlast the
+	// connection's ReadTimeout, which would close it.
+	if err := r.tx.e.checkPipelined(name, args); err != nil {
+		return Reply{}, err
 	}
 	// The keys, as Engine.Do finds them (PING's argument or OBJECT's
 	// subcommand is none), for the cluster slot check.
