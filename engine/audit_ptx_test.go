@@ -54,8 +54,9 @@ func TestAuditPtxWatchEndings(t *testing.T) {
 	for name, fn := range endings {
 		func() {
 			defer func() {
-				if r := recover(); r != nil && name != "panic" {
-					t.Fatalf("%s: panic %v", name, r)
+				r := recover()
+				if (r != nil) != (name == "panic") {
+					t.Fatalf("%s: recovered %v", name, r)
 				}
 			}()
 			err := eng.Watch(ctx, fn, k)
