@@ -379,9 +379,6 @@ var errAddedLate = fmt.Errorf("%w: command added to a pipeline or transaction al
 // nil, sends it through the Engine's splitting method instead (see
 // addKeys).
 func record[T any](c *commands, en entry, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error), split func(ctx context.Context) *futures.Future[T]) *futures.Future[T] {
-	if c.stateNow() != cmdsOpen {
-		return fail[T](errAddedLate)
-	}
 	var r *request[T]
 	if c.e.cl != nil || c.e.sn != nil {
 		// Sent through slot actors, or again after READONLY: x is used.
@@ -396,7 +393,7 @@ func record[T any](c *commands, en entry, cmd valkey.Completed, decode func(valk
 		}
 	}
 	c.pend.mu.Lock()
-	if c.state != cmdsOpen { // Exec or Discard ran meanwhile
+	if c.state != cmdsOpen { // after Exec or Discard: r is dropped unsent
 		c.pend.mu.Unlock()
 		return fail[T](errAddedLate)
 	}
