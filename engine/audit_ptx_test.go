@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -261,6 +263,69 @@ func TestAuditPtxCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	pipeWant(t, ctx, "pipeline GET \"\"", pg, "empty!")
+
+	// After a failover of the watched key's primary, WatchRetry follows:
+	// the first WATCH is redirected (MOVED) on the old primary, the rerun
+	// goes to the new one.
+	replica := auditReplicaOf(t, ctx, eng, c, k)
+	if err := c.Failover(replica); err != nil {
+		t.Fatal(err)
+	}
+	err = eng.WatchRetry(ctx, 10, func(tx *engine.Tx) error {
+		tx.Set(k, "after failover", 0)
+		return nil
+	}, k)
+	if err != nil {
+		t.Fatalf("WatchRetry after a failover: %v", err)
+	}
+}
+
+// auditReplicaOf returns a replica of the primary that serves key.
+func auditReplicaOf(t *testing.T, ctx context.Context, eng *engine.Engine, c *valkeytest.Cluster, key string) *valkeytest.ClusterNode {
+	t.Helper()
+	slot, err := eng.Do(ctx, "CLUSTER", "KEYSLOT", key).Await(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := slot.Int64()
+	r, err := eng.Do(ctx, "CLUSTER", "NODES").Await(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := r.String()
+	var owner string
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) < 9 || !strings.Contains(f[2], "master") {
+			continue
+		}
+		for _, rng := range f[8:] {
+			lo, hi, _ := strings.Cut(rng, "-")
+			a, _ := strconv.ParseInt(lo, 10, 64)
+			b, err := strconv.ParseInt(hi, 10, 64)
+			if err != nil {
+				b = a
+			}
+			if a <= n && n <= b {
+				owner = f[0]
+			}
+		}
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) < 4 || f[3] != owner {
+			continue
+		}
+		addr, _, _ := strings.Cut(f[1], "@")
+		for _, rep := range c.Replicas() {
+			if rep.Addr() == addr {
+				return rep
+			}
+		}
+	}
+	t.Fatalf("no replica of the primary of slot %d (%s) in\n%s", n, owner, text)
+	return nil
 }
 
 // The Client returns ErrNil where its doc says so, zero values elsewhere.

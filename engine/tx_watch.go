@@ -114,6 +114,9 @@ func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...strin
 // key, at most attempts times (at least 1), waiting between runs with the
 // engine's retry backoff: Config.MinRetryBackoff doubling per run up to
 // Config.MaxRetryBackoff, with jitter, so contending callers spread out.
+// In cluster mode a run whose WATCH or read was redirected (MOVED or ASK:
+// the slot moved, after a failover or while resharding; nothing ran) is
+// rerun too, on the node the engine's reloaded slot map names.
 // fn runs once per run, each time with a new Tx: it must read what it
 // needs through that Tx and have no other side effects.
 //
@@ -130,7 +133,7 @@ func (e *Engine) WatchRetry(ctx context.Context, attempts int, fn func(tx *Tx) e
 	b := policies.Backoff{Min: e.cfg.MinRetryBackoff, Max: e.cfg.MaxRetryBackoff}
 	for n := 0; ; n++ {
 		err := e.Watch(ctx, fn, keys...)
-		if !errors.Is(err, ErrTxAborted) {
+		if !errors.Is(err, ErrTxAborted) && !(e.cl != nil && isRedirect(err)) {
 			return err
 		}
 		if n+1 >= attempts {
