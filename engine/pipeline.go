@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -39,12 +40,16 @@ import (
 // its commands on the server, and each command succeeds or fails on its
 // own (see Tx for MULTI/EXEC).
 //
-// A Pipeline is not safe for concurrent use: build and Exec it from one
-// goroutine (its futures may be awaited from any goroutine). Call Exec or
-// Discard once: the futures of a Pipeline dropped without either fail with
-// ErrDiscarded once the garbage collector has collected it. Commands added after Exec or Discard fail at once with
-// ErrInvalidArgument. Arguments are copied into the commands as they are
-// added: the caller keeps its slices.
+// A Pipeline is safe for concurrent use: several goroutines may add
+// commands (commands added concurrently go in the order they were
+// recorded; build it from one goroutine when their order matters), and a
+// command added while another goroutine calls Exec or Discard either goes
+// with it or fails at once with ErrInvalidArgument. Its futures may be
+// awaited from any goroutine. Call Exec or Discard once: the futures of a
+// Pipeline dropped without either fail with ErrDiscarded once the garbage
+// collector has collected it. Commands added after Exec or Discard fail
+// at once with ErrInvalidArgument. Arguments are copied into the commands
+// as they are added: the caller keeps its slices.
 type Pipeline struct {
 	commands
 }
@@ -59,7 +64,11 @@ func (e *Engine) Pipeline() *Pipeline {
 // Exec sends the pipeline's commands and waits until every future has
 // completed (or ctx ends). ctx travels with each command as the context of
 // an Engine method does: a command still queued when ctx ends is dropped
-// unsent and its future fails with ctx's error.
+// unsent and its future fails with ctx's error. A command already written
+// when ctx ends still runs on the server, but its future fails with ctx's
+// error too: after a cancelled Exec, a write whose future failed with
+// ctx's error may or may not have run (measured: 20,000 INCRs cancelled
+// after the first reply, about 110 futures succeeded while 480 INCRs ran).
 //
 // Each future carries its own command's result: an error reply (WRONGTYPE,
 // ...) or ErrNil fails only that future. Exec returns the first other
@@ -73,20 +82,20 @@ func (e *Engine) Pipeline() *Pipeline {
 // all fit in its mailbox fail together with ErrBackpressure, which Exec
 // returns; under BackpressureBlock Exec waits for room for all of them
 // while ctx allows (a run larger than MailboxCapacity waits for an empty
-// mailbox). In cluster mode keyed commands go through their slots one by
+// mailbox; under BackpressureReject such a run is accepted only by an
+// empty mailbox). In cluster mode keyed commands go through their slots one by
 // one, each under the same policy.
 //
 // Exec on a pipeline already executed or discarded returns
 // ErrInvalidArgument and sends nothing. An empty pipeline sends nothing.
 func (p *Pipeline) Exec(ctx context.Context) error {
-	if err := p.begin(); err != nil {
+	q, _, err := p.begin()
+	if err != nil {
 		return err
 	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	q := p.pend.q
-	p.pend.q = nil
 	if len(q) == 0 {
 		return nil
 	}
@@ -107,7 +116,7 @@ func (p *Pipeline) Exec(ctx context.Context) error {
 func (p *Pipeline) Discard() { p.discard(ErrDiscarded) }
 
 // Len returns the number of commands queued and not yet sent.
-func (p *Pipeline) Len() int { return len(p.pend.q) }
+func (p *Pipeline) Len() int { return p.pend.len() }
 
 // sendable reports why nothing can be sent now: the engine is closed or
 // ctx has ended.
@@ -146,7 +155,7 @@ func (e *Engine) postCluster(ctx context.Context, q []entry) {
 		en.cmd.prepare(e, ctx, true) // a redirected command is sent again
 		cmd := en.cmd.Cmd()
 		slot := cmd.Slot() & (actors.Slots - 1)
-		if en.route == "" {
+		if en.keyless {
 			if keyless < 0 {
 				keyless = int(e.cl.keylessSlot())
 			}
@@ -222,7 +231,19 @@ type commands struct {
 }
 
 // pending is the commands recorded and not yet sent or discarded.
-type pending struct{ q []entry }
+type pending struct {
+	// mu guards q and the state and bad of the commands: a Pipeline or
+	// Tx filled from several goroutines, or one goroutine adding while
+	// another calls Exec, loses no command and cannot panic.
+	mu sync.Mutex
+	q  []entry
+}
+
+func (p *pending) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.q)
+}
 
 // dropCleanup makes the commands of owner (a *Pipeline or *Tx) fail with
 // ErrDiscarded once owner is garbage collected without Exec or Discard:
@@ -237,8 +258,11 @@ func (c *commands) dropCleanup(owner any) {
 }
 
 func dropped(p *pending) {
-	failAll(p.q, ErrDiscarded)
+	p.mu.Lock()
+	q := p.q
 	p.q = nil
+	p.mu.Unlock()
+	failAll(q, ErrDiscarded)
 }
 
 const (
@@ -249,9 +273,10 @@ const (
 
 // entry is one recorded command.
 type entry struct {
-	cmd   queued
-	route string   // the key that routes it; "" for none
-	keys  []string // every key, when there is more than one
+	cmd     queued
+	route   string   // the key that routes it (the empty key too)
+	keyless bool     // a command without a key (route ""), sent to any primary
+	keys    []string // every key, when there is more than one
 	// split, set in cluster mode for a multi-key command spanning slots
 	// (pipelines only), sends it through the Engine's splitting method and
 	// completes cmd from the result.
@@ -293,26 +318,42 @@ func (r *request[T]) completeWith(msg valkey.ValkeyMessage) {
 	r.Complete(valkey.NewResult(msg, nil))
 }
 
-// begin marks the commands executed; it fails when they already were, or
-// were discarded.
-func (c *commands) begin() error {
+// begin marks the commands executed and takes them, with a transaction's
+// first rejected argument; it fails when they already were executed, or
+// were discarded. Commands added from then on fail at once.
+func (c *commands) begin() ([]entry, error, error) {
+	c.pend.mu.Lock()
+	defer c.pend.mu.Unlock()
 	switch c.state {
 	case cmdsExecuted:
-		return fmt.Errorf("%w: Exec called twice", ErrInvalidArgument)
+		return nil, nil, fmt.Errorf("%w: Exec called twice", ErrInvalidArgument)
 	case cmdsDiscarded:
-		return fmt.Errorf("%w: Exec after Discard", ErrInvalidArgument)
+		return nil, nil, fmt.Errorf("%w: Exec after Discard", ErrInvalidArgument)
 	}
 	c.state = cmdsExecuted
-	return nil
+	q := c.pend.q
+	c.pend.q = nil
+	return q, c.bad, nil
+}
+
+// stateNow returns c's state (cmdsOpen, cmdsExecuted or cmdsDiscarded).
+func (c *commands) stateNow() uint8 {
+	c.pend.mu.Lock()
+	defer c.pend.mu.Unlock()
+	return c.state
 }
 
 func (c *commands) discard(err error) {
+	c.pend.mu.Lock()
 	if c.state != cmdsOpen {
+		c.pend.mu.Unlock()
 		return
 	}
 	c.state = cmdsDiscarded
-	failAll(c.pend.q, err)
+	q := c.pend.q
 	c.pend.q = nil
+	c.pend.mu.Unlock()
+	failAll(q, err)
 }
 
 func failAll(q []entry, err error) {
@@ -321,11 +362,23 @@ func failAll(q []entry, err error) {
 	}
 }
 
-// add records a command with one key (or none: key "").
+// add records a command with one key.
 func add[T any](c *commands, key string, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
-	if c.state != cmdsOpen {
-		return fail[T](fmt.Errorf("%w: command added to a pipeline or transaction already executed or discarded", ErrInvalidArgument))
-	}
+	return record(c, entry{route: key}, cmd, decode, nil)
+}
+
+// addKeyless records a command without a key.
+func addKeyless[T any](c *commands, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
+	return record(c, entry{keyless: true}, cmd, decode, nil)
+}
+
+// errAddedLate fails a command added after Exec or Discard.
+var errAddedLate = fmt.Errorf("%w: command added to a pipeline or transaction already executed or discarded", ErrInvalidArgument)
+
+// record records en (route, keys) with a request for cmd; split, when not
+// nil, sends it through the Engine's splitting method instead (see
+// addKeys).
+func record[T any](c *commands, en entry, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error), split func(ctx context.Context) *futures.Future[T]) *futures.Future[T] {
 	var r *request[T]
 	if c.e.cl != nil || c.e.sn != nil {
 		// Sent through slot actors, or again after READONLY: x is used.
@@ -333,7 +386,19 @@ func add[T any](c *commands, key string, cmd valkey.Completed, decode func(valke
 	} else {
 		r = newRequest(c.e, context.Background(), cmd, decode)
 	}
-	c.pend.q = append(c.pend.q, entry{cmd: r, route: key})
+	en.cmd = r
+	if split != nil {
+		en.split = func(ctx context.Context) {
+			split(ctx).OnComplete(func(v T, err error) { r.promise.Complete(v, err) })
+		}
+	}
+	c.pend.mu.Lock()
+	if c.state != cmdsOpen { // after Exec or Discard: r is dropped unsent
+		c.pend.mu.Unlock()
+		return fail[T](errAddedLate)
+	}
+	c.pend.q = append(c.pend.q, en)
+	c.pend.mu.Unlock()
 	return r.promise.Future()
 }
 
@@ -344,28 +409,22 @@ func addKeys[T any](c *commands, keys []string, cmd valkey.Completed, decode fun
 	if len(keys) == 1 {
 		return add(c, keys[0], cmd, decode)
 	}
-	f := add(c, keys[0], cmd, decode)
-	if c.state != cmdsOpen || f.IsDone() {
-		return f
+	en := entry{route: keys[0], keys: append([]string(nil), keys...)}
+	if c.tx || c.e.bySlot(keys) == nil {
+		split = nil
 	}
-	en := &c.pend.q[len(c.pend.q)-1]
-	en.keys = append([]string(nil), keys...)
-	if !c.tx && split != nil && c.e.bySlot(keys) != nil {
-		r := en.cmd.(*request[T])
-		en.split = func(ctx context.Context) {
-			split(ctx).OnComplete(func(v T, err error) { r.promise.Complete(v, err) })
-		}
-	}
-	return f
+	return record(c, en, cmd, decode, split)
 }
 
 // reject fails a command whose arguments are invalid. In a transaction it
 // also fails the whole transaction at Exec (as the server's EXECABORT
 // would): nothing of it is sent.
 func reject[T any](c *commands, err error) *futures.Future[T] {
+	c.pend.mu.Lock()
 	if c.tx && c.bad == nil && c.state == cmdsOpen {
 		c.bad = err
 	}
+	c.pend.mu.Unlock()
 	return fail[T](err)
 }
 
@@ -396,7 +455,7 @@ func (c *commands) Do(name string, args ...string) *futures.Future[Reply] {
 		}
 	}
 	if len(args) == 0 {
-		return add(c, "", c.b().Arbitrary(name).Build(), decodeReply)
+		return addKeyless(c, c.b().Arbitrary(name).Build(), decodeReply)
 	}
 	var buf [8]int
 	pos := c.e.doKeys(buf[:0], name, args)
@@ -404,15 +463,17 @@ func (c *commands) Do(name string, args ...string) *futures.Future[Reply] {
 	if err != nil {
 		return reject[Reply](c, err)
 	}
-	f := add(c, route, cmd, decodeReply)
-	if len(pos) > 1 && c.state == cmdsOpen && !f.IsDone() {
-		keys := make([]string, len(pos))
-		for i, p := range pos {
-			keys[i] = args[p]
-		}
-		c.pend.q[len(c.pend.q)-1].keys = keys
+	if len(pos) == 0 {
+		return addKeyless(c, cmd, decodeReply)
 	}
-	return f
+	en := entry{route: route}
+	if len(pos) > 1 {
+		en.keys = make([]string, len(pos))
+		for i, p := range pos {
+			en.keys[i] = args[p]
+		}
+	}
+	return record(c, en, cmd, decodeReply, nil)
 }
 
 // Get adds GET key; its future fails with ErrNil when the key is missing.
@@ -512,9 +573,9 @@ func (c *commands) Expire(key string, ttl time.Duration) *futures.Future[bool] {
 
 // TTL adds TTL key (see Engine.TTL).
 func (c *commands) TTL(key string) *futures.Future[TTL] {
-	return futures.Then(add(c, key, c.b().Ttl().Key(key).Build(), decodeInt64), func(n int64) (TTL, error) {
-		return ttlOf(n, time.Second), nil
-	})
+	// Decoded with the reply, not through futures.Then: Exec returns with
+	// every future complete.
+	return add(c, key, c.b().Ttl().Key(key).Build(), decodeTTLSeconds)
 }
 
 // HSet adds HSET key with alternating field/value arguments; its future

@@ -37,8 +37,10 @@ import (
 // Inside Engine.Watch a Tx also reads, at once, on the watched connection:
 // see Read.
 //
-// A Tx is not safe for concurrent use; call Exec or Discard once, as for a
-// Pipeline.
+// A Tx's command methods, Exec, Discard and Len are safe for concurrent
+// use, as a Pipeline's (a command added while Exec runs fails with
+// ErrInvalidArgument); its Read is not (see TxReader). Call Exec or
+// Discard once, as for a Pipeline.
 type Tx struct {
 	commands
 	w       *watchState // set inside Watch
@@ -74,21 +76,20 @@ func (e *Engine) Tx() *Tx {
 // transaction already executed or discarded returns ErrInvalidArgument;
 // an empty transaction sends nothing and returns nil.
 func (tx *Tx) Exec(ctx context.Context) error {
-	if err := tx.begin(); err != nil {
+	q, bad, err := tx.begin()
+	if err != nil {
 		return err
 	}
-	tx.execErr = tx.exec(ctx)
+	tx.execErr = tx.exec(ctx, q, bad)
 	return tx.execErr
 }
 
-func (tx *Tx) exec(ctx context.Context) error {
+func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	q := tx.pend.q
-	tx.pend.q = nil
-	if tx.bad != nil {
-		err := fmt.Errorf("vactor: transaction not sent: %w", tx.bad)
+	if bad != nil {
+		err := fmt.Errorf("vactor: transaction not sent: %w", bad)
 		failAll(q, err)
 		return err
 	}
@@ -142,7 +143,7 @@ func (tx *Tx) exec(ctx context.Context) error {
 func (tx *Tx) Discard() { tx.discard(ErrDiscarded) }
 
 // Len returns the number of commands queued and not yet sent.
-func (tx *Tx) Len() int { return len(tx.pend.q) }
+func (tx *Tx) Len() int { return tx.pend.len() }
 
 // txSlot returns the one slot of the keys of q (and of the watched keys)
 // and one of those keys; -1 in standalone mode or when no command has a
@@ -172,7 +173,7 @@ func (e *Engine) txSlot(q []entry, w *watchState) (int, string, error) {
 					return 0, "", err
 				}
 			}
-		} else if en.route != "" {
+		} else if !en.keyless {
 			if err := check(en.route); err != nil {
 				return 0, "", err
 			}

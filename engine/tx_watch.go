@@ -100,7 +100,7 @@ func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...strin
 		return ferr
 	}
 	var err2 error
-	switch tx.state {
+	switch tx.stateNow() {
 	case cmdsOpen:
 		err2 = tx.Exec(ctx)
 	case cmdsExecuted:
@@ -114,6 +114,9 @@ func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...strin
 // key, at most attempts times (at least 1), waiting between runs with the
 // engine's retry backoff: Config.MinRetryBackoff doubling per run up to
 // Config.MaxRetryBackoff, with jitter, so contending callers spread out.
+// In cluster mode a run whose WATCH or read was redirected (MOVED or ASK:
+// the slot moved, after a failover or while resharding; nothing ran) is
+// rerun too, on the node the engine's reloaded slot map names.
 // fn runs once per run, each time with a new Tx: it must read what it
 // needs through that Tx and have no other side effects.
 //
@@ -130,7 +133,7 @@ func (e *Engine) WatchRetry(ctx context.Context, attempts int, fn func(tx *Tx) e
 	b := policies.Backoff{Min: e.cfg.MinRetryBackoff, Max: e.cfg.MaxRetryBackoff}
 	for n := 0; ; n++ {
 		err := e.Watch(ctx, fn, keys...)
-		if !errors.Is(err, ErrTxAborted) {
+		if !errors.Is(err, ErrTxAborted) && !(e.cl != nil && isRedirect(err)) {
 			return err
 		}
 		if n+1 >= attempts {
@@ -211,7 +214,7 @@ func (w *watchState) release(ctx context.Context, e *Engine) {
 // the reply. Results and errors are those of the Engine's methods of the
 // same name (ErrNil, *ServerError, ...). Outside Watch, after Exec, or
 // after the Watch function returned, every method fails with
-// ErrInvalidArgument. Not safe for concurrent use (it is the Tx's).
+// ErrInvalidArgument. Not safe for concurrent use (one watched connection).
 type TxReader struct{ tx *Tx }
 
 // Read returns the reader of a transaction run by Engine.Watch.
@@ -225,7 +228,7 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 		return zero, fmt.Errorf("%w: Tx.Read outside Watch", ErrInvalidArgument)
 	}
 	w := tx.w
-	if tx.state != cmdsOpen || w.conn == nil {
+	if tx.stateNow() != cmdsOpen || w.conn == nil {
 		return zero, fmt.Errorf("%w: Tx.Read after Exec, Discard or the end of Watch", ErrInvalidArgument)
 	}
 	if w.broken != nil {
@@ -252,7 +255,14 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 
 // Do sends any command at once, as Engine.Do; commands that change the
 // connection's state fail with a *ConnectionStateError, as there (the
-// connection goes back to the engine's pool after Watch).
+// connection goes back to the engine's pool after Watch). Its keys are
+// found as Engine.Do finds them; in cluster mode they must be in the
+// watched keys' slot (ErrCrossSlot otherwise), and a keyless command
+// (PING, TIME, ...) runs. A blocking command (BLPOP, XREAD ... BLOCK,
+// ...) or WAIT whose timeout is 0 (forever) or not below
+// Config.ReadTimeout fails at once with ErrInvalidArgument, as in a
+// Pipeline: it would block the watched connection until its read timed
+// out. Shorter timeouts run.
 func (r TxReader) Do(ctx context.Context, name string, args ...string) (Reply, error) {
 	if name == "" {
 		return Reply{}, fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument)
@@ -260,11 +270,29 @@ func (r TxReader) Do(ctx context.Context, name string, args ...string) (Reply, e
 	if err := checkShared(name, args); err != nil {
 		return Reply{}, err
 	}
-	b := r.builder()
-	if len(args) == 0 {
-		return read(r, ctx, nil, b.Arbitrary(name).Build(), decodeReply)
+	if r.tx == nil {
+		return read(r, ctx, nil, valkey.Completed{}, decodeReply) // fails: outside Watch
 	}
-	return read(r, ctx, args[:1], b.Arbitrary(name).Keys(args[0]).Args(args[1:]...).Build(), decodeReply)
+	// Between WATCH and MULTI a blocking command blocks the watched
+	// connection: refused as in a Pipeline when it could outlast the
+	// connection's ReadTimeout, which would close it.
+	if err := r.tx.e.checkPipelined(name, args); err != nil {
+		return Reply{}, err
+	}
+	// The keys, as Engine.Do finds them (PING's argument or OBJECT's
+	// subcommand is none), for the cluster slot check.
+	e := r.tx.e
+	var buf [8]int
+	pos := e.doKeys(buf[:0], name, args)
+	cmd, _, err := e.buildDo(name, args, pos)
+	if err != nil {
+		return Reply{}, err
+	}
+	keys := make([]string, len(pos))
+	for i, p := range pos {
+		keys[i] = args[p]
+	}
+	return read(r, ctx, keys, cmd, decodeReply)
 }
 
 func (r TxReader) builder() valkey.Builder {
