@@ -67,12 +67,8 @@ func TestErrorReplyCodesBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := valkeytest.Start(t)
 	ctx := ctxT(t)
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithHooks(h))
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := hookedEngine(t, ctx, h)
 	defer eng.Close()
 	const script = "return redis.error_reply(ARGV[1])"
 	secrets := []string{"user:4711", "secret-value-0815", "audit:key"}
@@ -141,12 +137,8 @@ func TestOperationNameCase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := valkeytest.Start(t)
 	ctx := ctxT(t)
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithHooks(h))
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := hookedEngine(t, ctx, h)
 	defer eng.Close()
 	if _, err := eng.Get(ctx, "case").Await(ctx); !errors.Is(err, engine.ErrNil) {
 		t.Fatal(err)

@@ -124,6 +124,18 @@ func attr(s attribute.Set, k string) string {
 	return v.String()
 }
 
+// hookedEngine starts a server and an engine with h on it; the server
+// stops with the test, the engine is the caller's to close.
+func hookedEngine(t *testing.T, ctx context.Context, h *otelvactor.Hook) *engine.Engine {
+	t.Helper()
+	srv := valkeytest.Start(t)
+	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithHooks(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
@@ -404,12 +416,8 @@ func TestQueryTextAndSystemName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := valkeytest.Start(t)
 	ctx := ctxT(t)
-	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithHooks(h))
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := hookedEngine(t, ctx, h)
 	if err := eng.Set(ctx, "secret-key", "secret-value", 0).Err(ctx); err != nil {
 		t.Fatal(err)
 	}

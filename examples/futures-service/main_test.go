@@ -32,14 +32,7 @@ func TestFuturesServiceRequests(t *testing.T) {
 	if err := seed(ctx, eng, 10); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: newService(eng).routes(nil)}
-	go func() { _ = hs.Serve(ln) }()
-	defer shutdown(hs)
-	base := "http://" + ln.Addr().String()
+	base := serve(t, eng, nil)
 
 	get := func(id string) (User, int) {
 		t.Helper()
@@ -134,14 +127,7 @@ func TestFuturesServiceMetrics(t *testing.T) {
 	if err := seed(ctx, eng, 10); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: newService(eng).routes(m.handler)}
-	go func() { _ = hs.Serve(ln) }()
-	defer shutdown(hs)
-	base := "http://" + ln.Addr().String()
+	base := serve(t, eng, m.handler)
 	resp, err := http.Get(base + "/user/3")
 	if err != nil {
 		t.Fatal(err)
@@ -208,14 +194,8 @@ func TestFuturesServiceKeepsTheServersKeys(t *testing.T) {
 	if err := seed(ctx, eng, 3); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: newService(eng).routes(nil)}
-	go func() { _ = hs.Serve(ln) }()
-	defer shutdown(hs)
-	resp, err := http.Get("http://" + ln.Addr().String() + "/user/1")
+	base := serve(t, eng, nil)
+	resp, err := http.Get(base + "/user/1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,4 +208,18 @@ func TestFuturesServiceKeepsTheServersKeys(t *testing.T) {
 			t.Errorf("the server's own key %q is now %q, %v; want \"mine\"", k, v, err)
 		}
 	}
+}
+
+// serve runs the service over eng on a free loopback port until the test
+// ends and returns its base URL.
+func serve(t *testing.T, eng *engine.Engine, metrics http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: newService(eng).routes(metrics)}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { shutdown(hs) })
+	return "http://" + ln.Addr().String()
 }
