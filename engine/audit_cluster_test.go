@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,30 @@ func TestAuditCluster(t *testing.T) {
 		}
 		if n, err := eng.Unlink(ctx, keys[4], keys[5], a).Await(ctx); err != nil || n != 2 {
 			t.Fatalf("UNLINK = %d, %v; want 2", n, err)
+		}
+	})
+
+	// The empty key is a key (slot 0): commands on it go straight to
+	// slot 0's primary, not to the primaries in turn and then redirected.
+	t.Run("EmptyKeyRoutedBySlot", func(t *testing.T) {
+		defer func() { _, _ = eng.Del(ctx, "").Await(ctx) }()
+		before := eng.Stats().Redirects
+		for i := range 12 {
+			v := strconv.Itoa(i)
+			if _, err := eng.Set(ctx, "", v, 0).Await(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := eng.Get(ctx, "").Await(ctx); err != nil || got != v {
+				t.Fatalf("GET \"\" = %q, %v; want %q", got, err, v)
+			}
+			if got, err := eng.Do(ctx, "GET", "").Await(ctx); err != nil {
+				t.Fatal(err)
+			} else if s, _ := got.String(); s != v {
+				t.Fatalf("Do GET \"\" = %q; want %q", s, v)
+			}
+		}
+		if n := eng.Stats().Redirects - before; n != 0 {
+			t.Fatalf("%d commands on the empty key were redirected, want 0 (routed by slot 0)", n)
 		}
 	})
 

@@ -351,6 +351,10 @@ func (c *cluster) refresh() {
 // minRefreshGap spaces slot-map refreshes while a node is failing.
 const minRefreshGap = 50 * time.Millisecond
 
+// anySlot is the slot valkey-go's cluster builder gives a command without
+// keys (its cmds.InitSlot, not exported): any node may serve it.
+const anySlot = uint16(1 << 14)
+
 // close fails what the slots hold and stops their actors, waiting up to d.
 func (c *cluster) close(d time.Duration) {
 	c.closing.Store(true)
@@ -376,9 +380,11 @@ func (c *cluster) close(d time.Duration) {
 }
 
 // submitCluster routes a command by its key's slot; a keyless one by the
-// slot of the primary whose turn it is (keyless.go).
+// slot of the primary whose turn it is (keyless.go). The route "" is
+// either no key or the empty key: the command's slot tells them apart
+// (the empty key has slot 0).
 func submitCluster[T any](e *Engine, ctx context.Context, route string, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
-	if route == "" {
+	if route == "" && cmd.Slot() == anySlot {
 		return submitSlot(e, ctx, e.cl.keylessSlot(), cmd, decode)
 	}
 	return submitSlot(e, ctx, cmd.Slot()&(actors.Slots-1), cmd, decode)
