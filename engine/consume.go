@@ -261,7 +261,12 @@ func (c *Consumer) Stats() ConsumerStats {
 // run is the supervision loop: one session per connection, a backoff
 // between them, until stopped.
 func (c *Consumer) run() {
-	defer close(c.done)
+	defer func() {
+		// Before done: once Close returns, the event is queued (the
+		// engine's Close delivers it).
+		c.tell(hooks.Consumer{Kind: hooks.Stopped})
+		close(c.done)
+	}()
 	backoff := policies.Backoff{Min: c.e.cfg.MinRetryBackoff, Max: c.e.cfg.MaxRetryBackoff}
 	attempt := 0
 	for {

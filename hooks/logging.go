@@ -271,6 +271,8 @@ func (l *Logging) OnConsumerEvent(ev Consumer) {
 		l.log(slog.LevelWarn, MsgConsumerFailed, attrs...)
 	case Lag:
 		l.log(slog.LevelDebug, MsgConsumerEvent, append(attrs, slog.String("kind", ev.Kind.String()), slog.Int64("lag", ev.Lag), slog.Int64("pending", ev.Pending))...)
+	case Stopped:
+		l.log(slog.LevelDebug, MsgConsumerEvent, append(attrs, slog.String("kind", ev.Kind.String()))...)
 	default:
 		l.log(slog.LevelDebug, MsgConsumerEvent, append(attrs, slog.String("kind", ev.Kind.String()), slog.Int("count", ev.Count))...)
 	}

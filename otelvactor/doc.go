@@ -47,7 +47,9 @@
 //	vactor.hooks.dropped                  counter of hook events dropped (Observe)
 //
 // No attribute holds a key or a value: the consumer metrics name the group
-// (vactor.stream.group), not the stream.
+// (vactor.stream.group), not the stream. The lag and pending gauges report
+// a (stream, group) until every consumer that reported it has stopped
+// (hooks.Stopped): a stopped consumer's last values are not kept.
 //
 // error.type is the error prefix for an error reply (WRONGTYPE, ERR, ...)
 // when it has the shape of an error code (an upper-case letter, then

@@ -128,7 +128,7 @@ type Hook struct {
 	ops   map[opKey]*opSeries
 	spans map[spanKey]*spanOpts
 	nodes map[string]*nodeAttrs
-	lags  map[lagKey]lagValue
+	lags  map[lagKey]*lagValue
 }
 
 // nodeAttrs are a node's attributes (server.address, server.port) and the
@@ -147,7 +147,13 @@ type opKey struct {
 
 type lagKey struct{ stream, group string }
 
-type lagValue struct{ lag, pending int64 }
+// lagValue is the latest lag and pending count of a (stream, group), and
+// the consumers that reported it and have not stopped: the series ends
+// with the last of them.
+type lagValue struct {
+	lag, pending int64
+	consumers    map[string]struct{}
+}
 
 // New returns a Hook over the given providers (the global ones by
 // default). It fails when an instrument cannot be created.
@@ -169,7 +175,7 @@ func New(opts ...Option) (*Hook, error) {
 		ops:       map[opKey]*opSeries{},
 		spans:     map[spanKey]*spanOpts{},
 		nodes:     map[string]*nodeAttrs{},
-		lags:      map[lagKey]lagValue{},
+		lags:      map[lagKey]*lagValue{},
 	}
 	if o.tracing {
 		h.tracer = o.tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
@@ -557,7 +563,9 @@ func (h *Hook) OnSubscriberEvent(ev hooks.Subscriber) {
 
 // OnConsumerEvent counts vactor.stream.consumer.redeliveries and
 // vactor.stream.consumer.entries, and keeps the lag for
-// vactor.stream.consumer.lag and .pending.
+// vactor.stream.consumer.lag and .pending: the latest Lag event's per
+// (stream, group), reported until every consumer that sent one for it
+// has stopped (hooks.Stopped).
 func (h *Hook) OnConsumerEvent(ev hooks.Consumer) {
 	ctx := context.Background()
 	group := attribute.String("vactor.stream.group", ev.Group)
@@ -571,8 +579,25 @@ func (h *Hook) OnConsumerEvent(ev hooks.Consumer) {
 	case hooks.HandlerFailed:
 		h.entries.Add(ctx, 1, metric.WithAttributes(group, attribute.String("vactor.event", "handler_failed")))
 	case hooks.Lag:
+		k := lagKey{ev.Stream, ev.Group}
 		h.mu.Lock()
-		h.lags[lagKey{ev.Stream, ev.Group}] = lagValue{ev.Lag, ev.Pending}
+		v := h.lags[k]
+		if v == nil {
+			v = &lagValue{consumers: map[string]struct{}{}}
+			h.lags[k] = v
+		}
+		v.lag, v.pending = ev.Lag, ev.Pending
+		v.consumers[ev.Consumer] = struct{}{}
+		h.mu.Unlock()
+	case hooks.Stopped:
+		k := lagKey{ev.Stream, ev.Group}
+		h.mu.Lock()
+		if v := h.lags[k]; v != nil {
+			delete(v.consumers, ev.Consumer)
+			if len(v.consumers) == 0 {
+				delete(h.lags, k)
+			}
+		}
 		h.mu.Unlock()
 	}
 }
