@@ -6,10 +6,12 @@ package otelvactor_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/vactor-io/vactor/config"
@@ -156,5 +158,178 @@ func TestConsumerLagEndsWhenConsumerStops(t *testing.T) {
 		if g := groups(ms, name); len(g) != 0 {
 			t.Errorf("%s after the engine's Close: %v, want no point", name, g)
 		}
+	}
+}
+
+// One Hook observing two engines connected to the same node reports one
+// point per attribute set, the sum of both engines': before, each engine
+// observed the same db.client.connection.count (and pending_requests,
+// mailbox depth) series in a callback of its own, and the exported value
+// was one engine's or the other's.
+func TestObserveTwoEnginesSameNode(t *testing.T) {
+	mp, reader, _, _ := providers(t)
+	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	srv := valkeytest.Start(t)
+	var engs []*engine.Engine
+	conns := 0
+	for _, pool := range []int{2, 3} {
+		eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithPoolSize(pool).WithHooks(h))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer eng.Close()
+		reg, err := h.Observe(eng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer reg.Unregister()
+		engs = append(engs, eng)
+		conns += len(eng.Stats().Conns)
+	}
+	ms := collect(t, reader)
+	m := ms["db.client.connection.count"]
+	s, ok := m.Data.(metricdata.Sum[int64])
+	if !ok {
+		t.Fatalf("db.client.connection.count: %T", m.Data)
+	}
+	points := map[string]int{}
+	var shared int64
+	for _, p := range s.DataPoints {
+		points[p.Attributes.Encoded(attribute.DefaultEncoder())]++
+		if attr(p.Attributes, "db.client.connection.pool.name") == srv.Addr() {
+			shared += p.Value
+		}
+	}
+	for set, n := range points {
+		if n != 1 {
+			t.Errorf("db.client.connection.count: %d points for %s", n, set)
+		}
+	}
+	if shared != int64(conns) {
+		t.Errorf("db.client.connection.count of %s: %d, want %d (both engines' connection actors)", srv.Addr(), shared, conns)
+	}
+}
+
+// The mailbox depth of two engines' connection actors to the same node
+// is their sum: before, each engine's callback observed the gauge's one
+// series and the engine observed last won (here the idle one: 0 reported
+// with 10 commands queued).
+func TestObserveTwoEnginesMailboxDepth(t *testing.T) {
+	mp, reader, _, _ := providers(t)
+	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	srv := valkeytest.Start(t)
+	var busy, idle *engine.Engine
+	for _, e := range []**engine.Engine{&busy, &idle} {
+		eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithPoolSize(1).WithHooks(h))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer eng.Close()
+		reg, err := h.Observe(eng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer reg.Unregister()
+		*e = eng
+	}
+	// Writes wait on the server: busy's first SET stays in flight, the
+	// next ten in its mailbox.
+	if _, err := idle.Do(ctx, "CLIENT", "PAUSE", "20000", "WRITE").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	unpaused := false
+	unpause := func() {
+		if !unpaused {
+			unpaused = true
+			if _, err := idle.Do(ctx, "CLIENT", "UNPAUSE").Await(ctx); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer unpause()
+	wait := func(what string, ok func(engine.Stats) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok(busy.Stats()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	var fs []interface{ Err(context.Context) error }
+	fs = append(fs, busy.Set(ctx, "depth:0", "v", 0))
+	wait("first SET in flight", func(s engine.Stats) bool { return s.InFlight == 1 })
+	for i := range 10 {
+		fs = append(fs, busy.Set(ctx, "depth:"+strconv.Itoa(i+1), "v", 0))
+	}
+	wait("ten SETs queued", func(s engine.Stats) bool { return s.Queued == 10 })
+	ms := collect(t, reader)
+	if got := sum(t, ms, "vactor.mailbox.depth", attribute.String("db.client.connection.pool.name", srv.Addr())); got != 10 {
+		t.Errorf("vactor.mailbox.depth of %s: %d, want 10 (busy's 10 plus idle's 0)", srv.Addr(), got)
+	}
+	if got := sum(t, ms, "db.client.connection.pending_requests", attribute.String("db.client.connection.pool.name", srv.Addr())); got != 11 {
+		t.Errorf("db.client.connection.pending_requests of %s: %d, want 11", srv.Addr(), got)
+	}
+	unpause()
+	for _, f := range fs {
+		if err := f.Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// db.client.connection.count includes the dedicated pools, under pool
+// names of their own ("host:port/tx", "host:port/dedicated"): before, it
+// counted the connection actors' connections only.
+func TestConnectionCountDedicatedPools(t *testing.T) {
+	mp, reader, _, _ := providers(t)
+	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	eng := hookedEngine(t, ctx, h)
+	defer eng.Close()
+	reg, err := h.Observe(eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Unregister()
+	addr := eng.Stats().Conns[0].Addr
+	tx := eng.Tx()
+	tx.Set("ded:k", "v", 0)
+	if err := tx.Exec(ctx); err != nil { // its connection goes back idle
+		t.Fatal(err)
+	}
+	count := func(pool, state string) int64 {
+		return sum(t, collect(t, reader), "db.client.connection.count",
+			attribute.String("db.client.connection.pool.name", pool), attribute.String("db.client.connection.state", state))
+	}
+	if got := count(addr+"/tx", "idle"); got != 1 {
+		t.Errorf("idle transaction connections: %d, want 1", got)
+	}
+	err = eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		if got := count(addr+"/dedicated", "used"); got != 1 {
+			t.Errorf("used Dedicated connections while lent: %d, want 1", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := count(addr+"/dedicated", "idle"); got != 1 {
+		t.Errorf("idle Dedicated connections once given back: %d, want 1", got)
+	}
+	if got := count(addr+"/tx", "used"); got != 0 {
+		t.Errorf("used transaction connections: %d, want 0", got)
 	}
 }

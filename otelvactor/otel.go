@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/embedded"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -129,6 +130,11 @@ type Hook struct {
 	spans map[spanKey]*spanOpts
 	nodes map[string]*nodeAttrs
 	lags  map[lagKey]*lagValue
+
+	// The engines Observe reads.
+	obsMu       sync.Mutex
+	engines     map[any]*observed
+	droppedGone uint64 // HookDropped of the engines unregistered
 }
 
 // nodeAttrs are a node's attributes (server.address, server.port) and the
@@ -176,6 +182,7 @@ func New(opts ...Option) (*Hook, error) {
 		spans:     map[spanKey]*spanOpts{},
 		nodes:     map[string]*nodeAttrs{},
 		lags:      map[lagKey]*lagValue{},
+		engines:   map[any]*observed{},
 	}
 	if o.tracing {
 		h.tracer = o.tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
@@ -250,7 +257,10 @@ func (h *Hook) instruments(m metric.Meter) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	_, err = m.RegisterCallback(h.observeLag, h.lag, h.pendingEnts)
+	if _, err := m.RegisterCallback(h.observeLag, h.lag, h.pendingEnts); err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(h.observeEngines, h.connCount, h.pending, h.depth, h.breakers, h.hookDropped)
 	return err
 }
 
@@ -637,23 +647,120 @@ func (h *Hook) observeLag(_ context.Context, o metric.Observer) error {
 	return nil
 }
 
-// Observe registers the gauges that read eng's state at each collection:
-// db.client.connection.count (state idle: no pipeline in flight; used),
+// Observe adds eng to the engines whose state the hook's gauges read at
+// each collection: db.client.connection.count (state idle: no pipeline in
+// flight, or kept in a dedicated pool; used),
 // db.client.connection.pending_requests, vactor.mailbox.depth (per
 // connection pool, that is per node), vactor.breaker.state (per node) and
-// vactor.hooks.dropped. Call it once per engine, after engine.New;
-// Unregister the result when the engine is closed.
+// vactor.hooks.dropped. Call it after engine.New; Unregister the result
+// when the engine is closed (Unregister is idempotent). It fails for a nil
+// engine.
+//
+// One Hook may observe several engines, and each series is then reported
+// once, for all of them: the connection counts, pending requests, mailbox
+// depths and dropped events of engines connected to the same node are
+// summed (they are the application's connections to that node, which is
+// what db.client.connection.pool.name names), and a node's breaker state
+// is the worst of the engines' (open, then half-open, then closed). The
+// dropped events of an engine unregistered stay counted. Observing the
+// same engine again counts it once (until each registration is
+// unregistered).
 func (h *Hook) Observe(eng *engine.Engine) (metric.Registration, error) {
-	return h.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		st := eng.Stats()
-		type pool struct{ idle, used, pending, queued int64 }
-		pools := map[string]*pool{}
+	if eng == nil {
+		return nil, errors.New("otelvactor: Observe: nil engine")
+	}
+	return h.observe(eng, eng.Stats), nil
+}
+
+// observed is an engine whose state the gauges read.
+type observed struct {
+	stats func() engine.Stats
+	refs  int // registrations not unregistered
+}
+
+// observe adds the engine known as key, read through stats.
+func (h *Hook) observe(key any, stats func() engine.Stats) metric.Registration {
+	h.obsMu.Lock()
+	defer h.obsMu.Unlock()
+	o := h.engines[key]
+	if o == nil {
+		o = &observed{stats: stats}
+		h.engines[key] = o
+	}
+	o.refs++
+	return &registration{h: h, key: key}
+}
+
+// registration is what Observe returns.
+type registration struct {
+	embedded.Registration
+	h    *Hook
+	key  any
+	once sync.Once
+}
+
+// Unregister stops reading the engine (once the engine's every
+// registration is unregistered); its dropped events stay counted.
+func (r *registration) Unregister() error {
+	r.once.Do(func() {
+		h := r.h
+		h.obsMu.Lock()
+		o := h.engines[r.key]
+		last := o != nil && o.refs == 1
+		if o != nil && !last {
+			o.refs--
+		}
+		h.obsMu.Unlock()
+		if !last {
+			return
+		}
+		dropped := o.stats().HookDropped // outside the lock: Stats takes the engine's
+		h.obsMu.Lock()
+		if h.engines[r.key] == o {
+			delete(h.engines, r.key)
+			h.droppedGone += dropped
+		}
+		h.obsMu.Unlock()
+	})
+	return nil
+}
+
+// Pool name suffixes of the engine's dedicated pools (engine.PoolStats).
+var poolSuffix = map[string]string{engine.PoolTx: "/tx", engine.PoolDedicated: "/dedicated"}
+
+// observeEngines reports the state of the observed engines: one
+// observation per attribute set, summed over the engines (a breaker state:
+// the worst).
+func (h *Hook) observeEngines(_ context.Context, o metric.Observer) error {
+	h.obsMu.Lock()
+	stats := make([]func() engine.Stats, 0, len(h.engines))
+	for _, e := range h.engines {
+		stats = append(stats, e.stats)
+	}
+	dropped := h.droppedGone
+	h.obsMu.Unlock()
+	if len(stats) == 0 && dropped == 0 {
+		return nil
+	}
+	type pool struct {
+		idle, used, pending, queued int64
+		pipelined                   bool // the connection actors' pool: pending and depth reported
+	}
+	pools := map[string]*pool{}
+	poolOf := func(name string) *pool {
+		p := pools[name]
+		if p == nil {
+			p = &pool{}
+			pools[name] = p
+		}
+		return p
+	}
+	breakers := map[string]int64{}
+	for _, read := range stats {
+		st := read()
 		for _, c := range st.Conns {
-			p := pools[c.Addr]
-			if p == nil {
-				p = &pool{}
-				pools[c.Addr] = p
-			}
+			p := poolOf(c.Addr)
+			p.pipelined = true
 			if c.InFlight > 0 {
 				p.used++
 			} else {
@@ -662,12 +769,10 @@ func (h *Hook) Observe(eng *engine.Engine) (metric.Registration, error) {
 			p.pending += c.InFlight + int64(c.Mailbox.Queued)
 			p.queued += int64(c.Mailbox.Queued)
 		}
-		for addr, p := range pools {
-			name := semconv.DBClientConnectionPoolName(addr)
-			o.ObserveInt64(h.connCount, p.idle, metric.WithAttributes(name, semconv.DBClientConnectionStateIdle, h.system))
-			o.ObserveInt64(h.connCount, p.used, metric.WithAttributes(name, semconv.DBClientConnectionStateUsed, h.system))
-			o.ObserveInt64(h.pending, p.pending, metric.WithAttributes(name, h.system))
-			o.ObserveInt64(h.depth, p.queued, metric.WithAttributes(name))
+		for _, d := range st.DedicatedConns {
+			p := poolOf(d.Addr + poolSuffix[d.Pool])
+			p.idle += int64(d.Idle)
+			p.used += int64(d.Used)
 		}
 		for _, n := range st.Nodes {
 			v := int64(0)
@@ -677,11 +782,26 @@ func (h *Hook) Observe(eng *engine.Engine) (metric.Registration, error) {
 			case hooks.BreakerOpen:
 				v = 2
 			}
-			o.ObserveInt64(h.breakers, v, h.node(n.Addr).opt)
+			if w, ok := breakers[n.Addr]; !ok || v > w {
+				breakers[n.Addr] = v
+			}
 		}
-		o.ObserveInt64(h.hookDropped, int64(st.HookDropped))
-		return nil
-	}, h.connCount, h.pending, h.depth, h.breakers, h.hookDropped)
+		dropped += st.HookDropped
+	}
+	for addr, p := range pools {
+		name := semconv.DBClientConnectionPoolName(addr)
+		o.ObserveInt64(h.connCount, p.idle, metric.WithAttributes(name, semconv.DBClientConnectionStateIdle, h.system))
+		o.ObserveInt64(h.connCount, p.used, metric.WithAttributes(name, semconv.DBClientConnectionStateUsed, h.system))
+		if p.pipelined {
+			o.ObserveInt64(h.pending, p.pending, metric.WithAttributes(name, h.system))
+			o.ObserveInt64(h.depth, p.queued, metric.WithAttributes(name))
+		}
+	}
+	for addr, v := range breakers {
+		o.ObserveInt64(h.breakers, v, h.node(addr).opt)
+	}
+	o.ObserveInt64(h.hookDropped, int64(dropped))
+	return nil
 }
 
 var (
