@@ -706,21 +706,20 @@ func (r *registration) Unregister() error {
 		h := r.h
 		h.obsMu.Lock()
 		o := h.engines[r.key]
-		last := o != nil && o.refs == 1
-		if o != nil && !last {
-			o.refs--
-		}
 		h.obsMu.Unlock()
-		if !last {
+		if o == nil {
 			return
 		}
 		dropped := o.stats().HookDropped // outside the lock: Stats takes the engine's
 		h.obsMu.Lock()
-		if h.engines[r.key] == o {
+		defer h.obsMu.Unlock()
+		if h.engines[r.key] != o {
+			return
+		}
+		if o.refs--; o.refs == 0 {
 			delete(h.engines, r.key)
 			h.droppedGone += dropped
 		}
-		h.obsMu.Unlock()
 	})
 	return nil
 }
@@ -770,7 +769,11 @@ func (h *Hook) observeEngines(_ context.Context, o metric.Observer) error {
 			p.queued += int64(c.Mailbox.Queued)
 		}
 		for _, d := range st.DedicatedConns {
-			p := poolOf(d.Addr + poolSuffix[d.Pool])
+			suffix, ok := poolSuffix[d.Pool]
+			if !ok {
+				suffix = "/" + d.Pool
+			}
+			p := poolOf(d.Addr + suffix)
 			p.idle += int64(d.Idle)
 			p.used += int64(d.Used)
 		}
