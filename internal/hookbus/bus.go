@@ -401,7 +401,8 @@ func (b *Bus) Written(ev hooks.Pipeline) { b.Emit(written(ev)) }
 func (b *Bus) Answered(ev hooks.Pipeline) { b.Emit(ev) }
 
 // push queues it, or drops it when the queue is full or closed. It never
-// blocks beyond the queue's mutex.
+// blocks beyond the queue's mutex (and, for the first drop after a report
+// of drops, the mutex of the reports, to start their timer).
 func (b *Bus) push(it item) {
 	b.mu.Lock()
 	if b.closed || !b.started {
