@@ -226,8 +226,9 @@ func isBusyGroup(err error) bool {
 // Close stops the consumer: it cancels the handler's context, waits for
 // the handler call in progress to return (its entry is acknowledged if it
 // succeeded), and closes the connection. Entries read but not handled yet
-// stay pending for the next consumer of the group. Close is idempotent and
-// always returns nil.
+// stay pending for the next consumer of the group. The ConsumerEvents
+// hooks get a hooks.Stopped event, the consumer's last (also when the
+// engine's Close stops it). Close is idempotent and always returns nil.
 func (c *Consumer) Close() error {
 	c.e.untrack(c)
 	c.stop(ErrClosed)
@@ -261,7 +262,12 @@ func (c *Consumer) Stats() ConsumerStats {
 // run is the supervision loop: one session per connection, a backoff
 // between them, until stopped.
 func (c *Consumer) run() {
-	defer close(c.done)
+	defer func() {
+		// Before done: once Close returns, the event is queued (the
+		// engine's Close delivers it).
+		c.tell(hooks.Consumer{Kind: hooks.Stopped})
+		close(c.done)
+	}()
 	backoff := policies.Backoff{Min: c.e.cfg.MinRetryBackoff, Max: c.e.cfg.MaxRetryBackoff}
 	attempt := 0
 	for {

@@ -476,3 +476,50 @@ func TestHookRetryScheduled(t *testing.T) {
 		t.Logf("the GET was not resent: %v", getErr)
 	}
 }
+
+// A stream consumer's last event is Stopped, once, whether its Close or
+// the engine's stopped it: hooks that keep a consumer's lag (otelvactor's
+// gauge) drop it then. Before, nothing told them the consumer was gone.
+func TestHookConsumerStopped(t *testing.T) {
+	rec := &recHook{}
+	eng, _ := newEngine(t, func(c config.Config) config.Config { return c.WithHooks(rec) })
+	ctx := ctxT(t)
+	handler := func(context.Context, engine.XEntry) error { return nil }
+	opts := engine.ConsumeOptions{Block: 20 * time.Millisecond}
+	c1, err := eng.Consume(ctx, "stop:s", "g", "c1", handler, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Consume(ctx, "stop:s", "g", "c2", handler, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Close(); err != nil { // stops c2, delivers every event
+		t.Fatal(err)
+	}
+	rec.with(func() {
+		for _, name := range []string{"c1", "c2"} {
+			stopped, last := 0, hooks.ConsumerKind(255)
+			for _, ev := range rec.consumers {
+				if ev.Consumer != name {
+					continue
+				}
+				last = ev.Kind
+				if ev.Kind == hooks.Stopped {
+					stopped++
+					if ev.Stream != "stop:s" || ev.Group != "g" {
+						t.Errorf("%s: Stopped event %+v, want stream stop:s, group g", name, ev)
+					}
+				}
+			}
+			if stopped != 1 || last != hooks.Stopped {
+				t.Errorf("%s: %d Stopped events, last event %v; want one, last", name, stopped, last)
+			}
+		}
+	})
+	if got := hooks.Stopped.String(); got != "stopped" {
+		t.Errorf("Stopped.String() = %q", got)
+	}
+}

@@ -302,7 +302,11 @@ func TestHookSlowDoesNotStallActors(t *testing.T) {
 	h := &blockingHook{release: make(chan struct{}), entered: make(chan struct{})}
 	const queue = 1000
 	restore := engine.SetHookQueue(queue)
-	eng, _ := newEngine(t, func(c config.Config) config.Config { return c.WithHooks(h) })
+	var logs *logCheck
+	eng, _ := newEngine(t, func(c config.Config) config.Config {
+		c, logs = withLogCheck(t, c.WithHooks(h))
+		return c
+	})
 	restore()
 	ctx := ctxT(t)
 	if err := eng.Set(ctx, "slow:0", "v", 0).Err(ctx); err != nil {
@@ -349,6 +353,14 @@ func TestHookSlowDoesNotStallActors(t *testing.T) {
 	st := eng.Stats()
 	if st.HookDropped == 0 {
 		t.Errorf("no hook event dropped with the hook blocked for %d commands", n)
+	}
+	// The drops are logged while the hook is still stuck (before, only
+	// the hook goroutine logged them: nothing until Close).
+	for deadline := time.Now().Add(10 * time.Second); logs.Count(hooks.MsgHookDropped) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events dropped, no %q logged within 10s with the hook stuck", eng.Stats().HookDropped, hooks.MsgHookDropped)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if c := h.calls.Load(); c != 1 {
 		t.Fatalf("the blocked hook was called %d times", c)

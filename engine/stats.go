@@ -2,6 +2,7 @@ package engine
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/mailbox"
@@ -56,6 +57,12 @@ type Stats struct {
 	// each is recovered (the item is lost, the subscription goes on) and
 	// the first of each subscription logged.
 	SubPanics uint64
+	// DedicatedConns has the connections of the engine's dedicated pools,
+	// per node: the transactions' (Tx, Watch; Pool "tx") and Dedicated's
+	// (Pool "dedicated"), sorted by Pool and Addr. The connections of
+	// blocking commands (the driver's own pool), subscribers, stream
+	// consumers and batch writers are not in it.
+	DedicatedConns []PoolStats
 	// Transactions counts the transactions (Tx.Exec, Watch) whose EXEC
 	// ran; TxAborted those a changed watched key aborted (ErrTxAborted);
 	// TxFailed those sent on a connection that failed otherwise (refused,
@@ -126,6 +133,7 @@ func (e *Engine) Stats() Stats {
 	s.SubPanics = e.subs.panics.Load()
 	s.SubReconnects, s.SubMoved = e.subs.reconnects.Load(), e.subs.movers.Load()
 	s.Transactions, s.TxAborted, s.TxFailed = e.tx.execs.Load(), e.tx.aborted.Load(), e.tx.failed.Load()
+	s.DedicatedConns = e.ded.poolStats(PoolDedicated, e.tx.poolStats(PoolTx, nil))
 	hs := e.bus.Stats()
 	s.HookEvents, s.HookDropped, s.HookPanics = hs.Events, hs.Dropped, hs.Panics
 	return s
@@ -136,4 +144,40 @@ type NodeStats struct {
 	Addr string
 	// Breaker is the circuit breaker state: "closed", "open" or "half-open".
 	Breaker string
+}
+
+// Pool names of PoolStats.
+const (
+	PoolTx        = "tx"        // Tx and Watch
+	PoolDedicated = "dedicated" // Dedicated and DedicatedFor
+)
+
+// PoolStats is the connections of one dedicated pool to one node.
+type PoolStats struct {
+	Addr string
+	// Pool is PoolTx or PoolDedicated.
+	Pool string
+	// Idle counts the connections kept open in the pool between uses;
+	// Used those lent out (and being dialled).
+	Idle, Used int
+}
+
+// poolStats appends p's connections per node to out, sorted by address;
+// nothing once p is closed. (An accessor of the pool in tx_conns.go, kept
+// here with the other Stats code.)
+func (p *txConns) poolStats(pool string, out []PoolStats) []PoolStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return out
+	}
+	from := len(out)
+	for addr, n := range p.count { // n: open (idle included) or being dialled
+		if n > 0 {
+			idle := len(p.idle[addr])
+			out = append(out, PoolStats{Addr: addr, Pool: pool, Idle: idle, Used: n - idle})
+		}
+	}
+	slices.SortFunc(out[from:], func(a, b PoolStats) int { return strings.Compare(a.Addr, b.Addr) })
+	return out
 }

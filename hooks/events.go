@@ -292,6 +292,10 @@ const (
 	// delivered to the group) and pending count, from XINFO GROUPS. Lag is
 	// -1 when the server does not report it.
 	Lag
+	// Stopped: the consumer stopped for good (its Close, or the engine's
+	// Close), the last of its events: its Lag values are no longer
+	// current. Count, ID, Err, Lag and Pending are zero.
+	Stopped
 )
 
 func (k ConsumerKind) String() string {
@@ -306,6 +310,8 @@ func (k ConsumerKind) String() string {
 		return "handler-failed"
 	case Lag:
 		return "lag"
+	case Stopped:
+		return "stopped"
 	}
 	return "ConsumerKind(" + strconv.Itoa(int(k)) + ")"
 }

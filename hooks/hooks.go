@@ -134,7 +134,9 @@ type SubscriberEvents interface {
 }
 
 // ConsumerEvents is called for stream consumers (engine.Consume): entries
-// claimed, redelivered, acknowledged, handler failures, lag.
+// claimed, redelivered, acknowledged, handler failures, lag, and the
+// consumer's stop (Stopped, its last event: a hook that keeps a
+// consumer's lag drops it then).
 type ConsumerEvents interface {
 	OnConsumerEvent(ev Consumer)
 }

@@ -39,8 +39,11 @@ const (
 	// (its type), index (in Config.Hooks), method, panic (the panic's
 	// value, as the hook gave it). MsgHookDropped (warn, at most once a
 	// second) reports hook events dropped because the hooks fell behind;
-	// attributes dropped (since the last line) and total. The engine logs
-	// them itself, not through Logging. MsgHookStuck (warn) is Close
+	// attributes dropped (since the last line) and total. It is logged on
+	// a timer the first drop starts, not by the hook goroutine, so it
+	// comes within a second also when a hook never returns; Close logs
+	// the drops not reported yet. The engine logs them itself, not
+	// through Logging. MsgHookStuck (warn) is Close
 	// giving up on a hook that had not returned within 5 s (attribute
 	// wait): the hook events not yet delivered were dropped.
 	MsgHookPanicked = "vactor: hook panicked"
@@ -268,6 +271,8 @@ func (l *Logging) OnConsumerEvent(ev Consumer) {
 		l.log(slog.LevelWarn, MsgConsumerFailed, attrs...)
 	case Lag:
 		l.log(slog.LevelDebug, MsgConsumerEvent, append(attrs, slog.String("kind", ev.Kind.String()), slog.Int64("lag", ev.Lag), slog.Int64("pending", ev.Pending))...)
+	case Stopped:
+		l.log(slog.LevelDebug, MsgConsumerEvent, append(attrs, slog.String("kind", ev.Kind.String()))...)
 	default:
 		l.log(slog.LevelDebug, MsgConsumerEvent, append(attrs, slog.String("kind", ev.Kind.String()), slog.Int("count", ev.Count))...)
 	}

@@ -20,7 +20,7 @@
 // the node's "host:port"):
 //
 //	db.client.operation.duration          histogram, s, buckets DurationBuckets
-//	db.client.connection.count            up-down counter, state idle or used (Observe)
+//	db.client.connection.count            up-down counter, state idle or used (Observe; see below)
 //	db.client.connection.create_time      histogram, s
 //	db.client.connection.pending_requests up-down counter: queued and in flight (Observe)
 //
@@ -46,8 +46,26 @@
 //	vactor.stream.consumer.entries        counter, vactor.event claimed, acked or handler_failed
 //	vactor.hooks.dropped                  counter of hook events dropped (Observe)
 //
+// db.client.connection.count counts, per node, the connection actors'
+// connections (pool name "host:port"; used while a pipeline is in flight)
+// and the connections of the engine's two dedicated pools, under pool
+// names of their own: "host:port/tx" for transactions (Tx, Watch) and
+// "host:port/dedicated" for Engine.Dedicated (idle: kept in the pool;
+// used: lent out or being dialled). It does not count the connections of
+// blocking commands (the driver's own pool, which the engine does not
+// see), subscribers (engine.Stats.SubConns), stream consumers or batch
+// writers. pending_requests and vactor.mailbox.depth are the connection
+// actors' pools' only.
+//
+// One Hook may observe several engines (Observe each): every series is
+// then reported once for all of them, the counts, depths and dropped
+// events of engines connected to the same node summed, and a node's
+// breaker state the worst of the engines'.
+//
 // No attribute holds a key or a value: the consumer metrics name the group
-// (vactor.stream.group), not the stream.
+// (vactor.stream.group), not the stream. The lag and pending gauges report
+// a (stream, group) until every consumer that reported it has stopped
+// (hooks.Stopped): a stopped consumer's last values are not kept.
 //
 // error.type is the error prefix for an error reply (WRONGTYPE, ERR, ...)
 // when it has the shape of an error code (an upper-case letter, then

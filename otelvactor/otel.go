@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/embedded"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -128,7 +129,12 @@ type Hook struct {
 	ops   map[opKey]*opSeries
 	spans map[spanKey]*spanOpts
 	nodes map[string]*nodeAttrs
-	lags  map[lagKey]lagValue
+	lags  map[lagKey]*lagValue
+
+	// The engines Observe reads.
+	obsMu       sync.Mutex
+	engines     map[any]*observed
+	droppedGone uint64 // HookDropped of the engines unregistered
 }
 
 // nodeAttrs are a node's attributes (server.address, server.port) and the
@@ -147,7 +153,13 @@ type opKey struct {
 
 type lagKey struct{ stream, group string }
 
-type lagValue struct{ lag, pending int64 }
+// lagValue is the latest lag and pending count of a (stream, group), and
+// the consumers that reported it and have not stopped: the series ends
+// with the last of them.
+type lagValue struct {
+	lag, pending int64
+	consumers    map[string]struct{}
+}
 
 // New returns a Hook over the given providers (the global ones by
 // default). It fails when an instrument cannot be created.
@@ -169,7 +181,8 @@ func New(opts ...Option) (*Hook, error) {
 		ops:       map[opKey]*opSeries{},
 		spans:     map[spanKey]*spanOpts{},
 		nodes:     map[string]*nodeAttrs{},
-		lags:      map[lagKey]lagValue{},
+		lags:      map[lagKey]*lagValue{},
+		engines:   map[any]*observed{},
 	}
 	if o.tracing {
 		h.tracer = o.tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
@@ -244,7 +257,10 @@ func (h *Hook) instruments(m metric.Meter) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	_, err = m.RegisterCallback(h.observeLag, h.lag, h.pendingEnts)
+	if _, err := m.RegisterCallback(h.observeLag, h.lag, h.pendingEnts); err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(h.observeEngines, h.connCount, h.pending, h.depth, h.breakers, h.hookDropped)
 	return err
 }
 
@@ -557,7 +573,9 @@ func (h *Hook) OnSubscriberEvent(ev hooks.Subscriber) {
 
 // OnConsumerEvent counts vactor.stream.consumer.redeliveries and
 // vactor.stream.consumer.entries, and keeps the lag for
-// vactor.stream.consumer.lag and .pending.
+// vactor.stream.consumer.lag and .pending: the latest Lag event's per
+// (stream, group), reported until every consumer that sent one for it
+// has stopped (hooks.Stopped).
 func (h *Hook) OnConsumerEvent(ev hooks.Consumer) {
 	ctx := context.Background()
 	group := attribute.String("vactor.stream.group", ev.Group)
@@ -571,8 +589,25 @@ func (h *Hook) OnConsumerEvent(ev hooks.Consumer) {
 	case hooks.HandlerFailed:
 		h.entries.Add(ctx, 1, metric.WithAttributes(group, attribute.String("vactor.event", "handler_failed")))
 	case hooks.Lag:
+		k := lagKey{ev.Stream, ev.Group}
 		h.mu.Lock()
-		h.lags[lagKey{ev.Stream, ev.Group}] = lagValue{ev.Lag, ev.Pending}
+		v := h.lags[k]
+		if v == nil {
+			v = &lagValue{consumers: map[string]struct{}{}}
+			h.lags[k] = v
+		}
+		v.lag, v.pending = ev.Lag, ev.Pending
+		v.consumers[ev.Consumer] = struct{}{}
+		h.mu.Unlock()
+	case hooks.Stopped:
+		k := lagKey{ev.Stream, ev.Group}
+		h.mu.Lock()
+		if v := h.lags[k]; v != nil {
+			delete(v.consumers, ev.Consumer)
+			if len(v.consumers) == 0 {
+				delete(h.lags, k)
+			}
+		}
 		h.mu.Unlock()
 	}
 }
@@ -612,23 +647,119 @@ func (h *Hook) observeLag(_ context.Context, o metric.Observer) error {
 	return nil
 }
 
-// Observe registers the gauges that read eng's state at each collection:
-// db.client.connection.count (state idle: no pipeline in flight; used),
+// Observe adds eng to the engines whose state the hook's gauges read at
+// each collection: db.client.connection.count (state idle: no pipeline in
+// flight, or kept in a dedicated pool; used),
 // db.client.connection.pending_requests, vactor.mailbox.depth (per
 // connection pool, that is per node), vactor.breaker.state (per node) and
-// vactor.hooks.dropped. Call it once per engine, after engine.New;
-// Unregister the result when the engine is closed.
+// vactor.hooks.dropped. Call it after engine.New; Unregister the result
+// when the engine is closed (Unregister is idempotent). It fails for a nil
+// engine.
+//
+// One Hook may observe several engines, and each series is then reported
+// once, for all of them: the connection counts, pending requests, mailbox
+// depths and dropped events of engines connected to the same node are
+// summed (they are the application's connections to that node, which is
+// what db.client.connection.pool.name names), and a node's breaker state
+// is the worst of the engines' (open, then half-open, then closed). The
+// dropped events of an engine unregistered stay counted. Observing the
+// same engine again counts it once (until each registration is
+// unregistered).
 func (h *Hook) Observe(eng *engine.Engine) (metric.Registration, error) {
-	return h.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		st := eng.Stats()
-		type pool struct{ idle, used, pending, queued int64 }
-		pools := map[string]*pool{}
+	if eng == nil {
+		return nil, errors.New("otelvactor: Observe: nil engine")
+	}
+	return h.observe(eng, eng.Stats), nil
+}
+
+// observed is an engine whose state the gauges read.
+type observed struct {
+	stats func() engine.Stats
+	refs  int // registrations not unregistered
+}
+
+// observe adds the engine known as key, read through stats.
+func (h *Hook) observe(key any, stats func() engine.Stats) metric.Registration {
+	h.obsMu.Lock()
+	defer h.obsMu.Unlock()
+	o := h.engines[key]
+	if o == nil {
+		o = &observed{stats: stats}
+		h.engines[key] = o
+	}
+	o.refs++
+	return &registration{h: h, key: key}
+}
+
+// registration is what Observe returns.
+type registration struct {
+	embedded.Registration
+	h    *Hook
+	key  any
+	once sync.Once
+}
+
+// Unregister stops reading the engine (once the engine's every
+// registration is unregistered); its dropped events stay counted.
+func (r *registration) Unregister() error {
+	r.once.Do(func() {
+		h := r.h
+		h.obsMu.Lock()
+		o := h.engines[r.key]
+		h.obsMu.Unlock()
+		if o == nil {
+			return
+		}
+		dropped := o.stats().HookDropped // outside the lock: Stats takes the engine's
+		h.obsMu.Lock()
+		defer h.obsMu.Unlock()
+		if h.engines[r.key] != o {
+			return
+		}
+		if o.refs--; o.refs == 0 {
+			delete(h.engines, r.key)
+			h.droppedGone += dropped
+		}
+	})
+	return nil
+}
+
+// Pool name suffixes of the engine's dedicated pools (engine.PoolStats).
+var poolSuffix = map[string]string{engine.PoolTx: "/tx", engine.PoolDedicated: "/dedicated"}
+
+// observeEngines reports the state of the observed engines: one
+// observation per attribute set, summed over the engines (a breaker state:
+// the worst).
+func (h *Hook) observeEngines(_ context.Context, o metric.Observer) error {
+	h.obsMu.Lock()
+	stats := make([]func() engine.Stats, 0, len(h.engines))
+	for _, e := range h.engines {
+		stats = append(stats, e.stats)
+	}
+	dropped := h.droppedGone
+	h.obsMu.Unlock()
+	if len(stats) == 0 && dropped == 0 {
+		return nil
+	}
+	type pool struct {
+		idle, used, pending, queued int64
+		pipelined                   bool // the connection actors' pool: pending and depth reported
+	}
+	pools := map[string]*pool{}
+	poolOf := func(name string) *pool {
+		p := pools[name]
+		if p == nil {
+			p = &pool{}
+			pools[name] = p
+		}
+		return p
+	}
+	breakers := map[string]int64{}
+	for _, read := range stats {
+		st := read()
 		for _, c := range st.Conns {
-			p := pools[c.Addr]
-			if p == nil {
-				p = &pool{}
-				pools[c.Addr] = p
-			}
+			p := poolOf(c.Addr)
+			p.pipelined = true
 			if c.InFlight > 0 {
 				p.used++
 			} else {
@@ -637,12 +768,14 @@ func (h *Hook) Observe(eng *engine.Engine) (metric.Registration, error) {
 			p.pending += c.InFlight + int64(c.Mailbox.Queued)
 			p.queued += int64(c.Mailbox.Queued)
 		}
-		for addr, p := range pools {
-			name := semconv.DBClientConnectionPoolName(addr)
-			o.ObserveInt64(h.connCount, p.idle, metric.WithAttributes(name, semconv.DBClientConnectionStateIdle, h.system))
-			o.ObserveInt64(h.connCount, p.used, metric.WithAttributes(name, semconv.DBClientConnectionStateUsed, h.system))
-			o.ObserveInt64(h.pending, p.pending, metric.WithAttributes(name, h.system))
-			o.ObserveInt64(h.depth, p.queued, metric.WithAttributes(name))
+		for _, d := range st.DedicatedConns {
+			suffix, ok := poolSuffix[d.Pool]
+			if !ok {
+				suffix = "/" + d.Pool
+			}
+			p := poolOf(d.Addr + suffix)
+			p.idle += int64(d.Idle)
+			p.used += int64(d.Used)
 		}
 		for _, n := range st.Nodes {
 			v := int64(0)
@@ -652,11 +785,26 @@ func (h *Hook) Observe(eng *engine.Engine) (metric.Registration, error) {
 			case hooks.BreakerOpen:
 				v = 2
 			}
-			o.ObserveInt64(h.breakers, v, h.node(n.Addr).opt)
+			if w, ok := breakers[n.Addr]; !ok || v > w {
+				breakers[n.Addr] = v
+			}
 		}
-		o.ObserveInt64(h.hookDropped, int64(st.HookDropped))
-		return nil
-	}, h.connCount, h.pending, h.depth, h.breakers, h.hookDropped)
+		dropped += st.HookDropped
+	}
+	for addr, p := range pools {
+		name := semconv.DBClientConnectionPoolName(addr)
+		o.ObserveInt64(h.connCount, p.idle, metric.WithAttributes(name, semconv.DBClientConnectionStateIdle, h.system))
+		o.ObserveInt64(h.connCount, p.used, metric.WithAttributes(name, semconv.DBClientConnectionStateUsed, h.system))
+		if p.pipelined {
+			o.ObserveInt64(h.pending, p.pending, metric.WithAttributes(name, h.system))
+			o.ObserveInt64(h.depth, p.queued, metric.WithAttributes(name))
+		}
+	}
+	for addr, v := range breakers {
+		o.ObserveInt64(h.breakers, v, h.node(addr).opt)
+	}
+	o.ObserveInt64(h.hookDropped, int64(dropped))
+	return nil
 }
 
 var (

@@ -71,6 +71,16 @@ type Bus struct {
 	holds                   atomic.Int32 // Hold sections under way: pushes do not wake
 	abandoned               atomic.Bool  // Close gave up waiting: deliver nothing more
 
+	// The reports of dropped events (MsgDropped), made on a timer of
+	// their own so that a hook stuck for good does not hide them: armed
+	// by the first drop after a report, at most one a second.
+	dropArmed atomic.Bool // a report is scheduled (or the bus closed)
+	repMu     sync.Mutex
+	repTimer  *time.Timer
+	reported  uint64    // dropped at the last report
+	lastRep   time.Time // when it was made
+	repClosed bool      // Close made the last report
+
 	mu      sync.Mutex
 	buf     []item
 	max     int
@@ -199,7 +209,8 @@ func (b *Bus) Start() {
 // never returns), Close reports false and gives up on it: the events not
 // yet delivered are dropped (counted in Stats.Dropped) and the hook
 // goroutine ends when that hook returns, if ever. Idempotent; a later
-// call waits the same way.
+// call waits the same way. It logs the drops not reported yet (MsgDropped)
+// before it returns; none is reported afterwards.
 func (b *Bus) Close(wait time.Duration) (finished bool) {
 	if b == nil {
 		return true
@@ -215,6 +226,7 @@ func (b *Bus) Close(wait time.Duration) (finished bool) {
 		}
 	}
 	b.mu.Unlock()
+	defer b.finalReport()
 	select {
 	case <-b.done:
 		return true
@@ -389,7 +401,8 @@ func (b *Bus) Written(ev hooks.Pipeline) { b.Emit(written(ev)) }
 func (b *Bus) Answered(ev hooks.Pipeline) { b.Emit(ev) }
 
 // push queues it, or drops it when the queue is full or closed. It never
-// blocks beyond the queue's mutex.
+// blocks beyond the queue's mutex (and, for the first drop after a report
+// of drops, the mutex of the reports, to start their timer).
 func (b *Bus) push(it item) {
 	b.mu.Lock()
 	if b.closed || !b.started {
@@ -398,7 +411,7 @@ func (b *Bus) push(it item) {
 	}
 	if len(b.buf) >= b.max {
 		b.mu.Unlock()
-		b.dropped.Add(1)
+		b.drop()
 		return
 	}
 	b.buf = append(b.buf, it)
@@ -410,6 +423,77 @@ func (b *Bus) push(it item) {
 	if wake {
 		b.signal()
 	}
+}
+
+// drop counts an event dropped because the queue is full and, unless one
+// is scheduled, schedules a report of the drops (the cost of a drop, not
+// of a push).
+func (b *Bus) drop() {
+	b.dropped.Add(1)
+	if !b.dropArmed.Load() && b.dropArmed.CompareAndSwap(false, true) {
+		b.scheduleReport()
+	}
+}
+
+// scheduleReport has reportDrops run a second after the last report (at
+// once when there was none for a second), on a timer: neither the
+// goroutine that dropped an event (a connection actor) nor the hook
+// goroutine (stuck in a hook, perhaps) writes the log line.
+func (b *Bus) scheduleReport() {
+	b.repMu.Lock()
+	defer b.repMu.Unlock()
+	if b.repClosed {
+		return
+	}
+	b.repTimer = time.AfterFunc(max(time.Until(b.lastRep.Add(dropReportEvery)), 0), b.reportDrops)
+}
+
+// dropReportEvery is the shortest time between two reports of dropped
+// events.
+const dropReportEvery = time.Second
+
+// reportDrops logs MsgDropped with the events dropped since the last
+// report. The next drop schedules the next report.
+func (b *Bus) reportDrops() {
+	b.repMu.Lock()
+	if b.repClosed {
+		b.repMu.Unlock()
+		return
+	}
+	b.dropArmed.Store(false) // before the count: a later drop schedules a report
+	n, total := b.takeDropsLocked()
+	b.repMu.Unlock()
+	b.logDrops(n, total)
+}
+
+// takeDropsLocked returns the events dropped since the last report and
+// their total, and makes them reported.
+func (b *Bus) takeDropsLocked() (n, total uint64) {
+	total = b.dropped.Load()
+	n = total - b.reported
+	if n > 0 {
+		b.reported, b.lastRep = total, time.Now()
+	}
+	return n, total
+}
+
+func (b *Bus) logDrops(n, total uint64) {
+	if n > 0 {
+		b.log.Warn(MsgDropped, "dropped", n, "total", total)
+	}
+}
+
+// finalReport stops the report timer and logs the drops not reported yet:
+// Close's report. No report is scheduled afterwards.
+func (b *Bus) finalReport() {
+	b.repMu.Lock()
+	b.repClosed = true
+	if b.repTimer != nil {
+		b.repTimer.Stop()
+	}
+	n, total := b.takeDropsLocked()
+	b.repMu.Unlock()
+	b.logDrops(n, total)
 }
 
 // Hold makes the events pushed until the matching Release wake the hook
@@ -444,8 +528,6 @@ func (b *Bus) Release() {
 func (b *Bus) run() {
 	defer close(b.done)
 	var spare []item
-	var lastDrop uint64
-	var lastLog time.Time
 	for {
 		b.mu.Lock()
 		for len(b.buf) == 0 {
@@ -470,10 +552,6 @@ func (b *Bus) run() {
 		b.deliverAll(batch)
 		clear(batch)
 		spare = batch[:0]
-		if d := b.dropped.Load(); d != lastDrop && time.Since(lastLog) >= time.Second {
-			b.log.Warn(MsgDropped, "dropped", d-lastDrop, "total", d)
-			lastDrop, lastLog = d, time.Now()
-		}
 	}
 }
 

@@ -209,3 +209,77 @@ func TestCloseGivesUpOnStuckHook(t *testing.T) {
 		t.Fatalf("events %d, dropped %d; want 1 delivered and the 3 queued dropped", s.Events, s.Dropped)
 	}
 }
+
+// syncBuf is a log buffer safe to read while the bus writes to it.
+type syncBuf struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+func (s *syncBuf) count(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.buf.String(), sub)
+}
+
+// Dropped events are logged (MsgDropped) while the engine runs even when
+// the hook goroutine is stuck in a hook for good: before, only the hook
+// goroutine logged them, after a batch it had delivered, so a hook that
+// never returned hid every drop until Close. The report comes at most
+// once a second, with the number dropped since the last one.
+func TestDropLoggedWhileHookStuck(t *testing.T) {
+	h := blocker{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	logs := &syncBuf{}
+	b := New([]hooks.Hook{h}, slog.New(slog.NewTextHandler(logs, nil)), 4)
+	b.Start()
+	defer func() {
+		close(h.release)
+		b.Close(time.Minute)
+	}()
+	b.Executed(context.Background(), hooks.Executed{Name: "first"})
+	<-h.entered // stuck for the rest of the test
+	for range 10 {
+		b.Executed(context.Background(), hooks.Executed{Name: "more"})
+	}
+	waitLogged := func(n int) time.Time {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for logs.count(MsgDropped) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d %q lines with the hook stuck, want %d; log:\n%s", logs.count(MsgDropped), MsgDropped, n, logs)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return time.Now()
+	}
+	first := waitLogged(1)
+	if !strings.Contains(logs.String(), "dropped=6") {
+		t.Errorf("first report does not count 6 dropped:\n%s", logs)
+	}
+	// More drops right away: reported once, a second after the first.
+	for range 3 {
+		b.Executed(context.Background(), hooks.Executed{Name: "again"})
+	}
+	second := waitLogged(2)
+	if d := second.Sub(first); d < 900*time.Millisecond {
+		t.Errorf("second report %v after the first, want about a second (rate limit)", d)
+	}
+	if got := logs.count(MsgDropped); got != 2 {
+		t.Errorf("%d reports, want 2", got)
+	}
+	if !strings.Contains(logs.String(), "dropped=3 total=9") {
+		t.Errorf("second report does not count 3 more (9 in all):\n%s", logs)
+	}
+}
