@@ -38,6 +38,7 @@ type txConns struct {
 	freed   chan struct{}                    // closed (and replaced) when a connection is given back
 	tracked bool
 	closed  bool
+	e       *Engine        // set on first use, for keeps
 	ops     sync.WaitGroup // calls on the connections, and dials, in progress
 	// noIdlePing dials connections on which the driver sends nothing of
 	// its own (drivers.Options.NoIdlePing): set before first use.
@@ -86,6 +87,7 @@ func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.Valk
 				return nil, err
 			}
 			p.tracked = true
+			p.e = e
 			p.idle = map[string][]drivers.ValkeyConn{}
 			p.open = map[drivers.ValkeyConn]string{}
 			p.count = map[string]int{}
@@ -162,7 +164,7 @@ func (p *txConns) put(addr string, conn drivers.ValkeyConn, healthy bool) {
 		p.mu.Unlock()
 		return
 	}
-	if healthy && !p.closed && len(p.idle[addr]) < txMaxIdle {
+	if healthy && !p.closed && len(p.idle[addr]) < txMaxIdle && p.e.keeps(addr) {
 		p.idle[addr] = append(p.idle[addr], conn)
 		p.since[conn] = time.Now()
 		p.signalLocked()
@@ -172,9 +174,20 @@ func (p *txConns) put(addr string, conn drivers.ValkeyConn, healthy bool) {
 	delete(p.open, conn)
 	delete(p.since, conn)
 	p.count[addr]--
+	p.forgetLocked(addr)
 	p.signalLocked()
 	p.mu.Unlock()
 	_ = conn.Close()
+}
+
+// forgetLocked drops the entries of addr once no connection to it is
+// open or being dialled, so that the maps do not grow with every address
+// the pool ever served.
+func (p *txConns) forgetLocked(addr string) {
+	if p.count[addr] <= 0 {
+		delete(p.count, addr)
+		delete(p.idle, addr)
+	}
 }
 
 // dropIdle closes the idle connections to addr (after one was found
@@ -188,11 +201,74 @@ func (p *txConns) dropIdle(addr string) {
 		delete(p.since, c)
 		p.count[addr]--
 	}
+	p.forgetLocked(addr)
 	p.signalLocked()
 	p.mu.Unlock()
 	for _, c := range l {
 		_ = c.Close()
 	}
+}
+
+// retire closes the idle connections to the nodes that are no longer
+// the primary of anything (keeps), so that the pool does not keep, until
+// Close, up to txMaxIdle connections per address that ever was a primary
+// (failovers, nodes removed or replaced at new addresses), nor hands them
+// out again. It runs when the engine's view of the primaries changed (a
+// new cluster slot map, a sentinel switch); a connection lent at the time
+// is closed when it is given back (put). The connections are closed on a
+// goroutine of their own (a driver's Close may wait for a round trip):
+// retire does not block its caller, the topology actor.
+func (p *txConns) retire() {
+	p.mu.Lock()
+	if p.e == nil || p.closed {
+		p.mu.Unlock()
+		return
+	}
+	var drop []drivers.ValkeyConn
+	for addr, l := range p.idle {
+		if p.e.keeps(addr) {
+			continue
+		}
+		delete(p.idle, addr)
+		for _, c := range l {
+			delete(p.open, c)
+			delete(p.since, c)
+			p.count[addr]--
+			drop = append(drop, c)
+		}
+		p.forgetLocked(addr)
+	}
+	if len(drop) == 0 {
+		p.mu.Unlock()
+		return
+	}
+	p.signalLocked()
+	p.ops.Add(1) // Close waits for these closes
+	p.mu.Unlock()
+	go func() {
+		defer p.ops.Done()
+		for _, c := range drop {
+			_ = c.Close()
+		}
+	}()
+}
+
+// keeps reports whether a dedicated connection to addr may be kept idle
+// for later use: in cluster mode addr must be a primary of the current
+// slot map, in sentinel mode the primary the engine follows (the
+// connections are lent for transactions and Dedicated calls, which go to
+// primaries only); in standalone mode it always may.
+func (e *Engine) keeps(addr string) bool {
+	switch {
+	case e == nil:
+		return true
+	case e.cl != nil:
+		t := e.cl.topo.Load()
+		return t == nil || isPrimary(t, addr)
+	case e.sn != nil:
+		return addr == e.sn.primary()
+	}
+	return true
 }
 
 func (p *txConns) signalLocked() {

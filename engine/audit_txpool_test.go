@@ -1,0 +1,135 @@
+package engine_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// Audit of the dedicated-connection pools (Tx and Watch, Dedicated).
+
+// waitPools polls, up to within, until ok holds for the open and idle
+// counts of both pools (transactions, Dedicated); it fails the test with
+// what it saw otherwise.
+func waitPools(t *testing.T, eng *engine.Engine, within time.Duration, what string, ok func(open, idle map[string]int) bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		txOpen, txIdle := engine.TxPoolConns(eng, false)
+		dOpen, dIdle := engine.TxPoolConns(eng, true)
+		if ok(txOpen, txIdle) && ok(dOpen, dIdle) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v: Tx pool open %v idle %v; Dedicated pool open %v idle %v",
+				what, within, txOpen, txIdle, dOpen, dIdle)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestAuditTxPoolCluster(t *testing.T) {
+	c := valkeytest.StartClusterT(t)
+	eng := clusterEngine(t, c)
+	ctx := ctxT(t)
+
+	// The Tx and Dedicated pools keep no connection to a node that is no
+	// longer a primary: after a failover, the former primary's idle
+	// connections close once the engine has the new slot map, and one
+	// lent at the time closes when it is given back. They stayed open
+	// until Close, up to 16 + 16 more per address that ever was a
+	// primary.
+	t.Run("FormerPrimaryRetired", func(t *testing.T) {
+		old := c.Primaries()[0]
+		next := c.Replicas()[0] // StartCluster: the replicas of primary 0, 1, ... in turn
+		key := keyOn(t, c, old)
+		// One connection of each pool lent across the failover.
+		release := make(chan struct{})
+		var releaseOnce sync.Once
+		defer releaseOnce.Do(func() { close(release) }) // when the test fails early
+		held := make(chan struct{}, 2)
+		var wg sync.WaitGroup
+		var watchErr, dedErr error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			watchErr = eng.Watch(ctx, func(tx *engine.Tx) error {
+				held <- struct{}{}
+				<-release
+				return nil // nothing queued: UNWATCH, then back to the pool
+			}, key)
+		}()
+		go func() {
+			defer wg.Done()
+			dedErr = eng.DedicatedFor(ctx, key, func(d *engine.DedicatedConn) error {
+				held <- struct{}{}
+				<-release
+				return nil
+			})
+		}()
+		<-held
+		<-held
+		// And one of each given back before it.
+		if err := eng.Watch(ctx, func(tx *engine.Tx) error {
+			if _, err := tx.Read().Get(ctx, key); err != nil && !errors.Is(err, engine.ErrNil) {
+				return err
+			}
+			tx.Set(key, "1", 0)
+			return nil
+		}, key); err != nil {
+			t.Fatalf("Watch: %v", err)
+		}
+		if err := eng.DedicatedFor(ctx, key, func(d *engine.DedicatedConn) error {
+			_, err := d.Do(ctx, "SET", key, "2")
+			return err
+		}); err != nil {
+			t.Fatalf("DedicatedFor: %v", err)
+		}
+		waitPools(t, eng, 0, "before the failover, an idle connection to the primary", func(open, idle map[string]int) bool {
+			return idle[old.Addr()] >= 1 && open[old.Addr()] >= 2
+		})
+
+		if err := c.Failover(next); err != nil {
+			t.Fatalf("Failover: %v", err)
+		}
+		if owner, err := c.NodeForSlot(valkeytest.HashSlot(key)); err != nil || owner != next {
+			t.Fatalf("after the failover the key's slot is served by %v (%v), want %s", owner, err, next.Addr())
+		}
+		// A command to the moved slot: MOVED has the engine reload its map.
+		if err := eng.Set(ctx, key, "3", 0).Err(ctx); err != nil {
+			t.Fatalf("Set after the failover: %v", err)
+		}
+		waitPools(t, eng, 10*time.Second, "the former primary's idle connections closed", func(open, idle map[string]int) bool {
+			return idle[old.Addr()] == 0
+		})
+		releaseOnce.Do(func() { close(release) })
+		wg.Wait()
+		if watchErr != nil || dedErr != nil {
+			t.Fatalf("held across the failover: Watch %v, DedicatedFor %v", watchErr, dedErr)
+		}
+		waitPools(t, eng, 0, "the connections lent across the failover closed when given back", func(open, idle map[string]int) bool {
+			return open[old.Addr()] == 0
+		})
+
+		// The pools serve the new primary.
+		if err := eng.WatchRetry(ctx, 3, func(tx *engine.Tx) error {
+			tx.Set(key, "4", 0)
+			return nil
+		}, key); err != nil {
+			t.Fatalf("WatchRetry after the failover: %v", err)
+		}
+		if err := eng.DedicatedFor(ctx, key, func(d *engine.DedicatedConn) error {
+			_, err := d.Do(ctx, "GET", key)
+			return err
+		}); err != nil {
+			t.Fatalf("DedicatedFor after the failover: %v", err)
+		}
+		waitPools(t, eng, 0, "the pools hold connections to the new primary only", func(open, idle map[string]int) bool {
+			return open[old.Addr()] == 0 && idle[next.Addr()] >= 1
+		})
+	})
+}
