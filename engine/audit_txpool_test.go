@@ -2,15 +2,19 @@ package engine_test
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
-// Audit of the dedicated-connection pools (Tx and Watch, Dedicated).
+// Audit of the dedicated-connection pools (Tx and Watch, Dedicated):
+// connections to nodes that are no longer primaries, WatchRetry after a
+// slot moved between WATCH and EXEC.
 
 // waitPools polls, up to within, until ok holds for the open and idle
 // counts of both pools (transactions, Dedicated); it fails the test with
@@ -131,5 +135,76 @@ func TestAuditTxPoolCluster(t *testing.T) {
 		waitPools(t, eng, 0, "the pools hold connections to the new primary only", func(open, idle map[string]int) bool {
 			return open[old.Addr()] == 0 && idle[next.Addr()] >= 1
 		})
+	})
+
+	// WatchRetry reruns a run whose EXEC was refused (EXECABORT) because
+	// the queued commands were redirected (MOVED: the slot moved between
+	// WATCH and EXEC): nothing ran. It returned the EXECABORT at once.
+	t.Run("WatchRetryAfterSlotMoved", func(t *testing.T) {
+		ps := c.Primaries()
+		from, to := ps[0], ps[1]
+		key := keyOn(t, c, from)
+		slot := valkeytest.HashSlot(key)
+		if err := eng.Set(ctx, key, "0", 0).Err(ctx); err != nil {
+			t.Fatalf("Set: %v", err)
+		}
+		runs := 0
+		err := eng.WatchRetry(ctx, 1, func(tx *engine.Tx) error {
+			runs++
+			if _, err := tx.Read().Get(ctx, key); err != nil {
+				return err
+			}
+			if runs == 1 {
+				if err := c.MigrateSlots(from, to, []int{slot}); err != nil {
+					return fmt.Errorf("MigrateSlots: %w", err)
+				}
+			}
+			tx.Set(key, fmt.Sprint(runs), 0)
+			return nil
+		}, key)
+		if err != nil || runs != 2 {
+			t.Fatalf("WatchRetry across a slot move: %v after %d runs; want nil after 2", err, runs)
+		}
+		if v, err := eng.Get(ctx, key).Await(ctx); err != nil || v != "2" {
+			t.Fatalf("GET = %q, %v; want 2", v, err)
+		}
+
+		// A genuine EXECABORT (a command refused while queued) is
+		// returned at once.
+		runs = 0
+		err = eng.WatchRetry(ctx, 3, func(tx *engine.Tx) error {
+			runs++
+			tx.Do("SET", key) // wrong number of arguments
+			return nil
+		}, key)
+		if !errors.Is(err, &engine.ServerError{Prefix: "EXECABORT"}) || runs != 1 {
+			t.Fatalf("WatchRetry with a refused command: %v after %d runs; want EXECABORT after 1", err, runs)
+		}
+
+		// The reruns are bounded by MaxRedirects: with 1, a slot that
+		// moves in every run fails after 2 runs, with the EXECABORT that
+		// says a command was redirected.
+		cfg, _ := withLogCheck(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true))
+		cfg.MaxRedirects = 1
+		eng1, err := open(ctx, t, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer eng1.Close()
+		runs = 0
+		at, other := to, from
+		err = eng1.WatchRetry(ctx, 10, func(tx *engine.Tx) error {
+			runs++
+			if err := c.MigrateSlots(at, other, []int{slot}); err != nil {
+				return fmt.Errorf("MigrateSlots: %w", err)
+			}
+			at, other = other, at
+			tx.Set(key, "x", 0)
+			return nil
+		}, key)
+		if !errors.Is(err, engine.ErrTooManyRedirects) || !errors.Is(err, &engine.ServerError{Prefix: "EXECABORT"}) ||
+			!errors.Is(err, &engine.ServerError{Prefix: "MOVED"}) || runs != 2 {
+			t.Fatalf("WatchRetry with MaxRedirects 1, the slot moving in every run: %v after %d runs; want ErrTooManyRedirects, EXECABORT (MOVED) after 2", err, runs)
+		}
 	})
 }

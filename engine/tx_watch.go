@@ -114,9 +114,16 @@ func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...strin
 // key, at most attempts times (at least 1), waiting between runs with the
 // engine's retry backoff: Config.MinRetryBackoff doubling per run up to
 // Config.MaxRetryBackoff, with jitter, so contending callers spread out.
-// In cluster mode a run whose WATCH or read was redirected (MOVED or ASK:
-// the slot moved, after a failover or while resharding; nothing ran) is
-// rerun too, on the node the engine's reloaded slot map names.
+// In cluster mode a run that was redirected (MOVED or ASK: the slot moved,
+// after a failover or while resharding; nothing ran) is rerun too, after
+// the backoff and once the engine has reloaded its slot map, on the node
+// the new map names: a run whose WATCH or read got MOVED or ASK (fn
+// returned that error), or whose EXEC was refused (EXECABORT) because a
+// queued command got one (the slot moved between WATCH and EXEC). These
+// reruns do not count against attempts; at most Config.MaxRedirects of
+// them are made, then the run's error is returned joined to
+// ErrTooManyRedirects. An EXECABORT for any other reason (a command the
+// server refused while queueing it) is returned at once.
 // fn runs once per run, each time with a new Tx: it must read what it
 // needs through that Tx and have no other side effects.
 //
@@ -131,16 +138,31 @@ func (e *Engine) WatchRetry(ctx context.Context, attempts int, fn func(tx *Tx) e
 		ctx = context.Background()
 	}
 	b := policies.Backoff{Min: e.cfg.MinRetryBackoff, Max: e.cfg.MaxRetryBackoff}
-	for n := 0; ; n++ {
+	aborted, redirects := 0, 0
+	for {
 		err := e.Watch(ctx, fn, keys...)
-		if !errors.Is(err, ErrTxAborted) && !(e.cl != nil && isRedirect(err)) {
+		var delay time.Duration
+		resync := false
+		var epoch uint64 // the slot map that was redirected
+		switch {
+		case e.cl != nil && redirectedRun(err):
+			if redirects >= e.cfg.MaxRedirects {
+				return fmt.Errorf("%w: WatchRetry: %d runs redirected: %w", ErrTooManyRedirects, redirects+1, err)
+			}
+			resync, epoch = true, e.cl.Epoch()
+			delay = b.Delay(redirects)
+			redirects++
+		case errors.Is(err, ErrTxAborted):
+			aborted++
+			if aborted >= attempts {
+				return fmt.Errorf("%w (%d attempts)", err, attempts)
+			}
+			delay = b.Delay(aborted - 1)
+		default:
 			return err
 		}
-		if n+1 >= attempts {
-			return fmt.Errorf("%w (%d attempts)", err, attempts)
-		}
-		if d := b.Delay(n); d > 0 {
-			t := time.NewTimer(d)
+		if delay > 0 {
+			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
 			case <-ctx.Done():
@@ -148,7 +170,20 @@ func (e *Engine) WatchRetry(ctx context.Context, attempts int, fn func(tx *Tx) e
 				return ctx.Err()
 			}
 		}
+		if resync {
+			// A slot map newer than the one that was redirected (the
+			// redirect asked for a reload; this waits for it, or loads).
+			e.cl.topology.Sync(epoch)
+		}
 	}
+}
+
+// redirectedRun reports whether a Watch run failed because it was
+// redirected (MOVED or ASK) before anything ran: its WATCH or a read (fn
+// returned the error), or queued commands (EXECABORT, redirectedAbort).
+func redirectedRun(err error) bool {
+	var ra *redirectedAbort
+	return isRedirect(err) || errors.As(err, &ra)
 }
 
 // watchState is a Watch's hold on its connection.
