@@ -1,9 +1,11 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,7 +16,7 @@ import (
 
 // Audit of the dedicated-connection pools (Tx and Watch, Dedicated):
 // connections to nodes that are no longer primaries, WatchRetry after a
-// slot moved between WATCH and EXEC.
+// slot moved between WATCH and EXEC, a pool at its limit.
 
 // waitPools polls, up to within, until ok holds for the open and idle
 // counts of both pools (transactions, Dedicated); it fails the test with
@@ -207,4 +209,61 @@ func TestAuditTxPoolCluster(t *testing.T) {
 			t.Fatalf("WatchRetry with MaxRedirects 1, the slot moving in every run: %v after %d runs; want ErrTooManyRedirects, EXECABORT (MOVED) after 2", err, runs)
 		}
 	})
+}
+
+// A Watch that waits for a transaction connection while every one of the
+// node's 256 is lent (here: nested Watches, each holding one) fails with
+// ErrPoolExhausted after Config.DialTimeout, even when its context has no
+// deadline. It waited for ever. (Once the first inner Watches failed,
+// their outer ones give their connections back and some of the others
+// get one: those succeed.)
+func TestAuditTxPoolExhausted(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := context.Background() // no deadline: the pool's bound applies
+	const outer = 256           // the pool's limit per node
+	var holding sync.WaitGroup
+	holding.Add(outer)
+	all := make(chan struct{})
+	var allAt time.Time
+	go func() { holding.Wait(); allAt = time.Now(); close(all) }()
+	errs := make(chan error, outer)
+	var exhausted atomic.Int64
+	for range outer {
+		go func() {
+			errs <- eng.Watch(ctx, func(tx *engine.Tx) error {
+				holding.Done()
+				<-all
+				err := eng.Watch(ctx, func(*engine.Tx) error { return nil }, "txpool:inner")
+				if errors.Is(err, engine.ErrPoolExhausted) {
+					exhausted.Add(1)
+				}
+				return err
+			}, "txpool:outer")
+		}()
+	}
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	for i := range outer {
+		select {
+		case err := <-errs:
+			if err != nil && !errors.Is(err, engine.ErrPoolExhausted) {
+				t.Fatalf("nested Watch at the pool's limit: %v, want nil or ErrPoolExhausted", err)
+			}
+			if i == 0 {
+				if d := time.Since(allAt); d < config.DefaultConfig().DialTimeout {
+					t.Fatalf("the first nested Watch returned %v after the pool was exhausted, before DialTimeout", d)
+				}
+			}
+		case <-timeout.C:
+			_ = eng.Close() // ends the waits
+			t.Fatalf("nested Watch at the pool's limit: %d of %d returned within 30s (the wait is not bounded)", i, outer)
+		}
+	}
+	if exhausted.Load() == 0 {
+		t.Fatal("no inner Watch failed with ErrPoolExhausted")
+	}
+	// The pool works again once the holders returned.
+	if err := eng.Watch(ctxT(t), func(tx *engine.Tx) error { tx.Set("txpool:outer", "1", 0); return nil }, "txpool:outer"); err != nil {
+		t.Fatalf("Watch after the exhaustion: %v", err)
+	}
 }

@@ -30,7 +30,9 @@ import (
 //
 // A transaction goes out on one of the engine's dedicated transaction
 // connections (a small pool per node, not the pipelined connections of the
-// connection actors), as one write, and is never retried: a transport
+// connection actors: at most 256 per node, waited for at most
+// Config.DialTimeout, see ErrPoolExhausted), as one write, and is never
+// retried: a transport
 // failure fails its futures with ErrOutcomeUnknown once EXEC may have been
 // written (it may have run), or with the error when it was not.
 //
@@ -73,6 +75,8 @@ func (e *Engine) Tx() *Tx {
 //     nothing was sent;
 //   - ErrCrossSlot (cluster mode) when the keys span slots: nothing was
 //     sent;
+//   - ErrPoolExhausted when every connection of the node's pool stayed
+//     lent for Config.DialTimeout: nothing was sent;
 //   - a transport error, ErrClosed, or ctx's error (wrapped in
 //     ErrOutcomeUnknown when EXEC may have been written).
 //

@@ -4,6 +4,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +16,8 @@ import (
 
 // Transaction connections: at most txMaxOpen per node, of which up to
 // txMaxIdle are kept open between uses; more concurrent transactions on
-// one node wait (bounded by their context) for a connection to come back.
+// one node wait (bounded by their context and by Config.DialTimeout:
+// ErrPoolExhausted) for a connection to come back.
 // An idle connection unused for txCheckIdle or longer is checked with a
 // PING before a transaction is written on it.
 const (
@@ -70,11 +72,22 @@ func (p *txConns) call(ctx context.Context, conn drivers.ValkeyConn, cmd valkey.
 }
 
 // get returns an idle connection to addr, or dials one, or waits for one
-// when txMaxOpen are in use.
+// when txMaxOpen are in use: up to Config.DialTimeout (a wait for a
+// connection is bounded as a dial is), then it fails with
+// ErrPoolExhausted. The bound holds also for a ctx without deadline: a
+// caller that waits while holding a connection of the pool (a Watch
+// function calling Watch, Tx.Exec or Dedicated) would otherwise wait for
+// ever once every connection is held so.
 func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.ValkeyConn, error) {
 	if err := e.nodeOpenError(addr); err != nil {
 		return nil, err
 	}
+	var wait *time.Timer // the bound of the wait for a connection
+	defer func() {
+		if wait != nil {
+			wait.Stop()
+		}
+	}()
 	for {
 		p.mu.Lock()
 		if p.closed || e.closed.Load() {
@@ -126,10 +139,16 @@ func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.Valk
 		}
 		freed := p.freed
 		p.mu.Unlock()
+		if wait == nil {
+			wait = time.NewTimer(e.cfg.DialTimeout)
+		}
 		select {
 		case <-freed:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-wait.C:
+			return nil, fmt.Errorf("%w: all %d connections to %s were in use for %v (Config.DialTimeout)",
+				ErrPoolExhausted, txMaxOpen, addr, e.cfg.DialTimeout)
 		}
 	}
 }

@@ -48,7 +48,9 @@ import (
 // keys it queues must share one slot (ErrCrossSlot otherwise).
 //
 // ctx bounds each round trip (WATCH, reads, EXEC) and the wait for a
-// connection. Watch is safe for concurrent use; tx is not, and must not be
+// connection, which Config.DialTimeout bounds too (ErrPoolExhausted: a fn
+// that calls Watch, Tx.Exec or Dedicated holds its own connection
+// meanwhile). Watch is safe for concurrent use; tx is not, and must not be
 // used after fn returns (other than its futures). Close fails a Watch in
 // progress: its round trips fail and Exec returns ErrClosed.
 func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...string) error {
