@@ -16,7 +16,8 @@ import (
 
 // Audit of the dedicated-connection pools (Tx and Watch, Dedicated):
 // connections to nodes that are no longer primaries, WatchRetry after a
-// slot moved between WATCH and EXEC, a pool at its limit.
+// slot moved between WATCH and EXEC, a pool at its limit, and a Watch
+// whose context ended.
 
 // waitPools polls, up to within, until ok holds for the open and idle
 // counts of both pools (transactions, Dedicated); it fails the test with
@@ -265,5 +266,51 @@ func TestAuditTxPoolExhausted(t *testing.T) {
 	// The pool works again once the holders returned.
 	if err := eng.Watch(ctxT(t), func(tx *engine.Tx) error { tx.Set("txpool:outer", "1", 0); return nil }, "txpool:outer"); err != nil {
 		t.Fatalf("Watch after the exhaustion: %v", err)
+	}
+}
+
+// A Watch whose context ended while its function ran gives its
+// connection back after UNWATCH (run on a short context of its own), so
+// the next Watch reuses it. The UNWATCH failed on the ended context and
+// the connection was closed: a dial per such Watch.
+func TestAuditTxWatchEndedCtxReusesConn(t *testing.T) {
+	eng, _ := newEngine(t)
+	clientID := func(ctx context.Context, tx *engine.Tx) int64 {
+		r, err := tx.Read().Do(ctx, "CLIENT", "ID")
+		if err != nil {
+			t.Errorf("CLIENT ID: %v", err)
+			return -1
+		}
+		id, err := r.Int64()
+		if err != nil {
+			t.Errorf("CLIENT ID reply: %v", err)
+		}
+		return id
+	}
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var first int64
+	err := eng.Watch(short, func(tx *engine.Tx) error {
+		first = clientID(short, tx)
+		<-short.Done()
+		tx.Set("txpool:ended", "1", 0)
+		return nil // Exec fails: ctx ended
+	}, "txpool:ended")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Watch whose ctx ended: %v, want DeadlineExceeded", err)
+	}
+	ctx := ctxT(t)
+	var second int64
+	if err := eng.Watch(ctx, func(tx *engine.Tx) error {
+		second = clientID(ctx, tx)
+		return nil
+	}, "txpool:ended"); err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	if first != second {
+		t.Fatalf("the second Watch ran on connection %d, not on %d: the first was closed", second, first)
+	}
+	if n, _ := eng.Exists(ctx, "txpool:ended").Await(ctx); n != 0 {
+		t.Fatal("the transaction of the ended Watch ran")
 	}
 }

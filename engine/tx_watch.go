@@ -35,8 +35,9 @@ import (
 // fn reads the current values through tx.Read(), whose methods run at once
 // on the watched connection, and queues the writes with tx's command
 // methods. When fn returns an error, its queued commands are discarded
-// (their futures fail with ErrDiscarded), the WATCH is dropped, and Watch
-// returns fn's error. fn may call tx.Exec itself (to await the futures
+// (their futures fail with ErrDiscarded), the WATCH is dropped (UNWATCH,
+// on a context of its own bounded to a second, so that the connection is
+// reused also after ctx ended), and Watch returns fn's error. fn may call tx.Exec itself (to await the futures
 // before returning); Watch then does not execute again and returns what
 // Exec returned. When fn queues nothing, nothing is executed and Watch
 // returns nil.
@@ -229,7 +230,11 @@ func (w *watchState) watch(ctx context.Context, e *Engine, addr string, keys []s
 }
 
 // release ends the WATCH (UNWATCH unless EXEC ran) and gives the
-// connection back to the pool, or closes it when it failed.
+// connection back to the pool, or closes it when it failed. The UNWATCH
+// runs on a context of its own, bounded by cleanupTimeout (with ctx's
+// values): after a Watch whose ctx ended (its function returned ctx's
+// error, or Exec found ctx done) the connection is reused, not closed and
+// dialled again.
 func (w *watchState) release(ctx context.Context, e *Engine) {
 	if w.conn == nil {
 		return
@@ -238,13 +243,19 @@ func (w *watchState) release(ctx context.Context, e *Engine) {
 	w.conn = nil
 	healthy := w.broken == nil
 	if healthy && !w.execd {
-		healthy = e.tx.call(ctx, conn, e.b.Unwatch().Build()).Error() == nil
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		healthy = e.tx.call(cctx, conn, e.b.Unwatch().Build()).Error() == nil
+		cancel()
 	}
 	e.tx.put(w.addr, conn, healthy)
 	if w.broken == nil {
 		w.broken = ErrDiscarded // tx must not be used after Watch returns
 	}
 }
+
+// cleanupTimeout bounds the UNWATCH that ends a Watch whose EXEC did not
+// run: a connection whose UNWATCH has not answered by then is closed.
+const cleanupTimeout = time.Second
 
 // TxReader reads inside Engine.Watch: each method sends its command at
 // once on the watched connection, between WATCH and MULTI, and waits for
