@@ -314,3 +314,49 @@ func TestAuditTxWatchEndedCtxReusesConn(t *testing.T) {
 		t.Fatal("the transaction of the ended Watch ran")
 	}
 }
+
+// Sentinel mode: after a failover the pools forget the former primary's
+// connections (the engine closed them at the switch, but the pools kept
+// them, idle, until Close: one entry more per switch and pool).
+func TestAuditTxPoolSentinelSwitch(t *testing.T) {
+	s := valkeytest.StartSentinelT(t)
+	ctx := ctxT(t)
+	cfg, _ := withLogCheck(t, config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...))
+	eng, err := open(ctx, t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	use := func() {
+		t.Helper()
+		if err := eng.Watch(ctx, func(tx *engine.Tx) error { tx.Set("txpool:s", "1", 0); return nil }, "txpool:s"); err != nil {
+			t.Fatalf("Watch: %v", err)
+		}
+		if err := eng.Dedicated(ctx, func(d *engine.DedicatedConn) error { _, err := d.Do(ctx, "GET", "txpool:s"); return err }); err != nil {
+			t.Fatalf("Dedicated: %v", err)
+		}
+	}
+	use()
+	old := eng.Stats().Sentinel.Primary
+	waitPools(t, eng, 0, "an idle connection to the primary", func(open, idle map[string]int) bool {
+		return idle[old] == 1
+	})
+	next, err := s.Failover()
+	if err != nil {
+		t.Fatalf("Failover: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for eng.Stats().Sentinel.Primary != next.Addr() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the engine did not follow the new primary %s within 10s", next.Addr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitPools(t, eng, 5*time.Second, "the former primary's connections forgotten", func(open, idle map[string]int) bool {
+		return open[old] == 0
+	})
+	use()
+	waitPools(t, eng, 0, "the pools serve the new primary", func(open, idle map[string]int) bool {
+		return open[old] == 0 && idle[next.Addr()] == 1
+	})
+}
