@@ -166,6 +166,7 @@ func (p *txConns) dial(e *Engine, ctx context.Context, addr string) (drivers.Val
 	}
 	if err != nil {
 		p.count[addr]--
+		p.forgetLocked(addr)
 		p.signalLocked()
 		p.mu.Unlock()
 		return nil, err
