@@ -37,9 +37,9 @@ import (
 // methods. When fn returns an error, its queued commands are discarded
 // (their futures fail with ErrDiscarded), the WATCH is dropped (UNWATCH,
 // on a context of its own bounded to a second, so that the connection is
-// reused also after ctx ended), and Watch returns fn's error. fn may call tx.Exec itself (to await the futures
-// before returning); Watch then does not execute again and returns what
-// Exec returned. When fn queues nothing, nothing is executed and Watch
+// reused also after ctx ended), and Watch returns fn's error. fn may call
+// tx.Exec itself (to await the futures before returning); Watch then does
+// not execute again and returns what Exec returned. When fn queues nothing, nothing is executed and Watch
 // returns nil.
 //
 // The connection is dedicated to this call while it runs (the WATCH state
