@@ -175,8 +175,18 @@ func (e *Engine) WatchRetry(ctx context.Context, attempts int, fn func(tx *Tx) e
 		}
 		if resync {
 			// A slot map newer than the one that was redirected (the
-			// redirect asked for a reload; this waits for it, or loads).
-			e.cl.topology.Sync(epoch)
+			// redirect asked for a reload; this waits for it, or loads),
+			// waited for within ctx (a load is bounded by DialTimeout).
+			synced := make(chan struct{})
+			go func() {
+				e.cl.topology.Sync(epoch)
+				close(synced)
+			}()
+			select {
+			case <-synced:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 	}
 }
