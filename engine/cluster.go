@@ -82,6 +82,9 @@ func (c *cluster) setTopology(t *actors.Topology) {
 	c.topo.Store(t)
 	c.epoch.Add(1)
 	c.prune(t)
+	// Dedicated connections to former primaries close (tx_conns.go).
+	c.e.tx.retire()
+	c.e.ded.retire()
 }
 
 // prune stops the connection actors of nodes absent from the slot map

@@ -21,7 +21,7 @@ import (
 // on another database, CLIENT TRACKING, WATCH, AUTH as another user,
 // CLIENT SETNAME, CLIENT NO-EVICT, HELLO, RESET, ... It returns fn's
 // error, or the error of getting a connection (ErrClosed, ErrCircuitOpen,
-// a dial error, ctx's error).
+// a dial error, ErrPoolExhausted, ctx's error).
 //
 //	err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
 //		if _, err := c.Do(ctx, "SELECT", "1"); err != nil {
@@ -32,7 +32,8 @@ import (
 //	})
 //
 // The connection comes from a small pool per node (at most 256 open per
-// node, 16 kept idle; more concurrent calls wait, bounded by ctx) and is
+// node, 16 kept idle; more concurrent calls wait, bounded by ctx and by
+// Config.DialTimeout, then fail with ErrPoolExhausted) and is
 // dialled with the engine's configuration (auth, Config.DB, ClientName,
 // TLS, timeouts), with the driver's idle PINGs off (a PING of valkey-go's
 // would otherwise join a MULTI left open for a second). When fn returns,

@@ -74,6 +74,15 @@ var (
 	// returned an error): nothing was sent.
 	ErrDiscarded = errors.New("vactor: commands discarded, not sent")
 
+	// ErrPoolExhausted fails a Tx.Exec, Watch or Dedicated call that
+	// waited Config.DialTimeout for a dedicated connection to its node
+	// while all 256 of its pool were lent (to other transactions, Watch or
+	// Dedicated functions: also a Watch function that calls Watch, Tx.Exec
+	// or Dedicated again while every connection is held by such a
+	// function, which would otherwise wait for ever). Nothing was sent.
+	// Retryable once connections are given back.
+	ErrPoolExhausted = errors.New("vactor: dedicated-connection pool exhausted")
+
 	// ErrNoPrimary fails New in sentinel mode when no sentinel of
 	// Config.SentinelAddrs names a primary for Config.SentinelMasterName
 	// that answers and says it is a primary (ROLE); the error joins what

@@ -309,6 +309,8 @@ func (sn *sentinel) switched(from string, to *actors.SentinelView) {
 	}
 	sn.holding.Store(false)
 	sn.closeTracked(from)
+	sn.e.tx.retire() // the pools forget the old primary's connections
+	sn.e.ded.retire()
 	sn.endHold()
 	sn.setReplicas(to)
 }

@@ -30,7 +30,9 @@ import (
 //
 // A transaction goes out on one of the engine's dedicated transaction
 // connections (a small pool per node, not the pipelined connections of the
-// connection actors), as one write, and is never retried: a transport
+// connection actors: at most 256 per node, waited for at most
+// Config.DialTimeout, see ErrPoolExhausted), as one write, and is never
+// retried: a transport
 // failure fails its futures with ErrOutcomeUnknown once EXEC may have been
 // written (it may have run), or with the error when it was not.
 //
@@ -64,11 +66,17 @@ func (e *Engine) Tx() *Tx {
 //   - the EXECABORT *ServerError when the server refused a command while
 //     queueing it (an unknown command, a wrong number of arguments):
 //     nothing ran; that command's future fails with its own error reply,
-//     the others with the EXECABORT error;
+//     the others with the EXECABORT error. When a command was refused
+//     with a redirect (MOVED or ASK, in cluster mode: the slot moved), the
+//     error also matches that reply (errors.Is(err, &ServerError{Prefix:
+//     "MOVED"})), the engine reloads its slot map, and WatchRetry reruns
+//     the run;
 //   - ErrInvalidArgument when a command method rejected its arguments:
 //     nothing was sent;
 //   - ErrCrossSlot (cluster mode) when the keys span slots: nothing was
 //     sent;
+//   - ErrPoolExhausted when every connection of the node's pool stayed
+//     lent for Config.DialTimeout: nothing was sent;
 //   - a transport error, ErrClosed, or ctx's error (wrapped in
 //     ErrOutcomeUnknown when EXEC may have been written).
 //
@@ -274,18 +282,23 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 			return true, ErrTxAborted
 		}
 		abort := replyError(&ex, err)
-		moved := false
+		var redirect error // the first queued command's MOVED or ASK
 		for i, en := range q {
 			if qerr := res[1+i].Error(); qerr != nil {
 				qe := replyError(&res[1+i], qerr)
-				moved = moved || isRedirect(qe)
+				if redirect == nil && isRedirect(qe) {
+					redirect = qe
+				}
 				en.cmd.Fail(qe)
 				continue
 			}
 			en.cmd.Fail(abort)
 		}
-		if moved && e.cl != nil {
-			e.cl.refresh()
+		if redirect != nil {
+			if e.cl != nil {
+				e.cl.refresh()
+			}
+			return true, &redirectedAbort{abort: abort, redirect: redirect}
 		}
 		return true, abort
 	}
@@ -300,6 +313,24 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 	}
 	return true, nil
 }
+
+// redirectedAbort is the error of an EXEC the server refused (EXECABORT)
+// because queued commands were redirected (MOVED or ASK: the slot moved
+// before the transaction reached the node, or between WATCH and EXEC).
+// Nothing ran. It matches both replies' *ServerError (errors.As finds the
+// EXECABORT); WatchRetry reruns such a run.
+type redirectedAbort struct{ abort, redirect error }
+
+func (e *redirectedAbort) Error() string {
+	msg := e.redirect.Error()
+	var se *ServerError
+	if errors.As(e.redirect, &se) {
+		msg = se.Message
+	}
+	return e.abort.Error() + " (a queued command was redirected: " + msg + ")"
+}
+
+func (e *redirectedAbort) Unwrap() []error { return []error{e.abort, e.redirect} }
 
 // isRedirect reports whether err is a MOVED or ASK reply.
 func isRedirect(err error) bool {

@@ -4,6 +4,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +16,8 @@ import (
 
 // Transaction connections: at most txMaxOpen per node, of which up to
 // txMaxIdle are kept open between uses; more concurrent transactions on
-// one node wait (bounded by their context) for a connection to come back.
+// one node wait (bounded by their context and by Config.DialTimeout:
+// ErrPoolExhausted) for a connection to come back.
 // An idle connection unused for txCheckIdle or longer is checked with a
 // PING before a transaction is written on it.
 const (
@@ -38,6 +40,7 @@ type txConns struct {
 	freed   chan struct{}                    // closed (and replaced) when a connection is given back
 	tracked bool
 	closed  bool
+	e       *Engine        // set on first use, for keeps
 	ops     sync.WaitGroup // calls on the connections, and dials, in progress
 	// noIdlePing dials connections on which the driver sends nothing of
 	// its own (drivers.Options.NoIdlePing): set before first use.
@@ -69,11 +72,22 @@ func (p *txConns) call(ctx context.Context, conn drivers.ValkeyConn, cmd valkey.
 }
 
 // get returns an idle connection to addr, or dials one, or waits for one
-// when txMaxOpen are in use.
+// when txMaxOpen are in use: up to Config.DialTimeout (a wait for a
+// connection is bounded as a dial is), then it fails with
+// ErrPoolExhausted. The bound holds also for a ctx without deadline: a
+// caller that waits while holding a connection of the pool (a Watch
+// function calling Watch, Tx.Exec or Dedicated) would otherwise wait for
+// ever once every connection is held so.
 func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.ValkeyConn, error) {
 	if err := e.nodeOpenError(addr); err != nil {
 		return nil, err
 	}
+	var wait *time.Timer // the bound of the wait for a connection
+	defer func() {
+		if wait != nil {
+			wait.Stop()
+		}
+	}()
 	for {
 		p.mu.Lock()
 		if p.closed || e.closed.Load() {
@@ -86,6 +100,7 @@ func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.Valk
 				return nil, err
 			}
 			p.tracked = true
+			p.e = e
 			p.idle = map[string][]drivers.ValkeyConn{}
 			p.open = map[drivers.ValkeyConn]string{}
 			p.count = map[string]int{}
@@ -124,10 +139,16 @@ func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.Valk
 		}
 		freed := p.freed
 		p.mu.Unlock()
+		if wait == nil {
+			wait = time.NewTimer(e.cfg.DialTimeout)
+		}
 		select {
 		case <-freed:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-wait.C:
+			return nil, fmt.Errorf("%w: all %d connections to %s were in use for %v (Config.DialTimeout)",
+				ErrPoolExhausted, txMaxOpen, addr, e.cfg.DialTimeout)
 		}
 	}
 }
@@ -145,6 +166,7 @@ func (p *txConns) dial(e *Engine, ctx context.Context, addr string) (drivers.Val
 	}
 	if err != nil {
 		p.count[addr]--
+		p.forgetLocked(addr)
 		p.signalLocked()
 		p.mu.Unlock()
 		return nil, err
@@ -162,7 +184,7 @@ func (p *txConns) put(addr string, conn drivers.ValkeyConn, healthy bool) {
 		p.mu.Unlock()
 		return
 	}
-	if healthy && !p.closed && len(p.idle[addr]) < txMaxIdle {
+	if healthy && !p.closed && len(p.idle[addr]) < txMaxIdle && p.e.keeps(addr) {
 		p.idle[addr] = append(p.idle[addr], conn)
 		p.since[conn] = time.Now()
 		p.signalLocked()
@@ -172,9 +194,20 @@ func (p *txConns) put(addr string, conn drivers.ValkeyConn, healthy bool) {
 	delete(p.open, conn)
 	delete(p.since, conn)
 	p.count[addr]--
+	p.forgetLocked(addr)
 	p.signalLocked()
 	p.mu.Unlock()
 	_ = conn.Close()
+}
+
+// forgetLocked drops the entries of addr once no connection to it is
+// open or being dialled, so that the maps do not grow with every address
+// the pool ever served.
+func (p *txConns) forgetLocked(addr string) {
+	if p.count[addr] <= 0 {
+		delete(p.count, addr)
+		delete(p.idle, addr)
+	}
 }
 
 // dropIdle closes the idle connections to addr (after one was found
@@ -188,11 +221,74 @@ func (p *txConns) dropIdle(addr string) {
 		delete(p.since, c)
 		p.count[addr]--
 	}
+	p.forgetLocked(addr)
 	p.signalLocked()
 	p.mu.Unlock()
 	for _, c := range l {
 		_ = c.Close()
 	}
+}
+
+// retire closes the idle connections to the nodes that are no longer
+// the primary of anything (keeps), so that the pool does not keep, until
+// Close, up to txMaxIdle connections per address that ever was a primary
+// (failovers, nodes removed or replaced at new addresses), nor hands them
+// out again. It runs when the engine's view of the primaries changed (a
+// new cluster slot map, a sentinel switch); a connection lent at the time
+// is closed when it is given back (put). The connections are closed on a
+// goroutine of their own (a driver's Close may wait for a round trip):
+// retire does not block its caller, the topology actor.
+func (p *txConns) retire() {
+	p.mu.Lock()
+	if p.e == nil || p.closed {
+		p.mu.Unlock()
+		return
+	}
+	var drop []drivers.ValkeyConn
+	for addr, l := range p.idle {
+		if p.e.keeps(addr) {
+			continue
+		}
+		delete(p.idle, addr)
+		for _, c := range l {
+			delete(p.open, c)
+			delete(p.since, c)
+			p.count[addr]--
+			drop = append(drop, c)
+		}
+		p.forgetLocked(addr)
+	}
+	if len(drop) == 0 {
+		p.mu.Unlock()
+		return
+	}
+	p.signalLocked()
+	p.ops.Add(1) // Close waits for these closes
+	p.mu.Unlock()
+	go func() {
+		defer p.ops.Done()
+		for _, c := range drop {
+			_ = c.Close()
+		}
+	}()
+}
+
+// keeps reports whether a dedicated connection to addr may be kept idle
+// for later use: in cluster mode addr must be a primary of the current
+// slot map, in sentinel mode the primary the engine follows (the
+// connections are lent for transactions and Dedicated calls, which go to
+// primaries only); in standalone mode it always may.
+func (e *Engine) keeps(addr string) bool {
+	switch {
+	case e == nil:
+		return true
+	case e.cl != nil:
+		t := e.cl.topo.Load()
+		return t == nil || isPrimary(t, addr)
+	case e.sn != nil:
+		return addr == e.sn.primary()
+	}
+	return true
 }
 
 func (p *txConns) signalLocked() {

@@ -35,10 +35,11 @@ import (
 // fn reads the current values through tx.Read(), whose methods run at once
 // on the watched connection, and queues the writes with tx's command
 // methods. When fn returns an error, its queued commands are discarded
-// (their futures fail with ErrDiscarded), the WATCH is dropped, and Watch
-// returns fn's error. fn may call tx.Exec itself (to await the futures
-// before returning); Watch then does not execute again and returns what
-// Exec returned. When fn queues nothing, nothing is executed and Watch
+// (their futures fail with ErrDiscarded), the WATCH is dropped (UNWATCH,
+// on a context of its own bounded to a second, so that the connection is
+// reused also after ctx ended), and Watch returns fn's error. fn may call
+// tx.Exec itself (to await the futures before returning); Watch then does
+// not execute again and returns what Exec returned. When fn queues nothing, nothing is executed and Watch
 // returns nil.
 //
 // The connection is dedicated to this call while it runs (the WATCH state
@@ -48,7 +49,9 @@ import (
 // keys it queues must share one slot (ErrCrossSlot otherwise).
 //
 // ctx bounds each round trip (WATCH, reads, EXEC) and the wait for a
-// connection. Watch is safe for concurrent use; tx is not, and must not be
+// connection, which Config.DialTimeout bounds too (ErrPoolExhausted: a fn
+// that calls Watch, Tx.Exec or Dedicated holds its own connection
+// meanwhile). Watch is safe for concurrent use; tx is not, and must not be
 // used after fn returns (other than its futures). Close fails a Watch in
 // progress: its round trips fail and Exec returns ErrClosed.
 func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...string) error {
@@ -114,9 +117,16 @@ func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...strin
 // key, at most attempts times (at least 1), waiting between runs with the
 // engine's retry backoff: Config.MinRetryBackoff doubling per run up to
 // Config.MaxRetryBackoff, with jitter, so contending callers spread out.
-// In cluster mode a run whose WATCH or read was redirected (MOVED or ASK:
-// the slot moved, after a failover or while resharding; nothing ran) is
-// rerun too, on the node the engine's reloaded slot map names.
+// In cluster mode a run that was redirected (MOVED or ASK: the slot moved,
+// after a failover or while resharding; nothing ran) is rerun too, after
+// the backoff and once the engine has reloaded its slot map, on the node
+// the new map names: a run whose WATCH or read got MOVED or ASK (fn
+// returned that error), or whose EXEC was refused (EXECABORT) because a
+// queued command got one (the slot moved between WATCH and EXEC). These
+// reruns do not count against attempts; at most Config.MaxRedirects of
+// them are made, then the run's error is returned joined to
+// ErrTooManyRedirects. An EXECABORT for any other reason (a command the
+// server refused while queueing it) is returned at once.
 // fn runs once per run, each time with a new Tx: it must read what it
 // needs through that Tx and have no other side effects.
 //
@@ -131,16 +141,31 @@ func (e *Engine) WatchRetry(ctx context.Context, attempts int, fn func(tx *Tx) e
 		ctx = context.Background()
 	}
 	b := policies.Backoff{Min: e.cfg.MinRetryBackoff, Max: e.cfg.MaxRetryBackoff}
-	for n := 0; ; n++ {
+	aborted, redirects := 0, 0
+	for {
 		err := e.Watch(ctx, fn, keys...)
-		if !errors.Is(err, ErrTxAborted) && !(e.cl != nil && isRedirect(err)) {
+		var delay time.Duration
+		resync := false
+		var epoch uint64 // the slot map that was redirected
+		switch {
+		case e.cl != nil && redirectedRun(err):
+			if redirects >= e.cfg.MaxRedirects {
+				return fmt.Errorf("%w: WatchRetry: %d runs redirected: %w", ErrTooManyRedirects, redirects+1, err)
+			}
+			resync, epoch = true, e.cl.Epoch()
+			delay = b.Delay(redirects)
+			redirects++
+		case errors.Is(err, ErrTxAborted):
+			aborted++
+			if aborted >= attempts {
+				return fmt.Errorf("%w (%d attempts)", err, attempts)
+			}
+			delay = b.Delay(aborted - 1)
+		default:
 			return err
 		}
-		if n+1 >= attempts {
-			return fmt.Errorf("%w (%d attempts)", err, attempts)
-		}
-		if d := b.Delay(n); d > 0 {
-			t := time.NewTimer(d)
+		if delay > 0 {
+			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
 			case <-ctx.Done():
@@ -148,7 +173,30 @@ func (e *Engine) WatchRetry(ctx context.Context, attempts int, fn func(tx *Tx) e
 				return ctx.Err()
 			}
 		}
+		if resync {
+			// A slot map newer than the one that was redirected (the
+			// redirect asked for a reload; this waits for it, or loads),
+			// waited for within ctx (a load is bounded by DialTimeout).
+			synced := make(chan struct{})
+			go func() {
+				e.cl.topology.Sync(epoch)
+				close(synced)
+			}()
+			select {
+			case <-synced:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 	}
+}
+
+// redirectedRun reports whether a Watch run failed because it was
+// redirected (MOVED or ASK) before anything ran: its WATCH or a read (fn
+// returned the error), or queued commands (EXECABORT, redirectedAbort).
+func redirectedRun(err error) bool {
+	var ra *redirectedAbort
+	return isRedirect(err) || errors.As(err, &ra)
 }
 
 // watchState is a Watch's hold on its connection.
@@ -192,7 +240,11 @@ func (w *watchState) watch(ctx context.Context, e *Engine, addr string, keys []s
 }
 
 // release ends the WATCH (UNWATCH unless EXEC ran) and gives the
-// connection back to the pool, or closes it when it failed.
+// connection back to the pool, or closes it when it failed. The UNWATCH
+// runs on a context of its own, bounded by cleanupTimeout (with ctx's
+// values): after a Watch whose ctx ended (its function returned ctx's
+// error, or Exec found ctx done) the connection is reused, not closed and
+// dialled again.
 func (w *watchState) release(ctx context.Context, e *Engine) {
 	if w.conn == nil {
 		return
@@ -201,13 +253,19 @@ func (w *watchState) release(ctx context.Context, e *Engine) {
 	w.conn = nil
 	healthy := w.broken == nil
 	if healthy && !w.execd {
-		healthy = e.tx.call(ctx, conn, e.b.Unwatch().Build()).Error() == nil
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		healthy = e.tx.call(cctx, conn, e.b.Unwatch().Build()).Error() == nil
+		cancel()
 	}
 	e.tx.put(w.addr, conn, healthy)
 	if w.broken == nil {
 		w.broken = ErrDiscarded // tx must not be used after Watch returns
 	}
 }
+
+// cleanupTimeout bounds the UNWATCH that ends a Watch whose EXEC did not
+// run: a connection whose UNWATCH has not answered by then is closed.
+const cleanupTimeout = time.Second
 
 // TxReader reads inside Engine.Watch: each method sends its command at
 // once on the watched connection, between WATCH and MULTI, and waits for
