@@ -299,6 +299,18 @@ func TestAuditTxWatchEndedCtxReusesConn(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Watch whose ctx ended: %v, want DeadlineExceeded", err)
 	}
+	// The UNWATCH runs in the background and gives the connection back.
+	waitPools(t, eng, 5*time.Second, "the ended Watch's connection back idle", func(open, idle map[string]int) bool {
+		n := 0
+		for _, v := range open {
+			n += v
+		}
+		m := 0
+		for _, v := range idle {
+			m += v
+		}
+		return n == m
+	})
 	ctx := ctxT(t)
 	var second int64
 	if err := eng.Watch(ctx, func(tx *engine.Tx) error {
@@ -359,4 +371,43 @@ func TestAuditTxPoolSentinelSwitch(t *testing.T) {
 	waitPools(t, eng, 0, "the pools serve the new primary", func(open, idle map[string]int) bool {
 		return open[old] == 0 && idle[next.Addr()] == 1
 	})
+}
+
+// A Watch whose ctx ends while the server does not answer returns at its
+// deadline: the clean-up UNWATCH (bounded to a second) does not hold it.
+func TestAuditTxWatchEndedCtxReturnsAtDeadline(t *testing.T) {
+	eng, srv := newEngine(t)
+	ctx := ctxT(t)
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	err := eng.Watch(short, func(tx *engine.Tx) error {
+		if _, err := tx.Read().Get(short, "txpool:paused"); err != nil && !errors.Is(err, engine.ErrNil) {
+			return err
+		}
+		// The server answers nothing from now on.
+		if err := srv.Pause(); err != nil {
+			t.Errorf("pause: %v", err)
+		}
+		<-short.Done()
+		return short.Err()
+	}, "txpool:paused")
+	late := time.Since(deadlineOf(t, short))
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Watch: %v, want DeadlineExceeded", err)
+	}
+	if late > 500*time.Millisecond {
+		t.Fatalf("Watch returned %v after its deadline (the UNWATCH held it)", late)
+	}
+}
+
+func deadlineOf(t *testing.T, ctx context.Context) time.Time {
+	t.Helper()
+	dl, ok := ctx.Deadline()
+	if !ok {
+		t.Fatal("ctx without deadline")
+	}
+	return dl
 }

@@ -35,12 +35,13 @@ import (
 // fn reads the current values through tx.Read(), whose methods run at once
 // on the watched connection, and queues the writes with tx's command
 // methods. When fn returns an error, its queued commands are discarded
-// (their futures fail with ErrDiscarded), the WATCH is dropped (UNWATCH,
-// on a context of its own bounded to a second, so that the connection is
-// reused also after ctx ended), and Watch returns fn's error. fn may call
-// tx.Exec itself (to await the futures before returning); Watch then does
-// not execute again and returns what Exec returned. When fn queues nothing, nothing is executed and Watch
-// returns nil.
+// (their futures fail with ErrDiscarded), the WATCH is dropped (UNWATCH;
+// after ctx ended, in the background on a context of its own bounded to a
+// second, so that Watch returns at once and the connection is reused),
+// and Watch returns fn's error. fn may call tx.Exec itself (to await the
+// futures before returning); Watch then does not execute again and
+// returns what Exec returned. When fn queues nothing, nothing is executed
+// and Watch returns nil.
 //
 // The connection is dedicated to this call while it runs (the WATCH state
 // of a connection would otherwise be shared with other callers), taken
@@ -241,10 +242,10 @@ func (w *watchState) watch(ctx context.Context, e *Engine, addr string, keys []s
 
 // release ends the WATCH (UNWATCH unless EXEC ran) and gives the
 // connection back to the pool, or closes it when it failed. The UNWATCH
-// runs on a context of its own, bounded by cleanupTimeout (with ctx's
-// values): after a Watch whose ctx ended (its function returned ctx's
-// error, or Exec found ctx done) the connection is reused, not closed and
-// dialled again.
+// is bounded by ctx and cleanupTimeout. After a Watch whose ctx ended (its
+// function returned ctx's error, or Exec found ctx done) it runs on a
+// goroutine and a context of its own (unwatchLater): Watch returns at
+// once, and the connection is reused, not closed and dialled again.
 func (w *watchState) release(ctx context.Context, e *Engine) {
 	if w.conn == nil {
 		return
@@ -253,7 +254,15 @@ func (w *watchState) release(ctx context.Context, e *Engine) {
 	w.conn = nil
 	healthy := w.broken == nil
 	if healthy && !w.execd {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		if ctx.Err() != nil {
+			// The caller's ctx ended: Watch returns now, the UNWATCH
+			// runs on a goroutine (Close waits for it) and gives the
+			// connection back.
+			w.unwatchLater(ctx, e, conn)
+			w.broken = ErrDiscarded
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 		healthy = e.tx.call(cctx, conn, e.b.Unwatch().Build()).Error() == nil
 		cancel()
 	}
@@ -261,6 +270,23 @@ func (w *watchState) release(ctx context.Context, e *Engine) {
 	if w.broken == nil {
 		w.broken = ErrDiscarded // tx must not be used after Watch returns
 	}
+}
+
+// unwatchLater ends the WATCH of conn on a goroutine of its own, on a
+// context with ctx's values bounded by cleanupTimeout, and gives conn back
+// (closed when the UNWATCH failed or the pool closed meanwhile).
+func (w *watchState) unwatchLater(ctx context.Context, e *Engine, conn drivers.ValkeyConn) {
+	if e.tx.enter() != nil { // the pool closed: it closes conn
+		e.tx.put(w.addr, conn, false)
+		return
+	}
+	addr := w.addr
+	go func() {
+		defer e.tx.leave()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		e.tx.put(addr, conn, e.tx.call(cctx, conn, e.b.Unwatch().Build()).Error() == nil)
+	}()
 }
 
 // cleanupTimeout bounds the UNWATCH that ends a Watch whose EXEC did not
