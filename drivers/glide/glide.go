@@ -106,11 +106,15 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 	if invalidPtrOn() {
 		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, ErrInvalidPtrCheck)
 	}
-	cfg, err := clientConfig(ctx, o)
+	user, pass, err := credentials(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, err)
 	}
-	if err := probe(ctx, o.Addr, o.DialTimeout); err != nil {
+	cfg, err := clientConfig(o, user, pass)
+	if err != nil {
+		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, err)
+	}
+	if err := probe(ctx, o, user, pass); err != nil {
 		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, err)
 	}
 	c, err := newClient(ctx, cfg)
@@ -130,8 +134,27 @@ func requestTimeout(o drivers.Options) time.Duration {
 	return defaultTimeout
 }
 
-// clientConfig translates o into glide's configuration.
-func clientConfig(ctx context.Context, o drivers.Options) (*config.ClientConfiguration, error) {
+// credentials returns the user name and password of a dial:
+// o.Credentials' (bounded by o.DialTimeout), or o's.
+func credentials(ctx context.Context, o drivers.Options) (user, pass string, err error) {
+	if o.Credentials == nil {
+		return o.Username, o.Password, nil
+	}
+	cctx, cancel := ctx, context.CancelFunc(func() {})
+	if o.DialTimeout > 0 {
+		cctx, cancel = context.WithTimeout(ctx, o.DialTimeout)
+	}
+	defer cancel()
+	user, pass, err = o.Credentials(cctx)
+	if err != nil {
+		return "", "", fmt.Errorf("credentials: %w", err)
+	}
+	return user, pass, nil
+}
+
+// clientConfig translates o, with the credentials user and pass, into
+// glide's configuration.
+func clientConfig(o drivers.Options, user, pass string) (*config.ClientConfiguration, error) {
 	host, portText, err := net.SplitHostPort(o.Addr)
 	if err != nil {
 		return nil, err
@@ -148,18 +171,6 @@ func clientConfig(ctx context.Context, o drivers.Options) (*config.ClientConfigu
 	}
 	if o.DB != 0 {
 		cfg.WithDatabaseId(o.DB)
-	}
-	user, pass := o.Username, o.Password
-	if o.Credentials != nil {
-		cctx, cancel := ctx, context.CancelFunc(func() {})
-		if o.DialTimeout > 0 {
-			cctx, cancel = context.WithTimeout(ctx, o.DialTimeout)
-		}
-		user, pass, err = o.Credentials(cctx)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("credentials: %w", err)
-		}
 	}
 	if pass != "" {
 		if user != "" {
@@ -185,21 +196,6 @@ func clientConfig(ctx context.Context, o drivers.Options) (*config.ClientConfigu
 	}
 	cfg.WithAdvancedConfiguration(adv)
 	return cfg, nil
-}
-
-// probe opens a TCP connection to addr and closes it at once. glide
-// retries a connection the server refuses until its connection timeout,
-// so that a dial of an address where nothing listens would wait
-// DialTimeout and fail as a timeout; with the probe it fails at once with
-// the refusal (ECONNREFUSED), as with valkey-go. Cost: one more TCP
-// connection per Dial.
-func probe(ctx context.Context, addr string, timeout time.Duration) error {
-	d := net.Dialer{Timeout: timeout}
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	return c.Close()
 }
 
 // newClient creates a glide client, returning when ctx ends if glide has
