@@ -203,6 +203,10 @@ func restore(args []string, v drivers.Value) drivers.Value {
 		}
 	case "GEOSEARCH":
 		return geoSearch(args, v)
+	case "LATENCY":
+		if inRESP2(args) {
+			return latencyHistogram(v)
+		}
 	case "PUBSUB":
 		if len(args) > 1 && v.Kind == drivers.KindMap {
 			switch strings.ToUpper(args[1]) {
@@ -475,4 +479,30 @@ func geoSearch(args []string, v drivers.Value) drivers.Value {
 		out[i] = drivers.Array(fields...)
 	}
 	return drivers.Array(out...)
+}
+
+// latencyHistogram turns LATENCY HISTOGRAM's RESP2 reply (it is sent
+// between HELLO 2 and HELLO 3: see inRESP2), [name, [calls, n,
+// histogram_usec, [bucket, count, ...]], ...], into the RESP3 one, maps
+// in the server's order: {name: {calls: n, histogram_usec: {bucket:
+// count, ...}}, ...}. Other shapes are kept.
+func latencyHistogram(v drivers.Value) drivers.Value {
+	if v.Kind != drivers.KindArray || len(v.Elems)%2 != 0 {
+		return v
+	}
+	out := make([]drivers.Value, len(v.Elems))
+	for i := 0; i < len(v.Elems); i += 2 {
+		stats := v.Elems[i+1]
+		if stats.Kind != drivers.KindArray || len(stats.Elems)%2 != 0 {
+			return v
+		}
+		fields := slices.Clone(stats.Elems)
+		for j := 0; j < len(fields); j += 2 {
+			if f := fields[j+1]; f.Kind == drivers.KindArray && len(f.Elems)%2 == 0 {
+				fields[j+1] = drivers.Map(f.Elems...)
+			}
+		}
+		out[i], out[i+1] = v.Elems[i], drivers.Map(fields...)
+	}
+	return drivers.Map(out...)
 }

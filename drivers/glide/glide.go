@@ -228,6 +228,7 @@ type Conn struct {
 	c       *glide.Client
 	cfg     *config.ClientConfiguration // for the blocking clients
 	timeout time.Duration
+	multi   bool // c is inside MULTI (Exec's goroutine only)
 
 	mu     sync.Mutex
 	closed bool
@@ -258,31 +259,58 @@ func (c *Conn) Exec(ctx context.Context, cmds []drivers.Command, out []drivers.R
 			return
 		}
 	}
-	c.exec(ctx, c.c, cmds, out, nil)
+	c.exec(ctx, c.c, cmds, out, nil, &c.multi)
 }
 
 // exec sends cmds as one batch on client; opts, when not nil, replaces
-// the client's request timeout.
-func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Command, out []drivers.Result, opts *pipeline.StandaloneBatchOptions) {
+// the client's request timeout. multi is whether the client's connection
+// is inside MULTI, kept up to date.
+func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Command, out []drivers.Result, opts *pipeline.StandaloneBatchOptions, multi *bool) {
 	batch := pipeline.NewStandaloneBatch(false)
-	for _, cmd := range cmds {
+	var at []int // at[i]: the index of cmds[i]'s reply in glide's; nil: i
+	n := 0
+	for i, cmd := range cmds {
+		if at != nil {
+			at[i] = n
+		}
 		if len(cmd.Args) == 0 || cmd.Args[0] == "" {
 			// glide rejects the batch for one empty command: send a
 			// harmless one in its place and fail it here.
 			batch.CustomCommand([]string{"PING"})
+			n++
 			continue
 		}
+		if !*multi && inRESP2(cmd.Args) {
+			if at == nil {
+				at = make([]int, len(cmds))
+				for j := range i {
+					at[j] = j
+				}
+			}
+			batch.CustomCommand(hello2)
+			at[i] = n + 1
+			batch.CustomCommand(cmd.Args)
+			batch.CustomCommand(hello3)
+			n += 3
+			continue
+		}
+		trackMulti(cmd.Args[0], multi)
 		batch.CustomCommand(rewrite(cmd.Args))
+		n++
 	}
 	res, err := run(ctx, client, batch, opts)
-	if err == nil && len(res) != len(cmds) {
-		err = fmt.Errorf("glide: %d replies for %d commands", len(res), len(cmds))
+	if err == nil && len(res) != n {
+		err = fmt.Errorf("glide: %d replies for %d commands", len(res), n)
 	}
 	if err != nil {
 		failAll(out, c.transportError(ctx, err))
 		return
 	}
-	for i, r := range res {
+	for i := range cmds {
+		r := res[i]
+		if at != nil {
+			r = res[at[i]]
+		}
 		if len(cmds[i].Args) == 0 || cmds[i].Args[0] == "" {
 			out[i] = drivers.Result{Err: errEmptyCommand}
 			continue
@@ -302,6 +330,39 @@ func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Co
 // it panics (parseSet takes every member for a string). The engine reads
 // both shapes.
 const commandScript = "return redis.call('COMMAND', unpack(ARGV))"
+
+// hello2 and hello3 switch the connection's protocol to RESP2 and back,
+// around a command whose RESP3 reply glide's Go binding cannot convert
+// (inRESP2). HELLO with a protocol version alone keeps the connection's
+// user, name and database, and any user may send it (the server checks
+// no ACL permission for HELLO).
+var (
+	hello2 = []string{"HELLO", "2"}
+	hello3 = []string{"HELLO", "3"}
+)
+
+// inRESP2 reports whether args is a command sent between HELLO 2 and
+// HELLO 3: one whose RESP3 reply glide 2.5.3's Go binding cannot convert
+// (it panics on a map whose keys are not strings, and the whole batch's
+// replies are lost), and whose RESP2 reply restore turns back into the
+// RESP3 one. LATENCY HISTOGRAM (its histogram_usec maps have integer
+// keys; the command may not run in a script, as COMMAND does).
+func inRESP2(args []string) bool {
+	return len(args) >= 2 && strings.EqualFold(args[0], "LATENCY") && strings.EqualFold(args[1], "HISTOGRAM")
+}
+
+// trackMulti updates multi, whether the connection is inside MULTI, for
+// a command named name sent on it. Inside MULTI nothing is sent between
+// HELLO 2 and HELLO 3 (the HELLOs would be queued, and EXEC's reply would
+// hold theirs).
+func trackMulti(name string, multi *bool) {
+	switch {
+	case strings.EqualFold(name, "MULTI"):
+		*multi = true
+	case strings.EqualFold(name, "EXEC"), strings.EqualFold(name, "DISCARD"):
+		*multi = false
+	}
+}
 
 // rewrite returns the arguments glide is sent for args.
 func rewrite(args []string) []string {
@@ -345,10 +406,11 @@ func (c *Conn) execBlocking(ctx context.Context, cmds []drivers.Command, out []d
 		timeout = min(timeout, max(time.Until(dl)+time.Second, time.Millisecond))
 	}
 	opts := pipeline.NewStandaloneBatchOptions().WithTimeout(timeout)
-	c.exec(ctx, client, cmds, out, opts)
-	// A client whose call ended early may still wait on the server: it is
-	// not reused.
-	healthy := ctx.Err() == nil
+	multi := false // a client in the pool is not inside MULTI (else it is not reused)
+	c.exec(ctx, client, cmds, out, opts, &multi)
+	healthy := ctx.Err() == nil && !multi
+	// A client whose call ended early may still wait on the server, or
+	// left inside MULTI: it is not reused.
 	for _, r := range out {
 		if r.Err != nil {
 			healthy = false
