@@ -55,6 +55,7 @@ package glide
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -262,10 +263,72 @@ func (c *Conn) Exec(ctx context.Context, cmds []drivers.Command, out []drivers.R
 	c.exec(ctx, c.c, cmds, out, nil, &c.multi)
 }
 
-// exec sends cmds as one batch on client; opts, when not nil, replaces
-// the client's request timeout. multi is whether the client's connection
-// is inside MULTI, kept up to date.
+// exec sends cmds on client: as one batch, but for a command whose reply
+// glide may fail to convert (alone), which goes in a batch of its own
+// (see alone); opts, when not nil, replaces the client's request
+// timeout. multi is whether the client's connection is inside MULTI,
+// kept up to date.
 func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Command, out []drivers.Result, opts *pipeline.StandaloneBatchOptions, multi *bool) {
+	m, plain := *multi, true
+	for _, cmd := range cmds {
+		if len(cmd.Args) == 0 {
+			continue
+		}
+		if !m && (inRESP2(cmd.Args) || alone(cmd.Args)) {
+			plain = false
+			break
+		}
+		trackMulti(cmd.Args[0], &m)
+	}
+	if plain { // the common case
+		*multi = m
+		c.batch(ctx, client, cmds, out, opts, nil)
+		return
+	}
+	kinds := make([]sendKind, len(cmds))
+	m = *multi
+	for i, cmd := range cmds {
+		if len(cmd.Args) == 0 {
+			continue
+		}
+		switch {
+		case m:
+		case inRESP2(cmd.Args):
+			kinds[i] = sendRESP2
+		case alone(cmd.Args):
+			kinds[i] = sendAlone
+		}
+		trackMulti(cmd.Args[0], &m)
+	}
+	*multi = m
+	for start := 0; start < len(cmds); {
+		end := start + 1
+		if kinds[start] != sendAlone {
+			for end < len(cmds) && kinds[end] != sendAlone {
+				end++
+			}
+		}
+		if err := c.batch(ctx, client, cmds[start:end], out[start:end], opts, kinds[start:end]); err != nil {
+			failAll(out[end:], fmt.Errorf("%w: glide: an earlier part of the pipeline failed: %w", drivers.ErrNotSent, err))
+			return
+		}
+		start = end
+	}
+}
+
+// sendKind is how exec sends a command.
+type sendKind uint8
+
+const (
+	sendPlain sendKind = iota
+	sendRESP2          // between HELLO 2 and HELLO 3 (inRESP2)
+	sendAlone          // in a batch of its own (alone)
+)
+
+// batch sends cmds as one batch on client: each in the batch as it is
+// but for kinds[i] sendRESP2 (kinds nil: all plain). It returns the
+// transport error that failed every command, else nil.
+func (c *Conn) batch(ctx context.Context, client *glide.Client, cmds []drivers.Command, out []drivers.Result, opts *pipeline.StandaloneBatchOptions, kinds []sendKind) error {
 	batch := pipeline.NewStandaloneBatch(false)
 	var at []int // at[i]: the index of cmds[i]'s reply in glide's; nil: i
 	n := 0
@@ -280,7 +343,7 @@ func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Co
 			n++
 			continue
 		}
-		if !*multi && inRESP2(cmd.Args) {
+		if kinds != nil && kinds[i] == sendRESP2 {
 			if at == nil {
 				at = make([]int, len(cmds))
 				for j := range i {
@@ -294,7 +357,6 @@ func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Co
 			n += 3
 			continue
 		}
-		trackMulti(cmd.Args[0], multi)
 		batch.CustomCommand(rewrite(cmd.Args))
 		n++
 	}
@@ -302,9 +364,16 @@ func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Co
 	if err == nil && len(res) != n {
 		err = fmt.Errorf("glide: %d replies for %d commands", len(res), n)
 	}
+	if errors.Is(err, errConversion) && len(cmds) == 1 && len(cmds[0].Args) > 0 {
+		// The command ran and the connection is sound: its reply is an
+		// error reply saying why it cannot be read.
+		out[0] = drivers.Result{Value: drivers.Error(unconvertible(cmds[0].Args[0], err))}
+		return nil
+	}
 	if err != nil {
-		failAll(out, c.transportError(ctx, err))
-		return
+		err = c.transportError(ctx, err)
+		failAll(out, err)
+		return err
 	}
 	for i := range cmds {
 		r := res[i]
@@ -322,6 +391,31 @@ func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Co
 		}
 		out[i] = drivers.Result{Value: v}
 	}
+	return nil
+}
+
+// alone reports whether args is a command that exec sends in a batch of
+// its own, because glide 2.5.3's Go binding may fail to convert its reply
+// (it panics on a map key or a set member that is not a string, and the
+// replies of the whole batch are lost): a script (EVAL, EVAL_RO) whose
+// text holds "map" or "set", the only way a script returns a map or a
+// set ({map=...}, {set=...}, or a reply of redis.call after
+// redis.setresp(3)). The cost is a round trip of its own; a reply that
+// then fails to convert fails that command alone, with an error reply
+// (see unconvertible). Scripts run by SHA1 or as functions (EVALSHA,
+// FCALL), whose text the driver does not see, are sent with the others.
+func alone(args []string) bool {
+	if len(args) < 2 || !(strings.EqualFold(args[0], "EVAL") || strings.EqualFold(args[0], "EVAL_RO")) {
+		return false
+	}
+	return strings.Contains(args[1], "map") || strings.Contains(args[1], "set")
+}
+
+// unconvertible is the error reply that stands for the reply to a
+// command named name that glide could not convert (err, errConversion).
+func unconvertible(name string, err error) string {
+	return fmt.Sprintf("ERR vactor/drivers/glide: %s ran, but its reply cannot be read: "+
+		"glide 2.5.3's Go binding cannot convert it (a map key or a set member that is not a string): %v", name, err)
 }
 
 // commandScript runs COMMAND in a script: its reply then has RESP2's
@@ -366,7 +460,7 @@ func trackMulti(name string, multi *bool) {
 
 // rewrite returns the arguments glide is sent for args.
 func rewrite(args []string) []string {
-	if strings.EqualFold(args[0], "COMMAND") {
+	if strings.EqualFold(args[0], "COMMAND") && (len(args) == 1 || strings.EqualFold(args[1], "INFO") || strings.EqualFold(args[1], "DOCS")) {
 		return append([]string{"EVAL", commandScript, "0"}, args[1:]...)
 	}
 	return args
@@ -377,7 +471,7 @@ func rewrite(args []string) []string {
 func run(ctx context.Context, client *glide.Client, batch *pipeline.StandaloneBatch, opts *pipeline.StandaloneBatchOptions) (res []any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			res, err = nil, fmt.Errorf("glide: reply conversion failed: %v", p)
+			res, err = nil, fmt.Errorf("%w: %v", errConversion, p)
 		}
 	}()
 	if opts != nil {

@@ -1,0 +1,86 @@
+package glide_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/drivers/glide"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// Scripts returning a map with a non-string key or a set of non-strings
+// (glide 2.5.3's Go binding panics on them) fail alone, with an error
+// reply that says so; the commands pipelined with them get their replies
+// and the connection stays. The whole pipeline failed with the panic's
+// error: through the engine every command batched with the script failed
+// with ErrOutcomeUnknown and the connection was opened again.
+func TestUnconvertibleReplyAlone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := dialFast(t, glide.Driver{}, valkeytest.Start(t).Addr())
+	pipe := [][]string{
+		{"SET", "a", "1"},
+		{"EVAL", "return {map={[1]=2}}", "0"},
+		{"GET", "a"},
+		{"EVAL", "return {set={[1]=true}}", "0"},
+		{"EVAL", "return {map={a={set={x=true}}}}", "0"}, // converts: strings only
+		{"INCR", "n"},
+	}
+	cmds := make([]valkey.Completed, len(pipe))
+	for i, args := range pipe {
+		cmds[i] = c.B().Arbitrary(args...).Build()
+	}
+	rs := c.DoMulti(ctx, cmds...)
+	for _, i := range []int{1, 3} {
+		err := rs[i].Error()
+		if err == nil || rs[i].NonValkeyError() != nil || !strings.Contains(err.Error(), "cannot be read") {
+			t.Errorf("%q: %v (transport error: %v), want an error reply saying the reply cannot be read", pipe[i], err, rs[i].NonValkeyError())
+		}
+	}
+	if v, err := rs[2].ToString(); err != nil || v != "1" {
+		t.Errorf("GET a = %q, %v", v, err)
+	}
+	if v := drivers.FromValkey(rs[4]).Value; v.Kind != drivers.KindMap || len(v.Elems) != 2 || v.Elems[1].Kind != drivers.KindSet {
+		t.Errorf("%q = %v", pipe[4], v)
+	}
+	if n, err := rs[5].AsInt64(); err != nil || n != 1 {
+		t.Errorf("INCR n = %d, %v", n, err)
+	}
+	// The connection is sound.
+	if n, err := c.Do(ctx, c.B().Incr().Key("n").Build()).AsInt64(); err != nil || n != 2 {
+		t.Errorf("INCR n after = %d, %v", n, err)
+	}
+}
+
+// Through the engine, a script run by SHA1 (which the driver cannot look
+// into) whose reply cannot be converted fails with a *ServerError when
+// it is alone in its pipeline: no outcome-unknown failure, no reconnect.
+func TestUnconvertibleReplyEngine(t *testing.T) {
+	eng, _ := parityEngine(t, "glide")
+	ctx := ctxT(t)
+	sha, err := eng.Do(ctx, "SCRIPT", "LOAD", "return {map={[1]=2}}").Await(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := sha.String()
+	for _, args := range [][]string{{"EVALSHA", s, "0"}, {"EVAL", "return {set={[1.5]=true}}", "0"}} {
+		_, err := eng.Do(ctx, args[0], args[1:]...).Await(ctx)
+		var se *engine.ServerError
+		if !errors.As(err, &se) || !strings.Contains(se.Message, "cannot be read") {
+			t.Errorf("%q: %v (%T), want a *ServerError saying the reply cannot be read", args, err, err)
+		}
+	}
+	if _, err := eng.Do(ctx, "PING").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := eng.Stats(); st.Reconnects != 0 || st.OutcomeUnknown != 0 {
+		t.Errorf("%d reconnects, %d outcome-unknown failures", st.Reconnects, st.OutcomeUnknown)
+	}
+}
