@@ -203,6 +203,10 @@ func restore(args []string, v drivers.Value) drivers.Value {
 		}
 	case "GEOSEARCH":
 		return geoSearch(args, v)
+	case "COMMAND":
+		if len(args) > 1 && strings.EqualFold(args[1], "DOCS") {
+			return commandDocs(v)
+		}
 	case "LATENCY":
 		if inRESP2(args) {
 			return latencyHistogram(v)
@@ -505,4 +509,76 @@ func latencyHistogram(v drivers.Value) drivers.Value {
 		out[i], out[i+1] = v.Elems[i], drivers.Map(fields...)
 	}
 	return drivers.Map(out...)
+}
+
+// commandDocs turns COMMAND DOCS's RESP2 reply (it is sent through a
+// script: see rewrite) into the RESP3 one: each command's docs, each
+// argument and each subcommand's docs a map (from flat arrays); doc_flags,
+// history and an argument's flags sets; the rest as it is. Other shapes are kept.
+func commandDocs(v drivers.Value) drivers.Value {
+	if v.Kind != drivers.KindArray || len(v.Elems)%2 != 0 {
+		return v
+	}
+	out := make([]drivers.Value, len(v.Elems))
+	for i := 0; i < len(v.Elems); i += 2 {
+		out[i], out[i+1] = v.Elems[i], flatMap(v.Elems[i+1], docField)
+	}
+	return drivers.Map(out...)
+}
+
+// flatMap makes a map of the flat array [key, value, ...] v, each value
+// passed through field with its key; other shapes are kept.
+func flatMap(v drivers.Value, field func(key string, v drivers.Value) drivers.Value) drivers.Value {
+	if v.Kind != drivers.KindArray || len(v.Elems)%2 != 0 {
+		return v
+	}
+	elems := make([]drivers.Value, len(v.Elems))
+	for i := 0; i < len(v.Elems); i += 2 {
+		elems[i], elems[i+1] = v.Elems[i], field(v.Elems[i].Str, v.Elems[i+1])
+	}
+	return drivers.Map(elems...)
+}
+
+// docField is a field of a command's docs in RESP3.
+func docField(key string, v drivers.Value) drivers.Value {
+	switch key {
+	case "doc_flags", "history": // history: a set of [version, text] arrays
+		return asSet(v)
+	case "arguments":
+		return arguments(v)
+	case "subcommands":
+		return commandDocs(v)
+	}
+	return v
+}
+
+// argField is a field of a command argument's docs in RESP3.
+func argField(key string, v drivers.Value) drivers.Value {
+	switch key {
+	case "flags":
+		return asSet(v)
+	case "arguments":
+		return arguments(v)
+	}
+	return v
+}
+
+// arguments makes a map of each argument's flat array.
+func arguments(v drivers.Value) drivers.Value {
+	if v.Kind != drivers.KindArray {
+		return v
+	}
+	elems := make([]drivers.Value, len(v.Elems))
+	for i, a := range v.Elems {
+		elems[i] = flatMap(a, argField)
+	}
+	return drivers.Array(elems...)
+}
+
+// asSet makes a set of an array.
+func asSet(v drivers.Value) drivers.Value {
+	if v.Kind != drivers.KindArray {
+		return v
+	}
+	return drivers.Set(v.Elems...)
 }
