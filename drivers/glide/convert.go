@@ -204,7 +204,10 @@ func restore(args []string, v drivers.Value) drivers.Value {
 	case "GEOSEARCH":
 		return geoSearch(args, v)
 	case "COMMAND":
-		if len(args) > 1 && strings.EqualFold(args[1], "DOCS") {
+		switch {
+		case len(args) == 1 || strings.EqualFold(args[1], "INFO"):
+			return commandInfo(v)
+		case strings.EqualFold(args[1], "DOCS"):
 			return commandDocs(v)
 		}
 	case "LATENCY":
@@ -581,4 +584,59 @@ func asSet(v drivers.Value) drivers.Value {
 		return v
 	}
 	return drivers.Set(v.Elems...)
+}
+
+// commandInfo turns COMMAND's and COMMAND INFO's RESP2 reply (sent
+// through a script: see rewrite) into the RESP3 one: in each command's
+// array, the flags (2), ACL categories (6) and tips (7) sets, the key
+// specs (8) a set of maps (begin_search and find_keys maps of a type and
+// a spec map, flags a set), the subcommands (9) converted alike (none:
+// an empty set, as the server sends it). Nulls
+// (unknown commands) and other shapes are kept.
+func commandInfo(v drivers.Value) drivers.Value {
+	if v.Kind != drivers.KindArray {
+		return v
+	}
+	out := make([]drivers.Value, len(v.Elems))
+	for i, c := range v.Elems {
+		out[i] = commandEntry(c)
+	}
+	return drivers.Array(out...)
+}
+
+func commandEntry(c drivers.Value) drivers.Value {
+	if c.Kind != drivers.KindArray || len(c.Elems) < 10 {
+		return c
+	}
+	e := slices.Clone(c.Elems)
+	e[2], e[6], e[7] = asSet(e[2]), asSet(e[6]), asSet(e[7])
+	if e[8].Kind == drivers.KindArray {
+		specs := make([]drivers.Value, len(e[8].Elems))
+		for i, ks := range e[8].Elems {
+			specs[i] = flatMap(ks, keySpecField)
+		}
+		e[8] = drivers.Set(specs...)
+	}
+	if e[9].Kind == drivers.KindArray && len(e[9].Elems) == 0 {
+		e[9] = drivers.Set() // the server sends no subcommands as an empty set
+	} else {
+		e[9] = commandInfo(e[9])
+	}
+	return drivers.Array(e...)
+}
+
+// keySpecField is a field of a key spec in RESP3.
+func keySpecField(key string, v drivers.Value) drivers.Value {
+	switch key {
+	case "flags":
+		return asSet(v)
+	case "begin_search", "find_keys":
+		return flatMap(v, func(key string, v drivers.Value) drivers.Value {
+			if key == "spec" {
+				return flatMap(v, func(_ string, v drivers.Value) drivers.Value { return v })
+			}
+			return v
+		})
+	}
+	return v
 }

@@ -420,9 +420,10 @@ func unconvertible(name string, err error) string {
 
 // commandScript runs COMMAND in a script: its reply then has RESP2's
 // shapes (arrays; maps as flat arrays). COMMAND's RESP3 reply holds sets
-// of maps (the key specs), which glide 2.5.3's Go binding cannot convert:
-// it panics (parseSet takes every member for a string). The engine reads
-// both shapes.
+// of maps (the key specs), and COMMAND DOCS's sets of arrays (history),
+// which glide 2.5.3's Go binding cannot convert: it panics (parseSet
+// takes every member for a string). restore rebuilds the RESP3 replies
+// (commandInfo, commandDocs).
 const commandScript = "return redis.call('COMMAND', unpack(ARGV))"
 
 // hello2 and hello3 switch the connection's protocol to RESP2 and back,
