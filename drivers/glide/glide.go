@@ -343,6 +343,11 @@ func (c *Conn) batch(ctx context.Context, client *glide.Client, cmds []drivers.C
 			n++
 			continue
 		}
+		if refusal(cmd.Args) != "" {
+			batch.CustomCommand(refusedCommand)
+			n++
+			continue
+		}
 		if kinds != nil && kinds[i] == sendRESP2 {
 			if at == nil {
 				at = make([]int, len(cmds))
@@ -384,6 +389,10 @@ func (c *Conn) batch(ctx context.Context, client *glide.Client, cmds []drivers.C
 			out[i] = drivers.Result{Err: errEmptyCommand}
 			continue
 		}
+		if why := refusal(cmds[i].Args); why != "" {
+			out[i] = drivers.Result{Value: drivers.Error(why)}
+			continue
+		}
 		v, err := reply(cmds[i].Args, r)
 		if err != nil {
 			out[i] = drivers.Result{Err: c.transportError(ctx, err)}
@@ -393,6 +402,25 @@ func (c *Conn) batch(ctx context.Context, client *glide.Client, cmds []drivers.C
 	}
 	return nil
 }
+
+// refusal returns the error reply of a command the driver does not send,
+// "" for the others: a script (EVAL, EVAL_RO) whose text holds
+// "big_number", which may return a RESP3 big number ({big_number=...}):
+// glide 2.5.3's core aborts the process on one (a Rust todo!(), which no
+// recover catches). In its place the batch holds refusedCommand.
+func refusal(args []string) string {
+	if len(args) >= 2 && (strings.EqualFold(args[0], "EVAL") || strings.EqualFold(args[0], "EVAL_RO")) && strings.Contains(args[1], "big_number") {
+		return "ERR vactor/drivers/glide: " + strings.ToUpper(args[0]) + " not sent: the script may return a RESP3 big number " +
+			"({big_number=...}), on which glide 2.5.3's core aborts the process"
+	}
+	return ""
+}
+
+// refusedCommand is sent in the place of a command refused (refusal): a
+// command the server does not know, so that its reply is an error and,
+// inside MULTI, EXEC fails with EXECABORT as for any command refused
+// while queued.
+var refusedCommand = []string{"VACTOR.REFUSED"}
 
 // alone reports whether args is a command that exec sends in a batch of
 // its own, because glide 2.5.3's Go binding may fail to convert its reply

@@ -84,3 +84,37 @@ func TestUnconvertibleReplyEngine(t *testing.T) {
 		t.Errorf("%d reconnects, %d outcome-unknown failures", st.Reconnects, st.OutcomeUnknown)
 	}
 }
+
+// A script that may return a RESP3 big number is not sent: glide's core
+// aborts the whole process on one (a Rust todo!(); this test binary died
+// with it). It fails with an error reply that says why; the commands
+// around it run, and inside MULTI the transaction is aborted (EXECABORT)
+// as for any command refused while queued.
+func TestBigNumberScriptNotSent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := dialFast(t, glide.Driver{}, valkeytest.Start(t).Addr())
+	script := "return {big_number='1234567890123456789012345678901234567890'}"
+	pipe := [][]string{
+		{"SET", "a", "1"}, {"EVAL", script, "0"}, {"GET", "a"},
+		{"MULTI"}, {"INCR", "a"}, {"eval_ro", script, "0"}, {"EXEC"}, {"GET", "a"},
+	}
+	cmds := make([]valkey.Completed, len(pipe))
+	for i, args := range pipe {
+		cmds[i] = c.B().Arbitrary(args...).Build()
+	}
+	rs := c.DoMulti(ctx, cmds...)
+	for _, i := range []int{1, 5} {
+		if err := rs[i].Error(); err == nil || rs[i].NonValkeyError() != nil || !strings.Contains(err.Error(), "big number") {
+			t.Errorf("%q: %v, want an error reply about big numbers", pipe[i][0], err)
+		}
+	}
+	if err := rs[6].Error(); err == nil || !strings.HasPrefix(err.Error(), "EXECABORT") {
+		t.Errorf("EXEC: %v, want EXECABORT", err)
+	}
+	for _, i := range []int{2, 7} {
+		if v, err := rs[i].ToString(); err != nil || v != "1" {
+			t.Errorf("GET a (%d) = %q, %v", i, v, err)
+		}
+	}
+}
