@@ -229,7 +229,7 @@ type Conn struct {
 	c       *glide.Client
 	cfg     *config.ClientConfiguration // for the blocking clients
 	timeout time.Duration
-	multi   bool // c is inside MULTI (Exec's goroutine only)
+	tx      txState // c's MULTI state (Exec's goroutine only)
 
 	mu     sync.Mutex
 	closed bool
@@ -260,47 +260,41 @@ func (c *Conn) Exec(ctx context.Context, cmds []drivers.Command, out []drivers.R
 			return
 		}
 	}
-	c.exec(ctx, c.c, cmds, out, nil, &c.multi)
+	c.exec(ctx, c.c, cmds, out, nil, &c.tx)
 }
 
 // exec sends cmds on client: as one batch, but for a command whose reply
 // glide may fail to convert (alone), which goes in a batch of its own
 // (see alone); opts, when not nil, replaces the client's request
-// timeout. multi is whether the client's connection is inside MULTI,
-// kept up to date.
-func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Command, out []drivers.Result, opts *pipeline.StandaloneBatchOptions, multi *bool) {
-	m, plain := *multi, true
+// timeout. tx is the client's connection's MULTI state, kept up to
+// date.
+func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Command, out []drivers.Result, opts *pipeline.StandaloneBatchOptions, tx *txState) {
+	st, plain := *tx, true
 	for _, cmd := range cmds {
 		if len(cmd.Args) == 0 {
 			continue
 		}
-		if !m && (inRESP2(cmd.Args) || alone(cmd.Args)) {
+		if st.kind(cmd.Args) != sendPlain {
 			plain = false
 			break
 		}
-		trackMulti(cmd.Args[0], &m)
+		st.track(cmd.Args)
 	}
 	if plain { // the common case
-		*multi = m
+		*tx = st
 		c.batch(ctx, client, cmds, out, opts, nil)
 		return
 	}
 	kinds := make([]sendKind, len(cmds))
-	m = *multi
+	st = *tx
 	for i, cmd := range cmds {
 		if len(cmd.Args) == 0 {
 			continue
 		}
-		switch {
-		case m:
-		case inRESP2(cmd.Args):
-			kinds[i] = sendRESP2
-		case alone(cmd.Args):
-			kinds[i] = sendAlone
-		}
-		trackMulti(cmd.Args[0], &m)
+		kinds[i] = st.kind(cmd.Args)
+		st.track(cmd.Args)
 	}
-	*multi = m
+	*tx = st
 	for start := 0; start < len(cmds); {
 		end := start + 1
 		if kinds[start] != sendAlone {
@@ -322,7 +316,7 @@ type sendKind uint8
 const (
 	sendPlain sendKind = iota
 	sendRESP2          // between HELLO 2 and HELLO 3 (inRESP2)
-	sendAlone          // in a batch of its own (alone)
+	sendAlone          // in a batch of its own (alone, or an EXEC: see txState)
 )
 
 // batch sends cmds as one batch on client: each in the batch as it is
@@ -474,16 +468,40 @@ func inRESP2(args []string) bool {
 	return len(args) >= 2 && strings.EqualFold(args[0], "LATENCY") && strings.EqualFold(args[1], "HISTOGRAM")
 }
 
-// trackMulti updates multi, whether the connection is inside MULTI, for
-// a command named name sent on it. Inside MULTI nothing is sent between
-// HELLO 2 and HELLO 3 (the HELLOs would be queued, and EXEC's reply would
-// hold theirs).
-func trackMulti(name string, multi *bool) {
+// txState is a connection's MULTI state: inside MULTI nothing is sent
+// between HELLO 2 and HELLO 3 (the HELLOs would be queued, and EXEC's
+// reply would hold theirs) nor alone (its reply is QUEUED); the EXEC of
+// a transaction that queued such a command goes alone instead (its reply
+// holds theirs).
+type txState struct {
+	in    bool // inside MULTI
+	risky bool // a command queued since MULTI would be sent otherwise
+}
+
+// kind says how a command args is sent in state st.
+func (st txState) kind(args []string) sendKind {
 	switch {
-	case strings.EqualFold(name, "MULTI"):
-		*multi = true
-	case strings.EqualFold(name, "EXEC"), strings.EqualFold(name, "DISCARD"):
-		*multi = false
+	case st.in:
+		if st.risky && strings.EqualFold(args[0], "EXEC") {
+			return sendAlone
+		}
+	case inRESP2(args):
+		return sendRESP2
+	case alone(args):
+		return sendAlone
+	}
+	return sendPlain
+}
+
+// track updates st for a command args sent on the connection.
+func (st *txState) track(args []string) {
+	switch {
+	case strings.EqualFold(args[0], "MULTI"):
+		*st = txState{in: true}
+	case strings.EqualFold(args[0], "EXEC"), strings.EqualFold(args[0], "DISCARD"):
+		*st = txState{}
+	case st.in && (inRESP2(args) || alone(args)):
+		st.risky = true
 	}
 }
 
@@ -529,9 +547,9 @@ func (c *Conn) execBlocking(ctx context.Context, cmds []drivers.Command, out []d
 		timeout = min(timeout, max(time.Until(dl)+time.Second, time.Millisecond))
 	}
 	opts := pipeline.NewStandaloneBatchOptions().WithTimeout(timeout)
-	multi := false // a client in the pool is not inside MULTI (else it is not reused)
-	c.exec(ctx, client, cmds, out, opts, &multi)
-	healthy := ctx.Err() == nil && !multi
+	var tx txState // a client in the pool is not inside MULTI (else it is not reused)
+	c.exec(ctx, client, cmds, out, opts, &tx)
+	healthy := ctx.Err() == nil && !tx.in
 	// A client whose call ended early may still wait on the server, or
 	// left inside MULTI: it is not reused.
 	for _, r := range out {

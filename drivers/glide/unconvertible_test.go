@@ -118,3 +118,40 @@ func TestBigNumberScriptNotSent(t *testing.T) {
 		}
 	}
 }
+
+// A transaction that queued a command whose reply glide cannot convert
+// (LATENCY HISTOGRAM is not sent between HELLO 2 and HELLO 3 inside
+// MULTI; a script returning a map with an integer key): its EXEC goes in
+// a batch of its own, so that EXEC alone fails, with an error reply, and
+// the commands around it get their replies. The whole pipeline failed.
+func TestUnconvertibleExecAlone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := dialFast(t, glide.Driver{}, valkeytest.Start(t).Addr())
+	pipe := [][]string{
+		{"SET", "a", "1"},
+		{"MULTI"}, {"INCR", "a"}, {"LATENCY", "HISTOGRAM", "set"}, {"EXEC"},
+		{"GET", "a"},
+		{"MULTI"}, {"INCR", "a"}, {"EVAL", "return {map={[1]=2}}", "0"}, {"EXEC"},
+		{"MULTI"}, {"INCR", "a"}, {"EXEC"},
+	}
+	cmds := make([]valkey.Completed, len(pipe))
+	for i, args := range pipe {
+		cmds[i] = c.B().Arbitrary(args...).Build()
+	}
+	rs := c.DoMulti(ctx, cmds...)
+	for _, i := range []int{4, 9} {
+		err := rs[i].Error()
+		if err == nil || rs[i].NonValkeyError() != nil || !strings.Contains(err.Error(), "cannot be read") {
+			t.Errorf("EXEC %d: %v (transport error: %v), want an error reply saying the reply cannot be read", i, err, rs[i].NonValkeyError())
+		}
+	}
+	if v, err := rs[5].ToString(); err != nil || v != "2" {
+		t.Errorf("GET a = %q, %v", v, err)
+	}
+	if v, err := rs[12].ToArray(); err != nil || len(v) != 1 {
+		t.Errorf("last EXEC = %v, %v", v, err)
+	} else if n, err := v[0].AsInt64(); err != nil || n != 4 {
+		t.Errorf("last EXEC's INCR = %d, %v", n, err)
+	}
+}
