@@ -267,19 +267,6 @@ func canonical(v drivers.Value) string {
 	return fmt.Sprint(v)
 }
 
-// resp2 is v as a script sees it: maps as flat arrays, sets as arrays.
-func resp2(v drivers.Value) drivers.Value {
-	switch v.Kind {
-	case drivers.KindMap, drivers.KindSet, drivers.KindArray:
-		elems := make([]drivers.Value, len(v.Elems))
-		for i, e := range v.Elems {
-			elems[i] = resp2(e)
-		}
-		return drivers.Array(elems...)
-	}
-	return v
-}
-
 // The topology commands the engine reads on a cluster node, and an ASK
 // redirect followed with ASKING in the same pipeline, come back alike.
 func TestReplyShapesCluster(t *testing.T) {
