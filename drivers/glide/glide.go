@@ -398,12 +398,12 @@ func (c *Conn) batch(ctx context.Context, client *glide.Client, cmds []drivers.C
 }
 
 // refusal returns the error reply of a command the driver does not send,
-// "" for the others: a script (EVAL, EVAL_RO) whose text holds
-// "big_number", which may return a RESP3 big number ({big_number=...}):
-// glide 2.5.3's core aborts the process on one (a Rust todo!(), which no
-// recover catches). In its place the batch holds refusedCommand.
+// "" for the others: a script that may return a RESP3 big number
+// (riskRefuse): glide 2.5.3's core aborts the process on one (a Rust
+// todo!(), which no recover catches). In its place the batch holds
+// refusedCommand.
 func refusal(args []string) string {
-	if len(args) >= 2 && (strings.EqualFold(args[0], "EVAL") || strings.EqualFold(args[0], "EVAL_RO")) && strings.Contains(args[1], "big_number") {
+	if risk(args) == riskRefuse {
 		return "ERR vactor/drivers/glide: " + strings.ToUpper(args[0]) + " not sent: the script may return a RESP3 big number " +
 			"({big_number=...}), on which glide 2.5.3's core aborts the process"
 	}
@@ -419,19 +419,11 @@ var refusedCommand = []string{"VACTOR.REFUSED"}
 // alone reports whether args is a command that exec sends in a batch of
 // its own, because glide 2.5.3's Go binding may fail to convert its reply
 // (it panics on a map key or a set member that is not a string, and the
-// replies of the whole batch are lost): a script (EVAL, EVAL_RO) whose
-// text holds "map" or "set", the only way a script returns a map or a
-// set ({map=...}, {set=...}, or a reply of redis.call after
-// redis.setresp(3)). The cost is a round trip of its own; a reply that
+// replies of the whole batch are lost): a script that may return a map or
+// a set (riskAlone). The cost is a round trip of its own; a reply that
 // then fails to convert fails that command alone, with an error reply
-// (see unconvertible). Scripts run by SHA1 or as functions (EVALSHA,
-// FCALL), whose text the driver does not see, are sent with the others.
-func alone(args []string) bool {
-	if len(args) < 2 || !(strings.EqualFold(args[0], "EVAL") || strings.EqualFold(args[0], "EVAL_RO")) {
-		return false
-	}
-	return strings.Contains(args[1], "map") || strings.Contains(args[1], "set")
-}
+// (see unconvertible).
+func alone(args []string) bool { return risk(args) == riskAlone }
 
 // unconvertible is the error reply that stands for the reply to a
 // command named name that glide could not convert (err, errConversion).
@@ -495,6 +487,7 @@ func (st txState) kind(args []string) sendKind {
 
 // track updates st for a command args sent on the connection.
 func (st *txState) track(args []string) {
+	remember(args)
 	switch {
 	case strings.EqualFold(args[0], "MULTI"):
 		*st = txState{in: true}

@@ -155,3 +155,45 @@ func TestUnconvertibleExecAlone(t *testing.T) {
 		t.Errorf("last EXEC's INCR = %d, %v", n, err)
 	}
 }
+
+// A risky script loaded with SCRIPT LOAD or run once with EVAL is judged
+// by its text when it is run by SHA1 (as the engine's users do after
+// ScriptLoad): EVALSHA of a script returning a big number is not sent
+// (the process aborted), one returning a map with an integer key goes
+// alone (the whole pipeline failed).
+func TestRiskyScriptBySHA(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := dialFast(t, glide.Driver{}, valkeytest.Start(t).Addr())
+	big := "return {big_number='98765432109876543210987654321'}"
+	intKey := "return {map={[7]=8}}"
+	var shas []string
+	for _, body := range []string{big, intKey} {
+		sha, err := c.Do(ctx, c.B().ScriptLoad().Script(body).Build()).ToString()
+		if err != nil {
+			t.Fatalf("SCRIPT LOAD: %v", err)
+		}
+		shas = append(shas, sha)
+	}
+	pipe := [][]string{
+		{"SET", "a", "1"}, {"EVALSHA", shas[0], "0"}, {"GET", "a"},
+		{"evalsha_ro", strings.ToUpper(shas[1]), "0"}, {"INCR", "a"},
+	}
+	cmds := make([]valkey.Completed, len(pipe))
+	for i, args := range pipe {
+		cmds[i] = c.B().Arbitrary(args...).Build()
+	}
+	rs := c.DoMulti(ctx, cmds...)
+	if err := rs[1].Error(); err == nil || rs[1].NonValkeyError() != nil || !strings.Contains(err.Error(), "big number") {
+		t.Errorf("EVALSHA of a big number script: %v, want an error reply about big numbers", err)
+	}
+	if err := rs[3].Error(); err == nil || rs[3].NonValkeyError() != nil || !strings.Contains(err.Error(), "cannot be read") {
+		t.Errorf("EVALSHA_RO of an integer-key map script: %v, want an error reply saying the reply cannot be read", err)
+	}
+	if v, err := rs[2].ToString(); err != nil || v != "1" {
+		t.Errorf("GET a = %q, %v", v, err)
+	}
+	if n, err := rs[4].AsInt64(); err != nil || n != 2 {
+		t.Errorf("INCR a = %d, %v", n, err)
+	}
+}
