@@ -65,7 +65,7 @@ func risk(args []string) scriptRisk {
 	case len(args) < 2:
 	case isEval(args[0]):
 		return bodyRisk(args[1])
-	case isEvalSHA(args[0]) && riskyN.Load() > 0:
+	case riskyN.Load() > 0 && isEvalSHA(args[0]):
 		if r, ok := riskySHA.Load(strings.ToLower(args[1])); ok {
 			return r.(scriptRisk)
 		}
