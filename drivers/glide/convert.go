@@ -203,6 +203,17 @@ func restore(args []string, v drivers.Value) drivers.Value {
 		}
 	case "GEOSEARCH":
 		return geoSearch(args, v)
+	case "COMMAND":
+		switch {
+		case len(args) == 1 || strings.EqualFold(args[1], "INFO"):
+			return commandInfo(v)
+		case strings.EqualFold(args[1], "DOCS"):
+			return commandDocs(v)
+		}
+	case "LATENCY":
+		if inRESP2(args) {
+			return latencyHistogram(v)
+		}
 	case "PUBSUB":
 		if len(args) > 1 && v.Kind == drivers.KindMap {
 			switch strings.ToUpper(args[1]) {
@@ -475,4 +486,157 @@ func geoSearch(args []string, v drivers.Value) drivers.Value {
 		out[i] = drivers.Array(fields...)
 	}
 	return drivers.Array(out...)
+}
+
+// latencyHistogram turns LATENCY HISTOGRAM's RESP2 reply (it is sent
+// between HELLO 2 and HELLO 3: see inRESP2), [name, [calls, n,
+// histogram_usec, [bucket, count, ...]], ...], into the RESP3 one, maps
+// in the server's order: {name: {calls: n, histogram_usec: {bucket:
+// count, ...}}, ...}. Other shapes are kept.
+func latencyHistogram(v drivers.Value) drivers.Value {
+	if v.Kind != drivers.KindArray || len(v.Elems)%2 != 0 {
+		return v
+	}
+	out := make([]drivers.Value, len(v.Elems))
+	for i := 0; i < len(v.Elems); i += 2 {
+		stats := v.Elems[i+1]
+		if stats.Kind != drivers.KindArray || len(stats.Elems)%2 != 0 {
+			return v
+		}
+		fields := slices.Clone(stats.Elems)
+		for j := 0; j < len(fields); j += 2 {
+			if f := fields[j+1]; f.Kind == drivers.KindArray && len(f.Elems)%2 == 0 {
+				fields[j+1] = drivers.Map(f.Elems...)
+			}
+		}
+		out[i], out[i+1] = v.Elems[i], drivers.Map(fields...)
+	}
+	return drivers.Map(out...)
+}
+
+// commandDocs turns COMMAND DOCS's RESP2 reply (it is sent through a
+// script: see rewrite) into the RESP3 one: each command's docs, each
+// argument and each subcommand's docs a map (from flat arrays); doc_flags,
+// history and an argument's flags sets; the rest as it is. Other shapes are kept.
+func commandDocs(v drivers.Value) drivers.Value {
+	if v.Kind != drivers.KindArray || len(v.Elems)%2 != 0 {
+		return v
+	}
+	out := make([]drivers.Value, len(v.Elems))
+	for i := 0; i < len(v.Elems); i += 2 {
+		out[i], out[i+1] = v.Elems[i], flatMap(v.Elems[i+1], docField)
+	}
+	return drivers.Map(out...)
+}
+
+// flatMap makes a map of the flat array [key, value, ...] v, each value
+// passed through field with its key; other shapes are kept.
+func flatMap(v drivers.Value, field func(key string, v drivers.Value) drivers.Value) drivers.Value {
+	if v.Kind != drivers.KindArray || len(v.Elems)%2 != 0 {
+		return v
+	}
+	elems := make([]drivers.Value, len(v.Elems))
+	for i := 0; i < len(v.Elems); i += 2 {
+		elems[i], elems[i+1] = v.Elems[i], field(v.Elems[i].Str, v.Elems[i+1])
+	}
+	return drivers.Map(elems...)
+}
+
+// docField is a field of a command's docs in RESP3.
+func docField(key string, v drivers.Value) drivers.Value {
+	switch key {
+	case "doc_flags", "history": // history: a set of [version, text] arrays
+		return asSet(v)
+	case "arguments":
+		return arguments(v)
+	case "subcommands":
+		return commandDocs(v)
+	}
+	return v
+}
+
+// argField is a field of a command argument's docs in RESP3.
+func argField(key string, v drivers.Value) drivers.Value {
+	switch key {
+	case "flags":
+		return asSet(v)
+	case "arguments":
+		return arguments(v)
+	}
+	return v
+}
+
+// arguments makes a map of each argument's flat array.
+func arguments(v drivers.Value) drivers.Value {
+	if v.Kind != drivers.KindArray {
+		return v
+	}
+	elems := make([]drivers.Value, len(v.Elems))
+	for i, a := range v.Elems {
+		elems[i] = flatMap(a, argField)
+	}
+	return drivers.Array(elems...)
+}
+
+// asSet makes a set of an array.
+func asSet(v drivers.Value) drivers.Value {
+	if v.Kind != drivers.KindArray {
+		return v
+	}
+	return drivers.Set(v.Elems...)
+}
+
+// commandInfo turns COMMAND's and COMMAND INFO's RESP2 reply (sent
+// through a script: see rewrite) into the RESP3 one: in each command's
+// array, the flags (2), ACL categories (6) and tips (7) sets, the key
+// specs (8) a set of maps (begin_search and find_keys maps of a type and
+// a spec map, flags a set), the subcommands (9) converted alike (none:
+// an empty set, as the server sends it). Nulls
+// (unknown commands) and other shapes are kept.
+func commandInfo(v drivers.Value) drivers.Value {
+	if v.Kind != drivers.KindArray {
+		return v
+	}
+	out := make([]drivers.Value, len(v.Elems))
+	for i, c := range v.Elems {
+		out[i] = commandEntry(c)
+	}
+	return drivers.Array(out...)
+}
+
+func commandEntry(c drivers.Value) drivers.Value {
+	if c.Kind != drivers.KindArray || len(c.Elems) < 10 {
+		return c
+	}
+	e := slices.Clone(c.Elems)
+	e[2], e[6], e[7] = asSet(e[2]), asSet(e[6]), asSet(e[7])
+	if e[8].Kind == drivers.KindArray {
+		specs := make([]drivers.Value, len(e[8].Elems))
+		for i, ks := range e[8].Elems {
+			specs[i] = flatMap(ks, keySpecField)
+		}
+		e[8] = drivers.Set(specs...)
+	}
+	if e[9].Kind == drivers.KindArray && len(e[9].Elems) == 0 {
+		e[9] = drivers.Set() // the server sends no subcommands as an empty set
+	} else {
+		e[9] = commandInfo(e[9])
+	}
+	return drivers.Array(e...)
+}
+
+// keySpecField is a field of a key spec in RESP3.
+func keySpecField(key string, v drivers.Value) drivers.Value {
+	switch key {
+	case "flags":
+		return asSet(v)
+	case "begin_search", "find_keys":
+		return flatMap(v, func(key string, v drivers.Value) drivers.Value {
+			if key == "spec" {
+				return flatMap(v, func(_ string, v drivers.Value) drivers.Value { return v })
+			}
+			return v
+		})
+	}
+	return v
 }

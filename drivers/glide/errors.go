@@ -53,6 +53,10 @@ var invalidPtrOn = invalidptr.On
 //	}
 func Reexec() error { return invalidptr.Reexec() }
 
+// errConversion is the error of a batch whose replies glide's Go binding
+// failed to convert (it panicked; the panic is recovered).
+var errConversion = errors.New("glide: reply conversion failed")
+
 // errEmptyCommand fails a command without a name; the rest of its
 // pipeline is sent.
 var errEmptyCommand = errors.New("glide: empty command")

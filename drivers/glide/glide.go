@@ -55,6 +55,7 @@ package glide
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -106,11 +107,15 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 	if invalidPtrOn() {
 		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, ErrInvalidPtrCheck)
 	}
-	cfg, err := clientConfig(ctx, o)
+	user, pass, err := credentials(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, err)
 	}
-	if err := probe(ctx, o.Addr, o.DialTimeout); err != nil {
+	cfg, err := clientConfig(o, user, pass)
+	if err != nil {
+		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, err)
+	}
+	if err := probe(ctx, o, user, pass); err != nil {
 		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, err)
 	}
 	c, err := newClient(ctx, cfg)
@@ -130,8 +135,27 @@ func requestTimeout(o drivers.Options) time.Duration {
 	return defaultTimeout
 }
 
-// clientConfig translates o into glide's configuration.
-func clientConfig(ctx context.Context, o drivers.Options) (*config.ClientConfiguration, error) {
+// credentials returns the user name and password of a dial:
+// o.Credentials' (bounded by o.DialTimeout), or o's.
+func credentials(ctx context.Context, o drivers.Options) (user, pass string, err error) {
+	if o.Credentials == nil {
+		return o.Username, o.Password, nil
+	}
+	cctx, cancel := ctx, context.CancelFunc(func() {})
+	if o.DialTimeout > 0 {
+		cctx, cancel = context.WithTimeout(ctx, o.DialTimeout)
+	}
+	defer cancel()
+	user, pass, err = o.Credentials(cctx)
+	if err != nil {
+		return "", "", fmt.Errorf("credentials: %w", err)
+	}
+	return user, pass, nil
+}
+
+// clientConfig translates o, with the credentials user and pass, into
+// glide's configuration.
+func clientConfig(o drivers.Options, user, pass string) (*config.ClientConfiguration, error) {
 	host, portText, err := net.SplitHostPort(o.Addr)
 	if err != nil {
 		return nil, err
@@ -148,18 +172,6 @@ func clientConfig(ctx context.Context, o drivers.Options) (*config.ClientConfigu
 	}
 	if o.DB != 0 {
 		cfg.WithDatabaseId(o.DB)
-	}
-	user, pass := o.Username, o.Password
-	if o.Credentials != nil {
-		cctx, cancel := ctx, context.CancelFunc(func() {})
-		if o.DialTimeout > 0 {
-			cctx, cancel = context.WithTimeout(ctx, o.DialTimeout)
-		}
-		user, pass, err = o.Credentials(cctx)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("credentials: %w", err)
-		}
 	}
 	if pass != "" {
 		if user != "" {
@@ -185,21 +197,6 @@ func clientConfig(ctx context.Context, o drivers.Options) (*config.ClientConfigu
 	}
 	cfg.WithAdvancedConfiguration(adv)
 	return cfg, nil
-}
-
-// probe opens a TCP connection to addr and closes it at once. glide
-// retries a connection the server refuses until its connection timeout,
-// so that a dial of an address where nothing listens would wait
-// DialTimeout and fail as a timeout; with the probe it fails at once with
-// the refusal (ECONNREFUSED), as with valkey-go. Cost: one more TCP
-// connection per Dial.
-func probe(ctx context.Context, addr string, timeout time.Duration) error {
-	d := net.Dialer{Timeout: timeout}
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	return c.Close()
 }
 
 // newClient creates a glide client, returning when ctx ends if glide has
@@ -232,6 +229,7 @@ type Conn struct {
 	c       *glide.Client
 	cfg     *config.ClientConfiguration // for the blocking clients
 	timeout time.Duration
+	tx      txState // c's MULTI state (Exec's goroutine only)
 
 	mu     sync.Mutex
 	closed bool
@@ -262,33 +260,131 @@ func (c *Conn) Exec(ctx context.Context, cmds []drivers.Command, out []drivers.R
 			return
 		}
 	}
-	c.exec(ctx, c.c, cmds, out, nil)
+	c.exec(ctx, c.c, cmds, out, nil, &c.tx)
 }
 
-// exec sends cmds as one batch on client; opts, when not nil, replaces
-// the client's request timeout.
-func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Command, out []drivers.Result, opts *pipeline.StandaloneBatchOptions) {
-	batch := pipeline.NewStandaloneBatch(false)
+// exec sends cmds on client: as one batch, but for a command whose reply
+// glide may fail to convert (alone), which goes in a batch of its own
+// (see alone); opts, when not nil, replaces the client's request
+// timeout. tx is the client's connection's MULTI state, kept up to
+// date.
+func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Command, out []drivers.Result, opts *pipeline.StandaloneBatchOptions, tx *txState) {
+	st, plain := *tx, true
 	for _, cmd := range cmds {
+		if len(cmd.Args) == 0 {
+			continue
+		}
+		if st.kind(cmd.Args) != sendPlain {
+			plain = false
+			break
+		}
+		st.track(cmd.Args)
+	}
+	if plain { // the common case
+		*tx = st
+		c.batch(ctx, client, cmds, out, opts, nil)
+		return
+	}
+	kinds := make([]sendKind, len(cmds))
+	st = *tx
+	for i, cmd := range cmds {
+		if len(cmd.Args) == 0 {
+			continue
+		}
+		kinds[i] = st.kind(cmd.Args)
+		st.track(cmd.Args)
+	}
+	*tx = st
+	for start := 0; start < len(cmds); {
+		end := start + 1
+		if kinds[start] != sendAlone {
+			for end < len(cmds) && kinds[end] != sendAlone {
+				end++
+			}
+		}
+		if err := c.batch(ctx, client, cmds[start:end], out[start:end], opts, kinds[start:end]); err != nil {
+			failAll(out[end:], fmt.Errorf("%w: glide: an earlier part of the pipeline failed: %w", drivers.ErrNotSent, err))
+			return
+		}
+		start = end
+	}
+}
+
+// sendKind is how exec sends a command.
+type sendKind uint8
+
+const (
+	sendPlain sendKind = iota
+	sendRESP2          // between HELLO 2 and HELLO 3 (inRESP2)
+	sendAlone          // in a batch of its own (alone, or an EXEC: see txState)
+)
+
+// batch sends cmds as one batch on client: each in the batch as it is
+// but for kinds[i] sendRESP2 (kinds nil: all plain). It returns the
+// transport error that failed every command, else nil.
+func (c *Conn) batch(ctx context.Context, client *glide.Client, cmds []drivers.Command, out []drivers.Result, opts *pipeline.StandaloneBatchOptions, kinds []sendKind) error {
+	batch := pipeline.NewStandaloneBatch(false)
+	var at []int // at[i]: the index of cmds[i]'s reply in glide's; nil: i
+	n := 0
+	for i, cmd := range cmds {
+		if at != nil {
+			at[i] = n
+		}
 		if len(cmd.Args) == 0 || cmd.Args[0] == "" {
 			// glide rejects the batch for one empty command: send a
 			// harmless one in its place and fail it here.
 			batch.CustomCommand([]string{"PING"})
+			n++
+			continue
+		}
+		if refusal(cmd.Args) != "" {
+			batch.CustomCommand(refusedCommand)
+			n++
+			continue
+		}
+		if kinds != nil && kinds[i] == sendRESP2 {
+			if at == nil {
+				at = make([]int, len(cmds))
+				for j := range i {
+					at[j] = j
+				}
+			}
+			batch.CustomCommand(hello2)
+			at[i] = n + 1
+			batch.CustomCommand(cmd.Args)
+			batch.CustomCommand(hello3)
+			n += 3
 			continue
 		}
 		batch.CustomCommand(rewrite(cmd.Args))
+		n++
 	}
 	res, err := run(ctx, client, batch, opts)
-	if err == nil && len(res) != len(cmds) {
-		err = fmt.Errorf("glide: %d replies for %d commands", len(res), len(cmds))
+	if err == nil && len(res) != n {
+		err = fmt.Errorf("glide: %d replies for %d commands", len(res), n)
+	}
+	if errors.Is(err, errConversion) && len(cmds) == 1 && len(cmds[0].Args) > 0 {
+		// The command ran and the connection is sound: its reply is an
+		// error reply saying why it cannot be read.
+		out[0] = drivers.Result{Value: drivers.Error(unconvertible(cmds[0].Args[0], err))}
+		return nil
 	}
 	if err != nil {
-		failAll(out, c.transportError(ctx, err))
-		return
+		err = c.transportError(ctx, err)
+		failAll(out, err)
+		return err
 	}
-	for i, r := range res {
+	for i := range cmds {
+		r := res[i]
+		if at != nil {
+			r = res[at[i]]
+		}
 		if len(cmds[i].Args) == 0 || cmds[i].Args[0] == "" {
 			out[i] = drivers.Result{Err: errEmptyCommand}
+			continue
+		}
+		if why := refusal(cmds[i].Args); why != "" {
+			out[i] = drivers.Result{Value: drivers.Error(why)}
 			continue
 		}
 		v, err := reply(cmds[i].Args, r)
@@ -298,18 +394,113 @@ func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Co
 		}
 		out[i] = drivers.Result{Value: v}
 	}
+	return nil
+}
+
+// refusal returns the error reply of a command the driver does not send,
+// "" for the others: a script that may return a RESP3 big number
+// (riskRefuse): glide 2.5.3's core aborts the process on one (a Rust
+// todo!(), which no recover catches). In its place the batch holds
+// refusedCommand.
+func refusal(args []string) string {
+	if risk(args) == riskRefuse {
+		return "ERR vactor/drivers/glide: " + strings.ToUpper(args[0]) + " not sent: the script may return a RESP3 big number " +
+			"({big_number=...}), on which glide 2.5.3's core aborts the process"
+	}
+	return ""
+}
+
+// refusedCommand is sent in the place of a command refused (refusal): a
+// command the server does not know, so that its reply is an error and,
+// inside MULTI, EXEC fails with EXECABORT as for any command refused
+// while queued.
+var refusedCommand = []string{"VACTOR.REFUSED"}
+
+// alone reports whether args is a command that exec sends in a batch of
+// its own, because glide 2.5.3's Go binding may fail to convert its reply
+// (it panics on a map key or a set member that is not a string, and the
+// replies of the whole batch are lost): a script that may return a map or
+// a set (riskAlone). The cost is a round trip of its own; a reply that
+// then fails to convert fails that command alone, with an error reply
+// (see unconvertible).
+func alone(args []string) bool { return risk(args) == riskAlone }
+
+// unconvertible is the error reply that stands for the reply to a
+// command named name that glide could not convert (err, errConversion).
+func unconvertible(name string, err error) string {
+	return fmt.Sprintf("ERR vactor/drivers/glide: %s ran, but its reply cannot be read: "+
+		"glide 2.5.3's Go binding cannot convert it (a map key or a set member that is not a string): %v", name, err)
 }
 
 // commandScript runs COMMAND in a script: its reply then has RESP2's
 // shapes (arrays; maps as flat arrays). COMMAND's RESP3 reply holds sets
-// of maps (the key specs), which glide 2.5.3's Go binding cannot convert:
-// it panics (parseSet takes every member for a string). The engine reads
-// both shapes.
+// of maps (the key specs), and COMMAND DOCS's sets of arrays (history),
+// which glide 2.5.3's Go binding cannot convert: it panics (parseSet
+// takes every member for a string). restore rebuilds the RESP3 replies
+// (commandInfo, commandDocs).
 const commandScript = "return redis.call('COMMAND', unpack(ARGV))"
+
+// hello2 and hello3 switch the connection's protocol to RESP2 and back,
+// around a command whose RESP3 reply glide's Go binding cannot convert
+// (inRESP2). HELLO with a protocol version alone keeps the connection's
+// user, name and database, and any user may send it (the server checks
+// no ACL permission for HELLO).
+var (
+	hello2 = []string{"HELLO", "2"}
+	hello3 = []string{"HELLO", "3"}
+)
+
+// inRESP2 reports whether args is a command sent between HELLO 2 and
+// HELLO 3: one whose RESP3 reply glide 2.5.3's Go binding cannot convert
+// (it panics on a map whose keys are not strings, and the whole batch's
+// replies are lost), and whose RESP2 reply restore turns back into the
+// RESP3 one. LATENCY HISTOGRAM (its histogram_usec maps have integer
+// keys; the command may not run in a script, as COMMAND does).
+func inRESP2(args []string) bool {
+	return len(args) >= 2 && strings.EqualFold(args[0], "LATENCY") && strings.EqualFold(args[1], "HISTOGRAM")
+}
+
+// txState is a connection's MULTI state: inside MULTI nothing is sent
+// between HELLO 2 and HELLO 3 (the HELLOs would be queued, and EXEC's
+// reply would hold theirs) nor alone (its reply is QUEUED); the EXEC of
+// a transaction that queued such a command goes alone instead (its reply
+// holds theirs).
+type txState struct {
+	in    bool // inside MULTI
+	risky bool // a command queued since MULTI would be sent otherwise
+}
+
+// kind says how a command args is sent in state st.
+func (st txState) kind(args []string) sendKind {
+	switch {
+	case st.in:
+		if st.risky && strings.EqualFold(args[0], "EXEC") {
+			return sendAlone
+		}
+	case inRESP2(args):
+		return sendRESP2
+	case alone(args):
+		return sendAlone
+	}
+	return sendPlain
+}
+
+// track updates st for a command args sent on the connection.
+func (st *txState) track(args []string) {
+	remember(args)
+	switch {
+	case strings.EqualFold(args[0], "MULTI"):
+		*st = txState{in: true}
+	case strings.EqualFold(args[0], "EXEC"), strings.EqualFold(args[0], "DISCARD"):
+		*st = txState{}
+	case st.in && (inRESP2(args) || alone(args)):
+		st.risky = true
+	}
+}
 
 // rewrite returns the arguments glide is sent for args.
 func rewrite(args []string) []string {
-	if strings.EqualFold(args[0], "COMMAND") {
+	if strings.EqualFold(args[0], "COMMAND") && (len(args) == 1 || strings.EqualFold(args[1], "INFO") || strings.EqualFold(args[1], "DOCS")) {
 		return append([]string{"EVAL", commandScript, "0"}, args[1:]...)
 	}
 	return args
@@ -320,7 +511,7 @@ func rewrite(args []string) []string {
 func run(ctx context.Context, client *glide.Client, batch *pipeline.StandaloneBatch, opts *pipeline.StandaloneBatchOptions) (res []any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			res, err = nil, fmt.Errorf("glide: reply conversion failed: %v", p)
+			res, err = nil, fmt.Errorf("%w: %v", errConversion, p)
 		}
 	}()
 	if opts != nil {
@@ -349,10 +540,11 @@ func (c *Conn) execBlocking(ctx context.Context, cmds []drivers.Command, out []d
 		timeout = min(timeout, max(time.Until(dl)+time.Second, time.Millisecond))
 	}
 	opts := pipeline.NewStandaloneBatchOptions().WithTimeout(timeout)
-	c.exec(ctx, client, cmds, out, opts)
-	// A client whose call ended early may still wait on the server: it is
-	// not reused.
-	healthy := ctx.Err() == nil
+	var tx txState // a client in the pool is not inside MULTI (else it is not reused)
+	c.exec(ctx, client, cmds, out, opts, &tx)
+	healthy := ctx.Err() == nil && !tx.in
+	// A client whose call ended early may still wait on the server, or
+	// left inside MULTI: it is not reused.
 	for _, r := range out {
 		if r.Err != nil {
 			healthy = false

@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/vactor-io/vactor v0.0.0
 	github.com/valkey-io/valkey-glide/go/v2 v2.5.3
+	github.com/valkey-io/valkey-go v1.0.79
 )
 
 require (
@@ -34,7 +35,6 @@ require (
 	github.com/rs/xid v1.5.0 // indirect
 	github.com/rs/zerolog v1.33.0 // indirect
 	github.com/twmb/murmur3 v1.1.8 // indirect
-	github.com/valkey-io/valkey-go v1.0.79 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
 	go.opentelemetry.io/otel/exporters/prometheus v0.69.0 // indirect

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -200,5 +201,51 @@ func TestParityConnectionRefused(t *testing.T) {
 	}
 	if reasons["glide"] != reasons["valkey-go"] {
 		t.Errorf("reason: valkey-go %q, glide %q", reasons["valkey-go"], reasons["glide"])
+	}
+}
+
+// An ACL user without +client|setname and the default ClientName
+// ("vactor"): glide sets the name with CLIENT SETNAME after HELLO and
+// retried the refused handshake until DialTimeout (5 s), and engine.New
+// reported a timeout. It fails at once now, with the server's NOPERM as a
+// *ServerError in the *ConnectError. (valkey-go sets the name inside
+// HELLO, which any user may send, and connects.) Without a client name
+// glide connects.
+func TestParityClientNameRefused(t *testing.T) {
+	srv := valkeytest.Start(t)
+	if err := srv.AddUser("noname", "pw", "~*", "+@all", "-client|setname"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.DefaultConfig().WithAddrs(srv.Addr()).WithDriver("glide")
+	cfg.Username, cfg.Password = "noname", "pw"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	eng, err := engine.New(ctx, cfg)
+	took := time.Since(start)
+	if err == nil {
+		_ = eng.Close()
+		t.Fatal("engine.New over glide as a user without +client|setname succeeded")
+	}
+	var ce *engine.ConnectError
+	var se *engine.ServerError
+	if !errors.As(err, &ce) || !errors.As(err, &se) || se.Prefix != "NOPERM" {
+		t.Fatalf("%v (%T): want a *ConnectError with a NOPERM *ServerError in it", err, err)
+	}
+	if !strings.Contains(ce.Reason, "CLIENT SETNAME") || !strings.Contains(err.Error(), "+client|setname") {
+		t.Errorf("reason %q, error %q: want them to name CLIENT SETNAME and +client|setname", ce.Reason, err)
+	}
+	if took > 2*time.Second {
+		t.Errorf("engine.New took %s to fail", took)
+	}
+
+	cfg.ClientName = ""
+	eng, err = engine.New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("engine.New over glide without a client name: %v", err)
+	}
+	defer func() { _ = eng.Close() }()
+	if r, err := eng.Do(ctx, "PING").Await(ctx); err != nil {
+		t.Fatalf("PING: %v, %v", r, err)
 	}
 }
