@@ -157,3 +157,111 @@ func FuzzDecodeReply(f *testing.F) {
 		checkDecodeErrors(t, fmt.Sprintf("%q", b), decodeAll(valkey.NewResult(m, nil)))
 	})
 }
+
+// commandEntry is a COMMAND entry of name with the legacy first/last/step
+// and one key spec (RESP3 maps) with the given begin_search and find_keys.
+func commandEntry(name string, first, last, step int64, begin, find string) string {
+	spec := "%2\r\n+begin_search\r\n" + begin + "+find_keys\r\n" + find
+	return fmt.Sprintf("*10\r\n$%d\r\n%s\r\n:-1\r\n*0\r\n:%d\r\n:%d\r\n:%d\r\n*0\r\n*0\r\n*1\r\n%s*0\r\n",
+		len(name), name, first, last, step, spec)
+}
+
+func typedSpecText(typ string, kv ...any) string {
+	s := fmt.Sprintf("%%%d\r\n", len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		s += fmt.Sprintf("+%s\r\n", kv[i])
+		switch v := kv[i+1].(type) {
+		case int64:
+			s += fmt.Sprintf(":%d\r\n", v)
+		case string:
+			s += fmt.Sprintf("$%d\r\n%s\r\n", len(v), v)
+		}
+	}
+	return fmt.Sprintf("%%2\r\n+type\r\n$%d\r\n%s\r\n+spec\r\n%s", len(typ), typ, s)
+}
+
+// Key specs with values no server sends (huge steps, negative offsets)
+// find keys inside the arguments or none: Do used to index its arguments
+// with a position out of range, a panic on the caller's goroutine.
+func TestAuditKeySpecsOutOfRange(t *testing.T) {
+	const big = int64(1<<63 - 1)
+	idx := func(i int64) string { return typedSpecText("index", "index", i) }
+	rng := func(last, step, limit int64) string {
+		return typedSpecText("range", "lastkey", last, "keystep", step, "limit", limit)
+	}
+	keynum := func(numIdx, first, step int64) string {
+		return typedSpecText("keynum", "keynumidx", numIdx, "firstkey", first, "keystep", step)
+	}
+	none := "%0\r\n"
+	entries := []string{
+		commandEntry("rstep", 1, -1, 1, idx(1), rng(-1, big, 0)),
+		commandEntry("rstep2", 1, -1, 1, idx(1), rng(2, big-1, 0)),
+		commandEntry("rbig", 1, -1, 1, idx(big), rng(big, 1, 0)),
+		commandEntry("rneg", 1, -1, 1, idx(1), rng(-1<<62, 1, -5)),
+		commandEntry("knidx", 1, -1, 1, idx(1), keynum(big, 1, 1)),
+		commandEntry("knfirst", 1, -1, 1, idx(2), keynum(0, -10, 1)),
+		commandEntry("knstep", 1, -1, 1, idx(1), keynum(0, 1, big)),
+		commandEntry("kwfrom", 1, -1, 1, typedSpecText("keyword", "keyword", "K", "startfrom", -big), rng(0, 1, 0)),
+		commandEntry("kwfrom2", 1, -1, 1, typedSpecText("keyword", "keyword", "K", "startfrom", big), rng(0, 1, 0)),
+		// Legacy first/last/step only (no spec understood).
+		commandEntry("lstep", 1, -1, big, none, none),
+		commandEntry("lfirst", big, big, 1, none, none),
+		commandEntry("llast", 1, -big, 1, none, none),
+	}
+	table, err := parseCommandTable(resptest.Message(fmt.Sprintf("*%d\r\n%s", len(entries), strings.Join(entries, ""))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(table) != 2*len(entries) {
+		t.Fatalf("parsed %d names, want %d", len(table), 2*len(entries))
+	}
+	for name := range table {
+		for n := range 6 {
+			args := []string{"3", "K", "a", "b", "c", "K"}[:n]
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						t.Errorf("keys of %s %q panicked: %v", name, args, p)
+					}
+				}()
+				pos, _ := table.keys(nil, name, args)
+				for _, p := range pos {
+					if p < 0 || p >= len(args) {
+						t.Errorf("keys of %s %q: position %d out of range", name, args, p)
+					}
+				}
+			}()
+		}
+	}
+}
+
+// FuzzCommandTable parses any COMMAND reply and looks up keys with it:
+// no panic, every position inside the arguments. Under `go test` only the
+// seeds run.
+func FuzzCommandTable(f *testing.F) {
+	f.Add([]byte("*1\r\n" + commandEntry("get", 1, 1, 1, typedSpecText("index", "index", int64(1)), typedSpecText("range", "lastkey", int64(0), "keystep", int64(1), "limit", int64(0)))))
+	f.Add([]byte("*1\r\n" + commandEntry("eval", 0, 0, 0, typedSpecText("index", "index", int64(2)), typedSpecText("keynum", "keynumidx", int64(0), "firstkey", int64(1), "keystep", int64(1)))))
+	f.Add([]byte("*1\r\n" + commandEntry("xread", 0, 0, 0, typedSpecText("keyword", "keyword", "STREAMS", "startfrom", int64(1)), typedSpecText("range", "lastkey", int64(-1), "keystep", int64(1), "limit", int64(2)))))
+	f.Add([]byte("*1\r\n*6\r\n$4\r\nmget\r\n:-2\r\n*0\r\n:1\r\n:-1\r\n:1\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := resptest.Parse(b)
+		if err != nil {
+			return
+		}
+		table, err := parseCommandTable(m)
+		if err != nil {
+			return
+		}
+		for name := range table {
+			for n := range 7 {
+				args := []string{"2", "STREAMS", "a", "b", "-1", "c", "STREAMS"}[:n]
+				pos, _ := table.keys(nil, name, args)
+				for _, p := range pos {
+					if p < 0 || p >= len(args) {
+						t.Fatalf("keys of %s %q: position %d out of range", name, args, p)
+					}
+				}
+			}
+		}
+	})
+}
