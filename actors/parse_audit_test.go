@@ -1,0 +1,189 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/internal/resptest"
+)
+
+// The reply-parser audit of the actors: the cluster slot map (CLUSTER
+// SHARDS, CLUSTER SLOTS) and the sentinels' answers, given replies of
+// shapes no server of ours sends (another version's, a proxy's, a broken
+// server's): no panic, a clear error or the usable part of the reply.
+
+// scriptConn answers each command with the RESP text its name (the first
+// two words, "CLUSTER SHARDS") maps to; an unknown command gets an error
+// reply.
+type scriptConn struct {
+	replies map[string]string
+}
+
+func (c *scriptConn) B() valkey.Builder { return valkey.Builder{} }
+func (c *scriptConn) Close() error      { return nil }
+
+func (c *scriptConn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {
+	return c.DoMulti(ctx, cmd)[0]
+}
+
+func (c *scriptConn) DoMulti(_ context.Context, cmds ...valkey.Completed) []valkey.ValkeyResult {
+	out := make([]valkey.ValkeyResult, len(cmds))
+	for i, cmd := range cmds {
+		args := cmd.Commands()
+		name := strings.ToUpper(strings.Join(args[:min(2, len(args))], " "))
+		r, ok := c.replies[name]
+		if !ok {
+			r = "-ERR unknown command '" + name + "'\r\n"
+		}
+		out[i] = resptest.Result(r)
+	}
+	return out
+}
+
+// shardNode is a CLUSTER SHARDS node map.
+func shardNode(kv ...string) string {
+	s := fmt.Sprintf("%%%d\r\n", len(kv)/2)
+	for i, v := range kv {
+		if i%2 == 0 {
+			s += "+" + v + "\r\n"
+		} else {
+			s += strings.TrimSuffix(v, "\r\n") + "\r\n"
+		}
+	}
+	return s
+}
+
+func bulk(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
+
+var (
+	goodNode = shardNode("id", bulk("a"), "port", ":7000", "ip", bulk("10.0.0.1"), "endpoint", bulk("10.0.0.1"),
+		"role", bulk("master"), "replication-offset", ":1", "health", bulk("online"))
+	goodShard  = "%2\r\n+slots\r\n*2\r\n:0\r\n:16383\r\n+nodes\r\n*1\r\n" + goodNode
+	goodShards = "*1\r\n" + goodShard
+)
+
+// oddShards are CLUSTER SHARDS replies of other shapes.
+var oddShards = []string{
+	"*0\r\n", "_\r\n", "+OK\r\n", ":1\r\n", "%0\r\n", "*1\r\n_\r\n", "*1\r\n*0\r\n", "*1\r\n%0\r\n", "*1\r\n*1\r\n:1\r\n",
+	"*1\r\n%2\r\n+slots\r\n:1\r\n+nodes\r\n:1\r\n",
+	"*1\r\n%2\r\n+slots\r\n*3\r\n:0\r\n:100\r\n:200\r\n+nodes\r\n*1\r\n" + goodNode,
+	"*1\r\n%2\r\n+slots\r\n*2\r\n:100\r\n:0\r\n+nodes\r\n*1\r\n" + goodNode,
+	"*1\r\n%2\r\n+slots\r\n*2\r\n:-5\r\n:99999\r\n+nodes\r\n*1\r\n" + goodNode,
+	"*1\r\n%2\r\n+slots\r\n*2\r\n$1\r\n0\r\n$5\r\n16383\r\n+nodes\r\n*1\r\n" + goodNode, // numbers as strings: usable
+	"*1\r\n%2\r\n+slots\r\n*2\r\n,0\r\n#t\r\n+nodes\r\n*1\r\n" + goodNode,
+	"*1\r\n%2\r\n+slots\r\n*2\r\n:0\r\n:16383\r\n+nodes\r\n*2\r\n_\r\n*1\r\n:1\r\n",
+	"*1\r\n%2\r\n+slots\r\n*2\r\n:0\r\n:16383\r\n+nodes\r\n*1\r\n" + shardNode("port", bulk("x"), "ip", ":5", "role", ":1", "health", bulk("online")),
+	"*1\r\n%2\r\n+slots\r\n*2\r\n:0\r\n:16383\r\n+nodes\r\n*1\r\n" + shardNode("port", ":-1", "ip", bulk("h"), "role", bulk("master"), "health", bulk("online")),
+	"*1\r\n%2\r\n+slots\r\n*2\r\n:0\r\n:16383\r\n+nodes\r\n*1\r\n" + shardNode("port", ":99999999", "ip", bulk("h"), "role", bulk("master"), "health", bulk("online")),
+	"*1\r\n%2\r\n+slots\r\n*2\r\n:0\r\n:16383\r\n+nodes\r\n*1\r\n" + shardNode("port", "*1\r\n:1\r\n", "ip", "%0\r\n", "role", bulk("master"), "health", bulk("online")),
+	"*1\r\n*4\r\n+slots\r\n*2\r\n:0\r\n:16383\r\n+nodes\r\n*1\r\n*8\r\n+port\r\n:7000\r\n+ip\r\n$1\r\nh\r\n+role\r\n+master\r\n+health\r\n+online\r\n", // RESP2: usable
+	"*2\r\n" + goodShard + ":1\r\n",
+	"*1\r\n%3\r\n+slots\r\n*2\r\n:0\r\n:16383\r\n+nodes\r\n*1\r\n" + goodNode + "+availability-zone\r\n%1\r\n+x\r\n*0\r\n", // a future field
+}
+
+// oddSlots are CLUSTER SLOTS replies of other shapes.
+var oddSlots = []string{
+	"*0\r\n", "_\r\n", "+OK\r\n", "*1\r\n_\r\n", "*1\r\n*2\r\n:0\r\n:1\r\n", "*1\r\n*3\r\n:0\r\n:1\r\n_\r\n",
+	"*1\r\n*3\r\n:0\r\n:16383\r\n*0\r\n", "*1\r\n*3\r\n:0\r\n:16383\r\n*1\r\n$1\r\nh\r\n",
+	"*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$1\r\nh\r\n$1\r\nx\r\n", "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n:1\r\n:7000\r\n",
+	"*1\r\n*3\r\n:16383\r\n:0\r\n*2\r\n$1\r\nh\r\n:7000\r\n", "*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$1\r\nh\r\n:7000\r\n",
+	"*1\r\n*3\r\n$1\r\na\r\n:1\r\n*2\r\n$1\r\nh\r\n:7000\r\n", "*1\r\n*4\r\n:0\r\n:16383\r\n*2\r\n$1\r\nh\r\n:7000\r\n:1\r\n",
+	"*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$1\r\nh\r\n:7000\r\n$2\r\nid\r\n%1\r\n+hostname\r\n$1\r\nx\r\n",         // RESP3 7.0+ extra node fields: usable
+	"*2\r\n*3\r\n:0\r\n:8000\r\n*2\r\n$1\r\nh\r\n:7000\r\n*3\r\n:8001\r\n:16383\r\n*2\r\n$1\r\nh\r\n:7000\r\n", // one primary, two ranges
+}
+
+// checkTopology fails t unless fetching the slot map from a node
+// answering shards (and slots, when CLUSTER SHARDS is refused) gives a
+// map whose every slot owner is a shard with a primary, or an error.
+func checkTopology(t *testing.T, shards, slots string) {
+	t.Helper()
+	replies := map[string]string{"CLUSTER SHARDS": shards}
+	if slots != "" {
+		replies = map[string]string{"CLUSTER SHARDS": "-ERR unknown subcommand\r\n", "CLUSTER SLOTS": slots}
+	}
+	var (
+		top *Topology
+		err error
+	)
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("FetchTopology(%q, %q) panicked: %v", shards, slots, p)
+			}
+		}()
+		top, err = FetchTopology(context.Background(), &scriptConn{replies: replies}, "127.0.0.1:7000", false)
+	}()
+	if err != nil {
+		if !strings.Contains(err.Error(), "127.0.0.1:7000") {
+			t.Errorf("FetchTopology(%q, %q): %v, want an error naming the node", shards, slots, err)
+		}
+		return
+	}
+	if len(top.Shards) == 0 {
+		t.Fatalf("FetchTopology(%q, %q): a map without shards", shards, slots)
+	}
+	for slot := range uint16(Slots) {
+		if s, ok := top.Owner(slot); ok && (s.Primary == "" || len(s.Ranges) == 0) {
+			t.Fatalf("FetchTopology(%q, %q): slot %d owned by %+v", shards, slots, slot, s)
+		}
+	}
+	for _, s := range top.Shards {
+		for _, a := range append([]string{s.Primary}, s.Replicas...) {
+			if _, port, err := net.SplitHostPort(a); err != nil || !validPort(port) {
+				t.Fatalf("FetchTopology(%q, %q): node address %q", shards, slots, a)
+			}
+		}
+	}
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n > 0 && n <= 65535
+}
+
+func TestAuditTopologyOddReplies(t *testing.T) {
+	checkTopology(t, goodShards, "")
+	for _, r := range oddShards {
+		checkTopology(t, r, "")
+	}
+	for _, r := range oddSlots {
+		checkTopology(t, "", r)
+	}
+	// What is usable is used: numbers sent as strings, RESP2 flat maps,
+	// future fields.
+	for _, r := range []string{oddShards[13], oddShards[20], oddShards[21], oddShards[22]} {
+		top, err := FetchTopology(context.Background(), &scriptConn{replies: map[string]string{"CLUSTER SHARDS": r}}, "127.0.0.1:7000", false)
+		if err != nil {
+			t.Errorf("FetchTopology(%q): %v", r, err)
+		} else if top.Covered() != Slots {
+			t.Errorf("FetchTopology(%q): covered %d", r, top.Covered())
+		}
+	}
+	// Nothing usable: ErrNoTopology, naming the node.
+	_, err := FetchTopology(context.Background(), &scriptConn{replies: map[string]string{"CLUSTER SHARDS": "*1\r\n_\r\n"}}, "127.0.0.1:7000", false)
+	if !errors.Is(err, ErrNoTopology) {
+		t.Errorf("FetchTopology of a null shard: %v, want ErrNoTopology", err)
+	}
+}
+
+// FuzzTopology parses any CLUSTER SHARDS or CLUSTER SLOTS reply. Under
+// `go test` only the seeds run.
+func FuzzTopology(f *testing.F) {
+	for _, r := range append(append([]string{goodShards}, oddShards...), oddSlots...) {
+		f.Add([]byte(r))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := resptest.Parse(b); err != nil {
+			return
+		}
+		checkTopology(t, string(b), "")
+		checkTopology(t, "", string(b))
+	})
+}
