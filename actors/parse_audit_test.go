@@ -187,3 +187,70 @@ func FuzzTopology(f *testing.F) {
 		checkTopology(t, "", string(b))
 	})
 }
+
+// sentinelReplies answers querySentinel's four commands.
+func sentinelReplies(addr, master, replicas, sentinels string) *scriptConn {
+	return &scriptConn{replies: map[string]string{
+		"SENTINEL GET-MASTER-ADDR-BY-NAME": addr,
+		"SENTINEL MASTER":                  master,
+		"SENTINEL REPLICAS":                replicas,
+		"SENTINEL SENTINELS":               sentinels,
+	}}
+}
+
+func TestAuditSentinelOddReplies(t *testing.T) {
+	const good = "*2\r\n$8\r\n10.0.0.1\r\n$4\r\n6379\r\n"
+	replica := func(ip, port string) string {
+		return "%4\r\n+ip\r\n" + bulk(ip) + "+port\r\n" + bulk(port) + "+flags\r\n+slave\r\n+master-link-status\r\n+ok\r\n"
+	}
+	// Master addresses no sentinel sends: an error naming the sentinel,
+	// never an address to dial (":6379" is this host's port 6379).
+	for _, addr := range []string{
+		"*2\r\n$0\r\n\r\n$0\r\n\r\n", "*2\r\n$0\r\n\r\n$4\r\n6379\r\n", "*2\r\n$1\r\nh\r\n$1\r\nx\r\n",
+		"*2\r\n$1\r\nh\r\n$1\r\n0\r\n", "*2\r\n$1\r\nh\r\n$6\r\n165536\r\n", "*2\r\n*0\r\n*0\r\n", "*2\r\n:1\r\n:2\r\n",
+		"*3\r\n$1\r\nh\r\n$1\r\n1\r\n$1\r\n1\r\n", "*0\r\n", "+OK\r\n", ":1\r\n", "%1\r\n$1\r\nh\r\n$1\r\n1\r\n",
+	} {
+		a, err := querySentinel(context.Background(), sentinelReplies(addr, "*0\r\n", "*0\r\n", "*0\r\n"), "s:1", "m")
+		if err == nil || !strings.Contains(err.Error(), "s:1") {
+			t.Errorf("GET-MASTER-ADDR-BY-NAME %q: master %q, err %v; want an error naming the sentinel", addr, a.master, err)
+		}
+	}
+	// The optional answers of odd shapes are ignored; entries with no
+	// usable address are skipped.
+	for _, odd := range []string{"_\r\n", "+OK\r\n", ":1\r\n", "*1\r\n:1\r\n", "*1\r\n*1\r\n:1\r\n", "%1\r\n+a\r\n+b\r\n",
+		"*2\r\n" + replica("", "1") + replica("h", "x"), "*1\r\n" + replica("h", "0"), "-ERR no\r\n"} {
+		a, err := querySentinel(context.Background(), sentinelReplies(good, odd, odd, odd), "s:1", "m")
+		if err != nil || a.master != "10.0.0.1:6379" || len(a.replicas) != 0 || len(a.sentinels) != 0 || a.epoch != -1 {
+			t.Errorf("optional answers %q: %+v, %v; want the master only", odd, a, err)
+		}
+	}
+	a, err := querySentinel(context.Background(), sentinelReplies(good, "*0\r\n", "*1\r\n"+replica("10.0.0.2", "6380"), "*1\r\n"+replica("10.0.0.9", "26379")), "s:1", "m")
+	if err != nil || a.master != "10.0.0.1:6379" || len(a.replicas) != 1 || a.replicas[0] != "10.0.0.2:6380" || len(a.sentinels) != 1 {
+		t.Errorf("good answers: %+v, %v", a, err)
+	}
+	// A sentinel that does not monitor the name: no master, no error.
+	if a, err := querySentinel(context.Background(), sentinelReplies("_\r\n", "-ERR No such master\r\n", "-ERR x\r\n", "-ERR x\r\n"), "s:1", "m"); err != nil || a.master != "" {
+		t.Errorf("unknown name: %+v, %v", a, err)
+	}
+}
+
+// FuzzSentinelEvents parses any event payload.
+func FuzzSentinelEvents(f *testing.F) {
+	for _, s := range []string{"master mymaster 10.0.0.1 6379", "slave 10.0.0.2:6379 10.0.0.2 6379 @ mymaster 10.0.0.1 6379",
+		"mymaster 10.0.0.1 6379 10.0.0.2 6380", "", "slave a b c @", "master  x", "master m h x", "m h 1 h 99999", "slave a h 1 @ m h -1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if in, ok := parseInstance(s); ok && (!dialable(in.addr) || !dialable(in.master)) {
+			t.Fatalf("parseInstance(%q) = %+v", s, in)
+		}
+		if _, from, to, ok := parseSwitch(s); ok && (!dialable(from) || !dialable(to)) {
+			t.Fatalf("parseSwitch(%q) = %q, %q", s, from, to)
+		}
+	})
+}
+
+func dialable(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	return err == nil && host != "" && validPort(port)
+}
