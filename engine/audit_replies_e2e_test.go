@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/futures"
@@ -27,8 +28,20 @@ import (
 // defaults. It stops at cleanup (Close it before checking for leaks:
 // Close may be called twice).
 func fakeServer(t *testing.T, replies map[string]string) *resptest.Server {
+	srv, _ := fakeServerSet(t, replies)
+	return srv
+}
+
+// fakeServerSet is fakeServer and a function that sets a reply (to one
+// the test can write only once it knows the server's address).
+func fakeServerSet(t *testing.T, replies map[string]string) (*resptest.Server, func(cmd, reply string)) {
 	t.Helper()
 	var mu sync.Mutex
+	set := func(cmd, reply string) {
+		mu.Lock()
+		defer mu.Unlock()
+		replies[cmd] = reply
+	}
 	srv, err := resptest.NewServer(func(args []string) (string, bool) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -45,7 +58,7 @@ func fakeServer(t *testing.T, replies map[string]string) *resptest.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, set
 }
 
 func wantValue[T any](t *testing.T, ctx context.Context, what string, f *futures.Future[T], want string) {
@@ -130,6 +143,97 @@ func TestAuditRepliesPipeline(t *testing.T) {
 	if st := eng.Stats(); st.Restarts != 0 || st.Reconnects != 0 {
 		t.Errorf("odd replies cost restarts %d, reconnects %d; want none", st.Restarts, st.Reconnects)
 	}
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// shardsOf is a CLUSTER SHARDS reply: one shard serving every slot, its
+// primary at addr.
+func shardsOf(addr string) string {
+	host, port, _ := strings.Cut(addr, ":")
+	return "*1\r\n%2\r\n+slots\r\n*2\r\n:0\r\n:16383\r\n+nodes\r\n*1\r\n%5\r\n" +
+		"+id\r\n+n1\r\n+port\r\n:" + port + "\r\n+ip\r\n+" + host + "\r\n+role\r\n+master\r\n+health\r\n+online\r\n"
+}
+
+// A cluster seed whose slot map is of no usable shape: New fails at once
+// with ErrNoTopology naming the seed, and leaves no goroutine.
+func TestAuditRepliesClusterSeed(t *testing.T) {
+	for _, c := range []struct{ name, shards, slots string }{
+		{"null shard", "*1\r\n_\r\n", ""},
+		{"status", "+OK\r\n", ""},
+		{"map", "%1\r\n+slots\r\n*0\r\n", ""},
+		{"no port", "*1\r\n%2\r\n+slots\r\n*2\r\n:0\r\n:16383\r\n+nodes\r\n*1\r\n%3\r\n+ip\r\n+h\r\n+role\r\n+master\r\n+health\r\n+online\r\n", ""},
+		{"slots of a map", "-ERR unknown subcommand 'SHARDS'\r\n", "%1\r\n+a\r\n+b\r\n"},
+		{"slots without nodes", "-ERR unknown subcommand 'SHARDS'\r\n", "*1\r\n*2\r\n:0\r\n:16383\r\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			defer noLeakWithin(t, lingerDial, goleak.IgnoreCurrent())
+			replies := map[string]string{"CLUSTER SHARDS": c.shards}
+			if c.slots != "" {
+				replies["CLUSTER SLOTS"] = c.slots
+			}
+			srv := fakeServer(t, replies)
+			defer srv.Close() // before the leak check
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(srv.Addr()).WithClusterMode(true))
+			if err == nil {
+				eng.Close()
+				t.Fatal("New succeeded on a seed without a usable slot map")
+			}
+			if !errors.Is(err, actors.ErrNoTopology) || !strings.Contains(err.Error(), srv.Addr()) {
+				t.Errorf("New: %v; want ErrNoTopology naming %s", err, srv.Addr())
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("New took %s to fail", d)
+			}
+		})
+	}
+}
+
+// A cluster whose command table (COMMAND) holds key specs with numbers no
+// server sends: Do with such a command neither panics nor routes by a
+// key outside its arguments; the engine keeps serving.
+func TestAuditRepliesClusterCommandTable(t *testing.T) {
+	defer noLeakWithin(t, lingerDial, goleak.IgnoreCurrent())
+	spec := func(begin, find string) string {
+		return "*10\r\n$5\r\nknidx\r\n:-1\r\n*0\r\n:1\r\n:-1\r\n:1\r\n*0\r\n*0\r\n*1\r\n" +
+			"%2\r\n+begin_search\r\n" + begin + "+find_keys\r\n" + find + "*0\r\n"
+	}
+	table := "*3\r\n" +
+		spec("%2\r\n+type\r\n+index\r\n+spec\r\n%1\r\n+index\r\n:1\r\n",
+			"%2\r\n+type\r\n+keynum\r\n+spec\r\n%3\r\n+keynumidx\r\n:9223372036854775807\r\n+firstkey\r\n:1\r\n+keystep\r\n:1\r\n") +
+		"*2\r\n:1\r\n:2\r\n" + // not an entry
+		"*6\r\n$3\r\nget\r\n:2\r\n*0\r\n:1\r\n:1\r\n:1\r\n"
+	srv, set := fakeServerSet(t, map[string]string{
+		"COMMAND":  table,
+		"KNIDX":    "+OK\r\n",
+		"GET good": "$2\r\nok\r\n",
+	})
+	defer srv.Close() // before the leak check
+	set("CLUSTER SHARDS", shardsOf(srv.Addr()))
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithClusterMode(true))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, args := range [][]string{{"a"}, {"a", "b", "c"}} {
+		var f *futures.Future[engine.Reply]
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Fatalf("Do KNIDX %q panicked: %v", args, p)
+				}
+			}()
+			f = eng.Do(ctx, "KNIDX", args...)
+		}()
+		if r, err := f.Await(ctx); err != nil {
+			t.Errorf("Do KNIDX %q: %v", args, err)
+		} else if s, _ := r.String(); s != "OK" {
+			t.Errorf("Do KNIDX %q = %q", args, s)
+		}
+	}
+	wantValue(t, ctx, "GET good", eng.Get(ctx, "good"), "ok")
 	if err := eng.Close(); err != nil {
 		t.Fatal(err)
 	}
