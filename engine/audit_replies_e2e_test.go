@@ -238,3 +238,62 @@ func TestAuditRepliesClusterCommandTable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Replies around the protocol's edges: an attribute or a push before a
+// reply is skipped; bytes that are no RESP break the connection: the
+// commands on it fail (none hangs), and the engine reconnects and serves.
+func TestAuditRepliesBrokenWire(t *testing.T) {
+	defer noLeakWithin(t, lingerDial, goleak.IgnoreCurrent())
+	srv := fakeServer(t, map[string]string{
+		"GET good":  "$2\r\nok\r\n",
+		"GET attr":  "|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n$2\r\nok\r\n",
+		"GET push":  ">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n$2\r\nok\r\n",
+		"GET inval": ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n$2\r\nok\r\n",
+		"GET junk":  "?what\r\n",
+	})
+	defer srv.Close() // before the leak check
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	p := eng.Pipeline()
+	edges := []*futures.Future[string]{p.Get("attr"), p.Get("push"), p.Get("inval")}
+	if err := p.Exec(ctx); err != nil {
+		t.Fatalf("Exec: %v", err)
+	}
+	for i, f := range edges {
+		wantValue(t, ctx, fmt.Sprintf("GET edge %d", i), f, "ok")
+	}
+
+	p = eng.Pipeline()
+	before, junk, after := p.Get("good"), p.Get("junk"), p.Get("good")
+	_ = p.Exec(ctx)
+	if ctx.Err() != nil {
+		t.Fatal("the pipeline with a broken reply did not complete")
+	}
+	if v, err := junk.Await(ctx); err == nil {
+		t.Errorf("GET junk = %q, want an error", v)
+	}
+	// valkey-go fails every command of a pipeline whose replies it could
+	// not read to the end, those it had read included: the others get
+	// their value or an error, never a wrong value.
+	for _, f := range []*futures.Future[string]{before, after} {
+		if v, err := f.Await(ctx); err == nil && v != "ok" {
+			t.Errorf("GET good next to the junk = %q", v)
+		}
+	}
+	// The engine reconnects and serves again.
+	for {
+		v, err := eng.Get(ctx, "good").Await(ctx)
+		if err == nil && v == "ok" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the engine does not serve after a broken reply: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the reconnect, bounded by ctx
+	}
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
