@@ -254,3 +254,33 @@ func dialable(addr string) bool {
 	host, port, err := net.SplitHostPort(addr)
 	return err == nil && host != "" && validPort(port)
 }
+
+func TestAuditRedirectAddr(t *testing.T) {
+	for _, c := range []struct {
+		reply, moved, ask string
+	}{
+		{"-MOVED 3999 127.0.0.1:6381\r\n", "127.0.0.1:6381", ""},
+		{"-ASK 3999 127.0.0.1:6381\r\n", "", "127.0.0.1:6381"},
+		{"-MOVED 1 ::1:7000\r\n", "[::1]:7000", ""},
+		{"-MOVED\r\n", "", ""}, {"-MOVED 1\r\n", "", ""}, {"-ASK\r\n", "", ""}, {"-ASK me\r\n", "", ""},
+		{"-ASKEW 1 2\r\n", "", ""}, {"-MOVEDX 1 2\r\n", "", ""},
+	} {
+		r := resptest.Result(c.reply)
+		ve, ok := valkey.IsValkeyErr(r.Error())
+		if !ok {
+			t.Fatalf("%q: not an error reply", c.reply)
+		}
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Errorf("%q panicked: %v", c.reply, p)
+				}
+			}()
+			m, mok := MovedAddr(ve)
+			a, aok := AskAddr(ve)
+			if m != c.moved || mok != (c.moved != "") || a != c.ask || aok != (c.ask != "") {
+				t.Errorf("%q: MovedAddr %q %v, AskAddr %q %v; want %q, %q", c.reply, m, mok, a, aok, c.moved, c.ask)
+			}
+		}()
+	}
+}

@@ -297,3 +297,42 @@ func TestAuditRepliesBrokenWire(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// In cluster mode, error replies that start like a redirect but are none
+// ("MOVED" alone, "ASK me"): the command fails with its *ServerError; the
+// other commands of its pipeline complete, and the connection actor is
+// not restarted (valkey-go's IsMoved and IsAsk index the third word of
+// the text unchecked: a panic on the connection actor failed the whole
+// batch with mailbox.ErrActorFailed).
+func TestAuditRepliesClusterBadRedirect(t *testing.T) {
+	defer noLeakWithin(t, lingerDial, goleak.IgnoreCurrent())
+	srv, set := fakeServerSet(t, map[string]string{
+		"GET good":  "$2\r\nok\r\n",
+		"GET moved": "-MOVED\r\n",
+		"GET ask":   "-ASK me\r\n",
+		"GET askx":  "-ASKEW 1\r\n",
+		"COMMAND":   "*0\r\n",
+	})
+	defer srv.Close() // before the leak check
+	set("CLUSTER SHARDS", shardsOf(srv.Addr()))
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithClusterMode(true))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, key := range []string{"moved", "ask", "askx"} {
+		p := eng.Pipeline()
+		before, bad, after := p.Get("good"), p.Get(key), p.Get("good")
+		_ = p.Exec(ctx)
+		wantValue(t, ctx, "GET good before "+key, before, "ok")
+		wantValue(t, ctx, "GET good after "+key, after, "ok")
+		var se *engine.ServerError
+		if v, err := bad.Await(ctx); !errors.As(err, &se) {
+			t.Errorf("GET %s = %q, %v; want its *ServerError", key, v, err)
+		}
+	}
+	if st := eng.Stats(); st.Restarts != 0 {
+		t.Errorf("odd redirects cost %d actor restarts", st.Restarts)
+	}
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
