@@ -336,3 +336,27 @@ func TestAuditRepliesClusterBadRedirect(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// In cluster mode an MGET split by slot whose node answers with fewer
+// values than keys fails with ErrReplyType (it indexed the short reply:
+// a panic on a futures callback goroutine, which ended the process).
+func TestAuditRepliesClusterShortMGet(t *testing.T) {
+	defer noLeakWithin(t, lingerDial, goleak.IgnoreCurrent())
+	srv, set := fakeServerSet(t, map[string]string{
+		"MGET":     "*1\r\n$1\r\nx\r\n",
+		"GET good": "$2\r\nok\r\n",
+		"COMMAND":  "*0\r\n",
+	})
+	defer srv.Close() // before the leak check
+	set("CLUSTER SHARDS", shardsOf(srv.Addr()))
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithClusterMode(true))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Keys of different slots, two of them in one: MGET is split, and the
+	// part of two keys gets one value.
+	wantReplyType(t, ctx, "MGET split, short", eng.MGet(ctx, "a{1}", "b{1}", "c{2}"))
+	wantValue(t, ctx, "GET good", eng.Get(ctx, "good"), "ok")
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
