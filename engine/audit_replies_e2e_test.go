@@ -360,3 +360,34 @@ func TestAuditRepliesClusterShortMGet(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A server (or a proxy) that speaks RESP2 only: valkey-go falls back to
+// RESP2, and the decoders read RESP2's shapes (flat arrays for maps and
+// scores, arrays of pairs for XREAD, flat arrays for XINFO GROUPS).
+func TestAuditRepliesRESP2(t *testing.T) {
+	defer noLeakWithin(t, lingerDial, goleak.IgnoreCurrent())
+	srv := fakeServer(t, map[string]string{
+		"HELLO":       "-ERR unknown command 'HELLO'\r\n",
+		"HGETALL h":   "*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n",
+		"ZRANGE z":    "*4\r\n$1\r\nm\r\n$3\r\n1.5\r\n$1\r\nn\r\n$1\r\n2\r\n",
+		"XREAD":       "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+		"XINFO":       "*1\r\n*8\r\n$4\r\nname\r\n$1\r\ng\r\n$9\r\nconsumers\r\n:2\r\n$7\r\npending\r\n:3\r\n$17\r\nlast-delivered-id\r\n$3\r\n1-1\r\n",
+		"GET nothing": "$-1\r\n",
+		"HGETALL odd": "*3\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n",
+	})
+	defer srv.Close() // before the leak check
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wantValue(t, ctx, "HGETALL h", eng.HGetAll(ctx, "h"), "map[a:1 b:2]")
+	wantValue(t, ctx, "ZRANGE WITHSCORES", eng.ZRangeWithScores(ctx, "z", 0, -1), "[{m 1.5} {n 2}]")
+	wantValue(t, ctx, "XREAD", eng.XRead(ctx, 10, map[string]string{"s": "0"}), "map[s:[{1-1 map[f:v]}]]")
+	wantValue(t, ctx, "XINFO GROUPS", eng.XInfoGroups(ctx, "s"), "[{g 2 3 1-1}]")
+	if v, err := eng.Get(ctx, "nothing").Await(ctx); !errors.Is(err, engine.ErrNil) {
+		t.Errorf("GET of a RESP2 null = %q, %v; want ErrNil", v, err)
+	}
+	wantReplyType(t, ctx, "HGETALL of an odd array", eng.HGetAll(ctx, "odd"))
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
