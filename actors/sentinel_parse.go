@@ -58,7 +58,8 @@ type instance struct {
 	master string // the primary the instance belongs to (addr itself for a primary)
 }
 
-// parseInstance reads an event payload naming an instance.
+// parseInstance reads an event payload naming an instance; false when it
+// names none (a port that is not one included).
 func parseInstance(payload string) (instance, bool) {
 	f := strings.Fields(payload)
 	if len(f) < 4 {
@@ -66,25 +67,33 @@ func parseInstance(payload string) (instance, bool) {
 	}
 	switch f[0] {
 	case "master":
-		a := net.JoinHostPort(f[2], f[3])
-		return instance{name: f[1], addr: a, master: a}, true
+		a, ok := hostPort(f[2], f[3])
+		return instance{name: f[1], addr: a, master: a}, ok
 	case "slave":
 		// slave <ip>:<port> <ip> <port> @ <name> <master ip> <master port>
 		if len(f) < 8 || f[4] != "@" {
 			return instance{}, false
 		}
-		return instance{name: f[5], addr: net.JoinHostPort(f[2], f[3]), master: net.JoinHostPort(f[6], f[7])}, true
+		a, ok1 := hostPort(f[2], f[3])
+		m, ok2 := hostPort(f[6], f[7])
+		return instance{name: f[5], addr: a, master: m}, ok1 && ok2
 	}
 	return instance{}, false
 }
 
-// parseSwitch reads a +switch-master payload.
+// parseSwitch reads a +switch-master payload; false when its addresses
+// are not ones.
 func parseSwitch(payload string) (name, from, to string, ok bool) {
 	f := strings.Fields(payload)
 	if len(f) != 5 {
 		return "", "", "", false
 	}
-	return f[0], net.JoinHostPort(f[1], f[2]), net.JoinHostPort(f[3], f[4]), true
+	from, ok1 := hostPort(f[1], f[2])
+	to, ok2 := hostPort(f[3], f[4])
+	if !ok1 || !ok2 {
+		return "", "", "", false
+	}
+	return f[0], from, to, true
 }
 
 // sentinelAnswer is what one sentinel says about the master name.
@@ -133,7 +142,11 @@ func querySentinel(ctx context.Context, conn drivers.ValkeyConn, from, name stri
 	case len(addr) != 2:
 		return a, fmt.Errorf("sentinel %s: SENTINEL GET-MASTER-ADDR-BY-NAME %s: %d fields", from, name, len(addr))
 	}
-	a.master = net.JoinHostPort(addr[0], addr[1])
+	master, ok := hostPort(addr[0], addr[1])
+	if !ok {
+		return a, fmt.Errorf("sentinel %s: SENTINEL GET-MASTER-ADDR-BY-NAME %s: no address in %q", from, name, addr)
+	}
+	a.master = master
 	if m, err := rs[1].AsStrMap(); err == nil {
 		if e, err := strconv.ParseInt(m["config-epoch"], 10, 64); err == nil {
 			a.epoch = e
@@ -149,19 +162,34 @@ func querySentinel(ctx context.Context, conn drivers.ValkeyConn, from, name stri
 			if err != nil || !healthyReplica(m) {
 				continue
 			}
-			a.replicas = append(a.replicas, net.JoinHostPort(m["ip"], m["port"]))
+			if addr, ok := hostPort(m["ip"], m["port"]); ok {
+				a.replicas = append(a.replicas, addr)
+			}
 		}
 	}
 	if list, err := rs[3].ToArray(); err == nil {
 		for _, r := range list {
 			m, err := r.AsStrMap()
-			if err != nil || m["ip"] == "" || m["port"] == "" {
+			if err != nil {
 				continue
 			}
-			a.sentinels = append(a.sentinels, net.JoinHostPort(m["ip"], m["port"]))
+			if addr, ok := hostPort(m["ip"], m["port"]); ok {
+				a.sentinels = append(a.sentinels, addr)
+			}
 		}
 	}
 	return a, nil
+}
+
+// hostPort joins a host and a port a sentinel sent; false when they are
+// no address to dial (an empty host would dial this machine, a port out of
+// range no one): a broken sentinel's or a proxy's answer.
+func hostPort(host, port string) (string, bool) {
+	n, err := strconv.Atoi(port)
+	if host == "" || err != nil || n <= 0 || n > 65535 {
+		return "", false
+	}
+	return net.JoinHostPort(host, port), true
 }
 
 // healthyReplica reports whether a SENTINEL REPLICAS entry can serve

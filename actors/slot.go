@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,15 +131,45 @@ func (c *Collector) close(err error) {
 }
 
 func isMoved(ve *valkey.ValkeyError, addr *string) bool {
-	a, ok := ve.IsMoved()
+	a, ok := MovedAddr(ve)
 	*addr = a
 	return ok
 }
 
 func isAsk(ve *valkey.ValkeyError, addr *string) bool {
-	a, ok := ve.IsAsk()
+	a, ok := AskAddr(ve)
 	*addr = a
 	return ok
+}
+
+// MovedAddr returns the target address of a MOVED redirect ("MOVED
+// <slot> <host:port>"); false for any other reply, one that only starts
+// like a MOVED included ("MOVED" alone, from a broken server or a proxy).
+// Use it, not valkey-go's IsMoved, which indexes the third word unchecked
+// (a panic on such replies) and takes any text starting with "MOVED".
+func MovedAddr(ve *valkey.ValkeyError) (string, bool) {
+	if !redirectShape(ve, "MOVED ") {
+		return "", false
+	}
+	return ve.IsMoved()
+}
+
+// AskAddr is MovedAddr for an ASK redirect ("ASK <slot> <host:port>").
+func AskAddr(ve *valkey.ValkeyError) (string, bool) {
+	if !redirectShape(ve, "ASK ") {
+		return "", false
+	}
+	return ve.IsAsk()
+}
+
+// redirectShape reports whether ve's text is prefix and at least two more
+// words, as valkey-go's IsMoved and IsAsk read it.
+func redirectShape(ve *valkey.ValkeyError, prefix string) bool {
+	if ve == nil || ve.IsNil() {
+		return false
+	}
+	text := ve.Error()
+	return strings.HasPrefix(text, prefix) && strings.Count(text, " ") >= 2
 }
 
 // Router is what a slot actor needs from the engine: the connection actor

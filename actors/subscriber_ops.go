@@ -205,6 +205,6 @@ func isMovedErr(err error) bool {
 	if !ok {
 		return false
 	}
-	_, moved := ve.IsMoved()
+	_, moved := MovedAddr(ve)
 	return moved
 }

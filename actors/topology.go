@@ -114,7 +114,8 @@ func topologyFrom(shards []Shard, addr string) (*Topology, error) {
 }
 
 // endpoint joins a node's reported endpoint and port, falling back to the
-// queried address's host when the node does not know its own.
+// queried address's host when the node does not know its own; "" when the
+// port is not one (0 for a node without a plain port, or out of range).
 func endpoint(host string, port int64, queried string) string {
 	if host == "" || host == "?" {
 		h, _, err := net.SplitHostPort(queried)
@@ -123,7 +124,7 @@ func endpoint(host string, port int64, queried string) string {
 		}
 		host = h
 	}
-	if port <= 0 {
+	if port <= 0 || port > 65535 { // a broken reply's: no node to dial there
 		return ""
 	}
 	return net.JoinHostPort(host, strconv.FormatInt(port, 10))

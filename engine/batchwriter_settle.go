@@ -63,7 +63,7 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 		}
 		var ve *valkey.ValkeyError
 		if errors.As(err, &ve) && int(it.tries) < w.opts.MaxRetries && !stopping {
-			if addr, ok := ve.IsMoved(); ok && w.e.cl != nil {
+			if addr, ok := actors.MovedAddr(ve); ok && w.e.cl != nil {
 				w.e.cl.Moved(it.slot, addr)
 				it.tries++
 				if moved == nil {
@@ -72,7 +72,7 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 				moved[addr] = append(moved[addr], *it)
 				continue
 			}
-			if addr, ok := ve.IsAsk(); ok && w.e.cl != nil {
+			if addr, ok := actors.AskAddr(ve); ok && w.e.cl != nil {
 				it.tries++
 				it.flags |= asking
 				if moved == nil {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/futures"
@@ -74,6 +75,9 @@ func (e *Engine) splitMGet(ctx context.Context, keys []string, groups [][]int) *
 	return futures.Then(futures.Join(fs...), func(parts [][]*string) ([]*string, error) {
 		out := make([]*string, len(keys))
 		for i, g := range groups {
+			if len(parts[i]) != len(g) { // a broken server's or a proxy's
+				return nil, fmt.Errorf("%w: MGET of %d keys answered with %d values", ErrReplyType, len(g), len(parts[i]))
+			}
 			for j, pos := range g {
 				out[pos] = parts[i][j]
 			}

@@ -107,7 +107,7 @@ func decodeTTLMillis(r valkey.ValkeyResult) (TTL, error)  { return decodeTTL(r, 
 func decodeTTL(r valkey.ValkeyResult, unit time.Duration) (TTL, error) {
 	n, err := r.AsInt64()
 	if err != nil {
-		return TTL{}, err
+		return TTL{}, typed(&r, err)
 	}
 	return ttlOf(n, unit), nil
 }

@@ -174,7 +174,7 @@ func (e *Engine) SetArgs(ctx context.Context, key, value string, o SetOptions) *
 			return SetResult{Written: !cond || o.NX}, nil
 		}
 		if err != nil {
-			return SetResult{}, err
+			return SetResult{}, typed(&res, err)
 		}
 		// A previous value existed: XX (or no condition) wrote, NX did not.
 		return SetResult{Written: !o.NX, Old: old, OldExists: true}, nil

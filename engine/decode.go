@@ -1,19 +1,80 @@
 package engine
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/valkey-io/valkey-go"
 )
 
 // Decoders turn a reply into a typed result. They are plain functions (no
-// closures) so a request stores them without allocating.
-var (
-	decodeString  = valkey.ValkeyResult.ToString
-	decodeInt64   = valkey.ValkeyResult.AsInt64
-	decodeFloat64 = valkey.ValkeyResult.AsFloat64
-	decodeBool    = valkey.ValkeyResult.AsBool
-	decodeStrings = valkey.ValkeyResult.AsStrSlice
-	decodeStrMap  = valkey.ValkeyResult.AsStrMap
-)
+// closures) so a request stores them without allocating. A reply of
+// another shape than the command's (another server version's, a proxy's)
+// fails the command with an error wrapping ErrReplyType (see typed).
+
+func decodeString(res valkey.ValkeyResult) (string, error) {
+	v, err := res.ToString()
+	if err != nil {
+		return v, typed(&res, err)
+	}
+	return v, nil
+}
+
+func decodeInt64(res valkey.ValkeyResult) (int64, error) {
+	v, err := res.AsInt64()
+	if err != nil {
+		return v, typed(&res, err)
+	}
+	return v, nil
+}
+
+func decodeFloat64(res valkey.ValkeyResult) (float64, error) {
+	v, err := res.AsFloat64()
+	if err != nil {
+		return v, typed(&res, err)
+	}
+	return v, nil
+}
+
+func decodeBool(res valkey.ValkeyResult) (bool, error) {
+	v, err := res.AsBool()
+	if err != nil {
+		return v, typed(&res, err)
+	}
+	return v, nil
+}
+
+func decodeStrings(res valkey.ValkeyResult) ([]string, error) {
+	v, err := res.AsStrSlice()
+	if err != nil {
+		return v, typed(&res, err)
+	}
+	return v, nil
+}
+
+func decodeStrMap(res valkey.ValkeyResult) (map[string]string, error) {
+	v, err := res.AsStrMap()
+	if err != nil {
+		return v, typed(&res, err)
+	}
+	return v, nil
+}
+
+// typed returns err, the error of decoding res, wrapped with
+// ErrReplyType when the server did answer, with a reply that is neither
+// an error reply nor a nil (those keep their meaning: *ServerError,
+// ErrNil) but of another shape than the decoder's: valkey-go's parse
+// errors, a failed number parse, a wrong element count. Transport errors
+// pass through.
+func typed(res *valkey.ValkeyResult, err error) error {
+	if err == nil || res.NonValkeyError() != nil || errors.Is(err, ErrReplyType) {
+		return err
+	}
+	if _, ok := err.(*valkey.ValkeyError); ok { // an error reply or a nil, maybe an element's
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrReplyType, err)
+}
 
 // decodeOK checks a status reply.
 func decodeOK(res valkey.ValkeyResult) (struct{}, error) {
@@ -23,7 +84,7 @@ func decodeOK(res valkey.ValkeyResult) (struct{}, error) {
 // decodeIntBool reads an integer reply as n == 1 (EXPIRE, SETNX, HSETNX...).
 func decodeIntBool(res valkey.ValkeyResult) (bool, error) {
 	n, err := res.AsInt64()
-	return n == 1, err
+	return n == 1, typed(&res, err)
 }
 
 // decodeNullableStrings reads an array whose elements may be null (MGET,
@@ -31,7 +92,7 @@ func decodeIntBool(res valkey.ValkeyResult) (bool, error) {
 func decodeNullableStrings(res valkey.ValkeyResult) ([]*string, error) {
 	arr, err := res.ToArray()
 	if err != nil {
-		return nil, err
+		return nil, typed(&res, err)
 	}
 	out := make([]*string, len(arr))
 	for i, m := range arr {
@@ -40,7 +101,7 @@ func decodeNullableStrings(res valkey.ValkeyResult) ([]*string, error) {
 		}
 		s, err := m.ToString()
 		if err != nil {
-			return nil, err
+			return nil, typed(&res, err)
 		}
 		out[i] = &s
 	}

@@ -9,7 +9,7 @@ import (
 func decodeZs(res valkey.ValkeyResult) ([]Z, error) {
 	zs, err := res.AsZScores()
 	if err != nil {
-		return nil, err
+		return nil, typed(&res, err)
 	}
 	out := make([]Z, len(zs))
 	for i, z := range zs {
@@ -22,7 +22,7 @@ func decodeZs(res valkey.ValkeyResult) ([]Z, error) {
 func decodeScanPage(res valkey.ValkeyResult) (ScanPage, error) {
 	se, err := res.AsScanEntry()
 	if err != nil {
-		return ScanPage{}, err
+		return ScanPage{}, typed(&res, err)
 	}
 	return ScanPage{Cursor: se.Cursor, Keys: se.Elements}, nil
 }

@@ -43,6 +43,11 @@ func toEntries(m valkey.ValkeyMessage) ([]XEntry, error) {
 
 // decodeXEntries reads XRANGE, XREVRANGE and XCLAIM replies.
 func decodeXEntries(res valkey.ValkeyResult) ([]XEntry, error) {
+	v, err := parseXEntries(res)
+	return v, typed(&res, err)
+}
+
+func parseXEntries(res valkey.ValkeyResult) ([]XEntry, error) {
 	m, err := res.ToMessage()
 	if err != nil {
 		return nil, err
@@ -54,6 +59,11 @@ func decodeXEntries(res valkey.ValkeyResult) ([]XEntry, error) {
 // entries (RESP3) or an array of [stream, entries] pairs (RESP2); a null
 // reply (nothing to read) is an empty map.
 func decodeXRead(res valkey.ValkeyResult) (map[string][]XEntry, error) {
+	v, err := parseXRead(res)
+	return v, typed(&res, err)
+}
+
+func parseXRead(res valkey.ValkeyResult) (map[string][]XEntry, error) {
 	m, err := res.ToMessage()
 	if valkey.IsValkeyNil(err) {
 		return map[string][]XEntry{}, nil
@@ -108,6 +118,11 @@ func optString(m valkey.ValkeyMessage) (string, error) {
 
 // decodeXPendingSummary reads [count, lower, upper, [[consumer, n]...]].
 func decodeXPendingSummary(res valkey.ValkeyResult) (XPendingSummary, error) {
+	v, err := parseXPendingSummary(res)
+	return v, typed(&res, err)
+}
+
+func parseXPendingSummary(res valkey.ValkeyResult) (XPendingSummary, error) {
 	arr, err := res.ToArray()
 	if err != nil {
 		return XPendingSummary{}, err
@@ -156,6 +171,11 @@ func decodeXPendingSummary(res valkey.ValkeyResult) (XPendingSummary, error) {
 
 // decodeXPendingEntries reads [[id, consumer, idle ms, deliveries]...].
 func decodeXPendingEntries(res valkey.ValkeyResult) ([]XPendingEntry, error) {
+	v, err := parseXPendingEntries(res)
+	return v, typed(&res, err)
+}
+
+func parseXPendingEntries(res valkey.ValkeyResult) ([]XPendingEntry, error) {
 	arr, err := res.ToArray()
 	if err != nil {
 		return nil, err
@@ -191,6 +211,11 @@ func decodeXPendingEntries(res valkey.ValkeyResult) ([]XPendingEntry, error) {
 // decodeXAutoClaim reads [next, entries, deleted IDs]; servers before 7.0
 // send no deleted IDs.
 func decodeXAutoClaim(res valkey.ValkeyResult) (XAutoClaimResult, error) {
+	v, err := parseXAutoClaim(res)
+	return v, typed(&res, err)
+}
+
+func parseXAutoClaim(res valkey.ValkeyResult) (XAutoClaimResult, error) {
 	arr, err := res.ToArray()
 	if err != nil {
 		return XAutoClaimResult{}, err
@@ -217,6 +242,11 @@ func decodeXAutoClaim(res valkey.ValkeyResult) (XAutoClaimResult, error) {
 // decodeXGroups reads XINFO GROUPS: one map (RESP3) or flat array (RESP2)
 // per group.
 func decodeXGroups(res valkey.ValkeyResult) ([]XGroupInfo, error) {
+	v, err := parseXGroups(res)
+	return v, typed(&res, err)
+}
+
+func parseXGroups(res valkey.ValkeyResult) ([]XGroupInfo, error) {
 	arr, err := res.ToArray()
 	if err != nil {
 		return nil, err

@@ -124,7 +124,7 @@ func (c *commandKeys) appendLegacy(dst []int, args []string) []int {
 	if last < 0 {
 		last += argc
 	}
-	step := max(c.step, 1)
+	step := min(max(c.step, 1), argc) // a bigger step would overflow i
 	for i := c.first; i <= last && i < argc; i += step {
 		dst = append(dst, i-1)
 	}
@@ -134,7 +134,9 @@ func (c *commandKeys) appendLegacy(dst []int, args []string) []int {
 // appendKeys finds the spec's keys as the server does (getKeysUsingKeySpecs
 // in Redis 7 and Valkey). A spec that does not match the arguments (a
 // keyword missing, a bad key count: the server refuses the command or
-// finds no key there) adds nothing.
+// finds no key there) adds nothing; nor does one whose numbers no server
+// sends (a broken one's: an offset past any argument list, a negative
+// first key): the positions it appends are always inside args.
 func (s *keySpec) appendKeys(dst []int, args []string) []int {
 	argc := len(args) + 1 // argv = name + args
 	first := 0
@@ -153,13 +155,15 @@ func (s *keySpec) appendKeys(dst []int, args []string) []int {
 			}
 		}
 	}
-	if first < 1 {
+	if first < 1 || first >= argc {
 		return dst
 	}
 	var last int
 	switch s.find {
 	case findRange:
 		switch {
+		case s.lastKey >= argc: // first + lastKey could overflow
+			return dst
 		case s.lastKey >= 0:
 			last = first + s.lastKey
 		case s.limit <= 0:
@@ -168,7 +172,7 @@ func (s *keySpec) appendKeys(dst []int, args []string) []int {
 			last = first + (argc-first)/s.limit + s.lastKey
 		}
 	case findKeynum:
-		if first+s.keyNumIdx >= argc || s.keyNumIdx < 0 {
+		if s.keyNumIdx < 0 || s.keyNumIdx >= argc-first || s.firstKey > argc {
 			return dst
 		}
 		n, err := strconv.Atoi(args[first+s.keyNumIdx-1])
@@ -180,10 +184,10 @@ func (s *keySpec) appendKeys(dst []int, args []string) []int {
 	default:
 		return dst
 	}
-	if first >= argc || last >= argc || last < first {
+	if first < 1 || first >= argc || last >= argc || last < first {
 		return dst
 	}
-	step := max(s.keyStep, 1)
+	step := min(max(s.keyStep, 1), argc) // a bigger step would overflow i
 	for i := first; i <= last; i += step {
 		dst = append(dst, i-1)
 	}

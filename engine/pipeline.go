@@ -71,7 +71,8 @@ func (e *Engine) Pipeline() *Pipeline {
 // after the first reply, about 110 futures succeeded while 480 INCRs ran).
 //
 // Each future carries its own command's result: an error reply (WRONGTYPE,
-// ...) or ErrNil fails only that future. Exec returns the first other
+// ...), ErrNil or a reply of another shape (ErrReplyType) fails only that
+// future. Exec returns the first other
 // failure in command order: a transport error (ErrOutcomeUnknown, ...),
 // ErrCircuitOpen, ErrClosed, or ctx's error; nil when every command got a
 // reply. When ctx ends before every reply came back Exec returns ctx's
@@ -214,10 +215,11 @@ func awaitAll(ctx context.Context, q []entry) error {
 }
 
 // isReplyError reports whether err is a command's own reply: an error
-// reply or a nil reply, as opposed to a failure to get a reply.
+// reply, a nil reply or one of another shape than the command's
+// (ErrReplyType), as opposed to a failure to get a reply.
 func isReplyError(err error) bool {
 	var se *ServerError
-	return errors.Is(err, ErrNil) || errors.As(err, &se)
+	return errors.Is(err, ErrNil) || errors.Is(err, ErrReplyType) || errors.As(err, &se)
 }
 
 // commands records the commands of a Pipeline or a Tx. Its methods are

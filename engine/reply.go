@@ -34,10 +34,13 @@ func (r Reply) Err() error {
 
 // ErrReplyType fails a Reply accessor asked for a type the reply does not
 // hold or cannot be converted to: String of an array, Int64 of "abc" or
-// of a boolean, Strings of an array holding arrays, Map of a string. The
-// error wraps ErrReplyType (and, for a failed number parse, the
-// *strconv.NumError). A nil reply gives ErrNil instead, an error reply
-// its *ServerError.
+// of a boolean, Strings of an array holding arrays, Map of a string. It
+// also fails a typed command (Get, Incr, XPending, ...) whose reply has
+// another shape than the command's: a server of another version, a proxy
+// or a broken server; the other commands of its pipeline are not
+// affected. The error wraps ErrReplyType (and the error of the failed
+// conversion: a *strconv.NumError for a failed number parse). A nil
+// reply gives ErrNil instead, an error reply its *ServerError.
 var ErrReplyType = errors.New("vactor: reply type mismatch")
 
 // typeError wraps err, a conversion error of valkey-go or strconv, with
