@@ -640,6 +640,9 @@ func TestAuditConsumer(t *testing.T) {
 		ids := csProduce(t, ctx, eng, "ac:s2", 0, 500)
 		csWait(t, 15*time.Second, "all handled", func() bool { return h.all(ids) })
 		csWait(t, 10*time.Second, "all acked", func() bool { return csPending(t, ctx, eng, "ac:s2", "g") == 0 })
+		// Acked counts an XACK when its reply arrives, which may be after
+		// the server shows nothing pending.
+		csWait(t, 10*time.Second, "XACK replies counted", func() bool { return c.Stats().Acked >= 500 })
 		if st := c.Stats(); st.Failed != 50*2+20 || st.Handled < 500 || st.Acked < 500 {
 			t.Fatalf("stats %+v, want 120 failures and 500 handled", st)
 		}
