@@ -39,6 +39,18 @@ func waitPools(t *testing.T, eng *engine.Engine, within time.Duration, what stri
 	}
 }
 
+// allIdle reports whether every open connection of a pool is idle.
+func allIdle(open, idle map[string]int) bool {
+	n, m := 0, 0
+	for _, v := range open {
+		n += v
+	}
+	for _, v := range idle {
+		m += v
+	}
+	return n == m
+}
+
 func TestAuditTxPoolCluster(t *testing.T) {
 	c := valkeytest.StartClusterT(t)
 	eng := clusterEngine(t, c)
@@ -300,17 +312,7 @@ func TestAuditTxWatchEndedCtxReusesConn(t *testing.T) {
 		t.Fatalf("Watch whose ctx ended: %v, want DeadlineExceeded", err)
 	}
 	// The UNWATCH runs in the background and gives the connection back.
-	waitPools(t, eng, 5*time.Second, "the ended Watch's connection back idle", func(open, idle map[string]int) bool {
-		n := 0
-		for _, v := range open {
-			n += v
-		}
-		m := 0
-		for _, v := range idle {
-			m += v
-		}
-		return n == m
-	})
+	waitPools(t, eng, 5*time.Second, "the ended Watch's connection back idle", allIdle)
 	ctx := ctxT(t)
 	var second int64
 	if err := eng.Watch(ctx, func(tx *engine.Tx) error {
@@ -410,4 +412,75 @@ func deadlineOf(t *testing.T, ctx context.Context) time.Time {
 		t.Fatal("ctx without deadline")
 	}
 	return dl
+}
+
+// A Dedicated call whose ctx ended after it used its connection gives the
+// connection back (RESET in the background) instead of closing it, and
+// returns at its deadline also when the server does not answer.
+func TestAuditDedicatedEndedCtxReusesConn(t *testing.T) {
+	eng, srv := newEngine(t)
+	ctx := ctxT(t)
+	id := func(ctx context.Context, d *engine.DedicatedConn) int64 {
+		r, err := d.Do(ctx, "CLIENT", "ID")
+		if err != nil {
+			t.Errorf("CLIENT ID: %v", err)
+			return -1
+		}
+		n, err := r.Int64()
+		if err != nil {
+			t.Errorf("CLIENT ID reply: %v", err)
+		}
+		return n
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	var first int64
+	err := eng.Dedicated(short, func(d *engine.DedicatedConn) error {
+		first = id(short, d)
+		<-short.Done()
+		return short.Err()
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dedicated whose ctx ended: %v, want DeadlineExceeded", err)
+	}
+	waitPools(t, eng, 5*time.Second, "the ended Dedicated's connection back idle", allIdle)
+	var second int64
+	if err := eng.Dedicated(ctx, func(d *engine.DedicatedConn) error { second = id(ctx, d); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if first != second {
+		t.Fatalf("the second Dedicated ran on connection %d, not on %d: the first was closed", second, first)
+	}
+
+	// The server stops answering after the call's command: the call still
+	// returns at its deadline, and the connection whose RESET got no
+	// answer within its bound is closed, not lent again.
+	short2, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel2()
+	err = eng.Dedicated(short2, func(d *engine.DedicatedConn) error {
+		id(short2, d)
+		if err := srv.Pause(); err != nil {
+			t.Errorf("pause: %v", err)
+		}
+		<-short2.Done()
+		return short2.Err()
+	})
+	late := time.Since(deadlineOf(t, short2))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dedicated: %v, want DeadlineExceeded", err)
+	}
+	if late > 500*time.Millisecond {
+		t.Fatalf("Dedicated returned %v after its deadline", late)
+	}
+	waitPools(t, eng, 5*time.Second, "the unanswered RESET's connection closed", func(open, _ map[string]int) bool { return len(open) == 0 })
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	var third int64
+	if err := eng.Dedicated(ctx, func(d *engine.DedicatedConn) error { third = id(ctx, d); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if third == second {
+		t.Fatalf("a connection whose RESET got no answer was lent again (%d)", third)
+	}
 }

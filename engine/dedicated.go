@@ -40,9 +40,11 @@ import (
 // the connection is put back as it was dialled: one round trip of RESET
 // (which ends MULTI, WATCH, CLIENT TRACKING, READONLY, NO-EVICT, ... and
 // selects database 0 as the default user), then HELLO 3 with the
-// configured user, password and client name, and SELECT Config.DB. It is
-// closed instead, and never reused, when that fails, when a command on it
-// had a transport error, when ctx has ended, when fn sent a command whose
+// configured user, password and client name, and SELECT Config.DB (when
+// ctx has ended by then, in the background on a context of its own bounded
+// to a second: Dedicated returns at once). It is closed instead, and never
+// reused, when that fails, when a command on it had a transport error,
+// when fn sent a command whose
 // effect RESET does not undo everywhere (CLIENT NO-EVICT, NO-TOUCH,
 // SETINFO, CAPA), or when fn panics (the panic goes on after the
 // connection is closed). RESET needs Valkey, or Redis 6.2 or later;
@@ -288,13 +290,39 @@ func (c *DedicatedConn) release(ctx context.Context, ok bool) {
 	conn := c.conn
 	c.conn = nil
 	healthy := ok && c.broken == nil && !c.sticky
-	if healthy && c.used {
+	if healthy && c.used && conn != nil {
+		if ctx.Err() != nil {
+			// The caller's ctx ended: Dedicated returns now, the RESET
+			// runs on a goroutine (Close waits for it).
+			c.mu.Unlock()
+			c.resetLater(ctx, conn)
+			return
+		}
 		healthy = c.e.resetConn(ctx, conn)
 	}
 	c.mu.Unlock()
 	if conn != nil {
 		c.e.ded.put(c.addr, conn, healthy)
 	}
+}
+
+// resetLater resets conn (resetConn) on a goroutine of its own, on a
+// context with ctx's values bounded by cleanupTimeout, and gives it back
+// (closed when the reset failed or the pool closed meanwhile): a
+// Dedicated call whose ctx ended keeps its connection for the next one
+// without waiting for the RESET.
+func (c *DedicatedConn) resetLater(ctx context.Context, conn drivers.ValkeyConn) {
+	e, addr := c.e, c.addr
+	if e.ded.enter() != nil { // the pool closed: it closes conn
+		e.ded.put(addr, conn, false)
+		return
+	}
+	go func() {
+		defer e.ded.leave()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		e.ded.put(addr, conn, e.resetConn(cctx, conn))
+	}()
 }
 
 // resetConn puts conn back in the state it was dialled in: RESET, then
