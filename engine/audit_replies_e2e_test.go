@@ -150,6 +150,15 @@ func TestAuditRepliesPipeline(t *testing.T) {
 
 // shardsOf is a CLUSTER SHARDS reply: one shard serving every slot, its
 // primary at addr.
+// fakeCluster starts a fake server answering as a one-node cluster
+// (CLUSTER SHARDS) and with replies, and an engine in cluster mode on it.
+func fakeCluster(t *testing.T, replies map[string]string) (*resptest.Server, *engine.Engine) {
+	t.Helper()
+	srv, set := fakeServerSet(t, replies)
+	set("CLUSTER SHARDS", shardsOf(srv.Addr()))
+	return srv, engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithClusterMode(true))
+}
+
 func shardsOf(addr string) string {
 	host, port, _ := strings.Cut(addr, ":")
 	return "*1\r\n%2\r\n+slots\r\n*2\r\n:0\r\n:16383\r\n+nodes\r\n*1\r\n%5\r\n" +
@@ -207,14 +216,12 @@ func TestAuditRepliesClusterCommandTable(t *testing.T) {
 			"%2\r\n+type\r\n+keynum\r\n+spec\r\n%3\r\n+keynumidx\r\n:9223372036854775807\r\n+firstkey\r\n:1\r\n+keystep\r\n:1\r\n") +
 		"*2\r\n:1\r\n:2\r\n" + // not an entry
 		"*6\r\n$3\r\nget\r\n:2\r\n*0\r\n:1\r\n:1\r\n:1\r\n"
-	srv, set := fakeServerSet(t, map[string]string{
+	srv, eng := fakeCluster(t, map[string]string{
 		"COMMAND":  table,
 		"KNIDX":    "+OK\r\n",
 		"GET good": "$2\r\nok\r\n",
 	})
 	defer srv.Close() // before the leak check
-	set("CLUSTER SHARDS", shardsOf(srv.Addr()))
-	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithClusterMode(true))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, args := range [][]string{{"a"}, {"a", "b", "c"}} {
@@ -306,7 +313,7 @@ func TestAuditRepliesBrokenWire(t *testing.T) {
 // batch with mailbox.ErrActorFailed).
 func TestAuditRepliesClusterBadRedirect(t *testing.T) {
 	defer noLeakWithin(t, lingerDial, goleak.IgnoreCurrent())
-	srv, set := fakeServerSet(t, map[string]string{
+	srv, eng := fakeCluster(t, map[string]string{
 		"GET good":  "$2\r\nok\r\n",
 		"GET moved": "-MOVED\r\n",
 		"GET ask":   "-ASK me\r\n",
@@ -314,8 +321,6 @@ func TestAuditRepliesClusterBadRedirect(t *testing.T) {
 		"COMMAND":   "*0\r\n",
 	})
 	defer srv.Close() // before the leak check
-	set("CLUSTER SHARDS", shardsOf(srv.Addr()))
-	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithClusterMode(true))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, key := range []string{"moved", "ask", "askx"} {
@@ -342,14 +347,12 @@ func TestAuditRepliesClusterBadRedirect(t *testing.T) {
 // a panic on a futures callback goroutine, which ended the process).
 func TestAuditRepliesClusterShortMGet(t *testing.T) {
 	defer noLeakWithin(t, lingerDial, goleak.IgnoreCurrent())
-	srv, set := fakeServerSet(t, map[string]string{
+	srv, eng := fakeCluster(t, map[string]string{
 		"MGET":     "*1\r\n$1\r\nx\r\n",
 		"GET good": "$2\r\nok\r\n",
 		"COMMAND":  "*0\r\n",
 	})
 	defer srv.Close() // before the leak check
-	set("CLUSTER SHARDS", shardsOf(srv.Addr()))
-	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithClusterMode(true))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Keys of different slots, two of them in one: MGET is split, and the

@@ -176,16 +176,7 @@ func TestObserveTwoEnginesSameNode(t *testing.T) {
 	srv := valkeytest.Start(t)
 	conns := 0
 	for _, pool := range []int{2, 3} {
-		eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithPoolSize(pool).WithHooks(h))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer eng.Close()
-		reg, err := h.Observe(eng)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer reg.Unregister()
+		eng := observed(t, ctx, h, config.DefaultConfig().WithAddrs(srv.Addr()).WithPoolSize(pool).WithHooks(h))
 		conns += len(eng.Stats().Conns)
 	}
 	ms := collect(t, reader)
@@ -226,17 +217,7 @@ func TestObserveTwoEnginesMailboxDepth(t *testing.T) {
 	srv := valkeytest.Start(t)
 	var busy, idle *engine.Engine
 	for _, e := range []**engine.Engine{&busy, &idle} {
-		eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithPoolSize(1).WithHooks(h))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer eng.Close()
-		reg, err := h.Observe(eng)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer reg.Unregister()
-		*e = eng
+		*e = observed(t, ctx, h, config.DefaultConfig().WithAddrs(srv.Addr()).WithPoolSize(1).WithHooks(h))
 	}
 	// Writes wait on the server: busy's first SET stays in flight, the
 	// next ten in its mailbox.

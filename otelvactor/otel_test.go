@@ -136,6 +136,23 @@ func hookedEngine(t *testing.T, ctx context.Context, h *otelvactor.Hook) *engine
 	return eng
 }
 
+// observed opens an engine with cfg and registers it with h.Observe;
+// the registration and the engine end at cleanup.
+func observed(t *testing.T, ctx context.Context, h *otelvactor.Hook, cfg config.Config) *engine.Engine {
+	t.Helper()
+	eng, err := engine.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	reg, err := h.Observe(eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Unregister() })
+	return eng
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
@@ -159,16 +176,7 @@ func TestScriptedRun(t *testing.T) {
 	cfg := config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).
 		WithCircuitBreakerOpenTimeout(250 * time.Millisecond).WithHooks(h)
 	ctx := ctxT(t)
-	eng, err := engine.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	reg, err := h.Observe(eng)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Unregister()
+	eng := observed(t, ctx, h, cfg)
 
 	ctx, parent := tp.Tracer("test").Start(ctx, "request")
 	const n = 30
