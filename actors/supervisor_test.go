@@ -117,9 +117,14 @@ func TestSupervisorStopWithoutCloseErr(t *testing.T) {
 // A supervisor without connections starts and stops.
 func TestSupervisorEmpty(t *testing.T) {
 	snapshot := goleak.IgnoreCurrent()
-	h := start(t)
-	h.stop(t)
-	h.shutdown(t, snapshot)
+	h := start(t) // fails unless Ready is closed after Spawn, not before
+	select {
+	case <-h.sup.Stopped():
+		t.Fatal("Stopped() closed while the supervisor runs")
+	default:
+	}
+	h.stop(t)               // fails unless Stopped is closed
+	h.shutdown(t, snapshot) // fails on a goroutine left behind
 }
 
 // Two supervisors live side by side in one system (names do not clash),
