@@ -170,11 +170,7 @@ func TestOperationNameCase(t *testing.T) {
 // is no attribute) with the sum of the streams' latest values, not one of
 // them picked at random.
 func TestConsumerLagSumsStreamsOfAGroup(t *testing.T) {
-	mp, reader, _, _ := providers(t)
-	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, reader := metricsHook(t)
 	h.OnConsumerEvent(hooks.Consumer{Kind: hooks.Lag, Stream: "orders", Group: "workers", Consumer: "c1", Lag: 5, Pending: 2})
 	h.OnConsumerEvent(hooks.Consumer{Kind: hooks.Lag, Stream: "payments", Group: "workers", Consumer: "c2", Lag: 7, Pending: 3})
 	h.OnConsumerEvent(hooks.Consumer{Kind: hooks.Lag, Stream: "audit", Group: "auditors", Consumer: "c3", Lag: -1, Pending: 4})

@@ -17,7 +17,6 @@ import (
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/hooks"
-	"github.com/vactor-io/vactor/otelvactor"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -89,11 +88,7 @@ func (l *lagSeen) all(names ...string) bool {
 // consumer were reported for ever. A group another consumer still reads
 // stays reported.
 func TestConsumerLagEndsWhenConsumerStops(t *testing.T) {
-	mp, reader, _, _ := providers(t)
-	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, reader := metricsHook(t)
 	ctx := ctxT(t)
 	lags := &lagSeen{seen: map[string]bool{}}
 	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(valkeytest.Start(t).Addr()).WithHooks(h, lags))
@@ -167,11 +162,7 @@ func TestConsumerLagEndsWhenConsumerStops(t *testing.T) {
 // own: the SDK happens to add up duplicate observations of an up-down
 // counter, so this passed; it did not for gauges, see the next test.)
 func TestObserveTwoEnginesSameNode(t *testing.T) {
-	mp, reader, _, _ := providers(t)
-	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, reader := metricsHook(t)
 	ctx := ctxT(t)
 	srv := valkeytest.Start(t)
 	conns := 0
@@ -208,11 +199,7 @@ func TestObserveTwoEnginesSameNode(t *testing.T) {
 // series and the engine observed last won (here the idle one: 0 reported
 // with 10 commands queued).
 func TestObserveTwoEnginesMailboxDepth(t *testing.T) {
-	mp, reader, _, _ := providers(t)
-	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, reader := metricsHook(t)
 	ctx := ctxT(t)
 	srv := valkeytest.Start(t)
 	var busy, idle *engine.Engine
@@ -270,11 +257,7 @@ func TestObserveTwoEnginesMailboxDepth(t *testing.T) {
 // names of their own ("host:port/tx", "host:port/dedicated"): before, it
 // counted the connection actors' connections only.
 func TestConnectionCountDedicatedPools(t *testing.T) {
-	mp, reader, _, _ := providers(t)
-	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, reader := metricsHook(t)
 	ctx := ctxT(t)
 	eng := hookedEngine(t, ctx, h)
 	defer eng.Close()

@@ -28,6 +28,18 @@ import (
 
 // providers returns a meter provider read by hand and a tracer provider
 // that records every span.
+// metricsHook returns a Hook without tracing on an in-memory meter
+// provider, and the provider's reader.
+func metricsHook(t *testing.T) (*otelvactor.Hook, *sdkmetric.ManualReader) {
+	t.Helper()
+	mp, reader, _, _ := providers(t)
+	h, err := otelvactor.New(otelvactor.WithMeterProvider(mp), otelvactor.WithoutTracing())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, reader
+}
+
 func providers(t *testing.T) (*sdkmetric.MeterProvider, *sdkmetric.ManualReader, *sdktrace.TracerProvider, *tracetest.SpanRecorder) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
