@@ -37,8 +37,8 @@ type contender struct {
 var contenders = []contender{
 	{"vactor", false, "vactor engine futures: Get(ctx, k).Await(ctx)", openVactor},
 	{"vactor-sync", false, "vactor's synchronous Client (Engine.Sync)", openVactorSync},
-	{"valkey-go", true, "valkey-go v1.0.79, default ClientOption", openValkeyGo(0)},
-	{"valkey-go-fd20", true, "valkey-go v1.0.79, MaxFlushDelay 20µs", openValkeyGo(20 * time.Microsecond)},
+	{"valkey-go", true, "valkey-go v1.0.80, default ClientOption", openValkeyGo(0)},
+	{"valkey-go-fd20", true, "valkey-go v1.0.80, MaxFlushDelay 20µs", openValkeyGo(20 * time.Microsecond)},
 	{"go-redis", true, "go-redis v9.23.0, connection pool (default Options)", openGoRedis(false)},
 	{"go-redis-ap", true, "go-redis v9.23.0, Client.AutoPipeline() (blocking autopipeliner, default options)", openGoRedis(true)},
 }
