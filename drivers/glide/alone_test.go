@@ -1,0 +1,230 @@
+package glide_test
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/drivers/glide"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// pipeline sends cmds through c as one pipeline and returns the replies
+// and the sizes of the glide batches it went out in.
+func pipeline(t *testing.T, c drivers.ValkeyConn, cmds [][]string) ([]valkey.ValkeyResult, []int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var sizes []int
+	restore := glide.OnBatch(func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() })
+	defer restore()
+	built := make([]valkey.Completed, len(cmds))
+	for i, args := range cmds {
+		built[i] = c.B().Arbitrary(args...).Build()
+	}
+	rs := c.DoMulti(ctx, built...)
+	mu.Lock()
+	defer mu.Unlock()
+	return rs, slices.Clone(sizes)
+}
+
+// wantUnreadable checks that rs[i] is an error reply saying that the
+// reply of cmds[i] cannot be read (it ran: no transport error).
+func wantUnreadable(t *testing.T, cmds [][]string, rs []valkey.ValkeyResult, is ...int) {
+	t.Helper()
+	for _, i := range is {
+		err := rs[i].Error()
+		if err == nil || rs[i].NonValkeyError() != nil || !strings.Contains(err.Error(), "cannot be read") {
+			t.Errorf("%q: %v (transport error: %v), want an error reply saying the reply cannot be read", cmds[i], err, rs[i].NonValkeyError())
+		}
+	}
+}
+
+// wantStrings checks that rs[i] reads as want[i] for each i in want.
+func wantStrings(t *testing.T, cmds [][]string, rs []valkey.ValkeyResult, want map[int]string) {
+	t.Helper()
+	for i, w := range want {
+		if v, err := rs[i].ToString(); err != nil || v != w {
+			if n, ierr := rs[i].AsInt64(); ierr == nil && fmt.Sprint(n) == w {
+				continue
+			}
+			t.Errorf("%q = %q, %v; want %q", cmds[i], v, err, w)
+		}
+	}
+}
+
+// unique makes a script's text unseen by the driver in this process
+// (the digests it saw are shared by every Conn).
+func unique(t *testing.T, body string) string {
+	return fmt.Sprintf("-- %s %d\n%s", t.Name(), time.Now().UnixNano(), body)
+}
+
+// EVALSHA of scripts the driver has not seen (loaded by another client)
+// and FCALL of functions whose replies glide cannot convert (a map with
+// an integer key, after redis.setresp(3); a set of integers) go in
+// batches of their own, in the pipeline's order: each fails alone, with
+// an error reply; the commands around them get their replies, and see
+// their effects in order. The whole pipeline failed with glide's panic.
+func TestUnseenScriptAndFunctionAlone(t *testing.T) {
+	srv := valkeytest.Start(t)
+	lib := "#!lua name=vactorlib\n" +
+		"redis.register_function('fmap', function(keys, args) redis.setresp(3); redis.call('INCR', keys[1]); return {map={[1]=2}} end)\n" +
+		"redis.register_function{function_name='fset', callback=function(keys, args) return {set={[7]=true}} end, flags={'no-writes'}}\n" +
+		"redis.register_function('fstr', function(keys, args) return redis.call('GET', keys[1]) end)"
+	var shas []string
+	for _, cmd := range [][]string{
+		{"FUNCTION", "LOAD", lib},
+		{"SCRIPT", "LOAD", unique(t, "return {map={[1]=2}}")},
+		{"SCRIPT", "LOAD", unique(t, "return {set={[1]=true}}")},
+	} {
+		r, err := srv.Do(cmd...) // another client: the driver sees none of them
+		if err != nil {
+			t.Fatalf("%q: %v", cmd[:2], err)
+		}
+		if cmd[0] == "SCRIPT" {
+			shas = append(shas, fmt.Sprint(r))
+		}
+	}
+	c := dialFast(t, glide.Driver{}, srv.Addr())
+	cmds := [][]string{
+		{"SET", "k", "1"},
+		{"FCALL", "fmap", "1", "k"}, // k = 2
+		{"INCR", "k"},               // 3
+		{"fcall_ro", "fset", "0"},
+		{"FCALL", "fstr", "1", "k"},
+		{"EVALSHA", shas[0], "0"},
+		{"GET", "k"},
+		{"EVALSHA_RO", strings.ToUpper(shas[1]), "0"},
+		{"INCR", "k"}, // 4
+	}
+	rs, sizes := pipeline(t, c, cmds)
+	wantUnreadable(t, cmds, rs, 1, 3, 5, 7)
+	wantStrings(t, cmds, rs, map[int]string{0: "OK", 2: "3", 4: "3", 6: "3", 8: "4"})
+	if want := []int{1, 1, 1, 1, 1, 1, 1, 1, 1}; !slices.Equal(sizes, want) {
+		t.Errorf("batches of %v, want %v", sizes, want)
+	}
+	// Seen by the driver now (EVAL): judged by its text, and harmless.
+	plain := unique(t, "return 'plain'")
+	rs, _ = pipeline(t, c, [][]string{{"EVAL", plain, "0"}, {"GET", "k"}})
+	if v, err := rs[0].ToString(); err != nil || v != "plain" {
+		t.Errorf("EVAL = %q, %v", v, err)
+	}
+	sum := sha(plain)
+	rs, sizes = pipeline(t, c, [][]string{{"GET", "k"}, {"EVALSHA", sum, "0"}, {"GET", "k"}})
+	if v, err := rs[1].ToString(); err != nil || v != "plain" {
+		t.Errorf("EVALSHA = %q, %v", v, err)
+	}
+	if !slices.Equal(sizes, []int{3}) {
+		t.Errorf("EVALSHA of a harmless script seen: batches of %v, want [3]", sizes)
+	}
+}
+
+// A command that is not one of the server's own (a module's; here
+// DEBUG renamed, so that its reply can be what a module's may be: a map
+// with integer keys, a set of integers) goes in a batch of its own: it
+// fails alone, with an error reply. The whole pipeline failed.
+func TestUnknownCommandAlone(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{Args: []string{
+		"--enable-debug-command", "yes", "--rename-command", "DEBUG", "VACTOR.DEBUG",
+	}})
+	c := dialFast(t, glide.Driver{}, srv.Addr())
+	cmds := [][]string{
+		{"SET", "k", "1"},
+		{"VACTOR.DEBUG", "PROTOCOL", "map"},
+		{"GET", "k"},
+		{"vactor.debug", "PROTOCOL", "set"},
+		{"VACTOR.DEBUG", "PROTOCOL", "double"}, // convertible: read as sent
+		{"INCR", "k"},
+	}
+	rs, sizes := pipeline(t, c, cmds)
+	wantUnreadable(t, cmds, rs, 1, 3)
+	wantStrings(t, cmds, rs, map[int]string{0: "OK", 2: "1", 5: "2"})
+	if f, err := rs[4].AsFloat64(); err != nil || f != 3.141 {
+		t.Errorf("%q = %v, %v", cmds[4], f, err)
+	}
+	if want := []int{1, 1, 1, 1, 1, 1}; !slices.Equal(sizes, want) {
+		t.Errorf("batches of %v, want %v", sizes, want)
+	}
+}
+
+// DEBUG PROTOCOL bignum and attrib are not sent: glide 2.5.3's core
+// aborts the process on a RESP3 big number or attribute ("not yet
+// implemented"; this test binary died with it). They fail with an error
+// reply that says why; inside MULTI the transaction is aborted. DEBUG
+// PROTOCOL map and set go alone (glide's Go binding cannot convert
+// them).
+func TestDebugProtocolRefused(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{Args: []string{"--enable-debug-command", "yes"}})
+	c := dialFast(t, glide.Driver{}, srv.Addr())
+	cmds := [][]string{
+		{"SET", "k", "1"},
+		{"DEBUG", "PROTOCOL", "bignum"},
+		{"GET", "k"},
+		{"debug", "protocol", "Attrib"},
+		{"DEBUG", "PROTOCOL", "map"},
+		{"DEBUG", "PROTOCOL", "set"},
+		{"MULTI"}, {"INCR", "k"}, {"DEBUG", "PROTOCOL", "BIGNUM"}, {"EXEC"},
+		{"GET", "k"},
+	}
+	rs, _ := pipeline(t, c, cmds)
+	for _, i := range []int{1, 3} {
+		if err := rs[i].Error(); err == nil || rs[i].NonValkeyError() != nil || !strings.Contains(err.Error(), "not sent") {
+			t.Errorf("%q: %v, want an error reply saying it was not sent", cmds[i], err)
+		}
+	}
+	wantUnreadable(t, cmds, rs, 4, 5)
+	if err := rs[9].Error(); err == nil || !strings.HasPrefix(err.Error(), "EXECABORT") {
+		t.Errorf("EXEC: %v, want EXECABORT", err)
+	}
+	wantStrings(t, cmds, rs, map[int]string{0: "OK", 2: "1", 10: "1"})
+}
+
+// A pipeline of the server's own commands, of any case, with harmless
+// scripts (EVAL, and EVALSHA of a script the driver saw loaded) and a
+// transaction, goes out as one glide batch: sending some commands alone
+// costs nothing to the others.
+func TestOrdinaryPipelineNotSplit(t *testing.T) {
+	srv := valkeytest.Start(t)
+	c := dialFast(t, glide.Driver{}, srv.Addr())
+	body := unique(t, "return redis.call('GET', KEYS[1])")
+	rs, _ := pipeline(t, c, [][]string{{"SCRIPT", "LOAD", body}})
+	sum, err := rs[0].ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := [][]string{
+		{"SET", "s", "v"}, {"get", "s"}, {"Incr", "n"}, {"MGET", "s", "n"}, {"HSET", "h", "a", "1"},
+		{"HGETALL", "h"}, {"SADD", "st", "x"}, {"SMEMBERS", "st"}, {"ZADD", "z", "1", "a"},
+		{"ZRANGE", "z", "0", "-1", "WITHSCORES"}, {"XADD", "x", "1-1", "f", "v"}, {"XRANGE", "x", "-", "+"},
+		{"EXPIRE", "s", "100"}, {"TTL", "s"}, {"EVAL", "return redis.call('GET', KEYS[1])", "1", "s"},
+		{"EVALSHA", sum, "1", "s"}, {"evalsha_ro", strings.ToUpper(sum), "1", "s"},
+		{"MULTI"}, {"INCR", "n"}, {"GET", "s"}, {"EXEC"},
+		{"CONFIG", "GET", "maxmemory"}, {"CLIENT", "ID"}, {"INFO", "server"}, {"COMMAND", "COUNT"},
+		{"DEBUG", "SLEEP", "0"}, {"PING"}, {"ECHO", "e"}, {"DEL", "s"},
+	}
+	rs, sizes := pipeline(t, c, cmds)
+	if !slices.Equal(sizes, []int{len(cmds)}) {
+		t.Errorf("batches of %v, want one of %d", sizes, len(cmds))
+	}
+	wantStrings(t, cmds, rs, map[int]string{1: "v", 2: "1", 14: "v", 15: "v", 16: "v"})
+	for i, r := range rs {
+		if err := r.NonValkeyError(); err != nil {
+			t.Errorf("%q: %v", cmds[i], err)
+		}
+	}
+}
+
+func sha(body string) string {
+	sum := sha1.Sum([]byte(body))
+	return hex.EncodeToString(sum[:])
+}
