@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/drivers/glide"
+	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -227,4 +229,37 @@ func TestOrdinaryPipelineNotSplit(t *testing.T) {
 func sha(body string) string {
 	sum := sha1.Sum([]byte(body))
 	return hex.EncodeToString(sum[:])
+}
+
+// Through the engine, a pipeline holding FCALL of a function whose reply
+// glide cannot convert: the FCALL fails with a *ServerError, the other
+// commands get their replies, nothing is retried or reconnected. They
+// all failed with ErrOutcomeUnknown and the connection was opened again.
+func TestFunctionAloneEngine(t *testing.T) {
+	eng, srv := parityEngine(t, "glide")
+	lib := "#!lua name=vactorlib2\nredis.register_function('fmap2', function(keys, args) redis.setresp(3); return {map={[1]=2}} end)"
+	if _, err := srv.Do("FUNCTION", "LOAD", lib); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	p := eng.Pipeline()
+	set := p.Set("k", "1", 0)
+	fcall := p.Do("FCALL", "fmap2", "0")
+	incr := p.Incr("k")
+	if err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := set.Await(ctx); err != nil {
+		t.Errorf("SET: %v", err)
+	}
+	var se *engine.ServerError
+	if _, err := fcall.Await(ctx); !errors.As(err, &se) || !strings.Contains(se.Message, "cannot be read") {
+		t.Errorf("FCALL: %v (%T), want a *ServerError saying the reply cannot be read", err, err)
+	}
+	if n, err := incr.Await(ctx); err != nil || n != 2 {
+		t.Errorf("INCR = %d, %v", n, err)
+	}
+	if st := eng.Stats(); st.Reconnects != 0 || st.OutcomeUnknown != 0 {
+		t.Errorf("%d reconnects, %d outcome-unknown failures", st.Reconnects, st.OutcomeUnknown)
+	}
 }
