@@ -45,13 +45,18 @@ func bodyRisk(body string) scriptRisk {
 }
 
 // seen maps the SHA1 digests (lower-case hex) of the scripts seen in
-// SCRIPT LOAD and EVAL to their scriptRisk, up to maxSeen of them (no
-// more are kept: a digest not kept is judged unseen). Shared by every
+// SCRIPT LOAD and EVAL to their scriptRisk: up to maxSeen harmless ones
+// and maxSeen risky ones (no more are kept: a digest not kept is judged
+// unseen, and goes alone). Risky ones are counted apart, so that many
+// harmless scripts (texts built with their values, say) cannot push a
+// big-number script out and let its EVALSHA through. Shared by every
 // Conn: a digest names the same script on any server.
 var seen struct {
-	mu   sync.RWMutex
-	risk map[string]scriptRisk
-	full atomic.Bool
+	mu     sync.RWMutex
+	risk   map[string]scriptRisk
+	harmN  int         // harmless digests kept
+	riskyN int         // risky digests kept
+	full   atomic.Bool // harmN == maxSeen: harmless scripts are not hashed
 }
 
 const maxSeen = 10000
@@ -128,7 +133,7 @@ func debugRisk(args []string) scriptRisk {
 // or runs by its text (EVAL: the server keeps it for EVALSHA too), with
 // its risk.
 func remember(args []string) {
-	if len(args) < 2 || seen.full.Load() {
+	if len(args) < 2 {
 		return
 	}
 	var body string
@@ -140,6 +145,10 @@ func remember(args []string) {
 	default:
 		return
 	}
+	r := bodyRisk(body)
+	if r == riskNone && seen.full.Load() {
+		return
+	}
 	sum := sha1.Sum([]byte(body))
 	var buf [2 * sha1.Size]byte
 	hex.Encode(buf[:], sum[:])
@@ -149,16 +158,24 @@ func remember(args []string) {
 	if ok {
 		return
 	}
-	r := bodyRisk(body)
 	seen.mu.Lock()
+	defer seen.mu.Unlock()
+	if _, ok := seen.risk[string(buf[:])]; ok {
+		return
+	}
+	n := &seen.harmN
+	if r != riskNone {
+		n = &seen.riskyN
+	}
+	if *n >= maxSeen {
+		return
+	}
 	if seen.risk == nil {
 		seen.risk = map[string]scriptRisk{}
 	}
-	if len(seen.risk) < maxSeen {
-		seen.risk[string(buf[:])] = r
-	}
-	seen.full.Store(len(seen.risk) >= maxSeen)
-	seen.mu.Unlock()
+	seen.risk[string(buf[:])] = r
+	*n++
+	seen.full.Store(seen.harmN >= maxSeen)
 }
 
 func isEval(name string) bool {

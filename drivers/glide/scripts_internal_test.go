@@ -3,6 +3,7 @@ package glide
 import (
 	"crypto/sha1"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -79,5 +80,39 @@ func BenchmarkRemember(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		remember(args)
+	}
+}
+
+// Many harmless scripts (texts built with their values) fill the table
+// of digests for harmless ones only: a big-number script loaded after
+// them is still known by its digest, and its EVALSHA is refused (not
+// sent: it would abort the process), not taken for one unseen.
+func TestSeenHarmlessDoNotPushOutRisky(t *testing.T) {
+	seen.mu.Lock()
+	saved := seen.risk
+	savedHarm, savedRisky := seen.harmN, seen.riskyN
+	seen.risk, seen.harmN, seen.riskyN = nil, 0, 0
+	seen.full.Store(false)
+	seen.mu.Unlock()
+	t.Cleanup(func() {
+		seen.mu.Lock()
+		seen.risk, seen.harmN, seen.riskyN = saved, savedHarm, savedRisky
+		seen.full.Store(savedHarm >= maxSeen)
+		seen.mu.Unlock()
+	})
+	for i := range maxSeen + 10 {
+		remember([]string{"EVAL", fmt.Sprintf("return %d", i), "0"})
+	}
+	big := "return {big_number='123456789012345678901234567890'}"
+	remember([]string{"SCRIPT", "LOAD", big})
+	sum := sha1.Sum([]byte(big))
+	if r := risk([]string{"EVALSHA", hex.EncodeToString(sum[:]), "0"}); r != riskRefuse {
+		t.Errorf("EVALSHA of a big-number script loaded after %d harmless ones: risk %d, want %d (refused)", maxSeen, r, riskRefuse)
+	}
+	// Harmless scripts past the limit are not kept: unseen, alone.
+	last := fmt.Sprintf("return %d", maxSeen+5)
+	sum = sha1.Sum([]byte(last))
+	if r := risk([]string{"EVALSHA", hex.EncodeToString(sum[:]), "0"}); r != riskAlone {
+		t.Errorf("EVALSHA of a harmless script past the limit: risk %d, want %d (alone)", r, riskAlone)
 	}
 }
