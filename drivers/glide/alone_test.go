@@ -2,8 +2,6 @@ package glide_test
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -71,23 +69,39 @@ func unique(t *testing.T, body string) string {
 	return fmt.Sprintf("-- %s %d\n%s", t.Name(), time.Now().UnixNano(), body)
 }
 
+// wantLost checks that every reply of rs failed with the transport
+// error of a batch whose replies glide could not convert.
+func wantLost(t *testing.T, cmds [][]string, rs []valkey.ValkeyResult) {
+	t.Helper()
+	for i, r := range rs {
+		if err := r.NonValkeyError(); err == nil || !strings.Contains(err.Error(), "conversion") {
+			t.Errorf("%q: %v, want the batch's conversion failure", cmds[i], err)
+		}
+	}
+}
+
 // EVALSHA of scripts the driver has not seen (loaded by another client)
-// and FCALL of functions whose replies glide cannot convert (a map with
-// an integer key, after redis.setresp(3); a set of integers) go in
-// batches of their own, in the pipeline's order: each fails alone, with
-// an error reply; the commands around them get their replies, and see
-// their effects in order. The whole pipeline failed with glide's panic.
-func TestUnseenScriptAndFunctionAlone(t *testing.T) {
+// and FCALL of functions go with the other commands: the first batch
+// holding one whose reply glide cannot convert (a map with an integer
+// key, after redis.setresp(3); a set of integers) loses its replies, and
+// the driver learns its suspects (every such command of that batch).
+// From then on each goes in a batch of its own, in the pipeline's order:
+// it fails alone, with an error reply; the commands around it get their
+// replies, and see its effects in order. Those it did not learn still go
+// with the others.
+func TestUnseenScriptAndFunctionLearned(t *testing.T) {
 	srv := valkeytest.Start(t)
 	lib := "#!lua name=vactorlib\n" +
 		"redis.register_function('fmap', function(keys, args) redis.setresp(3); redis.call('INCR', keys[1]); return {map={[1]=2}} end)\n" +
 		"redis.register_function{function_name='fset', callback=function(keys, args) return {set={[7]=true}} end, flags={'no-writes'}}\n" +
-		"redis.register_function('fstr', function(keys, args) return redis.call('GET', keys[1]) end)"
+		"redis.register_function('fstr', function(keys, args) return redis.call('GET', keys[1]) end)\n" +
+		"redis.register_function('fother', function(keys, args) return redis.call('GET', keys[1]) end)"
 	var shas []string
 	for _, cmd := range [][]string{
 		{"FUNCTION", "LOAD", lib},
 		{"SCRIPT", "LOAD", unique(t, "return {map={[1]=2}}")},
 		{"SCRIPT", "LOAD", unique(t, "return {set={[1]=true}}")},
+		{"SCRIPT", "LOAD", unique(t, "return 'other'")},
 	} {
 		r, err := srv.Do(cmd...) // another client: the driver sees none of them
 		if err != nil {
@@ -110,32 +124,31 @@ func TestUnseenScriptAndFunctionAlone(t *testing.T) {
 		{"INCR", "k"}, // 4
 	}
 	rs, sizes := pipeline(t, c, cmds)
+	wantLost(t, cmds, rs)
+	if want := []int{len(cmds)}; !slices.Equal(sizes, want) {
+		t.Errorf("first time: batches of %v, want %v", sizes, want)
+	}
+	rs, sizes = pipeline(t, c, cmds)
 	wantUnreadable(t, cmds, rs, 1, 3, 5, 7)
 	wantStrings(t, cmds, rs, map[int]string{0: "OK", 2: "3", 4: "3", 6: "3", 8: "4"})
 	if want := []int{1, 1, 1, 1, 1, 1, 1, 1, 1}; !slices.Equal(sizes, want) {
-		t.Errorf("batches of %v, want %v", sizes, want)
+		t.Errorf("learned: batches of %v, want %v", sizes, want)
 	}
-	// Seen by the driver now (EVAL): judged by its text, and harmless.
-	plain := unique(t, "return 'plain'")
-	rs, _ = pipeline(t, c, [][]string{{"EVAL", plain, "0"}, {"GET", "k"}})
-	if v, err := rs[0].ToString(); err != nil || v != "plain" {
-		t.Errorf("EVAL = %q, %v", v, err)
-	}
-	sum := sha(plain)
-	rs, sizes = pipeline(t, c, [][]string{{"GET", "k"}, {"EVALSHA", sum, "0"}, {"GET", "k"}})
-	if v, err := rs[1].ToString(); err != nil || v != "plain" {
-		t.Errorf("EVALSHA = %q, %v", v, err)
-	}
-	if !slices.Equal(sizes, []int{3}) {
-		t.Errorf("EVALSHA of a harmless script seen: batches of %v, want [3]", sizes)
+	// Not in a batch that failed: with the others.
+	others := [][]string{{"GET", "k"}, {"FCALL", "fother", "1", "k"}, {"EVALSHA", shas[2], "0"}, {"GET", "k"}}
+	rs, sizes = pipeline(t, c, others)
+	wantStrings(t, others, rs, map[int]string{0: "4", 1: "4", 2: "other", 3: "4"})
+	if want := []int{len(others)}; !slices.Equal(sizes, want) {
+		t.Errorf("not learned: batches of %v, want %v", sizes, want)
 	}
 }
 
 // A command that is not one of the server's own (a module's; here
 // DEBUG renamed, so that its reply can be what a module's may be: a map
-// with integer keys, a set of integers) goes in a batch of its own: it
-// fails alone, with an error reply. The whole pipeline failed.
-func TestUnknownCommandAlone(t *testing.T) {
+// with integer keys, a set of integers) goes with the others until a
+// batch holding it loses its replies; then it goes alone, and fails
+// alone with an error reply.
+func TestUnknownCommandLearned(t *testing.T) {
 	srv := valkeytest.Start(t, valkeytest.Options{Args: []string{
 		"--enable-debug-command", "yes", "--rename-command", "DEBUG", "VACTOR.DEBUG",
 	}})
@@ -149,13 +162,18 @@ func TestUnknownCommandAlone(t *testing.T) {
 		{"INCR", "k"},
 	}
 	rs, sizes := pipeline(t, c, cmds)
+	wantLost(t, cmds, rs)
+	if want := []int{len(cmds)}; !slices.Equal(sizes, want) {
+		t.Errorf("first time: batches of %v, want %v", sizes, want)
+	}
+	rs, sizes = pipeline(t, c, cmds)
 	wantUnreadable(t, cmds, rs, 1, 3)
 	wantStrings(t, cmds, rs, map[int]string{0: "OK", 2: "1", 5: "2"})
 	if f, err := rs[4].AsFloat64(); err != nil || f != 3.141 {
 		t.Errorf("%q = %v, %v", cmds[4], f, err)
 	}
 	if want := []int{1, 1, 1, 1, 1, 1}; !slices.Equal(sizes, want) {
-		t.Errorf("batches of %v, want %v", sizes, want)
+		t.Errorf("learned: batches of %v, want %v", sizes, want)
 	}
 }
 
@@ -192,9 +210,10 @@ func TestDebugProtocolRefused(t *testing.T) {
 }
 
 // A pipeline of the server's own commands, of any case, with harmless
-// scripts (EVAL, and EVALSHA of a script the driver saw loaded) and a
-// transaction, goes out as one glide batch: sending some commands alone
-// costs nothing to the others.
+// scripts (EVAL, and EVALSHA of a script the driver saw loaded), a
+// transaction, and commands the driver cannot judge but has not learned
+// (an unseen EVALSHA, FCALL, a module's command), goes out as one glide
+// batch.
 func TestOrdinaryPipelineNotSplit(t *testing.T) {
 	srv := valkeytest.Start(t)
 	c := dialFast(t, glide.Driver{}, srv.Addr())
@@ -213,6 +232,8 @@ func TestOrdinaryPipelineNotSplit(t *testing.T) {
 		{"MULTI"}, {"INCR", "n"}, {"GET", "s"}, {"EXEC"},
 		{"CONFIG", "GET", "maxmemory"}, {"CLIENT", "ID"}, {"INFO", "server"}, {"COMMAND", "COUNT"},
 		{"DEBUG", "SLEEP", "0"}, {"PING"}, {"ECHO", "e"}, {"DEL", "s"},
+		// Not judged, not learned: with the others.
+		{"EVALSHA", strings.Repeat("ab", 20), "0"}, {"FCALL", "nosuchfunction", "0"}, {"NOSUCH.MODULECMD", "k"},
 	}
 	rs, sizes := pipeline(t, c, cmds)
 	if !slices.Equal(sizes, []int{len(cmds)}) {
@@ -226,40 +247,61 @@ func TestOrdinaryPipelineNotSplit(t *testing.T) {
 	}
 }
 
-func sha(body string) string {
-	sum := sha1.Sum([]byte(body))
-	return hex.EncodeToString(sum[:])
-}
-
 // Through the engine, a pipeline holding FCALL of a function whose reply
-// glide cannot convert: the FCALL fails with a *ServerError, the other
-// commands get their replies, nothing is retried or reconnected. They
-// all failed with ErrOutcomeUnknown and the connection was opened again.
-func TestFunctionAloneEngine(t *testing.T) {
+// glide cannot convert: the first time, the batch's replies are lost (its
+// commands fail, the connection is opened again); after that the FCALL
+// fails alone with a *ServerError, the other commands get their replies,
+// nothing is retried or reconnected.
+func TestFunctionLearnedEngine(t *testing.T) {
 	eng, srv := parityEngine(t, "glide")
 	lib := "#!lua name=vactorlib2\nredis.register_function('fmap2', function(keys, args) redis.setresp(3); return {map={[1]=2}} end)"
 	if _, err := srv.Do("FUNCTION", "LOAD", lib); err != nil {
 		t.Fatal(err)
 	}
 	ctx := ctxT(t)
-	p := eng.Pipeline()
-	set := p.Set("k", "1", 0)
-	fcall := p.Do("FCALL", "fmap2", "0")
-	incr := p.Incr("k")
-	if err := p.Exec(ctx); err != nil {
+	run := func() (n int64, exec, set, incr, fcall error) {
+		p := eng.Pipeline()
+		s := p.Set("k", "1", 0)
+		f := p.Do("FCALL", "fmap2", "0")
+		i := p.Incr("k")
+		exec = p.Exec(ctx)
+		_, set = s.Await(ctx)
+		_, fcall = f.Await(ctx)
+		n, incr = i.Await(ctx)
+		return n, exec, set, incr, fcall
+	}
+	start := eng.Stats()
+	if _, exec, _, _, fcall := run(); exec == nil || fcall == nil {
+		t.Fatalf("first pipeline: Exec %v, FCALL %v; want its batch's conversion failure", exec, fcall)
+	}
+	// The connection is opened again: wait for it before counting.
+	deadline := time.Now().Add(10 * time.Second)
+	for eng.Stats().Reconnects == start.Reconnects {
+		if time.Now().After(deadline) {
+			t.Fatal("no reconnect after the lost batch")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := eng.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := set.Await(ctx); err != nil {
-		t.Errorf("SET: %v", err)
+	before := eng.Stats()
+	n, exec, set, incr, fcall := run()
+	if exec != nil {
+		t.Errorf("Exec: %v", exec)
+	}
+	if set != nil {
+		t.Errorf("SET: %v", set)
 	}
 	var se *engine.ServerError
-	if _, err := fcall.Await(ctx); !errors.As(err, &se) || !strings.Contains(se.Message, "cannot be read") {
-		t.Errorf("FCALL: %v (%T), want a *ServerError saying the reply cannot be read", err, err)
+	if !errors.As(fcall, &se) || !strings.Contains(se.Message, "cannot be read") {
+		t.Errorf("FCALL: %v (%T), want a *ServerError saying the reply cannot be read", fcall, fcall)
 	}
-	if n, err := incr.Await(ctx); err != nil || n != 2 {
-		t.Errorf("INCR = %d, %v", n, err)
+	if incr != nil || n != 2 {
+		t.Errorf("INCR = %d, %v", n, incr)
 	}
-	if st := eng.Stats(); st.Reconnects != 0 || st.OutcomeUnknown != 0 {
-		t.Errorf("%d reconnects, %d outcome-unknown failures", st.Reconnects, st.OutcomeUnknown)
+	if st := eng.Stats(); st.Reconnects != before.Reconnects || st.OutcomeUnknown != before.OutcomeUnknown {
+		t.Errorf("%d reconnects, %d outcome-unknown failures after the driver learned",
+			st.Reconnects-before.Reconnects, st.OutcomeUnknown-before.OutcomeUnknown)
 	}
 }

@@ -373,6 +373,11 @@ func (c *Conn) batch(ctx context.Context, client *glide.Client, cmds []drivers.C
 		return nil
 	}
 	if err != nil {
+		if errors.Is(err, errConversion) {
+			// The replies are lost; a command of this batch the driver
+			// could not judge goes alone from now on (see learn).
+			learn(cmds)
+		}
 		err = c.transportError(ctx, err)
 		failAll(out, err)
 		return err
@@ -432,12 +437,12 @@ var refusedCommand = []string{"VACTOR.REFUSED"}
 // its own, because glide 2.5.3's Go binding may fail to convert its reply
 // (it panics on a map key or a set member that is not a string, and the
 // replies of the whole batch are lost) (riskAlone): a script that may
-// return a map or a set, EVALSHA of a script the driver has not seen,
-// FCALL, a command that is not one of the servers' own (a module's),
-// DEBUG PROTOCOL map or set. The cost is a round trip of its own; a
-// reply that then fails to convert fails that command alone, with an
-// error reply (see unconvertible). A pipeline of the servers' own
-// commands (and of scripts judged harmless) is not split.
+// return a map or a set, DEBUG PROTOCOL map or set, and an unseen
+// EVALSHA, FCALL or a module's command once the driver learned it from a
+// batch whose replies were lost (see learn). The cost is a round trip of
+// its own; a reply that then fails to convert fails that command alone,
+// with an error reply (see unconvertible). A pipeline of other commands
+// is not split.
 func alone(args []string) bool { return risk(args) == riskAlone }
 
 // unconvertible is the error reply that stands for the reply to a

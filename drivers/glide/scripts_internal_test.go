@@ -3,15 +3,18 @@ package glide
 import (
 	"crypto/sha1"
 	"encoding/hex"
-	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/vactor-io/vactor/drivers"
 )
 
 // How commands are judged: the servers' own commands in any case are
-// sent as they are (harmless scripts too); a module's command, FCALL,
-// and EVALSHA of a script not seen go alone; DEBUG PROTOCOL bignum and
-// attrib, and scripts that may return a big number, are refused.
+// sent as they are (harmless scripts too), and so are a module's
+// command, FCALL and EVALSHA of a script not seen until the driver
+// learned them (TestLearn); scripts that may return a map or a set, and
+// DEBUG PROTOCOL map and set, go alone; DEBUG PROTOCOL bignum and attrib,
+// and scripts that may return a big number, are refused.
 func TestRisk(t *testing.T) {
 	loaded := "-- TestRisk loaded\nreturn 1"
 	remember([]string{"script", "load", loaded})
@@ -32,14 +35,14 @@ func TestRisk(t *testing.T) {
 		{[]string{"eval_ro", "return {map={}}", "0"}, riskAlone},
 		{[]string{"EVAL", "redis.setresp(3) return redis.call('HGETALL', 'h')", "0"}, riskAlone},
 		{[]string{"EVAL", "return {big_number='1'}", "0"}, riskRefuse},
-		{[]string{"EVALSHA", strings.Repeat("ab", 20), "0"}, riskAlone},
-		{[]string{"EVALSHA", "short", "0"}, riskAlone},
+		{[]string{"EVALSHA", strings.Repeat("ab", 20), "0"}, riskNone},
+		{[]string{"EVALSHA", "short", "0"}, riskNone},
 		{[]string{"evalsha_ro", loadedSHA, "0"}, riskNone},
-		{[]string{"FCALL", "f", "0"}, riskAlone},
-		{[]string{"fcall_ro", "f", "0"}, riskAlone},
-		{[]string{"JSON.GET", "k"}, riskAlone},
-		{[]string{"FT.SEARCH", "idx", "*"}, riskAlone},
-		{[]string{"NOSUCHCOMMANDATALLINTHISTABLE", "k"}, riskAlone},
+		{[]string{"FCALL", "f", "0"}, riskNone},
+		{[]string{"fcall_ro", "f", "0"}, riskNone},
+		{[]string{"JSON.GET", "k"}, riskNone},
+		{[]string{"FT.SEARCH", "idx", "*"}, riskNone},
+		{[]string{"NOSUCHCOMMANDATALLINTHISTABLE", "k"}, riskNone},
 		{[]string{"DEBUG", "PROTOCOL", "bignum"}, riskRefuse},
 		{[]string{"debug", "protocol", "ATTRIB"}, riskRefuse},
 		{[]string{"DEBUG", "PROTOCOL", "map"}, riskAlone},
@@ -83,36 +86,58 @@ func BenchmarkRemember(b *testing.B) {
 	}
 }
 
-// Many harmless scripts (texts built with their values) fill the table
-// of digests for harmless ones only: a big-number script loaded after
-// them is still known by its digest, and its EVALSHA is refused (not
-// sent: it would abort the process), not taken for one unseen.
-func TestSeenHarmlessDoNotPushOutRisky(t *testing.T) {
-	seen.mu.Lock()
-	saved := seen.risk
-	savedHarm, savedRisky := seen.harmN, seen.riskyN
-	seen.risk, seen.harmN, seen.riskyN = nil, 0, 0
-	seen.full.Store(false)
-	seen.mu.Unlock()
+// A batch whose replies glide could not convert teaches the driver its
+// suspects: the unseen digests (any case), the functions and the
+// non-core command names in it go alone from then on; its other commands,
+// and suspects that were not in it, do not. Lookups stay free of
+// allocations.
+func TestLearn(t *testing.T) {
+	learned.mu.Lock()
+	saved := learned.m
+	learned.m = nil
+	learned.n.Store(0)
+	learned.mu.Unlock()
 	t.Cleanup(func() {
-		seen.mu.Lock()
-		seen.risk, seen.harmN, seen.riskyN = saved, savedHarm, savedRisky
-		seen.full.Store(savedHarm >= maxSeen)
-		seen.mu.Unlock()
+		learned.mu.Lock()
+		learned.m = saved
+		learned.n.Store(int64(len(saved)))
+		learned.mu.Unlock()
 	})
-	for i := range maxSeen + 10 {
-		remember([]string{"EVAL", fmt.Sprintf("return %d", i), "0"})
+	digest := strings.Repeat("Ab", 20)
+	batch := []drivers.Command{
+		{Args: []string{"SET", "k", "v"}},
+		{Args: []string{"EVALSHA", digest, "0"}},
+		{Args: []string{"FCALL", "fmap", "0"}},
+		{Args: []string{"json.get", "k"}},
+		{Args: []string{"EVAL", "return 1", "0"}},
 	}
-	big := "return {big_number='123456789012345678901234567890'}"
-	remember([]string{"SCRIPT", "LOAD", big})
-	sum := sha1.Sum([]byte(big))
-	if r := risk([]string{"EVALSHA", hex.EncodeToString(sum[:]), "0"}); r != riskRefuse {
-		t.Errorf("EVALSHA of a big-number script loaded after %d harmless ones: risk %d, want %d (refused)", maxSeen, r, riskRefuse)
+	if !learn(batch) {
+		t.Fatal("learned nothing")
 	}
-	// Harmless scripts past the limit are not kept: unseen, alone.
-	last := fmt.Sprintf("return %d", maxSeen+5)
-	sum = sha1.Sum([]byte(last))
-	if r := risk([]string{"EVALSHA", hex.EncodeToString(sum[:]), "0"}); r != riskAlone {
-		t.Errorf("EVALSHA of a harmless script past the limit: risk %d, want %d (alone)", r, riskAlone)
+	if learn(batch) {
+		t.Error("learned the same batch twice")
+	}
+	cases := []struct {
+		args []string
+		want scriptRisk
+	}{
+		{[]string{"SET", "k", "v"}, riskNone},
+		{[]string{"EVAL", "return 1", "0"}, riskNone},
+		{[]string{"evalsha_ro", strings.ToLower(digest), "1", "x"}, riskAlone},
+		{[]string{"EVALSHA", strings.Repeat("cd", 20), "0"}, riskNone},
+		{[]string{"fcall_ro", "fmap", "0"}, riskAlone},
+		{[]string{"FCALL", "fother", "0"}, riskNone},
+		{[]string{"JSON.GET", "k2"}, riskAlone},
+		{[]string{"JSON.SET", "k", "$", "1"}, riskNone},
+	}
+	for _, c := range cases {
+		if got := risk(c.args); got != c.want {
+			t.Errorf("risk(%q) = %d, want %d", c.args, got, c.want)
+		}
+	}
+	for _, args := range [][]string{{"GET", "k"}, {"EVALSHA", digest, "0"}, {"JSON.GET", "k"}} {
+		if n := testing.AllocsPerRun(100, func() { risk(args) }); n != 0 {
+			t.Errorf("risk(%q): %v allocations", args, n)
+		}
 	}
 }
