@@ -7,3 +7,11 @@ func SetInvalidPtrOn(on func() bool) (restore func()) {
 	invalidPtrOn = on
 	return func() { invalidPtrOn = old }
 }
+
+// OnBatch makes the driver call f with the size of each glide batch
+// before it is sent, until restore is called. Not safe while Exec runs.
+func OnBatch(f func(n int)) (restore func()) {
+	old := onBatch
+	onBatch = f
+	return func() { onBatch = old }
+}

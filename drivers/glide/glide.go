@@ -359,6 +359,9 @@ func (c *Conn) batch(ctx context.Context, client *glide.Client, cmds []drivers.C
 		batch.CustomCommand(rewrite(cmd.Args))
 		n++
 	}
+	if onBatch != nil {
+		onBatch(n)
+	}
 	res, err := run(ctx, client, batch, opts)
 	if err == nil && len(res) != n {
 		err = fmt.Errorf("glide: %d replies for %d commands", len(res), n)
@@ -370,6 +373,11 @@ func (c *Conn) batch(ctx context.Context, client *glide.Client, cmds []drivers.C
 		return nil
 	}
 	if err != nil {
+		if errors.Is(err, errConversion) {
+			// The replies are lost; a command of this batch the driver
+			// could not judge goes alone from now on (see learn).
+			learn(cmds)
+		}
 		err = c.transportError(ctx, err)
 		failAll(out, err)
 		return err
@@ -397,17 +405,26 @@ func (c *Conn) batch(ctx context.Context, client *glide.Client, cmds []drivers.C
 	return nil
 }
 
+// onBatch, when set (by tests only), is called with the size of each
+// glide batch before it is sent.
+var onBatch func(n int)
+
 // refusal returns the error reply of a command the driver does not send,
-// "" for the others: a script that may return a RESP3 big number
-// (riskRefuse): glide 2.5.3's core aborts the process on one (a Rust
-// todo!(), which no recover catches). In its place the batch holds
-// refusedCommand.
+// "" for the others: one whose reply may be a RESP3 big number or
+// attribute (riskRefuse), on which glide 2.5.3's core aborts the process
+// (a Rust todo!(), which no recover catches): a script that may return a
+// big number, DEBUG PROTOCOL bignum or attrib. In its place the batch
+// holds refusedCommand.
 func refusal(args []string) string {
-	if risk(args) == riskRefuse {
-		return "ERR vactor/drivers/glide: " + strings.ToUpper(args[0]) + " not sent: the script may return a RESP3 big number " +
-			"({big_number=...}), on which glide 2.5.3's core aborts the process"
+	if risk(args) != riskRefuse {
+		return ""
 	}
-	return ""
+	if strings.EqualFold(args[0], "DEBUG") {
+		return "ERR vactor/drivers/glide: DEBUG PROTOCOL " + strings.ToUpper(args[2]) + " not sent: its reply holds a RESP3 " +
+			"big number or attribute, on which glide 2.5.3's core aborts the process"
+	}
+	return "ERR vactor/drivers/glide: " + strings.ToUpper(args[0]) + " not sent: the script may return a RESP3 big number " +
+		"({big_number=...}), on which glide 2.5.3's core aborts the process"
 }
 
 // refusedCommand is sent in the place of a command refused (refusal): a
@@ -419,10 +436,13 @@ var refusedCommand = []string{"VACTOR.REFUSED"}
 // alone reports whether args is a command that exec sends in a batch of
 // its own, because glide 2.5.3's Go binding may fail to convert its reply
 // (it panics on a map key or a set member that is not a string, and the
-// replies of the whole batch are lost): a script that may return a map or
-// a set (riskAlone). The cost is a round trip of its own; a reply that
-// then fails to convert fails that command alone, with an error reply
-// (see unconvertible).
+// replies of the whole batch are lost) (riskAlone): a script that may
+// return a map or a set, DEBUG PROTOCOL map or set, and an unseen
+// EVALSHA, FCALL or a module's command once the driver learned it from a
+// batch whose replies were lost (see learn). The cost is a round trip of
+// its own; a reply that then fails to convert fails that command alone,
+// with an error reply (see unconvertible). A pipeline of other commands
+// is not split.
 func alone(args []string) bool { return risk(args) == riskAlone }
 
 // unconvertible is the error reply that stands for the reply to a
