@@ -76,7 +76,9 @@
 // when it has the shape of an error code (an upper-case letter, then
 // upper-case letters, digits, '_' or '-', at most 32): "_OTHER", without
 // db.response.status_code, for a reply that begins otherwise (a script's
-// error_reply("user:42 not found") would make a series per value);
+// error_reply("user:42 not found") would make a series per value), and
+// for a code first seen after 64 distinct others (a script whose error
+// replies begin with "ORDER-4711" would make a series per order);
 // timeout, canceled, circuit_open, backpressure, closed, outcome_unknown,
 // too_many_redirects or invalid_argument for the engine's errors; _OTHER
 // for transport errors. A nil reply (engine.ErrNil) is not an error.

@@ -125,6 +125,11 @@ type Hook struct {
 
 	lastOp atomic.Pointer[opSeries]
 
+	// The error reply codes taken as error.type so far (at most
+	// maxReplyCodes): read without a lock, added under mu.
+	codes  sync.Map // string -> struct{}
+	ncodes int
+
 	mu    sync.Mutex
 	ops   map[opKey]*opSeries
 	spans map[spanKey]*spanOpts
@@ -316,6 +321,9 @@ func (h *Hook) PostExecution(ctx context.Context, ev hooks.Executed) {
 	var errType, status string
 	if ev.Err != nil && !errors.Is(ev.Err, engine.ErrNil) {
 		errType, status = errorType(ev.Err)
+		if status != "" && !h.replyCodeKept(status) {
+			errType, status = semconv.ErrorTypeOther.Value.AsString(), ""
+		}
 	}
 	if s := h.opSeries(opKey{ev.Name, ev.Node, errType, status, ev.DB}); s.point != nil {
 		s.point.record(ev.Duration.Seconds())
@@ -485,6 +493,33 @@ func errorType(err error) (typ, status string) {
 		return "invalid_argument", ""
 	}
 	return semconv.ErrorTypeOther.Value.AsString(), ""
+}
+
+// maxReplyCodes bounds the error reply codes a Hook takes as error.type
+// and db.response.status_code: the server's and its modules' are a few
+// dozen, but a script's error_reply whose first word has the shape of a
+// code and holds a value ("ORDER-4711 missing") would make a series per
+// value, in every operation's histogram, for ever.
+const maxReplyCodes = 64
+
+// replyCodeKept reports whether code may be an attribute: it is one of the
+// first maxReplyCodes codes seen. Later ones are "_OTHER" without a status
+// code.
+func (h *Hook) replyCodeKept(code string) bool {
+	if _, ok := h.codes.Load(code); ok {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.codes.Load(code); ok {
+		return true
+	}
+	if h.ncodes >= maxReplyCodes {
+		return false
+	}
+	h.codes.Store(code, struct{}{})
+	h.ncodes++
+	return true
 }
 
 // maxReplyCode bounds the length of an error reply's prefix taken as its
