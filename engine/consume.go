@@ -125,6 +125,12 @@ type Consumer struct {
 	opts     ConsumeOptions
 	ackLimit time.Duration
 
+	// instance numbers the consumer for the hooks (hooks.Consumer.Instance);
+	// addr is the node it reads from, set by session: both read by tell,
+	// which only the consumer's goroutine calls.
+	instance uint64
+	addr     string
+
 	ctx    context.Context // cancelled by stop; the handler's context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -209,6 +215,7 @@ func (e *Engine) Consume(ctx context.Context, stream, group, consumer string, ha
 		e: e, stream: stream, group: group, name: consumer, handler: handler, opts: opts,
 		ackLimit: max(e.cfg.ReadTimeout, time.Second),
 		done:     make(chan struct{}),
+		instance: consumers.Add(1),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if err := e.track(c); err != nil {
@@ -218,6 +225,9 @@ func (e *Engine) Consume(ctx context.Context, stream, group, consumer string, ha
 	go c.run()
 	return c, nil
 }
+
+// consumers numbers the process's consumers (hooks.Consumer.Instance).
+var consumers atomic.Uint64
 
 func isBusyGroup(err error) bool {
 	return errors.Is(err, &ServerError{Prefix: "BUSYGROUP"})
@@ -308,6 +318,7 @@ func (c *Consumer) session() (connected bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	c.addr = addr
 	conn, err := c.e.dial(c.ctx, addr)
 	if err != nil {
 		return false, err
@@ -447,12 +458,13 @@ func (c *Consumer) process(conn drivers.ValkeyConn, entries []XEntry) error {
 	return nil
 }
 
-// tell reports ev (its names filled in) to the ConsumerEvents hooks.
+// tell reports ev (its names, node and instance filled in) to the
+// ConsumerEvents hooks.
 func (c *Consumer) tell(ev hooks.Consumer) {
 	if !c.e.bus.WantsConsumer() {
 		return
 	}
-	ev.Stream, ev.Group, ev.Consumer = c.stream, c.group, c.name
+	ev.Stream, ev.Group, ev.Consumer, ev.Node, ev.Instance = c.stream, c.group, c.name, c.addr, c.instance
 	c.e.bus.Emit(ev)
 }
 

@@ -30,7 +30,11 @@
 // order the events happened. The engine hands events over through a
 // bounded queue and never waits for a hook: a hook that falls behind makes
 // events be dropped (engine.Stats.HookDropped), never a connection actor
-// wait. A panic in a hook is recovered, counted (engine.Stats.HookPanics)
+// wait. Lifecycle events (a consumer stopped, a breaker changed, a
+// connection lost or made again, a subscriber disconnected or
+// resubscribed, ...) are not dropped with the rest: they wait in a queue
+// of their own, so that what a hook keeps from them is never left stale
+// (see Hook). A panic in a hook is recovered, counted (engine.Stats.HookPanics)
 // and logged once per hook; the other hooks still get the event.
 //
 // # Logging

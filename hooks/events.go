@@ -320,8 +320,21 @@ func (k ConsumerKind) String() string {
 type Consumer struct {
 	Kind                    ConsumerKind
 	Stream, Group, Consumer string
-	Count                   int
-	ID                      string // HandlerFailed
-	Err                     error  // HandlerFailed
-	Lag, Pending            int64  // Lag
+	// Node is the node ("host:port") the consumer reads the stream from:
+	// the one its current connection goes to, "" before it first picked
+	// one. It changes when the stream's primary does (a failover, a
+	// cluster slot moved). Streams of the same name on two servers are
+	// two streams: Node tells them apart.
+	Node string
+	// Instance tells one consumer (one Engine.Consume call) apart from
+	// every other of the process, also from one with the same stream,
+	// group and name (on another server, or started twice): it is the
+	// same in all of a consumer's events, its Stopped included, and
+	// differs between consumers (it is never 0). A hook that keeps
+	// state per consumer keys it by Instance.
+	Instance     uint64
+	Count        int
+	ID           string // HandlerFailed
+	Err          error  // HandlerFailed
+	Lag, Pending int64  // Lag
 }

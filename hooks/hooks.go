@@ -21,7 +21,16 @@ import "context"
 // happened, after they happened: the engine hands each event over without
 // waiting (a copy into a bounded queue) and never waits for a hook. A hook
 // that falls behind makes the queue fill up; events that find it full are
-// dropped and counted (engine.Stats.HookDropped), never waited for. A hook
+// dropped and counted (engine.Stats.HookDropped), never waited for, except
+// the lifecycle events, which observers keep state from: a consumer's
+// Stopped, a subscriber connection's Disconnected and Resubscribed, a
+// breaker's change, a connection actor's connection dialled (Dial,
+// Dialed: not Dedicated), lost or restarted, a slot map loaded, a
+// sentinel switch. Those wait in a second queue of their own (as large,
+// which the engine's backoffs keep nearly empty) and reach the hooks
+// after the events queued before them, so that a hook that keeps a
+// state from them (a consumer's lag, a node that is down) is never left
+// with a stale one. A hook
 // that panics is recovered: the engine logs the first panic of each hook
 // (Config.Logger, error level) and counts every one
 // (engine.Stats.HookPanics); the event is lost for that hook only.
@@ -136,7 +145,8 @@ type SubscriberEvents interface {
 // ConsumerEvents is called for stream consumers (engine.Consume): entries
 // claimed, redelivered, acknowledged, handler failures, lag, and the
 // consumer's stop (Stopped, its last event: a hook that keeps a
-// consumer's lag drops it then).
+// consumer's lag, keyed by Consumer.Instance, drops it then; Stopped is
+// never dropped for a full queue).
 type ConsumerEvents interface {
 	OnConsumerEvent(ev Consumer)
 }

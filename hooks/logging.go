@@ -255,10 +255,13 @@ func (l *Logging) enabled(level slog.Level) bool {
 
 // OnConsumerEvent logs MsgConsumerFailed at warn (with the handler's error
 // and the entry ID) and the other consumer events as MsgConsumerEvent at
-// debug. Attributes: kind, group, consumer, count, id, error, lag, pending;
-// stream (a key) when debug is enabled.
+// debug. Attributes: kind, group, consumer, node (when known), count, id,
+// error, lag, pending; stream (a key) when debug is enabled.
 func (l *Logging) OnConsumerEvent(ev Consumer) {
 	attrs := []slog.Attr{slog.String("group", ev.Group), slog.String("consumer", ev.Consumer)}
+	if ev.Node != "" {
+		attrs = append(attrs, slog.String("node", ev.Node))
+	}
 	if l.enabled(slog.LevelDebug) {
 		attrs = append(attrs, slog.String("stream", ev.Stream))
 	}

@@ -34,11 +34,14 @@ func TestLoggingKeysOnlyAtDebug(t *testing.T) {
 	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
 		var buf bytes.Buffer
 		l := hooks.NewLogging(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: level})))
-		l.OnConsumerEvent(hooks.Consumer{Kind: hooks.HandlerFailed, Stream: "stream-key", Group: "g", Err: errors.New("boom")})
+		l.OnConsumerEvent(hooks.Consumer{Kind: hooks.HandlerFailed, Stream: "stream-key", Group: "g", Node: "10.0.0.1:6379", Err: errors.New("boom")})
 		l.OnSubscriberEvent(hooks.Subscriber{Kind: hooks.Resubscribed, ShardChannel: "shard-key"})
 		out := buf.String()
 		if !strings.Contains(out, hooks.MsgConsumerFailed) || !strings.Contains(out, hooks.MsgResubscribed) {
 			t.Fatalf("%s: not logged:\n%s", level, out)
+		}
+		if !strings.Contains(out, "node=10.0.0.1:6379") {
+			t.Errorf("%s: the consumer's node is not logged:\n%s", level, out)
 		}
 		keys := strings.Contains(out, "stream-key") || strings.Contains(out, "shard-key")
 		if keys != (level == slog.LevelDebug) {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -328,5 +329,37 @@ func TestErrorKinds(t *testing.T) {
 		if !found {
 			t.Errorf("%s: no duration point with error.type %q, status code %q", c.name, c.typ, c.status)
 		}
+	}
+}
+
+// Error reply codes are bounded: after the first 64 distinct ones, a new
+// code is error.type _OTHER without db.response.status_code, so that a
+// script whose error_reply begins with a value shaped like a code
+// ("ORDER-4711 missing") does not make a series per value. Codes seen
+// before stay as they are.
+func TestErrorReplyCodesCapped(t *testing.T) {
+	h, reader := metricsHook(t)
+	post := func(code string) {
+		h.PostExecution(context.Background(), hooks.Executed{Name: "EVAL", Node: "127.0.0.1:6379", Duration: time.Millisecond, Done: time.Now(),
+			Err: &engine.ServerError{Prefix: code, Message: code + " missing"}})
+	}
+	post("WRONGTYPE")
+	for i := range 200 {
+		post("ORDER-" + strconv.Itoa(i))
+	}
+	post("WRONGTYPE")
+	codes := map[string]uint64{}
+	for _, p := range durations(t, collect(t, reader)) {
+		typ, status := attr(p.Attributes, "error.type"), attr(p.Attributes, "db.response.status_code")
+		if typ != "_OTHER" && typ != status {
+			t.Errorf("error.type %q with status code %q", typ, status)
+		}
+		codes[typ] += p.Count
+	}
+	if len(codes) != 65 {
+		t.Errorf("%d error.type values, want 64 codes and _OTHER", len(codes))
+	}
+	if codes["WRONGTYPE"] != 2 || codes["_OTHER"] != 200-63 {
+		t.Errorf("WRONGTYPE %d commands, _OTHER %d; want 2 and %d", codes["WRONGTYPE"], codes["_OTHER"], 200-63)
 	}
 }

@@ -40,10 +40,10 @@
 //	vactor.pubsub.reconnects              counter
 //	vactor.pubsub.gap                     histogram, s: time without subscription
 //	vactor.pubsub.dropped                 counter of messages OverflowDrop dropped
-//	vactor.stream.consumer.lag            gauge per group (its streams summed), after each reclaim round
-//	vactor.stream.consumer.pending        gauge per group (its streams summed)
-//	vactor.stream.consumer.redeliveries   counter
-//	vactor.stream.consumer.entries        counter, vactor.event claimed, acked or handler_failed
+//	vactor.stream.consumer.lag            gauge per server and group (its streams summed), after each reclaim round
+//	vactor.stream.consumer.pending        gauge per server and group (its streams summed)
+//	vactor.stream.consumer.redeliveries   counter per server and group
+//	vactor.stream.consumer.entries        counter per server and group, vactor.event claimed, acked or handler_failed
 //	vactor.hooks.dropped                  counter of hook events dropped (Observe)
 //
 // db.client.connection.count counts, per node, the connection actors'
@@ -63,15 +63,22 @@
 // breaker state the worst of the engines'.
 //
 // No attribute holds a key or a value: the consumer metrics name the group
-// (vactor.stream.group), not the stream. The lag and pending gauges report
-// a (stream, group) until every consumer that reported it has stopped
-// (hooks.Stopped): a stopped consumer's last values are not kept.
+// (vactor.stream.group) and the server the consumer reads from
+// (server.address, server.port), not the stream: groups of the same name
+// on two servers are two series. The lag and pending gauges report a
+// (server, stream, group) until every consumer whose latest report it is
+// has stopped (hooks.Stopped, which the engine never drops for a full
+// hook queue) or reports from another server (a failover, a slot moved):
+// a stopped or moved consumer's last values are not kept. Consumers are
+// told apart by hooks.Consumer.Instance, not by their names.
 //
 // error.type is the error prefix for an error reply (WRONGTYPE, ERR, ...)
 // when it has the shape of an error code (an upper-case letter, then
 // upper-case letters, digits, '_' or '-', at most 32): "_OTHER", without
 // db.response.status_code, for a reply that begins otherwise (a script's
-// error_reply("user:42 not found") would make a series per value);
+// error_reply("user:42 not found") would make a series per value), and
+// for a code first seen after 64 distinct others (a script whose error
+// replies begin with "ORDER-4711" would make a series per order);
 // timeout, canceled, circuit_open, backpressure, closed, outcome_unknown,
 // too_many_redirects or invalid_argument for the engine's errors; _OTHER
 // for transport errors. A nil reply (engine.ErrNil) is not an error.
@@ -97,7 +104,9 @@
 // db.query.text is off by default; WithQueryText sets it to the command's
 // name followed by one "?" per argument.
 //
-// The spans end on the engine's hook goroutine, with the completion's
-// timestamp; a span whose PostExecution event was dropped (the hooks fell
-// behind: engine.Stats.HookDropped) is never ended.
+// The spans are made, started and ended at once, on the engine's hook
+// goroutine, from the completion event with its timestamps: a command
+// whose PostExecution event was dropped (the hooks fell behind:
+// engine.Stats.HookDropped) has no span and is not in
+// db.client.operation.duration; no span is left open.
 package otelvactor

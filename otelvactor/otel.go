@@ -125,11 +125,17 @@ type Hook struct {
 
 	lastOp atomic.Pointer[opSeries]
 
+	// The error reply codes taken as error.type so far (at most
+	// maxReplyCodes): read without a lock, added under mu.
+	codes  sync.Map // string -> struct{}
+	ncodes int
+
 	mu    sync.Mutex
 	ops   map[opKey]*opSeries
 	spans map[spanKey]*spanOpts
 	nodes map[string]*nodeAttrs
 	lags  map[lagKey]*lagValue
+	lagOf map[consumerKey]lagKey // where each consumer's latest Lag went
 
 	// The engines Observe reads.
 	obsMu       sync.Mutex
@@ -151,14 +157,30 @@ type opKey struct {
 	db                          int
 }
 
-type lagKey struct{ stream, group string }
+// lagKey is a stream read by a group: the stream is the one of that name
+// on node (streams of the same name on two servers are two streams).
+type lagKey struct{ node, stream, group string }
 
-// lagValue is the latest lag and pending count of a (stream, group), and
-// the consumers that reported it and have not stopped: the series ends
-// with the last of them.
+// consumerKey is one consumer: its hooks.Consumer.Instance, and for
+// events that carry none (made by hand: Instance 0) its names.
+type consumerKey struct {
+	instance            uint64
+	stream, group, name string
+}
+
+func consumerOf(ev hooks.Consumer) consumerKey {
+	if ev.Instance != 0 {
+		return consumerKey{instance: ev.Instance}
+	}
+	return consumerKey{stream: ev.Stream, group: ev.Group, name: ev.Consumer}
+}
+
+// lagValue is the latest lag and pending count of a (node, stream,
+// group), and the consumers whose latest Lag it was and that have not
+// stopped: the series ends with the last of them.
 type lagValue struct {
 	lag, pending int64
-	consumers    map[string]struct{}
+	consumers    map[consumerKey]struct{}
 }
 
 // New returns a Hook over the given providers (the global ones by
@@ -182,6 +204,7 @@ func New(opts ...Option) (*Hook, error) {
 		spans:     map[spanKey]*spanOpts{},
 		nodes:     map[string]*nodeAttrs{},
 		lags:      map[lagKey]*lagValue{},
+		lagOf:     map[consumerKey]lagKey{},
 		engines:   map[any]*observed{},
 	}
 	if o.tracing {
@@ -298,6 +321,9 @@ func (h *Hook) PostExecution(ctx context.Context, ev hooks.Executed) {
 	var errType, status string
 	if ev.Err != nil && !errors.Is(ev.Err, engine.ErrNil) {
 		errType, status = errorType(ev.Err)
+		if status != "" && !h.replyCodeKept(status) {
+			errType, status = semconv.ErrorTypeOther.Value.AsString(), ""
+		}
 	}
 	if s := h.opSeries(opKey{ev.Name, ev.Node, errType, status, ev.DB}); s.point != nil {
 		s.point.record(ev.Duration.Seconds())
@@ -469,6 +495,33 @@ func errorType(err error) (typ, status string) {
 	return semconv.ErrorTypeOther.Value.AsString(), ""
 }
 
+// maxReplyCodes bounds the error reply codes a Hook takes as error.type
+// and db.response.status_code: the server's and its modules' are a few
+// dozen, but a script's error_reply whose first word has the shape of a
+// code and holds a value ("ORDER-4711 missing") would make a series per
+// value, in every operation's histogram, for ever.
+const maxReplyCodes = 64
+
+// replyCodeKept reports whether code may be an attribute: it is one of the
+// first maxReplyCodes codes seen. Later ones are "_OTHER" without a status
+// code.
+func (h *Hook) replyCodeKept(code string) bool {
+	if _, ok := h.codes.Load(code); ok {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.codes.Load(code); ok {
+		return true
+	}
+	if h.ncodes >= maxReplyCodes {
+		return false
+	}
+	h.codes.Store(code, struct{}{})
+	h.ncodes++
+	return true
+}
+
 // maxReplyCode bounds the length of an error reply's prefix taken as its
 // code.
 const maxReplyCode = 32
@@ -574,49 +627,79 @@ func (h *Hook) OnSubscriberEvent(ev hooks.Subscriber) {
 // OnConsumerEvent counts vactor.stream.consumer.redeliveries and
 // vactor.stream.consumer.entries, and keeps the lag for
 // vactor.stream.consumer.lag and .pending: the latest Lag event's per
-// (stream, group), reported until every consumer that sent one for it
-// has stopped (hooks.Stopped).
+// (node, stream, group), reported until every consumer whose latest Lag
+// event it was has stopped (hooks.Stopped) or reported from another node
+// (the stream's primary changed). Consumers are told apart by
+// hooks.Consumer.Instance, so that two with the same names (on two
+// servers, or started twice) do not end each other's series.
 func (h *Hook) OnConsumerEvent(ev hooks.Consumer) {
 	ctx := context.Background()
-	group := attribute.String("vactor.stream.group", ev.Group)
 	switch ev.Kind {
 	case hooks.Redelivered:
-		h.redelivered.Add(ctx, int64(ev.Count), metric.WithAttributes(group))
+		h.redelivered.Add(ctx, int64(ev.Count), h.consumerAttrs(ev, ""))
 	case hooks.Claimed:
-		h.entries.Add(ctx, int64(ev.Count), metric.WithAttributes(group, attribute.String("vactor.event", "claimed")))
+		h.entries.Add(ctx, int64(ev.Count), h.consumerAttrs(ev, "claimed"))
 	case hooks.Acked:
-		h.entries.Add(ctx, int64(ev.Count), metric.WithAttributes(group, attribute.String("vactor.event", "acked")))
+		h.entries.Add(ctx, int64(ev.Count), h.consumerAttrs(ev, "acked"))
 	case hooks.HandlerFailed:
-		h.entries.Add(ctx, 1, metric.WithAttributes(group, attribute.String("vactor.event", "handler_failed")))
+		h.entries.Add(ctx, 1, h.consumerAttrs(ev, "handler_failed"))
 	case hooks.Lag:
-		k := lagKey{ev.Stream, ev.Group}
+		k, c := lagKey{ev.Node, ev.Stream, ev.Group}, consumerOf(ev)
 		h.mu.Lock()
+		if old, ok := h.lagOf[c]; ok && old != k {
+			h.leaveLocked(c, old)
+		}
 		v := h.lags[k]
 		if v == nil {
-			v = &lagValue{consumers: map[string]struct{}{}}
+			v = &lagValue{consumers: map[consumerKey]struct{}{}}
 			h.lags[k] = v
 		}
 		v.lag, v.pending = ev.Lag, ev.Pending
-		v.consumers[ev.Consumer] = struct{}{}
+		v.consumers[c] = struct{}{}
+		h.lagOf[c] = k
 		h.mu.Unlock()
 	case hooks.Stopped:
-		k := lagKey{ev.Stream, ev.Group}
+		c := consumerOf(ev)
 		h.mu.Lock()
-		if v := h.lags[k]; v != nil {
-			delete(v.consumers, ev.Consumer)
-			if len(v.consumers) == 0 {
-				delete(h.lags, k)
-			}
+		if k, ok := h.lagOf[c]; ok {
+			h.leaveLocked(c, k)
+			delete(h.lagOf, c)
 		}
 		h.mu.Unlock()
 	}
 }
 
-// observeLag reports the latest lags, one point per group: the stream's
-// name is a key and stays out of the attributes, so the streams read by
-// groups of the same name are summed (one observation per attribute set:
-// the semantic of duplicates is undefined, and the SDK keeps one of them).
-// A stream whose lag the server does not report adds nothing to the lag.
+// leaveLocked takes consumer c off the series k, and ends k when c was
+// the last consumer on it.
+func (h *Hook) leaveLocked(c consumerKey, k lagKey) {
+	if v := h.lags[k]; v != nil {
+		delete(v.consumers, c)
+		if len(v.consumers) == 0 {
+			delete(h.lags, k)
+		}
+	}
+}
+
+// consumerAttrs returns the attributes of a consumer counter: the group,
+// the node (server.address, server.port) and, unless "", vactor.event.
+func (h *Hook) consumerAttrs(ev hooks.Consumer, event string) metric.MeasurementOption {
+	attrs := make([]attribute.KeyValue, 0, 4)
+	attrs = append(attrs, attribute.String("vactor.stream.group", ev.Group))
+	attrs = append(attrs, h.node(ev.Node).attrs...)
+	if event != "" {
+		attrs = append(attrs, attribute.String("vactor.event", event))
+	}
+	return metric.WithAttributes(attrs...)
+}
+
+// observeLag reports the latest lags, one point per (node, group): the
+// stream's name is a key and stays out of the attributes, so the streams
+// of one server read by groups of the same name are summed (one
+// observation per attribute set: the semantic of duplicates is undefined,
+// and the SDK keeps one of them); the node is server.address and
+// server.port, so that the groups of two servers (two engines, or a
+// cluster's shards) are two series. A stream whose lag the server does
+// not report adds nothing to the lag.
 func (h *Hook) observeLag(_ context.Context, o metric.Observer) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -624,12 +707,14 @@ func (h *Hook) observeLag(_ context.Context, o metric.Observer) error {
 		lag, pending int64
 		known        bool // some stream's lag is known
 	}
-	groups := make(map[string]*total, len(h.lags))
+	type groupKey struct{ node, group string }
+	groups := make(map[groupKey]*total, len(h.lags))
 	for k, v := range h.lags {
-		g := groups[k.group]
+		gk := groupKey{k.node, k.group}
+		g := groups[gk]
 		if g == nil {
 			g = &total{}
-			groups[k.group] = g
+			groups[gk] = g
 		}
 		if v.lag >= 0 {
 			g.lag += v.lag
@@ -637,8 +722,9 @@ func (h *Hook) observeLag(_ context.Context, o metric.Observer) error {
 		}
 		g.pending += v.pending
 	}
-	for group, g := range groups {
-		opt := metric.WithAttributes(attribute.String("vactor.stream.group", group))
+	for gk, g := range groups {
+		attrs := append([]attribute.KeyValue{attribute.String("vactor.stream.group", gk.group)}, h.nodeLocked(gk.node).attrs...)
+		opt := metric.WithAttributes(attrs...)
 		if g.known {
 			o.ObserveInt64(h.lag, g.lag, opt)
 		}

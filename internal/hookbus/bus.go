@@ -84,11 +84,38 @@ type Bus struct {
 	mu      sync.Mutex
 	buf     []item
 	max     int
-	idle    bool // the hook goroutine waits on wake
+	state   []item // lifecycle events that found buf full (see push)
+	idle    bool   // the hook goroutine waits on wake
 	closed  bool
 	wake    chan struct{}
 	done    chan struct{}
 	started bool
+}
+
+// lifecycle reports whether ev changes a state that observers keep from
+// the events, so that losing it would leave them wrong for good rather
+// than short of a count: a stream consumer's Stopped (its lag series
+// ends), a breaker's change, a connection actor's connection lost, dialled
+// or restarted, a subscriber connection's Disconnected and Resubscribed,
+// a slot map loaded, a sentinel switch. Per-command and per-pipeline
+// events, counts (retries, redirects, full mailboxes, acks, dropped
+// messages), the consumer's Lag (the next round's replaces it) and the
+// dials of dedicated connections (one per transaction or blocking call
+// while a node refuses connections) are not: they may be dropped.
+func lifecycle(ev any) bool {
+	switch ev := ev.(type) {
+	case hooks.Consumer:
+		return ev.Kind == hooks.Stopped
+	case hooks.Subscriber:
+		return ev.Kind == hooks.Disconnected || ev.Kind == hooks.Resubscribed
+	case hooks.Dial:
+		return !ev.Dedicated
+	case hooks.Dialed:
+		return !ev.Dedicated
+	case hooks.BreakerChange, hooks.Lost, hooks.Restart, hooks.SlotMap, hooks.SentinelSwitch:
+		return true
+	}
+	return false
 }
 
 // kind says which field of an item holds the event.
@@ -403,18 +430,34 @@ func (b *Bus) Answered(ev hooks.Pipeline) { b.Emit(ev) }
 // push queues it, or drops it when the queue is full or closed. It never
 // blocks beyond the queue's mutex (and, for the first drop after a report
 // of drops, the mutex of the reports, to start their timer).
+//
+// A lifecycle event (see lifecycle) that finds the queue full is not
+// dropped: it waits in b.state, a second queue of the same capacity that
+// only such events use, and the hook goroutine delivers it after the
+// events of the full queue, which all happened before it (buf only
+// empties when the hook goroutine takes it, b.state with it). So an
+// observer that keeps state from these events (a consumer's lag series,
+// a breaker's state, a connection that is down) never misses the event
+// that ends or changes it, however far the hooks fall behind. The engine
+// makes these events at a bounded rate (once per consumer, per reconnect
+// or breaker transition after a backoff, ...), so b.state stays small;
+// its bound only matters while a hook never returns, and then drops
+// them like the rest. The check costs nothing while the queue has room.
 func (b *Bus) push(it item) {
 	b.mu.Lock()
 	if b.closed || !b.started {
 		b.mu.Unlock()
 		return
 	}
-	if len(b.buf) >= b.max {
+	if len(b.buf) < b.max {
+		b.buf = append(b.buf, it)
+	} else if len(b.state) < b.max && it.kind == kindOther && lifecycle(it.ev) {
+		b.state = append(b.state, it)
+	} else {
 		b.mu.Unlock()
 		b.drop()
 		return
 	}
-	b.buf = append(b.buf, it)
 	wake := b.idle && b.holds.Load() == 0
 	if wake {
 		b.idle = false
@@ -530,7 +573,7 @@ func (b *Bus) run() {
 	var spare []item
 	for {
 		b.mu.Lock()
-		for len(b.buf) == 0 {
+		for len(b.buf) == 0 && len(b.state) == 0 {
 			if b.closed {
 				b.mu.Unlock()
 				return
@@ -542,6 +585,13 @@ func (b *Bus) run() {
 		}
 		batch := b.buf
 		b.buf = spare[:0]
+		if len(b.state) > 0 {
+			// They came after every event of batch: buf was full when
+			// each was pushed, and only this swap empties it.
+			batch = append(batch, b.state...)
+			clear(b.state)
+			b.state = b.state[:0]
+		}
 		b.mu.Unlock()
 		if b.abandoned.Load() {
 			b.dropped.Add(uint64(len(batch)))

@@ -3,6 +3,7 @@ package hookbus
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -281,5 +282,96 @@ func TestDropLoggedWhileHookStuck(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "dropped=3 total=9") {
 		t.Errorf("second report does not count 3 more (9 in all):\n%s", logs)
+	}
+}
+
+// stateRec blocks in PostExecution until released, and records the
+// other events it gets, in order.
+type stateRec struct {
+	blocker
+	mu  sync.Mutex
+	got []string
+}
+
+func (h *stateRec) add(s string) {
+	h.mu.Lock()
+	h.got = append(h.got, s)
+	h.mu.Unlock()
+}
+func (h *stateRec) OnConsumerEvent(ev hooks.Consumer)          { h.add("consumer:" + ev.Kind.String()) }
+func (h *stateRec) OnBreakerChanged(ev hooks.BreakerChange)    { h.add("breaker:" + ev.To) }
+func (h *stateRec) OnSubscriberEvent(ev hooks.Subscriber)      { h.add("sub:" + ev.Kind.String()) }
+func (h *stateRec) PostConnection(ev hooks.Dialed)             { h.add(fmt.Sprintf("dialed:%v", ev.Dedicated)) }
+func (h *stateRec) OnRetryScheduled(hooks.Retry)               { h.add("retry") }
+func (h *stateRec) OnSentinelSwitched(ev hooks.SentinelSwitch) { h.add("sentinel:" + ev.To) }
+
+// The lifecycle events that observers keep state from (a consumer's
+// Stopped ends its lag series, a breaker's change, a subscriber's
+// disconnect) are not dropped when the queue is full: they are delivered
+// after the queued events, in order, once the hook catches up, while the
+// other events that find the queue full are dropped and counted. Before,
+// a Stopped that found the queue full was dropped and otelvactor reported
+// the stopped consumer's lag for ever.
+func TestLifecycleEventsNotDropped(t *testing.T) {
+	h := &stateRec{blocker: blocker{entered: make(chan struct{}, 1), release: make(chan struct{})}}
+	b, _ := newBus(t, 8, h)
+	release := sync.OnceFunc(func() { close(h.release) })
+	defer release()
+	b.Executed(context.Background(), hooks.Executed{Name: "first"})
+	<-h.entered // the hook goroutine is stuck in the first event
+	for range 8 {
+		b.Executed(context.Background(), hooks.Executed{Name: "queued"})
+	}
+	b.Emit(hooks.Consumer{Kind: hooks.Lag})                         // dropped
+	b.Emit(hooks.Retry{})                                           // dropped
+	b.Emit(hooks.Dialed{Dedicated: true})                           // dropped
+	b.Emit(hooks.Subscriber{Kind: hooks.MessagesDropped, Count: 1}) // dropped
+	b.Emit(hooks.BreakerChange{From: "closed", To: "open"})
+	b.Emit(hooks.Subscriber{Kind: hooks.Disconnected})
+	b.Emit(hooks.Dialed{})
+	b.Emit(hooks.BreakerChange{From: "open", To: "closed"})
+	b.Emit(hooks.Subscriber{Kind: hooks.Resubscribed})
+	b.Emit(hooks.SentinelSwitch{To: "b"})
+	b.Emit(hooks.Consumer{Kind: hooks.Stopped})
+	if d := b.Stats().Dropped; d != 4 {
+		t.Fatalf("%d dropped, want 4 (the lifecycle events kept)", d)
+	}
+	release()
+	b.Close(time.Minute)
+	want := "breaker:open sub:disconnected dialed:false breaker:closed sub:resubscribed sentinel:b consumer:stopped"
+	h.mu.Lock()
+	got := strings.Join(h.got, " ")
+	h.mu.Unlock()
+	if got != want {
+		t.Fatalf("delivered %q, want %q", got, want)
+	}
+	if s := b.Stats(); s.Events != 1+8+7 || s.Dropped != 4 {
+		t.Fatalf("stats %+v, want 16 events delivered, 4 dropped", s)
+	}
+}
+
+// The lifecycle events' own queue is bounded too (by the capacity): a
+// hook that never returns makes them dropped once it is full.
+func TestLifecycleQueueBounded(t *testing.T) {
+	h := &stateRec{blocker: blocker{entered: make(chan struct{}, 1), release: make(chan struct{})}}
+	b, _ := newBus(t, 2, h)
+	release := sync.OnceFunc(func() { close(h.release) })
+	defer release()
+	b.Executed(context.Background(), hooks.Executed{Name: "first"})
+	<-h.entered
+	b.Executed(context.Background(), hooks.Executed{Name: "queued"})
+	b.Executed(context.Background(), hooks.Executed{Name: "queued"})
+	for range 5 {
+		b.Emit(hooks.Consumer{Kind: hooks.Stopped})
+	}
+	if d := b.Stats().Dropped; d != 3 {
+		t.Fatalf("%d dropped, want 3 (2 kept)", d)
+	}
+	release()
+	b.Close(time.Minute)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.got) != 2 {
+		t.Fatalf("delivered %v, want 2 Stopped", h.got)
 	}
 }
