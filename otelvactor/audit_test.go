@@ -363,3 +363,28 @@ func TestErrorReplyCodesCapped(t *testing.T) {
 		t.Errorf("WRONGTYPE %d commands, _OTHER %d; want 2 and %d", codes["WRONGTYPE"], codes["_OTHER"], 200-63)
 	}
 }
+
+// A hook takes at most maxOperationNames distinct db.operation.name
+// values; commands of names first seen after those are counted as
+// _OTHER, in one series, and the names taken before still get theirs.
+func TestOperationNamesCapped(t *testing.T) {
+	h, reader := metricsHook(t)
+	post := func(name string) {
+		h.PostExecution(context.Background(), hooks.Executed{Name: name, Node: "127.0.0.1:6379", Duration: time.Millisecond, Done: time.Now()})
+	}
+	post("GET")
+	for i := range 1100 {
+		post("MADE-UP-" + strconv.Itoa(i))
+	}
+	post("GET")
+	names := map[string]uint64{}
+	for _, p := range durations(t, collect(t, reader)) {
+		names[attr(p.Attributes, "db.operation.name")] += p.Count
+	}
+	if len(names) != 1025 {
+		t.Errorf("%d db.operation.name values, want 1,024 names and _OTHER", len(names))
+	}
+	if names["GET"] != 2 || names["_OTHER"] != 1100-1023 {
+		t.Errorf("GET %d commands, _OTHER %d; want 2 and %d", names["GET"], names["_OTHER"], 1100-1023)
+	}
+}

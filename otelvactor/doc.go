@@ -14,7 +14,7 @@
 //
 // From the semantic conventions (attributes: db.system.name, "valkey"
 // unless WithSystemName; db.operation.name, the command's name in upper
-// case; server.address and
+// case, _OTHER past 1,024 distinct names; server.address and
 // server.port; db.namespace, the DB index; error.type and, for an error
 // reply, db.response.status_code, its prefix; db.client.connection.pool.name,
 // the node's "host:port"):

@@ -131,6 +131,7 @@ type Hook struct {
 	ncodes int
 
 	mu    sync.Mutex
+	names map[string]struct{} // the operation names taken so far (opNameLocked)
 	ops   map[opKey]*opSeries
 	spans map[spanKey]*spanOpts
 	nodes map[string]*nodeAttrs
@@ -389,6 +390,12 @@ func (h *Hook) spanOptions(name, node string, db int) *spanOpts {
 	if o, ok := h.spans[k]; ok {
 		return o
 	}
+	if n := h.opNameLocked(name); n != name {
+		k.name, name = n, n
+		if o, ok := h.spans[k]; ok {
+			return o
+		}
+	}
 	list := []attribute.KeyValue{h.system, semconv.DBOperationName(name), semconv.DBNamespace(strconv.Itoa(db))}
 	list = append(list, h.nodeLocked(node).attrs...)
 	o := &spanOpts{list: list, kind: trace.WithSpanKind(trace.SpanKindClient)}
@@ -422,6 +429,12 @@ func (h *Hook) series(k opKey) *opSeries {
 	defer h.mu.Unlock()
 	if o, ok := h.ops[k]; ok {
 		return o
+	}
+	if n := h.opNameLocked(k.name); n != k.name {
+		k.name = n
+		if o, ok := h.ops[k]; ok {
+			return o
+		}
 	}
 	attrs := []attribute.KeyValue{h.system, semconv.DBOperationName(k.name), semconv.DBNamespace(strconv.Itoa(k.db))}
 	attrs = append(attrs, h.nodeLocked(k.node).attrs...)
@@ -493,6 +506,29 @@ func errorType(err error) (typ, status string) {
 		return "invalid_argument", ""
 	}
 	return semconv.ErrorTypeOther.Value.AsString(), ""
+}
+
+// maxOperationNames bounds the distinct db.operation.name values of a
+// Hook: the servers' commands are about 250, modules add some, but a
+// program passing made-up names to Do (each an "unknown command" error)
+// would make a series per name, in the histogram and the span options,
+// for ever.
+const maxOperationNames = 1024
+
+// opNameLocked returns name if it is one of the first maxOperationNames
+// operation names seen, "_OTHER" otherwise. h.mu is held.
+func (h *Hook) opNameLocked(name string) string {
+	if _, ok := h.names[name]; ok {
+		return name
+	}
+	if len(h.names) >= maxOperationNames {
+		return semconv.ErrorTypeOther.Value.AsString()
+	}
+	if h.names == nil {
+		h.names = map[string]struct{}{}
+	}
+	h.names[name] = struct{}{}
+	return name
 }
 
 // maxReplyCodes bounds the error reply codes a Hook takes as error.type
