@@ -118,7 +118,13 @@ func TestAuditChaos(t *testing.T) {
 
 	// 1: every future completes. Every command has a deadline of at most
 	// 2s, and none is written past it.
-	wg.Wait()
+	workersDone := make(chan struct{})
+	go func() { wg.Wait(); close(workersDone) }()
+	select {
+	case <-workersDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("invariant 1: workers still blocked in calls 10s after the faults stopped")
+	}
 	c.awaitAll(faultsStopped.Add(5 * time.Second))
 
 	c.checkWriter(ctx)
@@ -128,8 +134,8 @@ func TestAuditChaos(t *testing.T) {
 	c.checkKeys(ctx)
 
 	st := eng.Stats()
-	t.Logf("stats: reconnects %d, retries %d, outcome unknown %d, sub reconnects %d",
-		st.Reconnects, st.Retries, st.OutcomeUnknown, st.SubReconnects)
+	t.Logf("stats: reconnects %d, retries %d, outcome unknown %d, sub reconnects %d, breaker changes %d",
+		st.Reconnects, st.Retries, st.OutcomeUnknown, st.SubReconnects, logs.Count(hooks.MsgBreakerChanged))
 	t.Logf("outcomes: %s", c.tally())
 
 	// 6: Close, then nothing panicked and no goroutine is left (the
@@ -651,7 +657,7 @@ func (c *chaos) injectFaults(srv *valkeytest.Server, px *valkeytest.Proxy, dur, 
 		log = append(log, fmt.Sprintf("%s %s", kind, hold))
 		if time.Now().Before(end) {
 			enginetest.WaitServing(t, c.eng, serveLimit)
-			time.Sleep(time.Duration(50+rng.IntN(250)) * time.Millisecond) // load without faults
+			time.Sleep(time.Duration(200+rng.IntN(600)) * time.Millisecond) // load without faults
 		}
 	}
 	return strings.Join(log, ", ")
