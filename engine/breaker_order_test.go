@@ -59,3 +59,73 @@ func TestBreakerOpenKeepsOrder(t *testing.T) {
 		})
 	}
 }
+
+// stuckMsg is a queued message whose Fail waits until release is closed.
+type stuckMsg struct{ failing, release chan struct{} }
+
+func (m *stuckMsg) Context() context.Context { return context.Background() }
+func (m *stuckMsg) Fail(error)               { close(m.failing); <-m.release }
+
+// The same order when the breaker's opening is still failing what it took
+// from the mailbox (found by TestAuditChaos after the fix above): a
+// command refused meanwhile found the mailbox empty and failed at once,
+// before the queued command issued before it. Here the opening's FailHeld
+// is held up by a queued message whose Fail blocks.
+func TestBreakerOpenWaitsForConcurrentFail(t *testing.T) {
+	srv := valkeytest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	e, err := New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	conn := e.pick("k")
+	busy := holdActor(ctx, t, e, conn)
+	stuck := &stuckMsg{failing: make(chan struct{}), release: make(chan struct{})}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(stuck.release)
+		}
+	}
+	defer release()
+	conn.Mailbox.Post(stuck)
+	first := e.Set(ctx, "k", "1", 0) // queued behind the script and stuck
+	conn.Node.SetOpen(true)
+	defer conn.Node.SetOpen(false)
+	opening := make(chan struct{})
+	go func() { // the breaker's opening
+		defer close(opening)
+		conn.FailHeld(conn.Node.OpenError())
+	}()
+	<-stuck.failing // it took stuck and first, and fails stuck
+	firstDone := make(chan bool, 1)
+	go func() {
+		second := e.Set(ctx, "k", "2", 0)
+		done := first.IsDone()
+		if err := second.Err(ctx); !errors.Is(err, ErrCircuitOpen) {
+			t.Errorf("second SET with the node open: %v, want ErrCircuitOpen", err)
+		}
+		firstDone <- done
+	}()
+	var done bool
+	select {
+	case done = <-firstDone: // refused at once (the bug), or after the opening
+	case <-time.After(200 * time.Millisecond): // waiting for the opening, as it should
+		release()
+		done = <-firstDone
+	}
+	release()
+	<-opening
+	if !done {
+		t.Fatal("the second SET failed while the first, issued before it, was still being failed by the breaker's opening: completion order broken")
+	}
+	if err := first.Err(ctx); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("first SET: %v, want ErrCircuitOpen", err)
+	}
+	if err := busy.Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
