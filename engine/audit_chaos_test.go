@@ -94,7 +94,7 @@ func TestAuditChaos(t *testing.T) {
 	}()
 	ctx := ctxT(t)
 
-	c := &chaos{t: t, eng: eng, seed: seed, stop: make(chan struct{})}
+	c := &chaos{t: t, eng: eng, seed: seed, stop: make(chan struct{}), onePool: cfg.PoolSize == 1}
 	c.startSubscriber(ctx)
 	c.startConsumer(ctx)
 	c.startWriter()
@@ -264,6 +264,7 @@ type orderOp struct {
 // (j issued before i) seen with i complete while j was not.
 type burst struct {
 	fs       []result
+	keys     []string // each one's key
 	ends     []*atomic.Int64
 	mu       sync.Mutex
 	inverted []inversion
@@ -287,11 +288,15 @@ func ctxEnd(ctx context.Context) *atomic.Int64 {
 }
 
 type chaos struct {
-	t    *testing.T
-	eng  *engine.Engine
-	seed uint64
-	stop chan struct{}
-	seq  atomic.Int64
+	t   *testing.T
+	eng *engine.Engine
+	// onePool: one connection carries everything (PoolSize 1), so all of
+	// a goroutine's commands keep their order, not only those of one key
+	// (engine/doc.go, Order).
+	onePool bool
+	seed    uint64
+	stop    chan struct{}
+	seq     atomic.Int64
 
 	mu       sync.Mutex
 	recs     []rec
@@ -380,7 +385,7 @@ func (c *chaos) watch(b *burst) {
 			<-f.Done()
 			at := time.Now()
 			for j := range i {
-				if !b.fs[j].IsDone() {
+				if !b.fs[j].IsDone() && (c.onePool || b.keys[j] == b.keys[i]) {
 					b.mu.Lock()
 					b.inverted = append(b.inverted, inversion{j: j, i: i, at: at})
 					b.mu.Unlock()
@@ -431,39 +436,44 @@ func (c *chaos) futuresWorker(w int) {
 		for range 1 + rng.IntN(12) {
 			ctx, release, cancelAfter := cmdCtx(rng)
 			var f result
+			var k string // the command's key
 			switch op := rng.IntN(9); op {
 			case 0:
-				k := c.key("chaos:set")
+				k = c.key("chaos:set")
 				v := "v" + k
 				f = c.eng.Set(ctx, k, v, 0)
 				recs = append(recs, rec{key: k, val: v, res: f, what: "Set"})
 			case 1:
-				k := c.key("chaos:incr")
+				k = c.key("chaos:incr")
 				f = c.eng.Incr(ctx, k)
 				recs = append(recs, rec{key: k, res: f, what: "Incr"})
 			case 2:
-				k := c.key("chaos:do")
+				k = c.key("chaos:do")
 				f = c.eng.Do(ctx, "INCR", k)
 				recs = append(recs, rec{key: k, res: f, what: "Do INCR"})
 			case 3:
-				k := c.key("chaos:doset")
+				k = c.key("chaos:doset")
 				v := "v" + k
 				f = c.eng.Do(ctx, "SET", k, v)
 				recs = append(recs, rec{key: k, val: v, res: f, what: "Do SET"})
 			case 4:
+				k = ctr.key
 				fi := c.eng.Incr(ctx, ctr.key)
 				ctr.results = append(ctr.results, fi)
 				ctr.replies = append(ctr.replies, fi)
 				f = fi
 			case 5, 6:
+				k = orderKey
 				v := c.key("o")
 				f = c.eng.Set(ctx, orderKey, v, 0)
 				order = append(order, orderOp{kind: 'S', val: v, set: f})
 			case 7:
+				k = orderKey
 				g := c.eng.Get(ctx, orderKey)
 				order = append(order, orderOp{kind: 'G', get: g})
 				f = g
 			case 8:
+				k = orderKey
 				fd := c.eng.Del(ctx, orderKey)
 				order = append(order, orderOp{kind: 'D', set: fd})
 				f = fd
@@ -474,6 +484,7 @@ func (c *chaos) futuresWorker(w int) {
 				end.Store(time.Now().UnixNano())
 			}
 			b.fs = append(b.fs, f)
+			b.keys = append(b.keys, k)
 			b.ends = append(b.ends, end)
 			releaseWhenDone(f, release)
 		}
@@ -502,25 +513,29 @@ func (c *chaos) pipelineWorker(w int) {
 		var recs []rec
 		for range 1 + rng.IntN(8) {
 			var f result
+			var k string
 			switch rng.IntN(4) {
 			case 0:
-				k := c.key("chaos:pset")
+				k = c.key("chaos:pset")
 				v := "v" + k
 				f = p.Set(k, v, 0)
 				recs = append(recs, rec{key: k, val: v, res: f, what: "Pipeline.Set"})
 			case 1:
-				k := c.key("chaos:pincr")
+				k = c.key("chaos:pincr")
 				f = p.Incr(k)
 				recs = append(recs, rec{key: k, res: f, what: "Pipeline.Incr"})
 			case 2:
+				k = ctr.key
 				fi := p.Incr(ctr.key)
 				ctr.results = append(ctr.results, fi)
 				ctr.replies = append(ctr.replies, fi)
 				f = fi
 			case 3:
-				f = p.Get("chaos:pget")
+				k = "chaos:pget"
+				f = p.Get(k)
 			}
 			b.fs = append(b.fs, f)
+			b.keys = append(b.keys, k)
 		}
 		c.mu.Lock()
 		c.recs = append(c.recs, recs...)
