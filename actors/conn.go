@@ -53,6 +53,10 @@ type ConnState struct {
 	// were sent (Observed). Nil: none, and nothing is computed for them.
 	Hooks *hookbus.Bus
 
+	// failMu is held while FailHeld (or the actor, once the breaker
+	// opened) fails what it took, so that one who finds nothing left to
+	// fail returns only once those are failed (Order).
+	failMu   sync.Mutex
 	mu       sync.Mutex
 	stash    []held       // commands to send again first, in order
 	broken   bool         // the driver connection failed: the supervisor re-dials
@@ -132,10 +136,14 @@ func (s *ConnState) takeStash() []held {
 }
 
 // FailHeld fails the commands held for resending and the queued ones with
-// err (the mailbox stays open). Used when the node's breaker opens. A held
-// command that may have run fails with an outcome-unknown error wrapping
-// err.
+// err (the mailbox stays open). Used when the node's breaker opens, and
+// before a command is refused because it is open. A held command that
+// may have run fails with an outcome-unknown error wrapping err. It
+// returns once the commands a concurrent FailHeld took are failed too: a
+// command refused after it cannot complete before one issued earlier.
 func (s *ConnState) FailHeld(err error) {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
 	for _, h := range s.takeStash() {
 		h.fail(err)
 	}
@@ -494,9 +502,11 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		// FailHeld may have run before the stash above: what is held
 		// will not be sent soon either.
 		err := n.OpenError()
+		st.failMu.Lock()
 		for _, h := range st.takeStash() {
 			h.fail(err)
 		}
+		st.failMu.Unlock()
 	}
 	c.escalate(ctx, broken)
 }

@@ -187,7 +187,7 @@ func addToGroup(groups []postGroup, mb *mailbox.Bounded, conn *actors.ConnState,
 
 func (g postGroup) post() {
 	if g.conn != nil && g.conn.Node != nil && g.conn.Node.Open() {
-		err := g.conn.Node.OpenError()
+		err := failOpen(g.conn)
 		for _, m := range g.msgs {
 			m.Fail(err)
 		}

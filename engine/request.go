@@ -284,12 +284,23 @@ func post[T any](e *Engine, conn *actors.ConnState, r *request[T]) *futures.Futu
 		observe(e, r)
 	}
 	if conn.Node != nil && conn.Node.Open() {
-		r.Fail(conn.Node.OpenError())
+		r.Fail(failOpen(conn))
 		return f
 	}
 	r.watch()
 	conn.Mailbox.Post(r)
 	return f
+}
+
+// failOpen fails what conn holds and queues with its node's OpenError,
+// and returns that error, for a command refused because the node's
+// breaker is open. The breaker's opening fails them too, but only after
+// it marked the node open: a command of the same goroutine issued before
+// this one, still queued, must not complete after it (Order).
+func failOpen(conn *actors.ConnState) error {
+	err := conn.Node.OpenError()
+	conn.FailHeld(err)
+	return err
 }
 
 // fail returns a future failed with err, for arguments rejected before
