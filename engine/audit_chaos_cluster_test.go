@@ -197,6 +197,9 @@ const (
 	// ccCmdTimeout is the commands' own deadline: past ccBound, so that a
 	// command that hits it fails the bound, not the other checks.
 	ccCmdTimeout = 15 * time.Second
+	// ccExtraFaults is how many faults of a random kind follow the first
+	// three (one of each kind).
+	ccExtraFaults = 2
 	// ccMaxBursts bounds each worker's operations.
 	ccMaxBursts = 4000
 )
@@ -278,7 +281,7 @@ const (
 // classify maps err to an outcome as engine/errors.go and
 // docs/reliability.md promise; an error of no documented kind counts as
 // unknown and is reported.
-func (r *ccRun) classify(err error) ccOutcome {
+func (r *ccRun) classify(what string, err error) ccOutcome {
 	var se *engine.ServerError
 	var ce *engine.ConnectError
 	switch {
@@ -295,10 +298,15 @@ func (r *ccRun) classify(err error) ccOutcome {
 		errors.Is(err, engine.ErrNoSlotOwner),
 		errors.As(err, &se), errors.As(err, &ce):
 		return ccRefused
+	case (what == "Tx.Exec" || what == "WatchRetry") && policies.IsTransport(err):
+		// Tx.Exec's doc: a transport error is wrapped in ErrOutcomeUnknown
+		// once EXEC may have been written; unwrapped, nothing ran (a WATCH,
+		// a read or MULTI failed).
+		return ccRefused
 	}
 	r.mu.Lock()
 	if len(r.other) < 20 {
-		r.other = append(r.other, fmt.Sprintf("%T: %v", err, err))
+		r.other = append(r.other, fmt.Sprintf("%s: %T: %v", what, err, err))
 	}
 	r.mu.Unlock()
 	return ccUnknown
@@ -323,6 +331,7 @@ type ccKey struct {
 // ccRec is one operation, in its worker's issue order.
 type ccRec struct {
 	op   string // incr, rpush, set, del, get, mget
+	via  string // future, pipeline, sync
 	keys []*ccKey
 	arg  string // rpush token, set value
 	out  ccOutcome
@@ -405,12 +414,18 @@ func (w *ccWorker) loop(stop *atomic.Bool) {
 		case mode < 6: // futures and Do
 			for range n {
 				pend = append(pend, w.issueFuture(ctx))
+				if pend[len(pend)-1].rec.via == "" {
+					pend[len(pend)-1].rec.via = "future"
+				}
 			}
 			w.await(pend, start, nil)
 		case mode < 8: // a pipeline
 			p := w.run.eng.Pipeline()
 			for range n {
 				pend = append(pend, w.issuePipe(p))
+				if pend[len(pend)-1].rec.via == "" {
+					pend[len(pend)-1].rec.via = "pipeline"
+				}
 			}
 			execDone := make(chan struct{})
 			go func() { _ = p.Exec(ctx); close(execDone) }()
@@ -419,6 +434,7 @@ func (w *ccWorker) loop(stop *atomic.Bool) {
 			for range n / 2 {
 				op := time.Now()
 				pend = append(pend, w.issueSync(ctx, client))
+				pend[len(pend)-1].rec.via = "sync"
 				w.run.noteLatency(time.Since(op), "sync "+pend[len(pend)-1].rec.op)
 			}
 		}
@@ -494,7 +510,7 @@ func (w *ccWorker) issueFuture(ctx context.Context) ccPending {
 		k := w.pick(ccCounter)
 		rec = ccRec{op: "incr", keys: []*ccKey{k}}
 		if x == 0 {
-			p = ccPend(eng.Do(ctx, "INCR", k.name))
+			p, rec.via = ccPend(eng.Do(ctx, "INCR", k.name)), "Do"
 		} else {
 			p = ccPend(eng.Incr(ctx, k.name))
 		}
@@ -502,7 +518,7 @@ func (w *ccWorker) issueFuture(ctx context.Context) ccPending {
 		k := w.pick(ccList)
 		rec = ccRec{op: "rpush", keys: []*ccKey{k}, arg: w.token()}
 		if x == 3 {
-			p = ccPend(eng.Do(ctx, "RPUSH", k.name, rec.arg))
+			p, rec.via = ccPend(eng.Do(ctx, "RPUSH", k.name, rec.arg)), "Do"
 		} else {
 			p = ccPend(eng.RPush(ctx, k.name, rec.arg))
 		}
@@ -514,7 +530,7 @@ func (w *ccWorker) issueFuture(ctx context.Context) ccPending {
 		k := w.pick(ccStr)
 		rec = ccRec{op: "get", keys: []*ccKey{k}}
 		if x == 9 {
-			p = ccPend(eng.Do(ctx, "GET", k.name))
+			p, rec.via = ccPend(eng.Do(ctx, "GET", k.name)), "Do"
 		} else {
 			p = ccPend(eng.Get(ctx, k.name))
 		}
@@ -540,7 +556,7 @@ func (w *ccWorker) issuePipe(pl *engine.Pipeline) ccPending {
 		k := w.pick(ccCounter)
 		rec = ccRec{op: "incr", keys: []*ccKey{k}}
 		if x == 0 {
-			p = ccPend(pl.Do("INCR", k.name))
+			p, rec.via = ccPend(pl.Do("INCR", k.name)), "pipeline Do"
 		} else {
 			p = ccPend(pl.Incr(k.name))
 		}
@@ -691,7 +707,7 @@ func (w *ccWorker) record(rec ccRec, v any, err error) {
 		}
 	}
 	rec.err = err
-	rec.out = w.run.classify(err)
+	rec.out = w.run.classify(rec.via+" "+rec.op, err)
 	w.hist = append(w.hist, rec)
 }
 
@@ -912,7 +928,11 @@ func (w *ccTxWorker) loop(stop *atomic.Bool) {
 		}
 		cancel()
 		w.run.noteLatency(time.Since(start), "transaction")
-		switch w.run.classify(err) {
+		what := "Tx.Exec"
+		if pi == 0 {
+			what = "WatchRetry"
+		}
+		switch w.run.classify(what, err) {
 		case ccOK:
 			pr.ok++
 		case ccUnknown:
@@ -1095,11 +1115,12 @@ type ccPubSub struct {
 	bad      []string
 	events   map[string]int
 	received int
+	pubErr   map[string]string // "channel seq" -> the SPUBLISH's error
 }
 
 func ccStartPubSub(t *testing.T, ctx context.Context, eng *engine.Engine, c *valkeytest.Cluster) *ccPubSub {
 	t.Helper()
-	ps := &ccPubSub{eng: eng, pubDone: make(chan struct{}), last: map[string]int64{}, events: map[string]int{}, plainCh: "cc:plain"}
+	ps := &ccPubSub{eng: eng, pubDone: make(chan struct{}), last: map[string]int64{}, events: map[string]int{}, plainCh: "cc:plain", pubErr: map[string]string{}}
 	// Two shard channels per primary.
 	per := map[string]int{}
 	for i := 0; len(ps.channels) < 2*len(c.Primaries()); i++ {
@@ -1139,7 +1160,9 @@ func (ps *ccPubSub) read(sub *engine.Subscription) {
 				ps.bad = append(ps.bad, fmt.Sprintf("%s: payload %q", ev.Message.Channel, ev.Message.Payload))
 			case n <= ps.last[ev.Message.Channel]:
 				if len(ps.bad) < 10 {
-					ps.bad = append(ps.bad, fmt.Sprintf("%s: message %d after %d (duplicate or out of order)", ev.Message.Channel, n, ps.last[ev.Message.Channel]))
+					ch, last := ev.Message.Channel, ps.last[ev.Message.Channel]
+					ps.bad = append(ps.bad, fmt.Sprintf("%s: message %d after %d (duplicate or out of order); SPUBLISH %d: %s; %d: %s; %d: %s",
+						ch, n, last, n, ps.pubErr[fmt.Sprintf("%s %d", ch, n)], n+1, ps.pubErr[fmt.Sprintf("%s %d", ch, n+1)], last, ps.pubErr[fmt.Sprintf("%s %d", ch, last)]))
 				}
 			default:
 				ps.last[ev.Message.Channel] = n
@@ -1170,8 +1193,14 @@ func (ps *ccPubSub) publish() {
 			fs = append(fs, ps.eng.SPublish(ctx, ch, n))
 		}
 		fs = append(fs, ps.eng.Publish(ctx, ps.plainCh, n))
-		for _, f := range fs {
-			_, _ = f.Await(ctx) // failures while the faults last are expected
+		t0 := time.Now()
+		for i, f := range fs {
+			_, err := f.Await(ctx) // failures while the faults last are expected
+			if err != nil && i < len(ps.channels) {
+				ps.mu.Lock()
+				ps.pubErr[ps.channels[i]+" "+n] = fmt.Sprintf("%v after %s", err, time.Since(t0).Round(time.Millisecond))
+				ps.mu.Unlock()
+			}
 		}
 		cancel()
 		time.Sleep(5 * time.Millisecond)
@@ -1247,8 +1276,10 @@ func ccLiveSlots(ws []*ccWorker, txws []*ccTxWorker, ps *ccPubSub) []int {
 }
 
 // ccInject runs one failover, one slot migration and one primary kill in
-// a random order, with random pauses under load between them, then
-// restarts the killed primary; it returns how long that took.
+// a random order, then ccExtraFaults more of random kinds, with random
+// pauses under load between them; a killed primary is restarted (as a
+// replica) before the next kill and at the end. It returns how long that
+// took.
 func ccInject(t *testing.T, c *valkeytest.Cluster, run *ccRun, rng *rand.Rand, live []int) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -1262,8 +1293,21 @@ func ccInject(t *testing.T, c *valkeytest.Cluster, run *ccRun, rng *rand.Rand, l
 		return slices.DeleteFunc(ns, func(n *valkeytest.ClusterNode) bool { return n.Pid() == 0 })
 	}
 	var killed *valkeytest.ClusterNode
+	restart := func() {
+		t0 := time.Now()
+		if err := c.RestartNode(killed); err != nil {
+			t.Fatalf("RestartNode(%s): %v", killed.Addr(), err)
+		}
+		note("restarted %s (%s)", killed.Addr(), time.Since(t0).Round(time.Millisecond))
+		killed = nil
+	}
+	// Each kind once in a random order, then ccExtraFaults more of any kind.
+	plan := rng.Perm(3)
+	for range ccExtraFaults {
+		plan = append(plan, rng.IntN(3))
+	}
 	pause()
-	for _, f := range rng.Perm(3) {
+	for _, f := range plan {
 		switch f {
 		case 0: // a replica takes over with CLUSTER FAILOVER
 			rs := running(c.Replicas())
@@ -1296,6 +1340,10 @@ func ccInject(t *testing.T, c *valkeytest.Cluster, run *ccRun, rng *rand.Rand, l
 			}
 			note("migrated slots %v %s -> %s (%s)", slots, from.Addr(), to.Addr(), time.Since(t0).Round(time.Millisecond))
 		case 2: // a primary is killed; its replica takes over
+			if killed != nil {
+				restart() // so that every shard has a replica again
+				pause()
+			}
 			ps := running(c.Primaries())
 			victim := ps[rng.IntN(len(ps))]
 			ranges, err := c.SlotsOf(victim)
@@ -1322,11 +1370,7 @@ func ccInject(t *testing.T, c *valkeytest.Cluster, run *ccRun, rng *rand.Rand, l
 		pause()
 	}
 	if killed != nil {
-		t0 := time.Now()
-		if err := c.RestartNode(killed); err != nil {
-			t.Fatalf("RestartNode(%s): %v", killed.Addr(), err)
-		}
-		note("restarted %s (%s)", killed.Addr(), time.Since(t0).Round(time.Millisecond))
+		restart()
 	}
 	if err := c.WaitHealthy(15 * time.Second); err != nil {
 		t.Fatal(err)
