@@ -986,7 +986,6 @@ type ccWriter struct {
 	failed  map[string]int64
 	kinds   map[string]int
 	summary string
-	run     *ccRun
 }
 
 func ccStartWriter(t *testing.T, eng *engine.Engine, seed uint64) *ccWriter {
