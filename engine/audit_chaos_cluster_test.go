@@ -1386,6 +1386,9 @@ func ccInject(t *testing.T, c *valkeytest.Cluster, run *ccRun, rng *rand.Rand, l
 				pause()
 			}
 			ps := running(c.Primaries())
+			if fresh := slices.DeleteFunc(slices.Clone(ps), func(p *valkeytest.ClusterNode) bool { return recent[p.Addr()] }); len(fresh) > 0 {
+				ps = fresh // as for failovers: not the shard touched last
+			}
 			victim := ps[rng.IntN(len(ps))]
 			ranges, err := c.SlotsOf(victim)
 			if err != nil {
