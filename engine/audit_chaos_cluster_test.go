@@ -330,8 +330,9 @@ type ccKey struct {
 
 // ccRec is one operation, in its worker's issue order.
 type ccRec struct {
-	op   string // incr, rpush, set, del, get, mget
-	via  string // future, pipeline, sync
+	op   string    // incr, rpush, set, del, get, mget
+	via  string    // future, pipeline, sync
+	at   time.Time // when it was recorded (after its burst completed)
 	keys []*ccKey
 	arg  string // rpush token, set value
 	out  ccOutcome
@@ -630,6 +631,8 @@ func (w *ccWorker) await(pend []ccPending, start time.Time, also <-chan struct{}
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(p.done)})
 		idx = append(idx, i)
 	}
+	doneAt := make([]time.Duration, len(pend))
+	var bad [][2]int // (i, j): i completed before the earlier j of its key
 	timer := time.NewTimer(ccBound)
 	defer timer.Stop()
 	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)})
@@ -644,17 +647,13 @@ func (w *ccWorker) await(pend []ccPending, start time.Time, also <-chan struct{}
 			break
 		}
 		i := idx[chosen]
-		w.run.noteLatency(time.Since(start), pend[i].rec.op)
+		doneAt[i] = time.Since(start)
+		w.run.noteLatency(doneAt[i], pend[i].rec.op)
 		if pend[i].ordered {
 			k := pend[i].rec.keys[0]
 			for j := range i {
 				if pend[j].ordered && pend[j].rec.keys[0] == k && !pend[j].isDone() {
-					w.run.mu.Lock()
-					if len(w.run.order) < 10 {
-						w.run.order = append(w.run.order, fmt.Sprintf("%s: #%d %s completed before #%d %s",
-							k.name, i, pend[i].rec.op, j, pend[j].rec.op))
-					}
-					w.run.mu.Unlock()
+					bad = append(bad, [2]int{i, j})
 				}
 			}
 		}
@@ -663,6 +662,18 @@ func (w *ccWorker) await(pend []ccPending, start time.Time, also <-chan struct{}
 	}
 	if also != nil {
 		<-also
+	}
+	show := func(i int) string {
+		_, err := pend[i].result()
+		return fmt.Sprintf("#%d %s %s (%s, at +%s: %v)", i, pend[i].rec.via, pend[i].rec.op, pend[i].rec.arg, doneAt[i].Round(time.Microsecond), err)
+	}
+	for _, b := range bad {
+		w.run.mu.Lock()
+		if len(w.run.order) < 10 {
+			w.run.order = append(w.run.order, fmt.Sprintf("%s (burst at %s): %s completed before %s",
+				pend[b[0]].rec.keys[0].name, start.Format("15:04:05.000"), show(b[0]), show(b[1])))
+		}
+		w.run.mu.Unlock()
 	}
 }
 
@@ -707,6 +718,7 @@ func (w *ccWorker) record(rec ccRec, v any, err error) {
 		}
 	}
 	rec.err = err
+	rec.at = time.Now()
 	rec.out = w.run.classify(rec.via+" "+rec.op, err)
 	w.hist = append(w.hist, rec)
 }
@@ -731,7 +743,13 @@ func (w *ccWorker) check(ctx context.Context, v *ccViolations) {
 			g = *got
 		}
 		if g != ccMissing && !s.written[g] {
-			v.add("%s: #%d %s read %q, never written to it", k.name, i, op, g)
+			where := "nowhere"
+			for j, r := range w.hist {
+				if r.op == "set" && r.arg == g {
+					where = fmt.Sprintf("#%d %s SET %s at %s (%v)", j, r.via, r.keys[0].name, r.at.Format("15:04:05.000"), r.err)
+				}
+			}
+			v.add("%s: #%d %s at %s read %q, never written to it before (written by %s)", k.name, i, op, w.hist[min(i, len(w.hist)-1)].at.Format("15:04:05.000"), g, where)
 		}
 		if !w.run.tainted(k.slot) && !s.possible[g] {
 			v.add("%s: #%d %s read %q, want one of %v (the last write issued before it)", k.name, i, op, ccShow(g), ccSet(s.possible))
