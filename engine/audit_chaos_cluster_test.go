@@ -231,7 +231,7 @@ type ccRun struct {
 	other   []string // errors of no documented kind
 	slowest time.Duration
 	order   []string // completion-order violations
-	late           []string // futures past ccBound
+	late    []string // futures past ccBound
 }
 
 func (r *ccRun) tainted(slot int) bool {
