@@ -251,7 +251,7 @@ type SlotState struct {
 	pending int        // commands the slot actor holds (queued, parked)
 	conn    *ConnState // cached connection actor of the owner
 	epoch   uint64     // slot map epoch conn was read at
-	closed  bool
+	closed  bool       // set under mu and amu: either guards reading it
 
 	amu   sync.Mutex // actor lifecycle; taken after mu, never before it
 	box   *mailbox.Bounded
@@ -405,11 +405,11 @@ func (s *SlotState) notify() {
 func (s *SlotState) Close(err error) {
 	s.init()
 	s.mu.Lock()
+	s.amu.Lock() // closed is read under mu (Submit) or amu (actorLocked)
 	s.closed = true
-	s.mu.Unlock()
-	s.amu.Lock()
 	box, pid := s.box, s.pid
 	s.amu.Unlock()
+	s.mu.Unlock()
 	s.coll.close(err)
 	if box != nil {
 		box.Close(err)

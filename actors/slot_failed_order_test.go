@@ -98,3 +98,72 @@ func TestSlotFailedNodeKeepsOrder(t *testing.T) {
 	slot.Wait()
 	h.shutdown(t, snapshot)
 }
+
+// SlotState.Close and a slot actor spawned on demand by a command's
+// failure (notify, on the connection actor's goroutine) do not race on the
+// slot's closed flag: Close wrote it under mu only, actorLocked read it
+// under amu only (found with -race by TestAuditClusterCloseWhileReloading
+// once failures, not only redirects, notify the slot actor).
+func TestSlotCloseWhileFailing(t *testing.T) {
+	for range 30 { // the race detector sees the race in some rounds only
+		slotCloseWhileFailing(t)
+	}
+}
+
+func slotCloseWhileFailing(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := &holdConn{scriptConn: &scriptConn{}, release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	st := &actors.ConnState{
+		Addr:     scriptAddr,
+		Mailbox:  mailbox.New(mailbox.Options{}),
+		Driver:   conn,
+		CloseErr: mailbox.ErrClosed,
+		Node: &actors.Node{
+			Addr:        scriptAddr,
+			DialTimeout: time.Second,
+			Dial:        func(context.Context) (drivers.ValkeyConn, error) { return conn, nil },
+			Breaker:     policies.NewBreaker(policies.BreakerOptions{Threshold: 100}),
+		},
+	}
+	h := start(t, st)
+	first := newHookedCmd(0)
+	var slots []*actors.SlotState
+	for i := range 20 {
+		slot := &actors.SlotState{
+			Slot:         uint16(i),
+			Router:       oneNode{st},
+			MaxRedirects: testMaxRedirects,
+			Backoff:      policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond},
+			CloseErr:     mailbox.ErrClosed,
+			NewMailbox:   func() *mailbox.Bounded { return mailbox.New(mailbox.Options{}) },
+			System:       h.system,
+		}
+		slots = append(slots, slot)
+		if i == 0 {
+			slot.Submit(first) // holds the connection actor
+			waitChan(t, conn.entered, "the first round trip")
+		}
+	}
+	cmds := make([]*hookedCmd, len(slots))
+	for i, slot := range slots {
+		cmds[i] = newHookedCmd(i + 1)
+		slot.Submit(cmds[i]) // queued on the direct path
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, c := range cmds {
+			c.Fail(errors.New("node down")) // notify: spawns the slot actor
+		}
+	}()
+	for _, slot := range slots {
+		slot.Close(mailbox.ErrClosed)
+	}
+	<-done
+	close(conn.release)
+	first.waitDone(t)
+	for _, slot := range slots {
+		slot.Wait()
+	}
+	h.shutdown(t, snapshot)
+}
