@@ -55,7 +55,7 @@ type Collector struct {
 	closeErr   error
 	left       atomic.Int64 // forwarded, not finished
 	failed     atomic.Bool  // some command failed without a reply (node down?)
-	recovering atomic.Bool  // a redirect came back: new batches wait
+	recovering atomic.Bool  // a redirect came back, or a command failed: new batches wait
 	notified   atomic.Bool
 	notify     func()
 }
@@ -98,9 +98,14 @@ func (c *Collector) Intercept(cmd Hooked, res valkey.ValkeyResult) bool {
 }
 
 // Failed counts one command as failed without a reply (a transport error,
-// an open breaker): the slot's node may be gone.
+// an open breaker): the slot's node may be gone. Later commands of the
+// slot then wait, as after a redirect, until none of its commands is in
+// flight (the node's connection actor may still hold earlier ones, failed
+// one by one when its breaker opens), then go to the owner the map names
+// then: none overtakes an earlier one, on the same node or on a new one.
 func (c *Collector) Failed() {
 	c.failed.Store(true)
+	c.recovering.Store(true)
 	c.Done()
 }
 
@@ -246,7 +251,7 @@ type SlotState struct {
 	pending int        // commands the slot actor holds (queued, parked)
 	conn    *ConnState // cached connection actor of the owner
 	epoch   uint64     // slot map epoch conn was read at
-	closed  bool
+	closed  bool       // set under mu and amu: either guards reading it
 
 	amu   sync.Mutex // actor lifecycle; taken after mu, never before it
 	box   *mailbox.Bounded
@@ -400,11 +405,11 @@ func (s *SlotState) notify() {
 func (s *SlotState) Close(err error) {
 	s.init()
 	s.mu.Lock()
+	s.amu.Lock() // closed is read under mu (Submit) or amu (actorLocked)
 	s.closed = true
-	s.mu.Unlock()
-	s.amu.Lock()
 	box, pid := s.box, s.pid
 	s.amu.Unlock()
+	s.mu.Unlock()
 	s.coll.close(err)
 	if box != nil {
 		box.Close(err)

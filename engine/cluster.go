@@ -215,7 +215,7 @@ func (c *cluster) Owner(slot uint16) (string, error) {
 		return s.Primary, nil
 	}
 	c.refresh()
-	return "", fmt.Errorf("vactor: no cluster node serves slot %d", slot)
+	return "", fmt.Errorf("%w: slot %d", ErrNoSlotOwner, slot)
 }
 
 // ReadConn implements actors.Router: the connection actor of a replica of

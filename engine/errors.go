@@ -47,6 +47,14 @@ var (
 	// not sent; the node served none of its slots any more.
 	ErrNodeRemoved = errors.New("vactor: cluster node removed")
 
+	// ErrNoSlotOwner fails a cluster command whose hash slot no node
+	// serves in the engine's slot map, read again at once before failing
+	// it: the slot's primary failed and none of its replicas has taken over
+	// yet (the window between a crash and the promotion), or the slot is
+	// not assigned. The command was not sent. It is policies.ErrNoSlotOwner;
+	// retryable (policies.IsRetryable) once a replica is promoted.
+	ErrNoSlotOwner = policies.ErrNoSlotOwner
+
 	// ErrInvalidArgument fails a command whose arguments the engine can
 	// reject before sending it (an odd number of field/value arguments, a
 	// missing key, ...). Nothing is sent. Not retryable.

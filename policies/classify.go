@@ -18,7 +18,9 @@ import (
 //     refused, or a reset or timeout while dialling);
 //   - the server refused it for a passing reason: LOADING (restarting from
 //     disk), TRYAGAIN, CLUSTERDOWN, MASTERDOWN, or READONLY (a failover
-//     turned the node into a replica).
+//     turned the node into a replica);
+//   - in cluster mode, no node serves the command's slot
+//     (ErrNoSlotOwner: a failover is under way).
 //
 // Errors that say a command was written and then lost are not retryable by
 // this test: they are ErrOutcomeUnknown, and only repeatable commands are
@@ -30,6 +32,9 @@ func IsRetryable(err error) bool {
 	}
 	if errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrCircuitOpen) {
 		return false
+	}
+	if errors.Is(err, ErrNoSlotOwner) {
+		return true
 	}
 	if code := ServerErrorCode(err); code != "" {
 		switch code {

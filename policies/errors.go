@@ -19,6 +19,13 @@ var (
 	// repeated (read-only, or marked with WithIdempotent).
 	ErrOutcomeUnknown = errors.New("vactor: outcome unknown: the command was sent but its reply was lost")
 
+	// ErrNoSlotOwner fails a cluster command whose hash slot no node serves
+	// in the engine's slot map, read again at once before failing it: the
+	// slot's primary failed and no replica has taken over yet, or the slot
+	// is not assigned. The command was not sent. Retryable (IsRetryable):
+	// a failover ends with a new owner.
+	ErrNoSlotOwner = errors.New("vactor: no cluster node serves the slot")
+
 	// ErrRetryBudget is wrapped around a retryable error when the retry
 	// budget is spent: the engine stopped retrying to protect the server.
 	ErrRetryBudget = errors.New("vactor: retry budget exhausted")

@@ -37,6 +37,7 @@ func TestIsRetryable(t *testing.T) {
 		{context.Canceled, false},
 		{context.DeadlineExceeded, false},
 		{ErrCircuitOpen, false},
+		{fmt.Errorf("%w: 12", ErrNoSlotOwner), true},
 		{&OutcomeUnknownError{Cause: dial}, false},
 		{codeErr("LOADING"), true},
 		{codeErr("TRYAGAIN"), true},

@@ -1,0 +1,169 @@
+package actors_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+	"go.uber.org/goleak"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/mailbox"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// holdConn is a scriptConn whose round trips (but PING) wait for release.
+type holdConn struct {
+	*scriptConn
+	release chan struct{}
+	entered chan struct{} // one send per round trip that began, if room
+}
+
+func (c *holdConn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.ValkeyResult {
+	if cmds[0].Commands()[0] != "PING" {
+		select {
+		case c.entered <- struct{}{}:
+		default:
+		}
+		<-c.release
+	}
+	return c.scriptConn.DoMulti(ctx, cmds...)
+}
+
+func (c *holdConn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {
+	return c.DoMulti(ctx, cmd)[0]
+}
+
+// After one of a slot's commands failed for its node (a breaker opening
+// fails what the node's connection actor holds, one by one), a later
+// command of the slot does not complete before an earlier one still held
+// there: it waits in the slot actor until the slot has nothing in flight,
+// then goes to the owner the map names then. It went through the slot
+// actor at once and failed (breaker open) before the earlier command
+// failed: DESIGN rule 2 broken, and after a failover it could have run on
+// the new primary before an earlier command held for the old one
+// (TestAuditChaosCluster: a DEL completed after a SET and a GET issued
+// after it).
+func TestSlotFailedNodeKeepsOrder(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := &holdConn{scriptConn: &scriptConn{}, release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	st := &actors.ConnState{
+		Addr:     scriptAddr,
+		Mailbox:  mailbox.New(mailbox.Options{}),
+		Driver:   conn,
+		CloseErr: mailbox.ErrClosed,
+		Node: &actors.Node{
+			Addr:        scriptAddr,
+			DialTimeout: time.Second,
+			Dial:        func(context.Context) (drivers.ValkeyConn, error) { return conn, nil },
+			Breaker:     policies.NewBreaker(policies.BreakerOptions{Threshold: 100}),
+		},
+	}
+	h := start(t, st)
+	slot := &actors.SlotState{
+		Slot:         1,
+		Router:       oneNode{st},
+		MaxRedirects: testMaxRedirects,
+		Backoff:      policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond},
+		CloseErr:     mailbox.ErrClosed,
+		NewMailbox:   func() *mailbox.Bounded { return mailbox.New(mailbox.Options{}) },
+		System:       h.system,
+	}
+	inFlight, failed, earlier, later := newHookedCmd(1), newHookedCmd(2), newHookedCmd(3), newHookedCmd(4)
+	slot.Submit(inFlight) // the direct path; its round trip is held
+	waitChan(t, conn.entered, "the first round trip")
+	slot.Submit(failed) // queued behind it, on the direct path
+	slot.Submit(earlier)
+	// The node's breaker opens: the first held command fails, the others
+	// are still held by the connection actor.
+	st.Node.SetOpen(true)
+	failed.Fail(errors.New("node down"))
+	slot.Submit(later)
+	select {
+	case <-later.done:
+		t.Fatalf("command 4 completed (%v) while command 3, issued before it, is still held", later.err)
+	case <-time.After(200 * time.Millisecond): // it fails within a few ms when it does not wait
+	}
+	close(conn.release)
+	earlier.waitDone(t)
+	later.waitDone(t)
+	if err := later.wantFailed(t); !errors.Is(err, policies.ErrCircuitOpen) {
+		t.Fatalf("command 4: %v, want ErrCircuitOpen", err)
+	}
+	inFlight.wantString(t, "OK")
+	slot.Close(mailbox.ErrClosed)
+	slot.Wait()
+	h.shutdown(t, snapshot)
+}
+
+// SlotState.Close and a slot actor spawned on demand by a command's
+// failure (notify, on the connection actor's goroutine) do not race on the
+// slot's closed flag: Close wrote it under mu only, actorLocked read it
+// under amu only (found with -race by TestAuditClusterCloseWhileReloading
+// once failures, not only redirects, notify the slot actor).
+func TestSlotCloseWhileFailing(t *testing.T) {
+	for range 30 { // the race detector sees the race in some rounds only
+		slotCloseWhileFailing(t)
+	}
+}
+
+func slotCloseWhileFailing(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := &holdConn{scriptConn: &scriptConn{}, release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	st := &actors.ConnState{
+		Addr:     scriptAddr,
+		Mailbox:  mailbox.New(mailbox.Options{}),
+		Driver:   conn,
+		CloseErr: mailbox.ErrClosed,
+		Node: &actors.Node{
+			Addr:        scriptAddr,
+			DialTimeout: time.Second,
+			Dial:        func(context.Context) (drivers.ValkeyConn, error) { return conn, nil },
+			Breaker:     policies.NewBreaker(policies.BreakerOptions{Threshold: 100}),
+		},
+	}
+	h := start(t, st)
+	first := newHookedCmd(0)
+	var slots []*actors.SlotState
+	for i := range 20 {
+		slot := &actors.SlotState{
+			Slot:         uint16(i),
+			Router:       oneNode{st},
+			MaxRedirects: testMaxRedirects,
+			Backoff:      policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond},
+			CloseErr:     mailbox.ErrClosed,
+			NewMailbox:   func() *mailbox.Bounded { return mailbox.New(mailbox.Options{}) },
+			System:       h.system,
+		}
+		slots = append(slots, slot)
+		if i == 0 {
+			slot.Submit(first) // holds the connection actor
+			waitChan(t, conn.entered, "the first round trip")
+		}
+	}
+	cmds := make([]*hookedCmd, len(slots))
+	for i, slot := range slots {
+		cmds[i] = newHookedCmd(i + 1)
+		slot.Submit(cmds[i]) // queued on the direct path
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, c := range cmds {
+			c.Fail(errors.New("node down")) // notify: spawns the slot actor
+		}
+	}()
+	for _, slot := range slots {
+		slot.Close(mailbox.ErrClosed)
+	}
+	<-done
+	close(conn.release)
+	first.waitDone(t)
+	for _, slot := range slots {
+		slot.Wait()
+	}
+	h.shutdown(t, snapshot)
+}
