@@ -52,7 +52,11 @@
 //     routed by its first key: after Set(ctx, "b", ...), MGet(ctx, "b", "a")
 //     sees the write but MGet(ctx, "a", "b") may run before it, on another
 //     connection. Await the earlier command when that matters. Keyless
-//     commands share one connection, in order among themselves.
+//     commands share one connection, in order among themselves. One
+//     exception: when another connection's failures open the node's
+//     breaker, a command refused at once with ErrCircuitOpen may complete
+//     before an earlier command for the same key still in flight (its
+//     reply, or its failure, comes after).
 //   - Cluster mode: the order holds per hash slot, so a multi-key command
 //     (its keys share a slot) is ordered with the commands for any of its
 //     keys; MGet, MSet, Del, Exists and Unlink split across slots are
