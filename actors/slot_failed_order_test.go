@@ -37,18 +37,9 @@ func (c *holdConn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyRe
 	return c.DoMulti(ctx, cmd)[0]
 }
 
-// After one of a slot's commands failed for its node (a breaker opening
-// fails what the node's connection actor holds, one by one), a later
-// command of the slot does not complete before an earlier one still held
-// there: it waits in the slot actor until the slot has nothing in flight,
-// then goes to the owner the map names then. It went through the slot
-// actor at once and failed (breaker open) before the earlier command
-// failed: DESIGN rule 2 broken, and after a failover it could have run on
-// the new primary before an earlier command held for the old one
-// (TestAuditChaosCluster: a DEL completed after a SET and a GET issued
-// after it).
-func TestSlotFailedNodeKeepsOrder(t *testing.T) {
-	snapshot := goleak.IgnoreCurrent()
+// heldNode starts a connection actor on a holdConn, its node's breaker
+// far from opening by itself.
+func heldNode(t *testing.T) (*holdConn, *actors.ConnState, *harness) {
 	conn := &holdConn{scriptConn: &scriptConn{}, release: make(chan struct{}), entered: make(chan struct{}, 1)}
 	st := &actors.ConnState{
 		Addr:     scriptAddr,
@@ -62,9 +53,13 @@ func TestSlotFailedNodeKeepsOrder(t *testing.T) {
 			Breaker:     policies.NewBreaker(policies.BreakerOptions{Threshold: 100}),
 		},
 	}
-	h := start(t, st)
-	slot := &actors.SlotState{
-		Slot:         1,
+	return conn, st, start(t, st)
+}
+
+// slotOn returns slot's state, routed to st.
+func slotOn(h *harness, st *actors.ConnState, slot uint16) *actors.SlotState {
+	return &actors.SlotState{
+		Slot:         slot,
 		Router:       oneNode{st},
 		MaxRedirects: testMaxRedirects,
 		Backoff:      policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond},
@@ -72,6 +67,22 @@ func TestSlotFailedNodeKeepsOrder(t *testing.T) {
 		NewMailbox:   func() *mailbox.Bounded { return mailbox.New(mailbox.Options{}) },
 		System:       h.system,
 	}
+}
+
+// After one of a slot's commands failed for its node (a breaker opening
+// fails what the node's connection actor holds, one by one), a later
+// command of the slot does not complete before an earlier one still held
+// there: it waits in the slot actor until the slot has nothing in flight,
+// then goes to the owner the map names then. It went through the slot
+// actor at once and failed (breaker open) before the earlier command
+// failed: DESIGN rule 2 broken, and after a failover it could have run on
+// the new primary before an earlier command held for the old one
+// (TestAuditChaosCluster: a DEL completed after a SET and a GET issued
+// after it).
+func TestSlotFailedNodeKeepsOrder(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn, st, h := heldNode(t)
+	slot := slotOn(h, st, 1)
 	inFlight, failed, earlier, later := newHookedCmd(1), newHookedCmd(2), newHookedCmd(3), newHookedCmd(4)
 	slot.Submit(inFlight) // the direct path; its round trip is held
 	waitChan(t, conn.entered, "the first round trip")
@@ -106,38 +117,21 @@ func TestSlotFailedNodeKeepsOrder(t *testing.T) {
 // once failures, not only redirects, notify the slot actor).
 func TestSlotCloseWhileFailing(t *testing.T) {
 	for range 30 { // the race detector sees the race in some rounds only
-		slotCloseWhileFailing(t)
+		if err := slotCloseWhileFailing(t); !errors.Is(err, mailbox.ErrClosed) {
+			t.Fatalf("a command submitted after Close: %v, want ErrClosed", err)
+		}
 	}
 }
 
-func slotCloseWhileFailing(t *testing.T) {
+// slotCloseWhileFailing closes 20 slots while their queued commands fail,
+// and returns the error of a command submitted after.
+func slotCloseWhileFailing(t *testing.T) error {
 	snapshot := goleak.IgnoreCurrent()
-	conn := &holdConn{scriptConn: &scriptConn{}, release: make(chan struct{}), entered: make(chan struct{}, 1)}
-	st := &actors.ConnState{
-		Addr:     scriptAddr,
-		Mailbox:  mailbox.New(mailbox.Options{}),
-		Driver:   conn,
-		CloseErr: mailbox.ErrClosed,
-		Node: &actors.Node{
-			Addr:        scriptAddr,
-			DialTimeout: time.Second,
-			Dial:        func(context.Context) (drivers.ValkeyConn, error) { return conn, nil },
-			Breaker:     policies.NewBreaker(policies.BreakerOptions{Threshold: 100}),
-		},
-	}
-	h := start(t, st)
+	conn, st, h := heldNode(t)
 	first := newHookedCmd(0)
 	var slots []*actors.SlotState
 	for i := range 20 {
-		slot := &actors.SlotState{
-			Slot:         uint16(i),
-			Router:       oneNode{st},
-			MaxRedirects: testMaxRedirects,
-			Backoff:      policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond},
-			CloseErr:     mailbox.ErrClosed,
-			NewMailbox:   func() *mailbox.Bounded { return mailbox.New(mailbox.Options{}) },
-			System:       h.system,
-		}
+		slot := slotOn(h, st, uint16(i))
 		slots = append(slots, slot)
 		if i == 0 {
 			slot.Submit(first) // holds the connection actor
@@ -162,8 +156,15 @@ func slotCloseWhileFailing(t *testing.T) {
 	<-done
 	close(conn.release)
 	first.waitDone(t)
+	first.wantString(t, "OK")
 	for _, slot := range slots {
 		slot.Wait()
 	}
+	// Closed: a command submitted now fails with the close error.
+	late := newHookedCmd(len(slots) + 1)
+	slots[0].Submit(late)
+	late.waitDone(t)
+	err := late.wantFailed(t)
 	h.shutdown(t, snapshot)
+	return err
 }
