@@ -815,7 +815,12 @@ func lookup(r Router, slot uint16, owner string, epoch uint64, need bool, asks [
 			}
 		}
 		if conn.Node != nil && conn.Node.Open() {
+			// The breaker's opening marks the node open before it fails
+			// what the node's connection actor queues: fail those first,
+			// so that this slot's earlier commands complete before the
+			// ones refused here (Order).
 			res.owner, res.err = "", conn.Node.OpenError()
+			conn.FailHeld(res.err)
 			return res
 		}
 	}

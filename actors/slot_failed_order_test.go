@@ -168,3 +168,41 @@ func slotCloseWhileFailing(t *testing.T) error {
 	h.shutdown(t, snapshot)
 	return err
 }
+
+// A slot's command refused because its node's breaker is open does not
+// complete before an earlier command of the slot still queued on the
+// node's connection actor: the breaker's opening marks the node open
+// before it fails what the actor queues, and in that window a later
+// command went through the slot actor, which refused it at once
+// (the cluster counterpart of the engine's TestBreakerOpenKeepsOrder).
+func TestSlotOpenNodeKeepsOrder(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn, st, h := heldNode(t)
+	slot := slotOn(h, st, 1)
+	inFlight, earlier, later := newHookedCmd(1), newHookedCmd(2), newHookedCmd(3)
+	slot.Submit(inFlight) // the direct path; its round trip is held
+	waitChan(t, conn.entered, "the first round trip")
+	slot.Submit(earlier)  // queued on the connection actor
+	st.Node.SetOpen(true) // the opening has not failed the queue yet
+	slot.Submit(later)
+	select {
+	case <-earlier.done:
+	case <-later.done:
+		select {
+		case <-earlier.done:
+		default:
+			t.Fatal("command 3 was refused while command 2, issued before it, is still queued")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("neither command 2 nor command 3 completed")
+	}
+	close(conn.release)
+	later.waitDone(t)
+	if err := later.wantFailed(t); !errors.Is(err, policies.ErrCircuitOpen) {
+		t.Fatalf("command 3: %v, want ErrCircuitOpen", err)
+	}
+	inFlight.waitDone(t)
+	slot.Close(mailbox.ErrClosed)
+	slot.Wait()
+	h.shutdown(t, snapshot)
+}
