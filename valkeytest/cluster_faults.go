@@ -71,6 +71,20 @@ func (c *Cluster) KillPrimary(p *ClusterNode) error {
 			rec.replicas[id] = true
 		}
 	}
+	// Any node another running node sees replicating p counts too: p's
+	// own view may not yet show a replica that joined it lately.
+	for _, n := range c.nodes {
+		if n == p || n.Pid() == 0 {
+			continue
+		}
+		if nv, err := n.observe(); err == nil {
+			for id, e := range nv.entries {
+				if e.master == p.ID {
+					rec.replicas[id] = true
+				}
+			}
+		}
+	}
 	if err := p.Kill(); err != nil {
 		return err
 	}
