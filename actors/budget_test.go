@@ -146,22 +146,11 @@ func runScript(t *testing.T, script ...string) (*hookedCmd, *scriptConn) {
 	snapshot := goleak.IgnoreCurrent()
 	conn := &scriptConn{script: script}
 	backoff := policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond}
-	st := &actors.ConnState{
-		Addr:     scriptAddr,
-		Mailbox:  mailbox.New(mailbox.Options{}),
-		Driver:   conn,
-		CloseErr: mailbox.ErrClosed,
-		Node: &actors.Node{
-			Addr:        scriptAddr,
-			DialTimeout: time.Second,
-			Dial:        func(context.Context) (drivers.ValkeyConn, error) { return conn, nil },
-			Breaker:     policies.NewBreaker(policies.BreakerOptions{Threshold: 100}),
-		},
-		Policy: &actors.Policy{
-			MaxRetries: testMaxRetries,
-			Backoff:    backoff,
-			Budget:     policies.NewBudget(1, 100),
-		},
+	st := scriptNode(conn)
+	st.Policy = &actors.Policy{
+		MaxRetries: testMaxRetries,
+		Backoff:    backoff,
+		Budget:     policies.NewBudget(1, 100),
 	}
 	h := start(t, st)
 	slot := &actors.SlotState{

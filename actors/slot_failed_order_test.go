@@ -37,11 +37,10 @@ func (c *holdConn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyRe
 	return c.DoMulti(ctx, cmd)[0]
 }
 
-// heldNode starts a connection actor on a holdConn, its node's breaker
-// far from opening by itself.
-func heldNode(t *testing.T) (*holdConn, *actors.ConnState, *harness) {
-	conn := &holdConn{scriptConn: &scriptConn{}, release: make(chan struct{}), entered: make(chan struct{}, 1)}
-	st := &actors.ConnState{
+// scriptNode returns the state of a connection actor on conn for
+// scriptAddr, its node's breaker far from opening by itself.
+func scriptNode(conn drivers.ValkeyConn) *actors.ConnState {
+	return &actors.ConnState{
 		Addr:     scriptAddr,
 		Mailbox:  mailbox.New(mailbox.Options{}),
 		Driver:   conn,
@@ -53,6 +52,13 @@ func heldNode(t *testing.T) (*holdConn, *actors.ConnState, *harness) {
 			Breaker:     policies.NewBreaker(policies.BreakerOptions{Threshold: 100}),
 		},
 	}
+}
+
+// heldNode starts a connection actor on a holdConn, its node's breaker
+// far from opening by itself.
+func heldNode(t *testing.T) (*holdConn, *actors.ConnState, *harness) {
+	conn := &holdConn{scriptConn: &scriptConn{}, release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	st := scriptNode(conn)
 	return conn, st, start(t, st)
 }
 

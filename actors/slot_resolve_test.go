@@ -1,7 +1,6 @@
 package actors_test
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -10,7 +9,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vactor-io/vactor/actors"
-	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/mailbox"
 	"github.com/vactor-io/vactor/policies"
 )
@@ -70,18 +68,7 @@ func waitChan(t *testing.T, c chan struct{}, w string) {
 func slowSlot(t *testing.T, script ...string) (*harness, *actors.SlotState, *slowDial) {
 	t.Helper()
 	conn := &scriptConn{script: script}
-	st := &actors.ConnState{
-		Addr:     scriptAddr,
-		Mailbox:  mailbox.New(mailbox.Options{}),
-		Driver:   conn,
-		CloseErr: mailbox.ErrClosed,
-		Node: &actors.Node{
-			Addr:        scriptAddr,
-			DialTimeout: time.Second,
-			Dial:        func(context.Context) (drivers.ValkeyConn, error) { return conn, nil },
-			Breaker:     policies.NewBreaker(policies.BreakerOptions{Threshold: 100}),
-		},
-	}
+	st := scriptNode(conn)
 	h := start(t, st)
 	r := &slowDial{st: st, release: make(chan struct{}), dials: make(chan struct{}, 16)}
 	slot := &actors.SlotState{

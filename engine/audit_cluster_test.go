@@ -729,5 +729,8 @@ func TestAuditClusterCloseWhileReloading(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // let reloads run: what is tested is Close among them
 		closeOutstanding(t, ctx, eng, 2000, 3*time.Second)
+		if _, err := eng.Get(ctx, "audit:reload:0").Await(ctx); !errors.Is(err, engine.ErrClosed) {
+			t.Fatalf("GET after Close: %v, want ErrClosed", err)
+		}
 	}
 }
