@@ -304,6 +304,22 @@ func (c *Cluster) form() error {
 			return fmt.Errorf("%s: CLUSTER REPLICATE %s: %w", n.label(), p.ID, err)
 		}
 	}
+	// A node learns another's slots and role only from a packet that other
+	// sends it, and with gossip refreshing how recently each node answered,
+	// nodes ping each other at random: with a long node timeout some node
+	// saw a replica as a primary for over 12 s (and slots unserved for 4 s).
+	// A MEET from every node to every other carries both at once.
+	for _, n := range c.nodes {
+		var cmds [][]string
+		for _, m := range c.nodes {
+			if m != n {
+				cmds = append(cmds, []string{"CLUSTER", "MEET", Host, strconv.Itoa(m.Port()), strconv.Itoa(m.busPort)})
+			}
+		}
+		if err := n.pipelineOK(cmds, toolIOTimeout); err != nil {
+			return err
+		}
+	}
 	return c.waitHealthy(deadline, nil, func(s *clusterSnapshot) error {
 		for r, p := range want {
 			v := s.view(r)
