@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"weak"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -142,6 +143,11 @@ type Hook struct {
 	obsMu       sync.Mutex
 	engines     map[any]*observed
 	droppedGone uint64 // HookDropped of the engines unregistered
+	// counted is, per engine unregistered (a weak pointer: it does not
+	// keep the engine alive), its HookDropped already in droppedGone: an
+	// engine observed again reports only what it drops after that.
+	counted   map[any]uint64
+	sweepFrom int // len(counted) at which the next sweep of dead engines runs
 }
 
 // nodeAttrs are a node's attributes (server.address, server.port) and the
@@ -784,20 +790,32 @@ func (h *Hook) observeLag(_ context.Context, o metric.Observer) error {
 // summed (they are the application's connections to that node, which is
 // what db.client.connection.pool.name names), and a node's breaker state
 // is the worst of the engines' (open, then half-open, then closed). The
-// dropped events of an engine unregistered stay counted. Observing the
+// dropped events of an engine unregistered stay counted, and each is
+// counted once: observed again, the engine adds only the events it
+// dropped since (the hook remembers what it counted through a weak
+// pointer, which does not keep a closed engine alive). Observing the
 // same engine again counts it once (until each registration is
 // unregistered).
 func (h *Hook) Observe(eng *engine.Engine) (metric.Registration, error) {
 	if eng == nil {
 		return nil, errors.New("otelvactor: Observe: nil engine")
 	}
-	return h.observe(eng, eng.Stats), nil
+	return h.observe(weak.Make(eng), eng.Stats), nil
 }
 
 // observed is an engine whose state the gauges read.
 type observed struct {
 	stats func() engine.Stats
-	refs  int // registrations not unregistered
+	refs  int    // registrations not unregistered
+	base  uint64 // its HookDropped counted in droppedGone already (an earlier registration's)
+}
+
+// dropped returns the engine's dropped events not in droppedGone.
+func (o *observed) dropped(st engine.Stats) uint64 {
+	if st.HookDropped < o.base {
+		return 0
+	}
+	return st.HookDropped - o.base
 }
 
 // observe adds the engine known as key, read through stats.
@@ -806,7 +824,8 @@ func (h *Hook) observe(key any, stats func() engine.Stats) metric.Registration {
 	defer h.obsMu.Unlock()
 	o := h.engines[key]
 	if o == nil {
-		o = &observed{stats: stats}
+		o = &observed{stats: stats, base: h.counted[key]}
+		delete(h.counted, key)
 		h.engines[key] = o
 	}
 	o.refs++
@@ -840,10 +859,30 @@ func (r *registration) Unregister() error {
 		}
 		if o.refs--; o.refs == 0 {
 			delete(h.engines, r.key)
-			h.droppedGone += dropped
+			h.droppedGone += o.dropped(engine.Stats{HookDropped: dropped})
+			h.countedLocked(r.key, max(dropped, o.base))
 		}
 	})
 	return nil
+}
+
+// countedLocked notes that the dropped events of the engine known as key
+// are counted up to n; now and then it forgets the engines collected
+// since (weak pointers that are nil). h.obsMu is held.
+func (h *Hook) countedLocked(key any, n uint64) {
+	if h.counted == nil {
+		h.counted = map[any]uint64{}
+	}
+	h.counted[key] = n
+	if len(h.counted) < h.sweepFrom {
+		return
+	}
+	for k := range h.counted {
+		if w, ok := k.(weak.Pointer[engine.Engine]); ok && w.Value() == nil {
+			delete(h.counted, k)
+		}
+	}
+	h.sweepFrom = max(64, 2*len(h.counted))
 }
 
 // Pool name suffixes of the engine's dedicated pools (engine.PoolStats).
@@ -854,9 +893,13 @@ var poolSuffix = map[string]string{engine.PoolTx: "/tx", engine.PoolDedicated: "
 // the worst).
 func (h *Hook) observeEngines(_ context.Context, o metric.Observer) error {
 	h.obsMu.Lock()
-	stats := make([]func() engine.Stats, 0, len(h.engines))
+	type reader struct {
+		stats func() engine.Stats
+		o     *observed
+	}
+	stats := make([]reader, 0, len(h.engines))
 	for _, e := range h.engines {
-		stats = append(stats, e.stats)
+		stats = append(stats, reader{e.stats, e})
 	}
 	dropped := h.droppedGone
 	h.obsMu.Unlock()
@@ -878,7 +921,7 @@ func (h *Hook) observeEngines(_ context.Context, o metric.Observer) error {
 	}
 	breakers := map[string]int64{}
 	for _, read := range stats {
-		st := read()
+		st := read.stats()
 		for _, c := range st.Conns {
 			p := poolOf(c.Addr)
 			p.pipelined = true
@@ -911,7 +954,7 @@ func (h *Hook) observeEngines(_ context.Context, o metric.Observer) error {
 				breakers[n.Addr] = v
 			}
 		}
-		dropped += st.HookDropped
+		dropped += read.o.dropped(st) // base does not change once observed
 	}
 	for addr, p := range pools {
 		name := semconv.DBClientConnectionPoolName(addr)
