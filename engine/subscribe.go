@@ -166,12 +166,13 @@ type Subscription struct {
 	// told is dropped's value when the last MessagesDropped event went
 	// out, and toldAt when (unix nanoseconds): at most one a second.
 	told, toldAt atomic.Int64
-	// instance numbers the subscription for the hooks
-	// (hooks.Subscriber.Instance).
-	instance uint64
 	life         context.Context // ends with the subscription: bounds background routing
 	cancel       context.CancelFunc
 	bg           sync.WaitGroup // background routing and actor stops
+
+	// instance numbers the subscription for the hooks
+	// (hooks.Subscriber.Instance).
+	instance uint64
 
 	mu     sync.Mutex
 	actors []*subActor
