@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"weak"
 
 	"go.opentelemetry.io/otel"
@@ -135,7 +136,9 @@ type Hook struct {
 	names map[string]struct{} // the operation names taken so far (opNameLocked)
 	ops   map[opKey]*opSeries
 	spans map[spanKey]*spanOpts
-	nodes map[string]*nodeAttrs
+	nodes map[string]*nodeAttrs // at most maxNodes (nodeLocked)
+	other *nodeAttrs            // server.address _OTHER: the nodes past maxNodes
+	swept time.Time             // the last sweep of the nodes (sweepLocked)
 	lags  map[lagKey]*lagValue
 	lagOf map[consumerKey]lagKey // where each consumer's latest Lag went
 
@@ -155,6 +158,8 @@ type Hook struct {
 type nodeAttrs struct {
 	attrs []attribute.KeyValue
 	opt   metric.MeasurementOption
+	used  bool        // since the last sweep (h.mu)
+	gone  atomic.Bool // forgotten by a sweep: its series are no longer kept
 }
 
 // opKey is what the attributes of one db.client.operation.duration series
@@ -210,6 +215,7 @@ func New(opts ...Option) (*Hook, error) {
 		ops:       map[opKey]*opSeries{},
 		spans:     map[spanKey]*spanOpts{},
 		nodes:     map[string]*nodeAttrs{},
+		other:     otherNode(),
 		lags:      map[lagKey]*lagValue{},
 		lagOf:     map[consumerKey]lagKey{},
 		engines:   map[any]*observed{},
@@ -381,6 +387,7 @@ var spanAttrs = sync.Pool{New: func() any { b := make([]attribute.KeyValue, 0, 1
 type spanOpts struct {
 	list []attribute.KeyValue
 	kind trace.SpanStartOption
+	node *nodeAttrs
 }
 
 type spanKey struct {
@@ -394,17 +401,23 @@ func (h *Hook) spanOptions(name, node string, db int) *spanOpts {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if o, ok := h.spans[k]; ok {
+		o.node.used = true
 		return o
 	}
-	if n := h.opNameLocked(name); n != name {
-		k.name, name = n, n
+	raw := k
+	k.name = h.opNameLocked(name)
+	n := h.nodeLocked(node) // may sweep h.spans
+	if n == h.other {
+		k.node = otherNodeKey
+	}
+	if k != raw {
 		if o, ok := h.spans[k]; ok {
 			return o
 		}
 	}
-	list := []attribute.KeyValue{h.system, semconv.DBOperationName(name), semconv.DBNamespace(strconv.Itoa(db))}
-	list = append(list, h.nodeLocked(node).attrs...)
-	o := &spanOpts{list: list, kind: trace.WithSpanKind(trace.SpanKindClient)}
+	list := []attribute.KeyValue{h.system, semconv.DBOperationName(k.name), semconv.DBNamespace(strconv.Itoa(db))}
+	list = append(list, n.attrs...)
+	o := &spanOpts{list: list, kind: trace.WithSpanKind(trace.SpanKindClient), node: n}
 	h.spans[k] = o
 	return o
 }
@@ -413,6 +426,7 @@ func (h *Hook) spanOptions(name, node string, db int) *spanOpts {
 // or its point in the producer.
 type opSeries struct {
 	key   opKey
+	node  *nodeAttrs
 	opts  []metric.RecordOption
 	point *durationPoint // with a producer
 }
@@ -421,7 +435,7 @@ type opSeries struct {
 // checked first, without a lock: a workload of one command kind skips the
 // map.
 func (h *Hook) opSeries(k opKey) *opSeries {
-	if last := h.lastOp.Load(); last != nil && last.key == k {
+	if last := h.lastOp.Load(); last != nil && last.key == k && !last.node.gone.Load() {
 		return last
 	}
 	o := h.series(k)
@@ -434,16 +448,22 @@ func (h *Hook) series(k opKey) *opSeries {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if o, ok := h.ops[k]; ok {
+		o.node.used = true
 		return o
 	}
-	if n := h.opNameLocked(k.name); n != k.name {
-		k.name = n
+	raw := k
+	k.name = h.opNameLocked(k.name)
+	node := h.nodeLocked(k.node) // may sweep h.ops
+	if node == h.other {
+		k.node = otherNodeKey
+	}
+	if k != raw {
 		if o, ok := h.ops[k]; ok {
 			return o
 		}
 	}
 	attrs := []attribute.KeyValue{h.system, semconv.DBOperationName(k.name), semconv.DBNamespace(strconv.Itoa(k.db))}
-	attrs = append(attrs, h.nodeLocked(k.node).attrs...)
+	attrs = append(attrs, node.attrs...)
 	if k.errType != "" {
 		attrs = append(attrs, semconv.ErrorTypeKey.String(k.errType))
 	}
@@ -451,7 +471,7 @@ func (h *Hook) series(k opKey) *opSeries {
 		attrs = append(attrs, semconv.DBResponseStatusCode(k.status))
 	}
 	set := attribute.NewSet(attrs...)
-	o := &opSeries{key: k, opts: []metric.RecordOption{metric.WithAttributeSet(set)}}
+	o := &opSeries{key: k, node: node, opts: []metric.RecordOption{metric.WithAttributeSet(set)}}
 	if h.producer != nil {
 		o.point = h.producer.point(set)
 	}
@@ -469,9 +489,13 @@ func (h *Hook) node(node string) *nodeAttrs {
 
 func (h *Hook) nodeLocked(node string) *nodeAttrs {
 	if a, ok := h.nodes[node]; ok {
+		a.used = true
 		return a
 	}
-	a := &nodeAttrs{}
+	if node == otherNodeKey || len(h.nodes) >= maxNodes && !h.sweepLocked() {
+		return h.other
+	}
+	a := &nodeAttrs{used: true}
 	if host, port, err := net.SplitHostPort(node); err == nil {
 		a.attrs = append(a.attrs, semconv.ServerAddress(host))
 		if p, err := strconv.Atoi(port); err == nil {
@@ -481,6 +505,77 @@ func (h *Hook) nodeLocked(node string) *nodeAttrs {
 	a.opt = metric.WithAttributeSet(attribute.NewSet(a.attrs...))
 	h.nodes[node] = a
 	return a
+}
+
+// maxNodes bounds the node addresses a Hook keeps attributes and series
+// for: a cluster whose nodes are replaced over weeks, each under a new
+// address, would otherwise make the hook keep every address it ever saw
+// (and a db.client.operation.duration series per operation and each of
+// them). A variable for the tests.
+var maxNodes = 1024
+
+// nodeSweepEvery is the shortest time between two sweeps (sweepLocked).
+var nodeSweepEvery = time.Minute
+
+// otherNodeKey is the node of the series of the nodes past maxNodes.
+const otherNodeKey = "_OTHER"
+
+// otherNode returns the attributes of the nodes past maxNodes:
+// server.address "_OTHER", no server.port.
+func otherNode() *nodeAttrs {
+	a := &nodeAttrs{attrs: []attribute.KeyValue{semconv.ServerAddress(semconv.ErrorTypeOther.Value.AsString())}}
+	a.opt = metric.WithAttributeSet(attribute.NewSet(a.attrs...))
+	return a
+}
+
+// sweepLocked makes room for a new node when the hook keeps maxNodes: it
+// forgets the nodes not used since the previous sweep (no command, event
+// or collection of an observed engine's state named them), with their
+// db.client.operation.duration series and span options, and their
+// points in the Producer (which the hooks sharing it no longer use). It
+// runs at most once per nodeSweepEvery, and reports whether it forgot
+// some node; until one is forgotten, new nodes are reported as
+// server.address _OTHER. h.mu is held.
+func (h *Hook) sweepLocked() bool {
+	now := time.Now()
+	if !h.swept.IsZero() && now.Sub(h.swept) < nodeSweepEvery {
+		return false
+	}
+	h.swept = now
+	if last := h.lastOp.Load(); last != nil {
+		last.node.used = true // used without the lock, perhaps
+	}
+	forgot := false
+	for k, a := range h.nodes {
+		if a.used {
+			a.used = false
+			continue
+		}
+		a.gone.Store(true)
+		delete(h.nodes, k)
+		forgot = true
+	}
+	if !forgot {
+		return false
+	}
+	var points []*durationPoint
+	for k, o := range h.ops {
+		if o.node.gone.Load() {
+			delete(h.ops, k)
+			if o.point != nil {
+				points = append(points, o.point)
+			}
+		}
+	}
+	for k, o := range h.spans {
+		if o.node.gone.Load() {
+			delete(h.spans, k)
+		}
+	}
+	if len(points) > 0 {
+		h.producer.release(points)
+	}
+	return true
 }
 
 // errorType returns error.type and db.response.status_code for err: the
@@ -749,10 +844,14 @@ func (h *Hook) observeLag(_ context.Context, o metric.Observer) error {
 		lag, pending int64
 		known        bool // some stream's lag is known
 	}
-	type groupKey struct{ node, group string }
+	// By the node's attributes: the nodes past maxNodes share theirs.
+	type groupKey struct {
+		node  *nodeAttrs
+		group string
+	}
 	groups := make(map[groupKey]*total, len(h.lags))
 	for k, v := range h.lags {
-		gk := groupKey{k.node, k.group}
+		gk := groupKey{h.nodeLocked(k.node), k.group}
 		g := groups[gk]
 		if g == nil {
 			g = &total{}
@@ -765,7 +864,7 @@ func (h *Hook) observeLag(_ context.Context, o metric.Observer) error {
 		g.pending += v.pending
 	}
 	for gk, g := range groups {
-		attrs := append([]attribute.KeyValue{attribute.String("vactor.stream.group", gk.group)}, h.nodeLocked(gk.node).attrs...)
+		attrs := append([]attribute.KeyValue{attribute.String("vactor.stream.group", gk.group)}, gk.node.attrs...)
 		opt := metric.WithAttributes(attrs...)
 		if g.known {
 			o.ObserveInt64(h.lag, g.lag, opt)
@@ -965,8 +1064,16 @@ func (h *Hook) observeEngines(_ context.Context, o metric.Observer) error {
 			o.ObserveInt64(h.depth, p.queued, metric.WithAttributes(name))
 		}
 	}
+	// By the node's attributes: the nodes past maxNodes share theirs.
+	worst := make(map[*nodeAttrs]int64, len(breakers))
 	for addr, v := range breakers {
-		o.ObserveInt64(h.breakers, v, h.node(addr).opt)
+		n := h.node(addr)
+		if w, ok := worst[n]; !ok || v > w {
+			worst[n] = v
+		}
+	}
+	for n, v := range worst {
+		o.ObserveInt64(h.breakers, v, n.opt)
 	}
 	o.ObserveInt64(h.hookDropped, int64(dropped))
 	return nil
