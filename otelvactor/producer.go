@@ -35,8 +35,9 @@ import (
 // The metric it produces is the one the hook otherwise records (same name,
 // unit, buckets DurationBuckets as of NewProducer, attributes), with
 // cumulative temporality from NewProducer's call; its exemplars are
-// omitted. Hooks sharing a Producer share its series. Safe for concurrent
-// use.
+// omitted. Hooks sharing a Producer share its series; a series no hook
+// uses any more (its node forgotten: see the package documentation) is
+// no longer produced. Safe for concurrent use.
 type Producer struct {
 	start  time.Time
 	bounds []float64
