@@ -170,6 +170,10 @@ type Subscription struct {
 	cancel       context.CancelFunc
 	bg           sync.WaitGroup // background routing and actor stops
 
+	// instance numbers the subscription for the hooks
+	// (hooks.Subscriber.Instance).
+	instance uint64
+
 	mu     sync.Mutex
 	actors []*subActor
 	shards map[string]*subActor // cluster mode: shard channel -> the actor subscribing it
@@ -177,6 +181,10 @@ type Subscription struct {
 	err    error
 	done   chan struct{}
 }
+
+// subscriptions numbers the process's subscriptions
+// (hooks.Subscriber.Instance).
+var subscriptions atomic.Uint64
 
 // subActor is one subscriber actor of a subscription.
 type subActor struct {
@@ -239,7 +247,8 @@ func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscr
 			return nil, err
 		}
 	}
-	s := &Subscription{e: e, quit: make(chan struct{}), done: make(chan struct{}), handler: o.Handler, shards: map[string]*subActor{}}
+	s := &Subscription{e: e, quit: make(chan struct{}), done: make(chan struct{}), handler: o.Handler, shards: map[string]*subActor{},
+		instance: subscriptions.Add(1)}
 	s.life, s.cancel = context.WithCancel(context.Background())
 	if o.Handler == nil {
 		n := o.Buffer

@@ -38,7 +38,7 @@ func (s *Subscription) emit(ev actors.SubEvent) {
 		case Resubscribed:
 			kind = hooks.Resubscribed
 		}
-		s.e.bus.Emit(hooks.Subscriber{Kind: kind, Node: out.Addr, Err: out.Err, Gap: out.Gap, ShardChannel: out.ShardChannel})
+		s.e.bus.Emit(hooks.Subscriber{Kind: kind, Node: out.Addr, Instance: s.instance, Err: out.Err, Gap: out.Gap, ShardChannel: out.ShardChannel})
 	}
 	if s.deliver(out) && out.Kind == SubMessage {
 		s.e.subs.messages.Add(1)
@@ -59,7 +59,7 @@ func (s *Subscription) droppedMessage() {
 		return
 	}
 	prev := s.told.Swap(int64(n))
-	s.e.bus.Emit(hooks.Subscriber{Kind: hooks.MessagesDropped, Count: n - uint64(prev)})
+	s.e.bus.Emit(hooks.Subscriber{Kind: hooks.MessagesDropped, Instance: s.instance, Count: n - uint64(prev)})
 }
 
 // call runs the Handler on out, recovering a panic: a bug in the

@@ -262,9 +262,21 @@ func (k SubscriberKind) String() string {
 // Subscriber is an event of a subscription, for SubscriberEvents.
 type Subscriber struct {
 	Kind SubscriberKind
+	// Node is the node of the subscriber connection the event concerns;
+	// "" for MessagesDropped (the messages of every node of the
+	// subscription).
 	Node string
-	Err  error         // Disconnected
-	Gap  time.Duration // Resubscribed
+	// Instance tells one subscription (one Engine.Subscribe,
+	// PSubscribe, SSubscribe or SubscribeWith call, with all its
+	// connections: a cluster's subscribes one per node) apart from every
+	// other of the process, also from one on the same node and channels:
+	// it is the same in all of a subscription's events and differs
+	// between subscriptions (it is never 0). A hook that keeps state per
+	// subscription keys it by Instance (and Node, for the state of one of
+	// its connections).
+	Instance uint64
+	Err      error         // Disconnected
+	Gap      time.Duration // Resubscribed
 	// Count is the number of messages dropped (MessagesDropped).
 	Count uint64
 	// ShardChannel is set when the event concerns one shard channel whose

@@ -220,10 +220,14 @@ func (l *Logging) OnSentinelSwitched(ev SentinelSwitch) {
 
 // OnSubscriberEvent logs MsgSubscribed at debug, MsgSubDisconnected at
 // warn, MsgResubscribed at info and MsgSubDropped at warn (rate-limited).
-// Attributes: node, error, gap, count; shard_channel when one shard
+// Attributes: node, subscription (Subscriber.Instance, which tells two
+// subscriptions apart), error, gap, count; shard_channel when one shard
 // channel moved and debug is enabled (a shard channel is named like a key).
 func (l *Logging) OnSubscriberEvent(ev Subscriber) {
 	attrs := []slog.Attr{slog.String("node", ev.Node)}
+	if ev.Instance != 0 {
+		attrs = append(attrs, slog.Uint64("subscription", ev.Instance))
+	}
 	level := slog.LevelInfo
 	var msg string
 	switch ev.Kind {

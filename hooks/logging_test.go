@@ -50,6 +50,19 @@ func TestLoggingKeysOnlyAtDebug(t *testing.T) {
 	}
 }
 
+// The subscriber lines name the subscription (Subscriber.Instance): two
+// subscriptions on one node are told apart in the log.
+func TestLoggingSubscriberInstance(t *testing.T) {
+	var buf bytes.Buffer
+	l := hooks.NewLogging(slog.New(slog.NewTextHandler(&buf, nil)))
+	l.OnSubscriberEvent(hooks.Subscriber{Kind: hooks.Disconnected, Node: "a:1", Instance: 7, Err: errors.New("EOF")})
+	l.OnSubscriberEvent(hooks.Subscriber{Kind: hooks.Disconnected, Node: "a:1", Instance: 8, Err: errors.New("EOF")})
+	out := buf.String()
+	if !strings.Contains(out, "subscription=7") || !strings.Contains(out, "subscription=8") {
+		t.Fatalf("the subscriptions are not named:\n%s", out)
+	}
+}
+
 func TestImplements(t *testing.T) {
 	if hooks.Implements(42) || hooks.Implements(nil) || !hooks.Implements(hooks.NewLogging(nil)) {
 		t.Fatal("Implements")

@@ -15,7 +15,8 @@
 // From the semantic conventions (attributes: db.system.name, "valkey"
 // unless WithSystemName; db.operation.name, the command's name in upper
 // case, _OTHER past 1,024 distinct names; server.address and
-// server.port; db.namespace, the DB index; error.type and, for an error
+// server.port, for at most 1,024 node addresses (see below);
+// db.namespace, the DB index; error.type and, for an error
 // reply, db.response.status_code, its prefix; db.client.connection.pool.name,
 // the node's "host:port"):
 //
@@ -84,7 +85,18 @@
 // for transport errors. A nil reply (engine.ErrNil) is not an error.
 //
 // The attribute set of each series (operation, node, error, DB) is built
-// once and kept, so recording a command allocates nothing. At high command
+// once and kept, so recording a command allocates nothing. A hook keeps
+// the attributes and series of at most 1,024 node addresses, so that a
+// cluster whose nodes are replaced over months, each under a new address,
+// does not make it keep every address it ever saw: when a new address
+// comes at that bound, the hook forgets the nodes that no command, event
+// or observed engine's state named since its previous such sweep (at most
+// one a minute), with their series and their points in a Producer (a
+// node that comes back starts its series again, with a new start time).
+// While it can forget none (more than 1,024 nodes in use), the new
+// addresses are reported as server.address "_OTHER" without
+// server.port; one minute later the nodes that fell idle meanwhile make
+// room. At high command
 // rates, WithProducer and a Producer given to the reader make the hook
 // aggregate db.client.operation.duration itself: ~30 ns per command
 // instead of the SDK's ~270 (see Producer).

@@ -2,7 +2,10 @@ package otelvactor
 
 import (
 	"context"
+	"runtime"
+	"sync"
 	"testing"
+	"weak"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -126,4 +129,78 @@ func TestObserveAggregatesEngines(t *testing.T) {
 	r2.Unregister()
 	check("vactor.hooks.dropped", map[string]int64{"": 11})
 	check("db.client.connection.count", map[string]int64{})
+}
+
+// An engine observed, unregistered and observed again counts each of its
+// dropped events once: the counter goes on from what was counted, it
+// does not add the engine's (cumulative) HookDropped on top again.
+// Before, the second Observe reported 7 + 9 = 16 for 9 events dropped.
+func TestObserveAgainCountsDroppedOnce(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	h, err := New(WithMeterProvider(mp), WithoutTracing())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	dropped := uint64(7)
+	stats := func() engine.Stats {
+		mu.Lock()
+		defer mu.Unlock()
+		return engine.Stats{HookDropped: dropped}
+	}
+	setDropped := func(n uint64) { mu.Lock(); dropped = n; mu.Unlock() }
+	want := func(n int64) {
+		t.Helper()
+		if got := points(t, reader, "vactor.hooks.dropped")[""]; got != n {
+			t.Fatalf("vactor.hooks.dropped = %d, want %d", got, n)
+		}
+	}
+	r := h.observe("eng", stats)
+	want(7)
+	r.Unregister()
+	want(7)
+	setDropped(9) // 2 more while not observed
+	r = h.observe("eng", stats)
+	want(9)
+	setDropped(12)
+	want(12)
+	r.Unregister()
+	want(12)
+	r = h.observe("eng", stats)
+	want(12)
+	r.Unregister()
+	// Another engine adds its own.
+	r2 := h.observe("other", func() engine.Stats { return engine.Stats{HookDropped: 5} })
+	want(17)
+	r2.Unregister()
+	want(17)
+}
+
+// Observe keys engines by a weak pointer: an engine unregistered and
+// collected is forgotten (the record of its counted drops does not keep
+// it alive).
+func TestObserveForgetsCollectedEngines(t *testing.T) {
+	h, err := New(WithoutTracing())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		func() {
+			eng := new(engine.Engine)
+			key := weak.Make(eng)
+			r := h.observe(key, func() engine.Stats { return engine.Stats{HookDropped: 1} })
+			r.Unregister()
+		}()
+	}
+	runtime.GC()
+	h.obsMu.Lock()
+	h.sweepFrom = 0
+	h.countedLocked("last", 0)
+	n := len(h.counted)
+	h.obsMu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d engines remembered after they were collected, want 1 (the string key)", n)
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+	"weak"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -134,7 +136,9 @@ type Hook struct {
 	names map[string]struct{} // the operation names taken so far (opNameLocked)
 	ops   map[opKey]*opSeries
 	spans map[spanKey]*spanOpts
-	nodes map[string]*nodeAttrs
+	nodes map[string]*nodeAttrs // at most maxNodes (nodeLocked)
+	other *nodeAttrs            // server.address _OTHER: the nodes past maxNodes
+	swept time.Time             // the last sweep of the nodes (sweepLocked)
 	lags  map[lagKey]*lagValue
 	lagOf map[consumerKey]lagKey // where each consumer's latest Lag went
 
@@ -142,6 +146,11 @@ type Hook struct {
 	obsMu       sync.Mutex
 	engines     map[any]*observed
 	droppedGone uint64 // HookDropped of the engines unregistered
+	// counted is, per engine unregistered (a weak pointer: it does not
+	// keep the engine alive), its HookDropped already in droppedGone: an
+	// engine observed again reports only what it drops after that.
+	counted   map[any]uint64
+	sweepFrom int // len(counted) at which the next sweep of dead engines runs
 }
 
 // nodeAttrs are a node's attributes (server.address, server.port) and the
@@ -149,6 +158,8 @@ type Hook struct {
 type nodeAttrs struct {
 	attrs []attribute.KeyValue
 	opt   metric.MeasurementOption
+	used  bool        // since the last sweep (h.mu)
+	gone  atomic.Bool // forgotten by a sweep: its series are no longer kept
 }
 
 // opKey is what the attributes of one db.client.operation.duration series
@@ -204,6 +215,7 @@ func New(opts ...Option) (*Hook, error) {
 		ops:       map[opKey]*opSeries{},
 		spans:     map[spanKey]*spanOpts{},
 		nodes:     map[string]*nodeAttrs{},
+		other:     otherNode(),
 		lags:      map[lagKey]*lagValue{},
 		lagOf:     map[consumerKey]lagKey{},
 		engines:   map[any]*observed{},
@@ -375,6 +387,7 @@ var spanAttrs = sync.Pool{New: func() any { b := make([]attribute.KeyValue, 0, 1
 type spanOpts struct {
 	list []attribute.KeyValue
 	kind trace.SpanStartOption
+	node *nodeAttrs
 }
 
 type spanKey struct {
@@ -388,17 +401,23 @@ func (h *Hook) spanOptions(name, node string, db int) *spanOpts {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if o, ok := h.spans[k]; ok {
+		o.node.used = true
 		return o
 	}
-	if n := h.opNameLocked(name); n != name {
-		k.name, name = n, n
+	raw := k
+	k.name = h.opNameLocked(name)
+	n := h.nodeLocked(node) // may sweep h.spans
+	if n == h.other {
+		k.node = otherNodeKey
+	}
+	if k != raw {
 		if o, ok := h.spans[k]; ok {
 			return o
 		}
 	}
-	list := []attribute.KeyValue{h.system, semconv.DBOperationName(name), semconv.DBNamespace(strconv.Itoa(db))}
-	list = append(list, h.nodeLocked(node).attrs...)
-	o := &spanOpts{list: list, kind: trace.WithSpanKind(trace.SpanKindClient)}
+	list := []attribute.KeyValue{h.system, semconv.DBOperationName(k.name), semconv.DBNamespace(strconv.Itoa(db))}
+	list = append(list, n.attrs...)
+	o := &spanOpts{list: list, kind: trace.WithSpanKind(trace.SpanKindClient), node: n}
 	h.spans[k] = o
 	return o
 }
@@ -407,6 +426,7 @@ func (h *Hook) spanOptions(name, node string, db int) *spanOpts {
 // or its point in the producer.
 type opSeries struct {
 	key   opKey
+	node  *nodeAttrs
 	opts  []metric.RecordOption
 	point *durationPoint // with a producer
 }
@@ -415,7 +435,7 @@ type opSeries struct {
 // checked first, without a lock: a workload of one command kind skips the
 // map.
 func (h *Hook) opSeries(k opKey) *opSeries {
-	if last := h.lastOp.Load(); last != nil && last.key == k {
+	if last := h.lastOp.Load(); last != nil && last.key == k && !last.node.gone.Load() {
 		return last
 	}
 	o := h.series(k)
@@ -428,16 +448,22 @@ func (h *Hook) series(k opKey) *opSeries {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if o, ok := h.ops[k]; ok {
+		o.node.used = true
 		return o
 	}
-	if n := h.opNameLocked(k.name); n != k.name {
-		k.name = n
+	raw := k
+	k.name = h.opNameLocked(k.name)
+	node := h.nodeLocked(k.node) // may sweep h.ops
+	if node == h.other {
+		k.node = otherNodeKey
+	}
+	if k != raw {
 		if o, ok := h.ops[k]; ok {
 			return o
 		}
 	}
 	attrs := []attribute.KeyValue{h.system, semconv.DBOperationName(k.name), semconv.DBNamespace(strconv.Itoa(k.db))}
-	attrs = append(attrs, h.nodeLocked(k.node).attrs...)
+	attrs = append(attrs, node.attrs...)
 	if k.errType != "" {
 		attrs = append(attrs, semconv.ErrorTypeKey.String(k.errType))
 	}
@@ -445,7 +471,7 @@ func (h *Hook) series(k opKey) *opSeries {
 		attrs = append(attrs, semconv.DBResponseStatusCode(k.status))
 	}
 	set := attribute.NewSet(attrs...)
-	o := &opSeries{key: k, opts: []metric.RecordOption{metric.WithAttributeSet(set)}}
+	o := &opSeries{key: k, node: node, opts: []metric.RecordOption{metric.WithAttributeSet(set)}}
 	if h.producer != nil {
 		o.point = h.producer.point(set)
 	}
@@ -463,9 +489,13 @@ func (h *Hook) node(node string) *nodeAttrs {
 
 func (h *Hook) nodeLocked(node string) *nodeAttrs {
 	if a, ok := h.nodes[node]; ok {
+		a.used = true
 		return a
 	}
-	a := &nodeAttrs{}
+	if node == otherNodeKey || len(h.nodes) >= maxNodes && !h.sweepLocked() {
+		return h.other
+	}
+	a := &nodeAttrs{used: true}
 	if host, port, err := net.SplitHostPort(node); err == nil {
 		a.attrs = append(a.attrs, semconv.ServerAddress(host))
 		if p, err := strconv.Atoi(port); err == nil {
@@ -475,6 +505,77 @@ func (h *Hook) nodeLocked(node string) *nodeAttrs {
 	a.opt = metric.WithAttributeSet(attribute.NewSet(a.attrs...))
 	h.nodes[node] = a
 	return a
+}
+
+// maxNodes bounds the node addresses a Hook keeps attributes and series
+// for: a cluster whose nodes are replaced over weeks, each under a new
+// address, would otherwise make the hook keep every address it ever saw
+// (and a db.client.operation.duration series per operation and each of
+// them). A variable for the tests.
+var maxNodes = 1024
+
+// nodeSweepEvery is the shortest time between two sweeps (sweepLocked).
+var nodeSweepEvery = time.Minute
+
+// otherNodeKey is the node of the series of the nodes past maxNodes.
+const otherNodeKey = "_OTHER"
+
+// otherNode returns the attributes of the nodes past maxNodes:
+// server.address "_OTHER", no server.port.
+func otherNode() *nodeAttrs {
+	a := &nodeAttrs{attrs: []attribute.KeyValue{semconv.ServerAddress(semconv.ErrorTypeOther.Value.AsString())}}
+	a.opt = metric.WithAttributeSet(attribute.NewSet(a.attrs...))
+	return a
+}
+
+// sweepLocked makes room for a new node when the hook keeps maxNodes: it
+// forgets the nodes not used since the previous sweep (no command, event
+// or collection of an observed engine's state named them), with their
+// db.client.operation.duration series and span options, and their
+// points in the Producer (which the hooks sharing it no longer use). It
+// runs at most once per nodeSweepEvery, and reports whether it forgot
+// some node; until one is forgotten, new nodes are reported as
+// server.address _OTHER. h.mu is held.
+func (h *Hook) sweepLocked() bool {
+	now := time.Now()
+	if !h.swept.IsZero() && now.Sub(h.swept) < nodeSweepEvery {
+		return false
+	}
+	h.swept = now
+	if last := h.lastOp.Load(); last != nil {
+		last.node.used = true // used without the lock, perhaps
+	}
+	forgot := false
+	for k, a := range h.nodes {
+		if a.used {
+			a.used = false
+			continue
+		}
+		a.gone.Store(true)
+		delete(h.nodes, k)
+		forgot = true
+	}
+	if !forgot {
+		return false
+	}
+	var points []*durationPoint
+	for k, o := range h.ops {
+		if o.node.gone.Load() {
+			delete(h.ops, k)
+			if o.point != nil {
+				points = append(points, o.point)
+			}
+		}
+	}
+	for k, o := range h.spans {
+		if o.node.gone.Load() {
+			delete(h.spans, k)
+		}
+	}
+	if len(points) > 0 {
+		h.producer.release(points)
+	}
+	return true
 }
 
 // errorType returns error.type and db.response.status_code for err: the
@@ -743,10 +844,14 @@ func (h *Hook) observeLag(_ context.Context, o metric.Observer) error {
 		lag, pending int64
 		known        bool // some stream's lag is known
 	}
-	type groupKey struct{ node, group string }
+	// By the node's attributes: the nodes past maxNodes share theirs.
+	type groupKey struct {
+		node  *nodeAttrs
+		group string
+	}
 	groups := make(map[groupKey]*total, len(h.lags))
 	for k, v := range h.lags {
-		gk := groupKey{k.node, k.group}
+		gk := groupKey{h.nodeLocked(k.node), k.group}
 		g := groups[gk]
 		if g == nil {
 			g = &total{}
@@ -759,7 +864,7 @@ func (h *Hook) observeLag(_ context.Context, o metric.Observer) error {
 		g.pending += v.pending
 	}
 	for gk, g := range groups {
-		attrs := append([]attribute.KeyValue{attribute.String("vactor.stream.group", gk.group)}, h.nodeLocked(gk.node).attrs...)
+		attrs := append([]attribute.KeyValue{attribute.String("vactor.stream.group", gk.group)}, gk.node.attrs...)
 		opt := metric.WithAttributes(attrs...)
 		if g.known {
 			o.ObserveInt64(h.lag, g.lag, opt)
@@ -784,20 +889,32 @@ func (h *Hook) observeLag(_ context.Context, o metric.Observer) error {
 // summed (they are the application's connections to that node, which is
 // what db.client.connection.pool.name names), and a node's breaker state
 // is the worst of the engines' (open, then half-open, then closed). The
-// dropped events of an engine unregistered stay counted. Observing the
+// dropped events of an engine unregistered stay counted, and each is
+// counted once: observed again, the engine adds only the events it
+// dropped since (the hook remembers what it counted through a weak
+// pointer, which does not keep a closed engine alive). Observing the
 // same engine again counts it once (until each registration is
 // unregistered).
 func (h *Hook) Observe(eng *engine.Engine) (metric.Registration, error) {
 	if eng == nil {
 		return nil, errors.New("otelvactor: Observe: nil engine")
 	}
-	return h.observe(eng, eng.Stats), nil
+	return h.observe(weak.Make(eng), eng.Stats), nil
 }
 
 // observed is an engine whose state the gauges read.
 type observed struct {
 	stats func() engine.Stats
-	refs  int // registrations not unregistered
+	refs  int    // registrations not unregistered
+	base  uint64 // its HookDropped counted in droppedGone already (an earlier registration's)
+}
+
+// dropped returns the engine's dropped events not in droppedGone.
+func (o *observed) dropped(st engine.Stats) uint64 {
+	if st.HookDropped < o.base {
+		return 0
+	}
+	return st.HookDropped - o.base
 }
 
 // observe adds the engine known as key, read through stats.
@@ -806,7 +923,8 @@ func (h *Hook) observe(key any, stats func() engine.Stats) metric.Registration {
 	defer h.obsMu.Unlock()
 	o := h.engines[key]
 	if o == nil {
-		o = &observed{stats: stats}
+		o = &observed{stats: stats, base: h.counted[key]}
+		delete(h.counted, key)
 		h.engines[key] = o
 	}
 	o.refs++
@@ -840,10 +958,30 @@ func (r *registration) Unregister() error {
 		}
 		if o.refs--; o.refs == 0 {
 			delete(h.engines, r.key)
-			h.droppedGone += dropped
+			h.droppedGone += o.dropped(engine.Stats{HookDropped: dropped})
+			h.countedLocked(r.key, max(dropped, o.base))
 		}
 	})
 	return nil
+}
+
+// countedLocked notes that the dropped events of the engine known as key
+// are counted up to n; now and then it forgets the engines collected
+// since (weak pointers that are nil). h.obsMu is held.
+func (h *Hook) countedLocked(key any, n uint64) {
+	if h.counted == nil {
+		h.counted = map[any]uint64{}
+	}
+	h.counted[key] = n
+	if len(h.counted) < h.sweepFrom {
+		return
+	}
+	for k := range h.counted {
+		if w, ok := k.(weak.Pointer[engine.Engine]); ok && w.Value() == nil {
+			delete(h.counted, k)
+		}
+	}
+	h.sweepFrom = max(64, 2*len(h.counted))
 }
 
 // Pool name suffixes of the engine's dedicated pools (engine.PoolStats).
@@ -854,9 +992,13 @@ var poolSuffix = map[string]string{engine.PoolTx: "/tx", engine.PoolDedicated: "
 // the worst).
 func (h *Hook) observeEngines(_ context.Context, o metric.Observer) error {
 	h.obsMu.Lock()
-	stats := make([]func() engine.Stats, 0, len(h.engines))
+	type reader struct {
+		stats func() engine.Stats
+		o     *observed
+	}
+	stats := make([]reader, 0, len(h.engines))
 	for _, e := range h.engines {
-		stats = append(stats, e.stats)
+		stats = append(stats, reader{e.stats, e})
 	}
 	dropped := h.droppedGone
 	h.obsMu.Unlock()
@@ -878,7 +1020,7 @@ func (h *Hook) observeEngines(_ context.Context, o metric.Observer) error {
 	}
 	breakers := map[string]int64{}
 	for _, read := range stats {
-		st := read()
+		st := read.stats()
 		for _, c := range st.Conns {
 			p := poolOf(c.Addr)
 			p.pipelined = true
@@ -911,7 +1053,7 @@ func (h *Hook) observeEngines(_ context.Context, o metric.Observer) error {
 				breakers[n.Addr] = v
 			}
 		}
-		dropped += st.HookDropped
+		dropped += read.o.dropped(st) // base does not change once observed
 	}
 	for addr, p := range pools {
 		name := semconv.DBClientConnectionPoolName(addr)
@@ -922,8 +1064,16 @@ func (h *Hook) observeEngines(_ context.Context, o metric.Observer) error {
 			o.ObserveInt64(h.depth, p.queued, metric.WithAttributes(name))
 		}
 	}
+	// By the node's attributes: the nodes past maxNodes share theirs.
+	worst := make(map[*nodeAttrs]int64, len(breakers))
 	for addr, v := range breakers {
-		o.ObserveInt64(h.breakers, v, h.node(addr).opt)
+		n := h.node(addr)
+		if w, ok := worst[n]; !ok || v > w {
+			worst[n] = v
+		}
+	}
+	for n, v := range worst {
+		o.ObserveInt64(h.breakers, v, n.opt)
 	}
 	o.ObserveInt64(h.hookDropped, int64(dropped))
 	return nil

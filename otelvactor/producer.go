@@ -35,16 +35,18 @@ import (
 // The metric it produces is the one the hook otherwise records (same name,
 // unit, buckets DurationBuckets as of NewProducer, attributes), with
 // cumulative temporality from NewProducer's call; its exemplars are
-// omitted. Hooks sharing a Producer share its series. Safe for concurrent
-// use.
+// omitted. Hooks sharing a Producer share its series; a series no hook
+// uses any more (its node forgotten: see the package documentation) is
+// no longer produced. Safe for concurrent use.
 type Producer struct {
 	start  time.Time
 	bounds []float64
 	scope  instrumentation.Scope
 
-	mu     sync.Mutex
-	points map[attribute.Distinct]*durationPoint
-	order  []*durationPoint // in creation order: stable output
+	mu       sync.Mutex
+	points   map[attribute.Distinct]*durationPoint
+	order    []*durationPoint // in creation order: stable output
+	released bool             // a point was released: later ones start at their creation
 }
 
 var _ sdkmetric.Producer = (*Producer)(nil)
@@ -63,6 +65,8 @@ func NewProducer() *Producer {
 type durationPoint struct {
 	attrs  attribute.Set
 	bounds []float64
+	start  time.Time // the producer's, or its creation after a release (a series reset)
+	refs   int       // the hooks' series that use it (p.mu)
 
 	mu       sync.Mutex
 	count    uint64
@@ -76,12 +80,35 @@ func (p *Producer) point(attrs attribute.Set) *durationPoint {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if pt, ok := p.points[attrs.Equivalent()]; ok {
+		pt.refs++
 		return pt
 	}
-	pt := &durationPoint{attrs: attrs, bounds: p.bounds, counts: make([]uint64, len(p.bounds)+1)}
+	pt := &durationPoint{attrs: attrs, bounds: p.bounds, start: p.start, refs: 1, counts: make([]uint64, len(p.bounds)+1)}
+	if p.released {
+		pt.start = time.Now()
+	}
 	p.points[attrs.Equivalent()] = pt
 	p.order = append(p.order, pt)
 	return pt
+}
+
+// release drops a reference to each of pts (a hook forgot their node's
+// series); a point no hook uses any more is no longer produced.
+func (p *Producer) release(pts []*durationPoint) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, pt := range pts {
+		if pt.refs--; pt.refs == 0 {
+			delete(p.points, pt.attrs.Equivalent())
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	p.released = true
+	p.order = slices.DeleteFunc(p.order, func(pt *durationPoint) bool { return pt.refs == 0 })
 }
 
 // record adds one duration (seconds) to the series: bucket i holds the
@@ -114,7 +141,7 @@ func (p *Producer) Produce(context.Context) ([]metricdata.ScopeMetrics, error) {
 		pt.mu.Lock()
 		dp := metricdata.HistogramDataPoint[float64]{
 			Attributes:   pt.attrs,
-			StartTime:    p.start,
+			StartTime:    pt.start,
 			Time:         now,
 			Count:        pt.count,
 			Bounds:       slices.Clone(pt.bounds),

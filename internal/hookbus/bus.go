@@ -236,8 +236,10 @@ func (b *Bus) Start() {
 // never returns), Close reports false and gives up on it: the events not
 // yet delivered are dropped (counted in Stats.Dropped) and the hook
 // goroutine ends when that hook returns, if ever. Idempotent; a later
-// call waits the same way. It logs the drops not reported yet (MsgDropped)
-// before it returns; none is reported afterwards.
+// call waits the same way. The events still queued when it gives up
+// are counted in Stats.Dropped before it returns. It logs the drops not
+// reported yet (MsgDropped) before it returns; none is reported
+// afterwards.
 func (b *Bus) Close(wait time.Duration) (finished bool) {
 	if b == nil {
 		return true
@@ -265,9 +267,27 @@ func (b *Bus) Close(wait time.Duration) (finished bool) {
 	case <-b.done:
 		return true
 	case <-t.C:
-		b.abandoned.Store(true)
+		b.abandon()
 		return false
 	}
+}
+
+// abandon gives up on the hook goroutine: it delivers nothing more, and
+// the events still queued (lifecycle events included) are dropped and
+// counted now, so that Stats.Dropped holds them when Close returns rather
+// than when the stuck hook returns, if ever. (Those of the batch the
+// hook goroutine is delivering are counted when the hook returns: only
+// that goroutine knows how far it got.)
+func (b *Bus) abandon() {
+	b.mu.Lock()
+	b.abandoned.Store(true)
+	n := len(b.buf) + len(b.state)
+	clear(b.buf)
+	b.buf = b.buf[:0]
+	clear(b.state)
+	b.state = b.state[:0]
+	b.mu.Unlock()
+	b.dropped.Add(uint64(n))
 }
 
 // signal wakes the hook goroutine (the wake channel holds one token).

@@ -375,3 +375,45 @@ func TestLifecycleQueueBounded(t *testing.T) {
 		t.Fatalf("delivered %v, want 2 Stopped", h.got)
 	}
 }
+
+// When Close gives up on a stuck hook, the events still queued, the
+// lifecycle events that wait in their own queue included, are counted as
+// dropped by the time Close returns (Stats.Dropped, the engine's
+// Stats.HookDropped), and not counted again when the hook returns.
+// Before, they were counted only once the stuck hook returned, if ever:
+// an engine closed with a hook stuck for good never counted them.
+func TestCloseCountsQueuedWhenGivingUp(t *testing.T) {
+	h := &stateRec{blocker: blocker{entered: make(chan struct{}, 1), release: make(chan struct{})}}
+	b := New([]hooks.Hook{h}, nil, 4)
+	b.Start()
+	release := sync.OnceFunc(func() { close(h.release) })
+	defer release()
+	b.Executed(context.Background(), hooks.Executed{Name: "first"})
+	<-h.entered // stuck
+	for range 4 {
+		b.Executed(context.Background(), hooks.Executed{Name: "queued"})
+	}
+	b.Emit(hooks.BreakerChange{From: "closed", To: "open"}) // lifecycle: its own queue
+	b.Emit(hooks.Consumer{Kind: hooks.Stopped})
+	if d := b.Stats().Dropped; d != 0 {
+		t.Fatalf("%d dropped before Close, want 0", d)
+	}
+	if b.Close(50 * time.Millisecond) {
+		t.Fatal("Close reported the stuck hook finished")
+	}
+	if d := b.Stats().Dropped; d != 6 {
+		t.Fatalf("%d dropped when Close gave up, want the 6 queued (2 lifecycle)", d)
+	}
+	release()
+	if !b.Close(10 * time.Second) {
+		t.Fatal("the hook goroutine did not end once the hook returned")
+	}
+	if s := b.Stats(); s.Events != 1 || s.Dropped != 6 {
+		t.Fatalf("stats %+v, want 1 delivered and 6 dropped (each counted once)", s)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.got) != 0 {
+		t.Fatalf("delivered %v after Close gave up", h.got)
+	}
+}
