@@ -149,7 +149,7 @@ type sentinelChaos struct {
 
 	// batch writer writes found missing where loss is allowed, by cause
 	writerLostKill, writerLostFailover atomic.Int64
-	extra  atomic.Int64 // switches the sentinels made on their own (a loaded machine)
+	extra                              atomic.Int64 // switches the sentinels made on their own (a loaded machine)
 
 	mu      sync.Mutex
 	exposed [][2]time.Time // batch writer: queued within these may be lost
