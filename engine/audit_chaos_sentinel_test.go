@@ -195,7 +195,7 @@ func (sc *sentinelChaos) inject(rng *rand.Rand) string {
 	start := time.Now()
 	var log []string
 	for _, kind := range kinds {
-		waited, last := sc.ready(15 * time.Second)
+		waited, last := sc.ready(kind, 15*time.Second)
 		time.Sleep(time.Duration(200+rng.IntN(500)) * time.Millisecond) // load without faults
 		at := time.Since(start)
 		var what string
@@ -433,22 +433,25 @@ func (sc *sentinelChaos) reset() string {
 	return fmt.Sprintf("%d connections to %s closed in %s, serving again %s after", killed, p.Addr(), time.Since(start).Round(time.Millisecond), d.Round(time.Millisecond))
 }
 
-// ready waits up to limit until the setup can take the next fault, and
-// returns how long that took: every running sentinel names the same
-// primary with no failover in progress, is not in TILT, and knows every
-// other running sentinel; the primary has at least one replica online
-// that acknowledges a write (WAIT: it streams, so a promotion keeps what
-// was acknowledged), every running sentinel sees one of those healthy;
-// every other running data node is such a replica, or a former primary
-// that still says it is one (the sentinels reconfigure it 8 s or more
-// after a failover; they never promote it before, its offset being
-// unknown to them).
-func (sc *sentinelChaos) ready(limit time.Duration) (waited time.Duration, last string) {
+// ready waits up to limit until the setup can take the next fault, of
+// kind, and returns how long that took and the last reason it was not
+// ready: every running sentinel names the same primary with no failover
+// in progress and is not in TILT (then it fails over as the test
+// expects). Before a failover or a kill, the primary also has at least
+// one replica online that acknowledges a write (WAIT: it streams, so a
+// promotion keeps what was acknowledged), and every running sentinel
+// sees one of those healthy; every other running data node is such a
+// replica, or a former primary that still says it is one (the sentinels
+// reconfigure it 8 s or more after a failover; they never promote it
+// before: they know no replication offset of it). Before a kill, every
+// running sentinel also sees the other running ones up (they vote for the
+// failover's leader).
+func (sc *sentinelChaos) ready(kind string, limit time.Duration) (waited time.Duration, last string) {
 	start := time.Now()
 	var err error
 	for {
 		prev := err
-		if err = sc.readyErr(); err == nil {
+		if err = sc.readyErr(kind); err == nil {
 			if prev != nil {
 				last = "; last: " + prev.Error()
 			}
@@ -461,7 +464,7 @@ func (sc *sentinelChaos) ready(limit time.Duration) (waited time.Duration, last 
 	}
 }
 
-func (sc *sentinelChaos) readyErr() error {
+func (sc *sentinelChaos) readyErr(kind string) error {
 	s := sc.s
 	name := s.MasterName()
 	var sentinels []*valkeytest.Server
@@ -492,18 +495,24 @@ func (sc *sentinelChaos) readyErr() error {
 		if s, _ := info.(string); strings.Contains(s, "sentinel_tilt:1") {
 			return fmt.Errorf("%s is in TILT mode", sn.Addr())
 		}
+		if kind != "kill" {
+			continue
+		}
 		others, err := sn.Do("SENTINEL", "SENTINELS", name)
 		if err != nil {
 			return err
 		}
-		ok := 0
+		var flags []string
+		up := 0
 		for _, o := range listOf(others) {
-			if kvOf(o)["flags"] == "sentinel" {
-				ok++
+			f := kvOf(o)["flags"]
+			flags = append(flags, f)
+			if f == "sentinel" {
+				up++
 			}
 		}
-		if ok < len(sentinels)-1 {
-			return fmt.Errorf("%s sees %d other sentinels up, want %d", sn.Addr(), ok, len(sentinels)-1)
+		if up < len(sentinels)-1 {
+			return fmt.Errorf("%s sees %d other sentinels up (flags %v), want %d", sn.Addr(), up, flags, len(sentinels)-1)
 		}
 	}
 	var p *valkeytest.Server
@@ -517,6 +526,9 @@ func (sc *sentinelChaos) readyErr() error {
 	}
 	if role, err := p.Role(); err != nil || role != valkeytest.RolePrimary {
 		return fmt.Errorf("%s: role %s, %v", primary, role, err)
+	}
+	if kind != "failover" && kind != "kill" {
+		return nil
 	}
 	info, err := p.Do("INFO", "replication")
 	if err != nil {
