@@ -351,7 +351,6 @@ func (sc *sentinelChaos) kill() string {
 	start := time.Now()
 	sc.killAt.Store(start.UnixNano())
 	newP, what := sc.switched(tap, victim.Addr(), start, true)
-	time.Sleep(200 * time.Millisecond) // writes on the new primary, for the check
 	keys := sc.probeKeys(start)
 	if p, err := sc.s.Primary(); err != nil || p != newP {
 		sc.extra.Add(1)
