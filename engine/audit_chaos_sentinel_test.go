@@ -97,7 +97,6 @@ func TestAuditChaosSentinel(t *testing.T) {
 	sc := &sentinelChaos{t: t, s: s, eng: eng, cfg: cfg, probe: &writeLog{}}
 	c := &chaos{t: t, eng: eng, seed: seed, stop: make(chan struct{}), onePool: cfg.PoolSize == 1,
 		lossy: sc.lossy, writerLossy: sc.writerLossy}
-	sc.c = c
 	wg := c.startWorkload(ctx, 2)
 	// The probe writers: SETs of distinct keys, awaited one at a time,
 	// whose acknowledgements time the switches and whose keys are checked
@@ -125,7 +124,19 @@ func TestAuditChaosSentinel(t *testing.T) {
 	if n := sc.probe.errCount("READONLY") + sc.probe.errCount("MASTERDOWN"); n > 0 {
 		t.Errorf("%d probe writes failed with READONLY or MASTERDOWN, want none (docs/sentinel.md: resent to the new primary)", n)
 	}
-	t.Logf("probe writers: %d writes, %d acknowledged, %d failed %v", sc.probe.n.Load(), len(sc.probe.acked), len(sc.probe.failed), sc.probe.errs)
+	// Every probe write acknowledged (after the kill, if any) is on the
+	// final primary.
+	final, err := s.Primary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := sc.probeKeys(time.Time{})
+	lost := missingOn(t, final.Addr(), keys)
+	if len(lost) > 0 && sc.extra.Load() == 0 {
+		t.Errorf("%d of %d acknowledged probe writes (after the kill) missing on the final primary %s (first: %v)", len(lost), len(keys), final.Addr(), lost[:min(5, len(lost))])
+	}
+	t.Logf("probe writers: %d writes, %d acknowledged, %d failed %v; %d/%d checked present at the end",
+		sc.probe.n.Load(), len(sc.probe.acked), len(sc.probe.failed), sc.probe.errs, len(keys)-len(lost), len(keys))
 
 	c.verify(ctx, wg, faultsStopped, cfg.CircuitBreakerOpenTimeout+2*time.Second, logs)
 	closed = true
@@ -142,7 +153,6 @@ type sentinelChaos struct {
 	s     *valkeytest.Sentinel
 	eng   *engine.Engine
 	cfg   config.Config
-	c     *chaos
 	probe *writeLog
 
 	killAt atomic.Int64 // unix ns after the primary was killed; 0: not yet
@@ -165,10 +175,6 @@ func (sc *sentinelChaos) lossy(at time.Time) bool {
 // writerLossy: lossy, or queued around a planned failover. (The checks
 // ask only about writes found missing: it counts them.)
 func (sc *sentinelChaos) writerLossy(at time.Time) bool {
-	if sc.lossy(at) {
-		sc.writerLostKill.Add(1)
-		return true
-	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	for _, w := range sc.exposed {
@@ -176,6 +182,10 @@ func (sc *sentinelChaos) writerLossy(at time.Time) bool {
 			sc.writerLostFailover.Add(1)
 			return true
 		}
+	}
+	if sc.lossy(at) {
+		sc.writerLostKill.Add(1)
+		return true
 	}
 	return false
 }
