@@ -61,6 +61,11 @@ import (
 //     sentinels name, and a proxy in front of a data node would need the
 //     node to announce the proxy's address to the sentinels and its
 //     replicas, putting replication behind it too.
+//   - "freeze": the primary stopped (SIGSTOP) for 200-400 ms, well under
+//     down-after-milliseconds, so that the sentinels do not fail over:
+//     the server-side form of the standalone audit's blackhole
+//     (connections open, nothing answered). The engine serves again
+//     within the recovery bound after SIGCONT.
 //
 // After each switch (failover, kill) the engine must follow the new
 // primary within the bound docs/sentinel.md gives and its tests measure:
@@ -200,7 +205,7 @@ const followBound = time.Second
 // before each; it returns a summary.
 func (sc *sentinelChaos) inject(rng *rand.Rand) string {
 	t := sc.t
-	kinds := []string{"failover", "kill", "sentinel", "reset"}
+	kinds := []string{"failover", "kill", "sentinel", "reset", "freeze"}
 	rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
 	start := time.Now()
 	var log []string
@@ -218,6 +223,8 @@ func (sc *sentinelChaos) inject(rng *rand.Rand) string {
 			what = sc.sentinelKill(rng.IntN(len(sc.s.Sentinels())), time.Duration(200+rng.IntN(400))*time.Millisecond)
 		case "reset":
 			what = sc.reset()
+		case "freeze":
+			what = sc.freeze(time.Duration(200+rng.IntN(200)) * time.Millisecond)
 		}
 		log = append(log, fmt.Sprintf("+%.1fs %s (ready after %s%s): %s", at.Seconds(), kind, waited.Round(time.Millisecond), last, what))
 		if t.Failed() {
@@ -440,6 +447,25 @@ func (sc *sentinelChaos) reset() string {
 	bound := sc.cfg.CircuitBreakerOpenTimeout + 2*time.Second
 	d := enginetest.WaitServing(t, sc.eng, bound)
 	return fmt.Sprintf("%d connections to %s closed in %s, serving again %s after", killed, p.Addr(), time.Since(start).Round(time.Millisecond), d.Round(time.Millisecond))
+}
+
+// freeze stops the primary for d (SIGSTOP), resumes it, and checks that
+// the engine serves again within the recovery bound.
+func (sc *sentinelChaos) freeze(d time.Duration) string {
+	t := sc.t
+	p, err := sc.s.Primary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(d) // the fault lasts this long
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	serving := enginetest.WaitServing(t, sc.eng, sc.cfg.CircuitBreakerOpenTimeout+2*time.Second)
+	return fmt.Sprintf("%s frozen %s, serving again %s after", p.Addr(), d, serving.Round(time.Millisecond))
 }
 
 // ready waits up to limit until the setup can take the next fault, of
