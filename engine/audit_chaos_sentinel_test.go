@@ -26,7 +26,7 @@ import (
 // replicas, 3 sentinels, down-after-milliseconds 1000, failover-timeout
 // 5000). The faults, one of each kind in an order drawn from the seed
 // (VACTOR_CHAOS_SEED replays it), each once the setup can take it
-// (sentinelReady):
+// (sentinelChaos.ready):
 //
 //   - "failover": SENTINEL FAILOVER (planned). docs/sentinel.md promises
 //     that the engine holds the primary's commands from the start of the
