@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -145,6 +146,13 @@ func TestAuditChaosSentinel(t *testing.T) {
 
 	c.verify(ctx, wg, faultsStopped, cfg.CircuitBreakerOpenTimeout+2*time.Second, logs)
 	closed = true
+	errLines := map[string]int{}
+	for _, l := range logs.Lines() {
+		if l.Level >= slog.LevelError {
+			errLines[l.Msg]++
+		}
+	}
+	t.Logf("error-level log lines by message: %v", errLines)
 	t.Logf("batch writer writes lost where loss is allowed: %d queued before the kill, %d around the planned failover (docs/sentinel.md: not held)",
 		sc.writerLostKill.Load(), sc.writerLostFailover.Load())
 	t.Logf("faults took %s, the checks %s; total %s", faultsStopped.Sub(faultsStart).Round(time.Millisecond),
