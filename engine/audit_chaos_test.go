@@ -108,8 +108,9 @@ func TestAuditChaos(t *testing.T) {
 }
 
 // startWorkload starts the subscriber, the stream consumer, the batch
-// writer and the workers (nFutures futures workers among them); the workers return
-// once c.stop is closed (or their operations are used up).
+// writer and the workers (nFutures futures workers among them); the
+// workers return once c.stop is closed (or their operations are used
+// up).
 func (c *chaos) startWorkload(ctx context.Context, nFutures int) *sync.WaitGroup {
 	c.startSubscriber(ctx)
 	c.startConsumer(ctx)
