@@ -146,7 +146,7 @@ type BatchWriter struct {
 	lastAt    time.Time
 	lastAcked uint64
 
-	nudge     chan struct{} // closed and replaced when a failover is held (held)
+	nudge chan struct{} // closed and replaced when a failover is held (held)
 
 	stopOnce sync.Once
 	stopCh   chan struct{} // closed by stop: ends backoff waits

@@ -130,6 +130,13 @@ func (l *writerLane) syncReplicas(sn *sentinel) {
 	n := sn.holdN.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), sentinelHoldWait+time.Second)
 	defer cancel()
+	go func() { // stop ends the wait
+		select {
+		case <-l.w.stopCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	cmd := conn.B().Arbitrary("WAIT").Args(strconv.FormatInt(n, 10), strconv.FormatInt(sentinelHoldWait.Milliseconds(), 10)).Build()
 	acked, err := conn.Do(ctx, cmd).AsInt64()
 	l.w.holdWaits.Add(1)
