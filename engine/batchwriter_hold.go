@@ -130,10 +130,11 @@ func (l *writerLane) syncReplicas(sn *sentinel) {
 	n := sn.holdN.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), sentinelHoldWait+time.Second)
 	defer cancel()
-	go func() { // stop ends the wait
+	go func() { // stop ends the wait: the connection carries nothing else
 		select {
 		case <-l.w.stopCh:
 			cancel()
+			l.closeConn()
 		case <-ctx.Done():
 		}
 	}()

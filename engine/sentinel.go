@@ -40,7 +40,10 @@ import (
 //     (ConnState.NotPrimary), so callers never see it;
 //   - dedicated connections (subscribers, stream consumers, Tx, Watch,
 //     Dedicated, the batch writer) dial the current primary and are
-//     closed at a switch, so their owners reconnect to the new one;
+//     closed at a switch, so their owners reconnect to the new one; Tx,
+//     Watch, Dedicated and blocking commands wait while a failover is
+//     held (settled), and the batch writer's lanes are held as the
+//     connection actors are, WAIT included (batchwriter_hold.go);
 //   - with ReadFrom replica, read-only commands go to the replicas the
 //     sentinels see healthy, each with connection actors of its own.
 
