@@ -38,8 +38,12 @@ import (
 //     the promoted replica may lag), so this is the engine's promise, and
 //     it is asserted: every probe write acknowledged so far (and since
 //     the kill, if there was one) is on the new primary, and the final
-//     checks hold every write issued after the kill (if any) to it, the
-//     batch writer's included (its lanes are held too).
+//     checks hold every write issued after the kill (if any) to it. So
+//     is the batch writer's: its lanes are held too, and at the failover
+//     it is flushed and every write it acknowledged (queued after the
+//     kill, if any) is checked on the new primary, whatever the order of
+//     the faults (the final checks cannot tell a write lost at the
+//     failover from one lost at a later kill).
 //   - "kill": kill -9 of the primary; the sentinels promote a replica.
 //     Replication is asynchronous: a write the killed primary
 //     acknowledged may be missing on the replica promoted, so nothing is
@@ -100,6 +104,7 @@ func TestAuditChaosSentinel(t *testing.T) {
 	sc := &sentinelChaos{t: t, s: s, eng: eng, cfg: cfg, probe: &writeLog{}}
 	c := &chaos{t: t, eng: eng, seed: seed, stop: make(chan struct{}), onePool: cfg.PoolSize == 1,
 		lossy: sc.lossy, writerLossy: sc.writerLossy}
+	sc.c = c
 	wg := c.startWorkload(ctx, 2)
 	// The probe writers: SETs of distinct keys, awaited one at a time,
 	// whose acknowledgements time the switches and whose keys are checked
@@ -164,6 +169,7 @@ type sentinelChaos struct {
 	eng   *engine.Engine
 	cfg   config.Config
 	probe *writeLog
+	c     *chaos // its batch writer is checked at the planned failover
 
 	killAt atomic.Int64 // unix ns after the primary was killed; 0: not yet
 
@@ -320,7 +326,37 @@ func (sc *sentinelChaos) failover() string {
 		t.Errorf("SENTINEL FAILOVER: %d of %d acknowledged probe writes missing on the new primary %s (first: %v; WAITs synced %d, late %d)",
 			len(lost), len(keys), newP.Addr(), lost[:min(5, len(lost))], sc.eng.Stats().Sentinel.SyncedWaits, sc.eng.Stats().Sentinel.LateWaits)
 	}
-	return what + fmt.Sprintf("; %d/%d acknowledged probe writes present", len(keys)-len(lost), len(keys))
+	wKeys := sc.writerKeys()
+	wLost := missingOn(t, newP.Addr(), wKeys)
+	if len(wLost) > 0 {
+		t.Errorf("SENTINEL FAILOVER: %d of %d writes the batch writer acknowledged missing on the new primary %s (first: %v)",
+			len(wLost), len(wKeys), newP.Addr(), wLost[:min(5, len(wLost))])
+	}
+	return what + fmt.Sprintf("; %d/%d acknowledged probe writes and %d/%d batch writer writes present",
+		len(keys)-len(lost), len(keys), len(wKeys)-len(wLost), len(wKeys))
+}
+
+// writerKeys flushes the workload's batch writer and returns the keys it
+// acknowledged so far that cannot have been lost by the kill.
+func (sc *sentinelChaos) writerKeys() []string {
+	c := sc.c
+	c.wMu.Lock()
+	n := len(c.wWritten) // written before the Flush: settled when it returns
+	c.wMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := c.writer.Flush(ctx); err != nil {
+		sc.t.Fatalf("batch writer Flush after the failover: %v (%v)", err, c.writer.Stats())
+	}
+	c.wMu.Lock()
+	defer c.wMu.Unlock()
+	var keys []string
+	for i, k := range c.wWritten[:n] {
+		if _, failed := c.wFailed[k]; !failed && !sc.lossy(c.wAt[i]) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // probeKeys returns the probe keys acknowledged after since that cannot
