@@ -326,9 +326,8 @@ type chaos struct {
 	// asynchronous); the checks then ask nothing of its presence. nil:
 	// none may be (standalone: AOF, appendfsync always).
 	lossy func(issued time.Time) bool
-	// writerLossy is lossy for the batch writer, whose writes are also
-	// exposed during a planned failover (docs/sentinel.md, "What is not
-	// held"); nil: as lossy.
+	// writerLossy is lossy for the batch writer (sentinel mode: the same
+	// rule, counting the writer's writes found missing); nil: as lossy.
 	writerLossy func(queued time.Time) bool
 	seed        uint64
 	stop        chan struct{}

@@ -119,6 +119,7 @@ type BatchWriter struct {
 	noMSet atomic.Bool // MSET refused (or NoMSet): plain SETs go as SETs
 
 	onErrorPanics atomic.Uint64 // OnError calls that panicked (report)
+	holdWaits     atomic.Uint64 // WAITs its lanes sent at held failovers (tests)
 	panicked      atomic.Bool   // the first was logged
 
 	mu        sync.Mutex
@@ -144,6 +145,8 @@ type BatchWriter struct {
 	start     time.Time
 	lastAt    time.Time
 	lastAcked uint64
+
+	nudge chan struct{} // closed and replaced when a failover is held (held)
 
 	stopOnce sync.Once
 	stopCh   chan struct{} // closed by stop: ends backoff waits
@@ -192,6 +195,7 @@ func (e *Engine) NewBatchWriter(opts BatchWriterOptions) (*BatchWriter, error) {
 		nodes:   map[string]*writerNode{},
 		room:    make(chan struct{}),
 		flushed: make(chan struct{}),
+		nudge:   make(chan struct{}),
 		older:   map[uint64]int{},
 		stopCh:  make(chan struct{}),
 		stopped: make(chan struct{}),

@@ -29,7 +29,7 @@ func (l *writerLane) run() {
 	failures := 0                    // consecutive failed dials
 	for {
 		w.mu.Lock()
-		for len(l.queue) == 0 && !w.stopping && !l.retired {
+		for len(l.queue) == 0 && !w.stopping && !l.retired && !l.syncDue() {
 			l.idle = true
 			if w.e.cl != nil {
 				// Idle now: if the node is no longer a primary (it
@@ -41,9 +41,17 @@ func (l *writerLane) run() {
 			}
 			l.cond.Wait()
 		}
-		if len(l.queue) == 0 { // stopping or retired, nothing left
+		if len(l.queue) == 0 {
+			if w.stopping || l.retired { // nothing left
+				w.mu.Unlock()
+				return
+			}
+			// A failover is held and this idle lane's last writes
+			// may not be on the replicas yet: WAIT, then wait.
+			l.idle = false
 			w.mu.Unlock()
-			return
+			l.holdOn()
+			continue
 		}
 		batch := l.queue[0]
 		l.queue[0] = nil
@@ -81,6 +89,16 @@ func (l *writerLane) run() {
 			continue
 		}
 		down, failures = time.Time{}, 0
+		if w.holding() {
+			// A failover of the primary is held (sentinel mode): the
+			// batch goes back to the front of the lane until it ends.
+			w.mu.Lock()
+			late := w.rerouteLocked(l, batch)
+			w.mu.Unlock()
+			w.finish(late, nil, nil, ErrClosed)
+			l.holdOn()
+			continue
+		}
 
 		cmds = cmds[:0]
 		idx = idx[:0]
@@ -116,6 +134,7 @@ func (l *writerLane) run() {
 			it.cmd = valkey.Completed{}
 		}
 		results := conn.DoMulti(context.Background(), cmds...)
+		l.dirty = true // a WAIT is due at the next held failover
 		clear(cmds)
 		if len(cmds) != len(batch) { // drop the ASKING replies
 			picked = picked[:0]
@@ -246,6 +265,11 @@ func (l *writerLane) connect(failures int) (drivers.ValkeyConn, error) {
 			return nil, ErrClosed
 		}
 	}
+	// While a failover is held, dial once it ended: the new primary.
+	l.holdOn()
+	if w.isStopped() {
+		return nil, ErrClosed
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.e.cfg.DialTimeout)
 	defer cancel()
 	go func() { // stop ends a dial in progress
@@ -273,8 +297,9 @@ func (l *writerLane) connect(failures int) (drivers.ValkeyConn, error) {
 		_ = conn.Close()
 		return nil, ErrClosed
 	}
-	l.conn = conn
+	l.conn, l.connAddr = conn, addr
 	l.connMu.Unlock()
+	l.dirty = false
 	w.mu.Lock()
 	w.reconnect++
 	w.mu.Unlock()

@@ -97,9 +97,16 @@ type writerLane struct {
 	// mode): the idle lane's goroutine ends and closes its connection.
 	retired bool
 	ok      []bool // per batch: acknowledged; the lane goroutine's own
+	// dirty: the connection acknowledged writes not known to be on the
+	// replicas (sentinel mode: WAIT at a held failover); synced: the
+	// hold (sentinel.holdSeq) it last sent WAIT for. The lane
+	// goroutine's own.
+	dirty  bool
+	synced uint64
 
-	connMu sync.Mutex
-	conn   drivers.ValkeyConn
+	connMu   sync.Mutex
+	conn     drivers.ValkeyConn
+	connAddr string // the address conn was dialled to
 }
 
 // enqueue queues it, routed by its key, waiting for room under Block.

@@ -77,3 +77,7 @@ func SentinelTracked(e *Engine) int {
 	defer e.sn.mu.Unlock()
 	return len(e.sn.tracked)
 }
+
+// WriterHoldWaits returns the WAITs w's lanes sent at held sentinel
+// failovers.
+func WriterHoldWaits(w *BatchWriter) uint64 { return w.holdWaits.Load() }

@@ -40,7 +40,10 @@ import (
 //     (ConnState.NotPrimary), so callers never see it;
 //   - dedicated connections (subscribers, stream consumers, Tx, Watch,
 //     Dedicated, the batch writer) dial the current primary and are
-//     closed at a switch, so their owners reconnect to the new one;
+//     closed at a switch, so their owners reconnect to the new one; Tx,
+//     Watch, Dedicated and blocking commands wait while a failover is
+//     held (settled), and the batch writer's lanes are held as the
+//     connection actors are, WAIT included (batchwriter_hold.go);
 //   - with ReadFrom replica, read-only commands go to the replicas the
 //     sentinels see healthy, each with connection actors of its own.
 
@@ -66,6 +69,14 @@ type sentinel struct {
 	holding  atomic.Bool
 	waitOK   atomic.Uint64 // WAITs at the start of a failover that all replicas acknowledged
 	waitLate atomic.Uint64 // those that did not, or failed
+
+	// heldCh is held, for the batch writer's lanes: one atomic load per
+	// pipeline, no lock. holdSeq counts the OnHold calls (a lane sends
+	// WAIT once per call while its writes are not known replicated);
+	// holdN is the number of replicas the current hold waits for.
+	heldCh  atomic.Pointer[chan struct{}]
+	holdSeq atomic.Uint64
+	holdN   atomic.Int64
 
 	mu       sync.Mutex
 	held     chan struct{}             // while a failover is held; closed when it ends
@@ -180,6 +191,7 @@ func (sn *sentinel) settled(ctx context.Context) error {
 func (sn *sentinel) endHold() {
 	sn.mu.Lock()
 	if sn.held != nil {
+		sn.heldCh.Store(nil)
 		close(sn.held)
 		sn.held = nil
 	}
@@ -263,21 +275,26 @@ func (sn *sentinel) dialPrimary(ctx context.Context) (drivers.ValkeyConn, error)
 	return conn, nil
 }
 
-// hold runs on the sentinel actor when a failover of the primary starts:
-// the primary's connection actors stop sending (their mailboxes keep the
-// commands) and each sends WAIT for the replicas, once its pipeline in
-// flight has completed.
+// hold runs on the sentinel actor when a failover of the primary starts
+// (and again when its candidate becomes known): the primary's connection
+// actors stop sending (their mailboxes keep the commands) and each sends
+// WAIT for the replicas, once its pipeline in flight has completed; the
+// batch writers' lanes do the same (batchwriter_hold.go).
 func (sn *sentinel) hold(_ string, replicas []string) {
 	sn.holding.Store(true)
+	n := max(len(replicas), 1)
 	sn.mu.Lock()
 	if sn.held == nil {
-		sn.held = make(chan struct{})
+		ch := make(chan struct{})
+		sn.held = ch
+		sn.heldCh.Store(&ch)
 	}
 	sn.mu.Unlock()
+	sn.holdN.Store(int64(n))
+	sn.holdSeq.Add(1)
 	for _, c := range sn.e.first {
 		c.Mailbox.Pause()
 	}
-	n := max(len(replicas), 1)
 	for _, c := range sn.e.first {
 		if c.Down() {
 			continue // its writes were acknowledged before it failed, long enough ago
@@ -290,6 +307,7 @@ func (sn *sentinel) hold(_ string, replicas []string) {
 			}
 		})
 	}
+	sn.e.holdWriters()
 }
 
 // switched runs on the sentinel actor when the primary changed: the

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -399,6 +400,28 @@ func TestSentinelFailoverAbortResumes(t *testing.T) {
 	})
 	defer stop()
 	waitAcked(t, log, 1000)
+	// A batch writer: its lanes wrote before the failover, and are held
+	// with what is written to it during the hold.
+	var writerFailed atomic.Int64
+	bw, err := eng.NewBatchWriter(engine.BatchWriterOptions{OnError: func([]string, error) { writerFailed.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = bw.Close(context.Background()) }()
+	var bwKeys []string
+	bwWrite := func(prefix string, n int) {
+		for i := range n {
+			k := fmt.Sprintf("%s:%d", prefix, i)
+			bwKeys = append(bwKeys, k)
+			if err := bw.Set(context.Background(), k, "v", 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	bwWrite("bw:before", 500)
+	if err := bw.Flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
 	replicas := s.Nodes()[1:]
 	for _, r := range replicas {
 		if err := r.Pause(); err != nil {
@@ -422,6 +445,10 @@ func TestSentinelFailoverAbortResumes(t *testing.T) {
 	// While held, a command's deadline still ends it, and the held
 	// command leaves the mailbox then.
 	waitCond(t, 5*time.Second, "the failover held", func() bool { return eng.Stats().Sentinel.Holding })
+	waitCond(t, 5*time.Second, "the batch writer's idle lanes sent WAIT", func() bool {
+		return engine.WriterHoldWaits(bw) >= engine.DefaultWriterConns
+	})
+	bwWrite("bw:held", 500)
 	expired := eng.Stats().Expired
 	dctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	begin := time.Now()
@@ -432,6 +459,11 @@ func TestSentinelFailoverAbortResumes(t *testing.T) {
 		t.Errorf("SET with a 200ms deadline during the hold: %v after %v, want DeadlineExceeded within 300ms", err, late)
 	}
 	waitCond(t, 2*time.Second, "the expired command dropped from the paused mailbox", func() bool { return eng.Stats().Expired > expired })
+	// 200 ms and more after they were written, the batch writer's writes
+	// are still held.
+	if h1, acked, h2 := eng.Stats().Sentinel.Holding, bw.Stats().Acknowledged, eng.Stats().Sentinel.Holding; h1 && h2 && acked != 500 {
+		t.Errorf("batch writer: %d writes acknowledged during the hold, want 500 (those before it)", acked)
+	}
 	// A transaction and a Dedicated call are held too: they complete
 	// after the hold ends, on the primary.
 	type result struct {
@@ -476,6 +508,13 @@ func TestSentinelFailoverAbortResumes(t *testing.T) {
 	})
 	stop()
 	wait(t, 30*time.Second)
+	// The batch writer's held writes went on to the old primary too.
+	if err := bw.Flush(ctxT(t)); err != nil {
+		t.Fatalf("batch writer Flush: %v (%v)", err, bw.Stats())
+	}
+	if bwLost := missingOn(t, p.Addr(), bwKeys); writerFailed.Load() > 0 || len(bwLost) > 0 {
+		t.Errorf("batch writer: %d writes failed, %d missing on the primary (%v); want 0 and 0", writerFailed.Load(), len(bwLost), bw.Stats())
+	}
 	gap, end := longestGap(log.times, start)
 	st := eng.Stats().Sentinel
 	lost := missingOn(t, p.Addr(), log.acked)
@@ -501,6 +540,28 @@ func TestSentinelCloseDuringHold(t *testing.T) {
 	snapshot := goleak.IgnoreCurrent()
 	cfg := config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...)
 	eng := engineOn(t, cfg)
+	// A batch writer whose lanes wrote before the failover: held (after
+	// their WAIT), with what it is given meanwhile.
+	var bwClosed, bwOther atomic.Int64
+	bw, err := eng.NewBatchWriter(engine.BatchWriterOptions{OnError: func(_ []string, err error) {
+		if errors.Is(err, engine.ErrClosed) {
+			bwClosed.Add(1)
+		} else {
+			bwOther.Add(1)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 200 {
+		if err := bw.Set(ctx, fmt.Sprint("bw:before:", i), "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bw.Flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
 	replicas := s.Nodes()[1:]
 	for _, r := range replicas {
 		if err := r.Pause(); err != nil {
@@ -516,10 +577,12 @@ func TestSentinelCloseDuringHold(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCond(t, 5*time.Second, "the failover held", func() bool { return eng.Stats().Sentinel.Holding })
-	ctx := context.Background()
 	fs := make([]*futures.Future[struct{}], 1000)
 	for i := range fs {
 		fs[i] = eng.Set(ctx, fmt.Sprint("close:", i), "v", 0)
+		if err := bw.Set(ctx, fmt.Sprint("bw:held:", i), "v", 0); err != nil {
+			t.Fatal(err)
+		}
 	}
 	start := time.Now()
 	if err := eng.Close(); err != nil {
@@ -541,6 +604,10 @@ func TestSentinelCloseDuringHold(t *testing.T) {
 	}
 	if took > time.Second {
 		t.Errorf("Close took %v during a hold, want < 1s", took)
+	}
+	t.Logf("batch writer: %v; %d failed with ErrClosed, %d otherwise", bw.Stats(), bwClosed.Load(), bwOther.Load())
+	if st := bw.Stats(); st.Pending != 0 || st.Acknowledged != 200 || bwClosed.Load() != 1000 || bwOther.Load() != 0 {
+		t.Errorf("batch writer after Close: %v, %d ErrClosed, %d other errors; want the 200 written before the hold acknowledged, the 1,000 held failed with ErrClosed", st, bwClosed.Load(), bwOther.Load())
 	}
 	for _, r := range replicas {
 		_ = r.Resume()
