@@ -229,12 +229,6 @@ func (s *syncBuf) String() string {
 	return s.buf.String()
 }
 
-func (s *syncBuf) count(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.buf.String(), sub)
-}
-
 // Dropped events are logged (MsgDropped) while the engine runs even when
 // the hook goroutine is stuck in a hook for good: before, only the hook
 // goroutine logged them, after a batch it had delivered, so a hook that
