@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -19,15 +20,7 @@ import (
 // Here the node is marked open by hand, as in that window, while the
 // first command waits in the mailbox behind a busy script.
 func TestBreakerOpenKeepsOrder(t *testing.T) {
-	srv := valkeytest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	e, err := New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	conn := e.pick("k")
+	ctx, e, conn := orderEngine(t)
 	for _, via := range []string{"Set", "Pipeline"} {
 		t.Run(via, func(t *testing.T) {
 			busy := holdActor(ctx, t, e, conn)
@@ -72,15 +65,7 @@ func (m *stuckMsg) Fail(error)               { close(m.failing); <-m.release }
 // before the queued command issued before it. Here the opening's FailHeld
 // is held up by a queued message whose Fail blocks.
 func TestBreakerOpenWaitsForConcurrentFail(t *testing.T) {
-	srv := valkeytest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	e, err := New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	conn := e.pick("k")
+	ctx, e, conn := orderEngine(t)
 	busy := holdActor(ctx, t, e, conn)
 	stuck := &stuckMsg{failing: make(chan struct{}), release: make(chan struct{})}
 	released := false
@@ -128,4 +113,20 @@ func TestBreakerOpenWaitsForConcurrentFail(t *testing.T) {
 	if err := busy.Err(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// orderEngine returns an engine on a server of its own (both closed when
+// the test ends), a ctx of 20 s, and the connection actor that key "k"
+// goes to.
+func orderEngine(t *testing.T) (context.Context, *Engine, *actors.ConnState) {
+	t.Helper()
+	srv := valkeytest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	e, err := New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	return ctx, e, e.pick("k")
 }
