@@ -578,20 +578,24 @@ func (a *sentinelActor) subUp(m subUp) {
 		}
 		return
 	}
+	if m.err != nil {
+		a.retry(m.addr, sub)
+	} else {
+		sub.conn, sub.failures = m.conn, 0
+		a.s.subscribed.Add(1)
+	}
+	// Only now, with the count updated: New reads Stats as soon as ready
+	// closes (closing it first let New see one sentinel fewer).
 	if !sub.tried {
 		sub.tried = true
 		if a.untried--; a.untried == 0 {
 			close(a.s.ready)
 		}
 	}
-	if m.err != nil {
-		a.retry(m.addr, sub)
-		return
+	if m.err == nil {
+		// Events may have been missed while not subscribed.
+		a.resolve(nil)
 	}
-	sub.conn, sub.failures = m.conn, 0
-	a.s.subscribed.Add(1)
-	// Events may have been missed while not subscribed.
-	a.resolve(nil)
 }
 
 // retry subscribes to the sentinel again after a backoff.

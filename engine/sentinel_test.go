@@ -50,12 +50,33 @@ func TestSentinelDiscovery(t *testing.T) {
 	if st.Sentinel == nil || st.Sentinel.Primary != p.Addr() {
 		t.Fatalf("Stats().Sentinel = %+v, want primary %s", st.Sentinel, p.Addr())
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for eng.Stats().Sentinel.Subscribed != 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("subscribed to %d sentinels, want 3", eng.Stats().Sentinel.Subscribed)
+	// New waits for the first subscription attempts: from its return the
+	// count is complete (vactor info prints it at once).
+	if n := eng.Stats().Sentinel.Subscribed; n != 3 {
+		t.Fatalf("subscribed to %d sentinels after New, want 3", n)
+	}
+}
+
+// TestSentinelSubscribedAfterNew: Stats().Sentinel.Subscribed counts every
+// reachable sentinel as soon as New returns. The sentinel actor closed
+// New's wait before counting the last subscription, so New could return
+// with one fewer counted (1 in 200 rounds under a CPU hog; vactor info
+// printed "2 sentinel(s) followed" in CI).
+func TestSentinelSubscribedAfterNew(t *testing.T) {
+	s := valkeytest.StartSentinelT(t)
+	for i := range 100 {
+		cfg := config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...)
+		eng, err := engine.New(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		n := eng.Stats().Sentinel.Subscribed
+		if err := eng.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n != 3 {
+			t.Fatalf("round %d: subscribed to %d sentinels when New returned, want 3", i, n)
+		}
 	}
 }
 
