@@ -196,12 +196,20 @@ func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer) (*
 	eng, err := engine.New(dctx, t.cfg)
 	cancel()
 	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(stderr, "vactor bench: interrupted while connecting")
+			return nil, exitInterrupted
+		}
 		fmt.Fprintln(stderr, "vactor bench:", err)
 		return nil, exitFailed
 	}
 	defer func() { _ = eng.Close() }()
 	ks, err := claim(setup, eng, t.cfg, s.prefix, s.prefixGiven, s.keys)
 	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(stderr, "vactor bench: interrupted while checking the keys")
+			return nil, exitInterrupted
+		}
 		fmt.Fprintln(stderr, "vactor bench:", err)
 		if errors.Is(err, errHoldsData) {
 			return nil, exitRefused
@@ -221,10 +229,12 @@ func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer) (*
 	if s.needsData() {
 		fmt.Fprintf(stderr, "vactor bench: writing %d keys of %d bytes (%s0 .. %s%d)\n", s.keys, s.valueSize, s.prefix, s.prefix, s.keys-1)
 		if err := ks.fill(setup, s.valueSize); err != nil {
-			fmt.Fprintln(stderr, "vactor bench: fill the keys:", err)
 			if ctx.Err() != nil {
+				// The deferred drop still deletes what was written.
+				fmt.Fprintln(stderr, "vactor bench: interrupted while writing the keys")
 				return nil, exitInterrupted
 			}
+			fmt.Fprintln(stderr, "vactor bench: fill the keys:", err)
 			return nil, exitFailed
 		}
 	}

@@ -201,13 +201,14 @@ func TestBenchInterrupted(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	// Wait for the keys (the run starts once they are written).
+	// Wait for the worker's GETs (it starts once the keys are written;
+	// nothing before it sends a GET): the interrupt then finds it running.
 	deadline := time.Now().Add(time.Minute)
-	for do(t, eng, "DBSIZE") != int64(500) {
+	for !strings.Contains(do(t, eng, "INFO", "commandstats").(string), "cmdstat_get:") {
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			<-exited
-			t.Fatalf("the bench wrote no keys:\n%s", errb.String())
+			t.Fatalf("the bench's worker sent no GET:\n%s", errb.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
