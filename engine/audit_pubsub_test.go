@@ -442,7 +442,21 @@ func TestAuditSubscriberOutages(t *testing.T) {
 			return err == nil
 		})
 	}
+	// A PUBLISH that counted the subscriber has queued the message to it,
+	// and Redis writes the publisher's reply first: a kill -9 right after
+	// the reply can lose the message with the server's output buffer (seen
+	// under a CPU hog). Wait for it to arrive before each fault.
+	received := func(what string) {
+		mu.Lock()
+		last := delivered[len(delivered)-1]
+		mu.Unlock()
+		csWait(t, 10*time.Second, what, func() bool {
+			got := rec.of("out:ch")
+			return len(got) > 0 && got[len(got)-1] == last
+		})
+	}
 	publish(200)
+	received("the messages before the kill")
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -453,6 +467,7 @@ func TestAuditSubscriberOutages(t *testing.T) {
 	csWait(t, 10*time.Second, "Resubscribed after the restart", func() bool { return resubs() == 1 })
 	pubUp()
 	publish(200)
+	received("the messages before CLIENT KILL")
 	if n, err := srv.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil || n != int64(1) {
 		t.Fatalf("CLIENT KILL TYPE pubsub: %v, %v", n, err)
 	}
@@ -466,11 +481,7 @@ func TestAuditSubscriberOutages(t *testing.T) {
 	if len(want) < 600 {
 		t.Fatalf("only %d messages reached the subscriber per PUBLISH, want the 600 published while it was subscribed", len(want))
 	}
-	last := want[len(want)-1]
-	csWait(t, 10*time.Second, "last message", func() bool {
-		got := rec.of("out:ch")
-		return len(got) > 0 && got[len(got)-1] == last
-	})
+	received("the last message")
 	_ = sub.Close()
 	<-done
 	got := rec.of("out:ch")
