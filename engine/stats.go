@@ -47,9 +47,10 @@ type Stats struct {
 	// more idle TCP connection with the valkey-go driver).
 	Subscriptions, SubConns int
 	// SubMessages counts the messages delivered to subscriptions
-	// (channel or Handler); SubDropped those OverflowDrop dropped;
-	// SubReconnects the connections that resubscribed after a disconnect
-	// (Resubscribed events of whole connections); SubMoved the shard
+	// (channel or Handler; a message read from Channel, or passed to a
+	// Handler, is in the count by then); SubDropped those OverflowDrop
+	// dropped; SubReconnects the connections that resubscribed after a
+	// disconnect (Resubscribed events of whole connections); SubMoved the shard
 	// channels subscribed again on their new owner after their slot moved
 	// (Resubscribed events with a ShardChannel).
 	SubMessages, SubDropped, SubReconnects, SubMoved uint64
