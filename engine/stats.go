@@ -11,6 +11,9 @@ import (
 // Stats is a snapshot of the engine's counters, from Engine.Stats.
 type Stats struct {
 	// Commands counts commands whose reply (or transport error) came back.
+	// A connection actor counts a pipeline's commands (here and in Errors)
+	// once it has completed them all: a future that has just completed
+	// may not be counted yet.
 	Commands uint64
 	// Errors counts those that failed: error replies and transport errors
 	// (nil replies are not errors).
