@@ -615,6 +615,9 @@ func TestAuditConsumer(t *testing.T) {
 		ids := csProduce(t, ctx, eng, "ac:s1", 0, 2000)
 		csWait(t, 10*time.Second, "all handled", func() bool { return h.all(ids) })
 		csWait(t, 10*time.Second, "all acked", func() bool { return csPending(t, ctx, eng, "ac:s1", "g") == 0 })
+		// Acked counts an XACK when its reply arrives, which may be after
+		// the server shows nothing pending.
+		csWait(t, 10*time.Second, "XACK replies counted", func() bool { return c.Stats().Acked >= 2000 })
 		for _, id := range ids {
 			if n := h.count(id); n != 1 {
 				t.Fatalf("%s handled %d times without any fault", id, n)

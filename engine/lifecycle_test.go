@@ -113,6 +113,9 @@ func TestPingHealthAndStats(t *testing.T) {
 	if _, err := futures.All(ctx, sets...); err != nil {
 		t.Fatal(err)
 	}
+	// A connection actor counts a pipeline's commands after completing
+	// them (Stats.Commands is eventual): poll.
+	csWait(t, 10*time.Second, "300 commands counted", func() bool { return eng.Stats().Commands >= 300 })
 	st := eng.Stats()
 	if len(st.Conns) != 3 {
 		t.Fatalf("Stats has %d conns, want 3", len(st.Conns))

@@ -11,6 +11,9 @@ import (
 // Stats is a snapshot of the engine's counters, from Engine.Stats.
 type Stats struct {
 	// Commands counts commands whose reply (or transport error) came back.
+	// A connection actor counts a pipeline's commands (here and in Errors)
+	// once it has completed them all: a future that has just completed
+	// may not be counted yet.
 	Commands uint64
 	// Errors counts those that failed: error replies and transport errors
 	// (nil replies are not errors).
@@ -47,9 +50,10 @@ type Stats struct {
 	// more idle TCP connection with the valkey-go driver).
 	Subscriptions, SubConns int
 	// SubMessages counts the messages delivered to subscriptions
-	// (channel or Handler); SubDropped those OverflowDrop dropped;
-	// SubReconnects the connections that resubscribed after a disconnect
-	// (Resubscribed events of whole connections); SubMoved the shard
+	// (channel or Handler; a message read from Channel, or passed to a
+	// Handler, is in the count by then); SubDropped those OverflowDrop
+	// dropped; SubReconnects the connections that resubscribed after a
+	// disconnect (Resubscribed events of whole connections); SubMoved the shard
 	// channels subscribed again on their new owner after their slot moved
 	// (Resubscribed events with a ShardChannel).
 	SubMessages, SubDropped, SubReconnects, SubMoved uint64

@@ -40,9 +40,7 @@ func (s *Subscription) emit(ev actors.SubEvent) {
 		}
 		s.e.bus.Emit(hooks.Subscriber{Kind: kind, Node: out.Addr, Instance: s.instance, Err: out.Err, Gap: out.Gap, ShardChannel: out.ShardChannel})
 	}
-	if s.deliver(out) && out.Kind == SubMessage {
-		s.e.subs.messages.Add(1)
-	}
+	s.deliver(out)
 }
 
 // droppedMessage counts a message OverflowDrop dropped and reports the
@@ -82,8 +80,13 @@ func (s *Subscription) call(out SubEvent) (ok bool) {
 	return true
 }
 
-// deliver hands out one item; false if it was dropped.
+// deliver hands out one item; false if it was dropped. A message is
+// counted (Stats.SubMessages) before it is handed out, and the count taken
+// back if it is not: a reader that has it sees it counted (counted after
+// the send, the message could be read, and Stats read, before its sender
+// ran again to count it).
 func (s *Subscription) deliver(out SubEvent) bool {
+	msg := out.Kind == SubMessage
 	if s.handler != nil {
 		s.hmu.Lock()
 		defer s.hmu.Unlock()
@@ -92,13 +95,20 @@ func (s *Subscription) deliver(out SubEvent) bool {
 			return false
 		default:
 		}
-		return s.call(out)
+		s.counted(msg)
+		if !s.call(out) {
+			s.uncounted(msg)
+			return false
+		}
+		return true
 	}
-	if s.drop && out.Kind == SubMessage {
+	s.counted(msg)
+	if s.drop && msg {
 		select {
 		case s.ch <- out:
 			return true
 		default:
+			s.uncounted(msg) // before the drop is counted
 			s.droppedMessage()
 			return false
 		}
@@ -107,6 +117,21 @@ func (s *Subscription) deliver(out SubEvent) bool {
 	case s.ch <- out:
 		return true
 	case <-s.quit:
+		s.uncounted(msg)
 		return false
+	}
+}
+
+// counted counts a message about to be delivered; uncounted takes it
+// back when it was not.
+func (s *Subscription) counted(msg bool) {
+	if msg {
+		s.e.subs.messages.Add(1)
+	}
+}
+
+func (s *Subscription) uncounted(msg bool) {
+	if msg {
+		s.e.subs.messages.Add(^uint64(0))
 	}
 }

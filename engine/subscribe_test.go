@@ -16,6 +16,7 @@ import (
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -1007,6 +1008,41 @@ func TestSubscribeReshardSplitsShardConn(t *testing.T) {
 	defer mu.Unlock()
 	if st := eng.Stats(); st.Subscriptions != 0 || st.SubConns != 0 || st.SubMessages != uint64(received) {
 		t.Fatalf("Stats after Close: %d subscriptions, %d conns, %d messages; want 0, 0, %d", st.Subscriptions, st.SubConns, st.SubMessages, received)
+	}
+}
+
+// TestSubMessagesCountedWhenRead: a message read from Channel is in
+// Stats().SubMessages. The count was added after the channel send, so with
+// the one-item buffer full the message that waited to be sent could be
+// read (the receive that freed the room hands it over at once) before its
+// sender ran again to count it: Stats then showed one message fewer than
+// the reader had.
+func TestSubMessagesCountedWhenRead(t *testing.T) {
+	srv := valkeytest.Start(t)
+	defer subNoLeak(t)()
+	eng := subEngine(t, srv)
+	defer eng.Close()
+	ctx := ctxT(t)
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"cnt"}, Buffer: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subExpect(t, sub.Channel(), engine.Subscribed)
+	read := uint64(0)
+	for round := range 100 {
+		// Two at once: the first fills the buffer, the second waits to be
+		// sent until the first is read.
+		a, b := eng.Publish(ctx, "cnt", "a"), eng.Publish(ctx, "cnt", "b")
+		if _, err := futures.All(ctx, a, b); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			subExpect(t, sub.Channel(), engine.SubMessage)
+			read++
+			if n := eng.Stats().SubMessages; n < read {
+				t.Fatalf("round %d: %d messages read, Stats().SubMessages %d", round, read, n)
+			}
+		}
 	}
 }
 
