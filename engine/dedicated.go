@@ -234,6 +234,13 @@ func (c *DedicatedConn) round(ctx context.Context, sticky bool, build func(valke
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// A sentinel failover held: WAIT first, then wait for its end.
+	if err := c.e.ded.holdLent(ctx, c.conn, c.addr, c.used); err != nil {
+		if errors.Is(err, ErrNotPrimary) {
+			c.broken = err
+		}
+		return nil, err
+	}
 	cmds := build(c.conn.B())
 	c.used = true
 	c.sticky = c.sticky || sticky
