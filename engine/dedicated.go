@@ -52,7 +52,11 @@ import (
 //
 // In standalone mode the connection goes to the configured node; in
 // cluster mode to a primary (use DedicatedFor to choose the node serving a
-// key). No redirect is followed on it: a MOVED or ASK reply is returned as
+// key); in sentinel mode to the primary, and while a failover is held a
+// command waits for its end (after WAIT for the replicas, so that what
+// the connection wrote is not lost): it fails unsent with an error
+// matching ErrNotPrimary when the primary changed meanwhile, as do the
+// later ones (docs/sentinel.md). No redirect is followed on it: a MOVED or ASK reply is returned as
 // a *ServerError (and has the engine reload its slot map).
 //
 // Commands whose replies do not come one per command cannot run on it

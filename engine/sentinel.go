@@ -43,8 +43,9 @@ import (
 //     Dedicated, the batch writer) dial the current primary and are
 //     closed at a switch, so their owners reconnect to the new one; Tx,
 //     Watch, Dedicated and blocking commands wait while a failover is
-//     held (settled), and the batch writer's lanes are held as the
-//     connection actors are, WAIT included (batchwriter_hold.go);
+//     held (settled), and the batch writer's lanes and the pooled
+//     connections of Tx, Watch and Dedicated are held as the connection
+//     actors are, WAIT included (batchwriter_hold.go, tx_hold.go);
 //   - with ReadFrom replica, read-only commands go to the replicas the
 //     sentinels see healthy, each with connection actors of its own.
 
@@ -281,20 +282,19 @@ func (sn *sentinel) dialPrimary(ctx context.Context) (drivers.ValkeyConn, error)
 // (and again when its candidate becomes known): the primary's connection
 // actors stop sending (their mailboxes keep the commands) and each sends
 // WAIT for the replicas, once its pipeline in flight has completed; the
-// batch writers' lanes do the same (batchwriter_hold.go).
+// batch writers' lanes and the pooled connections of Tx, Watch and
+// Dedicated do the same (batchwriter_hold.go, tx_hold.go).
 func (sn *sentinel) hold(_ string, replicas []string) {
 	sn.holding.Store(true)
 	n := max(len(replicas), 1)
+	sn.holdN.Store(int64(n))
+	sn.holdSeq.Add(1)
 	sn.mu.Lock()
 	if sn.held == nil {
 		ch := make(chan struct{})
 		sn.held = ch
 		sn.heldCh.Store(&ch)
 	}
-	sn.mu.Unlock()
-	sn.holdN.Store(int64(n))
-	sn.holdSeq.Add(1)
-	sn.mu.Lock()
 	if sn.renewed != nil { // after holdSeq: a lent connection waiting in holdLent sends WAIT again
 		close(sn.renewed)
 	}
@@ -610,9 +610,11 @@ type SentinelStats struct {
 	// commands are held now.
 	Holds, Aborts, HoldTimeouts uint64
 	Holding                     bool
-	// SyncedWaits counts the WAITs sent at the start of a failover that
-	// every replica acknowledged in time; LateWaits those that some did
-	// not (or that failed).
+	// SyncedWaits counts the WAITs sent for a held failover (by the
+	// primary's connection actors, the batch writers' lanes and the
+	// pooled connections of Tx, Watch and Dedicated) that every replica
+	// acknowledged in time; LateWaits those that some did not (or that
+	// failed).
 	SyncedWaits, LateWaits uint64
 	// Resolutions counts the times the sentinels were asked for the
 	// primary; FailedResolutions those no sentinel answered acceptably.

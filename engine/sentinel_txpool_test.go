@@ -30,9 +30,9 @@ func TestSentinelFailoverTxDedicated(t *testing.T) {
 	}
 	defer tap.Close()
 
-	// 8 Tx writers (one SET per EXEC); 8 Dedicated writers, each call 50
-	// SETs, one round trip each, so that calls are in progress when the
-	// failover starts.
+	// 8 Tx writers (one SET per EXEC); 8 Dedicated writers, each call
+	// SETs for a second, one round trip each, so that calls are in progress
+	// from the start of the failover to the promotion.
 	txLog, dedLog := &writeLog{}, &writeLog{}
 	stopTx, waitTx := runWriters(8, "tx", txLog, func(ctx context.Context, key string) error {
 		tx := eng.Tx()
@@ -42,10 +42,10 @@ func TestSentinelFailoverTxDedicated(t *testing.T) {
 	defer stopTx()
 	stopDed, waitDed := runWriters(8, "ded", dedLog, func(ctx context.Context, key string) error {
 		return eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
-			for i := range 49 {
+			for i, end := 0, time.Now().Add(time.Second); time.Now().Before(end); i++ {
 				k := fmt.Sprintf("%s:%d", key, i)
 				if _, err := c.Do(ctx, "SET", k, "v"); err != nil {
-					return err
+					return err // logged as key's failure
 				}
 				dedLog.ok(k, time.Now())
 			}
@@ -90,8 +90,9 @@ func TestSentinelFailoverTxDedicated(t *testing.T) {
 	t.Logf("Tx: %d acknowledged, %d failed %v, %d lost; Dedicated: %d acknowledged, %d failed %v, %d lost; on the new primary %s; failover events:%s",
 		len(txLog.acked), len(txLog.failed), txLog.errs, len(txLost),
 		len(dedLog.acked), len(dedLog.failed), dedLog.errs, len(dedLost), final.Addr(), timeline(tap.Events(), start))
-	t.Logf("Stats().Sentinel: holds %d, WAITs synced %d, late %d (before: %d, %d)",
-		sst.Holds-before.Holds, sst.SyncedWaits, sst.LateWaits, before.SyncedWaits, before.LateWaits)
+	t.Logf("Stats().Sentinel: holds %d, WAITs synced %d, late %d (before: %d, %d); WAITs of the Tx connections %d, of the Dedicated ones %d",
+		sst.Holds-before.Holds, sst.SyncedWaits, sst.LateWaits, before.SyncedWaits, before.LateWaits,
+		engine.PoolHoldWaits(eng, engine.PoolTx), engine.PoolHoldWaits(eng, engine.PoolDedicated))
 	if len(txLost) > 0 {
 		t.Errorf("%d of %d acknowledged Tx writes missing on the new primary %s, want 0 (first: %v)",
 			len(txLost), len(txLog.acked), final.Addr(), txLost[:min(5, len(txLost))])
@@ -102,6 +103,11 @@ func TestSentinelFailoverTxDedicated(t *testing.T) {
 	}
 	if sst.Holds == before.Holds {
 		t.Errorf("Stats().Sentinel.Holds did not grow: the failover was not held")
+	}
+	for _, ded := range []bool{false, true} {
+		if open, _ := engine.TxPoolConns(eng, ded); open[old] > 0 {
+			t.Errorf("the pool (Dedicated: %v) still holds %d connections to the old primary %s", ded, open[old], old)
+		}
 	}
 	if engine.PoolHoldWaits(eng, engine.PoolTx) == 0 {
 		t.Errorf("the Tx connections sent no WAIT at the failover")
