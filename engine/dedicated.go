@@ -56,8 +56,9 @@ import (
 // command waits for its end (after WAIT for the replicas, so that what
 // the connection wrote is not lost): it fails unsent with an error
 // matching ErrNotPrimary when the primary changed meanwhile, as do the
-// later ones (docs/sentinel.md). No redirect is followed on it: a MOVED or ASK reply is returned as
-// a *ServerError (and has the engine reload its slot map).
+// later ones (docs/sentinel.md). No redirect is followed on it: a MOVED
+// or ASK reply is returned as a *ServerError (and has the engine reload
+// its slot map).
 //
 // Commands whose replies do not come one per command cannot run on it
 // either (the SUBSCRIBE family, MONITOR, CLIENT REPLY OFF|SKIP, SYNC,
