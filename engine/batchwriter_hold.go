@@ -8,8 +8,6 @@ package engine
 
 import (
 	"context"
-	"strconv"
-	"time"
 
 	"github.com/valkey-io/valkey-go"
 )
@@ -115,10 +113,9 @@ func (l *writerLane) holdOn() {
 }
 
 // syncReplicas sends WAIT on the lane's connection for the replicas of
-// the hold, bounded as the connection actors' (sentinelHoldWait, and 1 s
-// more for the reply), and counts it in Stats().Sentinel: SyncedWaits
-// when every replica acknowledged (the lane's writes are then known to
-// be replicated), LateWaits otherwise.
+// the hold, as the connection actors do (sentinel.waitReplicas: the same
+// bounds, counted in Stats().Sentinel with theirs); when every replica
+// acknowledged, the lane's writes are known to be replicated.
 func (l *writerLane) syncReplicas(sn *sentinel) {
 	l.connMu.Lock()
 	conn := l.conn
@@ -127,8 +124,7 @@ func (l *writerLane) syncReplicas(sn *sentinel) {
 		l.dirty = false // closed under its writes: nothing to wait for
 		return
 	}
-	n := sn.holdN.Load()
-	ctx, cancel := context.WithTimeout(context.Background(), sentinelHoldWait+time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { // stop ends the wait: the connection carries nothing else
 		select {
@@ -138,15 +134,12 @@ func (l *writerLane) syncReplicas(sn *sentinel) {
 		case <-ctx.Done():
 		}
 	}()
-	cmd := conn.B().Arbitrary("WAIT").Args(strconv.FormatInt(n, 10), strconv.FormatInt(sentinelHoldWait.Milliseconds(), 10)).Build()
-	acked, err := conn.Do(ctx, cmd).AsInt64()
+	synced, err := sn.waitReplicas(ctx, conn)
 	l.w.holdWaits.Add(1)
-	if err == nil && acked >= n {
-		sn.waitOK.Add(1)
+	if synced {
 		l.dirty = false
 		return
 	}
-	sn.waitLate.Add(1)
 	if _, reply := valkey.IsValkeyErr(err); err != nil && !reply {
 		l.closeConn() // the connection failed: the next pipeline dials again
 	}

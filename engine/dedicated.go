@@ -52,8 +52,13 @@ import (
 //
 // In standalone mode the connection goes to the configured node; in
 // cluster mode to a primary (use DedicatedFor to choose the node serving a
-// key). No redirect is followed on it: a MOVED or ASK reply is returned as
-// a *ServerError (and has the engine reload its slot map).
+// key); in sentinel mode to the primary, and while a failover is held a
+// command waits for its end (after WAIT for the replicas, so that what
+// the connection wrote is not lost): it fails unsent with an error
+// matching ErrNotPrimary when the primary changed meanwhile, as do the
+// later ones (docs/sentinel.md). No redirect is followed on it: a MOVED
+// or ASK reply is returned as a *ServerError (and has the engine reload
+// its slot map).
 //
 // Commands whose replies do not come one per command cannot run on it
 // either (the SUBSCRIBE family, MONITOR, CLIENT REPLY OFF|SKIP, SYNC,
@@ -232,6 +237,13 @@ func (c *DedicatedConn) round(ctx context.Context, sticky bool, build func(valke
 		return nil, fmt.Errorf("vactor: dedicated connection failed earlier: %w", c.broken)
 	}
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// A sentinel failover held: WAIT first, then wait for its end.
+	if err := c.e.ded.holdLent(ctx, c.conn, c.addr, c.used); err != nil {
+		if errors.Is(err, ErrNotPrimary) {
+			c.broken = err
+		}
 		return nil, err
 	}
 	cmds := build(c.conn.B())

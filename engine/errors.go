@@ -106,7 +106,11 @@ var (
 
 	// ErrNotPrimary is the error of a dial (in sentinel mode) of a node the
 	// sentinels named as the primary that says it is not one (ROLE): a
-	// failover is under way. The engine asks the sentinels again.
+	// failover is under way. The engine asks the sentinels again. It
+	// also fails, unsent, a command of Dedicated, Watch or Tx.Exec in
+	// Watch whose connection was lent when a failover was held and
+	// reaches a former primary since the switch; and a Tx, Watch or
+	// Dedicated that picked the primary just before a switch.
 	ErrNotPrimary = errors.New("vactor: the node the sentinels named is not a primary")
 )
 

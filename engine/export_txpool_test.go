@@ -21,3 +21,12 @@ func TxPoolConns(e *Engine, ded bool) (open, idle map[string]int) {
 	}
 	return open, idle
 }
+
+// PoolHoldWaits returns how many WAITs the connections of e's pool
+// (PoolTx or PoolDedicated) sent at held sentinel failovers.
+func PoolHoldWaits(e *Engine, pool string) uint64 {
+	if pool == PoolDedicated {
+		return e.ded.holdWaits.Load()
+	}
+	return e.tx.holdWaits.Load()
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,8 +43,9 @@ import (
 //     Dedicated, the batch writer) dial the current primary and are
 //     closed at a switch, so their owners reconnect to the new one; Tx,
 //     Watch, Dedicated and blocking commands wait while a failover is
-//     held (settled), and the batch writer's lanes are held as the
-//     connection actors are, WAIT included (batchwriter_hold.go);
+//     held (settled), and the batch writer's lanes and the pooled
+//     connections of Tx, Watch and Dedicated are held as the connection
+//     actors are, WAIT included (batchwriter_hold.go, tx_hold.go);
 //   - with ReadFrom replica, read-only commands go to the replicas the
 //     sentinels see healthy, each with connection actors of its own.
 
@@ -80,6 +82,7 @@ type sentinel struct {
 
 	mu       sync.Mutex
 	held     chan struct{}             // while a failover is held; closed when it ends
+	renewed  chan struct{}             // closed (and replaced) by each call of hold
 	tracked  map[*trackedConn]struct{} // dedicated connections, closed at a switch
 	replicas map[string]bool           // replica pools dialled or being dialled
 	readers  atomic.Pointer[[][]*actors.ConnState]
@@ -279,19 +282,24 @@ func (sn *sentinel) dialPrimary(ctx context.Context) (drivers.ValkeyConn, error)
 // (and again when its candidate becomes known): the primary's connection
 // actors stop sending (their mailboxes keep the commands) and each sends
 // WAIT for the replicas, once its pipeline in flight has completed; the
-// batch writers' lanes do the same (batchwriter_hold.go).
+// batch writers' lanes and the pooled connections of Tx, Watch and
+// Dedicated do the same (batchwriter_hold.go, tx_hold.go).
 func (sn *sentinel) hold(_ string, replicas []string) {
 	sn.holding.Store(true)
 	n := max(len(replicas), 1)
+	sn.holdN.Store(int64(n))
+	sn.holdSeq.Add(1)
 	sn.mu.Lock()
 	if sn.held == nil {
 		ch := make(chan struct{})
 		sn.held = ch
 		sn.heldCh.Store(&ch)
 	}
+	if sn.renewed != nil { // after holdSeq: a lent connection waiting in holdLent sends WAIT again
+		close(sn.renewed)
+	}
+	sn.renewed = make(chan struct{})
 	sn.mu.Unlock()
-	sn.holdN.Store(int64(n))
-	sn.holdSeq.Add(1)
 	for _, c := range sn.e.first {
 		c.Mailbox.Pause()
 	}
@@ -300,14 +308,40 @@ func (sn *sentinel) hold(_ string, replicas []string) {
 			continue // its writes were acknowledged before it failed, long enough ago
 		}
 		c.SyncReplicas(n, sentinelHoldWait, func(acked int64, err error) {
-			if err == nil && acked >= int64(n) {
-				sn.waitOK.Add(1)
-			} else {
-				sn.waitLate.Add(1)
-			}
+			sn.countWait(int64(n), acked, err)
 		})
 	}
 	sn.e.holdWriters()
+	sn.e.tx.holdSync(sn)
+	sn.e.ded.holdSync(sn)
+}
+
+// countWait counts a WAIT sent for a hold that n replicas were to
+// acknowledge in Stats().Sentinel: SyncedWaits when they all did
+// (reported true: the connection's writes are then on the replicas),
+// LateWaits otherwise.
+func (sn *sentinel) countWait(n, acked int64, err error) bool {
+	if err == nil && acked >= n {
+		sn.waitOK.Add(1)
+		return true
+	}
+	sn.waitLate.Add(1)
+	return false
+}
+
+// waitReplicas sends WAIT on conn, a dedicated connection to the
+// primary (a batch writer's lane's, a pooled one of Tx, Watch or
+// Dedicated), with the connection actors' policy: the replicas of the
+// hold (holdN), sentinelHoldWait, and 1 s more for the reply (bounded by
+// ctx too). It counts the WAIT (countWait) and reports whether every
+// replica acknowledged the connection's writes, and the error.
+func (sn *sentinel) waitReplicas(ctx context.Context, conn drivers.ValkeyConn) (bool, error) {
+	n := sn.holdN.Load()
+	ctx, cancel := context.WithTimeout(ctx, sentinelHoldWait+time.Second)
+	defer cancel()
+	cmd := conn.B().Arbitrary("WAIT").Args(strconv.FormatInt(n, 10), strconv.FormatInt(sentinelHoldWait.Milliseconds(), 10)).Build()
+	acked, err := conn.Do(ctx, cmd).AsInt64()
+	return sn.countWait(n, acked, err), err
 }
 
 // switched runs on the sentinel actor when the primary changed: the
@@ -483,6 +517,13 @@ type trackedConn struct {
 	sn   *sentinel
 	addr string
 	once sync.Once
+	// A pooled connection's (Tx, Watch, Dedicated; tx_hold.go) state for
+	// held failovers, owned by whoever has the connection (its borrower,
+	// or the pool under txConns.mu while it is idle): dirty, it was lent
+	// since the last WAIT that every replica acknowledged; seq, the call
+	// of hold (holdSeq) for which it last sent WAIT.
+	dirty bool
+	seq   uint64
 }
 
 // track registers conn, dialled to addr.
@@ -569,9 +610,11 @@ type SentinelStats struct {
 	// commands are held now.
 	Holds, Aborts, HoldTimeouts uint64
 	Holding                     bool
-	// SyncedWaits counts the WAITs sent at the start of a failover that
-	// every replica acknowledged in time; LateWaits those that some did
-	// not (or that failed).
+	// SyncedWaits counts the WAITs sent for a held failover (by the
+	// primary's connection actors, the batch writers' lanes and the
+	// pooled connections of Tx, Watch and Dedicated) that every replica
+	// acknowledged in time; LateWaits those that some did not (or that
+	// failed).
 	SyncedWaits, LateWaits uint64
 	// Resolutions counts the times the sentinels were asked for the
 	// primary; FailedResolutions those no sentinel answered acceptably.

@@ -114,20 +114,29 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 		failAll(q, err)
 		return err
 	}
-	if err := e.settled(ctx); err != nil { // sentinel mode: a failover is held
-		failAll(q, err)
-		return err
-	}
 	if w := tx.w; w != nil {
 		if w.broken != nil {
 			failAll(q, w.broken)
 			return w.broken
+		}
+		// Sentinel mode, a failover held: WAIT on the watched
+		// connection, then wait for the hold's end.
+		if err := e.tx.holdLent(ctx, w.conn, w.addr, true); err != nil {
+			if errors.Is(err, ErrNotPrimary) {
+				w.broken = err
+			}
+			failAll(q, err)
+			return err
 		}
 		healthy, err := e.execOn(ctx, w.addr, w.conn, q)
 		w.execd = true
 		if !healthy {
 			w.broken = err
 		}
+		return err
+	}
+	if err := e.settled(ctx); err != nil { // sentinel mode: a failover is held
+		failAll(q, err)
 		return err
 	}
 	addr, err := e.txAddr(slot, key)

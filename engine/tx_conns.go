@@ -47,6 +47,7 @@ type txConns struct {
 	noIdlePing bool
 
 	execs, aborted, failed atomic.Uint64 // EXECs that ran, aborted (WATCH), failed: for Stats
+	holdWaits              atomic.Uint64 // WAITs sent at held sentinel failovers (tests; tx_hold.go)
 }
 
 // enter counts a call on a connection; it fails once the pool is closed.
@@ -81,6 +82,14 @@ func (p *txConns) call(ctx context.Context, conn drivers.ValkeyConn, cmd valkey.
 func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.ValkeyConn, error) {
 	if err := e.nodeOpenError(addr); err != nil {
 		return nil, err
+	}
+	if sn := e.sn; sn != nil {
+		// Sentinel mode: never lend a connection to a former primary (a
+		// caller that picked addr before a switch), which acknowledges
+		// writes until the sentinels reconfigure it, and loses them then.
+		if now := sn.primary(); addr != now {
+			return nil, fmt.Errorf("%w: %s is no longer the primary (now %s)", ErrNotPrimary, addr, now)
+		}
 	}
 	var wait *time.Timer // the bound of the wait for a connection
 	defer func() {
@@ -176,9 +185,19 @@ func (p *txConns) dial(e *Engine, ctx context.Context, addr string) (drivers.Val
 	return conn, nil
 }
 
-// put gives conn back: kept idle when healthy and there is room, closed
-// otherwise.
+// put gives conn back after a loan: kept idle when healthy and there is
+// room, closed otherwise; while a sentinel failover is held, it sends
+// WAIT first (returned).
 func (p *txConns) put(addr string, conn drivers.ValkeyConn, healthy bool) {
+	if healthy && p.returned(addr, conn) {
+		return
+	}
+	p.give(addr, conn, healthy)
+}
+
+// give puts conn back in the pool: kept idle when healthy and there is
+// room (and its node is one the pool keeps), closed otherwise.
+func (p *txConns) give(addr string, conn drivers.ValkeyConn, healthy bool) {
 	p.mu.Lock()
 	if _, ok := p.open[conn]; !ok { // closed by stop
 		p.mu.Unlock()

@@ -328,6 +328,15 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 			}
 		}
 	}
+	// Sentinel mode, a failover held: WAIT on the watched connection (a
+	// command sent through Do may have written), then wait for the
+	// hold's end.
+	if err := tx.e.tx.holdLent(ctx, w.conn, w.addr, true); err != nil {
+		if errors.Is(err, ErrNotPrimary) {
+			w.broken = err
+		}
+		return zero, err
+	}
 	res := tx.e.tx.call(ctx, w.conn, cmd)
 	if terr := res.NonValkeyError(); terr != nil {
 		w.broken = terr
