@@ -473,10 +473,14 @@ func TestClusterSlotActorsStopWhenIdle(t *testing.T) {
 		// The engine's map still says from: the next command is redirected
 		// and its slot actor follows.
 		v, err := eng.Incr(ctx, key).Await(ctx)
+		answered := time.Now()
 		if err != nil || v != int64(round+1) {
 			t.Fatalf("INCR after move %d = %d, %v; want %d", round, v, err, round+1)
 		}
-		if st := eng.Stats(); st.SlotActors != 1 || st.Redirects == 0 {
+		st := eng.Stats()
+		// The slot actor may stop 200 ms after the INCR: on a machine that
+		// paused the test that long, its count says nothing.
+		if st.Redirects == 0 || (st.SlotActors != 1 && time.Since(answered) < 150*time.Millisecond) {
 			t.Fatalf("after move %d: %d slot actors, %d redirects; want 1 actor following a redirect", round, st.SlotActors, st.Redirects)
 		}
 		waitIdle(fmt.Sprintf("after move %d", round))
