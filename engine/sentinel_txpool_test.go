@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -54,6 +55,23 @@ func TestSentinelFailoverTxDedicated(t *testing.T) {
 		})
 	})
 	defer stopDed()
+	// 8 WatchRetry writers whose function reads the key, then computes
+	// for 20 ms before its SET: runs are between their read and their EXEC
+	// when the hold starts. Such a run waits for the hold's end and fails
+	// unsent after the switch (ErrNotPrimary); WatchRetry reruns it on the
+	// new primary instead of returning that error.
+	watchLog := &writeLog{}
+	stopWatch, waitWatch := runWriters(8, "watch", watchLog, func(ctx context.Context, key string) error {
+		return eng.WatchRetry(ctx, 3, func(tx *engine.Tx) error {
+			if _, err := tx.Read().Get(ctx, key); err != nil && !errors.Is(err, engine.ErrNil) {
+				return err
+			}
+			time.Sleep(20 * time.Millisecond) // the computation between read and write
+			tx.Set(key, "v", 0)
+			return nil
+		}, key)
+	})
+	defer stopWatch()
 	waitCond(t, 10*time.Second, "1,000 Tx and 1,000 Dedicated writes acknowledged", func() bool {
 		txLog.mu.Lock()
 		dedLog.mu.Lock()
@@ -80,8 +98,10 @@ func TestSentinelFailoverTxDedicated(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	stopTx()
 	stopDed()
+	stopWatch()
 	waitTx(t, 30*time.Second)
 	waitDed(t, 30*time.Second)
+	waitWatch(t, 30*time.Second)
 	final := finalPrimary(t, s, old, nil)
 	sst := eng.Stats().Sentinel
 
@@ -100,6 +120,14 @@ func TestSentinelFailoverTxDedicated(t *testing.T) {
 	if len(dedLost) > 0 {
 		t.Errorf("%d of %d acknowledged Dedicated writes missing on the new primary %s, want 0 (first: %v)",
 			len(dedLost), len(dedLog.acked), final.Addr(), dedLost[:min(5, len(dedLost))])
+	}
+	watchLost := missingOn(t, final.Addr(), watchLog.acked)
+	t.Logf("WatchRetry: %d acknowledged, %d failed %v, %d lost", len(watchLog.acked), len(watchLog.failed), watchLog.errs, len(watchLost))
+	if len(watchLost) > 0 {
+		t.Errorf("%d of %d acknowledged WatchRetry writes missing on the new primary %s, want 0", len(watchLost), len(watchLog.acked), final.Addr())
+	}
+	if n := watchLog.errCount("not a primary"); n > 0 {
+		t.Errorf("%d WatchRetry calls returned ErrNotPrimary (a run held through the switch, nothing sent): want them rerun on the new primary", n)
 	}
 	if sst.Holds == before.Holds {
 		t.Errorf("Stats().Sentinel.Holds did not grow: the failover was not held")

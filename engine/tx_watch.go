@@ -127,7 +127,10 @@ func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...strin
 // reruns do not count against attempts; at most Config.MaxRedirects of
 // them are made, then the run's error is returned joined to
 // ErrTooManyRedirects. An EXECABORT for any other reason (a command the
-// server refused while queueing it) is returned at once.
+// server refused while queueing it) is returned at once. In sentinel mode
+// a run that failed unsent because the primary changed (ErrNotPrimary:
+// its connection was held through a failover, fn's reads included) is
+// rerun likewise, on the new primary, counted with the redirected runs.
 // fn runs once per run, each time with a new Tx: it must read what it
 // needs through that Tx and have no other side effects.
 //
@@ -154,6 +157,15 @@ func (e *Engine) WatchRetry(ctx context.Context, attempts int, fn func(tx *Tx) e
 				return fmt.Errorf("%w: WatchRetry: %d runs redirected: %w", ErrTooManyRedirects, redirects+1, err)
 			}
 			resync, epoch = true, e.cl.Epoch()
+			delay = b.Delay(redirects)
+			redirects++
+		case e.sn != nil && errors.Is(err, ErrNotPrimary):
+			// Sentinel mode: the primary changed while this run was held
+			// (or just before it picked the primary); nothing of it was
+			// sent. Rerun, on the primary the sentinels name now.
+			if redirects >= e.cfg.MaxRedirects {
+				return fmt.Errorf("%w: WatchRetry: %d runs met a primary change: %w", ErrTooManyRedirects, redirects+1, err)
+			}
 			delay = b.Delay(redirects)
 			redirects++
 		case errors.Is(err, ErrTxAborted):
