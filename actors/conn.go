@@ -399,13 +399,17 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	if st.Hooks != nil {
 		pipe = c.observe(live, cmds)
 	}
-	var failed uint64
 	var broken error
 	var hit []hitCmd     // commands a transport error hit, in batch order
 	var moved []held     // commands a former primary refused, in batch order
 	var at time.Duration // when the round trip ended (hooks only)
 	demoted := false
 	watchRole := st.NotPrimary != nil && n != nil
+	// The commands are counted once their replies are back and before any
+	// future completes, so that a caller who has awaited one finds it in
+	// Stats (a command moved to the new primary is taken back below); an
+	// error reply is counted before its future completes, a transport
+	// error before sortOut fails its command.
 	settle := func(cmd Command, r valkey.ValkeyResult) {
 		err := r.NonValkeyError()
 		if err == nil {
@@ -414,18 +418,18 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 				return
 			}
 			if r.Error() != nil && !valkey.IsValkeyNil(r.Error()) {
-				failed++
+				st.errors.Add(1)
 			}
 			cmd.Complete(r)
 			return
 		}
-		failed++
 		broken = err
 		hit = append(hit, hitCmd{cmd: cmd, err: err})
 	}
 	if len(live) == 1 {
 		// A batch of one: Do spares valkey-go's per-pipeline allocations.
 		r := c.do(dctx, cmds[0])
+		st.commands.Add(1)
 		if pipe != nil {
 			at = hookbus.Now()
 			pipe.back(at)
@@ -435,6 +439,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		settle(live[0], r)
 	} else {
 		results := c.doMulti(dctx, cmds)
+		st.commands.Add(uint64(len(live)))
 		if pipe != nil {
 			at = hookbus.Now()
 			pipe.back(at)
@@ -455,14 +460,16 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	if pipe != nil {
 		c.answered(pipe, at, broken)
 	}
+	if len(hit) > 0 {
+		st.errors.Add(uint64(len(hit)))
+	}
 	keep := c.sortOut(hit)
 	if holding {
 		st.Hooks.Release()
 		holding = false
 	}
-	st.commands.Add(uint64(len(live) - len(moved)))
-	if failed > 0 {
-		st.errors.Add(failed)
+	if len(moved) > 0 {
+		st.commands.Add(-uint64(len(moved)))
 	}
 	if n == nil {
 		return

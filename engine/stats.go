@@ -11,9 +11,8 @@ import (
 // Stats is a snapshot of the engine's counters, from Engine.Stats.
 type Stats struct {
 	// Commands counts commands whose reply (or transport error) came back.
-	// A connection actor counts a pipeline's commands (here and in Errors)
-	// once it has completed them all: a future that has just completed
-	// may not be counted yet.
+	// A command is counted here (and in Errors) before its future
+	// completes: once a caller has awaited one, Stats counts it.
 	Commands uint64
 	// Errors counts those that failed: error replies and transport errors
 	// (nil replies are not errors).
