@@ -3,9 +3,11 @@ package actors
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/drivers"
@@ -22,9 +24,10 @@ type Node struct {
 	// DialTimeout bounds Dial and the supervisor's probe.
 	DialTimeout time.Duration
 	// Breaker is the node's circuit breaker. Its state changes must be
-	// reported with SetOpen (the engine wires OnStateChanged to it).
+	// reported with SyncOpen (the engine wires OnStateChanged to it).
 	Breaker policies.Breaker
 
+	syncMu  sync.Mutex // makes SyncOpen's read of Breaker and store of open one step
 	open    atomic.Bool
 	openErr atomic.Pointer[policies.CircuitOpenError]
 }
@@ -52,7 +55,29 @@ func (n *Node) RecordFailure(err error) {
 	n.Breaker.RecordFailure()
 }
 
-// SetOpen records whether the breaker is open (or half-open).
+// SyncOpen sets Open from the breaker's state of now (open for open and
+// half-open, as before) and returns that state. The breaker's
+// OnStateChanged calls it on every transition. failsafe-go calls that
+// listener after releasing its lock, so the listeners of two transitions
+// racing (a Reset closing the breaker while a failure opens it) can run
+// in the opposite order to the transitions: recording each event's new
+// state would leave the last listener's, possibly stale (a node refused
+// for good while its breaker is closed). Reading the state of now, with
+// the read and the store under one mutex, leaves Open matching the
+// breaker once the last listener has returned. Only transitions pay for
+// it: Open stays one atomic load. Safe for concurrent use; never call it
+// while holding the breaker's lock (a listener never does).
+func (n *Node) SyncOpen() circuitbreaker.State {
+	n.syncMu.Lock()
+	defer n.syncMu.Unlock()
+	s := n.Breaker.State()
+	n.open.Store(s != circuitbreaker.ClosedState)
+	return s
+}
+
+// SetOpen forces Open to open, whatever the breaker's state: tests use it
+// to stand for the moment between a transition and its listener's
+// SyncOpen. The engine's breakers report their state with SyncOpen.
 func (n *Node) SetOpen(open bool) { n.open.Store(open) }
 
 // connect dials the node and checks that it answers PING, bounded by

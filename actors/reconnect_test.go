@@ -77,8 +77,7 @@ func nodeState(conn drivers.ValkeyConn, d *fakeDialer, threshold uint) *actors.C
 		Threshold:   threshold,
 		OpenTimeout: time.Hour,
 		OnStateChanged: func(_, to circuitbreaker.State) {
-			node.SetOpen(to != circuitbreaker.ClosedState)
-			if to == circuitbreaker.OpenState {
+			if now := node.SyncOpen(); to == circuitbreaker.OpenState && now != circuitbreaker.ClosedState {
 				st.FailHeld(policies.ErrCircuitOpen)
 			}
 		},

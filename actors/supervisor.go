@@ -198,7 +198,7 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		s.remove(ctx, m)
 	case resetNode:
 		if !m.node.Breaker.IsClosed() {
-			m.node.Breaker.Close() // OnStateChanged reports it (SetOpen)
+			m.node.Breaker.Close() // OnStateChanged reports it (SyncOpen)
 		}
 		for pid, st := range s.waiting {
 			if st.Node == m.node {

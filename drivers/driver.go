@@ -123,6 +123,16 @@ type PubSub interface {
 	// neither null nor an error reply unless the command failed (the
 	// valkey-go driver gives Status("OK")), and PING.
 	//
+	// A subscribe command's result returns only after h.OnSubscription
+	// has returned for that first confirmation: the engine's subscriber
+	// reads what its hook recorded as soon as the result is in (whether
+	// the connection ever subscribed, which the routing of shard channels
+	// and the reaping of idle subscriber connections go by; the
+	// Subscribed event is emitted before Subscribe returns). The
+	// confirmations of the command's other names may reach h after the
+	// result returned. valkey-go's reader calls the hook before it hands
+	// over the result.
+	//
 	// The returned channel receives the error that ended the connection
 	// (Close included), after the last call to h, and is then closed.
 	// Listen is called at most once per Conn, before any subscribe

@@ -98,9 +98,18 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 			t.Stop()
 		}
 	}
+	if len(failed) > 0 {
+		// Counted before the failures: counting them may release a
+		// Flush, whose caller must find this batch in Stats.
+		w.mu.Lock()
+		w.batches++
+		w.mu.Unlock()
+	}
 	w.finish(batch, failed, errs, nil)
 	w.mu.Lock()
-	w.batches++
+	if len(failed) == 0 {
+		w.batches++
+	}
 	w.acked += uint64(acked)
 	for i := range batch {
 		if ok[i] {

@@ -951,3 +951,32 @@ func TestBatchWriterOnErrorPanicRecovered(t *testing.T) {
 		t.Fatalf("%q logged %d times, want once", hooks.MsgWriterPanicked, n)
 	}
 }
+
+// Stats read as soon as Flush returns counts the pipeline that Flush
+// waited for, even when every command of it failed: the batch was counted
+// only after the failures were, and counting them is what releases Flush,
+// so Batches could be one short. Each round writes one INCR on a list
+// (WRONGTYPE: failed, not retried) and flushes; one pipeline per round.
+func TestBatchWriterFlushCountsFailedBatch(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	if _, err := eng.LPush(ctx, "fb:list", "a").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var errs bwErrors
+	w := bwWriter(t, eng, engine.BatchWriterOptions{OnError: errs.on})
+	deadline := time.Now().Add(10 * time.Second)
+	for round := uint64(1); round <= 3000 && time.Now().Before(deadline); round++ {
+		if err := w.Incr(ctx, "fb:list"); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st := w.Stats()
+		if st.Failed != round || st.Batches != round {
+			t.Fatalf("round %d, right after Flush: %d failed, %d batches; want %d of each", round, st.Failed, st.Batches, round)
+		}
+	}
+	bwCheckDone(t, w.Stats(), errs.len())
+}

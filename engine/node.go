@@ -57,12 +57,16 @@ func (e *Engine) newNodeWith(ctx context.Context, addr string, connect func(cont
 		FailureRate: cfg.CircuitBreakerFailureRate,
 		Period:      cfg.CircuitBreakerPeriod,
 		OnStateChanged: func(from, to circuitbreaker.State) {
-			node.SetOpen(to != circuitbreaker.ClosedState)
+			// The breaker's state of now, not to: this listener may run
+			// after that of a later transition (Node.SyncOpen).
+			now := node.SyncOpen()
 			if e.bus != nil {
 				e.bus.Emit(hooks.BreakerChange{Node: addr, From: from.String(), To: to.String()})
 			}
-			if to == circuitbreaker.OpenState {
-				// Nothing queued for the node will be sent soon: fail it now.
+			if to == circuitbreaker.OpenState && now != circuitbreaker.ClosedState {
+				// Nothing queued for the node will be sent soon: fail it
+				// now (unless a Reset has closed the breaker since: what
+				// is queued is sent then).
 				err := node.OpenError()
 				for _, c := range conns {
 					c.FailHeld(err)
