@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -138,4 +140,145 @@ func tagOfSlot(slot int) string {
 			return tag
 		}
 	}
+}
+
+// poolUsed returns how many connections of the engine's pool (PoolTx or
+// PoolDedicated) are lent out or being dialled.
+func poolUsed(eng *engine.Engine, pool string) int {
+	n := 0
+	for _, p := range eng.Stats().DedicatedConns {
+		if p.Pool == pool {
+			n += p.Used
+		}
+	}
+	return n
+}
+
+// Close with DrainTimeout 0 of a standalone engine whose server is stalled
+// (SIGSTOP): commands queued and written behind it, a BLPOP on the server,
+// a batch writer with queued and written items, a Tx.Exec, a Watch and a
+// Dedicated call waiting on the server (one of them dialling it). When
+// Close returns, without waiting, no future is pending (the
+// transaction's included) and no item of the writer; Close did not wait
+// for the dial; the calls in progress return with an error; no goroutine
+// is left.
+func TestCloseZeroDrainStalledServer(t *testing.T) {
+	srv := valkeytest.Start(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := ctxT(t)
+	// A dial of the stalled server hangs (its handshake unanswered) for
+	// the dial or the read timeout: Close must not wait for it.
+	const dialTimeout = 20 * time.Second
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithDrainTimeout(0).WithPoolSize(2).
+		WithDialTimeout(dialTimeout).WithReadTimeout(dialTimeout))
+	// An idle connection in each pool.
+	warm := eng.Tx()
+	warm.Set("st:tx", "0", 0)
+	if err := warm.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		_, err := c.Do(ctx, "PING")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var bwErrs bwErrors
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{OnError: bwErrs.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Set(ctx, "st:bw", "v", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pop := eng.Do(ctx, "BLPOP", "st:never", "0")
+	waitCond(t, 10*time.Second, "the BLPOP blocked on the server", func() bool {
+		info, err := srv.Do("INFO", "clients")
+		s, _ := info.(string)
+		return err == nil && strings.Contains(s, "blocked_clients:1")
+	})
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Resume() }()
+
+	// Calls in progress on the stalled server.
+	calls := make(chan error, 3)
+	tx := eng.Tx()
+	txIncr := tx.Incr("st:tx")
+	go func() { calls <- fmt.Errorf("Tx.Exec: %w", tx.Exec(ctx)) }()
+	var watchIncr atomic.Pointer[futures.Future[int64]]
+	go func() {
+		calls <- fmt.Errorf("Watch: %w", eng.Watch(ctx, func(tx *engine.Tx) error {
+			watchIncr.Store(tx.Incr("st:tx"))
+			return nil
+		}, "st:tx"))
+	}()
+	go func() {
+		calls <- fmt.Errorf("Dedicated: %w", eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+			_, err := c.Do(ctx, "PING")
+			return err
+		}))
+	}()
+	// Commands fired by many goroutines, and writer items.
+	const workers, perWorker = 8, 2000
+	fs := make([][]*futures.Future[struct{}], workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() {
+			for j := range perWorker {
+				fs[i] = append(fs[i], eng.Set(ctx, fmt.Sprintf("st:%d:%d", i, j), "v", 0))
+			}
+		})
+	}
+	for i := range 5000 {
+		if err := w.Set(ctx, fmt.Sprintf("st:bw:%d", i), "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	waitCond(t, 10*time.Second, "the Tx, Watch and Dedicated calls on their connections", func() bool {
+		return poolUsed(eng, engine.PoolTx) >= 2 && poolUsed(eng, engine.PoolDedicated) >= 1
+	})
+	waitCond(t, 10*time.Second, "commands written to the stalled server", func() bool { return eng.Stats().InFlight > 0 })
+
+	start := time.Now()
+	closeErr := eng.Close()
+	took := time.Since(start)
+	pending := pendingFutures([]*futures.Future[engine.Reply]{pop}) + pendingFutures([]*futures.Future[int64]{txIncr})
+	if f := watchIncr.Load(); f != nil && !f.IsDone() {
+		pending++
+	}
+	total := 2
+	for _, f := range fs {
+		pending += pendingFutures(f)
+		total += len(f)
+	}
+	st := w.Stats()
+	if pending > 0 || st.Pending > 0 {
+		t.Fatalf("Close (DrainTimeout 0, %s, err %v) returned with %d of %d futures pending and %d writer items (%s)",
+			took, closeErr, pending, total, st.Pending, st)
+	}
+	bwCheckDone(t, st, bwErrs.len())
+	if took > dialTimeout/4 {
+		t.Errorf("Close took %s with DrainTimeout 0: it waited for a dial (DialTimeout %s)", took, dialTimeout)
+	}
+	if _, err := pop.Await(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("BLPOP: %v, want ErrClosed", err)
+	}
+	for range 3 {
+		select {
+		case err := <-calls:
+			if errors.Unwrap(err) == nil {
+				t.Errorf("%v: nil error, want one", err)
+			}
+			t.Logf("%v", err)
+		case <-time.After(5 * time.Second):
+			t.Fatal("a Tx, Watch or Dedicated call still runs 5 s after Close returned")
+		}
+	}
+	t.Logf("Close in %s: %v; writer %s", took, closeErr, st)
 }
