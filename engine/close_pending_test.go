@@ -282,3 +282,175 @@ func TestCloseZeroDrainStalledServer(t *testing.T) {
 	}
 	t.Logf("Close in %s: %v; writer %s", took, closeErr, st)
 }
+
+// Sentinel mode: Close with DrainTimeout 0 while the primary is stalled
+// (SIGSTOP), with commands queued and written to it, a BLPOP on it, a
+// Tx.Exec waiting on it and batch-writer items queued: when Close
+// returns, without waiting, no future and no writer item is pending, the
+// Exec returns, and no goroutine is left.
+func TestSentinelCloseZeroDrainStalledPrimary(t *testing.T) {
+	s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{DownAfter: time.Minute})
+	snapshot := goleak.IgnoreCurrent()
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...).WithDrainTimeout(0))
+	p, err := s.Primary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm := eng.Tx()
+	warm.Set("sp:tx", "0", 0)
+	if err := warm.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var bwErrs bwErrors
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{OnError: bwErrs.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Set(ctx, "sp:bw", "v", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pop := eng.Do(ctx, "BLPOP", "sp:never", "0")
+	waitCond(t, 10*time.Second, "the BLPOP blocked on the primary", func() bool {
+		info, err := p.Do("INFO", "clients")
+		s, _ := info.(string)
+		return err == nil && strings.Contains(s, "blocked_clients:1")
+	})
+	if err := p.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Resume() }()
+	tx := eng.Tx()
+	txIncr := tx.Incr("sp:tx")
+	exec := make(chan error, 1)
+	go func() { exec <- tx.Exec(ctx) }()
+	fs := []*futures.Future[struct{}]{}
+	for i := range 4000 {
+		fs = append(fs, eng.Set(ctx, fmt.Sprint("sp:", i), "v", 0))
+		if err := w.Set(ctx, fmt.Sprint("sp:bw:", i), "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCond(t, 10*time.Second, "the Tx.Exec on its connection", func() bool { return poolUsed(eng, engine.PoolTx) >= 1 })
+	waitCond(t, 10*time.Second, "commands written to the stalled primary", func() bool { return eng.Stats().InFlight > 0 })
+	start := time.Now()
+	closeErr := eng.Close()
+	took := time.Since(start)
+	pending := pendingFutures(fs) + pendingFutures([]*futures.Future[engine.Reply]{pop}) + pendingFutures([]*futures.Future[int64]{txIncr})
+	st := w.Stats()
+	if pending > 0 || st.Pending > 0 {
+		t.Fatalf("Close (DrainTimeout 0, %s, err %v) returned with %d of %d futures pending and %d writer items (%s)",
+			took, closeErr, pending, len(fs)+2, st.Pending, st)
+	}
+	bwCheckDone(t, st, bwErrs.len())
+	select {
+	case err := <-exec:
+		if err == nil {
+			t.Error("Tx.Exec on the stalled primary succeeded")
+		}
+		t.Logf("Tx.Exec: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Tx.Exec still runs 5 s after Close returned")
+	}
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, snapshot)
+	t.Logf("Close in %s: %v; writer %s", took, closeErr, st)
+}
+
+// Cluster mode: Close with DrainTimeout 0 while a dialled primary is
+// stalled (SIGSTOP), with commands queued and written to it and to the
+// others, a BLPOP on it, a Tx.Exec waiting on it and batch-writer items
+// queued for every primary: when Close returns, without waiting, no
+// future and no writer item is pending, and no goroutine is left.
+func TestClusterCloseZeroDrainStalledNode(t *testing.T) {
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1, NodeTimeout: time.Minute})
+	snapshot := goleak.IgnoreCurrent()
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).WithDrainTimeout(0))
+	p := c.Primaries()[1]
+	key := keyOn(t, c, p)
+	for _, n := range c.Primaries() { // every primary dialled
+		if err := eng.Set(ctx, keyOn(t, c, n), "0", 0).Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var bwErrs bwErrors
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{OnError: bwErrs.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if err := w.Set(ctx, fmt.Sprint("cs:bw:", i), "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pop := eng.Do(ctx, "BLPOP", "{"+key+"}never", "0")
+	waitCond(t, 10*time.Second, "the BLPOP blocked on the primary", func() bool {
+		info, err := p.Do("INFO", "clients")
+		s, _ := info.(string)
+		return err == nil && strings.Contains(s, "blocked_clients:1")
+	})
+	if err := p.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Resume() }()
+	tx := eng.Tx()
+	txIncr := tx.Incr(key)
+	exec := make(chan error, 1)
+	go func() { exec <- tx.Exec(ctx) }()
+	const workers, perWorker = 8, 2000
+	fs := make([][]*futures.Future[struct{}], workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() {
+			for j := range perWorker {
+				fs[i] = append(fs[i], eng.Set(ctx, fmt.Sprintf("cs:%d:%d", i, j), "v", 0))
+			}
+		})
+	}
+	for i := range 4000 {
+		if err := w.Set(ctx, fmt.Sprint("cs:bw:", i), "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	waitCond(t, 10*time.Second, "the Tx.Exec on its connection", func() bool { return poolUsed(eng, engine.PoolTx) >= 1 })
+	waitCond(t, 10*time.Second, "commands written to the stalled primary", func() bool { return eng.Stats().InFlight > 0 })
+	start := time.Now()
+	closeErr := eng.Close()
+	took := time.Since(start)
+	pending := pendingFutures([]*futures.Future[engine.Reply]{pop}) + pendingFutures([]*futures.Future[int64]{txIncr})
+	total := 2
+	for _, f := range fs {
+		pending += pendingFutures(f)
+		total += len(f)
+	}
+	st := w.Stats()
+	if pending > 0 || st.Pending > 0 {
+		t.Fatalf("Close (DrainTimeout 0, %s, err %v) returned with %d of %d futures pending and %d writer items (%s)",
+			took, closeErr, pending, total, st.Pending, st)
+	}
+	bwCheckDone(t, st, bwErrs.len())
+	select {
+	case err := <-exec:
+		if err == nil {
+			t.Error("Tx.Exec on the stalled primary succeeded")
+		}
+		t.Logf("Tx.Exec: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Tx.Exec still runs 5 s after Close returned")
+	}
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, snapshot)
+	t.Logf("Close in %s: %v; writer %s", took, closeErr, st)
+}
