@@ -30,29 +30,6 @@ func pendingFutures[T any](fs []*futures.Future[T]) int {
 	return n
 }
 
-// keysInTopSlotsOf returns n keys, each in a different slot of the slot
-// ranges given, the highest slots first (Close fails the slots' commands
-// in slot order: the last ones are the likeliest to be late).
-func keysInTopSlotsOf(ranges [][2]int, n int) []string {
-	bySlot := map[int]string{}
-	for i := range 200_000 {
-		k := fmt.Sprintf("cp:%d", i)
-		if s := valkeytest.HashSlot(k); bySlot[s] == "" {
-			bySlot[s] = k
-		}
-	}
-	var keys []string
-	for s := 16383; s >= 0 && len(keys) < n; s-- {
-		for _, r := range ranges {
-			if s >= r[0] && s <= r[1] && bySlot[s] != "" {
-				keys = append(keys, bySlot[s])
-				break
-			}
-		}
-	}
-	return keys
-}
-
 // Close with DrainTimeout 0 returns with every future complete in cluster
 // mode, the commands held by slot actors included. Slots half-way through
 // a migration answer a cross-slot-key MGET with TRYAGAIN: with a retry
