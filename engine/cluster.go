@@ -33,6 +33,7 @@ type cluster struct {
 
 	slots   [actors.Slots]atomic.Pointer[actors.SlotState]
 	closing atomic.Bool
+	stopped chan struct{} // closed once every slot actor stopped (close, wait)
 
 	pruneMu sync.Mutex
 	absent  map[string]time.Time // dialled node -> when it left the slot map
@@ -358,7 +359,8 @@ const minRefreshGap = 50 * time.Millisecond
 // keys (its cmds.InitSlot, not exported): any node may serve it.
 const anySlot = uint16(1 << 14)
 
-// close fails what the slots hold and stops their actors, waiting up to d.
+// close fails what the slots hold and stops their actors, waiting up to d
+// for them to stop; wait waits for the rest.
 func (c *cluster) close(d time.Duration) {
 	c.closing.Store(true)
 	c.topology.Stop()
@@ -370,6 +372,7 @@ func (c *cluster) close(d time.Duration) {
 		}
 	}
 	done := make(chan struct{})
+	c.stopped = done
 	go func() {
 		for _, st := range live {
 			st.Wait()
@@ -381,6 +384,14 @@ func (c *cluster) close(d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// wait waits, after close, until every slot actor has stopped, and so has
+// failed the commands it held (a slot actor fails them as it stops, on its
+// own goroutine): Close must not return before, whatever the drain timeout.
+// It cannot wait long: a slot actor never blocks, but for the slot's lock
+// held by a Submit blocked on a full connection mailbox, which Close has
+// closed by then.
+func (c *cluster) wait() { <-c.stopped }
 
 // submitCluster routes a command by its key's slot; a keyless one by the
 // slot of the primary whose turn it is (keyless.go). The route "" is

@@ -284,6 +284,12 @@ func (e *Engine) Close() error {
 		}
 	}
 	e.closeDrivers()
+	if e.cl != nil {
+		// The drain timeout bounds how long in-flight commands may still
+		// succeed, not whether the futures complete: the slot actors
+		// still stopping fail what they hold first.
+		e.cl.wait()
+	}
 	e.closeBlocking() // the closed drivers end them
 	e.system.Shutdown()
 	// After everything that emits events.

@@ -166,12 +166,16 @@ func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.Valk
 func (p *txConns) dial(e *Engine, ctx context.Context, addr string) (drivers.ValkeyConn, error) {
 	defer p.ops.Done()
 	dctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
+	stop := context.AfterFunc(e.closing, cancel) // Close ends a dial in progress
 	conn, err := e.dialConn(dctx, addr, p.noIdlePing)
+	stop()
 	cancel()
 	p.mu.Lock()
-	if err == nil && p.closed {
+	if p.closed || err != nil && e.closing.Err() != nil {
+		if err == nil {
+			_ = conn.Close()
+		}
 		err = ErrClosed
-		_ = conn.Close()
 	}
 	if err != nil {
 		p.count[addr]--

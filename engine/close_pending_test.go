@@ -1,0 +1,433 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/futures"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// pendingFutures counts the futures of fs not complete yet, without
+// waiting for any.
+func pendingFutures[T any](fs []*futures.Future[T]) int {
+	n := 0
+	for _, f := range fs {
+		if !f.IsDone() {
+			n++
+		}
+	}
+	return n
+}
+
+// Close with DrainTimeout 0 returns with every future complete in cluster
+// mode, the commands held by slot actors included. Slots half-way through
+// a migration answer a cross-slot-key MGET with TRYAGAIN: with a retry
+// backoff far longer than the test, each slot's actor holds the MGET and
+// parks every later command of its slot. Many goroutines fire commands at
+// those slots and at others (straight to the connection actors), then
+// Close runs; right when it returns, without waiting, no future may be
+// pending: DrainTimeout bounds how long in-flight commands may still
+// succeed, not whether the futures complete.
+func TestClusterCloseZeroDrainCompletesHeld(t *testing.T) {
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1})
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := ctxT(t)
+	for round := range 4 {
+		cfg := config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).
+			WithDrainTimeout(0).WithMinRetryBackoff(time.Minute).WithMaxRetryBackoff(time.Minute)
+		eng := engineOn(t, cfg)
+		// The highest slots: Close closes the slots in order, these last.
+		const slots = 8
+		var tags []string
+		for s := 16383; len(tags) < slots; s-- {
+			tags = append(tags, tagOfSlot(s))
+		}
+		var held []*futures.Future[[]*string]
+		for i, tag := range tags {
+			a := fmt.Sprintf("{%s}a%d", tag, round)
+			if err := eng.Set(ctx, a, "1", 0).Err(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if round == 0 {
+				halfMigrate(t, c, a)
+			}
+			held = append(held, eng.MGet(ctx, a, fmt.Sprintf("{%s}b%d", tag, round)))
+			// The TRYAGAIN came back: the slot actor holds the MGET.
+			for deadline := time.Now().Add(10 * time.Second); eng.Stats().Redirects < uint64(i+1); {
+				if time.Now().After(deadline) {
+					t.Fatalf("round %d: no TRYAGAIN for slot of %s", round, a)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		const workers, perWorker = 8, 6000
+		fs := make([][]*futures.Future[struct{}], workers)
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perWorker {
+					k := fmt.Sprintf("cp:%d:%d", w, i)
+					if i%8 != 0 {
+						k = fmt.Sprintf("{%s}%s", tags[(w+i)%len(tags)], k)
+					}
+					fs[w] = append(fs[w], eng.Set(context.Background(), k, "v", 0))
+				}
+			}()
+		}
+		wg.Wait()
+		start := time.Now()
+		closeErr := eng.Close()
+		d := time.Since(start)
+		pending := pendingFutures(held)
+		total := len(held)
+		for _, f := range fs {
+			pending += pendingFutures(f)
+			total += len(f)
+		}
+		if pending > 0 {
+			t.Fatalf("round %d: %d of %d futures still pending when Close (DrainTimeout 0, %s, err %v) returned",
+				round, pending, total, d, closeErr)
+		}
+		for _, f := range held {
+			if _, err := f.Await(ctx); !errors.Is(err, engine.ErrClosed) {
+				t.Fatalf("round %d: MGET held through TRYAGAIN: %v, want ErrClosed", round, err)
+			}
+		}
+		t.Logf("round %d: Close in %s (err %v), %d futures complete", round, d, closeErr, total)
+	}
+}
+
+// tagOfSlot returns a hash tag whose keys hash to slot.
+func tagOfSlot(slot int) string {
+	for i := 0; ; i++ {
+		if tag := fmt.Sprintf("t%d", i); valkeytest.HashSlot(tag) == slot {
+			return tag
+		}
+	}
+}
+
+// poolUsed returns how many connections of the engine's pool (PoolTx or
+// PoolDedicated) are lent out or being dialled.
+func poolUsed(eng *engine.Engine, pool string) int {
+	n := 0
+	for _, p := range eng.Stats().DedicatedConns {
+		if p.Pool == pool {
+			n += p.Used
+		}
+	}
+	return n
+}
+
+// Close with DrainTimeout 0 of a standalone engine whose server is stalled
+// (SIGSTOP): commands queued and written behind it, a BLPOP on the server,
+// a batch writer with queued and written items, a Tx.Exec, a Watch and a
+// Dedicated call waiting on the server (one of them dialling it). When
+// Close returns, without waiting, no future is pending (the
+// transaction's included) and no item of the writer; Close did not wait
+// for the dial; the calls in progress return with an error; no goroutine
+// is left.
+func TestCloseZeroDrainStalledServer(t *testing.T) {
+	srv := valkeytest.Start(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := ctxT(t)
+	// A dial of the stalled server hangs (its handshake unanswered) for
+	// the dial or the read timeout: Close must not wait for it.
+	const dialTimeout = 20 * time.Second
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithDrainTimeout(0).WithPoolSize(2).
+		WithDialTimeout(dialTimeout).WithReadTimeout(dialTimeout))
+	// An idle connection in each pool.
+	warm := eng.Tx()
+	warm.Set("st:tx", "0", 0)
+	if err := warm.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		_, err := c.Do(ctx, "PING")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var bwErrs bwErrors
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{OnError: bwErrs.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Set(ctx, "st:bw", "v", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pop := eng.Do(ctx, "BLPOP", "st:never", "0")
+	waitCond(t, 10*time.Second, "the BLPOP blocked on the server", func() bool {
+		info, err := srv.Do("INFO", "clients")
+		s, _ := info.(string)
+		return err == nil && strings.Contains(s, "blocked_clients:1")
+	})
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Resume() }()
+
+	// Calls in progress on the stalled server.
+	calls := make(chan error, 3)
+	tx := eng.Tx()
+	txIncr := tx.Incr("st:tx")
+	go func() { calls <- fmt.Errorf("Tx.Exec: %w", tx.Exec(ctx)) }()
+	var watchIncr atomic.Pointer[futures.Future[int64]]
+	go func() {
+		calls <- fmt.Errorf("Watch: %w", eng.Watch(ctx, func(tx *engine.Tx) error {
+			watchIncr.Store(tx.Incr("st:tx"))
+			return nil
+		}, "st:tx"))
+	}()
+	go func() {
+		calls <- fmt.Errorf("Dedicated: %w", eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+			_, err := c.Do(ctx, "PING")
+			return err
+		}))
+	}()
+	// Commands fired by many goroutines, and writer items.
+	const workers, perWorker = 8, 2000
+	fs := make([][]*futures.Future[struct{}], workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() {
+			for j := range perWorker {
+				fs[i] = append(fs[i], eng.Set(ctx, fmt.Sprintf("st:%d:%d", i, j), "v", 0))
+			}
+		})
+	}
+	for i := range 5000 {
+		if err := w.Set(ctx, fmt.Sprintf("st:bw:%d", i), "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	waitCond(t, 10*time.Second, "the Tx, Watch and Dedicated calls on their connections", func() bool {
+		return poolUsed(eng, engine.PoolTx) >= 2 && poolUsed(eng, engine.PoolDedicated) >= 1
+	})
+	waitCond(t, 10*time.Second, "commands written to the stalled server", func() bool { return eng.Stats().InFlight > 0 })
+
+	start := time.Now()
+	closeErr := eng.Close()
+	took := time.Since(start)
+	pending := pendingFutures([]*futures.Future[engine.Reply]{pop}) + pendingFutures([]*futures.Future[int64]{txIncr})
+	if f := watchIncr.Load(); f != nil && !f.IsDone() {
+		pending++
+	}
+	total := 2
+	for _, f := range fs {
+		pending += pendingFutures(f)
+		total += len(f)
+	}
+	st := w.Stats()
+	if pending > 0 || st.Pending > 0 {
+		t.Fatalf("Close (DrainTimeout 0, %s, err %v) returned with %d of %d futures pending and %d writer items (%s)",
+			took, closeErr, pending, total, st.Pending, st)
+	}
+	bwCheckDone(t, st, bwErrs.len())
+	if took > dialTimeout/4 {
+		t.Errorf("Close took %s with DrainTimeout 0: it waited for a dial (DialTimeout %s)", took, dialTimeout)
+	}
+	if _, err := pop.Await(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("BLPOP: %v, want ErrClosed", err)
+	}
+	for range 3 {
+		select {
+		case err := <-calls:
+			if errors.Unwrap(err) == nil {
+				t.Errorf("%v: nil error, want one", err)
+			}
+			t.Logf("%v", err)
+		case <-time.After(5 * time.Second):
+			t.Fatal("a Tx, Watch or Dedicated call still runs 5 s after Close returned")
+		}
+	}
+	t.Logf("Close in %s: %v; writer %s", took, closeErr, st)
+}
+
+// Sentinel mode: Close with DrainTimeout 0 while the primary is stalled
+// (SIGSTOP), with commands queued and written to it, a BLPOP on it, a
+// Tx.Exec waiting on it and batch-writer items queued: when Close
+// returns, without waiting, no future and no writer item is pending, the
+// Exec returns, and no goroutine is left.
+func TestSentinelCloseZeroDrainStalledPrimary(t *testing.T) {
+	s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{DownAfter: time.Minute})
+	snapshot := goleak.IgnoreCurrent()
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...).WithDrainTimeout(0))
+	p, err := s.Primary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm := eng.Tx()
+	warm.Set("sp:tx", "0", 0)
+	if err := warm.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var bwErrs bwErrors
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{OnError: bwErrs.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Set(ctx, "sp:bw", "v", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pop := eng.Do(ctx, "BLPOP", "sp:never", "0")
+	waitCond(t, 10*time.Second, "the BLPOP blocked on the primary", func() bool {
+		info, err := p.Do("INFO", "clients")
+		s, _ := info.(string)
+		return err == nil && strings.Contains(s, "blocked_clients:1")
+	})
+	if err := p.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Resume() }()
+	tx := eng.Tx()
+	txIncr := tx.Incr("sp:tx")
+	exec := make(chan error, 1)
+	go func() { exec <- tx.Exec(ctx) }()
+	fs := []*futures.Future[struct{}]{}
+	for i := range 4000 {
+		fs = append(fs, eng.Set(ctx, fmt.Sprint("sp:", i), "v", 0))
+		if err := w.Set(ctx, fmt.Sprint("sp:bw:", i), "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCond(t, 10*time.Second, "the Tx.Exec on its connection", func() bool { return poolUsed(eng, engine.PoolTx) >= 1 })
+	waitCond(t, 10*time.Second, "commands written to the stalled primary", func() bool { return eng.Stats().InFlight > 0 })
+	start := time.Now()
+	closeErr := eng.Close()
+	took := time.Since(start)
+	pending := pendingFutures(fs) + pendingFutures([]*futures.Future[engine.Reply]{pop}) + pendingFutures([]*futures.Future[int64]{txIncr})
+	st := w.Stats()
+	if pending > 0 || st.Pending > 0 {
+		t.Fatalf("Close (DrainTimeout 0, %s, err %v) returned with %d of %d futures pending and %d writer items (%s)",
+			took, closeErr, pending, len(fs)+2, st.Pending, st)
+	}
+	bwCheckDone(t, st, bwErrs.len())
+	select {
+	case err := <-exec:
+		if err == nil {
+			t.Error("Tx.Exec on the stalled primary succeeded")
+		}
+		t.Logf("Tx.Exec: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Tx.Exec still runs 5 s after Close returned")
+	}
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, snapshot)
+	t.Logf("Close in %s: %v; writer %s", took, closeErr, st)
+}
+
+// Cluster mode: Close with DrainTimeout 0 while a dialled primary is
+// stalled (SIGSTOP), with commands queued and written to it and to the
+// others, a BLPOP on it, a Tx.Exec waiting on it and batch-writer items
+// queued for every primary: when Close returns, without waiting, no
+// future and no writer item is pending, and no goroutine is left.
+func TestClusterCloseZeroDrainStalledNode(t *testing.T) {
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1, NodeTimeout: time.Minute})
+	snapshot := goleak.IgnoreCurrent()
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).WithDrainTimeout(0))
+	p := c.Primaries()[1]
+	key := keyOn(t, c, p)
+	for _, n := range c.Primaries() { // every primary dialled
+		if err := eng.Set(ctx, keyOn(t, c, n), "0", 0).Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var bwErrs bwErrors
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{OnError: bwErrs.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if err := w.Set(ctx, fmt.Sprint("cs:bw:", i), "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pop := eng.Do(ctx, "BLPOP", "{"+key+"}never", "0")
+	waitCond(t, 10*time.Second, "the BLPOP blocked on the primary", func() bool {
+		info, err := p.Do("INFO", "clients")
+		s, _ := info.(string)
+		return err == nil && strings.Contains(s, "blocked_clients:1")
+	})
+	if err := p.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Resume() }()
+	tx := eng.Tx()
+	txIncr := tx.Incr(key)
+	exec := make(chan error, 1)
+	go func() { exec <- tx.Exec(ctx) }()
+	const workers, perWorker = 8, 2000
+	fs := make([][]*futures.Future[struct{}], workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() {
+			for j := range perWorker {
+				fs[i] = append(fs[i], eng.Set(ctx, fmt.Sprintf("cs:%d:%d", i, j), "v", 0))
+			}
+		})
+	}
+	for i := range 4000 {
+		if err := w.Set(ctx, fmt.Sprint("cs:bw:", i), "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	waitCond(t, 10*time.Second, "the Tx.Exec on its connection", func() bool { return poolUsed(eng, engine.PoolTx) >= 1 })
+	waitCond(t, 10*time.Second, "commands written to the stalled primary", func() bool { return eng.Stats().InFlight > 0 })
+	start := time.Now()
+	closeErr := eng.Close()
+	took := time.Since(start)
+	pending := pendingFutures([]*futures.Future[engine.Reply]{pop}) + pendingFutures([]*futures.Future[int64]{txIncr})
+	total := 2
+	for _, f := range fs {
+		pending += pendingFutures(f)
+		total += len(f)
+	}
+	st := w.Stats()
+	if pending > 0 || st.Pending > 0 {
+		t.Fatalf("Close (DrainTimeout 0, %s, err %v) returned with %d of %d futures pending and %d writer items (%s)",
+			took, closeErr, pending, total, st.Pending, st)
+	}
+	bwCheckDone(t, st, bwErrs.len())
+	select {
+	case err := <-exec:
+		if err == nil {
+			t.Error("Tx.Exec on the stalled primary succeeded")
+		}
+		t.Logf("Tx.Exec: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Tx.Exec still runs 5 s after Close returned")
+	}
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, snapshot)
+	t.Logf("Close in %s: %v; writer %s", took, closeErr, st)
+}
