@@ -390,8 +390,14 @@ func (c *cluster) close(d time.Duration) {
 // own goroutine): Close must not return before, whatever the drain timeout.
 // It cannot wait long: a slot actor never blocks, but for the slot's lock
 // held by a Submit blocked on a full connection mailbox, which Close has
-// closed by then.
-func (c *cluster) wait() { <-c.stopped }
+// closed by then. An actor stuck for longer than stuckActorWait would be
+// a bug: Close gives up on it, as on a stuck connection actor.
+func (c *cluster) wait() {
+	select {
+	case <-c.stopped:
+	case <-time.After(stuckActorWait):
+	}
+}
 
 // submitCluster routes a command by its key's slot; a keyless one by the
 // slot of the primary whose turn it is (keyless.go). The route "" is
