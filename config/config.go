@@ -363,7 +363,8 @@ type Config struct {
 	MaxBatchSize int
 	// DrainTimeout is how long Close waits for commands already written to
 	// be answered before failing them. Default 5s; at least 0, where 0 means
-	// no waiting.
+	// no waiting. Whatever its value, every future is complete when Close
+	// returns.
 	DrainTimeout time.Duration
 	// Logger receives the engine's logs (hooks.Logging describes them: the
 	// Msg* messages and their attributes) and those of the actor library,
