@@ -30,6 +30,7 @@ type clusterEntry struct {
 	id     string
 	flags  []string
 	master string // the primary's ID, or "-"
+	epoch  string // config epoch
 	slots  [][2]int
 }
 
@@ -74,7 +75,7 @@ func (n *ClusterNode) observe() (*clusterView, error) {
 		if len(f) < 8 {
 			continue
 		}
-		e := clusterEntry{id: f[0], flags: strings.Split(f[2], ","), master: f[3]}
+		e := clusterEntry{id: f[0], flags: strings.Split(f[2], ","), master: f[3], epoch: f[6]}
 		for _, tok := range f[8:] {
 			if strings.HasPrefix(tok, "[") {
 				continue // [slot->-id] or [slot-<-id]: migrating, importing
@@ -212,14 +213,17 @@ func (c *Cluster) healthy(s *clusterSnapshot) error {
 		owners := v.owners()
 		for slot, id := range owners {
 			if id == "" {
-				return fmt.Errorf("%s sees slot %d served by no node", name, slot)
+				return fmt.Errorf("%s sees slot %d served by no node (seen as %s): %w", name, slot, c.slotViews(s, slot), ErrSlotUnserved)
 			}
 			if s.owners != nil && s.owners[slot] != id {
-				return fmt.Errorf("%s sees slot %d served by %s, %s by %s", name, slot, id, s.views[0].node.label(), s.owners[slot])
+				return fmt.Errorf("%s sees slot %d served by %s, %s by %s (seen as %s)", name, slot, id, s.views[0].node.label(), s.owners[slot], c.slotViews(s, slot))
 			}
 			if s.owners == nil {
 				if n := c.byID[id]; n == nil || !s.live[n] {
-					return fmt.Errorf("%s sees slot %d served by %s, which is down", name, slot, id)
+					return fmt.Errorf("%s sees slot %d served by %s, which is down (seen as %s)", name, slot, id, c.slotViews(s, slot))
+				}
+				if roles[id] != "master" {
+					return fmt.Errorf("%s sees slot %d served by %s, which says it is a %s (seen as %s)", name, slot, id, roles[id], c.slotViews(s, slot))
 				}
 			}
 		}
@@ -238,6 +242,38 @@ func (c *Cluster) healthy(s *clusterSnapshot) error {
 		}
 	}
 	return nil
+}
+
+// slotViews says which node each view sees serving slot, for messages:
+// "node 0: node 4 epoch 9, ..., node 4: none".
+func (c *Cluster) slotViews(s *clusterSnapshot, slot int) string {
+	parts := make([]string, len(s.views))
+	for i, v := range s.views {
+		parts[i] = v.node.short() + ": " + v.ownerText(c, slot)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ownerText names the node the view sees serving slot, with the config
+// epoch it knows for it, or says "none".
+func (v *clusterView) ownerText(c *Cluster, slot int) string {
+	for id, e := range v.entries {
+		for _, r := range e.slots {
+			if r[0] <= slot && slot <= r[1] {
+				name := id
+				if n := c.byID[id]; n != nil {
+					name = n.short()
+				}
+				return name + " epoch " + e.epoch
+			}
+		}
+	}
+	return "none"
+}
+
+// short names the node in messages about many nodes: "node 4".
+func (n *ClusterNode) short() string {
+	return strings.TrimPrefix(n.opts.Name, "cluster ")
 }
 
 // waitHealthy polls until the cluster is healthy on every running node

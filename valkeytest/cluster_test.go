@@ -597,3 +597,88 @@ func TestClusterStopLeavesNoProcesses(t *testing.T) {
 		t.Errorf("RestartNode after Stop: %v, want ErrStopped", err)
 	}
 }
+
+// clusterDelSlot makes n forget who serves slot (CLUSTER DELSLOTS); a
+// slot n already sees unserved is fine.
+func clusterDelSlot(t *testing.T, n *valkeytest.ClusterNode, slot int) {
+	t.Helper()
+	_, err := n.Do("CLUSTER", "DELSLOTS", strconv.Itoa(slot))
+	if err != nil && !strings.Contains(err.Error(), "already unassigned") {
+		t.Fatalf("%s: CLUSTER DELSLOTS %d: %v", n.Addr(), slot, err)
+	}
+}
+
+func TestClusterFixSlotsServesOrphanedSlots(t *testing.T) {
+	c := valkeytest.StartClusterT(t)
+	prims := c.Primaries()
+	owners := clusterOwners(t, c)
+	first := func(p *valkeytest.ClusterNode) int { return slices.Index(owners, p) }
+	// sA: forgotten everywhere, keys on its owner: the owner keeps it.
+	// sB: forgotten everywhere, no keys: the first primary takes it.
+	// sC: forgotten by its owner only (as Redis 7.0 did once after a
+	// failover and a restart): the others' view wins.
+	sA, sB, sC := first(prims[1]), first(prims[2]), first(prims[2])+100
+	keys := clusterKeysIn(t, []int{sA, sB, sC}, 1)
+	kA, kB, kC := keys[sA][0], keys[sB][0], keys[sC][0]
+	clusterMustDo(t, prims[1], "OK", "SET", kA, "a")
+	clusterMustDo(t, prims[2], "OK", "SET", kC, "c")
+
+	// Twice: a ping its owner sent before the first DELSLOTS may give a
+	// node sA or sB back; none claims them after the first round.
+	for range 2 {
+		for _, n := range append(c.Primaries(), c.Replicas()...) {
+			clusterDelSlot(t, n, sA)
+			clusterDelSlot(t, n, sB)
+		}
+		err := c.WaitHealthy(time.Second)
+		if !errors.Is(err, valkeytest.ErrSlotUnserved) || !strings.Contains(err.Error(), "seen as node 0: ") {
+			t.Fatalf("WaitHealthy with slots %d and %d forgotten = %v, want ErrSlotUnserved saying what each node sees", sA, sB, err)
+		}
+	}
+	clusterDelSlot(t, prims[2], sC)
+	err := c.WaitHealthy(time.Second)
+	if !errors.Is(err, valkeytest.ErrSlotUnserved) {
+		t.Fatalf("WaitHealthy with slot %d forgotten by its owner = %v, want ErrSlotUnserved", sC, err)
+	}
+	t.Logf("before the repair: %v", err)
+
+	start := time.Now()
+	fixes, err := c.FixSlots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("repaired in %v: %v", time.Since(start).Round(time.Millisecond), fixes)
+	want := []struct {
+		slot  int
+		owner *valkeytest.ClusterNode
+	}{{sA, prims[1]}, {sB, prims[0]}, {sC, prims[2]}}
+	if len(fixes) != len(want) {
+		t.Fatalf("FixSlots = %v, want repairs of slots %d, %d, %d", fixes, sA, sB, sC)
+	}
+	for i, w := range want {
+		f := fixes[i]
+		if f.First != w.slot || f.Last != w.slot || f.Owner != w.owner || f.Why == "" {
+			t.Fatalf("repair %d = %v, want slot %d -> %s", i, f, w.slot, w.owner.Addr())
+		}
+		if n, err := c.NodeForSlot(w.slot); err != nil || n != w.owner {
+			t.Fatalf("NodeForSlot(%d) = %v, %v; want %s", w.slot, n, err, w.owner.Addr())
+		}
+	}
+	if got := clusterOwners(t, c); !slices.Equal(got[:sB], owners[:sB]) || !slices.Equal(got[sB+1:], owners[sB+1:]) {
+		t.Fatalf("slots other than %d changed owner", sB)
+	}
+	clusterMustDo(t, prims[1], "a", "GET", kA)
+	clusterMustDo(t, prims[2], "c", "GET", kC)
+	clusterMustDo(t, prims[0], "OK", "SET", kB, "b")
+	clusterMustDo(t, prims[0], "b", "GET", kB)
+	for _, n := range c.Nodes() {
+		if n != prims[0] {
+			clusterMustMoved(t, n, prims[0], sB, "GET", kB)
+		}
+	}
+
+	// Nothing left to repair.
+	if fixes, err := c.FixSlots(); err != nil || len(fixes) != 0 {
+		t.Fatalf("FixSlots on a healthy cluster = %v, %v", fixes, err)
+	}
+}

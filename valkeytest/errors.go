@@ -16,6 +16,13 @@ var (
 	// the server process is not running (killed, or exited on its own).
 	ErrNotRunning = errors.New("valkeytest: server not running")
 
+	// ErrSlotUnserved is wrapped in the error of a [Cluster] wait for
+	// health ([Cluster.WaitHealthy], [Cluster.RestartNode], ...) that
+	// gave up while some running node saw a slot served by no node: a
+	// state the cluster may not leave by itself, which [Cluster.FixSlots]
+	// repairs.
+	ErrSlotUnserved = errors.New("valkeytest: cluster: a slot is served by no node")
+
 	// ErrTapClosed is returned by the waits of a [SentinelTap] once it is
 	// closed.
 	ErrTapClosed = errors.New("valkeytest: sentinel tap closed")
