@@ -86,8 +86,9 @@ func (c *Collector) Intercept(cmd Hooked, res valkey.ValkeyResult) bool {
 	}
 	c.mu.Lock()
 	if c.closed {
+		err := c.closeErr // read under mu: a second close writes it
 		c.mu.Unlock()
-		cmd.Fail(c.closeErr)
+		cmd.Fail(err)
 	} else {
 		c.redirects = append(c.redirects, r)
 		c.recovering.Store(true)
@@ -128,7 +129,9 @@ func (c *Collector) take() []Redirect {
 // close fails what is kept and makes later redirects fail at once.
 func (c *Collector) close(err error) {
 	c.mu.Lock()
-	c.closed, c.closeErr = true, err
+	if !c.closed { // SlotState.Close and the stopping actor both close it
+		c.closed, c.closeErr = true, err
+	}
 	r := c.redirects
 	c.redirects = nil
 	c.mu.Unlock()
