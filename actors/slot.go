@@ -228,7 +228,9 @@ type Router interface {
 // (pending == 0) and no redirect is being resolved; the slot actor posts
 // under mu as well. Commands for one slot from one goroutine therefore
 // reach the connection actors in the order they were issued, whichever
-// path each took.
+// path each took; and a command goes to another connection actor than the
+// previous one (a new owner) only once none of the slot's commands is in
+// flight (drainFirst), so that it cannot run before them.
 type SlotState struct {
 	Slot         uint16
 	Router       Router
@@ -253,6 +255,7 @@ type SlotState struct {
 	mu      sync.Mutex // routing: see the type's doc
 	pending int        // commands the slot actor holds (queued, parked)
 	conn    *ConnState // cached connection actor of the owner
+	sent    *ConnState // the connection actor the last command went to
 	epoch   uint64     // slot map epoch conn was read at
 	closed  bool       // set under mu and amu: either guards reading it
 
@@ -303,10 +306,11 @@ func (s *SlotState) Submit(cmd Hooked) {
 		return
 	}
 	if s.pending == 0 && !s.coll.recovering.Load() && !s.coll.failed.Load() {
-		if conn := s.route(); conn != nil {
+		if conn := s.route(); conn != nil && (conn == s.sent || !s.drainFirst()) {
 			if c := cmd.Cmd(); !c.IsReadOnly() || !s.Router.ReplicaReads() {
 				s.coll.left.Add(1)
 				cmd.SetHook(&s.coll)
+				s.sent = conn
 				conn.Mailbox.Post(cmd)
 				s.mu.Unlock()
 				return
@@ -348,6 +352,27 @@ func (s *SlotState) route() *ConnState {
 		return nil
 	}
 	return s.conn
+}
+
+// drainFirst is called, with mu held, before a command of the slot goes to
+// another connection actor than the last one did (the slot map names a new
+// owner, or the former one was not dialled). While some of the slot's
+// commands are still in flight there, the command could run on the new
+// owner before them (a GET reading the value before a SET still on its
+// way, to be redirected to that node): drainFirst then starts a recovery,
+// as a redirect does, so that commands wait in the slot actor until none
+// is in flight, and reports true. It reports false when none is in flight.
+func (s *SlotState) drainFirst() bool {
+	if s.coll.left.Load() == 0 {
+		return false
+	}
+	s.coll.recovering.Store(true)
+	// The last one may have finished before recovering was set, and so
+	// not notified: then notify here (one of the two does, notified).
+	if s.coll.left.Load() == 0 && s.coll.notified.CompareAndSwap(false, true) {
+		s.notify()
+	}
+	return true
 }
 
 // release counts n commands as no longer held by the slot actor.
@@ -881,6 +906,13 @@ func (a *Slot) dispatch(w *forwarding, res resolution) {
 	cmds, held := w.cmds, w.held
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if !w.ending && len(w.asks) == 0 && len(cmds) > 0 && held == len(cmds) && res.err == nil &&
+		st.sent != nil && res.conn != st.sent && st.drainFirst() {
+		// Earlier commands of the slot are in flight on another
+		// connection actor: these wait, first, until none is.
+		a.parked = append(slices.Clone(cmds), a.parked...)
+		return
+	}
 	st.pending -= held
 	if w.ending {
 		st.coll.recovering.Store(false)
@@ -941,6 +973,7 @@ func (a *Slot) dispatch(w *forwarding, res resolution) {
 		}
 	}
 	if len(a.msgs) > 0 {
+		st.sent = conn
 		conn.Mailbox.Forward(a.releaser(wHeld), a.msgs...)
 	}
 	clear(a.msgs)
