@@ -131,6 +131,82 @@ func poolUsed(eng *engine.Engine, pool string) int {
 	return n
 }
 
+// serverDo is what the test servers of every mode answer commands with.
+type serverDo interface {
+	Do(args ...string) (any, error)
+}
+
+// blockedPop issues a BLPOP that blocks on srv, and waits until it does.
+func blockedPop(t *testing.T, ctx context.Context, eng *engine.Engine, srv serverDo, key string) *futures.Future[engine.Reply] {
+	t.Helper()
+	pop := eng.Do(ctx, "BLPOP", key, "0")
+	waitCond(t, 10*time.Second, "the BLPOP blocked on the server", func() bool {
+		info, err := srv.Do("INFO", "clients")
+		s, _ := info.(string)
+		return err == nil && strings.Contains(s, "blocked_clients:1")
+	})
+	return pop
+}
+
+// fireSets fires perWorker SETs from each of workers goroutines, keys
+// prefix:worker:n, and returns their futures once all are fired.
+func fireSets(ctx context.Context, eng *engine.Engine, prefix string, workers, perWorker int) []*futures.Future[struct{}] {
+	fs := make([][]*futures.Future[struct{}], workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() {
+			for j := range perWorker {
+				fs[i] = append(fs[i], eng.Set(ctx, fmt.Sprintf("%s:%d:%d", prefix, i, j), "v", 0))
+			}
+		})
+	}
+	wg.Wait()
+	var all []*futures.Future[struct{}]
+	for _, f := range fs {
+		all = append(all, f...)
+	}
+	return all
+}
+
+// closeZeroDrain closes eng and fails the test unless, right when Close
+// returns, every future of fs, pop and txIncr (and extra more) and every
+// item of w are complete. It returns how long Close took, the writer's
+// stats and Close's error.
+func closeZeroDrain(t *testing.T, eng *engine.Engine, w *engine.BatchWriter, reported func() int,
+	fs []*futures.Future[struct{}], pop *futures.Future[engine.Reply], txIncr *futures.Future[int64], extra func() int,
+) (time.Duration, engine.BatchWriterStats, error) {
+	t.Helper()
+	start := time.Now()
+	closeErr := eng.Close()
+	took := time.Since(start)
+	pending := pendingFutures(fs) + pendingFutures([]*futures.Future[engine.Reply]{pop}) + pendingFutures([]*futures.Future[int64]{txIncr})
+	if extra != nil {
+		pending += extra()
+	}
+	st := w.Stats()
+	if pending > 0 || st.Pending > 0 {
+		t.Fatalf("Close (DrainTimeout 0, %s, err %v) returned with %d of %d futures pending and %d writer items (%s)",
+			took, closeErr, pending, len(fs)+2, st.Pending, st)
+	}
+	bwCheckDone(t, st, reported())
+	return took, st, closeErr
+}
+
+// execFailed waits (5 s at most) for a Tx.Exec on a stalled server to
+// return, with an error.
+func execFailed(t *testing.T, exec <-chan error) {
+	t.Helper()
+	select {
+	case err := <-exec:
+		if err == nil {
+			t.Error("Tx.Exec on the stalled primary succeeded")
+		}
+		t.Logf("Tx.Exec: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Tx.Exec still runs 5 s after Close returned")
+	}
+}
+
 // Close with DrainTimeout 0 of a standalone engine whose server is stalled
 // (SIGSTOP): commands queued and written behind it, a BLPOP on the server,
 // a batch writer with queued and written items, a Tx.Exec, a Watch and a
@@ -171,12 +247,7 @@ func TestCloseZeroDrainStalledServer(t *testing.T) {
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	pop := eng.Do(ctx, "BLPOP", "st:never", "0")
-	waitCond(t, 10*time.Second, "the BLPOP blocked on the server", func() bool {
-		info, err := srv.Do("INFO", "clients")
-		s, _ := info.(string)
-		return err == nil && strings.Contains(s, "blocked_clients:1")
-	})
+	pop := blockedPop(t, ctx, eng, srv, "st:never")
 	if err := srv.Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -201,45 +272,23 @@ func TestCloseZeroDrainStalledServer(t *testing.T) {
 		}))
 	}()
 	// Commands fired by many goroutines, and writer items.
-	const workers, perWorker = 8, 2000
-	fs := make([][]*futures.Future[struct{}], workers)
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Go(func() {
-			for j := range perWorker {
-				fs[i] = append(fs[i], eng.Set(ctx, fmt.Sprintf("st:%d:%d", i, j), "v", 0))
-			}
-		})
-	}
+	fs := fireSets(ctx, eng, "st", 8, 2000)
 	for i := range 5000 {
 		if err := w.Set(ctx, fmt.Sprintf("st:bw:%d", i), "v", 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	wg.Wait()
 	waitCond(t, 10*time.Second, "the Tx, Watch and Dedicated calls on their connections", func() bool {
 		return poolUsed(eng, engine.PoolTx) >= 2 && poolUsed(eng, engine.PoolDedicated) >= 1
 	})
 	waitCond(t, 10*time.Second, "commands written to the stalled server", func() bool { return eng.Stats().InFlight > 0 })
 
-	start := time.Now()
-	closeErr := eng.Close()
-	took := time.Since(start)
-	pending := pendingFutures([]*futures.Future[engine.Reply]{pop}) + pendingFutures([]*futures.Future[int64]{txIncr})
-	if f := watchIncr.Load(); f != nil && !f.IsDone() {
-		pending++
-	}
-	total := 2
-	for _, f := range fs {
-		pending += pendingFutures(f)
-		total += len(f)
-	}
-	st := w.Stats()
-	if pending > 0 || st.Pending > 0 {
-		t.Fatalf("Close (DrainTimeout 0, %s, err %v) returned with %d of %d futures pending and %d writer items (%s)",
-			took, closeErr, pending, total, st.Pending, st)
-	}
-	bwCheckDone(t, st, bwErrs.len())
+	took, st, closeErr := closeZeroDrain(t, eng, w, bwErrs.len, fs, pop, txIncr, func() int {
+		if f := watchIncr.Load(); f != nil && !f.IsDone() {
+			return 1
+		}
+		return 0
+	})
 	if took > dialTimeout/4 {
 		t.Errorf("Close took %s with DrainTimeout 0: it waited for a dial (DialTimeout %s)", took, dialTimeout)
 	}
@@ -290,12 +339,7 @@ func TestSentinelCloseZeroDrainStalledPrimary(t *testing.T) {
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	pop := eng.Do(ctx, "BLPOP", "sp:never", "0")
-	waitCond(t, 10*time.Second, "the BLPOP blocked on the primary", func() bool {
-		info, err := p.Do("INFO", "clients")
-		s, _ := info.(string)
-		return err == nil && strings.Contains(s, "blocked_clients:1")
-	})
+	pop := blockedPop(t, ctx, eng, p, "sp:never")
 	if err := p.Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -313,25 +357,8 @@ func TestSentinelCloseZeroDrainStalledPrimary(t *testing.T) {
 	}
 	waitCond(t, 10*time.Second, "the Tx.Exec on its connection", func() bool { return poolUsed(eng, engine.PoolTx) >= 1 })
 	waitCond(t, 10*time.Second, "commands written to the stalled primary", func() bool { return eng.Stats().InFlight > 0 })
-	start := time.Now()
-	closeErr := eng.Close()
-	took := time.Since(start)
-	pending := pendingFutures(fs) + pendingFutures([]*futures.Future[engine.Reply]{pop}) + pendingFutures([]*futures.Future[int64]{txIncr})
-	st := w.Stats()
-	if pending > 0 || st.Pending > 0 {
-		t.Fatalf("Close (DrainTimeout 0, %s, err %v) returned with %d of %d futures pending and %d writer items (%s)",
-			took, closeErr, pending, len(fs)+2, st.Pending, st)
-	}
-	bwCheckDone(t, st, bwErrs.len())
-	select {
-	case err := <-exec:
-		if err == nil {
-			t.Error("Tx.Exec on the stalled primary succeeded")
-		}
-		t.Logf("Tx.Exec: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Tx.Exec still runs 5 s after Close returned")
-	}
+	took, st, closeErr := closeZeroDrain(t, eng, w, bwErrs.len, fs, pop, txIncr, nil)
+	execFailed(t, exec)
 	if err := p.Resume(); err != nil {
 		t.Fatal(err)
 	}
@@ -369,12 +396,7 @@ func TestClusterCloseZeroDrainStalledNode(t *testing.T) {
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	pop := eng.Do(ctx, "BLPOP", "{"+key+"}never", "0")
-	waitCond(t, 10*time.Second, "the BLPOP blocked on the primary", func() bool {
-		info, err := p.Do("INFO", "clients")
-		s, _ := info.(string)
-		return err == nil && strings.Contains(s, "blocked_clients:1")
-	})
+	pop := blockedPop(t, ctx, eng, p, "{"+key+"}never")
 	if err := p.Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -383,48 +405,16 @@ func TestClusterCloseZeroDrainStalledNode(t *testing.T) {
 	txIncr := tx.Incr(key)
 	exec := make(chan error, 1)
 	go func() { exec <- tx.Exec(ctx) }()
-	const workers, perWorker = 8, 2000
-	fs := make([][]*futures.Future[struct{}], workers)
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Go(func() {
-			for j := range perWorker {
-				fs[i] = append(fs[i], eng.Set(ctx, fmt.Sprintf("cs:%d:%d", i, j), "v", 0))
-			}
-		})
-	}
+	fs := fireSets(ctx, eng, "cs", 8, 2000)
 	for i := range 4000 {
 		if err := w.Set(ctx, fmt.Sprint("cs:bw:", i), "v", 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	wg.Wait()
 	waitCond(t, 10*time.Second, "the Tx.Exec on its connection", func() bool { return poolUsed(eng, engine.PoolTx) >= 1 })
 	waitCond(t, 10*time.Second, "commands written to the stalled primary", func() bool { return eng.Stats().InFlight > 0 })
-	start := time.Now()
-	closeErr := eng.Close()
-	took := time.Since(start)
-	pending := pendingFutures([]*futures.Future[engine.Reply]{pop}) + pendingFutures([]*futures.Future[int64]{txIncr})
-	total := 2
-	for _, f := range fs {
-		pending += pendingFutures(f)
-		total += len(f)
-	}
-	st := w.Stats()
-	if pending > 0 || st.Pending > 0 {
-		t.Fatalf("Close (DrainTimeout 0, %s, err %v) returned with %d of %d futures pending and %d writer items (%s)",
-			took, closeErr, pending, total, st.Pending, st)
-	}
-	bwCheckDone(t, st, bwErrs.len())
-	select {
-	case err := <-exec:
-		if err == nil {
-			t.Error("Tx.Exec on the stalled primary succeeded")
-		}
-		t.Logf("Tx.Exec: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Tx.Exec still runs 5 s after Close returned")
-	}
+	took, st, closeErr := closeZeroDrain(t, eng, w, bwErrs.len, fs, pop, txIncr, nil)
+	execFailed(t, exec)
 	if err := p.Resume(); err != nil {
 		t.Fatal(err)
 	}
