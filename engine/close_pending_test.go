@@ -192,6 +192,46 @@ func closeZeroDrain(t *testing.T, eng *engine.Engine, w *engine.BatchWriter, rep
 	return took, st, closeErr
 }
 
+// flushedWriter returns a batch writer on eng, with its OnError reports,
+// that has written and flushed n keys prefix:bw:0 and on.
+func flushedWriter(t *testing.T, ctx context.Context, eng *engine.Engine, prefix string, n int) (*engine.BatchWriter, *bwErrors) {
+	t.Helper()
+	bwErrs := &bwErrors{}
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{OnError: bwErrs.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := w.Set(ctx, fmt.Sprintf("%s:bw:%d", prefix, i), "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return w, bwErrs
+}
+
+// closeTxStalled waits until a Tx.Exec (exec) holds a connection and
+// commands are written to the stalled primary, closes eng as
+// closeZeroDrain does, waits for the Exec to fail, resumes the primary and
+// checks that no goroutine is left.
+func closeTxStalled(t *testing.T, eng *engine.Engine, w *engine.BatchWriter, bwErrs *bwErrors,
+	fs []*futures.Future[struct{}], pop *futures.Future[engine.Reply], txIncr *futures.Future[int64],
+	exec <-chan error, resume func() error, snapshot goleak.Option,
+) {
+	t.Helper()
+	waitCond(t, 10*time.Second, "the Tx.Exec on its connection", func() bool { return poolUsed(eng, engine.PoolTx) >= 1 })
+	waitCond(t, 10*time.Second, "commands written to the stalled primary", func() bool { return eng.Stats().InFlight > 0 })
+	took, st, closeErr := closeZeroDrain(t, eng, w, bwErrs.len, fs, pop, txIncr, nil)
+	execFailed(t, exec)
+	if err := resume(); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, snapshot)
+	t.Logf("Close in %s: %v; writer %s", took, closeErr, st)
+}
+
 // execFailed waits (5 s at most) for a Tx.Exec on a stalled server to
 // return, with an error.
 func execFailed(t *testing.T, exec <-chan error) {
@@ -236,17 +276,7 @@ func TestCloseZeroDrainStalledServer(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	var bwErrs bwErrors
-	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{OnError: bwErrs.on})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Set(ctx, "st:bw", "v", 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	w, bwErrs := flushedWriter(t, ctx, eng, "st", 1)
 	pop := blockedPop(t, ctx, eng, srv, "st:never")
 	if err := srv.Pause(); err != nil {
 		t.Fatal(err)
@@ -328,17 +358,7 @@ func TestSentinelCloseZeroDrainStalledPrimary(t *testing.T) {
 	if err := warm.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var bwErrs bwErrors
-	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{OnError: bwErrs.on})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Set(ctx, "sp:bw", "v", 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	w, bwErrs := flushedWriter(t, ctx, eng, "sp", 1)
 	pop := blockedPop(t, ctx, eng, p, "sp:never")
 	if err := p.Pause(); err != nil {
 		t.Fatal(err)
@@ -355,15 +375,7 @@ func TestSentinelCloseZeroDrainStalledPrimary(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitCond(t, 10*time.Second, "the Tx.Exec on its connection", func() bool { return poolUsed(eng, engine.PoolTx) >= 1 })
-	waitCond(t, 10*time.Second, "commands written to the stalled primary", func() bool { return eng.Stats().InFlight > 0 })
-	took, st, closeErr := closeZeroDrain(t, eng, w, bwErrs.len, fs, pop, txIncr, nil)
-	execFailed(t, exec)
-	if err := p.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	goleak.VerifyNone(t, snapshot)
-	t.Logf("Close in %s: %v; writer %s", took, closeErr, st)
+	closeTxStalled(t, eng, w, bwErrs, fs, pop, txIncr, exec, p.Resume, snapshot)
 }
 
 // Cluster mode: Close with DrainTimeout 0 while a dialled primary is
@@ -383,19 +395,7 @@ func TestClusterCloseZeroDrainStalledNode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var bwErrs bwErrors
-	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{OnError: bwErrs.on})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 100 {
-		if err := w.Set(ctx, fmt.Sprint("cs:bw:", i), "v", 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	w, bwErrs := flushedWriter(t, ctx, eng, "cs", 100)
 	pop := blockedPop(t, ctx, eng, p, "{"+key+"}never")
 	if err := p.Pause(); err != nil {
 		t.Fatal(err)
@@ -411,13 +411,5 @@ func TestClusterCloseZeroDrainStalledNode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitCond(t, 10*time.Second, "the Tx.Exec on its connection", func() bool { return poolUsed(eng, engine.PoolTx) >= 1 })
-	waitCond(t, 10*time.Second, "commands written to the stalled primary", func() bool { return eng.Stats().InFlight > 0 })
-	took, st, closeErr := closeZeroDrain(t, eng, w, bwErrs.len, fs, pop, txIncr, nil)
-	execFailed(t, exec)
-	if err := p.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	goleak.VerifyNone(t, snapshot)
-	t.Logf("Close in %s: %v; writer %s", took, closeErr, st)
+	closeTxStalled(t, eng, w, bwErrs, fs, pop, txIncr, exec, p.Resume, snapshot)
 }
