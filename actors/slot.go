@@ -306,8 +306,9 @@ func (s *SlotState) Submit(cmd Hooked) {
 		return
 	}
 	if s.pending == 0 && !s.coll.recovering.Load() && !s.coll.failed.Load() {
-		if conn := s.route(); conn != nil && (conn == s.sent || !s.drainFirst()) {
-			if c := cmd.Cmd(); !c.IsReadOnly() || !s.Router.ReplicaReads() {
+		if conn := s.route(); conn != nil {
+			if c := cmd.Cmd(); (!c.IsReadOnly() || !s.Router.ReplicaReads()) &&
+				(s.sent == nil || conn == s.sent || !s.drainFirst()) {
 				s.coll.left.Add(1)
 				cmd.SetHook(&s.coll)
 				s.sent = conn
