@@ -27,9 +27,10 @@ type Node struct {
 	// reported with SyncOpen (the engine wires OnStateChanged to it).
 	Breaker policies.Breaker
 
-	syncMu  sync.Mutex // makes SyncOpen's read of Breaker and store of open one step
-	open    atomic.Bool
-	openErr atomic.Pointer[policies.CircuitOpenError]
+	syncMu   sync.Mutex           // makes SyncOpen's read of Breaker and store of open one step
+	reported circuitbreaker.State // the state SyncOpen recorded last (zero: closed); under syncMu
+	open     atomic.Bool
+	openErr  atomic.Pointer[policies.CircuitOpenError]
 }
 
 // Open reports whether the node's breaker is not closed: commands to it
@@ -67,11 +68,29 @@ func (n *Node) RecordFailure(err error) {
 // breaker once the last listener has returned. Only transitions pay for
 // it: Open stays one atomic load. Safe for concurrent use; never call it
 // while holding the breaker's lock (a listener never does).
-func (n *Node) SyncOpen() circuitbreaker.State {
+func (n *Node) SyncOpen() circuitbreaker.State { return n.SyncOpenReport(nil) }
+
+// SyncOpenReport is SyncOpen that also reports the change it records:
+// when the breaker's state of now differs from the state recorded last,
+// report(last, now) runs under the same mutex, so the changes reported
+// form a chain in the order they were recorded (each one's from is the
+// previous one's to, the first one's from is closed) even when the
+// listeners of racing transitions cross; the event a listener was called
+// for is not what it reports. A state the breaker left before any
+// listener read it is not reported (as Open never showed it either).
+// report must not block: it runs with the node's mutex held (the engine
+// queues a hook event).
+func (n *Node) SyncOpenReport(report func(from, to circuitbreaker.State)) circuitbreaker.State {
 	n.syncMu.Lock()
 	defer n.syncMu.Unlock()
 	s := n.Breaker.State()
 	n.open.Store(s != circuitbreaker.ClosedState)
+	if last := n.reported; s != last {
+		n.reported = s
+		if report != nil {
+			report(last, s)
+		}
+	}
 	return s
 }
 

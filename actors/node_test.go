@@ -1,6 +1,7 @@
 package actors_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -11,13 +12,14 @@ import (
 )
 
 // pausedNode returns a Node whose breaker (threshold 1, open for an hour)
-// reports its transitions with SyncOpen, as the engine wires it, except
+// reports its transitions with SyncOpenReport(report), as the engine
+// wires it, except
 // that the listener of the first transition to pause waits, before
 // reporting, until release is closed; paused is closed when it starts
 // waiting. failsafe-go runs listeners outside its lock, so this is the
 // window in which another goroutine's transition and its listener can run
 // first.
-func pausedNode(pause circuitbreaker.State) (n *actors.Node, paused, release chan struct{}) {
+func pausedNode(pause circuitbreaker.State, report func(from, to circuitbreaker.State)) (n *actors.Node, paused, release chan struct{}) {
 	n = &actors.Node{Addr: "node:6379"}
 	paused, release = make(chan struct{}), make(chan struct{})
 	first := true
@@ -30,7 +32,7 @@ func pausedNode(pause circuitbreaker.State) (n *actors.Node, paused, release cha
 				close(paused)
 				<-release
 			}
-			n.SyncOpen()
+			n.SyncOpenReport(report)
 		},
 	})
 	return n, paused, release
@@ -44,7 +46,7 @@ func pausedNode(pause circuitbreaker.State) (n *actors.Node, paused, release cha
 // for good with its breaker closed, or accepted with it open.
 func TestNodeOpenFollowsBreakerWhenListenersCross(t *testing.T) {
 	t.Run("opening reported after a Reset", func(t *testing.T) {
-		n, paused, release := pausedNode(circuitbreaker.OpenState)
+		n, paused, release := pausedNode(circuitbreaker.OpenState, nil)
 		done := make(chan struct{})
 		go func() { // a connection's failure opens the breaker
 			defer close(done)
@@ -62,7 +64,7 @@ func TestNodeOpenFollowsBreakerWhenListenersCross(t *testing.T) {
 		}
 	})
 	t.Run("Reset reported after an opening", func(t *testing.T) {
-		n, paused, release := pausedNode(circuitbreaker.ClosedState)
+		n, paused, release := pausedNode(circuitbreaker.ClosedState, nil)
 		n.Breaker.Open()
 		if !n.Open() {
 			t.Fatal("node not open after its breaker opened")
@@ -114,4 +116,66 @@ func TestNodeSyncOpenHalfOpen(t *testing.T) {
 	if got := n.SyncOpen(); got != circuitbreaker.ClosedState {
 		t.Fatalf("SyncOpen = %v, want closed", got)
 	}
+}
+
+// The changes SyncOpenReport reports when listeners cross form a chain
+// ending in the breaker's state: the engine turns them into
+// BreakerChanged events, which reported each transition's own from and
+// to, in the order the listeners ran ("open -> closed", then
+// "closed -> open", for a node left open).
+func TestNodeReportsChainWhenListenersCross(t *testing.T) {
+	var got []string
+	report := func(from, to circuitbreaker.State) { got = append(got, from.String()+"->"+to.String()) }
+	t.Run("opening reported after a Reset", func(t *testing.T) {
+		got = nil
+		n, paused, release := pausedNode(circuitbreaker.OpenState, report)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			n.Breaker.RecordFailure()
+		}()
+		<-paused
+		n.Breaker.Close()
+		close(release)
+		<-done
+		// Neither listener saw the breaker open: nothing to report.
+		if len(got) != 0 {
+			t.Fatalf("reported %v, want nothing (the breaker was closed again before either listener read it)", got)
+		}
+	})
+	t.Run("Reset reported after an opening", func(t *testing.T) {
+		got = nil
+		n, paused, release := pausedNode(circuitbreaker.ClosedState, report)
+		n.Breaker.Open()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			n.Breaker.Close()
+		}()
+		<-paused
+		n.Breaker.RecordFailure()
+		close(release)
+		<-done
+		if want := []string{"closed->open"}; !slices.Equal(got, want) {
+			t.Fatalf("reported %v, want %v", got, want)
+		}
+	})
+	t.Run("half-open and back", func(t *testing.T) {
+		got = nil
+		n := &actors.Node{Addr: "node:6379"}
+		n.Breaker = policies.NewBreaker(policies.BreakerOptions{
+			Threshold:      1,
+			OpenTimeout:    time.Hour,
+			OnStateChanged: func(_, _ circuitbreaker.State) { n.SyncOpenReport(report) },
+		})
+		n.Breaker.RecordFailure()
+		n.Breaker.HalfOpen()
+		n.Breaker.RecordFailure()
+		n.Breaker.HalfOpen()
+		n.Breaker.RecordSuccess()
+		want := []string{"closed->open", "open->half-open", "half-open->open", "open->half-open", "half-open->closed"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("reported %v, want %v", got, want)
+		}
+	})
 }

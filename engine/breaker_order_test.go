@@ -8,6 +8,7 @@ import (
 
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -118,12 +119,16 @@ func TestBreakerOpenWaitsForConcurrentFail(t *testing.T) {
 // orderEngine returns an engine on a server of its own (both closed when
 // the test ends), a ctx of 20 s, and the connection actor that key "k"
 // goes to.
-func orderEngine(t *testing.T) (context.Context, *Engine, *actors.ConnState) {
+func orderEngine(t *testing.T, hs ...hooks.Hook) (context.Context, *Engine, *actors.ConnState) {
 	t.Helper()
 	srv := valkeytest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
-	e, err := New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()))
+	cfg := config.DefaultConfig().WithAddrs(srv.Addr())
+	if len(hs) > 0 {
+		cfg = cfg.WithHooks(hs...)
+	}
+	e, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

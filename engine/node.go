@@ -51,18 +51,23 @@ func (e *Engine) newNodeWith(ctx context.Context, addr string, connect func(cont
 		Dial:        func(ctx context.Context) (drivers.ValkeyConn, error) { return dial(ctx, false) },
 	}
 	var conns []*actors.ConnState
+	var report func(from, to circuitbreaker.State)
+	if e.bus != nil {
+		report = func(from, to circuitbreaker.State) {
+			e.bus.Emit(hooks.BreakerChange{Node: addr, From: from.String(), To: to.String()})
+		}
+	}
 	node.Breaker = policies.NewBreaker(policies.BreakerOptions{
 		Threshold:   uint(cfg.CircuitBreakerThreshold),
 		OpenTimeout: cfg.CircuitBreakerOpenTimeout,
 		FailureRate: cfg.CircuitBreakerFailureRate,
 		Period:      cfg.CircuitBreakerPeriod,
-		OnStateChanged: func(from, to circuitbreaker.State) {
+		OnStateChanged: func(_, to circuitbreaker.State) {
 			// The breaker's state of now, not to: this listener may run
-			// after that of a later transition (Node.SyncOpen).
-			now := node.SyncOpen()
-			if e.bus != nil {
-				e.bus.Emit(hooks.BreakerChange{Node: addr, From: from.String(), To: to.String()})
-			}
+			// after that of a later transition (Node.SyncOpen). The hook
+			// event reports the change recorded, so that the events form
+			// a chain in order whatever order the listeners run in.
+			now := node.SyncOpenReport(report)
 			if to == circuitbreaker.OpenState && now != circuitbreaker.ClosedState {
 				// Nothing queued for the node will be sent soon: fail it
 				// now (unless a Reset has closed the breaker since: what

@@ -106,6 +106,11 @@ type MailboxFull interface {
 }
 
 // BreakerChanged is called when a node's circuit breaker changes state.
+// A node's events arrive in order and form a chain: each one's From is
+// the previous one's To (the first one's From is closed), and the last
+// one's To is the state the engine acts on, even when two transitions
+// race (a state the breaker left before the engine recorded it is not
+// reported), unless the hook queue overflowed and events were dropped.
 type BreakerChanged interface {
 	OnBreakerChanged(ev BreakerChange)
 }
