@@ -215,6 +215,11 @@ func (w *BatchWriter) msetRefused(l *writerLane, batch []writerItem, results []v
 		keepRes = append(keepRes, results[i])
 	}
 	w.mu.Lock()
+	if len(keep) == 0 {
+		// Nothing left for settle, which counts the pipelines: this
+		// one was sent all the same.
+		w.batches++
+	}
 	l.requeueLocked(again)
 	w.mu.Unlock()
 	return keep, keepRes

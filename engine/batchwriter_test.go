@@ -15,6 +15,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/drivers/driverstest"
+	"github.com/vactor-io/vactor/drivers/valkeygo"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/hooks"
@@ -883,7 +886,10 @@ func TestBatchWriterMSetRefused(t *testing.T) {
 	if _, err := admin.Do(ctx, "ACL", "SETUSER", "nomset", "on", ">pw", "~*", "+@all", "-mset").Await(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("nomset").WithPassword("pw"))
+	registerCountingDriver()
+	pipes := &setPipelines
+	pipes.Store(0)
+	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("nomset").WithPassword("pw").WithDriver(countingDriverName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -913,6 +919,53 @@ func TestBatchWriterMSetRefused(t *testing.T) {
 	if sets := bwCommandCalls(t, ctx, admin, "set"); sets < len(keys) {
 		t.Fatalf("%d SETs reached the server; want at least %d", sets, len(keys))
 	}
+	// Stats.Batches counts every pipeline sent, the refused ones too (a
+	// pipeline of refused MSETs only was not counted).
+	if sent := pipes.Load(); st.Batches != uint64(sent) {
+		t.Fatalf("Stats.Batches = %d, but the writer sent %d pipelines", st.Batches, sent)
+	}
+}
+
+// countingDriverName is valkey-go through the neutral interface,
+// counting in setPipelines the pipelines whose commands include SET or
+// MSET.
+const countingDriverName = "test-counting"
+
+var (
+	setPipelines           atomic.Int64
+	registerCountingDriver = sync.OnceFunc(func() {
+		drivers.Register(countingDriverName, countingDriver{driverstest.NeutralOnly(valkeygo.Driver{}), &setPipelines})
+	})
+)
+
+// countingDriver counts in *n the pipelines whose commands include SET or
+// MSET.
+type countingDriver struct {
+	drivers.Driver
+	n *atomic.Int64
+}
+
+func (d countingDriver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error) {
+	c, err := d.Driver.Dial(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, d.n}, nil
+}
+
+type countingConn struct {
+	drivers.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Exec(ctx context.Context, cmds []drivers.Command, out []drivers.Result) {
+	for _, cmd := range cmds {
+		if len(cmd.Args) > 0 && (strings.EqualFold(cmd.Args[0], "SET") || strings.EqualFold(cmd.Args[0], "MSET")) {
+			c.n.Add(1)
+			break
+		}
+	}
+	c.Conn.Exec(ctx, cmds, out)
 }
 
 // An OnError that panics cannot take the writer down: every failed
