@@ -1345,27 +1345,39 @@ func ccInject(t *testing.T, c *valkeytest.Cluster, run *ccRun, rng *rand.Rand, l
 	}
 	var killed *valkeytest.ClusterNode
 	recent := map[string]bool{} // the nodes of the shard of the last failover or kill
+	// repaired reports whether err, the health failure of a fault step
+	// (what), was a slot served by no node, then repaired. Redis 7.0
+	// left a slot with no owner in the view of the very primary the
+	// others saw serving it, once in ~25-100 runs: after a slot move to a
+	// primary, its kill and its restart as a replica of the node that
+	// took over (seed 1796338005412489245, "cluster node 4 ... sees slot
+	// 13386 served by no node"), and after a manual failover (seed
+	// 1796360432463969370, "node 3 ... sees slot 16136 served by no node
+	// (seen as node 0: node 3 epoch 9, ..., node 3: none, node 4: none"):
+	// the new primary does not claim a slot the others give it. The
+	// cluster does not leave that state by itself; redis-cli --cluster fix
+	// would repair it, and the engine sends no cluster administration
+	// command that could cause it. The audit is about the engine: repair
+	// it, and say so. Any other health failure fails.
+	repaired := func(what string, err error, t0 time.Time) bool {
+		if !errors.Is(err, valkeytest.ErrSlotUnserved) {
+			return false
+		}
+		fixes, ferr := c.FixSlots()
+		if ferr != nil {
+			t.Fatalf("%s: %v; FixSlots: %v", what, err, ferr)
+		}
+		t.Logf("%s: %v; repaired with FixSlots:", what, err)
+		for _, f := range fixes {
+			t.Logf("  %v", f)
+		}
+		note("%s, %d slot ranges served by no node repaired (%s)", what, len(fixes), time.Since(t0).Round(time.Millisecond))
+		return true
+	}
 	restart := func() {
 		t0 := time.Now()
 		err := c.RestartNode(killed)
-		if errors.Is(err, valkeytest.ErrSlotUnserved) {
-			// Redis 7.0 left a slot with no owner in the view of the very
-			// primary the others saw serving it, once in ~25 runs: after a
-			// slot move to a primary, its kill and its restart as a
-			// replica of the node that took over (seed 1796338005412489245,
-			// "cluster node 4 ... sees slot 13386 served by no node"). The
-			// cluster does not leave that state by itself; redis-cli
-			// --cluster fix would repair it. The audit is about the engine:
-			// repair it, and say so. Any other health failure fails.
-			fixes, ferr := c.FixSlots()
-			if ferr != nil {
-				t.Fatalf("RestartNode(%s): %v; FixSlots: %v", killed.Addr(), err, ferr)
-			}
-			t.Logf("RestartNode(%s): %v; repaired with FixSlots:", killed.Addr(), err)
-			for _, f := range fixes {
-				t.Logf("  %v", f)
-			}
-			note("restarted %s, %d slot ranges served by no node repaired (%s)", killed.Addr(), len(fixes), time.Since(t0).Round(time.Millisecond))
+		if repaired("RestartNode("+killed.Addr()+")", err, t0) {
 			killed = nil
 			return
 		}
@@ -1401,11 +1413,18 @@ func ccInject(t *testing.T, c *valkeytest.Cluster, run *ccRun, rng *rand.Rand, l
 			r := rs[rng.IntN(len(rs))]
 			old := ccPrimaryOf(t, r)
 			t0 := time.Now()
-			if err := c.Failover(r); err != nil {
-				t.Fatalf("Failover(%s): %v", r.Addr(), err)
-			}
 			recent = map[string]bool{r.Addr(): true, old: true}
-			note("failover to %s (%s)", r.Addr(), time.Since(t0).Round(time.Millisecond))
+			if err := c.Failover(r); repaired("Failover("+r.Addr()+")", err, t0) {
+				if v, err := r.Do("ROLE"); err != nil {
+					t.Fatalf("ROLE on %s: %v", r.Addr(), err)
+				} else if f, _ := v.([]any); len(f) == 0 || f[0] != "master" {
+					t.Fatalf("Failover(%s): ROLE %v after the repair, want master", r.Addr(), v)
+				}
+			} else if err != nil {
+				t.Fatalf("Failover(%s): %v", r.Addr(), err)
+			} else {
+				note("failover to %s (%s)", r.Addr(), time.Since(t0).Round(time.Millisecond))
+			}
 		case 1: // slots with live keys move to another primary
 			slot := live[rng.IntN(len(live))]
 			from, err := c.NodeForSlot(slot)
@@ -1456,7 +1475,7 @@ func ccInject(t *testing.T, c *valkeytest.Cluster, run *ccRun, rng *rand.Rand, l
 				// <id>, not by a former replica"). Which node took over is
 				// the cluster's business; what the audit needs is a healthy
 				// cluster whose running primaries serve every slot.
-				if herr := c.WaitHealthy(15 * time.Second); herr != nil {
+				if herr := c.WaitHealthy(15 * time.Second); herr != nil && !repaired("WaitFailover("+victim.Addr()+"), WaitHealthy", herr, t0) {
 					t.Fatalf("WaitFailover(%s): %v; WaitHealthy: %v", victim.Addr(), err, herr)
 				}
 				t.Logf("WaitFailover(%s): %v; the cluster is healthy all the same", victim.Addr(), err)
