@@ -227,7 +227,11 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // pipelines already written finish for up to Config.DrainTimeout (then
 // closes the connections, failing what is still in flight), and stops every
 // actor and goroutine the engine started. Every future the engine returned
-// is complete when Close returns. Calling Close again returns ErrClosed,
+// is complete when Close returns. Closing a connection to a server that
+// does not answer takes up to a second (the driver waits that long for
+// the reply to a PING): Close closes its connections at once, so that with
+// DrainTimeout 0 it takes about that second, however many connections
+// there are. Calling Close again returns ErrClosed,
 // once the first Close has finished. Close is safe for concurrent use; it
 // waits for the engine's goroutines, so do not call it from a hook or a
 // callback. It waits up to 5 s for the hooks to take the events queued
