@@ -447,9 +447,14 @@ func (w *BatchWriter) stop(err error) {
 		select {
 		case <-done:
 		case <-t.C:
+			// Fails the pipelines still in flight. All at once: a close
+			// may wait a second for a stalled server (see
+			// Engine.closeDrivers).
+			var closes sync.WaitGroup
 			for _, l := range lanes {
-				l.closeConn() // fails the pipelines still in flight
+				closes.Go(l.closeConn)
 			}
+			closes.Wait()
 			<-done
 		}
 		close(w.stopped)

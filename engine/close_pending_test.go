@@ -131,6 +131,18 @@ func poolUsed(eng *engine.Engine, pool string) int {
 	return n
 }
 
+// poolIdle returns how many connections of the engine's pool (PoolTx or
+// PoolDedicated) are idle.
+func poolIdle(eng *engine.Engine, pool string) int {
+	n := 0
+	for _, p := range eng.Stats().DedicatedConns {
+		if p.Pool == pool {
+			n += p.Idle
+		}
+	}
+	return n
+}
+
 // serverDo is what the test servers of every mode answer commands with.
 type serverDo interface {
 	Do(args ...string) (any, error)
@@ -168,10 +180,18 @@ func fireSets(ctx context.Context, eng *engine.Engine, prefix string, workers, p
 	return all
 }
 
+// closeStalledMax bounds Close with DrainTimeout 0 against a stalled
+// server. valkey-go's close of a connection sends a PING and waits up to
+// 1 s for its reply (then closes the socket): Close closes its
+// connections (the connection actors', the batch writer's, the Tx and
+// Dedicated pools') all at once, so that it takes that second once, not
+// once per connection.
+const closeStalledMax = 1800 * time.Millisecond
+
 // closeZeroDrain closes eng and fails the test unless, right when Close
 // returns, every future of fs, pop and txIncr (and extra more) and every
-// item of w are complete. It returns how long Close took, the writer's
-// stats and Close's error.
+// item of w are complete, and Close took less than closeStalledMax. It
+// returns how long Close took, the writer's stats and Close's error.
 func closeZeroDrain(t *testing.T, eng *engine.Engine, w *engine.BatchWriter, reported func() int,
 	fs []*futures.Future[struct{}], pop *futures.Future[engine.Reply], txIncr *futures.Future[int64], extra func() int,
 ) (time.Duration, engine.BatchWriterStats, error) {
@@ -189,6 +209,10 @@ func closeZeroDrain(t *testing.T, eng *engine.Engine, w *engine.BatchWriter, rep
 			took, closeErr, pending, len(fs)+2, st.Pending, st)
 	}
 	bwCheckDone(t, st, reported())
+	if took >= closeStalledMax {
+		t.Errorf("Close (DrainTimeout 0) took %s against a stalled server, want < %s: it closed its connections one after another (err %v)",
+			took, closeStalledMax, closeErr)
+	}
 	return took, st, closeErr
 }
 
@@ -248,13 +272,15 @@ func execFailed(t *testing.T, exec <-chan error) {
 }
 
 // Close with DrainTimeout 0 of a standalone engine whose server is stalled
-// (SIGSTOP): commands queued and written behind it, a BLPOP on the server,
-// a batch writer with queued and written items, a Tx.Exec, a Watch and a
-// Dedicated call waiting on the server (one of them dialling it). When
-// Close returns, without waiting, no future is pending (the
+// (SIGSTOP): commands queued and written behind it on 2 connection actors,
+// a BLPOP on the server, a batch writer with queued and written items on
+// its 2 connections, a Tx.Exec, a Watch and a Dedicated call waiting on
+// the server (one of them dialling it), and an idle Dedicated connection.
+// When Close returns, without waiting, no future is pending (the
 // transaction's included) and no item of the writer; Close did not wait
-// for the dial; the calls in progress return with an error; no goroutine
-// is left.
+// for the dial, nor for each connection's close in turn (each waits up to
+// 1 s for the stalled server: Close takes less than closeStalledMax); the
+// calls in progress return with an error; no goroutine is left.
 func TestCloseZeroDrainStalledServer(t *testing.T) {
 	srv := valkeytest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
@@ -270,13 +296,34 @@ func TestCloseZeroDrainStalledServer(t *testing.T) {
 	if err := warm.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
-		_, err := c.Do(ctx, "PING")
-		return err
-	}); err != nil {
-		t.Fatal(err)
+	// Two in the Dedicated pool: two calls hold a connection at once.
+	var lent sync.WaitGroup
+	lent.Add(2)
+	warmDed := make(chan error, 2)
+	for range 2 {
+		go func() {
+			warmDed <- eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+				lent.Done()
+				lent.Wait()
+				_, err := c.Do(ctx, "PING")
+				return err
+			})
+		}()
 	}
-	w, bwErrs := flushedWriter(t, ctx, eng, "st", 1)
+	for range 2 {
+		if err := <-warmDed; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Enough keys that both of the writer's connections (ConnsPerNode 2,
+	// keys spread by hash) are open.
+	w, bwErrs := flushedWriter(t, ctx, eng, "st", 20)
+	if c := w.Stats().Connects; c != 2 {
+		t.Fatalf("the batch writer opened %d connections, want 2", c)
+	}
+	if idle := poolIdle(eng, engine.PoolDedicated); idle != 2 {
+		t.Fatalf("%d idle connections in the Dedicated pool, want 2", idle)
+	}
 	pop := blockedPop(t, ctx, eng, srv, "st:never")
 	if err := srv.Pause(); err != nil {
 		t.Fatal(err)

@@ -227,7 +227,11 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // pipelines already written finish for up to Config.DrainTimeout (then
 // closes the connections, failing what is still in flight), and stops every
 // actor and goroutine the engine started. Every future the engine returned
-// is complete when Close returns. Calling Close again returns ErrClosed,
+// is complete when Close returns. Closing a connection to a server that
+// does not answer takes up to a second (the driver waits that long for
+// the reply to a PING): Close closes its connections at once, so that with
+// DrainTimeout 0 it takes about that second, however many connections
+// there are. Calling Close again returns ErrClosed,
 // once the first Close has finished. Close is safe for concurrent use; it
 // waits for the engine's goroutines, so do not call it from a hook or a
 // callback. It waits up to 5 s for the hooks to take the events queued
@@ -243,7 +247,21 @@ func (e *Engine) Close() error {
 	if e.sn != nil {
 		e.sn.stop() // no switch from now on
 	}
-	e.stopServices()
+	// The services (batch writers, the Tx and Dedicated pools,
+	// subscriptions, consumers) stop before the connection actors, so
+	// that their drain does not eat into the actors': each gets the whole
+	// DrainTimeout. With DrainTimeout 0 there is no drain to protect: they
+	// stop while the actors do, so that the closes of their connections
+	// (each may wait a second for a stalled server: see closeDrivers) run
+	// at the same time as the actors' instead of before them. Either way
+	// they have stopped, and their futures are complete, before Close
+	// returns.
+	var services sync.WaitGroup
+	if e.cfg.DrainTimeout > 0 {
+		e.stopServices()
+	} else {
+		services.Go(e.stopServices)
+	}
 	if e.cl != nil {
 		// Slot actors first: they fail what they hold and stop forwarding.
 		// Their in-flight batches complete as the connection actors drain.
@@ -254,9 +272,7 @@ func (e *Engine) Close() error {
 		}()
 		e.cl.close(e.cfg.DrainTimeout)
 	}
-	for _, c := range e.connStates() {
-		c.Mailbox.Close(ErrClosed)
-	}
+	e.closeMailboxes()
 	e.system.Root.Stop(e.supPID)
 	drain := time.NewTimer(e.cfg.DrainTimeout)
 	defer drain.Stop()
@@ -290,6 +306,7 @@ func (e *Engine) Close() error {
 		// still stopping fail what they hold first.
 		e.cl.wait()
 	}
+	services.Wait()
 	e.closeBlocking() // the closed drivers end them
 	e.system.Shutdown()
 	// After everything that emits events.
@@ -311,10 +328,39 @@ const stuckActorWait = 5 * time.Second
 // for the tests.
 var hookWait = 5 * time.Second
 
-func (e *Engine) closeDrivers() {
-	for _, c := range e.connStates() {
-		c.CloseDriver()
+// closeMailboxes closes the connection actors' mailboxes, failing the
+// commands queued in them with ErrClosed, all at once (with many queued
+// commands, failing them takes a while).
+func (e *Engine) closeMailboxes() {
+	conns := e.connStates()
+	if len(conns) == 1 {
+		conns[0].Mailbox.Close(ErrClosed)
+		return
 	}
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() { c.Mailbox.Close(ErrClosed) })
+	}
+	wg.Wait()
+}
+
+// closeDrivers closes every connection actor's driver connection, all at
+// once, and returns when every close has returned. A close may take a
+// while: valkey-go's pipe.Close sends a PING and waits up to 1 s for its
+// reply before it closes the socket, a second per connection to a stalled
+// server, which one after another would add up with PoolSize and the
+// cluster's nodes.
+func (e *Engine) closeDrivers() {
+	conns := e.connStates()
+	if len(conns) == 1 {
+		conns[0].CloseDriver()
+		return
+	}
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(c.CloseDriver)
+	}
+	wg.Wait()
 }
 
 // connStates returns the connection actors' states (nodes may be added

@@ -334,8 +334,12 @@ func (p *txConns) stop(error) {
 	p.open, p.idle = nil, nil
 	p.signalLocked()
 	p.mu.Unlock()
+	// All at once: a close may wait a second for a stalled server (see
+	// Engine.closeDrivers).
+	var wg sync.WaitGroup
 	for _, c := range conns {
-		_ = c.Close()
+		wg.Go(func() { _ = c.Close() })
 	}
+	wg.Wait()
 	p.ops.Wait()
 }
