@@ -227,7 +227,9 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // pipelines already written finish for up to Config.DrainTimeout (then
 // closes the connections, failing what is still in flight), and stops every
 // actor and goroutine the engine started. Every future the engine returned
-// is complete when Close returns. Closing a connection to a server that
+// is complete when Close returns (a Pipeline's or a Tx's once its Exec has
+// been called: nothing of them is sent before, and an Exec after Close
+// fails them with ErrClosed). Closing a connection to a server that
 // does not answer takes up to a second (the driver waits that long for
 // the reply to a PING): Close closes its connections at once, so that with
 // DrainTimeout 0 it takes about that second, however many connections
