@@ -120,27 +120,15 @@ func tagOfSlot(slot int) string {
 }
 
 // poolUsed returns how many connections of the engine's pool (PoolTx or
-// PoolDedicated) are lent out or being dialled.
-func poolUsed(eng *engine.Engine, pool string) int {
-	n := 0
+// PoolDedicated) are lent out or being dialled, and how many are idle.
+func poolUsed(eng *engine.Engine, pool string) (used, idle int) {
 	for _, p := range eng.Stats().DedicatedConns {
 		if p.Pool == pool {
-			n += p.Used
+			used += p.Used
+			idle += p.Idle
 		}
 	}
-	return n
-}
-
-// poolIdle returns how many connections of the engine's pool (PoolTx or
-// PoolDedicated) are idle.
-func poolIdle(eng *engine.Engine, pool string) int {
-	n := 0
-	for _, p := range eng.Stats().DedicatedConns {
-		if p.Pool == pool {
-			n += p.Idle
-		}
-	}
-	return n
+	return used, idle
 }
 
 // serverDo is what the test servers of every mode answer commands with.
@@ -245,7 +233,7 @@ func closeTxStalled(t *testing.T, eng *engine.Engine, w *engine.BatchWriter, bwE
 	exec <-chan error, resume func() error, snapshot goleak.Option,
 ) {
 	t.Helper()
-	waitCond(t, 10*time.Second, "the Tx.Exec on its connection", func() bool { return poolUsed(eng, engine.PoolTx) >= 1 })
+	waitCond(t, 10*time.Second, "the Tx.Exec on its connection", func() bool { used, _ := poolUsed(eng, engine.PoolTx); return used >= 1 })
 	waitCond(t, 10*time.Second, "commands written to the stalled primary", func() bool { return eng.Stats().InFlight > 0 })
 	took, st, closeErr := closeZeroDrain(t, eng, w, bwErrs.len, fs, pop, txIncr, nil)
 	execFailed(t, exec)
@@ -321,7 +309,7 @@ func TestCloseZeroDrainStalledServer(t *testing.T) {
 	if c := w.Stats().Connects; c != 2 {
 		t.Fatalf("the batch writer opened %d connections, want 2", c)
 	}
-	if idle := poolIdle(eng, engine.PoolDedicated); idle != 2 {
+	if _, idle := poolUsed(eng, engine.PoolDedicated); idle != 2 {
 		t.Fatalf("%d idle connections in the Dedicated pool, want 2", idle)
 	}
 	pop := blockedPop(t, ctx, eng, srv, "st:never")
@@ -356,7 +344,9 @@ func TestCloseZeroDrainStalledServer(t *testing.T) {
 		}
 	}
 	waitCond(t, 10*time.Second, "the Tx, Watch and Dedicated calls on their connections", func() bool {
-		return poolUsed(eng, engine.PoolTx) >= 2 && poolUsed(eng, engine.PoolDedicated) >= 1
+		tx, _ := poolUsed(eng, engine.PoolTx)
+		ded, _ := poolUsed(eng, engine.PoolDedicated)
+		return tx >= 2 && ded >= 1
 	})
 	waitCond(t, 10*time.Second, "commands written to the stalled server", func() bool { return eng.Stats().InFlight > 0 })
 
