@@ -450,3 +450,85 @@ func TestClusterCloseZeroDrainStalledNode(t *testing.T) {
 	}
 	closeTxStalled(t, eng, w, bwErrs, fs, pop, txIncr, exec, p.Resume, snapshot)
 }
+
+// heldCtx holds the first call of its Err until released: Pipeline.Exec
+// and Tx.Exec call Err right after they found the engine open, so a test
+// can hold an Exec there while Close runs.
+type heldCtx struct {
+	context.Context
+	once    sync.Once
+	in      chan struct{} // closed when Err is first called
+	release chan struct{}
+}
+
+func newHeldCtx() *heldCtx {
+	return &heldCtx{Context: context.Background(), in: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (c *heldCtx) Err() error {
+	c.once.Do(func() {
+		close(c.in)
+		<-c.release
+	})
+	return c.Context.Err()
+}
+
+// An Exec called before Close, and still between its check that the
+// engine is open and the hand-over of its commands, has its futures
+// complete when Close returns: Close waits for it (it posts to closed
+// mailboxes, or asks a closed pool, and fails them with ErrClosed).
+// Before, Close returned at once and the futures completed afterwards.
+func TestCloseWaitsForExecInProgress(t *testing.T) {
+	srv := valkeytest.Start(t)
+	for _, kind := range []string{"pipeline", "tx"} {
+		t.Run(kind, func(t *testing.T) {
+			eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+			var (
+				fs   []*futures.Future[struct{}]
+				exec func(context.Context) error
+			)
+			if kind == "pipeline" {
+				p := eng.Pipeline()
+				for i := range 3 {
+					fs = append(fs, p.Set(fmt.Sprintf("cw:%s:%d", kind, i), "v", 0))
+				}
+				exec = p.Exec
+			} else {
+				tx := eng.Tx()
+				for i := range 3 {
+					fs = append(fs, tx.Set(fmt.Sprintf("{cw}:%s:%d", kind, i), "v", 0))
+				}
+				exec = tx.Exec
+			}
+			hc := newHeldCtx()
+			execErr := make(chan error, 1)
+			go func() { execErr <- exec(hc) }()
+			<-hc.in // the Exec found the engine open; it is held there
+			pendingAtClose := make(chan int, 1)
+			go func() {
+				_ = eng.Close()
+				pendingAtClose <- pendingFutures(fs)
+			}()
+			// Close must not return while the Exec is held. Close of an idle
+			// engine takes milliseconds: a second says it is waiting.
+			select {
+			case n := <-pendingAtClose:
+				close(hc.release)
+				t.Fatalf("Close returned while an Exec called before it was in progress (%d of %d futures pending)", n, len(fs))
+			case <-time.After(time.Second):
+			}
+			close(hc.release)
+			if n := <-pendingAtClose; n > 0 {
+				t.Fatalf("%d of %d futures pending when Close returned", n, len(fs))
+			}
+			if err := <-execErr; !errors.Is(err, engine.ErrClosed) {
+				t.Fatalf("Exec: %v, want ErrClosed", err)
+			}
+			for i, f := range fs {
+				if err := f.Err(context.Background()); !errors.Is(err, engine.ErrClosed) {
+					t.Fatalf("future %d: %v, want ErrClosed", i, err)
+				}
+			}
+		})
+	}
+}

@@ -58,6 +58,7 @@ type Engine struct {
 	tx    txConns       // dedicated connections for Tx and Watch (tx_conns.go)
 	ded   txConns       // connections lent by Dedicated (dedicated.go)
 	subs  subCounters   // pub/sub counters for Stats (subscribe.go)
+	execs execGate      // Pipeline and Tx Execs in progress: Close waits for them (exec_gate.go)
 
 	log *slog.Logger // Config.Logger filtered by LogLevel, or a discarding one
 	bus *hookbus.Bus // the hooks (the Logging hook included); nil without any
@@ -309,6 +310,17 @@ func (e *Engine) Close() error {
 		e.cl.wait()
 	}
 	services.Wait()
+	// An Exec that found the engine open before Close began posts to
+	// closed mailboxes or asks a closed pool now, failing its futures:
+	// wait for it, so that they are complete when Close returns.
+	select {
+	case <-e.execs.wait():
+	case <-time.After(stuckActorWait):
+		// An Exec stuck with every actor and pool closed (a bug).
+		if err == nil {
+			err = fmt.Errorf("vactor: close: a Pipeline or Tx Exec has not finished within %s", stuckActorWait)
+		}
+	}
 	e.closeBlocking() // the closed drivers end them
 	e.system.Shutdown()
 	// After everything that emits events.

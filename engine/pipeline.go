@@ -100,6 +100,17 @@ func (p *Pipeline) Exec(ctx context.Context) error {
 	if len(q) == 0 {
 		return nil
 	}
+	if err := p.post(ctx, q); err != nil {
+		return err
+	}
+	return awaitAll(ctx, q)
+}
+
+// post hands q to the actors, or fails it when nothing can be sent; Close
+// waits for it (execGate).
+func (p *Pipeline) post(ctx context.Context, q []entry) error {
+	p.e.execs.enter()
+	defer p.e.execs.leave()
 	if err := p.e.sendable(ctx); err != nil {
 		failAll(q, err)
 		return err
@@ -109,7 +120,7 @@ func (p *Pipeline) Exec(ctx context.Context) error {
 	} else {
 		p.e.postStandalone(ctx, q)
 	}
-	return awaitAll(ctx, q)
+	return nil
 }
 
 // Discard drops the pipeline's commands unsent; their futures fail with

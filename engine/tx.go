@@ -96,6 +96,9 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// Close waits for the futures of an Exec in progress (execGate).
+	tx.e.execs.enter()
+	defer tx.e.execs.leave()
 	if bad != nil {
 		err := fmt.Errorf("vactor: transaction not sent: %w", bad)
 		failAll(q, err)
