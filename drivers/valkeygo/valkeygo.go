@@ -405,17 +405,27 @@ func (c *Conn) ListenValkey(h valkey.PubSubHooks) <-chan error {
 	return done
 }
 
-// Close implements drivers.Conn.
+// Close implements drivers.Conn. A listening Conn has two connections
+// (see ListenValkey): Close closes them at the same time and returns once
+// both are closed. valkey-go's close of a connection sends a PING and
+// waits up to 1 s for its reply before it closes the socket (pipe.Close),
+// so that one after another they would take two seconds against a
+// stalled server.
 func (c *Conn) Close() error {
 	c.once.Do(func() {
 		c.mu.Lock()
 		c.closed = true
 		c.mu.Unlock()
 		c.cancel()
-		if d := c.ded.Load(); d != nil {
-			(*d).Close()
+		d := c.ded.Load()
+		if d == nil {
+			c.c.Close()
+			return
 		}
+		var wg sync.WaitGroup
+		wg.Go((*d).Close)
 		c.c.Close()
+		wg.Wait()
 	})
 	return nil
 }

@@ -514,3 +514,77 @@ func TestDialOptions(t *testing.T) {
 		t.Fatalf("GET k on DB 0: %v, want nil (the key was set on DB 2)", err)
 	}
 }
+
+// closeStalledMax bounds Close of a Conn whose server is stalled.
+// valkey-go's close of each of its connections sends a PING and waits up
+// to 1 s for the reply before it closes the socket: a Conn that listens
+// has two connections (the dedicated pub/sub one and the one it dialled
+// first), which Close closes at once, so that it takes that second once,
+// not twice. (The engine's stalled-server Close tests use the same bound.)
+const closeStalledMax = 1800 * time.Millisecond
+
+// Close of a listening Conn whose server is stalled (SIGSTOP) closes the
+// pub/sub connection and the first one at the same time: it takes about
+// the one second valkey-go waits for a stalled server, not two.
+func TestCloseListeningStalledServer(t *testing.T) {
+	srv := valkeytest.Start(t)
+	conn := dial(t, drivers.Options{Addr: srv.Addr()})
+	subscribed := make(chan struct{}, 1)
+	done := conn.ListenValkey(valkey.PubSubHooks{
+		OnSubscription: func(s valkey.PubSubSubscription) {
+			if s.Kind == "subscribe" {
+				subscribed <- struct{}{}
+			}
+		},
+	})
+	if err := conn.Do(context.Background(), conn.B().Subscribe().Channel("stalled").Build()).Error(); err != nil {
+		t.Fatalf("SUBSCRIBE: %v", err)
+	}
+	select {
+	case <-subscribed:
+	case err := <-done:
+		t.Fatalf("the subscription ended before it was confirmed: %v", err)
+	case <-time.After(waitTimeout):
+		t.Fatal("SUBSCRIBE not confirmed")
+	}
+	// Both of the Conn's connections are open.
+	if got := serverClients(t, srv); got != 2 {
+		t.Fatalf("%d client connections on the server, want 2 (pub/sub and the first)", got)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Resume() }()
+	start := time.Now()
+	if err := conn.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	took := time.Since(start)
+	select {
+	case <-done:
+	case <-time.After(waitTimeout):
+		t.Fatal("the subscription did not end after Close")
+	}
+	if took >= closeStalledMax {
+		t.Errorf("Close of a listening Conn took %s against a stalled server, want < %s: it closed its two connections one after another", took, closeStalledMax)
+	}
+	t.Logf("Close in %s", took)
+}
+
+// serverClients returns how many client connections srv has, besides the
+// one that asks.
+func serverClients(t *testing.T, srv *valkeytest.Server) int {
+	t.Helper()
+	r, err := srv.Do("CLIENT", "LIST")
+	if err != nil {
+		t.Fatalf("CLIENT LIST: %v", err)
+	}
+	s, _ := r.(string)
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+		if line != "" && !strings.Contains(line, " cmd=client|list ") {
+			n++
+		}
+	}
+	return n
+}
