@@ -263,12 +263,13 @@ func execFailed(t *testing.T, exec <-chan error) {
 // (SIGSTOP): commands queued and written behind it on 2 connection actors,
 // a BLPOP on the server, a batch writer with queued and written items on
 // its 2 connections, a Tx.Exec, a Watch and a Dedicated call waiting on
-// the server (one of them dialling it), and an idle Dedicated connection.
-// When Close returns, without waiting, no future is pending (the
-// transaction's included) and no item of the writer; Close did not wait
-// for the dial, nor for each connection's close in turn (each waits up to
-// 1 s for the stalled server: Close takes less than closeStalledMax); the
-// calls in progress return with an error; no goroutine is left.
+// the server (one of them dialling it), an idle Dedicated connection and a
+// subscription. When Close returns, without waiting, no future is pending
+// (the transaction's included) and no item of the writer; Close did not
+// wait for the dial, nor for each connection's close in turn (each waits
+// up to 1 s for the stalled server, the subscription's two sockets
+// included: Close takes less than closeStalledMax); the calls in progress
+// return with an error; the subscription has ended; no goroutine is left.
 func TestCloseZeroDrainStalledServer(t *testing.T) {
 	srv := valkeytest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
@@ -313,6 +314,13 @@ func TestCloseZeroDrainStalledServer(t *testing.T) {
 		t.Fatalf("%d idle connections in the Dedicated pool, want 2", idle)
 	}
 	pop := blockedPop(t, ctx, eng, srv, "st:never")
+	// A subscription: its connection has two sockets (the driver's
+	// pub/sub one and the one it dialled first), each of whose closes
+	// waits for the stalled server.
+	sub, err := eng.Subscribe(ctx, "st:chan")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := srv.Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -361,6 +369,9 @@ func TestCloseZeroDrainStalledServer(t *testing.T) {
 	}
 	if _, err := pop.Await(ctx); !errors.Is(err, engine.ErrClosed) {
 		t.Errorf("BLPOP: %v, want ErrClosed", err)
+	}
+	if err := sub.Close(); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("Subscription.Close after the engine's Close: %v, want ErrClosed (the engine's Close ended it)", err)
 	}
 	for range 3 {
 		select {
