@@ -543,3 +543,98 @@ func TestCloseWaitsForExecInProgress(t *testing.T) {
 		})
 	}
 }
+
+// Cluster mode: Close with DrainTimeout 0 while the Tx and Dedicated pools
+// are still closing their idle connections to a former primary that is
+// stalled (SIGSTOP). The slot map that retired the node came in just
+// before Close: Close waits for those closes, which each wait up to 1 s for
+// the stalled node. The pools close them all at once, so that Close takes
+// less than closeStalledMax, not a second per connection; no future is
+// pending when it returns and no goroutine is left.
+func TestClusterCloseRetiringStalledFormerPrimary(t *testing.T) {
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{NodeTimeout: time.Minute})
+	snapshot := goleak.IgnoreCurrent()
+	ctx := ctxT(t)
+	// The map reloads only when the test has it (a MOVED): a periodic
+	// reload could retire the node before it is stalled.
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).
+		WithDrainTimeout(0).WithClusterRefreshInterval(0))
+	old, next := c.Primaries()[0], c.Replicas()[0] // StartCluster: the replicas of primary 0, 1, ... in turn
+	from, to := c.Primaries()[1], c.Primaries()[2]
+	key := keyOn(t, c, old)
+	moved := keyOn(t, c, from)
+	for _, n := range c.Primaries() { // every primary dialled
+		if err := eng.Set(ctx, keyOn(t, c, n), "0", 0).Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// perPool connections of each pool to the primary, held at once and
+	// given back: idle.
+	const perPool = 3
+	var held, ready sync.WaitGroup
+	held.Add(2 * perPool)
+	release := make(chan struct{})
+	errs := make(chan error, 2*perPool)
+	for range perPool {
+		ready.Go(func() {
+			errs <- eng.Watch(ctx, func(*engine.Tx) error {
+				held.Done()
+				<-release
+				return nil
+			}, key)
+		})
+		ready.Go(func() {
+			errs <- eng.DedicatedFor(ctx, key, func(*engine.DedicatedConn) error {
+				held.Done()
+				<-release
+				return nil
+			})
+		})
+	}
+	held.Wait()
+	close(release)
+	ready.Wait()
+	for range 2 * perPool {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	idleOld := func(open, idle map[string]int) bool { return idle[old.Addr()] == perPool }
+	waitPools(t, eng, 0, "idle connections to the primary", idleOld)
+
+	// The primary becomes a replica, and a slot of another primary moves:
+	// the engine knows neither yet.
+	if err := c.Failover(next); err != nil {
+		t.Fatalf("Failover: %v", err)
+	}
+	slot := valkeytest.HashSlot(moved)
+	if err := c.MigrateSlots(from, to, []int{slot}); err != nil {
+		t.Fatalf("MigrateSlots: %v", err)
+	}
+	waitPools(t, eng, 0, "idle connections to the former primary before the map reloads", idleOld)
+	if err := old.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = old.Resume() }()
+	// MOVED: the engine reloads the map, which has the pools close their
+	// idle connections to the former primary.
+	set := eng.Set(ctx, moved, "1", 0)
+	waitPools(t, eng, 10*time.Second, "the former primary's idle connections retired", func(open, idle map[string]int) bool {
+		return idle[old.Addr()] == 0 && open[old.Addr()] == 0
+	})
+	start := time.Now()
+	closeErr := eng.Close()
+	took := time.Since(start)
+	if !set.IsDone() {
+		t.Fatal("the SET redirected by MOVED is still pending after Close")
+	}
+	if took >= closeStalledMax {
+		t.Errorf("Close (DrainTimeout 0) took %s while the pools closed %d connections each to a stalled former primary, want < %s: they closed them one after another (err %v)",
+			took, perPool, closeStalledMax, closeErr)
+	}
+	if err := old.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, snapshot)
+	t.Logf("Close in %s: %v", took, closeErr)
+}

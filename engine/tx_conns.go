@@ -259,8 +259,10 @@ func (p *txConns) dropIdle(addr string) {
 // out again. It runs when the engine's view of the primaries changed (a
 // new cluster slot map, a sentinel switch); a connection lent at the time
 // is closed when it is given back (put). The connections are closed on a
-// goroutine of their own (a driver's Close may wait for a round trip):
-// retire does not block its caller, the topology actor.
+// goroutine of their own (a driver's Close may wait for a round trip),
+// all at once (closeAll): retire does not block its caller, the topology
+// actor, and Close, which waits for these closes, waits for a stalled
+// node's second once, not once per connection.
 func (p *txConns) retire() {
 	p.mu.Lock()
 	if p.e == nil || p.closed {
@@ -290,10 +292,20 @@ func (p *txConns) retire() {
 	p.mu.Unlock()
 	go func() {
 		defer p.ops.Done()
-		for _, c := range drop {
-			_ = c.Close()
-		}
+		closeAll(drop)
 	}()
+}
+
+// closeAll closes conns all at once and returns when every close has
+// returned: a close may wait a second for a stalled server (see
+// Engine.closeDrivers), which one after another would add up with the
+// number of connections.
+func closeAll(conns []drivers.ValkeyConn) {
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() { _ = c.Close() })
+	}
+	wg.Wait()
 }
 
 // keeps reports whether a dedicated connection to addr may be kept idle
@@ -334,12 +346,6 @@ func (p *txConns) stop(error) {
 	p.open, p.idle = nil, nil
 	p.signalLocked()
 	p.mu.Unlock()
-	// All at once: a close may wait a second for a stalled server (see
-	// Engine.closeDrivers).
-	var wg sync.WaitGroup
-	for _, c := range conns {
-		wg.Go(func() { _ = c.Close() })
-	}
-	wg.Wait()
+	closeAll(conns)
 	p.ops.Wait()
 }
