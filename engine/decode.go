@@ -10,12 +10,14 @@ import (
 // Decoders turn a reply into a typed result. They are plain functions (no
 // closures) so a request stores them without allocating. A reply of
 // another shape than the command's (another server version's, a proxy's)
-// fails the command with an error wrapping ErrReplyType (see typed).
+// fails the command with an error wrapping ErrReplyType (see typed). On an
+// error a decoder returns the zero value: valkey-go's ToString gives an
+// error reply's text as the string, which must not reach a caller as data.
 
 func decodeString(res valkey.ValkeyResult) (string, error) {
 	v, err := res.ToString()
 	if err != nil {
-		return v, typed(&res, err)
+		return "", typed(&res, err)
 	}
 	return v, nil
 }
@@ -23,7 +25,7 @@ func decodeString(res valkey.ValkeyResult) (string, error) {
 func decodeInt64(res valkey.ValkeyResult) (int64, error) {
 	v, err := res.AsInt64()
 	if err != nil {
-		return v, typed(&res, err)
+		return 0, typed(&res, err)
 	}
 	return v, nil
 }
@@ -31,7 +33,7 @@ func decodeInt64(res valkey.ValkeyResult) (int64, error) {
 func decodeFloat64(res valkey.ValkeyResult) (float64, error) {
 	v, err := res.AsFloat64()
 	if err != nil {
-		return v, typed(&res, err)
+		return 0, typed(&res, err)
 	}
 	return v, nil
 }
@@ -39,7 +41,7 @@ func decodeFloat64(res valkey.ValkeyResult) (float64, error) {
 func decodeBool(res valkey.ValkeyResult) (bool, error) {
 	v, err := res.AsBool()
 	if err != nil {
-		return v, typed(&res, err)
+		return false, typed(&res, err)
 	}
 	return v, nil
 }
@@ -47,7 +49,7 @@ func decodeBool(res valkey.ValkeyResult) (bool, error) {
 func decodeStrings(res valkey.ValkeyResult) ([]string, error) {
 	v, err := res.AsStrSlice()
 	if err != nil {
-		return v, typed(&res, err)
+		return nil, typed(&res, err)
 	}
 	return v, nil
 }
@@ -55,7 +57,7 @@ func decodeStrings(res valkey.ValkeyResult) ([]string, error) {
 func decodeStrMap(res valkey.ValkeyResult) (map[string]string, error) {
 	v, err := res.AsStrMap()
 	if err != nil {
-		return v, typed(&res, err)
+		return nil, typed(&res, err)
 	}
 	return v, nil
 }

@@ -95,7 +95,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	t, err := resolveTarget(&tf, fs, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "vactor bench:", err)
-		return exitFailed
+		return targetExit(err)
 	}
 	defer closeTarget(t, stderr)
 

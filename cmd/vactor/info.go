@@ -39,7 +39,7 @@ func runInfo(args []string, stdout, stderr io.Writer) int {
 	t, err := resolveTarget(&tf, fs, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "vactor info:", err)
-		return exitFailed
+		return targetExit(err)
 	}
 	defer closeTarget(t, stderr)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)

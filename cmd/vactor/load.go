@@ -108,7 +108,7 @@ func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	t, err := resolveTarget(&tf, fs, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "vactor load:", err)
-		return exitFailed
+		return targetExit(err)
 	}
 	defer closeTarget(t, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

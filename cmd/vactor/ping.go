@@ -42,7 +42,7 @@ func runPing(args []string, stdout, stderr io.Writer) int {
 	t, err := resolveTarget(&tf, fs, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "vactor ping:", err)
-		return exitFailed
+		return targetExit(err)
 	}
 	defer closeTarget(t, stderr)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)

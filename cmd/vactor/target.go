@@ -135,10 +135,28 @@ func (fv flagVars) load() (config.Config, error) {
 		if name, ok := fv[fe.Field]; ok {
 			// The field error redacts passwords and URLs; keep its text.
 			msg := strings.Replace(fe.Error(), "invalid "+fe.Field, "invalid "+name+" ("+fe.Field+")", 1)
-			return config.Config{}, fmt.Errorf("%s: %w", strings.TrimPrefix(msg, "config: "), config.ErrInvalidConfig)
+			return config.Config{}, badFlagValue{fmt.Errorf("%s: %w", strings.TrimPrefix(msg, "config: "), config.ErrInvalidConfig)}
 		}
 	}
 	return config.Config{}, err
+}
+
+// badFlagValue is a configuration error about a value a flag gave: a
+// usage error (exit status 2), as a bad -count or -timeout is.
+type badFlagValue struct{ err error }
+
+func (e badFlagValue) Error() string { return e.err.Error() }
+func (e badFlagValue) Unwrap() error { return e.err }
+
+// targetExit is the exit status for an error of resolveTarget: exitUsage
+// for a bad flag value, exitFailed otherwise (a bad VALKEY_* variable, no
+// throwaway server).
+func targetExit(err error) int {
+	var bf badFlagValue
+	if errors.As(err, &bf) {
+		return exitUsage
+	}
+	return exitFailed
 }
 
 // target is the resolved configuration and, when none was configured,

@@ -50,8 +50,8 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 // never shows, whether it is right, wrong, in a flag or in a URL.
 func TestConfigErrorsNameFlagsAndHidePasswords(t *testing.T) {
 	r := vactor(t, nil, "", "ping", "-addr", "no-port")
-	if r.code != exitFailed {
-		t.Fatalf("exit %d, want %d\n%s", r.code, exitFailed, r.stderr)
+	if r.code != exitUsage {
+		t.Fatalf("exit %d, want %d\n%s", r.code, exitUsage, r.stderr)
 	}
 	mustContain(t, "stderr", r.stderr, `invalid -addr (VALKEY_ADDR) "no-port"`)
 
@@ -91,5 +91,36 @@ func TestUsage(t *testing.T) {
 	}
 	if r := vactor(t, nil, "", "help"); r.code != exitOK || !strings.Contains(r.stdout, "vactor COMMAND") {
 		t.Errorf("help: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+// docs/cli.md: a bad flag value is a usage error (exit status 2), for
+// -url and -addr as for -count; a bad VALKEY_* variable, or a server that
+// cannot be reached, is a failure (1). Every subcommand that takes the
+// target flags says so, and none of them reaches the server.
+func TestBadTargetFlagValueIsUsageError(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{})
+	for _, sub := range []string{"ping", "info", "bench", "load"} {
+		for _, flags := range [][]string{
+			{"-url", "bad"},
+			{"-url", "valkey://" + srv.Addr() + "?pool_size=0"},
+			{"-addr", "no-port"},
+			{"-addr", srv.Addr() + ","},
+		} {
+			args := append([]string{sub}, flags...)
+			r := vactor(t, nil, "", args...)
+			if r.code != exitUsage {
+				t.Errorf("%q: exit %d, want %d (a bad flag value)\n%s", args, r.code, exitUsage, r.stderr)
+			}
+			mustContain(t, "stderr", r.stderr, "invalid "+flags[0]+" (")
+		}
+	}
+	r := vactor(t, []string{"VALKEY_POOL_SIZE=0"}, "", "ping", "-addr", srv.Addr())
+	if r.code != exitFailed {
+		t.Errorf("bad VALKEY_POOL_SIZE: exit %d, want %d\n%s", r.code, exitFailed, r.stderr)
+	}
+	r = vactor(t, nil, "", "ping", "-addr", srv.Addr(), "-count", "1")
+	if r.code != exitOK {
+		t.Fatalf("good -addr: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
