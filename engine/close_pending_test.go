@@ -42,11 +42,16 @@ func pendingFutures[T any](fs []*futures.Future[T]) int {
 //
 // How long Close takes is not asserted: in round 0 every SET to a
 // migrating slot is redirected (ASK), some 15,000-31,000 Redirected
-// events, each a debug line of the test's checked logger (withLogCheck).
-// Close delivers the hook events queued before it (up to hookWait), and
-// under -race the hook goroutine was up to 8,500 events behind: Close
-// took 0.8-1.7 s in 8 of 10 runs, 0.6-1.4 s of it in that delivery;
-// 0.1-0.3 s with the logger at info level (without -race: 14-40 ms).
+// events. Each was a debug line of the test's checked logger
+// (withLogCheck), and Close delivers the hook events queued before it (up
+// to hookWait): under -race Close took 0.8-1.7 s, most of it in that
+// delivery. With redirects logged at most 10 a second per node it takes
+// 0.1-0.2 s (0.25-0.5 s under a CPU hog), and that exposed a bug the slow
+// delivery had hidden: the engine's Close and a connection actor's stop
+// both close the actor's mailbox, and the second Close returned while the
+// first was still failing the queued commands, so Close returned with up
+// to 6,862 of 48,008 futures pending (3 runs in 8 under a CPU hog; the
+// mailbox's second Close now waits, TestCloseWaitsForCloseInProgress).
 func TestClusterCloseZeroDrainCompletesHeld(t *testing.T) {
 	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1})
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())

@@ -102,6 +102,9 @@ type Bounded struct {
 	system   []any     // system messages, FIFO
 	closed   bool
 	closeErr error
+	// failed is closed once the first Close has failed every command it
+	// took: a later Close waits for it.
+	failed chan struct{}
 	// posted counts the commands accepted into the queue (Stats.Posted):
 	// a plain counter under mu, which every poster holds anyway, rather
 	// than one more contended atomic per command.
@@ -488,17 +491,26 @@ func (m *Bounded) Len() int {
 // and every command waiting for room, makes every later Post fail the same
 // way, and wakes blocked posters. It returns the number of queued commands
 // it failed. Close is idempotent: later calls
-// fail nothing new and return 0. Other user and system messages still run.
+// fail nothing new and return 0, once the first one has failed every
+// command it took (so that every caller of Close may rely on those
+// futures being complete when it returns: the engine's Close and the
+// connection actor's stop both close the mailbox, and whichever came
+// second returned while the first was still failing thousands of
+// commands). Other user and system messages still run.
 func (m *Bounded) Close(err error) int {
 	if err == nil {
 		err = ErrClosed
 	}
 	m.mu.Lock()
 	if m.closed {
+		failed := m.failed
 		m.mu.Unlock()
+		<-failed
 		return 0
 	}
 	m.closed, m.closeErr = true, err
+	m.failed = make(chan struct{})
+	defer close(m.failed)
 	q := m.queue
 	m.queue = nil
 	ws := m.waiters

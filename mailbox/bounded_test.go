@@ -1212,6 +1212,68 @@ func TestCloseNilUsesErrClosed(t *testing.T) {
 	}
 }
 
+// slowFailMsg is a msg whose Fail, the first time, says so on entered and
+// waits for release.
+type slowFailMsg struct {
+	*msg
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func (m *slowFailMsg) Fail(err error) {
+	m.once.Do(func() {
+		close(m.entered)
+		<-m.release
+	})
+	m.msg.Fail(err)
+}
+
+// A second Close returns only once the first has failed every queued
+// command: the engine's Close and a connection actor's stop both close
+// the mailbox, and the engine's Close returned while the other call was
+// still failing thousands of queued commands, their futures pending
+// (TestClusterCloseZeroDrainCompletesHeld, under a CPU hog).
+func TestCloseWaitsForCloseInProgress(t *testing.T) {
+	d := &manualDispatcher{}
+	mb, _ := newMailbox(mailbox.Options{}, d)
+	slow := &slowFailMsg{msg: newMsg(context.Background(), 0, 0), entered: make(chan struct{}), release: make(chan struct{})}
+	mb.Post(slow)
+	rest := make([]*msg, 100)
+	for i := range rest {
+		rest[i] = newMsg(context.Background(), 0, i+1)
+		mb.Post(rest[i])
+	}
+	first := make(chan int, 1)
+	go func() { first <- mb.Close(nil) }()
+	<-slow.entered // the first Close is failing the queue
+	pendingAtReturn := make(chan int, 1)
+	go func() {
+		mb.Close(nil)
+		n := 0
+		for _, m := range rest {
+			if done, _ := m.result(); !done {
+				n++
+			}
+		}
+		pendingAtReturn <- n
+	}()
+	select {
+	case n := <-pendingAtReturn:
+		close(slow.release)
+		t.Fatalf("the second Close returned while the first was failing the queue (%d of %d commands pending)", n, len(rest))
+	case <-time.After(100 * time.Millisecond):
+		// Still waiting, as it should (it cannot return before release).
+	}
+	close(slow.release)
+	if n := <-pendingAtReturn; n != 0 {
+		t.Fatalf("%d of %d commands pending when the second Close returned", n, len(rest))
+	}
+	if n := <-first; n != len(rest)+1 {
+		t.Fatalf("first Close returned %d, want %d", n, len(rest)+1)
+	}
+	d.run()
+}
+
 // Every command completes exactly once, delivered or failed, while posters,
 // the actor and Close race.
 func TestCloseRace(t *testing.T) {
