@@ -55,7 +55,8 @@ const (
 // Msg* messages and stable attributes: connects and reconnects at info,
 // failed connects and lost connections at warn (at most one line a second
 // per node and message, with the number of lines suppressed), breaker
-// transitions at warn, retries, redirects and actor restarts at debug,
+// transitions at warn, retries, redirects (at most 10 lines a second per
+// node) and actor restarts at debug,
 // slot-map changes and failovers at info, dropped pub/sub messages and full
 // mailboxes at warn (rate-limited like connects), stream handler failures
 // at warn. It logs no command, key or value, and no password: the errors
@@ -76,20 +77,27 @@ type Logging struct {
 type limitKey struct{ msg, node string }
 
 type limited struct {
-	last       time.Time
+	start      time.Time // of the current window of every
+	n          int       // lines logged in it
 	suppressed int
 }
 
 // NewLogging returns a Logging hook over l.
 func NewLogging(l *slog.Logger) *Logging { return &Logging{Logger: l} }
 
-// every is the least time between two rate-limited lines with the same
-// message and node.
+// every is the window of the rate limit: at most one line (redirectBurst
+// for MsgRedirected) per window with the same message and node.
 const every = time.Second
 
-// allow reports whether a rate-limited line may be logged now, and how many
-// were suppressed since the last one.
-func (l *Logging) allow(msg, node string) (bool, int) {
+// redirectBurst is how many MsgRedirected lines a node's redirects may log
+// per second: a slot migration or a resharding redirects every command of
+// the slots on the move, tens of thousands of lines a second otherwise.
+const redirectBurst = 10
+
+// allow reports whether a rate-limited line may be logged now (at most
+// burst lines per window of every), and how many were suppressed since
+// the last one logged.
+func (l *Logging) allow(msg, node string, burst int) (bool, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.limit == nil {
@@ -102,13 +110,17 @@ func (l *Logging) allow(msg, node string) (bool, int) {
 		l.limit[k] = s
 	}
 	now := time.Now()
-	if !s.last.IsZero() && now.Sub(s.last) < every {
-		s.suppressed++
-		return false, 0
+	if s.start.IsZero() || now.Sub(s.start) >= every {
+		n := s.suppressed
+		s.start, s.n, s.suppressed = now, 1, 0
+		return true, n
 	}
-	n := s.suppressed
-	s.last, s.suppressed = now, 0
-	return true, n
+	if s.n < burst {
+		s.n++
+		return true, 0
+	}
+	s.suppressed++
+	return false, 0
 }
 
 func (l *Logging) log(level slog.Level, msg string, attrs ...slog.Attr) {
@@ -118,12 +130,18 @@ func (l *Logging) log(level slog.Level, msg string, attrs ...slog.Attr) {
 	l.Logger.LogAttrs(context.Background(), level, msg, attrs...)
 }
 
-// limited logs a rate-limited line.
+// limited logs a rate-limited line: at most one a second per message and
+// node.
 func (l *Logging) limited(level slog.Level, msg, node string, attrs ...slog.Attr) {
+	l.limitedN(level, msg, node, 1, attrs...)
+}
+
+// limitedN logs a line rate-limited to burst a second per message and node.
+func (l *Logging) limitedN(level slog.Level, msg, node string, burst int, attrs ...slog.Attr) {
 	if l.Logger == nil || !l.Logger.Enabled(context.Background(), level) {
 		return
 	}
-	ok, n := l.allow(msg, node)
+	ok, n := l.allow(msg, node, burst)
 	if !ok {
 		return
 	}
@@ -190,10 +208,11 @@ func (l *Logging) OnRetryScheduled(ev Retry) {
 	l.log(slog.LevelDebug, MsgRetryScheduled, attrs...)
 }
 
-// OnRedirected logs MsgRedirected at debug. Attributes: kind, command,
-// slot, from, to, gave_up.
+// OnRedirected logs MsgRedirected at debug, at most 10 lines a second per
+// node that redirected (the first line after a suppressed one counts them
+// in "suppressed"). Attributes: kind, command, slot, from, to, gave_up.
 func (l *Logging) OnRedirected(ev Redirect) {
-	l.log(slog.LevelDebug, MsgRedirected, slog.String("kind", ev.Kind), slog.String("command", ev.Name), slog.Int("slot", ev.Slot),
+	l.limitedN(slog.LevelDebug, MsgRedirected, ev.From, redirectBurst, slog.String("kind", ev.Kind), slog.String("command", ev.Name), slog.Int("slot", ev.Slot),
 		slog.String("from", ev.From), slog.String("to", ev.To), slog.Bool("gave_up", ev.GaveUp))
 }
 

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vactor-io/vactor/hooks"
 )
@@ -26,6 +28,50 @@ func TestLoggingRateLimits(t *testing.T) {
 	}
 	if n := strings.Count(out, hooks.MsgConnected); n != 5 {
 		t.Fatalf("%d connects logged, want 5", n)
+	}
+}
+
+// Redirects are logged at most redirectBurst (10) a second per node that
+// redirected: a slot migration redirects every command of the slots on the
+// move, and each used to be a line (tens of thousands a second). Every
+// redirect is either logged or counted in the "suppressed" of the node's
+// next line.
+func TestLoggingRedirectsRateLimited(t *testing.T) {
+	var buf bytes.Buffer
+	l := hooks.NewLogging(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	const n = 1000
+	start := time.Now()
+	for i := range n {
+		l.OnRedirected(hooks.Redirect{Kind: hooks.RedirectMoved, Name: "GET", Slot: i, From: "a:1", To: "b:1"})
+	}
+	windows := int(time.Since(start)/time.Second) + 1
+	logged := strings.Count(buf.String(), hooks.MsgRedirected)
+	if logged < 10 || logged > 10*windows {
+		t.Fatalf("%d of %d redirects logged in %d one-second windows, want 10 to %d", logged, n, windows, 10*windows)
+	}
+	// The first line of the next window counts what was suppressed.
+	time.Sleep(time.Second) // the window is the subject of the test
+	l.OnRedirected(hooks.Redirect{Kind: hooks.RedirectMoved, Name: "GET", From: "a:1", To: "b:1"})
+	l.OnRedirected(hooks.Redirect{Kind: hooks.RedirectAsk, Name: "SET", From: "c:1", To: "b:1"})
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if got := len(lines); got != logged+2 {
+		t.Fatalf("%d lines after the window, want %d", got, logged+2)
+	}
+	suppressed := 0
+	for _, line := range lines {
+		if _, v, ok := strings.Cut(line, "suppressed="); ok {
+			k, err := strconv.Atoi(strings.Fields(v)[0])
+			if err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			suppressed += k
+		}
+	}
+	if logged+suppressed != n {
+		t.Errorf("%d logged + %d counted as suppressed, want %d redirects in all:\n%s", logged, suppressed, n, lines[len(lines)-2])
+	}
+	if last := lines[len(lines)-1]; !strings.Contains(last, "from=c:1") || strings.Contains(last, "suppressed=") {
+		t.Errorf("another node's redirect: %q, want it logged and nothing suppressed", last)
 	}
 }
 
