@@ -193,7 +193,28 @@ type ServerError struct {
 	Message string // the whole error text as the server sent it, prefix included
 }
 
-func (e *ServerError) Error() string { return "vactor: server error: " + e.Message }
+// Error returns the reply's text after "vactor: server error: ". A MOVED
+// or CROSSSLOT reply also gets a hint: outside cluster mode it means the
+// engine was pointed at a cluster node without Config.ClusterMode
+// (docs/cluster.md), which nothing else would tell a new user; in cluster
+// mode such a reply reaches the caller only when the engine gave up on it
+// (ErrTooManyRedirects, a Dedicated connection, keys of different slots in
+// one Tx), where the hint's first half applies.
+func (e *ServerError) Error() string {
+	switch e.Prefix {
+	case "MOVED":
+		return "vactor: server error: " + e.Message + movedHint
+	case "CROSSSLOT":
+		return "vactor: server error: " + e.Message + crossSlotHint
+	}
+	return "vactor: server error: " + e.Message
+}
+
+// The hints ServerError.Error adds to MOVED and CROSSSLOT replies.
+const (
+	movedHint     = " (the key's hash slot is served by another cluster node; outside cluster mode, set Config.ClusterMode or VALKEY_CLUSTER_MODE=true: docs/cluster.md)"
+	crossSlotHint = " (the keys hash to different cluster slots: use a hash tag; outside cluster mode, set Config.ClusterMode or VALKEY_CLUSTER_MODE=true: docs/cluster.md)"
+)
 
 // ServerErrorCode returns Prefix; policies.ServerErrorCode and
 // policies.IsRetryable use it.
