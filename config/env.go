@@ -358,12 +358,42 @@ func loadFromLookup(lookup func(string) (string, bool)) (Config, error) {
 			return Config{}, newFieldError(v.name, s, fe.Reason)
 		}
 	}
+	// TLS or sentinel settings given without TLS or sentinel mode: the
+	// error is about the switch (TLS.Enabled, SentinelMode), which no
+	// variable set; name the variable that gave a setting instead.
+	if group, reason := switchGroup(fe); group != "" {
+		for _, v := range envVars[1:] {
+			if !strings.HasPrefix(v.field, group) {
+				continue
+			}
+			if s, ok := get(v); ok {
+				return Config{}, newFieldError(v.name, s, reason)
+			}
+		}
+	}
 	if hasURL {
 		if ue := fieldErr(renameURLField(err, urlText)); ue != fe {
 			return Config{}, wrapURLError("VALKEY_URL", urlText, ue)
 		}
 	}
 	return Config{}, err
+}
+
+// switchGroup returns, for the error of Validate about TLS or sentinel
+// settings given while TLS or sentinel mode is off, the prefix of the
+// Config fields of those settings and the reason to give for one of them;
+// "" for any other error.
+func switchGroup(fe *FieldError) (fieldPrefix, reason string) {
+	if fe == nil || fe.Value != "false" || !strings.HasPrefix(fe.Reason, "must be true when other") {
+		return "", ""
+	}
+	switch fe.Field {
+	case "TLS.Enabled":
+		return "TLS.", "needs TLS: set VALKEY_TLS_ENABLED=true, or use a valkeys:// or rediss:// URL"
+	case "SentinelMode":
+		return "Sentinel", "needs sentinel mode: set VALKEY_SENTINEL_ADDRS and VALKEY_SENTINEL_MASTER"
+	}
+	return "", ""
 }
 
 // wrapURLError reports err, from parsing the URL in variable name, as a

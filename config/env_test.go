@@ -205,7 +205,7 @@ func TestEnvVar(t *testing.T) {
 		// Without TLS enabled the setting is refused, not ignored.
 		t.Run(tt.name+" without TLS", func(t *testing.T) {
 			_, err := loadFromLookup(lookupMap(map[string]string{tt.name: tt.value}))
-			if fe := fieldErr(err); fe == nil || (fe.Field != "TLS.Enabled" && fe.Field != "TLS.KeyFile" && fe.Field != "TLS.CertFile") {
+			if fe := fieldErr(err); fe == nil || (fe.Field != tt.name && fe.Field != "TLS.KeyFile" && fe.Field != "TLS.CertFile") {
 				t.Fatalf("err = %v", err)
 			}
 		})
@@ -281,14 +281,16 @@ func TestEnvVarErrors(t *testing.T) {
 		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_ADDRS": "a:1"}, "VALKEY_ADDRS", "a:1", "conflicts with VALKEY_SENTINEL_MASTER"},
 		{map[string]string{"VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_ADDR": "a:1"}, "VALKEY_ADDR", "a:1", "conflicts with VALKEY_SENTINEL_ADDRS"},
 		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_CLUSTER_MODE": "true"}, "SentinelMode", "true", "must be false in cluster mode"},
-		{map[string]string{"VALKEY_SENTINEL_PASSWORD": testSecret}, "SentinelMode", "false", "must be true when other sentinel settings are given"},
-		{map[string]string{"VALKEY_SENTINEL_USERNAME": "w"}, "SentinelMode", "false", "must be true"},
+		{map[string]string{"VALKEY_SENTINEL_PASSWORD": testSecret}, "VALKEY_SENTINEL_PASSWORD", redacted, "needs sentinel mode: set VALKEY_SENTINEL_ADDRS and VALKEY_SENTINEL_MASTER"},
+		{map[string]string{"VALKEY_SENTINEL_USERNAME": "w"}, "VALKEY_SENTINEL_USERNAME", "w", "needs sentinel mode"},
 		{map[string]string{"VALKEY_SENTINEL_REFRESH_INTERVAL": "often"}, "VALKEY_SENTINEL_REFRESH_INTERVAL", "often", "not a duration"},
 		{map[string]string{"VALKEY_SENTINEL_REFRESH_INTERVAL": "-1s"}, "VALKEY_SENTINEL_REFRESH_INTERVAL", "-1s", "at least 0"},
 		{map[string]string{"VALKEY_URL": "valkey://s:1?master_set=m", "VALKEY_CLUSTER_MODE": "1"}, "SentinelMode", "true", "cluster mode"},
 		{map[string]string{"VALKEY_TLS_ENABLED": "on"}, "VALKEY_TLS_ENABLED", "on", "not a boolean"},
 		{map[string]string{"VALKEY_TLS_ENABLED": "0", "VALKEY_TLS_CA_FILE": "ca.pem"}, "VALKEY_TLS_ENABLED", "0", "must be true when other TLS settings are given"},
-		{map[string]string{"VALKEY_TLS_CA_FILE": "ca.pem"}, "TLS.Enabled", "false", "must be true"},
+		{map[string]string{"VALKEY_TLS_CA_FILE": "ca.pem"}, "VALKEY_TLS_CA_FILE", "ca.pem", "needs TLS: set VALKEY_TLS_ENABLED=true"},
+		{map[string]string{"VALKEY_TLS_INSECURE_SKIP_VERIFY": "true"}, "VALKEY_TLS_INSECURE_SKIP_VERIFY", "true", "needs TLS"},
+		{map[string]string{"VALKEY_URL": "valkeys://h:1", "VALKEY_TLS_ENABLED": "false", "VALKEY_TLS_CA_FILE": "ca.pem"}, "VALKEY_TLS_ENABLED", "false", "must be true when other TLS settings are given"},
 		{map[string]string{"VALKEY_TLS_ENABLED": "1", "VALKEY_TLS_CERT_FILE": "c.pem"}, "TLS.KeyFile", "", "must be set when TLS.CertFile is set"},
 		{map[string]string{"VALKEY_TLS_ENABLED": "1", "VALKEY_TLS_KEY_FILE": "k.pem"}, "TLS.CertFile", "", "must be set when TLS.KeyFile is set"},
 		{map[string]string{"VALKEY_TLS_INSECURE_SKIP_VERIFY": "maybe"}, "VALKEY_TLS_INSECURE_SKIP_VERIFY", "maybe", "not a boolean"},

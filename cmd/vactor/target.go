@@ -135,6 +135,8 @@ func (fv flagVars) load() (config.Config, error) {
 		if name, ok := fv[fe.Field]; ok {
 			// The field error redacts passwords and URLs; keep its text.
 			msg := strings.Replace(fe.Error(), "invalid "+fe.Field, "invalid "+name+" ("+fe.Field+")", 1)
+			// -tls-ca and the like without -tls: the reason names the variable.
+			msg = strings.Replace(msg, "set VALKEY_TLS_ENABLED=true", "give -tls", 1)
 			return config.Config{}, badFlagValue{fmt.Errorf("%s: %w", strings.TrimPrefix(msg, "config: "), config.ErrInvalidConfig)}
 		}
 	}

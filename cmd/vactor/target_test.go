@@ -115,6 +115,17 @@ func TestBadTargetFlagValueIsUsageError(t *testing.T) {
 			mustContain(t, "stderr", r.stderr, "invalid "+flags[0]+" (")
 		}
 	}
+	// A TLS file without -tls names the flag and says what is missing (it
+	// said `invalid TLS.Enabled "false"`, naming neither flag).
+	for _, f := range []string{"-tls-ca", "-tls-cert", "-tls-key"} {
+		args := []string{"ping", "-addr", srv.Addr(), f, "some.pem"}
+		r := vactor(t, nil, "", args...)
+		if r.code != exitUsage {
+			t.Errorf("%q: exit %d, want %d\n%s", args, r.code, exitUsage, r.stderr)
+		}
+		mustContain(t, "stderr", r.stderr, "invalid "+f+" (")
+		mustContain(t, "stderr", r.stderr, "needs TLS: give -tls")
+	}
 	r := vactor(t, []string{"VALKEY_POOL_SIZE=0"}, "", "ping", "-addr", srv.Addr())
 	if r.code != exitFailed {
 		t.Errorf("bad VALKEY_POOL_SIZE: exit %d, want %d\n%s", r.code, exitFailed, r.stderr)
