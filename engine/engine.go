@@ -310,6 +310,9 @@ func (e *Engine) Close() error {
 		e.cl.wait()
 	}
 	services.Wait()
+	if e.sn != nil {
+		e.sn.closes.Wait() // a switch's closes of the former primary's connections
+	}
 	// An Exec that found the engine open before Close began posts to
 	// closed mailboxes or asks a closed pool now, failing its futures:
 	// wait for it, so that they are complete when Close returns.

@@ -87,6 +87,7 @@ type sentinel struct {
 	replicas map[string]bool           // replica pools dialled or being dialled
 	readers  atomic.Pointer[[][]*actors.ConnState]
 	dials    sync.WaitGroup
+	closes   sync.WaitGroup // closeTracked's closes in progress; Close waits
 }
 
 // newSentinel asks the sentinels for the primary (in turn, each answer
@@ -563,19 +564,31 @@ func (t *trackedConn) ListenValkey(h valkey.PubSubHooks) <-chan error {
 
 var _ drivers.ValkeyPubSub = (*trackedConn)(nil)
 
-// closeTracked closes the dedicated connections to addr.
+// closeTracked closes the dedicated connections to addr, all at once, on
+// a goroutine of its own (Close waits for it): it runs on the sentinel
+// actor, whose switch ends the hold of Tx, Watch, Dedicated and blocking
+// commands only after it, and a stalled former primary makes each close
+// wait a second (see Engine.closeDrivers): one after another on the actor,
+// ten subscribers held those commands ten seconds after the switch.
 func (sn *sentinel) closeTracked(addr string) {
 	sn.mu.Lock()
-	var list []*trackedConn
+	var list []drivers.ValkeyConn
 	for t := range sn.tracked {
 		if t.addr == addr {
 			list = append(list, t)
 		}
 	}
-	sn.mu.Unlock()
-	for _, t := range list {
-		_ = t.Close()
+	if len(list) > 0 {
+		sn.closes.Add(1)
 	}
+	sn.mu.Unlock()
+	if len(list) == 0 {
+		return
+	}
+	go func() {
+		defer sn.closes.Done()
+		closeAll(list)
+	}()
 }
 
 // submitSentinel queues cmd on the primary's connection actor chosen by

@@ -246,10 +246,19 @@ func (p *txConns) dropIdle(addr string) {
 	}
 	p.forgetLocked(addr)
 	p.signalLocked()
-	p.mu.Unlock()
-	for _, c := range l {
-		_ = c.Close()
+	if len(l) == 0 {
+		p.mu.Unlock()
+		return
 	}
+	p.ops.Add(1) // Close waits for these closes
+	p.mu.Unlock()
+	// On a goroutine, all at once, as retire does: the caller, about to
+	// dial a new connection, does not wait a stalled node's second per
+	// idle connection.
+	go func() {
+		defer p.ops.Done()
+		closeAll(l)
+	}()
 }
 
 // retire closes the idle connections to the nodes that are no longer
