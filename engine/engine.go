@@ -155,7 +155,8 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 
 	e.loadCommands(dialCtx, conns[0].Driver, e.log)
 	actorLog := slog.New(actorHandler{e.log.Handler()}).With("lib", "protoactor")
-	e.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }))
+	e.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }),
+		actor.WithDeadLetterThrottleInterval(deadLetterInterval))
 	e.supervisor = actors.NewSupervisor(conns)
 	if e.supPID, err = e.supervisor.Spawn(e.system); err != nil {
 		e.closeDrivers()
@@ -335,6 +336,14 @@ func (e *Engine) Close() error {
 	}
 	return err
 }
+
+// deadLetterInterval is protoactor's dead-letter throttle period. A
+// message to an actor that has stopped (a dead letter: rare, and possible
+// while Close stops the actors) starts a goroutine that counts the dead
+// letters for that long; with protoactor's default, a second, it could
+// outlive Close by up to a second, which leak checks (goleak) report.
+// Dead letters are still logged, at most three per period.
+const deadLetterInterval = 10 * time.Millisecond
 
 // stuckActorWait bounds Close's wait for actors after the drivers closed.
 const stuckActorWait = 5 * time.Second

@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
 )
 
 // SetSlotIdleTimeout sets how long idle slot actors live on, for slots
@@ -81,3 +83,9 @@ func SentinelTracked(e *Engine) int {
 // WriterHoldWaits returns the WAITs w's lanes sent at held sentinel
 // failovers.
 func WriterHoldWaits(w *BatchWriter) uint64 { return w.holdWaits.Load() }
+
+// SendDeadLetter sends a message to an actor that does not exist in e's
+// actor system: a dead letter.
+func SendDeadLetter(e *Engine) {
+	e.system.Root.Send(actor.NewPID(e.system.Address(), "no-such-actor"), struct{}{})
+}

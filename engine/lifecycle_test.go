@@ -46,6 +46,22 @@ func TestCloseWithOutstandingFutures(t *testing.T) {
 	}
 }
 
+// A dead letter (a message to an actor that has stopped: rare, and
+// possible while Close stops the actors) makes protoactor start a
+// goroutine that counts dead letters for its throttle period; with the
+// default period, a second, it outlived Close, and goleak reported it
+// (TestCloseWithOutstandingFutures, once in a whole-package run under a
+// CPU hog). Nothing the engine started may outlive Close for long.
+func TestCloseAfterDeadLetterLeavesNothing(t *testing.T) {
+	srv := valkeytest.Start(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	engine.SendDeadLetter(eng)
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // New fails with a clear error within the dial timeout when no server
 // answers, and leaves nothing running.
 func TestNewFailsFastWithoutServer(t *testing.T) {
