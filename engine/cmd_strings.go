@@ -197,12 +197,15 @@ func (e *Engine) GetDel(ctx context.Context, key string) *futures.Future[string]
 }
 
 // GetEx returns the value of key and sets its time to live: ttl > 0 sets
-// it, 0 leaves it unchanged, KeepTTL... is not valid here; use Persist to
-// remove it. ErrNil when missing.
+// it, 0 leaves it unchanged; a negative ttl, KeepTTL included, fails with
+// ErrInvalidArgument (use Persist to remove the time to live). ErrNil when
+// missing.
 func (e *Engine) GetEx(ctx context.Context, key string, ttl time.Duration) *futures.Future[string] {
 	switch {
 	case ttl == 0:
 		return submit(e, ctx, key, e.b.Getex().Key(key).Build(), decodeString)
+	case ttl == KeepTTL:
+		return fail[string](fmt.Errorf("%w: GETEX does not take KeepTTL (0 leaves the time to live unchanged)", ErrInvalidArgument))
 	case ttl < 0:
 		return fail[string](fmt.Errorf("%w: GETEX with negative ttl %s", ErrInvalidArgument, ttl))
 	}

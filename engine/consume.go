@@ -155,7 +155,8 @@ var errHandlerPanic = errors.New("vactor: stream handler panicked")
 //   - otherwise waits for new entries (XREADGROUP ... BLOCK opts.Block >).
 //
 // handler is called once per entry, one at a time, with a context that is
-// cancelled when the consumer stops. An entry whose handler returns nil is
+// cancelled when the consumer stops. It must not call the Consumer's Close
+// or the engine's (they wait for it to return: see Consumer.Close). An entry whose handler returns nil is
 // acknowledged (one XACK per read); an entry whose handler fails or panics
 // (the panic is recovered) stays pending and is handed to a handler again
 // by a reclaim round once opts.ClaimIdle has passed (or sooner, when the
@@ -239,6 +240,11 @@ func isBusyGroup(err error) bool {
 // stay pending for the next consumer of the group. The ConsumerEvents
 // hooks get a hooks.Stopped event, the consumer's last (also when the
 // engine's Close stops it). Close is idempotent and always returns nil.
+//
+// Because it waits for the handler, Close must not be called from the
+// handler (nor must the engine's Close): it would wait for itself, and
+// neither call would ever return. To stop the consumer from its handler,
+// call Close on a goroutine of its own (go c.Close()) and return.
 func (c *Consumer) Close() error {
 	c.e.untrack(c)
 	c.stop(ErrClosed)

@@ -312,6 +312,6 @@ func msgError(msg *valkey.ValkeyMessage, err error) error {
 }
 
 // WithIdempotent marks the commands issued with the returned context as
-// safe to repeat after a connection failure (see ErrOutcomeUnknown). It is
-// policies.WithIdempotent.
+// safe to repeat after a connection failure (see ErrOutcomeUnknown); a nil
+// ctx is taken as context.Background(). It is policies.WithIdempotent.
 func WithIdempotent(ctx context.Context) context.Context { return policies.WithIdempotent(ctx) }

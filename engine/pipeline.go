@@ -48,7 +48,9 @@ import (
 // awaited from any goroutine. Call Exec or Discard once: the futures of a
 // Pipeline dropped without either fail with ErrDiscarded once the garbage
 // collector has collected it. Commands added after Exec or Discard fail
-// at once with ErrInvalidArgument. Arguments are copied into the commands
+// at once with ErrInvalidArgument. A command whose arguments are rejected
+// (ErrInvalidArgument, ...) fails at once and is not sent; Exec returns
+// its error (see Exec). Arguments are copied into the commands
 // as they are added: the caller keeps its slices.
 type Pipeline struct {
 	commands
@@ -73,10 +75,13 @@ func (e *Engine) Pipeline() *Pipeline {
 // Each future carries its own command's result: an error reply (WRONGTYPE,
 // ...), ErrNil or a reply of another shape (ErrReplyType) fails only that
 // future. Exec returns the first other
-// failure in command order: a transport error (ErrOutcomeUnknown, ...),
-// ErrCircuitOpen, ErrClosed, or ctx's error; nil when every command got a
-// reply. When ctx ends before every reply came back Exec returns ctx's
-// error at once; the remaining futures still complete.
+// failure in command order: a command rejected when it was added (bad
+// arguments: ErrInvalidArgument, ErrCrossSlot, a *ConnectionStateError;
+// it was not sent, the others were), a transport error
+// (ErrOutcomeUnknown, ...), ErrCircuitOpen, ErrClosed, or ctx's error;
+// nil when every command got a reply. When ctx ends before every reply
+// came back Exec returns ctx's error at once; the remaining futures still
+// complete.
 //
 // Backpressure (Config.Backpressure) applies to the commands for one
 // connection actor as a whole: under BackpressureReject those that do not
@@ -90,20 +95,31 @@ func (e *Engine) Pipeline() *Pipeline {
 // Exec on a pipeline already executed or discarded returns
 // ErrInvalidArgument and sends nothing. An empty pipeline sends nothing.
 func (p *Pipeline) Exec(ctx context.Context) error {
-	q, _, err := p.begin()
+	q, bad, err := p.begin()
 	if err != nil {
 		return err
 	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if bad != nil {
+		// The first rejected command, before q[p.badAt] in command order.
+		bad = fmt.Errorf("vactor: pipeline command %d not sent: %w", p.badAt, bad)
+	}
 	if len(q) == 0 {
-		return nil
+		return bad
 	}
 	if err := p.post(ctx, q); err != nil {
+		if bad != nil && p.badAt == 0 {
+			return bad
+		}
 		return err
 	}
-	return awaitAll(ctx, q)
+	at, first := awaitAll(ctx, q)
+	if bad != nil && (first == nil || p.badAt <= at) {
+		return bad
+	}
+	return first
 }
 
 // post hands q to the actors, or fails it when nothing can be sent; Close
@@ -210,19 +226,21 @@ func (g postGroup) post() {
 }
 
 // awaitAll waits for every entry's future and returns the first failure
-// that is not the command's own reply, or ctx's error.
-func awaitAll(ctx context.Context, q []entry) error {
+// that is not the command's own reply, or ctx's error, with the index of
+// the entry it came from (len(q) when none).
+func awaitAll(ctx context.Context, q []entry) (int, error) {
 	var first error
-	for _, en := range q {
+	at := len(q)
+	for i, en := range q {
 		err := en.cmd.wait(ctx)
 		if err != nil && first == nil && !isReplyError(err) {
 			if cerr := ctx.Err(); cerr != nil && !en.cmd.isDone() {
-				return cerr
+				return i, cerr
 			}
-			first = err
+			first, at = err, i
 		}
 	}
-	return first
+	return at, first
 }
 
 // isReplyError reports whether err is a command's own reply: an error
@@ -240,7 +258,8 @@ type commands struct {
 	pend  *pending // apart from the Pipeline or Tx, for dropCleanup
 	state uint8    // cmdsOpen, cmdsExecuted or cmdsDiscarded
 	tx    bool     // a transaction: keys must share a slot, a bad argument fails all
-	bad   error    // a transaction's first rejected argument
+	bad   error    // the first rejected command's error (a Tx fails whole, a Pipeline's Exec returns it)
+	badAt int      // commands recorded before it: its index in command order
 }
 
 // pending is the commands recorded and not yet sent or discarded.
@@ -431,11 +450,12 @@ func addKeys[T any](c *commands, keys []string, cmd valkey.Completed, decode fun
 
 // reject fails a command whose arguments are invalid. In a transaction it
 // also fails the whole transaction at Exec (as the server's EXECABORT
-// would): nothing of it is sent.
+// would): nothing of it is sent. A pipeline's Exec returns it, in command
+// order, and sends the other commands.
 func reject[T any](c *commands, err error) *futures.Future[T] {
 	c.pend.mu.Lock()
-	if c.tx && c.bad == nil && c.state == cmdsOpen {
-		c.bad = err
+	if c.bad == nil && c.state == cmdsOpen {
+		c.bad, c.badAt = err, len(c.pend.q)
 	}
 	c.pend.mu.Unlock()
 	return fail[T](err)
