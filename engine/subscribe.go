@@ -126,6 +126,9 @@ type SubscribeOptions struct {
 	// connection it holds up. Hand such work to another goroutine. A panic
 	// in it is recovered: that item is lost, the subscription goes on, and
 	// the panic is counted (Stats.SubPanics) and, the first time, logged.
+	// Close (the Subscription's or the engine's) waits for a call in
+	// progress to return: a Handler that blocks for ever (on a channel
+	// nobody reads any more, say) blocks Close for ever.
 	Handler func(SubEvent)
 }
 
@@ -353,7 +356,8 @@ func (s *Subscription) runtime(ctx context.Context, kind actors.SubKind, unsub b
 // Close ends the subscription: it stops its actors, closes their
 // connections and then the channel (after the last item), and returns
 // once every goroutine it started is gone. It returns ErrClosed if the
-// subscription had already ended. Do not call it from a Handler.
+// subscription had already ended. Do not call it from a Handler; it
+// waits for a Handler call in progress to return.
 func (s *Subscription) Close() error {
 	s.e.untrack(s)
 	if !s.end(nil) {
