@@ -115,9 +115,7 @@ func TestDoRefusesConnectionState(t *testing.T) {
 	p := eng.Pipeline()
 	sel := p.Do("SELECT", "1")
 	get := p.Get("shared")
-	if err := p.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
+	wantStateError(t, "Pipeline.Exec", p.Exec(ctx)) // it reports the refused SELECT
 	wantStateError(t, "Pipeline.Do SELECT", sel.Err(ctx))
 	if v, err := get.Await(ctx); err != nil || v != "value" {
 		t.Fatalf("pipeline GET = %q, %v", v, err)
