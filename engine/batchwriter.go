@@ -398,7 +398,7 @@ func (w *BatchWriter) Close(ctx context.Context) error {
 		}
 		select {
 		case <-w.stopped:
-			return ErrClosed
+			return errWriterClosed
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -133,7 +133,7 @@ func (w *BatchWriter) enqueue(ctx context.Context, it writerItem) error {
 	for {
 		if w.closed {
 			w.mu.Unlock()
-			return ErrClosed
+			return errWriterClosed
 		}
 		if w.pendingLocked() < uint64(w.opts.MaxPending) {
 			break

@@ -20,7 +20,9 @@ var (
 	ErrNil = errors.New("vactor: nil reply")
 
 	// ErrClosed fails commands issued after Close, and commands still
-	// queued (not yet written) when Close ran. Not retryable.
+	// queued (not yet written) when Close ran. Not retryable. A closed
+	// BatchWriter or Subscription returns an error that matches it
+	// (errors.Is) and names the handle: "vactor: batch writer closed".
 	ErrClosed = errors.New("vactor: engine closed")
 
 	// ErrBackpressure fails a command when its connection actor's mailbox
@@ -112,6 +114,20 @@ var (
 	// reaches a former primary since the switch; and a Tx, Watch or
 	// Dedicated that picked the primary just before a switch.
 	ErrNotPrimary = errors.New("vactor: the node the sentinels named is not a primary")
+)
+
+// closedError is ErrClosed as a closed handle (a BatchWriter, a
+// Subscription) returns it: its text names the handle, which may be
+// closed while the engine runs ("vactor: engine closed" said otherwise),
+// and errors.Is(err, ErrClosed) holds.
+type closedError struct{ what string }
+
+func (e closedError) Error() string        { return "vactor: " + e.what + " closed" }
+func (e closedError) Is(target error) bool { return target == ErrClosed }
+
+var (
+	errWriterClosed       error = closedError{"batch writer"}
+	errSubscriptionClosed error = closedError{"subscription"}
 )
 
 // CircuitOpenError is the error of a command failed because its node's

@@ -361,7 +361,7 @@ func (s *Subscription) runtime(ctx context.Context, kind actors.SubKind, unsub b
 func (s *Subscription) Close() error {
 	s.e.untrack(s)
 	if !s.end(nil) {
-		return ErrClosed
+		return errSubscriptionClosed
 	}
 	return nil
 }

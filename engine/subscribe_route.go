@@ -107,7 +107,7 @@ func (s *Subscription) send(kind actors.SubKind, unsub bool, names []string, sin
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, ErrClosed
+		return nil, errSubscriptionClosed
 	}
 	groups := map[*subActor][]string{}
 	var order []*subActor
