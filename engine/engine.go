@@ -276,7 +276,11 @@ func (e *Engine) Close() error {
 		}()
 		e.cl.close(e.cfg.DrainTimeout)
 	}
-	e.closeMailboxes()
+	// The mailboxes are closed at once; failing the commands they held
+	// (every future completes, thousands of them) goes on while the
+	// actors drain and the connections close: with DrainTimeout 0 the
+	// second a close to a stalled server may take starts now, not after.
+	mailboxesFailed := e.closeMailboxes()
 	e.system.Root.Stop(e.supPID)
 	drain := time.NewTimer(e.cfg.DrainTimeout)
 	defer drain.Stop()
@@ -325,6 +329,7 @@ func (e *Engine) Close() error {
 			err = fmt.Errorf("vactor: close: a Pipeline or Tx Exec has not finished within %s", stuckActorWait)
 		}
 	}
+	mailboxesFailed()
 	e.closeBlocking() // the closed drivers end them
 	e.system.Shutdown()
 	// After everything that emits events.
@@ -357,17 +362,26 @@ var hookWait = 5 * time.Second
 // closeMailboxes closes the connection actors' mailboxes, failing the
 // commands queued in them with ErrClosed, all at once (with many queued
 // commands, failing them takes a while).
-func (e *Engine) closeMailboxes() {
+func (e *Engine) closeMailboxes() (wait func()) {
 	conns := e.connStates()
-	if len(conns) == 1 {
-		conns[0].Mailbox.Close(ErrClosed)
-		return
+	fails := make([]func() int, len(conns))
+	for i, c := range conns {
+		fails[i] = c.Mailbox.Seal(ErrClosed)
 	}
-	var wg sync.WaitGroup
-	for _, c := range conns {
-		wg.Go(func() { c.Mailbox.Close(ErrClosed) })
-	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if len(fails) == 1 {
+			fails[0]()
+			return
+		}
+		var wg sync.WaitGroup
+		for _, fail := range fails {
+			wg.Go(func() { fail() })
+		}
+		wg.Wait()
+	}()
+	return func() { <-done }
 }
 
 // closeDrivers closes every connection actor's driver connection, all at

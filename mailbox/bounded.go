@@ -498,6 +498,19 @@ func (m *Bounded) Len() int {
 // second returned while the first was still failing thousands of
 // commands). Other user and system messages still run.
 func (m *Bounded) Close(err error) int {
+	return m.Seal(err)()
+}
+
+// Seal is Close in two steps: it closes the mailbox at once (every later
+// Post fails, no drain takes a command from now on) and returns fail,
+// which fails the commands Seal took (the queued ones and those waiting
+// for room), wakes blocked posters and returns how many queued commands
+// it failed. Failing many commands takes a while (every future
+// completes); Seal lets a caller do other work in the meantime (the
+// engine's Close starts closing its connections). fail must be called
+// exactly once. Until it has returned, a later Close or fail of a later
+// Seal waits for it.
+func (m *Bounded) Seal(err error) (fail func() int) {
 	if err == nil {
 		err = ErrClosed
 	}
@@ -505,12 +518,14 @@ func (m *Bounded) Close(err error) int {
 	if m.closed {
 		failed := m.failed
 		m.mu.Unlock()
-		<-failed
-		return 0
+		return func() int {
+			<-failed
+			return 0
+		}
 	}
 	m.closed, m.closeErr = true, err
-	m.failed = make(chan struct{})
-	defer close(m.failed)
+	failed := make(chan struct{})
+	m.failed = failed
 	q := m.queue
 	m.queue = nil
 	ws := m.waiters
@@ -520,12 +535,15 @@ func (m *Bounded) Close(err error) int {
 	}
 	m.pending.Add(-int32(len(q)))
 	m.mu.Unlock()
-	failEach(q, err)
-	for _, w := range ws {
-		failEach(w.msgs, err)
+	return func() int {
+		defer close(failed)
+		failEach(q, err)
+		for _, w := range ws {
+			failEach(w.msgs, err)
+		}
+		m.wake(ws)
+		return len(q)
 	}
-	m.wake(ws)
-	return len(q)
 }
 
 // Flush fails every queued command with err and returns how many it
