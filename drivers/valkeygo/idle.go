@@ -64,6 +64,7 @@ type idleConn struct {
 	timeout time.Duration // valkey-go's ConnWriteTimeout, the idle bound
 	call    *atomic.Int64 // deadline (UnixNano) of the driver call in progress; 0 if none
 	mode    atomic.Int64
+	pooled  *pooledConns // where it is registered, if it is (see pooledConns)
 }
 
 // newDialer returns the ClientOption.DialCtxFn of a Conn: it dials as
@@ -73,7 +74,9 @@ type idleConn struct {
 //
 // With a guard, each TCP connection dialled before the guard finished is
 // registered with it, and one dialled after it was aborted is closed.
-func newDialer(timeout time.Duration, call *atomic.Int64, guard *dialGuard) func(context.Context, string, *net.Dialer, *tls.Config) (net.Conn, error) {
+// With pooled, each one dialled with a ctx that markPooled marked is
+// registered with it, and one dialled after it closed them is closed.
+func newDialer(timeout time.Duration, call *atomic.Int64, guard *dialGuard, pooled *pooledConns) func(context.Context, string, *net.Dialer, *tls.Config) (net.Conn, error) {
 	return func(ctx context.Context, addr string, d *net.Dialer, cfg *tls.Config) (net.Conn, error) {
 		if cfg != nil && d.Timeout != 0 { // as tls.Dialer: the timeout bounds the handshake too
 			var cancel context.CancelFunc
@@ -88,7 +91,12 @@ func newDialer(timeout time.Duration, call *atomic.Int64, guard *dialGuard) func
 			raw.Close()
 			return nil, errDialAbandoned
 		}
-		conn := net.Conn(&idleConn{Conn: raw, timeout: timeout, call: call})
+		ic := &idleConn{Conn: raw, timeout: timeout, call: call}
+		if isPooled(ctx) && !pooled.add(ic) {
+			raw.Close()
+			return nil, errPooledClosed
+		}
+		conn := net.Conn(ic)
 		if cfg == nil {
 			return conn, nil
 		}
@@ -102,11 +110,18 @@ func newDialer(timeout time.Duration, call *atomic.Int64, guard *dialGuard) func
 		}
 		tc := tls.Client(conn, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			raw.Close()
+			ic.Close()
 			return nil, err
 		}
 		return &alertConn{Conn: tc}, nil
 	}
+}
+
+// Close implements net.Conn: it closes the connection and takes it out of
+// the pooledConns it is registered with.
+func (c *idleConn) Close() error {
+	c.pooled.remove(c)
+	return c.Conn.Close()
 }
 
 // SetDeadline sets the deadline and decides, from t, which mode the
