@@ -280,6 +280,14 @@ func TestEnvVarErrors(t *testing.T) {
 		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s"}, "VALKEY_SENTINEL_ADDRS", "s", `entry 1 "s": must be "host:port"`},
 		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_ADDRS": "a:1"}, "VALKEY_ADDRS", "a:1", "conflicts with VALKEY_SENTINEL_MASTER"},
 		{map[string]string{"VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_ADDR": "a:1"}, "VALKEY_ADDR", "a:1", "conflicts with VALKEY_SENTINEL_ADDRS"},
+		// VALKEY_HOST and VALKEY_PORT in sentinel mode are refused as
+		// VALKEY_ADDR and VALKEY_ADDRS are (they were ignored).
+		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_HOST": "h"}, "VALKEY_HOST", "h",
+			"conflicts with VALKEY_SENTINEL_MASTER: in sentinel mode the sentinels name the primary (list the sentinels in VALKEY_SENTINEL_ADDRS)"},
+		{map[string]string{"VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_PORT": "7000"}, "VALKEY_PORT", "7000", "conflicts with VALKEY_SENTINEL_ADDRS"},
+		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "@s1:26379?master_set=m", "VALKEY_HOST": "h"}, "VALKEY_HOST", "h",
+			"conflicts with VALKEY_URL, whose master_set means sentinel mode: the sentinels name the primary (list the sentinels in the URL's host and addr parameters, or in VALKEY_SENTINEL_ADDRS)"},
+		{map[string]string{"VALKEY_URL": "valkey://s1:26379?master_set=m", "VALKEY_PORT": "7000"}, "VALKEY_PORT", "7000", "conflicts with VALKEY_URL, whose master_set"},
 		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_CLUSTER_MODE": "true"}, "SentinelMode", "true", "must be false in cluster mode"},
 		{map[string]string{"VALKEY_SENTINEL_PASSWORD": testSecret}, "VALKEY_SENTINEL_PASSWORD", redacted, "needs sentinel mode: set VALKEY_SENTINEL_ADDRS and VALKEY_SENTINEL_MASTER"},
 		{map[string]string{"VALKEY_SENTINEL_USERNAME": "w"}, "VALKEY_SENTINEL_USERNAME", "w", "needs sentinel mode"},
