@@ -226,6 +226,7 @@ func TestEnvVarErrors(t *testing.T) {
 		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "@h:0"}, "VALKEY_URL", "valkey://[redacted]@h:0", `URL port "0": must be between 1 and 65535`},
 		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "@h/x"}, "VALKEY_URL", "valkey://[redacted]@h/x", `URL db "x": must be a non-negative integer`},
 		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "/x@h"}, "VALKEY_URL", "valkey://[redacted]@h", "'@' after the user information"},
+		{map[string]string{"VALKEY_URL": "valkey://u:p@" + testSecret + "@h"}, "VALKEY_URL", "valkey://[redacted]@h", "percent-encode '@' as %40"},
 		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "@h?pool_size=0"}, "VALKEY_URL", "valkey://[redacted]@h?pool_size=0", `URL pool_size "0": must be between 1 and 1024`},
 		{map[string]string{"VALKEY_HOST": "a b"}, "VALKEY_HOST", "a b", "spaces"},
 		{map[string]string{"VALKEY_PORT": "http"}, "VALKEY_PORT", "http", "not an integer"},
