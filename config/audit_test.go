@@ -286,8 +286,8 @@ func TestAuditEnvErrors(t *testing.T) {
 		{map[string]string{"VALKEY_ADDR": "a:1", "VALKEY_SENTINEL_MASTER": "m"}, "VALKEY_ADDR", "conflicts with VALKEY_SENTINEL_MASTER"},
 		// A sentinel URL (master_set) and an address: the address is the
 		// one refused, by its variable's name.
-		{map[string]string{"VALKEY_URL": "valkey://u:" + auditSecret + "@s1:26379?master_set=m", "VALKEY_ADDR": "a:1"}, "VALKEY_ADDR", "must be empty in sentinel mode"},
-		{map[string]string{"VALKEY_URL": "valkey://u:" + auditSecret + "@s1:26379?master_set=m", "VALKEY_ADDRS": "a:1,b:2"}, "VALKEY_ADDRS", "must be empty in sentinel mode"},
+		{map[string]string{"VALKEY_URL": "valkey://u:" + auditSecret + "@s1:26379?master_set=m", "VALKEY_ADDR": "a:1"}, "VALKEY_ADDR", "conflicts with VALKEY_URL, whose master_set means sentinel mode"},
+		{map[string]string{"VALKEY_URL": "valkey://u:" + auditSecret + "@s1:26379?master_set=m", "VALKEY_ADDRS": "a:1,b:2"}, "VALKEY_ADDRS", "conflicts with VALKEY_URL, whose master_set means sentinel mode"},
 	} {
 		t.Run(strings.Join(keys(tc.env), ","), func(t *testing.T) {
 			clearEnv(t)

@@ -117,7 +117,8 @@ var envVars = []envVar{
 		return parseDuration(v, &c.ClusterRefreshInterval)
 	}},
 	// The sentinel variables turn sentinel mode on, and clear Addrs set by
-	// VALKEY_URL (VALKEY_ADDR and VALKEY_ADDRS are refused with them).
+	// VALKEY_URL (VALKEY_HOST, VALKEY_PORT, VALKEY_ADDR and VALKEY_ADDRS are
+	// refused with them).
 	{name: "VALKEY_SENTINEL_MASTER", field: "SentinelMasterName", apply: func(c *Config, v string) string {
 		c.SentinelMode, c.SentinelMasterName, c.Addrs = true, v, nil
 		return ""
@@ -336,7 +337,7 @@ func loadFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	if hasURL && cfg.SentinelMode {
-		for _, name := range []string{"VALKEY_HOST", "VALKEY_PORT"} {
+		for _, name := range []string{"VALKEY_HOST", "VALKEY_PORT", "VALKEY_ADDR", "VALKEY_ADDRS"} {
 			if v, ok := set(name); ok {
 				return Config{}, newFieldError(name, v, "conflicts with VALKEY_URL, whose master_set means sentinel mode: "+
 					"the sentinels name the primary (list the sentinels in the URL's host and addr parameters, or in VALKEY_SENTINEL_ADDRS)")

@@ -289,6 +289,11 @@ func TestEnvVarErrors(t *testing.T) {
 		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "@s1:26379?master_set=m", "VALKEY_HOST": "h"}, "VALKEY_HOST", "h",
 			"conflicts with VALKEY_URL, whose master_set means sentinel mode: the sentinels name the primary (list the sentinels in the URL's host and addr parameters, or in VALKEY_SENTINEL_ADDRS)"},
 		{map[string]string{"VALKEY_URL": "valkey://s1:26379?master_set=m", "VALKEY_PORT": "7000"}, "VALKEY_PORT", "7000", "conflicts with VALKEY_URL, whose master_set"},
+		// The error names the variable to list the sentinels in, not the
+		// Config field (it said "list the sentinels in SentinelAddrs").
+		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "@s1:26379?master_set=m", "VALKEY_ADDRS": "a:1,b:2"}, "VALKEY_ADDRS", "a:1,b:2",
+			"(list the sentinels in the URL's host and addr parameters, or in VALKEY_SENTINEL_ADDRS)"},
+		{map[string]string{"VALKEY_URL": "valkey://s1:26379?master_set=m", "VALKEY_ADDR": "a:1"}, "VALKEY_ADDR", "a:1", "or in VALKEY_SENTINEL_ADDRS)"},
 		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_CLUSTER_MODE": "true"}, "SentinelMode", "true", "must be false in cluster mode"},
 		{map[string]string{"VALKEY_SENTINEL_PASSWORD": testSecret}, "VALKEY_SENTINEL_PASSWORD", redacted, "needs sentinel mode: set VALKEY_SENTINEL_ADDRS and VALKEY_SENTINEL_MASTER"},
 		{map[string]string{"VALKEY_SENTINEL_USERNAME": "w"}, "VALKEY_SENTINEL_USERNAME", "w", "needs sentinel mode"},
