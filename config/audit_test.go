@@ -63,14 +63,15 @@ func TestAuditURLSchemes(t *testing.T) {
 }
 
 // User names and passwords with every special character, percent-encoded,
-// come back exactly; an unencoded '@' in the password works too, as the
-// last '@' ends the user information.
+// come back exactly. An unencoded '@' in them is refused, as documented
+// (url.Parse would take the last '@' for the end of the user information),
+// with an error that says to encode it and does not quote the password.
 func TestAuditURLCredentials(t *testing.T) {
 	for _, tc := range []struct{ url, user, pass string }{
 		{"valkey://app%40corp:p%40ss%2Fw%3Fo%23r%25d%3A%20x@h", "app@corp", "p@ss/w?o#r%d: x"},
 		{"valkey://:" + auditSecret + "@h", "", auditSecret},
 		{"valkey://app@h", "app", ""},
-		{"valkey://app:p@ss@h", "app", "p@ss"},
+		{"valkey://app:p%40ss@h", "app", "p@ss"},
 		{"valkey://app:%C3%BCml%C3%A4ut@h", "app", "ümläut"},
 	} {
 		cfg, err := config.ParseURL(tc.url)
@@ -80,6 +81,10 @@ func TestAuditURLCredentials(t *testing.T) {
 		if cfg.Username != tc.user || cfg.Password != tc.pass {
 			t.Errorf("%s: user %q, password %q; want %q, %q", tc.url, cfg.Username, cfg.Password, tc.user, tc.pass)
 		}
+	}
+	for _, url := range []string{"valkey://app:p@" + auditSecret + "@h", "valkey://app:" + auditSecret + "@@h"} {
+		_, err := config.ParseURL(url)
+		wantConfigErr(t, err, "URL", "percent-encode '@' as %40")
 	}
 }
 
@@ -281,8 +286,8 @@ func TestAuditEnvErrors(t *testing.T) {
 		{map[string]string{"VALKEY_ADDR": "a:1", "VALKEY_SENTINEL_MASTER": "m"}, "VALKEY_ADDR", "conflicts with VALKEY_SENTINEL_MASTER"},
 		// A sentinel URL (master_set) and an address: the address is the
 		// one refused, by its variable's name.
-		{map[string]string{"VALKEY_URL": "valkey://u:" + auditSecret + "@s1:26379?master_set=m", "VALKEY_ADDR": "a:1"}, "VALKEY_ADDR", "must be empty in sentinel mode"},
-		{map[string]string{"VALKEY_URL": "valkey://u:" + auditSecret + "@s1:26379?master_set=m", "VALKEY_ADDRS": "a:1,b:2"}, "VALKEY_ADDRS", "must be empty in sentinel mode"},
+		{map[string]string{"VALKEY_URL": "valkey://u:" + auditSecret + "@s1:26379?master_set=m", "VALKEY_ADDR": "a:1"}, "VALKEY_ADDR", "conflicts with VALKEY_URL, whose master_set means sentinel mode"},
+		{map[string]string{"VALKEY_URL": "valkey://u:" + auditSecret + "@s1:26379?master_set=m", "VALKEY_ADDRS": "a:1,b:2"}, "VALKEY_ADDRS", "conflicts with VALKEY_URL, whose master_set means sentinel mode"},
 	} {
 		t.Run(strings.Join(keys(tc.env), ","), func(t *testing.T) {
 			clearEnv(t)

@@ -117,7 +117,8 @@ var envVars = []envVar{
 		return parseDuration(v, &c.ClusterRefreshInterval)
 	}},
 	// The sentinel variables turn sentinel mode on, and clear Addrs set by
-	// VALKEY_URL (VALKEY_ADDR and VALKEY_ADDRS are refused with them).
+	// VALKEY_URL (VALKEY_HOST, VALKEY_PORT, VALKEY_ADDR and VALKEY_ADDRS are
+	// refused with them).
 	{name: "VALKEY_SENTINEL_MASTER", field: "SentinelMasterName", apply: func(c *Config, v string) string {
 		c.SentinelMode, c.SentinelMasterName, c.Addrs = true, v, nil
 		return ""
@@ -190,7 +191,7 @@ var envVars = []envVar{
 // applies them (a later variable overrides an earlier one):
 //
 //	VALKEY_URL                           a URL as ParseURL takes; applied first
-//	VALKEY_HOST, VALKEY_PORT             Host, Port (and clear Addrs set by VALKEY_URL)
+//	VALKEY_HOST, VALKEY_PORT             Host, Port (and clear Addrs set by VALKEY_URL); not in sentinel mode
 //	VALKEY_ADDR                          one "host:port": Addrs
 //	VALKEY_ADDRS                         "host:port" list, comma separated: Addrs
 //	VALKEY_USERNAME, VALKEY_PASSWORD     Username, Password (spaces kept)
@@ -269,9 +270,10 @@ func EnvNamesServer() bool {
 // override what it set. A variable that is unset or empty (after trimming
 // spaces, which are kept only in the user names and passwords) leaves the
 // setting as it is. Setting both VALKEY_ADDR and VALKEY_ADDRS is an error,
-// and so is setting either with VALKEY_SENTINEL_MASTER,
-// VALKEY_SENTINEL_ADDRS or a VALKEY_URL with master_set (in sentinel mode
-// the sentinels name the primary); the error names the variable.
+// and so is setting any of VALKEY_HOST, VALKEY_PORT, VALKEY_ADDR and
+// VALKEY_ADDRS with VALKEY_SENTINEL_MASTER, VALKEY_SENTINEL_ADDRS or a
+// VALKEY_URL with master_set (in sentinel mode the sentinels name the
+// primary); the error names the variable.
 //
 // A value that does not parse is a *FieldError naming the variable, such as
 //
@@ -321,14 +323,24 @@ func loadFromLookup(lookup func(string) (string, bool)) (Config, error) {
 			return Config{}, newFieldError("VALKEY_ADDR", addr, "conflicts with VALKEY_ADDRS; set only one")
 		}
 	}
+	// In sentinel mode the sentinels name the primary: the variables that
+	// name a server are refused, not ignored.
 	for _, sentinel := range []string{"VALKEY_SENTINEL_MASTER", "VALKEY_SENTINEL_ADDRS"} {
 		if _, ok := set(sentinel); !ok {
 			continue
 		}
-		for _, name := range []string{"VALKEY_ADDR", "VALKEY_ADDRS"} {
+		for _, name := range []string{"VALKEY_HOST", "VALKEY_PORT", "VALKEY_ADDR", "VALKEY_ADDRS"} {
 			if v, ok := set(name); ok {
 				return Config{}, newFieldError(name, v, "conflicts with "+sentinel+
 					": in sentinel mode the sentinels name the primary (list the sentinels in VALKEY_SENTINEL_ADDRS)")
+			}
+		}
+	}
+	if hasURL && cfg.SentinelMode {
+		for _, name := range []string{"VALKEY_HOST", "VALKEY_PORT", "VALKEY_ADDR", "VALKEY_ADDRS"} {
+			if v, ok := set(name); ok {
+				return Config{}, newFieldError(name, v, "conflicts with VALKEY_URL, whose master_set means sentinel mode: "+
+					"the sentinels name the primary (list the sentinels in the URL's host and addr parameters, or in VALKEY_SENTINEL_ADDRS)")
 			}
 		}
 	}

@@ -226,6 +226,7 @@ func TestEnvVarErrors(t *testing.T) {
 		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "@h:0"}, "VALKEY_URL", "valkey://[redacted]@h:0", `URL port "0": must be between 1 and 65535`},
 		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "@h/x"}, "VALKEY_URL", "valkey://[redacted]@h/x", `URL db "x": must be a non-negative integer`},
 		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "/x@h"}, "VALKEY_URL", "valkey://[redacted]@h", "'@' after the user information"},
+		{map[string]string{"VALKEY_URL": "valkey://u:p@" + testSecret + "@h"}, "VALKEY_URL", "valkey://[redacted]@h", "percent-encode '@' as %40"},
 		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "@h?pool_size=0"}, "VALKEY_URL", "valkey://[redacted]@h?pool_size=0", `URL pool_size "0": must be between 1 and 1024`},
 		{map[string]string{"VALKEY_HOST": "a b"}, "VALKEY_HOST", "a b", "spaces"},
 		{map[string]string{"VALKEY_PORT": "http"}, "VALKEY_PORT", "http", "not an integer"},
@@ -280,6 +281,19 @@ func TestEnvVarErrors(t *testing.T) {
 		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s"}, "VALKEY_SENTINEL_ADDRS", "s", `entry 1 "s": must be "host:port"`},
 		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_ADDRS": "a:1"}, "VALKEY_ADDRS", "a:1", "conflicts with VALKEY_SENTINEL_MASTER"},
 		{map[string]string{"VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_ADDR": "a:1"}, "VALKEY_ADDR", "a:1", "conflicts with VALKEY_SENTINEL_ADDRS"},
+		// VALKEY_HOST and VALKEY_PORT in sentinel mode are refused as
+		// VALKEY_ADDR and VALKEY_ADDRS are (they were ignored).
+		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_HOST": "h"}, "VALKEY_HOST", "h",
+			"conflicts with VALKEY_SENTINEL_MASTER: in sentinel mode the sentinels name the primary (list the sentinels in VALKEY_SENTINEL_ADDRS)"},
+		{map[string]string{"VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_PORT": "7000"}, "VALKEY_PORT", "7000", "conflicts with VALKEY_SENTINEL_ADDRS"},
+		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "@s1:26379?master_set=m", "VALKEY_HOST": "h"}, "VALKEY_HOST", "h",
+			"conflicts with VALKEY_URL, whose master_set means sentinel mode: the sentinels name the primary (list the sentinels in the URL's host and addr parameters, or in VALKEY_SENTINEL_ADDRS)"},
+		{map[string]string{"VALKEY_URL": "valkey://s1:26379?master_set=m", "VALKEY_PORT": "7000"}, "VALKEY_PORT", "7000", "conflicts with VALKEY_URL, whose master_set"},
+		// The error names the variable to list the sentinels in, not the
+		// Config field (it said "list the sentinels in SentinelAddrs").
+		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "@s1:26379?master_set=m", "VALKEY_ADDRS": "a:1,b:2"}, "VALKEY_ADDRS", "a:1,b:2",
+			"(list the sentinels in the URL's host and addr parameters, or in VALKEY_SENTINEL_ADDRS)"},
+		{map[string]string{"VALKEY_URL": "valkey://s1:26379?master_set=m", "VALKEY_ADDR": "a:1"}, "VALKEY_ADDR", "a:1", "or in VALKEY_SENTINEL_ADDRS)"},
 		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_CLUSTER_MODE": "true"}, "SentinelMode", "true", "must be false in cluster mode"},
 		{map[string]string{"VALKEY_SENTINEL_PASSWORD": testSecret}, "VALKEY_SENTINEL_PASSWORD", redacted, "needs sentinel mode: set VALKEY_SENTINEL_ADDRS and VALKEY_SENTINEL_MASTER"},
 		{map[string]string{"VALKEY_SENTINEL_USERNAME": "w"}, "VALKEY_SENTINEL_USERNAME", "w", "needs sentinel mode"},

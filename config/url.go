@@ -72,8 +72,8 @@ const urlSchemes = "valkey://, valkeys://, redis:// or rediss://"
 // number is an error.
 //
 // An '@', '/', '?' or '#' in the password must be percent-encoded (%40, %2F,
-// %3F, %23): a URL with an '@' after its user information is rejected rather
-// than guessed at.
+// %3F, %23): a URL with an '@' in or after its user information is rejected
+// rather than guessed at.
 //
 // The result passes Validate. Errors are *FieldError values
 // (errors.Is(err, ErrInvalidConfig)) and never contain the password: apart
@@ -120,6 +120,12 @@ func parseURL(s string) (Config, error) {
 	}
 	if strings.LastIndexByte(s, '@') > i+3+authEnd {
 		return bad("'@' after the user information; percent-encode '@', '/', '?' and '#' in the password and elsewhere")
+	}
+	// url.Parse splits the user information from the host at the last
+	// '@', so valkey://u:p@ss@h would be user "u", password "p@ss": refuse
+	// it as documented rather than guess.
+	if strings.Count(rest[:authEnd], "@") > 1 {
+		return bad("more than one '@' before the host: percent-encode '@' as %40 in the user name and password")
 	}
 
 	u, err := url.Parse(s)

@@ -127,6 +127,12 @@ func TestParseURLErrors(t *testing.T) {
 		{"valkey://u:" + s + "#x@h", "URL", "valkey://[redacted]@h", "'@' after the user information"},
 		{"valkey://u:12/" + s + "@h", "URL", "valkey://[redacted]@h", "'@' after the user information"},
 		{"valkey://h/?client_name=a@b", "URL", "valkey://[redacted]@b", "'@' after the user information"},
+		// An unencoded '@' in the user information: url.Parse splits at the
+		// last one, so these were accepted with an '@' in the password (or
+		// the user name).
+		{"valkey://user:p@" + s + "@h:6379", "URL", "valkey://[redacted]@h:6379", "more than one '@' before the host: percent-encode '@' as %40 in the user name and password"},
+		{"valkey://:" + s + "@x@h", "URL", "valkey://[redacted]@h", "percent-encode '@' as %40"},
+		{"valkey://us@er:" + s + "@h?master_set=m", "URL", "valkey://[redacted]@h?master_set=m", "percent-encode '@' as %40"},
 		{"valkey://u:" + s + "%zz@h", "URL", "valkey://[redacted]@h", "malformed URL"},
 		{"valkey://u:" + s + " x@h", "URL", "valkey://[redacted]@h", "malformed URL"},
 		{"valkey://u:" + s + "\x00@h", "URL", "valkey://[redacted]@h", "malformed URL"},

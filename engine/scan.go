@@ -25,7 +25,10 @@ type ScanPage struct {
 //
 // In cluster mode a SCAN cursor belongs to one node: ScanPage scans the
 // primary serving slot 0 (after a failover, the replica that took over
-// from it). Scan covers every primary.
+// from it). Scan covers every primary. In sentinel mode with ReadFrom
+// replica, ScanPage reads from the replica reads routed by "" go to,
+// which may change between calls (the replicas change, a breaker opens):
+// Scan keeps an iteration on one node.
 func (e *Engine) ScanPage(ctx context.Context, cursor uint64, match string, count int64) *futures.Future[ScanPage] {
 	if e.cl != nil {
 		return submitSlot(e, ctx, scanSlot, e.scanCmd(cursor, match, count), decodeScanPage)
@@ -74,11 +77,26 @@ func (e *Engine) scanCmd(cursor uint64, match string, count int64) valkey.Comple
 // iteration starts, one after the other. A slot that migrates meanwhile
 // may have its keys yielded twice or not at all; a node that fails ends
 // the iteration with its error.
+//
+// A cursor means something only to the server that returned it (each
+// server hashes keys with a seed of its own). In sentinel mode an
+// iteration stays on the node it started on: with ReadFrom replica (or
+// prefer-replica), a replica the sentinels see healthy when it starts (the
+// primary when there is none), otherwise the primary. If that node
+// leaves mid-iteration (the replica leaves the healthy ones, or the
+// primary changes) the iteration ends with an error that says so, rather
+// than going on with the cursor on another node; start a new one. A
+// replica's failures end it with their error (ErrCircuitOpen once its
+// breaker opens), as a cluster node's do.
 func (e *Engine) Scan(ctx context.Context, match string, count int64) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		sctx := ctx
 		if sctx == nil {
 			sctx = context.Background()
+		}
+		if e.sn != nil {
+			e.sn.scan(sctx, match, count, yield)
+			return
 		}
 		for _, addr := range e.scanNodes() {
 			conn, err := e.scanConn(sctx, addr)

@@ -499,6 +499,82 @@ func (sn *sentinel) reader(route string) *actors.ConnState {
 	return nil
 }
 
+// reading reports whether conn, a replica's connection actor, is one of
+// those reads go to now.
+func (sn *sentinel) reading(conn *actors.ConnState) bool {
+	p := sn.readers.Load()
+	if p == nil {
+		return false
+	}
+	for _, pool := range *p {
+		if slices.Contains(pool, conn) {
+			return true
+		}
+	}
+	return false
+}
+
+// scan runs a sentinel-mode Scan (see Engine.Scan) on one node for the
+// whole iteration: the replica reads routed by "" go to when it starts
+// (ReadFrom replica or prefer-replica), otherwise the primary. The
+// primary's connection actors follow failovers, so a change of the
+// sentinel view's Gen, before a page is sent or by the time its reply
+// came back, ends the iteration: the page may have been served by the new
+// primary, whose buckets the cursor does not name.
+func (sn *sentinel) scan(ctx context.Context, match string, count int64, yield func(string, error) bool) {
+	e := sn.e
+	v := sn.state.View()
+	conn, replica := e.pick(""), false
+	if e.cfg.ReadFrom != config.ReadFromPrimary {
+		if rc := sn.reader(""); rc != nil {
+			conn, replica = rc, true
+		}
+	}
+	// left returns the error that ends the iteration once its node left
+	// (nil while it is there); cause is the page's error, if any.
+	left := func(cause error) error {
+		var err error
+		if replica {
+			if !sn.reading(conn) {
+				err = fmt.Errorf("vactor: SCAN: replica %s left the replicas the sentinels see healthy mid-iteration; a SCAN cursor is valid only on the node that returned it, so the iteration stops rather than go on elsewhere: start a new one", conn.Addr)
+			}
+		} else if now := sn.state.View(); now.Gen != v.Gen {
+			err = fmt.Errorf("vactor: SCAN: the primary changed from %s to %s mid-iteration; a SCAN cursor is valid only on the node that returned it, so the iteration stops rather than go on elsewhere: start a new one", v.Master, now.Master)
+		}
+		if err != nil && cause != nil {
+			err = fmt.Errorf("%w (the page failed: %w)", err, cause)
+		}
+		return err
+	}
+	var cursor uint64
+	for {
+		if err := left(nil); err != nil {
+			yield("", err)
+			return
+		}
+		page, err := post(e, conn, newSlotRequest(e, ctx, e.scanCmd(cursor, match, count), decodeScanPage)).Await(ctx)
+		if gone := left(err); gone != nil && (err != nil || !replica) {
+			// A replica's page that came back is its own: yield it and
+			// stop at the next one. The primary's may be another node's.
+			yield("", gone)
+			return
+		}
+		if err != nil {
+			yield("", err)
+			return
+		}
+		for _, k := range page.Keys {
+			if !yield(k, nil) {
+				return
+			}
+		}
+		if page.Cursor == 0 {
+			return
+		}
+		cursor = page.Cursor
+	}
+}
+
 // fnv is FNV-1a of s: cheap, allocation-free, stable.
 func fnv(s string) uint32 {
 	h := uint32(2166136261)
