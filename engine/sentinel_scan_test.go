@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"fmt"
 	"iter"
 	"slices"
 	"strings"
@@ -14,19 +13,7 @@ import (
 )
 
 // scanCalls returns the SCANs n served (INFO commandstats).
-func scanCalls(t *testing.T, n *valkeytest.Server) int {
-	t.Helper()
-	v, err := n.Do("INFO", "commandstats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := fmt.Sprint(v)
-	var calls int
-	if i := strings.Index(s, "cmdstat_scan:calls="); i >= 0 {
-		fmt.Sscanf(s[i+len("cmdstat_scan:calls="):], "%d", &calls)
-	}
-	return calls
-}
+func scanCalls(t *testing.T, n *valkeytest.Server) int { return cmdCalls(t, n, "scan") }
 
 // scanDeltas returns the SCANs each node of s served since before.
 func scanDeltas(t *testing.T, s *valkeytest.Sentinel, before map[string]int) map[string]int {
@@ -113,22 +100,8 @@ func TestSentinelScanStaysOnOneReplica(t *testing.T) {
 	waitCond(t, 15*time.Second, "the frozen replica's connections stopped", func() bool {
 		return !slices.ContainsFunc(eng.Stats().Nodes, func(n engine.NodeStats) bool { return n.Addr == pinned.Addr() })
 	})
-	var got error
-	n := 1
-	for {
-		k, err, ok := next()
-		if !ok {
-			break
-		}
-		if err != nil {
-			got = err
-			break
-		}
-		if !strings.HasPrefix(k, "ss:") {
-			t.Fatalf("key %q", k)
-		}
-		n++
-	}
+	n, got := drainScan(t, next, "ss:")
+	n++ // the key read before
 	if err := pinned.Resume(); err != nil {
 		t.Fatal(err)
 	}
@@ -185,22 +158,8 @@ func TestSentinelScanStopsAtPrimaryChange(t *testing.T) {
 		return eng.Stats().Sentinel.Primary == newP.Addr()
 	})
 	before[newP.Addr()] = scanCalls(t, newP)
-	var got error
-	n := 1
-	for {
-		k, err, ok := next()
-		if !ok {
-			break
-		}
-		if err != nil {
-			got = err
-			break
-		}
-		if !strings.HasPrefix(k, "sp:") {
-			t.Fatalf("key %q", k)
-		}
-		n++
-	}
+	n, got := drainScan(t, next, "sp:")
+	n++ // the key read before
 	if got == nil {
 		t.Fatalf("the iteration ended without an error after %d keys across a failover from %s to %s; the new primary served %d SCANs",
 			n, p.Addr(), newP.Addr(), scanCalls(t, newP)-before[newP.Addr()])
@@ -212,4 +171,24 @@ func TestSentinelScanStopsAtPrimaryChange(t *testing.T) {
 		t.Fatalf("the new primary %s served %d SCANs of the iteration", newP.Addr(), c)
 	}
 	t.Logf("%d keys from %s, then: %v", n, p.Addr(), got)
+}
+
+// drainScan reads the rest of a pulled Scan: how many keys it yielded
+// (each must have prefix) and the error that ended it, if any.
+func drainScan(t *testing.T, next func() (string, error, bool), prefix string) (int, error) {
+	t.Helper()
+	n := 0
+	for {
+		k, err, ok := next()
+		if !ok {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if !strings.HasPrefix(k, prefix) {
+			t.Fatalf("key %q", k)
+		}
+		n++
+	}
 }

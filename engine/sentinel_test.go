@@ -315,16 +315,21 @@ func TestSentinelReadOnlyResent(t *testing.T) {
 }
 
 // getCalls returns the GETs n served (INFO commandstats).
-func getCalls(t *testing.T, n *valkeytest.Server) int {
+func getCalls(t *testing.T, n *valkeytest.Server) int { return cmdCalls(t, n, "get") }
+
+// cmdCalls returns how many times n served the command cmd (lower case),
+// from INFO commandstats.
+func cmdCalls(t *testing.T, n *valkeytest.Server, cmd string) int {
 	t.Helper()
 	v, err := n.Do("INFO", "commandstats")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := fmt.Sprint(v)
+	field := "cmdstat_" + cmd + ":calls="
 	var calls int
-	if i := strings.Index(s, "cmdstat_get:calls="); i >= 0 {
-		fmt.Sscanf(s[i+len("cmdstat_get:calls="):], "%d", &calls)
+	if i := strings.Index(s, field); i >= 0 {
+		fmt.Sscanf(s[i+len(field):], "%d", &calls)
 	}
 	return calls
 }
