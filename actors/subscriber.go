@@ -47,6 +47,10 @@ type SubEvent struct {
 	// one shard channel whose slot moved (SubscriberState.Moved): the
 	// event is about that channel only, not about the connection.
 	ShardChannel string
+	// G is, on a SubMessage, the id of the goroutine Emit is called on
+	// (the connection's reader) as SubscriberState.Goid returned it; 0
+	// without Goid, and on the other kinds.
+	G int64
 }
 
 // SubOp asks a subscriber actor to subscribe to or unsubscribe from Names
@@ -139,6 +143,12 @@ type SubscriberState struct {
 	// Conns, when set, counts the connections the actor holds open (+1
 	// per dial that succeeded, -1 when it is closed).
 	Conns *atomic.Int64
+	// Goid, when set, returns the id of the calling goroutine. Each
+	// connection calls it once, on its reader goroutine, at its first
+	// message, and passes the result with every message (SubEvent.G): the
+	// driver calls the hooks on one goroutine (drivers.PubSub.Listen), and
+	// the lookup is too costly to make per message.
+	Goid func() int64
 
 	life    context.Context
 	cancel  context.CancelFunc

@@ -219,13 +219,17 @@ type subSession struct {
 	down      time.Time
 	addr      string
 	announced atomic.Bool
+	g         int64 // the reader goroutine's id, from Goid at the first message (reader only)
 
 	rmu    sync.Mutex
 	resume map[string]time.Time // handed-over shard channels awaiting their confirmation -> unsubscribed since
 }
 
 func (ss *subSession) message(m valkey.PubSubMessage) {
-	ss.s.Emit(SubEvent{Kind: SubMessage, Msg: m, Addr: ss.addr})
+	if ss.g == 0 && ss.s.Goid != nil {
+		ss.g = ss.s.Goid()
+	}
+	ss.s.Emit(SubEvent{Kind: SubMessage, Msg: m, Addr: ss.addr, G: ss.g})
 }
 
 func (ss *subSession) confirmed(c valkey.PubSubSubscription) {

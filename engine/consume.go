@@ -134,6 +134,9 @@ type Consumer struct {
 	ctx    context.Context // cancelled by stop; the handler's context
 	cancel context.CancelFunc
 	done   chan struct{}
+	// loop is the id of the goroutine that runs the loop and the handler
+	// (set when it starts): a Close it calls does not wait for itself.
+	loop atomic.Int64
 
 	handled, failed, acked, claimed, reconnects atomic.Uint64
 	lastErr                                     atomic.Pointer[error]
@@ -154,9 +157,10 @@ var errHandlerPanic = errors.New("vactor: stream handler panicked")
 //     after connecting and every opts.ClaimInterval;
 //   - otherwise waits for new entries (XREADGROUP ... BLOCK opts.Block >).
 //
-// handler is called once per entry, one at a time, with a context that is
-// cancelled when the consumer stops. It must not call the Consumer's Close
-// or the engine's (they wait for it to return: see Consumer.Close). An entry whose handler returns nil is
+// handler is called once per entry, one at a time, on the consumer's
+// goroutine, with a context that is cancelled when the consumer stops. It
+// may call the Consumer's Close, or the engine's, to stop the consumer
+// after this entry: see Consumer.Close. An entry whose handler returns nil is
 // acknowledged (one XACK per read); an entry whose handler fails or panics
 // (the panic is recovered) stays pending and is handed to a handler again
 // by a reclaim round once opts.ClaimIdle has passed (or sooner, when the
@@ -241,19 +245,34 @@ func isBusyGroup(err error) bool {
 // hooks get a hooks.Stopped event, the consumer's last (also when the
 // engine's Close stops it). Close is idempotent and always returns nil.
 //
-// Because it waits for the handler, Close must not be called from the
-// handler (nor must the engine's Close): it would wait for itself, and
-// neither call would ever return. To stop the consumer from its handler,
-// call Close on a goroutine of its own (go c.Close()) and return.
+// Close may be called from the handler, to stop after the entry it is
+// handling: it then stops the consumer the same way but cannot wait for
+// the handler, which is its caller. It returns at once; no other entry is
+// handed to a handler; the entry in hand is acknowledged if the handler
+// then returns nil (and stays pending if it fails), as with a Close from
+// elsewhere; once the handler has returned, the connection is closed, the
+// Stopped event sent and Done closed. The engine's Close called from the
+// handler likewise stops this consumer without waiting for it (and every
+// other service as always) and returns while the handler still runs: the
+// acknowledgement and the Stopped event then come after the engine's
+// Close, and the hooks, which it closed, do not get them.
 func (c *Consumer) Close() error {
 	c.e.untrack(c)
-	c.stop(ErrClosed)
+	c.stopFrom(ErrClosed, goid())
 	return nil
 }
 
 // stop implements service.
-func (c *Consumer) stop(error) {
+func (c *Consumer) stop(err error) { c.stopFrom(err, 0) }
+
+// stopFrom implements handlerService: called from the consumer's own
+// goroutine (its handler), it does not wait for that goroutine; the loop
+// ends when the handler returns.
+func (c *Consumer) stopFrom(_ error, caller int64) {
 	c.cancel()
+	if caller != 0 && caller == c.loop.Load() {
+		return
+	}
 	<-c.done
 }
 
@@ -278,6 +297,7 @@ func (c *Consumer) Stats() ConsumerStats {
 // run is the supervision loop: one session per connection, a backoff
 // between them, until stopped.
 func (c *Consumer) run() {
+	c.loop.Store(goid())
 	defer func() {
 		// Before done: once Close returns, the event is queued (the
 		// engine's Close delivers it).

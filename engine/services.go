@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/vactor-io/vactor/drivers"
@@ -45,18 +47,68 @@ func (e *Engine) untrack(s service) {
 	e.svc.mu.Unlock()
 }
 
-// stopServices stops every tracked service (Close calls it first).
+// handlerService is a service that runs a caller's handler (a stream
+// consumer, a subscription with a Handler), which may call the engine's
+// Close.
+type handlerService interface {
+	service
+	// stopFrom is stop called by the goroutine whose id is caller (0:
+	// unknown). When that goroutine is running the service's handler,
+	// stopFrom ends the service without waiting for it (which would wait
+	// for the caller itself): nothing more is handled, and the rest of the
+	// stop (its connection closed, its goroutines gone) happens once the
+	// handler returns.
+	stopFrom(err error, caller int64)
+}
+
+// stopServices stops every tracked service (Close calls it first). Called
+// from a handler of one of them (the engine's Close called from a
+// consumer's handler or a subscription's Handler), it does not wait for
+// that service: see handlerService. The others it waits for as always.
 func (e *Engine) stopServices() {
 	e.svc.mu.Lock()
 	e.svc.done = true
 	set := e.svc.set
 	e.svc.set = nil
 	e.svc.mu.Unlock()
+	closer := int64(-1) // not looked up yet
 	var wg sync.WaitGroup
 	for s := range set {
-		wg.Go(func() { s.stop(ErrClosed) })
+		h, ok := s.(handlerService)
+		if !ok {
+			wg.Go(func() { s.stop(ErrClosed) })
+			continue
+		}
+		if closer < 0 {
+			closer = closerGoid()
+		}
+		wg.Go(func() { h.stopFrom(ErrClosed, closer) })
 	}
 	wg.Wait()
+}
+
+// closerGoid returns the id of the goroutine running the engine's Close,
+// for stopServices: its caller's when Close calls it, else (Close runs it
+// on a goroutine of its own: DrainTimeout 0) the id of the goroutine that
+// started the caller's. 0 when it cannot tell.
+func closerGoid() int64 {
+	pcs := make([]uintptr, 4)
+	// Skip runtime.Callers and closerGoid: stopServices, then its caller.
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	prev := ""
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(prev, ".(*Engine).stopServices") {
+			if strings.HasSuffix(f.Function, ".(*Engine).Close") {
+				return goid()
+			}
+			return creatorGoid()
+		}
+		if !more {
+			return 0
+		}
+		prev = f.Function
+	}
 }
 
 // dial opens a dedicated connection to addr with the engine's options

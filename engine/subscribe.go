@@ -121,12 +121,15 @@ type SubscribeOptions struct {
 	// Handler, when set, receives every item instead of a channel
 	// (Channel returns nil). It is called on the connection's reader
 	// goroutine, one call at a time, in order; while it runs nothing more
-	// is read (backpressure, as OverflowBlock). It must not call the
-	// Subscription's methods (except Dropped and Err): they wait for the
-	// connection it holds up. Hand such work to another goroutine. A panic
-	// in it is recovered: that item is lost, the subscription goes on, and
-	// the panic is counted (Stats.SubPanics) and, the first time, logged.
-	// Close (the Subscription's or the engine's) waits for a call in
+	// is read (backpressure, as OverflowBlock). It may call the
+	// Subscription's Close, Dropped and Err, and the engine's Close; not
+	// its other methods: they wait for the connection it holds up (hand
+	// such work to another goroutine). A Close called from it ends the
+	// subscription without waiting for the Handler (see
+	// Subscription.Close). A panic in it is recovered: that item is lost,
+	// the subscription goes on, and the panic is counted (Stats.SubPanics)
+	// and, the first time, logged. Close (the Subscription's or the
+	// engine's) called from any other goroutine waits for a call in
 	// progress to return: a Handler that blocks for ever (on a channel
 	// nobody reads any more, say) blocks Close for ever.
 	Handler func(SubEvent)
@@ -162,6 +165,9 @@ type Subscription struct {
 	quit    chan struct{}
 	handler func(SubEvent)
 	hmu     sync.Mutex
+	// hg is the id of the goroutine running a Handler call, 0 between
+	// calls (see deliver).
+	hg atomic.Int64
 	// panicked is set by the Handler's first panic (logged once).
 	panicked atomic.Bool
 	drop     bool
@@ -355,27 +361,49 @@ func (s *Subscription) runtime(ctx context.Context, kind actors.SubKind, unsub b
 
 // Close ends the subscription: it stops its actors, closes their
 // connections and then the channel (after the last item), and returns
-// once every goroutine it started is gone. It returns ErrClosed if the
-// subscription had already ended. Do not call it from a Handler; it
-// waits for a Handler call in progress to return.
+// once every goroutine it started is gone; it waits for a Handler call in
+// progress to return. It returns ErrClosed if the subscription had
+// already ended.
+//
+// Called from the Handler, Close cannot wait for the call in progress (its
+// caller): it ends the subscription (no item is handed to the Handler
+// after the call in progress) and returns at once; the actors stop and
+// their connections close once the Handler has returned. The engine's
+// Close called from the Handler does the same for this subscription (and
+// stops every other service as always) and returns while the Handler
+// still runs.
 func (s *Subscription) Close() error {
 	s.e.untrack(s)
-	if !s.end(nil) {
+	var caller int64
+	if s.hg.Load() != 0 { // a Handler call in progress: maybe the caller
+		caller = goid()
+	}
+	if !s.end(nil, caller) {
 		return errSubscriptionClosed
 	}
 	return nil
 }
 
 // stop implements service: the engine's Close ends the subscription.
-func (s *Subscription) stop(err error) { s.end(err) }
+func (s *Subscription) stop(err error) { s.end(err, 0) }
+
+// stopFrom implements handlerService.
+func (s *Subscription) stopFrom(err error, caller int64) { s.end(err, caller) }
 
 // end stops everything once; false if it had already ended (it then
-// waits until that ending is over).
-func (s *Subscription) end(err error) bool {
+// waits until that ending is over). caller is the id of the calling
+// goroutine (0: unknown): when it runs the Handler call in progress, end
+// does not wait for the actors (one of which, or its connection's reader,
+// is that goroutine): they stop on a goroutine of their own, and that
+// call is the last.
+func (s *Subscription) end(err error, caller int64) bool {
+	inHandler := caller != 0 && caller == s.hg.Load()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		<-s.done
+		if !inHandler {
+			<-s.done
+		}
 		return false
 	}
 	s.closed = true
@@ -384,6 +412,17 @@ func (s *Subscription) end(err error) bool {
 	s.mu.Unlock()
 	s.cancel()
 	close(s.quit)
+	if inHandler {
+		go s.finish(as)
+		return true
+	}
+	s.finish(as)
+	return true
+}
+
+// finish stops the actors and the background routing, and closes the
+// channel and done.
+func (s *Subscription) finish(as []*subActor) {
 	var wg sync.WaitGroup
 	for _, a := range as {
 		wg.Go(a.st.Stop)
@@ -395,7 +434,6 @@ func (s *Subscription) end(err error) bool {
 		close(s.ch)
 	}
 	close(s.done)
-	return true
 }
 
 // SPublish posts message on a shard channel (SPUBLISH, Valkey 7+) and

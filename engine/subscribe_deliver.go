@@ -40,7 +40,7 @@ func (s *Subscription) emit(ev actors.SubEvent) {
 		}
 		s.e.bus.Emit(hooks.Subscriber{Kind: kind, Node: out.Addr, Instance: s.instance, Err: out.Err, Gap: out.Gap, ShardChannel: out.ShardChannel})
 	}
-	s.deliver(out)
+	s.deliver(out, ev.G)
 }
 
 // droppedMessage counts a message OverflowDrop dropped and reports the
@@ -85,7 +85,13 @@ func (s *Subscription) call(out SubEvent) (ok bool) {
 // back if it is not: a reader that has it sees it counted (counted after
 // the send, the message could be read, and Stats read, before its sender
 // ran again to count it).
-func (s *Subscription) deliver(out SubEvent) bool {
+//
+// g is the id of the calling goroutine when the caller knows it (a
+// message: the connection's reader, looked up once per connection), else
+// 0. A Handler call records it (s.hg) for the whole call, so that a Close
+// from the Handler knows not to wait for its own goroutine; the events
+// (rare, and emitted by the actor's goroutine too) have it looked up here.
+func (s *Subscription) deliver(out SubEvent, g int64) bool {
 	msg := out.Kind == SubMessage
 	if s.handler != nil {
 		s.hmu.Lock()
@@ -95,6 +101,11 @@ func (s *Subscription) deliver(out SubEvent) bool {
 			return false
 		default:
 		}
+		if g == 0 {
+			g = goid()
+		}
+		s.hg.Store(g)
+		defer s.hg.Store(0)
 		s.counted(msg)
 		if !s.call(out) {
 			s.uncounted(msg)

@@ -344,6 +344,9 @@ func (s *Subscription) spawn(global bool, addr, hint string) *subActor {
 		CloseErr: ErrClosed,
 		Conns:    &e.subs.conns,
 	}
+	if s.handler != nil {
+		st.Goid = goid // see Subscription.deliver
+	}
 	if e.cl != nil && !global {
 		st.Moved = func(names []string, since time.Time) { s.movedFrom(names, since, st.Addr()) }
 	}

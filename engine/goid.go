@@ -1,0 +1,68 @@
+package engine
+
+// Goroutine identity, for the Close of a stream consumer or a
+// subscription called from its own handler: such a Close must not wait
+// for the goroutine that runs the handler, which is the caller itself.
+
+import (
+	"bytes"
+	"runtime"
+	"strconv"
+)
+
+// goid returns the id of the calling goroutine, from the first line of
+// its traceback ("goroutine 123 [running]:"); 0 if it cannot be read
+// (never a live goroutine's id). Go has no API for it. It costs a
+// traceback of the whole stack (runtime.Stack walks it all even when
+// only 64 bytes are kept: about 2 µs on a shallow stack, more on a deep
+// one), so it is only called on rare paths: when a consumer's loop
+// starts, in Close, and for the rare subscription events (see
+// Subscription.deliver).
+func goid() int64 {
+	var buf [64]byte
+	return parseGoid(buf[:runtime.Stack(buf[:], false)])
+}
+
+// parseGoid reads the id from the first line of a goroutine's traceback.
+func parseGoid(b []byte) int64 {
+	const prefix = "goroutine "
+	if !bytes.HasPrefix(b, []byte(prefix)) {
+		return 0
+	}
+	b = b[len(prefix):]
+	if i := bytes.IndexByte(b, ' '); i >= 0 {
+		b = b[:i]
+	}
+	id, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil || id <= 0 {
+		return 0
+	}
+	return id
+}
+
+// creatorGoid returns the id of the goroutine that started the calling
+// one, from the end of its traceback ("created by f in goroutine 123");
+// 0 if it cannot be read (the main goroutine, a traceback too deep for
+// the buffer, or a Go older than 1.21, which does not print it).
+func creatorGoid() int64 {
+	buf := make([]byte, 4096)
+	b := buf[:runtime.Stack(buf, false)]
+	i := bytes.LastIndex(b, []byte("\ncreated by "))
+	if i < 0 {
+		return 0
+	}
+	line := b[i+1:]
+	if j := bytes.IndexByte(line, '\n'); j >= 0 {
+		line = line[:j]
+	}
+	const in = " in goroutine "
+	j := bytes.LastIndex(line, []byte(in))
+	if j < 0 {
+		return 0
+	}
+	id, err := strconv.ParseInt(string(bytes.TrimSpace(line[j+len(in):])), 10, 64)
+	if err != nil || id <= 0 {
+		return 0
+	}
+	return id
+}
