@@ -260,11 +260,15 @@ func (e *Engine) Close() error {
 	// at the same time as the actors' instead of before them. Either way
 	// they have stopped, and their futures are complete, before Close
 	// returns.
+	// A consumer's handler or a subscription's Handler may be what calls
+	// Close: its service is stopped without waiting for it (it is this
+	// goroutine).
+	closer := goid()
 	var services sync.WaitGroup
 	if e.cfg.DrainTimeout > 0 {
-		e.stopServices()
+		e.stopServices(closer)
 	} else {
-		services.Go(e.stopServices)
+		services.Go(func() { e.stopServices(closer) })
 	}
 	if e.cl != nil {
 		// Slot actors first: they fail what they hold and stop forwarding.

@@ -39,30 +39,3 @@ func parseGoid(b []byte) int64 {
 	}
 	return id
 }
-
-// creatorGoid returns the id of the goroutine that started the calling
-// one, from the end of its traceback ("created by f in goroutine 123");
-// 0 if it cannot be read (the main goroutine, a traceback too deep for
-// the buffer, or a Go older than 1.21, which does not print it).
-func creatorGoid() int64 {
-	buf := make([]byte, 4096)
-	b := buf[:runtime.Stack(buf, false)]
-	i := bytes.LastIndex(b, []byte("\ncreated by "))
-	if i < 0 {
-		return 0
-	}
-	line := b[i+1:]
-	if j := bytes.IndexByte(line, '\n'); j >= 0 {
-		line = line[:j]
-	}
-	const in = " in goroutine "
-	j := bytes.LastIndex(line, []byte(in))
-	if j < 0 {
-		return 0
-	}
-	id, err := strconv.ParseInt(string(bytes.TrimSpace(line[j+len(in):])), 10, 64)
-	if err != nil || id <= 0 {
-		return 0
-	}
-	return id
-}

@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"runtime"
-	"strings"
 	"sync"
 
 	"github.com/vactor-io/vactor/drivers"
@@ -61,17 +59,17 @@ type handlerService interface {
 	stopFrom(err error, caller int64)
 }
 
-// stopServices stops every tracked service (Close calls it first). Called
-// from a handler of one of them (the engine's Close called from a
-// consumer's handler or a subscription's Handler), it does not wait for
-// that service: see handlerService. The others it waits for as always.
-func (e *Engine) stopServices() {
+// stopServices stops every tracked service (Close calls it first).
+// closer is the id of the goroutine that called the engine's Close (0:
+// unknown): when it is a handler of one of them (a consumer's handler or a
+// subscription's Handler), stopServices does not wait for that service:
+// see handlerService. The others it waits for as always.
+func (e *Engine) stopServices(closer int64) {
 	e.svc.mu.Lock()
 	e.svc.done = true
 	set := e.svc.set
 	e.svc.set = nil
 	e.svc.mu.Unlock()
-	closer := int64(-1) // not looked up yet
 	var wg sync.WaitGroup
 	for s := range set {
 		h, ok := s.(handlerService)
@@ -79,36 +77,9 @@ func (e *Engine) stopServices() {
 			wg.Go(func() { s.stop(ErrClosed) })
 			continue
 		}
-		if closer < 0 {
-			closer = closerGoid()
-		}
 		wg.Go(func() { h.stopFrom(ErrClosed, closer) })
 	}
 	wg.Wait()
-}
-
-// closerGoid returns the id of the goroutine running the engine's Close,
-// for stopServices: its caller's when Close calls it, else (Close runs it
-// on a goroutine of its own: DrainTimeout 0) the id of the goroutine that
-// started the caller's. 0 when it cannot tell.
-func closerGoid() int64 {
-	pcs := make([]uintptr, 4)
-	// Skip runtime.Callers and closerGoid: stopServices, then its caller.
-	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
-	prev := ""
-	for {
-		f, more := frames.Next()
-		if strings.HasSuffix(prev, ".(*Engine).stopServices") {
-			if strings.HasSuffix(f.Function, ".(*Engine).Close") {
-				return goid()
-			}
-			return creatorGoid()
-		}
-		if !more {
-			return 0
-		}
-		prev = f.Function
-	}
 }
 
 // dial opens a dedicated connection to addr with the engine's options
