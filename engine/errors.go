@@ -114,6 +114,13 @@ var (
 	// reaches a former primary since the switch; and a Tx, Watch or
 	// Dedicated that picked the primary just before a switch.
 	ErrNotPrimary = errors.New("vactor: the node the sentinels named is not a primary")
+
+	// ErrScanNodeChanged ends a sentinel-mode Scan whose node left
+	// mid-iteration (its replica left the healthy ones, or the primary
+	// changed): a SCAN cursor is valid only on the node that returned
+	// it, so the iteration stops rather than go on elsewhere. Start a new
+	// one.
+	ErrScanNodeChanged = errors.New("vactor: SCAN: the node serving the iteration changed")
 )
 
 // closedError is ErrClosed as a closed handle (a BatchWriter, a

@@ -84,7 +84,7 @@ func (e *Engine) scanCmd(cursor uint64, match string, count int64) valkey.Comple
 // prefer-replica), a replica the sentinels see healthy when it starts (the
 // primary when there is none), otherwise the primary. If that node
 // leaves mid-iteration (the replica leaves the healthy ones, or the
-// primary changes) the iteration ends with an error that says so, rather
+// primary changes) the iteration ends with ErrScanNodeChanged, rather
 // than going on with the cursor on another node; start a new one. A
 // replica's failures end it with their error (ErrCircuitOpen once its
 // breaker opens), as a cluster node's do.

@@ -536,10 +536,10 @@ func (sn *sentinel) scan(ctx context.Context, match string, count int64, yield f
 		var err error
 		if replica {
 			if !sn.reading(conn) {
-				err = fmt.Errorf("vactor: SCAN: replica %s left the replicas the sentinels see healthy mid-iteration; a SCAN cursor is valid only on the node that returned it, so the iteration stops rather than go on elsewhere: start a new one", conn.Addr)
+				err = fmt.Errorf("%w: replica %s left the replicas the sentinels see healthy mid-iteration; a SCAN cursor is valid only on the node that returned it, so the iteration stops rather than go on elsewhere: start a new one", ErrScanNodeChanged, conn.Addr)
 			}
 		} else if now := sn.state.View(); now.Gen != v.Gen {
-			err = fmt.Errorf("vactor: SCAN: the primary changed from %s to %s mid-iteration; a SCAN cursor is valid only on the node that returned it, so the iteration stops rather than go on elsewhere: start a new one", v.Master, now.Master)
+			err = fmt.Errorf("%w: the primary changed from %s to %s mid-iteration; a SCAN cursor is valid only on the node that returned it, so the iteration stops rather than go on elsewhere: start a new one", ErrScanNodeChanged, v.Master, now.Master)
 		}
 		if err != nil && cause != nil {
 			err = fmt.Errorf("%w (the page failed: %w)", err, cause)

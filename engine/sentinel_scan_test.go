@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"errors"
 	"iter"
 	"slices"
 	"strings"
@@ -110,6 +111,9 @@ func TestSentinelScanStaysOnOneReplica(t *testing.T) {
 		t.Fatalf("the iteration ended without an error after %d keys, its replica %s gone; SCANs per node %v (%d on %s for the first key)",
 			n, pinned.Addr(), d, first, pinned.Addr())
 	}
+	if !errors.Is(got, engine.ErrScanNodeChanged) {
+		t.Errorf("error %v does not match ErrScanNodeChanged", got)
+	}
 	if msg := got.Error(); !strings.Contains(msg, "replica "+pinned.Addr()+" left") || !strings.Contains(msg, "start a new one") {
 		t.Fatalf("error %q: want it to say replica %s left and to start a new iteration", msg, pinned.Addr())
 	}
@@ -163,6 +167,9 @@ func TestSentinelScanStopsAtPrimaryChange(t *testing.T) {
 	if got == nil {
 		t.Fatalf("the iteration ended without an error after %d keys across a failover from %s to %s; the new primary served %d SCANs",
 			n, p.Addr(), newP.Addr(), scanCalls(t, newP)-before[newP.Addr()])
+	}
+	if !errors.Is(got, engine.ErrScanNodeChanged) {
+		t.Errorf("error %v does not match ErrScanNodeChanged", got)
 	}
 	if msg := got.Error(); !strings.Contains(msg, "primary changed from "+p.Addr()+" to "+newP.Addr()) || !strings.Contains(msg, "start a new one") {
 		t.Fatalf("error %q: want it to say the primary changed from %s to %s and to start a new iteration", msg, p.Addr(), newP.Addr())
