@@ -258,14 +258,9 @@ func TestSubscriptionHandlerCloses(t *testing.T) {
 	if closeErr != nil {
 		t.Fatalf("Close from the Handler: %v", closeErr)
 	}
-	ended := make(chan struct{})
-	go func() {
-		if err := sub.Close(); !errors.Is(err, engine.ErrClosed) {
-			t.Errorf("second Close = %v, want ErrClosed", err)
-		}
-		close(ended)
-	}()
-	hcWait(t, ended, "the subscription ended after the Handler returned")
+	if err := hcSubEnds(t, sub); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("second Close = %v, want ErrClosed", err)
+	}
 	if n, a := msgs.Load(), after.Load(); n != 3 || a != 0 {
 		t.Fatalf("Handler got %d messages and %d items after Close, want 3 and 0", n, a)
 	}
@@ -310,12 +305,7 @@ func TestSubscriptionHandlerClosesOnEvent(t *testing.T) {
 	if closeErr != nil {
 		t.Fatalf("Close from the Handler: %v", closeErr)
 	}
-	ended := make(chan struct{})
-	go func() {
-		_ = sub.Close()
-		close(ended)
-	}()
-	hcWait(t, ended, "the subscription ended after the Handler returned")
+	_ = hcSubEnds(t, sub)
 }
 
 // A Handler that calls the engine's Close at the 3rd message: it returns,
@@ -383,12 +373,7 @@ func TestSubscriptionHandlerClosesEngine(t *testing.T) {
 			if _, err := eng.Publish(ctx, "hc", "late").Await(ctx); !errors.Is(err, engine.ErrClosed) {
 				t.Fatalf("PUBLISH after the engine's Close: %v, want ErrClosed", err)
 			}
-			ended := make(chan struct{})
-			go func() {
-				_ = sub.Close()
-				close(ended)
-			}()
-			hcWait(t, ended, "the subscription ended after the Handler returned")
+			_ = hcSubEnds(t, sub)
 			if !errors.Is(sub.Err(), engine.ErrClosed) {
 				t.Fatalf("Err() = %v, want ErrClosed", sub.Err())
 			}
@@ -442,4 +427,19 @@ func TestSubscriptionCloseWaitsForHandler(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hcSubEnds closes sub again from the test's goroutine, which waits for
+// the subscription to end after its Handler returned, and returns that
+// Close's error; it fails the test if that takes more than hcWait allows.
+func hcSubEnds(t *testing.T, sub *engine.Subscription) error {
+	t.Helper()
+	ended := make(chan struct{})
+	var err error
+	go func() {
+		err = sub.Close()
+		close(ended)
+	}()
+	hcWait(t, ended, "the subscription ended after the Handler returned")
+	return err
 }
