@@ -236,13 +236,39 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // the reply to a PING): Close closes its connections at once, so that with
 // DrainTimeout 0 it takes about that second, however many connections
 // there are. Calling Close again returns ErrClosed,
-// once the first Close has finished. Close is safe for concurrent use; it
-// waits for the engine's goroutines, so do not call it from a hook or a
-// callback. It waits up to 5 s for the hooks to take the events queued
-// before it: a hook that has not returned by then is given up on (its
-// events still queued are dropped, and Close returns an error saying so).
+// once the first Close has finished. Close is safe for concurrent use. It
+// waits up to 5 s for the hooks to take the events queued before it: a
+// hook that has not returned by then is given up on (its events still
+// queued are dropped, and Close returns an error saying so).
+//
+// Close waits for the engine's goroutines, except the one it is called
+// on, so it may be called from:
+//   - a hook (Config.Hooks, on the engine's hook goroutine): it does not
+//     wait for the hooks; the event being delivered still reaches the
+//     hooks after the calling one, nothing after it reaches any (those
+//     events are counted in Stats.HookDropped, not logged), and the hook
+//     goroutine ends when they return. A hook's Close while another
+//     goroutine's Close runs returns ErrClosed at once, without waiting
+//     for that Close (which waits for the hook goroutine);
+//   - a future's callback (OnComplete, Then, Join: the futures package's
+//     callback goroutines, which Close never waits for);
+//   - a stream consumer's handler or a subscription's Handler (see
+//     Consumer.Close and SubscribeOptions.Handler): it does not wait for
+//     that handler.
+//
+// It must not be called from a consumer's handler or a subscription's
+// Handler while another goroutine's Close may run: that Close waits for
+// the handler, and this one for that Close (a deadlock). Nor from a
+// PreExecution hook, which runs on the goroutine that fires the command,
+// for a Pipeline's or a Tx's commands inside their Exec, which Close
+// waits for (up to 5 s, then reports it).
 func (e *Engine) Close() error {
 	if !e.closed.CompareAndSwap(false, true) {
+		// A hook's Close while another runs: that Close waits for the
+		// hook goroutine, this one, so this one must not wait for it.
+		if e.bus.Runs(goid()) {
+			return ErrClosed
+		}
 		<-e.closeDone
 		return ErrClosed
 	}
@@ -336,8 +362,9 @@ func (e *Engine) Close() error {
 	mailboxesFailed()
 	e.closeBlocking() // the closed drivers end them
 	e.system.Shutdown()
-	// After everything that emits events.
-	if !e.bus.Close(hookWait) {
+	// After everything that emits events. Called from a hook (closer is
+	// the hook goroutine), it does not wait for the hooks.
+	if !e.bus.CloseFrom(hookWait, closer) {
 		e.log.Warn(hooks.MsgHookStuck, "wait", hookWait)
 		if err == nil {
 			err = fmt.Errorf("vactor: close: a hook has not returned within %s: the hook events not yet delivered were dropped", hookWait)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vactor-io/vactor/hooks"
+	"github.com/vactor-io/vactor/internal/goid"
 )
 
 // seqHook records, in order, which hook saw which event.
@@ -420,5 +421,92 @@ func TestCloseCountsQueuedWhenGivingUp(t *testing.T) {
 	defer h.mu.Unlock()
 	if len(h.got) != 0 {
 		t.Fatalf("delivered %v after Close gave up", h.got)
+	}
+}
+
+// closingHook calls CloseFrom, as the engine's Close does, at the event
+// named at, and reports what it returned and how long it took.
+type closingHook struct {
+	b   *Bus
+	at  string
+	got chan closeResult
+}
+
+type closeResult struct {
+	finished bool
+	took     time.Duration
+}
+
+func (h *closingHook) PostExecution(_ context.Context, ev hooks.Executed) {
+	if ev.Name == h.at {
+		start := time.Now()
+		finished := h.b.CloseFrom(5*time.Second, goid.Get())
+		h.got <- closeResult{finished, time.Since(start)}
+	}
+}
+
+// A hook that closes the bus (CloseFrom on the hook goroutine) does not
+// wait for itself: CloseFrom returns true at once; the event in hand
+// still reaches the hooks after the closing one, nothing queued behind it
+// reaches any; those are counted as dropped and not logged; the hook
+// goroutine ends when the hook returns. Without the check CloseFrom
+// waited for the hook goroutine, its caller, for the whole wait.
+func TestCloseFromHook(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	a := seqHook{name: "a", mu: &mu, log: &got}
+	c := seqHook{name: "c", mu: &mu, log: &got}
+	h := &closingHook{at: "CLOSE", got: make(chan closeResult, 1)}
+	b, logs := newBus(t, 0, a, h, c)
+	h.b = b
+	b.Hold() // one batch: two events before the closing one, three behind
+	for _, n := range []string{"GET", "SET", "CLOSE", "DEL", "INCR"} {
+		b.Executed(context.Background(), hooks.Executed{Name: n})
+	}
+	b.Emit(hooks.BreakerChange{To: "open"}) // a lifecycle event too
+	b.Release()
+	var r closeResult
+	select {
+	case r = <-h.got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("deadlock: CloseFrom on the hook goroutine has not returned within 10 s")
+	}
+	if !r.finished || r.took > time.Second {
+		t.Fatalf("CloseFrom on the hook goroutine = %v after %v, want true at once", r.finished, r.took)
+	}
+	select {
+	case <-b.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hook goroutine has not ended within 10 s of the closing hook's return")
+	}
+	want := "a:GET c:GET a:SET c:SET a:CLOSE c:CLOSE"
+	if s := strings.Join(got, " "); s != want {
+		t.Fatalf("delivered %v, want %v", s, want)
+	}
+	if st := b.Stats(); st.Dropped != 3 {
+		t.Fatalf("stats %+v, want the 3 events behind the closing one dropped", st)
+	}
+	if strings.Contains(logs.String(), MsgDropped) {
+		t.Fatalf("drops logged for a hook that closed the bus:\n%s", logs)
+	}
+	if !b.Close(time.Minute) {
+		t.Fatal("a later Close reports a stuck hook")
+	}
+}
+
+// Runs is false for 0, another goroutine, and a bus not started.
+func TestRuns(t *testing.T) {
+	var nilBus *Bus
+	if nilBus.Runs(goid.Get()) {
+		t.Fatal("a nil bus runs this goroutine")
+	}
+	b := New([]hooks.Hook{seqHook{name: "a", mu: new(sync.Mutex), log: new([]string)}}, nil, 0)
+	if b.Runs(goid.Get()) || b.Runs(0) {
+		t.Fatal("a bus not started runs a goroutine")
+	}
+	b.Start()
+	defer b.Close(time.Minute)
+	if b.Runs(goid.Get()) || b.Runs(0) {
+		t.Fatal("Runs is true for a goroutine other than the hook goroutine")
 	}
 }

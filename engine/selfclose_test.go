@@ -1,0 +1,251 @@
+package engine_test
+
+// The engine's Close called from a hook (on the engine's hook goroutine)
+// or from a future's callback (on the futures package's callback
+// goroutines). From a hook, Close used to end by waiting for the hook
+// goroutine, its caller, for the whole hook wait (5 s), then report a
+// stuck hook (an error and hooks.MsgHookStuck) that was not stuck; a
+// second Close from a hook while another goroutine's Close ran waited
+// for that Close, which waited for the hook goroutine: both took the
+// 5 s and the first reported the stuck hook. From a callback Close never
+// waited for the callback goroutines (a regression test).
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/futures"
+	"github.com/vactor-io/vactor/hooks"
+	"github.com/vactor-io/vactor/valkeytest"
+	"go.uber.org/goleak"
+)
+
+// scLimit bounds a Close called from a hook or a callback: far below the
+// hook wait (5 s), which a Close waiting for its own goroutine takes, and
+// far above a Close's time on an idle engine (milliseconds; under -race
+// on a busy machine, a few hundred).
+const scLimit = 2 * time.Second
+
+// scMark marks the context of the command whose PostExecution closes the
+// engine (hooks.Executed names no key).
+type scMark struct{}
+
+// scResult is what a Close called from a hook or callback returned.
+type scResult struct {
+	err  error
+	took time.Duration
+}
+
+// scAwait waits for the result of a Close called elsewhere, failing with
+// "deadlock" when it has not returned within 10 s and with "took" when it
+// returned after scLimit.
+func scAwait(t *testing.T, ch <-chan scResult, what string) scResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		if r.took > scLimit {
+			t.Fatalf("%s took %.1f s (limit %s): err %v", what, r.took.Seconds(), scLimit, r.err)
+		}
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatalf("deadlock: %s has not returned within 10 s", what)
+	}
+	return scResult{}
+}
+
+// scCloser closes the engine from its PostExecution for the command whose
+// context holds scMark; until gate is closed it holds the hook goroutine
+// in the event of the command marked "gate".
+type scCloser struct {
+	eng    atomic.Pointer[engine.Engine]
+	gate   chan struct{}
+	before func() // called before Close (nil: none)
+	res    chan scResult
+	after  atomic.Int32 // hook calls begun after the Close returned
+	closed atomic.Bool
+}
+
+func (h *scCloser) PostExecution(ctx context.Context, _ hooks.Executed) {
+	if h.closed.Load() {
+		h.after.Add(1)
+	}
+	switch ctx.Value(scMark{}) {
+	case "gate":
+		<-h.gate
+	case "close":
+		if h.before != nil {
+			h.before()
+		}
+		start := time.Now()
+		err := h.eng.Load().Close()
+		h.closed.Store(true)
+		h.res <- scResult{err, time.Since(start)}
+	}
+}
+
+// scRecorder records the marks of the events it gets.
+type scRecorder struct {
+	mu   sync.Mutex
+	seen []any
+}
+
+func (r *scRecorder) PostExecution(ctx context.Context, _ hooks.Executed) {
+	r.mu.Lock()
+	r.seen = append(r.seen, ctx.Value(scMark{}))
+	r.mu.Unlock()
+}
+
+func (r *scRecorder) marks() []any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]any(nil), r.seen...)
+}
+
+// A PostExecution hook closes the engine while the events of ten later
+// commands are queued behind its event. Close returns at once, with no
+// error and no stuck-hook log; the event in hand still reaches the hook
+// after it in Config.Hooks, nothing queued after it reaches any hook (the
+// ten are counted in HookDropped, not logged as dropped), and the hook
+// goroutine ends once the hook returns: no goroutine is left.
+func TestCloseFromHook(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	srv := valkeytest.Start(t, valkeytest.Options{})
+	h := &scCloser{gate: make(chan struct{}), res: make(chan scResult, 1)}
+	rec := &scRecorder{}
+	cfg, logs := withLogCheck(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithHooks(h, rec))
+	eng := engineOn(t, cfg)
+	h.eng.Store(eng)
+	ctx := ctxT(t)
+	mark := func(m string) context.Context { return context.WithValue(ctx, scMark{}, m) }
+	if err := eng.Set(mark("gate"), "sc:k", "v", 0).Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Get(mark("close"), "sc:k").Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if err := eng.Get(mark("after"), "sc:k").Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(h.gate) // the hook goroutine goes on: gate, close, the ten
+	r := scAwait(t, h.res, "Close called from a hook")
+	if r.err != nil {
+		t.Fatalf("Close from a hook = %v, want nil", r.err)
+	}
+	if n := logs.Count(hooks.MsgHookStuck); n != 0 {
+		t.Fatalf("%d %q lines for a hook that called Close", n, hooks.MsgHookStuck)
+	}
+	if n := logs.Count(hooks.MsgHookDropped); n != 0 {
+		t.Fatalf("%d %q lines for a hook that called Close", n, hooks.MsgHookDropped)
+	}
+	// The hook goroutine ends once the hook has returned; nothing more
+	// is delivered.
+	noLeakWithin(t, lingerDial, before,
+		goleak.IgnoreAnyFunction("github.com/vactor-io/vactor/valkeytest.startProcess.func1"))
+	if n := h.after.Load(); n != 0 {
+		t.Fatalf("%d hook calls began after the hook's Close returned", n)
+	}
+	got := rec.marks()
+	if len(got) != 2 || got[0] != "gate" || got[1] != "close" {
+		t.Fatalf("the hook after the closing one got %v, want [gate close]", got)
+	}
+	if st := eng.Stats(); st.HookDropped < 10 {
+		t.Fatalf("HookDropped %d, want the ten events not delivered at least", st.HookDropped)
+	}
+	if err := eng.Close(); !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("a later Close = %v, want ErrClosed", err)
+	}
+}
+
+// A hook calls Close while another goroutine's Close runs: the hook's
+// Close returns ErrClosed at once (it cannot wait for that Close, which
+// waits for the hook goroutine), and the other Close returns without a
+// stuck-hook error.
+func TestCloseFromHookDuringClose(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{})
+	h := &scCloser{gate: make(chan struct{}), res: make(chan scResult, 1)}
+	close(h.gate)
+	cfg, logs := withLogCheck(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithHooks(h))
+	eng := engineOn(t, cfg)
+	h.eng.Store(eng)
+	ctx := ctxT(t)
+	outer := make(chan scResult, 1)
+	h.before = func() {
+		// Close another goroutine's way, and wait until it has begun
+		// (commands fail with ErrClosed from its start).
+		go func() {
+			start := time.Now()
+			err := eng.Close()
+			outer <- scResult{err, time.Since(start)}
+		}()
+		for !errors.Is(eng.Get(ctx, "sc:k").Err(ctx), engine.ErrClosed) {
+		}
+	}
+	if err := eng.Get(context.WithValue(ctx, scMark{}, "close"), "sc:k").Err(ctx); err != nil && !errors.Is(err, engine.ErrNil) {
+		t.Fatal(err)
+	}
+	r := scAwait(t, h.res, "Close called from a hook during another Close")
+	if !errors.Is(r.err, engine.ErrClosed) {
+		t.Fatalf("Close from a hook during another Close = %v, want ErrClosed", r.err)
+	}
+	o := scAwait(t, outer, "the Close the hook's Close ran into")
+	if o.err != nil {
+		t.Fatalf("the other Close = %v, want nil", o.err)
+	}
+	if n := logs.Count(hooks.MsgHookStuck); n != 0 {
+		t.Fatalf("%d %q lines", n, hooks.MsgHookStuck)
+	}
+}
+
+// Callbacks (OnComplete, Then) that close the engine: Close does not wait
+// for the callback goroutines, so it returns at once with no error, from
+// the callback of a command's future and from a Then's function while
+// callbacks queued behind it wait; those run, and every future of the
+// engine is complete when Close returns.
+func TestCloseFromCallback(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{})
+	for _, via := range []string{"OnComplete", "Then"} {
+		t.Run(via, func(t *testing.T) {
+			eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+			ctx := ctxT(t)
+			res := make(chan scResult, 1)
+			var pending *futures.Future[string]
+			closeIt := func() {
+				// A command still queued or in flight when Close runs.
+				pending = eng.Get(ctx, "sc:cb")
+				start := time.Now()
+				err := eng.Close()
+				res <- scResult{err, time.Since(start)}
+			}
+			// gate completes after the callback is registered: the
+			// callback runs on a callback goroutine, not this one.
+			gate := futures.NewPromise[int]()
+			later := futures.NewPromise[int]()
+			ran := make(chan struct{})
+			switch via {
+			case "OnComplete":
+				gate.Future().OnComplete(func(int, error) { closeIt() })
+			case "Then":
+				futures.Then(gate.Future(), func(int) (int, error) { closeIt(); return 0, nil })
+			}
+			later.Future().OnComplete(func(int, error) { close(ran) })
+			gate.Resolve(1)
+			later.Resolve(2) // queued behind the closing callback
+			r := scAwait(t, res, "Close called from a "+via+" callback")
+			if r.err != nil {
+				t.Fatalf("Close from a callback = %v, want nil", r.err)
+			}
+			if !pending.IsDone() {
+				t.Fatal("a future of the engine is pending after Close")
+			}
+			hcWait(t, ran, "the callback queued behind the closing one")
+		})
+	}
+}
