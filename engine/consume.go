@@ -265,6 +265,10 @@ func (c *Consumer) Close() error {
 // stop implements service.
 func (c *Consumer) stop(err error) { c.stopFrom(err, 0) }
 
+// runsHandler implements handlerService: the loop's goroutine runs the
+// handler.
+func (c *Consumer) runsHandler(g int64) bool { return g != 0 && g == c.loop.Load() }
+
 // stopFrom implements handlerService: called from the consumer's own
 // goroutine (its handler), it does not wait for that goroutine; the loop
 // ends when the handler returns.

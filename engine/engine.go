@@ -247,26 +247,26 @@ func (e *Engine) pick(route string) *actors.ConnState {
 //     wait for the hooks; the event being delivered still reaches the
 //     hooks after the calling one, nothing after it reaches any (those
 //     events are counted in Stats.HookDropped, not logged), and the hook
-//     goroutine ends when they return. A hook's Close while another
-//     goroutine's Close runs returns ErrClosed at once, without waiting
-//     for that Close (which waits for the hook goroutine);
+//     goroutine ends when they return;
 //   - a future's callback (OnComplete, Then, Join: the futures package's
 //     callback goroutines, which Close never waits for);
 //   - a stream consumer's handler or a subscription's Handler (see
 //     Consumer.Close and SubscribeOptions.Handler): it does not wait for
 //     that handler.
 //
-// It must not be called from a consumer's handler or a subscription's
-// Handler while another goroutine's Close may run: that Close waits for
-// the handler, and this one for that Close (a deadlock). Nor from a
-// PreExecution hook, which runs on the goroutine that fires the command,
+// Called from a hook or such a handler while another goroutine's Close
+// runs, it returns ErrClosed at once, without waiting for that Close
+// (which waits for the hook or the handler, its caller).
+//
+// It must not be called from a PreExecution hook, which runs on the goroutine that fires the command,
 // for a Pipeline's or a Tx's commands inside their Exec, which Close
 // waits for (up to 5 s, then reports it).
 func (e *Engine) Close() error {
 	if !e.closed.CompareAndSwap(false, true) {
-		// A hook's Close while another runs: that Close waits for the
-		// hook goroutine, this one, so this one must not wait for it.
-		if e.bus.Runs(goid()) {
+		// A hook's or a consumer's or subscription's handler's Close
+		// while another runs: that Close waits for this goroutine, so this
+		// one must not wait for it.
+		if g := goid(); e.bus.Runs(g) || e.inHandler(g) {
 			return ErrClosed
 		}
 		<-e.closeDone

@@ -11,6 +11,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -442,4 +443,67 @@ func hcSubEnds(t *testing.T, sub *engine.Subscription) error {
 	}()
 	hcWait(t, ended, "the subscription ended after the Handler returned")
 	return err
+}
+
+// A consumer's handler, or a subscription's Handler, that calls the
+// engine's Close while another goroutine's Close runs: that Close waits
+// for the handler, so the handler's Close returns ErrClosed at once rather
+// than wait for it (before: each waited for the other, for ever).
+func TestHandlerClosesEngineDuringClose(t *testing.T) {
+	for _, kind := range []string{"consumer", "subscription"} {
+		t.Run(kind, func(t *testing.T) {
+			srv := valkeytest.Start(t)
+			eng, closeEng := hcEngine(t, srv)
+			defer closeEng()
+			ctx := ctxT(t)
+			inner := make(chan scResult, 1)
+			outer := make(chan scResult, 1)
+			var once sync.Once
+			handle := func() {
+				once.Do(func() {
+					go func() {
+						start := time.Now()
+						err := eng.Close()
+						outer <- scResult{err, time.Since(start)}
+					}()
+					// Until the other Close has begun (commands fail).
+					deadline := time.Now().Add(hcLimit)
+					for !errors.Is(eng.Get(ctx, "k").Err(ctx), engine.ErrClosed) && time.Now().Before(deadline) {
+						runtime.Gosched()
+					}
+					start := time.Now()
+					err := eng.Close()
+					inner <- scResult{err, time.Since(start)}
+				})
+			}
+			if kind == "consumer" {
+				csProduce(t, ctx, eng, "hcd", 0, 1)
+				if _, err := eng.Consume(ctx, "hcd", "g", "c", func(context.Context, engine.XEntry) error {
+					handle()
+					return nil
+				}, engine.ConsumeOptions{StartID: "0"}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if _, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{
+					Channels: []string{"hcd"},
+					Handler: func(ev engine.SubEvent) {
+						if ev.Kind == engine.SubMessage {
+							handle()
+						}
+					},
+				}); err != nil {
+					t.Fatal(err)
+				}
+				subPublish(t, eng, "hcd", "x")
+			}
+			r := scAwait(t, inner, "the engine's Close from the handler while another Close runs")
+			if !errors.Is(r.err, engine.ErrClosed) {
+				t.Errorf("the handler's Close = %v, want ErrClosed (another Close runs)", r.err)
+			}
+			if o := scAwait(t, outer, "the other Close"); o.err != nil {
+				t.Errorf("the other Close = %v, want nil", o.err)
+			}
+		})
+	}
 }

@@ -22,6 +22,9 @@ type services struct {
 	mu   sync.Mutex
 	set  map[service]struct{}
 	done bool
+	// stopping holds the services Close is stopping (set, taken by
+	// stopServices), for inHandler.
+	stopping map[service]struct{}
 }
 
 // track registers s; it returns ErrClosed (and does not register s) when
@@ -57,6 +60,29 @@ type handlerService interface {
 	// stop (its connection closed, its goroutines gone) happens once the
 	// handler returns.
 	stopFrom(err error, caller int64)
+	// runsHandler reports whether goroutine g is running the service's
+	// handler (only a handler's own goroutine can see true).
+	runsHandler(g int64) bool
+}
+
+// inHandler reports whether goroutine g (0: unknown) is running the
+// handler of one of the engine's services, live or being stopped by
+// Close: a Close it calls while another runs must not wait for that one,
+// which waits for the handler.
+func (e *Engine) inHandler(g int64) bool {
+	if g == 0 {
+		return false
+	}
+	e.svc.mu.Lock()
+	defer e.svc.mu.Unlock()
+	for _, set := range [2]map[service]struct{}{e.svc.set, e.svc.stopping} {
+		for s := range set {
+			if h, ok := s.(handlerService); ok && h.runsHandler(g) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // stopServices stops every tracked service (Close calls it first).
@@ -68,7 +94,7 @@ func (e *Engine) stopServices(closer int64) {
 	e.svc.mu.Lock()
 	e.svc.done = true
 	set := e.svc.set
-	e.svc.set = nil
+	e.svc.set, e.svc.stopping = nil, set
 	e.svc.mu.Unlock()
 	var wg sync.WaitGroup
 	for s := range set {

@@ -390,6 +390,9 @@ func (s *Subscription) stop(err error) { s.end(err, 0) }
 // stopFrom implements handlerService.
 func (s *Subscription) stopFrom(err error, caller int64) { s.end(err, caller) }
 
+// runsHandler implements handlerService: g is in a Handler call.
+func (s *Subscription) runsHandler(g int64) bool { return g != 0 && g == s.hg.Load() }
+
 // end stops everything once; false if it had already ended (it then
 // waits until that ending is over). caller is the id of the calling
 // goroutine (0: unknown): when it runs the Handler call in progress, end
