@@ -192,16 +192,19 @@ func TestConsumeCloseWhileHandlerRuns(t *testing.T) {
 	ctx := ctxT(t)
 	in := make(chan struct{}, 1)
 	returned := make(chan struct{})
+	// The three entries exist before the first read (the group starts at
+	// 0), so that one read takes all three: produced after, a read could
+	// come back with the first XADD's entry alone.
+	csProduce(t, ctx, eng, "s", 0, 3)
 	c, err := eng.Consume(ctx, "s", "g", "c1", func(hctx context.Context, x engine.XEntry) error {
 		in <- struct{}{}
 		<-hctx.Done()
 		close(returned)
 		return hctx.Err()
-	}, engine.ConsumeOptions{Block: 20 * time.Millisecond})
+	}, engine.ConsumeOptions{Block: 20 * time.Millisecond, StartID: "0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	csProduce(t, ctx, eng, "s", 0, 3)
 	<-in
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
