@@ -394,6 +394,14 @@ func TestSentinelReadFromReplica(t *testing.T) {
 		st := eng.Stats().Sentinel
 		return st.Primary == newP.Addr() && len(st.Replicas) > 0 && !slices.Contains(st.Replicas, newP.Addr())
 	})
+	// The view lists the replica before its connection is dialled (and,
+	// for the demoted primary, before its breaker lets reads through):
+	// reads go to the primary until then. Wait until a read reaches it.
+	waitCond(t, 30*time.Second, "a read served by a replica again", func() bool {
+		b := getCalls(t, newP)
+		read(1)
+		return getCalls(t, newP) == b
+	})
 	before[newP.Addr()] = getCalls(t, newP)
 	read(300)
 	if d := getCalls(t, newP) - before[newP.Addr()]; d > 0 {
