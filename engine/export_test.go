@@ -89,3 +89,17 @@ func WriterHoldWaits(w *BatchWriter) uint64 { return w.holdWaits.Load() }
 func SendDeadLetter(e *Engine) {
 	e.system.Root.Send(actor.NewPID(e.system.Address(), "no-such-actor"), struct{}{})
 }
+
+// SentinelReaders returns how many replica pools reads go to (sentinel
+// mode with ReadFrom replica): the view lists a replica before its pool
+// is dialled and published.
+func SentinelReaders(e *Engine) int {
+	if e.sn == nil {
+		return 0
+	}
+	p := e.sn.readers.Load()
+	if p == nil {
+		return 0
+	}
+	return len(*p)
+}

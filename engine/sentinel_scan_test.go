@@ -50,7 +50,7 @@ func TestSentinelScanStaysOnOneReplica(t *testing.T) {
 		t.Fatalf("WaitReplicas(2) = %d, %v", n, err)
 	}
 	waitCond(t, 5*time.Second, "connections to both replicas", func() bool {
-		return len(eng.Stats().Nodes) == 3 && len(eng.Stats().Sentinel.Replicas) == 2
+		return len(eng.Stats().Nodes) == 3 && len(eng.Stats().Sentinel.Replicas) == 2 && engine.SentinelReaders(eng) == 2
 	})
 	p, err := s.Primary()
 	if err != nil {
