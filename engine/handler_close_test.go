@@ -220,51 +220,24 @@ func TestSubscriptionHandlerCloses(t *testing.T) {
 	eng, closeEng := hcEngine(t, srv)
 	defer closeEng()
 	ctx := ctxT(t)
-	var (
-		sub      *engine.Subscription
-		ready    = make(chan struct{})
-		closed   = make(chan struct{})
-		msgs     atomic.Int32
-		after    atomic.Int32 // items after the Close
-		closeErr error
-		once     sync.Once
-	)
-	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{
-		Channels: []string{"hc"},
-		Handler: func(ev engine.SubEvent) {
-			if hcIsClosed(closed) {
-				after.Add(1)
-				return
-			}
-			if ev.Kind != engine.SubMessage {
-				return
-			}
-			<-ready
-			if msgs.Add(1) == 3 {
-				once.Do(func() {
-					closeErr = sub.Close()
-					close(closed)
-				})
-			}
-		},
-	})
+	var sub *engine.Subscription
+	h := newHCThird(func() error { return sub.Close() })
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"hc"}, Handler: h.handle})
 	if err != nil {
 		t.Fatal(err)
 	}
-	close(ready)
+	close(h.ready)
 	for i := range 10 {
 		subPublish(t, eng, "hc", strconv.Itoa(i))
 	}
-	hcWait(t, closed, "Subscription.Close called from the Handler returned")
-	if closeErr != nil {
-		t.Fatalf("Close from the Handler: %v", closeErr)
+	hcWait(t, h.closed, "Subscription.Close called from the Handler returned")
+	if h.closeErr != nil {
+		t.Fatalf("Close from the Handler: %v", h.closeErr)
 	}
 	if err := hcSubEnds(t, sub); !errors.Is(err, engine.ErrClosed) {
 		t.Errorf("second Close = %v, want ErrClosed", err)
 	}
-	if n, a := msgs.Load(), after.Load(); n != 3 || a != 0 {
-		t.Fatalf("Handler got %d messages and %d items after Close, want 3 and 0", n, a)
-	}
+	h.check(t)
 	if n := subPublish(t, eng, "hc", "late"); n != 0 {
 		t.Fatalf("PUBLISH after Close reached %d subscribers, want 0", n)
 	}
@@ -324,49 +297,26 @@ func TestSubscriptionHandlerClosesEngine(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var (
-				sub       *engine.Subscription
-				ready     = make(chan struct{})
-				published = make(chan struct{}) // the PUBLISHes are answered: none in flight
-				closed    = make(chan struct{})
-				msgs      atomic.Int32
-				after     atomic.Int32
-				closeErr  error
-				otherDone bool
-				once      sync.Once
-			)
-			sub, err = eng.SubscribeWith(ctx, engine.SubscribeOptions{
-				Channels: []string{"hc"},
-				Handler: func(ev engine.SubEvent) {
-					if hcIsClosed(closed) {
-						after.Add(1)
-						return
-					}
-					if ev.Kind != engine.SubMessage {
-						return
-					}
-					<-ready
-					if msgs.Add(1) == 3 {
-						<-published
-						once.Do(func() {
-							closeErr = eng.Close()
-							otherDone = hcIsClosed(other.Done())
-							close(closed)
-						})
-					}
-				},
+			published := make(chan struct{}) // the PUBLISHes are answered: none in flight
+			var otherDone bool
+			h := newHCThird(func() error {
+				<-published
+				err := eng.Close()
+				otherDone = hcIsClosed(other.Done())
+				return err
 			})
+			sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"hc"}, Handler: h.handle})
 			if err != nil {
 				t.Fatal(err)
 			}
-			close(ready)
+			close(h.ready)
 			for i := range 3 {
 				subPublish(t, eng, "hc", strconv.Itoa(i))
 			}
 			close(published)
-			hcWait(t, closed, "the engine's Close called from a Handler returned")
-			if closeErr != nil {
-				t.Fatalf("engine Close from the Handler: %v", closeErr)
+			hcWait(t, h.closed, "the engine's Close called from a Handler returned")
+			if h.closeErr != nil {
+				t.Fatalf("engine Close from the Handler: %v", h.closeErr)
 			}
 			if !otherDone {
 				t.Fatal("a consumer still running when the engine's Close returned")
@@ -378,9 +328,7 @@ func TestSubscriptionHandlerClosesEngine(t *testing.T) {
 			if !errors.Is(sub.Err(), engine.ErrClosed) {
 				t.Fatalf("Err() = %v, want ErrClosed", sub.Err())
 			}
-			if n, a := msgs.Load(), after.Load(); n != 3 || a != 0 {
-				t.Fatalf("Handler got %d messages and %d items after Close, want 3 and 0", n, a)
-			}
+			h.check(t)
 		})
 	}
 }
@@ -505,5 +453,46 @@ func TestHandlerClosesEngineDuringClose(t *testing.T) {
 				t.Errorf("the other Close = %v, want nil", o.err)
 			}
 		})
+	}
+}
+
+// hcThird is a subscription Handler that calls closeFn at the 3rd
+// message (once ready is closed) and counts the items that reach it
+// after that call returned.
+type hcThird struct {
+	ready, closed chan struct{}
+	closeFn       func() error
+	closeErr      error // closeFn's, once closed is closed
+	msgs, after   atomic.Int32
+	once          sync.Once
+}
+
+func newHCThird(closeFn func() error) *hcThird {
+	return &hcThird{ready: make(chan struct{}), closed: make(chan struct{}), closeFn: closeFn}
+}
+
+func (h *hcThird) handle(ev engine.SubEvent) {
+	if hcIsClosed(h.closed) {
+		h.after.Add(1)
+		return
+	}
+	if ev.Kind != engine.SubMessage {
+		return
+	}
+	<-h.ready
+	if h.msgs.Add(1) == 3 {
+		h.once.Do(func() {
+			h.closeErr = h.closeFn()
+			close(h.closed)
+		})
+	}
+}
+
+// check fails the test unless the Handler got 3 messages and nothing
+// after its Close.
+func (h *hcThird) check(t *testing.T) {
+	t.Helper()
+	if n, a := h.msgs.Load(), h.after.Load(); n != 3 || a != 0 {
+		t.Fatalf("Handler got %d messages and %d items after Close, want 3 and 0", n, a)
 	}
 }
