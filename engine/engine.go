@@ -258,9 +258,12 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // runs, it returns ErrClosed at once, without waiting for that Close
 // (which waits for the hook or the handler, its caller).
 //
-// It must not be called from a PreExecution hook, which runs on the goroutine that fires the command,
-// for a Pipeline's or a Tx's commands inside their Exec, which Close
-// waits for (up to 5 s, then reports it).
+// From a PreExecution hook (which runs on the goroutine that fires the
+// command) it works for single commands and a Pipeline's, whose hooks run
+// before its Exec sends anything: the Exec then fails its commands with
+// ErrClosed. It must not be called from a PreExecution hook of a Tx's
+// commands: those run inside the Tx's Exec, which Close waits for (up to
+// 5 s, then reports it).
 func (e *Engine) Close() error {
 	if !e.closed.CompareAndSwap(false, true) {
 		// A hook's or a consumer's or subscription's handler's Close

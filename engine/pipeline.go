@@ -123,8 +123,16 @@ func (p *Pipeline) Exec(ctx context.Context) error {
 }
 
 // post hands q to the actors, or fails it when nothing can be sent; Close
-// waits for it (execGate).
+// waits for it (execGate). The commands are prepared (their PreExecution
+// hooks run) before the gate: a hook that calls Close then closes the
+// engine instead of waiting for its own Exec; the Exec then finds the
+// engine closed and fails the commands with ErrClosed.
 func (p *Pipeline) post(ctx context.Context, q []entry) error {
+	if err := p.e.sendable(ctx); err != nil {
+		failAll(q, err)
+		return err
+	}
+	p.e.prepareAll(ctx, q)
 	p.e.execs.enter()
 	defer p.e.execs.leave()
 	if err := p.e.sendable(ctx); err != nil {
@@ -137,6 +145,19 @@ func (p *Pipeline) post(ctx context.Context, q []entry) error {
 		p.e.postStandalone(ctx, q)
 	}
 	return nil
+}
+
+// prepareAll prepares q's commands for sending: pinned where they may be
+// sent again (sentinel mode: after READONLY; cluster mode: after a
+// redirect), observed by the hooks. A command split across slots is
+// prepared by its split.
+func (e *Engine) prepareAll(ctx context.Context, q []entry) {
+	pin := e.cl != nil || e.sn != nil
+	for _, en := range q {
+		if en.split == nil {
+			en.cmd.prepare(e, ctx, pin)
+		}
+	}
 }
 
 // Discard drops the pipeline's commands unsent; their futures fail with
@@ -160,7 +181,6 @@ func (e *Engine) sendable(ctx context.Context) error {
 func (e *Engine) postStandalone(ctx context.Context, q []entry) {
 	var groups []postGroup
 	for _, en := range q {
-		en.cmd.prepare(e, ctx, e.sn != nil) // sentinel mode: resent after READONLY
 		conn := e.pick(en.route)
 		groups = addToGroup(groups, conn.Mailbox, conn, en.cmd)
 	}
@@ -180,7 +200,6 @@ func (e *Engine) postCluster(ctx context.Context, q []entry) {
 			en.split(ctx)
 			continue
 		}
-		en.cmd.prepare(e, ctx, true) // a redirected command is sent again
 		cmd := en.cmd.Cmd()
 		slot := cmd.Slot() & (actors.Slots - 1)
 		if en.keyless {

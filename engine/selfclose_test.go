@@ -249,3 +249,62 @@ func TestCloseFromCallback(t *testing.T) {
 		})
 	}
 }
+
+// scPreCloser closes the engine from its PreExecution (on the goroutine
+// that fires the command) for the first command whose context holds
+// scMark.
+type scPreCloser struct {
+	eng  atomic.Pointer[engine.Engine]
+	once sync.Once
+	res  chan scResult
+}
+
+func (h *scPreCloser) PreExecution(ctx context.Context, _ hooks.Command) context.Context {
+	if ctx.Value(scMark{}) != nil {
+		h.once.Do(func() {
+			start := time.Now()
+			err := h.eng.Load().Close()
+			h.res <- scResult{err, time.Since(start)}
+		})
+	}
+	return ctx
+}
+
+// A PreExecution hook closes the engine for the first command of a
+// Pipeline's Exec. The hooks of a Pipeline's commands used to run inside
+// the Exec, which Close waits for: Close waited 5 s for its own goroutine
+// and reported an Exec that had not returned. They now run before it:
+// Close returns at once and the Exec fails its commands with ErrClosed.
+func TestCloseFromPreExecutionInPipeline(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{})
+	h := &scPreCloser{res: make(chan scResult, 1)}
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithHooks(h))
+	h.eng.Store(eng)
+	ctx := ctxT(t)
+	if err := eng.Set(ctx, "sc:p", "v", 0).Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := eng.Pipeline()
+	fs := []interface{ Err(context.Context) error }{
+		p.Get("sc:p"), p.Set("sc:p", "w", 0), p.Incr("sc:n"),
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Exec(context.WithValue(ctx, scMark{}, "close")) }()
+	r := scAwait(t, h.res, "Close called from a PreExecution hook in a Pipeline's Exec")
+	if r.err != nil {
+		t.Fatalf("Close from PreExecution = %v, want nil", r.err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, engine.ErrClosed) {
+			t.Fatalf("Exec = %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("deadlock: the Exec whose hook closed the engine has not returned within 10 s")
+	}
+	for i, f := range fs {
+		if err := f.Err(ctx); !errors.Is(err, engine.ErrClosed) {
+			t.Fatalf("future %d: %v, want ErrClosed (nothing sent after Close)", i, err)
+		}
+	}
+}
