@@ -89,12 +89,22 @@ type BatchWriterOptions struct {
 	// and its error: a *ServerError for an error reply (WRONGTYPE, ...), an
 	// error matching ErrOutcomeUnknown for a command whose reply was lost,
 	// ErrClosed for commands still queued when the writer or the engine
-	// closed, or the transport error. It runs on the writer's goroutines,
-	// before the command counts as done (a Flush that returns saw its
-	// callbacks return): keep it short, and do not call Flush or Close
-	// from it. Calls may be concurrent. A panic in it is recovered (the
-	// command still counts as failed) and counted in Stats.OnErrorPanics;
-	// the writer's first is logged at error level.
+	// closed, or the transport error. It runs on the writer's goroutines
+	// (a connection's, or the one stopping the writer, for the commands
+	// still queued), before the command counts as done (a Flush that
+	// returns saw its callbacks return): keep it short. Calls may be
+	// concurrent. A panic in it is recovered (the command still counts as
+	// failed) and counted in Stats.OnErrorPanics; the writer's first is
+	// logged at error level.
+	//
+	// It may call the writer's Close, which then stops the writer without
+	// waiting (the callback's own command is done only once it returns:
+	// see BatchWriter.Close), and the engine's Close, which does likewise
+	// for this writer (see Engine.Close). The writer's Flush called from
+	// it returns ErrInOnError at once. A Write from it that has to wait
+	// for room (BackpressureBlock) may wait until its ctx ends: the
+	// commands queued behind the one being reported wait for the
+	// callback.
 	OnError func(cmd []string, err error)
 }
 
@@ -148,10 +158,18 @@ type BatchWriter struct {
 
 	nudge chan struct{} // closed and replaced when a failover is held (held)
 
-	stopOnce sync.Once
-	stopCh   chan struct{} // closed by stop: ends backoff waits
-	stopped  chan struct{} // closed once stop has returned
-	wg       sync.WaitGroup
+	stopCh  chan struct{} // closed when the stop begins (haltLocked): ends backoff waits
+	stopped chan struct{} // closed once the stop is over (drain)
+	wg      sync.WaitGroup
+
+	// The goroutines reporting failures through OnError (finish), each
+	// with its number of reports in progress: Close, Flush and the
+	// engine's Close called from the callback must not wait for their own
+	// goroutine (runsHandler). inOnError is the sum, so that the check
+	// costs one atomic load while no OnError call runs.
+	inOnError atomic.Int32
+	cbMu      sync.Mutex
+	cbRuns    map[int64]int
 }
 
 // NewBatchWriter returns a BatchWriter over the engine's nodes with opts.
@@ -346,7 +364,15 @@ func (w *BatchWriter) XAdd(ctx context.Context, stream string, fieldValues ...st
 // acknowledged or failed (its OnError callback returned), or until ctx
 // ends (then it returns ctx.Err()). Commands written meanwhile do not
 // delay it. Safe for concurrent use; it does not stop the writer.
+//
+// Called from OnError, Flush returns ErrInOnError at once and changes
+// nothing: the commands written before it include the one being reported,
+// done only once the callback returns (and the commands queued behind it
+// on its connection, which wait for it).
 func (w *BatchWriter) Flush(ctx context.Context) error {
+	if w.calledFromOnError() {
+		return ErrInOnError
+	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -389,7 +415,26 @@ func (w *BatchWriter) Flush(ctx context.Context) error {
 // Close returns. Calling Close again returns ErrClosed once the first
 // Close (or the engine's) has stopped the writer, or ctx.Err() if ctx
 // ends first.
+//
+// Close may be called from OnError, to stop at a failure. There it can
+// neither flush nor wait for the writer to stop: the command being
+// reported, and the commands queued behind it on its connection, are done
+// only once the callback returns. So it stops the writer without
+// waiting, as a Close whose ctx has ended: Write fails with ErrClosed
+// from then on; nothing more is sent but the pipelines the writer's
+// connections have already taken (they get their replies, or are
+// reported failed once Config.DrainTimeout passes); the commands still
+// queued are reported failed with ErrClosed (through OnError, on a
+// goroutine of the writer's, possibly while the call in progress still
+// runs); the connections close and the goroutines end once the callbacks
+// in progress have returned. It returns nil, or ErrClosed at once if the
+// writer was already closed or closing. A Close from elsewhere, or the
+// engine's Close, waits for the stop, after which every command written
+// is acknowledged or reported failed exactly once.
 func (w *BatchWriter) Close(ctx context.Context) error {
+	if w.calledFromOnError() {
+		return w.closeFromOnError()
+	}
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -414,49 +459,149 @@ func (w *BatchWriter) Close(ctx context.Context) error {
 	return err
 }
 
+// closeFromOnError is Close called from OnError: it stops the writer
+// without waiting for it (see Close).
+func (w *BatchWriter) closeFromOnError() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return errWriterClosed
+	}
+	lanes, queued, _ := w.haltLocked() // first: stopping implies closed
+	w.mu.Unlock()
+	go func() {
+		w.drain(ErrClosed, lanes, queued)
+		// Tracked until stopped: the engine's Close waits for the stop.
+		w.e.untrack(w)
+	}()
+	return nil
+}
+
 // stop implements service: queued commands are reported failed with err,
 // in-flight pipelines get DrainTimeout to finish, then the connections are
-// closed; it returns once the lanes' goroutines ended.
+// closed; it returns once the lanes' goroutines ended. Safe to call more
+// than once, concurrently: the calls after the first wait for it.
 func (w *BatchWriter) stop(err error) {
-	w.stopOnce.Do(func() {
-		w.mu.Lock()
-		w.closed = true
-		w.stopping = true
-		close(w.room)
-		w.room = make(chan struct{})
-		w.waiting = 0
-		var lanes []*writerLane
-		var queued [][]writerItem
-		for _, n := range w.nodes {
-			for _, l := range n.lanes {
-				lanes = append(lanes, l)
-				queued = append(queued, l.queue...)
-				l.queue = nil
-				l.cond.Signal()
-			}
+	w.mu.Lock()
+	lanes, queued, first := w.haltLocked()
+	w.mu.Unlock()
+	if first {
+		w.drain(err, lanes, queued)
+	}
+	<-w.stopped
+}
+
+var _ handlerService = (*BatchWriter)(nil)
+
+// stopFrom implements handlerService (the engine's Close): called from
+// an OnError call of this writer, it stops the writer as stop does
+// without waiting for it (the stop waits for that call, its caller): the
+// stop goes on on a goroutine of its own and is over once the callbacks
+// in progress have returned.
+func (w *BatchWriter) stopFrom(err error, caller int64) {
+	if !w.runsHandler(caller) {
+		w.stop(err)
+		return
+	}
+	w.mu.Lock()
+	lanes, queued, first := w.haltLocked()
+	w.mu.Unlock()
+	if first {
+		go w.drain(err, lanes, queued)
+	}
+}
+
+// haltLocked begins the stop: no more writes, the lanes end once idle,
+// and the commands queued are taken out, for drain to fail. first is
+// false (and nothing is taken) if the stop had already begun.
+func (w *BatchWriter) haltLocked() (lanes []*writerLane, queued [][]writerItem, first bool) {
+	w.closed = true
+	close(w.room) // waiting Writes see closed
+	w.room = make(chan struct{})
+	w.waiting = 0
+	if w.stopping {
+		return nil, nil, false
+	}
+	w.stopping = true
+	for _, n := range w.nodes {
+		for _, l := range n.lanes {
+			lanes = append(lanes, l)
+			queued = append(queued, l.queue...)
+			l.queue = nil
+			l.cond.Signal()
 		}
-		w.mu.Unlock()
-		close(w.stopCh)
-		for _, c := range queued {
-			w.finish(c, nil, nil, err)
+	}
+	close(w.stopCh)
+	return lanes, queued, true
+}
+
+// drain ends the stop haltLocked began: queued is reported failed with
+// err, the in-flight pipelines get DrainTimeout to finish, then the
+// connections are closed; once the lanes' goroutines have ended it
+// closes stopped.
+func (w *BatchWriter) drain(err error, lanes []*writerLane, queued [][]writerItem) {
+	defer close(w.stopped)
+	for _, c := range queued {
+		w.finish(c, nil, nil, err)
+	}
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	t := time.NewTimer(w.e.cfg.DrainTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		// Fails the pipelines still in flight. All at once: a close
+		// may wait a second for a stalled server (see
+		// Engine.closeDrivers).
+		var closes sync.WaitGroup
+		for _, l := range lanes {
+			closes.Go(l.closeConn)
 		}
-		done := make(chan struct{})
-		go func() { w.wg.Wait(); close(done) }()
-		t := time.NewTimer(w.e.cfg.DrainTimeout)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-t.C:
-			// Fails the pipelines still in flight. All at once: a close
-			// may wait a second for a stalled server (see
-			// Engine.closeDrivers).
-			var closes sync.WaitGroup
-			for _, l := range lanes {
-				closes.Go(l.closeConn)
-			}
-			closes.Wait()
-			<-done
-		}
-		close(w.stopped)
-	})
+		closes.Wait()
+		<-done
+	}
+}
+
+// runsHandler implements handlerService: goroutine g is in an OnError
+// call of this writer.
+func (w *BatchWriter) runsHandler(g int64) bool {
+	if g == 0 || w.inOnError.Load() == 0 {
+		return false
+	}
+	w.cbMu.Lock()
+	defer w.cbMu.Unlock()
+	return w.cbRuns[g] > 0
+}
+
+// calledFromOnError reports whether the calling goroutine is in an
+// OnError call of this writer. While no call runs it costs one atomic
+// load; else a goid (about 2 µs: failure paths only).
+func (w *BatchWriter) calledFromOnError() bool {
+	return w.inOnError.Load() != 0 && w.runsHandler(goid())
+}
+
+// enterOnError records that the calling goroutine, whose id it returns,
+// begins OnError calls; leaveOnError(g) that they are over.
+func (w *BatchWriter) enterOnError() int64 {
+	g := goid()
+	w.cbMu.Lock()
+	if w.cbRuns == nil {
+		w.cbRuns = map[int64]int{}
+	}
+	w.cbRuns[g]++
+	w.cbMu.Unlock()
+	w.inOnError.Add(1)
+	return g
+}
+
+func (w *BatchWriter) leaveOnError(g int64) {
+	w.inOnError.Add(-1)
+	w.cbMu.Lock()
+	if n := w.cbRuns[g] - 1; n > 0 {
+		w.cbRuns[g] = n
+	} else {
+		delete(w.cbRuns, g)
+	}
+	w.cbMu.Unlock()
 }

@@ -159,6 +159,9 @@ func (w *BatchWriter) finish(all []writerItem, failed []writerItem, errs []error
 	}
 	// Reported before counted: a Flush that returns saw the callbacks.
 	if w.opts.OnError != nil {
+		// The goroutine is known to be in OnError (runsHandler) for the
+		// calls: a goid per failed batch, on this failure path only.
+		g := w.enterOnError()
 		for i := range failed {
 			e := err
 			if errs != nil {
@@ -166,6 +169,7 @@ func (w *BatchWriter) finish(all []writerItem, failed []writerItem, errs []error
 			}
 			w.report(failed[i].argv(), e)
 		}
+		w.leaveOnError(g)
 	}
 	w.mu.Lock()
 	w.failed += uint64(len(failed))

@@ -252,11 +252,18 @@ func (e *Engine) pick(route string) *actors.ConnState {
 //     callback goroutines, which Close never waits for);
 //   - a stream consumer's handler or a subscription's Handler (see
 //     Consumer.Close and SubscribeOptions.Handler): it does not wait for
-//     that handler.
+//     that handler;
+//   - a BatchWriter's OnError (BatchWriterOptions.OnError): it stops that
+//     writer as the writer's own Close from OnError does, without waiting
+//     for it (its commands still queued are reported failed with
+//     ErrClosed; its connections close and its goroutines end once the
+//     callbacks in progress have returned), and every other service as
+//     always.
 //
-// Called from a hook or such a handler while another goroutine's Close
-// runs, it returns ErrClosed at once, without waiting for that Close
-// (which waits for the hook or the handler, its caller).
+// Called from a hook or such a handler or callback while another
+// goroutine's Close runs, it returns ErrClosed at once, without waiting
+// for that Close (which waits for the hook, the handler or the callback,
+// its caller).
 //
 // From a PreExecution hook (which runs on the goroutine that fires the
 // command) it works for single commands and a Pipeline's, whose hooks run
@@ -266,9 +273,9 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // 5 s, then reports it).
 func (e *Engine) Close() error {
 	if !e.closed.CompareAndSwap(false, true) {
-		// A hook's or a consumer's or subscription's handler's Close
-		// while another runs: that Close waits for this goroutine, so this
-		// one must not wait for it.
+		// A hook's or a consumer's or subscription's handler's or a
+		// batch writer's OnError's Close while another runs: that Close
+		// waits for this goroutine, so this one must not wait for it.
 		if g := goid(); e.bus.Runs(g) || e.inHandler(g) {
 			return ErrClosed
 		}
@@ -289,9 +296,9 @@ func (e *Engine) Close() error {
 	// at the same time as the actors' instead of before them. Either way
 	// they have stopped, and their futures are complete, before Close
 	// returns.
-	// A consumer's handler or a subscription's Handler may be what calls
-	// Close: its service is stopped without waiting for it (it is this
-	// goroutine).
+	// A consumer's handler, a subscription's Handler or a batch writer's
+	// OnError may be what calls Close: its service is stopped without
+	// waiting for it (it is this goroutine).
 	closer := goid()
 	var services sync.WaitGroup
 	if e.cfg.DrainTimeout > 0 {

@@ -121,6 +121,13 @@ var (
 	// it, so the iteration stops rather than go on elsewhere. Start a new
 	// one.
 	ErrScanNodeChanged = errors.New("vactor: SCAN: the node serving the iteration changed")
+
+	// ErrInOnError is returned at once by BatchWriter.Flush called from the
+	// writer's own OnError callback: the commands it would wait for
+	// include the one being reported, done only once the callback
+	// returns. Nothing changed; flush from elsewhere (or Close the writer
+	// from the callback: that stops it without waiting).
+	ErrInOnError = errors.New("vactor: batch writer: Flush called from its OnError callback")
 )
 
 // closedError is ErrClosed as a closed handle (a BatchWriter, a

@@ -49,8 +49,8 @@ func (e *Engine) untrack(s service) {
 }
 
 // handlerService is a service that runs a caller's handler (a stream
-// consumer, a subscription with a Handler), which may call the engine's
-// Close.
+// consumer, a subscription with a Handler, a batch writer's OnError),
+// which may call the engine's Close.
 type handlerService interface {
 	service
 	// stopFrom is stop called by the goroutine whose id is caller (0:
@@ -87,8 +87,9 @@ func (e *Engine) inHandler(g int64) bool {
 
 // stopServices stops every tracked service (Close calls it first).
 // closer is the id of the goroutine that called the engine's Close (0:
-// unknown): when it is a handler of one of them (a consumer's handler or a
-// subscription's Handler), stopServices does not wait for that service:
+// unknown): when it is a handler of one of them (a consumer's handler, a
+// subscription's Handler or a batch writer's OnError), stopServices does
+// not wait for that service:
 // see handlerService. The others it waits for as always.
 func (e *Engine) stopServices(closer int64) {
 	e.svc.mu.Lock()

@@ -1,8 +1,9 @@
 // Package goid reads the calling goroutine's id, for the rare paths that
 // must tell whether they run on a goroutine they would otherwise wait
 // for: the engine's Close called from a stream consumer's handler, a
-// subscription's Handler or a hook (see engine.Engine.Close and
-// hookbus.Bus.CloseFrom).
+// subscription's Handler, a batch writer's OnError or a hook, a batch
+// writer's Close or Flush from its OnError (see engine.Engine.Close,
+// engine.BatchWriter.Close and hookbus.Bus.CloseFrom).
 package goid
 
 import (
