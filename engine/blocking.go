@@ -95,18 +95,24 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 		return fail[Reply](ErrClosed)
 	}
 	cmd := drv.B().Arbitrary(name).Args(args...).Blocking()
+	// PreExecution before the call counts as in progress: a hook that
+	// calls Close then closes the engine instead of waiting for its own
+	// call (closeBlocking), which then finds the engine closed.
+	var done func(error)
+	if e.bus.WantsCommands() {
+		ctx, done = e.fireBlocking(ctx, conn.Addr, cmd)
+	}
 	e.block.mu.Lock()
 	if e.block.closed || e.closed.Load() {
 		e.block.mu.Unlock()
+		if done != nil {
+			done(ErrClosed)
+		}
 		return fail[Reply](ErrClosed)
 	}
 	e.block.wg.Add(1)
 	e.block.mu.Unlock()
 	var p futures.Promise[Reply]
-	var done func(error)
-	if e.bus.WantsCommands() {
-		ctx, done = e.fireBlocking(ctx, conn.Addr, cmd)
-	}
 	complete := func(v Reply, err error) {
 		p.Complete(v, err)
 		if done != nil {

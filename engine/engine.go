@@ -265,12 +265,14 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // for that Close (which waits for the hook, the handler or the callback,
 // its caller).
 //
-// From a PreExecution hook (which runs on the goroutine that fires the
-// command) it works for single commands and a Pipeline's, whose hooks run
-// before its Exec sends anything: the Exec then fails its commands with
-// ErrClosed. It must not be called from a PreExecution hook of a Tx's
-// commands: those run inside the Tx's Exec, which Close waits for (up to
-// 5 s, then reports it).
+// It may also be called from a PreExecution hook, which runs on the
+// goroutine that fires the command before the command counts as in
+// progress (a Pipeline's or a Tx's hooks before their Exec does, a
+// blocking command's before its call does): Close returns at once, and
+// the command, or the Exec's commands, fail with ErrClosed, unsent. The
+// exception: in cluster mode a Pipeline's multi-key command whose keys
+// span slots is split and sent inside the Exec, hooks included; Close
+// from those hooks waits for that Exec (up to 5 s, then reports it).
 func (e *Engine) Close() error {
 	if !e.closed.CompareAndSwap(false, true) {
 		// A hook's or a consumer's or subscription's handler's or a

@@ -222,10 +222,10 @@ func TestHookPasswordsInCommandsNotLogged(t *testing.T) {
 	}
 }
 
-// TestHooksDedicatedAndTx: a DedicatedConn's commands and a transaction's
-// reach the command hooks with the node that carried them. (Before, a
-// DedicatedConn's reached no hook at all, and a transaction's reported
-// node "".)
+// TestHooksDedicatedAndTx: a DedicatedConn's commands, a transaction's and
+// a Watch's reads reach the command hooks with the node that carried them.
+// (Before, a DedicatedConn's and a Watch's reads reached no hook at all,
+// and a transaction's reported node "".)
 func TestHooksDedicatedAndTx(t *testing.T) {
 	srv := valkeytest.Start(t, valkeytest.Options{})
 	rec := &recHook{}
@@ -255,8 +255,20 @@ func TestHooksDedicatedAndTx(t *testing.T) {
 	if n, err := incr.Await(ctx); n != 1 || err != nil {
 		t.Fatalf("INCR in the transaction: %v, %v", n, err)
 	}
+	// A Watch's read, sent at once on the watched connection, and its
+	// transaction.
+	err = eng.Watch(ctx, func(tx *engine.Tx) error {
+		if v, err := tx.Read().Get(ctx, "hd:b"); v != "1" || err != nil {
+			t.Errorf("GET in Watch: %q, %v", v, err)
+		}
+		tx.Incr("hd:b")
+		return nil
+	}, "hd:b")
+	if err != nil {
+		t.Fatal(err)
+	}
 
-	rec.eventually(t, "PostExecution of the four commands", func() bool { return len(rec.executed) >= 4 })
+	rec.eventually(t, "PostExecution of the six commands", func() bool { return len(rec.executed) >= 6 })
 	rec.with(func() {
 		var got []string
 		for _, ev := range rec.executed {
@@ -272,14 +284,14 @@ func TestHooksDedicatedAndTx(t *testing.T) {
 				t.Errorf("%s: Err %v", ev.Name, ev.Err)
 			}
 		}
-		if want := []string{"SET", "INCR", "LPUSH", "INCR"}; !slices.Equal(got, want) {
+		if want := []string{"SET", "INCR", "LPUSH", "INCR", "GET", "INCR"}; !slices.Equal(got, want) {
 			t.Errorf("PostExecution for %v, want %v", got, want)
 		}
 		if tx := rec.executed[3]; tx.PipelineSize != 3 || tx.Pipeline == 0 {
 			t.Errorf("transaction's INCR: pipeline %d of size %d, want MULTI, INCR, EXEC", tx.Pipeline, tx.PipelineSize)
 		}
-		if len(rec.fired) != 4 {
-			t.Errorf("PreExecution for %d commands, want 4", len(rec.fired))
+		if len(rec.fired) != 6 {
+			t.Errorf("PreExecution for %d commands, want 6", len(rec.fired))
 		}
 	})
 }

@@ -270,41 +270,92 @@ func (h *scPreCloser) PreExecution(ctx context.Context, _ hooks.Command) context
 	return ctx
 }
 
-// A PreExecution hook closes the engine for the first command of a
-// Pipeline's Exec. The hooks of a Pipeline's commands used to run inside
-// the Exec, which Close waits for: Close waited 5 s for its own goroutine
-// and reported an Exec that had not returned. They now run before it:
-// Close returns at once and the Exec fails its commands with ErrClosed.
-func TestCloseFromPreExecutionInPipeline(t *testing.T) {
-	srv := valkeytest.Start(t, valkeytest.Options{})
-	h := &scPreCloser{res: make(chan scResult, 1)}
-	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithHooks(h))
-	h.eng.Store(eng)
-	ctx := ctxT(t)
-	if err := eng.Set(ctx, "sc:p", "v", 0).Err(ctx); err != nil {
-		t.Fatal(err)
+// A PreExecution hook (on the goroutine that fires the command) closes
+// the engine: for a single command, a blocking one, one on a Dedicated
+// connection, a Watch's read, and the first command of a Pipeline's or a
+// Tx's Exec (a Tx inside Watch too). The hooks of a Pipeline's commands
+// used to run inside its Exec, which Close waits for: Close waited 5 s for
+// its own goroutine and reported an Exec that had not returned; a Tx's,
+// and a blocking command's, inside what Close waits for without a bound:
+// a deadlock. They now run before: Close returns at once, and what the
+// hook was called for fails with ErrClosed, unsent.
+func TestCloseFromPreExecution(t *testing.T) {
+	type batch interface {
+		Get(string) *futures.Future[string]
+		Set(string, string, time.Duration) *futures.Future[struct{}]
+		Incr(string) *futures.Future[int64]
+		Exec(context.Context) error
 	}
-	p := eng.Pipeline()
-	fs := []interface{ Err(context.Context) error }{
-		p.Get("sc:p"), p.Set("sc:p", "w", 0), p.Incr("sc:n"),
+	type errer = interface{ Err(context.Context) error }
+	// exec queues three commands on b and runs them with the closing
+	// hook's mark; the futures are added to fs.
+	exec := func(b batch, mctx context.Context, fs *[]errer) error {
+		*fs = append(*fs, b.Get("sc:p"), b.Set("sc:p", "w", 0), b.Incr("sc:n"))
+		return b.Exec(mctx)
 	}
-	done := make(chan error, 1)
-	go func() { done <- p.Exec(context.WithValue(ctx, scMark{}, "close")) }()
-	r := scAwait(t, h.res, "Close called from a PreExecution hook in a Pipeline's Exec")
-	if r.err != nil {
-		t.Fatalf("Close from PreExecution = %v, want nil", r.err)
-	}
-	select {
-	case err := <-done:
-		if !errors.Is(err, engine.ErrClosed) {
-			t.Fatalf("Exec = %v, want ErrClosed", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("deadlock: the Exec whose hook closed the engine has not returned within 10 s")
-	}
-	for i, f := range fs {
-		if err := f.Err(ctx); !errors.Is(err, engine.ErrClosed) {
-			t.Fatalf("future %d: %v, want ErrClosed (nothing sent after Close)", i, err)
-		}
+	for _, c := range []struct {
+		name string
+		// run fires what the hook closes the engine for (mctx carries the
+		// mark) and returns its error; its futures, if any, go to fs.
+		run func(eng *engine.Engine, ctx, mctx context.Context, fs *[]errer) error
+	}{
+		{"single", func(eng *engine.Engine, ctx, mctx context.Context, _ *[]errer) error {
+			return eng.Get(mctx, "sc:p").Err(ctx)
+		}},
+		{"blocking", func(eng *engine.Engine, ctx, mctx context.Context, _ *[]errer) error {
+			return eng.Do(mctx, "BLPOP", "sc:l", "0.5").Err(ctx)
+		}},
+		{"dedicated", func(eng *engine.Engine, ctx, mctx context.Context, _ *[]errer) error {
+			return eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+				_, err := c.Do(mctx, "GET", "sc:p")
+				return err
+			})
+		}},
+		{"watch-read", func(eng *engine.Engine, ctx, mctx context.Context, _ *[]errer) error {
+			return eng.Watch(ctx, func(tx *engine.Tx) error {
+				_, err := tx.Read().Get(mctx, "sc:p")
+				return err
+			}, "sc:p")
+		}},
+		{"pipeline", func(eng *engine.Engine, _, mctx context.Context, fs *[]errer) error {
+			return exec(eng.Pipeline(), mctx, fs)
+		}},
+		{"tx", func(eng *engine.Engine, _, mctx context.Context, fs *[]errer) error {
+			return exec(eng.Tx(), mctx, fs)
+		}},
+		{"watch-exec", func(eng *engine.Engine, ctx, mctx context.Context, fs *[]errer) error {
+			return eng.Watch(ctx, func(tx *engine.Tx) error { return exec(tx, mctx, fs) }, "sc:p")
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := valkeytest.Start(t, valkeytest.Options{})
+			h := &scPreCloser{res: make(chan scResult, 1)}
+			eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithHooks(h))
+			h.eng.Store(eng)
+			ctx := ctxT(t)
+			if err := eng.Set(ctx, "sc:p", "v", 0).Err(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var fs []errer
+			done := make(chan error, 1)
+			go func() { done <- c.run(eng, ctx, context.WithValue(ctx, scMark{}, "close"), &fs) }()
+			r := scAwait(t, h.res, "Close called from a PreExecution hook")
+			if r.err != nil {
+				t.Fatalf("Close from PreExecution = %v, want nil", r.err)
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, engine.ErrClosed) {
+					t.Fatalf("the command whose hook closed the engine: %v, want ErrClosed", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("deadlock: the command whose hook closed the engine has not returned within 10 s")
+			}
+			for i, f := range fs {
+				if err := f.Err(ctx); !errors.Is(err, engine.ErrClosed) {
+					t.Fatalf("future %d: %v, want ErrClosed (nothing sent after Close)", i, err)
+				}
+			}
+		})
 	}
 }

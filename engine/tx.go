@@ -96,9 +96,6 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	// Close waits for the futures of an Exec in progress (execGate).
-	tx.e.execs.enter()
-	defer tx.e.execs.leave()
 	if bad != nil {
 		err := fmt.Errorf("vactor: transaction not sent: %w", bad)
 		failAll(q, err)
@@ -108,6 +105,19 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 		return nil
 	}
 	e := tx.e
+	if err := e.sendable(ctx); err != nil {
+		failAll(q, err)
+		return err
+	}
+	// The commands' PreExecution hooks run before the gate, as a
+	// Pipeline's: a hook that calls Close then closes the engine instead
+	// of waiting for its own Exec, which then finds the engine closed.
+	for _, en := range q {
+		en.cmd.prepare(e, ctx, false)
+	}
+	// Close waits for the futures of an Exec in progress (execGate).
+	e.execs.enter()
+	defer e.execs.leave()
 	if err := e.sendable(ctx); err != nil {
 		failAll(q, err)
 		return err
@@ -239,8 +249,7 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 	if e.bus.WantsPost() {
 		sent = &actors.Sent{Node: addr, Seq: e.bus.NextPipeline(), Size: len(q) + 2}
 	}
-	for _, en := range q {
-		en.cmd.prepare(e, ctx, false)
+	for _, en := range q { // prepared by exec
 		cmds = append(cmds, en.cmd.Cmd())
 		if o, ok := en.cmd.(actors.Observed); ok && sent != nil {
 			o.SentOn(sent)

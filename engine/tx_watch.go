@@ -349,13 +349,27 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 		}
 		return zero, err
 	}
+	// The command hooks see a read as any command sent outside the
+	// actors (a Dedicated connection's): PreExecution before the round
+	// trip, on this goroutine, whose context the read is sent under.
+	var done func(error)
+	if tx.e.bus.WantsCommands() {
+		ctx, done = tx.e.fireBlocking(ctx, w.addr, cmd)
+	}
 	res := tx.e.tx.call(ctx, w.conn, cmd)
 	if terr := res.NonValkeyError(); terr != nil {
 		w.broken = terr
+		if done != nil {
+			done(terr)
+		}
 		return zero, terr
 	}
 	v, err := decode(res)
-	return v, replyError(&res, err)
+	err = replyError(&res, err)
+	if done != nil {
+		done(err)
+	}
+	return v, err
 }
 
 // Do sends any command at once, as Engine.Do; commands that change the
