@@ -496,3 +496,95 @@ func (h *hcThird) check(t *testing.T) {
 		t.Fatalf("Handler got %d messages and %d items after Close, want 3 and 0", n, a)
 	}
 }
+
+// A subscription's Handler changes the subscription's set: Subscribe,
+// PSubscribe and Unsubscribe called from it return at once (they used to
+// wait for the server's confirmation, which the connection's reader, held
+// up by the Handler, never read: until their ctx ended, for ever with
+// context.Background), and the changes take effect once the Handler
+// returns.
+func TestSubscriptionHandlerChangesSet(t *testing.T) {
+	srv := valkeytest.Start(t)
+	defer subNoLeak(t)()
+	eng, closeEng := hcEngine(t, srv)
+	defer closeEng()
+	ctx := ctxT(t)
+	type change struct {
+		err  error
+		took time.Duration
+	}
+	changed := make(chan change, 2)
+	got := make(chan string, 64) // "channel/payload" of the other channels' messages
+	var sub *engine.Subscription
+	ready := make(chan struct{})
+	handle := func(ev engine.SubEvent) {
+		if ev.Kind != engine.SubMessage {
+			return // the Subscribed comes before SubscribeWith returns
+		}
+		<-ready // sub is set
+		m := ev.Message
+		if m.Channel != "hs:a" {
+			select {
+			case got <- m.Channel + "/" + m.Payload:
+			default:
+			}
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		start := time.Now()
+		var err error
+		switch m.Payload {
+		case "sub":
+			err = errors.Join(sub.Subscribe(cctx, "hs:b"), sub.PSubscribe(cctx, "hs:p:*"))
+		case "unsub":
+			err = sub.Unsubscribe(cctx, "hs:a")
+		}
+		changed <- change{err, time.Since(start)}
+	}
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"hs:a"}, Handler: handle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(ready)
+	await := func(what string) {
+		t.Helper()
+		select {
+		case c := <-changed:
+			if c.err != nil || c.took > time.Second {
+				t.Fatalf("%s from the Handler: %v after %s, want nil at once", what, c.err, c.took)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("deadlock: %s from the Handler has not returned within 10 s", what)
+		}
+	}
+	// publishUntil publishes to channel until n receivers got it.
+	publishUntil := func(channel string, n int64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for subPublish(t, eng, channel, "x") != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("PUBLISH %s never reached %d subscribers", channel, n)
+			}
+		}
+	}
+	subPublish(t, eng, "hs:a", "sub")
+	await("Subscribe and PSubscribe")
+	publishUntil("hs:b", 1)
+	publishUntil("hs:p:1", 1)
+	seen := map[string]bool{}
+	for !seen["hs:b/x"] || !seen["hs:p:1/x"] {
+		select {
+		case s := <-got:
+			seen[s] = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the Handler got %v, want messages on hs:b and hs:p:1", seen)
+		}
+	}
+	subPublish(t, eng, "hs:a", "unsub")
+	await("Unsubscribe")
+	publishUntil("hs:a", 0)
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -122,11 +122,13 @@ type SubscribeOptions struct {
 	// (Channel returns nil). It is called on the connection's reader
 	// goroutine, one call at a time, in order; while it runs nothing more
 	// is read (backpressure, as OverflowBlock). It may call the
-	// Subscription's Close, Dropped and Err, and the engine's Close; not
-	// its other methods: they wait for the connection it holds up (hand
-	// such work to another goroutine). A Close called from it ends the
-	// subscription without waiting for the Handler (see
-	// Subscription.Close). A panic in it is recovered: that item is lost,
+	// Subscription's methods and the engine's Close. The Subscription's
+	// Subscribe and Unsubscribe methods called from it send the change
+	// and return without waiting for the server's confirmation (read by
+	// the goroutine the Handler holds up): see Subscription.Subscribe. A
+	// Close called from it ends the subscription without waiting for the
+	// Handler (see Subscription.Close). Other engine calls that wait for
+	// a reply on this subscription's connection cannot be made from it. A panic in it is recovered: that item is lost,
 	// the subscription goes on, and the panic is counted (Stats.SubPanics)
 	// and, the first time, logged. Close (the Subscription's or the
 	// engine's) called from any other goroutine waits for a call in
@@ -314,6 +316,14 @@ func (s *Subscription) Err() error {
 // connection is down it waits for the next one; if ctx ends first it
 // returns ctx's error and the channels are still subscribed once
 // connected.
+//
+// Called from the subscription's Handler, the change is sent and Subscribe
+// returns nil without waiting (the confirmation is read by the goroutine
+// the Handler holds up): the channels' messages follow once the Handler
+// has returned and the server has confirmed them. The same holds for the
+// other Subscribe and Unsubscribe methods; an error is returned only when
+// nothing could be sent (the subscription has ended, or in cluster mode
+// a shard channel's owner is unknown).
 func (s *Subscription) Subscribe(ctx context.Context, channels ...string) error {
 	return s.runtime(ctx, actors.SubChannel, false, channels)
 }
@@ -355,6 +365,11 @@ func (s *Subscription) runtime(ctx context.Context, kind actors.SubKind, unsub b
 	}
 	if err := checkNames(names); err != nil {
 		return err
+	}
+	if s.hg.Load() != 0 && s.runsHandler(goid()) {
+		// From the Handler: the server's confirmation is read by the
+		// goroutine the Handler holds up, so it cannot be waited for.
+		return s.changeNoWait(kind, unsub, names)
 	}
 	return s.change(ctx, kind, unsub, names)
 }

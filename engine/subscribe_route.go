@@ -23,6 +23,18 @@ func (s *Subscription) change(ctx context.Context, kind actors.SubKind, unsub bo
 	return s.apply(ctx, kind, unsub, names, time.Time{}, false, "")
 }
 
+// changeNoWait is change called from the Handler: it sends the operations
+// and leaves their answers to a background goroutine, as change does for
+// those its ctx stopped waiting for.
+func (s *Subscription) changeNoWait(kind actors.SubKind, unsub bool, names []string) error {
+	sent, err := s.send(kind, unsub, names, time.Time{}, false, "")
+	if err != nil {
+		return err
+	}
+	s.abandon(sent, time.Time{})
+	return nil
+}
+
 // subSent is an operation sent to an actor.
 type subSent struct {
 	a  *subActor
