@@ -502,11 +502,20 @@ func (c *heldCtx) Err() error {
 // complete when Close returns: Close waits for it (it posts to closed
 // mailboxes, or asks a closed pool, and fails them with ErrClosed).
 // Before, Close returned at once and the futures completed afterwards.
+//
+// With a PreExecution hook configured, an Exec enters with its goroutine's
+// id (Close does not wait for the Execs of its own goroutine, where a hook
+// called it): Close still waits for another goroutine's.
 func TestCloseWaitsForExecInProgress(t *testing.T) {
 	srv := valkeytest.Start(t)
-	for _, kind := range []string{"pipeline", "tx"} {
+	for _, kind := range []string{"pipeline", "tx", "pipeline-hooked", "tx-hooked"} {
 		t.Run(kind, func(t *testing.T) {
-			eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+			cfg := config.DefaultConfig().WithAddrs(srv.Addr())
+			if strings.HasSuffix(kind, "-hooked") {
+				cfg = cfg.WithHooks(&scPreCloser{}) // closes nothing: no command is marked
+				kind = strings.TrimSuffix(kind, "-hooked")
+			}
+			eng := engineOn(t, cfg)
 			var (
 				fs   []*futures.Future[struct{}]
 				exec func(context.Context) error

@@ -266,13 +266,10 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // its caller).
 //
 // It may also be called from a PreExecution hook, which runs on the
-// goroutine that fires the command before the command counts as in
-// progress (a Pipeline's or a Tx's hooks before their Exec does, a
-// blocking command's before its call does): Close returns at once, and
-// the command, or the Exec's commands, fail with ErrClosed, unsent. The
-// exception: in cluster mode a Pipeline's multi-key command whose keys
-// span slots is split and sent inside the Exec, hooks included; Close
-// from those hooks waits for that Exec (up to 5 s, then reports it).
+// goroutine that fires the command: Close does not wait for what that
+// goroutine is doing (a Pipeline's or a Tx's Exec, a blocking call), so it
+// returns at once, and the command, or the Exec's commands, fail with
+// ErrClosed, unsent.
 func (e *Engine) Close() error {
 	if !e.closed.CompareAndSwap(false, true) {
 		// A hook's or a consumer's or subscription's handler's or a
@@ -364,7 +361,7 @@ func (e *Engine) Close() error {
 	// closed mailboxes or asks a closed pool now, failing its futures:
 	// wait for it, so that they are complete when Close returns.
 	select {
-	case <-e.execs.wait():
+	case <-e.execs.wait(closer): // not for an Exec whose hook called Close
 	case <-time.After(stuckActorWait):
 		// An Exec stuck with every actor and pool closed (a bug).
 		if err == nil {

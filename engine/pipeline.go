@@ -124,18 +124,18 @@ func (p *Pipeline) Exec(ctx context.Context) error {
 
 // post hands q to the actors, or fails it when nothing can be sent; Close
 // waits for it (execGate). The commands are prepared (their PreExecution
-// hooks run) before the gate: a hook that calls Close then closes the
-// engine instead of waiting for its own Exec; the Exec then finds the
-// engine closed and fails the commands with ErrClosed.
+// hooks run) before anything is sent: a hook that calls Close closes the
+// engine without waiting for this Exec (its goroutine's), which then finds
+// the engine closed and fails the commands with ErrClosed.
 func (p *Pipeline) post(ctx context.Context, q []entry) error {
+	g := p.e.execEnter()
+	defer p.e.execs.leave(g)
 	if err := p.e.sendable(ctx); err != nil {
 		failAll(q, err)
 		return err
 	}
 	p.e.prepareAll(ctx, q)
-	p.e.execs.enter()
-	defer p.e.execs.leave()
-	if err := p.e.sendable(ctx); err != nil {
+	if err := p.e.sendable(ctx); err != nil { // a hook closed the engine
 		failAll(q, err)
 		return err
 	}
@@ -145,6 +145,17 @@ func (p *Pipeline) post(ctx context.Context, q []entry) error {
 		p.e.postStandalone(ctx, q)
 	}
 	return nil
+}
+
+// execEnter enters the Exec gate, with the goroutine's id when
+// PreExecution hooks, which may call Close, will run (see execGate).
+func (e *Engine) execEnter() int64 {
+	var g int64
+	if e.bus.WantsPre() {
+		g = goid()
+	}
+	e.execs.enter(g)
+	return g
 }
 
 // prepareAll prepares q's commands for sending: pinned where they may be

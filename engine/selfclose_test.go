@@ -359,3 +359,37 @@ func TestCloseFromPreExecution(t *testing.T) {
 		})
 	}
 }
+
+// Cluster mode: a Pipeline's MGET over two slots is split and sent inside
+// the Exec, its hooks included; a PreExecution hook of the split's
+// commands that closes the engine returns at once too (Close does not
+// wait for an Exec of its own goroutine), and the MGET fails unsent.
+func TestCloseFromPreExecutionClusterSplit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t)
+	h := &scPreCloser{res: make(chan scResult, 1)}
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).WithHooks(h))
+	h.eng.Store(eng)
+	ctx := ctxT(t)
+	p := eng.Pipeline()
+	mget := p.MGet("a", "b") // slots 15495 and 3300
+	done := make(chan error, 1)
+	go func() { done <- p.Exec(context.WithValue(ctx, scMark{}, "close")) }()
+	r := scAwait(t, h.res, "Close called from a PreExecution hook of a split MGET")
+	if r.err != nil {
+		t.Fatalf("Close from PreExecution = %v, want nil", r.err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, engine.ErrClosed) {
+			t.Fatalf("Exec = %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("deadlock: the Exec whose hook closed the engine has not returned within 10 s")
+	}
+	if _, err := mget.Await(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("MGET: %v, want ErrClosed", err)
+	}
+}

@@ -105,20 +105,20 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 		return nil
 	}
 	e := tx.e
+	// Close waits for the futures of an Exec in progress (execGate), but
+	// not for this one when one of its PreExecution hooks, run before
+	// anything is sent, calls Close: this Exec then finds the engine
+	// closed.
+	g := e.execEnter()
+	defer e.execs.leave(g)
 	if err := e.sendable(ctx); err != nil {
 		failAll(q, err)
 		return err
 	}
-	// The commands' PreExecution hooks run before the gate, as a
-	// Pipeline's: a hook that calls Close then closes the engine instead
-	// of waiting for its own Exec, which then finds the engine closed.
 	for _, en := range q {
 		en.cmd.prepare(e, ctx, false)
 	}
-	// Close waits for the futures of an Exec in progress (execGate).
-	e.execs.enter()
-	defer e.execs.leave()
-	if err := e.sendable(ctx); err != nil {
+	if err := e.sendable(ctx); err != nil { // a hook closed the engine
 		failAll(q, err)
 		return err
 	}
