@@ -106,6 +106,7 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 	}
 	e := tx.e
 	if err := e.sendable(ctx); err != nil {
+		e.prepareEnded(ctx, q)
 		failAll(q, err)
 		return err
 	}
