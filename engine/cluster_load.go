@@ -202,13 +202,15 @@ func (e *Engine) fetchMap(ctx context.Context, srcs []mapSource) (*actors.Topolo
 }
 
 // fetchFrom reads the slot map from one node: through its connection
-// actor, or over a connection of its own.
+// actor, or over a connection of its own. Either way its commands are the
+// engine's own: the command hooks do not see them (the SlotMapLoaded hooks
+// see the load).
 func (e *Engine) fetchFrom(ctx context.Context, src mapSource) (*actors.Topology, error) {
 	if src.conn == nil {
 		return e.fetchTopology(ctx, src.addr)
 	}
 	do := func(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {
-		r, err := submitTo(e, src.conn, ctx, cmd, rawResult).Await(ctx)
+		r, err := postInternal(e, src.conn, ctx, cmd, rawResult).Await(ctx)
 		if err != nil {
 			return valkey.NewErrorResult(err)
 		}

@@ -237,6 +237,14 @@ func (c *DedicatedConn) round(ctx context.Context, sticky bool, build func(valke
 		return nil, fmt.Errorf("vactor: dedicated connection failed earlier: %w", c.broken)
 	}
 	if err := ctx.Err(); err != nil {
+		if c.e.bus.WantsCommands() {
+			// As a command whose ctx had ended on any other path: the
+			// command hooks see it fail.
+			for _, cmd := range build(c.conn.B()) {
+				_, done := c.e.fireBlocking(ctx, c.addr, cmd)
+				done(err)
+			}
+		}
 		return nil, err
 	}
 	// A sentinel failover held: WAIT first, then wait for its end.

@@ -131,6 +131,7 @@ func (p *Pipeline) post(ctx context.Context, q []entry) error {
 	g := p.e.execEnter()
 	defer p.e.execs.leave(g)
 	if err := p.e.sendable(ctx); err != nil {
+		p.e.prepareEnded(ctx, q)
 		failAll(q, err)
 		return err
 	}
@@ -168,6 +169,18 @@ func (e *Engine) prepareAll(ctx context.Context, q []entry) {
 		if en.split == nil {
 			en.cmd.prepare(e, ctx, pin)
 		}
+	}
+}
+
+// prepareEnded prepares q's commands (prepareAll) when they fail unsent
+// because ctx ended before their Exec (a Pipeline's or a Tx's) sent them,
+// so that they reach the command hooks, failed with ctx's error, as a
+// command of an Engine method whose ctx had ended does. A command fired
+// on a closed engine reaches no hook; without command hooks this is one
+// nil check.
+func (e *Engine) prepareEnded(ctx context.Context, q []entry) {
+	if e.bus.WantsCommands() && !e.closed.Load() {
+		e.prepareAll(ctx, q)
 	}
 }
 

@@ -272,6 +272,13 @@ func submitTo[T any](e *Engine, conn *actors.ConnState, ctx context.Context, cmd
 	return post(e, conn, newRequest(e, ctx, cmd, decode))
 }
 
+// postInternal queues the engine's own command (not a user's) on one
+// connection actor: its request carries no observation, so the command
+// hooks do not see it, hooks or not (as submitTo's without hooks).
+func postInternal[T any](e *Engine, conn *actors.ConnState, ctx context.Context, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
+	return post(e, conn, &request[T]{ctx: ctx, cmd: cmd, decode: decode})
+}
+
 // post queues r on conn's mailbox, or fails it at once when the engine is
 // closed or conn's breaker is open.
 func post[T any](e *Engine, conn *actors.ConnState, r *request[T]) *futures.Future[T] {

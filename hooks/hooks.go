@@ -42,8 +42,14 @@ type Hook = any
 
 // PreExecution is called when a command is fired: on the caller's
 // goroutine, before the command is queued, once per command (a pipeline's
-// or transaction's commands when Exec runs; a DedicatedConn's when it
-// sends them, before their round trip). The context it returns replaces
+// or transaction's commands when Exec runs; a DedicatedConn's and a
+// Watch read's when they are sent, before their round trip). The command
+// hooks see the commands the program sends (a multi-key command split
+// across cluster slots: each part), not those the engine sends for itself
+// (slot-map loads, handshakes, MULTI and EXEC, WATCH and UNWATCH, a batch
+// writer's, a stream consumer's, a subscription's): the table "Which
+// commands reach the command hooks" in docs/hooks-observability.md lists
+// them. The context it returns replaces
 // ctx for the command: return ctx itself, or a context derived from it
 // (context.WithValue, a span): its deadline and cancellation bound the
 // command, and PostExecution gets it back. A nil return keeps ctx. It must
