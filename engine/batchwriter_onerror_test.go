@@ -13,7 +13,6 @@ package engine_test
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -298,15 +297,10 @@ func TestBatchWriterOnErrorFlushes(t *testing.T) {
 func TestBatchWriterOnErrorClosesEngine(t *testing.T) {
 	for _, drain := range []time.Duration{config.DefaultConfig().DrainTimeout, 0} {
 		t.Run("drain="+drain.String(), func(t *testing.T) {
-			srv := valkeytest.Start(t)
-			defer subNoLeak(t)()
-			eng, closeEng := hcEngine(t, srv, func(c config.Config) config.Config { return c.WithDrainTimeout(drain) })
-			defer closeEng()
+			srv, eng, done := hcDrainEngine(t, drain)
+			defer done()
 			ctx := ctxT(t)
-			other, err := eng.Consume(ctx, "other", "g", "c", func(context.Context, engine.XEntry) error { return nil }, engine.ConsumeOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			other := hcOther(t, ctx, eng)
 			var (
 				r                   *owRun
 				closeErr            error
@@ -358,21 +352,7 @@ func TestBatchWriterOnErrorClosesEngineDuringClose(t *testing.T) {
 	var calls atomic.Int32
 	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{OnError: func([]string, error) {
 		calls.Add(1)
-		once.Do(func() {
-			go func() {
-				start := time.Now()
-				err := eng.Close()
-				outer <- scResult{err, time.Since(start)}
-			}()
-			// Until the other Close has begun (commands fail).
-			deadline := time.Now().Add(hcLimit)
-			for !errors.Is(eng.Get(ctx, "k").Err(ctx), engine.ErrClosed) && time.Now().Before(deadline) {
-				runtime.Gosched()
-			}
-			start := time.Now()
-			err := eng.Close()
-			inner <- scResult{err, time.Since(start)}
-		})
+		once.Do(func() { hcCloseDuringClose(ctx, eng, inner, outer) })
 	}})
 	if err != nil {
 		t.Fatal(err)

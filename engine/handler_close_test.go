@@ -144,19 +144,14 @@ func TestConsumerHandlerCloses(t *testing.T) {
 func TestConsumerHandlerClosesEngine(t *testing.T) {
 	for _, drain := range []time.Duration{config.DefaultConfig().DrainTimeout, 0} {
 		t.Run("drain="+drain.String(), func(t *testing.T) {
-			srv := valkeytest.Start(t)
-			defer subNoLeak(t)()
-			eng, closeEng := hcEngine(t, srv, func(c config.Config) config.Config { return c.WithDrainTimeout(drain) })
-			defer closeEng()
+			srv, eng, done := hcDrainEngine(t, drain)
+			defer done()
 			ctx := ctxT(t)
 			csProduce(t, ctx, eng, "hc", 0, 10)
 
 			// Other services, which the engine's Close must have stopped
 			// before it returns.
-			other, err := eng.Consume(ctx, "other", "g", "c", func(context.Context, engine.XEntry) error { return nil }, engine.ConsumeOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			other := hcOther(t, ctx, eng)
 			sub, err := eng.Subscribe(ctx, "hc:other")
 			if err != nil {
 				t.Fatal(err)
@@ -288,15 +283,10 @@ func TestSubscriptionHandlerClosesOnEvent(t *testing.T) {
 func TestSubscriptionHandlerClosesEngine(t *testing.T) {
 	for _, drain := range []time.Duration{config.DefaultConfig().DrainTimeout, 0} {
 		t.Run("drain="+drain.String(), func(t *testing.T) {
-			srv := valkeytest.Start(t)
-			defer subNoLeak(t)()
-			eng, closeEng := hcEngine(t, srv, func(c config.Config) config.Config { return c.WithDrainTimeout(drain) })
-			defer closeEng()
+			_, eng, done := hcDrainEngine(t, drain)
+			defer done()
 			ctx := ctxT(t)
-			other, err := eng.Consume(ctx, "other", "g", "c", func(context.Context, engine.XEntry) error { return nil }, engine.ConsumeOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			other := hcOther(t, ctx, eng)
 			published := make(chan struct{}) // the PUBLISHes are answered: none in flight
 			var otherDone bool
 			h := newHCThird(func() error {
@@ -408,21 +398,7 @@ func TestHandlerClosesEngineDuringClose(t *testing.T) {
 			outer := make(chan scResult, 1)
 			var once sync.Once
 			handle := func() {
-				once.Do(func() {
-					go func() {
-						start := time.Now()
-						err := eng.Close()
-						outer <- scResult{err, time.Since(start)}
-					}()
-					// Until the other Close has begun (commands fail).
-					deadline := time.Now().Add(hcLimit)
-					for !errors.Is(eng.Get(ctx, "k").Err(ctx), engine.ErrClosed) && time.Now().Before(deadline) {
-						runtime.Gosched()
-					}
-					start := time.Now()
-					err := eng.Close()
-					inner <- scResult{err, time.Since(start)}
-				})
+				once.Do(func() { hcCloseDuringClose(ctx, eng, inner, outer) })
 			}
 			if kind == "consumer" {
 				csProduce(t, ctx, eng, "hcd", 0, 1)
@@ -587,4 +563,45 @@ func TestSubscriptionHandlerChangesSet(t *testing.T) {
 	if err := sub.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// hcCloseDuringClose starts the engine's Close on another goroutine (its
+// result to outer), waits until it has begun (commands fail with
+// ErrClosed), then calls Close on this goroutine (its result to inner).
+func hcCloseDuringClose(ctx context.Context, eng *engine.Engine, inner, outer chan<- scResult) {
+	go func() {
+		start := time.Now()
+		err := eng.Close()
+		outer <- scResult{err, time.Since(start)}
+	}()
+	deadline := time.Now().Add(hcLimit)
+	for !errors.Is(eng.Get(ctx, "k").Err(ctx), engine.ErrClosed) && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	start := time.Now()
+	err := eng.Close()
+	inner <- scResult{err, time.Since(start)}
+}
+
+// hcDrainEngine starts a server and an engine on it with DrainTimeout
+// drain; done closes the engine (unless the test failed: see hcEngine)
+// and checks that no goroutine is left.
+func hcDrainEngine(t *testing.T, drain time.Duration) (srv *valkeytest.Server, eng *engine.Engine, done func()) {
+	t.Helper()
+	srv = valkeytest.Start(t)
+	leak := subNoLeak(t)
+	eng, closeEng := hcEngine(t, srv, func(c config.Config) config.Config { return c.WithDrainTimeout(drain) })
+	return srv, eng, func() { closeEng(); leak() }
+}
+
+// hcOther starts a stream consumer beside the service under test: the
+// engine's Close called from a handler must have stopped it too when it
+// returns.
+func hcOther(t *testing.T, ctx context.Context, eng *engine.Engine) *engine.Consumer {
+	t.Helper()
+	other, err := eng.Consume(ctx, "other", "g", "c", func(context.Context, engine.XEntry) error { return nil }, engine.ConsumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return other
 }

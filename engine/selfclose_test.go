@@ -337,20 +337,9 @@ func TestCloseFromPreExecution(t *testing.T) {
 				t.Fatal(err)
 			}
 			var fs []errer
-			done := make(chan error, 1)
-			go func() { done <- c.run(eng, ctx, context.WithValue(ctx, scMark{}, "close"), &fs) }()
-			r := scAwait(t, h.res, "Close called from a PreExecution hook")
-			if r.err != nil {
-				t.Fatalf("Close from PreExecution = %v, want nil", r.err)
-			}
-			select {
-			case err := <-done:
-				if !errors.Is(err, engine.ErrClosed) {
-					t.Fatalf("the command whose hook closed the engine: %v, want ErrClosed", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("deadlock: the command whose hook closed the engine has not returned within 10 s")
-			}
+			scPreClosed(t, h, "Close called from a PreExecution hook", func() error {
+				return c.run(eng, ctx, context.WithValue(ctx, scMark{}, "close"), &fs)
+			})
 			for i, f := range fs {
 				if err := f.Err(ctx); !errors.Is(err, engine.ErrClosed) {
 					t.Fatalf("future %d: %v, want ErrClosed (nothing sent after Close)", i, err)
@@ -375,21 +364,30 @@ func TestCloseFromPreExecutionClusterSplit(t *testing.T) {
 	ctx := ctxT(t)
 	p := eng.Pipeline()
 	mget := p.MGet("a", "b") // slots 15495 and 3300
+	scPreClosed(t, h, "Close called from a PreExecution hook of a split MGET", func() error {
+		return p.Exec(context.WithValue(ctx, scMark{}, "close"))
+	})
+	if _, err := mget.Await(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("MGET: %v, want ErrClosed", err)
+	}
+}
+
+// scPreClosed runs fire on a goroutine of its own; a PreExecution hook of
+// what it fires (h) closes the engine. The Close must return nil within
+// scLimit, and fire must return ErrClosed.
+func scPreClosed(t *testing.T, h *scPreCloser, what string, fire func() error) {
+	t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- p.Exec(context.WithValue(ctx, scMark{}, "close")) }()
-	r := scAwait(t, h.res, "Close called from a PreExecution hook of a split MGET")
-	if r.err != nil {
+	go func() { done <- fire() }()
+	if r := scAwait(t, h.res, what); r.err != nil {
 		t.Fatalf("Close from PreExecution = %v, want nil", r.err)
 	}
 	select {
 	case err := <-done:
 		if !errors.Is(err, engine.ErrClosed) {
-			t.Fatalf("Exec = %v, want ErrClosed", err)
+			t.Fatalf("what the hook closed the engine for: %v, want ErrClosed", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("deadlock: the Exec whose hook closed the engine has not returned within 10 s")
-	}
-	if _, err := mget.Await(ctx); !errors.Is(err, engine.ErrClosed) {
-		t.Fatalf("MGET: %v, want ErrClosed", err)
+		t.Fatal("deadlock: what the hook closed the engine for has not returned within 10 s")
 	}
 }
