@@ -73,10 +73,13 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	if e.cl != nil {
 		slot := e.slotOf(key)
 		addr, err := e.cl.Owner(slot)
-		if err != nil {
-			return fail[Reply](err)
+		if err == nil {
+			conn, err = e.cl.Conn(addr, slot)
 		}
-		if conn, err = e.cl.Conn(addr, slot); err != nil {
+		if err != nil { // no owner yet, or its connection failed: as a command the slot actors refuse
+			if e.bus.WantsCommands() {
+				e.refused(ctx, "", err, e.b.Arbitrary(name).Args(args...).Blocking())
+			}
 			return fail[Reply](err)
 		}
 	} else {
@@ -85,8 +88,7 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	if conn.Node != nil && conn.Node.Open() {
 		err := conn.Node.OpenError()
 		if e.bus.WantsCommands() { // as for a command the actors refuse
-			_, done := e.fireBlocking(ctx, conn.Addr, e.b.Arbitrary(name).Args(args...).Blocking())
-			done(err)
+			e.refused(ctx, conn.Addr, err, e.b.Arbitrary(name).Args(args...).Blocking())
 		}
 		return fail[Reply](err)
 	}

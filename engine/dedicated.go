@@ -233,24 +233,21 @@ func (c *DedicatedConn) round(ctx context.Context, sticky bool, build func(valke
 	if c.conn == nil {
 		return nil, errDedicatedDone
 	}
+	// Refused unsent: the connection failed earlier, ctx has ended, or a
+	// sentinel failover held (WAIT first, then wait for its end) failed.
+	// As a command refused on any other path, each reaches the command
+	// hooks, failed.
+	var err error
 	if c.broken != nil {
-		return nil, fmt.Errorf("vactor: dedicated connection failed earlier: %w", c.broken)
-	}
-	if err := ctx.Err(); err != nil {
-		if c.e.bus.WantsCommands() {
-			// As a command whose ctx had ended on any other path: the
-			// command hooks see it fail.
-			for _, cmd := range build(c.conn.B()) {
-				_, done := c.e.fireBlocking(ctx, c.addr, cmd)
-				done(err)
-			}
-		}
-		return nil, err
-	}
-	// A sentinel failover held: WAIT first, then wait for its end.
-	if err := c.e.ded.holdLent(ctx, c.conn, c.addr, c.used); err != nil {
-		if errors.Is(err, ErrNotPrimary) {
+		err = fmt.Errorf("vactor: dedicated connection failed earlier: %w", c.broken)
+	} else if err = ctx.Err(); err == nil {
+		if err = c.e.ded.holdLent(ctx, c.conn, c.addr, c.used); errors.Is(err, ErrNotPrimary) {
 			c.broken = err
+		}
+	}
+	if err != nil {
+		if c.e.bus.WantsCommands() {
+			c.e.refused(ctx, c.addr, err, build(c.conn.B())...)
 		}
 		return nil, err
 	}

@@ -143,6 +143,21 @@ func (e *Engine) fireBlocking(ctx context.Context, node string, cmd valkey.Compl
 	}
 }
 
+// refused reports cmd, refused after it was fired (by the state of the
+// engine, a connection or a slot, not by its arguments), to the command
+// hooks: PreExecution, then PostExecution failed with err, on node (""
+// when no node carries it). A command refused because the engine is
+// closed reaches no hook; without command hooks this is one nil check.
+func (e *Engine) refused(ctx context.Context, node string, err error, cmds ...valkey.Completed) {
+	if !e.bus.WantsCommands() || e.closed.Load() {
+		return
+	}
+	for _, cmd := range cmds {
+		_, done := e.fireBlocking(ctx, node, cmd)
+		done(err)
+	}
+}
+
 // hookedDial wraps dial with the PreConnection and PostConnection events.
 // A failed dial's error is a *ConnectError (connecterr.go), reconnects
 // included, so that hooks and logs see a refusal (WRONGPASS, a TLS

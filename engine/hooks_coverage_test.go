@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -292,6 +294,62 @@ func TestHooksCoverageStandalone(t *testing.T) {
 			t.Errorf("%s with an ended ctx: Err %v, want context.Canceled", ev.Name, ev.Err)
 		}
 	}
+
+	// Commands refused, unsent, on a connection that failed earlier (here
+	// a BLPOP whose ctx ended while it blocked): each reaches the hooks
+	// once, failed with the call's error, on the connection's node (before,
+	// a DedicatedConn's and a Watch read's reached none).
+	refusedErrs := map[string]error{}
+	_ = eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		if _, err := c.Do(short, "BLPOP", "cov:none", "2"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("DedicatedConn BLPOP past its ctx: %v, want context.DeadlineExceeded", err)
+		}
+		var err error
+		if _, err = c.Do(ctx, "GET", "cov:s"); err == nil {
+			t.Error("DedicatedConn.Do on a failed connection: no error")
+		}
+		refusedErrs["dedicated"] = err
+		if _, err := c.DoMulti(ctx, []string{"PING"}, []string{"GET", "cov:s"}); err == nil {
+			t.Error("DedicatedConn.DoMulti on a failed connection: no error")
+		}
+		return nil
+	})
+	_ = eng.Watch(ctx, func(tx *engine.Tx) error {
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		if _, err := tx.Read().Do(short, "BLPOP", "cov:none", "2"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Watch read BLPOP past its ctx: %v, want context.DeadlineExceeded", err)
+		}
+		var err error
+		if _, err = tx.Read().Get(ctx, "cov:n"); err == nil {
+			t.Error("Watch read on a failed connection: no error")
+		}
+		refusedErrs["watch"] = err
+		return nil
+	}, "cov:n")
+	evs = cv.step("commands refused on a connection that failed earlier", at(node, "BLPOP", "GET", "PING", "GET", "BLPOP", "GET")...)
+	for _, ev := range evs {
+		if ev.Err == nil {
+			t.Errorf("%s refused on a failed connection: no Err", ev.Name)
+		}
+		if ev.Name == "BLPOP" && !errors.Is(ev.Err, context.DeadlineExceeded) {
+			t.Errorf("BLPOP past its ctx: Err %v, want context.DeadlineExceeded", ev.Err)
+		}
+	}
+	for what, err := range refusedErrs {
+		if err == nil {
+			continue
+		}
+		found := false
+		for _, ev := range evs {
+			found = found || (ev.Name == "GET" && ev.Err != nil && ev.Err.Error() == err.Error())
+		}
+		if !found {
+			t.Errorf("%s: no GET event carries the refusal %q", what, err)
+		}
+	}
 }
 
 // Cluster mode: a multi-key command whose keys span slots is reported
@@ -366,6 +424,33 @@ func TestHooksCoverageCluster(t *testing.T) {
 	mustNoErr(t, "Pipeline.Exec", p.Exec(ctx))
 	cv.step("a pipeline with an MGET across slots", append(perNode("MGET"), "GET@"+nodes[0])...)
 
+	// The same pipeline with a ctx that had ended: every command, each
+	// part of the split one included, reaches the hooks once, failed
+	// (before, the split command reached none).
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	p = eng.Pipeline()
+	get := p.Get(keys[0])
+	mget := p.MGet(keys...)
+	if err := p.Exec(ended); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Pipeline.Exec with an ended ctx: %v", err)
+	}
+	if err := get.Err(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("GET of a pipeline with an ended ctx: %v", err)
+	}
+	if _, err := mget.Await(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("MGET across slots of a pipeline with an ended ctx: %v", err)
+	}
+	endedWant := []string{"GET@"}
+	for range nodes {
+		endedWant = append(endedWant, "MGET@")
+	}
+	for _, ev := range cv.step("a pipeline with an MGET across slots, ctx ended", endedWant...) {
+		if !errors.Is(ev.Err, context.Canceled) {
+			t.Errorf("%s with an ended ctx: Err %v, want context.Canceled", ev.Name, ev.Err)
+		}
+	}
+
 	tx := eng.Tx()
 	tx.Incr(keys[2] + ":n")
 	mustNoErr(t, "Tx.Exec", tx.Exec(ctx))
@@ -423,6 +508,44 @@ func TestHooksCoverageCluster(t *testing.T) {
 	for _, n := range nodes {
 		if pinged[n] == 0 {
 			t.Errorf("Ping: no PING of %s reached the hooks: %v", n, pinged)
+		}
+	}
+}
+
+// Cluster mode, a slot no node serves in the engine's slot map (a map
+// that leaves half the slots unassigned): a command on it fails with
+// ErrNoSlotOwner and reaches the hooks once, failed, on no node; a
+// blocking command too (before, it reached none).
+func TestHooksCoverageNoSlotOwner(t *testing.T) {
+	srv, set := fakeServerSet(t, map[string]string{"COMMAND": "*0\r\n", "GET": "$2\r\nok\r\n"})
+	host, port, _ := strings.Cut(srv.Addr(), ":")
+	set("CLUSTER SHARDS", "*1\r\n%2\r\n+slots\r\n*2\r\n:0\r\n:8191\r\n+nodes\r\n*1\r\n%5\r\n"+
+		"+id\r\n+n1\r\n+port\r\n:"+port+"\r\n+ip\r\n+"+host+"\r\n+role\r\n+master\r\n+health\r\n+online\r\n")
+	rec := &recHook{}
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithClusterMode(true).WithHooks(rec))
+	ctx := ctxT(t)
+	cv := &coverage{t: t, rec: rec}
+	served, orphan := "", ""
+	for i := 0; served == "" || orphan == ""; i++ {
+		k := "k" + strconv.Itoa(i)
+		if valkeytest.HashSlot(k) < 8192 {
+			served = k
+		} else {
+			orphan = k
+		}
+	}
+	mustNoErr(t, "GET of a served slot", eng.Get(ctx, served).Err(ctx))
+	cv.step("GET of a served slot", "GET@"+srv.Addr())
+
+	if err := eng.Get(ctx, orphan).Err(ctx); !errors.Is(err, engine.ErrNoSlotOwner) {
+		t.Fatalf("GET of a slot no node serves: %v, want ErrNoSlotOwner", err)
+	}
+	if _, err := eng.Do(ctx, "BLPOP", orphan, "1").Await(ctx); !errors.Is(err, engine.ErrNoSlotOwner) {
+		t.Fatalf("BLPOP of a slot no node serves: %v, want ErrNoSlotOwner", err)
+	}
+	for _, ev := range cv.step("GET and BLPOP of a slot no node serves", "GET@", "BLPOP@") {
+		if !errors.Is(ev.Err, engine.ErrNoSlotOwner) {
+			t.Errorf("%s: Err %v, want ErrNoSlotOwner", ev.Name, ev.Err)
 		}
 	}
 }

@@ -131,8 +131,7 @@ func (p *Pipeline) post(ctx context.Context, q []entry) error {
 	g := p.e.execEnter()
 	defer p.e.execs.leave(g)
 	if err := p.e.sendable(ctx); err != nil {
-		p.e.prepareEnded(ctx, q)
-		failAll(q, err)
+		p.e.failEnded(ctx, q, err)
 		return err
 	}
 	p.e.prepareAll(ctx, q)
@@ -172,15 +171,27 @@ func (e *Engine) prepareAll(ctx context.Context, q []entry) {
 	}
 }
 
-// prepareEnded prepares q's commands (prepareAll) when they fail unsent
-// because ctx ended before their Exec (a Pipeline's or a Tx's) sent them,
-// so that they reach the command hooks, failed with ctx's error, as a
-// command of an Engine method whose ctx had ended does. A command fired
-// on a closed engine reaches no hook; without command hooks this is one
-// nil check.
-func (e *Engine) prepareEnded(ctx context.Context, q []entry) {
-	if e.bus.WantsCommands() && !e.closed.Load() {
+// failEnded fails q's commands unsent with err, the engine's closing or
+// ctx's error when ctx ended before their Exec (a Pipeline's or a Tx's)
+// sent them. With ctx's error each reaches the command hooks, failed, as
+// a command of an Engine method whose ctx had ended does: prepared
+// (prepareAll), and a command split across slots (a Pipeline's, cluster
+// mode) sent through its split with the ended ctx, which fails each
+// part unsent, one event per part as when it is sent. A command fired on
+// a closed engine reaches no hook; without command hooks this is one nil
+// check.
+func (e *Engine) failEnded(ctx context.Context, q []entry, err error) {
+	hooked := e.bus.WantsCommands() && !e.closed.Load()
+	if hooked {
 		e.prepareAll(ctx, q)
+	}
+	failAll(q, err)
+	if hooked {
+		for _, en := range q {
+			if en.split != nil {
+				en.split(ctx) // its future failed above: the parts only report
+			}
+		}
 	}
 }
 

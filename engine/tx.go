@@ -112,8 +112,7 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 	g := e.execEnter()
 	defer e.execs.leave(g)
 	if err := e.sendable(ctx); err != nil {
-		e.prepareEnded(ctx, q)
-		failAll(q, err)
+		e.failEnded(ctx, q, err)
 		return err
 	}
 	for _, en := range q {

@@ -327,9 +327,6 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 	if tx.stateNow() != cmdsOpen || w.conn == nil {
 		return zero, fmt.Errorf("%w: Tx.Read after Exec, Discard or the end of Watch", ErrInvalidArgument)
 	}
-	if w.broken != nil {
-		return zero, w.broken
-	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -340,13 +337,19 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 			}
 		}
 	}
-	// Sentinel mode, a failover held: WAIT on the watched connection (a
-	// command sent through Do may have written), then wait for the
-	// hold's end.
-	if err := tx.e.tx.holdLent(ctx, w.conn, w.addr, true); err != nil {
-		if errors.Is(err, ErrNotPrimary) {
+	// Refused unsent: the watched connection failed earlier, or a
+	// sentinel failover held (WAIT on the watched connection, as a
+	// command sent through Do may have written, then wait for the hold's
+	// end) failed. The command hooks see it fail, as any command refused
+	// after it was fired.
+	err := w.broken
+	if err == nil {
+		if err = tx.e.tx.holdLent(ctx, w.conn, w.addr, true); errors.Is(err, ErrNotPrimary) {
 			w.broken = err
 		}
+	}
+	if err != nil {
+		tx.e.refused(ctx, w.addr, err, cmd)
 		return zero, err
 	}
 	// The command hooks see a read as any command sent outside the

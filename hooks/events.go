@@ -36,7 +36,7 @@ type Executed struct {
 	// DedicatedConn's own connection, or the node whose open circuit
 	// breaker refused the command (Err an *engine.CircuitOpenError); ""
 	// when nothing carried it otherwise (refused before: full mailbox,
-	// expired context). A command fired on a closed engine reaches no hook
+	// expired context, a cluster slot no node serves). A command fired on a closed engine reaches no hook
 	// at all: the hooks stopped with the engine.
 	Node string
 	// Err is the error the command's future completed with: nil on
