@@ -101,10 +101,13 @@ type BatchWriterOptions struct {
 	// waiting (the callback's own command is done only once it returns:
 	// see BatchWriter.Close), and the engine's Close, which does likewise
 	// for this writer (see Engine.Close). The writer's Flush called from
-	// it returns ErrInOnError at once. A Write from it that has to wait
-	// for room (BackpressureBlock) may wait until its ctx ends: the
-	// commands queued behind the one being reported wait for the
-	// callback.
+	// it returns ErrInOnError at once. A Write from it never waits for
+	// room, under either Backpressure (the commands queued behind the one
+	// being reported wait for the callback): it may use the room of the
+	// failed commands being reported, which count as pending until their
+	// callbacks return, so that a callback that writes each failed command
+	// again (a retry) finds room; beyond that it fails with
+	// ErrBackpressure at once.
 	OnError func(cmd []string, err error)
 }
 
@@ -147,6 +150,7 @@ type BatchWriter struct {
 	written   uint64
 	acked     uint64
 	failed    uint64
+	reporting uint64 // failed, in OnError calls, not counted yet (finish)
 	retries   uint64
 	redirects uint64
 	rejected  uint64
@@ -241,7 +245,8 @@ func (e *Engine) NewBatchWriter(opts BatchWriterOptions) (*BatchWriter, error) {
 // ErrInvalidArgument) for a command that changes its connection's state
 // (MULTI, SELECT, CLIENT REPLY, the SUBSCRIBE family, ...: see Engine.Do),
 // ErrClosed (the writer or the engine is closed), ErrBackpressure
-// (full, with BackpressureReject), or ctx.Err() when ctx ends while Write
+// (full, with BackpressureReject, or called from OnError: see
+// BatchWriterOptions.OnError), or ctx.Err() when ctx ends while Write
 // waits for room. ctx bounds only the wait for room (and, in cluster
 // mode, the wait while no node serves the key's slot during a failover, at
 // most RetryTimeout): a queued command is sent even if ctx ends later. The

@@ -13,6 +13,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -371,5 +372,102 @@ func TestBatchWriterOnErrorClosesEngineDuringClose(t *testing.T) {
 	bwCheckDone(t, st, int(calls.Load()))
 	if st.Written != 1 || st.Failed != 1 {
 		t.Fatalf("stats %s, want the INCR written and failed", st)
+	}
+}
+
+// OnError writes, the queue full (MaxPending), under either Backpressure:
+// a Write from the callback never waits for room (the commands queued
+// behind the reported one wait for the callback), but it may use the room
+// of the failed commands being reported, so a callback that writes each
+// failed command again (a retry) always finds room; beyond that room it
+// fails with ErrBackpressure at once. Before, under BackpressureBlock,
+// the retry waited until its ctx ended ("deadlock" after hcLimit).
+func TestBatchWriterOnErrorWrites(t *testing.T) {
+	const maxPending = 8
+	for _, policy := range []config.BackpressurePolicy{config.BackpressureBlock, config.BackpressureReject} {
+		t.Run(policy.String(), func(t *testing.T) {
+			srv := valkeytest.Start(t)
+			eng, closeEng := hcEngine(t, srv)
+			defer closeEng()
+			ctx := ctxT(t)
+			if _, err := eng.LPush(ctx, "ow:list", "a").Await(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var (
+				w        *engine.BatchWriter
+				errs     bwErrors
+				mu       sync.Mutex
+				retryErr []error
+				extraErr error
+				slowest  time.Duration
+				calls    int
+				cbDone   = make(chan struct{}, maxPending)
+			)
+			w, err := eng.NewBatchWriter(engine.BatchWriterOptions{
+				ConnsPerNode: 1, MaxPending: maxPending, Backpressure: policy,
+				OnError: func(cmd []string, err error) {
+					errs.on(cmd, err)
+					defer func() { cbDone <- struct{}{} }()
+					wctx, cancel := context.WithTimeout(ctx, hcLimit)
+					defer cancel()
+					start := time.Now()
+					// The retry: the failed INCR's key is a list; count
+					// it in a key of its own instead.
+					rerr := w.Write(wctx, "INCR", "ow:retried:"+cmd[1])
+					mu.Lock()
+					defer mu.Unlock()
+					retryErr = append(retryErr, rerr)
+					if calls++; calls == maxPending {
+						// The last callback writes until refused.
+						for i := range 10 * maxPending { // more than any room
+							if extraErr = w.Set(wctx, bwKey("ow:extra", i), "v", 0); extraErr != nil {
+								break
+							}
+						}
+					}
+					slowest = max(slowest, time.Since(start))
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close(ctx)
+			for range maxPending { // fills the queue; each fails (WRONGTYPE)
+				if err := w.Incr(ctx, "ow:list"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range maxPending {
+				select {
+				case <-cbDone:
+				case <-time.After(2 * hcLimit):
+					t.Fatalf("deadlock: %d of %d OnError calls returned within %s", i, maxPending, 2*hcLimit)
+				}
+			}
+			if err := w.Flush(ctx); err != nil {
+				t.Fatalf("Flush: %v", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i, err := range retryErr {
+				if err != nil {
+					t.Errorf("retry %d from OnError: %v, want nil (the reported commands' room)", i, err)
+				}
+			}
+			if !errors.Is(extraErr, engine.ErrBackpressure) {
+				t.Errorf("Writes from OnError beyond the room: %v, want ErrBackpressure", extraErr)
+			}
+			if slowest > scLimit {
+				t.Errorf("a Write from OnError took %s, want at once (no wait for room)", slowest)
+			}
+			st := w.Stats()
+			bwCheckDone(t, st, errs.len())
+			if st.Failed != maxPending || st.Rejected != 1 {
+				t.Errorf("stats %s, want %d failed, 1 rejected", st, maxPending)
+			}
+			n, err := eng.Get(ctx, "ow:retried:ow:list").Await(ctx)
+			if err != nil || n != strconv.Itoa(maxPending) {
+				t.Errorf("the retries' key = %q, %v; want %d (each retry sent once)", n, err, maxPending)
+			}
+		})
 	}
 }

@@ -129,16 +129,30 @@ func (w *BatchWriter) enqueue(ctx context.Context, it writerItem) error {
 		addr = a
 	}
 	h := laneHash(it.key)
+	fromOnError := -1 // unknown: looked up only when full
 	w.mu.Lock()
 	for {
 		if w.closed {
 			w.mu.Unlock()
 			return errWriterClosed
 		}
-		if w.pendingLocked() < uint64(w.opts.MaxPending) {
+		pending := w.pendingLocked()
+		if pending < uint64(w.opts.MaxPending) {
 			break
 		}
-		if w.opts.Backpressure == config.BackpressureReject {
+		if fromOnError < 0 {
+			fromOnError = 0
+			if w.calledFromOnError() {
+				fromOnError = 1
+			}
+		}
+		// From OnError: never wait (the room may depend on the callback's
+		// own lane), but use the room of the failed commands being
+		// reported, so that a callback's retry of its command fits.
+		if fromOnError == 1 && pending-w.reporting < uint64(w.opts.MaxPending) {
+			break
+		}
+		if w.opts.Backpressure == config.BackpressureReject || fromOnError == 1 {
 			w.rejected++
 			w.mu.Unlock()
 			return ErrBackpressure

@@ -162,6 +162,9 @@ func (w *BatchWriter) finish(all []writerItem, failed []writerItem, errs []error
 		// The goroutine is known to be in OnError (runsHandler) for the
 		// calls: a goid per failed batch, on this failure path only.
 		g := w.enterOnError()
+		w.mu.Lock()
+		w.reporting += uint64(len(failed)) // their room, for Writes from OnError (enqueue)
+		w.mu.Unlock()
 		for i := range failed {
 			e := err
 			if errs != nil {
@@ -172,6 +175,9 @@ func (w *BatchWriter) finish(all []writerItem, failed []writerItem, errs []error
 		w.leaveOnError(g)
 	}
 	w.mu.Lock()
+	if w.opts.OnError != nil {
+		w.reporting -= uint64(len(failed))
+	}
 	w.failed += uint64(len(failed))
 	for _, it := range failed {
 		w.doneLocked(it.gen)
