@@ -419,7 +419,11 @@ func submitSlot[T any](e *Engine, ctx context.Context, slot uint16, cmd valkey.C
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	r := newSlotRequest(e, ctx, cmd, decode)
+	return postSlot(e, slot, newSlotRequest(e, ctx, cmd, decode))
+}
+
+// postSlot routes r for slot (submitSlot).
+func postSlot[T any](e *Engine, slot uint16, r *request[T]) *futures.Future[T] {
 	f := r.promise.Future()
 	if e.closed.Load() {
 		r.promise.Reject(ErrClosed)

@@ -494,14 +494,16 @@ func (e *Engine) XGroupCreate(ctx context.Context, stream, group, start string, 
 	case start == "":
 		return fail[struct{}](errStream("XGROUP CREATE", "start ID (\"$\" or \"0\")"))
 	}
+	return submit(e, ctx, stream, e.xgroupCreate(stream, group, start, mkStream), decodeOK)
+}
+
+// xgroupCreate builds XGROUP CREATE stream group start [MKSTREAM].
+func (e *Engine) xgroupCreate(stream, group, start string, mkStream bool) valkey.Completed {
 	c := e.b.XgroupCreate().Key(stream).Group(group).Id(start)
-	var cmd valkey.Completed
 	if mkStream {
-		cmd = c.Mkstream().Build()
-	} else {
-		cmd = c.Build()
+		return c.Mkstream().Build()
 	}
-	return submit(e, ctx, stream, cmd, decodeOK)
+	return c.Build()
 }
 
 // XGroupDestroy deletes group and its pending list, and reports whether

@@ -228,9 +228,9 @@ func TestHooksCoverageStandalone(t *testing.T) {
 	cv.step("XAdd", at(node, "XADD")...)
 
 	// The engine's own commands for a BatchWriter, a stream consumer and
-	// a subscription: none reaches the command hooks, but for the XGROUP
-	// CREATE that Consume sends as XGroupCreate would, on the caller's
-	// goroutine (BUSYGROUP when the group exists).
+	// a subscription: none reaches the command hooks, Consume's first
+	// XGROUP CREATE included (before, it was reported as XGroupCreate's,
+	// with a BUSYGROUP error when the group existed: the second Consume).
 	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{})
 	mustNoErr(t, "NewBatchWriter", err)
 	mustNoErr(t, "BatchWriter.Set", w.Set(ctx, "cov:w", "1", 0))
@@ -248,6 +248,10 @@ func TestHooksCoverageStandalone(t *testing.T) {
 	<-acked
 	csWait(t, 10*time.Second, "the entry acknowledged", func() bool { return c.Stats().Acked == 1 })
 	mustNoErr(t, "Consumer.Close", c.Close())
+	c, err = eng.Consume(ctx, "cov:x", "cov:g", "cov:c", func(context.Context, engine.XEntry) error { return nil },
+		engine.ConsumeOptions{Block: 10 * time.Millisecond})
+	mustNoErr(t, "Consume of an existing group", err)
+	mustNoErr(t, "Consumer.Close", c.Close())
 	sub, err := eng.Subscribe(ctx, "cov:ch")
 	mustNoErr(t, "Subscribe", err)
 	mustNoErr(t, "Subscription.Subscribe", sub.Subscribe(ctx, "cov:ch2"))
@@ -255,7 +259,7 @@ func TestHooksCoverageStandalone(t *testing.T) {
 	mustNoErr(t, "Subscription.Close", sub.Close())
 	// One more command, whose event comes after any the above made.
 	mustNoErr(t, "GET", eng.Get(ctx, "cov:w").Err(ctx))
-	cv.step("a batch writer, a stream consumer and a subscription (then a GET)", at(node, "XGROUP", "GET")...)
+	cv.step("a batch writer, two stream consumers and a subscription (then a GET)", at(node, "GET")...)
 
 	// Commands whose ctx ended before they were sent: each reaches the
 	// hooks once, failed with ctx's error, on every path (before, those
@@ -469,6 +473,17 @@ func TestHooksCoverageCluster(t *testing.T) {
 		t.Fatalf("BLPOP: %v", err)
 	}
 	cv.step("a blocking command", "BLPOP@"+nodes[1])
+
+	// Consume's XGROUP CREATE, routed by the stream's slot, is the
+	// engine's own command.
+	cons, err := eng.Consume(ctx, keys[1]+":x", "g", "c", func(context.Context, engine.XEntry) error { return nil },
+		engine.ConsumeOptions{Block: 10 * time.Millisecond})
+	mustNoErr(t, "Consume", err)
+	mustNoErr(t, "Consumer.Close", cons.Close())
+	if n, err := eng.XLen(ctx, keys[1]+":x").Await(ctx); err != nil || n != 0 {
+		t.Fatalf("XLEN of the stream Consume created: %d, %v", n, err)
+	}
+	cv.step("a stream consumer (then an XLEN)", "XLEN@"+nodes[1])
 
 	// Every primary is dialled: a load asks one through its connection
 	// actor. The engine's own command is no user's.

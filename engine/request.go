@@ -279,6 +279,28 @@ func postInternal[T any](e *Engine, conn *actors.ConnState, ctx context.Context,
 	return post(e, conn, &request[T]{ctx: ctx, cmd: cmd, decode: decode})
 }
 
+// submitInternal is submit for the engine's own command (not a user's):
+// routed as submit routes a write (cluster mode: by its slot; sentinel
+// mode: to the primary), unobserved as postInternal's.
+func submitInternal[T any](e *Engine, ctx context.Context, route string, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if e.cl == nil && e.sn == nil {
+		return postInternal(e, e.pick(route), ctx, cmd, decode)
+	}
+	slot := cmd.Slot()
+	r := newSlotRequest(e, ctx, cmd, decode) // resendable after a redirect or READONLY
+	r.x.obs = nil
+	if e.sn != nil {
+		return post(e, e.pick(route), r)
+	}
+	if route == "" && slot == anySlot {
+		slot = e.cl.keylessSlot()
+	}
+	return postSlot(e, slot&(actors.Slots-1), r)
+}
+
 // post queues r on conn's mailbox, or fails it at once when the engine is
 // closed or conn's breaker is open.
 func post[T any](e *Engine, conn *actors.ConnState, r *request[T]) *futures.Future[T] {
