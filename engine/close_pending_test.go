@@ -182,12 +182,70 @@ func fireSets(ctx context.Context, eng *engine.Engine, prefix string, workers, p
 }
 
 // closeStalledMax bounds Close with DrainTimeout 0 against a stalled
-// server. valkey-go's close of a connection sends a PING and waits up to
-// 1 s for its reply (then closes the socket): Close closes its
-// connections (the connection actors', the batch writer's, the Tx and
-// Dedicated pools') all at once, so that it takes that second once, not
-// once per connection.
+// server, with thousands of commands to fail. valkey-go's close of a
+// connection sends a PING and waits up to 1 s for its reply (then closes
+// the socket): the driver closes its sockets first, so that no close
+// waits (TestCloseStalledServerIdle bounds that alone), and Close closes
+// its connections (the connection actors', the batch writer's, the Tx
+// and Dedicated pools') all at once. Before, it took that second once,
+// and once per connection before that.
 const closeStalledMax = 1800 * time.Millisecond
+
+// Close with the default config (DrainTimeout 5 s) against a stalled
+// server (SIGSTOP) while nothing is in flight: the connection actors,
+// an idle Tx and Dedicated connection and a subscription's two sockets
+// close without waiting for the server: in less than closeIdleStalledMax.
+// Before, Close took at least the second valkey-go's close waits for a
+// PING reply (the driver closed only its pooled connections' sockets
+// first).
+func TestCloseStalledServerIdle(t *testing.T) {
+	const closeIdleStalledMax = 500 * time.Millisecond
+	srv := valkeytest.Start(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	if err := eng.Set(ctx, "si:k", "v", 0).Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tx := eng.Tx()
+	tx.Incr("si:n")
+	if err := tx.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		_, err := c.Do(ctx, "PING")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := eng.Subscribe(ctx, "si:chan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Resume() }()
+	start := time.Now()
+	closeErr := eng.Close()
+	took := time.Since(start)
+	if closeErr != nil {
+		t.Errorf("Close with nothing in flight: %v", closeErr)
+	}
+	if took >= closeIdleStalledMax {
+		t.Errorf("Close against a stalled server took %s with nothing in flight, want < %s: it waited for a PING reply (valkey-go's close)", took, closeIdleStalledMax)
+	}
+	if err := sub.Close(); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("Subscription.Close after the engine's Close: %v, want ErrClosed", err)
+	}
+	if err := eng.Get(ctx, "si:k").Err(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("GET after Close: %v, want ErrClosed", err)
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Close in %s", took)
+}
 
 // closeZeroDrain closes eng and fails the test unless, right when Close
 // returns, every future of fs, pop and txIncr (and extra more) and every

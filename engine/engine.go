@@ -429,7 +429,9 @@ func (e *Engine) closeMailboxes() (wait func()) {
 // while: valkey-go's pipe.Close sends a PING and waits up to 1 s for its
 // reply before it closes the socket, a second per connection to a stalled
 // server, which one after another would add up with PoolSize and the
-// cluster's nodes.
+// cluster's nodes. The valkeygo driver closes its sockets first, so that
+// no such wait happens there (drivers/valkeygo, openConns); another
+// driver's close may still wait, so the closes stay concurrent.
 func (e *Engine) closeDrivers() {
 	conns := e.connStates()
 	if len(conns) == 1 {

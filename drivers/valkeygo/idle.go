@@ -64,7 +64,7 @@ type idleConn struct {
 	timeout time.Duration // valkey-go's ConnWriteTimeout, the idle bound
 	call    *atomic.Int64 // deadline (UnixNano) of the driver call in progress; 0 if none
 	mode    atomic.Int64
-	pooled  *pooledConns // where it is registered, if it is (see pooledConns)
+	open    *openConns // where it is registered, if it is (see openConns)
 }
 
 // newDialer returns the ClientOption.DialCtxFn of a Conn: it dials as
@@ -74,9 +74,9 @@ type idleConn struct {
 //
 // With a guard, each TCP connection dialled before the guard finished is
 // registered with it, and one dialled after it was aborted is closed.
-// With pooled, each one dialled with a ctx that markPooled marked is
-// registered with it, and one dialled after it closed them is closed.
-func newDialer(timeout time.Duration, call *atomic.Int64, guard *dialGuard, pooled *pooledConns) func(context.Context, string, *net.Dialer, *tls.Config) (net.Conn, error) {
+// With open, each one is registered with it, and one dialled after it
+// closed them is closed.
+func newDialer(timeout time.Duration, call *atomic.Int64, guard *dialGuard, open *openConns) func(context.Context, string, *net.Dialer, *tls.Config) (net.Conn, error) {
 	return func(ctx context.Context, addr string, d *net.Dialer, cfg *tls.Config) (net.Conn, error) {
 		if cfg != nil && d.Timeout != 0 { // as tls.Dialer: the timeout bounds the handshake too
 			var cancel context.CancelFunc
@@ -92,9 +92,9 @@ func newDialer(timeout time.Duration, call *atomic.Int64, guard *dialGuard, pool
 			return nil, errDialAbandoned
 		}
 		ic := &idleConn{Conn: raw, timeout: timeout, call: call}
-		if isPooled(ctx) && !pooled.add(ic) {
+		if !open.add(ic) {
 			raw.Close()
-			return nil, errPooledClosed
+			return nil, errDialClosed
 		}
 		conn := net.Conn(ic)
 		if cfg == nil {
@@ -118,9 +118,9 @@ func newDialer(timeout time.Duration, call *atomic.Int64, guard *dialGuard, pool
 }
 
 // Close implements net.Conn: it closes the connection and takes it out of
-// the pooledConns it is registered with.
+// the openConns it is registered with.
 func (c *idleConn) Close() error {
-	c.pooled.remove(c)
+	c.open.remove(c)
 	return c.Conn.Close()
 }
 

@@ -64,8 +64,8 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 	}
 	call := new(atomic.Int64)
 	guard := new(dialGuard)
-	pooled := new(pooledConns)
-	opt := clientOption(o, call, guard, pooled)
+	open := new(openConns)
+	opt := clientOption(o, call, guard, open)
 	// NewClient dials synchronously: bound it by ctx as well as the dialer.
 	type result struct {
 		c   valkey.Client
@@ -82,7 +82,7 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 		if r.err != nil {
 			return nil, fmt.Errorf("valkey-go: dial %s: %w", o.Addr, r.err)
 		}
-		return newConn(r.c, call, pooled, opt.BlockingPipeline), nil
+		return newConn(r.c, call, open), nil
 	case <-ctx.Done():
 		// NewClient takes no ctx: closing the connection it is
 		// handshaking on ends it now, rather than at DialTimeout.
@@ -108,9 +108,9 @@ func ClientOption(o drivers.Options) valkey.ClientOption {
 
 // clientOption is ClientOption whose connections read the deadline of the
 // call in progress from call (see idleConn), with a guard are closed when
-// the guard is aborted before the dial finished, and with pooled are
-// registered there when dialled for valkey-go's pool (see pooledConns).
-func clientOption(o drivers.Options, call *atomic.Int64, guard *dialGuard, pooled *pooledConns) valkey.ClientOption {
+// the guard is aborted before the dial finished, and with open are
+// registered there (see openConns).
+func clientOption(o drivers.Options, call *atomic.Int64, guard *dialGuard, open *openConns) valkey.ClientOption {
 	timeout := max(o.ReadTimeout, o.WriteTimeout)
 	idle := timeout
 	if idle <= 0 { // valkey-go's default ConnWriteTimeout
@@ -124,7 +124,7 @@ func clientOption(o drivers.Options, call *atomic.Int64, guard *dialGuard, poole
 		keepAlive = -1
 	}
 	return valkey.ClientOption{
-		DialCtxFn:         newDialer(idle, call, guard, pooled),
+		DialCtxFn:         newDialer(idle, call, guard, open),
 		AuthCredentialsFn: authCredentials(o.Credentials, o.DialTimeout),
 		InitAddress:       []string{o.Addr},
 		Username:          o.Username,
@@ -175,14 +175,13 @@ func authCredentials(creds func(context.Context) (string, string, error), timeou
 // connection of their own and its Close does not interrupt them: Conn
 // gives such calls a context that Close cancels.
 //
-// Those connections, and those of pipelines of BlockingPipeline commands
-// or more, come from a pool that valkey-go keeps for the client: Close
-// closes them itself (see pooledConns).
+// Close closes the sockets of every connection it dialled itself (see
+// openConns) before valkey-go's Close, which would wait up to a second
+// for each.
 type Conn struct {
 	c       valkey.Client
 	call    *atomic.Int64 // the deadline of the call in progress (idleConn)
-	pooled  *pooledConns  // the connections of valkey-go's pool
-	maxm    int           // ClientOption.BlockingPipeline
+	open    *openConns    // the connections it dialled, closed by Close
 	closing context.Context
 	cancel  context.CancelFunc
 	once    sync.Once
@@ -194,9 +193,9 @@ type Conn struct {
 	closed bool
 }
 
-func newConn(c valkey.Client, call *atomic.Int64, pooled *pooledConns, maxm int) *Conn {
+func newConn(c valkey.Client, call *atomic.Int64, open *openConns) *Conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Conn{c: c, call: call, pooled: pooled, maxm: maxm, closing: ctx, cancel: cancel}
+	return &Conn{c: c, call: call, open: open, closing: ctx, cancel: cancel}
 }
 
 // begin tells the connections the deadline of the call about to be made
@@ -224,7 +223,7 @@ func (c *Conn) callCtx(ctx context.Context, cmds ...valkey.Completed) (context.C
 			// its background path, which a cancel interrupts (with one it
 			// reads synchronously until the deadline, deaf to Close). ctx's
 			// deadline and cancellation still end the call, through cancel.
-			cctx, cancel := context.WithCancel(markPooled(context.WithoutCancel(ctx)))
+			cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 			stopClose := context.AfterFunc(c.closing, cancel)
 			stopCaller := context.AfterFunc(ctx, cancel)
 			return cctx, func() { stopClose(); stopCaller(); cancel() }
@@ -283,10 +282,6 @@ func (c *Conn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.V
 			rs[i] = c.cause(ctx, r)
 		}
 		return rs
-	}
-	if c.maxm > 0 && len(cmds) >= c.maxm {
-		// valkey-go sends it on a connection of its pool (mux.DoMulti).
-		ctx = markPooled(ctx)
 	}
 	c.begin(ctx)
 	rs := c.c.DoMulti(ctx, cmds...)
@@ -417,22 +412,20 @@ func (c *Conn) ListenValkey(h valkey.PubSubHooks) <-chan error {
 	return done
 }
 
-// Close implements drivers.Conn. A listening Conn has two connections
-// (see ListenValkey): Close closes them at the same time and returns once
-// both are closed. valkey-go's close of a connection sends a PING and
-// waits up to 1 s for its reply before it closes the socket (pipe.Close),
-// so that one after another they would take two seconds against a
-// stalled server. For the same reason Close first closes the sockets of
-// the connections valkey-go pooled for blocking commands and large
-// pipelines (pooledConns), which valkey-go's Close would close one after
-// another, each after its PING.
+// Close implements drivers.Conn: calls in flight fail. It first closes
+// the sockets of every connection the Conn dialled (openConns: the first
+// one, those valkey-go pooled for blocking commands and large pipelines,
+// a listening Conn's dedicated pub/sub one), so that valkey-go's close of
+// each, which sends a PING and waits up to 1 s for its reply, fails its
+// PING at once instead of waiting for a stalled server. A listening
+// Conn's two valkey-go clients are then closed at the same time.
 func (c *Conn) Close() error {
 	c.once.Do(func() {
 		c.mu.Lock()
 		c.closed = true
 		c.mu.Unlock()
 		c.cancel()
-		c.pooled.closeAll()
+		c.open.closeAll()
 		d := c.ded.Load()
 		if d == nil {
 			c.c.Close()
