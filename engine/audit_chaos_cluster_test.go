@@ -1582,23 +1582,11 @@ func ccServeAllSlots(t *testing.T, eng *engine.Engine, healthy time.Time) time.D
 // replica was not promoted yet).
 func TestAuditClusterNoSlotOwnerTyped(t *testing.T) {
 	defer noLeakWithin(t, lingerDial, goleak.IgnoreCurrent())
-	srv, set := fakeServerSet(t, map[string]string{"COMMAND": "*0\r\n", "GET": "$2\r\nok\r\n"})
+	srv, served, orphan := halfSlotsServer(t)
 	defer srv.Close() // before the leak check
-	host, port, _ := strings.Cut(srv.Addr(), ":")
-	set("CLUSTER SHARDS", "*1\r\n%2\r\n+slots\r\n*2\r\n:0\r\n:8191\r\n+nodes\r\n*1\r\n%5\r\n"+
-		"+id\r\n+n1\r\n+port\r\n:"+port+"\r\n+ip\r\n+"+host+"\r\n+role\r\n+master\r\n+health\r\n+online\r\n")
 	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithClusterMode(true))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	served, orphan := "", ""
-	for i := 0; served == "" || orphan == ""; i++ {
-		k := "k" + strconv.Itoa(i)
-		if valkeytest.HashSlot(k) < 8192 {
-			served = k
-		} else {
-			orphan = k
-		}
-	}
 	if v, err := eng.Get(ctx, served).Await(ctx); err != nil || v != "ok" {
 		t.Fatalf("GET of a served slot = %q, %v", v, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/internal/resptest"
+	"github.com/vactor-io/vactor/valkeytest"
 )
 
 // The reply-parser audit end to end: a fake RESP3 server answers chosen
@@ -59,6 +61,26 @@ func fakeServerSet(t *testing.T, replies map[string]string) (*resptest.Server, f
 	}
 	t.Cleanup(srv.Close)
 	return srv, set
+}
+
+// halfSlotsServer is a fake cluster node whose CLUSTER SHARDS serves
+// slots 0-8191 only (GET answers "ok"), with a key of a served slot and
+// one of a slot no node serves.
+func halfSlotsServer(t *testing.T) (srv *resptest.Server, served, orphan string) {
+	t.Helper()
+	srv, set := fakeServerSet(t, map[string]string{"COMMAND": "*0\r\n", "GET": "$2\r\nok\r\n"})
+	host, port, _ := strings.Cut(srv.Addr(), ":")
+	set("CLUSTER SHARDS", "*1\r\n%2\r\n+slots\r\n*2\r\n:0\r\n:8191\r\n+nodes\r\n*1\r\n%5\r\n"+
+		"+id\r\n+n1\r\n+port\r\n:"+port+"\r\n+ip\r\n+"+host+"\r\n+role\r\n+master\r\n+health\r\n+online\r\n")
+	for i := 0; served == "" || orphan == ""; i++ {
+		k := "k" + strconv.Itoa(i)
+		if valkeytest.HashSlot(k) < 8192 {
+			served = k
+		} else {
+			orphan = k
+		}
+	}
+	return srv, served, orphan
 }
 
 func wantValue[T any](t *testing.T, ctx context.Context, what string, f *futures.Future[T], want string) {

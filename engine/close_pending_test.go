@@ -387,7 +387,8 @@ func TestCloseZeroDrainStalledServer(t *testing.T) {
 	pop := blockedPop(t, ctx, eng, srv, "st:never")
 	// A subscription: its connection has two sockets (the driver's
 	// pub/sub one and the one it dialled first), each of whose closes
-	// waits for the stalled server.
+	// waited for the stalled server before the driver closed its
+	// sockets first.
 	sub, err := eng.Subscribe(ctx, "st:chan")
 	if err != nil {
 		t.Fatal(err)

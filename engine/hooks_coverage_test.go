@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -532,23 +530,11 @@ func TestHooksCoverageCluster(t *testing.T) {
 // ErrNoSlotOwner and reaches the hooks once, failed, on no node; a
 // blocking command too (before, it reached none).
 func TestHooksCoverageNoSlotOwner(t *testing.T) {
-	srv, set := fakeServerSet(t, map[string]string{"COMMAND": "*0\r\n", "GET": "$2\r\nok\r\n"})
-	host, port, _ := strings.Cut(srv.Addr(), ":")
-	set("CLUSTER SHARDS", "*1\r\n%2\r\n+slots\r\n*2\r\n:0\r\n:8191\r\n+nodes\r\n*1\r\n%5\r\n"+
-		"+id\r\n+n1\r\n+port\r\n:"+port+"\r\n+ip\r\n+"+host+"\r\n+role\r\n+master\r\n+health\r\n+online\r\n")
+	srv, served, orphan := halfSlotsServer(t)
 	rec := &recHook{}
 	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithClusterMode(true).WithHooks(rec))
 	ctx := ctxT(t)
 	cv := &coverage{t: t, rec: rec}
-	served, orphan := "", ""
-	for i := 0; served == "" || orphan == ""; i++ {
-		k := "k" + strconv.Itoa(i)
-		if valkeytest.HashSlot(k) < 8192 {
-			served = k
-		} else {
-			orphan = k
-		}
-	}
 	mustNoErr(t, "GET of a served slot", eng.Get(ctx, served).Err(ctx))
 	cv.step("GET of a served slot", "GET@"+srv.Addr())
 
