@@ -191,6 +191,33 @@ func fireSets(ctx context.Context, eng *engine.Engine, prefix string, workers, p
 // and once per connection before that.
 const closeStalledMax = 1800 * time.Millisecond
 
+// closeIdleStalledMax bounds Close against a stalled server (or node, or
+// primary) while nothing is in flight: no close waits for it.
+const closeIdleStalledMax = 500 * time.Millisecond
+
+// closeIdleStalled closes eng, whose server (node, primary) resume
+// resumes, and fails the test unless it took less than
+// closeIdleStalledMax without an error; then eng refuses commands.
+func closeIdleStalled(t *testing.T, ctx context.Context, eng *engine.Engine, resume func() error) {
+	t.Helper()
+	start := time.Now()
+	closeErr := eng.Close()
+	took := time.Since(start)
+	if closeErr != nil {
+		t.Errorf("Close with nothing in flight: %v", closeErr)
+	}
+	if took >= closeIdleStalledMax {
+		t.Errorf("Close against a stalled server took %s with nothing in flight, want < %s: it waited for a PING reply (valkey-go's close)", took, closeIdleStalledMax)
+	}
+	if err := eng.Get(ctx, "si:k").Err(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("GET after Close: %v, want ErrClosed", err)
+	}
+	if err := resume(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Close in %s", took)
+}
+
 // Close with the default config (DrainTimeout 5 s) against a stalled
 // server (SIGSTOP) while nothing is in flight: the connection actors,
 // an idle Tx and Dedicated connection and a subscription's two sockets
@@ -199,7 +226,6 @@ const closeStalledMax = 1800 * time.Millisecond
 // PING reply (the driver closed only its pooled connections' sockets
 // first).
 func TestCloseStalledServerIdle(t *testing.T) {
-	const closeIdleStalledMax = 500 * time.Millisecond
 	srv := valkeytest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := ctxT(t)
@@ -226,25 +252,50 @@ func TestCloseStalledServerIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = srv.Resume() }()
-	start := time.Now()
-	closeErr := eng.Close()
-	took := time.Since(start)
-	if closeErr != nil {
-		t.Errorf("Close with nothing in flight: %v", closeErr)
-	}
-	if took >= closeIdleStalledMax {
-		t.Errorf("Close against a stalled server took %s with nothing in flight, want < %s: it waited for a PING reply (valkey-go's close)", took, closeIdleStalledMax)
-	}
+	closeIdleStalled(t, ctx, eng, srv.Resume)
 	if err := sub.Close(); !errors.Is(err, engine.ErrClosed) {
 		t.Errorf("Subscription.Close after the engine's Close: %v, want ErrClosed", err)
 	}
-	if err := eng.Get(ctx, "si:k").Err(ctx); !errors.Is(err, engine.ErrClosed) {
-		t.Errorf("GET after Close: %v, want ErrClosed", err)
-	}
-	if err := srv.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("Close in %s", took)
+}
+
+// The same in cluster mode, one primary stalled (every primary dialled),
+// and in sentinel mode, the primary stalled.
+func TestCloseStalledNodeIdleClusterSentinel(t *testing.T) {
+	t.Run("cluster", func(t *testing.T) {
+		c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1, NodeTimeout: time.Minute})
+		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+		ctx := ctxT(t)
+		eng := engineOn(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true))
+		for _, n := range c.Primaries() {
+			if err := eng.Set(ctx, keyOn(t, c, n), "0", 0).Err(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := c.Primaries()[1]
+		if err := p.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = p.Resume() }()
+		closeIdleStalled(t, ctx, eng, p.Resume)
+	})
+	t.Run("sentinel", func(t *testing.T) {
+		s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{DownAfter: time.Minute})
+		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+		ctx := ctxT(t)
+		eng := engineOn(t, config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...))
+		if err := eng.Set(ctx, "si:k", "v", 0).Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+		p, err := s.Primary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = p.Resume() }()
+		closeIdleStalled(t, ctx, eng, p.Resume)
+	})
 }
 
 // closeZeroDrain closes eng and fails the test unless, right when Close
