@@ -14,6 +14,7 @@ import (
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/engine/enginetest"
 	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -191,37 +192,11 @@ func fireSets(ctx context.Context, eng *engine.Engine, prefix string, workers, p
 // and once per connection before that.
 const closeStalledMax = 1800 * time.Millisecond
 
-// closeIdleStalledMax bounds Close against a stalled server (or node, or
-// primary) while nothing is in flight: no close waits for it.
-const closeIdleStalledMax = 500 * time.Millisecond
-
-// closeIdleStalled closes eng, whose server (node, primary) resume
-// resumes, and fails the test unless it took less than
-// closeIdleStalledMax without an error; then eng refuses commands.
-func closeIdleStalled(t *testing.T, ctx context.Context, eng *engine.Engine, resume func() error) {
-	t.Helper()
-	start := time.Now()
-	closeErr := eng.Close()
-	took := time.Since(start)
-	if closeErr != nil {
-		t.Errorf("Close with nothing in flight: %v", closeErr)
-	}
-	if took >= closeIdleStalledMax {
-		t.Errorf("Close against a stalled server took %s with nothing in flight, want < %s: it waited for a PING reply (valkey-go's close)", took, closeIdleStalledMax)
-	}
-	if err := eng.Get(ctx, "si:k").Err(ctx); !errors.Is(err, engine.ErrClosed) {
-		t.Errorf("GET after Close: %v, want ErrClosed", err)
-	}
-	if err := resume(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("Close in %s", took)
-}
-
 // Close with the default config (DrainTimeout 5 s) against a stalled
 // server (SIGSTOP) while nothing is in flight: the connection actors,
 // an idle Tx and Dedicated connection and a subscription's two sockets
-// close without waiting for the server: in less than closeIdleStalledMax.
+// close without waiting for the server: in less than
+// enginetest.CloseIdleStalledMax.
 // Before, Close took at least the second valkey-go's close waits for a
 // PING reply (the driver closed only its pooled connections' sockets
 // first).
@@ -252,7 +227,7 @@ func TestCloseStalledServerIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = srv.Resume() }()
-	closeIdleStalled(t, ctx, eng, srv.Resume)
+	enginetest.CloseIdleStalled(t, ctx, eng, srv.Resume)
 	if err := sub.Close(); !errors.Is(err, engine.ErrClosed) {
 		t.Errorf("Subscription.Close after the engine's Close: %v, want ErrClosed", err)
 	}
@@ -276,7 +251,7 @@ func TestCloseStalledNodeIdleClusterSentinel(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { _ = p.Resume() }()
-		closeIdleStalled(t, ctx, eng, p.Resume)
+		enginetest.CloseIdleStalled(t, ctx, eng, p.Resume)
 	})
 	t.Run("sentinel", func(t *testing.T) {
 		s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{DownAfter: time.Minute})
@@ -294,7 +269,7 @@ func TestCloseStalledNodeIdleClusterSentinel(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { _ = p.Resume() }()
-		closeIdleStalled(t, ctx, eng, p.Resume)
+		enginetest.CloseIdleStalled(t, ctx, eng, p.Resume)
 	})
 }
 

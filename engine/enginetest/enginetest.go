@@ -41,6 +41,7 @@ func Run(t *testing.T, o Options) {
 	t.Run("FaultKillRestart", func(t *testing.T) { FaultKillRestart(t, o) })
 	t.Run("FaultResetAfterWrite", func(t *testing.T) { FaultResetAfterWrite(t, o) })
 	t.Run("ClusterResharding", func(t *testing.T) { ClusterResharding(t, o) })
+	t.Run("CloseStalledServer", func(t *testing.T) { CloseStalledServer(t, o) })
 }
 
 // newEngine starts an engine with cfg (and o.Configure), failing the test
