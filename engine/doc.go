@@ -69,6 +69,12 @@
 //     so the order holds across them too (commands held during a failover
 //     go to the new primary in order). With ReadFrom replica, reads go to
 //     a replica and are not ordered with the writes.
+//   - Tx, Watch (its reads included), Dedicated, blocking commands, a
+//     BatchWriter, subscriptions and stream consumers use connections of
+//     their own: they are not ordered with commands fired through the
+//     engine's methods (or a Pipeline) that have not completed. Await a
+//     write that one of them must see: eng.Set(ctx, k, v, 0).Err(ctx),
+//     then eng.Watch(ctx, fn, k).
 //
 // # Errors
 //

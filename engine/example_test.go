@@ -199,9 +199,12 @@ func ExampleEngine_WatchRetry() {
 	}
 	defer eng.Close()
 
+	// Watch runs on a connection of its own: await a write it must see.
+	if err := eng.Set(ctx, "balance", "21", 0).Err(ctx); err != nil {
+		log.Fatal(err)
+	}
 	// Double a value optimistically: read it on the watched connection,
 	// queue the write; a concurrent change makes WatchRetry run fn again.
-	eng.Set(ctx, "balance", "21", 0)
 	err = eng.WatchRetry(ctx, 10, func(tx *engine.Tx) error {
 		v, err := tx.Read().Get(ctx, "balance")
 		if err != nil {
