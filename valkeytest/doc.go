@@ -5,7 +5,10 @@
 // listens on 127.0.0.1 only, on a free port picked at start, keeps its
 // data and log in its own directory, and is stopped by process id, never
 // by name. Nothing of a server outlives [Server.Stop]: the process is
-// reaped and the goroutine waiting on it has returned.
+// reaped and the goroutine waiting on it has returned. Nor does a server
+// outlive the process that started it: when a test binary or tool ends
+// without stopping its servers (a log.Fatal, a -timeout panic, a
+// SIGKILL), the kernel kills them (SIGKILL, through Pdeathsig).
 //
 // In a test, [Start] starts a server and registers its cleanup; the
 // server log is printed through the test's log when the test failed:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,8 +35,10 @@ func startProcess(bin string, args []string, dir, logPath string) (*process, err
 	cmd.Stderr = logf
 	// Its own process group: a Ctrl-C at the terminal reaches the test or
 	// tool, which then stops the server, not the server directly.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	// Pdeathsig: the server is killed when the process that started it
+	// ends without stopping it (see spawn).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := spawn(cmd); err != nil {
 		return nil, err
 	}
 	p := &process{cmd: cmd, exited: make(chan struct{})}
@@ -44,6 +47,42 @@ func startProcess(bin string, args []string, dir, logPath string) (*process, err
 		close(p.exited)
 	}()
 	return p, nil
+}
+
+// spawns carries each server's command to the spawner goroutine.
+var spawns = make(chan spawnRequest)
+
+type spawnRequest struct {
+	cmd *exec.Cmd
+	err chan<- error
+}
+
+// The spawner starts with the package, so that it exists before any
+// goroutine count or leak snapshot a test takes, and runs for the life
+// of the process.
+func init() { go spawner() }
+
+// spawner starts every server from one goroutine locked to its OS thread
+// for the life of the process. A server's Pdeathsig (SIGKILL) is sent
+// when the thread that forked it exits, not the process: a Go runtime
+// thread exits while the process lives only when a goroutine locked to it
+// ends, so forking from an arbitrary goroutine's thread could kill a
+// server in the middle of a test. This thread never ends before the
+// process, so a server dies with the process that started it (a test
+// binary ended by log.Fatal, a -timeout panic or SIGKILL before its
+// cleanups ran), and not before.
+func spawner() {
+	runtime.LockOSThread() // never unlocked
+	for r := range spawns {
+		r.err <- r.cmd.Start()
+	}
+}
+
+// spawn starts cmd on the spawner's thread.
+func spawn(cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	spawns <- spawnRequest{cmd: cmd, err: errc}
+	return <-errc
 }
 
 func (p *process) pid() int { return p.cmd.Process.Pid }

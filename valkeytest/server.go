@@ -63,7 +63,8 @@ type serverMode struct {
 // StartServer starts a server and waits until it answers. The server
 // listens on 127.0.0.1 at opts.Port, or at a free port when opts.Port is
 // 0 (picked again, up to 5 times, when another process takes it first).
-// It runs until [Server.Stop] is called: the caller owns it. When the
+// It runs until [Server.Stop] is called, or until the process that
+// started it ends: the caller owns it. When the
 // server does not start within 10 seconds, or exits before it answers,
 // the error quotes the end of its log.
 func StartServer(opts Options) (*Server, error) {
