@@ -362,9 +362,10 @@ type Config struct {
 	// pipeline. Default 1024; 1 to 100000.
 	MaxBatchSize int
 	// DrainTimeout is how long Close waits for commands already written to
-	// be answered before failing them. Default 5s; at least 0, where 0 means
-	// no waiting. Whatever its value, every future is complete when Close
-	// returns.
+	// be answered before failing them: one deadline for the whole Close,
+	// shared by the batch writers and the connections. Default 5s; at
+	// least 0, where 0 means no waiting. Whatever its value, every future
+	// is complete when Close returns.
 	DrainTimeout time.Duration
 	// Logger receives the engine's logs (hooks.Logging describes them: the
 	// Msg* messages and their attributes) and those of the actor library,

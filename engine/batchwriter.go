@@ -551,7 +551,7 @@ func (w *BatchWriter) drain(err error, lanes []*writerLane, queued [][]writerIte
 	}
 	done := make(chan struct{})
 	go func() { w.wg.Wait(); close(done) }()
-	t := time.NewTimer(w.e.cfg.DrainTimeout)
+	t := time.NewTimer(w.e.drainLeft())
 	defer t.Stop()
 	select {
 	case <-done:

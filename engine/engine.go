@@ -65,7 +65,10 @@ type Engine struct {
 	// closeDone is closed when the first Close has finished: a later Close
 	// waits for it.
 	closeDone chan struct{}
-	caps      drivers.Capabilities // the driver's (capabilities.go); last, so the hot fields keep their offsets
+	// drainBy is when Close's drain ends (Close's start + DrainTimeout):
+	// set once, as Close begins; nil before.
+	drainBy atomic.Pointer[time.Time]
+	caps    drivers.Capabilities // the driver's (capabilities.go); last, so the hot fields keep their offsets
 }
 
 // New validates cfg, dials every connection the engine needs (PoolSize
@@ -228,14 +231,18 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // ErrClosed), fails every command still queued with ErrClosed, lets the
 // pipelines already written finish for up to Config.DrainTimeout (then
 // closes the connections, failing what is still in flight), and stops every
-// actor and goroutine the engine started. Every future the engine returned
-// is complete when Close returns (a Pipeline's or a Tx's once its Exec has
-// been called: nothing of them is sent before, and an Exec after Close
-// fails them with ErrClosed). Closing a connection to a server that
-// does not answer takes up to a second (the driver waits that long for
-// the reply to a PING): Close closes its connections at once, so that with
-// DrainTimeout 0 it takes about that second, however many connections
-// there are. Calling Close again returns ErrClosed,
+// actor and goroutine the engine started. DrainTimeout is one deadline
+// for the whole Close, counted from its start: the batch writers'
+// pipelines and then the connection actors' get what is left of it, so
+// a stalled server costs Close about DrainTimeout, however many writers
+// and connections had commands written to it. Every future the engine
+// returned is complete when Close returns (a Pipeline's or a Tx's once
+// its Exec has been called: nothing of them is sent before, and an Exec
+// after Close fails them with ErrClosed). Close closes its connections
+// all at once, and the valkeygo driver closes their sockets first, so a
+// server that does not answer adds no wait of its own (valkey-go's close
+// of a connection waits up to a second for the reply to a PING; another
+// driver's close may wait). Calling Close again returns ErrClosed,
 // once the first Close has finished. Close is safe for concurrent use. It
 // waits up to 5 s for the hooks to take the events queued before it: a
 // hook that has not returned by then is given up on (its events still
@@ -282,19 +289,25 @@ func (e *Engine) Close() error {
 		return ErrClosed
 	}
 	defer close(e.closeDone)
+	// One drain for the whole Close: the batch writers', the slot
+	// actors' and the connection actors' waits for written commands all
+	// end by this time (drainLeft), one after another as they are.
+	by := time.Now().Add(e.cfg.DrainTimeout)
+	e.drainBy.Store(&by)
 	e.stopDials()
 	if e.sn != nil {
 		e.sn.stop() // no switch from now on
 	}
 	// The services (batch writers, the Tx and Dedicated pools,
-	// subscriptions, consumers) stop before the connection actors, so
-	// that their drain does not eat into the actors': each gets the whole
-	// DrainTimeout. With DrainTimeout 0 there is no drain to protect: they
-	// stop while the actors do, so that the closes of their connections
-	// (each may wait a second for a stalled server: see closeDrivers) run
-	// at the same time as the actors' instead of before them. Either way
-	// they have stopped, and their futures are complete, before Close
-	// returns.
+	// subscriptions, consumers) stop before the connection actors, which
+	// go on sending their queued commands meanwhile; the drains share
+	// the one deadline above, so a stalled server costs Close one
+	// DrainTimeout, not one per drain. With DrainTimeout 0 there is no
+	// drain: the services stop while the actors do, so that the closes
+	// of their connections (a driver's close may wait for a stalled
+	// server: see closeDrivers) run at the same time as the actors'
+	// instead of before them. Either way they have stopped, and their
+	// futures are complete, before Close returns.
 	// A consumer's handler, a subscription's Handler or a batch writer's
 	// OnError may be what calls Close: its service is stopped without
 	// waiting for it (it is this goroutine).
@@ -313,7 +326,7 @@ func (e *Engine) Close() error {
 				c.Mailbox.Close(ErrClosed)
 			}
 		}()
-		e.cl.close(e.cfg.DrainTimeout)
+		e.cl.close(e.drainLeft())
 	}
 	// The mailboxes are closed at once; failing the commands they held
 	// (every future completes, thousands of them) goes on while the
@@ -321,7 +334,7 @@ func (e *Engine) Close() error {
 	// second a close to a stalled server may take starts now, not after.
 	mailboxesFailed := e.closeMailboxes()
 	e.system.Root.Stop(e.supPID)
-	drain := time.NewTimer(e.cfg.DrainTimeout)
+	drain := time.NewTimer(e.drainLeft())
 	defer drain.Stop()
 	var err error
 	select {
@@ -422,6 +435,17 @@ func (e *Engine) closeMailboxes() (wait func()) {
 		wg.Wait()
 	}()
 	return func() { <-done }
+}
+
+// drainLeft returns how long a drain that begins now may wait for
+// written commands: while the engine closes, the time left until Close's
+// deadline (Close's drains share one DrainTimeout; 0 once it passed);
+// before, the whole DrainTimeout (a BatchWriter's own Close).
+func (e *Engine) drainLeft() time.Duration {
+	if by := e.drainBy.Load(); by != nil {
+		return max(time.Until(*by), 0)
+	}
+	return e.cfg.DrainTimeout
 }
 
 // closeDrivers closes every connection actor's driver connection, all at

@@ -103,3 +103,18 @@ func SentinelReaders(e *Engine) int {
 	}
 	return len(*p)
 }
+
+// WriterBusy reports whether a lane of w has taken a batch and not come
+// back for more: the batch is being sent or awaits its replies.
+func WriterBusy(w *BatchWriter) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, node := range w.nodes {
+		for _, l := range node.lanes {
+			if !l.idle && len(l.queue) == 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
