@@ -78,6 +78,23 @@ func closeDrainStalled(t *testing.T, eng *engine.Engine, key func(int) string, p
 	for i := range 100 {
 		fs = append(fs, eng.Set(ctx, key(i), "v", 0))
 	}
+	// A Tx and a Dedicated call in progress on the stalled server.
+	calls := make(chan error, 2)
+	tx := eng.Tx()
+	txIncr := tx.Incr(key(2))
+	go func() { calls <- fmt.Errorf("Tx.Exec: %w", tx.Exec(ctx)) }()
+	go func() {
+		calls <- fmt.Errorf("Dedicated: %w", eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+			_, err := c.Do(ctx, "GET", key(3))
+			return err
+		}))
+	}()
+	fs = append(fs, txIncr)
+	waitCond(t, 10*time.Second, "the Tx and Dedicated calls on their connections", func() bool {
+		tx, _ := poolUsed(eng, engine.PoolTx)
+		ded, _ := poolUsed(eng, engine.PoolDedicated)
+		return tx >= 1 && ded >= 1
+	})
 	waitCond(t, 10*time.Second, "the batch writer's pipeline sent to the stalled server", func() bool { return engine.WriterBusy(w) })
 	waitCond(t, 10*time.Second, "commands written to the stalled server", func() bool { return eng.Stats().InFlight > 0 })
 
@@ -98,6 +115,16 @@ func closeDrainStalled(t *testing.T, eng *engine.Engine, key func(int) string, p
 	}
 	if st := w.Stats(); st.Pending > 0 {
 		t.Errorf("the batch writer holds %d commands after Close (%s)", st.Pending, st)
+	}
+	for range 2 {
+		select {
+		case err := <-calls:
+			if errors.Unwrap(err) == nil {
+				t.Errorf("%v: succeeded against the stalled server", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a Tx or Dedicated call still runs 5 s after Close returned")
+		}
 	}
 	t.Logf("Close took %s with DrainTimeout %s (err %v)", took, closeDrain, closeErr)
 	if took < closeDrain-100*time.Millisecond {
