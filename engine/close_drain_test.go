@@ -21,8 +21,9 @@ const closeDrain = time.Second
 const closeDrainMargin = 500 * time.Millisecond
 
 // Close's waits for written commands share one DrainTimeout: with a batch
-// writer's pipeline and the connection actors' (and, in cluster mode, the
-// slot actors' forwarded) commands in flight to a stalled server, Close
+// writer's pipeline, a Tx and a Dedicated call, and the connection actors'
+// (and, in cluster mode, the slot actors' forwarded) commands in flight
+// to a stalled server, Close
 // returns within DrainTimeout, not within a DrainTimeout for each of
 // them in turn.
 func TestCloseDrainTimeoutBoundsClose(t *testing.T) {
