@@ -19,10 +19,13 @@ import (
 // are done:
 //
 //   - engine: eng.Set futures, then futures.All;
-//   - valkeygo: valkey-go DoMulti of the same 1,000 commands (defaults).
+//   - valkeygo: valkey-go DoMulti of the same 1,000 commands (defaults);
+//   - engine-pipeline: the same 1,000 SETs in an engine Pipeline, then
+//     its Exec (the engine's API for a known batch: one post for them
+//     all instead of one per command).
 //
 // The contenders are interleaved; benchratio prints engine ÷ valkeygo
-// (the row "FireMany", g=4).
+// (the row "FireMany", g=4); engine-pipeline is read from the raw lines.
 func BenchmarkFireMany(b *testing.B) {
 	ks := loadBigKeyspace(b)
 	b.Run("g=4/engine", func(b *testing.B) {
@@ -42,6 +45,25 @@ func BenchmarkFireMany(b *testing.B) {
 			}
 			_, err := futures.All(ctx, fs[:len(chunk)]...)
 			return err
+		})
+	})
+	b.Run("g=4/engine-pipeline", func(b *testing.B) {
+		eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(addr))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer eng.Close()
+		s0 := eng.Stats()
+		defer func() {
+			s1 := eng.Stats()
+			reportBatch(b, s1.Commands-s0.Commands, s1.Batches-s0.Batches)
+		}()
+		runFireMany(b, ks, func(ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error {
+			p := eng.Pipeline()
+			for i, k := range chunk {
+				fs[i] = p.Set(k, bigValue, 0)
+			}
+			return p.Exec(ctx)
 		})
 	})
 	b.Run("g=4/valkeygo", func(b *testing.B) {

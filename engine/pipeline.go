@@ -109,6 +109,9 @@ func (p *Pipeline) Exec(ctx context.Context) error {
 	if len(q) == 0 {
 		return bad
 	}
+	// q is this Exec's alone once begin took it (the actors hold its
+	// commands, not the slice): it serves another pipeline after.
+	defer putEntries(q)
 	if err := p.post(ctx, q); err != nil {
 		if bad != nil && p.badAt == 0 {
 			return bad
@@ -120,6 +123,29 @@ func (p *Pipeline) Exec(ctx context.Context) error {
 		return bad
 	}
 	return first
+}
+
+// entryPool holds the slices Pipelines record their commands in, so that
+// a pipeline of n commands does not regrow one (and allocate about twice
+// its size) each time: a Pipeline takes one at its first command and its
+// Exec puts it back, emptied.
+var entryPool = sync.Pool{New: func() any { q := make([]entry, 0, 16); return &q }}
+
+// maxPooledEntries bounds the slices put back: a huge pipeline's is left
+// to the garbage collector.
+const maxPooledEntries = 1 << 14
+
+func getEntries() []entry { return (*entryPool.Get().(*[]entry))[:0] }
+
+// putEntries empties q (its commands and closures become collectable)
+// and pools it.
+func putEntries(q []entry) {
+	if q == nil || cap(q) > maxPooledEntries {
+		return
+	}
+	clear(q)
+	q = q[:0]
+	entryPool.Put(&q)
 }
 
 // post hands q to the actors, or fails it when nothing can be sent; Close
@@ -221,7 +247,22 @@ func (e *Engine) postStandalone(ctx context.Context, q []entry) {
 	}
 	for _, g := range groups {
 		g.post()
+		// The mailbox copied the messages (or failed them): the slice
+		// serves another Exec.
+		putMsgs(g.msgs)
 	}
+}
+
+// msgPool holds the slices postStandalone groups messages in.
+var msgPool = sync.Pool{New: func() any { m := make([]mailbox.Message, 0, 16); return &m }}
+
+func putMsgs(m []mailbox.Message) {
+	if cap(m) > maxPooledEntries {
+		return
+	}
+	clear(m)
+	m = m[:0]
+	msgPool.Put(&m)
 }
 
 // postCluster routes keyed commands by slot (each slot keeps their order),
@@ -263,7 +304,8 @@ func addToGroup(groups []postGroup, mb *mailbox.Bounded, conn *actors.ConnState,
 			return groups
 		}
 	}
-	return append(groups, postGroup{mb: mb, conn: conn, msgs: []mailbox.Message{m}})
+	msgs := append((*msgPool.Get().(*[]mailbox.Message))[:0], m)
+	return append(groups, postGroup{mb: mb, conn: conn, msgs: msgs})
 }
 
 func (g postGroup) post() {
@@ -482,6 +524,9 @@ func record[T any](c *commands, en entry, cmd valkey.Completed, decode func(valk
 	if c.state != cmdsOpen { // after Exec or Discard: r is dropped unsent
 		c.pend.mu.Unlock()
 		return fail[T](errAddedLate)
+	}
+	if c.pend.q == nil {
+		c.pend.q = getEntries()
 	}
 	c.pend.q = append(c.pend.q, en)
 	c.pend.mu.Unlock()
