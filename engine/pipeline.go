@@ -110,9 +110,15 @@ func (p *Pipeline) Exec(ctx context.Context) error {
 		return bad
 	}
 	// q is this Exec's alone once begin took it (the actors hold its
-	// commands, not the slice): it serves another pipeline after.
-	defer putEntries(q)
-	if err := p.post(ctx, q); err != nil {
+	// commands, not the slice): it serves another pipeline after, unless
+	// the end of ctx has started failing its futures (watchAll).
+	var stop func() bool
+	defer func() {
+		if stop == nil || stop() {
+			putEntries(q)
+		}
+	}()
+	if err := p.post(ctx, q, &stop); err != nil {
 		if bad != nil && p.badAt == 0 {
 			return bad
 		}
@@ -153,7 +159,7 @@ func putEntries(q []entry) {
 // hooks run) before anything is sent: a hook that calls Close closes the
 // engine without waiting for this Exec (its goroutine's), which then finds
 // the engine closed and fails the commands with ErrClosed.
-func (p *Pipeline) post(ctx context.Context, q []entry) error {
+func (p *Pipeline) post(ctx context.Context, q []entry, stop *func() bool) error {
 	g := p.e.execEnter()
 	defer p.e.execs.leave(g)
 	if err := p.e.sendable(ctx); err != nil {
@@ -165,6 +171,7 @@ func (p *Pipeline) post(ctx context.Context, q []entry) error {
 		failAll(q, err)
 		return err
 	}
+	*stop = watchAll(ctx, q)
 	if p.e.cl != nil {
 		p.e.postCluster(ctx, q)
 	} else {
@@ -192,9 +199,29 @@ func (e *Engine) prepareAll(ctx context.Context, q []entry) {
 	pin := e.cl != nil || e.sn != nil
 	for _, en := range q {
 		if en.split == nil {
-			en.cmd.prepare(e, ctx, pin)
+			en.cmd.prepare(e, ctx, pin, false)
 		}
 	}
+}
+
+// watchAll makes the end of ctx fail the futures of q's commands at once
+// (a command split across slots has its parts' own watch), as each
+// command of an Engine method watches its own ctx (request.watch), with
+// one registration for the whole Exec instead of three allocations per
+// command. stop drops it and reports whether q is the caller's again (the
+// registration had not run); nil when ctx cannot end or has ended.
+func watchAll(ctx context.Context, q []entry) (stop func() bool) {
+	if ctx.Done() == nil || ctx.Err() != nil {
+		return nil
+	}
+	return context.AfterFunc(ctx, func() {
+		err := ctx.Err()
+		for _, en := range q {
+			if en.split == nil {
+				en.cmd.expireWith(err)
+			}
+		}
+	})
 }
 
 // failEnded fails q's commands unsent with err, the engine's closing or
@@ -415,13 +442,17 @@ type entry struct {
 // methods.
 type queued interface {
 	actors.Hooked
-	prepare(e *Engine, ctx context.Context, pin bool)
+	prepare(e *Engine, ctx context.Context, pin, watch bool)
+	expireWith(err error)
 	wait(ctx context.Context) error
 	isDone() bool
 	completeWith(msg valkey.ValkeyMessage)
 }
 
-func (r *request[T]) prepare(e *Engine, ctx context.Context, pin bool) {
+// prepare gives r the ctx of its Exec; with watch, the end of ctx fails
+// r's future at once (request.watch; a Pipeline watches ctx once for all
+// its commands instead: watchAll).
+func (r *request[T]) prepare(e *Engine, ctx context.Context, pin, watch bool) {
 	r.ctx = ctx
 	if pin {
 		r.cmd = r.cmd.Pin()
@@ -435,8 +466,14 @@ func (r *request[T]) prepare(e *Engine, ctx context.Context, pin bool) {
 	if r.observation() != nil {
 		observe(e, r)
 	}
-	r.watch()
+	if watch {
+		r.watch()
+	}
 }
+
+// expireWith fails r's future with err, the end of its Exec's ctx (as
+// expire does for a command that watches its own ctx).
+func (r *request[T]) expireWith(err error) { r.promise.Reject(err) }
 
 func (r *request[T]) wait(ctx context.Context) error { return r.promise.Future().Err(ctx) }
 func (r *request[T]) isDone() bool                   { return r.promise.IsDone() }

@@ -116,7 +116,7 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 		return err
 	}
 	for _, en := range q {
-		en.cmd.prepare(e, ctx, false)
+		en.cmd.prepare(e, ctx, false, true)
 	}
 	if err := e.sendable(ctx); err != nil { // a hook closed the engine
 		failAll(q, err)
