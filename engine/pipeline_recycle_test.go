@@ -152,3 +152,72 @@ func TestPipelineCtxEndFailsFutures(t *testing.T) {
 		t.Errorf("the GET fired before the pipeline: %q, %v; want \"v\" once the server resumed", v, err)
 	}
 }
+
+// A Tx's Exec with a ctx that can end watches it once, not once per
+// command.
+func TestTxAllocations(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	const n = 100
+	run := func() {
+		tx := eng.Tx()
+		for range n {
+			tx.Incr("txa:n")
+		}
+		if err := tx.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run() // a connection in the Tx pool
+	allocs := testing.AllocsPerRun(20, run)
+	t.Logf("%.0f allocations per Exec of a Tx of %d INCRs", allocs, n)
+	// Each INCR: its request and its reply's slot in EXEC's array (valkey-go
+	// decodes that into one slice per Exec); per Exec: the Tx, MULTI and
+	// EXEC, the watch. One registration per command was 3 more each.
+	limit := float64(2*n + 40)
+	if raceEnabled {
+		limit = 3 * n
+	}
+	if allocs > limit {
+		t.Errorf("%.0f allocations per Exec of a Tx of %d INCRs, want at most %.0f", allocs, n, limit)
+	}
+}
+
+// When a Tx's Exec ctx ends while the server does not answer, Exec
+// returns and every command's future fails: none is left pending.
+func TestTxCtxEndFailsFutures(t *testing.T) {
+	eng, srv := newEngine(t)
+	ctx := ctxT(t)
+	warm := eng.Tx()
+	warm.Set("tce:k", "0", 0)
+	if err := warm.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Resume() }()
+	tx := eng.Tx()
+	incrs := make([]*futures.Future[int64], 10)
+	for i := range incrs {
+		incrs[i] = tx.Incr("tce:k")
+	}
+	execCtx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := tx.Exec(execCtx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Tx.Exec against a stalled server: %v, want one wrapping context.DeadlineExceeded", err)
+	}
+	waitCond(t, time.Second, "every future failed once Exec's ctx ended", func() bool {
+		for _, f := range incrs {
+			if !f.IsDone() {
+				return false
+			}
+		}
+		return true
+	})
+	for i, f := range incrs {
+		if _, err := f.Await(context.Background()); err == nil {
+			t.Errorf("INCR %d succeeded against a stalled server", i)
+		}
+	}
+}

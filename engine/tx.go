@@ -116,11 +116,15 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 		return err
 	}
 	for _, en := range q {
-		en.cmd.prepare(e, ctx, false, true)
+		en.cmd.prepare(e, ctx, false, false)
 	}
 	if err := e.sendable(ctx); err != nil { // a hook closed the engine
 		failAll(q, err)
 		return err
+	}
+	// One watch of ctx for all the commands, as a Pipeline's (watchAll).
+	if stop := watchAll(ctx, q); stop != nil {
+		defer stop()
 	}
 	slot, key, err := e.txSlot(q, tx.w)
 	if err != nil {
