@@ -29,17 +29,7 @@ import (
 func BenchmarkFireMany(b *testing.B) {
 	ks := loadBigKeyspace(b)
 	b.Run("g=4/engine", func(b *testing.B) {
-		eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(addr))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer eng.Close()
-		s0 := eng.Stats()
-		defer func() {
-			s1 := eng.Stats()
-			reportBatch(b, s1.Commands-s0.Commands, s1.Batches-s0.Batches)
-		}()
-		runFireMany(b, ks, func(ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error {
+		fireManyEngine(b, ks, func(eng *engine.Engine, ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error {
 			for i, k := range chunk {
 				fs[i] = eng.Set(ctx, k, bigValue, 0)
 			}
@@ -48,17 +38,7 @@ func BenchmarkFireMany(b *testing.B) {
 		})
 	})
 	b.Run("g=4/engine-pipeline", func(b *testing.B) {
-		eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(addr))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer eng.Close()
-		s0 := eng.Stats()
-		defer func() {
-			s1 := eng.Stats()
-			reportBatch(b, s1.Commands-s0.Commands, s1.Batches-s0.Batches)
-		}()
-		runFireMany(b, ks, func(ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error {
+		fireManyEngine(b, ks, func(eng *engine.Engine, ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error {
 			p := eng.Pipeline()
 			for i, k := range chunk {
 				fs[i] = p.Set(k, bigValue, 0)
@@ -75,6 +55,24 @@ func BenchmarkFireMany(b *testing.B) {
 		runFireMany(b, ks, func(ctx context.Context, chunk []string, _ []*futures.Future[struct{}]) error {
 			return doMultiSets(ctx, c, chunk, bigValue)
 		})
+	})
+}
+
+// fireManyEngine runs runFireMany with fire on an engine with the
+// default config, and reports its commands per pipeline.
+func fireManyEngine(b *testing.B, ks []string, fire func(eng *engine.Engine, ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error) {
+	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(addr))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Close()
+	s0 := eng.Stats()
+	defer func() {
+		s1 := eng.Stats()
+		reportBatch(b, s1.Commands-s0.Commands, s1.Batches-s0.Batches)
+	}()
+	runFireMany(b, ks, func(ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error {
+		return fire(eng, ctx, chunk, fs)
 	})
 }
 

@@ -132,14 +132,7 @@ func TestPipelineCtxEndFailsFutures(t *testing.T) {
 	if err := p.Exec(execCtx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Exec against a stalled server: %v, want context.DeadlineExceeded", err)
 	}
-	waitCond(t, time.Second, "every future failed once Exec's ctx ended", func() bool {
-		for _, f := range gets {
-			if !f.IsDone() {
-				return false
-			}
-		}
-		return true
-	})
+	awaitAllDone(t, gets)
 	for i, f := range gets {
 		if _, err := f.Await(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("GET %d: %v, want context.DeadlineExceeded", i, err)
@@ -207,17 +200,24 @@ func TestTxCtxEndFailsFutures(t *testing.T) {
 	if err := tx.Exec(execCtx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Tx.Exec against a stalled server: %v, want one wrapping context.DeadlineExceeded", err)
 	}
+	awaitAllDone(t, incrs)
+	for i, f := range incrs {
+		if _, err := f.Await(context.Background()); err == nil {
+			t.Errorf("INCR %d succeeded against a stalled server", i)
+		}
+	}
+}
+
+// awaitAllDone waits up to a second for every future of fs to be done:
+// failed by the end of Exec's ctx.
+func awaitAllDone[T any](t *testing.T, fs []*futures.Future[T]) {
+	t.Helper()
 	waitCond(t, time.Second, "every future failed once Exec's ctx ended", func() bool {
-		for _, f := range incrs {
+		for _, f := range fs {
 			if !f.IsDone() {
 				return false
 			}
 		}
 		return true
 	})
-	for i, f := range incrs {
-		if _, err := f.Await(context.Background()); err == nil {
-			t.Errorf("INCR %d succeeded against a stalled server", i)
-		}
-	}
 }

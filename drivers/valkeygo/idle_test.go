@@ -158,9 +158,11 @@ func TestReadTimeoutCallerDeadlineBoundsCall(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			conn, p, _ := proxied(t, false, tc.readTimeout, 128<<10)
 			p.down.Store(pace(1<<10, 10*time.Millisecond)) // 1.28 s in all
+			// start before the deadline is set: a preemption between the
+			// two must not make the call look early.
+			start := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), tc.deadline)
 			defer cancel()
-			start := time.Now()
 			res := conn.DoMulti(ctx, conn.B().Get().Key("big").Build())
 			elapsed := time.Since(start)
 			if err := res[0].Error(); !isTimeout(err) {
