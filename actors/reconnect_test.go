@@ -289,3 +289,36 @@ func TestConnReconnectRunsOffActor(t *testing.T) {
 	t.Logf("stopped %s after Stop with a dial hanging", time.Since(stopAt))
 	h.shutdown(t, snapshot)
 }
+
+// A Reset of a node restarts at once its connection actor whose reconnect
+// waits out a backoff (an hour here): the node's address leads to another
+// server now (sentinel mode: the primary changed). Before, the actor
+// waited its backoff out, while the engine counted the node's expired
+// commands against the breaker the Reset had just closed.
+func TestSupervisorResetEndsReconnectBackoff(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := newFakeConn()
+	reset := errors.New("connection reset by peer")
+	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(reset) }
+	d := newFakeDialer()
+	st := nodeState(conn, d, 100)
+	st.Policy.Backoff = policies.Backoff{Min: time.Hour, Max: time.Hour}
+	h := start(t, st)
+
+	lost := newFakeCmd(0, nil)
+	st.Mailbox.Post(lost)
+	waitFor(t, lost, 2*time.Second, "written on the connection that broke")
+	eventually(t, "the connection actor down", st.Down)
+	queued := newFakeCmd(1, nil)
+	st.Mailbox.Post(queued)
+	if len(d.dialed()) != 0 {
+		t.Fatalf("%d dials before the Reset, want none (the backoff is an hour)", len(d.dialed()))
+	}
+	h.sup.Reset(st.Node)
+	waitFor(t, queued, 2*time.Second, "queued while the actor waited out its backoff, then Reset")
+	queued.wantCompleted(t)
+	if n := len(d.dialed()); n != 1 {
+		t.Fatalf("%d dials after the Reset, want 1", n)
+	}
+	h.shutdown(t, snapshot)
+}

@@ -58,6 +58,10 @@ type Supervisor struct {
 	removed map[string]*ConnState // stopping children whose driver closes once they stopped
 	waiting map[*actor.PID]*ConnState
 	dialing map[*actor.PID]*ConnState // children whose connection is being re-dialled
+	// pending holds the children whose restart waits out its backoff
+	// (restartAfter): a Reset of their node restarts them at once.
+	pending map[*actor.PID]pendingRestart
+	seq     uint64 // numbers the restarts scheduled, so that a stale one is told apart
 	probing map[*Node]bool
 
 	probes     sync.WaitGroup     // probe and re-dial goroutines
@@ -79,6 +83,7 @@ func NewSupervisor(conns []*ConnState) *Supervisor {
 		removed: map[string]*ConnState{},
 		waiting: map[*actor.PID]*ConnState{},
 		dialing: map[*actor.PID]*ConnState{},
+		pending: map[*actor.PID]pendingRestart{},
 		probing: map[*Node]bool{},
 		timers:  map[*time.Timer]struct{}{},
 	}
@@ -139,10 +144,14 @@ func (s *Supervisor) Remove(states []*ConnState, err error) {
 }
 
 // Reset closes node's circuit breaker and restarts at once the connection
-// actors of node it keeps down while the breaker is open: the node's
-// address now leads to another server (sentinel mode: the primary
-// changed), so its failures say nothing about the new one. It returns at
-// once. Safe for concurrent use.
+// actors of node it keeps down, while the breaker is open or while their
+// reconnect waits out its backoff: the node's address now leads to
+// another server (sentinel mode: the primary changed), so its failures
+// say nothing about the new one. (Left to its backoff, up to
+// MaxRetryBackoff, a down actor kept the node's expired commands counting
+// against the fresh breaker, which could open again and hold the writes
+// for its whole open timeout: 1.6 s after the switch in one chaos run.) It
+// returns at once. Safe for concurrent use.
 func (s *Supervisor) Reset(node *Node) {
 	s.tell(resetNode{node: node})
 }
@@ -159,7 +168,10 @@ type (
 		err    error
 		done   chan struct{}
 	}
-	restartChild struct{ pid *actor.PID }
+	restartChild struct {
+		pid *actor.PID
+		seq uint64 // the pending restart it ends (see restartAfter)
+	}
 	redialed     struct {
 		pid *actor.PID
 		err error
@@ -206,12 +218,24 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 				s.revive(ctx.(actor.Supervisor), pid, st)
 			}
 		}
+		for pid, p := range s.pending {
+			if p.st.Node == m.node {
+				delete(s.pending, pid) // its timer's restartChild is then ignored
+				if s.byID[pid.Id] != nil {
+					s.revive(ctx.(actor.Supervisor), pid, p.st)
+				}
+			}
+		}
 	case *actor.Terminated:
 		if st := s.removed[m.Who.Id]; st != nil {
 			delete(s.removed, m.Who.Id)
 			st.CloseDriver()
 		}
 	case restartChild:
+		if p, ok := s.pending[m.pid]; !ok || p.seq != m.seq {
+			return // restarted earlier by a Reset of its node
+		}
+		delete(s.pending, m.pid)
 		st := s.byID[m.pid.Id]
 		if st == nil {
 			return // removed meanwhile
@@ -234,7 +258,7 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 			st.failures.Add(1)
 			d := s.backoff(st)
 			s.retrying(st, d, m.err)
-			s.after(d, restartChild{pid: m.pid})
+			s.restartAfter(d, m.pid, st)
 			return
 		}
 		if st.Node.Open() {
@@ -462,7 +486,21 @@ func (st strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chi
 	}
 	d := st.s.backoff(cs)
 	st.s.retrying(cs, d, reason)
-	st.s.after(d, restartChild{pid: child})
+	st.s.restartAfter(d, child, cs)
+}
+
+// pendingRestart is a child's restart waiting out its backoff.
+type pendingRestart struct {
+	st  *ConnState
+	seq uint64
+}
+
+// restartAfter restarts child (state st) after d, unless a Reset of its
+// node restarts it first. Runs on the supervisor's goroutine.
+func (s *Supervisor) restartAfter(d time.Duration, child *actor.PID, st *ConnState) {
+	s.seq++
+	s.pending[child] = pendingRestart{st: st, seq: s.seq}
+	s.after(d, restartChild{pid: child, seq: s.seq})
 }
 
 // retrying reports a RetryScheduled event when st holds commands to send
