@@ -33,6 +33,7 @@ type fakeDialer struct {
 	conns   []*fakeConn
 	hold    chan struct{} // nil: dial at once
 	ignores bool          // the held dial ignores its context
+	fail    error         // set: the next dial fails with it (after its hold), once
 }
 
 func newFakeDialer() *fakeDialer { return &fakeDialer{started: make(chan struct{}, 16)} }
@@ -52,6 +53,13 @@ func (d *fakeDialer) dial(ctx context.Context) (drivers.ValkeyConn, error) {
 				return nil, ctx.Err()
 			}
 		}
+	}
+	d.mu.Lock()
+	fail := d.fail
+	d.fail = nil
+	d.mu.Unlock()
+	if fail != nil {
+		return nil, fail
 	}
 	c := newFakeConn()
 	d.mu.Lock()
@@ -314,11 +322,73 @@ func TestSupervisorResetEndsReconnectBackoff(t *testing.T) {
 	if len(d.dialed()) != 0 {
 		t.Fatalf("%d dials before the Reset, want none (the backoff is an hour)", len(d.dialed()))
 	}
-	h.sup.Reset(st.Node)
+	// Reset until the actor is among those it restarts (its restart is
+	// scheduled on the supervisor after the failure).
+	deadline := time.Now().Add(2 * time.Second)
+	for len(d.dialed()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no dial after Reset")
+		}
+		h.sup.Reset(st.Node)
+		h.sup.Add(nil) // the supervisor has handled it
+	}
 	waitFor(t, queued, 2*time.Second, "queued while the actor waited out its backoff, then Reset")
 	queued.wantCompleted(t)
 	if n := len(d.dialed()); n != 1 {
 		t.Fatalf("%d dials after the Reset, want 1", n)
+	}
+	h.shutdown(t, snapshot)
+}
+
+// A dial under way when its node is Reset, which then fails (it aimed at
+// the former server), is not counted against the node's breaker and is
+// made again at once. Counted, it would open the breaker (threshold 1,
+// open for an hour) and the queued command would wait that hour.
+func TestSupervisorResetDuringDial(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := newFakeConn()
+	reset := errors.New("connection reset by peer")
+	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(reset) }
+	d := newFakeDialer()
+	hold := make(chan struct{})
+	d.hold, d.fail = hold, errors.New("connection refused (the former primary)")
+	st := nodeState(conn, d, 1)
+	st.Policy.MaxRetries = 0
+	h := start(t, st)
+
+	lost := newFakeCmd(0, nil)
+	st.Mailbox.Post(lost)
+	waitFor(t, lost, 2*time.Second, "written on the connection that broke")
+	// The breaker opened on that failure and keeps the actor down; a
+	// Reset closes it and redials. Reset until the actor is among those
+	// it restarts (its restart is scheduled on the supervisor meanwhile).
+	deadline := time.Now().Add(2 * time.Second)
+	for started := false; !started; {
+		h.sup.Reset(st.Node)
+		select {
+		case <-d.started:
+			started = true
+		case <-time.After(10 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("no dial after Reset")
+			}
+		}
+	}
+	queued := newFakeCmd(1, nil)
+	st.Mailbox.Post(queued)
+	h.sup.Reset(st.Node) // the primary changed again while the dial runs
+	h.sup.Add(nil)       // the supervisor has handled the Reset
+	d.mu.Lock()
+	d.hold = nil
+	d.mu.Unlock()
+	close(hold) // the held dial fails (once); the next one succeeds
+	waitFor(t, queued, 2*time.Second, "queued while the stale dial ran")
+	queued.wantCompleted(t)
+	if st.Node.Open() {
+		t.Fatal("the breaker is open: the stale dial's failure was counted")
+	}
+	if n := len(d.dialed()); n != 1 {
+		t.Fatalf("%d connections dialled, want 1 (after the stale dial)", n)
 	}
 	h.shutdown(t, snapshot)
 }

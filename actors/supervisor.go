@@ -172,9 +172,12 @@ type (
 		pid *actor.PID
 		seq uint64 // the pending restart it ends (see restartAfter)
 	}
-	redialed     struct {
+	redialed struct {
 		pid *actor.PID
 		err error
+		// stale: the dial began before a Reset of the node and failed
+		// (it may have aimed at the former server): dialled again at once.
+		stale bool
 	}
 	probeTick   struct{}
 	probeResult struct {
@@ -209,6 +212,7 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 	case removeConns:
 		s.remove(ctx, m)
 	case resetNode:
+		m.node.resets.Add(1)
 		if !m.node.Breaker.IsClosed() {
 			m.node.Breaker.Close() // OnStateChanged reports it (SyncOpen)
 		}
@@ -253,6 +257,10 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		}
 		if errors.Is(m.err, mailbox.ErrClosed) {
 			return // being closed: the stop follows
+		}
+		if m.stale {
+			s.revive(ctx.(actor.Supervisor), m.pid, st)
+			return
 		}
 		if m.err != nil {
 			st.failures.Add(1)
@@ -375,17 +383,24 @@ func (s *Supervisor) revive(sup actor.Supervisor, pid *actor.PID, st *ConnState)
 // while the ConnState is being closed is closed at once (install).
 func (s *Supervisor) redial(pid *actor.PID, st *ConnState) {
 	defer s.probes.Done()
+	resets := st.Node.resets.Load()
 	conn, err := st.Node.connect(s.probeCtx)
+	stale := false
 	switch {
 	case err == nil:
 		if !st.install(conn) {
 			_ = conn.Close()
 			err = mailbox.ErrClosed
 		}
-	case !errors.Is(err, errLoading) && s.probeCtx.Err() == nil:
+	case s.probeCtx.Err() != nil: // the supervisor stops
+	case st.Node.resets.Load() != resets:
+		// The node was Reset while this dial ran: its failure says
+		// nothing about the node's new server; not counted, dialled again.
+		stale = true
+	case !errors.Is(err, errLoading):
 		st.Node.RecordFailure(err)
 	}
-	s.tell(redialed{pid: pid, err: err})
+	s.tell(redialed{pid: pid, err: err, stale: stale})
 }
 
 // tell sends msg to the supervisor from one of its goroutines, unless it
