@@ -557,8 +557,8 @@ func (w *BatchWriter) drain(err error, lanes []*writerLane, queued [][]writerIte
 	case <-done:
 	case <-t.C:
 		// Fails the pipelines still in flight. All at once: a close
-		// may wait a second for a stalled server (see
-		// Engine.closeDrivers).
+		// may wait for a stalled server with a driver other than
+		// valkeygo (see Engine.closeDrivers).
 		var closes sync.WaitGroup
 		for _, l := range lanes {
 			closes.Go(l.closeConn)

@@ -643,9 +643,11 @@ var _ drivers.ValkeyPubSub = (*trackedConn)(nil)
 // closeTracked closes the dedicated connections to addr, all at once, on
 // a goroutine of its own (Close waits for it): it runs on the sentinel
 // actor, whose switch ends the hold of Tx, Watch, Dedicated and blocking
-// commands only after it, and a stalled former primary makes each close
-// wait a second (see Engine.closeDrivers): one after another on the actor,
-// ten subscribers held those commands ten seconds after the switch.
+// commands only after it, and a stalled former primary made each close
+// wait a second before the valkeygo driver closed its sockets first (and
+// may with another driver: see Engine.closeDrivers): one after another on
+// the actor, ten subscribers held those commands ten seconds after the
+// switch.
 func (sn *sentinel) closeTracked(addr string) {
 	sn.mu.Lock()
 	var list []drivers.ValkeyConn

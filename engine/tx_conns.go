@@ -306,9 +306,9 @@ func (p *txConns) retire() {
 }
 
 // closeAll closes conns all at once and returns when every close has
-// returned: a close may wait a second for a stalled server (see
-// Engine.closeDrivers), which one after another would add up with the
-// number of connections.
+// returned: a close may wait for a stalled server with a driver other
+// than valkeygo (see Engine.closeDrivers), which one after another would
+// add up with the number of connections.
 func closeAll(conns []drivers.ValkeyConn) {
 	var wg sync.WaitGroup
 	for _, c := range conns {
