@@ -262,3 +262,21 @@ func benchKeys(b *testing.B, levels []int, contenders []contender, ks []string, 
 
 func BenchmarkGet(b *testing.B) { bench(b, levels, contenders, func(c client) op { return c.get }) }
 func BenchmarkSet(b *testing.B) { bench(b, levels, contenders, func(c client) op { return c.set }) }
+
+// BenchmarkGetDeadline is BenchmarkGet with a context that can end, as
+// production callers pass: each GET gets its own one-second deadline
+// (context.WithTimeout, cancelled after it), for every contender. The
+// engine then registers on that context (context.AfterFunc) so that its
+// end fails the future at once: 3 more allocations per command.
+func BenchmarkGetDeadline(b *testing.B) {
+	bench(b, []int{1, 256}, contenders, func(c client) op { return withDeadline(c.get) })
+}
+
+// withDeadline runs do with a context of its own, ending a second later.
+func withDeadline(do op) op {
+	return func(ctx context.Context, k string) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return do(ctx, k)
+	}
+}
