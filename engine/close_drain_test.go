@@ -85,7 +85,8 @@ func closeDrainStalled(t *testing.T, eng *engine.Engine, key func(int) string, p
 	txIncr := tx.Incr(key(2))
 	go func() { calls <- fmt.Errorf("Tx.Exec: %w", tx.Exec(ctx)) }()
 	go func() {
-		calls <- fmt.Errorf("Dedicated: %w", eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		// DedicatedFor: in cluster mode Dedicated may pick another node.
+		calls <- fmt.Errorf("Dedicated: %w", eng.DedicatedFor(ctx, key(3), func(c *engine.DedicatedConn) error {
 			_, err := c.Do(ctx, "GET", key(3))
 			return err
 		}))
