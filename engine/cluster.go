@@ -432,7 +432,7 @@ func postSlot[T any](e *Engine, slot uint16, r *request[T]) *futures.Future[T] {
 	if r.observation() != nil {
 		observe(e, r)
 	}
-	r.watch()
+	r.watchLazily()
 	e.cl.slot(slot).Submit(r)
 	return f
 }

@@ -98,6 +98,48 @@ func (r *request[T]) watch() {
 // expire runs on its own goroutine when the command's context ends first.
 func (r *request[T]) expire() { r.promise.Reject(r.ctx.Err()) }
 
+// watchLazily arranges what watch does, but registers on the context only
+// when a wait needs it (futures.Watcher): an Await with the command's own
+// context returns at its end by itself and then fails the future
+// (WaitEnded), so the common eng.Get(ctx, k).Await(ctx) registers
+// nothing; an Await with another context, OnComplete or Done registers
+// (Waiting). A future nobody waits on completes when its connection actor
+// answers or drops the command. Call it once, before the command is
+// posted.
+func (r *request[T]) watchLazily() {
+	if r.ctx.Done() == nil || r.ctx.Err() != nil {
+		return // never ends, or already ended: Post fails it
+	}
+	r.promise.Watch(r)
+}
+
+// Waiting implements futures.Watcher: a wait with the command's own
+// context needs no registration; any other does (watch), once. It runs
+// under the future's lock, before completion, so its write of stop
+// happens before unwatch's read (after completion).
+func (r *request[T]) Waiting(ctx context.Context) bool {
+	if ctx != nil && ctx == r.ctx {
+		return true
+	}
+	// Unlike watch, also when r.ctx has ended by now: AfterFunc then runs
+	// expire at once, on a goroutine (this one holds the future's lock).
+	r.stop = context.AfterFunc(r.ctx, r.expire)
+	return false
+}
+
+// WaitEnded implements futures.Watcher: an Await with the command's own
+// context returns because it ended: the future fails with its error, as
+// watch's registration would have failed it.
+func (r *request[T]) WaitEnded(ctx context.Context) {
+	if ctx == r.ctx {
+		r.promise.Reject(ctx.Err())
+	}
+}
+
+// Error implements futures.Watcher (a pending future holds its Watcher in
+// its error field); it is never returned as an error.
+func (r *request[T]) Error() string { return "vactor: command pending" }
+
 // unwatch drops the registration of watch; the command is settled.
 func (r *request[T]) unwatch() {
 	if r.stop != nil {
@@ -193,8 +235,8 @@ func (r *request[T]) SetHook(c *actors.Collector) {
 }
 
 func (r *request[T]) Fail(err error) {
-	r.unwatch()
 	r.promise.Reject(failError(err))
+	r.unwatch() // after: a lazy watch registers only while pending
 	x := r.x
 	if x == nil {
 		return
@@ -229,9 +271,9 @@ func (r *request[T]) Redirected()           { r.redirects++ }
 func (r *request[T]) Complete(res valkey.ValkeyResult) {
 	x := r.x
 	if x == nil { // standalone, no command hooks: the hot path
-		r.unwatch()
 		v, err := r.decode(res)
 		r.promise.Complete(v, replyError(&res, err))
+		r.unwatch() // after: a lazy watch registers only while pending
 		return
 	}
 	var h *actors.Collector
@@ -241,9 +283,9 @@ func (r *request[T]) Complete(res valkey.ValkeyResult) {
 	if h != nil && h.Intercept(r, res) {
 		return // redirected: the slot actor sends it again
 	}
-	r.unwatch()
 	v, err := r.decode(res)
 	r.promise.Complete(v, replyError(&res, err))
+	r.unwatch()
 	if x.obs != nil {
 		r.finish()
 	}
@@ -316,7 +358,7 @@ func post[T any](e *Engine, conn *actors.ConnState, r *request[T]) *futures.Futu
 		r.Fail(failOpen(conn))
 		return f
 	}
-	r.watch()
+	r.watchLazily()
 	conn.Mailbox.Post(r)
 	return f
 }

@@ -89,6 +89,59 @@ func (p *Promise[T]) Reject(err error) bool {
 // IsDone reports whether the future has been completed.
 func (p *Promise[T]) IsDone() bool { return (*Future[T])(p).IsDone() }
 
+// A Watcher hears of the waits on a pending future (see Promise.Watch):
+// vactor's commands use it to register on their context only when a
+// wait needs it.
+//
+// It is an error only so that the pending future can hold it in its
+// error field, unused until completion, without a field or an
+// allocation of its own: the future never returns it as an error.
+type Watcher interface {
+	error
+	// Waiting is called when a wait begins on the pending future: by
+	// Await with its ctx (nil for a nil ctx), or by OnComplete or Done
+	// with a nil ctx. It runs under the future's lock, so it must not
+	// complete the future nor wait; it may start a goroutine that does.
+	// It returns whether it wants to hear of later waits: once it returns
+	// false, the watcher is dropped.
+	Waiting(ctx context.Context) (keep bool)
+	// WaitEnded is called, without the lock, when an Await whose Waiting
+	// kept the watcher returns because its ctx ended first (or had ended
+	// when it was called); it may complete the future.
+	WaitEnded(ctx context.Context)
+}
+
+// Watch makes w hear of the waits on p's future while it is pending (see
+// Watcher). Call it before the future is handed to anyone: it is not
+// safe for concurrent use with the future's other methods. Completion
+// drops w.
+func (p *Promise[T]) Watch(w Watcher) { p.err = w }
+
+// watcher returns the future's Watcher while it is pending; f.mu must be
+// held.
+func (f *Future[T]) watcher() Watcher {
+	if f.err == nil {
+		return nil
+	}
+	w, _ := f.err.(Watcher)
+	return w
+}
+
+// waiting tells the future's Watcher, if any, that a wait with ctx
+// begins, and drops it unless it wants to hear of more; it returns the
+// watcher when kept. f.mu must be held, and the future pending.
+func (f *Future[T]) waiting(ctx context.Context) Watcher {
+	w := f.watcher()
+	if w == nil {
+		return nil
+	}
+	if w.Waiting(ctx) {
+		return w
+	}
+	f.err = nil
+	return nil
+}
+
 // Completed returns a future already completed with v.
 func Completed[T any](v T) *Future[T] {
 	f := new(Future[T])
@@ -166,6 +219,7 @@ func (f *Future[T]) OnComplete(fn func(v T, err error)) {
 	}
 	f.mu.Lock()
 	if f.state.Load() != stateDone {
+		f.waiting(nil)
 		x := f.extras()
 		x.callbacks = append(x.callbacks, func() { fn(f.val, f.err) })
 		f.mu.Unlock()
@@ -204,6 +258,7 @@ func (f *Future[T]) Await(ctx context.Context) (T, error) {
 	var stop <-chan struct{}
 	if ctx != nil {
 		if err := ctx.Err(); err != nil {
+			f.waitEnded(ctx)
 			var zero T
 			return zero, err
 		}
@@ -216,6 +271,7 @@ func (f *Future[T]) Await(ctx context.Context) (T, error) {
 		wakeups.Put(c)
 		return f.val, f.err
 	}
+	w := f.waiting(ctx)
 	if f.waiter == nil {
 		f.waiter = c
 	} else {
@@ -247,8 +303,28 @@ func (f *Future[T]) Await(ctx context.Context) (T, error) {
 		return f.val, f.err
 	}
 	wakeups.Put(c)
+	if w != nil {
+		w.WaitEnded(ctx)
+	}
 	var zero T
 	return zero, ctx.Err()
+}
+
+// waitEnded tells the future's Watcher, if it is pending and has one,
+// that an Await's ctx had ended when it was called.
+func (f *Future[T]) waitEnded(ctx context.Context) {
+	if f.state.Load() == stateDone {
+		return
+	}
+	f.mu.Lock()
+	var w Watcher
+	if f.state.Load() != stateDone {
+		w = f.waiting(ctx)
+	}
+	f.mu.Unlock()
+	if w != nil {
+		w.WaitEnded(ctx)
+	}
 }
 
 // unregister removes c from the waiters; f.mu must be held. It reports
@@ -289,6 +365,7 @@ func (f *Future[T]) Done() <-chan struct{} {
 		}
 		return closedChan
 	}
+	f.waiting(nil)
 	x := f.extras()
 	if x.done == nil {
 		x.done = make(chan struct{})
