@@ -17,10 +17,14 @@
 // # Contexts
 //
 // The ctx given to a command bounds the command: when it ends, the
-// command's future fails with ctx.Err() at once, whatever the connection
-// actor is doing (writing a long pipeline, waiting for a reconnect), also
-// when the future is awaited with a context that never ends; a command
-// still queued then is never written. Once written, a pipeline's round
+// command's future fails with ctx.Err() at once for whoever waits on it,
+// whatever the connection actor is doing (writing a long pipeline,
+// waiting for a reconnect), also when the future is awaited with a
+// context that never ends or has callbacks (OnComplete, Then, All); a
+// command still queued then is never written. (A future nobody waits on
+// completes when its command is answered or dropped. The engine
+// registers on ctx only when a wait needs it: an Await with the
+// command's own ctx costs nothing for this.) Once written, a pipeline's round
 // trip is bounded by the latest deadline of its commands (when they all
 // have one) or else by the read timeout; past it the connection is treated
 // as failed and re-dialled. The ctx given to Await bounds only the wait.
