@@ -118,7 +118,7 @@ func (r *request[T]) watchLazily() {
 // under the future's lock, before completion, so its write of stop
 // happens before unwatch's read (after completion).
 func (r *request[T]) Waiting(ctx context.Context) bool {
-	if ctx != nil && ctx == r.ctx {
+	if ctx == r.ctx {
 		return true
 	}
 	// Unlike watch, also when r.ctx has ended by now: AfterFunc then runs

@@ -99,8 +99,8 @@ func (p *Promise[T]) IsDone() bool { return (*Future[T])(p).IsDone() }
 type Watcher interface {
 	error
 	// Waiting is called when a wait begins on the pending future: by
-	// Await with its ctx (nil for a nil ctx), or by OnComplete or Done
-	// with a nil ctx. It runs under the future's lock, so it must not
+	// Await with its ctx (context.Background() for a nil ctx or one that
+	// never ends), or by OnComplete or Done with context.Background(). It runs under the future's lock, so it must not
 	// complete the future nor wait; it may start a goroutine that does.
 	// It returns whether it wants to hear of later waits: once it returns
 	// false, the watcher is dropped.
@@ -219,7 +219,7 @@ func (f *Future[T]) OnComplete(fn func(v T, err error)) {
 	}
 	f.mu.Lock()
 	if f.state.Load() != stateDone {
-		f.waiting(nil)
+		f.waiting(context.Background())
 		x := f.extras()
 		x.callbacks = append(x.callbacks, func() { fn(f.val, f.err) })
 		f.mu.Unlock()
@@ -271,7 +271,12 @@ func (f *Future[T]) Await(ctx context.Context) (T, error) {
 		wakeups.Put(c)
 		return f.val, f.err
 	}
-	w := f.waiting(ctx)
+	var w Watcher
+	if stop == nil {
+		w = f.waiting(context.Background()) // nil or a ctx that never ends
+	} else {
+		w = f.waiting(ctx)
+	}
 	if f.waiter == nil {
 		f.waiter = c
 	} else {
@@ -365,7 +370,7 @@ func (f *Future[T]) Done() <-chan struct{} {
 		}
 		return closedChan
 	}
-	f.waiting(nil)
+	f.waiting(context.Background())
 	x := f.extras()
 	if x.done == nil {
 		x.done = make(chan struct{})

@@ -25,7 +25,7 @@ func (w *testWatcher) Waiting(ctx context.Context) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.waiting = append(w.waiting, ctx)
-	return ctx != nil && ctx == w.keepFor
+	return ctx == w.keepFor
 }
 
 func (w *testWatcher) WaitEnded(ctx context.Context) {
@@ -111,12 +111,12 @@ func TestWatcherDroppedAfterOtherWait(t *testing.T) {
 
 // Completion drops the watcher: later waits do not reach it.
 func TestWatcherDroppedAtCompletion(t *testing.T) {
-	p, w := watched(nil)
+	p, w := watched(context.Background())
 	p.Resolve(1)
 	f := p.Future()
 	f.OnComplete(func(int, error) {})
 	_ = f.Done()
-	if v, err := f.Await(nil); v != 1 || err != nil {
+	if v, err := f.Await(context.Background()); v != 1 || err != nil {
 		t.Fatalf("Await: %d, %v", v, err)
 	}
 	if n, e := w.calls(); n != 0 || e != 0 {
