@@ -22,23 +22,25 @@ import (
 //   - valkeygo: valkey-go DoMulti of the same 1,000 commands (defaults);
 //   - engine-pipeline: the same 1,000 SETs in an engine Pipeline, then
 //     its Exec (the engine's API for a known batch: one post for them
-//     all instead of one per command).
+//     all instead of one per command);
+//   - engine-pool2: engine with PoolSize 2 (two connection actors, so
+//     two pipelines in flight, on two connections);
+//   - valkeygo-1conn: valkey-go on one connection (PipelineMultiplex -1).
+//     With its defaults valkey-go pipelines over 2 connections when
+//     GOMAXPROCS is 2 or 3 (4 from 4 CPUs on) and sends each DoMulti on
+//     one picked at random, so the valkeygo contender has up to two
+//     batches in flight on two sockets where the engine's default
+//     (PoolSize 1) has one.
 //
 // The contenders are interleaved; benchratio prints engine ÷ valkeygo
-// (the row "FireMany", g=4); engine-pipeline is read from the raw lines.
+// (the row "FireMany", g=4); the others are read from the raw lines.
 func BenchmarkFireMany(b *testing.B) {
 	ks := loadBigKeyspace(b)
 	b.Run("g=4/engine", func(b *testing.B) {
-		fireManyEngine(b, ks, func(eng *engine.Engine, ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error {
-			for i, k := range chunk {
-				fs[i] = eng.Set(ctx, k, bigValue, 0)
-			}
-			_, err := futures.All(ctx, fs[:len(chunk)]...)
-			return err
-		})
+		fireManyEngine(b, ks, 1, fireFutures)
 	})
 	b.Run("g=4/engine-pipeline", func(b *testing.B) {
-		fireManyEngine(b, ks, func(eng *engine.Engine, ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error {
+		fireManyEngine(b, ks, 1, func(eng *engine.Engine, ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error {
 			p := eng.Pipeline()
 			for i, k := range chunk {
 				fs[i] = p.Set(k, bigValue, 0)
@@ -46,22 +48,44 @@ func BenchmarkFireMany(b *testing.B) {
 			return p.Exec(ctx)
 		})
 	})
+	b.Run("g=4/engine-pool2", func(b *testing.B) {
+		fireManyEngine(b, ks, 2, fireFutures)
+	})
 	b.Run("g=4/valkeygo", func(b *testing.B) {
-		c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{addr}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		runFireMany(b, ks, func(ctx context.Context, chunk []string, _ []*futures.Future[struct{}]) error {
-			return doMultiSets(ctx, c, chunk, bigValue)
-		})
+		fireManyValkeyGo(b, ks, valkey.ClientOption{InitAddress: []string{addr}})
+	})
+	b.Run("g=4/valkeygo-1conn", func(b *testing.B) {
+		fireManyValkeyGo(b, ks, valkey.ClientOption{InitAddress: []string{addr}, PipelineMultiplex: -1})
+	})
+}
+
+// fireFutures fires chunk's SETs as engine futures and waits for them all.
+func fireFutures(eng *engine.Engine, ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error {
+	for i, k := range chunk {
+		fs[i] = eng.Set(ctx, k, bigValue, 0)
+	}
+	_, err := futures.All(ctx, fs[:len(chunk)]...)
+	return err
+}
+
+// fireManyValkeyGo runs runFireMany with valkey-go DoMulti on a client
+// made with opt.
+func fireManyValkeyGo(b *testing.B, ks []string, opt valkey.ClientOption) {
+	c, err := valkey.NewClient(opt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	runFireMany(b, ks, func(ctx context.Context, chunk []string, _ []*futures.Future[struct{}]) error {
+		return doMultiSets(ctx, c, chunk, bigValue)
 	})
 }
 
 // fireManyEngine runs runFireMany with fire on an engine with the
-// default config, and reports its commands per pipeline.
-func fireManyEngine(b *testing.B, ks []string, fire func(eng *engine.Engine, ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error) {
-	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(addr))
+// default config but for its PoolSize, and reports its commands per
+// pipeline.
+func fireManyEngine(b *testing.B, ks []string, pool int, fire func(eng *engine.Engine, ctx context.Context, chunk []string, fs []*futures.Future[struct{}]) error) {
+	eng, err := engine.New(context.Background(), config.DefaultConfig().WithAddrs(addr).WithPoolSize(pool))
 	if err != nil {
 		b.Fatal(err)
 	}
