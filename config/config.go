@@ -248,7 +248,12 @@ type Config struct {
 	// "valkey-go"; must not be empty.
 	Driver string
 	// PoolSize is the number of connection actors, each with its own
-	// connection, per node. Default 1; 1 to 1024.
+	// connection, per node. Default 1; 1 to 1024. Each actor has one
+	// pipeline in flight: 2 lets callers that fire many commands at once
+	// keep two in flight (see docs/performance-profile.md), at the cost
+	// of the order across keys: with 1, all the commands of a goroutine
+	// keep their order; with more, those routed by the same key do (see
+	// the Order section of the engine package).
 	PoolSize int
 	// DialTimeout bounds connecting, including the TLS handshake and
 	// authentication. Default 5s; greater than 0.
