@@ -29,6 +29,15 @@
 // have one) or else by the read timeout; past it the connection is treated
 // as failed and re-dialled. The ctx given to Await bounds only the wait.
 //
+// A command whose ctx never ends (context.Background) fired while its
+// connection actor is idle waits for an Await whose ctx never ends
+// either: that Await writes the actor's next batch and reads its replies
+// on its own goroutine, as a synchronous client would, sparing the start
+// of the actor's goroutine and the hand-off back (standalone and
+// sentinel mode). Any other wait (an Await or All with a ctx that can
+// end, OnComplete, Then, Done) hands the batch to the actor at once; a
+// command nobody waits for goes out within 20 microseconds.
+//
 // # Failures
 //
 // A command that was not written because the connection could not be made

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/futures"
+	"github.com/vactor-io/vactor/mailbox"
 )
 
 // request is one command on its way: the future the caller holds, the
@@ -358,10 +359,42 @@ func post[T any](e *Engine, conn *actors.ConnState, r *request[T]) *futures.Futu
 		r.Fail(failOpen(conn))
 		return f
 	}
+	if r.ctx.Done() == nil {
+		// Nothing to watch: an Await that cannot end may instead run the
+		// connection actor's next batch itself (see claimWatcher).
+		r.promise.Watch((*claimWatcher)(conn.Mailbox))
+		conn.Mailbox.PostClaim(r)
+		return f
+	}
 	r.watchLazily()
 	conn.Mailbox.Post(r)
 	return f
 }
+
+// claimWatcher is the futures.Assister of a command whose ctx never ends,
+// posted with PostClaim: when the connection actor was idle, the command
+// waits for its caller's Await to run the batch on the caller's goroutine
+// (mailbox.Assist: no goroutine to start, no thread to wake, no hand-off
+// back), as valkey-go's synchronous path does; any other wait hands the
+// batch to the actor's goroutine at once (Dispatch), and nobody waiting
+// within the mailbox's ClaimDelay (20 µs) does too.
+type claimWatcher mailbox.Bounded
+
+func (w *claimWatcher) Assist() bool { return (*mailbox.Bounded)(w).Assist() }
+
+// Waiting implements futures.Watcher: a wait that will not assist.
+func (w *claimWatcher) Waiting(context.Context) bool {
+	(*mailbox.Bounded)(w).Dispatch()
+	return false
+}
+
+// WaitEnded implements futures.Watcher; Waiting drops the watcher, so it
+// is never called.
+func (w *claimWatcher) WaitEnded(context.Context) {}
+
+// Error implements futures.Watcher (a pending future holds its Watcher in
+// its error field); it is never returned as an error.
+func (w *claimWatcher) Error() string { return "vactor: command pending" }
 
 // failOpen fails what conn holds and queues with its node's OpenError,
 // and returns that error, for a command refused because the node's

@@ -111,6 +111,17 @@ type Watcher interface {
 	WaitEnded(ctx context.Context)
 }
 
+// Assister is a Watcher that can do, on the goroutine of an Await whose
+// ctx never ends (nil, or Done() nil), the work that completes its
+// future, instead of that goroutine blocking until another does it.
+// Await calls Assist, without the future's lock, before it blocks; the
+// future may still be pending afterwards (Await then blocks as usual,
+// after calling Waiting). Any other wait only calls Waiting.
+type Assister interface {
+	Watcher
+	Assist() bool
+}
+
 // Watch makes w hear of the waits on p's future while it is pending (see
 // Watcher). Call it before the future is handed to anyone: it is not
 // safe for concurrent use with the future's other methods. Completion
@@ -264,13 +275,28 @@ func (f *Future[T]) Await(ctx context.Context) (T, error) {
 		}
 		stop = ctx.Done()
 	}
-	c := wakeups.Get().(chan struct{})
 	f.mu.Lock()
 	if f.state.Load() == stateDone {
 		f.mu.Unlock()
-		wakeups.Put(c)
 		return f.val, f.err
 	}
+	if stop == nil {
+		// A wait that cannot end before completion may do the work that
+		// completes the future itself (Assister).
+		if a, ok := f.watcher().(Assister); ok {
+			f.mu.Unlock()
+			a.Assist()
+			if f.state.Load() == stateDone {
+				return f.val, f.err
+			}
+			f.mu.Lock()
+			if f.state.Load() == stateDone {
+				f.mu.Unlock()
+				return f.val, f.err
+			}
+		}
+	}
+	c := wakeups.Get().(chan struct{})
 	var w Watcher
 	if stop == nil {
 		w = f.waiting(context.Background()) // nil or a ctx that never ends

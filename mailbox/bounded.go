@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -71,6 +72,12 @@ type Options struct {
 	// runs on the posting goroutine, outside the mailbox's lock, and must
 	// not block. Default nil.
 	OnFull func(rejected bool, n int)
+	// ClaimDelay bounds how long commands queued by PostClaim wait for an
+	// awaiting caller to run them (Assist) before the run loop is
+	// dispatched as for Post: what a command fired and not awaited at
+	// once may wait more than with Post, when the mailbox was idle.
+	// Default DefaultClaimDelay.
+	ClaimDelay time.Duration
 }
 
 // DefaultIdleSpins is the default of Options.IdleSpins.
@@ -79,7 +86,15 @@ const DefaultIdleSpins = 32
 const (
 	idle int32 = iota
 	running
+	// scheduled: handed to the dispatcher, not begun; Assist may take it.
+	scheduled
+	// claimed (PostClaim): commands wait for a caller's Assist, a wait
+	// that does not assist (Dispatch) or Options.ClaimDelay, whichever comes first.
+	claimed
 )
+
+// DefaultClaimDelay is the default of Options.ClaimDelay.
+const DefaultClaimDelay = 20 * time.Microsecond
 
 // Bounded is a bounded, batching, deadline-aware protoactor mailbox.
 // PostUserMessage and PostSystemMessage are safe for concurrent use; the run
@@ -120,6 +135,10 @@ type Bounded struct {
 	invoker  actor.MessageInvoker
 	dispatch actor.Dispatcher
 	run1     func() // m.process, bound once so scheduling allocates nothing
+	// claimTimer dispatches a claimed run loop nobody assisted within
+	// ClaimDelay (one per mailbox: one claim at a time).
+	claimTimer *time.Timer
+	claimDelay time.Duration
 
 	stats counters
 }
@@ -144,6 +163,12 @@ func New(opts Options) *Bounded {
 	}
 	m := &Bounded{capacity: opts.Capacity, maxBatch: opts.MaxBatch, policy: opts.Policy, spins: opts.IdleSpins, keepExpired: opts.KeepExpired, hold: opts.HoldDrained, onFull: opts.OnFull}
 	m.run1 = m.process
+	m.claimDelay = opts.ClaimDelay
+	if m.claimDelay <= 0 {
+		m.claimDelay = DefaultClaimDelay
+	}
+	m.claimTimer = time.AfterFunc(time.Hour, m.Dispatch)
+	m.claimTimer.Stop()
 	return m
 }
 
@@ -178,7 +203,18 @@ func (m *Bounded) fits(n int) bool {
 // and Post returns false. Under Block it waits for room. Posters waiting
 // for room are let in first come, first served: a command does not
 // overtake one posted earlier that is still waiting.
-func (m *Bounded) Post(msg Message) bool {
+func (m *Bounded) Post(msg Message) bool { return m.post(msg, false) }
+
+// PostClaim is Post for a command whose poster is about to await it on
+// a context that never ends: when the run loop is idle, it is not
+// dispatched (which starts a goroutine and wakes an idle processor's
+// thread) but claimed, so that the awaiting caller runs the next batch
+// on its own goroutine (Assist), as a synchronous client would. A claim
+// nobody assists is dispatched by Dispatch (any other wait) or after
+// Options.ClaimDelay. Everything else is as Post.
+func (m *Bounded) PostClaim(msg Message) bool { return m.post(msg, true) }
+
+func (m *Bounded) post(msg Message, claim bool) bool {
 	ctx := msg.Context()
 	if err := ctx.Err(); err != nil {
 		m.stats.expired.Add(1)
@@ -197,7 +233,11 @@ func (m *Bounded) Post(msg Message) bool {
 		m.posted++
 		m.pending.Add(1)
 		m.mu.Unlock()
-		m.scheduleCommands()
+		if claim {
+			m.claim()
+		} else {
+			m.scheduleCommands()
+		}
 		return true
 	}
 	if m.policy == Reject {
@@ -535,6 +575,10 @@ func (m *Bounded) Seal(err error) (fail func() int) {
 	}
 	m.pending.Add(-int32(len(q)))
 	m.mu.Unlock()
+	// A claim has nothing left to run: its commands fail below.
+	if m.status.CompareAndSwap(claimed, idle) {
+		m.claimTimer.Stop()
+	}
 	return func() int {
 		defer close(failed)
 		failEach(q, err)
@@ -638,17 +682,75 @@ func (m *Bounded) schedule() {
 	// marking itself idle, and this call follows the pending update): a
 	// plain load spares every post to a busy mailbox the CAS's exclusive
 	// claim on a cache line the run loop keeps reading.
-	if m.status.Load() == running {
-		return
+	for {
+		switch s := m.status.Load(); s {
+		case idle, claimed:
+			if m.status.CompareAndSwap(s, scheduled) {
+				m.dispatch.Schedule(m.run1)
+				return
+			}
+		default: // running or scheduled
+			return
+		}
 	}
-	if m.status.CompareAndSwap(idle, running) {
+}
+
+// claim claims an idle run loop for PostClaim: the commands wait for an
+// Assist, a Dispatch or ClaimDelay.
+func (m *Bounded) claim() {
+	if !m.started.Load() || m.paused.Load() {
+		return // Start and Unpause schedule what is queued
+	}
+	// A running loop sees what was just queued (see schedule); a scheduled
+	// or claimed one will run.
+	if m.status.Load() == idle && m.status.CompareAndSwap(idle, claimed) {
+		m.claimTimer.Reset(m.claimDelay)
+	}
+}
+
+// Dispatch hands a claimed run loop to the dispatcher, as Post would
+// have: for a wait on a PostClaim's command that will not Assist (an
+// await whose context can end, a callback), and after
+// Options.ClaimDelay.
+func (m *Bounded) Dispatch() {
+	if m.status.Load() == claimed && m.status.CompareAndSwap(claimed, scheduled) {
 		m.dispatch.Schedule(m.run1)
 	}
 }
 
-func (m *Bounded) process() {
+// Assist runs one batch on the calling goroutine when the run loop is
+// claimed (PostClaim) or dispatched but not begun, and reports whether
+// it did: for a caller about to block on a future of a command posted
+// here, whose wait cannot end before the future completes. The batch is
+// what the run loop would have run (system and other messages first, then
+// up to MaxBatch commands, in order); what is queued after it is
+// dispatched as usual.
+func (m *Bounded) Assist() bool {
 	for {
-		m.run()
+		s := m.status.Load()
+		if s != claimed && s != scheduled {
+			return false
+		}
+		if m.status.CompareAndSwap(s, running) {
+			break
+		}
+	}
+	m.stats.assisted.Add(1)
+	m.run(true)
+	m.status.Store(idle)
+	if m.pending.Load() == 0 || (m.suspend.Load() && !m.hasSystem()) || (m.paused.Load() && !m.hasMessages()) {
+		return true
+	}
+	m.schedule()
+	return true
+}
+
+func (m *Bounded) process() {
+	if !m.status.CompareAndSwap(scheduled, running) {
+		return // Assist took it
+	}
+	for {
+		m.run(false)
 		// Before going idle, yield a few times: a caller woken by the batch
 		// just completed usually posts again within microseconds, and
 		// finding the loop still running saves starting a goroutine and a
@@ -683,7 +785,8 @@ func (m *Bounded) hasMessages() bool {
 	return len(m.system) > 0 || len(m.others) > 0
 }
 
-func (m *Bounded) run() {
+// run runs batches until none is left, or one batch when once is set.
+func (m *Bounded) run(once bool) {
 	var current any
 	var batch []Message
 	defer func() {
@@ -741,6 +844,9 @@ func (m *Bounded) run() {
 		m.batch.Messages = nil
 		m.recycle(batch)
 		batch = nil
+		if once {
+			return
+		}
 	}
 }
 

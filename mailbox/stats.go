@@ -17,6 +17,7 @@ type counters struct {
 	batches  atomic.Uint64
 	batched  atomic.Uint64
 	maxBatch atomic.Uint64
+	assisted atomic.Uint64
 	hist     [BatchBuckets]atomic.Uint64
 }
 
@@ -43,6 +44,7 @@ type Stats struct {
 	Batches  uint64 // batches handed to the actor
 	Batched  uint64 // commands handed to the actor in those batches
 	MaxBatch uint64 // the largest batch so far
+	Assisted uint64 // batches run on an awaiting caller's goroutine (Assist)
 	// BatchSizes is a histogram: BatchSizes[i] counts batches of size in
 	// [2^i, 2^(i+1)); the last bucket counts everything larger.
 	BatchSizes [BatchBuckets]uint64
@@ -66,6 +68,7 @@ func (s *Stats) Add(o Stats) {
 	s.Batches += o.Batches
 	s.Batched += o.Batched
 	s.MaxBatch = max(s.MaxBatch, o.MaxBatch)
+	s.Assisted += o.Assisted
 	for i := range s.BatchSizes {
 		s.BatchSizes[i] += o.BatchSizes[i]
 	}
@@ -85,6 +88,7 @@ func (m *Bounded) Stats() Stats {
 		Batches:  m.stats.batches.Load(),
 		Batched:  m.stats.batched.Load(),
 		MaxBatch: m.stats.maxBatch.Load(),
+		Assisted: m.stats.assisted.Load(),
 	}
 	for i := range s.BatchSizes {
 		s.BatchSizes[i] = m.stats.hist[i].Load()
