@@ -20,17 +20,24 @@ func assisted(e *Engine) uint64 {
 	return n
 }
 
-// A command with a context that never ends, awaited at once by the only
-// caller, is sent by that caller: the connection actor's batch runs on
-// its goroutine (no goroutine started, no hand-off back), and every reply
-// is the right one.
-func TestAwaitRunsIdleActorsBatch(t *testing.T) {
+// defaultEngine starts a server and an engine with the default config.
+func defaultEngine(t *testing.T) (*valkeytest.Server, *Engine) {
+	t.Helper()
 	srv := valkeytest.Start(t)
 	e, err := New(context.Background(), config.DefaultConfig().WithAddrs(srv.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	t.Cleanup(func() { _ = e.Close() })
+	return srv, e
+}
+
+// A command with a context that never ends, awaited at once by the only
+// caller, is sent by that caller: the connection actor's batch runs on
+// its goroutine (no goroutine started, no hand-off back), and every reply
+// is the right one.
+func TestAwaitRunsIdleActorsBatch(t *testing.T) {
+	_, e := defaultEngine(t)
 	ctx := context.Background()
 	before := assisted(e)
 	for i := range 200 {
@@ -53,12 +60,7 @@ func TestAwaitRunsIdleActorsBatch(t *testing.T) {
 // out: not awaited at all, or waited for only through a callback or an
 // Await whose context can end.
 func TestClaimedCommandsGoOutUnawaited(t *testing.T) {
-	srv := valkeytest.Start(t)
-	e, err := New(context.Background(), config.DefaultConfig().WithAddrs(srv.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	srv, e := defaultEngine(t)
 	bg := context.Background()
 	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
 	defer cancel()
