@@ -52,7 +52,10 @@ type Options struct {
 	// IdleSpins is how many times the run loop yields, waiting for more
 	// work, before it goes idle: worth it for a busy actor (a caller woken
 	// by the batch just completed usually posts again within
-	// microseconds), wasted on many lightly used ones. 0 means
+	// microseconds), wasted on many lightly used ones. It also bounds the
+	// yields after a batch that let the callers it woke post before the
+	// next batch is drained, while fewer commands are queued than it held
+	// and each yield adds some. 0 means
 	// DefaultIdleSpins; negative means none.
 	IdleSpins int
 	// KeepExpired hands commands whose context has ended to the actor
@@ -842,11 +845,34 @@ func (m *Bounded) run(once bool) {
 		m.batch.Messages = batch
 		m.invoker.InvokeUserMessage(&m.batch)
 		m.batch.Messages = nil
+		handled := len(batch)
 		m.recycle(batch)
 		batch = nil
 		if once {
 			return
 		}
+		m.refill(handled)
+	}
+}
+
+// refill yields the processor, up to IdleSpins times, before the next
+// batch is drained, while fewer commands are queued than the batch just
+// handled held and each yield adds some. The callers that batch's
+// completions woke are readied on this processor and post their next
+// commands only once it yields: without this, the few commands queued
+// during the round trip would go alone and the rest would wait a whole
+// round trip behind them, so that a steady set of callers (16 goroutines,
+// one command each in flight) is split into two half batches per cycle.
+// A busy actor (as many queued as just handled) does not wait.
+func (m *Bounded) refill(handled int) {
+	p := m.pending.Load()
+	for i := 0; i < m.spins && int(p) < handled && int(p) < m.maxBatch && !m.paused.Load(); i++ {
+		runtime.Gosched()
+		q := m.pending.Load()
+		if q == p {
+			return // nobody else posted: go
+		}
+		p = q
 	}
 }
 
