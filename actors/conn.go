@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +71,10 @@ type ConnState struct {
 	reconnects atomic.Uint64
 	retries    atomic.Uint64
 	unknown    atomic.Uint64 // commands failed with ErrOutcomeUnknown
+
+	// done completes a busy actor's answered pipelines while the next
+	// one is in flight (see completer).
+	done completer
 }
 
 // ConnStats is a snapshot of one connection actor's counters.
@@ -272,7 +277,9 @@ func (c *Conn) Receive(ctx actor.Context) {
 		n := c.state.restarts.Add(1)
 		c.state.Hooks.Emit(hooks.Restart{Node: c.state.Addr, Restarts: n})
 	case *actor.Stopping:
-		// protoactor drops the messages of a stopped actor: fail them.
+		// protoactor drops the messages of a stopped actor: fail them,
+		// after the pipelines answered before.
+		c.state.done.wait()
 		c.state.Mailbox.Close(c.state.CloseErr)
 		err := c.state.CloseErr
 		if err == nil {
@@ -389,6 +396,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	n := st.Node
 	if n != nil && (n.Open() || !n.Breaker.TryAcquirePermit()) {
 		err := n.OpenError()
+		st.done.wait()
 		for _, cmd := range live {
 			cmd.Fail(err)
 		}
@@ -429,6 +437,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	if len(live) == 1 {
 		// A batch of one: Do spares valkey-go's per-pipeline allocations.
 		r := c.do(dctx, cmds[0])
+		st.done.wait()
 		st.commands.Add(1)
 		if pipe != nil {
 			at = hookbus.Now()
@@ -439,6 +448,20 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		settle(live[0], r)
 	} else {
 		results := c.doMulti(dctx, cmds)
+		if pipe == nil && !watchRole && c.handOff(live, results) {
+			if cancel != nil {
+				cancel()
+			}
+			if n != nil {
+				n.Breaker.RecordSuccess()
+				st.failures.Store(0)
+				if p := st.Policy; p != nil {
+					p.Budget.Earn(len(live))
+				}
+			}
+			return
+		}
+		st.done.wait()
 		st.commands.Add(uint64(len(live)))
 		if pipe != nil {
 			at = hookbus.Now()
@@ -516,6 +539,41 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		st.failMu.Unlock()
 	}
 	c.escalate(ctx, broken)
+}
+
+// handoffMin is the smallest pipeline a busy actor hands to its completer:
+// below it, a goroutine start and a wake-up of another processor per
+// pipeline cost more than the completions.
+const handoffMin = 64
+
+// handOff hands an answered pipeline to the completer (see completer) and
+// reports whether it did: when every command got a reply (no transport
+// error: those need the actor), the pipeline is big, and about as many
+// commands wait in the mailbox as it held, so that the actor has a next
+// pipeline to send at once. Otherwise the actor completes it itself, its
+// callers woken in time to join the next pipeline (see mailbox's refill).
+// The commands are counted first, as run does.
+func (c *Conn) handOff(live []Command, results []valkey.ValkeyResult) bool {
+	st := c.state
+	if len(live) < handoffMin || len(results) != len(live) || st.Mailbox == nil || st.Mailbox.Queued() < len(live)/2 {
+		return false
+	}
+	errs := 0
+	for _, r := range results {
+		err := r.Error()
+		if r.NonValkeyError() != nil {
+			return false
+		}
+		if err != nil && !valkey.IsValkeyNil(err) {
+			errs++
+		}
+	}
+	st.commands.Add(uint64(len(live)))
+	if errs > 0 {
+		st.errors.Add(uint64(errs))
+	}
+	st.done.hand(slices.Clone(live), results)
+	return true
 }
 
 // notPrimary reports whether cmd, answered r, is kept to be sent again

@@ -32,7 +32,9 @@ type ValkeyConn interface {
 	// DoMulti writes cmds as one pipeline and returns one result per
 	// command, in order. A transport failure fails every command it
 	// affects with a non-server error. The commands belong to the driver
-	// after the call (valkey-go recycles them), unless pinned.
+	// after the call (valkey-go recycles them), unless pinned; the
+	// results belong to the caller (the connection actor may complete
+	// them on another goroutine while the next pipeline is in flight).
 	DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.ValkeyResult
 	// Close closes the connection; commands in flight fail. Idempotent.
 	Close() error

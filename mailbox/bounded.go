@@ -523,6 +523,11 @@ func (m *Bounded) UserMessageCount() int {
 	return len(m.queue) + len(m.others)
 }
 
+// Queued returns the number of messages queued (commands and others),
+// read without the lock: a hint for the actor, which may find more or
+// fewer when it drains.
+func (m *Bounded) Queued() int { return int(m.pending.Load()) }
+
 // Len returns the number of queued commands.
 func (m *Bounded) Len() int {
 	m.mu.Lock()
