@@ -6,6 +6,8 @@ import (
 
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/vactor-io/vactor/hooks"
+	"github.com/vactor-io/vactor/internal/hookbus"
 	"github.com/vactor-io/vactor/mailbox"
 )
 
@@ -26,16 +28,20 @@ type completer struct {
 }
 
 // handoff is one answered pipeline: its commands and their results (the
-// driver's, which belong to the caller).
+// driver's, which belong to the caller), and with hooks the bus the actor
+// holds for it (Hook.Hold, released once its commands are complete) and
+// the PipelineAnswered event to send then (nil: none).
 type handoff struct {
-	cmds    []Command
-	results []valkey.ValkeyResult
+	cmds     []Command
+	results  []valkey.ValkeyResult
+	bus      *hookbus.Bus
+	answered *hooks.Pipeline
 }
 
-// hand queues an answered pipeline; cmds is the completer's from then on.
-func (c *completer) hand(cmds []Command, results []valkey.ValkeyResult) {
+// hand queues an answered pipeline; h.cmds is the completer's from then on.
+func (c *completer) hand(h handoff) {
 	c.mu.Lock()
-	c.queue = append(c.queue, handoff{cmds: cmds, results: results})
+	c.queue = append(c.queue, h)
 	if c.running {
 		c.mu.Unlock()
 		return
@@ -77,6 +83,12 @@ func (h handoff) complete() {
 			for _, cmd := range h.cmds[i:] {
 				cmd.Fail(err) // the one that panicked may have completed: ignored then
 			}
+		}
+		if h.bus != nil {
+			if h.answered != nil {
+				h.bus.Answered(*h.answered)
+			}
+			h.bus.Release()
 		}
 	}()
 	for ; i < len(h.cmds); i++ {

@@ -448,7 +448,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		settle(live[0], r)
 	} else {
 		results := c.doMulti(dctx, cmds)
-		if pipe == nil && !watchRole && c.handOff(live, results) {
+		if !watchRole && c.handOff(live, results, pipe) {
 			if cancel != nil {
 				cancel()
 			}
@@ -552,8 +552,9 @@ const handoffMin = 64
 // commands wait in the mailbox as it held, so that the actor has a next
 // pipeline to send at once. Otherwise the actor completes it itself, its
 // callers woken in time to join the next pipeline (see mailbox's refill).
-// The commands are counted first, as run does.
-func (c *Conn) handOff(live []Command, results []valkey.ValkeyResult) bool {
+// The commands are counted first, as run does; hooks' events are as when
+// the actor completes the pipeline itself.
+func (c *Conn) handOff(live []Command, results []valkey.ValkeyResult, pipe *pipeObs) bool {
 	st := c.state
 	if len(live) < handoffMin || len(results) != len(live) || st.Mailbox == nil || st.Mailbox.Queued() < len(live)/2 {
 		return false
@@ -572,7 +573,22 @@ func (c *Conn) handOff(live []Command, results []valkey.ValkeyResult) bool {
 	if errs > 0 {
 		st.errors.Add(uint64(errs))
 	}
-	st.done.hand(slices.Clone(live), results)
+	h := handoff{cmds: slices.Clone(live), results: results}
+	if pipe != nil {
+		// As run does inline: the events of the pipeline's commands wake
+		// the hook goroutine once (Hold until the completer's Release),
+		// and PipelineAnswered follows them.
+		at := hookbus.Now()
+		pipe.back(at)
+		st.Hooks.Hold()
+		h.bus = st.Hooks
+		if pipe.pipeline {
+			ev := pipe.ev
+			ev.RTT = at - pipe.start
+			h.answered = &ev
+		}
+	}
+	st.done.hand(h)
 	return true
 }
 

@@ -148,6 +148,7 @@ type fakeCmd struct {
 	err       error               // from the first Fail, if it came first
 	completed bool                // the first completion was Complete
 	attempts  int
+	cmd       valkey.Completed
 }
 
 var _ actors.Command = (*fakeCmd)(nil)
@@ -158,8 +159,9 @@ func newFakeCmd(id int, log *completionLog) *fakeCmd {
 
 func (c *fakeCmd) Context() context.Context { return c.ctx }
 
-// Cmd returns the zero valkey.Completed: the fake driver never inspects it.
-func (c *fakeCmd) Cmd() valkey.Completed { return valkey.Completed{} }
+// Cmd returns cmd, by default the zero valkey.Completed: the fake driver
+// never inspects it (hooks measure it: set cmd then).
+func (c *fakeCmd) Cmd() valkey.Completed { return c.cmd }
 
 func (c *fakeCmd) Attempts() int { return c.attempts }
 func (c *fakeCmd) Retrying()     { c.attempts++ }
