@@ -425,7 +425,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 				moved = append(moved, held{cmd: cmd})
 				return
 			}
-			if r.Error() != nil && !valkey.IsValkeyNil(r.Error()) {
+			if errorReply(r) {
 				st.errors.Add(1)
 			}
 			cmd.Complete(r)
@@ -453,11 +453,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 				cancel()
 			}
 			if n != nil {
-				n.Breaker.RecordSuccess()
-				st.failures.Store(0)
-				if p := st.Policy; p != nil {
-					p.Budget.Earn(len(live))
-				}
+				st.succeeded(n, len(live))
 			}
 			return
 		}
@@ -504,11 +500,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		st.NotPrimary()
 	}
 	if broken == nil {
-		n.Breaker.RecordSuccess()
-		st.failures.Store(0)
-		if p := st.Policy; p != nil {
-			p.Budget.Earn(len(live))
-		}
+		st.succeeded(n, len(live))
 		if len(moved) == 0 {
 			return
 		}
@@ -541,6 +533,24 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	c.escalate(ctx, broken)
 }
 
+// succeeded records a round trip of n commands that came back without a
+// transport error: the breaker's success, the backoff's reset and the
+// retry budget's share.
+func (s *ConnState) succeeded(n *Node, commands int) {
+	n.Breaker.RecordSuccess()
+	s.failures.Store(0)
+	if p := s.Policy; p != nil {
+		p.Budget.Earn(commands)
+	}
+}
+
+// errorReply reports whether r, a reply read from the server, is an error
+// reply (a nil reply is not).
+func errorReply(r valkey.ValkeyResult) bool {
+	err := r.Error()
+	return err != nil && !valkey.IsValkeyNil(err)
+}
+
 // handoffMin is the smallest pipeline a busy actor hands to its completer:
 // below it, a goroutine start and a wake-up of another processor per
 // pipeline cost more than the completions.
@@ -561,11 +571,10 @@ func (c *Conn) handOff(live []Command, results []valkey.ValkeyResult, pipe *pipe
 	}
 	errs := 0
 	for _, r := range results {
-		err := r.Error()
 		if r.NonValkeyError() != nil {
 			return false
 		}
-		if err != nil && !valkey.IsValkeyNil(err) {
+		if errorReply(r) {
 			errs++
 		}
 	}
