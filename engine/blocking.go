@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -115,14 +116,24 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	e.block.wg.Add(1)
 	e.block.mu.Unlock()
 	var p futures.Promise[Reply]
+	var completed atomic.Bool
 	complete := func(v Reply, err error) {
+		if !completed.CompareAndSwap(false, true) {
+			return // the ctx ended first, or the call returned first
+		}
 		p.Complete(v, err)
 		if done != nil {
 			done(err)
 		}
 	}
+	// The ctx ends the future at once, whoever awaits it: the driver's call
+	// may take longer to give up (valkey-go's, on a server that stopped
+	// answering, ends seconds after its ctx), and the goroutine waits for
+	// it on its own.
+	stop := context.AfterFunc(ctx, func() { complete(Reply{}, ctx.Err()) })
 	go func() {
 		defer e.block.wg.Done()
+		defer stop()
 		if e.sn != nil {
 			// A failover held: wait for the switch, then take the
 			// connection of the primary it leads to.

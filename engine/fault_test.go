@@ -252,3 +252,40 @@ func TestFaultFrozenDeadlines(t *testing.T) {
 		t.Fatalf("%d reconnects for 3 freezes: the connection never broke", st.Reconnects)
 	}
 }
+
+// TestFaultFrozenBlockingDeadline: a blocking command's ctx ends its
+// future at its deadline against a server that stopped answering, also
+// when the future is awaited with a ctx that never ends (the driver's
+// blocking call gives up seconds later).
+func TestFaultFrozenBlockingDeadline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test: skipped with -short")
+	}
+	srv := valkeytest.Start(t)
+	eng, err := open(context.Background(), t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if err := eng.Ping(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Resume() }()
+	const deadline = 300 * time.Millisecond
+	for _, args := range [][]string{{"nolist", "5"}, {"nolist", "0"}} {
+		cctx, cancel := context.WithTimeout(context.Background(), deadline)
+		start := time.Now()
+		_, err := eng.Do(cctx, "BLPOP", args...).Await(context.Background())
+		el := time.Since(start)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("BLPOP %v on a frozen server: %v, want context.DeadlineExceeded", args, err)
+		}
+		if el > deadline+50*time.Millisecond {
+			t.Fatalf("BLPOP %v with a %s deadline returned after %s", args, deadline, el)
+		}
+	}
+}
