@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vactor-io/vactor/drivers"
 )
 
 // valkey-go bounds a synchronous round trip (syncDo, syncDoMulti) with one
@@ -65,7 +68,29 @@ type idleConn struct {
 	call    *atomic.Int64 // deadline (UnixNano) of the driver call in progress; 0 if none
 	mode    atomic.Int64
 	open    *openConns // where it is registered, if it is (see openConns)
+
+	// lastRT is when the last synchronous round trip began (UnixNano, at
+	// its SetDeadline); peek asks the next Write to check first that the
+	// server has not closed the connection meanwhile (see checkPeer).
+	lastRT atomic.Int64
+	peek   atomic.Bool
 }
+
+// peekGap is the pause between two round trips after which the first
+// Write of the next one checks that the server has not closed the
+// connection meanwhile. A restart, a failover or CLIENT KILL closes an
+// idle connection; nothing reads it until the next round trip (valkey-go's
+// synchronous path has no reader, and its keep-alive PING comes after a
+// second of silence), which wrote its pipeline into the closed connection
+// and read EOF: its commands then failed as possibly run
+// (policies.OutcomeUnknownError) though none had reached the server. The
+// check is one non-blocking system call, paid only after such a pause.
+const peekGap = 10 * time.Millisecond
+
+// errPeerClosed fails the pipeline a Write found the server had closed
+// the connection for: nothing was written, so its commands may be sent
+// again.
+var errPeerClosed = fmt.Errorf("%w: the server had closed the connection (EOF while idle)", drivers.ErrNotSent)
 
 // newDialer returns the ClientOption.DialCtxFn of a Conn: it dials as
 // valkey-go would (its Dialer, then TLS with cfg when cfg is not nil) and
@@ -128,7 +153,22 @@ func (c *idleConn) Close() error {
 // reads and writes up to the next SetDeadline run in.
 func (c *idleConn) SetDeadline(t time.Time) error {
 	c.mode.Store(c.modeFor(t))
+	if !t.IsZero() { // a synchronous round trip begins (see peekGap)
+		now := time.Now().UnixNano()
+		if prev := c.lastRT.Swap(now); prev != 0 && now-prev > int64(peekGap) {
+			c.peek.Store(true)
+		}
+	}
 	return c.Conn.SetDeadline(t)
+}
+
+// checkPeer is the check peekGap describes, made once by the first Write
+// after a pause.
+func (c *idleConn) checkPeer() error {
+	if c.peek.Load() && c.peek.Swap(false) && peerClosed(c.Conn) {
+		return errPeerClosed
+	}
+	return nil
 }
 
 // SetReadDeadline and SetWriteDeadline are not used by valkey-go (tls.Conn
@@ -194,6 +234,9 @@ func (c *idleConn) Read(b []byte) (int, error) {
 
 // Write implements net.Conn.
 func (c *idleConn) Write(b []byte) (int, error) {
+	if err := c.checkPeer(); err != nil {
+		return 0, err
+	}
 	m := c.mode.Load()
 	if m == modeFixed {
 		return c.Conn.Write(b)
