@@ -681,6 +681,9 @@ func checkHost(h string) string {
 func checkAddr(a string) string {
 	host, port, err := net.SplitHostPort(a)
 	if err != nil {
+		if unbracketedIPv6(a) {
+			return `must be "host:port" with an IPv6 address in brackets, as in [::1]:6380`
+		}
 		return `must be "host:port" ("[ipv6]:port" for IPv6)`
 	}
 	if reason := checkHost(host); reason != "" {
@@ -690,6 +693,27 @@ func checkAddr(a string) string {
 		return "port must be a number between 1 and 65535"
 	}
 	return ""
+}
+
+// unbracketedIPv6 reports whether a looks like an IPv6 address without
+// brackets, with or without a port: more than one colon, no brackets, and
+// only hexadecimal digits, colons and dots before any "%zone" ("::1",
+// "::1:6380", "fe80::1%eth0:6379"). Such a value is refused rather than
+// split at its last colon or taken whole, since either reading may be the
+// one meant; the error then says to bracket it.
+func unbracketedIPv6(a string) bool {
+	if strings.Count(a, ":") < 2 || strings.ContainsAny(a, "[]") {
+		return false
+	}
+	addr, _, _ := strings.Cut(a, "%")
+	for i := 0; i < len(addr); i++ {
+		switch c := addr[i]; {
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F', c == ':', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // parseDigits parses a non-empty string of ASCII digits without sign.

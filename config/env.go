@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -279,9 +280,15 @@ func EnvNamesServer() bool {
 //
 //	config: invalid VALKEY_DIAL_TIMEOUT "5 s": not a duration (for example 5s or 250ms)
 //
-// and so is a parsed value Validate rejects; an error never contains a
-// password, whether it came from VALKEY_PASSWORD, VALKEY_SENTINEL_PASSWORD
-// or VALKEY_URL.
+// and so is a parsed value Validate rejects. When Validate rejects a
+// value because of another setting, the error names the variable that was
+// set and says which other variable, or which default, it conflicts with:
+//
+//	config: invalid VALKEY_MIN_RETRY_BACKOFF "1s": must be at most the default MaxRetryBackoff (512ms); set VALKEY_MAX_RETRY_BACKOFF to raise it
+//	config: invalid VALKEY_TLS_CERT_FILE "client.pem": needs VALKEY_TLS_KEY_FILE too: set both or neither
+//
+// An error never contains a password, whether it came from
+// VALKEY_PASSWORD, VALKEY_SENTINEL_PASSWORD or VALKEY_URL.
 //
 // LoadFromEnv only reads the environment; it is safe for concurrent use.
 func LoadFromEnv() (Config, error) {
@@ -359,6 +366,19 @@ func loadFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		return cfg, nil
 	}
 	fe := fieldErr(err)
+	byName := func(name string) (string, bool) {
+		for _, v := range envVars {
+			if v.name == name {
+				return get(v)
+			}
+		}
+		return "", false
+	}
+	// A setting refused because of another one, or of a default: name the
+	// variable the user set, not a field they may never have heard of.
+	if cerr := envConflict(fe, cfg, byName, urlText); cerr != nil {
+		return Config{}, cerr
+	}
 	// Name the variable that set the bad field; when several could have
 	// (VALKEY_PROVIDER, VALKEY_DRIVER), the one applied last.
 	for i := len(envVars) - 1; i > 0; i-- {
@@ -389,6 +409,117 @@ func loadFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	return Config{}, err
+}
+
+// envConflict returns the error LoadFromEnv reports for fe, the error of
+// Validate on cfg, when fe is about two settings (a backoff against the
+// other, the database in cluster mode, cluster against sentinel mode, half
+// of sentinel mode or of a client certificate, TLS turned off while TLS
+// settings are given): a *FieldError naming the variable that was set,
+// with a reason that names the variable or default it conflicts with. It
+// returns nil for any other error. lookup returns the text of a variable
+// that is set; urlText is VALKEY_URL's, or "".
+func envConflict(fe *FieldError, cfg Config, lookup func(name string) (string, bool), urlText string) error {
+	if fe == nil {
+		return nil
+	}
+	switch fe.Field {
+	case "MaxRetryBackoff":
+		if cfg.MaxRetryBackoff >= cfg.MinRetryBackoff {
+			return nil
+		}
+		minText, minSet := lookup("VALKEY_MIN_RETRY_BACKOFF")
+		if maxText, ok := lookup("VALKEY_MAX_RETRY_BACKOFF"); ok {
+			if minSet {
+				return newFieldError("VALKEY_MAX_RETRY_BACKOFF", maxText,
+					"must be at least VALKEY_MIN_RETRY_BACKOFF ("+minText+")")
+			}
+			return newFieldError("VALKEY_MAX_RETRY_BACKOFF", maxText,
+				"must be at least the default MinRetryBackoff ("+cfg.MinRetryBackoff.String()+"); set VALKEY_MIN_RETRY_BACKOFF to lower it")
+		}
+		if minSet {
+			return newFieldError("VALKEY_MIN_RETRY_BACKOFF", minText,
+				"must be at most the default MaxRetryBackoff ("+cfg.MaxRetryBackoff.String()+"); set VALKEY_MAX_RETRY_BACKOFF to raise it")
+		}
+	case "DB":
+		if !cfg.ClusterMode || cfg.DB <= 0 || cfg.DB > math.MaxInt32 {
+			return nil
+		}
+		const reason = "must be 0 in cluster mode, which VALKEY_CLUSTER_MODE turns on"
+		if db, ok := lookup("VALKEY_DB"); ok {
+			return newFieldError("VALKEY_DB", db, reason)
+		}
+		if urlText != "" {
+			return wrapURLError("VALKEY_URL", urlText, newFieldError("URL db", strconv.Itoa(cfg.DB), reason))
+		}
+	case "SentinelMode":
+		if !cfg.SentinelMode || !cfg.ClusterMode {
+			return nil
+		}
+		var sentinel string
+		if _, ok := lookup("VALKEY_SENTINEL_MASTER"); ok {
+			sentinel = "VALKEY_SENTINEL_MASTER, which turns sentinel mode on"
+		} else if _, ok := lookup("VALKEY_SENTINEL_ADDRS"); ok {
+			sentinel = "VALKEY_SENTINEL_ADDRS, which turns sentinel mode on"
+		} else if urlText != "" {
+			sentinel = "VALKEY_URL, whose master_set means sentinel mode"
+		}
+		if cluster, ok := lookup("VALKEY_CLUSTER_MODE"); ok && sentinel != "" {
+			return newFieldError("VALKEY_CLUSTER_MODE", cluster,
+				"conflicts with "+sentinel+": set only one of cluster mode and sentinel mode")
+		}
+	case "SentinelMasterName":
+		if !cfg.SentinelMode || cfg.SentinelMasterName != "" {
+			return nil
+		}
+		if addrs, ok := lookup("VALKEY_SENTINEL_ADDRS"); ok {
+			return newFieldError("VALKEY_SENTINEL_ADDRS", addrs,
+				"turns sentinel mode on, which needs VALKEY_SENTINEL_MASTER too (the name the sentinels monitor the primary under)")
+		}
+	case "SentinelAddrs":
+		if !cfg.SentinelMode || len(cfg.SentinelAddrs) > 0 {
+			return nil
+		}
+		if master, ok := lookup("VALKEY_SENTINEL_MASTER"); ok {
+			return newFieldError("VALKEY_SENTINEL_MASTER", master,
+				`turns sentinel mode on, which needs VALKEY_SENTINEL_ADDRS too (the sentinels, "host:port" comma separated)`)
+		}
+	case "TLS.KeyFile", "TLS.CertFile":
+		if !cfg.TLS.Enabled {
+			return nil
+		}
+		if cfg.TLS.CertFile != "" && cfg.TLS.KeyFile == "" {
+			if cert, ok := lookup("VALKEY_TLS_CERT_FILE"); ok {
+				return newFieldError("VALKEY_TLS_CERT_FILE", cert, "needs VALKEY_TLS_KEY_FILE too: set both or neither")
+			}
+		}
+		if cfg.TLS.KeyFile != "" && cfg.TLS.CertFile == "" {
+			if key, ok := lookup("VALKEY_TLS_KEY_FILE"); ok {
+				return newFieldError("VALKEY_TLS_KEY_FILE", key, "needs VALKEY_TLS_CERT_FILE too: set both or neither")
+			}
+		}
+	case "TLS.Enabled":
+		enabled, ok := lookup("VALKEY_TLS_ENABLED")
+		if cfg.TLS.Enabled || !ok {
+			return nil // TLS settings with TLS never turned on: see switchGroup
+		}
+		var other string
+		for _, v := range envVars {
+			if strings.HasPrefix(v.field, "TLS.") && v.field != "TLS.Enabled" {
+				if _, ok := lookup(v.name); ok {
+					other = v.name
+					break
+				}
+			}
+		}
+		if other == "" && urlText != "" && cfg.TLS.InsecureSkipVerify {
+			other = "skip_verify in VALKEY_URL"
+		}
+		if other != "" {
+			return newFieldError("VALKEY_TLS_ENABLED", enabled, "must be true when other TLS settings are given ("+other+")")
+		}
+	}
+	return nil
 }
 
 // switchGroup returns, for the error of Validate about TLS or sentinel

@@ -242,7 +242,6 @@ func TestEnvVarErrors(t *testing.T) {
 		{map[string]string{"VALKEY_ADDRS": "a:1,b:0"}, "VALKEY_ADDRS", "a:1,b:0", `entry 2 "b:0": port must be`},
 		{map[string]string{"VALKEY_DB": "one"}, "VALKEY_DB", "one", "not an integer"},
 		{map[string]string{"VALKEY_DB": "-1"}, "VALKEY_DB", "-1", "at least 0"},
-		{map[string]string{"VALKEY_DB": "1", "VALKEY_CLUSTER_MODE": "true"}, "VALKEY_DB", "1", "must be 0 in cluster mode"},
 		{map[string]string{"VALKEY_CLIENT_NAME": "my app"}, "VALKEY_CLIENT_NAME", "my app", "without spaces"},
 		{map[string]string{"VALKEY_POOL_SIZE": "lots"}, "VALKEY_POOL_SIZE", "lots", "not an integer"},
 		{map[string]string{"VALKEY_POOL_SIZE": "0"}, "VALKEY_POOL_SIZE", "0", "between 1 and 1024"},
@@ -259,8 +258,6 @@ func TestEnvVarErrors(t *testing.T) {
 		{map[string]string{"VALKEY_MIN_RETRY_BACKOFF": "x"}, "VALKEY_MIN_RETRY_BACKOFF", "x", "not a duration"},
 		{map[string]string{"VALKEY_MIN_RETRY_BACKOFF": "-1ms"}, "VALKEY_MIN_RETRY_BACKOFF", "-1ms", "at least 0"},
 		{map[string]string{"VALKEY_MAX_RETRY_BACKOFF": "x"}, "VALKEY_MAX_RETRY_BACKOFF", "x", "not a duration"},
-		{map[string]string{"VALKEY_MAX_RETRY_BACKOFF": "1ms"}, "VALKEY_MAX_RETRY_BACKOFF", "1ms", "at least MinRetryBackoff (8ms)"},
-		{map[string]string{"VALKEY_MIN_RETRY_BACKOFF": "1s"}, "MaxRetryBackoff", "512ms", "at least MinRetryBackoff (1s)"},
 		{map[string]string{"VALKEY_CIRCUIT_BREAKER_THRESHOLD": "x"}, "VALKEY_CIRCUIT_BREAKER_THRESHOLD", "x", "not an integer"},
 		{map[string]string{"VALKEY_CIRCUIT_BREAKER_THRESHOLD": "0"}, "VALKEY_CIRCUIT_BREAKER_THRESHOLD", "0", "between 1 and 100000"},
 		{map[string]string{"VALKEY_CIRCUIT_BREAKER_OPEN_TIMEOUT": "x"}, "VALKEY_CIRCUIT_BREAKER_OPEN_TIMEOUT", "x", "not a duration"},
@@ -274,8 +271,6 @@ func TestEnvVarErrors(t *testing.T) {
 		{map[string]string{"VALKEY_MAX_REDIRECTS": "-1"}, "VALKEY_MAX_REDIRECTS", "-1", "at least 0"},
 		{map[string]string{"VALKEY_CLUSTER_REFRESH_INTERVAL": "soon"}, "VALKEY_CLUSTER_REFRESH_INTERVAL", "soon", "not a duration"},
 		{map[string]string{"VALKEY_CLUSTER_REFRESH_INTERVAL": "-1s"}, "VALKEY_CLUSTER_REFRESH_INTERVAL", "-1s", "at least 0"},
-		{map[string]string{"VALKEY_SENTINEL_MASTER": "m"}, "SentinelAddrs", "", "at least one sentinel in sentinel mode"},
-		{map[string]string{"VALKEY_SENTINEL_ADDRS": "s:1"}, "SentinelMasterName", "", "must be set in sentinel mode"},
 		{map[string]string{"VALKEY_SENTINEL_MASTER": "m m", "VALKEY_SENTINEL_ADDRS": "s:1"}, "VALKEY_SENTINEL_MASTER", "m m", "spaces"},
 		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1,,t:2"}, "VALKEY_SENTINEL_ADDRS", "s:1,,t:2", "entry 2 is empty"},
 		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s"}, "VALKEY_SENTINEL_ADDRS", "s", `entry 1 "s": must be "host:port"`},
@@ -294,19 +289,15 @@ func TestEnvVarErrors(t *testing.T) {
 		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "@s1:26379?master_set=m", "VALKEY_ADDRS": "a:1,b:2"}, "VALKEY_ADDRS", "a:1,b:2",
 			"(list the sentinels in the URL's host and addr parameters, or in VALKEY_SENTINEL_ADDRS)"},
 		{map[string]string{"VALKEY_URL": "valkey://s1:26379?master_set=m", "VALKEY_ADDR": "a:1"}, "VALKEY_ADDR", "a:1", "or in VALKEY_SENTINEL_ADDRS)"},
-		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_CLUSTER_MODE": "true"}, "SentinelMode", "true", "must be false in cluster mode"},
 		{map[string]string{"VALKEY_SENTINEL_PASSWORD": testSecret}, "VALKEY_SENTINEL_PASSWORD", redacted, "needs sentinel mode: set VALKEY_SENTINEL_ADDRS and VALKEY_SENTINEL_MASTER"},
 		{map[string]string{"VALKEY_SENTINEL_USERNAME": "w"}, "VALKEY_SENTINEL_USERNAME", "w", "needs sentinel mode"},
 		{map[string]string{"VALKEY_SENTINEL_REFRESH_INTERVAL": "often"}, "VALKEY_SENTINEL_REFRESH_INTERVAL", "often", "not a duration"},
 		{map[string]string{"VALKEY_SENTINEL_REFRESH_INTERVAL": "-1s"}, "VALKEY_SENTINEL_REFRESH_INTERVAL", "-1s", "at least 0"},
-		{map[string]string{"VALKEY_URL": "valkey://s:1?master_set=m", "VALKEY_CLUSTER_MODE": "1"}, "SentinelMode", "true", "cluster mode"},
 		{map[string]string{"VALKEY_TLS_ENABLED": "on"}, "VALKEY_TLS_ENABLED", "on", "not a boolean"},
 		{map[string]string{"VALKEY_TLS_ENABLED": "0", "VALKEY_TLS_CA_FILE": "ca.pem"}, "VALKEY_TLS_ENABLED", "0", "must be true when other TLS settings are given"},
 		{map[string]string{"VALKEY_TLS_CA_FILE": "ca.pem"}, "VALKEY_TLS_CA_FILE", "ca.pem", "needs TLS: set VALKEY_TLS_ENABLED=true"},
 		{map[string]string{"VALKEY_TLS_INSECURE_SKIP_VERIFY": "true"}, "VALKEY_TLS_INSECURE_SKIP_VERIFY", "true", "needs TLS"},
 		{map[string]string{"VALKEY_URL": "valkeys://h:1", "VALKEY_TLS_ENABLED": "false", "VALKEY_TLS_CA_FILE": "ca.pem"}, "VALKEY_TLS_ENABLED", "false", "must be true when other TLS settings are given"},
-		{map[string]string{"VALKEY_TLS_ENABLED": "1", "VALKEY_TLS_CERT_FILE": "c.pem"}, "TLS.KeyFile", "", "must be set when TLS.CertFile is set"},
-		{map[string]string{"VALKEY_TLS_ENABLED": "1", "VALKEY_TLS_KEY_FILE": "k.pem"}, "TLS.CertFile", "", "must be set when TLS.KeyFile is set"},
 		{map[string]string{"VALKEY_TLS_INSECURE_SKIP_VERIFY": "maybe"}, "VALKEY_TLS_INSECURE_SKIP_VERIFY", "maybe", "not a boolean"},
 		{map[string]string{"VALKEY_MAILBOX_CAPACITY": "x"}, "VALKEY_MAILBOX_CAPACITY", "x", "not an integer"},
 		{map[string]string{"VALKEY_MAILBOX_CAPACITY": "0"}, "VALKEY_MAILBOX_CAPACITY", "0", "at least 1"},
@@ -327,6 +318,74 @@ func TestEnvVarErrors(t *testing.T) {
 			}
 			got, err := loadFromLookup(lookupMap(env))
 			checkFieldError(t, err, tt.field, tt.value, tt.reason)
+			if !reflect.DeepEqual(got, Config{}) {
+				t.Errorf("returned a non-zero Config with an error: %v", got)
+			}
+		})
+	}
+}
+
+// A value Validate rejects because of another setting, or of a default,
+// is reported under the variable the user set, with the variable or
+// default it conflicts with in the reason; never under a Config field
+// (they named MaxRetryBackoff "512ms" for VALKEY_MIN_RETRY_BACKOFF=1s,
+// TLS.KeyFile "" for VALKEY_TLS_CERT_FILE, SentinelMode "true" for
+// VALKEY_CLUSTER_MODE).
+func TestEnvConflictErrors(t *testing.T) {
+	tests := []struct {
+		env                  map[string]string
+		field, value, reason string
+	}{
+		// The backoffs, against each other or against the other's default.
+		{map[string]string{"VALKEY_MIN_RETRY_BACKOFF": "1s"}, "VALKEY_MIN_RETRY_BACKOFF", "1s",
+			"must be at most the default MaxRetryBackoff (512ms); set VALKEY_MAX_RETRY_BACKOFF to raise it"},
+		{map[string]string{"VALKEY_MAX_RETRY_BACKOFF": "1ms"}, "VALKEY_MAX_RETRY_BACKOFF", "1ms",
+			"must be at least the default MinRetryBackoff (8ms); set VALKEY_MIN_RETRY_BACKOFF to lower it"},
+		{map[string]string{"VALKEY_MIN_RETRY_BACKOFF": "1s", "VALKEY_MAX_RETRY_BACKOFF": "600ms"}, "VALKEY_MAX_RETRY_BACKOFF", "600ms",
+			"must be at least VALKEY_MIN_RETRY_BACKOFF (1s)"},
+		// The database in cluster mode, from VALKEY_DB or from the URL.
+		{map[string]string{"VALKEY_DB": "1", "VALKEY_CLUSTER_MODE": "true"}, "VALKEY_DB", "1",
+			"must be 0 in cluster mode, which VALKEY_CLUSTER_MODE turns on"},
+		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "@h/2", "VALKEY_CLUSTER_MODE": "true"}, "VALKEY_URL", "valkey://[redacted]@h/2",
+			`URL db "2": must be 0 in cluster mode, which VALKEY_CLUSTER_MODE turns on`},
+		{map[string]string{"VALKEY_URL": "valkey://h?db=3", "VALKEY_CLUSTER_MODE": "1"}, "VALKEY_URL", "valkey://h?db=3",
+			`URL db "3": must be 0 in cluster mode, which VALKEY_CLUSTER_MODE turns on`},
+		// Cluster mode against sentinel mode, whichever variable turned it on.
+		{map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_CLUSTER_MODE": "true"}, "VALKEY_CLUSTER_MODE", "true",
+			"conflicts with VALKEY_SENTINEL_MASTER, which turns sentinel mode on: set only one of cluster mode and sentinel mode"},
+		{map[string]string{"VALKEY_URL": "valkey://s1?master_set=m", "VALKEY_SENTINEL_ADDRS": "s:1", "VALKEY_CLUSTER_MODE": "true"}, "VALKEY_CLUSTER_MODE", "true",
+			"conflicts with VALKEY_SENTINEL_ADDRS, which turns sentinel mode on"},
+		{map[string]string{"VALKEY_URL": "valkey://u:" + testSecret + "@s:1?master_set=m", "VALKEY_CLUSTER_MODE": "1"}, "VALKEY_CLUSTER_MODE", "1",
+			"conflicts with VALKEY_URL, whose master_set means sentinel mode: set only one of cluster mode and sentinel mode"},
+		// Half of sentinel mode.
+		{map[string]string{"VALKEY_SENTINEL_MASTER": "m"}, "VALKEY_SENTINEL_MASTER", "m",
+			"turns sentinel mode on, which needs VALKEY_SENTINEL_ADDRS too"},
+		{map[string]string{"VALKEY_SENTINEL_ADDRS": "s:1"}, "VALKEY_SENTINEL_ADDRS", "s:1",
+			"turns sentinel mode on, which needs VALKEY_SENTINEL_MASTER too"},
+		// Half of a client certificate.
+		{map[string]string{"VALKEY_TLS_ENABLED": "1", "VALKEY_TLS_CERT_FILE": "c.pem"}, "VALKEY_TLS_CERT_FILE", "c.pem",
+			"needs VALKEY_TLS_KEY_FILE too: set both or neither"},
+		{map[string]string{"VALKEY_TLS_KEY_FILE": "k.pem", "VALKEY_TLS_ENABLED": "true"}, "VALKEY_TLS_KEY_FILE", "k.pem",
+			"needs VALKEY_TLS_CERT_FILE too: set both or neither"},
+		{map[string]string{"VALKEY_URL": "valkeys://h", "VALKEY_TLS_CERT_FILE": "c.pem"}, "VALKEY_TLS_CERT_FILE", "c.pem",
+			"needs VALKEY_TLS_KEY_FILE too"},
+		// TLS turned off while TLS settings are given: which ones.
+		{map[string]string{"VALKEY_TLS_ENABLED": "0", "VALKEY_TLS_CA_FILE": "ca.pem"}, "VALKEY_TLS_ENABLED", "0",
+			"must be true when other TLS settings are given (VALKEY_TLS_CA_FILE)"},
+		{map[string]string{"VALKEY_URL": "valkeys://u:" + testSecret + "@h?skip_verify", "VALKEY_TLS_ENABLED": "false"}, "VALKEY_TLS_ENABLED", "false",
+			"must be true when other TLS settings are given (skip_verify in VALKEY_URL)"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.env), func(t *testing.T) {
+			env := map[string]string{"VALKEY_PASSWORD": testSecret}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			got, err := loadFromLookup(lookupMap(env))
+			fe := checkFieldError(t, err, tt.field, tt.value, tt.reason)
+			if _, ok := tt.env[fe.Field]; !ok {
+				t.Errorf("error names %s, which was not set (err %v)", fe.Field, err)
+			}
 			if !reflect.DeepEqual(got, Config{}) {
 				t.Errorf("returned a non-zero Config with an error: %v", got)
 			}

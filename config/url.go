@@ -57,7 +57,9 @@ const urlSchemes = "valkey://, valkeys://, redis:// or rediss://"
 //   - skip_verify: TLS.InsecureSkipVerify, a boolean where an empty value
 //     means true; only with valkeys:// or rediss://;
 //   - addr, any number of times: more addresses ("host:port", or "host"
-//     for port 6379), after the URL's own host, in Addrs;
+//     for port 6379), after the URL's own host, in Addrs. As in the host,
+//     an IPv6 address goes in brackets ("[::1]:6380", "[::1]"): addr=::1:6380
+//     is refused rather than guessed at;
 //   - master_set: sentinel mode. The URL's host and the addr parameters
 //     are then the sentinels (SentinelAddrs), SentinelMasterName is the
 //     value, Addrs is empty and Host and Port keep their defaults. The user
@@ -228,13 +230,22 @@ func parseURL(s string) (Config, error) {
 }
 
 // urlAddr checks the value of an addr parameter, "host:port" or "host",
-// and returns it as "host:port".
+// and returns it as "host:port". An IPv6 address must be in brackets, as in
+// the URL's host: "::1:6380" could be the address ::1:6380 on port 6379 or
+// ::1 on port 6380, so it is refused rather than guessed at.
 func urlAddr(v string) (string, string) {
 	if _, _, err := net.SplitHostPort(v); err != nil {
-		if reason := checkHost(strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")); reason != "" {
+		if unbracketedIPv6(v) {
+			return "", "an IPv6 address must be in brackets, as in addr=[::1]:6380 (or addr=[::1] for port 6379)"
+		}
+		host := v
+		if len(v) >= 2 && v[0] == '[' && v[len(v)-1] == ']' {
+			host = v[1 : len(v)-1]
+		}
+		if reason := checkHost(host); reason != "" {
 			return "", `must be "host:port" or "host"`
 		}
-		v = net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(v, "["), "]"), strconv.Itoa(defaultPort))
+		v = net.JoinHostPort(host, strconv.Itoa(defaultPort))
 	}
 	if reason := checkAddr(v); reason != "" {
 		return "", reason

@@ -109,6 +109,84 @@ func TestParseURLAddrsAndSentinel(t *testing.T) {
 	}
 }
 
+// An IPv6 address without brackets is refused wherever an address is
+// given, with an error that says to bracket it: "::1:6380" may be ::1 on
+// port 6380 or ::1:6380 on port 6379. The addr parameter took it as the
+// latter, dropping the port the user typed.
+func TestIPv6AddrNeedsBrackets(t *testing.T) {
+	const urlReason = "an IPv6 address must be in brackets, as in addr=[::1]:6380 (or addr=[::1] for port 6379)"
+	const addrReason = `must be "host:port" with an IPv6 address in brackets, as in [::1]:6380`
+	tests := []struct {
+		name                 string
+		err                  func() error
+		field, value, reason string
+	}{
+		{"addr with port", urlErr("valkey://h?addr=::1:6380"), "URL addr", "::1:6380", urlReason},
+		{"addr link-local with port", urlErr("valkey://h?addr=fe80::1:6380"), "URL addr", "fe80::1:6380", urlReason},
+		{"addr without port", urlErr("valkey://h?addr=2001:db8::1"), "URL addr", "2001:db8::1", urlReason},
+		{"addr with zone", urlErr("valkey://h?addr=fe80::1%25eth0:6380"), "URL addr", "fe80::1%eth0:6380", urlReason},
+		{"addr after a good one", urlErr("valkey://h?addr=[::1]:7000&addr=::2:7001"), "URL addr", "::2:7001", urlReason},
+		{"sentinel addr", urlErr("valkey://s1:26379?master_set=m&addr=::1:26379"), "URL addr", "::1:26379", urlReason},
+		// Half a pair of brackets is no address either.
+		{"addr open bracket", urlErr("valkey://h?addr=[::1"), "URL addr", "[::1", `must be "host:port" or "host"`},
+		{"addr close bracket", urlErr("valkey://h?addr=::1]"), "URL addr", "::1]", `must be "host:port" or "host"`},
+		// Not IPv6: the usual message.
+		{"addr url", urlErr("valkey://h?addr=valkey://h2:1"), "URL addr", "valkey://h2:1", `must be "host:port" or "host"`},
+		{"Addrs", func() error { return DefaultConfig().WithAddrs("fe80::1:6379").Validate() }, "Addrs[0]", "fe80::1:6379", addrReason},
+		{"SentinelAddrs", func() error { return DefaultConfig().WithSentinel("m", "s:1", "::1").Validate() }, "SentinelAddrs[1]", "::1", addrReason},
+		{"VALKEY_ADDR", envErr("VALKEY_ADDR", "::1:6380"), "VALKEY_ADDR", "::1:6380", addrReason},
+		{"VALKEY_ADDR without port", envErr("VALKEY_ADDR", "::1"), "VALKEY_ADDR", "::1", addrReason},
+		{"VALKEY_ADDRS", envErr("VALKEY_ADDRS", "a:1,::1:6380"), "VALKEY_ADDRS", "a:1,::1:6380", `entry 2 "::1:6380": ` + addrReason},
+		{"VALKEY_SENTINEL_ADDRS", func() error {
+			_, err := loadFromLookup(lookupMap(map[string]string{"VALKEY_SENTINEL_MASTER": "m", "VALKEY_SENTINEL_ADDRS": "::1:26379"}))
+			return err
+		}, "VALKEY_SENTINEL_ADDRS", "::1:26379", `entry 1 "::1:26379": ` + addrReason},
+		{"VALKEY_URL addr", envErr("VALKEY_URL", "valkey://h?addr=::1:6380"), "VALKEY_URL", "valkey://h?addr=::1:6380", `URL addr "::1:6380": ` + urlReason},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkFieldError(t, tt.err(), tt.field, tt.value, tt.reason)
+		})
+	}
+	// Bracketed, with or without a port, they are taken.
+	for in, want := range map[string][]string{
+		"valkey://h?addr=[::1]:6380":                   {"h:6379", "[::1]:6380"},
+		"valkey://h?addr=[::1]":                        {"h:6379", "[::1]:6379"},
+		"valkey://h?addr=%5Bfe80::1%25eth0%5D:1":       {"h:6379", "[fe80::1%eth0]:1"},
+		"valkey://h?addr=[2001:db8::1]&addr=h2:7":      {"h:6379", "[2001:db8::1]:6379", "h2:7"},
+		"valkey://[::1]:26379?addr=[::2]&master_set=m": nil,
+	} {
+		cfg, err := ParseURL(in)
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		if want == nil {
+			want, cfg.Addrs = []string{"[::1]:26379", "[::2]:6379"}, cfg.SentinelAddrs
+		}
+		if !slices.Equal(cfg.Addrs, want) {
+			t.Errorf("%s: addresses %q, want %q", in, cfg.Addrs, want)
+		}
+	}
+}
+
+// urlErr returns a function that returns ParseURL's error for s.
+func urlErr(s string) func() error {
+	return func() error {
+		_, err := ParseURL(s)
+		return err
+	}
+}
+
+// envErr returns a function that returns LoadFromEnv's error with only the
+// variable name set to value.
+func envErr(name, value string) func() error {
+	return func() error {
+		_, err := loadFromLookup(lookupMap(map[string]string{name: value}))
+		return err
+	}
+}
+
 func TestParseURLErrors(t *testing.T) {
 	s := testSecret
 	tests := []struct {
