@@ -60,12 +60,14 @@ type Collector struct {
 	notify     func()
 }
 
-// Redirect is a command the cluster sent elsewhere.
+// Redirect is a command the cluster sent elsewhere, or one its node
+// failed without running it (Failed; see Collector.Reroute).
 type Redirect struct {
-	Cmd  Hooked
-	Err  *valkey.ValkeyError
-	Addr string // MOVED or ASK target; "" for TRYAGAIN/CLUSTERDOWN
-	Ask  bool
+	Cmd    Hooked
+	Err    *valkey.ValkeyError
+	Addr   string // MOVED or ASK target; "" for TRYAGAIN/CLUSTERDOWN
+	Ask    bool
+	Failed error // the node's failure, for a rerouted command; nil for a redirect
 }
 
 // Intercept keeps cmd when res is a redirect and reports whether it did;
@@ -96,6 +98,47 @@ func (c *Collector) Intercept(cmd Hooked, res valkey.ValkeyResult) bool {
 	}
 	c.Done()
 	return true
+}
+
+// Reroute keeps cmd, which its node failed with err without running it
+// (never written, or refused by the open breaker of a node that refuses
+// connections: see unrun), while its ctx lasts,
+// to be sent again, as a redirect is, once none of the slot's commands is
+// in flight, to the owner the slot map names then, read again: a failover
+// may have moved the slot to a replica while the engine was idle, and the
+// map names the dead node until it is reloaded. It reports false, keeping
+// nothing, for any other error (a command that may have run fails with
+// it) and once the collector is closed; the caller then fails cmd and
+// counts it with Failed. A rerouted command counts as a redirect against
+// MaxRedirects; when the map still names the failed node, its slot actor
+// fails it fast with the node's error, as it does a new command.
+func (c *Collector) Reroute(cmd Hooked, err error) bool {
+	if !unrun(err) || ended(cmd.Context()) != nil {
+		return false
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	c.redirects = append(c.redirects, Redirect{Cmd: cmd, Failed: err})
+	c.failed.Store(true)
+	c.recovering.Store(true)
+	c.mu.Unlock()
+	c.Done()
+	return true
+}
+
+// unrun reports whether err failed a command that did not run because its
+// node is down: never written (policies.NotSent), or refused by the node's
+// open breaker after the node refused connections (a breaker opened by
+// timeouts may be a node that is only slow: its commands are not moved).
+func unrun(err error) bool {
+	if policies.NotSent(err) {
+		return true
+	}
+	var open *policies.CircuitOpenError
+	return errors.As(err, &open) && open.Cause != nil && policies.NotSent(open.Cause)
 }
 
 // Failed counts one command as failed without a reply (a transport error,
@@ -607,7 +650,6 @@ func (a *Slot) recover() {
 // send sends redirected commands again, in order, then the parked ones.
 func (a *Slot) send(redirects []Redirect) {
 	st := a.state
-	st.redirects.Add(uint64(len(redirects)))
 	var pending []Hooked
 	var asks []Redirect
 	wait := false
@@ -620,6 +662,18 @@ func (a *Slot) send(redirects []Redirect) {
 		r.Cmd.Renew()
 		r.Cmd.Redirected()
 		gaveUp := r.Cmd.Redirects() > st.MaxRedirects
+		if r.Failed != nil {
+			// Not a redirect of the cluster's (no event, not counted in
+			// Redirects): the node failed it unrun; read the owner again.
+			if gaveUp {
+				r.Cmd.Fail(r.Failed)
+				continue
+			}
+			a.owner = ""
+			pending = append(pending, r.Cmd)
+			continue
+		}
+		st.redirects.Add(1)
 		if tell {
 			st.Hooks.Emit(redirectEvent(r, st.Slot, from, gaveUp))
 		}
@@ -831,8 +885,17 @@ func lookup(r Router, slot uint16, owner string, epoch uint64, need bool, asks [
 	}
 	conn, err := r.Conn(res.owner, slot)
 	if err != nil {
-		res.owner, res.err = "", err
-		return res
+		// The owner cannot be dialled: a failover may have moved the slot
+		// (the map is only read again every ClusterRefreshInterval while
+		// the engine is idle). Reload it and follow it; else fail.
+		if o, rerr := r.Refresh(slot); rerr == nil && o != res.owner {
+			res.owner, res.epoch = o, r.Epoch()
+			conn, err = r.Conn(o, slot)
+		}
+		if err != nil {
+			res.owner, res.err = "", err
+			return res
+		}
 	}
 	if conn.Node != nil && conn.Node.Open() {
 		// The node is down. A failover may have moved the slot: reload the

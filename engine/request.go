@@ -236,22 +236,27 @@ func (r *request[T]) SetHook(c *actors.Collector) {
 }
 
 func (r *request[T]) Fail(err error) {
+	x := r.x
+	var h *actors.Collector
+	if x != nil && x.hook.Load() != nil { // cluster mode only
+		h = x.hook.Swap(nil)
+	}
+	if h != nil && h.Reroute(r, err) {
+		return // failed unrun by its node: the slot actor sends it again
+	}
 	r.promise.Reject(failError(err))
 	r.unwatch() // after: a lazy watch registers only while pending
-	x := r.x
 	if x == nil {
 		return
 	}
 	if x.obs != nil {
 		r.finish()
 	}
-	if x.hook.Load() != nil {
-		if h := x.hook.Swap(nil); h != nil {
-			if nodeFailure(err) {
-				h.Failed()
-			} else {
-				h.Done()
-			}
+	if h != nil {
+		if nodeFailure(err) {
+			h.Failed()
+		} else {
+			h.Done()
 		}
 	}
 }
