@@ -242,3 +242,16 @@ func TestCredentialsProviderErrorFailsNew(t *testing.T) {
 		t.Fatalf("error %v does not wrap the provider's", err)
 	}
 }
+
+// A CredentialsProvider that panics fails New as one that returns an
+// error does, instead of ending the program (the driver calls it on a
+// goroutine of its own).
+func TestCredentialsProviderPanicFailsNew(t *testing.T) {
+	srv := valkeytest.Start(t)
+	provider := func(context.Context) (string, string, error) { panic("vault client is nil") }
+	err := wantNewFails(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithCredentialsProvider(provider),
+		"CredentialsProvider failed", config.DefaultConfig().DialTimeout)
+	if !strings.Contains(err.Error(), "panic: vault client is nil") {
+		t.Fatalf("error %v does not give the panic's value", err)
+	}
+}

@@ -354,7 +354,7 @@ func TestAuditConnTLS(t *testing.T) {
 	t.Run("ServerName mismatch", func(t *testing.T) {
 		c := files
 		c.ServerName = "cache.example"
-		err := wantNewFails(t, on(required, c), `not valid for the name dialled, "cache.example"`, 2*time.Second)
+		err := wantNewFails(t, on(required, c), `not valid for "cache.example", the name checked`, 2*time.Second)
 		var he x509.HostnameError
 		if !errors.As(err, &he) {
 			t.Errorf("%v does not unwrap to x509.HostnameError", err)

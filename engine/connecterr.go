@@ -32,6 +32,13 @@ func (e *credentialsError) Unwrap() error { return e.err }
 // Password.
 func (e *Engine) credentials(ctx context.Context) (user, pass string, err error) {
 	if p := e.cfg.CredentialsProvider; p != nil {
+		// The driver calls it on a goroutine of its own, on every dial
+		// (reconnects included): a panic there would end the program.
+		defer func() {
+			if r := recover(); r != nil {
+				user, pass, err = "", "", &credentialsError{fmt.Errorf("panic: %v", r)}
+			}
+		}()
 		if user, pass, err = p(ctx); err != nil {
 			return "", "", &credentialsError{err}
 		}
@@ -81,8 +88,8 @@ func explainConnect(err error, tlsOn bool) (string, []error) {
 		return "TLS: the server's certificate is signed by an authority the client does not trust " +
 			"(set TLS.CAFile, or RootCAs in TLS.Config, to the CA that signed it)", nil
 	case errors.As(err, &hostname):
-		return fmt.Sprintf("TLS: the server's certificate is not valid for the name dialled, %q "+
-			"(dial a name it holds, or set TLS.ServerName to one)", hostname.Host), nil
+		return fmt.Sprintf("TLS: the server's certificate is not valid for %q, the name checked "+
+			"(TLS.ServerName when set, else the host dialled): use a name the certificate holds", hostname.Host), nil
 	case errors.As(err, &invalid):
 		if invalid.Reason == x509.Expired {
 			return "TLS: the server's certificate has expired or is not valid yet", nil
@@ -93,7 +100,10 @@ func explainConnect(err error, tlsOn bool) (string, []error) {
 	case errors.As(err, &record):
 		return "TLS: the server did not answer in TLS (a plain TCP port dialled with TLS.Enabled?)", nil
 	case !tlsOn && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
-		return "the server closed the connection during the handshake (a TLS port dialled without TLS.Enabled?)", nil
+		return "the server closed the connection during the handshake (a TLS port dialled without TLS.Enabled, " +
+			"or a server at its maxclients limit?)", nil
+	case strings.Contains(err.Error(), "received unknown message type"):
+		return "the server did not answer in RESP (not a Valkey or Redis server at the address?)", nil
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused (no server listens at the address)", nil
 	case (errors.Is(err, context.DeadlineExceeded) || isTimeout(err)) && tlsOn:

@@ -455,7 +455,7 @@ func TestTLSMisconfigFailsAtNew(t *testing.T) {
 			name:   "wrong server name",
 			srv:    valkeytest.Options{TLS: &valkeytest.TLSOptions{Certs: certs, Cert: wrongName}},
 			cfg:    func(c config.Config) config.Config { return c.WithTLSConfig(certs.TLSConfig()) },
-			reason: `not valid for the name dialled, "127.0.0.1"`,
+			reason: `not valid for "127.0.0.1", the name checked`,
 			check: func(err error) bool {
 				var e x509.HostnameError
 				return errors.As(err, &e)
