@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,6 +117,10 @@ func TestAuditRepliesPipeline(t *testing.T) {
 		"XRANGE s":    "*2\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n*3\r\n$3\r\n1-2\r\n*0\r\n*0\r\n",
 		"XRANGE t":    "*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
 		"TTL k":       "$3\r\nabc\r\n",
+		"TTL huge":    ":9223372037\r\n",
+		"SMEMBERS s":  "~2\r\n*0\r\n:1\r\n",
+		"SMEMBERS ok": "~2\r\n$1\r\na\r\n$1\r\nb\r\n",
+		"LRANGE l":    "*2\r\n$1\r\na\r\n*1\r\n$1\r\nb\r\n",
 	})
 	defer srv.Close() // before the leak check
 	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
@@ -161,6 +166,15 @@ func TestAuditRepliesPipeline(t *testing.T) {
 	wantReplyType(t, ctx, "XRANGE with an entry of 3 items", eng.XRange(ctx, "s", "-", "+", 0))
 	wantValue(t, ctx, "XRANGE t", eng.XRange(ctx, "t", "-", "+", 0), "[{1-1 map[f:v]}]")
 	wantReplyType(t, ctx, "TTL of a string", eng.TTL(ctx, "k"))
+	// The seconds of a TTL set to MaxInt64 nanoseconds, rounded up: beyond
+	// a Duration, read as the longest one rather than a negative one.
+	if ttl, err := eng.TTL(ctx, "huge").Await(ctx); err != nil || ttl.Remaining != math.MaxInt64 || !ttl.HasExpiry {
+		t.Errorf("TTL huge = %+v, %v; want the longest Duration", ttl, err)
+	}
+	// Typed string lists refuse elements of another type, as Reply.Strings.
+	wantReplyType(t, ctx, "SMEMBERS with an array and an integer", eng.SMembers(ctx, "s"))
+	wantReplyType(t, ctx, "LRANGE with an array", eng.LRange(ctx, "l", 0, -1))
+	wantValue(t, ctx, "SMEMBERS ok", eng.SMembers(ctx, "ok"), "[a b]")
 	wantValue(t, ctx, "GET good after", eng.Get(ctx, "good"), "ok")
 	if st := eng.Stats(); st.Restarts != 0 || st.Reconnects != 0 {
 		t.Errorf("odd replies cost restarts %d, reconnects %d; want none", st.Restarts, st.Reconnects)

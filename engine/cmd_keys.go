@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -83,6 +84,10 @@ func ttlOf(n int64, unit time.Duration) TTL {
 		return TTL{}
 	case n == -1:
 		return TTL{Exists: true}
+	case n > int64(math.MaxInt64/unit):
+		// Beyond what a Duration holds (Set accepts up to MaxInt64, which
+		// TTL reads back rounded up to the second): the longest one.
+		return TTL{Remaining: math.MaxInt64, Exists: true, HasExpiry: true}
 	default:
 		return TTL{Remaining: time.Duration(n) * unit, Exists: true, HasExpiry: true}
 	}

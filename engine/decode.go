@@ -46,12 +46,21 @@ func decodeBool(res valkey.ValkeyResult) (bool, error) {
 	return v, nil
 }
 
+// decodeStrings decodes an array or set of strings (LRANGE, SMEMBERS,
+// HKEYS, ...) as Reply.Strings does: an element of another type fails it
+// with ErrReplyType (valkey-go's AsStrSlice made it "").
 func decodeStrings(res valkey.ValkeyResult) ([]string, error) {
-	v, err := res.AsStrSlice()
+	arr, err := res.ToArray()
 	if err != nil {
 		return nil, typed(&res, err)
 	}
-	return v, nil
+	out := make([]string, len(arr))
+	for i := range arr {
+		if out[i], err = element(&arr[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func decodeStrMap(res valkey.ValkeyResult) (map[string]string, error) {

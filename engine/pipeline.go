@@ -491,7 +491,7 @@ func (c *commands) begin() ([]entry, error, error) {
 	defer c.pend.mu.Unlock()
 	switch c.state {
 	case cmdsExecuted:
-		return nil, nil, fmt.Errorf("%w: Exec called twice", ErrInvalidArgument)
+		return nil, nil, fmt.Errorf("%w: Exec called again: a Pipeline or Tx runs once (a Watch function's Tx ends when the function returns)", ErrInvalidArgument)
 	case cmdsDiscarded:
 		return nil, nil, fmt.Errorf("%w: Exec after Discard", ErrInvalidArgument)
 	}

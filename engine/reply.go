@@ -233,9 +233,11 @@ func (r Reply) Array() ([]Reply, error) {
 }
 
 // Any returns the reply as Go values: string (a verbatim string without
-// its format prefix), int64, float64, bool, nil, []any or map[string]any;
-// an error reply inside an array or map is its *ServerError. A map whose
-// keys are not strings fails it with ErrReplyType.
+// its format prefix), int64, float64, bool, []any or map[string]any, with
+// nil for a nil element inside an array or map; an error reply inside an
+// array or map is its *ServerError. A nil reply itself returns ErrNil, as
+// String does (check IsNil first to tell it apart without an error). A
+// map whose keys are not strings fails it with ErrReplyType.
 func (r Reply) Any() (any, error) {
 	if r.msg.IsNil() || r.msg.Error() != nil {
 		_, err := r.msg.ToAny()
