@@ -59,9 +59,13 @@ type SentinelStats struct {
 //     engine's dials resolve again on every reconnect), after each
 //     (re)subscription, and every Interval; one resolution at a time, on a
 //     goroutine of its own (bounded by Timeout), its result coming back as
-//     a message. The first acceptable answer wins (see acceptable): a
-//     sentinel leading a failover, or one naming an older primary than
-//     the view's, is passed over;
+//     a message. The next sentinel is asked as soon as the previous one
+//     failed or after Stagger without an answer, those asked before still
+//     running (see askEach), so that a sentinel that accepts connections
+//     and never answers delays the others by Stagger only. The first
+//     acceptable answer wins (see acceptable): a sentinel leading a
+//     failover, or one naming an older primary than the view's, is passed
+//     over;
 //   - it follows the events of every sentinel it knows (the configured
 //     ones, and those the sentinels name), on one subscription per
 //     sentinel, each re-established after a backoff when it fails: the
@@ -92,9 +96,14 @@ type SentinelState struct {
 	Timeout time.Duration
 	// AskTimeout bounds the dial and the query of one sentinel within a
 	// resolution: a sentinel that accepts connections and never answers
-	// (frozen) costs a resolution that long, then the next one is asked.
-	// Default 1s (at most Timeout).
+	// (frozen) is given up after that long (at most what is left of the
+	// resolution's time). Default 1s.
 	AskTimeout time.Duration
+	// Stagger is how long a resolution waits for one sentinel's answer
+	// before it asks the next one as well (the first still running): a
+	// frozen sentinel delays the others that long, not AskTimeout or the
+	// whole resolution. Default 100ms.
+	Stagger time.Duration
 	// Backoff spaces the attempts to subscribe to a sentinel again.
 	Backoff policies.Backoff
 	// HoldLimit bounds how long a failover is held (OnHold until OnSwitch
@@ -162,36 +171,140 @@ func (s *SentinelState) Stats() SentinelStats {
 	}
 }
 
-// Discover asks the sentinels in turn for the primary and checks each
-// answer with verify (the engine dials the address and checks ROLE),
-// until one passes; it sets the first view. It runs on the caller's
-// goroutine, before Spawn.
+// Discover asks the sentinels in turn for the primary (staggered, see
+// askEach) and checks each answer with verify (the engine dials the
+// address and checks ROLE), until one passes; it sets the first view. It
+// runs on the caller's goroutine, before Spawn. Its error joins what
+// each sentinel came to, in the order of Sentinels.
 func (s *SentinelState) Discover(ctx context.Context, verify func(ctx context.Context, addr string) error) error {
 	s.init()
-	var errs []error
-	for _, addr := range s.Sentinels {
-		a, err := s.ask(ctx, addr)
-		if err == nil && a.master == "" {
-			err = fmt.Errorf("sentinel %s does not monitor %q", addr, s.MasterName)
+	a, _, err := s.askEach(ctx, s.Sentinels, func(ctx context.Context, a sentinelAnswer) error {
+		if a.master == "" {
+			return fmt.Errorf("sentinel %s does not monitor %q", a.from, s.MasterName)
 		}
-		if err == nil {
-			err = verify(ctx, a.master)
+		if err := verify(ctx, a.master); err != nil {
+			return fmt.Errorf("sentinel %s names %s: %w", a.from, a.master, err)
 		}
-		if err != nil {
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-			continue
-		}
-		s.view.Store(&SentinelView{Master: a.master, Gen: 1, Epoch: a.epoch, Replicas: a.replicas})
 		return nil
+	})
+	if a == nil {
+		return fmt.Errorf("%w %q: %w", ErrNoMaster, s.MasterName, err)
 	}
-	return fmt.Errorf("%w %q: %w", ErrNoMaster, s.MasterName, errors.Join(errs...))
+	s.view.Store(&SentinelView{Master: a.master, Gen: 1, Epoch: a.epoch, Replicas: a.replicas})
+	return nil
+}
+
+// askEach asks the sentinels of order (each once) for the primary, in
+// turn, staggered: the next one as soon as the previous one failed or
+// after Stagger without an answer, those asked before still running. A
+// sentinel that accepts connections and never answers (frozen) thus
+// delays the others by Stagger, not by AskTimeout or the whole of ctx, and
+// an answer from an earlier sentinel still counts while a later one is
+// asked. check accepts (nil) or refuses an answer, on the goroutine that
+// asked; the first answer accepted wins. askEach returns only once every
+// sentinel it asked is done: on a winner, or when ctx ends, the others are
+// cancelled (they end at once) and waited for, so nothing is left behind.
+// It returns the winner (nil if none), the sentinels that the answers
+// received name, and, without a winner, the error that joins what each
+// sentinel came to, in order: those not asked before ctx ended say so.
+func (s *SentinelState) askEach(ctx context.Context, order []string, check func(ctx context.Context, a sentinelAnswer) error) (*sentinelAnswer, []string, error) {
+	var list []string
+	for _, addr := range order {
+		if !slices.Contains(list, addr) {
+			list = append(list, addr) // one query per sentinel: they share its cached connection
+		}
+	}
+	if len(list) == 0 {
+		return nil, nil, errors.New("no sentinel to ask")
+	}
+	stagger := s.Stagger
+	if stagger <= 0 {
+		stagger = 100 * time.Millisecond
+	}
+	type outcome struct {
+		i        int
+		ans      sentinelAnswer
+		answered bool // ans is the sentinel's answer (check may have refused it)
+		err      error
+	}
+	actx, cancel := context.WithCancel(ctx)
+	outcomes := make(chan outcome, len(list))
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait() // cancelled: each ends at once
+	}()
+	next, running := 0, 0
+	askNext := func() {
+		i := next
+		next++
+		running++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := s.ask(actx, list[i])
+			o := outcome{i: i, ans: a, answered: err == nil, err: err}
+			if err == nil {
+				o.err = check(actx, a)
+			}
+			outcomes <- o
+		}()
+	}
+	errs := make([]error, len(list))
+	var known []string
+	var won *sentinelAnswer
+	take := func(o outcome) {
+		running--
+		if o.answered {
+			known = append(known, o.ans.sentinels...)
+		}
+		if o.err != nil {
+			errs[o.i] = o.err
+		} else if won == nil {
+			won = &o.ans
+		}
+	}
+	askNext()
+	timer := time.NewTimer(stagger)
+	defer timer.Stop()
+	for {
+		select {
+		case o := <-outcomes:
+			if take(o); won != nil {
+				return won, known, nil
+			}
+			if next < len(list) {
+				askNext()
+				timer.Reset(stagger)
+			} else if running == 0 {
+				return nil, known, errors.Join(errs...)
+			}
+		case <-timer.C:
+			if next < len(list) {
+				askNext()
+				timer.Reset(stagger)
+			}
+		case <-ctx.Done():
+			// The sentinels still asked end at once (actx ends with ctx,
+			// and says why): their errors name them (ctx's error alone
+			// does not say which did not answer).
+			wg.Wait()
+			for range running {
+				take(<-outcomes)
+			}
+			if won != nil { // it passed just as ctx ended
+				return won, known, nil
+			}
+			for i := next; i < len(list); i++ {
+				errs[i] = fmt.Errorf("sentinel %s: not asked: %w", list[i], ctx.Err())
+			}
+			return nil, known, errors.Join(errs...)
+		}
+	}
 }
 
 // ask queries one sentinel over its cached command connection (dialled on
-// first use; dropped when it fails).
+// first use; dropped when the query fails or ctx ends it).
 func (s *SentinelState) ask(ctx context.Context, addr string) (sentinelAnswer, error) {
 	d := s.AskTimeout
 	if d <= 0 {
@@ -223,8 +336,17 @@ func (s *SentinelState) ask(ctx context.Context, addr string) (sentinelAnswer, e
 		s.cmds[addr] = conn
 		s.cmu.Unlock()
 	}
+	// A query that ctx ends (its bound, or askEach giving up on it once
+	// another sentinel answered) fails at once: the driver may wait for a
+	// frozen sentinel's reply until the connection's own deadline, whatever
+	// ctx says; closing the connection ends the query now.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	a, err := querySentinel(ctx, conn, addr, s.MasterName)
-	if err != nil {
+	ended := !stop() // the connection is closed (an answer that came first stands)
+	if ended && err != nil {
+		err = fmt.Errorf("sentinel %s: %w", addr, ctx.Err()) // rather than the driver's "closed"
+	}
+	if err != nil || ended {
 		s.cmu.Lock()
 		if s.cmds[addr] == conn {
 			delete(s.cmds, addr)
@@ -637,25 +759,20 @@ func (a *sentinelActor) resolve(done chan struct{}) {
 		defer s.wg.Done()
 		ctx, cancel := context.WithTimeout(s.life, s.Timeout)
 		defer cancel()
-		var res sentinelResolved
-		var errs []error
-		for _, addr := range order {
-			ans, err := s.ask(ctx, addr)
-			if err != nil {
-				errs = append(errs, err)
-				if ctx.Err() != nil {
-					break
-				}
-				continue
+		ans, known, err := s.askEach(ctx, order, func(_ context.Context, a sentinelAnswer) error {
+			switch {
+			case a.master == "":
+				return fmt.Errorf("sentinel %s does not monitor %q", a.from, s.MasterName)
+			case a.inFailover:
+				return fmt.Errorf("sentinel %s: passed over: it leads a failover of %s", a.from, a.master)
+			case !acceptable(a, view):
+				return fmt.Errorf("sentinel %s: passed over: it names %s (config epoch %d), not newer than the primary known, %s (epoch %d)", a.from, a.master, a.epoch, view.Master, view.Epoch)
 			}
-			res.known = append(res.known, ans.sentinels...)
-			if acceptable(ans, view) {
-				res.answer = &ans
-				break
-			}
-		}
-		if res.answer == nil {
-			res.err = fmt.Errorf("%w %q: %w", ErrNoMaster, s.MasterName, errors.Join(errs...))
+			return nil
+		})
+		res := sentinelResolved{answer: ans, known: known}
+		if ans == nil {
+			res.err = fmt.Errorf("%w %q: %w", ErrNoMaster, s.MasterName, err)
 		}
 		s.tell(res)
 	}()

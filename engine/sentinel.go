@@ -90,9 +90,10 @@ type sentinel struct {
 	closes   sync.WaitGroup // closeTracked's closes in progress; Close waits
 }
 
-// newSentinel asks the sentinels for the primary (in turn, each answer
-// checked with ROLE), then dials the primary's connection actors, whose
-// Node.Dial resolves the primary again on every reconnect.
+// newSentinel asks the sentinels for the primary (in turn, staggered: see
+// actors.SentinelState.Discover; each answer checked with ROLE), then
+// dials the primary's connection actors, whose Node.Dial resolves the
+// primary again on every reconnect.
 func (e *Engine) newSentinel(ctx context.Context) ([]*actors.ConnState, error) {
 	cfg := e.cfg
 	sn := &sentinel{e: e}
@@ -227,7 +228,15 @@ func (sn *sentinel) dialRole(ctx context.Context, addr string) (drivers.ValkeyCo
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
+	// ROLE fails at once when ctx ends (New's deadline, or Discover giving
+	// up on this check once another sentinel's primary passed): the driver
+	// may wait for a frozen node's reply until the connection's own
+	// deadline, whatever ctx says; closing the connection ends it now.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	role, err := roleOf(ctx, conn)
+	if !stop() {
+		err = fmt.Errorf("ROLE on %s: %w", addr, ctx.Err()) // the connection is closed
+	}
 	if err == nil && role != "master" {
 		err = fmt.Errorf("%w: %s says it is a %s", ErrNotPrimary, addr, role)
 	}
