@@ -495,7 +495,7 @@ func TestSubscriptionHandlerChangesSet(t *testing.T) {
 	ready := make(chan struct{})
 	handle := func(ev engine.SubEvent) {
 		if ev.Kind != engine.SubMessage {
-			return // the Subscribed comes before SubscribeWith returns
+			return // the Subscribed needs no sub
 		}
 		<-ready // sub is set
 		m := ev.Message

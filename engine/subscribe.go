@@ -114,26 +114,49 @@ type SubscribeOptions struct {
 	// Subscription.Channel, in items. 0 means DefaultSubscribeBuffer;
 	// negative, or more than 1,048,576 (1<<20: the channel is allocated
 	// at once), is invalid. Ignored with Handler.
+	//
+	// Until SubscribeWith returns nobody can read the channel, and
+	// SubscribeWith does not wait for a reader: the items that arrive
+	// before it has every confirmation and do not fit in the channel are
+	// held in memory, beyond Buffer (with OverflowDrop the messages among
+	// them are dropped and counted instead; events are held), and go into
+	// the channel once it has them all, in order and before any later
+	// item. So a small Buffer on a busy channel does not hold
+	// SubscribeWith up.
 	Buffer int
 	// Overflow says what happens to a message when the channel is full.
 	// Default OverflowBlock. Ignored with Handler.
 	Overflow Overflow
 	// Handler, when set, receives every item instead of a channel
-	// (Channel returns nil). It is called on the connection's reader
-	// goroutine, one call at a time, in order; while it runs nothing more
-	// is read (backpressure, as OverflowBlock). It may call the
-	// Subscription's methods and the engine's Close. The Subscription's
-	// Subscribe and Unsubscribe methods called from it send the change
-	// and return without waiting for the server's confirmation (read by
-	// the goroutine the Handler holds up): see Subscription.Subscribe. A
-	// Close called from it ends the subscription without waiting for the
-	// Handler (see Subscription.Close). Other engine calls that wait for
-	// a reply on this subscription's connection cannot be made from it. A panic in it is recovered: that item is lost,
-	// the subscription goes on, and the panic is counted (Stats.SubPanics)
-	// and, the first time, logged. Close (the Subscription's or the
-	// engine's) called from any other goroutine waits for a call in
-	// progress to return: a Handler that blocks for ever (on a channel
-	// nobody reads any more, say) blocks Close for ever.
+	// (Channel returns nil), one call at a time, in order (a connection's
+	// Subscribed event before its messages), on the connection's reader
+	// goroutine; while it runs nothing more is read (backpressure, as
+	// OverflowBlock).
+	//
+	// SubscribeWith neither calls it nor waits for it: the items that
+	// arrive before the server confirmed everything SubscribeWith asked
+	// for are held in memory, then handed to it in order on a goroutine
+	// of the subscription's once SubscribeWith has every confirmation;
+	// the readers wait for that, and hand it the later items afterwards.
+	// So a call can start before SubscribeWith has returned to its
+	// caller: a Handler that uses the Subscription must wait for it (on a
+	// channel closed once SubscribeWith returned, say), which it may do
+	// without holding SubscribeWith up.
+	//
+	// It may call the Subscription's methods and the engine's Close. The
+	// Subscription's Subscribe and Unsubscribe methods called from it
+	// send the change and return without waiting for the server's
+	// confirmation (read by the goroutine the Handler holds up): see
+	// Subscription.Subscribe. A Close called from it ends the
+	// subscription without waiting for the Handler (see
+	// Subscription.Close). Other engine calls that wait for a reply on
+	// this subscription's connection cannot be made from it. A panic in
+	// it is recovered: that item is lost, the subscription goes on, and
+	// the panic is counted (Stats.SubPanics) and, the first time, logged.
+	// Close (the Subscription's or the engine's) called from any other
+	// goroutine waits for a call in progress to return: a Handler that
+	// blocks for ever (on a channel nobody reads any more, say) blocks
+	// Close for ever.
 	Handler func(SubEvent)
 }
 
@@ -179,7 +202,15 @@ type Subscription struct {
 	told, toldAt atomic.Int64
 	life         context.Context // ends with the subscription: bounds background routing
 	cancel       context.CancelFunc
-	bg           sync.WaitGroup // background routing and actor stops
+	bg           sync.WaitGroup // background routing, actor stops and the release of held items
+
+	// The gate (see hold): shut until SubscribeWith has the server's
+	// confirmations, open once the items held meanwhile are handed over.
+	opened   atomic.Bool // gate == gateOpen, read without gmu by every delivery
+	gmu      sync.Mutex
+	gate     gateState
+	held     []SubEvent    // items held while the gate is shut, in order
+	released chan struct{} // closed once the held items are handed over
 
 	// instance numbers the subscription for the hooks
 	// (hooks.Subscriber.Instance).
@@ -219,7 +250,13 @@ type subCounters struct {
 // (dialling and the first confirmation); afterwards the subscription lives
 // until Close or the engine's Close, reconnecting as needed. It fails when
 // no server answers or the server refuses the command; at least one
-// non-empty name is required (ErrInvalidArgument).
+// non-empty name is required (ErrInvalidArgument). When it fails (ctx's
+// error when ctx ended first) nothing is left subscribed.
+//
+// It does not wait for the channel's reader nor for the Handler, whatever
+// Buffer, Overflow and the message rate: the items that arrive before it
+// returns are held and delivered afterwards, in order (see
+// SubscribeOptions.Buffer and SubscribeOptions.Handler).
 func (e *Engine) Subscribe(ctx context.Context, channels ...string) (*Subscription, error) {
 	return e.SubscribeWith(ctx, SubscribeOptions{Channels: channels})
 }
@@ -239,7 +276,9 @@ func (e *Engine) SSubscribe(ctx context.Context, shardChannels ...string) (*Subs
 }
 
 // SubscribeWith subscribes to everything in o, with o's delivery options.
-// See Subscribe.
+// It returns once the server confirmed every channel, pattern and shard
+// channel of o, or when ctx ends (with ctx's error, and nothing left
+// subscribed). See Subscribe.
 func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscription, error) {
 	if ctx == nil {
 		ctx = context.Background()
@@ -274,15 +313,21 @@ func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscr
 		return nil, err
 	}
 	e.subs.live.Add(1)
+	// Until the gate opens, the items are held rather than handed over
+	// (see hold): the connection's reader must not wait for a reader of
+	// the channel (the caller has no Subscription yet) nor for the
+	// Handler (which may wait for it), since it has the confirmations
+	// still to read.
 	err := errors.Join(
 		s.change(ctx, actors.SubChannel, false, o.Channels),
 		s.change(ctx, actors.SubPattern, false, o.Patterns),
 		s.change(ctx, actors.SubShard, false, o.ShardChannels),
 	)
 	if err != nil {
-		_ = s.Close()
+		_ = s.Close() // the held items go with it
 		return nil, err
 	}
+	s.release()
 	return s, nil
 }
 

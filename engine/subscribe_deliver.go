@@ -1,7 +1,8 @@
 package engine
 
-// Delivering a subscription's items to its channel or Handler: Overflow,
-// dropped messages, the hooks and the pub/sub counters.
+// Delivering a subscription's items to its channel or Handler: the items
+// held until SubscribeWith has its confirmations, Overflow, dropped
+// messages, the hooks and the pub/sub counters.
 
 import (
 	"fmt"
@@ -80,18 +81,136 @@ func (s *Subscription) call(out SubEvent) (ok bool) {
 	return true
 }
 
-// deliver hands out one item; false if it was dropped. A message is
-// counted (Stats.SubMessages) before it is handed out, and the count taken
-// back if it is not: a reader that has it sees it counted (counted after
-// the send, the message could be read, and Stats read, before its sender
-// ran again to count it).
+// gateState is the state of a subscription's gate (see hold).
+type gateState uint8
+
+const (
+	gateShut      gateState = iota // SubscribeWith waits for confirmations: items are held
+	gateReleasing                  // the held items are being handed over: deliveries wait
+	gateOpen                       // deliveries hand their items over themselves
+)
+
+// deliver hands out one item, or holds it while the gate is shut (see
+// hold); false if it was dropped.
+func (s *Subscription) deliver(out SubEvent, g int64) bool {
+	if !s.opened.Load() {
+		if done, ok := s.hold(out); done {
+			return ok
+		}
+	}
+	return s.hand(out, g)
+}
+
+// hold is deliver's gate, shut until SubscribeWith has the server's
+// confirmation of everything it asked for. Meanwhile nothing may wait for
+// the items to be taken: SubscribeWith's caller has no Subscription yet,
+// so nobody reads the channel, and the Handler may wait for that
+// Subscription, while the connection's reader, which delivers them, has
+// the confirmations still to read (it would wait for ever, or until
+// SubscribeWith's ctx ended). So while the gate is shut an item goes into
+// the channel when the channel has room and nothing is held; otherwise a
+// message is dropped with OverflowDrop (the channel is full, as nobody
+// reads it yet) and every other item is held, in order, in memory, beyond
+// Buffer; with a Handler every item is held. release then hands the held
+// items over, in order; until it has, hold waits (the order and
+// OverflowBlock's backpressure are kept), and afterwards it lets deliver
+// hand the item over itself: done is then false. ok is deliver's result
+// when done.
+func (s *Subscription) hold(out SubEvent) (done, ok bool) {
+	msg := out.Kind == SubMessage
+	s.gmu.Lock()
+	for s.gate == gateReleasing {
+		released := s.released
+		s.gmu.Unlock()
+		select {
+		case <-released:
+		case <-s.quit:
+			return true, false
+		}
+		s.gmu.Lock()
+	}
+	if s.gate == gateOpen {
+		s.gmu.Unlock()
+		return false, false
+	}
+	select {
+	case <-s.quit: // nothing more is handed over
+		s.gmu.Unlock()
+		return true, false
+	default:
+	}
+	if s.handler == nil && len(s.held) == 0 {
+		s.counted(msg) // see hand
+		select {
+		case s.ch <- out:
+			s.gmu.Unlock()
+			return true, true
+		default:
+			s.uncounted(msg)
+		}
+	}
+	if s.drop && msg {
+		s.gmu.Unlock()
+		s.droppedMessage()
+		return true, false
+	}
+	s.held = append(s.held, out)
+	s.gmu.Unlock()
+	return true, true
+}
+
+// release opens the gate once SubscribeWith has its confirmations, and
+// returns at once: the held items are handed over, in order, by a
+// goroutine of the subscription's (its end waits for it), so that
+// SubscribeWith waits neither for the channel's reader nor for the
+// Handler. Until they all are, the deliveries of later items wait.
+func (s *Subscription) release() {
+	s.gmu.Lock()
+	if len(s.held) == 0 {
+		s.gate = gateOpen
+		s.opened.Store(true)
+		s.gmu.Unlock()
+		return
+	}
+	s.gate = gateReleasing
+	s.released = make(chan struct{})
+	s.gmu.Unlock()
+	// Not run when the subscription has just ended: the waiting
+	// deliveries return on quit.
+	s.background(s.handOverHeld)
+}
+
+// handOverHeld hands the held items over (the Handler's calls then run on
+// this goroutine), then opens the gate. No item is held meanwhile: the
+// deliveries wait for released.
+func (s *Subscription) handOverHeld() {
+	s.gmu.Lock()
+	held := s.held
+	s.held = nil
+	s.gmu.Unlock()
+	for _, out := range held {
+		s.hand(out, 0)
+	}
+	s.gmu.Lock()
+	s.gate = gateOpen
+	s.opened.Store(true)
+	close(s.released)
+	s.gmu.Unlock()
+}
+
+// hand hands out one item; false if it was dropped. A message is counted
+// (Stats.SubMessages) before it is handed out, and the count taken back if
+// it is not: a reader that has it sees it counted (counted after the send,
+// the message could be read, and Stats read, before its sender ran again
+// to count it).
 //
 // g is the id of the calling goroutine when the caller knows it (a
 // message: the connection's reader, looked up once per connection), else
 // 0. A Handler call records it (s.hg) for the whole call, so that a Close
 // from the Handler knows not to wait for its own goroutine; the events
-// (rare, and emitted by the actor's goroutine too) have it looked up here.
-func (s *Subscription) deliver(out SubEvent, g int64) bool {
+// (rare, and emitted by the actor's goroutine too) and the held items
+// (handed over by handOverHeld) have it looked up here.
+func (s *Subscription) hand(out SubEvent, g int64) bool {
 	msg := out.Kind == SubMessage
 	if s.handler != nil {
 		s.hmu.Lock()
