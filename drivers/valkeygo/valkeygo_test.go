@@ -350,6 +350,12 @@ func TestClientOption(t *testing.T) {
 			if !opt.DisableCache {
 				t.Error("DisableCache is off")
 			}
+			// valkey-go's default ring (1,024 slots) costs a new connection
+			// about two thirds of its client CPU; the driver's connections
+			// never have more than a few calls at once.
+			if opt.RingScaleEachConn <= 0 || opt.RingScaleEachConn >= valkey.DefaultRingScale {
+				t.Errorf("RingScaleEachConn = %d, want a ring smaller than valkey-go's default (%d)", opt.RingScaleEachConn, valkey.DefaultRingScale)
+			}
 			// valkey-go moves a DoMulti of BlockingPipeline or more commands
 			// to a dedicated connection.
 			if opt.BlockingPipeline <= maxPipeline {
