@@ -209,19 +209,7 @@ func TestFaultCloseWhileBreakerOpen(t *testing.T) {
 // + 50ms; three rounds of freeze and thaw; after each thaw the engine
 // serves again within 1s.
 func TestFaultFrozenDeadlines(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fault test: skipped with -short")
-	}
-	srv := valkeytest.Start(t)
-	eng, err := open(context.Background(), t, config.DefaultConfig().WithAddrs(srv.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	ctx := ctxT(t)
-	if err := eng.Ping(ctx); err != nil {
-		t.Fatal(err)
-	}
+	srv, eng := faultEngine(t)
 	const deadline = 200 * time.Millisecond
 	for round := range 3 {
 		if err := srv.Pause(); err != nil {
@@ -258,18 +246,7 @@ func TestFaultFrozenDeadlines(t *testing.T) {
 // when the future is awaited with a ctx that never ends (the driver's
 // blocking call gives up seconds later).
 func TestFaultFrozenBlockingDeadline(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fault test: skipped with -short")
-	}
-	srv := valkeytest.Start(t)
-	eng, err := open(context.Background(), t, config.DefaultConfig().WithAddrs(srv.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	if err := eng.Ping(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	srv, eng := faultEngine(t)
 	if err := srv.Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -288,4 +265,24 @@ func TestFaultFrozenBlockingDeadline(t *testing.T) {
 			t.Fatalf("BLPOP %v with a %s deadline returned after %s", args, deadline, el)
 		}
 	}
+}
+
+// faultEngine skips a fault test with -short, else starts a server and an
+// engine on it with the default config, closed at the test's end, and
+// checks that it serves.
+func faultEngine(t *testing.T) (*valkeytest.Server, *engine.Engine) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("fault test: skipped with -short")
+	}
+	srv := valkeytest.Start(t)
+	eng, err := open(context.Background(), t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	if err := eng.Ping(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	return srv, eng
 }

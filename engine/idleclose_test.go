@@ -1,12 +1,8 @@
 package engine_test
 
 import (
-	"context"
 	"testing"
 	"time"
-
-	"github.com/vactor-io/vactor/config"
-	"github.com/vactor-io/vactor/valkeytest"
 )
 
 // TestIdleConnectionClosedByServer: a connection the server closed while
@@ -15,15 +11,7 @@ import (
 // sent again on a new connection rather than failed as possibly run
 // (ErrOutcomeUnknown).
 func TestIdleConnectionClosedByServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fault test: skipped with -short")
-	}
-	srv := valkeytest.Start(t)
-	eng, err := open(context.Background(), t, config.DefaultConfig().WithAddrs(srv.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
+	srv, eng := faultEngine(t)
 	ctx := ctxT(t)
 	// The pause is the scenario (an idle connection), not a wait for
 	// something: long enough for the server's FIN to arrive, shorter than
