@@ -102,13 +102,13 @@ func (c *Collector) Intercept(cmd Hooked, res valkey.ValkeyResult) bool {
 
 // Reroute keeps cmd, which its node failed with err without running it
 // (never written, or refused by the open breaker of a node that refuses
-// connections: see unrun), while its ctx lasts,
-// to be sent again, as a redirect is, once none of the slot's commands is
-// in flight, to the owner the slot map names then, read again: a failover
-// may have moved the slot to a replica while the engine was idle, and the
-// map names the dead node until it is reloaded. It reports false, keeping
-// nothing, for any other error (a command that may have run fails with
-// it) and once the collector is closed; the caller then fails cmd and
+// connections: see unrun), to be sent again, as a redirect is, once none
+// of the slot's commands is in flight, to the owner the slot map names
+// then, read again: a failover may have moved the slot to a replica while
+// the engine was idle, and the map names the dead node until it is
+// reloaded. It reports false, keeping nothing, for any other error (a
+// command that may have run fails with it), for a command whose ctx has
+// ended, and once the collector is closed; the caller then fails cmd and
 // counts it with Failed. A rerouted command counts as a redirect against
 // MaxRedirects; when the map still names the failed node, its slot actor
 // fails it fast with the node's error, as it does a new command.
