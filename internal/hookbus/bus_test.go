@@ -38,7 +38,29 @@ func newBus(t *testing.T, capacity int, hs ...hooks.Hook) (*Bus, *bytes.Buffer) 
 	b := New(hs, slog.New(slog.NewTextHandler(&buf, nil)), capacity)
 	b.Start()
 	t.Cleanup(func() { b.Close(time.Minute) })
+	waitIdle(t, b)
 	return b, &buf
+}
+
+// waitIdle waits until the hook goroutine waits for events. Until then
+// it takes whatever is queued without a wake-up, Hold or not: a test that
+// holds to get one batch must start from an idle goroutine (CI once saw
+// TestCloseFromHook's events split in two batches).
+func waitIdle(t *testing.T, b *Bus) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.mu.Lock()
+		idle := b.idle
+		b.mu.Unlock()
+		if idle {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the hook goroutine has not gone idle within 10 s")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
 }
 
 // Events reach every hook in the slice's order, event by event; a hook
