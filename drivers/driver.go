@@ -56,10 +56,11 @@ type Options struct {
 	// the driver must send pipelines up to this size on this connection.
 	MaxPipeline int
 	// NoIdlePing asks the driver to send no command of its own on the
-	// connection (valkey-go PINGs a connection idle for a second, and
-	// turns on TCP keep-alive): the caller carries connection state
-	// across calls, such as MULTI ... EXEC sent one command at a time,
-	// where a PING would join its transaction. Default false.
+	// connection (the valkey-go driver PINGs a connection idle for a
+	// second; TCP keep-alive, which sends no command, may stay on): the
+	// caller carries connection state across calls, such as MULTI ...
+	// EXEC sent one command at a time, where a PING would join its
+	// transaction. Default false.
 	NoIdlePing bool
 	// TLSRootPEM is the PEM bundle of the authorities that sign the
 	// server's certificate (config TLS.CAFile), for drivers that cannot

@@ -80,8 +80,8 @@ type idleConn struct {
 // Write of the next one checks that the server has not closed the
 // connection meanwhile. A restart, a failover or CLIENT KILL closes an
 // idle connection; nothing reads it until the next round trip (valkey-go's
-// synchronous path has no reader, and its keep-alive PING comes after a
-// second of silence), which wrote its pipeline into the closed connection
+// synchronous path has no reader, and the keep-alive PING (ping.go) comes
+// after a second of silence), which wrote its pipeline into the closed connection
 // and read EOF: its commands then failed as possibly run
 // (policies.OutcomeUnknownError) though none had reached the server. The
 // check is one non-blocking system call, paid only after such a pause.
@@ -107,6 +107,13 @@ func newDialer(timeout time.Duration, call *atomic.Int64, guard *dialGuard, open
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, d.Timeout)
 			defer cancel()
+		}
+		if d.KeepAlive < 0 {
+			// Off to turn valkey-go's PING off (see ping.go): TCP
+			// keep-alive sends no command, so it stays on.
+			dd := *d
+			dd.KeepAlive = tcpKeepAlive
+			d = &dd
 		}
 		raw, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {

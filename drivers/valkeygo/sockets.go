@@ -81,3 +81,21 @@ func (p *openConns) closeAll() {
 		c.Conn.Close()
 	}
 }
+
+// closeSockets closes the sockets of the registered connections, as
+// closeAll, but leaves later ones be: a listening Conn's PING that went
+// unanswered (see pingListener).
+func (p *openConns) closeSockets() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	conns := make([]*idleConn, 0, len(p.conns))
+	for c := range p.conns {
+		conns = append(conns, c)
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.Conn.Close()
+	}
+}

@@ -66,6 +66,8 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 	guard := new(dialGuard)
 	open := new(openConns)
 	opt := clientOption(o, call, guard, open)
+	// The driver sends the idle PING itself (ping.go).
+	opt.Dialer.KeepAlive = -1
 	// NewClient dials synchronously: bound it by ctx as well as the dialer.
 	type result struct {
 		c   valkey.Client
@@ -82,7 +84,11 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 		if r.err != nil {
 			return nil, fmt.Errorf("valkey-go: dial %s: %w", o.Addr, r.err)
 		}
-		return newConn(r.c, call, open), nil
+		c := newConn(r.c, call, open)
+		if !o.NoIdlePing {
+			c.startPing(connWriteTimeout(max(o.ReadTimeout, o.WriteTimeout)))
+		}
+		return c, nil
 	case <-ctx.Done():
 		// NewClient takes no ctx: closing the connection it is
 		// handshaking on ends it now, rather than at DialTimeout.
@@ -106,16 +112,18 @@ func ClientOption(o drivers.Options) valkey.ClientOption {
 	return clientOption(o, new(atomic.Int64), nil, nil)
 }
 
+// tcpKeepAlive is the TCP keep-alive period of the connections the
+// driver dials: valkey-go's default (Dialer.KeepAlive), which the driver
+// turns off to turn valkey-go's PING off (see ping.go).
+const tcpKeepAlive = valkey.DefaultTCPKeepAlive
+
 // clientOption is ClientOption whose connections read the deadline of the
 // call in progress from call (see idleConn), with a guard are closed when
 // the guard is aborted before the dial finished, and with open are
 // registered there (see openConns).
 func clientOption(o drivers.Options, call *atomic.Int64, guard *dialGuard, open *openConns) valkey.ClientOption {
 	timeout := max(o.ReadTimeout, o.WriteTimeout)
-	idle := timeout
-	if idle <= 0 { // valkey-go's default ConnWriteTimeout
-		idle = 10 * valkey.DefaultTCPKeepAlive
-	}
+	idle := connWriteTimeout(timeout)
 	blocking := max(o.MaxPipeline+1, valkey.DefaultBlockingPipeline)
 	keepAlive := valkey.DefaultTCPKeepAlive
 	if o.NoIdlePing {
@@ -143,6 +151,15 @@ func clientOption(o drivers.Options, call *atomic.Int64, guard *dialGuard, open 
 	}
 }
 
+// connWriteTimeout is the ConnWriteTimeout valkey-go uses for timeout:
+// timeout, or its default for 0 (10 times its default keep-alive).
+func connWriteTimeout(timeout time.Duration) time.Duration {
+	if timeout <= 0 {
+		return 10 * valkey.DefaultTCPKeepAlive
+	}
+	return timeout
+}
+
 // ringScale sizes valkey-go's per-connection ring: 2^ringScale calls
 // queued or in flight at once on one connection, a caller past that
 // waiting for a slot. valkey-go's default, 10, allocates 1,024 slots, each
@@ -150,7 +167,7 @@ func clientOption(o drivers.Options, call *atomic.Int64, guard *dialGuard, open 
 // opens: about two thirds of a new connection's client CPU (64 Dedicated
 // connections opened in turn: 1.85-2.0 ms each, 0.65 ms with 5). The
 // driver's connections never have that many calls at once: a connection
-// actor has one pipeline in flight (and valkey-go's keep-alive PING), a
+// actor has one pipeline in flight (or the driver's idle PING), a
 // blocking or dedicated connection one call, a subscriber connection its
 // subscription changes.
 const ringScale = 5
@@ -198,6 +215,14 @@ type Conn struct {
 	closing context.Context
 	cancel  context.CancelFunc
 	once    sync.Once
+
+	// The driver's idle PING (ping.go): gate orders it with the calls on
+	// the first connection.
+	gate        gate
+	pingTimeout time.Duration
+	pingMu      sync.Mutex
+	pingTimer   *time.Timer
+	pingStopped bool
 
 	// ded, once Listen ran, is the dedicated pub/sub connection: Do and
 	// DoMulti use it from then on.
@@ -262,9 +287,13 @@ func (c *Conn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult
 		defer done()
 		return c.cause(ctx, c.c.Do(cctx, cmd))
 	}
+	if err := c.gate.enter(ctx); err != nil {
+		return valkey.NewErrorResult(errNotSentCtx(err))
+	}
 	c.begin(ctx)
 	r := c.c.Do(ctx, cmd)
 	c.end()
+	c.gate.exit()
 	return r
 }
 
@@ -296,9 +325,17 @@ func (c *Conn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.V
 		}
 		return rs
 	}
+	if err := c.gate.enter(ctx); err != nil {
+		rs := make([]valkey.ValkeyResult, len(cmds))
+		for i := range rs {
+			rs[i] = valkey.NewErrorResult(errNotSentCtx(err))
+		}
+		return rs
+	}
 	c.begin(ctx)
 	rs := c.c.DoMulti(ctx, cmds...)
 	c.end()
+	c.gate.exit()
 	return rs
 }
 
@@ -437,6 +474,7 @@ func (c *Conn) Close() error {
 		c.mu.Lock()
 		c.closed = true
 		c.mu.Unlock()
+		c.stopPing()
 		c.cancel()
 		c.open.closeAll()
 		d := c.ded.Load()

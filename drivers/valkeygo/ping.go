@@ -1,0 +1,165 @@
+package valkeygo
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/drivers"
+)
+
+// valkey-go PINGs a connection after a second of silence, with a Do on a
+// goroutine of its own (pipe.backgroundPing). A call the connection actor
+// made during that PING's round trip (50-100 µs) found a second call in
+// progress and was queued, and valkey-go then started its background
+// writer and reader for the connection, which it never stops (a pipe only
+// goes from its synchronous state to the background one): from then on
+// every round trip paid their two hand-offs for good (GET p50 at 1
+// goroutine 66-84 µs against 44-46; a low-traffic service met the window a
+// few times a day per connection).
+//
+// So the driver turns valkey-go's PING off (Dialer.KeepAlive -1, which
+// also turns TCP keep-alive off: the dialer turns it on again, see
+// newDialer) and sends the PING itself, through a gate that orders it with
+// the Conn's calls: valkey-go never sees two at once on the connection. As
+// valkey-go's, it goes out after pingGap without a call, and only when no
+// call is in progress; it waits for its reply up to the connection's
+// timeout (ConnWriteTimeout), and one that fails or times out breaks the
+// connection as valkey-go's did (valkey-go closes it, and dials a new one
+// for the next call). A listening Conn's dedicated connection (pub/sub)
+// gets the same PING, without the gate (it is on valkey-go's background
+// path anyway); valkey-go's pooled connections for blocking commands get
+// none: they are on the background path too, whose reader sees a close at
+// once, and TCP keep-alive finds a peer gone.
+
+// pingGap is the silence after which the driver PINGs a connection:
+// valkey-go's own default (tests shorten it).
+var pingGap = valkey.DefaultTCPKeepAlive
+
+// gate orders a Conn's calls on its first connection with the driver's
+// PING. Calls do not wait for each other (n counts those in progress); a
+// call waits while the PING holds the gate (n == -1), or until its ctx
+// ends.
+type gate struct {
+	n    atomic.Int64
+	used atomic.Bool // a call entered since the last PING check
+
+	mu   sync.Mutex
+	free chan struct{} // closed when the PING in progress releases the gate
+}
+
+// enter lets a call in; it fails only when ctx ends first.
+func (g *gate) enter(ctx context.Context) error {
+	g.used.Store(true)
+	for {
+		n := g.n.Load()
+		if n >= 0 {
+			if g.n.CompareAndSwap(n, n+1) {
+				return nil
+			}
+			continue
+		}
+		g.mu.Lock()
+		free := g.free
+		g.mu.Unlock()
+		if free == nil {
+			continue // released meanwhile
+		}
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (g *gate) exit() { g.n.Add(-1) }
+
+// lockIdle takes the gate for a PING if no call entered since the last
+// check and none is in progress.
+func (g *gate) lockIdle() bool {
+	if g.used.Swap(false) {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.n.CompareAndSwap(0, -1) {
+		return false
+	}
+	g.free = make(chan struct{})
+	return true
+}
+
+func (g *gate) unlock() {
+	g.mu.Lock()
+	g.n.Store(0)
+	close(g.free)
+	g.free = nil
+	g.mu.Unlock()
+}
+
+// errNotSentCtx fails the commands of a call whose ctx ended while it
+// waited for the driver's PING: none was written.
+func errNotSentCtx(err error) error { return fmt.Errorf("%w: %w", drivers.ErrNotSent, err) }
+
+// startPing arms the Conn's idle PING.
+func (c *Conn) startPing(timeout time.Duration) {
+	c.pingTimeout = timeout
+	c.pingMu.Lock()
+	defer c.pingMu.Unlock()
+	c.pingTimer = time.AfterFunc(pingGap, c.idlePing)
+}
+
+// stopPing disarms it (Close); a PING in progress fails with the sockets
+// Close closes.
+func (c *Conn) stopPing() {
+	c.pingMu.Lock()
+	defer c.pingMu.Unlock()
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	c.pingStopped = true
+}
+
+// idlePing is the PING timer's function: see above.
+func (c *Conn) idlePing() {
+	if c.gate.lockIdle() {
+		ctx, cancel := context.WithTimeout(c.closing, c.pingTimeout)
+		c.begin(ctx)
+		_ = c.c.Do(ctx, c.c.B().Ping().Build())
+		c.end()
+		cancel()
+		c.gate.unlock()
+	}
+	if d := c.ded.Load(); d != nil {
+		c.pingListener(*d)
+	}
+	c.pingMu.Lock()
+	defer c.pingMu.Unlock()
+	if !c.pingStopped {
+		c.pingTimer.Reset(pingGap)
+	}
+}
+
+// pingListener PINGs a listening Conn's dedicated connection. On
+// valkey-go's background path a ctx that ends gives up on the reply but
+// leaves the connection be, so, as valkey-go's own PING, it waits on a
+// timer, and a PING unanswered by then closes the Conn's sockets: the
+// listener's done channel then reports the error, as it did when
+// valkey-go's PING failed.
+func (c *Conn) pingListener(d valkey.DedicatedClient) {
+	done := make(chan error, 1)
+	go func() { done <- d.Do(context.Background(), d.B().Ping().Build()).NonValkeyError() }()
+	t := time.NewTimer(c.pingTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		c.open.closeSockets()
+	case <-c.closing.Done():
+	}
+}
