@@ -13,6 +13,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/internal/stagger"
 	"github.com/vactor-io/vactor/policies"
 )
 
@@ -195,18 +196,19 @@ func (s *SentinelState) Discover(ctx context.Context, verify func(ctx context.Co
 }
 
 // askEach asks the sentinels of order (each once) for the primary, in
-// turn, staggered: the next one as soon as the previous one failed or
-// after Stagger without an answer, those asked before still running. A
-// sentinel that accepts connections and never answers (frozen) thus
-// delays the others by Stagger, not by AskTimeout or the whole of ctx, and
-// an answer from an earlier sentinel still counts while a later one is
-// asked. check accepts (nil) or refuses an answer, on the goroutine that
-// asked; the first answer accepted wins. askEach returns only once every
-// sentinel it asked is done: on a winner, or when ctx ends, the others are
-// cancelled (they end at once) and waited for, so nothing is left behind.
-// It returns the winner (nil if none), the sentinels that the answers
-// received name, and, without a winner, the error that joins what each
-// sentinel came to, in order: those not asked before ctx ended say so.
+// turn, staggered (stagger.First): the next one as soon as the previous
+// one failed or after Stagger without an answer, those asked before still
+// running. A sentinel that accepts connections and never answers (frozen)
+// thus delays the others by Stagger, not by AskTimeout or the whole of
+// ctx, and an answer from an earlier sentinel still counts while a later
+// one is asked. check accepts (nil) or refuses an answer, on the goroutine
+// that asked; the first answer accepted wins. askEach returns only once
+// every sentinel it asked is done: on a winner, or when ctx ends, the
+// others are cancelled (they end at once) and waited for, so nothing is
+// left behind. It returns the winner (nil if none), the sentinels that the
+// answers received name, and, without a winner, the error that joins what
+// each sentinel came to, in order: those not asked before ctx ended say
+// so.
 func (s *SentinelState) askEach(ctx context.Context, order []string, check func(ctx context.Context, a sentinelAnswer) error) (*sentinelAnswer, []string, error) {
 	var list []string
 	for _, addr := range order {
@@ -217,90 +219,43 @@ func (s *SentinelState) askEach(ctx context.Context, order []string, check func(
 	if len(list) == 0 {
 		return nil, nil, errors.New("no sentinel to ask")
 	}
-	stagger := s.Stagger
-	if stagger <= 0 {
-		stagger = 100 * time.Millisecond
+	gap := s.Stagger
+	if gap <= 0 {
+		gap = 100 * time.Millisecond
 	}
 	type outcome struct {
-		i        int
 		ans      sentinelAnswer
 		answered bool // ans is the sentinel's answer (check may have refused it)
-		err      error
 	}
-	actx, cancel := context.WithCancel(ctx)
-	outcomes := make(chan outcome, len(list))
-	var wg sync.WaitGroup
-	defer func() {
-		cancel()
-		wg.Wait() // cancelled: each ends at once
-	}()
-	next, running := 0, 0
-	askNext := func() {
-		i := next
-		next++
-		running++
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a, err := s.ask(actx, list[i])
-			o := outcome{i: i, ans: a, answered: err == nil, err: err}
-			if err == nil {
-				o.err = check(actx, a)
-			}
-			outcomes <- o
-		}()
+	won, out := stagger.First(ctx, len(list), gap, func(ctx context.Context, i int) (outcome, error) {
+		a, err := s.ask(ctx, list[i])
+		if err != nil {
+			return outcome{}, err
+		}
+		return outcome{a, true}, check(ctx, a)
+	})
+	var known []string
+	for _, o := range out {
+		if o.V.answered {
+			known = append(known, o.V.ans.sentinels...)
+		}
+	}
+	if won >= 0 {
+		return &out[won].V.ans, known, nil
 	}
 	errs := make([]error, len(list))
-	var known []string
-	var won *sentinelAnswer
-	take := func(o outcome) {
-		running--
-		if o.answered {
-			known = append(known, o.ans.sentinels...)
+	for i, o := range out {
+		if o.Asked {
+			errs[i] = o.Err
+			continue
 		}
-		if o.err != nil {
-			errs[o.i] = o.err
-		} else if won == nil {
-			won = &o.ans
+		cause := ctx.Err()
+		if cause == nil {
+			cause = errors.New("no answer")
 		}
+		errs[i] = fmt.Errorf("sentinel %s: not asked: %w", list[i], cause)
 	}
-	askNext()
-	timer := time.NewTimer(stagger)
-	defer timer.Stop()
-	for {
-		select {
-		case o := <-outcomes:
-			if take(o); won != nil {
-				return won, known, nil
-			}
-			if next < len(list) {
-				askNext()
-				timer.Reset(stagger)
-			} else if running == 0 {
-				return nil, known, errors.Join(errs...)
-			}
-		case <-timer.C:
-			if next < len(list) {
-				askNext()
-				timer.Reset(stagger)
-			}
-		case <-ctx.Done():
-			// The sentinels still asked end at once (actx ends with ctx,
-			// and says why): their errors name them (ctx's error alone
-			// does not say which did not answer).
-			wg.Wait()
-			for range running {
-				take(<-outcomes)
-			}
-			if won != nil { // it passed just as ctx ended
-				return won, known, nil
-			}
-			for i := next; i < len(list); i++ {
-				errs[i] = fmt.Errorf("sentinel %s: not asked: %w", list[i], ctx.Err())
-			}
-			return nil, known, errors.Join(errs...)
-		}
-	}
+	return nil, known, errors.Join(errs...)
 }
 
 // ask queries one sentinel over its cached command connection (dialled on

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/internal/stagger"
 )
 
 // Reading the cluster slot map. A node that accepts connections and never
@@ -134,71 +134,28 @@ func (c *cluster) degraded() bool {
 }
 
 // fetchMap asks srcs for the slot map, in order, staggered (see the top of
-// the file), and returns the first map, or every error.
+// the file; stagger.First), and returns the first map, or the errors of
+// the nodes asked, in the order of srcs, then ctx's when it ended.
 func (e *Engine) fetchMap(ctx context.Context, srcs []mapSource) (*actors.Topology, error) {
 	if len(srcs) == 0 {
 		return nil, errors.New("no node to ask")
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	type answer struct {
-		t   *actors.Topology
-		err error
+	won, out := stagger.First(ctx, len(srcs), loadStagger, func(ctx context.Context, i int) (*actors.Topology, error) {
+		return e.fetchFrom(ctx, srcs[i])
+	})
+	if won >= 0 {
+		return out[won].V, nil
 	}
-	answers := make(chan answer, len(srcs))
-	var wg sync.WaitGroup
-	defer func() {
-		cancel()
-		wg.Wait() // cancelled: each ends at once
-	}()
-	next, running := 0, 0
-	ask := func() {
-		src := srcs[next]
-		next++
-		running++
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t, err := e.fetchFrom(ctx, src)
-			answers <- answer{t, err}
-		}()
-	}
-	ask()
-	stagger := time.NewTimer(loadStagger)
-	defer stagger.Stop()
 	var errs []error
-	for {
-		select {
-		case a := <-answers:
-			running--
-			if a.err == nil {
-				return a.t, nil
-			}
-			errs = append(errs, a.err)
-			if next < len(srcs) {
-				ask()
-				stagger.Reset(loadStagger)
-			} else if running == 0 {
-				return nil, errors.Join(errs...)
-			}
-		case <-stagger.C:
-			if next < len(srcs) {
-				ask()
-				stagger.Reset(loadStagger)
-			}
-		case <-ctx.Done():
-			// The nodes still asked end at once: their errors name them
-			// (ctx's error alone does not say which seeds did not answer).
-			err := ctx.Err()
-			cancel()
-			wg.Wait()
-			for range running {
-				if a := <-answers; a.err != nil {
-					errs = append(errs, a.err)
-				}
-			}
-			return nil, errors.Join(append(errs, err)...)
+	for _, o := range out {
+		if o.Asked {
+			errs = append(errs, o.Err)
 		}
 	}
+	if err := ctx.Err(); err != nil { // also for the nodes not asked
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
 }
 
 // fetchFrom reads the slot map from one node: through its connection
