@@ -28,7 +28,7 @@ func TestAuditSentinel(t *testing.T) {
 
 	// failNew runs New with cfg, which must fail within limit with an
 	// error matching target and containing every one of want.
-	failNew := func(t *testing.T, cfg config.Config, limit time.Duration, target error, want ...string) {
+	failNew := func(t *testing.T, cfg config.Config, limit time.Duration, target error, want ...string) error {
 		t.Helper()
 		defer noLeakWithin(t, lingerDial, goleak.IgnoreCurrent())
 		start := time.Now()
@@ -50,6 +50,7 @@ func TestAuditSentinel(t *testing.T) {
 				t.Fatalf("New: %q does not say %q", err, w)
 			}
 		}
+		return err
 	}
 
 	t.Run("UnknownMasterName", func(t *testing.T) {
@@ -60,7 +61,13 @@ func TestAuditSentinel(t *testing.T) {
 	t.Run("SentinelsDown", func(t *testing.T) {
 		a, b := freeAddr(t), freeAddr(t)
 		cfg := config.DefaultConfig().WithSentinel(s.MasterName(), a, b)
-		failNew(t, cfg, 2*time.Second, engine.ErrNoPrimary, a, b)
+		// Each sentinel's dial error says what is wrong, as a data
+		// node's does (a *ConnectError with a Reason).
+		err := failNew(t, cfg, 2*time.Second, engine.ErrNoPrimary, a, b, "no server listens at the address")
+		var ce *engine.ConnectError
+		if !errors.As(err, &ce) || ce.Reason == "" || (ce.Addr != a && ce.Addr != b) {
+			t.Fatalf("New: %v; want a *engine.ConnectError with a Reason for a sentinel", err)
+		}
 	})
 
 	t.Run("SilentSentinelOnly", func(t *testing.T) {

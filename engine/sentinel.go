@@ -212,11 +212,17 @@ func (e *Engine) settled(ctx context.Context) error {
 }
 
 // dialSentinel opens a connection to a sentinel with the sentinels'
-// credentials.
+// credentials; a failed dial is a *ConnectError that says what is wrong
+// when it can tell (a refused connection, TLS, ACL), as for data nodes.
 func (sn *sentinel) dialSentinel(ctx context.Context, addr string) (drivers.ValkeyConn, error) {
 	opts := sn.opts
 	opts.Addr = addr
-	return sn.e.open(ctx, opts)
+	conn, err := sn.e.open(ctx, opts)
+	if err != nil && !errors.Is(err, ErrClosed) {
+		reason, extra := explainConnect(err, opts.TLS != nil)
+		return nil, &ConnectError{Addr: addr, Reason: reason, Err: err, extra: extra}
+	}
+	return conn, err
 }
 
 // dialRole dials the data node at addr and checks that it says it is a
