@@ -64,6 +64,19 @@ func pings(t *testing.T, srv *valkeytest.Server) int {
 	return n
 }
 
+// waitPings waits until srv has run n more PINGs (5 s at most).
+func waitPings(t *testing.T, srv *valkeytest.Server, n int) {
+	t.Helper()
+	before := pings(t, srv)
+	start := time.Now()
+	for pings(t, srv)-before < n {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("fewer than %d PINGs in 5 s", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // A call made while the idle PING is out waits for it instead of
 // meeting it in valkey-go: every round trip keeps valkey-go's synchronous
 // path (a SetDeadline per round trip on the one connection). With
@@ -177,15 +190,8 @@ func TestPingListenerFrozen(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("SUBSCRIBE not confirmed")
 	}
-	before := pings(t, srv)
 	// Pings while subscribed (the listener's and the first connection's).
-	start := time.Now()
-	for pings(t, srv)-before < 4 {
-		if time.Since(start) > 5*time.Second {
-			t.Fatal("fewer than 4 PINGs in 5 s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitPings(t, srv, 4)
 	select {
 	case err := <-done:
 		t.Fatalf("the listener ended while the server answers: %v", err)
@@ -195,7 +201,7 @@ func TestPingListenerFrozen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = srv.Resume() }()
-	start = time.Now()
+	start := time.Now()
 	select {
 	case err := <-done:
 		if err == nil {
@@ -219,15 +225,8 @@ func TestNoIdlePingSendsNothing(t *testing.T) {
 	if err := p.Do(context.Background(), p.B().Get().Key("k").Build()).Error(); err != nil && !valkey.IsValkeyNil(err) {
 		t.Fatal(err)
 	}
-	before := pings(t, srv)
 	// 20 PINGs of the other Conn: 20 gaps of silence for both.
-	start := time.Now()
-	for pings(t, srv)-before < 20 {
-		if time.Since(start) > 5*time.Second {
-			t.Fatal("fewer than 20 PINGs in 5 s from the Conn that PINGs")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitPings(t, srv, 20)
 	r, err := srv.Do("CLIENT", "LIST")
 	if err != nil {
 		t.Fatal(err)
