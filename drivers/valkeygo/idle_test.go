@@ -125,7 +125,9 @@ func TestReadTimeoutStalledReplyFails(t *testing.T) {
 	const readTimeout = 300 * time.Millisecond
 	forEachTransport(t, func(t *testing.T, tlsOn bool) {
 		conn, p, _ := proxied(t, tlsOn, readTimeout, 64<<10)
-		p.down.Store(stallAfter(32<<10, 1<<10, 10*time.Millisecond))
+		// 48 KiB at 1 KiB per 10 ms: 470 ms of progress, well past the
+		// read timeout (32 KiB, 310 ms, was once seen done in 276 ms).
+		p.down.Store(stallAfter(48<<10, 1<<10, 10*time.Millisecond))
 		start := time.Now()
 		res := conn.DoMulti(context.Background(), conn.B().Get().Key("big").Build())
 		end := time.Now()
