@@ -70,8 +70,13 @@ import (
 //
 // Dedicated is safe for concurrent use; each call has its own connection.
 // c is valid only while fn runs: afterwards its methods fail with
-// ErrInvalidArgument. Close fails a Dedicated in progress: c's calls fail
-// and return ErrClosed.
+// ErrInvalidArgument. Close lets a call in progress on c be answered
+// within Config.DrainTimeout (not a blocking command), then closes the
+// connection: a call cut then fails with an error matching
+// ErrOutcomeUnknown, later calls with ErrClosed, unsent. When the pooled
+// connection is found closed by the server before fn's first command is
+// written on it (a restart or CLIENT KILL while it was idle), that command
+// goes out on a new connection instead.
 func (e *Engine) Dedicated(ctx context.Context, fn func(c *DedicatedConn) error) error {
 	return e.dedicated(ctx, "", false, fn)
 }
@@ -251,6 +256,7 @@ func (c *DedicatedConn) round(ctx context.Context, sticky bool, build func(valke
 		}
 		return nil, err
 	}
+	first := !c.used // the connection holds no state of fn's yet
 	cmds := build(c.conn.B())
 	c.used = true
 	c.sticky = c.sticky || sticky
@@ -265,32 +271,63 @@ func (c *DedicatedConn) round(ctx context.Context, sticky bool, build func(valke
 			}
 		}
 	}
-	part := max(c.e.opts.MaxPipeline, 1)
-	rs := make([]valkey.ValkeyResult, 0, len(cmds))
-	for from := 0; from < len(cmds); from += part {
-		got := c.e.ded.callMulti(ctx, c.conn, cmds[from:min(from+part, len(cmds))]...)
-		for _, r := range got {
-			if err := r.NonValkeyError(); err != nil {
-				if c.e.closed.Load() && ctx.Err() == nil {
-					err = ErrClosed // Close closed the connection under the call
-				}
-				c.broken = err
-				if !errors.Is(err, ErrClosed) && !policies.NotSent(err) {
-					err = &policies.OutcomeUnknownError{Cause: err}
-				}
-				for _, done := range obs {
-					done(err)
-				}
-				return nil, err
-			}
+	rs, err := c.send(ctx, cmds)
+	if err != nil && first && len(rs) == 0 && policies.NotSent(err) && ctx.Err() == nil && c.swap(ctx) {
+		// The pooled connection was dead (the server closed it while it
+		// was idle: a restart, CLIENT KILL, a timeout) and nothing was
+		// written: once more on a new one, as the connection actors do.
+		rs, err = c.send(ctx, build(c.conn.B()))
+	}
+	if err != nil {
+		c.broken = err
+		if !errors.Is(err, ErrClosed) && !policies.NotSent(err) {
+			// Written (or maybe): a Close that cut it after the drain
+			// included, so the caller does not take it for unsent.
+			err = &policies.OutcomeUnknownError{Cause: err}
 		}
-		rs = append(rs, got...)
+		for _, done := range obs {
+			done(err)
+		}
+		return nil, err
 	}
 	for i, done := range obs {
 		_, err := decodeReply(rs[i])
 		done(replyError(&rs[i], err))
 	}
 	return rs, nil
+}
+
+// send sends cmds on the connection in parts of at most MaxPipeline
+// (valkey-go sends a longer pipeline on a connection of its own) and
+// returns their results, or the results of the parts answered before the
+// transport error that ended it, and that error.
+func (c *DedicatedConn) send(ctx context.Context, cmds []valkey.Completed) ([]valkey.ValkeyResult, error) {
+	part := max(c.e.opts.MaxPipeline, 1)
+	rs := make([]valkey.ValkeyResult, 0, len(cmds))
+	for from := 0; from < len(cmds); from += part {
+		got := c.e.ded.callMulti(ctx, c.conn, cmds[from:min(from+part, len(cmds))]...)
+		for _, r := range got {
+			if err := r.NonValkeyError(); err != nil {
+				return rs, err
+			}
+		}
+		rs = append(rs, got...)
+	}
+	return rs, nil
+}
+
+// swap replaces the connection, found dead before fn's first command
+// was written on it, by another of the pool or a new one; it reports
+// whether it did (the dead one is closed either way).
+func (c *DedicatedConn) swap(ctx context.Context) bool {
+	c.e.ded.put(c.addr, c.conn, false)
+	c.e.ded.dropIdle(c.addr) // the others likely are dead too
+	conn, err := c.e.ded.get(c.e, ctx, c.addr)
+	if err != nil {
+		return false // c.conn, closed, fails the call and is not put back twice
+	}
+	c.conn = conn
+	return true
 }
 
 // redirected has the slot map reloaded after a MOVED or ASK reply.
@@ -377,16 +414,18 @@ func (e *Engine) resetConn(ctx context.Context, conn drivers.ValkeyConn) bool {
 	return true
 }
 
-// callMulti sends cmds on conn as one pipeline, counted by enter/leave.
+// callMulti sends cmds on conn as one pipeline, counted by
+// enterCall/leaveCall.
 func (p *txConns) callMulti(ctx context.Context, conn drivers.ValkeyConn, cmds ...valkey.Completed) []valkey.ValkeyResult {
-	if err := p.enter(); err != nil {
+	answering, err := p.enterCall(cmds...)
+	if err != nil {
 		rs := make([]valkey.ValkeyResult, len(cmds))
 		for i := range rs {
 			rs[i] = valkey.NewErrorResult(err)
 		}
 		return rs
 	}
-	defer p.leave()
+	defer p.leaveCall(answering)
 	if len(cmds) == 1 {
 		return []valkey.ValkeyResult{conn.Do(ctx, cmds[0])}
 	}

@@ -145,7 +145,7 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 			failAll(q, err)
 			return err
 		}
-		healthy, err := e.execOn(ctx, w.addr, w.conn, q)
+		healthy, err := e.execOn(ctx, w.addr, w.conn, q, false)
 		w.execd = true
 		if !healthy {
 			w.broken = err
@@ -166,10 +166,26 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 		failAll(q, err)
 		return err
 	}
-	healthy, err := e.execOn(ctx, addr, conn, q)
+	healthy, err := e.execOn(ctx, addr, conn, q, true)
 	e.tx.put(addr, conn, healthy)
+	if err == errTxUnsent {
+		// The pooled connection was dead (the server closed it while it
+		// was idle: a restart, CLIENT KILL, a timeout) and nothing was
+		// written: once more on a new one, as the connection actors do.
+		e.tx.dropIdle(addr) // the others likely are dead too
+		if conn, err = e.tx.get(e, ctx, addr); err != nil {
+			failAll(q, err)
+			return err
+		}
+		healthy, err = e.execOn(ctx, addr, conn, q, false)
+		e.tx.put(addr, conn, healthy)
+	}
 	return err
 }
+
+// errTxUnsent is execOn's error, with retry, for a transaction of which
+// nothing was written: its futures are not failed.
+var errTxUnsent = errors.New("vactor: transaction not written")
 
 // Discard drops the transaction's commands unsent; their futures fail with
 // ErrDiscarded. Discard after Exec or Discard does nothing. Inside Watch,
@@ -231,9 +247,14 @@ func (e *Engine) txAddr(slot int, key string) (string, error) {
 
 // execOn sends MULTI, q's commands and EXEC on conn and completes q's
 // futures. healthy is false when conn must not be used again.
-func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyConn, q []entry) (healthy bool, err error) {
+//
+// With retry, a transaction of which nothing could be written (the
+// connection was found closed before its first byte) fails with
+// errTxUnsent, its futures left to the caller, which sends it again.
+func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyConn, q []entry, retry bool) (healthy bool, err error) {
 	defer func() {
 		switch {
+		case err == errTxUnsent:
 		case err == nil:
 			e.tx.execs.Add(1)
 		case errors.Is(err, ErrTxAborted):
@@ -242,11 +263,12 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 			e.tx.failed.Add(1)
 		}
 	}()
-	if err := e.tx.enter(); err != nil {
+	answering, err := e.tx.enterCall() // MULTI ... EXEC: never blocks
+	if err != nil {
 		failAll(q, err)
 		return false, err
 	}
-	defer e.tx.leave()
+	defer e.tx.leaveCall(answering)
 	cmds := make([]valkey.Completed, 0, len(q)+2)
 	cmds = append(cmds, e.b.Multi().Build())
 	var sent *actors.Sent // for the command hooks: the node and the MULTI..EXEC as their pipeline
@@ -266,10 +288,10 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 	part := max(e.opts.MaxPipeline, 2)
 	res := make([]valkey.ValkeyResult, 0, len(cmds))
 	var terr error
-	execTried := false
+	execTried, firstPart := false, false
 	for from := 0; from < len(cmds) && terr == nil; from += part {
 		to := min(from+part, len(cmds))
-		execTried = to == len(cmds)
+		execTried, firstPart = to == len(cmds), from == 0
 		rs := conn.DoMulti(ctx, cmds[from:to]...)
 		res = append(res, rs...)
 		for _, r := range rs {
@@ -283,6 +305,9 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 		terr = errShortTxReply
 	}
 	if terr != nil {
+		if retry && firstPart && policies.NotSent(terr) && ctx.Err() == nil {
+			return false, errTxUnsent
+		}
 		if execTried && !policies.NotSent(terr) {
 			// EXEC may have reached the server: the transaction may have run.
 			terr = &policies.OutcomeUnknownError{Cause: terr}

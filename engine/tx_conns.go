@@ -5,6 +5,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,12 @@ type txConns struct {
 	closed  bool
 	e       *Engine        // set on first use, for keeps
 	ops     sync.WaitGroup // calls on the connections, and dials, in progress
+	// answering counts the calls in progress that wait for a prompt reply
+	// (not a blocking command's): Close gives them the engine's drain
+	// before it closes their connections (stop). drained, when set, is
+	// closed when it falls to 0.
+	answering int
+	drained   chan struct{}
 	// noIdlePing dials connections on which the driver sends nothing of
 	// its own (drivers.Options.NoIdlePing): set before first use.
 	noIdlePing bool
@@ -50,7 +57,8 @@ type txConns struct {
 	holdWaits              atomic.Uint64 // WAITs sent at held sentinel failovers (tests; tx_hold.go)
 }
 
-// enter counts a call on a connection; it fails once the pool is closed.
+// enter counts a call on a connection (or work that closes one); it
+// fails once the pool is closed.
 func (p *txConns) enter() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -63,12 +71,70 @@ func (p *txConns) enter() error {
 
 func (p *txConns) leave() { p.ops.Done() }
 
-// call sends one command on conn, counted by enter/leave.
+// enterCall is enter for a round trip of cmds, which Close lets finish
+// within the engine's drain (Config.DrainTimeout) unless one of them
+// blocks (BLPOP, XREAD BLOCK, WAIT, ...): a round trip already written
+// is answered rather than cut, which would leave its outcome unknown.
+// leaveCall(answering) ends it.
+func (p *txConns) enterCall(cmds ...valkey.Completed) (answering bool, err error) {
+	answering = true
+	for _, c := range cmds {
+		if blocks(c) {
+			answering = false
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false, ErrClosed
+	}
+	p.ops.Add(1)
+	if answering {
+		p.answering++
+	}
+	return answering, nil
+}
+
+// blocks reports whether cmd may wait on the server as long as its
+// timeout says (BLPOP, XREAD ... BLOCK, WAIT, ...), however it was built
+// (a Dedicated call's Arbitrary commands are not marked).
+func blocks(cmd valkey.Completed) bool {
+	if cmd.IsBlock() {
+		return true
+	}
+	args := cmd.Commands()
+	if len(args) == 0 {
+		return false
+	}
+	if _, ok := blockingKey(args[0], args[1:]); ok {
+		return true
+	}
+	switch strings.ToUpper(args[0]) {
+	case "WAIT", "WAITAOF":
+		return true
+	}
+	return false
+}
+
+func (p *txConns) leaveCall(answering bool) {
+	if answering {
+		p.mu.Lock()
+		if p.answering--; p.answering == 0 && p.drained != nil {
+			close(p.drained)
+			p.drained = nil
+		}
+		p.mu.Unlock()
+	}
+	p.ops.Done()
+}
+
+// call sends one command on conn, counted by enterCall/leaveCall.
 func (p *txConns) call(ctx context.Context, conn drivers.ValkeyConn, cmd valkey.Completed) valkey.ValkeyResult {
-	if err := p.enter(); err != nil {
+	answering, err := p.enterCall(cmd)
+	if err != nil {
 		return valkey.NewResult(valkey.ValkeyMessage{}, err)
 	}
-	defer p.leave()
+	defer p.leaveCall(answering)
 	return conn.Do(ctx, cmd)
 }
 
@@ -342,12 +408,33 @@ func (p *txConns) signalLocked() {
 	}
 }
 
-// stop implements service: it closes every connection, idle or in use,
-// fails later calls with ErrClosed, and waits for the calls in progress
-// (they return once their connection is closed).
+// stop implements service: it fails later calls with ErrClosed, lets the
+// round trips in progress (but blocking commands) finish within the
+// engine's drain (what is left of Config.DrainTimeout), then closes every
+// connection, idle or in use, and waits for the calls still in progress
+// (they return once their connection is closed; their commands, written,
+// fail with ErrOutcomeUnknown).
 func (p *txConns) stop(error) {
 	p.mu.Lock()
 	p.closed = true
+	drained := p.drained // a stop in progress already waits
+	if drained == nil && p.answering > 0 && p.e != nil {
+		drained = make(chan struct{})
+		p.drained = drained
+	}
+	p.signalLocked()
+	p.mu.Unlock()
+	if drained != nil {
+		if left := p.e.drainLeft(); left > 0 {
+			t := time.NewTimer(left)
+			select {
+			case <-drained:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+	p.mu.Lock()
 	conns := make([]drivers.ValkeyConn, 0, len(p.open))
 	for c := range p.open {
 		conns = append(conns, c)

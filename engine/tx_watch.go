@@ -361,6 +361,11 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 	}
 	res := tx.e.tx.call(ctx, w.conn, cmd)
 	if terr := res.NonValkeyError(); terr != nil {
+		if !errors.Is(terr, ErrClosed) && !policies.NotSent(terr) {
+			// Written, or maybe (TxReader.Do may send a write): as a
+			// Dedicated call's, not a bare transport error.
+			terr = &policies.OutcomeUnknownError{Cause: terr}
+		}
 		w.broken = terr
 		if done != nil {
 			done(terr)
