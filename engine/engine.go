@@ -200,7 +200,7 @@ func (e *Engine) startHooks() {
 	if logged {
 		hs = append([]hooks.Hook{hooks.NewLogging(e.log)}, hs...)
 	}
-	e.bus = hookbus.New(hs, e.log, hookQueue)
+	e.bus = hookbus.NewOwn(hs, len(hs)-len(e.cfg.Hooks), e.log, hookQueue)
 	e.bus.Start()
 }
 

@@ -77,9 +77,14 @@ type Stats struct {
 	// HookEvents counts the events handed to the hooks (Config.Hooks, and
 	// the logging of Config.Logger) on the engine's hook goroutine;
 	// HookDropped the events dropped because the hooks fell behind (the
-	// queue was full: no engine goroutine waits for a hook); HookPanics
-	// the hook calls that panicked (recovered; the first of each hook is
-	// logged).
+	// queue was full: no engine goroutine waits for a hook) or because
+	// Close gave up on a hook that had not returned (or a hook called
+	// Close); HookPanics the hook calls that panicked (recovered; the
+	// first of each hook is logged). Each event is counted once, in
+	// HookEvents or HookDropped: the hook goroutine counts the events it
+	// takes from the queue, a batch at a time, in HookEvents, and those of
+	// that batch it then does not deliver (Close gave up) move to
+	// HookDropped once the hook it waited for returns.
 	HookEvents, HookDropped, HookPanics uint64
 }
 

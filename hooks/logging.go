@@ -36,16 +36,18 @@ const (
 	MsgConsumerEvent   = "vactor: stream consumer"
 	// MsgHookPanicked (error) is a hook's first panic (later ones are
 	// counted in engine.Stats.HookPanics, not logged); attributes hook
-	// (its type), index (in Config.Hooks), method, panic (the panic's
-	// value, as the hook gave it). MsgHookDropped (warn, at most once a
-	// second) reports hook events dropped because the hooks fell behind;
-	// attributes dropped (since the last line) and total. It is logged on
-	// a timer the first drop starts, not by the hook goroutine, so it
-	// comes within a second also when a hook never returns; Close logs
-	// the drops not reported yet. The engine logs them itself, not
-	// through Logging. MsgHookStuck (warn) is Close
-	// giving up on a hook that had not returned within 5 s (attribute
-	// wait): the hook events not yet delivered were dropped.
+	// (its type), index (in Config.Hooks, whether or not Config.Logger is
+	// set; the engine's own logging over Config.Logger, which panics when
+	// that logger's handler does, has engine=true instead), method, panic
+	// (the panic's value, as the hook gave it). MsgHookDropped (warn, at
+	// most once a second) reports hook events dropped because the hooks
+	// fell behind; attributes dropped (since the last line) and total. It
+	// is logged on a timer the first drop starts, not by the hook
+	// goroutine, so it comes within a second also when a hook never
+	// returns; Close logs the drops not reported yet. The engine logs them
+	// itself, not through Logging. MsgHookStuck (warn) is Close giving up
+	// on a hook that had not returned within 5 s (attribute wait): the
+	// hook events not yet delivered were dropped.
 	MsgHookPanicked = "vactor: hook panicked"
 	MsgHookDropped  = "vactor: hook events dropped: the hooks fall behind"
 	MsgHookStuck    = "vactor: close: a hook has not returned; its events are dropped"

@@ -10,6 +10,7 @@ package otelvactor_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -304,6 +305,17 @@ func TestErrorKinds(t *testing.T) {
 		{"SET", io.ErrUnexpectedEOF, "_OTHER", "", true},
 		{"INCR", engine.ErrCircuitOpen, "circuit_open", "", true},
 		{"DEL", context.DeadlineExceeded, "timeout", "", true},
+		// The engine's other errors have names of their own, not the
+		// transport errors' _OTHER (before, these were _OTHER: a
+		// dashboard counted a Watch's normal contention as transport
+		// failures).
+		{"HSET", engine.ErrTxAborted, "tx_aborted", "", true},
+		{"LPOP", engine.ErrDiscarded, "discarded", "", true},
+		{"RPOP", fmt.Errorf("%w: all 256 lent", engine.ErrPoolExhausted), "pool_exhausted", "", true},
+		{"SADD", fmt.Errorf("%w: slot 42", engine.ErrNoSlotOwner), "no_slot_owner", "", true},
+		{"SREM", engine.ErrNodeRemoved, "node_removed", "", true},
+		{"ZADD", fmt.Errorf("%w: b is a replica", engine.ErrNotPrimary), "not_primary", "", true},
+		{"ZREM", engine.ErrConnectionState, "invalid_argument", "", true},
 	}
 	for _, c := range cases {
 		h.PostExecution(context.Background(), hooks.Executed{Name: c.name, Node: "127.0.0.1:6379", Err: c.err, Duration: time.Millisecond, Done: time.Now()})

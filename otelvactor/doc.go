@@ -80,9 +80,17 @@
 // error_reply("user:42 not found") would make a series per value), and
 // for a code first seen after 64 distinct others (a script whose error
 // replies begin with "ORDER-4711" would make a series per order);
-// timeout, canceled, circuit_open, backpressure, closed, outcome_unknown,
-// too_many_redirects or invalid_argument for the engine's errors; _OTHER
-// for transport errors. A nil reply (engine.ErrNil) is not an error.
+// for the engine's errors: timeout (context.DeadlineExceeded), canceled
+// (context.Canceled), circuit_open (engine.ErrCircuitOpen), backpressure
+// (ErrBackpressure), closed (ErrClosed), outcome_unknown
+// (ErrOutcomeUnknown), too_many_redirects (ErrTooManyRedirects),
+// invalid_argument (ErrInvalidArgument, ErrConnectionState), tx_aborted
+// (ErrTxAborted: a watched key changed, the optimistic lock's normal
+// contention), discarded (ErrDiscarded), pool_exhausted
+// (ErrPoolExhausted), no_slot_owner (ErrNoSlotOwner), node_removed
+// (ErrNodeRemoved) or not_primary (ErrNotPrimary); _OTHER for transport
+// errors (and any other error not named here). A nil reply (engine.ErrNil)
+// is not an error.
 //
 // The attribute set of each series (operation, node, error, DB) is built
 // once and kept, so recording a command allocates nothing. A hook keeps

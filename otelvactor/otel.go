@@ -580,7 +580,10 @@ func (h *Hook) sweepLocked() bool {
 
 // errorType returns error.type and db.response.status_code for err: the
 // server's error prefix for an error reply, a short name for the engine's
-// own errors, "_OTHER" for the rest (transport errors).
+// own errors, "_OTHER" for the rest (transport errors). Each error of
+// package engine a command can fail with has a name here (TestErrorKinds):
+// not ErrNil (no failure), nor ErrNoPrimary, ErrScanNodeChanged and
+// ErrInOnError, which fail no command.
 func errorType(err error) (typ, status string) {
 	if se, ok := err.(*engine.ServerError); ok { // the common case, without errors.As's allocation
 		return replyCode(se.Prefix)
@@ -605,6 +608,18 @@ func errorType(err error) (typ, status string) {
 		return "too_many_redirects", ""
 	case errors.Is(err, engine.ErrInvalidArgument):
 		return "invalid_argument", ""
+	case errors.Is(err, engine.ErrTxAborted):
+		return "tx_aborted", ""
+	case errors.Is(err, engine.ErrDiscarded):
+		return "discarded", ""
+	case errors.Is(err, engine.ErrPoolExhausted):
+		return "pool_exhausted", ""
+	case errors.Is(err, engine.ErrNoSlotOwner):
+		return "no_slot_owner", ""
+	case errors.Is(err, engine.ErrNodeRemoved):
+		return "node_removed", ""
+	case errors.Is(err, engine.ErrNotPrimary):
+		return "not_primary", ""
 	}
 	return semconv.ErrorTypeOther.Value.AsString(), ""
 }

@@ -31,8 +31,8 @@ func Now() time.Duration { return time.Since(base) }
 // Time turns a Now reading into a wall-clock time.
 func Time(d time.Duration) time.Time { return base.Add(d) }
 
-// entry is a hook of one kind and its position in the configured list
-// (for the log-once-per-hook rule).
+// entry is a hook of one kind and its position in the list given to
+// NewOwn (for the log-once-per-hook rule and a panic's report).
 type entry[T any] struct {
 	h T
 	i int
@@ -65,7 +65,8 @@ type Bus struct {
 	async     bool // anything delivered through the queue
 
 	log      *slog.Logger
-	panicked []atomic.Bool // per configured hook: its first panic was logged
+	own      int           // the hooks before this index are the engine's own (NewOwn)
+	panicked []atomic.Bool // per hook given to NewOwn: its first panic was logged
 	seq      atomic.Uint64 // pipeline sequence numbers
 
 	events, dropped, panics atomic.Uint64
@@ -140,9 +141,20 @@ type item struct {
 // New sorts hs by the interfaces they implement. It returns nil when none
 // implements any (no hooks: the engine skips every hook call). log
 // receives the bus's own reports (a hook's first panic, dropped events);
-// nil discards them. The hook goroutine starts with Start.
-func New(hs []hooks.Hook, log *slog.Logger, capacity int) *Bus {
-	b := &Bus{log: log, max: capacity}
+// nil discards them. The hook goroutine starts with Start. Every hook of
+// hs is taken as configured (config.Config.Hooks): New is
+// NewOwn(hs, 0, log, capacity).
+func New(hs []hooks.Hook, log *slog.Logger, capacity int) *Bus { return NewOwn(hs, 0, log, capacity) }
+
+// NewOwn is New for a list whose first own hooks are the engine's own
+// (the Logging hook over config.Config.Logger) and the rest
+// config.Config.Hooks, in order: the report of a hook's first panic
+// (MsgPanicked) gives a configured hook's index in Config.Hooks (its index
+// in hs less own), as config.Config.Validate names them, rather than its
+// index in hs; and one of the engine's own hooks is reported with
+// engine=true and no index. The hooks are called in hs's order.
+func NewOwn(hs []hooks.Hook, own int, log *slog.Logger, capacity int) *Bus {
+	b := &Bus{log: log, own: max(own, 0), max: capacity}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -343,8 +355,16 @@ func (b *Bus) signal() {
 
 // Stats are the bus's counters.
 type Stats struct {
-	// Events counts the events handed to the hook goroutine; Dropped those
-	// that found the queue full; Panics the hook calls that panicked.
+	// Events counts the events handed to the hooks: the hook goroutine
+	// counts a batch when it takes it from the queue (one atomic add per
+	// batch, not per event), and when it then stops before the end of the
+	// batch (Close gave up on a stuck hook, or a hook closed the bus), it
+	// moves the events it did not deliver from Events to Dropped. Dropped
+	// counts the events that found the queue full or closed, and those
+	// that Close or a stop from a hook left undelivered. Each event queued
+	// is counted once, in Events or in Dropped (once the hook goroutine has
+	// finished the batch in hand). Panics counts the hook calls that
+	// panicked.
 	Events, Dropped, Panics uint64
 }
 
@@ -706,7 +726,12 @@ func (b *Bus) deliverFrom(batch []item, c *cursor) (done bool) {
 	}()
 	for ; c.item < len(batch); c.item, c.next = c.item+1, 0 {
 		if c.next == 0 && b.abandoned.Load() {
-			b.dropped.Add(uint64(len(batch) - c.item))
+			// run counted the whole batch in Events when it took it: the
+			// rest, not delivered, moves to Dropped (Events first, so
+			// that Events+Dropped never exceeds the events queued).
+			n := uint64(len(batch) - c.item)
+			b.events.Add(^(n - 1)) // -n
+			b.dropped.Add(n)
 			return true
 		}
 		b.deliver(&batch[c.item], c)
@@ -765,12 +790,25 @@ func each[H, E any](c *cursor, es []entry[H], name string, ev E, method func(H, 
 	}
 }
 
-// recovered counts a hook's panic and logs the first one of each hook.
-// (A hook that panics with nil is reported as panicking with nil.)
+// recovered counts a hook's panic and logs the first one of each hook,
+// i its index in the list given to NewOwn: a configured hook's line has
+// its index in config.Config.Hooks, one of the engine's own (the Logging
+// hook over Config.Logger) engine=true instead. (A hook that panics with
+// nil is reported as panicking with nil.)
 func (b *Bus) recovered(i int, h any, method string, r any) {
 	b.panics.Add(1)
-	if b.panicked[i].CompareAndSwap(false, true) {
-		b.log.Error(MsgPanicked, "hook", fmt.Sprintf("%T", h), "index", i, "method", method,
-			"panic", fmt.Sprint(r), "note", "later panics of this hook are counted, not logged")
+	if !b.panicked[i].CompareAndSwap(false, true) {
+		return
 	}
+	where := slog.Int("index", i-b.own)
+	if i < b.own {
+		where = slog.Bool("engine", true)
+	}
+	// The engine's own hook panics when Config.Logger's handler does, and
+	// b.log is that handler too: a panic while reporting the panic would
+	// end the process (it runs in a deferred recovery). It is counted
+	// above; the line is lost.
+	defer func() { _ = recover() }()
+	b.log.Error(MsgPanicked, "hook", fmt.Sprintf("%T", h), where, "method", method,
+		"panic", fmt.Sprint(r), "note", "later panics of this hook are counted, not logged")
 }

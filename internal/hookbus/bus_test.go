@@ -508,8 +508,8 @@ func TestCloseFromHook(t *testing.T) {
 	if s := strings.Join(got, " "); s != want {
 		t.Fatalf("delivered %v, want %v", s, want)
 	}
-	if st := b.Stats(); st.Dropped != 3 {
-		t.Fatalf("stats %+v, want the 3 events behind the closing one dropped", st)
+	if st := b.Stats(); st.Dropped != 3 || st.Events != 3 {
+		t.Fatalf("stats %+v, want the 3 events up to the closing one delivered, the 3 behind it dropped", st)
 	}
 	if strings.Contains(logs.String(), MsgDropped) {
 		t.Fatalf("drops logged for a hook that closed the bus:\n%s", logs)
@@ -533,5 +533,130 @@ func TestRuns(t *testing.T) {
 	defer b.Close(time.Minute)
 	if b.Runs(goid.Get()) || b.Runs(0) {
 		t.Fatal("Runs is true for a goroutine other than the hook goroutine")
+	}
+}
+
+// When Close gives up on a hook stuck in the middle of a batch, the
+// events of that batch it never delivers are counted once: in Dropped,
+// not also in Events (Events + Dropped is the events queued). Before,
+// the hook goroutine had counted the whole batch in Events when it took
+// it, and added the rest to Dropped too.
+func TestAbandonedBatchCountedOnce(t *testing.T) {
+	h := blocker{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	b, _ := newBus(t, 0, h)
+	release := sync.OnceFunc(func() { close(h.release) })
+	defer release()
+	b.Hold() // one batch: the stuck event and 4 behind it
+	for _, n := range []string{"stuck", "a", "b", "c", "d"} {
+		b.Executed(context.Background(), hooks.Executed{Name: n})
+	}
+	b.Release()
+	<-h.entered
+	for range 2 { // queued behind the batch in hand
+		b.Executed(context.Background(), hooks.Executed{Name: "queued"})
+	}
+	if b.Close(50 * time.Millisecond) {
+		t.Fatal("Close reported the stuck hook finished")
+	}
+	if s := b.Stats(); s.Dropped != 2 || s.Events+s.Dropped > 7 {
+		t.Fatalf("stats %+v when Close gave up, want the 2 queued dropped and at most 7 counted", s)
+	}
+	release()
+	if !b.Close(10 * time.Second) {
+		t.Fatal("the hook goroutine did not end once the hook returned")
+	}
+	if s := b.Stats(); s.Events != 1 || s.Dropped != 6 {
+		t.Fatalf("stats %+v, want 1 delivered and 6 dropped (each of the 7 counted once)", s)
+	}
+}
+
+// panicker panics in every PostExecution and OnBreakerChanged.
+type panicker struct{ name string }
+
+func (p panicker) PostExecution(context.Context, hooks.Executed) { panic(p.name) }
+func (p panicker) OnBreakerChanged(hooks.BreakerChange)          { panic(p.name) }
+
+// panicLines returns the MsgPanicked lines of logs, by the hook's panic
+// value.
+func panicLines(t *testing.T, logs string) map[string]string {
+	t.Helper()
+	lines := map[string]string{}
+	for line := range strings.Lines(logs) {
+		if !strings.Contains(line, MsgPanicked) {
+			continue
+		}
+		_, v, ok := strings.Cut(line, " panic=")
+		if !ok {
+			t.Fatalf("a panic line without panic: %q", line)
+		}
+		lines[strings.Fields(v)[0]] = line
+	}
+	return lines
+}
+
+// A panic's report gives a configured hook's index in Config.Hooks, not
+// in the bus's list, which starts with the engine's own hooks (the
+// Logging hook of Config.Logger): NewOwn's own. One of the engine's own
+// is reported with engine=true and no index. Before, every configured
+// hook's index was one too high whenever Config.Logger was set.
+func TestPanicIndexInConfigHooks(t *testing.T) {
+	var buf bytes.Buffer
+	b := NewOwn([]hooks.Hook{panicker{"own"}, panicker{"user0"}, preHook{}, panicker{"user2"}},
+		1, slog.New(slog.NewTextHandler(&buf, nil)), 0)
+	b.Start()
+	b.Executed(context.Background(), hooks.Executed{Name: "GET"})
+	b.Close(time.Minute)
+	lines := panicLines(t, buf.String())
+	for name, want := range map[string]string{"user0": " index=0 ", "user2": " index=2 ", "own": " engine=true "} {
+		l, ok := lines[name]
+		if !ok {
+			t.Fatalf("no panic line for %s:\n%s", name, buf.String())
+		}
+		if !strings.Contains(l, want) {
+			t.Errorf("panic line for %s: %q, want %q in it", name, l, strings.TrimSpace(want))
+		}
+	}
+	if l := lines["own"]; strings.Contains(l, "index=") {
+		t.Errorf("the engine's own hook reported with an index: %q", l)
+	}
+	// New: every hook is configured; indexes are those of hs.
+	buf.Reset()
+	b = New([]hooks.Hook{preHook{}, panicker{"p"}}, slog.New(slog.NewTextHandler(&buf, nil)), 0)
+	b.Start()
+	b.Executed(context.Background(), hooks.Executed{Name: "GET"})
+	b.Close(time.Minute)
+	if l := panicLines(t, buf.String())["p"]; !strings.Contains(l, " index=1 ") {
+		t.Errorf("New: panic line %q, want index=1", l)
+	}
+}
+
+// panicHandler is a slog handler that panics on every record.
+type panicHandler struct{}
+
+func (panicHandler) Enabled(context.Context, slog.Level) bool  { return true }
+func (panicHandler) Handle(context.Context, slog.Record) error { panic("handler") }
+func (h panicHandler) WithAttrs([]slog.Attr) slog.Handler      { return h }
+func (h panicHandler) WithGroup(string) slog.Handler           { return h }
+
+// The engine's own Logging hook panics when Config.Logger's handler
+// does; the report of that panic goes to the same handler, which panics
+// again: the bus counts the panic and loses the line rather than end the
+// process from its recovery.
+func TestPanickingLoggerOfOwnHook(t *testing.T) {
+	log := slog.New(panicHandler{})
+	var mu sync.Mutex
+	var got []string
+	b := NewOwn([]hooks.Hook{hooks.NewLogging(log), seqHook{name: "a", mu: &mu, log: &got}}, 1, log, 0)
+	b.Start()
+	b.Emit(hooks.BreakerChange{Node: "n", From: "closed", To: "open"})
+	b.Emit(hooks.BreakerChange{Node: "n", From: "open", To: "closed"})
+	if !b.Close(time.Minute) {
+		t.Fatal("Close gave up")
+	}
+	if s := b.Stats(); s.Panics != 2 {
+		t.Fatalf("stats %+v, want the Logging hook's 2 panics", s)
+	}
+	if strings.Join(got, " ") != "a:open a:closed" {
+		t.Fatalf("the hook after the panicking one got %v", got)
 	}
 }
