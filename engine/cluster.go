@@ -355,10 +355,6 @@ func (c *cluster) refresh() {
 // minRefreshGap spaces slot-map refreshes while a node is failing.
 const minRefreshGap = 50 * time.Millisecond
 
-// anySlot is the slot valkey-go's cluster builder gives a command without
-// keys (its cmds.InitSlot, not exported): any node may serve it.
-const anySlot = uint16(1 << 14)
-
 // close fails what the slots hold and stops their actors, waiting up to d
 // for them to stop; wait waits for the rest.
 func (c *cluster) close(d time.Duration) {
@@ -399,15 +395,22 @@ func (c *cluster) wait() {
 	}
 }
 
-// submitCluster routes a command by its key's slot; a keyless one by the
-// slot of the primary whose turn it is (keyless.go). The route "" is
-// either no key or the empty key: the command's slot tells them apart
-// (the empty key has slot 0).
+// submitCluster routes a command by its key's slot (a command without
+// keys goes through submitKeyless).
 func submitCluster[T any](e *Engine, ctx context.Context, route string, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
-	if route == "" && cmd.Slot() == anySlot {
+	return submitSlot(e, ctx, cmd.Slot()&(actors.Slots-1), cmd, decode)
+}
+
+// submitKeyless is submit for a command without keys: in cluster mode it
+// goes to the primary whose turn it is (keyless.go), elsewhere as submit
+// with the route "". The engine's builder is a single node's, whose slot
+// for a command without keys (valkey-go's NoSlot) is also the empty
+// key's: submit cannot tell them apart, the caller can.
+func submitKeyless[T any](e *Engine, ctx context.Context, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *futures.Future[T] {
+	if e.cl != nil {
 		return submitSlot(e, ctx, e.cl.keylessSlot(), cmd, decode)
 	}
-	return submitSlot(e, ctx, cmd.Slot()&(actors.Slots-1), cmd, decode)
+	return submit(e, ctx, "", cmd, decode)
 }
 
 // submitSlot routes cmd for slot: straight to the owner's connection

@@ -13,7 +13,7 @@ import (
 
 // PingFuture sends PING and returns its future (the reply, "PONG").
 func (e *Engine) PingFuture(ctx context.Context) *futures.Future[string] {
-	return submit(e, ctx, "", e.b.Ping().Build(), decodeString)
+	return submitKeyless(e, ctx, e.b.Ping().Build(), decodeString)
 }
 
 // Ping sends PING on every connection and waits for the replies; it
@@ -94,7 +94,7 @@ func (e *Engine) ScriptLoad(ctx context.Context, script string) *futures.Future[
 		}
 	}
 	if len(fs) == 0 {
-		return submit(e, ctx, "", cmd(), decodeString) // no slot map yet: any node
+		return submitKeyless(e, ctx, cmd(), decodeString) // no slot map yet: any node
 	}
 	return futures.Then(futures.Join(fs...), func(shas []string) (string, error) { return shas[0], nil })
 }

@@ -66,15 +66,19 @@ func (e *Engine) Do(ctx context.Context, name string, args ...string) *futures.F
 		return fail[Reply](err)
 	}
 	if len(args) == 0 {
-		return submit(e, ctx, "", e.b.Arbitrary(name).Build(), decodeReply)
+		return submitKeyless(e, ctx, e.b.Arbitrary(name).Build(), decodeReply)
 	}
 	if key, ok := blockingKey(name, args); ok {
 		return e.doBlocking(ctx, key, name, args)
 	}
 	var buf [8]int
-	cmd, route, err := e.buildDo(name, args, e.doKeys(buf[:0], name, args))
+	pos := e.doKeys(buf[:0], name, args)
+	cmd, route, err := e.buildDo(name, args, pos)
 	if err != nil {
 		return fail[Reply](err)
+	}
+	if len(pos) == 0 {
+		return submitKeyless(e, ctx, cmd, decodeReply)
 	}
 	return submit(e, ctx, route, cmd, decodeReply)
 }

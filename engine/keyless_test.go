@@ -87,3 +87,24 @@ func TestClusterKeylessSurvivesFirstNode(t *testing.T) {
 	}
 	t.Logf("%d rounds until %d in a row worked; last failure: %v", rounds, want, last)
 }
+
+// Keyless Do goes to the primaries in turn, as the docs say, not always to
+// the owner of slot 0: the engine's builder gives a command without keys
+// valkey-go's NoSlot, which routing took for slot 0.
+func TestClusterKeylessDoInTurn(t *testing.T) {
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1})
+	eng := clusterEngine(t, c)
+	ctx := ctxT(t)
+	seen := map[string]int{}
+	for range 3 * len(c.Primaries()) {
+		r, err := eng.Do(ctx, "CLUSTER", "MYID").Await(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := r.String()
+		seen[id]++
+	}
+	if len(seen) != len(c.Primaries()) {
+		t.Fatalf("keyless Do answered by %d nodes (%v), want each of the %d primaries", len(seen), seen, len(c.Primaries()))
+	}
+}

@@ -337,16 +337,12 @@ func submitInternal[T any](e *Engine, ctx context.Context, route string, cmd val
 	if e.cl == nil && e.sn == nil {
 		return postInternal(e, e.pick(route), ctx, cmd, decode)
 	}
-	slot := cmd.Slot()
 	r := newSlotRequest(e, ctx, cmd, decode) // resendable after a redirect or READONLY
 	r.x.obs = nil
 	if e.sn != nil {
 		return post(e, e.pick(route), r)
 	}
-	if route == "" && slot == anySlot {
-		slot = e.cl.keylessSlot()
-	}
-	return postSlot(e, slot&(actors.Slots-1), r)
+	return postSlot(e, cmd.Slot()&(actors.Slots-1), r)
 }
 
 // post queues r on conn's mailbox, or fails it at once when the engine is
