@@ -609,3 +609,67 @@ func ownerAndOther(t *testing.T, c *valkeytest.Cluster, slot int) (owner, other 
 	t.Fatalf("no primary other than %s", owner.Addr())
 	return nil, nil
 }
+
+// With ReadFrom replica, a shard's reads work again after a failover: the
+// former primary, now the replica reads go to, answers them on
+// connections that sent READONLY. Before, only nodes that were replicas
+// when first dialled had READONLY connections, and the former primary
+// answered every read with MOVED until it ran out of redirects, for good.
+func TestClusterReadFromReplicaAfterFailover(t *testing.T) {
+	c := valkeytest.StartClusterT(t)
+	ctx := ctxT(t)
+	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).
+		WithReadFrom(config.ReadFromReplica))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	const key = "rf:k"
+	if err := eng.Set(ctx, key, "v", 0).Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	slot, err := c.KeySlot(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	primary, err := c.NodeForSlot(slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reads of the shard reach the primary's connections too (the
+	// engine dials the replica only once it is online in the map).
+	if _, err := eng.Get(ctx, key).Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var replica *valkeytest.ClusterNode
+	for _, r := range c.Replicas() {
+		role, err := r.Do("ROLE")
+		if arr, ok := role.([]any); err == nil && ok && len(arr) > 2 && fmt.Sprint(arr[2]) == fmt.Sprint(primary.Port()) {
+			replica = r
+		}
+	}
+	if replica == nil {
+		t.Fatalf("no replica of %s", primary.Addr())
+	}
+	if err := c.Failover(replica); err != nil {
+		t.Fatal(err)
+	}
+	// Once the engine's map shows the failover, every read works.
+	const want = 20
+	streak := 0
+	var last error
+	for deadline := time.Now().Add(20 * time.Second); streak < want; {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		v, err := eng.Get(rctx, key).Await(rctx)
+		cancel()
+		if err != nil || v != "v" {
+			streak, last = 0, err
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s still fails 20 s after the failover of %s to %s: %v", key, primary.Addr(), replica.Addr(), last)
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		streak++
+	}
+}

@@ -18,15 +18,23 @@ import (
 // newNode dials PoolSize connections to addr and returns their connection
 // actor states, sharing one Node (breaker) and the engine's retry policy.
 // The actors are not spawned here.
+//
+// A cluster replica serves reads only on READONLY connections. With
+// ReadFrom other than primary every node's connections send READONLY,
+// the primaries' too (it changes nothing for a primary's own slots): a
+// primary's connections serve replica reads once a failover made it a
+// replica (before, only the nodes that were replicas when first dialled
+// had them, and reads routed to a former primary met MOVED until they
+// ran out of redirects, for good).
 func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*actors.ConnState, error) {
 	opts := e.opts
 	opts.Addr = addr
+	readonly := replica || e.cfg.ClusterMode && e.cfg.ReadFrom != config.ReadFromPrimary
 	connect := func(ctx context.Context) (drivers.ValkeyConn, error) {
 		conn, err := e.open(ctx, opts)
-		if err != nil || !replica {
+		if err != nil || !readonly {
 			return conn, err
 		}
-		// A cluster replica serves reads only on READONLY connections.
 		if err := conn.Do(ctx, conn.B().Readonly().Build()).Error(); err != nil {
 			_ = conn.Close()
 			return nil, fmt.Errorf("READONLY on %s: %w", addr, err)
