@@ -21,7 +21,7 @@ import (
 // ErrTooManyRedirects fails a command that was redirected (MOVED, ASK,
 // TRYAGAIN, CLUSTERDOWN) more than MaxRedirects times. Retryable by the
 // caller once the cluster settles.
-var ErrTooManyRedirects = errors.New("actors: too many cluster redirects")
+var ErrTooManyRedirects = errors.New("vactor: too many cluster redirects")
 
 // Hooked is a Command a slot actor can follow: it reports its completion
 // to the collector set with SetHook, and hands back redirect replies
@@ -937,7 +937,12 @@ func (a *Slot) onResolved(res resolution) {
 		return // commands in flight were redirected: resume sends them first
 	}
 	a.wait = nil
-	if !st.coll.recovering.Load() && len(a.parked) > 0 {
+	if len(a.parked) > 0 {
+		// Parked while w waited, so issued after its commands: they go
+		// with it. During a recovery only the forward that ends it gets
+		// here (the others wait for resume, above), and it must take
+		// them: once it has ended the recovery, nothing else would
+		// forward them, and every later command would park behind them.
 		w.cmds = append(w.cmds, a.parked...)
 		w.held += len(a.parked)
 		a.parked = nil
