@@ -10,7 +10,7 @@ var (
 	// ErrShortReply fails the commands of a pipeline for which the driver
 	// returned no result (a driver bug). The commands may have run; not
 	// retryable.
-	ErrShortReply = errors.New("actors: driver returned fewer results than commands")
+	ErrShortReply = errors.New("vactor: the driver returned fewer results than commands")
 
 	// errLoading makes the supervisor dial again, with backoff, while the
 	// server answers LOADING after a reconnect. It never reaches a caller.
@@ -19,13 +19,13 @@ var (
 	// ErrReconnect is the failure a connection actor reports when it was
 	// told to replace its connection (ConnState.Reconnect): the primary
 	// changed. It never reaches a caller.
-	ErrReconnect = errors.New("actors: connection replaced: the primary changed")
+	ErrReconnect = errors.New("vactor: connection replaced: the primary changed")
 
 	// ErrNotPrimary is the failure a connection actor reports when the
 	// server answered READONLY or MASTERDOWN (ConnState.NotPrimary): it is
 	// no longer the primary. It never reaches a caller: the commands are
 	// sent again once the connection is replaced.
-	ErrNotPrimary = errors.New("actors: the server is no longer the primary")
+	ErrNotPrimary = errors.New("vactor: the server is no longer the primary")
 
 	// errNotHeld answers a SyncReplicas that came after its hold ended.
 	errNotHeld = errors.New("actors: commands are not held any more")

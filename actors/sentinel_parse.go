@@ -17,7 +17,7 @@ import (
 // ErrNoMaster is returned when no sentinel names a primary for the master
 // name: none answered, or none monitors that name. Retryable: the
 // sentinels may be starting, or failing over.
-var ErrNoMaster = errors.New("actors: no sentinel names a primary")
+var ErrNoMaster = errors.New("vactor: no sentinel names a primary")
 
 // Channels of the sentinel events the sentinel actor follows. A sentinel
 // publishes each event on the channel of its name; the payload names the

@@ -89,11 +89,11 @@ func (e *MovedError) Error() string {
 // unsubscribed shard channels of the set on its own: their slot moved to
 // another node (failover, resharding). The actor reconnects to the new
 // owner and resubscribes.
-var ErrSlotMoved = errors.New("actors: the server dropped shard channels: their slot moved")
+var ErrSlotMoved = errors.New("vactor: the server dropped shard channels: their slot moved")
 
 // ErrNoPubSub fails a subscriber whose driver connection does not
 // implement drivers.ValkeyPubSub.
-var ErrNoPubSub = errors.New("actors: the driver does not support pub/sub")
+var ErrNoPubSub = errors.New("vactor: the driver does not support pub/sub")
 
 // SubscriberState is a subscriber actor's configuration and what it keeps
 // across restarts. The engine fills the exported fields before Spawn and

@@ -128,7 +128,7 @@ func (e *Engine) newSentinel(ctx context.Context) ([]*actors.ConnState, error) {
 	}
 	if err := sn.state.Discover(ctx, verify); err != nil {
 		sn.state.Stop()
-		return nil, fmt.Errorf("vactor: %w", err)
+		return nil, err // ErrNoPrimary's text begins with "vactor: "
 	}
 	conns, err := e.newNodeWith(ctx, "sentinel:"+cfg.SentinelMasterName, sn.dialPrimary, func(c *actors.ConnState) {
 		c.NotPrimary = sn.state.Request
