@@ -134,6 +134,10 @@ type BatchWriter struct {
 	onErrorPanics atomic.Uint64 // OnError calls that panicked (report)
 	holdWaits     atomic.Uint64 // WAITs its lanes sent at held failovers (tests)
 	panicked      atomic.Bool   // the first was logged
+	// ownClose is set by the writer's own Close: the commands it fails by
+	// stopping then fail with errWriterClosed, not the engine's ErrClosed
+	// (see closeCause).
+	ownClose atomic.Bool
 
 	mu        sync.Mutex
 	closed    bool // no more writes
@@ -417,9 +421,16 @@ func (w *BatchWriter) Flush(ctx context.Context) error {
 // reported failed with ErrClosed, those in flight get their replies (or
 // are reported failed once Config.DrainTimeout passes), and Close returns
 // ctx.Err(). Every command written is acknowledged or reported failed when
-// Close returns. Calling Close again returns ErrClosed once the first
-// Close (or the engine's) has stopped the writer, or ctx.Err() if ctx
-// ends first.
+// Close returns: so Close waits for the OnError calls in progress and for
+// those it makes for the commands it fails, whatever ctx says. An OnError
+// that blocks until something done after Close (a send on an unbuffered
+// channel read once Close returns) blocks Close, and the engine's Close,
+// for as long: give such a channel room, or read it on another goroutine.
+// The commands the writer fails because it stopped report an error that
+// matches ErrClosed: "vactor: batch writer closed" after its own Close,
+// "vactor: engine closed" after the engine's. Calling Close again returns
+// ErrClosed once the first Close (or the engine's) has stopped the writer,
+// or ctx.Err() if ctx ends first.
 //
 // Close may be called from OnError, to stop at a failure. There it can
 // neither flush nor wait for the writer to stop: the command being
@@ -458,10 +469,22 @@ func (w *BatchWriter) Close(ctx context.Context) error {
 	w.room = make(chan struct{})
 	w.waiting = 0
 	w.mu.Unlock()
+	w.ownClose.Store(true)
 	err := w.Flush(ctx)
-	w.stop(ErrClosed)
+	w.stop(w.closeCause())
 	w.e.untrack(w)
 	return err
+}
+
+// closeCause is the error of the commands the writer fails because it
+// stops: errWriterClosed after its own Close, so that OnError does not
+// say that the engine closed while it still serves; ErrClosed after the
+// engine's. Both match ErrClosed.
+func (w *BatchWriter) closeCause() error {
+	if w.ownClose.Load() {
+		return errWriterClosed
+	}
+	return ErrClosed
 }
 
 // closeFromOnError is Close called from OnError: it stops the writer
@@ -472,10 +495,11 @@ func (w *BatchWriter) closeFromOnError() error {
 		w.mu.Unlock()
 		return errWriterClosed
 	}
+	w.ownClose.Store(true)
 	lanes, queued, _ := w.haltLocked() // first: stopping implies closed
 	w.mu.Unlock()
 	go func() {
-		w.drain(ErrClosed, lanes, queued)
+		w.drain(w.closeCause(), lanes, queued)
 		// Tracked until stopped: the engine's Close waits for the stop.
 		w.e.untrack(w)
 	}()

@@ -59,7 +59,7 @@ func (l *writerLane) run() {
 		stopping := w.stopping
 		w.mu.Unlock()
 		if stopping { // stop fails what is queued; this is a straggler
-			w.finish(batch, nil, nil, ErrClosed)
+			w.finish(batch, nil, nil, w.closeCause())
 			continue
 		}
 
@@ -85,7 +85,7 @@ func (l *writerLane) run() {
 			w.mu.Lock()
 			late := w.rerouteLocked(l, batch)
 			w.mu.Unlock()
-			w.finish(late, nil, nil, ErrClosed)
+			w.finish(late, nil, nil, w.closeCause())
 			continue
 		}
 		down, failures = time.Time{}, 0
@@ -95,7 +95,7 @@ func (l *writerLane) run() {
 			w.mu.Lock()
 			late := w.rerouteLocked(l, batch)
 			w.mu.Unlock()
-			w.finish(late, nil, nil, ErrClosed)
+			w.finish(late, nil, nil, w.closeCause())
 			l.holdOn()
 			continue
 		}
@@ -267,13 +267,13 @@ func (l *writerLane) connect(failures int) (drivers.ValkeyConn, error) {
 		case <-t.C:
 		case <-w.stopCh:
 			t.Stop()
-			return nil, ErrClosed
+			return nil, w.closeCause()
 		}
 	}
 	// While a failover is held, dial once it ended: the new primary.
 	l.holdOn()
 	if w.isStopped() {
-		return nil, ErrClosed
+		return nil, w.closeCause()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.e.cfg.DialTimeout)
 	defer cancel()
@@ -300,7 +300,7 @@ func (l *writerLane) connect(failures int) (drivers.ValkeyConn, error) {
 	if w.isStopped() { // stop already closed the lane's connection
 		l.connMu.Unlock()
 		_ = conn.Close()
-		return nil, ErrClosed
+		return nil, w.closeCause()
 	}
 	l.conn, l.connAddr = conn, addr
 	l.connMu.Unlock()

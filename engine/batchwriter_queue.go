@@ -197,7 +197,7 @@ func (w *BatchWriter) owner(ctx context.Context, slot uint16) (string, error) {
 			return "", ctx.Err()
 		case <-w.stopCh:
 			t.Stop()
-			return "", ErrClosed
+			return "", w.closeCause()
 		}
 		if addr, err = w.e.cl.Owner(slot); err == nil {
 			return addr, nil

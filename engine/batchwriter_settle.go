@@ -120,7 +120,7 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 	w.roomLocked()
 	w.mu.Unlock()
 	w.recycle(batch)
-	w.finish(late, nil, nil, ErrClosed)
+	w.finish(late, nil, nil, w.closeCause())
 	return broken
 }
 

@@ -1,9 +1,11 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,5 +170,48 @@ func TestTxDedicatedAfterIdleConnsKilled(t *testing.T) {
 	}
 	if n := getInt(t, srv, "x"); n != 12 {
 		t.Fatalf("x = %d, want 12", n)
+	}
+}
+
+// The commands a batch writer fails because its own Close stopped it are
+// reported to OnError as "batch writer closed" (matching ErrClosed), not
+// as "engine closed" while the engine still serves.
+func TestBatchWriterOwnCloseError(t *testing.T) {
+	eng, srv := newEngine(t, func(c config.Config) config.Config {
+		c.DrainTimeout = 100 * time.Millisecond
+		return c
+	})
+	ctx := ctxT(t)
+	var mu sync.Mutex
+	texts := map[string]int{}
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{OnError: func(_ []string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !errors.Is(err, engine.ErrClosed) {
+			return // a pipeline in flight cut after the drain: outcome unknown
+		}
+		texts[err.Error()]++
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Pause(); err != nil { // nothing drains: the writes stay queued
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Resume() }()
+	for i := range 5000 {
+		if err := w.Set(ctx, "bw:"+strconv.Itoa(i), "v", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := w.Close(done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Close with an ended ctx: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if texts["vactor: batch writer closed"] == 0 || texts["vactor: engine closed"] != 0 {
+		t.Fatalf("OnError errors matching ErrClosed: %v; want \"vactor: batch writer closed\" only", texts)
 	}
 }
