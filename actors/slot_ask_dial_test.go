@@ -119,6 +119,12 @@ func TestSlotAskToUndialledTargetKeepsParked(t *testing.T) {
 	close(r.release)
 	first.wantString(t, "b")
 	second.wantString(t, "a")
+	r.mu.Lock()
+	dialled := r.dialled
+	r.mu.Unlock()
+	if !dialled {
+		t.Fatal("the ASK target was never dialled: the test did not take the path it tests")
+	}
 	third := newHookedCmd(3) // the slot still serves new commands
 	slot.Submit(third)
 	third.wantString(t, "OK")
