@@ -26,7 +26,9 @@ end
 return 1`
 
 // waitBusy waits until srv runs a script: a PING on a new connection
-// gets no answer within 50 ms.
+// gets no answer within 150 ms (an idle server answers in well under
+// that, two CPU hogs and -race tests included; the scripts run 1 s and
+// more).
 func waitBusy(t *testing.T, srv *valkeytest.Server) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -35,7 +37,7 @@ func waitBusy(t *testing.T, srv *valkeytest.Server) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = c.SetDeadline(time.Now().Add(50 * time.Millisecond))
+		_ = c.SetDeadline(time.Now().Add(150 * time.Millisecond))
 		_, err = c.Write([]byte("PING\r\n"))
 		if err == nil {
 			_, err = c.Read(make([]byte, 16))
@@ -78,12 +80,12 @@ func TestCloseDrainsTxAndDedicated(t *testing.T) {
 			go func() {
 				if via == "Tx" {
 					tx := eng.Tx()
-					tx.Do("EVAL", busyIncr, "1", "x", "400000")
+					tx.Do("EVAL", busyIncr, "1", "x", "1000000")
 					done <- tx.Exec(ctx)
 					return
 				}
 				done <- eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
-					_, err := c.Do(ctx, "EVAL", busyIncr, "1", "x", "400000")
+					_, err := c.Do(ctx, "EVAL", busyIncr, "1", "x", "1000000")
 					return err
 				})
 			}()
@@ -117,7 +119,7 @@ func TestCloseCutsDedicatedOutcomeUnknown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
-			_, err := c.Do(ctx, "EVAL", busyIncr, "1", "x", "600000")
+			_, err := c.Do(ctx, "EVAL", busyIncr, "1", "x", "1500000")
 			return err
 		})
 	}()
