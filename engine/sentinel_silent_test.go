@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -56,17 +57,7 @@ func TestSentinelSilentFirstSentinel(t *testing.T) {
 	if _, err := p.Do("CLIENT", "KILL", "TYPE", "normal"); err != nil {
 		t.Fatal(err)
 	}
-	begin := time.Now()
-	for {
-		if _, err = eng.Set(ctx, "k2", "v", 0).Await(ctx); err == nil {
-			break
-		}
-		if time.Since(begin) > 5*time.Second {
-			t.Fatalf("no SET succeeded within 5s of the kill: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	back := time.Since(begin)
+	back := servingAgain(ctx, t, eng)
 	if back > time.Second {
 		t.Errorf("serving again %v after the kill, want < 1s", back)
 	}
@@ -152,18 +143,7 @@ func frozenAfterNew(t *testing.T, dial time.Duration) {
 	if _, err := p.Do("CLIENT", "KILL", "TYPE", "normal"); err != nil {
 		t.Fatal(err)
 	}
-	begin := time.Now()
-	var err error
-	for {
-		if _, err = eng.Set(ctx, "k2", "v", 0).Await(ctx); err == nil {
-			break
-		}
-		if time.Since(begin) > 5*time.Second {
-			t.Fatalf("no SET succeeded within 5s of the kill: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	back := time.Since(begin)
+	back := servingAgain(ctx, t, eng)
 	time.Sleep(min(dial, time.Second) + 200*time.Millisecond) // the reconnect's resolution ended
 	st := eng.Stats().Sentinel
 	t.Logf("serving again %v after the kill; resolutions %d -> %d, failed %d -> %d", back.Round(time.Millisecond), before.Resolutions, st.Resolutions, before.FailedResolutions, st.FailedResolutions)
@@ -176,5 +156,22 @@ func frozenAfterNew(t *testing.T, dial time.Duration) {
 	// The next sentinel answers 100ms after the frozen one was asked.
 	if back > 600*time.Millisecond {
 		t.Errorf("serving again %v after the kill, want < 600ms", back)
+	}
+}
+
+// servingAgain returns how long after now a SET succeeds again (5 s at
+// most, else the test fails).
+func servingAgain(ctx context.Context, t *testing.T, eng *engine.Engine) time.Duration {
+	t.Helper()
+	begin := time.Now()
+	for {
+		_, err := eng.Set(ctx, "k2", "v", 0).Await(ctx)
+		if err == nil {
+			return time.Since(begin)
+		}
+		if time.Since(begin) > 5*time.Second {
+			t.Fatalf("no SET succeeded within 5s of the kill: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
