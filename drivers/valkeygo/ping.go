@@ -32,7 +32,8 @@ import (
 // connection as valkey-go's did (valkey-go closes it, and dials a new one
 // for the next call). A listening Conn's dedicated connection (pub/sub)
 // gets the same PING, without the gate (it is on valkey-go's background
-// path anyway); valkey-go's pooled connections for blocking commands get
+// path anyway), and told apart from a reader held up by a slow consumer
+// (see pingListener); valkey-go's pooled connections for blocking commands get
 // none: they are on the background path too, whose reader sees a close at
 // once, and TCP keep-alive finds a peer gone.
 
@@ -151,15 +152,72 @@ func (c *Conn) idlePing() {
 // timer, and a PING unanswered by then closes the Conn's sockets: the
 // listener's done channel then reports the error, as it did when
 // valkey-go's PING failed.
+//
+// Unlike valkey-go's, it tells a silent server from a slow reader. The
+// connection's reader calls the pub/sub hooks, and a hook that waits (the
+// engine's OverflowBlock waits for the application to take an item) holds
+// the reader, and the PING's reply behind the messages, up: that is
+// backpressure, which the server buffers, not a dead server. So no PING
+// goes out while a hook call is in progress, and the timeout counts only
+// while no hook runs and none was called: a reply late behind messages
+// being delivered does not close the connection. TCP keep-alive still finds
+// a peer gone meanwhile.
 func (c *Conn) pingListener(d valkey.DedicatedClient) {
+	if c.hooked.busy.Load() != 0 {
+		return
+	}
 	done := make(chan error, 1)
 	go func() { done <- d.Do(context.Background(), d.B().Ping().Build()).NonValkeyError() }()
+	seen := c.hooked.calls.Load()
 	t := time.NewTimer(c.pingTimeout)
 	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-		c.open.closeSockets()
-	case <-c.closing.Done():
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			if n := c.hooked.calls.Load(); n != seen || c.hooked.busy.Load() != 0 {
+				seen = n
+				t.Reset(c.pingTimeout)
+				continue
+			}
+			c.open.closeSockets()
+			return
+		case <-c.closing.Done():
+			return
+		}
 	}
+}
+
+// hookCalls follows a listening Conn's reader through the pub/sub hooks:
+// busy while a hook call is in progress, calls counts those that ended.
+type hookCalls struct {
+	busy  atomic.Int32
+	calls atomic.Uint64
+}
+
+func (k *hookCalls) enter() { k.busy.Add(1) }
+
+func (k *hookCalls) leave() {
+	k.calls.Add(1)
+	k.busy.Add(-1)
+}
+
+// wrap returns h with every hook counted.
+func (k *hookCalls) wrap(h valkey.PubSubHooks) valkey.PubSubHooks {
+	if f := h.OnMessage; f != nil {
+		h.OnMessage = func(m valkey.PubSubMessage) {
+			k.enter()
+			defer k.leave()
+			f(m)
+		}
+	}
+	if f := h.OnSubscription; f != nil {
+		h.OnSubscription = func(s valkey.PubSubSubscription) {
+			k.enter()
+			defer k.leave()
+			f(s)
+		}
+	}
+	return h
 }

@@ -227,6 +227,7 @@ type Conn struct {
 	// ded, once Listen ran, is the dedicated pub/sub connection: Do and
 	// DoMulti use it from then on.
 	ded    atomic.Pointer[valkey.DedicatedClient]
+	hooked hookCalls  // its reader's calls of the pub/sub hooks (pingListener)
 	mu     sync.Mutex // orders Listen and Close
 	closed bool
 }
@@ -456,6 +457,7 @@ func (c *Conn) ListenValkey(h valkey.PubSubHooks) <-chan error {
 	if h.OnMessage == nil && h.OnSubscription == nil {
 		h.OnMessage = func(valkey.PubSubMessage) {} // valkey-go ignores empty hooks
 	}
+	h = c.hooked.wrap(h)
 	d, _ := c.c.Dedicate() // released by Close (DedicatedClient.Close)
 	done := d.SetPubSubHooks(h)
 	c.ded.Store(&d)
