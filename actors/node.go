@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,7 +112,7 @@ func (n *Node) connect(ctx context.Context) (drivers.ValkeyConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := conn.Do(ctx, conn.B().Ping().Build()).Error(); err != nil {
+	if err := conn.Do(ctx, conn.B().Ping().Build()).Error(); err != nil && !PingRefused(err) {
 		_ = conn.Close()
 		var ve *valkey.ValkeyError
 		if errors.As(err, &ve) && ve.IsLoading() {
@@ -120,6 +121,22 @@ func (n *Node) connect(ctx context.Context) (drivers.ValkeyConn, error) {
 		return nil, err
 	}
 	return conn, nil
+}
+
+// PingRefused reports whether err is the server's refusal of PING itself:
+// an ACL user without it (NOPERM; a "+@read +@write" user is one) or a
+// server that renamed it away (unknown command). The server answered, so
+// the connection works: a check of a connection or a node with PING takes
+// it as an answer. Without this, such a user's node never came back once
+// its connection broke (every redial failed its PING, and the breaker
+// stayed open for good).
+func PingRefused(err error) bool {
+	var ve *valkey.ValkeyError
+	if !errors.As(err, &ve) {
+		return false
+	}
+	msg := ve.Error()
+	return strings.HasPrefix(msg, "NOPERM") || strings.HasPrefix(msg, "ERR unknown command")
 }
 
 // probeKey marks the context of a probe's dial (IsProbe).

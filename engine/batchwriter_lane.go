@@ -11,6 +11,7 @@ import (
 
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/drivers"
 )
 
@@ -292,7 +293,7 @@ func (l *writerLane) connect(failures int) (drivers.ValkeyConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := conn.Do(ctx, conn.B().Ping().Build()).Error(); err != nil {
+	if err := conn.Do(ctx, conn.B().Ping().Build()).Error(); err != nil && !actors.PingRefused(err) {
 		_ = conn.Close()
 		return nil, fmt.Errorf("vactor: batch writer: connect to %s: %w", addr, mapError(err))
 	}

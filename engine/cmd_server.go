@@ -2,12 +2,15 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/futures"
 )
 
@@ -17,22 +20,55 @@ func (e *Engine) PingFuture(ctx context.Context) *futures.Future[string] {
 }
 
 // Ping sends PING on every connection and waits for the replies; it
-// returns the first error, or ctx's when ctx ends first.
+// returns the first error, or ctx's when ctx ends first. A user the
+// server does not let run PING gets its NOPERM error (see IsHealthy).
 func (e *Engine) Ping(ctx context.Context) error {
+	fs, err := e.pingAll(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = futures.All(ctx, fs...)
+	return err
+}
+
+// pingAll sends PING on every connection.
+func (e *Engine) pingAll(ctx context.Context) ([]*futures.Future[string], error) {
 	if e.closed.Load() {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	conns := e.connStates()
 	fs := make([]*futures.Future[string], len(conns))
 	for i, c := range conns {
 		fs[i] = submitTo(e, c, ctx, e.b.Ping().Build(), decodeString)
 	}
-	_, err := futures.All(ctx, fs...)
-	return err
+	return fs, nil
 }
 
 // IsHealthy reports whether every connection answers PING before ctx ends.
-func (e *Engine) IsHealthy(ctx context.Context) bool { return e.Ping(ctx) == nil }
+// The server's refusal of PING itself is an answer: an ACL user without
+// PING (NOPERM; "+@read +@write" is one), or a server that renamed it
+// away, is healthy when every connection gets that refusal.
+func (e *Engine) IsHealthy(ctx context.Context) bool {
+	fs, err := e.pingAll(ctx)
+	if err != nil {
+		return false
+	}
+	for _, f := range fs {
+		if _, err := f.Await(ctx); err != nil && !pingRefused(err) {
+			return false
+		}
+	}
+	return true
+}
+
+// pingRefused is actors.PingRefused for the errors callers get.
+func pingRefused(err error) bool {
+	var se *ServerError
+	if errors.As(err, &se) {
+		return se.Prefix == "NOPERM" || strings.HasPrefix(se.Message, "ERR unknown command")
+	}
+	return actors.PingRefused(err)
+}
 
 // Publish posts message on channel and returns the number of subscribers
 // that received it.

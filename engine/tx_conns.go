@@ -12,6 +12,7 @@ import (
 
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/drivers"
 )
 
@@ -193,7 +194,7 @@ func (p *txConns) get(e *Engine, ctx context.Context, addr string) (drivers.Valk
 			// Idle for a while: the server may have closed it (restart,
 			// timeout). A transaction written on a dead connection would
 			// end with an unknown outcome, so check it first.
-			if err := p.call(ctx, c, c.B().Ping().Build()).Error(); err == nil {
+			if err := p.call(ctx, c, c.B().Ping().Build()).Error(); err == nil || actors.PingRefused(err) {
 				return c, nil
 			} else if ctx.Err() != nil {
 				p.put(addr, c, false)
