@@ -1,8 +1,11 @@
 package engine_test
 
 import (
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/vactor-io/vactor/futures"
 )
 
 // TestIdleConnectionClosedByServer: a connection the server closed while
@@ -48,5 +51,43 @@ func TestIdleConnectionClosedByServer(t *testing.T) {
 	}
 	if st := eng.Stats(); st.OutcomeUnknown != 0 {
 		t.Fatalf("Stats.OutcomeUnknown = %d, want 0", st.OutcomeUnknown)
+	}
+}
+
+// TestIdleCloseBigPipelineResent: a whole pipeline of 1,000 SETs written
+// to a connection the server closed while idle was never sent: every one
+// goes out again on the new connection, none fails. Its resend spends no
+// retry budget (burst 100), which bounds resends of commands that reached
+// the server.
+func TestIdleCloseBigPipelineResent(t *testing.T) {
+	srv, eng := faultEngine(t)
+	ctx := ctxT(t)
+	for round := range 3 {
+		if err := eng.Set(ctx, "warm", "x", 0).Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.Do("CLIENT", "KILL", "TYPE", "normal"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // an idle connection: the scenario (see above)
+		fs := make([]*futures.Future[struct{}], 1000)
+		for i := range fs {
+			fs[i] = eng.Set(ctx, "k"+strconv.Itoa(i), strconv.Itoa(round), 0)
+		}
+		failed := 0
+		var first error
+		for _, f := range fs {
+			if err := f.Err(ctx); err != nil {
+				if failed++; first == nil {
+					first = err
+				}
+			}
+		}
+		if failed > 0 {
+			t.Fatalf("round %d: %d of 1000 SETs failed after the server closed the idle connection; first: %v", round, failed, first)
+		}
+		if v, err := eng.Get(ctx, "k999").Await(ctx); err != nil || v != strconv.Itoa(round) {
+			t.Fatalf("round %d: k999 %q, %v", round, v, err)
+		}
 	}
 }
