@@ -28,13 +28,19 @@ const (
 	// Disconnected: a connection was lost (SubEvent.Err says why), or,
 	// with SubEvent.ShardChannel set, that one shard channel was dropped
 	// because its slot moved (Err ErrSlotMoved). Messages published from
-	// now until the matching Resubscribed are not delivered.
+	// now until the matching Resubscribed are not delivered. When the
+	// server or the network went silent (a frozen server, a lost route)
+	// rather than closing the connection, the loss is found by the idle
+	// PING, up to 1 s + ReadTimeout (4 s by default) after the silence
+	// began, and messages published in that time may be missing too (Err
+	// then says that the PING went unanswered).
 	Disconnected
 	// Resubscribed: after a Disconnected, a new connection subscribed to
 	// the whole set again, or (ShardChannel set) the moved shard channel
 	// was subscribed on its new owner. SubEvent.Gap is the time from the
 	// disconnect to the confirmation: the window in which messages may
-	// have been missed.
+	// have been missed, plus, after a silent outage, the time it took to
+	// find it (see Disconnected), which Gap does not include.
 	Resubscribed
 )
 

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -41,5 +42,55 @@ func TestSubscribeSlowReaderKeepsConnection(t *testing.T) {
 		if want := string(rune('a' + i)); ev.Message.Payload != want {
 			t.Fatalf("item %d: %q, want %q", i, ev.Message.Payload, want)
 		}
+	}
+}
+
+// TestSubscribeFrozenServerFound: a subscriber finds a frozen server (or a
+// silent network) by the idle PING: within 1 s of quiet + ReadTimeout
+// (3 s) of the freeze, and the Disconnected event says that the PING went
+// unanswered. Before, the PING of the listening connection's unused first
+// connection was waited for first: 1 s + 2 × ReadTimeout (6.8 s), and the
+// error read "use of closed network connection".
+func TestSubscribeFrozenServerFound(t *testing.T) {
+	srv := valkeytest.Start(t)
+	eng := subEngine(t, srv)
+	ctx := ctxT(t)
+	sub, err := eng.Subscribe(ctx, "frozen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if ev := subNext(t, sub.Channel(), 5*time.Second); ev.Kind != engine.Subscribed {
+		t.Fatalf("first item: %v, want subscribed", ev.Kind)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	paused := time.Now()
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = srv.Resume()
+		}
+	}()
+	// The PING goes out after 1 s without traffic (at most 1 s after the
+	// freeze) and is given ReadTimeout (3 s): 4 s, and a second of margin.
+	ev := subNext(t, sub.Channel(), 10*time.Second)
+	took := time.Since(paused)
+	if ev.Kind != engine.Disconnected {
+		t.Fatalf("item after the freeze: %v, want disconnected", ev.Kind)
+	}
+	if took > 5*time.Second {
+		t.Errorf("Disconnected %s after the freeze, want within 5 s (1 s + ReadTimeout 3 s + margin)", took.Round(time.Millisecond))
+	}
+	if ev.Err == nil || !strings.Contains(ev.Err.Error(), "no reply to PING") {
+		t.Errorf("Disconnected error %v, want it to say the PING went unanswered", ev.Err)
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	if ev := subNext(t, sub.Channel(), 10*time.Second); ev.Kind != engine.Resubscribed {
+		t.Fatalf("item after the resume: %v (err %v), want resubscribed", ev.Kind, ev.Err)
 	}
 }

@@ -127,17 +127,22 @@ func (c *Conn) stopPing() {
 }
 
 // idlePing is the PING timer's function: see above.
+//
+// A listening Conn's first connection is left alone: nothing uses it
+// once Listen ran (Do and DoMulti go to the dedicated one), and waiting
+// for its PING first added a second timeout to the time a subscriber took
+// to find a silent server (1 s + 2 × ReadTimeout instead of 1 s +
+// ReadTimeout).
 func (c *Conn) idlePing() {
-	if c.gate.lockIdle() {
+	if d := c.ded.Load(); d != nil {
+		c.pingListener(*d)
+	} else if c.gate.lockIdle() {
 		ctx, cancel := context.WithTimeout(c.closing, c.pingTimeout)
 		c.begin(ctx)
 		_ = c.c.Do(ctx, c.c.B().Ping().Build())
 		c.end()
 		cancel()
 		c.gate.unlock()
-	}
-	if d := c.ded.Load(); d != nil {
-		c.pingListener(*d)
 	}
 	c.pingMu.Lock()
 	defer c.pingMu.Unlock()
@@ -151,7 +156,8 @@ func (c *Conn) idlePing() {
 // leaves the connection be, so, as valkey-go's own PING, it waits on a
 // timer, and a PING unanswered by then closes the Conn's sockets: the
 // listener's done channel then reports the error, as it did when
-// valkey-go's PING failed.
+// valkey-go's PING failed, saying that the PING went unanswered (see
+// ListenValkey).
 //
 // Unlike valkey-go's, it tells a silent server from a slow reader. The
 // connection's reader calls the pub/sub hooks, and a hook that waits (the
@@ -181,6 +187,7 @@ func (c *Conn) pingListener(d valkey.DedicatedClient) {
 				t.Reset(c.pingTimeout)
 				continue
 			}
+			c.pingLost.Store(true)
 			c.open.closeSockets()
 			return
 		case <-c.closing.Done():

@@ -227,9 +227,12 @@ type Conn struct {
 	// ded, once Listen ran, is the dedicated pub/sub connection: Do and
 	// DoMulti use it from then on.
 	ded    atomic.Pointer[valkey.DedicatedClient]
-	hooked hookCalls  // its reader's calls of the pub/sub hooks (pingListener)
-	mu     sync.Mutex // orders Listen and Close
-	closed bool
+	hooked hookCalls // its reader's calls of the pub/sub hooks (pingListener)
+	// pingLost is set when the dedicated connection's PING went
+	// unanswered and pingListener closed the sockets.
+	pingLost atomic.Bool
+	mu       sync.Mutex // orders Listen and Close
+	closed   bool
 }
 
 func newConn(c valkey.Client, call *atomic.Int64, open *openConns) *Conn {
@@ -461,7 +464,19 @@ func (c *Conn) ListenValkey(h valkey.PubSubHooks) <-chan error {
 	d, _ := c.c.Dedicate() // released by Close (DedicatedClient.Close)
 	done := d.SetPubSubHooks(h)
 	c.ded.Store(&d)
-	return done
+	// The error of a connection closed for an unanswered PING says so
+	// (valkey-go's reads "use of closed network connection").
+	out := make(chan error, 1)
+	go func() {
+		defer close(out)
+		for err := range done {
+			if c.pingLost.Load() {
+				err = fmt.Errorf("valkey-go: no reply to PING within %s (the server or the network went silent): %w", c.pingTimeout, err)
+			}
+			out <- err
+		}
+	}()
+	return out
 }
 
 // Close implements drivers.Conn: calls in flight fail. It first closes
