@@ -61,7 +61,7 @@ func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub boo
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return ErrClosed
+			return s.closedErr()
 		}
 		if moved {
 			_, _ = s.e.cl.Refresh(s.e.slotOf(names[0])) // the map is stale: the server said so
@@ -79,9 +79,9 @@ func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub boo
 			select {
 			case err = <-o.op.Done:
 			case <-o.a.st.Stopped():
-				err = ErrClosed
+				err = s.closedErr()
 			case <-s.quit:
-				return ErrClosed
+				return s.closedErr()
 			case <-ctx.Done():
 				s.abandon(sent[i:], since)
 				return ctx.Err()
@@ -94,6 +94,16 @@ func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub boo
 		s.reap()
 	}
 	return errors.Join(errs...)
+}
+
+// closedErr is the error of a call the subscription's end cut short:
+// "engine closed" after the engine's Close, "subscription closed" after
+// the subscription's own (both ErrClosed).
+func (s *Subscription) closedErr() error {
+	if s.e.closed.Load() {
+		return ErrClosed
+	}
+	return errSubscriptionClosed
 }
 
 // pause waits the engine's backoff for attempt n; false if ctx or the

@@ -1,6 +1,8 @@
 package engine_test
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +94,35 @@ func TestSubscribeFrozenServerFound(t *testing.T) {
 	resumed = true
 	if ev := subNext(t, sub.Channel(), 10*time.Second); ev.Kind != engine.Resubscribed {
 		t.Fatalf("item after the resume: %v (err %v), want resubscribed", ev.Kind, ev.Err)
+	}
+}
+
+// TestSubscribeCutBySubscriptionClose: a Subscribe waiting for the
+// server's confirmation when its subscription is closed fails with
+// "subscription closed" (ErrClosed), not "engine closed": the engine
+// still serves.
+func TestSubscribeCutBySubscriptionClose(t *testing.T) {
+	srv := valkeytest.Start(t)
+	eng := subEngine(t, srv)
+	ctx := ctxT(t)
+	sub, err := eng.Subscribe(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Pause(); err != nil { // the confirmation never comes
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Resume() }()
+	done := make(chan error, 1)
+	go func() { done <- sub.Subscribe(context.Background(), "b") }()
+	time.Sleep(100 * time.Millisecond) // the scenario: a call in flight (a call not yet sent fails the same way)
+	_ = sub.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, engine.ErrClosed) || !strings.Contains(err.Error(), "subscription closed") {
+			t.Fatalf("Subscribe cut by the subscription's Close: %v, want \"subscription closed\" (ErrClosed)", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Subscribe did not return after the subscription's Close")
 	}
 }
