@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 //   - a refused TCP connection: glide retries it until DialTimeout and
 //     then says "timed out"; the probe's connect fails at once with
 //     ECONNREFUSED.
+//
 //   - a client name (o.ClientName; the engine's default is "vactor")
 //     the ACL user may not set: glide sets the name with CLIENT SETNAME
 //     after HELLO (valkey-go sets it inside HELLO, which any user may
@@ -29,10 +31,18 @@ import (
 //     fails the dial at once with the server's reply (a refusedError,
 //     which the engine reports as it reports a refused handshake).
 //
-// Every other outcome of the second step (a refused AUTH, a failed TLS
-// handshake, a timeout) is left to glide's own dial, which reports it as
-// before. Cost: one more TCP connection per dial, and with a client name
-// one round trip on it (and a TLS handshake with TLS).
+//   - with TLS, a failed TLS handshake (a certificate the client does
+//     not trust, expired or for another name; the server's refusal of
+//     the client's certificate, which TLS 1.3 reports at the first
+//     read): glide retries it until DialTimeout and then says "timed
+//     out"; the probe makes the handshake (and one round trip, a PING
+//     when no client name is set) and fails with crypto/tls's error, so
+//     the engine says what is wrong as it does with valkey-go.
+//
+// Every other outcome of the second step (a refused AUTH, a timeout) is
+// left to glide's own dial, which reports it as before. Cost: one more
+// TCP connection per dial, and with a client name or TLS one round trip
+// on it (and a TLS handshake with TLS).
 func probe(ctx context.Context, o drivers.Options, user, pass string) error {
 	d := net.Dialer{Timeout: o.DialTimeout}
 	c, err := d.DialContext(ctx, "tcp", o.Addr)
@@ -40,15 +50,17 @@ func probe(ctx context.Context, o drivers.Options, user, pass string) error {
 		return err
 	}
 	defer c.Close()
-	if o.ClientName == "" {
+	if o.ClientName == "" && o.TLS == nil {
 		return nil
 	}
-	return setnameRefused(ctx, c, o, user, pass)
+	return handshakeRefused(ctx, c, o, user, pass)
 }
 
-// setnameRefused returns a refusedError when the server refuses CLIENT
-// SETNAME o.ClientName to user on c with NOPERM, nil otherwise.
-func setnameRefused(ctx context.Context, c net.Conn, o drivers.Options, user, pass string) error {
+// handshakeRefused returns crypto/tls's error when the TLS handshake on c
+// fails, or the server ends it with an alert at the first round trip, and
+// a refusedError when the server refuses CLIENT SETNAME o.ClientName to
+// user with NOPERM; nil otherwise.
+func handshakeRefused(ctx context.Context, c net.Conn, o drivers.Options, user, pass string) error {
 	deadline := time.Now().Add(defaultTimeout)
 	if o.DialTimeout > 0 {
 		deadline = time.Now().Add(o.DialTimeout)
@@ -67,9 +79,19 @@ func setnameRefused(ctx context.Context, c net.Conn, o drivers.Options, user, pa
 		}
 		t := tls.Client(c, tc)
 		if err := t.HandshakeContext(ctx); err != nil {
-			return nil // glide's dial reports it
+			if isTimeout(err) {
+				return nil // glide's dial reports it (as valkey-go's: no answer)
+			}
+			return err
 		}
 		c = t
+	}
+	if o.ClientName == "" { // TLS only: one round trip shows a refused client certificate
+		if _, err := c.Write(appendCommand(nil, "PING")); err != nil {
+			return alertOnly(err)
+		}
+		_, err := bufio.NewReader(c).ReadString('\n')
+		return alertOnly(err)
 	}
 	var req []byte
 	if pass != "" {
@@ -81,17 +103,21 @@ func setnameRefused(ctx context.Context, c net.Conn, o drivers.Options, user, pa
 	}
 	req = appendCommand(req, "CLIENT", "SETNAME", o.ClientName)
 	if _, err := c.Write(req); err != nil {
-		return nil
+		return alertOnly(err)
 	}
 	r := bufio.NewReader(c)
 	if pass != "" {
-		if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+") {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return alertOnly(err)
+		}
+		if !strings.HasPrefix(line, "+") {
 			return nil // glide's dial reports a refused AUTH
 		}
 	}
 	line, err := r.ReadString('\n')
 	if err != nil {
-		return nil
+		return alertOnly(err)
 	}
 	text, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "-")
 	if !ok || !strings.HasPrefix(text, "NOPERM") {
@@ -102,6 +128,23 @@ func setnameRefused(ctx context.Context, c net.Conn, o drivers.Options, user, pa
 			"(give the ACL user +client|setname, or set no ClientName): %s", o.ClientName, text),
 		reply: drivers.ToValkey([]drivers.Result{{Value: drivers.Error(text)}})[0].Error(),
 	}
+}
+
+// alertOnly returns err when it is a TLS alert the server ended the
+// connection with (crypto/tls's *net.OpError "remote error"), nil for any
+// other error, which glide's dial reports itself.
+func alertOnly(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" {
+		return err
+	}
+	return nil
+}
+
+// isTimeout reports whether err is a timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // appendCommand appends args to b as a RESP array of bulk strings.
