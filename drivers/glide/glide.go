@@ -107,6 +107,7 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 	if invalidPtrOn() {
 		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, ErrInvalidPtrCheck)
 	}
+	quietCore()
 	user, pass, err := credentials(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, err)
