@@ -247,12 +247,12 @@ func TestFieldError(t *testing.T) {
 		err  *FieldError
 		want string
 	}{
-		{&FieldError{"Port", "70000", "must be between 1 and 65535"}, `config: invalid Port "70000": must be between 1 and 65535`},
-		{&FieldError{"Password", "hunter2", "whatever"}, `config: invalid Password "[redacted]": whatever`},
-		{&FieldError{"VALKEY_PASSWORD", "hunter2", "x"}, `config: invalid VALKEY_PASSWORD "[redacted]": x`},
-		{&FieldError{"URL", "valkey://u:hunter2@h:1", "x"}, `config: invalid URL "valkey://[redacted]@h:1": x`},
-		{&FieldError{"VALKEY_URL", "redis://:hunter2@h", "x"}, `config: invalid VALKEY_URL "redis://[redacted]@h": x`},
-		{&FieldError{"Host", "a\nb", ""}, `config: invalid Host "a\nb"`},
+		{&FieldError{Field: "Port", Value: "70000", Reason: "must be between 1 and 65535"}, `config: invalid Port "70000": must be between 1 and 65535`},
+		{&FieldError{Field: "Password", Value: "hunter2", Reason: "whatever"}, `config: invalid Password "[redacted]": whatever`},
+		{&FieldError{Field: "VALKEY_PASSWORD", Value: "hunter2", Reason: "x"}, `config: invalid VALKEY_PASSWORD "[redacted]": x`},
+		{&FieldError{Field: "URL", Value: "valkey://u:hunter2@h:1", Reason: "x"}, `config: invalid URL "valkey://[redacted]@h:1": x`},
+		{&FieldError{Field: "VALKEY_URL", Value: "redis://:hunter2@h", Reason: "x"}, `config: invalid VALKEY_URL "redis://[redacted]@h": x`},
+		{&FieldError{Field: "Host", Value: "a\nb", Reason: ""}, `config: invalid Host "a\nb"`},
 	}
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {

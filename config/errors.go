@@ -22,7 +22,8 @@ const redacted = "[redacted]"
 //
 // Field is a Config field name ("Port", "Addrs[1]", "TLS.KeyFile"), an
 // environment variable ("VALKEY_DIAL_TIMEOUT") or a URL element ("URL",
-// "URL port", "URL dial_timeout"). Unwrap returns ErrInvalidConfig.
+// "URL port", "URL dial_timeout"). Unwrap returns ErrInvalidConfig (and,
+// for a TLS file that cannot be read or parsed, the error that says why).
 //
 // Secrets are never carried: when Field names a password, Value holds
 // "[redacted]" and Error prints "[redacted]" whatever Value holds; when Field
@@ -34,6 +35,10 @@ type FieldError struct {
 	Field  string // the setting: Config field, VALKEY_* variable or URL element
 	Value  string // the rejected value as text; never a password
 	Reason string // why it was rejected, e.g. "must be between 1 and 65535"
+
+	// cause is the error that made the value invalid, when there is one
+	// (a TLS file that cannot be read: errors.Is(err, fs.ErrNotExist)).
+	cause error
 }
 
 // newFieldError builds a *FieldError, redacting the value of a secret field.
@@ -55,8 +60,14 @@ func (e *FieldError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns ErrInvalidConfig.
-func (e *FieldError) Unwrap() error { return ErrInvalidConfig }
+// Unwrap returns ErrInvalidConfig, and the error that made the value
+// invalid when there is one (a TLS file that cannot be read or parsed).
+func (e *FieldError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{ErrInvalidConfig, e.cause}
+	}
+	return []error{ErrInvalidConfig}
+}
 
 // safeValue returns value as it may be shown for field.
 func safeValue(field, value string) string {

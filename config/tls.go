@@ -3,8 +3,6 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
-	"fmt"
 	"os"
 )
 
@@ -30,20 +28,28 @@ func (t TLSConfig) ClientConfig() (*tls.Config, error) {
 	if t.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("tls: load client certificate: %w", err)
+			return nil, fileError("TLS.CertFile", t.CertFile, "cannot load the client certificate (with TLS.KeyFile)", err)
 		}
 		c.Certificates = []tls.Certificate{cert}
 	}
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("tls: read CA file: %w", err)
+			return nil, fileError("TLS.CAFile", t.CAFile, "cannot be read", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("tls: CA file " + t.CAFile + " holds no PEM certificate")
+			return nil, newFieldError("TLS.CAFile", t.CAFile, "holds no PEM certificate")
 		}
 		c.RootCAs = pool
 	}
 	return c, nil
+}
+
+// fileError is the *FieldError of a TLS file that cannot be used: reason
+// and err's text, and err as its cause (errors.Is(err, fs.ErrNotExist)).
+func fileError(field, path, reason string, err error) *FieldError {
+	e := newFieldError(field, path, reason+": "+err.Error())
+	e.cause = err
+	return e
 }

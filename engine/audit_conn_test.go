@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"io/fs"
 	"math"
 	"net/url"
 	"os"
@@ -375,14 +376,17 @@ func TestAuditConnTLS(t *testing.T) {
 	t.Run("plain TCP to the TLS port", func(t *testing.T) {
 		wantNewFails(t, config.DefaultConfig().WithAddrs(required.Addr()), "TLS port dialled without TLS", 2*time.Second)
 	})
-	// Files that cannot be used fail New before any dial, naming the file.
+	// Files that cannot be used fail New before any dial, naming the file,
+	// as configuration errors (*config.FieldError, ErrInvalidConfig) that
+	// unwrap to the cause (a missing file: fs.ErrNotExist).
 	for name, tc := range map[string]struct {
-		tls  config.TLSConfig
-		want string
+		tls      config.TLSConfig
+		want     string
+		notExist bool
 	}{
-		"missing CA file":   {config.TLSConfig{Enabled: true, CAFile: filepath.Join(dir, "nope.pem")}, "nope.pem"},
-		"CA file not PEM":   {config.TLSConfig{Enabled: true, CAFile: garbage}, "garbage.pem holds no PEM certificate"},
-		"missing cert file": {config.TLSConfig{Enabled: true, CertFile: filepath.Join(dir, "c.pem"), KeyFile: certs.Client.KeyFile}, "c.pem"},
+		"missing CA file":   {config.TLSConfig{Enabled: true, CAFile: filepath.Join(dir, "nope.pem")}, `TLS.CAFile "` + filepath.Join(dir, "nope.pem") + `": cannot be read`, true},
+		"CA file not PEM":   {config.TLSConfig{Enabled: true, CAFile: garbage}, `garbage.pem": holds no PEM certificate`, false},
+		"missing cert file": {config.TLSConfig{Enabled: true, CertFile: filepath.Join(dir, "c.pem"), KeyFile: certs.Client.KeyFile}, `TLS.CertFile "` + filepath.Join(dir, "c.pem") + `": cannot load the client certificate`, true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			start := time.Now()
@@ -393,6 +397,13 @@ func TestAuditConnTLS(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not name %q", err, tc.want)
+			}
+			var fe *config.FieldError
+			if !errors.Is(err, config.ErrInvalidConfig) || !errors.As(err, &fe) {
+				t.Errorf("error %v is not a configuration error (*config.FieldError)", err)
+			}
+			if errors.Is(err, fs.ErrNotExist) != tc.notExist {
+				t.Errorf("error %v: errors.Is(err, fs.ErrNotExist) = %t, want %t", err, !tc.notExist, tc.notExist)
 			}
 			if d := time.Since(start); d > time.Second {
 				t.Errorf("New took %v to refuse a file", d)
