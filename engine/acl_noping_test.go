@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -85,5 +86,72 @@ func TestACLUserWithoutPing(t *testing.T) {
 	}
 	if !eng.IsHealthy(ctx) {
 		t.Fatal("IsHealthy false after the recovery")
+	}
+}
+
+// TestACLUserWithoutRoleSentinel: in sentinel mode the engine checks that
+// the node the sentinels name is the primary with ROLE, an @admin command
+// a data-only user may not run: the role then comes from HELLO, which
+// every user may send. The engine serves such a user, across a failover,
+// with every acknowledged INCR kept.
+func TestACLUserWithoutRoleSentinel(t *testing.T) {
+	s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{Username: "admin", Password: "adminpw"})
+	rules := []string{"~*", "+@read", "+@write"}
+	for _, n := range s.Nodes() {
+		if err := n.AddUser("rw", "pw", rules...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eng := sentinelEngine(t, s, func(c config.Config) config.Config {
+		c.Username, c.Password = "rw", "pw"
+		return c
+	})
+	ctx := ctxT(t)
+	var acked int64
+	incr := func() {
+		t.Helper()
+		if _, err := eng.Incr(ctx, "n").Await(ctx); err != nil {
+			t.Fatalf("INCR: %v", err)
+		}
+		acked++
+	}
+	incr()
+	old, err := s.Primary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := s.Failover(); done <- err }()
+	for waiting := true; waiting; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			waiting = false
+		default:
+			incr()
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if p, err := s.Primary(); err == nil && p != old && eng.Stats().Sentinel.Primary == p.Addr() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the engine did not follow the failover within 10 s")
+		}
+		incr()
+	}
+	incr()
+	p, err := s.Primary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.Do("GET", "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != strconv.FormatInt(acked, 10) {
+		t.Fatalf("counter %v on the new primary, %d INCRs acknowledged", got, acked)
 	}
 }

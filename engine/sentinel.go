@@ -254,8 +254,15 @@ func (sn *sentinel) dialRole(ctx context.Context, addr string) (drivers.ValkeyCo
 }
 
 // roleOf returns the first field of ROLE: "master", "slave", "sentinel".
+// ROLE is an @admin command: an ACL user that may not run it (a data-only
+// "~* +@read +@write" user) gets NOPERM, and the role then comes from
+// HELLO without arguments, which every user may send (the "role" of its
+// reply: "master" or "replica", the latter returned as "slave").
 func roleOf(ctx context.Context, conn drivers.ValkeyConn) (string, error) {
 	arr, err := conn.Do(ctx, conn.B().Role().Build()).ToArray()
+	if err != nil && actors.PingRefused(err) {
+		return helloRole(ctx, conn, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("ROLE: %w", err)
 	}
@@ -263,6 +270,27 @@ func roleOf(ctx context.Context, conn drivers.ValkeyConn) (string, error) {
 		return "", errors.New("ROLE: empty reply")
 	}
 	return arr[0].ToString()
+}
+
+// helloRole is roleOf from HELLO's reply; refused is ROLE's refusal, which
+// the error names when HELLO does not tell either.
+func helloRole(ctx context.Context, conn drivers.ValkeyConn, refused error) (string, error) {
+	m, err := conn.Do(ctx, conn.B().Arbitrary("HELLO").Build()).AsMap()
+	if err != nil {
+		return "", fmt.Errorf("ROLE: %w; HELLO: %w", refused, err)
+	}
+	r, ok := m["role"]
+	if !ok {
+		return "", fmt.Errorf("ROLE: %w; HELLO's reply has no role", refused)
+	}
+	role, err := r.ToString()
+	if err != nil {
+		return "", fmt.Errorf("ROLE: %w; HELLO's role: %w", refused, err)
+	}
+	if role == "replica" {
+		role = "slave"
+	}
+	return role, nil
 }
 
 // dialPrimary is the Node.Dial of the primary's connection actors: it has
