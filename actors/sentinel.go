@@ -328,6 +328,11 @@ type (
 		gen  uint64
 		conn drivers.ValkeyConn
 		err  error
+		// leads: the sentinel said, once subscribed, that it leads a
+		// failover of master (see subscribe).
+		leads   bool
+		master  string
+		timeout time.Duration // its failover-timeout, 0 if unknown
 	}
 	subDown struct {
 		addr string
@@ -632,7 +637,15 @@ func (a *sentinelActor) subscribe(addr string, sub *sentinelSub) {
 			s.tell(subUp{addr: addr, gen: gen, err: err})
 			return
 		}
-		if !s.tell(subUp{addr: addr, gen: gen, conn: conn}) {
+		// A failover that started before the subscription sent its first
+		// events unheard: ask the sentinel, now subscribed, whether it
+		// leads one (on the same connection: RESP3 takes commands while
+		// subscribed; an error only leaves the question open).
+		up := subUp{addr: addr, gen: gen, conn: conn}
+		if ans, err := querySentinel(ctx, conn, addr, s.MasterName); err == nil && ans.inFailover {
+			up.leads, up.master, up.timeout = true, ans.master, ans.failoverTimeout
+		}
+		if !s.tell(up) {
 			_ = conn.Close()
 		}
 		select {
@@ -660,6 +673,17 @@ func (a *sentinelActor) subUp(m subUp) {
 	} else {
 		sub.conn, sub.failures = m.conn, 0
 		a.s.subscribed.Add(1)
+		if m.leads && m.master == a.s.View().Master && !a.holding[m.addr] {
+			// It leads a failover of the primary that began before the
+			// engine heard its events (New during a failover, a
+			// subscription re-established in the middle of one): hold as
+			// on +try-failover. Before, the engine wrote to the old
+			// primary unheld until the switch, and lost those writes.
+			if m.timeout > 0 {
+				a.holdLimit = min(m.timeout+time.Second, a.s.HoldLimit)
+			}
+			a.startHold(m.addr, "")
+		}
 	}
 	// Only now, with the count updated: New reads Stats as soon as ready
 	// closes (closing it first let New see one sentinel fewer).
