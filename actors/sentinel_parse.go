@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -12,12 +11,13 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/policies"
 )
 
 // ErrNoMaster is returned when no sentinel names a primary for the master
 // name: none answered, or none monitors that name. Retryable: the
 // sentinels may be starting, or failing over.
-var ErrNoMaster = errors.New("vactor: no sentinel names a primary")
+var ErrNoMaster = policies.NewRetryable("vactor: no sentinel names a primary")
 
 // Channels of the sentinel events the sentinel actor follows. A sentinel
 // publishes each event on the channel of its name; the payload names the

@@ -21,7 +21,7 @@ import (
 // ErrTooManyRedirects fails a command that was redirected (MOVED, ASK,
 // TRYAGAIN, CLUSTERDOWN) more than MaxRedirects times. Retryable by the
 // caller once the cluster settles.
-var ErrTooManyRedirects = errors.New("vactor: too many cluster redirects")
+var ErrTooManyRedirects = policies.NewRetryable("vactor: too many cluster redirects")
 
 // Hooked is a Command a slot actor can follow: it reports its completion
 // to the collector set with SetHook, and hands back redirect replies

@@ -47,7 +47,7 @@ var (
 	// ErrNodeRemoved fails a command queued for a cluster node that left
 	// the slot map for good (its connection actors were stopped). It was
 	// not sent; the node served none of its slots any more.
-	ErrNodeRemoved = errors.New("vactor: cluster node removed")
+	ErrNodeRemoved = policies.NewRetryable("vactor: cluster node removed")
 
 	// ErrNoSlotOwner fails a cluster command whose hash slot no node
 	// serves in the engine's slot map, read again at once before failing
@@ -91,7 +91,7 @@ var (
 	// or Dedicated again while every connection is held by such a
 	// function, which would otherwise wait for ever). Nothing was sent.
 	// Retryable once connections are given back.
-	ErrPoolExhausted = errors.New("vactor: dedicated-connection pool exhausted")
+	ErrPoolExhausted = policies.NewRetryable("vactor: dedicated-connection pool exhausted")
 
 	// ErrNoPrimary fails New in sentinel mode when no sentinel of
 	// Config.SentinelAddrs names a primary for Config.SentinelMasterName
@@ -113,7 +113,7 @@ var (
 	// Watch whose connection was lent when a failover was held and
 	// reaches a former primary since the switch; and a Tx, Watch or
 	// Dedicated that picked the primary just before a switch.
-	ErrNotPrimary = errors.New("vactor: the node the sentinels named is not a primary")
+	ErrNotPrimary = policies.NewRetryable("vactor: the node the sentinels named is not a primary")
 
 	// ErrScanNodeChanged ends a sentinel-mode Scan whose node left
 	// mid-iteration (its replica left the healthy ones, or the primary

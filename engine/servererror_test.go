@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -202,5 +203,30 @@ func TestServerErrorPrefixDedicated(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The engine's errors for commands it could not send for a passing reason
+// are retryable (policies.IsRetryable), as documented, also wrapped and
+// joined with a redirect's reply; once a command was written they are
+// not (ErrOutcomeUnknown).
+func TestEngineErrorsRetryable(t *testing.T) {
+	for _, err := range []error{
+		engine.ErrNoPrimary, engine.ErrNotPrimary, engine.ErrTooManyRedirects,
+		engine.ErrNodeRemoved, engine.ErrPoolExhausted, engine.ErrNoSlotOwner,
+		fmt.Errorf("vactor: dial: %w", engine.ErrNotPrimary),
+		errors.Join(engine.ErrTooManyRedirects, &engine.ServerError{Prefix: "MOVED", Message: "MOVED 1 127.0.0.1:1"}),
+	} {
+		if !policies.IsRetryable(err) {
+			t.Errorf("IsRetryable(%v) = false, want true", err)
+		}
+	}
+	for _, err := range []error{
+		&policies.OutcomeUnknownError{Cause: engine.ErrNodeRemoved},
+		engine.ErrClosed, engine.ErrCircuitOpen, engine.ErrInvalidArgument, engine.ErrTxAborted,
+	} {
+		if policies.IsRetryable(err) {
+			t.Errorf("IsRetryable(%v) = true, want false", err)
+		}
 	}
 }

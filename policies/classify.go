@@ -20,7 +20,13 @@ import (
 //     disk), TRYAGAIN, CLUSTERDOWN, MASTERDOWN, or READONLY (a failover
 //     turned the node into a replica);
 //   - in cluster mode, no node serves the command's slot
-//     (ErrNoSlotOwner: a failover is under way).
+//     (ErrNoSlotOwner: a failover is under way);
+//   - the engine could not send it for a passing reason, with an error
+//     made by NewRetryable: the sentinels name no primary yet
+//     (engine.ErrNoPrimary), the node is not the primary any more
+//     (engine.ErrNotPrimary), a slot kept moving (ErrTooManyRedirects), a
+//     cluster node left the map (ErrNodeRemoved), every dedicated
+//     connection is lent (ErrPoolExhausted).
 //
 // Errors that say a command was written and then lost are not retryable by
 // this test: they are ErrOutcomeUnknown, and only repeatable commands are
@@ -34,6 +40,10 @@ func IsRetryable(err error) bool {
 		return false
 	}
 	if errors.Is(err, ErrNoSlotOwner) {
+		return true
+	}
+	var r interface{ retryable() }
+	if errors.As(err, &r) {
 		return true
 	}
 	if code := ServerErrorCode(err); code != "" {

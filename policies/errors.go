@@ -65,3 +65,15 @@ func (e *OutcomeUnknownError) Error() string {
 
 // Unwrap returns ErrOutcomeUnknown and the cause.
 func (e *OutcomeUnknownError) Unwrap() []error { return []error{ErrOutcomeUnknown, e.Cause} }
+
+// NewRetryable returns a sentinel error (compare it with errors.Is) that
+// says the command it fails was not sent and may be tried again as it is:
+// IsRetryable reports true for any error that wraps one.
+func NewRetryable(text string) error { return &retryableError{text} }
+
+type retryableError struct{ text string }
+
+func (e *retryableError) Error() string { return e.text }
+
+// retryable marks the errors of NewRetryable (IsRetryable).
+func (e *retryableError) retryable() {}
