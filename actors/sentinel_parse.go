@@ -14,10 +14,12 @@ import (
 	"github.com/vactor-io/vactor/policies"
 )
 
-// ErrNoMaster is returned when no sentinel names a primary for the master
-// name: none answered, or none monitors that name. Retryable: the
-// sentinels may be starting, or failing over.
-var ErrNoMaster = policies.NewRetryable("vactor: no sentinel names a primary")
+// ErrNoMaster is returned when no sentinel names a usable primary for the
+// master name: none answered, none monitors that name, or the primary
+// they name could not be connected to or is not one (the error joins what
+// each sentinel came to). Retryable: the sentinels may be starting, or
+// failing over.
+var ErrNoMaster = policies.NewRetryable("vactor: no sentinel names a usable primary")
 
 // Channels of the sentinel events the sentinel actor follows. A sentinel
 // publishes each event on the channel of its name; the payload names the

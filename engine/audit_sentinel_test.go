@@ -199,3 +199,28 @@ func blackHole(t *testing.T) string {
 	})
 	return l.Addr().String()
 }
+
+// TestSentinelWrongDataPassword: the sentinels answer, the primary they
+// name refuses the password: New fails with ErrNoPrimary that holds the
+// primary's *ConnectError with its Reason, as in standalone mode (before:
+// the driver's bare text, under "no sentinel names a primary").
+func TestSentinelWrongDataPassword(t *testing.T) {
+	s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{Password: "datapw"})
+	cfg := config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...).WithPassword("wrong")
+	eng, err := open(ctxT(t), t, cfg)
+	if err == nil {
+		eng.Close()
+		t.Fatal("New succeeded with a wrong data-node password")
+	}
+	p, perr := s.Primary()
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	var ce *engine.ConnectError
+	if !errors.Is(err, engine.ErrNoPrimary) || !errors.As(err, &ce) || ce.Addr != p.Addr() || !strings.Contains(ce.Reason, "authentication failed") {
+		t.Fatalf("New: %v; want ErrNoPrimary holding the primary's *ConnectError (authentication failed)", err)
+	}
+	if !strings.Contains(err.Error(), "no sentinel names a usable primary") {
+		t.Fatalf("New: %q", err)
+	}
+}

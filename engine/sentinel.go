@@ -232,7 +232,9 @@ func (sn *sentinel) dialRole(ctx context.Context, addr string) (drivers.ValkeyCo
 	opts.Addr = addr
 	conn, err := sn.e.open(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+		// A *ConnectError that says why (a wrong data-node password, a
+		// refused certificate), as New reports it in standalone mode.
+		return nil, sn.e.connectError(addr, err)
 	}
 	// ROLE fails at once when ctx ends (New's deadline, or Discover giving
 	// up on this check once another sentinel's primary passed): the driver
