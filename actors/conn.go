@@ -375,6 +375,9 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 			continue
 		}
 		if err := cmd.Context().Err(); err != nil {
+			if st.Mailbox != nil {
+				st.Mailbox.CountExpired(1) // ended after the drain: Expired still (it was uncounted)
+			}
 			cmd.Fail(err)
 			continue
 		}

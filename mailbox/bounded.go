@@ -376,6 +376,11 @@ func (m *Bounded) live(msgs []Message) []Message {
 	return msgs
 }
 
+// CountExpired counts n commands that the actor, having drained them,
+// failed before writing them because their context had ended meanwhile:
+// Stats.Expired counts every command failed that way, wherever it was.
+func (m *Bounded) CountExpired(n int) { m.stats.expired.Add(uint64(n)) }
+
 func (m *Bounded) failExpired(msgs []Message, err error) {
 	m.stats.expired.Add(uint64(len(msgs)))
 	failEach(msgs, err)
