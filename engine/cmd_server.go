@@ -36,6 +36,9 @@ func (e *Engine) pingAll(ctx context.Context) ([]*futures.Future[string], error)
 	if e.closed.Load() {
 		return nil, ErrClosed
 	}
+	if e.closeDone == nil {
+		return nil, ErrNotCreated // no connection: not "every one answers"
+	}
 	conns := e.connStates()
 	fs := make([]*futures.Future[string], len(conns))
 	for i, c := range conns {

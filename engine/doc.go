@@ -97,7 +97,12 @@
 // engine can reject before sending fail with ErrInvalidArgument; a full
 // mailbox under the reject policy fails with ErrBackpressure; anything after
 // Close fails with ErrClosed. Other errors are transport errors from the
-// driver. The engine never panics on bad input.
+// driver. The engine never panics on bad input. An Engine, a Pipeline, a
+// Tx, a Subscription, a BatchWriter or a Consumer that was not made by the
+// engine (a zero value, a struct field copied by value) is not one: its
+// methods may panic, except that a zero Engine's Close, Ping and
+// IsHealthy report ErrNotCreated (Ping) or false (IsHealthy) rather than
+// a health that was never there.
 //
 // # Connection state
 //

@@ -278,6 +278,9 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // returns at once, and the command, or the Exec's commands, fail with
 // ErrClosed, unsent.
 func (e *Engine) Close() error {
+	if e.closeDone == nil {
+		return ErrNotCreated // a zero Engine: nothing to close
+	}
 	if !e.closed.CompareAndSwap(false, true) {
 		// A hook's or a consumer's or subscription's handler's or a
 		// batch writer's OnError's Close while another runs: that Close

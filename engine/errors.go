@@ -44,6 +44,10 @@ var (
 	// issued with a context from WithIdempotent.
 	ErrOutcomeUnknown = policies.ErrOutcomeUnknown
 
+	// ErrNotCreated is the error of Close and Ping on an Engine that New
+	// did not make (a zero value).
+	ErrNotCreated = errors.New("vactor: engine not created with New")
+
 	// ErrNodeRemoved fails a command queued for a cluster node that left
 	// the slot map for good (its connection actors were stopped). It was
 	// not sent; the node served none of its slots any more.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/futures"
 )
 
@@ -56,5 +57,22 @@ func TestStatsAccountEveryCommand(t *testing.T) {
 	counted := int64(st.Commands-before.Commands) + int64(st.Expired-before.Expired) + int64(st.Rejected-before.Rejected)
 	if counted != fired.Load() {
 		t.Fatalf("Commands %d + Expired %d + Rejected %d = %d, %d commands fired", st.Commands-before.Commands, st.Expired-before.Expired, st.Rejected-before.Rejected, counted, fired.Load())
+	}
+}
+
+// TestZeroEngine: a zero Engine (not made by New) is not a healthy one:
+// Ping fails with ErrNotCreated, IsHealthy is false, and Close returns
+// ErrNotCreated instead of panicking (it closed a nil channel).
+func TestZeroEngine(t *testing.T) {
+	var e engine.Engine
+	ctx := ctxT(t)
+	if err := e.Ping(ctx); !errors.Is(err, engine.ErrNotCreated) {
+		t.Fatalf("Ping on a zero Engine: %v, want ErrNotCreated", err)
+	}
+	if e.IsHealthy(ctx) {
+		t.Fatal("IsHealthy true on a zero Engine")
+	}
+	if err := e.Close(); !errors.Is(err, engine.ErrNotCreated) {
+		t.Fatalf("Close on a zero Engine: %v, want ErrNotCreated", err)
 	}
 }
