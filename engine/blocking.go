@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/futures"
+	"github.com/vactor-io/vactor/policies"
 )
 
 // Blocking commands (BLPOP, XREAD ... BLOCK, ...) wait on the server for
@@ -148,8 +150,18 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 		}
 		res := drv.Do(ctx, cmd)
 		v, err := decodeReply(res)
-		if err != nil && e.closed.Load() && ctx.Err() == nil && !isServerError(err) {
-			err = ErrClosed
+		if terr := res.NonValkeyError(); terr != nil && ctx.Err() == nil {
+			switch {
+			case e.closed.Load():
+				err = ErrClosed
+			case !policies.NotSent(terr) && !errors.Is(terr, ErrClosed):
+				// Written, and its connection lost (CLIENT KILL, a
+				// restart, the switch of a sentinel failover): the
+				// server may have popped the item. As for every other
+				// command (before: the driver's bare text, such as
+				// "EOF" or valkey-go's "valkey client is closing").
+				err = &policies.OutcomeUnknownError{Cause: terr}
+			}
 		}
 		complete(v, replyError(&res, err))
 	}()

@@ -1,10 +1,12 @@
 package engine_test
 
 import (
+	"errors"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/futures"
 )
 
@@ -89,5 +91,27 @@ func TestIdleCloseBigPipelineResent(t *testing.T) {
 		if v, err := eng.Get(ctx, "k999").Await(ctx); err != nil || v != strconv.Itoa(round) {
 			t.Fatalf("round %d: k999 %q, %v", round, v, err)
 		}
+	}
+}
+
+// TestBlockingCutOutcomeUnknown: a blocking command whose connection is
+// lost while the server holds it (CLIENT KILL, a restart, a sentinel
+// switch) was written, and the server may have popped an item for it: it
+// fails with ErrOutcomeUnknown wrapping the transport error, as every
+// other command does (before: the driver's bare "EOF").
+func TestBlockingCutOutcomeUnknown(t *testing.T) {
+	srv, eng := faultEngine(t)
+	ctx := ctxT(t)
+	pop := blockedPop(t, ctx, eng, srv, "q")
+	if _, err := srv.Do("CLIENT", "KILL", "TYPE", "normal"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := pop.Await(ctx)
+	if !errors.Is(err, engine.ErrOutcomeUnknown) {
+		t.Fatalf("BLPOP cut by CLIENT KILL: %v, want ErrOutcomeUnknown", err)
+	}
+	// The engine serves on.
+	if err := eng.Set(ctx, "k", "v", 0).Err(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
