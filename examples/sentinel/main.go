@@ -4,12 +4,15 @@
 // over, commands issued during the failover are held and sent to the new
 // primary, and every acknowledged write is found there afterwards.
 //
-// It connects to the sentinels in $VALKEY_SENTINEL_ADDRS (comma separated)
-// monitoring $VALKEY_SENTINEL_MASTER (default "mymaster"), with the
-// passwords, ACL users and TLS settings of the other VALKEY_* variables
-// (VALKEY_SENTINEL_PASSWORD, VALKEY_PASSWORD, ...), or starts a
-// throwaway setup (1 primary, 2 replicas, 3 sentinels) when none is set;
-// only against a throwaway setup does it trigger a failover. Its keys are
+// It connects to the sentinels the VALKEY_* variables name, as
+// config.LoadFromEnv reads them: $VALKEY_SENTINEL_ADDRS (comma separated)
+// monitoring $VALKEY_SENTINEL_MASTER (default "mymaster"), or a
+// $VALKEY_URL with ?master_set=NAME, with the passwords, ACL users and TLS
+// settings of the other variables (VALKEY_SENTINEL_PASSWORD,
+// VALKEY_PASSWORD, ...); a server named that is not in sentinel mode is
+// refused. When no server is named it starts a throwaway setup (1
+// primary, 2 replicas, 3 sentinels); only against a throwaway setup does
+// it trigger a failover. Its keys are
 // unique to the run (vactor-example:<id>:...) and deleted at the end.
 // Ctrl-C (SIGINT) or SIGTERM stops it, and its throwaway setup with it.
 package main
@@ -40,41 +43,40 @@ func main() {
 	if os.Getenv("VALKEY_SENTINEL_ADDRS") != "" && os.Getenv("VALKEY_SENTINEL_MASTER") == "" {
 		os.Setenv("VALKEY_SENTINEL_MASTER", "mymaster") // the default named above, for LoadFromEnv
 	}
-	err := run(ctx, os.Getenv("VALKEY_SENTINEL_ADDRS"), os.Getenv("VALKEY_SENTINEL_MASTER"))
+	err := run(ctx)
 	stop()
 	if err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, sentinels, master string) error {
-	var addrs []string
+func run(ctx context.Context) error {
 	var s *valkeytest.Sentinel
-	if master == "" {
-		master = "mymaster"
-	}
 	cfg := config.DefaultConfig()
-	if sentinels != "" {
-		// Sentinels of one's own: their and the data nodes' credentials
-		// and TLS come from the other VALKEY_* variables, as
-		// config.LoadFromEnv reads them.
+	if config.EnvNamesServer() {
+		// Sentinels of one's own, named by any of the VALKEY_* ways
+		// (VALKEY_SENTINEL_ADDRS, a VALKEY_URL with master_set), with
+		// their and the data nodes' credentials and TLS.
 		var err error
 		if cfg, err = config.LoadFromEnv(); err != nil {
 			return err
 		}
-		addrs = strings.Split(sentinels, ",")
+		if !cfg.SentinelMode {
+			return fmt.Errorf("the server the VALKEY_* variables name is not in sentinel mode: " +
+				"set VALKEY_SENTINEL_ADDRS (and VALKEY_SENTINEL_MASTER), or a VALKEY_URL with ?master_set=NAME")
+		}
 	} else {
 		var err error
-		if s, err = valkeytest.StartSentinel(valkeytest.SentinelOptions{MasterName: master}); err != nil {
+		if s, err = valkeytest.StartSentinel(valkeytest.SentinelOptions{MasterName: "mymaster"}); err != nil {
 			return err
 		}
 		defer s.Stop()
-		addrs = s.Addrs()
-		fmt.Println("started a throwaway sentinel setup; sentinels:", strings.Join(addrs, " "))
+		fmt.Println("started a throwaway sentinel setup; sentinels:", strings.Join(s.Addrs(), " "))
+		cfg = cfg.WithSentinel(s.MasterName(), s.Addrs()...)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	eng, err := engine.New(ctx, cfg.WithSentinel(master, addrs...))
+	eng, err := engine.New(ctx, cfg)
 	if err != nil {
 		return err
 	}

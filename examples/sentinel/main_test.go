@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/examples/internal/exampletest"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -15,7 +16,10 @@ func TestSentinelExampleRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sentinel example: skipped with -short")
 	}
-	if err := run(context.Background(), "", ""); err != nil {
+	for _, v := range config.ServerEnvVars {
+		t.Setenv(v, "") // no server named: the throwaway setup
+	}
+	if err := run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -48,7 +52,9 @@ func TestSentinelExampleKeepsTheServersKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := run(context.Background(), strings.Join(s.Addrs(), ","), s.MasterName()); err != nil {
+	t.Setenv("VALKEY_SENTINEL_ADDRS", strings.Join(s.Addrs(), ","))
+	t.Setenv("VALKEY_SENTINEL_MASTER", s.MasterName())
+	if err := run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if addr, err := s.MasterAddr(); err != nil || addr != primary.Addr() {
@@ -77,7 +83,38 @@ func TestSentinelExampleUsesTheEnvironment(t *testing.T) {
 	t.Setenv("VALKEY_SENTINEL_MASTER", s.MasterName())
 	t.Setenv("VALKEY_SENTINEL_PASSWORD", "sentinel-pass")
 	t.Setenv("VALKEY_PASSWORD", "data-pass")
-	if err := run(context.Background(), strings.Join(s.Addrs(), ","), s.MasterName()); err != nil {
+	if err := run(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Sentinels named by a VALKEY_URL with master_set are used as those of
+// VALKEY_SENTINEL_ADDRS are (before, the example ignored the URL, started
+// a throwaway setup, failed it over and reported success), and a server
+// named that is not in sentinel mode is refused.
+func TestSentinelExampleURL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sentinel example: skipped with -short")
+	}
+	s := valkeytest.StartSentinelT(t)
+	addrs := s.Addrs()
+	url := "valkey://" + addrs[0] + "?master_set=" + s.MasterName()
+	for _, a := range addrs[1:] {
+		url += "&addr=" + a
+	}
+	t.Setenv("VALKEY_URL", url)
+	primary, err := s.MasterAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if addr, err := s.MasterAddr(); err != nil || addr != primary {
+		t.Fatalf("primary now %q (%v), want %s: the example failed over sentinels it did not start, or used others", addr, err, primary)
+	}
+	t.Setenv("VALKEY_URL", "valkey://"+s.Nodes()[0].Addr())
+	if err := run(context.Background()); err == nil || !strings.Contains(err.Error(), "not in sentinel mode") {
+		t.Fatalf("run with a standalone server named: %v, want a refusal", err)
 	}
 }
