@@ -48,10 +48,14 @@ var (
 	// did not make (a zero value).
 	ErrNotCreated = errors.New("vactor: engine not created with New")
 
-	// ErrNodeRemoved fails a command queued for a cluster node that left
-	// the slot map for good (its connection actors were stopped). It was
-	// not sent; the node served none of its slots any more.
-	ErrNodeRemoved = policies.NewRetryable("vactor: cluster node removed")
+	// ErrNodeRemoved fails a command queued for a node the engine stopped
+	// using (its connection actors were stopped): a cluster node that left
+	// the slot map for good, or in sentinel mode a replica that left the
+	// healthy ones the sentinels name (a failover promoted it, or it went
+	// down), for reads with ReadFrom other than primary. It was not sent:
+	// retryable (policies.IsRetryable), and sent again it goes to a node in
+	// use.
+	ErrNodeRemoved = policies.NewRetryable("vactor: node removed (it left the cluster's slot map, or the replicas the sentinels see healthy)")
 
 	// ErrNoSlotOwner fails a cluster command whose hash slot no node
 	// serves in the engine's slot map, read again at once before failing
