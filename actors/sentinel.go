@@ -88,6 +88,12 @@ type SentinelState struct {
 	// Sentinels are the configured sentinel addresses, asked in this
 	// order.
 	Sentinels []string
+	// Aliases maps the addresses a configured sentinel given by host name
+	// resolves to ("127.0.0.1:26379" for "localhost:26379") to it: the
+	// sentinels name each other by IP address (SENTINEL SENTINELS), and
+	// one learnt that way under an alias is the configured one, not
+	// another to follow. Set by the engine before Spawn; may be nil.
+	Aliases map[string]string
 	// Dial opens a connection to a sentinel (its own credentials, no
 	// database).
 	Dial func(ctx context.Context, addr string) (drivers.ValkeyConn, error)
@@ -587,6 +593,9 @@ func (a *sentinelActor) Receive(ctx actor.Context) {
 func (a *sentinelActor) learn(addr string) {
 	if addr == "" || a.subs[addr] != nil {
 		return
+	}
+	if c, ok := a.s.Aliases[addr]; ok && a.subs[c] != nil {
+		return // a configured sentinel, under the address it resolves to
 	}
 	a.known = append(a.known, addr)
 	sub := &sentinelSub{}

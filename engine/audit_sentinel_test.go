@@ -224,3 +224,36 @@ func TestSentinelWrongDataPassword(t *testing.T) {
 		t.Fatalf("New: %q", err)
 	}
 }
+
+// TestSentinelHostNamesFollowedOnce: sentinels configured by host name
+// ("localhost:port") are followed once each: the sentinels name each
+// other by IP address, and those addresses are the configured sentinels,
+// not more of them (before: 5-6 subscriptions for 3 sentinels, each
+// sentinel followed and asked twice).
+func TestSentinelHostNamesFollowedOnce(t *testing.T) {
+	s := valkeytest.StartSentinelT(t)
+	var named []string
+	for _, a := range s.Addrs() {
+		_, port, err := net.SplitHostPort(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		named = append(named, net.JoinHostPort("localhost", port))
+	}
+	eng, err := open(ctxT(t), t, config.DefaultConfig().WithSentinel(s.MasterName(), named...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	// The resolutions New's subscriptions start learn the sentinels the
+	// answers name, and subscribe to those not followed yet: watch for a
+	// while (the window is what is tested: nothing to wait for).
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if n := eng.Stats().Sentinel.Subscribed; n > 3 {
+			t.Fatalf("%d sentinels followed, 3 configured (by host name)", n)
+		}
+	}
+	if n := eng.Stats().Sentinel.Subscribed; n != 3 {
+		t.Fatalf("%d sentinels followed, want 3", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -119,6 +120,7 @@ func (e *Engine) newSentinel(ctx context.Context) ([]*actors.ConnState, error) {
 		OnTick:     sn.tick,
 		NoEvents:   !sentinelEvents,
 	}
+	sn.state.Aliases = sentinelAliases(ctx, cfg.SentinelAddrs)
 	verify := func(ctx context.Context, addr string) error {
 		conn, err := sn.dialRole(ctx, addr)
 		if err == nil {
@@ -141,6 +143,35 @@ func (e *Engine) newSentinel(ctx context.Context) ([]*actors.ConnState, error) {
 	sn.node = conns[0].Node
 	e.sn = sn
 	return conns, nil
+}
+
+// sentinelAliases resolves the configured sentinels given by host name
+// (actors.SentinelState.Aliases): each address a name resolves to maps to
+// the configured address. A name that does not resolve is left out (its
+// dial says why). Bounded by ctx and a second.
+func sentinelAliases(ctx context.Context, addrs []string) map[string]string {
+	var aliases map[string]string
+	for _, a := range addrs {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || net.ParseIP(host) != nil {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, time.Second)
+		ips, err := net.DefaultResolver.LookupHost(lctx, host)
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, ip := range ips {
+			if aliases == nil {
+				aliases = map[string]string{}
+			}
+			if alias := net.JoinHostPort(ip, port); alias != a {
+				aliases[alias] = a
+			}
+		}
+	}
+	return aliases
 }
 
 // start spawns the sentinel actor (once the engine's actors run) and dials
