@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/valkey-io/valkey-go"
-
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/futures"
@@ -175,11 +173,6 @@ func (e *Engine) closeBlocking() {
 	e.block.closed = true
 	e.block.mu.Unlock()
 	e.block.wg.Wait()
-}
-
-func isServerError(err error) bool {
-	_, ok := valkey.IsValkeyErr(err)
-	return ok
 }
 
 // checkWait refuses WAIT and WAITAOF whose timeout would hold up a
