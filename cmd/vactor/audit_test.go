@@ -63,6 +63,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"load", "-conns", "-1"}, "must not be negative"},
 		{[]string{"load", "-max-pending", "-1"}, "must not be negative"},
 		{[]string{"load", "-max-pending", "99999999999999999999"}, "value out of range"},
+		// QA-L 6: these exited 1, -conns 300 after a summary of a load
+		// that never ran, and named library fields.
+		{[]string{"load", "-addr", "127.0.0.1:1", "-conns", "300"}, "-conns 300: at most 256"},
+		{[]string{"ping", "-addr", "127.0.0.1:1", "-tls", "-tls-ca", "/nonexistent/ca.pem"}, `invalid -tls-ca "/nonexistent/ca.pem": cannot be read`},
+		{[]string{"info", "-addr", "127.0.0.1:1", "-tls", "-tls-cert", "/nonexistent/c.pem", "-tls-key", "/nonexistent/k.pem"}, `invalid -tls-cert "/nonexistent/c.pem": cannot load the client certificate (with -tls-key)`},
+		{[]string{"help", "nope"}, `unknown command "nope"`},
 	} {
 		r := vactor(t, nil, "", tc.args...)
 		if r.code != exitUsage || r.stdout != "" || !strings.Contains(r.stderr, tc.msg) ||
@@ -89,6 +95,12 @@ func TestHelp(t *testing.T) {
 		{[]string{"load", "-help"}, "-max-pending"},
 		{[]string{"ping", "-h"}, "usage: vactor ping"},
 		{[]string{"info", "--help"}, "usage: vactor info"},
+		// QA-L 11: help COMMAND is COMMAND -h (it printed the top-level
+		// usage).
+		{[]string{"help", "load"}, "usage: vactor load"},
+		{[]string{"help", "bench"}, "-keyspace-prefix"},
+		{[]string{"help", "ping"}, "usage: vactor ping"},
+		{[]string{"help", "info"}, "usage: vactor info"},
 	} {
 		r := vactor(t, nil, "", tc.args...)
 		if r.code != exitOK || !strings.Contains(r.stdout, tc.want) || r.stderr != "" {

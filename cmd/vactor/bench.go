@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -91,6 +92,11 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "vactor bench:", err)
 		return exitUsage
 	}
+	// Before the runs, not after minutes of them.
+	if err := s.checkOutputs(); err != nil {
+		fmt.Fprintln(stderr, "vactor bench:", err)
+		return exitUsage
+	}
 
 	t, err := resolveTarget(&tf, fs, stderr)
 	if err != nil {
@@ -101,30 +107,49 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, code := bench(ctx, t, s, stderr)
-	if rep == nil {
+	return bench(ctx, t, s, stderr, func(rep *report, code int) int {
+		table := stdout
+		if s.jsonPath == "-" {
+			table = stderr
+		}
+		rep.printTable(table)
+		if s.jsonPath != "" {
+			if err := rep.writeJSON(s.jsonPath, stdout); err != nil {
+				fmt.Fprintln(stderr, "vactor bench:", err)
+				code = exitFailed
+			}
+		}
+		if s.htmlPath != "" {
+			if err := rep.writeHTML(s.htmlPath, s.htmlAssets); err != nil {
+				fmt.Fprintln(stderr, "vactor bench:", err)
+				code = exitFailed
+			} else {
+				fmt.Fprintln(stderr, "vactor bench: wrote", s.htmlPath)
+			}
+		}
 		return code
-	}
-	table := stdout
-	if s.jsonPath == "-" {
-		table = stderr
-	}
-	rep.printTable(table)
-	if s.jsonPath != "" {
-		if err := rep.writeJSON(s.jsonPath, stdout); err != nil {
-			fmt.Fprintln(stderr, "vactor bench:", err)
-			code = exitFailed
+	})
+}
+
+// checkOutputs checks -html-assets, and that the -json and -html files
+// can be written.
+func (s benchSettings) checkOutputs() error {
+	if s.htmlAssets != "" {
+		u, err := url.Parse(s.htmlAssets)
+		if err != nil || (u.Scheme != "" && u.Scheme != "http" && u.Scheme != "https") {
+			return fmt.Errorf("-html-assets %q: want an http(s) URL or a path relative to the page, such as ./ "+
+				"(the page's template refuses other URLs, file:// included: the page would have no charts)", s.htmlAssets)
 		}
 	}
-	if s.htmlPath != "" {
-		if err := rep.writeHTML(s.htmlPath, s.htmlAssets); err != nil {
-			fmt.Fprintln(stderr, "vactor bench:", err)
-			code = exitFailed
-		} else {
-			fmt.Fprintln(stderr, "vactor bench: wrote", s.htmlPath)
+	for _, o := range []struct{ flag, path string }{{"-json", s.jsonPath}, {"-html", s.htmlPath}} {
+		if o.path == "" || (o.flag == "-json" && o.path == "-") {
+			continue
+		}
+		if err := checkWritable(o.path); err != nil {
+			return fmt.Errorf("%s %s: cannot be written: %w", o.flag, o.path, err)
 		}
 	}
-	return code
+	return nil
 }
 
 // parse checks the flags and fills the list settings.
@@ -185,10 +210,12 @@ func (s benchSettings) needsData() bool {
 	return false
 }
 
-// bench runs the whole benchmark and returns its report, or nil and the
-// exit code when it could not run. The keys it wrote are deleted
-// whatever happens after they were claimed.
-func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer) (*report, int) {
+// bench runs the whole benchmark, hands its report to output (which
+// prints it and returns the exit code), and returns the exit code. The
+// keys it wrote are deleted whatever happens after they were claimed,
+// after output: when they cannot be, the exit status is not 0 and the
+// last lines say which keys are left.
+func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer, output func(*report, int) int) (code int) {
 	// Writing, checking and deleting the keys take time with their
 	// number; an interrupt (ctx) ends them.
 	setup := ctx
@@ -198,30 +225,43 @@ func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer) (*
 	if err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(stderr, "vactor bench: interrupted while connecting")
-			return nil, exitInterrupted
+			return exitInterrupted
 		}
 		fmt.Fprintln(stderr, "vactor bench:", err)
-		return nil, exitFailed
+		return exitFailed
 	}
 	defer func() { _ = eng.Close() }()
 	ks, err := claim(setup, eng, t.cfg, s.prefix, s.prefixGiven, s.keys)
 	if err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(stderr, "vactor bench: interrupted while checking the keys")
-			return nil, exitInterrupted
+			return exitInterrupted
 		}
 		fmt.Fprintln(stderr, "vactor bench:", err)
 		if errors.Is(err, errHoldsData) {
-			return nil, exitRefused
+			return exitRefused
 		}
-		return nil, exitFailed
+		return exitFailed
+	}
+	// The keys must be deletable before any is written (an ACL without
+	// UNLINK would leave them all).
+	if err := ks.checkDelete(setup); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(stderr, "vactor bench: interrupted while checking the keys")
+			return exitInterrupted
+		}
+		fmt.Fprintln(stderr, "vactor bench:", err)
+		return exitFailed
 	}
 	defer func() {
 		// Not ctx: the keys are deleted after an interrupt too.
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+time.Duration(s.keys/20_000)*time.Second)
 		defer cancel()
 		if err := ks.drop(dctx); err != nil {
-			fmt.Fprintf(stderr, "vactor bench: delete the keys %s0 .. %s%d: %v\n", ks.prefix, ks.prefix, s.keys-1, err)
+			ks.reportLeft(dctx, stderr, err)
+			if code == exitOK {
+				code = exitFailed
+			}
 			return
 		}
 		fmt.Fprintf(stderr, "vactor bench: deleted the keys %s0 .. %s%d\n", ks.prefix, ks.prefix, s.keys-1)
@@ -232,10 +272,10 @@ func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer) (*
 			if ctx.Err() != nil {
 				// The deferred drop still deletes what was written.
 				fmt.Fprintln(stderr, "vactor bench: interrupted while writing the keys")
-				return nil, exitInterrupted
+				return exitInterrupted
 			}
 			fmt.Fprintln(stderr, "vactor bench: fill the keys:", err)
-			return nil, exitFailed
+			return exitFailed
 		}
 	}
 	server := "unknown"
@@ -245,7 +285,7 @@ func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer) (*
 
 	rep := newReport(t, server, s)
 	line := newLiveLine(stderr)
-	code := exitOK
+	code = exitOK
 	runs := len(s.ops) * len(s.levels) * len(s.contenders)
 	for round := range s.rounds {
 		order := rotate(s.contenders, round)
@@ -257,7 +297,7 @@ func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer) (*
 					if ctx.Err() != nil {
 						fmt.Fprintln(stderr, "vactor bench: interrupted")
 						rep.summarize()
-						return rep, exitInterrupted
+						return output(rep, exitInterrupted)
 					}
 					rs := runSettings{
 						Contender: c.name, Op: op, Concurrency: level,
@@ -273,10 +313,22 @@ func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer) (*
 							line.finish(label + " interrupted")
 							fmt.Fprintln(stderr, "vactor bench: interrupted: the table has the runs that ended")
 							rep.summarize()
-							return rep, exitInterrupted
+							return output(rep, exitInterrupted)
 						}
 						line.finish(fmt.Sprintf("%s failed: %v", label, err))
 						rep.fail(op, level, c.name, err.Error())
+						code = exitFailed
+						continue
+					}
+					if res.Ops == 0 {
+						// Not a result: a client that never got through
+						// (it may still be dialling) measured nothing.
+						why := "no operation completed in the measured window"
+						if res.Errors > 0 {
+							why += fmt.Sprintf(" (%d errors, first: %s)", res.Errors, res.FirstError)
+						}
+						line.finish(fmt.Sprintf("%s failed: %s", label, why))
+						rep.fail(op, level, c.name, why)
 						code = exitFailed
 						continue
 					}
@@ -294,7 +346,7 @@ func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer) (*
 		}
 	}
 	rep.summarize()
-	return rep, code
+	return output(rep, code)
 }
 
 // rotate returns cs rotated left by n, so each round starts with another

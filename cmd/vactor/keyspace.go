@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"sync/atomic"
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/futures"
 )
 
 // defaultPrefix names the bench's keys on an empty server.
@@ -106,6 +109,54 @@ func (ks *keyspace) fill(ctx context.Context, size int) error {
 // drop deletes the bench's keys, exactly those (UNLINK, one a key).
 func (ks *keyspace) drop(ctx context.Context) error {
 	return ks.write(ctx, func(w *engine.BatchWriter, k string) error { return w.Write(ctx, "UNLINK", k) })
+}
+
+// checkDelete checks, before any key is written, that the bench may
+// delete them: UNLINK of its first key, which does not exist (claim
+// checked), so deletes nothing.
+func (ks *keyspace) checkDelete(ctx context.Context) error {
+	if _, err := ks.eng.Do(ctx, "UNLINK", ks.keys[0]).Await(ctx); err != nil {
+		return fmt.Errorf("the bench could not delete its keys afterwards, so it writes none: UNLINK %s: %w", ks.keys[0], err)
+	}
+	return nil
+}
+
+// reportLeft says, after drop failed with err, which of the bench's keys
+// are left on the server.
+func (ks *keyspace) reportLeft(ctx context.Context, stderr io.Writer, err error) {
+	n := len(ks.keys)
+	fmt.Fprintf(stderr, "vactor bench: could not delete the keys %s0 .. %s%d: %v\n", ks.prefix, ks.prefix, n-1, err)
+	var left []string
+	for i := 0; i < n; i += 1000 {
+		// One EXISTS a key, 1,000 in flight at a time (the engine
+		// pipelines them).
+		batch := ks.keys[i:min(i+1000, n)]
+		fs := make([]*futures.Future[int64], len(batch))
+		for j, k := range batch {
+			fs[j] = ks.eng.Exists(ctx, k)
+		}
+		for j, f := range fs {
+			v, err := f.Await(ctx)
+			if err != nil {
+				fmt.Fprintf(stderr, "vactor bench: some of the keys %s0 .. %s%d may be left on the server (EXISTS %s: %v): delete them\n",
+					ks.prefix, ks.prefix, n-1, batch[j], err)
+				return
+			}
+			if v != 0 {
+				left = append(left, batch[j])
+			}
+		}
+	}
+	if len(left) == 0 {
+		fmt.Fprintln(stderr, "vactor bench: none of its keys is left on the server (EXISTS of each)")
+		return
+	}
+	const shown = 10
+	list := strings.Join(left[:min(len(left), shown)], " ")
+	if len(left) > shown {
+		list += fmt.Sprintf(" ... (%d more)", len(left)-shown)
+	}
+	fmt.Fprintf(stderr, "vactor bench: %d of its keys are left on the server: %s\n", len(left), list)
 }
 
 // write runs one command per key through a batch writer and reports the

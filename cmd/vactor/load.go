@@ -43,8 +43,13 @@ Formats (-format, else from the extension, else from the first byte):
   csv    key,value[,ttl] records (.csv); a first line key,value[,ttl] is a header
   jsonl  {"key": "k", "value": "v", "ttl": 60} one a line (.jsonl, .ndjson, .json)
   resp   commands as RESP arrays, the input of redis-cli --pipe (.resp)
-A ttl is a number of seconds (fractions to the millisecond) or a Go
-duration (90s, 1h); empty or 0 for none.
+A ttl is a number of seconds or a Go duration (90s, 1h), rounded to the
+millisecond (a positive one to 1 ms at least); empty or 0 for none.
+
+Order: plain writes of one key (SET, HSET, RPUSH, ...) keep each key's
+order over -conns connections; from the first other command (RENAME,
+MSET, DEL a b, ...) on, after everything before it is done, the rest goes
+in the input's order over one connection, as redis-cli --pipe sends it.
 
 A malformed record is reported with its line number and skipped (-strict
 stops at the first). A command the server refuses (or that fails) is
@@ -92,17 +97,35 @@ func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	if s.conns > maxConns {
+		fmt.Fprintf(stderr, "vactor load: -conns %d: at most %d connections per node\n", s.conns, maxConns)
+		return exitUsage
+	}
+	if s.errorsPath == "" {
+		s.errorsPath = "vactor-load.errors"
+		if s.inputName() != "stdin" {
+			s.errorsPath = s.input + ".errors"
+		}
+	}
+	// Before the input is read: errors written into it would destroy it
+	// while it is being read.
+	if sameFile(s.errorsPath, s.input, stdin) {
+		fmt.Fprintf(stderr, "vactor load: -errors %s is the input file %s: the errors would overwrite it; name another file with -errors\n",
+			s.errorsPath, s.inputName())
+		return exitUsage
+	}
+
 	in, size, name, closeIn, err := openInput(s.input, stdin)
 	if err != nil {
 		fmt.Fprintln(stderr, "vactor load:", err)
 		return exitFailed
 	}
 	defer closeIn()
-	if s.errorsPath == "" {
-		s.errorsPath = "vactor-load.errors"
-		if name != "stdin" {
-			s.errorsPath = s.input + ".errors"
-		}
+	// The errors file is the record of what failed: check now that it
+	// can be written, not after the load.
+	if err := checkWritable(s.errorsPath); err != nil {
+		fmt.Fprintf(stderr, "vactor load: -errors %s: the errors file cannot be written: %v; name another file with -errors\n", s.errorsPath, err)
+		return exitUsage
 	}
 
 	t, err := resolveTarget(&tf, fs, stderr)
@@ -126,6 +149,13 @@ func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "vactor load:", err)
 	}
+	if !sum.started {
+		// Nothing was loaded: no summary.
+		if errors.Is(err, engine.ErrInvalidArgument) {
+			return exitUsage
+		}
+		return exitFailed
+	}
 	sum.print(stdout, name, t.describe(), s.errorsPath)
 	switch {
 	case ctx.Err() != nil:
@@ -134,6 +164,59 @@ func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// utf8BOM is the UTF-8 encoding of U+FEFF, the byte order mark.
+const utf8BOM = "\xef\xbb\xbf"
+
+// maxConns is the batch writer's bound on ConnsPerNode.
+const maxConns = 256
+
+// sameFile reports whether the errors file exists and is the input
+// (the file input names, or stdin when it is a file), by another path
+// or the same.
+func sameFile(errorsPath, input string, stdin io.Reader) bool {
+	es, err := os.Stat(errorsPath)
+	if err != nil {
+		return false // it does not exist: it is not the input
+	}
+	var is os.FileInfo
+	if input == "" || input == "-" {
+		f, ok := stdin.(*os.File)
+		if !ok {
+			return false
+		}
+		is, err = f.Stat()
+	} else {
+		is, err = os.Stat(input)
+	}
+	return err == nil && os.SameFile(es, is)
+}
+
+// checkWritable checks that path can be written as a file, without
+// changing it: a file that does not exist is created and removed; one
+// that exists is opened for writing (not truncated). Devices and pipes
+// (/dev/stderr) are not opened.
+func checkWritable(path string) error {
+	st, err := os.Stat(path)
+	switch {
+	case err == nil && st.IsDir():
+		return errors.New("is a directory")
+	case err == nil && !st.Mode().IsRegular():
+		return nil
+	case err == nil:
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return err
+	}
+	_ = f.Close()
+	return os.Remove(path)
 }
 
 // openInput opens the input: a file, or stdin for "" and "-". size is
@@ -209,7 +292,13 @@ type loadSummary struct {
 	elapsed     time.Duration
 	stoppedAt   int64 // -strict: the line of the first malformed record
 	interrupted bool
-	errorsFile  bool // the errors file was written
+	errorsFile  bool  // there were errors for the errors file
+	errorsErr   error // writing the errors file failed
+	started     bool  // the writer started: the summary means something
+	// orderedFrom is the line of the first command that needed the
+	// input's order (see loadWriter), orderedFromName its name.
+	orderedFrom     int64
+	orderedFromName string
 }
 
 func (s loadSummary) ok() bool {
@@ -227,10 +316,17 @@ func (s loadSummary) print(w io.Writer, input, target, errorsPath string) {
 	if s.stoppedAt > 0 {
 		fmt.Fprintf(w, "vactor load: stopped at the malformed record of line %d (-strict)\n", s.stoppedAt)
 	}
+	if s.orderedFrom > 0 {
+		fmt.Fprintf(w, "vactor load: from line %d (%s) on, in the input's order over one connection: %s is not a plain write of one key\n",
+			s.orderedFrom, s.orderedFromName, s.orderedFromName)
+	}
 	if s.interrupted {
 		fmt.Fprintln(w, "vactor load: interrupted: the rest of the input was not read")
 	}
-	if s.errorsFile {
+	switch {
+	case s.errorsFile && s.errorsErr != nil:
+		fmt.Fprintf(w, "vactor load: the errors could not all be written to %s: %v\n", errorsPath, s.errorsErr)
+	case s.errorsFile:
 		fmt.Fprintf(w, "vactor load: errors written to %s\n", errorsPath)
 	}
 }
@@ -261,6 +357,11 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 	}
 	cr := &countingReader{r: in}
 	br := bufio.NewReaderSize(cr, 1<<20)
+	// A UTF-8 byte order mark (Excel's "CSV UTF-8") is no part of the
+	// first record.
+	if b, err := br.Peek(len(utf8BOM)); err == nil && string(b) == utf8BOM {
+		_, _ = br.Discard(len(utf8BOM))
+	}
 	format := s.format
 	if format == "" {
 		format = formatOf(s.input)
@@ -275,7 +376,7 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 	}
 	elog := &errorLog{path: s.errorsPath, stderr: stderr}
 	idx := newLineIndex(windowSize)
-	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{
+	w, err := newLoadWriter(eng, engine.BatchWriterOptions{
 		MaxPending:   s.maxPending,
 		ConnsPerNode: s.conns,
 		Idempotent:   s.idempotent,
@@ -286,6 +387,7 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 	if err != nil {
 		return sum, err
 	}
+	sum.started = true
 
 	start := time.Now()
 	prog := newLoadProgress(stderr, size, s.quiet, cr, w, start)
@@ -323,12 +425,7 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 		}
 		sum.commands++
 		idx.add(identity(c.args), c.line)
-		if c.set {
-			err = w.Set(ctx, c.args[1], c.args[2], c.ttl)
-		} else {
-			err = w.Write(ctx, c.args...)
-		}
-		if err != nil {
+		if err = w.write(ctx, c); err != nil {
 			if ctx.Err() != nil {
 				sum.interrupted = true
 				sum.commands--
@@ -343,8 +440,11 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 			continue
 		}
 		if win := idx.seal(); win != nil {
+			// The writer of the commands up to here: the fast one was
+			// flushed when the ordered one started.
+			cur := w.current()
 			flushes.Go(func() {
-				if w.Flush(ctx) == nil {
+				if cur.Flush(ctx) == nil {
 					idx.release(win)
 				}
 			})
@@ -356,16 +456,15 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 		closeCtx, cancel = context.WithTimeout(closeCtx, 30*time.Second)
 		defer cancel()
 	}
-	cerr := w.Close(closeCtx)
+	cerr := w.close(closeCtx)
 	flushes.Wait()
 	sum.elapsed = time.Since(start)
 	prog.stop()
-	st := w.Stats()
+	st := w.stats()
+	sum.orderedFrom, sum.orderedFromName = w.orderedFrom, w.orderedFromName
 	sum.written, sum.acked = st.Written, st.Acknowledged
 	sum.failed = st.Failed + refused
-	if err := elog.close(); err != nil {
-		fmt.Fprintf(stderr, "vactor load: write %s: %v\n", s.errorsPath, err)
-	}
+	sum.errorsErr = elog.close()
 	sum.errorsFile = elog.count() > 0
 	if readErr == nil && cerr != nil && !sum.interrupted {
 		readErr = cerr
@@ -389,7 +488,7 @@ type loadProgress struct {
 	bar  *progressbar.ProgressBar
 }
 
-func newLoadProgress(stderr io.Writer, size int64, quiet bool, cr *countingReader, w *engine.BatchWriter, start time.Time) *loadProgress {
+func newLoadProgress(stderr io.Writer, size int64, quiet bool, cr *countingReader, w *loadWriter, start time.Time) *loadProgress {
 	p := &loadProgress{done: make(chan struct{})}
 	if quiet {
 		return p
@@ -419,7 +518,7 @@ func newLoadProgress(stderr io.Writer, size int64, quiet bool, cr *countingReade
 			case <-tick.C:
 			}
 			read := cr.n.Load()
-			st := w.Stats()
+			st := w.stats()
 			elapsed := time.Since(start)
 			r := float64(st.Acknowledged) / elapsed.Seconds()
 			if p.bar != nil {

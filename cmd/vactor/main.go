@@ -51,7 +51,7 @@ VALKEY_ADDR, VALKEY_ADDRS, VALKEY_* variables), overridden by the flags
 -user, -password. Without any address, a throwaway server is started on
 127.0.0.1 and stopped at the end.
 
-Run 'vactor COMMAND -h' for the flags of a command.
+Run 'vactor help COMMAND' or 'vactor COMMAND -h' for the flags of a command.
 `
 
 // run runs the command line args (without the program name) and returns
@@ -74,6 +74,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "info":
 		return runInfo(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
+		if cmd == "help" && len(rest) > 0 {
+			// vactor help COMMAND: the command's usage, as COMMAND -h.
+			switch rest[0] {
+			case "bench", "load", "ping", "info":
+				return run([]string{rest[0], "-h"}, stdin, stdout, stderr)
+			}
+			fmt.Fprintf(stderr, "vactor help: unknown command %q\n\n%s", rest[0], usage)
+			return exitUsage
+		}
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}

@@ -91,7 +91,8 @@ func newParser(format string, r *bufio.Reader) (parser, error) {
 }
 
 // parseTTL parses a TTL: empty or 0 for none, a number of seconds
-// (fractions allowed, to the millisecond), or a Go duration.
+// (fractions allowed), or a Go duration; either is rounded to the
+// nearest millisecond, a positive one to 1 ms at least.
 func parseTTL(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -104,7 +105,17 @@ func parseTTL(s string) (time.Duration, error) {
 	if err != nil || d < 0 {
 		return 0, errTTL
 	}
-	return d, nil
+	return roundTTL(d), nil
+}
+
+// roundTTL rounds a TTL to the nearest millisecond, as the server keeps
+// it; a positive TTL below half a millisecond becomes 1 ms, never 0 (no
+// expiry at all).
+func roundTTL(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return max(d.Round(time.Millisecond), time.Millisecond)
 }
 
 // secondsTTL converts a number of seconds.
@@ -112,7 +123,11 @@ func secondsTTL(f float64) (time.Duration, error) {
 	if !(f >= 0) || f > math.MaxInt64/float64(time.Second) {
 		return 0, errTTL
 	}
-	return time.Duration(math.Round(f*1000)) * time.Millisecond, nil
+	ms := time.Duration(math.Round(f*1000)) * time.Millisecond
+	if f > 0 && ms == 0 {
+		ms = time.Millisecond // a TTL, however short, is not "none"
+	}
+	return ms, nil
 }
 
 // setCommand builds a SET command of key and value (packed together).

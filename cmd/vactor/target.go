@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,9 +50,11 @@ type flagVars map[string]string
 // fs stands for: -url is VALKEY_URL, -addr VALKEY_ADDR (VALKEY_ADDRS for
 // a list), -cluster VALKEY_CLUSTER_MODE, and so on. So that the flag wins
 // over the environment, -url also clears VALKEY_HOST, VALKEY_PORT,
-// VALKEY_ADDR and VALKEY_ADDRS (which the library applies after the URL),
-// and -addr clears VALKEY_ADDR and VALKEY_ADDRS (a VALKEY_URL keeps
-// giving its credentials, database and TLS).
+// VALKEY_ADDR and VALKEY_ADDRS (which the library applies after the URL)
+// and the sentinel variables, and -addr clears VALKEY_ADDR, VALKEY_ADDRS,
+// VALKEY_SENTINEL_MASTER, VALKEY_SENTINEL_ADDRS and a VALKEY_URL's
+// master_set (a VALKEY_URL keeps giving its credentials, database and
+// TLS).
 func (t *targetFlags) apply(fs *flag.FlagSet) (flagVars, error) {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -77,8 +80,15 @@ func (t *targetFlags) apply(fs *flag.FlagSet) (flagVars, error) {
 		}
 	}
 	if given["addr"] {
-		if err := unset("VALKEY_ADDR", "VALKEY_ADDRS"); err != nil {
+		// -addr names the server: sentinels named by the environment
+		// would name another (and the library refuses both).
+		if err := unset("VALKEY_ADDR", "VALKEY_ADDRS", "VALKEY_SENTINEL_MASTER", "VALKEY_SENTINEL_ADDRS"); err != nil {
 			return nil, err
+		}
+		if u, ok := withoutSentinel(os.Getenv("VALKEY_URL")); ok {
+			if err := os.Setenv("VALKEY_URL", u); err != nil {
+				return nil, err
+			}
 		}
 		name := "VALKEY_ADDR"
 		if strings.Contains(t.addr, ",") {
@@ -121,6 +131,28 @@ func (t *targetFlags) apply(fs *flag.FlagSet) (flagVars, error) {
 		}
 	}
 	return set, nil
+}
+
+// withoutSentinel returns the URL u without its sentinel parameters
+// (master_set, and the addr of further sentinels), and true, when it has
+// a master_set: -addr overrides the sentinels as it overrides the URL's
+// host, and the URL keeps giving credentials, database and TLS.
+func withoutSentinel(u string) (string, bool) {
+	if u == "" {
+		return "", false
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return "", false // the library reports it
+	}
+	q := p.Query()
+	if !q.Has("master_set") {
+		return "", false
+	}
+	q.Del("master_set")
+	q.Del("addr")
+	p.RawQuery = q.Encode()
+	return p.String(), true
 }
 
 // load resolves the configuration with config.LoadFromEnv; an error
@@ -208,7 +240,37 @@ func resolveTarget(t *targetFlags, fs *flag.FlagSet, stderr io.Writer) (*target,
 	if err != nil {
 		return nil, err
 	}
+	if err := fv.checkTLSFiles(cfg); err != nil {
+		return nil, err
+	}
 	return &target{cfg: cfg}, nil
+}
+
+// tlsFileVars maps the TLS file fields of the configuration to their
+// variables.
+var tlsFileVars = map[string]string{
+	"TLS.CAFile":   "VALKEY_TLS_CA_FILE",
+	"TLS.CertFile": "VALKEY_TLS_CERT_FILE",
+	"TLS.KeyFile":  "VALKEY_TLS_KEY_FILE",
+}
+
+// checkTLSFiles reads the TLS files now, as the engine would, so that a
+// file a flag named and that cannot be used (-tls-ca /missing) is a bad
+// flag value, reported before anything runs. A file a variable named is
+// left to the engine (a failure, exit status 1).
+func (fv flagVars) checkTLSFiles(cfg config.Config) error {
+	_, err := cfg.TLS.ClientConfig()
+	var fe *config.FieldError
+	if err == nil || !errors.As(err, &fe) {
+		return nil
+	}
+	name, ok := fv[tlsFileVars[fe.Field]]
+	if !ok {
+		return nil
+	}
+	msg := strings.Replace(fe.Error(), "invalid "+fe.Field, "invalid "+name, 1)
+	msg = strings.Replace(msg, "(with TLS.KeyFile)", "(with -tls-key)", 1)
+	return badFlagValue{fmt.Errorf("%s: %w", strings.TrimPrefix(msg, "config: "), config.ErrInvalidConfig)}
 }
 
 // describe names the target for output: its addresses and mode, never

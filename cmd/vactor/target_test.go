@@ -135,3 +135,26 @@ func TestBadTargetFlagValueIsUsageError(t *testing.T) {
 		t.Fatalf("good -addr: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// QA-L 5: -addr overrides sentinel settings of the environment, as -url
+// does (docs/cli.md: the flags override the variables): the sentinel
+// variables, and a VALKEY_URL's master_set (the URL still gives the
+// database). Before, each exited 2: "conflicts with VALKEY_SENTINEL_MASTER".
+func TestAddrOverridesSentinelEnvironment(t *testing.T) {
+	srv := valkeytest.Start(t)
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"VALKEY_SENTINEL_MASTER=mymaster", "VALKEY_SENTINEL_ADDRS=127.0.0.1:1"}, srv.Addr() + " (standalone)"},
+		{[]string{"VALKEY_SENTINEL_ADDRS=127.0.0.1:1,127.0.0.1:2"}, srv.Addr() + " (standalone)"},
+		{[]string{"VALKEY_URL=valkey://127.0.0.1:1/2?master_set=mymaster&addr=127.0.0.1:2&dial_timeout=3s"}, srv.Addr() + " (standalone, db 2)"},
+	} {
+		r := vactor(t, tc.env, "", "ping", "-addr", srv.Addr(), "-count", "1")
+		if r.code != exitOK {
+			t.Errorf("%q: exit %d\n%s%s", tc.env, r.code, r.stdout, r.stderr)
+			continue
+		}
+		mustContain(t, "ping", r.stdout, tc.want)
+	}
+}

@@ -84,9 +84,19 @@ func TestHistogramQuantiles(t *testing.T) {
 func TestParseTTL(t *testing.T) {
 	for s, want := range map[string]time.Duration{
 		"": 0, "0": 0, "60": time.Minute, "1.5": 1500 * time.Millisecond, "90s": 90 * time.Second, "1h": time.Hour, " 250ms ": 250 * time.Millisecond,
+		// QA-L 9: a positive TTL below a millisecond is 1 ms, not none
+		// (0.0004 made the key persistent while 400us expired it), and
+		// both forms round to the nearest millisecond.
+		"0.0004": time.Millisecond, "400us": time.Millisecond, "0.0005": time.Millisecond, "1ns": time.Millisecond,
+		"0.0015": 2 * time.Millisecond, "1500us": 2 * time.Millisecond, "1.2ms": time.Millisecond, "0s": 0, "0.0": 0,
 	} {
 		if got, err := parseTTL(s); err != nil || got != want {
 			t.Errorf("parseTTL(%q) = %s, %v; want %s", s, got, err, want)
+		}
+	}
+	for raw, want := range map[string]time.Duration{"0.0001": time.Millisecond, `"100us"`: time.Millisecond, "0.0016": 2 * time.Millisecond, "0": 0} {
+		if got, ok := parseJSONTTL([]byte(raw)); !ok || got != want {
+			t.Errorf("parseJSONTTL(%s) = %s, %v; want %s", raw, got, ok, want)
 		}
 	}
 	for _, s := range []string{"-1", "-1s", "soon", "1e300", "NaN"} {

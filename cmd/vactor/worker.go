@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
 )
 
 // workerCommand is the hidden subcommand vactor bench runs, one process
@@ -114,13 +115,30 @@ func runWorker(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx := context.Background()
 	openCtx, cancel := context.WithTimeout(ctx, cfg.DialTimeout+5*time.Second)
-	cl, err := c.open(openCtx, cfg)
+	// direct is the server itself: in sentinel mode, the primary the
+	// sentinels name now, as the engine finds it. The peers know
+	// nothing of sentinels (left to themselves they would dial the
+	// default localhost:6379), and the server's CPU is read on a
+	// connection of its own.
+	direct := cfg
+	if cfg.SentinelMode {
+		if direct, err = primaryConfig(openCtx, cfg); err != nil {
+			cancel()
+			fmt.Fprintf(stderr, "worker: %s: find the primary through the sentinels: %v\n", s.Contender, err)
+			return exitFailed
+		}
+	}
+	ocfg := cfg
+	if c.peer {
+		ocfg = direct
+	}
+	cl, err := c.open(openCtx, ocfg)
 	cancel()
 	if err != nil {
 		fmt.Fprintf(stderr, "worker: %s: %v\n", s.Contender, err)
 		return exitFailed
 	}
-	srv := newServerCPU(ctx, cfg)
+	srv := newServerCPU(ctx, direct)
 	defer srv.close()
 	res := drive(ctx, cl, s, srv.read, *every, func(ops uint64, elapsed time.Duration) {
 		fmt.Fprintf(stderr, "%s%d %d\n", progressPrefix, ops, elapsed.Nanoseconds())
@@ -131,6 +149,22 @@ func runWorker(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// primaryConfig returns cfg pointed at the primary the sentinels of cfg
+// name (sentinel mode off): the engine finds it, as it does for the
+// vactor contenders.
+func primaryConfig(ctx context.Context, cfg config.Config) (config.Config, error) {
+	eng, err := engine.New(ctx, cfg)
+	if err != nil {
+		return cfg, err
+	}
+	p := eng.Stats().Sentinel.Primary
+	_ = eng.Close()
+	if p == "" {
+		return cfg, errors.New("the sentinels name no primary")
+	}
+	return cfg.WithSentinelMode(false).WithAddrs(p), nil
 }
 
 // keyNames returns the bench's key names: prefix followed by 0 .. n-1.
