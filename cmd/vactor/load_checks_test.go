@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,29 +11,10 @@ import (
 )
 
 // vactorStdin is vactor with stdin read from r (an *os.File for a
-// redirected file).
+// redirected file) and no variable added.
 func vactorStdin(t *testing.T, r io.Reader, args ...string) cliResult {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "VALKEY_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, cliEnv+"=1", raceExitEnv())
-	cmd.Stdin = r
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("vactor %q: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return cliResult{code: code, stdout: out.String(), stderr: errb.String()}
+	return vactorIn(t, nil, r, args...)
 }
 
 // QA-L 2: -errors naming the input file, by the same path or another

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -32,6 +33,13 @@ type cliResult struct {
 // and stdin as its input.
 func vactor(t testing.TB, env []string, stdin string, args ...string) cliResult {
 	t.Helper()
+	return vactorIn(t, env, strings.NewReader(stdin), args...)
+}
+
+// vactorIn is vactor with stdin read from r (an *os.File for a
+// redirected file).
+func vactorIn(t testing.TB, env []string, r io.Reader, args ...string) cliResult {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "VALKEY_") {
@@ -39,7 +47,7 @@ func vactor(t testing.TB, env []string, stdin string, args ...string) cliResult 
 		}
 	}
 	cmd.Env = append(append(cmd.Env, cliEnv+"=1", raceExitEnv()), env...)
-	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Stdin = r
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
