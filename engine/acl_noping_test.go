@@ -20,11 +20,11 @@ import (
 func TestACLUserWithoutPing(t *testing.T) {
 	srv := valkeytest.Start(t, valkeytest.Options{Username: "admin", Password: "adminpw"})
 	rules := []string{"~*", "+@read", "+@write"}
-	if err := srv.AddUser("rw", "pw", rules...); err != nil {
+	if err := srv.AddUser("rw", "rw-Pa55word-7c1", rules...); err != nil {
 		t.Fatal(err)
 	}
 	cfg := config.DefaultConfig().WithAddrs(srv.Addr())
-	cfg.Username, cfg.Password = "rw", "pw"
+	cfg.Username, cfg.Password = "rw", "rw-Pa55word-7c1"
 	ctx := ctxT(t)
 	eng, err := open(ctx, t, cfg)
 	if err != nil {
@@ -67,7 +67,7 @@ func TestACLUserWithoutPing(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.AddUser("rw", "pw", rules...); err != nil { // ACL users live in memory
+	if err := srv.AddUser("rw", "rw-Pa55word-7c1", rules...); err != nil { // ACL users live in memory
 		t.Fatal(err)
 	}
 	// The breaker's probe runs after CircuitBreakerOpenTimeout (1 s).
@@ -98,12 +98,12 @@ func TestACLUserWithoutRoleSentinel(t *testing.T) {
 	s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{Username: "admin", Password: "adminpw"})
 	rules := []string{"~*", "+@read", "+@write"}
 	for _, n := range s.Nodes() {
-		if err := n.AddUser("rw", "pw", rules...); err != nil {
+		if err := n.AddUser("rw", "rw-Pa55word-7c1", rules...); err != nil {
 			t.Fatal(err)
 		}
 	}
 	eng := sentinelEngine(t, s, func(c config.Config) config.Config {
-		c.Username, c.Password = "rw", "pw"
+		c.Username, c.Password = "rw", "rw-Pa55word-7c1"
 		return c
 	})
 	ctx := ctxT(t)

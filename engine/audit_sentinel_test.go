@@ -206,7 +206,7 @@ func blackHole(t *testing.T) string {
 // the driver's bare text, under "no sentinel names a primary").
 func TestSentinelWrongDataPassword(t *testing.T) {
 	s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{Password: "datapw"})
-	cfg := config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...).WithPassword("wrong")
+	cfg := config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...).WithPassword("not-the-data-Pa55word")
 	eng, err := open(ctxT(t), t, cfg)
 	if err == nil {
 		eng.Close()

@@ -883,13 +883,13 @@ func TestBatchWriterMSetRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	if _, err := admin.Do(ctx, "ACL", "SETUSER", "nomset", "on", ">pw", "~*", "+@all", "-mset").Await(ctx); err != nil {
+	if _, err := admin.Do(ctx, "ACL", "SETUSER", "nomset", "on", ">nomset-Pa55word-3e8", "~*", "+@all", "-mset").Await(ctx); err != nil {
 		t.Fatal(err)
 	}
 	registerCountingDriver()
 	pipes := &setPipelines
 	pipes.Store(0)
-	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("nomset").WithPassword("pw").WithDriver(countingDriverName))
+	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("nomset").WithPassword("nomset-Pa55word-3e8").WithDriver(countingDriverName))
 	if err != nil {
 		t.Fatal(err)
 	}
