@@ -176,10 +176,20 @@ func (s *SubscriberState) fail(err error) {
 	_ = s.conn.Close()
 }
 
+// CloseCauser is the optional interface of a connection its owner may
+// close for a reason of its own (the engine's sentinel switch):
+// CloseCause returns err, the connection's failure, wrapped in that
+// reason, or err itself when the owner did not close it.
+type CloseCauser interface {
+	CloseCause(err error) error
+}
+
 // lost handles the end of the current connection.
 func (s *SubscriberState) lost(err error) {
 	if s.failErr != nil {
 		err, s.failErr = s.failErr, nil
+	} else if cc, ok := s.conn.(CloseCauser); ok && err != nil {
+		err = cc.CloseCause(err)
 	}
 	s.release(s.conn)
 	s.conn = nil

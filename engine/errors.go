@@ -123,6 +123,15 @@ var (
 	// Dedicated that picked the primary just before a switch.
 	ErrNotPrimary = policies.NewRetryable("vactor: the node the sentinels named is not a primary")
 
+	// ErrPrimaryChanged is wrapped, with the transport error, by the error
+	// of what the engine cut when the sentinels named a new primary and it
+	// closed its dedicated connections to the old one: a subscription's
+	// Disconnected event, a stream consumer's read (Consumer.Stats's
+	// LastError), a blocking command, a Tx, Watch or Dedicated call in
+	// flight. It says nothing about whether the command ran: a command
+	// that may have run fails with ErrOutcomeUnknown wrapping it.
+	ErrPrimaryChanged = errors.New("vactor: the sentinels named a new primary (the connection to the old one was closed)")
+
 	// ErrScanNodeChanged ends a sentinel-mode Scan whose node left
 	// mid-iteration (its replica left the healthy ones, or the primary
 	// changed): a SCAN cursor is valid only on the node that returned

@@ -677,6 +677,9 @@ type trackedConn struct {
 	// of hold (holdSeq) for which it last sent WAIT.
 	dirty bool
 	seq   uint64
+	// switched is set before a switch closes the connection (closeTracked):
+	// its failures from then on wrap ErrPrimaryChanged.
+	switched atomic.Bool
 }
 
 // track registers conn, dialled to addr.
@@ -701,6 +704,55 @@ func (t *trackedConn) Close() error {
 	return t.ValkeyConn.Close()
 }
 
+// Do implements drivers.ValkeyConn: a failure after a switch closed the
+// connection says so (CloseCause).
+func (t *trackedConn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {
+	r := t.ValkeyConn.Do(ctx, cmd)
+	if t.switched.Load() {
+		if err := r.NonValkeyError(); err != nil {
+			if c := t.CloseCause(err); c != err {
+				return valkey.NewErrorResult(c)
+			}
+		}
+	}
+	return r
+}
+
+// DoMulti implements drivers.ValkeyConn, as Do.
+func (t *trackedConn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.ValkeyResult {
+	rs := t.ValkeyConn.DoMulti(ctx, cmds...)
+	if t.switched.Load() {
+		for i, r := range rs {
+			if err := r.NonValkeyError(); err != nil {
+				if c := t.CloseCause(err); c != err {
+					rs[i] = valkey.NewErrorResult(c)
+				}
+			}
+		}
+	}
+	return rs
+}
+
+// CloseCause implements actors.CloseCauser: once a switch closed the
+// connection, err (not the caller's context's end) wraps
+// ErrPrimaryChanged.
+func (t *trackedConn) CloseCause(err error) error {
+	if !t.switched.Load() || errors.Is(err, ErrPrimaryChanged) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &primaryChangedError{err}
+}
+
+// primaryChangedError is a failure of a connection closed by a switch.
+type primaryChangedError struct{ err error }
+
+func (e *primaryChangedError) Error() string {
+	return ErrPrimaryChanged.Error() + ": " + e.err.Error()
+}
+
+func (e *primaryChangedError) Unwrap() []error { return []error{ErrPrimaryChanged, e.err} }
+
 // ListenValkey implements drivers.ValkeyPubSub when the driver's
 // connection does.
 func (t *trackedConn) ListenValkey(h valkey.PubSubHooks) <-chan error {
@@ -714,7 +766,10 @@ func (t *trackedConn) ListenValkey(h valkey.PubSubHooks) <-chan error {
 	return ps.ListenValkey(h)
 }
 
-var _ drivers.ValkeyPubSub = (*trackedConn)(nil)
+var (
+	_ drivers.ValkeyPubSub = (*trackedConn)(nil)
+	_ actors.CloseCauser   = (*trackedConn)(nil)
+)
 
 // closeTracked closes the dedicated connections to addr, all at once, on
 // a goroutine of its own (Close waits for it): it runs on the sentinel
@@ -729,6 +784,7 @@ func (sn *sentinel) closeTracked(addr string) {
 	var list []drivers.ValkeyConn
 	for t := range sn.tracked {
 		if t.addr == addr {
+			t.switched.Store(true)
 			list = append(list, t)
 		}
 	}

@@ -233,6 +233,12 @@ func TestSentinelSubscriberAndConsumer(t *testing.T) {
 	if re.Addr != newP.Addr() || msg.Addr != newP.Addr() {
 		t.Errorf("resubscribed on %s, message from %s; want the new primary %s", re.Addr, msg.Addr, newP.Addr())
 	}
+	// The engine cut the subscription itself (its connections to the old
+	// primary are closed at the switch): the event says so, not only
+	// "use of closed network connection".
+	if !errors.Is(dis.Err, engine.ErrPrimaryChanged) {
+		t.Errorf("Disconnected Err = %v; want it to wrap ErrPrimaryChanged", dis.Err)
+	}
 	close(stop)
 	wg.Wait()
 
@@ -251,7 +257,10 @@ func TestSentinelSubscriberAndConsumer(t *testing.T) {
 		return true
 	})
 	st := cons.Stats()
-	t.Logf("consumer: %d entries acknowledged by XADD (%d XADDs failed), all %d handled; reconnects %d", len(want), errs, len(want), st.Reconnects)
+	t.Logf("consumer: %d entries acknowledged by XADD (%d XADDs failed), all %d handled; reconnects %d, last error %v", len(want), errs, len(want), st.Reconnects, st.LastError)
+	if st.Reconnects > 0 && !errors.Is(st.LastError, engine.ErrPrimaryChanged) {
+		t.Errorf("consumer's LastError = %v after the switch; want it to wrap ErrPrimaryChanged", st.LastError)
+	}
 	if errs > 0 {
 		t.Errorf("%d XADDs failed across the failover, want 0", errs)
 	}

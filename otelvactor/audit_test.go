@@ -316,6 +316,7 @@ func TestErrorKinds(t *testing.T) {
 		{"SREM", engine.ErrNodeRemoved, "node_removed", "", true},
 		{"ZADD", fmt.Errorf("%w: b is a replica", engine.ErrNotPrimary), "not_primary", "", true},
 		{"ZREM", engine.ErrConnectionState, "invalid_argument", "", true},
+		{"BLPOP", fmt.Errorf("%w: %w", engine.ErrPrimaryChanged, io.EOF), "primary_changed", "", true},
 	}
 	for _, c := range cases {
 		h.PostExecution(context.Background(), hooks.Executed{Name: c.name, Node: "127.0.0.1:6379", Err: c.err, Duration: time.Millisecond, Done: time.Now()})

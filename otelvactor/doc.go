@@ -88,7 +88,8 @@
 // (ErrTxAborted: a watched key changed, the optimistic lock's normal
 // contention), discarded (ErrDiscarded), pool_exhausted
 // (ErrPoolExhausted), no_slot_owner (ErrNoSlotOwner), node_removed
-// (ErrNodeRemoved) or not_primary (ErrNotPrimary); _OTHER for transport
+// (ErrNodeRemoved), not_primary (ErrNotPrimary) or primary_changed
+// (ErrPrimaryChanged: sentinel mode cut it at a switch); _OTHER for transport
 // errors (and any other error not named here). A nil reply (engine.ErrNil)
 // is not an error.
 //

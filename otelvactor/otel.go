@@ -620,6 +620,8 @@ func errorType(err error) (typ, status string) {
 		return "node_removed", ""
 	case errors.Is(err, engine.ErrNotPrimary):
 		return "not_primary", ""
+	case errors.Is(err, engine.ErrPrimaryChanged):
+		return "primary_changed", ""
 	}
 	return semconv.ErrorTypeOther.Value.AsString(), ""
 }
