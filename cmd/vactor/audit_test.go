@@ -68,6 +68,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"load", "-addr", "127.0.0.1:1", "-conns", "300"}, "-conns 300: at most 256"},
 		{[]string{"ping", "-addr", "127.0.0.1:1", "-tls", "-tls-ca", "/nonexistent/ca.pem"}, `invalid -tls-ca "/nonexistent/ca.pem": cannot be read`},
 		{[]string{"info", "-addr", "127.0.0.1:1", "-tls", "-tls-cert", "/nonexistent/c.pem", "-tls-key", "/nonexistent/k.pem"}, `invalid -tls-cert "/nonexistent/c.pem": cannot load the client certificate (with -tls-key)`},
+		{[]string{"ping", "-addr", "127.0.0.1:1", "-tls", "-tls-cert", "/nonexistent/c.pem"}, `"/nonexistent/c.pem": needs -tls-key too: give both`},
 		{[]string{"help", "nope"}, `unknown command "nope"`},
 	} {
 		r := vactor(t, nil, "", tc.args...)
@@ -122,7 +123,8 @@ func TestUnusableServer(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"-addr", refused}, nil, "connection refused"},
-		{[]string{"-addr", auth.Addr()}, nil, "requires authentication"},
+		// QA-L 11: the hint names the CLI's flags, not Config fields.
+		{[]string{"-addr", auth.Addr()}, nil, "requires authentication (give -password"},
 		{[]string{"-addr", auth.Addr(), "-password", "wrong"}, nil, "authentication failed"},
 		{[]string{"-url", "valkey://:wrong@" + auth.Addr()}, nil, "authentication failed"},
 		// TLS to a plain port: bounded by the dial timeout.

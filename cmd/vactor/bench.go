@@ -17,8 +17,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/vactor-io/vactor/engine"
 )
 
 // benchSettings are the flags of vactor bench.
@@ -220,7 +218,7 @@ func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer, ou
 	// number; an interrupt (ctx) ends them.
 	setup := ctx
 	dctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout+5*time.Second)
-	eng, err := engine.New(dctx, t.cfg)
+	eng, err := newEngine(dctx, t.cfg)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {

@@ -95,7 +95,7 @@ func nilOK(err error) error {
 }
 
 func openVactor(ctx context.Context, cfg config.Config) (client, error) {
-	eng, err := engine.New(ctx, cfg)
+	eng, err := newEngine(ctx, cfg)
 	if err != nil {
 		return client{}, err
 	}
@@ -113,7 +113,7 @@ func openVactor(ctx context.Context, cfg config.Config) (client, error) {
 }
 
 func openVactorSync(ctx context.Context, cfg config.Config) (client, error) {
-	eng, err := engine.New(ctx, cfg)
+	eng, err := newEngine(ctx, cfg)
 	if err != nil {
 		return client{}, err
 	}

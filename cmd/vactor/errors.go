@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
 )
 
 // errHoldsData is returned when the server holds data and the bench was
@@ -24,3 +29,59 @@ var errTTL = errors.New("ttl must be a number of seconds or a duration such as 9
 
 // errRESPTruncated ends a command cut short by the end of the input.
 var errRESPTruncated = errors.New("the input ends inside the command")
+
+// cliHints rewrites the hints of the engine's connection errors, written
+// for library users (Config and TLS fields), for the CLI's flags and
+// variables: pairs of the engine's text and the CLI's.
+var cliHintPairs = []string{
+	"(set Password, and Username for an ACL user, or CredentialsProvider)",
+	"(give -password, and -user for an ACL user; or VALKEY_PASSWORD and VALKEY_USERNAME)",
+	"(set TLS.CAFile, or RootCAs in TLS.Config, to the CA that signed it)",
+	"(give -tls-ca, or VALKEY_TLS_CA_FILE, the CA that signed it)",
+	"(TLS.ServerName when set, else the host dialled)",
+	"(VALKEY_TLS_SERVER_NAME when set, else the host dialled)",
+	"dialled with TLS.Enabled?",
+	"dialled with -tls?",
+	"without TLS.Enabled",
+	"without -tls",
+	"(Config.DialTimeout, or the deadline of the ctx)",
+	"(VALKEY_DIAL_TIMEOUT, or the command's -timeout)",
+	"(mutual TLS: set TLS.CertFile and TLS.KeyFile, or Certificates in TLS.Config)",
+	"(mutual TLS: give -tls-cert and -tls-key)",
+	"Config.CredentialsProvider failed",
+	"the credentials provider failed",
+	"refused SELECT of Config.DB",
+	"refused SELECT of the database the URL names (VALKEY_DB)",
+	"set Config.ClusterMode or VALKEY_CLUSTER_MODE=true",
+	"give -cluster",
+}
+
+var cliHints = strings.NewReplacer(cliHintPairs...)
+
+// cliError is an engine error whose text names the CLI's flags (cliHints);
+// errors.Is and errors.As see the engine's error.
+type cliError struct {
+	err  error
+	text string
+}
+
+func (e *cliError) Error() string { return e.text }
+func (e *cliError) Unwrap() error { return e.err }
+
+// forCLI returns err with its hints rewritten for the CLI (nil for nil).
+func forCLI(err error) error {
+	if err == nil {
+		return nil
+	}
+	text := cliHints.Replace(err.Error())
+	if text == err.Error() {
+		return err
+	}
+	return &cliError{err: err, text: text}
+}
+
+// newEngine is engine.New with its error's hints for the CLI (forCLI).
+func newEngine(ctx context.Context, cfg config.Config) (*engine.Engine, error) {
+	eng, err := engine.New(ctx, cfg)
+	return eng, forCLI(err)
+}

@@ -63,7 +63,7 @@ func runInfo(args []string, stdout, stderr io.Writer) int {
 // standaloneInfo prints the version, mode and role of the configured
 // node, with its replicas or its primary.
 func standaloneInfo(ctx context.Context, cfg config.Config, stdout io.Writer) error {
-	eng, err := engine.New(ctx, cfg)
+	eng, err := newEngine(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func standaloneInfo(ctx context.Context, cfg config.Config, stdout io.Writer) er
 // sentinelInfo prints the primary the sentinels name, its replicas as the
 // sentinels see them, and then what standaloneInfo prints for the primary.
 func sentinelInfo(ctx context.Context, cfg config.Config, stdout io.Writer) error {
-	eng, err := engine.New(ctx, cfg)
+	eng, err := newEngine(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func replicaText(s string) string {
 // clusterInfo prints the slot map and, for every node, its version and
 // role.
 func clusterInfo(ctx context.Context, cfg config.Config, stdout io.Writer) error {
-	eng, err := engine.New(ctx, cfg)
+	eng, err := newEngine(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -215,7 +215,7 @@ func clusterInfo(ctx context.Context, cfg config.Config, stdout io.Writer) error
 
 // nodeInfo prints one cluster node's version, role and key count.
 func nodeInfo(ctx context.Context, cfg config.Config, addr string, stdout io.Writer) error {
-	eng, err := engine.New(ctx, nodeConfig(cfg, addr))
+	eng, err := newEngine(ctx, nodeConfig(cfg, addr))
 	if err != nil {
 		return err
 	}

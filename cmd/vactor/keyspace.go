@@ -37,7 +37,7 @@ func dbSize(ctx context.Context, eng *engine.Engine, cfg config.Config) (int64, 
 	var total int64
 	for _, p := range primaries(nodes) {
 		n, err := func() (int64, error) {
-			node, err := engine.New(ctx, nodeConfig(cfg, p.Addr))
+			node, err := newEngine(ctx, nodeConfig(cfg, p.Addr))
 			if err != nil {
 				return 0, err
 			}

@@ -137,7 +137,7 @@ func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	dial, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout+5*time.Second)
-	eng, err := engine.New(dial, t.cfg)
+	eng, err := newEngine(dial, t.cfg)
 	cancel()
 	if err != nil {
 		fmt.Fprintln(stderr, "vactor load:", err)

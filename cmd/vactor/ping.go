@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/vactor-io/vactor/config"
-	"github.com/vactor-io/vactor/engine"
 )
 
 // runPing implements `vactor ping`: connect to the target (every node of
@@ -72,7 +71,7 @@ func runPing(args []string, stdout, stderr io.Writer) int {
 // cluster.
 func pingNodes(ctx context.Context, cfg config.Config, stdout io.Writer) ([]string, error) {
 	start := time.Now()
-	eng, err := engine.New(ctx, cfg)
+	eng, err := newEngine(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +101,7 @@ func pingNodes(ctx context.Context, cfg config.Config, stdout io.Writer) ([]stri
 // to addr.
 func pingNode(ctx context.Context, cfg config.Config, addr string, count int, stdout io.Writer) error {
 	start := time.Now()
-	eng, err := engine.New(ctx, nodeConfig(cfg, addr))
+	eng, err := newEngine(ctx, nodeConfig(cfg, addr))
 	if err != nil {
 		return err
 	}

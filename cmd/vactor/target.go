@@ -169,6 +169,9 @@ func (fv flagVars) load() (config.Config, error) {
 			msg := strings.Replace(fe.Error(), "invalid "+fe.Field, "invalid "+name+" ("+fe.Field+")", 1)
 			// -tls-ca and the like without -tls: the reason names the variable.
 			msg = strings.Replace(msg, "set VALKEY_TLS_ENABLED=true", "give -tls", 1)
+			// -tls-cert without -tls-key, and the other way round.
+			msg = strings.Replace(msg, "needs VALKEY_TLS_KEY_FILE too: set both", "needs -tls-key too: give both", 1)
+			msg = strings.Replace(msg, "needs VALKEY_TLS_CERT_FILE too: set both", "needs -tls-cert too: give both", 1)
 			return config.Config{}, badFlagValue{fmt.Errorf("%s: %w", strings.TrimPrefix(msg, "config: "), config.ErrInvalidConfig)}
 		}
 	}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/vactor-io/vactor/config"
-	"github.com/vactor-io/vactor/engine"
 )
 
 // workerCommand is the hidden subcommand vactor bench runs, one process
@@ -155,7 +154,7 @@ func runWorker(args []string, stdout, stderr io.Writer) int {
 // name (sentinel mode off): the engine finds it, as it does for the
 // vactor contenders.
 func primaryConfig(ctx context.Context, cfg config.Config) (config.Config, error) {
-	eng, err := engine.New(ctx, cfg)
+	eng, err := newEngine(ctx, cfg)
 	if err != nil {
 		return cfg, err
 	}
