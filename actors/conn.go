@@ -71,6 +71,7 @@ type ConnState struct {
 	reconnects atomic.Uint64
 	retries    atomic.Uint64
 	unknown    atomic.Uint64 // commands failed with ErrOutcomeUnknown
+	refused    atomic.Uint64 // commands the open breaker failed unwritten
 
 	// done completes a busy actor's answered pipelines while the next
 	// one is in flight (see completer).
@@ -88,7 +89,11 @@ type ConnStats struct {
 	Retries    uint64
 	// OutcomeUnknown counts commands failed with policies.ErrOutcomeUnknown.
 	OutcomeUnknown uint64
-	Mailbox        mailbox.Stats
+	// CircuitOpen counts commands failed with the node's open-breaker
+	// error before they were written: refused when fired, queued or
+	// drained when the breaker opened (see CountRefused).
+	CircuitOpen uint64
+	Mailbox     mailbox.Stats
 }
 
 // Stats returns a snapshot of the counters.
@@ -102,6 +107,7 @@ func (s *ConnState) Stats() ConnStats {
 		Reconnects:     s.reconnects.Load(),
 		Retries:        s.retries.Load(),
 		OutcomeUnknown: s.unknown.Load(),
+		CircuitOpen:    s.refused.Load(),
 		Mailbox:        s.Mailbox.Stats(),
 	}
 }
@@ -150,9 +156,18 @@ func (s *ConnState) FailHeld(err error) {
 	s.failMu.Lock()
 	defer s.failMu.Unlock()
 	for _, h := range s.takeStash() {
-		h.fail(err)
+		h.fail(err) // counted in Commands when they were sent
 	}
-	s.Mailbox.Flush(err)
+	s.CountRefused(s.Mailbox.Flush(err))
+}
+
+// CountRefused counts n commands failed with the node's open-breaker
+// error before they were written (ConnStats.CircuitOpen), for those the
+// engine refuses when they are fired. Safe for concurrent use.
+func (s *ConnState) CountRefused(n int) {
+	if n > 0 {
+		s.refused.Add(uint64(n))
+	}
 }
 
 // CurrentDriver returns the actor's current driver connection; the actor
@@ -400,6 +415,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	if n != nil && (n.Open() || !n.Breaker.TryAcquirePermit()) {
 		err := n.OpenError()
 		st.done.wait()
+		st.CountRefused(len(live))
 		for _, cmd := range live {
 			cmd.Fail(err)
 		}

@@ -788,6 +788,7 @@ type resolution struct {
 	conn   *ConnState
 	rc     *ConnState
 	err    error
+	open   *ConnState // err is this actor's node's open breaker (counted there)
 	askErr map[string]error
 }
 
@@ -911,7 +912,7 @@ func lookup(r Router, slot uint16, owner string, epoch uint64, need bool, asks [
 			// what the node's connection actor queues: fail those first,
 			// so that this slot's earlier commands complete before the
 			// ones refused here (Order).
-			res.owner, res.err = "", conn.Node.OpenError()
+			res.owner, res.err, res.open = "", conn.Node.OpenError(), conn
 			conn.FailHeld(res.err)
 			return res
 		}
@@ -1005,6 +1006,9 @@ func (a *Slot) dispatch(w *forwarding, res resolution) {
 	}
 	if res.err != nil {
 		a.owner = ""
+		if res.open != nil {
+			res.open.CountRefused(len(cmds))
+		}
 		failAll(cmds, res.err)
 		a.box.Release(held)
 		return

@@ -337,7 +337,7 @@ func addToGroup(groups []postGroup, mb *mailbox.Bounded, conn *actors.ConnState,
 
 func (g postGroup) post() {
 	if g.conn != nil && g.conn.Node != nil && g.conn.Node.Open() {
-		err := failOpen(g.conn)
+		err := failOpen(g.conn, len(g.msgs))
 		for _, m := range g.msgs {
 			m.Fail(err)
 		}

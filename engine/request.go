@@ -357,7 +357,7 @@ func post[T any](e *Engine, conn *actors.ConnState, r *request[T]) *futures.Futu
 		observe(e, r)
 	}
 	if conn.Node != nil && conn.Node.Open() {
-		r.Fail(failOpen(conn))
+		r.Fail(failOpen(conn, 1))
 		return f
 	}
 	if r.ctx.Done() == nil {
@@ -397,14 +397,15 @@ func (w *claimWatcher) WaitEnded(context.Context) {}
 // its error field); it is never returned as an error.
 func (w *claimWatcher) Error() string { return "vactor: command pending" }
 
-// failOpen fails what conn holds and queues with its node's OpenError,
-// and returns that error, for a command refused because the node's
-// breaker is open. The breaker's opening fails them too, but only after
+// failOpen fails what conn holds and queues with its node's OpenError
+// and returns that error, for n commands refused (and counted) because
+// the node's breaker is open. The breaker's opening fails them too, but only after
 // it marked the node open: a command of the same goroutine issued before
 // this one, still queued, must not complete after it (Order).
-func failOpen(conn *actors.ConnState) error {
+func failOpen(conn *actors.ConnState, n int) error {
 	err := conn.Node.OpenError()
 	conn.FailHeld(err)
+	conn.CountRefused(n)
 	return err
 }
 

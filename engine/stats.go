@@ -22,8 +22,12 @@ type Stats struct {
 	// Queued is the number of commands waiting in the mailboxes.
 	Queued int
 	// Expired counts commands failed because their context ended before
-	// they were written; Rejected those failed with ErrBackpressure.
-	Expired, Rejected uint64
+	// they were written; Rejected those failed with ErrBackpressure;
+	// CircuitOpen those failed with ErrCircuitOpen before they were
+	// written (refused when fired, or queued when their node's breaker
+	// opened; in cluster mode one the engine then moves to the slot's new
+	// owner is counted again there).
+	Expired, Rejected, CircuitOpen uint64
 	// Batches counts pipelines sent; MeanBatch and MaxBatch describe their
 	// sizes and BatchSizes is their histogram (see mailbox.Stats).
 	Batches    uint64
@@ -110,6 +114,7 @@ func (e *Engine) Stats() Stats {
 		s.Reconnects += cs.Reconnects
 		s.Retries += cs.Retries
 		s.OutcomeUnknown += cs.OutcomeUnknown
+		s.CircuitOpen += cs.CircuitOpen
 		mb.Add(cs.Mailbox)
 	}
 	e.mu.Lock()

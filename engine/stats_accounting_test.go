@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/futures"
 )
@@ -77,5 +78,70 @@ func TestZeroEngine(t *testing.T) {
 	}
 	if err := e.Close(); !errors.Is(err, engine.ErrNotCreated) {
 		t.Fatalf("Close on a zero Engine: %v, want ErrNotCreated", err)
+	}
+}
+
+// TestStatsCountBreakerRefusals: commands the open breaker fails before
+// they are written are counted in CircuitOpen, so that Stats still
+// accounts for every command fired while a node is down (QA-M: 1,000
+// refused commands were counted nowhere).
+func TestStatsCountBreakerRefusals(t *testing.T) {
+	eng, srv := newEngine(t, func(c config.Config) config.Config {
+		c.CircuitBreakerThreshold = 1
+		c.ReadTimeout = 200 * time.Millisecond
+		c.WriteTimeout = 200 * time.Millisecond
+		return c
+	})
+	ctx := ctxT(t)
+	if err := eng.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := eng.Stats()
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = srv.Resume()
+		}
+	}()
+	if _, err := eng.Incr(ctx, "n").Await(ctx); err == nil {
+		t.Fatal("INCR answered by a stopped server")
+	}
+	fired, refused := 1, 0
+	for range 100 {
+		fired++
+		if _, err := eng.Incr(ctx, "n").Await(ctx); errors.Is(err, engine.ErrCircuitOpen) {
+			refused++
+		}
+	}
+	p := eng.Pipeline()
+	fs := make([]*futures.Future[int64], 10)
+	for i := range fs {
+		fs[i] = p.Incr("n")
+	}
+	_ = p.Exec(ctx)
+	for _, f := range fs {
+		fired++
+		if _, err := f.Await(ctx); errors.Is(err, engine.ErrCircuitOpen) {
+			refused++
+		}
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	st := eng.Stats()
+	if refused < 100 {
+		t.Fatalf("%d of %d commands refused by the open breaker; the breaker did not open", refused, fired)
+	}
+	if got := st.CircuitOpen - before.CircuitOpen; got != uint64(refused) {
+		t.Errorf("CircuitOpen counted %d, %d commands failed with ErrCircuitOpen", got, refused)
+	}
+	counted := (st.Commands - before.Commands) + (st.Expired - before.Expired) + (st.Rejected - before.Rejected) + (st.CircuitOpen - before.CircuitOpen)
+	if counted != uint64(fired) {
+		t.Errorf("Commands %d + Expired %d + Rejected %d + CircuitOpen %d = %d, %d commands fired",
+			st.Commands-before.Commands, st.Expired-before.Expired, st.Rejected-before.Rejected, st.CircuitOpen-before.CircuitOpen, counted, fired)
 	}
 }
