@@ -378,7 +378,8 @@ func post[T any](e *Engine, conn *actors.ConnState, r *request[T]) *futures.Futu
 // (mailbox.Assist: no goroutine to start, no thread to wake, no hand-off
 // back), as valkey-go's synchronous path does; any other wait hands the
 // batch to the actor's goroutine at once (Dispatch), and nobody waiting
-// within the mailbox's ClaimDelay (20 µs) does too.
+// within the mailbox's ClaimDelay (20 µs, a timer the runtime may fire
+// up to about a millisecond late in an idle process) does too.
 type claimWatcher mailbox.Bounded
 
 func (w *claimWatcher) Assist() bool { return (*mailbox.Bounded)(w).Assist() }

@@ -78,8 +78,9 @@ type Options struct {
 	// ClaimDelay bounds how long commands queued by PostClaim wait for an
 	// awaiting caller to run them (Assist) before the run loop is
 	// dispatched as for Post: what a command fired and not awaited at
-	// once may wait more than with Post, when the mailbox was idle.
-	// Default DefaultClaimDelay.
+	// once may wait more than with Post, when the mailbox was idle. It is
+	// a Go timer: in a process with nothing else to run the runtime may
+	// fire it up to about a millisecond late. Default DefaultClaimDelay.
 	ClaimDelay time.Duration
 }
 
