@@ -243,7 +243,13 @@ func (s *ConnState) SyncReplicas(replicas int, timeout time.Duration, done func(
 
 // Messages of the connection actor other than batches.
 type (
-	reconnect    struct{}
+	reconnect struct{}
+	// connLost is the driver's report that conn failed while idle
+	// (drivers.LostNotifier).
+	connLost struct {
+		conn drivers.ValkeyConn
+		err  error
+	}
 	syncReplicas struct {
 		n       int
 		timeout time.Duration
@@ -284,6 +290,8 @@ func (c *Conn) Receive(ctx actor.Context) {
 		c.run(ctx, m.Messages)
 	case reconnect:
 		c.reconnect(ctx)
+	case connLost:
+		c.lost(ctx, m)
 	case syncReplicas:
 		c.syncReplicas(m)
 	case *actor.Started:
@@ -316,10 +324,15 @@ func (c *Conn) start(ctx actor.Context) {
 	st := c.state
 	st.mu.Lock()
 	broken := st.broken && st.Node != nil
+	d := st.Driver
 	st.mu.Unlock()
 	if broken {
 		c.escalate(ctx, errNotConnected)
 		return
+	}
+	if ln, ok := d.(drivers.LostNotifier); ok && st.Node != nil {
+		mb := st.Mailbox
+		ln.OnLost(func(err error) { mb.PostUserMessage(connLost{conn: d, err: err}) })
 	}
 	stash := st.takeStash()
 	if len(stash) == 0 {
@@ -344,6 +357,28 @@ func (c *Conn) reconnect(ctx actor.Context) {
 	st.broken = true
 	st.mu.Unlock()
 	c.escalate(ctx, ErrReconnect)
+}
+
+// lost handles the driver's report that the connection failed while
+// idle (its PING went unanswered): as after a failed round trip with
+// nothing in flight, the connection is reported lost (hooks.Lost), the
+// breaker records a failure and the supervisor dials again, now rather
+// than when the next command finds it broken. A report about a
+// connection already replaced is ignored.
+func (c *Conn) lost(ctx actor.Context, m connLost) {
+	st := c.state
+	st.mu.Lock()
+	if st.broken || st.Driver != m.conn {
+		st.mu.Unlock()
+		return
+	}
+	st.broken = true
+	st.mu.Unlock()
+	st.Hooks.Emit(hooks.Lost{Node: st.Addr, Err: m.err})
+	if n := st.Node; n != nil {
+		n.RecordFailure(m.err)
+	}
+	c.escalate(ctx, m.err)
 }
 
 // syncReplicas sends WAIT on the actor's connection: it waits for the

@@ -40,6 +40,16 @@ type ValkeyConn interface {
 	Close() error
 }
 
+// LostNotifier is the optional capability of a ValkeyConn that finds out
+// by itself that its connection failed while nothing was sent on it (the
+// valkey-go driver's idle PING): OnLost registers f, called at most once,
+// on a goroutine of the driver's, with the error. The engine's connection
+// actors use it to replace such a connection at once instead of at the
+// next command. A later OnLost replaces f; nil removes it.
+type LostNotifier interface {
+	OnLost(f func(error))
+}
+
 // ValkeyPubSub is PubSub in valkey-go's types: the optional capability of
 // a ValkeyConn the engine's subscribers use. Fast's adapter implements it
 // when the Conn implements PubSub.

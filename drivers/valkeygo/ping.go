@@ -2,7 +2,9 @@ package valkeygo
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,16 +141,33 @@ func (c *Conn) idlePing() {
 	} else if c.gate.lockIdle() {
 		ctx, cancel := context.WithTimeout(c.closing, c.pingTimeout)
 		c.begin(ctx)
-		_ = c.c.Do(ctx, c.c.B().Ping().Build())
+		err := c.c.Do(ctx, c.c.B().Ping().Build()).NonValkeyError()
 		c.end()
 		cancel()
 		c.gate.unlock()
+		if err != nil && c.closing.Err() == nil {
+			c.lost(err)
+		}
 	}
 	c.pingMu.Lock()
 	defer c.pingMu.Unlock()
 	if !c.pingStopped {
 		c.pingTimer.Reset(pingGap)
 	}
+}
+
+// lost reports the failed idle PING to the OnLost function, once.
+func (c *Conn) lost(err error) {
+	f := c.onLost.Swap(nil)
+	if f == nil {
+		return
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("valkey-go: connection lost while idle: no reply to PING within %s (the server or the network went silent): %w", c.pingTimeout, err)
+	} else {
+		err = fmt.Errorf("valkey-go: connection lost while idle (PING failed): %w", err)
+	}
+	(*f)(err)
 }
 
 // pingListener PINGs a listening Conn's dedicated connection. On

@@ -233,6 +233,26 @@ type Conn struct {
 	pingLost atomic.Bool
 	mu       sync.Mutex // orders Listen and Close
 	closed   bool
+
+	// onLost, set by OnLost, is called once when the idle PING on the
+	// first connection fails (drivers.LostNotifier).
+	onLost atomic.Pointer[func(error)]
+}
+
+var _ drivers.LostNotifier = (*Conn)(nil)
+
+// OnLost implements drivers.LostNotifier: f is called once, on the
+// driver's PING goroutine, when the idle PING on the Conn's connection
+// gets no reply within the connection's timeout or fails (the server
+// froze, closed the connection or went away while nothing was sent). The
+// connection is broken by then: valkey-go would dial a new one for the
+// next call. A later OnLost replaces f.
+func (c *Conn) OnLost(f func(error)) {
+	if f == nil {
+		c.onLost.Store(nil)
+		return
+	}
+	c.onLost.Store(&f)
 }
 
 func newConn(c valkey.Client, call *atomic.Int64, open *openConns) *Conn {
