@@ -255,8 +255,11 @@ type Config struct {
 	// keep their order; with more, those routed by the same key do (see
 	// the Order section of the engine package).
 	PoolSize int
-	// DialTimeout bounds connecting, including the TLS handshake and
-	// authentication. Default 5s; greater than 0.
+	// DialTimeout bounds connecting, including the TLS handshake; the
+	// Valkey handshake that follows (HELLO with authentication, SELECT,
+	// CLIENT SETNAME) is bounded by the smaller of DialTimeout and the
+	// larger of ReadTimeout and WriteTimeout (the valkey-go driver).
+	// Default 5s; greater than 0.
 	DialTimeout time.Duration
 	// ReadTimeout bounds silence on a connection while a pipeline is in
 	// flight: a round trip fails once a read has waited this long for a

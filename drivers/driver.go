@@ -27,6 +27,9 @@ type Options struct {
 	DB         int
 	ClientName string
 	// DialTimeout bounds connecting and the handshake (HELLO/AUTH/SELECT).
+	// The valkey-go driver bounds the handshake after the TCP connect (and
+	// the TLS handshake) by the smaller of DialTimeout and its read/write
+	// timeout: valkey-go sets that deadline.
 	DialTimeout time.Duration
 	// ReadTimeout and WriteTimeout bound silence while a pipeline is in
 	// flight: how long a read may wait for a byte of its replies, and a

@@ -110,7 +110,7 @@ func explainConnect(err error, tlsOn bool) (string, []error) {
 		return "no answer within the dial timeout (Config.DialTimeout, or the deadline of the ctx): " +
 			"a plain TCP port does not answer a TLS handshake", nil
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return "no answer within the dial timeout (Config.DialTimeout, or the deadline of the ctx)", nil
+		return "no answer within the dial timeout (Config.DialTimeout, the Valkey handshake within ReadTimeout/WriteTimeout too, or the deadline of the ctx)", nil
 	}
 	return "", nil
 }

@@ -107,6 +107,21 @@ func TestNewFailsFastWithoutServer(t *testing.T) {
 	if d := time.Since(start); d > 1500*time.Millisecond {
 		t.Fatalf("New took %s against a silent server, dial timeout 300ms", d)
 	}
+	// The handshake after the TCP connect is bounded by the read timeout
+	// too, when that is shorter (QA-N 1: documented, and the reason says
+	// so rather than blaming only the dial timeout).
+	start = time.Now()
+	_, err = open(context.Background(), t, config.DefaultConfig().WithAddrs(bl.Addr().String()).
+		WithDialTimeout(10*time.Second).WithReadTimeout(300*time.Millisecond).WithWriteTimeout(300*time.Millisecond))
+	if err == nil {
+		t.Fatal("New succeeded against a silent server")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("New took %s against a silent server, read timeout 300ms", d)
+	}
+	if !contains(err.Error(), "ReadTimeout/WriteTimeout") {
+		t.Errorf("error %q does not name the read timeout that bounded the handshake", err)
+	}
 	bl.Close()
 }
 

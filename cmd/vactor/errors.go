@@ -44,6 +44,8 @@ var cliHintPairs = []string{
 	"dialled with -tls?",
 	"without TLS.Enabled",
 	"without -tls",
+	"(Config.DialTimeout, the Valkey handshake within ReadTimeout/WriteTimeout too, or the deadline of the ctx)",
+	"(VALKEY_DIAL_TIMEOUT, the Valkey handshake within VALKEY_READ_TIMEOUT/VALKEY_WRITE_TIMEOUT too, or the command's -timeout)",
 	"(Config.DialTimeout, or the deadline of the ctx)",
 	"(VALKEY_DIAL_TIMEOUT, or the command's -timeout)",
 	"(mutual TLS: set TLS.CertFile and TLS.KeyFile, or Certificates in TLS.Config)",
