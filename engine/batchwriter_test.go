@@ -283,15 +283,7 @@ func TestBatchWriterBackpressure(t *testing.T) {
 			if err := w.Flush(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if err := srv.Pause(); err != nil {
-				t.Fatal(err)
-			}
-			resumed := false
-			defer func() {
-				if !resumed {
-					_ = srv.Resume()
-				}
-			}()
+			resume := pauseServer(t, srv)
 			for i := range 10 {
 				if err := w.Incr(ctx, "bp:"+policy.String()); err != nil {
 					t.Fatalf("Write %d of 10: %v", i, err)
@@ -319,20 +311,12 @@ func TestBatchWriterBackpressure(t *testing.T) {
 					t.Fatalf("Write returned %v while full", err)
 				case <-time.After(20 * time.Millisecond):
 				}
-				resumed = true
-				if err := srv.Resume(); err != nil {
-					t.Fatal(err)
-				}
+				resume()
 				if err := <-done; err != nil {
 					t.Fatalf("blocked Write: %v", err)
 				}
 			}
-			if !resumed {
-				resumed = true
-				if err := srv.Resume(); err != nil {
-					t.Fatal(err)
-				}
-			}
+			resume()
 			if err := w.Flush(ctx); err != nil {
 				t.Fatal(err)
 			}

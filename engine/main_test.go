@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vactor-io/vactor/engine/enginetest"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/engine/enginetest"
 	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -111,4 +112,24 @@ func closeOutstanding(t *testing.T, ctx context.Context, eng *engine.Engine, n i
 	}
 	t.Logf("Close with %d outstanding: %d written, %d failed with ErrClosed, in %s", n, ok, closed, time.Since(start))
 	return ok
+}
+
+// pauseServer stops srv (SIGSTOP) and returns resume, which lets it run
+// again (SIGCONT) once, failing the test if it cannot; resume runs at
+// cleanup if the test has not called it.
+func pauseServer(t testing.TB, srv *valkeytest.Server) (resume func()) {
+	t.Helper()
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	resume = func() {
+		once.Do(func() {
+			if err := srv.Resume(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(resume)
+	return resume
 }

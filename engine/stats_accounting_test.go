@@ -97,15 +97,7 @@ func TestStatsCountBreakerRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := eng.Stats()
-	if err := srv.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			_ = srv.Resume()
-		}
-	}()
+	resume := pauseServer(t, srv)
 	if _, err := eng.Incr(ctx, "n").Await(ctx); err == nil {
 		t.Fatal("INCR answered by a stopped server")
 	}
@@ -128,10 +120,7 @@ func TestStatsCountBreakerRefusals(t *testing.T) {
 			refused++
 		}
 	}
-	if err := srv.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
+	resume()
 	st := eng.Stats()
 	if refused < 100 {
 		t.Fatalf("%d of %d commands refused by the open breaker; the breaker did not open", refused, fired)

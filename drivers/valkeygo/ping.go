@@ -144,10 +144,17 @@ func (c *Conn) idlePing() {
 		err := c.c.Do(ctx, c.c.B().Ping().Build()).NonValkeyError()
 		c.end()
 		cancel()
-		c.gate.unlock()
 		if err != nil && c.closing.Err() == nil {
+			// Before the gate opens: a call waiting there fails as not
+			// sent rather than go to a connection valkey-go would dial
+			// on its own (see dead).
+			err = lostError(err, c.pingTimeout)
+			c.dead.Store(&err)
+			c.gate.unlock()
 			c.lost(err)
+			return // no more PINGs: each would dial afresh
 		}
+		c.gate.unlock()
 	}
 	c.pingMu.Lock()
 	defer c.pingMu.Unlock()
@@ -156,18 +163,21 @@ func (c *Conn) idlePing() {
 	}
 }
 
-// lost reports the failed idle PING to the OnLost function, once.
-func (c *Conn) lost(err error) {
-	f := c.onLost.Swap(nil)
-	if f == nil {
-		return
-	}
+// lostError is the error of the calls after a failed idle PING (err):
+// not sent, saying why.
+func lostError(err error, timeout time.Duration) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
-		err = fmt.Errorf("valkey-go: connection lost while idle: no reply to PING within %s (the server or the network went silent): %w", c.pingTimeout, err)
-	} else {
-		err = fmt.Errorf("valkey-go: connection lost while idle (PING failed): %w", err)
+		return fmt.Errorf("%w: connection lost while idle: no reply to PING within %s (the server or the network went silent): %w", drivers.ErrNotSent, timeout, err)
 	}
-	(*f)(err)
+	return fmt.Errorf("%w: connection lost while idle (PING failed): %w", drivers.ErrNotSent, err)
+}
+
+// lost reports the failed idle PING (err, from lostError) to the OnLost
+// function, once.
+func (c *Conn) lost(err error) {
+	if f := c.onLost.Swap(nil); f != nil {
+		(*f)(err)
+	}
 }
 
 // pingListener PINGs a listening Conn's dedicated connection. On

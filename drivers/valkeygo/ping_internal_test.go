@@ -2,6 +2,7 @@ package valkeygo
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"regexp"
 	"strconv"
@@ -124,13 +125,17 @@ func TestPingKeepsSyncPath(t *testing.T) {
 	}
 }
 
-// The PING finds a frozen server out while the connection is idle, as
-// valkey-go's did: it breaks the connection after the timeout, and the
-// next call, once the server is back, goes out on a new one.
+// The PING finds a frozen server out while the connection is idle: it
+// breaks the connection after the timeout and reports it (OnLost, once).
+// The Conn is then done: a later call fails as not sent at once, instead
+// of going to a connection valkey-go would dial on its own, behind its
+// owner's back (the engine's connection actor replaces the Conn).
 func TestPingBreaksFrozenConnection(t *testing.T) {
 	shortPingGap(t, 20*time.Millisecond)
 	srv := valkeytest.Start(t)
 	c := dialT(t, drivers.Options{Addr: srv.Addr(), ReadTimeout: 300 * time.Millisecond})
+	lost := make(chan error, 2)
+	c.OnLost(func(err error) { lost <- err })
 	ctx := context.Background()
 	if err := c.Do(ctx, c.B().Ping().Build()).Error(); err != nil {
 		t.Fatal(err)
@@ -149,22 +154,42 @@ func TestPingBreaksFrozenConnection(t *testing.T) {
 		}
 	}()
 	start := time.Now()
+	select {
+	case err := <-lost:
+		t.Logf("reported %s after the freeze: %v", time.Since(start).Round(time.Millisecond), err)
+		if !errors.Is(err, drivers.ErrNotSent) {
+			t.Errorf("OnLost error %v does not wrap drivers.ErrNotSent", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no OnLost within 5 s of the freeze: no PING timed out")
+	}
 	for len(c.sockets()) != 0 {
 		if time.Since(start) > 5*time.Second {
-			t.Fatal("the connection to the frozen server is still open after 5 s: no PING timed out")
+			t.Fatal("the connection to the frozen server is still open after 5 s")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Logf("closed %s after the freeze", time.Since(start).Round(time.Millisecond))
 	if err := srv.Resume(); err != nil {
 		t.Fatal(err)
 	}
 	paused = false
-	if err := c.Do(ctx, c.B().Ping().Build()).Error(); err != nil {
-		t.Fatalf("PING after the server came back: %v", err)
+	err := c.Do(ctx, c.B().Ping().Build()).Error()
+	if !errors.Is(err, drivers.ErrNotSent) {
+		t.Fatalf("PING after the connection was lost: %v, want drivers.ErrNotSent", err)
 	}
-	if now := c.sockets(); len(now) != 1 || now[0] == first[0] {
-		t.Fatalf("after the server came back: %d connections, the first one again: %v; want a new one", len(now), len(now) == 1 && now[0] == first[0])
+	rs := c.DoMulti(ctx, c.B().Ping().Build(), c.B().Ping().Build())
+	for i, r := range rs {
+		if !errors.Is(r.Error(), drivers.ErrNotSent) {
+			t.Fatalf("DoMulti's PING %d after the connection was lost: %v, want drivers.ErrNotSent", i, r.Error())
+		}
+	}
+	if now := c.sockets(); len(now) != 0 {
+		t.Fatalf("%d connections open after the loss: valkey-go dialled behind the Conn's owner", len(now))
+	}
+	select {
+	case err := <-lost:
+		t.Fatalf("OnLost called a second time: %v", err)
+	default:
 	}
 }
 

@@ -237,6 +237,12 @@ type Conn struct {
 	// onLost, set by OnLost, is called once when the idle PING on the
 	// first connection fails (drivers.LostNotifier).
 	onLost atomic.Pointer[func(error)]
+	// dead, set before the gate opens after a failed idle PING, fails
+	// every later call on the first connection as not sent: valkey-go
+	// would dial a new connection for it behind its owner's back, whose
+	// handshake failing against a silent server read as a write that may
+	// have run.
+	dead atomic.Pointer[error]
 }
 
 var _ drivers.LostNotifier = (*Conn)(nil)
@@ -314,6 +320,10 @@ func (c *Conn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult
 	if err := c.gate.enter(ctx); err != nil {
 		return valkey.NewErrorResult(errNotSentCtx(err))
 	}
+	if dead := c.dead.Load(); dead != nil {
+		c.gate.exit()
+		return valkey.NewErrorResult(*dead)
+	}
 	c.begin(ctx)
 	r := c.c.Do(ctx, cmd)
 	c.end()
@@ -349,10 +359,17 @@ func (c *Conn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.V
 		}
 		return rs
 	}
-	if err := c.gate.enter(ctx); err != nil {
+	err := c.gate.enter(ctx)
+	if err != nil {
+		err = errNotSentCtx(err)
+	} else if dead := c.dead.Load(); dead != nil {
+		c.gate.exit()
+		err = *dead
+	}
+	if err != nil {
 		rs := make([]valkey.ValkeyResult, len(cmds))
 		for i := range rs {
-			rs[i] = valkey.NewErrorResult(errNotSentCtx(err))
+			rs[i] = valkey.NewErrorResult(err)
 		}
 		return rs
 	}
