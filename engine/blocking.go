@@ -203,13 +203,20 @@ func (e *Engine) checkWait(name string, args []string) error {
 	return e.checkHold(name, args[i], time.Duration(ms)*time.Millisecond)
 }
 
+// silenceBound is how long a connection may be silent during a round
+// trip: the larger of the read and write timeouts, or the driver's
+// default.
+func (e *Engine) silenceBound() time.Duration {
+	if b := max(e.cfg.ReadTimeout, e.cfg.WriteTimeout); b > 0 {
+		return b
+	}
+	return driverReadTimeout
+}
+
 // checkHold refuses a command that may hold up its pipelined connection
 // for d (0: forever) when d is not below the connection's read bound.
 func (e *Engine) checkHold(name, timeout string, d time.Duration) error {
-	bound := max(e.cfg.ReadTimeout, e.cfg.WriteTimeout)
-	if bound == 0 {
-		bound = driverReadTimeout
-	}
+	bound := e.silenceBound()
 	if d > 0 && d < bound {
 		return nil
 	}

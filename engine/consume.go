@@ -384,9 +384,22 @@ func (c *Consumer) session() (connected bool, err error) {
 		}
 		cmd := b.Xreadgroup().Group(c.group, c.name).Count(c.opts.Count).Block(c.opts.Block.Milliseconds()).
 			Streams().Key(c.stream).Id(">").Build()
-		res := conn.Do(c.ctx, cmd)
+		// The blocked read is bounded by BLOCK plus the silence a round
+		// trip may have (no driver timeout bounds a blocking command): a
+		// server or network gone silent ends the session, which then
+		// reconnects, instead of stalling the consumer for as long as the
+		// silence lasts. Entries delivered to a read cut this way stay
+		// pending for this consumer and are handed over after the
+		// reconnect (readPending).
+		rctx, cancel := context.WithTimeout(c.ctx, c.opts.Block+c.e.silenceBound())
+		res := conn.Do(rctx, cmd)
+		cancel()
 		got, err := decodeXRead(res)
 		if err != nil {
+			if c.ctx.Err() == nil && rctx.Err() != nil {
+				return connected, fmt.Errorf("vactor: consumer: no reply to XREADGROUP within BLOCK %s + %s (the server or the network went silent): %w",
+					c.opts.Block, c.e.silenceBound(), err)
+			}
 			return connected, replyError(&res, err)
 		}
 		connected = true
