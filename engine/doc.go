@@ -26,8 +26,11 @@
 // registers on ctx only when a wait needs it: an Await with the
 // command's own ctx costs nothing for this.) Once written, a pipeline's round
 // trip is bounded by the latest deadline of its commands (when they all
-// have one) or else by the read timeout; past it the connection is treated
-// as failed and re-dialled. The ctx given to Await bounds only the wait.
+// have one and it comes first) and by the read timeout, which bounds
+// silence: a command the server takes longer than ReadTimeout to answer
+// (a slow script) fails there whatever its deadline, so raise ReadTimeout
+// for such commands; past the bound the connection is treated as failed
+// and re-dialled. The ctx given to Await bounds only the wait.
 //
 // A command whose ctx never ends (context.Background) fired while its
 // connection actor is idle waits for an Await whose ctx never ends
