@@ -65,6 +65,14 @@ type Options struct {
 	// EXEC sent one command at a time, where a PING would join its
 	// transaction. Default false.
 	NoIdlePing bool
+	// KeepsState says the caller keeps connection state across calls
+	// (WATCH, a SELECT, MULTI sent one command at a time: the engine's
+	// Tx/Watch and Dedicated connections). A driver that replaces a lost
+	// connection by itself, under the Conn, must then fail every call
+	// after such a replacement (as not sent, wrapping ErrNotSent) rather
+	// than send it on a connection without that state: a transaction
+	// whose WATCH was lost would run unchecked. Default false.
+	KeepsState bool
 	// TLSRootPEM is the PEM bundle of the authorities that sign the
 	// server's certificate (config TLS.CAFile), for drivers that cannot
 	// take TLS as a *tls.Config (Capabilities.TLSConfig false); nil: the

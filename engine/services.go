@@ -114,12 +114,14 @@ func (e *Engine) stopServices(closer int64) {
 // connections (blocking reads, subscriptions, WATCH). The caller owns and
 // closes it.
 func (e *Engine) dial(ctx context.Context, addr string) (drivers.ValkeyConn, error) {
-	return e.dialConn(ctx, addr, false)
+	return e.dialConn(ctx, addr, false, false)
 }
 
 // dialConn is dial, with the driver's own idle PINGs off when noIdlePing
-// (drivers.Options.NoIdlePing).
-func (e *Engine) dialConn(ctx context.Context, addr string, noIdlePing bool) (drivers.ValkeyConn, error) {
+// (drivers.Options.NoIdlePing), for a caller that keeps connection state
+// across calls when keepsState (drivers.Options.KeepsState: the Tx/Watch
+// and Dedicated pools).
+func (e *Engine) dialConn(ctx context.Context, addr string, noIdlePing, keepsState bool) (drivers.ValkeyConn, error) {
 	if e.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -131,6 +133,7 @@ func (e *Engine) dialConn(ctx context.Context, addr string, noIdlePing bool) (dr
 	opts := e.opts
 	opts.Addr = addr
 	opts.NoIdlePing = noIdlePing
+	opts.KeepsState = keepsState
 	conn, err := e.hookedDial(ctx, addr, true, false, func(ctx context.Context) (drivers.ValkeyConn, error) {
 		return e.open(ctx, opts)
 	})

@@ -123,8 +123,35 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 	if err != nil {
 		return nil, fmt.Errorf("glide: dial %s: %w", o.Addr, handshakeError(err))
 	}
-	return &Conn{c: c, cfg: cfg, timeout: requestTimeout(o), idle: map[*glide.Client]struct{}{}, busy: map[*glide.Client]struct{}{}}, nil
+	conn := &Conn{c: c, cfg: cfg, timeout: requestTimeout(o), idle: map[*glide.Client]struct{}{}, busy: map[*glide.Client]struct{}{}}
+	if o.KeepsState {
+		id, err := clientID(ctx, c)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("glide: dial %s: CLIENT ID: %w", o.Addr, err)
+		}
+		conn.id = id
+	}
+	return conn, nil
 }
+
+// clientID returns the server's id of client's connection (CLIENT ID).
+func clientID(ctx context.Context, client *glide.Client) (int64, error) {
+	v, err := client.CustomCommand(ctx, []string{"CLIENT", "ID"})
+	if err != nil {
+		return 0, err
+	}
+	id, ok := v.(int64)
+	if !ok {
+		return 0, fmt.Errorf("CLIENT ID answered %T %v", v, v)
+	}
+	return id, nil
+}
+
+// errReplaced fails the calls on a Conn whose connection glide replaced
+// on its own (see Conn.id).
+var errReplaced = fmt.Errorf("%w: glide: the connection was replaced by a reconnect of glide's own; "+
+	"its WATCH, MULTI and SELECT state was lost, so nothing more is sent on it", drivers.ErrNotSent)
 
 // requestTimeout is the glide request timeout of o: glide bounds a whole
 // request (a pipeline's round trip), not silence, so the larger of the
@@ -231,6 +258,14 @@ type Conn struct {
 	cfg     *config.ClientConfiguration // for the blocking clients
 	timeout time.Duration
 	tx      txState // c's MULTI state (Exec's goroutine only)
+	// id, for a Conn dialled with Options.KeepsState, is the server's id
+	// of c's connection (CLIENT ID). glide replaces a lost connection by
+	// itself, and the new one has lost the WATCH, MULTI and SELECT state
+	// its caller relies on (a transaction whose WATCH was lost would run
+	// unchecked): each call first checks that the id is unchanged, and
+	// once it is not every call fails as not sent (replaced). 0: no check.
+	id       int64
+	replaced bool // Exec's goroutine only
 
 	mu     sync.Mutex
 	closed bool
@@ -261,7 +296,33 @@ func (c *Conn) Exec(ctx context.Context, cmds []drivers.Command, out []drivers.R
 			return
 		}
 	}
+	if c.id != 0 {
+		if err := c.checkSame(ctx); err != nil {
+			failAll(out, err)
+			return
+		}
+	}
 	c.exec(ctx, c.c, cmds, out, nil, &c.tx)
+}
+
+// checkSame fails with errReplaced once the Conn's connection is not the
+// one it was dialled with (see Conn.id), and with a not-sent error when
+// the check itself fails. One round trip before each call on a Conn that
+// keeps state; a replacement between the check and the call (the
+// connection lost in those microseconds) is not seen.
+func (c *Conn) checkSame(ctx context.Context) error {
+	if c.replaced {
+		return errReplaced
+	}
+	id, err := clientID(ctx, c.c)
+	if err != nil {
+		return fmt.Errorf("%w: glide: CLIENT ID before the call: %w", drivers.ErrNotSent, err)
+	}
+	if id != c.id {
+		c.replaced = true
+		return errReplaced
+	}
+	return nil
 }
 
 // exec sends cmds on client: as one batch, but for a command whose reply

@@ -1,0 +1,130 @@
+package glide_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/drivers/glide"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// killClient kills the server's client id (CLIENT KILL ID) from a
+// connection of the test's own and waits until the server no longer
+// lists it.
+func killClient(t *testing.T, srv *valkeytest.Server, id int64) {
+	t.Helper()
+	if _, err := srv.Do("CLIENT", "KILL", "ID", strconv.FormatInt(id, 10)); err != nil {
+		t.Fatalf("CLIENT KILL ID %d: %v", id, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v, err := srv.Do("CLIENT", "LIST", "ID", strconv.FormatInt(id, 10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := v.(string); s == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("client %d still listed 5 s after CLIENT KILL", id)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func glideEngine(t *testing.T, srv *valkeytest.Server) *engine.Engine {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithDriver(glide.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	return eng
+}
+
+// TestWatchAcrossGlideReconnect: glide replaces a lost connection on its
+// own, and the new one has lost the WATCH; the transaction must not then
+// run unchecked over a concurrent write (QA-P 1: the other client's 555
+// was overwritten with "100-spent", 2 of 2 runs).
+func TestWatchAcrossGlideReconnect(t *testing.T) {
+	srv := valkeytest.Start(t)
+	eng := glideEngine(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := srv.Do("SET", "acct", "100"); err != nil {
+		t.Fatal(err)
+	}
+	err := eng.Watch(ctx, func(tx *engine.Tx) error {
+		v, err := tx.Read().Get(ctx, "acct")
+		if err != nil {
+			return err
+		}
+		r, err := tx.Read().Do(ctx, "CLIENT", "ID")
+		if err != nil {
+			return err
+		}
+		id, err := r.Int64()
+		if err != nil {
+			return err
+		}
+		if _, err := srv.Do("SET", "acct", "555"); err != nil { // a concurrent writer: must abort this transaction
+			return err
+		}
+		killClient(t, srv, id)
+		tx.Set("acct", v+"-spent", 0)
+		return nil
+	}, "acct")
+	final, _ := srv.Do("GET", "acct")
+	if final != "555" {
+		t.Fatalf("acct = %v after Watch (err %v): the transaction ran without its WATCH over the concurrent write", final, err)
+	}
+	if err == nil {
+		t.Fatal("Watch returned nil, yet its transaction did not run")
+	}
+	t.Logf("Watch: %v", err)
+}
+
+// TestDedicatedAcrossGlideReconnect: a Dedicated connection's SELECT is
+// lost when glide replaces the connection; the next call must fail as not
+// sent, not write to database 0 (QA-P 1).
+func TestDedicatedAcrossGlideReconnect(t *testing.T) {
+	srv := valkeytest.Start(t)
+	eng := glideEngine(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var setErr error
+	err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		if _, err := c.Do(ctx, "SELECT", "1"); err != nil {
+			return err
+		}
+		r, err := c.Do(ctx, "CLIENT", "ID")
+		if err != nil {
+			return err
+		}
+		id, err := r.Int64()
+		if err != nil {
+			return err
+		}
+		killClient(t, srv, id)
+		_, setErr = c.Do(ctx, "SET", "db1key", "x")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := srv.Do("EXISTS", "db1key"); n != int64(0) {
+		t.Fatalf("EXISTS db1key in database 0 = %v: the SET went to database 0 after the reconnect (its error: %v)", n, setErr)
+	}
+	if !errors.Is(setErr, drivers.ErrNotSent) {
+		t.Fatalf("SET after the reconnect: %v, want an error wrapping drivers.ErrNotSent", setErr)
+	}
+	t.Logf("SET after the reconnect: %v", setErr)
+}
