@@ -82,8 +82,15 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // signalled prefixes glide's text of the server errors its core knows
-// by kind: "An error was signalled by the server: - Moved: 3999 host:port".
-const signalled = "An error was signalled by the server: - "
+// by kind: "An error was signalled by the server: - Moved: 3999 host:port",
+// and for a bare code (an error reply of one word, such as a script's
+// {err='ERR'}) "An error was signalled by the server:- ResponseError".
+const signalled = "An error was signalled by the server:"
+
+// unknownExtension is what glide appends to an error reply of one word it
+// does not know ("-boom" comes as "boom: Unknown extension error
+// encountered").
+const unknownExtension = "Unknown extension error encountered"
 
 // kindCodes maps those kinds to the server's error codes.
 var kindCodes = map[string]string{
@@ -109,8 +116,12 @@ var kindCodes = map[string]string{
 // others as "CODE: detail".
 func serverText(text string) (string, bool) {
 	if rest, ok := strings.CutPrefix(text, signalled); ok {
-		kind, detail, _ := strings.Cut(rest, ": ")
+		rest = strings.TrimLeft(strings.TrimPrefix(strings.TrimLeft(rest, " "), "-"), " ")
+		kind, detail, hasDetail := strings.Cut(rest, ": ")
 		if code, ok := kindCodes[kind]; ok {
+			if !hasDetail {
+				return code, true // a bare code: "-ERR"
+			}
 			return code + " " + detail, true
 		}
 		return "", false
@@ -119,7 +130,7 @@ func serverText(text string) (string, bool) {
 	if !isCode(code) {
 		return "", false
 	}
-	if !ok {
+	if !ok || detail == unknownExtension {
 		return code, true
 	}
 	return code + " " + detail, true

@@ -32,6 +32,18 @@ func TestServerText(t *testing.T) {
 		{"lowercase: thing", "lowercase thing"},
 		{"Mixed: Case: thing", "Mixed Case: thing"},
 		{"OOPS", "OOPS"},
+		// Error replies of one word (a script's {err='ERR'}, a module's):
+		// glide 2.5.3 writes the codes it knows without a space and the
+		// others with its own text appended (QA-P 2: these were taken for
+		// connection failures, or kept glide's text).
+		{"An error was signalled by the server:- ResponseError", "ERR"},
+		{"An error was signalled by the server:- NoScriptError", "NOSCRIPT"},
+		{"An error was signalled by the server:- Moved", "MOVED"},
+		{"An error was signalled by the server:- ExecAbortError", "EXECABORT"},
+		{"boom: Unknown extension error encountered", "boom"},
+		{"BUSY: Unknown extension error encountered", "BUSY"},
+		{"-: Unknown extension error encountered", "-"},
+		{"X:y: Unknown extension error encountered", "X:y"},
 	}
 	for _, c := range cases {
 		got, ok := serverText(c.glide)
@@ -43,6 +55,7 @@ func TestServerText(t *testing.T) {
 	for _, text := range []string{
 		"Received connection error `Failed to receive a response due to a fatal error - FatalReceiveError: channel closed`. Will attempt to reconnect",
 		"An error was signalled by the server: - IoError: broken pipe",
+		"An error was signalled by the server:- IoError",
 		"timed out",
 		"ExecuteCommand failed: the client is closed",
 		"IoError: reset",
