@@ -234,7 +234,8 @@ func (p *txConns) dial(e *Engine, ctx context.Context, addr string) (drivers.Val
 	defer p.ops.Done()
 	dctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
 	stop := context.AfterFunc(e.closing, cancel) // Close ends a dial in progress
-	conn, err := e.dialConn(dctx, addr, p.noIdlePing, true) // WATCH, MULTI and SELECT state
+	// Its callers keep WATCH, MULTI and SELECT state across calls.
+	conn, err := e.dialConn(dctx, addr, p.noIdlePing, true)
 	stop()
 	cancel()
 	p.mu.Lock()
