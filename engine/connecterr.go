@@ -101,7 +101,7 @@ func explainConnect(err error, tlsOn bool) (string, []error) {
 		return "TLS: the server did not answer in TLS (a plain TCP port dialled with TLS.Enabled?)", nil
 	case !tlsOn && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
 		return "the server closed the connection during the handshake (a TLS port dialled without TLS.Enabled, " +
-			"or a server at its maxclients limit?)", nil
+			"a server at its maxclients limit, or the network cut the connection?)", nil
 	case strings.Contains(err.Error(), "received unknown message type"):
 		return "the server did not answer in RESP (not a Valkey or Redis server at the address?)", nil
 	case errors.Is(err, syscall.ECONNREFUSED):
