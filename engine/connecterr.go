@@ -102,6 +102,11 @@ func explainConnect(err error, tlsOn bool) (string, []error) {
 	case !tlsOn && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
 		return "the server closed the connection during the handshake (a TLS port dialled without TLS.Enabled, " +
 			"a server at its maxclients limit, or the network cut the connection?)", nil
+	case tlsOn && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
+		// A TLS server at its maxclients limit closes the connection in
+		// the TLS handshake, before it could send its error reply.
+		return "the server closed the connection during the TLS handshake (a server at its maxclients limit, " +
+			"or the network cut the connection?)", nil
 	case strings.Contains(err.Error(), "received unknown message type"):
 		return "the server did not answer in RESP (not a Valkey or Redis server at the address?)", nil
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -120,6 +125,10 @@ func explainConnect(err error, tlsOn bool) (string, []error) {
 func handshakeRefusal(se *ServerError) string {
 	if se.Prefix == "ERR" && strings.Contains(se.Message, "DB index") {
 		return "the server refused SELECT of Config.DB (it has fewer databases: its databases setting)"
+	}
+	if se.Prefix == "ERR" && strings.Contains(se.Message, "max number of clients") {
+		return "the server is at its maxclients limit and refused the connection " +
+			"(close connections it holds, CLIENT LIST shows them, or raise its maxclients setting)"
 	}
 	switch se.Prefix {
 	case "WRONGPASS":

@@ -130,6 +130,51 @@ func TestParityWrongPassword(t *testing.T) {
 	}
 }
 
+// A server at its maxclients limit answers "-ERR max number of clients
+// reached" and closes: engine.New fails at once with that reply as a
+// *engine.ServerError and the same Reason with both drivers.
+func TestParityMaxClients(t *testing.T) {
+	type seen struct{ reason, msg string }
+	got := map[string]seen{}
+	for _, drv := range parityDrivers {
+		srv := valkeytest.Start(t, valkeytest.Options{Args: []string{"--maxclients", "1"}})
+		held, err := net.Dial("tcp", srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		if _, err := held.Write([]byte("PING\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := held.Read(make([]byte, 16)); err != nil { // +PONG: counted
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		start := time.Now()
+		eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithDriver(drv))
+		took := time.Since(start)
+		cancel()
+		if err == nil {
+			_ = eng.Close()
+			t.Fatalf("%s: engine.New at maxclients succeeded", drv)
+		}
+		t.Logf("%s: failed after %v: %v", drv, took.Round(time.Millisecond), err)
+		var ce *engine.ConnectError
+		var se *engine.ServerError
+		if !errors.As(err, &ce) || !errors.As(err, &se) {
+			t.Errorf("%s: %v (%T): want a *ConnectError and a *ServerError in it", drv, err, err)
+			continue
+		}
+		if took > 2*time.Second {
+			t.Errorf("%s: engine.New took %s to fail", drv, took)
+		}
+		got[drv] = seen{ce.Reason, se.Message}
+	}
+	if got["glide"] != got["valkey-go"] || !strings.Contains(got["glide"].msg, "max number of clients") {
+		t.Errorf("valkey-go %+v, glide %+v", got["valkey-go"], got["glide"])
+	}
+}
+
 // GEO replies read the same: glide makes GEODIST's distance a double
 // ("0.0000" read as 0) and nests GEOSEARCH's WITH* fields in an array of
 // their own ([name, [dist, hash, [lon, lat]]]); the driver restores the

@@ -39,10 +39,16 @@ import (
 //     when no client name is set) and fails with crypto/tls's error, so
 //     the engine says what is wrong as it does with valkey-go.
 //
+//   - a server at its maxclients limit answers the first command with
+//     "-ERR max number of clients reached" and closes: glide retries
+//     until DialTimeout and then says "timed out"; the probe fails at
+//     once with the server's reply (a refusedError). It sends PING when
+//     no client name is set.
+//
 // Every other outcome of the second step (a refused AUTH, a timeout) is
 // left to glide's own dial, which reports it as before. Cost: one more
-// TCP connection per dial, and with a client name or TLS one round trip
-// on it (and a TLS handshake with TLS).
+// TCP connection per dial and one round trip on it (and a TLS handshake
+// with TLS).
 func probe(ctx context.Context, o drivers.Options, user, pass string) error {
 	d := net.Dialer{Timeout: o.DialTimeout}
 	c, err := d.DialContext(ctx, "tcp", o.Addr)
@@ -50,9 +56,6 @@ func probe(ctx context.Context, o drivers.Options, user, pass string) error {
 		return err
 	}
 	defer c.Close()
-	if o.ClientName == "" && o.TLS == nil {
-		return nil
-	}
 	return handshakeRefused(ctx, c, o, user, pass)
 }
 
@@ -86,12 +89,15 @@ func handshakeRefused(ctx context.Context, c net.Conn, o drivers.Options, user, 
 		}
 		c = t
 	}
-	if o.ClientName == "" { // TLS only: one round trip shows a refused client certificate
+	if o.ClientName == "" { // one round trip shows a refused client certificate, a full server
 		if _, err := c.Write(appendCommand(nil, "PING")); err != nil {
 			return alertOnly(err)
 		}
-		_, err := bufio.NewReader(c).ReadString('\n')
-		return alertOnly(err)
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return alertOnly(err)
+		}
+		return full(line)
 	}
 	var req []byte
 	if pass != "" {
@@ -112,7 +118,7 @@ func handshakeRefused(ctx context.Context, c net.Conn, o drivers.Options, user, 
 			return alertOnly(err)
 		}
 		if !strings.HasPrefix(line, "+") {
-			return nil // glide's dial reports a refused AUTH
+			return full(line) // else glide's dial reports a refused AUTH
 		}
 	}
 	line, err := r.ReadString('\n')
@@ -121,11 +127,26 @@ func handshakeRefused(ctx context.Context, c net.Conn, o drivers.Options, user, 
 	}
 	text, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "-")
 	if !ok || !strings.HasPrefix(text, "NOPERM") {
-		return nil
+		return full(line)
 	}
 	return &refusedError{
 		err: fmt.Errorf("the server refused CLIENT SETNAME %q, which glide sends after HELLO when a client name is set "+
 			"(give the ACL user +client|setname, or set no ClientName): %s", o.ClientName, text),
+		reply: drivers.ToValkey([]drivers.Result{{Value: drivers.Error(text)}})[0].Error(),
+	}
+}
+
+// full returns a refusedError when line is the error reply of a server at
+// its maxclients limit ("-ERR max number of clients reached", sent before
+// it closes the connection; glide retries the dial until DialTimeout and
+// then says "timed out"), nil otherwise.
+func full(line string) error {
+	text, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "-")
+	if !ok || !strings.Contains(text, "max number of clients") {
+		return nil
+	}
+	return &refusedError{
+		err:   fmt.Errorf("the server refused the connection: %s", text),
 		reply: drivers.ToValkey([]drivers.Result{{Value: drivers.Error(text)}})[0].Error(),
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,7 @@ type idleConn struct {
 	call    *atomic.Int64 // deadline (UnixNano) of the driver call in progress; 0 if none
 	mode    atomic.Int64
 	open    *openConns // where it is registered, if it is (see openConns)
+	first   *firstRead // without TLS, the first bytes read, while dialling (refusal.go)
 
 	// lastRT is when the last synchronous round trip began (UnixNano, at
 	// its SetDeadline); peek asks the next Write to check first that the
@@ -119,11 +121,15 @@ func newDialer(timeout time.Duration, call *atomic.Int64, guard *dialGuard, open
 		if err != nil {
 			return nil, err
 		}
-		if !guard.add(raw) {
+		first, ok := guard.add(raw)
+		if !ok {
 			raw.Close()
 			return nil, errDialAbandoned
 		}
 		ic := &idleConn{Conn: raw, timeout: timeout, call: call}
+		if cfg == nil {
+			ic.first = first
+		}
 		if !open.add(ic) {
 			raw.Close()
 			return nil, errDialClosed
@@ -145,7 +151,7 @@ func newDialer(timeout time.Duration, call *atomic.Int64, guard *dialGuard, open
 			ic.Close()
 			return nil, err
 		}
-		return &alertConn{Conn: tc}, nil
+		return &alertConn{Conn: tc, first: first}, nil
 	}
 }
 
@@ -216,6 +222,15 @@ func (c *idleConn) modeFor(t time.Time) int64 {
 
 // Read implements net.Conn.
 func (c *idleConn) Read(b []byte) (int, error) {
+	if c.first != nil {
+		n, err := c.read(b)
+		c.first.note(b[:n])
+		return n, err
+	}
+	return c.read(b)
+}
+
+func (c *idleConn) read(b []byte) (int, error) {
 	m := c.mode.Load()
 	if m == modeFixed {
 		return c.Conn.Read(b)
@@ -293,7 +308,8 @@ func (c *idleConn) extend(m int64, start time.Time) (time.Time, bool) {
 type dialGuard struct {
 	mu    sync.Mutex
 	conns []net.Conn
-	state int // guardDialling, guardDone or guardAborted
+	reads []*firstRead // the first bytes each of conns read (refusal.go)
+	state int          // guardDialling, guardDone or guardAborted
 }
 
 const (
@@ -305,21 +321,35 @@ const (
 // errDialAbandoned fails a connection dialled after its Dial gave up.
 var errDialAbandoned = errors.New("valkey-go: dial abandoned: its context ended")
 
-// add registers c while the dial is under way; it reports false once the
-// guard was aborted (the caller closes c). A nil guard takes everything.
-func (g *dialGuard) add(c net.Conn) bool {
+// add registers c while the dial is under way, with the record of its
+// first read that the connection keeps (nil once the dial is over); it
+// reports false once the guard was aborted (the caller closes c). A nil
+// guard takes everything.
+func (g *dialGuard) add(c net.Conn) (*firstRead, bool) {
 	if g == nil {
-		return true
+		return nil, true
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	switch g.state {
 	case guardAborted:
-		return false
+		return nil, false
 	case guardDialling:
+		first := new(firstRead) // read back if the Dial fails
 		g.conns = append(g.conns, c)
+		g.reads = append(g.reads, first)
+		return first, true
 	}
-	return true
+	return nil, true
+}
+
+// refused returns err with the error reply a connection of the dial read
+// before the server closed it (see withRefusal). Before finish.
+func (g *dialGuard) refused(err error) error {
+	g.mu.Lock()
+	reads := slices.Clone(g.reads)
+	g.mu.Unlock()
+	return withRefusal(err, reads)
 }
 
 // finish ends the guard's watch: the connections are the client's from
@@ -328,7 +358,7 @@ func (g *dialGuard) finish() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.state == guardDialling {
-		g.state, g.conns = guardDone, nil
+		g.state, g.conns, g.reads = guardDone, nil, nil
 	}
 }
 
@@ -340,7 +370,7 @@ func (g *dialGuard) abort() {
 		return
 	}
 	conns := g.conns
-	g.state, g.conns = guardAborted, nil
+	g.state, g.conns, g.reads = guardAborted, nil, nil
 	g.mu.Unlock()
 	for _, c := range conns {
 		c.Close()

@@ -30,6 +30,7 @@ const alertWait = 100 * time.Millisecond
 type alertConn struct {
 	*tls.Conn
 	replied atomic.Bool
+	first   *firstRead // the first bytes read, while dialling (refusal.go)
 }
 
 // Read implements net.Conn.
@@ -37,6 +38,7 @@ func (c *alertConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 && !c.replied.Load() {
 		c.replied.Store(true)
+		c.first.note(b[:n])
 	}
 	return n, err
 }

@@ -80,6 +80,9 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 	}()
 	select {
 	case r := <-done:
+		if r.err != nil {
+			r.err = guard.refused(r.err)
+		}
 		guard.finish()
 		if r.err != nil {
 			return nil, fmt.Errorf("valkey-go: dial %s: %w", o.Addr, r.err)
