@@ -31,6 +31,10 @@ type Shard struct {
 // topology actor builds a new one on every refresh and swaps it in.
 type Topology struct {
 	Shards []Shard
+	// Orphaned are the slot ranges of shards the node asked listed
+	// without an online primary (a primary failed and no replica is
+	// promoted yet): they are in no Shard, no node serves them.
+	Orphaned [][2]uint16
 	// owner maps a slot to its shard's index in Shards, or -1.
 	owner [Slots]int16
 }
@@ -89,7 +93,12 @@ func FetchTopology(ctx context.Context, conn drivers.ValkeyConn, addr string, tl
 func FetchTopologyWith(ctx context.Context, b valkey.Builder, do func(context.Context, valkey.Completed) valkey.ValkeyResult, addr string, tls bool) (*Topology, error) {
 	msg, err := do(ctx, b.Arbitrary("CLUSTER", "SHARDS").Build()).ToMessage()
 	if err == nil {
-		return topologyFrom(parseShards(msg, addr, tls), addr)
+		shards, orphaned := parseShards(msg, addr, tls)
+		t, err := topologyFrom(shards, addr)
+		if err == nil {
+			t.Orphaned = orphaned
+		}
+		return t, err
 	}
 	var ve *valkey.ValkeyError
 	if !errors.As(err, &ve) {
@@ -133,8 +142,9 @@ func endpoint(host string, port int64, queried string) string {
 // parseShards reads CLUSTER SHARDS: a list of maps with "slots" (a flat
 // list of range bounds) and "nodes" (maps with endpoint/ip, port,
 // tls-port, role, health). With tls the node's tls-port is used when it
-// has one.
-func parseShards(msg valkey.ValkeyMessage, queried string, tls bool) []Shard {
+// has one. orphaned are the slot ranges of the shards listed without an
+// online primary, which are left out.
+func parseShards(msg valkey.ValkeyMessage, queried string, tls bool) (shards []Shard, orphaned [][2]uint16) {
 	list, _ := msg.ToArray()
 	var out []Shard
 	for _, v := range list {
@@ -187,11 +197,14 @@ func parseShards(msg valkey.ValkeyMessage, queried string, tls bool) []Shard {
 				s.Replicas = append(s.Replicas, addr)
 			}
 		}
-		if s.Primary != "" && len(s.Ranges) > 0 {
+		switch {
+		case s.Primary != "" && len(s.Ranges) > 0:
 			out = append(out, s)
+		case len(s.Ranges) > 0:
+			orphaned = append(orphaned, s.Ranges...)
 		}
 	}
-	return out
+	return out, orphaned
 }
 
 // parseSlots reads CLUSTER SLOTS: a list of [start, end, primary,

@@ -123,9 +123,15 @@ func healthy(pool []*actors.ConnState) bool {
 }
 
 // degraded reports whether a primary of the current slot map that the
-// engine has dialled is down (the topology actor's Degraded).
+// engine has dialled is down, or a shard has no primary (the node asked
+// listed its primary as failed: a replica's promotion is due; the
+// topology actor's Degraded).
 func (c *cluster) degraded() bool {
-	for _, s := range c.topo.Load().Shards {
+	t := c.topo.Load()
+	if len(t.Orphaned) > 0 {
+		return true
+	}
+	for _, s := range t.Shards {
 		if pool := c.pool(s.Primary); pool != nil && !healthy(pool) {
 			return true
 		}

@@ -74,9 +74,18 @@ func pingRefused(err error) bool {
 }
 
 // Publish posts message on channel and returns the number of subscribers
-// that received it.
+// that received it. In cluster mode, where any node takes a PUBLISH and
+// passes it on to the others, it goes to the primary serving the hash
+// slot of the channel's name, as a command on that key would: one
+// channel's messages leave from one node, in order, and channels spread
+// over the primaries; when that primary fails it follows the slot to its
+// new owner.
 func (e *Engine) Publish(ctx context.Context, channel, message string) *futures.Future[int64] {
-	return submit(e, ctx, channel, e.b.Publish().Channel(channel).Message(message).Build(), decodeInt64)
+	cmd := e.b.Publish().Channel(channel).Message(message).Build()
+	if e.cl != nil {
+		return submitSlot(e, ctx, e.slotOf(channel), cmd, decodeInt64)
+	}
+	return submit(e, ctx, channel, cmd, decodeInt64)
 }
 
 // WaitReplicas sends WAIT on the connection that carries key's commands,

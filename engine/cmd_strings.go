@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -78,6 +79,9 @@ func (e *Engine) Do(ctx context.Context, name string, args ...string) *futures.F
 		return fail[Reply](err)
 	}
 	if len(pos) == 0 {
+		if e.cl != nil && strings.EqualFold(name, "PUBLISH") {
+			return submitSlot(e, ctx, e.slotOf(args[0]), cmd, decodeReply) // as Publish
+		}
 		return submitKeyless(e, ctx, cmd, decodeReply)
 	}
 	return submit(e, ctx, route, cmd, decodeReply)

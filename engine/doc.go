@@ -80,7 +80,8 @@
 //     (its keys share a slot) is ordered with the commands for any of its
 //     keys; MGet, MSet, Del, Exists and Unlink split across slots are
 //     ordered per slot, each part with that slot's commands. Keyless
-//     commands go to the primaries in turn: no order among them. With
+//     commands go to the primaries in turn: no order among them (PUBLISH
+//     goes by its channel's slot: in order per channel). With
 //     ReadFrom replica, reads go to a replica of the slot's shard and
 //     are not ordered with the writes.
 //   - Sentinel mode: as standalone, on the primary the sentinels name; the

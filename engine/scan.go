@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"strings"
 
 	"github.com/valkey-io/valkey-go"
 
@@ -76,7 +77,9 @@ func (e *Engine) scanCmd(cursor uint64, match string, count int64) valkey.Comple
 // In cluster mode Scan scans each primary of the slot map read when the
 // iteration starts, one after the other. A slot that migrates meanwhile
 // may have its keys yielded twice or not at all; a node that fails ends
-// the iteration with its error.
+// the iteration with its error. While a shard of the map has no primary
+// (failed, no replica promoted yet) the iteration fails at once with
+// ErrNoSlotOwner rather than leave its keys out.
 //
 // A cursor means something only to the server that returned it (each
 // server hashes keys with a seed of its own). In sentinel mode an
@@ -98,7 +101,12 @@ func (e *Engine) Scan(ctx context.Context, match string, count int64) iter.Seq2[
 			e.sn.scan(sctx, match, count, yield)
 			return
 		}
-		for _, addr := range e.scanNodes() {
+		nodes, err := e.scanNodes()
+		if err != nil {
+			yield("", err)
+			return
+		}
+		for _, addr := range nodes {
 			conn, err := e.scanConn(sctx, addr)
 			if err != nil {
 				yield("", err)
@@ -139,16 +147,44 @@ func (e *Engine) scanNode(ctx context.Context, conn *actors.ConnState, match str
 }
 
 // scanNodes returns the nodes to scan: "" (the engine's one node) in
-// standalone mode, every primary of the slot map in cluster mode.
-func (e *Engine) scanNodes() []string {
+// standalone mode, every primary of the slot map in cluster mode. It
+// fails with ErrNoSlotOwner when some shard of the map has no primary (a
+// failover under way): scanning the others would leave that shard's keys
+// out without a word.
+func (e *Engine) scanNodes() ([]string, error) {
 	if e.cl == nil {
-		return []string{""}
+		return []string{""}, nil
+	}
+	t := e.cl.topo.Load()
+	if len(t.Orphaned) > 0 {
+		return nil, fmt.Errorf("%w: slots %s have no primary (failed, no replica promoted yet): "+
+			"SCAN would miss their keys; try again once the failover is over", ErrNoSlotOwner, slotRanges(t.Orphaned))
 	}
 	var out []string
-	for _, sh := range e.cl.topo.Load().Shards {
+	for _, sh := range t.Shards {
 		out = append(out, sh.Primary)
 	}
-	return out
+	return out, nil
+}
+
+// slotRanges formats slot ranges as "0-5460,10923" (at most the first 8).
+func slotRanges(rs [][2]uint16) string {
+	var b strings.Builder
+	for i, r := range rs {
+		if i == 8 {
+			fmt.Fprintf(&b, ",... (%d ranges)", len(rs))
+			break
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if r[0] == r[1] {
+			fmt.Fprintf(&b, "%d", r[0])
+		} else {
+			fmt.Fprintf(&b, "%d-%d", r[0], r[1])
+		}
+	}
+	return b.String()
 }
 
 // scanConn returns the connection actor to scan addr through (nil for
