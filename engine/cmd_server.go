@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +22,11 @@ func (e *Engine) PingFuture(ctx context.Context) *futures.Future[string] {
 
 // Ping sends PING on every connection and waits for the replies; it
 // returns the first error, or ctx's when ctx ends first. A user the
-// server does not let run PING gets its NOPERM error (see IsHealthy).
+// server does not let run PING gets its NOPERM error (see IsHealthy). In
+// cluster mode "every connection" is every one to a node of the current
+// slot map (a failed primary, once its replica is promoted, is left out
+// though its connections are kept a while), and while a shard of the map
+// has no primary Ping fails with ErrNoSlotOwner.
 func (e *Engine) Ping(ctx context.Context) error {
 	fs, err := e.pingAll(ctx)
 	if err != nil {
@@ -40,6 +45,12 @@ func (e *Engine) pingAll(ctx context.Context) ([]*futures.Future[string], error)
 		return nil, ErrNotCreated // no connection: not "every one answers"
 	}
 	conns := e.connStates()
+	if e.cl != nil {
+		var err error
+		if conns, err = e.cl.serving(conns); err != nil {
+			return nil, err
+		}
+	}
 	fs := make([]*futures.Future[string], len(conns))
 	for i, c := range conns {
 		fs[i] = submitTo(e, c, ctx, e.b.Ping().Build(), decodeString)
@@ -47,7 +58,30 @@ func (e *Engine) pingAll(ctx context.Context) ([]*futures.Future[string], error)
 	return fs, nil
 }
 
-// IsHealthy reports whether every connection answers PING before ctx ends.
+// serving returns the connections of conns to nodes of the current slot
+// map (its primaries and their online replicas): a node the map no longer
+// names (a failed primary after its replica's promotion) serves nothing,
+// and its connections, kept a while before they are closed, say nothing
+// of the cluster's health. It fails with ErrNoSlotOwner while a shard of
+// the map has no primary: commands for its slots fail.
+func (c *cluster) serving(conns []*actors.ConnState) ([]*actors.ConnState, error) {
+	t := c.topo.Load()
+	if len(t.Orphaned) > 0 {
+		return nil, fmt.Errorf("%w: slots %s have no primary (failed, no replica promoted yet)", ErrNoSlotOwner, slotRanges(t.Orphaned))
+	}
+	named := map[string]bool{}
+	for _, sh := range t.Shards {
+		named[sh.Primary] = true
+		for _, r := range sh.Replicas {
+			named[r] = true
+		}
+	}
+	return slices.DeleteFunc(conns, func(st *actors.ConnState) bool { return !named[st.Addr] }), nil
+}
+
+// IsHealthy reports whether every connection answers PING before ctx ends
+// (in cluster mode, as for Ping, every connection to a node of the slot
+// map, and false while a shard has no primary).
 // The server's refusal of PING itself is an answer: an ACL user without
 // PING (NOPERM; "+@read +@write" is one), or a server that renamed it
 // away, is healthy when every connection gets that refusal.
