@@ -122,10 +122,11 @@ type held struct {
 }
 
 // fail fails h with err, as an outcome-unknown error wrapping err when h
-// may have run.
-func (h held) fail(err error) {
+// may have run, counted in s's OutcomeUnknown then.
+func (h held) fail(s *ConnState, err error) {
 	if h.sent != nil {
 		err = &policies.OutcomeUnknownError{Cause: errors.Join(err, h.sent)}
+		s.unknown.Add(1)
 	}
 	h.cmd.Fail(err)
 }
@@ -156,7 +157,7 @@ func (s *ConnState) FailHeld(err error) {
 	s.failMu.Lock()
 	defer s.failMu.Unlock()
 	for _, h := range s.takeStash() {
-		h.fail(err) // counted in Commands when they were sent
+		h.fail(s, err) // counted in Commands when they were sent
 	}
 	s.CountRefused(s.Mailbox.Flush(err))
 }
@@ -309,7 +310,7 @@ func (c *Conn) Receive(ctx actor.Context) {
 			err = mailbox.ErrClosed
 		}
 		for _, h := range c.state.takeStash() {
-			h.fail(err)
+			h.fail(c.state, err)
 		}
 	}
 }
@@ -580,7 +581,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		err := n.OpenError()
 		st.failMu.Lock()
 		for _, h := range st.takeStash() {
-			h.fail(err)
+			h.fail(st, err)
 		}
 		st.failMu.Unlock()
 	}

@@ -114,7 +114,7 @@ func waitFor(t *testing.T, c *fakeCmd, d time.Duration, what string) {
 
 // Finding 9 of issue 9: a command kept for a retry when the breaker opens
 // fails at once with ErrCircuitOpen (and, having been written, as an
-// outcome unknown), instead of escaping FailHeld, which the opening runs,
+// outcome unknown, counted in OutcomeUnknown), instead of escaping FailHeld, which the opening runs,
 // and waiting for the first probe (an hour here).
 func TestConnKeptCommandFailsWhenBreakerOpens(t *testing.T) {
 	snapshot := goleak.IgnoreCurrent()
@@ -131,6 +131,11 @@ func TestConnKeptCommandFailsWhenBreakerOpens(t *testing.T) {
 	err := cmd.wantFailed(t)
 	if !errors.Is(err, policies.ErrCircuitOpen) || !errors.Is(err, policies.ErrOutcomeUnknown) || !errors.Is(err, reset) {
 		t.Fatalf("kept command failed with %v, want ErrCircuitOpen as an outcome unknown wrapping %v", err, reset)
+	}
+	// Counted as one (QA-S 2: a held command failed so was in no
+	// counter).
+	if got := st.Stats().OutcomeUnknown; got != 1 {
+		t.Errorf("Stats().OutcomeUnknown = %d, want 1", got)
 	}
 	if !st.Node.Open() {
 		t.Fatal("breaker not open after a failure with threshold 1")

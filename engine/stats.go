@@ -10,12 +10,18 @@ import (
 
 // Stats is a snapshot of the engine's counters, from Engine.Stats.
 type Stats struct {
-	// Commands counts commands whose reply (or transport error) came back.
-	// A command is counted here (and in Errors) before its future
-	// completes: once a caller has awaited one, Stats counts it.
+	// Commands counts commands whose reply (or transport error) came back,
+	// once per attempt: a command sent again (after a transport error, a
+	// cluster redirect, or a READONLY reply in sentinel mode) counts once
+	// each time it was sent. A command is counted here (and in Errors)
+	// before its future completes: once a caller has awaited one, Stats
+	// counts it.
 	Commands uint64
 	// Errors counts those that failed: error replies and transport errors
-	// (nil replies are not errors).
+	// (nil replies are not errors), per attempt too: in cluster mode the
+	// MOVED, ASK and TRYAGAIN replies the engine then followed are in it
+	// (and in Redirects), so an error rate for alerts is (Errors -
+	// Redirects) / Commands.
 	Errors uint64
 	// InFlight is the number of commands written and awaiting replies.
 	InFlight int64
