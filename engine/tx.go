@@ -70,7 +70,10 @@ func (e *Engine) Tx() *Tx {
 //     with a redirect (MOVED or ASK, in cluster mode: the slot moved), the
 //     error also matches that reply (errors.Is(err, &ServerError{Prefix:
 //     "MOVED"})), the engine reloads its slot map, and WatchRetry reruns
-//     the run;
+//     the run. When it was refused for a passing reason (LOADING while the
+//     server loads its data after a restart, TRYAGAIN, CLUSTERDOWN,
+//     MASTERDOWN, READONLY) the error matches that reply too and is
+//     retryable (policies.IsRetryable): send the transaction again;
 //   - ErrInvalidArgument when a command method rejected its arguments:
 //     nothing was sent;
 //   - ErrCrossSlot (cluster mode) when the keys span slots: nothing was
@@ -333,11 +336,15 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 		}
 		abort := replyError(&ex, err)
 		var redirect error // the first queued command's MOVED or ASK
+		var passing error  // the first queued command's LOADING, TRYAGAIN, ...
 		for i, en := range q {
 			if qerr := res[1+i].Error(); qerr != nil {
 				qe := replyError(&res[1+i], qerr)
 				if redirect == nil && isRedirect(qe) {
 					redirect = qe
+				}
+				if passing == nil && policies.IsRetryable(qe) {
+					passing = qe
 				}
 				en.cmd.Fail(qe)
 				continue
@@ -349,6 +356,9 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 				e.cl.refresh()
 			}
 			return true, &redirectedAbort{abort: abort, redirect: redirect}
+		}
+		if passing != nil {
+			return true, &passingAbort{abort: abort, cause: passing}
 		}
 		return true, abort
 	}
@@ -381,6 +391,27 @@ func (e *redirectedAbort) Error() string {
 }
 
 func (e *redirectedAbort) Unwrap() []error { return []error{e.abort, e.redirect} }
+
+// passingAbort is the error of an EXEC the server refused (EXECABORT)
+// because it refused a queued command for a passing reason (LOADING after
+// a restart, TRYAGAIN, CLUSTERDOWN, MASTERDOWN, READONLY). Nothing ran:
+// it is retryable (policies.IsRetryable), and errors.As finds the
+// EXECABORT and then that reply as *ServerError.
+type passingAbort struct{ abort, cause error }
+
+func (e *passingAbort) Error() string {
+	msg := e.cause.Error()
+	var se *ServerError
+	if errors.As(e.cause, &se) {
+		msg = se.Message
+	}
+	return e.abort.Error() + " (a queued command was refused: " + msg + "; nothing ran, try again)"
+}
+
+func (e *passingAbort) Unwrap() []error { return []error{e.abort, e.cause, errPassingAbort} }
+
+// errPassingAbort marks a passingAbort retryable.
+var errPassingAbort = policies.NewRetryable("vactor: transaction refused for a passing reason")
 
 // isRedirect reports whether err is a MOVED or ASK reply.
 func isRedirect(err error) bool {
