@@ -3,11 +3,13 @@ package config
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"net"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -478,6 +480,24 @@ func (c Config) Addresses() []string {
 // for the first bad one, or nil. It does not touch the network or the file
 // system: TLS files are only checked for being set consistently.
 func (c Config) Validate() error {
+	err := c.validate()
+	var fe *FieldError
+	if errors.As(err, &fe) && zeroNotDefault(c, fe.Field) {
+		fe.Reason += " (it is zero: a Config not made from config.DefaultConfig() leaves such settings " +
+			"at zero; start from DefaultConfig() and change what you need)"
+	}
+	return err
+}
+
+// zeroNotDefault reports whether c's field is at its zero value where
+// DefaultConfig's is not: most likely c is a struct literal.
+func zeroNotDefault(c Config, field string) bool {
+	got := reflect.ValueOf(c).FieldByName(field)
+	def := reflect.ValueOf(DefaultConfig()).FieldByName(field)
+	return got.IsValid() && def.IsValid() && got.IsZero() && !def.IsZero()
+}
+
+func (c Config) validate() error {
 	for i, a := range c.Addrs {
 		if reason := checkAddr(a); reason != "" {
 			return newFieldError("Addrs["+strconv.Itoa(i)+"]", a, reason)

@@ -726,3 +726,20 @@ func TestLogLevelLevel(t *testing.T) {
 		t.Errorf("LogLevel(loud).Level() error = %v, want a *FieldError for LogLevel", err)
 	}
 }
+
+// A struct literal (the seed module's first example) fails Validate on
+// its first zero setting; the error says to start from DefaultConfig
+// rather than leave the user to fix seven fields one error at a time
+// (QA-R 5). A setting wrong in another way gets no such hint.
+func TestValidateLiteralNamesDefaultConfig(t *testing.T) {
+	err := Config{Host: "localhost", Port: 6379}.Validate()
+	var fe *FieldError
+	if !errors.As(err, &fe) || !strings.Contains(fe.Reason, "DefaultConfig()") {
+		t.Fatalf("Validate of a struct literal: %v, want a *FieldError whose Reason names DefaultConfig()", err)
+	}
+	c := DefaultConfig()
+	c.PoolSize = 2000
+	if err := c.Validate(); err == nil || strings.Contains(err.Error(), "DefaultConfig()") {
+		t.Fatalf("Validate with PoolSize 2000: %v, want an error without the DefaultConfig hint", err)
+	}
+}

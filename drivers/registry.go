@@ -32,14 +32,31 @@ func Register(name string, d Driver) {
 
 // Lookup returns the driver registered under name, or an error wrapping
 // ErrUnknownDriver that lists the registered names.
+//
+// "valkey-glide" (the name other Valkey modules give it) is taken for
+// "glide". The error for a driver of vactor's that is not registered
+// because nothing imported its package names the import.
 func Lookup(name string) (Driver, error) {
+	if name == "valkey-glide" {
+		name = "glide"
+	}
 	mu.RLock()
 	d, ok := registry[name]
 	mu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("%w %q (registered: %s)", ErrUnknownDriver, name, strings.Join(Names(), ", "))
+		hint := ""
+		if pkg, known := driverPackages[name]; known {
+			hint = fmt.Sprintf("; import _ %q to register it", pkg)
+		}
+		return nil, fmt.Errorf("%w %q (registered: %s)%s", ErrUnknownDriver, name, strings.Join(Names(), ", "), hint)
 	}
 	return d, nil
+}
+
+// driverPackages are the packages that register vactor's drivers, by name.
+var driverPackages = map[string]string{
+	"valkey-go": "github.com/vactor-io/vactor/drivers/valkeygo",
+	"glide":     "github.com/vactor-io/vactor/drivers/glide (a Go module of its own; it needs cgo)",
 }
 
 // Names returns the registered driver names, sorted.

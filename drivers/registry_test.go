@@ -220,3 +220,15 @@ func TestRegistryConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// A vactor driver that nothing imported (glide, a module of its own) is
+// unknown with an error that names the import; "valkey-glide", the name
+// other Valkey modules use, is taken for "glide" (QA-R 8).
+func TestLookupUnimportedGlide(t *testing.T) {
+	for _, name := range []string{"glide", "valkey-glide"} {
+		_, err := drivers.Lookup(name)
+		if !errors.Is(err, drivers.ErrUnknownDriver) || !strings.Contains(err.Error(), `import _ "github.com/vactor-io/vactor/drivers/glide`) {
+			t.Errorf("Lookup(%q): %v, want ErrUnknownDriver naming the glide import", name, err)
+		}
+	}
+}
