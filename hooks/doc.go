@@ -19,7 +19,8 @@
 //
 //	eng, err := engine.New(ctx, cfg.WithHooks(slowCommands{logger}))
 //
-// The seed's four hooks map onto PreExecution (it may return an enriched
+// The four hooks of the blocking module vactor replaces
+// (docs/migrating.md) map onto PreExecution (it may return an enriched
 // context), PostExecution (name, node, error, duration, retries,
 // redirects, the pipeline), PreConnection and PostConnection.
 //
