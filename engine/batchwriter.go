@@ -125,6 +125,9 @@ type BatchWriterOptions struct {
 // A BatchWriter is safe for concurrent use. Create it with
 // Engine.NewBatchWriter and end it with Close; Engine.Close also stops it,
 // failing what is still queued with ErrClosed.
+// errZeroWriter fails the methods of a BatchWriter the engine did not make.
+var errZeroWriter = notMade("a zero BatchWriter: make one with Engine.BatchWriter")
+
 type BatchWriter struct {
 	e      *Engine
 	opts   BatchWriterOptions
@@ -256,6 +259,9 @@ func (e *Engine) NewBatchWriter(opts BatchWriterOptions) (*BatchWriter, error) {
 // most RetryTimeout): a queued command is sent even if ctx ends later. The
 // writer keeps no reference to args.
 func (w *BatchWriter) Write(ctx context.Context, args ...string) error {
+	if w == nil || w.e == nil {
+		return errZeroWriter
+	}
 	if len(args) == 0 || args[0] == "" {
 		return fmt.Errorf("%w: Write needs a command name", ErrInvalidArgument)
 	}
@@ -282,6 +288,9 @@ func clone(s []string) []string {
 // Set queues SET key value with a time to live: 0 for none, KeepTTL to
 // keep the current one (see Engine.Set). Returns as Write.
 func (w *BatchWriter) Set(ctx context.Context, key, value string, ttl time.Duration) error {
+	if w == nil || w.e == nil {
+		return errZeroWriter
+	}
 	ex, err := ttlArgs(ttl)
 	if err != nil {
 		return err
@@ -293,6 +302,9 @@ func (w *BatchWriter) Set(ctx context.Context, key, value string, ttl time.Durat
 // or odd-length fieldValues fails with ErrInvalidArgument. Returns as
 // Write.
 func (w *BatchWriter) HSet(ctx context.Context, key string, fieldValues ...string) error {
+	if w == nil || w.e == nil {
+		return errZeroWriter
+	}
 	if len(fieldValues) == 0 || len(fieldValues)%2 != 0 {
 		return fmt.Errorf("%w: HSET needs field/value pairs, got %d arguments", ErrInvalidArgument, len(fieldValues))
 	}
@@ -303,6 +315,9 @@ func (w *BatchWriter) HSet(ctx context.Context, key string, fieldValues ...strin
 // cluster mode keys in different slots go out as one DEL per slot; the
 // first error stops queueing the rest. Returns as Write.
 func (w *BatchWriter) Del(ctx context.Context, keys ...string) error {
+	if w == nil || w.e == nil {
+		return errZeroWriter
+	}
 	if len(keys) == 0 {
 		return fmt.Errorf("%w: DEL needs at least one key", ErrInvalidArgument)
 	}
@@ -323,17 +338,26 @@ func (w *BatchWriter) Del(ctx context.Context, keys ...string) error {
 
 // Incr queues INCR key. Returns as Write.
 func (w *BatchWriter) Incr(ctx context.Context, key string) error {
+	if w == nil || w.e == nil {
+		return errZeroWriter
+	}
 	return w.enqueue(ctx, writerItem{name: "INCR", key: key, flags: hasKey})
 }
 
 // IncrBy queues INCRBY key n. Returns as Write.
 func (w *BatchWriter) IncrBy(ctx context.Context, key string, n int64) error {
+	if w == nil || w.e == nil {
+		return errZeroWriter
+	}
 	return w.enqueue(ctx, writerItem{name: "INCRBY", key: key, val: strconv.FormatInt(n, 10), flags: hasKey | hasVal})
 }
 
 // Expire queues PEXPIRE key ttl (milliseconds, at least 1); a ttl of 0 or
 // less fails with ErrInvalidArgument. Returns as Write.
 func (w *BatchWriter) Expire(ctx context.Context, key string, ttl time.Duration) error {
+	if w == nil || w.e == nil {
+		return errZeroWriter
+	}
 	if ttl <= 0 {
 		return fmt.Errorf("%w: EXPIRE needs a positive ttl, got %s", ErrInvalidArgument, ttl)
 	}
@@ -344,6 +368,9 @@ func (w *BatchWriter) Expire(ctx context.Context, key string, ttl time.Duration)
 // RPush queues RPUSH key values... (at least one value, else
 // ErrInvalidArgument). Returns as Write.
 func (w *BatchWriter) RPush(ctx context.Context, key string, values ...string) error {
+	if w == nil || w.e == nil {
+		return errZeroWriter
+	}
 	if len(values) == 0 {
 		return fmt.Errorf("%w: RPUSH needs at least one value", ErrInvalidArgument)
 	}
@@ -353,6 +380,9 @@ func (w *BatchWriter) RPush(ctx context.Context, key string, values ...string) e
 // SAdd queues SADD key members... (at least one member, else
 // ErrInvalidArgument). Returns as Write.
 func (w *BatchWriter) SAdd(ctx context.Context, key string, members ...string) error {
+	if w == nil || w.e == nil {
+		return errZeroWriter
+	}
 	if len(members) == 0 {
 		return fmt.Errorf("%w: SADD needs at least one member", ErrInvalidArgument)
 	}
@@ -363,6 +393,9 @@ func (w *BatchWriter) SAdd(ctx context.Context, key string, members ...string) e
 // empty or odd-length fieldValues fails with ErrInvalidArgument); the
 // server picks the entry ID. Returns as Write.
 func (w *BatchWriter) XAdd(ctx context.Context, stream string, fieldValues ...string) error {
+	if w == nil || w.e == nil {
+		return errZeroWriter
+	}
 	if len(fieldValues) == 0 || len(fieldValues)%2 != 0 {
 		return fmt.Errorf("%w: XADD needs field/value pairs, got %d arguments", ErrInvalidArgument, len(fieldValues))
 	}
@@ -379,6 +412,9 @@ func (w *BatchWriter) XAdd(ctx context.Context, stream string, fieldValues ...st
 // done only once the callback returns (and the commands queued behind it
 // on its connection, which wait for it).
 func (w *BatchWriter) Flush(ctx context.Context) error {
+	if w == nil || w.e == nil {
+		return errZeroWriter
+	}
 	if w.calledFromOnError() {
 		return ErrInOnError
 	}
@@ -448,6 +484,9 @@ func (w *BatchWriter) Flush(ctx context.Context) error {
 // engine's Close, waits for the stop, after which every command written
 // is acknowledged or reported failed exactly once.
 func (w *BatchWriter) Close(ctx context.Context) error {
+	if w == nil || w.e == nil {
+		return errZeroWriter
+	}
 	if w.calledFromOnError() {
 		return w.closeFromOnError()
 	}

@@ -32,6 +32,9 @@ type BatchWriterStats struct {
 // Stats returns a snapshot of the writer's counters. Safe for concurrent
 // use.
 func (w *BatchWriter) Stats() BatchWriterStats {
+	if w == nil || w.e == nil {
+		return BatchWriterStats{}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := BatchWriterStats{

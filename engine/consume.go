@@ -261,6 +261,9 @@ func isBusyGroup(err error) bool {
 // acknowledgement and the Stopped event then come after the engine's
 // Close, and the hooks, which it closed, do not get them.
 func (c *Consumer) Close() error {
+	if c == nil || c.e == nil {
+		return errZeroConsumer
+	}
 	c.e.untrack(c)
 	c.stopFrom(ErrClosed, goid())
 	return nil
@@ -285,10 +288,25 @@ func (c *Consumer) stopFrom(_ error, caller int64) {
 }
 
 // Done is closed once the consumer has stopped.
-func (c *Consumer) Done() <-chan struct{} { return c.done }
+func (c *Consumer) Done() <-chan struct{} {
+	if c == nil || c.e == nil {
+		return closedDone // it never ran
+	}
+	return c.done
+}
+
+// errZeroConsumer fails Close of a Consumer the engine did not make;
+// closedDone is its Done.
+var (
+	errZeroConsumer = notMade("a zero Consumer: make one with Engine.Consume")
+	closedDone      = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
+)
 
 // Stats returns a snapshot of the consumer's counters.
 func (c *Consumer) Stats() ConsumerStats {
+	if c == nil || c.e == nil {
+		return ConsumerStats{}
+	}
 	s := ConsumerStats{
 		Handled:    c.handled.Load(),
 		Failed:     c.failed.Load(),

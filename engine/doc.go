@@ -104,12 +104,15 @@
 // engine can reject before sending fail with ErrInvalidArgument; a full
 // mailbox under the reject policy fails with ErrBackpressure; anything after
 // Close fails with ErrClosed. Other errors are transport errors from the
-// driver. The engine never panics on bad input. An Engine, a Pipeline, a
-// Tx, a Subscription, a BatchWriter or a Consumer that was not made by the
-// engine (a zero value, a struct field copied by value) is not one: its
-// methods may panic, except that a zero Engine's Close, Ping and
-// IsHealthy report ErrNotCreated (Ping) or false (IsHealthy) rather than
-// a health that was never there.
+// driver. The engine never panics on bad input. A Pipeline, a Tx, a
+// Subscription, a BatchWriter or a Consumer that was not made by the
+// engine (a zero value) is not one: its methods fail with an error
+// matching ErrNotCreated (a TxReader's with ErrInvalidArgument), a
+// Subscription's Channel and a Consumer's Done are closed, and nothing
+// panics or waits, except that a nil *Pipeline or *Tx panics as a nil
+// pointer does. A zero Engine's Close and Ping report ErrNotCreated and
+// IsHealthy false, rather than a health that was never there; its other
+// methods may panic.
 //
 // # Connection state
 //

@@ -45,7 +45,9 @@ var (
 	ErrOutcomeUnknown = policies.ErrOutcomeUnknown
 
 	// ErrNotCreated is the error of Close and Ping on an Engine that New
-	// did not make (a zero value).
+	// did not make (a zero value), and of the methods of a Pipeline, Tx,
+	// Subscription, BatchWriter or Consumer the engine did not make (a
+	// zero value; a nil *Pipeline or *Tx still panics).
 	ErrNotCreated = errors.New("vactor: engine not created with New")
 
 	// ErrNodeRemoved fails a command queued for a node the engine stopped
@@ -362,3 +364,11 @@ func msgError(msg *valkey.ValkeyMessage, err error) error {
 // safe to repeat after a connection failure (see ErrOutcomeUnknown); a nil
 // ctx is taken as context.Background(). It is policies.WithIdempotent.
 func WithIdempotent(ctx context.Context) context.Context { return policies.WithIdempotent(ctx) }
+
+// notMadeError is ErrNotCreated for an object of the engine's that it did
+// not make: the text says which and how to make one.
+type notMadeError struct{ text string }
+
+func notMade(text string) error              { return &notMadeError{text} }
+func (e *notMadeError) Error() string        { return "vactor: " + e.text }
+func (e *notMadeError) Is(target error) bool { return target == ErrNotCreated }

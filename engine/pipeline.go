@@ -95,6 +95,9 @@ func (e *Engine) Pipeline() *Pipeline {
 // Exec on a pipeline already executed or discarded returns
 // ErrInvalidArgument and sends nothing. An empty pipeline sends nothing.
 func (p *Pipeline) Exec(ctx context.Context) error {
+	if p.e == nil {
+		return errZeroCommands
+	}
 	q, bad, err := p.begin()
 	if err != nil {
 		return err
@@ -250,10 +253,19 @@ func (e *Engine) failEnded(ctx context.Context, q []entry, err error) {
 
 // Discard drops the pipeline's commands unsent; their futures fail with
 // ErrDiscarded. Discard after Exec or Discard does nothing.
-func (p *Pipeline) Discard() { p.discard(ErrDiscarded) }
+func (p *Pipeline) Discard() {
+	if p.e != nil {
+		p.discard(ErrDiscarded)
+	}
+}
 
 // Len returns the number of commands queued and not yet sent.
-func (p *Pipeline) Len() int { return p.pend.len() }
+func (p *Pipeline) Len() int {
+	if p.e == nil {
+		return 0
+	}
+	return p.pend.len()
+}
 
 // sendable reports why nothing can be sent now: the engine is closed or
 // ctx has ended.
@@ -384,6 +396,9 @@ type commands struct {
 	bad   error    // the first rejected command's error (a Tx fails whole, a Pipeline's Exec returns it)
 	badAt int      // commands recorded before it: its index in command order
 }
+
+// errZeroCommands fails the methods of a zero Pipeline or Tx.
+var errZeroCommands = notMade("a zero Pipeline or Tx: make one with Engine.Pipeline or Engine.Tx")
 
 // pending is the commands recorded and not yet sent or discarded.
 type pending struct {
@@ -612,6 +627,9 @@ func (c *commands) b() valkey.Builder { return c.e.b }
 // callers, and its read would time out, closing it under every command
 // in flight (Engine.Do runs blocking commands on connections of their own).
 func (c *commands) Do(name string, args ...string) *futures.Future[Reply] {
+	if c.e == nil {
+		return fail[Reply](errZeroCommands)
+	}
 	if name == "" {
 		return reject[Reply](c, fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument))
 	}
@@ -647,12 +665,18 @@ func (c *commands) Do(name string, args ...string) *futures.Future[Reply] {
 
 // Get adds GET key; its future fails with ErrNil when the key is missing.
 func (c *commands) Get(key string) *futures.Future[string] {
+	if c.e == nil {
+		return fail[string](errZeroCommands)
+	}
 	return add(c, key, c.b().Get().Key(key).Build(), decodeString)
 }
 
 // Set adds SET key value with a time to live: 0 for none, KeepTTL to keep
 // the current one (see Engine.Set).
 func (c *commands) Set(key, value string, ttl time.Duration) *futures.Future[struct{}] {
+	if c.e == nil {
+		return fail[struct{}](errZeroCommands)
+	}
 	if ttl == 0 {
 		return add(c, key, c.b().Set().Key(key).Value(value).Build(), decodeOK)
 	}
@@ -666,11 +690,17 @@ func (c *commands) Set(key, value string, ttl time.Duration) *futures.Future[str
 // SetNX adds SETNX key value (no time to live); its future reports whether
 // the key was set.
 func (c *commands) SetNX(key, value string) *futures.Future[bool] {
+	if c.e == nil {
+		return fail[bool](errZeroCommands)
+	}
 	return add(c, key, c.b().Setnx().Key(key).Value(value).Build(), decodeIntBool)
 }
 
 // MGet adds MGET keys; a missing key is a nil entry.
 func (c *commands) MGet(keys ...string) *futures.Future[[]*string] {
+	if c.e == nil {
+		return fail[[]*string](errZeroCommands)
+	}
 	if len(keys) == 0 {
 		return reject[[]*string](c, fmt.Errorf("%w: MGET needs at least one key", ErrInvalidArgument))
 	}
@@ -681,6 +711,9 @@ func (c *commands) MGet(keys ...string) *futures.Future[[]*string] {
 
 // MSet adds MSET with alternating key/value arguments.
 func (c *commands) MSet(keyValues ...string) *futures.Future[struct{}] {
+	if c.e == nil {
+		return fail[struct{}](errZeroCommands)
+	}
 	if len(keyValues) == 0 || len(keyValues)%2 != 0 {
 		return reject[struct{}](c, fmt.Errorf("%w: MSET needs key/value pairs, got %d arguments", ErrInvalidArgument, len(keyValues)))
 	}
@@ -698,21 +731,33 @@ func (c *commands) MSet(keyValues ...string) *futures.Future[struct{}] {
 
 // Incr adds INCR key; its future holds the new value.
 func (c *commands) Incr(key string) *futures.Future[int64] {
+	if c.e == nil {
+		return fail[int64](errZeroCommands)
+	}
 	return add(c, key, c.b().Incr().Key(key).Build(), decodeInt64)
 }
 
 // IncrBy adds INCRBY key n; its future holds the new value.
 func (c *commands) IncrBy(key string, n int64) *futures.Future[int64] {
+	if c.e == nil {
+		return fail[int64](errZeroCommands)
+	}
 	return add(c, key, c.b().Incrby().Key(key).Increment(n).Build(), decodeInt64)
 }
 
 // Decr adds DECR key; its future holds the new value.
 func (c *commands) Decr(key string) *futures.Future[int64] {
+	if c.e == nil {
+		return fail[int64](errZeroCommands)
+	}
 	return add(c, key, c.b().Decr().Key(key).Build(), decodeInt64)
 }
 
 // Del adds DEL keys; its future holds how many existed.
 func (c *commands) Del(keys ...string) *futures.Future[int64] {
+	if c.e == nil {
+		return fail[int64](errZeroCommands)
+	}
 	if len(keys) == 0 {
 		return reject[int64](c, fmt.Errorf("%w: DEL needs at least one key", ErrInvalidArgument))
 	}
@@ -723,6 +768,9 @@ func (c *commands) Del(keys ...string) *futures.Future[int64] {
 
 // Exists adds EXISTS keys; its future holds how many exist.
 func (c *commands) Exists(keys ...string) *futures.Future[int64] {
+	if c.e == nil {
+		return fail[int64](errZeroCommands)
+	}
 	if len(keys) == 0 {
 		return reject[int64](c, fmt.Errorf("%w: EXISTS needs at least one key", ErrInvalidArgument))
 	}
@@ -734,6 +782,9 @@ func (c *commands) Exists(keys ...string) *futures.Future[int64] {
 // Expire adds EXPIRE key with ttl in whole seconds (at least 1s); its
 // future reports whether the key exists.
 func (c *commands) Expire(key string, ttl time.Duration) *futures.Future[bool] {
+	if c.e == nil {
+		return fail[bool](errZeroCommands)
+	}
 	if ttl < time.Second {
 		return reject[bool](c, fmt.Errorf("%w: EXPIRE needs a ttl of at least 1s, got %s", ErrInvalidArgument, ttl))
 	}
@@ -742,6 +793,9 @@ func (c *commands) Expire(key string, ttl time.Duration) *futures.Future[bool] {
 
 // TTL adds TTL key (see Engine.TTL).
 func (c *commands) TTL(key string) *futures.Future[TTL] {
+	if c.e == nil {
+		return fail[TTL](errZeroCommands)
+	}
 	// Decoded with the reply, not through futures.Then: Exec returns with
 	// every future complete.
 	return add(c, key, c.b().Ttl().Key(key).Build(), decodeTTLSeconds)
@@ -750,6 +804,9 @@ func (c *commands) TTL(key string) *futures.Future[TTL] {
 // HSet adds HSET key with alternating field/value arguments; its future
 // holds how many fields were added.
 func (c *commands) HSet(key string, fieldValues ...string) *futures.Future[int64] {
+	if c.e == nil {
+		return fail[int64](errZeroCommands)
+	}
 	if len(fieldValues) == 0 || len(fieldValues)%2 != 0 {
 		return reject[int64](c, fmt.Errorf("%w: HSET needs field/value pairs, got %d arguments", ErrInvalidArgument, len(fieldValues)))
 	}
@@ -762,16 +819,25 @@ func (c *commands) HSet(key string, fieldValues ...string) *futures.Future[int64
 
 // HGet adds HGET key field; its future fails with ErrNil when missing.
 func (c *commands) HGet(key, field string) *futures.Future[string] {
+	if c.e == nil {
+		return fail[string](errZeroCommands)
+	}
 	return add(c, key, c.b().Hget().Key(key).Field(field).Build(), decodeString)
 }
 
 // HGetAll adds HGETALL key; a missing key is an empty map.
 func (c *commands) HGetAll(key string) *futures.Future[map[string]string] {
+	if c.e == nil {
+		return fail[map[string]string](errZeroCommands)
+	}
 	return add(c, key, c.b().Hgetall().Key(key).Build(), decodeStrMap)
 }
 
 // HDel adds HDEL key fields; its future holds how many existed.
 func (c *commands) HDel(key string, fields ...string) *futures.Future[int64] {
+	if c.e == nil {
+		return fail[int64](errZeroCommands)
+	}
 	if len(fields) == 0 {
 		return reject[int64](c, fmt.Errorf("%w: HDEL needs at least one field", ErrInvalidArgument))
 	}
@@ -780,11 +846,17 @@ func (c *commands) HDel(key string, fields ...string) *futures.Future[int64] {
 
 // HIncrBy adds HINCRBY key field n; its future holds the new value.
 func (c *commands) HIncrBy(key, field string, n int64) *futures.Future[int64] {
+	if c.e == nil {
+		return fail[int64](errZeroCommands)
+	}
 	return add(c, key, c.b().Hincrby().Key(key).Field(field).Increment(n).Build(), decodeInt64)
 }
 
 // LPush adds LPUSH key values; its future holds the list's new length.
 func (c *commands) LPush(key string, values ...string) *futures.Future[int64] {
+	if c.e == nil {
+		return fail[int64](errZeroCommands)
+	}
 	if len(values) == 0 {
 		return reject[int64](c, fmt.Errorf("%w: LPUSH needs at least one value", ErrInvalidArgument))
 	}
@@ -793,6 +865,9 @@ func (c *commands) LPush(key string, values ...string) *futures.Future[int64] {
 
 // RPush adds RPUSH key values; its future holds the list's new length.
 func (c *commands) RPush(key string, values ...string) *futures.Future[int64] {
+	if c.e == nil {
+		return fail[int64](errZeroCommands)
+	}
 	if len(values) == 0 {
 		return reject[int64](c, fmt.Errorf("%w: RPUSH needs at least one value", ErrInvalidArgument))
 	}
@@ -801,21 +876,33 @@ func (c *commands) RPush(key string, values ...string) *futures.Future[int64] {
 
 // LPop adds LPOP key; its future fails with ErrNil when the list is empty.
 func (c *commands) LPop(key string) *futures.Future[string] {
+	if c.e == nil {
+		return fail[string](errZeroCommands)
+	}
 	return add(c, key, c.b().Lpop().Key(key).Build(), decodeString)
 }
 
 // LRange adds LRANGE key start stop (inclusive; negative from the end).
 func (c *commands) LRange(key string, start, stop int64) *futures.Future[[]string] {
+	if c.e == nil {
+		return fail[[]string](errZeroCommands)
+	}
 	return add(c, key, c.b().Lrange().Key(key).Start(start).Stop(stop).Build(), decodeStrings)
 }
 
 // LTrim adds LTRIM key start stop, keeping only that range of the list.
 func (c *commands) LTrim(key string, start, stop int64) *futures.Future[struct{}] {
+	if c.e == nil {
+		return fail[struct{}](errZeroCommands)
+	}
 	return add(c, key, c.b().Ltrim().Key(key).Start(start).Stop(stop).Build(), decodeOK)
 }
 
 // SAdd adds SADD key members; its future holds how many were new.
 func (c *commands) SAdd(key string, members ...string) *futures.Future[int64] {
+	if c.e == nil {
+		return fail[int64](errZeroCommands)
+	}
 	if len(members) == 0 {
 		return reject[int64](c, fmt.Errorf("%w: SADD needs at least one member", ErrInvalidArgument))
 	}
@@ -824,6 +911,9 @@ func (c *commands) SAdd(key string, members ...string) *futures.Future[int64] {
 
 // SRem adds SREM key members; its future holds how many were removed.
 func (c *commands) SRem(key string, members ...string) *futures.Future[int64] {
+	if c.e == nil {
+		return fail[int64](errZeroCommands)
+	}
 	if len(members) == 0 {
 		return reject[int64](c, fmt.Errorf("%w: SREM needs at least one member", ErrInvalidArgument))
 	}
@@ -832,12 +922,18 @@ func (c *commands) SRem(key string, members ...string) *futures.Future[int64] {
 
 // SMembers adds SMEMBERS key.
 func (c *commands) SMembers(key string) *futures.Future[[]string] {
+	if c.e == nil {
+		return fail[[]string](errZeroCommands)
+	}
 	return add(c, key, c.b().Smembers().Key(key).Build(), decodeStrings)
 }
 
 // ZAdd adds ZADD key with scored members; its future holds how many were
 // added. A NaN score is rejected.
 func (c *commands) ZAdd(key string, members ...Z) *futures.Future[int64] {
+	if c.e == nil {
+		return fail[int64](errZeroCommands)
+	}
 	if len(members) == 0 {
 		return reject[int64](c, fmt.Errorf("%w: ZADD needs at least one member", ErrInvalidArgument))
 	}
@@ -853,11 +949,17 @@ func (c *commands) ZAdd(key string, members ...Z) *futures.Future[int64] {
 
 // ZScore adds ZSCORE key member; its future fails with ErrNil when missing.
 func (c *commands) ZScore(key, member string) *futures.Future[float64] {
+	if c.e == nil {
+		return fail[float64](errZeroCommands)
+	}
 	return add(c, key, c.b().Zscore().Key(key).Member(member).Build(), decodeFloat64)
 }
 
 // ZIncrBy adds ZINCRBY key incr member; its future holds the new score.
 func (c *commands) ZIncrBy(key string, incr float64, member string) *futures.Future[float64] {
+	if c.e == nil {
+		return fail[float64](errZeroCommands)
+	}
 	if math.IsNaN(incr) {
 		return reject[float64](c, fmt.Errorf("%w: ZINCRBY increment is NaN", ErrInvalidArgument))
 	}
@@ -866,5 +968,8 @@ func (c *commands) ZIncrBy(key string, incr float64, member string) *futures.Fut
 
 // ZRangeWithScores adds ZRANGE key start stop WITHSCORES.
 func (c *commands) ZRangeWithScores(key string, start, stop int64) *futures.Future[[]Z] {
+	if c.e == nil {
+		return fail[[]Z](errZeroCommands)
+	}
 	return add(c, key, c.b().Zrange().Key(key).Min(strconv.FormatInt(start, 10)).Max(strconv.FormatInt(stop, 10)).Withscores().Build(), decodeZs)
 }

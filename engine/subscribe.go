@@ -349,14 +349,34 @@ func checkNames(names []string) error {
 // Channel returns the stream of messages and events, closed after the
 // last item once the subscription ended (Close, or the engine's Close).
 // nil when the subscription has a Handler.
-func (s *Subscription) Channel() <-chan SubEvent { return s.ch }
+func (s *Subscription) Channel() <-chan SubEvent {
+	if s == nil || s.e == nil {
+		return closedSubEvents // a range over it ends at once
+	}
+	return s.ch
+}
+
+// errZeroSubscription fails the methods of a Subscription the engine did
+// not make; closedSubEvents is its Channel.
+var (
+	errZeroSubscription = notMade("a zero Subscription: make one with Engine.Subscribe or SubscribeWith")
+	closedSubEvents     = func() chan SubEvent { ch := make(chan SubEvent); close(ch); return ch }()
+)
 
 // Dropped returns how many messages OverflowDrop dropped so far.
-func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
+func (s *Subscription) Dropped() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.dropped.Load()
+}
 
 // Err returns why the subscription ended: nil while it runs and after
 // Close, ErrClosed after the engine's Close.
 func (s *Subscription) Err() error {
+	if s == nil || s.e == nil {
+		return errZeroSubscription
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err
@@ -376,17 +396,26 @@ func (s *Subscription) Err() error {
 // nothing could be sent (the subscription has ended, or in cluster mode
 // a shard channel's owner is unknown).
 func (s *Subscription) Subscribe(ctx context.Context, channels ...string) error {
+	if s == nil || s.e == nil {
+		return errZeroSubscription
+	}
 	return s.runtime(ctx, actors.SubChannel, false, channels)
 }
 
 // PSubscribe adds patterns; see Subscribe.
 func (s *Subscription) PSubscribe(ctx context.Context, patterns ...string) error {
+	if s == nil || s.e == nil {
+		return errZeroSubscription
+	}
 	return s.runtime(ctx, actors.SubPattern, false, patterns)
 }
 
 // SSubscribe adds shard channels; see Subscribe. In cluster mode a
 // channel whose owner has no connection yet gets a new one.
 func (s *Subscription) SSubscribe(ctx context.Context, shardChannels ...string) error {
+	if s == nil || s.e == nil {
+		return errZeroSubscription
+	}
 	return s.runtime(ctx, actors.SubShard, false, shardChannels)
 }
 
@@ -394,16 +423,25 @@ func (s *Subscription) SSubscribe(ctx context.Context, shardChannels ...string) 
 // subscribed again after a reconnect. When connected it waits for the
 // server's confirmation (or ctx); messages already read may still follow.
 func (s *Subscription) Unsubscribe(ctx context.Context, channels ...string) error {
+	if s == nil || s.e == nil {
+		return errZeroSubscription
+	}
 	return s.runtime(ctx, actors.SubChannel, true, channels)
 }
 
 // PUnsubscribe removes patterns; see Unsubscribe.
 func (s *Subscription) PUnsubscribe(ctx context.Context, patterns ...string) error {
+	if s == nil || s.e == nil {
+		return errZeroSubscription
+	}
 	return s.runtime(ctx, actors.SubPattern, true, patterns)
 }
 
 // SUnsubscribe removes shard channels; see Unsubscribe.
 func (s *Subscription) SUnsubscribe(ctx context.Context, shardChannels ...string) error {
+	if s == nil || s.e == nil {
+		return errZeroSubscription
+	}
 	return s.runtime(ctx, actors.SubShard, true, shardChannels)
 }
 
@@ -439,6 +477,9 @@ func (s *Subscription) runtime(ctx context.Context, kind actors.SubKind, unsub b
 // stops every other service as always) and returns while the Handler
 // still runs.
 func (s *Subscription) Close() error {
+	if s == nil || s.e == nil {
+		return errZeroSubscription
+	}
 	s.e.untrack(s)
 	var caller int64
 	if s.hg.Load() != 0 { // a Handler call in progress: maybe the caller

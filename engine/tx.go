@@ -87,6 +87,9 @@ func (e *Engine) Tx() *Tx {
 // transaction already executed or discarded returns ErrInvalidArgument;
 // an empty transaction sends nothing and returns nil.
 func (tx *Tx) Exec(ctx context.Context) error {
+	if tx.e == nil {
+		return errZeroCommands
+	}
 	q, bad, err := tx.begin()
 	if err != nil {
 		return err
@@ -193,10 +196,19 @@ var errTxUnsent = errors.New("vactor: transaction not written")
 // Discard drops the transaction's commands unsent; their futures fail with
 // ErrDiscarded. Discard after Exec or Discard does nothing. Inside Watch,
 // Watch then ends the WATCH (UNWATCH) and returns nil.
-func (tx *Tx) Discard() { tx.discard(ErrDiscarded) }
+func (tx *Tx) Discard() {
+	if tx.e != nil {
+		tx.discard(ErrDiscarded)
+	}
+}
 
 // Len returns the number of commands queued and not yet sent.
-func (tx *Tx) Len() int { return tx.pend.len() }
+func (tx *Tx) Len() int {
+	if tx.e == nil {
+		return 0
+	}
+	return tx.pend.len()
+}
 
 // txSlot returns the one slot of the keys of q (and of the watched keys)
 // and one of those keys; -1 in standalone mode or when no command has a

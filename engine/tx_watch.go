@@ -321,7 +321,7 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 	var zero T
 	tx := r.tx
 	if tx == nil || tx.w == nil {
-		return zero, fmt.Errorf("%w: Tx.Read outside Watch", ErrInvalidArgument)
+		return zero, errReadOutside
 	}
 	w := tx.w
 	if tx.stateNow() != cmdsOpen || w.conn == nil {
@@ -397,8 +397,8 @@ func (r TxReader) Do(ctx context.Context, name string, args ...string) (Reply, e
 	if err := checkShared(name, args); err != nil {
 		return Reply{}, err
 	}
-	if r.tx == nil {
-		return read(r, ctx, nil, valkey.Completed{}, decodeReply) // fails: outside Watch
+	if r.tx == nil || r.tx.e == nil {
+		return Reply{}, errReadOutside
 	}
 	// Between WATCH and MULTI a blocking command blocks the watched
 	// connection: refused as in a Pipeline when it could outlast the
@@ -422,20 +422,25 @@ func (r TxReader) Do(ctx context.Context, name string, args ...string) (Reply, e
 	return read(r, ctx, keys, cmd, decodeReply)
 }
 
-func (r TxReader) builder() valkey.Builder {
-	if r.tx == nil {
-		return valkey.Builder{}
-	}
-	return r.tx.e.b
-}
+// errReadOutside fails a TxReader's reads outside Watch (a zero TxReader's
+// too: each method checks before it builds its command).
+var errReadOutside = fmt.Errorf("%w: Tx.Read outside Watch", ErrInvalidArgument)
+
+func (r TxReader) builder() valkey.Builder { return r.tx.e.b }
 
 // Get returns the value of key, ErrNil when missing.
 func (r TxReader) Get(ctx context.Context, key string) (string, error) {
+	if r.tx == nil || r.tx.e == nil {
+		return "", errReadOutside
+	}
 	return read(r, ctx, []string{key}, r.builder().Get().Key(key).Build(), decodeString)
 }
 
 // MGet returns the values of keys; a missing key is a nil entry.
 func (r TxReader) MGet(ctx context.Context, keys ...string) ([]*string, error) {
+	if r.tx == nil || r.tx.e == nil {
+		return nil, errReadOutside
+	}
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: MGET needs at least one key", ErrInvalidArgument)
 	}
@@ -444,6 +449,9 @@ func (r TxReader) MGet(ctx context.Context, keys ...string) ([]*string, error) {
 
 // Exists returns how many of keys exist.
 func (r TxReader) Exists(ctx context.Context, keys ...string) (int64, error) {
+	if r.tx == nil || r.tx.e == nil {
+		return 0, errReadOutside
+	}
 	if len(keys) == 0 {
 		return 0, fmt.Errorf("%w: EXISTS needs at least one key", ErrInvalidArgument)
 	}
@@ -452,25 +460,40 @@ func (r TxReader) Exists(ctx context.Context, keys ...string) (int64, error) {
 
 // HGet returns a field of the hash at key, ErrNil when missing.
 func (r TxReader) HGet(ctx context.Context, key, field string) (string, error) {
+	if r.tx == nil || r.tx.e == nil {
+		return "", errReadOutside
+	}
 	return read(r, ctx, []string{key}, r.builder().Hget().Key(key).Field(field).Build(), decodeString)
 }
 
 // HGetAll returns the hash at key, empty when missing.
 func (r TxReader) HGetAll(ctx context.Context, key string) (map[string]string, error) {
+	if r.tx == nil || r.tx.e == nil {
+		return nil, errReadOutside
+	}
 	return read(r, ctx, []string{key}, r.builder().Hgetall().Key(key).Build(), decodeStrMap)
 }
 
 // LRange returns the list's elements from start to stop, inclusive.
 func (r TxReader) LRange(ctx context.Context, key string, start, stop int64) ([]string, error) {
+	if r.tx == nil || r.tx.e == nil {
+		return nil, errReadOutside
+	}
 	return read(r, ctx, []string{key}, r.builder().Lrange().Key(key).Start(start).Stop(stop).Build(), decodeStrings)
 }
 
 // SMembers returns the members of the set at key.
 func (r TxReader) SMembers(ctx context.Context, key string) ([]string, error) {
+	if r.tx == nil || r.tx.e == nil {
+		return nil, errReadOutside
+	}
 	return read(r, ctx, []string{key}, r.builder().Smembers().Key(key).Build(), decodeStrings)
 }
 
 // ZScore returns the score of member, ErrNil when missing.
 func (r TxReader) ZScore(ctx context.Context, key, member string) (float64, error) {
+	if r.tx == nil || r.tx.e == nil {
+		return 0, errReadOutside
+	}
 	return read(r, ctx, []string{key}, r.builder().Zscore().Key(key).Member(member).Build(), decodeFloat64)
 }
