@@ -292,6 +292,7 @@ type SlotState struct {
 	Hooks *hookbus.Bus
 
 	redirects atomic.Uint64
+	noOwner   atomic.Uint64 // commands failed with ErrNoSlotOwner
 	coll      Collector
 	once      sync.Once
 
@@ -322,6 +323,10 @@ type (
 // Redirects returns how many commands the cluster redirected (MOVED, ASK,
 // TRYAGAIN, CLUSTERDOWN) and this slot sent again or failed.
 func (s *SlotState) Redirects() uint64 { return s.redirects.Load() }
+
+// NoOwner returns how many of the slot's commands failed unsent with
+// policies.ErrNoSlotOwner (no node served the slot).
+func (s *SlotState) NoOwner() uint64 { return s.noOwner.Load() }
 
 // Live reports whether the slot has a running slot actor.
 func (s *SlotState) Live() bool { return s.live.Load() }
@@ -1008,6 +1013,8 @@ func (a *Slot) dispatch(w *forwarding, res resolution) {
 		a.owner = ""
 		if res.open != nil {
 			res.open.CountRefused(len(cmds))
+		} else if errors.Is(res.err, policies.ErrNoSlotOwner) {
+			st.noOwner.Add(uint64(len(cmds)))
 		}
 		failAll(cmds, res.err)
 		a.box.Release(held)

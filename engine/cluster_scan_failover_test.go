@@ -27,6 +27,9 @@ import (
 // failed until the promotion, whatever the channel. It now goes to the
 // owner of its channel's slot, which stays up.
 //
+// Stats.NoSlotOwner counts the commands failed with ErrNoSlotOwner (in no
+// counter before).
+//
 // IsHealthy and Ping: false and ErrCircuitOpen for ~38 s after the
 // promotion (the dead node's connections were pinged until they were
 // closed, 30 s after it left the map); healthy within 3 s now.
@@ -50,11 +53,13 @@ func TestClusterScanAndPublishAcrossFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys, owner := keysByOwner(t, c, 600)
-	channel := ""
+	channel, lost := "", "" // a key of another primary, one of the victim's
 	for _, k := range keys {
-		if owner[k] != victim.Addr() {
+		if owner[k] != victim.Addr() && channel == "" {
 			channel = k
-			break
+		}
+		if owner[k] == victim.Addr() && lost == "" {
+			lost = k
 		}
 	}
 	scan := func() (int, error) {
@@ -80,7 +85,7 @@ func TestClusterScanAndPublishAcrossFailover(t *testing.T) {
 	promoted := make(chan time.Time, 1)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var silent, noOwner, published int
+	var silent, noOwner, published, getNoOwner int
 	var pubErrs []error
 	stop := make(chan struct{})
 	wg.Go(func() {
@@ -121,6 +126,24 @@ func TestClusterScanAndPublishAcrossFailover(t *testing.T) {
 			}
 			mu.Unlock()
 			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	wg.Go(func() { // GETs of the victim's key: ErrNoSlotOwner while no primary
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := eng.Get(gctx, lost).Await(gctx)
+			cancel()
+			if errors.Is(err, engine.ErrNoSlotOwner) {
+				mu.Lock()
+				getNoOwner++
+				mu.Unlock()
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	})
 	go func() {
@@ -174,4 +197,9 @@ func TestClusterScanAndPublishAcrossFailover(t *testing.T) {
 	if published == 0 {
 		t.Error("no PUBLISH succeeded")
 	}
+	// Every GET failed with ErrNoSlotOwner is in Stats (it was in none).
+	if got := eng.Stats().NoSlotOwner; got != uint64(getNoOwner) {
+		t.Errorf("Stats().NoSlotOwner = %d, callers saw %d GETs fail with ErrNoSlotOwner", got, getNoOwner)
+	}
+	t.Logf("GETs failed with ErrNoSlotOwner: %d", getNoOwner)
 }

@@ -34,6 +34,12 @@ type Stats struct {
 	// opened; in cluster mode one the engine then moves to the slot's new
 	// owner is counted again there).
 	Expired, Rejected, CircuitOpen uint64
+	// NoSlotOwner counts commands failed with ErrNoSlotOwner before they
+	// were written: in cluster mode, no node of the slot map served their
+	// slot (a shard without primary during a failover): commands and
+	// pipelines' commands (a Tx or a batch writer's command refused so is
+	// not in it).
+	NoSlotOwner uint64
 	// Batches counts pipelines sent; MeanBatch and MaxBatch describe their
 	// sizes and BatchSizes is their histogram (see mailbox.Stats).
 	Batches    uint64
@@ -140,6 +146,7 @@ func (e *Engine) Stats() Stats {
 					s.SlotActors++
 				}
 				s.Redirects += st.Redirects()
+				s.NoSlotOwner += st.NoOwner()
 				mb.Queued += st.Queued()
 			}
 		}

@@ -54,7 +54,11 @@ type Executed struct {
 	Duration time.Duration
 	Done     time.Time
 	// Retries counts the times the command was sent again after a
-	// transport failure; Redirects the cluster redirects it followed.
+	// transport failure; Redirects the cluster redirects it followed and
+	// the times it was moved to its slot's new owner after a failed node
+	// refused it unrun (those have no Redirected event and are not in
+	// the engine's Stats.Redirects, which count the cluster's MOVED, ASK,
+	// TRYAGAIN and CLUSTERDOWN replies only).
 	Retries, Redirects int
 	// Pipeline is the sequence number (per engine, from 1) of the pipeline
 	// that carried the command's last attempt, and PipelineSize the number
