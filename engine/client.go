@@ -102,6 +102,65 @@ type Client interface {
 	IsHealthy(ctx context.Context) bool
 	// Close closes the Engine behind the Client (see Engine.Close).
 	Close() error
+
+	// More typed commands, each as the Engine method of the same name.
+
+	// HExists is Engine.HExists, awaited.
+	HExists(ctx context.Context, key, field string) (bool, error)
+	// HIncrBy is Engine.HIncrBy, awaited.
+	HIncrBy(ctx context.Context, key, field string, n int64) (int64, error)
+	// HKeys is Engine.HKeys, awaited.
+	HKeys(ctx context.Context, key string) ([]string, error)
+	// HLen is Engine.HLen, awaited.
+	HLen(ctx context.Context, key string) (int64, error)
+	// HMGet is Engine.HMGet, awaited.
+	HMGet(ctx context.Context, key string, fields ...string) ([]*string, error)
+	// HVals is Engine.HVals, awaited.
+	HVals(ctx context.Context, key string) ([]string, error)
+	// Append is Engine.Append, awaited.
+	Append(ctx context.Context, key, value string) (int64, error)
+	// StrLen is Engine.StrLen, awaited.
+	StrLen(ctx context.Context, key string) (int64, error)
+	// PExpire is Engine.PExpire, awaited.
+	PExpire(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	// PTTL is Engine.PTTL, awaited.
+	PTTL(ctx context.Context, key string) (TTL, error)
+	// Persist is Engine.Persist, awaited.
+	Persist(ctx context.Context, key string) (bool, error)
+	// Type is Engine.Type, awaited.
+	Type(ctx context.Context, key string) (string, error)
+	// Rename is Engine.Rename, awaited.
+	Rename(ctx context.Context, key, newKey string) error
+	// Unlink is Engine.Unlink, awaited.
+	Unlink(ctx context.Context, keys ...string) (int64, error)
+	// LLen is Engine.LLen, awaited.
+	LLen(ctx context.Context, key string) (int64, error)
+	// LRem is Engine.LRem, awaited.
+	LRem(ctx context.Context, key string, count int64, value string) (int64, error)
+	// SCard is Engine.SCard, awaited.
+	SCard(ctx context.Context, key string) (int64, error)
+	// ZCard is Engine.ZCard, awaited.
+	ZCard(ctx context.Context, key string) (int64, error)
+	// ZIncrBy is Engine.ZIncrBy, awaited.
+	ZIncrBy(ctx context.Context, key string, incr float64, member string) (float64, error)
+	// ZRank is Engine.ZRank, awaited.
+	ZRank(ctx context.Context, key, member string) (int64, error)
+	// ZRem is Engine.ZRem, awaited.
+	ZRem(ctx context.Context, key string, members ...string) (int64, error)
+	// ZRange is Engine.ZRange, awaited.
+	ZRange(ctx context.Context, key string, start, stop int64) ([]string, error)
+	// XAdd is Engine.XAdd, awaited.
+	XAdd(ctx context.Context, stream string, fieldValues ...string) (string, error)
+	// XRead is Engine.XRead, awaited.
+	XRead(ctx context.Context, count int64, streams map[string]string) (map[string][]XEntry, error)
+	// XLen is Engine.XLen, awaited.
+	XLen(ctx context.Context, stream string) (int64, error)
+	// XRange is Engine.XRange, awaited.
+	XRange(ctx context.Context, stream, start, end string, count int64) ([]XEntry, error)
+	// XDel is Engine.XDel, awaited.
+	XDel(ctx context.Context, stream string, ids ...string) (int64, error)
+	// XTrim is Engine.XTrim, awaited.
+	XTrim(ctx context.Context, stream string, opts XTrimOptions) (int64, error)
 }
 
 // Sync returns the synchronous Client of e. It allocates nothing: the
@@ -246,3 +305,115 @@ func (c *syncClient) Ping(ctx context.Context) error { return c.e().Ping(ctx) }
 func (c *syncClient) IsHealthy(ctx context.Context) bool { return c.e().IsHealthy(ctx) }
 
 func (c *syncClient) Close() error { return c.e().Close() }
+
+func (c *syncClient) HExists(ctx context.Context, key, field string) (bool, error) {
+	return c.e().HExists(ctx, key, field).Await(ctx)
+}
+
+func (c *syncClient) HIncrBy(ctx context.Context, key, field string, n int64) (int64, error) {
+	return c.e().HIncrBy(ctx, key, field, n).Await(ctx)
+}
+
+func (c *syncClient) HKeys(ctx context.Context, key string) ([]string, error) {
+	return c.e().HKeys(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) HLen(ctx context.Context, key string) (int64, error) {
+	return c.e().HLen(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) HMGet(ctx context.Context, key string, fields ...string) ([]*string, error) {
+	return c.e().HMGet(ctx, key, fields...).Await(ctx)
+}
+
+func (c *syncClient) HVals(ctx context.Context, key string) ([]string, error) {
+	return c.e().HVals(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) Append(ctx context.Context, key, value string) (int64, error) {
+	return c.e().Append(ctx, key, value).Await(ctx)
+}
+
+func (c *syncClient) StrLen(ctx context.Context, key string) (int64, error) {
+	return c.e().StrLen(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) PExpire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	return c.e().PExpire(ctx, key, ttl).Await(ctx)
+}
+
+func (c *syncClient) PTTL(ctx context.Context, key string) (TTL, error) {
+	return c.e().PTTL(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) Persist(ctx context.Context, key string) (bool, error) {
+	return c.e().Persist(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) Type(ctx context.Context, key string) (string, error) {
+	return c.e().Type(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) Rename(ctx context.Context, key, newKey string) error {
+	return c.e().Rename(ctx, key, newKey).Err(ctx)
+}
+
+func (c *syncClient) Unlink(ctx context.Context, keys ...string) (int64, error) {
+	return c.e().Unlink(ctx, keys...).Await(ctx)
+}
+
+func (c *syncClient) LLen(ctx context.Context, key string) (int64, error) {
+	return c.e().LLen(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) LRem(ctx context.Context, key string, count int64, value string) (int64, error) {
+	return c.e().LRem(ctx, key, count, value).Await(ctx)
+}
+
+func (c *syncClient) SCard(ctx context.Context, key string) (int64, error) {
+	return c.e().SCard(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) ZCard(ctx context.Context, key string) (int64, error) {
+	return c.e().ZCard(ctx, key).Await(ctx)
+}
+
+func (c *syncClient) ZIncrBy(ctx context.Context, key string, incr float64, member string) (float64, error) {
+	return c.e().ZIncrBy(ctx, key, incr, member).Await(ctx)
+}
+
+func (c *syncClient) ZRank(ctx context.Context, key, member string) (int64, error) {
+	return c.e().ZRank(ctx, key, member).Await(ctx)
+}
+
+func (c *syncClient) ZRem(ctx context.Context, key string, members ...string) (int64, error) {
+	return c.e().ZRem(ctx, key, members...).Await(ctx)
+}
+
+func (c *syncClient) ZRange(ctx context.Context, key string, start, stop int64) ([]string, error) {
+	return c.e().ZRange(ctx, key, start, stop).Await(ctx)
+}
+
+func (c *syncClient) XAdd(ctx context.Context, stream string, fieldValues ...string) (string, error) {
+	return c.e().XAdd(ctx, stream, fieldValues...).Await(ctx)
+}
+
+func (c *syncClient) XRead(ctx context.Context, count int64, streams map[string]string) (map[string][]XEntry, error) {
+	return c.e().XRead(ctx, count, streams).Await(ctx)
+}
+
+func (c *syncClient) XLen(ctx context.Context, stream string) (int64, error) {
+	return c.e().XLen(ctx, stream).Await(ctx)
+}
+
+func (c *syncClient) XRange(ctx context.Context, stream, start, end string, count int64) ([]XEntry, error) {
+	return c.e().XRange(ctx, stream, start, end, count).Await(ctx)
+}
+
+func (c *syncClient) XDel(ctx context.Context, stream string, ids ...string) (int64, error) {
+	return c.e().XDel(ctx, stream, ids...).Await(ctx)
+}
+
+func (c *syncClient) XTrim(ctx context.Context, stream string, opts XTrimOptions) (int64, error) {
+	return c.e().XTrim(ctx, stream, opts).Await(ctx)
+}

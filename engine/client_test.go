@@ -316,3 +316,45 @@ func TestSyncClientConcurrent(t *testing.T) {
 		t.Fatal("Sync returned a different Client for the same engine")
 	}
 }
+
+// The typed commands added to Client for users of a blocking API (QA-R 8:
+// HExists, XAdd, XRead, ... were only futures) answer as their Engine
+// methods do.
+func TestSyncClientMoreCommands(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	c := eng.Sync()
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	_, err := c.HSet(ctx, "h", "f", "1")
+	must("HSet", err)
+	if ok, err := c.HExists(ctx, "h", "f"); err != nil || !ok {
+		t.Fatalf("HExists = %v, %v", ok, err)
+	}
+	if n, err := c.HIncrBy(ctx, "h", "f", 4); err != nil || n != 5 {
+		t.Fatalf("HIncrBy = %d, %v", n, err)
+	}
+	if n, err := c.Append(ctx, "s", "abc"); err != nil || n != 3 {
+		t.Fatalf("Append = %d, %v", n, err)
+	}
+	must("Rename", c.Rename(ctx, "s", "s2"))
+	if typ, err := c.Type(ctx, "s2"); err != nil || typ != "string" {
+		t.Fatalf("Type = %q, %v", typ, err)
+	}
+	id, err := c.XAdd(ctx, "st", "a", "1")
+	must("XAdd", err)
+	if n, err := c.XLen(ctx, "st"); err != nil || n != 1 {
+		t.Fatalf("XLen = %d, %v", n, err)
+	}
+	got, err := c.XRead(ctx, 10, map[string]string{"st": "0"})
+	if err != nil || len(got["st"]) != 1 || got["st"][0].ID != id {
+		t.Fatalf("XRead = %v, %v; want the entry %s", got, err, id)
+	}
+	if _, err := c.ZRank(ctx, "nozset", "m"); !errors.Is(err, engine.ErrNil) {
+		t.Fatalf("ZRank of a missing member: %v, want ErrNil", err)
+	}
+}
