@@ -88,62 +88,52 @@ func TestClusterScanAndPublishAcrossFailover(t *testing.T) {
 	var silent, noOwner, published, getNoOwner int
 	var pubErrs []error
 	stop := make(chan struct{})
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
+	// repeat runs f every pause until stop.
+	repeat := func(pause time.Duration, f func()) {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				f()
+				time.Sleep(pause)
 			}
-			got, err := scan()
-			mu.Lock()
-			switch {
-			case err == nil && got != n:
-				silent++
-				t.Errorf("+%v: Scan yielded %d of %d keys and no error", time.Since(start).Round(time.Millisecond), got, n)
-			case errors.Is(err, engine.ErrNoSlotOwner):
-				noOwner++
-			}
-			mu.Unlock()
-			time.Sleep(20 * time.Millisecond)
+		})
+	}
+	repeat(20*time.Millisecond, func() {
+		got, err := scan()
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil && got != n:
+			silent++
+			t.Errorf("+%v: Scan yielded %d of %d keys and no error", time.Since(start).Round(time.Millisecond), got, n)
+		case errors.Is(err, engine.ErrNoSlotOwner):
+			noOwner++
 		}
 	})
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err := eng.Publish(pctx, channel, "x").Await(pctx)
-			cancel()
-			mu.Lock()
-			if err != nil {
-				pubErrs = append(pubErrs, err)
-			} else {
-				published++
-			}
-			mu.Unlock()
-			time.Sleep(20 * time.Millisecond)
+	repeat(20*time.Millisecond, func() {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := eng.Publish(pctx, channel, "x").Await(pctx)
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			pubErrs = append(pubErrs, err)
+		} else {
+			published++
 		}
 	})
-	wg.Go(func() { // GETs of the victim's key: ErrNoSlotOwner while no primary
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err := eng.Get(gctx, lost).Await(gctx)
-			cancel()
-			if errors.Is(err, engine.ErrNoSlotOwner) {
-				mu.Lock()
-				getNoOwner++
-				mu.Unlock()
-			}
-			time.Sleep(10 * time.Millisecond)
+	repeat(10*time.Millisecond, func() { // GETs of the victim's key: ErrNoSlotOwner while no primary
+		gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := eng.Get(gctx, lost).Await(gctx)
+		cancel()
+		if errors.Is(err, engine.ErrNoSlotOwner) {
+			mu.Lock()
+			getNoOwner++
+			mu.Unlock()
 		}
 	})
 	go func() {

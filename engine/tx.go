@@ -394,12 +394,17 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 type redirectedAbort struct{ abort, redirect error }
 
 func (e *redirectedAbort) Error() string {
-	msg := e.redirect.Error()
+	return e.abort.Error() + " (a queued command was redirected: " + replyText(e.redirect) + ")"
+}
+
+// replyText is the server's text of an error reply (its *ServerError's
+// Message), or err's text.
+func replyText(err error) string {
 	var se *ServerError
-	if errors.As(e.redirect, &se) {
-		msg = se.Message
+	if errors.As(err, &se) {
+		return se.Message
 	}
-	return e.abort.Error() + " (a queued command was redirected: " + msg + ")"
+	return err.Error()
 }
 
 func (e *redirectedAbort) Unwrap() []error { return []error{e.abort, e.redirect} }
@@ -412,12 +417,7 @@ func (e *redirectedAbort) Unwrap() []error { return []error{e.abort, e.redirect}
 type passingAbort struct{ abort, cause error }
 
 func (e *passingAbort) Error() string {
-	msg := e.cause.Error()
-	var se *ServerError
-	if errors.As(e.cause, &se) {
-		msg = se.Message
-	}
-	return e.abort.Error() + " (a queued command was refused: " + msg + "; nothing ran, try again)"
+	return e.abort.Error() + " (a queued command was refused: " + replyText(e.cause) + "; nothing ran, try again)"
 }
 
 func (e *passingAbort) Unwrap() []error { return []error{e.abort, e.cause, errPassingAbort} }
