@@ -482,19 +482,31 @@ func (c Config) Addresses() []string {
 func (c Config) Validate() error {
 	err := c.validate()
 	var fe *FieldError
-	if errors.As(err, &fe) && zeroNotDefault(c, fe.Field) {
-		fe.Reason += " (it is zero: a Config not made from config.DefaultConfig() leaves such settings " +
-			"at zero; start from DefaultConfig() and change what you need)"
+	if errors.As(err, &fe) && looksLiteral(c, fe.Field) {
+		fe.Reason += " (it is zero, as are other settings: a Config not made from config.DefaultConfig() " +
+			"leaves them at zero; start from DefaultConfig() and change what you need)"
 	}
 	return err
 }
 
-// zeroNotDefault reports whether c's field is at its zero value where
-// DefaultConfig's is not: most likely c is a struct literal.
-func zeroNotDefault(c Config, field string) bool {
-	got := reflect.ValueOf(c).FieldByName(field)
-	def := reflect.ValueOf(DefaultConfig()).FieldByName(field)
-	return got.IsValid() && def.IsValid() && got.IsZero() && !def.IsZero()
+// looksLiteral reports whether c's field is at its zero value where
+// DefaultConfig's is not, and so are at least two other fields: most
+// likely c is a struct literal, not a DefaultConfig with one setting
+// zeroed (VALKEY_POOL_SIZE=0, say).
+func looksLiteral(c Config, field string) bool {
+	got, def := reflect.ValueOf(c), reflect.ValueOf(DefaultConfig())
+	zeroed := func(i int) bool { return got.Field(i).IsZero() && !def.Field(i).IsZero() }
+	f, ok := got.Type().FieldByName(field)
+	if !ok || len(f.Index) != 1 || !zeroed(f.Index[0]) {
+		return false
+	}
+	n := 0
+	for i := range got.NumField() {
+		if zeroed(i) {
+			n++
+		}
+	}
+	return n >= 3
 }
 
 func (c Config) validate() error {

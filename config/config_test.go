@@ -742,4 +742,14 @@ func TestValidateLiteralNamesDefaultConfig(t *testing.T) {
 	if err := c.Validate(); err == nil || strings.Contains(err.Error(), "DefaultConfig()") {
 		t.Fatalf("Validate with PoolSize 2000: %v, want an error without the DefaultConfig hint", err)
 	}
+	// One setting zeroed on a DefaultConfig (VALKEY_POOL_SIZE=0) is not a
+	// literal: no hint either.
+	c.PoolSize = 0
+	if err := c.Validate(); err == nil || strings.Contains(err.Error(), "DefaultConfig()") {
+		t.Fatalf("Validate with PoolSize 0: %v, want an error without the DefaultConfig hint", err)
+	}
+	t.Setenv("VALKEY_POOL_SIZE", "0")
+	if _, err := LoadFromEnv(); err == nil || strings.Contains(err.Error(), "DefaultConfig()") {
+		t.Fatalf("LoadFromEnv with VALKEY_POOL_SIZE=0: %v, want an error without the DefaultConfig hint", err)
+	}
 }

@@ -46,7 +46,10 @@ func Lookup(name string) (Driver, error) {
 	if !ok {
 		hint := ""
 		if pkg, known := driverPackages[name]; known {
-			hint = fmt.Sprintf("; import _ %q to register it", pkg)
+			hint = fmt.Sprintf("; import _ %q to register it", pkg.path)
+			if pkg.note != "" {
+				hint += " (" + pkg.note + ")"
+			}
 		}
 		return nil, fmt.Errorf("%w %q (registered: %s)%s", ErrUnknownDriver, name, strings.Join(Names(), ", "), hint)
 	}
@@ -54,9 +57,9 @@ func Lookup(name string) (Driver, error) {
 }
 
 // driverPackages are the packages that register vactor's drivers, by name.
-var driverPackages = map[string]string{
-	"valkey-go": "github.com/vactor-io/vactor/drivers/valkeygo",
-	"glide":     "github.com/vactor-io/vactor/drivers/glide (a Go module of its own; it needs cgo)",
+var driverPackages = map[string]struct{ path, note string }{
+	"valkey-go": {path: "github.com/vactor-io/vactor/drivers/valkeygo"},
+	"glide":     {path: "github.com/vactor-io/vactor/drivers/glide", note: "a Go module of its own; it needs cgo"},
 }
 
 // Names returns the registered driver names, sorted.

@@ -125,9 +125,6 @@ type BatchWriterOptions struct {
 // A BatchWriter is safe for concurrent use. Create it with
 // Engine.NewBatchWriter and end it with Close; Engine.Close also stops it,
 // failing what is still queued with ErrClosed.
-// errZeroWriter fails the methods of a BatchWriter the engine did not make.
-var errZeroWriter = notMade("a zero BatchWriter: make one with Engine.BatchWriter")
-
 type BatchWriter struct {
 	e      *Engine
 	opts   BatchWriterOptions
@@ -182,6 +179,9 @@ type BatchWriter struct {
 	cbMu      sync.Mutex
 	cbRuns    map[int64]int
 }
+
+// errZeroWriter fails the methods of a BatchWriter the engine did not make.
+var errZeroWriter = notMade("a zero BatchWriter: make one with Engine.NewBatchWriter")
 
 // NewBatchWriter returns a BatchWriter over the engine's nodes with opts.
 // It fails with ErrInvalidArgument for negative options (or ConnsPerNode

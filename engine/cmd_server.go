@@ -50,6 +50,11 @@ func (e *Engine) pingAll(ctx context.Context) ([]*futures.Future[string], error)
 		if conns, err = e.cl.serving(conns); err != nil {
 			return nil, err
 		}
+		if len(conns) == 0 {
+			// None of the map's nodes dialled yet (the one dialled failed
+			// over, say): one PING to a primary of the map, dialled for it.
+			return []*futures.Future[string]{e.PingFuture(ctx)}, nil
+		}
 	}
 	fs := make([]*futures.Future[string], len(conns))
 	for i, c := range conns {

@@ -105,8 +105,8 @@ func explainConnect(err error, tlsOn bool) (string, []error) {
 	case tlsOn && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
 		// A TLS server at its maxclients limit closes the connection in
 		// the TLS handshake, before it could send its error reply.
-		return "the server closed the connection during the TLS handshake (a server at its maxclients limit, " +
-			"or the network cut the connection?)", nil
+		return "the server closed the connection during the TLS handshake (a server that refused the client's " +
+			"certificate or requires one, a server at its maxclients limit, or the network cut the connection?)", nil
 	case strings.Contains(err.Error(), "received unknown message type"):
 		return "the server did not answer in RESP (not a Valkey or Redis server at the address?)", nil
 	case errors.Is(err, syscall.ECONNREFUSED):

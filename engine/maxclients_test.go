@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -47,7 +48,8 @@ func TestNewAtMaxClients(t *testing.T) {
 				t.Errorf("error %v does not unwrap to the server's ERR max number of clients *ServerError", err)
 			}
 			held.Close()
-			eng := engineOn(t, cfg) // room again
+			roomAgain(t, srv, tc.tls) // the server frees the client a moment later
+			eng := engineOn(t, cfg)
 			defer eng.Close()
 			if err := eng.Ping(ctxT(t)); err != nil {
 				t.Fatalf("PING once the held connection closed: %v", err)
@@ -56,10 +58,38 @@ func TestNewAtMaxClients(t *testing.T) {
 	}
 }
 
+// roomAgain waits (up to 10 s) until srv takes a new connection again.
+func roomAgain(t *testing.T, srv *valkeytest.Server, withTLS bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := pingConn(srv, withTLS)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no room on the server 10 s after the held connection closed: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // holdConn opens a connection to srv and returns once the server answered
 // a PING on it (it counts against maxclients from then on).
 func holdConn(t *testing.T, srv *valkeytest.Server, withTLS bool) net.Conn {
 	t.Helper()
+	c, err := pingConn(srv, withTLS)
+	if err != nil {
+		t.Fatalf("held connection: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// pingConn opens a connection to srv and returns it once the server
+// answered PING on it.
+func pingConn(srv *valkeytest.Server, withTLS bool) (net.Conn, error) {
 	var c net.Conn
 	var err error
 	if withTLS {
@@ -68,18 +98,20 @@ func holdConn(t *testing.T, srv *valkeytest.Server, withTLS bool) net.Conn {
 		c, err = net.Dial("tcp", srv.Addr())
 	}
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() { c.Close() })
 	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		t.Fatal(err)
+		c.Close()
+		return nil, err
 	}
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		t.Fatal(err)
+		c.Close()
+		return nil, err
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil || line != "+PONG\r\n" {
-		t.Fatalf("held connection: PING answered %q, %v", line, err)
+		c.Close()
+		return nil, fmt.Errorf("PING answered %q, %v", line, err)
 	}
-	return c
+	return c, c.SetDeadline(time.Time{})
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -317,6 +318,9 @@ func (e *Engine) postCluster(ctx context.Context, q []entry) {
 		}
 		cmd := en.cmd.Cmd()
 		slot := cmd.Slot() & (actors.Slots - 1)
+		if cmd.Slot() >= actors.Slots && en.route != "" {
+			slot = e.slotOf(en.route) // no key, routed by an argument (PUBLISH's channel)
+		}
 		if en.keyless {
 			if keyless < 0 {
 				keyless = int(e.cl.keylessSlot())
@@ -651,6 +655,9 @@ func (c *commands) Do(name string, args ...string) *futures.Future[Reply] {
 		return reject[Reply](c, err)
 	}
 	if len(pos) == 0 {
+		if c.e.cl != nil && !c.tx && strings.EqualFold(name, "PUBLISH") {
+			return add(c, args[0], cmd, decodeReply) // by its channel's slot, as Engine.Publish
+		}
 		return addKeyless(c, cmd, decodeReply)
 	}
 	en := entry{route: route}

@@ -370,6 +370,9 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 			return true, &redirectedAbort{abort: abort, redirect: redirect}
 		}
 		if passing != nil {
+			if e.cl != nil && policies.ServerErrorCode(passing) == "CLUSTERDOWN" {
+				e.cl.refresh() // the retry should find the map as it is now
+			}
 			return true, &passingAbort{abort: abort, cause: passing}
 		}
 		return true, abort

@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -71,7 +72,7 @@ func (c *counter) PreExecution(ctx context.Context, cmd hooks.Command) context.C
 func (c *counter) PostExecution(ctx context.Context, ev hooks.Executed) {
 	c.mu.Lock()
 	c.calls[ev.Name]++
-	if ev.Err != nil && ev.Err != engine.ErrNil {
+	if ev.Err != nil && !errors.Is(ev.Err, engine.ErrNil) {
 		c.errors[ev.Name]++
 	}
 	c.mu.Unlock()
