@@ -37,15 +37,16 @@ func Register(name string, d Driver) {
 // "glide". The error for a driver of vactor's that is not registered
 // because nothing imported its package names the import.
 func Lookup(name string) (Driver, error) {
-	if name == "valkey-glide" {
-		name = "glide"
+	key := name
+	if key == "valkey-glide" {
+		key = "glide"
 	}
 	mu.RLock()
-	d, ok := registry[name]
+	d, ok := registry[key]
 	mu.RUnlock()
 	if !ok {
 		hint := ""
-		if pkg, known := driverPackages[name]; known {
+		if pkg, known := driverPackages[key]; known {
 			hint = fmt.Sprintf("; import _ %q to register it", pkg.path)
 			if pkg.note != "" {
 				hint += " (" + pkg.note + ")"

@@ -227,8 +227,9 @@ func TestRegistryConcurrent(t *testing.T) {
 func TestLookupUnimportedGlide(t *testing.T) {
 	for _, name := range []string{"glide", "valkey-glide"} {
 		_, err := drivers.Lookup(name)
-		if !errors.Is(err, drivers.ErrUnknownDriver) || !strings.Contains(err.Error(), `import _ "github.com/vactor-io/vactor/drivers/glide" to register it`) {
-			t.Errorf("Lookup(%q): %v, want ErrUnknownDriver naming the glide import", name, err)
+		if !errors.Is(err, drivers.ErrUnknownDriver) || !strings.Contains(err.Error(), `import _ "github.com/vactor-io/vactor/drivers/glide" to register it`) ||
+			!strings.Contains(err.Error(), `"`+name+`"`) {
+			t.Errorf("Lookup(%q): %v, want ErrUnknownDriver naming %q and the glide import", name, err, name)
 		}
 	}
 }
