@@ -53,7 +53,8 @@ type Stats struct {
 	// Nodes has the circuit breaker state of each node.
 	Nodes []NodeStats
 	// Redirects counts commands the cluster redirected (MOVED, ASK,
-	// TRYAGAIN, CLUSTERDOWN) and the engine followed; SlotActors is the
+	// TRYAGAIN, CLUSTERDOWN) and the engine followed, a Tx's commands
+	// included (each, per resend); SlotActors is the
 	// number of slot actors running. Cluster mode only.
 	Redirects  uint64
 	SlotActors int
@@ -140,6 +141,7 @@ func (e *Engine) Stats() Stats {
 		s.Nodes = append(s.Nodes, NodeStats{Addr: addr, Breaker: n.Breaker.State().String()})
 	}
 	if e.cl != nil {
+		s.Redirects = e.tx.redirects.Load()
 		for i := range e.cl.slots {
 			if st := e.cl.slots[i].Load(); st != nil {
 				if st.Live() {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/policies"
 )
 
@@ -66,11 +68,19 @@ func (e *Engine) Tx() *Tx {
 //   - the EXECABORT *ServerError when the server refused a command while
 //     queueing it (an unknown command, a wrong number of arguments):
 //     nothing ran; that command's future fails with its own error reply,
-//     the others with the EXECABORT error. When a command was refused
-//     with a redirect (MOVED or ASK, in cluster mode: the slot moved), the
-//     error also matches that reply (errors.Is(err, &ServerError{Prefix:
-//     "MOVED"})), the engine reloads its slot map, and WatchRetry reruns
-//     the run. When it was refused for a passing reason (LOADING while the
+//     the others with the EXECABORT error. In cluster mode, when the
+//     commands were refused with redirects (MOVED or ASK: the slot moved
+//     or is moving; or TRYAGAIN: its keys are split between the two
+//     nodes of a migration), or EXEC was, nothing ran and Exec sends the
+//     transaction again, as a single command's redirects are followed:
+//     to the node MOVED names (the engine reloads its slot map), to the
+//     node ASK names with ASKING before MULTI, to the slot's owner after
+//     a backoff for TRYAGAIN; up to Config.MaxRedirects times, after
+//     which the error matches ErrTooManyRedirects and the last reply
+//     (errors.Is(err, &ServerError{Prefix: "MOVED"})). Inside Watch
+//     nothing is sent again (the watch is on the first node): the error
+//     matches the redirect, and WatchRetry reruns the run. When it was
+//     refused for a passing reason (LOADING while the
 //     server loads its data after a restart, TRYAGAIN, CLUSTERDOWN,
 //     MASTERDOWN, READONLY) the error matches that reply too and is
 //     retryable (policies.IsRetryable): send the transaction again;
@@ -122,7 +132,9 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 		return err
 	}
 	for _, en := range q {
-		en.cmd.prepare(e, ctx, false, false)
+		// Pinned in cluster mode: sent again after a redirect, valid
+		// after the server answered it.
+		en.cmd.prepare(e, ctx, e.cl != nil, false)
 	}
 	if err := e.sendable(ctx); err != nil { // a hook closed the engine
 		failAll(q, err)
@@ -151,7 +163,7 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 			failAll(q, err)
 			return err
 		}
-		healthy, err := e.execOn(ctx, w.addr, w.conn, q, false)
+		healthy, err := e.execOn(ctx, w.addr, w.conn, q, txOpts{})
 		w.execd = true
 		if !healthy {
 			w.broken = err
@@ -167,12 +179,51 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 		failAll(q, err)
 		return err
 	}
+	// In cluster mode a transaction refused whole because its slot moved
+	// or is moving (MOVED, ASK, TRYAGAIN: nothing ran) is sent again, to
+	// the node named (ASKING first for ASK) or after a backoff, at most
+	// Config.MaxRedirects times, as a single command's redirects are.
+	asking := false
+	for hop := 0; ; hop++ {
+		follow := e.cl != nil && hop < e.cfg.MaxRedirects
+		err = e.execAt(ctx, addr, q, asking, follow)
+		var rd *txRedirect
+		if !errors.As(err, &rd) {
+			if e.cl != nil && !follow && txMoving(err) {
+				err = fmt.Errorf("%w: transaction sent %d times: %w", ErrTooManyRedirects, hop+1, err)
+			}
+			return err
+		}
+		e.txRedirected(q, slot, addr, rd)
+		switch rd.kind {
+		case hooks.RedirectTryAgain:
+			// The slot's keys are split between the two nodes of a
+			// migration: wait for it to move on, then ask the map.
+			if err := sleepCtx(ctx, e.txBackoff().Delay(hop)); err != nil {
+				failAll(q, err)
+				return err
+			}
+			if addr, err = e.txAddr(slot, key); err != nil {
+				failAll(q, err)
+				return err
+			}
+			asking = false
+		default:
+			addr, asking = rd.addr, rd.kind == hooks.RedirectAsk
+		}
+	}
+}
+
+// execAt sends q as a transaction on a connection of addr's pool (see
+// execOn), on a second one when the first was found dead before anything
+// was written.
+func (e *Engine) execAt(ctx context.Context, addr string, q []entry, asking, follow bool) error {
 	conn, err := e.tx.get(e, ctx, addr)
 	if err != nil {
 		failAll(q, err)
 		return err
 	}
-	healthy, err := e.execOn(ctx, addr, conn, q, true)
+	healthy, err := e.execOn(ctx, addr, conn, q, txOpts{retry: true, asking: asking, follow: follow})
 	e.tx.put(addr, conn, healthy)
 	if err == errTxUnsent {
 		// The pooled connection was dead (the server closed it while it
@@ -183,10 +234,62 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 			failAll(q, err)
 			return err
 		}
-		healthy, err = e.execOn(ctx, addr, conn, q, false)
+		healthy, err = e.execOn(ctx, addr, conn, q, txOpts{asking: asking, follow: follow})
 		e.tx.put(addr, conn, healthy)
 	}
 	return err
+}
+
+// txRedirect is execOn's error, with follow, for a transaction the server
+// refused whole because its slot moved (MOVED), is moving (ASK), or has
+// its keys split between the two nodes of a migration (TRYAGAIN): nothing
+// ran, and its futures are not failed: exec sends it again.
+type txRedirect struct {
+	kind  string // hooks.RedirectMoved, RedirectAsk or RedirectTryAgain
+	addr  string // the node MOVED or ASK names
+	cause error  // the reply that says so
+}
+
+func (r *txRedirect) Error() string { return "vactor: transaction redirected: " + r.cause.Error() }
+
+// txRedirected counts a followed redirect of the transaction q (sent to
+// from) in its commands' Executed events, in Stats.Redirects (one per
+// command, as for commands fired alone) and reports it to the Redirected
+// hooks.
+func (e *Engine) txRedirected(q []entry, slot int, from string, rd *txRedirect) {
+	e.tx.redirects.Add(uint64(len(q)))
+	tell := e.bus.WantsRedirects()
+	for _, en := range q {
+		en.cmd.Redirected()
+		if tell {
+			ev := hooks.Redirect{Kind: rd.kind, Slot: slot, From: from, To: rd.addr}
+			if cmd := en.cmd.Cmd(); len(cmd.Commands()) > 0 {
+				parts := cmd.Commands()
+				ev.Name = parts[0]
+			}
+			e.bus.Emit(ev)
+		}
+	}
+}
+
+// txBackoff is the backoff between the runs of a transaction sent again.
+func (e *Engine) txBackoff() policies.Backoff {
+	return policies.Backoff{Min: e.cfg.MinRetryBackoff, Max: e.cfg.MaxRetryBackoff}
+}
+
+// sleepCtx waits d, or until ctx ends (its error).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // errTxUnsent is execOn's error, with retry, for a transaction of which
@@ -260,16 +363,28 @@ func (e *Engine) txAddr(slot int, key string) (string, error) {
 	return e.addrOf(key)
 }
 
+// txOpts are execOn's options.
+type txOpts struct {
+	// retry: a transaction of which nothing could be written (the
+	// connection was found closed before its first byte) fails with
+	// errTxUnsent, its futures left to the caller, which sends it again.
+	retry bool
+	// asking sends ASKING first (an ASK redirect is followed).
+	asking bool
+	// follow: a transaction refused whole because its slot moved or is
+	// moving fails with a *txRedirect, its futures left to the caller,
+	// which sends it again.
+	follow bool
+}
+
 // execOn sends MULTI, q's commands and EXEC on conn and completes q's
-// futures. healthy is false when conn must not be used again.
-//
-// With retry, a transaction of which nothing could be written (the
-// connection was found closed before its first byte) fails with
-// errTxUnsent, its futures left to the caller, which sends it again.
-func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyConn, q []entry, retry bool) (healthy bool, err error) {
+// futures, unless o says otherwise. healthy is false when conn must not
+// be used again.
+func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyConn, q []entry, o txOpts) (healthy bool, err error) {
 	defer func() {
 		switch {
 		case err == errTxUnsent:
+		case isTxRedirect(err): // sent again: counted then
 		case err == nil:
 			e.tx.execs.Add(1)
 		case errors.Is(err, ErrTxAborted):
@@ -284,7 +399,12 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 		return false, err
 	}
 	defer e.tx.leaveCall(answering)
-	cmds := make([]valkey.Completed, 0, len(q)+2)
+	base := 0 // the index of MULTI's reply
+	cmds := make([]valkey.Completed, 0, len(q)+3)
+	if o.asking {
+		cmds = append(cmds, e.b.Asking().Build())
+		base = 1
+	}
 	cmds = append(cmds, e.b.Multi().Build())
 	var sent *actors.Sent // for the command hooks: the node and the MULTI..EXEC as their pipeline
 	if e.bus.WantsPost() {
@@ -320,7 +440,7 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 		terr = errShortTxReply
 	}
 	if terr != nil {
-		if retry && firstPart && policies.NotSent(terr) && ctx.Err() == nil {
+		if o.retry && firstPart && policies.NotSent(terr) && ctx.Err() == nil {
 			return false, errTxUnsent
 		}
 		if execTried && !policies.NotSent(terr) {
@@ -334,17 +454,33 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 		failAll(q, terr)
 		return false, terr
 	}
-	if err := res[0].Error(); err != nil {
-		// MULTI refused: the connection was not in the state we left it.
-		err = fmt.Errorf("vactor: transaction: MULTI: %w", replyError(&res[0], err))
-		failAll(q, err)
-		return false, err
+	for i := 0; i <= base; i++ {
+		if err := res[i].Error(); err != nil {
+			// ASKING or MULTI refused: the connection was not in the
+			// state we left it.
+			name := "MULTI"
+			if i < base {
+				name = "ASKING"
+			}
+			err = fmt.Errorf("vactor: transaction: %s: %w", name, replyError(&res[i], err))
+			failAll(q, err)
+			return false, err
+		}
 	}
+	res = res[base:] // MULTI, the commands, EXEC
 	ex := res[len(res)-1]
 	if err := ex.Error(); err != nil {
 		if valkey.IsValkeyNil(err) {
 			failAll(q, ErrTxAborted)
 			return true, ErrTxAborted
+		}
+		if o.follow {
+			if rd := txRedirectOf(res); rd != nil {
+				if rd.kind == hooks.RedirectMoved {
+					e.cl.refresh()
+				}
+				return true, rd
+			}
 		}
 		abort := replyError(&ex, err)
 		var redirect error // the first queued command's MOVED or ASK
@@ -432,6 +568,64 @@ var errPassingAbort = policies.NewRetryable("vactor: transaction refused for a p
 func isRedirect(err error) bool {
 	var se *ServerError
 	return errors.As(err, &se) && (se.Prefix == "MOVED" || se.Prefix == "ASK")
+}
+
+// txRedirectOf returns the redirect to follow for a transaction whose
+// EXEC was refused, res its replies from MULTI's to EXEC's: when EXEC was
+// refused with MOVED, ASK or TRYAGAIN (the slot moved after the commands
+// were queued), or with EXECABORT and every queued command the server
+// refused was refused with one of those (the first MOVED or ASK wins over
+// TRYAGAIN). Nothing ran in either case. nil for any other refusal.
+func txRedirectOf(res []valkey.ValkeyResult) *txRedirect {
+	if rd := movingReply(res[len(res)-1].Error()); rd != nil {
+		return rd
+	}
+	var found *txRedirect
+	for _, r := range res[1 : len(res)-1] {
+		err := r.Error()
+		if err == nil {
+			continue
+		}
+		rd := movingReply(err)
+		if rd == nil {
+			return nil // refused for another reason: that is the answer
+		}
+		if found == nil || found.kind == hooks.RedirectTryAgain {
+			found = rd
+		}
+	}
+	return found
+}
+
+// movingReply returns err, a reply, as a redirect to follow: MOVED or ASK
+// with the node it names, or TRYAGAIN; nil for anything else.
+func movingReply(err error) *txRedirect {
+	ve, ok := valkey.IsValkeyErr(err)
+	if !ok {
+		return nil
+	}
+	if addr, ok := actors.MovedAddr(ve); ok {
+		return &txRedirect{kind: hooks.RedirectMoved, addr: addr, cause: err}
+	}
+	if addr, ok := actors.AskAddr(ve); ok {
+		return &txRedirect{kind: hooks.RedirectAsk, addr: addr, cause: err}
+	}
+	if ve.IsTryAgain() {
+		return &txRedirect{kind: hooks.RedirectTryAgain, cause: err}
+	}
+	return nil
+}
+
+// txMoving reports whether err, a transaction's, says its slot moved or
+// is moving (MOVED, ASK or TRYAGAIN).
+func txMoving(err error) bool {
+	return isRedirect(err) || errors.Is(err, &ServerError{Prefix: "TRYAGAIN"})
+}
+
+// isTxRedirect reports whether err is execOn's *txRedirect.
+func isTxRedirect(err error) bool {
+	_, ok := err.(*txRedirect)
+	return ok
 }
 
 // errShortTxReply fails a transaction whose replies did not match its
