@@ -163,7 +163,7 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 			failAll(q, err)
 			return err
 		}
-		healthy, err := e.execOn(ctx, w.addr, w.conn, q, txOpts{})
+		healthy, err := e.execOn(ctx, w.addr, w.conn, q, txOpts{asking: w.asking})
 		w.execd = true
 		if !healthy {
 			w.broken = err

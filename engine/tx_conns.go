@@ -140,6 +140,27 @@ func (p *txConns) call(ctx context.Context, conn drivers.ValkeyConn, cmd valkey.
 	return conn.Do(ctx, cmd)
 }
 
+// askCall is call, with ASKING sent first when asking (see Engine.watch):
+// cmd's reply, or ASKING's error.
+func (p *txConns) askCall(ctx context.Context, conn drivers.ValkeyConn, asking bool, cmd valkey.Completed) valkey.ValkeyResult {
+	if !asking {
+		return p.call(ctx, conn, cmd)
+	}
+	answering, err := p.enterCall(cmd)
+	if err != nil {
+		return valkey.NewResult(valkey.ValkeyMessage{}, err)
+	}
+	defer p.leaveCall(answering)
+	rs := conn.DoMulti(ctx, p.e.b.Asking().Build(), cmd)
+	if len(rs) != 2 {
+		return valkey.NewResult(valkey.ValkeyMessage{}, errShortTxReply)
+	}
+	if err := rs[0].Error(); err != nil {
+		return rs[0]
+	}
+	return rs[1]
+}
+
 // get returns an idle connection to addr, or dials one, or waits for one
 // when txMaxOpen are in use: up to Config.DialTimeout (a wait for a
 // connection is bounded as a dial is), then it fails with

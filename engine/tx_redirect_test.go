@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -20,7 +21,8 @@ import (
 // owner) is tried MaxRedirects more times and then fails with
 // ErrTooManyRedirects, having run nowhere. Each resend is counted in
 // Stats.Redirects and the commands' Executed events and reported to the
-// Redirected hooks.
+// Redirected hooks. WatchRetry follows ASK likewise (the whole run on the
+// importing node, with ASKING) and reruns TRYAGAIN after a backoff.
 func TestClusterTxFollowsRedirects(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test: skipped with -short")
@@ -104,6 +106,41 @@ func TestClusterTxFollowsRedirects(t *testing.T) {
 	}
 	if v, err := eng.Get(ctx, movedKey).Await(ctx); err != nil || v != "6" {
 		t.Fatalf("GET after the Tx: %q, %v; want 6 (ran once)", v, err)
+	}
+
+	// WatchRetry: a watched key not on the owner of its migrating slot
+	// (WATCH gets ASK) is watched, read and written on the importing
+	// node, with ASKING; it gave up with ErrTooManyRedirects while the
+	// migration lasted.
+	const watchKey = "{txwatch}k"
+	halfMigrate(t, c, watchKey)
+	runs := 0
+	err = eng.WatchRetry(ctx, 3, func(tx *engine.Tx) error {
+		runs++
+		v, err := tx.Read().Get(ctx, watchKey)
+		if !errors.Is(err, engine.ErrNil) {
+			return fmt.Errorf("read of a new key: %q, %w", v, err)
+		}
+		tx.Set(watchKey, "w", 0)
+		return nil
+	}, watchKey)
+	if err != nil || runs != 1 {
+		t.Fatalf("WatchRetry during a migration (ASK): %v after %d runs of the function; want nil after 1", err, runs)
+	}
+	if v, err := eng.Get(ctx, watchKey).Await(ctx); err != nil || v != "w" {
+		t.Fatalf("GET after the WatchRetry: %q, %v; want w", v, err)
+	}
+	// Watched keys split between the two nodes: TRYAGAIN, rerun
+	// MaxRedirects times, then ErrTooManyRedirects; nothing ran.
+	err = eng.WatchRetry(ctx, 3, func(tx *engine.Tx) error {
+		tx.Set(mixB, "x", 0)
+		return nil
+	}, mixA, mixB)
+	if !errors.Is(err, engine.ErrTooManyRedirects) || !errors.Is(err, &engine.ServerError{Prefix: "TRYAGAIN"}) {
+		t.Fatalf("WatchRetry of keys split by a migration: %v; want ErrTooManyRedirects and TRYAGAIN", err)
+	}
+	if err := eng.Get(ctx, mixB).Err(ctx); !errors.Is(err, engine.ErrNil) {
+		t.Fatalf("GET %s after the refused WatchRetry: %v; want ErrNil (ran nowhere)", mixB, err)
 	}
 
 	if err := eng.Close(); err != nil { // delivers the hooks' events

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -56,6 +58,14 @@ import (
 // used after fn returns (other than its futures). Close fails a Watch in
 // progress: its round trips fail and Exec returns ErrClosed.
 func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...string) error {
+	return e.watch(ctx, fn, "", keys)
+}
+
+// watch is Watch; with ask, a node an ASK redirect named (cluster mode: the
+// watched slot is being migrated there and its keys are not on the
+// owner), the run goes to that node with ASKING before the WATCH, each
+// read and the MULTI.
+func (e *Engine) watch(ctx context.Context, fn func(tx *Tx) error, ask string, keys []string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -80,10 +90,15 @@ func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...strin
 	if err := e.settled(ctx); err != nil { // sentinel mode: a failover is held
 		return err
 	}
-	addr, err := e.addrOf(keys[0])
-	if err != nil {
-		return err
+	addr := ask
+	if addr == "" {
+		a, err := e.addrOf(keys[0])
+		if err != nil {
+			return err
+		}
+		addr = a
 	}
+	w.asking = ask != ""
 	if err := w.watch(ctx, e, addr, keys); err != nil {
 		return err
 	}
@@ -119,13 +134,17 @@ func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...strin
 // engine's retry backoff: Config.MinRetryBackoff doubling per run up to
 // Config.MaxRetryBackoff, with jitter, so contending callers spread out.
 // In cluster mode a run that was redirected (MOVED or ASK: the slot moved,
-// after a failover or while resharding; nothing ran) is rerun too, after
-// the backoff and once the engine has reloaded its slot map, on the node
-// the new map names: a run whose WATCH or read got MOVED or ASK (fn
-// returned that error), or whose EXEC was refused (EXECABORT) because a
-// queued command got one (the slot moved between WATCH and EXEC). These
-// reruns do not count against attempts; at most Config.MaxRedirects of
-// them are made, then the run's error is returned joined to
+// after a failover or while resharding; nothing ran) is rerun too: a run
+// whose WATCH or read got MOVED or ASK (fn returned that error), or whose
+// EXEC was refused (EXECABORT) because a queued command got one (the slot
+// moved between WATCH and EXEC). After MOVED the rerun goes, after the
+// backoff and once the engine has reloaded its slot map, to the node the
+// new map names; after ASK (the slot is being migrated and the keys are on
+// the importing node) at once to the node ASK names, with ASKING before
+// its WATCH, each read and its MULTI; after TRYAGAIN (the watched keys
+// are split between the two nodes of a migration) after the backoff.
+// These reruns do not count against attempts; at most Config.MaxRedirects
+// of them are made, then the run's error is returned joined to
 // ErrTooManyRedirects. An EXECABORT for any other reason (a command the
 // server refused while queueing it) is returned at once. In sentinel mode
 // a run that failed unsent because the primary changed (ErrNotPrimary:
@@ -146,8 +165,10 @@ func (e *Engine) WatchRetry(ctx context.Context, attempts int, fn func(tx *Tx) e
 	}
 	b := policies.Backoff{Min: e.cfg.MinRetryBackoff, Max: e.cfg.MaxRetryBackoff}
 	aborted, redirects := 0, 0
+	ask := "" // the node of the last run's ASK
 	for {
-		err := e.Watch(ctx, fn, keys...)
+		err := e.watch(ctx, fn, ask, keys)
+		ask = ""
 		var delay time.Duration
 		resync := false
 		var epoch uint64 // the slot map that was redirected
@@ -156,7 +177,22 @@ func (e *Engine) WatchRetry(ctx context.Context, attempts int, fn func(tx *Tx) e
 			if redirects >= e.cfg.MaxRedirects {
 				return fmt.Errorf("%w: WatchRetry: %d runs redirected: %w", ErrTooManyRedirects, redirects+1, err)
 			}
+			redirects++
+			if a, ok := askAddr(err); ok {
+				// The slot is being migrated and its keys are on the
+				// importing node: rerun there at once, with ASKING (the
+				// map names the owner until the migration ends).
+				ask = a
+				continue
+			}
 			resync, epoch = true, e.cl.Epoch()
+			delay = b.Delay(redirects - 1)
+		case e.cl != nil && errors.Is(err, &ServerError{Prefix: "TRYAGAIN"}):
+			// The watched keys are split between the two nodes of a
+			// migration (nothing ran): rerun once it has moved on.
+			if redirects >= e.cfg.MaxRedirects {
+				return fmt.Errorf("%w: WatchRetry: %d runs redirected: %w", ErrTooManyRedirects, redirects+1, err)
+			}
 			delay = b.Delay(redirects)
 			redirects++
 		case e.sn != nil && errors.Is(err, ErrNotPrimary):
@@ -212,9 +248,32 @@ func redirectedRun(err error) bool {
 	return isRedirect(err) || errors.As(err, &ra)
 }
 
+// askAddr returns the node of an ASK redirect in err (a WATCH's or a
+// read's reply, or the queued commands' behind an EXECABORT).
+func askAddr(err error) (string, bool) {
+	var se *ServerError
+	if !errors.As(err, &se) || se.Prefix != "ASK" {
+		var ra *redirectedAbort
+		if !errors.As(err, &ra) || !errors.As(ra.redirect, &se) || se.Prefix != "ASK" {
+			return "", false
+		}
+	}
+	f := strings.Fields(se.Message) // ASK <slot> <host:port>
+	if len(f) != 3 {
+		return "", false
+	}
+	addr := f[2]
+	if strings.Count(addr, ":") > 1 && !strings.HasPrefix(addr, "[") { // a bare IPv6 address, as valkey-go reads it
+		i := strings.LastIndexByte(addr, ':')
+		addr = net.JoinHostPort(addr[:i], addr[i+1:])
+	}
+	return addr, true
+}
+
 // watchState is a Watch's hold on its connection.
 type watchState struct {
 	conn   drivers.ValkeyConn
+	asking bool // ASKING goes before each command (see Engine.watch)
 	addr   string
 	slot   int    // the watched keys' slot; -1 in standalone mode
 	key    string // a watched key, for error messages
@@ -230,7 +289,7 @@ func (w *watchState) watch(ctx context.Context, e *Engine, addr string, keys []s
 		if err != nil {
 			return err
 		}
-		res := e.tx.call(ctx, conn, e.b.Watch().Key(keys...).Build())
+		res := e.tx.askCall(ctx, conn, w.asking, e.b.Watch().Key(keys...).Build())
 		if terr := res.NonValkeyError(); terr != nil {
 			e.tx.put(addr, conn, false)
 			e.tx.dropIdle(addr)
@@ -359,7 +418,7 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 	if tx.e.bus.WantsCommands() {
 		ctx, done = tx.e.fireBlocking(ctx, w.addr, cmd)
 	}
-	res := tx.e.tx.call(ctx, w.conn, cmd)
+	res := tx.e.tx.askCall(ctx, w.conn, w.asking, cmd)
 	if terr := res.NonValkeyError(); terr != nil {
 		if !errors.Is(terr, ErrClosed) && !policies.NotSent(terr) {
 			// Written, or maybe (TxReader.Do may send a write): as a
