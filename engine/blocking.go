@@ -11,9 +11,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valkey-io/valkey-go"
+
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/futures"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/policies"
 )
 
@@ -71,8 +74,9 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 		return fail[Reply](err)
 	}
 	var conn *actors.ConnState
+	var slot uint16
 	if e.cl != nil {
-		slot := e.slotOf(key)
+		slot = e.slotOf(key)
 		addr, err := e.cl.Owner(slot)
 		if err == nil {
 			conn, err = e.cl.Conn(addr, slot)
@@ -147,6 +151,13 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 			}
 		}
 		res := drv.Do(ctx, cmd)
+		if e.cl != nil {
+			var ferr error
+			if res, ferr = e.followBlocking(ctx, slot, conn.Addr, name, args, res); ferr != nil {
+				complete(Reply{}, ferr)
+				return
+			}
+		}
 		v, err := decodeReply(res)
 		if terr := res.NonValkeyError(); terr != nil && ctx.Err() == nil {
 			switch {
@@ -165,6 +176,73 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	}()
 	return p.Future()
 }
+
+// followBlocking follows the cluster's redirects of a blocking command
+// whose reply was res (cluster mode): MOVED (sent to the node it names,
+// the slot map reloaded: the engine's map was stale, or the slot moved
+// while the command blocked, which the server ends with MOVED) and ASK
+// (sent with ASKING to the importing node), up to Config.MaxRedirects
+// times; nothing ran before either reply, so the command is sent again
+// whole (its timeout starts again). It returns the last reply, or the
+// error to fail the command with, unsent (ErrTooManyRedirects joined with
+// the redirect, the target's breaker open, ...).
+func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name string, args []string, res valkey.ValkeyResult) (valkey.ValkeyResult, error) {
+	for hop := 0; ; hop++ {
+		ve, ok := valkey.IsValkeyErr(res.Error())
+		if !ok || ctx.Err() != nil {
+			return res, nil
+		}
+		ev := hooks.Redirect{Slot: int(slot), From: from, Name: strings.ToUpper(name)}
+		if addr, ok := actors.MovedAddr(ve); ok {
+			ev.Kind, ev.To = hooks.RedirectMoved, addr
+		} else if addr, ok := actors.AskAddr(ve); ok {
+			ev.Kind, ev.To = hooks.RedirectAsk, addr
+		} else {
+			return res, nil
+		}
+		ev.GaveUp = hop >= e.cfg.MaxRedirects
+		e.tx.redirects.Add(1)
+		if e.bus.WantsRedirects() {
+			e.bus.Emit(ev)
+		}
+		if ev.GaveUp {
+			return res, errors.Join(ErrTooManyRedirects, replyError(&res, res.Error()))
+		}
+		if ev.Kind == hooks.RedirectMoved {
+			e.cl.refresh()
+		}
+		conn, err := e.cl.Conn(ev.To, slot)
+		if err != nil {
+			return res, err
+		}
+		if conn.Node != nil && conn.Node.Open() {
+			return res, conn.Node.OpenError()
+		}
+		drv := conn.CurrentDriver()
+		if drv == nil || e.closed.Load() {
+			return res, ErrClosed
+		}
+		cmd := drv.B().Arbitrary(name).Args(args...).Blocking()
+		if ev.Kind == hooks.RedirectAsk {
+			rs := drv.DoMulti(ctx, drv.B().Asking().Build(), cmd)
+			switch {
+			case len(rs) != 2:
+				return res, errShortAskReply
+			case rs[0].Error() != nil:
+				res = rs[0]
+			default:
+				res = rs[1]
+			}
+		} else {
+			res = drv.Do(ctx, cmd)
+		}
+		from = ev.To
+	}
+}
+
+// errShortAskReply fails a blocking command sent after ASKING whose
+// replies did not match the two commands (a driver fault).
+var errShortAskReply = errors.New("vactor: ASKING and a blocking command got no matching replies")
 
 // closeBlocking stops new blocking calls and waits for those in progress
 // (Close calls it once the driver connections are closed, which ends them).

@@ -55,7 +55,7 @@ type txConns struct {
 	noIdlePing bool
 
 	execs, aborted, failed atomic.Uint64 // EXECs that ran, aborted (WATCH), failed: for Stats
-	redirects              atomic.Uint64 // commands of transactions sent again after a redirect: for Stats
+	redirects              atomic.Uint64 // commands sent outside the actors (a Tx's, blocking ones) again after a redirect: for Stats
 	holdWaits              atomic.Uint64 // WAITs sent at held sentinel failovers (tests; tx_hold.go)
 }
 

@@ -1,0 +1,92 @@
+package engine_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// In cluster mode a blocking command (sent outside the actors) follows
+// the cluster's redirects: MOVED after its slot moved (the engine's map
+// stale, or the move ending a BLPOP that was blocked, which the server
+// does with MOVED) and ASK while the slot migrates. It failed with the
+// MOVED reply (and a hint to set ClusterMode) until the map's periodic
+// reload, and never followed ASK.
+func TestClusterBlockingFollowsRedirects(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1})
+	cfg, _ := withLogCheck(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true))
+	// No periodic slot-map reload: the first case needs the engine's map
+	// to be stale when the BLPOP is sent (it reloads on the redirect).
+	cfg.ClusterRefreshInterval = 0
+	eng := engineOn(t, cfg)
+	defer eng.Close()
+	ctx := ctxT(t)
+
+	// MOVED: the slot moved after the engine loaded its map.
+	const key = "{blmoved}list"
+	if err := eng.Do(ctx, "RPUSH", key, "a").Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	slot := valkeytest.HashSlot(key)
+	from, to := ownerAndOther(t, c, slot)
+	if err := c.MigrateSlots(from, to, []int{slot}); err != nil {
+		t.Fatal(err)
+	}
+	before := eng.Stats().Redirects
+	r, err := eng.Do(ctx, "BLPOP", key, "1").Await(ctx)
+	if err != nil {
+		t.Fatalf("BLPOP after its slot moved: %v", err)
+	}
+	if got, _ := r.Strings(); len(got) != 2 || got[1] != "a" {
+		t.Fatalf("BLPOP after its slot moved: %v, want [%s a]", got, key)
+	}
+	if d := eng.Stats().Redirects - before; d != 1 {
+		t.Errorf("Stats.Redirects grew by %d for one followed MOVED, want 1", d)
+	}
+
+	// MOVED while blocked: the slot moves back, the server ends the
+	// blocked BLPOP with MOVED; the engine sends it to the new owner,
+	// where the RPUSH after the move wakes it.
+	pop := blockedPop(t, ctx, eng, to, key)
+	if err := c.MigrateSlots(to, from, []int{slot}); err != nil {
+		t.Fatal(err)
+	}
+	waitCond(t, 10*time.Second, "the BLPOP blocked again on the new owner", func() bool {
+		info, err := from.Do("INFO", "clients")
+		s, _ := info.(string)
+		return err == nil && strings.Contains(s, "blocked_clients:1")
+	})
+	if err := eng.Do(ctx, "RPUSH", key, "b").Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err = pop.Await(ctx)
+	if err != nil {
+		t.Fatalf("BLPOP blocked across a slot move: %v", err)
+	}
+	if got, _ := r.Strings(); len(got) != 2 || got[1] != "b" {
+		t.Fatalf("BLPOP blocked across a slot move: %v, want [%s b]", got, key)
+	}
+
+	// ASK: the slot is migrating and the key is not on its owner: the
+	// BLPOP blocks on the importing node (ASKING), where the RPUSH (also
+	// following ASK) wakes it.
+	const askKey = "{blask}list"
+	_, _, askTo := halfMigrate(t, c, askKey)
+	pop = blockedPop(t, ctx, eng, askTo, askKey)
+	if err := eng.Do(ctx, "RPUSH", askKey, "c").Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err = pop.Await(ctx)
+	if err != nil {
+		t.Fatalf("BLPOP during a migration (ASK): %v", err)
+	}
+	if got, _ := r.Strings(); len(got) != 2 || got[1] != "c" {
+		t.Fatalf("BLPOP during a migration (ASK): %v, want [%s c]", got, askKey)
+	}
+}
