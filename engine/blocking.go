@@ -201,7 +201,6 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 			return res, nil
 		}
 		ev.GaveUp = hop >= e.cfg.MaxRedirects
-		e.tx.redirects.Add(1)
 		if e.bus.WantsRedirects() {
 			e.bus.Emit(ev)
 		}
@@ -225,14 +224,10 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 		cmd := drv.B().Arbitrary(name).Args(args...).Blocking()
 		if ev.Kind == hooks.RedirectAsk {
 			rs := drv.DoMulti(ctx, drv.B().Asking().Build(), cmd)
-			switch {
-			case len(rs) != 2:
+			if len(rs) != 2 {
 				return res, errShortAskReply
-			case rs[0].Error() != nil:
-				res = rs[0]
-			default:
-				res = rs[1]
 			}
+			res = rs[1] // an ASKING refused changes nothing for the command, which ran
 		} else {
 			res = drv.Do(ctx, cmd)
 		}

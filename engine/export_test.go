@@ -118,3 +118,16 @@ func WriterBusy(w *BatchWriter) bool {
 	}
 	return false
 }
+
+// TxExecAtForTest sends tx's commands as a transaction to addr, with ASKING
+// first when asking, as Tx.exec's loop does after an ASK.
+func TxExecAtForTest(e *Engine, ctx context.Context, tx *Tx, addr string, asking bool) error {
+	q, _, err := tx.begin()
+	if err != nil {
+		return err
+	}
+	for _, en := range q {
+		en.cmd.prepare(e, ctx, true, false)
+	}
+	return e.execAt(ctx, addr, q, asking, true)
+}

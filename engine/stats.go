@@ -53,8 +53,10 @@ type Stats struct {
 	// Nodes has the circuit breaker state of each node.
 	Nodes []NodeStats
 	// Redirects counts commands the cluster redirected (MOVED, ASK,
-	// TRYAGAIN, CLUSTERDOWN) and the engine followed, a Tx's commands
-	// included (each, per resend); SlotActors is the
+	// TRYAGAIN, CLUSTERDOWN) and the engine followed: those sent through
+	// the connection actors, as Commands and Errors count them (a Tx's
+	// and blocking commands' redirects are reported to the Redirected
+	// hooks only); SlotActors is the
 	// number of slot actors running. Cluster mode only.
 	Redirects  uint64
 	SlotActors int
@@ -141,7 +143,6 @@ func (e *Engine) Stats() Stats {
 		s.Nodes = append(s.Nodes, NodeStats{Addr: addr, Breaker: n.Breaker.State().String()})
 	}
 	if e.cl != nil {
-		s.Redirects = e.tx.redirects.Load()
 		for i := range e.cl.slots {
 			if st := e.cl.slots[i].Load(); st != nil {
 				if st.Live() {

@@ -34,9 +34,11 @@ import (
 // connections (a small pool per node, not the pipelined connections of the
 // connection actors: at most 256 per node, waited for at most
 // Config.DialTimeout, see ErrPoolExhausted), as one write, and is never
-// retried: a transport
-// failure fails its futures with ErrOutcomeUnknown once EXEC may have been
-// written (it may have run), or with the error when it was not.
+// retried after a transport failure: that fails its futures with
+// ErrOutcomeUnknown once EXEC may have been written (it may have run), or
+// with the error when it was not. (In cluster mode one the server refused
+// whole because its slot moved or is moving, which says nothing ran, is
+// sent again: see Exec.)
 //
 // Inside Engine.Watch a Tx also reads, at once, on the watched connection:
 // see Read.
@@ -80,10 +82,11 @@ func (e *Engine) Tx() *Tx {
 //     (errors.Is(err, &ServerError{Prefix: "MOVED"})). Inside Watch
 //     nothing is sent again (the watch is on the first node): the error
 //     matches the redirect, and WatchRetry reruns the run. When it was
-//     refused for a passing reason (LOADING while the
-//     server loads its data after a restart, TRYAGAIN, CLUSTERDOWN,
-//     MASTERDOWN, READONLY) the error matches that reply too and is
-//     retryable (policies.IsRetryable): send the transaction again;
+//     refused for a passing reason (LOADING while the server loads its
+//     data after a restart, CLUSTERDOWN, MASTERDOWN, READONLY; TRYAGAIN
+//     inside Watch or in standalone mode) the error matches that reply
+//     too and is retryable (policies.IsRetryable): send the transaction
+//     again;
 //   - ErrInvalidArgument when a command method rejected its arguments:
 //     nothing was sent;
 //   - ErrCrossSlot (cluster mode) when the keys span slots: nothing was
@@ -185,25 +188,30 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 	// Config.MaxRedirects times, as a single command's redirects are.
 	asking := false
 	for hop := 0; ; hop++ {
-		follow := e.cl != nil && hop < e.cfg.MaxRedirects
-		err = e.execAt(ctx, addr, q, asking, follow)
+		err = e.execAt(ctx, addr, q, asking, e.cl != nil)
 		var rd *txRedirect
 		if !errors.As(err, &rd) {
-			if e.cl != nil && !follow && txMoving(err) {
-				err = fmt.Errorf("%w: transaction sent %d times: %w", ErrTooManyRedirects, hop+1, err)
-			}
 			return err
 		}
-		e.txRedirected(q, slot, addr, rd)
+		gaveUp := hop >= e.cfg.MaxRedirects
+		e.txRedirected(q, slot, addr, rd, gaveUp)
+		if gaveUp {
+			err = fmt.Errorf("%w: transaction sent %d times: %w", ErrTooManyRedirects, hop+1, rd.cause)
+			e.tx.failed.Add(1)
+			failAll(q, err)
+			return err
+		}
 		switch rd.kind {
 		case hooks.RedirectTryAgain:
 			// The slot's keys are split between the two nodes of a
 			// migration: wait for it to move on, then ask the map.
-			if err := sleepCtx(ctx, e.txBackoff().Delay(hop)); err != nil {
+			if err := e.sleepCtx(ctx, e.txBackoff().Delay(hop)); err != nil {
+				e.tx.failed.Add(1)
 				failAll(q, err)
 				return err
 			}
 			if addr, err = e.txAddr(slot, key); err != nil {
+				e.tx.failed.Add(1)
 				failAll(q, err)
 				return err
 			}
@@ -247,22 +255,22 @@ func (e *Engine) execAt(ctx context.Context, addr string, q []entry, asking, fol
 type txRedirect struct {
 	kind  string // hooks.RedirectMoved, RedirectAsk or RedirectTryAgain
 	addr  string // the node MOVED or ASK names
-	cause error  // the reply that says so
+	cause error  // the reply that says so, a *ServerError
 }
 
 func (r *txRedirect) Error() string { return "vactor: transaction redirected: " + r.cause.Error() }
 
-// txRedirected counts a followed redirect of the transaction q (sent to
-// from) in its commands' Executed events, in Stats.Redirects (one per
-// command, as for commands fired alone) and reports it to the Redirected
-// hooks.
-func (e *Engine) txRedirected(q []entry, slot int, from string, rd *txRedirect) {
-	e.tx.redirects.Add(uint64(len(q)))
+// txRedirected counts a redirect of the transaction q (sent to from) in
+// its commands' Executed events and reports it to the Redirected hooks,
+// as for commands fired alone (gaveUp: not followed, MaxRedirects were).
+// Stats.Redirects counts the connection actors' commands only, as
+// Commands and Errors do.
+func (e *Engine) txRedirected(q []entry, slot int, from string, rd *txRedirect, gaveUp bool) {
 	tell := e.bus.WantsRedirects()
 	for _, en := range q {
 		en.cmd.Redirected()
 		if tell {
-			ev := hooks.Redirect{Kind: rd.kind, Slot: slot, From: from, To: rd.addr}
+			ev := hooks.Redirect{Kind: rd.kind, Slot: slot, From: from, To: rd.addr, GaveUp: gaveUp}
 			if cmd := en.cmd.Cmd(); len(cmd.Commands()) > 0 {
 				parts := cmd.Commands()
 				ev.Name = parts[0]
@@ -277,10 +285,11 @@ func (e *Engine) txBackoff() policies.Backoff {
 	return policies.Backoff{Min: e.cfg.MinRetryBackoff, Max: e.cfg.MaxRetryBackoff}
 }
 
-// sleepCtx waits d, or until ctx ends (its error).
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
+// sleepCtx waits d, or until ctx ends (its error) or the engine closes
+// (ErrClosed).
+func (e *Engine) sleepCtx(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -289,6 +298,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-e.closing.Done():
+		return ErrClosed
 	}
 }
 
@@ -454,20 +465,16 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 		failAll(q, terr)
 		return false, terr
 	}
-	for i := 0; i <= base; i++ {
-		if err := res[i].Error(); err != nil {
-			// ASKING or MULTI refused: the connection was not in the
-			// state we left it.
-			name := "MULTI"
-			if i < base {
-				name = "ASKING"
-			}
-			err = fmt.Errorf("vactor: transaction: %s: %w", name, replyError(&res[i], err))
-			failAll(q, err)
-			return false, err
-		}
-	}
+	// An ASKING refused (an ACL user without it) changes nothing for
+	// what follows it: MULTI ... EXEC ran without it (refused with MOVED
+	// or ASK, or run if the migration ended meanwhile): read those.
 	res = res[base:] // MULTI, the commands, EXEC
+	if err := res[0].Error(); err != nil {
+		// MULTI refused: the connection was not in the state we left it.
+		err = fmt.Errorf("vactor: transaction: MULTI: %w", replyError(&res[0], err))
+		failAll(q, err)
+		return false, err
+	}
 	ex := res[len(res)-1]
 	if err := ex.Error(); err != nil {
 		if valkey.IsValkeyNil(err) {
@@ -577,16 +584,15 @@ func isRedirect(err error) bool {
 // refused was refused with one of those (the first MOVED or ASK wins over
 // TRYAGAIN). Nothing ran in either case. nil for any other refusal.
 func txRedirectOf(res []valkey.ValkeyResult) *txRedirect {
-	if rd := movingReply(res[len(res)-1].Error()); rd != nil {
+	if rd := movingReply(&res[len(res)-1]); rd != nil {
 		return rd
 	}
 	var found *txRedirect
-	for _, r := range res[1 : len(res)-1] {
-		err := r.Error()
-		if err == nil {
+	for i := 1; i < len(res)-1; i++ {
+		if res[i].Error() == nil {
 			continue
 		}
-		rd := movingReply(err)
+		rd := movingReply(&res[i])
 		if rd == nil {
 			return nil // refused for another reason: that is the answer
 		}
@@ -597,29 +603,32 @@ func txRedirectOf(res []valkey.ValkeyResult) *txRedirect {
 	return found
 }
 
-// movingReply returns err, a reply, as a redirect to follow: MOVED or ASK
-// with the node it names, or TRYAGAIN; nil for anything else.
-func movingReply(err error) *txRedirect {
+// movingReply returns r, an error reply, as a redirect to follow: MOVED or
+// ASK with the node it names, or TRYAGAIN; nil for anything else.
+func movingReply(r *valkey.ValkeyResult) *txRedirect {
+	err := r.Error()
 	ve, ok := valkey.IsValkeyErr(err)
 	if !ok {
 		return nil
 	}
+	rd := &txRedirect{cause: replyError(r, err)}
 	if addr, ok := actors.MovedAddr(ve); ok {
-		return &txRedirect{kind: hooks.RedirectMoved, addr: addr, cause: err}
+		rd.kind, rd.addr = hooks.RedirectMoved, addr
+	} else if addr, ok := actors.AskAddr(ve); ok {
+		rd.kind, rd.addr = hooks.RedirectAsk, addr
+	} else if ve.IsTryAgain() {
+		rd.kind = hooks.RedirectTryAgain
+	} else {
+		return nil
 	}
-	if addr, ok := actors.AskAddr(ve); ok {
-		return &txRedirect{kind: hooks.RedirectAsk, addr: addr, cause: err}
-	}
-	if ve.IsTryAgain() {
-		return &txRedirect{kind: hooks.RedirectTryAgain, cause: err}
-	}
-	return nil
+	return rd
 }
 
 // txMoving reports whether err, a transaction's, says its slot moved or
 // is moving (MOVED, ASK or TRYAGAIN).
 func txMoving(err error) bool {
-	return isRedirect(err) || errors.Is(err, &ServerError{Prefix: "TRYAGAIN"})
+	var ra *redirectedAbort
+	return isRedirect(err) || errors.As(err, &ra) || errors.Is(err, &ServerError{Prefix: "TRYAGAIN"})
 }
 
 // isTxRedirect reports whether err is execOn's *txRedirect.

@@ -55,7 +55,6 @@ type txConns struct {
 	noIdlePing bool
 
 	execs, aborted, failed atomic.Uint64 // EXECs that ran, aborted (WATCH), failed: for Stats
-	redirects              atomic.Uint64 // commands sent outside the actors (a Tx's, blocking ones) again after a redirect: for Stats
 	holdWaits              atomic.Uint64 // WAITs sent at held sentinel failovers (tests; tx_hold.go)
 }
 
@@ -141,7 +140,8 @@ func (p *txConns) call(ctx context.Context, conn drivers.ValkeyConn, cmd valkey.
 }
 
 // askCall is call, with ASKING sent first when asking (see Engine.watch):
-// cmd's reply, or ASKING's error.
+// cmd's reply (an ASKING refused, by an ACL user without it, changes
+// nothing for cmd, which ran: its reply says how).
 func (p *txConns) askCall(ctx context.Context, conn drivers.ValkeyConn, asking bool, cmd valkey.Completed) valkey.ValkeyResult {
 	if !asking {
 		return p.call(ctx, conn, cmd)
@@ -153,10 +153,10 @@ func (p *txConns) askCall(ctx context.Context, conn drivers.ValkeyConn, asking b
 	defer p.leaveCall(answering)
 	rs := conn.DoMulti(ctx, p.e.b.Asking().Build(), cmd)
 	if len(rs) != 2 {
-		return valkey.NewResult(valkey.ValkeyMessage{}, errShortTxReply)
+		return valkey.NewResult(valkey.ValkeyMessage{}, errShortAskReply)
 	}
-	if err := rs[0].Error(); err != nil {
-		return rs[0]
+	if err := rs[0].NonValkeyError(); err != nil {
+		return rs[0] // the connection failed: cmd's reply is the same error
 	}
 	return rs[1]
 }

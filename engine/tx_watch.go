@@ -58,14 +58,34 @@ import (
 // used after fn returns (other than its futures). Close fails a Watch in
 // progress: its round trips fail and Exec returns ErrClosed.
 func (e *Engine) Watch(ctx context.Context, fn func(tx *Tx) error, keys ...string) error {
-	return e.watch(ctx, fn, "", keys)
+	return e.watch(ctx, fn, "", keys, nil)
+}
+
+// watchRun is what a run of watch did with its transaction, for
+// WatchRetry: whether its EXEC was sent (on the watched connection), and
+// with what result.
+type watchRun struct {
+	execd   bool
+	execErr error
+}
+
+// mayHaveRun reports whether the run's transaction ran or may have: its
+// EXEC was sent and did not fail in a way that says nothing ran (aborted
+// by a watched key, refused for a redirect or TRYAGAIN). Such a run is
+// never run again, whatever error its function returned.
+func (r *watchRun) mayHaveRun() bool {
+	if !r.execd {
+		return false
+	}
+	err := r.execErr
+	return err == nil || !(errors.Is(err, ErrTxAborted) || txMoving(err))
 }
 
 // watch is Watch; with ask, a node an ASK redirect named (cluster mode: the
 // watched slot is being migrated there and its keys are not on the
 // owner), the run goes to that node with ASKING before the WATCH, each
 // read and the MULTI.
-func (e *Engine) watch(ctx context.Context, fn func(tx *Tx) error, ask string, keys []string) error {
+func (e *Engine) watch(ctx context.Context, fn func(tx *Tx) error, ask string, keys []string, run *watchRun) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -105,6 +125,9 @@ func (e *Engine) watch(ctx context.Context, fn func(tx *Tx) error, ask string, k
 	tx := &Tx{commands: commands{e: e, tx: true, pend: &pending{}}, w: w}
 	finished := false
 	defer func() {
+		if run != nil {
+			run.execd, run.execErr = w.execd, tx.execErr
+		}
 		if !finished { // fn panicked: drop the connection, fail the futures
 			tx.discard(ErrDiscarded)
 			w.broken = ErrDiscarded
@@ -151,7 +174,9 @@ func (e *Engine) watch(ctx context.Context, fn func(tx *Tx) error, ask string, k
 // its connection was held through a failover, fn's reads included) is
 // rerun likewise, on the new primary, counted with the redirected runs.
 // fn runs once per run, each time with a new Tx: it must read what it
-// needs through that Tx and have no other side effects.
+// needs through that Tx and have no other side effects. A run whose fn
+// sent its Tx itself (tx.Exec) and saw it run, or not know whether it
+// ran, is never rerun, whatever fn returned after.
 //
 // It returns nil once a run committed; fn's error or any other Watch error
 // at once; ctx's error when ctx ends while waiting; and, after attempts
@@ -167,8 +192,14 @@ func (e *Engine) WatchRetry(ctx context.Context, attempts int, fn func(tx *Tx) e
 	aborted, redirects := 0, 0
 	ask := "" // the node of the last run's ASK
 	for {
-		err := e.watch(ctx, fn, ask, keys)
+		var run watchRun
+		err := e.watch(ctx, fn, ask, keys, &run)
 		ask = ""
+		if err != nil && run.mayHaveRun() {
+			// fn sent the transaction itself and it ran (or may have):
+			// whatever fn returned after, never run it again.
+			return err
+		}
 		var delay time.Duration
 		resync := false
 		var epoch uint64 // the slot map that was redirected
@@ -263,9 +294,12 @@ func askAddr(err error) (string, bool) {
 		return "", false
 	}
 	addr := f[2]
-	if strings.Count(addr, ":") > 1 && !strings.HasPrefix(addr, "[") { // a bare IPv6 address, as valkey-go reads it
-		i := strings.LastIndexByte(addr, ':')
-		addr = net.JoinHostPort(addr[:i], addr[i+1:])
+	// A bare IPv6 address gets brackets, exactly as valkey-go's IsAsk
+	// reads it (so both name the node alike).
+	if strings.IndexByte(addr, '.') < 0 && addr != "" && addr[0] != '[' {
+		if i := strings.LastIndexByte(addr, ':'); i >= 0 {
+			addr = net.JoinHostPort(addr[:i], addr[i+1:])
+		}
 	}
 	return addr, true
 }
