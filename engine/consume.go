@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valkey-io/valkey-go"
+
 	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/policies"
@@ -100,7 +102,8 @@ type ConsumerStats struct {
 	// Claimed counts entries taken over by reclaim rounds (XAUTOCLAIM),
 	// also this consumer's own.
 	Claimed uint64
-	// Reconnects counts new connections made after a failure.
+	// Reconnects counts the attempts to connect again after a failure
+	// (dials that failed included).
 	Reconnects uint64
 	// LastError is the last error that cost the consumer its connection
 	// (nil when none has happened).
@@ -130,6 +133,10 @@ type Consumer struct {
 	// which only the consumer's goroutine calls.
 	instance uint64
 	addr     string
+	ask      string // the node of the last session's ASK (session)
+	// down is when the consumer's connection failed, zero while it reads
+	// (the Interrupted and Resumed events); the loop's own.
+	down time.Time
 
 	ctx    context.Context // cancelled by stop; the handler's context
 	cancel context.CancelFunc
@@ -338,6 +345,16 @@ func (c *Consumer) run() {
 			return
 		}
 		c.lastErr.Store(&err)
+		if c.down.IsZero() {
+			c.down = time.Now()
+			c.tell(hooks.Consumer{Kind: hooks.Interrupted, Err: err})
+		}
+		if a, ok := askAddr(err); ok && c.e.cl != nil && c.addr != a {
+			// Read from the importing node at once (see session).
+			c.ask = a
+			c.reconnects.Add(1)
+			continue
+		}
 		if c.e.cl != nil {
 			// The slot may have moved or its primary failed over: have the
 			// slot map reloaded (in the background, rate-limited) before
@@ -365,10 +382,19 @@ func (c *Consumer) run() {
 // start over from the shortest backoff, so that an error every session
 // hits at once (NOPERM for XREADGROUP, ...) does not have the consumer
 // re-dial at the shortest backoff forever.
+//
+// After a session ended by ASK (cluster mode: the stream's slot is being
+// migrated and the stream is on the importing node already), the next
+// one reads from the node ASK named, each command sent after ASKING,
+// instead of waiting for the migration to end (the slot map names the
+// owner until then).
 func (c *Consumer) session() (connected bool, err error) {
-	addr, err := c.e.addrOf(c.stream)
-	if err != nil {
-		return false, err
+	addr, ask := c.ask, c.ask != ""
+	c.ask = ""
+	if !ask {
+		if addr, err = c.e.addrOf(c.stream); err != nil {
+			return false, err
+		}
 	}
 	c.addr = addr
 	conn, err := c.e.dial(c.ctx, addr)
@@ -376,6 +402,9 @@ func (c *Consumer) session() (connected bool, err error) {
 		return false, err
 	}
 	defer conn.Close()
+	if ask {
+		conn = askingConn{conn}
+	}
 	b := conn.B()
 	// The group again: it was there when Consume returned (created at
 	// StartID, or existing), so if it is missing now it vanished under the
@@ -411,14 +440,19 @@ func (c *Consumer) session() (connected bool, err error) {
 		// reconnect (readPending).
 		rctx, cancel := context.WithTimeout(c.ctx, c.opts.Block+c.e.silenceBound())
 		res := conn.Do(rctx, cmd)
+		silent := errors.Is(rctx.Err(), context.DeadlineExceeded) // before cancel, which ends rctx too
 		cancel()
 		got, err := decodeXRead(res)
 		if err != nil {
-			if c.ctx.Err() == nil && rctx.Err() != nil {
+			if c.ctx.Err() == nil && silent {
 				return connected, fmt.Errorf("vactor: consumer: no reply to XREADGROUP within BLOCK %s + %s (the server or the network went silent): %w",
 					c.opts.Block, c.e.silenceBound(), err)
 			}
 			return connected, replyError(&res, err)
+		}
+		if !connected && !c.down.IsZero() {
+			c.tell(hooks.Consumer{Kind: hooks.Resumed, Gap: time.Since(c.down)})
+			c.down = time.Time{}
 		}
 		connected = true
 		if err := c.process(conn, got[c.stream]); err != nil {
@@ -577,4 +611,29 @@ func (c *Consumer) call(x XEntry) (err error) {
 		}
 	}()
 	return c.handler(c.ctx, x)
+}
+
+// askingConn sends ASKING before each command on a connection to the node
+// an ASK redirect named (a consumer's session during a slot migration).
+type askingConn struct{ drivers.ValkeyConn }
+
+func (a askingConn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {
+	return a.DoMulti(ctx, cmd)[0]
+}
+
+func (a askingConn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.ValkeyResult {
+	all := make([]valkey.Completed, 0, 2*len(cmds))
+	for _, cmd := range cmds {
+		all = append(all, a.B().Asking().Build(), cmd)
+	}
+	rs := a.ValkeyConn.DoMulti(ctx, all...)
+	out := make([]valkey.ValkeyResult, len(cmds))
+	for i := range out {
+		if 2*i+1 >= len(rs) {
+			out[i] = valkey.NewResult(valkey.ValkeyMessage{}, errShortAskReply)
+			continue
+		}
+		out[i] = rs[2*i+1] // an ASKING refused changes nothing for the command, which ran
+	}
+	return out
 }

@@ -312,6 +312,15 @@ const (
 	// Close), the last of its events: its Lag values are no longer
 	// current. Count, ID, Err, Lag and Pending are zero.
 	Stopped
+	// Interrupted: the consumer's connection failed (Err: a transport
+	// error, a silent server, a redirect after a failover or a slot
+	// move, a refused command) and it reconnects with backoff; once per
+	// interruption, not per failed attempt.
+	Interrupted
+	// Resumed: after an Interrupted, the consumer read again (its first
+	// whole round on a new connection); Gap is the time since the
+	// Interrupted.
+	Resumed
 )
 
 func (k ConsumerKind) String() string {
@@ -328,6 +337,10 @@ func (k ConsumerKind) String() string {
 		return "lag"
 	case Stopped:
 		return "stopped"
+	case Interrupted:
+		return "interrupted"
+	case Resumed:
+		return "resumed"
 	}
 	return "ConsumerKind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -350,7 +363,8 @@ type Consumer struct {
 	// state per consumer keys it by Instance.
 	Instance     uint64
 	Count        int
-	ID           string // HandlerFailed
-	Err          error  // HandlerFailed
-	Lag, Pending int64  // Lag
+	ID           string        // HandlerFailed
+	Err          error         // HandlerFailed, Interrupted
+	Lag, Pending int64         // Lag
+	Gap          time.Duration // Resumed
 }

@@ -34,6 +34,10 @@ const (
 	MsgWriterPanicked  = "vactor: batch writer OnError panicked"
 	MsgConsumerFailed  = "vactor: stream handler failed"
 	MsgConsumerEvent   = "vactor: stream consumer"
+	// MsgConsumerInterrupted and MsgConsumerResumed: a stream consumer's
+	// connection failed, and it read again.
+	MsgConsumerInterrupted = "vactor: stream consumer interrupted"
+	MsgConsumerResumed     = "vactor: stream consumer resumed"
 	// MsgHookPanicked (error) is a hook's first panic (later ones are
 	// counted in engine.Stats.HookPanics, not logged); attributes hook
 	// (its type), index (in Config.Hooks, whether or not Config.Logger is
@@ -279,9 +283,11 @@ func (l *Logging) enabled(level slog.Level) bool {
 }
 
 // OnConsumerEvent logs MsgConsumerFailed at warn (with the handler's error
-// and the entry ID) and the other consumer events as MsgConsumerEvent at
-// debug. Attributes: kind, group, consumer, node (when known), count, id,
-// error, lag, pending; stream (a key) when debug is enabled.
+// and the entry ID), MsgConsumerInterrupted at warn (with the error),
+// MsgConsumerResumed at info (with the gap) and the other consumer events
+// as MsgConsumerEvent at debug. Attributes: kind, group, consumer, node
+// (when known), count, id, error, lag, pending, gap; stream (a key) when
+// debug is enabled.
 func (l *Logging) OnConsumerEvent(ev Consumer) {
 	attrs := []slog.Attr{slog.String("group", ev.Group), slog.String("consumer", ev.Consumer)}
 	if ev.Node != "" {
@@ -301,6 +307,13 @@ func (l *Logging) OnConsumerEvent(ev Consumer) {
 		l.log(slog.LevelDebug, MsgConsumerEvent, append(attrs, slog.String("kind", ev.Kind.String()), slog.Int64("lag", ev.Lag), slog.Int64("pending", ev.Pending))...)
 	case Stopped:
 		l.log(slog.LevelDebug, MsgConsumerEvent, append(attrs, slog.String("kind", ev.Kind.String()))...)
+	case Interrupted:
+		if ev.Err != nil {
+			attrs = append(attrs, errAttr(ev.Err))
+		}
+		l.log(slog.LevelWarn, MsgConsumerInterrupted, attrs...)
+	case Resumed:
+		l.log(slog.LevelInfo, MsgConsumerResumed, append(attrs, slog.Duration("gap", ev.Gap))...)
 	default:
 		l.log(slog.LevelDebug, MsgConsumerEvent, append(attrs, slog.String("kind", ev.Kind.String()), slog.Int("count", ev.Count))...)
 	}

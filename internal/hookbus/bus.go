@@ -98,7 +98,7 @@ type Bus struct {
 // lifecycle reports whether ev changes a state that observers keep from
 // the events, so that losing it would leave them wrong for good rather
 // than short of a count: a stream consumer's Stopped (its lag series
-// ends), a breaker's change, a connection actor's connection lost, dialled
+// ends), Interrupted and Resumed, a breaker's change, a connection actor's connection lost, dialled
 // or restarted, a subscriber connection's Disconnected and Resubscribed,
 // a slot map loaded, a sentinel switch. Per-command and per-pipeline
 // events, counts (retries, redirects, full mailboxes, acks, dropped
@@ -108,7 +108,7 @@ type Bus struct {
 func lifecycle(ev any) bool {
 	switch ev := ev.(type) {
 	case hooks.Consumer:
-		return ev.Kind == hooks.Stopped
+		return ev.Kind == hooks.Stopped || ev.Kind == hooks.Interrupted || ev.Kind == hooks.Resumed
 	case hooks.Subscriber:
 		return ev.Kind == hooks.Disconnected || ev.Kind == hooks.Resubscribed
 	case hooks.Dial:
