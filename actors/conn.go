@@ -171,6 +171,15 @@ func (s *ConnState) CountRefused(n int) {
 	}
 }
 
+// NodeAddr returns the address the hooks' events name for s: its node's
+// current address (sentinel mode: the primary's), or Addr.
+func (s *ConnState) NodeAddr() string {
+	if s.Node != nil {
+		return s.Node.Current()
+	}
+	return s.Addr
+}
+
 // CurrentDriver returns the actor's current driver connection; the actor
 // replaces it when it reconnects (and closes the old one).
 func (s *ConnState) CurrentDriver() drivers.ValkeyConn {
@@ -299,7 +308,7 @@ func (c *Conn) Receive(ctx actor.Context) {
 		c.start(ctx)
 	case *actor.Restarting:
 		n := c.state.restarts.Add(1)
-		c.state.Hooks.Emit(hooks.Restart{Node: c.state.Addr, Restarts: n})
+		c.state.Hooks.Emit(hooks.Restart{Node: c.state.NodeAddr(), Restarts: n})
 	case *actor.Stopping:
 		// protoactor drops the messages of a stopped actor: fail them,
 		// after the pipelines answered before.
@@ -375,7 +384,7 @@ func (c *Conn) lost(ctx actor.Context, m connLost) {
 	}
 	st.broken = true
 	st.mu.Unlock()
-	st.Hooks.Emit(hooks.Lost{Node: st.Addr, Err: m.err})
+	st.Hooks.Emit(hooks.Lost{Node: st.NodeAddr(), Err: m.err})
 	if n := st.Node; n != nil {
 		n.RecordFailure(m.err)
 	}
@@ -566,7 +575,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		c.escalate(ctx, ErrNotPrimary)
 		return
 	}
-	st.Hooks.Emit(hooks.Lost{Node: st.Addr, Err: broken, Kept: len(keep)})
+	st.Hooks.Emit(hooks.Lost{Node: st.NodeAddr(), Err: broken, Kept: len(keep)})
 	// Stash before the breaker hears of the failure: the failure may open
 	// it, and the opening fails what is held (FailHeld) then and there.
 	st.mu.Lock()

@@ -20,6 +20,10 @@ import (
 // concurrent use.
 type Node struct {
 	Addr string
+	// Where, when set, returns the address the node's connections go to
+	// now, Addr being a logical name (sentinel mode: the primary, whichever
+	// server it is); hooks' events name that address (Current).
+	Where func() string
 	// Dial opens a new driver connection, bounded by the dial timeout.
 	Dial func(ctx context.Context) (drivers.ValkeyConn, error)
 	// DialTimeout bounds Dial and the supervisor's probe.
@@ -162,4 +166,14 @@ type Policy struct {
 	Budget *policies.Budget
 	// ReadTimeout bounds one pipeline's round trip (0: the driver's).
 	ReadTimeout time.Duration
+}
+
+// Current returns the address n's connections go to now: Where's, or Addr.
+func (n *Node) Current() string {
+	if n.Where != nil {
+		if a := n.Where(); a != "" {
+			return a
+		}
+	}
+	return n.Addr
 }

@@ -56,7 +56,7 @@ func (c *Conn) observe(live []Command, cmds []valkey.Completed) *pipeObs {
 	seq := bus.NextPipeline()
 	p.sent = nil
 	if p.cmds {
-		p.sent = &Sent{Node: st.Addr, Seq: seq, Size: len(live)}
+		p.sent = &Sent{Node: st.NodeAddr(), Seq: seq, Size: len(live)}
 		for _, cmd := range live {
 			if o, ok := cmd.(Observed); ok {
 				o.SentOn(p.sent)
@@ -64,7 +64,7 @@ func (c *Conn) observe(live []Command, cmds []valkey.Completed) *pipeObs {
 		}
 	}
 	if p.pipeline {
-		p.ev = hooks.Pipeline{Node: st.Addr, Seq: seq, Size: len(live), Bytes: respSize(cmds), Queued: st.Mailbox.Len()}
+		p.ev = hooks.Pipeline{Node: st.NodeAddr(), Seq: seq, Size: len(live), Bytes: respSize(cmds), Queued: st.Mailbox.Len()}
 		if bus.WantsWritten() {
 			bus.Written(p.ev)
 		}

@@ -532,7 +532,7 @@ func (s *Supervisor) retrying(st *ConnState, d time.Duration, reason any) {
 	if !ok && reason != nil {
 		err = fmt.Errorf("%v", reason)
 	}
-	st.Hooks.Emit(hooks.Retry{Node: st.Addr, Commands: n, Attempt: int(st.failures.Load()), Backoff: d, Reason: err})
+	st.Hooks.Emit(hooks.Retry{Node: st.NodeAddr(), Commands: n, Attempt: int(st.failures.Load()), Backoff: d, Reason: err})
 }
 
 var _ actor.SupervisorStrategy = strategy{}

@@ -41,28 +41,29 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 		}
 		return conn, nil
 	}
-	return e.newNodeWith(ctx, addr, connect, nil)
+	return e.newNodeWith(ctx, addr, nil, connect, nil)
 }
 
 // newNodeWith is newNode with the node's dial function (connect): addr
 // names the node (the key of e.pools, the connection actors' Addr). tune,
 // when not nil, adjusts each connection actor's state before it is
 // registered.
-func (e *Engine) newNodeWith(ctx context.Context, addr string, connect func(context.Context) (drivers.ValkeyConn, error), tune func(*actors.ConnState)) ([]*actors.ConnState, error) {
+func (e *Engine) newNodeWith(ctx context.Context, addr string, where func() string, connect func(context.Context) (drivers.ValkeyConn, error), tune func(*actors.ConnState)) ([]*actors.ConnState, error) {
 	cfg := e.cfg
-	dial := func(ctx context.Context, initial bool) (drivers.ValkeyConn, error) {
-		return e.hookedDial(ctx, addr, false, initial, connect)
-	}
 	node := &actors.Node{
 		Addr:        addr,
+		Where:       where,
 		DialTimeout: cfg.DialTimeout,
-		Dial:        func(ctx context.Context) (drivers.ValkeyConn, error) { return dial(ctx, false) },
 	}
+	dial := func(ctx context.Context, initial bool) (drivers.ValkeyConn, error) {
+		return e.hookedDial(ctx, node.Current(), false, initial, connect)
+	}
+	node.Dial = func(ctx context.Context) (drivers.ValkeyConn, error) { return dial(ctx, false) }
 	var conns []*actors.ConnState
 	var report func(from, to circuitbreaker.State)
 	if e.bus != nil {
 		report = func(from, to circuitbreaker.State) {
-			e.bus.Emit(hooks.BreakerChange{Node: addr, From: from.String(), To: to.String()})
+			e.bus.Emit(hooks.BreakerChange{Node: node.Current(), From: from.String(), To: to.String()})
 		}
 	}
 	node.Breaker = policies.NewBreaker(policies.BreakerOptions{

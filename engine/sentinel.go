@@ -132,7 +132,10 @@ func (e *Engine) newSentinel(ctx context.Context) ([]*actors.ConnState, error) {
 		sn.state.Stop()
 		return nil, err // ErrNoPrimary's text begins with "vactor: "
 	}
-	conns, err := e.newNodeWith(ctx, "sentinel:"+cfg.SentinelMasterName, sn.dialPrimary, func(c *actors.ConnState) {
+	// The primary's connection actors carry a logical name (they keep
+	// their mailboxes across failovers); the hooks' events name the
+	// primary they go to now.
+	conns, err := e.newNodeWith(ctx, "sentinel:"+cfg.SentinelMasterName, sn.primary, sn.dialPrimary, func(c *actors.ConnState) {
 		c.NotPrimary = sn.state.Request
 		c.MaxResends = cfg.MaxRedirects
 	})

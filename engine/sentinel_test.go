@@ -710,3 +710,60 @@ func TestSentinelFrozenSentinel(t *testing.T) {
 	}
 	t.Logf("Close: %v", time.Since(begin))
 }
+
+// In sentinel mode the hooks' events name the primary's address (host and
+// port), not the logical name of the primary's connection actors
+// ("sentinel:<master>"), which otelvactor split into server.address
+// "sentinel" and no port, in every metric and span.
+func TestSentinelEventsNameThePrimary(t *testing.T) {
+	s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{Replicas: -1})
+	rec := &recHook{}
+	eng := sentinelEngine(t, s, func(c config.Config) config.Config { return c.WithHooks(rec) })
+	ctx := ctxT(t)
+	p, err := s.Primary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Set(ctx, "sev:k", "v", 0).Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A connection lost and dialled again.
+	if _, err := p.Do("CLIENT", "KILL", "TYPE", "normal"); err != nil {
+		t.Fatal(err)
+	}
+	waitCond(t, 10*time.Second, "a GET after the kill", func() bool {
+		_, err := eng.Get(ctx, "sev:k").Await(ctx)
+		return err == nil
+	})
+	if err := eng.Close(); err != nil { // delivers the hooks' events
+		t.Fatal(err)
+	}
+	rec.with(func() {
+		nodes := map[string]int{}
+		for _, ev := range rec.executed {
+			nodes["Executed "+ev.Node]++
+		}
+		for _, ev := range rec.written {
+			nodes["Pipeline "+ev.Node]++
+		}
+		for _, ev := range rec.lost {
+			nodes["Lost "+ev.Node]++
+		}
+		for _, ev := range rec.dialed {
+			if !ev.Dedicated {
+				nodes["Dialed "+ev.Node]++
+			}
+		}
+		for _, kind := range []string{"Executed", "Pipeline", "Lost", "Dialed"} {
+			if nodes[kind+" "+p.Addr()] == 0 {
+				t.Errorf("no %s event naming the primary %s: %v", kind, p.Addr(), nodes)
+			}
+		}
+		for k := range nodes {
+			if strings.Contains(k, "sentinel:") {
+				t.Errorf("an event names the logical node: %v", nodes)
+				break
+			}
+		}
+	})
+}

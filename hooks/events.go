@@ -7,7 +7,9 @@ import (
 
 // The events are plain values: a hook may keep them. Their strings and
 // errors are never modified after the call, except Command.Args (see
-// there). Node fields are "host:port" as the engine dials them.
+// there). Node fields are "host:port" as the engine dials them (in
+// sentinel mode the primary's address of the moment: its connection
+// actors keep their name across failovers, the events name the server).
 
 // Command is a command being fired, for PreExecution.
 type Command struct {
