@@ -26,9 +26,14 @@ type TopologyState struct {
 	Epoch func() uint64
 	// Interval between periodic loads; 0: none.
 	Interval time.Duration
-	// MinGap is the least time between two background loads. Sync
-	// requests are not spaced: their callers wait for a fresh map.
+	// MinGap is the least time between two background loads.
 	MinGap time.Duration
+	// SyncGap is the least time between the start of a load and that of
+	// one a Sync asks for: a Sync within it waits for the load at its end
+	// (or returns once another made the map newer). Failing commands
+	// (a slot without owner while a primary is down) ask for loads back to
+	// back, ~170 a second per engine before; 0: not spaced.
+	SyncGap time.Duration
 	// Timeout bounds one load.
 	Timeout time.Duration
 	// Degraded, when set, reports whether a node the map routes to is
@@ -176,7 +181,13 @@ func (a *topologyActor) Receive(ctx actor.Context) {
 			return
 		}
 		if s.Epoch() == m.since {
-			a.load() // nothing newer since the caller looked
+			// Nothing newer since the caller looked: load, spaced by
+			// SyncGap (the request comes back at the gap's end).
+			if wait := s.SyncGap - time.Since(a.last); wait > 0 {
+				time.AfterFunc(wait, func() { s.tell(m) })
+				return
+			}
+			a.load()
 		}
 		close(m.done)
 	case topoTick:

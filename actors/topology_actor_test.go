@@ -137,3 +137,47 @@ func TestTopologyActorWatchesWhileDegraded(t *testing.T) {
 		t.Fatalf("%d loads while not degraded", m-n)
 	}
 }
+
+// Sync requests from callers that keep failing (each from the epoch it
+// just saw) are spaced by SyncGap: they loaded back to back, ~170 loads
+// a second per engine while a killed primary was not yet replaced. Each
+// caller still gets a map newer than the one it saw.
+func TestTopologyActorSpacesSyncLoads(t *testing.T) {
+	f := &fakeLoads{delay: time.Millisecond}
+	sys := actor.NewActorSystem()
+	t.Cleanup(sys.Shutdown)
+	s := &actors.TopologyState{
+		Load:    f.load,
+		Epoch:   func() uint64 { return uint64(f.epoch.Load()) },
+		MinGap:  time.Hour,
+		SyncGap: 100 * time.Millisecond,
+		Timeout: time.Second,
+	}
+	if err := s.Spawn(sys); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	start := time.Now()
+	var wg sync.WaitGroup
+	var stale atomic.Int64
+	for range 4 { // 4 callers, each asking again as soon as it got a map
+		wg.Go(func() {
+			for time.Since(start) < 500*time.Millisecond {
+				seen := uint64(f.epoch.Load())
+				s.Sync(seen)
+				if uint64(f.epoch.Load()) == seen {
+					stale.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	// One load at the start, then at most one per 100 ms.
+	if n, most := f.loads.Load(), int64(el/(100*time.Millisecond))+2; n > most || n < 2 {
+		t.Fatalf("%d loads in %v of back-to-back Syncs with a 100 ms SyncGap; want 2 to %d", n, el, most)
+	}
+	if n := stale.Load(); n != 0 {
+		t.Fatalf("%d Syncs returned without a newer map", n)
+	}
+}

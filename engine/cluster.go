@@ -69,6 +69,7 @@ func newCluster(e *Engine, topo *actors.Topology) (*cluster, error) {
 		Epoch:    c.Epoch,
 		Interval: e.cfg.ClusterRefreshInterval,
 		MinGap:   minRefreshGap,
+		SyncGap:  syncRefreshGap,
 		Timeout:  e.cfg.DialTimeout,
 		Degraded: c.degraded,
 		Watch:    degradedWatch,
@@ -354,6 +355,10 @@ func (c *cluster) refresh() {
 
 // minRefreshGap spaces slot-map refreshes while a node is failing.
 const minRefreshGap = 50 * time.Millisecond
+
+// syncRefreshGap spaces the loads commands wait for (actors.TopologyState
+// SyncGap): at most ten a second per engine while a shard has no primary.
+const syncRefreshGap = 100 * time.Millisecond
 
 // close fails what the slots hold and stops their actors, waiting up to d
 // for them to stop; wait waits for the rest.
