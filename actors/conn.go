@@ -80,7 +80,10 @@ type ConnState struct {
 
 // ConnStats is a snapshot of one connection actor's counters.
 type ConnStats struct {
-	Addr       string
+	Addr string
+	// Connected is true while the actor holds a working connection: false
+	// once it failed (until a new one is installed) and after Close.
+	Connected  bool
 	Commands   uint64
 	Errors     uint64
 	InFlight   int64
@@ -98,8 +101,12 @@ type ConnStats struct {
 
 // Stats returns a snapshot of the counters.
 func (s *ConnState) Stats() ConnStats {
+	s.mu.Lock()
+	connected := s.Driver != nil && !s.broken && !s.closed
+	s.mu.Unlock()
 	return ConnStats{
 		Addr:           s.Addr,
+		Connected:      connected,
 		Commands:       s.commands.Load(),
 		Errors:         s.errors.Load(),
 		InFlight:       s.inFlight.Load(),

@@ -53,7 +53,8 @@ func points(t *testing.T, r *sdkmetric.ManualReader, name string) map[string]int
 }
 
 // Several engines on one Hook: per attribute set one observation, counts
-// and depths summed, a node's breaker state the worst of the engines',
+// and depths summed (a connection actor without a working connection
+// counts no connection: it was counted idle during an outage), a node's breaker state the worst of the engines',
 // the dedicated pools under pool names of their own, and the dropped
 // events of an engine unregistered kept (the counter does not go back).
 // Observing an engine twice counts it once.
@@ -71,15 +72,16 @@ func TestObserveAggregatesEngines(t *testing.T) {
 	const a, b = "10.0.0.1:6379", "10.0.0.2:6379"
 	one := engine.Stats{
 		Conns: []actors.ConnStats{
-			{Addr: a, InFlight: 2, Mailbox: mailbox.Stats{Queued: 5}},
-			{Addr: a},
+			{Addr: a, Connected: true, InFlight: 2, Mailbox: mailbox.Stats{Queued: 5}},
+			{Addr: a, Connected: true},
+			{Addr: a}, // its connection failed (or closed): counts none
 		},
 		Nodes:          []engine.NodeStats{{Addr: a, Breaker: "open"}, {Addr: b, Breaker: "closed"}},
 		DedicatedConns: []engine.PoolStats{{Addr: a, Pool: engine.PoolTx, Idle: 1, Used: 2}},
 		HookDropped:    7,
 	}
 	two := engine.Stats{
-		Conns:          []actors.ConnStats{{Addr: a, Mailbox: mailbox.Stats{Queued: 3}}},
+		Conns:          []actors.ConnStats{{Addr: a, Connected: true, Mailbox: mailbox.Stats{Queued: 3}}},
 		Nodes:          []engine.NodeStats{{Addr: a, Breaker: "closed"}, {Addr: b, Breaker: "half-open"}},
 		DedicatedConns: []engine.PoolStats{{Addr: a, Pool: engine.PoolTx, Idle: 4}, {Addr: a, Pool: engine.PoolDedicated, Used: 1}},
 		HookDropped:    4,

@@ -1041,9 +1041,11 @@ func (h *Hook) observeEngines(_ context.Context, o metric.Observer) error {
 		for _, c := range st.Conns {
 			p := poolOf(c.Addr)
 			p.pipelined = true
-			if c.InFlight > 0 {
+			switch {
+			case !c.Connected: // failed and not replaced yet, or closed: none
+			case c.InFlight > 0:
 				p.used++
-			} else {
+			default:
 				p.idle++
 			}
 			p.pending += c.InFlight + int64(c.Mailbox.Queued)
