@@ -86,6 +86,12 @@ type limited struct {
 	start      time.Time // of the current window of every
 	n          int       // lines logged in it
 	suppressed int
+	// trailing is armed at the first line suppressed in a window: at the
+	// window's end it logs the count if no line has (with the last
+	// suppressed line's level and attributes).
+	trailing *time.Timer
+	level    slog.Level
+	attrs    []slog.Attr
 }
 
 // NewLogging returns a Logging hook over l.
@@ -102,8 +108,10 @@ const redirectBurst = 10
 
 // allow reports whether a rate-limited line may be logged now (at most
 // burst lines per window of every), and how many were suppressed since
-// the last one logged.
-func (l *Logging) allow(msg, node string, burst int) (bool, int) {
+// the last one logged. A line suppressed is kept (level, attrs) for the
+// trailing line that reports the count when the burst ends within the
+// window (trail).
+func (l *Logging) allow(msg, node string, burst int, level slog.Level, attrs []slog.Attr) (bool, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.limit == nil {
@@ -126,7 +134,30 @@ func (l *Logging) allow(msg, node string, burst int) (bool, int) {
 		return true, 0
 	}
 	s.suppressed++
+	s.level, s.attrs = level, attrs
+	if s.trailing == nil {
+		s.trailing = time.AfterFunc(every-now.Sub(s.start), func() { l.trail(k, msg) })
+	} else if s.suppressed == 1 {
+		s.trailing.Reset(every - now.Sub(s.start))
+	}
 	return false, 0
+}
+
+// trail logs, at the end of a window in which lines of msg and node were
+// suppressed, the last of them with the count (that line included) and
+// trailing=true, unless a line logged since reported it: a burst that
+// ends within a second is counted too.
+func (l *Logging) trail(k limitKey, msg string) {
+	l.mu.Lock()
+	s := l.limit[k]
+	if s == nil || s.suppressed == 0 {
+		l.mu.Unlock()
+		return
+	}
+	n, level, attrs := s.suppressed, s.level, s.attrs
+	s.start, s.n, s.suppressed, s.attrs = time.Now(), 1, 0, nil
+	l.mu.Unlock()
+	l.Logger.LogAttrs(context.Background(), level, msg, append(attrs, slog.Int("suppressed", n), slog.Bool("trailing", true))...)
 }
 
 func (l *Logging) log(level slog.Level, msg string, attrs ...slog.Attr) {
@@ -147,7 +178,7 @@ func (l *Logging) limitedN(level slog.Level, msg, node string, burst int, attrs 
 	if l.Logger == nil || !l.Logger.Enabled(context.Background(), level) {
 		return
 	}
-	ok, n := l.allow(msg, node, burst)
+	ok, n := l.allow(msg, node, burst, level, attrs)
 	if !ok {
 		return
 	}

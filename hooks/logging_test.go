@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 // Failed connects are logged at most once a second per node, with the
 // number suppressed; successes are not limited.
 func TestLoggingRateLimits(t *testing.T) {
-	var buf bytes.Buffer
+	var buf lockedBuf
 	l := hooks.NewLogging(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	for range 5 {
 		l.PostConnection(hooks.Dialed{Node: "a:1", Err: errors.New("refused")})
@@ -31,13 +32,56 @@ func TestLoggingRateLimits(t *testing.T) {
 	}
 }
 
+// lockedBuf is a bytes.Buffer safe for the trailing lines' timer.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *lockedBuf) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedBuf) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// countRedirects returns the redirects a log's lines account for: one per
+// line plus its "suppressed", a trailing line (which repeats a suppressed
+// one) its "suppressed" only.
+func countRedirects(t *testing.T, lines []string) int {
+	t.Helper()
+	total := 0
+	for _, line := range lines {
+		if !strings.Contains(line, hooks.MsgRedirected) {
+			continue
+		}
+		if !strings.Contains(line, "trailing=true") {
+			total++
+		}
+		if _, v, ok := strings.Cut(line, "suppressed="); ok {
+			k, err := strconv.Atoi(strings.Fields(v)[0])
+			if err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			total += k
+		}
+	}
+	return total
+}
+
 // Redirects are logged at most redirectBurst (10) a second per node that
 // redirected: a slot migration redirects every command of the slots on the
 // move, and each used to be a line (tens of thousands a second). Every
-// redirect is either logged or counted in the "suppressed" of the node's
-// next line.
+// redirect is either logged or counted in a "suppressed": of the node's
+// next line, or of a trailing line at the end of the window when no line
+// came (a burst that ended within the second was never counted before).
 func TestLoggingRedirectsRateLimited(t *testing.T) {
-	var buf bytes.Buffer
+	var buf lockedBuf
 	l := hooks.NewLogging(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	const n = 1000
 	start := time.Now()
@@ -49,29 +93,51 @@ func TestLoggingRedirectsRateLimited(t *testing.T) {
 	if logged < 10 || logged > 10*windows {
 		t.Fatalf("%d of %d redirects logged in %d one-second windows, want 10 to %d", logged, n, windows, 10*windows)
 	}
-	// The first line of the next window counts what was suppressed.
-	time.Sleep(time.Second) // the window is the subject of the test
+	// The window's end logs a trailing line with the count.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(buf.String(), "trailing=true") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no trailing line 5 s after the burst:\n%s", buf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if got := countRedirects(t, lines); got != n {
+		t.Errorf("the log accounts for %d redirects, want %d:\n%s", got, n, lines[len(lines)-1])
+	}
+	// Nothing suppressed since: the next lines carry no count.
 	l.OnRedirected(hooks.Redirect{Kind: hooks.RedirectMoved, Name: "GET", From: "a:1", To: "b:1"})
 	l.OnRedirected(hooks.Redirect{Kind: hooks.RedirectAsk, Name: "SET", From: "c:1", To: "b:1"})
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if got := len(lines); got != logged+2 {
-		t.Fatalf("%d lines after the window, want %d", got, logged+2)
-	}
-	suppressed := 0
-	for _, line := range lines {
-		if _, v, ok := strings.Cut(line, "suppressed="); ok {
-			k, err := strconv.Atoi(strings.Fields(v)[0])
-			if err != nil {
-				t.Fatalf("line %q: %v", line, err)
-			}
-			suppressed += k
+	lines = strings.Split(strings.TrimSpace(buf.String()), "\n")
+	for _, last := range lines[len(lines)-2:] {
+		if strings.Contains(last, "suppressed=") {
+			t.Errorf("a redirect after the trailing line: %q, want nothing suppressed", last)
 		}
 	}
-	if logged+suppressed != n {
-		t.Errorf("%d logged + %d counted as suppressed, want %d redirects in all:\n%s", logged, suppressed, n, lines[len(lines)-2])
+	if got := countRedirects(t, lines); got != n+2 {
+		t.Errorf("the log accounts for %d redirects, want %d", got, n+2)
 	}
-	if last := lines[len(lines)-1]; !strings.Contains(last, "from=c:1") || strings.Contains(last, "suppressed=") {
-		t.Errorf("another node's redirect: %q, want it logged and nothing suppressed", last)
+}
+
+// A burst of failed connects that ends within the second (5 lines, 4
+// suppressed) is counted by a trailing line at the window's end; before,
+// the count waited for the next line of that node, which may never come.
+func TestLoggingTrailingCount(t *testing.T) {
+	var buf lockedBuf
+	l := hooks.NewLogging(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	for range 5 {
+		l.PostConnection(hooks.Dialed{Node: "a:1", Err: errors.New("refused")})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(buf.String(), hooks.MsgDialFailed) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no trailing line 5 s after the burst:\n%s", buf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], "suppressed=4") || !strings.Contains(lines[1], "trailing=true") {
+		t.Fatalf("lines %q, want the first and a trailing one with suppressed=4", lines)
 	}
 }
 
