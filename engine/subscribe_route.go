@@ -5,8 +5,10 @@ package engine
 // starting and stopping the actors.
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -379,10 +381,14 @@ func (s *Subscription) spawn(global bool, addr, hint string) *subActor {
 }
 
 // dial opens a pub/sub connection: to the configured node in standalone
-// mode; in cluster mode to the primary owning hint's slot (slot 0 for
-// channels and patterns), reloading the slot map after a failure.
+// mode; in cluster mode to the primary owning hint's slot, reloading the
+// slot map after a failure, or, for channels and patterns (hint ""), to
+// any primary (dialAny).
 func (s *Subscription) dial(ctx context.Context, hint string, failures int) (drivers.ValkeyConn, string, error) {
 	e := s.e
+	if e.cl != nil && hint == "" {
+		return s.dialAny(ctx, failures)
+	}
 	addr, err := e.addrOf(hint)
 	if e.cl != nil && failures > 0 {
 		addr, err = e.cl.Refresh(e.slotOf(hint))
@@ -397,4 +403,57 @@ func (s *Subscription) dial(ctx context.Context, hint string, failures int) (dri
 		return nil, addr, err
 	}
 	return conn, addr, nil
+}
+
+// dialAny opens the connection for channels and patterns in cluster mode.
+// Every node delivers every PUBLISH of the cluster, so it need not be any
+// particular one: the primaries of the slot map are tried in turn, slot
+// 0's owner first and, after failures, the next ones first (so that a
+// node that died is not waited for until its failover: the subscription
+// lost every message for the 2.5-3 s of it, and a new Subscribe failed
+// while the other nodes answered), those whose breaker is open last.
+func (s *Subscription) dialAny(ctx context.Context, failures int) (drivers.ValkeyConn, string, error) {
+	e := s.e
+	if failures > 0 {
+		e.cl.refresh()
+	}
+	var cands []string
+	if owner, err := e.cl.Owner(0); err == nil {
+		cands = append(cands, owner)
+	}
+	for _, sh := range e.cl.topo.Load().Shards {
+		if len(sh.Ranges) > 0 && !slices.Contains(cands, sh.Primary) {
+			cands = append(cands, sh.Primary)
+		}
+	}
+	if len(cands) == 0 {
+		return nil, "", fmt.Errorf("%w: no primary in the slot map for the channels and patterns", ErrNoSlotOwner)
+	}
+	k := failures % len(cands)
+	cands = slices.Concat(cands[k:], cands[:k])
+	slices.SortStableFunc(cands, func(a, b string) int { // open breakers last
+		return cmp.Compare(b2i(e.nodeOpen(a)), b2i(e.nodeOpen(b)))
+	})
+	var addr string
+	var err error
+	for _, addr = range cands {
+		dctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
+		var conn drivers.ValkeyConn
+		conn, err = e.dial(dctx, addr)
+		cancel()
+		if err == nil {
+			return conn, addr, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, addr, err
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -1,0 +1,82 @@
+package engine_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// In cluster mode channels and patterns need no particular node (every
+// node delivers every PUBLISH): when the node of their connection dies,
+// the subscription resubscribes on another primary at once, and a new
+// Subscribe works while slot 0's primary is down. Both waited for that
+// primary's failover (the subscription lost every message of its 2.5-3 s,
+// a new Subscribe failed with the dead node's "connection refused").
+func TestClusterSubscribeAnyNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t)
+	eng := clusterEngine(t, c)
+	ctx := ctxT(t)
+	sub, err := eng.Subscribe(ctx, "anynode")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ch := sub.Channel()
+	first := subExpect(t, ch, engine.Subscribed)
+	dead, err := c.NodeForSlot(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Addr != dead.Addr() {
+		t.Fatalf("channels subscribed on %s, want slot 0's owner %s first", first.Addr, dead.Addr())
+	}
+	var others []string
+	for _, p := range c.Primaries() {
+		if p != dead {
+			others = append(others, p.Addr())
+		}
+	}
+	if err := c.KillPrimary(dead); err != nil {
+		t.Fatal(err)
+	}
+	subExpect(t, ch, engine.Disconnected)
+	back := subExpect(t, ch, engine.Resubscribed)
+	if !slices.Contains(others, back.Addr) {
+		t.Fatalf("resubscribed on %s, want one of the other primaries %v (not the dead node's replica after its failover)", back.Addr, others)
+	}
+	// A new Subscribe while slot 0's primary is down (its failover takes
+	// seconds: the cluster's node timeout is 1 s, then an election).
+	sub2, err := eng.PSubscribe(ctx, "anynode*")
+	if err != nil {
+		t.Fatalf("PSubscribe while slot 0's primary is down: %v", err)
+	}
+	defer sub2.Close()
+	if ev := subExpect(t, sub2.Channel(), engine.Subscribed); !slices.Contains(others, ev.Addr) {
+		t.Fatalf("PSubscribe on %s, want one of %v", ev.Addr, others)
+	}
+	// Messages reach both (PUBLISH goes by the channel's slot: it may
+	// fail until that slot's owner answers; in cluster mode its reply
+	// counts only the receiving node's subscribers).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := eng.Publish(ctx, "anynode", "m").Await(ctx)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PUBLISH: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, c := range []<-chan engine.SubEvent{ch, sub2.Channel()} {
+		if ev := subExpect(t, c, engine.SubMessage); ev.Message.Payload != "m" {
+			t.Fatalf("message %+v", ev)
+		}
+	}
+}
