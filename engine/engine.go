@@ -244,9 +244,10 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // of a connection waits up to a second for the reply to a PING; another
 // driver's close may wait). Calling Close again returns ErrClosed,
 // once the first Close has finished. Close is safe for concurrent use. It
-// waits up to 5 s for the hooks to take the events queued before it: a
-// hook that has not returned by then is given up on (its events still
-// queued are dropped, and Close returns an error saying so).
+// waits up to 5 s for the hooks to take the events queued before it: the
+// hooks are given up on after that (a hook that did not return, or hooks
+// slower than the events came and far behind them): the events still
+// queued are dropped, and Close returns an error saying so.
 //
 // Close waits for the engine's goroutines, except the one it is called
 // on, so it may be called from:
@@ -392,7 +393,7 @@ func (e *Engine) Close() error {
 	if !e.bus.CloseFrom(hookWait, closer) {
 		e.log.Warn(hooks.MsgHookStuck, "wait", hookWait)
 		if err == nil {
-			err = fmt.Errorf("vactor: close: a hook has not returned within %s: the hook events not yet delivered were dropped", hookWait)
+			err = fmt.Errorf("vactor: close: the hooks did not take the queued events within %s (a hook did not return, or the hooks fell behind the events): those not yet delivered were dropped", hookWait)
 		}
 	}
 	return err

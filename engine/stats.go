@@ -10,8 +10,12 @@ import (
 
 // Stats is a snapshot of the engine's counters, from Engine.Stats.
 type Stats struct {
-	// Commands counts commands whose reply (or transport error) came back,
-	// once per attempt: a command sent again (after a transport error, a
+	// Commands counts commands whose reply (or transport error) came back
+	// through the connection actors' pipelines, once per attempt; the
+	// engine's own (slot-map loads in cluster mode) included, those sent
+	// on connections of their own (a Tx's, Watch reads, Dedicated,
+	// blocking commands) not: Transactions and TxFailed count those, and
+	// the hooks and otelvactor see every command. Per attempt: a command sent again (after a transport error, a
 	// cluster redirect, or a READONLY reply in sentinel mode) counts once
 	// each time it was sent. A command is counted here (and in Errors)
 	// before its future completes: once a caller has awaited one, Stats

@@ -50,11 +50,12 @@ const (
 	// goroutine, so it comes within a second also when a hook never
 	// returns; Close logs the drops not reported yet. The engine logs them
 	// itself, not through Logging. MsgHookStuck (warn) is Close giving up
-	// on a hook that had not returned within 5 s (attribute wait): the
-	// hook events not yet delivered were dropped.
+	// on the hooks after 5 s (attribute wait): a hook had not returned, or
+	// the hooks were slower than the events came and had not taken all of
+	// them; the hook events not yet delivered were dropped.
 	MsgHookPanicked = "vactor: hook panicked"
 	MsgHookDropped  = "vactor: hook events dropped: the hooks fall behind"
-	MsgHookStuck    = "vactor: close: a hook has not returned; its events are dropped"
+	MsgHookStuck    = "vactor: close: the hooks did not take the queued events in time; the rest are dropped"
 )
 
 // Logging is the hook that logs the engine's events to Logger, with the
