@@ -38,6 +38,7 @@
 //	vactor.connection.lost                counter
 //	vactor.actor.restarts                 counter
 //	vactor.slotmap.loads                  counter, vactor.result and vactor.changed
+//	vactor.sentinel.switches              counter, vactor.sentinel.master: switches to a new primary
 //	vactor.pubsub.reconnects              counter
 //	vactor.pubsub.gap                     histogram, s: time without subscription
 //	vactor.pubsub.dropped                 counter of messages OverflowDrop dropped

@@ -110,6 +110,7 @@ type Hook struct {
 	restarts     metric.Int64Counter
 	full         metric.Int64Counter
 	slotMaps     metric.Int64Counter
+	switches     metric.Int64Counter
 	subReconn    metric.Int64Counter
 	subGap       metric.Float64Histogram
 	subDropped   metric.Int64Counter
@@ -263,6 +264,7 @@ func (h *Hook) instruments(m metric.Meter) error {
 	h.restarts = ctr("vactor.actor.restarts", "{restart}", "Connection actor restarts.")
 	h.full = ctr("vactor.mailbox.full", "{command}", "Commands that found their mailbox full (waited or rejected).")
 	h.slotMaps = ctr("vactor.slotmap.loads", "{load}", "Cluster slot-map loads.")
+	h.switches = ctr("vactor.sentinel.switches", "{switch}", "Switches to a new primary named by the sentinels (sentinel mode).")
 	h.subReconn = ctr("vactor.pubsub.reconnects", "{reconnect}", "Subscriber connections that resubscribed after a disconnect.")
 	h.subGap = f64h("vactor.pubsub.gap", "s", "Time a subscription was not subscribed, from the disconnect to the resubscription.", DurationBuckets)
 	h.subDropped = ctr("vactor.pubsub.dropped", "{message}", "Pub/sub messages dropped by OverflowDrop.")
@@ -763,6 +765,16 @@ func (h *Hook) OnSlotMapLoaded(ev hooks.SlotMap) {
 	h.slotMaps.Add(context.Background(), 1, metric.WithAttributes(attribute.String("vactor.result", result), attribute.Bool("vactor.changed", ev.Moved > 0)))
 }
 
+// OnSentinelSwitched counts vactor.sentinel.switches (attribute
+// vactor.sentinel.master, the name the sentinels monitor; the first
+// primary found is not a switch).
+func (h *Hook) OnSentinelSwitched(ev hooks.SentinelSwitch) {
+	if ev.From == "" {
+		return
+	}
+	h.switches.Add(context.Background(), 1, metric.WithAttributes(attribute.String("vactor.sentinel.master", ev.Master)))
+}
+
 // OnSubscriberEvent counts vactor.pubsub.reconnects and vactor.pubsub.dropped
 // and records vactor.pubsub.gap.
 func (h *Hook) OnSubscriberEvent(ev hooks.Subscriber) {
@@ -1109,6 +1121,7 @@ var (
 	_ hooks.RetryScheduled   = (*Hook)(nil)
 	_ hooks.Redirected       = (*Hook)(nil)
 	_ hooks.SlotMapLoaded    = (*Hook)(nil)
+	_ hooks.SentinelSwitched = (*Hook)(nil)
 	_ hooks.SubscriberEvents = (*Hook)(nil)
 	_ hooks.ConsumerEvents   = (*Hook)(nil)
 )

@@ -609,3 +609,23 @@ func collectAll(t *testing.T, r *sdkmetric.ManualReader) map[string][]metricdata
 	}
 	return out
 }
+
+// A sentinel switch to a new primary is counted in
+// vactor.sentinel.switches, per master name; the first primary found is
+// not a switch. Failovers reached no metric before.
+func TestSentinelSwitchesCounted(t *testing.T) {
+	h, reader := metricsHook(t)
+	h.OnSentinelSwitched(hooks.SentinelSwitch{Master: "mymaster", To: "10.0.0.1:6379"})
+	h.OnSentinelSwitched(hooks.SentinelSwitch{Master: "mymaster", From: "10.0.0.1:6379", To: "10.0.0.2:6379"})
+	h.OnSentinelSwitched(hooks.SentinelSwitch{Master: "other", From: "10.0.0.3:6379", To: "10.0.0.4:6379"})
+	ms := collect(t, reader)
+	if v := sum(t, ms, "vactor.sentinel.switches", attribute.String("vactor.sentinel.master", "mymaster")); v != 1 {
+		t.Errorf("vactor.sentinel.switches{mymaster} = %d, want 1", v)
+	}
+	if v := sum(t, ms, "vactor.sentinel.switches"); v != 2 {
+		t.Errorf("vactor.sentinel.switches = %d, want 2", v)
+	}
+	if m := ms["vactor.sentinel.switches"]; m.Unit != "{switch}" {
+		t.Errorf("unit %q", m.Unit)
+	}
+}
