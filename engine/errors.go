@@ -246,9 +246,11 @@ type ServerError struct {
 // or CROSSSLOT reply also gets a hint: outside cluster mode it means the
 // engine was pointed at a cluster node without Config.ClusterMode
 // (docs/cluster.md), which nothing else would tell a new user; in cluster
-// mode such a reply reaches the caller only when the engine gave up on it
-// (ErrTooManyRedirects, a Dedicated connection, keys of different slots in
-// one Tx), where the hint's first half applies.
+// mode a MOVED reaches the caller only when the engine did not follow it
+// (ErrTooManyRedirects, a Dedicated connection, a consumer's LastError
+// before it reconnects), which the MOVED hint's second half says, and a
+// CROSSSLOT only for keys of different slots in one command or Tx, where
+// its first half applies.
 func (e *ServerError) Error() string {
 	switch e.Prefix {
 	case "MOVED":
@@ -261,7 +263,7 @@ func (e *ServerError) Error() string {
 
 // The hints ServerError.Error adds to MOVED and CROSSSLOT replies.
 const (
-	movedHint     = " (the key's hash slot is served by another cluster node; outside cluster mode, set Config.ClusterMode or VALKEY_CLUSTER_MODE=true: docs/cluster.md)"
+	movedHint     = " (the key's hash slot is served by another cluster node: outside cluster mode, set Config.ClusterMode or VALKEY_CLUSTER_MODE=true; in cluster mode, the slot moved and this reply was not followed: docs/cluster.md)"
 	crossSlotHint = " (the keys hash to different cluster slots: use a hash tag; outside cluster mode, set Config.ClusterMode or VALKEY_CLUSTER_MODE=true: docs/cluster.md)"
 )
 
