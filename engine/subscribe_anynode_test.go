@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -20,7 +22,10 @@ func TestClusterSubscribeAnyNode(t *testing.T) {
 		t.Skip("cluster test: skipped with -short")
 	}
 	c := valkeytest.StartClusterT(t)
-	eng := clusterEngine(t, c)
+	rec := &recHook{}
+	cfg, _ := withLogCheck(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).WithHooks(rec))
+	eng := engineOn(t, cfg)
+	defer eng.Close()
 	ctx := ctxT(t)
 	sub, err := eng.Subscribe(ctx, "anynode")
 	if err != nil {
@@ -79,4 +84,37 @@ func TestClusterSubscribeAnyNode(t *testing.T) {
 			t.Fatalf("message %+v", ev)
 		}
 	}
+	// The hooks tell a shard channels' connection from the channels and
+	// patterns' one (hooks.Subscriber.Shards): two on one node looked
+	// the same.
+	live := c.Primaries()[0]
+	if live == dead {
+		live = c.Primaries()[1]
+	}
+	shardCh := keyOn(t, c, live)
+	sub3, err := eng.SSubscribe(ctx, shardCh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub3.Close()
+	subExpect(t, sub3.Channel(), engine.Subscribed)
+	if err := eng.Close(); err != nil { // delivers the hooks' events
+		t.Fatal(err)
+	}
+	rec.with(func() {
+		var plain, shards int
+		for _, ev := range rec.subs {
+			if ev.Kind != hooks.Subscribed {
+				continue
+			}
+			if ev.Shards {
+				shards++
+			} else {
+				plain++
+			}
+		}
+		if plain != 2 || shards != 1 {
+			t.Errorf("Subscribed events: %d of channels and patterns, %d of shard channels; want 2 and 1: %+v", plain, shards, rec.subs)
+		}
+	})
 }

@@ -12,8 +12,9 @@ import (
 	"github.com/vactor-io/vactor/hooks"
 )
 
-// emit delivers one item; see SubscribeOptions and Overflow.
-func (s *Subscription) emit(ev actors.SubEvent) {
+// emit delivers one item of a subscriber actor (shards: the one of shard
+// channels on a node, cluster mode); see SubscribeOptions and Overflow.
+func (s *Subscription) emit(ev actors.SubEvent, shards bool) {
 	out := SubEvent{Addr: ev.Addr, Gap: ev.Gap, Err: ev.Err, ShardChannel: ev.ShardChannel}
 	switch ev.Kind {
 	case actors.SubMessage:
@@ -39,7 +40,7 @@ func (s *Subscription) emit(ev actors.SubEvent) {
 		case Resubscribed:
 			kind = hooks.Resubscribed
 		}
-		s.e.bus.Emit(hooks.Subscriber{Kind: kind, Node: out.Addr, Instance: s.instance, Err: out.Err, Gap: out.Gap, ShardChannel: out.ShardChannel})
+		s.e.bus.Emit(hooks.Subscriber{Kind: kind, Node: out.Addr, Instance: s.instance, Err: out.Err, Gap: out.Gap, ShardChannel: out.ShardChannel, Shards: shards})
 	}
 	s.deliver(out, ev.G)
 }

@@ -359,12 +359,13 @@ func (s *Subscription) find(global bool, addr string) *subActor {
 // spawn starts a subscriber actor (s.mu held).
 func (s *Subscription) spawn(global bool, addr, hint string) *subActor {
 	e := s.e
+	shards := e.cl != nil && !global
 	st := &actors.SubscriberState{
 		Dial:     s.dial,
 		Hint:     hint,
 		Backoff:  e.retry.Backoff,
 		Timeout:  e.retry.ReadTimeout,
-		Emit:     s.emit,
+		Emit:     func(ev actors.SubEvent) { s.emit(ev, shards) },
 		CloseErr: ErrClosed,
 		Conns:    &e.subs.conns,
 	}

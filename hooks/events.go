@@ -288,6 +288,12 @@ type Subscriber struct {
 	// ShardChannel is set when the event concerns one shard channel whose
 	// slot moved (Disconnected, Resubscribed), "" for a whole connection.
 	ShardChannel string
+	// Shards is true for an event of a connection that carries shard
+	// channels (SSUBSCRIBE, cluster mode), false for the one that carries
+	// channels and patterns (and for every connection in standalone and
+	// sentinel mode): two connections of a subscription on one node are
+	// told apart by it.
+	Shards bool
 }
 
 // ConsumerKind says what a Consumer event reports.

@@ -304,6 +304,9 @@ func (l *Logging) OnSubscriberEvent(ev Subscriber) {
 	default:
 		return
 	}
+	if ev.Shards {
+		attrs = append(attrs, slog.Bool("shards", true))
+	}
 	if ev.ShardChannel != "" && l.enabled(slog.LevelDebug) {
 		attrs = append(attrs, slog.String("shard_channel", ev.ShardChannel))
 	}
