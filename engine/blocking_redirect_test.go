@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -21,14 +20,7 @@ func TestClusterBlockingFollowsRedirects(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test: skipped with -short")
 	}
-	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1})
-	rec := &recHook{}
-	cfg, _ := withLogCheck(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).WithHooks(rec))
-	// No periodic slot-map reload: the first case needs the engine's map
-	// to be stale when the BLPOP is sent (it reloads on the redirect).
-	cfg.ClusterRefreshInterval = 0
-	eng := engineOn(t, cfg)
-	defer eng.Close()
+	c, rec, eng := staleMapCluster(t)
 	ctx := ctxT(t)
 
 	// MOVED: the slot moved after the engine loaded its map.

@@ -14,6 +14,21 @@ import (
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
+// staleMapCluster starts a cluster without replicas and an engine on it
+// with a recHook and no periodic slot-map reload: the MOVED cases need
+// the engine's map to be stale when they send (it reloads on the
+// redirect). The engine is closed at the test's end.
+func staleMapCluster(t *testing.T) (*valkeytest.Cluster, *recHook, *engine.Engine) {
+	t.Helper()
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1})
+	rec := &recHook{}
+	cfg, _ := withLogCheck(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).WithHooks(rec))
+	cfg.ClusterRefreshInterval = 0
+	eng := engineOn(t, cfg)
+	t.Cleanup(func() { _ = eng.Close() })
+	return c, rec, eng
+}
+
 // In cluster mode a Tx refused whole because its slot moved or is moving
 // (nothing ran) is sent again, as a single command is: after ASK to the
 // importing node with ASKING first, after MOVED to the new owner. Exec
@@ -22,21 +37,14 @@ import (
 // two nodes (TRYAGAIN at EXEC on the importing node, ASK again on the
 // owner) is tried MaxRedirects more times and then fails with
 // ErrTooManyRedirects, having run nowhere. Each resend is counted in
-// Stats.Redirects and the commands' Executed events and reported to the
-// Redirected hooks. WatchRetry follows ASK likewise (the whole run on the
+// the commands' Executed events and reported to the Redirected hooks.
+// WatchRetry follows ASK likewise (the whole run on the
 // importing node, with ASKING) and reruns TRYAGAIN after a backoff.
 func TestClusterTxFollowsRedirects(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test: skipped with -short")
 	}
-	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1})
-	rec := &recHook{}
-	cfg, _ := withLogCheck(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true).WithHooks(rec))
-	// No periodic slot-map reload: the MOVED case needs the engine's map
-	// to be stale when the Tx is sent (it reloads on the redirect).
-	cfg.ClusterRefreshInterval = 0
-	eng := engineOn(t, cfg)
-	defer eng.Close()
+	c, rec, eng := staleMapCluster(t)
 	ctx := ctxT(t)
 
 	// ASK: the slot is migrating and the key is not on its owner.
