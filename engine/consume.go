@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -343,6 +344,10 @@ func (c *Consumer) run() {
 		connected, err := c.session()
 		if c.ctx.Err() != nil {
 			return
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), "vactor: ") {
+			// A bare transport error ("EOF"): say whose and where.
+			err = fmt.Errorf("vactor: consumer: connection to %s: %w", c.addr, err)
 		}
 		c.lastErr.Store(&err)
 		if c.down.IsZero() {

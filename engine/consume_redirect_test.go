@@ -40,8 +40,8 @@ func TestConsumeLastErrorNotSilentOnKill(t *testing.T) {
 	}
 	csWait(t, 10*time.Second, "the consumer reconnected", func() bool { return c.Stats().Reconnects > 0 })
 	le := c.Stats().LastError
-	if le == nil || strings.Contains(le.Error(), "went silent") {
-		t.Fatalf("LastError after the connection was killed: %v; want the connection's error, not a silent server", le)
+	if le == nil || strings.Contains(le.Error(), "went silent") || !strings.Contains(le.Error(), srv.Addr()) {
+		t.Fatalf("LastError after the connection was killed: %v; want the connection's error naming %s, not a silent server", le, srv.Addr())
 	}
 	csWait(t, 10*time.Second, "the consumer's Resumed event", func() bool {
 		var ok bool
