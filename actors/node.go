@@ -50,14 +50,14 @@ func (n *Node) OpenError() error {
 	if e := n.openErr.Load(); e != nil {
 		return e
 	}
-	return &policies.CircuitOpenError{Addr: n.Addr}
+	return &policies.CircuitOpenError{Addr: n.Current()}
 }
 
 // RecordFailure counts a failure of the node in its breaker; err, when
 // not nil, is kept as the cause that OpenError reports.
 func (n *Node) RecordFailure(err error) {
 	if err != nil {
-		n.openErr.Store(&policies.CircuitOpenError{Addr: n.Addr, Cause: err})
+		n.openErr.Store(&policies.CircuitOpenError{Addr: n.Current(), Cause: err})
 	}
 	n.Breaker.RecordFailure()
 }

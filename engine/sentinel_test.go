@@ -735,6 +735,19 @@ func TestSentinelEventsNameThePrimary(t *testing.T) {
 		_, err := eng.Get(ctx, "sev:k").Await(ctx)
 		return err == nil
 	})
+	// The primary down (no replica to promote): its breaker opens, and
+	// the refusals name it too.
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	var refused error
+	waitCond(t, 10*time.Second, "a GET refused by the open breaker", func() bool {
+		_, refused = eng.Get(ctx, "sev:k").Await(ctx)
+		return errors.Is(refused, engine.ErrCircuitOpen)
+	})
+	if !strings.Contains(refused.Error(), p.Addr()) || strings.Contains(refused.Error(), "sentinel:") {
+		t.Errorf("the open breaker's refusal: %v; want it to name %s", refused, p.Addr())
+	}
 	if err := eng.Close(); err != nil { // delivers the hooks' events
 		t.Fatal(err)
 	}
@@ -742,6 +755,9 @@ func TestSentinelEventsNameThePrimary(t *testing.T) {
 		nodes := map[string]int{}
 		for _, ev := range rec.executed {
 			nodes["Executed "+ev.Node]++
+			if errors.Is(ev.Err, engine.ErrCircuitOpen) && ev.Node != p.Addr() {
+				t.Errorf("a command refused by the open breaker reported on %q, want %s", ev.Node, p.Addr())
+			}
 		}
 		for _, ev := range rec.written {
 			nodes["Pipeline "+ev.Node]++
