@@ -62,6 +62,8 @@ type Engine struct {
 
 	log *slog.Logger // Config.Logger filtered by LogLevel, or a discarding one
 	bus *hookbus.Bus // the hooks (the Logging hook included); nil without any
+	// logHooks are the *hooks.Logging among them, flushed by Close.
+	logHooks []*hooks.Logging
 	// closeDone is closed when the first Close has finished: a later Close
 	// waits for it.
 	closeDone chan struct{}
@@ -200,6 +202,11 @@ func (e *Engine) startHooks() {
 	if logged {
 		hs = append([]hooks.Hook{hooks.NewLogging(e.log)}, hs...)
 	}
+	for _, h := range hs {
+		if l, ok := h.(*hooks.Logging); ok {
+			e.logHooks = append(e.logHooks, l)
+		}
+	}
 	e.bus = hookbus.NewOwn(hs, len(hs)-len(e.cfg.Hooks), e.log, hookQueue)
 	e.bus.Start()
 }
@@ -247,7 +254,10 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // waits up to 5 s for the hooks to take the events queued before it: the
 // hooks are given up on after that (a hook that did not return, or hooks
 // slower than the events came and far behind them): the events still
-// queued are dropped, and Close returns an error saying so.
+// queued are dropped, and Close returns an error saying so. Then the
+// Logging hooks (the engine's own and any *hooks.Logging in Config.Hooks)
+// log the counts their rate limits still hold (hooks.Logging.Flush), so
+// that no line of theirs comes after Close has returned.
 //
 // Close waits for the engine's goroutines, except the one it is called
 // on, so it may be called from:
@@ -390,7 +400,11 @@ func (e *Engine) Close() error {
 	e.system.Shutdown()
 	// After everything that emits events. Called from a hook (closer is
 	// the hook goroutine), it does not wait for the hooks.
-	if !e.bus.CloseFrom(hookWait, closer) {
+	finished := e.bus.CloseFrom(hookWait, closer)
+	for _, l := range e.logHooks {
+		l.Flush() // their rate limits' last counts, now rather than after Close returned
+	}
+	if !finished {
 		e.log.Warn(hooks.MsgHookStuck, "wait", hookWait)
 		if err == nil {
 			err = fmt.Errorf("vactor: close: the hooks did not take the queued events within %s (a hook did not return, or the hooks fell behind the events): those not yet delivered were dropped", hookWait)

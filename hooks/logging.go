@@ -145,9 +145,9 @@ func (l *Logging) allow(msg, node string, burst int, level slog.Level, attrs []s
 }
 
 // trail logs, at the end of a window in which lines of msg and node were
-// suppressed, the last of them with the count (that line included) and
-// trailing=true, unless a line logged since reported it: a burst that
-// ends within a second is counted too.
+// suppressed, the last of them, with trailing=true and, as any line, the
+// number of the others suppressed before it, unless a line logged since
+// reported them: a burst that ends within a second is counted too.
 func (l *Logging) trail(k limitKey, msg string) {
 	l.mu.Lock()
 	s := l.limit[k]
@@ -158,7 +158,44 @@ func (l *Logging) trail(k limitKey, msg string) {
 	n, level, attrs := s.suppressed, s.level, s.attrs
 	s.start, s.n, s.suppressed, s.attrs = time.Now(), 1, 0, nil
 	l.mu.Unlock()
-	l.Logger.LogAttrs(context.Background(), level, msg, append(attrs, slog.Int("suppressed", n), slog.Bool("trailing", true))...)
+	l.logTrailing(level, msg, attrs, n)
+}
+
+// logTrailing logs a trailing line: the last of n lines suppressed.
+func (l *Logging) logTrailing(level slog.Level, msg string, attrs []slog.Attr, n int) {
+	if n > 1 {
+		attrs = append(attrs, slog.Int("suppressed", n-1))
+	}
+	l.Logger.LogAttrs(context.Background(), level, msg, append(attrs, slog.Bool("trailing", true))...)
+}
+
+// Flush logs now the trailing lines due at the end of the current
+// windows (see the rate limits): Engine.Close calls it for the engine's
+// Logging hooks once the hooks are done, so that no line comes after
+// Close returned, up to a second later, to a logger the application may
+// have closed.
+func (l *Logging) Flush() {
+	type due struct {
+		msg   string
+		level slog.Level
+		attrs []slog.Attr
+		n     int
+	}
+	var lines []due
+	l.mu.Lock()
+	for k, s := range l.limit {
+		if s.trailing != nil {
+			s.trailing.Stop()
+		}
+		if s.suppressed > 0 {
+			lines = append(lines, due{k.msg, s.level, s.attrs, s.suppressed})
+			s.start, s.n, s.suppressed, s.attrs = time.Now(), 1, 0, nil
+		}
+	}
+	l.mu.Unlock()
+	for _, d := range lines {
+		l.logTrailing(d.level, d.msg, d.attrs, d.n)
+	}
 }
 
 func (l *Logging) log(level slog.Level, msg string, attrs ...slog.Attr) {
