@@ -180,12 +180,15 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 // followBlocking follows the cluster's redirects of a blocking command
 // whose reply was res (cluster mode): MOVED (sent to the node it names,
 // the slot map reloaded: the engine's map was stale, or the slot moved
-// while the command blocked, which the server ends with MOVED) and ASK
-// (sent with ASKING to the importing node), up to Config.MaxRedirects
-// times; nothing ran before either reply, so the command is sent again
-// whole (its timeout starts again). It returns the last reply, or the
-// error to fail the command with, unsent (ErrTooManyRedirects joined with
-// the redirect, the target's breaker open, ...).
+// while the command blocked, which the server ends with MOVED), ASK (sent
+// with ASKING to the importing node), and the UNBLOCKED with which Redis
+// 7 and Valkey before 9 end a command blocked on a primary that a
+// failover demotes (sent to the primary the reloaded map names); up to
+// Config.MaxRedirects times. Nothing ran before any of these replies, so
+// the command is sent again whole (its timeout starts again). It returns
+// the last reply, or the error to fail the command with, unsent
+// (ErrTooManyRedirects joined with the reply, the target's breaker open,
+// ...).
 func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name string, args []string, res valkey.ValkeyResult) (valkey.ValkeyResult, error) {
 	for hop := 0; ; hop++ {
 		ve, ok := valkey.IsValkeyErr(res.Error())
@@ -193,21 +196,36 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 			return res, nil
 		}
 		ev := hooks.Redirect{Slot: int(slot), From: from, Name: strings.ToUpper(name)}
+		demoted := false
 		if addr, ok := actors.MovedAddr(ve); ok {
 			ev.Kind, ev.To = hooks.RedirectMoved, addr
 		} else if addr, ok := actors.AskAddr(ve); ok {
 			ev.Kind, ev.To = hooks.RedirectAsk, addr
-		} else {
+		} else if demoted = demotedUnblock(ve); !demoted {
 			return res, nil
 		}
-		ev.GaveUp = hop >= e.cfg.MaxRedirects
-		if e.bus.WantsRedirects() {
+		gaveUp := hop >= e.cfg.MaxRedirects
+		if !demoted && e.bus.WantsRedirects() {
+			ev.GaveUp = gaveUp
 			e.bus.Emit(ev)
 		}
-		if ev.GaveUp {
+		if gaveUp {
 			return res, errors.Join(ErrTooManyRedirects, replyError(&res, res.Error()))
 		}
-		if ev.Kind == hooks.RedirectMoved {
+		switch {
+		case demoted:
+			// A failover under way: wait a backoff, then for a map newer
+			// than the one that named the demoted node (a replica still
+			// named answers MOVED, followed above).
+			if err := e.sleepCtx(ctx, e.txBackoff().Delay(hop)); err != nil {
+				return res, err
+			}
+			addr, err := e.cl.Refresh(slot)
+			if err != nil {
+				return res, err
+			}
+			ev.To = addr
+		case ev.Kind == hooks.RedirectMoved:
 			e.cl.refresh()
 		}
 		conn, err := e.cl.Conn(ev.To, slot)
@@ -233,6 +251,16 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 		}
 		from = ev.To
 	}
+}
+
+// demotedUnblock reports whether ve is the reply with which Redis 7 (and
+// Valkey before 9, which answers MOVED instead) ends a blocking command
+// on a primary turned replica: "UNBLOCKED force unblock from blocking
+// operation, instance state changed (master -> replica?)". Not the
+// UNBLOCKED of a stream key deleted under XREADGROUP, which is final.
+func demotedUnblock(ve *valkey.ValkeyError) bool {
+	text := ve.Error()
+	return strings.HasPrefix(text, "UNBLOCKED") && strings.Contains(text, "instance state changed")
 }
 
 // errShortAskReply fails a blocking command sent after ASKING whose

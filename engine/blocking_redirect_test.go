@@ -1,7 +1,9 @@
 package engine_test
 
 import (
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,4 +92,57 @@ func TestClusterBlockingFollowsRedirects(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A blocking command blocked on a primary that a manual failover demotes
+// is ended by the server with "UNBLOCKED ... instance state changed"
+// (Redis 7; Valkey 9 sends MOVED): nothing was popped, and the engine
+// sends it again to the new primary, where an RPUSH wakes it. It failed
+// with that reply.
+func TestClusterBlockingFollowsFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t)
+	eng := clusterEngine(t, c)
+	ctx := ctxT(t)
+	replica := c.Replicas()[0]
+	role, err := replica.Do("ROLE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := role.([]any)
+	if len(r) < 3 {
+		t.Fatalf("ROLE of a replica: %v", role)
+	}
+	port := fmt.Sprint(r[2])
+	var primary *valkeytest.ClusterNode
+	for _, p := range c.Primaries() {
+		if strconv.Itoa(p.Port()) == port {
+			primary = p
+		}
+	}
+	if primary == nil {
+		t.Fatalf("no primary on port %s (ROLE %v)", port, role)
+	}
+	key := "{" + keyOn(t, c, primary) + "}list"
+	pop := blockedPop(t, ctx, eng, primary, key)
+	if err := c.Failover(replica); err != nil {
+		t.Fatal(err)
+	}
+	waitCond(t, 10*time.Second, "the BLPOP blocked again on the new primary", func() bool {
+		info, err := replica.Do("INFO", "clients")
+		s, _ := info.(string)
+		return err == nil && strings.Contains(s, "blocked_clients:1")
+	})
+	if err := eng.Do(ctx, "RPUSH", key, "x").Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := pop.Await(ctx)
+	if err != nil {
+		t.Fatalf("BLPOP blocked across a failover: %v", err)
+	}
+	if v, _ := got.Strings(); len(v) != 2 || v[1] != "x" {
+		t.Fatalf("BLPOP blocked across a failover: %v, want [%s x]", v, key)
+	}
 }
