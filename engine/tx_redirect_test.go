@@ -263,11 +263,11 @@ func TestClusterTxRedirectEdges(t *testing.T) {
 	}
 
 	for _, n := range c.Primaries() {
-		if _, err := n.Do("ACL", "SETUSER", "noask", "on", ">pw", "~*", "&*", "+@all", "-asking"); err != nil {
+		if _, err := n.Do("ACL", "SETUSER", "noask", "on", ">noask-password-26", "~*", "&*", "+@all", "-asking"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cfg, _ = withLogCheck(t, base.WithUsername("noask").WithPassword("pw"))
+	cfg, _ = withLogCheck(t, base.WithUsername("noask").WithPassword("noask-password-26"))
 	noask := engineOn(t, cfg)
 	defer noask.Close()
 	const key = "{edgenoask}k"
