@@ -239,16 +239,10 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 		if drv == nil || e.closed.Load() {
 			return res, ErrClosed
 		}
-		cmd := drv.B().Arbitrary(name).Args(args...).Blocking()
 		if ev.Kind == hooks.RedirectAsk {
-			rs := drv.DoMulti(ctx, drv.B().Asking().Build(), cmd)
-			if len(rs) != 2 {
-				return res, errShortAskReply
-			}
-			res = rs[1] // an ASKING refused changes nothing for the command, which ran
-		} else {
-			res = drv.Do(ctx, cmd)
+			drv = askingConn{drv}
 		}
+		res = drv.Do(ctx, drv.B().Arbitrary(name).Args(args...).Blocking())
 		from = ev.To
 	}
 }
@@ -263,9 +257,9 @@ func demotedUnblock(ve *valkey.ValkeyError) bool {
 	return strings.HasPrefix(text, "UNBLOCKED") && strings.Contains(text, "instance state changed")
 }
 
-// errShortAskReply fails a blocking command sent after ASKING whose
-// replies did not match the two commands (a driver fault).
-var errShortAskReply = errors.New("vactor: ASKING and a blocking command got no matching replies")
+// errShortAskReply fails a command sent after ASKING whose replies did
+// not match the commands (a driver fault).
+var errShortAskReply = errors.New("vactor: ASKING and a command got no matching replies")
 
 // closeBlocking stops new blocking calls and waits for those in progress
 // (Close calls it once the driver connections are closed, which ends them).

@@ -619,7 +619,10 @@ func (c *Consumer) call(x XEntry) (err error) {
 }
 
 // askingConn sends ASKING before each command on a connection to the node
-// an ASK redirect named (a consumer's session during a slot migration).
+// an ASK redirect named (a consumer's session during a slot migration, a
+// Watch run, a blocking command). An ASKING refused (an ACL user without
+// it) changes nothing for the command behind it, which ran: its own reply
+// is returned.
 type askingConn struct{ drivers.ValkeyConn }
 
 func (a askingConn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {

@@ -146,19 +146,7 @@ func (p *txConns) askCall(ctx context.Context, conn drivers.ValkeyConn, asking b
 	if !asking {
 		return p.call(ctx, conn, cmd)
 	}
-	answering, err := p.enterCall(cmd)
-	if err != nil {
-		return valkey.NewResult(valkey.ValkeyMessage{}, err)
-	}
-	defer p.leaveCall(answering)
-	rs := conn.DoMulti(ctx, p.e.b.Asking().Build(), cmd)
-	if len(rs) != 2 {
-		return valkey.NewResult(valkey.ValkeyMessage{}, errShortAskReply)
-	}
-	if err := rs[0].NonValkeyError(); err != nil {
-		return rs[0] // the connection failed: cmd's reply is the same error
-	}
-	return rs[1]
+	return p.call(ctx, askingConn{conn}, cmd)
 }
 
 // get returns an idle connection to addr, or dials one, or waits for one
