@@ -118,3 +118,51 @@ func TestClusterSubscribeAnyNode(t *testing.T) {
 		}
 	})
 }
+
+// A frozen node (SIGSTOP, a hung host) takes the TCP connection and never
+// answers: a new Subscribe of channels or patterns waited out the read
+// timeout (3 s) on slot 0's primary before it tried another. The next
+// primary is dialled as well after 250 ms without an answer.
+func TestClusterSubscribeFrozenNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t)
+	cfg, _ := withLogCheck(t, config.DefaultConfig().WithAddrs(c.Addrs()[0]).WithClusterMode(true))
+	eng := engineOn(t, cfg)
+	defer eng.Close()
+	ctx := ctxT(t)
+	if err := eng.Ping(ctx); err != nil { // slot map loaded
+		t.Fatal(err)
+	}
+	frozen, err := c.NodeForSlot(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := frozen.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = frozen.Resume() })
+	start := time.Now()
+	sub, err := eng.Subscribe(ctx, "frozen")
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("Subscribe with slot 0's primary frozen: %v", err)
+	}
+	defer sub.Close()
+	ev := subExpect(t, sub.Channel(), engine.Subscribed)
+	if ev.Addr == frozen.Addr() {
+		t.Fatalf("subscribed on the frozen node %s", ev.Addr)
+	}
+	// The bound for a failed node's replacement is 1 s: the
+	// stagger is 250 ms, a live node answers in a millisecond.
+	if took > time.Second {
+		t.Fatalf("Subscribe took %v with slot 0's primary frozen, want < 1 s", took)
+	}
+	if err := frozen.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -412,7 +412,9 @@ func (s *Subscription) dial(ctx context.Context, hint string, failures int) (dri
 // 0's owner first and, after failures, the next ones first (so that a
 // node that died is not waited for until its failover: the subscription
 // lost every message for the 2.5-3 s of it, and a new Subscribe failed
-// while the other nodes answered), those whose breaker is open last.
+// while the other nodes answered), those whose breaker is open last; the
+// next is dialled too when one has not answered within dialStagger (a
+// frozen node).
 func (s *Subscription) dialAny(ctx context.Context, failures int) (drivers.ValkeyConn, string, error) {
 	e := s.e
 	if failures > 0 {
@@ -435,21 +437,74 @@ func (s *Subscription) dialAny(ctx context.Context, failures int) (drivers.Valke
 	slices.SortStableFunc(cands, func(a, b string) int { // open breakers last
 		return cmp.Compare(b2i(e.nodeOpen(a)), b2i(e.nodeOpen(b)))
 	})
-	var addr string
-	var err error
-	for _, addr = range cands {
-		dctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
-		var conn drivers.ValkeyConn
-		conn, err = e.dial(dctx, addr)
-		cancel()
-		if err == nil {
-			return conn, addr, nil
-		}
-		if ctx.Err() != nil {
-			break
+	return s.e.dialFirst(ctx, cands, dialStagger)
+}
+
+// dialStagger is how long dialFirst waits for one node to answer before
+// it dials the next as well: a frozen node (SIGSTOP, a hung host) accepts
+// the TCP connection and never answers the handshake, so waiting for it
+// cost a new Subscribe the whole read timeout (3 s by default). RFC 8305's
+// connection attempt delay.
+const dialStagger = 250 * time.Millisecond
+
+// dialFirst dials cands in turn, the next at once when one fails and after
+// stagger when one has not answered yet, and returns the first connection
+// made (the others are closed as they come); the last error when none.
+func (e *Engine) dialFirst(ctx context.Context, cands []string, stagger time.Duration) (drivers.ValkeyConn, string, error) {
+	type result struct {
+		conn drivers.ValkeyConn
+		addr string
+		err  error
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	results := make(chan result, len(cands))
+	next, pending := 0, 0
+	start := func() {
+		addr := cands[next]
+		next++
+		pending++
+		go func() {
+			tctx, tcancel := context.WithTimeout(dctx, e.cfg.DialTimeout)
+			conn, err := e.dial(tctx, addr)
+			tcancel()
+			results <- result{conn, addr, err}
+		}()
+	}
+	start()
+	timer := time.NewTimer(stagger)
+	defer timer.Stop()
+	var last result
+	for pending > 0 {
+		select {
+		case r := <-results:
+			pending--
+			if r.err == nil {
+				cancel()
+				if pending > 0 { // close the connections the others make
+					go func(n int) {
+						for ; n > 0; n-- {
+							if l := <-results; l.conn != nil {
+								l.conn.Close()
+							}
+						}
+					}(pending)
+				}
+				return r.conn, r.addr, nil
+			}
+			last = r
+			if next < len(cands) && ctx.Err() == nil {
+				start()
+				timer.Reset(stagger)
+			}
+		case <-timer.C:
+			if next < len(cands) {
+				start()
+				timer.Reset(stagger)
+			}
 		}
 	}
-	return nil, addr, err
+	cancel()
+	return nil, last.addr, last.err
 }
 
 func b2i(b bool) int {
