@@ -57,7 +57,11 @@
 // blocking commands (the driver's own pool, which the engine does not
 // see), subscribers (engine.Stats.SubConns), stream consumers or batch
 // writers. pending_requests and vactor.mailbox.depth are the connection
-// actors' pools' only.
+// actors' pools' only. db.client.connection.create_time records every
+// connection made under its node's "host:port" (a dial does not know its
+// pool), with vactor.dedicated true for every connection of its own
+// (transactions, Dedicated, subscribers, consumers, blocking commands,
+// batch writers) and false for the connection actors'.
 //
 // One Hook may observe several engines (Observe each): every series is
 // then reported once for all of them, the counts, depths and dropped
