@@ -401,3 +401,35 @@ func TestOperationNamesCapped(t *testing.T) {
 		t.Errorf("GET %d commands, _OTHER %d; want 2 and %d", names["GET"], names["_OTHER"], 1100-1023)
 	}
 }
+
+// A pipeline a transport error ended records its round trip too, under
+// error.type: vactor.pipeline.duration had no point for it, so a node
+// failing every round trip looked idle.
+func TestPipelineDurationOnTransportError(t *testing.T) {
+	h, reader := metricsHook(t)
+	h.OnPipelineAnswered(hooks.Pipeline{Node: "127.0.0.1:1", Seq: 1, Size: 3, RTT: 2 * time.Millisecond})
+	h.OnPipelineAnswered(hooks.Pipeline{Node: "127.0.0.1:1", Seq: 2, Size: 5, RTT: 3 * time.Second,
+		Err: fmt.Errorf("read: %w", context.DeadlineExceeded)})
+	m, ok := collect(t, reader)["vactor.pipeline.duration"].Data.(metricdata.Histogram[float64])
+	if !ok || len(m.DataPoints) != 2 {
+		t.Fatalf("vactor.pipeline.duration: %+v, want two points (answered, failed)", m)
+	}
+	var failed, answered int
+	for _, p := range m.DataPoints {
+		typ, has := p.Attributes.Value("error.type")
+		switch {
+		case !has && p.Count == 1 && p.Sum == 0.002:
+			answered++
+		case has && typ.AsString() == "timeout" && p.Count == 1 && p.Sum == 3:
+			failed++
+		default:
+			t.Errorf("point %v count %d sum %v", p.Attributes.ToSlice(), p.Count, p.Sum)
+		}
+		if addr, _ := p.Attributes.Value("server.address"); addr.AsString() != "127.0.0.1" {
+			t.Errorf("point %v: server.address %q", p.Attributes.ToSlice(), addr.AsString())
+		}
+	}
+	if failed != 1 || answered != 1 {
+		t.Fatalf("answered %d, failed %d: %+v", answered, failed, m.DataPoints)
+	}
+}

@@ -28,7 +28,7 @@
 // The engine's own:
 //
 //	vactor.pipeline.size                  histogram of commands per pipeline (PipelineSizeBuckets)
-//	vactor.pipeline.duration              histogram, s: a pipeline's round trip
+//	vactor.pipeline.duration              histogram, s: a pipeline's round trip (error.type when a transport error ended it)
 //	vactor.mailbox.depth                  gauge per node (Observe)
 //	vactor.mailbox.full                   counter, vactor.rejected
 //	vactor.breaker.state                  gauge per node: 0 closed, 1 half-open, 2 open (Observe)

@@ -725,13 +725,21 @@ func (h *Hook) OnActorRestarted(ev hooks.Restart) {
 }
 
 // OnPipelineAnswered records vactor.pipeline.size and
-// vactor.pipeline.duration.
+// vactor.pipeline.duration (with error.type for a round trip a transport
+// error ended).
 func (h *Hook) OnPipelineAnswered(ev hooks.Pipeline) {
 	n := h.node(ev.Node)
 	h.pipeSize.Record(context.Background(), int64(ev.Size), n.opt)
 	if ev.Err == nil {
 		h.pipeDuration.Record(context.Background(), ev.RTT.Seconds(), n.opt)
+		return
 	}
+	// A round trip a transport error ended (a timeout, a reset): its time
+	// to the failure, under error.type, so that a dashboard of round trips
+	// does not go quiet while a node fails them all.
+	typ, _ := errorType(ev.Err)
+	attrs := append([]attribute.KeyValue{semconv.ErrorTypeKey.String(typ)}, n.attrs...)
+	h.pipeDuration.Record(context.Background(), ev.RTT.Seconds(), metric.WithAttributes(attrs...))
 }
 
 // OnMailboxFull counts vactor.mailbox.full.
