@@ -84,8 +84,9 @@ type Logging struct {
 type limitKey struct{ msg, node string }
 
 type limited struct {
-	start      time.Time // of the current window of every
-	n          int       // lines logged in it
+	window     time.Duration // every, or breakerEvery for a breaker's trials
+	start      time.Time     // of the current window
+	n          int           // lines logged in it
 	suppressed int
 	// trailing is armed at the first line suppressed in a window: at the
 	// window's end it logs the count if no line has (with the last
@@ -107,25 +108,32 @@ const every = time.Second
 // the slots on the move, tens of thousands of lines a second otherwise.
 const redirectBurst = 10
 
+// breakerEvery is the window of a node's breaker trials: while a node
+// stays down its breaker goes open -> half-open -> open once every
+// CircuitBreakerOpenTimeout (1 s by default), two warn lines a second per
+// node for the whole outage. Its opening and its closing are always
+// logged; the trials in between at most once per window each, with the
+// number suppressed.
+const breakerEvery = 30 * time.Second
+
 // allow reports whether a rate-limited line may be logged now (at most
 // burst lines per window of every), and how many were suppressed since
 // the last one logged. A line suppressed is kept (level, attrs) for the
 // trailing line that reports the count when the burst ends within the
 // window (trail).
-func (l *Logging) allow(msg, node string, burst int, level slog.Level, attrs []slog.Attr) (bool, int) {
+func (l *Logging) allow(k limitKey, window time.Duration, burst int, level slog.Level, attrs []slog.Attr) (bool, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.limit == nil {
 		l.limit = map[limitKey]*limited{}
 	}
-	k := limitKey{msg, node}
 	s := l.limit[k]
 	if s == nil {
-		s = &limited{}
+		s = &limited{window: window}
 		l.limit[k] = s
 	}
 	now := time.Now()
-	if s.start.IsZero() || now.Sub(s.start) >= every {
+	if s.start.IsZero() || now.Sub(s.start) >= s.window {
 		n := s.suppressed
 		s.start, s.n, s.suppressed = now, 1, 0
 		return true, n
@@ -137,9 +145,9 @@ func (l *Logging) allow(msg, node string, burst int, level slog.Level, attrs []s
 	s.suppressed++
 	s.level, s.attrs = level, attrs
 	if s.trailing == nil {
-		s.trailing = time.AfterFunc(every-now.Sub(s.start), func() { l.trail(k, msg) })
+		s.trailing = time.AfterFunc(s.window-now.Sub(s.start), func() { l.trail(k) })
 	} else if s.suppressed == 1 {
-		s.trailing.Reset(every - now.Sub(s.start))
+		s.trailing.Reset(s.window - now.Sub(s.start))
 	}
 	return false, 0
 }
@@ -148,7 +156,7 @@ func (l *Logging) allow(msg, node string, burst int, level slog.Level, attrs []s
 // suppressed, the last of them, with trailing=true and, as any line, the
 // number of the others suppressed before it, unless a line logged since
 // reported them: a burst that ends within a second is counted too.
-func (l *Logging) trail(k limitKey, msg string) {
+func (l *Logging) trail(k limitKey) {
 	l.mu.Lock()
 	s := l.limit[k]
 	if s == nil || s.suppressed == 0 {
@@ -158,7 +166,27 @@ func (l *Logging) trail(k limitKey, msg string) {
 	n, level, attrs := s.suppressed, s.level, s.attrs
 	s.start, s.n, s.suppressed, s.attrs = time.Now(), 1, 0, nil
 	l.mu.Unlock()
-	l.logTrailing(level, msg, attrs, n)
+	l.logTrailing(level, k.msg, attrs, n)
+}
+
+// settle ends k's window: its suppressed lines, if any, are logged now as
+// a trailing line, and its next line is logged at once.
+func (l *Logging) settle(k limitKey) {
+	l.mu.Lock()
+	s := l.limit[k]
+	if s == nil {
+		l.mu.Unlock()
+		return
+	}
+	delete(l.limit, k)
+	if s.trailing != nil {
+		s.trailing.Stop()
+	}
+	n, level, attrs := s.suppressed, s.level, s.attrs
+	l.mu.Unlock()
+	if n > 0 {
+		l.logTrailing(level, k.msg, attrs, n)
+	}
 }
 
 // logTrailing logs a trailing line: the last of n lines suppressed.
@@ -216,14 +244,19 @@ func (l *Logging) limitedN(level slog.Level, msg, node string, burst int, attrs 
 	if l.Logger == nil || !l.Logger.Enabled(context.Background(), level) {
 		return
 	}
-	ok, n := l.allow(msg, node, burst, level, attrs)
+	l.limitedIn(limitKey{msg, node}, every, level, burst, attrs...)
+}
+
+// limitedIn logs a line of k rate-limited to burst per window.
+func (l *Logging) limitedIn(k limitKey, window time.Duration, level slog.Level, burst int, attrs ...slog.Attr) {
+	ok, n := l.allow(k, window, burst, level, attrs)
 	if !ok {
 		return
 	}
 	if n > 0 {
 		attrs = append(attrs, slog.Int("suppressed", n))
 	}
-	l.Logger.LogAttrs(context.Background(), level, msg, attrs...)
+	l.Logger.LogAttrs(context.Background(), level, k.msg, attrs...)
 }
 
 func errAttr(err error) slog.Attr { return slog.String("error", err.Error()) }
@@ -268,9 +301,26 @@ func (l *Logging) OnMailboxFull(ev Backpressure) {
 }
 
 // OnBreakerChanged logs MsgBreakerChanged at warn. Attributes: node, from,
-// to.
+// to. A breaker's opening (from closed) and closing are always logged; its
+// trials while the node stays down (open -> half-open -> open, once every
+// CircuitBreakerOpenTimeout) at most once every 30 s per node and
+// direction, with the number suppressed (a trailing line at the window's
+// end, or at the closing, before its line).
 func (l *Logging) OnBreakerChanged(ev BreakerChange) {
-	l.log(slog.LevelWarn, MsgBreakerChanged, slog.String("node", ev.Node), slog.String("from", ev.From), slog.String("to", ev.To))
+	if l.Logger == nil || !l.Logger.Enabled(context.Background(), slog.LevelWarn) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("node", ev.Node), slog.String("from", ev.From), slog.String("to", ev.To)}
+	trial := limitKey{MsgBreakerChanged, ev.Node + "\x00" + ev.From + ">" + ev.To}
+	switch {
+	case ev.From == BreakerClosed || ev.To == BreakerClosed:
+		// The node failing or recovered: the trials' counts first.
+		l.settle(limitKey{MsgBreakerChanged, ev.Node + "\x00" + BreakerOpen + ">" + BreakerHalfOpen})
+		l.settle(limitKey{MsgBreakerChanged, ev.Node + "\x00" + BreakerHalfOpen + ">" + BreakerOpen})
+		l.Logger.LogAttrs(context.Background(), slog.LevelWarn, MsgBreakerChanged, attrs...)
+	default:
+		l.limitedIn(trial, breakerEvery, slog.LevelWarn, 1, attrs...)
+	}
 }
 
 // OnRetryScheduled logs MsgRetryScheduled at debug. Attributes: node,

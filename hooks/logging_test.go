@@ -191,3 +191,59 @@ func TestImplements(t *testing.T) {
 		t.Fatal("Implements")
 	}
 }
+
+// A node that stays down has its breaker try it every
+// CircuitBreakerOpenTimeout (open -> half-open -> open): two warn lines a
+// second per node for the whole outage. The opening and the closing are
+// always logged; the trials once per 30 s and direction, their count
+// given before the closing's line.
+func TestLoggingBreakerTrialsLimited(t *testing.T) {
+	var buf lockedBuf
+	l := hooks.NewLogging(slog.New(slog.NewTextHandler(&buf, nil)))
+	change := func(node, from, to string) { l.OnBreakerChanged(hooks.BreakerChange{Node: node, From: from, To: to}) }
+	for _, node := range []string{"a:1", "b:1"} {
+		change(node, hooks.BreakerClosed, hooks.BreakerOpen)
+		for range 20 {
+			change(node, hooks.BreakerOpen, hooks.BreakerHalfOpen)
+			change(node, hooks.BreakerHalfOpen, hooks.BreakerOpen)
+		}
+		change(node, hooks.BreakerOpen, hooks.BreakerHalfOpen)
+	}
+	change("a:1", hooks.BreakerHalfOpen, hooks.BreakerClosed)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	var a []string
+	for _, line := range lines {
+		if strings.Contains(line, "node=a:1") {
+			a = append(a, line)
+		}
+	}
+	// a:1: its opening, the first of each trial direction, the trailing
+	// counts of both (20 open->half-open suppressed: the last with
+	// suppressed=19; 19 half-open->open: the last with suppressed=18),
+	// its closing.
+	want := []string{
+		"from=closed to=open",
+		"from=open to=half-open",
+		"from=half-open to=open",
+		"from=open to=half-open suppressed=19 trailing=true",
+		"from=half-open to=open suppressed=18 trailing=true",
+		"from=half-open to=closed",
+	}
+	if len(a) != len(want) {
+		t.Fatalf("a:1's lines:\n%s\nwant %d", strings.Join(a, "\n"), len(want))
+	}
+	for i, w := range want {
+		if !strings.Contains(a[i], w) || !strings.Contains(a[i], hooks.MsgBreakerChanged) {
+			t.Errorf("line %d: %s, want %q", i, a[i], w)
+		}
+	}
+	// b:1, still down: its opening and the first trials, nothing more yet.
+	if n := len(lines) - len(a); n != 3 {
+		t.Fatalf("%d lines for b:1, want 3:\n%s", n, buf.String())
+	}
+	// Flush (Engine.Close) reports b:1's trials.
+	l.Flush()
+	if n := strings.Count(buf.String(), "node=b:1"); n != 5 {
+		t.Fatalf("%d lines for b:1 after Flush, want 5:\n%s", n, buf.String())
+	}
+}
