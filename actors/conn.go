@@ -57,12 +57,16 @@ type ConnState struct {
 	// failMu is held while FailHeld (or the actor, once the breaker
 	// opened) fails what it took, so that one who finds nothing left to
 	// fail returns only once those are failed (Order).
-	failMu   sync.Mutex
-	mu       sync.Mutex
-	stash    []held       // commands to send again first, in order
-	broken   bool         // the driver connection failed: the supervisor re-dials
-	closed   bool         // CloseDriver ran: no driver is installed any more
-	failures atomic.Int64 // consecutive failed rounds, for the backoff
+	failMu sync.Mutex
+	mu     sync.Mutex
+	stash  []held // commands to send again first, in order
+	broken bool   // the driver connection failed: the supervisor re-dials
+	closed bool   // CloseDriver ran: no driver is installed any more
+	// retired is the connection Retire took out of service (nil: none);
+	// retiredWrap wraps the transport errors of what it cut.
+	retired     drivers.ValkeyConn
+	retiredWrap func(error) error
+	failures    atomic.Int64 // consecutive failed rounds, for the backoff
 
 	commands   atomic.Uint64 // commands whose reply (or error) came back
 	errors     atomic.Uint64 // of those, the ones that failed
@@ -219,6 +223,9 @@ func (s *ConnState) install(conn drivers.ValkeyConn) bool {
 	old := s.Driver
 	s.Driver = conn
 	s.broken = false
+	if s.retired != nil && s.retired != conn {
+		s.retired, s.retiredWrap = nil, nil
+	}
 	s.mu.Unlock()
 	if old != nil && old != conn {
 		_ = old.Close()
@@ -236,15 +243,39 @@ func (s *ConnState) Down() bool {
 	return s.broken
 }
 
-// Reconnect has the connection actor replace its connection between two
-// pipelines (the commands queued meanwhile wait in its mailbox), as after
-// a transport failure but with nothing in flight: Node.Dial is called
-// again. The engine uses it when the primary changed (sentinel mode). It
-// returns at once; without Node it does nothing. Safe for concurrent use.
-func (s *ConnState) Reconnect() {
-	if s.Node != nil {
-		s.Mailbox.PostUserMessage(reconnect{})
+// Retire takes the actor's connection out of service now, for a server
+// that no longer is the one to send to (sentinel mode: the sentinels
+// named a new primary), and has the actor reconnect. A
+// pipeline in flight on it is cut: the connection is closed (on a
+// goroutine of its own: a frozen server's close must not hold the
+// caller), and its commands fail or are kept as after any transport
+// failure, their errors wrapped by wrap. (Left alone, a pipeline to a
+// frozen primary waited for the read timeout, or for the old primary to
+// wake and acknowledge writes the failover then dropped, and the commands
+// held for the new primary waited behind it.) A pipeline the actor would
+// start on it before its reconnect is not sent: its commands are kept for
+// the new connection. Neither counts against the node's circuit breaker.
+// Safe for concurrent use; without Node it does nothing.
+func (s *ConnState) Retire(wrap func(error) error) {
+	if s.Node == nil {
+		return
 	}
+	s.mu.Lock()
+	d := s.Driver
+	if d == nil || s.closed || s.broken {
+		s.mu.Unlock() // being replaced already: the dial reaches the new server
+		return
+	}
+	s.retired, s.retiredWrap = d, wrap
+	// doMulti counts its commands in flight before it takes the driver
+	// under mu: either it finds the connection retired, or the count
+	// shows here and the close cuts its round trip.
+	inFlight := s.inFlight.Load() > 0
+	s.mu.Unlock()
+	if inFlight {
+		go func() { _ = d.Close() }()
+	}
+	s.Mailbox.PostUserMessage(reconnect{conn: d})
 }
 
 // SyncReplicas has the connection actor send WAIT replicas timeout on its
@@ -260,7 +291,9 @@ func (s *ConnState) SyncReplicas(replicas int, timeout time.Duration, done func(
 
 // Messages of the connection actor other than batches.
 type (
-	reconnect struct{}
+	// reconnect replaces conn (a message for a connection replaced
+	// since is ignored).
+	reconnect struct{ conn drivers.ValkeyConn }
 	// connLost is the driver's report that conn failed while idle
 	// (drivers.LostNotifier).
 	connLost struct {
@@ -306,7 +339,7 @@ func (c *Conn) Receive(ctx actor.Context) {
 	case *mailbox.Batch:
 		c.run(ctx, m.Messages)
 	case reconnect:
-		c.reconnect(ctx)
+		c.reconnect(ctx, m)
 	case connLost:
 		c.lost(ctx, m)
 	case syncReplicas:
@@ -364,12 +397,12 @@ func (c *Conn) start(ctx actor.Context) {
 
 // reconnect marks the connection broken and reports it: the supervisor
 // dials again (Node.Dial) and restarts the actor. Nothing is in flight.
-func (c *Conn) reconnect(ctx actor.Context) {
+func (c *Conn) reconnect(ctx actor.Context, m reconnect) {
 	st := c.state
 	st.mu.Lock()
-	if st.broken {
+	if st.broken || st.Driver != m.conn {
 		st.mu.Unlock()
-		return // being replaced already
+		return // being replaced already, or replaced since
 	}
 	st.broken = true
 	st.mu.Unlock()
@@ -410,7 +443,11 @@ func (c *Conn) syncReplicas(m syncReplicas) {
 		m.done(0, errNotHeld) // the hold it was for is over
 		return
 	}
-	d := c.driver()
+	d, _ := c.sendOn()
+	if d == nil {
+		m.done(0, errNotConnected) // retired: the reconnect comes next
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.timeout+time.Second)
 	defer cancel()
 	cmd := d.B().Arbitrary("WAIT").Args(strconv.Itoa(m.n), strconv.FormatInt(m.timeout.Milliseconds(), 10)).Build()
@@ -489,8 +526,12 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	// Stats (a command moved to the new primary is taken back below); an
 	// error reply is counted before its future completes, a transport
 	// error before sortOut fails its command.
+	var retired func(error) error // the connection was retired (Retire)
 	settle := func(cmd Command, r valkey.ValkeyResult) {
 		err := r.NonValkeyError()
+		if err != nil && retired != nil {
+			err = retired(err)
+		}
 		if err == nil {
 			if watchRole && c.notPrimary(cmd, r, &demoted) {
 				moved = append(moved, held{cmd: cmd})
@@ -507,7 +548,8 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	}
 	if len(live) == 1 {
 		// A batch of one: Do spares valkey-go's per-pipeline allocations.
-		r := c.do(dctx, cmds[0])
+		var r valkey.ValkeyResult
+		r, retired = c.do(dctx, cmds[0])
 		st.done.wait()
 		st.commands.Add(1)
 		if pipe != nil {
@@ -518,7 +560,8 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		}
 		settle(live[0], r)
 	} else {
-		results := c.doMulti(dctx, cmds)
+		var results []valkey.ValkeyResult
+		results, retired = c.doMulti(dctx, cmds)
 		if !watchRole && c.handOff(live, results, pipe) {
 			if cancel != nil {
 				cancel()
@@ -589,7 +632,9 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	st.broken = true
 	st.stash = append(st.stash, keep...)
 	st.mu.Unlock()
-	n.RecordFailure(broken)
+	if retired == nil { // the engine's own doing, not the node's
+		n.RecordFailure(broken)
+	}
 	if n.Open() {
 		// Opened, here or by another connection of the node whose
 		// FailHeld may have run before the stash above: what is held
@@ -833,21 +878,71 @@ var shortReply = valkey.NewResult(valkey.ValkeyMessage{}, ErrShortReply)
 
 // do and doMulti run the driver call with the in-flight gauge held, also
 // when the driver panics.
-func (c *Conn) do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {
+// Both also return the wrap of a connection retired before or during
+// the call (see ConnState.Retire), nil otherwise.
+func (c *Conn) do(ctx context.Context, cmd valkey.Completed) (valkey.ValkeyResult, func(error) error) {
 	c.state.inFlight.Add(1)
 	defer c.state.inFlight.Add(-1)
-	return c.driver().Do(ctx, cmd)
+	d, wrap := c.sendOn()
+	if d == nil {
+		return notSentRetired, wrap
+	}
+	r := d.Do(ctx, cmd)
+	if r.NonValkeyError() != nil && wrap == nil {
+		wrap = c.state.retiredWrapOf(d)
+	}
+	return r, wrap
 }
 
-func (c *Conn) doMulti(ctx context.Context, cmds []valkey.Completed) []valkey.ValkeyResult {
+func (c *Conn) doMulti(ctx context.Context, cmds []valkey.Completed) ([]valkey.ValkeyResult, func(error) error) {
 	n := int64(len(cmds))
 	c.state.inFlight.Add(n)
 	defer c.state.inFlight.Add(-n)
-	return c.driver().DoMulti(ctx, cmds...)
+	d, wrap := c.sendOn()
+	if d == nil {
+		rs := make([]valkey.ValkeyResult, len(cmds))
+		for i := range rs {
+			rs[i] = notSentRetired
+		}
+		return rs, wrap
+	}
+	rs := d.DoMulti(ctx, cmds...)
+	if wrap == nil {
+		for _, r := range rs {
+			if r.NonValkeyError() != nil {
+				wrap = c.state.retiredWrapOf(d)
+				break
+			}
+		}
+	}
+	return rs, wrap
 }
 
-func (c *Conn) driver() drivers.ValkeyConn {
-	c.state.mu.Lock()
-	defer c.state.mu.Unlock()
-	return c.state.Driver
+// sendOn returns the connection to send on, or nil and the wrap when
+// Retire took it out of service.
+func (c *Conn) sendOn() (drivers.ValkeyConn, func(error) error) {
+	st := c.state
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.Driver != nil && st.Driver == st.retired {
+		return nil, st.retiredWrap
+	}
+	return st.Driver, nil
 }
+
+// retiredWrapOf returns the wrap of d if Retire took it out of service.
+func (s *ConnState) retiredWrapOf(d drivers.ValkeyConn) func(error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d == s.retired {
+		return s.retiredWrap
+	}
+	return nil
+}
+
+// errRetired fails, unsent, the commands of a pipeline the actor would
+// have started on a connection Retire took out of service: they are kept
+// for the new connection.
+var errRetired = fmt.Errorf("%w: the connection was retired (the server it reaches is no longer the one to send to)", drivers.ErrNotSent)
+
+var notSentRetired = valkey.NewErrorResult(errRetired)

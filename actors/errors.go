@@ -17,7 +17,7 @@ var (
 	errLoading = errors.New("actors: server is loading its dataset")
 
 	// ErrReconnect is the failure a connection actor reports when it was
-	// told to replace its connection (ConnState.Reconnect): the primary
+	// told to replace its connection (ConnState.Retire): the primary
 	// changed. It never reaches a caller.
 	ErrReconnect = errors.New("vactor: connection replaced: the primary changed")
 

@@ -426,15 +426,15 @@ func (sn *sentinel) waitReplicas(ctx context.Context, conn drivers.ValkeyConn) (
 
 // switched runs on the sentinel actor when the primary changed: the
 // primary's connection actors replace their connections (the new dial
-// reaches the new primary) and then send what they hold; the dedicated
-// connections to the old primary are closed, so their owners reconnect.
+// reaches the new primary), cutting a pipeline still in flight to the old
+// one (actors.ConnState.Retire: its failures wrap ErrPrimaryChanged), and
+// then send what they hold; the dedicated connections to the old primary
+// are closed, so their owners reconnect.
 func (sn *sentinel) switched(from string, to *actors.SentinelView) {
 	sn.e.sentinelSwitched(sn.e.cfg.SentinelMasterName, from, to.Master) // never blocks
 	sn.e.supervisor.Reset(sn.node)
 	for _, c := range sn.e.first {
-		if !c.Down() {
-			c.Reconnect()
-		}
+		c.Retire(switchedCause)
 	}
 	for _, c := range sn.e.first {
 		c.Mailbox.Unpause()
@@ -740,8 +740,16 @@ func (t *trackedConn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []v
 // connection, err (not the caller's context's end) wraps
 // ErrPrimaryChanged.
 func (t *trackedConn) CloseCause(err error) error {
-	if !t.switched.Load() || errors.Is(err, ErrPrimaryChanged) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if !t.switched.Load() {
+		return err
+	}
+	return switchedCause(err)
+}
+
+// switchedCause wraps err, the failure of a connection a switch closed,
+// in ErrPrimaryChanged (not the caller's context's end).
+func switchedCause(err error) error {
+	if errors.Is(err, ErrPrimaryChanged) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return &primaryChangedError{err}

@@ -1,10 +1,15 @@
 package engine_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -60,4 +65,86 @@ func TestSentinelSwitchFromStalledPrimaryReleasesHeld(t *testing.T) {
 		t.Fatalf("Dedicated after the switch took %v, want < 1s (the switch's closes of %d subscribers' connections to the stalled former primary held it)", took, subs)
 	}
 	t.Logf("Dedicated after the switch: %v", took)
+}
+
+// A switch cuts the pipeline in flight to a stalled former primary: its
+// writes fail with ErrOutcomeUnknown wrapping ErrPrimaryChanged, and what
+// is queued behind it goes to the new primary at once. The switch only
+// had the connection actors reconnect after their round trip, so the
+// pipeline waited for the read timeout (or for the old primary to wake
+// and acknowledge writes the failover then dropped: QA-Z 1), and every
+// write queued behind it with it. ReadTimeout is 10 s here, as the docs
+// suggest for slow commands: with the default 3 s the stall ended ~0.3 s
+// after the switch, by the timeout, and the writes' errors did not say
+// why.
+func TestSentinelSwitchCutsPipelineToStalledPrimary(t *testing.T) {
+	s := valkeytest.StartSentinelT(t)
+	eng := sentinelEngine(t, s, func(c config.Config) config.Config { return c.WithReadTimeout(10 * time.Second) })
+	ctx := ctxT(t)
+	old, err := s.Primary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Writers keep a pipeline in flight: the first one written after
+	// the freeze waits for an answer.
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	var acked atomic.Int64
+	for i := range 4 {
+		wg.Go(func() {
+			key := fmt.Sprint("cut:", i)
+			for !stop.Load() {
+				if _, err := eng.Incr(context.Background(), key).Await(ctx); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				} else {
+					acked.Add(1)
+				}
+			}
+		})
+	}
+	defer func() {
+		stop.Store(true)
+		wg.Wait()
+	}()
+	waitCond(t, 10*time.Second, "writes acknowledged", func() bool { return acked.Load() > 100 })
+	if err := old.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = old.Resume() }()
+	waitCond(t, 30*time.Second, "the switch to a new primary", func() bool {
+		return eng.Stats().Sentinel.Primary != old.Addr()
+	})
+	start := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err = eng.Set(sctx, "cut:after", "1", 0).Await(sctx)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("SET after the switch: %v (%v; the pipeline in flight to the stalled former primary held it)", err, took)
+	}
+	// sentinel.md: writes resume within 1 s of the switch.
+	if took > time.Second {
+		t.Fatalf("SET after the switch took %v, want < 1 s", took)
+	}
+	stop.Store(true)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	cut := 0
+	for _, err := range errs {
+		switch {
+		case errors.Is(err, engine.ErrPrimaryChanged) && errors.Is(err, engine.ErrOutcomeUnknown):
+			cut++
+		default:
+			t.Errorf("a write failed with %v, want ErrOutcomeUnknown and ErrPrimaryChanged (cut by the switch)", err)
+		}
+	}
+	if cut == 0 {
+		t.Fatalf("no write failed as cut by the switch (%d acknowledged): was no pipeline in flight?", acked.Load())
+	}
+	t.Logf("SET after the switch: %v; %d writes cut, %d acknowledged", took, cut, acked.Load())
 }
