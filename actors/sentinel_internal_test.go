@@ -222,3 +222,33 @@ func TestSentinelParse(t *testing.T) {
 		t.Fatal("parseSwitch of 4 fields ok")
 	}
 }
+
+// A failover that ends (+switch-master) at the primary the engine already
+// sends to releases a hold on it: nothing held can reach the old primary.
+// Only the hold limit ended such a hold (6 s of every command held after
+// a New in the failover's last second: QA-Z 2).
+func TestSentinelActorSwitchToCurrentReleases(t *testing.T) {
+	s, log := startSentinelActor(t, time.Hour)
+	s.inject("s1:1", evTryFailover, evMaster)
+	s.inject("s1:1", evSwitchMaster, "mymaster 10.0.0.9 6379 10.0.0.1 6379")
+	log.waitFor(t, "hold  [10.0.0.2:6379 10.0.0.3:6379]; release")
+	if v := s.View(); v.Master != "10.0.0.1:6379" || v.Gen != 1 {
+		t.Fatalf("view = %+v, want the primary unchanged", *v)
+	}
+	if st := s.Stats(); st.Aborts != 0 || st.HoldTimeouts != 0 {
+		t.Fatalf("stats %+v: no abort, no timeout", st)
+	}
+}
+
+// A leader whose failover has promoted its replica names it as the
+// primary: its answer is not one of a failover in progress.
+func TestSentinelPromotedState(t *testing.T) {
+	for state, want := range map[string]bool{
+		"": false, "wait_start": false, "select_slave": false, "send_slaveof_noone": false,
+		"wait_promotion": false, "reconf_slaves": true, "update_config": true,
+	} {
+		if got := promoted(state); got != want {
+			t.Errorf("promoted(%q) = %v, want %v", state, got, want)
+		}
+	}
+}
