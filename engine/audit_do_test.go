@@ -100,6 +100,7 @@ func auditStateCommands(t *testing.T, eng *engine.Engine) {
 		{"CLIENT", "NO-TOUCH", "on"}, {"readonly"}, {"READWRITE"}, {"asking"},
 		{"subscribe", "c"}, {"PSubscribe", "c*"}, {"unsubscribe"}, {"punsubscribe"},
 		{"ssubscribe", "c"}, {"monitor"}, {"sync"}, {"PSYNC", "?", "-1"}, {"replconf", "listening-port", "1"},
+		{"script", "debug", "yes"}, {"SCRIPT", "DEBUG", "SYNC"},
 	}
 	for _, c := range cmds {
 		for _, via := range []string{"Engine.Do", "Client.Do"} {

@@ -27,7 +27,7 @@ var stateCommands = [][]string{
 	{"HELLO", "2"}, {"AUTH", "nobody", "x"}, {"RESET"},
 	{"READONLY"}, {"READWRITE"}, {"ASKING"},
 	{"SUBSCRIBE", "ch"}, {"psubscribe", "ch*"}, {"SSUBSCRIBE", "ch"}, {"UNSUBSCRIBE"},
-	{"MONITOR"}, {"QUIT"},
+	{"MONITOR"}, {"QUIT"}, {"SCRIPT", "DEBUG", "YES"},
 }
 
 func wantStateError(t *testing.T, what string, err error) {

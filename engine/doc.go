@@ -121,7 +121,7 @@
 // The engine's connections are shared by every caller, so commands that
 // change a connection's state (MULTI, EXEC, WATCH, SELECT, AUTH, HELLO,
 // RESET, CLIENT REPLY, CLIENT TRACKING, CLIENT SETNAME, the SUBSCRIBE
-// family, MONITOR, QUIT, READONLY, ASKING, ...) fail at once when sent
+// family, MONITOR, QUIT, READONLY, ASKING, SCRIPT DEBUG YES, ...) fail at once when sent
 // through Do, Pipeline.Do, Tx.Do, TxReader.Do or BatchWriter.Write, with a
 // *ConnectionStateError (ErrConnectionState) naming what to use instead:
 // Tx, Watch, Subscribe, Config.DB, Config.ClientName, or Dedicated, which

@@ -33,6 +33,10 @@ import "strings"
 //	                                    commands without the reply the driver waits for)
 //	MONITOR SYNC PSYNC REPLCONF         not supported (a stream of replies
 //	                                    without commands)
+//	SCRIPT DEBUG YES, SCRIPT DEBUG SYNC not supported: the connection's next
+//	                                    EVAL enters the Lua debugger, whose
+//	                                    replies follow its own protocol
+//	                                    (SCRIPT DEBUG NO is let through)
 //
 // Dedicated gives its connection back to its pool after RESET, which ends
 // all of the above but CLIENT NO-EVICT (on Redis 7.0), NO-TOUCH, SETINFO
@@ -67,6 +71,7 @@ const (
 	useSub      = "use Engine.Subscribe, PSubscribe or SSubscribe (or SubscribeWith)"
 	useNone     = "not supported: the server answers with a stream of replies no command asked for"
 	useReply    = "use Engine.Dedicated (CLIENT REPLY ON only: OFF and SKIP leave commands without the reply the driver waits for)"
+	useDebug    = "not supported: the connection's next EVAL would enter the Lua debugger (its replies follow the debugger's protocol); debug scripts with valkey-cli --ldb"
 )
 
 // stateCmds are the commands by upper-case name; CLIENT's by subcommand
@@ -135,6 +140,9 @@ func lookupStateCmd(name string, args []string) (stateCmd, bool) {
 	if !ok {
 		return subscribeLike(name)
 	}
+	if string(b) == "SCRIPT" {
+		return scriptDebug(args)
+	}
 	if string(b) != "CLIENT" {
 		if c, ok := stateCmds[string(b)]; ok {
 			return c, true
@@ -153,6 +161,28 @@ func lookupStateCmd(name string, args []string) (stateCmd, bool) {
 		c.dedicated = len(args) < 2 || isOn(args[1])
 	}
 	return c, ok
+}
+
+// scriptDebug reports SCRIPT DEBUG with a mode other than NO (YES, SYNC,
+// or a mode the server refuses) as changing the connection's state: after
+// YES or SYNC the connection's next EVAL runs in the Lua debugger, which
+// answers with its own protocol; on a shared connection another caller's
+// EVAL got the debugger's log as its reply, and the next commands its
+// error replies (QA-AA 1).
+func scriptDebug(args []string) (stateCmd, bool) {
+	var buf [maxStateName]byte
+	if len(args) == 0 {
+		return stateCmd{}, false
+	}
+	if b, ok := upper(&buf, args[0]); !ok || string(b) != "DEBUG" {
+		return stateCmd{}, false
+	}
+	if len(args) >= 2 {
+		if b, ok := upper(&buf, args[1]); ok && string(b) == "NO" {
+			return stateCmd{}, false
+		}
+	}
+	return stateCmd{use: useDebug}, true
 }
 
 // subscribeLike reports any other name ending in SUBSCRIBE as the
@@ -215,11 +245,11 @@ func newConnectionStateError(name string, args []string, use string) *Connection
 	return &ConnectionStateError{Command: commandName(name, args), Use: use}
 }
 
-// commandName returns the upper-case command name, with CLIENT's
-// subcommand.
+// commandName returns the upper-case command name, with CLIENT's and
+// SCRIPT's subcommand.
 func commandName(name string, args []string) string {
-	if strings.EqualFold(name, "CLIENT") && len(args) > 0 {
-		return "CLIENT " + strings.ToUpper(args[0])
+	if (strings.EqualFold(name, "CLIENT") || strings.EqualFold(name, "SCRIPT")) && len(args) > 0 {
+		return strings.ToUpper(name) + " " + strings.ToUpper(args[0])
 	}
 	return strings.ToUpper(name)
 }

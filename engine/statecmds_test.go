@@ -52,6 +52,9 @@ func TestCheckShared(t *testing.T) {
 		{[]string{"sync"}, "SYNC", "not supported", false},
 		{[]string{"PSYNC", "?", "-1"}, "PSYNC", "not supported", false},
 		{[]string{"REPLCONF", "listening-port", "1"}, "REPLCONF", "not supported", false},
+		{[]string{"SCRIPT", "DEBUG", "YES"}, "SCRIPT DEBUG", "Lua debugger", false},
+		{[]string{"script", "debug", "sync"}, "SCRIPT DEBUG", "Lua debugger", false},
+		{[]string{"Script", "Debug"}, "SCRIPT DEBUG", "Lua debugger", false},
 	}
 	for _, c := range refused {
 		err := engine.CheckShared(c.cmd[0], c.cmd[1:])
@@ -79,7 +82,8 @@ func TestCheckShared(t *testing.T) {
 		{"CLIENT", "LIST"}, {"CLIENT", "ID"}, {"client", "getname"}, {"CLIENT", "KILL", "ID", "1"},
 		{"CLIENT"}, {"PUBLISH", "c", "m"}, {"SPUBLISH", "c", "m"}, {"EVAL", "return 1", "0"},
 		{"WAIT", "0", "0"}, {"MULTIX"}, {"SELECTS"}, {"averyveryverylongcommandname"},
-		{"XREAD", "STREAMS", "s", "0"},
+		{"XREAD", "STREAMS", "s", "0"}, {"SCRIPT", "DEBUG", "no"}, {"SCRIPT", "FLUSH"}, {"SCRIPT", "LOAD", "return 1"},
+		{"SCRIPT"},
 	}
 	for _, c := range passed {
 		if err := engine.CheckShared(c[0], c[1:]); err != nil {
@@ -94,6 +98,7 @@ func TestCheckShared(t *testing.T) {
 		_ = engine.CheckShared("get", get)
 		_ = engine.CheckShared("CLIENT", client)
 		_ = engine.CheckShared("averyveryverylongcommandname", nil)
+		_ = engine.CheckShared("SCRIPT", client)
 	}); n != 0 {
 		t.Errorf("CheckShared of ordinary commands allocates %.1f times", n)
 	}
