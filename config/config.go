@@ -694,6 +694,9 @@ func (t TLSConfig) validate() error {
 
 // checkHost returns why h is not a usable host, or "".
 func checkHost(h string) string {
+	if looksLikeURL(h) {
+		return "must be a host name or IP address: this is a URL (use config.ParseURL or VALKEY_URL for a URL)"
+	}
 	if h == "" {
 		return "must not be empty"
 	}
@@ -714,6 +717,9 @@ func checkHost(h string) string {
 
 // checkAddr returns why a is not a usable "host:port" address, or "".
 func checkAddr(a string) string {
+	if looksLikeURL(a) {
+		return `must be "host:port": this is a URL (use config.ParseURL or VALKEY_URL for a URL)`
+	}
 	host, port, err := net.SplitHostPort(a)
 	if err != nil {
 		if unbracketedIPv6(a) {
@@ -728,6 +734,35 @@ func checkAddr(a string) string {
 		return "port must be a number between 1 and 65535"
 	}
 	return ""
+}
+
+// looksLikeURL reports whether a, given where an address goes, is a URL
+// or carries user information ("redis://:pw@host:6379", "user:pw@host"):
+// a common mistake, WithAddrs(os.Getenv("REDIS_URL")).
+func looksLikeURL(a string) bool {
+	return strings.Contains(a, "://") || strings.Contains(a, "@")
+}
+
+// safeAddr returns a, an address setting, as it may be printed: a URL or
+// user information given there has its secrets replaced with
+// "[redacted]" (see redactURL).
+func safeAddr(a string) string {
+	if looksLikeURL(a) {
+		return redactURL(a)
+	}
+	return a
+}
+
+// safeAddrs is safeAddr of each of addrs (nil stays nil).
+func safeAddrs(addrs []string) []string {
+	if addrs == nil {
+		return nil
+	}
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = safeAddr(a)
+	}
+	return out
 }
 
 // unbracketedIPv6 reports whether a looks like an IPv6 address without
@@ -790,13 +825,13 @@ func (c Config) String() string {
 	var b strings.Builder
 	b.WriteString("Config{")
 	fmt.Fprintf(&b, "Addrs=%q Host=%q Port=%d Username=%q Password=%q CredentialsProvider=%t DB=%d ClientName=%q Driver=%q PoolSize=%d",
-		c.Addrs, c.Host, c.Port, c.Username, passwordText(c.Password), c.CredentialsProvider != nil, c.DB, c.ClientName, c.Driver, c.PoolSize)
+		safeAddrs(c.Addrs), safeAddr(c.Host), c.Port, c.Username, passwordText(c.Password), c.CredentialsProvider != nil, c.DB, c.ClientName, c.Driver, c.PoolSize)
 	fmt.Fprintf(&b, " DialTimeout=%s ReadTimeout=%s WriteTimeout=%s MaxRetries=%d MinRetryBackoff=%s MaxRetryBackoff=%s",
 		c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.MaxRetries, c.MinRetryBackoff, c.MaxRetryBackoff)
 	fmt.Fprintf(&b, " CircuitBreakerThreshold=%d CircuitBreakerOpenTimeout=%s CircuitBreakerFailureRate=%g CircuitBreakerPeriod=%s ClusterMode=%t ReadFrom=%s MaxRedirects=%d ClusterRefreshInterval=%s",
 		c.CircuitBreakerThreshold, c.CircuitBreakerOpenTimeout, c.CircuitBreakerFailureRate, c.CircuitBreakerPeriod, c.ClusterMode, c.ReadFrom, c.MaxRedirects, c.ClusterRefreshInterval)
 	fmt.Fprintf(&b, " SentinelMode=%t SentinelMasterName=%q SentinelAddrs=%q SentinelUsername=%q SentinelPassword=%q SentinelCredentialsProvider=%t SentinelRefreshInterval=%s",
-		c.SentinelMode, c.SentinelMasterName, c.SentinelAddrs, c.SentinelUsername, passwordText(c.SentinelPassword), c.SentinelCredentialsProvider != nil, c.SentinelRefreshInterval)
+		c.SentinelMode, c.SentinelMasterName, safeAddrs(c.SentinelAddrs), c.SentinelUsername, passwordText(c.SentinelPassword), c.SentinelCredentialsProvider != nil, c.SentinelRefreshInterval)
 	fmt.Fprintf(&b, " TLS={Enabled=%t CertFile=%q KeyFile=%q CAFile=%q ServerName=%q InsecureSkipVerify=%t Config=%t}",
 		c.TLS.Enabled, c.TLS.CertFile, c.TLS.KeyFile, c.TLS.CAFile, c.TLS.ServerName, c.TLS.InsecureSkipVerify, c.TLS.Config != nil)
 	fmt.Fprintf(&b, " MailboxCapacity=%d Backpressure=%s MaxBatchSize=%d DrainTimeout=%s Logger=%t LogLevel=%s Hooks=%d}",
@@ -810,21 +845,21 @@ func (c Config) GoString() string {
 	var b strings.Builder
 	addrs := "[]string(nil)"
 	if c.Addrs != nil {
-		addrs = fmt.Sprintf("%#v", c.Addrs)
+		addrs = fmt.Sprintf("%#v", safeAddrs(c.Addrs))
 	}
 	logger := "(*slog.Logger)(nil)"
 	if c.Logger != nil {
 		logger = fmt.Sprintf("(*slog.Logger)(%p)", c.Logger)
 	}
 	fmt.Fprintf(&b, "config.Config{Addrs:%s, Host:%q, Port:%d, Username:%q, Password:%q, CredentialsProvider:%s, DB:%d, ClientName:%q, Driver:%q, PoolSize:%d, ",
-		addrs, c.Host, c.Port, c.Username, passwordText(c.Password), providerText(c.CredentialsProvider), c.DB, c.ClientName, c.Driver, c.PoolSize)
+		addrs, safeAddr(c.Host), c.Port, c.Username, passwordText(c.Password), providerText(c.CredentialsProvider), c.DB, c.ClientName, c.Driver, c.PoolSize)
 	fmt.Fprintf(&b, "DialTimeout:%d, ReadTimeout:%d, WriteTimeout:%d, MaxRetries:%d, MinRetryBackoff:%d, MaxRetryBackoff:%d, ",
 		c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.MaxRetries, c.MinRetryBackoff, c.MaxRetryBackoff)
 	fmt.Fprintf(&b, "CircuitBreakerThreshold:%d, CircuitBreakerOpenTimeout:%d, CircuitBreakerFailureRate:%g, CircuitBreakerPeriod:%d, ClusterMode:%t, ReadFrom:%d, MaxRedirects:%d, ClusterRefreshInterval:%d, ",
 		c.CircuitBreakerThreshold, c.CircuitBreakerOpenTimeout, c.CircuitBreakerFailureRate, c.CircuitBreakerPeriod, c.ClusterMode, c.ReadFrom, c.MaxRedirects, c.ClusterRefreshInterval)
 	sentinelAddrs := "[]string(nil)"
 	if c.SentinelAddrs != nil {
-		sentinelAddrs = fmt.Sprintf("%#v", c.SentinelAddrs)
+		sentinelAddrs = fmt.Sprintf("%#v", safeAddrs(c.SentinelAddrs))
 	}
 	fmt.Fprintf(&b, "SentinelMode:%t, SentinelMasterName:%q, SentinelAddrs:%s, SentinelUsername:%q, SentinelPassword:%q, SentinelCredentialsProvider:%s, SentinelRefreshInterval:%d, ",
 		c.SentinelMode, c.SentinelMasterName, sentinelAddrs, c.SentinelUsername, passwordText(c.SentinelPassword), providerText(c.SentinelCredentialsProvider), c.SentinelRefreshInterval)
@@ -847,8 +882,8 @@ func (c Config) Format(f fmt.State, verb rune) {
 // field name, with the passwords shown as "[redacted]" when set.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.Any("Addrs", slices.Clone(c.Addrs)),
-		slog.String("Host", c.Host),
+		slog.Any("Addrs", safeAddrs(c.Addrs)),
+		slog.String("Host", safeAddr(c.Host)),
 		slog.Int("Port", c.Port),
 		slog.String("Username", c.Username),
 		slog.String("Password", passwordText(c.Password)),
@@ -873,7 +908,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("ClusterRefreshInterval", c.ClusterRefreshInterval),
 		slog.Bool("SentinelMode", c.SentinelMode),
 		slog.String("SentinelMasterName", c.SentinelMasterName),
-		slog.Any("SentinelAddrs", slices.Clone(c.SentinelAddrs)),
+		slog.Any("SentinelAddrs", safeAddrs(c.SentinelAddrs)),
 		slog.String("SentinelUsername", c.SentinelUsername),
 		slog.String("SentinelPassword", passwordText(c.SentinelPassword)),
 		slog.Bool("SentinelCredentialsProvider", c.SentinelCredentialsProvider != nil),

@@ -563,7 +563,7 @@ func parseAddrList(v string, dst *[]string) string {
 			return "entry " + strconv.Itoa(i+1) + " is empty"
 		}
 		if reason := checkAddr(p); reason != "" {
-			return "entry " + strconv.Itoa(i+1) + " " + strconv.Quote(p) + ": " + reason
+			return "entry " + strconv.Itoa(i+1) + " " + strconv.Quote(safeAddr(p)) + ": " + reason
 		}
 		addrs = append(addrs, p)
 	}

@@ -27,8 +27,8 @@ const redacted = "[redacted]"
 //
 // Secrets are never carried: when Field names a password, Value holds
 // "[redacted]" and Error prints "[redacted]" whatever Value holds; when Field
-// names a URL, the user information of the URL in Value is replaced with
-// "[redacted]".
+// names a URL, or an address that holds a URL or user information, the
+// user information in Value is replaced with "[redacted]".
 //
 // A FieldError is immutable after it is returned and safe for concurrent use.
 type FieldError struct {
@@ -77,6 +77,8 @@ func safeValue(field, value string) string {
 		return redacted
 	case strings.Contains(f, "url"):
 		return redactURL(value)
+	case strings.Contains(f, "addr") || strings.Contains(f, "host"):
+		return safeAddr(value) // a URL given as an address
 	}
 	return value
 }
