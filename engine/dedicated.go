@@ -271,6 +271,15 @@ func (c *DedicatedConn) round(ctx context.Context, sticky bool, build func(valke
 			}
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		// The hooks' context for the command had ended: nothing sent, the
+		// connection kept (it was taken for a command written and lost,
+		// and the connection thrown away).
+		for _, done := range obs {
+			done(err)
+		}
+		return nil, err
+	}
 	rs, err := c.send(ctx, cmds)
 	if err != nil && first && len(rs) == 0 && policies.NotSent(err) && ctx.Err() == nil && c.swap(ctx) {
 		// The pooled connection was dead (the server closed it while it

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -645,5 +647,46 @@ func TestDedicatedCluster(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// budgetHook ends the context of every INCR it sees (a hook applying a
+// per-request budget already spent).
+type budgetHook struct{}
+
+func (budgetHook) PreExecution(ctx context.Context, cmd hooks.Command) context.Context {
+	if !strings.EqualFold(cmd.Name, "INCR") {
+		return ctx
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	cancel()
+	return ctx
+}
+
+// A DedicatedConn command whose PreExecution hook returned an ended
+// context is not sent and fails with that context's error; the connection
+// stays usable. It failed with ErrOutcomeUnknown ("the command was sent")
+// and the connection was thrown away (QA-AA 3).
+func TestDedicatedHookEndedContext(t *testing.T) {
+	srv := valkeytest.Start(t)
+	cfg, _ := withLogCheck(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithHooks(budgetHook{}))
+	eng := engineOn(t, cfg)
+	defer eng.Close()
+	ctx := ctxT(t)
+	err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		for range 3 {
+			_, err := c.Do(ctx, "INCR", "ded:budget")
+			if !errors.Is(err, context.Canceled) || errors.Is(err, engine.ErrOutcomeUnknown) {
+				t.Errorf("INCR under an ended hook context: %v, want context.Canceled, not an unknown outcome", err)
+			}
+		}
+		_, err := c.Do(ctx, "SET", "ded:budget:after", "1")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("the connection after the refused INCRs: %v", err)
+	}
+	if v, err := eng.Get(ctx, "ded:budget").Await(ctx); !errors.Is(err, engine.ErrNil) {
+		t.Fatalf("GET ded:budget = %q, %v: an INCR ran", v, err)
 	}
 }

@@ -52,8 +52,10 @@ type Hook = any
 // them. The context it returns replaces
 // ctx for the command: return ctx itself, or a context derived from it
 // (context.WithValue, a span): its deadline and cancellation bound the
-// command, and PostExecution gets it back. A nil return keeps ctx. It must
-// be quick: the caller waits for it.
+// command (not a transaction's commands nor those of one
+// DedicatedConn.DoMulti: they go out together, bound by Exec's or
+// DoMulti's ctx), and PostExecution gets it back. A nil return keeps ctx.
+// It must be quick: the caller waits for it.
 type PreExecution interface {
 	PreExecution(ctx context.Context, cmd Command) context.Context
 }
