@@ -55,7 +55,10 @@ type Hook = any
 // command (not a transaction's commands nor those of one
 // DedicatedConn.DoMulti: they go out together, bound by Exec's or
 // DoMulti's ctx), and PostExecution gets it back. A nil return keeps ctx.
-// It must be quick: the caller waits for it.
+// It must be quick: the caller waits for it. It must not fire commands on
+// its own engine (nor PostExecution): such a command comes back to the
+// hook, PreExecution recursing until the stack overflows, PostExecution
+// in a loop that never ends; use an engine of its own for that.
 type PreExecution interface {
 	PreExecution(ctx context.Context, cmd Command) context.Context
 }
