@@ -289,8 +289,10 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // returns at once, and the command, or the Exec's commands, fail with
 // ErrClosed, unsent.
 func (e *Engine) Close() error {
-	if e.closeDone == nil {
-		return ErrNotCreated // a zero Engine: nothing to close
+	if e == nil || e.closeDone == nil {
+		// A zero Engine, or a nil one: New returns nil with its error, and
+		// a "defer eng.Close()" before the error check must not panic.
+		return ErrNotCreated
 	}
 	if !e.closed.CompareAndSwap(false, true) {
 		// A hook's or a consumer's or subscription's handler's or a

@@ -45,7 +45,7 @@ var (
 	ErrOutcomeUnknown = policies.ErrOutcomeUnknown
 
 	// ErrNotCreated is the error of Close and Ping on an Engine that New
-	// did not make (a zero value), and of the methods of a Pipeline, Tx,
+	// did not make (a zero value; Close on a nil *Engine too), and of the methods of a Pipeline, Tx,
 	// Subscription, BatchWriter or Consumer the engine did not make (a
 	// zero value; a nil *Pipeline or *Tx still panics).
 	ErrNotCreated = errors.New("vactor: engine not created with New")

@@ -79,6 +79,12 @@ func TestZeroEngine(t *testing.T) {
 	if err := e.Close(); !errors.Is(err, engine.ErrNotCreated) {
 		t.Fatalf("Close on a zero Engine: %v, want ErrNotCreated", err)
 	}
+	// New returns nil with its error: "defer eng.Close()" before the
+	// error check panicked on the failure path (QA-AA).
+	var nilEngine *engine.Engine
+	if err := nilEngine.Close(); !errors.Is(err, engine.ErrNotCreated) {
+		t.Fatalf("Close on a nil *Engine: %v, want ErrNotCreated", err)
+	}
 }
 
 // TestStatsCountBreakerRefusals: commands the open breaker fails before

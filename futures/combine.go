@@ -89,7 +89,9 @@ func Join[T any](fs ...*Future[T]) *Future[[]T] {
 // (see Future.OnComplete): at once when f has already completed, else on the
 // package's callback goroutines, never on the goroutine that completes f.
 // A nil f gives a future failed with ErrNilFuture, a nil fn one failed with
-// ErrNilFunc.
+// ErrNilFunc. A panic in fn fails the future with a *PanicError (the
+// program goes on, as after a panic in the engine's other callbacks:
+// hooks, handlers); an OnComplete callback's panic is not recovered.
 func Then[T, U any](f *Future[T], fn func(T) (U, error)) *Future[U] {
 	if fn == nil {
 		return Failed[U](ErrNilFunc)
@@ -100,7 +102,28 @@ func Then[T, U any](f *Future[T], fn func(T) (U, error)) *Future[U] {
 			p.Reject(err)
 			return
 		}
+		defer func() {
+			if r := recover(); r != nil {
+				p.Reject(&PanicError{Value: r})
+			}
+		}()
 		p.Complete(fn(v))
 	})
 	return p.Future()
+}
+
+// PanicError fails the future of Then when its function panicked: Value
+// is what it panicked with.
+type PanicError struct{ Value any }
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("futures: Then's function panicked: %v", e.Value)
+}
+
+// Unwrap returns Value when it is an error (a panic(err)).
+func (e *PanicError) Unwrap() error {
+	if err, ok := e.Value.(error); ok {
+		return err
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -117,5 +118,28 @@ func TestNilArguments(t *testing.T) {
 	p.Resolve(7)
 	if v, err := p.Future().Await(ctx); v != 7 || err != nil {
 		t.Fatalf("Await after OnComplete(nil) = %v, %v", v, err)
+	}
+}
+
+// A panic in Then's function fails its future with a *PanicError, on an
+// already completed future (fn runs at once) and on a pending one (fn runs
+// on the callback goroutines): it crashed the program.
+func TestThenPanicFailsFuture(t *testing.T) {
+	boom := errors.New("boom")
+	done := Completed(1)
+	p := NewPromise[int]()
+	pending := p.Future()
+	a := Then(done, func(int) (string, error) { panic("then boom") })
+	b := Then(pending, func(int) (string, error) { panic(boom) })
+	p.Resolve(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := a.Await(ctx)
+	var pe *PanicError
+	if !errors.As(err, &pe) || pe.Value != "then boom" || !strings.Contains(err.Error(), "then boom") {
+		t.Fatalf("Then of a completed future, fn panicking: %v", err)
+	}
+	if _, err := b.Await(ctx); !errors.As(err, &pe) || !errors.Is(err, boom) {
+		t.Fatalf("Then of a pending future, fn panicking with an error: %v", err)
 	}
 }
