@@ -75,9 +75,15 @@ func explainConnect(err error, tlsOn bool) (string, []error) {
 	if alert, ok := remoteAlert(err); ok {
 		return alertReason(alert), []error{alert}
 	}
+	var op *net.OpError
 	switch {
 	case errors.As(err, &cred):
 		return "Config.CredentialsProvider failed", nil
+	case errors.As(err, &op) && op.Op == "dial" && errors.Is(err, syscall.ECONNRESET):
+		// The TCP connect itself was reset, before any handshake: a
+		// server being killed or restarted (its listening socket closing
+		// with connections in its backlog).
+		return "the connection was reset while it was being made (the server is going down or restarting?)", nil
 	case errors.As(err, &ve):
 		se, _ := mapError(ve).(*ServerError)
 		if se == nil {
