@@ -68,8 +68,9 @@ type idleConn struct {
 	timeout time.Duration // valkey-go's ConnWriteTimeout, the idle bound
 	call    *atomic.Int64 // deadline (UnixNano) of the driver call in progress; 0 if none
 	mode    atomic.Int64
-	open    *openConns // where it is registered, if it is (see openConns)
-	first   *firstRead // without TLS, the first bytes read, while dialling (refusal.go)
+	open    *openConns  // where it is registered, if it is (see openConns)
+	first   *firstRead  // without TLS, the first bytes read, while dialling (refusal.go)
+	head    firstHeader // without TLS, the first reply's header (refusal.go)
 
 	// lastRT is when the last synchronous round trip began (UnixNano, at
 	// its SetDeadline); peek asks the next Write to check first that the
@@ -225,6 +226,9 @@ func (c *idleConn) Read(b []byte) (int, error) {
 	if c.first != nil {
 		n, err := c.read(b)
 		c.first.note(b[:n])
+		if herr := c.head.check(b[:n]); herr != nil {
+			return 0, herr
+		}
 		return n, err
 	}
 	return c.read(b)

@@ -2,6 +2,8 @@ package valkeygo
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -84,4 +86,61 @@ func withRefusal(err error, reads []*firstRead) error {
 		return &refusedError{err: err, reply: rve, text: text}
 	}
 	return err
+}
+
+// firstHeader checks the header of the first reply a connection reads (the
+// handshake's, HELLO's): valkey-go trusts a RESP length and allocates it,
+// so "*2147483647" was a fatal out-of-memory error (80 GB) and "$-5" a
+// panic, in New or any reconnect, from a port that is not Valkey, a broken
+// proxy, or anyone on the path of a plain connection. No handshake reply
+// is that long. Only the reading goroutine uses it.
+type firstHeader struct {
+	buf  [24]byte
+	n    int
+	done bool
+}
+
+// maxHandshakeLen bounds the length a handshake reply's header may give
+// (HELLO's reply is a map of about 7 entries).
+const maxHandshakeLen = 1 << 16
+
+// errBadHandshake fails a dial whose first reply's header is no
+// handshake's.
+var errBadHandshake = errors.New("the server's first reply gives a length no Valkey handshake reply has (not a Valkey or Redis server at the address?)")
+
+// check takes the next bytes read and returns errBadHandshake (wrapped)
+// once the first line is a length-prefixed type with a length below -1 or
+// above maxHandshakeLen, or a length that does not end within the buffer.
+func (h *firstHeader) check(b []byte) error {
+	if h.done || len(b) == 0 {
+		return nil
+	}
+	k := copy(h.buf[h.n:], b)
+	h.n += k
+	line := h.buf[:h.n]
+	switch line[0] {
+	case '*', '%', '~', '>', '|', '$', '=', '!':
+	default:
+		h.done = true // a simple type: "+OK", "-ERR ...", or not RESP
+		return nil
+	}
+	end := strings.Index(string(line), "\r\n")
+	if end < 0 {
+		if h.n < len(h.buf) {
+			return nil // more to come
+		}
+		end = h.n
+	}
+	h.done = true
+	n, err := strconv.ParseInt(string(line[1:end]), 10, 64)
+	if err != nil {
+		if end == h.n { // digits that did not end
+			return fmt.Errorf("%w: %q", errBadHandshake, line)
+		}
+		return nil // not a number: valkey-go reports what it makes of it
+	}
+	if n < -1 || n > maxHandshakeLen {
+		return fmt.Errorf("%w: %q", errBadHandshake, line[:end])
+	}
+	return nil
 }

@@ -75,6 +75,15 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 	}
 	done := make(chan result, 1)
 	go func() {
+		defer func() {
+			// valkey-go's reader trusts what the server sends: bytes no
+			// Valkey server sends in its handshake made it panic here,
+			// on a goroutine of ours (firstHeader turns away the lengths
+			// it would allocate; this catches the rest).
+			if r := recover(); r != nil {
+				done <- result{nil, fmt.Errorf("%w: the handshake's reply could not be read (not a Valkey or Redis server at the address?): %v", drivers.ErrNotSent, r)}
+			}
+		}()
 		c, err := valkey.NewClient(opt)
 		done <- result{c, err}
 	}()
