@@ -331,6 +331,7 @@ type Conn struct {
 	cmds  []valkey.Completed // reused per batch
 	live  []Command          // reused per batch
 	pipe  pipeObs            // reused per batch (hooks only)
+	sent  drivers.ValkeyConn // the connection of the last round trip (do, doMulti)
 }
 
 // Receive implements actor.Actor.
@@ -527,10 +528,19 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	// error reply is counted before its future completes, a transport
 	// error before sortOut fails its command.
 	var retired func(error) error // the connection was retired (Retire)
+	looked := false               // for retired, at the first transport error
 	settle := func(cmd Command, r valkey.ValkeyResult) {
 		err := r.NonValkeyError()
-		if err != nil && retired != nil {
-			err = retired(err)
+		if err != nil {
+			if !looked {
+				looked = true
+				if retired == nil {
+					retired = st.retiredWrapOf(c.sent)
+				}
+			}
+			if retired != nil {
+				err = retired(err)
+			}
 		}
 		if err == nil {
 			if watchRole && c.notPrimary(cmd, r, &demoted) {
@@ -878,20 +888,19 @@ var shortReply = valkey.NewResult(valkey.ValkeyMessage{}, ErrShortReply)
 
 // do and doMulti run the driver call with the in-flight gauge held, also
 // when the driver panics.
-// Both also return the wrap of a connection retired before or during
-// the call (see ConnState.Retire), nil otherwise.
+// Both record the connection used in c.sent (run asks whether Retire took
+// it out of service during the call, at a transport error), and return
+// the wrap of a connection retired before the call, whose commands they
+// fail unsent (see ConnState.Retire).
 func (c *Conn) do(ctx context.Context, cmd valkey.Completed) (valkey.ValkeyResult, func(error) error) {
 	c.state.inFlight.Add(1)
 	defer c.state.inFlight.Add(-1)
 	d, wrap := c.sendOn()
+	c.sent = d
 	if d == nil {
 		return notSentRetired, wrap
 	}
-	r := d.Do(ctx, cmd)
-	if r.NonValkeyError() != nil && wrap == nil {
-		wrap = c.state.retiredWrapOf(d)
-	}
-	return r, wrap
+	return d.Do(ctx, cmd), nil
 }
 
 func (c *Conn) doMulti(ctx context.Context, cmds []valkey.Completed) ([]valkey.ValkeyResult, func(error) error) {
@@ -899,6 +908,7 @@ func (c *Conn) doMulti(ctx context.Context, cmds []valkey.Completed) ([]valkey.V
 	c.state.inFlight.Add(n)
 	defer c.state.inFlight.Add(-n)
 	d, wrap := c.sendOn()
+	c.sent = d
 	if d == nil {
 		rs := make([]valkey.ValkeyResult, len(cmds))
 		for i := range rs {
@@ -906,16 +916,7 @@ func (c *Conn) doMulti(ctx context.Context, cmds []valkey.Completed) ([]valkey.V
 		}
 		return rs, wrap
 	}
-	rs := d.DoMulti(ctx, cmds...)
-	if wrap == nil {
-		for _, r := range rs {
-			if r.NonValkeyError() != nil {
-				wrap = c.state.retiredWrapOf(d)
-				break
-			}
-		}
-	}
-	return rs, wrap
+	return d.DoMulti(ctx, cmds...), nil
 }
 
 // sendOn returns the connection to send on, or nil and the wrap when
@@ -932,6 +933,9 @@ func (c *Conn) sendOn() (drivers.ValkeyConn, func(error) error) {
 
 // retiredWrapOf returns the wrap of d if Retire took it out of service.
 func (s *ConnState) retiredWrapOf(d drivers.ValkeyConn) func(error) error {
+	if d == nil {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if d == s.retired {
