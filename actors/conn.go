@@ -66,7 +66,11 @@ type ConnState struct {
 	// retiredWrap wraps the transport errors of what it cut.
 	retired     drivers.ValkeyConn
 	retiredWrap func(error) error
-	failures    atomic.Int64 // consecutive failed rounds, for the backoff
+	// moving is set by Retire until the actor fails over to the new
+	// connection: the supervisor then dials at once, without a backoff
+	// and without counting the failure (see strategy.HandleFailure).
+	moving   atomic.Bool
+	failures atomic.Int64 // consecutive failed rounds, for the backoff
 
 	commands   atomic.Uint64 // commands whose reply (or error) came back
 	errors     atomic.Uint64 // of those, the ones that failed
@@ -267,6 +271,7 @@ func (s *ConnState) Retire(wrap func(error) error) {
 		return
 	}
 	s.retired, s.retiredWrap = d, wrap
+	s.moving.Store(true)
 	// doMulti counts its commands in flight before it takes the driver
 	// under mu: either it finds the connection retired, or the count
 	// shows here and the close cuts its round trip.

@@ -422,7 +422,7 @@ func (s *Supervisor) tell(msg any) {
 func (s *Supervisor) expire() {
 	var failing map[*Node]bool
 	for _, st := range s.conns {
-		if st.Node == nil || !st.Down() {
+		if st.Node == nil || !st.Down() || st.moving.Load() {
 			continue
 		}
 		if st.Mailbox.Expire() > 0 && !st.Node.Open() {
@@ -497,6 +497,15 @@ func (st strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chi
 	}
 	if cs.Policy == nil && !cs.Down() {
 		st.s.revive(sup, child, cs) // a panic: restart at once
+		return
+	}
+	if cs.Down() && cs.moving.Swap(false) {
+		// Retired for a new primary (sentinel switch): dial it now.
+		// Left to the backoff (MinRetryBackoff, perhaps seconds), the
+		// writes waited that long after every failover, and the commands
+		// that expired meanwhile opened the new primary's breaker.
+		cs.failures.Store(0)
+		st.s.revive(sup, child, cs)
 		return
 	}
 	d := st.s.backoff(cs)
