@@ -357,6 +357,7 @@ func TestSupervisorResetDuringDial(t *testing.T) {
 	d := newFakeDialer()
 	hold := make(chan struct{})
 	d.hold, d.fail = hold, errors.New("connection refused (the former primary)")
+	d.ignores = true // a dial that does not end with its ctx (see TestSupervisorResetEndsDial)
 	st := nodeState(conn, d, 1)
 	st.Policy.MaxRetries = 0
 	h := start(t, st)
@@ -394,6 +395,54 @@ func TestSupervisorResetDuringDial(t *testing.T) {
 	}
 	if n := len(d.dialed()); n != 1 {
 		t.Fatalf("%d connections dialled, want 1 (after the stale dial)", n)
+	}
+	h.shutdown(t, snapshot)
+}
+
+// A Reset ends a dial under way to its node (the former server, which may
+// be frozen: its handshake would run until the dial timeout, the commands
+// waiting with it), and the node is dialled again at once; the ended dial
+// is not counted against the breaker.
+func TestSupervisorResetEndsDial(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := newFakeConn()
+	reset := errors.New("connection reset by peer")
+	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(reset) }
+	d := newFakeDialer()
+	hold := make(chan struct{}) // never closed: the former server never answers
+	d.hold = hold
+	st := nodeState(conn, d, 1)
+	st.Policy.MaxRetries = 0
+	h := start(t, st)
+
+	lost := newFakeCmd(0, nil)
+	st.Mailbox.Post(lost)
+	waitFor(t, lost, 2*time.Second, "written on the connection that broke")
+	deadline := time.Now().Add(2 * time.Second)
+	for started := false; !started; {
+		h.sup.Reset(st.Node) // closes the breaker the failure opened; dials
+		select {
+		case <-d.started:
+			started = true
+		case <-time.After(10 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("no dial after Reset")
+			}
+		}
+	}
+	queued := newFakeCmd(1, nil)
+	st.Mailbox.Post(queued)
+	d.mu.Lock()
+	d.hold = nil // the next dial reaches the new server
+	d.mu.Unlock()
+	h.sup.Reset(st.Node) // the primary changed: the held dial ends
+	waitFor(t, queued, 2*time.Second, "queued while the dial to the former server hung")
+	queued.wantCompleted(t)
+	if st.Node.Open() {
+		t.Fatal("the breaker is open: the ended dial was counted")
+	}
+	if n := len(d.dialed()); n != 1 {
+		t.Fatalf("%d connections dialled, want 1", n)
 	}
 	h.shutdown(t, snapshot)
 }

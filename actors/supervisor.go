@@ -58,6 +58,9 @@ type Supervisor struct {
 	removed map[string]*ConnState // stopping children whose driver closes once they stopped
 	waiting map[*actor.PID]*ConnState
 	dialing map[*actor.PID]*ConnState // children whose connection is being re-dialled
+	// dialStop ends the re-dial of a child (a Reset of its node: the
+	// address now leads to another server).
+	dialStop map[*actor.PID]context.CancelFunc
 	// pending holds the children whose restart waits out its backoff
 	// (restartAfter): a Reset of their node restarts them at once.
 	pending map[*actor.PID]pendingRestart
@@ -76,16 +79,17 @@ type Supervisor struct {
 // NewSupervisor returns a supervisor for conns.
 func NewSupervisor(conns []*ConnState) *Supervisor {
 	s := &Supervisor{
-		conns:   conns,
-		ready:   make(chan struct{}),
-		stopped: make(chan struct{}),
-		byID:    map[string]*ConnState{},
-		removed: map[string]*ConnState{},
-		waiting: map[*actor.PID]*ConnState{},
-		dialing: map[*actor.PID]*ConnState{},
-		pending: map[*actor.PID]pendingRestart{},
-		probing: map[*Node]bool{},
-		timers:  map[*time.Timer]struct{}{},
+		conns:    conns,
+		ready:    make(chan struct{}),
+		stopped:  make(chan struct{}),
+		byID:     map[string]*ConnState{},
+		removed:  map[string]*ConnState{},
+		waiting:  map[*actor.PID]*ConnState{},
+		dialing:  map[*actor.PID]*ConnState{},
+		dialStop: map[*actor.PID]context.CancelFunc{},
+		pending:  map[*actor.PID]pendingRestart{},
+		probing:  map[*Node]bool{},
+		timers:   map[*time.Timer]struct{}{},
 	}
 	s.probeCtx, s.stopProbes = context.WithCancel(context.Background())
 	seen := map[*Node]bool{}
@@ -230,6 +234,18 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 				}
 			}
 		}
+		// A dial under way goes to the server the address led to before
+		// (a frozen former primary answers no handshake: the dial waited
+		// for the read timeout, the writes with it, and the breaker
+		// opened): end it; its result, stale, starts a dial of the new
+		// one (see redialed).
+		for pid, st := range s.dialing {
+			if st.Node == m.node {
+				if stop := s.dialStop[pid]; stop != nil {
+					stop()
+				}
+			}
+		}
 	case *actor.Terminated:
 		if st := s.removed[m.Who.Id]; st != nil {
 			delete(s.removed, m.Who.Id)
@@ -251,6 +267,10 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		s.revive(ctx.(actor.Supervisor), m.pid, st)
 	case redialed:
 		delete(s.dialing, m.pid)
+		if stop := s.dialStop[m.pid]; stop != nil {
+			stop()
+			delete(s.dialStop, m.pid)
+		}
 		st := s.byID[m.pid.Id]
 		if st == nil {
 			return // removed meanwhile; its driver is closed with it
@@ -333,6 +353,10 @@ func (s *Supervisor) remove(ctx actor.Context, m removeConns) {
 		delete(s.byID, child.Id)
 		delete(s.waiting, child)
 		delete(s.dialing, child)
+		if stop := s.dialStop[child]; stop != nil {
+			stop()
+			delete(s.dialStop, child)
+		}
 		s.removed[child.Id] = st
 		ctx.Stop(child)
 	}
@@ -373,18 +397,20 @@ func (s *Supervisor) revive(sup actor.Supervisor, pid *actor.PID, st *ConnState)
 		return // a dial is under way; its result restarts the actor
 	}
 	s.dialing[pid] = st
+	ctx, stop := context.WithCancel(s.probeCtx)
+	s.dialStop[pid] = stop
 	s.probes.Add(1)
-	go s.redial(pid, st)
+	go s.redial(ctx, pid, st)
 }
 
 // redial connects st's node again and installs the new connection in st.
 // A failure counts against the node's breaker (not while the server is
 // loading, nor when the supervisor is stopping). A connection dialled
 // while the ConnState is being closed is closed at once (install).
-func (s *Supervisor) redial(pid *actor.PID, st *ConnState) {
+func (s *Supervisor) redial(ctx context.Context, pid *actor.PID, st *ConnState) {
 	defer s.probes.Done()
 	resets := st.Node.resets.Load()
-	conn, err := st.Node.connect(s.probeCtx)
+	conn, err := st.Node.connect(ctx)
 	stale := false
 	switch {
 	case err == nil:

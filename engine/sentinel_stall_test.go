@@ -148,3 +148,59 @@ func TestSentinelSwitchCutsPipelineToStalledPrimary(t *testing.T) {
 	}
 	t.Logf("SET after the switch: %v; %d writes cut, %d acknowledged", took, cut, acked.Load())
 }
+
+// The same stall when every writer has a deadline: the pipeline to the
+// frozen primary was abandoned at the deadlines, so no pipeline was in
+// flight at the switch to cut; the actor was re-dialling the frozen
+// primary instead, and that dial (its handshake unanswered) ran until the
+// dial timeout, 5 s, with the writes behind it and the breaker opened by
+// their expiry (QA-AB 1: writes resumed 3.0 s after the switch, 31,168
+// ErrCircuitOpen). A switch ends a dial under way to the old primary.
+func TestSentinelSwitchEndsDialToStalledPrimary(t *testing.T) {
+	s := valkeytest.StartSentinelT(t)
+	eng := sentinelEngine(t, s, func(c config.Config) config.Config { return c.WithReadTimeout(10 * time.Second) })
+	ctx := ctxT(t)
+	old, err := s.Primary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var acked atomic.Int64
+	for i := range 8 {
+		wg.Go(func() {
+			key := fmt.Sprint("dial:", i)
+			for !stop.Load() {
+				wctx, cancel := context.WithTimeout(ctx, time.Second)
+				if _, err := eng.Incr(wctx, key).Await(wctx); err == nil {
+					acked.Add(1)
+				}
+				cancel()
+			}
+		})
+	}
+	defer func() {
+		stop.Store(true)
+		wg.Wait()
+	}()
+	waitCond(t, 10*time.Second, "writes acknowledged", func() bool { return acked.Load() > 100 })
+	if err := old.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = old.Resume() }()
+	waitCond(t, 30*time.Second, "the switch to a new primary", func() bool {
+		return eng.Stats().Sentinel.Primary != old.Addr()
+	})
+	start := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, err = eng.Set(sctx, "dial:after", "1", 0).Await(sctx)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("SET after the switch: %v (%v)", err, took)
+	}
+	if took > time.Second {
+		t.Fatalf("SET after the switch took %v, want < 1 s", took)
+	}
+	t.Logf("SET after the switch: %v", took)
+}
