@@ -828,15 +828,8 @@ func (a *sentinelActor) event(ev sentinelEvent) {
 	v := s.View()
 	if ev.channel == evSwitchMaster {
 		name, from, to, ok := parseSwitch(ev.payload)
-		switch {
-		case !ok || name != s.MasterName:
-		case from == v.Master && to != v.Master:
+		if ok && name == s.MasterName && from == v.Master && to != v.Master {
 			a.switchTo(to, max(v.Epoch, 0)+1, true, nil)
-		case to == v.Master && len(a.holding) > 0:
-			// The failover held for ended at the primary the engine
-			// already sends to (it found it first, by a resolution):
-			// nothing held could reach the old one; let it go.
-			a.release()
 		}
 		return
 	}

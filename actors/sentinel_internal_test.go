@@ -223,23 +223,6 @@ func TestSentinelParse(t *testing.T) {
 	}
 }
 
-// A failover that ends (+switch-master) at the primary the engine already
-// sends to releases a hold on it: nothing held can reach the old primary.
-// Only the hold limit ended such a hold (6 s of every command held after
-// a New in the failover's last second: QA-Z 2).
-func TestSentinelActorSwitchToCurrentReleases(t *testing.T) {
-	s, log := startSentinelActor(t, time.Hour)
-	s.inject("s1:1", evTryFailover, evMaster)
-	s.inject("s1:1", evSwitchMaster, "mymaster 10.0.0.9 6379 10.0.0.1 6379")
-	log.waitFor(t, "hold  [10.0.0.2:6379 10.0.0.3:6379]; release")
-	if v := s.View(); v.Master != "10.0.0.1:6379" || v.Gen != 1 {
-		t.Fatalf("view = %+v, want the primary unchanged", *v)
-	}
-	if st := s.Stats(); st.Aborts != 0 || st.HoldTimeouts != 0 {
-		t.Fatalf("stats %+v: no abort, no timeout", st)
-	}
-}
-
 // A leader whose failover has promoted its replica names it as the
 // primary: its answer is not one of a failover in progress.
 func TestSentinelPromotedState(t *testing.T) {
@@ -251,4 +234,25 @@ func TestSentinelPromotedState(t *testing.T) {
 			t.Errorf("promoted(%q) = %v, want %v", state, got, want)
 		}
 	}
+}
+
+// A +switch-master whose `to` is the current primary is a stale report of
+// an earlier failover (a lagging sentinel's): it must not release the
+// hold of a failover of the current primary, whose writes would then be
+// acknowledged by the primary being failed over, and lost. (Review 27:
+// a release on such a message, added for QA-Z 2, did that.)
+func TestSentinelActorStaleSwitchKeepsHold(t *testing.T) {
+	s, log := startSentinelActor(t, time.Hour)
+	// Failover 1, followed at its leader's promotion.
+	s.inject("s1:1", evTryFailover, evMaster)
+	s.inject("s1:1", evPromoted, evSlave2)
+	s.inject("s1:1", evSwitchMaster, "mymaster 10.0.0.1 6379 10.0.0.2 6379")
+	// Failover 2, of 10.0.0.2; then s2's late report of failover 1; then
+	// failover 2's promotion.
+	s.inject("s1:1", evTryFailover, "master mymaster 10.0.0.2 6379")
+	s.inject("s2:2", evSwitchMaster, "mymaster 10.0.0.1 6379 10.0.0.2 6379")
+	s.inject("s1:1", evPromoted, "slave 10.0.0.3:6379 10.0.0.3 6379 @ mymaster 10.0.0.2 6379")
+	// The events are handled in order: no release between the hold of
+	// failover 2 and its switch.
+	log.waitFor(t, "hold  [10.0.0.2:6379 10.0.0.3:6379]; switch 10.0.0.1:6379->10.0.0.2:6379 gen 2; hold  [10.0.0.3:6379]; switch 10.0.0.2:6379->10.0.0.3:6379 gen 3")
 }
