@@ -737,10 +737,11 @@ func checkAddr(a string) string {
 }
 
 // looksLikeURL reports whether a, given where an address goes, is a URL
-// or carries user information ("redis://:pw@host:6379", "user:pw@host"):
+// or carries user information or a query ("redis://:pw@host:6379",
+// "user:pw@host", "host:6379?password=pw"):
 // a common mistake, WithAddrs(os.Getenv("REDIS_URL")).
 func looksLikeURL(a string) bool {
-	return strings.Contains(a, "://") || strings.Contains(a, "@")
+	return strings.Contains(a, "://") || strings.ContainsAny(a, "@?")
 }
 
 // safeAddr returns a, an address setting, as it may be printed: a URL or

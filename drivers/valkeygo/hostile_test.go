@@ -3,6 +3,7 @@ package valkeygo_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ func TestDialHostileHandshakeLength(t *testing.T) {
 	for _, reply := range []string{
 		"$9223372036854775807\r\n", "*-2\r\n", "$-5\r\n", "*2147483647\r\n",
 		"%9223372036854775807\r\n", "~99999999999999999999999999999\r\n", "*70000\r\n",
+		"%1\r\n$-5\r\n", // nested: a panic in valkey-go, recovered
 	} {
 		t.Run(strings.TrimSpace(reply), func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -27,6 +29,7 @@ func TestDialHostileHandshakeLength(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
+			closed := make(chan bool, 16) // per connection: the client closed it
 			go func() {
 				for {
 					c, err := ln.Accept()
@@ -35,10 +38,17 @@ func TestDialHostileHandshakeLength(t *testing.T) {
 					}
 					go func() {
 						defer c.Close()
-						_, _ = bufio.NewReader(c).ReadByte() // the HELLO
+						r := bufio.NewReader(c)
+						_, _ = r.ReadByte() // the HELLO
 						_, _ = c.Write([]byte(reply))
-						_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-						_, _ = c.Read(make([]byte, 1024))
+						_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+						for {
+							if _, err := r.Discard(r.Buffered() + 1); err != nil {
+								var ne net.Error
+								closed <- !(errors.As(err, &ne) && ne.Timeout())
+								return
+							}
+						}
 					}()
 				}
 			}()
@@ -51,6 +61,11 @@ func TestDialHostileHandshakeLength(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), "not a Valkey or Redis server") {
 				t.Fatalf("dial to a peer answering %q: %v, want it to say what the peer is not", reply, err)
+			}
+			// The failed dial's connection is closed (after a recovered
+			// panic, it was left open: a socket per reconnect attempt).
+			if !<-closed {
+				t.Fatalf("dial to a peer answering %q: the connection was left open", reply)
 			}
 		})
 	}

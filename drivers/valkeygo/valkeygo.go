@@ -91,11 +91,12 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 	case r := <-done:
 		if r.err != nil {
 			r.err = guard.refused(r.err)
-		}
-		guard.finish()
-		if r.err != nil {
+			// valkey-go closes what it dialled when it fails, but not
+			// after a panic (recovered above): close what is left.
+			guard.abort()
 			return nil, fmt.Errorf("valkey-go: dial %s: %w", o.Addr, r.err)
 		}
+		guard.finish()
 		c := newConn(r.c, call, open)
 		if !o.NoIdlePing {
 			c.startPing(connWriteTimeout(max(o.ReadTimeout, o.WriteTimeout)))
