@@ -449,6 +449,9 @@ func (c *Conn) syncReplicas(m syncReplicas) {
 		m.done(0, errNotHeld) // the hold it was for is over
 		return
 	}
+	// In flight before the driver is taken, as doMulti: Retire cuts it.
+	c.state.inFlight.Add(1)
+	defer c.state.inFlight.Add(-1)
 	d, _ := c.sendOn()
 	if d == nil {
 		m.done(0, errNotConnected) // retired: the reconnect comes next
@@ -504,6 +507,20 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		}
 	}()
 	if len(live) == 0 {
+		return
+	}
+	if d, _ := c.sendOn(); d == nil && st.Node != nil {
+		// Retire took the connection out of service before this
+		// pipeline: keep it, unsent and as it is (no attempt spent, no
+		// lost connection reported), for the new connection, which the
+		// reconnect dials at once.
+		st.mu.Lock()
+		st.broken = true
+		for _, cmd := range live {
+			st.stash = append(st.stash, held{cmd: cmd})
+		}
+		st.mu.Unlock()
+		c.escalate(ctx, ErrReconnect)
 		return
 	}
 	n := st.Node

@@ -497,7 +497,7 @@ func (e *Engine) dialFirst(ctx context.Context, cands []string, stagger time.Dur
 				timer.Reset(stagger)
 			}
 		case <-timer.C:
-			if next < len(cands) {
+			if next < len(cands) && ctx.Err() == nil {
 				start()
 				timer.Reset(stagger)
 			}

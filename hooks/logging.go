@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -264,11 +265,16 @@ func errAttr(err error) slog.Attr { return slog.String("error", err.Error()) }
 // PostConnection logs a connection actor's connect (MsgConnected, info) and
 // reconnect (MsgReconnected, info), a successful probe of a node whose
 // breaker is open (MsgProbeOK, debug), a dedicated connection (MsgConnected,
-// debug), and failures (MsgDialFailed, warn, rate-limited). Attributes:
+// debug), and failures (MsgDialFailed, warn, rate-limited; not a dial
+// abandoned, whose error is context.Canceled). Attributes:
 // node, tls, dedicated, duration, error.
 func (l *Logging) PostConnection(ev Dialed) {
 	attrs := []slog.Attr{slog.String("node", ev.Node), slog.Bool("tls", ev.TLS), slog.Bool("dedicated", ev.Dedicated), slog.Duration("duration", ev.Duration)}
 	switch {
+	case ev.Err != nil && errors.Is(ev.Err, context.Canceled):
+		// Abandoned, not failed: another node answered first (a
+		// subscription dials the next primary after 250 ms), the primary
+		// changed meanwhile, or the caller gave up.
 	case ev.Err != nil:
 		l.limited(slog.LevelWarn, MsgDialFailed, ev.Node, append(attrs, errAttr(ev.Err))...)
 	case ev.Dedicated:

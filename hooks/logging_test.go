@@ -2,7 +2,9 @@ package hooks_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -245,5 +247,19 @@ func TestLoggingBreakerTrialsLimited(t *testing.T) {
 	l.Flush()
 	if n := strings.Count(buf.String(), "node=b:1"); n != 5 {
 		t.Fatalf("%d lines for b:1 after Flush, want 5:\n%s", n, buf.String())
+	}
+}
+
+// A dial abandoned (context.Canceled: another node answered first, the
+// primary changed meanwhile, the caller gave up) is no failure: not
+// logged at warn as one.
+func TestLoggingAbandonedDialQuiet(t *testing.T) {
+	var buf lockedBuf
+	l := hooks.NewLogging(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	l.PostConnection(hooks.Dialed{Node: "a:1", Err: fmt.Errorf("vactor: connect to a:1: %w", context.Canceled)})
+	l.PostConnection(hooks.Dialed{Node: "b:1", Err: errors.New("connection refused")})
+	out := buf.String()
+	if strings.Contains(out, "node=a:1") || !strings.Contains(out, "node=b:1") {
+		t.Fatalf("log:\n%s\nwant the refused dial only", out)
 	}
 }

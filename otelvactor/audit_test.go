@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/otelvactor"
@@ -410,6 +411,9 @@ func TestPipelineDurationOnTransportError(t *testing.T) {
 	h.OnPipelineAnswered(hooks.Pipeline{Node: "127.0.0.1:1", Seq: 1, Size: 3, RTT: 2 * time.Millisecond})
 	h.OnPipelineAnswered(hooks.Pipeline{Node: "127.0.0.1:1", Seq: 2, Size: 5, RTT: 3 * time.Second,
 		Err: fmt.Errorf("read: %w", context.DeadlineExceeded)})
+	// Never written: no round trip to record.
+	h.OnPipelineAnswered(hooks.Pipeline{Node: "127.0.0.1:1", Seq: 3, Size: 5, RTT: time.Microsecond,
+		Err: fmt.Errorf("%w: the connection was closed while idle", drivers.ErrNotSent)})
 	m, ok := collect(t, reader)["vactor.pipeline.duration"].Data.(metricdata.Histogram[float64])
 	if !ok || len(m.DataPoints) != 2 {
 		t.Fatalf("vactor.pipeline.duration: %+v, want two points (answered, failed)", m)

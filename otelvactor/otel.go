@@ -22,6 +22,7 @@ import (
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/hooks"
+	"github.com/vactor-io/vactor/policies"
 )
 
 // ScopeName is the instrumentation scope of the hook's meter and tracer.
@@ -736,7 +737,11 @@ func (h *Hook) OnPipelineAnswered(ev hooks.Pipeline) {
 	}
 	// A round trip a transport error ended (a timeout, a reset): its time
 	// to the failure, under error.type, so that a dashboard of round trips
-	// does not go quiet while a node fails them all.
+	// does not go quiet while a node fails them all. Not a pipeline that
+	// was never written (no round trip).
+	if policies.NotSent(ev.Err) {
+		return
+	}
 	typ, _ := errorType(ev.Err)
 	attrs := append([]attribute.KeyValue{semconv.ErrorTypeKey.String(typ)}, n.attrs...)
 	h.pipeDuration.Record(context.Background(), ev.RTT.Seconds(), metric.WithAttributes(attrs...))
