@@ -255,4 +255,7 @@ func TestSentinelActorStaleSwitchKeepsHold(t *testing.T) {
 	// The events are handled in order: no release between the hold of
 	// failover 2 and its switch.
 	log.waitFor(t, "hold  [10.0.0.2:6379 10.0.0.3:6379]; switch 10.0.0.1:6379->10.0.0.2:6379 gen 2; hold  [10.0.0.3:6379]; switch 10.0.0.2:6379->10.0.0.3:6379 gen 3")
+	if v, st := s.View(), s.Stats(); v.Master != "10.0.0.3:6379" || st.Switches != 2 || st.Holds != 2 || st.Aborts != 0 {
+		t.Fatalf("view %+v, stats %+v: want 10.0.0.3:6379 after 2 holds and 2 switches, no abort", *v, st)
+	}
 }
