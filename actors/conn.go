@@ -509,7 +509,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	if len(live) == 0 {
 		return
 	}
-	if d, _ := c.sendOn(); d == nil && st.Node != nil {
+	if st.moving.Load() && c.retiredNow() {
 		// Retire took the connection out of service before this
 		// pipeline: keep it, unsent and as it is (no attempt spent, no
 		// lost connection reported), for the new connection, which the
@@ -939,6 +939,13 @@ func (c *Conn) doMulti(ctx context.Context, cmds []valkey.Completed) ([]valkey.V
 		return rs, wrap
 	}
 	return d.DoMulti(ctx, cmds...), nil
+}
+
+// retiredNow reports whether Retire took the connection out of service
+// (the actor has not reconnected since).
+func (c *Conn) retiredNow() bool {
+	d, _ := c.sendOn()
+	return d == nil
 }
 
 // sendOn returns the connection to send on, or nil and the wrap when
