@@ -362,24 +362,7 @@ func TestSupervisorResetDuringDial(t *testing.T) {
 	st.Policy.MaxRetries = 0
 	h := start(t, st)
 
-	lost := newFakeCmd(0, nil)
-	st.Mailbox.Post(lost)
-	waitFor(t, lost, 2*time.Second, "written on the connection that broke")
-	// The breaker opened on that failure and keeps the actor down; a
-	// Reset closes it and redials. Reset until the actor is among those
-	// it restarts (its restart is scheduled on the supervisor meanwhile).
-	deadline := time.Now().Add(2 * time.Second)
-	for started := false; !started; {
-		h.sup.Reset(st.Node)
-		select {
-		case <-d.started:
-			started = true
-		case <-time.After(10 * time.Millisecond):
-			if time.Now().After(deadline) {
-				t.Fatal("no dial after Reset")
-			}
-		}
-	}
+	breakThenResetUntilDial(t, h, st, d)
 	queued := newFakeCmd(1, nil)
 	st.Mailbox.Post(queued)
 	h.sup.Reset(st.Node) // the primary changed again while the dial runs
@@ -415,21 +398,7 @@ func TestSupervisorResetEndsDial(t *testing.T) {
 	st.Policy.MaxRetries = 0
 	h := start(t, st)
 
-	lost := newFakeCmd(0, nil)
-	st.Mailbox.Post(lost)
-	waitFor(t, lost, 2*time.Second, "written on the connection that broke")
-	deadline := time.Now().Add(2 * time.Second)
-	for started := false; !started; {
-		h.sup.Reset(st.Node) // closes the breaker the failure opened; dials
-		select {
-		case <-d.started:
-			started = true
-		case <-time.After(10 * time.Millisecond):
-			if time.Now().After(deadline) {
-				t.Fatal("no dial after Reset")
-			}
-		}
-	}
+	breakThenResetUntilDial(t, h, st, d)
 	queued := newFakeCmd(1, nil)
 	st.Mailbox.Post(queued)
 	d.mu.Lock()
@@ -445,4 +414,28 @@ func TestSupervisorResetEndsDial(t *testing.T) {
 		t.Fatalf("%d connections dialled, want 1", n)
 	}
 	h.shutdown(t, snapshot)
+}
+
+// breakThenResetUntilDial sends a command that breaks the connection
+// (the breaker, threshold 1, opens on it and keeps the actor down), then
+// Resets the node until a dial starts: a Reset closes the breaker and
+// redials, once the actor is among those it restarts (its restart is
+// scheduled on the supervisor meanwhile).
+func breakThenResetUntilDial(t *testing.T, h *harness, st *actors.ConnState, d *fakeDialer) {
+	t.Helper()
+	lost := newFakeCmd(0, nil)
+	st.Mailbox.Post(lost)
+	waitFor(t, lost, 2*time.Second, "written on the connection that broke")
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		h.sup.Reset(st.Node)
+		select {
+		case <-d.started:
+			return
+		case <-time.After(10 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("no dial after Reset")
+			}
+		}
+	}
 }
