@@ -113,12 +113,12 @@ func (e *Engine) newNodeWith(ctx context.Context, addr string, where func() stri
 			Node:     node,
 			Policy:   e.retry,
 			Hooks:    e.bus,
-			Mailbox: mailbox.New(mailbox.Options{
+			Mailbox: mailbox.New(mailboxOptions(mailbox.Options{
 				Capacity: cfg.MailboxCapacity,
 				Policy:   policy,
 				MaxBatch: cfg.MaxBatchSize,
 				OnFull:   onFull,
-			}),
+			})),
 		})
 		if tune != nil {
 			tune(conns[len(conns)-1])
@@ -174,4 +174,15 @@ func (e *Engine) nodeOpenError(addr string) error {
 		return pool[0].Node.OpenError()
 	}
 	return nil
+}
+
+// tuneMailbox, when set (tests only), adjusts the options of the
+// connection actors' mailboxes.
+var tuneMailbox func(*mailbox.Options)
+
+func mailboxOptions(o mailbox.Options) mailbox.Options {
+	if tuneMailbox != nil {
+		tuneMailbox(&o)
+	}
+	return o
 }
