@@ -69,7 +69,11 @@ type ConnState struct {
 	// moving is set by Retire until the actor fails over to the new
 	// connection: the supervisor then dials at once, without a backoff
 	// and without counting the failure (see strategy.HandleFailure).
-	moving   atomic.Bool
+	moving atomic.Bool
+	// gen is the node's Reset count (Node.resets) when the installed
+	// connection was dialled: once the node is Reset, a connection of an
+	// older gen leads to the former server (see stale).
+	gen      atomic.Uint64
 	failures atomic.Int64 // consecutive failed rounds, for the backoff
 
 	commands   atomic.Uint64 // commands whose reply (or error) came back
@@ -215,10 +219,16 @@ func (s *ConnState) CloseDriver() {
 	}
 }
 
-// install makes conn the driver connection after a reconnect and closes
-// the old one. It reports false, and leaves conn to the caller to close,
-// when CloseDriver ran first.
-func (s *ConnState) install(conn drivers.ValkeyConn) bool {
+// install makes conn, dialled when the node's Reset count was gen, the
+// driver connection after a reconnect and closes the old one. It reports
+// false, and leaves conn to the caller to close, when CloseDriver ran
+// first. A connection dialled before a Reset of the node (a sentinel
+// switch while the dial ran: it may lead to the former primary, still up
+// and accepting writes the failover drops) is installed retired, as if
+// Retire had found it: the actor sends nothing on it and dials again at
+// once. (Retire, which follows the Reset, found the actor's connection
+// broken and did nothing.)
+func (s *ConnState) install(conn drivers.ValkeyConn, gen uint64) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -227,15 +237,31 @@ func (s *ConnState) install(conn drivers.ValkeyConn) bool {
 	old := s.Driver
 	s.Driver = conn
 	s.broken = false
+	s.gen.Store(gen)
 	if s.retired != nil && s.retired != conn {
 		s.retired, s.retiredWrap = nil, nil
 	}
+	stale := s.Node != nil && s.Node.resets.Load() != gen
+	if stale {
+		s.retired, s.retiredWrap = conn, func(err error) error { return err }
+		s.moving.Store(true)
+	}
 	s.mu.Unlock()
+	if stale {
+		s.Mailbox.PostUserMessage(reconnect{conn: conn})
+	}
 	if old != nil && old != conn {
 		_ = old.Close()
 	}
 	s.reconnects.Add(1)
 	return true
+}
+
+// stale reports whether the node was Reset since the installed
+// connection was dialled: the connection leads to the node's former
+// server (sentinel mode), so its failure says nothing about the node.
+func (s *ConnState) stale() bool {
+	return s.Node != nil && s.gen.Load() != s.Node.resets.Load()
 }
 
 // Down reports whether the driver connection failed and no new one is
@@ -431,7 +457,7 @@ func (c *Conn) lost(ctx actor.Context, m connLost) {
 	st.broken = true
 	st.mu.Unlock()
 	st.Hooks.Emit(hooks.Lost{Node: st.NodeAddr(), Err: m.err})
-	if n := st.Node; n != nil {
+	if n := st.Node; n != nil && !st.stale() {
 		n.RecordFailure(m.err)
 	}
 	c.escalate(ctx, m.err)
@@ -664,7 +690,10 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	st.broken = true
 	st.stash = append(st.stash, keep...)
 	st.mu.Unlock()
-	if retired == nil { // the engine's own doing, not the node's
+	// Retired: the engine's own doing, not the node's; stale: a
+	// connection to the node's former server (its failure, handled after
+	// a switch's Reset, says nothing about the new one).
+	if retired == nil && !st.stale() {
 		n.RecordFailure(broken)
 	}
 	if n.Open() {

@@ -36,7 +36,7 @@ type Node struct {
 	reported circuitbreaker.State // the state SyncOpen recorded last (zero: closed); under syncMu
 	open     atomic.Bool
 	openErr  atomic.Pointer[policies.CircuitOpenError]
-	resets   atomic.Uint64 // Supervisor.Reset calls handled: tells a dial begun before one
+	resets   atomic.Uint64 // Supervisor.Reset calls: tells a dial (a connection) begun before one
 }
 
 // Open reports whether the node's breaker is not closed: commands to it

@@ -60,7 +60,7 @@ type Supervisor struct {
 	dialing map[*actor.PID]*ConnState // children whose connection is being re-dialled
 	// dialStop ends the re-dial of a child (a Reset of its node: the
 	// address now leads to another server).
-	dialStop map[*actor.PID]context.CancelFunc
+	dialStop map[*actor.PID]dialRun
 	// pending holds the children whose restart waits out its backoff
 	// (restartAfter): a Reset of their node restarts them at once.
 	pending map[*actor.PID]pendingRestart
@@ -86,7 +86,7 @@ func NewSupervisor(conns []*ConnState) *Supervisor {
 		removed:  map[string]*ConnState{},
 		waiting:  map[*actor.PID]*ConnState{},
 		dialing:  map[*actor.PID]*ConnState{},
-		dialStop: map[*actor.PID]context.CancelFunc{},
+		dialStop: map[*actor.PID]dialRun{},
 		pending:  map[*actor.PID]pendingRestart{},
 		probing:  map[*Node]bool{},
 		timers:   map[*time.Timer]struct{}{},
@@ -156,13 +156,28 @@ func (s *Supervisor) Remove(states []*ConnState, err error) {
 // against the fresh breaker, which could open again and hold the writes
 // for its whole open timeout: 1.6 s after the switch in one chaos run.) It
 // returns at once. Safe for concurrent use.
+//
+// The node's Reset count changes before Reset returns: a connection
+// dialled before (see ConnState.install) and a failure of one (see
+// strategy.HandleFailure) are known to concern the former server from
+// then on, whenever the supervisor handles the Reset.
 func (s *Supervisor) Reset(node *Node) {
-	s.tell(resetNode{node: node})
+	s.tell(resetNode{node: node, gen: node.resets.Add(1)})
+}
+
+// dialRun is a re-dial under way: stop ends it; gen is its node's Reset
+// count when it began.
+type dialRun struct {
+	stop context.CancelFunc
+	gen  uint64
 }
 
 // Messages the supervisor sends itself.
 type (
-	resetNode struct{ node *Node }
+	resetNode struct {
+		node *Node
+		gen  uint64 // the node's Reset count this Reset made
+	}
 	addConns  struct {
 		states []*ConnState
 		done   chan struct{}
@@ -182,6 +197,10 @@ type (
 		// stale: the dial began before a Reset of the node and failed
 		// (it may have aimed at the former server): dialled again at once.
 		stale bool
+		// resets is the node's Reset count when the dial began: a Reset
+		// handled between the dial's failure and this message makes the
+		// failure stale too.
+		resets uint64
 	}
 	probeTick   struct{}
 	probeResult struct {
@@ -216,7 +235,19 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 	case removeConns:
 		s.remove(ctx, m)
 	case resetNode:
-		m.node.resets.Add(1)
+		// A dial under way goes to the server the address led to before
+		// (a frozen former primary answers no handshake: the dial waited
+		// for the read timeout, the writes with it, and the breaker
+		// opened): end it; its result, stale, starts a dial of the new
+		// one (see redialed). First: the dials started below reach the
+		// new server (one ended here, its failure counted, reopened the
+		// breaker just closed), and so does one begun after Reset
+		// counted this one (its gen), before this message.
+		for pid, st := range s.dialing {
+			if d, ok := s.dialStop[pid]; ok && st.Node == m.node && d.gen < m.gen {
+				d.stop()
+			}
+		}
 		if !m.node.Breaker.IsClosed() {
 			m.node.Breaker.Close() // OnStateChanged reports it (SyncOpen)
 		}
@@ -231,18 +262,6 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 				delete(s.pending, pid) // its timer's restartChild is then ignored
 				if s.byID[pid.Id] != nil {
 					s.revive(ctx.(actor.Supervisor), pid, p.st)
-				}
-			}
-		}
-		// A dial under way goes to the server the address led to before
-		// (a frozen former primary answers no handshake: the dial waited
-		// for the read timeout, the writes with it, and the breaker
-		// opened): end it; its result, stale, starts a dial of the new
-		// one (see redialed).
-		for pid, st := range s.dialing {
-			if st.Node == m.node {
-				if stop := s.dialStop[pid]; stop != nil {
-					stop()
 				}
 			}
 		}
@@ -267,8 +286,8 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		s.revive(ctx.(actor.Supervisor), m.pid, st)
 	case redialed:
 		delete(s.dialing, m.pid)
-		if stop := s.dialStop[m.pid]; stop != nil {
-			stop()
+		if d, ok := s.dialStop[m.pid]; ok {
+			d.stop()
 			delete(s.dialStop, m.pid)
 		}
 		st := s.byID[m.pid.Id]
@@ -278,7 +297,13 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		if errors.Is(m.err, mailbox.ErrClosed) {
 			return // being closed: the stop follows
 		}
-		if m.stale {
+		if m.stale || (m.err != nil && st.Node.resets.Load() != m.resets) {
+			// The node's address leads to another server since the dial
+			// began (a Reset handled after the dial failed, before this
+			// message, found no dial to end and no restart pending): its
+			// failure says nothing about the new server, and waiting out
+			// the backoff (up to MaxRetryBackoff) held every command of
+			// the actor that long after the switch.
 			s.revive(ctx.(actor.Supervisor), m.pid, st)
 			return
 		}
@@ -353,8 +378,8 @@ func (s *Supervisor) remove(ctx actor.Context, m removeConns) {
 		delete(s.byID, child.Id)
 		delete(s.waiting, child)
 		delete(s.dialing, child)
-		if stop := s.dialStop[child]; stop != nil {
-			stop()
+		if d, ok := s.dialStop[child]; ok {
+			d.stop()
 			delete(s.dialStop, child)
 		}
 		s.removed[child.Id] = st
@@ -398,23 +423,23 @@ func (s *Supervisor) revive(sup actor.Supervisor, pid *actor.PID, st *ConnState)
 	}
 	s.dialing[pid] = st
 	ctx, stop := context.WithCancel(s.probeCtx)
-	s.dialStop[pid] = stop
+	gen := st.Node.resets.Load()
+	s.dialStop[pid] = dialRun{stop: stop, gen: gen}
 	s.probes.Add(1)
-	go s.redial(ctx, pid, st)
+	go s.redial(ctx, pid, st, gen)
 }
 
 // redial connects st's node again and installs the new connection in st.
 // A failure counts against the node's breaker (not while the server is
 // loading, nor when the supervisor is stopping). A connection dialled
 // while the ConnState is being closed is closed at once (install).
-func (s *Supervisor) redial(ctx context.Context, pid *actor.PID, st *ConnState) {
+func (s *Supervisor) redial(ctx context.Context, pid *actor.PID, st *ConnState, resets uint64) {
 	defer s.probes.Done()
-	resets := st.Node.resets.Load()
 	conn, err := st.Node.connect(ctx)
 	stale := false
 	switch {
 	case err == nil:
-		if !st.install(conn) {
+		if !st.install(conn, resets) {
 			_ = conn.Close()
 			err = mailbox.ErrClosed
 		}
@@ -426,7 +451,7 @@ func (s *Supervisor) redial(ctx context.Context, pid *actor.PID, st *ConnState) 
 	case !errors.Is(err, errLoading):
 		st.Node.RecordFailure(err)
 	}
-	s.tell(redialed{pid: pid, err: err, stale: stale})
+	s.tell(redialed{pid: pid, err: err, stale: stale, resets: resets})
 }
 
 // tell sends msg to the supervisor from one of its goroutines, unless it
@@ -448,7 +473,7 @@ func (s *Supervisor) tell(msg any) {
 func (s *Supervisor) expire() {
 	var failing map[*Node]bool
 	for _, st := range s.conns {
-		if st.Node == nil || !st.Down() || st.moving.Load() {
+		if st.Node == nil || !st.Down() || st.moving.Load() || st.stale() {
 			continue
 		}
 		if st.Mailbox.Expire() > 0 && !st.Node.Open() {
@@ -525,11 +550,14 @@ func (st strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chi
 		st.s.revive(sup, child, cs) // a panic: restart at once
 		return
 	}
-	if cs.Down() && cs.moving.Swap(false) {
-		// Retired for a new primary (sentinel switch): dial it now.
-		// Left to the backoff (MinRetryBackoff, perhaps seconds), the
-		// writes waited that long after every failover, and the commands
-		// that expired meanwhile opened the new primary's breaker.
+	if cs.Down() && (cs.moving.Swap(false) || cs.stale()) {
+		// Retired for a new primary (sentinel switch), or its connection
+		// to the former one failed and the failure is handled after the
+		// switch's Reset (which found no restart pending): dial the new
+		// primary now. Left to the backoff (MinRetryBackoff, perhaps
+		// seconds), the writes waited that long after every failover,
+		// and the commands that expired meanwhile opened the new
+		// primary's breaker.
 		cs.failures.Store(0)
 		st.s.revive(sup, child, cs)
 		return

@@ -115,7 +115,7 @@ func TestAuditChaosSentinel(t *testing.T) {
 	ctx := ctxT(t)
 	t.Logf("setup and New: %s", time.Since(began).Round(time.Millisecond))
 
-	sc := &sentinelChaos{t: t, s: s, eng: eng, cfg: cfg, probe: &writeLog{}, all: all, first: first}
+	sc := &sentinelChaos{t: t, s: s, eng: eng, cfg: cfg, probe: &writeLog{}, all: all, first: first, logs: logs}
 	c := &chaos{t: t, eng: eng, seed: seed, stop: make(chan struct{}), onePool: cfg.PoolSize == 1,
 		lossy: sc.lossy, writerLossy: sc.writerLossy}
 	sc.c = c
@@ -128,11 +128,24 @@ func TestAuditChaosSentinel(t *testing.T) {
 		return err
 	})
 	defer stopProbe()
+	// A fault that fails the test ends it at once (FailNow): the workload
+	// stops before the leak check all the same.
+	stopWork := sync.OnceFunc(func() { close(c.stop) })
+	defer func() {
+		stopWork()
+		stopProbe()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second): // the leak check names them
+		}
+	}()
 
 	faultsStart := time.Now()
 	faults := sc.inject(c.rng(1000))
 	faultsStopped := time.Now()
-	close(c.stop)
+	stopWork()
 	stopProbe()
 	waitProbe(t, 25*time.Second) // each probe write has a 20 s deadline
 	t.Logf("faults: %s", faults)
@@ -189,7 +202,8 @@ type sentinelChaos struct {
 	eng   *engine.Engine
 	cfg   config.Config
 	probe *writeLog
-	c     *chaos // its batch writer is checked at the planned failover
+	c     *chaos    // its batch writer is checked at the planned failover
+	logs  *logCheck // the engine's log, shown when a switch was followed late
 
 	killAt  atomic.Int64            // unix ns after the primary was killed; 0: not yet
 	extraAt atomic.Int64            // unix ns of the sentinels' own last switch (switchesOf); 0: none
@@ -338,6 +352,9 @@ func (sc *sentinelChaos) switched(tap *valkeytest.SentinelTap, old string, start
 	lag := resumed.Sub(first.Time)
 	if lag > followBound {
 		t.Errorf("writes resumed on the new primary %s %s after the first +switch-master, want within %s (docs/sentinel.md)", newP.Addr(), lag.Round(time.Millisecond), followBound)
+		if sc.logs != nil {
+			t.Logf("the engine's log from the fault to the first write acknowledged:\n%s", strings.Join(sc.logs.Between(start, resumed, 150), "\n"))
+		}
 	}
 	waitCond(t, 5*time.Second, "Stats().Sentinel.Primary = "+newP.Addr(), func() bool { return sc.eng.Stats().Sentinel.Primary == newP.Addr() })
 	return newP, fmt.Sprintf("%s -> %s, first +switch-master %.2fs, writes resumed %+.3fs from it;%s",

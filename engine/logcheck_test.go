@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/hooks"
@@ -65,6 +66,7 @@ type logLine struct {
 	Msg   string
 	Attrs map[string]any
 	Text  string
+	Time  time.Time
 }
 
 // newLogCheck returns a check that runs when t ends.
@@ -115,6 +117,25 @@ func (c *logCheck) Lines() []logLine {
 	return append([]logLine(nil), c.lines...)
 }
 
+// Between returns the text of the lines logged from from to to, at most
+// limit of them (the first ones), for a failure's message.
+func (c *logCheck) Between(from, to time.Time, limit int) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, l := range c.lines {
+		if l.Time.Before(from) || l.Time.After(to) {
+			continue
+		}
+		if len(out) == limit {
+			out = append(out, "...")
+			break
+		}
+		out = append(out, strings.TrimSpace(l.Text))
+	}
+	return out
+}
+
 // Count returns how many recorded lines have message msg.
 func (c *logCheck) Count(msg string) int {
 	n := 0
@@ -138,6 +159,9 @@ func (w logWriter) Write(p []byte) (int, error) {
 		}
 		delete(m, "msg")
 		delete(m, "level")
+		if s, ok := m["time"].(string); ok {
+			l.Time, _ = time.Parse(time.RFC3339Nano, s)
+		}
 		delete(m, "time")
 		l.Attrs = m
 	}

@@ -521,3 +521,36 @@ func TestSentinelNewDuringFailover(t *testing.T) {
 		t.Fatalf("holds %d, switches %d: want the failover held and followed", st.Holds, st.Switches)
 	}
 }
+
+// A switch dials the new primary at once, whatever the reconnect backoff:
+// the connection actors retired at the switch waited out MinRetryBackoff
+// (with jitter) before they dialled it, and the commands that expired
+// meanwhile opened the new primary's breaker: with a 2 s backoff the
+// writes resumed 1.4-1.9 s after the switch (10 s: 6-10 s, every write
+// refused with ErrCircuitOpen naming the healthy new primary; QA-AB 1).
+// MinRetryBackoff is what this test is about.
+func TestSentinelSwitchIgnoresReconnectBackoff(t *testing.T) {
+	s := valkeytest.StartSentinelT(t)
+	eng := sentinelEngine(t, s, func(c config.Config) config.Config {
+		return c.WithMinRetryBackoff(2 * time.Second).WithMaxRetryBackoff(2 * time.Second)
+	})
+	run := failoverUnderWriters(t, s, 16, func(ctx context.Context, key string) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err := eng.Set(ctx, key, "v", 0).Await(ctx)
+		return err
+	}, func() bool {
+		p, err := s.Primary()
+		return err == nil && eng.Stats().Sentinel.Primary == p.Addr()
+	})
+	_, resumed := longestGap(run.log.times, run.start)
+	if d := resumed.Sub(run.firstSwitch.Time); d > time.Second {
+		t.Errorf("writes resumed %v after the first +switch-master, want within 1s (errors: %v)", d, run.log.errs)
+	}
+	if n := run.log.errCount("circuit breaker open"); n > 0 {
+		t.Errorf("%d writes refused by an open breaker, want none (the new primary is healthy)", n)
+	}
+	if len(run.lost) > 0 {
+		t.Errorf("%d acknowledged writes missing on the new primary", len(run.lost))
+	}
+}
