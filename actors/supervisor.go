@@ -178,7 +178,7 @@ type (
 		node *Node
 		gen  uint64 // the node's Reset count this Reset made
 	}
-	addConns  struct {
+	addConns struct {
 		states []*ConnState
 		done   chan struct{}
 	}
