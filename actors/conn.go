@@ -696,10 +696,13 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 	if retired == nil && !st.stale() {
 		n.RecordFailure(broken)
 	}
-	if n.Open() {
+	if n.Open() && retired == nil && !st.stale() {
 		// Opened, here or by another connection of the node whose
 		// FailHeld may have run before the stash above: what is held
-		// will not be sent soon either.
+		// will not be sent soon either. (Not for a connection to the
+		// node's former server: the open state is the former server's,
+		// the switch's Reset closes it, and what is held goes to the new
+		// one.)
 		err := n.OpenError()
 		st.failMu.Lock()
 		for _, h := range st.takeStash() {

@@ -507,3 +507,40 @@ func TestSupervisorDialBeforeResetNotUsed(t *testing.T) {
 	}
 	h.shutdown(t, snapshot)
 }
+
+// A pipeline that Retire cuts (a sentinel switch) keeps its idempotent
+// commands for the new primary even when the node's breaker is open: the
+// open state is the former server's (another connection of the node
+// failed on it) and the switch's Reset closes it. Before, the kept
+// commands failed with ErrCircuitOpen when the cut came back before the
+// breaker was closed (review-27 5).
+func TestRetireKeepsCommandsPastOpenBreaker(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := newFakeConn()
+	cut := errors.New("use of closed network connection")
+	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(cut) }
+	gate := conn.gate(0)
+	d := newFakeDialer()
+	st := nodeState(conn, d, 1)
+	st.Policy.Backoff = policies.Backoff{Min: time.Hour, Max: time.Hour}
+	h := start(t, st)
+
+	kept := idempotent(1, nil)
+	st.Mailbox.Post(kept)
+	<-conn.entered // the pipeline is in flight to the former primary
+	// Another connection of the node failed: open (its FailHeld waits
+	// for the pipeline in flight, so not on this goroutine).
+	go st.Node.RecordFailure(cut)
+	eventually(t, "the breaker open", st.Node.Open)
+	st.Retire(func(err error) error { return err })
+	close(gate) // the cut round trip returns
+	// The retired actor re-dials at once, and waits for the breaker.
+	eventually(t, "the new primary dialled", func() bool { return len(d.dialed()) == 1 })
+	if kept.isDone() {
+		t.Fatalf("the cut command completed before the switch's Reset: %v", kept.wantFailed(t))
+	}
+	h.sup.Reset(st.Node) // the switch: the breaker closes, the new primary is dialled
+	waitFor(t, kept, 2*time.Second, "kept for the new primary")
+	kept.wantCompleted(t)
+	h.shutdown(t, snapshot)
+}

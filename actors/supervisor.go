@@ -161,8 +161,17 @@ func (s *Supervisor) Remove(states []*ConnState, err error) {
 // dialled before (see ConnState.install) and a failure of one (see
 // strategy.HandleFailure) are known to concern the former server from
 // then on, whenever the supervisor handles the Reset.
+//
+// The breaker is closed before Reset returns too: the commands the
+// switch's Retire cuts and keeps for the new primary never meet the
+// former server's open breaker (which failed them with ErrCircuitOpen
+// when the supervisor had not handled the Reset yet).
 func (s *Supervisor) Reset(node *Node) {
-	s.tell(resetNode{node: node, gen: node.resets.Add(1)})
+	gen := node.resets.Add(1)
+	if !node.Breaker.IsClosed() {
+		node.Breaker.Close() // OnStateChanged reports it (SyncOpen)
+	}
+	s.tell(resetNode{node: node, gen: gen})
 }
 
 // dialRun is a re-dial under way: stop ends it; gen is its node's Reset
