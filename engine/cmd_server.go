@@ -38,6 +38,9 @@ func (e *Engine) Ping(ctx context.Context) error {
 
 // pingAll sends PING on every connection.
 func (e *Engine) pingAll(ctx context.Context) ([]*futures.Future[string], error) {
+	if e == nil {
+		return nil, ErrNotCreated // the nil engine of a failed New
+	}
 	if e.closed.Load() {
 		return nil, ErrClosed
 	}

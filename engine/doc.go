@@ -112,9 +112,9 @@
 // matching ErrNotCreated (a TxReader's with ErrInvalidArgument), a
 // Subscription's Channel and a Consumer's Done are closed, and nothing
 // panics or waits, except that a nil *Pipeline or *Tx panics as a nil
-// pointer does. A zero Engine's Close and Ping report ErrNotCreated and
-// IsHealthy false, rather than a health that was never there; its other
-// methods may panic.
+// pointer does. A zero or nil Engine's Close and Ping report
+// ErrNotCreated and IsHealthy false, rather than a health that was never
+// there; its other methods may panic.
 //
 // # Connection state
 //

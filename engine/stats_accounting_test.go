@@ -85,6 +85,13 @@ func TestZeroEngine(t *testing.T) {
 	if err := nilEngine.Close(); !errors.Is(err, engine.ErrNotCreated) {
 		t.Fatalf("Close on a nil *Engine: %v, want ErrNotCreated", err)
 	}
+	// A health check given the nil engine of a failed New.
+	if err := nilEngine.Ping(ctx); !errors.Is(err, engine.ErrNotCreated) {
+		t.Fatalf("Ping on a nil *Engine: %v, want ErrNotCreated", err)
+	}
+	if nilEngine.IsHealthy(ctx) {
+		t.Fatal("IsHealthy true on a nil *Engine")
+	}
 }
 
 // TestStatsCountBreakerRefusals: commands the open breaker fails before
