@@ -30,7 +30,8 @@
 // silence: a command the server takes longer than ReadTimeout to answer
 // (a slow script) fails there whatever its deadline, so raise ReadTimeout
 // for such commands; past the bound the connection is treated as failed
-// and re-dialled. The ctx given to Await bounds only the wait.
+// and re-dialled. The ctx given to Await bounds only the wait. A nil ctx,
+// anywhere the engine takes one, is taken as context.Background().
 //
 // A command whose ctx never ends (context.Background) fired while its
 // connection actor is idle waits for an Await whose ctx never ends
