@@ -62,6 +62,9 @@ type ConnState struct {
 	stash  []held // commands to send again first, in order
 	broken bool   // the driver connection failed: the supervisor re-dials
 	closed bool   // CloseDriver ran: no driver is installed any more
+	// swapped, when not nil, is closed (and cleared) when a connection is
+	// installed or CloseDriver runs: LiveDriver's waiters.
+	swapped chan struct{}
 	// retired is the connection Retire took out of service (nil: none);
 	// retiredWrap wraps the transport errors of what it cut.
 	retired     drivers.ValkeyConn
@@ -213,6 +216,7 @@ func (s *ConnState) CloseDriver() {
 	s.mu.Lock()
 	d := s.Driver
 	s.closed = true
+	s.wakeLocked()
 	s.mu.Unlock()
 	if d != nil {
 		_ = d.Close()
@@ -246,6 +250,7 @@ func (s *ConnState) install(conn drivers.ValkeyConn, gen uint64) bool {
 		s.retired, s.retiredWrap = conn, func(err error) error { return err }
 		s.moving.Store(true)
 	}
+	s.wakeLocked()
 	s.mu.Unlock()
 	if stale {
 		s.Mailbox.PostUserMessage(reconnect{conn: conn})
@@ -255,6 +260,48 @@ func (s *ConnState) install(conn drivers.ValkeyConn, gen uint64) bool {
 	}
 	s.reconnects.Add(1)
 	return true
+}
+
+// LiveDriver returns the driver connection once it leads to the node's
+// current server, for a call made on it beside the actor (a blocking
+// command): while Retire has taken it out of service or it was dialled
+// before the node's last Reset (a sentinel switch: it leads to the
+// former primary, which may still acknowledge writes the failover then
+// drops), it waits for the reconnect to install the new one, bounded by
+// ctx (whose error it returns). It returns nil and no error once
+// CloseDriver ran. A connection that merely failed is returned: the call
+// fails on it as it would have. Safe for concurrent use.
+func (s *ConnState) LiveDriver(ctx context.Context) (drivers.ValkeyConn, error) {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, nil
+		}
+		d := s.Driver
+		if d != nil && d != s.retired && !s.stale() {
+			s.mu.Unlock()
+			return d, nil
+		}
+		if s.swapped == nil {
+			s.swapped = make(chan struct{})
+		}
+		ch := s.swapped
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// wakeLocked wakes LiveDriver's waiters. Called with mu held.
+func (s *ConnState) wakeLocked() {
+	if s.swapped != nil {
+		close(s.swapped)
+		s.swapped = nil
+	}
 }
 
 // stale reports whether the node was Reset since the installed

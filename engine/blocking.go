@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -140,13 +141,17 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 		defer stop()
 		if e.sn != nil {
 			// A failover held: wait for the switch, then take the
-			// connection of the primary it leads to.
+			// connection of the primary it leads to, once the actor has
+			// it (until its reconnect, the actor's connection is the
+			// former primary's, which may still acknowledge writes the
+			// failover drops: a BLMOVE woken by the switch ran there).
 			if err := e.sn.settled(ctx); err != nil {
 				complete(Reply{}, err)
 				return
 			}
-			if drv = conn.CurrentDriver(); drv == nil {
-				complete(Reply{}, ErrClosed)
+			var err error
+			if drv, err = conn.LiveDriver(ctx); err != nil || drv == nil {
+				complete(Reply{}, cmp.Or(err, ErrClosed))
 				return
 			}
 		}
