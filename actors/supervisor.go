@@ -64,8 +64,8 @@ type Supervisor struct {
 	// pending holds the children whose restart waits out its backoff
 	// (restartAfter): a Reset of their node restarts them at once.
 	pending map[*actor.PID]pendingRestart
-	seq     uint64 // numbers the restarts scheduled, so that a stale one is told apart
-	probing map[*Node]bool
+	seq     uint64            // numbers the restarts scheduled, so that a stale one is told apart
+	probing map[*Node]dialRun // the probe under way of each node
 
 	probes     sync.WaitGroup     // probe and re-dial goroutines
 	probeCtx   context.Context    // cancelled when the supervisor stops
@@ -88,7 +88,7 @@ func NewSupervisor(conns []*ConnState) *Supervisor {
 		dialing:  map[*actor.PID]*ConnState{},
 		dialStop: map[*actor.PID]dialRun{},
 		pending:  map[*actor.PID]pendingRestart{},
-		probing:  map[*Node]bool{},
+		probing:  map[*Node]dialRun{},
 		timers:   map[*time.Timer]struct{}{},
 	}
 	s.probeCtx, s.stopProbes = context.WithCancel(context.Background())
@@ -215,6 +215,7 @@ type (
 	probeResult struct {
 		node *Node
 		err  error
+		gen  uint64 // the node's Reset count when the probe began
 	}
 )
 
@@ -256,6 +257,13 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 			if d, ok := s.dialStop[pid]; ok && st.Node == m.node && d.gen < m.gen {
 				d.stop()
 			}
+		}
+		// So does a probe of the former server (its failure, counted,
+		// reopened the breaker; while it hung, the new server was not
+		// probed): ended, its result ignored, the node free to be probed.
+		if p, ok := s.probing[m.node]; ok && p.gen < m.gen {
+			p.stop()
+			delete(s.probing, m.node)
 		}
 		if !m.node.Breaker.IsClosed() {
 			m.node.Breaker.Close() // OnStateChanged reports it (SyncOpen)
@@ -330,16 +338,26 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		ctx.(actor.Supervisor).RestartChildren(m.pid)
 	case probeTick:
 		for _, n := range s.nodes {
-			if n.Open() && !s.probing[n] && n.Breaker.TryAcquirePermit() {
-				s.probing[n] = true
+			if _, busy := s.probing[n]; !busy && n.Open() && n.Breaker.TryAcquirePermit() {
+				ctx, stop := context.WithCancel(context.WithValue(s.probeCtx, probeKey{}, true))
+				gen := n.resets.Load()
+				s.probing[n] = dialRun{stop: stop, gen: gen}
 				s.probes.Add(1)
-				go s.probe(n)
+				go s.probe(ctx, n, gen)
 			}
 		}
 		s.expire()
 		s.after(s.probeInterval(), probeTick{})
 	case probeResult:
-		delete(s.probing, m.node)
+		if p, ok := s.probing[m.node]; ok && p.gen == m.gen {
+			p.stop()
+			delete(s.probing, m.node)
+		}
+		if m.gen != m.node.resets.Load() {
+			// A probe of the node's former server (begun before a
+			// Reset): its result says nothing about the new one.
+			return
+		}
 		if m.err != nil {
 			m.node.RecordFailure(m.err)
 			return
@@ -410,13 +428,13 @@ func (s *Supervisor) probeInterval() time.Duration {
 // probe dials the node afresh and sends PING; it reports to the supervisor.
 // It runs on its own goroutine, bounded by the dial timeout, so a slow node
 // never blocks the supervisor.
-func (s *Supervisor) probe(n *Node) {
+func (s *Supervisor) probe(ctx context.Context, n *Node, gen uint64) {
 	defer s.probes.Done()
-	conn, err := n.connect(context.WithValue(s.probeCtx, probeKey{}, true))
+	conn, err := n.connect(ctx)
 	if err == nil {
 		_ = conn.Close()
 	}
-	s.tell(probeResult{node: n, err: err})
+	s.tell(probeResult{node: n, err: err, gen: gen})
 }
 
 // revive restarts the child pid, after replacing its connection when it
@@ -482,10 +500,16 @@ func (s *Supervisor) tell(msg any) {
 func (s *Supervisor) expire() {
 	var failing map[*Node]bool
 	for _, st := range s.conns {
-		if st.Node == nil || !st.Down() || st.moving.Load() || st.stale() {
+		if st.Node == nil || !st.Down() {
 			continue
 		}
-		if st.Mailbox.Expire() > 0 && !st.Node.Open() {
+		// A connection Retire took out of service is replaced at once:
+		// what expires meanwhile says nothing about the node. One to the
+		// former server that failed after a switch is counted, though:
+		// its re-dials go to the new server, and a frozen new primary
+		// must open the breaker within a few ticks, not after
+		// Threshold dial timeouts (review-28 2).
+		if st.Mailbox.Expire() > 0 && !st.moving.Load() && !st.Node.Open() {
 			if failing == nil {
 				failing = map[*Node]bool{}
 			}
