@@ -95,6 +95,27 @@ func nodeState(conn drivers.ValkeyConn, d *fakeDialer, threshold uint) *actors.C
 	return st
 }
 
+// failingNode returns a node's ConnState (see nodeState) over a connection
+// whose every call fails with a transport error, and its dialer.
+func failingNode(threshold uint) (*actors.ConnState, *fakeDialer) {
+	conn := newFakeConn()
+	reset := errors.New("connection reset by peer")
+	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(reset) }
+	d := newFakeDialer()
+	return nodeState(conn, d, threshold), d
+}
+
+// wantSent waits for queued (what) to complete, and checks that n
+// connections were dialled.
+func wantSent(t *testing.T, queued *fakeCmd, d *fakeDialer, n int, what string) {
+	t.Helper()
+	waitFor(t, queued, 2*time.Second, what)
+	queued.wantCompleted(t)
+	if got := len(d.dialed()); got != n {
+		t.Fatalf("%d connections dialled, want %d", got, n)
+	}
+}
+
 // idempotent returns a fake command marked idempotent (repeatable).
 func idempotent(id int, log *completionLog) *fakeCmd {
 	c := newFakeCmd(id, log)
@@ -310,11 +331,7 @@ func TestConnReconnectRunsOffActor(t *testing.T) {
 // commands against the breaker the Reset had just closed.
 func TestSupervisorResetEndsReconnectBackoff(t *testing.T) {
 	snapshot := goleak.IgnoreCurrent()
-	conn := newFakeConn()
-	reset := errors.New("connection reset by peer")
-	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(reset) }
-	d := newFakeDialer()
-	st := nodeState(conn, d, 100)
+	st, d := failingNode(100)
 	st.Policy.Backoff = policies.Backoff{Min: time.Hour, Max: time.Hour}
 	h := start(t, st)
 
@@ -331,11 +348,7 @@ func TestSupervisorResetEndsReconnectBackoff(t *testing.T) {
 	// backoff; handled after it, the failure concerns the former server
 	// and is not waited out either.
 	h.sup.Reset(st.Node)
-	waitFor(t, queued, 2*time.Second, "queued while the actor waited out its backoff, then Reset")
-	queued.wantCompleted(t)
-	if n := len(d.dialed()); n != 1 {
-		t.Fatalf("%d dials after the Reset, want 1", n)
-	}
+	wantSent(t, queued, d, 1, "queued while the actor waited out its backoff, then Reset")
 	h.shutdown(t, snapshot)
 }
 
@@ -345,14 +358,10 @@ func TestSupervisorResetEndsReconnectBackoff(t *testing.T) {
 // open for an hour) and the queued command would wait that hour.
 func TestSupervisorResetDuringDial(t *testing.T) {
 	snapshot := goleak.IgnoreCurrent()
-	conn := newFakeConn()
-	reset := errors.New("connection reset by peer")
-	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(reset) }
-	d := newFakeDialer()
+	st, d := failingNode(1)
 	hold := make(chan struct{})
 	d.hold, d.fail = hold, errors.New("connection refused (the former primary)")
 	d.ignores = true // a dial that does not end with its ctx (see TestSupervisorResetEndsDial)
-	st := nodeState(conn, d, 1)
 	st.Policy.MaxRetries = 0
 	h := start(t, st)
 
@@ -382,13 +391,9 @@ func TestSupervisorResetDuringDial(t *testing.T) {
 // is not counted against the breaker.
 func TestSupervisorResetEndsDial(t *testing.T) {
 	snapshot := goleak.IgnoreCurrent()
-	conn := newFakeConn()
-	reset := errors.New("connection reset by peer")
-	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(reset) }
-	d := newFakeDialer()
+	st, d := failingNode(1)
 	hold := make(chan struct{}) // never closed: the former server never answers
 	d.hold = hold
-	st := nodeState(conn, d, 1)
 	st.Policy.MaxRetries = 0
 	h := start(t, st)
 
@@ -446,11 +451,7 @@ func breakThenResetUntilDial(t *testing.T, h *harness, st *actors.ConnState, d *
 // would open, for an hour).
 func TestSupervisorFailureAfterResetRedialsAtOnce(t *testing.T) {
 	snapshot := goleak.IgnoreCurrent()
-	conn := newFakeConn()
-	reset := errors.New("connection reset by peer")
-	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(reset) }
-	d := newFakeDialer()
-	st := nodeState(conn, d, 1)
+	st, d := failingNode(1)
 	st.Policy.Backoff = policies.Backoff{Min: time.Hour, Max: time.Hour}
 	st.Policy.MaxRetries = 0
 	h := start(t, st)
@@ -462,11 +463,7 @@ func TestSupervisorFailureAfterResetRedialsAtOnce(t *testing.T) {
 	waitFor(t, lost, 2*time.Second, "written on the former server's connection")
 	queued := newFakeCmd(1, nil)
 	st.Mailbox.Post(queued)
-	waitFor(t, queued, 2*time.Second, "queued after the former server's connection failed")
-	queued.wantCompleted(t)
-	if n := len(d.dialed()); n != 1 {
-		t.Fatalf("%d connections dialled, want 1", n)
-	}
+	wantSent(t, queued, d, 1, "queued after the former server's connection failed")
 	h.shutdown(t, snapshot)
 }
 
@@ -476,13 +473,9 @@ func TestSupervisorFailureAfterResetRedialsAtOnce(t *testing.T) {
 // primary acknowledges), and the node is dialled again at once.
 func TestSupervisorDialBeforeResetNotUsed(t *testing.T) {
 	snapshot := goleak.IgnoreCurrent()
-	conn := newFakeConn()
-	reset := errors.New("connection reset by peer")
-	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(reset) }
-	d := newFakeDialer()
+	st, d := failingNode(100)
 	hold := make(chan struct{})
 	d.hold, d.ignores = hold, true
-	st := nodeState(conn, d, 100)
 	st.Policy.Backoff = policies.Backoff{Min: time.Hour, Max: time.Hour}
 	st.Policy.MaxRetries = 0
 	h := start(t, st)
@@ -600,13 +593,9 @@ func TestSupervisorSwitchToFrozenPrimaryOpensBreaker(t *testing.T) {
 // be probed at once.
 func TestSupervisorProbeBeforeResetIgnored(t *testing.T) {
 	snapshot := goleak.IgnoreCurrent()
-	conn := newFakeConn()
-	broke := errors.New("connection reset by peer")
-	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(broke) }
-	d := newFakeDialer()
+	st, d := failingNode(1)
 	hold := make(chan struct{})
 	d.hold, d.ignores = hold, true // the former server: a dial that hangs whatever its ctx
-	st := nodeState(conn, d, 1)
 	node := st.Node
 	node.Breaker = policies.NewBreaker(policies.BreakerOptions{
 		Threshold:   1,
