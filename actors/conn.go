@@ -63,12 +63,20 @@ type ConnState struct {
 	broken bool   // the driver connection failed: the supervisor re-dials
 	closed bool   // CloseDriver ran: no driver is installed any more
 	// swapped, when not nil, is closed (and cleared) when a connection is
-	// installed or CloseDriver runs: LiveDriver's waiters.
+	// installed, CloseDriver runs or the breaker opens (FailHeld):
+	// LiveDriver's waiters.
 	swapped chan struct{}
+	// sideCalls counts the calls under way on the driver beside the
+	// actor (LiveDriver's): Retire cuts them as it cuts a pipeline.
+	sideCalls int
 	// retired is the connection Retire took out of service (nil: none);
 	// retiredWrap wraps the transport errors of what it cut.
 	retired     drivers.ValkeyConn
 	retiredWrap func(error) error
+	// cut and cutWrap are the retired connection and its wrap once a new
+	// one is installed, for the calls beside the actor still on it.
+	cut     drivers.ValkeyConn
+	cutWrap func(error) error
 	// moving is set by Retire until the actor fails over to the new
 	// connection: the supervisor then dials at once, without a backoff
 	// and without counting the failure (see strategy.HandleFailure).
@@ -176,6 +184,9 @@ func (s *ConnState) takeStash() []held {
 // returns once the commands a concurrent FailHeld took are failed too: a
 // command refused after it cannot complete before one issued earlier.
 func (s *ConnState) FailHeld(err error) {
+	s.mu.Lock()
+	s.wakeLocked() // a LiveDriver waiting for a new connection fails too
+	s.mu.Unlock()
 	s.failMu.Lock()
 	defer s.failMu.Unlock()
 	for _, h := range s.takeStash() {
@@ -243,6 +254,8 @@ func (s *ConnState) install(conn drivers.ValkeyConn, gen uint64) bool {
 	s.broken = false
 	s.gen.Store(gen)
 	if s.retired != nil && s.retired != conn {
+		// Kept for the calls beside the actor it cut (LiveDriver's end).
+		s.cut, s.cutWrap = s.retired, s.retiredWrap
 		s.retired, s.retiredWrap = nil, nil
 	}
 	stale := s.Node != nil && s.Node.resets.Load() != gen
@@ -264,24 +277,50 @@ func (s *ConnState) install(conn drivers.ValkeyConn, gen uint64) bool {
 
 // LiveDriver returns the driver connection once it leads to the node's
 // current server, for a call made on it beside the actor (a blocking
-// command): while Retire has taken it out of service or it was dialled
-// before the node's last Reset (a sentinel switch: it leads to the
-// former primary, which may still acknowledge writes the failover then
-// drops), it waits for the reconnect to install the new one, bounded by
-// ctx (whose error it returns). It returns nil and no error once
-// CloseDriver ran. A connection that merely failed is returned: the call
-// fails on it as it would have. Safe for concurrent use.
-func (s *ConnState) LiveDriver(ctx context.Context) (drivers.ValkeyConn, error) {
+// command), and end, to call with the call's error (nil too) once it
+// returned: end returns that error, wrapped as Retire's wrap does when
+// Retire cut the call. While the connection is retired (Retire) or was
+// dialled before the node's last Reset (a sentinel switch: it leads to
+// the former primary, which may still acknowledge writes the failover
+// then drops), LiveDriver waits for the reconnect to install the new
+// one, bounded by ctx (whose error it returns); it fails with the node's
+// open-breaker error once the breaker is open meanwhile (the new server
+// does not answer). A Retire while the call runs closes the connection,
+// cutting it (a blocking call on a frozen former primary would wait for
+// ever). It returns a nil connection and no error once CloseDriver ran.
+// A connection that merely failed is returned: the call fails on it as
+// it would have. Safe for concurrent use.
+func (s *ConnState) LiveDriver(ctx context.Context) (d drivers.ValkeyConn, end func(error) error, err error) {
 	for {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
-			return nil, nil
+			return nil, nil, nil
 		}
 		d := s.Driver
 		if d != nil && d != s.retired && !s.stale() {
+			s.sideCalls++
 			s.mu.Unlock()
-			return d, nil
+			return d, func(err error) error {
+				s.mu.Lock()
+				s.sideCalls--
+				var wrap func(error) error
+				switch d {
+				case s.retired:
+					wrap = s.retiredWrap
+				case s.cut:
+					wrap = s.cutWrap
+				}
+				s.mu.Unlock()
+				if err != nil && wrap != nil {
+					return wrap(err)
+				}
+				return err
+			}, nil
+		}
+		if s.Node != nil && s.Node.Open() {
+			s.mu.Unlock()
+			return nil, nil, s.Node.OpenError()
 		}
 		if s.swapped == nil {
 			s.swapped = make(chan struct{})
@@ -291,7 +330,7 @@ func (s *ConnState) LiveDriver(ctx context.Context) (drivers.ValkeyConn, error) 
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
 }
@@ -347,8 +386,9 @@ func (s *ConnState) Retire(wrap func(error) error) {
 	s.moving.Store(true)
 	// doMulti counts its commands in flight before it takes the driver
 	// under mu: either it finds the connection retired, or the count
-	// shows here and the close cuts its round trip.
-	inFlight := s.inFlight.Load() > 0
+	// shows here and the close cuts its round trip. So does a call
+	// beside the actor (LiveDriver).
+	inFlight := s.inFlight.Load() > 0 || s.sideCalls > 0
 	s.mu.Unlock()
 	if inFlight {
 		go func() { _ = d.Close() }()

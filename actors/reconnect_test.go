@@ -663,3 +663,105 @@ func TestSupervisorResetClosesBreakerAtOnce(t *testing.T) {
 	}
 	h.shutdown(t, snapshot)
 }
+
+// A call beside the actor (a blocking command) waiting in LiveDriver for
+// the new primary's connection fails with the node's open-breaker error
+// once the breaker opens (the new primary does not answer), as the other
+// commands do; it waited for its own ctx, for ever without a deadline
+// (review-28b A).
+func TestLiveDriverFailsWhenBreakerOpens(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	d := newFakeDialer()
+	hold := make(chan struct{}) // the new primary never answers
+	d.hold = hold
+	st := nodeState(newFakeConn(), d, 1)
+	st.Node.DialTimeout = 100 * time.Millisecond
+	h := start(t, st)
+	h.sup.Reset(st.Node) // the switch
+	st.Retire(func(err error) error { return err })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	conn, _, err := st.LiveDriver(ctx) // returns once the failed dial opened the breaker
+	if conn != nil || !errors.Is(err, policies.ErrCircuitOpen) {
+		t.Fatalf("LiveDriver = %v, %v; want the open-breaker error", conn, err)
+	}
+	close(hold)
+	h.shutdown(t, snapshot)
+}
+
+// A call beside the actor under way on the connection a switch retires
+// is cut (the connection closed), and its error wraps Retire's: a
+// blocking call on a frozen former primary waited for ever (review-28b C).
+func TestLiveDriverCallCutByRetire(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := newFakeConn()
+	dialer := newFakeDialer()
+	hold := make(chan struct{}) // the new primary does not answer yet: no install closes the old connection
+	dialer.hold = hold
+	st := nodeState(conn, dialer, 100)
+	h := start(t, st)
+	d, end, err := st.LiveDriver(context.Background())
+	if d == nil || err != nil {
+		t.Fatalf("LiveDriver = %v, %v; want the connection", d, err)
+	}
+	switched := errors.New("the primary changed")
+	st.Retire(func(err error) error { return errors.Join(switched, err) })
+	eventually(t, "the retired connection closed under the call", func() bool {
+		conn.mu.Lock()
+		defer conn.mu.Unlock()
+		return conn.closed > 0
+	})
+	if err := end(errors.New("use of closed network connection")); !errors.Is(err, switched) {
+		t.Fatalf("the cut call's error %v does not wrap Retire's", err)
+	}
+	close(hold) // the new primary answers
+	final := newFakeCmd(1, nil)
+	st.Mailbox.Post(final)
+	wantSent(t, final, dialer, 1, "sent to the new primary")
+	h.shutdown(t, snapshot)
+}
+
+// A re-dial of the former server that outlives the Reset's cancel (a
+// driver whose handshake ignores its ctx) keeps its actor from dialling
+// the new server: the commands expiring meanwhile are not counted against
+// the new server's breaker (review-28b B: it opened although the new
+// primary answered every dial).
+func TestSupervisorHungFormerDialNotCounted(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	st, d := failingNode(3)
+	hold := make(chan struct{})
+	d.hold, d.ignores = hold, true // the former primary, frozen
+	st.Policy.MaxRetries = 0
+	h := start(t, st)
+	lost := newFakeCmd(0, nil)
+	st.Mailbox.Post(lost)
+	waitFor(t, lost, 2*time.Second, "written on the connection that broke")
+	<-d.started // the re-dial of the former primary, hanging
+	d.mu.Lock()
+	d.hold = nil // the new primary answers every dial
+	d.mu.Unlock()
+	h.sup.Reset(st.Node)
+	st.Retire(func(err error) error { return err })
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	for start := time.Now(); time.Since(start) < time.Second; {
+		if st.Node.Open() {
+			t.Fatalf("the new primary's breaker opened %v after the switch, though it answers every dial", time.Since(start).Round(time.Millisecond))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		cancels = append(cancels, cancel)
+		c := newFakeCmd(1, nil)
+		c.ctx = ctx
+		st.Mailbox.Post(c)
+		time.Sleep(10 * time.Millisecond) // the callers' pace
+	}
+	close(hold) // the hung dial ends: its connection is not used, the new server is dialled
+	final := newFakeCmd(2, nil)
+	st.Mailbox.Post(final)
+	wantSent(t, final, d, 2, "sent to the new server once the hung dial ended")
+	h.shutdown(t, snapshot)
+}

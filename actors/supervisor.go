@@ -499,6 +499,20 @@ func (s *Supervisor) tell(msg any) {
 // one breaker failure per tick (see the type's doc).
 func (s *Supervisor) expire() {
 	var failing map[*Node]bool
+	// An actor whose dial of the node's former server outlives the
+	// Reset's cancel (a driver's handshake that does not end with its
+	// ctx) cannot dial the new server yet: what expires meanwhile says
+	// nothing about the new one (counted, it opened a healthy new
+	// primary's breaker).
+	var former map[*ConnState]bool
+	for pid, st := range s.dialing {
+		if d, ok := s.dialStop[pid]; ok && st.Node != nil && d.gen != st.Node.resets.Load() {
+			if former == nil {
+				former = map[*ConnState]bool{}
+			}
+			former[st] = true
+		}
+	}
 	for _, st := range s.conns {
 		if st.Node == nil || !st.Down() {
 			continue
@@ -509,7 +523,7 @@ func (s *Supervisor) expire() {
 		// its re-dials go to the new server, and a frozen new primary
 		// must open the breaker within a few ticks, not after
 		// Threshold dial timeouts (review-28 2).
-		if st.Mailbox.Expire() > 0 && !st.moving.Load() && !st.Node.Open() {
+		if st.Mailbox.Expire() > 0 && !st.moving.Load() && !former[st] && !st.Node.Open() {
 			if failing == nil {
 				failing = map[*Node]bool{}
 			}

@@ -136,6 +136,7 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	// answering, ends seconds after its ctx), and the goroutine waits for
 	// it on its own.
 	stop := context.AfterFunc(ctx, func() { complete(Reply{}, ctx.Err()) })
+	var end func(error) error // LiveDriver's (sentinel mode)
 	go func() {
 		defer e.block.wg.Done()
 		defer stop()
@@ -150,12 +151,19 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 				return
 			}
 			var err error
-			if drv, err = conn.LiveDriver(ctx); err != nil || drv == nil {
+			if drv, end, err = conn.LiveDriver(ctx); err != nil || drv == nil {
 				complete(Reply{}, cmp.Or(err, ErrClosed))
 				return
 			}
 		}
 		res := drv.Do(ctx, cmd)
+		if end != nil {
+			// Cut by the switch (the former primary's connection closed
+			// under it): its error wraps ErrPrimaryChanged.
+			if terr := end(res.NonValkeyError()); terr != nil {
+				res = valkey.NewErrorResult(terr)
+			}
+		}
 		if e.cl != nil {
 			var ferr error
 			if res, ferr = e.followBlocking(ctx, slot, conn.Addr, name, args, res); ferr != nil {
