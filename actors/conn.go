@@ -378,8 +378,23 @@ func (s *ConnState) Retire(wrap func(error) error) {
 	}
 	s.mu.Lock()
 	d := s.Driver
-	if d == nil || s.closed || s.broken {
-		s.mu.Unlock() // being replaced already: the dial reaches the new server
+	if d == nil || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if s.broken {
+		// Being replaced already: the dial reaches the new server. A
+		// call beside the actor may still wait on the connection (a
+		// blocking command on a frozen former primary, whose other
+		// calls failed): cut it, its error wrapped.
+		cut := s.sideCalls > 0
+		if cut {
+			s.cut, s.cutWrap = d, wrap
+		}
+		s.mu.Unlock()
+		if cut {
+			go func() { _ = d.Close() }()
+		}
 		return
 	}
 	s.retired, s.retiredWrap = d, wrap

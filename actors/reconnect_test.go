@@ -679,9 +679,9 @@ func TestLiveDriverFailsWhenBreakerOpens(t *testing.T) {
 	h := start(t, st)
 	h.sup.Reset(st.Node) // the switch
 	st.Retire(func(err error) error { return err })
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, _, err := st.LiveDriver(ctx) // returns once the failed dial opened the breaker
+	conn, _, err := st.LiveDriver(ctx) // returns once the failed dial opened the breaker (in ~100 ms)
 	if conn != nil || !errors.Is(err, policies.ErrCircuitOpen) {
 		t.Fatalf("LiveDriver = %v, %v; want the open-breaker error", conn, err)
 	}
@@ -763,5 +763,68 @@ func TestSupervisorHungFormerDialNotCounted(t *testing.T) {
 	final := newFakeCmd(2, nil)
 	st.Mailbox.Post(final)
 	wantSent(t, final, d, 2, "sent to the new server once the hung dial ended")
+	h.shutdown(t, snapshot)
+}
+
+// A call beside the actor (a blocking command) still waiting on a
+// connection that broke before the switch (the actor's pipeline failed on
+// the frozen former primary; the blocking call waits on its own) is cut
+// at the switch, its error wrapped: Retire returned early on a broken
+// connection, so the call waited while the new primary did not answer,
+// and once the install closed the connection its error did not say the
+// primary changed (review-28c 1).
+func TestLiveDriverCallOnBrokenConnCutByRetire(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := newFakeConn()
+	dialer := newFakeDialer()
+	hold := make(chan struct{}) // the re-dials are held until released
+	dialer.hold = hold
+	st := nodeState(conn, dialer, 100)
+	h := start(t, st)
+	d, end, err := st.LiveDriver(context.Background())
+	if d == nil || err != nil {
+		t.Fatalf("LiveDriver = %v, %v", d, err)
+	}
+	conn.mu.Lock()
+	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(errors.New("i/o timeout")) }
+	conn.mu.Unlock()
+	lost := newFakeCmd(0, nil)
+	st.Mailbox.Post(lost)
+	waitFor(t, lost, 2*time.Second, "the pipeline on the frozen former primary")
+	<-dialer.started // its re-dial (of the former primary) is held
+	eventually(t, "the connection broken", st.Down)
+	switched := errors.New("the primary changed")
+	h.sup.Reset(st.Node)
+	st.Retire(func(err error) error { return errors.Join(switched, err) })
+	eventually(t, "the broken connection closed under the call", func() bool {
+		conn.mu.Lock()
+		defer conn.mu.Unlock()
+		return conn.closed > 0
+	})
+	if err := end(errors.New("use of closed network connection")); !errors.Is(err, switched) {
+		t.Fatalf("the cut call's error %v does not wrap Retire's", err)
+	}
+	close(hold) // the new primary answers
+	final := newFakeCmd(1, nil)
+	st.Mailbox.Post(final)
+	waitFor(t, final, 2*time.Second, "sent to the new primary")
+	final.wantCompleted(t)
+	h.shutdown(t, snapshot)
+}
+
+// Reset clears the failures a closed breaker counted for the former
+// server: two of them, and one of the new server's, opened it with
+// threshold 3 (review-28c 6).
+func TestSupervisorResetClearsClosedBreakerCount(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	st := nodeState(newFakeConn(), newFakeDialer(), 3)
+	h := start(t, st)
+	st.Node.RecordFailure(errors.New("former primary 1"))
+	st.Node.RecordFailure(errors.New("former primary 2"))
+	h.sup.Reset(st.Node)
+	st.Node.RecordFailure(errors.New("new primary 1"))
+	if st.Node.Open() {
+		t.Fatal("open after the Reset and one failure of the new primary (threshold 3)")
+	}
 	h.shutdown(t, snapshot)
 }

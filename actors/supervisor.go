@@ -170,6 +170,11 @@ func (s *Supervisor) Reset(node *Node) {
 	gen := node.resets.Add(1)
 	if !node.Breaker.IsClosed() {
 		node.Breaker.Close() // OnStateChanged reports it (SyncOpen)
+	} else {
+		// A closed breaker keeps its count (Close does nothing then): the
+		// former server's failures, with one of the new server's, opened
+		// it. A success ends a run of consecutive failures.
+		node.Breaker.RecordSuccess()
 	}
 	s.tell(resetNode{node: node, gen: gen})
 }
