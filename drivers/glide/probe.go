@@ -6,9 +6,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vactor-io/vactor/drivers"
@@ -50,20 +52,47 @@ import (
 // TCP connection per dial and one round trip on it (and a TLS handshake
 // with TLS).
 func probe(ctx context.Context, o drivers.Options, user, pass string) error {
+	err := probeOnce(ctx, o, user, pass, false)
+	if errors.Is(err, errResetAfterTLS) {
+		// The server reset the connection right after the TLS handshake:
+		// a server that refuses the client's certificate sends its alert
+		// and closes, and the request the probe had written, unread,
+		// turns the close into a reset that may discard the alert. Listen
+		// first on a second connection, writing nothing.
+		err = probeOnce(ctx, o, user, pass, true)
+	}
+	if errors.Is(err, errResetAfterTLS) {
+		return nil // glide's dial reports it
+	}
+	return err
+}
+
+// errResetAfterTLS: the connection was reset or closed after the TLS
+// handshake, before any reply.
+var errResetAfterTLS = errors.New("connection reset after the TLS handshake")
+
+// probeOnce dials o.Addr and checks it (handshakeRefused); with listen,
+// after the TLS handshake it only reads, for a short while, an alert the
+// server would send (listenForAlert).
+func probeOnce(ctx context.Context, o drivers.Options, user, pass string, listen bool) error {
 	d := net.Dialer{Timeout: o.DialTimeout}
 	c, err := d.DialContext(ctx, "tcp", o.Addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	return handshakeRefused(ctx, c, o, user, pass)
+	return handshakeRefused(ctx, c, o, user, pass, listen)
 }
+
+// listenForAlert bounds the read of listen: a server that refuses the
+// client's certificate sends its alert as soon as the handshake ends.
+const listenForAlert = 500 * time.Millisecond
 
 // handshakeRefused returns crypto/tls's error when the TLS handshake on c
 // fails, or the server ends it with an alert at the first round trip, and
 // a refusedError when the server refuses CLIENT SETNAME o.ClientName to
 // user with NOPERM; nil otherwise.
-func handshakeRefused(ctx context.Context, c net.Conn, o drivers.Options, user, pass string) error {
+func handshakeRefused(ctx context.Context, c net.Conn, o drivers.Options, user, pass string, listen bool) error {
 	deadline := time.Now().Add(defaultTimeout)
 	if o.DialTimeout > 0 {
 		deadline = time.Now().Add(o.DialTimeout)
@@ -88,14 +117,20 @@ func handshakeRefused(ctx context.Context, c net.Conn, o drivers.Options, user, 
 			return err
 		}
 		c = t
+		if listen {
+			_ = c.SetReadDeadline(time.Now().Add(listenForAlert))
+			_, err := c.Read(make([]byte, 1))
+			return alertOnly(err)
+		}
 	}
+	tlsOn := o.TLS != nil
 	if o.ClientName == "" { // one round trip shows a refused client certificate, a full server
 		if _, err := c.Write(appendCommand(nil, "PING")); err != nil {
-			return alertOnly(err)
+			return alertOrReset(err, tlsOn)
 		}
 		line, err := bufio.NewReader(c).ReadString('\n')
 		if err != nil {
-			return alertOnly(err)
+			return alertOrReset(err, tlsOn)
 		}
 		return full(line)
 	}
@@ -109,13 +144,13 @@ func handshakeRefused(ctx context.Context, c net.Conn, o drivers.Options, user, 
 	}
 	req = appendCommand(req, "CLIENT", "SETNAME", o.ClientName)
 	if _, err := c.Write(req); err != nil {
-		return alertOnly(err)
+		return alertOrReset(err, tlsOn)
 	}
 	r := bufio.NewReader(c)
 	if pass != "" {
 		line, err := r.ReadString('\n')
 		if err != nil {
-			return alertOnly(err)
+			return alertOrReset(err, tlsOn)
 		}
 		if !strings.HasPrefix(line, "+") {
 			return full(line) // else glide's dial reports a refused AUTH
@@ -123,7 +158,10 @@ func handshakeRefused(ctx context.Context, c net.Conn, o drivers.Options, user, 
 	}
 	line, err := r.ReadString('\n')
 	if err != nil {
-		return alertOnly(err)
+		if pass != "" {
+			return alertOnly(err) // a reply came: not the handshake's refusal
+		}
+		return alertOrReset(err, tlsOn)
 	}
 	text, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "-")
 	if !ok || !strings.HasPrefix(text, "NOPERM") {
@@ -158,6 +196,18 @@ func alertOnly(err error) error {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "remote error" {
 		return err
+	}
+	return nil
+}
+
+// alertOrReset is alertOnly, except that with TLS a reset or closed
+// connection before any reply is errResetAfterTLS (see probe).
+func alertOrReset(err error, tlsOn bool) error {
+	if a := alertOnly(err); a != nil || !tlsOn {
+		return a
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) {
+		return errResetAfterTLS
 	}
 	return nil
 }
