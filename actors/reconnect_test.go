@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -98,11 +99,16 @@ func nodeState(conn drivers.ValkeyConn, d *fakeDialer, threshold uint) *actors.C
 // failingNode returns a node's ConnState (see nodeState) over a connection
 // whose every call fails with a transport error, and its dialer.
 func failingNode(threshold uint) (*actors.ConnState, *fakeDialer) {
-	conn := newFakeConn()
-	reset := errors.New("connection reset by peer")
-	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(reset) }
 	d := newFakeDialer()
-	return nodeState(conn, d, threshold), d
+	return nodeState(failingConn(errors.New("connection reset by peer")), d, threshold), d
+}
+
+// failingConn returns a connection whose every call fails with the
+// transport error err.
+func failingConn(err error) *fakeConn {
+	conn := newFakeConn()
+	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(err) }
+	return conn
 }
 
 // wantSent waits for queued (what) to complete, and checks that n
@@ -114,6 +120,16 @@ func wantSent(t *testing.T, queued *fakeCmd, d *fakeDialer, n int, what string) 
 	if got := len(d.dialed()); got != n {
 		t.Fatalf("%d connections dialled, want %d", got, n)
 	}
+}
+
+// fireWithDeadline posts a command whose context ends after d; the
+// caller cancels it at the end.
+func fireWithDeadline(st *actors.ConnState, d time.Duration) context.CancelFunc {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	c := newFakeCmd(1, nil)
+	c.ctx = ctx
+	st.Mailbox.Post(c)
+	return cancel
 }
 
 // idempotent returns a fake command marked idempotent (repeatable).
@@ -139,9 +155,8 @@ func waitFor(t *testing.T, c *fakeCmd, d time.Duration, what string) {
 // and waiting for the first probe (an hour here).
 func TestConnKeptCommandFailsWhenBreakerOpens(t *testing.T) {
 	snapshot := goleak.IgnoreCurrent()
-	conn := newFakeConn()
 	reset := errors.New("connection reset by peer")
-	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(reset) }
+	conn := failingConn(reset)
 	d := newFakeDialer()
 	st := nodeState(conn, d, 1)
 	h := start(t, st)
@@ -245,9 +260,8 @@ func TestConnRetryNeverOvertakesLaterWrite(t *testing.T) {
 // one; stopping the supervisor while a dial hangs ends it at once.
 func TestConnReconnectRunsOffActor(t *testing.T) {
 	snapshot := goleak.IgnoreCurrent()
-	conn := newFakeConn()
 	reset := errors.New("connection reset by peer")
-	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(reset) }
+	conn := failingConn(reset)
 	d := newFakeDialer()
 	release := make(chan struct{})
 	d.hold = release
@@ -464,6 +478,9 @@ func TestSupervisorFailureAfterResetRedialsAtOnce(t *testing.T) {
 	queued := newFakeCmd(1, nil)
 	st.Mailbox.Post(queued)
 	wantSent(t, queued, d, 1, "queued after the former server's connection failed")
+	if st.Node.Open() {
+		t.Fatal("the breaker is open: the former server's connection failure was counted")
+	}
 	h.shutdown(t, snapshot)
 }
 
@@ -512,9 +529,8 @@ func TestSupervisorDialBeforeResetNotUsed(t *testing.T) {
 // breaker was closed (review-27 5).
 func TestRetireKeepsCommandsPastOpenBreaker(t *testing.T) {
 	snapshot := goleak.IgnoreCurrent()
-	conn := newFakeConn()
 	cut := errors.New("use of closed network connection")
-	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(cut) }
+	conn := failingConn(cut)
 	gate := conn.gate(0)
 	d := newFakeDialer()
 	st := nodeState(conn, d, 1)
@@ -574,11 +590,7 @@ func TestSupervisorSwitchToFrozenPrimaryOpensBreaker(t *testing.T) {
 		if time.Since(start) > 2*time.Second {
 			t.Fatalf("the breaker still closed %v after a switch to a frozen primary (%d queued), want open within a few probe ticks", time.Since(start).Round(time.Millisecond), st.Mailbox.Stats().Queued)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		cancels = append(cancels, cancel)
-		c := newFakeCmd(1, nil)
-		c.ctx = ctx
-		st.Mailbox.Post(c)
+		cancels = append(cancels, fireWithDeadline(st, 100*time.Millisecond))
 		time.Sleep(10 * time.Millisecond) // the callers' pace
 	}
 	t.Logf("breaker open %v after the switch", time.Since(start).Round(time.Millisecond))
@@ -689,38 +701,6 @@ func TestLiveDriverFailsWhenBreakerOpens(t *testing.T) {
 	h.shutdown(t, snapshot)
 }
 
-// A call beside the actor under way on the connection a switch retires
-// is cut (the connection closed), and its error wraps Retire's: a
-// blocking call on a frozen former primary waited for ever (review-28b C).
-func TestLiveDriverCallCutByRetire(t *testing.T) {
-	snapshot := goleak.IgnoreCurrent()
-	conn := newFakeConn()
-	dialer := newFakeDialer()
-	hold := make(chan struct{}) // the new primary does not answer yet: no install closes the old connection
-	dialer.hold = hold
-	st := nodeState(conn, dialer, 100)
-	h := start(t, st)
-	d, end, err := st.LiveDriver(context.Background())
-	if d == nil || err != nil {
-		t.Fatalf("LiveDriver = %v, %v; want the connection", d, err)
-	}
-	switched := errors.New("the primary changed")
-	st.Retire(func(err error) error { return errors.Join(switched, err) })
-	eventually(t, "the retired connection closed under the call", func() bool {
-		conn.mu.Lock()
-		defer conn.mu.Unlock()
-		return conn.closed > 0
-	})
-	if err := end(errors.New("use of closed network connection")); !errors.Is(err, switched) {
-		t.Fatalf("the cut call's error %v does not wrap Retire's", err)
-	}
-	close(hold) // the new primary answers
-	final := newFakeCmd(1, nil)
-	st.Mailbox.Post(final)
-	wantSent(t, final, dialer, 1, "sent to the new primary")
-	h.shutdown(t, snapshot)
-}
-
 // A re-dial of the former server that outlives the Reset's cancel (a
 // driver whose handshake ignores its ctx) keeps its actor from dialling
 // the new server: the commands expiring meanwhile are not counted against
@@ -752,63 +732,13 @@ func TestSupervisorHungFormerDialNotCounted(t *testing.T) {
 		if st.Node.Open() {
 			t.Fatalf("the new primary's breaker opened %v after the switch, though it answers every dial", time.Since(start).Round(time.Millisecond))
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		cancels = append(cancels, cancel)
-		c := newFakeCmd(1, nil)
-		c.ctx = ctx
-		st.Mailbox.Post(c)
+		cancels = append(cancels, fireWithDeadline(st, 100*time.Millisecond))
 		time.Sleep(10 * time.Millisecond) // the callers' pace
 	}
 	close(hold) // the hung dial ends: its connection is not used, the new server is dialled
 	final := newFakeCmd(2, nil)
 	st.Mailbox.Post(final)
 	wantSent(t, final, d, 2, "sent to the new server once the hung dial ended")
-	h.shutdown(t, snapshot)
-}
-
-// A call beside the actor (a blocking command) still waiting on a
-// connection that broke before the switch (the actor's pipeline failed on
-// the frozen former primary; the blocking call waits on its own) is cut
-// at the switch, its error wrapped: Retire returned early on a broken
-// connection, so the call waited while the new primary did not answer,
-// and once the install closed the connection its error did not say the
-// primary changed (review-28c 1).
-func TestLiveDriverCallOnBrokenConnCutByRetire(t *testing.T) {
-	snapshot := goleak.IgnoreCurrent()
-	conn := newFakeConn()
-	dialer := newFakeDialer()
-	hold := make(chan struct{}) // the re-dials are held until released
-	dialer.hold = hold
-	st := nodeState(conn, dialer, 100)
-	h := start(t, st)
-	d, end, err := st.LiveDriver(context.Background())
-	if d == nil || err != nil {
-		t.Fatalf("LiveDriver = %v, %v", d, err)
-	}
-	conn.mu.Lock()
-	conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(errors.New("i/o timeout")) }
-	conn.mu.Unlock()
-	lost := newFakeCmd(0, nil)
-	st.Mailbox.Post(lost)
-	waitFor(t, lost, 2*time.Second, "the pipeline on the frozen former primary")
-	<-dialer.started // its re-dial (of the former primary) is held
-	eventually(t, "the connection broken", st.Down)
-	switched := errors.New("the primary changed")
-	h.sup.Reset(st.Node)
-	st.Retire(func(err error) error { return errors.Join(switched, err) })
-	eventually(t, "the broken connection closed under the call", func() bool {
-		conn.mu.Lock()
-		defer conn.mu.Unlock()
-		return conn.closed > 0
-	})
-	if err := end(errors.New("use of closed network connection")); !errors.Is(err, switched) {
-		t.Fatalf("the cut call's error %v does not wrap Retire's", err)
-	}
-	close(hold) // the new primary answers
-	final := newFakeCmd(1, nil)
-	st.Mailbox.Post(final)
-	waitFor(t, final, 2*time.Second, "sent to the new primary")
-	final.wantCompleted(t)
 	h.shutdown(t, snapshot)
 }
 
@@ -827,4 +757,57 @@ func TestSupervisorResetClearsClosedBreakerCount(t *testing.T) {
 		t.Fatal("open after the Reset and one failure of the new primary (threshold 3)")
 	}
 	h.shutdown(t, snapshot)
+}
+
+// A call beside the actor (a blocking command) under way on the
+// connection a switch retires is cut (the connection closed), and its
+// error wraps Retire's: a blocking call on a frozen former primary waited
+// for ever (review-28b C). Also when the connection broke before the
+// switch (the actor's pipeline failed on the frozen former primary, the
+// blocking call waits on its own): Retire returned early on it, and once
+// the install closed it the call's error did not say the primary changed
+// (review-28c 1).
+func TestLiveDriverCallCutByRetire(t *testing.T) {
+	for _, broken := range []bool{false, true} {
+		t.Run(fmt.Sprintf("broken=%v", broken), func(t *testing.T) {
+			snapshot := goleak.IgnoreCurrent()
+			conn := newFakeConn()
+			dialer := newFakeDialer()
+			hold := make(chan struct{}) // the new primary does not answer yet: no install closes the old connection
+			dialer.hold = hold
+			st := nodeState(conn, dialer, 100)
+			h := start(t, st)
+			d, end, err := st.LiveDriver(context.Background())
+			if d == nil || err != nil {
+				t.Fatalf("LiveDriver = %v, %v; want the connection", d, err)
+			}
+			if broken {
+				conn.mu.Lock()
+				conn.reply = func(call, int) valkey.ValkeyResult { return transportErrReply(errors.New("i/o timeout")) }
+				conn.mu.Unlock()
+				lost := newFakeCmd(0, nil)
+				st.Mailbox.Post(lost)
+				waitFor(t, lost, 2*time.Second, "the pipeline on the frozen former primary")
+				<-dialer.started // its re-dial (of the former primary) is held
+				eventually(t, "the connection broken", st.Down)
+				h.sup.Reset(st.Node)
+			}
+			switched := errors.New("the primary changed")
+			st.Retire(func(err error) error { return errors.Join(switched, err) })
+			eventually(t, "the connection closed under the call", func() bool {
+				conn.mu.Lock()
+				defer conn.mu.Unlock()
+				return conn.closed > 0
+			})
+			if err := end(errors.New("use of closed network connection")); !errors.Is(err, switched) {
+				t.Fatalf("the cut call's error %v does not wrap Retire's", err)
+			}
+			close(hold) // the new primary answers
+			final := newFakeCmd(1, nil)
+			st.Mailbox.Post(final)
+			waitFor(t, final, 2*time.Second, "sent to the new primary")
+			final.wantCompleted(t)
+			h.shutdown(t, snapshot)
+		})
+	}
 }
