@@ -811,3 +811,59 @@ func TestLiveDriverCallCutByRetire(t *testing.T) {
 		})
 	}
 }
+
+// lostConn is a fakeConn that reports its loss (drivers.LostNotifier)
+// when the test calls lose, as the valkeygo driver does when an idle
+// connection's socket closes.
+type lostConn struct {
+	*fakeConn
+	lmu    sync.Mutex
+	onLost func(error)
+}
+
+func (c *lostConn) OnLost(f func(error)) {
+	c.lmu.Lock()
+	c.onLost = f
+	c.lmu.Unlock()
+}
+
+func (c *lostConn) lose(err error) bool {
+	c.lmu.Lock()
+	f := c.onLost
+	c.lmu.Unlock()
+	if f != nil {
+		f(err)
+	}
+	return f != nil
+}
+
+// An idle connection to the former server that is lost after a Reset of
+// its node (the former primary closing its clients) is not counted
+// against the node's breaker, and is replaced at once. Counted, it opened
+// the new server's breaker (threshold 1, open for an hour here).
+func TestConnLostAfterResetNotCounted(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := &lostConn{fakeConn: failingConn(errors.New("connection reset by peer"))}
+	d := newFakeDialer()
+	st := nodeState(conn, d, 1)
+	st.Policy.Backoff = policies.Backoff{Min: time.Hour, Max: time.Hour}
+	st.Policy.MaxRetries = 0
+	h := start(t, st)
+
+	eventually(t, "the actor listening for the connection's loss", func() bool {
+		conn.lmu.Lock()
+		defer conn.lmu.Unlock()
+		return conn.onLost != nil
+	})
+	h.sup.Reset(st.Node) // the primary changed
+	h.sup.Add(nil)       // the supervisor has handled the Reset
+	conn.lose(errors.New("EOF (the former primary closed its clients)"))
+	eventually(t, "the lost connection replaced", func() bool { return len(d.dialed()) == 1 })
+	queued := newFakeCmd(1, nil)
+	st.Mailbox.Post(queued)
+	wantSent(t, queued, d, 1, "queued after the former server's connection was lost")
+	if st.Node.Open() {
+		t.Fatal("the breaker is open: the former server's connection loss was counted")
+	}
+	h.shutdown(t, snapshot)
+}
