@@ -3,11 +3,14 @@ package drivers
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"time"
 )
 
 // Options says how to reach one node. The driver owns nothing in it after
-// Dial returns (it may keep copies).
+// Dial returns (it may keep copies). No fmt verb prints its Password
+// (Format); a driver that keeps a copy in a struct of its own should keep
+// it out of what it prints.
 type Options struct {
 	Addr     string // "host:port"
 	Username string // ACL user; "" for the default user
@@ -175,4 +178,14 @@ type Subscription struct {
 	Kind    string // "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe", "sunsubscribe"
 	Channel string // the channel or pattern
 	Count   int64  // the connection's subscriptions after this one
+}
+
+// Format implements fmt.Formatter so that no verb prints the password:
+// the fields as fmt prints them, Password shown as "[redacted]" when set.
+func (o Options) Format(f fmt.State, verb rune) {
+	type options Options // without methods: fmt prints its fields
+	if o.Password != "" {
+		o.Password = "[redacted]"
+	}
+	_, _ = fmt.Fprintf(f, fmt.FormatString(f, verb), options(o))
 }

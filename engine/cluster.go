@@ -149,7 +149,7 @@ func (c *cluster) slot(slot uint16) *actors.SlotState {
 	if st := c.slots[slot].Load(); st != nil {
 		return st
 	}
-	cfg := c.e.cfg
+	cfg := *c.e.cfg
 	st := &actors.SlotState{
 		Slot:         slot,
 		Router:       c,

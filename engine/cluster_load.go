@@ -187,7 +187,7 @@ func rawResult(r valkey.ValkeyResult) (valkey.ValkeyResult, error) { return r, n
 
 // fetchTopology reads the slot map from addr over a new connection.
 func (e *Engine) fetchTopology(ctx context.Context, addr string) (*actors.Topology, error) {
-	opts := e.opts
+	opts := *e.opts
 	opts.Addr = addr
 	conn, err := e.open(ctx, opts)
 	if err != nil {

@@ -396,7 +396,7 @@ func (e *Engine) resetConn(ctx context.Context, conn drivers.ValkeyConn) bool {
 		return false
 	}
 	b := conn.B()
-	o := e.opts
+	o := *e.opts
 	user, pass, err := e.credentials(ctx)
 	if err != nil {
 		return false

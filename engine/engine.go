@@ -28,7 +28,7 @@ import (
 // An Engine is safe for concurrent use by any number of goroutines. Create
 // it with New and release it with Close.
 type Engine struct {
-	cfg    config.Config
+	cfg    *config.Config // a pointer: fmt of an Engine (or of anything holding one) prints its address, not the password
 	closed atomic.Bool
 	// closing ends when Close starts: dials of new connections (cluster
 	// nodes dialled on first use) are bounded by it, so that none
@@ -41,7 +41,7 @@ type Engine struct {
 	supPID     *actor.PID
 	b          valkey.Builder
 	drv        drivers.Driver
-	opts       drivers.Options // per node, Addr left empty
+	opts       *drivers.Options // per node, Addr left empty (a pointer, as cfg)
 	retry      *actors.Policy
 	cl         *cluster            // nil in standalone mode
 	sn         *sentinel           // nil unless in sentinel mode
@@ -110,11 +110,12 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
-	e := &Engine{cfg: cfg, drv: drv, caps: caps, closeDone: make(chan struct{})}
+	ecfg := cfg
+	e := &Engine{cfg: &ecfg, drv: drv, caps: caps, closeDone: make(chan struct{})}
 	e.startHooks()
 	e.ded.noIdlePing = true
 	e.closing, e.stopDials = context.WithCancel(context.Background())
-	e.opts = drivers.Options{
+	e.opts = &drivers.Options{
 		Username:     cfg.Username,
 		Password:     cfg.Password,
 		Credentials:  e.credentialsFunc(),
@@ -216,7 +217,12 @@ func (e *Engine) startHooks() {
 var hookQueue = hookbus.DefaultCapacity
 
 // Config returns the engine's configuration (a copy).
-func (e *Engine) Config() config.Config { return e.cfg }
+func (e *Engine) Config() config.Config {
+	if e == nil || e.cfg == nil {
+		return config.Config{} // not made by New
+	}
+	return *e.cfg
+}
 
 // pick returns the connection actor for a routing key: commands with the
 // same key always go through the same actor, which keeps their order.

@@ -27,7 +27,7 @@ import (
 // had them, and reads routed to a former primary met MOVED until they
 // ran out of redirects, for good).
 func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*actors.ConnState, error) {
-	opts := e.opts
+	opts := *e.opts
 	opts.Addr = addr
 	readonly := replica || e.cfg.ClusterMode && e.cfg.ReadFrom != config.ReadFromPrimary
 	connect := func(ctx context.Context) (drivers.ValkeyConn, error) {
@@ -49,7 +49,7 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 // when not nil, adjusts each connection actor's state before it is
 // registered.
 func (e *Engine) newNodeWith(ctx context.Context, addr string, where func() string, connect func(context.Context) (drivers.ValkeyConn, error), tune func(*actors.ConnState)) ([]*actors.ConnState, error) {
-	cfg := e.cfg
+	cfg := *e.cfg
 	node := &actors.Node{
 		Addr:        addr,
 		Where:       where,

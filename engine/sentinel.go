@@ -96,9 +96,9 @@ type sentinel struct {
 // dials the primary's connection actors, whose Node.Dial resolves the
 // primary again on every reconnect.
 func (e *Engine) newSentinel(ctx context.Context) ([]*actors.ConnState, error) {
-	cfg := e.cfg
+	cfg := *e.cfg
 	sn := &sentinel{e: e}
-	sn.opts = e.opts
+	sn.opts = *e.opts
 	sn.opts.Username, sn.opts.Password = cfg.SentinelUsername, cfg.SentinelPassword
 	sn.opts.Credentials = nil
 	if cfg.SentinelCredentialsProvider != nil {
@@ -262,7 +262,7 @@ func (sn *sentinel) dialSentinel(ctx context.Context, addr string) (drivers.Valk
 // dialRole dials the data node at addr and checks that it says it is a
 // primary (ROLE).
 func (sn *sentinel) dialRole(ctx context.Context, addr string) (drivers.ValkeyConn, error) {
-	opts := sn.e.opts
+	opts := *sn.e.opts
 	opts.Addr = addr
 	conn, err := sn.e.open(ctx, opts)
 	if err != nil {

@@ -130,7 +130,7 @@ func (e *Engine) dialConn(ctx context.Context, addr string, noIdlePing, keepsSta
 			return nil, err
 		}
 	}
-	opts := e.opts
+	opts := *e.opts
 	opts.Addr = addr
 	opts.NoIdlePing = noIdlePing
 	opts.KeepsState = keepsState

@@ -1,0 +1,99 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+)
+
+// What fmt prints of the engine and of the objects that hold it: the type,
+// the engine's mode and addresses, nothing else. fmt prints a struct's
+// fields without calling their methods, so the engine's configuration and
+// its drivers' options (the password in both) would be printed whole, and
+// the fields other goroutines change read without their locks. The
+// configuration is behind a pointer too: a struct of the program's that
+// holds an Engine in an unexported field, printed with a verb fmt has no
+// use for (%s of a pointer), prints the Engine's fields, the
+// configuration's address among them, not the configuration.
+
+// Format implements fmt.Formatter: every verb prints
+// "vactor.Engine(<mode> <addresses>)".
+func (e *Engine) Format(f fmt.State, _ rune) { writeObject(f, "Engine", e) }
+
+// Format implements fmt.Formatter (see Engine.Format).
+func (c *syncClient) Format(f fmt.State, _ rune) { writeObject(f, "Client", (*Engine)(c)) }
+
+// Format implements fmt.Formatter (see Engine.Format).
+func (t *Tx) Format(f fmt.State, _ rune) {
+	var e *Engine
+	if t != nil {
+		e = t.e
+	}
+	writeObject(f, "Tx", e)
+}
+
+// Format implements fmt.Formatter (see Engine.Format).
+func (p *Pipeline) Format(f fmt.State, _ rune) {
+	var e *Engine
+	if p != nil {
+		e = p.e
+	}
+	writeObject(f, "Pipeline", e)
+}
+
+// Format implements fmt.Formatter (see Engine.Format).
+func (s *Subscription) Format(f fmt.State, _ rune) {
+	var e *Engine
+	if s != nil {
+		e = s.e
+	}
+	writeObject(f, "Subscription", e)
+}
+
+// Format implements fmt.Formatter (see Engine.Format).
+func (w *BatchWriter) Format(f fmt.State, _ rune) {
+	var e *Engine
+	if w != nil {
+		e = w.e
+	}
+	writeObject(f, "BatchWriter", e)
+}
+
+// Format implements fmt.Formatter (see Engine.Format).
+func (c *Consumer) Format(f fmt.State, _ rune) {
+	var e *Engine
+	if c != nil {
+		e = c.e
+	}
+	writeObject(f, "Consumer", e)
+}
+
+// Format implements fmt.Formatter (see Engine.Format).
+func (c *DedicatedConn) Format(f fmt.State, _ rune) {
+	var e *Engine
+	if c != nil {
+		e = c.e
+	}
+	writeObject(f, "DedicatedConn", e)
+}
+
+// writeObject writes "vactor.<typ>(<mode> <addresses>)" for the engine e.
+func writeObject(f fmt.State, typ string, e *Engine) {
+	var b strings.Builder
+	b.WriteString("vactor.")
+	b.WriteString(typ)
+	b.WriteByte('(')
+	switch {
+	case e == nil:
+		b.WriteString("nil engine")
+	case e.cfg == nil:
+		b.WriteString("engine not created with New")
+	case e.cfg.SentinelMode:
+		fmt.Fprintf(&b, "sentinel %s %s", e.cfg.SentinelMasterName, strings.Join(e.cfg.SentinelAddrs, ","))
+	case e.cfg.ClusterMode:
+		fmt.Fprintf(&b, "cluster %s", strings.Join(e.cfg.Addresses(), ","))
+	default:
+		fmt.Fprintf(&b, "standalone %s", strings.Join(e.cfg.Addresses(), ","))
+	}
+	b.WriteByte(')')
+	_, _ = f.Write([]byte(b.String()))
+}
