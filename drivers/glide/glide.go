@@ -314,6 +314,12 @@ func (c *Conn) checkSame(ctx context.Context) error {
 	if c.replaced {
 		return errReplaced
 	}
+	if c.tx.in {
+		// Inside a MULTI the caller opened (by hand, on a Dedicated
+		// connection), CLIENT ID would be queued: its reply, QUEUED,
+		// failed every call until EXEC could not be sent.
+		return c.checkInMulti(ctx)
+	}
 	id, err := clientID(ctx, c.c)
 	if err != nil {
 		return fmt.Errorf("%w: glide: CLIENT ID before the call: %w", drivers.ErrNotSent, err)
@@ -323,6 +329,23 @@ func (c *Conn) checkSame(ctx context.Context) error {
 		return errReplaced
 	}
 	return nil
+}
+
+// checkInMulti is checkSame inside MULTI: it sends MULTI, which a
+// connection inside MULTI refuses ("MULTI calls can not be nested")
+// without queuing it or aborting the transaction. An OK says the
+// connection was not inside MULTI: glide replaced it (the new one is now
+// inside a MULTI of the check's, and nothing more is sent on it).
+func (c *Conn) checkInMulti(ctx context.Context) error {
+	_, err := c.c.CustomCommand(ctx, []string{"MULTI"})
+	switch {
+	case err == nil:
+		c.replaced = true
+		return errReplaced
+	case strings.Contains(err.Error(), "nested"):
+		return nil
+	}
+	return fmt.Errorf("%w: glide: MULTI (the connection check inside MULTI) before the call: %w", drivers.ErrNotSent, err)
 }
 
 // exec sends cmds on client: as one batch, but for a command whose reply

@@ -3,7 +3,9 @@ package glide_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,4 +129,89 @@ func TestDedicatedAcrossGlideReconnect(t *testing.T) {
 		t.Fatalf("SET after the reconnect: %v, want an error wrapping drivers.ErrNotSent", setErr)
 	}
 	t.Logf("SET after the reconnect: %v", setErr)
+}
+
+// MULTI ... EXEC sent one command at a time on a Dedicated connection
+// (documented: every command runs there, stateful ones included). The
+// check that glide has not replaced the connection (CLIENT ID) was queued
+// inside the MULTI: its reply, QUEUED, failed every call after MULTI
+// (qa-AE 1). A replacement inside the MULTI is still seen: the check
+// sends MULTI, which only a connection outside MULTI accepts.
+func TestDedicatedMultiByHand(t *testing.T) {
+	srv := valkeytest.Start(t)
+	eng := glideEngine(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var exec engine.Reply
+	err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		for _, args := range [][]string{{"MULTI"}, {"SET", "mk", "v"}, {"INCR", "mn"}, {"GET", "mk"}} {
+			r, err := c.Do(ctx, args[0], args[1:]...)
+			if err != nil {
+				return fmt.Errorf("%v: %w", args, err)
+			}
+			if s, _ := r.String(); args[0] != "MULTI" && s != "QUEUED" {
+				return fmt.Errorf("%v answered %q, want QUEUED", args, s)
+			}
+		}
+		var err error
+		exec, err = c.Do(ctx, "EXEC")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("MULTI by hand on a Dedicated connection: %v", err)
+	}
+	if v, err := exec.Any(); err != nil || fmt.Sprint(v) != "[OK 1 v]" {
+		t.Fatalf("EXEC = %v (%v), want [OK 1 v]", v, err)
+	}
+
+	// Glide replaces the connection inside the MULTI: the next call
+	// fails, not sent, and nothing of the transaction runs.
+	err = eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		if _, err := c.Do(ctx, "MULTI"); err != nil {
+			return err
+		}
+		if _, err := c.Do(ctx, "INCR", "mn"); err != nil {
+			return err
+		}
+		killClient(t, srv, dedicatedClientID(t, srv))
+		if _, err := c.Do(ctx, "INCR", "mn"); !errors.Is(err, drivers.ErrNotSent) {
+			t.Errorf("INCR after glide replaced the connection inside MULTI: %v, want not sent", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := srv.Do("GET", "mn"); err != nil || fmt.Sprint(v) != "1" {
+		t.Fatalf("mn = %v (%v), want 1: nothing of the cut transaction ran", v, err)
+	}
+}
+
+// dedicatedClientID returns the id of the one client of the server inside
+// MULTI (flags x in CLIENT LIST).
+func dedicatedClientID(t *testing.T, srv *valkeytest.Server) int64 {
+	t.Helper()
+	v, err := srv.Do("CLIENT", "LIST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := v.(string)
+	for _, line := range strings.Split(s, "\n") {
+		var id int64
+		fields := strings.Fields(line)
+		multi := false
+		for _, f := range fields {
+			switch {
+			case strings.HasPrefix(f, "id="):
+				id, _ = strconv.ParseInt(strings.TrimPrefix(f, "id="), 10, 64)
+			case f == "flags=x":
+				multi = true
+			}
+		}
+		if multi {
+			return id
+		}
+	}
+	t.Fatalf("no client inside MULTI in CLIENT LIST:\n%s", s)
+	return 0
 }
