@@ -46,9 +46,13 @@ type TopologyState struct {
 	// Watch is how often Degraded is checked. 0: never.
 	Watch time.Duration
 
-	system  *actor.ActorSystem
-	pid     *actor.PID
-	queued  atomic.Bool // a background request is in the mailbox
+	system *actor.ActorSystem
+	pid    *actor.PID
+	queued atomic.Bool // a background request is in the mailbox
+	// loads counts the loads begun (on the actor's goroutine): a Sync
+	// made before one began is answered by it, whether it changed the
+	// map or failed.
+	loads   atomic.Uint64
 	stopped chan struct{}
 	stop    sync.Once
 	tmu     sync.Mutex
@@ -61,6 +65,7 @@ type TopologyState struct {
 type (
 	topoRequest struct {
 		since uint64        // the epoch the caller saw; 0 for background
+		loads uint64        // the loads begun when the caller asked
 		done  chan struct{} // closed after the load; nil for background
 	}
 	topoTick  struct{}
@@ -92,14 +97,17 @@ func (s *TopologyState) Request() {
 }
 
 // Sync reloads the map and returns once the slot map is newer than the
-// epoch the caller saw (since), or the actor has stopped. A load that
-// another caller asked for and that ended after since was read counts.
+// epoch the caller saw (since), once a load begun after the call has
+// ended (whether it changed the map or failed), or once the actor has
+// stopped. A load that another caller asked for counts: when every node
+// refuses the engine (a revoked password), the callers of a burst share
+// one failed load instead of waiting for one each, SyncGap apart.
 func (s *TopologyState) Sync(since uint64) {
 	if s.pid == nil {
 		return
 	}
 	done := make(chan struct{})
-	s.system.Root.Send(s.pid, topoRequest{since: since, done: done})
+	s.system.Root.Send(s.pid, topoRequest{since: since, loads: s.loads.Load(), done: done})
 	select {
 	case <-done:
 	case <-s.stopped:
@@ -180,9 +188,10 @@ func (a *topologyActor) Receive(ctx actor.Context) {
 			}
 			return
 		}
-		if s.Epoch() == m.since {
-			// Nothing newer since the caller looked: load, spaced by
-			// SyncGap (the request comes back at the gap's end).
+		if s.Epoch() == m.since && s.loads.Load() == m.loads {
+			// Nothing newer since the caller looked, and no load begun
+			// since it asked: load, spaced by SyncGap (the request comes
+			// back at the gap's end).
 			if wait := s.SyncGap - time.Since(a.last); wait > 0 {
 				time.AfterFunc(wait, func() { s.tell(m) })
 				return
@@ -205,6 +214,7 @@ func (a *topologyActor) Receive(ctx actor.Context) {
 
 func (a *topologyActor) load() {
 	a.last = time.Now()
+	a.s.loads.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), a.s.Timeout)
 	defer cancel()
 	_ = a.s.Load(ctx) // on failure the map stays; the next request tries again

@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -179,5 +180,44 @@ func TestTopologyActorSpacesSyncLoads(t *testing.T) {
 	}
 	if n := stale.Load(); n != 0 {
 		t.Fatalf("%d Syncs returned without a newer map", n)
+	}
+}
+
+// Callers of a burst whose loads fail (every node refuses the engine: a
+// revoked password) share the failed load: each returns once a load begun
+// after its call has ended. They waited for one load each, SyncGap apart:
+// 200 slots failing at once took 20 s, their commands' deadlines first.
+func TestTopologyActorFailedLoadAnswersWaiters(t *testing.T) {
+	var loads atomic.Int64
+	sys := actor.NewActorSystem()
+	t.Cleanup(sys.Shutdown)
+	s := &actors.TopologyState{
+		Load: func(context.Context) error {
+			loads.Add(1)
+			return errors.New("WRONGPASS invalid username-password pair")
+		},
+		Epoch:   func() uint64 { return 7 }, // never newer: every load fails
+		MinGap:  time.Hour,
+		SyncGap: 200 * time.Millisecond,
+		Timeout: time.Second,
+	}
+	if err := s.Spawn(sys); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	s.Sync(7) // the first load: the next one waits for the gap's end
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() { s.Sync(7) })
+	}
+	wg.Wait()
+	// One more load at the gap's end answers all 50 (one load each, 200
+	// ms apart, took 10 s).
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("50 Syncs over failing loads returned after %v, want one shared load (~200 ms)", el)
+	}
+	if n := loads.Load(); n > 3 {
+		t.Fatalf("%d loads for 50 Syncs made together, want 2 (3 at most)", n)
 	}
 }

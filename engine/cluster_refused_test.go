@@ -1,0 +1,83 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// When every node of a cluster refuses the engine (the password rotated on
+// the servers, not yet in the config), commands on many slots at once fail
+// fast with the refusal, not after their deadline. Each slot whose node
+// failed asked for a slot-map load; a load that failed (every node
+// refuses) left the map's epoch as it was, so each of the other slots
+// waited for a load of its own, 100 ms apart (SyncGap): 200 slots, 20 s,
+// their 3 s deadlines first (qa-AD 2).
+func TestClusterAllNodesRefuseFailFast(t *testing.T) {
+	const adminPass, appPass, newPass = "admin-Pa55word-c1d7", "app-Pa55word-8e2b", "rotated-Pa55word-5a90"
+	cl := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{Username: "admin", Password: adminPass, ReplicasPerPrimary: -1})
+	for _, n := range cl.Nodes() {
+		if err := n.AddUser("app", appPass, "~*", "&*", "+@all"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(cl.Addrs()...).WithClusterMode(true).WithUsername("app").WithPassword(appPass))
+	defer eng.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 200
+	var keys []string
+	slots := map[int]bool{}
+	for i := 0; len(keys) < n; i++ {
+		if k := fmt.Sprintf("refused:%d", i); !slots[valkeytest.HashSlot(k)] {
+			slots[valkeytest.HashSlot(k)] = true
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
+		if err := eng.Set(ctx, k, "v", 0).Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, node := range cl.Nodes() {
+		if err := node.SetUserPassword("app", newPass); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := node.Do("CLIENT", "KILL", "USER", "app"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 2 {
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i, k := range keys {
+			wg.Go(func() {
+				c, cancel := context.WithTimeout(ctx, 3*time.Second)
+				defer cancel()
+				_, errs[i] = eng.Get(c, k).Await(c)
+			})
+		}
+		wg.Wait()
+		late := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				t.Fatalf("round %d: GET %s answered by a node that refuses the password", round, keys[i])
+			case errors.Is(err, context.DeadlineExceeded):
+				late++
+			case !strings.Contains(err.Error(), "WRONGPASS"):
+				t.Errorf("round %d: GET %s failed with %v, want the refusal (WRONGPASS)", round, keys[i], err)
+			}
+		}
+		if late > 0 {
+			t.Fatalf("round %d: %d of %d GETs waited out their 3 s deadline instead of failing with the refusal", round, late, n)
+		}
+	}
+}
