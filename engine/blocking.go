@@ -174,15 +174,20 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 		v, err := decodeReply(res)
 		if terr := res.NonValkeyError(); terr != nil && ctx.Err() == nil {
 			switch {
-			case e.closed.Load():
-				err = ErrClosed
 			case !policies.NotSent(terr) && !errors.Is(terr, ErrClosed):
 				// Written, and its connection lost (CLIENT KILL, a
-				// restart, the switch of a sentinel failover): the
-				// server may have popped the item. As for every other
-				// command (before: the driver's bare text, such as
-				// "EOF" or valkey-go's "valkey client is closing").
+				// restart, the switch of a sentinel failover, Close):
+				// the server may have popped the item. As for every
+				// other command (before: the driver's bare text, such as
+				// "EOF" or valkey-go's "valkey client is closing"; cut
+				// by Close, ErrClosed, which says it never ran: items
+				// popped in the last milliseconds were lost unseen).
+				if e.closed.Load() {
+					terr = fmt.Errorf("vactor: engine closed while %s blocked: %w", strings.ToUpper(name), terr)
+				}
 				err = &policies.OutcomeUnknownError{Cause: terr}
+			case e.closed.Load():
+				err = ErrClosed
 			}
 		}
 		complete(v, replyError(&res, err))

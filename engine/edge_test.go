@@ -241,7 +241,9 @@ func methods(v any, skip ...string) map[string]reflect.Value {
 	ms := make(map[string]reflect.Value)
 	for i := range rv.NumMethod() {
 		name := rv.Type().Method(i).Name
-		if !slices.Contains(skip, name) {
+		// Format is fmt.Formatter's: fmt calls it with its State
+		// (TestFmtNeverShowsPassword covers it).
+		if name != "Format" && !slices.Contains(skip, name) {
 			ms[name] = rv.Method(i)
 		}
 	}
