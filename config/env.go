@@ -325,6 +325,14 @@ func loadFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		v = strings.TrimSpace(v)
 		return v, ok && v != ""
 	}
+	if v, ok := set("VALKEY_TLS_ENABLED"); ok && hasURL && cfg.TLS.Enabled {
+		// The URL asks for TLS (rediss://, valkeys://): turning it off
+		// would send the password in clear to whatever listens there.
+		if on, err := strconv.ParseBool(v); err == nil && !on {
+			return Config{}, newFieldError("VALKEY_TLS_ENABLED", v,
+				"conflicts with VALKEY_URL, which turns TLS on (rediss:// or valkeys://): use a redis:// URL for a plain connection, or drop VALKEY_TLS_ENABLED")
+		}
+	}
 	if addr, ok := set("VALKEY_ADDR"); ok {
 		if _, ok := set("VALKEY_ADDRS"); ok {
 			return Config{}, newFieldError("VALKEY_ADDR", addr, "conflicts with VALKEY_ADDRS; set only one")

@@ -297,7 +297,7 @@ func TestEnvVarErrors(t *testing.T) {
 		{map[string]string{"VALKEY_TLS_ENABLED": "0", "VALKEY_TLS_CA_FILE": "ca.pem"}, "VALKEY_TLS_ENABLED", "0", "must be true when other TLS settings are given"},
 		{map[string]string{"VALKEY_TLS_CA_FILE": "ca.pem"}, "VALKEY_TLS_CA_FILE", "ca.pem", "needs TLS: set VALKEY_TLS_ENABLED=true"},
 		{map[string]string{"VALKEY_TLS_INSECURE_SKIP_VERIFY": "true"}, "VALKEY_TLS_INSECURE_SKIP_VERIFY", "true", "needs TLS"},
-		{map[string]string{"VALKEY_URL": "valkeys://h:1", "VALKEY_TLS_ENABLED": "false", "VALKEY_TLS_CA_FILE": "ca.pem"}, "VALKEY_TLS_ENABLED", "false", "must be true when other TLS settings are given"},
+		{map[string]string{"VALKEY_URL": "valkeys://h:1", "VALKEY_TLS_ENABLED": "false", "VALKEY_TLS_CA_FILE": "ca.pem"}, "VALKEY_TLS_ENABLED", "false", "conflicts with VALKEY_URL, which turns TLS on"},
 		{map[string]string{"VALKEY_TLS_INSECURE_SKIP_VERIFY": "maybe"}, "VALKEY_TLS_INSECURE_SKIP_VERIFY", "maybe", "not a boolean"},
 		{map[string]string{"VALKEY_MAILBOX_CAPACITY": "x"}, "VALKEY_MAILBOX_CAPACITY", "x", "not an integer"},
 		{map[string]string{"VALKEY_MAILBOX_CAPACITY": "0"}, "VALKEY_MAILBOX_CAPACITY", "0", "at least 1"},
@@ -372,8 +372,12 @@ func TestEnvConflictErrors(t *testing.T) {
 		// TLS turned off while TLS settings are given: which ones.
 		{map[string]string{"VALKEY_TLS_ENABLED": "0", "VALKEY_TLS_CA_FILE": "ca.pem"}, "VALKEY_TLS_ENABLED", "0",
 			"must be true when other TLS settings are given (VALKEY_TLS_CA_FILE)"},
+		// A URL that turns TLS on is not turned plain by VALKEY_TLS_ENABLED
+		// (the password would go out in clear; qa-AD 6).
 		{map[string]string{"VALKEY_URL": "valkeys://u:" + testSecret + "@h?skip_verify", "VALKEY_TLS_ENABLED": "false"}, "VALKEY_TLS_ENABLED", "false",
-			"must be true when other TLS settings are given (skip_verify in VALKEY_URL)"},
+			"conflicts with VALKEY_URL, which turns TLS on (rediss:// or valkeys://)"},
+		{map[string]string{"VALKEY_URL": "rediss://u:" + testSecret + "@h:6380", "VALKEY_TLS_ENABLED": "0"}, "VALKEY_TLS_ENABLED", "0",
+			"conflicts with VALKEY_URL, which turns TLS on (rediss:// or valkeys://): use a redis:// URL for a plain connection, or drop VALKEY_TLS_ENABLED"},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.env), func(t *testing.T) {
@@ -417,8 +421,8 @@ func TestEnvPrecedence(t *testing.T) {
 		{"url then credentials", map[string]string{"VALKEY_URL": url, "VALKEY_USERNAME": "v", "VALKEY_PASSWORD": "other"}, func(c *Config) {
 			c.Username, c.Password = "v", "other"
 		}},
-		{"url then db, timeout, tls", map[string]string{"VALKEY_URL": url, "VALKEY_DB": "0", "VALKEY_DIAL_TIMEOUT": "2s", "VALKEY_TLS_ENABLED": "false"}, func(c *Config) {
-			c.DB, c.DialTimeout, c.TLS.Enabled = 0, 2*time.Second, false
+		{"url then db, timeout", map[string]string{"VALKEY_URL": url, "VALKEY_DB": "0", "VALKEY_DIAL_TIMEOUT": "2s", "VALKEY_TLS_ENABLED": "true"}, func(c *Config) {
+			c.DB, c.DialTimeout = 0, 2*time.Second // (VALKEY_TLS_ENABLED false against a TLS URL: TestEnvConflictErrors)
 		}},
 		{"provider overrides url", map[string]string{"VALKEY_URL": url, "VALKEY_PROVIDER": "p"}, func(c *Config) { c.Driver = "p" }},
 		{"driver wins over provider", map[string]string{"VALKEY_PROVIDER": "p", "VALKEY_DRIVER": "d"}, func(c *Config) {
