@@ -163,16 +163,23 @@ func (e *Engine) refused(ctx context.Context, node string, err error, cmds ...va
 // included, so that hooks and logs see a refusal (WRONGPASS, a TLS
 // alert) typed and explained as New reports it.
 func (e *Engine) hookedDial(ctx context.Context, node string, dedicated, initial bool, dial func(context.Context) (drivers.ValkeyConn, error)) (drivers.ValkeyConn, error) {
+	return e.hookedDialAs(ctx, hooks.Dial{Node: node, Dedicated: dedicated, Initial: initial}, dial)
+}
+
+// hookedDialAs is hookedDial with the event's fields given (TLS and Probe
+// are set here).
+func (e *Engine) hookedDialAs(ctx context.Context, ev hooks.Dial, dial func(context.Context) (drivers.ValkeyConn, error)) (drivers.ValkeyConn, error) {
 	if !e.bus.WantsDials() {
 		conn, err := dial(ctx)
-		return conn, e.connectError(node, err)
+		return conn, e.connectError(ev.Node, err)
 	}
-	tls, probe := e.opts.TLS != nil, actors.IsProbe(ctx)
-	e.bus.Emit(hooks.Dial{Node: node, TLS: tls, Dedicated: dedicated, Initial: initial, Probe: probe})
+	ev.TLS, ev.Probe = e.opts.TLS != nil, actors.IsProbe(ctx)
+	e.bus.Emit(ev)
 	start := hookbus.Now()
 	conn, err := dial(ctx)
-	err = e.connectError(node, err)
-	e.bus.Emit(hooks.Dialed{Node: node, TLS: tls, Dedicated: dedicated, Initial: initial, Probe: probe, Err: err, Duration: hookbus.Now() - start})
+	err = e.connectError(ev.Node, err)
+	e.bus.Emit(hooks.Dialed{Node: ev.Node, TLS: ev.TLS, Dedicated: ev.Dedicated, Initial: ev.Initial, Probe: ev.Probe, Sentinel: ev.Sentinel,
+		Err: err, Duration: hookbus.Now() - start})
 	return conn, err
 }
 

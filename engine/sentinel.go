@@ -17,6 +17,7 @@ import (
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/futures"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/policies"
 )
 
@@ -251,12 +252,18 @@ func (e *Engine) settled(ctx context.Context) error {
 func (sn *sentinel) dialSentinel(ctx context.Context, addr string) (drivers.ValkeyConn, error) {
 	opts := sn.opts
 	opts.Addr = addr
-	conn, err := sn.e.open(ctx, opts)
-	if err != nil && !errors.Is(err, ErrClosed) {
-		reason, extra := explainConnect(err, opts.TLS != nil)
-		return nil, &ConnectError{Addr: addr, Reason: reason, Err: err, extra: extra}
-	}
-	return conn, err
+	// Through the PreConnection and PostConnection hooks (Sentinel set):
+	// a sentinel that refuses the engine after New (its password
+	// rotated) left it unable to follow a failover, and nothing said so
+	// but Stats().Sentinel (qa-AD 8).
+	return sn.e.hookedDialAs(ctx, hooks.Dial{Node: addr, Dedicated: true, Sentinel: true}, func(ctx context.Context) (drivers.ValkeyConn, error) {
+		conn, err := sn.e.open(ctx, opts)
+		if err != nil && !errors.Is(err, ErrClosed) {
+			reason, extra := explainConnect(err, opts.TLS != nil)
+			return nil, &ConnectError{Addr: addr, Reason: reason, Err: err, extra: extra}
+		}
+		return conn, err
+	})
 }
 
 // dialRole dials the data node at addr and checks that it says it is a

@@ -88,12 +88,16 @@ type Dial struct {
 	// Probe is true for a probe of a node whose circuit breaker is open: a
 	// connection made to check that the node answers PING, closed at once.
 	Probe bool
+	// Sentinel is true for a connection to a sentinel (sentinel mode: its
+	// event subscription, a lookup of the primary); Node is the
+	// sentinel's address, Dedicated is true.
+	Sentinel bool
 }
 
 // Dialed is the end of a dial, for PostConnection.
 type Dialed struct {
-	Node                           string
-	TLS, Dedicated, Initial, Probe bool
+	Node                                     string
+	TLS, Dedicated, Initial, Probe, Sentinel bool
 	// Err is why the dial failed, nil when connected.
 	Err error
 	// Duration is the time the dial took, handshake included.

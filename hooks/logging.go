@@ -270,6 +270,9 @@ func errAttr(err error) slog.Attr { return slog.String("error", err.Error()) }
 // node, tls, dedicated, duration, error.
 func (l *Logging) PostConnection(ev Dialed) {
 	attrs := []slog.Attr{slog.String("node", ev.Node), slog.Bool("tls", ev.TLS), slog.Bool("dedicated", ev.Dedicated), slog.Duration("duration", ev.Duration)}
+	if ev.Sentinel {
+		attrs = append(attrs, slog.Bool("sentinel", true))
+	}
 	switch {
 	case ev.Err != nil && errors.Is(ev.Err, context.Canceled):
 		// Abandoned, not failed: another node answered first (a

@@ -706,9 +706,9 @@ func replyCode(prefix string) (typ, status string) {
 }
 
 // PostConnection records db.client.connection.create_time for connections
-// made.
+// made (to the data nodes: not those to sentinels).
 func (h *Hook) PostConnection(ev hooks.Dialed) {
-	if ev.Err != nil {
+	if ev.Err != nil || ev.Sentinel {
 		return
 	}
 	h.createTime.Record(context.Background(), ev.Duration.Seconds(), metric.WithAttributes(
