@@ -85,8 +85,18 @@ func TestCallsNeedingCapabilities(t *testing.T) {
 	if _, err := eng.Set(ctx, "k", "v", 0).Await(ctx); err != nil {
 		t.Fatalf("SET over the limited driver: %v", err)
 	}
-	if _, err := eng.Subscribe(ctx, "ch"); !errors.Is(err, drivers.ErrUnsupported) {
-		t.Errorf("Subscribe: %v, want ErrUnsupported", err)
+	// The error names the call made (it said Subscribe for all four).
+	for name, sub := range map[string]func() (*engine.Subscription, error){
+		"Subscribe":  func() (*engine.Subscription, error) { return eng.Subscribe(ctx, "ch") },
+		"PSubscribe": func() (*engine.Subscription, error) { return eng.PSubscribe(ctx, "ch*") },
+		"SSubscribe": func() (*engine.Subscription, error) { return eng.SSubscribe(ctx, "ch") },
+		"SubscribeWith": func() (*engine.Subscription, error) {
+			return eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"a"}, Patterns: []string{"b*"}})
+		},
+	} {
+		if _, err := sub(); !errors.Is(err, drivers.ErrUnsupported) || !strings.Contains(err.Error(), "needed by "+name) {
+			t.Errorf("%s: %v, want ErrUnsupported naming %s", name, err, name)
+		}
 	}
 	if _, err := eng.Do(ctx, "BLPOP", "l", "1").Await(ctx); !errors.Is(err, drivers.ErrUnsupported) {
 		t.Errorf("BLPOP: %v, want ErrUnsupported", err)

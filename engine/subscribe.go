@@ -281,6 +281,20 @@ func (e *Engine) SSubscribe(ctx context.Context, shardChannels ...string) (*Subs
 	return e.SubscribeWith(ctx, SubscribeOptions{ShardChannels: shardChannels})
 }
 
+// subscribeName is the method a program called to subscribe to o, for the
+// error of a driver without pub/sub.
+func subscribeName(o SubscribeOptions) string {
+	switch {
+	case len(o.Channels) > 0 && len(o.Patterns)+len(o.ShardChannels) == 0:
+		return "Subscribe"
+	case len(o.Patterns) > 0 && len(o.Channels)+len(o.ShardChannels) == 0:
+		return "PSubscribe"
+	case len(o.ShardChannels) > 0 && len(o.Channels)+len(o.Patterns) == 0:
+		return "SSubscribe"
+	}
+	return "SubscribeWith"
+}
+
 // SubscribeWith subscribes to everything in o, with o's delivery options.
 // It returns once the server confirmed every channel, pattern and shard
 // channel of o, or when ctx ends (with ctx's error, and nothing left
@@ -289,7 +303,7 @@ func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscr
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if err := e.need(drivers.Capabilities{PubSub: true}, "Subscribe"); err != nil {
+	if err := e.need(drivers.Capabilities{PubSub: true}, subscribeName(o)); err != nil {
 		return nil, err
 	}
 	if len(o.Channels)+len(o.Patterns)+len(o.ShardChannels) == 0 {
