@@ -188,9 +188,14 @@ func alertReason(a tls.AlertError) string {
 	switch a {
 	case alertCertificateRequired:
 		return "TLS: the server requires a client certificate (mutual TLS: set TLS.CertFile and TLS.KeyFile, or Certificates in TLS.Config)"
-	case alertBadCertificate, alertUnsupportedCertificate, alertCertificateRevoked,
-		alertCertificateExpired, alertCertificateUnknown, alertUnknownCA, alertAccessDenied:
-		return "TLS: the server refused the client certificate"
+	case alertCertificateExpired:
+		return "TLS: the server refused the client certificate: it has expired (renew the certificate in TLS.CertFile)"
+	case alertUnknownCA:
+		return "TLS: the server refused the client certificate: the server does not trust its issuer (use a certificate signed by a CA in the server's tls-ca-cert-file)"
+	case alertCertificateRevoked:
+		return "TLS: the server refused the client certificate: it has been revoked"
+	case alertBadCertificate, alertUnsupportedCertificate, alertCertificateUnknown, alertAccessDenied:
+		return "TLS: the server refused the client certificate (check TLS.CertFile and TLS.KeyFile against the server's tls-ca-cert-file)"
 	case alertHandshakeFailure:
 		return "TLS: the server refused the handshake (it may require a client certificate, or share no TLS version or cipher with the client)"
 	case alertProtocolVersion:

@@ -431,6 +431,7 @@ func TestTLSMisconfigFailsAtNew(t *testing.T) {
 		return kp
 	}
 	unknownCA, wrongName, expired := issue(certs.UnknownCACert), issue(certs.WrongNameCert), issue(certs.ExpiredCert)
+	otherCA := valkeytest.NewCertsT(t) // a client certificate the server does not trust
 	base := config.DefaultConfig()
 	for _, tc := range []struct {
 		name   string
@@ -479,6 +480,21 @@ func TestTLSMisconfigFailsAtNew(t *testing.T) {
 			check: func(err error) bool {
 				var e tls.AlertError
 				return errors.As(err, &e) && e == 116 // certificate_required
+			},
+		},
+		{
+			// The Reason names the fix, not only the refusal (qa-AD 7).
+			name: "client certificate from another CA",
+			srv:  valkeytest.Options{TLS: &valkeytest.TLSOptions{Certs: certs, AuthClients: valkeytest.AuthClientsYes}},
+			cfg: func(c config.Config) config.Config {
+				tc := certs.TLSConfig()
+				tc.Certificates = otherCA.TLSConfig().Certificates
+				return c.WithTLSConfig(tc)
+			},
+			reason: "the server does not trust its issuer",
+			check: func(err error) bool {
+				var e tls.AlertError
+				return errors.As(err, &e) && e == 48 // unknown_ca
 			},
 		},
 		{
