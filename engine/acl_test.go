@@ -255,3 +255,22 @@ func TestCredentialsProviderPanicFailsNew(t *testing.T) {
 		t.Fatalf("error %v does not give the panic's value", err)
 	}
 }
+
+// A credentials provider that does not return (a secrets manager that
+// hangs, ignoring its ctx) fails the dial at DialTimeout with a Reason that
+// names the provider, not the server's silence (qa-AD 9: "no answer
+// within the dial timeout").
+func TestCredentialsProviderHangNamed(t *testing.T) {
+	srv := valkeytest.Start(t)
+	release := make(chan struct{})
+	defer close(release) // the provider's goroutine ends with the test
+	hang := func(context.Context) (string, string, error) {
+		<-release
+		return "", "", nil
+	}
+	cfg := config.DefaultConfig().WithAddrs(srv.Addr()).WithCredentialsProvider(hang).WithDialTimeout(500 * time.Millisecond)
+	err := wantNewFails(t, cfg, "Config.CredentialsProvider did not return within the dial timeout", 5*time.Second)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error %v: want it to wrap context.DeadlineExceeded", err)
+	}
+}

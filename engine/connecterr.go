@@ -10,7 +10,9 @@ import (
 	"net"
 	"reflect"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/valkey-io/valkey-go"
 )
@@ -31,20 +33,82 @@ func (e *credentialsError) Unwrap() error { return e.err }
 // authenticates with: Config.CredentialsProvider's, or Username and
 // Password.
 func (e *Engine) credentials(ctx context.Context) (user, pass string, err error) {
-	if p := e.cfg.CredentialsProvider; p != nil {
-		// The driver calls it on a goroutine of its own, on every dial
-		// (reconnects included): a panic there would end the program.
+	p := e.cfg.CredentialsProvider
+	if p == nil {
+		return e.cfg.Username, e.cfg.Password, nil
+	}
+	// On a goroutine of its own, so that a provider that ignores its ctx
+	// (a secrets manager that hangs) fails the dial when the ctx ends,
+	// naming the provider, rather than the server's silence. A panic
+	// there would end the program: it fails the dial.
+	type answer struct {
+		user, pass string
+		err        error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		var a answer
 		defer func() {
 			if r := recover(); r != nil {
-				user, pass, err = "", "", &credentialsError{fmt.Errorf("panic: %v", r)}
+				a = answer{err: &credentialsError{fmt.Errorf("panic: %v", r)}}
 			}
+			ch <- a
 		}()
-		if user, pass, err = p(ctx); err != nil {
-			return "", "", &credentialsError{err}
+		if a.user, a.pass, a.err = p(ctx); a.err != nil {
+			a = answer{err: &credentialsError{a.err}}
 		}
-		return user, pass, nil
+	}()
+	id := e.creds.begin()
+	defer e.creds.end(id)
+	select {
+	case a := <-ch:
+		return a.user, a.pass, a.err
+	case <-ctx.Done():
+		return "", "", &credentialsError{fmt.Errorf("%w: %w", errProviderLate, ctx.Err())}
 	}
-	return e.cfg.Username, e.cfg.Password, nil
+}
+
+// errProviderLate is the error of a credentials provider that did not
+// return before its context ended.
+var errProviderLate = errors.New("did not return before its context ended")
+
+// credsCalls are the credentials provider's calls under way, with when
+// each began: a dial that times out while one has run for long failed
+// waiting for the provider (the driver's dial ctx, which began first,
+// ends before the provider's own). Dials only: a mutex is cheap here.
+type credsCalls struct {
+	mu    sync.Mutex
+	next  uint64
+	since map[uint64]time.Time
+}
+
+func (c *credsCalls) begin() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.since == nil {
+		c.since = map[uint64]time.Time{}
+	}
+	c.next++
+	c.since[c.next] = time.Now()
+	return c.next
+}
+
+func (c *credsCalls) end(id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.since, id)
+}
+
+// hung reports whether a call under way began at least d ago.
+func (c *credsCalls) hung(d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.since {
+		if time.Since(t) >= d {
+			return true
+		}
+	}
+	return false
 }
 
 // connectError returns the *ConnectError of a failed dial of addr.
@@ -55,6 +119,9 @@ func (e *Engine) connectError(addr string, err error) error {
 	var ce *ConnectError
 	if errors.As(err, &ce) {
 		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) && e.cfg.CredentialsProvider != nil && e.creds.hung(e.cfg.DialTimeout/2) {
+		err = &credentialsError{fmt.Errorf("%w: %w", errProviderLate, err)}
 	}
 	reason, extra := explainConnect(err, e.opts.TLS != nil)
 	return &ConnectError{Addr: addr, Reason: reason, Err: err, extra: extra}
@@ -77,6 +144,8 @@ func explainConnect(err error, tlsOn bool) (string, []error) {
 	}
 	var op *net.OpError
 	switch {
+	case errors.As(err, &cred) && errors.Is(err, errProviderLate):
+		return "Config.CredentialsProvider did not return within the dial timeout (Config.DialTimeout): the connection waited for it, not for the server", nil
 	case errors.As(err, &cred):
 		return "Config.CredentialsProvider failed", nil
 	case errors.As(err, &op) && op.Op == "dial" && errors.Is(err, syscall.ECONNRESET):

@@ -59,6 +59,7 @@ type Engine struct {
 	ded   txConns       // connections lent by Dedicated (dedicated.go)
 	subs  subCounters   // pub/sub counters for Stats (subscribe.go)
 	execs execGate      // Pipeline and Tx Execs in progress: Close waits for them (exec_gate.go)
+	creds credsCalls    // the credentials provider's calls under way (connecterr.go)
 
 	log *slog.Logger // Config.Logger filtered by LogLevel, or a discarding one
 	bus *hookbus.Bus // the hooks (the Logging hook included); nil without any
