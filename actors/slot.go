@@ -296,8 +296,12 @@ type SlotState struct {
 	coll      Collector
 	once      sync.Once
 
-	mu      sync.Mutex // routing: see the type's doc
-	pending int        // commands the slot actor holds (queued, parked)
+	mu sync.Mutex // routing: see the type's doc
+	// pending is the number of commands the slot actor holds (queued,
+	// parked). Written under mu; Queued reads it without: a Submit
+	// blocked in a full connection mailbox holds mu, and Stats waited
+	// behind it (qa-AF G1).
+	pending atomic.Int64
 	conn    *ConnState // cached connection actor of the owner
 	sent    *ConnState // the connection actor the last command went to
 	epoch   uint64     // slot map epoch conn was read at
@@ -333,9 +337,7 @@ func (s *SlotState) Live() bool { return s.live.Load() }
 
 // Queued returns how many of the slot's commands the slot actor holds.
 func (s *SlotState) Queued() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pending
+	return int(s.pending.Load())
 }
 
 func (s *SlotState) init() {
@@ -353,7 +355,7 @@ func (s *SlotState) Submit(cmd Hooked) {
 		cmd.Fail(s.CloseErr)
 		return
 	}
-	if s.pending == 0 && !s.coll.recovering.Load() && !s.coll.failed.Load() {
+	if s.pending.Load() == 0 && !s.coll.recovering.Load() && !s.coll.failed.Load() {
 		if conn := s.route(); conn != nil {
 			if c := cmd.Cmd(); (!c.IsReadOnly() || !s.Router.ReplicaReads()) &&
 				(s.sent == nil || conn == s.sent || !s.drainFirst()) {
@@ -372,7 +374,7 @@ func (s *SlotState) Submit(cmd Hooked) {
 		cmd.Fail(err)
 		return
 	}
-	s.pending++
+	s.pending.Add(1)
 	s.mu.Unlock()
 	if !box.Post(cmd) {
 		s.release(1) // failed by the mailbox (context ended, closed)
@@ -427,7 +429,7 @@ func (s *SlotState) drainFirst() bool {
 // release counts n commands as no longer held by the slot actor.
 func (s *SlotState) release(n int) {
 	s.mu.Lock()
-	s.pending -= n
+	s.pending.Add(-int64(n))
 	s.mu.Unlock()
 }
 
@@ -509,7 +511,7 @@ func (s *SlotState) stopIfIdle(a *Slot, ctx actor.Context) bool {
 	defer s.mu.Unlock()
 	s.amu.Lock()
 	defer s.amu.Unlock()
-	if s.pending > 0 || s.coll.recovering.Load() || s.box != a.box {
+	if s.pending.Load() > 0 || s.coll.recovering.Load() || s.box != a.box {
 		return false
 	}
 	s.box, s.pid = nil, nil
@@ -988,7 +990,7 @@ func (a *Slot) dispatch(w *forwarding, res resolution) {
 		a.parked = append(slices.Clone(cmds), a.parked...)
 		return
 	}
-	st.pending -= held
+	st.pending.Add(-int64(held))
 	if w.ending {
 		st.coll.recovering.Store(false)
 	}

@@ -212,3 +212,46 @@ func TestSlotOpenNodeKeepsOrder(t *testing.T) {
 	slot.Wait()
 	h.shutdown(t, snapshot)
 }
+
+// A Submit blocked in a full connection mailbox (Backpressure block: its
+// round trip held) holds the slot's routing lock; the slot's Queued, which
+// Stats reads, does not wait behind it, and the mailbox counts the
+// blocked command as Waiting. Stats blocked until the node's breaker
+// opened (~15 s with a paused primary: qa-AF G1).
+func TestSlotQueuedWhileSubmitBlocked(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := &holdConn{scriptConn: &scriptConn{}, release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	st := scriptNode(conn)
+	st.Mailbox = mailbox.New(mailbox.Options{Capacity: 2})
+	h := start(t, st)
+	slot := slotOn(h, st, 1)
+	cmds := []*hookedCmd{newHookedCmd(1), newHookedCmd(2), newHookedCmd(3), newHookedCmd(4)}
+	slot.Submit(cmds[0]) // its round trip is held
+	waitChan(t, conn.entered, "the first round trip")
+	slot.Submit(cmds[1]) // the mailbox is full after these two
+	slot.Submit(cmds[2])
+	submitted := make(chan struct{})
+	go func() { slot.Submit(cmds[3]); close(submitted) }()
+	eventually(t, "the fourth command waiting for room", func() bool { return st.Mailbox.Stats().Waiting == 1 })
+	queued := make(chan int, 1)
+	go func() { queued <- slot.Queued() }()
+	select {
+	case n := <-queued:
+		if n != 0 {
+			t.Errorf("slot Queued = %d, want 0 (the commands are in the connection actor's mailbox)", n)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the slot's Queued waited for a Submit blocked in a full mailbox")
+	}
+	if s := st.Mailbox.Stats(); s.Queued != 2 {
+		t.Errorf("mailbox Queued = %d, want 2", s.Queued)
+	}
+	close(conn.release)
+	<-submitted
+	for _, c := range cmds {
+		c.waitDone(t)
+	}
+	slot.Close(mailbox.ErrClosed)
+	slot.Wait()
+	h.shutdown(t, snapshot)
+}

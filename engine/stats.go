@@ -29,8 +29,17 @@ type Stats struct {
 	Errors uint64
 	// InFlight is the number of commands written and awaiting replies.
 	InFlight int64
-	// Queued is the number of commands waiting in the mailboxes.
+	// Queued is the number of commands waiting in the mailboxes (in
+	// cluster mode, those its slot actors hold too).
 	Queued int
+	// Waiting is the number of commands waiting for room in a full
+	// mailbox (Backpressure block), not in Queued yet: those of callers
+	// blocked in the call that fired them, and, in cluster mode, those a
+	// slot actor handed on to its node's connection actor. Fired and not
+	// complete, a command is in Queued, Waiting or InFlight, or about to
+	// be in one (a batch taken from the mailbox and not yet written, a
+	// command kept to be sent again after a reconnect or a redirect).
+	Waiting int
 	// Expired counts commands failed because their context ended before
 	// they were written; Rejected those failed with ErrBackpressure;
 	// CircuitOpen those failed with ErrCircuitOpen before they were
@@ -158,7 +167,7 @@ func (e *Engine) Stats() Stats {
 			}
 		}
 	}
-	s.Queued = mb.Queued
+	s.Queued, s.Waiting = mb.Queued, mb.Waiting
 	s.Expired, s.Rejected = mb.Expired, mb.Rejected
 	s.Batches, s.MeanBatch, s.MaxBatch, s.BatchSizes = mb.Batches, mb.MeanBatch(), mb.MaxBatch, mb.BatchSizes
 	s.Subscriptions, s.SubConns = int(e.subs.live.Load()), int(e.subs.conns.Load())

@@ -998,6 +998,11 @@ func TestBlockPolicy(t *testing.T) {
 			if got := mb.Len(); got != 2 {
 				t.Fatalf("Len() = %d while full, want 2", got)
 			}
+			// The blocked poster's command is pending, not queued:
+			// Stats counts it as Waiting (it was in no counter).
+			if s := mb.Stats(); s.Queued != 2 || s.Waiting != 1 {
+				t.Fatalf("Stats while full: Queued %d, Waiting %d; want 2 and 1", s.Queued, s.Waiting)
+			}
 
 			g.open()
 			waitClosed(t, returned, "blocked Post after a drain")
@@ -1010,7 +1015,7 @@ func TestBlockPolicy(t *testing.T) {
 			}
 			wantPending(t, blocked) // delivered, not failed
 			s := mb.Stats()
-			if s.Posted != 4 || s.Expired != 0 || s.Rejected != 0 || s.Blocked < 1 {
+			if s.Posted != 4 || s.Expired != 0 || s.Rejected != 0 || s.Blocked < 1 || s.Waiting != 0 {
 				t.Fatalf("stats = %+v", s)
 			}
 		})

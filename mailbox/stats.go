@@ -37,6 +37,7 @@ func (c *counters) observeBatch(n int) {
 // Stats is a snapshot of a mailbox's counters.
 type Stats struct {
 	Queued   int    // commands queued now
+	Waiting  int    // commands waiting for room now, not queued yet: blocked posters' (Post, PostAll under PolicyBlock) and forwarded groups' (Forward)
 	Posted   uint64 // commands accepted into the queue
 	Expired  uint64 // commands failed because their context ended before they were handed to the actor (at Post, while blocked, or while queued)
 	Rejected uint64 // commands failed with ErrBackpressure
@@ -61,6 +62,7 @@ func (s Stats) MeanBatch() float64 {
 // Add adds o's counters to s (Queued included; MaxBatch takes the larger).
 func (s *Stats) Add(o Stats) {
 	s.Queued += o.Queued
+	s.Waiting += o.Waiting
 	s.Posted += o.Posted
 	s.Expired += o.Expired
 	s.Rejected += o.Rejected
@@ -78,9 +80,14 @@ func (s *Stats) Add(o Stats) {
 func (m *Bounded) Stats() Stats {
 	m.mu.Lock()
 	queued, posted := len(m.queue), m.posted
+	waiting := 0
+	for _, w := range m.waiters {
+		waiting += len(w.msgs)
+	}
 	m.mu.Unlock()
 	s := Stats{
 		Queued:   queued,
+		Waiting:  waiting,
 		Posted:   posted,
 		Expired:  m.stats.expired.Load(),
 		Rejected: m.stats.rejected.Load(),

@@ -1073,7 +1073,7 @@ func (h *Hook) observeEngines(_ context.Context, o metric.Observer) error {
 			default:
 				p.idle++
 			}
-			p.pending += c.InFlight + int64(c.Mailbox.Queued)
+			p.pending += c.InFlight + int64(c.Mailbox.Queued+c.Mailbox.Waiting)
 			p.queued += int64(c.Mailbox.Queued)
 		}
 		for _, d := range st.DedicatedConns {
