@@ -24,56 +24,40 @@ func (c *syncClient) Format(f fmt.State, _ rune) { writeObject(f, "Client", (*En
 
 // Format implements fmt.Formatter (see Engine.Format).
 func (t *Tx) Format(f fmt.State, _ rune) {
-	var e *Engine
-	if t != nil {
-		e = t.e
-	}
-	writeObject(f, "Tx", e)
+	writeObject(f, "Tx", engineOf(t, func(t *Tx) *Engine { return t.e }))
 }
 
 // Format implements fmt.Formatter (see Engine.Format).
 func (p *Pipeline) Format(f fmt.State, _ rune) {
-	var e *Engine
-	if p != nil {
-		e = p.e
-	}
-	writeObject(f, "Pipeline", e)
+	writeObject(f, "Pipeline", engineOf(p, func(p *Pipeline) *Engine { return p.e }))
 }
 
 // Format implements fmt.Formatter (see Engine.Format).
 func (s *Subscription) Format(f fmt.State, _ rune) {
-	var e *Engine
-	if s != nil {
-		e = s.e
-	}
-	writeObject(f, "Subscription", e)
+	writeObject(f, "Subscription", engineOf(s, func(s *Subscription) *Engine { return s.e }))
 }
 
 // Format implements fmt.Formatter (see Engine.Format).
 func (w *BatchWriter) Format(f fmt.State, _ rune) {
-	var e *Engine
-	if w != nil {
-		e = w.e
-	}
-	writeObject(f, "BatchWriter", e)
+	writeObject(f, "BatchWriter", engineOf(w, func(w *BatchWriter) *Engine { return w.e }))
 }
 
 // Format implements fmt.Formatter (see Engine.Format).
 func (c *Consumer) Format(f fmt.State, _ rune) {
-	var e *Engine
-	if c != nil {
-		e = c.e
-	}
-	writeObject(f, "Consumer", e)
+	writeObject(f, "Consumer", engineOf(c, func(c *Consumer) *Engine { return c.e }))
 }
 
 // Format implements fmt.Formatter (see Engine.Format).
 func (c *DedicatedConn) Format(f fmt.State, _ rune) {
-	var e *Engine
-	if c != nil {
-		e = c.e
+	writeObject(f, "DedicatedConn", engineOf(c, func(c *DedicatedConn) *Engine { return c.e }))
+}
+
+// engineOf returns the engine v holds (e(v)), nil for a nil v.
+func engineOf[T any](v *T, e func(*T) *Engine) *Engine {
+	if v == nil {
+		return nil
 	}
-	writeObject(f, "DedicatedConn", e)
+	return e(v)
 }
 
 // writeObject writes "vactor.<typ>(<mode> <addresses>)" for the engine e.
