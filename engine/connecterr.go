@@ -59,11 +59,12 @@ func (e *Engine) credentials(ctx context.Context) (user, pass string, err error)
 		}
 	}()
 	id := e.creds.begin()
-	defer e.creds.end(id)
 	select {
 	case a := <-ch:
+		e.creds.end(id, false)
 		return a.user, a.pass, a.err
 	case <-ctx.Done():
+		e.creds.end(id, true)
 		return "", "", &credentialsError{fmt.Errorf("%w: %w", errProviderLate, ctx.Err())}
 	}
 }
@@ -73,13 +74,18 @@ func (e *Engine) credentials(ctx context.Context) (user, pass string, err error)
 var errProviderLate = errors.New("did not return before its context ended")
 
 // credsCalls are the credentials provider's calls under way, with when
-// each began: a dial that times out while one has run for long failed
-// waiting for the provider (the driver's dial ctx, which began first,
-// ends before the provider's own). Dials only: a mutex is cheap here.
+// each began: a dial that times out while one begun since the dial is
+// under way failed waiting for the provider (the driver's dial ctx,
+// which began first, ends before the provider's own). Dials only: a
+// mutex is cheap here.
 type credsCalls struct {
 	mu    sync.Mutex
 	next  uint64
 	since map[uint64]time.Time
+	// late is when the latest call that its ctx ended began: the dial's
+	// ctx and the call's end about together, and the driver may report
+	// the dial's after the call has ended.
+	late time.Time
 }
 
 func (c *credsCalls) begin() uint64 {
@@ -93,18 +99,26 @@ func (c *credsCalls) begin() uint64 {
 	return c.next
 }
 
-func (c *credsCalls) end(id uint64) {
+// end ends call id; late when its ctx ended first.
+func (c *credsCalls) end(id uint64, late bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if t := c.since[id]; late && t.After(c.late) {
+		c.late = t
+	}
 	delete(c.since, id)
 }
 
-// hung reports whether a call under way began at least d ago.
-func (c *credsCalls) hung(d time.Duration) bool {
+// pending reports whether a call that began at or after since is under
+// way, or ended because its ctx did.
+func (c *credsCalls) pending(since time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.late.Before(since) {
+		return true
+	}
 	for _, t := range c.since {
-		if time.Since(t) >= d {
+		if !t.Before(since) {
 			return true
 		}
 	}
@@ -113,6 +127,13 @@ func (c *credsCalls) hung(d time.Duration) bool {
 
 // connectError returns the *ConnectError of a failed dial of addr.
 func (e *Engine) connectError(addr string, err error) error {
+	return e.connectErrorSince(addr, err, time.Now().Add(-e.cfg.DialTimeout))
+}
+
+// connectErrorSince is connectError for a dial that began at begun: a
+// timeout while a credentials provider call begun since is under way is
+// the provider's (the dial waited for it).
+func (e *Engine) connectErrorSince(addr string, err error, begun time.Time) error {
 	if err == nil || errors.Is(err, ErrClosed) {
 		return err
 	}
@@ -120,7 +141,7 @@ func (e *Engine) connectError(addr string, err error) error {
 	if errors.As(err, &ce) {
 		return err
 	}
-	if errors.Is(err, context.DeadlineExceeded) && e.cfg.CredentialsProvider != nil && e.creds.hung(e.cfg.DialTimeout/2) {
+	if errors.Is(err, context.DeadlineExceeded) && e.cfg.CredentialsProvider != nil && e.creds.pending(begun) {
 		err = &credentialsError{fmt.Errorf("%w: %w", errProviderLate, err)}
 	}
 	reason, extra := explainConnect(err, e.opts.TLS != nil)

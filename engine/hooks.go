@@ -169,15 +169,16 @@ func (e *Engine) hookedDial(ctx context.Context, node string, dedicated, initial
 // hookedDialAs is hookedDial with the event's fields given (TLS and Probe
 // are set here).
 func (e *Engine) hookedDialAs(ctx context.Context, ev hooks.Dial, dial func(context.Context) (drivers.ValkeyConn, error)) (drivers.ValkeyConn, error) {
+	begun := time.Now()
 	if !e.bus.WantsDials() {
 		conn, err := dial(ctx)
-		return conn, e.connectError(ev.Node, err)
+		return conn, e.connectErrorSince(ev.Node, err, begun)
 	}
 	ev.TLS, ev.Probe = e.opts.TLS != nil, actors.IsProbe(ctx)
 	e.bus.Emit(ev)
 	start := hookbus.Now()
 	conn, err := dial(ctx)
-	err = e.connectError(ev.Node, err)
+	err = e.connectErrorSince(ev.Node, err, begun)
 	e.bus.Emit(hooks.Dialed{Node: ev.Node, TLS: ev.TLS, Dedicated: ev.Dedicated, Initial: ev.Initial, Probe: ev.Probe, Sentinel: ev.Sentinel,
 		Err: err, Duration: hookbus.Now() - start})
 	return conn, err
