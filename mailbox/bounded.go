@@ -913,11 +913,15 @@ func (m *Bounded) drain() []Message {
 		m.queue = m.spare
 		m.spare = nil
 	} else {
+		// Take the head by re-slicing, not by moving the rest down: with
+		// n commands queued, moving would copy O(n) under the lock at
+		// every drain, O(n²/maxBatch) to empty a deep mailbox. The
+		// taken slots are cleared; append reallocates (copying only what
+		// is left) once the array's tail is used up.
 		out = append(m.spare, m.queue[:m.maxBatch]...)
 		m.spare = nil
-		n := copy(m.queue, m.queue[m.maxBatch:])
-		clear(m.queue[n:])
-		m.queue = m.queue[:n]
+		clear(m.queue[:m.maxBatch])
+		m.queue = m.queue[m.maxBatch:]
 	}
 	m.pending.Add(-int32(len(out)))
 	if m.hold {
