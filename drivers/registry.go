@@ -46,8 +46,20 @@ func Lookup(name string) (Driver, error) {
 	mu.RUnlock()
 	if !ok {
 		hint := ""
-		if pkg, known := driverPackages[key]; known {
-			hint = fmt.Sprintf("; import _ %q to register it", pkg.path)
+		if lower := strings.ToLower(key); lower != key {
+			if lower == "valkey-glide" {
+				lower = "glide"
+			}
+			mu.RLock()
+			_, reg := registry[lower]
+			mu.RUnlock()
+			if _, known := driverPackages[lower]; reg || known {
+				hint = fmt.Sprintf("; names are case-sensitive: did you mean %q?", lower)
+				key = lower
+			}
+		}
+		if pkg, known := driverPackages[key]; known && !registered(key) {
+			hint += fmt.Sprintf("; import _ %q to register it", pkg.path)
 			if pkg.note != "" {
 				hint += " (" + pkg.note + ")"
 			}
@@ -55,6 +67,13 @@ func Lookup(name string) (Driver, error) {
 		return nil, fmt.Errorf("%w %q (registered: %s)%s", ErrUnknownDriver, name, strings.Join(Names(), ", "), hint)
 	}
 	return d, nil
+}
+
+func registered(name string) bool {
+	mu.RLock()
+	defer mu.RUnlock()
+	_, ok := registry[name]
+	return ok
 }
 
 // driverPackages are the packages that register vactor's drivers, by name.

@@ -233,3 +233,25 @@ func TestLookupUnimportedGlide(t *testing.T) {
 		}
 	}
 }
+
+// A driver name in the wrong case is unknown (names are case-sensitive)
+// with an error that names the right one, and the import when nothing
+// registered it (qa-AE 3).
+func TestLookupWrongCaseHints(t *testing.T) {
+	for name, want := range map[string][]string{
+		"Glide":        {`did you mean "glide"?`, `import _ "github.com/vactor-io/vactor/drivers/glide"`},
+		"VALKEY-GLIDE": {`did you mean "glide"?`, `import _ "github.com/vactor-io/vactor/drivers/glide"`},
+		"Valkey-Go":    {`did you mean "valkey-go"?`},
+	} {
+		_, err := drivers.Lookup(name)
+		if !errors.Is(err, drivers.ErrUnknownDriver) {
+			t.Errorf("Lookup(%q): %v, want ErrUnknownDriver", name, err)
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Lookup(%q): %v, want it to say %s", name, err, w)
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -688,5 +689,52 @@ func TestDedicatedHookEndedContext(t *testing.T) {
 	}
 	if v, err := eng.Get(ctx, "ded:budget").Await(ctx); !errors.Is(err, engine.ErrNil) {
 		t.Fatalf("GET ded:budget = %q, %v: an INCR ran", v, err)
+	}
+}
+
+// TestDedicatedLostConnectionNotSent: a DedicatedConn call made after the
+// server closed its connection (CLIENT KILL between two calls) fails with
+// ErrNotSent, the documented class of a command known not written, and
+// the SET did not run; the calls after it fail at once with the same.
+func TestDedicatedLostConnectionNotSent(t *testing.T) {
+	srv := valkeytest.Start(t)
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		r, err := c.Do(ctx, "CLIENT", "ID")
+		if err != nil {
+			return err
+		}
+		last := time.Now()
+		id, _ := r.Int64()
+		if _, err := srv.Do("CLIENT", "KILL", "ID", strconv.FormatInt(id, 10)); err != nil {
+			return err
+		}
+		// Gone from the server's list, and (the condition under which
+		// the driver checks a connection before writing on it) more than
+		// twice valkeygo's peekGap after the last round trip.
+		for {
+			list, err := srv.Do("CLIENT", "LIST")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(fmt.Sprint(list), "id="+strconv.FormatInt(id, 10)+" ") && time.Since(last) > 25*time.Millisecond {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		for i := range 2 {
+			_, err := c.Do(ctx, "SET", "dedicated-lost", "v")
+			if !errors.Is(err, engine.ErrNotSent) || errors.Is(err, engine.ErrOutcomeUnknown) {
+				t.Errorf("call %d after the kill: %v, want ErrNotSent and not ErrOutcomeUnknown", i, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := srv.Do("EXISTS", "dedicated-lost"); err != nil || n != int64(0) {
+		t.Fatalf("EXISTS dedicated-lost = %v, %v: the SET reported not sent ran", n, err)
 	}
 }

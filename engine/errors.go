@@ -9,6 +9,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/mailbox"
 	"github.com/vactor-io/vactor/policies"
 )
@@ -43,6 +44,15 @@ var (
 	// Such commands are sent again only when repeatable: read-only, or
 	// issued with a context from WithIdempotent.
 	ErrOutcomeUnknown = policies.ErrOutcomeUnknown
+
+	// ErrNotSent is matched (errors.Is) by a transport error of a command
+	// the driver knows it did not write: the connection was down before
+	// the call. The command did not run and may be sent again. The
+	// engine's own paths resend such commands on a new connection; a
+	// DedicatedConn call made after its connection was lost returns it
+	// (the connection holds state the caller built: only the caller can
+	// start again). It is drivers.ErrNotSent.
+	ErrNotSent = drivers.ErrNotSent
 
 	// ErrNotCreated is the error of Close and Ping on an Engine that New
 	// did not make (a zero value; Close on a nil *Engine too), and of the methods of a Pipeline, Tx,

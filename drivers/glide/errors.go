@@ -28,7 +28,7 @@ import (
 // array (GET of "", an empty LRANGE, MGET of an empty value) can do it,
 // at random. With invalidptr=0 the runtime leaves such pointers alone;
 // glide never follows them (their length is 0).
-var ErrInvalidPtrCheck = errors.New("glide: start the process with GODEBUG=invalidptr=0: " +
+var ErrInvalidPtrCheck = errors.New("glide: start the process with GODEBUG=invalidptr=0 (or call glide.Reexec() first thing in main): " +
 	"glide 2.5.3's Go binding leaves invalid pointers on the stack for empty strings and arrays in replies, " +
 	"and with the check on the Go runtime aborts the process when it finds one")
 
