@@ -435,8 +435,15 @@ func (p *txConns) callMulti(ctx context.Context, conn drivers.ValkeyConn, cmds .
 		return rs
 	}
 	defer p.leaveCall(answering)
+	stop := p.cutOnDone(ctx, conn)
+	var rs []valkey.ValkeyResult
 	if len(cmds) == 1 {
-		return []valkey.ValkeyResult{conn.Do(ctx, cmds[0])}
+		rs = []valkey.ValkeyResult{conn.Do(ctx, cmds[0])}
+	} else {
+		rs = conn.DoMulti(ctx, cmds...)
 	}
-	return conn.DoMulti(ctx, cmds...)
+	if cerr := stop(); cerr != nil {
+		rs = cutResults(rs, cerr)
+	}
+	return rs
 }

@@ -94,9 +94,14 @@ func (e *Engine) Tx() *Tx {
 //   - ErrPoolExhausted when every connection of the node's pool stayed
 //     lent for Config.DialTimeout: nothing was sent;
 //   - a transport error, ErrClosed, or ctx's error (wrapped in
-//     ErrOutcomeUnknown when EXEC may have been written).
+//     ErrOutcomeUnknown when EXEC may have been written). The
+//     transaction's futures fail with ctx's error as soon as ctx ends,
+//     as any future does: Exec's error is the one that tells whether the
+//     transaction may have run.
 //
-// ctx bounds getting a connection and the round trip. Exec on a
+// ctx bounds getting a connection and the round trip: its deadline, and
+// its cancellation too (the connection is then closed to end the round
+// trip, and not reused). Exec on a
 // transaction already executed or discarded returns ErrInvalidArgument;
 // an empty transaction sends nothing and returns nil.
 func (tx *Tx) Exec(ctx context.Context) error {
@@ -438,7 +443,11 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 	for from := 0; from < len(cmds) && terr == nil; from += part {
 		to := min(from+part, len(cmds))
 		execTried, firstPart = to == len(cmds), from == 0
+		stop := e.tx.cutOnDone(ctx, conn)
 		rs := conn.DoMulti(ctx, cmds[from:to]...)
+		if cerr := stop(); cerr != nil {
+			rs = cutResults(rs, cerr)
+		}
 		res = append(res, rs...)
 		for _, r := range rs {
 			if err := r.NonValkeyError(); err != nil {

@@ -4,6 +4,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -39,6 +40,7 @@ type txConns struct {
 	open    map[drivers.ValkeyConn]string    // every open connection -> its address
 	count   map[string]int                   // open or being dialled, per address
 	since   map[drivers.ValkeyConn]time.Time // when an idle connection was given back
+	cut     map[drivers.ValkeyConn]struct{}  // closed by the end of a round trip's ctx (cutOnDone): never kept
 	freed   chan struct{}                    // closed (and replaced) when a connection is given back
 	tracked bool
 	closed  bool
@@ -136,7 +138,68 @@ func (p *txConns) call(ctx context.Context, conn drivers.ValkeyConn, cmd valkey.
 		return valkey.NewResult(valkey.ValkeyMessage{}, err)
 	}
 	defer p.leaveCall(answering)
-	return conn.Do(ctx, cmd)
+	stop := p.cutOnDone(ctx, conn)
+	r := conn.Do(ctx, cmd)
+	if cerr := stop(); cerr != nil {
+		r = cutResult(r, cerr)
+	}
+	return r
+}
+
+// cutOnDone makes the end of ctx close conn while a round trip runs on
+// it, and returns the function to call once the round trip returned: it
+// reports ctx's error when ctx closed conn, nil otherwise. valkey-go's
+// synchronous round trip is bounded by a ctx's deadline but does not
+// hear its cancellation: without this, a Tx, Watch or DedicatedConn call
+// whose ctx was cancelled (an HTTP request's, when its client went away)
+// returned only when Config.ReadTimeout closed a silent connection. A
+// connection so closed is never kept by the pool (give), also when its
+// round trip had completed just before.
+func (p *txConns) cutOnDone(ctx context.Context, conn drivers.ValkeyConn) func() error {
+	if ctx.Done() == nil {
+		return noCut
+	}
+	if a, ok := conn.(askingConn); ok {
+		conn = a.ValkeyConn // the pool's
+	}
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		p.mu.Lock()
+		if p.cut == nil {
+			p.cut = make(map[drivers.ValkeyConn]struct{})
+		}
+		p.cut[conn] = struct{}{}
+		p.mu.Unlock()
+		_ = conn.Close()
+	})
+	return func() error {
+		if stop() {
+			return nil
+		}
+		<-closed
+		return ctx.Err()
+	}
+}
+
+func noCut() error { return nil }
+
+// cutResult is r, whose connection cutOnDone closed when its ctx ended
+// with cerr: a transport error becomes one that matches cerr (and says
+// why the connection closed); a reply read before the close is kept.
+func cutResult(r valkey.ValkeyResult, cerr error) valkey.ValkeyResult {
+	if err := r.NonValkeyError(); err != nil && !errors.Is(err, cerr) {
+		return valkey.NewErrorResult(fmt.Errorf("%w (the connection was closed to end the round trip: %v)", cerr, err))
+	}
+	return r
+}
+
+// cutResults is cutResult for each of rs.
+func cutResults(rs []valkey.ValkeyResult, cerr error) []valkey.ValkeyResult {
+	for i := range rs {
+		rs[i] = cutResult(rs[i], cerr)
+	}
+	return rs
 }
 
 // askCall is call, with ASKING sent first when asking (see Engine.watch):
@@ -281,6 +344,10 @@ func (p *txConns) put(addr string, conn drivers.ValkeyConn, healthy bool) {
 // room (and its node is one the pool keeps), closed otherwise.
 func (p *txConns) give(addr string, conn drivers.ValkeyConn, healthy bool) {
 	p.mu.Lock()
+	if _, cut := p.cut[conn]; cut { // closed by cutOnDone
+		delete(p.cut, conn)
+		healthy = false
+	}
 	if _, ok := p.open[conn]; !ok { // closed by stop
 		p.mu.Unlock()
 		return

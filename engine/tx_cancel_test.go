@@ -1,0 +1,87 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// TestTxCancelEndsRoundTrip: a cancelled ctx (with a far deadline, as an
+// HTTP request's) ends a Tx's, a Watch's and a DedicatedConn's round trip
+// on a server that does not answer, instead of the call waiting for
+// Config.ReadTimeout (3 s) to close the silent connection (qa-AH 1:
+// valkey-go's synchronous round trip hears only a ctx's deadline). The
+// error matches ctx's; a transaction whose EXEC was written reads as
+// ErrOutcomeUnknown; the pools are clean afterwards.
+func TestTxCancelEndsRoundTrip(t *testing.T) {
+	srv := valkeytest.Start(t)
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	// Warm each pool so that the calls below take an idle connection.
+	tx := eng.Tx()
+	tx.Incr("cancel:warm")
+	if err := tx.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error { _, err := c.Do(ctx, "PING"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	// Each case pauses the server, cancels after 100 ms, and must return
+	// well before ReadTimeout (3 s); 2 s leaves a busy machine its margin.
+	const bound = 2 * time.Second
+	run := func(name string, call func(cctx context.Context) error, check func(error) bool) {
+		t.Helper()
+		if err := srv.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		timer := time.AfterFunc(100*time.Millisecond, cancel)
+		start := time.Now()
+		err := call(cctx)
+		took := time.Since(start)
+		timer.Stop()
+		cancel()
+		if rerr := srv.Resume(); rerr != nil {
+			t.Fatal(rerr)
+		}
+		if took > bound || !errors.Is(err, context.Canceled) || !check(err) {
+			t.Errorf("%s: returned after %v with %v; want ctx's error within %v", name, took, err, bound)
+		}
+	}
+	run("Tx.Exec", func(cctx context.Context) error {
+		tx := eng.Tx()
+		tx.Incr("cancel:tx")
+		return tx.Exec(cctx)
+	}, func(err error) bool { return errors.Is(err, engine.ErrOutcomeUnknown) })
+	run("Watch read", func(cctx context.Context) error {
+		return eng.Watch(cctx, func(tx *engine.Tx) error {
+			_, err := tx.Read().Get(cctx, "cancel:w")
+			return err
+		}, "cancel:w")
+	}, func(error) bool { return true })
+	run("DedicatedConn.Do", func(cctx context.Context) error {
+		return eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+			_, err := c.Do(cctx, "INCR", "cancel:ded")
+			return err
+		})
+	}, func(err error) bool { return errors.Is(err, engine.ErrOutcomeUnknown) })
+	// The connections cut are not given to the next users.
+	for range 3 {
+		tx := eng.Tx()
+		f := tx.Incr("cancel:after")
+		if err := tx.Exec(ctx); err != nil {
+			t.Fatalf("Tx after the cuts: %v", err)
+		}
+		if _, err := f.Await(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error { _, err := c.Do(ctx, "PING"); return err }); err != nil {
+			t.Fatalf("Dedicated after the cuts: %v", err)
+		}
+	}
+}
