@@ -64,7 +64,8 @@ import (
 // either (the SUBSCRIBE family, MONITOR, CLIENT REPLY OFF|SKIP, SYNC,
 // PSYNC, REPLCONF): c refuses them with a *ConnectionStateError, sending
 // nothing. Each command on it is bounded by Config.ReadTimeout (or its
-// ctx's deadline, when earlier): a blocking command (BLPOP, XREAD BLOCK,
+// ctx's deadline, when earlier; a cancelled ctx ends it too, closing the
+// connection): a blocking command (BLPOP, XREAD BLOCK,
 // ...) must have a shorter server timeout, or the connection fails with
 // a timeout (and is closed afterwards).
 //
