@@ -126,6 +126,14 @@ type BatchWriterOptions struct {
 // Engine.NewBatchWriter and end it with Close; Engine.Close also stops it,
 // failing what is still queued with ErrClosed.
 type BatchWriter struct {
+	// Its state is behind this one pointer: fmt of a value holding a
+	// *BatchWriter (printed with %s) then prints an address instead of
+	// reading the state without its locks (see Engine).
+	*writerState
+}
+
+// writerState is a BatchWriter's state (see BatchWriter).
+type writerState struct {
 	e      *Engine
 	opts   BatchWriterOptions
 	back   policies.Backoff
@@ -217,7 +225,7 @@ func (e *Engine) NewBatchWriter(opts BatchWriterOptions) (*BatchWriter, error) {
 	if opts.RetryTimeout == 0 {
 		opts.RetryTimeout = DefaultWriterRetryTimeout
 	}
-	w := &BatchWriter{
+	w := &BatchWriter{&writerState{
 		e:       e,
 		opts:    opts,
 		back:    policies.Backoff{Min: e.cfg.MinRetryBackoff, Max: e.cfg.MaxRetryBackoff},
@@ -228,7 +236,7 @@ func (e *Engine) NewBatchWriter(opts BatchWriterOptions) (*BatchWriter, error) {
 		older:   map[uint64]int{},
 		stopCh:  make(chan struct{}),
 		stopped: make(chan struct{}),
-	}
+	}}
 	w.noMSet.Store(opts.NoMSet)
 	if err := e.track(w); err != nil {
 		return nil, err
@@ -259,7 +267,7 @@ func (e *Engine) NewBatchWriter(opts BatchWriterOptions) (*BatchWriter, error) {
 // most RetryTimeout): a queued command is sent even if ctx ends later. The
 // writer keeps no reference to args.
 func (w *BatchWriter) Write(ctx context.Context, args ...string) error {
-	if w == nil || w.e == nil {
+	if w == nil || w.writerState == nil || w.e == nil {
 		return errZeroWriter
 	}
 	if len(args) == 0 || args[0] == "" {
@@ -288,7 +296,7 @@ func clone(s []string) []string {
 // Set queues SET key value with a time to live: 0 for none, KeepTTL to
 // keep the current one (see Engine.Set). Returns as Write.
 func (w *BatchWriter) Set(ctx context.Context, key, value string, ttl time.Duration) error {
-	if w == nil || w.e == nil {
+	if w == nil || w.writerState == nil || w.e == nil {
 		return errZeroWriter
 	}
 	ex, err := ttlArgs(ttl)
@@ -302,7 +310,7 @@ func (w *BatchWriter) Set(ctx context.Context, key, value string, ttl time.Durat
 // or odd-length fieldValues fails with ErrInvalidArgument. Returns as
 // Write.
 func (w *BatchWriter) HSet(ctx context.Context, key string, fieldValues ...string) error {
-	if w == nil || w.e == nil {
+	if w == nil || w.writerState == nil || w.e == nil {
 		return errZeroWriter
 	}
 	if len(fieldValues) == 0 || len(fieldValues)%2 != 0 {
@@ -315,7 +323,7 @@ func (w *BatchWriter) HSet(ctx context.Context, key string, fieldValues ...strin
 // cluster mode keys in different slots go out as one DEL per slot; the
 // first error stops queueing the rest. Returns as Write.
 func (w *BatchWriter) Del(ctx context.Context, keys ...string) error {
-	if w == nil || w.e == nil {
+	if w == nil || w.writerState == nil || w.e == nil {
 		return errZeroWriter
 	}
 	if len(keys) == 0 {
@@ -338,7 +346,7 @@ func (w *BatchWriter) Del(ctx context.Context, keys ...string) error {
 
 // Incr queues INCR key. Returns as Write.
 func (w *BatchWriter) Incr(ctx context.Context, key string) error {
-	if w == nil || w.e == nil {
+	if w == nil || w.writerState == nil || w.e == nil {
 		return errZeroWriter
 	}
 	return w.enqueue(ctx, writerItem{name: "INCR", key: key, flags: hasKey})
@@ -346,7 +354,7 @@ func (w *BatchWriter) Incr(ctx context.Context, key string) error {
 
 // IncrBy queues INCRBY key n. Returns as Write.
 func (w *BatchWriter) IncrBy(ctx context.Context, key string, n int64) error {
-	if w == nil || w.e == nil {
+	if w == nil || w.writerState == nil || w.e == nil {
 		return errZeroWriter
 	}
 	return w.enqueue(ctx, writerItem{name: "INCRBY", key: key, val: strconv.FormatInt(n, 10), flags: hasKey | hasVal})
@@ -355,7 +363,7 @@ func (w *BatchWriter) IncrBy(ctx context.Context, key string, n int64) error {
 // Expire queues PEXPIRE key ttl (milliseconds, at least 1); a ttl of 0 or
 // less fails with ErrInvalidArgument. Returns as Write.
 func (w *BatchWriter) Expire(ctx context.Context, key string, ttl time.Duration) error {
-	if w == nil || w.e == nil {
+	if w == nil || w.writerState == nil || w.e == nil {
 		return errZeroWriter
 	}
 	if ttl <= 0 {
@@ -368,7 +376,7 @@ func (w *BatchWriter) Expire(ctx context.Context, key string, ttl time.Duration)
 // RPush queues RPUSH key values... (at least one value, else
 // ErrInvalidArgument). Returns as Write.
 func (w *BatchWriter) RPush(ctx context.Context, key string, values ...string) error {
-	if w == nil || w.e == nil {
+	if w == nil || w.writerState == nil || w.e == nil {
 		return errZeroWriter
 	}
 	if len(values) == 0 {
@@ -380,7 +388,7 @@ func (w *BatchWriter) RPush(ctx context.Context, key string, values ...string) e
 // SAdd queues SADD key members... (at least one member, else
 // ErrInvalidArgument). Returns as Write.
 func (w *BatchWriter) SAdd(ctx context.Context, key string, members ...string) error {
-	if w == nil || w.e == nil {
+	if w == nil || w.writerState == nil || w.e == nil {
 		return errZeroWriter
 	}
 	if len(members) == 0 {
@@ -393,7 +401,7 @@ func (w *BatchWriter) SAdd(ctx context.Context, key string, members ...string) e
 // empty or odd-length fieldValues fails with ErrInvalidArgument); the
 // server picks the entry ID. Returns as Write.
 func (w *BatchWriter) XAdd(ctx context.Context, stream string, fieldValues ...string) error {
-	if w == nil || w.e == nil {
+	if w == nil || w.writerState == nil || w.e == nil {
 		return errZeroWriter
 	}
 	if len(fieldValues) == 0 || len(fieldValues)%2 != 0 {
@@ -412,7 +420,7 @@ func (w *BatchWriter) XAdd(ctx context.Context, stream string, fieldValues ...st
 // done only once the callback returns (and the commands queued behind it
 // on its connection, which wait for it).
 func (w *BatchWriter) Flush(ctx context.Context) error {
-	if w == nil || w.e == nil {
+	if w == nil || w.writerState == nil || w.e == nil {
 		return errZeroWriter
 	}
 	if w.calledFromOnError() {
@@ -484,7 +492,7 @@ func (w *BatchWriter) Flush(ctx context.Context) error {
 // engine's Close, waits for the stop, after which every command written
 // is acknowledged or reported failed exactly once.
 func (w *BatchWriter) Close(ctx context.Context) error {
-	if w == nil || w.e == nil {
+	if w == nil || w.writerState == nil || w.e == nil {
 		return errZeroWriter
 	}
 	if w.calledFromOnError() {

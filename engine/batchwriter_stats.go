@@ -32,7 +32,7 @@ type BatchWriterStats struct {
 // Stats returns a snapshot of the writer's counters. Safe for concurrent
 // use.
 func (w *BatchWriter) Stats() BatchWriterStats {
-	if w == nil || w.e == nil {
+	if w == nil || w.writerState == nil || w.e == nil {
 		return BatchWriterStats{}
 	}
 	w.mu.Lock()

@@ -38,8 +38,8 @@ func (e *Engine) Ping(ctx context.Context) error {
 
 // pingAll sends PING on every connection.
 func (e *Engine) pingAll(ctx context.Context) ([]*futures.Future[string], error) {
-	if e == nil {
-		return nil, ErrNotCreated // the nil engine of a failed New
+	if e == nil || e.engineState == nil {
+		return nil, ErrNotCreated // the nil engine of a failed New, or a zero Engine
 	}
 	if e.closed.Load() {
 		return nil, ErrClosed

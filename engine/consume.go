@@ -121,6 +121,14 @@ type ConsumerStats struct {
 // one after a backoff, the way the engine's supervisor restarts a
 // connection actor.
 type Consumer struct {
+	// Its state is behind this one pointer: fmt of a value holding a
+	// *Consumer (printed with %s) then prints an address instead of
+	// reading the state without its locks (see Engine).
+	*consumerState
+}
+
+// consumerState is a Consumer's state (see Consumer).
+type consumerState struct {
 	e        *Engine
 	stream   string
 	group    string
@@ -228,12 +236,12 @@ func (e *Engine) Consume(ctx context.Context, stream, group, consumer string, ha
 	if _, err := create.Await(ctx); err != nil && !isBusyGroup(err) {
 		return nil, fmt.Errorf("vactor: consume %s: create group %s: %w", stream, group, err)
 	}
-	c := &Consumer{
+	c := &Consumer{&consumerState{
 		e: e, stream: stream, group: group, name: consumer, handler: handler, opts: opts,
 		ackLimit: max(e.cfg.ReadTimeout, time.Second),
 		done:     make(chan struct{}),
 		instance: consumers.Add(1),
-	}
+	}}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if err := e.track(c); err != nil {
 		c.cancel()
@@ -269,7 +277,7 @@ func isBusyGroup(err error) bool {
 // acknowledgement and the Stopped event then come after the engine's
 // Close, and the hooks, which it closed, do not get them.
 func (c *Consumer) Close() error {
-	if c == nil || c.e == nil {
+	if c == nil || c.consumerState == nil || c.e == nil {
 		return errZeroConsumer
 	}
 	c.e.untrack(c)
@@ -297,7 +305,7 @@ func (c *Consumer) stopFrom(_ error, caller int64) {
 
 // Done is closed once the consumer has stopped.
 func (c *Consumer) Done() <-chan struct{} {
-	if c == nil || c.e == nil {
+	if c == nil || c.consumerState == nil || c.e == nil {
 		return closedDone // it never ran
 	}
 	return c.done
@@ -312,7 +320,7 @@ var (
 
 // Stats returns a snapshot of the consumer's counters.
 func (c *Consumer) Stats() ConsumerStats {
-	if c == nil || c.e == nil {
+	if c == nil || c.consumerState == nil || c.e == nil {
 		return ConsumerStats{}
 	}
 	s := ConsumerStats{

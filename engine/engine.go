@@ -28,6 +28,16 @@ import (
 // An Engine is safe for concurrent use by any number of goroutines. Create
 // it with New and release it with Close.
 type Engine struct {
+	// Everything is behind this one pointer, so that fmt of a value
+	// holding an *Engine (a program's struct printed with %s, whose
+	// pointer fmt then dumps field by field) prints an address: fmt reads
+	// none of the engine's state, which would race with its use (a
+	// concurrent map read is fatal) and could print secrets.
+	*engineState
+}
+
+// engineState is an Engine's state (see Engine).
+type engineState struct {
 	cfg    *config.Config // a pointer: fmt of an Engine (or of anything holding one) prints its address, not the password
 	closed atomic.Bool
 	// closing ends when Close starts: dials of new connections (cluster
@@ -112,7 +122,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 		return nil, fmt.Errorf("vactor: %w", err)
 	}
 	ecfg := cfg
-	e := &Engine{cfg: &ecfg, drv: drv, caps: caps, closeDone: make(chan struct{})}
+	e := &Engine{&engineState{cfg: &ecfg, drv: drv, caps: caps, closeDone: make(chan struct{})}}
 	e.startHooks()
 	e.ded.noIdlePing = true
 	e.closing, e.stopDials = context.WithCancel(context.Background())
@@ -296,7 +306,7 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // returns at once, and the command, or the Exec's commands, fail with
 // ErrClosed, unsent.
 func (e *Engine) Close() error {
-	if e == nil || e.closeDone == nil {
+	if e == nil || e.engineState == nil || e.closeDone == nil {
 		// A zero Engine, or a nil one: New returns nil with its error, and
 		// a "defer eng.Close()" before the error check must not panic.
 		return ErrNotCreated

@@ -9,11 +9,12 @@ import (
 // the engine's mode and addresses, nothing else. fmt prints a struct's
 // fields without calling their methods, so the engine's configuration and
 // its drivers' options (the password in both) would be printed whole, and
-// the fields other goroutines change read without their locks. The
-// configuration is behind a pointer too: a struct of the program's that
-// holds an Engine in an unexported field, printed with a verb fmt has no
-// use for (%s of a pointer), prints the Engine's fields, the
-// configuration's address among them, not the configuration.
+// the fields other goroutines change read without their locks. A struct
+// of the program's that holds an *Engine in an unexported field, printed
+// with a verb fmt has no use for (%s of a pointer), has fmt print the
+// Engine's fields without its methods: the Engine's one field is a
+// pointer to its state, so that prints an address, and fmt reads nothing
+// of the state (a concurrent map read would be fatal).
 
 // Format implements fmt.Formatter: every verb prints
 // "vactor.Engine(<mode> <addresses>)".
@@ -34,17 +35,23 @@ func (p *Pipeline) Format(f fmt.State, _ rune) {
 
 // Format implements fmt.Formatter (see Engine.Format).
 func (s *Subscription) Format(f fmt.State, _ rune) {
-	writeObject(f, "Subscription", engineOf(s, func(s *Subscription) *Engine { return s.e }))
+	writeObject(f, "Subscription", engineOf(s, func(s *Subscription) *Engine {
+		return engineOf(s.subscriptionState, func(st *subscriptionState) *Engine { return st.e })
+	}))
 }
 
 // Format implements fmt.Formatter (see Engine.Format).
 func (w *BatchWriter) Format(f fmt.State, _ rune) {
-	writeObject(f, "BatchWriter", engineOf(w, func(w *BatchWriter) *Engine { return w.e }))
+	writeObject(f, "BatchWriter", engineOf(w, func(w *BatchWriter) *Engine {
+		return engineOf(w.writerState, func(st *writerState) *Engine { return st.e })
+	}))
 }
 
 // Format implements fmt.Formatter (see Engine.Format).
 func (c *Consumer) Format(f fmt.State, _ rune) {
-	writeObject(f, "Consumer", engineOf(c, func(c *Consumer) *Engine { return c.e }))
+	writeObject(f, "Consumer", engineOf(c, func(c *Consumer) *Engine {
+		return engineOf(c.consumerState, func(st *consumerState) *Engine { return st.e })
+	}))
 }
 
 // Format implements fmt.Formatter (see Engine.Format).
@@ -69,7 +76,7 @@ func writeObject(f fmt.State, typ string, e *Engine) {
 	switch {
 	case e == nil:
 		b.WriteString("nil engine")
-	case e.cfg == nil:
+	case e.engineState == nil || e.cfg == nil:
 		b.WriteString("engine not created with New")
 	case e.cfg.SentinelMode:
 		fmt.Fprintf(&b, "sentinel %s %s", e.cfg.SentinelMasterName, strings.Join(e.cfg.SentinelAddrs, ","))

@@ -37,7 +37,7 @@ func TestRequestSizeClass(t *testing.T) {
 // requestExt have it, in their own allocation, and plain ones do not.
 func TestRequestExtModes(t *testing.T) {
 	ctx := context.Background()
-	e := &Engine{} // b: the zero Builder, fine for commands built without Keys
+	e := &Engine{&engineState{}} // b: the zero Builder, fine for commands built without Keys
 	cmd := e.b.Arbitrary("GET", "k").Build()
 	if r := newRequest(e, ctx, cmd, decodeString); r.x != nil || r.Resendable() || r.observation() != nil {
 		t.Fatalf("plain request: x = %v, want nil", r.x)

@@ -57,15 +57,48 @@ func TestFmtNeverShowsPassword(t *testing.T) {
 	if got, want := fmt.Sprint(eng), "vactor.Engine(standalone "+srv.Addr()+")"; got != want {
 		t.Errorf("fmt.Sprint(eng) = %q, want %q", got, want)
 	}
-	// A struct of the program's holding the engine in an unexported
-	// field: fmt prints the engine's fields (once nothing runs, so that
-	// reading them without their locks races with nothing).
-	cons.Close()
-	_ = sub.Close()
-	_ = bw.Close(ctx)
-	_ = eng.Close()
-	type holder struct{ e *engine.Engine }
-	wantNoSecret(t, map[string]any{"holder": holder{eng}, "*holder": &holder{eng}})
+	// A struct of the program's holding the engine, or a handle of its,
+	// in an unexported field, printed with a verb fmt has no use for a
+	// pointer (%s: fmt then prints the pointer's struct field by field,
+	// without its methods) while the engine works: each handle's one
+	// field is a pointer to its state, so fmt reads none of it (a map
+	// read beside its writer was fatal, review-29).
+	type holder struct {
+		e    *engine.Engine
+		sub  *engine.Subscription
+		bw   *engine.BatchWriter
+		cons *engine.Consumer
+	}
+	h := holder{eng, sub, bw, cons}
+	stop := make(chan struct{})
+	busy := make(chan struct{})
+	go func() {
+		defer close(busy)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// CLIENT NO-EVICT is sticky: the connection is closed after
+			// use, so each call dials (the pools' maps change).
+			_ = eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+				_, err := c.Do(ctx, "CLIENT", "NO-EVICT", "on")
+				return err
+			})
+			_ = bw.Set(ctx, "fmt:k", "v", 0)
+		}
+	}()
+	for range 200 {
+		for _, v := range []any{h, &h} {
+			if out := fmt.Sprintf("%s", v); strings.Contains(out, "map[") || strings.Contains(out, fmtSecret) {
+				t.Fatalf("%%s of a holder prints the handles' state: %.300s", out)
+			}
+		}
+	}
+	close(stop)
+	<-busy
+	wantNoSecret(t, map[string]any{"holder": h, "*holder": &h})
 }
 
 // wantNoSecret fails t when any fmt verb of any of values shows fmtSecret.

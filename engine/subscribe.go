@@ -191,6 +191,14 @@ var ErrSlotMoved = actors.ErrSlotMoved
 // reading the channel while calling Subscribe or Unsubscribe from another
 // goroutine: their confirmations come behind the messages.
 type Subscription struct {
+	// Its state is behind this one pointer: fmt of a value holding a
+	// *Subscription (printed with %s) then prints an address instead of
+	// reading the state without its locks (see Engine).
+	*subscriptionState
+}
+
+// subscriptionState is a Subscription's state (see Subscription).
+type subscriptionState struct {
 	e       *Engine
 	ch      chan SubEvent
 	quit    chan struct{}
@@ -317,8 +325,8 @@ func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscr
 			return nil, err
 		}
 	}
-	s := &Subscription{e: e, quit: make(chan struct{}), done: make(chan struct{}), handler: o.Handler, shards: map[string]*subActor{},
-		instance: subscriptions.Add(1)}
+	s := &Subscription{&subscriptionState{e: e, quit: make(chan struct{}), done: make(chan struct{}), handler: o.Handler, shards: map[string]*subActor{},
+		instance: subscriptions.Add(1)}}
 	s.life, s.cancel = context.WithCancel(context.Background())
 	if o.Handler == nil {
 		n := o.Buffer
@@ -364,7 +372,7 @@ func checkNames(names []string) error {
 // last item once the subscription ended (Close, or the engine's Close).
 // nil when the subscription has a Handler.
 func (s *Subscription) Channel() <-chan SubEvent {
-	if s == nil || s.e == nil {
+	if s == nil || s.subscriptionState == nil || s.e == nil {
 		return closedSubEvents // a range over it ends at once
 	}
 	return s.ch
@@ -379,7 +387,7 @@ var (
 
 // Dropped returns how many messages OverflowDrop dropped so far.
 func (s *Subscription) Dropped() uint64 {
-	if s == nil {
+	if s == nil || s.subscriptionState == nil {
 		return 0
 	}
 	return s.dropped.Load()
@@ -388,7 +396,7 @@ func (s *Subscription) Dropped() uint64 {
 // Err returns why the subscription ended: nil while it runs and after
 // Close, ErrClosed after the engine's Close.
 func (s *Subscription) Err() error {
-	if s == nil || s.e == nil {
+	if s == nil || s.subscriptionState == nil || s.e == nil {
 		return errZeroSubscription
 	}
 	s.mu.Lock()
@@ -410,7 +418,7 @@ func (s *Subscription) Err() error {
 // nothing could be sent (the subscription has ended, or in cluster mode
 // a shard channel's owner is unknown).
 func (s *Subscription) Subscribe(ctx context.Context, channels ...string) error {
-	if s == nil || s.e == nil {
+	if s == nil || s.subscriptionState == nil || s.e == nil {
 		return errZeroSubscription
 	}
 	return s.runtime(ctx, actors.SubChannel, false, channels)
@@ -418,7 +426,7 @@ func (s *Subscription) Subscribe(ctx context.Context, channels ...string) error 
 
 // PSubscribe adds patterns; see Subscribe.
 func (s *Subscription) PSubscribe(ctx context.Context, patterns ...string) error {
-	if s == nil || s.e == nil {
+	if s == nil || s.subscriptionState == nil || s.e == nil {
 		return errZeroSubscription
 	}
 	return s.runtime(ctx, actors.SubPattern, false, patterns)
@@ -427,7 +435,7 @@ func (s *Subscription) PSubscribe(ctx context.Context, patterns ...string) error
 // SSubscribe adds shard channels; see Subscribe. In cluster mode a
 // channel whose owner has no connection yet gets a new one.
 func (s *Subscription) SSubscribe(ctx context.Context, shardChannels ...string) error {
-	if s == nil || s.e == nil {
+	if s == nil || s.subscriptionState == nil || s.e == nil {
 		return errZeroSubscription
 	}
 	return s.runtime(ctx, actors.SubShard, false, shardChannels)
@@ -437,7 +445,7 @@ func (s *Subscription) SSubscribe(ctx context.Context, shardChannels ...string) 
 // subscribed again after a reconnect. When connected it waits for the
 // server's confirmation (or ctx); messages already read may still follow.
 func (s *Subscription) Unsubscribe(ctx context.Context, channels ...string) error {
-	if s == nil || s.e == nil {
+	if s == nil || s.subscriptionState == nil || s.e == nil {
 		return errZeroSubscription
 	}
 	return s.runtime(ctx, actors.SubChannel, true, channels)
@@ -445,7 +453,7 @@ func (s *Subscription) Unsubscribe(ctx context.Context, channels ...string) erro
 
 // PUnsubscribe removes patterns; see Unsubscribe.
 func (s *Subscription) PUnsubscribe(ctx context.Context, patterns ...string) error {
-	if s == nil || s.e == nil {
+	if s == nil || s.subscriptionState == nil || s.e == nil {
 		return errZeroSubscription
 	}
 	return s.runtime(ctx, actors.SubPattern, true, patterns)
@@ -453,7 +461,7 @@ func (s *Subscription) PUnsubscribe(ctx context.Context, patterns ...string) err
 
 // SUnsubscribe removes shard channels; see Unsubscribe.
 func (s *Subscription) SUnsubscribe(ctx context.Context, shardChannels ...string) error {
-	if s == nil || s.e == nil {
+	if s == nil || s.subscriptionState == nil || s.e == nil {
 		return errZeroSubscription
 	}
 	return s.runtime(ctx, actors.SubShard, true, shardChannels)
@@ -491,7 +499,7 @@ func (s *Subscription) runtime(ctx context.Context, kind actors.SubKind, unsub b
 // stops every other service as always) and returns while the Handler
 // still runs.
 func (s *Subscription) Close() error {
-	if s == nil || s.e == nil {
+	if s == nil || s.subscriptionState == nil || s.e == nil {
 		return errZeroSubscription
 	}
 	s.e.untrack(s)
