@@ -156,6 +156,11 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 				return
 			}
 		}
+		if e.closed.Load() {
+			// Close began before it was sent: it never ran.
+			complete(Reply{}, ErrClosed)
+			return
+		}
 		res := drv.Do(ctx, cmd)
 		if end != nil {
 			// Cut by the switch (the former primary's connection closed
@@ -183,7 +188,12 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 				// by Close, ErrClosed, which says it never ran: items
 				// popped in the last milliseconds were lost unseen).
 				if e.closed.Load() {
-					terr = fmt.Errorf("vactor: engine closed while %s blocked: %w", strings.ToUpper(name), terr)
+					// Or while it was on its way: a driver cannot always
+					// tell a call cut before its write from one cut after
+					// (valkey-go dials a blocking command's connection,
+					// and its Close reports both the same), so the doubt
+					// goes to "may have run", never to "never ran".
+					terr = fmt.Errorf("vactor: engine closed while %s was sent or blocked: %w", strings.ToUpper(name), terr)
 				}
 				err = &policies.OutcomeUnknownError{Cause: terr}
 			case e.closed.Load():

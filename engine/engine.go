@@ -254,7 +254,10 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // Close stops the engine. It stops accepting commands (they fail with
 // ErrClosed), fails every command still queued with ErrClosed, lets the
 // pipelines already written finish for up to Config.DrainTimeout (then
-// closes the connections, failing what is still in flight), and stops every
+// closes the connections, failing what is still in flight: with
+// ErrOutcomeUnknown what may have run, a blocking command (BLPOP, XREAD
+// BLOCK, ...) cut while it was being sent included, as the driver cannot
+// always tell it from one cut after its write), and stops every
 // actor and goroutine the engine started. DrainTimeout is one deadline
 // for the whole Close, counted from its start: the batch writers'
 // pipelines and then the connection actors' get what is left of it, so

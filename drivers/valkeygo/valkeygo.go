@@ -326,6 +326,9 @@ func (c *Conn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult
 		return (*d).Do(ctx, cmd)
 	}
 	if cmd.IsBlock() {
+		if c.closing.Err() != nil {
+			return valkey.NewErrorResult(errClosedNotSent)
+		}
 		cctx, done := c.callCtx(ctx, cmd)
 		defer done()
 		return c.cause(ctx, c.c.Do(cctx, cmd))
@@ -343,6 +346,12 @@ func (c *Conn) Do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult
 	c.gate.exit()
 	return r
 }
+
+// errClosedNotSent fails a blocking call made after Close began: nothing
+// was written (without the check, valkey-go's cancelled call read as
+// possibly run: the engine reported BLPOPs that never ran as
+// ErrOutcomeUnknown).
+var errClosedNotSent = fmt.Errorf("%w: %w", drivers.ErrNotSent, drivers.ErrClosed)
 
 // cause replaces the cancellation of a blocking call's own context with
 // its reason: the caller's context error, or ErrClosing after Close.
@@ -366,6 +375,13 @@ func (c *Conn) DoMulti(ctx context.Context, cmds ...valkey.Completed) []valkey.V
 	}
 	if cctx, done := c.callCtx(ctx, cmds...); done != nil {
 		defer done()
+		if c.closing.Err() != nil {
+			rs := make([]valkey.ValkeyResult, len(cmds))
+			for i := range rs {
+				rs[i] = valkey.NewErrorResult(errClosedNotSent)
+			}
+			return rs
+		}
 		rs := c.c.DoMulti(cctx, cmds...)
 		for i, r := range rs {
 			rs[i] = c.cause(ctx, r)

@@ -411,6 +411,17 @@ func TestCloseIdempotentAndLaterCallsFail(t *testing.T) {
 	if err := conn.Do(ctx, b.Ping().Build()).NonValkeyError(); err == nil {
 		t.Fatal("Do after Close succeeded")
 	}
+	// A blocking command after Close is known not written (review-29:
+	// valkey-go's own error read as possibly run).
+	blpop := func() valkey.Completed { return b.Blpop().Key("q").Timeout(0).Build() }
+	for name, err := range map[string]error{
+		"Do":      conn.Do(ctx, blpop()).NonValkeyError(),
+		"DoMulti": conn.DoMulti(ctx, blpop())[0].NonValkeyError(),
+	} {
+		if !errors.Is(err, drivers.ErrNotSent) || !errors.Is(err, drivers.ErrClosed) {
+			t.Errorf("blocking %s after Close: %v, want ErrNotSent and ErrClosed", name, err)
+		}
+	}
 }
 
 // Close while a blocking command is in flight makes it return at once
