@@ -333,19 +333,33 @@ func (c *Conn) checkSame(ctx context.Context) error {
 
 // checkInMulti is checkSame inside MULTI: it sends MULTI, which a
 // connection inside MULTI refuses ("MULTI calls can not be nested")
-// without queuing it or aborting the transaction. An OK says the
-// connection was not inside MULTI: glide replaced it (the new one is now
-// inside a MULTI of the check's, and nothing more is sent on it).
+// without queuing it or aborting the transaction. Any other answer says
+// the connection was not inside MULTI: glide replaced it, or the state
+// tracked was wrong (a MULTI the server refused, NOPERM for one). An OK
+// opened a MULTI of the check's, which DISCARD closes; then the CLIENT
+// ID check tells the two apart: the same connection is used on, outside
+// MULTI, as the server has it.
 func (c *Conn) checkInMulti(ctx context.Context) error {
 	_, err := c.c.CustomCommand(ctx, []string{"MULTI"})
 	switch {
-	case err == nil:
-		c.replaced = true
-		return errReplaced
-	case strings.Contains(err.Error(), "nested"):
+	case err != nil && strings.Contains(err.Error(), "nested"):
 		return nil
+	case err == nil:
+		if _, derr := c.c.CustomCommand(ctx, []string{"DISCARD"}); derr != nil {
+			return fmt.Errorf("%w: glide: DISCARD (the connection check inside MULTI) before the call: %w", drivers.ErrNotSent, derr)
+		}
+	case !isErrorReply(err):
+		return fmt.Errorf("%w: glide: MULTI (the connection check inside MULTI) before the call: %w", drivers.ErrNotSent, err)
 	}
-	return fmt.Errorf("%w: glide: MULTI (the connection check inside MULTI) before the call: %w", drivers.ErrNotSent, err)
+	c.tx = txState{}
+	return c.checkSame(ctx)
+}
+
+// isErrorReply reports whether err is an error reply of the server's
+// (not a transport error).
+func isErrorReply(err error) bool {
+	_, ok := serverText(strings.TrimSpace(err.Error()))
+	return ok
 }
 
 // exec sends cmds on client: as one batch, but for a command whose reply
@@ -596,7 +610,8 @@ func (st *txState) track(args []string) {
 	switch {
 	case strings.EqualFold(args[0], "MULTI"):
 		*st = txState{in: true}
-	case strings.EqualFold(args[0], "EXEC"), strings.EqualFold(args[0], "DISCARD"):
+	case strings.EqualFold(args[0], "EXEC"), strings.EqualFold(args[0], "DISCARD"), strings.EqualFold(args[0], "RESET"):
+		// RESET is run, not queued, inside MULTI, and ends it.
 		*st = txState{}
 	case st.in && (inRESP2(args) || alone(args)):
 		st.risky = true

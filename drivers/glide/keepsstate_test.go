@@ -215,3 +215,60 @@ func dedicatedClientID(t *testing.T, srv *valkeytest.Server) int64 {
 	t.Fatalf("no client inside MULTI in CLIENT LIST:\n%s", s)
 	return 0
 }
+
+// TestDedicatedMultiStateStale: the MULTI state the driver tracks for its
+// connection check can be wrong; the check then finds the connection
+// outside MULTI and carries on, as valkey-go's Dedicated does
+// (review-29): RESET ends a MULTI (the server runs it, not queues it),
+// and a MULTI the server refused (NOPERM) never began. Before, the next
+// call failed as if glide had replaced the connection, and so did every
+// later one.
+func TestDedicatedMultiStateStale(t *testing.T) {
+	srv := valkeytest.Start(t)
+	const pass = "glide-nomulti-Pa55word-7c2e"
+	if _, err := srv.Do("ACL", "SETUSER", "nomulti", "on", ">"+pass, "~*", "&*", "+@all", "-multi"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	eng := glideEngine(t, srv)
+	err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		for _, args := range [][]string{{"MULTI"}, {"RESET"}, {"SET", "after-reset", "v"}, {"GET", "after-reset"}} {
+			if _, err := c.Do(ctx, args[0], args[1:]...); err != nil {
+				return fmt.Errorf("%v: %w", args, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("MULTI, RESET, then commands on a Dedicated connection: %v", err)
+	}
+	if v, _ := srv.Do("GET", "after-reset"); v != "v" {
+		t.Errorf("after-reset = %v, want v", v)
+	}
+
+	noMulti, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithDriver(glide.Name).WithUsername("nomulti").WithPassword(pass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noMulti.Close()
+	err = noMulti.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+		if _, err := c.Do(ctx, "MULTI"); !errors.Is(err, &engine.ServerError{Prefix: "NOPERM"}) {
+			return fmt.Errorf("MULTI as a user without it: %v, want NOPERM", err)
+		}
+		for range 2 {
+			if r, err := c.Do(ctx, "INCR", "after-noperm"); err != nil {
+				return fmt.Errorf("INCR after the refused MULTI: %w", err)
+			} else if s, _ := r.String(); s == "QUEUED" {
+				return errors.New("INCR after the refused MULTI was queued")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	if v, _ := srv.Do("GET", "after-noperm"); fmt.Sprint(v) != "2" {
+		t.Errorf("after-noperm = %v, want 2", v)
+	}
+}
