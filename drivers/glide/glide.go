@@ -368,6 +368,10 @@ func isErrorReply(err error) bool {
 // timeout. tx is the client's connection's MULTI state, kept up to
 // date.
 func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Command, out []drivers.Result, opts *pipeline.StandaloneBatchOptions, tx *txState) {
+	if !tx.in && wholeTx(cmds) {
+		c.atomic(ctx, client, cmds, out, opts)
+		return
+	}
 	st, plain := *tx, true
 	for _, cmd := range cmds {
 		if len(cmd.Args) == 0 {
@@ -407,6 +411,107 @@ func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Co
 		}
 		start = end
 	}
+}
+
+// wholeTx reports whether cmds is one whole transaction, MULTI, the
+// commands it queues, EXEC (the engine's Tx sends them so, up to
+// MaxPipeline commands), with nothing inside that changes the
+// connection's MULTI state or that the driver refuses.
+func wholeTx(cmds []drivers.Command) bool {
+	if len(cmds) < 2 || !isCmd(cmds[0].Args, "MULTI") || !isCmd(cmds[len(cmds)-1].Args, "EXEC") {
+		return false
+	}
+	for _, cmd := range cmds[1 : len(cmds)-1] {
+		if len(cmd.Args) == 0 || cmd.Args[0] == "" || refusal(cmd.Args) != "" || inRESP2(cmd.Args) {
+			return false
+		}
+		switch strings.ToUpper(cmd.Args[0]) {
+		case "MULTI", "EXEC", "DISCARD", "RESET", "WATCH", "UNWATCH":
+			return false
+		}
+	}
+	return true
+}
+
+// execErrors are the error codes atomic leaves as they are in EXEC's
+// reply; it reads any other as a command refused while queued.
+var execErrors = map[string]bool{
+	"EXECABORT": true, "MOVED": true, "ASK": true, "TRYAGAIN": true, "CLUSTERDOWN": true,
+	"LOADING": true, "MASTERDOWN": true, "READONLY": true, "NOPERM": true, "NOAUTH": true, "OOM": true,
+}
+
+func isCmd(args []string, name string) bool {
+	return len(args) == 1 && strings.EqualFold(args[0], name)
+}
+
+// atomic sends the whole transaction cmds (wholeTx) as glide's atomic
+// batch: glide sends MULTI, the commands and EXEC, and converts EXEC's
+// replies by their commands. Sent as a plain batch, the QUEUED that a
+// command such as HGETALL, SMEMBERS, ZRANGE WITHSCORES or XRANGE is
+// answered with inside MULTI failed glide's conversion of its reply (it
+// expects a map, a set, ...): every reply of the transaction was lost
+// though it ran (qa-AH 2). out gets the replies the server sent for the
+// plain batch: OK, QUEUED for each command, EXEC's array (nil when a
+// WATCHed key changed). A command the server refused while queueing
+// makes EXEC fail with EXECABORT, and nothing runs; glide does not say
+// which command it was, so each reads QUEUED.
+func (c *Conn) atomic(ctx context.Context, client *glide.Client, cmds []drivers.Command, out []drivers.Result, opts *pipeline.StandaloneBatchOptions) {
+	batch := pipeline.NewStandaloneBatch(true)
+	inner := cmds[1 : len(cmds)-1]
+	for _, cmd := range inner {
+		batch.CustomCommand(rewrite(cmd.Args))
+	}
+	if onBatch != nil {
+		onBatch(len(inner) + 2)
+	}
+	res, err := run(ctx, client, batch, opts)
+	last := len(cmds) - 1
+	queued := func() {
+		out[0] = drivers.Result{Value: drivers.String("OK")}
+		for i := 1; i < last; i++ {
+			out[i] = drivers.Result{Value: drivers.String("QUEUED")}
+		}
+	}
+	switch {
+	case errors.Is(err, errConversion):
+		// It ran; its replies cannot be read.
+		queued()
+		out[last] = drivers.Result{Value: drivers.Error(unconvertible("EXEC", err))}
+		return
+	case err != nil:
+		if text, server := serverText(strings.TrimSpace(err.Error())); server {
+			// Nothing ran: glide returns the error of MULTI, of a
+			// command refused while queued (where the server answers
+			// EXEC with EXECABORT), or of EXEC. The engine reads the
+			// passing refusals (LOADING, a cluster redirect) from EXEC's.
+			queued()
+			code, _, _ := strings.Cut(text, " ")
+			if !execErrors[code] {
+				text = "EXECABORT Transaction discarded because of previous errors: " + text
+			}
+			out[last] = drivers.Result{Value: drivers.Error(text)}
+			return
+		}
+		failAll(out, c.transportError(ctx, err))
+		return
+	case res == nil:
+		queued()
+		out[last] = drivers.Result{Value: drivers.Null()} // aborted: a WATCHed key changed
+		return
+	case len(res) != len(inner):
+		failAll(out, fmt.Errorf("glide: %d replies in EXEC's for %d commands", len(res), len(inner)))
+		return
+	}
+	queued()
+	elems := make([]drivers.Value, len(inner))
+	for i, cmd := range inner {
+		v, rerr := reply(cmd.Args, res[i])
+		if rerr != nil {
+			v = drivers.Error("ERR vactor/drivers/glide: " + rerr.Error())
+		}
+		elems[i] = v
+	}
+	out[last] = drivers.Result{Value: drivers.Array(elems...)}
 }
 
 // sendKind is how exec sends a command.
