@@ -3,14 +3,17 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -272,5 +275,108 @@ func TestCredentialsProviderHangNamed(t *testing.T) {
 	err := wantNewFails(t, cfg, "Config.CredentialsProvider did not return within the dial timeout", 5*time.Second)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("error %v: want it to wrap context.DeadlineExceeded", err)
+	}
+}
+
+// TestSlowProviderFillsPool: New dials its pool's connections at once,
+// so a credentials provider that takes a quarter of DialTimeout for each
+// does not make a pool of 8 miss the timeout (review-29: dialled one after
+// another, the fourth did, and the error blamed the provider).
+func TestSlowProviderFillsPool(t *testing.T) {
+	srv := valkeytest.Start(t)
+	var calls atomic.Int64
+	provider := func(ctx context.Context) (string, string, error) {
+		calls.Add(1)
+		select {
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+			return "", "", ctx.Err()
+		}
+		return "", "", nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithCredentialsProvider(provider).WithPoolSize(8).WithDialTimeout(time.Second))
+	if err != nil {
+		t.Fatalf("New with a pool of 8 and a provider answering in 250 ms: %v", err)
+	}
+	defer eng.Close()
+	if n := calls.Load(); n < 8 {
+		t.Fatalf("provider called %d times for a pool of 8", n)
+	}
+	if err := eng.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// providerBlame counts the failed dials a PostConnection hook sees, by
+// whether their error blames the credentials provider.
+type providerBlame struct {
+	mu              sync.Mutex
+	provider, other int
+}
+
+func (d *providerBlame) PostConnection(ev hooks.Dialed) {
+	if ev.Err == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if strings.Contains(ev.Err.Error(), "CredentialsProvider did not return") {
+		d.provider++
+	} else {
+		d.other++
+	}
+}
+
+func (d *providerBlame) counts() (provider, other int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.provider, d.other
+}
+
+// TestSilentServerNotBlamedOnProvider: with the server paused, dials time
+// out waiting for its handshake while a working provider (100 ms) is
+// called by the other connections' dials: none of those timeouts blames
+// the provider (review-29: half of them did, the provider's calls being
+// the engine's, not the dial's).
+func TestSilentServerNotBlamedOnProvider(t *testing.T) {
+	srv := valkeytest.Start(t)
+	provider := func(ctx context.Context) (string, string, error) {
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return "", "", nil
+	}
+	d := &providerBlame{}
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithCredentialsProvider(provider).WithPoolSize(8).
+		WithDialTimeout(time.Second).WithCircuitBreakerThreshold(100000).WithHooks(d))
+	defer eng.Close()
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Resume() }()
+	// Commands that time out make the connection actors reconnect, and
+	// their dials time out on the paused server.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 64 {
+		c, cc := context.WithTimeout(ctx, 100*time.Millisecond)
+		_ = eng.Get(c, fmt.Sprintf("blame:%d", i)).Err(c)
+		cc()
+	}
+	for {
+		p, o := d.counts()
+		if p+o >= 24 {
+			if p > 0 {
+				t.Fatalf("%d of %d dials to a paused server blamed the credentials provider, which answered in 100 ms", p, p+o)
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("only %d failed dials seen", p+o)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -109,16 +109,17 @@ func (c *credsCalls) end(id uint64, late bool) {
 	delete(c.since, id)
 }
 
-// pending reports whether a call that began at or after since is under
-// way, or ended because its ctx did.
-func (c *credsCalls) pending(since time.Time) bool {
+// pending reports whether a call that began between since and until is
+// under way, or ended because its ctx did.
+func (c *credsCalls) pending(since, until time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.late.Before(since) {
+	in := func(t time.Time) bool { return !t.Before(since) && !t.After(until) }
+	if in(c.late) {
 		return true
 	}
 	for _, t := range c.since {
-		if !t.Before(since) {
+		if in(t) {
 			return true
 		}
 	}
@@ -131,8 +132,12 @@ func (e *Engine) connectError(addr string, err error) error {
 }
 
 // connectErrorSince is connectError for a dial that began at begun: a
-// timeout while a credentials provider call begun since is under way is
-// the provider's (the dial waited for it).
+// timeout while a credentials provider call begun early in the dial (in
+// its first half) is still under way, or ended late, is the provider's
+// (the dial waited for it). The calls are the engine's, not tied to their
+// dials: a call begun later, by another dial, is not this one's (a fast
+// provider called by other dials while a stalled server made this one
+// time out was blamed, review-29).
 func (e *Engine) connectErrorSince(addr string, err error, begun time.Time) error {
 	if err == nil || errors.Is(err, ErrClosed) {
 		return err
@@ -141,7 +146,7 @@ func (e *Engine) connectErrorSince(addr string, err error, begun time.Time) erro
 	if errors.As(err, &ce) {
 		return err
 	}
-	if errors.Is(err, context.DeadlineExceeded) && e.cfg.CredentialsProvider != nil && e.creds.pending(begun) {
+	if errors.Is(err, context.DeadlineExceeded) && e.cfg.CredentialsProvider != nil && e.creds.pending(begun, begun.Add(e.cfg.DialTimeout/2)) {
 		err = &credentialsError{fmt.Errorf("%w: %w", errProviderLate, err)}
 	}
 	reason, extra := explainConnect(err, e.opts.TLS != nil)

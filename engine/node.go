@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 
@@ -98,14 +99,28 @@ func (e *Engine) newNodeWith(ctx context.Context, addr string, where func() stri
 			e.bus.Emit(hooks.Backpressure{Node: addr, Rejected: rejected, Commands: n})
 		}
 	}
-	for range cfg.PoolSize {
-		conn, err := dial(ctx, true)
-		if err != nil {
-			for _, c := range conns {
-				c.CloseDriver()
-			}
-			return nil, e.connectError(addr, err)
+	// The pool's connections are dialled at once: one after another, a
+	// pool of 4 whose credentials provider took 250 ms each did not fit
+	// in one DialTimeout (review-29).
+	dialled := make([]drivers.ValkeyConn, cfg.PoolSize)
+	errs := make([]error, cfg.PoolSize)
+	var wg sync.WaitGroup
+	for i := range dialled {
+		wg.Go(func() { dialled[i], errs[i] = dial(ctx, true) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err == nil {
+			continue
 		}
+		for _, conn := range dialled {
+			if conn != nil {
+				_ = conn.Close()
+			}
+		}
+		return nil, e.connectError(addr, err)
+	}
+	for _, conn := range dialled {
 		conns = append(conns, &actors.ConnState{
 			Addr:     addr,
 			Driver:   conn,
