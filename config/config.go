@@ -196,10 +196,13 @@ type TLSConfig struct {
 // connection authenticates with (HELLO AUTH). The engine calls it on every
 // connect and reconnect, so that a rotated password is picked up without a
 // restart; an empty user name means the default user, an empty password
-// no AUTH. ctx ends at the dial's deadline (DialTimeout): the provider
+// no AUTH. ctx ends DialTimeout after the call began: the provider
 // should return well within it. An error fails that connection attempt and
-// is wrapped in the dial error. It may be called from several goroutines
-// at once and must be safe for concurrent use.
+// is wrapped in the dial error. The engine makes one call at a time: the
+// connections that need credentials while a call runs share its answer
+// (so a provider that never returns holds one goroutine, which Close
+// cannot end). It must be safe for concurrent use with itself all the
+// same (one engine's calls, another's).
 type CredentialsProvider func(ctx context.Context) (username, password string, err error)
 
 // Config holds every setting of a vactor engine.

@@ -278,9 +278,10 @@ func TestCredentialsProviderHangNamed(t *testing.T) {
 	}
 }
 
-// TestSlowProviderFillsPool: New dials its pool's connections at once,
-// so a credentials provider that takes a quarter of DialTimeout for each
-// does not make a pool of 8 miss the timeout (review-29: dialled one after
+// TestSlowProviderFillsPool: New dials its pool's connections at once
+// (and they share the provider's calls), so a credentials provider that
+// takes a quarter of DialTimeout does not make a pool of 8 miss the
+// timeout (review-29: dialled one after
 // another, the fourth did, and the error blamed the provider).
 func TestSlowProviderFillsPool(t *testing.T) {
 	srv := valkeytest.Start(t)
@@ -301,7 +302,7 @@ func TestSlowProviderFillsPool(t *testing.T) {
 		t.Fatalf("New with a pool of 8 and a provider answering in 250 ms: %v", err)
 	}
 	defer eng.Close()
-	if n := calls.Load(); n < 8 {
+	if n := calls.Load(); n < 1 || n > 8 {
 		t.Fatalf("provider called %d times for a pool of 8", n)
 	}
 	if err := eng.Ping(ctx); err != nil {
@@ -378,5 +379,68 @@ func TestSilentServerNotBlamedOnProvider(t *testing.T) {
 			t.Fatalf("only %d failed dials seen", p+o)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestHungProviderOneCall: a credentials provider that stops returning
+// (it ignores its ctx) while the connections keep being lost: the dials
+// fail naming it, and however many there are, one call of it is under way
+// (review-29: one goroutine blocked in it per dial attempt, unbounded,
+// outliving Close). Once it returns, the engine connects again.
+func TestHungProviderOneCall(t *testing.T) {
+	srv := valkeytest.Start(t)
+	var hang atomic.Bool
+	var inside, maxInside atomic.Int64
+	release := make(chan struct{})
+	provider := func(ctx context.Context) (string, string, error) {
+		if hang.Load() {
+			n := inside.Add(1)
+			defer inside.Add(-1)
+			for m := maxInside.Load(); n > m && !maxInside.CompareAndSwap(m, n); m = maxInside.Load() {
+			}
+			<-release // ignores ctx: a secrets manager that hangs
+		}
+		return "", "", nil
+	}
+	d := &providerBlame{}
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithCredentialsProvider(provider).WithPoolSize(2).
+		WithDialTimeout(300*time.Millisecond).WithCircuitBreakerOpenTimeout(200*time.Millisecond).WithHooks(d))
+	defer eng.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := eng.Set(ctx, "hung", "v", 0).Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hang.Store(true)
+	for {
+		if _, err := srv.Do("CLIENT", "KILL", "TYPE", "normal"); err != nil {
+			t.Fatal(err)
+		}
+		c, cc := context.WithTimeout(ctx, 100*time.Millisecond)
+		_ = eng.Get(c, "hung").Err(c)
+		cc()
+		if p, _ := d.counts(); p >= 6 {
+			break
+		}
+		if ctx.Err() != nil {
+			p, o := d.counts()
+			t.Fatalf("failed dials: %d naming the provider, %d others", p, o)
+		}
+	}
+	if n := maxInside.Load(); n != 1 {
+		t.Errorf("%d calls of the hung provider at once, want 1", n)
+	}
+	hang.Store(false)
+	close(release)
+	for {
+		c, cc := context.WithTimeout(ctx, time.Second)
+		v, err := eng.Get(c, "hung").Await(c)
+		cc()
+		if err == nil && v == "v" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no GET after the provider returned: %v", err)
+		}
 	}
 }

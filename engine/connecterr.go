@@ -40,33 +40,68 @@ func (e *Engine) credentials(ctx context.Context) (user, pass string, err error)
 	// On a goroutine of its own, so that a provider that ignores its ctx
 	// (a secrets manager that hangs) fails the dial when the ctx ends,
 	// naming the provider, rather than the server's silence. A panic
-	// there would end the program: it fails the dial.
-	type answer struct {
-		user, pass string
-		err        error
-	}
-	ch := make(chan answer, 1)
-	go func() {
-		var a answer
+	// there would end the program: it fails the dial. One call at a time:
+	// the dials that need credentials while one runs share its answer, so
+	// a provider that hangs holds one goroutine, not one per dial (each
+	// breaker probe, each Dedicated dial).
+	f := e.creds.flight(func(pctx context.Context) (a credsAnswer) {
 		defer func() {
 			if r := recover(); r != nil {
-				a = answer{err: &credentialsError{fmt.Errorf("panic: %v", r)}}
+				a = credsAnswer{err: &credentialsError{fmt.Errorf("panic: %v", r)}}
 			}
-			ch <- a
 		}()
-		if a.user, a.pass, a.err = p(ctx); a.err != nil {
-			a = answer{err: &credentialsError{a.err}}
+		if a.user, a.pass, a.err = p(pctx); a.err != nil {
+			a = credsAnswer{err: &credentialsError{a.err}}
 		}
-	}()
+		return a
+	}, ctx, e.cfg.DialTimeout)
 	id := e.creds.begin()
 	select {
-	case a := <-ch:
+	case <-f.done:
 		e.creds.end(id, false)
-		return a.user, a.pass, a.err
+		return f.a.user, f.a.pass, f.a.err
 	case <-ctx.Done():
 		e.creds.end(id, true)
 		return "", "", &credentialsError{fmt.Errorf("%w: %w", errProviderLate, ctx.Err())}
 	}
+}
+
+// credsAnswer is a credentials provider call's result.
+type credsAnswer struct {
+	user, pass string
+	err        error
+}
+
+// credsFlight is a credentials provider call under way: done is closed
+// once a is set.
+type credsFlight struct {
+	done chan struct{}
+	a    credsAnswer
+}
+
+// flight returns the provider call under way, or starts one (call, on a
+// goroutine of its own, with a context that has ctx's values and ends
+// after timeout: the call outlives the dial that started it when others
+// wait for it).
+func (c *credsCalls) flight(call func(context.Context) credsAnswer, ctx context.Context, timeout time.Duration) *credsFlight {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != nil {
+		return c.cur
+	}
+	f := &credsFlight{done: make(chan struct{})}
+	c.cur = f
+	go func() {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(timeout, time.Millisecond))
+		defer cancel()
+		a := call(pctx)
+		c.mu.Lock()
+		c.cur = nil
+		c.mu.Unlock()
+		f.a = a
+		close(f.done)
+	}()
+	return f
 }
 
 // errProviderLate is the error of a credentials provider that did not
@@ -86,6 +121,9 @@ type credsCalls struct {
 	// ctx and the call's end about together, and the driver may report
 	// the dial's after the call has ended.
 	late time.Time
+	// cur is the provider call under way, shared by the dials that wait
+	// for credentials meanwhile (flight).
+	cur *credsFlight
 }
 
 func (c *credsCalls) begin() uint64 {
