@@ -129,5 +129,5 @@ func TxExecAtForTest(e *Engine, ctx context.Context, tx *Tx, addr string, asking
 	for _, en := range q {
 		en.cmd.prepare(e, ctx, true, false)
 	}
-	return e.execAt(ctx, addr, q, asking, true)
+	return e.execAt(ctx, addr, q, asking, true, nil)
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -16,6 +17,7 @@ import (
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/mailbox"
+	"github.com/vactor-io/vactor/policies"
 )
 
 // Pipeline collects commands and sends them together when Exec runs:
@@ -214,15 +216,45 @@ func (e *Engine) prepareAll(ctx context.Context, q []entry) {
 // one registration for the whole Exec instead of three allocations per
 // command. stop drops it and reports whether q is the caller's again (the
 // registration had not run); nil when ctx cannot end or has ended.
-func watchAll(ctx context.Context, q []entry) (stop func() bool) {
+func watchAll(ctx context.Context, q []entry) (stop func() bool) { return watchAllSent(ctx, q, nil) }
+
+// txWatch is a transaction's side of watchAllSent: sent is set before its
+// EXEC is written, expired once the watch failed a future.
+type txWatch struct {
+	sent    atomic.Bool
+	mu      sync.Mutex // held by the watch while it fails futures
+	expired bool       // under mu
+}
+
+// failedAny reports, once the watch is stopped or has run, whether it
+// failed a future (waiting for it to finish when it is running).
+func (tw *txWatch) failedAny() bool {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	return tw.expired
+}
+
+// watchAllSent is watchAll for a transaction: once tw.sent is set (its EXEC
+// is on its way), the futures fail with ctx's error wrapped in
+// ErrOutcomeUnknown, as Exec then returns, rather than with the bare one,
+// which a caller may read as "did not run" (qa-AG 1: Exec returned nil,
+// the transaction having run, and its futures said the deadline passed).
+func watchAllSent(ctx context.Context, q []entry, tw *txWatch) (stop func() bool) {
 	if ctx.Done() == nil || ctx.Err() != nil {
 		return nil
 	}
 	return context.AfterFunc(ctx, func() {
-		err := ctx.Err()
+		var err error = ctx.Err()
+		if tw != nil {
+			tw.mu.Lock()
+			defer tw.mu.Unlock()
+			if tw.sent.Load() {
+				err = &policies.OutcomeUnknownError{Cause: err}
+			}
+		}
 		for _, en := range q {
-			if en.split == nil {
-				en.cmd.expireWith(err)
+			if en.split == nil && en.cmd.expireWith(err) && tw != nil {
+				tw.expired = true
 			}
 		}
 	})
@@ -462,7 +494,7 @@ type entry struct {
 type queued interface {
 	actors.Hooked
 	prepare(e *Engine, ctx context.Context, pin, watch bool)
-	expireWith(err error)
+	expireWith(err error) bool
 	wait(ctx context.Context) error
 	isDone() bool
 	completeWith(msg valkey.ValkeyMessage)
@@ -492,7 +524,7 @@ func (r *request[T]) prepare(e *Engine, ctx context.Context, pin, watch bool) {
 
 // expireWith fails r's future with err, the end of its Exec's ctx (as
 // expire does for a command that watches its own ctx).
-func (r *request[T]) expireWith(err error) { r.promise.Reject(err) }
+func (r *request[T]) expireWith(err error) bool { return r.promise.Reject(err) }
 
 func (r *request[T]) wait(ctx context.Context) error { return r.promise.Future().Err(ctx) }
 func (r *request[T]) isDone() bool                   { return r.promise.IsDone() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -116,7 +117,7 @@ func (tx *Tx) Exec(ctx context.Context) error {
 	return tx.execErr
 }
 
-func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
+func (tx *Tx) exec(ctx context.Context, q []entry, bad error) (err error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -149,8 +150,18 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 		return err
 	}
 	// One watch of ctx for all the commands, as a Pipeline's (watchAll).
-	if stop := watchAll(ctx, q); stop != nil {
-		defer stop()
+	var tw txWatch // tw.sent: EXEC is on its way (execOn)
+	sent := &tw.sent
+	if stop := watchAllSent(ctx, q, &tw); stop != nil {
+		defer func() {
+			if !stop() && err == nil && tw.failedAny() {
+				// The transaction ran, and ctx ended before its futures
+				// had their replies: they failed with ctx's error (as
+				// ErrOutcomeUnknown, EXEC being on its way), and Exec
+				// says the same rather than "ran" beside them.
+				err = &policies.OutcomeUnknownError{Cause: ctx.Err()}
+			}
+		}()
 	}
 	slot, key, err := e.txSlot(q, tx.w)
 	if err != nil {
@@ -171,7 +182,7 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 			failAll(q, err)
 			return err
 		}
-		healthy, err := e.execOn(ctx, w.addr, w.conn, q, txOpts{asking: w.asking})
+		healthy, err := e.execOn(ctx, w.addr, w.conn, q, txOpts{asking: w.asking, sent: sent})
 		w.execd = true
 		if !healthy {
 			w.broken = err
@@ -193,7 +204,7 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 	// Config.MaxRedirects times, as a single command's redirects are.
 	asking := false
 	for hop := 0; ; hop++ {
-		err = e.execAt(ctx, addr, q, asking, e.cl != nil)
+		err = e.execAt(ctx, addr, q, asking, e.cl != nil, sent)
 		var rd *txRedirect
 		if !errors.As(err, &rd) {
 			return err
@@ -230,13 +241,13 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) error {
 // execAt sends q as a transaction on a connection of addr's pool (see
 // execOn), on a second one when the first was found dead before anything
 // was written.
-func (e *Engine) execAt(ctx context.Context, addr string, q []entry, asking, follow bool) error {
+func (e *Engine) execAt(ctx context.Context, addr string, q []entry, asking, follow bool, sent *atomic.Bool) error {
 	conn, err := e.tx.get(e, ctx, addr)
 	if err != nil {
 		failAll(q, err)
 		return err
 	}
-	healthy, err := e.execOn(ctx, addr, conn, q, txOpts{retry: true, asking: asking, follow: follow})
+	healthy, err := e.execOn(ctx, addr, conn, q, txOpts{retry: true, asking: asking, follow: follow, sent: sent})
 	e.tx.put(addr, conn, healthy)
 	if err == errTxUnsent {
 		// The pooled connection was dead (the server closed it while it
@@ -247,7 +258,7 @@ func (e *Engine) execAt(ctx context.Context, addr string, q []entry, asking, fol
 			failAll(q, err)
 			return err
 		}
-		healthy, err = e.execOn(ctx, addr, conn, q, txOpts{asking: asking, follow: follow})
+		healthy, err = e.execOn(ctx, addr, conn, q, txOpts{asking: asking, follow: follow, sent: sent})
 		e.tx.put(addr, conn, healthy)
 	}
 	return err
@@ -391,6 +402,9 @@ type txOpts struct {
 	// moving fails with a *txRedirect, its futures left to the caller,
 	// which sends it again.
 	follow bool
+	// sent, when not nil, is set before the part holding EXEC is
+	// written (watchAllSent).
+	sent *atomic.Bool
 }
 
 // execOn sends MULTI, q's commands and EXEC on conn and completes q's
@@ -443,6 +457,15 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 	for from := 0; from < len(cmds) && terr == nil; from += part {
 		to := min(from+part, len(cmds))
 		execTried, firstPart = to == len(cmds), from == 0
+		if execTried && o.sent != nil {
+			o.sent.Store(true)
+			if err := ctx.Err(); err != nil {
+				// ctx ended before EXEC was written, and the futures
+				// may have failed with its bare error: not sent.
+				execTried, terr = false, err
+				break
+			}
+		}
 		stop := e.tx.cutOnDone(ctx, conn)
 		rs := conn.DoMulti(ctx, cmds[from:to]...)
 		if cerr := stop(); cerr != nil {

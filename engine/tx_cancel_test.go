@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -83,5 +85,66 @@ func TestTxCancelEndsRoundTrip(t *testing.T) {
 		if err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error { _, err := c.Do(ctx, "PING"); return err }); err != nil {
 			t.Fatalf("Dedicated after the cuts: %v", err)
 		}
+	}
+}
+
+// TestTxDeadlineOutcomes: transactions with deadlines about as long as
+// their round trip. Whatever the race between the deadline and the
+// reply: Exec nil means every future has its reply; a future failed with
+// ctx's bare error means the transaction did not run (once EXEC is on its
+// way, it says ErrOutcomeUnknown), checked against the server (qa-AG 1:
+// Exec returned nil beside futures failed with "context deadline
+// exceeded", 11 of 5,000).
+func TestTxDeadlineOutcomes(t *testing.T) {
+	srv := valkeytest.Start(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	const n = 3000
+	bare := map[int]bool{} // transactions whose futures failed with ctx's bare error
+	var nilWithFailed, results, unknown int
+	for i := range n {
+		d := time.Duration(50+(i*37)%1500) * time.Microsecond
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		tx := eng.Tx()
+		f1 := tx.RPush("txd:l", strconv.Itoa(i))
+		f2 := tx.Incr("txd:c")
+		err := tx.Exec(ctx)
+		cancel()
+		_, e1, ok1 := f1.Result()
+		_, e2, ok2 := f2.Result()
+		if !ok1 || !ok2 {
+			t.Fatalf("transaction %d: a future pending after Exec returned", i)
+		}
+		switch {
+		case err == nil && (e1 != nil || e2 != nil):
+			nilWithFailed++
+		case err == nil:
+			results++
+		case errors.Is(err, engine.ErrOutcomeUnknown):
+			unknown++
+		}
+		for _, fe := range []error{e1, e2} {
+			if fe != nil && !errors.Is(fe, engine.ErrOutcomeUnknown) && (errors.Is(fe, context.DeadlineExceeded) || errors.Is(fe, context.Canceled)) {
+				bare[i] = true
+			}
+		}
+	}
+	if nilWithFailed > 0 {
+		t.Errorf("%d transactions: Exec nil beside a failed future", nilWithFailed)
+	}
+	r, err := srv.Do("LRANGE", "txd:l", "0", "-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := 0
+	for _, v := range r.([]any) {
+		i, _ := strconv.Atoi(fmt.Sprint(v))
+		ran++
+		if bare[i] {
+			t.Errorf("transaction %d ran, and its futures failed with ctx's bare error (read as not run)", i)
+		}
+	}
+	t.Logf("%d transactions: %d Exec nil, %d ErrOutcomeUnknown, %d with ctx's bare error, %d ran", n, results, unknown, len(bare), ran)
+	if results == 0 {
+		t.Error("no transaction completed within its deadline: the deadlines test nothing")
 	}
 }
