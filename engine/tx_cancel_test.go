@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,5 +147,53 @@ func TestTxDeadlineOutcomes(t *testing.T) {
 	t.Logf("%d transactions: %d Exec nil, %d ErrOutcomeUnknown, %d with ctx's bare error, %d ran", n, results, unknown, len(bare), ran)
 	if results == 0 {
 		t.Error("no transaction completed within its deadline: the deadlines test nothing")
+	}
+}
+
+// TestWatchRetryRerunsUnsent: a run whose connection the server closed
+// before its EXEC was written (CLIENT KILL during fn) fails unsent, and
+// WatchRetry runs fn again rather than return that error (qa-AG 4); the
+// transaction commits once.
+func TestWatchRetryRerunsUnsent(t *testing.T) {
+	srv := valkeytest.Start(t)
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	runs := 0
+	err := eng.WatchRetry(ctx, 3, func(tx *engine.Tx) error {
+		runs++
+		if runs == 1 {
+			r, err := tx.Read().Do(ctx, "CLIENT", "ID")
+			if err != nil {
+				return err
+			}
+			id, _ := r.Int64()
+			if _, err := srv.Do("CLIENT", "KILL", "ID", strconv.FormatInt(id, 10)); err != nil {
+				return err
+			}
+			// Gone, and past the pause after which the driver checks a
+			// connection before writing on it (valkeygo's peekGap).
+			killed := time.Now()
+			for {
+				list, err := srv.Do("CLIENT", "LIST")
+				if err != nil {
+					return err
+				}
+				if !strings.Contains(fmt.Sprint(list), "id="+strconv.FormatInt(id, 10)+" ") && time.Since(killed) > 25*time.Millisecond {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		tx.Incr("wr:unsent")
+		return nil
+	}, "wr:unsent")
+	if err != nil {
+		t.Fatalf("WatchRetry: %v", err)
+	}
+	if runs != 2 {
+		t.Errorf("fn ran %d times, want 2", runs)
+	}
+	if v, err := srv.Do("GET", "wr:unsent"); err != nil || fmt.Sprint(v) != "1" {
+		t.Errorf("wr:unsent = %v (%v), want 1", v, err)
 	}
 }

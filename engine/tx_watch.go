@@ -71,14 +71,15 @@ type watchRun struct {
 
 // mayHaveRun reports whether the run's transaction ran or may have: its
 // EXEC was sent and did not fail in a way that says nothing ran (aborted
-// by a watched key, refused for a redirect or TRYAGAIN). Such a run is
-// never run again, whatever error its function returned.
+// by a watched key, refused for a redirect or TRYAGAIN, not written: its
+// connection found closed). Such a run is never run again, whatever error
+// its function returned.
 func (r *watchRun) mayHaveRun() bool {
 	if !r.execd {
 		return false
 	}
 	err := r.execErr
-	return err == nil || !(errors.Is(err, ErrTxAborted) || txMoving(err))
+	return err == nil || !(errors.Is(err, ErrTxAborted) || txMoving(err) || policies.NotSent(err))
 }
 
 // watch is Watch; with ask, a node an ASK redirect named (cluster mode: the
@@ -153,7 +154,7 @@ func (e *Engine) watch(ctx context.Context, fn func(tx *Tx) error, ask string, k
 }
 
 // WatchRetry runs Watch until a run is not aborted by a change to a watched
-// key, at most attempts times (at least 1), waiting between runs with the
+// key, at most attempts times (attempts below 1 fail with ErrInvalidArgument, fn not run), waiting between runs with the
 // engine's retry backoff: Config.MinRetryBackoff doubling per run up to
 // Config.MaxRetryBackoff, with jitter, so contending callers spread out.
 // In cluster mode a run that was redirected (MOVED or ASK: the slot moved,
@@ -172,7 +173,9 @@ func (e *Engine) watch(ctx context.Context, fn func(tx *Tx) error, ask string, k
 // server refused while queueing it) is returned at once. In sentinel mode
 // a run that failed unsent because the primary changed (ErrNotPrimary:
 // its connection was held through a failover, fn's reads included) is
-// rerun likewise, on the new primary, counted with the redirected runs.
+// rerun likewise, on the new primary, counted with the redirected runs;
+// so is a run that failed unsent because its connection was found closed
+// (policies.NotSent: the server dropped the WATCH, nothing ran).
 // fn runs once per run, each time with a new Tx: it must read what it
 // needs through that Tx and have no other side effects. A run whose fn
 // sent its Tx itself (tx.Exec) and saw it run, or not know whether it
@@ -232,6 +235,17 @@ func (e *Engine) WatchRetry(ctx context.Context, attempts int, fn func(tx *Tx) e
 			// sent. Rerun, on the primary the sentinels name now.
 			if redirects >= e.cfg.MaxRedirects {
 				return fmt.Errorf("%w: WatchRetry: %d runs met a primary change: %w", ErrTooManyRedirects, redirects+1, err)
+			}
+			delay = b.Delay(redirects)
+			redirects++
+		case policies.NotSent(err):
+			// Its connection was found closed before the run's next
+			// command was written (a restart, CLIENT KILL): the server
+			// dropped the WATCH and nothing of the transaction ran.
+			// Rerun on another connection, counted with the redirected
+			// runs.
+			if redirects >= e.cfg.MaxRedirects {
+				return err
 			}
 			delay = b.Delay(redirects)
 			redirects++
