@@ -705,23 +705,9 @@ func TestDedicatedLostConnectionNotSent(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		last := time.Now()
 		id, _ := r.Int64()
-		if _, err := srv.Do("CLIENT", "KILL", "ID", strconv.FormatInt(id, 10)); err != nil {
+		if err := killIdle(srv, id, time.Now()); err != nil {
 			return err
-		}
-		// Gone from the server's list, and (the condition under which
-		// the driver checks a connection before writing on it) more than
-		// twice valkeygo's peekGap after the last round trip.
-		for {
-			list, err := srv.Do("CLIENT", "LIST")
-			if err != nil {
-				return err
-			}
-			if !strings.Contains(fmt.Sprint(list), "id="+strconv.FormatInt(id, 10)+" ") && time.Since(last) > 25*time.Millisecond {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
 		}
 		for i := range 2 {
 			_, err := c.Do(ctx, "SET", "dedicated-lost", "v")
@@ -736,5 +722,27 @@ func TestDedicatedLostConnectionNotSent(t *testing.T) {
 	}
 	if n, err := srv.Do("EXISTS", "dedicated-lost"); err != nil || n != int64(0) {
 		t.Fatalf("EXISTS dedicated-lost = %v, %v: the SET reported not sent ran", n, err)
+	}
+}
+
+// killIdle kills the server's client id (CLIENT KILL) and returns once the
+// server no longer lists it and more than twice valkeygo's peekGap has
+// passed since last, the connection's last round trip: the condition
+// under which the driver checks a connection before writing on it, so
+// that the next command on it is known not sent.
+func killIdle(srv *valkeytest.Server, id int64, last time.Time) error {
+	sid := strconv.FormatInt(id, 10)
+	if _, err := srv.Do("CLIENT", "KILL", "ID", sid); err != nil {
+		return err
+	}
+	for {
+		list, err := srv.Do("CLIENT", "LIST")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(fmt.Sprint(list), "id="+sid+" ") && time.Since(last) > 25*time.Millisecond {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

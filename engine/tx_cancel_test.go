@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -167,21 +166,8 @@ func TestWatchRetryRerunsUnsent(t *testing.T) {
 				return err
 			}
 			id, _ := r.Int64()
-			if _, err := srv.Do("CLIENT", "KILL", "ID", strconv.FormatInt(id, 10)); err != nil {
+			if err := killIdle(srv, id, time.Now()); err != nil {
 				return err
-			}
-			// Gone, and past the pause after which the driver checks a
-			// connection before writing on it (valkeygo's peekGap).
-			killed := time.Now()
-			for {
-				list, err := srv.Do("CLIENT", "LIST")
-				if err != nil {
-					return err
-				}
-				if !strings.Contains(fmt.Sprint(list), "id="+strconv.FormatInt(id, 10)+" ") && time.Since(killed) > 25*time.Millisecond {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
 			}
 		}
 		tx.Incr("wr:unsent")
