@@ -198,11 +198,12 @@ type TLSConfig struct {
 // restart; an empty user name means the default user, an empty password
 // no AUTH. ctx ends DialTimeout after the call began: the provider
 // should return well within it. An error fails that connection attempt and
-// is wrapped in the dial error. The engine makes one call at a time: the
-// connections that need credentials while a call runs share its answer
-// (so a provider that never returns holds one goroutine, which Close
-// cannot end). It must be safe for concurrent use with itself all the
-// same (one engine's calls, another's).
+// is wrapped in the dial error. The connections that need credentials
+// while a call runs share its answer; a call that has not returned by its
+// deadline is given up on, and the next dial calls again, with at most 4
+// calls of one engine under way: past that (a provider that ignores its
+// ctx and never returns), dials fail at once until one returns. Close
+// cannot end such a call. It must be safe for concurrent use.
 type CredentialsProvider func(ctx context.Context) (username, password string, err error)
 
 // Config holds every setting of a vactor engine.

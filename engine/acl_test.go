@@ -384,9 +384,10 @@ func TestSilentServerNotBlamedOnProvider(t *testing.T) {
 
 // TestHungProviderOneCall: a credentials provider that stops returning
 // (it ignores its ctx) while the connections keep being lost: the dials
-// fail naming it, and however many there are, one call of it is under way
-// (review-29: one goroutine blocked in it per dial attempt, unbounded,
-// outliving Close). Once it returns, the engine connects again.
+// fail naming it, and however many there are, at most 4 calls of it are
+// under way (review-29: one goroutine blocked in it per dial attempt,
+// unbounded, outliving Close). Once it returns, the engine connects
+// again.
 func TestHungProviderOneCall(t *testing.T) {
 	srv := valkeytest.Start(t)
 	var hang atomic.Bool
@@ -403,7 +404,8 @@ func TestHungProviderOneCall(t *testing.T) {
 		return "", "", nil
 	}
 	d := &providerBlame{}
-	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithCredentialsProvider(provider).WithPoolSize(2).
+	// 8 connection actors: each loss makes 8 dials at once.
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithCredentialsProvider(provider).WithPoolSize(8).
 		WithDialTimeout(300*time.Millisecond).WithCircuitBreakerOpenTimeout(200*time.Millisecond).WithHooks(d))
 	defer eng.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -412,6 +414,7 @@ func TestHungProviderOneCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	hang.Store(true)
+	hungAt := time.Now()
 	for {
 		if _, err := srv.Do("CLIENT", "KILL", "TYPE", "normal"); err != nil {
 			t.Fatal(err)
@@ -419,7 +422,7 @@ func TestHungProviderOneCall(t *testing.T) {
 		c, cc := context.WithTimeout(ctx, 100*time.Millisecond)
 		_ = eng.Get(c, "hung").Err(c)
 		cc()
-		if p, _ := d.counts(); p >= 6 {
+		if p, _ := d.counts(); p >= 16 {
 			break
 		}
 		if ctx.Err() != nil {
@@ -427,8 +430,9 @@ func TestHungProviderOneCall(t *testing.T) {
 			t.Fatalf("failed dials: %d naming the provider, %d others", p, o)
 		}
 	}
-	if n := maxInside.Load(); n != 1 {
-		t.Errorf("%d calls of the hung provider at once, want 1", n)
+	p, _ := d.counts()
+	if n := maxInside.Load(); n > 4 {
+		t.Errorf("%d calls of the hung provider at once for %d dials failed in %v, want at most 4", n, p, time.Since(hungAt))
 	}
 	hang.Store(false)
 	close(release)
@@ -441,6 +445,36 @@ func TestHungProviderOneCall(t *testing.T) {
 		}
 		if ctx.Err() != nil {
 			t.Fatalf("no GET after the provider returned: %v", err)
+		}
+	}
+}
+
+// TestProviderHungOnceThenAnswers: a provider call that hung once (it
+// ignores its ctx) does not fail the dials after its deadline: they call
+// the provider again, which answers (review-30: every later dial joined
+// the hung call and failed).
+func TestProviderHungOnceThenAnswers(t *testing.T) {
+	srv := valkeytest.Start(t)
+	var hang atomic.Bool
+	release := make(chan struct{})
+	defer close(release)
+	provider := func(ctx context.Context) (string, string, error) {
+		if hang.CompareAndSwap(true, false) {
+			<-release
+		}
+		return "", "", nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithCredentialsProvider(provider).WithDialTimeout(500*time.Millisecond))
+	defer eng.Close()
+	hang.Store(true)
+	if err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error { _, err := c.Do(ctx, "PING"); return err }); err == nil {
+		t.Fatal("Dedicated succeeded while its provider call hung")
+	}
+	for i := range 3 {
+		if err := eng.Dedicated(ctx, func(c *engine.DedicatedConn) error { _, err := c.Do(ctx, "PING"); return err }); err != nil {
+			t.Fatalf("Dedicated %d after the hung call, the provider answering: %v", i, err)
 		}
 	}
 }

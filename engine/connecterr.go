@@ -44,7 +44,7 @@ func (e *Engine) credentials(ctx context.Context) (user, pass string, err error)
 	// the dials that need credentials while one runs share its answer, so
 	// a provider that hangs holds one goroutine, not one per dial (each
 	// breaker probe, each Dedicated dial).
-	f := e.creds.flight(func(pctx context.Context) (a credsAnswer) {
+	call := func(pctx context.Context) (a credsAnswer) {
 		defer func() {
 			if r := recover(); r != nil {
 				a = credsAnswer{err: &credentialsError{fmt.Errorf("panic: %v", r)}}
@@ -54,15 +54,38 @@ func (e *Engine) credentials(ctx context.Context) (user, pass string, err error)
 			a = credsAnswer{err: &credentialsError{a.err}}
 		}
 		return a
-	}, ctx, e.cfg.DialTimeout)
+	}
 	id := e.creds.begin()
-	select {
-	case <-f.done:
-		e.creds.end(id, false)
-		return f.a.user, f.a.pass, f.a.err
-	case <-ctx.Done():
-		e.creds.end(id, true)
-		return "", "", &credentialsError{fmt.Errorf("%w: %w", errProviderLate, ctx.Err())}
+	for {
+		f := e.creds.flight(call, ctx, e.cfg.DialTimeout)
+		select {
+		case <-f.ctx.Done():
+			select {
+			case <-f.done:
+			default:
+				// The shared call outlived its deadline (the provider
+				// ignores its ctx): call again if this dial has time.
+				if ctx.Err() == nil {
+					continue
+				}
+			}
+		case <-f.done:
+		case <-ctx.Done():
+		}
+		select {
+		case <-f.done:
+			if f.a.err != nil && f.expired && ctx.Err() == nil {
+				// The shared call failed at its own deadline, one of an
+				// earlier dial's: this dial has time left for a call of
+				// its own.
+				continue
+			}
+			e.creds.end(id, false)
+			return f.a.user, f.a.pass, f.a.err
+		case <-ctx.Done():
+			e.creds.end(id, true)
+			return "", "", &credentialsError{fmt.Errorf("%w: %w", errProviderLate, ctx.Err())}
+		}
 	}
 }
 
@@ -75,8 +98,10 @@ type credsAnswer struct {
 // credsFlight is a credentials provider call under way: done is closed
 // once a is set.
 type credsFlight struct {
-	done chan struct{}
-	a    credsAnswer
+	done    chan struct{}
+	a       credsAnswer
+	ctx     context.Context // the call's: once it has ended, new dials do not join the call
+	expired bool            // the call returned after its ctx ended
 }
 
 // flight returns the provider call under way, or starts one (call, on a
@@ -86,19 +111,33 @@ type credsFlight struct {
 func (c *credsCalls) flight(call func(context.Context) credsAnswer, ctx context.Context, timeout time.Duration) *credsFlight {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cur != nil {
+	if c.cur != nil && c.cur.ctx.Err() == nil {
 		return c.cur
 	}
-	f := &credsFlight{done: make(chan struct{})}
+	// None under way, or one past its deadline that has not returned (a
+	// provider that ignores its ctx): a new call, so that one hung call
+	// does not fail every later dial; but no more than maxProviderCalls
+	// goroutines in the provider at once, however long it hangs.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(timeout, time.Millisecond))
+	f := &credsFlight{done: make(chan struct{}), ctx: pctx}
+	if c.running >= maxProviderCalls {
+		cancel()
+		f.a = credsAnswer{err: &credentialsError{fmt.Errorf("%w: %d calls still running past their deadline, none made until one returns", errProviderLate, c.running)}}
+		close(f.done)
+		return f
+	}
 	c.cur = f
+	c.running++
 	go func() {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(timeout, time.Millisecond))
 		defer cancel()
 		a := call(pctx)
 		c.mu.Lock()
-		c.cur = nil
+		c.running--
+		if c.cur == f {
+			c.cur = nil
+		}
 		c.mu.Unlock()
-		f.a = a
+		f.a, f.expired = a, pctx.Err() != nil
 		close(f.done)
 	}()
 	return f
@@ -122,9 +161,17 @@ type credsCalls struct {
 	// the dial's after the call has ended.
 	late time.Time
 	// cur is the provider call under way, shared by the dials that wait
-	// for credentials meanwhile (flight).
-	cur *credsFlight
+	// for credentials meanwhile (flight); running counts the calls not
+	// returned, cur and those past their deadline.
+	cur     *credsFlight
+	running int
 }
+
+// maxProviderCalls bounds the credentials provider's calls under way: one
+// shared by the dials, and the ones that did not return by their deadline
+// (each made a DialTimeout after the last). Past it, dials fail at once,
+// naming the provider, until one returns.
+const maxProviderCalls = 4
 
 func (c *credsCalls) begin() uint64 {
 	c.mu.Lock()
