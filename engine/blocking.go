@@ -158,6 +158,9 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 		}
 		if e.closed.Load() {
 			// Close began before it was sent: it never ran.
+			if end != nil {
+				_ = end(nil) // LiveDriver's call ends
+			}
 			complete(Reply{}, ErrClosed)
 			return
 		}

@@ -412,6 +412,11 @@ type txOpts struct {
 // be used again.
 func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyConn, q []entry, o txOpts) (healthy bool, err error) {
 	defer func() {
+		if o.sent != nil && (err == errTxUnsent || isTxRedirect(err)) {
+			// Nothing of it ran: until the next try writes its EXEC, a
+			// ctx that ends fails the futures with its bare error.
+			o.sent.Store(false)
+		}
 		switch {
 		case err == errTxUnsent:
 		case isTxRedirect(err): // sent again: counted then

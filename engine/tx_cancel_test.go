@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,5 +182,67 @@ func TestWatchRetryRerunsUnsent(t *testing.T) {
 	}
 	if v, err := srv.Do("GET", "wr:unsent"); err != nil || fmt.Sprint(v) != "1" {
 		t.Errorf("wr:unsent = %v (%v), want 1", v, err)
+	}
+}
+
+// TestTxUnsentTryThenCtxEnds: a transaction whose first try wrote nothing
+// (its pooled connection found closed) and whose ctx ends during the
+// second try's dial (a slow credentials provider) did not run: its future
+// fails with ctx's error, not ErrOutcomeUnknown (review-30 2: the "EXEC on
+// its way" mark of the first try was kept).
+func TestTxUnsentTryThenCtxEnds(t *testing.T) {
+	srv := valkeytest.Start(t)
+	var slow atomic.Bool
+	provider := func(ctx context.Context) (string, string, error) {
+		if slow.Load() {
+			select {
+			case <-time.After(400 * time.Millisecond):
+			case <-ctx.Done():
+				return "", "", ctx.Err()
+			}
+		}
+		return "", "", nil
+	}
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithCredentialsProvider(provider).WithDialTimeout(2*time.Second))
+	for i := range 5 {
+		tx := eng.Tx()
+		tx.Incr("txu:warm")
+		if err := tx.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// The pool's idle connection closed by the server, and past the
+		// driver's peek gap (so that the try finds it closed, unsent), but
+		// within the pool's idle check (txCheckIdle, 1 s).
+		killed := time.Now()
+		if _, err := eng.Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Await(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for time.Since(killed) < 50*time.Millisecond {
+			time.Sleep(10 * time.Millisecond)
+		}
+		slow.Store(true)
+		cctx, ccancel := context.WithCancel(ctx)
+		timer := time.AfterFunc(150*time.Millisecond, ccancel)
+		tx = eng.Tx()
+		f := tx.Incr("txu:k")
+		xerr := tx.Exec(cctx)
+		ferr := f.Err(ctx)
+		timer.Stop()
+		ccancel()
+		slow.Store(false)
+		v, err := srv.Do("GET", "txu:k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v == nil && errors.Is(ferr, engine.ErrOutcomeUnknown) {
+			t.Errorf("run %d: nothing ran (Exec: %v), and the future says ErrOutcomeUnknown: %v", i, xerr, ferr)
+		}
+		if v != nil {
+			t.Logf("run %d: the transaction ran (Exec: %v, future: %v)", i, xerr, ferr)
+			if _, err := srv.Do("DEL", "txu:k"); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

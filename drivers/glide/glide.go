@@ -372,6 +372,16 @@ func (c *Conn) exec(ctx context.Context, client *glide.Client, cmds []drivers.Co
 		c.atomic(ctx, client, cmds, out, opts)
 		return
 	}
+	if !tx.in && len(cmds) > 2 && isCmd(cmds[0].Args, "ASKING") && wholeTx(cmds[1:]) {
+		// A transaction sent to the node an ASK named: ASKING first, on
+		// the same connection (its flag holds for the MULTI after it).
+		if err := c.batch(ctx, client, cmds[:1], out[:1], opts, nil); err != nil {
+			failAll(out[1:], fmt.Errorf("%w: glide: ASKING before the transaction failed: %w", drivers.ErrNotSent, err))
+			return
+		}
+		c.atomic(ctx, client, cmds[1:], out[1:], opts)
+		return
+	}
 	st, plain := *tx, true
 	for _, cmd := range cmds {
 		if len(cmd.Args) == 0 {
