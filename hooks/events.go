@@ -73,7 +73,10 @@ type Executed struct {
 	DB int
 }
 
-// Dial is a connection being dialled, for PreConnection.
+// Dial is a connection being dialled, for PreConnection. A node's pool
+// (Config.PoolSize connections) is dialled at once, so the Dial and
+// Dialed events of one node's dials may interleave; nothing pairs them
+// but their order per goroutine.
 type Dial struct {
 	Node string
 	// TLS is true when the connection uses TLS.
