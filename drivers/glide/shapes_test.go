@@ -290,15 +290,31 @@ func TestAskingInPipeline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := valkeytest.StartClusterT(t)
-	slot, err := c.KeySlot("ask:k")
+	_, _, dst := halfMigrate(t, c, "ask:k")
+	got := dialFast(t, glide.Driver{}, dst.Addr())
+	for i := range 200 {
+		rs := got.DoMulti(ctx, got.B().Asking().Build(), got.B().Set().Key("ask:k").Value(strconv.Itoa(i)).Build())
+		if err := rs[1].Error(); err != nil {
+			t.Fatalf("round %d: SET after ASKING on the importing node: %v", i, err)
+		}
+	}
+	if err := got.Do(ctx, got.B().Get().Key("ask:k").Build()).Error(); err == nil || !strings.HasPrefix(err.Error(), "MOVED") {
+		t.Fatalf("GET without ASKING on the importing node: %v, want MOVED", err)
+	}
+}
+
+// halfMigrate starts moving key's slot from its owner (src) to another
+// primary (dst), and leaves it half way: src MIGRATING, dst IMPORTING,
+// so that a key of the slot missing on src gets ASK to dst.
+func halfMigrate(t *testing.T, c *valkeytest.Cluster, key string) (slot int, src, dst *valkeytest.ClusterNode) {
+	t.Helper()
+	slot, err := c.KeySlot(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := c.NodeForSlot(slot)
-	if err != nil {
+	if src, err = c.NodeForSlot(slot); err != nil {
 		t.Fatal(err)
 	}
-	var dst *valkeytest.ClusterNode
 	for _, p := range c.Primaries() {
 		if p.ID != src.ID {
 			dst = p
@@ -311,14 +327,5 @@ func TestAskingInPipeline(t *testing.T) {
 	if _, err := src.Do("CLUSTER", "SETSLOT", strconv.Itoa(slot), "MIGRATING", dst.ID); err != nil {
 		t.Fatal(err)
 	}
-	got := dialFast(t, glide.Driver{}, dst.Addr())
-	for i := range 200 {
-		rs := got.DoMulti(ctx, got.B().Asking().Build(), got.B().Set().Key("ask:k").Value(strconv.Itoa(i)).Build())
-		if err := rs[1].Error(); err != nil {
-			t.Fatalf("round %d: SET after ASKING on the importing node: %v", i, err)
-		}
-	}
-	if err := got.Do(ctx, got.B().Get().Key("ask:k").Build()).Error(); err == nil || !strings.HasPrefix(err.Error(), "MOVED") {
-		t.Fatalf("GET without ASKING on the importing node: %v, want MOVED", err)
-	}
+	return slot, src, dst
 }

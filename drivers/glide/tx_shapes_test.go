@@ -114,27 +114,7 @@ func TestClusterTxAskRepliesOfEveryShape(t *testing.T) {
 	defer cancel()
 	c := valkeytest.StartClusterT(t)
 	const key = "{gtxask}h"
-	slot, err := c.KeySlot(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := c.NodeForSlot(slot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dst *valkeytest.ClusterNode
-	for _, p := range c.Primaries() {
-		if p.ID != src.ID {
-			dst = p
-			break
-		}
-	}
-	if _, err := dst.Do("CLUSTER", "SETSLOT", strconv.Itoa(slot), "IMPORTING", src.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := src.Do("CLUSTER", "SETSLOT", strconv.Itoa(slot), "MIGRATING", dst.ID); err != nil {
-		t.Fatal(err)
-	}
+	slot, _, dst := halfMigrate(t, c, key)
 	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(c.Addrs()...).WithClusterMode(true).WithDriver(glide.Name))
 	if err != nil {
 		t.Fatal(err)
