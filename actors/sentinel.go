@@ -261,7 +261,7 @@ func (s *SentinelState) askEach(ctx context.Context, order []string, check func(
 		}
 		errs[i] = fmt.Errorf("sentinel %s: not asked: %w", list[i], cause)
 	}
-	return nil, known, errors.Join(errs...)
+	return nil, known, policies.JoinLine(errs...)
 }
 
 // ask queries one sentinel over its cached command connection (dialled on

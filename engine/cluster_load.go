@@ -11,6 +11,7 @@ import (
 
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/internal/stagger"
+	"github.com/vactor-io/vactor/policies"
 )
 
 // Reading the cluster slot map. A node that accepts connections and never
@@ -161,7 +162,7 @@ func (e *Engine) fetchMap(ctx context.Context, srcs []mapSource) (*actors.Topolo
 	if err := ctx.Err(); err != nil { // also for the nodes not asked
 		errs = append(errs, err)
 	}
-	return nil, errors.Join(errs...)
+	return nil, policies.JoinLine(errs...)
 }
 
 // fetchFrom reads the slot map from one node: through its connection
