@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -26,8 +27,8 @@ import (
 // scriptConn is a drivers.ValkeyConn that answers PING (the reconnect's check)
 // with PONG and every other command with the next step of its script:
 // "MOVED" (a redirect to the same node), "DOWN" (a transport error from
-// before anything was written, which the actor sends again), or a
-// string reply. Past the script's end it answers "OK".
+// before anything was written, which the actor sends again), "LOST" (a
+// transport error after the write: io.EOF), or a string reply. Past the script's end it answers "OK".
 type scriptConn struct {
 	mu     sync.Mutex
 	script []string
@@ -63,6 +64,8 @@ func (s *scriptConn) DoMulti(_ context.Context, cmds ...valkey.Completed) []valk
 			out[i] = serverErrReply("MOVED 1 " + scriptAddr)
 		case "DOWN":
 			out[i] = transportErrReply(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
+		case "LOST":
+			out[i] = transportErrReply(io.EOF)
 		default:
 			out[i] = strReply(step)
 		}
@@ -229,4 +232,48 @@ func TestRedirectAndRetryBudgetsBound(t *testing.T) {
 	if err := cmd.wantFailed(t); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("after %d transport failures: %v, want the transport error", testMaxRetries+1, err)
 	}
+}
+
+// A read whose reply a broken connection lost is sent again while the
+// retry budget lasts; once it is spent, the next such read fails as an
+// outcome unknown that names the budget (ErrRetryBudget), and a write
+// hit the same way does not (it is never resent: the budget is not why).
+// (A cluster whose connections the servers all closed at once failed 18
+// of 200 GETs with a bare "outcome unknown: EOF".)
+func TestRetryBudgetNamed(t *testing.T) {
+	b := subBuilder(t)
+	snapshot := goleak.IgnoreCurrent()
+	conn := &scriptConn{script: []string{"LOST", "again", "LOST", "LOST"}}
+	st := scriptNode(conn)
+	st.Policy = &actors.Policy{
+		MaxRetries: 3,
+		Backoff:    policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond},
+		Budget:     policies.NewBudget(0.001, 1), // one retry, then ~nothing earned
+	}
+	h := start(t, st)
+	get := func(id int) *fakeCmd {
+		c := newFakeCmd(id, nil)
+		c.cmd = b.Get().Key("k").Build()
+		return c
+	}
+	first := get(1)
+	st.Mailbox.Post(first)
+	first.wantString(t, "again") // resent once: the budget's one token
+	second := get(2)
+	st.Mailbox.Post(second)
+	err := second.wantFailed(t)
+	if !errors.Is(err, policies.ErrOutcomeUnknown) || !errors.Is(err, policies.ErrRetryBudget) || !errors.Is(err, io.EOF) {
+		t.Fatalf("read past the budget failed with %v, want ErrOutcomeUnknown wrapping ErrRetryBudget and io.EOF", err)
+	}
+	write := newFakeCmd(3, nil)
+	write.cmd = b.Set().Key("k").Value("v").Build()
+	st.Mailbox.Post(write)
+	err = write.wantFailed(t)
+	if !errors.Is(err, policies.ErrOutcomeUnknown) || errors.Is(err, policies.ErrRetryBudget) {
+		t.Fatalf("write whose reply was lost failed with %v, want ErrOutcomeUnknown not naming the budget", err)
+	}
+	if first.attempts != 1 || second.attempts != 0 || write.attempts != 0 {
+		t.Fatalf("attempts %d, %d, %d; want 1, 0, 0", first.attempts, second.attempts, write.attempts)
+	}
+	h.shutdown(t, snapshot)
 }

@@ -916,9 +916,10 @@ func isNotPrimary(err error) bool {
 
 // hitCmd is a command of a batch that a transport error hit.
 type hitCmd struct {
-	cmd  Command
-	err  error
-	keep bool
+	cmd   Command
+	err   error
+	keep  bool
+	spent bool // repeatable, refused by the retry budget alone
 }
 
 // sortOut decides which of the commands a transport error hit are kept to
@@ -938,10 +939,11 @@ func (c *Conn) sortOut(hit []hitCmd) []held {
 	barrier, kept := false, 0
 	for i := len(hit) - 1; i >= 0; i-- {
 		h := &hit[i]
-		if !barrier && c.retry(h.cmd, h.err) {
-			h.keep = true
-			kept++
-			continue
+		if !barrier {
+			if h.keep, h.spent = c.retry(h.cmd, h.err); h.keep {
+				kept++
+				continue
+			}
 		}
 		if cmd := h.cmd.Cmd(); !policies.NotSent(h.err) && !cmd.IsReadOnly() {
 			barrier = true // a write that may have run stays behind
@@ -953,7 +955,11 @@ func (c *Conn) sortOut(hit []hitCmd) []held {
 	}
 	for _, h := range hit {
 		if !h.keep {
-			h.cmd.Fail(c.failure(h.cmd, h.err))
+			err := h.err
+			if h.spent {
+				err = fmt.Errorf("%w: %w", policies.ErrRetryBudget, err)
+			}
+			h.cmd.Fail(c.failure(h.cmd, err))
 			continue
 		}
 		var sent error
@@ -972,22 +978,28 @@ func (c *Conn) sortOut(hit []hitCmd) []held {
 // spend the budget, which bounds the load retries add to a failing server:
 // its resend is the first the server sees of it. (It did: a pipeline of
 // 1,000 found closed by the server while idle failed up to 990 of them,
-// not sent, once the burst of 100 was spent.)
-func (c *Conn) retry(cmd Command, err error) bool {
+// not sent, once the burst of 100 was spent.) spent reports a repeatable
+// command that only the budget kept from being resent: its error then
+// names the budget (policies.ErrRetryBudget), so that a read failed as an
+// outcome unknown says why it was not simply sent again.
+func (c *Conn) retry(cmd Command, err error) (keep, spent bool) {
 	p := c.state.Policy
 	if p == nil || c.state.Node == nil || ended(cmd.Context()) != nil {
-		return false
+		return false, false
 	}
 	notSent := policies.NotSent(err)
 	if !notSent && !policies.Repeatable(cmd.Context(), cmd.Cmd()) {
-		return false
+		return false, false
 	}
-	if cmd.Attempts() >= p.MaxRetries || !notSent && !p.Budget.Spend(1) {
-		return false
+	if cmd.Attempts() >= p.MaxRetries {
+		return false, false
+	}
+	if !notSent && !p.Budget.Spend(1) {
+		return false, true
 	}
 	cmd.Retrying()
 	c.state.retries.Add(1)
-	return true
+	return true, false
 }
 
 // failure is the error of a command that failed on transport error err and

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -72,6 +73,11 @@ func TestClusterAllNodesRefuseFailFast(t *testing.T) {
 				t.Fatalf("round %d: GET %s answered by a node that refuses the password", round, keys[i])
 			case errors.Is(err, context.DeadlineExceeded):
 				late++
+			case round == 0 && errors.Is(err, engine.ErrOutcomeUnknown) && errors.Is(err, engine.ErrRetryBudget):
+				// Written on a connection the kill had closed before the
+				// engine noticed, its reply lost, and not sent again: the
+				// kill left more such reads than the retry budget's 100
+				// (18 of 200 on a busy CI machine). Failed fast too.
 			case !strings.Contains(err.Error(), "WRONGPASS"):
 				t.Errorf("round %d: GET %s failed with %v, want the refusal (WRONGPASS)", round, keys[i], err)
 			}

@@ -52,9 +52,9 @@
 // exponential backoff). A command written on a connection that then failed
 // fails with ErrOutcomeUnknown, unless it may be repeated: read-only
 // commands and those issued with a context from WithIdempotent are sent
-// again (one that cannot be, its retries spent or the breaker open, fails
-// with ErrOutcomeUnknown too: for a read that only says its reply was
-// lost). After Config.CircuitBreakerThreshold failed round trips in a row,
+// again (one that cannot be, its retries or the retry budget spent or the
+// breaker open, fails with ErrOutcomeUnknown too: for a read that only
+// says its reply was lost; the budget's wraps ErrRetryBudget). After Config.CircuitBreakerThreshold failed round trips in a row,
 // the node's circuit breaker opens and commands fail at once with
 // ErrCircuitOpen until a probe of the node succeeds.
 //

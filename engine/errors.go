@@ -45,6 +45,14 @@ var (
 	// issued with a context from WithIdempotent.
 	ErrOutcomeUnknown = policies.ErrOutcomeUnknown
 
+	// ErrRetryBudget is matched, beside ErrOutcomeUnknown, by the error of
+	// a repeatable command (a read, or one issued WithIdempotent) whose
+	// reply a broken connection lost and which was not sent again because
+	// the engine's retry budget (10% of traffic, burst 100) was spent: many
+	// commands in flight on connections the server closed at once. It is
+	// policies.ErrRetryBudget.
+	ErrRetryBudget = policies.ErrRetryBudget
+
 	// ErrNotSent is matched (errors.Is) by a transport error of a command
 	// the driver knows it did not write: the connection was down before
 	// the call. The command did not run and may be sent again. The

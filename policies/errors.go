@@ -26,8 +26,12 @@ var (
 	// a failover ends with a new owner.
 	ErrNoSlotOwner = errors.New("vactor: no cluster node serves the slot")
 
-	// ErrRetryBudget is wrapped around a retryable error when the retry
-	// budget is spent: the engine stopped retrying to protect the server.
+	// ErrRetryBudget is matched (errors.Is) by the error of a repeatable
+	// command (a read, or one issued WithIdempotent) that a broken
+	// connection hit after it was written and that the engine did not send
+	// again because the retry budget was spent (10% of traffic, burst 100):
+	// it stopped resending to protect the server. The error is an
+	// outcome-unknown one (ErrOutcomeUnknown) wrapping the transport error.
 	ErrRetryBudget = errors.New("vactor: retry budget exhausted")
 )
 
