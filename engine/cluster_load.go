@@ -47,10 +47,20 @@ func (e *Engine) discover(ctx context.Context) (*actors.Topology, error) {
 	}
 	t, err := e.fetchMap(ctx, srcs)
 	if err != nil {
+		if policies.ServerErrorCode(err) == "NOPERM" {
+			return nil, fmt.Errorf("vactor: no cluster seed answered: %w (%s)", err, clusterACLHint)
+		}
 		return nil, fmt.Errorf("vactor: no cluster seed answered: %w", err)
 	}
 	return t, nil
 }
+
+// clusterACLHint says which commands an ACL user needs beyond its data
+// commands in cluster mode: the slot map (CLUSTER SHARDS, or CLUSTER
+// SLOTS before 7.0), ASKING during slot migrations and READONLY for
+// replica reads; a "~* +@read +@write" user has none of them.
+const clusterACLHint = "cluster mode needs the ACL user to run CLUSTER SHARDS or CLUSTER SLOTS to read the slot map, " +
+	"ASKING during slot migrations and READONLY for replica reads: grant +cluster|shards +cluster|slots +asking +readonly"
 
 // load reads the slot map again (the topology actor's Load): from the
 // primaries of the current map whose connections are healthy, starting

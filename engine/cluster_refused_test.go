@@ -11,6 +11,7 @@ import (
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/policies"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -85,5 +86,40 @@ func TestClusterAllNodesRefuseFailFast(t *testing.T) {
 		if late > 0 {
 			t.Fatalf("round %d: %d of %d GETs waited out their 3 s deadline instead of failing with the refusal", round, late, n)
 		}
+	}
+}
+
+// An ACL user with its data commands only ("~* +@read +@write") cannot
+// read the slot map: New fails naming the permissions cluster mode needs,
+// and with them granted it works (qa-AD: "CLUSTER SLOTS ... NOPERM" named
+// no fix).
+func TestClusterUserWithoutClusterNamed(t *testing.T) {
+	const adminPass, appPass = "admin-Pa55word-47be", "app-Pa55word-0d3c"
+	cl := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{Username: "admin", Password: adminPass, ReplicasPerPrimary: -1})
+	for _, n := range cl.Nodes() {
+		if err := n.AddUser("app", appPass, "~*", "&*", "+@read", "+@write"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := config.DefaultConfig().WithAddrs(cl.Addrs()...).WithClusterMode(true).WithUsername("app").WithPassword(appPass)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	eng, err := engine.New(ctx, cfg)
+	if err == nil {
+		eng.Close()
+		t.Fatal("New succeeded for a user that may not read the slot map")
+	}
+	if policies.ServerErrorCode(err) != "NOPERM" || strings.Count(err.Error(), "+cluster|shards +cluster|slots +asking +readonly") != 1 {
+		t.Fatalf("New failed with %v, want the NOPERM refusal naming the permissions cluster mode needs", err)
+	}
+	for _, n := range cl.Nodes() {
+		if _, err := n.Do("ACL", "SETUSER", "app", "+cluster|shards", "+cluster|slots", "+asking", "+readonly"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eng = engineOn(t, cfg)
+	defer eng.Close()
+	if err := eng.Set(ctx, "granted", "v", 0).Err(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
