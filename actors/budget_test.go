@@ -277,3 +277,41 @@ func TestRetryBudgetNamed(t *testing.T) {
 	}
 	h.shutdown(t, snapshot)
 }
+
+// A command a transport error hit and the actor keeps to send again is in
+// ConnStats.Held until the new connection takes it: in no mailbox and not
+// in flight meanwhile, it was counted nowhere (qa-AF).
+func TestStatsHeldWhileReconnecting(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := &scriptConn{script: []string{"DOWN", "back"}}
+	st := scriptNode(conn)
+	release := make(chan struct{})
+	st.Node.Dial = func(ctx context.Context) (drivers.ValkeyConn, error) {
+		select {
+		case <-release:
+			return conn, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	st.Node.DialTimeout = time.Minute
+	st.Policy = &actors.Policy{
+		MaxRetries: 3,
+		Backoff:    policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond},
+		Budget:     policies.NewBudget(0.1, 100),
+	}
+	h := start(t, st)
+	cmd := newFakeCmd(1, nil)
+	cmd.cmd = valkey.Builder{}.Arbitrary("SET", "k", "v").Build()
+	st.Mailbox.Post(cmd)
+	eventually(t, "the command held while the dial waits", func() bool { return st.Stats().Held == 1 })
+	if s := st.Stats(); s.InFlight != 0 || s.Mailbox.Queued != 0 || s.Connected {
+		t.Fatalf("Stats while held = %+v, want nothing in flight or queued, not connected", s)
+	}
+	close(release)
+	cmd.wantString(t, "back")
+	if held := st.Stats().Held; held != 0 {
+		t.Fatalf("Held = %d after the resend, want 0", held)
+	}
+	h.shutdown(t, snapshot)
+}

@@ -106,10 +106,14 @@ type ConnStats struct {
 	Addr string
 	// Connected is true while the actor holds a working connection: false
 	// once it failed (until a new one is installed) and after Close.
-	Connected  bool
-	Commands   uint64
-	Errors     uint64
-	InFlight   int64
+	Connected bool
+	Commands  uint64
+	Errors    uint64
+	InFlight  int64
+	// Held is the number of commands a transport error hit that the actor
+	// keeps to send again once it has a connection (in no mailbox and not
+	// in flight meanwhile).
+	Held       int
 	Restarts   uint64
 	Reconnects uint64
 	Retries    uint64
@@ -126,10 +130,12 @@ type ConnStats struct {
 func (s *ConnState) Stats() ConnStats {
 	s.mu.Lock()
 	connected := s.Driver != nil && !s.broken && !s.closed
+	held := len(s.stash)
 	s.mu.Unlock()
 	return ConnStats{
 		Addr:           s.Addr,
 		Connected:      connected,
+		Held:           held,
 		Commands:       s.commands.Load(),
 		Errors:         s.errors.Load(),
 		InFlight:       s.inFlight.Load(),

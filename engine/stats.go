@@ -36,10 +36,16 @@ type Stats struct {
 	// mailbox (Backpressure block), not in Queued yet: those of callers
 	// blocked in the call that fired them, and, in cluster mode, those a
 	// slot actor handed on to its node's connection actor. Fired and not
-	// complete, a command is in Queued, Waiting or InFlight, or about to
-	// be in one (a batch taken from the mailbox and not yet written, a
-	// command kept to be sent again after a reconnect or a redirect).
+	// complete, a command is in Queued, Waiting, InFlight or Held, or
+	// about to be in one (a batch taken from the mailbox and not yet
+	// written, a command the cluster redirected on its way to its new
+	// owner).
 	Waiting int
+	// Held is the number of commands a broken connection hit that the
+	// connection actors keep to send again once they have reconnected
+	// (not written, or repeatable: see ErrOutcomeUnknown): while a node is
+	// down they are in no mailbox and not in flight.
+	Held int
 	// Expired counts commands failed because their context ended before
 	// they were written; Rejected those failed with ErrBackpressure;
 	// CircuitOpen those failed with ErrCircuitOpen before they were
@@ -138,6 +144,7 @@ func (e *Engine) Stats() Stats {
 		s.Commands += cs.Commands
 		s.Errors += cs.Errors
 		s.InFlight += cs.InFlight
+		s.Held += cs.Held
 		s.Restarts += cs.Restarts
 		s.Reconnects += cs.Reconnects
 		s.Retries += cs.Retries

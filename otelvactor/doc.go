@@ -23,7 +23,7 @@
 //	db.client.operation.duration          histogram, s, buckets DurationBuckets
 //	db.client.connection.count            up-down counter, state idle or used (Observe; see below)
 //	db.client.connection.create_time      histogram, s
-//	db.client.connection.pending_requests up-down counter: queued and in flight (Observe)
+//	db.client.connection.pending_requests up-down counter: queued, in flight and held for a reconnect (Observe)
 //
 // The engine's own:
 //

@@ -74,7 +74,7 @@ func TestObserveAggregatesEngines(t *testing.T) {
 		Conns: []actors.ConnStats{
 			{Addr: a, Connected: true, InFlight: 2, Mailbox: mailbox.Stats{Queued: 5}},
 			{Addr: a, Connected: true},
-			{Addr: a}, // its connection failed (or closed): counts none
+			{Addr: a, Held: 4}, // its connection failed: counts none, its held commands are pending
 		},
 		Nodes:          []engine.NodeStats{{Addr: a, Breaker: "open"}, {Addr: b, Breaker: "closed"}},
 		DedicatedConns: []engine.PoolStats{{Addr: a, Pool: engine.PoolTx, Idle: 1, Used: 2}},
@@ -110,7 +110,7 @@ func TestObserveAggregatesEngines(t *testing.T) {
 		pool(a+"/dedicated", "idle"): 0, pool(a+"/dedicated", "used"): 1,
 	})
 	check("vactor.mailbox.depth", map[string]int64{"db.client.connection.pool.name=" + a: 8})
-	check("db.client.connection.pending_requests", map[string]int64{"db.client.connection.pool.name=" + a + ",db.system.name=valkey": 10})
+	check("db.client.connection.pending_requests", map[string]int64{"db.client.connection.pool.name=" + a + ",db.system.name=valkey": 14})
 	check("vactor.breaker.state", map[string]int64{
 		"server.address=10.0.0.1,server.port=6379": 2, // open in one
 		"server.address=10.0.0.2,server.port=6379": 1, // half-open in two

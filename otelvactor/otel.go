@@ -276,7 +276,7 @@ func (h *Hook) instruments(m metric.Meter) error {
 		metric.WithDescription("The number of connections that are currently in the state described by the state attribute."))
 	errs = append(errs, err)
 	h.pending, err = m.Int64ObservableUpDownCounter("db.client.connection.pending_requests", metric.WithUnit("{request}"),
-		metric.WithDescription("The number of current pending requests for an open connection: queued in its mailbox or written and awaiting replies."))
+		metric.WithDescription("The number of current pending requests for an open connection: queued in its mailbox, written and awaiting replies, or held to be sent again after a reconnect."))
 	errs = append(errs, err)
 	h.depth, err = m.Int64ObservableGauge("vactor.mailbox.depth", metric.WithUnit("{command}"),
 		metric.WithDescription("Commands queued in a connection actor's mailbox."))
@@ -1073,7 +1073,7 @@ func (h *Hook) observeEngines(_ context.Context, o metric.Observer) error {
 			default:
 				p.idle++
 			}
-			p.pending += c.InFlight + int64(c.Mailbox.Queued+c.Mailbox.Waiting)
+			p.pending += c.InFlight + int64(c.Mailbox.Queued+c.Mailbox.Waiting+c.Held)
 			p.queued += int64(c.Mailbox.Queued)
 		}
 		for _, d := range st.DedicatedConns {
