@@ -36,6 +36,14 @@ type Capabilities struct {
 	// driver sends nothing a sentinel refuses, such as commands that only
 	// data nodes know).
 	Sentinel bool
+	// LongPipelines: Exec sends a pipeline of any length on the Conn it
+	// is called on, so the engine sends a transaction (MULTI, its
+	// commands, EXEC) in one call. Without it the engine sends a
+	// transaction longer than Options.MaxPipeline in parts of that many
+	// commands on its connection (valkey-go moves a longer DoMulti to
+	// another connection); a driver that must see MULTI..EXEC whole
+	// (glide sends it as its atomic batch) sets it.
+	LongPipelines bool
 }
 
 // Capable is implemented by drivers that say what they support.
@@ -71,6 +79,7 @@ func (c Capabilities) Missing(want Capabilities) []string {
 	add(want.PubSub, c.PubSub, "PubSub")
 	add(want.NoIdlePing, c.NoIdlePing, "NoIdlePing")
 	add(want.Sentinel, c.Sentinel, "Sentinel")
+	add(want.LongPipelines, c.LongPipelines, "LongPipelines")
 	return out
 }
 

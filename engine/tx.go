@@ -454,8 +454,13 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 	cmds = append(cmds, e.b.Exec().Build())
 	// valkey-go moves a DoMulti longer than the connection's pipeline
 	// limit to another connection: send a long transaction in parts. The
-	// connection is ours alone, so nothing comes between them.
+	// connection is ours alone, so nothing comes between them. A driver
+	// that takes pipelines of any length gets it whole (glide must: it
+	// sends MULTI..EXEC as its atomic batch).
 	part := max(e.opts.MaxPipeline, 2)
+	if e.caps.LongPipelines {
+		part = len(cmds)
+	}
 	res := make([]valkey.ValkeyResult, 0, len(cmds))
 	var terr error
 	execTried, firstPart := false, false

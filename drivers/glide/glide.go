@@ -89,7 +89,7 @@ var (
 // Capabilities implements drivers.Capable (see the package doc for what
 // is missing and why).
 func (Driver) Capabilities() drivers.Capabilities {
-	return drivers.Capabilities{TLS: true, Credentials: true, Blocking: true, NoIdlePing: true}
+	return drivers.Capabilities{TLS: true, Credentials: true, Blocking: true, NoIdlePing: true, LongPipelines: true}
 }
 
 // defaultTimeout bounds a request when Options gives no ReadTimeout

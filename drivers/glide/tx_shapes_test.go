@@ -11,6 +11,7 @@ import (
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/drivers/glide"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -131,5 +132,41 @@ func TestClusterTxAskRepliesOfEveryShape(t *testing.T) {
 	}
 	if n, err := dst.Do("CLUSTER", "COUNTKEYSINSLOT", strconv.Itoa(slot)); err != nil || fmt.Sprint(n) != "1" {
 		t.Fatalf("keys of the slot on the importing node = %v, %v: the Tx ran there", n, err)
+	}
+}
+
+// TestLongTxRepliesOfEveryShape: a Tx longer than the pipeline limit
+// (MaxBatchSize) reaches glide whole, as its atomic batch: sent in parts
+// (as the engine sends it over valkey-go), it went out as plain commands
+// and a map reply inside failed with ErrOutcomeUnknown though it ran.
+func TestLongTxRepliesOfEveryShape(t *testing.T) {
+	srv := valkeytest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	eng, err := engine.New(ctx, config.DefaultConfig().WithAddrs(srv.Addr()).WithDriver(glide.Name).WithMaxBatchSize(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if _, err := srv.Do("HSET", "lt:h", "f", "v"); err != nil {
+		t.Fatal(err)
+	}
+	tx := eng.Tx()
+	var ns []*futures.Future[int64]
+	var hs []*futures.Future[map[string]string]
+	for range 20 {
+		ns = append(ns, tx.Incr("lt:n"))
+		hs = append(hs, tx.HGetAll("lt:h"))
+	}
+	if err := tx.Exec(ctx); err != nil {
+		t.Fatalf("Exec of %d commands with MaxBatchSize 16: %v", 2*len(ns), err)
+	}
+	for i := range ns {
+		if v, err := ns[i].Await(ctx); err != nil || v != int64(i+1) {
+			t.Fatalf("INCR %d = %v, %v", i, v, err)
+		}
+		if v, err := hs[i].Await(ctx); err != nil || fmt.Sprint(v) != "map[f:v]" {
+			t.Fatalf("HGETALL %d = %v, %v", i, v, err)
+		}
 	}
 }
