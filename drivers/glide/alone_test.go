@@ -317,3 +317,32 @@ func TestFunctionLearnedEngine(t *testing.T) {
 			st.Reconnects-before.Reconnects, st.OutcomeUnknown-before.OutcomeUnknown)
 	}
 }
+
+// A function whose reply glide cannot convert, called alone first (its
+// error reply says why), teaches the driver as a lost batch does: the
+// first pipeline holding it then sends it alone, and the commands around
+// it keep their replies (qa-AE 2: before, that pipeline lost every reply,
+// and its writes read as outcomes unknown though they ran).
+func TestStandaloneFailureLearned(t *testing.T) {
+	srv := valkeytest.Start(t)
+	fmap := fresh("falone")
+	lib := "#!lua name=vactoralone" + fmap + "\n" +
+		"redis.register_function('" + fmap + "', function(keys, args) redis.setresp(3); redis.call('INCR', keys[1]); return {map={[1]=2}} end)"
+	if _, err := srv.Do("FUNCTION", "LOAD", lib); err != nil {
+		t.Fatal(err)
+	}
+	c := dialFast(t, glide.Driver{}, srv.Addr())
+	alone := [][]string{{"FCALL", fmap, "1", "k"}} // k = 1
+	rs, sizes := pipeline(t, c, alone)
+	wantUnreadable(t, alone, rs, 0)
+	if want := []int{1}; !slices.Equal(sizes, want) {
+		t.Errorf("alone: batches of %v, want %v", sizes, want)
+	}
+	cmds := [][]string{{"INCR", "k"}, {"FCALL", fmap, "1", "k"}, {"INCR", "k"}} // 2, 3, 4
+	rs, sizes = pipeline(t, c, cmds)
+	wantUnreadable(t, cmds, rs, 1)
+	wantStrings(t, cmds, rs, map[int]string{0: "2", 2: "4"})
+	if want := []int{1, 1, 1}; !slices.Equal(sizes, want) {
+		t.Errorf("after the failure alone: batches of %v, want %v", sizes, want)
+	}
+}

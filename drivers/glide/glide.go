@@ -582,7 +582,10 @@ func (c *Conn) batch(ctx context.Context, client *glide.Client, cmds []drivers.C
 	}
 	if errors.Is(err, errConversion) && len(cmds) == 1 && len(cmds[0].Args) > 0 {
 		// The command ran and the connection is sound: its reply is an
-		// error reply saying why it cannot be read.
+		// error reply saying why it cannot be read. A command the driver
+		// could not judge goes alone from now on (see learn): in a batch
+		// with others, its reply would lose theirs.
+		learn(cmds)
 		out[0] = drivers.Result{Value: drivers.Error(unconvertible(cmds[0].Args[0], err))}
 		return nil
 	}
