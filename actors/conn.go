@@ -942,7 +942,10 @@ func (c *Conn) sortOut(hit []hitCmd) []held {
 	if len(hit) == 0 {
 		return nil
 	}
-	barrier, kept := false, 0
+	// barrierSpent: the barrier is a write the spent budget kept from
+	// being resent; the repeatable commands it holds back fail for the
+	// budget too, and say so.
+	barrier, barrierSpent, kept := false, false, 0
 	for i := len(hit) - 1; i >= 0; i-- {
 		h := &hit[i]
 		if !barrier {
@@ -950,9 +953,11 @@ func (c *Conn) sortOut(hit []hitCmd) []held {
 				kept++
 				continue
 			}
+		} else if barrierSpent && !policies.NotSent(h.err) && policies.Repeatable(h.cmd.Context(), h.cmd.Cmd()) {
+			h.spent = true
 		}
-		if cmd := h.cmd.Cmd(); !policies.NotSent(h.err) && !cmd.IsReadOnly() {
-			barrier = true // a write that may have run stays behind
+		if cmd := h.cmd.Cmd(); !barrier && !policies.NotSent(h.err) && !cmd.IsReadOnly() {
+			barrier, barrierSpent = true, h.spent // a write that may have run stays behind
 		}
 	}
 	var keep []held
@@ -984,10 +989,18 @@ func (c *Conn) sortOut(hit []hitCmd) []held {
 // spend the budget, which bounds the load retries add to a failing server:
 // its resend is the first the server sees of it. (It did: a pipeline of
 // 1,000 found closed by the server while idle failed up to 990 of them,
-// not sent, once the burst of 100 was spent.) spent reports a repeatable
-// command that only the budget kept from being resent: its error then
-// names the budget (policies.ErrRetryBudget), so that a read failed as an
-// outcome unknown says why it was not simply sent again.
+// not sent, once the burst of 100 was spent.) Nor does the first resend
+// of a command that was written: a lost connection costs its node at most
+// one more send of what was in flight on it (a batch, MaxBatchSize
+// commands at most), as with valkey-go and go-redis, which resend reads
+// without a budget; the budget bounds the attempts after that, on a node
+// that keeps failing what is resent. (Before, 900 of 1,000 GETs in flight
+// when their connection was cut failed with ErrOutcomeUnknown once the
+// engine-wide burst of 100 was spent, where both peers served them all:
+// qa-AJ.) spent reports a repeatable command that only the budget kept
+// from being resent: its error then names the budget
+// (policies.ErrRetryBudget), so that a read failed as an outcome unknown
+// says why it was not simply sent again.
 func (c *Conn) retry(cmd Command, err error) (keep, spent bool) {
 	p := c.state.Policy
 	if p == nil || c.state.Node == nil || ended(cmd.Context()) != nil {
@@ -1000,7 +1013,7 @@ func (c *Conn) retry(cmd Command, err error) (keep, spent bool) {
 	if cmd.Attempts() >= p.MaxRetries {
 		return false, false
 	}
-	if !notSent && !p.Budget.Spend(1) {
+	if !notSent && cmd.Attempts() > 0 && !p.Budget.Spend(1) {
 		return false, true
 	}
 	cmd.Retrying()

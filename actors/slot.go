@@ -134,6 +134,13 @@ func (c *Collector) Reroute(cmd Hooked, err error) bool {
 // open breaker after the node refused connections (a breaker opened by
 // timeouts may be a node that is only slow: its commands are not moved).
 func unrun(err error) bool {
+	if errors.Is(err, policies.ErrOutcomeUnknown) {
+		// Written and then kept to be sent again, it may have run: the
+		// open breaker inside is what stopped the resend (qa-AJ: such a
+		// command was moved and failed as a plain ErrCircuitOpen, "not
+		// sent").
+		return false
+	}
 	if policies.NotSent(err) {
 		return true
 	}

@@ -76,9 +76,11 @@ func TestClusterAllNodesRefuseFailFast(t *testing.T) {
 				late++
 			case round == 0 && errors.Is(err, engine.ErrOutcomeUnknown) && errors.Is(err, engine.ErrRetryBudget):
 				// Written on a connection the kill had closed before the
-				// engine noticed, its reply lost, and not sent again: the
-				// kill left more such reads than the retry budget's 100
-				// (18 of 200 on a busy CI machine). Failed fast too.
+				// engine noticed, its reply lost, and not sent again past
+				// the node's retry budget. (Before the first resend was
+				// free of the budget, 18 of 200 failed so on a busy CI
+				// machine; now only a GET sent a second time can.) Failed
+				// fast too.
 			case !strings.Contains(err.Error(), "WRONGPASS"):
 				t.Errorf("round %d: GET %s failed with %v, want the refusal (WRONGPASS)", round, keys[i], err)
 			}

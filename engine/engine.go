@@ -139,10 +139,10 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 		TLSRootPEM:   pem,
 		MaxPipeline:  cfg.MaxBatchSize,
 	}
+	// Budget: one per node (newNodeWith).
 	e.retry = &actors.Policy{
 		MaxRetries:  cfg.MaxRetries,
 		Backoff:     policies.Backoff{Min: cfg.MinRetryBackoff, Max: cfg.MaxRetryBackoff},
-		Budget:      policies.NewBudget(0.1, 100),
 		ReadTimeout: max(cfg.ReadTimeout, cfg.WriteTimeout),
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)

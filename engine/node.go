@@ -45,6 +45,14 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 	return e.newNodeWith(ctx, addr, nil, connect, nil)
 }
 
+// The retry budget of each node: resends of commands that were written
+// (repeatable ones, past their first resend) earn 10% of the commands
+// sent, with a burst of 100 (see policies.Budget).
+const (
+	retryBudgetRatio = 0.1
+	retryBudgetBurst = 100
+)
+
 // newNodeWith is newNode with the node's dial function (connect): addr
 // names the node (the key of e.pools, the connection actors' Addr). tune,
 // when not nil, adjusts each connection actor's state before it is
@@ -89,6 +97,11 @@ func (e *Engine) newNodeWith(ctx context.Context, addr string, where func() stri
 			}
 		},
 	})
+	// A retry budget per node: an outage of one node does not spend the
+	// others' (qa-AJ: with one engine-wide budget, the first node of a
+	// cluster restart took all 100 tokens).
+	retry := *e.retry
+	retry.Budget = policies.NewBudget(retryBudgetRatio, retryBudgetBurst)
 	policy := mailbox.Block
 	if cfg.Backpressure == config.BackpressureReject {
 		policy = mailbox.Reject
@@ -126,7 +139,7 @@ func (e *Engine) newNodeWith(ctx context.Context, addr string, where func() stri
 			Driver:   conn,
 			CloseErr: ErrClosed,
 			Node:     node,
-			Policy:   e.retry,
+			Policy:   &retry,
 			Hooks:    e.bus,
 			Mailbox: mailbox.New(mailboxOptions(mailbox.Options{
 				Capacity: cfg.MailboxCapacity,

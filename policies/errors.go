@@ -29,7 +29,8 @@ var (
 	// ErrRetryBudget is matched (errors.Is) by the error of a repeatable
 	// command (a read, or one issued WithIdempotent) that a broken
 	// connection hit after it was written and that the engine did not send
-	// again because the retry budget was spent (10% of traffic, burst 100):
+	// again because the retry budget was spent (the engine's: one per node,
+	// 10% of its traffic, burst 100, for resends past the first):
 	// it stopped resending to protect the server. The error is an
 	// outcome-unknown one (ErrOutcomeUnknown) wrapping the transport error.
 	ErrRetryBudget = errors.New("vactor: retry budget exhausted")
