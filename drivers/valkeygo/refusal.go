@@ -70,7 +70,8 @@ func (e *refusedError) Unwrap() []error { return []error{e.err, e.reply} }
 // beside it, when err is not an error reply already; otherwise err.
 func withRefusal(err error, reads []*firstRead) error {
 	var ve *valkey.ValkeyError
-	if errors.As(err, &ve) {
+	var ce *credsError
+	if errors.As(err, &ve) || errors.As(err, &ce) {
 		return err
 	}
 	for _, f := range reads {

@@ -185,6 +185,15 @@ func connWriteTimeout(timeout time.Duration) time.Duration {
 // subscription changes.
 const ringScale = 5
 
+// credsError marks the error of Options.Credentials: the dial failed
+// before the handshake was sent, so no error reply the connection read
+// then (valkey-go's Close sends a PING, which a server requiring
+// authentication answers NOAUTH) is the reason (see withRefusal).
+type credsError struct{ err error }
+
+func (e *credsError) Error() string { return e.err.Error() }
+func (e *credsError) Unwrap() error { return e.err }
+
 // authCredentials returns valkey-go's AuthCredentialsFn for creds (nil
 // for nil: valkey-go then uses Username and Password). valkey-go calls it
 // for every connection it opens, after the dial and before HELLO, with no
@@ -202,7 +211,7 @@ func authCredentials(creds func(context.Context) (string, string, error), timeou
 		defer cancel()
 		user, pass, err := creds(ctx)
 		if err != nil {
-			return valkey.AuthCredentials{}, err
+			return valkey.AuthCredentials{}, &credsError{err}
 		}
 		return valkey.AuthCredentials{Username: user, Password: pass}, nil
 	}
