@@ -124,7 +124,10 @@ type ReadFrom int
 const (
 	// ReadFromPrimary reads from the primary. The default.
 	ReadFromPrimary ReadFrom = iota
-	// ReadFromReplica reads from a replica.
+	// ReadFromReplica reads from a replica when one is reachable and from
+	// the primary otherwise: today the same as ReadFromPreferReplica (the
+	// engine does not fail a read for want of a replica; a program that
+	// must keep reads off the primary checks Stats).
 	ReadFromReplica
 	// ReadFromPreferReplica reads from a replica when one is reachable and
 	// from the primary otherwise.
