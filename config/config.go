@@ -125,9 +125,8 @@ const (
 	// ReadFromPrimary reads from the primary. The default.
 	ReadFromPrimary ReadFrom = iota
 	// ReadFromReplica reads from a replica when one is reachable and from
-	// the primary otherwise: today the same as ReadFromPreferReplica (the
-	// engine does not fail a read for want of a replica; a program that
-	// must keep reads off the primary checks Stats).
+	// the primary otherwise: the same as ReadFromPreferReplica (the
+	// engine does not fail a read for want of a replica).
 	ReadFromReplica
 	// ReadFromPreferReplica reads from a replica when one is reachable and
 	// from the primary otherwise.

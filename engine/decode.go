@@ -84,7 +84,7 @@ func typed(res *valkey.ValkeyResult, err error) error {
 	if _, ok := err.(*valkey.ValkeyError); ok { // an error reply or a nil, maybe an element's
 		return err
 	}
-	return fmt.Errorf("%w: %w", ErrReplyType, err)
+	return fmt.Errorf("%w: %w", ErrReplyType, shortNum(err))
 }
 
 // decodeOK checks a status reply.

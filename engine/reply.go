@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/valkey-io/valkey-go"
 )
@@ -52,7 +53,25 @@ func typeError(msg *valkey.ValkeyMessage, err error) error {
 	if msg.IsNil() || msg.Error() != nil {
 		return msgError(msg, err)
 	}
-	return fmt.Errorf("%w: %w", ErrReplyType, err)
+	return fmt.Errorf("%w: %w", ErrReplyType, shortNum(err))
+}
+
+// maxQuoted bounds the text of a reply a number parse error quotes.
+const maxQuoted = 16
+
+// shortNum returns err with the text it failed to parse cut to maxQuoted
+// bytes when err is a *strconv.NumError: Int64 of an INFO reply put its
+// several KB in the error, and of a user's value the value, which the
+// program's logs then kept (qa-AI F7). errors.As still finds a
+// *strconv.NumError, errors.Is its Err.
+func shortNum(err error) error {
+	ne, ok := err.(*strconv.NumError)
+	if !ok || len(ne.Num) <= maxQuoted {
+		return err
+	}
+	c := *ne
+	c.Num = fmt.Sprintf("%s... (%d bytes)", strings.ToValidUTF8(ne.Num[:maxQuoted], ""), len(ne.Num))
+	return &c
 }
 
 // scalar returns the text of a string, verbatim string (without its

@@ -317,8 +317,11 @@ func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscr
 	if len(o.Channels)+len(o.Patterns)+len(o.ShardChannels) == 0 {
 		return nil, fmt.Errorf("%w: subscribe: no channel or pattern", ErrInvalidArgument)
 	}
-	if o.Buffer < 0 || o.Buffer > maxSubscribeBuffer || o.Overflow > OverflowDrop {
-		return nil, fmt.Errorf("%w: subscribe: buffer %d, overflow %d", ErrInvalidArgument, o.Buffer, o.Overflow)
+	if o.Buffer < 0 || o.Buffer > maxSubscribeBuffer {
+		return nil, fmt.Errorf("%w: SubscribeOptions.Buffer %d: from 0 (the default, %d) to %d", ErrInvalidArgument, o.Buffer, DefaultSubscribeBuffer, maxSubscribeBuffer)
+	}
+	if o.Overflow > OverflowDrop {
+		return nil, fmt.Errorf("%w: SubscribeOptions.Overflow %d: OverflowBlock or OverflowDrop", ErrInvalidArgument, o.Overflow)
 	}
 	for _, names := range [][]string{o.Channels, o.Patterns, o.ShardChannels} {
 		if err := checkNames(names); err != nil {

@@ -439,6 +439,16 @@ func TestSubscribeBadInput(t *testing.T) {
 		},
 		"bad overflow": func() error {
 			_, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"a"}, Overflow: 9})
+			if err != nil && !strings.Contains(err.Error(), "SubscribeOptions.Overflow 9") {
+				t.Errorf("bad overflow: %v, want it to name the field", err)
+			}
+			return err
+		},
+		"buffer over the limit": func() error {
+			_, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"a"}, Buffer: 1<<20 + 1})
+			if err != nil && !strings.Contains(err.Error(), "SubscribeOptions.Buffer 1048577: from 0 (the default, 1024) to 1048576") {
+				t.Errorf("buffer over the limit: %v, want it to name the field and its range (qa-AI F6)", err)
+			}
 			return err
 		},
 		"nil ctx, empty shard name": func() error {
