@@ -27,7 +27,9 @@ type Stats struct {
 	// (and in Redirects), so an error rate for alerts is (Errors -
 	// Redirects) / Commands.
 	Errors uint64
-	// InFlight is the number of commands written and awaiting replies.
+	// InFlight is the number of commands being written or written and
+	// awaiting replies (counted as their pipeline is handed to the
+	// driver).
 	InFlight int64
 	// Queued is the number of commands waiting in the mailboxes (in
 	// cluster mode, those its slot actors hold too).
