@@ -22,7 +22,7 @@ func TestPipelineRecycledSlices(t *testing.T) {
 	errs := make(chan error, 8)
 	for g := range 8 {
 		wg.Go(func() {
-			for p := range 60 {
+			for p := range 30 {
 				n := 1 + (g*37+p*101)%700 // sizes from 1 to 700
 				pipe := eng.Pipeline()
 				gets := make([]*futures.Future[string], n)
