@@ -334,3 +334,35 @@ func TestStatsHeldWhileReconnecting(t *testing.T) {
 	}
 	h.shutdown(t, snapshot)
 }
+
+// The first resend after a write is free of the budget also for a command
+// retried before as not sent (a connection found closed): the not-sent
+// retry does not count (review-31 F1: a GET refused as not sent and then
+// lost after its write paid the budget, and past it failed).
+func TestFirstResendAfterNotSentFree(t *testing.T) {
+	b := subBuilder(t)
+	snapshot := goleak.IgnoreCurrent()
+	conn := &scriptConn{script: []string{
+		"LOST", "LOST", "ok0", // cmd0: its free resend, then the budget's one token
+		"DOWN", "LOST", "ok1", // cmd1: a not-sent retry, then its first resend after a write
+	}}
+	st := scriptNode(conn)
+	st.Policy = &actors.Policy{
+		MaxRetries: 3,
+		Backoff:    policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond},
+		Budget:     policies.NewBudget(0.001, 1),
+	}
+	h := start(t, st)
+	c0 := newFakeCmd(0, nil)
+	c0.cmd = b.Get().Key("k").Build()
+	st.Mailbox.Post(c0)
+	c0.wantString(t, "ok0")
+	c1 := newFakeCmd(1, nil)
+	c1.cmd = b.Get().Key("k").Build()
+	st.Mailbox.Post(c1)
+	c1.wantString(t, "ok1")
+	if c1.attempts != 2 || c1.rewrites != 1 {
+		t.Fatalf("attempts %d, rewrites %d; want 2 and 1", c1.attempts, c1.rewrites)
+	}
+	h.shutdown(t, snapshot)
+}

@@ -22,8 +22,13 @@ type Command interface {
 	// Hooked.Redirects).
 	Attempts() int
 	// Retrying counts one more transport retry; the connection actor calls
-	// it when it keeps the command to send again.
-	Retrying()
+	// it when it keeps the command to send again, with written true when
+	// the command was written before the failure (it may have run).
+	Retrying(written bool)
+	// Rewrites returns how many of those retries followed a failure after
+	// the command was written (Retrying(true)): the first is free of the
+	// retry budget, a not-sent retry before it or not.
+	Rewrites() int
 }
 
 // Resendable is a Command a connection actor may send again after the

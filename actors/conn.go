@@ -1013,10 +1013,10 @@ func (c *Conn) retry(cmd Command, err error) (keep, spent bool) {
 	if cmd.Attempts() >= p.MaxRetries {
 		return false, false
 	}
-	if !notSent && cmd.Attempts() > 0 && !p.Budget.Spend(1) {
+	if !notSent && cmd.Rewrites() > 0 && !p.Budget.Spend(1) {
 		return false, true
 	}
-	cmd.Retrying()
+	cmd.Retrying(!notSent)
 	c.state.retries.Add(1)
 	return true, false
 }

@@ -148,6 +148,7 @@ type fakeCmd struct {
 	err       error               // from the first Fail, if it came first
 	completed bool                // the first completion was Complete
 	attempts  int
+	rewrites  int
 	cmd       valkey.Completed
 }
 
@@ -164,7 +165,13 @@ func (c *fakeCmd) Context() context.Context { return c.ctx }
 func (c *fakeCmd) Cmd() valkey.Completed { return c.cmd }
 
 func (c *fakeCmd) Attempts() int { return c.attempts }
-func (c *fakeCmd) Retrying()     { c.attempts++ }
+func (c *fakeCmd) Retrying(written bool) {
+	c.attempts++
+	if written {
+		c.rewrites++
+	}
+}
+func (c *fakeCmd) Rewrites() int { return c.rewrites }
 
 func (c *fakeCmd) first() {
 	if c.completes+c.fails == 1 {

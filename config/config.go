@@ -292,8 +292,8 @@ type Config struct {
 	WriteTimeout time.Duration
 	// MaxRetries is the number of times a failed retryable command is tried
 	// again after a transport failure. Default 3; at least 0, where 0
-	// disables retries. Cluster redirects do not count against it (see
-	// MaxRedirects).
+	// disables retries (more than 32,767 counts as 32,767). Cluster
+	// redirects do not count against it (see MaxRedirects).
 	MaxRetries int
 	// MinRetryBackoff is the delay before the first retry; later delays
 	// double up to MaxRetryBackoff, with jitter. Default 8ms; at least 0.

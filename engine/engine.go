@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -141,7 +142,7 @@ func New(ctx context.Context, cfg config.Config) (*Engine, error) {
 	}
 	// Budget: one per node (newNodeWith).
 	e.retry = &actors.Policy{
-		MaxRetries:  cfg.MaxRetries,
+		MaxRetries:  min(cfg.MaxRetries, math.MaxInt16), // request.retries is an int16
 		Backoff:     policies.Backoff{Min: cfg.MinRetryBackoff, Max: cfg.MaxRetryBackoff},
 		ReadTimeout: max(cfg.ReadTimeout, cfg.WriteTimeout),
 	}

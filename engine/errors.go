@@ -47,11 +47,13 @@ var (
 
 	// ErrRetryBudget is matched, beside ErrOutcomeUnknown, by the error of
 	// a repeatable command (a read, or one issued WithIdempotent) whose
-	// reply a broken connection lost, already sent again once, and not sent
-	// again because its node's retry budget (10% of the node's traffic,
-	// burst 100) was spent: a node that keeps failing what is resent (the
-	// first resend after a lost connection is free). A read failed so may
-	// be sent again by the caller. It is policies.ErrRetryBudget.
+	// reply a broken connection lost and which was not sent again because
+	// its node's retry budget (10% of the node's traffic, burst 100) was
+	// spent: a node that keeps failing what is resent (the first resend
+	// after a write is free), or a command held back behind a write the
+	// spent budget refused (a resend must not land after it). A read
+	// failed so may be sent again by the caller. It is
+	// policies.ErrRetryBudget.
 	ErrRetryBudget = policies.ErrRetryBudget
 
 	// ErrNotSent is matched (errors.Is) by a transport error of a command

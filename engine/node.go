@@ -45,9 +45,10 @@ func (e *Engine) newNode(ctx context.Context, addr string, replica bool) ([]*act
 	return e.newNodeWith(ctx, addr, nil, connect, nil)
 }
 
-// The retry budget of each node: resends of commands that were written
-// (repeatable ones, past their first resend) earn 10% of the commands
-// sent, with a burst of 100 (see policies.Budget).
+// The retry budget of each node: the resends of written (repeatable)
+// commands past their first are charged to it; it earns 10% of the
+// commands of the node's round trips that came back, with a burst of 100
+// (see policies.Budget).
 const (
 	retryBudgetRatio = 0.1
 	retryBudgetBurst = 100

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"math"
 	"sync/atomic"
 
 	"github.com/valkey-io/valkey-go"
@@ -20,9 +21,12 @@ type request[T any] struct {
 	cmd     valkey.Completed
 	decode  func(valkey.ValkeyResult) (T, error)
 	// retries counts transport retries (only the connection actor touches
-	// it), redirects cluster redirects (only the slot actor): each has its
-	// own budget, MaxRetries and MaxRedirects.
-	retries, redirects int32
+	// it; rewrites those after the command was written), redirects
+	// cluster redirects (only the slot actor): each has its own budget,
+	// MaxRetries and MaxRedirects. int16: MaxRetries is small, and the
+	// three fit where two int32s were.
+	retries, rewrites int16
+	redirects         int32
 	// stop unregisters the context.AfterFunc that fails the future when
 	// ctx ends (see watch); nil when ctx cannot end.
 	stop func() bool
@@ -270,9 +274,18 @@ func nodeFailure(err error) bool {
 }
 func (r *request[T]) Cmd() valkey.Completed { return r.cmd }
 func (r *request[T]) Attempts() int         { return int(r.retries) }
-func (r *request[T]) Retrying()             { r.retries++ }
-func (r *request[T]) Redirects() int        { return int(r.redirects) }
-func (r *request[T]) Redirected()           { r.redirects++ }
+func (r *request[T]) Rewrites() int         { return int(r.rewrites) }
+
+func (r *request[T]) Retrying(written bool) {
+	if r.retries < math.MaxInt16 { // the engine bounds MaxRetries so
+		r.retries++
+	}
+	if written && r.rewrites < math.MaxInt16 {
+		r.rewrites++
+	}
+}
+func (r *request[T]) Redirects() int { return int(r.redirects) }
+func (r *request[T]) Redirected()    { r.redirects++ }
 
 func (r *request[T]) Complete(res valkey.ValkeyResult) {
 	x := r.x

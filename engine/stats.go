@@ -43,10 +43,12 @@ type Stats struct {
 	// written, a command the cluster redirected on its way to its new
 	// owner).
 	Waiting int
-	// Held is the number of commands a broken connection hit that the
-	// connection actors keep to send again once they have reconnected
-	// (not written, or repeatable: see ErrOutcomeUnknown): while a node is
-	// down they are in no mailbox and not in flight.
+	// Held is the number of commands the connection actors keep to send
+	// again once they have reconnected: those a broken connection hit
+	// (not written, or repeatable: see ErrOutcomeUnknown), and in sentinel
+	// mode those a switch took off the former primary or that it refused
+	// as no longer primary. While a node is down they are in no mailbox
+	// and not in flight.
 	Held int
 	// Expired counts commands failed because their context ended before
 	// they were written; Rejected those failed with ErrBackpressure;

@@ -5,12 +5,16 @@ import (
 )
 
 // Budget bounds retries so that a failing node is not hit with a multiple
-// of its normal load: every command sent earns a fraction of a retry
-// token (NewBudget's ratio), up to a burst of tokens (its burst), and every
-// retry spends one. With the defaults (10%, 100)
-// a node that fails everything gets at most 10% extra traffic from retries
-// once the burst is spent. Safe for concurrent use; two atomic operations
-// per batch, none per command.
+// of its normal load: every command of a round trip that came back earns
+// a fraction of a retry token (NewBudget's ratio), up to a burst of
+// tokens (its burst), and every retry charged to it spends one. With the
+// defaults (10%, 100) the retries charged to it add at most 10% to the
+// traffic that succeeds once the burst is spent. The engine charges it
+// with the resends of written commands past their first (each node has
+// its own; a lost connection's first resend of what was in flight is
+// free, so a node that fails every write sees each repeatable command at
+// most twice, then 10% more, until its breaker opens). Safe for
+// concurrent use; two atomic operations per batch, none per command.
 type Budget struct {
 	milli atomic.Int64 // tokens × 1000
 	ratio int64        // milli-tokens earned per command
