@@ -88,6 +88,17 @@ func TestClusterRouting(t *testing.T) {
 	if st := eng.Stats(); len(st.Nodes) != 3 {
 		t.Fatalf("%d nodes in Stats, want the 3 primaries: %+v", len(st.Nodes), st.Nodes)
 	}
+	// A retry budget per node, shared by its connection actors: an outage
+	// of one node does not spend the others' (qa-AJ: one budget for the
+	// engine, the first node of a cluster restart took all of it).
+	budgets, shared := engine.RetryBudgets(eng)
+	distinct := map[any]bool{}
+	for _, b := range budgets {
+		distinct[b] = true
+	}
+	if len(budgets) != 3 || len(distinct) != 3 || !shared {
+		t.Fatalf("retry budgets: %d nodes, %d budgets, shared within a node %t; want 3, 3, true", len(budgets), len(distinct), shared)
+	}
 }
 
 // Cluster test 1: 2,000 slots are resharded while 32 goroutines INCR their

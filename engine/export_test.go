@@ -131,3 +131,20 @@ func TxExecAtForTest(e *Engine, ctx context.Context, tx *Tx, addr string, asking
 	}
 	return e.execAt(ctx, addr, q, asking, true, nil)
 }
+
+// RetryBudgets returns the retry budget of each connection actor's node,
+// by node address, and whether every actor of a node shares its node's.
+func RetryBudgets(e *Engine) (map[string]any, bool) {
+	out := map[string]any{}
+	shared := true
+	for _, c := range e.connStates() {
+		if c.Policy == nil {
+			continue
+		}
+		if b, ok := out[c.Addr]; ok && b != any(c.Policy.Budget) {
+			shared = false
+		}
+		out[c.Addr] = c.Policy.Budget
+	}
+	return out, shared
+}
