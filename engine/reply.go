@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/valkey-io/valkey-go"
 )
@@ -56,21 +55,19 @@ func typeError(msg *valkey.ValkeyMessage, err error) error {
 	return fmt.Errorf("%w: %w", ErrReplyType, shortNum(err))
 }
 
-// maxQuoted bounds the text of a reply a number parse error quotes.
-const maxQuoted = 16
-
-// shortNum returns err with the text it failed to parse cut to maxQuoted
-// bytes when err is a *strconv.NumError: Int64 of an INFO reply put its
-// several KB in the error, and of a user's value the value, which the
-// program's logs then kept (qa-AI F7). errors.As still finds a
-// *strconv.NumError, errors.Is its Err.
+// shortNum returns err with the text it failed to parse replaced by its
+// length when err is a *strconv.NumError: Int64 of an INFO reply put its
+// several KB in the error, and of a user's value the value (a token, a
+// password), which the program's logs then kept (qa-AI F7; the engine
+// logs no value either). errors.As still finds a *strconv.NumError,
+// errors.Is its Err.
 func shortNum(err error) error {
 	ne, ok := err.(*strconv.NumError)
-	if !ok || len(ne.Num) <= maxQuoted {
+	if !ok {
 		return err
 	}
 	c := *ne
-	c.Num = fmt.Sprintf("%s... (%d bytes)", strings.ToValidUTF8(ne.Num[:maxQuoted], ""), len(ne.Num))
+	c.Num = fmt.Sprintf("(a reply of %d bytes)", len(ne.Num))
 	return &c
 }
 
