@@ -258,11 +258,7 @@ func TestRetryBudgetNamed(t *testing.T) {
 		release: make(chan struct{}), entered: make(chan struct{}, 1),
 	}
 	st := scriptNode(conn)
-	st.Policy = &actors.Policy{
-		MaxRetries: 3,
-		Backoff:    policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond},
-		Budget:     policies.NewBudget(0.001, 1), // one token, then ~nothing earned
-	}
+	st.Policy = quickPolicy(policies.NewBudget(0.001, 1)) // one token, then ~nothing earned
 	h := start(t, st)
 	cmd := func(id int, ctx context.Context, c valkey.Completed) *fakeCmd {
 		f := newFakeCmd(id, nil)
@@ -314,11 +310,7 @@ func TestStatsHeldWhileReconnecting(t *testing.T) {
 		}
 	}
 	st.Node.DialTimeout = time.Minute
-	st.Policy = &actors.Policy{
-		MaxRetries: 3,
-		Backoff:    policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond},
-		Budget:     policies.NewBudget(0.1, 100),
-	}
+	st.Policy = quickPolicy(policies.NewBudget(0.1, 100))
 	h := start(t, st)
 	cmd := newFakeCmd(1, nil)
 	cmd.cmd = valkey.Builder{}.Arbitrary("SET", "k", "v").Build()
@@ -347,11 +339,7 @@ func TestFirstResendAfterNotSentFree(t *testing.T) {
 		"DOWN", "LOST", "ok1", // cmd1: a not-sent retry, then its first resend after a write
 	}}
 	st := scriptNode(conn)
-	st.Policy = &actors.Policy{
-		MaxRetries: 3,
-		Backoff:    policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond},
-		Budget:     policies.NewBudget(0.001, 1),
-	}
+	st.Policy = quickPolicy(policies.NewBudget(0.001, 1)) // one token, then ~nothing earned
 	h := start(t, st)
 	c0 := newFakeCmd(0, nil)
 	c0.cmd = b.Get().Key("k").Build()
@@ -365,4 +353,14 @@ func TestFirstResendAfterNotSentFree(t *testing.T) {
 		t.Fatalf("attempts %d, rewrites %d; want 2 and 1", c1.attempts, c1.rewrites)
 	}
 	h.shutdown(t, snapshot)
+}
+
+// quickPolicy is the policy of the budget tests: 3 retries, a backoff of a
+// millisecond or two, and budget.
+func quickPolicy(budget *policies.Budget) *actors.Policy {
+	return &actors.Policy{
+		MaxRetries: 3,
+		Backoff:    policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond},
+		Budget:     budget,
+	}
 }
