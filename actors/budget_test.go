@@ -364,3 +364,30 @@ func quickPolicy(budget *policies.Budget) *actors.Policy {
 		Budget:     budget,
 	}
 }
+
+// A command written and lost, then found unsent on each of its resends
+// until MaxRetries, fails as an outcome unknown, not as not sent: its
+// first try may have run (a WithIdempotent SET said ErrNotSent though it
+// may have been applied).
+func TestUnsentAfterWrittenStaysUnknown(t *testing.T) {
+	b := subBuilder(t)
+	snapshot := goleak.IgnoreCurrent()
+	conn := &scriptConn{script: []string{"LOST", "DOWN", "DOWN", "DOWN"}}
+	st := scriptNode(conn)
+	st.Policy = quickPolicy(policies.NewBudget(0.1, 100))
+	h := start(t, st)
+	set := newFakeCmd(1, nil)
+	set.ctx, set.cmd = policies.WithIdempotent(context.Background()), b.Set().Key("k").Value("v").Build()
+	st.Mailbox.Post(set)
+	err := set.wantFailed(t)
+	if !errors.Is(err, policies.ErrOutcomeUnknown) || policies.NotSent(err) || errors.Is(err, drivers.ErrNotSent) {
+		t.Fatalf("SET written, then unsent thrice: %v; want ErrOutcomeUnknown, not a not-sent error", err)
+	}
+	if set.attempts != 3 || set.rewrites != 1 {
+		t.Fatalf("attempts %d, rewrites %d; want 3 and 1", set.attempts, set.rewrites)
+	}
+	if got := st.Stats().OutcomeUnknown; got != 1 {
+		t.Fatalf("OutcomeUnknown = %d, want 1", got)
+	}
+	h.shutdown(t, snapshot)
+}

@@ -158,14 +158,25 @@ type held struct {
 }
 
 // fail fails h with err, as an outcome-unknown error wrapping err when h
-// may have run, counted in s's OutcomeUnknown then.
+// may have run (written before this failure, or on an earlier try),
+// counted in s's OutcomeUnknown then.
 func (h held) fail(s *ConnState, err error) {
-	if h.sent != nil {
+	switch {
+	case h.sent != nil:
 		err = &policies.OutcomeUnknownError{Cause: errors.Join(err, h.sent)}
+		s.unknown.Add(1)
+	case h.cmd.Rewrites() > 0:
+		err = &policies.OutcomeUnknownError{Cause: errors.Join(err, errWrittenBefore)}
 		s.unknown.Add(1)
 	}
 	h.cmd.Fail(err)
 }
+
+// errWrittenBefore is in the error of a command that failed unsent on its
+// last try after an earlier try was written and its reply lost: it may
+// have run, and its error must not say "not sent" (a WithIdempotent SET
+// reported ErrNotSent or ErrCircuitOpen though it may have been applied).
+var errWrittenBefore = errors.New("vactor: written on an earlier try, whose reply was lost")
 
 // held returns the number of commands held for resending.
 func (s *ConnState) held() int {
@@ -1028,7 +1039,12 @@ func (c *Conn) failure(cmd Command, err error) error {
 		return cerr
 	}
 	if policies.NotSent(err) {
-		return err
+		if cmd.Rewrites() == 0 {
+			return err
+		}
+		// This try was not sent, an earlier one was: the error must not
+		// match drivers.ErrNotSent (%v, not %w).
+		err = fmt.Errorf("%w (this try was not sent: %v)", errWrittenBefore, err)
 	}
 	c.state.unknown.Add(1)
 	return &policies.OutcomeUnknownError{Cause: err}
