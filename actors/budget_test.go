@@ -244,7 +244,7 @@ func TestRedirectAndRetryBudgetsBound(t *testing.T) {
 // SETs said nothing of it); a write hit the same way does not (it is
 // never resent: the budget is not why). (A cluster whose connections the
 // servers all closed at once failed 18 of 200 GETs with a bare "outcome
-// unknown: EOF".)
+// unknown: EOF".) ConnStats.RetryBudget counts what the budget refused.
 func TestRetryBudgetNamed(t *testing.T) {
 	b := subBuilder(t)
 	snapshot := goleak.IgnoreCurrent()
@@ -289,6 +289,11 @@ func TestRetryBudgetNamed(t *testing.T) {
 	}
 	if first.attempts != 2 || read.attempts != 1 || idem.attempts != 1 || write.attempts != 0 {
 		t.Fatalf("attempts %d, %d, %d, %d; want 2, 1, 1, 0", first.attempts, read.attempts, idem.attempts, write.attempts)
+	}
+	// The two the budget refused are counted apart, among the three
+	// outcomes unknown.
+	if s := st.Stats(); s.RetryBudget != 2 || s.OutcomeUnknown != 3 {
+		t.Fatalf("Stats RetryBudget = %d, OutcomeUnknown = %d; want 2 and 3", s.RetryBudget, s.OutcomeUnknown)
 	}
 	h.shutdown(t, snapshot)
 }

@@ -94,6 +94,7 @@ type ConnState struct {
 	reconnects atomic.Uint64
 	retries    atomic.Uint64
 	unknown    atomic.Uint64 // commands failed with ErrOutcomeUnknown
+	budget     atomic.Uint64 // of those, the ones the retry budget refused
 	refused    atomic.Uint64 // commands the open breaker failed unwritten
 
 	// done completes a busy actor's answered pipelines while the next
@@ -119,6 +120,11 @@ type ConnStats struct {
 	Retries    uint64
 	// OutcomeUnknown counts commands failed with policies.ErrOutcomeUnknown.
 	OutcomeUnknown uint64
+	// RetryBudget counts, among those, the repeatable commands failed
+	// because the node's retry budget was spent (their error matches
+	// policies.ErrRetryBudget): sent again, they might have been served.
+	// A node that keeps losing what it was sent shows here.
+	RetryBudget uint64
 	// CircuitOpen counts commands failed with the node's open-breaker
 	// error before they were written: refused when fired, queued or
 	// drained when the breaker opened (see CountRefused).
@@ -143,6 +149,7 @@ func (s *ConnState) Stats() ConnStats {
 		Reconnects:     s.reconnects.Load(),
 		Retries:        s.retries.Load(),
 		OutcomeUnknown: s.unknown.Load(),
+		RetryBudget:    s.budget.Load(),
 		CircuitOpen:    s.refused.Load(),
 		Mailbox:        s.Mailbox.Stats(),
 	}
@@ -981,7 +988,11 @@ func (c *Conn) sortOut(hit []hitCmd) []held {
 			if h.spent {
 				err = fmt.Errorf("%w: %w", policies.ErrRetryBudget, err)
 			}
-			h.cmd.Fail(c.failure(h.cmd, err))
+			err = c.failure(h.cmd, err)
+			if h.spent && errors.Is(err, policies.ErrRetryBudget) {
+				c.state.budget.Add(1)
+			}
+			h.cmd.Fail(err)
 			continue
 		}
 		var sent error

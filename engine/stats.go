@@ -71,8 +71,11 @@ type Stats struct {
 	BatchSizes [mailbox.BatchBuckets]uint64
 	// Restarts counts connection actor restarts; Reconnects the new
 	// connections they made; Retries the commands sent again;
-	// OutcomeUnknown the commands failed with ErrOutcomeUnknown.
-	Restarts, Reconnects, Retries, OutcomeUnknown uint64
+	// OutcomeUnknown the commands failed with ErrOutcomeUnknown;
+	// RetryBudget those of them the retry budget kept from being sent
+	// again (their error matches ErrRetryBudget too: a node that keeps
+	// losing what it was sent).
+	Restarts, Reconnects, Retries, OutcomeUnknown, RetryBudget uint64
 	// Nodes has the circuit breaker state of each node.
 	Nodes []NodeStats
 	// Redirects counts commands the cluster redirected (MOVED, ASK,
@@ -153,6 +156,7 @@ func (e *Engine) Stats() Stats {
 		s.Reconnects += cs.Reconnects
 		s.Retries += cs.Retries
 		s.OutcomeUnknown += cs.OutcomeUnknown
+		s.RetryBudget += cs.RetryBudget
 		s.CircuitOpen += cs.CircuitOpen
 		mb.Add(cs.Mailbox)
 	}
