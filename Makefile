@@ -41,11 +41,10 @@ else
 	$(GO) run ./internal/tools/withserver -- $(GO) run ./examples/quickstart
 endif
 
+# The three modules at once: scripts/test.sh (the library's output first,
+# then the CLI's and the glide driver's, which run beside it).
 test: server
-	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
-	cd $(CLI) && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 20m ./...
-	cd $(GLIDE) && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 20m ./...
+	GO=$(GO) bash scripts/test.sh
 
 # Unit tests and fast integration tests only (skips nothing in CI: `make test` runs all).
 test-short: server
