@@ -38,11 +38,21 @@ const errorsShown = 10
 
 // record logs one entry: kind is "failed" or "malformed".
 func (l *errorLog) record(line int64, kind, text string) {
+	l.recordLines(line, 0, kind, text)
+}
+
+// recordLines is record for an entry about lines line to last (a
+// malformed record of several lines); last 0 or not after line: line
+// alone.
+func (l *errorLog) recordLines(line, last int64, kind, text string) {
 	ln := "?"
 	if line > 0 {
 		ln = strconv.FormatInt(line, 10)
 	}
 	entry := "line " + ln + ": " + kind + ": " + text
+	if line > 0 && last > line {
+		entry = "lines " + ln + "-" + strconv.FormatInt(last, 10) + ": " + kind + ": " + text
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.entries++

@@ -18,10 +18,24 @@ var errHoldsData = errors.New("the server holds data")
 type malformedError struct {
 	line   int64
 	reason string
+	// last is the record's last line when it spans several (a CSV quoted
+	// field not closed where it should be): every line from line to last
+	// was read as part of the record and none of them loaded. 0 for a
+	// record of one line.
+	last int64
 }
 
 func (e *malformedError) Error() string {
+	if e.last > e.line {
+		return fmt.Sprintf("lines %d-%d: %s", e.line, e.last, e.reason)
+	}
 	return fmt.Sprintf("line %d: %s", e.line, e.reason)
+}
+
+// skipped returns how many input lines after its first the malformed
+// record took with it (0 for a record of one line).
+func (e *malformedError) skipped() int64 {
+	return max(e.last-e.line, 0)
 }
 
 // errTTL is the reason of every bad TTL.

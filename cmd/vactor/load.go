@@ -283,18 +283,22 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 
 // loadSummary is what vactor load did.
 type loadSummary struct {
-	format      string
-	commands    uint64 // records parsed into commands
-	malformed   uint64
-	written     uint64 // accepted by the writer
-	acked       uint64
-	failed      uint64 // reported by the writer or refused by Write
-	elapsed     time.Duration
-	stoppedAt   int64 // -strict: the line of the first malformed record
-	interrupted bool
-	errorsFile  bool  // there were errors for the errors file
-	errorsErr   error // writing the errors file failed
-	started     bool  // the writer started: the summary means something
+	format    string
+	commands  uint64 // records parsed into commands
+	malformed uint64
+	// malformedLines counts the input lines malformed records took with
+	// them beyond their first (a CSV quote not closed: the lines up to
+	// where the parser found out): none of them was loaded.
+	malformedLines uint64
+	written        uint64 // accepted by the writer
+	acked          uint64
+	failed         uint64 // reported by the writer or refused by Write
+	elapsed        time.Duration
+	stoppedAt      int64 // -strict: the line of the first malformed record
+	interrupted    bool
+	errorsFile     bool  // there were errors for the errors file
+	errorsErr      error // writing the errors file failed
+	started        bool  // the writer started: the summary means something
 	// orderedFrom is the line of the first command that needed the
 	// input's order (see loadWriter), orderedFromName its name.
 	orderedFrom     int64
@@ -313,6 +317,10 @@ func (s loadSummary) print(w io.Writer, input, target, errorsPath string) {
 	fmt.Fprintf(w, "vactor load: %s (%s) into %s: %s commands in %s (%s/s): %s acknowledged, %s failed, %s malformed\n",
 		input, s.format, target, groupDigits(float64(s.commands)), s.elapsed.Round(time.Millisecond), groupDigits(r),
 		groupDigits(float64(s.acked)), groupDigits(float64(s.failed)), groupDigits(float64(s.malformed)))
+	if s.malformedLines > 0 {
+		fmt.Fprintf(w, "vactor load: the malformed records took %s more lines with them: none of those was loaded (see the errors file)\n",
+			groupDigits(float64(s.malformedLines)))
+	}
 	if s.stoppedAt > 0 {
 		fmt.Fprintf(w, "vactor load: stopped at the malformed record of line %d (-strict)\n", s.stoppedAt)
 	}
@@ -411,7 +419,8 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 			var me *malformedError
 			if errors.As(err, &me) {
 				sum.malformed++
-				elog.record(me.line, "malformed", me.reason)
+				sum.malformedLines += uint64(me.skipped())
+				elog.recordLines(me.line, me.last, "malformed", me.reason)
 				if s.strict {
 					sum.stoppedAt = me.line
 					break

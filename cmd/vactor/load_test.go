@@ -241,6 +241,47 @@ func TestLoadFormats(t *testing.T) {
 	}
 }
 
+// A CSV quote opened on one line and not closed there takes every line
+// up to where the parser finds out with it: the errors file and the
+// summary name that span, not just its first line (qa-AM F1: line 10's
+// stray quote swallowed 49,989 good records, reported as "1 malformed"
+// at line 10 alone).
+func TestLoadCSVUnclosedQuoteNamesItsLines(t *testing.T) {
+	srv := valkeytest.Start(t)
+	var b strings.Builder
+	for i := 1; i <= 30; i++ {
+		switch i {
+		case 10:
+			b.WriteString("k10,\"27 inch monitor\n") // never closed
+		case 20:
+			b.WriteString("k20,\"quoted\"\n") // its first quote closes line 10's
+		default:
+			fmt.Fprintf(&b, "k%d,v%d\n", i, i)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "stray.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := vactor(t, nil, "", "load", "-addr", srv.Addr(), path)
+	if r.code != exitFailed {
+		t.Fatalf("exit %d, want %d\n%s%s", r.code, exitFailed, r.stdout, r.stderr)
+	}
+	summary(t, r.stdout, 19, 19, 0, 1) // lines 1-9 and 21-30
+	mustContain(t, "summary", r.stdout, "the malformed records took 10 more lines with them: none of those was loaded")
+	errs, err := os.ReadFile(path + ".errors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, "errors file", string(errs), "lines 10-20: malformed: CSV: ",
+		"a quoted field opened on line 10 is not closed properly before line 20: the 10 lines after line 10 were read as part of it")
+	mustContain(t, "stderr", r.stderr, "vactor load: lines 10-20: malformed: ")
+	eng := connect(t, false, srv.Addr())
+	if n := do(t, eng, "DBSIZE"); n != int64(19) {
+		t.Fatalf("DBSIZE = %v, want 19", n)
+	}
+}
+
 // A clean input loads with exit status 0 and no errors file; standard
 // input works, with the format found from the first byte.
 func TestLoadCleanAndStdin(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -32,7 +33,19 @@ func (p *csvParser) next() (command, error) {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
 				p.first = false
-				return command{}, &malformedError{line: int64(pe.StartLine), reason: "CSV: " + pe.Err.Error()}
+				me := &malformedError{line: int64(pe.StartLine), reason: "CSV: " + pe.Err.Error()}
+				if pe.Line > pe.StartLine {
+					// A quoted field opened on StartLine and not closed
+					// there took every line up to Line with it (a stray
+					// quote in a value: reported as one bad line, the
+					// tens of thousands of lines it swallowed were named
+					// nowhere).
+					me.last = int64(pe.Line)
+					me.reason += fmt.Sprintf(" (a quoted field opened on line %d is not closed properly before line %d: "+
+						"the %d lines after line %d were read as part of it and none of them was loaded; "+
+						"fix the quote and load the file again)", pe.StartLine, pe.Line, pe.Line-pe.StartLine, pe.StartLine)
+				}
+				return command{}, me
 			}
 			return command{}, err
 		}
