@@ -149,6 +149,22 @@ func TestInvalidArguments(t *testing.T) {
 	if n, _ := eng.Exists(ctx, "k", "a").Await(ctx); n != 0 {
 		t.Fatal("an invalid command was sent")
 	}
+	// The hints name a call that takes the ttl (qa-AL AL3: "use PExpire"
+	// for a ttl PExpire refuses too).
+	for _, c := range []struct {
+		err  error
+		hint string
+	}{
+		{eng.Expire(ctx, "k", 500*time.Millisecond).Err(ctx), "(use PExpire)"},
+		{eng.Expire(ctx, "k", 0).Err(ctx), "(to remove the key now use Del or Unlink)"},
+		{eng.Expire(ctx, "k", -time.Second).Err(ctx), "(to remove the key now use Del or Unlink)"},
+		{eng.PExpire(ctx, "k", 0).Err(ctx), "(to remove the key now use Del or Unlink)"},
+		{eng.PExpire(ctx, "k", 500*time.Microsecond).Err(ctx), "(ttls are whole milliseconds: round it up)"},
+	} {
+		if !errors.Is(c.err, engine.ErrInvalidArgument) || !strings.HasSuffix(c.err.Error(), c.hint) {
+			t.Errorf("err = %v, want ErrInvalidArgument ending in %q", c.err, c.hint)
+		}
+	}
 }
 
 func TestFullMailboxRejectPolicy(t *testing.T) {

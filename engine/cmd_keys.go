@@ -56,7 +56,7 @@ func (e *Engine) Exists(ctx context.Context, keys ...string) *futures.Future[int
 // one second it is an error) and reports whether the key exists.
 func (e *Engine) Expire(ctx context.Context, key string, ttl time.Duration) *futures.Future[bool] {
 	if ttl < time.Second {
-		return fail[bool](fmt.Errorf("%w: EXPIRE needs a ttl of at least 1s, got %s (use PExpire)", ErrInvalidArgument, ttl))
+		return fail[bool](fmt.Errorf("%w: EXPIRE needs a ttl of at least 1s, got %s %s", ErrInvalidArgument, ttl, expireHint(ttl, time.Second)))
 	}
 	return submit(e, ctx, key, e.b.Expire().Key(key).Seconds(int64(ttl/time.Second)).Build(), decodeIntBool)
 }
@@ -65,9 +65,23 @@ func (e *Engine) Expire(ctx context.Context, key string, ttl time.Duration) *fut
 // key exists.
 func (e *Engine) PExpire(ctx context.Context, key string, ttl time.Duration) *futures.Future[bool] {
 	if ttl < time.Millisecond {
-		return fail[bool](fmt.Errorf("%w: PEXPIRE needs a ttl of at least 1ms, got %s", ErrInvalidArgument, ttl))
+		return fail[bool](fmt.Errorf("%w: PEXPIRE needs a ttl of at least 1ms, got %s %s", ErrInvalidArgument, ttl, expireHint(ttl, time.Millisecond)))
 	}
 	return submit(e, ctx, key, e.b.Pexpire().Key(key).Milliseconds(int64(ttl/time.Millisecond)).Build(), decodeIntBool)
+}
+
+// expireHint is what to use instead of a ttl below unit (a second for
+// EXPIRE, a millisecond for PEXPIRE): PExpire for a positive ttl below a
+// second; for a zero or negative one, which the server takes as "delete
+// now", Del or Unlink (PExpire refuses it too).
+func expireHint(ttl, unit time.Duration) string {
+	if ttl > 0 && unit == time.Second {
+		return "(use PExpire)"
+	}
+	if ttl > 0 {
+		return "(ttls are whole milliseconds: round it up)"
+	}
+	return "(to remove the key now use Del or Unlink)"
 }
 
 // TTL is the reply of TTL and PTTL: the remaining time to live, or whether

@@ -37,8 +37,15 @@ const KeepTTL time.Duration = -1
 // BZPOPMAX, BZMPOP, and XREAD/XREADGROUP with BLOCK) do not go through the
 // pipelined connection actors, where they would hold up every command
 // behind them: each runs on a dedicated connection of the driver's until
-// the server answers, its ctx ends or the engine closes (its future then
-// fails with ErrClosed). They are routed by their first key.
+// the server answers, its ctx ends or the engine closes. One that Close
+// cuts fails with ErrOutcomeUnknown (not ErrClosed: a BRPOP or BLMOVE
+// cut as it was answered may have popped its item), one that Close
+// finds not yet sent with ErrClosed; a worker loop stops on either (or
+// on its own ctx). They are routed by their first key. The valkey-go
+// driver keeps these connections in a pool of its own per node: opened
+// as concurrent blocking calls need them, at most 1,024 (a call past
+// that waits for one to come free), and kept open until Close (not in
+// Stats.DedicatedConns).
 //
 // WAIT and WAITAOF wait for the writes of the connection they run on, so
 // they stay on the pipelined connection, and hold up its other callers
