@@ -71,6 +71,28 @@ type Client interface {
 	RPop(ctx context.Context, key string) (string, error)
 	// LRange returns the list's elements from start to stop, inclusive.
 	LRange(ctx context.Context, key string, start, stop int64) ([]string, error)
+	// LTrim keeps only the list's elements from start to stop, inclusive.
+	LTrim(ctx context.Context, key string, start, stop int64) error
+	// LIndex returns the list's element at index, ErrNil when out of range.
+	LIndex(ctx context.Context, key string, index int64) (string, error)
+	// LMove moves an element between lists (sides Left or Right), ErrNil
+	// when source is empty.
+	LMove(ctx context.Context, source, destination string, from, to ListSide) (string, error)
+	// BLMove is LMove waiting up to timeout (0: for ever); ErrNil when
+	// none came.
+	BLMove(ctx context.Context, source, destination string, from, to ListSide, timeout time.Duration) (string, error)
+	// BLPop pops the first element of the first non-empty list, waiting up
+	// to timeout (0: for ever); ErrNil when none came.
+	BLPop(ctx context.Context, timeout time.Duration, keys ...string) (KeyValue, error)
+	// BRPop is BLPop popping the last element.
+	BRPop(ctx context.Context, timeout time.Duration, keys ...string) (KeyValue, error)
+
+	// Eval runs a Lua script (EVAL) with keys and args.
+	Eval(ctx context.Context, script string, keys []string, args ...string) (Reply, error)
+	// EvalSha runs the script cached under a SHA1 digest (EVALSHA).
+	EvalSha(ctx context.Context, sha1 string, keys []string, args ...string) (Reply, error)
+	// RunScript runs s: EVALSHA, then EVAL when the server has not got it.
+	RunScript(ctx context.Context, s *Script, keys []string, args ...string) (Reply, error)
 
 	// SAdd adds members to the set at key and returns how many were new.
 	SAdd(ctx context.Context, key string, members ...string) (int64, error)
@@ -266,6 +288,42 @@ func (c *syncClient) RPop(ctx context.Context, key string) (string, error) {
 
 func (c *syncClient) LRange(ctx context.Context, key string, start, stop int64) ([]string, error) {
 	return c.e().LRange(ctx, key, start, stop).Await(ctx)
+}
+
+func (c *syncClient) LTrim(ctx context.Context, key string, start, stop int64) error {
+	return c.e().LTrim(ctx, key, start, stop).Err(ctx)
+}
+
+func (c *syncClient) LIndex(ctx context.Context, key string, index int64) (string, error) {
+	return c.e().LIndex(ctx, key, index).Await(ctx)
+}
+
+func (c *syncClient) LMove(ctx context.Context, source, destination string, from, to ListSide) (string, error) {
+	return c.e().LMove(ctx, source, destination, from, to).Await(ctx)
+}
+
+func (c *syncClient) BLMove(ctx context.Context, source, destination string, from, to ListSide, timeout time.Duration) (string, error) {
+	return c.e().BLMove(ctx, source, destination, from, to, timeout).Await(ctx)
+}
+
+func (c *syncClient) BLPop(ctx context.Context, timeout time.Duration, keys ...string) (KeyValue, error) {
+	return c.e().BLPop(ctx, timeout, keys...).Await(ctx)
+}
+
+func (c *syncClient) BRPop(ctx context.Context, timeout time.Duration, keys ...string) (KeyValue, error) {
+	return c.e().BRPop(ctx, timeout, keys...).Await(ctx)
+}
+
+func (c *syncClient) Eval(ctx context.Context, script string, keys []string, args ...string) (Reply, error) {
+	return c.e().Eval(ctx, script, keys, args...).Await(ctx)
+}
+
+func (c *syncClient) EvalSha(ctx context.Context, sha1 string, keys []string, args ...string) (Reply, error) {
+	return c.e().EvalSha(ctx, sha1, keys, args...).Await(ctx)
+}
+
+func (c *syncClient) RunScript(ctx context.Context, s *Script, keys []string, args ...string) (Reply, error) {
+	return s.Run(ctx, c.e(), keys, args...).Await(ctx)
 }
 
 func (c *syncClient) SAdd(ctx context.Context, key string, members ...string) (int64, error) {

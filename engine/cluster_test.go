@@ -367,6 +367,24 @@ func TestClusterCoreBehaviours(t *testing.T) {
 	if n, err := eng.Exists(ctx, "never").Await(ctx); err != nil || n != 0 {
 		t.Fatalf("EXISTS never = %d, %v", n, err)
 	}
+	// A Script runs on whichever node serves its keys, loading itself
+	// there (EVALSHA, then EVAL on NOSCRIPT); a queue's BLMove with keys
+	// of one slot works as standalone.
+	incr := engine.NewScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+	for i := range 12 {
+		k := fmt.Sprintf("script:%d", i) // spread over the nodes
+		for want := int64(5); want <= 10; want += 5 {
+			if r, err := incr.Run(ctx, eng, []string{k}, "5").Await(ctx); err != nil || fmt.Sprint(r) != fmt.Sprint(want) {
+				t.Fatalf("Run on %s = %v, %v; want %d", k, r, err, want)
+			}
+		}
+	}
+	if _, err := eng.LPush(ctx, "{q}:jobs", "j").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := eng.BLMove(ctx, "{q}:jobs", "{q}:doing", engine.Right, engine.Left, time.Second).Await(ctx); err != nil || v != "j" {
+		t.Fatalf("BLMove in cluster = %q, %v", v, err)
+	}
 	closeOutstanding(t, ctx, eng, 50000, 5*time.Second)
 }
 

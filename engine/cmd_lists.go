@@ -3,6 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
+	"time"
 
 	"github.com/vactor-io/vactor/futures"
 )
@@ -57,4 +60,141 @@ func (e *Engine) LLen(ctx context.Context, key string) *futures.Future[int64] {
 // count from the head, count < 0 up to -count from the tail, 0 all of them.
 func (e *Engine) LRem(ctx context.Context, key string, count int64, value string) *futures.Future[int64] {
 	return submit(e, ctx, key, e.b.Lrem().Key(key).Count(count).Element(value).Build(), decodeInt64)
+}
+
+// LTrim keeps only the elements of the list at key from index start to
+// stop, both inclusive (negative indexes count from the end); a range
+// past the end empties the list, which deletes it.
+func (e *Engine) LTrim(ctx context.Context, key string, start, stop int64) *futures.Future[struct{}] {
+	return submit(e, ctx, key, e.b.Ltrim().Key(key).Start(start).Stop(stop).Build(), decodeOK)
+}
+
+// LIndex returns the element of the list at key at index (negative
+// counts from the end); the future fails with ErrNil when the index is
+// out of range or the key is missing.
+func (e *Engine) LIndex(ctx context.Context, key string, index int64) *futures.Future[string] {
+	return submit(e, ctx, key, e.b.Lindex().Key(key).Index(index).Build(), decodeString)
+}
+
+// ListSide is a side of a list for LMove and BLMove: Left (the head) or
+// Right (the tail).
+type ListSide uint8
+
+// The sides of a list.
+const (
+	Left ListSide = iota
+	Right
+)
+
+// String returns LEFT or RIGHT, as the server takes it.
+func (s ListSide) String() string {
+	switch s {
+	case Left:
+		return "LEFT"
+	case Right:
+		return "RIGHT"
+	}
+	return "ListSide(" + strconv.Itoa(int(s)) + ")"
+}
+
+// LMove pops an element from the from side (Left or Right) of the list
+// at source, pushes it on the to side of the list at destination (which
+// may be source: a rotation) and returns it; the future fails with
+// ErrNil when source is empty or missing. In cluster mode both keys must
+// hash to one slot (ErrCrossSlot otherwise, unsent).
+func (e *Engine) LMove(ctx context.Context, source, destination string, from, to ListSide) *futures.Future[string] {
+	if err := checkSides("LMOVE", from, to); err != nil {
+		return fail[string](err)
+	}
+	return replyAs(e.Do(ctx, "LMOVE", source, destination, from.String(), to.String()), Reply.String)
+}
+
+// BLMove is LMove that waits up to timeout (0: for ever, to the
+// millisecond) for an element when source is empty; the future fails
+// with ErrNil when none came in time. It is a blocking command: see Do.
+// The reliable-queue pattern: BLMove from the queue to a processing list,
+// then LRem from it once the job is done.
+func (e *Engine) BLMove(ctx context.Context, source, destination string, from, to ListSide, timeout time.Duration) *futures.Future[string] {
+	if err := checkSides("BLMOVE", from, to); err != nil {
+		return fail[string](err)
+	}
+	t, err := blockTimeout("BLMOVE", timeout)
+	if err != nil {
+		return fail[string](err)
+	}
+	return replyAs(e.Do(ctx, "BLMOVE", source, destination, from.String(), to.String(), t), Reply.String)
+}
+
+// KeyValue is an element popped by BLPop or BRPop and the key of the list
+// it came from.
+type KeyValue struct {
+	Key, Value string
+}
+
+// BLPop pops the first element of the first non-empty list of keys,
+// waiting up to timeout (0: for ever, to the millisecond) for one when
+// all are empty; the future fails with ErrNil when none came in time. It
+// is a blocking command: see Do (in cluster mode the keys must hash to
+// one slot). No keys fails with ErrInvalidArgument.
+func (e *Engine) BLPop(ctx context.Context, timeout time.Duration, keys ...string) *futures.Future[KeyValue] {
+	return e.bpop(ctx, "BLPOP", timeout, keys)
+}
+
+// BRPop is BLPop popping the last element.
+func (e *Engine) BRPop(ctx context.Context, timeout time.Duration, keys ...string) *futures.Future[KeyValue] {
+	return e.bpop(ctx, "BRPOP", timeout, keys)
+}
+
+func (e *Engine) bpop(ctx context.Context, name string, timeout time.Duration, keys []string) *futures.Future[KeyValue] {
+	if f := needKeys[KeyValue](name, keys); f != nil {
+		return f
+	}
+	t, err := blockTimeout(name, timeout)
+	if err != nil {
+		return fail[KeyValue](err)
+	}
+	return replyAs(e.Do(ctx, name, append(slices.Clip(keys), t)...), func(r Reply) (KeyValue, error) {
+		kv, err := r.Strings()
+		if err != nil {
+			return KeyValue{}, err
+		}
+		if len(kv) != 2 {
+			return KeyValue{}, fmt.Errorf("%w: %s replied with %d elements, want key and value", ErrReplyType, name, len(kv))
+		}
+		return KeyValue{Key: kv[0], Value: kv[1]}, nil
+	})
+}
+
+// checkSides checks LMOVE's and BLMOVE's sides.
+func checkSides(name string, from, to ListSide) error {
+	for _, s := range []ListSide{from, to} {
+		if s != Left && s != Right {
+			return fmt.Errorf("%w: %s sides are Left or Right, got %s", ErrInvalidArgument, name, s)
+		}
+	}
+	return nil
+}
+
+// blockTimeout is a blocking command's timeout argument: seconds, to the
+// millisecond (0 waits for ever).
+func blockTimeout(name string, timeout time.Duration) (string, error) {
+	if timeout < 0 {
+		return "", fmt.Errorf("%w: %s needs a timeout of 0 (for ever) or more, got %s", ErrInvalidArgument, name, timeout)
+	}
+	if timeout > 0 && timeout < time.Millisecond {
+		timeout = time.Millisecond // not 0, which would wait for ever
+	}
+	return strconv.FormatFloat(timeout.Truncate(time.Millisecond).Seconds(), 'f', -1, 64), nil
+}
+
+// replyAs converts the Reply f completes with (a command sent through Do)
+// with conv; a nil reply fails with ErrNil.
+func replyAs[T any](f *futures.Future[Reply], conv func(Reply) (T, error)) *futures.Future[T] {
+	return futures.Then(f, func(r Reply) (T, error) {
+		if r.IsNil() {
+			var zero T
+			return zero, ErrNil
+		}
+		return conv(r)
+	})
 }

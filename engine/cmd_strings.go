@@ -64,6 +64,9 @@ const KeepTTL time.Duration = -1
 // names what to use instead: the connections are shared with every other
 // caller. Run them with Dedicated.
 func (e *Engine) Do(ctx context.Context, name string, args ...string) *futures.Future[Reply] {
+	if e.closed.Load() {
+		return fail[Reply](ErrClosed) // before the arguments' checks: a cross-slot EVAL after Close said ErrCrossSlot
+	}
 	if name == "" {
 		return fail[Reply](fmt.Errorf("%w: Do needs a command name", ErrInvalidArgument))
 	}

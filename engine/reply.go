@@ -140,8 +140,13 @@ func (r Reply) Int64() (int64, error) {
 	return v, typeError(&r.msg, err)
 }
 
-// Float64 returns a double reply, or a string reply parsed as a float.
+// Float64 returns a double reply, an integer reply (a Lua script's
+// number, INCR's), or a string reply parsed as a float.
 func (r Reply) Float64() (float64, error) {
+	if r.msg.IsInt64() {
+		n, _ := r.msg.AsInt64()
+		return float64(n), nil
+	}
 	v, err := r.msg.AsFloat64()
 	return v, typeError(&r.msg, err)
 }
@@ -306,8 +311,35 @@ func toAny(m *valkey.ValkeyMessage) (any, error) {
 	if s, ok := scalar(m); ok { // verbatim string, big number
 		return s, nil
 	}
+	if kind(m) == "an empty" {
+		// The zero Reply (a failed future's value): valkey-go's error
+		// read "valkey message type  is not a supported in ToAny".
+		return nil, fmt.Errorf("%w: an empty Reply (the value of a future that failed?)", ErrReplyType)
+	}
 	_, err := m.ToAny()
 	return nil, typeError(m, err)
+}
+
+// Format implements fmt.Formatter: a Reply prints as its Any value (with
+// the verb and flags given), "<nil>" for a nil reply, and a failed
+// conversion as "%!v(...)" with the reason. (String returns an error too,
+// so a Reply is not a fmt.Stringer, and %v printed valkey-go's message
+// struct, pointers included.)
+func (r Reply) Format(s fmt.State, verb rune) {
+	if r.msg.IsNil() {
+		fmt.Fprint(s, "<nil>")
+		return
+	}
+	if e := r.msg.Error(); e != nil { // an error reply inside an array
+		fmt.Fprintf(s, fmt.FormatString(s, verb), msgError(&r.msg, e))
+		return
+	}
+	v, err := r.Any()
+	if err != nil {
+		fmt.Fprintf(s, "%%!%c(%v)", verb, err)
+		return
+	}
+	fmt.Fprintf(s, fmt.FormatString(s, verb), v)
 }
 
 // Message returns valkey-go's representation of the reply.

@@ -1,0 +1,188 @@
+package engine_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/engine"
+)
+
+// The typed script commands a rate limiter or a lock needs (qa-AL AL4:
+// only Do and ScriptLoad were there): Eval, EvalSha, EvalRO, and Script,
+// which sends the script itself only when the server answers NOSCRIPT.
+func TestScripts(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	const limiter = `local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`
+	r, err := eng.Eval(ctx, limiter, []string{"rl"}, "10000").Await(ctx)
+	if n, cerr := r.Int64(); err != nil || cerr != nil || n != 1 {
+		t.Fatalf("Eval = %v (%v, %v), want 1", r, err, cerr)
+	}
+	if pttl, _ := eng.PTTL(ctx, "rl").Await(ctx); !pttl.HasExpiry {
+		t.Fatalf("PTTL rl = %+v: the script's PEXPIRE did not run", pttl)
+	}
+	s := engine.NewScript(limiter)
+	if len(s.Hash()) != 40 || s.Source() != limiter {
+		t.Fatalf("Hash %q, Source %q", s.Hash(), s.Source())
+	}
+	// Not cached (EVAL cached it: flushed): EVALSHA alone says NOSCRIPT;
+	// Run then sends the script.
+	if _, err := eng.Do(ctx, "SCRIPT", "FLUSH").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = eng.EvalSha(ctx, s.Hash(), []string{"rl"}, "10000").Await(ctx)
+	var se *engine.ServerError
+	if !errors.As(err, &se) || se.Prefix != "NOSCRIPT" {
+		t.Fatalf("EvalSha of a flushed script: %v, want NOSCRIPT", err)
+	}
+	for want := int64(2); want <= 4; want++ { // the first Run falls back to EVAL; the others find it
+		r, err = s.Run(ctx, eng, []string{"rl"}, "10000").Await(ctx)
+		if n, _ := r.Int64(); err != nil || n != want {
+			t.Fatalf("Run = %v, %v; want %d", r, err, want)
+		}
+	}
+	if r, err = eng.Sync().RunScript(ctx, s, []string{"rl"}, "10000"); err != nil || fmt.Sprint(r) != "5" {
+		t.Fatalf("RunScript = %v, %v; want 5", r, err)
+	}
+	if r, err = eng.Sync().EvalSha(ctx, s.Hash(), []string{"rl"}, "10000"); err != nil || fmt.Sprint(r) != "6" {
+		t.Fatalf("Sync EvalSha = %v, %v; want 6", r, err)
+	}
+	// Read-only forms: a read runs, a write is refused by the server.
+	ro := engine.NewScript("return redis.call('GET', KEYS[1])")
+	if r, err = ro.RunRO(ctx, eng, []string{"rl"}).Await(ctx); err != nil || fmt.Sprint(r) != "6" {
+		t.Fatalf("RunRO = %v, %v", r, err)
+	}
+	if _, err = eng.EvalRO(ctx, "return redis.call('SET', KEYS[1], 'x')", []string{"rl"}).Await(ctx); !errors.As(err, &se) {
+		t.Fatalf("EvalRO of a write: %v, want a server error", err)
+	}
+	// A script's error reply keeps its prefix; nil and false are nil.
+	if _, err = eng.Eval(ctx, "return redis.error_reply('LIMITED over quota')", nil).Await(ctx); !errors.As(err, &se) || se.Prefix != "LIMITED" {
+		t.Fatalf("error_reply: %v", err)
+	}
+	if r, err = eng.Eval(ctx, "return false", nil).Await(ctx); err != nil || !r.IsNil() || fmt.Sprint(r) != "<nil>" {
+		t.Fatalf("return false = %v, %v; want a nil reply", r, err)
+	}
+	var nilScript *engine.Script
+	if _, err = nilScript.Run(ctx, eng, nil).Await(ctx); !errors.Is(err, engine.ErrInvalidArgument) {
+		t.Fatalf("nil Script: %v", err)
+	}
+	// A zero Script is the empty script (returns nil).
+	if r, err = (&engine.Script{}).Run(ctx, eng, nil).Await(ctx); err != nil || !r.IsNil() {
+		t.Fatalf("zero Script = %v, %v", r, err)
+	}
+	// Reply prints as its value and converts an integer to a float (qa-AL
+	// AL5: %v printed valkey-go's struct, Float64 of INCR's reply failed).
+	r, err = eng.Eval(ctx, "return {1, 'two', {3}}", nil).Await(ctx)
+	if err != nil || fmt.Sprint(r) != "[1 two [3]]" || fmt.Sprintf("%q", r) != `['\x01' "two" ['\x03']]` {
+		t.Fatalf("Reply prints %v / %q (%v)", r, r, err)
+	}
+	if f, err := (engine.Reply{}).Any(); err == nil || !strings.Contains(err.Error(), "an empty Reply") || f != nil {
+		t.Fatalf("zero Reply Any = %v, %v", f, err)
+	}
+	r, _ = eng.Do(ctx, "INCR", "n").Await(ctx)
+	if f, err := r.Float64(); err != nil || f != 1 {
+		t.Fatalf("Float64 of INCR's reply = %v, %v", f, err)
+	}
+}
+
+// The list commands of a reliable job queue (qa-AL AL4): LTrim and LIndex
+// on the engine, LMove, and the blocking BLPop, BRPop and BLMove, which
+// wait for an element and fail with ErrNil when none came in time.
+func TestListQueueCommands(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	c := eng.Sync()
+	if _, err := c.RPush(ctx, "q", "a", "b", "c", "d"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.LTrim(ctx, "q", 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.LIndex(ctx, "q", -1); err != nil || v != "c" {
+		t.Fatalf("LIndex -1 = %q, %v; want c (LTrim kept a b c)", v, err)
+	}
+	if _, err := c.LIndex(ctx, "q", 7); !errors.Is(err, engine.ErrNil) {
+		t.Fatalf("LIndex out of range: %v, want ErrNil", err)
+	}
+	if v, err := c.LMove(ctx, "q", "work", engine.Left, engine.Right); err != nil || v != "a" {
+		t.Fatalf("LMove = %q, %v", v, err)
+	}
+	if _, err := c.LMove(ctx, "empty", "work", engine.Left, engine.Right); !errors.Is(err, engine.ErrNil) {
+		t.Fatalf("LMove of an empty list: %v, want ErrNil", err)
+	}
+	if _, err := c.LMove(ctx, "q", "work", engine.ListSide(7), engine.Right); !errors.Is(err, engine.ErrInvalidArgument) {
+		t.Fatalf("LMove UP: %v, want ErrInvalidArgument", err)
+	}
+	if kv, err := c.BLPop(ctx, time.Second, "none", "q"); err != nil || kv != (engine.KeyValue{Key: "q", Value: "b"}) {
+		t.Fatalf("BLPop = %+v, %v", kv, err)
+	}
+	if kv, err := c.BRPop(ctx, 0, "q"); err != nil || kv != (engine.KeyValue{Key: "q", Value: "c"}) {
+		t.Fatalf("BRPop = %+v, %v", kv, err)
+	}
+	start := time.Now()
+	if _, err := c.BLPop(ctx, 50*time.Millisecond, "q"); !errors.Is(err, engine.ErrNil) {
+		t.Fatalf("BLPop of an empty list: %v, want ErrNil", err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Fatalf("BLPop with a 50ms timeout returned after %v", d)
+	}
+	if _, err := c.BLMove(ctx, "q", "work", engine.Right, engine.Left, 10*time.Millisecond); !errors.Is(err, engine.ErrNil) {
+		t.Fatalf("BLMove of an empty list: %v, want ErrNil", err)
+	}
+	for _, err := range []error{
+		eng.BLPop(ctx, -time.Second, "q").Err(ctx),
+		eng.BRPop(ctx, time.Second).Err(ctx),
+		eng.BLMove(ctx, "q", "w", engine.Left, engine.ListSide(2), time.Second).Err(ctx),
+	} {
+		if !errors.Is(err, engine.ErrInvalidArgument) {
+			t.Fatalf("bad arguments: %v, want ErrInvalidArgument", err)
+		}
+	}
+	// Workers blocked in BLMove and BRPop take what is pushed later, each
+	// element once.
+	var wg sync.WaitGroup
+	got := make(chan string, 4)
+	for i := range 4 {
+		wg.Go(func() {
+			var v string
+			var err error
+			if i%2 == 0 {
+				v, err = eng.BLMove(ctx, "jobs", "doing", engine.Right, engine.Left, 0).Await(ctx)
+			} else {
+				var kv engine.KeyValue
+				kv, err = eng.BRPop(ctx, 0, "jobs").Await(ctx)
+				v = kv.Value
+			}
+			if err != nil {
+				t.Error(err)
+			}
+			got <- v
+		})
+	}
+	waitCond(t, 10*time.Second, "4 blocked clients", func() bool {
+		info, _ := eng.Do(ctx, "INFO", "clients").Await(ctx)
+		s, _ := info.String()
+		return strings.Contains(s, "blocked_clients:4")
+	})
+	if _, err := c.LPush(ctx, "jobs", "j1", "j2", "j3", "j4"); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(got)
+	seen := map[string]bool{}
+	for v := range got {
+		seen[v] = true
+	}
+	if len(seen) != 4 {
+		t.Fatalf("workers took %v, want j1..j4 once each", seen)
+	}
+	if n, _ := c.Do(ctx, "LLEN", "doing"); fmt.Sprint(n) != "2" {
+		t.Fatalf("LLEN doing = %v, want the 2 BLMoved jobs", n)
+	}
+}
