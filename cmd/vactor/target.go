@@ -75,6 +75,15 @@ func (t *targetFlags) apply(fs *flag.FlagSet) (flagVars, error) {
 		if err := unset(config.ServerEnvVars...); err != nil {
 			return nil, err
 		}
+		// What the URL says wins over the variables that would override
+		// it in LoadFromEnv (a stale VALKEY_PASSWORD in the shell made
+		// -url's password fail with WRONGPASS, VALKEY_DB=5 replaced its
+		// /3): its user, password, database and scheme (TLS). What it
+		// leaves out still comes from them (VALKEY_PASSWORD is the way to
+		// keep a password out of the process list).
+		if err := unset(urlGiven(t.url)...); err != nil {
+			return nil, err
+		}
 		if err := setenv("VALKEY_URL", "url", t.url); err != nil {
 			return nil, err
 		}
@@ -131,6 +140,54 @@ func (t *targetFlags) apply(fs *flag.FlagSet) (flagVars, error) {
 		}
 	}
 	return set, nil
+}
+
+// urlGiven returns the variables whose setting the URL u gives itself:
+// VALKEY_USERNAME for its userinfo (which names the user, or the default
+// one), VALKEY_PASSWORD for a password in it,
+// VALKEY_DB for a database in its path, VALKEY_TLS_ENABLED for its
+// scheme (valkeys and rediss are TLS, the others not), and those of its
+// query parameters (urlParamVars). An unparsable URL gives none (the
+// library's error names it).
+func urlGiven(u string) []string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return nil
+	}
+	var vars []string
+	if p.Scheme != "" {
+		vars = append(vars, "VALKEY_TLS_ENABLED")
+	}
+	if p.User != nil {
+		// Userinfo names the user, "" the default one ("valkey://:pw@").
+		vars = append(vars, "VALKEY_USERNAME")
+		if _, ok := p.User.Password(); ok {
+			vars = append(vars, "VALKEY_PASSWORD")
+		}
+	}
+	if strings.Trim(p.Path, "/") != "" {
+		vars = append(vars, "VALKEY_DB")
+	}
+	for param := range p.Query() {
+		if v, ok := urlParamVars[param]; ok {
+			vars = append(vars, v)
+		}
+	}
+	return vars
+}
+
+// urlParamVars maps a URL query parameter to the variable that would
+// override it.
+var urlParamVars = map[string]string{
+	"dial_timeout":  "VALKEY_DIAL_TIMEOUT",
+	"read_timeout":  "VALKEY_READ_TIMEOUT",
+	"write_timeout": "VALKEY_WRITE_TIMEOUT",
+	"pool_size":     "VALKEY_POOL_SIZE",
+	"client_name":   "VALKEY_CLIENT_NAME",
+	"driver":        "VALKEY_DRIVER",
+	"db":            "VALKEY_DB",
+	"max_retries":   "VALKEY_MAX_RETRIES",
+	"skip_verify":   "VALKEY_TLS_INSECURE_SKIP_VERIFY",
 }
 
 // withoutSentinel returns the URL u without its sentinel parameters

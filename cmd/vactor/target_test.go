@@ -38,6 +38,21 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 	}
 	mustContain(t, "stdout", r.stdout, "target "+auth.Addr())
 
+	// -url wins over the variables for what it says (qa-AM F2: a stale
+	// VALKEY_PASSWORD made -url's password fail with WRONGPASS, VALKEY_DB
+	// replaced its database, VALKEY_TLS_ENABLED its scheme); what it
+	// leaves out still comes from them.
+	stale := []string{"VALKEY_PASSWORD=stale-pw", "VALKEY_USERNAME=someone", "VALKEY_DB=5", "VALKEY_TLS_ENABLED=true", "VALKEY_DIAL_TIMEOUT=bogus"}
+	r = vactor(t, stale, "", "info", "-url", "valkey://:"+pw+"@"+auth.Addr()+"/3?dial_timeout=2s")
+	if r.code != exitOK {
+		t.Fatalf("-url against stale variables: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	mustContain(t, "stdout", r.stdout, "target "+auth.Addr()+" (standalone, db 3)")
+	r = vactor(t, []string{"VALKEY_PASSWORD=" + pw}, "", "ping", "-count", "1", "-url", "valkey://"+auth.Addr())
+	if r.code != exitOK {
+		t.Fatalf("-url without a password, VALKEY_PASSWORD set: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
 	// And the environment alone is used as the library uses it.
 	r = vactor(t, []string{"VALKEY_URL=valkey://" + srv.Addr()}, "", "ping", "-count", "1")
 	if r.code != exitOK {
