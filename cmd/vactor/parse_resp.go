@@ -23,6 +23,12 @@ type respParser struct {
 	buf    []byte
 	ends   []int
 	resync bool // skipping to the next '*' line after an error
+	// bad is the error of the record the resync skips the rest of: it is
+	// returned when the resync ends (at the next '*' line or the end of
+	// the input), with the lines skipped counted in it (before, they
+	// were dropped without a word: a file of inline commands reported
+	// one malformed record and loaded nothing).
+	bad *malformedError
 	// next is a '*' line read where an argument was expected: the
 	// command before it was cut short, and this one starts here.
 	pending  []byte
@@ -44,6 +50,9 @@ func (p *respParser) next() (command, error) {
 		} else {
 			var err error
 			if hdr, err = p.readLine(); err != nil {
+				if me := p.ended(); me != nil && errors.Is(err, io.EOF) {
+					return command{}, me // then io.EOF again
+				}
 				return command{}, err // io.EOF, or reading failed
 			}
 			start = p.line
@@ -53,16 +62,25 @@ func (p *respParser) next() (command, error) {
 		}
 		if hdr[0] != '*' {
 			if p.resync {
+				p.bad.last = start
 				continue
 			}
-			p.resync = true
-			return command{}, &malformedError{line: start, reason: "want a RESP array ('*'), got " + excerpt(hdr)}
+			reason := "want a RESP array ('*'), got " + excerpt(hdr)
+			if inline(hdr) {
+				reason += " (an inline command: vactor load takes commands as RESP arrays, the input redis-cli --pipe documents; key/value data can go as CSV or JSON Lines)"
+			}
+			p.skip(&malformedError{line: start, reason: reason})
+			continue
 		}
-		p.resync = false
+		if me := p.ended(); me != nil {
+			// This command is read next.
+			p.pending, p.nextLine = append(p.pending[:0], hdr...), start
+			return command{}, me
+		}
 		n, ok := respInt(hdr[1:])
 		if !ok || n < 1 || n > maxRESPArgs {
-			p.resync = true
-			return command{}, &malformedError{line: start, reason: "bad array header " + excerpt(hdr)}
+			p.skip(&malformedError{line: start, reason: "bad array header " + excerpt(hdr)})
+			continue
 		}
 		c, err := p.body(start, int(n))
 		if err != nil {
@@ -71,12 +89,46 @@ func (p *respParser) next() (command, error) {
 			}
 			var me *malformedError
 			if errors.As(err, &me) && p.nextLine == 0 {
-				p.resync = true
+				p.skip(me)
+				continue
 			}
 			return command{}, err
 		}
 		return c, nil
 	}
+}
+
+// skip starts a resync after the malformed record me: the lines up to the
+// next '*' line are skipped, and counted in me, which ended returns.
+func (p *respParser) skip(me *malformedError) {
+	p.resync, p.bad = true, me
+}
+
+// ended ends a resync: the malformed record it skipped the rest of, with
+// the lines skipped (nil when none is in progress).
+func (p *respParser) ended() *malformedError {
+	me := p.bad
+	p.resync, p.bad = false, nil
+	if me != nil && me.last > me.line {
+		me.reason += " (the lines after it, up to the next array ('*'), were skipped with it)"
+	}
+	return me
+}
+
+// inline reports whether line looks like an inline command (a word of
+// letters, then a space), which redis-cli --pipe passes to the server as
+// it is.
+func inline(line []byte) bool {
+	i := bytes.IndexByte(line, ' ')
+	if i <= 0 {
+		return false
+	}
+	for _, c := range line[:i] {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // readLine reads and counts one line, without its end. The slice is
