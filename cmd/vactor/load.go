@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"strings"
@@ -144,6 +145,15 @@ func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer func() { _ = eng.Close() }()
+	if !t.cfg.ClusterMode && t.cfg.SentinelMasterName == "" {
+		// A node of a cluster serves its own slots only: the other keys
+		// failed one by one with MOVED, and SETs merged into an MSET with
+		// CROSSSLOT (qa-AM). A user without INFO is not stopped.
+		if info, err := serverInfo(ctx, eng, "cluster"); err == nil && info["cluster_enabled"] == "1" {
+			fmt.Fprintln(stderr, "vactor load: this node belongs to a cluster: run with -cluster (or VALKEY_CLUSTER_MODE=true) to load into the whole cluster")
+			return exitUsage
+		}
+	}
 
 	sum, err := load(ctx, eng, in, size, s, stderr)
 	if err != nil {
@@ -389,7 +399,7 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 		ConnsPerNode: s.conns,
 		Idempotent:   s.idempotent,
 		OnError: func(cmd []string, err error) {
-			elog.record(idx.lookup(cmd), "failed", commandText(cmd)+": "+err.Error())
+			elog.record(idx.lookup(cmd), "failed", commandText(cmd)+": "+forCLI(err).Error())
 		},
 	})
 	if err != nil {
@@ -429,6 +439,9 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 			}
 			if !errors.Is(err, io.EOF) {
 				readErr = fmt.Errorf("read %s: %w", s.inputName(), err)
+				if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+					readErr = err // it names the file already ("read d: is a directory")
+				}
 			}
 			break
 		}
@@ -445,7 +458,7 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 				break
 			}
 			refused++
-			elog.record(c.line, "failed", commandText(c.args)+": "+err.Error())
+			elog.record(c.line, "failed", commandText(c.args)+": "+forCLI(err).Error())
 			continue
 		}
 		if win := idx.seal(); win != nil {

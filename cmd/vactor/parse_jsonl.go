@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -48,7 +50,7 @@ func (p *jsonlParser) next() (command, error) {
 		}
 		var rec jsonRecord
 		if err := json.Unmarshal(raw, &rec); err != nil {
-			return bad("JSON: " + err.Error() + ": " + excerpt(raw))
+			return bad("JSON: " + jsonReason(err) + ": " + excerpt(raw))
 		}
 		if rec.Key == nil {
 			return bad(`no "key" string`)
@@ -63,6 +65,20 @@ func (p *jsonlParser) next() (command, error) {
 		}
 		return setCommand(&p.buf, p.line, *rec.Key, value, ttl), nil
 	}
+}
+
+// jsonReason is the text of encoding/json's error without the Go type
+// names it gives for a type mismatch ("cannot unmarshal array into Go
+// value of type main.jsonRecord").
+func jsonReason(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field != "" {
+			return fmt.Sprintf("%q must be a string, got %s", te.Field, te.Value)
+		}
+		return "want an object {\"key\": ..., \"value\": ...}, got " + te.Value
+	}
+	return err.Error()
 }
 
 // jsonScalar returns a JSON string's text or a number's literal.

@@ -190,3 +190,21 @@ func TestParseServerCPU(t *testing.T) {
 		t.Fatal("a bad reply parsed")
 	}
 }
+
+// A JSON Lines record of the wrong shape is named in the file's terms,
+// not Go's (qa-AM F6: "cannot unmarshal array into Go value of type
+// main.jsonRecord").
+func TestJSONLReasons(t *testing.T) {
+	in := "[1, 2]\n{\"key\": 5, \"value\": \"v\"}\n"
+	p := &jsonlParser{r: bufio.NewReader(strings.NewReader(in))}
+	for _, want := range []string{
+		`line 1: JSON: want an object {"key": ..., "value": ...}, got array`,
+		`line 2: JSON: "key" must be a string, got number`,
+	} {
+		_, err := p.next()
+		var me *malformedError
+		if !errors.As(err, &me) || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "Go ") {
+			t.Fatalf("err = %v, want it to begin with %q", err, want)
+		}
+	}
+}
