@@ -40,7 +40,13 @@ const (
 	// was subscribed on its new owner. SubEvent.Gap is the time from the
 	// disconnect to the confirmation: the window in which messages may
 	// have been missed, plus, after a silent outage, the time it took to
-	// find it (see Disconnected), which Gap does not include.
+	// find it (see Disconnected), which Gap does not include. A reader
+	// held up by a full channel (OverflowBlock: nothing read it) reads
+	// nothing from its connection meanwhile, so it finds a connection the
+	// server dropped (at its pub/sub output limit, 32 MB by default) only
+	// once the channel has room: Gap then starts when the channel filled
+	// up, the earliest the server may have dropped it. A slow Handler
+	// holds its reader up the same way, and that time is not in Gap.
 	Resubscribed
 )
 
@@ -214,6 +220,15 @@ type subscriptionState struct {
 	// told is dropped's value when the last MessagesDropped event went
 	// out, and toldAt when (unix nanoseconds): at most one a second.
 	told, toldAt atomic.Int64
+	// backlog is when (unix nanoseconds) the channel filled up and held
+	// up its readers (OverflowBlock), 0 once they have caught up (see
+	// caughtUp); downFrom is backlog as a Disconnected found it. A reader held
+	// up does not read its connection, so the server may have dropped it
+	// (its pub/sub output limit) at any time since: Resubscribed's Gap
+	// starts there rather than when the reader found out (qa-AK AK1: a
+	// Gap of 16 ms for a subscription gone 2.2 s).
+	// unblocked is when the latest delivery that waited for room ended.
+	backlog, downFrom, unblocked atomic.Int64
 	life         context.Context // ends with the subscription: bounds background routing
 	cancel       context.CancelFunc
 	bg           sync.WaitGroup // background routing, actor stops and the release of held items

@@ -24,10 +24,16 @@ func (s *Subscription) emit(ev actors.SubEvent, shards bool) {
 		out.Kind = Subscribed
 	case actors.SubDisconnected:
 		out.Kind = Disconnected
+		if out.ShardChannel == "" {
+			s.downFrom.Store(s.backlog.Load())
+		}
 	case actors.SubResubscribed:
 		out.Kind = Resubscribed
 		if out.ShardChannel == "" {
 			s.e.subs.reconnects.Add(1)
+			if from := s.downFrom.Swap(0); from != 0 {
+				out.Gap = max(out.Gap, time.Since(time.Unix(0, from)))
+			}
 		} else {
 			s.e.subs.movers.Add(1)
 		}
@@ -244,13 +250,36 @@ func (s *Subscription) hand(out SubEvent, g int64) bool {
 			return false
 		}
 	}
+	if s.backlog.Load() != 0 && s.caughtUp() {
+		s.backlog.Store(0)
+	}
 	select {
 	case s.ch <- out:
+		return true
+	default:
+	}
+	if s.backlog.Load() == 0 {
+		s.backlog.CompareAndSwap(0, time.Now().UnixNano())
+	}
+	select {
+	case s.ch <- out:
+		s.unblocked.Store(time.Now().UnixNano())
 		return true
 	case <-s.quit:
 		s.uncounted(msg)
 		return false
 	}
+}
+
+// caughtUp reports whether a reader held up by the full channel has
+// caught up with its connection: no delivery has waited for room for a
+// second and the channel is empty, or none has for ten seconds. (The
+// channel emptied at once is not enough: after a long wait the reader
+// still has what the sockets buffered, megabytes, to read before it
+// finds that the server dropped the connection meanwhile.)
+func (s *Subscription) caughtUp() bool {
+	quiet := time.Now().UnixNano() - s.unblocked.Load()
+	return quiet >= int64(10*time.Second) || quiet >= int64(time.Second) && len(s.ch) == 0
 }
 
 // counted counts a message about to be delivered; uncounted takes it

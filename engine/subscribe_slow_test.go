@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,52 @@ func TestSubscribeCutBySubscriptionClose(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Subscribe did not return after the subscription's Close")
+	}
+}
+
+// A reader held up by a full channel does not read its connection: when
+// the server drops it meanwhile (its pub/sub output limit), the reader
+// finds out only once the channel has room, and Resubscribed's Gap starts
+// when the channel filled up, not then (qa-AK AK1: Gap said 16 ms for a
+// subscription gone 2.2 s, 170 messages published in between lost).
+func TestSubscribeStalledReaderGap(t *testing.T) {
+	srv := valkeytest.Start(t)
+	if _, err := srv.Do("CONFIG", "SET", "client-output-buffer-limit", "pubsub 256kb 256kb 0"); err != nil {
+		t.Fatal(err)
+	}
+	eng := subEngine(t, srv)
+	ctx := ctxT(t)
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"flood"}, Buffer: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	// Nothing reads the channel: 32 MB of messages overflow the server's
+	// 256 KB limit for the subscriber, which it then drops.
+	payload := strings.Repeat("x", 8192)
+	filled := time.Now()
+	for range 4096 { // 32 MB: more than the sockets' buffers hold
+		if err := eng.Publish(ctx, "flood", payload).Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCond(t, 10*time.Second, "the server to drop the subscriber", func() bool {
+		r, err := eng.Do(ctx, "PUBSUB", "NUMSUB", "flood").Await(ctx)
+		a, _ := r.Array()
+		return err == nil && len(a) == 2 && fmt.Sprint(a[1]) == "0"
+	})
+	dropped := time.Now()
+	const stall = 500 * time.Millisecond
+	time.Sleep(stall) // the reader stays held up: what the test is about
+	var gap time.Duration
+	for gap == 0 {
+		ev := subNext(t, sub.Channel(), 10*time.Second)
+		if ev.Kind == engine.Resubscribed {
+			gap = ev.Gap
+		}
+	}
+	if least := time.Since(dropped); gap < least {
+		t.Fatalf("Resubscribed.Gap = %v, want at least the %v since the server dropped the subscriber (the channel filled %v ago)",
+			gap, least.Round(time.Millisecond), time.Since(filled).Round(time.Millisecond))
 	}
 }
