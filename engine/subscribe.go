@@ -229,9 +229,10 @@ type subscriptionState struct {
 	// Gap of 16 ms for a subscription gone 2.2 s).
 	// unblocked is when the latest delivery that waited for room ended.
 	backlog, downFrom, unblocked atomic.Int64
-	life                         context.Context // ends with the subscription: bounds background routing
-	cancel                       context.CancelFunc
-	bg                           sync.WaitGroup // background routing, actor stops and the release of held items
+
+	life   context.Context // ends with the subscription: bounds background routing
+	cancel context.CancelFunc
+	bg     sync.WaitGroup // background routing, actor stops and the release of held items
 
 	// The gate (see hold): shut until SubscribeWith has the server's
 	// confirmations, open once the items held meanwhile are handed over.
