@@ -106,8 +106,11 @@ type ConsumerStats struct {
 	// Reconnects counts the attempts to connect again after a failure
 	// (dials that failed included).
 	Reconnects uint64
-	// LastError is the last error that cost the consumer its connection
-	// (nil when none has happened).
+	// LastError is the consumer's last connection error (nil when none
+	// has happened): the one that cost it its connection, or a later
+	// failed attempt to connect again (a refused dial, its timeout),
+	// whichever came last. It stays once the consumer reads again: the
+	// ConsumerEvents hooks' Resumed says when it did.
 	LastError error
 }
 

@@ -102,7 +102,10 @@ const (
 	// Disconnected and a Resubscribed follow.
 	OverflowBlock Overflow = iota
 	// OverflowDrop drops a message when the channel is full and counts it
-	// (Subscription.Dropped). Events are never dropped: they wait.
+	// (Subscription.Dropped): the newest ones go, those in the channel
+	// stay, and nothing in the channel marks where messages are missing
+	// (the MessagesDropped hook reports the count, at most once a
+	// second). Events are never dropped: they wait.
 	OverflowDrop
 )
 
