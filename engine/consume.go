@@ -441,6 +441,14 @@ func (c *Consumer) session() (connected bool, err error) {
 	if err := c.readPending(conn); err != nil {
 		return false, err
 	}
+	if !c.down.IsZero() {
+		// Reading again: the new connection answered the group's check
+		// and the pending read. (Told after the first blocked read
+		// instead, Resumed came up to Block late on an idle stream, after
+		// the new connection's Lag: qa-AK AK2.)
+		c.tell(hooks.Consumer{Kind: hooks.Resumed, Gap: time.Since(c.down)})
+		c.down = time.Time{}
+	}
 	next := time.Now()
 	for c.ctx.Err() == nil {
 		if !time.Now().Before(next) {
@@ -469,10 +477,6 @@ func (c *Consumer) session() (connected bool, err error) {
 					c.opts.Block, c.e.silenceBound(), err)
 			}
 			return connected, replyError(&res, err)
-		}
-		if !connected && !c.down.IsZero() {
-			c.tell(hooks.Consumer{Kind: hooks.Resumed, Gap: time.Since(c.down)})
-			c.down = time.Time{}
 		}
 		connected = true
 		if err := c.process(conn, got[c.stream]); err != nil {

@@ -25,7 +25,9 @@ func TestConsumeLastErrorNotSilentOnKill(t *testing.T) {
 	rec := &recHook{}
 	eng, srv := newEngine(t, func(c config.Config) config.Config { return c.WithHooks(rec) })
 	ctx := ctxT(t)
-	c, err := eng.Consume(ctx, "cle:stream", "g", "c1", func(context.Context, engine.XEntry) error { return nil }, engine.ConsumeOptions{})
+	// A long Block: Resumed must not wait for the new connection's first
+	// blocked read to end (qa-AK AK2: up to Block late on an idle stream).
+	c, err := eng.Consume(ctx, "cle:stream", "g", "c1", func(context.Context, engine.XEntry) error { return nil }, engine.ConsumeOptions{Block: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +45,7 @@ func TestConsumeLastErrorNotSilentOnKill(t *testing.T) {
 	if le == nil || strings.Contains(le.Error(), "went silent") || !strings.Contains(le.Error(), srv.Addr()) {
 		t.Fatalf("LastError after the connection was killed: %v; want the connection's error naming %s, not a silent server", le, srv.Addr())
 	}
-	csWait(t, 10*time.Second, "the consumer's Resumed event", func() bool {
+	csWait(t, 10*time.Second, "the consumer's Resumed event (well before its 30 s Block ends)", func() bool {
 		var ok bool
 		rec.with(func() {
 			ok = slices.ContainsFunc(rec.consumers, func(ev hooks.Consumer) bool { return ev.Kind == hooks.Resumed })

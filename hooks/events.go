@@ -332,9 +332,10 @@ const (
 	// move, a refused command) and it reconnects with backoff; once per
 	// interruption, not per failed attempt.
 	Interrupted
-	// Resumed: after an Interrupted, the consumer read again (its first
-	// whole round on a new connection); Gap is the time since the
-	// Interrupted.
+	// Resumed: after an Interrupted, the consumer reads again (a new
+	// connection answered the group's check and the read of the
+	// consumer's pending entries, before the new connection's reclaim
+	// and blocked read); Gap is the time since the Interrupted.
 	Resumed
 )
 
