@@ -88,3 +88,106 @@ func (e *Engine) ZCard(ctx context.Context, key string) *futures.Future[int64] {
 func (e *Engine) ZRank(ctx context.Context, key, member string) *futures.Future[int64] {
 	return submit(e, ctx, key, e.b.Zrank().Key(key).Member(member).Build(), decodeInt64)
 }
+
+// ZRevRank returns the rank of member in the sorted set at key, 0 for the
+// highest score; the future fails with ErrNil when the member or the key
+// does not exist.
+func (e *Engine) ZRevRank(ctx context.Context, key, member string) *futures.Future[int64] {
+	return submit(e, ctx, key, e.b.Zrevrank().Key(key).Member(member).Build(), decodeInt64)
+}
+
+// ZCount returns how many members of the sorted set at key have a score
+// between min and max, both inclusive unless written with a "(" ("(1.5"),
+// "-inf" and "+inf" for no bound (0 when the key is missing). An empty
+// bound fails with ErrInvalidArgument.
+func (e *Engine) ZCount(ctx context.Context, key, min, max string) *futures.Future[int64] {
+	if min == "" || max == "" {
+		return fail[int64](fmt.Errorf("%w: ZCOUNT needs a min and a max (\"-inf\" and \"+inf\" for none)", ErrInvalidArgument))
+	}
+	return submit(e, ctx, key, e.b.Zcount().Key(key).Min(min).Max(max).Build(), decodeInt64)
+}
+
+// ZRevRange is ZRange highest score first (ZRANGE ... REV).
+func (e *Engine) ZRevRange(ctx context.Context, key string, start, stop int64) *futures.Future[[]string] {
+	return e.ZRangeArgs(ctx, ZRangeArgs{Key: key, Start: strconv.FormatInt(start, 10), Stop: strconv.FormatInt(stop, 10), Rev: true})
+}
+
+// ZRevRangeWithScores is ZRangeWithScores highest score first: a
+// leaderboard's top N is ZRevRangeWithScores(ctx, key, 0, N-1).
+func (e *Engine) ZRevRangeWithScores(ctx context.Context, key string, start, stop int64) *futures.Future[[]Z] {
+	return e.ZRangeArgsWithScores(ctx, ZRangeArgs{Key: key, Start: strconv.FormatInt(start, 10), Stop: strconv.FormatInt(stop, 10), Rev: true})
+}
+
+// ZRangeArgs is a range of a sorted set for Engine.ZRangeArgs: ZRANGE
+// with its options.
+type ZRangeArgs struct {
+	Key string
+	// Start and Stop bound the range, both inclusive: ranks ("0", "-1")
+	// by default; scores with ByScore ("1.5", "(1.5" exclusive, "-inf",
+	// "+inf"); members with ByLex ("[a" inclusive, "(a" exclusive, "-",
+	// "+"). With Rev and ByScore or ByLex, Start is the higher bound, as
+	// the server takes it.
+	Start, Stop string
+	// ByScore or ByLex: Start and Stop are scores or members, not ranks.
+	ByScore, ByLex bool
+	// Rev orders the range highest score (or member) first.
+	Rev bool
+	// Offset and Count page a ByScore or ByLex range (LIMIT): skip
+	// Offset members, return at most Count; Count 0 means no LIMIT, a
+	// negative Count all after Offset.
+	Offset, Count int64
+}
+
+// args returns ZRANGE's arguments after the key, or an error for options
+// that do not go together.
+func (a ZRangeArgs) args(withScores bool) ([]string, error) {
+	switch {
+	case a.Start == "" || a.Stop == "":
+		return nil, fmt.Errorf("%w: ZRANGE needs a Start and a Stop", ErrInvalidArgument)
+	case a.ByScore && a.ByLex:
+		return nil, fmt.Errorf("%w: ZRANGE takes ByScore or ByLex, not both", ErrInvalidArgument)
+	case (a.Offset != 0 || a.Count != 0) && !a.ByScore && !a.ByLex:
+		return nil, fmt.Errorf("%w: ZRANGE's Offset and Count (LIMIT) need ByScore or ByLex", ErrInvalidArgument)
+	case withScores && a.ByLex:
+		return nil, fmt.Errorf("%w: ZRANGE BYLEX has no scores (use ZRangeArgs)", ErrInvalidArgument)
+	}
+	args := []string{a.Start, a.Stop}
+	if a.ByScore {
+		args = append(args, "BYSCORE")
+	}
+	if a.ByLex {
+		args = append(args, "BYLEX")
+	}
+	if a.Rev {
+		args = append(args, "REV")
+	}
+	if a.Offset != 0 || a.Count != 0 {
+		args = append(args, "LIMIT", strconv.FormatInt(a.Offset, 10), strconv.FormatInt(a.Count, 10))
+	}
+	if withScores {
+		args = append(args, "WITHSCORES")
+	}
+	return args, nil
+}
+
+// ZRangeArgs returns the members of a range of a sorted set (ZRANGE with
+// BYSCORE, BYLEX, REV and LIMIT as a says). A missing key or an empty
+// range is an empty slice; options that do not go together fail with
+// ErrInvalidArgument, unsent.
+func (e *Engine) ZRangeArgs(ctx context.Context, a ZRangeArgs) *futures.Future[[]string] {
+	args, err := a.args(false)
+	if err != nil {
+		return fail[[]string](err)
+	}
+	return submit(e, ctx, a.Key, e.b.Arbitrary("ZRANGE").Keys(a.Key).Args(args...).ReadOnly(), decodeStrings)
+}
+
+// ZRangeArgsWithScores is ZRangeArgs returning each member with its score
+// (not with ByLex).
+func (e *Engine) ZRangeArgsWithScores(ctx context.Context, a ZRangeArgs) *futures.Future[[]Z] {
+	args, err := a.args(true)
+	if err != nil {
+		return fail[[]Z](err)
+	}
+	return submit(e, ctx, a.Key, e.b.Arbitrary("ZRANGE").Keys(a.Key).Args(args...).ReadOnly(), decodeZs)
+}

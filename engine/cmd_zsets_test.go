@@ -185,3 +185,58 @@ func TestSortedSetInvalidArguments(t *testing.T) {
 		t.Fatalf("ZRANGE after invalid calls = %v, want [{a 2}]", got)
 	}
 }
+
+// A leaderboard's queries (qa-AL AL4: ZRANGE ... REV WITHSCORES through
+// Do came back as pairs no Reply accessor read): the top N highest first,
+// a member's rank from the top, ranges by score with LIMIT, by member,
+// and counts by score.
+func TestLeaderboardCommands(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	board := []engine.Z{{Member: "ann", Score: 10}, {Member: "bob", Score: 30}, {Member: "cy", Score: 20}, {Member: "dee", Score: 30.5}}
+	if _, err := eng.ZAdd(ctx, "lb", board...).Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	top, err := eng.ZRevRangeWithScores(ctx, "lb", 0, 2).Await(ctx)
+	if want := []engine.Z{{Member: "dee", Score: 30.5}, {Member: "bob", Score: 30}, {Member: "cy", Score: 20}}; err != nil || !slices.Equal(top, want) {
+		t.Fatalf("top 3 = %v, %v; want %v", top, err, want)
+	}
+	if names, err := eng.ZRevRange(ctx, "lb", -1, -1).Await(ctx); err != nil || !slices.Equal(names, []string{"ann"}) {
+		t.Fatalf("ZRevRange last = %v, %v", names, err)
+	}
+	if r, err := eng.ZRevRank(ctx, "lb", "bob").Await(ctx); err != nil || r != 1 {
+		t.Fatalf("ZRevRank bob = %d, %v; want 1", r, err)
+	}
+	if _, err := eng.ZRevRank(ctx, "lb", "zed").Await(ctx); !errors.Is(err, engine.ErrNil) {
+		t.Fatalf("ZRevRank of a missing member: %v, want ErrNil", err)
+	}
+	if n, err := eng.ZCount(ctx, "lb", "(20", "+inf").Await(ctx); err != nil || n != 2 {
+		t.Fatalf("ZCount (20 +inf = %d, %v; want 2", n, err)
+	}
+	// Scores from 15 up, highest first, the second page of one.
+	page, err := eng.ZRangeArgsWithScores(ctx, engine.ZRangeArgs{Key: "lb", Start: "+inf", Stop: "15", ByScore: true, Rev: true, Offset: 1, Count: 1}).Await(ctx)
+	if want := []engine.Z{{Member: "bob", Score: 30}}; err != nil || !slices.Equal(page, want) {
+		t.Fatalf("by score, page 2 = %v, %v; want %v", page, err, want)
+	}
+	if _, err := eng.ZAdd(ctx, "lex", engine.Z{Member: "a"}, engine.Z{Member: "b"}, engine.Z{Member: "c"}).Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := eng.ZRangeArgs(ctx, engine.ZRangeArgs{Key: "lex", Start: "(a", Stop: "+", ByLex: true}).Await(ctx); err != nil || !slices.Equal(m, []string{"b", "c"}) {
+		t.Fatalf("by lex = %v, %v", m, err)
+	}
+	for _, a := range []engine.ZRangeArgs{
+		{Key: "lb", Start: "0"},
+		{Key: "lb", Start: "0", Stop: "1", ByScore: true, ByLex: true},
+		{Key: "lb", Start: "0", Stop: "1", Count: 2},
+	} {
+		if _, err := eng.ZRangeArgs(ctx, a).Await(ctx); !errors.Is(err, engine.ErrInvalidArgument) {
+			t.Fatalf("ZRangeArgs(%+v): %v, want ErrInvalidArgument", a, err)
+		}
+	}
+	if _, err := eng.ZRangeArgsWithScores(ctx, engine.ZRangeArgs{Key: "lex", Start: "-", Stop: "+", ByLex: true}).Await(ctx); !errors.Is(err, engine.ErrInvalidArgument) {
+		t.Fatalf("BYLEX WITHSCORES: %v, want ErrInvalidArgument", err)
+	}
+	if _, err := eng.ZCount(ctx, "lb", "", "1").Await(ctx); !errors.Is(err, engine.ErrInvalidArgument) {
+		t.Fatalf("ZCount without min: %v", err)
+	}
+}
