@@ -148,3 +148,11 @@ func RetryBudgets(e *Engine) (map[string]any, bool) {
 	}
 	return out, shared
 }
+
+// HeldUpSince puts s in the state a reader held up by the full channel
+// leaves: the channel filled up ago, and a delivery waited for room just
+// now.
+func HeldUpSince(s *Subscription, ago time.Duration) {
+	s.backlog.Store(time.Now().Add(-ago).UnixNano())
+	s.unblocked.Store(time.Now().UnixNano())
+}

@@ -225,13 +225,13 @@ type subscriptionState struct {
 	told, toldAt atomic.Int64
 	// backlog is when (unix nanoseconds) the channel filled up and held
 	// up its readers (OverflowBlock), 0 once they have caught up (see
-	// caughtUp); downFrom is backlog as a Disconnected found it. A reader held
-	// up does not read its connection, so the server may have dropped it
-	// (its pub/sub output limit) at any time since: Resubscribed's Gap
-	// starts there rather than when the reader found out (qa-AK AK1: a
-	// Gap of 16 ms for a subscription gone 2.2 s).
-	// unblocked is when the latest delivery that waited for room ended.
-	backlog, downFrom, unblocked atomic.Int64
+	// caughtUp). A reader held up does not read its connection, so the
+	// server may have dropped it (its pub/sub output limit) at any time
+	// since: Resubscribed's Gap starts there rather than when the reader
+	// found out (qa-AK AK1: a Gap of 16 ms for a subscription gone 2.2 s;
+	// see emit). unblocked is when the latest delivery that waited for
+	// room ended.
+	backlog, unblocked atomic.Int64
 
 	life   context.Context // ends with the subscription: bounds background routing
 	cancel context.CancelFunc

@@ -6,6 +6,7 @@ package engine
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/vactor-io/vactor/actors"
@@ -14,7 +15,10 @@ import (
 
 // emit delivers one item of a subscriber actor (shards: the one of shard
 // channels on a node, cluster mode); see SubscribeOptions and Overflow.
-func (s *Subscription) emit(ev actors.SubEvent, shards bool) {
+// down is the actor's own: the backlog's start a Disconnected of its
+// connection found (0: none), which its Resubscribed's Gap then starts
+// from (several actors share one channel: each has its connection).
+func (s *Subscription) emit(ev actors.SubEvent, shards bool, down *atomic.Int64) {
 	out := SubEvent{Addr: ev.Addr, Gap: ev.Gap, Err: ev.Err, ShardChannel: ev.ShardChannel}
 	switch ev.Kind {
 	case actors.SubMessage:
@@ -25,13 +29,21 @@ func (s *Subscription) emit(ev actors.SubEvent, shards bool) {
 	case actors.SubDisconnected:
 		out.Kind = Disconnected
 		if out.ShardChannel == "" {
-			s.downFrom.Store(s.backlog.Load())
+			// Held up when it found the connection lost: the server may
+			// have dropped it any time since the channel filled up. A
+			// reader caught up since (or a backlog left by a burst that
+			// nothing followed) does not count.
+			if b := s.backlog.Load(); b != 0 && !s.caughtUp() {
+				down.Store(b)
+			} else {
+				down.Store(0)
+			}
 		}
 	case actors.SubResubscribed:
 		out.Kind = Resubscribed
 		if out.ShardChannel == "" {
 			s.e.subs.reconnects.Add(1)
-			if from := s.downFrom.Swap(0); from != 0 {
+			if from := down.Swap(0); from != 0 {
 				out.Gap = max(out.Gap, time.Since(time.Unix(0, from)))
 			}
 		} else {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/vactor-io/vactor/actors"
@@ -360,12 +361,13 @@ func (s *Subscription) find(global bool, addr string) *subActor {
 func (s *Subscription) spawn(global bool, addr, hint string) *subActor {
 	e := s.e
 	shards := e.cl != nil && !global
+	down := new(atomic.Int64) // this actor's connection's (see emit)
 	st := &actors.SubscriberState{
 		Dial:     s.dial,
 		Hint:     hint,
 		Backoff:  e.retry.Backoff,
 		Timeout:  e.retry.ReadTimeout,
-		Emit:     func(ev actors.SubEvent) { s.emit(ev, shards) },
+		Emit:     func(ev actors.SubEvent) { s.emit(ev, shards, down) },
 		CloseErr: ErrClosed,
 		Conns:    &e.subs.conns,
 	}

@@ -174,3 +174,79 @@ func TestSubscribeStalledReaderGap(t *testing.T) {
 			gap, least.Round(time.Millisecond), time.Since(filled).Round(time.Millisecond))
 	}
 }
+
+// A burst that once filled the channel, read to the end, leaves no
+// backlog behind: a later disconnect of the idle subscription has a Gap of
+// its own reconnect (review-32 R1: it reached back to the burst, seconds
+// or hours).
+func TestSubscribeCaughtUpBurstNoGap(t *testing.T) {
+	srv := valkeytest.Start(t)
+	eng := subEngine(t, srv)
+	ctx := ctxT(t)
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"burst"}, Buffer: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for range 20 { // more than Buffer: the reader waits for room
+		if err := eng.Publish(ctx, "burst", "m").Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n := 0; n < 20; {
+		if ev := subNext(t, sub.Channel(), 5*time.Second); ev.Kind == engine.SubMessage {
+			n++
+		}
+	}
+	const quiet = 1500 * time.Millisecond
+	time.Sleep(quiet) // caught up and idle: what the test is about
+	if _, err := srv.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev := subNext(t, sub.Channel(), 10*time.Second)
+		if ev.Kind == engine.Resubscribed {
+			if ev.Gap >= quiet {
+				t.Fatalf("Gap %v includes the %v the subscription was caught up and idle before the kill", ev.Gap, quiet)
+			}
+			return
+		}
+	}
+}
+
+// Each connection of a subscription held up by its channel gets the
+// backlog's start in its own Resubscribed (review-32 R2: the start was
+// one per subscription, and the first Resubscribed took it: the other
+// connection's Gap was its own few ms).
+func TestSubscribeHeldUpGapPerConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
+	c := valkeytest.StartClusterT(t, valkeytest.ClusterOptions{ReplicasPerPrimary: -1})
+	eng := clusterEngine(t, c)
+	ctx := ctxT(t)
+	// Two shard channels of two nodes: two connections, one channel.
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{ShardChannels: []string{"{a}", "{b}"}, Buffer: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	const held = 3 * time.Second
+	engine.HeldUpSince(sub, held) // as a reader held up 3 s leaves it
+	for _, n := range c.Primaries() {
+		if _, err := n.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var gaps []time.Duration
+	for len(gaps) < 2 {
+		if ev := subNext(t, sub.Channel(), 10*time.Second); ev.Kind == engine.Resubscribed {
+			gaps = append(gaps, ev.Gap)
+		}
+	}
+	for _, g := range gaps {
+		if g < held {
+			t.Errorf("Resubscribed gaps %v: one is shorter than the %v the reader was held up", gaps, held)
+		}
+	}
+}
