@@ -135,7 +135,7 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	// may take longer to give up (valkey-go's, on a server that stopped
 	// answering, ends seconds after its ctx), and the goroutine waits for
 	// it on its own.
-	stop := context.AfterFunc(ctx, func() { complete(Reply{}, ctx.Err()) })
+	stop := context.AfterFunc(ctx, func() { complete(Reply{}, cutByCtx(name, ctx.Err())) })
 	var end func(error) error // LiveDriver's (sentinel mode)
 	go func() {
 		defer e.block.wg.Done()
@@ -206,6 +206,25 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 		complete(v, replyError(&res, err))
 	}()
 	return p.Future()
+}
+
+// cutByCtx is the error of a blocking command its ctx ended (err): err
+// itself, but for a command that pops (BLPOP, BRPOP, BLMPOP, BZPOPMIN,
+// BZPOPMAX, BZMPOP) an outcome unknown wrapping it: the server may have
+// popped an element for it as the ctx ended, and the reply that carried
+// it goes to nobody (review-32 R3: 5 of 300 BRPops whose ctx ended as an
+// item came lost it and said context.DeadlineExceeded, which reads as
+// "did not run"). errors.Is(err, context.DeadlineExceeded) still holds.
+// (BLMOVE and BRPOPLPUSH move the element, which stays in the
+// destination; XREADGROUP leaves it pending.) The typed BLPop, BRPop and
+// BLMove keep the server's timeout within the ctx's deadline, so that
+// the server gives up first.
+func cutByCtx(name string, err error) error {
+	switch strings.ToUpper(name) {
+	case "BLPOP", "BRPOP", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP":
+		return &policies.OutcomeUnknownError{Cause: fmt.Errorf("vactor: %s cut by its context: it may have popped an element, lost with its reply: %w", strings.ToUpper(name), err)}
+	}
+	return err
 }
 
 // followBlocking follows the cluster's redirects of a blocking command

@@ -118,7 +118,7 @@ func (e *Engine) BLMove(ctx context.Context, source, destination string, from, t
 	if err := checkSides("BLMOVE", from, to); err != nil {
 		return fail[string](err)
 	}
-	t, err := blockTimeout("BLMOVE", timeout)
+	t, err := blockTimeout(ctx, "BLMOVE", timeout)
 	if err != nil {
 		return fail[string](err)
 	}
@@ -135,7 +135,12 @@ type KeyValue struct {
 // waiting up to timeout (0: for ever, to the millisecond) for one when
 // all are empty; the future fails with ErrNil when none came in time. It
 // is a blocking command: see Do (in cluster mode the keys must hash to
-// one slot). No keys fails with ErrInvalidArgument.
+// one slot). No keys fails with ErrInvalidArgument. With a ctx that has a
+// deadline the server is told to give up a little before it (timeout is
+// shortened), so that an element is never popped for a call the ctx has
+// ended; one the ctx cuts all the same (cancelled) fails with
+// ErrOutcomeUnknown: an element it popped is lost. A queue that must not
+// lose one moves it with BLMove.
 func (e *Engine) BLPop(ctx context.Context, timeout time.Duration, keys ...string) *futures.Future[KeyValue] {
 	return e.bpop(ctx, "BLPOP", timeout, keys)
 }
@@ -149,7 +154,7 @@ func (e *Engine) bpop(ctx context.Context, name string, timeout time.Duration, k
 	if f := needKeys[KeyValue](name, keys); f != nil {
 		return f
 	}
-	t, err := blockTimeout(name, timeout)
+	t, err := blockTimeout(ctx, name, timeout)
 	if err != nil {
 		return fail[KeyValue](err)
 	}
@@ -176,10 +181,25 @@ func checkSides(name string, from, to ListSide) error {
 }
 
 // blockTimeout is a blocking command's timeout argument: seconds, to the
-// millisecond (0 waits for ever).
-func blockTimeout(name string, timeout time.Duration) (string, error) {
+// millisecond (0 waits for ever), and never past ctx's deadline less a
+// margin for the reply to come back (a fifth of the time left, at most
+// 50 ms): the server gives up first, answering nil, so that the ctx does
+// not end the call while the server pops an element for it, which the
+// reply would then carry to nobody (review-32 R3: 5 of 300 BRPops whose
+// ctx ended as an item came lost it).
+func blockTimeout(ctx context.Context, name string, timeout time.Duration) (string, error) {
 	if timeout < 0 {
 		return "", fmt.Errorf("%w: %s needs a timeout of 0 (for ever) or more, got %s", ErrInvalidArgument, name, timeout)
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		left -= min(left/5, 50*time.Millisecond)
+		if timeout == 0 || left < timeout {
+			timeout = max(left, time.Millisecond)
+		}
 	}
 	if timeout > 0 && timeout < time.Millisecond {
 		timeout = time.Millisecond // not 0, which would wait for ever

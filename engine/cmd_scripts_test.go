@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -184,5 +185,51 @@ func TestListQueueCommands(t *testing.T) {
 	}
 	if n, _ := c.Do(ctx, "LLEN", "doing"); fmt.Sprint(n) != "2" {
 		t.Fatalf("LLEN doing = %v, want the 2 BLMoved jobs", n)
+	}
+}
+
+// A BRPop whose ctx ends as an element comes never loses it without a
+// word: the server's timeout is kept within the ctx's deadline (it
+// answers nil first), and a call its ctx cuts all the same fails with
+// ErrOutcomeUnknown (still matching the ctx's error), never with the
+// ctx's error alone (review-32 R3: 5 of 300 elements popped and lost,
+// their calls failed with context.DeadlineExceeded).
+func TestBRPopCtxEndLosesNothingSilently(t *testing.T) {
+	eng, srv := newEngine(t)
+	ctx := ctxT(t)
+	const n = 100
+	got, timedOut, unknown := 0, 0, 0
+	for i := range n {
+		c, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		f := eng.BRPop(c, 0, "q")
+		time.Sleep(time.Duration(14000+(i%40)*200) * time.Microsecond) // around the deadline: what the test is about
+		if err := eng.LPush(ctx, "q", fmt.Sprint(i)).Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.Await(ctx)
+		cancel()
+		switch {
+		case err == nil:
+			got++
+		case errors.Is(err, engine.ErrNil):
+			timedOut++ // the server gave up first: the element stays in the list
+		case errors.Is(err, engine.ErrOutcomeUnknown) && errors.Is(err, context.DeadlineExceeded):
+			unknown++
+		default:
+			t.Fatalf("round %d: %v, want the element, ErrNil or ErrOutcomeUnknown", i, err)
+		}
+	}
+	waitCond(t, 10*time.Second, "no BRPOP left blocked", func() bool {
+		info, err := srv.Do("INFO", "clients")
+		s, _ := info.(string)
+		return err == nil && strings.Contains(s, "blocked_clients:0")
+	})
+	left, err := eng.LLen(ctx, "q").Await(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lost := n - got - int(left); lost > unknown {
+		t.Fatalf("%d elements popped and lost, %d calls said their outcome was unknown (returned %d, server timeouts %d, left %d)",
+			lost, unknown, got, timedOut, left)
 	}
 }
