@@ -379,6 +379,17 @@ func TestClusterCoreBehaviours(t *testing.T) {
 			}
 		}
 	}
+	// Keys of two slots: refused unsent, by the keys as given (not the
+	// server's command table, which a user denied COMMAND lacks).
+	if _, err := eng.Eval(ctx, "return 1", []string{"script:1", "script:2"}).Await(ctx); !errors.Is(err, engine.ErrCrossSlot) {
+		t.Fatalf("cross-slot Eval: %v, want ErrCrossSlot", err)
+	}
+	if _, err := eng.BLPop(ctx, time.Second, "script:1", "script:2").Await(ctx); !errors.Is(err, engine.ErrCrossSlot) {
+		t.Fatalf("cross-slot BLPop: %v, want ErrCrossSlot", err)
+	}
+	if _, err := eng.BLMove(ctx, "script:1", "script:2", engine.Left, engine.Right, time.Second).Await(ctx); !errors.Is(err, engine.ErrCrossSlot) {
+		t.Fatalf("cross-slot BLMove: %v, want ErrCrossSlot", err)
+	}
 	if _, err := eng.LPush(ctx, "{q}:jobs", "j").Await(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -118,6 +118,9 @@ func (e *Engine) BLMove(ctx context.Context, source, destination string, from, t
 	if err := checkSides("BLMOVE", from, to); err != nil {
 		return fail[string](err)
 	}
+	if err := e.oneSlot("BLMOVE", source, destination); err != nil {
+		return fail[string](err)
+	}
 	t, err := blockTimeout(ctx, "BLMOVE", timeout)
 	if err != nil {
 		return fail[string](err)
@@ -154,6 +157,9 @@ func (e *Engine) bpop(ctx context.Context, name string, timeout time.Duration, k
 	if f := needKeys[KeyValue](name, keys); f != nil {
 		return f
 	}
+	if err := e.oneSlot(name, keys...); err != nil {
+		return fail[KeyValue](err)
+	}
 	t, err := blockTimeout(ctx, name, timeout)
 	if err != nil {
 		return fail[KeyValue](err)
@@ -168,6 +174,22 @@ func (e *Engine) bpop(ctx context.Context, name string, timeout time.Duration, k
 		}
 		return KeyValue{Key: kv[0], Value: kv[1]}, nil
 	})
+}
+
+// oneSlot refuses, in cluster mode, keys of different slots: no node
+// would run the command (a blocking one goes outside the routing that
+// checks Do's keys).
+func (e *Engine) oneSlot(name string, keys ...string) error {
+	if e.cl == nil || len(keys) < 2 {
+		return nil
+	}
+	slot := e.slotOf(keys[0])
+	for _, k := range keys[1:] {
+		if s := e.slotOf(k); s != slot {
+			return fmt.Errorf("%w: %s keys %q (slot %d) and %q (slot %d); use a hash tag", ErrCrossSlot, name, keys[0], slot, k, s)
+		}
+	}
+	return nil
 }
 
 // checkSides checks LMOVE's and BLMOVE's sides.

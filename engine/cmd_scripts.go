@@ -13,9 +13,9 @@ import (
 
 // Lua scripts: EVAL, EVALSHA and their read-only forms, and Script, which
 // sends a script by its digest and the script itself only when the server
-// has not got it (NOSCRIPT). Each goes through Do, so it is routed by its
-// keys (all of one hash slot in cluster mode: ErrCrossSlot otherwise,
-// unsent) and the reply is a Reply: a Lua number is an integer, a table
+// has not got it (NOSCRIPT). Each is routed by its keys (all of one hash
+// slot in cluster mode: ErrCrossSlot otherwise, unsent) and its reply is
+// a Reply, as Do's: a Lua number is an integer, a table
 // an array, nil and false a nil reply (IsNil), an error_reply a
 // *ServerError with its prefix.
 
@@ -28,12 +28,35 @@ func evalArgs(script string, keys, args []string) []string {
 	return append(a, args...)
 }
 
+// eval sends a (script or digest, numkeys, keys, args: evalArgs) routed
+// by its nkeys keys as given, not by the server's command table, which a
+// user denied COMMAND does not have (the script's text routed it then,
+// and a cross-slot call was sent): all of one slot in cluster mode, else
+// ErrCrossSlot, unsent.
+func (e *Engine) eval(ctx context.Context, name string, a []string, nkeys int) *futures.Future[Reply] {
+	if e.closed.Load() {
+		return fail[Reply](ErrClosed)
+	}
+	pos := make([]int, nkeys)
+	for i := range pos {
+		pos[i] = 2 + i
+	}
+	cmd, route, err := e.buildDo(name, a, pos)
+	if err != nil {
+		return fail[Reply](err)
+	}
+	if route == "" {
+		return submitKeyless(e, ctx, cmd, decodeReply)
+	}
+	return submit(e, ctx, route, cmd, decodeReply)
+}
+
 // Eval runs the Lua script on the server (EVAL script numkeys keys...
 // args...): keys are the keys it touches (KEYS in the script), args the
 // other arguments (ARGV). The script goes with every call; Script sends
 // its digest instead.
 func (e *Engine) Eval(ctx context.Context, script string, keys []string, args ...string) *futures.Future[Reply] {
-	return e.Do(ctx, "EVAL", evalArgs(script, keys, args)...)
+	return e.eval(ctx, "EVAL", evalArgs(script, keys, args), len(keys))
 }
 
 // EvalSha runs the script the server has cached under the SHA1 digest
@@ -41,18 +64,18 @@ func (e *Engine) Eval(ctx context.Context, script string, keys []string, args ..
 // without it fails the future with a *ServerError whose Prefix is
 // NOSCRIPT; Script.Run then sends the script itself.
 func (e *Engine) EvalSha(ctx context.Context, sha1 string, keys []string, args ...string) *futures.Future[Reply] {
-	return e.Do(ctx, "EVALSHA", evalArgs(sha1, keys, args)...)
+	return e.eval(ctx, "EVALSHA", evalArgs(sha1, keys, args), len(keys))
 }
 
 // EvalRO is Eval for a script that only reads (EVAL_RO, Redis 7 and
 // Valkey): the server refuses one that writes.
 func (e *Engine) EvalRO(ctx context.Context, script string, keys []string, args ...string) *futures.Future[Reply] {
-	return e.Do(ctx, "EVAL_RO", evalArgs(script, keys, args)...)
+	return e.eval(ctx, "EVAL_RO", evalArgs(script, keys, args), len(keys))
 }
 
 // EvalShaRO is EvalSha for a script that only reads (EVALSHA_RO).
 func (e *Engine) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...string) *futures.Future[Reply] {
-	return e.Do(ctx, "EVALSHA_RO", evalArgs(sha1, keys, args)...)
+	return e.eval(ctx, "EVALSHA_RO", evalArgs(sha1, keys, args), len(keys))
 }
 
 // Script is a Lua script run by its digest: Run sends EVALSHA, and EVAL
@@ -98,8 +121,11 @@ func (s *Script) run(ctx context.Context, e *Engine, bySha, bySrc string, keys, 
 	if s == nil {
 		return fail[Reply](fmt.Errorf("%w: Run of a nil *Script (use NewScript)", ErrInvalidArgument))
 	}
+	if e == nil || e.engineState == nil {
+		return fail[Reply](fmt.Errorf("%w: Run on a nil *Engine", ErrInvalidArgument))
+	}
 	a := evalArgs(s.Hash(), keys, args)
-	first := e.Do(ctx, bySha, a...)
+	first := e.eval(ctx, bySha, a, len(keys))
 	if _, err, ok := first.Result(); ok && !noScript(err) {
 		return first
 	}
@@ -110,7 +136,7 @@ func (s *Script) run(ctx context.Context, e *Engine, bySha, bySrc string, keys, 
 			return
 		}
 		a[0] = s.src
-		e.Do(ctx, bySrc, a...).OnComplete(func(v Reply, err error) { p.Complete(v, err) })
+		e.eval(ctx, bySrc, a, len(keys)).OnComplete(func(v Reply, err error) { p.Complete(v, err) })
 	})
 	return p.Future()
 }

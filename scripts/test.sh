@@ -16,12 +16,18 @@ TIMEOUT=${TIMEOUT:-20m}
 cd "$(dirname "$0")/.."
 
 tmp=$(mktemp -d)
+# Each module's run in a process group of its own (job control), so that
+# a TERM or INT to this script stops every go test under it, not only the
+# subshells (bash runs a trap only between commands: the library's run is
+# waited for, not run in the foreground, so that the trap can run).
+set -m
 pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	rm -rf "$tmp"
+stop() {
+	for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null; done
 }
-trap cleanup EXIT
+trap 'stop; rm -rf "$tmp"' EXIT
+trap 'stop; exit 143' TERM
+trap 'stop; exit 130' INT
 
 module() { # module DIR: vet and test the module in DIR
 	cd "$1" && "$GO" vet ./... && "$GO" test -race -count=1 -timeout "$TIMEOUT" ./...
@@ -35,7 +41,10 @@ done
 
 rc=0
 echo "== . (the library; ${others[*]} run meanwhile, their output follows)"
-(module .) || rc=1
+(module .) &
+lib=$!
+pids+=("$lib")
+wait "$lib" || rc=1
 
 for i in "${!others[@]}"; do
 	m=${others[$i]}

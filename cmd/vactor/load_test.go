@@ -281,7 +281,7 @@ func TestLoadCSVUnclosedQuoteNamesItsLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustContain(t, "errors file", string(errs), "lines 10-20: malformed: CSV: ",
-		"a quoted field opened on line 10 is not closed properly before line 20: the 10 lines after line 10 were read as part of it")
+		"a quoted field opened on line 10 is not closed properly by line 20: the 10 lines after line 10, up to that one, were read as part of it")
 	mustContain(t, "stderr", r.stderr, "vactor load: lines 10-20: malformed: ")
 	eng := connect(t, false, srv.Addr())
 	if n := do(t, eng, "DBSIZE"); n != int64(19) {

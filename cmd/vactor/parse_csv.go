@@ -41,8 +41,8 @@ func (p *csvParser) next() (command, error) {
 					// tens of thousands of lines it swallowed were named
 					// nowhere).
 					me.last = int64(pe.Line)
-					me.reason += fmt.Sprintf(" (a quoted field opened on line %d is not closed properly before line %d: "+
-						"the %d lines after line %d were read as part of it and none of them was loaded; "+
+					me.reason += fmt.Sprintf(" (a quoted field opened on line %d is not closed properly by line %d: "+
+						"the %d lines after line %d, up to that one, were read as part of it and none of them was loaded; "+
 						"fix the quote and load the file again)", pe.StartLine, pe.Line, pe.Line-pe.StartLine, pe.StartLine)
 				}
 				return command{}, me
