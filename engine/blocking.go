@@ -203,6 +203,9 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 				err = ErrClosed
 			}
 		}
+		if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			err = cutByCtx(name, err) // the driver saw the ctx end before the AfterFunc did
+		}
 		complete(v, replyError(&res, err))
 	}()
 	return p.Future()

@@ -180,6 +180,9 @@ func (e *Engine) bpop(ctx context.Context, name string, timeout time.Duration, k
 // would run the command (a blocking one goes outside the routing that
 // checks Do's keys).
 func (e *Engine) oneSlot(name string, keys ...string) error {
+	if e.closed.Load() {
+		return ErrClosed // first, as Do's
+	}
 	if e.cl == nil || len(keys) < 2 {
 		return nil
 	}

@@ -209,3 +209,9 @@ func TestOrderScenario(t *testing.T) {
 	t.Run("valkey-go", func(t *testing.T) { enginetest.Order(t, checked(enginetest.Options{})) })
 	t.Run("adapter", func(t *testing.T) { enginetest.Order(t, checked(enginetest.Options{Driver: adaptedDriver})) })
 }
+
+// The typed commands of a rate limiter, a queue and a leaderboard through
+// the public API (engine/enginetest, which the glide driver runs too).
+func TestCommandsScenario(t *testing.T) {
+	enginetest.Commands(t, checked(enginetest.Options{}))
+}

@@ -62,6 +62,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"load", "-format", "xml"}, `-format "xml"`},
 		{[]string{"load", "-conns", "-1"}, "must not be negative"},
 		{[]string{"load", "-max-pending", "-1"}, "must not be negative"},
+		{[]string{"load", "-give-up", "-1s"}, "must not be negative"},
 		{[]string{"load", "-max-pending", "99999999999999999999"}, "value out of range"},
 		// QA-L 6: these exited 1, -conns 300 after a summary of a load
 		// that never ran, and named library fields.

@@ -31,6 +31,7 @@ type loadSettings struct {
 	conns      int
 	maxPending int
 	quiet      bool
+	giveUp     time.Duration // stop after this long of failures without an answer; 0: never
 }
 
 const loadUsage = `usage: vactor load [flags] [FILE]
@@ -70,6 +71,7 @@ func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&s.format, "format", "", "input format: csv, jsonl or resp (default: from the file's extension, else its first byte)")
 	fs.StringVar(&s.errorsPath, "errors", "", "file for failed commands and malformed records (default FILE.errors, or vactor-load.errors for stdin); created only when needed")
 	fs.BoolVar(&s.strict, "strict", false, "stop at the first malformed record")
+	fs.DurationVar(&s.giveUp, "give-up", 10*time.Second, "stop reading once every command has failed without an answer from the server (killed, paused, unreachable) for this long, and say from which line; 0: never")
 	fs.BoolVar(&s.idempotent, "idempotent", false, "the commands may run twice: resend those whose reply was lost to a broken connection instead of reporting them")
 	fs.IntVar(&s.conns, "conns", 0, "connections per node (default: the batch writer's, 2)")
 	fs.IntVar(&s.maxPending, "max-pending", 0, "commands queued or in flight at most (default: the batch writer's, 100,000)")
@@ -93,8 +95,8 @@ func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	if s.conns < 0 || s.maxPending < 0 {
-		fmt.Fprintln(stderr, "vactor load: -conns and -max-pending must not be negative")
+	if s.conns < 0 || s.maxPending < 0 || s.giveUp < 0 {
+		fmt.Fprintln(stderr, "vactor load: -conns, -max-pending and -give-up must not be negative")
 		return exitUsage
 	}
 
@@ -305,10 +307,15 @@ type loadSummary struct {
 	failed         uint64 // reported by the writer or refused by Write
 	elapsed        time.Duration
 	stoppedAt      int64 // -strict: the line of the first malformed record
-	interrupted    bool
-	errorsFile     bool  // there were errors for the errors file
-	errorsErr      error // writing the errors file failed
-	started        bool  // the writer started: the summary means something
+	// gaveUpAfter is the line of the last command handed to the writer
+	// before the load stopped because the server answered nothing for
+	// giveUp (-give-up).
+	gaveUpAfter int64
+	giveUp      time.Duration
+	interrupted bool
+	errorsFile  bool  // there were errors for the errors file
+	errorsErr   error // writing the errors file failed
+	started     bool  // the writer started: the summary means something
 	// orderedFrom is the line of the first command that needed the
 	// input's order (see loadWriter), orderedFromName its name.
 	orderedFrom     int64
@@ -316,7 +323,7 @@ type loadSummary struct {
 }
 
 func (s loadSummary) ok() bool {
-	return s.malformed == 0 && s.failed == 0 && !s.interrupted && s.acked == s.commands
+	return s.malformed == 0 && s.failed == 0 && !s.interrupted && s.gaveUpAfter == 0 && s.acked == s.commands
 }
 
 func (s loadSummary) print(w io.Writer, input, target, errorsPath string) {
@@ -340,6 +347,10 @@ func (s loadSummary) print(w io.Writer, input, target, errorsPath string) {
 	}
 	if s.interrupted {
 		fmt.Fprintln(w, "vactor load: interrupted: the rest of the input was not read")
+	}
+	if s.gaveUpAfter > 0 {
+		fmt.Fprintf(w, "vactor load: stopped: for %s every command failed without an answer from the server (see the errors file); "+
+			"nothing after line %d was sent (load the input from there once the server is back)\n", s.giveUp, s.gaveUpAfter)
 	}
 	switch {
 	case s.errorsFile && s.errorsErr != nil:
@@ -394,11 +405,17 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 	}
 	elog := &errorLog{path: s.errorsPath, stderr: stderr}
 	idx := newLineIndex(windowSize)
+	var answered, lost atomic.Uint64 // failures: with the server's answer, without one
 	w, err := newLoadWriter(eng, engine.BatchWriterOptions{
 		MaxPending:   s.maxPending,
 		ConnsPerNode: s.conns,
 		Idempotent:   s.idempotent,
 		OnError: func(cmd []string, err error) {
+			if se := (*engine.ServerError)(nil); errors.As(err, &se) {
+				answered.Add(1)
+			} else {
+				lost.Add(1)
+			}
 			elog.record(idx.lookup(cmd), "failed", commandText(cmd)+": "+forCLI(err).Error())
 		},
 	})
@@ -415,9 +432,52 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 	var flushes sync.WaitGroup
 	var refused uint64
 	var readErr error
+	// A server gone (killed, paused, unreachable) fails every command
+	// without an answer: once no command has been answered (acknowledged,
+	// or refused by the server) for -give-up (10 s) while commands failed
+	// without one, the load stops reading instead of failing the rest of
+	// the input one command at a time (qa-AM: 63-97 s and 700,000 error
+	// lines for a million SETs), and says after which line it stopped. A
+	// watchdog decides, and ends wctx, which a write waiting for room in
+	// the writer was blocked on.
+	wctx, giveUp := context.WithCancel(ctx)
+	defer giveUp()
+	var lastLine, gaveUpAfter atomic.Int64
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		if s.giveUp <= 0 {
+			return
+		}
+		t := time.NewTicker(min(s.giveUp/4, time.Second))
+		defer t.Stop()
+		var answers, lastLost uint64
+		answeredAt := time.Now()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+			}
+			st := w.stats()
+			a, l := st.Acknowledged+answered.Load(), lost.Load()
+			switch {
+			case a != answers:
+				answers, lastLost, answeredAt = a, l, time.Now()
+			case l > lastLost && time.Since(answeredAt) >= s.giveUp:
+				// Commands failed without an answer since answeredAt (a
+				// slow server that fails nothing is waited for).
+				gaveUpAfter.Store(max(lastLine.Load(), 1))
+				giveUp()
+				return
+			}
+		}
+	}()
 	for n := 0; ; n++ {
-		if n&1023 == 0 && ctx.Err() != nil {
-			sum.interrupted = true
+		if n&1023 == 0 && wctx.Err() != nil {
+			if gaveUpAfter.Load() == 0 {
+				sum.interrupted = true
+			}
 			break
 		}
 		c, err := p.next()
@@ -447,9 +507,9 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 		}
 		sum.commands++
 		idx.add(identity(c.args), c.line)
-		if err = w.write(ctx, c); err != nil {
-			if ctx.Err() != nil {
-				sum.interrupted = true
+		if err = w.write(wctx, c); err != nil {
+			if wctx.Err() != nil {
+				sum.interrupted = gaveUpAfter.Load() == 0
 				sum.commands--
 				break
 			}
@@ -458,9 +518,14 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 				break
 			}
 			refused++
+			lastLine.Store(c.line)
+			if se := (*engine.ServerError)(nil); !errors.As(err, &se) {
+				lost.Add(1)
+			}
 			elog.record(c.line, "failed", commandText(c.args)+": "+forCLI(err).Error())
 			continue
 		}
+		lastLine.Store(c.line) // handed to the writer
 		if win := idx.seal(); win != nil {
 			// The writer of the commands up to here: the fast one was
 			// flushed when the ordered one started.
@@ -472,10 +537,19 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 			})
 		}
 	}
+	giveUp() // the watchdog ends
+	<-watched
+	if line := gaveUpAfter.Load(); line > 0 {
+		sum.gaveUpAfter, sum.giveUp = line, s.giveUp
+	}
 	closeCtx := context.Background()
-	if sum.interrupted {
+	if sum.interrupted || sum.gaveUpAfter > 0 {
+		bound := 30 * time.Second
+		if sum.gaveUpAfter > 0 {
+			bound = s.giveUp // what is queued fails: the server is gone
+		}
 		var cancel context.CancelFunc
-		closeCtx, cancel = context.WithTimeout(closeCtx, 30*time.Second)
+		closeCtx, cancel = context.WithTimeout(closeCtx, bound)
 		defer cancel()
 	}
 	cerr := w.close(closeCtx)
@@ -488,7 +562,7 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 	sum.failed = st.Failed + refused
 	sum.errorsErr = elog.close()
 	sum.errorsFile = elog.count() > 0
-	if readErr == nil && cerr != nil && !sum.interrupted {
+	if readErr == nil && cerr != nil && !sum.interrupted && sum.gaveUpAfter == 0 {
 		readErr = cerr
 	}
 	return sum, readErr

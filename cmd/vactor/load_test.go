@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -459,5 +460,43 @@ func TestLoadCluster(t *testing.T) {
 		if got := do(t, eng, "GET", k); got != v {
 			t.Fatalf("GET %q = %v, want %q", k, got, v)
 		}
+	}
+}
+
+// A load whose server is gone stops reading once every command has failed
+// without an answer for -give-up, and says after which line (qa-AM F4: a
+// killed server's load read to the end of a million lines, failing each,
+// 63 s and 700,000 error lines, and never said where to resume).
+func TestLoadGivesUpOnGoneServer(t *testing.T) {
+	srv := valkeytest.Start(t)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	written := make(chan int, 1)
+	go func() { // an endless input, until the load stops reading it
+		defer pw.Close()
+		for i := 1; i <= 50_000_000; i++ {
+			if _, err := fmt.Fprintf(pw, "k%d,v\n", i); err != nil {
+				written <- i
+				return
+			}
+			if i == 20_000 {
+				_ = srv.Kill()
+			}
+		}
+		written <- -1
+	}()
+	start := time.Now()
+	r := vactorIn(t, nil, pr, "load", "-quiet", "-give-up", "1s", "-addr", srv.Addr(), "-")
+	pr.Close()
+	if r.code != exitFailed || !strings.Contains(r.stdout, "vactor load: stopped: for 1s every command failed without an answer from the server") ||
+		!strings.Contains(r.stdout, "was sent (load the input from there once the server is back)") {
+		t.Fatalf("exit %d after %v\n%s%s", r.code, time.Since(start).Round(time.Millisecond), r.stdout, r.stderr)
+	}
+	t.Logf("stopped after %v:\n%s", time.Since(start).Round(time.Millisecond), r.stdout)
+	if n := <-written; n == -1 {
+		t.Fatal("the load read all 50,000,000 lines")
 	}
 }
