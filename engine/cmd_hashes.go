@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/vactor-io/vactor/futures"
 )
@@ -63,6 +64,22 @@ func (e *Engine) HGetAll(ctx context.Context, key string) *futures.Future[map[st
 // new value. A missing key or field counts as 0.
 func (e *Engine) HIncrBy(ctx context.Context, key, field string, n int64) *futures.Future[int64] {
 	return submit(e, ctx, key, e.b.Hincrby().Key(key).Field(field).Increment(n).Build(), decodeInt64)
+}
+
+// HIncrByFloat adds incr to the number in field of the hash at key (0
+// when missing) and returns the new value. A NaN or infinite incr fails
+// with ErrInvalidArgument.
+func (e *Engine) HIncrByFloat(ctx context.Context, key, field string, incr float64) *futures.Future[float64] {
+	if math.IsNaN(incr) || math.IsInf(incr, 0) {
+		return fail[float64](fmt.Errorf("%w: HINCRBYFLOAT increment %v", ErrInvalidArgument, incr))
+	}
+	return submit(e, ctx, key, e.b.Hincrbyfloat().Key(key).Field(field).Increment(incr).Build(), decodeFloat64)
+}
+
+// HSetNX sets field of the hash at key to value only if the field does
+// not exist, and reports whether it did.
+func (e *Engine) HSetNX(ctx context.Context, key, field, value string) *futures.Future[bool] {
+	return submit(e, ctx, key, e.b.Hsetnx().Key(key).Field(field).Value(value).Build(), decodeIntBool)
 }
 
 // HLen returns the number of fields in the hash at key (0 when missing).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -277,5 +278,32 @@ func TestHashInvalidArguments(t *testing.T) {
 	})
 	if n := dsAwait(t, ctx, "EXISTS", eng.Exists(ctx, "h")); n != 0 {
 		t.Fatalf("key h exists after invalid HSETs")
+	}
+}
+
+// HSetNX, HIncrByFloat and IncrByFloat (qa-AL AL4: go-redis names a user
+// reached for through Do).
+func TestFloatCountersAndHSetNX(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	if ok, err := eng.HSetNX(ctx, "h", "f", "1").Await(ctx); err != nil || !ok {
+		t.Fatalf("HSetNX of a new field = %v, %v", ok, err)
+	}
+	if ok, err := eng.HSetNX(ctx, "h", "f", "2").Await(ctx); err != nil || ok {
+		t.Fatalf("HSetNX of an existing field = %v, %v", ok, err)
+	}
+	if v, err := eng.HIncrByFloat(ctx, "h", "f", 0.25).Await(ctx); err != nil || v != 1.25 {
+		t.Fatalf("HIncrByFloat = %v, %v; want 1.25", v, err)
+	}
+	if v, err := eng.IncrByFloat(ctx, "n", -1.5).Await(ctx); err != nil || v != -1.5 {
+		t.Fatalf("IncrByFloat = %v, %v; want -1.5", v, err)
+	}
+	for _, err := range []error{
+		eng.IncrByFloat(ctx, "n", math.NaN()).Err(ctx),
+		eng.HIncrByFloat(ctx, "h", "f", math.Inf(1)).Err(ctx),
+	} {
+		if !errors.Is(err, engine.ErrInvalidArgument) {
+			t.Fatalf("NaN or Inf increment: %v, want ErrInvalidArgument", err)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -270,6 +271,15 @@ func (e *Engine) Incr(ctx context.Context, key string) *futures.Future[int64] {
 // IncrBy increments the integer at key by n and returns the new value.
 func (e *Engine) IncrBy(ctx context.Context, key string, n int64) *futures.Future[int64] {
 	return submit(e, ctx, key, e.b.Incrby().Key(key).Increment(n).Build(), decodeInt64)
+}
+
+// IncrByFloat adds incr to the number at key (0 when missing) and returns
+// the new value. A NaN or infinite incr fails with ErrInvalidArgument.
+func (e *Engine) IncrByFloat(ctx context.Context, key string, incr float64) *futures.Future[float64] {
+	if math.IsNaN(incr) || math.IsInf(incr, 0) {
+		return fail[float64](fmt.Errorf("%w: INCRBYFLOAT increment %v", ErrInvalidArgument, incr))
+	}
+	return submit(e, ctx, key, e.b.Incrbyfloat().Key(key).Increment(incr).Build(), decodeFloat64)
 }
 
 // Decr decrements the integer at key by one and returns the new value.
