@@ -311,6 +311,7 @@ type loadSummary struct {
 	// before the load stopped because the server answered nothing for
 	// giveUp (-give-up).
 	gaveUpAfter int64
+	lastLine    int64 // of the last command handed to the writer
 	giveUp      time.Duration
 	interrupted bool
 	errorsFile  bool  // there were errors for the errors file
@@ -346,7 +347,11 @@ func (s loadSummary) print(w io.Writer, input, target, errorsPath string) {
 			s.orderedFrom, s.orderedFromName, s.orderedFromName)
 	}
 	if s.interrupted {
-		fmt.Fprintln(w, "vactor load: interrupted: the rest of the input was not read")
+		if s.lastLine > 0 {
+			fmt.Fprintf(w, "vactor load: interrupted: nothing after line %d was sent, the rest of the input was not read\n", s.lastLine)
+		} else {
+			fmt.Fprintln(w, "vactor load: interrupted: the rest of the input was not read")
+		}
 	}
 	if s.gaveUpAfter > 0 {
 		fmt.Fprintf(w, "vactor load: stopped: for %s every command failed without an answer from the server (see the errors file); "+
@@ -537,6 +542,7 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 			})
 		}
 	}
+	sum.lastLine = lastLine.Load()
 	giveUp() // the watchdog ends
 	<-watched
 	if line := gaveUpAfter.Load(); line > 0 {

@@ -68,6 +68,11 @@ func (p *csvParser) next() (command, error) {
 		if err != nil {
 			return command{}, &malformedError{line: int64(line), reason: err.Error() + ", got " + strconv.Quote(ttl)}
 		}
+		if rec[0] == "" {
+			// The server takes an empty key, but a record without one is
+			// a mistake in the data far more often (a missing column).
+			return command{}, &malformedError{line: int64(line), reason: "empty key (load an empty key as RESP)"}
+		}
 		c := setCommand(&p.buf, int64(line), rec[0], rec[1], d)
 		return c, nil
 	}

@@ -63,6 +63,9 @@ func (p *jsonlParser) next() (command, error) {
 		if !ok {
 			return bad(errTTL.Error() + ", got " + string(rec.TTL))
 		}
+		if *rec.Key == "" {
+			return bad(`empty "key" (load an empty key as RESP)`)
+		}
 		return setCommand(&p.buf, p.line, *rec.Key, value, ttl), nil
 	}
 }

@@ -208,3 +208,18 @@ func TestJSONLReasons(t *testing.T) {
 		}
 	}
 }
+
+// A record without a key is malformed in CSV and JSON Lines (qa-AM F6:
+// ",v" set the empty key without a word: a missing column, most likely).
+func TestEmptyKeyMalformed(t *testing.T) {
+	for _, p := range []parser{
+		newCSVParser(strings.NewReader(",v\n")),
+		&jsonlParser{r: bufio.NewReader(strings.NewReader(`{"key": "", "value": "v"}` + "\n"))},
+	} {
+		_, err := p.next()
+		var me *malformedError
+		if !errors.As(err, &me) || me.line != 1 || !strings.Contains(me.reason, "empty") {
+			t.Fatalf("%T: err = %v, want line 1 malformed for its empty key", p, err)
+		}
+	}
+}
