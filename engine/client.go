@@ -30,6 +30,12 @@ type Client interface {
 	SetNX(ctx context.Context, key, value string, ttl time.Duration) (bool, error)
 	// GetDel returns the value of key and deletes it, ErrNil when missing.
 	GetDel(ctx context.Context, key string) (string, error)
+	// GetEx returns the value of key and sets its time to live (0 leaves
+	// it as it is, as Engine.GetEx), ErrNil when missing.
+	GetEx(ctx context.Context, key string, ttl time.Duration) (string, error)
+	// SetArgs is SET with its options (NX, XX, GET, a ttl), as
+	// Engine.SetArgs.
+	SetArgs(ctx context.Context, key, value string, o SetOptions) (SetResult, error)
 	// MGet returns the values of keys, nil for a missing key.
 	MGet(ctx context.Context, keys ...string) ([]*string, error)
 	// MSet sets alternating key/value arguments.
@@ -91,8 +97,13 @@ type Client interface {
 	Eval(ctx context.Context, script string, keys []string, args ...string) (Reply, error)
 	// EvalSha runs the script cached under a SHA1 digest (EVALSHA).
 	EvalSha(ctx context.Context, sha1 string, keys []string, args ...string) (Reply, error)
-	// RunScript runs s: EVALSHA, then EVAL when the server has not got it.
+	// RunScript runs s: EVALSHA, then EVAL when the server has not got it
+	// (Script.Run).
 	RunScript(ctx context.Context, s *Script, keys []string, args ...string) (Reply, error)
+	// EvalRO and EvalShaRO are Eval and EvalSha for a script that only
+	// reads.
+	EvalRO(ctx context.Context, script string, keys []string, args ...string) (Reply, error)
+	EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...string) (Reply, error)
 
 	// SAdd adds members to the set at key and returns how many were new.
 	SAdd(ctx context.Context, key string, members ...string) (int64, error)
@@ -324,6 +335,22 @@ func (c *syncClient) EvalSha(ctx context.Context, sha1 string, keys []string, ar
 
 func (c *syncClient) RunScript(ctx context.Context, s *Script, keys []string, args ...string) (Reply, error) {
 	return s.Run(ctx, c.e(), keys, args...).Await(ctx)
+}
+
+func (c *syncClient) EvalRO(ctx context.Context, script string, keys []string, args ...string) (Reply, error) {
+	return c.e().EvalRO(ctx, script, keys, args...).Await(ctx)
+}
+
+func (c *syncClient) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...string) (Reply, error) {
+	return c.e().EvalShaRO(ctx, sha1, keys, args...).Await(ctx)
+}
+
+func (c *syncClient) GetEx(ctx context.Context, key string, ttl time.Duration) (string, error) {
+	return c.e().GetEx(ctx, key, ttl).Await(ctx)
+}
+
+func (c *syncClient) SetArgs(ctx context.Context, key, value string, o SetOptions) (SetResult, error) {
+	return c.e().SetArgs(ctx, key, value, o).Await(ctx)
 }
 
 func (c *syncClient) SAdd(ctx context.Context, key string, members ...string) (int64, error) {

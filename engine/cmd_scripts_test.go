@@ -54,6 +54,18 @@ return n`
 	if r, err = eng.Sync().EvalSha(ctx, s.Hash(), []string{"rl"}, "10000"); err != nil || fmt.Sprint(r) != "6" {
 		t.Fatalf("Sync EvalSha = %v, %v; want 6", r, err)
 	}
+	if r, err = eng.Sync().EvalRO(ctx, "return redis.call('GET', KEYS[1])", []string{"rl"}); err != nil || fmt.Sprint(r) != "6" {
+		t.Fatalf("Sync EvalRO = %v, %v; want 6", r, err)
+	}
+	if r, err = eng.Sync().EvalShaRO(ctx, engine.NewScript("return 7").Hash(), nil); !errors.As(err, &se) || se.Prefix != "NOSCRIPT" {
+		t.Fatalf("Sync EvalShaRO of an unknown script = %v, %v; want NOSCRIPT", r, err)
+	}
+	if res, err := eng.Sync().SetArgs(ctx, "k", "v", engine.SetOptions{NX: true, TTL: time.Minute}); err != nil || !res.Written {
+		t.Fatalf("Sync SetArgs NX = %+v, %v", res, err)
+	}
+	if v, err := eng.Sync().GetEx(ctx, "k", 2*time.Minute); err != nil || v != "v" {
+		t.Fatalf("Sync GetEx = %q, %v", v, err)
+	}
 	// Read-only forms: a read runs, a write is refused by the server.
 	ro := engine.NewScript("return redis.call('GET', KEYS[1])")
 	if r, err = ro.RunRO(ctx, eng, []string{"rl"}).Await(ctx); err != nil || fmt.Sprint(r) != "6" {
