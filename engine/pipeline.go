@@ -726,13 +726,31 @@ func (c *commands) Set(key, value string, ttl time.Duration) *futures.Future[str
 	return add(c, key, c.b().Arbitrary("SET").Keys(key).Args(value).Args(ex...).Build(), decodeOK)
 }
 
-// SetNX adds SETNX key value (no time to live); its future reports whether
-// the key was set.
-func (c *commands) SetNX(key, value string) *futures.Future[bool] {
+// SetNX adds SETNX key value, or SET key value NX with a time to live
+// (ttl as for Set), as Engine.SetNX; its future reports whether the key
+// was set.
+func (c *commands) SetNX(key, value string, ttl time.Duration) *futures.Future[bool] {
 	if c.e == nil {
 		return fail[bool](errZeroCommands)
 	}
-	return add(c, key, c.b().Setnx().Key(key).Value(value).Build(), decodeIntBool)
+	if ttl == 0 {
+		return add(c, key, c.b().Setnx().Key(key).Value(value).Build(), decodeIntBool)
+	}
+	ex, err := ttlArgs(ttl)
+	if err != nil {
+		return reject[bool](c, err)
+	}
+	return add(c, key, c.b().Arbitrary("SET").Keys(key).Args(value, "NX").Args(ex...).Build(), decodeSetNX)
+}
+
+// decodeSetNX reads SET ... NX's reply: OK when it set the key, nil when
+// the key existed.
+func decodeSetNX(res valkey.ValkeyResult) (bool, error) {
+	err := res.Error()
+	if valkey.IsValkeyNil(err) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // MGet adds MGET keys; a missing key is a nil entry.

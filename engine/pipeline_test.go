@@ -290,3 +290,41 @@ func pipeDropped(eng *engine.Engine) []*futures.Future[struct{}] {
 	tx := eng.Tx()
 	return []*futures.Future[struct{}]{p.Set("drop:p", "v", 0), tx.Set("drop:t", "v", 0)}
 }
+
+// A lock taken in a pipeline or a transaction: SetNX with a ttl, as
+// Engine.SetNX (qa-AL AL4: it took none, so the lock needed Do).
+func TestPipelineSetNXWithTTL(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	p := eng.Pipeline()
+	first, second := p.SetNX("lock", "a", 10*time.Second), p.SetNX("lock", "b", 10*time.Second)
+	plain := p.SetNX("plain", "x", 0)
+	if err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		f    *futures.Future[bool]
+		want bool
+	}{"first": {first, true}, "second": {second, false}, "plain": {plain, true}} {
+		if ok, err := c.f.Await(ctx); err != nil || ok != c.want {
+			t.Fatalf("%s SetNX = %v, %v; want %v", name, ok, err, c.want)
+		}
+	}
+	if ttl, err := eng.PTTL(ctx, "lock").Await(ctx); err != nil || !ttl.HasExpiry || ttl.Remaining > 10*time.Second {
+		t.Fatalf("PTTL lock = %+v, %v; want a ttl of at most 10s", ttl, err)
+	}
+	tx := eng.Tx()
+	again := tx.SetNX("lock2", "c", 1500*time.Millisecond)
+	if err := tx.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := again.Await(ctx); err != nil || !ok {
+		t.Fatalf("Tx SetNX = %v, %v", ok, err)
+	}
+	if ttl, err := eng.PTTL(ctx, "lock2").Await(ctx); err != nil || !ttl.HasExpiry || ttl.Remaining > 1500*time.Millisecond {
+		t.Fatalf("PTTL lock2 = %+v, %v; want a ttl of at most 1.5s", ttl, err)
+	}
+	if err := eng.Pipeline().SetNX("k", "v", -time.Second).Err(ctx); !errors.Is(err, engine.ErrInvalidArgument) {
+		t.Fatalf("negative ttl: %v, want ErrInvalidArgument", err)
+	}
+}
