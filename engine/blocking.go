@@ -71,6 +71,9 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if err := ctx.Err(); err != nil {
+		return fail[Reply](err) // never sent
+	}
 	if err := e.need(drivers.Capabilities{Blocking: true}, "blocking command "+strings.ToUpper(name)); err != nil {
 		return fail[Reply](err)
 	}
@@ -135,7 +138,16 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	// may take longer to give up (valkey-go's, on a server that stopped
 	// answering, ends seconds after its ctx), and the goroutine waits for
 	// it on its own.
-	stop := context.AfterFunc(ctx, func() { complete(Reply{}, cutByCtx(name, ctx.Err())) })
+	// sending is set as the call goes to the driver: a pop its ctx ends
+	// before then never ran (review-32b B3: it said "may have popped").
+	var sending atomic.Bool
+	stop := context.AfterFunc(ctx, func() {
+		if sending.Load() {
+			complete(Reply{}, cutByCtx(name, ctx.Err()))
+		} else {
+			complete(Reply{}, ctx.Err())
+		}
+	})
 	var end func(error) error // LiveDriver's (sentinel mode)
 	go func() {
 		defer e.block.wg.Done()
@@ -164,6 +176,7 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 			complete(Reply{}, ErrClosed)
 			return
 		}
+		sending.Store(true)
 		res := drv.Do(ctx, cmd)
 		if end != nil {
 			// Cut by the switch (the former primary's connection closed

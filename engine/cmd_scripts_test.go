@@ -245,3 +245,29 @@ func TestBRPopCtxEndLosesNothingSilently(t *testing.T) {
 			lost, unknown, got, timedOut, left)
 	}
 }
+
+// An idle poll whose ctx has a deadline ends with ErrNil: the server was
+// told to give up first (review-32b B1: 75 of 76 such polls failed as
+// outcomes unknown); a pop whose ctx ended before it was sent fails with
+// the ctx's error alone, its element still there (B3).
+func TestBlockingPopIdleAndEndedCtx(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	c, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err := eng.BLPop(c, 0, "idle").Await(ctx)
+	cancel()
+	if !errors.Is(err, engine.ErrNil) {
+		t.Fatalf("idle BLPop with a 2s ctx: %v, want ErrNil (the server's timeout first)", err)
+	}
+	if _, err := eng.RPush(ctx, "q", "x").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := eng.BRPop(ended, 0, "q").Await(ctx); !errors.Is(err, context.Canceled) || errors.Is(err, engine.ErrOutcomeUnknown) {
+		t.Fatalf("BRPop with an ended ctx: %v, want context.Canceled alone", err)
+	}
+	if n, err := eng.LLen(ctx, "q").Await(ctx); err != nil || n != 1 {
+		t.Fatalf("LLEN q = %d, %v; want the element still there", n, err)
+	}
+}
