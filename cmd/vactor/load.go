@@ -307,12 +307,10 @@ type loadSummary struct {
 	failed         uint64 // reported by the writer or refused by Write
 	elapsed        time.Duration
 	stoppedAt      int64 // -strict: the line of the first malformed record
-	// gaveUpAfter is the line of the last command handed to the writer
-	// before the load stopped because the server answered nothing for
-	// giveUp (-give-up).
-	gaveUpAfter int64
+	// gaveUp is -give-up when the load stopped because the server
+	// answered nothing for that long (0 otherwise).
+	gaveUp      time.Duration
 	lastLine    int64 // of the last command handed to the writer
-	giveUp      time.Duration
 	interrupted bool
 	errorsFile  bool  // there were errors for the errors file
 	errorsErr   error // writing the errors file failed
@@ -324,7 +322,7 @@ type loadSummary struct {
 }
 
 func (s loadSummary) ok() bool {
-	return s.malformed == 0 && s.failed == 0 && !s.interrupted && s.gaveUpAfter == 0 && s.acked == s.commands
+	return s.malformed == 0 && s.failed == 0 && !s.interrupted && s.gaveUp == 0 && s.acked == s.commands
 }
 
 func (s loadSummary) print(w io.Writer, input, target, errorsPath string) {
@@ -353,9 +351,13 @@ func (s loadSummary) print(w io.Writer, input, target, errorsPath string) {
 			fmt.Fprintln(w, "vactor load: interrupted: the rest of the input was not read")
 		}
 	}
-	if s.gaveUpAfter > 0 {
+	if s.gaveUp > 0 {
+		sent := "nothing was sent"
+		if s.lastLine > 0 {
+			sent = fmt.Sprintf("nothing after line %d was sent", s.lastLine)
+		}
 		fmt.Fprintf(w, "vactor load: stopped: for %s every command failed without an answer from the server (see the errors file); "+
-			"nothing after line %d was sent (load the input from there once the server is back)\n", s.giveUp, s.gaveUpAfter)
+			"%s (load the input from there once the server is back)\n", s.gaveUp, sent)
 	}
 	switch {
 	case s.errorsFile && s.errorsErr != nil:
@@ -384,10 +386,14 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // failed commands and malformed records are counted and logged.
 func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s loadSettings, stderr io.Writer) (loadSummary, error) {
 	var sum loadSummary
+	// wctx ends with ctx, or when the load gives up (see the watchdog
+	// below): it ends a write waiting for room, and a read of a pipe.
+	wctx, giveUp := context.WithCancel(ctx)
+	defer giveUp()
 	if size < 0 {
-		// A pipe or a terminal may block for ever: an interrupt must
-		// not wait for its next line.
-		in = &ctxReader{ctx: ctx, r: in, done: make(chan readResult, 1)}
+		// A pipe or a terminal may block for ever: an interrupt (or the
+		// load giving up) must not wait for its next line.
+		in = &ctxReader{ctx: wctx, r: in, done: make(chan readResult, 1)}
 	}
 	cr := &countingReader{r: in}
 	br := bufio.NewReaderSize(cr, 1<<20)
@@ -416,11 +422,7 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 		ConnsPerNode: s.conns,
 		Idempotent:   s.idempotent,
 		OnError: func(cmd []string, err error) {
-			if se := (*engine.ServerError)(nil); errors.As(err, &se) {
-				answered.Add(1)
-			} else {
-				lost.Add(1)
-			}
+			countFailure(err, &answered, &lost)
 			elog.record(idx.lookup(cmd), "failed", commandText(cmd)+": "+forCLI(err).Error())
 		},
 	})
@@ -444,10 +446,12 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 	// the input one command at a time (qa-AM: 63-97 s and 700,000 error
 	// lines for a million SETs), and says after which line it stopped. A
 	// watchdog decides, and ends wctx, which a write waiting for room in
-	// the writer was blocked on.
-	wctx, giveUp := context.WithCancel(ctx)
-	defer giveUp()
-	var lastLine, gaveUpAfter atomic.Int64
+	// the writer was blocked on; the loop, the only writer of lastLine,
+	// then has the last line it handed over (read by the watchdog before
+	// its cancel took, the line could be a few commands early: a resume
+	// from there sent them twice, review-32b B5).
+	var lastLine atomic.Int64
+	var gaveUp atomic.Bool
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
@@ -472,7 +476,7 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 			case l > lastLost && time.Since(answeredAt) >= s.giveUp:
 				// Commands failed without an answer since answeredAt (a
 				// slow server that fails nothing is waited for).
-				gaveUpAfter.Store(max(lastLine.Load(), 1))
+				gaveUp.Store(true)
 				giveUp()
 				return
 			}
@@ -480,15 +484,13 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 	}()
 	for n := 0; ; n++ {
 		if n&1023 == 0 && wctx.Err() != nil {
-			if gaveUpAfter.Load() == 0 {
-				sum.interrupted = true
-			}
+			sum.interrupted = !gaveUp.Load()
 			break
 		}
 		c, err := p.next()
 		if err != nil {
-			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-				sum.interrupted = true // a record cut short is not loaded
+			if wctx.Err() != nil && errors.Is(err, wctx.Err()) {
+				sum.interrupted = !gaveUp.Load() // a record cut short is not loaded
 				break
 			}
 			var me *malformedError
@@ -514,7 +516,7 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 		idx.add(identity(c.args), c.line)
 		if err = w.write(wctx, c); err != nil {
 			if wctx.Err() != nil {
-				sum.interrupted = gaveUpAfter.Load() == 0
+				sum.interrupted = !gaveUp.Load()
 				sum.commands--
 				break
 			}
@@ -524,9 +526,7 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 			}
 			refused++
 			lastLine.Store(c.line)
-			if se := (*engine.ServerError)(nil); !errors.As(err, &se) {
-				lost.Add(1)
-			}
+			countFailure(err, &answered, &lost)
 			elog.record(c.line, "failed", commandText(c.args)+": "+forCLI(err).Error())
 			continue
 		}
@@ -545,13 +545,13 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 	sum.lastLine = lastLine.Load()
 	giveUp() // the watchdog ends
 	<-watched
-	if line := gaveUpAfter.Load(); line > 0 {
-		sum.gaveUpAfter, sum.giveUp = line, s.giveUp
+	if gaveUp.Load() {
+		sum.gaveUp = s.giveUp
 	}
 	closeCtx := context.Background()
-	if sum.interrupted || sum.gaveUpAfter > 0 {
+	if sum.interrupted || sum.gaveUp > 0 {
 		bound := 30 * time.Second
-		if sum.gaveUpAfter > 0 {
+		if sum.gaveUp > 0 {
 			bound = s.giveUp // what is queued fails: the server is gone
 		}
 		var cancel context.CancelFunc
@@ -568,10 +568,27 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 	sum.failed = st.Failed + refused
 	sum.errorsErr = elog.close()
 	sum.errorsFile = elog.count() > 0
-	if readErr == nil && cerr != nil && !sum.interrupted && sum.gaveUpAfter == 0 {
+	if readErr == nil && cerr != nil && !sum.interrupted && sum.gaveUp == 0 {
 		readErr = cerr
 	}
 	return sum, readErr
+}
+
+// countFailure counts a failed command for the watchdog: in answered when
+// the server refused it (an error reply), in lost when it failed without
+// an answer (a transport error, an open breaker, an outcome unknown). A
+// command the client refused itself (ErrInvalidArgument: SELECT, MULTI,
+// a BLPOP without a bound, keys of two slots) is neither: counted lost,
+// a server paused 1.5 s ended a load that only such refusals had failed
+// (review-32b B2).
+func countFailure(err error, answered, lost *atomic.Uint64) {
+	switch se := (*engine.ServerError)(nil); {
+	case errors.As(err, &se):
+		answered.Add(1)
+	case errors.Is(err, engine.ErrInvalidArgument), errors.Is(err, engine.ErrCrossSlot):
+	default:
+		lost.Add(1)
+	}
 }
 
 func (s loadSettings) inputName() string {

@@ -500,3 +500,42 @@ func TestLoadGivesUpOnGoneServer(t *testing.T) {
 		t.Fatal("the load read all 50,000,000 lines")
 	}
 }
+
+// A server only slow (paused 1.5 s, failing nothing) while the input has
+// commands the client refuses itself (SELECT: no server involved) is
+// waited for: those refusals are not failures without an answer
+// (review-32b B2: the load gave up in 2 of 2 runs).
+func TestLoadLocalRefusalsDoNotGiveUp(t *testing.T) {
+	srv := valkeytest.Start(t)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	resp := func(args ...string) string { s, _ := respCmd(args...); return s }
+	go func() {
+		defer pw.Close()
+		fmt.Fprint(pw, resp("SELECT", "0")) // refused locally
+		for i := range 1000 {
+			fmt.Fprint(pw, resp("SET", fmt.Sprint("a", i), "v"))
+		}
+		if err := srv.Pause(); err != nil {
+			t.Error(err)
+		}
+		fmt.Fprint(pw, resp("SELECT", "0"))
+		for i := range 100 {
+			fmt.Fprint(pw, resp("SET", fmt.Sprint("b", i), "v"))
+		}
+		time.Sleep(1500 * time.Millisecond) // the server is slow this long: what the test is about
+		if err := srv.Resume(); err != nil {
+			t.Error(err)
+		}
+		for i := range 1000 {
+			fmt.Fprint(pw, resp("SET", fmt.Sprint("c", i), "v"))
+		}
+	}()
+	r := vactorIn(t, nil, pr, "load", "-quiet", "-format", "resp", "-give-up", "500ms", "-errors", t.TempDir()+"/e", "-addr", srv.Addr(), "-")
+	if strings.Contains(r.stdout, "stopped: for") || !strings.Contains(r.stdout, "2,100 acknowledged, 2 failed") {
+		t.Fatalf("exit %d: want every SET loaded and the two SELECTs failed\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
