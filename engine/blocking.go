@@ -130,6 +130,9 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 			return // the ctx ended first, or the call returned first
 		}
 		p.Complete(v, err)
+		if err != nil && errors.Is(err, policies.ErrOutcomeUnknown) {
+			e.unknown.Add(1) // for Stats
+		}
 		if done != nil {
 			done(err)
 		}
@@ -143,7 +146,7 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	var sending atomic.Bool
 	stop := context.AfterFunc(ctx, func() {
 		if sending.Load() {
-			complete(Reply{}, cutByCtx(name, ctx.Err()))
+			complete(Reply{}, cutByCtx(name, args, ctx.Err()))
 		} else {
 			complete(Reply{}, ctx.Err())
 		}
@@ -217,7 +220,7 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 			}
 		}
 		if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-			err = cutByCtx(name, err) // the driver saw the ctx end before the AfterFunc did
+			err = cutByCtx(name, args, err) // the driver saw the ctx end before the AfterFunc did
 		}
 		complete(v, replyError(&res, err))
 	}()
@@ -232,13 +235,24 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 // item came lost it and said context.DeadlineExceeded, which reads as
 // "did not run"). errors.Is(err, context.DeadlineExceeded) still holds.
 // (BLMOVE and BRPOPLPUSH move the element, which stays in the
-// destination; XREADGROUP leaves it pending.) The typed BLPop, BRPop and
-// BLMove keep the server's timeout within the ctx's deadline, so that
-// the server gives up first.
-func cutByCtx(name string, err error) error {
-	switch strings.ToUpper(name) {
+// destination; XREADGROUP leaves it pending, but with NOACK, which
+// acknowledges what it reads, it may have read entries lost with its
+// reply: an outcome unknown too.) The typed BLPop, BRPop and BLMove keep
+// the server's timeout within the ctx's deadline, so that the server
+// gives up first.
+func cutByCtx(name string, args []string, err error) error {
+	switch name = strings.ToUpper(name); name {
 	case "BLPOP", "BRPOP", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP":
-		return &policies.OutcomeUnknownError{Cause: fmt.Errorf("vactor: %s cut by its context: it may have popped an element, lost with its reply: %w", strings.ToUpper(name), err)}
+		return &policies.OutcomeUnknownError{Cause: fmt.Errorf("vactor: %s cut by its context: it may have popped an element, lost with its reply: %w", name, err)}
+	case "XREADGROUP":
+		for _, a := range args {
+			if strings.EqualFold(a, "STREAMS") {
+				break
+			}
+			if strings.EqualFold(a, "NOACK") {
+				return &policies.OutcomeUnknownError{Cause: fmt.Errorf("vactor: XREADGROUP NOACK cut by its context: it may have read entries, acknowledged and lost with its reply: %w", err)}
+			}
+		}
 	}
 	return err
 }

@@ -244,6 +244,37 @@ func TestBRPopCtxEndLosesNothingSilently(t *testing.T) {
 		t.Fatalf("%d elements popped and lost, %d calls said their outcome was unknown (returned %d, server timeouts %d, left %d)",
 			lost, unknown, got, timedOut, left)
 	}
+	if s := eng.Stats(); s.OutcomeUnknown != uint64(unknown) {
+		t.Errorf("Stats.OutcomeUnknown = %d, want the %d pops that failed so (review-32b B4: blocking calls were not counted)", s.OutcomeUnknown, unknown)
+	}
+}
+
+// An XREADGROUP ... NOACK its ctx cuts may have read entries the server
+// acknowledged at once, lost with its reply: ErrOutcomeUnknown (still
+// matching the ctx's error), counted in Stats; without NOACK what it read
+// stays pending, and the ctx's error alone says so (review-32b B4).
+func TestXReadGroupNoAckCutByCtx(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	if _, err := eng.Do(ctx, "XGROUP", "CREATE", "s", "g", "$", "MKSTREAM").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, noack := range []bool{true, false} {
+		args := []string{"GROUP", "g", "c"}
+		if noack {
+			args = append(args, "noack")
+		}
+		args = append(args, "BLOCK", "0", "STREAMS", "s", ">")
+		c, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		_, err := eng.Do(c, "XREADGROUP", args...).Await(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, engine.ErrOutcomeUnknown) != noack {
+			t.Errorf("XREADGROUP (NOACK %v) cut by its ctx: %v; want DeadlineExceeded, ErrOutcomeUnknown %v", noack, err, noack)
+		}
+	}
+	if s := eng.Stats(); s.OutcomeUnknown != 1 {
+		t.Errorf("Stats.OutcomeUnknown = %d, want 1 (the NOACK read)", s.OutcomeUnknown)
+	}
 }
 
 // An idle poll whose ctx has a deadline ends with ErrNil: the server was

@@ -43,11 +43,14 @@ const KeepTTL time.Duration = -1
 // cut as it was answered may have popped its item), one that Close
 // finds not yet sent with ErrClosed; a worker loop stops on either (or
 // on its own ctx). One whose ctx ends first fails with the ctx's error,
-// except a pop (BLPOP, BRPOP, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP): the
-// server may have popped an element for it as the ctx ended, lost with
-// the reply, so it fails with ErrOutcomeUnknown wrapping the ctx's error;
-// give such a command a timeout shorter than its ctx (the typed BLPop,
-// BRPop and BLMove do), or move elements with BLMOVE instead. They are routed by their first key. The valkey-go
+// except a pop (BLPOP, BRPOP, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP) and an
+// XREADGROUP with NOACK: the server may have popped an element (read and
+// acknowledged entries) for it as the ctx ended, lost with the reply, so
+// it fails with ErrOutcomeUnknown wrapping the ctx's error (counted in
+// Stats.OutcomeUnknown); give such a command a timeout shorter than its
+// ctx (the typed BLPop, BRPop and BLMove do), or move elements with
+// BLMOVE (read without NOACK) instead. They are routed by their first
+// key. The valkey-go
 // driver keeps these connections in a pool of its own per node: opened
 // as concurrent blocking calls need them, at most 1,024 (a call past
 // that waits for one to come free), and kept open until Close (not in

@@ -294,6 +294,7 @@ func (c *DedicatedConn) round(ctx context.Context, sticky bool, build func(valke
 			// Written (or maybe): a Close that cut it after the drain
 			// included, so the caller does not take it for unsent.
 			err = &policies.OutcomeUnknownError{Cause: err}
+			c.e.unknown.Add(uint64(len(cmds))) // for Stats
 		}
 		for _, done := range obs {
 			done(err)

@@ -566,6 +566,9 @@ func TestDedicatedClose(t *testing.T) {
 	if err := <-blocked; !errors.Is(err, engine.ErrOutcomeUnknown) || errors.Is(err, engine.ErrClosed) {
 		t.Fatalf("blocked Dedicated after Close = %v, want ErrOutcomeUnknown (written), not ErrClosed", err)
 	}
+	if s := eng.Stats(); s.OutcomeUnknown != 1 {
+		t.Errorf("Stats.OutcomeUnknown = %d after Close, want 1 (the Dedicated BLPOP)", s.OutcomeUnknown)
+	}
 	if err := <-between; !errors.Is(err, engine.ErrClosed) {
 		t.Fatalf("Do after Close = %v, want ErrClosed", err)
 	}

@@ -71,6 +71,9 @@ type engineState struct {
 	subs  subCounters   // pub/sub counters for Stats (subscribe.go)
 	execs execGate      // Pipeline and Tx Execs in progress: Close waits for them (exec_gate.go)
 	creds credsCalls    // the credentials provider's calls under way (connecterr.go)
+	// unknown counts the commands failed with ErrOutcomeUnknown outside
+	// the connection actors (blocking calls, Tx, Dedicated), for Stats.
+	unknown atomic.Uint64
 
 	log *slog.Logger // Config.Logger filtered by LogLevel, or a discarding one
 	bus *hookbus.Bus // the hooks (the Logging hook included); nil without any

@@ -224,6 +224,15 @@ type txWatch struct {
 	sent    atomic.Bool
 	mu      sync.Mutex // held by the watch while it fails futures
 	expired bool       // under mu
+	unknown int        // under mu: futures it failed with ErrOutcomeUnknown
+}
+
+// unknowns returns, once the watch is stopped or has run, the number of
+// futures it failed with ErrOutcomeUnknown.
+func (tw *txWatch) unknowns() int {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	return tw.unknown
 }
 
 // failedAny reports, once the watch is stopped or has run, whether it
@@ -245,16 +254,20 @@ func watchAllSent(ctx context.Context, q []entry, tw *txWatch) (stop func() bool
 	}
 	return context.AfterFunc(ctx, func() {
 		var err error = ctx.Err()
+		sent := false
 		if tw != nil {
 			tw.mu.Lock()
 			defer tw.mu.Unlock()
-			if tw.sent.Load() {
+			if sent = tw.sent.Load(); sent {
 				err = &policies.OutcomeUnknownError{Cause: err}
 			}
 		}
 		for _, en := range q {
 			if en.split == nil && en.cmd.expireWith(err) && tw != nil {
 				tw.expired = true
+				if sent {
+					tw.unknown++
+				}
 			}
 		}
 	})

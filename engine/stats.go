@@ -71,7 +71,10 @@ type Stats struct {
 	BatchSizes [mailbox.BatchBuckets]uint64
 	// Restarts counts connection actor restarts; Reconnects the new
 	// connections they made; Retries the commands sent again;
-	// OutcomeUnknown the commands failed with ErrOutcomeUnknown;
+	// OutcomeUnknown the commands failed with ErrOutcomeUnknown (those
+	// of blocking commands, transactions and Dedicated connections, which
+	// no connection actor sends, in Stats.OutcomeUnknown only, not in a
+	// ConnStats);
 	// RetryBudget those of them the retry budget kept from being sent
 	// again (their error matches ErrRetryBudget too: a node that keeps
 	// losing what it was sent).
@@ -160,6 +163,7 @@ func (e *Engine) Stats() Stats {
 		s.CircuitOpen += cs.CircuitOpen
 		mb.Add(cs.Mailbox)
 	}
+	s.OutcomeUnknown += e.unknown.Load() // blocking calls, Tx, Dedicated: in no ConnStats
 	e.mu.Lock()
 	nodes := slices.Clone(e.nodes)
 	e.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -151,10 +150,14 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) (err error) {
 	}
 	// One watch of ctx for all the commands, as a Pipeline's (watchAll).
 	var tw txWatch // tw.sent: EXEC is on its way (execOn)
-	sent := &tw.sent
+	sent := &tw
 	if stop := watchAllSent(ctx, q, &tw); stop != nil {
 		defer func() {
-			if !stop() && err == nil && tw.failedAny() {
+			stopped := stop()
+			if n := tw.unknowns(); n > 0 {
+				e.unknown.Add(uint64(n)) // for Stats
+			}
+			if !stopped && err == nil && tw.failedAny() {
 				// The transaction ran, and ctx ended before its futures
 				// had their replies: they failed with ctx's error (as
 				// ErrOutcomeUnknown, EXEC being on its way), and Exec
@@ -241,7 +244,7 @@ func (tx *Tx) exec(ctx context.Context, q []entry, bad error) (err error) {
 // execAt sends q as a transaction on a connection of addr's pool (see
 // execOn), on a second one when the first was found dead before anything
 // was written.
-func (e *Engine) execAt(ctx context.Context, addr string, q []entry, asking, follow bool, sent *atomic.Bool) error {
+func (e *Engine) execAt(ctx context.Context, addr string, q []entry, asking, follow bool, sent *txWatch) error {
 	conn, err := e.tx.get(e, ctx, addr)
 	if err != nil {
 		failAll(q, err)
@@ -404,7 +407,7 @@ type txOpts struct {
 	follow bool
 	// sent, when not nil, is set before the part holding EXEC is
 	// written (watchAllSent).
-	sent *atomic.Bool
+	sent *txWatch // nil, or the transaction's watch of its ctx: sent says EXEC is on its way
 }
 
 // execOn sends MULTI, q's commands and EXEC on conn and completes q's
@@ -415,7 +418,7 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 		if o.sent != nil && (err == errTxUnsent || isTxRedirect(err)) {
 			// Nothing of it ran: until the next try writes its EXEC, a
 			// ctx that ends fails the futures with its bare error.
-			o.sent.Store(false)
+			o.sent.sent.Store(false)
 		}
 		switch {
 		case err == errTxUnsent:
@@ -468,7 +471,7 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 		to := min(from+part, len(cmds))
 		execTried, firstPart = to == len(cmds), from == 0
 		if execTried && o.sent != nil {
-			o.sent.Store(true)
+			o.sent.sent.Store(true)
 			if err := ctx.Err(); err != nil {
 				// ctx ended before EXEC was written, and the futures
 				// may have failed with its bare error: not sent.
@@ -499,6 +502,19 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 		if execTried && !policies.NotSent(terr) {
 			// EXEC may have reached the server: the transaction may have run.
 			terr = &policies.OutcomeUnknownError{Cause: terr}
+			if o.sent != nil {
+				// The ctx's watch, which counts the futures it fails,
+				// waits: each failed future is counted once.
+				o.sent.mu.Lock()
+				defer o.sent.mu.Unlock()
+			}
+			n := 0
+			for _, en := range q {
+				if !en.cmd.isDone() {
+					n++
+				}
+			}
+			e.unknown.Add(uint64(n)) // for Stats
 		} else {
 			// EXEC was not written: the server drops the transaction with
 			// the connection.

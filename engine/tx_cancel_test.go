@@ -101,7 +101,7 @@ func TestTxDeadlineOutcomes(t *testing.T) {
 	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
 	const n = 3000
 	bare := map[int]bool{} // transactions whose futures failed with ctx's bare error
-	var nilWithFailed, results, unknown int
+	var nilWithFailed, results, unknown, unknownFutures int
 	for i := range n {
 		d := time.Duration(50+(i*37)%1500) * time.Microsecond
 		ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -124,6 +124,9 @@ func TestTxDeadlineOutcomes(t *testing.T) {
 			unknown++
 		}
 		for _, fe := range []error{e1, e2} {
+			if errors.Is(fe, engine.ErrOutcomeUnknown) {
+				unknownFutures++
+			}
 			if fe != nil && !errors.Is(fe, engine.ErrOutcomeUnknown) && (errors.Is(fe, context.DeadlineExceeded) || errors.Is(fe, context.Canceled)) {
 				bare[i] = true
 			}
@@ -147,6 +150,9 @@ func TestTxDeadlineOutcomes(t *testing.T) {
 	t.Logf("%d transactions: %d Exec nil, %d ErrOutcomeUnknown, %d with ctx's bare error, %d ran", n, results, unknown, len(bare), ran)
 	if results == 0 {
 		t.Error("no transaction completed within its deadline: the deadlines test nothing")
+	}
+	if s := eng.Stats(); s.OutcomeUnknown != uint64(unknownFutures) {
+		t.Errorf("Stats.OutcomeUnknown = %d, want the %d commands whose futures failed so (review-32b B4: a Tx's were not counted)", s.OutcomeUnknown, unknownFutures)
 	}
 }
 
