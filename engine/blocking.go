@@ -219,8 +219,11 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 				err = ErrClosed
 			}
 		}
-		if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-			err = cutByCtx(name, args, err) // the driver saw the ctx end before the AfterFunc did
+		if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || res.NonValkeyError() != nil) {
+			// The driver saw the ctx end before the AfterFunc did, and
+			// said so with the ctx's error, or with its connection's
+			// (cut to end the call: review-32b B4, it failed bare).
+			err = cutByCtx(name, args, ctx.Err())
 		}
 		complete(v, replyError(&res, err))
 	}()

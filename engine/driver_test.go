@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,7 +29,38 @@ const (
 var registerTestDrivers = sync.OnceFunc(func() {
 	drivers.Register(adaptedDriver, driverstest.NeutralOnly(valkeygo.Driver{}))
 	drivers.Register(limitedDriver, limited{driverstest.NeutralOnly(valkeygo.Driver{})})
+	drivers.Register(cutAtCtxEndDriver, cutAtCtxEnd{driverstest.NeutralOnly(valkeygo.Driver{})})
 })
+
+// cutAtCtxEndDriver's blocking calls run cutBlocking (which ends their
+// ctx) and fail with a connection's error, as a driver that closes a
+// blocking call's connection when its ctx ends may report it.
+const cutAtCtxEndDriver = "test-cut-at-ctx-end"
+
+var cutBlocking atomic.Pointer[func()]
+
+type cutAtCtxEnd struct{ drivers.Driver }
+
+func (d cutAtCtxEnd) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error) {
+	c, err := d.Driver.Dial(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return cutConn{c}, nil
+}
+
+func (d cutAtCtxEnd) Capabilities() drivers.Capabilities { return drivers.CapabilitiesOf(d.Driver) }
+
+type cutConn struct{ drivers.Conn }
+
+func (c cutConn) Exec(ctx context.Context, cmds []drivers.Command, out []drivers.Result) {
+	if f := cutBlocking.Load(); f != nil && len(cmds) == 1 && cmds[0].Flags&drivers.Blocking != 0 {
+		(*f)()
+		out[0].Err = errors.New("test: connection closed as its ctx ended")
+		return
+	}
+	c.Conn.Exec(ctx, cmds, out)
+}
 
 // limited is a driver that says it supports TLS without a *tls.Config
 // and nothing else optional.
@@ -214,4 +246,26 @@ func TestOrderScenario(t *testing.T) {
 // the public API (engine/enginetest, which the glide driver runs too).
 func TestCommandsScenario(t *testing.T) {
 	enginetest.Commands(t, checked(enginetest.Options{}))
+}
+
+// A blocking pop whose driver reports the end of its ctx with the error of
+// the connection it cut (not the ctx's) fails as any pop its ctx cut:
+// ErrOutcomeUnknown wrapping the ctx's error (review-32b B4: it failed
+// with the connection's bare error, read as a transport failure).
+func TestBlockingPopCutByDriverAtCtxEnd(t *testing.T) {
+	registerTestDrivers()
+	srv := valkeytest.Start(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithDriver(cutAtCtxEndDriver))
+	ctx := ctxT(t)
+	defer cutBlocking.Store(nil)
+	for i := range 50 {
+		c, cancel := context.WithCancel(ctx)
+		f := func() { cancel() }
+		cutBlocking.Store(&f)
+		_, err := eng.BRPop(c, 0, "q").Await(ctx)
+		cancel()
+		if !errors.Is(err, context.Canceled) || !errors.Is(err, engine.ErrOutcomeUnknown) {
+			t.Fatalf("call %d: %v; want ErrOutcomeUnknown wrapping context.Canceled", i, err)
+		}
+	}
 }
