@@ -318,6 +318,17 @@ func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer, ou
 						code = exitFailed
 						continue
 					}
+					if d := time.Duration(res.Drain * float64(time.Second)); d > maxDrain {
+						// The operations stuck across the window's end are
+						// in no figure: the table would show a stall as a
+						// slow run at best (qa-AM F5: a server paused for
+						// 20 s read as 26,670 ops/s, exit 0).
+						why := fmt.Sprintf("operations in flight at the end of the measured window returned %s later (the server stalled?): the run measured nothing sound", d.Round(time.Millisecond))
+						line.finish(fmt.Sprintf("%s failed: %s", label, why))
+						rep.fail(op, level, c.name, why)
+						code = exitFailed
+						continue
+					}
 					if res.Ops == 0 {
 						// Not a result: a client that never got through
 						// (it may still be dialling) measured nothing.
@@ -346,6 +357,11 @@ func bench(ctx context.Context, t *target, s benchSettings, stderr io.Writer, ou
 	rep.summarize()
 	return output(rep, code)
 }
+
+// maxDrain bounds the time the operations in flight at the end of a
+// run's window may take to return: one operation's latency is well
+// under it, a server stall is not.
+const maxDrain = time.Second
 
 // rotate returns cs rotated left by n, so each round starts with another
 // contender.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -253,4 +254,53 @@ func TestBenchCluster(t *testing.T) {
 			t.Fatalf("%s: DBSIZE %v, %v after the bench", p.Addr(), n, err)
 		}
 	}
+}
+
+// A run during which the server stalled fails, named so, rather than
+// showing as a slow run with exit 0: the operations stuck across the end
+// of its window are in no figure (qa-AM F5: a server paused 20 s read as
+// 26,670 ops/s). Without a warmup, the window starts with the first
+// GETs (the worker reads the server's CPU before it), so the pause,
+// once the server ran 300 of them, starts inside the 1 s window and
+// ends 1.5 s or more after it.
+func TestBenchServerStallFails(t *testing.T) {
+	srv := valkeytest.Start(t)
+	paused := make(chan error, 1)
+	go func() {
+		for {
+			n, err := srv.Do("INFO", "commandstats")
+			if err != nil {
+				paused <- err
+				return
+			}
+			if s, _ := n.(string); getCalls(s) > 300 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err := srv.Pause(); err != nil {
+			paused <- err
+			return
+		}
+		time.Sleep(2500 * time.Millisecond) // the stall: what the test is about
+		paused <- srv.Resume()
+	}()
+	r := vactor(t, nil, "", "bench", "-addr", srv.Addr(), "-duration", "1s", "-warmup", "0s", "-keys", "100",
+		"-concurrency", "4", "-op", "get", "-contenders", "vactor")
+	if err := <-paused; err != nil {
+		t.Fatal(err)
+	}
+	if r.code != exitFailed || !strings.Contains(r.stdout+r.stderr, "later (the server stalled?)") {
+		t.Fatalf("exit %d: want exit %d and the stall named\n%s%s", r.code, exitFailed, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "÷ best peer: none ran") {
+		t.Errorf("footer without peers:\n%s", r.stdout)
+	}
+}
+
+// getCalls reads the GETs the server ran from INFO commandstats.
+func getCalls(info string) int {
+	_, rest, _ := strings.Cut(info, "cmdstat_get:calls=")
+	n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+	return n
 }

@@ -274,7 +274,11 @@ func (r *report) printTable(w io.Writer) {
 		_ = tw.Flush()
 	}
 	fmt.Fprintln(w, "\nCPU µs/op: the client process's CPU time per operation; srv µs/op: the server's (INFO cpu; standalone only).")
-	fmt.Fprintln(w, "÷ best peer: ops/s over the best of", strings.Join(r.peerNames(), ", "), "in the same case.")
+	if peers := r.peerNames(); len(peers) > 0 {
+		fmt.Fprintln(w, "÷ best peer: ops/s over the best of", strings.Join(peers, ", "), "in the same case.")
+	} else {
+		fmt.Fprintln(w, "÷ best peer: none ran (-contenders names no peer).")
+	}
 }
 
 // peerNames lists the peers that ran.
@@ -284,9 +288,6 @@ func (r *report) peerNames() []string {
 		if c.Peer {
 			names = append(names, c.Name)
 		}
-	}
-	if len(names) == 0 {
-		return []string{"(no peer ran)"}
 	}
 	return names
 }

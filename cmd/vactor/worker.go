@@ -80,6 +80,10 @@ type runResult struct {
 	// cpu, read by the worker on a connection of its own just before and
 	// after it), or -1 when not measured (cluster mode, or INFO failed).
 	ServerCPU float64 `json:"server_cpu_s"`
+	// Drain is the time from the end of the window until every
+	// operation in flight then had returned (those are in no figure):
+	// about one operation's latency, unless the server stalled.
+	Drain float64 `json:"drain_s"`
 }
 
 // runWorker implements the hidden worker subcommand.
@@ -283,6 +287,7 @@ func drive(ctx context.Context, cl client, s runSettings, serverCPU func() (time
 	srv1, srvOK1 := serverCPU()
 	runtime.ReadMemStats(&ms1)
 	wg.Wait()
+	drain := time.Since(start.Add(elapsed))
 
 	res := runResult{
 		Contender: s.Contender, Op: s.Op, Concurrency: s.Concurrency,
@@ -293,6 +298,7 @@ func drive(ctx context.Context, cl client, s runSettings, serverCPU func() (time
 		ServerCPU:  -1,
 		GCs:        ms1.NumGC - ms0.NumGC,
 		GoMaxProcs: runtime.GOMAXPROCS(0),
+		Drain:      drain.Seconds(),
 	}
 	hs := make([]*histogram, len(states))
 	var errs []error
