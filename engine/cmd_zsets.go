@@ -133,8 +133,8 @@ type ZRangeArgs struct {
 	// Rev orders the range highest score (or member) first.
 	Rev bool
 	// Offset and Count page a ByScore or ByLex range (LIMIT): skip
-	// Offset members, return at most Count; Count 0 means no LIMIT, a
-	// negative Count all after Offset.
+	// Offset members (not negative), return at most Count; Count 0 or
+	// negative means every member after Offset.
 	Offset, Count int64
 }
 
@@ -148,6 +148,8 @@ func (a ZRangeArgs) args(withScores bool) ([]string, error) {
 		return nil, fmt.Errorf("%w: ZRANGE takes ByScore or ByLex, not both", ErrInvalidArgument)
 	case (a.Offset != 0 || a.Count != 0) && !a.ByScore && !a.ByLex:
 		return nil, fmt.Errorf("%w: ZRANGE's Offset and Count (LIMIT) need ByScore or ByLex", ErrInvalidArgument)
+	case a.Offset < 0:
+		return nil, fmt.Errorf("%w: ZRANGE's Offset must not be negative (got %d)", ErrInvalidArgument, a.Offset)
 	case withScores && a.ByLex:
 		return nil, fmt.Errorf("%w: ZRANGE BYLEX has no scores (use ZRangeArgs)", ErrInvalidArgument)
 	}
@@ -162,7 +164,11 @@ func (a ZRangeArgs) args(withScores bool) ([]string, error) {
 		args = append(args, "REV")
 	}
 	if a.Offset != 0 || a.Count != 0 {
-		args = append(args, "LIMIT", strconv.FormatInt(a.Offset, 10), strconv.FormatInt(a.Count, 10))
+		count := a.Count
+		if count == 0 {
+			count = -1 // an Offset alone: the server's LIMIT offset 0 returns nothing (qa-AN AN1)
+		}
+		args = append(args, "LIMIT", strconv.FormatInt(a.Offset, 10), strconv.FormatInt(count, 10))
 	}
 	if withScores {
 		args = append(args, "WITHSCORES")

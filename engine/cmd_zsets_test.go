@@ -224,10 +224,16 @@ func TestLeaderboardCommands(t *testing.T) {
 	if m, err := eng.ZRangeArgs(ctx, engine.ZRangeArgs{Key: "lex", Start: "(a", Stop: "+", ByLex: true}).Await(ctx); err != nil || !slices.Equal(m, []string{"b", "c"}) {
 		t.Fatalf("by lex = %v, %v", m, err)
 	}
+	// An Offset alone skips that many and returns the rest (qa-AN AN1:
+	// LIMIT 1 0 returned nothing).
+	if m, err := eng.ZRangeArgs(ctx, engine.ZRangeArgs{Key: "lex", Start: "-", Stop: "+", ByLex: true, Offset: 1}).Await(ctx); err != nil || !slices.Equal(m, []string{"b", "c"}) {
+		t.Fatalf("by lex, Offset 1 without Count = %v, %v; want [b c]", m, err)
+	}
 	for _, a := range []engine.ZRangeArgs{
 		{Key: "lb", Start: "0"},
 		{Key: "lb", Start: "0", Stop: "1", ByScore: true, ByLex: true},
 		{Key: "lb", Start: "0", Stop: "1", Count: 2},
+		{Key: "lb", Start: "0", Stop: "1", ByScore: true, Offset: -1, Count: 2},
 	} {
 		if _, err := eng.ZRangeArgs(ctx, a).Await(ctx); !errors.Is(err, engine.ErrInvalidArgument) {
 			t.Fatalf("ZRangeArgs(%+v): %v, want ErrInvalidArgument", a, err)
