@@ -768,6 +768,10 @@ func failAll(out []drivers.Result, err error) {
 // its own, with no request timeout but ctx's: glide's request timeout
 // would cut the wait short (it bounds a whole batch).
 func (c *Conn) execBlocking(ctx context.Context, cmds []drivers.Command, out []drivers.Result) {
+	if err := ctx.Err(); err != nil {
+		failAll(out, err) // not sent
+		return
+	}
 	client, err := c.blockingClient(ctx)
 	if err != nil {
 		failAll(out, c.transportError(ctx, err))
@@ -779,7 +783,29 @@ func (c *Conn) execBlocking(ctx context.Context, cmds []drivers.Command, out []d
 	}
 	opts := pipeline.NewStandaloneBatchOptions().WithTimeout(timeout)
 	var tx txState // a client in the pool is not inside MULTI (else it is not reused)
-	c.exec(ctx, client, cmds, out, opts, &tx)
+	// glide is given a ctx that does not end: a call its ctx ends leaves
+	// a goroutine behind in glide, waiting for a reply that the client's
+	// Close, which only answers the calls it still tracks, never sends
+	// (qa-AO AO1: one goroutine per blocking call cut by its ctx, kept
+	// after Close). The ctx's end closes the client instead, which
+	// answers the call (ClosingError), then fails what got no reply with
+	// the ctx's error.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.exec(context.WithoutCancel(ctx), client, cmds, out, opts, &tx)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		client.Close()
+		<-done
+		for i := range out {
+			if out[i].Err != nil {
+				out[i] = drivers.Result{Err: ctx.Err()}
+			}
+		}
+	}
 	healthy := ctx.Err() == nil && !tx.in
 	// A client whose call ended early may still wait on the server, or
 	// left inside MULTI: it is not reused.
