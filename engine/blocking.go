@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -266,9 +267,11 @@ func cutByCtx(name string, args []string, err error) error {
 // while the command blocked, which the server ends with MOVED), ASK (sent
 // with ASKING to the importing node), and the UNBLOCKED with which Redis
 // 7 and Valkey before 9 end a command blocked on a primary that a
-// failover demotes (sent to the primary the reloaded map names); up to
+// failover demotes (sent to the primary the reloaded map names), TRYAGAIN
+// and CLUSTERDOWN (sent to the slot's owner after a backoff); up to
 // Config.MaxRedirects times. Nothing ran before any of these replies, so
-// the command is sent again whole (its timeout starts again). It returns
+// the command is sent again whole (its timeout starts again, within what
+// is left of ctx's deadline: retimed). It returns
 // the last reply, or the error to fail the command with, unsent
 // (ErrTooManyRedirects joined with the reply, the target's breaker open,
 // ...).
@@ -284,6 +287,10 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 			ev.Kind, ev.To = hooks.RedirectMoved, addr
 		} else if addr, ok := actors.AskAddr(ve); ok {
 			ev.Kind, ev.To = hooks.RedirectAsk, addr
+		} else if ve.IsTryAgain() {
+			ev.Kind = hooks.RedirectTryAgain
+		} else if ve.IsClusterDown() {
+			ev.Kind = hooks.RedirectClusterDown
 		} else if demoted = demotedUnblock(ve); !demoted {
 			return res, nil
 		}
@@ -308,6 +315,20 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 				return res, err
 			}
 			ev.To = addr
+		case ev.Kind == hooks.RedirectTryAgain || ev.Kind == hooks.RedirectClusterDown:
+			// The slot's keys are split between the two nodes of a
+			// migration (TRYAGAIN), or the cluster is down: wait a
+			// backoff, as for any other command (qa-AO AO2: a BLMOVE
+			// failed at once with the bare TRYAGAIN, and a worker loop
+			// spun on it), then send it to the slot's owner.
+			if err := e.sleepCtx(ctx, e.txBackoff().Delay(hop)); err != nil {
+				return res, err
+			}
+			addr, err := e.cl.Owner(slot)
+			if err != nil {
+				return res, err
+			}
+			ev.To = addr
 		case ev.Kind == hooks.RedirectMoved:
 			e.cl.refresh()
 		}
@@ -325,9 +346,67 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 		if ev.Kind == hooks.RedirectAsk {
 			drv = askingConn{drv}
 		}
+		args = retimed(ctx, name, args)
 		res = drv.Do(ctx, drv.B().Arbitrary(name).Args(args...).Blocking())
 		from = ev.To
 	}
+}
+
+// retimed returns the arguments with which to send the blocking command
+// name (args) again under ctx: its timeout, which starts again on the
+// node it goes to, kept within ctx's deadline as blockTimeout keeps the
+// typed pops' (qa-AO AO5: a BLPop whose slot moved while it waited was
+// sent again with its first timeout, which then ended after its ctx, and
+// an idle pop failed as an outcome unknown instead of ErrNil). args
+// itself when ctx has no deadline or the timeout is not where expected.
+func retimed(ctx context.Context, name string, args []string) []string {
+	if _, ok := ctx.Deadline(); !ok {
+		return args
+	}
+	i, ms := -1, false
+	switch strings.ToUpper(name) {
+	case "BLPOP", "BRPOP", "BZPOPMIN", "BZPOPMAX", "BRPOPLPUSH", "BLMOVE":
+		i = len(args) - 1
+	case "BLMPOP", "BZMPOP":
+		i = 0
+	case "XREAD", "XREADGROUP":
+		for j, a := range args {
+			if strings.EqualFold(a, "STREAMS") {
+				break
+			}
+			if strings.EqualFold(a, "BLOCK") && j+1 < len(args) {
+				i, ms = j+1, true
+			}
+		}
+	}
+	if i < 0 || i >= len(args) {
+		return args
+	}
+	var d time.Duration
+	if ms {
+		n, err := strconv.ParseInt(args[i], 10, 64)
+		if err != nil || n < 0 || n > math.MaxInt64/int64(time.Millisecond) {
+			return args
+		}
+		d = time.Duration(n) * time.Millisecond
+	} else {
+		f, err := strconv.ParseFloat(args[i], 64)
+		if err != nil || math.IsNaN(f) || f < 0 || f > float64(math.MaxInt64/int64(time.Second)) {
+			return args
+		}
+		d = time.Duration(f * float64(time.Second))
+	}
+	t, err := blockTimeout(ctx, name, d)
+	if err != nil {
+		return args
+	}
+	if ms {
+		sec, _ := strconv.ParseFloat(t, 64)
+		t = strconv.FormatInt(max(time.Duration(sec*float64(time.Second)).Round(time.Millisecond).Milliseconds(), 1), 10)
+	}
+	out := slices.Clone(args)
+	out[i] = t
+	return out
 }
 
 // demotedUnblock reports whether ve is the reply with which Redis 7 (and

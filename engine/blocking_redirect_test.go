@@ -1,6 +1,8 @@
 package engine_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -8,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -82,10 +85,64 @@ func TestClusterBlockingFollowsRedirects(t *testing.T) {
 	if got, _ := r.Strings(); len(got) != 2 || got[1] != "c" {
 		t.Fatalf("BLPOP during a migration (ASK): %v, want [%s c]", got, askKey)
 	}
+
+	// TRYAGAIN: the BLMOVE's source is on the owner of a migrating slot,
+	// its destination nowhere: the engine waits a backoff and sends it
+	// again, MaxRedirects times, then fails it with ErrTooManyRedirects
+	// (qa-AO AO2: it failed at once with the bare TRYAGAIN, and a worker
+	// loop spun on it); once the slot is stable it works.
+	const tsrc, tdst = "{bltry}src", "{bltry}dst"
+	if err := eng.RPush(ctx, tsrc, "x").Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tslot, tfrom, tto := halfMigrate(t, c, tsrc)
+	_, err = eng.BLMove(ctx, tsrc, tdst, engine.Left, engine.Right, time.Second).Await(ctx)
+	var se *engine.ServerError
+	if !errors.Is(err, engine.ErrTooManyRedirects) || !errors.As(err, &se) || se.Prefix != "TRYAGAIN" {
+		t.Fatalf("BLMOVE on a half-migrated slot: %v, want ErrTooManyRedirects with the TRYAGAIN reply", err)
+	}
+	for _, n := range []*valkeytest.ClusterNode{tfrom, tto} {
+		if _, err := n.Do("CLUSTER", "SETSLOT", strconv.Itoa(tslot), "STABLE"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, err := eng.BLMove(ctx, tsrc, tdst, engine.Left, engine.Right, time.Second).Await(ctx); err != nil || v != "x" {
+		t.Fatalf("BLMOVE once the slot is stable: %q, %v", v, err)
+	}
+
+	// A typed BLPop with a deadline whose slot moves while it waits is
+	// sent again with a timeout within what is left of its ctx: idle, it
+	// ends with ErrNil (qa-AO AO5: sent again with its first timeout,
+	// which ended after the ctx, it failed as an outcome unknown).
+	const idleKey = "{blidle}list"
+	islot := valkeytest.HashSlot(idleKey)
+	ifrom, ito := ownerAndOther(t, c, islot)
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	idle := eng.BLPop(dctx, 0, idleKey)
+	blockedOn := func(n *valkeytest.ClusterNode) func() bool {
+		return func() bool {
+			info, err := n.Do("INFO", "clients")
+			s, _ := info.(string)
+			return err == nil && strings.Contains(s, "blocked_clients:1")
+		}
+	}
+	waitCond(t, 10*time.Second, "the BLPop blocked on its slot's owner", blockedOn(ifrom))
+	time.Sleep(time.Second) // a third of its time waited before the move: what the test is about
+	if err := c.MigrateSlots(ifrom, ito, []int{islot}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := idle.Await(ctx); !errors.Is(err, engine.ErrNil) {
+		t.Fatalf("idle BLPop with a 3s ctx whose slot moved while it waited: %v, want ErrNil", err)
+	}
+
 	if err := eng.Close(); err != nil { // delivers the hooks' events
 		t.Fatal(err)
 	}
 	rec.with(func() {
+		if !slices.ContainsFunc(rec.redirects, func(r hooks.Redirect) bool { return r.Name == "BLMOVE" && r.Kind == hooks.RedirectTryAgain && r.GaveUp }) {
+			t.Errorf("no TRYAGAIN redirect of a BLMOVE given up reported: %+v", rec.redirects)
+		}
 		for _, kind := range []string{hooks.RedirectMoved, hooks.RedirectAsk} {
 			if !slices.ContainsFunc(rec.redirects, func(r hooks.Redirect) bool { return r.Name == "BLPOP" && r.Kind == kind && !r.GaveUp }) {
 				t.Errorf("no %s redirect of a BLPOP reported: %+v", kind, rec.redirects)

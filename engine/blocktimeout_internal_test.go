@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -50,5 +51,45 @@ func TestBlockTimeoutWithinDeadline(t *testing.T) {
 	}
 	if _, err := blockTimeout(context.Background(), "BLPOP", -time.Second); err == nil {
 		t.Error("a negative timeout was taken")
+	}
+}
+
+// A blocking command sent again after a redirect has its timeout kept
+// within its ctx's deadline, wherever the command keeps it (qa-AO AO5);
+// without a deadline, or with a timeout it cannot read, it goes as given.
+func TestRetimedKeepsTimeoutWithinDeadline(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		name string
+		args []string
+		at   int
+		ms   bool
+	}{
+		{"BLPOP", []string{"a", "b", "0"}, 2, false},
+		{"BLMOVE", []string{"a", "b", "LEFT", "RIGHT", "10"}, 4, false},
+		{"BZMPOP", []string{"5.5", "1", "z", "MIN"}, 0, false},
+		{"XREADGROUP", []string{"GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"}, 4, true},
+		{"xread", []string{"COUNT", "1", "block", "60000", "STREAMS", "s", "$"}, 3, true},
+	} {
+		got := retimed(ctx, c.name, c.args)
+		v, err := strconv.ParseFloat(got[c.at], 64)
+		if c.ms {
+			v /= 1000
+		}
+		if err != nil || v < 1.6 || v > 1.8 {
+			t.Errorf("%s %q: retimed %q, want its timeout within the deadline (1.6-1.8 s)", c.name, c.args, got)
+		}
+		if c.args[c.at] == got[c.at] {
+			t.Errorf("%s: the caller's arguments changed", c.name)
+		}
+	}
+	for _, c := range [][]string{{"BLPOP", "a", "x"}, {"XREAD", "STREAMS", "s", "BLOCK"}, {"BLPOP", "a", "NaN"}} {
+		if got := retimed(ctx, c[0], c[1:]); !slices.Equal(got, c[1:]) {
+			t.Errorf("%q: retimed %q, want it as given", c, got)
+		}
+	}
+	if got := retimed(context.Background(), "BLPOP", []string{"a", "0"}); got[1] != "0" {
+		t.Errorf("no deadline: retimed %q, want it as given", got)
 	}
 }
