@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -218,6 +219,20 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 				err = &policies.OutcomeUnknownError{Cause: terr}
 			case e.closed.Load():
 				err = ErrClosed
+			case policies.NotSent(terr):
+				// Not written: its connection was down, or could not be
+				// made (valkey-go dials a blocking command's connection
+				// for the call). Named as the connection actors' dials
+				// are, and matching ErrNotSent (qa-AO AO3: the bare
+				// "dial tcp ...: connection refused").
+				var op *net.OpError
+				if errors.As(terr, &op) && op.Op == "dial" {
+					terr = e.connectError(conn.Addr, terr)
+				}
+				if !errors.Is(terr, ErrNotSent) {
+					terr = fmt.Errorf("%w: %w", ErrNotSent, terr)
+				}
+				err = terr
 			}
 		}
 		if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || res.NonValkeyError() != nil) {

@@ -302,3 +302,21 @@ func TestBlockingPopIdleAndEndedCtx(t *testing.T) {
 		t.Fatalf("LLEN q = %d, %v; want the element still there", n, err)
 	}
 }
+
+// A blocking pop whose connection cannot be made (the server is gone)
+// fails as unsent, named as the connection actors' dials are (qa-AO AO3:
+// the bare "dial tcp ...: connection refused", not matching ErrNotSent).
+func TestBlockingPopServerGoneNotSent(t *testing.T) {
+	eng, srv := newEngine(t)
+	ctx := ctxT(t)
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	c, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, err := eng.BLPop(c, 0, "q").Await(ctx)
+	var ce *engine.ConnectError
+	if !errors.Is(err, engine.ErrNotSent) || !errors.As(err, &ce) || ce.Addr != srv.Addr() {
+		t.Fatalf("BLPop with the server gone: %v, want ErrNotSent and a ConnectError for %s", err, srv.Addr())
+	}
+}
