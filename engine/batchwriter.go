@@ -367,7 +367,7 @@ func (w *BatchWriter) Expire(ctx context.Context, key string, ttl time.Duration)
 		return errZeroWriter
 	}
 	if ttl <= 0 {
-		return fmt.Errorf("%w: EXPIRE needs a positive ttl, got %s", ErrInvalidArgument, ttl)
+		return fmt.Errorf("%w: Expire needs a positive ttl (sent as PEXPIRE, to the millisecond), got %s", ErrInvalidArgument, ttl)
 	}
 	ms := strconv.FormatInt(max(int64(ttl/time.Millisecond), 1), 10)
 	return w.enqueue(ctx, writerItem{name: "PEXPIRE", key: key, val: ms, flags: hasKey | hasVal})
@@ -403,6 +403,9 @@ func (w *BatchWriter) SAdd(ctx context.Context, key string, members ...string) e
 func (w *BatchWriter) XAdd(ctx context.Context, stream string, fieldValues ...string) error {
 	if w == nil || w.writerState == nil || w.e == nil {
 		return errZeroWriter
+	}
+	if stream == "" {
+		return fmt.Errorf("%w: XADD needs a non-empty stream key", ErrInvalidArgument) // as Engine.XAdd's (qa-AN AN3)
 	}
 	if len(fieldValues) == 0 || len(fieldValues)%2 != 0 {
 		return fmt.Errorf("%w: XADD needs field/value pairs, got %d arguments", ErrInvalidArgument, len(fieldValues))

@@ -521,6 +521,7 @@ func TestBatchWriterBadInput(t *testing.T) {
 		"RPush none":     w.RPush(nilCtx, "k"),
 		"SAdd none":      w.SAdd(nilCtx, "k"),
 		"XAdd odd":       w.XAdd(nilCtx, "k", "f"),
+		"XAdd no stream": w.XAdd(nilCtx, "", "f", "v"),
 		"Expire 0":       w.Expire(nilCtx, "k", 0),
 		"Set negative":   w.Set(nilCtx, "k", "v", -5*time.Second),
 		"Write canceled": w.Write(canceledCtx(), "SET", "k", "v"),

@@ -390,6 +390,12 @@ func TestClusterCoreBehaviours(t *testing.T) {
 	if _, err := eng.BLMove(ctx, "script:1", "script:2", engine.Left, engine.Right, time.Second).Await(ctx); !errors.Is(err, engine.ErrCrossSlot) {
 		t.Fatalf("cross-slot BLMove: %v, want ErrCrossSlot", err)
 	}
+	// Refused unsent (no *ServerError: the server's CROSSSLOT), as Do's
+	// (qa-AN AN3).
+	var se *engine.ServerError
+	if _, err := eng.Rename(ctx, "script:1", "script:2").Await(ctx); !errors.Is(err, engine.ErrCrossSlot) || errors.As(err, &se) {
+		t.Fatalf("cross-slot Rename: %v, want ErrCrossSlot, unsent", err)
+	}
 	if _, err := eng.LPush(ctx, "{q}:jobs", "j").Await(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -142,7 +142,11 @@ func (e *Engine) Type(ctx context.Context, key string) *futures.Future[string] {
 }
 
 // Rename renames key to newKey; it fails with a *ServerError when key does
-// not exist.
+// not exist. In cluster mode the two keys must be in one slot (a hash
+// tag): else it fails with ErrCrossSlot, unsent.
 func (e *Engine) Rename(ctx context.Context, key, newKey string) *futures.Future[struct{}] {
+	if err := e.oneSlot("RENAME", key, newKey); err != nil {
+		return fail[struct{}](err) // refused unsent, as Do's (qa-AN AN3: the server's CROSSSLOT)
+	}
 	return submit(e, ctx, key, e.b.Rename().Key(key).Newkey(newKey).Build(), decodeOK)
 }

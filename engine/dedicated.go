@@ -148,8 +148,17 @@ type DedicatedConn struct {
 // returned.
 var errDedicatedDone = fmt.Errorf("%w: DedicatedConn used after its Dedicated function returned", ErrInvalidArgument)
 
-// Addr returns the address of the node the connection is to.
-func (c *DedicatedConn) Addr() string { return c.addr }
+// errDedicatedNil fails the calls on a nil *DedicatedConn.
+var errDedicatedNil = fmt.Errorf("%w: a nil *DedicatedConn (use the one Dedicated passes to its function)", ErrNotCreated)
+
+// Addr returns the address of the node the connection is to ("" for a nil
+// *DedicatedConn).
+func (c *DedicatedConn) Addr() string {
+	if c == nil {
+		return ""
+	}
+	return c.addr
+}
 
 // Do sends one command (its name and arguments, as the server expects
 // them) and waits for its reply. Error replies return a *ServerError, a
@@ -231,6 +240,9 @@ func (c *DedicatedConn) DoMulti(ctx context.Context, cmds ...[]string) ([]Reply,
 // of its own), and returns their results, or the transport error that
 // ended it. sticky marks the connection as not reusable (checkDedicated).
 func (c *DedicatedConn) round(ctx context.Context, sticky bool, build func(valkey.Builder) []valkey.Completed) ([]valkey.ValkeyResult, error) {
+	if c == nil {
+		return nil, errDedicatedNil // qa-AN AN5: it panicked
+	}
 	if ctx == nil {
 		ctx = context.Background()
 	}

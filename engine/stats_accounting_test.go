@@ -92,6 +92,17 @@ func TestZeroEngine(t *testing.T) {
 	if nilEngine.IsHealthy(ctx) {
 		t.Fatal("IsHealthy true on a nil *Engine")
 	}
+	// A nil *DedicatedConn (qa-AN AN5: Do panicked).
+	var dc *engine.DedicatedConn
+	if _, err := dc.Do(ctx, "PING"); !errors.Is(err, engine.ErrNotCreated) {
+		t.Fatalf("Do on a nil *DedicatedConn: %v, want ErrNotCreated", err)
+	}
+	if _, err := dc.DoMulti(ctx, []string{"PING"}); !errors.Is(err, engine.ErrNotCreated) {
+		t.Fatalf("DoMulti on a nil *DedicatedConn: %v, want ErrNotCreated", err)
+	}
+	if dc.Addr() != "" {
+		t.Fatal("Addr of a nil *DedicatedConn")
+	}
 }
 
 // TestStatsCountBreakerRefusals: commands the open breaker fails before
