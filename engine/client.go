@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"iter"
 	"time"
 )
 
@@ -194,6 +195,58 @@ type Client interface {
 	XDel(ctx context.Context, stream string, ids ...string) (int64, error)
 	// XTrim is Engine.XTrim, awaited.
 	XTrim(ctx context.Context, stream string, opts XTrimOptions) (int64, error)
+	// IncrByFloat is Engine.IncrByFloat, awaited.
+	IncrByFloat(ctx context.Context, key string, incr float64) (float64, error)
+	// HIncrByFloat is Engine.HIncrByFloat, awaited.
+	HIncrByFloat(ctx context.Context, key, field string, incr float64) (float64, error)
+	// HSetNX is Engine.HSetNX, awaited.
+	HSetNX(ctx context.Context, key, field, value string) (bool, error)
+	// ZCount is Engine.ZCount, awaited.
+	ZCount(ctx context.Context, key, min, max string) (int64, error)
+	// ZRevRange is Engine.ZRevRange, awaited.
+	ZRevRange(ctx context.Context, key string, start, stop int64) ([]string, error)
+	// ZRevRangeWithScores is Engine.ZRevRangeWithScores, awaited.
+	ZRevRangeWithScores(ctx context.Context, key string, start, stop int64) ([]Z, error)
+	// ZRevRank is Engine.ZRevRank, awaited.
+	ZRevRank(ctx context.Context, key, member string) (int64, error)
+	// ZRangeArgs is Engine.ZRangeArgs, awaited.
+	ZRangeArgs(ctx context.Context, a ZRangeArgs) ([]string, error)
+	// ZRangeArgsWithScores is Engine.ZRangeArgsWithScores, awaited.
+	ZRangeArgsWithScores(ctx context.Context, a ZRangeArgs) ([]Z, error)
+	// XRevRange is Engine.XRevRange, awaited.
+	XRevRange(ctx context.Context, stream, end, start string, count int64) ([]XEntry, error)
+	// XAddWith is Engine.XAddWith, awaited.
+	XAddWith(ctx context.Context, stream string, opts XAddOptions, fieldValues ...string) (string, error)
+	// XReadGroup is Engine.XReadGroup, awaited.
+	XReadGroup(ctx context.Context, group, consumer string, count int64, streams map[string]string) (map[string][]XEntry, error)
+	// XAck is Engine.XAck, awaited.
+	XAck(ctx context.Context, stream, group string, ids ...string) (int64, error)
+	// XGroupCreate is Engine.XGroupCreate, awaited.
+	XGroupCreate(ctx context.Context, stream, group, start string, mkStream bool) error
+	// XGroupDestroy is Engine.XGroupDestroy, awaited.
+	XGroupDestroy(ctx context.Context, stream, group string) (bool, error)
+	// XPending is Engine.XPending, awaited.
+	XPending(ctx context.Context, stream, group string) (XPendingSummary, error)
+	// XPendingExt is Engine.XPendingExt, awaited.
+	XPendingExt(ctx context.Context, stream, group string, opts XPendingOptions) ([]XPendingEntry, error)
+	// XClaim is Engine.XClaim, awaited.
+	XClaim(ctx context.Context, stream, group, consumer string, minIdle time.Duration, ids ...string) ([]XEntry, error)
+	// XAutoClaim is Engine.XAutoClaim, awaited.
+	XAutoClaim(ctx context.Context, stream, group, consumer string, minIdle time.Duration, start string, count int64) (XAutoClaimResult, error)
+	// XInfoGroups is Engine.XInfoGroups, awaited.
+	XInfoGroups(ctx context.Context, stream string) ([]XGroupInfo, error)
+	// ScriptLoad is Engine.ScriptLoad, awaited.
+	ScriptLoad(ctx context.Context, script string) (string, error)
+	// ScanPage is Engine.ScanPage, awaited.
+	ScanPage(ctx context.Context, cursor uint64, match string, count int64) (ScanPage, error)
+	// WaitReplicas is Engine.WaitReplicas, awaited.
+	WaitReplicas(ctx context.Context, key string, replicas int, timeout time.Duration) (int64, error)
+	// SPublish is Engine.SPublish, awaited.
+	SPublish(ctx context.Context, channel, message string) (int64, error)
+	// Scan is Engine.Scan: an iterator over the keys matching match,
+	// yielding ("", err) once and stopping when a page fails (ctx's end
+	// included).
+	Scan(ctx context.Context, match string, count int64) iter.Seq2[string, error]
 }
 
 // Sync returns the synchronous Client of e. It allocates nothing: the
@@ -501,4 +554,104 @@ func (c *syncClient) XDel(ctx context.Context, stream string, ids ...string) (in
 
 func (c *syncClient) XTrim(ctx context.Context, stream string, opts XTrimOptions) (int64, error) {
 	return c.e().XTrim(ctx, stream, opts).Await(ctx)
+}
+
+func (c *syncClient) IncrByFloat(ctx context.Context, key string, incr float64) (float64, error) {
+	return c.e().IncrByFloat(ctx, key, incr).Await(ctx)
+}
+
+func (c *syncClient) HIncrByFloat(ctx context.Context, key, field string, incr float64) (float64, error) {
+	return c.e().HIncrByFloat(ctx, key, field, incr).Await(ctx)
+}
+
+func (c *syncClient) HSetNX(ctx context.Context, key, field, value string) (bool, error) {
+	return c.e().HSetNX(ctx, key, field, value).Await(ctx)
+}
+
+func (c *syncClient) ZCount(ctx context.Context, key, min, max string) (int64, error) {
+	return c.e().ZCount(ctx, key, min, max).Await(ctx)
+}
+
+func (c *syncClient) ZRevRange(ctx context.Context, key string, start, stop int64) ([]string, error) {
+	return c.e().ZRevRange(ctx, key, start, stop).Await(ctx)
+}
+
+func (c *syncClient) ZRevRangeWithScores(ctx context.Context, key string, start, stop int64) ([]Z, error) {
+	return c.e().ZRevRangeWithScores(ctx, key, start, stop).Await(ctx)
+}
+
+func (c *syncClient) ZRevRank(ctx context.Context, key, member string) (int64, error) {
+	return c.e().ZRevRank(ctx, key, member).Await(ctx)
+}
+
+func (c *syncClient) ZRangeArgs(ctx context.Context, a ZRangeArgs) ([]string, error) {
+	return c.e().ZRangeArgs(ctx, a).Await(ctx)
+}
+
+func (c *syncClient) ZRangeArgsWithScores(ctx context.Context, a ZRangeArgs) ([]Z, error) {
+	return c.e().ZRangeArgsWithScores(ctx, a).Await(ctx)
+}
+
+func (c *syncClient) XRevRange(ctx context.Context, stream, end, start string, count int64) ([]XEntry, error) {
+	return c.e().XRevRange(ctx, stream, end, start, count).Await(ctx)
+}
+
+func (c *syncClient) XAddWith(ctx context.Context, stream string, opts XAddOptions, fieldValues ...string) (string, error) {
+	return c.e().XAddWith(ctx, stream, opts, fieldValues...).Await(ctx)
+}
+
+func (c *syncClient) XReadGroup(ctx context.Context, group, consumer string, count int64, streams map[string]string) (map[string][]XEntry, error) {
+	return c.e().XReadGroup(ctx, group, consumer, count, streams).Await(ctx)
+}
+
+func (c *syncClient) XAck(ctx context.Context, stream, group string, ids ...string) (int64, error) {
+	return c.e().XAck(ctx, stream, group, ids...).Await(ctx)
+}
+
+func (c *syncClient) XGroupCreate(ctx context.Context, stream, group, start string, mkStream bool) error {
+	return c.e().XGroupCreate(ctx, stream, group, start, mkStream).Err(ctx)
+}
+
+func (c *syncClient) XGroupDestroy(ctx context.Context, stream, group string) (bool, error) {
+	return c.e().XGroupDestroy(ctx, stream, group).Await(ctx)
+}
+
+func (c *syncClient) XPending(ctx context.Context, stream, group string) (XPendingSummary, error) {
+	return c.e().XPending(ctx, stream, group).Await(ctx)
+}
+
+func (c *syncClient) XPendingExt(ctx context.Context, stream, group string, opts XPendingOptions) ([]XPendingEntry, error) {
+	return c.e().XPendingExt(ctx, stream, group, opts).Await(ctx)
+}
+
+func (c *syncClient) XClaim(ctx context.Context, stream, group, consumer string, minIdle time.Duration, ids ...string) ([]XEntry, error) {
+	return c.e().XClaim(ctx, stream, group, consumer, minIdle, ids...).Await(ctx)
+}
+
+func (c *syncClient) XAutoClaim(ctx context.Context, stream, group, consumer string, minIdle time.Duration, start string, count int64) (XAutoClaimResult, error) {
+	return c.e().XAutoClaim(ctx, stream, group, consumer, minIdle, start, count).Await(ctx)
+}
+
+func (c *syncClient) XInfoGroups(ctx context.Context, stream string) ([]XGroupInfo, error) {
+	return c.e().XInfoGroups(ctx, stream).Await(ctx)
+}
+
+func (c *syncClient) ScriptLoad(ctx context.Context, script string) (string, error) {
+	return c.e().ScriptLoad(ctx, script).Await(ctx)
+}
+
+func (c *syncClient) ScanPage(ctx context.Context, cursor uint64, match string, count int64) (ScanPage, error) {
+	return c.e().ScanPage(ctx, cursor, match, count).Await(ctx)
+}
+
+func (c *syncClient) WaitReplicas(ctx context.Context, key string, replicas int, timeout time.Duration) (int64, error) {
+	return c.e().WaitReplicas(ctx, key, replicas, timeout).Await(ctx)
+}
+
+func (c *syncClient) SPublish(ctx context.Context, channel, message string) (int64, error) {
+	return c.e().SPublish(ctx, channel, message).Await(ctx)
+}
+
+func (c *syncClient) Scan(ctx context.Context, match string, count int64) iter.Seq2[string, error] {
+	return c.e().Scan(ctx, match, count)
 }

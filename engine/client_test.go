@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -356,5 +357,66 @@ func TestSyncClientMoreCommands(t *testing.T) {
 	}
 	if _, err := c.ZRank(ctx, "nozset", "m"); !errors.Is(err, engine.ErrNil) {
 		t.Fatalf("ZRank of a missing member: %v, want ErrNil", err)
+	}
+}
+
+// Every command of the Engine that returns a future has its awaited twin
+// in the Client (qa-AN AN4: 27 were missing, the leaderboard and stream
+// groups among them).
+func TestSyncClientCoversEngineCommands(t *testing.T) {
+	client := reflect.TypeFor[engine.Client]()
+	eng := reflect.TypeFor[*engine.Engine]()
+	skip := map[string]bool{"PingFuture": true} // Ping is the Client's
+	for i := range eng.NumMethod() {
+		m := eng.Method(i)
+		if skip[m.Name] || m.Type.NumOut() != 1 || !strings.HasPrefix(m.Type.Out(0).String(), "*futures.Future[") {
+			continue
+		}
+		if _, ok := client.MethodByName(m.Name); !ok {
+			t.Errorf("Engine.%s has no Client twin", m.Name)
+		}
+	}
+}
+
+// The Client's stream-group, leaderboard and scan calls, as the Engine's.
+func TestSyncClientGroupsAndLeaderboard(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	c := eng.Sync()
+	if err := c.XGroupCreate(ctx, "s", "g", "$", true); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.XAdd(ctx, "s", "f", "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.XReadGroup(ctx, "g", "c", 10, map[string]string{"s": ">"})
+	if err != nil || len(got["s"]) != 1 || got["s"][0].ID != id {
+		t.Fatalf("XReadGroup = %v, %v; want the entry %s", got, err, id)
+	}
+	if n, err := c.XAck(ctx, "s", "g", id); err != nil || n != 1 {
+		t.Fatalf("XAck = %d, %v", n, err)
+	}
+	if _, err := c.ZAdd(ctx, "lb", engine.Z{Member: "a", Score: 1}, engine.Z{Member: "b", Score: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := c.ZRevRange(ctx, "lb", 0, 0); err != nil || !slices.Equal(m, []string{"b"}) {
+		t.Fatalf("ZRevRange = %v, %v", m, err)
+	}
+	if r, err := c.ZRevRank(ctx, "lb", "a"); err != nil || r != 1 {
+		t.Fatalf("ZRevRank = %d, %v", r, err)
+	}
+	if f, err := c.IncrByFloat(ctx, "f", 1.5); err != nil || f != 1.5 {
+		t.Fatalf("IncrByFloat = %v, %v", f, err)
+	}
+	var keys []string
+	for k, err := range c.Scan(ctx, "lb*", 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	if !slices.Equal(keys, []string{"lb"}) {
+		t.Fatalf("Scan lb* = %q", keys)
 	}
 }
