@@ -669,12 +669,23 @@ func (c *commands) b() valkey.Builder { return c.e.b }
 // Engine.Do) fails at once with a *ConnectionStateError; in a Tx it also
 // fails the transaction at Exec, which sends nothing (inside MULTI the
 // server would run SELECT or CLIENT REPLY on the pooled connection, and
-// EXEC or DISCARD would end the transaction early). In a Pipeline, a
-// blocking command (BLPOP, XREAD ... BLOCK, ...) or a WAIT whose timeout
-// is 0 (forever) or not below Config.ReadTimeout fails at once with
-// ErrInvalidArgument: the pipeline's connection is shared with other
-// callers, and its read would time out, closing it under every command
-// in flight (Engine.Do runs blocking commands on connections of their own).
+// EXEC or DISCARD would end the transaction early).
+//
+// In a Pipeline, blocking commands (BLPOP, BLMOVE, XREAD or XREADGROUP
+// with BLOCK, ...) and WAIT or WAITAOF are checked by their timeout:
+// one whose timeout is 0 (forever) or not below the connection's read
+// bound (the larger of Config.ReadTimeout and Config.WriteTimeout, or
+// valkey-go's 10s when both are 0) fails at once with
+// ErrInvalidArgument, unsent (Exec returns that error and sends the
+// pipeline's other commands): the pipeline's connection is shared with
+// other callers, and its read would time out, closing it under every
+// command in flight. One with a shorter timeout is sent and runs on that
+// shared connection, holding up every command behind it there (this
+// pipeline's and other callers') until the server answers, up to its
+// timeout. A WAIT for 0 replicas (WAITAOF 0 0), which the server answers
+// at once, runs whatever its timeout. Engine.Do runs blocking commands on
+// connections of their own (not WAIT). In a Tx none of them is checked:
+// the server does not block inside MULTI, it answers them at once.
 func (c *commands) Do(name string, args ...string) *futures.Future[Reply] {
 	if c.e == nil {
 		return fail[Reply](errZeroCommands)
