@@ -867,9 +867,21 @@ func (c *commands) Expire(key string, ttl time.Duration) *futures.Future[bool] {
 		return fail[bool](errZeroCommands)
 	}
 	if ttl < time.Second {
-		return reject[bool](c, fmt.Errorf("%w: EXPIRE needs a ttl of at least 1s, got %s", ErrInvalidArgument, ttl))
+		return reject[bool](c, fmt.Errorf("%w: EXPIRE needs a ttl of at least 1s, got %s %s", ErrInvalidArgument, ttl, expireHint(ttl, time.Second)))
 	}
 	return add(c, key, c.b().Expire().Key(key).Seconds(int64(ttl/time.Second)).Build(), decodeIntBool)
+}
+
+// PExpire adds PEXPIRE key with ttl to the millisecond (at least 1ms,
+// else it is refused as Expire's; see Engine.PExpire).
+func (c *commands) PExpire(key string, ttl time.Duration) *futures.Future[bool] {
+	if c.e == nil {
+		return fail[bool](errZeroCommands)
+	}
+	if ttl < time.Millisecond {
+		return reject[bool](c, fmt.Errorf("%w: PEXPIRE needs a ttl of at least 1ms, got %s %s", ErrInvalidArgument, ttl, expireHint(ttl, time.Millisecond)))
+	}
+	return add(c, key, c.b().Pexpire().Key(key).Milliseconds(int64(ttl/time.Millisecond)).Build(), decodeIntBool)
 }
 
 // TTL adds TTL key (see Engine.TTL).

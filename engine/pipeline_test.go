@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -326,5 +327,45 @@ func TestPipelineSetNXWithTTL(t *testing.T) {
 	}
 	if err := eng.Pipeline().SetNX("k", "v", -time.Second).Err(ctx); !errors.Is(err, engine.ErrInvalidArgument) {
 		t.Fatalf("negative ttl: %v, want ErrInvalidArgument", err)
+	}
+}
+
+// A rate limiter's window in a pipeline or a transaction: PExpire to the
+// millisecond (qa-AP 5: a sub-second Expire was refused while the
+// pipeline's INCR ran, leaving the key without a ttl; there was no
+// PExpire but Do). Expire's refusal names PExpire.
+func TestPipelinePExpire(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	p := eng.Pipeline()
+	n := p.Incr("rl")
+	exp := p.PExpire("rl", 500*time.Millisecond)
+	bad := p.Expire("rl2", 500*time.Millisecond)
+	if err := p.Exec(ctx); err != nil && !errors.Is(err, engine.ErrInvalidArgument) {
+		t.Fatal(err)
+	}
+	if v, err := n.Await(ctx); err != nil || v != 1 {
+		t.Fatalf("INCR = %d, %v", v, err)
+	}
+	if ok, err := exp.Await(ctx); err != nil || !ok {
+		t.Fatalf("PEXPIRE = %v, %v", ok, err)
+	}
+	if _, err := bad.Await(ctx); !errors.Is(err, engine.ErrInvalidArgument) || !strings.Contains(err.Error(), "PExpire") {
+		t.Fatalf("sub-second Expire: %v, want ErrInvalidArgument naming PExpire", err)
+	}
+	if ttl, err := eng.PTTL(ctx, "rl").Await(ctx); err != nil || !ttl.HasExpiry || ttl.Remaining > 500*time.Millisecond {
+		t.Fatalf("PTTL rl = %+v, %v; want a ttl of at most 500ms", ttl, err)
+	}
+	tx := eng.Tx()
+	texp := tx.PExpire("rl", 250*time.Millisecond)
+	zero := tx.PExpire("rl", 0)
+	if err := tx.Exec(ctx); !errors.Is(err, engine.ErrInvalidArgument) {
+		t.Fatalf("Tx with a PExpire of 0: %v, want ErrInvalidArgument (nothing sent)", err)
+	}
+	if _, err := texp.Await(ctx); err == nil {
+		t.Fatal("a Tx refused whole ran its PExpire")
+	}
+	if _, err := zero.Await(ctx); !errors.Is(err, engine.ErrInvalidArgument) {
+		t.Fatalf("PExpire 0: %v, want ErrInvalidArgument", err)
 	}
 }
