@@ -98,6 +98,9 @@ return n`
 	if f, err := (engine.Reply{}).Any(); err == nil || !strings.Contains(err.Error(), "an empty Reply") || f != nil {
 		t.Fatalf("zero Reply Any = %v, %v", f, err)
 	}
+	if s := fmt.Sprintf("%v", engine.Reply{}); s != "<none>" {
+		t.Fatalf("zero Reply prints %s, want <none> (qa-AN AN5)", s)
+	}
 	r, _ = eng.Do(ctx, "INCR", "n").Await(ctx)
 	if f, err := r.Float64(); err != nil || f != 1 {
 		t.Fatalf("Float64 of INCR's reply = %v, %v", f, err)

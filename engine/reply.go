@@ -321,13 +321,19 @@ func toAny(m *valkey.ValkeyMessage) (any, error) {
 }
 
 // Format implements fmt.Formatter: a Reply prints as its Any value (with
-// the verb and flags given), "<nil>" for a nil reply, and a failed
-// conversion as "%!v(...)" with the reason. (String returns an error too,
-// so a Reply is not a fmt.Stringer, and %v printed valkey-go's message
-// struct, pointers included.)
+// the verb and flags given), "<nil>" for a nil reply, "<none>" for the
+// zero Reply (the value of a failed future: a log line printing a value
+// beside its error read "%!v(vactor: reply type mismatch: ...)", qa-AN
+// AN5), and a failed conversion as "%!v(...)" with the reason. (String
+// returns an error too, so a Reply is not a fmt.Stringer, and %v printed
+// valkey-go's message struct, pointers included.)
 func (r Reply) Format(s fmt.State, verb rune) {
 	if r.msg.IsNil() {
 		fmt.Fprint(s, "<nil>")
+		return
+	}
+	if kind(&r.msg) == "an empty" {
+		fmt.Fprint(s, "<none>")
 		return
 	}
 	if e := r.msg.Error(); e != nil { // an error reply inside an array

@@ -80,7 +80,8 @@ func (p *Promise[T]) Complete(v T, err error) bool { return (*Future[T])(p).comp
 // Resolve completes the future with v and a nil error.
 func (p *Promise[T]) Resolve(v T) bool { return (*Future[T])(p).complete(v, nil) }
 
-// Reject completes the future with err and T's zero value.
+// Reject completes the future with err and T's zero value. A nil err
+// completes it successfully, with the zero value (as Complete(zero, nil)).
 func (p *Promise[T]) Reject(err error) bool {
 	var zero T
 	return (*Future[T])(p).complete(zero, err)
@@ -161,7 +162,8 @@ func Completed[T any](v T) *Future[T] {
 	return f
 }
 
-// Failed returns a future already completed with err.
+// Failed returns a future already completed with err (with a nil err,
+// completed successfully with T's zero value).
 func Failed[T any](err error) *Future[T] {
 	f := new(Future[T])
 	f.err = err
