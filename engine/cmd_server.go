@@ -139,7 +139,9 @@ func (e *Engine) Publish(ctx context.Context, channel, message string) *futures.
 // (the larger of ReadTimeout and WriteTimeout): otherwise it fails at once
 // with ErrInvalidArgument, sending nothing, since a WAIT the server held
 // that long would make the connection's read time out, which closes it and
-// fails every command in flight on it. Keep the timeout short.
+// fails every command in flight on it. Keep the timeout short. (WAIT for
+// 0 replicas, which the server answers at once, is sent whatever the
+// timeout.)
 func (e *Engine) WaitReplicas(ctx context.Context, key string, replicas int, timeout time.Duration) *futures.Future[int64] {
 	if replicas < 0 || timeout < 0 {
 		return fail[int64](fmt.Errorf("%w: WAIT with %d replicas, timeout %s", ErrInvalidArgument, replicas, timeout))
