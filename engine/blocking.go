@@ -44,20 +44,57 @@ func blockingKey(name string, args []string) (key string, ok bool) {
 			return args[2], true
 		}
 	case "XREAD", "XREADGROUP":
-		block := false
-		for i, a := range args {
-			switch strings.ToUpper(a) {
-			case "BLOCK":
-				block = true
-			case "STREAMS":
-				if block && i+1 < len(args) {
-					return args[i+1], true
-				}
-				return "", false
-			}
+		if o := parseXReadArgs(name, args); o.block >= 0 && o.streams >= 0 && o.streams < len(args) {
+			return args[o.streams], true
 		}
 	}
 	return "", false
+}
+
+// xreadOpts are the positions of an XREAD's or XREADGROUP's options in its
+// arguments: block, the index of BLOCK's milliseconds (-1 without BLOCK);
+// streams, the index of the first key after STREAMS (-1 when the
+// arguments do not parse, which the server refuses); noack, NOACK given.
+type xreadOpts struct {
+	block, streams int
+	noack          bool
+}
+
+// parseXReadArgs parses XREAD's ([COUNT n] [BLOCK ms] STREAMS ...) or
+// XREADGROUP's (GROUP group consumer [COUNT n] [BLOCK ms] [NOACK]
+// STREAMS ...) options by position, as the server does: a group or a
+// consumer named "noack", "block" or "streams" is a name (review-33 F1:
+// scanning for the words took a consumer named noack for NOACK).
+func parseXReadArgs(name string, args []string) xreadOpts {
+	o := xreadOpts{block: -1, streams: -1}
+	i := 0
+	if strings.EqualFold(name, "XREADGROUP") {
+		if len(args) < 3 || !strings.EqualFold(args[0], "GROUP") {
+			return xreadOpts{block: -1, streams: -1}
+		}
+		i = 3
+	}
+	for i < len(args) {
+		switch strings.ToUpper(args[i]) {
+		case "COUNT":
+			i += 2
+		case "BLOCK":
+			o.block = i + 1
+			i += 2
+		case "NOACK":
+			o.noack = true
+			i++
+		case "STREAMS":
+			o.streams = i + 1
+			if o.block >= len(args) {
+				o.block = -1
+			}
+			return o
+		default:
+			return xreadOpts{block: -1, streams: -1}
+		}
+	}
+	return xreadOpts{block: -1, streams: -1}
 }
 
 // blockingCalls tracks the goroutines of blocking calls in progress.
@@ -264,13 +301,8 @@ func cutByCtx(name string, args []string, err error) error {
 	case "BLPOP", "BRPOP", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP":
 		return &policies.OutcomeUnknownError{Cause: fmt.Errorf("vactor: %s cut by its context: it may have popped an element, lost with its reply: %w", name, err)}
 	case "XREADGROUP":
-		for _, a := range args {
-			if strings.EqualFold(a, "STREAMS") {
-				break
-			}
-			if strings.EqualFold(a, "NOACK") {
-				return &policies.OutcomeUnknownError{Cause: fmt.Errorf("vactor: XREADGROUP NOACK cut by its context: it may have read entries, acknowledged and lost with its reply: %w", err)}
-			}
+		if parseXReadArgs(name, args).noack {
+			return &policies.OutcomeUnknownError{Cause: fmt.Errorf("vactor: XREADGROUP NOACK cut by its context: it may have read entries, acknowledged and lost with its reply: %w", err)}
 		}
 	}
 	return err
@@ -385,14 +417,7 @@ func retimed(ctx context.Context, name string, args []string) []string {
 	case "BLMPOP", "BZMPOP":
 		i = 0
 	case "XREAD", "XREADGROUP":
-		for j, a := range args {
-			if strings.EqualFold(a, "STREAMS") {
-				break
-			}
-			if strings.EqualFold(a, "BLOCK") && j+1 < len(args) {
-				i, ms = j+1, true
-			}
-		}
+		i, ms = parseXReadArgs(name, args).block, true
 	}
 	if i < 0 || i >= len(args) {
 		return args
@@ -518,12 +543,7 @@ func (e *Engine) checkPipelined(name string, args []string) error {
 	case "BLMPOP", "BZMPOP":
 		timeout = args[0]
 	case "XREAD", "XREADGROUP":
-		for i, a := range args {
-			if strings.EqualFold(a, "BLOCK") && i+1 < len(args) {
-				timeout = args[i+1]
-				break
-			}
-		}
+		timeout = args[parseXReadArgs(name, args).block] // blockingKey found it
 		scale = float64(time.Millisecond)
 	default:
 		timeout = args[len(args)-1]

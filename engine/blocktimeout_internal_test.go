@@ -2,8 +2,10 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -91,5 +93,43 @@ func TestRetimedKeepsTimeoutWithinDeadline(t *testing.T) {
 	}
 	if got := retimed(context.Background(), "BLPOP", []string{"a", "0"}); got[1] != "0" {
 		t.Errorf("no deadline: retimed %q, want it as given", got)
+	}
+}
+
+// XREAD's and XREADGROUP's options are found by position: a group or a
+// consumer named like an option is a name (review-33 F1: a consumer named
+// "noack" made a plain XREADGROUP an outcome unknown at its ctx's end, a
+// group named "streams" hid BLOCK, so the read held up a pipelined
+// connection).
+func TestXReadOptionsByPosition(t *testing.T) {
+	cancelled := func(name string, args ...string) bool {
+		return errors.Is(cutByCtx(name, args, context.Canceled), ErrOutcomeUnknown)
+	}
+	for _, c := range []struct {
+		name      string
+		args      []string
+		key       string // "" when not blocking
+		noack     bool
+		blockArgs int // index of BLOCK's value, -1 without
+	}{
+		{"XREADGROUP", []string{"GROUP", "g", "noack", "BLOCK", "0", "STREAMS", "s", ">"}, "s", false, 4},
+		{"XREADGROUP", []string{"GROUP", "streams", "c", "BLOCK", "10", "NOACK", "STREAMS", "s", ">"}, "s", true, 4},
+		{"XREADGROUP", []string{"GROUP", "block", "c", "STREAMS", "s", ">"}, "", false, -1},
+		{"xreadgroup", []string{"group", "g", "c", "count", "5", "noack", "block", "0", "streams", "a", "b", ">", ">"}, "a", true, 7},
+		{"XREAD", []string{"COUNT", "1", "BLOCK", "5", "STREAMS", "s", "$"}, "s", false, 3},
+		{"XREAD", []string{"STREAMS", "block", "0"}, "", false, -1},
+		{"XREAD", []string{"BLOCK", "0"}, "", false, -1},
+		{"XREADGROUP", []string{"g", "c", "BLOCK", "0", "STREAMS", "s", ">"}, "", false, -1},
+	} {
+		key, ok := blockingKey(c.name, c.args)
+		if key != c.key || ok != (c.key != "") {
+			t.Errorf("%s %q: blockingKey %q %v, want %q", c.name, c.args, key, ok, c.key)
+		}
+		if got := cancelled(c.name, c.args...); got != (c.noack && strings.EqualFold(c.name, "XREADGROUP")) {
+			t.Errorf("%s %q: cut by its ctx, outcome unknown %v, want %v", c.name, c.args, got, c.noack)
+		}
+		if o := parseXReadArgs(c.name, c.args); o.block != c.blockArgs {
+			t.Errorf("%s %q: BLOCK's value at %d, want %d", c.name, c.args, o.block, c.blockArgs)
+		}
 	}
 }
