@@ -27,6 +27,7 @@ import (
 	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/hooks"
+	"github.com/vactor-io/vactor/policies"
 	"github.com/vactor-io/vactor/otelvactor"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -318,6 +319,10 @@ func TestErrorKinds(t *testing.T) {
 		{"ZADD", fmt.Errorf("%w: b is a replica", engine.ErrNotPrimary), "not_primary", "", true},
 		{"ZREM", engine.ErrConnectionState, "invalid_argument", "", true},
 		{"BLPOP", fmt.Errorf("%w: %w", engine.ErrPrimaryChanged, io.EOF), "primary_changed", "", true},
+		// A command its ctx cut after it was sent may have run: the
+		// outcome unknown first (qa-AR AR1: labelled timeout).
+		{"BRPOP", &policies.OutcomeUnknownError{Cause: context.DeadlineExceeded}, "outcome_unknown", "", true},
+		{"DECR", &policies.OutcomeUnknownError{Cause: context.Canceled}, "outcome_unknown", "", true},
 	}
 	for _, c := range cases {
 		h.PostExecution(context.Background(), hooks.Executed{Name: c.name, Node: "127.0.0.1:6379", Err: c.err, Duration: time.Millisecond, Done: time.Now()})

@@ -96,7 +96,10 @@
 // (ErrNodeRemoved), not_primary (ErrNotPrimary) or primary_changed
 // (ErrPrimaryChanged: sentinel mode cut it at a switch); _OTHER for transport
 // errors (and any other error not named here). A nil reply (engine.ErrNil)
-// is not an error.
+// is not an error. An error that matches several is named after the first
+// of: the server's reply, outcome_unknown (a command its ctx cut after it
+// was sent matches the ctx's error too, but may have run), then the order
+// above.
 //
 // The attribute set of each series (operation, node, error, DB) is built
 // once and kept, so recording a command allocates nothing. A hook keeps

@@ -595,6 +595,10 @@ func errorType(err error) (typ, status string) {
 	switch {
 	case errors.As(err, &se):
 		return replyCode(se.Prefix)
+	case errors.Is(err, engine.ErrOutcomeUnknown):
+		// Before the ctx's errors it may wrap: a command its ctx cut
+		// after it was sent may have run (qa-AR AR1: labelled timeout).
+		return "outcome_unknown", ""
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout", ""
 	case errors.Is(err, context.Canceled):
@@ -605,8 +609,6 @@ func errorType(err error) (typ, status string) {
 		return "backpressure", ""
 	case errors.Is(err, engine.ErrClosed):
 		return "closed", ""
-	case errors.Is(err, engine.ErrOutcomeUnknown):
-		return "outcome_unknown", ""
 	case errors.Is(err, actors.ErrTooManyRedirects):
 		return "too_many_redirects", ""
 	case errors.Is(err, engine.ErrInvalidArgument):
