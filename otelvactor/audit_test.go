@@ -27,8 +27,8 @@ import (
 	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/hooks"
-	"github.com/vactor-io/vactor/policies"
 	"github.com/vactor-io/vactor/otelvactor"
+	"github.com/vactor-io/vactor/policies"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
