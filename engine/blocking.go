@@ -149,8 +149,9 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 	// calls Close then closes the engine instead of waiting for its own
 	// call (closeBlocking), which then finds the engine closed.
 	var done func(error)
+	var hops atomic.Int32 // the cluster redirects followed, for the hooks
 	if e.bus.WantsCommands() {
-		ctx, done = e.fireBlocking(ctx, conn.Addr, cmd)
+		ctx, done = e.fireBlockingHops(ctx, conn.Addr, cmd, &hops)
 	}
 	e.block.mu.Lock()
 	if e.block.closed || e.closed.Load() {
@@ -229,7 +230,7 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 		}
 		if e.cl != nil {
 			var ferr error
-			if res, ferr = e.followBlocking(ctx, slot, conn.Addr, name, args, res); ferr != nil {
+			if res, ferr = e.followBlocking(ctx, slot, conn.Addr, name, args, res, &hops); ferr != nil {
 				complete(Reply{}, ferr)
 				return
 			}
@@ -322,7 +323,7 @@ func cutByCtx(name string, args []string, err error) error {
 // the last reply, or the error to fail the command with, unsent
 // (ErrTooManyRedirects joined with the reply, the target's breaker open,
 // ...).
-func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name string, args []string, res valkey.ValkeyResult) (valkey.ValkeyResult, error) {
+func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name string, args []string, res valkey.ValkeyResult, hops *atomic.Int32) (valkey.ValkeyResult, error) {
 	for hop := 0; ; hop++ {
 		ve, ok := valkey.IsValkeyErr(res.Error())
 		if !ok || ctx.Err() != nil {
@@ -341,6 +342,7 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 		} else if demoted = demotedUnblock(ve); !demoted {
 			return res, nil
 		}
+		hops.Add(1) // Executed.Redirects: each redirect reply, the one given up on included (as the actors count)
 		gaveUp := hop >= e.cfg.MaxRedirects
 		if !demoted && e.bus.WantsRedirects() {
 			ev.GaveUp = gaveUp

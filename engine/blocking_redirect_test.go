@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/valkeytest"
@@ -140,6 +141,23 @@ func TestClusterBlockingFollowsRedirects(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.with(func() {
+		// Each BLPOP that followed a redirect says so in its Executed
+		// event, as a command of the actors does (qa-AR AR3: 0), and the
+		// BLMOVE given up counts every TRYAGAIN it got.
+		var blpops []int
+		for _, ev := range rec.executed {
+			switch {
+			case ev.Name == "BLPOP" && ev.Err == nil:
+				blpops = append(blpops, ev.Redirects)
+			case ev.Name == "BLMOVE" && errors.Is(ev.Err, engine.ErrTooManyRedirects) && ev.Redirects != config.DefaultConfig().MaxRedirects+1:
+				t.Errorf("BLMOVE given up: Redirects %d, want %d", ev.Redirects, config.DefaultConfig().MaxRedirects+1)
+			}
+		}
+		// (The one blocked across the move may have met the stale map's
+		// MOVED first, as the map reloads in the background.)
+		if len(blpops) != 4 || slices.Contains(blpops, 0) {
+			t.Errorf("the BLPOPs that followed MOVED, MOVED while blocked, ASK and the idle one's MOVED: Redirects %v, want 4 of at least 1", blpops)
+		}
 		if !slices.ContainsFunc(rec.redirects, func(r hooks.Redirect) bool { return r.Name == "BLMOVE" && r.Kind == hooks.RedirectTryAgain && r.GaveUp }) {
 			t.Errorf("no TRYAGAIN redirect of a BLMOVE given up reported: %+v", rec.redirects)
 		}

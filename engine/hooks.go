@@ -132,6 +132,12 @@ func refusedBy(err error) string {
 // outside the actors, blocking.go): PreExecution now, and the returned
 // function sends the PostExecution event.
 func (e *Engine) fireBlocking(ctx context.Context, node string, cmd valkey.Completed) (context.Context, func(error)) {
+	return e.fireBlockingHops(ctx, node, cmd, nil)
+}
+
+// fireBlockingHops is fireBlocking for a command whose cluster redirects
+// hops counts (doBlocking's), reported as the event's Redirects.
+func (e *Engine) fireBlockingHops(ctx context.Context, node string, cmd valkey.Completed, hops *atomic.Int32) (context.Context, func(error)) {
 	name, args := nameArgs(cmd)
 	start, n := hookbus.Now(), len(args)
 	if e.bus.WantsPre() {
@@ -139,7 +145,11 @@ func (e *Engine) fireBlocking(ctx context.Context, node string, cmd valkey.Compl
 	}
 	return ctx, func(err error) {
 		now := hookbus.Now()
-		e.bus.Executed(ctx, hooks.Executed{Name: name, Args: n, Node: node, Err: err, Duration: now - start, Done: hookbus.Time(now), DB: e.cfg.DB})
+		ev := hooks.Executed{Name: name, Args: n, Node: node, Err: err, Duration: now - start, Done: hookbus.Time(now), DB: e.cfg.DB}
+		if hops != nil {
+			ev.Redirects = int(hops.Load())
+		}
+		e.bus.Executed(ctx, ev)
 	}
 }
 
