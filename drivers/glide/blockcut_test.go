@@ -13,12 +13,13 @@ import (
 )
 
 // glideWaiters counts the goroutines glide leaves waiting for the reply
-// of a call whose ctx ended (its executeBatch's cleanup goroutine).
+// of a call whose ctx ended (the cleanup goroutine of its executeBatch or
+// executeCommandWithRoute).
 func glideWaiters() int {
 	buf := make([]byte, 8<<20)
 	n := 0
 	for _, st := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if strings.Contains(st, "executeBatch.func") && strings.Contains(st, "chan receive") {
+		if (strings.Contains(st, "executeBatch.func") || strings.Contains(st, "executeCommandWithRoute.func")) && strings.Contains(st, "chan receive") {
 			n++
 		}
 	}
@@ -67,5 +68,63 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(end) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// A Tx, a Watch and a Dedicated call their ctx cuts while the server is
+// stalled leave no goroutine in glide, after Close either (qa-AS AS1: one
+// per call, as for blocking calls), and fail with their ctx's error.
+func TestKeptStateCallsCutByCtxLeaveNoGoroutine(t *testing.T) {
+	srv := valkeytest.Start(t)
+	eng := glideEngine(t, srv)
+	bg := context.Background()
+	// Warm connections (the calls below are cut on their way, not in a
+	// dial, which glide cannot cancel), and a Dedicated one held.
+	tx := eng.Tx()
+	tx.Incr("k")
+	if err := tx.Exec(bg); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Watch(bg, func(tx *engine.Tx) error { tx.Incr("k"); return nil }, "k"); err != nil {
+		t.Fatal(err)
+	}
+	paused, dedicated := make(chan struct{}), make(chan error, 1)
+	go func() {
+		dedicated <- eng.Dedicated(bg, func(c *engine.DedicatedConn) error {
+			if _, err := c.Do(bg, "PING"); err != nil {
+				close(paused)
+				return err
+			}
+			<-paused
+			ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
+			defer cancel()
+			_, err := c.Do(ctx, "INCR", "k")
+			return err
+		})
+	}()
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Resume() }()
+	close(paused)
+	ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
+	defer cancel()
+	errs := map[string]error{"Dedicated": nil}
+	tx = eng.Tx()
+	tx.Incr("k")
+	errs["Tx"] = tx.Exec(ctx)
+	errs["Watch"] = eng.Watch(ctx, func(tx *engine.Tx) error { tx.Incr("k"); return nil }, "k")
+	errs["Dedicated"] = <-dedicated
+	for name, err := range errs {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s cut by its ctx: %v, want context.DeadlineExceeded", name, err)
+		}
+	}
+	if err := eng.Close(); err != nil { // the server still stalled
+		t.Fatal(err)
+	}
+	// At once: glide's request timeout would end them later.
+	if n := glideWaiters(); n > 0 {
+		t.Fatalf("%d goroutines left in glide after Close", n)
 	}
 }

@@ -305,12 +305,54 @@ func (c *Conn) Exec(ctx context.Context, cmds []drivers.Command, out []drivers.R
 		}
 	}
 	if c.id != 0 {
+		c.execKept(ctx, cmds, out)
+		return
+	}
+	c.exec(ctx, c.c, cmds, out, nil, &c.tx)
+}
+
+// execKept is Exec on a Conn that keeps state (a Tx's, a Watch's, a
+// Dedicated's: the engine closes it when a call's ctx ends during the
+// call). glide is given a ctx that does not end, and the ctx's end closes
+// the Conn, which answers the call: a glide call its ctx ends leaves a
+// goroutine behind in glide for good (qa-AS AS1, as qa-AO AO1 for
+// blocking calls), and one whose ctx ends as its reply arrives deadlocks
+// with a Close of its client (glide 2.5.3's Close holds the client's lock
+// while it answers the calls it tracks, on a channel the reply filled;
+// the call waits for that lock: qa-AS AS0, a Tx stuck 20 s past its
+// ctx).
+func (c *Conn) execKept(ctx context.Context, cmds []drivers.Command, out []drivers.Result) {
+	if err := ctx.Err(); err != nil {
+		failAll(out, err) // not sent
+		return
+	}
+	call := func(ctx context.Context) {
 		if err := c.checkSame(ctx); err != nil {
 			failAll(out, err)
 			return
 		}
+		c.exec(ctx, c.c, cmds, out, nil, &c.tx)
 	}
-	c.exec(ctx, c.c, cmds, out, nil, &c.tx)
+	if ctx.Done() == nil {
+		call(ctx)
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		call(context.WithoutCancel(ctx))
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		_ = c.Close()
+		<-done
+		for i := range out {
+			if out[i].Err != nil {
+				out[i] = drivers.Result{Err: ctx.Err()}
+			}
+		}
+	}
 }
 
 // checkSame fails with errReplaced once the Conn's connection is not the
