@@ -267,10 +267,7 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 				if errors.As(terr, &op) && op.Op == "dial" {
 					terr = e.connectError(conn.Addr, terr)
 				}
-				if !errors.Is(terr, ErrNotSent) {
-					terr = fmt.Errorf("%w: %w", ErrNotSent, terr)
-				}
-				err = terr
+				err = unsentDial(terr)
 			}
 		}
 		if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || res.NonValkeyError() != nil) {

@@ -211,6 +211,26 @@ func (c *credsCalls) pending(since, until time.Time) bool {
 	return false
 }
 
+// unsentDial marks err, the failed dial of the connection a call was to
+// go out on, as not sent: it matches ErrNotSent, its text unchanged
+// (qa-AO AO3, qa-AS AS3: a Tx, Watch, Dedicated or blocking call whose
+// connection could not be made failed with a *ConnectError that did not
+// say nothing was sent). Not for an error that may follow a write: a
+// ConnectError itself does not match ErrNotSent, since a command written
+// on an earlier connection can fail with one inside ErrOutcomeUnknown.
+func unsentDial(err error) error {
+	if err == nil || errors.Is(err, ErrNotSent) || errors.Is(err, ErrClosed) {
+		return err
+	}
+	return &unsentError{err}
+}
+
+// unsentError is unsentDial's error.
+type unsentError struct{ err error }
+
+func (e *unsentError) Error() string   { return e.err.Error() }
+func (e *unsentError) Unwrap() []error { return []error{e.err, ErrNotSent} }
+
 // connectError returns the *ConnectError of a failed dial of addr.
 func (e *Engine) connectError(addr string, err error) error {
 	return e.connectErrorSince(addr, err, time.Now().Add(-e.cfg.DialTimeout))

@@ -252,3 +252,32 @@ func TestTxUnsentTryThenCtxEnds(t *testing.T) {
 		}
 	}
 }
+
+// A Tx, a Watch and a Dedicated call whose connection cannot be made (the
+// server gone) fail matching ErrNotSent, with the ConnectError that says
+// why (qa-AS AS3: a ConnectError alone, which did not say nothing was
+// sent).
+func TestTxDialFailureNotSent(t *testing.T) {
+	srv := valkeytest.Start(t)
+	ctx := ctxT(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	tx := eng.Tx()
+	tx.Incr("k")
+	errs := map[string]error{
+		"Tx":    tx.Exec(ctx),
+		"Watch": eng.Watch(ctx, func(tx *engine.Tx) error { tx.Incr("k"); return nil }, "k"),
+		"Dedicated": eng.Dedicated(ctx, func(c *engine.DedicatedConn) error {
+			_, err := c.Do(ctx, "PING")
+			return err
+		}),
+	}
+	for name, err := range errs {
+		var ce *engine.ConnectError
+		if !errors.Is(err, engine.ErrNotSent) || !errors.As(err, &ce) || errors.Is(err, engine.ErrOutcomeUnknown) {
+			t.Errorf("%s with the server gone: %v; want ErrNotSent and a ConnectError", name, err)
+		}
+	}
+}

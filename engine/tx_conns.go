@@ -323,6 +323,15 @@ func (p *txConns) dial(e *Engine, ctx context.Context, addr string) (drivers.Val
 		p.forgetLocked(addr)
 		p.signalLocked()
 		p.mu.Unlock()
+		switch cerr := ctx.Err(); {
+		case cerr == nil:
+			err = unsentDial(err) // nothing was sent
+		case !errors.Is(err, cerr) && !errors.Is(err, ErrClosed):
+			// ctx ended during the dial, which failed its own way (glide's
+			// cannot be cut: "dial tcp ...: i/o timeout", qa-AS AS3): the
+			// caller's ctx's error first.
+			err = fmt.Errorf("%w: %w", cerr, err)
+		}
 		return nil, err
 	}
 	p.open[conn] = addr
