@@ -111,7 +111,8 @@ func TestAuditCluster(t *testing.T) {
 	})
 
 	// Other commands whose keys span slots fail with ErrCrossSlot: typed
-	// ones with the server's CROSSSLOT reply, Do unsent.
+	// ones unsent (Rename: qa-AN AN3; it had the server's CROSSSLOT
+	// reply), Do unsent.
 	t.Run("CrossSlotTypedError", func(t *testing.T) {
 		keys := auditKeys(t, eng, "audit:xs", 2)
 		if _, err := eng.Set(ctx, keys[0], "v", 0).Await(ctx); err != nil {
@@ -122,8 +123,8 @@ func TestAuditCluster(t *testing.T) {
 			t.Fatalf("RENAME over two slots: %v, want ErrCrossSlot", err)
 		}
 		var se *engine.ServerError
-		if !errors.As(err, &se) || se.Prefix != "CROSSSLOT" {
-			t.Fatalf("RENAME over two slots: %v, want a CROSSSLOT *ServerError", err)
+		if errors.As(err, &se) {
+			t.Fatalf("RENAME over two slots: %v, want it refused unsent", err)
 		}
 		for _, args := range [][]string{
 			{"MGET", keys[0], keys[1]},

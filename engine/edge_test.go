@@ -736,6 +736,12 @@ func typedErr(err error, ctx context.Context) bool {
 		return true
 	case ctx != nil && ctx.Err() != nil:
 		return errors.Is(err, ctx.Err())
+	case ctx != nil:
+		// Its deadline passed, and ctx's own timer has not fired yet: a
+		// command's batch, whose deadline is its commands' latest, can
+		// end first (a run under load failed so).
+		dl, ok := ctx.Deadline()
+		return ok && !time.Now().Before(dl) && errors.Is(err, context.DeadlineExceeded)
 	}
 	return false
 }
