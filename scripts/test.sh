@@ -2,24 +2,25 @@
 # `make test`: vet and test (-race) the three modules: the library, the
 # vactor CLI (cmd/vactor) and the glide driver (drivers/glide).
 #
-# The library's run is in the foreground, its output as it comes. The CLI's
-# and the glide driver's run at the same time in the background, and their
-# output follows the library's: the library's engine package takes most of
-# the suite's time (about 11 minutes, mostly waiting on the servers its
-# fault tests stop, kill and fail over), and the other two modules (with
-# glide's cgo build: minutes from an empty build cache) fit beside it
-# instead of after it. The exit status is non-zero if any of the three
-# failed.
+# The library's engine package takes most of the suite's time (about 11
+# minutes in one process, mostly waiting on the servers its fault tests
+# stop, kill and fail over), so its tests run as two processes at once,
+# each with half of them (every other name); beside them, one after the
+# other, the library's other packages, the CLI's module and the glide
+# driver's (with glide's cgo build: minutes from an empty build cache).
+# Each is a process of its own, so each test's goroutine snapshots see its
+# own process only. The engine's output comes first, as it comes; the
+# others' follows. The exit status is non-zero if any of them failed.
 set -uo pipefail
 GO=${GO:-go}
 TIMEOUT=${TIMEOUT:-20m}
 cd "$(dirname "$0")/.."
 
 tmp=$(mktemp -d)
-# Each module's run in a process group of its own (job control), so that
-# a TERM or INT to this script stops every go test under it, not only the
-# subshells (bash runs a trap only between commands: the library's run is
-# waited for, not run in the foreground, so that the trap can run).
+# Each run in a process group of its own (job control), so that a TERM or
+# INT to this script stops every go test under it, not only the subshells
+# (bash runs a trap only between commands: the runs are waited for, not
+# run in the foreground, so that the trap can run).
 set -m
 pids=()
 stop() {
@@ -29,33 +30,58 @@ trap 'stop; rm -rf "$tmp"' EXIT
 trap 'stop; exit 143' TERM
 trap 'stop; exit 130' INT
 
-module() { # module DIR: vet and test the module in DIR
-	cd "$1" && "$GO" vet ./... && "$GO" test -race -count=1 -timeout "$TIMEOUT" ./...
+gotest() { "$GO" test -race -count=1 -timeout "$TIMEOUT" "$@"; }
+
+others() { # the library's other packages, then the other two modules
+	local rc=0
+	echo "== . (all but engine)"
+	"$GO" vet ./... && gotest $("$GO" list ./... | grep -v '/engine$') || rc=1
+	for m in cmd/vactor drivers/glide; do
+		echo "== $m"
+		(cd "$m" && "$GO" vet ./... && gotest ./...) || { echo "== $m: FAILED"; rc=1; }
+	done
+	return $rc
 }
 
-others=(cmd/vactor drivers/glide)
-for m in "${others[@]}"; do
-	(module "$m") >"$tmp/${m//\//_}.out" 2>&1 &
-	pids+=($!)
-done
+(others) >"$tmp/others.out" 2>&1 &
+pids+=($!)
+othersPid=$!
 
 rc=0
-echo "== . (the library; ${others[*]} run meanwhile, their output follows)"
-(module .) &
-lib=$!
-pids+=("$lib")
-wait "$lib" || rc=1
+echo "== ./engine (two processes, each with every other test; the other packages run meanwhile, their output follows)"
+# Built once, then listed: the two runs use the cached test binary.
+if ! gotest -run '^$' ./engine >/dev/null || ! names=$("$GO" test -race -list '.*' ./engine | grep -E '^(Test|Example|Fuzz)'); then
+	echo "== ./engine: does not build"
+	rc=1
+else
+	shards=("" "")
+	i=0
+	for n in $names; do
+		shards[i%2]+="${shards[i%2]:+|}$n"
+		i=$((i + 1))
+	done
+	for s in 0 1; do
+		(gotest -run "^(${shards[s]})\$" ./engine) >"$tmp/engine$s.out" 2>&1 &
+		pids+=($!)
+	done
+	for s in 0 1; do
+		status=0
+		wait "${pids[s + 1]}" || status=$?
+		echo "-- ./engine, process $((s + 1)) of 2"
+		cat "$tmp/engine$s.out"
+		if [ "$status" -ne 0 ]; then
+			echo "== ./engine process $((s + 1)): FAILED (exit status $status)"
+			rc=1
+		fi
+	done
+fi
 
-for i in "${!others[@]}"; do
-	m=${others[$i]}
-	status=0
-	wait "${pids[$i]}" || status=$?
-	echo "== $m"
-	cat "$tmp/${m//\//_}.out"
-	if [ "$status" -ne 0 ]; then
-		echo "== $m: FAILED (exit status $status)"
-		rc=1
-	fi
-done
+status=0
+wait "$othersPid" || status=$?
+cat "$tmp/others.out"
+if [ "$status" -ne 0 ]; then
+	echo "== FAILED (exit status $status)"
+	rc=1
+fi
 pids=()
 exit $rc
