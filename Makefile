@@ -41,8 +41,8 @@ else
 	$(GO) run ./internal/tools/withserver -- $(GO) run ./examples/quickstart
 endif
 
-# The three modules at once: scripts/test.sh (the library's output first,
-# then the CLI's and the glide driver's, which run beside it).
+# The three modules: scripts/test.sh (the engine package's tests in two
+# processes at once, the rest beside them; the engine's output first).
 test: server
 	GO=$(GO) bash scripts/test.sh
 
