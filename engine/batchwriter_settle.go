@@ -51,6 +51,7 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 			}
 			if !notSent {
 				err = &policies.OutcomeUnknownError{Cause: err}
+				w.e.unknown.Add(1) // for Stats (review-33 F3)
 			}
 			failed, errs = append(failed, *it), append(errs, err)
 			continue

@@ -775,6 +775,9 @@ func TestBatchWriterClusterFailover(t *testing.T) {
 			t.Fatalf("OnError(%q, %v): only commands in flight at the kill may fail", errs.cmds[i], err)
 		}
 	}
+	if s := eng.Stats(); s.OutcomeUnknown < uint64(errs.len()) {
+		t.Errorf("Stats.OutcomeUnknown = %d, want at least the writer's %d (review-33 F3: not counted)", s.OutcomeUnknown, errs.len())
+	}
 	if max := uint64(engine.DefaultWriterConns * engine.DefaultWriterBatchSize); st.Failed > max {
 		t.Fatalf("%d failed, more than the %d that can be in flight on the victim", st.Failed, max)
 	}

@@ -72,9 +72,9 @@ type Stats struct {
 	// Restarts counts connection actor restarts; Reconnects the new
 	// connections they made; Retries the commands sent again;
 	// OutcomeUnknown the commands failed with ErrOutcomeUnknown (those
-	// of blocking commands, transactions and Dedicated connections, which
-	// no connection actor sends, in Stats.OutcomeUnknown only, not in a
-	// ConnStats);
+	// of blocking commands, transactions, Watch reads, Dedicated
+	// connections and batch writers, which no connection actor sends, in
+	// Stats.OutcomeUnknown only, not in a ConnStats);
 	// RetryBudget those of them the retry budget kept from being sent
 	// again (their error matches ErrRetryBudget too: a node that keeps
 	// losing what it was sent).

@@ -472,6 +472,7 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 			// Written, or maybe (TxReader.Do may send a write): as a
 			// Dedicated call's, not a bare transport error.
 			terr = &policies.OutcomeUnknownError{Cause: terr}
+			tx.e.unknown.Add(1) // for Stats (review-33 F3)
 		}
 		w.broken = terr
 		if done != nil {
