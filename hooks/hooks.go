@@ -122,6 +122,11 @@ type MailboxFull interface {
 // one's To is the state the engine acts on, even when two transitions
 // race (a state the breaker left before the engine recorded it is not
 // reported), unless the hook queue overflowed and events were dropped.
+// In sentinel mode the primary's breaker is one whichever node is the
+// primary, and each event names the primary of its moment: after a
+// failover its chain goes on under the new primary's address (the old
+// primary's last event may say open; the new one's first, open to
+// closed).
 type BreakerChanged interface {
 	OnBreakerChanged(ev BreakerChange)
 }
