@@ -292,9 +292,15 @@ func (l *Logging) PostConnection(ev Dialed) {
 }
 
 // OnConnectionLost logs MsgConnLost at warn (rate-limited). Attributes:
-// node, error, kept.
+// node, error, kept, and reason when the client itself closed the
+// connection because its commands' deadline passed before their replies
+// (context.DeadlineExceeded: not a network fault, qa-AR AR4).
 func (l *Logging) OnConnectionLost(ev Lost) {
-	l.limited(slog.LevelWarn, MsgConnLost, ev.Node, slog.String("node", ev.Node), errAttr(ev.Err), slog.Int("kept", ev.Kept))
+	attrs := []slog.Attr{slog.String("node", ev.Node), errAttr(ev.Err), slog.Int("kept", ev.Kept)}
+	if errors.Is(ev.Err, context.DeadlineExceeded) {
+		attrs = append(attrs, slog.String("reason", "the commands' deadline passed before their replies: the client closed the connection"))
+	}
+	l.limited(slog.LevelWarn, MsgConnLost, ev.Node, attrs...)
 }
 
 // OnActorRestarted logs MsgActorRestarted at debug. Attributes: node,

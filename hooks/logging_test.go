@@ -263,3 +263,17 @@ func TestLoggingAbandonedDialQuiet(t *testing.T) {
 		t.Fatalf("log:\n%s\nwant the refused dial only", out)
 	}
 }
+
+// A connection the client closed because its commands' deadline passed
+// says so: "connection lost" alone sent operators looking for a network
+// fault (qa-AR AR4); a transport error has no reason.
+func TestLoggingConnectionLostByDeadline(t *testing.T) {
+	var buf lockedBuf
+	l := hooks.NewLogging(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	l.OnConnectionLost(hooks.Lost{Node: "a:1", Err: context.DeadlineExceeded})
+	l.OnConnectionLost(hooks.Lost{Node: "b:1", Err: errors.New("EOF")})
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "reason=") || strings.Contains(lines[1], "reason=") {
+		t.Fatalf("log:\n%s\nwant a reason on a:1's line only", buf.String())
+	}
+}
