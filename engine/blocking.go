@@ -228,9 +228,10 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 				res = valkey.NewErrorResult(terr)
 			}
 		}
+		node := conn.Addr
 		if e.cl != nil {
 			var ferr error
-			if res, ferr = e.followBlocking(ctx, slot, conn.Addr, name, args, res, &hops); ferr != nil {
+			if res, node, ferr = e.followBlocking(ctx, slot, conn.Addr, name, args, res, &hops); ferr != nil {
 				complete(Reply{}, ferr)
 				return
 			}
@@ -265,7 +266,7 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 				// "dial tcp ...: connection refused").
 				var op *net.OpError
 				if errors.As(terr, &op) && op.Op == "dial" {
-					terr = e.connectError(conn.Addr, terr)
+					terr = e.connectError(node, terr) // the node it last went to (review-33 F4)
 				}
 				err = unsentDial(terr)
 			}
@@ -320,11 +321,11 @@ func cutByCtx(name string, args []string, err error) error {
 // the last reply, or the error to fail the command with, unsent
 // (ErrTooManyRedirects joined with the reply, the target's breaker open,
 // ...).
-func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name string, args []string, res valkey.ValkeyResult, hops *atomic.Int32) (valkey.ValkeyResult, error) {
+func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name string, args []string, res valkey.ValkeyResult, hops *atomic.Int32) (_ valkey.ValkeyResult, node string, _ error) {
 	for hop := 0; ; hop++ {
 		ve, ok := valkey.IsValkeyErr(res.Error())
 		if !ok || ctx.Err() != nil {
-			return res, nil
+			return res, from, nil
 		}
 		ev := hooks.Redirect{Slot: int(slot), From: from, Name: strings.ToUpper(name)}
 		demoted := false
@@ -337,7 +338,7 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 		} else if ve.IsClusterDown() {
 			ev.Kind = hooks.RedirectClusterDown
 		} else if demoted = demotedUnblock(ve); !demoted {
-			return res, nil
+			return res, from, nil
 		}
 		hops.Add(1) // Executed.Redirects: each redirect reply, the one given up on included (as the actors count)
 		gaveUp := hop >= e.cfg.MaxRedirects
@@ -346,7 +347,7 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 			e.bus.Emit(ev)
 		}
 		if gaveUp {
-			return res, errors.Join(ErrTooManyRedirects, replyError(&res, res.Error()))
+			return res, from, errors.Join(ErrTooManyRedirects, replyError(&res, res.Error()))
 		}
 		switch {
 		case demoted:
@@ -354,11 +355,11 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 			// than the one that named the demoted node (a replica still
 			// named answers MOVED, followed above).
 			if err := e.sleepCtx(ctx, e.txBackoff().Delay(hop)); err != nil {
-				return res, err
+				return res, from, err
 			}
 			addr, err := e.cl.Refresh(slot)
 			if err != nil {
-				return res, err
+				return res, from, err
 			}
 			ev.To = addr
 		case ev.Kind == hooks.RedirectTryAgain || ev.Kind == hooks.RedirectClusterDown:
@@ -368,11 +369,11 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 			// failed at once with the bare TRYAGAIN, and a worker loop
 			// spun on it), then send it to the slot's owner.
 			if err := e.sleepCtx(ctx, e.txBackoff().Delay(hop)); err != nil {
-				return res, err
+				return res, from, err
 			}
 			addr, err := e.cl.Owner(slot)
 			if err != nil {
-				return res, err
+				return res, from, err
 			}
 			ev.To = addr
 		case ev.Kind == hooks.RedirectMoved:
@@ -380,14 +381,14 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 		}
 		conn, err := e.cl.Conn(ev.To, slot)
 		if err != nil {
-			return res, err
+			return res, from, err
 		}
 		if conn.Node != nil && conn.Node.Open() {
-			return res, conn.Node.OpenError()
+			return res, from, conn.Node.OpenError()
 		}
 		drv := conn.CurrentDriver()
 		if drv == nil || e.closed.Load() {
-			return res, ErrClosed
+			return res, from, ErrClosed
 		}
 		if ev.Kind == hooks.RedirectAsk {
 			drv = askingConn{drv}
