@@ -62,36 +62,56 @@ type xreadOpts struct {
 
 // parseXReadArgs parses XREAD's ([COUNT n] [BLOCK ms] STREAMS ...) or
 // XREADGROUP's (GROUP group consumer [COUNT n] [BLOCK ms] [NOACK]
-// STREAMS ...) options by position, as the server does: a group or a
-// consumer named "noack", "block" or "streams" is a name (review-33 F1:
-// scanning for the words took a consumer named noack for NOACK).
+// STREAMS ...) options by position, in any order, as the server does: a
+// group or a consumer named "noack", "block" or "streams" is a name
+// (review-33 F1: scanning for the words took a consumer named noack for
+// NOACK). An option it does not know (a newer server's, such as Redis
+// 8.4's CLAIM) falls back to the words before STREAMS (scanXRead), so
+// that such a command with BLOCK is still sent as a blocking one
+// (review-33b B1, B2).
 func parseXReadArgs(name string, args []string) xreadOpts {
+	group := strings.EqualFold(name, "XREADGROUP")
 	o := xreadOpts{block: -1, streams: -1}
-	i := 0
-	if strings.EqualFold(name, "XREADGROUP") {
-		if len(args) < 3 || !strings.EqualFold(args[0], "GROUP") {
-			return xreadOpts{block: -1, streams: -1}
-		}
-		i = 3
-	}
-	for i < len(args) {
-		switch strings.ToUpper(args[i]) {
-		case "COUNT":
+	for i := 0; i < len(args); {
+		switch a := strings.ToUpper(args[i]); {
+		case a == "COUNT":
 			i += 2
-		case "BLOCK":
+		case a == "BLOCK":
 			o.block = i + 1
 			i += 2
-		case "NOACK":
+		case group && a == "GROUP":
+			i += 3
+		case group && a == "NOACK":
 			o.noack = true
 			i++
-		case "STREAMS":
+		case a == "STREAMS":
 			o.streams = i + 1
 			if o.block >= len(args) {
 				o.block = -1
 			}
 			return o
 		default:
-			return xreadOpts{block: -1, streams: -1}
+			return scanXRead(args)
+		}
+	}
+	return xreadOpts{block: -1, streams: -1}
+}
+
+// scanXRead is parseXReadArgs for arguments it cannot parse: BLOCK and
+// NOACK are the words before the first STREAMS.
+func scanXRead(args []string) xreadOpts {
+	o := xreadOpts{block: -1, streams: -1}
+	for i, a := range args {
+		switch strings.ToUpper(a) {
+		case "BLOCK":
+			if i+1 < len(args) {
+				o.block = i + 1
+			}
+		case "NOACK":
+			o.noack = true
+		case "STREAMS":
+			o.streams = i + 1
+			return o
 		}
 	}
 	return xreadOpts{block: -1, streams: -1}

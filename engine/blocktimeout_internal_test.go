@@ -119,7 +119,13 @@ func TestXReadOptionsByPosition(t *testing.T) {
 		{"XREAD", []string{"COUNT", "1", "BLOCK", "5", "STREAMS", "s", "$"}, "s", false, 3},
 		{"XREAD", []string{"STREAMS", "block", "0"}, "", false, -1},
 		{"XREAD", []string{"BLOCK", "0"}, "", false, -1},
-		{"XREADGROUP", []string{"g", "c", "BLOCK", "0", "STREAMS", "s", ">"}, "", false, -1},
+		{"XREADGROUP", []string{"g", "c", "BLOCK", "0", "STREAMS", "s", ">"}, "s", false, 3},
+		// GROUP anywhere, as the server takes it (review-33b B1).
+		{"XREADGROUP", []string{"BLOCK", "0", "GROUP", "g", "c", "STREAMS", "s", ">"}, "s", false, 1},
+		{"XREADGROUP", []string{"COUNT", "1", "GROUP", "g", "noack", "NOACK", "BLOCK", "5", "STREAMS", "s", ">"}, "s", true, 7},
+		// An option unknown here (Redis 8.4's CLAIM): BLOCK still seen
+		// (review-33b B2).
+		{"XREADGROUP", []string{"GROUP", "g", "c", "CLAIM", "100", "BLOCK", "0", "STREAMS", "s", ">"}, "s", false, 6},
 	} {
 		key, ok := blockingKey(c.name, c.args)
 		if key != c.key || ok != (c.key != "") {
