@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -279,5 +280,63 @@ func TestTxDialFailureNotSent(t *testing.T) {
 		if !errors.Is(err, engine.ErrNotSent) || !errors.As(err, &ce) || errors.Is(err, engine.ErrOutcomeUnknown) {
 			t.Errorf("%s with the server gone: %v; want ErrNotSent and a ConnectError", name, err)
 		}
+	}
+}
+
+// After a Watch read lost its connection (ErrOutcomeUnknown: the read may
+// have run), what comes after on that connection is refused unsent:
+// later reads, Exec and the transaction's commands match ErrNotSent, not
+// the read's outcome unknown, and WatchRetry runs fn again, which commits
+// (review-33b B3: they said outcome unknown, and WatchRetry gave up).
+func TestWatchAfterBrokenReadNotSent(t *testing.T) {
+	srv := valkeytest.Start(t)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	ctx := ctxT(t)
+	killed := make(chan error, 1)
+	go func() {
+		for end := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			info, err := srv.Do("INFO", "clients")
+			if s, _ := info.(string); err == nil && strings.Contains(s, "blocked_clients:1") {
+				break
+			}
+			if time.Now().After(end) {
+				killed <- errors.New("the read did not block on the server within 10 s")
+				return
+			}
+		}
+		_, err := srv.Do("CLIENT", "KILL", "TYPE", "normal")
+		killed <- err
+	}()
+	runs := 0
+	var readErr, read2Err, execErr, setErr error
+	err := eng.WatchRetry(ctx, 2, func(tx *engine.Tx) error {
+		runs++
+		if runs == 1 {
+			_, readErr = tx.Read().Do(ctx, "BLPOP", "q", "2") // below ReadTimeout: a Watch read may block that long
+			_, read2Err = tx.Read().Get(ctx, "k")
+			f := tx.Set("k", "v", 0)
+			execErr = tx.Exec(ctx)
+			_, setErr = f.Await(ctx)
+			return execErr
+		}
+		tx.Set("k", "v", 0)
+		return nil
+	}, "k")
+	if kerr := <-killed; kerr != nil {
+		t.Fatal(kerr)
+	}
+	if !errors.Is(readErr, engine.ErrOutcomeUnknown) {
+		t.Fatalf("the read cut by CLIENT KILL: %v, want ErrOutcomeUnknown", readErr)
+	}
+	for name, e := range map[string]error{"second read": read2Err, "Exec": execErr, "SET": setErr} {
+		if !errors.Is(e, engine.ErrNotSent) || errors.Is(e, engine.ErrOutcomeUnknown) {
+			t.Errorf("%s after the broken read: %v, want ErrNotSent", name, e)
+		}
+	}
+	if err != nil || runs != 2 {
+		t.Fatalf("WatchRetry: %v after %d runs, want nil after 2", err, runs)
+	}
+	if v, err := srv.Do("GET", "k"); err != nil || v != "v" {
+		t.Fatalf("k = %v, %v; want v", v, err)
 	}
 }

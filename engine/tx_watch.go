@@ -468,13 +468,17 @@ func read[T any](r TxReader, ctx context.Context, keys []string, cmd valkey.Comp
 	}
 	res := tx.e.tx.askCall(ctx, w.conn, w.asking, cmd)
 	if terr := res.NonValkeyError(); terr != nil {
+		// What comes after on this connection is refused unsent (later
+		// reads, Exec, the transaction's commands): not with this read's
+		// outcome unknown, which said they were sent and kept WatchRetry
+		// from running fn again (review-33b B3).
+		w.broken = unsentDial(fmt.Errorf("vactor: the watched connection failed earlier: %w", terr))
 		if !errors.Is(terr, ErrClosed) && !policies.NotSent(terr) {
 			// Written, or maybe (TxReader.Do may send a write): as a
 			// Dedicated call's, not a bare transport error.
 			terr = &policies.OutcomeUnknownError{Cause: terr}
 			tx.e.unknown.Add(1) // for Stats (review-33 F3)
 		}
-		w.broken = terr
 		if done != nil {
 			done(terr)
 		}
