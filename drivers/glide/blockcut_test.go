@@ -88,32 +88,45 @@ func TestKeptStateCallsCutByCtxLeaveNoGoroutine(t *testing.T) {
 	if err := eng.Watch(bg, func(tx *engine.Tx) error { tx.Incr("k"); return nil }, "k"); err != nil {
 		t.Fatal(err)
 	}
-	paused, dedicated := make(chan struct{}), make(chan error, 1)
+	ready, paused, dedicated := make(chan error, 1), make(chan struct{}), make(chan error, 1)
 	go func() {
 		dedicated <- eng.Dedicated(bg, func(c *engine.DedicatedConn) error {
-			if _, err := c.Do(bg, "PING"); err != nil {
-				close(paused)
+			_, err := c.Do(bg, "PING") // its connection made before the pause
+			ready <- err
+			if err != nil {
 				return err
 			}
 			<-paused
 			ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
 			defer cancel()
-			_, err := c.Do(ctx, "INCR", "k")
+			_, err = c.Do(ctx, "INCR", "k")
 			return err
 		})
 	}()
+	if err := <-ready; err != nil {
+		t.Fatal(err)
+	}
 	if err := srv.Pause(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = srv.Resume() }()
 	close(paused)
-	ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
-	defer cancel()
-	errs := map[string]error{"Dedicated": nil}
-	tx = eng.Tx()
-	tx.Incr("k")
-	errs["Tx"] = tx.Exec(ctx)
-	errs["Watch"] = eng.Watch(ctx, func(tx *engine.Tx) error { tx.Incr("k"); return nil }, "k")
+	// Each call with a ctx of its own, in flight on a warm connection
+	// when its ctx ends (review-33b B4: the Watch had the Tx's, ended).
+	cut := func(call func(context.Context) error) error {
+		ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
+		defer cancel()
+		return call(ctx)
+	}
+	errs := map[string]error{}
+	errs["Tx"] = cut(func(ctx context.Context) error {
+		tx := eng.Tx()
+		tx.Incr("k")
+		return tx.Exec(ctx)
+	})
+	errs["Watch"] = cut(func(ctx context.Context) error {
+		return eng.Watch(ctx, func(tx *engine.Tx) error { tx.Incr("k"); return nil }, "k")
+	})
 	errs["Dedicated"] = <-dedicated
 	for name, err := range errs {
 		if !errors.Is(err, context.DeadlineExceeded) {
