@@ -18,7 +18,9 @@ import (
 // have happened.
 //
 // A Client is safe for concurrent use by any number of goroutines. Get one
-// from Engine.Sync.
+// from Engine.Sync. The interface gains a method with each command the
+// Engine gains: a test double should embed Client (and override what it
+// needs) rather than implement it whole.
 type Client interface {
 	// Do sends any command, as Engine.Do.
 	Do(ctx context.Context, name string, args ...string) (Reply, error)

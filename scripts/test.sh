@@ -60,7 +60,7 @@ rc=0
 echo "== ./engine (two processes, each with every other test; the other packages run meanwhile, their output follows)"
 # Built once, then listed: the two runs use the cached test binary.
 if ! gotest -run '^$' ./engine >/dev/null || ! names=$("$GO" test -race -list '.*' ./engine | grep -E '^(Test|Example|Fuzz)'); then
-	echo "== ./engine: does not build"
+	echo "== ./engine: its tests could not be built or listed"
 	rc=1
 else
 	shards=("" "")
@@ -73,6 +73,7 @@ else
 		(gotest -run "^(${shards[s]})\$" ./engine) >"$tmp/engine$s.out" 2>&1 &
 		pids+=($!)
 	done
+	set +m # every run has its process group: no job notices from here on (review-33b B6)
 	for s in 0 1; do
 		status=0
 		wait "${pids[s + 2]}" || status=$?
