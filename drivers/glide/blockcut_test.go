@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/drivers/glide"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -139,5 +141,25 @@ func TestKeptStateCallsCutByCtxLeaveNoGoroutine(t *testing.T) {
 	// At once: glide's request timeout would end them later.
 	if n := glideWaiters(); n > 0 {
 		t.Fatalf("%d goroutines left in glide after Close", n)
+	}
+}
+
+// A Conn that keeps state, closed (as at the end of a call's ctx), fails
+// what it is given next as unsent, so that the engine takes another one:
+// it was closed as its call ended, and went back to the pool (review-33b
+// B5). A plain Conn's says closed only.
+func TestKeptStateConnClosedNotSent(t *testing.T) {
+	srv := valkeytest.Start(t)
+	for _, keeps := range []bool{true, false} {
+		c, err := glide.Driver{}.Dial(context.Background(), drivers.Options{Addr: srv.Addr(), DialTimeout: 5 * time.Second, KeepsState: keeps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.Close()
+		out := make([]drivers.Result, 1)
+		c.Exec(context.Background(), []drivers.Command{{Args: []string{"PING"}}}, out)
+		if !errors.Is(out[0].Err, drivers.ErrClosed) || errors.Is(out[0].Err, drivers.ErrNotSent) != keeps {
+			t.Errorf("KeepsState %v: Exec after Close: %v; want ErrClosed, ErrNotSent %v", keeps, out[0].Err, keeps)
+		}
 	}
 }

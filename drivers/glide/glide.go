@@ -295,7 +295,14 @@ func (c *Conn) Exec(ctx context.Context, cmds []drivers.Command, out []drivers.R
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
-		failAll(out, fmt.Errorf("%w: glide: Exec after Close", drivers.ErrClosed))
+		err := fmt.Errorf("%w: glide: Exec after Close", drivers.ErrClosed)
+		if c.id != 0 {
+			// A Conn that keeps state closed at the end of a call's ctx
+			// (execKept) as the call ended: whoever takes it next sent
+			// nothing, and may use another (review-33b B5).
+			err = fmt.Errorf("%w: %w", err, drivers.ErrNotSent)
+		}
+		failAll(out, err)
 		return
 	}
 	for _, cmd := range cmds {
@@ -345,6 +352,11 @@ func (c *Conn) execKept(ctx context.Context, cmds []drivers.Command, out []drive
 	select {
 	case <-done:
 	case <-ctx.Done():
+		select {
+		case <-done: // it ended as the ctx did: its results stand, the Conn is sound
+			return
+		default:
+		}
 		_ = c.Close()
 		<-done
 		for i := range out {
