@@ -14,6 +14,7 @@ import (
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -176,6 +177,60 @@ func TestAuditCluster(t *testing.T) {
 		}
 		if n, err := del.Await(ctx); err != nil || n != 3 {
 			t.Fatalf("pipelined DEL = %d, %v; want 3", n, err)
+		}
+	})
+
+	// The pipeline's later typed commands in cluster mode: UNLINK over
+	// several slots split, RENAME and an EVAL across slots refused unsent
+	// (Exec returns the first), LMOVE in one slot, PUBLISH and SPUBLISH
+	// by their channel's slot, a Tx's PUBLISH with its keys' node.
+	t.Run("PipelineTwinsCrossSlot", func(t *testing.T) {
+		keys := auditKeys(t, eng, "audit:twins", 3)
+		for _, k := range keys {
+			if _, err := eng.Set(ctx, k, "v", 0).Await(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := eng.RPush(ctx, "{audit:tw}l", "x", "y").Await(ctx); err != nil {
+			t.Fatal(err)
+		}
+		p := eng.Pipeline()
+		ren := p.Rename(keys[0], keys[1])
+		eval := p.Eval("return 1", []string{keys[0], keys[1]})
+		move := p.LMove("{audit:tw}l", "{audit:tw}m", engine.Left, engine.Right)
+		pub := p.Publish("audit:ch", "m")
+		spub := p.SPublish("audit:ch", "m")
+		unl := p.Unlink(keys...)
+		if err := p.Exec(ctx); !errors.Is(err, engine.ErrCrossSlot) {
+			t.Fatalf("Exec: %v, want the cross-slot Rename's ErrCrossSlot", err)
+		}
+		for name, f := range map[string]interface{ Err(context.Context) error }{"Rename": ren, "Eval": eval} {
+			if err := f.Err(ctx); !errors.Is(err, engine.ErrCrossSlot) {
+				t.Errorf("pipelined cross-slot %s: %v, want ErrCrossSlot", name, err)
+			}
+		}
+		if v, err := move.Await(ctx); err != nil || v != "x" {
+			t.Errorf("pipelined LMove in one slot = %q, %v", v, err)
+		}
+		for name, f := range map[string]*futures.Future[int64]{"Publish": pub, "SPublish": spub} {
+			if n, err := f.Await(ctx); err != nil || n != 0 {
+				t.Errorf("pipelined %s = %d, %v; want 0 receivers", name, n, err)
+			}
+		}
+		if n, err := unl.Await(ctx); err != nil || n != 3 {
+			t.Errorf("pipelined Unlink over three slots = %d, %v; want 3 (Rename not sent)", n, err)
+		}
+		tx := eng.Tx()
+		push := tx.RPush("{audit:tw}q", "a")
+		txPub := tx.Publish("audit:ch", "m")
+		if err := tx.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := push.Await(ctx); err != nil || n != 1 {
+			t.Errorf("Tx RPush = %d, %v", n, err)
+		}
+		if n, err := txPub.Await(ctx); err != nil || n != 0 {
+			t.Errorf("Tx Publish = %d, %v", n, err)
 		}
 	})
 

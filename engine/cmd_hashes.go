@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"github.com/vactor-io/vactor/futures"
 )
@@ -70,8 +69,8 @@ func (e *Engine) HIncrBy(ctx context.Context, key, field string, n int64) *futur
 // when missing) and returns the new value. A NaN or infinite incr fails
 // with ErrInvalidArgument.
 func (e *Engine) HIncrByFloat(ctx context.Context, key, field string, incr float64) *futures.Future[float64] {
-	if math.IsNaN(incr) || math.IsInf(incr, 0) {
-		return fail[float64](fmt.Errorf("%w: HINCRBYFLOAT increment %v", ErrInvalidArgument, incr))
+	if err := checkIncr("HINCRBYFLOAT", incr); err != nil {
+		return fail[float64](err)
 	}
 	return submit(e, ctx, key, e.b.Hincrbyfloat().Key(key).Field(field).Increment(incr).Build(), decodeFloat64)
 }

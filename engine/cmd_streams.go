@@ -141,11 +141,20 @@ func (e *Engine) XAdd(ctx context.Context, stream string, fieldValues ...string)
 // With NoMkStream and a missing stream the future fails with ErrNil.
 // Invalid options (see XTrimOptions) fail with ErrInvalidArgument.
 func (e *Engine) XAddWith(ctx context.Context, stream string, opts XAddOptions, fieldValues ...string) *futures.Future[string] {
+	cmd, err := xaddCmd(e.b, stream, opts, fieldValues)
+	if err != nil {
+		return fail[string](err)
+	}
+	return submit(e, ctx, stream, cmd, decodeString)
+}
+
+// xaddCmd builds XAddWith's command (shared with Pipeline and Tx).
+func xaddCmd(b valkey.Builder, stream string, opts XAddOptions, fieldValues []string) (valkey.Completed, error) {
 	if stream == "" {
-		return fail[string](errStream("XADD", "stream key"))
+		return valkey.Completed{}, errStream("XADD", "stream key")
 	}
 	if len(fieldValues) == 0 || len(fieldValues)%2 != 0 {
-		return fail[string](fmt.Errorf("%w: XADD needs field/value pairs, got %d arguments", ErrInvalidArgument, len(fieldValues)))
+		return valkey.Completed{}, fmt.Errorf("%w: XADD needs field/value pairs, got %d arguments", ErrInvalidArgument, len(fieldValues))
 	}
 	args := make([]string, 0, 8+len(fieldValues))
 	if opts.NoMkStream {
@@ -154,7 +163,7 @@ func (e *Engine) XAddWith(ctx context.Context, stream string, opts XAddOptions, 
 	if opts.Trim != nil {
 		var err error
 		if args, err = appendTrim("XADD", args, *opts.Trim); err != nil {
-			return fail[string](err)
+			return valkey.Completed{}, err
 		}
 	}
 	id := opts.ID
@@ -164,7 +173,7 @@ func (e *Engine) XAddWith(ctx context.Context, stream string, opts XAddOptions, 
 	args = append(args, id)
 	args = append(args, fieldValues...)
 	// Arbitrary: the typed XADD builder has one type per option state.
-	return submit(e, ctx, stream, e.b.Arbitrary("XADD").Keys(stream).Args(args...).Build(), decodeString)
+	return b.Arbitrary("XADD").Keys(stream).Args(args...).Build(), nil
 }
 
 // appendTrim appends the trimming arguments of t.
@@ -203,14 +212,23 @@ func appendTrim(cmd string, args []string, t XTrimOptions) ([]string, error) {
 // XTrim trims stream as opts says and returns how many entries it evicted
 // (0 for a missing stream).
 func (e *Engine) XTrim(ctx context.Context, stream string, opts XTrimOptions) *futures.Future[int64] {
-	if stream == "" {
-		return fail[int64](errStream("XTRIM", "stream key"))
-	}
-	args, err := appendTrim("XTRIM", make([]string, 0, 5), opts)
+	cmd, err := xtrimCmd(e.b, stream, opts)
 	if err != nil {
 		return fail[int64](err)
 	}
-	return submit(e, ctx, stream, e.b.Arbitrary("XTRIM").Keys(stream).Args(args...).Build(), decodeInt64)
+	return submit(e, ctx, stream, cmd, decodeInt64)
+}
+
+// xtrimCmd builds XTrim's command (shared with Pipeline and Tx).
+func xtrimCmd(b valkey.Builder, stream string, opts XTrimOptions) (valkey.Completed, error) {
+	if stream == "" {
+		return valkey.Completed{}, errStream("XTRIM", "stream key")
+	}
+	args, err := appendTrim("XTRIM", make([]string, 0, 5), opts)
+	if err != nil {
+		return valkey.Completed{}, err
+	}
+	return b.Arbitrary("XTRIM").Keys(stream).Args(args...).Build(), nil
 }
 
 // XLen returns the number of entries in stream (0 when missing).
@@ -226,33 +244,45 @@ func (e *Engine) XLen(ctx context.Context, stream string) *futures.Future[int64]
 // an ID prefixed with "(" is exclusive. count > 0 returns at most count
 // entries; 0 returns all. A missing stream is an empty slice.
 func (e *Engine) XRange(ctx context.Context, stream, start, end string, count int64) *futures.Future[[]XEntry] {
-	if err := checkRange("XRANGE", stream, start, end, count); err != nil {
+	cmd, err := xrangeCmd(e.b, stream, start, end, count)
+	if err != nil {
 		return fail[[]XEntry](err)
-	}
-	// A builder value is built once: branch before Build.
-	c := e.b.Xrange().Key(stream).Start(start).End(end)
-	var cmd valkey.Completed
-	if count > 0 {
-		cmd = c.Count(count).Build()
-	} else {
-		cmd = c.Build()
 	}
 	return submit(e, ctx, stream, cmd, decodeXEntries)
 }
 
+// xrangeCmd builds XRange's command (shared with Pipeline and Tx).
+func xrangeCmd(b valkey.Builder, stream, start, end string, count int64) (valkey.Completed, error) {
+	if err := checkRange("XRANGE", stream, start, end, count); err != nil {
+		return valkey.Completed{}, err
+	}
+	// A builder value is built once: branch before Build.
+	c := b.Xrange().Key(stream).Start(start).End(end)
+	if count > 0 {
+		return c.Count(count).Build(), nil
+	}
+	return c.Build(), nil
+}
+
 // XRevRange is XRange newest first: from end down to start.
 func (e *Engine) XRevRange(ctx context.Context, stream, end, start string, count int64) *futures.Future[[]XEntry] {
-	if err := checkRange("XREVRANGE", stream, start, end, count); err != nil {
+	cmd, err := xrevrangeCmd(e.b, stream, end, start, count)
+	if err != nil {
 		return fail[[]XEntry](err)
 	}
-	c := e.b.Xrevrange().Key(stream).End(end).Start(start)
-	var cmd valkey.Completed
-	if count > 0 {
-		cmd = c.Count(count).Build()
-	} else {
-		cmd = c.Build()
-	}
 	return submit(e, ctx, stream, cmd, decodeXEntries)
+}
+
+// xrevrangeCmd builds XRevRange's command (shared with Pipeline and Tx).
+func xrevrangeCmd(b valkey.Builder, stream, end, start string, count int64) (valkey.Completed, error) {
+	if err := checkRange("XREVRANGE", stream, start, end, count); err != nil {
+		return valkey.Completed{}, err
+	}
+	c := b.Xrevrange().Key(stream).End(end).Start(start)
+	if count > 0 {
+		return c.Count(count).Build(), nil
+	}
+	return c.Build(), nil
 }
 
 func checkRange(cmd, stream, start, end string, count int64) error {
@@ -350,13 +380,22 @@ func (e *Engine) XReadGroup(ctx context.Context, group, consumer string, count i
 // XDel deletes entries from stream by ID and returns how many existed. No
 // IDs fails with ErrInvalidArgument.
 func (e *Engine) XDel(ctx context.Context, stream string, ids ...string) *futures.Future[int64] {
+	cmd, err := xdelCmd(e.b, stream, ids)
+	if err != nil {
+		return fail[int64](err)
+	}
+	return submit(e, ctx, stream, cmd, decodeInt64)
+}
+
+// xdelCmd builds XDel's command (shared with Pipeline and Tx).
+func xdelCmd(b valkey.Builder, stream string, ids []string) (valkey.Completed, error) {
 	if stream == "" {
-		return fail[int64](errStream("XDEL", "stream key"))
+		return valkey.Completed{}, errStream("XDEL", "stream key")
 	}
 	if len(ids) == 0 {
-		return fail[int64](fmt.Errorf("%w: XDEL needs at least one ID", ErrInvalidArgument))
+		return valkey.Completed{}, fmt.Errorf("%w: XDEL needs at least one ID", ErrInvalidArgument)
 	}
-	return submit(e, ctx, stream, e.b.Xdel().Key(stream).Id(ids...).Build(), decodeInt64)
+	return b.Xdel().Key(stream).Id(ids...).Build(), nil
 }
 
 // XAck acknowledges entries of group, removing them from its pending list,
@@ -365,16 +404,25 @@ func (e *Engine) XDel(ctx context.Context, stream string, ids ...string) *future
 // the engine repeats it after a connection failure only when ctx is marked
 // with WithIdempotent.
 func (e *Engine) XAck(ctx context.Context, stream, group string, ids ...string) *futures.Future[int64] {
+	cmd, err := xackCmd(e.b, stream, group, ids)
+	if err != nil {
+		return fail[int64](err)
+	}
+	return submit(e, ctx, stream, cmd, decodeInt64)
+}
+
+// xackCmd builds XAck's command (shared with Pipeline and Tx).
+func xackCmd(b valkey.Builder, stream, group string, ids []string) (valkey.Completed, error) {
 	if stream == "" {
-		return fail[int64](errStream("XACK", "stream key"))
+		return valkey.Completed{}, errStream("XACK", "stream key")
 	}
 	if group == "" {
-		return fail[int64](errStream("XACK", "group"))
+		return valkey.Completed{}, errStream("XACK", "group")
 	}
 	if len(ids) == 0 {
-		return fail[int64](fmt.Errorf("%w: XACK needs at least one ID", ErrInvalidArgument))
+		return valkey.Completed{}, fmt.Errorf("%w: XACK needs at least one ID", ErrInvalidArgument)
 	}
-	return submit(e, ctx, stream, e.b.Xack().Key(stream).Group(group).Id(ids...).Build(), decodeInt64)
+	return b.Xack().Key(stream).Group(group).Id(ids...).Build(), nil
 }
 
 // XPending returns the summary of group's pending entries. A missing

@@ -163,12 +163,22 @@ type SetResult struct {
 
 // SetArgs runs SET with options.
 func (e *Engine) SetArgs(ctx context.Context, key, value string, o SetOptions) *futures.Future[SetResult] {
+	cmd, decode, err := setArgsCmd(e.b, key, value, o)
+	if err != nil {
+		return fail[SetResult](err)
+	}
+	return submit(e, ctx, key, cmd, decode)
+}
+
+// setArgsCmd builds SetArgs's command and its reply's decoder (shared with
+// Pipeline and Tx).
+func setArgsCmd(b valkey.Builder, key, value string, o SetOptions) (valkey.Completed, func(valkey.ValkeyResult) (SetResult, error), error) {
 	if o.NX && o.XX {
-		return fail[SetResult](fmt.Errorf("%w: SET with both NX and XX", ErrInvalidArgument))
+		return valkey.Completed{}, nil, fmt.Errorf("%w: SET with both NX and XX", ErrInvalidArgument)
 	}
 	ex, err := ttlArgs(o.TTL)
 	if err != nil {
-		return fail[SetResult](err)
+		return valkey.Completed{}, nil, err
 	}
 	args := make([]string, 0, 5)
 	args = append(args, value)
@@ -182,18 +192,18 @@ func (e *Engine) SetArgs(ctx context.Context, key, value string, o SetOptions) *
 		args = append(args, "GET")
 	}
 	args = append(args, ex...)
-	cmd := e.b.Arbitrary("SET").Keys(key).Args(args...).Build()
+	cmd := b.Arbitrary("SET").Keys(key).Args(args...).Build()
 	if !o.Get {
-		return submit(e, ctx, key, cmd, func(res valkey.ValkeyResult) (SetResult, error) {
+		return cmd, func(res valkey.ValkeyResult) (SetResult, error) {
 			err := res.Error()
 			if valkey.IsValkeyNil(err) {
 				return SetResult{}, nil
 			}
 			return SetResult{Written: err == nil}, err
-		})
+		}, nil
 	}
 	cond := o.NX || o.XX
-	return submit(e, ctx, key, cmd, func(res valkey.ValkeyResult) (SetResult, error) {
+	return cmd, func(res valkey.ValkeyResult) (SetResult, error) {
 		old, err := res.ToString()
 		if valkey.IsValkeyNil(err) {
 			// No previous value. With NX that means the write happened; with
@@ -205,7 +215,7 @@ func (e *Engine) SetArgs(ctx context.Context, key, value string, o SetOptions) *
 		}
 		// A previous value existed: XX (or no condition) wrote, NX did not.
 		return SetResult{Written: !o.NX, Old: old, OldExists: true}, nil
-	})
+	}, nil
 }
 
 // SetNX sets key only if it does not exist and reports whether it did.
@@ -228,16 +238,25 @@ func (e *Engine) GetDel(ctx context.Context, key string) *futures.Future[string]
 // ErrInvalidArgument (use Persist to remove the time to live). ErrNil when
 // missing.
 func (e *Engine) GetEx(ctx context.Context, key string, ttl time.Duration) *futures.Future[string] {
+	cmd, err := getExCmd(e.b, key, ttl)
+	if err != nil {
+		return fail[string](err)
+	}
+	return submit(e, ctx, key, cmd, decodeString)
+}
+
+// getExCmd builds GetEx's command (shared with Pipeline and Tx).
+func getExCmd(b valkey.Builder, key string, ttl time.Duration) (valkey.Completed, error) {
 	switch {
 	case ttl == 0:
-		return submit(e, ctx, key, e.b.Getex().Key(key).Build(), decodeString)
+		return b.Getex().Key(key).Build(), nil
 	case ttl == KeepTTL:
-		return fail[string](fmt.Errorf("%w: GETEX does not take KeepTTL (0 leaves the time to live unchanged)", ErrInvalidArgument))
+		return valkey.Completed{}, fmt.Errorf("%w: GETEX does not take KeepTTL (0 leaves the time to live unchanged)", ErrInvalidArgument)
 	case ttl < 0:
-		return fail[string](fmt.Errorf("%w: GETEX with negative ttl %s", ErrInvalidArgument, ttl))
+		return valkey.Completed{}, fmt.Errorf("%w: GETEX with negative ttl %s", ErrInvalidArgument, ttl)
 	}
 	ex, _ := ttlArgs(ttl)
-	return submit(e, ctx, key, e.b.Arbitrary("GETEX").Keys(key).Args(ex...).Build(), decodeString)
+	return b.Arbitrary("GETEX").Keys(key).Args(ex...).Build(), nil
 }
 
 // MGet returns the values of keys in order; a missing key is a nil entry.
@@ -279,10 +298,19 @@ func (e *Engine) IncrBy(ctx context.Context, key string, n int64) *futures.Futur
 // IncrByFloat adds incr to the number at key (0 when missing) and returns
 // the new value. A NaN or infinite incr fails with ErrInvalidArgument.
 func (e *Engine) IncrByFloat(ctx context.Context, key string, incr float64) *futures.Future[float64] {
-	if math.IsNaN(incr) || math.IsInf(incr, 0) {
-		return fail[float64](fmt.Errorf("%w: INCRBYFLOAT increment %v", ErrInvalidArgument, incr))
+	if err := checkIncr("INCRBYFLOAT", incr); err != nil {
+		return fail[float64](err)
 	}
 	return submit(e, ctx, key, e.b.Incrbyfloat().Key(key).Increment(incr).Build(), decodeFloat64)
+}
+
+// checkIncr refuses a NaN or infinite increment of INCRBYFLOAT or
+// HINCRBYFLOAT, which the server would refuse.
+func checkIncr(name string, incr float64) error {
+	if math.IsNaN(incr) || math.IsInf(incr, 0) {
+		return fmt.Errorf("%w: %s increment %v", ErrInvalidArgument, name, incr)
+	}
+	return nil
 }
 
 // Decr decrements the integer at key by one and returns the new value.

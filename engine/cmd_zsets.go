@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/valkey-io/valkey-go"
+
 	"github.com/vactor-io/vactor/futures"
 )
 
@@ -101,21 +103,35 @@ func (e *Engine) ZRevRank(ctx context.Context, key, member string) *futures.Futu
 // "-inf" and "+inf" for no bound (0 when the key is missing). An empty
 // bound fails with ErrInvalidArgument.
 func (e *Engine) ZCount(ctx context.Context, key, min, max string) *futures.Future[int64] {
-	if min == "" || max == "" {
-		return fail[int64](fmt.Errorf("%w: ZCOUNT needs a min and a max (\"-inf\" and \"+inf\" for none)", ErrInvalidArgument))
+	cmd, err := zcountCmd(e.b, key, min, max)
+	if err != nil {
+		return fail[int64](err)
 	}
-	return submit(e, ctx, key, e.b.Zcount().Key(key).Min(min).Max(max).Build(), decodeInt64)
+	return submit(e, ctx, key, cmd, decodeInt64)
+}
+
+// zcountCmd builds ZCount's command (shared with Pipeline and Tx).
+func zcountCmd(b valkey.Builder, key, min, max string) (valkey.Completed, error) {
+	if min == "" || max == "" {
+		return valkey.Completed{}, fmt.Errorf("%w: ZCOUNT needs a min and a max (\"-inf\" and \"+inf\" for none)", ErrInvalidArgument)
+	}
+	return b.Zcount().Key(key).Min(min).Max(max).Build(), nil
+}
+
+// revRanks is the range of ZRevRange and ZRevRangeWithScores.
+func revRanks(key string, start, stop int64) ZRangeArgs {
+	return ZRangeArgs{Key: key, Start: strconv.FormatInt(start, 10), Stop: strconv.FormatInt(stop, 10), Rev: true}
 }
 
 // ZRevRange is ZRange highest score first (ZRANGE ... REV).
 func (e *Engine) ZRevRange(ctx context.Context, key string, start, stop int64) *futures.Future[[]string] {
-	return e.ZRangeArgs(ctx, ZRangeArgs{Key: key, Start: strconv.FormatInt(start, 10), Stop: strconv.FormatInt(stop, 10), Rev: true})
+	return e.ZRangeArgs(ctx, revRanks(key, start, stop))
 }
 
 // ZRevRangeWithScores is ZRangeWithScores highest score first: a
 // leaderboard's top N is ZRevRangeWithScores(ctx, key, 0, N-1).
 func (e *Engine) ZRevRangeWithScores(ctx context.Context, key string, start, stop int64) *futures.Future[[]Z] {
-	return e.ZRangeArgsWithScores(ctx, ZRangeArgs{Key: key, Start: strconv.FormatInt(start, 10), Stop: strconv.FormatInt(stop, 10), Rev: true})
+	return e.ZRangeArgsWithScores(ctx, revRanks(key, start, stop))
 }
 
 // ZRangeArgs is a range of a sorted set for Engine.ZRangeArgs: ZRANGE
@@ -181,19 +197,29 @@ func (a ZRangeArgs) args(withScores bool) ([]string, error) {
 // range is an empty slice; options that do not go together fail with
 // ErrInvalidArgument, unsent.
 func (e *Engine) ZRangeArgs(ctx context.Context, a ZRangeArgs) *futures.Future[[]string] {
-	args, err := a.args(false)
+	cmd, err := zrangeCmd(e.b, a, false)
 	if err != nil {
 		return fail[[]string](err)
 	}
-	return submit(e, ctx, a.Key, e.b.Arbitrary("ZRANGE").Keys(a.Key).Args(args...).ReadOnly(), decodeStrings)
+	return submit(e, ctx, a.Key, cmd, decodeStrings)
+}
+
+// zrangeCmd builds ZRangeArgs's command, with WITHSCORES when withScores
+// (shared with Pipeline and Tx).
+func zrangeCmd(b valkey.Builder, a ZRangeArgs, withScores bool) (valkey.Completed, error) {
+	args, err := a.args(withScores)
+	if err != nil {
+		return valkey.Completed{}, err
+	}
+	return b.Arbitrary("ZRANGE").Keys(a.Key).Args(args...).ReadOnly(), nil
 }
 
 // ZRangeArgsWithScores is ZRangeArgs returning each member with its score
 // (not with ByLex).
 func (e *Engine) ZRangeArgsWithScores(ctx context.Context, a ZRangeArgs) *futures.Future[[]Z] {
-	args, err := a.args(true)
+	cmd, err := zrangeCmd(e.b, a, true)
 	if err != nil {
 		return fail[[]Z](err)
 	}
-	return submit(e, ctx, a.Key, e.b.Arbitrary("ZRANGE").Keys(a.Key).Args(args...).ReadOnly(), decodeZs)
+	return submit(e, ctx, a.Key, cmd, decodeZs)
 }

@@ -248,6 +248,12 @@ func TestCommandsScenario(t *testing.T) {
 	enginetest.Commands(t, checked(enginetest.Options{}))
 }
 
+// Pipeline's and Tx's typed commands give what the Engine's give, value,
+// error and effect (engine/enginetest, which the glide driver runs too).
+func TestPipelineCommandsScenario(t *testing.T) {
+	enginetest.PipelineCommands(t, checked(enginetest.Options{}))
+}
+
 // A blocking pop whose driver reports the end of its ctx with the error of
 // the connection it cut (not the ctx's) fails as any pop its ctx cut:
 // ErrOutcomeUnknown wrapping the ctx's error (review-32b B4: it failed

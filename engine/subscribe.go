@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valkey-io/valkey-go"
+
 	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/drivers"
 	"github.com/vactor-io/vactor/futures"
@@ -594,8 +596,17 @@ func (s *Subscription) finish(as []*subActor) {
 // returns the number of subscribers that received it (on the node owning
 // the channel's slot in cluster mode).
 func (e *Engine) SPublish(ctx context.Context, channel, message string) *futures.Future[int64] {
-	if channel == "" {
-		return fail[int64](fmt.Errorf("%w: SPUBLISH: empty channel", ErrInvalidArgument))
+	cmd, err := spublishCmd(e.b, channel, message)
+	if err != nil {
+		return fail[int64](err)
 	}
-	return submit(e, ctx, channel, e.b.Spublish().Channel(channel).Message(message).Build(), decodeInt64)
+	return submit(e, ctx, channel, cmd, decodeInt64)
+}
+
+// spublishCmd builds SPublish's command (shared with Pipeline and Tx).
+func spublishCmd(b valkey.Builder, channel, message string) (valkey.Completed, error) {
+	if channel == "" {
+		return valkey.Completed{}, fmt.Errorf("%w: SPUBLISH: empty channel", ErrInvalidArgument)
+	}
+	return b.Spublish().Channel(channel).Message(message).Build(), nil
 }

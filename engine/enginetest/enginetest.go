@@ -43,6 +43,7 @@ func Run(t *testing.T, o Options) {
 	t.Run("ClusterResharding", func(t *testing.T) { ClusterResharding(t, o) })
 	t.Run("CloseStalledServer", func(t *testing.T) { CloseStalledServer(t, o) })
 	t.Run("Commands", func(t *testing.T) { Commands(t, o) })
+	t.Run("PipelineCommands", func(t *testing.T) { PipelineCommands(t, o) })
 }
 
 // newEngine starts an engine with cfg (and o.Configure), failing the test
