@@ -196,6 +196,16 @@ func (e *Engine) nodeOpen(addr string) bool { return e.nodeOpenError(addr) != ni
 // nodeOpenError is the error of a command to addr when the node's circuit
 // breaker is open (Node.OpenError), nil otherwise.
 func (e *Engine) nodeOpenError(addr string) error {
+	if sn := e.sn; sn != nil && sn.node != nil && addr == sn.primary() {
+		// Sentinel mode: the primary's breaker is its connection actors'
+		// node, kept under the logical name "sentinel:<name>", not under
+		// its address (qa-AU AU1: a Tx or Dedicated dialled a dead
+		// primary while the breaker was open).
+		if sn.node.Open() {
+			return sn.node.OpenError()
+		}
+		return nil
+	}
 	e.mu.Lock()
 	pool := e.pools[addr]
 	e.mu.Unlock()

@@ -783,3 +783,46 @@ func TestSentinelEventsNameThePrimary(t *testing.T) {
 		}
 	})
 }
+
+// A Tx, a Watch and a Dedicated call to a sentinel primary whose breaker
+// is open fail fast with ErrCircuitOpen, unsent, as in standalone mode
+// (qa-AU AU1: the breaker was looked up by the primary's address, and
+// each call dialled the dead primary again).
+func TestSentinelTxFailsFastOnOpenBreaker(t *testing.T) {
+	// No replica: nothing fails over while the primary is down.
+	s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{Replicas: -1, DownAfter: 30 * time.Second})
+	eng := sentinelEngine(t, s)
+	ctx := ctxT(t)
+	tx := eng.Tx()
+	tx.Incr("n")
+	if err := tx.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.KillPrimary(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := eng.Incr(ctx, "n").Await(ctx)
+		if errors.Is(err, engine.ErrCircuitOpen) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the primary's breaker did not open: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tx = eng.Tx()
+	tx.Incr("n")
+	if err := tx.Exec(ctx); !errors.Is(err, engine.ErrCircuitOpen) {
+		t.Errorf("Tx.Exec with the primary's breaker open: %v, want ErrCircuitOpen", err)
+	}
+	ran := false
+	err := eng.Watch(ctx, func(*engine.Tx) error { ran = true; return nil }, "n")
+	if !errors.Is(err, engine.ErrCircuitOpen) || ran {
+		t.Errorf("Watch with the primary's breaker open: %v (fn ran: %t), want ErrCircuitOpen before fn", err, ran)
+	}
+	err = eng.Dedicated(ctx, func(c *engine.DedicatedConn) error { ran = true; return nil })
+	if !errors.Is(err, engine.ErrCircuitOpen) || ran {
+		t.Errorf("Dedicated with the primary's breaker open: %v (fn ran: %t), want ErrCircuitOpen before fn", err, ran)
+	}
+}
