@@ -450,7 +450,7 @@ func retimed(ctx context.Context, name string, args []string) []string {
 		}
 		d = time.Duration(n) * time.Millisecond
 	} else {
-		f, err := strconv.ParseFloat(args[i], 64)
+		f, err := parseSeconds(args[i])
 		if err != nil || math.IsNaN(f) || f < 0 || f > float64(math.MaxInt64/int64(time.Second)) {
 			return args
 		}
@@ -538,9 +538,9 @@ func (e *Engine) checkHold(name, timeout string, d time.Duration) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s with timeout %s would hold up the connection it shares with other callers "+
-		"until Config.ReadTimeout (%s) closed it, if the server took that long: give a timeout below "+
-		"ReadTimeout (0 waits forever) or raise ReadTimeout; Engine.Do runs blocking commands but WAIT "+
-		"on connections of their own",
+		"until its read bound (%s: the larger of Config.ReadTimeout and WriteTimeout) closed it, if the server "+
+		"took that long: give a timeout below that bound (0 waits forever) or raise ReadTimeout; Engine.Do "+
+		"runs blocking commands but WAIT on connections of their own",
 		ErrInvalidArgument, strings.ToUpper(name), timeout, bound)
 }
 
@@ -568,7 +568,13 @@ func (e *Engine) checkPipelined(name string, args []string) error {
 	default:
 		timeout = args[len(args)-1]
 	}
-	v, err := strconv.ParseFloat(timeout, 64)
+	var v float64
+	var err error
+	if scale == float64(time.Second) {
+		v, err = parseSeconds(timeout)
+	} else {
+		v, err = strconv.ParseFloat(timeout, 64) // the server's are integers
+	}
 	if err != nil || v < 0 || math.IsNaN(v) {
 		return nil // the server refuses it
 	}
@@ -577,6 +583,25 @@ func (e *Engine) checkPipelined(name string, args []string) error {
 		d = 1 // below a nanosecond: not forever
 	}
 	return e.checkHold(name, timeout, d)
+}
+
+// parseSeconds parses a blocking command's timeout in seconds as the
+// server does (strtold): a C hexadecimal float needs no exponent there,
+// so "0x0" is 0, forever (qa-AW AW1: it got past the pipelined
+// connection's check, which Go's ParseFloat failed, and held the shared
+// connection until its read timed out).
+func parseSeconds(s string) (float64, error) {
+	v, err := strconv.ParseFloat(s, 64)
+	if err == nil {
+		return v, nil
+	}
+	h := strings.TrimLeft(s, "+-")
+	if len(h) > 2 && h[0] == '0' && (h[1] == 'x' || h[1] == 'X') && !strings.ContainsAny(h, "pP_") {
+		if v, herr := strconv.ParseFloat(s+"p0", 64); herr == nil {
+			return v, nil
+		}
+	}
+	return v, err
 }
 
 // driverReadTimeout is valkey-go's own bound on a read, the engine's when

@@ -69,6 +69,7 @@ func TestRetimedKeepsTimeoutWithinDeadline(t *testing.T) {
 		ms   bool
 	}{
 		{"BLPOP", []string{"a", "b", "0"}, 2, false},
+		{"BLPOP", []string{"a", "0x0"}, 1, false}, // forever, as the server reads it (qa-AW AW1)
 		{"BLMOVE", []string{"a", "b", "LEFT", "RIGHT", "10"}, 4, false},
 		{"BZMPOP", []string{"5.5", "1", "z", "MIN"}, 0, false},
 		{"XREADGROUP", []string{"GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"}, 4, true},
@@ -136,6 +137,22 @@ func TestXReadOptionsByPosition(t *testing.T) {
 		}
 		if o := parseXReadArgs(c.name, c.args); o.block != c.blockArgs {
 			t.Errorf("%s %q: BLOCK's value at %d, want %d", c.name, c.args, o.block, c.blockArgs)
+		}
+	}
+}
+
+// A timeout in seconds reads as the server's strtold reads it: a C
+// hexadecimal float needs no exponent (qa-AW AW1: "0x0", forever, got
+// past the pipelined connection's check).
+func TestParseSecondsAsServer(t *testing.T) {
+	for s, want := range map[string]float64{"0x0": 0, "0X0": 0, "0x.0": 0, "-0x0": 0, "+0x10": 16, "0x1p-1": 0.5, "0.5": 0.5, "1e1": 10} {
+		if v, err := parseSeconds(s); err != nil || v != want {
+			t.Errorf("parseSeconds(%q) = %v, %v; want %v", s, v, err, want)
+		}
+	}
+	for _, s := range []string{"", "x", "0x", " 0", "0x0 ", "0xg", "0x_0"} {
+		if v, err := parseSeconds(s); err == nil {
+			t.Errorf("parseSeconds(%q) = %v, want an error (the server refuses it)", s, v)
 		}
 	}
 }

@@ -58,3 +58,30 @@ func TestPipelineExecReportsRejectedCommand(t *testing.T) {
 		t.Fatalf("Exec after Close = %v; want ErrClosed (its first command's failure)", err)
 	}
 }
+
+// A blocking command whose timeout in seconds is a zero written in hex
+// ("0x0": forever, as the server reads it) is refused unsent by a
+// Pipeline and a batch writer, as "0" is (qa-AW AW1: it was sent and held
+// the shared connection until its read timed out).
+func TestPipelineRefusesHexZeroTimeout(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	for _, timeout := range []string{"0", "0x0", "0X.0", "0xFFFFFFF"} {
+		p := eng.Pipeline()
+		pop := p.Do("BLPOP", "rej:hex", timeout)
+		if err := p.Exec(ctx); !errors.Is(err, engine.ErrInvalidArgument) {
+			t.Errorf("Pipeline BLPOP with timeout %q: Exec = %v, want ErrInvalidArgument", timeout, err)
+		}
+		if err := pop.Err(ctx); !errors.Is(err, engine.ErrInvalidArgument) {
+			t.Errorf("Pipeline BLPOP with timeout %q: %v, want ErrInvalidArgument", timeout, err)
+		}
+	}
+	w, err := eng.NewBatchWriter(engine.BatchWriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Close(ctx) }()
+	if err := w.Write(ctx, "BLPOP", "rej:hex", "0x0"); !errors.Is(err, engine.ErrInvalidArgument) {
+		t.Errorf("BatchWriter BLPOP 0x0: %v, want ErrInvalidArgument", err)
+	}
+}
