@@ -327,6 +327,8 @@ type SlotState struct {
 type (
 	drained struct{}
 	resend  struct{}
+	// idleTick is the slot's idle timer firing (see Slot.idleTimer).
+	idleTick struct{}
 	// resolved brings back what resolve found off the actor.
 	resolved struct{ res resolution }
 )
@@ -554,16 +556,29 @@ type Slot struct {
 	wait      *forwarding
 	resolving bool
 	idle      bool              // stopped for idleness: nothing to fail
+	// idleTimer posts an idleTick every IdleTimeout; the actor stops when
+	// no other message came since the previous tick (busy false) and the
+	// slot needs it no more. Not protoactor's receive timeout, whose timer
+	// goroutine writes the actor context's fields unsynchronised with the
+	// actor's (qa-AV AV1, asynkron/protoactor-go#1139: a data race under
+	// -race, a possible nil timer at run time).
+	idleTimer *time.Timer
+	busy      bool
 	cmds      []Hooked          // reused per batch
 	msgs      []mailbox.Message // reused per batch
 }
 
 // Receive implements actor.Actor.
 func (a *Slot) Receive(ctx actor.Context) {
-	switch m := ctx.Message().(type) {
+	msg := ctx.Message()
+	if _, tick := msg.(idleTick); !tick {
+		a.busy = true
+	}
+	switch m := msg.(type) {
 	case *actor.Started:
 		if d := a.state.IdleTimeout; d > 0 {
-			ctx.SetReceiveTimeout(d)
+			box := a.box
+			a.idleTimer = time.AfterFunc(d, func() { box.PostUserMessage(idleTick{}) })
 		}
 		if a.state.coll.recovering.Load() {
 			// Restarted during a recovery: pick it up (recover waits for
@@ -597,11 +612,21 @@ func (a *Slot) Receive(ctx actor.Context) {
 		a.parked, a.waiting, a.waitingAsks, a.wait = nil, nil, nil, nil
 		a.state.release(n)
 		a.box.Release(n)
-	case *actor.ReceiveTimeout:
-		if !a.state.stopIfIdle(a, ctx) {
-			ctx.SetReceiveTimeout(a.state.IdleTimeout)
+		if a.idleTimer != nil {
+			a.idleTimer.Stop() // the new instance arms its own at Started
+		}
+	case idleTick:
+		if a.idleTimer == nil { // a tick of the instance a restart replaced
+			return
+		}
+		if a.busy || !a.state.stopIfIdle(a, ctx) {
+			a.busy = false
+			a.idleTimer.Reset(a.state.IdleTimeout)
 		}
 	case *actor.Stopping:
+		if a.idleTimer != nil {
+			a.idleTimer.Stop()
+		}
 		st := a.state
 		if a.idle {
 			a.box.Close(st.CloseErr)
