@@ -247,6 +247,12 @@ func (e *Engine) connectErrorSince(addr string, err error, begun time.Time) erro
 	if err == nil || errors.Is(err, ErrClosed) {
 		return err
 	}
+	if errors.Is(err, context.Canceled) && e.closed.Load() {
+		// Close abandoned the dial (it cancels the engine's context):
+		// ErrClosed, not the ctx error, which would tell a caller whose
+		// own ctx is live that its command may have run (qa-AV AV4).
+		return fmt.Errorf("%w: the connection to %s was being opened", ErrClosed, addr)
+	}
 	var ce *ConnectError
 	if errors.As(err, &ce) {
 		return err
