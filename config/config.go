@@ -3,6 +3,7 @@ package config
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -220,17 +221,23 @@ type CredentialsProvider func(ctx context.Context) (username, password string, e
 // value: the zero Config does not pass Validate.
 //
 // The passwords (Password, SentinelPassword) are never printed: String,
-// GoString, Format (every fmt verb) and LogValue show "[redacted]" in their
-// place, and no error of this package contains them. Credentials providers
-// and TLS.Config are shown only as set or not.
+// GoString, Format (every fmt verb), LogValue and MarshalJSON (so
+// encoding/json and slog.JSONHandler too) show "[redacted]" in their
+// place, and no error of this package contains them. Credentials
+// providers and TLS.Config are shown only as set or not (left out by
+// MarshalJSON).
 type Config struct {
 	// Addrs lists seed addresses as "host:port"; for IPv6 use
 	// "[::1]:6379". In cluster mode they are the seeds for topology
-	// discovery. Default empty: Host and Port are used.
+	// discovery. In standalone mode (neither ClusterMode nor SentinelMode)
+	// the engine dials only the first: the others are not tried when it
+	// fails (no failover). Default empty: Host and Port are used.
 	Addrs []string
 	// Host is the server's host name or IP address (IPv6 without
-	// brackets), used when Addrs is empty. Default "127.0.0.1"; not empty,
-	// no spaces (checked even when Addrs is set).
+	// brackets), used when Addrs is empty. Default "127.0.0.1"; not empty;
+	// a name has only ASCII letters, digits, '-', '.' and '_', an IPv6
+	// address may have a zone ("fe80::1%eth0") (checked even when Addrs
+	// is set, as are the hosts of Addrs and SentinelAddrs).
 	Host string
 	// Port is the server's TCP port, used when Addrs is empty. Default 6379;
 	// 1 to 65535 (checked even when Addrs is set).
@@ -329,8 +336,9 @@ type Config struct {
 	// transport retries (MaxRetries) do not count against it.
 	MaxRedirects int
 	// ClusterRefreshInterval is how often the cluster slot map is reloaded
-	// besides on redirects and node failures. Default 10s; at least 0,
-	// where 0 turns the periodic reload off.
+	// besides on redirects and node failures. Default 10s; 0, which turns
+	// the periodic reload off, or at least 100ms (a shorter interval would
+	// reload the map back to back, a CLUSTER SHARDS storm on the seeds).
 	ClusterRefreshInterval time.Duration
 	// SentinelMode makes the engine find the primary through sentinels:
 	// it asks the sentinels of SentinelAddrs in turn for the primary of
@@ -360,8 +368,9 @@ type Config struct {
 	SentinelCredentialsProvider CredentialsProvider `json:"-"`
 	// SentinelRefreshInterval is how often the engine asks the sentinels
 	// for the primary besides following their +switch-master events, so
-	// that a missed event cannot bind it to an old primary. Default 5s; at
-	// least 0, where 0 turns the polling off.
+	// that a missed event cannot bind it to an old primary. Default 5s; 0,
+	// which turns the polling off, or at least 100ms (a shorter interval
+	// would ask the sentinels back to back).
 	SentinelRefreshInterval time.Duration
 	// TLS configures transport security. Default: disabled.
 	TLS TLSConfig
@@ -437,7 +446,24 @@ const (
 	// cannot allocate it silently keeps none, which opens the breaker
 	// within the first few round trips.
 	maxBreakerThreshold = 100000
+	// The periodic topology reloads (ClusterRefreshInterval,
+	// SentinelRefreshInterval) are 0 (off) or at least this: a reload
+	// scheduled every few nanoseconds runs back to back (thousands of
+	// CLUSTER SHARDS or sentinel queries a second).
+	minRefreshInterval = 100 * time.Millisecond
+	// maxDB is the largest DB: the server takes a database number as a
+	// C int. The same bound holds for WithDB, VALKEY_DB and a URL's db.
+	maxDB = math.MaxInt32
 )
+
+// reasonDB is why Validate, ParseURL and LoadFromEnv refuse a DB.
+const reasonDB = "must be at least 0 and at most 2147483647"
+
+// reasonRefreshInterval is why Validate refuses a refresh interval.
+const reasonRefreshInterval = "must be 0 (off) or at least 100ms"
+
+// badRefreshInterval reports whether d is no valid refresh interval.
+func badRefreshInterval(d time.Duration) bool { return d != 0 && d < minRefreshInterval }
 
 // DefaultConfig returns a Config with every field at its documented default:
 // a single server at 127.0.0.1:6379, no authentication, no TLS, no logging.
@@ -535,8 +561,8 @@ func (c Config) validate() error {
 			return newFieldError("Password", c.Password, "must be empty when CredentialsProvider is set")
 		}
 	}
-	if c.DB < 0 || c.DB > math.MaxInt32 {
-		return newFieldError("DB", strconv.Itoa(c.DB), "must be at least 0 and at most 2147483647")
+	if c.DB < 0 || c.DB > maxDB {
+		return newFieldError("DB", strconv.Itoa(c.DB), reasonDB)
 	}
 	if c.ClusterMode && c.DB != 0 {
 		return newFieldError("DB", strconv.Itoa(c.DB), "must be 0 in cluster mode")
@@ -597,8 +623,8 @@ func (c Config) validate() error {
 	if c.MaxRedirects < 0 {
 		return newFieldError("MaxRedirects", strconv.Itoa(c.MaxRedirects), "must be at least 0")
 	}
-	if c.ClusterRefreshInterval < 0 {
-		return newFieldError("ClusterRefreshInterval", c.ClusterRefreshInterval.String(), "must be at least 0")
+	if badRefreshInterval(c.ClusterRefreshInterval) {
+		return newFieldError("ClusterRefreshInterval", c.ClusterRefreshInterval.String(), reasonRefreshInterval)
 	}
 	if err := c.validateSentinel(); err != nil {
 		return err
@@ -675,8 +701,8 @@ func (c Config) validateSentinel() error {
 			return newFieldError("SentinelPassword", c.SentinelPassword, "must be empty when SentinelCredentialsProvider is set")
 		}
 	}
-	if c.SentinelRefreshInterval < 0 {
-		return newFieldError("SentinelRefreshInterval", c.SentinelRefreshInterval.String(), "must be at least 0")
+	if badRefreshInterval(c.SentinelRefreshInterval) {
+		return newFieldError("SentinelRefreshInterval", c.SentinelRefreshInterval.String(), reasonRefreshInterval)
 	}
 	return nil
 }
@@ -714,11 +740,39 @@ func checkHost(h string) string {
 	if got, _, err := net.SplitHostPort(net.JoinHostPort(h, "1")); err != nil || got != h {
 		return "must be a host name or IP address without brackets or port"
 	}
-	if ip, _, _ := strings.Cut(h, "%"); strings.Contains(h, ":") && net.ParseIP(ip) == nil {
-		// "fe80:" (from "fe80::1" split at its last colon) is no address.
-		return "must be a host name or IP address without brackets or port"
+	if ip, zone, _ := strings.Cut(h, "%"); strings.Contains(h, ":") {
+		if net.ParseIP(ip) == nil {
+			// "fe80:" (from "fe80::1" split at its last colon) is no address.
+			return "must be a host name or IP address without brackets or port"
+		}
+		// An IPv6 address may have a zone ("fe80::1%eth0"), an interface
+		// name or number: only characters no zone has are refused.
+		if i := strings.IndexAny(zone, ",/#%"); i >= 0 {
+			return hostCharReason(rune(zone[i]))
+		}
+		return ""
+	}
+	// A host name, or an IPv4 address: ASCII letters and digits, '-',
+	// '.' and '_' (which some private names use). Anything else (a
+	// comma-separated list, a path, a '%' escape or zone) would fail only
+	// at dial time, as a name no resolver finds.
+	for _, r := range h {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', r == '-', r == '.', r == '_':
+		default:
+			return hostCharReason(r)
+		}
 	}
 	return ""
+}
+
+// hostCharReason is why a host with the character r is refused.
+func hostCharReason(r rune) string {
+	if r == ',' {
+		return "must be a host name or IP address: ',' is not allowed (one host per address: give several addresses as separate entries)"
+	}
+	return "must be a host name or IP address: " + strconv.QuoteRune(r) +
+		" is not allowed (a host name has ASCII letters, digits, '-', '.' and '_')"
 }
 
 // checkAddr returns why a is not a usable "host:port" address, or "".
@@ -791,6 +845,25 @@ func unbracketedIPv6(a string) bool {
 		}
 	}
 	return true
+}
+
+// parseDB parses a database number as ParseURL takes it (the path or the
+// db parameter): ASCII digits without sign, at most maxDB. It returns why
+// s is refused, or "".
+func parseDB(s string) (int, string) {
+	if s == "" {
+		return 0, "must be a non-negative integer"
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, "must be a non-negative integer"
+		}
+		if n = n*10 + int(s[i]-'0'); n > maxDB {
+			return 0, reasonDB
+		}
+	}
+	return n, ""
 }
 
 // parseDigits parses a non-empty string of ASCII digits without sign.
@@ -937,6 +1010,26 @@ func (c Config) LogValue() slog.Value {
 		slog.String("LogLevel", c.LogLevel.String()),
 		slog.Int("Hooks", len(c.Hooks)),
 	)
+}
+
+// MarshalJSON implements json.Marshaler, so that encoding/json, and
+// slog.JSONHandler given a struct that holds a Config, never output a
+// password: the object encoding/json would write for the fields (same
+// names, durations as nanoseconds, CredentialsProvider,
+// SentinelCredentialsProvider, TLS.Config and Hooks left out as their
+// json:"-" tags say), with Password and SentinelPassword shown as
+// "[redacted]" when set, and a URL given as an address with its user
+// information redacted, as String shows them. It is for logs: decoding
+// the result gives "[redacted]" as the password.
+func (c Config) MarshalJSON() ([]byte, error) {
+	type fields Config // without methods: encoding/json writes its fields
+	f := fields(c)
+	f.Password = passwordText(c.Password)
+	f.SentinelPassword = passwordText(c.SentinelPassword)
+	f.Addrs = safeAddrs(c.Addrs)
+	f.Host = safeAddr(c.Host)
+	f.SentinelAddrs = safeAddrs(c.SentinelAddrs)
+	return json.Marshal(f)
 }
 
 // hooksText is what GoString shows for Hooks: their types.

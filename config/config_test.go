@@ -79,6 +79,20 @@ func TestValidate(t *testing.T) {
 		{"host ipv6 cut", func(c *Config) { c.Host = "fe80:" }, "Host", "fe80:", "without brackets or port"},
 		{"host ipv6 zone", func(c *Config) { c.Host = "fe80::1%eth0" }, "", "", ""},
 		{"host ipv6", func(c *Config) { c.Host = "::1" }, "", "", ""},
+		// qa-AX AX-7: characters no host name has were let through, to
+		// fail only at dial time.
+		{"host comma", func(c *Config) { c.Host = "a,b" }, "Host", "a,b", `must be a host name or IP address: ',' is not allowed (one host per address`},
+		{"host slash", func(c *Config) { c.Host = "a/b" }, "Host", "a/b", `'/' is not allowed`},
+		{"host hash", func(c *Config) { c.Host = "a#b" }, "Host", "a#b", `'#' is not allowed`},
+		{"host percent", func(c *Config) { c.Host = "abc%def" }, "Host", "abc%def", `'%' is not allowed`},
+		{"host ipv4 zone", func(c *Config) { c.Host = "127.0.0.1%eth0" }, "Host", "127.0.0.1%eth0", `'%' is not allowed`},
+		{"host utf8", func(c *Config) { c.Host = "café" }, "Host", "café", `'é' is not allowed`},
+		{"host name chars", func(c *Config) { c.Host = "Cache-1.my_zone.example." }, "", "", ""},
+		{"addrs comma", func(c *Config) { c.Addrs = []string{"a,b:6379"} }, "Addrs[0]", "a,b:6379", `host must be a host name or IP address: ',' is not allowed`},
+		{"addrs slash", func(c *Config) { c.Addrs = []string{"a/b:6379"} }, "Addrs[0]", "a/b:6379", `'/' is not allowed`},
+		{"sentinel addrs percent", func(c *Config) { *c = c.WithSentinel("m", "s%1:26379") }, "SentinelAddrs[0]", "s%1:26379", `'%' is not allowed`},
+		{"addrs ipv6 zone", func(c *Config) { c.Addrs = []string{"[fe80::1%eth0]:6379"} }, "", "", ""},
+		{"host ipv6 zone slash", func(c *Config) { c.Host = "fe80::1%eth0/1" }, "Host", "fe80::1%eth0/1", `'/' is not allowed`},
 		{"port 0", func(c *Config) { c.Port = 0 }, "Port", "0", "must be between 1 and 65535"},
 		{"port 70000", func(c *Config) { c.Port = 70000 }, "Port", "70000", "must be between 1 and 65535"},
 		{"port checked with addrs", func(c *Config) { c.Addrs = []string{"a:1"}; c.Port = -1 }, "Port", "-1", "between"},
@@ -120,6 +134,12 @@ func TestValidate(t *testing.T) {
 		{"read from negative", func(c *Config) { c.ReadFrom = -1 }, "ReadFrom", "ReadFrom(-1)", "must be"},
 		{"redirects 0", func(c *Config) { c.MaxRedirects = 0 }, "", "", ""},
 		{"redirects negative", func(c *Config) { c.MaxRedirects = -1 }, "MaxRedirects", "-1", "at least 0"},
+		{"cluster refresh 0", func(c *Config) { c.ClusterRefreshInterval = 0 }, "", "", ""},
+		{"cluster refresh negative", func(c *Config) { c.ClusterRefreshInterval = -time.Second }, "ClusterRefreshInterval", "-1s", "must be 0 (off) or at least 100ms"},
+		// qa-AX AX-1: 1ns made the engine reload the slot map back to back.
+		{"cluster refresh 1ns", func(c *Config) { c.ClusterRefreshInterval = 1 }, "ClusterRefreshInterval", "1ns", "must be 0 (off) or at least 100ms"},
+		{"cluster refresh 99ms", func(c *Config) { c.ClusterRefreshInterval = 99 * time.Millisecond }, "ClusterRefreshInterval", "99ms", "at least 100ms"},
+		{"cluster refresh 100ms", func(c *Config) { c.ClusterRefreshInterval = 100 * time.Millisecond }, "", "", ""},
 		{"tls enabled", func(c *Config) { c.TLS = TLSConfig{Enabled: true} }, "", "", ""},
 		{"tls full", func(c *Config) {
 			c.TLS = TLSConfig{Enabled: true, CertFile: "c", KeyFile: "k", CAFile: "ca", ServerName: "s", InsecureSkipVerify: true}
@@ -163,8 +183,12 @@ func TestValidate(t *testing.T) {
 		{"sentinel provider and username", func(c *Config) {
 			*c = c.WithSentinel("m", "s:1").WithSentinelCredentialsProvider(testProvider).WithSentinelUsername("w")
 		}, "SentinelUsername", "w", "must be empty when SentinelCredentialsProvider is set"},
-		{"sentinel refresh negative", func(c *Config) { c.SentinelRefreshInterval = -time.Second }, "SentinelRefreshInterval", "-1s", "at least 0"},
+		{"sentinel refresh negative", func(c *Config) { c.SentinelRefreshInterval = -time.Second }, "SentinelRefreshInterval", "-1s", "must be 0 (off) or at least 100ms"},
 		{"sentinel refresh 0", func(c *Config) { c.SentinelRefreshInterval = 0 }, "", "", ""},
+		// qa-AX AX-1: 1ns made the engine ask the sentinels back to back.
+		{"sentinel refresh 1ns", func(c *Config) { c.SentinelRefreshInterval = 1 }, "SentinelRefreshInterval", "1ns", "must be 0 (off) or at least 100ms"},
+		{"sentinel refresh 99ms", func(c *Config) { c.SentinelRefreshInterval = 99 * time.Millisecond }, "SentinelRefreshInterval", "99ms", "at least 100ms"},
+		{"sentinel refresh 100ms", func(c *Config) { c.SentinelRefreshInterval = 100 * time.Millisecond }, "", "", ""},
 		{"mailbox 0", func(c *Config) { c.MailboxCapacity = 0 }, "MailboxCapacity", "0", "at least 1"},
 		{"mailbox 1", func(c *Config) { c.MailboxCapacity = 1 }, "", "", ""},
 		{"backpressure reject", func(c *Config) { c.Backpressure = BackpressureReject }, "", "", ""},
@@ -397,6 +421,17 @@ func printings(t *testing.T, c Config) map[string]string {
 	}
 	out["Println"] = fmt.Sprintln(c)
 	out["error wrap"] = fmt.Errorf("cfg %v", c).Error()
+	// qa-AX AX-3: encoding/json wrote the fields, passwords included.
+	for name, v := range map[string]any{
+		"json": c, "json pointer": &c, "json slice": []Config{c},
+		"json struct": struct{ Cfg Config }{c}, "json struct pointer": struct{ Cfg *Config }{&c},
+	} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("%s: json.Marshal: %v", name, err)
+		}
+		out[name] = string(b)
+	}
 	for name, h := range map[string]func(*bytes.Buffer) slog.Handler{
 		"text": func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, nil) },
 		"json": func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, nil) },
@@ -405,6 +440,9 @@ func printings(t *testing.T, c Config) map[string]string {
 		l := slog.New(h(&buf))
 		l.Info("msg", "cfg", c)
 		l.Info("msg", slog.Any("cfgp", &c))
+		// A Config in a struct: the JSON handler marshals the struct
+		// (qa-AX AX-3), the text handler prints it with %+v.
+		l.Info("msg", "nested", struct{ Cfg Config }{c})
 		out["slog "+name] = buf.String()
 	}
 	return out
@@ -680,6 +718,58 @@ func TestBuilderNoAliasing(t *testing.T) {
 	}
 	if got := c.WithAddrs().Addresses(); !slices.Equal(got, []string{"127.0.0.1:6379"}) {
 		t.Fatalf("WithAddrs().Addresses() = %q", got)
+	}
+}
+
+// MarshalJSON writes what encoding/json wrote before it existed (the same
+// names and types, so that the result still decodes into a Config), but
+// with the passwords redacted as String shows them (qa-AX AX-3).
+func TestMarshalJSONRedactsPasswords(t *testing.T) {
+	c := fullConfig()
+	c.Logger = nil
+	c.Addrs = append(c.Addrs, "redis://:"+testSecret+"@cache:6379")
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoSecret(t, "json.Marshal", string(b), testSecret)
+	var got Config
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("json.Unmarshal of MarshalJSON's output: %v\n%s", err, b)
+	}
+	type fields Config // what encoding/json wrote without MarshalJSON
+	plain, err := json.Marshal(fields(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want Config
+	if err := json.Unmarshal(plain, &want); err != nil {
+		t.Fatal(err)
+	}
+	want.Password, want.SentinelPassword = redacted, redacted
+	want.Addrs = safeAddrs(want.Addrs)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("decoded MarshalJSON =\n%#v\nwant\n%#v", got, want)
+	}
+	// Every string field named for a password is redacted, so that a
+	// secret field added later cannot be forgotten here.
+	typ := reflect.TypeFor[Config]()
+	gotV, fullV := reflect.ValueOf(got), reflect.ValueOf(fullConfig())
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if f.Type.Kind() == reflect.String && strings.Contains(f.Name, "Password") {
+			if fullV.Field(i).String() == "" {
+				t.Errorf("fullConfig leaves %s empty", f.Name)
+			}
+			if v := gotV.Field(i).String(); v != redacted {
+				t.Errorf("MarshalJSON shows %s as %q, want %q", f.Name, v, redacted)
+			}
+		}
+	}
+	// No password: nothing to redact.
+	b, err = json.Marshal(DefaultConfig())
+	if err != nil || !strings.Contains(string(b), `"Password":""`) || !strings.Contains(string(b), `"SentinelPassword":""`) {
+		t.Errorf("json.Marshal(DefaultConfig()) = %s, %v", b, err)
 	}
 }
 

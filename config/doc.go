@@ -23,19 +23,22 @@
 //
 // Passwords (Password, SentinelPassword) are never printed. Config
 // implements fmt.Stringer, fmt.GoStringer, fmt.Formatter (so every verb, %v,
-// %+v and %#v included, is safe) and slog.LogValuer, all of which show
-// "[redacted]" in their place, and no error of this package contains them:
-// errors about a URL replace its user information with "[redacted]". Two
-// ways around this remain, because they bypass the methods: encoders that
-// use reflection (encoding/json and the like) output the passwords (the
-// credentials providers and TLS.Config are tagged json:"-"), and fmt prints
-// a Config held by value in an unexported field of another struct field by
-// field, passwords included. Hold a *Config there, or print the Config
-// itself.
+// %+v and %#v included, is safe), slog.LogValuer and json.Marshaler (so
+// encoding/json, and slog.JSONHandler given a struct that holds a Config,
+// are safe too), all of which show "[redacted]" in their place, and no
+// error of this package contains them: errors about a URL replace its
+// user information with "[redacted]". Two ways around this remain,
+// because they bypass the methods: encoders that read the fields by
+// reflection without calling MarshalJSON (YAML, TOML, gob and the like)
+// output the passwords, and fmt prints a Config held by value in an
+// unexported field of another struct field by field, passwords included
+// (encoding/json skips unexported fields). Hold a *Config there, or
+// print the Config itself.
 //
 // # Deployments
 //
-// A single server (Host and Port, or one address in Addrs), a cluster
+// A single server (Host and Port, or one address in Addrs: with more,
+// only the first is dialled, and the others are no fallback), a cluster
 // (ClusterMode, Addrs as seeds) or a primary found through sentinels
 // (SentinelMode, SentinelMasterName, SentinelAddrs; WithSentinel). TLS is
 // configured by files (TLS) or by the caller's own *tls.Config

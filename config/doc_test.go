@@ -128,6 +128,60 @@ func TestConfigurationDoc(t *testing.T) {
 	})
 }
 
+// The rows of docs/configuration.md say what the user cannot guess from
+// the code's behaviour alone (qa-AX): that standalone mode dials only the
+// first address (AX-2: Addrs, VALKEY_ADDRS and ?addr= read as a failover
+// list), the floor of the refresh intervals (AX-1), the bound of DB in
+// every form (AX-6) and that JSON output is redacted (AX-3).
+func TestConfigurationDocLimits(t *testing.T) {
+	text, err := os.ReadFile(configDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(text)
+	fields := docTable(t, doc, "Fields")
+	params := docTable(t, doc, "URL parameters")
+	paramRow := func(name string) []string {
+		for _, row := range params {
+			if slices.Contains(codeSpans(row[0]), name) {
+				return row
+			}
+		}
+		t.Fatalf("%s: no URL parameter %s", configDoc, name)
+		return nil
+	}
+	minRefresh := "at least `" + minRefreshInterval.String() + "`"
+	for _, tc := range []struct {
+		what string
+		row  []string
+		want string
+	}{
+		{"the Addrs row", rowOf(fields, "Addrs"), "in standalone mode (neither cluster nor sentinel mode) only the first is dialled"},
+		{"the addr parameter", paramRow("addr"), "in standalone mode only the URL's own host is dialled"},
+		{"the addr parameter", paramRow("addr"), "`addr=a,b` is refused"},
+		{"the ClusterRefreshInterval row", rowOf(fields, "ClusterRefreshInterval"), minRefresh},
+		{"the SentinelRefreshInterval row", rowOf(fields, "SentinelRefreshInterval"), minRefresh},
+		{"the DB row", rowOf(fields, "DB"), "0 to " + strconv.Itoa(maxDB) + " in every form"},
+		{"the db parameter", paramRow("db"), "0 to " + strconv.Itoa(maxDB)},
+		{"the Host row", rowOf(fields, "Host"), "a `,`, `/`, `#`, `%` or any other character is refused"},
+	} {
+		if tc.row == nil {
+			t.Errorf("%s: %s is missing", configDoc, tc.what)
+			continue
+		}
+		if !strings.Contains(strings.Join(tc.row, "|"), tc.want) {
+			t.Errorf("%s: %s does not say %q", configDoc, tc.what, tc.want)
+		}
+	}
+	env := strings.Join(strings.Fields(doc[strings.Index(doc, "## Environment variables"):]), " ")
+	if !strings.Contains(env, "without it (standalone mode) only its first address is dialled") {
+		t.Errorf("%s: the Environment variables section does not say that VALKEY_ADDRS dials only its first address in standalone mode", configDoc)
+	}
+	if !strings.Contains(doc, "`Config` has a `MarshalJSON`") {
+		t.Errorf("%s does not say that JSON output of a Config is redacted", configDoc)
+	}
+}
+
 // configFields returns the exported fields of t, those of its struct
 // fields of this package's types as "Field.Sub" (TLS.Enabled, ...).
 func configFields(t reflect.Type, prefix string) []string {

@@ -48,7 +48,13 @@ var envVars = []envVar{
 		return ""
 	}},
 	{name: "VALKEY_DB", field: "DB", apply: func(c *Config, v string) string {
-		return parseInt(v, &c.DB)
+		if reason := parseInt(v, &c.DB); reason != "" {
+			if reason == reasonRange {
+				return reasonDB // the bound Validate and ParseURL give
+			}
+			return reason
+		}
+		return ""
 	}},
 	{name: "VALKEY_CLIENT_NAME", field: "ClientName", apply: func(c *Config, v string) string {
 		c.ClientName = v
@@ -194,7 +200,7 @@ var envVars = []envVar{
 //	VALKEY_URL                           a URL as ParseURL takes; applied first
 //	VALKEY_HOST, VALKEY_PORT             Host, Port (and clear Addrs set by VALKEY_URL); not in sentinel mode
 //	VALKEY_ADDR                          one "host:port": Addrs
-//	VALKEY_ADDRS                         "host:port" list, comma separated: Addrs
+//	VALKEY_ADDRS                         "host:port" list, comma separated: Addrs (standalone: only the first is dialled)
 //	VALKEY_USERNAME, VALKEY_PASSWORD     Username, Password (spaces kept)
 //	VALKEY_DB                            DB
 //	VALKEY_CLIENT_NAME                   ClientName
@@ -213,12 +219,12 @@ var envVars = []envVar{
 //	VALKEY_CLUSTER_MODE                  ClusterMode (true/false, 1/0, as strconv.ParseBool)
 //	VALKEY_READ_FROM                     ReadFrom: primary, replica or prefer-replica
 //	VALKEY_MAX_REDIRECTS                 MaxRedirects
-//	VALKEY_CLUSTER_REFRESH_INTERVAL      ClusterRefreshInterval (Go duration; 0 = off)
+//	VALKEY_CLUSTER_REFRESH_INTERVAL      ClusterRefreshInterval (Go duration; 0 = off, else at least 100ms)
 //	VALKEY_SENTINEL_MASTER               SentinelMasterName, and SentinelMode = true
 //	VALKEY_SENTINEL_ADDRS                "host:port" list of sentinels, comma separated: SentinelAddrs, and SentinelMode = true
 //	VALKEY_SENTINEL_USERNAME             SentinelUsername (spaces kept)
 //	VALKEY_SENTINEL_PASSWORD             SentinelPassword (spaces kept)
-//	VALKEY_SENTINEL_REFRESH_INTERVAL     SentinelRefreshInterval (Go duration; 0 = off)
+//	VALKEY_SENTINEL_REFRESH_INTERVAL     SentinelRefreshInterval (Go duration; 0 = off, else at least 100ms)
 //	VALKEY_TLS_ENABLED                   TLS.Enabled (bool)
 //	VALKEY_TLS_CERT_FILE                 TLS.CertFile
 //	VALKEY_TLS_KEY_FILE                  TLS.KeyFile
@@ -583,13 +589,14 @@ const (
 	reasonDuration = "not a duration (for example 5s or 250ms)"
 	reasonInt      = "not an integer"
 	reasonBool     = "not a boolean (true or false)"
+	reasonRange    = "integer out of range"
 )
 
 func parseInt(s string, dst *int) string {
 	n, err := strconv.Atoi(s)
 	if err != nil {
 		if errors.Is(err, strconv.ErrRange) {
-			return "integer out of range"
+			return reasonRange
 		}
 		return reasonInt
 	}

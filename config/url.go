@@ -59,7 +59,10 @@ const urlSchemes = "valkey://, valkeys://, redis:// or rediss://"
 //   - addr, any number of times: more addresses ("host:port", or "host"
 //     for port 6379), after the URL's own host, in Addrs. As in the host,
 //     an IPv6 address goes in brackets ("[::1]:6380", "[::1]"): addr=::1:6380
-//     is refused rather than guessed at;
+//     is refused rather than guessed at, and so is a list (addr=a,b: repeat
+//     addr instead). Outside cluster and sentinel mode the engine dials
+//     only the first address of Addrs (the URL's host): the others are no
+//     fallback;
 //   - master_set: sentinel mode. The URL's host and the addr parameters
 //     are then the sentinels (SentinelAddrs), SentinelMasterName is the
 //     value, Addrs is empty and Host and Port keep their defaults. The user
@@ -185,9 +188,9 @@ func parseURL(s string) (Config, error) {
 
 	pathDB := strings.TrimPrefix(u.Path, "/")
 	if pathDB != "" {
-		n, ok := parseDigits(pathDB)
-		if !ok {
-			return Config{}, newFieldError("URL db", pathDB, "must be a non-negative integer")
+		n, reason := parseDB(pathDB)
+		if reason != "" {
+			return Config{}, newFieldError("URL db", pathDB, reason)
 		}
 		cfg.DB = n
 	}
@@ -234,6 +237,11 @@ func parseURL(s string) (Config, error) {
 // the URL's host: "::1:6380" could be the address ::1:6380 on port 6379 or
 // ::1 on port 6380, so it is refused rather than guessed at.
 func urlAddr(v string) (string, string) {
+	if strings.Contains(v, ",") {
+		// valkey-go's form is one address per parameter; a list would
+		// otherwise be refused as a host name with a ','.
+		return "", "one address per addr parameter: repeat it for each (addr=a:6379&addr=b:6379)"
+	}
 	if _, _, err := net.SplitHostPort(v); err != nil {
 		if unbracketedIPv6(v) {
 			return "", "an IPv6 address must be in brackets, as in addr=[::1]:6380 (or addr=[::1] for port 6379)"
@@ -243,7 +251,7 @@ func urlAddr(v string) (string, string) {
 			host = v[1 : len(v)-1]
 		}
 		if reason := checkHost(host); reason != "" {
-			return "", `must be "host:port" or "host"`
+			return "", `must be "host:port" or "host": the host ` + reason
 		}
 		v = net.JoinHostPort(host, strconv.Itoa(defaultPort))
 	}
@@ -281,9 +289,9 @@ func applyURLParam(cfg *Config, name, v string) string {
 	case "protocol":
 		// Accepted for compatibility with other clients' URLs; ignored.
 	case "db":
-		n, ok := parseDigits(v)
-		if !ok {
-			return "must be a non-negative integer"
+		n, reason := parseDB(v)
+		if reason != "" {
+			return reason
 		}
 		cfg.DB = n
 	case "max_retries":

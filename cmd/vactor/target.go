@@ -42,25 +42,45 @@ func (t *targetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.password, "password", "", "password (VALKEY_PASSWORD; prefer the variable: a flag shows in the process list)")
 }
 
-// flagVars maps each variable resolve may set to the flag that set it, so
-// an error about the variable names the flag instead.
-type flagVars map[string]string
+// flagVars says what the flags did to the environment, so that an error
+// about a variable names the flag, or the flag that made it fail.
+type flagVars struct {
+	// byVar maps each variable apply set to the flag that set it.
+	byVar map[string]string
+	// tlsOffBy is the scheme of -url ("redis", "valkey") when it turned
+	// TLS off by clearing VALKEY_TLS_ENABLED, or "".
+	tlsOffBy string
+}
+
+// sentinelVars are the VALKEY_SENTINEL_* variables: what -url without
+// master_set and -addr clear, since they name no sentinel.
+var sentinelVars = func() []string {
+	var names []string
+	for _, v := range config.EnvVars {
+		if strings.HasPrefix(v, "VALKEY_SENTINEL_") {
+			names = append(names, v)
+		}
+	}
+	return names
+}()
 
 // apply sets, in the process environment, the variable each flag given on
 // fs stands for: -url is VALKEY_URL, -addr VALKEY_ADDR (VALKEY_ADDRS for
 // a list), -cluster VALKEY_CLUSTER_MODE, and so on. So that the flag wins
 // over the environment, -url also clears VALKEY_HOST, VALKEY_PORT,
 // VALKEY_ADDR and VALKEY_ADDRS (which the library applies after the URL)
-// and the sentinel variables, and -addr clears VALKEY_ADDR, VALKEY_ADDRS,
-// VALKEY_SENTINEL_MASTER, VALKEY_SENTINEL_ADDRS and a VALKEY_URL's
-// master_set (a VALKEY_URL keeps giving its credentials, database and
-// TLS).
+// and the sentinel variables (all of them, credentials included, unless
+// the URL has a master_set, which keeps the sentinels' credentials and
+// refresh interval), and -addr clears VALKEY_HOST, VALKEY_PORT,
+// VALKEY_ADDR, VALKEY_ADDRS, every VALKEY_SENTINEL_* variable and a
+// VALKEY_URL's master_set (a VALKEY_URL keeps giving its credentials,
+// database and TLS).
 func (t *targetFlags) apply(fs *flag.FlagSet) (flagVars, error) {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	set := flagVars{}
+	set := flagVars{byVar: map[string]string{}}
 	setenv := func(name, flagName, value string) error {
-		set[name] = "-" + flagName
+		set.byVar[name] = "-" + flagName
 		return os.Setenv(name, value)
 	}
 	unset := func(names ...string) error {
@@ -73,7 +93,7 @@ func (t *targetFlags) apply(fs *flag.FlagSet) (flagVars, error) {
 	}
 	if given["url"] {
 		if err := unset(config.ServerEnvVars...); err != nil {
-			return nil, err
+			return flagVars{}, err
 		}
 		// What the URL says wins over the variables that would override
 		// it in LoadFromEnv (a stale VALKEY_PASSWORD in the shell made
@@ -82,21 +102,36 @@ func (t *targetFlags) apply(fs *flag.FlagSet) (flagVars, error) {
 		// leaves out still comes from them (VALKEY_PASSWORD is the way to
 		// keep a password out of the process list).
 		if err := unset(urlGiven(t.url)...); err != nil {
-			return nil, err
+			return flagVars{}, err
 		}
+		// Without master_set the URL names no sentinel: the sentinels'
+		// credentials of the environment would be refused ("needs
+		// sentinel mode") although -url says which server to use.
+		if !hasSentinel(t.url) {
+			if err := unset(sentinelVars...); err != nil {
+				return flagVars{}, err
+			}
+		}
+		set.tlsOffBy = plainScheme(t.url)
 		if err := setenv("VALKEY_URL", "url", t.url); err != nil {
-			return nil, err
+			return flagVars{}, err
 		}
 	}
 	if given["addr"] {
 		// -addr names the server: sentinels named by the environment
-		// would name another (and the library refuses both).
-		if err := unset("VALKEY_ADDR", "VALKEY_ADDRS", "VALKEY_SENTINEL_MASTER", "VALKEY_SENTINEL_ADDRS"); err != nil {
-			return nil, err
+		// would name another (and the library refuses both), and
+		// VALKEY_HOST and VALKEY_PORT, which -addr overrides, are
+		// checked by the library even then (VALKEY_PORT=0 made -addr
+		// fail).
+		if err := unset("VALKEY_HOST", "VALKEY_PORT", "VALKEY_ADDR", "VALKEY_ADDRS"); err != nil {
+			return flagVars{}, err
+		}
+		if err := unset(sentinelVars...); err != nil {
+			return flagVars{}, err
 		}
 		if u, ok := withoutSentinel(os.Getenv("VALKEY_URL")); ok {
 			if err := os.Setenv("VALKEY_URL", u); err != nil {
-				return nil, err
+				return flagVars{}, err
 			}
 		}
 		name := "VALKEY_ADDR"
@@ -104,7 +139,7 @@ func (t *targetFlags) apply(fs *flag.FlagSet) (flagVars, error) {
 			name = "VALKEY_ADDRS"
 		}
 		if err := setenv(name, "addr", t.addr); err != nil {
-			return nil, err
+			return flagVars{}, err
 		}
 	}
 	bools := []struct {
@@ -118,7 +153,7 @@ func (t *targetFlags) apply(fs *flag.FlagSet) (flagVars, error) {
 	for _, b := range bools {
 		if given[b.flag] {
 			if err := setenv(b.env, b.flag, strconv.FormatBool(b.v)); err != nil {
-				return nil, err
+				return flagVars{}, err
 			}
 		}
 	}
@@ -135,7 +170,7 @@ func (t *targetFlags) apply(fs *flag.FlagSet) (flagVars, error) {
 	for _, s := range strs {
 		if given[s.flag] {
 			if err := setenv(s.env, s.flag, s.v); err != nil {
-				return nil, err
+				return flagVars{}, err
 			}
 		}
 	}
@@ -190,6 +225,29 @@ var urlParamVars = map[string]string{
 	"skip_verify":   "VALKEY_TLS_INSECURE_SKIP_VERIFY",
 }
 
+// hasSentinel reports whether the URL u has a master_set (sentinel
+// mode). An unparsable URL has none (the library reports it).
+func hasSentinel(u string) bool {
+	p, err := url.Parse(u)
+	return err == nil && p.Query().Has("master_set")
+}
+
+// plainScheme returns the scheme of the URL u, in lower case, when it is
+// one of plain TCP (valkey, redis), which turns TLS off whatever
+// VALKEY_TLS_ENABLED says (urlGiven clears it); "" otherwise, and for an
+// unparsable URL (the library reports it).
+func plainScheme(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	switch scheme := strings.ToLower(p.Scheme); scheme {
+	case "valkey", "redis":
+		return scheme
+	}
+	return ""
+}
+
 // withoutSentinel returns the URL u without its sentinel parameters
 // (master_set, and the addr of further sentinels), and true, when it has
 // a master_set: -addr overrides the sentinels as it overrides the URL's
@@ -212,8 +270,14 @@ func withoutSentinel(u string) (string, bool) {
 	return p.String(), true
 }
 
+// tlsNeeded is the end of the library's reason for a TLS setting given
+// without TLS (config: "needs TLS: set VALKEY_TLS_ENABLED=true, or use a
+// valkeys:// or rediss:// URL"), which load rewords.
+const tlsNeeded = "set VALKEY_TLS_ENABLED=true"
+
 // load resolves the configuration with config.LoadFromEnv; an error
-// about a variable a flag set names the flag.
+// about a variable a flag set names the flag, and one a flag caused says
+// so.
 func (fv flagVars) load() (config.Config, error) {
 	cfg, err := config.LoadFromEnv()
 	if err == nil {
@@ -221,11 +285,20 @@ func (fv flagVars) load() (config.Config, error) {
 	}
 	var fe *config.FieldError
 	if errors.As(err, &fe) {
-		if name, ok := fv[fe.Field]; ok {
+		if _, byFlag := fv.byVar[fe.Field]; !byFlag && fv.tlsOffBy != "" && strings.Contains(fe.Reason, tlsNeeded) {
+			// A TLS variable (VALKEY_TLS_CA_FILE, ...) with -url
+			// redis://...: the user may well have set VALKEY_TLS_ENABLED,
+			// which -url cleared since its scheme decides. Say so rather
+			// than tell them to set it.
+			return config.Config{}, &config.FieldError{Field: fe.Field, Value: fe.Value,
+				Reason: "needs TLS, which -url turns off: its scheme is " + fv.tlsOffBy + "://, and with -url the scheme decides " +
+					"(VALKEY_TLS_ENABLED is ignored); use a valkeys:// or rediss:// URL, give -tls, or unset " + fe.Field}
+		}
+		if name, ok := fv.byVar[fe.Field]; ok {
 			// The field error redacts passwords and URLs; keep its text.
 			msg := strings.Replace(fe.Error(), "invalid "+fe.Field, "invalid "+name+" ("+fe.Field+")", 1)
 			// -tls-ca and the like without -tls: the reason names the variable.
-			msg = strings.Replace(msg, "set VALKEY_TLS_ENABLED=true", "give -tls", 1)
+			msg = strings.Replace(msg, tlsNeeded, "give -tls", 1)
 			// -tls-cert without -tls-key, and the other way round.
 			msg = strings.Replace(msg, "needs VALKEY_TLS_KEY_FILE too: set both", "needs -tls-key too: give both", 1)
 			msg = strings.Replace(msg, "needs VALKEY_TLS_CERT_FILE too: set both", "needs -tls-cert too: give both", 1)
@@ -324,7 +397,7 @@ func (fv flagVars) checkTLSFiles(cfg config.Config) error {
 	if err == nil || !errors.As(err, &fe) {
 		return nil
 	}
-	name, ok := fv[tlsFileVars[fe.Field]]
+	name, ok := fv.byVar[tlsFileVars[fe.Field]]
 	if !ok {
 		return nil
 	}

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"errors"
+	"flag"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -171,5 +175,156 @@ func TestAddrOverridesSentinelEnvironment(t *testing.T) {
 			continue
 		}
 		mustContain(t, "ping", r.stdout, tc.want)
+	}
+}
+
+// resolveIn resolves the target flags args in this process, as
+// resolveTarget does but without starting a server, with env as the only
+// VALKEY_* variables; the environment is restored when the test ends.
+func resolveIn(t *testing.T, env map[string]string, args ...string) (config.Config, error) {
+	t.Helper()
+	var names []string
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "VALKEY_") {
+			names = append(names, name)
+		}
+	}
+	for _, name := range append(names, config.EnvVars...) {
+		t.Setenv(name, "") // restored at the end
+		if err := os.Unsetenv(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var tf targetFlags
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	tf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	fv, err := tf.apply(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fv.load()
+}
+
+// qa-AX AX-4: -url and -addr name the server, so stale sentinel
+// credentials and a bad VALKEY_HOST or VALKEY_PORT in the shell do not
+// spoil them (docs/cli.md: the address and sentinel variables are
+// ignored). Each of these failed with "needs sentinel mode" or "invalid
+// VALKEY_PORT". A -url with master_set keeps the sentinels' credentials.
+func TestTargetFlagsIgnoreStaleVariables(t *testing.T) {
+	const addr = "127.0.0.1:39985"
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want func(config.Config) bool
+	}{
+		{"-url, sentinel password", map[string]string{"VALKEY_SENTINEL_PASSWORD": "spw"},
+			[]string{"-url", "redis://:pw@" + addr},
+			func(c config.Config) bool { return !c.SentinelMode && c.SentinelPassword == "" && c.Password == "pw" }},
+		{"-url, sentinel user and refresh interval", map[string]string{"VALKEY_SENTINEL_USERNAME": "su", "VALKEY_SENTINEL_REFRESH_INTERVAL": "bogus"},
+			[]string{"-url", "valkey://" + addr},
+			func(c config.Config) bool { return !c.SentinelMode && c.SentinelUsername == "" }},
+		{"-addr, sentinel user", map[string]string{"VALKEY_SENTINEL_USERNAME": "su"},
+			[]string{"-addr", addr, "-password", "pw"},
+			func(c config.Config) bool { return !c.SentinelMode && c.SentinelUsername == "" && c.Password == "pw" }},
+		{"-addr, sentinel password and a VALKEY_URL with master_set", map[string]string{
+			"VALKEY_URL": "valkey://:pw@127.0.0.1:1/2?master_set=m", "VALKEY_SENTINEL_PASSWORD": "spw"},
+			[]string{"-addr", addr},
+			func(c config.Config) bool {
+				return !c.SentinelMode && c.SentinelPassword == "" && c.Password == "pw" && c.DB == 2
+			}},
+		{"-addr, VALKEY_PORT=0", map[string]string{"VALKEY_PORT": "0"}, []string{"-addr", addr},
+			func(c config.Config) bool { return true }},
+		{"-addr, bad VALKEY_HOST", map[string]string{"VALKEY_HOST": "bad host"}, []string{"-addr", addr},
+			func(c config.Config) bool { return true }},
+		{"-url with master_set keeps the sentinels' credentials", map[string]string{
+			"VALKEY_SENTINEL_USERNAME": "su", "VALKEY_SENTINEL_PASSWORD": "spw", "VALKEY_SENTINEL_REFRESH_INTERVAL": "2s"},
+			[]string{"-url", "valkey://s1:26379?master_set=m"},
+			func(c config.Config) bool {
+				return c.SentinelMode && c.SentinelUsername == "su" && c.SentinelPassword == "spw" && c.SentinelRefreshInterval.String() == "2s"
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := resolveIn(t, tc.env, tc.args...)
+			if err != nil {
+				t.Fatalf("%q with %v: %v", tc.args, tc.env, err)
+			}
+			if !tc.want(cfg) {
+				t.Errorf("%q with %v: %v", tc.args, tc.env, cfg)
+			}
+			if !cfg.SentinelMode && !strings.Contains(strings.Join(cfg.Addresses(), ","), addr) {
+				t.Errorf("%q with %v: addresses %q, want %s", tc.args, tc.env, cfg.Addresses(), addr)
+			}
+		})
+	}
+}
+
+// qa-AX AX-5: a TLS variable with a plain -url was refused with "set
+// VALKEY_TLS_ENABLED=true", which the user had done: -url cleared it,
+// since its scheme decides TLS. The error says so now.
+func TestPlainURLWithTLSVariableSaysWhy(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"VALKEY_TLS_ENABLED": "true", "VALKEY_TLS_CA_FILE": "/certs/ca.pem"},
+		{"VALKEY_TLS_CA_FILE": "/certs/ca.pem"},
+		{"VALKEY_TLS_ENABLED": "true", "VALKEY_TLS_INSECURE_SKIP_VERIFY": "true"},
+	} {
+		_, err := resolveIn(t, env, "-url", "Redis://127.0.0.1:1")
+		var fe *config.FieldError
+		if !errors.As(err, &fe) || !errors.Is(err, config.ErrInvalidConfig) {
+			t.Fatalf("%v: %v, want a *config.FieldError", env, err)
+		}
+		if strings.Contains(err.Error(), "set VALKEY_TLS_ENABLED") {
+			t.Errorf("%v: %v: still says to set VALKEY_TLS_ENABLED", env, err)
+		}
+		for _, want := range []string{"needs TLS, which -url turns off: its scheme is redis://", "VALKEY_TLS_ENABLED is ignored",
+			"use a valkeys:// or rediss:// URL, give -tls, or unset " + fe.Field} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%v: %v, want it to say %q", env, err, want)
+			}
+		}
+	}
+	// A TLS scheme, or -tls, turns TLS on: no error.
+	env := map[string]string{"VALKEY_TLS_ENABLED": "true", "VALKEY_TLS_CA_FILE": "/certs/ca.pem"}
+	for _, args := range [][]string{{"-url", "rediss://127.0.0.1:1"}, {"-url", "redis://127.0.0.1:1", "-tls"}} {
+		if cfg, err := resolveIn(t, env, args...); err != nil || !cfg.TLS.Enabled || cfg.TLS.CAFile != "/certs/ca.pem" {
+			t.Errorf("%q: TLS %+v, %v", args, cfg.TLS, err)
+		}
+	}
+	// Without -url the library's hint is right, and kept.
+	if _, err := resolveIn(t, map[string]string{"VALKEY_TLS_CA_FILE": "/certs/ca.pem"}, "-addr", "127.0.0.1:1"); err == nil ||
+		!strings.Contains(err.Error(), "set VALKEY_TLS_ENABLED=true") {
+		t.Errorf("VALKEY_TLS_CA_FILE alone: %v", err)
+	}
+	// A flag's TLS file with -url names the flag, as before.
+	if _, err := resolveIn(t, nil, "-url", "redis://127.0.0.1:1", "-tls-ca", "ca.pem"); err == nil ||
+		!strings.Contains(err.Error(), "invalid -tls-ca (VALKEY_TLS_CA_FILE)") || !strings.Contains(err.Error(), "give -tls") {
+		t.Errorf("-tls-ca with a plain -url: %v", err)
+	}
+}
+
+// The commands of qa-AX AX-4, run: each exited 1.
+func TestStaleVariablesDoNotSpoilFlagsEndToEnd(t *testing.T) {
+	const pw = "defpw"
+	srv := valkeytest.Start(t, valkeytest.Options{Password: pw})
+	for _, tc := range []struct {
+		env  []string
+		args []string
+	}{
+		{[]string{"VALKEY_SENTINEL_PASSWORD=spw"}, []string{"-url", "redis://:" + pw + "@" + srv.Addr()}},
+		{[]string{"VALKEY_SENTINEL_USERNAME=su"}, []string{"-addr", srv.Addr(), "-password", pw}},
+		{[]string{"VALKEY_PORT=0", "VALKEY_PASSWORD=" + pw}, []string{"-addr", srv.Addr()}},
+		{[]string{"VALKEY_HOST=bad host", "VALKEY_PASSWORD=" + pw}, []string{"-addr", srv.Addr()}},
+	} {
+		args := append([]string{"ping", "-count", "1"}, tc.args...)
+		r := vactor(t, tc.env, "", args...)
+		if r.code != exitOK {
+			t.Errorf("%q %q: exit %d\n%s%s", tc.env, args, r.code, r.stdout, r.stderr)
+		}
 	}
 }
