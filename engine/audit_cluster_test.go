@@ -776,10 +776,10 @@ func TestAuditClusterCloseWhileReloading(t *testing.T) {
 	}
 	c := valkeytest.StartClusterT(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer engine.SetClusterRefreshInterval(time.Millisecond)() // below Config's floor
 	ctx := ctxT(t)
 	for range 3 {
 		cfg := config.DefaultConfig().WithAddrs(c.Addrs()...).WithClusterMode(true)
-		cfg.ClusterRefreshInterval = time.Millisecond
 		eng := engineOn(t, cfg)
 		for i := range 200 {
 			eng.Set(ctx, fmt.Sprint("audit:reload:", i), "v", 0)

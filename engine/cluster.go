@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,7 +68,7 @@ func newCluster(e *Engine, topo *actors.Topology) (*cluster, error) {
 			return err
 		},
 		Epoch:    c.Epoch,
-		Interval: e.cfg.ClusterRefreshInterval,
+		Interval: cmp.Or(refreshInterval, e.cfg.ClusterRefreshInterval),
 		MinGap:   minRefreshGap,
 		SyncGap:  syncRefreshGap,
 		Timeout:  e.cfg.DialTimeout,
@@ -207,6 +208,10 @@ func movedSlots(old, t *actors.Topology) int {
 	}
 	return n
 }
+
+// refreshInterval, when set (tests only), replaces
+// Config.ClusterRefreshInterval, which is at least 100ms.
+var refreshInterval time.Duration
 
 // slotIdleTimeout is how long a slot actor without work lives on.
 var slotIdleTimeout = 30 * time.Second

@@ -15,6 +15,15 @@ func SetSlotIdleTimeout(d time.Duration) (restore func()) {
 	return func() { slotIdleTimeout = old }
 }
 
+// SetClusterRefreshInterval sets the cluster engines' slot map refresh
+// interval below Config's 100ms floor (engines created after the call);
+// it returns a func that restores Config's.
+func SetClusterRefreshInterval(d time.Duration) (restore func()) {
+	old := refreshInterval
+	refreshInterval = d
+	return func() { refreshInterval = old }
+}
+
 // SetHookQueue sets how many events wait for the hooks (engines created
 // after the call); it returns a func that restores the default.
 func SetHookQueue(n int) (restore func()) {
