@@ -297,6 +297,8 @@ func (e *Engine) IncrBy(ctx context.Context, key string, n int64) *futures.Futur
 
 // IncrByFloat adds incr to the number at key (0 when missing) and returns
 // the new value. A NaN or infinite incr fails with ErrInvalidArgument.
+// The server computes in long double: a result beyond float64's range is
+// stored as such and reads as +Inf or -Inf (the increment ran).
 func (e *Engine) IncrByFloat(ctx context.Context, key string, incr float64) *futures.Future[float64] {
 	if err := checkIncr("INCRBYFLOAT", incr); err != nil {
 		return fail[float64](err)

@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 
 	"github.com/valkey-io/valkey-go"
 )
@@ -31,11 +33,23 @@ func decodeInt64(res valkey.ValkeyResult) (int64, error) {
 }
 
 func decodeFloat64(res valkey.ValkeyResult) (float64, error) {
-	v, err := res.AsFloat64()
+	v, err := beyondFloat64(res.AsFloat64())
 	if err != nil {
 		return 0, typed(&res, err)
 	}
 	return v, nil
+}
+
+// beyondFloat64 reads a number beyond float64's range, which INCRBYFLOAT
+// and HINCRBYFLOAT can store (the server computes in long double), as
+// ±Inf without an error, as the glide driver reads it: the increment ran
+// (qa-AW AW2: valkey-go's parse error read as ErrReplyType, a failure a
+// caller would retry, applying the increment twice).
+func beyondFloat64(v float64, err error) (float64, error) {
+	if err != nil && math.IsInf(v, 0) && errors.Is(err, strconv.ErrRange) {
+		return v, nil
+	}
+	return v, err
 }
 
 func decodeBool(res valkey.ValkeyResult) (bool, error) {

@@ -147,7 +147,7 @@ func (r Reply) Float64() (float64, error) {
 		n, _ := r.msg.AsInt64()
 		return float64(n), nil
 	}
-	v, err := r.msg.AsFloat64()
+	v, err := beyondFloat64(r.msg.AsFloat64())
 	return v, typeError(&r.msg, err)
 }
 

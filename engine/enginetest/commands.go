@@ -3,6 +3,7 @@ package enginetest
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -75,6 +76,30 @@ func Commands(t *testing.T, o Options) {
 	page, err := eng.ZRangeArgs(ctx, engine.ZRangeArgs{Key: "lb", Start: "(1", Stop: "+inf", ByScore: true, Offset: 1, Count: 5}).Await(ctx)
 	if err != nil || !slices.Equal(page, []string{"c"}) {
 		t.Fatalf("ZRangeArgs by score = %v, %v; want [c]", page, err)
+	}
+
+	// INCRBYFLOAT past float64's range (the server computes in long
+	// double): the increment runs and reads as ±Inf, on every driver
+	// (qa-AW AW2: valkey-go's read failed with ErrReplyType).
+	if _, err := eng.Set(ctx, "big", "1e308", 0).Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := eng.IncrByFloat(ctx, "big", 1.7e308).Await(ctx); err != nil || !math.IsInf(v, 1) {
+		t.Errorf("IncrByFloat past float64's range = %v, %v; want +Inf", v, err)
+	}
+	if s, err := eng.Get(ctx, "big").Await(ctx); err != nil || len(s) != 309 {
+		t.Errorf("the value stored past float64's range: %d digits, %v; want 309 (the increment ran)", len(s), err)
+	}
+	if _, err := eng.HSet(ctx, "bigh", "f", "-1e308").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := eng.HIncrByFloat(ctx, "bigh", "f", -1.7e308).Await(ctx); err != nil || !math.IsInf(v, -1) {
+		t.Errorf("HIncrByFloat past float64's range = %v, %v; want -Inf", v, err)
+	}
+	if r, err := eng.Do(ctx, "INCRBYFLOAT", "big", "0").Await(ctx); err != nil {
+		t.Error(err)
+	} else if f, err := r.Float64(); err != nil || !math.IsInf(f, 1) {
+		t.Errorf("Reply.Float64 of a number past float64's range = %v, %v; want +Inf", f, err)
 	}
 }
 
