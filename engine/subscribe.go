@@ -284,7 +284,8 @@ type subCounters struct {
 // once the server confirmed the subscription: ctx bounds only that
 // (dialling and the first confirmation); afterwards the subscription lives
 // until Close or the engine's Close, reconnecting as needed. It fails when
-// no server answers or the server refuses the command; at least one
+// no server answers or the connection is lost before the server confirmed
+// (a *ConnectError: call it again), or the server refuses the command; at least one
 // non-empty name is required (ErrInvalidArgument). When it fails (ctx's
 // error when ctx ended first) nothing is left subscribed.
 //

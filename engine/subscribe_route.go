@@ -91,12 +91,32 @@ func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub boo
 			}
 			names = append(names, s.settle(o, err)...)
 			if err = withoutMoved(err); err != nil {
-				errs = append(errs, mapError(err))
+				errs = append(errs, lostBeforeConfirmed(o.a, mapError(err)))
 			}
 		}
 		s.reap()
 	}
 	return errors.Join(errs...)
+}
+
+// lostBeforeConfirmed makes the transport error with which a first
+// subscribe failed, its connection lost before the server confirmed it
+// (a bare EOF or reset: qa-AV AV2), a *ConnectError, as a dial's failure
+// is: nothing is left subscribed and the call may be made again. Server
+// errors, ctx errors, ErrClosed and errors already typed pass through.
+func lostBeforeConfirmed(a *subActor, err error) error {
+	var se *ServerError
+	var ce *ConnectError
+	switch {
+	case errors.As(err, &se), errors.As(err, &ce), errors.Is(err, ErrClosed), errors.Is(err, errSubscriptionClosed),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrInvalidArgument):
+		return err
+	}
+	addr := a.st.Addr()
+	if addr == "" {
+		addr = a.addr
+	}
+	return &ConnectError{Addr: addr, Reason: "the connection was lost before the server confirmed the subscription", Err: err}
 }
 
 // closedErr is the error of a call the subscription's end cut short:

@@ -18,6 +18,10 @@ const Hello3 = "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.
 	"$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:1\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n" +
 	"$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n"
 
+// Hangup, as a Handler's reply, closes the connection instead of
+// answering.
+const Hangup = "\x00hangup"
+
 // Server is a fake RESP3 server on a free loopback port. Each connection
 // reads commands one at a time and writes each reply before it reads the
 // next, so replies keep the order of the commands. Commands the Handler
@@ -99,6 +103,9 @@ func (s *Server) serve(c net.Conn) {
 		reply, ok := s.handle(args)
 		if !ok {
 			reply = defaultReply(args)
+		}
+		if reply == Hangup {
+			return
 		}
 		if _, err := c.Write([]byte(reply)); err != nil {
 			return
