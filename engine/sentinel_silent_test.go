@@ -76,13 +76,16 @@ func TestSentinelSilentFirstSentinel(t *testing.T) {
 // connections, was never tried).
 func TestSentinelSilentSentinelsErrorNamesEach(t *testing.T) {
 	s := valkeytest.StartSentinelT(t, valkeytest.SentinelOptions{Replicas: -1})
-	bl1, refused, bl2, bl3, bl4, last := blackHole(t), freeAddr(t), blackHole(t), blackHole(t), blackHole(t), blackHole(t)
+	bl1, refused, bl2, bl3, bl4, bl5, last := blackHole(t), freeAddr(t), blackHole(t), blackHole(t), blackHole(t), blackHole(t), blackHole(t)
 	defer noLeakWithin(t, lingerDial, goleak.IgnoreCurrent())
 	// bl1 is asked at once, refused 100ms later (it fails at once: bl2
-	// next), bl3 100ms after bl2; last not before 300ms more: after the
-	// 300ms dial timeout.
+	// next), bl3 100ms after bl2, bl4 100ms after bl3, at about the 300ms
+	// dial timeout, when bl1's own dial fails too, which may start bl5 at
+	// once (a busy machine may run that before New's deadline ends the
+	// rest: once, the sentinel after bl4 was asked); last not before bl2's
+	// dial fails, 100ms after the deadline.
 	const dial = 300 * time.Millisecond
-	cfg := config.DefaultConfig().WithDialTimeout(dial).WithSentinel(s.MasterName(), bl1, refused, bl2, bl3, bl4, last)
+	cfg := config.DefaultConfig().WithDialTimeout(dial).WithSentinel(s.MasterName(), bl1, refused, bl2, bl3, bl4, bl5, last)
 	start := time.Now()
 	eng, err := open(ctxT(t), t, cfg)
 	took := time.Since(start)
