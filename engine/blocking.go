@@ -450,11 +450,10 @@ func retimed(ctx context.Context, name string, args []string) []string {
 		}
 		d = time.Duration(n) * time.Millisecond
 	} else {
-		f, err := parseSeconds(args[i])
-		if err != nil || math.IsNaN(f) || f < 0 || f > float64(math.MaxInt64/int64(time.Second)) {
+		var ok bool
+		if d, ok = serverSeconds(args[i]); !ok {
 			return args
 		}
-		d = time.Duration(f * float64(time.Second))
 	}
 	t, err := blockTimeout(ctx, name, d)
 	if err != nil {
@@ -568,40 +567,87 @@ func (e *Engine) checkPipelined(name string, args []string) error {
 	default:
 		timeout = args[len(args)-1]
 	}
-	var v float64
-	var err error
 	if scale == float64(time.Second) {
-		v, err = parseSeconds(timeout)
-	} else {
-		v, err = strconv.ParseFloat(timeout, 64) // the server's are integers
+		d, ok := serverSeconds(timeout)
+		if !ok {
+			return nil // the server refuses it
+		}
+		return e.checkHold(name, timeout, d)
 	}
+	v, err := strconv.ParseFloat(timeout, 64) // the server's milliseconds are integers
 	if err != nil || v < 0 || math.IsNaN(v) {
 		return nil // the server refuses it
 	}
-	d := time.Duration(min(v*scale, float64(math.MaxInt64)))
-	if v > 0 && d == 0 {
-		d = 1 // below a nanosecond: not forever
-	}
-	return e.checkHold(name, timeout, d)
+	return e.checkHold(name, timeout, time.Duration(min(v*scale, float64(math.MaxInt64))))
 }
 
-// parseSeconds parses a blocking command's timeout in seconds as the
-// server does (strtold): a C hexadecimal float needs no exponent there,
-// so "0x0" is 0, forever (qa-AW AW1: it got past the pipelined
-// connection's check, which Go's ParseFloat failed, and held the shared
-// connection until its read timed out).
+// serverSeconds is how the server reads a blocking command's timeout in
+// seconds (getTimeoutFromObjectOrReply): a long double (strtold: a C
+// hexadecimal float needs no exponent, so "0x0" is 0), in milliseconds
+// rounded up, 0 meaning forever. ok is false for a timeout the server
+// refuses (not a number, negative after the rounding, too large). So
+// "0x0" and "-0.0005" (rounded up to 0) wait forever, and "1e-400", which
+// underflows a float64 but not a long double, waits 1 ms (qa-AW AW1 and
+// review-34 R34-1: those two were sent on the shared connection and held
+// it until its read timed out).
+func serverSeconds(s string) (d time.Duration, ok bool) {
+	v, err := parseSeconds(s)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, false
+	}
+	ms := math.Ceil(v * 1000)
+	switch {
+	case v == 0 && !strings.HasPrefix(s, "-") && nonZeroMantissa(s):
+		ms = 1 // below float64's range, above 0 for the server's long double
+	case v < 0 && v >= -0.001:
+		ms = 0 // -0.001 too: in long double it may round up to 0 (Redis 7.0 waits forever)
+	}
+	switch {
+	case ms < 0:
+		return 0, false
+	case ms >= float64(math.MaxInt64/int64(time.Millisecond)):
+		return time.Duration(math.MaxInt64), true
+	}
+	return time.Duration(ms) * time.Millisecond, true
+}
+
+// parseSeconds parses a timeout's number as the server's strtold does
+// (see serverSeconds). An underscore, which Go's ParseFloat may take
+// between digits and strtold does not, is refused.
 func parseSeconds(s string) (float64, error) {
+	if strings.ContainsRune(s, '_') {
+		return 0, strconv.ErrSyntax
+	}
 	v, err := strconv.ParseFloat(s, 64)
 	if err == nil {
 		return v, nil
 	}
 	h := strings.TrimLeft(s, "+-")
-	if len(h) > 2 && h[0] == '0' && (h[1] == 'x' || h[1] == 'X') && !strings.ContainsAny(h, "pP_") {
+	if len(h) > 2 && h[0] == '0' && (h[1] == 'x' || h[1] == 'X') && !strings.ContainsAny(h, "pP") {
 		if v, herr := strconv.ParseFloat(s+"p0", 64); herr == nil {
 			return v, nil
 		}
 	}
 	return v, err
+}
+
+// nonZeroMantissa reports whether the number s has a digit other than 0
+// before its exponent.
+func nonZeroMantissa(s string) bool {
+	s = strings.TrimLeft(s, "+-")
+	hex := len(s) > 1 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')
+	if hex {
+		s = s[2:]
+	}
+	for _, c := range s {
+		switch {
+		case !hex && (c == 'e' || c == 'E'), hex && (c == 'p' || c == 'P'):
+			return false
+		case c >= '1' && c <= '9', hex && (c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'):
+			return true
+		}
+	}
+	return false
 }
 
 // driverReadTimeout is valkey-go's own bound on a read, the engine's when

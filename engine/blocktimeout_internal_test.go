@@ -150,9 +150,24 @@ func TestParseSecondsAsServer(t *testing.T) {
 			t.Errorf("parseSeconds(%q) = %v, %v; want %v", s, v, err, want)
 		}
 	}
-	for _, s := range []string{"", "x", "0x", " 0", "0x0 ", "0xg", "0x_0"} {
+	for _, s := range []string{"", "x", "0x", " 0", "0x0 ", "0xg", "0x_0", "0x_0p0", "1_0"} {
 		if v, err := parseSeconds(s); err == nil {
 			t.Errorf("parseSeconds(%q) = %v, want an error (the server refuses it)", s, v)
+		}
+	}
+	// The server's reading: milliseconds rounded up, 0 forever (review-34
+	// R34-1: -0.0005 rounds up to 0, forever; R34-5: 1e-400 is 1 ms).
+	for s, want := range map[string]time.Duration{
+		"0": 0, "0x0": 0, "-0.0005": 0, "-0.001": time.Duration(0), "-0x0.001": 0, "-1e-400": 0,
+		"1e-400": time.Millisecond, "0.0001": time.Millisecond, "0.0015": 2 * time.Millisecond, "2": 2 * time.Second,
+	} {
+		if d, ok := serverSeconds(s); !ok || d != want {
+			t.Errorf("serverSeconds(%q) = %v, %t; want %v", s, d, ok, want)
+		}
+	}
+	for _, s := range []string{"-0.0015", "-1", "nan", "inf", "x"} {
+		if d, ok := serverSeconds(s); ok {
+			t.Errorf("serverSeconds(%q) = %v; want it refused, as the server does", s, d)
 		}
 	}
 }

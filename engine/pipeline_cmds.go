@@ -358,7 +358,7 @@ func (c *commands) eval(name string, a []string, nkeys int) *futures.Future[Repl
 		return fail[Reply](errZeroCommands)
 	}
 	if c.e.closed.Load() {
-		return fail[Reply](ErrClosed) // first, as Engine.eval
+		return reject[Reply](c, ErrClosed) // first, as Engine.eval; Exec returns it
 	}
 	pos := make([]int, nkeys)
 	for i := range pos {
@@ -385,7 +385,7 @@ func twoKeys[T any](c *commands, name string, args []string, decode func(valkey.
 		return fail[T](errZeroCommands)
 	}
 	if c.e.closed.Load() {
-		return fail[T](ErrClosed) // first, as the Engine's (its slot check would refuse first)
+		return reject[T](c, ErrClosed) // first, as the Engine's (its slot check would refuse first); Exec returns it
 	}
 	cmd, route, err := c.e.buildDo(name, args, []int{0, 1})
 	if err != nil {

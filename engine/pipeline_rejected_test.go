@@ -66,7 +66,7 @@ func TestPipelineExecReportsRejectedCommand(t *testing.T) {
 func TestPipelineRefusesHexZeroTimeout(t *testing.T) {
 	eng, _ := newEngine(t)
 	ctx := ctxT(t)
-	for _, timeout := range []string{"0", "0x0", "0X.0", "0xFFFFFFF"} {
+	for _, timeout := range []string{"0", "0x0", "0X.0", "0xFFFFFFF", "-0.0005"} { // -0.0005: 0 ms, forever (review-34 R34-1)
 		p := eng.Pipeline()
 		pop := p.Do("BLPOP", "rej:hex", timeout)
 		if err := p.Exec(ctx); !errors.Is(err, engine.ErrInvalidArgument) {
@@ -83,5 +83,33 @@ func TestPipelineRefusesHexZeroTimeout(t *testing.T) {
 	defer func() { _ = w.Close(ctx) }()
 	if err := w.Write(ctx, "BLPOP", "rej:hex", "0x0"); !errors.Is(err, engine.ErrInvalidArgument) {
 		t.Errorf("BatchWriter BLPOP 0x0: %v, want ErrInvalidArgument", err)
+	}
+}
+
+// After Close, a Pipeline or a Tx of commands refused before they are
+// recorded (Eval, Rename, LMove check their slots first) returns
+// ErrClosed from Exec, as one of other commands does (review-34 R34-2:
+// nil, with every future failed).
+func TestPipelineOfCheckedCommandsAfterClose(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, add := range []func(*engine.Pipeline){
+		func(p *engine.Pipeline) { p.Eval("return 1", []string{"k"}) },
+		func(p *engine.Pipeline) { p.Rename("a", "b") },
+		func(p *engine.Pipeline) { p.LMove("a", "b", engine.Left, engine.Right) },
+	} {
+		p := eng.Pipeline()
+		add(p)
+		if err := p.Exec(ctx); !errors.Is(err, engine.ErrClosed) {
+			t.Errorf("Pipeline.Exec after Close: %v, want ErrClosed", err)
+		}
+	}
+	tx := eng.Tx()
+	tx.EvalSha("0123", []string{"k"})
+	if err := tx.Exec(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("Tx.Exec after Close: %v, want ErrClosed", err)
 	}
 }
