@@ -555,7 +555,7 @@ type Slot struct {
 	// are parked behind it.
 	wait      *forwarding
 	resolving bool
-	idle      bool              // stopped for idleness: nothing to fail
+	idle      bool // stopped for idleness: nothing to fail
 	// idleTimer posts an idleTick every IdleTimeout; the actor stops when
 	// no other message came since the previous tick (busy false) and the
 	// slot needs it no more. Not protoactor's receive timeout, whose timer
@@ -616,7 +616,7 @@ func (a *Slot) Receive(ctx actor.Context) {
 			a.idleTimer.Stop() // the new instance arms its own at Started
 		}
 	case idleTick:
-		if a.idleTimer == nil { // a tick of the instance a restart replaced
+		if a.idleTimer == nil { // no timer (IdleTimeout 0): no tick comes; a guard only
 			return
 		}
 		if a.busy || !a.state.stopIfIdle(a, ctx) {

@@ -22,14 +22,7 @@ const configDoc = "../docs/configuration.md"
 // reads and every URL parameter ParseURL accepts must be in the page, and
 // the page must name none that does not exist.
 func TestConfigurationDoc(t *testing.T) {
-	text, err := os.ReadFile(configDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(text)
-
-	fields := docTable(t, doc, "Fields")
-	params := docTable(t, doc, "URL parameters")
+	doc, fields, params := configTables(t)
 
 	t.Run("fields", func(t *testing.T) {
 		documented := map[string]bool{}
@@ -134,13 +127,7 @@ func TestConfigurationDoc(t *testing.T) {
 // list), the floor of the refresh intervals (AX-1), the bound of DB in
 // every form (AX-6) and that JSON output is redacted (AX-3).
 func TestConfigurationDocLimits(t *testing.T) {
-	text, err := os.ReadFile(configDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(text)
-	fields := docTable(t, doc, "Fields")
-	params := docTable(t, doc, "URL parameters")
+	doc, fields, params := configTables(t)
 	paramRow := func(name string) []string {
 		for _, row := range params {
 			if slices.Contains(codeSpans(row[0]), name) {
@@ -358,4 +345,16 @@ func urlParamsInSource(t *testing.T) []string {
 		t.Fatal("found no case of applyURLParam in the package's code")
 	}
 	return names
+}
+
+// configTables reads docs/configuration.md and returns its text and the
+// rows of its Fields and URL parameters tables.
+func configTables(t *testing.T) (doc string, fields, params [][]string) {
+	t.Helper()
+	text, err := os.ReadFile(configDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc = string(text)
+	return doc, docTable(t, doc, "Fields"), docTable(t, doc, "URL parameters")
 }
