@@ -3,7 +3,6 @@ package config
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -221,11 +220,10 @@ type CredentialsProvider func(ctx context.Context) (username, password string, e
 // value: the zero Config does not pass Validate.
 //
 // The passwords (Password, SentinelPassword) are never printed: String,
-// GoString, Format (every fmt verb), LogValue and MarshalJSON (so
-// encoding/json and slog.JSONHandler too) show "[redacted]" in their
-// place, and no error of this package contains them. Credentials
-// providers and TLS.Config are shown only as set or not (left out by
-// MarshalJSON).
+// GoString, Format (every fmt verb) and LogValue show "[redacted]" in
+// their place, and no error of this package contains them; encoding/json
+// prints them: marshal Redacted's copy. Credentials providers and
+// TLS.Config are shown only as set or not (left out by encoding/json).
 type Config struct {
 	// Addrs lists seed addresses as "host:port"; for IPv6 use
 	// "[::1]:6379". In cluster mode they are the seeds for topology
@@ -1012,24 +1010,21 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// MarshalJSON implements json.Marshaler, so that encoding/json, and
-// slog.JSONHandler given a struct that holds a Config, never output a
-// password: the object encoding/json would write for the fields (same
-// names, durations as nanoseconds, CredentialsProvider,
-// SentinelCredentialsProvider, TLS.Config and Hooks left out as their
-// json:"-" tags say), with Password and SentinelPassword shown as
-// "[redacted]" when set, and a URL given as an address with its user
-// information redacted, as String shows them. It is for logs: decoding
-// the result gives "[redacted]" as the password.
-func (c Config) MarshalJSON() ([]byte, error) {
-	type fields Config // without methods: encoding/json writes its fields
-	f := fields(c)
-	f.Password = passwordText(c.Password)
-	f.SentinelPassword = passwordText(c.SentinelPassword)
-	f.Addrs = safeAddrs(c.Addrs)
-	f.Host = safeAddr(c.Host)
-	f.SentinelAddrs = safeAddrs(c.SentinelAddrs)
-	return json.Marshal(f)
+// Redacted returns a copy of c whose passwords (Password,
+// SentinelPassword) read "[redacted]" when set, and whose URLs given as
+// addresses have their user information redacted, as String shows them:
+// what to hand to encoding/json, slog.JSONHandler inside a struct of
+// yours, or any encoder that reads fields by reflection, which print the
+// passwords of a Config as they are. A Config has no MarshalJSON (a
+// struct embedding it would marshal as the Config alone, and one
+// embedding a nil *Config would panic, review-34b).
+func (c Config) Redacted() Config {
+	c.Password = passwordText(c.Password)
+	c.SentinelPassword = passwordText(c.SentinelPassword)
+	c.Addrs = safeAddrs(c.Addrs)
+	c.Host = safeAddr(c.Host)
+	c.SentinelAddrs = safeAddrs(c.SentinelAddrs)
+	return c
 }
 
 // hooksText is what GoString shows for Hooks: their types.

@@ -421,10 +421,12 @@ func printings(t *testing.T, c Config) map[string]string {
 	}
 	out["Println"] = fmt.Sprintln(c)
 	out["error wrap"] = fmt.Errorf("cfg %v", c).Error()
-	// qa-AX AX-3: encoding/json wrote the fields, passwords included.
+	// qa-AX AX-3: encoding/json writes the fields, passwords included:
+	// what is marshalled is Redacted's copy.
+	r := c.Redacted()
 	for name, v := range map[string]any{
-		"json": c, "json pointer": &c, "json slice": []Config{c},
-		"json struct": struct{ Cfg Config }{c}, "json struct pointer": struct{ Cfg *Config }{&c},
+		"json": r, "json pointer": &r, "json slice": []Config{r},
+		"json struct": struct{ Cfg Config }{r}, "json struct pointer": struct{ Cfg *Config }{&r},
 	} {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -441,8 +443,9 @@ func printings(t *testing.T, c Config) map[string]string {
 		l.Info("msg", "cfg", c)
 		l.Info("msg", slog.Any("cfgp", &c))
 		// A Config in a struct: the JSON handler marshals the struct
-		// (qa-AX AX-3), the text handler prints it with %+v.
-		l.Info("msg", "nested", struct{ Cfg Config }{c})
+		// (qa-AX AX-3: Redacted's copy), the text handler prints it with
+		// %+v.
+		l.Info("msg", "nested", struct{ Cfg Config }{r})
 		out["slog "+name] = buf.String()
 	}
 	return out
@@ -721,24 +724,25 @@ func TestBuilderNoAliasing(t *testing.T) {
 	}
 }
 
-// MarshalJSON writes what encoding/json wrote before it existed (the same
-// names and types, so that the result still decodes into a Config), but
-// with the passwords redacted as String shows them (qa-AX AX-3).
-func TestMarshalJSONRedactsPasswords(t *testing.T) {
+// Redacted's copy marshals as the Config does (the same names and
+// types, so that the result still decodes into a Config), with the
+// passwords redacted as String shows them (qa-AX AX-3); a Config has no
+// MarshalJSON, so that a struct embedding one (or a nil *Config) marshals
+// as before (review-34b R34b-1, R34b-2).
+func TestRedactedForJSON(t *testing.T) {
 	c := fullConfig()
 	c.Logger = nil
 	c.Addrs = append(c.Addrs, "redis://:"+testSecret+"@cache:6379")
-	b, err := json.Marshal(c)
+	b, err := json.Marshal(c.Redacted())
 	if err != nil {
 		t.Fatal(err)
 	}
 	assertNoSecret(t, "json.Marshal", string(b), testSecret)
 	var got Config
 	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatalf("json.Unmarshal of MarshalJSON's output: %v\n%s", err, b)
+		t.Fatalf("json.Unmarshal of Redacted's JSON: %v\n%s", err, b)
 	}
-	type fields Config // what encoding/json wrote without MarshalJSON
-	plain, err := json.Marshal(fields(c))
+	plain, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -749,7 +753,7 @@ func TestMarshalJSONRedactsPasswords(t *testing.T) {
 	want.Password, want.SentinelPassword = redacted, redacted
 	want.Addrs = safeAddrs(want.Addrs)
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("decoded MarshalJSON =\n%#v\nwant\n%#v", got, want)
+		t.Errorf("decoded Redacted JSON =\n%#v\nwant\n%#v", got, want)
 	}
 	// Every string field named for a password is redacted, so that a
 	// secret field added later cannot be forgotten here.
@@ -762,14 +766,27 @@ func TestMarshalJSONRedactsPasswords(t *testing.T) {
 				t.Errorf("fullConfig leaves %s empty", f.Name)
 			}
 			if v := gotV.Field(i).String(); v != redacted {
-				t.Errorf("MarshalJSON shows %s as %q, want %q", f.Name, v, redacted)
+				t.Errorf("Redacted shows %s as %q, want %q", f.Name, v, redacted)
 			}
 		}
 	}
 	// No password: nothing to redact.
-	b, err = json.Marshal(DefaultConfig())
+	b, err = json.Marshal(DefaultConfig().Redacted())
 	if err != nil || !strings.Contains(string(b), `"Password":""`) || !strings.Contains(string(b), `"SentinelPassword":""`) {
-		t.Errorf("json.Marshal(DefaultConfig()) = %s, %v", b, err)
+		t.Errorf("json.Marshal(DefaultConfig().Redacted()) = %s, %v", b, err)
+	}
+	// Embedded, a Config is a Config's fields among the struct's own, and
+	// a nil *Config is left out.
+	type app struct {
+		*Config
+		Name string
+	}
+	if b, err := json.Marshal(app{Name: "svc"}); err != nil || string(b) != `{"Name":"svc"}` {
+		t.Errorf("json.Marshal of a struct embedding a nil *Config = %s, %v", b, err)
+	}
+	r := DefaultConfig().Redacted()
+	if b, err := json.Marshal(app{Config: &r, Name: "svc"}); err != nil || !strings.Contains(string(b), `"Name":"svc"`) || !strings.Contains(string(b), `"Port":6379`) {
+		t.Errorf("json.Marshal of a struct embedding a *Config = %s, %v", b, err)
 	}
 }
 

@@ -21,19 +21,17 @@
 //
 // # Secrets
 //
-// Passwords (Password, SentinelPassword) are never printed. Config
-// implements fmt.Stringer, fmt.GoStringer, fmt.Formatter (so every verb, %v,
-// %+v and %#v included, is safe), slog.LogValuer and json.Marshaler (so
-// encoding/json, and slog.JSONHandler given a struct that holds a Config,
-// are safe too), all of which show "[redacted]" in their place, and no
-// error of this package contains them: errors about a URL replace its
-// user information with "[redacted]". Two ways around this remain,
-// because they bypass the methods: encoders that read the fields by
-// reflection without calling MarshalJSON (YAML, TOML, gob and the like)
-// output the passwords, and fmt prints a Config held by value in an
-// unexported field of another struct field by field, passwords included
-// (encoding/json skips unexported fields). Hold a *Config there, or
-// print the Config itself.
+// Passwords (Password, SentinelPassword) are never printed by fmt or
+// slog. Config implements fmt.Stringer, fmt.GoStringer, fmt.Formatter (so
+// every verb, %v, %+v and %#v included, is safe) and slog.LogValuer, all
+// of which show "[redacted]" in their place, and no error of this package
+// contains them: errors about a URL replace its user information with
+// "[redacted]". Encoders that read the fields by reflection
+// (encoding/json, so slog.JSONHandler given a struct that holds a
+// Config, YAML, gob and the like) output the passwords: encode
+// Config.Redacted's copy. And fmt prints a Config held by value in an
+// unexported field of another struct field by field, passwords included:
+// hold a *Config there, or print the Config itself.
 //
 // # Deployments
 //

@@ -164,8 +164,8 @@ func TestConfigurationDocLimits(t *testing.T) {
 	if !strings.Contains(env, "without it (standalone mode) only its first address is dialled") {
 		t.Errorf("%s: the Environment variables section does not say that VALKEY_ADDRS dials only its first address in standalone mode", configDoc)
 	}
-	if !strings.Contains(doc, "`Config` has a `MarshalJSON`") {
-		t.Errorf("%s does not say that JSON output of a Config is redacted", configDoc)
+	if !strings.Contains(doc, "encode `cfg.Redacted()`") {
+		t.Errorf("%s does not say that JSON output of a Config needs Redacted", configDoc)
 	}
 }
 
