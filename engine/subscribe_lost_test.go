@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
@@ -39,5 +40,34 @@ func TestSubscribeLostBeforeConfirmed(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "before the server confirmed") {
 		t.Errorf("Subscribe's error %q does not say what happened", err)
+	}
+}
+
+// A first Subscribe the server never confirms fails once the read bound
+// passed with a *ConnectError naming the node, not with a bare
+// context.DeadlineExceeded while the caller's ctx is live (review-34b
+// R34b-3: it read as the caller's own deadline).
+func TestSubscribeNeverConfirmed(t *testing.T) {
+	srv, err := resptest.NewServer(func(args []string) (string, bool) {
+		if strings.EqualFold(args[0], "SUBSCRIBE") {
+			return "", true // no answer
+		}
+		return "", false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithReadTimeout(300*time.Millisecond).WithWriteTimeout(300*time.Millisecond))
+	defer func() { _ = eng.Close() }()
+	ctx := ctxT(t)
+	sub, err := eng.Subscribe(ctx, "ch")
+	if err == nil {
+		_ = sub.Close()
+		t.Fatal("Subscribe succeeded on a server that never confirms")
+	}
+	var ce *engine.ConnectError
+	if !errors.As(err, &ce) || ce.Addr != srv.Addr() || ctx.Err() != nil {
+		t.Fatalf("Subscribe never confirmed: %v (%T); want a *ConnectError for %s", err, err, srv.Addr())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -91,7 +92,7 @@ func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub boo
 			}
 			names = append(names, s.settle(o, err)...)
 			if err = withoutMoved(err); err != nil {
-				errs = append(errs, lostBeforeConfirmed(o.a, mapError(err)))
+				errs = append(errs, lostBeforeConfirmed(ctx, o.a, mapError(err)))
 			}
 		}
 		s.reap()
@@ -101,22 +102,35 @@ func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub boo
 
 // lostBeforeConfirmed makes the transport error with which a first
 // subscribe failed, its connection lost before the server confirmed it
-// (a bare EOF or reset: qa-AV AV2), a *ConnectError, as a dial's failure
-// is: nothing is left subscribed and the call may be made again. Server
-// errors, ctx errors, ErrClosed and errors already typed pass through.
-func lostBeforeConfirmed(a *subActor, err error) error {
+// (a bare EOF or reset: qa-AV AV2) or no confirmation within the read
+// bound (a deadline that is not ctx's: review-34b R34b-3), a
+// *ConnectError naming the node, as a dial's failure is: nothing is left
+// subscribed and the call may be made again. Server errors, ctx's own
+// errors, ErrClosed, the engine's typed errors and errors already a
+// *ConnectError pass through.
+func lostBeforeConfirmed(ctx context.Context, a *subActor, err error) error {
 	var se *ServerError
 	var ce *ConnectError
 	switch {
 	case errors.As(err, &se), errors.As(err, &ce), errors.Is(err, ErrClosed), errors.Is(err, errSubscriptionClosed),
-		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrInvalidArgument):
+		errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrNoSlotOwner), errors.Is(err, ErrCircuitOpen),
+		errors.Is(err, ErrNodeRemoved), errors.Is(err, ErrNoPrimary), errors.Is(err, ErrNotPrimary), errors.Is(err, ErrTooManyRedirects):
 		return err
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		return err // ctx's end
 	}
 	addr := a.st.Addr()
 	if addr == "" {
 		addr = a.addr
 	}
-	return &ConnectError{Addr: addr, Reason: "the connection was lost before the server confirmed the subscription", Err: err}
+	if addr == "" {
+		return err // no node to name (it was never dialled)
+	}
+	reason := "the connection was lost before the server confirmed the subscription"
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		reason = "the server did not confirm the subscription within the read bound (Config.ReadTimeout)"
+	}
+	return &ConnectError{Addr: addr, Reason: reason, Err: err}
 }
 
 // closedErr is the error of a call the subscription's end cut short:
