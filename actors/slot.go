@@ -564,8 +564,13 @@ type Slot struct {
 	// -race, a possible nil timer at run time).
 	idleTimer *time.Timer
 	busy      bool
-	cmds      []Hooked          // reused per batch
-	msgs      []mailbox.Message // reused per batch
+	// unaccounted is how many commands of the forward in hand are counted
+	// in SlotState.pending but neither held (parked, wait) nor dispatched
+	// yet: a restart in between releases them (review-34 R34-3: a panic in
+	// forward left them counted for good, and the actor never idled).
+	unaccounted int
+	cmds        []Hooked          // reused per batch
+	msgs        []mailbox.Message // reused per batch
 }
 
 // Receive implements actor.Actor.
@@ -612,6 +617,9 @@ func (a *Slot) Receive(ctx actor.Context) {
 		a.parked, a.waiting, a.waitingAsks, a.wait = nil, nil, nil, nil
 		a.state.release(n)
 		a.box.Release(n)
+		// The forward in hand: the mailbox failed and released its batch.
+		a.state.release(a.unaccounted)
+		a.unaccounted = 0
 		if a.idleTimer != nil {
 			a.idleTimer.Stop() // the new instance arms its own at Started
 		}
@@ -809,12 +817,14 @@ func (w *forwarding) fail(err error) {
 // commands sent again were counted once already, when first posted.
 func (a *Slot) forward(cmds []Hooked, asks []Redirect, held int, ending bool) {
 	w := &forwarding{cmds: cmds, asks: asks, held: held, ending: ending}
+	a.unaccounted = held
 	if res, ok := a.ready(w); ok {
 		a.dispatch(w, res)
 		return
 	}
 	w.cmds = slices.Clone(cmds) // cmds may be the caller's reused buffer
 	a.wait = w
+	a.unaccounted = 0 // w.held now
 	a.resolve(w)
 }
 
@@ -1020,9 +1030,11 @@ func (a *Slot) dispatch(w *forwarding, res resolution) {
 		// Earlier commands of the slot are in flight on another
 		// connection actor: these wait, first, until none is.
 		a.parked = append(slices.Clone(cmds), a.parked...)
+		a.unaccounted = 0 // parked now
 		return
 	}
 	st.pending.Add(-int64(held))
+	a.unaccounted = 0
 	if w.ending {
 		st.coll.recovering.Store(false)
 	}
