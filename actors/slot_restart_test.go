@@ -8,9 +8,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 	"go.uber.org/goleak"
 
-	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/mailbox"
-	"github.com/vactor-io/vactor/policies"
 )
 
 // panicRouter is one node with replica reads on (read-only commands go
@@ -41,16 +39,9 @@ func TestSlotIdleAfterRestart(t *testing.T) {
 	st := scriptNode(conn)
 	h := start(t, st)
 	r := &panicRouter{oneNode: oneNode{st}}
-	slot := &actors.SlotState{
-		Slot:         7,
-		Router:       r,
-		MaxRedirects: testMaxRedirects,
-		Backoff:      policies.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond},
-		CloseErr:     mailbox.ErrClosed,
-		NewMailbox:   func() *mailbox.Bounded { return mailbox.New(mailbox.Options{}) },
-		System:       h.system,
-		IdleTimeout:  5 * time.Millisecond,
-	}
+	slot := slotOn(h, st, 7)
+	slot.Router = r
+	slot.IdleTimeout = 5 * time.Millisecond
 	read := func(id int) *hookedCmd {
 		c := newHookedCmd(id)
 		c.cmd = valkey.Builder{}.Arbitrary("GET", "k").ReadOnly()
