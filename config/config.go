@@ -744,9 +744,14 @@ func checkHost(h string) string {
 			return "must be a host name or IP address without brackets or port"
 		}
 		// An IPv6 address may have a zone ("fe80::1%eth0"), an interface
-		// name or number: only characters no zone has are refused.
-		if i := strings.IndexAny(zone, ",/#%"); i >= 0 {
-			return hostCharReason(rune(zone[i]))
+		// name or number: only characters no zone has are refused (no
+		// interface name has ':' or '/'; "eth0:1" is an IPv4 alias label).
+		if i := strings.IndexAny(zone, ",/#%:"); i >= 0 {
+			if zone[i] == ',' {
+				return hostCharReason(',')
+			}
+			return "must be a host name or IP address: " + strconv.QuoteRune(rune(zone[i])) +
+				" is not allowed in an IPv6 zone (an interface name or number)"
 		}
 		return ""
 	}

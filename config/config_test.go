@@ -93,6 +93,8 @@ func TestValidate(t *testing.T) {
 		{"sentinel addrs percent", func(c *Config) { *c = c.WithSentinel("m", "s%1:26379") }, "SentinelAddrs[0]", "s%1:26379", `'%' is not allowed`},
 		{"addrs ipv6 zone", func(c *Config) { c.Addrs = []string{"[fe80::1%eth0]:6379"} }, "", "", ""},
 		{"host ipv6 zone slash", func(c *Config) { c.Host = "fe80::1%eth0/1" }, "Host", "fe80::1%eth0/1", `'/' is not allowed`},
+		{"host ipv6 zone colon", func(c *Config) { c.Host = "fe80::1%eth0:1" }, "Host", "fe80::1%eth0:1", `':' is not allowed in an IPv6 zone`},
+		{"addrs ipv6 zone colon", func(c *Config) { c.Addrs = []string{"[fe80::1%eth0:1]:6379"} }, "Addrs[0]", "[fe80::1%eth0:1]:6379", `':' is not allowed in an IPv6 zone`},
 		{"port 0", func(c *Config) { c.Port = 0 }, "Port", "0", "must be between 1 and 65535"},
 		{"port 70000", func(c *Config) { c.Port = 70000 }, "Port", "70000", "must be between 1 and 65535"},
 		{"port checked with addrs", func(c *Config) { c.Addrs = []string{"a:1"}; c.Port = -1 }, "Port", "-1", "between"},
