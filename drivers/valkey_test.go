@@ -33,6 +33,9 @@ var every = []drivers.Value{
 	drivers.Float(math.Inf(1)),
 	drivers.Float(math.Inf(-1)),
 	drivers.Float(math.NaN()),
+	drivers.Float(1e308),
+	drivers.Float(5e-324),
+	drivers.Float(1e6),
 	drivers.Bool(true),
 	drivers.Bool(false),
 	{Kind: drivers.KindBigNumber, Str: "1234567890123456789012345678901234567890"},
@@ -62,6 +65,37 @@ func TestValueRoundTrip(t *testing.T) {
 	}
 	if back := drivers.FromValkey(r); back.Err != transport {
 		t.Fatalf("FromValkey of a transport error: %+v", back)
+	}
+}
+
+// A double reads as a RESP3 server writes it ("%.17g", shortest digits):
+// no exponent from 1e-4 up to 1e17, one outside, C's "-nan" for a NaN with
+// its sign bit set; and the text reads back as the same bits (qa-AW AW3:
+// 1e308 read as 309 digits, 5e-324 as ~330).
+func TestFloatText(t *testing.T) {
+	negNaN := math.Copysign(math.NaN(), -1)
+	for _, c := range []struct {
+		f    float64
+		want string
+	}{
+		{0.1, "0.1"}, {-0.1, "-0.1"}, {1e6, "1000000"}, {3.25, "3.25"},
+		{0, "0"}, {math.Copysign(0, -1), "-0"}, {1e-4, "0.0001"}, {9.9e-5, "9.9e-05"},
+		{1e16, "10000000000000000"}, {1e17, "1e+17"}, {1e308, "1e+308"},
+		{5e-324, "5e-324"}, {-math.MaxFloat64, "-1.7976931348623157e+308"},
+		{math.Inf(1), "inf"}, {math.Inf(-1), "-inf"}, {math.NaN(), "nan"}, {negNaN, "-nan"},
+	} {
+		v := drivers.Float(c.f)
+		if got := v.String(); got != c.want {
+			t.Errorf("Float(%v).String() = %q, want %q", c.f, got, c.want)
+		}
+		m := drivers.ToValkey([]drivers.Result{{Value: v}})[0]
+		if s, err := m.ToString(); err != nil || s != c.want {
+			t.Errorf("Float(%v) as valkey-go's message: %q, %v; want %q", c.f, s, err, c.want)
+		}
+		back, err := m.AsFloat64()
+		if err != nil || (back != c.f && !(back != back && c.f != c.f)) || math.Signbit(back) != math.Signbit(c.f) && c.f == c.f {
+			t.Errorf("Float(%v) read back as %v, %v", c.f, back, err)
+		}
 	}
 }
 

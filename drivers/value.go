@@ -2,6 +2,7 @@ package drivers
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -202,16 +203,26 @@ func (v Value) format(b *strings.Builder) {
 	}
 }
 
-// formatFloat writes a double as RESP3 does: inf, -inf, nan, or the
-// shortest decimal that reads back the same, without an exponent.
+// formatFloat writes a double as a RESP3 server does (its "%.17g"):
+// inf, -inf, nan ("-nan" with the sign bit set, as C's printf writes
+// it), and otherwise the shortest decimal that reads back the same,
+// without an exponent for magnitudes from 1e-4 up to 1e17 ("0.1",
+// "1000000") and with one outside them ("1e+308", "5e-324"), so no
+// double takes hundreds of digits.
 func formatFloat(f float64) string {
 	switch {
 	case f != f:
+		if math.Signbit(f) {
+			return "-nan"
+		}
 		return "nan"
-	case f > 1.7976931348623157e308:
+	case f > math.MaxFloat64:
 		return "inf"
-	case f < -1.7976931348623157e308:
+	case f < -math.MaxFloat64:
 		return "-inf"
 	}
-	return strconv.FormatFloat(f, 'f', -1, 64)
+	if a := math.Abs(f); a == 0 || (a >= 1e-4 && a < 1e17) {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(f, 'e', -1, 64)
 }
