@@ -29,7 +29,8 @@ import (
 // outside the actors: on the driver's connection for blocking commands
 // (valkey-go keeps a pool of dedicated connections for them), one
 // goroutine per blocking call, completed when the server answers, the
-// command's ctx ends or the engine closes.
+// command's ctx ends, the engine closes, or its finite timeout and the
+// read bound passed without a reply (boundBlocking).
 
 // blockingKey reports whether the command name/args may block on the
 // server and, if so, the key that routes it.
@@ -240,7 +241,10 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 			return
 		}
 		sending.Store(true)
-		res := drv.Do(ctx, cmd)
+		callCtx, cancel := e.boundBlocking(ctx, name, args)
+		res := drv.Do(callCtx, cmd)
+		silent := callCtx.Err() != nil && ctx.Err() == nil && res.NonValkeyError() != nil
+		cancel()
 		if end != nil {
 			// Cut by the switch (the former primary's connection closed
 			// under it): its error wraps ErrPrimaryChanged.
@@ -251,7 +255,9 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 		node := conn.Addr
 		if e.cl != nil {
 			var ferr error
-			if res, node, ferr = e.followBlocking(ctx, slot, conn.Addr, name, args, res, &hops); ferr != nil {
+			if silent {
+				// Not followed: no reply came.
+			} else if res, node, silent, ferr = e.followBlocking(ctx, slot, conn.Addr, name, args, res, &hops); ferr != nil {
 				complete(Reply{}, ferr)
 				return
 			}
@@ -259,6 +265,8 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 		v, err := decodeReply(res)
 		if terr := res.NonValkeyError(); terr != nil && ctx.Err() == nil {
 			switch {
+			case silent && !e.closed.Load():
+				err = e.silentError(name, args, node)
 			case !policies.NotSent(terr) && !errors.Is(terr, ErrClosed):
 				// Written, and its connection lost (CLIENT KILL, a
 				// restart, the switch of a sentinel failover, Close):
@@ -340,12 +348,13 @@ func cutByCtx(name string, args []string, err error) error {
 // is left of ctx's deadline: retimed). It returns
 // the last reply, or the error to fail the command with, unsent
 // (ErrTooManyRedirects joined with the reply, the target's breaker open,
-// ...).
-func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name string, args []string, res valkey.ValkeyResult, hops *atomic.Int32) (_ valkey.ValkeyResult, node string, _ error) {
+// ...); silent when the last call got no reply within boundBlocking's
+// bound.
+func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name string, args []string, res valkey.ValkeyResult, hops *atomic.Int32) (_ valkey.ValkeyResult, node string, silent bool, _ error) {
 	for hop := 0; ; hop++ {
 		ve, ok := valkey.IsValkeyErr(res.Error())
 		if !ok || ctx.Err() != nil {
-			return res, from, nil
+			return res, from, false, nil
 		}
 		ev := hooks.Redirect{Slot: int(slot), From: from, Name: strings.ToUpper(name)}
 		demoted := false
@@ -358,7 +367,7 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 		} else if ve.IsClusterDown() {
 			ev.Kind = hooks.RedirectClusterDown
 		} else if demoted = demotedUnblock(ve); !demoted {
-			return res, from, nil
+			return res, from, false, nil
 		}
 		hops.Add(1) // Executed.Redirects: each redirect reply, the one given up on included (as the actors count)
 		gaveUp := hop >= e.cfg.MaxRedirects
@@ -367,7 +376,7 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 			e.bus.Emit(ev)
 		}
 		if gaveUp {
-			return res, from, errors.Join(ErrTooManyRedirects, replyError(&res, res.Error()))
+			return res, from, false, errors.Join(ErrTooManyRedirects, replyError(&res, res.Error()))
 		}
 		switch {
 		case demoted:
@@ -375,11 +384,11 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 			// than the one that named the demoted node (a replica still
 			// named answers MOVED, followed above).
 			if err := e.sleepCtx(ctx, e.txBackoff().Delay(hop)); err != nil {
-				return res, from, err
+				return res, from, false, err
 			}
 			addr, err := e.cl.Refresh(slot)
 			if err != nil {
-				return res, from, err
+				return res, from, false, err
 			}
 			ev.To = addr
 		case ev.Kind == hooks.RedirectTryAgain || ev.Kind == hooks.RedirectClusterDown:
@@ -389,11 +398,11 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 			// failed at once with the bare TRYAGAIN, and a worker loop
 			// spun on it), then send it to the slot's owner.
 			if err := e.sleepCtx(ctx, e.txBackoff().Delay(hop)); err != nil {
-				return res, from, err
+				return res, from, false, err
 			}
 			addr, err := e.cl.Owner(slot)
 			if err != nil {
-				return res, from, err
+				return res, from, false, err
 			}
 			ev.To = addr
 		case ev.Kind == hooks.RedirectMoved:
@@ -401,21 +410,27 @@ func (e *Engine) followBlocking(ctx context.Context, slot uint16, from, name str
 		}
 		conn, err := e.cl.Conn(ev.To, slot)
 		if err != nil {
-			return res, from, err
+			return res, from, false, err
 		}
 		if conn.Node != nil && conn.Node.Open() {
-			return res, from, conn.Node.OpenError()
+			return res, from, false, conn.Node.OpenError()
 		}
 		drv := conn.CurrentDriver()
 		if drv == nil || e.closed.Load() {
-			return res, from, ErrClosed
+			return res, from, false, ErrClosed
 		}
 		if ev.Kind == hooks.RedirectAsk {
 			drv = askingConn{drv}
 		}
 		args = retimed(ctx, name, args)
-		res = drv.Do(ctx, drv.B().Arbitrary(name).Args(args...).Blocking())
+		callCtx, cancel := e.boundBlocking(ctx, name, args)
+		res = drv.Do(callCtx, drv.B().Arbitrary(name).Args(args...).Blocking())
+		silent := callCtx.Err() != nil && ctx.Err() == nil && res.NonValkeyError() != nil
+		cancel()
 		from = ev.To
+		if silent {
+			return res, from, true, nil
+		}
 	}
 }
 
@@ -430,30 +445,13 @@ func retimed(ctx context.Context, name string, args []string) []string {
 	if _, ok := ctx.Deadline(); !ok {
 		return args
 	}
-	i, ms := -1, false
-	switch strings.ToUpper(name) {
-	case "BLPOP", "BRPOP", "BZPOPMIN", "BZPOPMAX", "BRPOPLPUSH", "BLMOVE":
-		i = len(args) - 1
-	case "BLMPOP", "BZMPOP":
-		i = 0
-	case "XREAD", "XREADGROUP":
-		i, ms = parseXReadArgs(name, args).block, true
-	}
-	if i < 0 || i >= len(args) {
+	i, ms := blockArg(name, args)
+	if i < 0 {
 		return args
 	}
-	var d time.Duration
-	if ms {
-		n, err := strconv.ParseInt(args[i], 10, 64)
-		if err != nil || n < 0 || n > math.MaxInt64/int64(time.Millisecond) {
-			return args
-		}
-		d = time.Duration(n) * time.Millisecond
-	} else {
-		var ok bool
-		if d, ok = serverSeconds(args[i]); !ok {
-			return args
-		}
+	d, ok := blockDuration(args[i], ms)
+	if !ok {
+		return args
 	}
 	t, err := blockTimeout(ctx, name, d)
 	if err != nil {
@@ -466,6 +464,80 @@ func retimed(ctx context.Context, name string, args []string) []string {
 	out := slices.Clone(args)
 	out[i] = t
 	return out
+}
+
+// blockArg returns the index in args of the blocking command name's
+// timeout, and whether it is in milliseconds (XREAD and XREADGROUP's
+// BLOCK) rather than seconds; -1 when name has none or args are too few.
+func blockArg(name string, args []string) (i int, ms bool) {
+	i = -1
+	switch strings.ToUpper(name) {
+	case "BLPOP", "BRPOP", "BZPOPMIN", "BZPOPMAX", "BRPOPLPUSH", "BLMOVE":
+		i = len(args) - 1
+	case "BLMPOP", "BZMPOP":
+		i = 0
+	case "XREAD", "XREADGROUP":
+		i, ms = parseXReadArgs(name, args).block, true
+	}
+	if i < 0 || i >= len(args) {
+		return -1, false
+	}
+	return i, ms
+}
+
+// blockDuration reads a blocking command's timeout s as the server
+// does: seconds (serverSeconds) or, with ms, whole milliseconds; 0 is
+// forever. ok is false for what the server refuses.
+func blockDuration(s string, ms bool) (time.Duration, bool) {
+	if !ms {
+		return serverSeconds(s)
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/int64(time.Millisecond) {
+		return 0, false
+	}
+	return time.Duration(n) * time.Millisecond, true
+}
+
+// errBlockingSilent is the cause of the ctx boundBlocking gives a
+// blocking call: the server did not answer within the command's own
+// timeout and the connection's silence bound.
+var errBlockingSilent = errors.New("vactor: no reply within the blocking command's timeout and the read bound")
+
+// boundBlocking returns the ctx to send the blocking command name (args)
+// with: ctx, or, when the command's own timeout is finite and ctx's
+// deadline (if any) is later, one that also ends once that timeout and
+// the connection's silence bound (silenceBound) passed (qa-BA BA1: a
+// BLPOP with a 10 s timeout, sent on a kept blocking connection to a
+// server that froze, waited until the server woke: valkey-go bounds no
+// read of a blocking command but by its ctx). The server answers a
+// blocking command by its timeout at the latest (nil), so a reply later
+// than the bound will not come from a live server. A timeout of 0
+// (forever) gets no bound: only ctx ends such a call.
+func (e *Engine) boundBlocking(ctx context.Context, name string, args []string) (context.Context, context.CancelFunc) {
+	i, ms := blockArg(name, args)
+	if i < 0 {
+		return ctx, func() {}
+	}
+	d, ok := blockDuration(args[i], ms)
+	bound := e.silenceBound()
+	if !ok || d == 0 || d > time.Duration(math.MaxInt64)-bound {
+		return ctx, func() {}
+	}
+	limit := d + bound
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= limit {
+		return ctx, func() {}
+	}
+	return context.WithTimeoutCause(ctx, limit, errBlockingSilent)
+}
+
+// silentError is the error of a blocking call that boundBlocking's ctx
+// ended while the caller's ctx was live.
+func (e *Engine) silentError(name string, args []string, node string) error {
+	i, _ := blockArg(name, args)
+	return &policies.OutcomeUnknownError{Cause: fmt.Errorf("vactor: %s to %s got no reply within its timeout (%s) and the read bound (%s: the larger of Config.ReadTimeout and WriteTimeout): "+
+		"the server may be frozen or unreachable; it may have run, its reply lost: %w",
+		strings.ToUpper(name), node, args[i], e.silenceBound(), errBlockingSilent)}
 }
 
 // demotedUnblock reports whether ve is the reply with which Redis 7 (and

@@ -101,3 +101,56 @@ func TestBlockingDoClose(t *testing.T) {
 		t.Fatalf("BLPOP after Close: %v; want ErrClosed", err)
 	}
 }
+
+// A blocking command on a kept blocking connection to a server that froze
+// fails once its own timeout and the read bound passed, with an outcome
+// unknown, even when its ctx never ends (qa-BA BA1: a BLPOP with a 10 s
+// timeout waited until the server woke; valkey-go bounds a blocking
+// command's read by its ctx only). Default config: the read bound is 3 s.
+func TestBlockingFrozenServerBounded(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		fire func(eng *engine.Engine) error
+	}{
+		{"BLPop", func(eng *engine.Engine) error {
+			_, err := eng.BLPop(ctx, 500*time.Millisecond, "q").Await(ctx)
+			return err
+		}},
+		{"Do XREAD BLOCK", func(eng *engine.Engine) error {
+			_, err := eng.Do(ctx, "XREAD", "BLOCK", "500", "STREAMS", "s", "$").Await(ctx)
+			return err
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			eng, srv := newEngine(t)
+			// One blocking call first: its connection is kept for the next.
+			if _, err := eng.BLPop(ctx, 10*time.Millisecond, "warm").Await(ctx); !errors.Is(err, engine.ErrNil) {
+				t.Fatalf("warm BLPop: %v", err)
+			}
+			srv.Pause()
+			defer srv.Resume()
+			start := time.Now()
+			done := make(chan error, 1)
+			go func() { done <- c.fire(eng) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				srv.Resume()
+				t.Fatalf("still pending 10 s after it was sent; after the server woke: %v", <-done)
+			}
+			took := time.Since(start)
+			if !errors.Is(err, engine.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "no reply within its timeout") {
+				t.Errorf("against a frozen server: %v, want ErrOutcomeUnknown naming the bound", err)
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%v reads as the caller's ctx ending", err)
+			}
+			// 0.5 s timeout + 3 s read bound.
+			if took < 3*time.Second || took > 6*time.Second {
+				t.Errorf("returned after %v, want about 3.5 s", took)
+			}
+		})
+	}
+}

@@ -38,7 +38,12 @@ const KeepTTL time.Duration = -1
 // BZPOPMAX, BZMPOP, and XREAD/XREADGROUP with BLOCK) do not go through the
 // pipelined connection actors, where they would hold up every command
 // behind them: each runs on a dedicated connection of the driver's until
-// the server answers, its ctx ends or the engine closes. One that Close
+// the server answers, its ctx ends or the engine closes, or, with a
+// finite timeout, until that timeout and the read bound (the larger of
+// Config.ReadTimeout and WriteTimeout) passed without a reply: a server
+// that froze or vanished while it blocked; the command then fails with
+// ErrOutcomeUnknown. A timeout of 0 (forever) is bounded by its ctx
+// only: give such a call a ctx that ends. One that Close
 // cuts fails with ErrOutcomeUnknown (not ErrClosed: a BRPOP or BLMOVE
 // cut as it was answered may have popped its item), one that Close
 // finds not yet sent with ErrClosed; a worker loop stops on either (or
