@@ -154,3 +154,25 @@ func TestBlockingFrozenServerBounded(t *testing.T) {
 		})
 	}
 }
+
+// The synchronous Client's blocking calls cut by their ctx say what the
+// engine's future says: a pop may have run (ErrOutcomeUnknown wrapping the
+// ctx's error), never the bare ctx error that Await(ctx) could return
+// first (qa-BA BA3: 32 of 100 such pops lost an element that way).
+func TestClientBlockingCutByCtxSaysOutcomeUnknown(t *testing.T) {
+	eng, _ := newEngine(t)
+	c := eng.Sync()
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, err := c.Do(ctx, "BLPOP", "empty", "0")
+		cancel()
+		if !errors.Is(err, engine.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("try %d: Client.Do BLPOP cut by its ctx: %v, want ErrOutcomeUnknown wrapping context.DeadlineExceeded", i, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	if _, err := c.BRPop(ctx, 0, "empty"); !errors.Is(err, engine.ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Client.BRPop cut by its ctx: %v, want ErrOutcomeUnknown wrapping context.Canceled", err)
+	}
+}
