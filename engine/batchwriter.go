@@ -469,7 +469,9 @@ func (w *BatchWriter) Flush(ctx context.Context) error {
 // are reported failed once Config.DrainTimeout passes), and Close returns
 // ctx.Err(). Every command written is acknowledged or reported failed when
 // Close returns: so Close waits for the OnError calls in progress and for
-// those it makes for the commands it fails, whatever ctx says. An OnError
+// those it makes for the commands it fails, whatever ctx says, and may
+// return up to Config.DrainTimeout after ctx ends (a server that holds
+// the writes in flight: paused, frozen). An OnError
 // that blocks until something done after Close (a send on an unbuffered
 // channel read once Close returns) blocks Close, and the engine's Close,
 // for as long: give such a channel room, or read it on another goroutine.

@@ -32,7 +32,10 @@ var (
 	ErrBackpressure = mailbox.ErrBackpressure
 
 	// ErrCircuitOpen fails a command to a node whose circuit breaker is
-	// open: it was not sent. It is policies.ErrCircuitOpen; the error is a
+	// open: it was not sent, unless the error also matches
+	// ErrOutcomeUnknown (a read or WithIdempotent write whose reply was
+	// lost, its resend refused by the open breaker: check
+	// ErrOutcomeUnknown first). It is policies.ErrCircuitOpen; the error is a
 	// *CircuitOpenError, which names the node and the last failure the
 	// breaker counted there. The breaker closes by itself once a probe of
 	// the node succeeds; not retried.

@@ -3,6 +3,7 @@ package policies
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 var (
@@ -52,7 +53,14 @@ func (e *CircuitOpenError) Error() string {
 	if e.Cause == nil {
 		return fmt.Sprintf("%s: node %s", ErrCircuitOpen.Error(), e.Addr)
 	}
-	return fmt.Sprintf("%s: node %s, last failure: %v", ErrCircuitOpen.Error(), e.Addr, e.Cause)
+	return fmt.Sprintf("%s: node %s, last failure: %s", ErrCircuitOpen.Error(), e.Addr, oneLine(e.Cause))
+}
+
+// oneLine is err's text on one line: the errors errors.Join made (a
+// failure and the reply lost with it) are separated by "; " instead of a
+// newline, which would split a log line (qa-AY AY-4).
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }
 
 // Is reports whether target is ErrCircuitOpen.
@@ -65,7 +73,10 @@ type OutcomeUnknownError struct {
 }
 
 func (e *OutcomeUnknownError) Error() string {
-	return fmt.Sprintf("%s: %v", ErrOutcomeUnknown.Error(), e.Cause)
+	if e.Cause == nil {
+		return ErrOutcomeUnknown.Error()
+	}
+	return fmt.Sprintf("%s: %s", ErrOutcomeUnknown.Error(), oneLine(e.Cause))
 }
 
 // Unwrap returns ErrOutcomeUnknown and the cause.
