@@ -144,7 +144,8 @@ type SentinelState struct {
 	system  *actor.ActorSystem
 	pid     *actor.PID
 	stopped chan struct{}
-	ready   chan struct{} // closed once every configured sentinel's first subscription attempt ended
+	ready   chan struct{} // closed once the first subscription attempt to every configured sentinel, and to those Discover heard of, ended
+	named   []string      // the sentinels the answers to Discover named (set before Spawn)
 	once    sync.Once     // init
 	stop    sync.Once
 	wg      sync.WaitGroup // resolution and subscription goroutines
@@ -185,7 +186,7 @@ func (s *SentinelState) Stats() SentinelStats {
 // each sentinel came to, in the order of Sentinels.
 func (s *SentinelState) Discover(ctx context.Context, verify func(ctx context.Context, addr string) error) error {
 	s.init()
-	a, _, err := s.askEach(ctx, s.Sentinels, func(ctx context.Context, a sentinelAnswer) error {
+	a, named, err := s.askEach(ctx, s.Sentinels, func(ctx context.Context, a sentinelAnswer) error {
 		if a.master == "" {
 			return fmt.Errorf("sentinel %s does not monitor %q", a.from, s.MasterName)
 		}
@@ -198,6 +199,7 @@ func (s *SentinelState) Discover(ctx context.Context, verify func(ctx context.Co
 		return fmt.Errorf("%w %q: %w", ErrNoMaster, s.MasterName, err)
 	}
 	s.view.Store(&SentinelView{Master: a.master, Gen: 1, Epoch: a.epoch, Replicas: a.replicas})
+	s.named = named
 	return nil
 }
 
@@ -526,6 +528,16 @@ func (a *sentinelActor) Receive(ctx actor.Context) {
 				a.untried++
 			}
 			a.learn(addr)
+		}
+		// The sentinels the configured ones named are followed from the
+		// start too: Subscribed waits for them (qa-AY AY-3: they were
+		// learnt at the first resolution, after New returned, and a
+		// failover one of them led in that second started no hold).
+		for _, addr := range s.named {
+			n := len(a.subs)
+			if a.learn(addr); len(a.subs) > n {
+				a.untried++
+			}
 		}
 		if a.untried == 0 || s.NoEvents {
 			close(s.ready)

@@ -78,6 +78,23 @@ func TestSentinelSubscribedAfterNew(t *testing.T) {
 			t.Fatalf("round %d: subscribed to %d sentinels when New returned, want 3", i, n)
 		}
 	}
+	// Configured with one sentinel, the two it names are followed from
+	// New's return too (qa-AY AY-3: 1 then, 3 a second later: a failover
+	// led by one of the two in that second started no hold).
+	for i := range 20 {
+		cfg := config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()[i%3])
+		eng, err := engine.New(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := eng.Stats().Sentinel.Subscribed
+		if err := eng.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n != 3 {
+			t.Fatalf("round %d: configured with 1 sentinel, subscribed to %d when New returned, want the 3 it names", i, n)
+		}
+	}
 }
 
 // waitCond polls cond every 10ms for up to limit (conditions on processes
