@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -422,6 +423,24 @@ func (c *Consumer) session() (connected bool, err error) {
 		return false, err
 	}
 	defer conn.Close()
+	// Stopping closes the connection while a blocked read is out: the
+	// driver may be dialling the read's connection (valkey-go opens one of
+	// its own for a blocking command), and its handshake heeds no ctx, so
+	// a server that accepts and does not answer held Consumer.Close and
+	// the engine's Close for the handshake's read timeout (qa-AZ AZ3:
+	// 2.8 s with the defaults, whatever DrainTimeout). Only then: a
+	// handler running when the consumer stops still gets its entries
+	// acknowledged on this connection.
+	var rmu sync.Mutex
+	reading := false
+	stopRead := context.AfterFunc(c.ctx, func() {
+		rmu.Lock()
+		defer rmu.Unlock()
+		if reading {
+			_ = conn.Close()
+		}
+	})
+	defer stopRead()
 	if ask {
 		conn = askingConn{conn}
 	}
@@ -467,7 +486,13 @@ func (c *Consumer) session() (connected bool, err error) {
 		// pending for this consumer and are handed over after the
 		// reconnect (readPending).
 		rctx, cancel := context.WithTimeout(c.ctx, c.opts.Block+c.e.silenceBound())
+		rmu.Lock()
+		reading = true
+		rmu.Unlock()
 		res := conn.Do(rctx, cmd)
+		rmu.Lock()
+		reading = false
+		rmu.Unlock()
 		silent := errors.Is(rctx.Err(), context.DeadlineExceeded) // before cancel, which ends rctx too
 		cancel()
 		got, err := decodeXRead(res)
