@@ -190,7 +190,7 @@ type waiter struct {
 const (
 	waiting uint8 = iota
 	admitted
-	refused // failed by Close
+	refused // failed by Close or Purge
 )
 
 // fits reports whether n more commands may be queued now: they fit within
@@ -416,7 +416,7 @@ func (m *Bounded) await(ctx context.Context, w *waiter) bool {
 		return true // queued after all: dropped at drain if ctx ended
 	case refused:
 		m.mu.Unlock()
-		return false // failed by Close
+		return false // failed by Close or Purge
 	}
 	m.waiters = slices.DeleteFunc(m.waiters, func(x *waiter) bool { return x == w })
 	ws := m.admitLocked() // w may have held up the ones behind it
@@ -617,6 +617,36 @@ func (m *Bounded) Flush(err error) int {
 	failEach(q, err)
 	m.wake(ws)
 	return len(q)
+}
+
+// Purge fails every queued command with err, then every command waiting
+// for room (blocked posters' and forwarded groups', in the order they
+// came), and returns how many it failed in all; as with Flush, the
+// mailbox keeps accepting commands. It is Flush for a queue whose actor
+// will not run for a while (a connection actor whose node's circuit
+// breaker opened): Flush would let the waiting posters into the room it
+// frees, where they would wait, stuck, until the next flush, though they
+// were posted before commands that Purge fails. A blocked Post or PostAll
+// refused by Purge returns false, as after Close.
+func (m *Bounded) Purge(err error) int {
+	m.mu.Lock()
+	q := m.queue
+	m.queue = nil
+	m.pending.Add(-int32(len(q)))
+	ws := m.waiters
+	m.waiters = nil
+	for _, w := range ws {
+		w.state = refused
+	}
+	m.mu.Unlock()
+	failEach(q, err)
+	n := len(q)
+	for _, w := range ws {
+		failEach(w.msgs, err)
+		n += len(w.msgs)
+	}
+	m.wake(ws)
+	return n
 }
 
 // Expire fails the queued commands whose context has ended, each with its
