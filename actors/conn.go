@@ -126,8 +126,9 @@ type ConnStats struct {
 	// A node that keeps losing what it was sent shows here.
 	RetryBudget uint64
 	// CircuitOpen counts commands failed with the node's open-breaker
-	// error before they were written: refused when fired, queued or
-	// drained when the breaker opened (see CountRefused).
+	// error before they were written: refused when fired, queued,
+	// waiting for room in the mailbox or drained when the breaker opened
+	// (see CountRefused).
 	CircuitOpen uint64
 	Mailbox     mailbox.Stats
 }
@@ -201,10 +202,14 @@ func (s *ConnState) takeStash() []held {
 	return stash
 }
 
-// FailHeld fails the commands held for resending and the queued ones with
-// err (the mailbox stays open). Used when the node's breaker opens, and
+// FailHeld fails the commands held for resending, the queued ones and
+// those waiting for room in the mailbox (Backpressure block) with err
+// (the mailbox stays open). Used when the node's breaker opens, and
 // before a command is refused because it is open. A held command that
-// may have run fails with an outcome-unknown error wrapping err. It
+// may have run fails with an outcome-unknown error wrapping err. (A
+// poster waiting for room is failed, not let into the room the queue
+// frees: the actor stays down while the breaker is open, and it waited
+// there until the next refusal or OpenTimeout: review-35 R35-3.) It
 // returns once the commands a concurrent FailHeld took are failed too: a
 // command refused after it cannot complete before one issued earlier.
 func (s *ConnState) FailHeld(err error) {
@@ -216,7 +221,7 @@ func (s *ConnState) FailHeld(err error) {
 	for _, h := range s.takeStash() {
 		h.fail(s, err) // counted in Commands when they were sent
 	}
-	s.CountRefused(s.Mailbox.Flush(err))
+	s.CountRefused(s.Mailbox.Purge(err))
 }
 
 // CountRefused counts n commands failed with the node's open-breaker
