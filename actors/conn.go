@@ -500,7 +500,7 @@ type Conn struct {
 func (c *Conn) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *mailbox.Batch:
-		c.run(ctx, m.Messages)
+		c.run(ctx, m.Messages, false)
 	case reconnect:
 		c.reconnect(ctx, m)
 	case connLost:
@@ -547,15 +547,37 @@ func (c *Conn) start(ctx actor.Context) {
 		mb := st.Mailbox
 		ln.OnLost(func(err error) { mb.PostUserMessage(connLost{conn: d, err: err}) })
 	}
+	if st.held() == 0 {
+		return
+	}
+	permitted := false
+	if n := st.Node; n != nil && !(st.moving.Load() && c.retiredNow()) {
+		// The breaker is asked before the held commands leave the stash
+		// (run asks it for the others): refused, they fail from the
+		// stash through FailHeld, as the opening's FailHeld fails them,
+		// each as it may have run (held.fail: an outcome unknown when
+		// written once) and before the commands queued behind them. Taken
+		// first, a breaker opening then found the stash empty and failed
+		// the queued commands first, and run failed the taken ones with
+		// the bare open error, "not sent" (review-35 R35-1). (A retired
+		// connection's run keeps them, past an open breaker, for the new
+		// one.)
+		if n.Open() || !n.Breaker.TryAcquirePermit() {
+			st.done.wait()
+			st.FailHeld(n.OpenError())
+			return
+		}
+		permitted = true
+	}
 	stash := st.takeStash()
 	if len(stash) == 0 {
-		return
+		return // a FailHeld took them meanwhile (the breaker opened)
 	}
 	batch := make([]mailbox.Message, len(stash))
 	for i, h := range stash {
 		batch[i] = h.cmd
 	}
-	c.run(ctx, batch)
+	c.run(ctx, batch, permitted)
 }
 
 // reconnect marks the connection broken and reports it: the supervisor
@@ -634,8 +656,9 @@ func (c *Conn) escalate(ctx actor.Context, reason error) {
 
 // run writes one batch as one pipeline and completes each command in order.
 // A transport failure fails or keeps each command (see settle) and restarts
-// the actor.
-func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
+// the actor. permitted: the node's breaker gave the batch its permit
+// already (start's resend).
+func (c *Conn) run(ctx actor.Context, batch []mailbox.Message, permitted bool) {
 	st := c.state
 	cmds, live := c.cmds[:0], c.live[:0]
 	for _, m := range batch {
@@ -681,11 +704,28 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message) {
 		return
 	}
 	n := st.Node
-	if n != nil && (n.Open() || !n.Breaker.TryAcquirePermit()) {
+	if n != nil && !permitted && (n.Open() || !n.Breaker.TryAcquirePermit()) {
+		// A command written on an earlier try (kept, then redirected
+		// here: start's resend asks the breaker itself) may have run: it
+		// fails as held.fail fails it, an outcome unknown wrapping the
+		// open error, counted in OutcomeUnknown, never as refused
+		// unwritten (CircuitOpen); in cluster mode that also keeps it
+		// from being rerouted to another node as a command that did not
+		// run (see unrun). (review-35 R35-1.)
 		err := n.OpenError()
 		st.done.wait()
-		st.CountRefused(len(live))
+		refused := 0 // counted before any future completes, as held.fail counts its own
 		for _, cmd := range live {
+			if cmd.Rewrites() == 0 {
+				refused++
+			}
+		}
+		st.CountRefused(refused)
+		for _, cmd := range live {
+			if cmd.Rewrites() > 0 {
+				held{cmd: cmd}.fail(st, err)
+				continue
+			}
 			cmd.Fail(err)
 		}
 		return
