@@ -89,6 +89,7 @@ type hookedCmd struct {
 	*fakeCmd
 	cmd       valkey.Completed
 	hook      atomic.Pointer[actors.Collector]
+	seq       uint32
 	redirects int // only the slot actor touches it
 }
 
@@ -98,11 +99,15 @@ func newHookedCmd(id int) *hookedCmd {
 	return &hookedCmd{fakeCmd: newFakeCmd(id, nil), cmd: valkey.Builder{}.Arbitrary("SET", "k", "v").Build()}
 }
 
-func (c *hookedCmd) Cmd() valkey.Completed       { return c.cmd }
-func (c *hookedCmd) SetHook(h *actors.Collector) { c.hook.Store(h) }
-func (c *hookedCmd) Renew()                      {}
-func (c *hookedCmd) Redirects() int              { return c.redirects }
-func (c *hookedCmd) Redirected()                 { c.redirects++ }
+func (c *hookedCmd) Cmd() valkey.Completed { return c.cmd }
+func (c *hookedCmd) SetHook(h *actors.Collector, seq uint32) {
+	c.seq = seq
+	c.hook.Store(h)
+}
+func (c *hookedCmd) Seq() uint32    { return c.seq }
+func (c *hookedCmd) Renew()         {}
+func (c *hookedCmd) Redirects() int { return c.redirects }
+func (c *hookedCmd) Redirected()    { c.redirects++ }
 
 func (c *hookedCmd) Complete(r valkey.ValkeyResult) {
 	h := c.hook.Swap(nil)

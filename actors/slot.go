@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -28,8 +29,14 @@ var ErrTooManyRedirects = policies.NewRetryable("vactor: too many cluster redire
 // instead of completing with them.
 type Hooked interface {
 	Command
-	// SetHook makes the next completion go through c (nil: none).
-	SetHook(c *Collector)
+	// SetHook makes the next completion go through c (nil: none), and
+	// gives the command seq, its place in its slot's order: the slot
+	// numbers the commands it posts to connection actors, under its
+	// routing lock, in the order it posts them (see Collector.take). seq
+	// wraps around; it is compared as a serial number.
+	SetHook(c *Collector, seq uint32)
+	// Seq returns the seq of the last SetHook.
+	Seq() uint32
 	// Renew makes Cmd valid again after the server answered it with a
 	// redirect (valkey-go recycles answered commands that are not
 	// pinned). The slot actor calls it before sending the command again.
@@ -45,9 +52,11 @@ type Hooked interface {
 }
 
 // Collector follows the commands a slot actor has forwarded: it counts
-// those still in flight, keeps the ones the cluster redirected in the order
-// their replies came back, and tells the slot actor (notify) when, after a
-// redirect, nothing is in flight any more. Safe for concurrent use.
+// those still in flight, keeps the ones the cluster redirected and the ones
+// their node failed unrun (Reroute), and tells the slot actor (notify)
+// when, after a redirect, nothing is in flight any more; take hands them
+// back in the order they were posted (their Seq), whatever the order in
+// which their replies or failures came. Safe for concurrent use.
 type Collector struct {
 	mu         sync.Mutex
 	redirects  []Redirect
@@ -67,7 +76,8 @@ type Redirect struct {
 	Err    *valkey.ValkeyError
 	Addr   string // MOVED or ASK target; "" for TRYAGAIN/CLUSTERDOWN
 	Ask    bool
-	Failed error // the node's failure, for a rerouted command; nil for a redirect
+	Failed error  // the node's failure, for a rerouted command; nil for a redirect
+	seq    uint32 // Cmd.Seq() when it was kept: take's order
 }
 
 // Intercept keeps cmd when res is a redirect and reports whether it did;
@@ -77,7 +87,7 @@ func (c *Collector) Intercept(cmd Hooked, res valkey.ValkeyResult) bool {
 	if !ok {
 		return false
 	}
-	r := Redirect{Cmd: cmd, Err: ve}
+	r := Redirect{Cmd: cmd, Err: ve, seq: cmd.Seq()}
 	switch {
 	case isMoved(ve, &r.Addr):
 	case isAsk(ve, &r.Addr):
@@ -121,7 +131,7 @@ func (c *Collector) Reroute(cmd Hooked, err error) bool {
 		c.mu.Unlock()
 		return false
 	}
-	c.redirects = append(c.redirects, Redirect{Cmd: cmd, Failed: err})
+	c.redirects = append(c.redirects, Redirect{Cmd: cmd, Failed: err, seq: cmd.Seq()})
 	c.failed.Store(true)
 	c.recovering.Store(true)
 	c.mu.Unlock()
@@ -167,13 +177,29 @@ func (c *Collector) Done() {
 	}
 }
 
-// take returns the redirected commands, in order, and forgets them.
+// take returns the redirected and rerouted commands in the order they
+// were posted, and forgets them. They are kept as their replies and
+// failures come, which is not that order: a breaker's opening fails the
+// commands queued for the node (Reroute) while an earlier one, written,
+// still waits for its reply, a MOVED (Intercept), and would have been
+// resent after them (review-35 R35-2: SET k 2 then SET k 1 on the new
+// owner). Their Seq is the order the slot posted them in, under its
+// routing lock, on the direct path and from the slot actor alike: for
+// commands of one goroutine, the order they were issued in.
 func (c *Collector) take() []Redirect {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	r := c.redirects
 	c.redirects = nil
+	c.mu.Unlock()
+	slices.SortStableFunc(r, func(a, b Redirect) int { return seqCompare(a.seq, b.seq) })
 	return r
+}
+
+// seqCompare compares two Seqs as serial numbers (RFC 1982): a wrapped
+// counter orders correctly while the Seqs compared are less than 2^31
+// apart, and those take compares are of commands in flight at once.
+func seqCompare(a, b uint32) int {
+	return cmp.Compare(int32(a-b), 0)
 }
 
 // close fails what is kept and makes later redirects fail at once.
@@ -311,6 +337,7 @@ type SlotState struct {
 	pending atomic.Int64
 	conn    *ConnState // cached connection actor of the owner
 	sent    *ConnState // the connection actor the last command went to
+	seq     uint32     // the last Seq given to a posted command (hook)
 	epoch   uint64     // slot map epoch conn was read at
 	closed  bool       // set under mu and amu: either guards reading it
 
@@ -369,7 +396,7 @@ func (s *SlotState) Submit(cmd Hooked) {
 			if c := cmd.Cmd(); (!c.IsReadOnly() || !s.Router.ReplicaReads()) &&
 				(s.sent == nil || conn == s.sent || !s.drainFirst()) {
 				s.coll.left.Add(1)
-				cmd.SetHook(&s.coll)
+				s.hook(cmd)
 				s.sent = conn
 				conn.Mailbox.Post(cmd)
 				s.mu.Unlock()
@@ -388,6 +415,15 @@ func (s *SlotState) Submit(cmd Hooked) {
 	if !box.Post(cmd) {
 		s.release(1) // failed by the mailbox (context ended, closed)
 	}
+}
+
+// hook makes cmd, about to be posted to a connection actor, complete
+// through the collector, with the next Seq. Called with mu held: every
+// post of the slot's commands to a connection actor is (Submit's direct
+// path, the slot actor's dispatch), so Seq follows the order of the posts.
+func (s *SlotState) hook(cmd Hooked) {
+	s.seq++
+	cmd.SetHook(&s.coll, s.seq)
 }
 
 // route returns the cached connection actor of the slot's owner, reading
@@ -537,8 +573,9 @@ func (s *SlotState) stopIfIdle(a *Slot, ctx actor.Context) bool {
 // connection actor keeps them in order. When the cluster redirects a
 // command (MOVED, ASK, TRYAGAIN, CLUSTERDOWN), new commands wait (parked
 // here; the direct path is closed meanwhile) until none of the slot's
-// commands is in flight; then the redirected ones are sent again in the
-// order their replies came back, then the parked ones. Commands for one
+// commands is in flight; then the redirected ones (and those their node
+// failed unrun) are sent again in the order they were sent (see
+// Collector.take), then the parked ones. Commands for one
 // slot therefore keep their order across slot migrations and failovers.
 type Slot struct {
 	state  *SlotState
@@ -1049,7 +1086,7 @@ func (a *Slot) dispatch(w *forwarding, res resolution) {
 			continue
 		}
 		st.coll.left.Add(1)
-		r.Cmd.SetHook(&st.coll)
+		st.hook(r.Cmd)
 		c.Mailbox.Forward(nil, st.Router.Asking(), r.Cmd)
 	}
 	if len(cmds) == 0 {
@@ -1069,7 +1106,7 @@ func (a *Slot) dispatch(w *forwarding, res resolution) {
 	conn, rc := res.conn, res.rc
 	st.coll.left.Add(int64(len(cmds)))
 	for _, cmd := range cmds {
-		cmd.SetHook(&st.coll)
+		st.hook(cmd)
 	}
 	st.conn, st.epoch = conn, a.epoch
 	a.msgs = a.msgs[:0]

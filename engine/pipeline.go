@@ -612,10 +612,14 @@ var errAddedLate = fmt.Errorf("%w: command added to a pipeline or transaction al
 // addKeys).
 func record[T any](c *commands, en entry, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error), split func(ctx context.Context) *futures.Future[T]) *futures.Future[T] {
 	var r *request[T]
-	if c.e.cl != nil || c.e.sn != nil {
-		// Sent through slot actors, or again after READONLY: x is used.
+	switch {
+	case c.e.cl != nil:
+		// Sent through slot actors, which number it (resendable.seq).
+		r = newOrderedRequest(c.e, context.Background(), cmd, decode)
+	case c.e.sn != nil:
+		// Sent again after READONLY: x is used.
 		r = newExtRequest(c.e, context.Background(), cmd, decode)
-	} else {
+	default:
 		r = newRequest(c.e, context.Background(), cmd, decode)
 	}
 	en.cmd = r

@@ -45,8 +45,10 @@ type requestExt struct {
 	// takes back redirect replies.
 	hook atomic.Pointer[actors.Collector]
 	// ext, in cluster and sentinel mode, keeps what it takes to send cmd
-	// again after a redirect (or a READONLY reply); pinnedCmd when cmd is
-	// pinned; nil otherwise: cmd cannot be sent again once answered.
+	// again after a redirect (or a READONLY reply), and in cluster mode
+	// the request's place in its slot's order; pinnedCmd when cmd is
+	// pinned (sentinel mode); nil otherwise: cmd cannot be sent again
+	// once answered.
 	ext *resendable
 	// obs is set when command hooks are registered (hooks.go); nil
 	// otherwise.
@@ -156,11 +158,20 @@ func (r *request[T]) unwatch() {
 // once the server has answered it (valkey-go recycles an answered command
 // unless it is pinned, and pinning costs two allocations per command).
 // It lives in the same allocation as its request (slotRequest).
+//
+// In cluster mode it also holds seq, the request's place in its slot's
+// order (actors.Hooked.SetHook), in what would otherwise be padding: a
+// field in requestExt would move every hooked request and every cluster
+// request into the next size class (TestRequestSizeClass). Every request
+// a slot routes has a resendable of its own, then, a pinned one too (n
+// 0: newSlotRequest, newOrderedRequest); only the shared pinnedCmd has
+// none, and only sentinel mode uses it.
 type resendable struct {
 	parts [maxResendParts]string
-	n     uint8
+	n     uint8 // parts kept; 0: the command is pinned, nothing to rebuild
 	ro    bool
 	b     valkey.Builder
+	seq   uint32
 }
 
 // maxResendParts is the longest command kept as parts; longer ones are
@@ -183,10 +194,30 @@ type slotRequest[T any] struct {
 func newSlotRequest[T any](e *Engine, ctx context.Context, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *request[T] {
 	parts := cmd.Commands()
 	if len(parts) > maxResendParts {
-		r := newExtRequest(e, ctx, cmd.Pin(), decode)
-		r.x.ext = pinnedCmd
-		return r
+		if e.cl == nil { // sentinel mode: no slot order to keep
+			r := newExtRequest(e, ctx, cmd.Pin(), decode)
+			r.x.ext = pinnedCmd
+			return r
+		}
+		return &allocSlotRequest(e, ctx, cmd.Pin(), decode).request
 	}
+	sr := allocSlotRequest(e, ctx, cmd, decode)
+	sr.res.n = uint8(copy(sr.res.parts[:], parts))
+	sr.res.ro = cmd.IsReadOnly()
+	sr.res.b = e.b
+	return &sr.request
+}
+
+// newOrderedRequest returns a request a slot may route (cluster mode)
+// whose command keeps no parts: the caller pins it before it is sent (a
+// pipeline's commands, see prepare).
+func newOrderedRequest[T any](e *Engine, ctx context.Context, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *request[T] {
+	return &allocSlotRequest(e, ctx, cmd, decode).request
+}
+
+// allocSlotRequest returns a slotRequest (observed when command hooks are
+// registered) whose ext is its own resendable, which keeps no parts yet.
+func allocSlotRequest[T any](e *Engine, ctx context.Context, cmd valkey.Completed, decode func(valkey.ValkeyResult) (T, error)) *slotRequest[T] {
 	var sr *slotRequest[T]
 	if e.bus.WantsCommands() {
 		or := &observedSlotRequest[T]{slotRequest: slotRequest[T]{request: request[T]{ctx: ctx, cmd: cmd, decode: decode}}}
@@ -195,13 +226,9 @@ func newSlotRequest[T any](e *Engine, ctx context.Context, cmd valkey.Completed,
 	} else {
 		sr = &slotRequest[T]{request: request[T]{ctx: ctx, cmd: cmd, decode: decode}}
 	}
-	b := e.b
-	sr.res.n = uint8(copy(sr.res.parts[:], parts))
-	sr.res.ro = cmd.IsReadOnly()
-	sr.res.b = b
 	sr.x.ext = &sr.res
 	sr.request.x = &sr.x
-	return &sr.request
+	return sr
 }
 
 // Renew implements actors.Hooked: it builds cmd again from its parts
@@ -211,7 +238,7 @@ func (r *request[T]) Renew() {
 		return
 	}
 	x := r.x.ext
-	if x == nil || x == pinnedCmd {
+	if x == nil || x.n == 0 {
 		return // pinned: still valid
 	}
 	a := x.b.Arbitrary(x.parts[:x.n]...)
@@ -228,15 +255,27 @@ func (r *request[T]) Resendable() bool { return r.x != nil && r.x.ext != nil }
 func (r *request[T]) Context() context.Context { return r.ctx }
 
 // SetHook implements actors.Hooked. Every request that reaches a slot
-// actor has x (newSlotRequest, and pipelines in cluster mode).
-func (r *request[T]) SetHook(c *actors.Collector) {
+// actor has x and a resendable of its own to keep seq in
+// (newSlotRequest, newOrderedRequest: pipelines in cluster mode).
+func (r *request[T]) SetHook(c *actors.Collector, seq uint32) {
 	if r.x == nil {
 		if c == nil {
 			return
 		}
 		r.x = new(requestExt) // not reached: see above
 	}
+	if x := r.x.ext; x != nil && x != pinnedCmd {
+		x.seq = seq // before the hook: read after it (Collector.Intercept)
+	}
 	r.x.hook.Store(c)
+}
+
+// Seq implements actors.Hooked.
+func (r *request[T]) Seq() uint32 {
+	if r.x == nil || r.x.ext == nil {
+		return 0
+	}
+	return r.x.ext.seq
 }
 
 func (r *request[T]) Fail(err error) {
