@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"slices"
 	"sync"
@@ -217,4 +218,78 @@ func TestR35RerouteKeepsIssueOrder(t *testing.T) {
 			h.shutdown(t, snapshot)
 		})
 	}
+}
+
+// review-35 R35-4: with Backpressure block, a command of the slot whose
+// Post waits for room in the owner's full connection mailbox (its caller
+// has no deadline) must not hold up the slot's other callers: Submit held
+// the slot's routing lock across that Post, and a second caller, with a
+// 100 ms deadline, was stuck in Submit itself (a sync.Mutex does not watch
+// ctx) until the first one got room. It must return at its deadline, its
+// command failed with it, as in standalone mode; and once the node
+// answers, the others run in the order they were issued.
+func TestR35SubmitDeadlineWhileAnotherWaitsForRoom(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	hc := &holdConn{scriptConn: &scriptConn{}, release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	st := scriptNode(hc)
+	st.Mailbox = mailbox.New(mailbox.Options{Capacity: 1}) // Block
+	h := start(t, st)
+	slot := slotOn(h, st, 1)
+
+	log := &completionLog{}
+	cmds := make([]*hookedCmd, 3)
+	for i := range cmds {
+		cmds[i] = newHookedCmd(i + 1)
+		cmds[i].log = log
+	}
+	slot.Submit(cmds[0]) // in flight, held
+	waitChan(t, hc.entered, "the first round trip")
+	slot.Submit(cmds[1]) // fills the connection mailbox
+	blocked := make(chan struct{})
+	go func() {
+		defer close(blocked)
+		slot.Submit(cmds[2]) // no deadline: waits for room
+	}()
+	eventually(t, "the third command waiting for room", func() bool { return st.Mailbox.Stats().Waiting == 1 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	late := newHookedCmd(4)
+	late.ctx = ctx
+	t0 := time.Now()
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		slot.Submit(late)
+		t.Logf("Submit with a 100 ms deadline returned after %v", time.Since(t0))
+	}()
+	select {
+	case <-returned:
+		if d := time.Since(t0); d > time.Second {
+			t.Errorf("Submit with a 100 ms deadline returned after %v", d)
+		}
+	case <-time.After(2 * time.Second):
+		t.Errorf("Submit with a 100 ms deadline still blocked after 2 s: another caller's Post waiting for room holds the slot")
+	}
+	select {
+	case <-late.done:
+		if !errors.Is(late.err, context.DeadlineExceeded) {
+			t.Errorf("the late command failed with %v, want its deadline", late.err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Errorf("the late command still pending 2 s after its deadline")
+	}
+
+	close(hc.release)
+	<-returned
+	<-blocked
+	for _, c := range cmds {
+		c.wantCompleted(t)
+	}
+	if got := log.get(); !slices.Equal(got, []int{1, 2, 3}) {
+		t.Errorf("completion order %v, want [1 2 3]", got)
+	}
+	slot.Close(mailbox.ErrClosed)
+	slot.Wait()
+	h.shutdown(t, snapshot)
 }

@@ -302,11 +302,20 @@ type Router interface {
 // Order: every command for the slot goes through mu, and the direct path
 // is taken only when the slot actor holds none of the slot's commands
 // (pending == 0) and no redirect is being resolved; the slot actor posts
-// under mu as well. Commands for one slot from one goroutine therefore
-// reach the connection actors in the order they were issued, whichever
-// path each took; and a command goes to another connection actor than the
-// previous one (a new owner) only once none of the slot's commands is in
-// flight (drainFirst), so that it cannot run before them.
+// under mu as well. The direct path posts just after mu is released
+// (under Backpressure block that Post may wait for room, and must not
+// hold up the slot's other callers meanwhile), but Submit returns only
+// once its command is queued, or failed: a command issued after it, by
+// the same goroutine or one that learnt of its return, is routed after
+// it was queued, and the slot actor's forwards, each under mu, follow the
+// direct posts whose routing preceded them (a forward carries commands
+// routed to the slot actor after those, while pending was above 0).
+// Commands for one slot from one goroutine therefore reach the connection
+// actors in the order they were issued, whichever path each took; and a
+// command goes to another connection actor than the previous one (a new
+// owner) only once none of the slot's commands is in flight
+// (drainFirst), so that it cannot run before them: a direct post not made
+// yet is counted in flight (Collector.left) from its routing on.
 type SlotState struct {
 	Slot         uint16
 	Router       Router
@@ -331,9 +340,9 @@ type SlotState struct {
 
 	mu sync.Mutex // routing: see the type's doc
 	// pending is the number of commands the slot actor holds (queued,
-	// parked). Written under mu; Queued reads it without: a Submit
-	// blocked in a full connection mailbox holds mu, and Stats waited
-	// behind it (qa-AF G1).
+	// parked). Written under mu; Queued reads it without (qa-AF G1: a
+	// Submit blocked in a full connection mailbox held mu then, and Stats
+	// waited behind it).
 	pending atomic.Int64
 	conn    *ConnState // cached connection actor of the owner
 	sent    *ConnState // the connection actor the last command went to
@@ -398,8 +407,14 @@ func (s *SlotState) Submit(cmd Hooked) {
 				s.coll.left.Add(1)
 				s.hook(cmd)
 				s.sent = conn
-				conn.Mailbox.Post(cmd)
 				s.mu.Unlock()
+				// Posted without mu: under Backpressure block a full
+				// mailbox keeps this caller waiting, bounded by its
+				// ctx, and holding mu it kept every other caller of
+				// the slot waiting as well, in Submit, past their own
+				// deadlines (review-35 R35-4). Order holds without it:
+				// see the type's doc.
+				conn.Mailbox.Post(cmd)
 				return
 			}
 		}
@@ -511,8 +526,8 @@ func (s *SlotState) actorLocked() (*mailbox.Bounded, error) {
 
 // notify tells the slot actor, spawning one if it stopped meanwhile, that
 // nothing is in flight after a redirect. It takes amu only: it runs on a
-// connection actor's goroutine, which a submitter blocked on that actor's
-// full mailbox (holding mu) waits for.
+// connection actor's goroutine, and also where a command fails on the
+// spot, as in a Forward the slot actor makes holding mu.
 func (s *SlotState) notify() {
 	s.amu.Lock()
 	box, err := s.actorLocked()
