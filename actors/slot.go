@@ -1109,12 +1109,30 @@ func (a *Slot) dispatch(w *forwarding, res resolution) {
 	}
 	if res.err != nil {
 		a.owner = ""
-		if res.open != nil {
-			res.open.CountRefused(len(cmds))
-		} else if errors.Is(res.err, policies.ErrNoSlotOwner) {
-			st.noOwner.Add(uint64(len(cmds)))
+		// A command written on an earlier try whose reply was lost (kept,
+		// resent, then redirected here) may have run: it fails as the
+		// connection actors fail it (held.fail), an outcome unknown
+		// wrapping res.err, never as refused unwritten (review-35
+		// R35-1's class, on the slot actor's path: a bare
+		// *CircuitOpenError or ErrNoSlotOwner said "not sent").
+		unsent := 0
+		for _, c := range cmds {
+			if c.Rewrites() == 0 {
+				unsent++
+			}
 		}
-		failAll(cmds, res.err)
+		if res.open != nil {
+			res.open.CountRefused(unsent)
+		} else if errors.Is(res.err, policies.ErrNoSlotOwner) {
+			st.noOwner.Add(uint64(unsent))
+		}
+		for _, c := range cmds {
+			if c.Rewrites() > 0 {
+				failWritten(res.open, c, res.err)
+				continue
+			}
+			c.Fail(res.err)
+		}
 		a.box.Release(held)
 		return
 	}
@@ -1185,6 +1203,16 @@ func redirectEvent(r Redirect, slot uint16, from string, gaveUp bool) hooks.Redi
 		ev.Name = parts[0]
 	}
 	return ev
+}
+
+// failWritten fails cmd, written on an earlier try, with err as an
+// outcome unknown, counted in st's OutcomeUnknown when st is known.
+func failWritten(st *ConnState, cmd Hooked, err error) {
+	if st != nil {
+		held{cmd: cmd}.fail(st, err)
+		return
+	}
+	cmd.Fail(&policies.OutcomeUnknownError{Cause: errors.Join(err, errWrittenBefore)})
 }
 
 func failAll(cmds []Hooked, err error) {
