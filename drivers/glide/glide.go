@@ -807,8 +807,19 @@ func rewrite(args []string) []string {
 }
 
 // run executes batch, turning a panic of glide's reply parsing (it panics
-// on a map reply whose keys are not strings) into an error.
-func run(ctx context.Context, client *glide.Client, batch *pipeline.StandaloneBatch, opts *pipeline.StandaloneBatchOptions) (res []any, err error) {
+// on a map reply whose keys are not strings) into an error. glide is
+// given a ctx that does not end (detached): a call cut by ctx returns
+// ctx's error at once, as glide's own handling of it did, and its round
+// trip goes on until its reply, glide's request timeout or the client's
+// Close.
+func run(ctx context.Context, client *glide.Client, batch *pipeline.StandaloneBatch, opts *pipeline.StandaloneBatchOptions) ([]any, error) {
+	if ctx.Done() == nil { // Background, or the blocking and kept-state calls' (WithoutCancel)
+		return runGlide(ctx, client, batch, opts)
+	}
+	return detached(ctx, func(ctx context.Context) ([]any, error) { return runGlide(ctx, client, batch, opts) })
+}
+
+func runGlide(ctx context.Context, client *glide.Client, batch *pipeline.StandaloneBatch, opts *pipeline.StandaloneBatchOptions) (res []any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			res, err = nil, fmt.Errorf("%w: %v", errConversion, p)
@@ -818,6 +829,49 @@ func run(ctx context.Context, client *glide.Client, batch *pipeline.StandaloneBa
 		return client.ExecWithOptions(ctx, *batch, false, *opts)
 	}
 	return client.Exec(ctx, *batch, false)
+}
+
+// detached runs call, a call into glide, with a ctx that does not end,
+// and returns its results, or ctx's error once ctx ends first (nothing
+// sent when it had ended before). glide 2.5.3, given a ctx that ends
+// during a call, stops tracking the call and leaves a goroutine waiting
+// for its reply; the client's Close answers only the calls it still
+// tracks, so when the client is closed before the server answered (a
+// consumer's read in flight as it stopped: its session closes its
+// connection; a dial cut during its CLIENT ID), that goroutine waits for
+// good (qa-AZ AZ1, AZ2; qa-AO AO1 and qa-AS AS1 for the blocking and
+// kept-state calls). Given a ctx that does not end, glide tracks the call
+// until its reply, its request timeout or Close, whichever comes first,
+// and the goroutine that made it ends then. A call whose ctx never ends
+// has no goroutine of its own: call it directly.
+func detached[T any](ctx context.Context, call func(context.Context) (T, error)) (T, error) {
+	if ctx.Done() == nil {
+		return call(ctx)
+	}
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, err // not sent, as glide does
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := call(context.WithoutCancel(ctx))
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		select {
+		case r := <-done: // it ended as the ctx did: its results stand
+			return r.v, r.err
+		default:
+		}
+		return zero, ctx.Err()
+	}
 }
 
 func failAll(out []drivers.Result, err error) {
