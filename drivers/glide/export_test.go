@@ -15,3 +15,12 @@ func OnBatch(f func(n int)) (restore func()) {
 	onBatch = f
 	return func() { onBatch = old }
 }
+
+// OnDialClientID makes Dial call f before it sends CLIENT ID on a
+// connection that keeps state, until restore is called. Not safe while
+// dials run.
+func OnDialClientID(f func()) (restore func()) {
+	old := onDialClientID
+	onDialClientID = f
+	return func() { onDialClientID = old }
+}

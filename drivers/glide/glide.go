@@ -133,14 +133,36 @@ func (Driver) Dial(ctx context.Context, o drivers.Options) (drivers.Conn, error)
 	}
 	conn := &Conn{c: c, cfg: cfg, timeout: requestTimeout(o), idle: map[*glide.Client]struct{}{}, busy: map[*glide.Client]struct{}{}}
 	if o.KeepsState {
-		id, err := clientID(ctx, c)
+		if onDialClientID != nil {
+			onDialClientID()
+		}
+		id, err := dialClientID(ctx, c, o.DialTimeout)
 		if err != nil {
-			c.Close()
+			c.Close() // answers the CLIENT ID still in flight (detached)
 			return nil, fmt.Errorf("glide: dial %s: CLIENT ID: %w", o.Addr, err)
 		}
 		conn.id = id
 	}
 	return conn, nil
+}
+
+// onDialClientID, when set (by tests only), is called by Dial before it
+// sends CLIENT ID on a connection dialled with Options.KeepsState.
+var onDialClientID func()
+
+// dialClientID is the CLIENT ID of a dial: bounded by ctx and by
+// dialTimeout (0: ctx alone; glide's request timeout bounds it too), and
+// sent detached, so that a dial whose ctx ends during it, which closes
+// the client, leaves no goroutine in glide (qa-AZ AZ2: the CLIENT ID of a
+// Tx's, Watch's or Dedicated's connection, sent with the caller's ctx,
+// left one for good when that ctx ended during it).
+func dialClientID(ctx context.Context, client *glide.Client, dialTimeout time.Duration) (int64, error) {
+	if dialTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, dialTimeout)
+		defer cancel()
+	}
+	return detached(ctx, func(ctx context.Context) (int64, error) { return clientID(ctx, client) })
 }
 
 // clientID returns the server's id of client's connection (CLIENT ID).
