@@ -39,14 +39,14 @@ func (b *r35aOpeningBreaker) TryAcquirePermit() bool {
 	return b.Breaker.TryAcquirePermit()
 }
 
-var r35aReset = errors.New("connection reset by peer")
+var errR35aReset = errors.New("connection reset by peer")
 
 // r35aResetFirst makes the first round trip on conn lose its reply (the
 // command was written) and answers OK after.
 func r35aResetFirst(conn *fakeConn) {
 	conn.reply = func(c call, _ int) valkey.ValkeyResult {
 		if c.index == 0 {
-			return transportErrReply(r35aReset)
+			return transportErrReply(errR35aReset)
 		}
 		return strReply("OK")
 	}
@@ -84,7 +84,7 @@ func TestR35ResentCommandFailedByBreakerIsOutcomeUnknown(t *testing.T) {
 	if got := ob.calls.Load(); got < 2 {
 		t.Fatalf("the breaker was asked for %d permits, want the resend's too", got)
 	}
-	if !errors.Is(err, policies.ErrOutcomeUnknown) || !errors.Is(err, policies.ErrCircuitOpen) || !errors.Is(err, r35aReset) {
+	if !errors.Is(err, policies.ErrOutcomeUnknown) || !errors.Is(err, policies.ErrCircuitOpen) || !errors.Is(err, errR35aReset) {
 		t.Errorf("written (rewrites=%d) idempotent command refused by the breaker failed with %T %v; want ErrOutcomeUnknown wrapping ErrCircuitOpen and the lost connection's error", cmd.rewrites, err, err)
 	}
 	if policies.NotSent(err) {
