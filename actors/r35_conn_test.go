@@ -12,7 +12,6 @@ import (
 	"github.com/valkey-io/valkey-go"
 	"go.uber.org/goleak"
 
-	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/mailbox"
 	"github.com/vactor-io/vactor/policies"
 )
@@ -140,54 +139,6 @@ func TestR35ResendRefusedFailsBeforeQueued(t *testing.T) {
 	h.shutdown(t, snapshot)
 }
 
-// r35aReroutingCmd is a hookedCmd whose Fail goes through the collector's
-// Reroute first, as engine.request.Fail does.
-type r35aReroutingCmd struct{ *hookedCmd }
-
-func (c *r35aReroutingCmd) Fail(err error) {
-	h := c.hook.Swap(nil)
-	if h != nil && h.Reroute(c, err) {
-		return
-	}
-	c.fakeCmd.Fail(err)
-	if h != nil {
-		h.Failed()
-	}
-}
-
-// r35aFailover routes the slot to old until the map is read again
-// (Refresh), which names new: a failover.
-type r35aFailover struct {
-	old, new *actors.ConnState
-	moved    atomic.Bool
-}
-
-func (r *r35aFailover) Owner(uint16) (string, error) {
-	if r.moved.Load() {
-		return r.new.Addr, nil
-	}
-	return r.old.Addr, nil
-}
-func (r *r35aFailover) byAddr(a string) *actors.ConnState {
-	if a == r.new.Addr {
-		return r.new
-	}
-	return r.old
-}
-func (r *r35aFailover) Conn(a string, _ uint16) (*actors.ConnState, error) { return r.byAddr(a), nil }
-func (r *r35aFailover) ReadConn(uint16) (*actors.ConnState, error)         { return nil, nil }
-func (r *r35aFailover) ReplicaAddr(uint16) string                          { return "" }
-func (r *r35aFailover) Cached(a string, _ uint16) *actors.ConnState        { return r.byAddr(a) }
-func (r *r35aFailover) ReplicaReads() bool                                 { return false }
-func (r *r35aFailover) Asking() actors.Command                             { return newFakeCmd(-1, nil) }
-func (r *r35aFailover) Moved(uint16, string)                               {}
-func (r *r35aFailover) Stale(uint16)                                       {}
-func (r *r35aFailover) Epoch() uint64                                      { return 1 }
-func (r *r35aFailover) Refresh(s uint16) (string, error) {
-	r.moved.Store(true)
-	return r.Owner(s)
-}
-
 // R35-1 in cluster mode: the resent command refused by a breaker that
 // refused connections (its OpenError's cause is a refused dial, which
 // reads as "did not run") is not rerouted to the slot's new owner as a
@@ -211,10 +162,10 @@ func TestR35ResentCommandRefusedNotRerouted(t *testing.T) {
 	newSt := newState("127.0.0.1:7002", newConn, mailbox.ErrClosed)
 	h := start(t, oldSt, newSt)
 	slot := slotOn(h, oldSt, 1)
-	r := &r35aFailover{old: oldSt, new: newSt}
+	r := &movingRouter{from: oldSt, to: newSt, onRefresh: true} // a failover
 	slot.Router = r
 
-	cmd := &r35aReroutingCmd{newHookedCmd(1)}
+	cmd := newReroutingCmd(1, "v")
 	cmd.ctx = policies.WithIdempotent(context.Background())
 	slot.Submit(cmd) // direct path to old
 	err := cmd.wantFailed(t)

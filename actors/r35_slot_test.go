@@ -81,11 +81,13 @@ func (c *redirectOnceConn) values() []string {
 }
 
 // movingRouter routes by address between two connection actors: the
-// owner is from until a MOVED names to.
+// owner is from until a MOVED names to, or, with onRefresh, until the
+// map is read again (a failover).
 type movingRouter struct {
 	oneNode
-	moved    atomic.Bool
-	from, to *actors.ConnState
+	moved     atomic.Bool
+	from, to  *actors.ConnState
+	onRefresh bool
 }
 
 func (r *movingRouter) Owner(uint16) (string, error) {
@@ -104,7 +106,12 @@ func (r *movingRouter) byAddr(a string) *actors.ConnState {
 func (r *movingRouter) Conn(a string, _ uint16) (*actors.ConnState, error) { return r.byAddr(a), nil }
 func (r *movingRouter) Cached(a string, _ uint16) *actors.ConnState        { return r.byAddr(a) }
 func (r *movingRouter) Moved(uint16, string)                               { r.moved.Store(true) }
-func (r *movingRouter) Refresh(s uint16) (string, error)                   { return r.Owner(s) }
+func (r *movingRouter) Refresh(s uint16) (string, error) {
+	if r.onRefresh {
+		r.moved.Store(true)
+	}
+	return r.Owner(s)
+}
 
 // reroutingCmd is a hookedCmd whose Fail goes through the collector's
 // Reroute first, and whose Complete through Intercept, as the engine's
