@@ -123,7 +123,15 @@ type blockingCalls struct {
 	mu     sync.Mutex
 	wg     sync.WaitGroup
 	closed bool
+	// sent is the number of blocking calls in the driver (see
+	// boundBlocking).
+	sent atomic.Int64
 }
+
+// blockingPool is the number of connections valkey-go keeps for blocking
+// commands per node (its default BlockingPoolSize): past it, a call waits
+// for a free one before it is sent.
+const blockingPool = valkey.DefaultPoolSize
 
 // doBlocking sends a blocking command on the driver connection of the
 // connection actor that serves key, outside the actor.
@@ -241,6 +249,8 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 			return
 		}
 		sending.Store(true)
+		e.block.sent.Add(1)
+		defer e.block.sent.Add(-1)
 		callCtx, cancel := e.boundBlocking(ctx, name, args)
 		res := drv.Do(callCtx, cmd)
 		silent := callCtx.Err() != nil && ctx.Err() == nil && res.NonValkeyError() != nil
@@ -513,10 +523,16 @@ var errBlockingSilent = errors.New("vactor: no reply within the blocking command
 // read of a blocking command but by its ctx). The server answers a
 // blocking command by its timeout at the latest (nil), so a reply later
 // than the bound will not come from a live server. A timeout of 0
-// (forever) gets no bound: only ctx ends such a call.
+// (forever) gets no bound: only ctx ends such a call. Nor does a call
+// made while more blocking calls than the driver's blocking pool holds
+// are out (counted over the engine, not per node: on the safe side):
+// it may wait for a connection first, for as long as the others block,
+// and the bound, which starts when the call goes to the driver, would
+// fail it as an outcome unknown though it was never sent (review-35b
+// R35b-3: a BLPOP behind 1,024 blocked ones, after 3.1 s).
 func (e *Engine) boundBlocking(ctx context.Context, name string, args []string) (context.Context, context.CancelFunc) {
 	i, ms := blockArg(name, args)
-	if i < 0 {
+	if i < 0 || e.block.sent.Load() > blockingPool {
 		return ctx, func() {}
 	}
 	d, ok := blockDuration(args[i], ms)

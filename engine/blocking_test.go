@@ -176,3 +176,46 @@ func TestClientBlockingCutByCtxSaysOutcomeUnknown(t *testing.T) {
 		t.Fatalf("Client.BRPop cut by its ctx: %v, want ErrOutcomeUnknown wrapping context.Canceled", err)
 	}
 }
+
+// A blocking command that waits for a connection of the driver's blocking
+// pool (all 1,024 taken by calls that block) is not failed by the bound of
+// TestBlockingFrozenServerBounded: it was never sent, the server is live
+// (review-35b R35b-3: ErrOutcomeUnknown "the server may be frozen" after
+// 3.1 s). It runs once a connection is free.
+func TestBlockingPoolWaitNotBounded(t *testing.T) {
+	eng, srv := newEngine(t)
+	ctx := context.Background()
+	const n = 1024 // valkey-go's default BlockingPoolSize
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := eng.BLPop(ctx, 0, "busy").Await(ctx)
+			errs <- err
+		}()
+	}
+	waitCond(t, 20*time.Second, "every pool connection blocked on the server", func() bool {
+		info, err := srv.Do("INFO", "clients")
+		return err == nil && strings.Contains(fmt.Sprint(info), fmt.Sprintf("blocked_clients:%d\r", n))
+	})
+	// One connection is freed past the bound (0.1 s + the 3 s read
+	// bound): the probe waits for it until then.
+	free := time.AfterFunc(4*time.Second, func() { _, _ = srv.Do("RPUSH", "busy", "x") })
+	defer free.Stop()
+	start := time.Now()
+	_, err := eng.BLPop(ctx, 100*time.Millisecond, "other").Await(ctx)
+	if took := time.Since(start); !errors.Is(err, engine.ErrNil) || took < 4*time.Second {
+		t.Errorf("BLPOP that waited for a pool connection: %v after %v, want ErrNil once one was free (4 s)", err, took.Round(time.Millisecond))
+	}
+	args := []string{"RPUSH", "busy"}
+	for range n - 1 {
+		args = append(args, "x")
+	}
+	if _, err := srv.Do(args...); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("blocked BLPOP: %v, want an element", err)
+		}
+	}
+}
