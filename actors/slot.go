@@ -335,6 +335,7 @@ type SlotState struct {
 
 	redirects atomic.Uint64
 	noOwner   atomic.Uint64 // commands failed with ErrNoSlotOwner
+	unknown   atomic.Uint64 // commands written before, failed here with an outcome unknown (no ConnState to count them)
 	coll      Collector
 	once      sync.Once
 
@@ -376,6 +377,11 @@ func (s *SlotState) Redirects() uint64 { return s.redirects.Load() }
 // NoOwner returns how many of the slot's commands failed unsent with
 // policies.ErrNoSlotOwner (no node served the slot).
 func (s *SlotState) NoOwner() uint64 { return s.noOwner.Load() }
+
+// OutcomeUnknown returns the number of commands written on an earlier try
+// that the slot actor failed with an outcome unknown where no node's
+// connection actor counts them (no owner for the slot).
+func (s *SlotState) OutcomeUnknown() uint64 { return s.unknown.Load() }
 
 // Live reports whether the slot has a running slot actor.
 func (s *SlotState) Live() bool { return s.live.Load() }
@@ -1128,7 +1134,7 @@ func (a *Slot) dispatch(w *forwarding, res resolution) {
 		}
 		for _, c := range cmds {
 			if c.Rewrites() > 0 {
-				failWritten(res.open, c, res.err)
+				failWritten(res.open, &st.unknown, c, res.err)
 				continue
 			}
 			c.Fail(res.err)
@@ -1206,12 +1212,14 @@ func redirectEvent(r Redirect, slot uint16, from string, gaveUp bool) hooks.Redi
 }
 
 // failWritten fails cmd, written on an earlier try, with err as an
-// outcome unknown, counted in st's OutcomeUnknown when st is known.
-func failWritten(st *ConnState, cmd Hooked, err error) {
+// outcome unknown, counted in st's OutcomeUnknown when st is known, else
+// in unknown (review-35b R35b-4: counted nowhere).
+func failWritten(st *ConnState, unknown *atomic.Uint64, cmd Hooked, err error) {
 	if st != nil {
 		held{cmd: cmd}.fail(st, err)
 		return
 	}
+	unknown.Add(1)
 	cmd.Fail(&policies.OutcomeUnknownError{Cause: errors.Join(err, errWrittenBefore)})
 }
 

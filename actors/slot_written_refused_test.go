@@ -15,8 +15,8 @@ import (
 // where it was first written: the slot actor fails it with an outcome
 // unknown wrapping the open error, counted in the node's OutcomeUnknown,
 // not with the bare *CircuitOpenError ("not sent") it failed with
-// (review-35 R35-1's class, on the slot actor's path). An unwritten one
-// redirected with it still fails as refused.
+// (review-35 R35-1's class, on the slot actor's path). (One command: a
+// second one could miss the round trip answered MOVED, review-35b R35b-5.)
 func TestSlotRedirectedWrittenRefusedIsOutcomeUnknown(t *testing.T) {
 	snapshot := goleak.IgnoreCurrent()
 	fromConn := newRedirectOnceConn("MOVED 1 127.0.0.1:7002")
@@ -34,10 +34,9 @@ func TestSlotRedirectedWrittenRefusedIsOutcomeUnknown(t *testing.T) {
 	slot := slotOn(h, fromSt, 1)
 	slot.Router = &movingRouter{from: fromSt, to: toSt}
 
-	written, fresh := newHookedCmd(1), newHookedCmd(2)
+	written := newHookedCmd(1)
 	written.rewrites = 1 // an earlier try was written, its reply lost
 	slot.Submit(written)
-	slot.Submit(fresh)
 	waitChan(t, fromConn.entered, "the round trip")
 	close(fromConn.release) // MOVED to the node whose breaker is open
 
@@ -45,12 +44,8 @@ func TestSlotRedirectedWrittenRefusedIsOutcomeUnknown(t *testing.T) {
 	if !errors.Is(err, policies.ErrOutcomeUnknown) || !errors.Is(err, policies.ErrCircuitOpen) {
 		t.Errorf("written command refused by the new owner's open breaker: %v, want ErrOutcomeUnknown wrapping ErrCircuitOpen", err)
 	}
-	err = fresh.wantFailed(t)
-	if errors.Is(err, policies.ErrOutcomeUnknown) || !errors.Is(err, policies.ErrCircuitOpen) {
-		t.Errorf("unwritten command refused by the new owner's open breaker: %v, want ErrCircuitOpen alone", err)
-	}
-	if st := toSt.Stats(); st.OutcomeUnknown != 1 || st.CircuitOpen != 1 {
-		t.Errorf("the new owner's OutcomeUnknown %d, CircuitOpen %d; want 1 and 1", st.OutcomeUnknown, st.CircuitOpen)
+	if st := toSt.Stats(); st.OutcomeUnknown != 1 || st.CircuitOpen != 0 {
+		t.Errorf("the new owner's OutcomeUnknown %d, CircuitOpen %d; want 1 and 0", st.OutcomeUnknown, st.CircuitOpen)
 	}
 	slot.Close(mailbox.ErrClosed)
 	slot.Wait()

@@ -182,6 +182,7 @@ func (e *Engine) Stats() Stats {
 				}
 				s.Redirects += st.Redirects()
 				s.NoSlotOwner += st.NoOwner()
+				s.OutcomeUnknown += st.OutcomeUnknown()
 				mb.Queued += st.Queued()
 			}
 		}
