@@ -221,7 +221,19 @@ func (s *ConnState) FailHeld(err error) {
 	for _, h := range s.takeStash() {
 		h.fail(s, err) // counted in Commands when they were sent
 	}
-	s.CountRefused(s.Mailbox.Purge(err))
+	// A queued command written on an earlier try (kept, then redirected
+	// here) may have run: it fails as held.fail fails it, never as
+	// refused unwritten (review-35b R35b-1).
+	refused := 0
+	s.Mailbox.PurgeFunc(func(m mailbox.Message) {
+		if c, ok := m.(Command); ok && c.Rewrites() > 0 {
+			held{cmd: c}.fail(s, err)
+			return
+		}
+		refused++
+		m.Fail(err)
+	})
+	s.CountRefused(refused)
 }
 
 // CountRefused counts n commands failed with the node's open-breaker

@@ -629,6 +629,13 @@ func (m *Bounded) Flush(err error) int {
 // were posted before commands that Purge fails. A blocked Post or PostAll
 // refused by Purge returns false, as after Close.
 func (m *Bounded) Purge(err error) int {
+	return m.PurgeFunc(func(msg Message) { msg.Fail(err) })
+}
+
+// PurgeFunc is Purge failing each command with fail, on the caller's
+// goroutine, in the same order (a caller that fails commands differently,
+// by what they are).
+func (m *Bounded) PurgeFunc(fail func(Message)) int {
 	m.mu.Lock()
 	q := m.queue
 	m.queue = nil
@@ -639,10 +646,14 @@ func (m *Bounded) Purge(err error) int {
 		w.state = refused
 	}
 	m.mu.Unlock()
-	failEach(q, err)
+	for _, msg := range q {
+		fail(msg)
+	}
 	n := len(q)
 	for _, w := range ws {
-		failEach(w.msgs, err)
+		for _, msg := range w.msgs {
+			fail(msg)
+		}
 		n += len(w.msgs)
 	}
 	m.wake(ws)
