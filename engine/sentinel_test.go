@@ -65,16 +65,7 @@ func TestSentinelDiscovery(t *testing.T) {
 func TestSentinelSubscribedAfterNew(t *testing.T) {
 	s := valkeytest.StartSentinelT(t)
 	for i := range 100 {
-		cfg := config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...)
-		eng, err := engine.New(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := eng.Stats().Sentinel.Subscribed
-		if err := eng.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if n != 3 {
+		if n := subscribedAtNew(t, config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...)); n != 3 {
 			t.Fatalf("round %d: subscribed to %d sentinels when New returned, want 3", i, n)
 		}
 	}
@@ -82,19 +73,25 @@ func TestSentinelSubscribedAfterNew(t *testing.T) {
 	// New's return too (qa-AY AY-3: 1 then, 3 a second later: a failover
 	// led by one of the two in that second started no hold).
 	for i := range 20 {
-		cfg := config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()[i%3])
-		eng, err := engine.New(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := eng.Stats().Sentinel.Subscribed
-		if err := eng.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if n != 3 {
+		if n := subscribedAtNew(t, config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()[i%3])); n != 3 {
 			t.Fatalf("round %d: configured with 1 sentinel, subscribed to %d when New returned, want the 3 it names", i, n)
 		}
 	}
+}
+
+// subscribedAtNew opens an engine with cfg and returns the number of
+// sentinels it follows when New returns.
+func subscribedAtNew(t *testing.T, cfg config.Config) int {
+	t.Helper()
+	eng, err := engine.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := eng.Stats().Sentinel.Subscribed
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // waitCond polls cond every 10ms for up to limit (conditions on processes
