@@ -59,8 +59,14 @@ func checkDriver(cfg config.Config, caps drivers.Capabilities) error {
 	return nil
 }
 
-// need fails a call that needs a capability the driver lacks.
+// need fails a call that needs a capability the driver lacks, and first
+// one made after Close with ErrClosed, whatever the driver supports: a
+// closed engine says so before anything else, as Do does (qa-AZ: over
+// glide, Subscribe after Close said "does not support PubSub").
 func (e *Engine) need(want drivers.Capabilities, why string) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
 	if missing := e.caps.Missing(want); len(missing) > 0 {
 		return fmt.Errorf("vactor: %w", &drivers.UnsupportedError{Driver: e.cfg.Driver, Capability: missing[0], Need: why})
 	}

@@ -203,12 +203,12 @@ var errHandlerPanic = errors.New("vactor: stream handler panicked")
 // entries handled before), whatever opts.StartID says.
 //
 // ctx bounds the group creation only; the consumer runs until Close or the
-// engine's Close (values of ctx reach the handler's context). Invalid
-// arguments (empty names, nil handler, negative options) fail with
-// ErrInvalidArgument; an engine that is closed with ErrClosed; a failed
-// group creation (server unreachable, stream key of another type) with its
-// error. In cluster mode the consumer reads from the primary serving
-// stream's slot.
+// engine's Close (values of ctx reach the handler's context). An engine
+// that is closed fails it with ErrClosed, before any other check; invalid
+// arguments (empty names, nil handler, negative options) with
+// ErrInvalidArgument; a failed group creation (server unreachable, stream
+// key of another type) with its error. In cluster mode the consumer reads
+// from the primary serving stream's slot.
 func (e *Engine) Consume(ctx context.Context, stream, group, consumer string, handler func(context.Context, XEntry) error, opts ConsumeOptions) (*Consumer, error) {
 	if err := e.need(drivers.Capabilities{Blocking: true}, "Consume (XREADGROUP BLOCK)"); err != nil {
 		return nil, err

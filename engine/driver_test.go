@@ -143,6 +143,56 @@ func TestCallsNeedingCapabilities(t *testing.T) {
 	}
 }
 
+// A call on a closed engine fails with ErrClosed whatever the driver
+// supports, and before its arguments are checked, as Do does: the
+// capability check ran first, so Subscribe after Close said "does not
+// support pub/sub" over glide (qa-AZ; fix-36), and an invalid argument
+// hid the closed engine over valkey-go.
+func TestClosedBeforeCapabilities(t *testing.T) {
+	registerTestDrivers()
+	for _, driver := range []string{"", limitedDriver} {
+		t.Run("driver="+driver, func(t *testing.T) {
+			eng, _ := newEngine(t, func(c config.Config) config.Config {
+				if driver != "" {
+					c = c.WithDriver(driver)
+				}
+				return c
+			})
+			ctx := ctxT(t)
+			if err := eng.Close(); err != nil {
+				t.Fatal(err)
+			}
+			handler := func(context.Context, engine.XEntry) error { return nil }
+			for name, call := range map[string]func() error{
+				"Subscribe":  func() error { _, err := eng.Subscribe(ctx, "ch"); return err },
+				"PSubscribe": func() error { _, err := eng.PSubscribe(ctx, "ch*"); return err },
+				"SSubscribe": func() error { _, err := eng.SSubscribe(ctx, "ch"); return err },
+				"SubscribeWith": func() error {
+					_, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"a"}, Patterns: []string{"b*"}})
+					return err
+				},
+				"Subscribe no channel": func() error { _, err := eng.Subscribe(ctx); return err },
+				"BLPOP":                func() error { _, err := eng.Do(ctx, "BLPOP", "l", "1").Await(ctx); return err },
+				"Dedicated": func() error {
+					return eng.Dedicated(ctx, func(*engine.DedicatedConn) error { return nil })
+				},
+				"Consume": func() error {
+					_, err := eng.Consume(ctx, "s", "g", "c", handler, engine.ConsumeOptions{})
+					return err
+				},
+				"Consume no stream": func() error {
+					_, err := eng.Consume(ctx, "", "g", "c", handler, engine.ConsumeOptions{})
+					return err
+				},
+			} {
+				if err := call(); !errors.Is(err, engine.ErrClosed) || errors.Is(err, drivers.ErrUnsupported) {
+					t.Errorf("%s after Close: %v, want ErrClosed", name, err)
+				}
+			}
+		})
+	}
+}
+
 // The engine runs over a driver that has only the neutral interface,
 // through drivers.Fast's adapter: commands, pipelines, errors, nil
 // replies, transactions, blocking commands and pub/sub.

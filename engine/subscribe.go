@@ -286,8 +286,10 @@ type subCounters struct {
 // until Close or the engine's Close, reconnecting as needed. It fails when
 // no server answers or the connection is lost before the server confirmed
 // (a *ConnectError: call it again), or the server refuses the command; at least one
-// non-empty name is required (ErrInvalidArgument). When it fails (ctx's
-// error when ctx ended first) nothing is left subscribed.
+// non-empty name is required (ErrInvalidArgument). After the engine's
+// Close it fails with ErrClosed, before any other check (the driver's
+// lack of pub/sub included). When it fails (ctx's error when ctx ended
+// first) nothing is left subscribed.
 //
 // It does not wait for the channel's reader nor for the Handler, whatever
 // Buffer, Overflow and the message rate: the items that arrive before it
