@@ -33,6 +33,7 @@ const (
 	SubSubscribed                       // the first connection's subscriptions are confirmed
 	SubDisconnected                     // the connection was lost (Err), or one shard channel moved away (ShardChannel)
 	SubResubscribed                     // a new connection resubscribed (Gap), or one moved shard channel did (ShardChannel)
+	SubRefused                          // after a SubDisconnected, the server refused to subscribe the set again (Err): the actor keeps trying
 )
 
 // SubEvent is what a subscriber actor reports through
@@ -41,7 +42,7 @@ type SubEvent struct {
 	Kind SubEventKind
 	Msg  valkey.PubSubMessage // SubMessage
 	Gap  time.Duration        // SubResubscribed: from the disconnect to the first confirmation on the new connection
-	Err  error                // SubDisconnected
+	Err  error                // SubDisconnected, SubRefused
 	Addr string               // the node
 	// ShardChannel is set on the SubDisconnected and SubResubscribed of
 	// one shard channel whose slot moved (SubscriberState.Moved): the
@@ -176,6 +177,7 @@ type SubscriberState struct {
 	parked   []SubOp
 	timer    *time.Timer
 	failErr  error          // why fail closed the connection
+	refused  string         // the last SubRefused's error text since the set was last subscribed ("" none)
 	unsubbed map[string]int // SUNSUBSCRIBEs sent on conn whose sunsubscribe was not seen yet
 }
 

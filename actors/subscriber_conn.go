@@ -5,6 +5,7 @@ package actors
 // whose hooks report messages and confirmations.
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,13 +54,13 @@ func (s *SubscriberState) dialed(m subDialed) {
 		return
 	}
 	if m.err != nil {
-		s.retry(m.err)
+		s.retry(m.err, m.addr)
 		return
 	}
 	ps, ok := m.conn.(drivers.ValkeyPubSub)
 	if !ok {
 		s.release(m.conn)
-		s.retry(ErrNoPubSub)
+		s.retry(ErrNoPubSub, m.addr)
 		return
 	}
 	s.mu.Lock()
@@ -132,6 +133,7 @@ func (s *SubscriberState) dialed(m subDialed) {
 		sess.announce() // when nothing was sent there is nothing to confirm
 	}
 	s.failures = 0
+	s.refused = ""
 }
 
 // kicked handles a sunsubscribe push of the current connection.
@@ -194,29 +196,52 @@ func (s *SubscriberState) lost(err error) {
 	s.release(s.conn)
 	s.conn = nil
 	s.up = false
-	if s.sess != nil && s.sess.announced.Load() {
-		s.down = time.Now()
-		s.failures = 0
-		s.Emit(SubEvent{Kind: SubDisconnected, Err: err, Addr: s.sess.addr})
+	var addr string
+	if s.sess != nil {
+		addr = s.sess.addr
+		if s.sess.announced.Load() {
+			s.down = time.Now()
+			s.failures = 0
+			s.refused = ""
+			s.Emit(SubEvent{Kind: SubDisconnected, Err: err, Addr: addr})
+		}
 	}
 	s.sess = nil
-	s.retry(err)
+	s.retry(err, addr)
 }
 
-// retry schedules the next connection attempt. Before the first
-// subscription was ever confirmed, the parked operations fail with err
-// instead of waiting (Subscribe fails fast when no server answers).
-func (s *SubscriberState) retry(err error) {
+// retry schedules the next connection attempt after err (addr the node
+// it came from, "" if unknown). Before the first subscription was ever
+// confirmed, the parked operations fail with err instead of waiting
+// (Subscribe fails fast when no server answers). After it, a refusal by
+// the server (an error reply: NOPERM after an ACL change, WRONGPASS at
+// the handshake, ...) is reported as a SubRefused, once per distinct
+// error until the set is subscribed again: without it a subscription the
+// server denies for good would retry forever with only the Disconnected's
+// EOF to show for it (qa-BB BB-1). Transport errors are not reported:
+// the Disconnected said the connection was lost, and a server that does
+// not answer is what the reconnect waits out.
+func (s *SubscriberState) retry(err error, addr string) {
 	if !s.subscribed.Load() {
 		for _, op := range s.parked {
 			op.Done <- err
 		}
 		s.parked = nil
+	} else if serverRefusal(err) && err.Error() != s.refused {
+		s.refused = err.Error()
+		s.Emit(SubEvent{Kind: SubRefused, Err: err, Addr: addr})
 	}
 	d := s.Backoff.Delay(s.failures)
 	s.failures++
 	gen, self := s.gen, s.self
 	s.timer = time.AfterFunc(d, func() { s.tell(self, subRetry{gen: gen}) })
+}
+
+// serverRefusal reports whether err carries an error reply of the server
+// (a refused command or handshake), not a transport failure.
+func serverRefusal(err error) bool {
+	var ve *valkey.ValkeyError
+	return errors.As(err, &ve)
 }
 
 // subSession is one connection's view for its hooks, which run on the

@@ -50,6 +50,16 @@ const (
 	// up, the earliest the server may have dropped it. A slow Handler
 	// holds its reader up the same way, and that time is not in Gap.
 	Resubscribed
+	// Refused: after a Disconnected, the server refused to subscribe the
+	// set again on a new connection: SubEvent.Err is its error reply (a
+	// *ServerError such as NOPERM after an ACL change, or a *ConnectError
+	// for a refused handshake such as WRONGPASS). The subscription keeps
+	// trying at the reconnect backoff (MaxRetryBackoff apart) and a
+	// Resubscribed follows once the server accepts; one Refused per
+	// distinct error until then. A connection that merely cannot be made
+	// (a server down, a timeout) is not a refusal: the Disconnected stands
+	// for the whole outage.
+	Refused
 )
 
 func (k SubEventKind) String() string {
@@ -62,6 +72,8 @@ func (k SubEventKind) String() string {
 		return "disconnected"
 	case Resubscribed:
 		return "resubscribed"
+	case Refused:
+		return "refused"
 	}
 	return fmt.Sprintf("SubEventKind(%d)", uint8(k))
 }
@@ -82,7 +94,7 @@ type SubEvent struct {
 	Message Message       // SubMessage only
 	Addr    string        // the node whose connection the item came from
 	Gap     time.Duration // Resubscribed only
-	Err     error         // Disconnected only
+	Err     error         // Disconnected and Refused only
 	// ShardChannel is set on the Disconnected (Err ErrSlotMoved) and the
 	// Resubscribed of one shard channel whose slot moved to another node
 	// (cluster resharding or failover): the event is about that channel

@@ -39,6 +39,9 @@ func (s *Subscription) emit(ev actors.SubEvent, shards bool, down *atomic.Int64)
 				down.Store(0)
 			}
 		}
+	case actors.SubRefused:
+		out.Kind = Refused
+		out.Err = mapError(ev.Err) // a refused SUBSCRIBE's reply: a *ServerError
 	case actors.SubResubscribed:
 		out.Kind = Resubscribed
 		if out.ShardChannel == "" {
@@ -57,6 +60,8 @@ func (s *Subscription) emit(ev actors.SubEvent, shards bool, down *atomic.Int64)
 			kind = hooks.Disconnected
 		case Resubscribed:
 			kind = hooks.Resubscribed
+		case Refused:
+			kind = hooks.Refused
 		}
 		s.e.bus.Emit(hooks.Subscriber{Kind: kind, Node: out.Addr, Instance: s.instance, Err: out.Err, Gap: out.Gap, ShardChannel: out.ShardChannel, Shards: shards})
 	}

@@ -256,6 +256,12 @@ const (
 	// Count messages since the previous such event (at most one a second
 	// per subscription).
 	MessagesDropped
+	// Refused: after a Disconnected, the server refused to subscribe the
+	// subscription's set again on a new connection (Err: its error reply,
+	// such as NOPERM after an ACL change, or a refused handshake such as
+	// WRONGPASS). The subscription keeps trying at the reconnect backoff;
+	// one event per distinct error until a Resubscribed.
+	Refused
 )
 
 func (k SubscriberKind) String() string {
@@ -268,6 +274,8 @@ func (k SubscriberKind) String() string {
 		return "resubscribed"
 	case MessagesDropped:
 		return "dropped"
+	case Refused:
+		return "refused"
 	}
 	return "SubscriberKind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -288,7 +296,7 @@ type Subscriber struct {
 	// subscription keys it by Instance (and Node, for the state of one of
 	// its connections).
 	Instance uint64
-	Err      error         // Disconnected
+	Err      error         // Disconnected, Refused
 	Gap      time.Duration // Resubscribed
 	// Count is the number of messages dropped (MessagesDropped).
 	Count uint64

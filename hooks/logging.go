@@ -29,6 +29,7 @@ const (
 	MsgSentinelSwitch  = "vactor: failover: new primary"
 	MsgSubscribed      = "vactor: subscribed"
 	MsgSubDisconnected = "vactor: subscriber disconnected"
+	MsgSubRefused      = "vactor: resubscribe refused"
 	MsgResubscribed    = "vactor: resubscribed"
 	MsgSubDropped      = "vactor: pub/sub messages dropped"
 	MsgSubPanicked     = "vactor: subscription handler panicked"
@@ -377,8 +378,9 @@ func (l *Logging) OnSentinelSwitched(ev SentinelSwitch) {
 	l.log(slog.LevelInfo, MsgSentinelSwitch, slog.String("master", ev.Master), slog.String("from", ev.From), slog.String("to", ev.To))
 }
 
-// OnSubscriberEvent logs MsgSubscribed at debug, MsgSubDisconnected at
-// warn, MsgResubscribed at info and MsgSubDropped at warn (rate-limited).
+// OnSubscriberEvent logs MsgSubscribed at debug, MsgSubDisconnected and
+// MsgSubRefused at warn, MsgResubscribed at info and MsgSubDropped at
+// warn (rate-limited).
 // Attributes: node, subscription (Subscriber.Instance, which tells two
 // subscriptions apart), error, gap, count; shard_channel when one shard
 // channel moved and debug is enabled (a shard channel is named like a key).
@@ -392,8 +394,11 @@ func (l *Logging) OnSubscriberEvent(ev Subscriber) {
 	switch ev.Kind {
 	case Subscribed:
 		msg, level = MsgSubscribed, slog.LevelDebug
-	case Disconnected:
+	case Disconnected, Refused:
 		msg, level = MsgSubDisconnected, slog.LevelWarn
+		if ev.Kind == Refused {
+			msg = MsgSubRefused
+		}
 		if ev.Err != nil {
 			attrs = append(attrs, errAttr(ev.Err))
 		}

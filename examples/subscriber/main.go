@@ -299,6 +299,8 @@ func (s *subscriber) read() {
 			s.disconnected++
 			s.mu.Unlock()
 			s.p.logf("sub:    Disconnected from %s: %v", ev.Addr, ev.Err)
+		case engine.Refused:
+			s.p.logf("sub:    resubscribe refused by %s (still trying): %v", ev.Addr, ev.Err)
 		case engine.Resubscribed:
 			s.mu.Lock()
 			s.resubscribed++

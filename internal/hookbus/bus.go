@@ -99,8 +99,9 @@ type Bus struct {
 // the events, so that losing it would leave them wrong for good rather
 // than short of a count: a stream consumer's Stopped (its lag series
 // ends), Interrupted and Resumed, a breaker's change, a connection actor's connection lost, dialled
-// or restarted, a subscriber connection's Disconnected and Resubscribed,
-// a slot map loaded, a sentinel switch. Per-command and per-pipeline
+// or restarted, a subscriber connection's Disconnected, Refused (a
+// refusal that a log or an alert shows until the Resubscribed) and
+// Resubscribed, a slot map loaded, a sentinel switch. Per-command and per-pipeline
 // events, counts (retries, redirects, full mailboxes, acks, dropped
 // messages), the consumer's Lag (the next round's replaces it) and the
 // dials of dedicated connections (one per transaction or blocking call
@@ -110,7 +111,7 @@ func lifecycle(ev any) bool {
 	case hooks.Consumer:
 		return ev.Kind == hooks.Stopped || ev.Kind == hooks.Interrupted || ev.Kind == hooks.Resumed
 	case hooks.Subscriber:
-		return ev.Kind == hooks.Disconnected || ev.Kind == hooks.Resubscribed
+		return ev.Kind == hooks.Disconnected || ev.Kind == hooks.Refused || ev.Kind == hooks.Resubscribed
 	case hooks.Dial:
 		return !ev.Dedicated
 	case hooks.Dialed:

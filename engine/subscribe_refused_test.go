@@ -1,0 +1,124 @@
+package engine_test
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/config"
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/hooks"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// lockedBuffer is a bytes.Buffer safe for the logger's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A subscription whose resubscribes the server refuses (the ACL no
+// longer allows its channel: Redis drops the subscriber, then answers
+// each SUBSCRIBE NOPERM) reports the refusal: a Refused event with the
+// server's error, to its channel, to the SubscriberEvents hooks and to
+// the log, once however many times the refusal repeats; it keeps trying,
+// and resubscribes once the ACL allows the channel again (qa-BB BB-1:
+// the refusals went nowhere, the Disconnected's EOF was all there was).
+func TestSubscribeRefusedReported(t *testing.T) {
+	srv := valkeytest.Start(t)
+	if err := srv.AddUser("app", "app-pass", "~*", "&*", "+@all"); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recHook{}
+	var logs lockedBuffer
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("app").WithPassword("app-pass").
+		WithHooks(rec).WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	defer eng.Close()
+	ctx := ctxT(t)
+	sub, err := eng.Subscribe(ctx, "rf:ch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	subExpect(t, sub.Channel(), engine.Subscribed)
+
+	if _, err := srv.Do("ACL", "SETUSER", "app", "resetchannels"); err != nil {
+		t.Fatal(err)
+	}
+	subExpect(t, sub.Channel(), engine.Disconnected)
+	ref := subExpect(t, sub.Channel(), engine.Refused)
+	var se *engine.ServerError
+	if !errors.As(ref.Err, &se) || se.Prefix != "NOPERM" || ref.Addr != srv.Addr() {
+		t.Fatalf("Refused: err %v (%T) addr %q; want a NOPERM *ServerError from %s", ref.Err, ref.Err, ref.Addr, srv.Addr())
+	}
+	// It keeps trying: wait for three more refused SUBSCRIBEs, none of
+	// which may add an event (the same error).
+	base := cmdStat(t, srv, "subscribe", "rejected_calls")
+	deadline := time.Now().Add(15 * time.Second)
+	for cmdStat(t, srv, "subscribe", "rejected_calls") < base+3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the subscription stopped trying: %d refused SUBSCRIBEs in 15 s after the first", cmdStat(t, srv, "subscribe", "rejected_calls")-base)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case ev := <-sub.Channel():
+		t.Fatalf("after the same refusal again: %s %v, want no event", ev.Kind, ev.Err)
+	default:
+	}
+
+	if _, err := srv.Do("ACL", "SETUSER", "app", "allchannels"); err != nil {
+		t.Fatal(err)
+	}
+	subExpect(t, sub.Channel(), engine.Resubscribed)
+	if n := subPublish(t, eng, "rf:ch", "back"); n != 1 {
+		t.Fatalf("PUBLISH after the ACL was restored reached %d subscribers, want 1", n)
+	}
+	subExpect(t, sub.Channel(), engine.SubMessage)
+
+	// A refused handshake (the password changed, the connection killed):
+	// a Refused with the *ConnectError naming WRONGPASS.
+	if _, err := srv.Do("ACL", "SETUSER", "app", "resetpass", ">new-pass"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+		t.Fatal(err)
+	}
+	subExpect(t, sub.Channel(), engine.Disconnected)
+	ref = subExpect(t, sub.Channel(), engine.Refused)
+	var ce *engine.ConnectError
+	if !errors.As(ref.Err, &ce) || !strings.Contains(ref.Err.Error(), "WRONGPASS") {
+		t.Fatalf("Refused after the password changed: %v (%T), want a *ConnectError naming WRONGPASS", ref.Err, ref.Err)
+	}
+	if _, err := srv.Do("ACL", "SETUSER", "app", "resetpass", ">app-pass"); err != nil {
+		t.Fatal(err)
+	}
+	subExpect(t, sub.Channel(), engine.Resubscribed)
+
+	rec.eventually(t, "Resubscribed hook events", func() bool { return len(rec.subsOf(hooks.Resubscribed)) == 2 })
+	rec.with(func() {
+		refused := rec.subsOf(hooks.Refused)
+		if len(refused) != 2 || !strings.Contains(refused[0].Err.Error(), "NOPERM") || !strings.Contains(refused[1].Err.Error(), "WRONGPASS") || refused[0].Node != srv.Addr() {
+			t.Errorf("Refused hook events %+v, want one with the NOPERM error from %s, then one naming WRONGPASS", refused, srv.Addr())
+		}
+	})
+	if got := strings.Count(logs.String(), hooks.MsgSubRefused); got != 2 || !strings.Contains(logs.String(), "NOPERM") {
+		t.Errorf("log has %d %q lines, want 2, the first naming NOPERM:\n%s", got, hooks.MsgSubRefused, logs.String())
+	}
+}
