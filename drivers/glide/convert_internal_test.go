@@ -2,6 +2,8 @@ package glide
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/vactor-io/vactor/drivers"
@@ -106,5 +108,22 @@ func TestRestore(t *testing.T) {
 	v, _ = reply([]string{"ZPOPMIN", "z"}, map[string]any{"a": float64(1)})
 	if !v.Equal(drivers.Array(drivers.String("a"), drivers.Float(1))) {
 		t.Errorf("ZPOPMIN: %v", v)
+	}
+}
+
+// oneLine drops the line break glide's errors end in, keeping the error
+// reachable (qa-BB BB-2).
+func TestOneLine(t *testing.T) {
+	base := errors.New("WRONGPASS: invalid username-password pair or user is disabled.\n")
+	err := oneLine(base)
+	if err.Error() != "WRONGPASS: invalid username-password pair or user is disabled." || !errors.Is(err, base) {
+		t.Fatalf("oneLine: %q (Is %t)", err, errors.Is(err, base))
+	}
+	if plain := errors.New("timed out"); oneLine(plain) != plain || oneLine(nil) != nil {
+		t.Fatal("oneLine changed an error of one line, or nil")
+	}
+	ref := handshakeError(fmt.Errorf("Received error for address `127.0.0.1:1`: %w", base))
+	if strings.ContainsAny(ref.Error(), "\r\n") {
+		t.Fatalf("handshakeError: %q", ref)
 	}
 }

@@ -70,6 +70,7 @@ func (c *Conn) transportError(ctx context.Context, err error) error {
 	c.mu.Lock()
 	closed := c.closed
 	c.mu.Unlock()
+	err = oneLine(err)
 	var ce *glide.ClosingError
 	if closed || errors.As(err, &ce) {
 		return fmt.Errorf("%w: %w", drivers.ErrClosed, err)
@@ -88,8 +89,28 @@ type refusedError struct {
 	reply error // the server's reply, as valkey-go's *ValkeyError
 }
 
-func (e *refusedError) Error() string   { return e.err.Error() }
+func (e *refusedError) Error() string   { return strings.TrimSpace(e.err.Error()) }
 func (e *refusedError) Unwrap() []error { return []error{e.err, e.reply} }
+
+// trimmedError is a glide error whose text ends in a line break (glide's
+// handshake errors do: "...user is disabled.\n"), without it: an error
+// of the engine is one line, whatever joins it (qa-BB BB-2: New's error
+// and a consumer's LastError ended in "\n", the breaker's in "; ").
+type trimmedError struct{ err error }
+
+func (e *trimmedError) Error() string { return strings.TrimSpace(e.err.Error()) }
+func (e *trimmedError) Unwrap() error { return e.err }
+
+// oneLine returns err, or err without the white space its text ends in.
+func oneLine(err error) error {
+	if err == nil {
+		return nil
+	}
+	if text := err.Error(); strings.TrimSpace(text) != text {
+		return &trimmedError{err}
+	}
+	return err
+}
 
 // handshakeError adds to glide's error of a connection the server
 // refused in the handshake ("Received error for address `host:port`:
@@ -106,7 +127,7 @@ func handshakeError(err error) error {
 	reply, ok := serverText(text)
 	code, _, _ := strings.Cut(reply, " ")
 	if !ok || !refusals[code] {
-		return err
+		return oneLine(err)
 	}
 	return &refusedError{err: err, reply: drivers.ToValkey([]drivers.Result{{Value: drivers.Error(reply)}})[0].Error()}
 }

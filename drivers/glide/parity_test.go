@@ -124,6 +124,10 @@ func TestParityWrongPassword(t *testing.T) {
 			continue
 		}
 		got[drv] = seen{ce.Reason, se.Prefix}
+		// One line (qa-BB BB-2: glide's text ended in "\n").
+		if text := err.Error(); strings.ContainsAny(text, "\r\n") || strings.TrimSpace(text) != text {
+			t.Errorf("%s: New's error is not one line: %q", drv, text)
+		}
 	}
 	if got["glide"] != got["valkey-go"] || got["glide"].prefix != "WRONGPASS" {
 		t.Errorf("valkey-go %+v, glide %+v", got["valkey-go"], got["glide"])
