@@ -126,6 +126,19 @@ func serverText(text string) (string, bool) {
 		}
 		return "", false
 	}
+	if code, ok := strings.CutSuffix(text, ": "+unknownExtension); ok && !strings.Contains(code, ": ") {
+		// Only the server's replies get this detail (a reply of one word
+		// that redis-rs does not know): whatever the word is, even empty,
+		// spaced or one of redis-rs's own kinds ("-IoError"), it is the
+		// reply (qa-BC BC1: "-" from a script's {err=''} was read as a
+		// lost connection, and five such replies opened the breaker).
+		return code, true
+	}
+	if detail, ok := strings.CutPrefix(text, ":"); ok {
+		// An empty first word: "- lead" comes as ": lead" (redis-rs's own
+		// errors always name their kind).
+		return detail, true
+	}
 	code, detail, ok := strings.Cut(text, ": ")
 	if !isCode(code) {
 		return "", false

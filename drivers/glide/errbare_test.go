@@ -3,6 +3,8 @@ package glide_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +32,21 @@ func TestBareErrorReply(t *testing.T) {
 		}
 		if n, err := eng.Get(ctx, "w:"+code).Await(ctx); err != nil || n != "1" {
 			t.Errorf("the script replying %q ran %s times (%v), want 1", code, n, err)
+		}
+	}
+	// Replies whose first word is empty, spaced, or one of redis-rs's own
+	// error kinds, which glide writes as it writes its own errors (qa-BC
+	// BC1: read as a lost connection; five opened the breaker). Six of
+	// them, one more than the breaker's threshold.
+	for i, text := range []string{"", " lead", "IoError", "FatalReceiveError", "x\ty", ""} {
+		key := fmt.Sprintf("w:odd%d", i)
+		_, err := eng.Do(engine.WithIdempotent(ctx), "EVAL", "redis.call('INCR', KEYS[1]); return {err=ARGV[1]}", "1", key, text).Await(ctx)
+		var se *engine.ServerError
+		if !errors.As(err, &se) || errors.Is(err, engine.ErrOutcomeUnknown) || strings.TrimSpace(se.Message) != strings.TrimSpace(text) {
+			t.Errorf("script error reply %q: %v (%T); want a *ServerError with that text", text, err, err)
+		}
+		if n, err := eng.Get(ctx, key).Await(ctx); err != nil || n != "1" {
+			t.Errorf("the script replying %q ran %s times (%v), want 1", text, n, err)
 		}
 	}
 	if _, err := eng.Set(ctx, "after", "1", 0).Await(ctx); err != nil {
