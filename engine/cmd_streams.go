@@ -532,7 +532,9 @@ func (e *Engine) XAutoClaim(ctx context.Context, stream, group, consumer string,
 // ("$": only entries added from now on; "0": the whole stream). With
 // mkStream a missing stream is created empty; without it a missing stream
 // fails with a *ServerError. An existing group fails with a BUSYGROUP
-// *ServerError.
+// *ServerError. An empty stream key, group or start fails with
+// ErrInvalidArgument (the server would take an empty group name: the
+// engine refuses it as a likely mistake, as Consume does).
 func (e *Engine) XGroupCreate(ctx context.Context, stream, group, start string, mkStream bool) *futures.Future[struct{}] {
 	switch {
 	case stream == "":

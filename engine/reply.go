@@ -52,8 +52,16 @@ func typeError(msg *valkey.ValkeyMessage, err error) error {
 	if msg.IsNil() || msg.Error() != nil {
 		return msgError(msg, err)
 	}
+	if kind(msg) == "an empty" {
+		// The zero Reply (a failed future's value): valkey-go's error
+		// read "valkey message type  is not a array" (qa-BC BC3).
+		return errEmptyReply
+	}
 	return fmt.Errorf("%w: %w", ErrReplyType, shortNum(err))
 }
+
+// errEmptyReply fails the accessors of the zero Reply.
+var errEmptyReply = fmt.Errorf("%w: an empty Reply (the value of a future that failed?)", ErrReplyType)
 
 // shortNum returns err with the text it failed to parse replaced by its
 // length when err is a *strconv.NumError: Int64 of an INFO reply put its
@@ -130,14 +138,23 @@ func kind(m *valkey.ValkeyMessage) string {
 	return "an empty"
 }
 
-// Int64 returns an integer reply, or a string reply parsed as an integer.
+// Int64 returns an integer reply, or a string reply parsed as an
+// integer; 0 with the error when it is neither, or out of int64's range.
 func (r Reply) Int64() (int64, error) {
 	if s, ok := scalar(&r.msg); ok && !r.msg.IsString() {
 		v, err := strconv.ParseInt(s, 10, 64)
-		return v, typeError(&r.msg, err)
+		if err != nil {
+			// strconv clamps an out-of-range number: a caller that only
+			// logs the error would go on with a plausible 2^63-1 (qa-BC BC3).
+			return 0, typeError(&r.msg, err)
+		}
+		return v, nil
 	}
 	v, err := r.msg.AsInt64()
-	return v, typeError(&r.msg, err)
+	if err != nil {
+		return 0, typeError(&r.msg, err)
+	}
+	return v, nil
 }
 
 // Float64 returns a double reply, an integer reply (a Lua script's
@@ -314,7 +331,7 @@ func toAny(m *valkey.ValkeyMessage) (any, error) {
 	if kind(m) == "an empty" {
 		// The zero Reply (a failed future's value): valkey-go's error
 		// read "valkey message type  is not a supported in ToAny".
-		return nil, fmt.Errorf("%w: an empty Reply (the value of a future that failed?)", ErrReplyType)
+		return nil, errEmptyReply
 	}
 	_, err := m.ToAny()
 	return nil, typeError(m, err)

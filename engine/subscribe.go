@@ -298,7 +298,9 @@ type subCounters struct {
 // until Close or the engine's Close, reconnecting as needed. It fails when
 // no server answers or the connection is lost before the server confirmed
 // (a *ConnectError: call it again), or the server refuses the command; at least one
-// non-empty name is required (ErrInvalidArgument). After the engine's
+// name is required, and any empty name fails the whole call with
+// ErrInvalidArgument (the server would take "": the engine refuses it as a
+// likely mistake; Publish to "" is not refused). After the engine's
 // Close it fails with ErrClosed, before any other check (the driver's
 // lack of pub/sub included). When it fails (ctx's error when ctx ended
 // first) nothing is left subscribed.
