@@ -457,6 +457,10 @@ const (
 // reasonDB is why Validate, ParseURL and LoadFromEnv refuse a DB.
 const reasonDB = "must be at least 0 and at most 2147483647"
 
+// reasonDBDigits is why ParseURL and LoadFromEnv refuse a DB that is not
+// ASCII digits without sign (a negative VALKEY_DB gets reasonDB).
+const reasonDBDigits = "must be a non-negative integer"
+
 // reasonRefreshInterval is why Validate refuses a refresh interval.
 const reasonRefreshInterval = "must be 0 (off) or at least 100ms"
 
@@ -855,12 +859,12 @@ func unbracketedIPv6(a string) bool {
 // s is refused, or "".
 func parseDB(s string) (int, string) {
 	if s == "" {
-		return 0, "must be a non-negative integer"
+		return 0, reasonDBDigits
 	}
 	n := 0
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
-			return 0, "must be a non-negative integer"
+			return 0, reasonDBDigits
 		}
 		if n = n*10 + int(s[i]-'0'); n > maxDB {
 			return 0, reasonDB

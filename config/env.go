@@ -48,12 +48,20 @@ var envVars = []envVar{
 		return ""
 	}},
 	{name: "VALKEY_DB", field: "DB", apply: func(c *Config, v string) string {
-		if reason := parseInt(v, &c.DB); reason != "" {
+		var n int
+		if reason := parseInt(v, &n); reason != "" {
 			if reason == reasonRange {
 				return reasonDB // the bound Validate and ParseURL give
 			}
 			return reason
 		}
+		if n >= 0 && (v[0] == '+' || v[0] == '-') {
+			// "+5", "-0": refused as ParseURL refuses them (review-34b
+			// R34b-6: VALKEY_DB=+5 was taken); a negative number keeps
+			// the bound's message, from Validate.
+			return reasonDBDigits
+		}
+		c.DB = n
 		return ""
 	}},
 	{name: "VALKEY_CLIENT_NAME", field: "ClientName", apply: func(c *Config, v string) string {
@@ -202,7 +210,7 @@ var envVars = []envVar{
 //	VALKEY_ADDR                          one "host:port": Addrs
 //	VALKEY_ADDRS                         "host:port" list, comma separated: Addrs (standalone: only the first is dialled)
 //	VALKEY_USERNAME, VALKEY_PASSWORD     Username, Password (spaces kept)
-//	VALKEY_DB                            DB
+//	VALKEY_DB                            DB (digits without a sign, as in a URL)
 //	VALKEY_CLIENT_NAME                   ClientName
 //	VALKEY_PROVIDER, VALKEY_DRIVER       Driver (VALKEY_DRIVER wins when both are set)
 //	VALKEY_POOL_SIZE                     PoolSize

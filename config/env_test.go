@@ -248,6 +248,10 @@ func TestEnvVarErrors(t *testing.T) {
 		{map[string]string{"VALKEY_ADDRS": "a:1,b:0"}, "VALKEY_ADDRS", "a:1,b:0", `entry 2 "b:0": port must be`},
 		{map[string]string{"VALKEY_DB": "one"}, "VALKEY_DB", "one", "not an integer"},
 		{map[string]string{"VALKEY_DB": "-1"}, "VALKEY_DB", "-1", "at least 0"},
+		// review-34b R34b-6: a sign the URL's db refuses too (fix-36).
+		{map[string]string{"VALKEY_DB": "+5"}, "VALKEY_DB", "+5", "must be a non-negative integer"},
+		{map[string]string{"VALKEY_DB": "+0"}, "VALKEY_DB", "+0", "must be a non-negative integer"},
+		{map[string]string{"VALKEY_DB": "-0"}, "VALKEY_DB", "-0", "must be a non-negative integer"},
 		{map[string]string{"VALKEY_CLIENT_NAME": "my app"}, "VALKEY_CLIENT_NAME", "my app", "without spaces"},
 		{map[string]string{"VALKEY_POOL_SIZE": "lots"}, "VALKEY_POOL_SIZE", "lots", "not an integer"},
 		{map[string]string{"VALKEY_POOL_SIZE": "0"}, "VALKEY_POOL_SIZE", "0", "between 1 and 1024"},
