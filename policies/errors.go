@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -52,6 +53,12 @@ type CircuitOpenError struct {
 func (e *CircuitOpenError) Error() string {
 	if e.Cause == nil {
 		return fmt.Sprintf("%s: node %s", ErrCircuitOpen.Error(), e.Addr)
+	}
+	if e.Cause == context.DeadlineExceeded {
+		// The bare deadline of a round trip the node did not answer in
+		// time (a pipeline abandoned at its commands' deadlines, a probe's
+		// PING): said as it is, it read as the caller's own ctx (qa-BB BB-3).
+		return fmt.Sprintf("%s: node %s, last failure: no reply from the node before a deadline (%s)", ErrCircuitOpen.Error(), e.Addr, e.Cause)
 	}
 	return fmt.Sprintf("%s: node %s, last failure: %s", ErrCircuitOpen.Error(), e.Addr, oneLine(e.Cause))
 }

@@ -200,4 +200,10 @@ func TestCircuitOpenError(t *testing.T) {
 	if got, want := (&CircuitOpenError{Addr: "h:1"}).Error(), "vactor: circuit breaker open: node h:1"; got != want {
 		t.Fatalf("Error() without a cause = %q, want %q", got, want)
 	}
+	// A round trip abandoned at a deadline says the node did not answer,
+	// not only the bare ctx error (qa-BB BB-3).
+	if got, want := (&CircuitOpenError{Addr: "h:1", Cause: context.DeadlineExceeded}).Error(),
+		"vactor: circuit breaker open: node h:1, last failure: no reply from the node before a deadline (context deadline exceeded)"; got != want {
+		t.Fatalf("Error() of a deadline = %q, want %q", got, want)
+	}
 }
