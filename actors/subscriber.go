@@ -176,9 +176,9 @@ type SubscriberState struct {
 	down     time.Time
 	parked   []SubOp
 	timer    *time.Timer
-	failErr  error          // why fail closed the connection
-	refused  string         // the last SubRefused's error text since the set was last subscribed ("" none)
-	unsubbed map[string]int // SUNSUBSCRIBEs sent on conn whose sunsubscribe was not seen yet
+	failErr  error               // why fail closed the connection
+	refused  map[string]struct{} // the SubRefused errors' texts since the set was last wholly subscribed (nil: none)
+	unsubbed map[string]int      // SUNSUBSCRIBEs sent on conn whose sunsubscribe was not seen yet
 }
 
 // Spawn starts the actor in system.

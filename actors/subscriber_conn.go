@@ -132,8 +132,9 @@ func (s *SubscriberState) dialed(m subDialed) {
 	if !sess.first || s.size() > 0 {
 		sess.announce() // when nothing was sent there is nothing to confirm
 	}
+	sess.complete = true
 	s.failures = 0
-	s.refused = ""
+	s.refused = nil
 }
 
 // kicked handles a sunsubscribe push of the current connection.
@@ -201,9 +202,16 @@ func (s *SubscriberState) lost(err error) {
 		addr = s.sess.addr
 		if s.sess.announced.Load() {
 			s.down = time.Now()
-			s.failures = 0
-			s.refused = ""
 			s.Emit(SubEvent{Kind: SubDisconnected, Err: err, Addr: addr})
+		}
+		if s.sess.complete {
+			// The backoff starts again after a connection that had the
+			// whole set; not after one the server refused part of (a
+			// pattern the ACL no longer allows: its first confirmation
+			// announced it, the refusal closed it), which reconnected at
+			// the minimum backoff, ~80 times a second (review-36 R36-1).
+			s.failures = 0
+			s.refused = nil
 		}
 	}
 	s.sess = nil
@@ -227,8 +235,15 @@ func (s *SubscriberState) retry(err error, addr string) {
 			op.Done <- err
 		}
 		s.parked = nil
-	} else if serverRefusal(err) && err.Error() != s.refused {
-		s.refused = err.Error()
+	} else if _, seen := s.refused[err.Error()]; serverRefusal(err) && !seen && len(s.refused) < maxRefusedTexts {
+		// Each distinct text once: in cluster mode the channels'
+		// connection tries the nodes in turn, and each node's refusal
+		// names it (review-36 R36-2: the last text only, alternating,
+		// made an event per retry).
+		if s.refused == nil {
+			s.refused = map[string]struct{}{}
+		}
+		s.refused[err.Error()] = struct{}{}
 		s.Emit(SubEvent{Kind: SubRefused, Err: err, Addr: addr})
 	}
 	d := s.Backoff.Delay(s.failures)
@@ -236,6 +251,9 @@ func (s *SubscriberState) retry(err error, addr string) {
 	gen, self := s.gen, s.self
 	s.timer = time.AfterFunc(d, func() { s.tell(self, subRetry{gen: gen}) })
 }
+
+// maxRefusedTexts bounds the SubRefused events of one outage.
+const maxRefusedTexts = 16
 
 // serverRefusal reports whether err carries an error reply of the server
 // (a refused command or handshake), not a transport failure.
@@ -254,6 +272,7 @@ type subSession struct {
 	down      time.Time
 	addr      string
 	announced atomic.Bool
+	complete  bool  // the whole set was subscribed on the connection (actor only)
 	g         int64 // the reader goroutine's id, from Goid at the first message (reader only)
 
 	rmu    sync.Mutex

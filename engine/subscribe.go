@@ -56,7 +56,11 @@ const (
 	// for a refused handshake such as WRONGPASS). The subscription keeps
 	// trying at the reconnect backoff (MaxRetryBackoff apart) and a
 	// Resubscribed follows once the server accepts; one Refused per
-	// distinct error until then. A connection that merely cannot be made
+	// distinct error (at most 16) until the whole set is subscribed
+	// again. A set the server refuses in part (a pattern the ACL no
+	// longer allows, its channels allowed) is confirmed in part on each
+	// try: a Resubscribed and a Disconnected then come with each try, the
+	// tries MaxRetryBackoff apart. A connection that merely cannot be made
 	// (a server down, a timeout) is not a refusal: the Disconnected stands
 	// for the whole outage.
 	Refused
@@ -208,7 +212,8 @@ var ErrSlotMoved = actors.ErrSlotMoved
 // a dedicated connection. After a disconnect the actor reconnects with
 // the engine's retry backoff (MinRetryBackoff to MaxRetryBackoff, with
 // jitter) and subscribes to the whole set again; the stream reports
-// Disconnected and Resubscribed around the outage.
+// Disconnected and Resubscribed around the outage, and Refused when the
+// server refuses the set meanwhile.
 //
 // Its methods are safe for concurrent use. With OverflowBlock, keep
 // reading the channel while calling Subscribe or Unsubscribe from another

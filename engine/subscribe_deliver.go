@@ -28,6 +28,7 @@ func (s *Subscription) emit(ev actors.SubEvent, shards bool, down *atomic.Int64)
 		out.Kind = Subscribed
 	case actors.SubDisconnected:
 		out.Kind = Disconnected
+		out.Err = mapError(ev.Err) // a refused part of the set: a *ServerError, as Refused's
 		if out.ShardChannel == "" {
 			// Held up when it found the connection lost: the server may
 			// have dropped it any time since the channel filled up. A

@@ -23,7 +23,8 @@ import "context"
 // that falls behind makes the queue fill up; events that find it full are
 // dropped and counted (engine.Stats.HookDropped), never waited for, except
 // the lifecycle events, which observers keep state from: a consumer's
-// Stopped, a subscriber connection's Disconnected and Resubscribed, a
+// Stopped, a subscriber connection's Disconnected, Refused and
+// Resubscribed, a
 // breaker's change, a connection actor's connection dialled (Dial,
 // Dialed: not Dedicated), lost or restarted, a slot map loaded, a
 // sentinel switch. Those wait in a second queue of their own (as large,

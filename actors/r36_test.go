@@ -1,0 +1,73 @@
+package actors_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/drivers"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// After the subscription was confirmed, every reconnect is refused by the
+// server, the refusal's text alternating between two (a cluster's dialAny
+// rotating over nodes, each *ConnectError naming its node; Valkey's NOPERM
+// naming whichever denied channel came first). "Once per distinct error"
+// remembered the last one only: a Refused per retry, forever (review-36
+// R36-2). Each distinct text is told once.
+func TestR36RefusedAlternatingText(t *testing.T) {
+	b := subBuilder(t)
+	var calls atomic.Int64
+	events := make(chan actors.SubEvent, 1024)
+	first := make(chan *subFake, 1)
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+	st := &actors.SubscriberState{
+		Dial: func(_ context.Context, hint string, failures int) (drivers.ValkeyConn, string, error) {
+			n := calls.Add(1)
+			if n == 1 {
+				f := &subFake{b: b, hint: hint, done: make(chan error, 1), listen: make(chan struct{})}
+				first <- f
+				return f, "node:1", nil
+			}
+			node := 7000 + n%2
+			err := fmt.Errorf("vactor: connect to 127.0.0.1:%d: %w", node, serverErrReply("WRONGPASS invalid username-password pair or user is disabled.").Error())
+			return nil, fmt.Sprintf("127.0.0.1:%d", node), err
+		},
+		Backoff:  policies.Backoff{Min: time.Millisecond, Max: 4 * time.Millisecond},
+		Emit:     func(ev actors.SubEvent) { events <- ev },
+		CloseErr: fmt.Errorf("stopped"),
+	}
+	st.Spawn(system)
+	defer system.Shutdown()
+	defer st.Stop()
+	op := actors.SubOp{Kind: actors.SubChannel, Names: []string{"a"}, Done: make(chan error, 1)}
+	st.Send(op)
+	f := <-first
+	<-f.listen
+	if err := <-op.Done; err != nil {
+		t.Fatal(err)
+	}
+	f.breakWith(fmt.Errorf("EOF"))
+	deadline := time.Now().Add(10 * time.Second)
+	for calls.Load() < 20 { // 19 refused redials
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dials in 10 s", calls.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	st.Stop()
+	counts := map[actors.SubEventKind]int{}
+	for len(events) > 0 {
+		counts[(<-events).Kind]++
+	}
+	t.Logf("dials %d, events by kind %v (1 subscribed, 2 disconnected, 4 refused)", calls.Load(), counts)
+	if counts[actors.SubRefused] != 2 {
+		t.Errorf("%d Refused events for two alternating refusals over %d dials, want 2", counts[actors.SubRefused], calls.Load())
+	}
+}
