@@ -115,6 +115,7 @@ type Hook struct {
 	subReconn    metric.Int64Counter
 	subGap       metric.Float64Histogram
 	subDropped   metric.Int64Counter
+	subRefused   metric.Int64Counter
 	redelivered  metric.Int64Counter
 	entries      metric.Int64Counter
 
@@ -269,6 +270,7 @@ func (h *Hook) instruments(m metric.Meter) error {
 	h.subReconn = ctr("vactor.pubsub.reconnects", "{reconnect}", "Subscriber connections that resubscribed after a disconnect.")
 	h.subGap = f64h("vactor.pubsub.gap", "s", "Time a subscription was not subscribed, from the disconnect to the resubscription.", DurationBuckets)
 	h.subDropped = ctr("vactor.pubsub.dropped", "{message}", "Pub/sub messages dropped by OverflowDrop.")
+	h.subRefused = ctr("vactor.pubsub.refused", "{refusal}", "Resubscribes the server refused (NOPERM, WRONGPASS, ...), once per distinct error of an outage.")
 	h.redelivered = ctr("vactor.stream.consumer.redeliveries", "{entry}", "Stream entries handed to a handler again (own pending after a reconnect, claimed).")
 	h.entries = ctr("vactor.stream.consumer.entries", "{entry}", "Stream consumer entries by event: claimed, acked, handler_failed.")
 
@@ -790,8 +792,8 @@ func (h *Hook) OnSentinelSwitched(ev hooks.SentinelSwitch) {
 	h.switches.Add(context.Background(), 1, metric.WithAttributes(attribute.String("vactor.sentinel.master", ev.Master)))
 }
 
-// OnSubscriberEvent counts vactor.pubsub.reconnects and vactor.pubsub.dropped
-// and records vactor.pubsub.gap.
+// OnSubscriberEvent counts vactor.pubsub.reconnects, vactor.pubsub.refused
+// (with error.type) and vactor.pubsub.dropped and records vactor.pubsub.gap.
 func (h *Hook) OnSubscriberEvent(ev hooks.Subscriber) {
 	ctx := context.Background()
 	switch ev.Kind {
@@ -802,6 +804,10 @@ func (h *Hook) OnSubscriberEvent(ev hooks.Subscriber) {
 		h.subGap.Record(ctx, ev.Gap.Seconds(), h.node(ev.Node).opt)
 	case hooks.MessagesDropped:
 		h.subDropped.Add(ctx, int64(ev.Count))
+	case hooks.Refused:
+		typ, _ := errorType(ev.Err)
+		attrs := append([]attribute.KeyValue{semconv.ErrorTypeKey.String(typ)}, h.node(ev.Node).attrs...)
+		h.subRefused.Add(ctx, 1, metric.WithAttributes(attrs...))
 	}
 }
 

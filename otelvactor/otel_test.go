@@ -633,3 +633,20 @@ func TestSentinelSwitchesCounted(t *testing.T) {
 		t.Errorf("unit %q", m.Unit)
 	}
 }
+
+// A resubscribe the server refused is counted in vactor.pubsub.refused,
+// with error.type from the server's reply and the node's attributes.
+func TestPubSubRefusedCounted(t *testing.T) {
+	h, reader := metricsHook(t)
+	noperm := &engine.ServerError{Prefix: "NOPERM", Message: "NOPERM this user has no permissions to access one of the channels used as arguments"}
+	h.OnSubscriberEvent(hooks.Subscriber{Kind: hooks.Refused, Node: "10.0.0.1:6379", Instance: 1, Err: noperm})
+	h.OnSubscriberEvent(hooks.Subscriber{Kind: hooks.Refused, Node: "10.0.0.1:6379", Instance: 2, Err: noperm})
+	h.OnSubscriberEvent(hooks.Subscriber{Kind: hooks.Disconnected, Node: "10.0.0.1:6379", Instance: 1, Err: errors.New("EOF")})
+	ms := collect(t, reader)
+	if v := sum(t, ms, "vactor.pubsub.refused", attribute.String("error.type", "NOPERM"), attribute.String("server.address", "10.0.0.1")); v != 2 {
+		t.Errorf("vactor.pubsub.refused{NOPERM, 10.0.0.1} = %d, want 2", v)
+	}
+	if m := ms["vactor.pubsub.refused"]; m.Unit != "{refusal}" {
+		t.Errorf("unit %q", m.Unit)
+	}
+}
