@@ -71,3 +71,45 @@ func TestR36RefusedAlternatingText(t *testing.T) {
 		t.Errorf("%d Refused events for two alternating refusals over %d dials, want 2", counts[actors.SubRefused], calls.Load())
 	}
 }
+
+// A connection whose watcher reports no error (a nil from the driver's
+// listener) is lost and redialled like any other: the refusal check of
+// retry must not read a nil error's text.
+func TestSubscriberLostWithoutError(t *testing.T) {
+	b := subBuilder(t)
+	fakes := make(chan *subFake, 4)
+	events := make(chan actors.SubEvent, 64)
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+	st := &actors.SubscriberState{
+		Dial: func(_ context.Context, hint string, failures int) (drivers.ValkeyConn, string, error) {
+			f := &subFake{b: b, hint: hint, done: make(chan error, 1), listen: make(chan struct{})}
+			fakes <- f
+			return f, "node:1", nil
+		},
+		Backoff:  policies.Backoff{Min: time.Millisecond, Max: 4 * time.Millisecond},
+		Emit:     func(ev actors.SubEvent) { events <- ev },
+		CloseErr: fmt.Errorf("stopped"),
+	}
+	st.Spawn(system)
+	defer system.Shutdown()
+	defer st.Stop()
+	op := actors.SubOp{Kind: actors.SubChannel, Names: []string{"a"}, Done: make(chan error, 1)}
+	st.Send(op)
+	f := <-fakes
+	<-f.listen
+	if err := <-op.Done; err != nil {
+		t.Fatal(err)
+	}
+	f.breakWith(nil)
+	want := []actors.SubEventKind{actors.SubSubscribed, actors.SubDisconnected, actors.SubResubscribed}
+	for i, k := range want {
+		select {
+		case ev := <-events:
+			if ev.Kind != k {
+				t.Fatalf("event %d: %v, want %v", i, ev.Kind, k)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no event %d (%v) in 10 s", i, k)
+		}
+	}
+}

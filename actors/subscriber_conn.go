@@ -235,16 +235,18 @@ func (s *SubscriberState) retry(err error, addr string) {
 			op.Done <- err
 		}
 		s.parked = nil
-	} else if _, seen := s.refused[err.Error()]; serverRefusal(err) && !seen && len(s.refused) < maxRefusedTexts {
+	} else if serverRefusal(err) { // err may be nil (a connection closed without error)
 		// Each distinct text once: in cluster mode the channels'
 		// connection tries the nodes in turn, and each node's refusal
 		// names it (review-36 R36-2: the last text only, alternating,
 		// made an event per retry).
-		if s.refused == nil {
-			s.refused = map[string]struct{}{}
+		if _, seen := s.refused[err.Error()]; !seen && len(s.refused) < maxRefusedTexts {
+			if s.refused == nil {
+				s.refused = map[string]struct{}{}
+			}
+			s.refused[err.Error()] = struct{}{}
+			s.Emit(SubEvent{Kind: SubRefused, Err: err, Addr: addr})
 		}
-		s.refused[err.Error()] = struct{}{}
-		s.Emit(SubEvent{Kind: SubRefused, Err: err, Addr: addr})
 	}
 	d := s.Backoff.Delay(s.failures)
 	s.failures++
