@@ -13,6 +13,27 @@ import (
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
+// appSubscription starts a server with the ACL user "app" (every key,
+// channel and command), an engine of cfg connected as app, and a
+// subscription to "rf:ch" whose Subscribed it has read; both are closed
+// at the test's end.
+func appSubscription(t *testing.T, cfg config.Config) (*valkeytest.Server, *engine.Engine, *engine.Subscription) {
+	t.Helper()
+	srv := valkeytest.Start(t)
+	if err := srv.AddUser("app", "app-pass", "~*", "&*", "+@all"); err != nil {
+		t.Fatal(err)
+	}
+	eng := engineOn(t, cfg.WithAddrs(srv.Addr()).WithUsername("app").WithPassword("app-pass"))
+	t.Cleanup(func() { _ = eng.Close() })
+	sub, err := eng.Subscribe(ctxT(t), "rf:ch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	subExpect(t, sub.Channel(), engine.Subscribed)
+	return srv, eng, sub
+}
+
 // A subscription whose resubscribes the server refuses (the ACL no
 // longer allows its channel: Redis drops the subscriber, then answers
 // each SUBSCRIBE NOPERM) reports the refusal: a Refused event with the
@@ -21,22 +42,10 @@ import (
 // and resubscribes once the ACL allows the channel again (qa-BB BB-1:
 // the refusals went nowhere, the Disconnected's EOF was all there was).
 func TestSubscribeRefusedReported(t *testing.T) {
-	srv := valkeytest.Start(t)
-	if err := srv.AddUser("app", "app-pass", "~*", "&*", "+@all"); err != nil {
-		t.Fatal(err)
-	}
 	rec := &recHook{}
 	var logs syncBuf
-	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("app").WithPassword("app-pass").
+	srv, eng, sub := appSubscription(t, config.DefaultConfig().
 		WithHooks(rec).WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-	defer eng.Close()
-	ctx := ctxT(t)
-	sub, err := eng.Subscribe(ctx, "rf:ch")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	subExpect(t, sub.Channel(), engine.Subscribed)
 
 	if _, err := srv.Do("ACL", "SETUSER", "app", "resetchannels"); err != nil {
 		t.Fatal(err)
@@ -100,5 +109,48 @@ func TestSubscribeRefusedReported(t *testing.T) {
 	})
 	if got := strings.Count(logs.String(), hooks.MsgSubRefused); got != 2 || !strings.Contains(logs.String(), "NOPERM") {
 		t.Errorf("log has %d %q lines, want 2, the first naming NOPERM:\n%s", got, hooks.MsgSubRefused, logs.String())
+	}
+}
+
+// A subscription with a channel and a pattern; the ACL then allows the
+// channel but not the pattern. Each resubscribe: SUBSCRIBE confirmed
+// (Resubscribed), PSUBSCRIBE NOPERM (Disconnected). It reconnected at the
+// minimum backoff, ~80 times a second, with a Refused each time
+// (review-36 R36-1: 250 Disconnected and 249 Refused in 3 s): the backoff
+// now grows (to MaxRetryBackoff, 512 ms) and the refusal is told once.
+func TestR36PartialRefusalFlood(t *testing.T) {
+	srv, _, sub := appSubscription(t, config.DefaultConfig())
+	ctx := ctxT(t)
+	if err := sub.PSubscribe(ctx, "rf:p*"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Do("ACL", "SETUSER", "app", "resetchannels", "&rf:ch"); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[engine.SubEventKind]int{}
+	var seq []string
+	end := time.After(3 * time.Second)
+loop:
+	for {
+		select {
+		case ev := <-sub.Channel():
+			counts[ev.Kind]++
+			if len(seq) < 12 {
+				s := ev.Kind.String()
+				if ev.Err != nil {
+					s += "(" + ev.Err.Error() + ")"
+				}
+				seq = append(seq, s)
+			}
+		case <-end:
+			break loop
+		}
+	}
+	t.Logf("in 3 s: %v; first events: %q", counts, seq)
+	if counts[engine.Refused] != 1 {
+		t.Errorf("%d Refused events in 3 s for one unchanged refusal, want 1", counts[engine.Refused])
+	}
+	if counts[engine.Disconnected] > 40 {
+		t.Errorf("%d reconnects in 3 s of a partly refused set: the backoff did not grow", counts[engine.Disconnected])
 	}
 }
