@@ -86,6 +86,19 @@ func (e *MovedError) Error() string {
 	return "actors: shard channels served by another node (MOVED): " + strings.Join(e.Names, ", ")
 }
 
+// RefusedError is joined in the result of a shard-channel SubOp of a
+// cluster subscriber (SubscriberState.Moved set) beside the first error
+// reply: Names are the shard channels the server refused (NOPERM, ...),
+// which were not subscribed. The engine forgets their home by it: a
+// refusal on a connection that holds other channels left them homed
+// there, and a moved channel's refusal looked subscribed (review-36
+// R36-3).
+type RefusedError struct{ Names []string }
+
+func (e *RefusedError) Error() string {
+	return "actors: shard channels refused: " + strings.Join(e.Names, ", ")
+}
+
 // ErrSlotMoved is the Err of the SubDisconnected reported when the server
 // unsubscribed shard channels of the set on its own: their slot moved to
 // another node (failover, resharding). The actor reconnects to the new

@@ -58,7 +58,7 @@ func (s *SubscriberState) op(op SubOp) {
 		s.sess.expect(names, op.Since)
 	}
 	errs := s.exec(subCmds(s.conn.B(), op.Kind, false, names))
-	var moved []string
+	var moved, refused []string
 	var bad, broken error
 	for i, err := range errs {
 		// One command per shard channel, one for all the others.
@@ -76,8 +76,11 @@ func (s *SubscriberState) op(op SubOp) {
 			broken = err
 		case op.Kind == SubShard && s.Moved != nil && isMovedErr(err):
 			moved = append(moved, these...)
-		case bad == nil:
-			bad = err
+		default:
+			if bad == nil {
+				bad = err
+			}
+			refused = append(refused, these...)
 		}
 		s.sess.unexpect(these)
 	}
@@ -86,8 +89,15 @@ func (s *SubscriberState) op(op SubOp) {
 		s.fail(broken)
 		return
 	}
+	var marks []error
 	if len(moved) > 0 {
-		op.Done <- errors.Join(bad, &MovedError{Names: moved})
+		marks = append(marks, &MovedError{Names: moved})
+	}
+	if op.Kind == SubShard && s.Moved != nil && len(refused) > 0 {
+		marks = append(marks, &RefusedError{Names: refused})
+	}
+	if len(marks) > 0 {
+		op.Done <- errors.Join(append([]error{bad}, marks...)...)
 		return
 	}
 	op.Done <- bad

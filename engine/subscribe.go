@@ -62,7 +62,11 @@ const (
 	// try: a Resubscribed and a Disconnected then come with each try, the
 	// tries MaxRetryBackoff apart. A connection that merely cannot be made
 	// (a server down, a timeout) is not a refusal: the Disconnected stands
-	// for the whole outage.
+	// for the whole outage. In cluster mode a shard channel whose slot
+	// moved to a node that refuses it (an ACL that differs between nodes)
+	// gets a Refused with ShardChannel set, after its Disconnected, once
+	// per distinct error; it is tried on the new owner at the same backoff
+	// until a Resubscribed, or until it is unsubscribed.
 	Refused
 )
 
@@ -99,8 +103,9 @@ type SubEvent struct {
 	Addr    string        // the node whose connection the item came from
 	Gap     time.Duration // Resubscribed only
 	Err     error         // Disconnected and Refused only
-	// ShardChannel is set on the Disconnected (Err ErrSlotMoved) and the
-	// Resubscribed of one shard channel whose slot moved to another node
+	// ShardChannel is set on the Disconnected (Err ErrSlotMoved), the
+	// Refused and the Resubscribed of one shard channel whose slot moved
+	// to another node
 	// (cluster resharding or failover): the event is about that channel
 	// only; the connection and its other channels were not interrupted.
 	// "" when the event is about a whole connection.
@@ -271,6 +276,7 @@ type subscriptionState struct {
 	mu     sync.Mutex
 	actors []*subActor
 	shards map[string]*subActor // cluster mode: shard channel -> the actor subscribing it
+	moving map[string]int       // cluster mode: shard channels movedFrom routes to a new owner (how many calls)
 	closed bool
 	err    error
 	done   chan struct{}
@@ -371,7 +377,7 @@ func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscr
 			return nil, err
 		}
 	}
-	s := &Subscription{&subscriptionState{e: e, quit: make(chan struct{}), done: make(chan struct{}), handler: o.Handler, shards: map[string]*subActor{},
+	s := &Subscription{&subscriptionState{e: e, quit: make(chan struct{}), done: make(chan struct{}), handler: o.Handler, shards: map[string]*subActor{}, moving: map[string]int{},
 		instance: subscriptions.Add(1)}}
 	s.life, s.cancel = context.WithCancel(context.Background())
 	if o.Handler == nil {

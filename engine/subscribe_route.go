@@ -91,7 +91,7 @@ func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub boo
 				return ctx.Err()
 			}
 			names = append(names, s.settle(o, err)...)
-			if err = withoutMoved(err); err != nil {
+			if err = withoutMarks(err); err != nil {
 				errs = append(errs, lostBeforeConfirmed(ctx, o.a, mapError(err)))
 			}
 		}
@@ -205,14 +205,16 @@ func (s *Subscription) send(kind actors.SubKind, unsub bool, names []string, sin
 			home := s.shards[n]
 			switch {
 			case unsub:
+				delete(s.moving, n) // no longer wanted (movedFrom)
 				if home != nil {
 					s.unhome(n)
 					add(home, n)
 				}
 			case home != nil && !moved:
 				add(home, n) // already subscribed (or being subscribed) there
-			case home == nil && moved:
-				// unsubscribed meanwhile
+			case home == nil && moved && s.moving[n] == 0:
+				// unsubscribed meanwhile (movedFrom's channels refused
+				// by their new owner have no home, and are still wanted)
 			default:
 				a := s.find(false, owner[n])
 				if a == nil {
@@ -253,9 +255,12 @@ func (s *Subscription) unhome(n string) {
 // settle records the answer to an operation and returns the shard
 // channels the server redirected (MOVED), which still need a home. An
 // actor whose connection never subscribed anything (a failed dial, a
-// refusal) keeps none of the names it failed, so that reap stops it.
+// refusal) keeps none of the names it failed, so that reap stops it; one
+// whose connection holds other channels keeps none of those the server
+// refused (actors.RefusedError).
 func (s *Subscription) settle(o subSent, err error) []string {
 	var me *actors.MovedError
+	var re *actors.RefusedError
 	var moved []string
 	if errors.As(err, &me) {
 		moved = me.Names
@@ -263,10 +268,17 @@ func (s *Subscription) settle(o subSent, err error) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o.a.pending--
-	if o.op.Unsub || o.op.Kind != actors.SubShard || withoutMoved(err) == nil || o.a.st.Subscribed() {
+	if o.op.Unsub || o.op.Kind != actors.SubShard || withoutMarks(err) == nil {
 		return moved
 	}
-	for _, n := range o.op.Names {
+	failed := o.op.Names
+	if o.a.st.Subscribed() {
+		if !errors.As(err, &re) {
+			return moved
+		}
+		failed = re.Names
+	}
+	for _, n := range failed {
 		if s.shards[n] == o.a && !slices.Contains(moved, n) {
 			s.unhome(n)
 		}
@@ -274,11 +286,12 @@ func (s *Subscription) settle(o subSent, err error) []string {
 	return moved
 }
 
-// withoutMoved returns err without its *actors.MovedError (nil if that
-// was all).
-func withoutMoved(err error) error {
+// withoutMarks returns err without its *actors.MovedError and
+// *actors.RefusedError (nil if that was all).
+func withoutMarks(err error) error {
 	var me *actors.MovedError
-	if !errors.As(err, &me) {
+	var re *actors.RefusedError
+	if !errors.As(err, &me) && !errors.As(err, &re) {
 		return err
 	}
 	j, ok := err.(interface{ Unwrap() []error })
@@ -287,9 +300,12 @@ func withoutMoved(err error) error {
 	}
 	var rest []error
 	for _, e := range j.Unwrap() {
-		if !errors.As(e, &me) {
+		if !errors.As(e, &me) && !errors.As(e, &re) {
 			rest = append(rest, e)
 		}
+	}
+	if len(rest) == 1 {
+		return rest[0] // the error reply as the actor gave it, for mapError
 	}
 	return errors.Join(rest...)
 }
@@ -320,12 +336,102 @@ func (s *Subscription) abandon(sent []subSent, since time.Time) {
 // movedFrom is an actor's SubscriberState.Moved: the shard channels it
 // gave up because their slot moved (from is its node) are routed to their
 // new owner in the background.
+//
+// Those the new owner does not take (it refuses them: NOPERM after an
+// ACL that differs between nodes; the connection is lost before it
+// confirms them) are tried again after the engine's backoff, growing,
+// until it takes them, they are unsubscribed or the subscription ends, as
+// a connection's set is after a refused resubscribe; each distinct
+// refusal of a channel is reported once as a Refused event naming it
+// (review-36 R36-3: the error was dropped, and the channels, after their
+// Disconnected, were neither subscribed nor reported again).
 func (s *Subscription) movedFrom(names []string, since time.Time, from string) {
 	s.background(func() {
-		_ = s.apply(s.life, actors.SubShard, false, names, since, true, from)
+		s.mu.Lock()
+		for _, n := range names {
+			if s.shards[n] != nil { // not unsubscribed meanwhile
+				s.moving[n]++
+			}
+		}
+		s.mu.Unlock()
+		defer s.moved(names)
+		err := s.apply(s.life, actors.SubShard, false, names, since, true, from)
 		s.reap()
+		told := map[string]map[string]bool{} // channel -> refusals reported
+		for try := 0; ; try++ {
+			left := s.unmoved(names)
+			if len(left) == 0 {
+				return
+			}
+			s.tellRefused(left, err, told)
+			if !s.pause(s.life, try) {
+				return
+			}
+			// Routed by the slot map again (reloaded: they may have moved
+			// on), unless unsubscribed meanwhile; Since keeps their
+			// Resubscribed's Gap.
+			err = s.apply(s.life, actors.SubShard, false, left, since, true, "")
+			s.reap()
+		}
 	})
 }
+
+// unmoved returns those of names movedFrom is moving that still have no
+// home: their new owner did not take them and they were not unsubscribed.
+func (s *Subscription) unmoved(names []string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	var left []string
+	for _, n := range names {
+		if s.moving[n] > 0 && s.shards[n] == nil && !slices.Contains(left, n) {
+			left = append(left, n)
+		}
+	}
+	return left
+}
+
+// moved ends movedFrom's claim on names.
+func (s *Subscription) moved(names []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range names {
+		if s.moving[n] > 1 {
+			s.moving[n]--
+		} else {
+			delete(s.moving, n)
+		}
+	}
+}
+
+// tellRefused reports err's refusal by the server, if it is one, as a
+// Refused event for each of names, once per distinct text and channel
+// (at most maxRefusedTexts each), naming the node the slot map gives.
+func (s *Subscription) tellRefused(names []string, err error, told map[string]map[string]bool) {
+	var se *ServerError
+	if !errors.As(err, &se) {
+		return // a lost connection, a dial's failure: retried in silence, as a connection's set is
+	}
+	text := se.Error()
+	for _, n := range names {
+		seen := told[n]
+		if seen[text] || len(seen) >= maxRefusedTexts {
+			continue
+		}
+		if seen == nil {
+			seen = map[string]bool{}
+			told[n] = seen
+		}
+		seen[text] = true
+		addr, _ := s.e.addrOf(n)
+		s.emit(actors.SubEvent{Kind: actors.SubRefused, Err: se, Addr: addr, ShardChannel: n}, true, nil)
+	}
+}
+
+// maxRefusedTexts bounds the Refused events of one moved channel.
+const maxRefusedTexts = 16
 
 // errStaleSlotMap: the slot map still names the node that gave a shard
 // channel up as its owner.

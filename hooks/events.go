@@ -260,7 +260,9 @@ const (
 	// subscription's set again on a new connection (Err: its error reply,
 	// such as NOPERM after an ACL change, or a refused handshake such as
 	// WRONGPASS). The subscription keeps trying at the reconnect backoff;
-	// one event per distinct error until a Resubscribed.
+	// one event per distinct error until a Resubscribed. With
+	// ShardChannel set: a shard channel whose slot moved, refused by its
+	// new owner.
 	Refused
 )
 
@@ -301,7 +303,8 @@ type Subscriber struct {
 	// Count is the number of messages dropped (MessagesDropped).
 	Count uint64
 	// ShardChannel is set when the event concerns one shard channel whose
-	// slot moved (Disconnected, Resubscribed), "" for a whole connection.
+	// slot moved (Disconnected, Refused, Resubscribed), "" for a whole
+	// connection.
 	ShardChannel string
 	// Shards is true for an event of a connection that carries shard
 	// channels (SSUBSCRIBE, cluster mode), false for the one that carries
