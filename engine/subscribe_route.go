@@ -328,7 +328,7 @@ func (s *Subscription) abandon(sent []subSent, since time.Time) {
 		}
 		s.reap()
 		if len(moved) > 0 {
-			_ = s.apply(s.life, actors.SubShard, false, moved, since, true, "")
+			s.move(moved, since, "")
 		}
 	})
 }
@@ -346,34 +346,41 @@ func (s *Subscription) abandon(sent []subSent, since time.Time) {
 // (review-36 R36-3: the error was dropped, and the channels, after their
 // Disconnected, were neither subscribed nor reported again).
 func (s *Subscription) movedFrom(names []string, since time.Time, from string) {
-	s.background(func() {
-		s.mu.Lock()
-		for _, n := range names {
-			if s.shards[n] != nil { // not unsubscribed meanwhile
-				s.moving[n]++
-			}
+	s.background(func() { s.move(names, since, from) })
+}
+
+// move is movedFrom's (and abandon's, for the shard channels redirected
+// while nobody waited) routing of names to their new owner, on a
+// background goroutine.
+func (s *Subscription) move(names []string, since time.Time, from string) {
+	var claimed []string
+	s.mu.Lock()
+	for _, n := range names {
+		if s.shards[n] != nil { // not unsubscribed meanwhile
+			s.moving[n]++
+			claimed = append(claimed, n)
 		}
-		s.mu.Unlock()
-		defer s.moved(names)
-		err := s.apply(s.life, actors.SubShard, false, names, since, true, from)
+	}
+	s.mu.Unlock()
+	defer s.moved(claimed)
+	err := s.apply(s.life, actors.SubShard, false, names, since, true, from)
+	s.reap()
+	told := map[string]map[string]bool{} // channel -> refusals reported
+	for try := 0; ; try++ {
+		left := s.unmoved(claimed)
+		if len(left) == 0 {
+			return
+		}
+		s.tellRefused(left, err, told)
+		if !s.pause(s.life, try) {
+			return
+		}
+		// Routed by the slot map again (reloaded: they may have moved
+		// on), unless unsubscribed meanwhile; Since keeps their
+		// Resubscribed's Gap.
+		err = s.apply(s.life, actors.SubShard, false, left, since, true, "")
 		s.reap()
-		told := map[string]map[string]bool{} // channel -> refusals reported
-		for try := 0; ; try++ {
-			left := s.unmoved(names)
-			if len(left) == 0 {
-				return
-			}
-			s.tellRefused(left, err, told)
-			if !s.pause(s.life, try) {
-				return
-			}
-			// Routed by the slot map again (reloaded: they may have moved
-			// on), unless unsubscribed meanwhile; Since keeps their
-			// Resubscribed's Gap.
-			err = s.apply(s.life, actors.SubShard, false, left, since, true, "")
-			s.reap()
-		}
-	})
+	}
 }
 
 // unmoved returns those of names movedFrom is moving that still have no
