@@ -45,6 +45,9 @@ type Client interface {
 	MGet(ctx context.Context, keys ...string) ([]*string, error)
 	// MSet sets alternating key/value arguments.
 	MSet(ctx context.Context, keyValues ...string) error
+	// MSetNX sets alternating key/value arguments, all or none (none
+	// when any key exists), and reports whether they were set.
+	MSetNX(ctx context.Context, keyValues ...string) (bool, error)
 	// Incr increments the integer at key by one and returns the new value.
 	Incr(ctx context.Context, key string) (int64, error)
 	// IncrBy increments the integer at key by n and returns the new value.
@@ -308,6 +311,10 @@ func (c *syncClient) MGet(ctx context.Context, keys ...string) ([]*string, error
 
 func (c *syncClient) MSet(ctx context.Context, keyValues ...string) error {
 	return c.e().MSet(ctx, keyValues...).Err(ctx)
+}
+
+func (c *syncClient) MSetNX(ctx context.Context, keyValues ...string) (bool, error) {
+	return c.e().MSetNX(ctx, keyValues...).Await(ctx)
 }
 
 func (c *syncClient) Incr(ctx context.Context, key string) (int64, error) {

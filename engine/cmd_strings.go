@@ -290,6 +290,40 @@ func (e *Engine) MSet(ctx context.Context, keyValues ...string) *futures.Future[
 	return submit(e, ctx, keyValues[0], kv.Build(), decodeOK)
 }
 
+// MSetNX sets key/value pairs given as alternating arguments, all or
+// none: none when any of the keys exists (MSETNX). Its future reports
+// whether they were set. In cluster mode the keys must share a hash slot
+// (ErrCrossSlot otherwise, refused unsent: MSETNX is atomic, so it is not
+// split per slot as MSet is; use a hash tag).
+func (e *Engine) MSetNX(ctx context.Context, keyValues ...string) *futures.Future[bool] {
+	cmd, err := e.msetNXCmd(e.b, keyValues)
+	if err != nil {
+		return fail[bool](err)
+	}
+	return submit(e, ctx, keyValues[0], cmd, decodeBool)
+}
+
+// msetNXCmd builds MSETNX, refusing a closed engine, odd or no arguments
+// and, in cluster mode, keys of more than one slot.
+func (e *Engine) msetNXCmd(b valkey.Builder, keyValues []string) (valkey.Completed, error) {
+	if e.closed.Load() {
+		return valkey.Completed{}, ErrClosed
+	}
+	if len(keyValues) == 0 || len(keyValues)%2 != 0 {
+		return valkey.Completed{}, fmt.Errorf("%w: MSETNX needs key/value pairs, got %d arguments", ErrInvalidArgument, len(keyValues))
+	}
+	keys := make([]string, len(keyValues)/2)
+	kv := b.Msetnx().KeyValue()
+	for i := range keys {
+		keys[i] = keyValues[2*i]
+		kv = kv.KeyValue(keyValues[2*i], keyValues[2*i+1])
+	}
+	if err := e.oneSlot("MSETNX", keys...); err != nil {
+		return valkey.Completed{}, err
+	}
+	return kv.Build(), nil
+}
+
 // Incr increments the integer at key by one and returns the new value.
 func (e *Engine) Incr(ctx context.Context, key string) *futures.Future[int64] {
 	return submit(e, ctx, key, e.b.Incr().Key(key).Build(), decodeInt64)

@@ -817,6 +817,20 @@ func (c *commands) MSet(keyValues ...string) *futures.Future[struct{}] {
 		func(ctx context.Context) *futures.Future[struct{}] { return e.MSet(ctx, kvs...) })
 }
 
+// MSetNX adds MSETNX with alternating key/value arguments, as
+// Engine.MSetNX: all or none; its future reports whether they were set.
+// In cluster mode its keys must share a hash slot (ErrCrossSlot).
+func (c *commands) MSetNX(keyValues ...string) *futures.Future[bool] {
+	if c.e == nil {
+		return fail[bool](errZeroCommands)
+	}
+	cmd, err := c.e.msetNXCmd(c.b(), keyValues)
+	if err != nil {
+		return reject[bool](c, err)
+	}
+	return add(c, keyValues[0], cmd, decodeBool)
+}
+
 // Incr adds INCR key; its future holds the new value.
 func (c *commands) Incr(key string) *futures.Future[int64] {
 	if c.e == nil {
