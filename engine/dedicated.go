@@ -93,6 +93,9 @@ func (e *Engine) dedicated(ctx context.Context, key string, keyed bool, fn func(
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if e.closed.Load() {
+		return ErrClosed // before the argument checks, as every call's
+	}
 	if fn == nil {
 		return fmt.Errorf("%w: Dedicated needs a function", ErrInvalidArgument)
 	}

@@ -180,6 +180,11 @@ func TestClosedBeforeCapabilities(t *testing.T) {
 					_, err := eng.Consume(ctx, "s", "g", "c", handler, engine.ConsumeOptions{})
 					return err
 				},
+				"Dedicated nil":  func() error { return eng.Dedicated(ctx, nil) },
+				"Watch nil":      func() error { return eng.Watch(ctx, nil, "k") },
+				"Watch no key":   func() error { return eng.Watch(ctx, func(*engine.Tx) error { return nil }) },
+				"WatchRetry nil": func() error { return eng.WatchRetry(ctx, 3, nil, "k") },
+				"WatchRetry 0":   func() error { return eng.WatchRetry(ctx, 0, func(*engine.Tx) error { return nil }, "k") },
 				"Consume no stream": func() error {
 					_, err := eng.Consume(ctx, "", "g", "c", handler, engine.ConsumeOptions{})
 					return err

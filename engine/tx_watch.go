@@ -90,6 +90,9 @@ func (e *Engine) watch(ctx context.Context, fn func(tx *Tx) error, ask string, k
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if e.closed.Load() {
+		return ErrClosed // before the argument checks, as every call's
+	}
 	if fn == nil {
 		return fmt.Errorf("%w: Watch needs a function", ErrInvalidArgument)
 	}
@@ -185,6 +188,9 @@ func (e *Engine) watch(ctx context.Context, fn func(tx *Tx) error, ask string, k
 // at once; ctx's error when ctx ends while waiting; and, after attempts
 // aborted runs, an error that matches ErrTxAborted.
 func (e *Engine) WatchRetry(ctx context.Context, attempts int, fn func(tx *Tx) error, keys ...string) error {
+	if e.closed.Load() {
+		return ErrClosed // before the argument checks, as every call's
+	}
 	if attempts < 1 {
 		return fmt.Errorf("%w: WatchRetry needs at least 1 attempt, got %d", ErrInvalidArgument, attempts)
 	}
