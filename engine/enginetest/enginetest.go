@@ -75,12 +75,18 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// WaitServing returns how long it took until a SET through eng succeeds.
+// WaitServing returns how long it took until a SET through eng succeeds;
+// the test fails if none did within limit. Each probe's deadline is what
+// is left of limit (100 ms at least), not a fixed short one: a probe
+// abandoned at its deadline costs the engine a reconnect and a breaker
+// failure (docs/reliability.md), so on a busy machine short probes that
+// the server answers a little late could open the breaker themselves
+// and keep the engine from serving until the limit.
 func WaitServing(t *testing.T, eng *engine.Engine, limit time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), max(limit-time.Since(start), 100*time.Millisecond))
 		_, err := eng.Set(ctx, "probe", "x", 0).Await(ctx)
 		cancel()
 		if err == nil {
