@@ -276,7 +276,8 @@ type subscriptionState struct {
 	mu     sync.Mutex
 	actors []*subActor
 	shards map[string]*subActor // cluster mode: shard channel -> the actor subscribing it
-	moving map[string]int       // cluster mode: shard channels movedFrom routes to a new owner (how many calls)
+	moving map[string]moveClaim // cluster mode: shard channels a move routes to a new owner -> that move (the latest to claim it; see move)
+	moves  uint64               // numbers the moves
 	closed bool
 	err    error
 	done   chan struct{}
@@ -377,7 +378,7 @@ func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscr
 			return nil, err
 		}
 	}
-	s := &Subscription{&subscriptionState{e: e, quit: make(chan struct{}), done: make(chan struct{}), handler: o.Handler, shards: map[string]*subActor{}, moving: map[string]int{},
+	s := &Subscription{&subscriptionState{e: e, quit: make(chan struct{}), done: make(chan struct{}), handler: o.Handler, shards: map[string]*subActor{}, moving: map[string]moveClaim{},
 		instance: subscriptions.Add(1)}}
 	s.life, s.cancel = context.WithCancel(context.Background())
 	if o.Handler == nil {

@@ -212,9 +212,9 @@ func (s *Subscription) send(kind actors.SubKind, unsub bool, names []string, sin
 				}
 			case home != nil && !moved:
 				add(home, n) // already subscribed (or being subscribed) there
-			case home == nil && moved && s.moving[n] == 0:
-				// unsubscribed meanwhile (movedFrom's channels refused
-				// by their new owner have no home, and are still wanted)
+			case home == nil && moved && s.moving[n].id == 0:
+				// unsubscribed meanwhile (the channels a move is trying
+				// again have no home, and are still wanted)
 			default:
 				a := s.find(false, owner[n])
 				if a == nil {
@@ -353,21 +353,45 @@ func (s *Subscription) movedFrom(names []string, since time.Time, from string) {
 // while nobody waited) routing of names to their new owner, on a
 // background goroutine.
 func (s *Subscription) move(names []string, since time.Time, from string) {
+	// Each name is tried again by the latest move that claimed it: a
+	// channel taken by an earlier move and moved again since is this
+	// one's (its since is this one's, and so its Resubscribed's Gap; its
+	// refusals are this one's to tell), and the earlier move leaves it.
 	var claimed []string
+	var resumed map[time.Time][]string
 	s.mu.Lock()
+	s.moves++
+	id := s.moves
 	for _, n := range names {
-		if s.shards[n] != nil { // not unsubscribed meanwhile
-			s.moving[n]++
-			claimed = append(claimed, n)
+		if s.shards[n] == nil || slices.Contains(claimed, n) {
+			continue // unsubscribed meanwhile
 		}
+		if old, ok := s.moving[n]; ok && since.IsZero() && !old.since.IsZero() {
+			// A user's SSubscribe redirected while nobody waited (see
+			// abandon) of a channel another move was trying: a move of
+			// its own keeps that one's since (its Resubscribed's Gap).
+			if resumed == nil {
+				resumed = map[time.Time][]string{}
+			}
+			resumed[old.since] = append(resumed[old.since], n)
+			continue
+		}
+		s.moving[n] = moveClaim{id, since}
+		claimed = append(claimed, n)
 	}
 	s.mu.Unlock()
-	defer s.moved(claimed)
-	err := s.apply(s.life, actors.SubShard, false, names, since, true, from)
+	for t, ns := range resumed {
+		s.background(func() { s.move(ns, t, "") })
+	}
+	if len(claimed) == 0 {
+		return
+	}
+	defer s.moved(id, claimed)
+	err := s.apply(s.life, actors.SubShard, false, claimed, since, true, from)
 	s.reap()
 	told := map[string]map[string]bool{} // channel -> refusals reported
 	for try := 0; ; try++ {
-		left := s.unmoved(claimed)
+		left := s.unmoved(id, claimed)
 		if len(left) == 0 {
 			return
 		}
@@ -383,9 +407,10 @@ func (s *Subscription) move(names []string, since time.Time, from string) {
 	}
 }
 
-// unmoved returns those of names movedFrom is moving that still have no
-// home: their new owner did not take them and they were not unsubscribed.
-func (s *Subscription) unmoved(names []string) []string {
+// unmoved returns those of names that move id still claims and that
+// still have no home: their new owner did not take them, they were not
+// unsubscribed and no later move took them over.
+func (s *Subscription) unmoved(id uint64, names []string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -393,21 +418,20 @@ func (s *Subscription) unmoved(names []string) []string {
 	}
 	var left []string
 	for _, n := range names {
-		if s.moving[n] > 0 && s.shards[n] == nil && !slices.Contains(left, n) {
+		if s.moving[n].id == id && s.shards[n] == nil && !slices.Contains(left, n) {
 			left = append(left, n)
 		}
 	}
 	return left
 }
 
-// moved ends movedFrom's claim on names.
-func (s *Subscription) moved(names []string) {
+// moved ends move id's claim on names (those a later move or an
+// unsubscribe took are not its any more).
+func (s *Subscription) moved(id uint64, names []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, n := range names {
-		if s.moving[n] > 1 {
-			s.moving[n]--
-		} else {
+		if s.moving[n].id == id {
 			delete(s.moving, n)
 		}
 	}
@@ -435,6 +459,13 @@ func (s *Subscription) tellRefused(names []string, err error, told map[string]ma
 		addr, _ := s.e.addrOf(n)
 		s.emit(actors.SubEvent{Kind: actors.SubRefused, Err: se, Addr: addr, ShardChannel: n}, true, nil)
 	}
+}
+
+// moveClaim is a shard channel's entry in subscriptionState.moving: the
+// move trying it (see move) and since when it is not subscribed.
+type moveClaim struct {
+	id    uint64
+	since time.Time
 }
 
 // maxRefusedTexts bounds the Refused events of one moved channel.
