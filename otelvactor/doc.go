@@ -42,7 +42,7 @@
 //	vactor.pubsub.reconnects              counter
 //	vactor.pubsub.gap                     histogram, s: time without subscription
 //	vactor.pubsub.dropped                 counter of messages OverflowDrop dropped
-//	vactor.pubsub.refused                 counter of resubscribes the server refused (error.type)
+//	vactor.pubsub.refused                 counter of resubscribes the server refused (error.type), a moved shard channel's included
 //	vactor.stream.consumer.lag            gauge per server and group (its streams summed), after each reclaim round
 //	vactor.stream.consumer.pending        gauge per server and group (its streams summed)
 //	vactor.stream.consumer.redeliveries   counter per server and group

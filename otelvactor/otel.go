@@ -270,7 +270,7 @@ func (h *Hook) instruments(m metric.Meter) error {
 	h.subReconn = ctr("vactor.pubsub.reconnects", "{reconnect}", "Subscriber connections that resubscribed after a disconnect.")
 	h.subGap = f64h("vactor.pubsub.gap", "s", "Time a subscription was not subscribed, from the disconnect to the resubscription.", DurationBuckets)
 	h.subDropped = ctr("vactor.pubsub.dropped", "{message}", "Pub/sub messages dropped by OverflowDrop.")
-	h.subRefused = ctr("vactor.pubsub.refused", "{refusal}", "Resubscribes the server refused (NOPERM, WRONGPASS, ...), once per distinct error of an outage.")
+	h.subRefused = ctr("vactor.pubsub.refused", "{refusal}", "Resubscribes the server refused (NOPERM, WRONGPASS, ...), once per distinct error of an outage; in cluster mode also once per distinct error of each moved shard channel its new owner refused.")
 	h.redelivered = ctr("vactor.stream.consumer.redeliveries", "{entry}", "Stream entries handed to a handler again (own pending after a reconnect, claimed).")
 	h.entries = ctr("vactor.stream.consumer.entries", "{entry}", "Stream consumer entries by event: claimed, acked, handler_failed.")
 
