@@ -34,6 +34,20 @@ func shardChannelOn(t *testing.T, cl *valkeytest.Cluster, node *valkeytest.Clust
 	return "", 0
 }
 
+// movedCluster starts a cluster and two engines on it in cluster mode
+// with the default config (their config too): the subscriber and the
+// publisher of the moved-channel tests.
+func movedCluster(t *testing.T) (*valkeytest.Cluster, *engine.Engine, *engine.Engine, config.Config) {
+	t.Helper()
+	cl := valkeytest.StartClusterT(t)
+	cfg := config.DefaultConfig().WithAddrs(cl.Addrs()...).WithClusterMode(true)
+	eng := engineOn(t, cfg)
+	t.Cleanup(func() { _ = eng.Close() })
+	pub := engineOn(t, cfg)
+	t.Cleanup(func() { _ = pub.Close() })
+	return cl, eng, pub, cfg
+}
+
 // A shard channel whose slot moves to a node that refuses it (an ACL that
 // differs between nodes: the new owner answers its SSUBSCRIBE NOPERM)
 // reports the refusal, a Refused event naming the channel and the node,
@@ -45,13 +59,8 @@ func shardChannelOn(t *testing.T, cl *valkeytest.Cluster, node *valkeytest.Clust
 // and the channel, after its Disconnected, was neither subscribed nor
 // reported again).
 func TestSubscribeMovedChannelRefused(t *testing.T) {
-	cl := valkeytest.StartClusterT(t)
+	cl, eng, pub, cfg := movedCluster(t)
 	ctx := ctxT(t)
-	cfg := config.DefaultConfig().WithAddrs(cl.Addrs()...).WithClusterMode(true)
-	eng := engineOn(t, cfg)
-	t.Cleanup(func() { _ = eng.Close() })
-	pub := engineOn(t, cfg)
-	t.Cleanup(func() { _ = pub.Close() })
 
 	from, to := cl.Primaries()[0], cl.Primaries()[1]
 	moving, slot := shardChannelOn(t, cl, from, "mr")

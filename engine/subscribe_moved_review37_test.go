@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
-	"github.com/vactor-io/vactor/valkeytest"
 )
 
 // r37Events collects the items of ch for d, failing on a closed channel.
@@ -63,13 +61,8 @@ func r37Count(evs []engine.SubEvent, kind engine.SubEventKind, ch string) int {
 // moves AGAIN, to a third node that allows it: it is taken there, one
 // Resubscribed naming the third node, and its messages arrive.
 func TestR37MovedAgainWhileRetried(t *testing.T) {
-	cl := valkeytest.StartClusterT(t)
+	cl, eng, pub, _ := movedCluster(t)
 	ctx := ctxT(t)
-	cfg := config.DefaultConfig().WithAddrs(cl.Addrs()...).WithClusterMode(true)
-	eng := engineOn(t, cfg)
-	t.Cleanup(func() { _ = eng.Close() })
-	pub := engineOn(t, cfg)
-	t.Cleanup(func() { _ = pub.Close() })
 
 	p0, p1, p2 := cl.Primaries()[0], cl.Primaries()[1], cl.Primaries()[2]
 	x, sx := shardChannelOn(t, cl, p0, "r37a")
@@ -129,13 +122,8 @@ func TestR37MovedAgainWhileRetried(t *testing.T) {
 // a Gap from its SECOND move (it was subscribed until then), counted once
 // more in SubMoved.
 func TestR37SecondMoveWhileBatchRetried(t *testing.T) {
-	cl := valkeytest.StartClusterT(t)
+	cl, eng, _, _ := movedCluster(t)
 	ctx := ctxT(t)
-	cfg := config.DefaultConfig().WithAddrs(cl.Addrs()...).WithClusterMode(true)
-	eng := engineOn(t, cfg)
-	t.Cleanup(func() { _ = eng.Close() })
-	pub := engineOn(t, cfg)
-	t.Cleanup(func() { _ = pub.Close() })
 
 	p0, p1, p2 := cl.Primaries()[0], cl.Primaries()[1], cl.Primaries()[2]
 	x, sx := shardChannelOn(t, cl, p0, "r37x")
