@@ -66,7 +66,12 @@ const (
 	// moved to a node that refuses it (an ACL that differs between nodes)
 	// gets a Refused with ShardChannel set, after its Disconnected, once
 	// per distinct error; it is tried on the new owner at the same backoff
-	// until a Resubscribed, or until it is unsubscribed.
+	// until a Resubscribed, or until it is unsubscribed. A Refused also
+	// tells of a Subscribe, PSubscribe or SSubscribe nobody waited for
+	// that the server refused: one made from the Handler (it returns
+	// before the answer) or one whose ctx ended first; those names are
+	// not subscribed and not tried again, as after a refusal the caller
+	// saw (a shard channel's Refused has ShardChannel set).
 	Refused
 )
 
@@ -469,7 +474,9 @@ func (s *Subscription) Err() error {
 // has returned and the server has confirmed them. The same holds for the
 // other Subscribe and Unsubscribe methods; an error is returned only when
 // nothing could be sent (the subscription has ended, or in cluster mode
-// a shard channel's owner is unknown).
+// a shard channel's owner is unknown). A refusal by the server (NOPERM)
+// arrives later as a Refused event, and the names are not subscribed; the
+// same for a call whose ctx ended before the server answered.
 func (s *Subscription) Subscribe(ctx context.Context, channels ...string) error {
 	if s == nil || s.subscriptionState == nil || s.e == nil {
 		return errZeroSubscription

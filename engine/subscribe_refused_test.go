@@ -154,3 +154,62 @@ loop:
 		t.Errorf("%d reconnects in 3 s of a partly refused set: the backoff did not grow", counts[engine.Disconnected])
 	}
 }
+
+// A subscribe a Handler makes returns before the server's answer: when
+// the server refuses it (NOPERM: the ACL does not allow the channel), a
+// Refused event with the server's error reaches the Handler, and the
+// channel is not subscribed; a channel the ACL allows, subscribed the
+// same way, is (review-37 R37-2: the refusal went nowhere, the Handler's
+// call had returned nil).
+func TestSubscribeFromHandlerRefusedReported(t *testing.T) {
+	srv := valkeytest.Start(t)
+	if err := srv.AddUser("app", "app-pass", "~*", "&ok:*", "+@all"); err != nil {
+		t.Fatal(err)
+	}
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("app").WithPassword("app-pass"))
+	t.Cleanup(func() { _ = eng.Close() })
+	ctx := ctxT(t)
+
+	events := make(chan engine.SubEvent, 16)
+	ready := make(chan *engine.Subscription, 1)
+	handlerErr := make(chan error, 1)
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{
+		Channels: []string{"ok:ctl"},
+		Handler: func(ev engine.SubEvent) {
+			if ev.Kind == engine.SubMessage && ev.Message.Payload == "go" {
+				s := <-ready
+				handlerErr <- errors.Join(s.Subscribe(ctx, "no:ch"), s.Subscribe(ctx, "ok:more"))
+			}
+			events <- ev
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	ready <- sub
+	if n := subPublish(t, eng, "ok:ctl", "go"); n != 1 {
+		t.Fatalf("PUBLISH ok:ctl reached %d, want 1", n)
+	}
+	if err := <-handlerErr; err != nil {
+		t.Fatalf("Subscribe from the Handler: %v", err)
+	}
+	var refused engine.SubEvent
+	for refused.Kind != engine.Refused {
+		select {
+		case refused = <-events:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no Refused within 10 s")
+		}
+	}
+	var se *engine.ServerError
+	if !errors.As(refused.Err, &se) || se.Prefix != "NOPERM" || refused.Addr != srv.Addr() {
+		t.Fatalf("Refused: err %v (%T) addr %q; want a NOPERM *ServerError from %s", refused.Err, refused.Err, refused.Addr, srv.Addr())
+	}
+	subWaitFor(t, 10*time.Second, "ok:more subscribed", func() bool { return subPublish(t, eng, "ok:more", "m") == 1 })
+	if n, err := srv.Do("PUBSUB", "NUMSUB", "no:ch"); err != nil {
+		t.Fatal(err)
+	} else if r, _ := n.([]any); len(r) != 2 || r[1] != int64(0) {
+		t.Fatalf("PUBSUB NUMSUB no:ch = %#v; want 0 subscribers", n)
+	}
+}

@@ -320,6 +320,7 @@ func (s *Subscription) abandon(sent []subSent, since time.Time) {
 			select {
 			case err := <-o.op.Done:
 				moved = append(moved, s.settle(o, err)...)
+				s.refusedUnwaited(o, err)
 			case <-o.a.st.Stopped():
 				s.settle(o, ErrClosed)
 			case <-s.quit:
@@ -470,6 +471,38 @@ type moveClaim struct {
 
 // maxRefusedTexts bounds the Refused events of one moved channel.
 const maxRefusedTexts = 16
+
+// refusedUnwaited reports, as a Refused event, the server's refusal of
+// a subscribe nobody waited for: one a Handler made (its call returns
+// before the answer) or one whose ctx ended first. Without it the refusal
+// went nowhere: the Handler's call had returned nil and the names were
+// simply not subscribed (review-37 R37-2). A shard channel's refusal
+// names the channel (one event each); the others' names the node only.
+// The names are not tried again, as after a refusal the caller saw.
+func (s *Subscription) refusedUnwaited(o subSent, err error) {
+	if o.op.Unsub {
+		return
+	}
+	var se *ServerError
+	if !errors.As(mapError(withoutMarks(err)), &se) {
+		return
+	}
+	addr := o.a.st.Addr()
+	if addr == "" {
+		addr = o.a.addr
+	}
+	if o.op.Kind != actors.SubShard || s.e.cl == nil {
+		s.emit(actors.SubEvent{Kind: actors.SubRefused, Err: se, Addr: addr}, false, nil)
+		return
+	}
+	names := o.op.Names
+	if re := (*actors.RefusedError)(nil); errors.As(err, &re) {
+		names = re.Names
+	}
+	for _, n := range names {
+		s.emit(actors.SubEvent{Kind: actors.SubRefused, Err: se, Addr: addr, ShardChannel: n}, true, nil)
+	}
+}
 
 // errStaleSlotMap: the slot map still names the node that gave a shard
 // channel up as its owner.

@@ -262,7 +262,8 @@ const (
 	// WRONGPASS). The subscription keeps trying at the reconnect backoff;
 	// one event per distinct error until a Resubscribed. With
 	// ShardChannel set: a shard channel whose slot moved, refused by its
-	// new owner.
+	// new owner. Also a subscribe nobody waited for (made from a Handler,
+	// or whose ctx ended first) that the server refused.
 	Refused
 )
 
