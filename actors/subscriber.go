@@ -154,6 +154,15 @@ type SubscriberState struct {
 	// actor handles a moved slot as a broken connection: it reconnects
 	// and subscribes the whole set again.
 	Moved func(names []string, since time.Time)
+	// Refused, in cluster mode, takes the shard channels of the set that
+	// a new connection's node refused to subscribe again (an error reply
+	// other than MOVED: NOPERM after its slot moved to a node whose ACL
+	// differs, or after an ACL change): they are out of the set and the
+	// rest of it stays subscribed; since is when they stopped being
+	// subscribed. Called on the actor's goroutine: it must not block.
+	// When nil, such a refusal drops the connection and the whole set is
+	// tried again (a refused set retries at the backoff: see retry).
+	Refused func(names []string, since time.Time)
 	// Conns, when set, counts the connections the actor holds open (+1
 	// per dial that succeeded, -1 when it is closed).
 	Conns *atomic.Int64

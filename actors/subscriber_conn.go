@@ -89,7 +89,7 @@ func (s *SubscriberState) dialed(m subDialed) {
 		}
 		cmds = append(cmds, subCmds(m.conn.B(), SubKind(k), false, names)...)
 	}
-	var moved []string
+	var moved, refused []string
 	if len(cmds) > 0 {
 		off := len(cmds) - len(shard)
 		var bad error
@@ -98,6 +98,13 @@ func (s *SubscriberState) dialed(m subDialed) {
 			case err == nil:
 			case i >= off && s.Moved != nil && isMovedErr(err):
 				moved = append(moved, shard[i-off])
+			case i >= off && s.Refused != nil && isServerErr(err):
+				// Cluster: the node refuses this shard channel (the actor
+				// follows its set's slots, so this may be a node the
+				// channel just moved to, with an ACL of its own). It
+				// leaves the set, for the engine to try on its own,
+				// rather than keeping the whole set cycling on it.
+				refused = append(refused, shard[i-off])
 			case bad == nil:
 				bad = err
 			}
@@ -119,6 +126,16 @@ func (s *SubscriberState) dialed(m subDialed) {
 			since = time.Now()
 		}
 		s.handOver(moved, since)
+	}
+	if len(refused) > 0 {
+		since := sess.down
+		if since.IsZero() {
+			since = time.Now()
+		}
+		for _, n := range refused {
+			delete(s.want[SubShard], n)
+		}
+		s.Refused(refused, since)
 	}
 	parked := s.parked
 	s.parked = nil

@@ -155,3 +155,72 @@ func TestSubscribeMovedChannelRefused(t *testing.T) {
 		t.Fatalf("Stats.SubMoved = %d, want 1", st.SubMoved)
 	}
 }
+
+// A shard channels' connection that is down while their slots move
+// follows them to their new owner (it dials the node of one of its
+// channels); when that node refuses one of them (its own ACL), that one
+// leaves the set, is reported Refused and tried on its own, and the rest
+// stay subscribed there. Before, the refusal dropped the whole connection
+// and the set cycled Resubscribed/Disconnected at the backoff for ever,
+// none of it delivered (found by review-37's test, which hit it when the
+// connection picked a moved channel to dial by). y's Refused is not
+// asserted: which node refuses it first (p0, before its ACL is restored,
+// or p1) depends on when the connection retries.
+func TestSubscribeShardSetFollowsSlotsToRefusingNode(t *testing.T) {
+	cl, eng, pub, _ := movedCluster(t)
+	ctx := ctxT(t)
+	p0, p1 := cl.Primaries()[0], cl.Primaries()[1]
+	x, sx := shardChannelOn(t, cl, p0, "fx")
+	y, sy := shardChannelOn(t, cl, p0, "fy", sx)
+	staying, _ := shardChannelOn(t, cl, p1, "fs")
+	sub, err := eng.SSubscribe(ctx, x, y, staying)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	subExpect(t, sub.Channel(), engine.Subscribed)
+	subExpect(t, sub.Channel(), engine.Subscribed)
+
+	// p0 refuses everything and drops its subscribers: x's and y's
+	// connection retries; meanwhile their slots move to p1, which allows x
+	// (and the channel it served already) and refuses y.
+	if _, err := p0.Do("ACL", "SETUSER", "default", "resetchannels"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = p0.Do("ACL", "SETUSER", "default", "allchannels") })
+	if _, err := p0.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+		t.Fatal(err)
+	}
+	for ev := subNext(t, sub.Channel(), 10*time.Second); ev.Kind != engine.Refused; ev = subNext(t, sub.Channel(), 10*time.Second) {
+	}
+	if _, err := p1.Do("ACL", "SETUSER", "default", "resetchannels", "&"+staying, "&"+x); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = p1.Do("ACL", "SETUSER", "default", "allchannels") })
+	if err := cl.MigrateSlots(p0, p1, []int{sx, sy}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p0.Do("ACL", "SETUSER", "default", "allchannels"); err != nil {
+		t.Fatal(err)
+	}
+
+	// x is delivered: the set does not cycle on y's refusal.
+	subWaitFor(t, 10*time.Second, "x delivered", func() bool {
+		for len(sub.Channel()) > 0 {
+			<-sub.Channel()
+		}
+		n, err := pub.SPublish(ctx, x, "x").Await(ctx)
+		return err == nil && n == 1
+	})
+	// Once p1 allows y, y is subscribed there too.
+	if _, err := p1.Do("ACL", "SETUSER", "default", "allchannels"); err != nil {
+		t.Fatal(err)
+	}
+	subWaitFor(t, 10*time.Second, "y delivered", func() bool {
+		for len(sub.Channel()) > 0 {
+			<-sub.Channel()
+		}
+		n, err := pub.SPublish(ctx, y, "y").Await(ctx)
+		return err == nil && n == 1
+	})
+}

@@ -587,6 +587,10 @@ func (s *Subscription) spawn(global bool, addr, hint string) *subActor {
 	}
 	if e.cl != nil && !global {
 		st.Moved = func(names []string, since time.Time) { s.movedFrom(names, since, st.Addr()) }
+		// Refused at a reconnect: routed by the slot map and tried as a
+		// moved channel its new owner refused (see move); no from: the
+		// node that refused them may well be their owner.
+		st.Refused = func(names []string, since time.Time) { s.background(func() { s.move(names, since, "") }) }
 	}
 	st.Spawn(e.system)
 	a := &subActor{st: st, global: global, addr: addr}
