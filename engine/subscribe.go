@@ -66,7 +66,11 @@ const (
 	// moved to a node that refuses it (an ACL that differs between nodes)
 	// gets a Refused with ShardChannel set, after its Disconnected, once
 	// per distinct error; it is tried on the new owner at the same backoff
-	// until a Resubscribed, or until it is unsubscribed. A Refused also
+	// until a Resubscribed, or until it is unsubscribed. The same for a
+	// shard channel a node refuses when its connection subscribes the set
+	// again (an ACL change, or a node the set's slots moved to): it leaves
+	// the connection's set, whose other channels stay subscribed, and gets
+	// its own Refused and tries. A Refused also
 	// tells of a Subscribe, PSubscribe or SSubscribe nobody waited for
 	// that the server refused: one made from the Handler (it returns
 	// before the answer) or one whose ctx ended first; those names are
