@@ -205,22 +205,24 @@ func TestSubscribeShardSetFollowsSlotsToRefusingNode(t *testing.T) {
 	}
 
 	// x is delivered: the set does not cycle on y's refusal.
-	subWaitFor(t, 10*time.Second, "x delivered", func() bool {
-		for len(sub.Channel()) > 0 {
-			<-sub.Channel()
-		}
-		n, err := pub.SPublish(ctx, x, "x").Await(ctx)
-		return err == nil && n == 1
-	})
+	waitDelivered(t, sub, pub, x)
 	// Once p1 allows y, y is subscribed there too.
 	if _, err := p1.Do("ACL", "SETUSER", "default", "allchannels"); err != nil {
 		t.Fatal(err)
 	}
-	subWaitFor(t, 10*time.Second, "y delivered", func() bool {
+	waitDelivered(t, sub, pub, y)
+}
+
+// waitDelivered waits up to 10 s until an SPUBLISH on ch reaches one
+// subscriber, emptying sub's channel meanwhile (its items are not read).
+func waitDelivered(t *testing.T, sub *engine.Subscription, pub *engine.Engine, ch string) {
+	t.Helper()
+	ctx := ctxT(t)
+	subWaitFor(t, 10*time.Second, ch+" delivered", func() bool {
 		for len(sub.Channel()) > 0 {
 			<-sub.Channel()
 		}
-		n, err := pub.SPublish(ctx, y, "y").Await(ctx)
+		n, err := pub.SPublish(ctx, ch, "m").Await(ctx)
 		return err == nil && n == 1
 	})
 }
