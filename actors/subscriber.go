@@ -92,8 +92,13 @@ func (e *MovedError) Error() string {
 // which were not subscribed. The engine forgets their home by it: a
 // refusal on a connection that holds other channels left them homed
 // there, and a moved channel's refusal looked subscribed (review-36
-// R36-3).
-type RefusedError struct{ Names []string }
+// R36-3). Errs holds each name's own error reply, in the order of Names
+// (a set may be refused for different reasons: the engine reports each
+// channel's own, review-37 R37-4).
+type RefusedError struct {
+	Names []string
+	Errs  []error
+}
 
 func (e *RefusedError) Error() string {
 	return "actors: shard channels refused: " + strings.Join(e.Names, ", ")

@@ -59,6 +59,7 @@ func (s *SubscriberState) op(op SubOp) {
 	}
 	errs := s.exec(subCmds(s.conn.B(), op.Kind, false, names))
 	var moved, refused []string
+	var refusedErrs []error
 	var bad, broken error
 	for i, err := range errs {
 		// One command per shard channel, one for all the others.
@@ -81,6 +82,9 @@ func (s *SubscriberState) op(op SubOp) {
 				bad = err
 			}
 			refused = append(refused, these...)
+			for range these {
+				refusedErrs = append(refusedErrs, err)
+			}
 		}
 		s.sess.unexpect(these)
 	}
@@ -94,7 +98,7 @@ func (s *SubscriberState) op(op SubOp) {
 		marks = append(marks, &MovedError{Names: moved})
 	}
 	if op.Kind == SubShard && s.Moved != nil && len(refused) > 0 {
-		marks = append(marks, &RefusedError{Names: refused})
+		marks = append(marks, &RefusedError{Names: refused, Errs: refusedErrs})
 	}
 	if len(marks) > 0 {
 		op.Done <- errors.Join(append([]error{bad}, marks...)...)

@@ -28,3 +28,43 @@ func TestR37WithoutMarks(t *testing.T) {
 		}
 	}
 }
+
+// noteRefused gives each refused shard channel its own error reply:
+// a set refused for two reasons reports both, a channel redirected or
+// whose connection was lost is not refused (review-37 R37-4: a round's
+// first error reply was reported for every channel left in it).
+func TestR38NoteRefused(t *testing.T) {
+	perm := &ServerError{Prefix: "NOPERM", Message: "NOPERM No permissions to access a channel"}
+	down := &ServerError{Prefix: "CLUSTERDOWN", Message: "CLUSTERDOWN The cluster is down"}
+	op := func(names ...string) subSent {
+		return subSent{op: actors.SubOp{Kind: actors.SubShard, Names: names}}
+	}
+	for _, c := range []struct {
+		name string
+		o    subSent
+		err  error
+		want map[string]*ServerError
+	}{
+		{"each its own", op("a", "b", "c"), errors.Join(perm, &actors.RefusedError{Names: []string{"a", "c"}, Errs: []error{perm, down}}),
+			map[string]*ServerError{"a": perm, "c": down}},
+		{"redirected not refused", op("a", "b"), errors.Join(perm, &actors.MovedError{Names: []string{"b"}}),
+			map[string]*ServerError{"a": perm}},
+		{"lost connection", op("a", "b"), errors.New("EOF"), map[string]*ServerError{}},
+		{"moved only", op("a"), errors.Join(nil, &actors.MovedError{Names: []string{"a"}}), map[string]*ServerError{}},
+		{"unsubscribe", subSent{op: actors.SubOp{Kind: actors.SubShard, Unsub: true, Names: []string{"a"}}}, perm, map[string]*ServerError{}},
+		{"global channels", subSent{op: actors.SubOp{Kind: actors.SubChannel, Names: []string{"a"}}}, perm, map[string]*ServerError{}},
+		{"success", op("a"), nil, map[string]*ServerError{}},
+	} {
+		got := map[string]*ServerError{}
+		noteRefused(got, c.o, c.err)
+		if len(got) != len(c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
+			continue
+		}
+		for n, se := range c.want {
+			if got[n] != se {
+				t.Errorf("%s: %s got %v, want %v", c.name, n, got[n], se)
+			}
+		}
+	}
+}

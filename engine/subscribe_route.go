@@ -24,7 +24,7 @@ func (s *Subscription) change(ctx context.Context, kind actors.SubKind, unsub bo
 	if len(names) == 0 {
 		return nil
 	}
-	return s.apply(ctx, kind, unsub, names, time.Time{}, false, "")
+	return s.apply(ctx, kind, unsub, names, time.Time{}, false, "", nil)
 }
 
 // changeNoWait is change called from the Handler: it sends the operations
@@ -57,7 +57,10 @@ type subSent struct {
 // them, so while the slot map still says it does, the map is stale (a
 // replica accepts SSUBSCRIBE too: subscribing there would look fine and
 // receive nothing) and the names wait for a fresher map.
-func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub bool, names []string, since time.Time, moved bool, from string) error {
+//
+// refused, when not nil, receives each shard channel the server refused
+// with its own error reply (see noteRefused).
+func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub bool, names []string, since time.Time, moved bool, from string, refused map[string]*ServerError) error {
 	var errs []error
 	for try := 0; len(names) > 0; try++ {
 		if try > 0 && !s.pause(ctx, try-1) {
@@ -91,6 +94,9 @@ func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub boo
 				return ctx.Err()
 			}
 			names = append(names, s.settle(o, err)...)
+			if refused != nil {
+				noteRefused(refused, o, err)
+			}
 			if err = withoutMarks(err); err != nil {
 				errs = append(errs, lostBeforeConfirmed(ctx, o.a, mapError(err)))
 			}
@@ -388,7 +394,8 @@ func (s *Subscription) move(names []string, since time.Time, from string) {
 		return
 	}
 	defer s.moved(id, claimed)
-	err := s.apply(s.life, actors.SubShard, false, claimed, since, true, from)
+	refused := map[string]*ServerError{} // this round's refusals, per channel
+	s.apply(s.life, actors.SubShard, false, claimed, since, true, from, refused)
 	s.reap()
 	told := map[string]map[string]bool{} // channel -> refusals reported
 	for try := 0; ; try++ {
@@ -396,14 +403,15 @@ func (s *Subscription) move(names []string, since time.Time, from string) {
 		if len(left) == 0 {
 			return
 		}
-		s.tellRefused(left, err, told)
+		s.tellRefused(left, refused, told)
 		if !s.pause(s.life, try) {
 			return
 		}
 		// Routed by the slot map again (reloaded: they may have moved
 		// on), unless unsubscribed meanwhile; Since keeps their
 		// Resubscribed's Gap.
-		err = s.apply(s.life, actors.SubShard, false, left, since, true, "")
+		clear(refused)
+		s.apply(s.life, actors.SubShard, false, left, since, true, "", refused)
 		s.reap()
 	}
 }
@@ -438,16 +446,50 @@ func (s *Subscription) moved(id uint64, names []string) {
 	}
 }
 
-// tellRefused reports err's refusal by the server, if it is one, as a
-// Refused event for each of names, once per distinct text and channel
-// (at most maxRefusedTexts each), naming the node the slot map gives.
-func (s *Subscription) tellRefused(names []string, err error, told map[string]map[string]bool) {
-	var se *ServerError
-	if !errors.As(err, &se) {
-		return // a lost connection, a dial's failure: retried in silence, as a connection's set is
+// noteRefused records in into the shard channels of o that the server
+// refused, each with its own error reply (a set can be refused for
+// different reasons; a channel whose connection was lost, or that was
+// redirected, is not refused: review-37 R37-4 reported a round's first
+// error reply for every channel left in it).
+func noteRefused(into map[string]*ServerError, o subSent, err error) {
+	if err == nil || o.op.Unsub || o.op.Kind != actors.SubShard {
+		return
 	}
-	text := se.Error()
+	var re *actors.RefusedError
+	if errors.As(err, &re) {
+		for i, n := range re.Names {
+			var se *ServerError
+			if i < len(re.Errs) && errors.As(mapError(re.Errs[i]), &se) {
+				into[n] = se
+			}
+		}
+		return
+	}
+	var se *ServerError
+	if !errors.As(mapError(withoutMarks(err)), &se) {
+		return // a lost connection, a dial's failure: retried in silence
+	}
+	var me *actors.MovedError
+	errors.As(err, &me)
+	for _, n := range o.op.Names {
+		if me == nil || !slices.Contains(me.Names, n) {
+			into[n] = se
+		}
+	}
+}
+
+// tellRefused reports the refusals of names that refused holds, each
+// channel's own error reply, as a Refused event, once per distinct text
+// and channel (at most maxRefusedTexts each), naming the node the slot
+// map gives. A channel with no refusal (its connection was lost, a dial
+// failed) is retried in silence, as a connection's set is.
+func (s *Subscription) tellRefused(names []string, refused map[string]*ServerError, told map[string]map[string]bool) {
 	for _, n := range names {
+		se := refused[n]
+		if se == nil {
+			continue
+		}
+		text := se.Error()
 		seen := told[n]
 		if seen[text] || len(seen) >= maxRefusedTexts {
 			continue
