@@ -223,17 +223,17 @@ func (s *ConnState) FailHeld(err error) {
 	}
 	// A queued command written on an earlier try (kept, then redirected
 	// here) may have run: it fails as held.fail fails it, never as
-	// refused unwritten (review-35b R35b-1).
-	refused := 0
+	// refused unwritten (review-35b R35b-1). Each refusal is counted
+	// before its future fails, so that Stats never lags what a caller
+	// awaiting the command saw.
 	s.Mailbox.PurgeFunc(func(m mailbox.Message) {
 		if c, ok := m.(Command); ok && c.Rewrites() > 0 {
 			held{cmd: c}.fail(s, err)
 			return
 		}
-		refused++
+		s.CountRefused(1)
 		m.Fail(err)
 	})
-	s.CountRefused(refused)
 }
 
 // CountRefused counts n commands failed with the node's open-breaker
