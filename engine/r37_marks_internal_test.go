@@ -68,3 +68,30 @@ func TestR38NoteRefused(t *testing.T) {
 		}
 	}
 }
+
+// A refusal of an operation does not unhome a shard channel that a later
+// operation subscribed again on the same actor: the actor ran that one
+// after, and it may have been taken (an ACL changed between the two);
+// the later operation's own refusal unhomes it (review-37 R37-3).
+func TestR38SettleKeepsLaterOperationsHome(t *testing.T) {
+	a := &subActor{st: &actors.SubscriberState{}}
+	s := &Subscription{&subscriptionState{shards: map[string]*subActor{}, moving: map[string]moveClaim{}, lastOp: map[string]uint64{}}}
+	s.rehome("n", a)
+	s.lastOp["n"] = 2 // op 2 sent after op 1
+	a.pending = 2
+	refused := errors.Join(&ServerError{Prefix: "NOPERM", Message: "NOPERM No permissions to access a channel"},
+		&actors.RefusedError{Names: []string{"n"}})
+	first := subSent{a: a, op: actors.SubOp{Kind: actors.SubShard, Names: []string{"n"}}, seq: 1}
+	second := subSent{a: a, op: actors.SubOp{Kind: actors.SubShard, Names: []string{"n"}}, seq: 2}
+	s.settle(first, refused)
+	if s.shards["n"] != a || a.names != 1 {
+		t.Fatalf("op 1's refusal unhomed n, which op 2 subscribed again (home %p, names %d)", s.shards["n"], a.names)
+	}
+	s.settle(second, refused)
+	if s.shards["n"] != nil || a.names != 0 || len(s.lastOp) != 0 {
+		t.Fatalf("op 2's refusal left n homed (home %p, names %d, lastOp %v)", s.shards["n"], a.names, s.lastOp)
+	}
+	if a.pending != 0 {
+		t.Fatalf("pending = %d, want 0", a.pending)
+	}
+}

@@ -287,6 +287,11 @@ type subscriptionState struct {
 	shards map[string]*subActor // cluster mode: shard channel -> the actor subscribing it
 	moving map[string]moveClaim // cluster mode: shard channels a move routes to a new owner -> that move (the latest to claim it; see move)
 	moves  uint64               // numbers the moves
+	// lastOp is, per homed shard channel, the number of the last
+	// operation that subscribed it on its home (ops numbers them): a
+	// refusal of an earlier one does not unhome it (see settle).
+	lastOp map[string]uint64
+	ops    uint64
 	closed bool
 	err    error
 	done   chan struct{}
@@ -387,7 +392,7 @@ func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscr
 			return nil, err
 		}
 	}
-	s := &Subscription{&subscriptionState{e: e, quit: make(chan struct{}), done: make(chan struct{}), handler: o.Handler, shards: map[string]*subActor{}, moving: map[string]moveClaim{},
+	s := &Subscription{&subscriptionState{e: e, quit: make(chan struct{}), done: make(chan struct{}), handler: o.Handler, shards: map[string]*subActor{}, moving: map[string]moveClaim{}, lastOp: map[string]uint64{},
 		instance: subscriptions.Add(1)}}
 	s.life, s.cancel = context.WithCancel(context.Background())
 	if o.Handler == nil {

@@ -39,10 +39,11 @@ func (s *Subscription) changeNoWait(kind actors.SubKind, unsub bool, names []str
 	return nil
 }
 
-// subSent is an operation sent to an actor.
+// subSent is an operation sent to an actor, numbered (Subscription.ops).
 type subSent struct {
-	a  *subActor
-	op actors.SubOp
+	a   *subActor
+	op  actors.SubOp
+	seq uint64
 }
 
 // apply routes names to their actors, sends the operations and waits for
@@ -234,9 +235,15 @@ func (s *Subscription) send(kind actors.SubKind, unsub bool, names []string, sin
 	sent := make([]subSent, 0, len(order))
 	for _, a := range order {
 		op := actors.SubOp{Kind: kind, Unsub: unsub, Names: groups[a], Done: make(chan error, 1), Since: since}
+		s.ops++
+		if kind == actors.SubShard && !unsub && s.e.cl != nil {
+			for _, n := range op.Names {
+				s.lastOp[n] = s.ops
+			}
+		}
 		a.pending++
 		a.st.Send(op)
-		sent = append(sent, subSent{a, op})
+		sent = append(sent, subSent{a, op, s.ops})
 	}
 	return sent, nil
 }
@@ -256,6 +263,7 @@ func (s *Subscription) unhome(n string) {
 		old.names--
 		delete(s.shards, n)
 	}
+	delete(s.lastOp, n)
 }
 
 // settle records the answer to an operation and returns the shard
@@ -285,7 +293,11 @@ func (s *Subscription) settle(o subSent, err error) []string {
 		failed = re.Names
 	}
 	for _, n := range failed {
-		if s.shards[n] == o.a && !slices.Contains(moved, n) {
+		// Not when a later operation subscribed n there again: the actor
+		// ran it after this one, and it may have succeeded (an ACL
+		// changed between the two; review-37 R37-3). Its own answer
+		// unhomes n if it failed too.
+		if s.shards[n] == o.a && !slices.Contains(moved, n) && s.lastOp[n] == o.seq {
 			s.unhome(n)
 		}
 	}
