@@ -25,7 +25,7 @@ GLIDE := drivers/glide
 # DRIVER=glide makes `make demo` run the quickstart over the glide driver.
 DRIVER ?=
 
-.PHONY: all demo test test-short test-faults bench bench-writer bench-glide bench-peers bench-load vactor lint server
+.PHONY: all demo test test-short test-faults bench bench-hooks bench-writer bench-glide bench-peers bench-load vactor lint server
 
 all: lint test
 
@@ -64,6 +64,15 @@ bench: server
 	$(GO) test -c -o bench.test ./bench
 	rm -f bench.out; for i in $$(seq $(BENCHROUNDS)); do ./bench.test -test.run '^$$' -test.bench '^Benchmark(Get|Set|Cluster|TLS)' -test.benchmem -test.benchtime $(BENCHTIME) | tee -a bench.out; done
 	$(GO) run ./internal/tools/benchratio bench.out
+
+# The hooks' cost (issue 11): the engine without hooks, with the otelvactor
+# metrics hook and with metrics and tracing at 100% sampling, side by side
+# in one process, in turns of 100,000 operations; BENCHROUNDS rounds of
+# 1.2M operations per contender, GET and SET at 256 and 2,048 goroutines;
+# prints each round's ratios (metrics-ratio, trace-ratio).
+bench-hooks: server
+	$(GO) test -c -o bench.test ./bench
+	for i in $$(seq $(BENCHROUNDS)); do ./bench.test -test.run '^$$' -test.bench '^BenchmarkHooksRatio$$' -test.benchtime 1200000x; done | tee bench-hooks.out
 
 # Bulk load of 1M SETs (64-byte values): the batch writer vs valkey-go
 # DoMulti(1000) from 4 goroutines, the engine's futures, and
