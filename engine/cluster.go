@@ -432,7 +432,8 @@ func submitSlot[T any](e *Engine, ctx context.Context, slot uint16, cmd valkey.C
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return postSlot(e, slot, newSlotRequest(e, ctx, cmd, decode))
+	at := fired(e)
+	return postSlot(e, slot, firedAt(newSlotRequest(e, ctx, cmd, decode), at))
 }
 
 // postSlot routes r for slot (submitSlot).

@@ -369,7 +369,8 @@ func submitTo[T any](e *Engine, conn *actors.ConnState, ctx context.Context, cmd
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return post(e, conn, newRequest(e, ctx, cmd, decode))
+	at := fired(e)
+	return post(e, conn, firedAt(newRequest(e, ctx, cmd, decode), at))
 }
 
 // postInternal queues the engine's own command (not a user's) on one

@@ -833,7 +833,8 @@ func submitSentinel[T any](e *Engine, ctx context.Context, route string, cmd val
 			conn = rc
 		}
 	}
-	return post(e, conn, newSlotRequest(e, ctx, cmd, decode))
+	at := fired(e)
+	return post(e, conn, firedAt(newSlotRequest(e, ctx, cmd, decode), at))
 }
 
 // SentinelStats is what the engine did in sentinel mode (Stats.Sentinel).
