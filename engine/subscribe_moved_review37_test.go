@@ -1,6 +1,8 @@
 package engine_test
 
 import (
+	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -109,4 +111,117 @@ func TestR37MovedAgainWhileRetried(t *testing.T) {
 	if st := eng.Stats(); st.SubMoved != 1 {
 		t.Fatalf("SubMoved = %d, want 1", st.SubMoved)
 	}
+}
+
+// Two channels move together (one move: the old owner's connection
+// reconnects, the node refuses both and the set hands both over at once,
+// then their slots move); the new owner takes x and refuses y, so that
+// move keeps
+// retrying y. Then x's slot moves again, to a node that refuses it: a
+// second move retries x. x must be reported refused once (one distinct
+// error), retried by one loop, and, once allowed, resubscribed once with
+// a Gap from its SECOND move (it was subscribed until then), counted once
+// more in SubMoved.
+func TestR37SecondMoveWhileBatchRetried(t *testing.T) {
+	cl, eng, _, _ := movedCluster(t)
+	ctx := ctxT(t)
+
+	p0, p1, p2 := cl.Primaries()[0], cl.Primaries()[1], cl.Primaries()[2]
+	x, sx := shardChannelOn(t, cl, p0, "r37x")
+	y, sy := shardChannelOn(t, cl, p0, "r37y", sx)
+	w, _ := shardChannelOn(t, cl, p0, "r37w", sx, sy)
+	staying, _ := shardChannelOn(t, cl, p1, "r37s")
+	sub, err := eng.SSubscribe(ctx, x, y, w, staying)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	subExpect(t, sub.Channel(), engine.Subscribed)
+	subExpect(t, sub.Channel(), engine.Subscribed)
+
+	// p0's connection goes down and cannot resubscribe (p0 allows only w)
+	// while x's and y's slots move to p1.
+	if _, err := p0.Do("ACL", "SETUSER", "default", "resetchannels", "&"+w); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = p0.Do("ACL", "SETUSER", "default", "allchannels") })
+	if _, err := p0.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+		t.Fatal(err)
+	}
+	// The reconnect keeps w (the node's own ACL refuses only x and y:
+	// d03d0e3), and x and y, each refused, are tried on their own.
+	r37Until(t, sub.Channel(), 10*time.Second, "x and y refused by p0", func(evs []engine.SubEvent) bool {
+		return r37Count(evs, engine.Refused, x) >= 1 && r37Count(evs, engine.Refused, y) >= 1
+	})
+	// p1 takes x, refuses y.
+	if _, err := p1.Do("ACL", "SETUSER", "default", "resetchannels", "&"+staying, "&"+x); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = p1.Do("ACL", "SETUSER", "default", "allchannels") })
+	if err := cl.MigrateSlots(p0, p1, []int{sx, sy}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p0.Do("ACL", "SETUSER", "default", "allchannels"); err != nil {
+		t.Fatal(err)
+	}
+	// (y's refusal by p1 has p0's text: told once already.)
+	r37Until(t, sub.Channel(), 10*time.Second, "x resubscribed", func(evs []engine.SubEvent) bool {
+		return r37Count(evs, engine.Resubscribed, x) == 1
+	})
+	moved0 := eng.Stats().SubMoved
+
+	// x moves again, to p2, which refuses it.
+	if _, err := p2.Do("ACL", "SETUSER", "default", "resetchannels"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = p2.Do("ACL", "SETUSER", "default", "allchannels") })
+	second := time.Now()
+	if err := cl.MigrateSlots(p1, p2, []int{sx}); err != nil {
+		t.Fatal(err)
+	}
+	evs := r37Until(t, sub.Channel(), 10*time.Second, "x disconnected and refused", func(evs []engine.SubEvent) bool {
+		return r37Count(evs, engine.Disconnected, x) == 1 && r37Count(evs, engine.Refused, x) >= 1
+	})
+	// Several backoffs: the same refusal adds no event.
+	evs = append(evs, r37Events(t, sub.Channel(), 4*time.Second)...)
+	for _, ev := range evs {
+		t.Logf("event %s ch=%q addr=%s gap=%s err=%v", ev.Kind, ev.ShardChannel, ev.Addr, ev.Gap, ev.Err)
+	}
+	refusedX := r37Count(evs, engine.Refused, x)
+
+	if _, err := p2.Do("ACL", "SETUSER", "default", "allchannels"); err != nil {
+		t.Fatal(err)
+	}
+	evs = r37Until(t, sub.Channel(), 10*time.Second, "x resubscribed on p2", func(evs []engine.SubEvent) bool {
+		return r37Count(evs, engine.Resubscribed, x) >= 1
+	})
+	evs = append(evs, r37Events(t, sub.Channel(), 3*time.Second)...)
+	var bad []string
+	if refusedX != 1 {
+		bad = append(bad, "x refused "+r37itoa(refusedX)+" times, want 1")
+	}
+	if n := r37Count(evs, engine.Resubscribed, x); n != 1 {
+		bad = append(bad, "x resubscribed "+r37itoa(n)+" times, want 1")
+	}
+	for _, ev := range evs {
+		if ev.Kind == engine.Resubscribed && ev.ShardChannel == x && ev.Gap > time.Since(second)+time.Second {
+			bad = append(bad, "x's Resubscribed Gap "+ev.Gap.String()+" > time since its second move "+time.Since(second).String())
+		}
+	}
+	if st := eng.Stats(); st.SubMoved != moved0+1 {
+		bad = append(bad, "SubMoved "+r37itoa(int(st.SubMoved-moved0))+" more, want 1")
+	}
+	if len(bad) > 0 {
+		t.Fatal(errors.New(joinLines(bad)))
+	}
+}
+
+func r37itoa(n int) string { return strconv.Itoa(n) }
+
+func joinLines(s []string) string {
+	out := ""
+	for _, l := range s {
+		out += "\n\t" + l
+	}
+	return out
 }
