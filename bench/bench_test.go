@@ -68,6 +68,10 @@ type client struct {
 	// pipelines, when set, returns the commands sent and the pipelines
 	// they went in so far (the engine's Stats), for the batch metric.
 	pipelines func() (commands, batches uint64)
+	// hookDropped, when set, returns the hook events dropped so far
+	// (Stats.HookDropped): a hook that falls behind drops events, and
+	// so does less work than it would keep up with.
+	hookDropped func() uint64
 }
 
 // newEngineClient is the engine contender over cfg.
@@ -95,6 +99,7 @@ func newEngineClient(tb testing.TB, cfg config.Config) client {
 			st := eng.Stats()
 			return st.Commands, st.Batches
 		},
+		hookDropped: func() uint64 { return eng.Stats().HookDropped },
 	}
 }
 
