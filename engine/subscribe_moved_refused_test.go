@@ -193,16 +193,7 @@ func TestSubscribeShardSetFollowsSlotsToRefusingNode(t *testing.T) {
 	}
 	for ev := subNext(t, sub.Channel(), 10*time.Second); ev.Kind != engine.Refused; ev = subNext(t, sub.Channel(), 10*time.Second) {
 	}
-	if _, err := p1.Do("ACL", "SETUSER", "default", "resetchannels", "&"+staying, "&"+x); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = p1.Do("ACL", "SETUSER", "default", "allchannels") })
-	if err := cl.MigrateSlots(p0, p1, []int{sx, sy}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p0.Do("ACL", "SETUSER", "default", "allchannels"); err != nil {
-		t.Fatal(err)
-	}
+	migrateToRestricted(t, cl, p0, p1, []int{sx, sy}, staying, x)
 
 	// x is delivered: the set does not cycle on y's refusal.
 	waitDelivered(t, sub, pub, x)
@@ -211,6 +202,27 @@ func TestSubscribeShardSetFollowsSlotsToRefusingNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDelivered(t, sub, pub, y)
+}
+
+// migrateToRestricted lets to subscribe the shard channels allowed only
+// (until the test ends), moves slots from from to it, and gives from every
+// channel back.
+func migrateToRestricted(t *testing.T, cl *valkeytest.Cluster, from, to *valkeytest.ClusterNode, slots []int, allowed ...string) {
+	t.Helper()
+	args := []string{"ACL", "SETUSER", "default", "resetchannels"}
+	for _, ch := range allowed {
+		args = append(args, "&"+ch)
+	}
+	if _, err := to.Do(args...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = to.Do("ACL", "SETUSER", "default", "allchannels") })
+	if err := cl.MigrateSlots(from, to, slots); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := from.Do("ACL", "SETUSER", "default", "allchannels"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitDelivered waits up to 10 s until an SPUBLISH on ch reaches one

@@ -154,16 +154,7 @@ func TestR37SecondMoveWhileBatchRetried(t *testing.T) {
 		return r37Count(evs, engine.Refused, x) >= 1 && r37Count(evs, engine.Refused, y) >= 1
 	})
 	// p1 takes x, refuses y.
-	if _, err := p1.Do("ACL", "SETUSER", "default", "resetchannels", "&"+staying, "&"+x); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = p1.Do("ACL", "SETUSER", "default", "allchannels") })
-	if err := cl.MigrateSlots(p0, p1, []int{sx, sy}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p0.Do("ACL", "SETUSER", "default", "allchannels"); err != nil {
-		t.Fatal(err)
-	}
+	migrateToRestricted(t, cl, p0, p1, []int{sx, sy}, staying, x)
 	// (y's refusal by p1 has p0's text: told once already.)
 	r37Until(t, sub.Channel(), 10*time.Second, "x resubscribed", func(evs []engine.SubEvent) bool {
 		return r37Count(evs, engine.Resubscribed, x) == 1
