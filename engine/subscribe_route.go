@@ -549,12 +549,13 @@ func (s *Subscription) refusedUnwaited(o subSent, err error) {
 		s.emit(actors.SubEvent{Kind: actors.SubRefused, Err: se, Addr: addr}, false, nil)
 		return
 	}
-	names := o.op.Names
-	if re := (*actors.RefusedError)(nil); errors.As(err, &re) {
-		names = re.Names
-	}
-	for _, n := range names {
-		s.emit(actors.SubEvent{Kind: actors.SubRefused, Err: se, Addr: addr, ShardChannel: n}, true, nil)
+	// Each channel with its own error reply (noteRefused's, review-38).
+	each := map[string]*ServerError{}
+	noteRefused(each, o, err)
+	for _, n := range o.op.Names {
+		if e := each[n]; e != nil {
+			s.emit(actors.SubEvent{Kind: actors.SubRefused, Err: e, Addr: addr, ShardChannel: n}, true, nil)
+		}
 	}
 }
 
