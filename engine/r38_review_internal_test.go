@@ -26,7 +26,7 @@ func TestR38MoveDropsChannelReSubscribedMeanwhile(t *testing.T) {
 	refused := errors.Join(&ServerError{Prefix: "NOPERM", Message: "NOPERM no permissions"},
 		&actors.RefusedError{Names: []string{"n"}, Errs: []error{errors.New("NOPERM no permissions")}})
 	s.settle(subSent{a: a, op: actors.SubOp{Kind: actors.SubShard, Names: []string{"n"}}, seq: 1}, refused)
-	left := s.unmoved(1, []string{"n"})
+	left := s.unmoved(1, []string{"n"}, map[string]uint64{"n": 1})
 	if len(left) == 0 {
 		s.moved(1, []string{"n"}) // the move returns: its claim ends
 	}

@@ -59,9 +59,10 @@ type subSent struct {
 // replica accepts SSUBSCRIBE too: subscribing there would look fine and
 // receive nothing) and the names wait for a fresher map.
 //
-// refused, when not nil, receives each shard channel the server refused
-// with its own error reply (see noteRefused).
-func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub bool, names []string, since time.Time, moved bool, from string, refused map[string]*ServerError) error {
+// round, when not nil (a move's), receives each shard channel the server
+// refused with its own error reply (see noteRefused) and the number of
+// the last operation that sent each name.
+func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub bool, names []string, since time.Time, moved bool, from string, round *moveRound) error {
 	var errs []error
 	for try := 0; len(names) > 0; try++ {
 		if try > 0 && !s.pause(ctx, try-1) {
@@ -82,6 +83,13 @@ func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub boo
 			return errors.Join(append(errs, err)...)
 		}
 		names, moved = nil, true
+		if round != nil {
+			for _, o := range sent {
+				for _, n := range o.op.Names {
+					round.sent[n] = o.seq
+				}
+			}
+		}
 		for i, o := range sent {
 			var err error
 			select {
@@ -95,8 +103,8 @@ func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub boo
 				return ctx.Err()
 			}
 			names = append(names, s.settle(o, err)...)
-			if refused != nil {
-				noteRefused(refused, o, err)
+			if round != nil {
+				noteRefused(round.refused, o, err)
 			}
 			if err = withoutMarks(err); err != nil {
 				errs = append(errs, lostBeforeConfirmed(ctx, o.a, mapError(err)))
@@ -406,32 +414,44 @@ func (s *Subscription) move(names []string, since time.Time, from string) {
 		return
 	}
 	defer s.moved(id, claimed)
-	refused := map[string]*ServerError{} // this round's refusals, per channel
-	s.apply(s.life, actors.SubShard, false, claimed, since, true, from, refused)
+	round := &moveRound{refused: map[string]*ServerError{}, sent: map[string]uint64{}}
+	s.apply(s.life, actors.SubShard, false, claimed, since, true, from, round)
 	s.reap()
 	told := map[string]map[string]bool{} // channel -> refusals reported
 	for try := 0; ; try++ {
-		left := s.unmoved(id, claimed)
+		left := s.unmoved(id, claimed, round.sent)
 		if len(left) == 0 {
 			return
 		}
-		s.tellRefused(left, refused, told)
+		s.tellRefused(left, round.refused, told)
 		if !s.pause(s.life, try) {
 			return
 		}
 		// Routed by the slot map again (reloaded: they may have moved
 		// on), unless unsubscribed meanwhile; Since keeps their
 		// Resubscribed's Gap.
-		clear(refused)
-		s.apply(s.life, actors.SubShard, false, left, since, true, "", refused)
+		clear(round.refused)
+		clear(round.sent)
+		s.apply(s.life, actors.SubShard, false, left, since, true, "", round)
 		s.reap()
 	}
 }
 
+// moveRound is what a move's round (one apply) recorded: each channel's
+// refusal, and the last operation that sent it.
+type moveRound struct {
+	refused map[string]*ServerError
+	sent    map[string]uint64
+}
+
 // unmoved returns those of names that move id still claims and that
 // still have no home: their new owner did not take them, they were not
-// unsubscribed and no later move took them over.
-func (s *Subscription) unmoved(id uint64, names []string) []string {
+// unsubscribed and no later move took them over. A name homed by an
+// operation other than the move's last (sent: a user's SSubscribe sent to
+// its home meanwhile) is left too: that operation's refusal unhomes it
+// after the move looked (review-38 R38-2); the next round sends it again
+// (the actor confirms at once a channel it holds).
+func (s *Subscription) unmoved(id uint64, names []string, sent map[string]uint64) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -439,7 +459,7 @@ func (s *Subscription) unmoved(id uint64, names []string) []string {
 	}
 	var left []string
 	for _, n := range names {
-		if s.moving[n].id == id && s.shards[n] == nil && !slices.Contains(left, n) {
+		if s.moving[n].id == id && (s.shards[n] == nil || s.lastOp[n] != sent[n]) && !slices.Contains(left, n) {
 			left = append(left, n)
 		}
 	}
@@ -498,7 +518,10 @@ func noteRefused(into map[string]*ServerError, o subSent, err error) {
 func (s *Subscription) tellRefused(names []string, refused map[string]*ServerError, told map[string]map[string]bool) {
 	for _, n := range names {
 		se := refused[n]
-		if se == nil {
+		s.mu.Lock()
+		homed := s.shards[n] != nil // another operation holds it: its answer is pending
+		s.mu.Unlock()
+		if se == nil || homed {
 			continue
 		}
 		text := se.Error()
