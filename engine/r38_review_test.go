@@ -88,3 +88,43 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// review-38 R38-2 on real servers: a moved channel whose new owner
+// refuses it is retried by a move; meanwhile the user keeps calling
+// SSubscribe(x) (each refused: NOPERM). Once the user stops and the new
+// owner allows x, the move's retries must subscribe it.
+func TestR38MovedChannelSurvivesRefusedUserSSubscribes(t *testing.T) {
+	cl, eng, pub, _ := movedCluster(t)
+	ctx := ctxT(t)
+	p0, p1 := cl.Primaries()[0], cl.Primaries()[1]
+	x, sx := shardChannelOn(t, cl, p0, "rx")
+	staying, _ := shardChannelOn(t, cl, p1, "rs")
+	sub, err := eng.SSubscribe(ctx, x, staying)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	subExpect(t, sub.Channel(), engine.Subscribed)
+	subExpect(t, sub.Channel(), engine.Subscribed)
+	migrateToRestricted(t, cl, p0, p1, []int{sx}, staying)
+	r37Until(t, sub.Channel(), 10*time.Second, "x refused by p1", func(evs []engine.SubEvent) bool {
+		return r37Count(evs, engine.Refused, x) >= 1
+	})
+	var refusedCalls, okCalls int
+	end := time.Now().Add(4 * time.Second)
+	for time.Now().Before(end) {
+		if err := sub.SSubscribe(ctx, x); err != nil {
+			refusedCalls++
+		} else {
+			okCalls++
+		}
+		for len(sub.Channel()) > 0 {
+			<-sub.Channel()
+		}
+	}
+	t.Logf("user SSubscribe(x): %d refused, %d ok", refusedCalls, okCalls)
+	if _, err := p1.Do("ACL", "SETUSER", "default", "allchannels"); err != nil {
+		t.Fatal(err)
+	}
+	waitDelivered(t, sub, pub, x)
+}
