@@ -42,10 +42,7 @@ func TestR38HandlerRefusalsEachTheirOwn(t *testing.T) {
 	ready <- sub
 
 	// p0 allows y only, and no longer serves y's slot.
-	if _, err := p0.Do("ACL", "SETUSER", "default", "resetchannels", "&"+y); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = p0.Do("ACL", "SETUSER", "default", "allchannels") })
+	restrictChannels(t, p0, y)
 	if _, err := p0.Do("CLUSTER", "DELSLOTS", strconv.Itoa(sy)); err != nil {
 		t.Fatal(err)
 	}
@@ -99,13 +96,7 @@ func TestR38MovedChannelSurvivesRefusedUserSSubscribes(t *testing.T) {
 	p0, p1 := cl.Primaries()[0], cl.Primaries()[1]
 	x, sx := shardChannelOn(t, cl, p0, "rx")
 	staying, _ := shardChannelOn(t, cl, p1, "rs")
-	sub, err := eng.SSubscribe(ctx, x, staying)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
-	subExpect(t, sub.Channel(), engine.Subscribed)
-	subExpect(t, sub.Channel(), engine.Subscribed)
+	sub := ssubscribeTwoNodes(t, eng, x, staying)
 	migrateToRestricted(t, cl, p0, p1, []int{sx}, staying)
 	r37Until(t, sub.Channel(), 10*time.Second, "x refused by p1", func(evs []engine.SubEvent) bool {
 		return r37Count(evs, engine.Refused, x) >= 1

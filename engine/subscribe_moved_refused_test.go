@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,19 +68,10 @@ func TestSubscribeMovedChannelRefused(t *testing.T) {
 	staying, _ := shardChannelOn(t, cl, to, "ms")
 	leaving, slot2 := shardChannelOn(t, cl, from, "ml", slot)
 
-	sub, err := eng.SSubscribe(ctx, moving, staying, leaving)
-	if err != nil {
-		t.Fatalf("SSubscribe: %v", err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
-	subExpect(t, sub.Channel(), engine.Subscribed) // one per connection: the old
-	subExpect(t, sub.Channel(), engine.Subscribed) // owner's and the new owner's
+	sub := ssubscribeTwoNodes(t, eng, moving, staying, leaving)
 
 	// The new owner allows only the channel it serves already.
-	if _, err := to.Do("ACL", "SETUSER", "default", "resetchannels", "&"+staying); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = to.Do("ACL", "SETUSER", "default", "allchannels") })
+	restrictChannels(t, to, staying)
 	if err := cl.MigrateSlots(from, to, []int{slot, slot2}); err != nil {
 		t.Fatalf("MigrateSlots: %v", err)
 	}
@@ -166,34 +158,18 @@ func TestSubscribeMovedChannelRefused(t *testing.T) {
 // connection picked a moved channel to dial by).
 func TestSubscribeShardSetFollowsSlotsToRefusingNode(t *testing.T) {
 	cl, eng, pub, _ := movedCluster(t)
-	ctx := ctxT(t)
 	p0, p1 := cl.Primaries()[0], cl.Primaries()[1]
 	x, sx := shardChannelOn(t, cl, p0, "fx")
 	y, sy := shardChannelOn(t, cl, p0, "fy", sx)
 	staying, _ := shardChannelOn(t, cl, p1, "fs")
-	sub, err := eng.SSubscribe(ctx, x, y, staying)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
-	subExpect(t, sub.Channel(), engine.Subscribed)
-	subExpect(t, sub.Channel(), engine.Subscribed)
+	sub := ssubscribeTwoNodes(t, eng, x, y, staying)
 
 	// p0 refuses everything and drops its subscribers: x's and y's
 	// connection retries; meanwhile their slots move to p1, which allows x
 	// (and the channel it served already) and refuses y.
-	if _, err := p0.Do("ACL", "SETUSER", "default", "resetchannels"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = p0.Do("ACL", "SETUSER", "default", "allchannels") })
-	if _, err := p0.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
-		t.Fatal(err)
-	}
 	// Each is refused (once per distinct text: p1's refusal of y later
 	// repeats p0's) and tried on its own.
-	r37Until(t, sub.Channel(), 10*time.Second, "x and y refused by p0", func(evs []engine.SubEvent) bool {
-		return r37Count(evs, engine.Refused, x) >= 1 && r37Count(evs, engine.Refused, y) >= 1
-	})
+	restrictAndReconnect(t, sub, p0, []string{x, y})
 	migrateToRestricted(t, cl, p0, p1, []int{sx, sy}, staying, x)
 
 	// x is delivered: the set does not cycle on y's refusal.
@@ -205,19 +181,61 @@ func TestSubscribeShardSetFollowsSlotsToRefusingNode(t *testing.T) {
 	waitDelivered(t, sub, pub, y)
 }
 
-// migrateToRestricted lets to subscribe the shard channels allowed only
-// (until the test ends), moves slots from from to it, and gives from every
-// channel back.
-func migrateToRestricted(t *testing.T, cl *valkeytest.Cluster, from, to *valkeytest.ClusterNode, slots []int, allowed ...string) {
+// ssubscribeTwoNodes subscribes the shard channels names, which two
+// nodes serve, and waits for each connection's Subscribed; the
+// subscription is closed when the test ends.
+func ssubscribeTwoNodes(t *testing.T, eng *engine.Engine, names ...string) *engine.Subscription {
+	t.Helper()
+	ctx := ctxT(t)
+	sub, err := eng.SSubscribe(ctx, names...)
+	if err != nil {
+		t.Fatalf("SSubscribe: %v", err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	subExpect(t, sub.Channel(), engine.Subscribed) // one per connection
+	subExpect(t, sub.Channel(), engine.Subscribed)
+	return sub
+}
+
+// restrictChannels lets node's default user subscribe the shard channels
+// allowed only, until the test ends.
+func restrictChannels(t *testing.T, node *valkeytest.ClusterNode, allowed ...string) {
 	t.Helper()
 	args := []string{"ACL", "SETUSER", "default", "resetchannels"}
 	for _, ch := range allowed {
 		args = append(args, "&"+ch)
 	}
-	if _, err := to.Do(args...); err != nil {
+	if _, err := node.Do(args...); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = to.Do("ACL", "SETUSER", "default", "allchannels") })
+	t.Cleanup(func() { _, _ = node.Do("ACL", "SETUSER", "default", "allchannels") })
+}
+
+// restrictAndReconnect lets node subscribe the shard channels allowed
+// only (until the test ends), closes its subscriber connections, and
+// waits up to 10 s for a Refused of each of refused on sub.
+func restrictAndReconnect(t *testing.T, sub *engine.Subscription, node *valkeytest.ClusterNode, refused []string, allowed ...string) {
+	t.Helper()
+	restrictChannels(t, node, allowed...)
+	if _, err := node.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+		t.Fatal(err)
+	}
+	r37Until(t, sub.Channel(), 10*time.Second, "refused: "+strings.Join(refused, ", "), func(evs []engine.SubEvent) bool {
+		for _, n := range refused {
+			if r37Count(evs, engine.Refused, n) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// migrateToRestricted lets to subscribe the shard channels allowed only
+// (until the test ends), moves slots from from to it, and gives from every
+// channel back.
+func migrateToRestricted(t *testing.T, cl *valkeytest.Cluster, from, to *valkeytest.ClusterNode, slots []int, allowed ...string) {
+	t.Helper()
+	restrictChannels(t, to, allowed...)
 	if err := cl.MigrateSlots(from, to, slots); err != nil {
 		t.Fatal(err)
 	}

@@ -67,18 +67,9 @@ func TestR37MovedAgainWhileRetried(t *testing.T) {
 	p0, p1, p2 := cl.Primaries()[0], cl.Primaries()[1], cl.Primaries()[2]
 	x, sx := shardChannelOn(t, cl, p0, "r37a")
 	staying, _ := shardChannelOn(t, cl, p1, "r37s")
-	sub, err := eng.SSubscribe(ctx, x, staying)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
-	subExpect(t, sub.Channel(), engine.Subscribed)
-	subExpect(t, sub.Channel(), engine.Subscribed)
+	sub := ssubscribeTwoNodes(t, eng, x, staying)
 
-	if _, err := p1.Do("ACL", "SETUSER", "default", "resetchannels", "&"+staying); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = p1.Do("ACL", "SETUSER", "default", "allchannels") })
+	restrictChannels(t, p1, staying)
 	first := time.Now()
 	if err := cl.MigrateSlots(p0, p1, []int{sx}); err != nil {
 		t.Fatal(err)
@@ -124,35 +115,19 @@ func TestR37MovedAgainWhileRetried(t *testing.T) {
 // more in SubMoved.
 func TestR37SecondMoveWhileBatchRetried(t *testing.T) {
 	cl, eng, _, _ := movedCluster(t)
-	ctx := ctxT(t)
 
 	p0, p1, p2 := cl.Primaries()[0], cl.Primaries()[1], cl.Primaries()[2]
 	x, sx := shardChannelOn(t, cl, p0, "r37x")
 	y, sy := shardChannelOn(t, cl, p0, "r37y", sx)
 	w, _ := shardChannelOn(t, cl, p0, "r37w", sx, sy)
 	staying, _ := shardChannelOn(t, cl, p1, "r37s")
-	sub, err := eng.SSubscribe(ctx, x, y, w, staying)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
-	subExpect(t, sub.Channel(), engine.Subscribed)
-	subExpect(t, sub.Channel(), engine.Subscribed)
+	sub := ssubscribeTwoNodes(t, eng, x, y, w, staying)
 
 	// p0's connection goes down and cannot resubscribe (p0 allows only w)
 	// while x's and y's slots move to p1.
-	if _, err := p0.Do("ACL", "SETUSER", "default", "resetchannels", "&"+w); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = p0.Do("ACL", "SETUSER", "default", "allchannels") })
-	if _, err := p0.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
-		t.Fatal(err)
-	}
 	// The reconnect keeps w (the node's own ACL refuses only x and y:
 	// d03d0e3), and x and y, each refused, are tried on their own.
-	r37Until(t, sub.Channel(), 10*time.Second, "x and y refused by p0", func(evs []engine.SubEvent) bool {
-		return r37Count(evs, engine.Refused, x) >= 1 && r37Count(evs, engine.Refused, y) >= 1
-	})
+	restrictAndReconnect(t, sub, p0, []string{x, y}, w)
 	// p1 takes x, refuses y.
 	migrateToRestricted(t, cl, p0, p1, []int{sx, sy}, staying, x)
 	// (y's refusal by p1 has p0's text: told once already.)
@@ -162,10 +137,7 @@ func TestR37SecondMoveWhileBatchRetried(t *testing.T) {
 	moved0 := eng.Stats().SubMoved
 
 	// x moves again, to p2, which refuses it.
-	if _, err := p2.Do("ACL", "SETUSER", "default", "resetchannels"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = p2.Do("ACL", "SETUSER", "default", "allchannels") })
+	restrictChannels(t, p2)
 	second := time.Now()
 	if err := cl.MigrateSlots(p1, p2, []int{sx}); err != nil {
 		t.Fatal(err)
