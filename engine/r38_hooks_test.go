@@ -82,29 +82,22 @@ func r38CheckStarts(t *testing.T, eng *engine.Engine, h *r38Exec) {
 }
 
 func TestR38HookStartStandalone(t *testing.T) {
-	srv := valkeytest.Start(t)
-	h := &r38Exec{}
-	cfg := config.DefaultConfig().WithAddrs(srv.Addr())
-	cfg.Hooks = []hooks.Hook{h}
-	eng := engineOn(t, cfg)
-	t.Cleanup(func() { _ = eng.Close() })
-	r38CheckStarts(t, eng, h)
+	r38CheckStartsOn(t, config.DefaultConfig().WithAddrs(valkeytest.Start(t).Addr()))
 }
 
 func TestR38HookStartCluster(t *testing.T) {
-	cl := valkeytest.StartClusterT(t)
-	h := &r38Exec{}
-	cfg := config.DefaultConfig().WithAddrs(cl.Addrs()...).WithClusterMode(true)
-	cfg.Hooks = []hooks.Hook{h}
-	eng := engineOn(t, cfg)
-	t.Cleanup(func() { _ = eng.Close() })
-	r38CheckStarts(t, eng, h)
+	r38CheckStartsOn(t, config.DefaultConfig().WithAddrs(valkeytest.StartClusterT(t).Addrs()...).WithClusterMode(true))
 }
 
 func TestR38HookStartSentinel(t *testing.T) {
 	s := valkeytest.StartSentinelT(t)
+	r38CheckStartsOn(t, config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...))
+}
+
+// r38CheckStartsOn runs r38CheckStarts on an engine over cfg with the
+// recording hook.
+func r38CheckStartsOn(t *testing.T, cfg config.Config) {
 	h := &r38Exec{}
-	cfg := config.DefaultConfig().WithSentinel(s.MasterName(), s.Addrs()...)
 	cfg.Hooks = []hooks.Hook{h}
 	eng := engineOn(t, cfg)
 	t.Cleanup(func() { _ = eng.Close() })
