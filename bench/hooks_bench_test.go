@@ -17,7 +17,8 @@ import (
 // otelvactor.Producer, the recommended setup; and recorded per command
 // through the SDK's histogram: -sdk), and with those metrics (Producer)
 // and a span per command (100% sampling, batched to an exporter that
-// drops them), same server, interleaved at each level.
+// drops them; -late: WithoutSamplerAttributes), same server, interleaved
+// at each level.
 var hookLevels = []int{16, 256, 2048}
 
 var hookContenders = []contender{
@@ -30,6 +31,17 @@ var hookContenders = []contender{
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
 			sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 		c := metricsClient(tb, "engine-otel-trace", true, otelvactor.WithTracerProvider(tp))
+		close := c.close
+		c.close = func() { close(); _ = tp.Shutdown(context.Background()) }
+		return c
+	}},
+	// engine-otel-trace with the attributes set after each span's start
+	// (otelvactor.WithoutSamplerAttributes: for samplers that do not read
+	// them, as AlwaysSample here).
+	{"engine-otel-trace-late", func(tb testing.TB) client {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
+			sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		c := metricsClient(tb, "engine-otel-trace-late", true, otelvactor.WithTracerProvider(tp), otelvactor.WithoutSamplerAttributes())
 		close := c.close
 		c.close = func() { close(); _ = tp.Shutdown(context.Background()) }
 		return c

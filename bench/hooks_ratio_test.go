@@ -13,8 +13,10 @@ import (
 // issue 11 sets (the metrics hook ≥ 0.9× the engine without hooks at 256
 // and 2,048 goroutines; tracing at 100% sampling ≥ 0.6×): the engine
 // without hooks (bare), with the metrics hook (a Producer, as
-// BenchmarkHooksGet's engine-otel-metrics) and with the metrics and
-// tracing (engine-otel-trace's) live side by side in one process and run
+// BenchmarkHooksGet's engine-otel-metrics), with the metrics and tracing
+// (engine-otel-trace's) and with those and
+// otelvactor.WithoutSamplerAttributes (late: engine-otel-trace-late's)
+// live side by side in one process and run
 // in turns of ratioTurn operations each, the order rotated every turn.
 // This machine's throughput drifts by ±15% between runs a few seconds
 // apart, and a contender that runs after another inherits its heap and
@@ -22,10 +24,10 @@ import (
 // -count, which repeats a sub-benchmark before the next one starts) put
 // a 0.8-1.0 spread on the same code; turns of a fifth of a second give
 // the contenders the same phases. b.N is each contender's operations.
-// It reports each one's ops/s, and for metrics and trace their
-// throughput over bare's (metrics-ratio, trace-ratio) and bare's client
-// CPU per operation over theirs (metrics-cpu, trace-cpu: below 1 by the
-// CPU the hook costs, its goroutine's included).
+// It reports each one's ops/s, and for the others their throughput over
+// bare's (metrics-ratio, trace-ratio, late-ratio) and bare's client CPU
+// per operation over theirs (metrics-cpu, trace-cpu, late-cpu: below 1 by
+// the CPU the hook costs, its goroutine's included).
 //
 //	go test -c -o bench.test ./bench
 //	./bench.test -test.run '^$' -test.bench BenchmarkHooksRatio -test.benchtime 1200000x
@@ -34,12 +36,13 @@ func BenchmarkHooksRatio(b *testing.B) {
 		for _, g := range []int{256, 2048} {
 			b.Run(fmt.Sprintf("%s/g=%d", name, g), func(b *testing.B) {
 				cs := make([]client, len(hookContenders))
-				for i, hc := range hookContenders {
-					cs[i] = hc.new(b)
+				for _, name := range []string{"engine", "engine-otel-metrics", "engine-otel-trace", "engine-otel-trace-late"} {
+					i := contenderIndex(b, name)
+					cs[i] = hookContenders[i].new(b)
 					defer cs[i].close()
 				}
-				ids := []int{contenderIndex(b, "engine"), contenderIndex(b, "engine-otel-metrics"), contenderIndex(b, "engine-otel-trace")}
-				labels := []string{"bare", "metrics", "trace"}
+				ids := []int{contenderIndex(b, "engine"), contenderIndex(b, "engine-otel-metrics"), contenderIndex(b, "engine-otel-trace"), contenderIndex(b, "engine-otel-trace-late")}
+				labels := []string{"bare", "metrics", "trace", "late"}
 				for _, i := range ids {
 					for _, k := range keys {
 						if err := cs[i].set(context.Background(), k); err != nil {

@@ -132,7 +132,10 @@
 // span is one command, not a batch operation, which that attribute
 // describes).
 // db.query.text is off by default; WithQueryText sets it to the command's
-// name followed by one "?" per argument.
+// name followed by one "?" per argument. The attributes are given when
+// the span starts, where the sampler sees them; WithoutSamplerAttributes
+// sets them right after instead, which costs less and suits samplers that
+// do not read attributes (all of the SDK's).
 //
 // The spans are made, started and ended at once, on the engine's hook
 // goroutine, from the completion event with its timestamps: a command
