@@ -559,8 +559,9 @@ func TestRetireKeepsCommandsPastOpenBreaker(t *testing.T) {
 
 // After a switch to a new primary that never answers (frozen: each dial
 // runs out the DialTimeout), the commands expiring in the mailbox of the
-// re-dialling actor count against the breaker, which opens within a few
-// probe ticks, as for a node frozen without a switch (docs/reliability.md).
+// re-dialling actor count against the breaker once the dial has run for
+// dialGrace (500 ms here), which then opens within a few probe ticks, as
+// for a node frozen without a switch (docs/reliability.md).
 // Skipped while the actor's connection was the former server's, the
 // breaker opened only after Threshold dial timeouts (review-28 2: 3.0 s
 // against 0.2 s with DialTimeout 1 s; with the defaults ~25 s), the
@@ -595,6 +596,50 @@ func TestSupervisorSwitchToFrozenPrimaryOpensBreaker(t *testing.T) {
 	}
 	t.Logf("breaker open %v after the switch", time.Since(start).Round(time.Millisecond))
 	close(hold)
+	h.shutdown(t, snapshot)
+}
+
+// After a switch to a new primary whose first dial is slow but succeeds
+// (255 ms on a loaded machine in a sentinel chaos run), the commands with
+// short deadlines that expire in the mailbox meanwhile are not counted
+// against its breaker: the node has not failed to answer yet (dialGrace).
+// Counted once per probe tick, they opened the breaker of the healthy new
+// primary with threshold 5 as its connection came up, and its commands
+// were refused for the breaker's open timeout.
+func TestSupervisorSlowSwitchDialNotCounted(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn := newFakeConn()
+	d := newFakeDialer()
+	hold := make(chan struct{}) // the new primary's dial, slow
+	d.hold = hold
+	st := nodeState(conn, d, 3)
+	h := start(t, st)
+
+	h.sup.Reset(st.Node) // the switch, as engine/sentinel.go switched does it
+	st.Retire(func(err error) error { return err })
+	<-d.started
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	// Callers fire commands with a 20 ms deadline for 400 ms (8 probe
+	// ticks) while the dial runs.
+	for start := time.Now(); time.Since(start) < 400*time.Millisecond; {
+		if st.Node.Open() {
+			t.Fatalf("the new primary's breaker opened %v into its first dial", time.Since(start).Round(time.Millisecond))
+		}
+		cancels = append(cancels, fireWithDeadline(st, 20*time.Millisecond))
+		time.Sleep(10 * time.Millisecond) // the callers' pace
+	}
+	close(hold) // the dial succeeds
+	final := newFakeCmd(2, nil)
+	st.Mailbox.Post(final)
+	wantSent(t, final, d, 1, "sent to the new primary once its slow dial succeeded")
+	if st.Node.Open() {
+		t.Fatal("the new primary's breaker open after its dial succeeded")
+	}
 	h.shutdown(t, snapshot)
 }
 

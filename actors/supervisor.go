@@ -34,9 +34,12 @@ import (
 // registers each deadline); on every probe tick the supervisor drops the
 // ones whose context has ended from the mailboxes of the connections that
 // are down, and counts a breaker failure for each such node that had
-// some: commands to it keep failing, so the breaker opens within a few
-// ticks even when each dial takes the whole DialTimeout (a frozen server
-// accepts TCP connections and never answers).
+// some, except while the connection's re-dial has run less than
+// dialGrace (500 ms, or half the DialTimeout if less: a healthy node's
+// dial on a loaded machine is not its failure): commands to it keep
+// failing, so the breaker opens within a few ticks more even when each
+// dial takes the whole DialTimeout (a frozen server accepts TCP
+// connections and never answers).
 //
 // Ready is closed once every connection actor has been spawned, Stopped
 // once the supervisor and all of them have stopped.
@@ -180,10 +183,29 @@ func (s *Supervisor) Reset(node *Node) {
 }
 
 // dialRun is a re-dial under way: stop ends it; gen is its node's Reset
-// count when it began.
+// count when it began; began is when it began (re-dials only: see
+// dialGrace).
 type dialRun struct {
-	stop context.CancelFunc
-	gen  uint64
+	stop  context.CancelFunc
+	gen   uint64
+	began time.Time
+}
+
+// maxDialGrace bounds dialGrace: twice the slowest healthy dial seen on
+// a loaded 2-core machine (255 ms, a new primary's in a sentinel chaos
+// run).
+const maxDialGrace = 500 * time.Millisecond
+
+// dialGrace is how long a re-dial of n may run before the commands that
+// expire behind it count against n's breaker (see expire): until then
+// the node has not failed to answer, the commands' deadlines are their
+// callers' own. Half the DialTimeout, at most maxDialGrace. Without it a
+// dial that took 250 ms (CircuitBreakerThreshold probe ticks) opened the
+// breaker of a node that answered it, when callers used short deadlines:
+// a new primary refused every command for CircuitBreakerOpenTimeout once
+// its connection was up.
+func dialGrace(n *Node) time.Duration {
+	return min(maxDialGrace, n.DialTimeout/2)
 }
 
 // Messages the supervisor sends itself.
@@ -456,7 +478,7 @@ func (s *Supervisor) revive(sup actor.Supervisor, pid *actor.PID, st *ConnState)
 	s.dialing[pid] = st
 	ctx, stop := context.WithCancel(s.probeCtx)
 	gen := st.Node.resets.Load()
-	s.dialStop[pid] = dialRun{stop: stop, gen: gen}
+	s.dialStop[pid] = dialRun{stop: stop, gen: gen, began: time.Now()}
 	s.probes.Add(1)
 	go s.redial(ctx, pid, st, gen)
 }
@@ -501,21 +523,30 @@ func (s *Supervisor) tell(msg any) {
 // broke and are not replaced yet (suspended until the new connection is in
 // place) drop the commands whose context has ended, failing them with its
 // error, which frees their room at once; a node with such commands gets
-// one breaker failure per tick (see the type's doc).
+// one breaker failure per tick (see the type's doc), unless its
+// connection's re-dial began less than dialGrace ago.
 func (s *Supervisor) expire() {
 	var failing map[*Node]bool
 	// An actor whose dial of the node's former server outlives the
 	// Reset's cancel (a driver's handshake that does not end with its
 	// ctx) cannot dial the new server yet: what expires meanwhile says
 	// nothing about the new one (counted, it opened a healthy new
-	// primary's breaker).
-	var former map[*ConnState]bool
+	// primary's breaker). Nor does what expires while a dial that began
+	// less than dialGrace ago runs: the node has not failed to answer it
+	// yet (counted, a healthy new primary's first dial, 255 ms on a
+	// loaded machine, opened its breaker just as it connected).
+	var uncounted map[*ConnState]bool
+	now := time.Now()
 	for pid, st := range s.dialing {
-		if d, ok := s.dialStop[pid]; ok && st.Node != nil && d.gen != st.Node.resets.Load() {
-			if former == nil {
-				former = map[*ConnState]bool{}
+		d, ok := s.dialStop[pid]
+		if !ok || st.Node == nil {
+			continue
+		}
+		if d.gen != st.Node.resets.Load() || now.Sub(d.began) < dialGrace(st.Node) {
+			if uncounted == nil {
+				uncounted = map[*ConnState]bool{}
 			}
-			former[st] = true
+			uncounted[st] = true
 		}
 	}
 	for _, st := range s.conns {
@@ -526,9 +557,9 @@ func (s *Supervisor) expire() {
 		// what expires meanwhile says nothing about the node. One to the
 		// former server that failed after a switch is counted, though:
 		// its re-dials go to the new server, and a frozen new primary
-		// must open the breaker within a few ticks, not after
-		// Threshold dial timeouts (review-28 2).
-		if st.Mailbox.Expire() > 0 && !st.moving.Load() && !former[st] && !st.Node.Open() {
+		// must open the breaker within dialGrace and a few ticks, not
+		// after Threshold dial timeouts (review-28 2).
+		if st.Mailbox.Expire() > 0 && !st.moving.Load() && !uncounted[st] && !st.Node.Open() {
 			if failing == nil {
 				failing = map[*Node]bool{}
 			}
