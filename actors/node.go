@@ -37,6 +37,10 @@ type Node struct {
 	open     atomic.Bool
 	openErr  atomic.Pointer[policies.CircuitOpenError]
 	resets   atomic.Uint64 // Supervisor.Reset calls: tells a dial (a connection) begun before one
+	// connectTime is how long the last successful connect (a re-dial or
+	// a probe: dial and PING) took, in nanoseconds: dialGrace's measure
+	// of the node's healthy dial.
+	connectTime atomic.Int64
 }
 
 // Open reports whether the node's breaker is not closed: commands to it
@@ -112,6 +116,7 @@ func (n *Node) SetOpen(open bool) { n.open.Store(open) }
 func (n *Node) connect(ctx context.Context) (drivers.ValkeyConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.DialTimeout)
 	defer cancel()
+	began := time.Now()
 	conn, err := n.Dial(ctx)
 	if err != nil {
 		return nil, err
@@ -124,6 +129,7 @@ func (n *Node) connect(ctx context.Context) (drivers.ValkeyConn, error) {
 		}
 		return nil, err
 	}
+	n.connectTime.Store(int64(time.Since(began)))
 	return conn, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -639,6 +640,157 @@ func TestSupervisorSlowSwitchDialNotCounted(t *testing.T) {
 	wantSent(t, final, d, 1, "sent to the new primary once its slow dial succeeded")
 	if st.Node.Open() {
 		t.Fatal("the new primary's breaker open after its dial succeeded")
+	}
+	h.shutdown(t, snapshot)
+}
+
+// After a switch to a frozen new primary whose every dial fails after
+// 300 ms (its handshake's read timeout, shorter than the dial grace),
+// the commands that expire behind the dials count once the grace of the
+// outage has run: the breaker opens within it and a few ticks, not after
+// Threshold dials (review-39 1: a grace restarted at each dial never
+// ended, and the breaker opened after the 10 dials, 3 s here, instead of
+// ~1 s).
+func TestSupervisorFrozenShortHandshakeOpensBreaker(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	st := nodeState(newFakeConn(), newFakeDialer(), 10)
+	st.Node.Dial = func(ctx context.Context) (drivers.ValkeyConn, error) {
+		t := time.NewTimer(300 * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil, errors.New("i/o timeout")
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	h := start(t, st) // backoff 1-2 ms: the dials follow each other
+	began := time.Now()
+	h.sup.Reset(st.Node) // the switch
+	st.Retire(func(err error) error { return err })
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	// 10 failed dials alone take 3 s.
+	for !st.Node.Open() {
+		if time.Since(began) > 2200*time.Millisecond {
+			t.Fatal("the frozen new primary's breaker still closed 2.2 s after the switch (grace 500 ms, threshold 10 ticks of 50 ms)")
+		}
+		cancels = append(cancels, fireWithDeadline(st, 100*time.Millisecond))
+		time.Sleep(10 * time.Millisecond) // the callers' pace
+	}
+	t.Logf("breaker open %v after the switch", time.Since(began).Round(time.Millisecond))
+	h.shutdown(t, snapshot)
+}
+
+// A healthy node's connection breaks and its actor waits out a long
+// reconnect backoff (MinRetryBackoff 600 ms): the commands with short
+// deadlines that expire meanwhile were asked of no server and are not
+// counted against its breaker (review-39 2: it opened 212 ms after the
+// break, before any dial).
+func TestSupervisorBackoffExpiriesNotCounted(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	st, d := failingNode(3)
+	st.Policy.Backoff = policies.Backoff{Min: 600 * time.Millisecond, Max: time.Second}
+	st.Policy.MaxRetries = 0
+	h := start(t, st)
+	lost := newFakeCmd(0, nil)
+	st.Mailbox.Post(lost)
+	waitFor(t, lost, 2*time.Second, "failed on the connection that broke")
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	for began := time.Now(); len(d.dialed()) == 0; {
+		if st.Node.Open() {
+			t.Fatalf("the breaker opened %v into the reconnect backoff", time.Since(began).Round(time.Millisecond))
+		}
+		if time.Since(began) > 5*time.Second {
+			t.Fatal("no re-dial 5 s after the break (backoff 600 ms-1 s)")
+		}
+		cancels = append(cancels, fireWithDeadline(st, 20*time.Millisecond))
+		time.Sleep(10 * time.Millisecond)
+	}
+	final := newFakeCmd(2, nil)
+	st.Mailbox.Post(final)
+	wantSent(t, final, d, 1, "sent once the connection was back")
+	if st.Node.Open() {
+		t.Fatal("the breaker open after the re-dial succeeded")
+	}
+	h.shutdown(t, snapshot)
+}
+
+// The dial grace follows the node's own connect time: a node whose
+// re-dial took 500 ms (a remote one, TLS: several round trips) is given
+// twice that before what expires behind its next re-dial counts. Its
+// next outage's 700 ms dial, short deadlines expiring behind it, leaves
+// the breaker closed (review-39 3: with a fixed 500 ms grace the last
+// 150-200 ms of ticks opened it).
+func TestSupervisorDialGraceFollowsConnectTime(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	st, _ := failingNode(3) // two pipeline failures below: one more tick opens it
+	var dials atomic.Int32
+	var broken atomic.Bool // the first re-dialled connection breaks at its first command
+	redialed := make(chan struct{}, 2)
+	st.Node.Dial = func(ctx context.Context) (drivers.ValkeyConn, error) {
+		d, conn := 500*time.Millisecond, newFakeConn()
+		if dials.Add(1) == 1 {
+			conn.reply = func(call, int) valkey.ValkeyResult {
+				if broken.Load() {
+					return transportErrReply(errors.New("connection reset by peer"))
+				}
+				return strReply("PONG")
+			}
+		} else {
+			d = 700 * time.Millisecond
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			redialed <- struct{}{}
+			return dialedConn{conn}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	st.Policy.MaxRetries = 0
+	h := start(t, st)
+	first := newFakeCmd(0, nil)
+	st.Mailbox.Post(first)
+	waitFor(t, first, 2*time.Second, "failed on the connection that broke")
+	<-redialed // 500 ms: the node's connect time
+	broken.Store(true)
+	second := newFakeCmd(1, nil)
+	st.Mailbox.Post(second)
+	waitFor(t, second, 2*time.Second, "failed on the re-dialled connection, which breaks too")
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	for began := time.Now(); len(redialed) == 0; {
+		if st.Node.Open() {
+			t.Fatalf("the breaker opened %v into the second re-dial (700 ms; grace twice the last connect, 500 ms)", time.Since(began).Round(time.Millisecond))
+		}
+		if time.Since(began) > 5*time.Second {
+			t.Fatal("the second re-dial still under way after 5 s")
+		}
+		cancels = append(cancels, fireWithDeadline(st, 20*time.Millisecond))
+		time.Sleep(10 * time.Millisecond)
+	}
+	final := newFakeCmd(2, nil)
+	st.Mailbox.Post(final)
+	waitFor(t, final, 2*time.Second, "sent once the connection was back")
+	final.wantCompleted(t)
+	if st.Node.Open() {
+		t.Fatal("the breaker open after the second re-dial succeeded")
 	}
 	h.shutdown(t, snapshot)
 }

@@ -34,12 +34,13 @@ import (
 // registers each deadline); on every probe tick the supervisor drops the
 // ones whose context has ended from the mailboxes of the connections that
 // are down, and counts a breaker failure for each such node that had
-// some, except while the connection's re-dial has run less than
-// dialGrace (500 ms, or half the DialTimeout if less: a healthy node's
-// dial on a loaded machine is not its failure): commands to it keep
-// failing, so the breaker opens within a few ticks more even when each
-// dial takes the whole DialTimeout (a frozen server accepts TCP
-// connections and never answers).
+// some while a dial of it is under way, once the connection has been
+// down for dialGrace (see there: a healthy node's slow dial is not its
+// failure, nor is a reconnect backoff, during which it was asked
+// nothing): commands to it keep failing, so the breaker opens within
+// dialGrace and a few ticks even when each dial takes the whole
+// DialTimeout (a frozen server accepts TCP connections and never
+// answers), or each fails sooner (its handshake's read timeout).
 //
 // Ready is closed once every connection actor has been spawned, Stopped
 // once the supervisor and all of them have stopped.
@@ -69,6 +70,9 @@ type Supervisor struct {
 	pending map[*actor.PID]pendingRestart
 	seq     uint64            // numbers the restarts scheduled, so that a stale one is told apart
 	probing map[*Node]dialRun // the probe under way of each node
+	// down holds the outage of each connection seen down at a probe tick
+	// (expire): the grace before what expires behind its re-dial counts.
+	down map[*ConnState]outage
 
 	probes     sync.WaitGroup     // probe and re-dial goroutines
 	probeCtx   context.Context    // cancelled when the supervisor stops
@@ -92,6 +96,7 @@ func NewSupervisor(conns []*ConnState) *Supervisor {
 		dialStop: map[*actor.PID]dialRun{},
 		pending:  map[*actor.PID]pendingRestart{},
 		probing:  map[*Node]dialRun{},
+		down:     map[*ConnState]outage{},
 		timers:   map[*time.Timer]struct{}{},
 	}
 	s.probeCtx, s.stopProbes = context.WithCancel(context.Background())
@@ -183,29 +188,39 @@ func (s *Supervisor) Reset(node *Node) {
 }
 
 // dialRun is a re-dial under way: stop ends it; gen is its node's Reset
-// count when it began; began is when it began (re-dials only: see
-// dialGrace).
+// count when it began.
 type dialRun struct {
-	stop  context.CancelFunc
-	gen   uint64
-	began time.Time
+	stop context.CancelFunc
+	gen  uint64
 }
 
-// maxDialGrace bounds dialGrace: twice the slowest healthy dial seen on
-// a loaded 2-core machine (255 ms, a new primary's in a sentinel chaos
-// run).
-const maxDialGrace = 500 * time.Millisecond
+// outage is when the supervisor first saw a connection down (at a probe
+// tick), for the node's server of Reset count gen: a Reset (a switch to
+// a new server) starts a new one.
+type outage struct {
+	since time.Time
+	gen   uint64
+}
 
-// dialGrace is how long a re-dial of n may run before the commands that
-// expire behind it count against n's breaker (see expire): until then
-// the node has not failed to answer, the commands' deadlines are their
-// callers' own. Half the DialTimeout, at most maxDialGrace. Without it a
-// dial that took 250 ms (CircuitBreakerThreshold probe ticks) opened the
-// breaker of a node that answered it, when callers used short deadlines:
-// a new primary refused every command for CircuitBreakerOpenTimeout once
-// its connection was up.
+// minDialGrace is dialGrace's least: twice the slowest healthy dial
+// seen on a loaded 2-core machine (255 ms, a new primary's in a
+// sentinel chaos run).
+const minDialGrace = 500 * time.Millisecond
+
+// dialGrace is how long a connection of n may be down before the
+// commands that expire behind its re-dial count against n's breaker (see
+// expire): until then the node has not failed to answer, and the
+// commands' deadlines are their callers' own. Twice the node's last
+// connect (a remote node's dial takes several round trips, TLS's
+// included), at least minDialGrace, at most half the DialTimeout.
+// Without it a dial that took 250 ms (CircuitBreakerThreshold probe
+// ticks) opened the breaker of a node that answered it, when callers
+// used short deadlines: a new primary refused every command for
+// CircuitBreakerOpenTimeout once its connection was up. It runs from the
+// start of the outage, not of each dial: a dial that fails sooner (its
+// handshake's read timeout) would otherwise never let them count.
 func dialGrace(n *Node) time.Duration {
-	return min(maxDialGrace, n.DialTimeout/2)
+	return min(max(minDialGrace, 2*time.Duration(n.connectTime.Load())), n.DialTimeout/2)
 }
 
 // Messages the supervisor sends itself.
@@ -358,6 +373,7 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 			s.restartAfter(d, m.pid, st)
 			return
 		}
+		delete(s.down, st) // connected: the outage is over, the next has a grace of its own
 		if st.Node.Open() {
 			s.waiting[m.pid] = st
 			return
@@ -440,6 +456,9 @@ func (s *Supervisor) remove(ctx actor.Context, m removeConns) {
 		ctx.Stop(child)
 	}
 	s.conns = slices.DeleteFunc(s.conns, func(st *ConnState) bool { return gone[st] })
+	for st := range gone {
+		delete(s.down, st)
+	}
 	s.nodes = slices.DeleteFunc(s.nodes, func(n *Node) bool {
 		return !slices.ContainsFunc(s.conns, func(st *ConnState) bool { return st.Node == n })
 	})
@@ -478,7 +497,7 @@ func (s *Supervisor) revive(sup actor.Supervisor, pid *actor.PID, st *ConnState)
 	s.dialing[pid] = st
 	ctx, stop := context.WithCancel(s.probeCtx)
 	gen := st.Node.resets.Load()
-	s.dialStop[pid] = dialRun{stop: stop, gen: gen, began: time.Now()}
+	s.dialStop[pid] = dialRun{stop: stop, gen: gen}
 	s.probes.Add(1)
 	go s.redial(ctx, pid, st, gen)
 }
@@ -523,35 +542,38 @@ func (s *Supervisor) tell(msg any) {
 // broke and are not replaced yet (suspended until the new connection is in
 // place) drop the commands whose context has ended, failing them with its
 // error, which frees their room at once; a node with such commands gets
-// one breaker failure per tick (see the type's doc), unless its
-// connection's re-dial began less than dialGrace ago.
+// one breaker failure per tick (see the type's doc) when they expired
+// behind a dial of it, once the connection has been down for dialGrace.
 func (s *Supervisor) expire() {
 	var failing map[*Node]bool
-	// An actor whose dial of the node's former server outlives the
-	// Reset's cancel (a driver's handshake that does not end with its
-	// ctx) cannot dial the new server yet: what expires meanwhile says
+	// The connections whose dial of the node's server is under way. Not
+	// one whose dial of the node's former server outlives the Reset's
+	// cancel (a driver's handshake that does not end with its ctx): it
+	// cannot dial the new server yet, and what expires meanwhile says
 	// nothing about the new one (counted, it opened a healthy new
-	// primary's breaker). Nor does what expires while a dial that began
-	// less than dialGrace ago runs: the node has not failed to answer it
-	// yet (counted, a healthy new primary's first dial, 255 ms on a
-	// loaded machine, opened its breaker just as it connected).
-	var uncounted map[*ConnState]bool
-	now := time.Now()
+	// primary's breaker). Nor a connection waiting out its reconnect
+	// backoff: the node was asked nothing (counted, short deadlines
+	// opened a healthy node's breaker within a MinRetryBackoff of 600 ms).
+	var dialing map[*ConnState]bool
 	for pid, st := range s.dialing {
-		d, ok := s.dialStop[pid]
-		if !ok || st.Node == nil {
-			continue
-		}
-		if d.gen != st.Node.resets.Load() || now.Sub(d.began) < dialGrace(st.Node) {
-			if uncounted == nil {
-				uncounted = map[*ConnState]bool{}
+		if d, ok := s.dialStop[pid]; ok && st.Node != nil && d.gen == st.Node.resets.Load() {
+			if dialing == nil {
+				dialing = map[*ConnState]bool{}
 			}
-			uncounted[st] = true
+			dialing[st] = true
 		}
 	}
+	now := time.Now()
 	for _, st := range s.conns {
 		if st.Node == nil || !st.Down() {
+			delete(s.down, st)
 			continue
+		}
+		gen := st.Node.resets.Load()
+		o, ok := s.down[st]
+		if !ok || o.gen != gen {
+			o = outage{since: now, gen: gen}
+			s.down[st] = o
 		}
 		// A connection Retire took out of service is replaced at once:
 		// what expires meanwhile says nothing about the node. One to the
@@ -559,7 +581,7 @@ func (s *Supervisor) expire() {
 		// its re-dials go to the new server, and a frozen new primary
 		// must open the breaker within dialGrace and a few ticks, not
 		// after Threshold dial timeouts (review-28 2).
-		if st.Mailbox.Expire() > 0 && !st.moving.Load() && !uncounted[st] && !st.Node.Open() {
+		if st.Mailbox.Expire() > 0 && !st.moving.Load() && dialing[st] && now.Sub(o.since) >= dialGrace(st.Node) && !st.Node.Open() {
 			if failing == nil {
 				failing = map[*Node]bool{}
 			}

@@ -272,7 +272,9 @@ type Config struct {
 	// Valkey handshake that follows (HELLO with authentication, SELECT,
 	// CLIENT SETNAME) is bounded by the smaller of DialTimeout and the
 	// larger of ReadTimeout and WriteTimeout (the valkey-go driver).
-	// Default 5s; greater than 0.
+	// Half of it bounds the time a node's connection may be down before
+	// the commands that expire behind its re-dial count against its
+	// circuit breaker (docs/reliability.md). Default 5s; greater than 0.
 	DialTimeout time.Duration
 	// ReadTimeout bounds silence on a connection while a pipeline is in
 	// flight: a round trip fails once a read has waited this long for a

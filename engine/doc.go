@@ -54,9 +54,12 @@
 // commands and those issued with a context from WithIdempotent are sent
 // again (one that cannot be, its retries or the retry budget spent or the
 // breaker open, fails with ErrOutcomeUnknown too: for a read that only
-// says its reply was lost; the budget's wraps ErrRetryBudget). After Config.CircuitBreakerThreshold failed round trips in a row,
-// the node's circuit breaker opens and commands fail at once with
-// ErrCircuitOpen until a probe of the node succeeds.
+// says its reply was lost; the budget's wraps ErrRetryBudget). After
+// Config.CircuitBreakerThreshold failures in a row (failed round trips
+// and dials, and, while a dial of a node that has been down for a while
+// runs, each 50 ms in which queued commands reached their deadlines: see
+// docs/reliability.md), the node's circuit breaker opens and commands
+// fail at once with ErrCircuitOpen until a probe of the node succeeds.
 //
 // # Order
 //

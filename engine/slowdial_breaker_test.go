@@ -84,7 +84,7 @@ func TestSlowRedialShortDeadlinesKeepBreakerClosed(t *testing.T) {
 		}
 	}
 	dials, opened := rec.snapshot()
-	t.Logf("reconnected %s after the kill; reconnect dials %v; %d commands fired; breaker events %v",
+	t.Logf("reconnected %s after the kill; reconnect dials %v (hooks.Dialed: without the PING check that follows); %d commands fired; breaker events %v",
 		reconnected.Round(time.Millisecond), dials, len(cancels), opened)
 	if errors.Is(err, engine.ErrCircuitOpen) {
 		t.Fatalf("SET after the slow reconnect: %v: the breaker opened on commands whose deadlines expired while the node was being dialled", err)
