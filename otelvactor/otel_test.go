@@ -670,8 +670,9 @@ func (s *seenSampler) Description() string { return "seenSampler" }
 
 // WithoutSamplerAttributes gives a span the same attributes as the
 // default, after its start: the sampler sees none of them (by default it
-// sees db.operation.name and the rest), and the span costs 2 allocations
-// less.
+// sees db.operation.name and the rest), the span costs 2 allocations
+// less, one the sampler drops fewer still, and the pooled buffer the
+// attributes are built in does not leak into earlier spans.
 func TestWithoutSamplerAttributes(t *testing.T) {
 	ev := hooks.Executed{Name: "get", Node: "127.0.0.1:6379", Duration: time.Millisecond, Done: time.Now(),
 		Pipeline: 7, PipelineSize: 3, Retries: 1, Err: &engine.ServerError{Prefix: "WRONGTYPE"}}
@@ -686,9 +687,19 @@ func TestWithoutSamplerAttributes(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.PostExecution(context.Background(), ev)
+		// More spans from the pooled attribute buffer: the first keeps
+		// its own (the SDK copies them).
+		other := ev
+		other.Pipeline, other.Err = 8, nil
+		for range 20 {
+			h.PostExecution(context.Background(), other)
+		}
 		spans := sr.Ended()
-		if len(spans) != 1 || len(sampler.seen) != 1 {
-			t.Fatalf("%d spans ended, %d sampled, want 1 and 1", len(spans), len(sampler.seen))
+		if len(spans) != 21 || len(sampler.seen) != 21 {
+			t.Fatalf("%d spans ended, %d sampled, want 21 and 21", len(spans), len(sampler.seen))
+		}
+		if got := attr(attribute.NewSet(spans[0].Attributes()...), "vactor.pipeline.seq"); got != "7" {
+			t.Errorf("the first span's vactor.pipeline.seq = %q after 20 more spans, want 7", got)
 		}
 		// The recorder keeps every span: count a provider's that drops them.
 		tpNoop := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler))
@@ -725,4 +736,29 @@ func TestWithoutSamplerAttributes(t *testing.T) {
 		t.Errorf("allocations per span: %v by default, %v WithoutSamplerAttributes, want 2 less", defAllocs, lateAllocs)
 	}
 	t.Logf("allocations per span: %v by default, %v WithoutSamplerAttributes", defAllocs, lateAllocs)
+
+	// A span the sampler drops: none recorded, and with the option its
+	// attributes are not even built.
+	dropped := func(opts ...otelvactor.Option) (int, float64) {
+		mp, _, _, _ := providers(t)
+		sr := tracetest.NewSpanRecorder()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr), sdktrace.WithSampler(sdktrace.NeverSample()))
+		t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		h, err := otelvactor.New(append(opts, otelvactor.WithMeterProvider(mp), otelvactor.WithTracerProvider(tp), otelvactor.WithQueryText())...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.PostExecution(context.Background(), ev)
+		a := testing.AllocsPerRun(200, func() { h.PostExecution(context.Background(), ev) })
+		return len(sr.Ended()), a
+	}
+	nDef, aDef := dropped()
+	nLate, aLate := dropped(otelvactor.WithoutSamplerAttributes())
+	if nDef != 0 || nLate != 0 {
+		t.Errorf("NeverSample: %d and %d spans ended, want none", nDef, nLate)
+	}
+	if aLate >= aDef {
+		t.Errorf("allocations per dropped span: %v by default, %v WithoutSamplerAttributes, want fewer", aDef, aLate)
+	}
+	t.Logf("allocations per dropped span (WithQueryText): %v by default, %v WithoutSamplerAttributes", aDef, aLate)
 }
