@@ -609,7 +609,6 @@ type boundedKey struct{}
 // of edge arguments (see TestEdgeBadArguments).
 func badArguments(t *testing.T, eng *engine.Engine) {
 	t.Helper()
-	ctx := ctxT(t)
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	// A profile's bounded ctx is made when its subtest starts: made with
@@ -632,6 +631,12 @@ func badArguments(t *testing.T, eng *engine.Engine) {
 	}
 	for pname, a := range profiles {
 		t.Run(pname, func(t *testing.T) {
+			// Each profile's own ctx: a profile takes 0.1-5 s (a blocking
+			// pop with timeout 0 or the maximum on an empty "k" runs to
+			// its 5 s ctx, which the map's order decides), so ten that
+			// shared one 30 s ctx overran it (soak-39: TestEdgeBadArguments
+			// failed once with deadline errors in its last profile).
+			ctx := ctxT(t)
 			if a.ctx == boundedCtx {
 				c, cancel := context.WithTimeout(ctx, 5*time.Second)
 				defer cancel()
@@ -692,7 +697,7 @@ func badArguments(t *testing.T, eng *engine.Engine) {
 			}
 		})
 	}
-	if err := eng.Ping(ctx); err != nil {
+	if err := eng.Ping(ctxT(t)); err != nil {
 		t.Fatalf("the engine does not answer after the bad arguments: %v", err)
 	}
 }
