@@ -133,6 +133,33 @@ func fireWithDeadline(st *actors.ConnState, d time.Duration) context.CancelFunc 
 	return cancel
 }
 
+// fireUntil posts a command with the given deadline every 10 ms (the
+// callers' pace) until done reports true, and fails the test if the
+// node's breaker opens first or limit passes (what names the phase). The
+// commands' contexts are cancelled when the test ends. It returns the
+// time it fired for.
+func fireUntil(t *testing.T, st *actors.ConnState, deadline, limit time.Duration, done func() bool, what string) time.Duration {
+	t.Helper()
+	var cancels []context.CancelFunc
+	t.Cleanup(func() {
+		for _, c := range cancels {
+			c()
+		}
+	})
+	began := time.Now()
+	for !done() {
+		if st.Node.Open() {
+			t.Fatalf("the breaker opened %v into %s", time.Since(began).Round(time.Millisecond), what)
+		}
+		if time.Since(began) > limit {
+			t.Fatalf("%s: not over after %v", what, limit)
+		}
+		cancels = append(cancels, fireWithDeadline(st, deadline))
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(began)
+}
+
 // idempotent returns a fake command marked idempotent (repeatable).
 func idempotent(id int, log *completionLog) *fakeCmd {
 	c := newFakeCmd(id, log)
@@ -619,21 +646,10 @@ func TestSupervisorSlowSwitchDialNotCounted(t *testing.T) {
 	h.sup.Reset(st.Node) // the switch, as engine/sentinel.go switched does it
 	st.Retire(func(err error) error { return err })
 	<-d.started
-	var cancels []context.CancelFunc
-	defer func() {
-		for _, c := range cancels {
-			c()
-		}
-	}()
 	// Callers fire commands with a 20 ms deadline for 400 ms (8 probe
 	// ticks) while the dial runs.
-	for start := time.Now(); time.Since(start) < 400*time.Millisecond; {
-		if st.Node.Open() {
-			t.Fatalf("the new primary's breaker opened %v into its first dial", time.Since(start).Round(time.Millisecond))
-		}
-		cancels = append(cancels, fireWithDeadline(st, 20*time.Millisecond))
-		time.Sleep(10 * time.Millisecond) // the callers' pace
-	}
+	began := time.Now()
+	fireUntil(t, st, 20*time.Millisecond, time.Second, func() bool { return time.Since(began) >= 400*time.Millisecond }, "the new primary's first dial")
 	close(hold) // the dial succeeds
 	final := newFakeCmd(2, nil)
 	st.Mailbox.Post(final)
@@ -668,20 +684,9 @@ func TestSupervisorFrozenShortHandshakeOpensBreaker(t *testing.T) {
 	began := time.Now()
 	h.sup.Reset(st.Node) // the switch
 	st.Retire(func(err error) error { return err })
-	var cancels []context.CancelFunc
-	defer func() {
-		for _, c := range cancels {
-			c()
-		}
-	}()
 	// 10 failed dials alone take 3 s.
-	for !st.Node.Open() {
-		if time.Since(began) > 2200*time.Millisecond {
-			t.Fatal("the frozen new primary's breaker still closed 2.2 s after the switch (grace 500 ms, threshold 10 ticks of 50 ms)")
-		}
-		cancels = append(cancels, fireWithDeadline(st, 100*time.Millisecond))
-		time.Sleep(10 * time.Millisecond) // the callers' pace
-	}
+	fireUntil(t, st, 100*time.Millisecond, 2200*time.Millisecond, st.Node.Open,
+		"the switch to a frozen primary, before its breaker opened (grace 500 ms, threshold 10 ticks of 50 ms)")
 	t.Logf("breaker open %v after the switch", time.Since(began).Round(time.Millisecond))
 	h.shutdown(t, snapshot)
 }
@@ -700,22 +705,7 @@ func TestSupervisorBackoffExpiriesNotCounted(t *testing.T) {
 	lost := newFakeCmd(0, nil)
 	st.Mailbox.Post(lost)
 	waitFor(t, lost, 2*time.Second, "failed on the connection that broke")
-	var cancels []context.CancelFunc
-	defer func() {
-		for _, c := range cancels {
-			c()
-		}
-	}()
-	for began := time.Now(); len(d.dialed()) == 0; {
-		if st.Node.Open() {
-			t.Fatalf("the breaker opened %v into the reconnect backoff", time.Since(began).Round(time.Millisecond))
-		}
-		if time.Since(began) > 5*time.Second {
-			t.Fatal("no re-dial 5 s after the break (backoff 600 ms-1 s)")
-		}
-		cancels = append(cancels, fireWithDeadline(st, 20*time.Millisecond))
-		time.Sleep(10 * time.Millisecond)
-	}
+	fireUntil(t, st, 20*time.Millisecond, 5*time.Second, func() bool { return len(d.dialed()) > 0 }, "the reconnect backoff (600 ms-1 s)")
 	final := newFakeCmd(2, nil)
 	st.Mailbox.Post(final)
 	wantSent(t, final, d, 1, "sent once the connection was back")
@@ -769,22 +759,8 @@ func TestSupervisorDialGraceFollowsConnectTime(t *testing.T) {
 	second := newFakeCmd(1, nil)
 	st.Mailbox.Post(second)
 	waitFor(t, second, 2*time.Second, "failed on the re-dialled connection, which breaks too")
-	var cancels []context.CancelFunc
-	defer func() {
-		for _, c := range cancels {
-			c()
-		}
-	}()
-	for began := time.Now(); len(redialed) == 0; {
-		if st.Node.Open() {
-			t.Fatalf("the breaker opened %v into the second re-dial (700 ms; grace twice the last connect, 500 ms)", time.Since(began).Round(time.Millisecond))
-		}
-		if time.Since(began) > 5*time.Second {
-			t.Fatal("the second re-dial still under way after 5 s")
-		}
-		cancels = append(cancels, fireWithDeadline(st, 20*time.Millisecond))
-		time.Sleep(10 * time.Millisecond)
-	}
+	fireUntil(t, st, 20*time.Millisecond, 5*time.Second, func() bool { return len(redialed) > 0 },
+		"the second re-dial (700 ms; grace twice the last connect, 500 ms)")
 	final := newFakeCmd(2, nil)
 	st.Mailbox.Post(final)
 	waitFor(t, final, 2*time.Second, "sent once the connection was back")
