@@ -133,6 +133,19 @@ func fireWithDeadline(st *actors.ConnState, d time.Duration) context.CancelFunc 
 	return cancel
 }
 
+// wantServedClosed posts a command, waits for it to be sent (what) with
+// n connections dialled in all, and checks that the node's breaker is
+// closed.
+func wantServedClosed(t *testing.T, st *actors.ConnState, d *fakeDialer, n int, what string) {
+	t.Helper()
+	final := newFakeCmd(2, nil)
+	st.Mailbox.Post(final)
+	wantSent(t, final, d, n, what)
+	if st.Node.Open() {
+		t.Fatalf("the breaker open once %s", what)
+	}
+}
+
 // fireUntil posts a command with the given deadline every 10 ms (the
 // callers' pace) until done reports true, and fails the test if the
 // node's breaker opens first or limit passes (what names the phase). The
@@ -651,12 +664,7 @@ func TestSupervisorSlowSwitchDialNotCounted(t *testing.T) {
 	began := time.Now()
 	fireUntil(t, st, 20*time.Millisecond, time.Second, func() bool { return time.Since(began) >= 400*time.Millisecond }, "the new primary's first dial")
 	close(hold) // the dial succeeds
-	final := newFakeCmd(2, nil)
-	st.Mailbox.Post(final)
-	wantSent(t, final, d, 1, "sent to the new primary once its slow dial succeeded")
-	if st.Node.Open() {
-		t.Fatal("the new primary's breaker open after its dial succeeded")
-	}
+	wantServedClosed(t, st, d, 1, "sent to the new primary after its slow dial")
 	h.shutdown(t, snapshot)
 }
 
@@ -687,6 +695,9 @@ func TestSupervisorFrozenShortHandshakeOpensBreaker(t *testing.T) {
 	// 10 failed dials alone take 3 s.
 	fireUntil(t, st, 100*time.Millisecond, 2200*time.Millisecond, st.Node.Open,
 		"the switch to a frozen primary, before its breaker opened (grace 500 ms, threshold 10 ticks of 50 ms)")
+	if !st.Node.Open() {
+		t.Fatal("fireUntil returned with the breaker closed")
+	}
 	t.Logf("breaker open %v after the switch", time.Since(began).Round(time.Millisecond))
 	h.shutdown(t, snapshot)
 }
@@ -706,12 +717,7 @@ func TestSupervisorBackoffExpiriesNotCounted(t *testing.T) {
 	st.Mailbox.Post(lost)
 	waitFor(t, lost, 2*time.Second, "failed on the connection that broke")
 	fireUntil(t, st, 20*time.Millisecond, 5*time.Second, func() bool { return len(d.dialed()) > 0 }, "the reconnect backoff (600 ms-1 s)")
-	final := newFakeCmd(2, nil)
-	st.Mailbox.Post(final)
-	wantSent(t, final, d, 1, "sent once the connection was back")
-	if st.Node.Open() {
-		t.Fatal("the breaker open after the re-dial succeeded")
-	}
+	wantServedClosed(t, st, d, 1, "sent after the re-dial")
 	h.shutdown(t, snapshot)
 }
 
