@@ -600,9 +600,10 @@ func TestRetireKeepsCommandsPastOpenBreaker(t *testing.T) {
 
 // After a switch to a new primary that never answers (frozen: each dial
 // runs out the DialTimeout), the commands expiring in the mailbox of the
-// re-dialling actor count against the breaker once the dial has run for
-// dialGrace (500 ms here), which then opens within a few probe ticks, as
-// for a node frozen without a switch (docs/reliability.md).
+// re-dialling actor count against the breaker once the connection has
+// been down for dialGrace (500 ms here) with a dial under way, and it
+// then opens within a few probe ticks, as for a node frozen without a
+// switch (docs/reliability.md).
 // Skipped while the actor's connection was the former server's, the
 // breaker opened only after Threshold dial timeouts (review-28 2: 3.0 s
 // against 0.2 s with DialTimeout 1 s; with the defaults ~25 s), the
