@@ -133,10 +133,10 @@ func fireWithDeadline(st *actors.ConnState, d time.Duration) context.CancelFunc 
 	return cancel
 }
 
-// wantServedClosed posts a command, waits for it to be sent (what) with
+// checkServedClosed posts a command, waits for it to be sent (what) with
 // n connections dialled in all, and checks that the node's breaker is
 // closed.
-func wantServedClosed(t *testing.T, st *actors.ConnState, d *fakeDialer, n int, what string) {
+func checkServedClosed(t *testing.T, st *actors.ConnState, d *fakeDialer, n int, what string) {
 	t.Helper()
 	final := newFakeCmd(2, nil)
 	st.Mailbox.Post(final)
@@ -665,7 +665,7 @@ func TestSupervisorSlowSwitchDialNotCounted(t *testing.T) {
 	began := time.Now()
 	fireUntil(t, st, 20*time.Millisecond, time.Second, func() bool { return time.Since(began) >= 400*time.Millisecond }, "the new primary's first dial")
 	close(hold) // the dial succeeds
-	wantServedClosed(t, st, d, 1, "sent to the new primary after its slow dial")
+	checkServedClosed(t, st, d, 1, "sent to the new primary after its slow dial")
 	h.shutdown(t, snapshot)
 }
 
@@ -718,7 +718,7 @@ func TestSupervisorBackoffExpiriesNotCounted(t *testing.T) {
 	st.Mailbox.Post(lost)
 	waitFor(t, lost, 2*time.Second, "failed on the connection that broke")
 	fireUntil(t, st, 20*time.Millisecond, 5*time.Second, func() bool { return len(d.dialed()) > 0 }, "the reconnect backoff (600 ms-1 s)")
-	wantServedClosed(t, st, d, 1, "sent after the re-dial")
+	checkServedClosed(t, st, d, 1, "sent after the re-dial")
 	h.shutdown(t, snapshot)
 }
 
