@@ -38,10 +38,19 @@ type Node struct {
 	openErr  atomic.Pointer[policies.CircuitOpenError]
 	resets   atomic.Uint64 // Supervisor.Reset calls: tells a dial (a connection) begun before one
 	// connectTime is how long the last successful connect (a re-dial or
-	// a probe: dial and PING) took, in nanoseconds: dialGrace's measure
-	// of the node's healthy dial.
+	// a probe: dial and PING; the engine's first dials, NoteConnect)
+	// took, in nanoseconds: dialGrace's measure of the node's healthy
+	// dial.
 	connectTime atomic.Int64
 }
+
+// NoteConnect records d as the time a successful connect of the node
+// took, for a dial made outside the supervisor (the engine's first dials
+// of a node's connections): the grace a re-dial of the node gets before
+// commands expiring behind it count against its breaker follows it (see
+// Supervisor). Without it a node's first outage had the least grace,
+// however slow its dials.
+func (n *Node) NoteConnect(d time.Duration) { n.connectTime.Store(int64(d)) }
 
 // Open reports whether the node's breaker is not closed: commands to it
 // fail at once with OpenError.

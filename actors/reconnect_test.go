@@ -146,12 +146,31 @@ func checkServedClosed(t *testing.T, st *actors.ConnState, d *fakeDialer, n int,
 	}
 }
 
+// fireCancelled posts a command whose caller cancels its context after
+// d (no deadline: a caller that gave up); the returned func cancels it
+// at once.
+func fireCancelled(st *actors.ConnState, d time.Duration) context.CancelFunc {
+	ctx, cancel := context.WithCancel(context.Background())
+	timer := time.AfterFunc(d, cancel)
+	c := newFakeCmd(1, nil)
+	c.ctx = ctx
+	st.Mailbox.Post(c)
+	return func() { timer.Stop(); cancel() }
+}
+
 // fireUntil posts a command with the given deadline every 10 ms (the
 // callers' pace) until done reports true, and fails the test if the
 // node's breaker opens first or limit passes (what names the phase). The
 // commands' contexts are cancelled when the test ends. It returns the
 // time it fired for.
 func fireUntil(t *testing.T, st *actors.ConnState, deadline, limit time.Duration, done func() bool, what string) time.Duration {
+	t.Helper()
+	return fireUntilWith(t, st, fireWithDeadline, deadline, limit, done, what)
+}
+
+// fireUntilWith is fireUntil with fire posting each command (after: how
+// long its context lasts).
+func fireUntilWith(t *testing.T, st *actors.ConnState, fire func(*actors.ConnState, time.Duration) context.CancelFunc, after, limit time.Duration, done func() bool, what string) time.Duration {
 	t.Helper()
 	var cancels []context.CancelFunc
 	t.Cleanup(func() {
@@ -167,7 +186,7 @@ func fireUntil(t *testing.T, st *actors.ConnState, deadline, limit time.Duration
 		if time.Since(began) > limit {
 			t.Fatalf("%s: not over after %v", what, limit)
 		}
-		cancels = append(cancels, fireWithDeadline(st, deadline))
+		cancels = append(cancels, fire(st, after))
 		time.Sleep(10 * time.Millisecond)
 	}
 	return time.Since(began)
@@ -666,6 +685,30 @@ func TestSupervisorSlowSwitchDialNotCounted(t *testing.T) {
 	fireUntil(t, st, 20*time.Millisecond, time.Second, func() bool { return time.Since(began) >= 400*time.Millisecond }, "the new primary's first dial")
 	close(hold) // the dial succeeds
 	checkServedClosed(t, st, d, 1, "sent to the new primary after its slow dial")
+	h.shutdown(t, snapshot)
+}
+
+// Commands their callers cancel (no deadline) while a slow dial of the
+// node runs past the dial grace are not counted against its breaker:
+// a caller that gave up says nothing about the node. Counted like
+// expired deadlines, they opened the breaker of a node whose 1.2 s dial
+// then succeeded (threshold 3: the grace and 3 ticks, ~650 ms).
+func TestSupervisorCancelledBehindDialNotCounted(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	d := newFakeDialer()
+	hold := make(chan struct{}) // the new primary's dial, slow
+	d.hold = hold
+	st := nodeState(newFakeConn(), d, 3)
+	h := start(t, st)
+
+	h.sup.Reset(st.Node)
+	st.Retire(func(err error) error { return err })
+	<-d.started
+	began := time.Now()
+	fireUntilWith(t, st, fireCancelled, 20*time.Millisecond, 3*time.Second, func() bool { return time.Since(began) >= 1200*time.Millisecond },
+		"a 1.2 s dial, callers cancelling their commands after 20 ms")
+	close(hold)
+	checkServedClosed(t, st, d, 1, "sent after the slow dial")
 	h.shutdown(t, snapshot)
 }
 

@@ -34,10 +34,11 @@ import (
 // registers each deadline); on every probe tick the supervisor drops the
 // ones whose context has ended from the mailboxes of the connections that
 // are down, and counts a breaker failure for each such node that had
-// some while a dial of it is under way, once the connection has been
-// down for dialGrace (see there: a healthy node's slow dial is not its
-// failure, nor is a reconnect backoff, during which it was asked
-// nothing): commands to it keep failing, so the breaker opens within
+// some whose deadline passed (not only cancelled by their callers: that
+// says nothing about the node) while a dial of it is under way, once the
+// connection has been down for dialGrace (see there: a healthy node's
+// slow dial is not its failure, nor is a reconnect backoff, during which
+// it was asked nothing): commands to it keep failing, so the breaker opens within
 // dialGrace and a few ticks even when each dial takes the whole
 // DialTimeout (a frozen server accepts TCP connections and never
 // answers), or each fails sooner (its handshake's read timeout).
@@ -542,8 +543,12 @@ func (s *Supervisor) tell(msg any) {
 // broke and are not replaced yet (suspended until the new connection is in
 // place) drop the commands whose context has ended, failing them with its
 // error, which frees their room at once; a node with such commands gets
-// one breaker failure per tick (see the type's doc) when they expired
-// behind a dial of it, once the connection has been down for dialGrace.
+// one breaker failure per tick (see the type's doc) when some of their
+// deadlines passed behind a dial of it, once the connection has been down
+// for dialGrace. Commands their callers cancelled are not counted: a
+// caller that gave up (a client's request aborted, a shutdown) says
+// nothing about the node, and a burst of them, past the grace, opened
+// the breaker of a node whose dial was merely slow.
 func (s *Supervisor) expire() {
 	var failing map[*Node]bool
 	// The connections whose dial of the node's server is under way. Not
@@ -581,7 +586,7 @@ func (s *Supervisor) expire() {
 		// its re-dials go to the new server, and a frozen new primary
 		// must open the breaker within dialGrace and a few ticks, not
 		// after Threshold dial timeouts (review-28 2).
-		if st.Mailbox.Expire() > 0 && !st.moving.Load() && dialing[st] && now.Sub(o.since) >= dialGrace(st.Node) && !st.Node.Open() {
+		if _, timedOut := st.Mailbox.Expire(); timedOut > 0 && !st.moving.Load() && dialing[st] && now.Sub(o.since) >= dialGrace(st.Node) && !st.Node.Open() {
 			if failing == nil {
 				failing = map[*Node]bool{}
 			}

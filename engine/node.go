@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 
@@ -120,7 +121,12 @@ func (e *Engine) newNodeWith(ctx context.Context, addr string, where func() stri
 	errs := make([]error, cfg.PoolSize)
 	var wg sync.WaitGroup
 	for i := range dialled {
-		wg.Go(func() { dialled[i], errs[i] = dial(ctx, true) })
+		wg.Go(func() {
+			began := time.Now()
+			if dialled[i], errs[i] = dial(ctx, true); errs[i] == nil {
+				node.NoteConnect(time.Since(began))
+			}
+		})
 	}
 	wg.Wait()
 	for _, err := range errs {

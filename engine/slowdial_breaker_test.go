@@ -137,3 +137,70 @@ func (r *slowDialRec) snapshot() ([]slowDial, []string) {
 	defer r.mu.Unlock()
 	return append([]slowDial(nil), r.dials...), append([]string(nil), r.events...)
 }
+
+// A node slow from the start (a remote one: every reply 400 ms late) is
+// given the grace its own dials need at its first outage too: the
+// engine's first dials in New record their time as the node's connect
+// time, as re-dials and probes do. Before, the first outage had the
+// least grace (500 ms): the commands with short deadlines expiring behind
+// its ~800 ms re-dial (dial and PING) opened the breaker 660 ms into it.
+// Default configuration.
+func TestSlowNodeFirstRedialKeepsBreakerClosed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test: skipped with -short")
+	}
+	srv := valkeytest.Start(t)
+	px := valkeytest.ProxyFor(t, srv.Addr())
+	if err := px.Latency(400 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	rec := &slowDialRec{}
+	ctx := ctxT(t)
+	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(px.Addr()).WithHooks(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if err := eng.Set(ctx, "k", "v", 0).Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := eng.Stats().Reconnects
+	if _, err := srv.Do("CLIENT", "KILL", "TYPE", "normal"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	for eng.Stats().Reconnects == before {
+		if time.Since(start) > 8*time.Second {
+			t.Fatalf("not reconnected within 8s: %+v", eng.Stats().Nodes)
+		}
+		if b := eng.Stats().Nodes[0].Breaker; b != "closed" {
+			t.Fatalf("breaker %s %v into the first re-dial of a slow node", b, time.Since(start).Round(time.Millisecond))
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		cancels = append(cancels, cancel)
+		eng.Set(cctx, "short", "v", 0)
+		time.Sleep(5 * time.Millisecond)
+	}
+	reconnected := time.Since(start)
+	dials, opened := rec.snapshot()
+	t.Logf("reconnected %s after the kill; reconnect dials %v; breaker events %v", reconnected.Round(time.Millisecond), dials, opened)
+	if len(opened) > 0 {
+		t.Fatalf("breaker events %v during the slow node's first re-dial, want none", opened)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := eng.Set(wctx, "after", "v", 0).Err(wctx); err != nil {
+		t.Fatalf("SET after the re-dial: %v", err)
+	}
+	// The premise: the node was down for longer than the least grace and
+	// CircuitBreakerThreshold probe ticks (750 ms).
+	if reconnected < 750*time.Millisecond {
+		t.Fatalf("reconnected after %s: want 750 ms or more after the kill", reconnected)
+	}
+}

@@ -2,6 +2,7 @@ package mailbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -662,11 +663,13 @@ func (m *Bounded) PurgeFunc(fail func(Message)) int {
 
 // Expire fails the queued commands whose context has ended, each with its
 // context's error, removes them from the queue and returns how many it
-// failed. Drains do the same as they take commands; Expire is for a
-// mailbox that is not drained for a while (its actor suspended while its
-// connection is re-established), so that the room those commands hold is
-// freed and they complete now. It scans the whole queue.
-func (m *Bounded) Expire() int {
+// failed, and how many of those had their deadline pass (the others'
+// callers cancelled them). Drains do the same as they take commands;
+// Expire is for a mailbox that is not drained for a while (its actor
+// suspended while its connection is re-established), so that the room
+// those commands hold is freed and they complete now. It scans the whole
+// queue.
+func (m *Bounded) Expire() (failed, timedOut int) {
 	m.mu.Lock()
 	var dead []Message
 	kept := m.queue[:0]
@@ -687,10 +690,14 @@ func (m *Bounded) Expire() int {
 	m.mu.Unlock()
 	for _, msg := range dead {
 		m.stats.expired.Add(1)
-		msg.Fail(msg.Context().Err())
+		err := msg.Context().Err()
+		if errors.Is(err, context.DeadlineExceeded) {
+			timedOut++
+		}
+		msg.Fail(err)
 	}
 	m.wake(ws)
-	return len(dead)
+	return len(dead), timedOut
 }
 
 // Closed reports whether Close has been called.

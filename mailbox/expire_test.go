@@ -26,12 +26,12 @@ func TestExpire(t *testing.T) {
 	blocked := newMsg(context.Background(), 1, 4)
 	posted := make(chan bool)
 	go func() { posted <- m.Post(blocked) }()
-	if n := m.Expire(); n != 0 {
+	if n, _ := m.Expire(); n != 0 {
 		t.Fatalf("Expire with no context ended failed %d commands", n)
 	}
 	dl.end()
-	if n := m.Expire(); n != 1 {
-		t.Fatalf("Expire failed %d commands, want 1", n)
+	if n, timedOut := m.Expire(); n != 1 || timedOut != 1 {
+		t.Fatalf("Expire failed %d commands, %d timed out, want 1 and 1", n, timedOut)
 	}
 	if done, err := dead.result(); !done || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("expired command: done %v, err %v", done, err)
@@ -54,6 +54,39 @@ func TestExpire(t *testing.T) {
 	}
 	if got := m.Stats().Expired; got != 1 {
 		t.Fatalf("Stats().Expired = %d, want 1", got)
+	}
+	m.Close(nil)
+}
+
+// Expire tells the commands whose deadline passed from those whose
+// caller cancelled them: only the first say something about the node a
+// suspended mailbox waits for (the supervisor counts them against its
+// breaker).
+func TestExpireTimedOutApart(t *testing.T) {
+	m := mailbox.New(mailbox.Options{Capacity: 8, Policy: mailbox.Block})
+	dl := newDeadlineCtx()
+	cctx, cancel := context.WithCancel(context.Background())
+	timed := newMsg(dl, 0, 1)
+	cancelled := newMsg(cctx, 0, 2)
+	live := newMsg(context.Background(), 0, 3)
+	for _, msg := range []*msg{timed, cancelled, live} {
+		if !m.Post(msg) {
+			t.Fatalf("Post %v failed", msg)
+		}
+	}
+	cancel()
+	if n, timedOut := m.Expire(); n != 1 || timedOut != 0 {
+		t.Fatalf("Expire with one command cancelled: failed %d, timed out %d, want 1 and 0", n, timedOut)
+	}
+	if done, err := cancelled.result(); !done || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled command: done %v, err %v", done, err)
+	}
+	dl.end()
+	if n, timedOut := m.Expire(); n != 1 || timedOut != 1 {
+		t.Fatalf("Expire with one deadline passed: failed %d, timed out %d, want 1 and 1", n, timedOut)
+	}
+	if done, _ := live.result(); done {
+		t.Fatal("live command completed by Expire")
 	}
 	m.Close(nil)
 }

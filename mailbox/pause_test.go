@@ -83,7 +83,7 @@ func TestPauseExpireCloseAndResume(t *testing.T) {
 			mb.Post(m)
 		}
 		dl.end()
-		if n := mb.Expire(); n != 1 {
+		if n, _ := mb.Expire(); n != 1 {
 			t.Fatalf("Expire() = %d on a paused mailbox, want 1", n)
 		}
 		wantFailed(t, gone, context.DeadlineExceeded)
