@@ -236,6 +236,21 @@ func (s *ConnState) FailHeld(err error) {
 	})
 }
 
+// RefuseIfOpen is for a caller that posted to s's mailbox after it found
+// the node's breaker closed: when the breaker has opened since, the
+// opening's FailHeld may have run before the post landed, and the command
+// would wait in the mailbox (the actor kept down, or busy on a round
+// trip) until the next opening, an OpenTimeout and a probe later, instead
+// of failing with the open error. It fails what s holds and queues with
+// that error now, as the opening does (hunt40: a GET routed just before
+// every node's breaker opened waited 1 s; review-35's S-d). One atomic
+// load when the breaker is closed. Safe for concurrent use.
+func (s *ConnState) RefuseIfOpen() {
+	if n := s.Node; n != nil && n.Open() {
+		s.FailHeld(n.OpenError())
+	}
+}
+
 // CountRefused counts n commands failed with the node's open-breaker
 // error before they were written (ConnStats.CircuitOpen), for those the
 // engine refuses when they are fired. Safe for concurrent use.

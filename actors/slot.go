@@ -421,6 +421,7 @@ func (s *SlotState) Submit(cmd Hooked) {
 				// deadlines (review-35 R35-4). Order holds without it:
 				// see the type's doc.
 				conn.Mailbox.Post(cmd)
+				conn.RefuseIfOpen() // opened since route() looked
 				return
 			}
 		}
@@ -1168,6 +1169,7 @@ func (a *Slot) dispatch(w *forwarding, res resolution) {
 		wHeld -= rHeld
 		if len(reads) > 0 {
 			rc.Mailbox.Forward(a.releaser(rHeld), reads...)
+			rc.RefuseIfOpen() // opened since the lookup
 		}
 	} else {
 		for _, c := range cmds {
@@ -1177,6 +1179,7 @@ func (a *Slot) dispatch(w *forwarding, res resolution) {
 	if len(a.msgs) > 0 {
 		st.sent = conn
 		conn.Mailbox.Forward(a.releaser(wHeld), a.msgs...)
+		conn.RefuseIfOpen() // opened since the lookup
 	}
 	clear(a.msgs)
 }

@@ -418,10 +418,12 @@ func post[T any](e *Engine, conn *actors.ConnState, r *request[T]) *futures.Futu
 		// connection actor's next batch itself (see claimWatcher).
 		r.promise.Watch((*claimWatcher)(conn.Mailbox))
 		conn.Mailbox.PostClaim(r)
+		conn.RefuseIfOpen() // opened since the check above
 		return f
 	}
 	r.watchLazily()
 	conn.Mailbox.Post(r)
+	conn.RefuseIfOpen() // opened since the check above
 	return f
 }
 

@@ -1,0 +1,75 @@
+package actors_test
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/vactor-io/vactor/actors"
+	"github.com/vactor-io/vactor/mailbox"
+	"github.com/vactor-io/vactor/policies"
+)
+
+// openingRouter is oneNode whose ReplicaReads, once armed, opens the
+// node's breaker first: Submit asks it after route() found the breaker
+// closed and before it posts the command, the window in which a breaker
+// opening (its FailHeld included) can run in the engine.
+type openingRouter struct {
+	oneNode
+	armed atomic.Bool
+}
+
+func (r *openingRouter) ReplicaReads() bool {
+	if r.armed.Swap(false) {
+		r.st.Node.Breaker.Open() // its listener fails what the node holds (FailHeld)
+	}
+	return false
+}
+
+// A command Submit posts straight to the owner's connection actor just
+// after the owner's breaker opened, its FailHeld run and past (the
+// breaker read closed when the command was routed), is not left in the
+// mailbox until the next opening (OpenTimeout later, after a probe: the
+// connection actor of a refused node stays down meanwhile, or here, is
+// busy): it fails with the open error at once, as it would have queued a
+// moment earlier. In hunt40's runs of TestClusterAllNodesRefuseFailFast
+// with the window widened, such GETs waited 1.03 s (OpenTimeout 1 s)
+// instead of ~0.1 s.
+func TestSlotDirectPostRacingBreakerOpeningFails(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn, st, h := heldNode(t)
+	breakerFailsHeld(st) // OpenTimeout an hour: no second opening comes
+	slot := slotOn(h, st, 1)
+	router := &openingRouter{oneNode: oneNode{st}}
+	slot.Router = router
+
+	inFlight := newHookedCmd(1)
+	slot.Submit(inFlight) // keeps the connection actor busy: its round trip is held
+	waitChan(t, conn.entered, "the first round trip")
+
+	racing := newHookedCmd(2)
+	racing.cmd = subBuilder(t).Get().Key("k").Build() // read-only: Submit asks ReplicaReads
+	router.armed.Store(true)
+	slot.Submit(racing)
+	if !st.Node.Open() {
+		t.Fatal("the breaker did not open in the window")
+	}
+	select {
+	case <-racing.done:
+	case <-time.After(waitTimeout):
+		t.Fatalf("the command posted just after the breaker opened was not failed in %v: it waits in the mailbox for the next opening", waitTimeout)
+	}
+	if err := racing.wantFailed(t); !errors.Is(err, policies.ErrCircuitOpen) {
+		t.Fatalf("command 2: %v, want ErrCircuitOpen", err)
+	}
+	close(conn.release)
+	inFlight.waitDone(t)
+	slot.Close(mailbox.ErrClosed)
+	slot.Wait()
+	h.shutdown(t, snapshot)
+}
+
+var _ actors.Router = (*openingRouter)(nil)
