@@ -410,6 +410,9 @@ func (g postGroup) post() {
 	// Backpressure applies to the run as a whole (see mailbox.PostAll);
 	// its commands share Exec's ctx.
 	g.mb.PostAll(g.msgs[0].Context(), g.msgs...)
+	if g.conn != nil {
+		g.conn.RefuseIfOpen() // opened since the check above (as post)
+	}
 }
 
 // awaitAll waits for every entry's future and returns the first failure
