@@ -38,7 +38,8 @@ type Node struct {
 	openErr  atomic.Pointer[policies.CircuitOpenError]
 	resets   atomic.Uint64 // Supervisor.Reset calls: tells a dial (a connection) begun before one
 	// connectTime is how long the last successful connect (a re-dial or
-	// a probe: dial and PING; the engine's first dials, NoteConnect)
+	// a probe: dial and PING; the engine's first dials, NoteConnect,
+	// estimate it)
 	// took, in nanoseconds: dialGrace's measure of the node's healthy
 	// dial.
 	connectTime atomic.Int64

@@ -124,7 +124,12 @@ func (e *Engine) newNodeWith(ctx context.Context, addr string, where func() stri
 		wg.Go(func() {
 			began := time.Now()
 			if dialled[i], errs[i] = dial(ctx, true); errs[i] == nil {
-				node.NoteConnect(time.Since(began))
+				// A connect (Node.connect) is the dial and a PING: one
+				// round trip more than the dial, whose handshake ends
+				// with one. Twice the dial bounds it; the dial alone
+				// gave a node whose delay is in its replies a grace
+				// about its re-dial's length (review-40 3).
+				node.NoteConnect(2 * time.Since(began))
 			}
 		})
 	}

@@ -140,8 +140,9 @@ func (r *slowDialRec) snapshot() ([]slowDial, []string) {
 
 // A node slow from the start (a remote one: every reply 400 ms late) is
 // given the grace its own dials need at its first outage too: the
-// engine's first dials in New record their time as the node's connect
-// time, as re-dials and probes do. Before, the first outage had the
+// engine's first dials in New record an estimate of the node's connect
+// time (twice the dial: they check no PING), as re-dials and probes
+// record theirs. Before, the first outage had the
 // least grace (500 ms): the commands with short deadlines expiring behind
 // its ~800 ms re-dial (dial and PING) opened the breaker 660 ms into it.
 // Default configuration.

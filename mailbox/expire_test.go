@@ -85,6 +85,23 @@ func TestExpireTimedOutApart(t *testing.T) {
 	if n, timedOut := m.Expire(); n != 1 || timedOut != 1 {
 		t.Fatalf("Expire with one deadline passed: failed %d, timed out %d, want 1 and 1", n, timedOut)
 	}
+	// A deadline that passed counts, whatever happened to the context
+	// after (a cancel) and whatever its cause.
+	soon := time.Now().Add(200 * time.Millisecond) // room for the posts on a loaded machine
+	cancelledLate, cancel2 := context.WithDeadline(context.Background(), soon)
+	withCause, cancel3 := context.WithDeadlineCause(context.Background(), soon, errors.New("the request's budget"))
+	defer cancel3()
+	for _, msg := range []*msg{newMsg(cancelledLate, 0, 4), newMsg(withCause, 0, 5)} {
+		if !m.Post(msg) {
+			t.Fatalf("Post %v failed", msg)
+		}
+	}
+	<-cancelledLate.Done()
+	<-withCause.Done()
+	cancel2()
+	if n, timedOut := m.Expire(); n != 2 || timedOut != 2 {
+		t.Fatalf("Expire with a deadline passed then cancelled and one with a cause: failed %d, timed out %d, want 2 and 2", n, timedOut)
+	}
 	if done, _ := live.result(); done {
 		t.Fatal("live command completed by Expire")
 	}
