@@ -1107,9 +1107,21 @@ func (a *Slot) dispatch(w *forwarding, res resolution) {
 			r.Cmd.Fail(err)
 			continue
 		}
+		if n := c.Node; n != nil && n.Open() {
+			// The target's breaker is open: its connection actor is
+			// kept down (or refuses at its next round trip), and the
+			// command waited in its mailbox until the breaker's next
+			// opening or closing, an OpenTimeout later (review-40 5).
+			// It fails now as the owner's refusal fails a slot's
+			// commands (a command written on an earlier try may have
+			// run: an outcome unknown).
+			failAsked(c, &st.unknown, r.Cmd, n.OpenError())
+			continue
+		}
 		st.coll.left.Add(1)
 		st.hook(r.Cmd)
 		c.Mailbox.Forward(nil, st.Router.Asking(), r.Cmd)
+		c.RefuseIfOpen() // opened since the check above
 	}
 	if len(cmds) == 0 {
 		return
@@ -1224,6 +1236,18 @@ func failWritten(st *ConnState, unknown *atomic.Uint64, cmd Hooked, err error) {
 	}
 	unknown.Add(1)
 	cmd.Fail(&policies.OutcomeUnknownError{Cause: errors.Join(err, errWrittenBefore)})
+}
+
+// failAsked fails cmd, redirected by ASK to c whose node's breaker is
+// open, with err: refused unwritten, or an outcome unknown when written
+// on an earlier try.
+func failAsked(c *ConnState, unknown *atomic.Uint64, cmd Hooked, err error) {
+	if cmd.Rewrites() > 0 {
+		failWritten(c, unknown, cmd, err)
+		return
+	}
+	c.CountRefused(1)
+	cmd.Fail(err)
 }
 
 func failAll(cmds []Hooked, err error) {

@@ -73,3 +73,48 @@ func TestSlotDirectPostRacingBreakerOpeningFails(t *testing.T) {
 }
 
 var _ actors.Router = (*openingRouter)(nil)
+
+// An ASK to a node whose breaker is open fails at once with the open
+// error. It was forwarded to the target's connection actor without a
+// look at the breaker and waited there, the actor down (or, here, busy on
+// a round trip), until the breaker's next opening or closing, an
+// OpenTimeout later (review-40 5).
+func TestSlotAskToOpenTargetFails(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	owner := scriptNode(&askFirst{scriptConn: &scriptConn{script: []string{"a"}}})
+	hold, target, h2 := heldNode(t)
+	target.Addr, target.Node.Addr = askTarget, askTarget
+	breakerFailsHeld(target) // OpenTimeout an hour
+	h := start(t, owner)
+	r := &askDial{oneNode: oneNode{owner}, target: target, release: make(chan struct{}), dials: make(chan struct{}, 4), dialled: true}
+	close(r.release)
+	slot := slotOn(h, owner, 1)
+	slot.Router = r
+
+	busy := newHookedCmd(1)
+	target.Mailbox.Post(busy) // the target's connection actor is busy
+	waitChan(t, hold.entered, "the target's round trip")
+	target.Node.Breaker.Open()
+
+	asked := newHookedCmd(2)
+	slot.Submit(asked) // the owner answers ASK to the target
+	select {
+	case <-asked.done:
+	case <-time.After(waitTimeout):
+		t.Fatalf("the command redirected by ASK to a node whose breaker is open was not failed in %v", waitTimeout)
+	}
+	if err := asked.wantFailed(t); !errors.Is(err, policies.ErrCircuitOpen) {
+		t.Fatalf("the asked command: %v, want ErrCircuitOpen", err)
+	}
+	if got := target.Stats().CircuitOpen; got != 1 {
+		t.Fatalf("the target's CircuitOpen %d, want 1 (the asked command, refused unsent)", got)
+	}
+	close(hold.release)
+	waitFor(t, busy.fakeCmd, waitTimeout, "the target's round trip")
+
+	slot.Close(mailbox.ErrClosed)
+	slot.Wait()
+	h2.stop(t)
+	h2.waitStopped(t)
+	h.shutdown(t, snapshot)
+}
