@@ -147,6 +147,9 @@ type Hook struct {
 	pendingEnts metric.Int64ObservableGauge
 
 	lastOp atomic.Pointer[opSeries]
+	// lastSpan is the span options last used (spanOptions), read as
+	// lastOp is.
+	lastSpan atomic.Pointer[spanOpts]
 
 	// The error reply codes taken as error.type so far (at most
 	// maxReplyCodes): read without a lock, added under mu.
@@ -373,18 +376,22 @@ func (h *Hook) PostExecution(ctx context.Context, ev hooks.Executed) {
 	}
 	so := h.spanOptions(ev.Name, ev.Node, ev.DB)
 	start := trace.WithTimestamp(ev.Done.Add(-ev.Duration))
+	// The options and attributes are built in a pooled scratch: through
+	// the Tracer and Span interfaces, arrays of them on the stack escape,
+	// two allocations per span.
+	sc := spanScratches.Get().(*spanScratch)
+	defer sc.release()
 	var span trace.Span
 	if h.late {
 		// The attributes are built only for a span that records (one a
 		// ratio sampler drops costs none of them).
-		opts := [2]trace.SpanStartOption{so.kind, start}
-		_, span = h.tracer.Start(ctx, ev.Name, opts[:]...)
+		sc.start[0], sc.start[1] = so.kind, start
+		_, span = h.tracer.Start(ctx, ev.Name, sc.start[:2]...)
 		if !span.IsRecording() {
 			return
 		}
 	}
-	buf := spanAttrs.Get().(*[]attribute.KeyValue)
-	attrs := append((*buf)[:0], so.list...)
+	attrs := append(sc.attrs[:0], so.list...)
 	if ev.Pipeline != 0 {
 		attrs = append(attrs, attribute.Int64("vactor.pipeline.seq", int64(ev.Pipeline)), attribute.Int("vactor.pipeline.size", ev.PipelineSize))
 	}
@@ -408,27 +415,48 @@ func (h *Hook) PostExecution(ctx context.Context, ev hooks.Executed) {
 	} else {
 		// Start copies them (trace.NewSpanStartConfig), whatever the
 		// implementation.
-		opts := [3]trace.SpanStartOption{so.kind, trace.WithAttributes(attrs...), start}
-		_, span = h.tracer.Start(ctx, ev.Name, opts[:]...)
+		sc.start[0], sc.start[1], sc.start[2] = so.kind, trace.WithAttributes(attrs...), start
+		_, span = h.tracer.Start(ctx, ev.Name, sc.start[:3]...)
 	}
-	// The buffer serves the next span.
-	*buf = attrs[:0]
-	spanAttrs.Put(buf)
+	sc.attrs = attrs[:0] // the buffer, grown, serves the next span
 	if !span.IsRecording() {
 		return
 	}
 	if errType != "" {
 		span.SetStatus(codes.Error, errType)
 	}
-	span.End(trace.WithTimestamp(ev.Done))
+	sc.end[0] = trace.WithTimestamp(ev.Done)
+	span.End(sc.end[:]...)
 }
 
-// spanAttrs holds the buffers PostExecution builds a span's attributes in.
-var spanAttrs = sync.Pool{New: func() any { b := make([]attribute.KeyValue, 0, 16); return &b }}
+// spanScratch is what PostExecution builds a span's start and end
+// options and attributes in, pooled (spanScratches). The SDK reads the
+// options while Start and End run and copies the attributes (Start's, or
+// SetAttributes' with WithoutSamplerAttributes: see there), keeping none
+// of these slices; release clears them before the next span.
+type spanScratch struct {
+	attrs []attribute.KeyValue
+	start [3]trace.SpanStartOption
+	end   [1]trace.SpanEndOption
+}
+
+var spanScratches = sync.Pool{New: func() any { return &spanScratch{attrs: make([]attribute.KeyValue, 0, 16)} }}
+
+// release clears sc's options and returns it to the pool. The
+// attributes' buffer is not cleared (what it holds is the hook's own
+// long-lived attribute values, and one query text): the next span
+// overwrites it.
+func (sc *spanScratch) release() {
+	sc.attrs = sc.attrs[:0]
+	sc.start = [3]trace.SpanStartOption{}
+	sc.end = [1]trace.SpanEndOption{}
+	spanScratches.Put(sc)
+}
 
 // spanOpts are the start options of the spans of one (operation, node,
 // DB): made once.
 type spanOpts struct {
+	key  spanKey // as made: the operation and node names as kept
 	list []attribute.KeyValue
 	kind trace.SpanStartOption
 	node *nodeAttrs
@@ -440,8 +468,20 @@ type spanKey struct {
 }
 
 // spanOptions returns the start options of the spans of (name, node, db).
+// The options last used are checked first, without a lock, as opSeries
+// does.
 func (h *Hook) spanOptions(name, node string, db int) *spanOpts {
 	k := spanKey{name, node, db}
+	if last := h.lastSpan.Load(); last != nil && last.key == k && !last.node.gone.Load() {
+		return last
+	}
+	o := h.spanOptionsLocked(k)
+	h.lastSpan.Store(o)
+	return o
+}
+
+func (h *Hook) spanOptionsLocked(k spanKey) *spanOpts {
+	name, node, db := k.name, k.node, k.db
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if o, ok := h.spans[k]; ok {
@@ -461,7 +501,7 @@ func (h *Hook) spanOptions(name, node string, db int) *spanOpts {
 	}
 	list := []attribute.KeyValue{h.system, semconv.DBOperationName(k.name), semconv.DBNamespace(strconv.Itoa(db))}
 	list = append(list, n.attrs...)
-	o := &spanOpts{list: list, kind: trace.WithSpanKind(trace.SpanKindClient), node: n}
+	o := &spanOpts{key: k, list: list, kind: trace.WithSpanKind(trace.SpanKindClient), node: n}
 	h.spans[k] = o
 	return o
 }
@@ -588,6 +628,9 @@ func (h *Hook) sweepLocked() bool {
 	h.swept = now
 	if last := h.lastOp.Load(); last != nil {
 		last.node.used = true // used without the lock, perhaps
+	}
+	if last := h.lastSpan.Load(); last != nil {
+		last.node.used = true
 	}
 	forgot := false
 	for k, a := range h.nodes {
