@@ -53,23 +53,7 @@ func TestSlowRedialShortDeadlinesKeepBreakerClosed(t *testing.T) {
 	}
 	// Callers fire commands with 20 ms deadlines every 5 ms until the
 	// connection is back.
-	start := time.Now()
-	var cancels []context.CancelFunc
-	defer func() {
-		for _, c := range cancels {
-			c()
-		}
-	}()
-	for eng.Stats().Reconnects == before {
-		if time.Since(start) > 5*time.Second {
-			t.Fatalf("not reconnected within 5s: %+v", eng.Stats().Nodes)
-		}
-		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		cancels = append(cancels, cancel)
-		eng.Set(cctx, "short", "v", 0)
-		time.Sleep(5 * time.Millisecond)
-	}
-	reconnected := time.Since(start)
+	reconnected, fired := fireShortUntilReconnected(t, eng, before, 5*time.Second, nil)
 	if err := px.RemoveToxics(); err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +69,7 @@ func TestSlowRedialShortDeadlinesKeepBreakerClosed(t *testing.T) {
 	}
 	dials, opened := rec.snapshot()
 	t.Logf("reconnected %s after the kill; reconnect dials %v (hooks.Dialed: without the PING check that follows); %d commands fired; breaker events %v",
-		reconnected.Round(time.Millisecond), dials, len(cancels), opened)
+		reconnected.Round(time.Millisecond), dials, fired, opened)
 	if errors.Is(err, engine.ErrCircuitOpen) {
 		t.Fatalf("SET after the slow reconnect: %v: the breaker opened on commands whose deadlines expired while the node was being dialled", err)
 	}
@@ -169,26 +153,11 @@ func TestSlowNodeFirstRedialKeepsBreakerClosed(t *testing.T) {
 	if _, err := srv.Do("CLIENT", "KILL", "TYPE", "normal"); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	var cancels []context.CancelFunc
-	defer func() {
-		for _, c := range cancels {
-			c()
-		}
-	}()
-	for eng.Stats().Reconnects == before {
-		if time.Since(start) > 8*time.Second {
-			t.Fatalf("not reconnected within 8s: %+v", eng.Stats().Nodes)
-		}
+	reconnected, _ := fireShortUntilReconnected(t, eng, before, 8*time.Second, func(in time.Duration) {
 		if b := eng.Stats().Nodes[0].Breaker; b != "closed" {
-			t.Fatalf("breaker %s %v into the first re-dial of a slow node", b, time.Since(start).Round(time.Millisecond))
+			t.Fatalf("breaker %s %v into the first re-dial of a slow node", b, in.Round(time.Millisecond))
 		}
-		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		cancels = append(cancels, cancel)
-		eng.Set(cctx, "short", "v", 0)
-		time.Sleep(5 * time.Millisecond)
-	}
-	reconnected := time.Since(start)
+	})
 	dials, opened := rec.snapshot()
 	t.Logf("reconnected %s after the kill; reconnect dials %v; breaker events %v", reconnected.Round(time.Millisecond), dials, opened)
 	if len(opened) > 0 {
@@ -204,4 +173,31 @@ func TestSlowNodeFirstRedialKeepsBreakerClosed(t *testing.T) {
 	if reconnected < 750*time.Millisecond {
 		t.Fatalf("reconnected after %s: want 750 ms or more after the kill", reconnected)
 	}
+}
+
+// fireShortUntilReconnected fires SETs with 20 ms deadlines every 5 ms,
+// as callers with short deadlines do, until eng has reconnected
+// (Stats().Reconnects past before), and fails the test after limit.
+// check, when not nil, runs before each one with the time since the
+// first. It returns how long the reconnect took and how many it fired;
+// their contexts are cancelled when the test ends.
+func fireShortUntilReconnected(t *testing.T, eng *engine.Engine, before uint64, limit time.Duration, check func(time.Duration)) (time.Duration, int) {
+	t.Helper()
+	start := time.Now()
+	fired := 0
+	for eng.Stats().Reconnects == before {
+		in := time.Since(start)
+		if in > limit {
+			t.Fatalf("not reconnected within %v: %+v", limit, eng.Stats().Nodes)
+		}
+		if check != nil {
+			check(in)
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		t.Cleanup(cancel)
+		eng.Set(cctx, "short", "v", 0)
+		fired++
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start), fired
 }
