@@ -118,3 +118,62 @@ func TestSlotAskToOpenTargetFails(t *testing.T) {
 	h2.waitStopped(t)
 	h.shutdown(t, snapshot)
 }
+
+// replicaReadsRouter is oneNode with replica reads on and no replica: a
+// read goes through the slot actor (dispatch) to the owner.
+type replicaReadsRouter struct{ oneNode }
+
+func (replicaReadsRouter) ReplicaReads() bool { return true }
+
+// openingCmd is a read that opens its node's breaker (its listener
+// failing what the node holds) when the slot hooks it, once armed:
+// dispatch hooks a command after its lookup found the breaker closed and
+// before it forwards it.
+type openingCmd struct {
+	*hookedCmd
+	node  *actors.Node
+	armed atomic.Bool
+}
+
+func (c *openingCmd) SetHook(h *actors.Collector, seq uint32) {
+	if c.armed.Swap(false) {
+		c.node.Breaker.Open()
+	}
+	c.hookedCmd.SetHook(h, seq)
+}
+
+// The same as TestSlotDirectPostRacingBreakerOpeningFails on the slot
+// actor's path (dispatch): a read forwarded to the owner just after its
+// breaker opened fails at once, not at the next opening.
+func TestSlotDispatchRacingBreakerOpeningFails(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	conn, st, h := heldNode(t)
+	breakerFailsHeld(st)
+	slot := slotOn(h, st, 1)
+	slot.Router = replicaReadsRouter{oneNode{st}}
+
+	inFlight := newHookedCmd(1)
+	slot.Submit(inFlight) // a write, straight to the owner: its round trip is held
+	waitChan(t, conn.entered, "the first round trip")
+
+	racing := &openingCmd{hookedCmd: newHookedCmd(2), node: st.Node}
+	racing.cmd = subBuilder(t).Get().Key("k").Build() // read-only: through the slot actor
+	racing.armed.Store(true)
+	slot.Submit(racing)
+	select {
+	case <-racing.done:
+	case <-time.After(waitTimeout):
+		t.Fatalf("the read dispatched just after the breaker opened was not failed in %v: it waits in the mailbox for the next opening", waitTimeout)
+	}
+	if racing.armed.Load() || !st.Node.Open() {
+		t.Fatal("the breaker did not open in dispatch's window: the test did not take the path it tests")
+	}
+	if err := racing.wantFailed(t); !errors.Is(err, policies.ErrCircuitOpen) {
+		t.Fatalf("the read: %v, want ErrCircuitOpen", err)
+	}
+	close(conn.release)
+	inFlight.waitDone(t)
+	slot.Close(mailbox.ErrClosed)
+	slot.Wait()
+	h.shutdown(t, snapshot)
+}
