@@ -29,18 +29,8 @@ func TestSlowRedialShortDeadlinesKeepBreakerClosed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test: skipped with -short")
 	}
-	srv := valkeytest.Start(t)
-	px := valkeytest.ProxyFor(t, srv.Addr())
-	rec := &slowDialRec{}
+	srv, px, eng, rec := slowDialEngine(t, 0)
 	ctx := ctxT(t)
-	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(px.Addr()).WithHooks(rec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	if err := eng.Set(ctx, "k", "v", 0).Err(ctx); err != nil {
-		t.Fatal(err)
-	}
 	before := eng.Stats().Reconnects
 
 	// Every reply 150 ms late: the reconnect's handshake is slow, the
@@ -61,7 +51,7 @@ func TestSlowRedialShortDeadlinesKeepBreakerClosed(t *testing.T) {
 	// now, not refused by an open breaker.
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	err = eng.Set(wctx, "after", "v", 0).Err(wctx)
+	err := eng.Set(wctx, "after", "v", 0).Err(wctx)
 	for end := time.Now().Add(time.Second); ; time.Sleep(5 * time.Millisecond) { // hook events arrive on their own goroutine
 		if dials, _ := rec.snapshot(); len(dials) > 0 || time.Now().After(end) {
 			break
@@ -134,21 +124,8 @@ func TestSlowNodeFirstRedialKeepsBreakerClosed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test: skipped with -short")
 	}
-	srv := valkeytest.Start(t)
-	px := valkeytest.ProxyFor(t, srv.Addr())
-	if err := px.Latency(400 * time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	rec := &slowDialRec{}
+	srv, _, eng, rec := slowDialEngine(t, 400*time.Millisecond)
 	ctx := ctxT(t)
-	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(px.Addr()).WithHooks(rec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	if err := eng.Set(ctx, "k", "v", 0).Err(ctx); err != nil {
-		t.Fatal(err)
-	}
 	before := eng.Stats().Reconnects
 	if _, err := srv.Do("CLIENT", "KILL", "TYPE", "normal"); err != nil {
 		t.Fatal(err)
@@ -200,4 +177,30 @@ func fireShortUntilReconnected(t *testing.T, eng *engine.Engine, before uint64, 
 		time.Sleep(5 * time.Millisecond)
 	}
 	return time.Since(start), fired
+}
+
+// slowDialEngine starts a server behind a proxy that delays every reply
+// by latency from the start (0: none) and an engine on it with the
+// default configuration and a slowDialRec, one SET answered; the engine
+// is closed when the test ends.
+func slowDialEngine(t *testing.T, latency time.Duration) (*valkeytest.Server, *valkeytest.Proxy, *engine.Engine, *slowDialRec) {
+	t.Helper()
+	srv := valkeytest.Start(t)
+	px := valkeytest.ProxyFor(t, srv.Addr())
+	if latency > 0 {
+		if err := px.Latency(latency); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := &slowDialRec{}
+	ctx := ctxT(t)
+	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(px.Addr()).WithHooks(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	if err := eng.Set(ctx, "k", "v", 0).Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return srv, px, eng, rec
 }
