@@ -245,11 +245,37 @@ func (s *ConnState) FailHeld(err error) {
 // that error now, as the opening does (hunt40: a GET routed just before
 // every node's breaker opened waited 1 s; review-35's S-d). One atomic
 // load when the breaker is closed. Safe for concurrent use.
-func (s *ConnState) RefuseIfOpen() {
-	if n := s.Node; n != nil && n.Open() {
-		s.FailHeld(n.OpenError())
+func (s *ConnState) RefuseIfOpen() { s.FailIfOpen() }
+
+// FailIfOpen fails what s holds and queues with its node's open error,
+// as FailHeld does, when the node's breaker is open, and reports whether
+// it did. The look and the purge are one step against Supervisor.Reset
+// (Node.refuseMu): found open and then closed by a Reset (a sentinel
+// switch: the new primary's breaker) before the purge, it fails nothing
+// (review-40 2: the purge failed the commands queued for the new
+// primary after the Reset, and the stash its Retire keeps for it, with
+// the former server's open error). One atomic load when the breaker is
+// closed. Safe for concurrent use.
+func (s *ConnState) FailIfOpen() bool {
+	n := s.Node
+	if n == nil || !n.Open() {
+		return false
 	}
+	if f := testBeforeRefuse.Load(); f != nil {
+		(*f)(s)
+	}
+	n.refuseMu.Lock()
+	defer n.refuseMu.Unlock()
+	if !n.Open() {
+		return false
+	}
+	s.FailHeld(n.OpenError())
+	return true
 }
+
+// testBeforeRefuse, when set (tests), runs in FailIfOpen between its
+// first look at the breaker and its purge.
+var testBeforeRefuse atomic.Pointer[func(*ConnState)]
 
 // CountRefused counts n commands failed with the node's open-breaker
 // error before they were written (ConnStats.CircuitOpen), for those the
@@ -591,10 +617,14 @@ func (c *Conn) start(ctx actor.Context) {
 		// one.)
 		if n.Open() || !n.Breaker.TryAcquirePermit() {
 			st.done.wait()
-			st.FailHeld(n.OpenError())
-			return
+			if st.FailIfOpen() {
+				return
+			}
+			// Closed since (a Reset: a new server): what is held goes to
+			// it, run asking the breaker for them.
+		} else {
+			permitted = true
 		}
-		permitted = true
 	}
 	stash := st.takeStash()
 	if len(stash) == 0 {
@@ -901,12 +931,18 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message, permitted bool) {
 		// node's former server: the open state is the former server's,
 		// the switch's Reset closes it, and what is held goes to the new
 		// one.)
-		err := n.OpenError()
-		st.failMu.Lock()
-		for _, h := range st.takeStash() {
-			h.fail(st, err)
+		// Under refuseMu, as FailIfOpen: a Reset since closed the former
+		// server's breaker, and what is held goes to the new one.
+		n.refuseMu.Lock()
+		if n.Open() && !st.stale() {
+			err := n.OpenError()
+			st.failMu.Lock()
+			for _, h := range st.takeStash() {
+				h.fail(st, err)
+			}
+			st.failMu.Unlock()
 		}
-		st.failMu.Unlock()
+		n.refuseMu.Unlock()
 	}
 	c.escalate(ctx, broken)
 }

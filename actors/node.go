@@ -37,6 +37,11 @@ type Node struct {
 	open     atomic.Bool
 	openErr  atomic.Pointer[policies.CircuitOpenError]
 	resets   atomic.Uint64 // Supervisor.Reset calls: tells a dial (a connection) begun before one
+	// refuseMu makes a refusal's look at the breaker and its purge one
+	// step against Supervisor.Reset, which closes the breaker holding it
+	// (see ConnState.FailIfOpen): a purge that found the breaker open
+	// never fails what was queued for the new server after a Reset.
+	refuseMu sync.Mutex
 	// connectTime is how long the last successful connect (a re-dial or
 	// a probe: dial and PING; the engine's first dials, NoteConnect,
 	// estimate it)

@@ -1021,7 +1021,7 @@ func lookup(r Router, slot uint16, owner string, epoch uint64, need bool, asks [
 			// so that this slot's earlier commands complete before the
 			// ones refused here (Order).
 			res.owner, res.err, res.open = "", conn.Node.OpenError(), conn
-			conn.FailHeld(res.err)
+			conn.FailIfOpen()
 			return res
 		}
 	}

@@ -176,6 +176,11 @@ func (s *Supervisor) Remove(states []*ConnState, err error) {
 // former server's open breaker (which failed them with ErrCircuitOpen
 // when the supervisor had not handled the Reset yet).
 func (s *Supervisor) Reset(node *Node) {
+	// Under refuseMu: a refusal's purge that found the former server's
+	// breaker open ends before it closes, and one that comes after finds
+	// it closed (ConnState.FailIfOpen). The listener Close calls takes
+	// no refuseMu (an opening's does, and none runs for a close).
+	node.refuseMu.Lock()
 	gen := node.resets.Add(1)
 	if !node.Breaker.IsClosed() {
 		node.Breaker.Close() // OnStateChanged reports it (SyncOpen)
@@ -185,6 +190,7 @@ func (s *Supervisor) Reset(node *Node) {
 		// it. A success ends a run of consecutive failures.
 		node.Breaker.RecordSuccess()
 	}
+	node.refuseMu.Unlock()
 	s.tell(resetNode{node: node, gen: gen})
 }
 

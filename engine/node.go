@@ -92,9 +92,8 @@ func (e *Engine) newNodeWith(ctx context.Context, addr string, where func() stri
 				// Nothing queued for the node will be sent soon: fail it
 				// now (unless a Reset has closed the breaker since: what
 				// is queued is sent then).
-				err := node.OpenError()
 				for _, c := range conns {
-					c.FailHeld(err)
+					c.FailIfOpen()
 				}
 			}
 		},

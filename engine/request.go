@@ -460,7 +460,7 @@ func (w *claimWatcher) Error() string { return "vactor: command pending" }
 // this one, still queued, must not complete after it (Order).
 func failOpen(conn *actors.ConnState, n int) error {
 	err := conn.Node.OpenError()
-	conn.FailHeld(err)
+	conn.FailIfOpen() // unless a Reset closed it since
 	conn.CountRefused(n)
 	return err
 }
