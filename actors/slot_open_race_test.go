@@ -177,3 +177,67 @@ func TestSlotDispatchRacingBreakerOpeningFails(t *testing.T) {
 	slot.Wait()
 	h.shutdown(t, snapshot)
 }
+
+// replicaRouter routes the slot's reads to a replica (rst), its writes to
+// the owner.
+type replicaRouter struct {
+	oneNode
+	rst *actors.ConnState
+}
+
+func (r replicaRouter) ReadConn(uint16) (*actors.ConnState, error) { return r.rst, nil }
+func (r replicaRouter) ReplicaAddr(uint16) string                  { return r.rst.Addr }
+func (r replicaRouter) Cached(addr string, _ uint16) *actors.ConnState {
+	if addr == r.rst.Addr {
+		return r.rst
+	}
+	return r.st
+}
+func (replicaRouter) ReplicaReads() bool { return true }
+
+// The same on dispatch's replica path: a read forwarded to a replica just
+// after the replica's breaker opened fails at once with the replica's
+// open error, not left in its mailbox until its next opening (here: until
+// its busy round trip ends; review-40: no test reached that
+// RefuseIfOpen). (A breaker opened by timeouts, as here, does not move
+// the read elsewhere: see unrun.)
+func TestSlotDispatchToReplicaRacingBreakerOpeningFails(t *testing.T) {
+	snapshot := goleak.IgnoreCurrent()
+	owner := scriptNode(&scriptConn{})
+	h := start(t, owner)
+	hold, replica, h2 := heldNode(t)
+	replica.Addr, replica.Node.Addr = "replica:6379", "replica:6379"
+	breakerFailsHeld(replica) // OpenTimeout an hour: no second opening comes
+	slot := slotOn(h, owner, 1)
+	slot.Router = replicaRouter{oneNode: oneNode{owner}, rst: replica}
+
+	busy := newHookedCmd(1)
+	replica.Mailbox.Post(busy) // the replica's connection actor is busy
+	waitChan(t, hold.entered, "the replica's round trip")
+
+	racing := &openingCmd{hookedCmd: newHookedCmd(2), node: replica.Node}
+	racing.cmd = subBuilder(t).Get().Key("k").Build() // read-only: to the replica
+	racing.armed.Store(true)
+	slot.Submit(racing)
+	select {
+	case <-racing.done:
+	case <-time.After(waitTimeout):
+		t.Fatalf("the read dispatched to the replica just after its breaker opened was not failed in %v: it waits in the replica's mailbox", waitTimeout)
+	}
+	if racing.armed.Load() || !replica.Node.Open() {
+		t.Fatal("the replica's breaker did not open in dispatch's window: the test did not take the path it tests")
+	}
+	if err := racing.wantFailed(t); !errors.Is(err, policies.ErrCircuitOpen) {
+		t.Fatalf("the read: %v, want ErrCircuitOpen", err)
+	}
+	if got := replica.Stats().CircuitOpen; got != 1 {
+		t.Fatalf("the replica's CircuitOpen %d, want 1 (the read, refused unsent)", got)
+	}
+	close(hold.release)
+	waitFor(t, busy.fakeCmd, waitTimeout, "the replica's round trip")
+	slot.Close(mailbox.ErrClosed)
+	slot.Wait()
+	h2.stop(t)
+	h2.waitStopped(t)
+	h.shutdown(t, snapshot)
+}
