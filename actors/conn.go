@@ -226,12 +226,17 @@ func (s *ConnState) FailHeld(err error) {
 	// refused unwritten (review-35b R35b-1). Each refusal is counted
 	// before its future fails, so that Stats never lags what a caller
 	// awaiting the command saw.
+	counted := func() { s.CountRefused(1) }
 	s.Mailbox.PurgeFunc(func(m mailbox.Message) {
 		if c, ok := m.(Command); ok && c.Rewrites() > 0 {
 			held{cmd: c}.fail(s, err)
 			return
 		}
-		s.CountRefused(1)
+		if r, ok := m.(Refusable); ok {
+			r.Refuse(err, counted) // not counted here if the slot moves it
+			return
+		}
+		counted()
 		m.Fail(err)
 	})
 }

@@ -124,10 +124,16 @@ func newReroutingCmd(id int, value string) *reroutingCmd {
 	return c
 }
 
-func (c *reroutingCmd) Fail(err error) {
+func (c *reroutingCmd) Fail(err error) { c.Refuse(err, nil) }
+
+// Refuse implements actors.Refusable as the engine's request does.
+func (c *reroutingCmd) Refuse(err error, counted func()) {
 	h := c.hook.Swap(nil)
-	if h != nil && h.Reroute(c, err) {
+	if h != nil && h.Reroute(c, err, counted) {
 		return
+	}
+	if counted != nil {
+		counted()
 	}
 	c.fakeCmd.Fail(err)
 	if h != nil {

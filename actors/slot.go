@@ -24,6 +24,17 @@ import (
 // caller once the cluster settles.
 var ErrTooManyRedirects = policies.NewRetryable("vactor: too many cluster redirects")
 
+// Refusable is a command whose failure by its node's open breaker may
+// move it instead (a cluster command the slot actor sends again: see
+// Collector.Reroute): Refuse fails it with err as Fail does, and calls
+// counted just before its future fails, not when it is moved. A
+// connection actor's refusal of what it queues counts through it, so that
+// a moved command is counted once, where it is refused in the end, if it
+// is (ConnStats.CircuitOpen).
+type Refusable interface {
+	Refuse(err error, counted func())
+}
+
 // Hooked is a Command a slot actor can follow: it reports its completion
 // to the collector set with SetHook, and hands back redirect replies
 // instead of completing with them.
@@ -78,6 +89,9 @@ type Redirect struct {
 	Ask    bool
 	Failed error  // the node's failure, for a rerouted command; nil for a redirect
 	seq    uint32 // Cmd.Seq() when it was kept: take's order
+	// counted counts the refusal that rerouted Cmd, if Cmd fails with
+	// Failed in the end (see Reroute); nil: nothing to count.
+	counted func()
 }
 
 // Intercept keeps cmd when res is a redirect and reports whether it did;
@@ -121,8 +135,11 @@ func (c *Collector) Intercept(cmd Hooked, res valkey.ValkeyResult) bool {
 // ended, and once the collector is closed; the caller then fails cmd and
 // counts it with Failed. A rerouted command counts as a redirect against
 // MaxRedirects; when the map still names the failed node, its slot actor
-// fails it fast with the node's error, as it does a new command.
-func (c *Collector) Reroute(cmd Hooked, err error) bool {
+// fails it fast with the node's error, as it does a new command. counted,
+// when not nil, counts a refusal (Refusable): the slot actor calls it if
+// it fails cmd with err in the end, having given up on it (a refusal of
+// its own when it sends cmd again counts there).
+func (c *Collector) Reroute(cmd Hooked, err error, counted func()) bool {
 	if !unrun(err) || ended(cmd.Context()) != nil {
 		return false
 	}
@@ -131,7 +148,7 @@ func (c *Collector) Reroute(cmd Hooked, err error) bool {
 		c.mu.Unlock()
 		return false
 	}
-	c.redirects = append(c.redirects, Redirect{Cmd: cmd, Failed: err, seq: cmd.Seq()})
+	c.redirects = append(c.redirects, Redirect{Cmd: cmd, Failed: err, seq: cmd.Seq(), counted: counted})
 	c.failed.Store(true)
 	c.recovering.Store(true)
 	c.mu.Unlock()
@@ -772,6 +789,9 @@ func (a *Slot) send(redirects []Redirect) {
 			// Not a redirect of the cluster's (no event, not counted in
 			// Redirects): the node failed it unrun; read the owner again.
 			if gaveUp {
+				if r.counted != nil {
+					r.counted() // the refusal that rerouted it, counted now
+				}
 				r.Cmd.Fail(r.Failed)
 				continue
 			}

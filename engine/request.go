@@ -278,14 +278,27 @@ func (r *request[T]) Seq() uint32 {
 	return r.x.ext.seq
 }
 
-func (r *request[T]) Fail(err error) {
+func (r *request[T]) Fail(err error) { r.fail(err, nil) }
+
+var _ actors.Refusable = (*request[string])(nil)
+
+// Refuse implements actors.Refusable: Fail, counting the refusal
+// (counted) only when it fails r, not when it moves r to be sent again.
+func (r *request[T]) Refuse(err error, counted func()) { r.fail(err, counted) }
+
+// fail fails r with err (see Fail), counted first unless nil, and unless
+// the slot actor takes r back to send it again.
+func (r *request[T]) fail(err error, counted func()) {
 	x := r.x
 	var h *actors.Collector
 	if x != nil && x.hook.Load() != nil { // cluster mode only
 		h = x.hook.Swap(nil)
 	}
-	if h != nil && h.Reroute(r, err) {
+	if h != nil && h.Reroute(r, err, counted) {
 		return // failed unrun by its node: the slot actor sends it again
+	}
+	if counted != nil {
+		counted() // before the future fails: Stats never lag what its caller saw
 	}
 	r.promise.Reject(failError(err))
 	r.unwatch() // after: a lazy watch registers only while pending

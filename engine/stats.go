@@ -54,8 +54,9 @@ type Stats struct {
 	// they were written; Rejected those failed with ErrBackpressure;
 	// CircuitOpen those failed with ErrCircuitOpen before they were
 	// written (refused when fired, or queued when their node's breaker
-	// opened; in cluster mode one the engine then moves to the slot's new
-	// owner is counted again there).
+	// opened; in cluster mode a queued one the engine moves to the slot's
+	// owner as the map names it then is counted once, where it is refused
+	// in the end, and not at all if that owner runs it).
 	Expired, Rejected, CircuitOpen uint64
 	// NoSlotOwner counts commands failed with ErrNoSlotOwner before they
 	// were written: in cluster mode, no node of the slot map served their
