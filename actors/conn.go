@@ -622,7 +622,16 @@ func (c *Conn) start(ctx actor.Context) {
 		// one.)
 		if n.Open() || !n.Breaker.TryAcquirePermit() {
 			st.done.wait()
-			if st.FailIfOpen() {
+			switch {
+			case st.FailIfOpen():
+				return
+			case !n.Breaker.IsClosed():
+				// Opened, and its listener has not marked the node open
+				// yet (Open lags the breaker: Node.SyncOpen): fail what
+				// is held, stash first, as the listener will (review-41
+				// 3: falling through, run failed the stash while the
+				// listener purged the queue, in either order).
+				st.FailHeld(n.OpenError())
 				return
 			}
 			// Closed since (a Reset: a new server): what is held goes to

@@ -41,6 +41,9 @@ type Node struct {
 	// step against Supervisor.Reset, which closes the breaker holding it
 	// (see ConnState.FailIfOpen): a purge that found the breaker open
 	// never fails what was queued for the new server after a Reset.
+	// Whoever holds it must not call what can open the breaker
+	// (RecordFailure, RecordSuccess, TryAcquirePermit, Open): the
+	// opening's listener takes it.
 	refuseMu sync.Mutex
 	// connectTime is how long the last successful connect (a re-dial or
 	// a probe: dial and PING; the engine's first dials, NoteConnect,

@@ -1035,13 +1035,14 @@ func lookup(r Router, slot uint16, owner string, epoch uint64, need bool, asks [
 				conn = c2
 			}
 		}
-		if conn.Node != nil && conn.Node.Open() {
+		if conn.Node != nil && conn.Node.Open() && conn.FailIfOpen() {
 			// The breaker's opening marks the node open before it fails
 			// what the node's connection actor queues: fail those first,
 			// so that this slot's earlier commands complete before the
-			// ones refused here (Order).
+			// ones refused here (Order). (Closed again by the time
+			// FailIfOpen looked, it failed nothing, and they go to the
+			// node after what it queues: review-41 2.)
 			res.owner, res.err, res.open = "", conn.Node.OpenError(), conn
-			conn.FailIfOpen()
 			return res
 		}
 	}

@@ -178,17 +178,20 @@ func (s *Supervisor) Remove(states []*ConnState, err error) {
 func (s *Supervisor) Reset(node *Node) {
 	// Under refuseMu: a refusal's purge that found the former server's
 	// breaker open ends before it closes, and one that comes after finds
-	// it closed (ConnState.FailIfOpen). The listener Close calls takes
-	// no refuseMu (an opening's does, and none runs for a close).
+	// it closed (ConnState.FailIfOpen). Nothing here may open the breaker:
+	// its opening's listener takes refuseMu (review-41 1: a RecordSuccess
+	// here opened a failure-rate breaker whose failures were just under
+	// the rate, and the listener waited for this goroutine).
 	node.refuseMu.Lock()
 	gen := node.resets.Add(1)
-	if !node.Breaker.IsClosed() {
-		node.Breaker.Close() // OnStateChanged reports it (SyncOpen)
-	} else {
-		// A closed breaker keeps its count (Close does nothing then): the
-		// former server's failures, with one of the new server's, opened
-		// it. A success ends a run of consecutive failures.
-		node.Breaker.RecordSuccess()
+	if b, ok := node.Breaker.(interface{ Reset() }); ok {
+		// failsafe-go's: closes it (OnStateChanged reports it: SyncOpen)
+		// and forgets the former server's failures, which, kept, opened
+		// it with one of the new server's (a closed breaker keeps its
+		// counts).
+		b.Reset()
+	} else if !node.Breaker.IsClosed() {
+		node.Breaker.Close()
 	}
 	node.refuseMu.Unlock()
 	s.tell(resetNode{node: node, gen: gen})
@@ -314,9 +317,11 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 			p.stop()
 			delete(s.probing, m.node)
 		}
+		m.node.refuseMu.Lock() // as in Reset: a refusal's purge and this close are one step apart
 		if !m.node.Breaker.IsClosed() {
 			m.node.Breaker.Close() // OnStateChanged reports it (SyncOpen)
 		}
+		m.node.refuseMu.Unlock()
 		for pid, st := range s.waiting {
 			if st.Node == m.node {
 				delete(s.waiting, pid)

@@ -401,11 +401,13 @@ func addToGroup(groups []postGroup, mb *mailbox.Bounded, conn *actors.ConnState,
 
 func (g postGroup) post() {
 	if g.conn != nil && g.conn.Node != nil && g.conn.Node.Open() {
-		err := failOpen(g.conn, len(g.msgs))
-		for _, m := range g.msgs {
-			m.Fail(err)
+		if err := failOpen(g.conn, len(g.msgs)); err != nil {
+			for _, m := range g.msgs {
+				m.Fail(err)
+			}
+			return
 		}
-		return
+		// Closed again meanwhile (a sentinel switch's Reset): queued.
 	}
 	// Backpressure applies to the run as a whole (see mailbox.PostAll);
 	// its commands share Exec's ctx.

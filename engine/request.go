@@ -423,8 +423,11 @@ func post[T any](e *Engine, conn *actors.ConnState, r *request[T]) *futures.Futu
 		observe(e, r)
 	}
 	if conn.Node != nil && conn.Node.Open() {
-		r.Fail(failOpen(conn, 1))
-		return f
+		if err := failOpen(conn, 1); err != nil {
+			r.Fail(err)
+			return f
+		}
+		// Closed again meanwhile (a sentinel switch's Reset): queued.
 	}
 	if r.ctx.Done() == nil {
 		// Nothing to watch: an Await that cannot end may instead run the
@@ -470,12 +473,18 @@ func (w *claimWatcher) Error() string { return "vactor: command pending" }
 // and returns that error, for n commands refused (and counted) because
 // the node's breaker is open. The breaker's opening fails them too, but only after
 // it marked the node open: a command of the same goroutine issued before
-// this one, still queued, must not complete after it (Order).
+// this one, still queued, must not complete after it (Order). It returns
+// nil, failing and counting nothing, when the breaker is closed again by
+// the time it looks (a sentinel switch's Reset, ConnState.FailIfOpen):
+// the caller then queues the n commands as if it had found it closed,
+// behind those it spared (review-41 2: refused, they completed before
+// earlier commands the switch sent to the new primary).
 func failOpen(conn *actors.ConnState, n int) error {
-	err := conn.Node.OpenError()
-	conn.FailIfOpen() // unless a Reset closed it since
+	if !conn.FailIfOpen() {
+		return nil
+	}
 	conn.CountRefused(n)
-	return err
+	return conn.Node.OpenError()
 }
 
 // fail returns a future failed with err, for arguments rejected before
