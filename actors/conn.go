@@ -278,6 +278,22 @@ func (s *ConnState) FailIfOpen() bool {
 	return true
 }
 
+// failUnlessClosed is start's FailIfOpen for the moment an opening's
+// listener has not marked the node open yet: it fails what s holds and
+// queues unless the breaker is closed, the look and the purge one step
+// against Supervisor.Reset (refuseMu; State never transitions the
+// breaker, so IsClosed is safe under it).
+func (s *ConnState) failUnlessClosed() bool {
+	n := s.Node
+	n.refuseMu.Lock()
+	defer n.refuseMu.Unlock()
+	if !n.Open() && n.Breaker.IsClosed() {
+		return false
+	}
+	s.FailHeld(n.OpenError())
+	return true
+}
+
 // testBeforeRefuse, when set (tests), runs in FailIfOpen between its
 // first look at the breaker and its purge.
 var testBeforeRefuse atomic.Pointer[func(*ConnState)]
@@ -625,13 +641,12 @@ func (c *Conn) start(ctx actor.Context) {
 			switch {
 			case st.FailIfOpen():
 				return
-			case !n.Breaker.IsClosed():
+			case st.failUnlessClosed():
 				// Opened, and its listener has not marked the node open
 				// yet (Open lags the breaker: Node.SyncOpen): fail what
 				// is held, stash first, as the listener will (review-41
 				// 3: falling through, run failed the stash while the
 				// listener purged the queue, in either order).
-				st.FailHeld(n.OpenError())
 				return
 			}
 			// Closed since (a Reset: a new server): what is held goes to
@@ -785,18 +800,20 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message, permitted bool) {
 		// run (see unrun). (review-35 R35-1.)
 		err := n.OpenError()
 		st.done.wait()
-		refused := 0 // counted before any future completes, as held.fail counts its own
-		for _, cmd := range live {
-			if cmd.Rewrites() == 0 {
-				refused++
-			}
-		}
-		st.CountRefused(refused)
+		// Each counted just before its future fails (as FailHeld counts):
+		// a cluster command Fail reroutes is counted where it is refused
+		// in the end (Refusable), not here as well (review-41b 1).
+		counted := func() { st.CountRefused(1) }
 		for _, cmd := range live {
 			if cmd.Rewrites() > 0 {
 				held{cmd: cmd}.fail(st, err)
 				continue
 			}
+			if r, ok := cmd.(Refusable); ok {
+				r.Refuse(err, counted)
+				continue
+			}
+			counted()
 			cmd.Fail(err)
 		}
 		return

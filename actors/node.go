@@ -43,7 +43,8 @@ type Node struct {
 	// never fails what was queued for the new server after a Reset.
 	// Whoever holds it must not call what can open the breaker
 	// (RecordFailure, RecordSuccess, TryAcquirePermit, Open): the
-	// opening's listener takes it.
+	// opening's listener takes it. Reading its state (State, IsClosed)
+	// changes nothing and is safe.
 	refuseMu sync.Mutex
 	// connectTime is how long the last successful connect (a re-dial or
 	// a probe: dial and PING; the engine's first dials, NoteConnect,
