@@ -12,6 +12,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 	"go.uber.org/goleak"
 
+	"github.com/vactor-io/vactor/actors"
 	"github.com/vactor-io/vactor/mailbox"
 	"github.com/vactor-io/vactor/policies"
 )
@@ -49,6 +50,19 @@ func r35aResetFirst(conn *fakeConn) {
 		}
 		return strReply("OK")
 	}
+}
+
+// keptNode returns a node's ConnState whose connection resets its first
+// call (see r35aResetFirst) and whose re-dial waits for hold to close, and
+// its dialer: a command written on that first call is kept in the stash,
+// and start sends it once hold is closed.
+func keptNode() (st *actors.ConnState, d *fakeDialer, hold chan struct{}) {
+	conn := newFakeConn()
+	r35aResetFirst(conn)
+	d = newFakeDialer()
+	hold = make(chan struct{})
+	d.hold = hold
+	return nodeState(conn, d, 100), d, hold
 }
 
 // review-35 R35-1: an idempotent command written on a connection that
@@ -104,12 +118,7 @@ func TestR35ResentCommandFailedByBreakerIsOutcomeUnknown(t *testing.T) {
 // the kept one after it (rule 2).
 func TestR35ResendRefusedFailsBeforeQueued(t *testing.T) {
 	snapshot := goleak.IgnoreCurrent()
-	conn := newFakeConn()
-	r35aResetFirst(conn)
-	d := newFakeDialer()
-	hold := make(chan struct{})
-	d.hold = hold
-	st := nodeState(conn, d, 100)
+	st, d, hold := keptNode()
 	ob := &r35aOpeningBreaker{Breaker: st.Node.Breaker}
 	st.Node.Breaker = ob
 	h := start(t, st)
