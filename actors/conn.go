@@ -269,25 +269,27 @@ func (s *ConnState) FailIfOpen() bool {
 	if f := testBeforeRefuse.Load(); f != nil {
 		(*f)(s)
 	}
-	n.refuseMu.Lock()
-	defer n.refuseMu.Unlock()
-	if !n.Open() {
-		return false
-	}
-	s.FailHeld(n.OpenError())
-	return true
+	return s.failOpen(n.Open)
 }
 
 // failUnlessClosed is start's FailIfOpen for the moment an opening's
 // listener has not marked the node open yet: it fails what s holds and
-// queues unless the breaker is closed, the look and the purge one step
-// against Supervisor.Reset (refuseMu; State never transitions the
-// breaker, so IsClosed is safe under it).
+// queues unless the breaker is closed (IsClosed only reads its state:
+// safe under refuseMu).
 func (s *ConnState) failUnlessClosed() bool {
+	n := s.Node
+	return s.failOpen(func() bool { return n.Open() || !n.Breaker.IsClosed() })
+}
+
+// failOpen fails what s holds and queues with the node's open error, as
+// FailHeld does, when open reports the breaker open, the look and the
+// purge one step against Supervisor.Reset (refuseMu); it reports whether
+// it did.
+func (s *ConnState) failOpen(open func() bool) bool {
 	n := s.Node
 	n.refuseMu.Lock()
 	defer n.refuseMu.Unlock()
-	if !n.Open() && n.Breaker.IsClosed() {
+	if !open() {
 		return false
 	}
 	s.FailHeld(n.OpenError())
