@@ -163,6 +163,9 @@ func (s *ConnState) Stats() ConnStats {
 type held struct {
 	cmd  Command
 	sent error
+	// uncounted: not in Commands (moved by a READONLY reply, or kept
+	// unsent by Retire); refused unwritten, it counts in CircuitOpen.
+	uncounted bool
 }
 
 // fail fails h with err, as an outcome-unknown error wrapping err when h
@@ -176,6 +179,8 @@ func (h held) fail(s *ConnState, err error) {
 	case h.cmd.Rewrites() > 0:
 		err = &policies.OutcomeUnknownError{Cause: errors.Join(err, errWrittenBefore)}
 		s.unknown.Add(1)
+	case h.uncounted && errors.Is(err, policies.ErrCircuitOpen):
+		s.CountRefused(1)
 	}
 	h.cmd.Fail(err)
 }
@@ -278,7 +283,7 @@ func (s *ConnState) FailIfOpen() bool {
 // safe under refuseMu).
 func (s *ConnState) failUnlessClosed() bool {
 	n := s.Node
-	return s.failOpen(func() bool { return n.Open() || !n.Breaker.IsClosed() })
+	return s.failOpen(func() bool { return !n.Breaker.IsClosed() })
 }
 
 // failOpen fails what s holds and queues with the node's open error, as
@@ -785,7 +790,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message, permitted bool) {
 		st.mu.Lock()
 		st.broken = true
 		for _, cmd := range live {
-			st.stash = append(st.stash, held{cmd: cmd})
+			st.stash = append(st.stash, held{cmd: cmd, uncounted: true})
 		}
 		st.mu.Unlock()
 		c.escalate(ctx, ErrReconnect)
@@ -853,7 +858,7 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message, permitted bool) {
 		}
 		if err == nil {
 			if watchRole && c.notPrimary(cmd, r, &demoted) {
-				moved = append(moved, held{cmd: cmd})
+				moved = append(moved, held{cmd: cmd, uncounted: true})
 				return
 			}
 			if errorReply(r) {

@@ -15,9 +15,11 @@ type Stats struct {
 	// engine's own (slot-map loads in cluster mode) included, those sent
 	// on connections of their own (a Tx's, Watch reads, Dedicated,
 	// blocking commands) not: Transactions and TxFailed count those, and
-	// the hooks and otelvactor see every command. Per attempt: a command sent again (after a transport error, a
-	// cluster redirect, or a READONLY reply in sentinel mode) counts once
-	// each time it was sent. A command is counted here (and in Errors)
+	// the hooks and otelvactor see every command. Per attempt: a command sent again (after a transport error or a
+	// cluster redirect) counts once each time it was sent; one a former
+	// primary refused with READONLY or MASTERDOWN in sentinel mode (it did
+	// not run there) counts once, when the new primary answers it, or in
+	// CircuitOpen when the breaker fails it before. A command is counted here (and in Errors)
 	// before its future completes: once a caller has awaited one, Stats
 	// counts it.
 	Commands uint64
