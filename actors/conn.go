@@ -163,8 +163,8 @@ func (s *ConnState) Stats() ConnStats {
 type held struct {
 	cmd  Command
 	sent error
-	// uncounted: not in Commands (moved by a READONLY reply, or kept
-	// unsent by Retire); refused unwritten, it counts in CircuitOpen.
+	// uncounted: not in Commands (moved by a READONLY or MASTERDOWN
+	// reply); refused unwritten, it counts in CircuitOpen.
 	uncounted bool
 }
 
@@ -790,7 +790,11 @@ func (c *Conn) run(ctx actor.Context, batch []mailbox.Message, permitted bool) {
 		st.mu.Lock()
 		st.broken = true
 		for _, cmd := range live {
-			st.stash = append(st.stash, held{cmd: cmd, uncounted: true})
+			// Not marked uncounted: a batch start resends from the stash
+			// holds commands already counted (kept after a not-sent
+			// error), and marked, a breaker's failure counted those twice
+			// (review-41d 1); fresh ones failed so are counted nowhere.
+			st.stash = append(st.stash, held{cmd: cmd})
 		}
 		st.mu.Unlock()
 		c.escalate(ctx, ErrReconnect)
