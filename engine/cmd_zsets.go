@@ -142,7 +142,9 @@ type ZRangeArgs struct {
 	// by default; scores with ByScore ("1.5", "(1.5" exclusive, "-inf",
 	// "+inf"); members with ByLex ("[a" inclusive, "(a" exclusive, "-",
 	// "+"). With Rev and ByScore or ByLex, Start is the higher bound, as
-	// the server takes it.
+	// the server takes it ("+inf", "-inf"): sent as given, not swapped as
+	// go-redis's ZRangeArgs swaps them (its "-inf", "+inf" with Rev
+	// returns nothing here).
 	Start, Stop string
 	// ByScore or ByLex: Start and Stop are scores or members, not ranks.
 	ByScore, ByLex bool
