@@ -17,7 +17,10 @@ import (
 // first, the method returns ctx's error at once. A command still queued at
 // that moment is dropped unsent, but one already written to the server
 // still runs there: a write whose call returned ctx's error may or may not
-// have happened.
+// have happened. The blocking calls (BLPop, BRPop, BLMove, and Do of a
+// blocking command) return the engine's outcome instead, as soon as ctx
+// ends: a pop cut by ctx fails with ErrOutcomeUnknown wrapping ctx's
+// error (it may have popped an element, lost with its reply; see Do).
 //
 // A Client is safe for concurrent use by any number of goroutines. Get one
 // from Engine.Sync. The interface gains a method with each command the
