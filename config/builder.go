@@ -29,11 +29,11 @@ func (c Config) clone() Config {
 // WithAddrs returns a copy of c with Addrs set to a copy of addrs ("host:port"
 // each). With no arguments Addrs is cleared and Host:Port is used.
 func (c Config) WithAddrs(addrs ...string) Config {
+	c = c.clone()
 	c.Addrs = nil
 	if len(addrs) > 0 {
 		c.Addrs = slices.Clone(addrs)
 	}
-	c.SentinelAddrs = slices.Clone(c.SentinelAddrs)
 	return c
 }
 
@@ -194,11 +194,11 @@ func (c Config) WithSentinelMasterName(name string) Config {
 // WithSentinelAddrs returns a copy of c with SentinelAddrs set to a copy of
 // addrs; with no arguments SentinelAddrs is cleared.
 func (c Config) WithSentinelAddrs(addrs ...string) Config {
+	c = c.clone()
 	c.SentinelAddrs = nil
 	if len(addrs) > 0 {
 		c.SentinelAddrs = slices.Clone(addrs)
 	}
-	c.Addrs = slices.Clone(c.Addrs)
 	return c
 }
 

@@ -862,3 +862,26 @@ func TestValidateLiteralNamesDefaultConfig(t *testing.T) {
 		t.Fatalf("LoadFromEnv with VALKEY_POOL_SIZE=0: %v, want an error without the DefaultConfig hint", err)
 	}
 }
+
+// Every With* method's copy has its own Hooks slice, as the Config doc
+// says ("shares no slice with the receiver"): WithAddrs and
+// WithSentinelAddrs copied the addresses but not Hooks, so writing a hook
+// into the copy's slice changed the receiver's (qa-BF 3).
+func TestBuilderNoHooksAliasing(t *testing.T) {
+	type other struct{ testHook }
+	base := DefaultConfig().WithHooks(testHook{})
+	for name, derive := range map[string]func(Config) Config{
+		"WithAddrs":         func(c Config) Config { return c.WithAddrs("a:1") },
+		"WithAddrs()":       func(c Config) Config { return c.WithAddrs() },
+		"WithSentinelAddrs": func(c Config) Config { return c.WithSentinelAddrs("s:1") },
+		"WithHost":          func(c Config) Config { return c.WithHost("h") },
+		"WithSentinel":      func(c Config) Config { return c.WithSentinel("m", "s:1") },
+	} {
+		c := base.WithPort(6379) // a copy of its own, as a caller's would be
+		d := derive(c)
+		d.Hooks[0] = other{}
+		if _, ok := c.Hooks[0].(testHook); !ok {
+			t.Errorf("%s: the copy shares Hooks with its receiver: the receiver's hook is now %T", name, c.Hooks[0])
+		}
+	}
+}
