@@ -65,7 +65,11 @@ type XAddOptions struct {
 	// NoMkStream does not create a missing stream (NOMKSTREAM): the future
 	// then fails with ErrNil and nothing is added.
 	NoMkStream bool
-	// Trim, when not nil, trims the stream as the entry is added.
+	// Trim, when not nil, trims the stream as the entry is added. Its
+	// MaxLen 0 (with MinID empty) is MAXLEN 0: every entry is evicted,
+	// the new one included (the XADD succeeds, the stream stays empty);
+	// leave Trim nil not to trim (go-redis's XAddArgs takes MaxLen 0 as
+	// no trimming).
 	Trim *XTrimOptions
 }
 
