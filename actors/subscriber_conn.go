@@ -296,9 +296,59 @@ type subSession struct {
 
 	rmu    sync.Mutex
 	resume map[string]time.Time // handed-over shard channels awaiting their confirmation -> unsubscribed since
+
+	// The reader's progress through the hooks (see watch): busy while a
+	// hook call is in progress, calls counts those that ended.
+	busy  atomic.Int32
+	calls atomic.Uint64
+}
+
+// enter and leave follow the reader through a hook call.
+func (ss *subSession) enter() { ss.busy.Add(1) }
+
+func (ss *subSession) leave() {
+	ss.calls.Add(1)
+	ss.busy.Add(-1)
+}
+
+// watch calls expire once the connection's reader has made no progress
+// for d: no hook call in progress and none ended within d (see exec). It
+// returns stop, which ends the watch and returns once it has ended.
+func (ss *subSession) watch(d time.Duration, expire func()) (stop func()) {
+	if ss == nil { // no session: the bound is d
+		t := time.AfterFunc(d, expire)
+		return func() { t.Stop() }
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		seen := ss.calls.Load()
+		t := time.NewTimer(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				if n := ss.calls.Load(); n != seen || ss.busy.Load() != 0 {
+					seen = n
+					t.Reset(d)
+					continue
+				}
+				expire()
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
 }
 
 func (ss *subSession) message(m valkey.PubSubMessage) {
+	ss.enter()
+	defer ss.leave()
 	if ss.g == 0 && ss.s.Goid != nil {
 		ss.g = ss.s.Goid()
 	}
@@ -306,6 +356,8 @@ func (ss *subSession) message(m valkey.PubSubMessage) {
 }
 
 func (ss *subSession) confirmed(c valkey.PubSubSubscription) {
+	ss.enter()
+	defer ss.leave()
 	if c.Kind == "sunsubscribe" {
 		// Ours, or the server's own when the slot moved: the actor knows.
 		ss.s.tell(ss.self, subKicked{gen: ss.gen, channel: c.Channel})

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -160,13 +161,29 @@ func (s *SubscriberState) unpark(kind SubKind, names []string) {
 	}
 }
 
-// exec sends cmds on the connection and returns each one's error.
+// exec sends cmds on the connection and returns each one's error. The
+// round trip is bounded by Timeout of silence: the time the connection's
+// reader spends handing items over (held up by a full channel nobody
+// reads, or by a slow Handler) does not count, since the confirmations
+// are read by that reader, behind those items. A reader held up that way
+// is backpressure the server buffers, not a dead connection: bounded by
+// Timeout alone, a reader stopped for longer than Timeout while the
+// connection was made again had the new, healthy, connection closed
+// ("context deadline exceeded"), a second Disconnected and Resubscribed,
+// and the messages published meanwhile lost (qa-BE BE1). A timeout fails
+// the commands with context.DeadlineExceeded, as before.
 func (s *SubscriberState) exec(cmds []valkey.Completed) []error {
-	ctx, cancel := context.WithTimeout(s.life, s.Timeout)
+	ctx, cancel := context.WithCancel(s.life)
 	defer cancel()
+	var expired atomic.Bool
+	stop := s.sess.watch(s.Timeout, func() { expired.Store(true); cancel() })
+	defer stop()
 	errs := make([]error, len(cmds))
 	for i, r := range s.conn.DoMulti(ctx, cmds...) {
 		errs[i] = r.Error()
+		if expired.Load() && s.life.Err() == nil && errors.Is(errs[i], context.Canceled) {
+			errs[i] = context.DeadlineExceeded
+		}
 	}
 	return errs
 }
