@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/hooks"
 	"github.com/vactor-io/vactor/valkeytest"
 )
 
@@ -287,4 +289,122 @@ func TestQABEStoppedReaderAcrossRestart(t *testing.T) {
 	_ = sub.Close()
 	_ = eng.Close()
 	_ = pub.Close()
+}
+
+// Many channels and patterns, a Handler, a server stalled by DEBUG SLEEP
+// (longer than the idle PING's bound) and then CLIENT KILL TYPE pubsub:
+// after each Resubscribed every channel and pattern delivers again.
+func TestQABEManyChannelsStallAndKill(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{Args: []string{"--enable-debug-command", "yes"}})
+	defer subNoLeak(t)()
+	eng := subEngine(t, srv)
+	pub := subEngine(t, srv)
+	ctx := ctxT(t)
+	const nch, npat = 5000, 200
+	chans := make([]string, nch)
+	for i := range chans {
+		chans[i] = fmt.Sprintf("mc:%d", i)
+	}
+	pats := make([]string, npat)
+	for i := range pats {
+		pats[i] = fmt.Sprintf("mp:%d:*", i)
+	}
+	rec := &qabeRec{}
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: chans, Patterns: pats, Handler: rec.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, round int) {
+		t.Helper()
+		for i := 0; i < nch; i += 97 {
+			ch, p := chans[i], fmt.Sprintf("%s-%d", what, round)
+			csWait(t, 15*time.Second, what+": "+ch, func() bool {
+				pctx, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				_, _ = pub.Publish(pctx, ch, p).Await(pctx)
+				return rec.count(engine.SubMessage, ch, p) > 0
+			})
+		}
+		for i := 0; i < npat; i += 17 {
+			ch, p := fmt.Sprintf("mp:%d:x", i), fmt.Sprintf("%s-%d", what, round)
+			csWait(t, 15*time.Second, what+": "+ch, func() bool {
+				pctx, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				_, _ = pub.Publish(pctx, ch, p).Await(pctx)
+				return rec.count(engine.SubMessage, ch, p) > 0
+			})
+		}
+	}
+	check("start", 0)
+	qabeDebugSleep(t, srv, "6")
+	csWait(t, 15*time.Second, "Resubscribed after DEBUG SLEEP", func() bool { return rec.count(engine.Resubscribed, "", "") >= 1 })
+	check("sleep", 1)
+	if n, err := srv.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil || n != int64(1) {
+		t.Fatalf("CLIENT KILL TYPE pubsub: %v %v", n, err)
+	}
+	csWait(t, 15*time.Second, "Resubscribed after CLIENT KILL", func() bool { return rec.count(engine.Resubscribed, "", "") >= 2 })
+	check("kill", 2)
+	t.Logf("events: %s", rec.events())
+	if d, r := rec.count(engine.Disconnected, "", ""), rec.count(engine.Resubscribed, "", ""); d != 2 || r != 2 {
+		t.Errorf("%d Disconnected, %d Resubscribed, want 2 each", d, r)
+	}
+	_ = sub.Close()
+	_ = eng.Close()
+	_ = pub.Close()
+}
+
+type qabeSubHook struct {
+	mu      sync.Mutex
+	dropped uint64
+	events  int
+}
+
+func (h *qabeSubHook) OnSubscriberEvent(ev hooks.Subscriber) {
+	if ev.Kind != hooks.MessagesDropped {
+		return
+	}
+	h.mu.Lock()
+	h.dropped += ev.Count
+	h.events++
+	h.mu.Unlock()
+}
+
+func (h *qabeSubHook) sum() (uint64, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.dropped, h.events
+}
+
+// The MessagesDropped events report every drop ("Count messages since
+// the previous such event, at most one a second"): a burst of drops that
+// stops is reported in full within about a second, not only its first.
+func TestQABEDroppedBurstReported(t *testing.T) {
+	srv := valkeytest.Start(t)
+	h := &qabeSubHook{}
+	eng := subEngine(t, srv, func(c config.Config) config.Config { return c.WithHooks(h) })
+	ctx := ctxT(t)
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"db:a"}, Buffer: 4, Overflow: engine.OverflowDrop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for i := range 200 {
+		if _, err := eng.Publish(ctx, "db:a", fmt.Sprint(i)).Await(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	csWait(t, 5*time.Second, "drops", func() bool { return sub.Dropped() >= 190 })
+	want := sub.Dropped()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		got, n := h.sum()
+		if got == want {
+			t.Logf("%d drops reported in %d events", got, n)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("MessagesDropped events reported %d drops (%d events) 3s after the last of %d", got, n, want)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the hook's sum
+	}
 }

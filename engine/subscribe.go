@@ -254,8 +254,13 @@ type subscriptionState struct {
 	drop     bool
 	dropped  atomic.Uint64
 	// told is dropped's value when the last MessagesDropped event went
-	// out, and toldAt when (unix nanoseconds): at most one a second.
-	told, toldAt atomic.Int64
+	// out (tmu), and toldAt when (unix nanoseconds): at most one a
+	// second. tail, when set, tells the drops made within that second
+	// once it has passed (see droppedMessage); finish tells what is left.
+	tmu    sync.Mutex
+	told   uint64
+	toldAt atomic.Int64
+	tail   *time.Timer // tmu
 	// backlog is when (unix nanoseconds) the channel filled up and held
 	// up its readers (OverflowBlock), 0 once they have caught up (see
 	// caughtUp). A reader held up does not read its connection, so the
@@ -630,6 +635,7 @@ func (s *Subscription) finish(as []*subActor) {
 	}
 	wg.Wait()
 	s.bg.Wait()
+	s.tellDropped()
 	s.e.subs.live.Add(-1)
 	if s.ch != nil {
 		close(s.ch)

@@ -70,20 +70,53 @@ func (s *Subscription) emit(ev actors.SubEvent, shards bool, down *atomic.Int64)
 }
 
 // droppedMessage counts a message OverflowDrop dropped and reports the
-// drops to the SubscriberEvents hooks, at most once a second.
+// drops to the SubscriberEvents hooks, at most once a second: a drop
+// within a second of the last report is told once that second has passed
+// (a timer, one at a time), so that a burst that stops is reported in
+// full; before, only its first drop was, and the rest waited for a drop
+// more than a second later, for ever if none came (qa-BE BE2: 1 of 197).
 func (s *Subscription) droppedMessage() {
-	n := s.dropped.Add(1)
+	s.dropped.Add(1)
 	s.e.subs.dropped.Add(1)
 	if !s.e.bus.WantsSubscriber() {
 		return
 	}
 	now := time.Now().UnixNano()
 	last := s.toldAt.Load()
-	if now-last < int64(time.Second) || !s.toldAt.CompareAndSwap(last, now) {
+	if now-last >= int64(time.Second) && s.toldAt.CompareAndSwap(last, now) {
+		s.tellDropped()
 		return
 	}
-	prev := s.told.Swap(int64(n))
-	s.e.bus.Emit(hooks.Subscriber{Kind: hooks.MessagesDropped, Instance: s.instance, Count: n - uint64(prev)})
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	if s.tail != nil {
+		return // told when the timer fires
+	}
+	wait := time.Duration(s.toldAt.Load() + int64(time.Second) - now)
+	s.tail = time.AfterFunc(max(wait, 0), func() {
+		s.toldAt.Store(time.Now().UnixNano())
+		s.tellDropped()
+	})
+}
+
+// tellDropped emits a MessagesDropped event with the drops not told yet,
+// if any, and stops the timer (the subscription's end calls it last).
+func (s *Subscription) tellDropped() {
+	if !s.e.bus.WantsSubscriber() {
+		return
+	}
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	if s.tail != nil {
+		s.tail.Stop()
+		s.tail = nil
+	}
+	n := s.dropped.Load()
+	if n <= s.told {
+		return
+	}
+	s.e.bus.Emit(hooks.Subscriber{Kind: hooks.MessagesDropped, Instance: s.instance, Count: n - s.told})
+	s.told = n
 }
 
 // call runs the Handler on out, recovering a panic: a bug in the
