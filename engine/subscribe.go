@@ -75,7 +75,11 @@ const (
 	// that the server refused: one made from the Handler (it returns
 	// before the answer) or one whose ctx ended first; those names are
 	// not subscribed and not tried again, as after a refusal the caller
-	// saw (a shard channel's Refused has ShardChannel set).
+	// saw (a shard channel's Refused has ShardChannel set). In cluster
+	// mode such a call may need a new connection (to a shard channel's
+	// node, or for channels and patterns when the subscription had none):
+	// when that connection cannot be made, the Refused's Err is a
+	// *ConnectError, and the names are not subscribed either.
 	Refused
 )
 
@@ -480,7 +484,12 @@ func (s *Subscription) Err() error {
 // confirmed them or ctx ends. The set survives reconnects. While the
 // connection is down it waits for the next one; if ctx ends first it
 // returns ctx's error and the channels are still subscribed once
-// connected.
+// connected. In cluster mode a call that needs a new connection (the
+// first channels or patterns of a subscription that had only shard
+// channels, a shard channel on a node the subscription had no connection
+// to) fails with a *ConnectError when that connection cannot be made;
+// nobody waiting (ctx ended, or called from the Handler), that is a
+// Refused event, and the names are not subscribed.
 //
 // Called from the subscription's Handler, the change is sent and Subscribe
 // returns nil without waiting (the confirmation is read by the goroutine

@@ -556,27 +556,57 @@ const maxRefusedTexts = 16
 // simply not subscribed (review-37 R37-2). A shard channel's refusal
 // names the channel (one event each); the others' names the node only.
 // The names are not tried again, as after a refusal the caller saw.
+//
+// The same for one whose connection could not be made: an actor fails
+// its operations with a transport error only before its connection's
+// first confirmation (a new one: in cluster mode, a shard channel's node
+// or the channels' and patterns' connection opened after SubscribeWith),
+// and those names are not subscribed either. The Refused's Err is then a
+// *ConnectError naming the node. Without it a Handler's SSubscribe to a
+// node down at that moment returned nil and the channel was never
+// subscribed nor reported (qa-BE BE3).
 func (s *Subscription) refusedUnwaited(o subSent, err error) {
 	if o.op.Unsub {
 		return
 	}
 	var se *ServerError
-	if !errors.As(mapError(withoutMarks(err)), &se) {
+	if mapped := mapError(withoutMarks(err)); !errors.As(mapped, &se) {
+		if mapped == nil || errors.Is(mapped, ErrClosed) || errors.Is(mapped, errSubscriptionClosed) || s.life.Err() != nil {
+			return
+		}
+		ce := lostBeforeConfirmed(s.life, o.a, mapped)
+		s.emitRefused(o, ce, func(string) error { return ce })
 		return
 	}
-	addr := o.a.st.Addr()
-	if addr == "" {
-		addr = o.a.addr
-	}
 	if o.op.Kind != actors.SubShard || s.e.cl == nil {
-		s.emit(actors.SubEvent{Kind: actors.SubRefused, Err: se, Addr: addr}, false, nil)
+		s.emitRefused(o, se, nil)
 		return
 	}
 	// Each channel with its own error reply (noteRefused's, review-38).
 	each := map[string]*ServerError{}
 	noteRefused(each, o, err)
-	for _, n := range o.op.Names {
+	s.emitRefused(o, nil, func(n string) error {
 		if e := each[n]; e != nil {
+			return e
+		}
+		return nil
+	})
+}
+
+// emitRefused reports o's names as refused: one event with err for
+// channels and patterns (and in standalone mode), one per shard channel
+// with of(name) in cluster mode (none when it is nil).
+func (s *Subscription) emitRefused(o subSent, err error, of func(string) error) {
+	addr := o.a.st.Addr()
+	if addr == "" {
+		addr = o.a.addr
+	}
+	if o.op.Kind != actors.SubShard || s.e.cl == nil {
+		s.emit(actors.SubEvent{Kind: actors.SubRefused, Err: err, Addr: addr}, false, nil)
+		return
+	}
+	for _, n := range o.op.Names {
+		if e := of(n); e != nil {
 			s.emit(actors.SubEvent{Kind: actors.SubRefused, Err: e, Addr: addr, ShardChannel: n}, true, nil)
 		}
 	}
