@@ -408,3 +408,38 @@ func TestQABEDroppedBurstReported(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // polling the hook's sum
 	}
 }
+
+// BE1 with a Handler: one slow on the Resubscribed event (4 s, longer
+// than ReadTimeout) holds the new connection's reader up the same way;
+// the connection must be kept: one Disconnected, one Resubscribed.
+func TestQABESlowHandlerOnResubscribed(t *testing.T) {
+	srv := valkeytest.Start(t)
+	defer subNoLeak(t)()
+	eng := subEngine(t, srv)
+	ctx := ctxT(t)
+	rec := &qabeRec{}
+	h := func(ev engine.SubEvent) {
+		rec.add(ev)
+		if ev.Kind == engine.Resubscribed && rec.count(engine.Resubscribed, "", "") == 1 {
+			time.Sleep(4 * time.Second) // the slow Handler under test
+		}
+	}
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"sh:a"}, Handler: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := srv.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil || n != int64(1) {
+		t.Fatalf("CLIENT KILL TYPE pubsub: %v %v", n, err)
+	}
+	csWait(t, 10*time.Second, "Resubscribed", func() bool { return rec.count(engine.Resubscribed, "", "") == 1 })
+	time.Sleep(4500 * time.Millisecond) // past the slow call (and any reconnect it caused)
+	csWait(t, 5*time.Second, "delivery after the slow call", func() bool {
+		_, _ = eng.Publish(ctx, "sh:a", "after").Await(ctx)
+		return rec.count(engine.SubMessage, "sh:a", "after") > 0
+	})
+	if d, r := rec.count(engine.Disconnected, "", ""), rec.count(engine.Resubscribed, "", ""); d != 1 || r != 1 {
+		t.Errorf("%d Disconnected, %d Resubscribed for one CLIENT KILL, want 1 each: %s", d, r, rec.events())
+	}
+	_ = sub.Close()
+	_ = eng.Close()
+}
