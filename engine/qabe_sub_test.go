@@ -443,3 +443,40 @@ func TestQABESlowHandlerOnResubscribed(t *testing.T) {
 	_ = sub.Close()
 	_ = eng.Close()
 }
+
+// BE1's fix leaves the actor waiting for the confirmations while the
+// reader is held up: Close without reading must still return at once
+// and leave nothing behind.
+func TestQABECloseWhileResubscribeHeldUp(t *testing.T) {
+	srv := valkeytest.Start(t)
+	defer subNoLeak(t)()
+	eng := subEngine(t, srv)
+	ctx := ctxT(t)
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{Channels: []string{"ch:a"}, Buffer: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Subscribed event fills the channel: the Disconnected waits, so
+	// does the reconnect.
+	if n, err := srv.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil || n != int64(1) {
+		t.Fatalf("CLIENT KILL TYPE pubsub: %v %v", n, err)
+	}
+	<-sub.Channel() // room for the Disconnected; the Resubscribed then waits
+	csWait(t, 10*time.Second, "subscribed again on the server", func() bool {
+		v, err := srv.Do("PUBSUB", "NUMSUB", "ch:a")
+		a, _ := v.([]any)
+		return err == nil && len(a) == 2 && a[1] == int64(1)
+	})
+	time.Sleep(3500 * time.Millisecond) // past ReadTimeout, reader still held up: the state under test
+	start := time.Now()
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %s", d)
+	}
+	if st := eng.Stats(); st.SubConns != 0 || st.Subscriptions != 0 {
+		t.Errorf("after Close: SubConns %d, Subscriptions %d", st.SubConns, st.Subscriptions)
+	}
+	_ = eng.Close()
+}
