@@ -151,7 +151,8 @@ type writerState struct {
 	closed    bool // no more writes
 	stopping  bool // the lanes end once idle
 	nodes     map[string]*writerNode
-	single    *writerNode // standalone mode: the only node
+	routes    map[uint32]*slotRoute // cluster mode: slots with commands pending, per lane index
+	single    *writerNode           // standalone mode: the only node
 	room      chan struct{}
 	waiting   int // Writes waiting for room
 	flushed   chan struct{}

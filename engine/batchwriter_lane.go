@@ -239,15 +239,26 @@ func (w *BatchWriter) rerouteLocked(l *writerLane, batch []writerItem) (late []w
 		return nil
 	}
 	w.e.cl.Stale(batch[0].slot)
+	owners := map[uint16]string{} // one answer per slot: a key's commands move together
+	owner := func(it *writerItem) string {
+		a, ok := owners[it.slot]
+		if !ok {
+			a, _ = w.e.cl.Owner(it.slot)
+			owners[it.slot] = a
+		}
+		return a
+	}
 	var stay []writerItem
-	for _, it := range batch {
-		addr, err := w.e.cl.Owner(it.slot)
-		if err != nil || addr == l.addr {
-			stay = append(stay, it)
+	for i := range batch {
+		if addr := owner(&batch[i]); addr != "" && addr != l.addr {
+			w.laneLocked(addr, laneHash(batch[i].key)).pushLocked(batch[i])
 			continue
 		}
-		w.laneLocked(addr, laneHash(it.key)).pushLocked(it)
+		stay = append(stay, batch[i])
 	}
+	// What the lane queues behind the batch for a slot with a new owner
+	// follows it there, in order (see slotRoute).
+	w.moveQueuedLocked(l, owner)
 	l.requeueLocked(stay)
 	return nil
 }

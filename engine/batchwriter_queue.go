@@ -30,6 +30,10 @@ type writerItem struct {
 	slot  uint16 // cluster mode
 	tries int32
 	gen   uint64
+	// Cluster mode: the node whose lane holds it (queued or in flight),
+	// and its slot and lane index as routes' key (see slotRoute).
+	at    string
+	route uint32
 }
 
 const (
@@ -174,9 +178,116 @@ func (w *BatchWriter) enqueue(ctx context.Context, it writerItem) error {
 	w.written++
 	w.genCount++
 	it.gen = w.gen
+	if w.e.cl != nil {
+		// Behind the slot's commands still pending, wherever the slot
+		// map says it is now (see slotRoute).
+		it.route = uint32(it.slot)<<8 | h%uint32(w.opts.ConnsPerNode)
+		addr = w.routeLocked(it.route, addr)
+	}
 	w.laneLocked(addr, h).pushLocked(it)
 	w.mu.Unlock()
 	return nil
+}
+
+// slotRoute keeps one key's commands in order across a slot move
+// (cluster mode): while commands of a slot are pending on one of a node's
+// lanes, the new commands of that slot and lane index go to that same
+// node, whatever the slot map says now, and so reach the new owner after
+// them, by the same redirect (MOVED, ASK, or a reroute after failed
+// dials), not before. Without it a write made once the map had changed
+// went straight to the new owner, ahead of earlier writes of its key
+// still queued for the old one (qa-BD F1: an RPUSH landing before the
+// RPUSHes written before it; a SET overwritten by an older one).
+// Keyed by slot and lane index (a key's lane has the same index on every
+// node): pending commands of other keys in other lanes do not hold it.
+type slotRoute struct {
+	addr string         // the node new commands go to
+	n    int            // commands pending on addr's lane
+	away map[string]int // commands pending elsewhere, redirected from addr (per node)
+	last string         // the node of the latest move that was not an ASK
+}
+
+// routeLocked returns the node for a new command of route key k whose
+// slot owner is owner now, and counts it there (pushLocked places it).
+func (w *BatchWriter) routeLocked(k uint32, owner string) string {
+	r := w.routes[k]
+	if r == nil {
+		if w.routes == nil {
+			w.routes = map[uint32]*slotRoute{}
+		}
+		r = &slotRoute{addr: owner}
+		w.routes[k] = r
+	}
+	return r.addr
+}
+
+// placeLocked records that it is now on a lane of addr (cluster mode):
+// a new command, or one redirected there.
+func (w *BatchWriter) placeLocked(it *writerItem, addr string) {
+	if it.at == addr {
+		return
+	}
+	r := w.routes[it.route]
+	if r == nil { // not routed by enqueue: not counted
+		return
+	}
+	if it.at != "" {
+		r.remove(it.at)
+		if it.flags&asking == 0 {
+			r.last = addr // moved there (MOVED, a reroute): not an ASK
+		}
+	}
+	if addr == r.addr {
+		r.n++
+	} else {
+		if r.away == nil {
+			r.away = map[string]int{}
+		}
+		r.away[addr]++
+	}
+	it.at = addr
+	w.tidyLocked(it.route, r)
+}
+
+// leftLocked records that it is done (acknowledged or failed).
+func (w *BatchWriter) leftLocked(it *writerItem) {
+	if it.at == "" {
+		return
+	}
+	if r := w.routes[it.route]; r != nil {
+		r.remove(it.at)
+		w.tidyLocked(it.route, r)
+	}
+	it.at = ""
+}
+
+func (r *slotRoute) remove(at string) {
+	if at == r.addr {
+		r.n--
+		return
+	}
+	if r.away[at]--; r.away[at] <= 0 {
+		delete(r.away, at)
+	}
+}
+
+// tidyLocked drops k's route once nothing of it is pending, and moves it
+// to where its commands were moved (MOVED, a reroute) once none is left
+// on its node: new commands then follow them. Commands an ASK sent to a
+// slot's importing node leave the route on the owner, which sends new
+// commands of a migrated key after them, by the same ASK.
+func (w *BatchWriter) tidyLocked(k uint32, r *slotRoute) {
+	if r.n > 0 {
+		return
+	}
+	if len(r.away) == 0 {
+		delete(w.routes, k)
+		return
+	}
+	if n := r.away[r.last]; n > 0 {
+		r.addr, r.n = r.last, n
+		delete(r.away, r.last)
+	}
 }
 
 // owner returns the primary serving slot. While no node serves it (a
@@ -292,6 +403,9 @@ var laneSeed = maphash.MakeSeed()
 // pushLocked appends it to the lane's queue and wakes the lane.
 func (l *writerLane) pushLocked(it writerItem) {
 	w := l.w
+	if w.e.cl != nil {
+		w.placeLocked(&it, l.addr)
+	}
 	q := l.queue
 	if len(q) == 0 || len(q[len(q)-1]) == w.opts.BatchSize {
 		var c []writerItem

@@ -114,6 +114,7 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 	w.acked += uint64(acked)
 	for i := range batch {
 		if ok[i] {
+			w.leftLocked(&batch[i])
 			w.doneLocked(batch[i].gen)
 		}
 	}
@@ -137,15 +138,57 @@ func (w *BatchWriter) resendLocked(l *writerLane, again []writerItem, moved map[
 		return late
 	}
 	w.retries += uint64(len(again))
+	var gone map[uint16]string // slots MOVED elsewhere -> their new owner
 	for addr, items := range moved {
 		w.retries += uint64(len(items))
 		w.redirects += uint64(len(items))
 		for _, it := range items {
+			if it.flags&asking == 0 && addr != l.addr {
+				if gone == nil {
+					gone = map[uint16]string{}
+				}
+				gone[it.slot] = addr
+			}
 			w.laneLocked(addr, laneHash(it.key)).pushLocked(it)
 		}
 	}
+	for _, it := range again { // sent here again first: their slot stays
+		delete(gone, it.slot)
+	}
 	l.requeueLocked(again)
+	if len(gone) > 0 {
+		// What this lane still queues for those slots would get MOVED
+		// too: it follows at once, behind what was redirected, so that
+		// the slots' new commands go to the new owner (slotRoute) after
+		// one round trip rather than after this lane's whole backlog.
+		w.moveQueuedLocked(l, func(it *writerItem) string { return gone[it.slot] })
+	}
 	return nil
+}
+
+// moveQueuedLocked moves the commands queued on l for which to returns a
+// node other than "" and l's to that node's lanes, in order; the others
+// stay, in order.
+func (w *BatchWriter) moveQueuedLocked(l *writerLane, to func(it *writerItem) string) {
+	q := l.queue[:0]
+	for _, c := range l.queue {
+		kept := c[:0]
+		for i := range c {
+			if a := to(&c[i]); a != "" && a != l.addr {
+				w.laneLocked(a, laneHash(c[i].key)).pushLocked(c[i])
+				continue
+			}
+			kept = append(kept, c[i])
+		}
+		clear(c[len(kept):])
+		if len(kept) > 0 {
+			q = append(q, kept)
+		} else if cap(c) == w.opts.BatchSize && len(w.free) < 64 {
+			w.free = append(w.free, kept)
+		}
+	}
+	clear(l.queue[len(q):])
+	l.queue = q
 }
 
 // finish reports failed[i] with errs[i] (or every item of all with err)
@@ -180,8 +223,9 @@ func (w *BatchWriter) finish(all []writerItem, failed []writerItem, errs []error
 		w.reporting -= uint64(len(failed))
 	}
 	w.failed += uint64(len(failed))
-	for _, it := range failed {
-		w.doneLocked(it.gen)
+	for i := range failed {
+		w.leftLocked(&failed[i])
+		w.doneLocked(failed[i].gen)
 	}
 	w.roomLocked()
 	w.mu.Unlock()
