@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -178,8 +177,6 @@ func qabdWriterFaults(t *testing.T, faults []string, opts engine.BatchWriterOpti
 	if st.Written != uint64(written.Load()) || st.Acknowledged+st.Failed != st.Written || st.Failed != uint64(len(failed)) {
 		t.Errorf("stats %+v against written %d, failed %d", st, written.Load(), len(failed))
 	}
-	_ = policies.IsRetryable
-	_ = strings.Contains
 }
 
 // qabdClass sorts a failed write's error: "ok", "maybe" (may have run:
@@ -389,4 +386,3 @@ func TestQABDStatsOutcomeUnknownAgrees(t *testing.T) {
 		t.Errorf("Stats.OutcomeUnknown %d, callers saw %d futures fail with ErrOutcomeUnknown", st.OutcomeUnknown, seenUnknown.Load())
 	}
 }
-
