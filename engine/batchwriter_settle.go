@@ -83,6 +83,15 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 				continue
 			}
 			if ve.IsLoading() || ve.IsTryAgain() || ve.IsClusterDown() || policies.IsRetryable(err) {
+				if w.ranLater(batch, results, i) {
+					// A later command of its slot (its key, standalone)
+					// in this pipeline ran: sent again, it would run
+					// after it (a DEL {t}1 {t}2 refused with TRYAGAIN
+					// deleting the SET {t}1 written after it). Not
+					// sent again: reported, with its reply (nothing ran).
+					failed, errs = append(failed, *it), append(errs, replyError(r, err))
+					continue
+				}
 				it.tries++
 				again = append(again, *it)
 				continue
@@ -124,6 +133,26 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 	w.recycle(batch)
 	w.finish(late, nil, nil, w.closeCause())
 	return broken
+}
+
+// ranLater reports whether a command after batch[i] that shares its slot
+// (cluster mode) or its key (standalone) ran, results being the batch's
+// replies: sent again, batch[i] would run after it. A passing refusal
+// (TRYAGAIN, LOADING, ...) normally refuses the slot's or node's every
+// command; the exception is a multi-key command whose keys a migration
+// split (TRYAGAIN) beside single-key commands the source still serves.
+func (w *BatchWriter) ranLater(batch []writerItem, results []valkey.ValkeyResult, i int) bool {
+	it := &batch[i]
+	for j := i + 1; j < len(batch) && j < len(results); j++ {
+		o := &batch[j]
+		if w.e.cl != nil && o.slot != it.slot || w.e.cl == nil && o.key != it.key {
+			continue
+		}
+		if err := results[j].Error(); err == nil || valkey.IsValkeyNil(err) {
+			return true
+		}
+	}
+	return false
 }
 
 // resendLocked queues again at the front of l and each moved command on
