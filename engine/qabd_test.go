@@ -386,3 +386,90 @@ func TestQABDStatsOutcomeUnknownAgrees(t *testing.T) {
 		t.Errorf("Stats.OutcomeUnknown %d, callers saw %d futures fail with ErrOutcomeUnknown", st.OutcomeUnknown, seenUnknown.Load())
 	}
 }
+
+// Transactions longer than MaxBatchSize (sent in parts on their
+// connection) under CLIENT KILL and deadlines: all of a transaction's
+// RPUSHes or none, none when Exec said it did not run, all when nil.
+func TestQABDLongTxFaults(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{Args: []string{"--enable-debug-command", "yes"}})
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	defer eng.Close()
+	stop := make(chan struct{})
+	faultsDone := make(chan int)
+	go func() { faultsDone <- qabdFaults(t, srv, stop, []string{"kill", "kill", "sleep"}) }()
+	const size = 2500
+	type run struct {
+		id   int
+		err  error
+		errs int // futures that failed
+	}
+	var mu sync.Mutex
+	var runs []run
+	end := time.Now().Add(2500 * time.Millisecond)
+	var wg sync.WaitGroup
+	for g := range 3 {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(end); i++ {
+				id := g*100000 + i
+				d := time.Duration(20+(i*53+g*17)%400) * time.Millisecond
+				ctx, cancel := context.WithTimeout(context.Background(), d)
+				tx := eng.Tx()
+				var fs []interface{ Err(context.Context) error }
+				for k := range size {
+					fs = append(fs, tx.RPush(fmt.Sprintf("qabd:lt:%d", k%3), fmt.Sprintf("%d-%d", id, k)))
+				}
+				err := tx.Exec(ctx)
+				cancel()
+				r := run{id: id, err: err}
+				for _, f := range fs {
+					if f.Err(context.Background()) != nil {
+						r.errs++
+					}
+				}
+				mu.Lock()
+				runs = append(runs, r)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	nf := <-faultsDone
+	count := map[int]int{}
+	for k := range 3 {
+		for _, v := range qabdList(t, srv, fmt.Sprintf("qabd:lt:%d", k)) {
+			var id, n int
+			fmt.Sscanf(v, "%d-%d", &id, &n)
+			count[id]++
+		}
+	}
+	classes := map[string]int{}
+	for _, r := range runs {
+		c := qabdClass(r.err)
+		classes[c]++
+		n := count[r.id]
+		switch {
+		case n != 0 && n != size:
+			t.Errorf("tx %d: %d of its %d RPUSHes ran (Exec %v)", r.id, n, size, r.err)
+		case c == "ok" && (n != size || r.errs != 0):
+			t.Errorf("tx %d: Exec nil, %d ran, %d futures failed", r.id, n, r.errs)
+		case c == "not" && n != 0:
+			t.Errorf("tx %d: Exec %v (not run) but ran", r.id, r.err)
+		case c == "maybe" && !errors.Is(r.err, engine.ErrOutcomeUnknown) && n != 0:
+			t.Errorf("tx %d: Exec %v (a bare ctx error) but ran", r.id, r.err)
+		case c == "":
+			// qa-BD F4: "transaction not executed: EOF" (a part before
+			// EXEC failed: nothing ran) matched no sentinel and was not
+			// retryable (policies.IsRetryable).
+			t.Errorf("tx %d: Exec %v: unclassified", r.id, r.err)
+		}
+		// A transaction that ran while ctx ended has some futures
+		// completed and the rest failed with ErrOutcomeUnknown, and Exec
+		// says ErrOutcomeUnknown (by design, qa-AG 1): only "not run"
+		// fails them all.
+		if c == "not" && r.errs != size {
+			t.Errorf("tx %d: Exec %v but %d futures succeeded", r.id, r.err, size-r.errs)
+		}
+	}
+	t.Logf("faults %d; %d transactions of %d commands: %v", nf, len(runs), size, classes)
+}

@@ -517,8 +517,14 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 			e.unknown.Add(uint64(n)) // for Stats
 		} else {
 			// EXEC was not written: the server drops the transaction with
-			// the connection.
+			// the connection. Nothing ran: the error says so (ErrNotSent,
+			// retryable), unless it is ctx's, which says why (qa-BD F4:
+			// a long transaction whose first part met a closed connection
+			// failed with a bare EOF that callers had to read the text of).
 			terr = fmt.Errorf("vactor: transaction not executed: %w", terr)
+			if !errors.Is(terr, context.Canceled) && !errors.Is(terr, context.DeadlineExceeded) {
+				terr = unsentDial(terr)
+			}
 		}
 		failAll(q, terr)
 		return false, terr
