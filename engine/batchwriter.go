@@ -138,6 +138,11 @@ type writerState struct {
 	opts   BatchWriterOptions
 	back   policies.Backoff
 	noMSet atomic.Bool // MSET refused (or NoMSet): plain SETs go as SETs
+	// msetOK: an MSET was acknowledged. Until then a pipeline merges only
+	// the run of SETs that ends it, so that a refused MSET (an ACL
+	// without it) has nothing after it in its pipeline that ran: its
+	// SETs sent again as SETs keep their place (qa-BD F5).
+	msetOK atomic.Bool
 
 	onErrorPanics atomic.Uint64 // OnError calls that panicked (report)
 	holdWaits     atomic.Uint64 // WAITs its lanes sent at held failovers (tests)

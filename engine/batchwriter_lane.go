@@ -106,7 +106,7 @@ func (l *writerLane) run() {
 		merged := false
 		for i := 0; i < len(batch); i++ {
 			it := &batch[i]
-			if n := w.setRun(batch[i:]); n >= 2 {
+			if n := w.setRun(batch[i:]); n >= 2 && (i+n == len(batch) || w.msetOK.Load()) {
 				// Consecutive plain SETs: one MSET, same order.
 				mset = mset[:0]
 				for k := i; k < i+n; k++ {
@@ -201,6 +201,15 @@ func (w *BatchWriter) msetRefused(l *writerLane, batch []writerItem, results []v
 		}
 	}
 	if !found {
+		if !w.msetOK.Load() {
+			for i := range batch {
+				inMSet := i < len(idx) && ((i > 0 && idx[i-1] == idx[i]) || (i+1 < len(idx) && idx[i+1] == idx[i]))
+				if inMSet && i < len(results) && results[i].Error() == nil {
+					w.msetOK.Store(true) // merging is safe anywhere now
+					break
+				}
+			}
+		}
 		return batch, results
 	}
 	w.noMSet.Store(true)

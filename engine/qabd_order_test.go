@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -264,4 +265,49 @@ func qabdTryAgainOrder(t *testing.T, via string) {
 		t.Errorf("DEL failed with %v, want its TRYAGAIN reply", delErr)
 	}
 	t.Logf("DEL: %v; %s = %q", delErr, k1, v)
+}
+
+// Standalone, a server that refuses MSET (an ACL without it): the plain
+// SETs the writer merged into the refused MSET are sent again as SETs,
+// and must not land after a later write of their key that ran in the
+// same pipeline: SET k a, SET k2 b, DEL k must leave k deleted.
+func TestQABDWriterMSetRefusedOrder(t *testing.T) {
+	srv := valkeytest.Start(t)
+	ctx := ctxT(t)
+	if _, err := srv.Do("ACL", "SETUSER", "nomset", "on", ">nomset-Pa55word-3e8", "~*", "+@all", "-mset"); err != nil {
+		t.Fatal(err)
+	}
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("nomset").WithPassword("nomset-Pa55word-3e8"))
+	defer eng.Close()
+	var mu sync.Mutex
+	var failed []string
+	w := bwWriter(t, eng, engine.BatchWriterOptions{ConnsPerNode: 1, OnError: func(cmd []string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		failed = append(failed, fmt.Sprintf("%q: %v", cmd, err))
+	}})
+	// Many rounds: each must be one pipeline for the inversion; the
+	// first pipeline is the one that meets the refusal.
+	for i := range 200 {
+		k := fmt.Sprintf("qabd:m:%d", i)
+		if err := w.Set(ctx, k, "a", 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Set(ctx, k+":2", "b", 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Del(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s; failed %v", w.Stats(), failed)
+	for i := range 200 {
+		k := fmt.Sprintf("qabd:m:%d", i)
+		if v, err := srv.Do("GET", k); err != nil || v != nil {
+			t.Fatalf("SET %s a then DEL %s: GET %s = %v, %v (the SET landed after the DEL)", k, k, k, v, err)
+		}
+	}
 }
