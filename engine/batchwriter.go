@@ -156,7 +156,8 @@ type writerState struct {
 	closed    bool // no more writes
 	stopping  bool // the lanes end once idle
 	nodes     map[string]*writerNode
-	routes    map[uint32]*slotRoute // cluster mode: slots with commands pending, per lane index
+	routes    [][]slotRoute         // cluster mode: per lane index, one per slot, made on first use (see slotRoute)
+	moves     map[uint32]*slotMoves // cluster mode: routes with commands moved away from them
 	single    *writerNode           // standalone mode: the only node
 	room      chan struct{}
 	waiting   int // Writes waiting for room

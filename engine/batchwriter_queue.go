@@ -30,10 +30,10 @@ type writerItem struct {
 	slot  uint16 // cluster mode
 	tries int32
 	gen   uint64
-	// Cluster mode: the node whose lane holds it (queued or in flight),
-	// and its slot and lane index as routes' key (see slotRoute).
-	at    string
-	route uint32
+	lane  uint8 // cluster mode: its lane's index on every node (see slotRoute)
+	// Cluster mode: the node whose lane holds it, queued or in flight
+	// ("" before it is queued and once it is done).
+	at string
 }
 
 const (
@@ -181,8 +181,12 @@ func (w *BatchWriter) enqueue(ctx context.Context, it writerItem) error {
 	if w.e.cl != nil {
 		// Behind the slot's commands still pending, wherever the slot
 		// map says it is now (see slotRoute).
-		it.route = uint32(it.slot)<<8 | h%uint32(w.opts.ConnsPerNode)
-		addr = w.routeLocked(it.route, addr)
+		it.lane = uint8(h % uint32(w.opts.ConnsPerNode))
+		if r := w.routeLocked(&it); r.n == 0 && r.away == 0 {
+			r.addr = addr // nothing of it pending: the map decides
+		} else {
+			addr = r.addr
+		}
 	}
 	w.laneLocked(addr, h).pushLocked(it)
 	w.mu.Unlock()
@@ -198,27 +202,56 @@ func (w *BatchWriter) enqueue(ctx context.Context, it writerItem) error {
 // went straight to the new owner, ahead of earlier writes of its key
 // still queued for the old one (qa-BD F1: an RPUSH landing before the
 // RPUSHes written before it; a SET overwritten by an older one).
-// Keyed by slot and lane index (a key's lane has the same index on every
-// node): pending commands of other keys in other lanes do not hold it.
+// Per slot and lane index (a key's lane has the same index on every
+// node), so that pending commands of other lanes do not hold a lane's
+// route: a MOVED moves what the lane queues for the slot at once
+// (moveQueuedLocked), and its new commands then go to the new owner after
+// one round trip even when the slot is written without a pause.
+//
+// Kept in a table per lane index with one entry per slot (24 B: 393 KB
+// per lane index in use, made on its first command), not in a map: a
+// map entry made and dropped as each slot went from idle to pending and
+// back cost the writer ~0.3-0.45 µs of CPU per SET over a 100,000-key
+// space (qa-BD's first version, BenchmarkZZClusterWriter, throwaway).
 type slotRoute struct {
-	addr string         // the node new commands go to
-	n    int            // commands pending on addr's lane
-	away map[string]int // commands pending elsewhere, redirected from addr (per node)
-	last string         // the node of the latest move that was not an ASK
+	addr string // the node new commands go to while any is pending
+	n    int32  // commands pending on addr's lane
+	away int32  // commands pending elsewhere, moved from addr (per node in moves)
 }
 
-// routeLocked returns the node for a new command of route key k whose
-// slot owner is owner now, and counts it there (pushLocked places it).
-func (w *BatchWriter) routeLocked(k uint32, owner string) string {
-	r := w.routes[k]
-	if r == nil {
-		if w.routes == nil {
-			w.routes = map[uint32]*slotRoute{}
-		}
-		r = &slotRoute{addr: owner}
-		w.routes[k] = r
+// slotMoves is what a route with commands moved away from it keeps, in
+// a map (moves are rare): how many are pending on each other node, and
+// the node of the latest move that was not an ASK.
+type slotMoves struct {
+	away map[string]int32
+	last string
+}
+
+// routeLocked returns the route of it's slot and lane index.
+func (w *BatchWriter) routeLocked(it *writerItem) *slotRoute {
+	if w.routes == nil {
+		w.routes = make([][]slotRoute, w.opts.ConnsPerNode)
 	}
-	return r.addr
+	rs := w.routes[it.lane]
+	if rs == nil {
+		rs = make([]slotRoute, actors.Slots)
+		w.routes[it.lane] = rs
+	}
+	return &rs[it.slot]
+}
+
+// movesLocked returns the moves of it's route, made if need be.
+func (w *BatchWriter) movesLocked(it *writerItem) *slotMoves {
+	k := uint32(it.slot)<<8 | uint32(it.lane)
+	m := w.moves[k]
+	if m == nil {
+		if w.moves == nil {
+			w.moves = map[uint32]*slotMoves{}
+		}
+		m = &slotMoves{away: map[string]int32{}}
+		w.moves[k] = m
+	}
+	return m
 }
 
 // placeLocked records that it is now on a lane of addr (cluster mode):
@@ -227,26 +260,21 @@ func (w *BatchWriter) placeLocked(it *writerItem, addr string) {
 	if it.at == addr {
 		return
 	}
-	r := w.routes[it.route]
-	if r == nil { // not routed by enqueue: not counted
-		return
-	}
+	r := w.routeLocked(it)
 	if it.at != "" {
-		r.remove(it.at)
+		w.removeLocked(it, r)
 		if it.flags&asking == 0 {
-			r.last = addr // moved there (MOVED, a reroute): not an ASK
+			w.movesLocked(it).last = addr // moved there (MOVED, a reroute): not an ASK
 		}
 	}
 	if addr == r.addr {
 		r.n++
 	} else {
-		if r.away == nil {
-			r.away = map[string]int{}
-		}
-		r.away[addr]++
+		r.away++
+		w.movesLocked(it).away[addr]++
 	}
 	it.at = addr
-	w.tidyLocked(it.route, r)
+	w.tidyLocked(it, r)
 }
 
 // leftLocked records that it is done (acknowledged or failed).
@@ -254,39 +282,48 @@ func (w *BatchWriter) leftLocked(it *writerItem) {
 	if it.at == "" {
 		return
 	}
-	if r := w.routes[it.route]; r != nil {
-		r.remove(it.at)
-		w.tidyLocked(it.route, r)
-	}
+	r := w.routeLocked(it)
+	w.removeLocked(it, r)
+	w.tidyLocked(it, r)
 	it.at = ""
 }
 
-func (r *slotRoute) remove(at string) {
-	if at == r.addr {
+// removeLocked uncounts it from where it is pending.
+func (w *BatchWriter) removeLocked(it *writerItem, r *slotRoute) {
+	if it.at == r.addr {
 		r.n--
 		return
 	}
-	if r.away[at]--; r.away[at] <= 0 {
-		delete(r.away, at)
+	r.away--
+	m := w.movesLocked(it)
+	if m.away[it.at]--; m.away[it.at] <= 0 {
+		delete(m.away, it.at)
 	}
 }
 
-// tidyLocked drops k's route once nothing of it is pending, and moves it
-// to where its commands were moved (MOVED, a reroute) once none is left
-// on its node: new commands then follow them. Commands an ASK sent to a
-// slot's importing node leave the route on the owner, which sends new
-// commands of a migrated key after them, by the same ASK.
-func (w *BatchWriter) tidyLocked(k uint32, r *slotRoute) {
+// tidyLocked moves r to where its commands were moved (MOVED, a reroute)
+// once none is left on its node: new commands then follow them. Commands
+// an ASK sent to a slot's importing node leave the route on the owner,
+// which sends new commands of a migrated key after them, by the same ASK.
+// Once nothing of r is pending, the slot map decides again (enqueue).
+func (w *BatchWriter) tidyLocked(it *writerItem, r *slotRoute) {
 	if r.n > 0 {
 		return
 	}
-	if len(r.away) == 0 {
-		delete(w.routes, k)
+	k := uint32(it.slot)<<8 | uint32(it.lane)
+	if r.away == 0 {
+		if len(w.moves) > 0 {
+			delete(w.moves, k)
+		}
 		return
 	}
-	if n := r.away[r.last]; n > 0 {
-		r.addr, r.n = r.last, n
-		delete(r.away, r.last)
+	m := w.moves[k]
+	if m == nil {
+		return
+	}
+	if n := m.away[m.last]; n > 0 {
+		r.addr, r.n, r.away = m.last, n, r.away-n
+		delete(m.away, m.last)
 	}
 }
 
