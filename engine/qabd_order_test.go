@@ -67,7 +67,7 @@ func qabdWriterClusterOrder(t *testing.T, how string) {
 	}
 	var mu sync.Mutex
 	var failures []string
-	w := bwWriter(t, eng, engine.BatchWriterOptions{BatchSize: 8, ConnsPerNode: 1, MaxPending: 50_000,
+	w := bwWriter(t, eng, engine.BatchWriterOptions{BatchSize: 8, MaxPending: 50_000, // ConnsPerNode: the default (2)
 		OnError: func(cmd []string, err error) {
 			mu.Lock()
 			defer mu.Unlock()
