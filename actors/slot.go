@@ -78,6 +78,23 @@ type Collector struct {
 	recovering atomic.Bool  // a redirect came back, or a command failed: new batches wait
 	notified   atomic.Bool
 	notify     func()
+	// passing: a TRYAGAIN or CLUSTERDOWN redirect is kept; ran: the
+	// commands of the slot that ran (or may have) since (see Ran, take).
+	passing bool
+	ran     []ranCmd
+}
+
+// ranCmd is a command that ran while a TRYAGAIN or CLUSTERDOWN redirect
+// was kept: its Seq and its arguments.
+type ranCmd struct {
+	seq  uint32
+	args []string
+}
+
+// Argumented is a command that can say its arguments (after its name)
+// once answered (the engine's cluster requests: Collector.Ran).
+type Argumented interface {
+	Args() []string
 }
 
 // Redirect is a command the cluster sent elsewhere, or one its node
@@ -116,6 +133,9 @@ func (c *Collector) Intercept(cmd Hooked, res valkey.ValkeyResult) bool {
 		c.mu.Unlock()
 		cmd.Fail(err)
 	} else {
+		if r.Addr == "" {
+			c.passing = true // TRYAGAIN, CLUSTERDOWN (see Ran)
+		}
 		c.redirects = append(c.redirects, r)
 		c.recovering.Store(true)
 		c.mu.Unlock()
@@ -187,6 +207,33 @@ func (c *Collector) Failed() {
 	c.Done()
 }
 
+// Ran records, before its Done, that cmd, a command of the slot, ran or
+// may have run: its reply was not a redirect, or its outcome is unknown.
+// Only while a TRYAGAIN or CLUSTERDOWN redirect is kept (one atomic load
+// otherwise): take then fails, with its reply, such a command that cmd
+// was posted after and shares an argument with, instead of sending it
+// again after cmd (qa-BD F3: a DEL {t}1 {t}2 refused with TRYAGAIN by a
+// migration that split its keys, and a SET {t}1 after it in the same
+// pipeline, which ran: the DEL sent again deleted what the SET wrote).
+// Nothing ran: the caller may send it again. Arguments, not keys: a
+// command whose value is the other's key counts too (a TRYAGAIN more, not
+// a reordered write). A MOVED or ASK is followed as before: the later
+// commands of a single-key command's key get the same redirect.
+func (c *Collector) Ran(cmd Hooked) {
+	if !c.recovering.Load() {
+		return
+	}
+	a, ok := cmd.(Argumented)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	if c.passing {
+		c.ran = append(c.ran, ranCmd{seq: cmd.Seq(), args: a.Args()})
+	}
+	c.mu.Unlock()
+}
+
 // Done counts one forwarded command as finished.
 func (c *Collector) Done() {
 	if c.left.Add(-1) == 0 && c.recovering.Load() && c.notified.CompareAndSwap(false, true) {
@@ -203,13 +250,55 @@ func (c *Collector) Done() {
 // owner). Their Seq is the order the slot posted them in, under its
 // routing lock, on the direct path and from the slot actor alike: for
 // commands of one goroutine, the order they were issued in.
+//
+// A TRYAGAIN or CLUSTERDOWN command that a later command of the slot
+// sharing an argument with it ran after (see Ran) is failed with its
+// reply instead.
 func (c *Collector) take() []Redirect {
 	c.mu.Lock()
 	r := c.redirects
 	c.redirects = nil
+	ran := c.ran
+	c.ran, c.passing = nil, false
 	c.mu.Unlock()
 	slices.SortStableFunc(r, func(a, b Redirect) int { return seqCompare(a.seq, b.seq) })
-	return r
+	if len(ran) == 0 {
+		return r
+	}
+	var refused []Redirect
+	keep := r[:0]
+	for _, x := range r {
+		if x.Failed == nil && x.Addr == "" && ranAfter(x, ran) {
+			refused = append(refused, x)
+			continue
+		}
+		keep = append(keep, x)
+	}
+	for _, x := range refused {
+		x.Cmd.Fail(x.Err)
+	}
+	return keep
+}
+
+// ranAfter reports whether a command of ran posted after x's shares an
+// argument with it.
+func ranAfter(x Redirect, ran []ranCmd) bool {
+	a, ok := x.Cmd.(Argumented)
+	if !ok {
+		return false
+	}
+	args := a.Args()
+	for _, rc := range ran {
+		if seqCompare(rc.seq, x.seq) <= 0 {
+			continue
+		}
+		for _, v := range rc.args {
+			if slices.Contains(args, v) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // seqCompare compares two Seqs as serial numbers (RFC 1982): a wrapped

@@ -338,8 +338,13 @@ func mapError(err error) error {
 // failError maps the error an actor fails a command with: a redirect
 // given up on (ErrTooManyRedirects joined with valkey-go's error of the
 // last redirect reply) gets that reply as a *ServerError, like every
-// other error reply the engine returns; other errors pass through.
+// other error reply the engine returns; so does an error reply an actor
+// fails a command with (a TRYAGAIN its slot does not send again: see
+// actors.Collector.Ran); other errors pass through.
 func failError(err error) error {
+	if _, ok := valkey.IsValkeyErr(err); ok {
+		return mapError(err)
+	}
 	if !errors.Is(err, ErrTooManyRedirects) {
 		return err
 	}

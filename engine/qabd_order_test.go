@@ -145,10 +145,11 @@ func TestQABDWriterClusterTryAgainOrder(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test: skipped with -short")
 	}
-	// The same with Engine methods and a Pipeline (the slot actors send
-	// the TRYAGAIN'd DEL again after the SET that ran) is qa-BD F3, not
-	// fixed: qabdTryAgainOrder(t, "engine") and (t, "pipeline") fail.
-	qabdTryAgainOrder(t, "writer")
+	// With Engine methods and a Pipeline the slot actor sent the
+	// TRYAGAIN'd DEL again after the SET that ran (qa-BD F3).
+	for _, via := range []string{"writer", "engine", "pipeline"} {
+		t.Run(via, func(t *testing.T) { qabdTryAgainOrder(t, via) })
+	}
 }
 
 func qabdTryAgainOrder(t *testing.T, via string) {

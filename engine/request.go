@@ -249,6 +249,22 @@ func (r *request[T]) Renew() {
 	}
 }
 
+// Args implements actors.Argumented: the command's arguments after its
+// name, valid once it is answered (the parts kept to send it again, or
+// the pinned command's); nil outside cluster mode.
+func (r *request[T]) Args() []string {
+	if r.x == nil || r.x.ext == nil || r.x.ext == pinnedCmd {
+		return nil
+	}
+	if x := r.x.ext; x.n > 0 {
+		return x.parts[1:x.n]
+	}
+	if parts := r.cmd.Commands(); len(parts) > 0 { // pinned
+		return parts[1:]
+	}
+	return nil
+}
+
 // Resendable implements actors.Resendable.
 func (r *request[T]) Resendable() bool { return r.x != nil && r.x.ext != nil }
 
@@ -296,6 +312,9 @@ func (r *request[T]) fail(err error, counted func()) {
 	}
 	if h != nil && h.Reroute(r, err, counted) {
 		return // failed unrun by its node: the slot actor sends it again
+	}
+	if h != nil && errors.Is(err, ErrOutcomeUnknown) {
+		h.Ran(r) // it may have run (see Collector.Ran)
 	}
 	if counted != nil {
 		counted() // before the future fails: Stats never lag what its caller saw
@@ -353,6 +372,9 @@ func (r *request[T]) Complete(res valkey.ValkeyResult) {
 	}
 	if h != nil && h.Intercept(r, res) {
 		return // redirected: the slot actor sends it again
+	}
+	if h != nil {
+		h.Ran(r) // before its future completes (see Collector.Ran)
 	}
 	v, err := r.decode(res)
 	r.promise.Complete(v, replyError(&res, err))
