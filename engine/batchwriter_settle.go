@@ -136,8 +136,10 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 }
 
 // ranLater reports whether a command after batch[i] that shares its slot
-// (cluster mode) or its key (standalone) ran, results being the batch's
-// replies: sent again, batch[i] would run after it. A passing refusal
+// (cluster mode) or its key (standalone) ran, or was redirected (MOVED,
+// ASK: it is sent to its target at once, and runs there before batch[i]'s
+// resend), results being the batch's replies: sent again, batch[i] would
+// run after it. A passing refusal
 // (TRYAGAIN, LOADING, ...) normally refuses the slot's or node's every
 // command; the exception is a multi-key command whose keys a migration
 // split (TRYAGAIN) beside single-key commands the source still serves.
@@ -148,8 +150,19 @@ func (w *BatchWriter) ranLater(batch []writerItem, results []valkey.ValkeyResult
 		if w.e.cl != nil && o.slot != it.slot || w.e.cl == nil && o.key != it.key {
 			continue
 		}
-		if err := results[j].Error(); err == nil || valkey.IsValkeyNil(err) {
+		err := results[j].Error()
+		if err == nil || valkey.IsValkeyNil(err) {
 			return true
+		}
+		// Redirected (MOVED, ASK): sent at once to its target, it runs
+		// there before this one's resend after the backoff (rv42 F1).
+		if ve, ok := valkey.IsValkeyErr(err); ok && w.e.cl != nil {
+			if _, moved := actors.MovedAddr(ve); moved {
+				return true
+			}
+			if _, ask := actors.AskAddr(ve); ask {
+				return true
+			}
 		}
 	}
 	return false

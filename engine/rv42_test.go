@@ -1,0 +1,107 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// rv42 F1: cluster mode, a slot migrating. {t}1 already moved to the
+// importing node, {t}2 not yet. DEL {t}1 {t}2 then SET {t}1 after, in one
+// pipeline: the DEL gets TRYAGAIN (its keys are split), the SET gets ASK and
+// runs on the importing node at once. ranLater only looks for a later
+// command that ran in the pipeline, not one redirected (ASK/MOVED) that
+// runs elsewhere before the DEL's resend: once {t}2 moves too, the DEL is
+// sent again and deletes the SET written after it.
+func TestRV42WriterTryAgainPastAsk(t *testing.T) {
+	c := valkeytest.StartClusterT(t)
+	eng := clusterEngine(t, c)
+	ctx := ctxT(t)
+	src, dst := c.Primaries()[0], c.Primaries()[1]
+	ranges, err := c.SlotsOf(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tag string
+	slot := -1
+	for i := 0; slot < 0; i++ {
+		tag = fmt.Sprintf("{rv42x%d}", i)
+		s, err := c.KeySlot(tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range ranges {
+			if s >= r[0] && s <= r[1] {
+				slot = s
+			}
+		}
+	}
+	k1, k2, k3 := tag+"1", tag+"2", tag+"3"
+	for _, k := range []string{k1, k2, k3} {
+		if _, err := src.Do("SET", k, "before"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ss := fmt.Sprint(slot)
+	do := func(n *valkeytest.ClusterNode, args ...string) {
+		t.Helper()
+		if _, err := n.Do(args...); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	var delErr error
+	w := bwWriter(t, eng, engine.BatchWriterOptions{ConnsPerNode: 1, OnError: func(cmd []string, err error) {
+		if cmd[0] == "DEL" {
+			delErr = err
+		} else {
+			t.Errorf("OnError(%q, %v)", cmd, err)
+		}
+	}})
+	// Warm the lane (its connection) up.
+	if err := w.Set(ctx, k3, "warm", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	do(dst, "CLUSTER", "SETSLOT", ss, "IMPORTING", src.ID)
+	do(src, "CLUSTER", "SETSLOT", ss, "MIGRATING", dst.ID)
+	do(src, "MIGRATE", dst.Host(), fmt.Sprint(dst.Port()), "", "0", "5000", "KEYS", k1)
+	// Hold the lane's next pipeline so that DEL and SET queue as one.
+	do(src, "CLIENT", "PAUSE", "300", "WRITE")
+	if err := w.Set(ctx, k3, "held", 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := w.Del(ctx, k1, k2); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Set(ctx, k1, "after", 0); err != nil {
+		t.Fatal(err)
+	}
+	// Once the SET was redirected (ASK) the migration ends.
+	deadline := time.Now().Add(5 * time.Second)
+	for w.Stats().Redirects == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(5 * time.Millisecond)
+	do(src, "MIGRATE", dst.Host(), fmt.Sprint(dst.Port()), "", "0", "5000", "KEYS", k2, k3)
+	for _, n := range c.Primaries() {
+		do(n, "CLUSTER", "SETSLOT", ss, "NODE", dst.ID)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := w.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	st := w.Stats()
+	t.Logf("%s; %d resent, %d redirects; DEL: %v", st, st.Retries, st.Redirects, delErr)
+	v, err := eng.Get(ctx, k1).Await(ctx)
+	if err != nil || v != "after" {
+		t.Fatalf("DEL %s %s (error %v) then SET %s acknowledged: GET %s = %q, %v (the DEL ran after the SET)", k1, k2, delErr, k1, k1, v, err)
+	}
+}
