@@ -97,6 +97,9 @@ func qabdWriterClusterOrder(t *testing.T, how string) {
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if s := engine.WriterRouteLeaks(w); s != "" {
+		t.Errorf("routes still counting after Flush: %s", s)
+	}
 	st := w.Stats()
 	t.Logf("%s under %d RPUSHes: %s, %d resent, %d redirects", how, n, st, st.Retries, st.Redirects)
 	for _, f := range failures[:min(len(failures), 5)] {
