@@ -252,16 +252,30 @@ func (c *Collector) Done() {
 // commands of one goroutine, the order they were issued in.
 //
 // A TRYAGAIN or CLUSTERDOWN command that a later command of the slot
-// sharing an argument with it ran after (see Ran) is failed with its
-// reply instead.
+// sharing an argument with it ran after (see Ran), or that such a command
+// redirected by ASK would overtake, is failed with its reply instead.
 func (c *Collector) take() []Redirect {
 	c.mu.Lock()
 	r := c.redirects
 	c.redirects = nil
-	ran := c.ran
+	ran, passing := c.ran, c.passing
 	c.ran, c.passing = nil, false
 	c.mu.Unlock()
 	slices.SortStableFunc(r, func(a, b Redirect) int { return seqCompare(a.seq, b.seq) })
+	if !passing {
+		return r
+	}
+	// An ASK'd command goes to the importing node as soon as the backoff
+	// is over, beside the TRYAGAIN'd ones sent to the owner (send): one
+	// issued after a TRYAGAIN'd command of its key would run first (rv42
+	// F1's form: DEL {t}1 {t}2 refused, SET {t}1 asked).
+	for _, y := range r {
+		if y.Ask {
+			if a, ok := y.Cmd.(Argumented); ok {
+				ran = append(ran, ranCmd{seq: y.seq, args: a.Args()})
+			}
+		}
+	}
 	if len(ran) == 0 {
 		return r
 	}

@@ -76,7 +76,7 @@ func TestRV42WriterTryAgainPastAsk(t *testing.T) {
 	if err := w.Set(ctx, k3, "held", 0); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	awaitPostponed(t, src) // SET k3 written, waiting out the pause
 	if err := w.Del(ctx, k1, k2); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,109 @@
+package engine_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
+)
+
+// Cluster mode, a slot migrating, {t}1 already on the importing node and
+// {t}2 not: DEL {t}1 {t}2 then SET {t}1 after, fired back to back into
+// one pipeline (the connection held up by CLIENT PAUSE WRITE). The DEL
+// gets TRYAGAIN (its keys are split), the SET ASK: after the backoff the
+// slot actor sent the SET to the importing node beside the DEL to the
+// owner, and once the migration ended the DEL ran after the SET there,
+// deleting what it wrote (rv42 F1's form of qa-BD F3). The DEL must fail
+// with its TRYAGAIN instead (nothing ran), or run first.
+func TestClusterTryAgainPastAskKeepsOrder(t *testing.T) {
+	c := valkeytest.StartClusterT(t)
+	eng := clusterEngine(t, c)
+	ctx := ctxT(t)
+	src, dst := c.Primaries()[0], c.Primaries()[1]
+	ranges, err := c.SlotsOf(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tag string
+	slot := -1
+	for i := 0; slot < 0; i++ {
+		tag = fmt.Sprintf("{tra%d}", i)
+		s, err := c.KeySlot(tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range ranges {
+			if s >= r[0] && s <= r[1] {
+				slot = s
+			}
+		}
+	}
+	k1, k2, k3 := tag+"1", tag+"2", tag+"3"
+	for _, k := range []string{k1, k2, k3} {
+		if err := eng.Set(ctx, k, "before", 0).Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ss := fmt.Sprint(slot)
+	do := func(n *valkeytest.ClusterNode, args ...string) {
+		t.Helper()
+		if _, err := n.Do(args...); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	do(dst, "CLUSTER", "SETSLOT", ss, "IMPORTING", src.ID)
+	do(src, "CLUSTER", "SETSLOT", ss, "MIGRATING", dst.ID)
+	do(src, "MIGRATE", dst.Host(), fmt.Sprint(dst.Port()), "", "0", "5000", "KEYS", k1)
+	// Hold the connection's next pipeline so that DEL and SET queue as one.
+	do(src, "CLIENT", "PAUSE", "300", "WRITE")
+	held := eng.Set(ctx, k3, "held", 0)
+	awaitPostponed(t, src) // SET k3 written, waiting out the pause
+	del := eng.Del(ctx, k1, k2)
+	set := eng.Set(ctx, k1, "after", 0)
+	// Once the SET was redirected (ASK) the migration ends.
+	for deadline := time.Now().Add(5 * time.Second); eng.Stats().Redirects < 1 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	do(src, "MIGRATE", dst.Host(), fmt.Sprint(dst.Port()), "", "0", "5000", "KEYS", k2, k3)
+	for _, n := range c.Primaries() {
+		do(n, "CLUSTER", "SETSLOT", ss, "NODE", dst.ID)
+	}
+	if err := held.Err(ctx); err != nil {
+		t.Fatalf("SET %s: %v", k3, err)
+	}
+	_, derr := del.Await(ctx)
+	if err := set.Err(ctx); err != nil {
+		t.Fatalf("SET %s: %v", k1, err)
+	}
+	t.Logf("DEL: %v; Redirects %d", derr, eng.Stats().Redirects)
+	v, err := eng.Get(ctx, k1).Await(ctx)
+	if err != nil || v != "after" {
+		t.Fatalf("DEL %s %s (error %v) then SET %s acknowledged: GET %s = %q, %v (the DEL ran after the SET)", k1, k2, derr, k1, k1, v, err)
+	}
+	if derr != nil && !errors.Is(derr, &engine.ServerError{Prefix: "TRYAGAIN"}) {
+		t.Errorf("DEL failed with %v, want its TRYAGAIN reply", derr)
+	}
+}
+
+// awaitPostponed waits until n holds a client's command back (CLIENT
+// PAUSE WRITE blocks the client that sent a write: blocked_clients).
+func awaitPostponed(t *testing.T, n *valkeytest.ClusterNode) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		info, err := n.Do("INFO", "clients")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := info.(string); !strings.Contains(s, "blocked_clients:0\r\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no client held back by CLIENT PAUSE WRITE within 5s")
+		}
+		time.Sleep(time.Millisecond) // polling the server
+	}
+}
