@@ -217,7 +217,12 @@ func (w *BatchWriter) msetRefused(l *writerLane, batch []writerItem, results []v
 	var keepRes []valkey.ValkeyResult
 	var again []writerItem
 	for i := range batch {
-		if refused(i) {
+		// A refused SET sent again would land after a later command of
+		// its key that ran in this pipeline (an MSET merged mid-pipeline
+		// once msetOK, then refused after an ACL change: rv42 F3): it is
+		// left to settle, which reports it with the refusal (it did not
+		// run), as ranLater's commands are.
+		if refused(i) && !w.ranLater(batch, results, i) {
 			again = append(again, batch[i])
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -103,5 +104,60 @@ func TestRV42WriterTryAgainPastAsk(t *testing.T) {
 	v, err := eng.Get(ctx, k1).Await(ctx)
 	if err != nil || v != "after" {
 		t.Fatalf("DEL %s %s (error %v) then SET %s acknowledged: GET %s = %q, %v (the DEL ran after the SET)", k1, k2, delErr, k1, k1, v, err)
+	}
+}
+
+// rv42 F3: msetOK is sticky. Once an MSET was acknowledged, runs of SETs
+// are merged anywhere in a pipeline; a server that refuses MSET later (an
+// ACL change) gets SET k a merged mid-pipeline, refused, and sent again
+// as a SET after the DEL k behind it ran.
+func TestRV42WriterMSetRefusedLater(t *testing.T) {
+	srv := valkeytest.Start(t)
+	ctx := ctxT(t)
+	if _, err := srv.Do("ACL", "SETUSER", "rvm", "on", ">rvm-Pa55word-3e8", "~*", "+@all"); err != nil {
+		t.Fatal(err)
+	}
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("rvm").WithPassword("rvm-Pa55word-3e8"))
+	defer eng.Close()
+	w := bwWriter(t, eng, engine.BatchWriterOptions{ConnsPerNode: 1, OnError: func(cmd []string, err error) {
+		t.Logf("OnError(%q, %v)", cmd, err)
+	}})
+	// An acknowledged MSET: a trailing run of SETs.
+	for range 50 {
+		for i := range 4 {
+			if err := w.Set(ctx, fmt.Sprintf("rv42:warm:%d", i), "x", 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Do("ACL", "SETUSER", "rvm", "-mset"); err != nil {
+		t.Fatal(err)
+	}
+	// One pipeline: SET k a, SET k2 b, DEL k (held behind a paused one).
+	if _, err := srv.Do("CLIENT", "PAUSE", "300", "WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Set(ctx, "rv42:hold", "x", 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := w.Set(ctx, "rv42:k", "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Set(ctx, "rv42:k2", "b", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Del(ctx, "rv42:k"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", w.Stats())
+	if v, err := srv.Do("GET", "rv42:k"); err != nil || v != nil {
+		t.Fatalf("SET k a then DEL k: GET k = %v, %v (the SET landed after the DEL)", v, err)
 	}
 }
