@@ -19,6 +19,9 @@ import (
 // runs elsewhere before the DEL's resend: once {t}2 moves too, the DEL is
 // sent again and deletes the SET written after it.
 func TestRV42WriterTryAgainPastAsk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
 	c := valkeytest.StartClusterT(t)
 	eng := clusterEngine(t, c)
 	ctx := ctxT(t)
