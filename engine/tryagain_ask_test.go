@@ -20,6 +20,9 @@ import (
 // deleting what it wrote (rv42 F1's form of qa-BD F3). The DEL must fail
 // with its TRYAGAIN instead (nothing ran), or run first.
 func TestClusterTryAgainPastAskKeepsOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: skipped with -short")
+	}
 	c := valkeytest.StartClusterT(t)
 	eng := clusterEngine(t, c)
 	ctx := ctxT(t)
