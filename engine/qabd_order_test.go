@@ -160,24 +160,7 @@ func qabdTryAgainOrder(t *testing.T, via string) {
 	eng := clusterEngine(t, c)
 	ctx := ctxT(t)
 	src, dst := c.Primaries()[0], c.Primaries()[1]
-	ranges, err := c.SlotsOf(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tag string
-	slot := -1
-	for i := 0; slot < 0; i++ {
-		tag = fmt.Sprintf("{qabd%d}", i)
-		s, err := c.KeySlot(tag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range ranges {
-			if s >= r[0] && s <= r[1] {
-				slot = s
-			}
-		}
-	}
+	tag, slot := tagServedBy(t, c, src, "qabd")
 	k1, k2 := tag+"1", tag+"2"
 	for _, k := range []string{k1, k2} {
 		if _, err := src.Do("SET", k, "before"); err != nil {
@@ -185,12 +168,7 @@ func qabdTryAgainOrder(t *testing.T, via string) {
 		}
 	}
 	ss := fmt.Sprint(slot)
-	do := func(n *valkeytest.ClusterNode, args ...string) {
-		t.Helper()
-		if _, err := n.Do(args...); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-	}
+	do := func(n *valkeytest.ClusterNode, args ...string) { t.Helper(); nodeDo(t, n, args...) }
 	do(dst, "CLUSTER", "SETSLOT", ss, "IMPORTING", src.ID)
 	do(src, "CLUSTER", "SETSLOT", ss, "MIGRATING", dst.ID)
 	do(src, "MIGRATE", dst.Host(), fmt.Sprint(dst.Port()), "", "0", "5000", "KEYS", k2)

@@ -26,24 +26,7 @@ func TestRV42WriterTryAgainPastAsk(t *testing.T) {
 	eng := clusterEngine(t, c)
 	ctx := ctxT(t)
 	src, dst := c.Primaries()[0], c.Primaries()[1]
-	ranges, err := c.SlotsOf(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tag string
-	slot := -1
-	for i := 0; slot < 0; i++ {
-		tag = fmt.Sprintf("{rv42x%d}", i)
-		s, err := c.KeySlot(tag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range ranges {
-			if s >= r[0] && s <= r[1] {
-				slot = s
-			}
-		}
-	}
+	tag, slot := tagServedBy(t, c, src, "rv42x")
 	k1, k2, k3 := tag+"1", tag+"2", tag+"3"
 	for _, k := range []string{k1, k2, k3} {
 		if _, err := src.Do("SET", k, "before"); err != nil {
@@ -51,12 +34,7 @@ func TestRV42WriterTryAgainPastAsk(t *testing.T) {
 		}
 	}
 	ss := fmt.Sprint(slot)
-	do := func(n *valkeytest.ClusterNode, args ...string) {
-		t.Helper()
-		if _, err := n.Do(args...); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-	}
+	do := func(n *valkeytest.ClusterNode, args ...string) { t.Helper(); nodeDo(t, n, args...) }
 	var delErr error
 	w := bwWriter(t, eng, engine.BatchWriterOptions{ConnsPerNode: 1, OnError: func(cmd []string, err error) {
 		if cmd[0] == "DEL" {

@@ -27,24 +27,7 @@ func TestClusterTryAgainPastAskKeepsOrder(t *testing.T) {
 	eng := clusterEngine(t, c)
 	ctx := ctxT(t)
 	src, dst := c.Primaries()[0], c.Primaries()[1]
-	ranges, err := c.SlotsOf(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tag string
-	slot := -1
-	for i := 0; slot < 0; i++ {
-		tag = fmt.Sprintf("{tra%d}", i)
-		s, err := c.KeySlot(tag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range ranges {
-			if s >= r[0] && s <= r[1] {
-				slot = s
-			}
-		}
-	}
+	tag, slot := tagServedBy(t, c, src, "tra")
 	k1, k2, k3 := tag+"1", tag+"2", tag+"3"
 	for _, k := range []string{k1, k2, k3} {
 		if err := eng.Set(ctx, k, "before", 0).Err(ctx); err != nil {
@@ -52,12 +35,7 @@ func TestClusterTryAgainPastAskKeepsOrder(t *testing.T) {
 		}
 	}
 	ss := fmt.Sprint(slot)
-	do := func(n *valkeytest.ClusterNode, args ...string) {
-		t.Helper()
-		if _, err := n.Do(args...); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-	}
+	do := func(n *valkeytest.ClusterNode, args ...string) { t.Helper(); nodeDo(t, n, args...) }
 	do(dst, "CLUSTER", "SETSLOT", ss, "IMPORTING", src.ID)
 	do(src, "CLUSTER", "SETSLOT", ss, "MIGRATING", dst.ID)
 	do(src, "MIGRATE", dst.Host(), fmt.Sprint(dst.Port()), "", "0", "5000", "KEYS", k1)
@@ -108,5 +86,35 @@ func awaitPostponed(t *testing.T, n *valkeytest.ClusterNode) {
 			t.Fatal("no client held back by CLIENT PAUSE WRITE within 5s")
 		}
 		time.Sleep(time.Millisecond) // polling the server
+	}
+}
+
+// tagServedBy returns a hash tag made from prefix whose slot n serves,
+// and that slot.
+func tagServedBy(t *testing.T, c *valkeytest.Cluster, n *valkeytest.ClusterNode, prefix string) (string, int) {
+	t.Helper()
+	ranges, err := c.SlotsOf(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		tag := fmt.Sprintf("{%s%d}", prefix, i)
+		s, err := c.KeySlot(tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range ranges {
+			if s >= r[0] && s <= r[1] {
+				return tag, s
+			}
+		}
+	}
+}
+
+// nodeDo runs a command on n, failing the test on an error.
+func nodeDo(t *testing.T, n *valkeytest.ClusterNode, args ...string) {
+	t.Helper()
+	if _, err := n.Do(args...); err != nil {
+		t.Fatalf("%v: %v", args, err)
 	}
 }
