@@ -28,9 +28,11 @@ func TestSentinelDiscoverStaggered(t *testing.T) {
 	start := time.Now()
 	s := &SentinelState{
 		MasterName: "mymaster",
-		// hang1 at 0, hang2 at 100ms, refused at 200ms (fails at once),
-		// hang3 at once after it, hang4 not before 300ms: after the
-		// 250ms deadline.
+		// hang1 at 0, hang2 at 200ms, refused at 400ms (fails at once),
+		// hang3 at once after it, hang4 not before 600ms: after the
+		// 550ms deadline. (With a 100ms stagger and a 250ms deadline,
+		// refused:3 was never asked once in a busy make test: hang2's
+		// timer fired 63ms late, and the next stagger counts from it.)
 		Sentinels: []string{"hang1:1", "hang2:2", "refused:3", "hang3:4", "hang1:1", "hang4:5"},
 		Dial: func(ctx context.Context, addr string) (drivers.ValkeyConn, error) {
 			mu.Lock()
@@ -43,10 +45,10 @@ func TestSentinelDiscoverStaggered(t *testing.T) {
 			return nil, ctx.Err()
 		},
 		Timeout: time.Second,
-		Stagger: 100 * time.Millisecond,
+		Stagger: 200 * time.Millisecond,
 	}
 	defer s.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 550*time.Millisecond)
 	defer cancel()
 	err := s.Discover(ctx, func(context.Context, string) error { return nil })
 	took := time.Since(start)
@@ -54,8 +56,8 @@ func TestSentinelDiscoverStaggered(t *testing.T) {
 		t.Fatalf("Discover: %v, want ErrNoMaster", err)
 	}
 	t.Logf("Discover failed in %v: %v", took.Round(time.Millisecond), err)
-	if took > 400*time.Millisecond {
-		t.Errorf("Discover took %v with a 250ms deadline", took)
+	if took > 750*time.Millisecond {
+		t.Errorf("Discover took %v with a 550ms deadline", took)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -65,10 +67,10 @@ func TestSentinelDiscoverStaggered(t *testing.T) {
 		}
 	}
 	if d, ok := asked["hang4:5"]; ok {
-		t.Errorf("hang4:5 asked at %v, want not before 300ms (after the deadline)", d)
+		t.Errorf("hang4:5 asked at %v, want not before 600ms (after the deadline)", d)
 	}
-	if d := asked["hang2:2"]; d < 80*time.Millisecond {
-		t.Errorf("hang2:2 asked at %v, want after the 100ms stagger", d)
+	if d := asked["hang2:2"]; d < 160*time.Millisecond {
+		t.Errorf("hang2:2 asked at %v, want after the 200ms stagger", d)
 	}
 	msg := err.Error()
 	for _, want := range []string{"hang1:1", "hang2:2", "refused:3: test: no sentinel", "hang3:4", "sentinel hang4:5: not asked: context deadline exceeded"} {
