@@ -751,6 +751,7 @@ func TestAuditClusterNotACluster(t *testing.T) {
 		name, addr, want string
 	}{
 		{"standalone", srv.Addr(), "cluster support disabled"},
+		{"standalone", srv.Addr(), "leave ClusterMode off"},
 		{"no slots", empty.Addr(), "no cluster topology"},
 	} {
 		start := time.Now()

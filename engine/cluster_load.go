@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -50,10 +51,18 @@ func (e *Engine) discover(ctx context.Context) (*actors.Topology, error) {
 		if policies.ServerErrorCode(err) == "NOPERM" {
 			return nil, fmt.Errorf("vactor: no cluster seed answered: %w (%s)", err, clusterACLHint)
 		}
+		if strings.Contains(err.Error(), "cluster support disabled") {
+			return nil, fmt.Errorf("vactor: no cluster seed answered: %w (%s)", err, notClusterHint)
+		}
 		return nil, fmt.Errorf("vactor: no cluster seed answered: %w", err)
 	}
 	return t, nil
 }
+
+// notClusterHint is the fix for seeds that answer as standalone servers
+// ("ERR This instance has cluster support disabled").
+const notClusterHint = "a seed runs without cluster mode: to reach a standalone server, leave ClusterMode off " +
+	"(VALKEY_CLUSTER_MODE unset or false); for a cluster, give the addresses of its nodes"
 
 // clusterACLHint says which commands an ACL user needs beyond its data
 // commands in cluster mode: the slot map (CLUSTER SHARDS, or CLUSTER
