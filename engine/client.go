@@ -70,6 +70,9 @@ type Client interface {
 	// HSet sets alternating field/value arguments in the hash at key and
 	// returns how many fields were added.
 	HSet(ctx context.Context, key string, fieldValues ...string) (int64, error)
+	// HSetMap sets the fields and values of m in the hash at key and
+	// returns how many fields were added.
+	HSetMap(ctx context.Context, key string, m map[string]string) (int64, error)
 	// HGet returns a field of the hash at key, ErrNil when missing.
 	HGet(ctx context.Context, key, field string) (string, error)
 	// HGetAll returns the hash at key, empty when missing.
@@ -592,6 +595,10 @@ func (c *syncClient) IncrByFloat(ctx context.Context, key string, incr float64) 
 
 func (c *syncClient) HIncrByFloat(ctx context.Context, key, field string, incr float64) (float64, error) {
 	return c.e().HIncrByFloat(ctx, key, field, incr).Await(ctx)
+}
+
+func (c *syncClient) HSetMap(ctx context.Context, key string, m map[string]string) (int64, error) {
+	return c.e().HSetMap(ctx, key, m).Await(ctx)
 }
 
 func (c *syncClient) HSetNX(ctx context.Context, key, field, value string) (bool, error) {

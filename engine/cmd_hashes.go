@@ -22,6 +22,21 @@ func (e *Engine) HSet(ctx context.Context, key string, fieldValues ...string) *f
 	return submit(e, ctx, key, fv.Build(), decodeInt64)
 }
 
+// HSetMap is HSet with the fields and values of m (go-redis's
+// HSet(ctx, key, map)): it sets them in one HSET, in the map's iteration
+// order, and returns how many fields were added. An empty m fails with
+// ErrInvalidArgument.
+func (e *Engine) HSetMap(ctx context.Context, key string, m map[string]string) *futures.Future[int64] {
+	if len(m) == 0 {
+		return fail[int64](fmt.Errorf("%w: HSET needs at least one field, got an empty map", ErrInvalidArgument))
+	}
+	fv := e.b.Hset().Key(key).FieldValue()
+	for f, v := range m {
+		fv = fv.FieldValue(f, v)
+	}
+	return submit(e, ctx, key, fv.Build(), decodeInt64)
+}
+
 // HGet returns the value of field in the hash at key; the future fails
 // with ErrNil when the field or the key does not exist.
 func (e *Engine) HGet(ctx context.Context, key, field string) *futures.Future[string] {

@@ -307,3 +307,51 @@ func TestFloatCountersAndHSetNX(t *testing.T) {
 		}
 	}
 }
+
+// HSetMap (go-redis's HSet from a map, qa-AL AL4's rest): on the engine,
+// the sync Client, a Pipeline and a Tx; an empty or nil map is refused
+// before anything is sent.
+func TestHSetMap(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	m := map[string]string{"a": "1", "b": "2", "c": ""}
+	if n := dsAwait(t, ctx, "HSetMap", eng.HSetMap(ctx, "hm", m)); n != 3 {
+		t.Fatalf("HSetMap added %d, want 3", n)
+	}
+	if got := dsAwait(t, ctx, "HGETALL", eng.HGetAll(ctx, "hm")); !maps.Equal(got, m) {
+		t.Fatalf("HGETALL = %v, want %v", got, m)
+	}
+	if n, err := eng.Sync().HSetMap(ctx, "hm", map[string]string{"a": "10", "d": "4"}); err != nil || n != 1 {
+		t.Fatalf("Client.HSetMap = %d, %v; want 1 added", n, err)
+	}
+	p := eng.Pipeline()
+	pf := p.HSetMap("hp", map[string]string{"x": "1"})
+	tx := eng.Tx()
+	tf := tx.HSetMap("ht", map[string]string{"y": "2", "z": "3"})
+	if err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := dsAwait(t, ctx, "Pipeline HSetMap", pf); n != 1 {
+		t.Fatalf("Pipeline HSetMap added %d, want 1", n)
+	}
+	if n := dsAwait(t, ctx, "Tx HSetMap", tf); n != 2 {
+		t.Fatalf("Tx HSetMap added %d, want 2", n)
+	}
+	if v := dsAwait(t, ctx, "HGET", eng.HGet(ctx, "hm", "a")); v != "10" {
+		t.Fatalf("HGET a = %q, want 10", v)
+	}
+	dsWantNotSent(t, ctx, eng, "hset", func() {
+		dsWantInvalid(t, "HSetMap empty", eng.HSetMap(ctx, "h0", map[string]string{}))
+		dsWantInvalid(t, "HSetMap nil", eng.HSetMap(ctx, "h0", nil))
+	}, func() {
+		dsAwait(t, ctx, "HSET", eng.HSet(ctx, "other", "f", "v"))
+	})
+	p = eng.Pipeline()
+	if _, err := p.HSetMap("h0", nil).Await(ctx); !errors.Is(err, engine.ErrInvalidArgument) {
+		t.Fatalf("Pipeline HSetMap(nil): %v, want ErrInvalidArgument", err)
+	}
+	p.Discard()
+}

@@ -936,6 +936,22 @@ func (c *commands) HSet(key string, fieldValues ...string) *futures.Future[int64
 	return add(c, key, fv.Build(), decodeInt64)
 }
 
+// HSetMap adds HSET key with the fields and values of m (see
+// Engine.HSetMap); its future holds how many fields were added.
+func (c *commands) HSetMap(key string, m map[string]string) *futures.Future[int64] {
+	if c.e == nil {
+		return fail[int64](errZeroCommands)
+	}
+	if len(m) == 0 {
+		return reject[int64](c, fmt.Errorf("%w: HSET needs at least one field, got an empty map", ErrInvalidArgument))
+	}
+	fv := c.b().Hset().Key(key).FieldValue()
+	for f, v := range m {
+		fv = fv.FieldValue(f, v)
+	}
+	return add(c, key, fv.Build(), decodeInt64)
+}
+
 // HGet adds HGET key field; its future fails with ErrNil when missing.
 func (c *commands) HGet(key, field string) *futures.Future[string] {
 	if c.e == nil {
