@@ -39,9 +39,12 @@ const (
 	Disconnected
 	// Resubscribed: after a Disconnected, a new connection subscribed to
 	// the whole set again, or (ShardChannel set) the moved shard channel
-	// was subscribed on its new owner. SubEvent.Gap is the time from the
-	// disconnect to the confirmation: the window in which messages may
-	// have been missed, plus, after a silent outage, the time it took to
+	// was subscribed on its new owner, or (ShardChannel set, after a
+	// Refused with a *ConnectError: see Refused) a shard channel whose
+	// node could not be reached when it was asked for was subscribed once
+	// the node answered. SubEvent.Gap is the time from the disconnect (for
+	// the latter: from the call) to the confirmation: the window in which
+	// messages may have been missed, plus, after a silent outage, the time it took to
 	// find it (see Disconnected), which Gap does not include. A reader
 	// held up by a full channel (OverflowBlock: nothing read it) reads
 	// nothing from its connection meanwhile, so it finds a connection the
@@ -78,8 +81,15 @@ const (
 	// saw (a shard channel's Refused has ShardChannel set). In cluster
 	// mode such a call may need a new connection (to a shard channel's
 	// node, or for channels and patterns when the subscription had none):
-	// when that connection cannot be made, the Refused's Err is a
-	// *ConnectError, and the names are not subscribed either.
+	// when that connection cannot be made (the node is down), the
+	// Refused's Err is a *ConnectError, one per shard channel, and the
+	// shard channels are kept and tried again in the background, as a
+	// moved channel is (the slot map reloaded, the reconnect backoff
+	// apart, silently while the node stays unreachable, a Refused per
+	// distinct error reply if a node refuses them), until they are
+	// subscribed (a Resubscribed with their ShardChannel), unsubscribed,
+	// or the subscription ends. Channels and patterns whose connection
+	// could not be made are not subscribed (call again).
 	Refused
 )
 
@@ -487,9 +497,12 @@ func (s *Subscription) Err() error {
 // connected. In cluster mode a call that needs a new connection (the
 // first channels or patterns of a subscription that had only shard
 // channels, a shard channel on a node the subscription had no connection
-// to) fails with a *ConnectError when that connection cannot be made;
-// nobody waiting (ctx ended, or called from the Handler), that is a
-// Refused event, and the names are not subscribed.
+// to) fails with a *ConnectError when that connection cannot be made,
+// and nothing is left subscribed or tried again; nobody waiting (ctx
+// ended, or called from the Handler), that is a Refused event, and the
+// shard channels are kept and subscribed once their node answers (a
+// Resubscribed with their ShardChannel follows: see Refused), the
+// channels and patterns are not subscribed.
 //
 // Called from the subscription's Handler, the change is sent and Subscribe
 // returns nil without waiting (the confirmation is read by the goroutine

@@ -44,6 +44,7 @@ type subSent struct {
 	a   *subActor
 	op  actors.SubOp
 	seq uint64
+	at  time.Time // when it was sent
 }
 
 // apply routes names to their actors, sends the operations and waits for
@@ -241,6 +242,7 @@ func (s *Subscription) send(kind actors.SubKind, unsub bool, names []string, sin
 		}
 	}
 	sent := make([]subSent, 0, len(order))
+	now := time.Now()
 	for _, a := range order {
 		op := actors.SubOp{Kind: kind, Unsub: unsub, Names: groups[a], Done: make(chan error, 1), Since: since}
 		s.ops++
@@ -251,7 +253,7 @@ func (s *Subscription) send(kind actors.SubKind, unsub bool, names []string, sin
 		}
 		a.pending++
 		a.st.Send(op)
-		sent = append(sent, subSent{a, op, s.ops})
+		sent = append(sent, subSent{a, op, s.ops, now})
 	}
 	return sent, nil
 }
@@ -281,6 +283,24 @@ func (s *Subscription) unhome(n string) {
 // whose connection holds other channels keeps none of those the server
 // refused (actors.RefusedError).
 func (s *Subscription) settle(o subSent, err error) []string {
+	return s.settleKeep(o, err, nil)
+}
+
+// kept is what abandon keeps for a retry: the shard channels of
+// operations nobody waited for whose new connection could not be made,
+// claimed (subscriptionState.moving) by the move numbered id; since is
+// when the earliest of them was asked for.
+type kept struct {
+	id    uint64
+	names []string
+	since time.Time
+}
+
+// settleKeep is settle; with k, the shard channels it unhomes are
+// claimed for k's move in the same critical section (an Unsubscribe in
+// between would otherwise find them neither homed nor claimed, and the
+// retry would subscribe them again).
+func (s *Subscription) settleKeep(o subSent, err error, k *kept) []string {
 	var me *actors.MovedError
 	var re *actors.RefusedError
 	var moved []string
@@ -307,9 +327,48 @@ func (s *Subscription) settle(o subSent, err error) []string {
 		// unhomes n if it failed too.
 		if s.shards[n] == o.a && !slices.Contains(moved, n) && s.lastOp[n] == o.seq {
 			s.unhome(n)
+			if k != nil {
+				s.keep(k, n, o.at)
+			}
 		}
 	}
 	return moved
+}
+
+// keep claims shard channel n, asked for at, for k's move (s.mu held).
+// A channel another move was trying keeps that one's since (the start of
+// its Resubscribed's Gap); that move leaves it (see move).
+func (s *Subscription) keep(k *kept, n string, at time.Time) {
+	if k.id == 0 {
+		s.moves++
+		k.id = s.moves
+	}
+	if old, ok := s.moving[n]; ok && !old.since.IsZero() && old.since.Before(at) {
+		at = old.since
+	}
+	if k.since.IsZero() || at.Before(k.since) {
+		k.since = at
+	}
+	s.moving[n] = moveClaim{k.id, at}
+	if !slices.Contains(k.names, n) {
+		k.names = append(k.names, n)
+	}
+}
+
+// retryable says whether the shard channels of o, an operation nobody
+// waited for that failed with err, are kept and tried again in the
+// background (see abandon): in cluster mode, when its connection could
+// not be made (a transport error, which an actor gives only before its
+// first confirmation), not after a refusal by the server, an invalid
+// name or the subscription's end.
+func (s *Subscription) retryable(o subSent, err error) bool {
+	if o.op.Unsub || o.op.Kind != actors.SubShard || s.e.cl == nil || s.life.Err() != nil {
+		return false
+	}
+	mapped := mapError(withoutMarks(err))
+	var se *ServerError
+	return mapped != nil && !errors.As(mapped, &se) && !errors.Is(mapped, ErrClosed) &&
+		!errors.Is(mapped, errSubscriptionClosed) && !errors.Is(mapped, ErrInvalidArgument)
 }
 
 // withoutMarks returns err without its *actors.MovedError and
@@ -337,15 +396,26 @@ func withoutMarks(err error) error {
 }
 
 // abandon leaves the answers to sent, which the caller stopped waiting
-// for, to a background goroutine: it settles them and routes the shard
-// channels the server redirected.
+// for, to a background goroutine: it settles them, routes the shard
+// channels the server redirected, and keeps trying (cluster mode) the
+// shard channels whose new connection could not be made (a node down at
+// that moment): after a Refused with the *ConnectError, they are tried
+// as a move tries a channel whose new owner did not take it, at the
+// subscription's backoff, until they are subscribed (a Resubscribed with
+// their ShardChannel), unsubscribed, or the subscription ends. Before,
+// they were reported and forgotten (qa-BE BE3).
 func (s *Subscription) abandon(sent []subSent, since time.Time) {
 	s.background(func() {
 		var moved []string
+		var k kept
 		for _, o := range sent {
 			select {
 			case err := <-o.op.Done:
-				moved = append(moved, s.settle(o, err)...)
+				var kp *kept
+				if s.retryable(o, err) {
+					kp = &k
+				}
+				moved = append(moved, s.settleKeep(o, err, kp)...)
 				s.refusedUnwaited(o, err)
 			case <-o.a.st.Stopped():
 				s.settle(o, ErrClosed)
@@ -354,6 +424,9 @@ func (s *Subscription) abandon(sent []subSent, since time.Time) {
 			}
 		}
 		s.reap()
+		if len(k.names) > 0 {
+			s.background(func() { s.follow(k.id, k.names, k.since, "", true) })
+		}
 		if len(moved) > 0 {
 			s.move(moved, since, "")
 		}
@@ -413,10 +486,20 @@ func (s *Subscription) move(names []string, since time.Time, from string) {
 	if len(claimed) == 0 {
 		return
 	}
+	s.follow(id, claimed, since, from, false)
+}
+
+// follow routes the shard channels move id claimed to their owner by the
+// slot map, and again after the backoff, growing, those the owner did
+// not take, until none is left (see move). wait: the first try waits the
+// backoff too (the channels' connection has just failed: abandon).
+func (s *Subscription) follow(id uint64, claimed []string, since time.Time, from string, wait bool) {
 	defer s.moved(id, claimed)
 	round := &moveRound{refused: map[string]*ServerError{}, sent: map[string]uint64{}}
-	s.apply(s.life, actors.SubShard, false, claimed, since, true, from, round)
-	s.reap()
+	if !wait {
+		s.apply(s.life, actors.SubShard, false, claimed, since, true, from, round)
+		s.reap()
+	}
 	told := map[string]map[string]bool{} // channel -> refusals reported
 	for try := 0; ; try++ {
 		left := s.unmoved(id, claimed, round.sent)
@@ -564,7 +647,9 @@ const maxRefusedTexts = 16
 // and those names are not subscribed either. The Refused's Err is then a
 // *ConnectError naming the node. Without it a Handler's SSubscribe to a
 // node down at that moment returned nil and the channel was never
-// subscribed nor reported (qa-BE BE3).
+// subscribed nor reported (qa-BE BE3). Such shard channels are then
+// tried again in the background (see abandon): the Refused is their
+// first failure's, the later ones are silent, as a move's.
 func (s *Subscription) refusedUnwaited(o subSent, err error) {
 	if o.op.Unsub {
 		return
