@@ -296,3 +296,87 @@ func TestPendingShardCloseWhileRetrying(t *testing.T) {
 		t.Errorf("%s has %d subscribers after Close, want 0", chB, n)
 	}
 }
+
+// The first channels and patterns added to a shard-only subscription,
+// nobody waiting, while no node answers: Refused (a *ConnectError), then
+// subscribed once the nodes are back (their connection's Subscribed);
+// a pattern unsubscribed meanwhile is not.
+func TestPendingChannelsNodesBack(t *testing.T) {
+	cl, eng, chanOn := pendingCluster(t)
+	ctx := ctxT(t)
+	ps := cl.Primaries()
+	chA := chanOn(ps[0], "pna", 0)
+	rec := &qabeRec{}
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{ShardChannels: []string{chA}, Handler: rec.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for _, p := range ps {
+		if err := p.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	csWait(t, 10*time.Second, "the Disconnected of "+chA+"'s connection", func() bool {
+		return len(eventsOf(rec, "")) >= 2 // Subscribed, Disconnected
+	})
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := sub.Subscribe(ended, "pn-ch"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Subscribe with an ended ctx: %v, want context.Canceled", err)
+	}
+	if err := sub.PSubscribe(ended, "pn-pat:*", "pn-gone:*"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("PSubscribe with an ended ctx: %v, want context.Canceled", err)
+	}
+	refused := func() int {
+		n := 0
+		for _, ev := range eventsOf(rec, "") {
+			var ce *engine.ConnectError
+			if ev.Kind == engine.Refused && errors.As(ev.Err, &ce) {
+				n++
+			}
+		}
+		return n
+	}
+	csWait(t, 15*time.Second, "the Refused of the channel and of the patterns", func() bool { return refused() >= 2 })
+	if err := sub.PUnsubscribe(ctx, "pn-gone:*"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps[:2] {
+		if err := p.Restart(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cl.RestartNode(ps[2]); err != nil {
+		t.Fatal(err)
+	}
+	// PUBLISH from one node reaches every node's subscribers, in order.
+	publish := func(ch, msg string) {
+		if _, err := ps[0].Do("PUBLISH", ch, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The cluster answers again: within a few retries the connection is
+	// made.
+	csWait(t, 10*time.Second, "the pending channel and pattern subscribed", func() bool {
+		publish("pn-ch", "x")
+		publish("pn-pat:1", "x")
+		return rec.count(engine.SubMessage, "pn-ch", "x") > 0 && rec.count(engine.SubMessage, "pn-pat:1", "x") > 0
+	})
+	publish("pn-gone:1", "x")
+	publish("pn-ch", "end")
+	csWait(t, 5*time.Second, "the message after the unsubscribed pattern's", func() bool { return rec.count(engine.SubMessage, "pn-ch", "end") == 1 })
+	if n := rec.count(engine.SubMessage, "pn-gone:1", ""); n != 0 {
+		t.Errorf("a pattern unsubscribed while pending was subscribed when the nodes came back (%d messages); events %s", n, describe(eventsOf(rec, "")))
+	}
+	subscribed := 0
+	for _, ev := range eventsOf(rec, "") {
+		if ev.Kind == engine.Subscribed {
+			subscribed++
+		}
+	}
+	if subscribed != 2 {
+		t.Errorf("%d Subscribed, want 2 (%s's connection, then the channels'); events %s", subscribed, chA, describe(eventsOf(rec, "")))
+	}
+	t.Logf("events %s", describe(eventsOf(rec, "")))
+}

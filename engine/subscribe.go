@@ -24,8 +24,8 @@ const (
 	// Subscribed: a connection's subscriptions were confirmed for the
 	// first time. One per connection: one in standalone mode; in cluster
 	// mode one more for each node that shard channels first needed (not
-	// for a connection opened only for channels whose slot moved: their
-	// Resubscribed stands for it).
+	// for a connection opened only for channels whose slot moved, or kept
+	// after a Refused (see Refused): their Resubscribed stands for it).
 	Subscribed
 	// Disconnected: a connection was lost (SubEvent.Err says why), or,
 	// with SubEvent.ShardChannel set, that one shard channel was dropped
@@ -88,8 +88,12 @@ const (
 	// apart, silently while the node stays unreachable, a Refused per
 	// distinct error reply if a node refuses them), until they are
 	// subscribed (a Resubscribed with their ShardChannel), unsubscribed,
-	// or the subscription ends. Channels and patterns whose connection
-	// could not be made are not subscribed (call again).
+	// or the subscription ends. The channels and patterns whose connection
+	// could not be made (no node answered) are kept likewise (one Refused
+	// for them, ShardChannel "") and subscribed once a node answers: the
+	// Subscribed of their new connection follows (when another call has
+	// opened that connection meanwhile, its Subscribed came first and they
+	// are subscribed at the next try, with no event of their own).
 	Refused
 )
 
@@ -311,9 +315,17 @@ type subscriptionState struct {
 	// refusal of an earlier one does not unhome it (see settle).
 	lastOp map[string]uint64
 	ops    uint64
-	closed bool
-	err    error
-	done   chan struct{}
+	// fresh is, per channel and pattern sent to a connection not
+	// subscribed yet (cluster mode: opened after SubscribeWith), the
+	// number of the operation that sent it, until its answer; an
+	// unsubscribe removes it. pending is, per channel and pattern of an
+	// operation nobody waited for whose connection could not be made, the
+	// retry keeping it (see retryOthers); an unsubscribe removes it.
+	fresh   map[subName]uint64
+	pending map[subName]uint64
+	closed  bool
+	err     error
+	done    chan struct{}
 }
 
 // subscriptions numbers the process's subscriptions
@@ -412,6 +424,7 @@ func (e *Engine) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscr
 		}
 	}
 	s := &Subscription{&subscriptionState{e: e, quit: make(chan struct{}), done: make(chan struct{}), handler: o.Handler, shards: map[string]*subActor{}, moving: map[string]moveClaim{}, lastOp: map[string]uint64{},
+		fresh: map[subName]uint64{}, pending: map[subName]uint64{},
 		instance: subscriptions.Add(1)}}
 	s.life, s.cancel = context.WithCancel(context.Background())
 	if o.Handler == nil {
@@ -502,7 +515,8 @@ func (s *Subscription) Err() error {
 // ended, or called from the Handler), that is a Refused event, and the
 // shard channels are kept and subscribed once their node answers (a
 // Resubscribed with their ShardChannel follows: see Refused), the
-// channels and patterns are not subscribed.
+// channels and patterns once a node answers (their connection's
+// Subscribed follows).
 //
 // Called from the subscription's Handler, the change is sent and Subscribe
 // returns nil without waiting (the confirmation is read by the goroutine

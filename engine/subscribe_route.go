@@ -181,6 +181,28 @@ func (s *Subscription) pause(ctx context.Context, n int) bool {
 func (s *Subscription) send(kind actors.SubKind, unsub bool, names []string, since time.Time, moved bool, from string) ([]subSent, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.sendLocked(kind, unsub, names, since, moved, from)
+}
+
+// sendPending is send for the channels or patterns of names that retry
+// id still keeps (see retryOthers): none when all were unsubscribed.
+func (s *Subscription) sendPending(id uint64, kind actors.SubKind, names []string) ([]subSent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var left []string
+	for _, n := range names {
+		if s.pending[subName{kind, n}] == id {
+			left = append(left, n)
+		}
+	}
+	if len(left) == 0 {
+		return nil, nil
+	}
+	return s.sendLocked(kind, false, left, time.Time{}, false, "")
+}
+
+// sendLocked is send with s.mu held.
+func (s *Subscription) sendLocked(kind actors.SubKind, unsub bool, names []string, since time.Time, moved bool, from string) ([]subSent, error) {
 	if s.closed {
 		return nil, errSubscriptionClosed
 	}
@@ -193,6 +215,12 @@ func (s *Subscription) send(kind actors.SubKind, unsub bool, names []string, sin
 		groups[a] = append(groups[a], ns...)
 	}
 	if s.e.cl == nil || kind != actors.SubShard {
+		if unsub {
+			for _, n := range names { // no longer wanted (retryOthers)
+				delete(s.fresh, subName{kind, n})
+				delete(s.pending, subName{kind, n})
+			}
+		}
 		a := s.find(true, "")
 		if a == nil {
 			if unsub {
@@ -251,6 +279,11 @@ func (s *Subscription) send(kind actors.SubKind, unsub bool, names []string, sin
 				s.lastOp[n] = s.ops
 			}
 		}
+		if kind != actors.SubShard && !unsub && s.e.cl != nil && !a.st.Subscribed() {
+			for _, n := range op.Names {
+				s.fresh[subName{kind, n}] = s.ops
+			}
+		}
 		a.pending++
 		a.st.Send(op)
 		sent = append(sent, subSent{a, op, s.ops, now})
@@ -294,6 +327,15 @@ type kept struct {
 	id    uint64
 	names []string
 	since time.Time
+	// other: the channels (SubChannel) and patterns (SubPattern) kept
+	// likewise, in subscriptionState.pending (see retryOthers).
+	other [2][]string
+}
+
+// subName is a channel or a pattern.
+type subName struct {
+	kind actors.SubKind
+	name string
 }
 
 // settleKeep is settle; with k, the shard channels it unhomes are
@@ -310,6 +352,18 @@ func (s *Subscription) settleKeep(o subSent, err error, k *kept) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o.a.pending--
+	if o.op.Kind != actors.SubShard && !o.op.Unsub {
+		for _, n := range o.op.Names {
+			key := subName{o.op.Kind, n}
+			if s.fresh[key] != o.seq {
+				continue // not sent to a new connection, or unsubscribed or sent again since
+			}
+			delete(s.fresh, key)
+			if k != nil {
+				s.keepOther(k, key)
+			}
+		}
+	}
 	if o.op.Unsub || o.op.Kind != actors.SubShard || withoutMarks(err) == nil {
 		return moved
 	}
@@ -355,14 +409,77 @@ func (s *Subscription) keep(k *kept, n string, at time.Time) {
 	}
 }
 
-// retryable says whether the shard channels of o, an operation nobody
-// waited for that failed with err, are kept and tried again in the
-// background (see abandon): in cluster mode, when its connection could
-// not be made (a transport error, which an actor gives only before its
-// first confirmation), not after a refusal by the server, an invalid
-// name or the subscription's end.
+// keepOther keeps channel or pattern key for k's retry (s.mu held).
+func (s *Subscription) keepOther(k *kept, key subName) {
+	if k.id == 0 {
+		s.moves++
+		k.id = s.moves
+	}
+	s.pending[key] = k.id
+	if !slices.Contains(k.other[key.kind], key.name) {
+		k.other[key.kind] = append(k.other[key.kind], key.name)
+	}
+}
+
+// retryOthers tries again, at the subscription's backoff, the channels or
+// patterns (kind) of a subscribe nobody waited for whose connection could
+// not be made (see abandon), those of names that retry id keeps, until
+// they are subscribed (their connection's Subscribed event says so when
+// it is new), unsubscribed (an Unsubscribe removes them from
+// subscriptionState.pending), refused by the server (a Refused, and they
+// are not tried again, as refusedUnwaited says), or the subscription
+// ends. The connection that could not be made was the actor's first, so
+// each try is a new actor; failures to connect are silent.
+func (s *Subscription) retryOthers(id uint64, kind actors.SubKind, names []string) {
+	defer func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, n := range names {
+			if s.pending[subName{kind, n}] == id {
+				delete(s.pending, subName{kind, n})
+			}
+		}
+	}()
+	for try := 0; ; try++ {
+		if !s.pause(s.life, try) {
+			return
+		}
+		sent, err := s.sendPending(id, kind, names)
+		if err != nil || len(sent) == 0 {
+			return // the subscription ended, or none is wanted any more
+		}
+		o := sent[0]
+		var res error
+		select {
+		case res = <-o.op.Done:
+		case <-o.a.st.Stopped():
+			s.settle(o, ErrClosed)
+			return
+		case <-s.quit:
+			return
+		}
+		k := kept{id: id}
+		if s.retryable(o, res) {
+			s.settleKeep(o, res, &k)
+		} else {
+			s.settle(o, res)
+			s.refusedUnwaited(o, res) // a refusal by the server (nil: subscribed)
+		}
+		s.reap()
+		if len(k.other[kind]) == 0 {
+			return
+		}
+	}
+}
+
+// retryable says whether the names of o, an operation nobody waited for
+// that failed with err, are kept and tried again in the background (see
+// abandon): in cluster mode, when its connection could not be made (a
+// transport error, which an actor gives only before its first
+// confirmation), not after a refusal by the server, an invalid name or
+// the subscription's end.
 func (s *Subscription) retryable(o subSent, err error) bool {
-	if o.op.Unsub || o.op.Kind != actors.SubShard || s.e.cl == nil || s.life.Err() != nil {
+	if o.op.Unsub || s.e.cl == nil || s.life.Err() != nil {
 		return false
 	}
 	mapped := mapError(withoutMarks(err))
@@ -402,8 +519,9 @@ func withoutMarks(err error) error {
 // that moment): after a Refused with the *ConnectError, they are tried
 // as a move tries a channel whose new owner did not take it, at the
 // subscription's backoff, until they are subscribed (a Resubscribed with
-// their ShardChannel), unsubscribed, or the subscription ends. Before,
-// they were reported and forgotten (qa-BE BE3).
+// their ShardChannel), unsubscribed, or the subscription ends; the
+// channels and patterns likewise (retryOthers). Before, they were
+// reported and forgotten (qa-BE BE3).
 func (s *Subscription) abandon(sent []subSent, since time.Time) {
 	s.background(func() {
 		var moved []string
@@ -426,6 +544,11 @@ func (s *Subscription) abandon(sent []subSent, since time.Time) {
 		s.reap()
 		if len(k.names) > 0 {
 			s.background(func() { s.follow(k.id, k.names, k.since, "", true) })
+		}
+		for kind, names := range k.other {
+			if len(names) > 0 {
+				s.background(func() { s.retryOthers(k.id, actors.SubKind(kind), names) })
+			}
 		}
 		if len(moved) > 0 {
 			s.move(moved, since, "")
@@ -647,9 +770,9 @@ const maxRefusedTexts = 16
 // and those names are not subscribed either. The Refused's Err is then a
 // *ConnectError naming the node. Without it a Handler's SSubscribe to a
 // node down at that moment returned nil and the channel was never
-// subscribed nor reported (qa-BE BE3). Such shard channels are then
-// tried again in the background (see abandon): the Refused is their
-// first failure's, the later ones are silent, as a move's.
+// subscribed nor reported (qa-BE BE3). Such names are then tried again
+// in the background (see abandon): the Refused is their first failure's,
+// the later ones are silent, as a move's.
 func (s *Subscription) refusedUnwaited(o subSent, err error) {
 	if o.op.Unsub {
 		return
