@@ -104,8 +104,9 @@ type Stats struct {
 	// Handler, is in the count by then); SubDropped those OverflowDrop
 	// dropped; SubReconnects the connections that resubscribed after a
 	// disconnect (Resubscribed events of whole connections); SubMoved the shard
-	// channels subscribed again on their new owner after their slot moved
-	// (Resubscribed events with a ShardChannel).
+	// channels subscribed again on their new owner after their slot moved,
+	// or subscribed at last on a node that was down when nobody waited for
+	// them (Resubscribed events with a ShardChannel).
 	SubMessages, SubDropped, SubReconnects, SubMoved uint64
 	// SubPanics counts the SubscribeOptions.Handler calls that panicked:
 	// each is recovered (the item is lost, the subscription goes on) and
