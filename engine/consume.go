@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -269,6 +268,19 @@ func isBusyGroup(err error) bool {
 // hooks get a hooks.Stopped event, the consumer's last (also when the
 // engine's Close stops it). Close is idempotent and always returns nil.
 //
+// A blocked read (XREADGROUP ... BLOCK) is ended on the server before
+// Close returns: CLIENT UNBLOCK from the consumer's other connection to
+// the node, then its nil reply awaited. An entry added once Close has
+// returned goes to the group's other consumers, never to the closed one's
+// read. When that cannot be done, Close closes the read's connection
+// instead and returns at once; the server may then hold the read until it
+// notices the closed connection, and an entry added meanwhile is delivered
+// to it and stays pending for the closed consumer (XPENDING and reclaims
+// see it; a consumer of the same name gets it when it starts): for an ACL
+// user refused CLIENT ID or CLIENT UNBLOCK, a driver whose blocking
+// connection cannot be told, or a server that does not end the read
+// within max(Config.ReadTimeout, 1s) (gone silent: Close waits that long).
+//
 // Close may be called from the handler, to stop after the entry it is
 // handling: it then stops the consumer the same way but cannot wait for
 // the handler, which is its caller. It returns at once; no other entry is
@@ -423,24 +435,24 @@ func (c *Consumer) session() (connected bool, err error) {
 		return false, err
 	}
 	defer conn.Close()
-	// Stopping closes the connection while a blocked read is out: the
-	// driver may be dialling the read's connection (valkey-go opens one of
-	// its own for a blocking command), and its handshake heeds no ctx, so
-	// a server that accepts and does not answer held Consumer.Close and
-	// the engine's Close for the handshake's read timeout (qa-AZ AZ3:
-	// 2.8 s with the defaults, whatever DrainTimeout). Only then: a
-	// handler running when the consumer stops still gets its entries
-	// acknowledged on this connection.
-	var rmu sync.Mutex
-	reading := false
-	stopRead := context.AfterFunc(c.ctx, func() {
-		rmu.Lock()
-		defer rmu.Unlock()
-		if reading {
-			_ = conn.Close()
+	// Stopping while a blocked read is out ends it with CLIENT UNBLOCK and
+	// waits for it, so that the server delivers nothing to it after Close
+	// (see readStop). It closes the connection instead while the read's
+	// connection is being dialled (probeReadConn): the driver may be
+	// dialling it (valkey-go opens one of its own for blocking commands),
+	// and its handshake heeds no ctx, so a server that accepts and does
+	// not answer held Consumer.Close and the engine's Close for the
+	// handshake's read timeout (qa-AZ AZ3: 2.8 s with the defaults,
+	// whatever DrainTimeout). Only while a read is out: a handler running
+	// when the consumer stops still gets its entries acknowledged on this
+	// connection.
+	rd := newReadStop(conn, c.ackLimit)
+	stopRead := context.AfterFunc(c.ctx, rd.stop)
+	defer func() {
+		if !stopRead() {
+			<-rd.fin
 		}
-	})
-	defer stopRead()
+	}()
 	if ask {
 		conn = askingConn{conn}
 	}
@@ -468,6 +480,10 @@ func (c *Consumer) session() (connected bool, err error) {
 		c.tell(hooks.Consumer{Kind: hooks.Resumed, Gap: time.Since(c.down)})
 		c.down = time.Time{}
 	}
+	// The id of the connection the blocked reads go on, for readStop.
+	if ok, err := c.probeReadConn(conn, rd); !ok {
+		return false, err
+	}
 	next := time.Now()
 	for c.ctx.Err() == nil {
 		if !time.Now().Before(next) {
@@ -484,15 +500,19 @@ func (c *Consumer) session() (connected bool, err error) {
 		// reconnects, instead of stalling the consumer for as long as the
 		// silence lasts. Entries delivered to a read cut this way stay
 		// pending for this consumer and are handed over after the
-		// reconnect (readPending).
-		rctx, cancel := context.WithTimeout(c.ctx, c.opts.Block+c.e.silenceBound())
-		rmu.Lock()
-		reading = true
-		rmu.Unlock()
-		res := conn.Do(rctx, cmd)
-		rmu.Lock()
-		reading = false
-		rmu.Unlock()
+		// reconnect (readPending). Stopping does not cancel it: readStop
+		// has the server end it (a cancelled blocking call returns at once
+		// and the driver closes its connection, while the server may
+		// still hold the read).
+		out, ok := rd.begin()
+		if !ok {
+			break // stopping
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.opts.Block+c.e.silenceBound())
+		rr := conn.DoMulti(rctx, clientID(b), cmd)
+		rd.end(out)
+		rd.setID(rr[0])
+		res := rr[1]
 		silent := errors.Is(rctx.Err(), context.DeadlineExceeded) // before cancel, which ends rctx too
 		cancel()
 		got, err := decodeXRead(res)
@@ -508,6 +528,27 @@ func (c *Consumer) session() (connected bool, err error) {
 			return true, err
 		}
 	}
+	return true, nil
+}
+
+// probeReadConn asks the CLIENT ID of the connection the session's
+// blocked reads go on, for readStop: a blocking-flagged CLIENT ID, which
+// the driver runs on that connection (dialling it first). An error reply
+// (an ACL user without CLIENT ID) leaves the id unknown. ok is false when
+// the session must end: stopping (err nil), or the probe got no reply.
+func (c *Consumer) probeReadConn(conn drivers.ValkeyConn, rd *readStop) (ok bool, err error) {
+	out, ok := rd.begin()
+	if !ok {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.e.silenceBound())
+	res := conn.Do(ctx, clientID(conn.B()))
+	cancel()
+	rd.end(out)
+	if err := res.NonValkeyError(); err != nil {
+		return false, err
+	}
+	rd.setID(res)
 	return true, nil
 }
 
