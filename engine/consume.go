@@ -16,27 +16,36 @@ import (
 	"github.com/vactor-io/vactor/policies"
 )
 
-// ConsumeOptions configures Consume. The zero value takes every default.
+// ConsumeOptions configures Consume. The zero value takes every default:
+// a field left at 0 takes its default. ClaimIdle and ClaimInterval can be
+// set to zero itself with ConsumeZero (any negative duration means zero
+// there). Other negative values are rejected with ErrInvalidArgument.
 type ConsumeOptions struct {
 	// Count is the most entries one read returns (XREADGROUP COUNT) and
 	// one reclaim round claims (XAUTOCLAIM COUNT); their acknowledgements
-	// go out as one XACK. Default 100; at least 0 and at most 1,000,000
+	// go out as one XACK. Default 100 (0 takes it); at most 1,000,000
 	// (the server allocates XAUTOCLAIM's COUNT slots up front, and refuses
 	// a huge COUNT).
 	Count int64
 	// Block is how long one read waits for new entries (XREADGROUP BLOCK,
 	// millisecond precision). Reclaim rounds run between reads, so Block
-	// also bounds how late one starts. Default 1s; at least 0.
+	// also bounds how late one starts. Default 1s (0 takes it); at least
+	// 1ms (a shorter one is rounded up: BLOCK 0 would wait for ever, and
+	// a read that does not wait would have the consumer spin).
 	Block time.Duration
 	// ClaimIdle is how long an entry must have been pending (delivered and
 	// not acknowledged, to any consumer of the group, this one included)
 	// before a reclaim round takes it over and hands it to the handler
 	// again: entries whose handler failed, and entries of consumers that
-	// died. Default 30s; at least 0.
+	// died. Millisecond precision. Default 30s (0 takes it); ConsumeZero
+	// (or any negative duration): every pending entry, however recently
+	// delivered (XAUTOCLAIM MIN-IDLE-TIME 0), including those another live
+	// consumer of the group is handling at that moment.
 	ClaimIdle time.Duration
 	// ClaimInterval is the time between reclaim rounds (XAUTOCLAIM over the
 	// whole pending list). One also runs after every (re)connect.
-	// Default 10s; at least 0.
+	// Default 10s (0 takes it); ConsumeZero (or any negative duration): a
+	// round before every read (one more round trip per read).
 	ClaimInterval time.Duration
 	// StartID is where a group that does not exist yet starts: "$" (only
 	// entries added from now on) or "0" (the whole stream). An existing
@@ -59,6 +68,12 @@ const (
 	DefaultConsumeClaimInterval = 10 * time.Second
 )
 
+// ConsumeZero sets ConsumeOptions.ClaimIdle or ClaimInterval to zero,
+// whose 0 takes the default: ClaimIdle ConsumeZero reclaims pending
+// entries at once, ClaimInterval ConsumeZero runs a reclaim round before
+// every read. Any negative duration does the same; ConsumeZero says so.
+const ConsumeZero time.Duration = -1
+
 func (o ConsumeOptions) check() (ConsumeOptions, error) {
 	switch {
 	case o.Count < 0:
@@ -66,11 +81,8 @@ func (o ConsumeOptions) check() (ConsumeOptions, error) {
 	case o.Count > maxConsumeCount:
 		return o, fmt.Errorf("%w: ConsumeOptions.Count %d is over %d", ErrInvalidArgument, o.Count, maxConsumeCount)
 	case o.Block < 0:
-		return o, fmt.Errorf("%w: ConsumeOptions.Block %s is negative", ErrInvalidArgument, o.Block)
-	case o.ClaimIdle < 0:
-		return o, fmt.Errorf("%w: ConsumeOptions.ClaimIdle %s is negative", ErrInvalidArgument, o.ClaimIdle)
-	case o.ClaimInterval < 0:
-		return o, fmt.Errorf("%w: ConsumeOptions.ClaimInterval %s is negative", ErrInvalidArgument, o.ClaimInterval)
+		return o, fmt.Errorf("%w: ConsumeOptions.Block %s is negative (0 takes the default, %s; the least is 1ms)",
+			ErrInvalidArgument, o.Block, DefaultConsumeBlock)
 	}
 	if o.Count == 0 {
 		o.Count = DefaultConsumeCount
@@ -81,11 +93,18 @@ func (o ConsumeOptions) check() (ConsumeOptions, error) {
 	if o.Block < time.Millisecond {
 		o.Block = time.Millisecond // BLOCK 0 would wait forever
 	}
-	if o.ClaimIdle == 0 {
+	// From here on ClaimIdle and ClaimInterval 0 mean zero.
+	switch {
+	case o.ClaimIdle == 0:
 		o.ClaimIdle = DefaultConsumeClaimIdle
+	case o.ClaimIdle < 0: // ConsumeZero
+		o.ClaimIdle = 0
 	}
-	if o.ClaimInterval == 0 {
+	switch {
+	case o.ClaimInterval == 0:
 		o.ClaimInterval = DefaultConsumeClaimInterval
+	case o.ClaimInterval < 0: // ConsumeZero
+		o.ClaimInterval = 0
 	}
 	if o.StartID == "" {
 		o.StartID = "$"
@@ -204,8 +223,8 @@ var errHandlerPanic = errors.New("vactor: stream handler panicked")
 // ctx bounds the group creation only; the consumer runs until Close or the
 // engine's Close (values of ctx reach the handler's context). An engine
 // that is closed fails it with ErrClosed, before any other check; invalid
-// arguments (empty names, nil handler, negative options) with
-// ErrInvalidArgument; a failed group creation (server unreachable, stream
+// arguments (empty names, nil handler, a negative Count or Block, Count
+// over its bound) with ErrInvalidArgument; a failed group creation (server unreachable, stream
 // key of another type) with its error. In cluster mode the consumer reads
 // from the primary serving stream's slot.
 func (e *Engine) Consume(ctx context.Context, stream, group, consumer string, handler func(context.Context, XEntry) error, opts ConsumeOptions) (*Consumer, error) {

@@ -334,12 +334,7 @@ func TestConsumeInvalidArguments(t *testing.T) {
 		"negative block": func() (*engine.Consumer, error) {
 			return eng.Consume(ctx, "s", "g", "c", h, engine.ConsumeOptions{Block: -time.Second})
 		},
-		"negative claim idle": func() (*engine.Consumer, error) {
-			return eng.Consume(ctx, "s", "g", "c", h, engine.ConsumeOptions{ClaimIdle: -1})
-		},
-		"negative claim interval": func() (*engine.Consumer, error) {
-			return eng.Consume(ctx, "s", "g", "c", h, engine.ConsumeOptions{ClaimInterval: -1})
-		},
+		// A negative ClaimIdle or ClaimInterval is ConsumeZero (consume_zero_test.go).
 	} {
 		if c, err := call(); !errors.Is(err, engine.ErrInvalidArgument) || c != nil {
 			t.Fatalf("%s: %v, %v; want ErrInvalidArgument", name, c, err)
