@@ -298,7 +298,8 @@ func isBusyGroup(err error) bool {
 // see it; a consumer of the same name gets it when it starts): for an ACL
 // user refused CLIENT ID or CLIENT UNBLOCK, a driver whose blocking
 // connection cannot be told, or a server that does not end the read
-// within max(Config.ReadTimeout, 1s) (gone silent: Close waits that long).
+// within 250 ms (unblockWait: a server gone silent delays Close that
+// long, no more).
 //
 // Close may be called from the handler, to stop after the entry it is
 // handling: it then stops the consumer the same way but cannot wait for
@@ -465,7 +466,7 @@ func (c *Consumer) session() (connected bool, err error) {
 	// whatever DrainTimeout). Only while a read is out: a handler running
 	// when the consumer stops still gets its entries acknowledged on this
 	// connection.
-	rd := newReadStop(conn, c.ackLimit)
+	rd := newReadStop(conn, unblockWait)
 	stopRead := context.AfterFunc(c.ctx, rd.stop)
 	defer func() {
 		if !stopRead() {

@@ -54,6 +54,14 @@ type readStop struct {
 	fin chan struct{}
 }
 
+// unblockWait bounds how long stop waits for the server to end a read
+// it was asked to unblock. Past it, stop closes the read's connection,
+// as Close did before: a frozen server delays Close (and the engine's
+// Close) that long, not for ReadTimeout (qa-AZ AZ3 made Close prompt
+// against such a server; 3 s here undid it). A server that answers a
+// CLIENT UNBLOCK is quicker than that by orders of magnitude.
+var unblockWait = 250 * time.Millisecond
+
 func newReadStop(conn drivers.ValkeyConn, limit time.Duration) *readStop {
 	return &readStop{conn: conn, limit: limit, fin: make(chan struct{})}
 }
