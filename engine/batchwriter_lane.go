@@ -123,8 +123,10 @@ func (l *writerLane) run() {
 				continue
 			}
 			if it.flags&asking != 0 {
+				// Kept on the item: sent again after a passing refusal
+				// (TRYAGAIN, LOADING) or a lost write, it goes to the
+				// importing node with ASKING again (see asking).
 				cmds = append(cmds, w.e.b.Asking().Build())
-				it.flags &^= asking
 			}
 			if it.cmd.IsEmpty() {
 				it.cmd = w.build(it)

@@ -39,7 +39,13 @@ type writerItem struct {
 const (
 	hasKey uint8 = 1 << iota
 	hasVal
-	asking // send ASKING first (an ASK redirect): cluster mode
+	// asking: send ASKING first (an ASK redirect; cluster mode). It stays
+	// until the command is done or MOVED: a resend after a passing refusal
+	// of the importing node (TRYAGAIN for a multi-key command whose keys
+	// are not all there yet, LOADING) or a lost write goes there with
+	// ASKING again. Without it the importing node answered MOVED back to
+	// the source, which answered ASK again, each hop a try (rv42 aside).
+	asking
 )
 
 // build returns the command of it, from valkey-go's pool.

@@ -67,6 +67,7 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 			if addr, ok := actors.MovedAddr(ve); ok && w.e.cl != nil {
 				w.e.cl.Moved(it.slot, addr)
 				it.tries++
+				it.flags &^= asking // the new owner: no ASKING (a move, see placeLocked)
 				if moved == nil {
 					moved = map[string][]writerItem{}
 				}
