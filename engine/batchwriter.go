@@ -71,7 +71,9 @@ type BatchWriterOptions struct {
 	// out as one MSET of up to 128 keys: the same writes in the same
 	// order, at a fraction of the server's CPU per key. Each SET is still
 	// acknowledged or reported failed on its own (an MSET's error fails
-	// all its SETs). If the server refuses MSET (an ACL without it), the
+	// all its SETs, each reported with an error that wraps the MSET's
+	// *ServerError and says "SET merged into an MSET": the server's text
+	// names 'mset'). If the server refuses MSET (an ACL without it), the
 	// writer sends those SETs again as SETs and stops merging.
 	NoMSet bool
 	// MaxRetries is the number of times one command is sent again: after

@@ -112,6 +112,7 @@ func (l *writerLane) run() {
 				for k := i; k < i+n; k++ {
 					mset = append(mset, batch[k].key, batch[k].val)
 					batch[k].cmd = valkey.Completed{}
+					batch[k].flags |= inMSet
 				}
 				cmds = append(cmds, w.e.b.Arbitrary("MSET").Args(mset...).Build())
 				for range n {
@@ -122,6 +123,7 @@ func (l *writerLane) run() {
 				merged = true
 				continue
 			}
+			it.flags &^= inMSet // sent as itself this time
 			if it.flags&asking != 0 {
 				// Kept on the item: sent again after a passing refusal
 				// (TRYAGAIN, LOADING) or a lost write, it goes to the
@@ -173,7 +175,7 @@ func (w *BatchWriter) setRun(items []writerItem) int {
 	n := 0
 	for n < len(items) && n < maxMSet {
 		it := &items[n]
-		if it.name != "SET" || it.flags != hasKey|hasVal || it.args != nil || !it.cmd.IsEmpty() {
+		if it.name != "SET" || it.flags&^inMSet != hasKey|hasVal || it.args != nil || !it.cmd.IsEmpty() {
 			break
 		}
 		n++

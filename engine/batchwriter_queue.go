@@ -46,6 +46,10 @@ const (
 	// ASKING again. Without it the importing node answered MOVED back to
 	// the source, which answered ASK again, each hop a try (rv42 aside).
 	asking
+	// inMSet: the item went out in an MSET the last time it was sent
+	// (standalone mode); an error reply is then the MSET's, reported as
+	// such (writerItem.replyError).
+	inMSet
 )
 
 // build returns the command of it, from valkey-go's pool.

@@ -90,7 +90,7 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 					// after it (a DEL {t}1 {t}2 refused with TRYAGAIN
 					// deleting the SET {t}1 written after it). Not
 					// sent again: reported, with its reply (nothing ran).
-					failed, errs = append(failed, *it), append(errs, replyError(r, err))
+					failed, errs = append(failed, *it), append(errs, it.replyError(r, err))
 					continue
 				}
 				it.tries++
@@ -98,7 +98,7 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 				continue
 			}
 		}
-		failed, errs = append(failed, *it), append(errs, replyError(r, err))
+		failed, errs = append(failed, *it), append(errs, it.replyError(r, err))
 	}
 	if len(again) > 0 && !broken {
 		// A passing refusal: give the server a moment.
@@ -134,6 +134,19 @@ func (w *BatchWriter) settle(l *writerLane, batch []writerItem, results []valkey
 	w.recycle(batch)
 	w.finish(late, nil, nil, w.closeCause())
 	return broken
+}
+
+// replyError is the error OnError reports for it's error reply r (err
+// being r's error): the reply's or, for a SET merged into an MSET, the
+// MSET's wrapped in an error that says so (the server's text names 'mset',
+// a command the caller never sent: "NOPERM this user has no permissions to
+// run the 'mset' command"). errors.As still finds the *ServerError.
+func (it *writerItem) replyError(r *valkey.ValkeyResult, err error) error {
+	err = replyError(r, err)
+	if it.flags&inMSet != 0 && err != nil {
+		return fmt.Errorf("vactor: batch writer: SET merged into an MSET: %w", err)
+	}
+	return err
 }
 
 // ranLater reports whether a command after batch[i] that shares its slot

@@ -1,12 +1,16 @@
 package engine_test
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -94,4 +98,93 @@ func tryAgains(t *testing.T, n *valkeytest.ClusterNode) int {
 	}
 	v, _ := strconv.Atoi(m[1])
 	return v
+}
+
+// A SET the writer merged into an MSET that the server refused is reported
+// through OnError with an error that says so: the server's text names
+// 'mset', a command the caller never sent. The *ServerError stays
+// reachable (errors.As, errors.Is with its prefix). The MSET is refused
+// after an ACL change, mid-pipeline, with a later DEL of its key run
+// behind it (rv42 F3), so that the SET is reported, not resent.
+func TestFix43WriterMergedSetErrorSaysMerged(t *testing.T) {
+	srv := valkeytest.Start(t)
+	ctx := ctxT(t)
+	if _, err := srv.Do("ACL", "SETUSER", "f43", "on", ">f43-Pa55word-9c1", "~*", "+@all"); err != nil {
+		t.Fatal(err)
+	}
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()).WithUsername("f43").WithPassword("f43-Pa55word-9c1"))
+	defer eng.Close()
+	var mu sync.Mutex
+	errs := map[string]error{}
+	w := bwWriter(t, eng, engine.BatchWriterOptions{ConnsPerNode: 1, OnError: func(cmd []string, err error) {
+		t.Logf("OnError(%q, %v)", cmd, err)
+		mu.Lock()
+		errs[strings.Join(cmd, " ")] = err
+		mu.Unlock()
+	}})
+	// An acknowledged MSET (a trailing run of SETs): merging anywhere.
+	for range 50 {
+		for i := range 4 {
+			if err := w.Set(ctx, fmt.Sprintf("f43:warm:%d", i), "x", 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Do("ACL", "SETUSER", "f43", "-mset"); err != nil {
+		t.Fatal(err)
+	}
+	// One pipeline: SET k a, SET k2 b (an MSET), DEL k, held behind a
+	// paused SET.
+	if _, err := srv.Do("CLIENT", "PAUSE", "300", "WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Set(ctx, "f43:hold", "x", 0); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		info, err := srv.Do("INFO", "clients")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := info.(string); !strings.Contains(s, "blocked_clients:0\r\n") {
+			break // SET f43:hold written, waiting out the pause
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no client held back by CLIENT PAUSE WRITE within 5s")
+		}
+		time.Sleep(time.Millisecond) // polling the server
+	}
+	if err := w.Set(ctx, "f43:k", "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Set(ctx, "f43:k2", "b", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Del(ctx, "f43:k"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", w.Stats())
+	mu.Lock()
+	err, ok := errs["SET f43:k a"]
+	n := len(errs)
+	mu.Unlock()
+	if !ok || n != 1 {
+		t.Fatalf("OnError calls %v, want one, for SET f43:k a (its MSET refused, DEL f43:k ran after it)", errs)
+	}
+	if !strings.HasPrefix(err.Error(), "vactor: batch writer: SET merged into an MSET: ") {
+		t.Errorf("error %q does not say the SET was merged into an MSET", err)
+	}
+	var se *engine.ServerError
+	if !errors.As(err, &se) || se.Prefix != "NOPERM" || !errors.Is(err, &engine.ServerError{Prefix: "NOPERM"}) {
+		t.Errorf("error %v (%T): want a *engine.ServerError with prefix NOPERM under it", err, err)
+	}
+	if v, err := srv.Do("GET", "f43:k2"); err != nil || v != "b" {
+		t.Errorf("GET f43:k2 = %v, %v, want b (resent as a SET)", v, err)
+	}
 }
