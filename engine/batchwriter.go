@@ -58,8 +58,9 @@ type BatchWriterOptions struct {
 	// order. Default 2; at most 256 (more is rejected with
 	// ErrInvalidArgument: each is a connection and a goroutine). In
 	// cluster mode the writer also keeps, per connection index in use, a
-	// table of 16,384 slot routes (24 B each: 384 KiB, 768 KiB with the
-	// default 2, 96 MiB with 256) for one key's order across slot moves.
+	// table of 16,384 slot routes (12 B each, no pointers: 192 KiB,
+	// 384 KiB with the default 2, 48 MiB with 256) for one key's order
+	// across slot moves.
 	ConnsPerNode int
 	// Idempotent says the commands may be repeated: a command written on a
 	// connection that failed before its reply came back is sent again
@@ -162,6 +163,8 @@ type writerState struct {
 	stopping  bool // the lanes end once idle
 	nodes     map[string]*writerNode
 	routes    [][]slotRoute         // cluster mode: per lane index, one per slot, made on first use (see slotRoute)
+	nodeNames []string              // cluster mode: the nodes routes point at, by slotRoute.node ("" at 0)
+	nodeIDs   map[string]uint32     // cluster mode: nodeNames' index of each address
 	moves     map[uint32]*slotMoves // cluster mode: routes with commands moved away from them
 	single    *writerNode           // standalone mode: the only node
 	room      chan struct{}

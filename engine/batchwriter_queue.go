@@ -193,9 +193,9 @@ func (w *BatchWriter) enqueue(ctx context.Context, it writerItem) error {
 		// map says it is now (see slotRoute).
 		it.lane = uint8(h % uint32(w.opts.ConnsPerNode))
 		if r := w.routeLocked(&it); r.n == 0 && r.away == 0 {
-			r.addr = addr // nothing of it pending: the map decides
+			w.pointLocked(r, addr) // nothing of it pending: the map decides
 		} else {
-			addr = r.addr
+			addr = w.nodeNames[r.node]
 		}
 	}
 	w.laneLocked(addr, h).pushLocked(it)
@@ -218,15 +218,18 @@ func (w *BatchWriter) enqueue(ctx context.Context, it writerItem) error {
 // (moveQueuedLocked), and its new commands then go to the new owner after
 // one round trip even when the slot is written without a pause.
 //
-// Kept in a table per lane index with one entry per slot (24 B: 393 KB
+// Kept in a table per lane index with one entry per slot (12 B: 192 KiB
 // per lane index in use, made on its first command), not in a map: a
 // map entry made and dropped as each slot went from idle to pending and
 // back cost the writer ~0.3-0.45 µs of CPU per SET over a 100,000-key
 // space (qa-BD's first version, BenchmarkZZClusterWriter, throwaway).
+// The entry holds no pointer (the node is a number: see nodeNames), so
+// the GC does not scan the tables; with the address's string it was 24 B
+// and scanned.
 type slotRoute struct {
-	addr string // the node new commands go to while any is pending
-	n    int32  // commands pending on addr's lane
-	away int32  // commands pending elsewhere, moved from addr (per node in moves)
+	node uint32 // the node new commands go to while any is pending: its index in nodeNames
+	n    int32  // commands pending on node's lane
+	away int32  // commands pending elsewhere, moved from node (per node in moves)
 }
 
 // slotMoves is what a route with commands moved away from it keeps, in
@@ -241,6 +244,8 @@ type slotMoves struct {
 func (w *BatchWriter) routeLocked(it *writerItem) *slotRoute {
 	if w.routes == nil {
 		w.routes = make([][]slotRoute, w.opts.ConnsPerNode)
+		w.nodeNames = []string{""} // 0: a route never pointed
+		w.nodeIDs = map[string]uint32{}
 	}
 	rs := w.routes[it.lane]
 	if rs == nil {
@@ -248,6 +253,22 @@ func (w *BatchWriter) routeLocked(it *writerItem) *slotRoute {
 		w.routes[it.lane] = rs
 	}
 	return &rs[it.slot]
+}
+
+// pointLocked points r at addr, numbering addr on its first use. The
+// numbers are never reused: nodeNames grows by one address per node a
+// route ever pointed at (a few per failover), not per command.
+func (w *BatchWriter) pointLocked(r *slotRoute, addr string) {
+	if w.nodeNames[r.node] == addr {
+		return
+	}
+	id, ok := w.nodeIDs[addr]
+	if !ok {
+		id = uint32(len(w.nodeNames))
+		w.nodeNames = append(w.nodeNames, addr)
+		w.nodeIDs[addr] = id
+	}
+	r.node = id
 }
 
 // movesLocked returns the moves of it's route, made if need be.
@@ -277,7 +298,7 @@ func (w *BatchWriter) placeLocked(it *writerItem, addr string) {
 			w.movesLocked(it).last = addr // moved there (MOVED, a reroute): not an ASK
 		}
 	}
-	if addr == r.addr {
+	if addr == w.nodeNames[r.node] {
 		r.n++
 	} else {
 		r.away++
@@ -300,7 +321,7 @@ func (w *BatchWriter) leftLocked(it *writerItem) {
 
 // removeLocked uncounts it from where it is pending.
 func (w *BatchWriter) removeLocked(it *writerItem, r *slotRoute) {
-	if it.at == r.addr {
+	if it.at == w.nodeNames[r.node] {
 		r.n--
 		return
 	}
@@ -332,7 +353,8 @@ func (w *BatchWriter) tidyLocked(it *writerItem, r *slotRoute) {
 		return
 	}
 	if n := m.away[m.last]; n > 0 {
-		r.addr, r.n, r.away = m.last, n, r.away-n
+		w.pointLocked(r, m.last)
+		r.n, r.away = n, r.away-n
 		delete(m.away, m.last)
 	}
 }

@@ -11,7 +11,7 @@ func WriterRouteLeaks(w *BatchWriter) string {
 	for li, rs := range w.routes {
 		for slot, r := range rs {
 			if r.n != 0 || r.away != 0 {
-				s += fmt.Sprintf("lane %d slot %d: addr %s n %d away %d; ", li, slot, r.addr, r.n, r.away)
+				s += fmt.Sprintf("lane %d slot %d: addr %s n %d away %d; ", li, slot, w.nodeNames[r.node], r.n, r.away)
 			}
 		}
 	}
