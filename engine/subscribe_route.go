@@ -458,17 +458,21 @@ func (s *Subscription) retryOthers(id uint64, kind actors.SubKind, names []strin
 		case <-s.quit:
 			return
 		}
-		k := kept{id: id}
-		if s.retryable(o, res) {
-			s.settleKeep(o, res, &k)
-		} else {
-			s.settle(o, res)
+		// Not settleKeep: the names stay this retry's while pending says
+		// so, also when a later operation sent them to the same
+		// connection (fresh is then that one's): a waited Subscribe of
+		// them that failed meanwhile dropped them, depending on timing,
+		// where a kept shard channel's claim outlives it (review-43s).
+		// An unsubscribe removed them from pending: sendPending skips
+		// them, and the retry ends when none is left.
+		retry := s.retryable(o, res)
+		s.settle(o, res)
+		if !retry {
 			s.refusedUnwaited(o, res) // a refusal by the server (nil: subscribed)
-		}
-		s.reap()
-		if len(k.other[kind]) == 0 {
+			s.reap()
 			return
 		}
+		s.reap()
 	}
 }
 
