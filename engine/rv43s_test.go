@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 	"github.com/vactor-io/vactor/valkeytest"
 )
@@ -264,5 +265,62 @@ func TestRV43sChannelRetryOutlivesWaitedFailures(t *testing.T) {
 	}
 	if n := numSub(t, ps, "rw-ch"); n != 1 {
 		t.Fatalf("rw-ch (kept by a Subscribe nobody waited for; %d waited ones failed meanwhile): %d subscribers 8 s after the nodes are back, want 1; events %s", failed, n, describe(eventsOf(rec, "")))
+	}
+}
+
+// A kept shard channel unsubscribed, then subscribed again by a waited
+// SSubscribe once its node is back, while its retry waits its backoff:
+// the retry, which had picked the channel before it paused, must not
+// subscribe it again on waking (a second SSUBSCRIBE the actor confirms
+// at once with a Resubscribed, Gap from the first call, and SubMoved
+// counted), since the channel is no longer its own.
+func TestRV43sShardRetryLeavesResubscribedChannel(t *testing.T) {
+	cl, _, chanOn := pendingCluster(t)
+	ctx := ctxT(t)
+	// A long backoff: the node is back and the calls are made while the
+	// retry waits.
+	eng, err := open(ctx, t, config.DefaultConfig().WithAddrs(cl.Addrs()...).WithClusterMode(true).
+		WithMinRetryBackoff(4*time.Second).WithMaxRetryBackoff(4*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	ps := cl.Primaries()
+	chA, chB := chanOn(ps[0], "rla", 0), chanOn(ps[1], "rlb", 0)
+	rec := &qabeRec{}
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{ShardChannels: []string{chA}, Handler: rec.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := ps[1].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	_ = sub.SSubscribe(ended, chB)
+	csWait(t, 10*time.Second, "the Refused of "+chB, func() bool { return hasEvent(rec, engine.Refused, chB) })
+	if err := cl.RestartNode(ps[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.SUnsubscribe(ctx, chB); err != nil {
+		t.Fatal(err)
+	}
+	mark := len(eventsOf(rec, chB))
+	moved := eng.Stats().SubMoved
+	if err := sub.SSubscribe(ctx, chB); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second) // the retry's next round has run
+	after := eventsOf(rec, chB)[mark:]
+	for _, ev := range after {
+		if ev.Kind == engine.Resubscribed && ev.ShardChannel == chB {
+			t.Errorf("a Resubscribed of %s (Gap %s) after its SUnsubscribe and a waited SSubscribe: the retry it had left subscribed it again; events since %s (SubMoved +%d)",
+				chB, ev.Gap, describe(after), eng.Stats().SubMoved-moved)
+			break
+		}
+	}
+	if n := shardSubscribers(t, ps[1], chB); n != 1 {
+		t.Errorf("%s: %d subscribers, want 1", chB, n)
 	}
 }

@@ -637,6 +637,14 @@ func (s *Subscription) follow(id uint64, claimed []string, since time.Time, from
 		if !s.pause(s.life, try) {
 			return
 		}
+		// Those still its own after the backoff: one unsubscribed (and
+		// maybe subscribed again by a call of its own) or taken over by
+		// a later move meanwhile is not, and sending it again had the
+		// actor confirm it at once with a Resubscribed, Gap from this
+		// move's since, after the Unsubscribe (review-43s).
+		if left = s.unmoved(id, left, round.sent); len(left) == 0 {
+			return
+		}
 		// Routed by the slot map again (reloaded: they may have moved
 		// on), unless unsubscribed meanwhile; Since keeps their
 		// Resubscribed's Gap.
