@@ -76,7 +76,13 @@ func (s *Subscription) apply(ctx context.Context, kind actors.SubKind, unsub boo
 		if moved {
 			_, _ = s.e.cl.Refresh(s.e.slotOf(names[0])) // the map is stale: the server said so
 		}
-		sent, err := s.send(kind, unsub, names, since, moved, from)
+		var sent []subSent
+		var err error
+		if round != nil && moved {
+			sent, err = s.sendClaimed(round.id, kind, names, since, from)
+		} else {
+			sent, err = s.send(kind, unsub, names, since, moved, from)
+		}
 		if err != nil {
 			if moved && !errors.Is(err, ErrClosed) {
 				continue // no owner known yet: try again after the backoff
@@ -199,6 +205,28 @@ func (s *Subscription) sendPending(id uint64, kind actors.SubKind, names []strin
 		return nil, nil
 	}
 	return s.sendLocked(kind, false, left, time.Time{}, false, "")
+}
+
+// sendClaimed is send for a move's round (moved): those of names that
+// move id still claims, checked in the same critical section as they
+// are sent. A channel unsubscribed and subscribed again, or kept by a
+// later move, since the move picked it is not its own: sending it had
+// the later call's operation overtaken (its failure then no longer
+// unhomed and kept the channel, which was lost) or the actor confirm it
+// at once with a Resubscribed after the Unsubscribe (review-43s).
+func (s *Subscription) sendClaimed(id uint64, kind actors.SubKind, names []string, since time.Time, from string) ([]subSent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var left []string
+	for _, n := range names {
+		if s.moving[n].id == id {
+			left = append(left, n)
+		}
+	}
+	if len(left) == 0 {
+		return nil, nil
+	}
+	return s.sendLocked(kind, false, left, since, true, from)
 }
 
 // sendLocked is send with s.mu held.
@@ -622,7 +650,7 @@ func (s *Subscription) move(names []string, since time.Time, from string) {
 // backoff too (the channels' connection has just failed: abandon).
 func (s *Subscription) follow(id uint64, claimed []string, since time.Time, from string, wait bool) {
 	defer s.moved(id, claimed)
-	round := &moveRound{refused: map[string]*ServerError{}, sent: map[string]uint64{}}
+	round := &moveRound{id: id, refused: map[string]*ServerError{}, sent: map[string]uint64{}}
 	if !wait {
 		s.apply(s.life, actors.SubShard, false, claimed, since, true, from, round)
 		s.reap()
@@ -658,6 +686,7 @@ func (s *Subscription) follow(id uint64, claimed []string, since time.Time, from
 // moveRound is what a move's round (one apply) recorded: each channel's
 // refusal, and the last operation that sent it.
 type moveRound struct {
+	id      uint64 // the move's
 	refused map[string]*ServerError
 	sent    map[string]uint64
 }
