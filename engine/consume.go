@@ -529,10 +529,17 @@ func (c *Consumer) session() (connected bool, err error) {
 			break // stopping
 		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.opts.Block+c.e.silenceBound())
-		rr := conn.DoMulti(rctx, clientID(b), cmd)
-		rd.end(out)
-		rd.setID(rr[0])
-		res := rr[1]
+		var res valkey.ValkeyResult
+		if rd.asks() {
+			rr := conn.DoMulti(rctx, clientID(b), cmd)
+			rd.end(out)
+			rd.setID(rr[0])
+			res = rr[1]
+		} else {
+			// CLIENT ID refused: one refusal per session, not per read.
+			res = conn.Do(rctx, cmd)
+			rd.end(out)
+		}
 		silent := errors.Is(rctx.Err(), context.DeadlineExceeded) // before cancel, which ends rctx too
 		cancel()
 		got, err := decodeXRead(res)

@@ -31,7 +31,8 @@ import (
 // first read (a blocking-flagged CLIENT ID, which the driver runs on that
 // connection: valkey-go reuses its last blocking connection) and again in
 // the same pipeline as each read, which keeps it right if the driver
-// changes connections.
+// changes connections. Once refused (an error reply), it is not asked
+// again in the session: the reads go alone, as before.
 //
 // stop closes the connection instead, as before, when it cannot unblock
 // the read: no id (CLIENT ID refused, or stopped during the first probe or
@@ -46,6 +47,11 @@ type readStop struct {
 	mu sync.Mutex
 	// id is the CLIENT ID of the connection the reads go on (0: unknown).
 	id int64
+	// refused is set once a CLIENT ID got an error reply (an ACL user
+	// without it, a server or proxy without the command): the session
+	// stops asking, so that such a user's reads do not each add a refusal
+	// on the server (errorstat_NOPERM, total_error_replies, ACL LOG).
+	refused bool
 	// out is set while a blocking call is out: closed when it returned.
 	out chan struct{}
 	// stopped is set by stop: no blocking call starts after it.
@@ -87,15 +93,26 @@ func (r *readStop) end(out chan struct{}) {
 
 // setID records the id of the reads' connection from res, the reply to a
 // CLIENT ID; an error reply (an ACL user without CLIENT ID) leaves it
-// unknown.
+// unknown, and asks no more for the session (refused).
 func (r *readStop) setID(res valkey.ValkeyResult) {
 	id, err := res.AsInt64()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if err != nil {
 		id = 0
+		if _, ok := valkey.IsValkeyErr(err); ok {
+			r.refused = true
+		}
 	}
-	r.mu.Lock()
 	r.id = id
-	r.mu.Unlock()
+}
+
+// asks reports whether the reads are still sent with a CLIENT ID: not
+// once the server refused one.
+func (r *readStop) asks() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.refused
 }
 
 // clientID is the blocking-flagged CLIENT ID: sent on the connection that
