@@ -45,7 +45,10 @@ type ConsumeOptions struct {
 	// ClaimInterval is the time between reclaim rounds (XAUTOCLAIM over the
 	// whole pending list). One also runs after every (re)connect.
 	// Default 10s (0 takes it); ConsumeZero (or any negative duration): a
-	// round before every read (one more round trip per read).
+	// round before every read (one more round trip per read, two with
+	// ConsumerEvents hooks, which get a Lag event after each round). With
+	// ClaimIdle ConsumeZero too, an entry whose handler keeps failing is
+	// handed to it again before every read, with no backoff.
 	ClaimInterval time.Duration
 	// StartID is where a group that does not exist yet starts: "$" (only
 	// entries added from now on) or "0" (the whole stream). An existing
