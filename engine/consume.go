@@ -300,7 +300,10 @@ func isBusyGroup(err error) bool {
 // to it and stays pending for the closed consumer (XPENDING and reclaims
 // see it; a consumer of the same name gets it when it starts): for an ACL
 // user refused CLIENT ID or CLIENT UNBLOCK, a driver whose blocking
-// connection cannot be told, or a server that does not end the read
+// connection cannot be told, a read the driver sent on a new connection
+// since the last read (the server's timeout, or a kill, closed the old one
+// while a handler ran: the id known is the old one's), or a server that
+// does not end the read
 // within 250 ms (unblockWait: a server gone silent delays Close that
 // long, no more).
 //
