@@ -58,6 +58,29 @@ func pendingCluster(t *testing.T) (*valkeytest.Cluster, *engine.Engine, func(n *
 	return cl, eng, chanOn
 }
 
+// shardOnlyAllDown is the set-up of the tests of a shard-only
+// subscription whose nodes are all down: pendingCluster, a subscription
+// to one shard channel (prefix's) of the first primary whose events go to
+// rec, then every primary killed. The subscription is closed at the end
+// of the test.
+func shardOnlyAllDown(t *testing.T, prefix string) (*valkeytest.Cluster, *engine.Engine, *engine.Subscription, *qabeRec, string) {
+	t.Helper()
+	cl, eng, chanOn := pendingCluster(t)
+	chA := chanOn(cl.Primaries()[0], prefix, 0)
+	rec := &qabeRec{}
+	sub, err := eng.SubscribeWith(ctxT(t), engine.SubscribeOptions{ShardChannels: []string{chA}, Handler: rec.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	for _, p := range cl.Primaries() {
+		if err := p.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cl, eng, sub, rec, chA
+}
+
 // shardSubscribers returns PUBSUB SHARDNUMSUB's count for ch on n.
 func shardSubscribers(t *testing.T, n *valkeytest.ClusterNode, ch string) int64 {
 	t.Helper()
@@ -302,21 +325,9 @@ func TestPendingShardCloseWhileRetrying(t *testing.T) {
 // subscribed once the nodes are back (their connection's Subscribed);
 // a pattern unsubscribed meanwhile is not.
 func TestPendingChannelsNodesBack(t *testing.T) {
-	cl, eng, chanOn := pendingCluster(t)
+	cl, _, sub, rec, chA := shardOnlyAllDown(t, "pna")
 	ctx := ctxT(t)
 	ps := cl.Primaries()
-	chA := chanOn(ps[0], "pna", 0)
-	rec := &qabeRec{}
-	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{ShardChannels: []string{chA}, Handler: rec.add})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	for _, p := range ps {
-		if err := p.Kill(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	csWait(t, 10*time.Second, "the Disconnected of "+chA+"'s connection", func() bool {
 		return len(eventsOf(rec, "")) >= 2 // Subscribed, Disconnected
 	})

@@ -129,21 +129,9 @@ func numSub(t *testing.T, nodes []*valkeytest.ClusterNode, ch string) int64 {
 // The same for channels of a shard-only subscription while no node
 // answers (their retry is retryOthers).
 func TestRV43sChannelSubscribeUnsubscribeStorm(t *testing.T) {
-	cl, eng, chanOn := pendingCluster(t)
+	cl, _, sub, rec, _ := shardOnlyAllDown(t, "rca")
 	ctx := ctxT(t)
 	ps := cl.Primaries()
-	chA := chanOn(ps[0], "rca", 0)
-	rec := &qabeRec{}
-	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{ShardChannels: []string{chA}, Handler: rec.add})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	for _, p := range ps {
-		if err := p.Kill(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	ended, cancel := context.WithCancel(ctx)
 	cancel()
 	const names = 6
@@ -213,21 +201,9 @@ func TestRV43sChannelSubscribeUnsubscribeStorm(t *testing.T) {
 // before the first failure was settled overrides the unwaited one, as
 // the last call; the test starts after its Refused.)
 func TestRV43sChannelRetryOutlivesWaitedFailures(t *testing.T) {
-	cl, eng, chanOn := pendingCluster(t)
+	cl, _, sub, rec, _ := shardOnlyAllDown(t, "rwa")
 	ctx := ctxT(t)
 	ps := cl.Primaries()
-	chA := chanOn(ps[0], "rwa", 0)
-	rec := &qabeRec{}
-	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{ShardChannels: []string{chA}, Handler: rec.add})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	for _, p := range ps {
-		if err := p.Kill(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	ended, cancel := context.WithCancel(ctx)
 	cancel()
 	_ = sub.Subscribe(ended, "rw-ch")
