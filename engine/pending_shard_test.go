@@ -84,17 +84,23 @@ func shardOnlyAllDown(t *testing.T, prefix string) (*valkeytest.Cluster, *engine
 // shardSubscribers returns PUBSUB SHARDNUMSUB's count for ch on n.
 func shardSubscribers(t *testing.T, n *valkeytest.ClusterNode, ch string) int64 {
 	t.Helper()
-	r, err := n.Do("PUBSUB", "SHARDNUMSUB", ch)
+	return pubsubCount(t, n, "SHARDNUMSUB", ch)
+}
+
+// pubsubCount returns PUBSUB sub's (NUMSUB, SHARDNUMSUB) count for ch on n.
+func pubsubCount(t *testing.T, n *valkeytest.ClusterNode, sub, ch string) int64 {
+	t.Helper()
+	r, err := n.Do("PUBSUB", sub, ch)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, ok := r.([]any)
 	if !ok || len(a) != 2 {
-		t.Fatalf("PUBSUB SHARDNUMSUB %s: %#v", ch, r)
+		t.Fatalf("PUBSUB %s %s: %#v", sub, ch, r)
 	}
 	c, ok := a[1].(int64)
 	if !ok {
-		t.Fatalf("PUBSUB SHARDNUMSUB %s: %#v", ch, r)
+		t.Fatalf("PUBSUB %s %s: %#v", sub, ch, r)
 	}
 	return c
 }

@@ -41,28 +41,10 @@ func TestRV43sShardSubscribeUnsubscribeStorm(t *testing.T) {
 	const names = 8
 	want := make([]bool, names)
 	chans := make([]string, names)
-	var wg sync.WaitGroup
 	for i := range names {
 		chans[i] = chanOn(ps[1], "rsn", i)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := rand.New(rand.NewSource(int64(i)))
-			for range 8 {
-				if r.Intn(2) == 0 {
-					_ = sub.SSubscribe(ended, chans[i])
-					want[i] = true
-				} else {
-					if err := sub.SUnsubscribe(ctx, chans[i]); err != nil {
-						t.Errorf("SUnsubscribe(%s): %v", chans[i], err)
-					}
-					want[i] = false
-				}
-				time.Sleep(time.Duration(r.Intn(400)) * time.Millisecond)
-			}
-		}()
 	}
-	wg.Wait()
+	storm(t, chans, want, 0, func(ch string) { _ = sub.SSubscribe(ended, ch) }, func(ch string) error { return sub.SUnsubscribe(ctx, ch) })
 	time.Sleep(time.Second)
 	if err := cl.RestartNode(ps[1]); err != nil {
 		t.Fatal(err)
@@ -107,21 +89,41 @@ func TestRV43sShardSubscribeUnsubscribeStorm(t *testing.T) {
 	}
 }
 
+// storm subscribes (sub) and unsubscribes (unsub) each of chans 8 times
+// at random (seeded with seed plus its index), the names concurrently,
+// up to 400 ms apart, and records in want whether its last call
+// subscribed it.
+func storm(t *testing.T, chans []string, want []bool, seed int64, sub func(string), unsub func(string) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range chans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewSource(seed + int64(i)))
+			for range 8 {
+				if r.Intn(2) == 0 {
+					sub(chans[i])
+					want[i] = true
+				} else {
+					if err := unsub(chans[i]); err != nil {
+						t.Errorf("unsubscribe %s: %v", chans[i], err)
+					}
+					want[i] = false
+				}
+				time.Sleep(time.Duration(r.Intn(400)) * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // numSub returns PUBSUB NUMSUB's count for ch summed over nodes.
 func numSub(t *testing.T, nodes []*valkeytest.ClusterNode, ch string) int64 {
 	t.Helper()
 	var sum int64
 	for _, n := range nodes {
-		r, err := n.Do("PUBSUB", "NUMSUB", ch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, ok := r.([]any)
-		if !ok || len(a) != 2 {
-			t.Fatalf("PUBSUB NUMSUB %s: %#v", ch, r)
-		}
-		c, _ := a[1].(int64)
-		sum += c
+		sum += pubsubCount(t, n, "NUMSUB", ch)
 	}
 	return sum
 }
@@ -137,28 +139,10 @@ func TestRV43sChannelSubscribeUnsubscribeStorm(t *testing.T) {
 	const names = 6
 	want := make([]bool, names)
 	chans := make([]string, names)
-	var wg sync.WaitGroup
 	for i := range names {
 		chans[i] = fmt.Sprintf("rcn:%d", i)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := rand.New(rand.NewSource(int64(100 + i)))
-			for range 8 {
-				if r.Intn(2) == 0 {
-					_ = sub.Subscribe(ended, chans[i])
-					want[i] = true
-				} else {
-					if err := sub.Unsubscribe(ctx, chans[i]); err != nil {
-						t.Errorf("Unsubscribe(%s): %v", chans[i], err)
-					}
-					want[i] = false
-				}
-				time.Sleep(time.Duration(r.Intn(400)) * time.Millisecond)
-			}
-		}()
 	}
-	wg.Wait()
+	storm(t, chans, want, 100, func(ch string) { _ = sub.Subscribe(ended, ch) }, func(ch string) error { return sub.Unsubscribe(ctx, ch) })
 	time.Sleep(time.Second)
 	for _, p := range ps[:2] {
 		if err := p.Restart(); err != nil {
