@@ -58,26 +58,32 @@ func pendingCluster(t *testing.T) (*valkeytest.Cluster, *engine.Engine, func(n *
 	return cl, eng, chanOn
 }
 
-// shardOnlyAllDown is the set-up of the tests of a shard-only
-// subscription whose nodes are all down: pendingCluster, a subscription
-// to one shard channel (prefix's) of the first primary whose events go to
-// rec, then every primary killed. The subscription is closed at the end
-// of the test.
-func shardOnlyAllDown(t *testing.T, prefix string) (*valkeytest.Cluster, *engine.Engine, *engine.Subscription, *qabeRec, string) {
+// shardSub subscribes eng to shard channel ch, its events recorded in
+// rec (closed at the end of the test), then kills the nodes down.
+func shardSub(t *testing.T, eng *engine.Engine, ch string, down ...*valkeytest.ClusterNode) (*engine.Subscription, *qabeRec) {
 	t.Helper()
-	cl, eng, chanOn := pendingCluster(t)
-	chA := chanOn(cl.Primaries()[0], prefix, 0)
 	rec := &qabeRec{}
-	sub, err := eng.SubscribeWith(ctxT(t), engine.SubscribeOptions{ShardChannels: []string{chA}, Handler: rec.add})
+	sub, err := eng.SubscribeWith(ctxT(t), engine.SubscribeOptions{ShardChannels: []string{ch}, Handler: rec.add})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sub.Close() })
-	for _, p := range cl.Primaries() {
-		if err := p.Kill(); err != nil {
+	for _, n := range down {
+		if err := n.Kill(); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return sub, rec
+}
+
+// shardOnlyAllDown is the set-up of the tests of a shard-only
+// subscription whose nodes are all down: pendingCluster and shardSub to
+// one shard channel (prefix's) of the first primary, every primary killed.
+func shardOnlyAllDown(t *testing.T, prefix string) (*valkeytest.Cluster, *engine.Engine, *engine.Subscription, *qabeRec, string) {
+	t.Helper()
+	cl, eng, chanOn := pendingCluster(t)
+	chA := chanOn(cl.Primaries()[0], prefix, 0)
+	sub, rec := shardSub(t, eng, chA, cl.Primaries()...)
 	return cl, eng, sub, rec, chA
 }
 
@@ -225,19 +231,11 @@ func TestPendingShardUnsubscribeAndWaited(t *testing.T) {
 	ps := cl.Primaries()
 	chA := chanOn(ps[0], "pua", 0)
 	chB, chC, chW := chanOn(ps[1], "pub", 0), chanOn(ps[1], "pub", 1), chanOn(ps[1], "puw", 0)
-	rec := &qabeRec{}
-	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{ShardChannels: []string{chA}, Handler: rec.add})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	if err := ps[1].Kill(); err != nil {
-		t.Fatal(err)
-	}
+	sub, rec := shardSub(t, eng, chA, ps[1])
 
 	// Waited: fails fast with a *ConnectError.
 	start := time.Now()
-	err = sub.SSubscribe(ctx, chW)
+	err := sub.SSubscribe(ctx, chW)
 	var ce *engine.ConnectError
 	if !errors.As(err, &ce) {
 		t.Fatalf("a waited SSubscribe(%s) to a node that is down returned %v, want a *ConnectError", chW, err)

@@ -27,15 +27,7 @@ func TestRV43sShardSubscribeUnsubscribeStorm(t *testing.T) {
 	ctx := ctxT(t)
 	ps := cl.Primaries()
 	chA := chanOn(ps[0], "rsa", 0)
-	rec := &qabeRec{}
-	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{ShardChannels: []string{chA}, Handler: rec.add})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	if err := ps[1].Kill(); err != nil {
-		t.Fatal(err)
-	}
+	sub, rec := shardSub(t, eng, chA, ps[1])
 	ended, cancel := context.WithCancel(ctx)
 	cancel()
 	const names = 8
@@ -247,15 +239,7 @@ func TestRV43sShardRetryLeavesResubscribedChannel(t *testing.T) {
 	defer eng.Close()
 	ps := cl.Primaries()
 	chA, chB := chanOn(ps[0], "rla", 0), chanOn(ps[1], "rlb", 0)
-	rec := &qabeRec{}
-	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{ShardChannels: []string{chA}, Handler: rec.add})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	if err := ps[1].Kill(); err != nil {
-		t.Fatal(err)
-	}
+	sub, rec := shardSub(t, eng, chA, ps[1])
 	ended, cancel := context.WithCancel(ctx)
 	cancel()
 	_ = sub.SSubscribe(ended, chB)
