@@ -77,6 +77,9 @@ type engineState struct {
 
 	log *slog.Logger // Config.Logger filtered by LogLevel, or a discarding one
 	bus *hookbus.Bus // the hooks (the Logging hook included); nil without any
+	// unsent is where an observed command's observation points until a
+	// pipeline carries it (observed.sent): Seq 0, the bus.
+	unsent *actors.Sent
 	// logHooks are the *hooks.Logging among them, flushed by Close.
 	logHooks []*hooks.Logging
 	// closeDone is closed when the first Close has finished: a later Close
@@ -224,6 +227,10 @@ func (e *Engine) startHooks() {
 		}
 	}
 	e.bus = hookbus.NewOwn(hs, len(hs)-len(e.cfg.Hooks), e.log, hookQueue)
+	e.bus.SetDB(e.cfg.DB)
+	if e.bus.WantsCommands() {
+		e.unsent = &actors.Sent{Bus: e.bus}
+	}
 	e.bus.Start()
 }
 

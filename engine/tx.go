@@ -446,7 +446,7 @@ func (e *Engine) execOn(ctx context.Context, addr string, conn drivers.ValkeyCon
 	cmds = append(cmds, e.b.Multi().Build())
 	var sent *actors.Sent // for the command hooks: the node and the MULTI..EXEC as their pipeline
 	if e.bus.WantsPost() {
-		sent = &actors.Sent{Node: addr, Seq: e.bus.NextPipeline(), Size: len(q) + 2}
+		sent = &actors.Sent{Node: addr, Seq: e.bus.NextPipeline(), Size: len(q) + 2, Bus: e.bus}
 	}
 	for _, en := range q { // prepared by exec
 		cmds = append(cmds, en.cmd.Cmd())

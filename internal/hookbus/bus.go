@@ -65,6 +65,7 @@ type Bus struct {
 	async     bool // anything delivered through the queue
 
 	log      *slog.Logger
+	db       int           // SetDB's
 	own      int           // the hooks before this index are the engine's own (NewOwn)
 	panicked []atomic.Bool // per hook given to NewOwn: its first panic was logged
 	seq      atomic.Uint64 // pipeline sequence numbers
@@ -122,21 +123,31 @@ func lifecycle(ev any) bool {
 	return false
 }
 
-// kind says which field of an item holds the event.
-type kind uint8
+// Deferred is a command's completion whose PostExecution event the hook
+// goroutine builds when it delivers it (ExecutedLater), rather than the
+// goroutine that completed the command: the queue holds a reference to
+// the command (the engine's request, already allocated) instead of the
+// event, and the completing goroutine (a connection actor's) neither
+// builds nor copies it. Event must read only what nothing writes after
+// the command's completion, and is called once, on the hook goroutine.
+type Deferred interface {
+	Event() (context.Context, hooks.Executed)
+}
 
-const (
-	kindExecuted kind = iota + 1
-	kindOther         // ev holds the event
-)
+// ready is an Executed event built by its sender (Bus.Executed).
+type ready struct {
+	ctx context.Context
+	ev  hooks.Executed
+}
 
-// item is one queued event. Executed events, one per command, are kept
-// inline (no allocation); the rarer ones are boxed in ev.
+func (r *ready) Event() (context.Context, hooks.Executed) { return r.ctx, r.ev }
+
+// item is one queued event: a PostExecution event (d set; one per
+// command: 32 B in the queue, not the event's 190) or another event,
+// boxed in ev.
 type item struct {
-	kind kind
-	ctx  context.Context
-	exec hooks.Executed
-	ev   any
+	d  Deferred
+	ev any
 }
 
 // New sorts hs by the interfaces they implement. It returns nil when none
@@ -448,12 +459,40 @@ func (b *Bus) pre1(e entry[hooks.PreExecution], ctx context.Context, cmd hooks.C
 	return out
 }
 
-// Executed queues a PostExecution event.
+// Executed queues a PostExecution event built already (one allocation:
+// the engine's paths that are not a pipeline's use it, ExecutedLater the
+// rest).
 func (b *Bus) Executed(ctx context.Context, ev hooks.Executed) {
 	if b == nil || len(b.post) == 0 {
 		return
 	}
-	b.push(item{kind: kindExecuted, ctx: ctx, exec: ev})
+	b.push(item{d: &ready{ctx, ev}})
+}
+
+// ExecutedLater queues the PostExecution event of a completed command,
+// built on the hook goroutine (Deferred).
+func (b *Bus) ExecutedLater(d Deferred) {
+	if b == nil || len(b.post) == 0 {
+		return
+	}
+	b.push(item{d: d})
+}
+
+// SetDB sets the database index that DB reports (the engine's
+// Config.DB), for the PostExecution events that Deferred commands build.
+// Call it before Start.
+func (b *Bus) SetDB(db int) {
+	if b != nil {
+		b.db = db
+	}
+}
+
+// DB returns the index given to SetDB (0 on a nil Bus).
+func (b *Bus) DB() int {
+	if b == nil {
+		return 0
+	}
+	return b.db
 }
 
 // Emit queues an event of one of the hooks package's types (other than
@@ -463,7 +502,7 @@ func (b *Bus) Emit(ev any) {
 	if b == nil || !b.wants(ev) {
 		return
 	}
-	b.push(item{kind: kindOther, ev: ev})
+	b.push(item{ev: ev})
 }
 
 // wants reports whether a hook takes ev.
@@ -535,7 +574,7 @@ func (b *Bus) push(it item) {
 	}
 	if len(b.buf) < b.max {
 		b.buf = append(b.buf, it)
-	} else if len(b.state) < b.max && it.kind == kindOther && lifecycle(it.ev) {
+	} else if len(b.state) < b.max && it.d == nil && lifecycle(it.ev) {
 		b.state = append(b.state, it)
 	} else {
 		b.mu.Unlock()
@@ -742,11 +781,12 @@ func (b *Bus) deliverFrom(batch []item, c *cursor) (done bool) {
 
 // deliver calls the hooks that take it, from c.next on.
 func (b *Bus) deliver(it *item, c *cursor) {
-	if it.kind == kindExecuted {
+	if it.d != nil {
+		ctx, ev := it.d.Event()
 		for ; c.next < len(b.post); c.next++ {
 			e := b.post[c.next]
 			c.hook, c.h, c.method = e.i, e.h, "PostExecution"
-			e.h.PostExecution(it.ctx, it.exec)
+			e.h.PostExecution(ctx, ev)
 		}
 		return
 	}
