@@ -23,9 +23,8 @@ type Observed interface {
 // pointer rather than copies of its fields: a hooked request stays three
 // size classes smaller (a GET 192 B instead of 256), for one 48 B
 // allocation per pipeline. The actor sets Answered before it completes any
-// of the pipeline's commands and writes nothing after (the hook goroutine
-// reads it after their completion); a command sent again gets the Sent of
-// its new pipeline.
+// of the pipeline's commands and writes nothing after; a command sent
+// again gets the Sent of its new pipeline.
 //
 // Bus is the engine's hook bus, so that a command's observation needs no
 // pointer of its own to it; an engine's commands not written yet point

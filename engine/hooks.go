@@ -124,39 +124,30 @@ func (r *request[T]) SentOn(s *actors.Sent) {
 }
 
 // finish sends the PostExecution event once, when r's future has
-// completed. A command answered in a pipeline (the common case) queues
-// itself: the hook goroutine builds its event (Event) from what nothing
-// writes any more, so the connection actor's goroutine that completes it
-// neither builds nor copies the event. The others (failed unsent, or
-// their pipeline not answered: no reading of its end) are built now,
-// with the time of their failure.
+// completed. It is built here, on the goroutine that completed r, not on
+// the hook goroutine from r: a queued reference to r would keep its
+// reply (and, in cluster mode, its arguments) alive until the hooks take
+// the event, so that hooks falling behind held as many replies as the
+// queue holds events, whatever their size (review rv44: 64 GETs of
+// 1 MiB kept 64 MiB alive behind a slow hook). A command answered in a
+// pipeline completed at its Answered time; the others (failed unsent,
+// or their pipeline not answered: a Tx's) now.
 func (r *request[T]) finish() {
 	o := r.x.obs
 	s := o.sent
 	if s == nil || !s.Bus.WantsPost() || !o.done.CompareAndSwap(false, true) {
 		return
 	}
-	if s.Seq != 0 && s.Answered != 0 {
-		s.Bus.ExecutedLater(r)
-		return
-	}
 	_, err, _ := r.promise.Future().Result()
-	ev := r.executed(o, s, err, hookbus.Now())
+	done := s.Answered
+	if s.Seq == 0 || done == 0 {
+		done = hookbus.Now()
+	}
+	ev := r.executed(o, s, err, done)
 	if s.Seq == 0 && err != nil {
 		ev.Node = refusedBy(err)
 	}
 	s.Bus.Executed(r.ctx, ev)
-}
-
-var _ hookbus.Deferred = (*request[string])(nil)
-
-// Event implements hookbus.Deferred: the PostExecution event of r,
-// completed in a pipeline that was answered (see finish). Only the hook
-// goroutine calls it, after finish queued r.
-func (r *request[T]) Event() (context.Context, hooks.Executed) {
-	o := r.x.obs
-	_, err, _ := r.promise.Future().Result()
-	return r.ctx, r.executed(o, o.sent, err, o.sent.Answered)
 }
 
 // executed returns r's event, sent on s (Seq 0: on none), completed with

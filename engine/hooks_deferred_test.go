@@ -12,11 +12,11 @@ import (
 	"github.com/vactor-io/vactor/engine"
 )
 
-// The PostExecution events of commands answered in a pipeline are built
-// on the hook goroutine from the request (hookbus.Deferred), the others
-// (a transaction's, a command failed unsent) by the completing goroutine:
-// both carry the same fields. DB is the engine's (3 here: the event
-// reaches it through the bus, not the request), Done and Duration fall
+// The PostExecution events of commands answered in a pipeline (completed
+// at the pipeline's answered time) and the others (a transaction's, a
+// command failed unsent: completed when they fail) carry the same
+// fields. DB is the engine's (3 here: the event reaches it through the
+// bus, not the request), Done and Duration fall
 // within the run, a pipelined command names its node and pipeline, and
 // the context is PreExecution's.
 func TestHooksEventFieldsBothPaths(t *testing.T) {

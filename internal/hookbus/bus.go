@@ -123,31 +123,26 @@ func lifecycle(ev any) bool {
 	return false
 }
 
-// Deferred is a command's completion whose PostExecution event the hook
-// goroutine builds when it delivers it (ExecutedLater), rather than the
-// goroutine that completed the command: the queue holds a reference to
-// the command (the engine's request, already allocated) instead of the
-// event, and the completing goroutine (a connection actor's) neither
-// builds nor copies it. Event must read only what nothing writes after
-// the command's completion, and is called once, on the hook goroutine.
-type Deferred interface {
-	Event() (context.Context, hooks.Executed)
-}
+// kind says which field of an item holds the event.
+type kind uint8
 
-// ready is an Executed event built by its sender (Bus.Executed).
-type ready struct {
-	ctx context.Context
-	ev  hooks.Executed
-}
+const (
+	kindExecuted kind = iota + 1
+	kindOther         // ev holds the event
+)
 
-func (r *ready) Event() (context.Context, hooks.Executed) { return r.ctx, r.ev }
-
-// item is one queued event: a PostExecution event (d set; one per
-// command: 32 B in the queue, not the event's 190) or another event,
-// boxed in ev.
+// item is one queued event. Executed events, one per command, are kept
+// inline (no allocation), built by the goroutine that completed the
+// command: an item holds no reference to the command (its request, its
+// reply), so that the queue's capacity bounds the memory it holds
+// whatever the replies' sizes while the hooks fall behind (a queued
+// reference to the request kept every reply behind a slow hook alive:
+// review rv44). The rarer events are boxed in ev.
 type item struct {
-	d  Deferred
-	ev any
+	kind kind
+	ctx  context.Context
+	exec hooks.Executed
+	ev   any
 }
 
 // New sorts hs by the interfaces they implement. It returns nil when none
@@ -459,28 +454,17 @@ func (b *Bus) pre1(e entry[hooks.PreExecution], ctx context.Context, cmd hooks.C
 	return out
 }
 
-// Executed queues a PostExecution event built already (one allocation:
-// the engine's paths that are not a pipeline's use it, ExecutedLater the
-// rest).
+// Executed queues a PostExecution event.
 func (b *Bus) Executed(ctx context.Context, ev hooks.Executed) {
 	if b == nil || len(b.post) == 0 {
 		return
 	}
-	b.push(item{d: &ready{ctx, ev}})
-}
-
-// ExecutedLater queues the PostExecution event of a completed command,
-// built on the hook goroutine (Deferred).
-func (b *Bus) ExecutedLater(d Deferred) {
-	if b == nil || len(b.post) == 0 {
-		return
-	}
-	b.push(item{d: d})
+	b.push(item{kind: kindExecuted, ctx: ctx, exec: ev})
 }
 
 // SetDB sets the database index that DB reports (the engine's
-// Config.DB), for the PostExecution events that Deferred commands build.
-// Call it before Start.
+// Config.DB), for the PostExecution events of its commands, whose
+// observation keeps no DB of its own. Call it before Start.
 func (b *Bus) SetDB(db int) {
 	if b != nil {
 		b.db = db
@@ -502,7 +486,7 @@ func (b *Bus) Emit(ev any) {
 	if b == nil || !b.wants(ev) {
 		return
 	}
-	b.push(item{ev: ev})
+	b.push(item{kind: kindOther, ev: ev})
 }
 
 // wants reports whether a hook takes ev.
@@ -574,7 +558,7 @@ func (b *Bus) push(it item) {
 	}
 	if len(b.buf) < b.max {
 		b.buf = append(b.buf, it)
-	} else if len(b.state) < b.max && it.d == nil && lifecycle(it.ev) {
+	} else if len(b.state) < b.max && it.kind == kindOther && lifecycle(it.ev) {
 		b.state = append(b.state, it)
 	} else {
 		b.mu.Unlock()
@@ -781,12 +765,11 @@ func (b *Bus) deliverFrom(batch []item, c *cursor) (done bool) {
 
 // deliver calls the hooks that take it, from c.next on.
 func (b *Bus) deliver(it *item, c *cursor) {
-	if it.d != nil {
-		ctx, ev := it.d.Event()
+	if it.kind == kindExecuted {
 		for ; c.next < len(b.post); c.next++ {
 			e := b.post[c.next]
 			c.hook, c.h, c.method = e.i, e.h, "PostExecution"
-			e.h.PostExecution(ctx, ev)
+			e.h.PostExecution(it.ctx, it.exec)
 		}
 		return
 	}
