@@ -313,18 +313,25 @@ func checkRange(cmd, stream, start, end string, count int64) error {
 // There is no BLOCK: a blocking read would hold up the pipelined
 // connection; use Consume for blocking group reads.
 func (e *Engine) XRead(ctx context.Context, count int64, streams map[string]string) *futures.Future[map[string][]XEntry] {
-	keys, ids, err := streamIDs("XREAD", count, streams)
+	cmd, keys, err := xreadCmd(e.b, count, streams)
 	if err != nil {
 		return fail[map[string][]XEntry](err)
 	}
-	c := e.b.Xread()
-	var cmd valkey.Completed
-	if count > 0 {
-		cmd = c.Count(count).Streams().Key(keys...).Id(ids...).Build()
-	} else {
-		cmd = c.Streams().Key(keys...).Id(ids...).Build()
-	}
 	return submit(e, ctx, keys[0], cmd, decodeXRead)
+}
+
+// xreadCmd builds XRead's command (shared with Pipeline and Tx) and
+// returns its stream keys, sorted: the first routes it.
+func xreadCmd(b valkey.Builder, count int64, streams map[string]string) (valkey.Completed, []string, error) {
+	keys, ids, err := streamIDs("XREAD", count, streams)
+	if err != nil {
+		return valkey.Completed{}, nil, err
+	}
+	c := b.Xread()
+	if count > 0 {
+		return c.Count(count).Streams().Key(keys...).Id(ids...).Build(), keys, nil
+	}
+	return c.Streams().Key(keys...).Id(ids...).Build(), keys, nil
 }
 
 // streamIDs checks a stream -> ID map and returns its keys, sorted, and
@@ -362,23 +369,32 @@ func streamIDs(cmd string, count int64, streams map[string]string) (keys, ids []
 // connection failure (ErrOutcomeUnknown). For a long-running group reader
 // use Consume.
 func (e *Engine) XReadGroup(ctx context.Context, group, consumer string, count int64, streams map[string]string) *futures.Future[map[string][]XEntry] {
+	cmd, keys, err := xreadGroupCmd(e.b, group, consumer, count, streams)
+	if err != nil {
+		return fail[map[string][]XEntry](err)
+	}
+	return submit(e, ctx, keys[0], cmd, decodeXRead)
+}
+
+// xreadGroupCmd builds XReadGroup's command (shared with Pipeline and Tx)
+// and returns its stream keys, sorted: the first routes it.
+func xreadGroupCmd(b valkey.Builder, group, consumer string, count int64, streams map[string]string) (valkey.Completed, []string, error) {
 	if group == "" {
-		return fail[map[string][]XEntry](errStream("XREADGROUP", "group"))
+		return valkey.Completed{}, nil, errStream("XREADGROUP", "group")
 	}
 	if consumer == "" {
-		return fail[map[string][]XEntry](errStream("XREADGROUP", "consumer"))
+		return valkey.Completed{}, nil, errStream("XREADGROUP", "consumer")
 	}
 	keys, ids, err := streamIDs("XREADGROUP", count, streams)
 	if err != nil {
-		return fail[map[string][]XEntry](err)
+		return valkey.Completed{}, nil, err
 	}
 	args := []string{"GROUP", group, consumer}
 	if count > 0 {
 		args = append(args, "COUNT", strconv.FormatInt(count, 10))
 	}
 	args = append(args, "STREAMS")
-	cmd := e.b.Arbitrary("XREADGROUP").Args(args...).Keys(keys...).Args(ids...).Build()
-	return submit(e, ctx, keys[0], cmd, decodeXRead)
+	return b.Arbitrary("XREADGROUP").Args(args...).Keys(keys...).Args(ids...).Build(), keys, nil
 }
 
 // XDel deletes entries from stream by ID and returns how many existed. No
@@ -432,28 +448,47 @@ func xackCmd(b valkey.Builder, stream, group string, ids []string) (valkey.Compl
 // XPending returns the summary of group's pending entries. A missing
 // stream or group fails with a NOGROUP *ServerError.
 func (e *Engine) XPending(ctx context.Context, stream, group string) *futures.Future[XPendingSummary] {
+	cmd, err := xpendingCmd(e.b, stream, group)
+	if err != nil {
+		return fail[XPendingSummary](err)
+	}
+	return submit(e, ctx, stream, cmd, decodeXPendingSummary)
+}
+
+// xpendingCmd builds XPending's command (shared with Pipeline and Tx).
+func xpendingCmd(b valkey.Builder, stream, group string) (valkey.Completed, error) {
 	if stream == "" {
-		return fail[XPendingSummary](errStream("XPENDING", "stream key"))
+		return valkey.Completed{}, errStream("XPENDING", "stream key")
 	}
 	if group == "" {
-		return fail[XPendingSummary](errStream("XPENDING", "group"))
+		return valkey.Completed{}, errStream("XPENDING", "group")
 	}
-	return submit(e, ctx, stream, e.b.Xpending().Key(stream).Group(group).Build(), decodeXPendingSummary)
+	return b.Xpending().Key(stream).Group(group).Build(), nil
 }
 
 // XPendingExt lists group's pending entries selected by opts, lowest ID
 // first. opts.Count must be at least 1; a negative Idle fails with
 // ErrInvalidArgument.
 func (e *Engine) XPendingExt(ctx context.Context, stream, group string, opts XPendingOptions) *futures.Future[[]XPendingEntry] {
+	cmd, err := xpendingExtCmd(e.b, stream, group, opts)
+	if err != nil {
+		return fail[[]XPendingEntry](err)
+	}
+	return submit(e, ctx, stream, cmd, decodeXPendingEntries)
+}
+
+// xpendingExtCmd builds XPendingExt's command (shared with Pipeline and
+// Tx).
+func xpendingExtCmd(b valkey.Builder, stream, group string, opts XPendingOptions) (valkey.Completed, error) {
 	switch {
 	case stream == "":
-		return fail[[]XPendingEntry](errStream("XPENDING", "stream key"))
+		return valkey.Completed{}, errStream("XPENDING", "stream key")
 	case group == "":
-		return fail[[]XPendingEntry](errStream("XPENDING", "group"))
+		return valkey.Completed{}, errStream("XPENDING", "group")
 	case opts.Count < 1:
-		return fail[[]XPendingEntry](fmt.Errorf("%w: XPENDING count must be at least 1, got %d", ErrInvalidArgument, opts.Count))
+		return valkey.Completed{}, fmt.Errorf("%w: XPENDING count must be at least 1, got %d", ErrInvalidArgument, opts.Count)
 	case opts.Idle < 0:
-		return fail[[]XPendingEntry](fmt.Errorf("%w: XPENDING idle %s is negative", ErrInvalidArgument, opts.Idle))
+		return valkey.Completed{}, fmt.Errorf("%w: XPENDING idle %s is negative", ErrInvalidArgument, opts.Idle)
 	}
 	start, end := opts.Start, opts.End
 	if start == "" {
@@ -462,19 +497,16 @@ func (e *Engine) XPendingExt(ctx context.Context, stream, group string, opts XPe
 	if end == "" {
 		end = "+"
 	}
-	g := e.b.Xpending().Key(stream).Group(group)
+	g := b.Xpending().Key(stream).Group(group)
 	var s = g.Start
 	if opts.Idle > 0 {
 		s = g.Idle(opts.Idle.Milliseconds()).Start
 	}
 	c := s(start).End(end).Count(opts.Count)
-	var cmd valkey.Completed
 	if opts.Consumer != "" {
-		cmd = c.Consumer(opts.Consumer).Build()
-	} else {
-		cmd = c.Build()
+		return c.Consumer(opts.Consumer).Build(), nil
 	}
-	return submit(e, ctx, stream, cmd, decodeXPendingEntries)
+	return c.Build(), nil
 }
 
 // XClaim gives consumer the ownership of the listed pending entries of
@@ -483,14 +515,22 @@ func (e *Engine) XPendingExt(ctx context.Context, stream, group string, opts XPe
 // idle long enough are skipped; entries deleted from the stream are not
 // returned. No IDs or a negative minIdle fails with ErrInvalidArgument.
 func (e *Engine) XClaim(ctx context.Context, stream, group, consumer string, minIdle time.Duration, ids ...string) *futures.Future[[]XEntry] {
-	if err := checkClaim("XCLAIM", stream, group, consumer, minIdle); err != nil {
+	cmd, err := xclaimCmd(e.b, stream, group, consumer, minIdle, ids)
+	if err != nil {
 		return fail[[]XEntry](err)
 	}
-	if len(ids) == 0 {
-		return fail[[]XEntry](fmt.Errorf("%w: XCLAIM needs at least one ID", ErrInvalidArgument))
-	}
-	cmd := e.b.Xclaim().Key(stream).Group(group).Consumer(consumer).MinIdleTime(ms(minIdle)).Id(ids...).Build()
 	return submit(e, ctx, stream, cmd, decodeXEntries)
+}
+
+// xclaimCmd builds XClaim's command (shared with Pipeline and Tx).
+func xclaimCmd(b valkey.Builder, stream, group, consumer string, minIdle time.Duration, ids []string) (valkey.Completed, error) {
+	if err := checkClaim("XCLAIM", stream, group, consumer, minIdle); err != nil {
+		return valkey.Completed{}, err
+	}
+	if len(ids) == 0 {
+		return valkey.Completed{}, fmt.Errorf("%w: XCLAIM needs at least one ID", ErrInvalidArgument)
+	}
+	return b.Xclaim().Key(stream).Group(group).Consumer(consumer).MinIdleTime(ms(minIdle)).Id(ids...).Build(), nil
 }
 
 func checkClaim(cmd, stream, group, consumer string, minIdle time.Duration) error {
@@ -513,23 +553,29 @@ func checkClaim(cmd, stream, group, consumer string, minIdle time.Duration) erro
 // XAutoClaimResult. Call again with Next until it is "0-0" to scan the
 // whole list.
 func (e *Engine) XAutoClaim(ctx context.Context, stream, group, consumer string, minIdle time.Duration, start string, count int64) *futures.Future[XAutoClaimResult] {
-	if err := checkClaim("XAUTOCLAIM", stream, group, consumer, minIdle); err != nil {
+	cmd, err := xautoclaimCmd(e.b, stream, group, consumer, minIdle, start, count)
+	if err != nil {
 		return fail[XAutoClaimResult](err)
 	}
+	return submit(e, ctx, stream, cmd, decodeXAutoClaim)
+}
+
+// xautoclaimCmd builds XAutoClaim's command (shared with Pipeline and Tx).
+func xautoclaimCmd(b valkey.Builder, stream, group, consumer string, minIdle time.Duration, start string, count int64) (valkey.Completed, error) {
+	if err := checkClaim("XAUTOCLAIM", stream, group, consumer, minIdle); err != nil {
+		return valkey.Completed{}, err
+	}
 	if start == "" {
-		return fail[XAutoClaimResult](fmt.Errorf("%w: XAUTOCLAIM needs a start ID (\"0-0\" for the beginning)", ErrInvalidArgument))
+		return valkey.Completed{}, fmt.Errorf("%w: XAUTOCLAIM needs a start ID (\"0-0\" for the beginning)", ErrInvalidArgument)
 	}
 	if count < 0 {
-		return fail[XAutoClaimResult](fmt.Errorf("%w: XAUTOCLAIM count %d is negative", ErrInvalidArgument, count))
+		return valkey.Completed{}, fmt.Errorf("%w: XAUTOCLAIM count %d is negative", ErrInvalidArgument, count)
 	}
-	c := e.b.Xautoclaim().Key(stream).Group(group).Consumer(consumer).MinIdleTime(ms(minIdle)).Start(start)
-	var cmd valkey.Completed
+	c := b.Xautoclaim().Key(stream).Group(group).Consumer(consumer).MinIdleTime(ms(minIdle)).Start(start)
 	if count > 0 {
-		cmd = c.Count(count).Build()
-	} else {
-		cmd = c.Build()
+		return c.Count(count).Build(), nil
 	}
-	return submit(e, ctx, stream, cmd, decodeXAutoClaim)
+	return c.Build(), nil
 }
 
 // XGroupCreate creates group on stream, delivering entries after start
@@ -540,20 +586,31 @@ func (e *Engine) XAutoClaim(ctx context.Context, stream, group, consumer string,
 // ErrInvalidArgument (the server would take an empty group name: the
 // engine refuses it as a likely mistake, as Consume does).
 func (e *Engine) XGroupCreate(ctx context.Context, stream, group, start string, mkStream bool) *futures.Future[struct{}] {
-	switch {
-	case stream == "":
-		return fail[struct{}](errStream("XGROUP CREATE", "stream key"))
-	case group == "":
-		return fail[struct{}](errStream("XGROUP CREATE", "group"))
-	case start == "":
-		return fail[struct{}](errStream("XGROUP CREATE", "start ID (\"$\" or \"0\")"))
+	cmd, err := xgroupCreateCmd(e.b, stream, group, start, mkStream)
+	if err != nil {
+		return fail[struct{}](err)
 	}
-	return submit(e, ctx, stream, e.xgroupCreate(stream, group, start, mkStream), decodeOK)
+	return submit(e, ctx, stream, cmd, decodeOK)
 }
 
-// xgroupCreate builds XGROUP CREATE stream group start [MKSTREAM].
-func (e *Engine) xgroupCreate(stream, group, start string, mkStream bool) valkey.Completed {
-	c := e.b.XgroupCreate().Key(stream).Group(group).Id(start)
+// xgroupCreateCmd builds XGroupCreate's command (shared with Pipeline and
+// Tx).
+func xgroupCreateCmd(b valkey.Builder, stream, group, start string, mkStream bool) (valkey.Completed, error) {
+	switch {
+	case stream == "":
+		return valkey.Completed{}, errStream("XGROUP CREATE", "stream key")
+	case group == "":
+		return valkey.Completed{}, errStream("XGROUP CREATE", "group")
+	case start == "":
+		return valkey.Completed{}, errStream("XGROUP CREATE", "start ID (\"$\" or \"0\")")
+	}
+	return xgroupCreate(b, stream, group, start, mkStream), nil
+}
+
+// xgroupCreate builds XGROUP CREATE stream group start [MKSTREAM], its
+// arguments already checked (Consume's are).
+func xgroupCreate(b valkey.Builder, stream, group, start string, mkStream bool) valkey.Completed {
+	c := b.XgroupCreate().Key(stream).Group(group).Id(start)
 	if mkStream {
 		return c.Mkstream().Build()
 	}
@@ -563,20 +620,40 @@ func (e *Engine) xgroupCreate(stream, group, start string, mkStream bool) valkey
 // XGroupDestroy deletes group and its pending list, and reports whether
 // it existed.
 func (e *Engine) XGroupDestroy(ctx context.Context, stream, group string) *futures.Future[bool] {
+	cmd, err := xgroupDestroyCmd(e.b, stream, group)
+	if err != nil {
+		return fail[bool](err)
+	}
+	return submit(e, ctx, stream, cmd, decodeIntBool)
+}
+
+// xgroupDestroyCmd builds XGroupDestroy's command (shared with Pipeline
+// and Tx).
+func xgroupDestroyCmd(b valkey.Builder, stream, group string) (valkey.Completed, error) {
 	if stream == "" {
-		return fail[bool](errStream("XGROUP DESTROY", "stream key"))
+		return valkey.Completed{}, errStream("XGROUP DESTROY", "stream key")
 	}
 	if group == "" {
-		return fail[bool](errStream("XGROUP DESTROY", "group"))
+		return valkey.Completed{}, errStream("XGROUP DESTROY", "group")
 	}
-	return submit(e, ctx, stream, e.b.XgroupDestroy().Key(stream).Group(group).Build(), decodeIntBool)
+	return b.XgroupDestroy().Key(stream).Group(group).Build(), nil
 }
 
 // XInfoGroups describes the consumer groups of stream. A missing stream
 // fails with a *ServerError.
 func (e *Engine) XInfoGroups(ctx context.Context, stream string) *futures.Future[[]XGroupInfo] {
-	if stream == "" {
-		return fail[[]XGroupInfo](errStream("XINFO GROUPS", "stream key"))
+	cmd, err := xinfoGroupsCmd(e.b, stream)
+	if err != nil {
+		return fail[[]XGroupInfo](err)
 	}
-	return submit(e, ctx, stream, e.b.XinfoGroups().Key(stream).Build(), decodeXGroups)
+	return submit(e, ctx, stream, cmd, decodeXGroups)
+}
+
+// xinfoGroupsCmd builds XInfoGroups's command (shared with Pipeline and
+// Tx).
+func xinfoGroupsCmd(b valkey.Builder, stream string) (valkey.Completed, error) {
+	if stream == "" {
+		return valkey.Completed{}, errStream("XINFO GROUPS", "stream key")
+	}
+	return b.XinfoGroups().Key(stream).Build(), nil
 }

@@ -257,7 +257,7 @@ func (e *Engine) Consume(ctx context.Context, stream, group, consumer string, ha
 	// The engine's own command, as the consumer's later ones: not
 	// reported to the command hooks (a BUSYGROUP reply when the group
 	// exists is no failure of the program's).
-	create := submitInternal(e, ctx, stream, e.xgroupCreate(stream, group, opts.StartID, true), decodeOK)
+	create := submitInternal(e, ctx, stream, xgroupCreate(e.b, stream, group, opts.StartID, true), decodeOK)
 	if _, err := create.Await(ctx); err != nil && !isBusyGroup(err) {
 		return nil, fmt.Errorf("vactor: consume %s: create group %s: %w", stream, group, err)
 	}
