@@ -31,9 +31,9 @@ import (
 //
 // Each command method returns its future at once, typed as the Engine's
 // method of the same name (every typed command of the Engine has one,
-// with its arguments after ctx, except the blocking ones, WaitReplicas,
-// ScanPage, ScriptLoad, PingFuture and the consumer groups' upkeep: Do
-// sends those); nothing is sent before Exec. Exec posts the
+// with its arguments after ctx, except the blocking ones (BLPop, BRPop,
+// BLMove), WaitReplicas, ScanPage, ScriptLoad and PingFuture: Do sends
+// those); nothing is sent before Exec. Exec posts the
 // commands contiguously, in order, onto the connection actors that carry
 // their keys (one actor, so one pipeline, with the default PoolSize of 1),
 // so no other caller's command comes between them and commands to the same

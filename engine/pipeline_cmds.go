@@ -306,6 +306,88 @@ func (c *commands) XAck(stream, group string, ids ...string) *futures.Future[int
 	return checked(c, stream, func(b valkey.Builder) (valkey.Completed, error) { return xackCmd(b, stream, group, ids) }, decodeInt64)
 }
 
+// XRead adds XREAD [COUNT count] STREAMS keys ids, without BLOCK (see
+// Engine.XRead): the streams in the Engine's order (sorted), routed by
+// the first. In cluster mode they must share a slot: a Pipeline's future
+// then fails with a CROSSSLOT *ServerError as the Engine's, a Tx fails
+// whole with ErrCrossSlot, unsent.
+func (c *commands) XRead(count int64, streams map[string]string) *futures.Future[map[string][]XEntry] {
+	if c.e == nil {
+		return fail[map[string][]XEntry](errZeroCommands)
+	}
+	cmd, keys, err := xreadCmd(c.b(), count, streams)
+	return addStreams(c, cmd, keys, err)
+}
+
+// XReadGroup adds XREADGROUP GROUP group consumer [COUNT count] STREAMS
+// keys ids, without BLOCK (see Engine.XReadGroup; the streams as XRead's).
+func (c *commands) XReadGroup(group, consumer string, count int64, streams map[string]string) *futures.Future[map[string][]XEntry] {
+	if c.e == nil {
+		return fail[map[string][]XEntry](errZeroCommands)
+	}
+	cmd, keys, err := xreadGroupCmd(c.b(), group, consumer, count, streams)
+	return addStreams(c, cmd, keys, err)
+}
+
+// addStreams records an XREAD or XREADGROUP built on keys (sorted) or
+// refuses it with err.
+func addStreams(c *commands, cmd valkey.Completed, keys []string, err error) *futures.Future[map[string][]XEntry] {
+	if err != nil {
+		return reject[map[string][]XEntry](c, err)
+	}
+	en := entry{route: keys[0]} // as Engine.XRead routes it
+	if len(keys) > 1 {
+		en.keys = keys // a Tx's slot check sees every stream
+	}
+	return record(c, en, cmd, decodeXRead, nil)
+}
+
+// XPending adds XPENDING stream group (see Engine.XPending).
+func (c *commands) XPending(stream, group string) *futures.Future[XPendingSummary] {
+	return checked(c, stream, func(b valkey.Builder) (valkey.Completed, error) { return xpendingCmd(b, stream, group) }, decodeXPendingSummary)
+}
+
+// XPendingExt adds XPENDING stream group [IDLE] start end count
+// [consumer] (see Engine.XPendingExt).
+func (c *commands) XPendingExt(stream, group string, opts XPendingOptions) *futures.Future[[]XPendingEntry] {
+	return checked(c, stream, func(b valkey.Builder) (valkey.Completed, error) { return xpendingExtCmd(b, stream, group, opts) }, decodeXPendingEntries)
+}
+
+// XClaim adds XCLAIM stream group consumer min-idle-time ids (see
+// Engine.XClaim).
+func (c *commands) XClaim(stream, group, consumer string, minIdle time.Duration, ids ...string) *futures.Future[[]XEntry] {
+	return checked(c, stream, func(b valkey.Builder) (valkey.Completed, error) {
+		return xclaimCmd(b, stream, group, consumer, minIdle, ids)
+	}, decodeXEntries)
+}
+
+// XAutoClaim adds XAUTOCLAIM stream group consumer min-idle-time start
+// [COUNT count] (see Engine.XAutoClaim).
+func (c *commands) XAutoClaim(stream, group, consumer string, minIdle time.Duration, start string, count int64) *futures.Future[XAutoClaimResult] {
+	return checked(c, stream, func(b valkey.Builder) (valkey.Completed, error) {
+		return xautoclaimCmd(b, stream, group, consumer, minIdle, start, count)
+	}, decodeXAutoClaim)
+}
+
+// XGroupCreate adds XGROUP CREATE stream group start [MKSTREAM] (see
+// Engine.XGroupCreate).
+func (c *commands) XGroupCreate(stream, group, start string, mkStream bool) *futures.Future[struct{}] {
+	return checked(c, stream, func(b valkey.Builder) (valkey.Completed, error) {
+		return xgroupCreateCmd(b, stream, group, start, mkStream)
+	}, decodeOK)
+}
+
+// XGroupDestroy adds XGROUP DESTROY stream group (see
+// Engine.XGroupDestroy).
+func (c *commands) XGroupDestroy(stream, group string) *futures.Future[bool] {
+	return checked(c, stream, func(b valkey.Builder) (valkey.Completed, error) { return xgroupDestroyCmd(b, stream, group) }, decodeIntBool)
+}
+
+// XInfoGroups adds XINFO GROUPS stream (see Engine.XInfoGroups).
+func (c *commands) XInfoGroups(stream string) *futures.Future[[]XGroupInfo] {
+	return checked(c, stream, func(b valkey.Builder) (valkey.Completed, error) { return xinfoGroupsCmd(b, stream) }, decodeXGroups)
+}
+
 // Publish adds PUBLISH channel message; its future holds how many
 // subscribers received it (in cluster mode, of the node that serves the
 // channel's slot, as Engine.Publish). In a cluster Tx it goes with the

@@ -14,15 +14,10 @@ import (
 func TestPipelineCoversEngineCommands(t *testing.T) {
 	not := map[string]string{
 		"BLPop": "blocking", "BRPop": "blocking", "BLMove": "blocking",
-		"XRead": "blocking with BLOCK; Do", "XReadGroup": "blocking with BLOCK; Do",
 		"PingFuture":   "the Engine's health check; Do(\"PING\")",
 		"ScanPage":     "a cursor walk over every node",
 		"ScriptLoad":   "loads on every node",
 		"WaitReplicas": "bounded by the shared connection's read timeout; Do(\"WAIT\")",
-		"XAutoClaim":   "consumer groups' upkeep; Do", "XClaim": "consumer groups' upkeep; Do",
-		"XGroupCreate": "consumer groups' upkeep; Do", "XGroupDestroy": "consumer groups' upkeep; Do",
-		"XInfoGroups": "consumer groups' upkeep; Do",
-		"XPending":    "consumer groups' upkeep; Do", "XPendingExt": "consumer groups' upkeep; Do",
 	}
 	eng := reflect.TypeFor[*engine.Engine]()
 	for _, of := range []reflect.Type{reflect.TypeFor[*engine.Pipeline](), reflect.TypeFor[*engine.Tx]()} {
