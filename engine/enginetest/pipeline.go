@@ -35,6 +35,11 @@ func twins() []twin {
 	zset := [][]string{{"ZADD", "$a", "1", "m1", "2.5", "m2", "3", "m3"}}
 	stream := [][]string{{"XADD", "$a", "1-1", "f", "v1"}, {"XADD", "$a", "2-1", "f", "v2"}, {"XADD", "$a", "3-1", "f", "v3"}}
 	group := append(slices.Clone(stream), []string{"XGROUP", "CREATE", "$a", "g", "0"}, []string{"XREADGROUP", "GROUP", "g", "c", "STREAMS", "$a", ">"})
+	// newGroup: nothing delivered yet; two: streams $a and $b, a group g
+	// on each.
+	newGroup := append(slices.Clone(stream), []string{"XGROUP", "CREATE", "$a", "g", "0"})
+	two := append(slices.Clone(newGroup), []string{"XADD", "$b", "1-1", "h", "w1"}, []string{"XGROUP", "CREATE", "$b", "g", "0"})
+	gone := append(slices.Clone(group), []string{"XDEL", "$a", "2-1"}) // 2-1 pending, deleted
 	k := func(a, _ string) []any { return []any{a} }
 	return []twin{
 		{"GetDel", str, k},
@@ -89,6 +94,41 @@ func twins() []twin {
 		{"XRevRange", stream, func(a, _ string) []any { return []any{a, "+", "-", int64(2)} }},
 		{"XDel", stream, func(a, _ string) []any { return []any{a, "2-1", "7-7"} }},
 		{"XAck", group, func(a, _ string) []any { return []any{a, "g", "1-1", "3-1"} }},
+		{"XRead", two, func(a, b string) []any { return []any{int64(0), map[string]string{a: "0", b: "0"}} }},
+		{"XRead", stream, func(a, _ string) []any { return []any{int64(1), map[string]string{a: "1-1"}} }},
+		{"XRead", stream, func(a, _ string) []any { return []any{int64(0), map[string]string{a: "3-1"}} }}, // nothing: empty map
+		{"XRead", hash, func(a, _ string) []any { return []any{int64(0), map[string]string{a: "0"}} }},     // WRONGTYPE
+		{"XReadGroup", two, func(a, b string) []any { return []any{"g", "c", int64(0), map[string]string{a: ">", b: ">"}} }},
+		{"XReadGroup", newGroup, func(a, _ string) []any { return []any{"g", "c2", int64(2), map[string]string{a: ">"}} }},
+		{"XReadGroup", group, func(a, _ string) []any { return []any{"g", "c", int64(0), map[string]string{a: "1-1"}} }},   // c's pending
+		{"XReadGroup", group, func(a, _ string) []any { return []any{"g", "c", int64(0), map[string]string{a: ">"}} }},     // nothing new
+		{"XReadGroup", stream, func(a, _ string) []any { return []any{"none", "c", int64(0), map[string]string{a: ">"}} }}, // NOGROUP
+		{"XPending", group, func(a, _ string) []any { return []any{a, "g"} }},
+		{"XPending", newGroup, func(a, _ string) []any { return []any{a, "g"} }},  // nothing pending
+		{"XPending", stream, func(a, _ string) []any { return []any{a, "none"} }}, // NOGROUP
+		{"XPendingExt", group, func(a, _ string) []any { return []any{a, "g", engine.XPendingOptions{Count: 10}} }},
+		{"XPendingExt", group, func(a, _ string) []any {
+			return []any{a, "g", engine.XPendingOptions{Start: "2-1", End: "+", Count: 1, Consumer: "c"}}
+		}},
+		{"XPendingExt", group, func(a, _ string) []any { return []any{a, "g", engine.XPendingOptions{Count: 10, Idle: time.Hour}} }}, // none idle so long
+		{"XPendingExt", stream, func(a, _ string) []any { return []any{a, "none", engine.XPendingOptions{Count: 10}} }},              // NOGROUP
+		{"XClaim", group, func(a, _ string) []any { return []any{a, "g", "c2", time.Duration(0), "1-1", "3-1", "9-9"} }},
+		{"XClaim", gone, func(a, _ string) []any { return []any{a, "g", "c2", time.Duration(0), "2-1", "3-1"} }},
+		{"XClaim", group, func(a, _ string) []any { return []any{a, "g", "c2", time.Hour, "1-1"} }},            // not idle so long
+		{"XClaim", stream, func(a, _ string) []any { return []any{a, "none", "c2", time.Duration(0), "1-1"} }}, // NOGROUP
+		{"XAutoClaim", group, func(a, _ string) []any { return []any{a, "g", "c2", time.Duration(0), "0-0", int64(2)} }},
+		{"XAutoClaim", gone, func(a, _ string) []any { return []any{a, "g", "c2", time.Duration(0), "0-0", int64(0)} }},
+		{"XAutoClaim", group, func(a, _ string) []any { return []any{a, "g", "c2", time.Hour, "0-0", int64(0)} }},
+		{"XAutoClaim", stream, func(a, _ string) []any { return []any{a, "none", "c2", time.Duration(0), "0-0", int64(0)} }}, // NOGROUP
+		{"XGroupCreate", stream, func(a, _ string) []any { return []any{a, "g2", "$", false} }},
+		{"XGroupCreate", nil, func(a, _ string) []any { return []any{a, "g", "0", true} }},
+		{"XGroupCreate", nil, func(a, _ string) []any { return []any{a, "g", "0", false} }},   // no stream: ERR
+		{"XGroupCreate", group, func(a, _ string) []any { return []any{a, "g", "0", false} }}, // BUSYGROUP
+		{"XGroupDestroy", group, func(a, _ string) []any { return []any{a, "g"} }},
+		{"XGroupDestroy", stream, func(a, _ string) []any { return []any{a, "g"} }},
+		{"XInfoGroups", two, k},
+		{"XInfoGroups", group, k},
+		{"XInfoGroups", nil, k}, // no such key
 		{"Publish", nil, func(a, _ string) []any { return []any{"chan:" + a, "m"} }},
 		{"SPublish", nil, func(a, _ string) []any { return []any{"chan:" + a, "m"} }},
 		{"Eval", str, func(a, _ string) []any { return []any{twinScript, []string{a}} }},
@@ -121,6 +161,8 @@ func PipelineCommands(t *testing.T, o Options) {
 			if err != nil {
 				t.Fatalf("%s via %s: %v", tc.name, via, err)
 			}
+			// Keys in a reply (XRead's map) differ by way: named alike.
+			reply = strings.NewReplacer(a, "$a", b, "$b").Replace(reply)
 			got[j] = reply + " | " + keyState(ctx, t, eng, a) + " | " + keyState(ctx, t, eng, b)
 		}
 		if got[1] != got[0] || got[2] != got[0] {
@@ -165,17 +207,40 @@ func runTwin(ctx context.Context, eng *engine.Engine, via, name string, args []a
 		return "error " + errClass(err), nil
 	}
 	v := out[0].Interface()
-	if ps, ok := v.([]*string); ok { // pointers: print what they point to
-		s := make([]string, len(ps))
-		for i, p := range ps {
+	switch vs := v.(type) {
+	case []*string: // pointers: print what they point to
+		s := make([]string, len(vs))
+		for i, p := range vs {
 			s[i] = "<nil>"
 			if p != nil {
 				s[i] = *p
 			}
 		}
 		v = s
+	case []engine.XPendingEntry:
+		v = showPending(vs)
 	}
 	return fmt.Sprintf("%+v", v), nil
+}
+
+// shownPending is an XPendingEntry as compared: its Idle depends on when
+// the way's set-up ran, so only whether it is recent (under a minute:
+// every set-up runs just before its command) is compared.
+type shownPending struct {
+	ID, Consumer, Idle string
+	Deliveries         int64
+}
+
+func showPending(es []engine.XPendingEntry) []shownPending {
+	s := make([]shownPending, len(es))
+	for i, e := range es {
+		idle := "recent"
+		if e.Idle < 0 || e.Idle >= time.Minute {
+			idle = e.Idle.String() // differs: the twins are told apart
+		}
+		s[i] = shownPending{ID: e.ID, Consumer: e.Consumer, Idle: idle, Deliveries: e.Deliveries}
+	}
+	return s
 }
 
 // errClass is what must match of an error: ErrNil, a server error's
@@ -191,7 +256,29 @@ func errClass(err error) string {
 	return err.Error()
 }
 
-// keyState describes key's type and value.
+// streamState describes a stream: its entries, and its groups with their
+// pending entries.
+func streamState(ctx context.Context, eng *engine.Engine, key string) (string, error) {
+	entries, err := eng.XRange(ctx, key, "-", "+", 0).Await(ctx)
+	if err != nil {
+		return "", err
+	}
+	groups, err := eng.XInfoGroups(ctx, key).Await(ctx)
+	if err != nil {
+		return "", err
+	}
+	s := fmt.Sprintf("%+v", entries)
+	for _, g := range groups {
+		pend, err := eng.XPendingExt(ctx, key, g.Name, engine.XPendingOptions{Count: 100}).Await(ctx)
+		if err != nil {
+			return "", err
+		}
+		s += fmt.Sprintf(" group %+v pending %+v", g, showPending(pend))
+	}
+	return s, nil
+}
+
+// keyState describes key's type and value (a stream's groups too).
 func keyState(ctx context.Context, t *testing.T, eng *engine.Engine, key string) string {
 	t.Helper()
 	typ, err := eng.Type(ctx, key).Await(ctx)
@@ -216,7 +303,7 @@ func keyState(ctx context.Context, t *testing.T, eng *engine.Engine, key string)
 	case "zset":
 		v, err = eng.ZRangeWithScores(ctx, key, 0, -1).Await(ctx)
 	case "stream":
-		v, err = eng.XRange(ctx, key, "-", "+", 0).Await(ctx)
+		v, err = streamState(ctx, eng, key)
 	}
 	if err != nil {
 		t.Fatalf("reading %s %s: %v", typ, key, err)
