@@ -87,7 +87,7 @@ type XPendingSummary struct {
 // XPendingOptions selects the pending entries XPendingExt lists: IDs from
 // Start to End, both inclusive ("-" and "+" for all), at most Count of
 // them, held by Consumer when it is not empty, idle for at least Idle when
-// it is above 0 (millisecond precision).
+// it is above 0 (millisecond precision, rounded up: 1.5 ms is 2 ms).
 type XPendingOptions struct {
 	Start, End string // "" means "-" and "+"
 	Count      int64  // required: at least 1
@@ -126,7 +126,15 @@ func errStream(cmd, what string) error {
 	return fmt.Errorf("%w: %s needs a non-empty %s", ErrInvalidArgument, cmd, what)
 }
 
-func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+// ms returns a minimum idle time in whole milliseconds, rounded up: the
+// server's filters are "idle for at least", so 1.5 ms is 2, not 1, and a
+// positive duration below 1 ms is 1, not 0 (which turns the filter off).
+func ms(d time.Duration) string { return strconv.FormatInt(msCeil(d), 10) }
+
+// msCeil is d in milliseconds, rounded up (d ≥ 0).
+func msCeil(d time.Duration) int64 {
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
 
 // XAdd appends an entry with the given alternating field/value arguments
 // to stream, creating the stream when missing, and returns the new entry's
@@ -500,7 +508,7 @@ func xpendingExtCmd(b valkey.Builder, stream, group string, opts XPendingOptions
 	g := b.Xpending().Key(stream).Group(group)
 	var s = g.Start
 	if opts.Idle > 0 {
-		s = g.Idle(opts.Idle.Milliseconds()).Start
+		s = g.Idle(msCeil(opts.Idle)).Start
 	}
 	c := s(start).End(end).Count(opts.Count)
 	if opts.Consumer != "" {
@@ -510,8 +518,8 @@ func xpendingExtCmd(b valkey.Builder, stream, group string, opts XPendingOptions
 }
 
 // XClaim gives consumer the ownership of the listed pending entries of
-// group that have been idle for at least minIdle (millisecond precision),
-// resetting their idle time, and returns them. Entries not pending or not
+// group that have been idle for at least minIdle (millisecond precision,
+// rounded up), resetting their idle time, and returns them. Entries not pending or not
 // idle long enough are skipped; entries deleted from the stream are not
 // returned. No IDs or a negative minIdle fails with ErrInvalidArgument.
 func (e *Engine) XClaim(ctx context.Context, stream, group, consumer string, minIdle time.Duration, ids ...string) *futures.Future[[]XEntry] {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -37,7 +36,7 @@ type ConsumeOptions struct {
 	// not acknowledged, to any consumer of the group, this one included)
 	// before a reclaim round takes it over and hands it to the handler
 	// again: entries whose handler failed, and entries of consumers that
-	// died. Millisecond precision. Default 30s (0 takes it); ConsumeZero
+	// died. Millisecond precision, rounded up. Default 30s (0 takes it); ConsumeZero
 	// (or any negative duration): every pending entry, however recently
 	// delivered (XAUTOCLAIM MIN-IDLE-TIME 0), including those another live
 	// consumer of the group is handling at that moment.
@@ -615,7 +614,7 @@ func (c *Consumer) readPending(conn drivers.ValkeyConn) error {
 func (c *Consumer) reclaim(conn drivers.ValkeyConn) error {
 	b := conn.B()
 	start := "0-0"
-	idle := strconv.FormatInt(c.opts.ClaimIdle.Milliseconds(), 10)
+	idle := ms(c.opts.ClaimIdle)
 	for c.ctx.Err() == nil {
 		cmd := b.Xautoclaim().Key(c.stream).Group(c.group).Consumer(c.name).MinIdleTime(idle).Start(start).Count(c.opts.Count).Build()
 		res := conn.Do(c.ctx, cmd)
