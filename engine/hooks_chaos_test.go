@@ -117,7 +117,7 @@ func TestHooksChaosStandalone(t *testing.T) {
 // command gets exactly one PostExecution.
 func TestHooksChaosClusterMigrate(t *testing.T) {
 	if testing.Short() {
-		t.Skip("cluster")
+		t.Skip("cluster test: skipped with -short")
 	}
 	c, rec, _, _, eng := hookedCluster(t)
 	defer eng.Close()
