@@ -20,7 +20,7 @@ type Observed interface {
 // and size, and when it came back. A connection actor makes one per
 // pipeline when PostExecution hooks are registered (the only readers) and
 // hands it to each of the pipeline's commands (SentOn), which keep the
-// pointer rather than copies of its fields: a hooked request stays three
+// pointer rather than copies of its fields: a hooked request stays four
 // size classes smaller (a GET 192 B instead of 256), for one 48 B
 // allocation per pipeline. The actor sets Answered before it completes any
 // of the pipeline's commands and writes nothing after; a command sent
