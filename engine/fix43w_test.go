@@ -38,16 +38,12 @@ func TestFix43WriterTryAgainAfterAskKeepsAsking(t *testing.T) {
 	if _, err := src.Do("SET", k1, "before"); err != nil {
 		t.Fatal(err)
 	}
-	ss := fmt.Sprint(slot)
-	do := func(n *valkeytest.ClusterNode, args ...string) { t.Helper(); nodeDo(t, n, args...) }
 	var delErr error
 	w := bwWriter(t, eng, engine.BatchWriterOptions{OnError: func(cmd []string, err error) {
 		t.Logf("OnError(%q, %v)", cmd, err)
 		delErr = err
 	}})
-	do(dst, "CLUSTER", "SETSLOT", ss, "IMPORTING", src.ID)
-	do(src, "CLUSTER", "SETSLOT", ss, "MIGRATING", dst.ID)
-	do(src, "MIGRATE", dst.Host(), fmt.Sprint(dst.Port()), "", "0", "5000", "KEYS", k1)
+	beginMigration(t, c, src, dst, slot, k1)
 	base := tryAgains(t, dst)
 	if err := w.Del(ctx, k1, k2); err != nil {
 		t.Fatal(err)

@@ -167,11 +167,7 @@ func qabdTryAgainOrder(t *testing.T, via string) {
 			t.Fatal(err)
 		}
 	}
-	ss := fmt.Sprint(slot)
-	do := func(n *valkeytest.ClusterNode, args ...string) { t.Helper(); nodeDo(t, n, args...) }
-	do(dst, "CLUSTER", "SETSLOT", ss, "IMPORTING", src.ID)
-	do(src, "CLUSTER", "SETSLOT", ss, "MIGRATING", dst.ID)
-	do(src, "MIGRATE", dst.Host(), fmt.Sprint(dst.Port()), "", "0", "5000", "KEYS", k2)
+	mig := beginMigration(t, c, src, dst, slot, k2)
 	var delErr error // the DEL's failure, when it failed
 	var w *engine.BatchWriter
 	if via == "writer" {
@@ -189,10 +185,8 @@ func qabdTryAgainOrder(t *testing.T, via string) {
 	go func() {
 		defer close(done)
 		time.Sleep(30 * time.Millisecond)
-		do(src, "MIGRATE", dst.Host(), fmt.Sprint(dst.Port()), "", "0", "5000", "KEYS", k1)
-		for _, n := range c.Primaries() {
-			do(n, "CLUSTER", "SETSLOT", ss, "NODE", dst.ID)
-		}
+		mig.move(k1)
+		mig.end()
 	}()
 	switch via {
 	case "writer":

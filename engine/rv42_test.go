@@ -33,7 +33,6 @@ func TestRV42WriterTryAgainPastAsk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ss := fmt.Sprint(slot)
 	do := func(n *valkeytest.ClusterNode, args ...string) { t.Helper(); nodeDo(t, n, args...) }
 	var delErr error
 	w := bwWriter(t, eng, engine.BatchWriterOptions{ConnsPerNode: 1, OnError: func(cmd []string, err error) {
@@ -50,9 +49,7 @@ func TestRV42WriterTryAgainPastAsk(t *testing.T) {
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	do(dst, "CLUSTER", "SETSLOT", ss, "IMPORTING", src.ID)
-	do(src, "CLUSTER", "SETSLOT", ss, "MIGRATING", dst.ID)
-	do(src, "MIGRATE", dst.Host(), fmt.Sprint(dst.Port()), "", "0", "5000", "KEYS", k1)
+	mig := beginMigration(t, c, src, dst, slot, k1)
 	// Hold the lane's next pipeline so that DEL and SET queue as one.
 	do(src, "CLIENT", "PAUSE", "300", "WRITE")
 	if err := w.Set(ctx, k3, "held", 0); err != nil {
@@ -71,10 +68,8 @@ func TestRV42WriterTryAgainPastAsk(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(5 * time.Millisecond)
-	do(src, "MIGRATE", dst.Host(), fmt.Sprint(dst.Port()), "", "0", "5000", "KEYS", k2, k3)
-	for _, n := range c.Primaries() {
-		do(n, "CLUSTER", "SETSLOT", ss, "NODE", dst.ID)
-	}
+	mig.move(k2, k3)
+	mig.end()
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := w.Flush(fctx); err != nil {

@@ -34,11 +34,8 @@ func TestClusterTryAgainPastAskKeepsOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ss := fmt.Sprint(slot)
 	do := func(n *valkeytest.ClusterNode, args ...string) { t.Helper(); nodeDo(t, n, args...) }
-	do(dst, "CLUSTER", "SETSLOT", ss, "IMPORTING", src.ID)
-	do(src, "CLUSTER", "SETSLOT", ss, "MIGRATING", dst.ID)
-	do(src, "MIGRATE", dst.Host(), fmt.Sprint(dst.Port()), "", "0", "5000", "KEYS", k1)
+	mig := beginMigration(t, c, src, dst, slot, k1)
 	// Hold the connection's next pipeline so that DEL and SET queue as one.
 	do(src, "CLIENT", "PAUSE", "300", "WRITE")
 	held := eng.Set(ctx, k3, "held", 0)
@@ -49,10 +46,8 @@ func TestClusterTryAgainPastAskKeepsOrder(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); eng.Stats().Redirects < 1 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
-	do(src, "MIGRATE", dst.Host(), fmt.Sprint(dst.Port()), "", "0", "5000", "KEYS", k2, k3)
-	for _, n := range c.Primaries() {
-		do(n, "CLUSTER", "SETSLOT", ss, "NODE", dst.ID)
-	}
+	mig.move(k2, k3)
+	mig.end()
 	if err := held.Err(ctx); err != nil {
 		t.Fatalf("SET %s: %v", k3, err)
 	}
@@ -116,5 +111,39 @@ func nodeDo(t *testing.T, n *valkeytest.ClusterNode, args ...string) {
 	t.Helper()
 	if _, err := n.Do(args...); err != nil {
 		t.Fatalf("%v: %v", args, err)
+	}
+}
+
+// handMigration is a slot's migration from src to dst made by hand
+// (CLUSTER SETSLOT, MIGRATE), for the tests that need one half done.
+type handMigration struct {
+	t        *testing.T
+	c        *valkeytest.Cluster
+	src, dst *valkeytest.ClusterNode
+	slot     string
+}
+
+// beginMigration marks slot importing on dst and migrating on src, and
+// moves keys to dst.
+func beginMigration(t *testing.T, c *valkeytest.Cluster, src, dst *valkeytest.ClusterNode, slot int, keys ...string) *handMigration {
+	t.Helper()
+	m := &handMigration{t: t, c: c, src: src, dst: dst, slot: fmt.Sprint(slot)}
+	nodeDo(t, dst, "CLUSTER", "SETSLOT", m.slot, "IMPORTING", src.ID)
+	nodeDo(t, src, "CLUSTER", "SETSLOT", m.slot, "MIGRATING", dst.ID)
+	m.move(keys...)
+	return m
+}
+
+// move moves keys to the importing node.
+func (m *handMigration) move(keys ...string) {
+	m.t.Helper()
+	nodeDo(m.t, m.src, append([]string{"MIGRATE", m.dst.Host(), fmt.Sprint(m.dst.Port()), "", "0", "5000", "KEYS"}, keys...)...)
+}
+
+// end gives the slot to the importing node on every primary.
+func (m *handMigration) end() {
+	m.t.Helper()
+	for _, n := range m.c.Primaries() {
+		nodeDo(m.t, n, "CLUSTER", "SETSLOT", m.slot, "NODE", m.dst.ID)
 	}
 }
