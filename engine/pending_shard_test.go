@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,6 +55,48 @@ func pendingCluster(t *testing.T) (*valkeytest.Cluster, *engine.Engine, func(n *
 		return ""
 	}
 	return cl, eng, chanOn
+}
+
+// handlerSSubscribeDown subscribes eng to shard channel chA with a
+// Handler that records its events in rec and, on chA's message "go",
+// SSubscribes chB from inside the Handler; it kills down (chB's owner),
+// publishes "go" and returns the subscription (closed at the end of the
+// test) and what the Handler's SSubscribe returned.
+func handlerSSubscribeDown(t *testing.T, eng *engine.Engine, rec *qabeRec, chA, chB string, down *valkeytest.ClusterNode) (*engine.Subscription, error) {
+	t.Helper()
+	ctx := ctxT(t)
+	ready := make(chan struct{})
+	returned := make(chan error, 1)
+	var sub *engine.Subscription
+	h := func(ev engine.SubEvent) {
+		rec.add(ev)
+		if ev.Kind == engine.SubMessage && ev.Message.Channel == chA && ev.Message.Payload == "go" {
+			<-ready
+			select {
+			case returned <- sub.SSubscribe(ctx, chB):
+			default:
+			}
+		}
+	}
+	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{ShardChannels: []string{chA}, Handler: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	close(ready)
+	if err := down.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.SPublish(ctx, chA, "go").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-returned:
+		return sub, err
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Handler's SSubscribe did not run within 5s")
+		return nil, nil
+	}
 }
 
 // shardSub subscribes eng to shard channel ch, its events recorded in
@@ -151,38 +192,9 @@ func TestPendingShardHandlerSSubscribeNodeBack(t *testing.T) {
 	ps := cl.Primaries()
 	chA, chB := chanOn(ps[0], "pha", 0), chanOn(ps[1], "phb", 0)
 	rec := &qabeRec{}
-	ready := make(chan struct{})
-	var sub *engine.Subscription
-	var mu sync.Mutex
-	var calls []error
-	h := func(ev engine.SubEvent) {
-		rec.add(ev)
-		if ev.Kind == engine.SubMessage && ev.Message.Channel == chA && ev.Message.Payload == "go" {
-			<-ready
-			err := sub.SSubscribe(ctx, chB)
-			mu.Lock()
-			calls = append(calls, err)
-			mu.Unlock()
-		}
+	if _, err := handlerSSubscribeDown(t, eng, rec, chA, chB, ps[1]); err != nil {
+		t.Fatalf("the Handler's SSubscribe(%s) returned %v, want nil (it does not wait)", chB, err)
 	}
-	sub, err := eng.SubscribeWith(ctx, engine.SubscribeOptions{ShardChannels: []string{chA}, Handler: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	close(ready)
-	if err := ps[1].Kill(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := eng.SPublish(ctx, chA, "go").Await(ctx); err != nil {
-		t.Fatal(err)
-	}
-	csWait(t, 5*time.Second, "the Handler's SSubscribe", func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) == 1 })
-	mu.Lock()
-	if calls[0] != nil {
-		t.Fatalf("the Handler's SSubscribe(%s) returned %v, want nil (it does not wait)", chB, calls[0])
-	}
-	mu.Unlock()
 	csWait(t, 10*time.Second, "the Refused of "+chB, func() bool { return hasEvent(rec, engine.Refused, chB) })
 	// The node stays down over several retries (MaxRetryBackoff 512 ms):
 	// they fail in silence.
