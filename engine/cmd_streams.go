@@ -131,9 +131,18 @@ func errStream(cmd, what string) error {
 // positive duration below 1 ms is 1, not 0 (which turns the filter off).
 func ms(d time.Duration) string { return strconv.FormatInt(msCeil(d), 10) }
 
-// msCeil is d in milliseconds, rounded up (d ≥ 0).
+// msCeil is d in milliseconds, rounded up (d ≥ 0). The remainder is
+// added after dividing, not before: d + 999,999 ns overflows for the
+// longest durations (time.Duration's maximum, a Go idiom for "never"),
+// and the negative min-idle-time that went out is one the server takes
+// as 0, which turns the filter off: every pending entry claimed or
+// listed, however recently delivered (TestStreamMinIdleLongest).
 func msCeil(d time.Duration) int64 {
-	return int64((d + time.Millisecond - 1) / time.Millisecond)
+	n := int64(d / time.Millisecond)
+	if d%time.Millisecond > 0 {
+		n++
+	}
+	return n
 }
 
 // XAdd appends an entry with the given alternating field/value arguments

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -336,5 +337,41 @@ func TestStreamInvalidArguments(t *testing.T) {
 	// Still exactly one entry: none of the invalid calls wrote anything.
 	if n := dsAwait(t, ctx, "XLEN", eng.XLen(ctx, "s")); n != 1 {
 		t.Fatalf("XLEN after invalid calls = %d, want 1", n)
+	}
+}
+
+// The longest minimum idle time (time.Duration's maximum, a Go idiom for
+// "never") filters every pending entry out, as an hour does: rounding it
+// up to whole milliseconds must not overflow into a negative
+// min-idle-time, which the server takes as 0 (every entry, however
+// recently delivered: XCLAIM and XAUTOCLAIM took an entry consumer a had
+// just been given, and XPENDING IDLE listed every entry).
+func TestStreamMinIdleLongest(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	never := time.Duration(math.MaxInt64)
+	if err := eng.XGroupCreate(ctx, "s", "g", "0", true).Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := dsAwait(t, ctx, "XADD", eng.XAdd(ctx, "s", "f", "v"))
+	if got := dsAwait(t, ctx, "XREADGROUP", eng.XReadGroup(ctx, "g", "a", 0, map[string]string{"s": ">"})); len(got["s"]) != 1 {
+		t.Fatalf("XREADGROUP = %v; want the entry delivered to a", got)
+	}
+	if got := dsAwait(t, ctx, "XPENDING IDLE", eng.XPendingExt(ctx, "s", "g", engine.XPendingOptions{Count: 10, Idle: never})); len(got) != 0 {
+		t.Errorf("XPendingExt Idle %v = %+v; want nothing idle so long", never, got)
+	}
+	if got := dsAwait(t, ctx, "XCLAIM", eng.XClaim(ctx, "s", "g", "b", never, id)); len(got) != 0 {
+		t.Errorf("XClaim minIdle %v = %+v; want nothing claimed", never, got)
+	}
+	p := eng.Pipeline()
+	auto := p.XAutoClaim("s", "g", "c", never, "0-0", 0)
+	if err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := dsAwait(t, ctx, "XAUTOCLAIM", auto); len(got.Entries) != 0 {
+		t.Errorf("Pipeline XAutoClaim minIdle %v = %+v; want nothing claimed", never, got)
+	}
+	if sum := dsAwait(t, ctx, "XPENDING", eng.XPending(ctx, "s", "g")); sum.Consumers["a"] != 1 {
+		t.Errorf("pending after the claims = %+v; want the entry still a's", sum)
 	}
 }

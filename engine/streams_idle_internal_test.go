@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -22,7 +23,8 @@ func TestStreamMinIdleRoundsUp(t *testing.T) {
 	for _, tc := range []struct {
 		idle time.Duration
 		want string
-	}{{0, "0"}, {500 * time.Microsecond, "1"}, {time.Millisecond, "1"}, {1500 * time.Microsecond, "2"}, {2 * time.Second, "2000"}} {
+	}{{0, "0"}, {500 * time.Microsecond, "1"}, {time.Millisecond, "1"}, {1500 * time.Microsecond, "2"}, {2 * time.Second, "2000"},
+		{math.MaxInt64, "9223372036855"}} {
 		claim, err := xclaimCmd(b, "s", "g", "c", tc.idle, []string{"1-1"})
 		if err != nil {
 			t.Fatal(err)
