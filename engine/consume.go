@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -533,7 +534,7 @@ func (c *Consumer) session() (connected bool, err error) {
 		if !ok {
 			break // stopping
 		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.opts.Block+c.e.silenceBound())
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), readBound(c.opts.Block, c.e.silenceBound()))
 		var res valkey.ValkeyResult
 		if rd.asks() {
 			rr := conn.DoMulti(rctx, clientID(b), cmd)
@@ -687,6 +688,21 @@ func (c *Consumer) tell(ev hooks.Consumer) {
 	}
 	ev.Stream, ev.Group, ev.Consumer, ev.Node, ev.Instance = c.stream, c.group, c.name, c.addr, c.instance
 	c.e.bus.Emit(ev)
+}
+
+// readBound is how long a blocked read may take: block plus the silence
+// a round trip may have, saturated. Block is not capped (the server takes
+// BLOCK up to about 292 years from now), and the sum overflowed for the
+// longest ones (time.Duration's maximum, a Go idiom for "until an entry
+// comes") into a deadline already past: every read failed at once as
+// "no reply within BLOCK", and the consumer reconnected about three times
+// a second (TestConsumeLongestBlock). A bound that long detects no
+// silence, as for any Block of years.
+func readBound(block, silence time.Duration) time.Duration {
+	if block > math.MaxInt64-silence {
+		return math.MaxInt64
+	}
+	return block + silence
 }
 
 // lag reports the group's lag and pending count (XINFO GROUPS) to the

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -638,5 +640,33 @@ func TestConsumeBlockingReadOwnConnection(t *testing.T) {
 	}
 	if st := c.Stats(); st.Reconnects != 0 {
 		t.Fatalf("consumer reconnected %d times (last error %v): a long Block broke its connection", st.Reconnects, st.LastError)
+	}
+}
+
+// A Block as long as time.Duration allows (a Go idiom for "wait until an
+// entry comes") reads as any Block does: the read's client-side bound,
+// Block plus the connection's silence bound, overflowed into the past,
+// so every read failed at once with "no reply to XREADGROUP within BLOCK
+// ... (the server or the network went silent)", the consumer reconnected
+// about three times a second, and entries reached the handler only
+// through the pending list after a reconnect.
+func TestConsumeLongestBlock(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	var handled atomic.Int64
+	c, err := eng.Consume(ctx, "s", "g", "c1", func(context.Context, engine.XEntry) error {
+		handled.Add(1)
+		return nil
+	}, engine.ConsumeOptions{StartID: "0", Block: time.Duration(math.MaxInt64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := eng.XAdd(ctx, "s", "f", "v").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	csWait(t, 10*time.Second, "the entry handled", func() bool { return handled.Load() == 1 })
+	if st := c.Stats(); st.LastError != nil || st.Reconnects != 0 {
+		t.Errorf("stats %+v; want no error and no reconnect", st)
 	}
 }
