@@ -410,7 +410,7 @@ func TestAuditRepliesRESP2(t *testing.T) {
 		"HGETALL h":   "*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n",
 		"ZRANGE z":    "*4\r\n$1\r\nm\r\n$3\r\n1.5\r\n$1\r\nn\r\n$1\r\n2\r\n",
 		"XREAD":       "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
-		"XINFO":       "*1\r\n*8\r\n$4\r\nname\r\n$1\r\ng\r\n$9\r\nconsumers\r\n:2\r\n$7\r\npending\r\n:3\r\n$17\r\nlast-delivered-id\r\n$3\r\n1-1\r\n",
+		"XINFO":       "*1\r\n*12\r\n$4\r\nname\r\n$1\r\ng\r\n$9\r\nconsumers\r\n:2\r\n$7\r\npending\r\n:3\r\n$17\r\nlast-delivered-id\r\n$3\r\n1-1\r\n$12\r\nentries-read\r\n$-1\r\n$3\r\nlag\r\n:4\r\n",
 		"GET nothing": "$-1\r\n",
 		"HGETALL odd": "*3\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n",
 	})
@@ -421,7 +421,7 @@ func TestAuditRepliesRESP2(t *testing.T) {
 	wantValue(t, ctx, "HGETALL h", eng.HGetAll(ctx, "h"), "map[a:1 b:2]")
 	wantValue(t, ctx, "ZRANGE WITHSCORES", eng.ZRangeWithScores(ctx, "z", 0, -1), "[{m 1.5} {n 2}]")
 	wantValue(t, ctx, "XREAD", eng.XRead(ctx, 10, map[string]string{"s": "0"}), "map[s:[{1-1 map[f:v]}]]")
-	wantValue(t, ctx, "XINFO GROUPS", eng.XInfoGroups(ctx, "s"), "[{g 2 3 1-1}]")
+	wantValue(t, ctx, "XINFO GROUPS", eng.XInfoGroups(ctx, "s"), "[{g 2 3 1-1 -1 4}]") // entries-read nil: -1
 	if v, err := eng.Get(ctx, "nothing").Await(ctx); !errors.Is(err, engine.ErrNil) {
 		t.Errorf("GET of a RESP2 null = %q, %v; want ErrNil", v, err)
 	}

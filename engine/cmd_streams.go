@@ -120,6 +120,19 @@ type XGroupInfo struct {
 	Consumers       int64
 	Pending         int64
 	LastDeliveredID string
+	// EntriesRead is the logical read counter of the group: the position
+	// in the stream's history (entries ever added) of the last entry
+	// delivered to it. Lag is the number of entries not yet delivered to
+	// the group: how far its consumers are behind (pending entries, read
+	// and not acknowledged, are not in it). Both come from Valkey and
+	// Redis 7.0 on; each is -1 when the server does not report it (older
+	// servers) or reports it as unknown (nil): EntriesRead of a group
+	// nothing was delivered to yet, both of a group created or moved with
+	// XGROUP CREATE/SETID at an arbitrary ID without ENTRIESREAD, Lag
+	// once entries were deleted between the group's position and the
+	// stream's end, which makes the count unknowable.
+	EntriesRead int64
+	Lag         int64
 }
 
 func errStream(cmd, what string) error {

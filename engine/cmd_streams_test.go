@@ -375,3 +375,50 @@ func TestStreamMinIdleLongest(t *testing.T) {
 		t.Errorf("pending after the claims = %+v; want the entry still a's", sum)
 	}
 }
+
+// XInfoGroups reports a group's EntriesRead and Lag (Valkey and Redis
+// 7.0 on), -1 where the server reports them as unknown (nil): a group's
+// lag follows what it was delivered, a group created at an arbitrary ID
+// knows neither, and an entry deleted ahead of a group's position makes
+// its lag unknowable.
+func TestStreamGroupLag(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	group := func(name string) engine.XGroupInfo {
+		t.Helper()
+		for _, g := range dsAwait(t, ctx, "XINFO GROUPS", eng.XInfoGroups(ctx, "s")) {
+			if g.Name == name {
+				return g
+			}
+		}
+		t.Fatalf("no group %s", name)
+		return engine.XGroupInfo{}
+	}
+	want := func(when string, g engine.XGroupInfo, read, lag int64) {
+		t.Helper()
+		if g.EntriesRead != read || g.Lag != lag {
+			t.Errorf("%s: group %s EntriesRead %d, Lag %d; want %d, %d", when, g.Name, g.EntriesRead, g.Lag, read, lag)
+		}
+	}
+	if err := eng.XGroupCreate(ctx, "s", "g", "$", true).Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want("created", group("g"), -1, 0)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, dsAwait(t, ctx, "XADD", eng.XAdd(ctx, "s", "n", fmt.Sprint(i))))
+	}
+	want("3 added", group("g"), -1, 3)
+	if got := dsAwait(t, ctx, "XREADGROUP", eng.XReadGroup(ctx, "g", "c", 1, map[string]string{"s": ">"})); len(got["s"]) != 1 {
+		t.Fatalf("XREADGROUP COUNT 1 = %v", got)
+	}
+	want("1 delivered", group("g"), 1, 2)
+	if err := eng.XGroupCreate(ctx, "s", "g2", ids[1], false).Err(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want("created at an arbitrary ID", group("g2"), -1, -1)
+	if n := dsAwait(t, ctx, "XDEL", eng.XDel(ctx, "s", ids[1])); n != 1 {
+		t.Fatalf("XDEL = %d", n)
+	}
+	want("an entry ahead deleted", group("g"), 1, -1)
+}

@@ -714,30 +714,15 @@ func (c *Consumer) lag(conn drivers.ValkeyConn) {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.ackLimit)
 	defer cancel()
-	groups, err := conn.Do(ctx, conn.B().XinfoGroups().Key(c.stream).Build()).ToArray()
+	groups, err := parseXGroups(conn.Do(ctx, conn.B().XinfoGroups().Key(c.stream).Build()))
 	if err != nil {
 		return
 	}
 	for _, g := range groups {
-		m, err := g.AsMap()
-		if err != nil {
-			continue
+		if g.Name == c.group {
+			c.tell(hooks.Consumer{Kind: hooks.Lag, Lag: g.Lag, Pending: g.Pending})
+			return
 		}
-		name := m["name"]
-		if s, _ := name.ToString(); s != c.group {
-			continue
-		}
-		ev := hooks.Consumer{Kind: hooks.Lag, Lag: -1}
-		if v, ok := m["lag"]; ok {
-			if n, err := v.AsInt64(); err == nil {
-				ev.Lag = n
-			}
-		}
-		if v, ok := m["pending"]; ok {
-			ev.Pending, _ = v.AsInt64()
-		}
-		c.tell(ev)
-		return
 	}
 }
 

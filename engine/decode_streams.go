@@ -278,6 +278,22 @@ func parseXGroups(res valkey.ValkeyResult) ([]XGroupInfo, error) {
 				return nil, err
 			}
 		}
+		if g.EntriesRead, err = unknownInt(kv, "entries-read"); err != nil {
+			return nil, err
+		}
+		if g.Lag, err = unknownInt(kv, "lag"); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// unknownInt returns the integer under key in an XINFO reply, -1 when it
+// is missing (a server before 7.0) or nil (the server does not know it).
+func unknownInt(kv map[string]valkey.ValkeyMessage, key string) (int64, error) {
+	m, ok := kv[key]
+	if !ok || m.IsNil() {
+		return -1, nil
+	}
+	return m.AsInt64()
 }
