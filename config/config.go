@@ -321,7 +321,9 @@ type Config struct {
 	// them failed. Default 0 (count of consecutive failures); 0 to 1.
 	CircuitBreakerFailureRate float64
 	// CircuitBreakerPeriod is the window of the failure-rate breaker.
-	// Default 10s; greater than 0.
+	// Default 10s; greater than 0, and at least 10ns with a
+	// CircuitBreakerFailureRate above 0 (the window is counted in 10
+	// buckets of whole nanoseconds).
 	CircuitBreakerPeriod time.Duration
 	// ClusterMode makes Addrs seeds of a Valkey cluster: commands are routed
 	// by hash slot and MOVED/ASK redirects are followed. Default false.
@@ -446,6 +448,12 @@ const (
 	// cannot allocate it silently keeps none, which opens the breaker
 	// within the first few round trips.
 	maxBreakerThreshold = 100000
+	// The failure-rate breaker (failsafe-go's) counts its window in 10
+	// buckets of CircuitBreakerPeriod/10 whole nanoseconds: with a
+	// shorter period a bucket is 0ns, and every round trip it records
+	// divides by zero (the connection actor panicked and restarted after
+	// each one, and the breaker never counted anything).
+	minBreakerPeriod = 10 * time.Nanosecond
 	// The periodic topology reloads (ClusterRefreshInterval,
 	// SentinelRefreshInterval) are 0 (off) or at least this: a reload
 	// scheduled every few nanoseconds runs back to back (thousands of
@@ -617,6 +625,10 @@ func (c Config) validate() error {
 	if c.CircuitBreakerPeriod <= 0 {
 		return newFieldError("CircuitBreakerPeriod", c.CircuitBreakerPeriod.String(),
 			"must be greater than 0")
+	}
+	if c.CircuitBreakerFailureRate > 0 && c.CircuitBreakerPeriod < minBreakerPeriod {
+		return newFieldError("CircuitBreakerPeriod", c.CircuitBreakerPeriod.String(),
+			"must be at least 10ns with a CircuitBreakerFailureRate above 0 (the breaker counts the window in 10 buckets)")
 	}
 	switch c.ReadFrom {
 	case ReadFromPrimary, ReadFromReplica, ReadFromPreferReplica:

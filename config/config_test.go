@@ -130,6 +130,11 @@ func TestValidate(t *testing.T) {
 		{"breaker rate > 1", func(c *Config) { c.CircuitBreakerFailureRate = 1.5 }, "CircuitBreakerFailureRate", "1.5", "between 0 and 1"},
 		{"breaker rate < 0", func(c *Config) { c.CircuitBreakerFailureRate = -0.1 }, "CircuitBreakerFailureRate", "-0.1", "between 0 and 1"},
 		{"breaker period 0", func(c *Config) { c.CircuitBreakerPeriod = 0 }, "CircuitBreakerPeriod", "0s", "greater than 0"},
+		// A failure-rate breaker's window below 10ns made each of its 10
+		// buckets 0ns: every round trip it recorded divided by zero.
+		{"breaker period 9ns with a failure rate", func(c *Config) { c.CircuitBreakerFailureRate, c.CircuitBreakerPeriod = 0.5, 9 }, "CircuitBreakerPeriod", "9ns", "at least 10ns with a CircuitBreakerFailureRate"},
+		{"breaker period 10ns with a failure rate", func(c *Config) { c.CircuitBreakerFailureRate, c.CircuitBreakerPeriod = 0.5, 10 }, "", "", ""},
+		{"breaker period 1ns without a failure rate", func(c *Config) { c.CircuitBreakerPeriod = 1 }, "", "", ""},
 		{"read from replica", func(c *Config) { c.ReadFrom = ReadFromReplica }, "", "", ""},
 		{"read from prefer replica", func(c *Config) { c.ReadFrom = ReadFromPreferReplica }, "", "", ""},
 		{"read from bad", func(c *Config) { c.ReadFrom = 7 }, "ReadFrom", "ReadFrom(7)", "must be ReadFromPrimary"},

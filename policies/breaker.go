@@ -18,11 +18,18 @@ type BreakerOptions struct {
 	// instead: when within Period at least Threshold round trips ran and
 	// this fraction of them failed.
 	FailureRate float64
-	// Period is the failure-rate window. Default 10s.
+	// Period is the failure-rate window. Default 10s; below 10ns it is
+	// 10ns (failsafe-go counts the window in 10 buckets of whole
+	// nanoseconds, and a bucket of 0ns divides by zero at every success
+	// or failure recorded).
 	Period time.Duration
 	// OnStateChanged, when set, is called on every transition.
 	OnStateChanged func(from, to circuitbreaker.State)
 }
+
+// minPeriod is the shortest failure-rate window: one nanosecond for each
+// of failsafe-go's 10 buckets.
+const minPeriod = 10 * time.Nanosecond
 
 // Breaker is a node's circuit breaker: failsafe-go's, used through its
 // permit API. It counts pipelines, not commands: one success or one failure
@@ -47,6 +54,7 @@ func NewBreaker(o BreakerOptions) Breaker {
 		if o.Period <= 0 {
 			o.Period = 10 * time.Second
 		}
+		o.Period = max(o.Period, minPeriod)
 		b = b.WithFailureRateThreshold(o.FailureRate, o.Threshold, o.Period)
 	} else {
 		b = b.WithFailureThreshold(o.Threshold)

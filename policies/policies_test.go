@@ -185,6 +185,23 @@ func TestBreakerFailureRate(t *testing.T) {
 	}
 }
 
+// A failure-rate window shorter than failsafe-go's 10 buckets of a
+// nanosecond is taken as 10ns: a 1ns window made buckets of 0ns, and
+// every success or failure recorded panicked (integer divide by zero).
+func TestBreakerFailureRateShortPeriod(t *testing.T) {
+	for _, period := range []time.Duration{1, 9} {
+		b := NewBreaker(BreakerOptions{Threshold: 1, FailureRate: 1, Period: period, OpenTimeout: time.Minute})
+		b.RecordSuccess()
+		if !b.IsClosed() {
+			t.Fatalf("period %s: open after a success: %s", period, b.State())
+		}
+		b.RecordFailure()
+		if !b.IsOpen() {
+			t.Fatalf("period %s: not open after a failure with Threshold 1 and FailureRate 1: %s", period, b.State())
+		}
+	}
+}
+
 func TestCircuitOpenError(t *testing.T) {
 	cause := errors.New("dial tcp 127.0.0.1:1: connection refused")
 	err := error(&CircuitOpenError{Addr: "127.0.0.1:1", Cause: cause})
