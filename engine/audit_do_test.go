@@ -732,3 +732,31 @@ func blockedClients(t *testing.T, srv *valkeytest.Server, name string) int {
 	}
 	return n
 }
+
+// A WAIT or WAITAOF timeout in milliseconds beyond what a time.Duration
+// holds is refused as any timeout past the read bound is: multiplied
+// into nanoseconds it wrapped around, and 2⁵⁸+1 ms (which the server
+// takes: about 9 million years) wrapped to 1 ms, so the WAIT was sent on
+// the shared connection and held it until its read timed out, failing
+// it with an outcome unknown after ReadTimeout.
+func TestDoWaitTimeoutBeyondDuration(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	const wraps = "288230376151711745" // 2⁵⁸+1: × 1,000,000 ns wraps to 1 ms
+	for _, c := range [][]string{{"WAIT", "1", wraps}, {"WAITAOF", "1", "0", wraps}, {"WAIT", "1", "9223372036854775807"}} {
+		start := time.Now()
+		_, err := eng.Do(ctx, c[0], c[1:]...).Await(ctx)
+		if !errors.Is(err, engine.ErrInvalidArgument) {
+			t.Errorf("Do%q = %v after %s; want ErrInvalidArgument", c, err, time.Since(start).Round(time.Millisecond))
+		}
+		p := eng.Pipeline()
+		f := p.Do(c[0], c[1:]...)
+		_ = p.Exec(ctx) // reports f's error too
+		if _, err := f.Await(ctx); !errors.Is(err, engine.ErrInvalidArgument) {
+			t.Errorf("Pipeline.Do%q = %v; want ErrInvalidArgument", c, err)
+		}
+	}
+	if st := eng.Stats(); st.OutcomeUnknown != 0 || st.Restarts != 0 {
+		t.Errorf("stats after the refusals: %d outcomes unknown, %d restarts; want none", st.OutcomeUnknown, st.Restarts)
+	}
+}

@@ -604,7 +604,17 @@ func (e *Engine) checkWait(name string, args []string) error {
 	if err != nil || ms < 0 {
 		return nil
 	}
-	return e.checkHold(name, args[i], time.Duration(ms)*time.Millisecond)
+	// Saturated: a timeout beyond what a Duration holds (about 292 years)
+	// is the longest one. Multiplied as it was, it wrapped around, and
+	// some huge timeouts the server takes (WAIT 1 288230376151711745,
+	// 2⁵⁸+1 ms) wrapped to a millisecond, which passed the check: the
+	// WAIT went out on the shared connection and held it until its read
+	// timed out (TestDoWaitTimeoutBeyondDuration).
+	d := time.Duration(math.MaxInt64)
+	if ms <= math.MaxInt64/int64(time.Millisecond) {
+		d = time.Duration(ms) * time.Millisecond
+	}
+	return e.checkHold(name, args[i], d)
 }
 
 // silenceBound is how long a connection may be silent during a round
