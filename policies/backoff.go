@@ -20,6 +20,13 @@ func (b Backoff) Delay(n int) time.Duration {
 	}
 	d := b.Min
 	for i := 0; i < n && d < b.Max; i++ {
+		if d > b.Max/2 {
+			// Doubling would pass Max, and for a Max near time.Duration's
+			// largest (a Go idiom for "no cap") overflow: a negative d
+			// made rand.Int64N panic, and a d wrapped to 0 waited 0.
+			d = b.Max
+			break
+		}
 		d *= 2
 	}
 	if b.Max > 0 && d > b.Max {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"syscall"
 	"testing"
@@ -98,6 +99,29 @@ func TestBackoffGrowsWithJitter(t *testing.T) {
 	}
 	if (Backoff{}).Delay(3) != 0 {
 		t.Fatal("zero Backoff waits")
+	}
+}
+
+// With the longest Max (time.Duration's maximum, "no cap"), the delays
+// grow to it and stay there: doubling overflowed into a negative delay,
+// on which rand.Int64N panicked (Min 1s: from attempt 33 on).
+func TestBackoffLongestMax(t *testing.T) {
+	const longest = time.Duration(math.MaxInt64)
+	for _, lo := range []time.Duration{time.Nanosecond, 8 * time.Millisecond, time.Second, longest/2 + 1, longest} {
+		b := Backoff{Min: lo, Max: longest}
+		for n := range 100 {
+			d := lo // Min·2ⁿ capped at Max
+			for range n {
+				if d > longest/2 {
+					d = longest
+					break
+				}
+				d *= 2
+			}
+			if got := b.Delay(n); got < d/2 || got > d {
+				t.Fatalf("Backoff{Min: %s, Max: %s}.Delay(%d) = %s, want in [%s, %s]", lo, longest, n, got, d/2, d)
+			}
+		}
 	}
 }
 
