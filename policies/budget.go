@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"math"
 	"sync/atomic"
 )
 
@@ -22,15 +23,24 @@ type Budget struct {
 }
 
 // NewBudget returns a Budget earning ratio tokens per command (0 < ratio
-// <= 1) with at most burst tokens, starting full.
+// <= 1; counted in thousandths of a token, rounded, at least one) with
+// at most burst tokens (beyond math.MaxInt64/1000 that many), starting
+// full.
 func NewBudget(ratio float64, burst int) *Budget {
-	if ratio <= 0 || ratio > 1 {
+	if !(ratio > 0 && ratio <= 1) {
 		ratio = 0.1
 	}
 	if burst <= 0 {
 		burst = 100
 	}
-	b := &Budget{ratio: int64(ratio * 1000), burst: int64(burst) * 1000}
+	// In milli-tokens, saturated and rounded: a burst above
+	// math.MaxInt64/1000 (math.MaxInt, say, for "no bound") overflowed
+	// into a negative one, which refused every retry, and a ratio below
+	// 1/1000 truncated to 0, which never earned one back.
+	b := &Budget{
+		ratio: max(int64(math.Round(ratio*1000)), 1),
+		burst: int64(min(burst, math.MaxInt64/1000)) * 1000,
+	}
 	b.milli.Store(b.burst)
 	return b
 }
@@ -40,10 +50,18 @@ func (b *Budget) Earn(n int) {
 	if b == nil {
 		return
 	}
-	add := int64(n) * b.ratio
+	// Saturated: with a burst near the largest count (see NewBudget),
+	// cur+add overflowed.
+	add := b.burst
+	if int64(n) < b.burst/b.ratio {
+		add = int64(n) * b.ratio
+	}
 	for {
 		cur := b.milli.Load()
-		next := min(cur+add, b.burst)
+		next := b.burst
+		if add < b.burst-cur {
+			next = cur + add
+		}
 		if next == cur || b.milli.CompareAndSwap(cur, next) {
 			return
 		}
@@ -55,6 +73,9 @@ func (b *Budget) Earn(n int) {
 func (b *Budget) Spend(n int) bool {
 	if b == nil {
 		return true
+	}
+	if int64(n) > b.burst/1000 {
+		return false // more than the budget can hold (and n·1000 may overflow)
 	}
 	cost := int64(n) * 1000
 	for {

@@ -149,6 +149,37 @@ func TestBudget(t *testing.T) {
 	}
 }
 
+// A burst beyond what milli-tokens hold saturates, and a ratio below a
+// thousandth still earns: math.MaxInt ("no bound") overflowed into a
+// negative burst that refused every retry, and 0.0005 truncated to a
+// ratio of 0 that never earned one back.
+func TestBudgetExtremes(t *testing.T) {
+	b := NewBudget(0.1, math.MaxInt)
+	if !b.Spend(1) || b.Tokens() != math.MaxInt64/1000-1 {
+		t.Fatalf("NewBudget(0.1, MaxInt): a retry refused, or %d tokens left; want one spent from %d", b.Tokens(), int64(math.MaxInt64/1000))
+	}
+	if b.Spend(math.MaxInt) {
+		t.Fatal("spent math.MaxInt tokens")
+	}
+	b.Earn(math.MaxInt)
+	if b.Tokens() != math.MaxInt64/1000 {
+		t.Fatalf("tokens %d after earning; want capped at %d", b.Tokens(), int64(math.MaxInt64/1000))
+	}
+	small := NewBudget(0.0005, 1)
+	if !small.Spend(1) || small.Spend(1) {
+		t.Fatal("NewBudget(0.0005, 1): want exactly the one token of the burst")
+	}
+	small.Earn(1000) // a thousandth each, at the least: one token
+	if !small.Spend(1) {
+		t.Fatal("NewBudget(0.0005, 1): 1,000 commands earned nothing")
+	}
+	for _, r := range []float64{math.NaN(), math.Inf(1), -1, 0} {
+		if nb := NewBudget(r, 1); nb.ratio != 100 {
+			t.Errorf("NewBudget(%v, 1): ratio %d milli-tokens; want the default 0.1 (100)", r, nb.ratio)
+		}
+	}
+}
+
 func TestBreakerOpensAndHalfOpens(t *testing.T) {
 	var changes []circuitbreaker.State
 	b := NewBreaker(BreakerOptions{Threshold: 3, OpenTimeout: 50 * time.Millisecond,
