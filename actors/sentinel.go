@@ -701,7 +701,7 @@ func (a *sentinelActor) subUp(m subUp) {
 			// on +try-failover. Before, the engine wrote to the old
 			// primary unheld until the switch, and lost those writes.
 			if m.timeout > 0 {
-				a.holdLimit = min(m.timeout+time.Second, a.s.HoldLimit)
+				a.holdLimit = holdFor(m.timeout, a.s.HoldLimit)
 			}
 			a.startHold(m.addr, "")
 		}
@@ -778,6 +778,17 @@ func (a *sentinelActor) resolve(done chan struct{}) {
 	}()
 }
 
+// holdFor is the hold limit for a primary whose sentinels have the
+// given failover-timeout: a second longer, at most limit. Saturated: for
+// the longest failover-timeouts timeout+1s overflowed into a negative
+// limit, and every hold was released as soon as it began.
+func holdFor(timeout, limit time.Duration) time.Duration {
+	if timeout >= limit-time.Second {
+		return limit
+	}
+	return timeout + time.Second
+}
+
 // resolved applies a resolution's answer.
 func (a *sentinelActor) resolved(m sentinelResolved) {
 	s := a.s
@@ -790,7 +801,7 @@ func (a *sentinelActor) resolved(m sentinelResolved) {
 			// The sentinels abort a failover failover-timeout after its
 			// last step: hold a little longer, so that the abort (or the
 			// promotion) ends the hold rather than the limit.
-			a.holdLimit = min(ans.failoverTimeout+time.Second, s.HoldLimit)
+			a.holdLimit = holdFor(ans.failoverTimeout, s.HoldLimit)
 		}
 		v := s.View()
 		if ans.master != v.Master {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -257,5 +258,37 @@ func TestSentinelActorStaleSwitchKeepsHold(t *testing.T) {
 	log.waitFor(t, "hold  [10.0.0.2:6379 10.0.0.3:6379]; switch 10.0.0.1:6379->10.0.0.2:6379 gen 2; hold  [10.0.0.3:6379]; switch 10.0.0.2:6379->10.0.0.3:6379 gen 3")
 	if v, st := s.View(), s.Stats(); v.Master != "10.0.0.3:6379" || st.Switches != 2 || st.Holds != 2 || st.Aborts != 0 {
 		t.Fatalf("view %+v, stats %+v: want 10.0.0.3:6379 after 2 holds and 2 switches, no abort", *v, st)
+	}
+}
+
+// A primary whose sentinels' failover-timeout is the longest (beyond what
+// a Duration holds, or within a second of it) is held as long as the hold
+// limit allows: the failover-timeout wrapped around when parsed, and
+// failover-timeout + 1s overflowed into a negative limit, so the hold
+// was released as soon as it began and writes went to the primary being
+// failed over.
+func TestSentinelActorLongestFailoverTimeout(t *testing.T) {
+	const master = "%3\r\n+config-epoch\r\n$1\r\n3\r\n+flags\r\n$6\r\nmaster\r\n+failover-timeout\r\n"
+	addr := "*2\r\n$8\r\n10.0.0.1\r\n$4\r\n6379\r\n"
+	for ms, want := range map[string]time.Duration{
+		"180000":              3 * time.Minute,
+		"9223372036854":       9223372036854 * time.Millisecond,
+		"9223372036855":       math.MaxInt64,
+		"288230376151711745":  math.MaxInt64, // 2⁵⁸+1: × 1,000,000 ns wrapped to 1 ms
+		"9223372036854775807": math.MaxInt64,
+	} {
+		a, err := querySentinel(context.Background(), sentinelReplies(addr, master+bulk(ms), "*0\r\n", "*0\r\n"), "s1:1", "mymaster")
+		if err != nil || a.failoverTimeout != want {
+			t.Errorf("failover-timeout %s: %v, %v; want %v", ms, a.failoverTimeout, err, want)
+		}
+	}
+	s, log := startSentinelActor(t, 200*time.Millisecond)
+	s.tell(sentinelResolved{answer: &sentinelAnswer{from: "s1:1", master: "10.0.0.1:6379", epoch: 3,
+		failoverTimeout: 9223372036854 * time.Millisecond, replicas: []string{"10.0.0.2:6379", "10.0.0.3:6379"}}})
+	start := time.Now()
+	s.inject("s1:1", evTryFailover, evMaster)
+	log.waitFor(t, "hold  [10.0.0.2:6379 10.0.0.3:6379]; release")
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Fatalf("released after %v, before the 200ms hold limit", d)
 	}
 }

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -156,7 +157,13 @@ func querySentinel(ctx context.Context, conn drivers.ValkeyConn, from, name stri
 		}
 		a.inFailover = hasFlag(m["flags"], "failover_in_progress") && !promoted(m["failover-state"])
 		if ms, err := strconv.ParseInt(m["failover-timeout"], 10, 64); err == nil && ms > 0 {
-			a.failoverTimeout = time.Duration(ms) * time.Millisecond
+			// Saturated: SENTINEL SET takes any positive long long, and
+			// one beyond what a Duration holds wrapped around (2⁵⁸+1 ms
+			// to 1 ms).
+			a.failoverTimeout = time.Duration(math.MaxInt64)
+			if ms <= math.MaxInt64/int64(time.Millisecond) {
+				a.failoverTimeout = time.Duration(ms) * time.Millisecond
+			}
 		}
 	}
 	if list, err := rs[2].ToArray(); err == nil {
