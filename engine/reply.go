@@ -344,17 +344,23 @@ func toAny(m *valkey.ValkeyMessage) (any, error) {
 // AN5), and a failed conversion as "%!v(...)" with the reason. (String
 // returns an error too, so a Reply is not a fmt.Stringer, and %v printed
 // valkey-go's message struct, pointers included.)
+//
+// An error reply (an element of an array, a DedicatedConn.DoMulti Reply)
+// prints as its error, checked before the zero Reply: kind names no type
+// for an error reply, so one printed as "<none>", as if it were missing
+// (qa45 F1). Error replies inside an array or map print through
+// errorText, which marks a verb that has no use for an error.
 func (r Reply) Format(s fmt.State, verb rune) {
 	if r.msg.IsNil() {
 		fmt.Fprint(s, "<nil>")
 		return
 	}
-	if kind(&r.msg) == "an empty" {
-		fmt.Fprint(s, "<none>")
+	if e := r.msg.Error(); e != nil {
+		errorText{msgError(&r.msg, e)}.Format(s, verb)
 		return
 	}
-	if e := r.msg.Error(); e != nil { // an error reply inside an array
-		fmt.Fprintf(s, fmt.FormatString(s, verb), msgError(&r.msg, e))
+	if kind(&r.msg) == "an empty" {
+		fmt.Fprint(s, "<none>")
 		return
 	}
 	v, err := r.Any()
@@ -362,7 +368,42 @@ func (r Reply) Format(s fmt.State, verb rune) {
 		fmt.Fprintf(s, "%%!%c(%v)", verb, err)
 		return
 	}
-	fmt.Fprintf(s, fmt.FormatString(s, verb), v)
+	fmt.Fprintf(s, fmt.FormatString(s, verb), printable(v))
+}
+
+// errorText prints an error reply of a Reply: as its text for the verbs
+// fmt prints an error's text with (%v, %s, %q, %x, %X; %#v as Go syntax),
+// as "%!d(error=<text>)" for the others, the way fmt marks a wrong verb.
+// fmt printed a *ServerError inside a slice or map with %d as its
+// pointer, a number that read as an integer element (qa45 F2: an EVAL
+// table printed as "[1 1971906608064 x]").
+type errorText struct{ err error }
+
+func (e errorText) Format(s fmt.State, verb rune) {
+	switch verb {
+	case 'v', 's', 'q', 'x', 'X':
+		fmt.Fprintf(s, fmt.FormatString(s, verb), e.err)
+	default:
+		fmt.Fprintf(s, "%%!%c(error=%s)", verb, e.err.Error())
+	}
+}
+
+// printable returns v, a value of Any, with the errors inside its slices
+// and maps replaced by their errorText, in place (v is Any's own copy).
+func printable(v any) any {
+	switch v := v.(type) {
+	case error:
+		return errorText{v}
+	case []any:
+		for i := range v {
+			v[i] = printable(v[i])
+		}
+	case map[string]any:
+		for k := range v {
+			v[k] = printable(v[k])
+		}
+	}
+	return v
 }
 
 // Message returns valkey-go's representation of the reply.
