@@ -158,25 +158,50 @@ func (r Reply) Int64() (int64, error) {
 }
 
 // Float64 returns a double reply, an integer reply (a Lua script's
-// number, INCR's), or a string reply parsed as a float.
+// number, INCR's), or a string reply (a verbatim string without its
+// format prefix, a big number) parsed as a float.
 func (r Reply) Float64() (float64, error) {
 	if r.msg.IsInt64() {
 		n, _ := r.msg.AsInt64()
 		return float64(n), nil
 	}
+	if s, ok := textOf(&r.msg); ok {
+		// valkey-go's AsFloat64 parsed a verbatim string with its
+		// "txt:" prefix, and failed (qa45 F3).
+		v, err := beyondFloat64(strconv.ParseFloat(s, 64))
+		if err != nil {
+			return 0, typeError(&r.msg, err)
+		}
+		return v, nil
+	}
 	v, err := beyondFloat64(r.msg.AsFloat64())
 	return v, typeError(&r.msg, err)
 }
 
+// textOf returns the text of a verbatim string (without its format
+// prefix) or big number reply, the string types valkey-go's AsFloat64
+// and AsBool do not read as String does; ok is false for other types.
+func textOf(m *valkey.ValkeyMessage) (string, bool) {
+	if m.IsString() || m.IsFloat64() {
+		return "", false
+	}
+	return scalar(m)
+}
+
 // Bool returns a boolean reply, an integer reply as n != 0, "OK" as true,
-// or another string reply parsed as an integer, as n != 0 ("1" is true,
-// "0" false); any other string fails with ErrReplyType.
+// or another string reply (a verbatim string without its format prefix,
+// a big number) parsed as an integer, as n != 0 ("1" is true, "0"
+// false); any other string, and a double, fails with ErrReplyType.
 func (r Reply) Bool() (bool, error) {
-	if !r.msg.IsString() {
+	s, ok := textOf(&r.msg)
+	if r.msg.IsString() {
+		s, _ = r.msg.ToString()
+		ok = true
+	}
+	if !ok {
 		v, err := r.msg.AsBool()
 		return v, typeError(&r.msg, err)
 	}
-	s, _ := r.msg.ToString()
 	if s == "OK" {
 		return true, nil
 	}

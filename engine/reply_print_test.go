@@ -82,3 +82,54 @@ func TestReplyErrorElementWrongVerb(t *testing.T) {
 		t.Errorf("%%d of an error element = %q; want %q", got, want)
 	}
 }
+
+// Float64 and Bool read a verbatim string's text without its format
+// prefix, as String and Int64 do: Float64 of "txt:2.5" parsed the prefix
+// and failed, Bool refused the type, while String gave "2.5" and Int64
+// of "txt:1" gave 1 (qa45 F3).
+func TestReplyVerbatimNumbers(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	eval := func(src string) engine.Reply {
+		t.Helper()
+		r, err := eng.Do(ctx, "EVAL", src, "0").Await(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	verbatim := func(text string) engine.Reply {
+		return eval("return {verbatim_string={format='txt', string='" + text + "'}}")
+	}
+	if f, err := verbatim("2.5").Float64(); err != nil || f != 2.5 {
+		t.Errorf("Float64 of verbatim 2.5 = %v, %v; want 2.5", f, err)
+	}
+	if f, err := verbatim("-7").Float64(); err != nil || f != -7 {
+		t.Errorf("Float64 of verbatim -7 = %v, %v; want -7", f, err)
+	}
+	if _, err := verbatim("abc").Float64(); !errors.Is(err, engine.ErrReplyType) {
+		t.Errorf("Float64 of verbatim abc: %v; want ErrReplyType", err)
+	}
+	for text, want := range map[string]bool{"1": true, "0": false, "OK": true} {
+		if b, err := verbatim(text).Bool(); err != nil || b != want {
+			t.Errorf("Bool of verbatim %s = %v, %v; want %v", text, b, err, want)
+		}
+	}
+	if _, err := verbatim("yes").Bool(); !errors.Is(err, engine.ErrReplyType) {
+		t.Errorf("Bool of verbatim yes: %v; want ErrReplyType", err)
+	}
+	// A big number is a number's text, as Int64 and Float64 read it.
+	if b, err := eval("return {big_number='0'}").Bool(); err != nil || b {
+		t.Errorf("Bool of big number 0 = %v, %v; want false", b, err)
+	}
+	if f, err := eval("return {big_number='12'}").Float64(); err != nil || f != 12 {
+		t.Errorf("Float64 of big number 12 = %v, %v; want 12", f, err)
+	}
+	// Doubles keep their meaning: Float64, and no Bool.
+	if f, err := eval("return {double=0/0}").Float64(); err != nil || f == f {
+		t.Errorf("Float64 of a NaN double = %v, %v; want NaN", f, err)
+	}
+	if _, err := eval("return {double=1}").Bool(); !errors.Is(err, engine.ErrReplyType) {
+		t.Errorf("Bool of a double: %v; want ErrReplyType", err)
+	}
+}
