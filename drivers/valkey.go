@@ -317,6 +317,41 @@ func ValueOf(m *valkey.ValkeyMessage) Value {
 	return v
 }
 
+// Elements returns the elements of an array, set or map message, a map's
+// keys and values alternating, each a message of its own with its exact
+// type and text; ok is false for any other message. valkey-go's ToMap
+// reads only string keys (LATENCY HISTOGRAM's histogram_usec counts
+// calls by integer bucket) and its ToArray no map, so this is the one
+// view of such a map. It reads CacheMarshal's format (see ToValkey);
+// every element is built from a copy of its bytes.
+func Elements(m *valkey.ValkeyMessage) ([]valkey.ValkeyMessage, bool) {
+	buf := m.CacheMarshal(nil)
+	if len(buf) < ttlSize+9 {
+		return nil, false
+	}
+	if typ := buf[ttlSize]; typ != typeArray && typ != typeMap && typ != typeSet {
+		return nil, false
+	}
+	n := binary.BigEndian.Uint64(buf[ttlSize+1 : ttlSize+9])
+	if n > uint64(len(buf)-ttlSize-9)/9 {
+		return nil, false
+	}
+	out := make([]valkey.ValkeyMessage, n)
+	for i, c := 0, ttlSize+9; i < len(out); i++ {
+		_, end, ok := decode(buf, c)
+		if !ok {
+			return nil, false
+		}
+		elem := make([]byte, ttlSize, ttlSize+end-c)
+		elem = append(elem, buf[c:end]...)
+		if err := out[i].CacheUnmarshalView(elem); err != nil {
+			return nil, false
+		}
+		c = end
+	}
+	return out, true
+}
+
 // decode reads the value at buf[c:]; it returns the offset after it and
 // false if buf is too short or holds an unknown type.
 func decode(buf []byte, c int) (Value, int, bool) {

@@ -346,3 +346,40 @@ func TestCapabilities(t *testing.T) {
 		t.Fatalf("UnsupportedError: %v", err)
 	}
 }
+
+// Elements gives an aggregate's elements with their exact types, a
+// map's keys and values alternating (integer keys included, which
+// valkey-go's ToMap refuses), and nothing for a scalar.
+func TestElements(t *testing.T) {
+	msg := func(v drivers.Value) valkey.ValkeyMessage {
+		m, _ := drivers.ToValkey([]drivers.Result{{Value: v}})[0].ToMessage()
+		return m
+	}
+	for _, v := range []drivers.Value{
+		drivers.Map(drivers.Int(8), drivers.Int(3), drivers.String("k"), drivers.Array(drivers.Float(2.5), drivers.Null())),
+		drivers.Array(drivers.Error("ERR x"), drivers.Value{Kind: drivers.KindVerbatim, Str: "txt:v"}, drivers.Map()),
+		drivers.Set(drivers.Bool(true)),
+		drivers.Array(),
+	} {
+		m := msg(v)
+		elems, ok := drivers.Elements(&m)
+		if !ok || len(elems) != len(v.Elems) {
+			t.Fatalf("Elements of %v: %d elements, %v; want %d", v, len(elems), ok, len(v.Elems))
+		}
+		for i := range elems {
+			if got := drivers.ValueOf(&elems[i]); !got.Equal(v.Elems[i]) {
+				t.Errorf("Elements of %v [%d] = %v; want %v", v, i, got, v.Elems[i])
+			}
+		}
+	}
+	for _, v := range []drivers.Value{drivers.String("a"), drivers.Int(1), drivers.Null(), drivers.Error("ERR x")} {
+		m := msg(v)
+		if elems, ok := drivers.Elements(&m); ok {
+			t.Errorf("Elements of %v = %v, true; want false", v, elems)
+		}
+	}
+	var zero valkey.ValkeyMessage
+	if _, ok := drivers.Elements(&zero); ok {
+		t.Error("Elements of the zero message: ok; want false")
+	}
+}

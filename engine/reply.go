@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/valkey-io/valkey-go"
+
+	"github.com/vactor-io/vactor/drivers"
 )
 
 // Reply is the reply to a command sent with Do. A nil reply (a missing key,
@@ -251,9 +253,11 @@ func (r Reply) Strings() ([]string, error) {
 }
 
 // Map returns a map reply (or a flat array of pairs) as strings, its
-// values converted as Strings converts elements. A map whose keys are not
-// strings (valkey-go reads only string keys), an array of odd length or
-// a value of another type fails it with ErrReplyType.
+// keys and values converted as Strings converts elements (a map's integer
+// keys, such as LATENCY HISTOGRAM's buckets, in decimal). A key that is
+// not a string or a number (an array, a boolean, a nil), two keys with
+// the same text (the integer 1 and the string "1"), an array of odd
+// length or a value of another type fails it with ErrReplyType.
 func (r Reply) Map() (map[string]string, error) {
 	var m map[string]valkey.ValkeyMessage
 	var err error
@@ -270,8 +274,8 @@ func (r Reply) Map() (map[string]string, error) {
 			}
 			m[k] = arr[i+1]
 		}
-	} else if m, err = r.msg.ToMap(); err != nil {
-		return nil, typeError(&r.msg, err)
+	} else if m, err = mapOf(&r.msg); err != nil {
+		return nil, err
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
@@ -280,6 +284,41 @@ func (r Reply) Map() (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// mapOf returns the entries of m, a map reply, by their keys' text. A
+// key is read as element reads a flat array's (a string, verbatim string,
+// double or big number as String returns it, an integer in decimal);
+// one of another type (an array, a boolean, a nil, an error reply), or
+// two keys with the same text (the integer 1 and the string "1"), fail
+// it with ErrReplyType. valkey-go's ToMap reads only string keys, so a
+// map with integer keys (LATENCY HISTOGRAM's histogram_usec, a script's
+// table) failed Map, Any and %v (qa45 F4); such a map is read through
+// drivers.Elements.
+func mapOf(m *valkey.ValkeyMessage) (map[string]valkey.ValkeyMessage, error) {
+	mm, err := m.ToMap()
+	if err == nil || !m.IsMap() {
+		return mm, typeError(m, err)
+	}
+	elems, ok := drivers.Elements(m)
+	if !ok || len(elems)%2 != 0 {
+		return nil, typeError(m, err)
+	}
+	mm = make(map[string]valkey.ValkeyMessage, len(elems)/2)
+	for i := 0; i < len(elems); i += 2 {
+		if elems[i].IsNil() {
+			return nil, fmt.Errorf("%w: a key of the map is a nil", ErrReplyType)
+		}
+		k, err := element(&elems[i])
+		if err != nil {
+			return nil, fmt.Errorf("%w (as a key of the map)", err)
+		}
+		if _, dup := mm[k]; dup {
+			return nil, fmt.Errorf("%w: two keys of the map read as the same text (a number and a string?)", ErrReplyType)
+		}
+		mm[k] = elems[i+1]
+	}
+	return mm, nil
 }
 
 // Array returns the elements of an array, set or push reply.
@@ -300,7 +339,8 @@ func (r Reply) Array() ([]Reply, error) {
 // nil for a nil element inside an array or map; an error reply inside an
 // array or map is its *ServerError. A nil reply itself returns ErrNil, as
 // String does (check IsNil first to tell it apart without an error). A
-// map whose keys are not strings fails it with ErrReplyType.
+// map's keys are strings as Map reads them: a map with a key Map refuses
+// fails it with ErrReplyType.
 func (r Reply) Any() (any, error) {
 	if r.msg.IsNil() || r.msg.Error() != nil {
 		_, err := r.msg.ToAny()
@@ -336,9 +376,9 @@ func toAny(m *valkey.ValkeyMessage) (any, error) {
 		}
 		return out, nil
 	case m.IsMap():
-		mm, err := m.ToMap()
+		mm, err := mapOf(m)
 		if err != nil {
-			return nil, typeError(m, err)
+			return nil, err
 		}
 		out := make(map[string]any, len(mm))
 		for k, v := range mm {

@@ -3,10 +3,14 @@ package engine_test
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/valkeytest"
 )
 
 // An error reply inside an array (an EXEC reply's failed command, a
@@ -131,5 +135,83 @@ func TestReplyVerbatimNumbers(t *testing.T) {
 	}
 	if _, err := eval("return {double=1}").Bool(); !errors.Is(err, engine.ErrReplyType) {
 		t.Errorf("Bool of a double: %v; want ErrReplyType", err)
+	}
+}
+
+// A map reply whose keys are integers (LATENCY HISTOGRAM's
+// histogram_usec counts calls by bucket; a script's map) reads through
+// Map and Any with each key as its text, integers in decimal, as Map
+// reads a flat array's: both failed with ErrReplyType, and so did %v,
+// leaving only Message, whose ToMap fails the same way (qa45 F4). Keys
+// that have no text (an array, a boolean, a nil) or two keys with the
+// same text still fail with ErrReplyType.
+func TestReplyMapIntegerKeys(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{Args: []string{"--latency-tracking", "yes"}})
+	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
+	ctx := ctxT(t)
+	if _, err := eng.Do(ctx, "SET", "rp:k", "v").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := eng.Do(ctx, "LATENCY", "HISTOGRAM", "set").Await(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := r.Any()
+	if err != nil {
+		t.Fatalf("Any of LATENCY HISTOGRAM: %v", err)
+	}
+	set, _ := a.(map[string]any)["set"].(map[string]any)
+	hist, _ := set["histogram_usec"].(map[string]any)
+	if set["calls"] != int64(1) || len(hist) != 1 {
+		t.Fatalf("Any of LATENCY HISTOGRAM = %#v; want set's calls 1 and one bucket", a)
+	}
+	for bucket, n := range hist {
+		if _, err := strconv.ParseInt(bucket, 10, 64); err != nil || n != int64(1) {
+			t.Fatalf("histogram_usec = %#v; want {<bucket>: 1}", hist)
+		}
+	}
+	if s := fmt.Sprint(r); !strings.HasPrefix(s, "map[set:map[calls:1 histogram_usec:map[") {
+		t.Fatalf("Sprint of LATENCY HISTOGRAM = %q", s)
+	}
+	hr, err := r.Array() // not a map accessor: still refused
+	if !errors.Is(err, engine.ErrReplyType) {
+		t.Fatalf("Array of a map = %v, %v; want ErrReplyType", hr, err)
+	}
+
+	eval := func(src string) engine.Reply {
+		t.Helper()
+		r, err := eng.Do(ctx, "EVAL", src, "0").Await(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r = eval("return {map={[1]='x', [20]={double=2.5}, k={big_number='7'}}}")
+	if m, err := r.Map(); err != nil || !reflect.DeepEqual(m, map[string]string{"1": "x", "20": "2.5", "k": "7"}) {
+		t.Fatalf("Map of a map with integer keys = %q, %v", m, err)
+	}
+	if a, err := r.Any(); err != nil || !reflect.DeepEqual(a, map[string]any{"1": "x", "20": 2.5, "k": "7"}) {
+		t.Fatalf("Any of a map with integer keys = %#v, %v", a, err)
+	}
+	// Error values keep their meaning: Map fails, Any holds the error.
+	r = eval("return {map={[1]=redis.error_reply('MYERR v')}}")
+	if _, err := r.Map(); !errors.Is(err, &engine.ServerError{Prefix: "MYERR"}) {
+		t.Fatalf("Map of {1: error}: %v; want the MYERR *ServerError", err)
+	}
+	if a, err := r.Any(); err != nil || !errors.Is(a.(map[string]any)["1"].(error), &engine.ServerError{Prefix: "MYERR"}) {
+		t.Fatalf("Any of {1: error} = %#v, %v", a, err)
+	}
+	for _, src := range []string{
+		"return {map={[1]='x', ['1']='y'}}",                       // two keys read as "1"
+		"return {map={[{1}]='x'}}",                                // an array as a key
+		"redis.setresp(3); return {map={[true]='x'}}",             // a boolean as a key
+		"return {map={[{double=1}]='x', [{big_number='1'}]='y'}}", // two keys read as "1"
+	} {
+		r := eval(src)
+		_, errM := r.Map()
+		_, errA := r.Any()
+		if !errors.Is(errM, engine.ErrReplyType) || !errors.Is(errA, engine.ErrReplyType) {
+			t.Fatalf("%s: Map %v, Any %v; want ErrReplyType", src, errM, errA)
+		}
 	}
 }
