@@ -77,10 +77,20 @@ func decodeStrings(res valkey.ValkeyResult) ([]string, error) {
 	return out, nil
 }
 
+// decodeStrMap decodes a map or flat array of pairs of strings (HGETALL)
+// as Reply.Map does: an integer key or value in decimal, a key or value
+// of another type (an array, a boolean) fails it with ErrReplyType.
+// valkey-go's AsStrMap made those "", so an odd reply came back as a
+// hash of empty fields, and two integer keys as one "" field (qa45 F5).
+// It costs a map of messages beside the result.
 func decodeStrMap(res valkey.ValkeyResult) (map[string]string, error) {
-	v, err := res.AsStrMap()
+	msg, err := res.ToMessage()
 	if err != nil {
 		return nil, typed(&res, err)
+	}
+	v, err := Reply{msg}.Map()
+	if err != nil {
+		return nil, err
 	}
 	return v, nil
 }
