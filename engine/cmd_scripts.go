@@ -18,6 +18,15 @@ import (
 // a Reply, as Do's: a Lua number is an integer, a table
 // an array, nil and false a nil reply (IsNil), an error_reply a
 // *ServerError with its prefix.
+//
+// A script's own error reply reads on the wire as the server's: in
+// cluster mode one whose text starts with MOVED, ASK, TRYAGAIN or
+// CLUSTERDOWN is followed as a redirect, and the script runs again, up
+// to Config.MaxRedirects times (a script that INCRs a key and then
+// returns redis.error_reply('TRYAGAIN ...') ran 6 times with the
+// defaults before the call failed with ErrTooManyRedirects; qa45 F6);
+// in sentinel mode the same holds for READONLY and MASTERDOWN (see
+// Config.MaxRedirects). Give a script's errors a code of its own.
 
 // evalArgs returns script (or its digest), numkeys, keys and args, in
 // one slice.
