@@ -92,6 +92,14 @@ func decodeAll(res valkey.ValkeyResult) map[string]error {
 	acc("Any", err)
 	acc("Err", nil)
 	_ = reply.Err()
+	// Printing never panics, whatever the shape (elements included:
+	// an error reply inside an array prints through its own branch).
+	_ = fmt.Sprintf("%v %s %d %q %x %#v %+v %f", reply, reply, reply, reply, reply, reply, reply, reply)
+	if arr, err := reply.Array(); err == nil {
+		for _, el := range arr {
+			_ = fmt.Sprintf("%v %d %#v", el, el, el)
+		}
+	}
 	return errs
 }
 
