@@ -21,7 +21,27 @@ func decodeString(res valkey.ValkeyResult) (string, error) {
 	if err != nil {
 		return "", typed(&res, err)
 	}
+	if v == "" {
+		if m, _ := res.ToMessage(); notString(&m) {
+			return "", notStringError(&m)
+		}
+	}
 	return v, nil
+}
+
+// notString reports whether m, a message valkey-go's ToString read
+// without an error, has a type that holds no text: a RESP3 boolean (or
+// the empty message). ToString gives its empty text, so a GET answered
+// with #t read as "" with no error where Reply.String fails (qa45 F7).
+// Only an empty text needs the check: the common path pays nothing.
+func notString(m *valkey.ValkeyMessage) bool {
+	_, ok := scalar(m)
+	return !ok && !m.IsString()
+}
+
+// notStringError is the ErrReplyType of a message notString reports.
+func notStringError(m *valkey.ValkeyMessage) error {
+	return fmt.Errorf("%w: %s reply is not a string", ErrReplyType, kind(m))
 }
 
 func decodeInt64(res valkey.ValkeyResult) (int64, error) {
@@ -137,6 +157,9 @@ func decodeNullableStrings(res valkey.ValkeyResult) ([]*string, error) {
 		s, err := m.ToString()
 		if err != nil {
 			return nil, typed(&res, err)
+		}
+		if s == "" && notString(&m) {
+			return nil, notStringError(&m)
 		}
 		out[i] = &s
 	}
