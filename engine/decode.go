@@ -102,8 +102,16 @@ func decodeStrings(res valkey.ValkeyResult) ([]string, error) {
 // of another type (an array, a boolean) fails it with ErrReplyType.
 // valkey-go's AsStrMap made those "", so an odd reply came back as a
 // hash of empty fields, and two integer keys as one "" field (qa45 F5).
-// It costs a map of messages beside the result.
+// AsStrMap still reads it first: what it cannot read comes out as an
+// empty key or value, and only a map with one (an empty field or value
+// in a real hash, rare) is read again the strict way, which costs a map
+// of messages beside the result (a 10-field reply: 2.3 µs and 8
+// allocations against 1.1 µs and 4), as decodeString checks the type of
+// an empty text only.
 func decodeStrMap(res valkey.ValkeyResult) (map[string]string, error) {
+	if v, err := res.AsStrMap(); err == nil && !hasEmpty(v) {
+		return v, nil
+	}
 	msg, err := res.ToMessage()
 	if err != nil {
 		return nil, typed(&res, err)
@@ -113,6 +121,16 @@ func decodeStrMap(res valkey.ValkeyResult) (map[string]string, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// hasEmpty reports whether m has an empty key or value.
+func hasEmpty(m map[string]string) bool {
+	for k, v := range m {
+		if k == "" || v == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // typed returns err, the error of decoding res, wrapped with

@@ -22,6 +22,7 @@ func TestHGetAllOddElements(t *testing.T) {
 		"HGETALL intkey": "%2\r\n:1\r\n$1\r\nx\r\n:2\r\n$1\r\ny\r\n",
 		"HGETALL intval": "%1\r\n$1\r\nf\r\n:7\r\n",
 		"HGETALL flat":   "*4\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n,2.5\r\n",
+		"HGETALL empty":  "%2\r\n$1\r\nf\r\n$0\r\n\r\n$0\r\n\r\n$1\r\ny\r\n",
 	})
 	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -31,6 +32,8 @@ func TestHGetAllOddElements(t *testing.T) {
 	wantValue(t, ctx, "HGETALL with integer keys", eng.HGetAll(ctx, "intkey"), "map[1:x 2:y]")
 	wantValue(t, ctx, "HGETALL with an integer value", eng.HGetAll(ctx, "intval"), "map[f:7]")
 	wantValue(t, ctx, "HGETALL as a flat array", eng.HGetAll(ctx, "flat"), "map[a:1 b:2.5]")
+	// Empty strings (read again the strict way) are values.
+	wantValue(t, ctx, "HGETALL with an empty field and value", eng.HGetAll(ctx, "empty"), "map[:y f:]")
 	// The same through a Pipeline and the synchronous facade.
 	p := eng.Pipeline()
 	nested := p.HGetAll("nested")
