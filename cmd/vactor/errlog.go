@@ -106,21 +106,60 @@ func (l *errorLog) count() int {
 	return l.entries
 }
 
-// commandText renders a command for the errors file: each argument
-// quoted, long ones cut.
+// commandText renders a command for the errors report: its name, its
+// key when it is a plain write of one key (the key is what an operator
+// looks for), and only the number and size of the other arguments. Values
+// are never shown: the report goes to the terminal and into the errors
+// file, and an argument may be a password (AUTH, HELLO, CONFIG SET
+// requirepass) or a value not meant for logs; the line number finds the
+// record in the input. A command not known to have its key first shows
+// no argument at all (AUTH's first argument is the password).
 func commandText(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
 	var b strings.Builder
-	for i, a := range args {
-		if i > 0 {
-			b.WriteByte(' ')
+	if isWord(args[0]) {
+		b.WriteString(args[0])
+	} else {
+		b.WriteString(cut(args[0], 32))
+	}
+	rest := args[1:]
+	if singleKeyWrite(args) {
+		b.WriteByte(' ')
+		b.WriteString(cut(args[1], 64))
+		rest = args[2:]
+	}
+	if len(rest) > 0 {
+		size := 0
+		for _, a := range rest {
+			size += len(a)
 		}
-		if i == 0 && isWord(a) {
-			b.WriteString(a)
-			continue
+		more, noun := "", "argument"
+		if len(rest) < len(args)-1 {
+			more = " more"
 		}
-		b.WriteString(cut(a, 64))
+		if len(rest) > 1 {
+			noun += "s"
+		}
+		unit := "bytes"
+		if size == 1 {
+			unit = "byte"
+		}
+		fmt.Fprintf(&b, " (%d%s %s, %d %s, not shown)", len(rest), more, noun, size, unit)
 	}
 	return b.String()
+}
+
+// serverText is an error's text for the errors report without the
+// arguments the server echoes ("ERR unknown command 'x', with args
+// beginning with: 'secret' "): they are the command's values.
+func serverText(err error) string {
+	text := forCLI(err).Error()
+	if i := strings.Index(text, ", with args beginning with:"); i >= 0 {
+		text = text[:i] + " (its arguments not shown)"
+	}
+	return text
 }
 
 // cut quotes s, keeping at most n bytes of it.

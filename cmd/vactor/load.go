@@ -423,7 +423,7 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 		Idempotent:   s.idempotent,
 		OnError: func(cmd []string, err error) {
 			countFailure(err, &answered, &lost)
-			elog.record(idx.lookup(cmd), "failed", commandText(cmd)+": "+forCLI(err).Error())
+			elog.record(idx.lookup(cmd), "failed", commandText(cmd)+": "+serverText(err))
 		},
 	})
 	if err != nil {
@@ -527,7 +527,7 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 			refused++
 			lastLine.Store(c.line)
 			countFailure(err, &answered, &lost)
-			elog.record(c.line, "failed", commandText(c.args)+": "+forCLI(err).Error())
+			elog.record(c.line, "failed", commandText(c.args)+": "+serverText(err))
 			continue
 		}
 		lastLine.Store(c.line) // handed to the writer

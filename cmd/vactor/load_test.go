@@ -313,7 +313,7 @@ func TestLoadRESPSkippedLinesCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustContain(t, "errors file", string(errs),
-		`lines 1-3: malformed: want a RESP array ('*'), got "SET i1 v1" (an inline command: `,
+		`lines 1-3: malformed: want a RESP array ('*'), got an inline command ("SET" and its arguments: `,
 		"(the lines after it, up to the next array ('*'), were skipped with it)",
 		"lines 11-15: malformed: argument 2 of 2: want a bulk string")
 	eng := connect(t, false, srv.Addr())

@@ -141,15 +141,6 @@ func setCommand(buf *[]byte, line int64, key, value string, ttl time.Duration) c
 	return command{line: line, args: args, set: true, ttl: ttl}
 }
 
-// excerpt shows the start of a bad record in an error message.
-func excerpt(b []byte) string {
-	b = bytes.TrimRight(b, "\r\n")
-	if len(b) > 40 {
-		return strconv.Quote(string(b[:40])) + "…"
-	}
-	return strconv.Quote(string(b))
-}
-
 // readLine reads one line of r (without its end) into buf, however long;
 // it returns io.EOF only when nothing was left.
 func readLine(r *bufio.Reader, buf []byte) ([]byte, error) {

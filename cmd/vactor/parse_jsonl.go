@@ -46,11 +46,13 @@ func (p *jsonlParser) next() (command, error) {
 		if !utf8.Valid(raw) {
 			// encoding/json would turn each bad byte into U+FFFD: the
 			// server would get another value than the file's.
-			return bad("JSON: invalid UTF-8 (JSON text is UTF-8; load binary values as RESP): " + excerpt(raw))
+			return bad(fmt.Sprintf("JSON: invalid UTF-8 at byte %d of the line (JSON text is UTF-8; load binary values as RESP)", invalidUTF8At(raw)+1))
 		}
 		var rec jsonRecord
 		if err := json.Unmarshal(raw, &rec); err != nil {
-			return bad("JSON: " + jsonReason(err) + ": " + excerpt(raw))
+			// Where, not what: the line's text holds its value, which the
+			// errors report never shows (see commandText).
+			return bad("JSON: " + jsonReason(err) + jsonWhere(err))
 		}
 		if rec.Key == nil {
 			return bad(`no "key" string`)
@@ -82,6 +84,29 @@ func jsonReason(err error) string {
 		return "want an object {\"key\": ..., \"value\": ...}, got " + te.Value
 	}
 	return err.Error()
+}
+
+// jsonWhere says where in the line encoding/json found err ("" when it
+// does not say).
+func jsonWhere(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) && se.Offset > 0 {
+		return fmt.Sprintf(" (at byte %d of the line)", se.Offset)
+	}
+	return ""
+}
+
+// invalidUTF8At returns the offset of the first byte of b that is not
+// valid UTF-8.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }
 
 // jsonScalar returns a JSON string's text or a number's literal.

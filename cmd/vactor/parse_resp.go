@@ -65,9 +65,12 @@ func (p *respParser) next() (command, error) {
 				p.bad.last = start
 				continue
 			}
-			reason := "want a RESP array ('*'), got " + excerpt(hdr)
+			reason := "want a RESP array ('*'), got " + headerText(hdr)
 			if inline(hdr) {
-				reason += " (an inline command: vactor load takes commands as RESP arrays, the input redis-cli --pipe documents; key/value data can go as CSV or JSON Lines)"
+				// Its name only: the rest is its arguments, values.
+				name := hdr[:bytes.IndexByte(hdr, ' ')]
+				reason = "want a RESP array ('*'), got an inline command (" + strconv.Quote(string(name)) +
+					" and its arguments: vactor load takes commands as RESP arrays, the input redis-cli --pipe documents; key/value data can go as CSV or JSON Lines)"
 			}
 			p.skip(&malformedError{line: start, reason: reason})
 			continue
@@ -79,7 +82,7 @@ func (p *respParser) next() (command, error) {
 		}
 		n, ok := respInt(hdr[1:])
 		if !ok || n < 1 || n > maxRESPArgs {
-			p.skip(&malformedError{line: start, reason: "bad array header " + excerpt(hdr)})
+			p.skip(&malformedError{line: start, reason: "bad array header " + headerText(hdr)})
 			continue
 		}
 		c, err := p.body(start, int(n))
@@ -131,6 +134,18 @@ func inline(line []byte) bool {
 	return true
 }
 
+// headerText shows a line read where a header was expected: quoted when
+// it looks like one ('*', '$' or ':' and a few bytes: a type and a
+// number), else by its size only. Such a line is most often a value (a $
+// length before it was wrong), and the errors report never shows values
+// (see commandText).
+func headerText(b []byte) string {
+	if len(b) > 0 && len(b) <= 21 && bytes.IndexByte([]byte("*$:"), b[0]) >= 0 {
+		return strconv.Quote(string(b))
+	}
+	return "a line of " + strconv.Itoa(len(b)) + " bytes, not shown (a value? check the $ length before it)"
+}
+
 // readLine reads and counts one line, without its end. The slice is
 // valid until the next read. A line longer than the reader's buffer
 // comes back cut short (only headers are read this way, and no good
@@ -178,11 +193,11 @@ func (p *respParser) body(start int64, n int) (command, error) {
 				reason: "the command has " + strconv.Itoa(i) + " of its " + strconv.Itoa(n) + " arguments: the next command starts on line " + strconv.FormatInt(p.line, 10)}
 		}
 		if len(h) == 0 || h[0] != '$' {
-			return bad(i, "want a bulk string ('$'), got "+excerpt(h))
+			return bad(i, "want a bulk string ('$'), got "+headerText(h))
 		}
 		size, ok := respInt(h[1:])
 		if !ok || size < 0 || size > maxRESPBulk {
-			return bad(i, "bad bulk length "+excerpt(h))
+			return bad(i, "bad bulk length "+headerText(h))
 		}
 		off := len(buf)
 		buf = grow(buf, int(size))
