@@ -226,7 +226,16 @@ func (p *respParser) body(start int64, n int) (command, error) {
 		}
 		if c != '\n' {
 			_ = p.r.UnreadByte()
-			return bad(i, "the value is longer than its length "+strconv.FormatInt(size, 10))
+			// No line end after the value: a value longer than its
+			// length, or shorter, its line end (and what follows) read
+			// as part of it. A line end inside it says which, most
+			// likely (a value may hold one of its own).
+			if j := bytes.IndexByte(buf[off:], '\n'); j >= 0 {
+				j = len(bytes.TrimSuffix(buf[off:off+j], []byte{'\r'}))
+				return bad(i, "no line end after the "+strconv.FormatInt(size, 10)+" bytes of its length, but one after "+
+					strconv.Itoa(j)+": a value shorter than its length? (fix the $ length)")
+			}
+			return bad(i, "the value is longer than its length "+strconv.FormatInt(size, 10)+" (fix the $ length)")
 		}
 		p.line++
 		ends = append(ends, len(buf))

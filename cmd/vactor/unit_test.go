@@ -223,3 +223,23 @@ func TestEmptyKeyMalformed(t *testing.T) {
 		}
 	}
 }
+
+// A bulk length that does not match its value says which way it is off:
+// a value shorter than its length was reported as "longer than its
+// length" (qa45c), sending the operator to the wrong end of the record.
+func TestRESPWrongBulkLength(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nxy\r\n*1\r\n$4\r\nPING\r\n", "no line end after the 5 bytes of its length, but one after 2: a value shorter than its length?"},
+		{"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nxyz\r\n", "longer than its length 1"},
+	} {
+		p := &respParser{r: bufio.NewReader(strings.NewReader(tc.in))}
+		_, err := p.next()
+		if err == nil {
+			_, err = p.next() // a resync's error comes at its end
+		}
+		var me *malformedError
+		if !errors.As(err, &me) || me.line != 1 || !strings.Contains(me.reason, tc.want) {
+			t.Errorf("%q: err = %v, want line 1 malformed: %q", tc.in, err, tc.want)
+		}
+	}
+}
