@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,7 @@ type loadSettings struct {
 	maxPending int
 	quiet      bool
 	giveUp     time.Duration // stop after this long of failures without an answer; 0: never
+	db         int           // the database loaded into (the target's)
 }
 
 const loadUsage = `usage: vactor load [flags] [FILE]
@@ -157,6 +159,7 @@ func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 
+	s.db = t.cfg.DB
 	sum, err := load(ctx, eng, in, size, s, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "vactor load:", err)
@@ -319,10 +322,15 @@ type loadSummary struct {
 	// input's order (see loadWriter), orderedFromName its name.
 	orderedFrom     int64
 	orderedFromName string
+	// selectAt is the line of a SELECT of another database than the one
+	// loaded into, where the load stopped (0: none), selectDB its
+	// argument.
+	selectAt int64
+	selectDB string
 }
 
 func (s loadSummary) ok() bool {
-	return s.malformed == 0 && s.failed == 0 && !s.interrupted && s.gaveUp == 0 && s.acked == s.commands
+	return s.malformed == 0 && s.failed == 0 && !s.interrupted && s.gaveUp == 0 && s.selectAt == 0 && s.acked == s.commands
 }
 
 func (s loadSummary) print(w io.Writer, input, target, errorsPath string) {
@@ -339,6 +347,11 @@ func (s loadSummary) print(w io.Writer, input, target, errorsPath string) {
 	}
 	if s.stoppedAt > 0 {
 		fmt.Fprintf(w, "vactor load: stopped at the malformed record of line %d (-strict)\n", s.stoppedAt)
+	}
+	if s.selectAt > 0 {
+		fmt.Fprintf(w, "vactor load: stopped at line %d: SELECT %s: the commands from there on are for database %s, not the one loaded into; "+
+			"load the input from line %d on with a -url ending in /%s (or VALKEY_DB=%s)\n",
+			s.selectAt, s.selectDB, s.selectDB, s.selectAt, s.selectDB, s.selectDB)
 	}
 	if s.orderedFrom > 0 {
 		fmt.Fprintf(w, "vactor load: from line %d (%s) on, in the input's order over one connection: %s is not a plain write of one key\n",
@@ -512,6 +525,20 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 			}
 			break
 		}
+		if db, ok := selectOf(c.args); ok {
+			// The engine's connections are shared: a SELECT cannot switch
+			// them (it failed, and the commands after it, meant for
+			// another database, went into this one). SELECT of the
+			// database loaded into changes nothing: skipped. Another
+			// stops the load here, saying where to resume and how.
+			if db == strconv.Itoa(s.db) {
+				continue
+			}
+			sum.selectAt, sum.selectDB = c.line, db
+			elog.record(c.line, "failed", fmt.Sprintf("SELECT %s: vactor load writes to one database (%d: -url's /db, VALKEY_DB), the commands from here on are for database %s: "+
+				"load the input from here on with a -url ending in /%s", db, s.db, db, db))
+			break
+		}
 		sum.commands++
 		idx.add(identity(c.args), c.line)
 		if err = w.write(wctx, c); err != nil {
@@ -572,6 +599,20 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 		readErr = cerr
 	}
 	return sum, readErr
+}
+
+// selectOf returns the database a SELECT command names. A SELECT of
+// no database number is not one (the server would refuse it and stay
+// where it is: it fails as any command does).
+func selectOf(args []string) (string, bool) {
+	if len(args) != 2 || !strings.EqualFold(args[0], "SELECT") {
+		return "", false
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil || n < 0 {
+		return "", false
+	}
+	return strconv.Itoa(n), true
 }
 
 // countFailure counts a failed command for the watchdog: in answered when

@@ -502,7 +502,7 @@ func TestLoadGivesUpOnGoneServer(t *testing.T) {
 }
 
 // A server only slow (paused 1.5 s, failing nothing) while the input has
-// commands the client refuses itself (SELECT: no server involved) is
+// commands the client refuses itself (MULTI: no server involved) is
 // waited for: those refusals are not failures without an answer
 // (review-32b B2: the load gave up in 2 of 2 runs).
 func TestLoadLocalRefusalsDoNotGiveUp(t *testing.T) {
@@ -515,14 +515,14 @@ func TestLoadLocalRefusalsDoNotGiveUp(t *testing.T) {
 	resp := func(args ...string) string { s, _ := respCmd(args...); return s }
 	go func() {
 		defer pw.Close()
-		fmt.Fprint(pw, resp("SELECT", "0")) // refused locally
+		fmt.Fprint(pw, resp("MULTI")) // refused locally
 		for i := range 1000 {
 			fmt.Fprint(pw, resp("SET", fmt.Sprint("a", i), "v"))
 		}
 		if err := srv.Pause(); err != nil {
 			t.Error(err)
 		}
-		fmt.Fprint(pw, resp("SELECT", "0"))
+		fmt.Fprint(pw, resp("MULTI"))
 		for i := range 100 {
 			fmt.Fprint(pw, resp("SET", fmt.Sprint("b", i), "v"))
 		}
@@ -536,6 +536,6 @@ func TestLoadLocalRefusalsDoNotGiveUp(t *testing.T) {
 	}()
 	r := vactorIn(t, nil, pr, "load", "-quiet", "-format", "resp", "-give-up", "500ms", "-errors", t.TempDir()+"/e", "-addr", srv.Addr(), "-")
 	if strings.Contains(r.stdout, "stopped: for") || !strings.Contains(r.stdout, "2,100 acknowledged, 2 failed") {
-		t.Fatalf("exit %d: want every SET loaded and the two SELECTs failed\n%s%s", r.code, r.stdout, r.stderr)
+		t.Fatalf("exit %d: want every SET loaded and the two MULTIs failed\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
