@@ -243,10 +243,17 @@ func TestLoadInputEdges(t *testing.T) {
 			t.Errorf("%s: malformed lines %v, want %v; failed %q", tc.name, malformed, tc.malformed, failed)
 		}
 	}
-	// A missing file: one line, before any server is needed.
-	r := vactor(t, nil, "", "load", filepath.Join(dir, "missing.csv"))
-	if r.code != exitFailed || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "no such file") {
-		t.Errorf("missing file: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	// A missing file, or a directory: one line, before any server is
+	// needed (a directory was read after connecting, with a summary of 0
+	// commands before the error: qa45c).
+	for _, tc := range []struct{ path, msg string }{
+		{filepath.Join(dir, "missing.csv"), "no such file"},
+		{dir, "is a directory"},
+	} {
+		r := vactor(t, nil, "", "load", tc.path)
+		if r.code != exitFailed || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, tc.msg) {
+			t.Errorf("%s: exit %d\nstdout: %s\nstderr: %s", tc.path, r.code, r.stdout, r.stderr)
+		}
 	}
 }
 

@@ -245,7 +245,14 @@ func openInput(path string, stdin io.Reader) (r io.Reader, size int64, name stri
 		return nil, 0, "", nil, err
 	}
 	size = -1
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+	st, err := f.Stat()
+	switch {
+	case err == nil && st.IsDir():
+		// Found now, not by the first read after connecting (and a
+		// summary of 0 commands).
+		_ = f.Close()
+		return nil, 0, "", nil, fmt.Errorf("%s is a directory: name a file, or - for standard input", path)
+	case err == nil && st.Mode().IsRegular():
 		size = st.Size()
 	}
 	return f, size, path, func() { _ = f.Close() }, nil
