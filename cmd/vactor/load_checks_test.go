@@ -157,3 +157,32 @@ func TestLoadTinyTTLExpires(t *testing.T) {
 		}
 	}
 }
+
+// A CSV file whose lines end in \r alone (classic Mac OS, Excel's "CSV
+// (Macintosh)") is refused before anything is loaded, saying how to
+// convert it. Before, encoding/csv read it as one record: two lines
+// loaded "a" = "1\rb" with a TTL of 2 seconds, without a word (qa45c).
+// A \r inside a quoted value of a one-line file is still a value.
+func TestLoadCSVCarriageReturnLineEnds(t *testing.T) {
+	srv := valkeytest.Start(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mac.csv")
+	if err := os.WriteFile(path, []byte("a,1\rb,2\r"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := vactor(t, nil, "", "load", "-quiet", "-addr", srv.Addr(), path)
+	if r.code != exitFailed || !strings.Contains(r.stderr, `end in \r alone`) || !strings.Contains(r.stderr, `tr '\r' '\n'`) {
+		t.Fatalf("exit %d, want %d and how to convert the file\n%s%s", r.code, exitFailed, r.stdout, r.stderr)
+	}
+	eng := connect(t, false, srv.Addr())
+	if n := do(t, eng, "DBSIZE"); n != int64(0) {
+		t.Fatalf("DBSIZE %v, want 0: nothing loaded", n)
+	}
+	r = vactor(t, nil, "a,\"x\ry\"", "load", "-quiet", "-format", "csv", "-addr", srv.Addr(), "-")
+	if r.code != exitOK {
+		t.Fatalf("a quoted \\r: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if v := do(t, eng, "GET", "a"); v != "x\ry" {
+		t.Fatalf("GET a = %q, want %q", v, "x\ry")
+	}
+}

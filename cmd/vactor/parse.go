@@ -81,6 +81,10 @@ func sniff(r *bufio.Reader) string {
 func newParser(format string, r *bufio.Reader) (parser, error) {
 	switch format {
 	case formatCSV:
+		if crLineEnds(r) {
+			return nil, errors.New(`the input's lines end in \r alone (classic Mac OS, Excel's "CSV (Macintosh)"): ` +
+				`vactor load reads lines ending in \n or \r\n; convert the file first, e.g. tr '\r' '\n' < in.csv > out.csv`)
+		}
 		return newCSVParser(r), nil
 	case formatJSONL:
 		return &jsonlParser{r: r}, nil
@@ -88,6 +92,24 @@ func newParser(format string, r *bufio.Reader) (parser, error) {
 		return &respParser{r: r}, nil
 	}
 	return nil, fmt.Errorf("unknown format %q (csv, jsonl or resp)", format)
+}
+
+// crLineEnds reports whether the lines of r end in \r alone: what the
+// reader holds already (no wait for more input: a pipe may be slow to
+// fill) has no \n, and a \r out of quotes. encoding/csv reads such a
+// file as one record, whose fields run across the lines: two lines
+// loaded "a" = "1\rb" with a TTL of 2 seconds.
+func crLineEnds(r *bufio.Reader) bool {
+	if _, err := r.Peek(1); err != nil {
+		return false
+	}
+	b, _ := r.Peek(r.Buffered())
+	if bytes.IndexByte(b, '\n') >= 0 {
+		return false
+	}
+	i := bytes.IndexByte(b, '\r')
+	// An odd number of quotes before it: the \r is in a quoted value.
+	return i >= 0 && bytes.Count(b[:i], []byte{'"'})%2 == 0
 }
 
 // parseTTL parses a TTL: empty or 0 for none, a number of seconds
