@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -261,7 +262,8 @@ func TestLoadInputEdges(t *testing.T) {
 type started struct {
 	cmd         *exec.Cmd
 	exited      chan struct{}
-	out, errb   bytes.Buffer
+	out         bytes.Buffer
+	errb        syncBuffer // read while the command runs
 	stdinWriter *os.File
 }
 
@@ -298,6 +300,24 @@ func start(t *testing.T, args ...string) *started {
 		}
 	})
 	return s
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and readers at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // signalAndWait sends sig and waits for the exit, at most within.

@@ -80,6 +80,17 @@ func (l *errorLog) recordLines(line, last int64, kind, text string) {
 	}
 }
 
+// note prints a message on stderr, not in the errors file (clearing the
+// progress bar first, as record does).
+func (l *errorLog) note(text string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.clear != nil {
+		l.clear()
+	}
+	fmt.Fprintln(l.stderr, "vactor load:", text)
+}
+
 // close flushes and closes the file; it returns the first error writing
 // it.
 func (l *errorLog) close() error {

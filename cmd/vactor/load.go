@@ -141,6 +141,8 @@ func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer closeTarget(t, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	force, unforce := secondSignal(ctx)
+	defer unforce()
 	dial, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout+5*time.Second)
 	eng, err := newEngine(dial, t.cfg)
 	cancel()
@@ -160,7 +162,7 @@ func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	s.db = t.cfg.DB
-	sum, err := load(ctx, eng, in, size, s, stderr)
+	sum, err := load(ctx, force, eng, in, size, s, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "vactor load:", err)
 	}
@@ -322,9 +324,11 @@ type loadSummary struct {
 	gaveUp      time.Duration
 	lastLine    int64 // of the last command handed to the writer
 	interrupted bool
-	errorsFile  bool  // there were errors for the errors file
-	errorsErr   error // writing the errors file failed
-	started     bool  // the writer started: the summary means something
+	// forced: a second interrupt stopped the flush after the first.
+	forced     bool
+	errorsFile bool  // there were errors for the errors file
+	errorsErr  error // writing the errors file failed
+	started    bool  // the writer started: the summary means something
 	// orderedFrom is the line of the first command that needed the
 	// input's order (see loadWriter), orderedFromName its name.
 	orderedFrom     int64
@@ -370,6 +374,10 @@ func (s loadSummary) print(w io.Writer, input, target, errorsPath string) {
 		} else {
 			fmt.Fprintln(w, "vactor load: interrupted: the rest of the input was not read")
 		}
+		if s.forced {
+			fmt.Fprintln(w, "vactor load: a second interrupt stopped the flush: any commands still queued were not sent "+
+				"(in the errors file, \"batch writer closed\"): load the input again from the first of them")
+		}
 	}
 	if s.gaveUp > 0 {
 		sent := "nothing was sent"
@@ -399,12 +407,36 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// secondSignal returns a context that ends at a SIGINT or SIGTERM received
+// after ctx ended (the first one ends ctx): an operator's second Ctrl-C,
+// which stops the wait for the flush after the first. cancel releases it.
+func secondSignal(ctx context.Context) (context.Context, context.CancelFunc) {
+	force, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-force.Done():
+			return
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sig)
+		select {
+		case <-sig:
+			cancel()
+		case <-force.Done():
+		}
+	}()
+	return force, cancel
+}
+
 // load reads every command of in and writes it through a batch writer
 // of eng. It returns when every command written was acknowledged or
 // reported, or ctx ended (then what was queued is still flushed, for up
-// to 30s). The error is for reading the input or a closed engine;
-// failed commands and malformed records are counted and logged.
-func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s loadSettings, stderr io.Writer) (loadSummary, error) {
+// to 30s, or until force ends: a second interrupt). The error is for
+// reading the input or a closed engine; failed commands and malformed
+// records are counted and logged.
+func load(ctx, force context.Context, eng *engine.Engine, in io.Reader, size int64, s loadSettings, stderr io.Writer) (loadSummary, error) {
 	var sum loadSummary
 	// wctx ends with ctx, or when the load gives up (see the watchdog
 	// below): it ends a write waiting for room, and a read of a pipe.
@@ -588,11 +620,20 @@ func load(ctx context.Context, eng *engine.Engine, in io.Reader, size int64, s l
 		if sum.gaveUp > 0 {
 			bound = s.giveUp // what is queued fails: the server is gone
 		}
+		if sum.interrupted {
+			// The flush may take a while (a slow or paused server):
+			// say what the wait is, and that a second interrupt ends it
+			// (before, further Ctrl-Cs were ignored, without a word,
+			// for up to 30 s).
+			closeCtx = force
+			elog.note(fmt.Sprintf("interrupted: sending what was read (at most %s; interrupt again to stop waiting: what is still queued is then reported failed)", bound))
+		}
 		var cancel context.CancelFunc
 		closeCtx, cancel = context.WithTimeout(closeCtx, bound)
 		defer cancel()
 	}
 	cerr := w.close(closeCtx)
+	sum.forced = sum.interrupted && force.Err() != nil
 	flushes.Wait()
 	sum.elapsed = time.Since(start)
 	prog.stop()
