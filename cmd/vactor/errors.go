@@ -70,6 +70,10 @@ var cliHintPairs = []string{
 	"refused SELECT of the database the URL names (VALKEY_DB)",
 	"set Config.ClusterMode or VALKEY_CLUSTER_MODE=true",
 	"give -cluster",
+	"to reach a standalone server, leave ClusterMode off ",
+	"to reach a standalone server, drop -cluster ",
+	"(VALKEY_CLUSTER_MODE unset or false)",
+	"(and unset VALKEY_CLUSTER_MODE)",
 }
 
 var cliHints = strings.NewReplacer(cliHintPairs...)

@@ -119,3 +119,17 @@ func TestInfoSentinel(t *testing.T) {
 	}
 	mustContain(t, "info of a sentinel", r.stdout, "this is a sentinel", "master  mymaster at "+p.Addr())
 }
+
+// -cluster pointed at a standalone server: the error names the flag, not
+// the library's Config field (qa45c: "leave ClusterMode off
+// (VALKEY_CLUSTER_MODE unset or false)" to an operator who gave
+// -cluster).
+func TestClusterFlagOnStandaloneNamesFlag(t *testing.T) {
+	srv := valkeytest.Start(t)
+	for _, sub := range []string{"ping", "info"} {
+		r := vactor(t, nil, "", sub, "-cluster", "-addr", srv.Addr(), "-timeout", "5s")
+		if r.code != exitFailed || !strings.Contains(r.stderr, "drop -cluster") || strings.Contains(r.stderr, "ClusterMode") {
+			t.Errorf("%s: exit %d, want %d and the flag named\n%s", sub, r.code, exitFailed, r.stderr)
+		}
+	}
+}
