@@ -48,6 +48,12 @@ func (p *jsonlParser) next() (command, error) {
 			// server would get another value than the file's.
 			return bad(fmt.Sprintf("JSON: invalid UTF-8 at byte %d of the line (JSON text is UTF-8; load binary values as RESP)", invalidUTF8At(raw)+1))
 		}
+		if at, ok := loneSurrogate(raw); ok {
+			// The same for a \u escape of half a surrogate pair: no
+			// character, decoded as U+FFFD.
+			return bad(fmt.Sprintf(`JSON: the \u escape at byte %d of the line is half a UTF-16 surrogate pair, not a character `+
+				`(it would load as U+FFFD; load binary values as RESP)`, at+1))
+		}
 		var rec jsonRecord
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			// Where, not what: the line's text holds its value, which the
@@ -107,6 +113,42 @@ func invalidUTF8At(b []byte) int {
 		i += n
 	}
 	return len(b)
+}
+
+// loneSurrogate finds a \u escape of a UTF-16 surrogate (U+D800 to
+// U+DFFF) that is not a high one followed by a low one: its offset in
+// b, and true. encoding/json decodes it to U+FFFD without an error.
+func loneSurrogate(b []byte) (int, bool) {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		r, ok := escapedRune(b[i:])
+		switch {
+		case !ok:
+			i++ // another escape (\\ included): skip the escaped byte
+		case r >= 0xD800 && r < 0xDC00:
+			if lo, ok := escapedRune(b[i+6:]); ok && lo >= 0xDC00 && lo < 0xE000 {
+				i += 11 // a whole pair
+				continue
+			}
+			return i, true
+		case r >= 0xDC00 && r < 0xE000:
+			return i, true
+		default:
+			i += 5
+		}
+	}
+	return 0, false
+}
+
+// escapedRune parses a \uXXXX escape at the start of b.
+func escapedRune(b []byte) (rune, bool) {
+	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[2:6]), 16, 16)
+	return rune(n), err == nil
 }
 
 // jsonScalar returns a JSON string's text or a number's literal.

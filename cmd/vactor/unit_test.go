@@ -243,3 +243,27 @@ func TestRESPWrongBulkLength(t *testing.T) {
 		}
 	}
 }
+
+// A \u escape of half a surrogate pair is malformed, as invalid UTF-8 is:
+// encoding/json decodes it to U+FFFD, so the server got another key or
+// value than the file's, exit status 0 (qa45c: Python's json.dumps of a
+// string decoded with surrogateescape writes "\udcff"). A whole pair, an
+// escaped backslash before a "u" and U+FFFD itself load.
+func TestJSONLLoneSurrogate(t *testing.T) {
+	in := `{"key":"a","value":"x\udcffy"}` + "\n" + // line 1: a lone low half
+		`{"key":"b\ud800","value":"v"}` + "\n" + // 2: a lone high half, in the key
+		`{"key":"c","value":"\ud800\u0041"}` + "\n" + // 3: a high half and no low one
+		`{"key":"d","value":"\ud83d\ude00 \\udcff \ufffd"}` + "\n" // 4: fine
+	p := &jsonlParser{r: bufio.NewReader(strings.NewReader(in))}
+	for line := int64(1); line <= 3; line++ {
+		_, err := p.next()
+		var me *malformedError
+		if !errors.As(err, &me) || me.line != line || !strings.Contains(me.reason, "surrogate") {
+			t.Fatalf("line %d: err = %v, want it malformed for its surrogate", line, err)
+		}
+	}
+	c, err := p.next()
+	if err != nil || c.args[2] != "\U0001F600 \\udcff \uFFFD" {
+		t.Fatalf("line 4: %q, %v", c.args, err)
+	}
+}
