@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -56,6 +57,10 @@ func runPing(args []string, stdout, stderr io.Writer) int {
 	failed := false
 	for _, addr := range nodes {
 		if err := pingNode(ctx, t.cfg, addr, *count, stdout); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+				// Not the server's error: the command's own bound.
+				err = fmt.Errorf("-timeout %s ended the command: raise -timeout or lower -count", *timeout)
+			}
 			fmt.Fprintf(stdout, "%-21s  error: %v\n", addr, err)
 			failed = true
 		}
@@ -111,18 +116,28 @@ func pingNode(ctx context.Context, cfg config.Config, addr string, count int, st
 	for range count {
 		t0 := time.Now()
 		if _, err := eng.PingFuture(ctx).Await(ctx); err != nil {
+			if len(rtts) > 0 {
+				// The round trips timed until then (a -count that
+				// -timeout cut short).
+				printRTTs(stdout, addr, connect, rtts, fmt.Sprintf("x%d of %d", len(rtts), count))
+			}
 			return err
 		}
 		rtts = append(rtts, time.Since(t0))
 	}
+	printRTTs(stdout, addr, connect, rtts, fmt.Sprintf("x%d", count))
+	return nil
+}
+
+// printRTTs prints the line of a node's round trips rtts (at least one).
+func printRTTs(stdout io.Writer, addr string, connect time.Duration, rtts []time.Duration, what string) {
 	slices.Sort(rtts)
 	var sum time.Duration
 	for _, d := range rtts {
 		sum += d
 	}
-	fmt.Fprintf(stdout, "%-21s  connect %s  PING x%d: min %s  avg %s  max %s\n",
-		addr, roundDur(connect), count, roundDur(rtts[0]), roundDur(sum/time.Duration(count)), roundDur(rtts[len(rtts)-1]))
-	return nil
+	fmt.Fprintf(stdout, "%-21s  connect %s  PING %s: min %s  avg %s  max %s\n",
+		addr, roundDur(connect), what, roundDur(rtts[0]), roundDur(sum/time.Duration(len(rtts))), roundDur(rtts[len(rtts)-1]))
 }
 
 // roundDur rounds d for display: 3 significant digits or so.

@@ -133,3 +133,14 @@ func TestClusterFlagOnStandaloneNamesFlag(t *testing.T) {
 		}
 	}
 }
+
+// A -count that -timeout cuts short says so, with the round trips timed
+// until then (qa45c: "error: context deadline exceeded", nothing more).
+func TestPingCountBeyondTimeout(t *testing.T) {
+	srv := valkeytest.Start(t)
+	r := vactor(t, nil, "", "ping", "-addr", srv.Addr(), "-count", "100000000", "-timeout", "1s")
+	if r.code != exitFailed {
+		t.Fatalf("exit %d, want %d\n%s%s", r.code, exitFailed, r.stdout, r.stderr)
+	}
+	mustContain(t, "stdout", r.stdout, " of 100000000: min ", "-timeout 1s ended the command: raise -timeout or lower -count")
+}
