@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -159,6 +160,12 @@ func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "vactor load: this node belongs to a cluster: run with -cluster (or VALKEY_CLUSTER_MODE=true) to load into the whole cluster")
 			return exitUsage
 		}
+		// A read-only replica refuses every write (READONLY): each
+		// failed, one error line each, for the whole input (qa45c).
+		if primary, ok := readOnlyReplica(ctx, eng); ok {
+			fmt.Fprintf(stderr, "vactor load: this server is a read-only replica of %s: load into its primary (-addr %s)\n", primary, primary)
+			return exitUsage
+		}
 	}
 
 	s.db = t.cfg.DB
@@ -181,6 +188,25 @@ func runLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// readOnlyReplica reports whether the server eng is connected to is a
+// replica that refuses writes, and its primary. A replica made writable
+// (replica-read-only no) is the operator's choice; a user without INFO
+// or CONFIG GET is not stopped (a refused CONFIG GET: read-only, the
+// default).
+func readOnlyReplica(ctx context.Context, eng *engine.Engine) (string, bool) {
+	info, err := serverInfo(ctx, eng, "replication")
+	if err != nil || info["role"] != "slave" {
+		return "", false
+	}
+	primary := net.JoinHostPort(info["master_host"], info["master_port"])
+	r, err := eng.Do(ctx, "CONFIG", "GET", "replica-read-only").Await(ctx)
+	if err != nil {
+		return primary, true
+	}
+	m, err := r.Map()
+	return primary, err != nil || m["replica-read-only"] != "no"
 }
 
 // utf8BOM is the UTF-8 encoding of U+FEFF, the byte order mark.

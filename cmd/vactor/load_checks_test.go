@@ -186,3 +186,30 @@ func TestLoadCSVCarriageReturnLineEnds(t *testing.T) {
 		t.Fatalf("GET a = %q, want %q", v, "x\ry")
 	}
 }
+
+// A read-only replica is refused before anything is sent, naming its
+// primary (qa45c: every SET failed with READONLY, one error line each:
+// 20,000 for 20,000 lines; the cluster check before it does the same for
+// a cluster node).
+func TestLoadRefusesReadOnlyReplica(t *testing.T) {
+	srv := valkeytest.Start(t)
+	replica := valkeytest.Start(t, valkeytest.Options{Args: []string{"--replicaof", srv.Host(), itoa(srv.Port())}})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "in.csv")
+	if err := os.WriteFile(path, []byte("a,1\nb,2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := vactor(t, nil, "", "load", "-quiet", "-addr", replica.Addr(), path)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "a read-only replica of "+srv.Addr()) || !strings.Contains(r.stderr, "-addr "+srv.Addr()) {
+		t.Fatalf("exit %d, want %d and the primary named\n%s%s", r.code, exitUsage, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(path + ".errors"); !os.IsNotExist(err) {
+		t.Fatalf("an errors file: %v", err)
+	}
+	// A replica made writable is the operator's choice: loaded.
+	do(t, connect(t, false, replica.Addr()), "CONFIG", "SET", "replica-read-only", "no")
+	r = vactor(t, nil, "", "load", "-quiet", "-addr", replica.Addr(), path)
+	if r.code != exitOK {
+		t.Fatalf("writable replica: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
