@@ -213,3 +213,35 @@ func TestLoadRefusesReadOnlyReplica(t *testing.T) {
 		t.Fatalf("writable replica: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// A JSON array (a .json file as most tools write one) is not JSON Lines:
+// the load stops before anything is sent and says how to convert it
+// (qa45c: 4,002 malformed lines for a pretty-printed array of 1,000
+// objects, none saying why). From standard input, a '[' first is JSON
+// too, not CSV.
+func TestLoadJSONArrayRefused(t *testing.T) {
+	srv := valkeytest.Start(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "arr.json")
+	if err := os.WriteFile(path, []byte("[\n  {\"key\": \"a\", \"value\": \"1\"},\n  {\"key\": \"b\", \"value\": \"2\"}\n]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{path}, {"-"}} {
+		stdin := ""
+		if args[0] == "-" {
+			stdin = "\n [{\"key\": \"a\", \"value\": \"1\"}]\n"
+		}
+		r := vactor(t, nil, stdin, append([]string{"load", "-quiet", "-addr", srv.Addr()}, args...)...)
+		if r.code != exitFailed || !strings.Contains(r.stderr, "a JSON array, not JSON Lines") || !strings.Contains(r.stderr, "jq -c '.[]'") || r.stdout != "" {
+			t.Fatalf("%s: exit %d, want %d and how to convert it\n%s%s", args[0], r.code, exitFailed, r.stdout, r.stderr)
+		}
+	}
+	if _, err := os.Stat(path + ".errors"); !os.IsNotExist(err) {
+		t.Fatalf("an errors file: %v", err)
+	}
+	// A CSV key that starts with '[' is still CSV.
+	r := vactor(t, nil, "[tag]k,v\n", "load", "-quiet", "-addr", srv.Addr())
+	if r.code != exitOK || !strings.Contains(r.stdout, "stdin (csv)") {
+		t.Fatalf("a CSV key with '[': exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -53,28 +53,47 @@ func formatOf(path string) string {
 }
 
 // sniff picks the format from the first non-blank byte of r: '*' is
-// RESP, '{' JSON Lines, anything else CSV.
+// RESP, '{' (and '[', a JSON array, which newParser refuses with the
+// fix) JSON Lines, anything else CSV.
 func sniff(r *bufio.Reader) string {
-	for n := 1; ; n++ {
-		b, err := r.Peek(n)
+	switch c, _ := nonBlank(r, 0); {
+	case c == '*':
+		return formatRESP
+	case c == '{', jsonArray(r):
+		return formatJSONL
+	}
+	return formatCSV
+}
+
+// nonBlank returns the first byte of r at or after offset from that is
+// not blank (space, tab, line end), and its offset, looking at the first
+// 4096 bytes; 0 when there is none.
+func nonBlank(r *bufio.Reader, from int) (byte, int) {
+	for n := from + 1; n <= 4096; n++ {
+		b, _ := r.Peek(n)
 		if len(b) < n {
-			_ = err
-			return formatCSV
+			return 0, 0
 		}
 		switch c := b[n-1]; c {
 		case ' ', '\t', '\r', '\n':
-			if n >= 4096 {
-				return formatCSV
-			}
 			continue
-		case '*':
-			return formatRESP
-		case '{':
-			return formatJSONL
 		default:
-			return formatCSV
+			return c, n - 1
 		}
 	}
+	return 0, 0
+}
+
+// jsonArray reports whether r starts with a JSON array of objects (or
+// an empty one): '[' and then '{' or ']', blanks aside. A CSV key that
+// starts with '[' does not.
+func jsonArray(r *bufio.Reader) bool {
+	c, at := nonBlank(r, 0)
+	if c != '[' {
+		return false
+	}
+	next, _ := nonBlank(r, at+1)
+	return next == '{' || next == ']'
 }
 
 // newParser returns the parser of format over r.
@@ -87,6 +106,11 @@ func newParser(format string, r *bufio.Reader) (parser, error) {
 		}
 		return newCSVParser(r), nil
 	case formatJSONL:
+		if jsonArray(r) {
+			// Each line of it would be malformed, none saying why.
+			return nil, errors.New("the input is a JSON array, not JSON Lines (one object a line): " +
+				"convert it first, e.g. jq -c '.[]' in.json > in.jsonl")
+		}
 		return &jsonlParser{r: r}, nil
 	case formatRESP:
 		return &respParser{r: r}, nil
