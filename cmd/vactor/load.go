@@ -343,8 +343,12 @@ type loadSummary struct {
 	written        uint64 // accepted by the writer
 	acked          uint64
 	failed         uint64 // reported by the writer or refused by Write
-	elapsed        time.Duration
-	stoppedAt      int64 // -strict: the line of the first malformed record
+	// unknown of them were written and lost their answer
+	// (ErrOutcomeUnknown: a connection lost, an interrupt): the server
+	// may have applied them (qa45c: 3,998 of one run's "failed" had).
+	unknown   uint64
+	elapsed   time.Duration
+	stoppedAt int64 // -strict: the line of the first malformed record
 	// gaveUp is -give-up when the load stopped because the server
 	// answered nothing for that long (0 otherwise).
 	gaveUp      time.Duration
@@ -378,6 +382,11 @@ func (s loadSummary) print(w io.Writer, input, target, errorsPath string) {
 	fmt.Fprintf(w, "vactor load: %s (%s) into %s: %s commands in %s (%s/s): %s acknowledged, %s failed, %s malformed\n",
 		input, s.format, target, groupDigits(float64(s.commands)), s.elapsed.Round(time.Millisecond), groupDigits(r),
 		groupDigits(float64(s.acked)), groupDigits(float64(s.failed)), groupDigits(float64(s.malformed)))
+	if s.unknown > 0 {
+		fmt.Fprintf(w, "vactor load: %s of the failed commands were written and their answer lost (\"outcome unknown\" in the errors file): "+
+			"the server may have applied them; check them, or load them again if resending is harmless (a SET is; an INCR or RPUSH is not)\n",
+			groupDigits(float64(s.unknown)))
+	}
 	if s.malformedLines > 0 {
 		fmt.Fprintf(w, "vactor load: the malformed records took %s more lines with them: none of those was loaded (see the errors file)\n",
 			groupDigits(float64(s.malformedLines)))
@@ -495,12 +504,16 @@ func load(ctx, force context.Context, eng *engine.Engine, in io.Reader, size int
 	elog := &errorLog{path: s.errorsPath, stderr: stderr}
 	idx := newLineIndex(windowSize)
 	var answered, lost atomic.Uint64 // failures: with the server's answer, without one
+	var unknown atomic.Uint64        // of lost: written, the answer lost
 	w, err := newLoadWriter(eng, engine.BatchWriterOptions{
 		MaxPending:   s.maxPending,
 		ConnsPerNode: s.conns,
 		Idempotent:   s.idempotent,
 		OnError: func(cmd []string, err error) {
 			countFailure(err, &answered, &lost)
+			if errors.Is(err, engine.ErrOutcomeUnknown) {
+				unknown.Add(1)
+			}
 			elog.record(idx.lookup(cmd), "failed", commandText(cmd)+": "+serverText(err))
 		},
 	})
@@ -667,6 +680,7 @@ func load(ctx, force context.Context, eng *engine.Engine, in io.Reader, size int
 	sum.orderedFrom, sum.orderedFromName = w.orderedFrom, w.orderedFromName
 	sum.written, sum.acked = st.Written, st.Acknowledged
 	sum.failed = st.Failed + refused
+	sum.unknown = unknown.Load()
 	sum.errorsErr = elog.close()
 	sum.errorsFile = elog.count() > 0
 	if readErr == nil && cerr != nil && !sum.interrupted && sum.gaveUp == 0 {
