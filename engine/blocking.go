@@ -136,14 +136,29 @@ const blockingPool = valkey.DefaultPoolSize
 // doBlocking sends a blocking command on the driver connection of the
 // connection actor that serves key, outside the actor.
 func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string) *futures.Future[Reply] {
+	return doBlockingAs(e, ctx, key, name, args, asReply)
+}
+
+// asReply is doBlockingAs's conversion for Do: the Reply itself.
+func asReply(r Reply) (Reply, error) { return r, nil }
+
+// doBlockingAs is doBlocking for a typed command (BLPop, BLMove, ...):
+// the call's goroutine converts the Reply with conv when there is no
+// error, and completes the future with the result. A conversion chained
+// on Do's future (futures.Then) would run on the futures package's
+// callback goroutines instead, behind every callback queued before it
+// (a program's that block delay it), and after the engine's Close has
+// returned, which does not wait for them: the future would still be
+// pending then, against Close's promise that every future is complete.
+func doBlockingAs[T any](e *Engine, ctx context.Context, key, name string, args []string, conv func(Reply) (T, error)) *futures.Future[T] {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	if err := ctx.Err(); err != nil {
-		return fail[Reply](err) // never sent
+		return fail[T](err) // never sent
 	}
 	if err := e.need(drivers.Capabilities{Blocking: true}, "blocking command "+strings.ToUpper(name)); err != nil {
-		return fail[Reply](err)
+		return fail[T](err)
 	}
 	var conn *actors.ConnState
 	var slot uint16
@@ -157,7 +172,7 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 			if e.bus.WantsCommands() {
 				e.refused(ctx, "", err, e.b.Arbitrary(name).Args(args...).Blocking())
 			}
-			return fail[Reply](err)
+			return fail[T](err)
 		}
 	} else {
 		conn = e.pick(key)
@@ -167,11 +182,11 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 		if e.bus.WantsCommands() { // as for a command the actors refuse
 			e.refused(ctx, conn.Addr, err, e.b.Arbitrary(name).Args(args...).Blocking())
 		}
-		return fail[Reply](err)
+		return fail[T](err)
 	}
 	drv := conn.CurrentDriver()
 	if drv == nil {
-		return fail[Reply](ErrClosed)
+		return fail[T](ErrClosed)
 	}
 	cmd := drv.B().Arbitrary(name).Args(args...).Blocking()
 	// PreExecution before the call counts as in progress: a hook that
@@ -188,17 +203,25 @@ func (e *Engine) doBlocking(ctx context.Context, key, name string, args []string
 		if done != nil {
 			done(ErrClosed)
 		}
-		return fail[Reply](ErrClosed)
+		return fail[T](ErrClosed)
 	}
 	e.block.wg.Add(1)
 	e.block.mu.Unlock()
-	var p futures.Promise[Reply]
+	var p futures.Promise[T]
 	var completed atomic.Bool
 	complete := func(v Reply, err error) {
 		if !completed.CompareAndSwap(false, true) {
 			return // the ctx ended first, or the call returned first
 		}
-		p.Complete(v, err)
+		// The hooks below see the command's outcome, as for Do; only
+		// the future sees what conv makes of the reply.
+		if err == nil {
+			t, cerr := conv(v)
+			p.Complete(t, cerr)
+		} else {
+			var zero T
+			p.Complete(zero, err)
+		}
 		if err != nil && errors.Is(err, policies.ErrOutcomeUnknown) {
 			e.unknown.Add(1) // for Stats
 		}

@@ -106,7 +106,12 @@ func (e *Engine) LMove(ctx context.Context, source, destination string, from, to
 	if err := checkSides("LMOVE", from, to); err != nil {
 		return fail[string](err)
 	}
-	return replyAs(e.Do(ctx, "LMOVE", source, destination, from.String(), to.String()), Reply.String)
+	if err := e.oneSlot("LMOVE", source, destination); err != nil {
+		return fail[string](err) // as Do refused it
+	}
+	// Sent as Do sends it, but decoded by its own request: not through a
+	// conversion chained on Do's future (see doBlockingAs).
+	return submit(e, ctx, source, e.b.Arbitrary("LMOVE").Keys(source, destination).Args(from.String(), to.String()).Build(), decodeString)
 }
 
 // BLMove is LMove that waits up to timeout (0: for ever, to the
@@ -125,7 +130,7 @@ func (e *Engine) BLMove(ctx context.Context, source, destination string, from, t
 	if err != nil {
 		return fail[string](err)
 	}
-	return replyAs(e.Do(ctx, "BLMOVE", source, destination, from.String(), to.String(), t), Reply.String)
+	return doBlockingAs(e, ctx, source, "BLMOVE", []string{source, destination, from.String(), to.String(), t}, notNil(Reply.String))
 }
 
 // KeyValue is an element popped by BLPop or BRPop and the key of the list
@@ -165,7 +170,7 @@ func (e *Engine) bpop(ctx context.Context, name string, timeout time.Duration, k
 	if err != nil {
 		return fail[KeyValue](err)
 	}
-	return replyAs(e.Do(ctx, name, append(slices.Clip(keys), t)...), func(r Reply) (KeyValue, error) {
+	return doBlockingAs(e, ctx, keys[0], name, append(slices.Clip(keys), t), notNil(func(r Reply) (KeyValue, error) {
 		kv, err := r.Strings()
 		if err != nil {
 			return KeyValue{}, err
@@ -174,7 +179,7 @@ func (e *Engine) bpop(ctx context.Context, name string, timeout time.Duration, k
 			return KeyValue{}, fmt.Errorf("%w: %s replied with %d elements, want key and value", ErrReplyType, name, len(kv))
 		}
 		return KeyValue{Key: kv[0], Value: kv[1]}, nil
-	})
+	}))
 }
 
 // oneSlot refuses, in cluster mode, keys of different slots: no node
@@ -240,14 +245,14 @@ func blockTimeout(ctx context.Context, name string, timeout time.Duration) (stri
 	return strconv.FormatFloat(timeout.Truncate(time.Millisecond).Seconds(), 'f', -1, 64), nil
 }
 
-// replyAs converts the Reply f completes with (a command sent through Do)
-// with conv; a nil reply fails with ErrNil.
-func replyAs[T any](f *futures.Future[Reply], conv func(Reply) (T, error)) *futures.Future[T] {
-	return futures.Then(f, func(r Reply) (T, error) {
+// notNil is conv for a typed blocking command's Reply (doBlockingAs),
+// but a nil reply (its timeout passed) fails with ErrNil.
+func notNil[T any](conv func(Reply) (T, error)) func(Reply) (T, error) {
+	return func(r Reply) (T, error) {
 		if r.IsNil() {
 			var zero T
 			return zero, ErrNil
 		}
 		return conv(r)
-	})
+	}
 }

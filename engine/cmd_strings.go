@@ -228,9 +228,15 @@ func (e *Engine) SetNX(ctx context.Context, key, value string, ttl time.Duration
 	if ttl == 0 {
 		return submit(e, ctx, key, e.b.Setnx().Key(key).Value(value).Build(), decodeIntBool)
 	}
-	return futures.Then(e.SetArgs(ctx, key, value, SetOptions{TTL: ttl, NX: true}), func(r SetResult) (bool, error) {
-		return r.Written, nil
-	})
+	// SET NX with the expiry, decoded by its own request (as Pipeline's
+	// SetNX): a conversion chained on SetArgs's future (futures.Then)
+	// would complete it on the futures callback goroutines, behind the
+	// callbacks queued before it, and possibly after Close has returned.
+	ex, err := ttlArgs(ttl)
+	if err != nil {
+		return fail[bool](err)
+	}
+	return submit(e, ctx, key, e.b.Arbitrary("SET").Keys(key).Args(value, "NX").Args(ex...).Build(), decodeSetNX)
 }
 
 // GetDel returns the value of key and deletes it; ErrNil when missing.

@@ -276,7 +276,13 @@ func (e *Engine) pick(route string) *actors.ConnState {
 // and connections had commands written to it. Every future the engine
 // returned is complete when Close returns (a Pipeline's or a Tx's once
 // its Exec has been called: nothing of them is sent before, and an Exec
-// after Close fails them with ErrClosed). Close closes its connections
+// after Close fails them with ErrClosed), but for those it combines from
+// several commands' futures: in cluster mode MGet, MSet, Del, Exists and
+// Unlink whose keys span slots (a Pipeline's too) and ScriptLoad, and a
+// Script's Run or RunRO that got NOSCRIPT. Those complete on the futures
+// package's callback goroutines once their parts have, which Close does
+// not wait for: behind callbacks that block, just after Close returns.
+// Close closes its connections
 // all at once, and the valkeygo driver closes their sockets first, so a
 // server that does not answer adds no wait of its own (valkey-go's close
 // of a connection waits up to a second for the reply to a PING; another
