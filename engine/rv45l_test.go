@@ -53,12 +53,14 @@ func TestTypedFuturesCompleteByClose(t *testing.T) {
 			t.Errorf("%s: its future is pending after Close returned", c.name)
 		}
 	}
-	// Sent before Close, they ran.
-	if v, err, _ := lmove.Result(); v != "a" || err != nil {
-		t.Errorf("LMove: %q, %v; want \"a\"", v, err)
+	// Written before Close, they ran; still queued, Close failed them
+	// with ErrClosed (it fails what is queued, drains what is written):
+	// either way with their own outcome.
+	if v, err, _ := lmove.Result(); !(v == "a" && err == nil) && !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("LMove: %q, %v; want \"a\" or ErrClosed", v, err)
 	}
-	if set, err, _ := setnx.Result(); !set || err != nil {
-		t.Errorf("SetNX: %v, %v; want true", set, err)
+	if set, err, _ := setnx.Result(); !(set && err == nil) && !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("SetNX: %v, %v; want true or ErrClosed", set, err)
 	}
 }
 
