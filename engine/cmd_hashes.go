@@ -83,7 +83,9 @@ func (e *Engine) HIncrBy(ctx context.Context, key, field string, n int64) *futur
 // HIncrByFloat adds incr to the number in field of the hash at key (0
 // when missing) and returns the new value. A NaN or infinite incr fails
 // with ErrInvalidArgument. A result beyond float64's range reads as +Inf
-// or -Inf, as IncrByFloat's.
+// or -Inf, as IncrByFloat's, and the server rounds the sum it stores to
+// 17 digits after the decimal point as IncrByFloat's (an increment below
+// 5e-18 on 0 adds nothing; see IncrByFloat).
 func (e *Engine) HIncrByFloat(ctx context.Context, key, field string, incr float64) *futures.Future[float64] {
 	if err := checkIncr("HINCRBYFLOAT", incr); err != nil {
 		return fail[float64](err)

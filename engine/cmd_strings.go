@@ -344,6 +344,16 @@ func (e *Engine) IncrBy(ctx context.Context, key string, n int64) *futures.Futur
 // the new value. A NaN or infinite incr fails with ErrInvalidArgument.
 // The server computes in long double: a result beyond float64's range is
 // stored as such and reads as +Inf or -Inf (the increment ran).
+//
+// The server stores the sum as text rounded to 17 digits after the
+// decimal point (its "%.17Lf", measured on Redis 7.0), and the future holds
+// the float64 nearest to that text: an increment below 5e-18 on 0 adds
+// nothing (IncrByFloat(ctx, k, 1e-18) stores and returns 0), each call
+// rounds the value it finds ("0.000000000000000001" plus 0 is "0"), and
+// a stored value float64 cannot hold reads as the nearest one
+// ("9007199254740993" plus 0 returns 9007199254740992; Get reads the
+// text). A sorted set's scores are float64s, not rounded so: ZIncrBy
+// keeps an increment of 1e-20 (TestIncrByFloatRoundsTo17Decimals).
 func (e *Engine) IncrByFloat(ctx context.Context, key string, incr float64) *futures.Future[float64] {
 	if err := checkIncr("INCRBYFLOAT", incr); err != nil {
 		return fail[float64](err)
