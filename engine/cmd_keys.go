@@ -86,6 +86,12 @@ func expireHint(ttl, unit time.Duration) string {
 
 // TTL is the reply of TTL and PTTL: the remaining time to live, or whether
 // the key is missing or has no expiry.
+//
+// Remaining may be 0 with HasExpiry true: a key about to expire (TTL's
+// reading of one with less than half a second left). Check HasExpiry,
+// not Remaining > 0, and do not pass such a Remaining on to Set or
+// SetArgs, which take a ttl of 0 as "no time to live": the copy would
+// never expire (Expire and PExpire refuse 0).
 type TTL struct {
 	Remaining time.Duration // valid when Exists && HasExpiry
 	Exists    bool
@@ -107,7 +113,9 @@ func ttlOf(n int64, unit time.Duration) TTL {
 	}
 }
 
-// TTL returns key's remaining time to live with one-second precision.
+// TTL returns key's remaining time to live in whole seconds, rounded to
+// the nearest by the server: 1.6s left reads 2s, 0.4s left reads 0 (see
+// the TTL type: HasExpiry is true). PTTL has the milliseconds.
 func (e *Engine) TTL(ctx context.Context, key string) *futures.Future[TTL] {
 	return submit(e, ctx, key, e.b.Ttl().Key(key).Build(), decodeTTLSeconds)
 }

@@ -3,6 +3,9 @@ package engine_test
 import (
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/vactor-io/vactor/engine"
 )
 
 // INCRBYFLOAT and HINCRBYFLOAT store their sum rounded to 17 digits after
@@ -67,5 +70,39 @@ func TestIncrByFloatRoundsTo17Decimals(t *testing.T) {
 	// ZINCRBY keeps what INCRBYFLOAT rounds away.
 	if v := dsAwait(t, ctx, "ZIncrBy", eng.ZIncrBy(ctx, "z", 1e-20, "m")); v != 1e-20 {
 		t.Errorf("ZIncrBy(missing, 1e-20) = %g, want 1e-20", v)
+	}
+}
+
+// TTL rounds to the nearest second: a key with less than half a second
+// left reads Remaining 0 with HasExpiry true, which the TTL type's doc
+// says not to pass on to Set (0 there is no time to live: the copy
+// would never expire). The SET and the TTL go in one Pipeline, so the
+// server runs them back to back, well within the key's 450 ms.
+func TestTTLRoundsToNearestSecond(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	p := eng.Pipeline()
+	p.Set("soon", "v", 450*time.Millisecond)
+	p.Set("later", "v", 1600*time.Millisecond)
+	soon, later, psoon := p.TTL("soon"), p.TTL("later"), p.PTTL("soon")
+	if err := p.Exec(ctx); err != nil {
+		t.Fatalf("Exec: %v", err)
+	}
+	r := dsAwait(t, ctx, "TTL soon", soon)
+	if r != (engine.TTL{Remaining: 0, Exists: true, HasExpiry: true}) {
+		t.Errorf("TTL of a key with 450ms left = %+v, want Remaining 0 with Exists and HasExpiry", r)
+	}
+	if got := dsAwait(t, ctx, "PTTL soon", psoon); !got.HasExpiry || got.Remaining <= 0 || got.Remaining > 450*time.Millisecond {
+		t.Errorf("PTTL of a key with 450ms left = %+v, want (0, 450ms]", got)
+	}
+	if got := dsAwait(t, ctx, "TTL later", later); got.Remaining != 2*time.Second {
+		t.Errorf("TTL of a key with 1.6s left = %+v, want Remaining 2s (rounded to the nearest)", got)
+	}
+
+	// What the TTL type's doc warns of: Set with that Remaining sets no
+	// time to live at all.
+	dsAwait(t, ctx, "SET copy", eng.Set(ctx, "copy", "v", r.Remaining))
+	if got := dsAwait(t, ctx, "TTL copy", eng.TTL(ctx, "copy")); got != (engine.TTL{Exists: true}) {
+		t.Errorf("Set with TTL's Remaining of 0 = %+v, want a key without expiry (the documented hazard)", got)
 	}
 }
