@@ -83,7 +83,7 @@ func TestTTLRoundsToNearestSecond(t *testing.T) {
 	ctx := ctxT(t)
 	p := eng.Pipeline()
 	p.Set("soon", "v", 450*time.Millisecond)
-	p.Set("later", "v", 1600*time.Millisecond)
+	p.Set("later", "v", 1900*time.Millisecond)
 	soon, later, psoon := p.TTL("soon"), p.TTL("later"), p.PTTL("soon")
 	if err := p.Exec(ctx); err != nil {
 		t.Fatalf("Exec: %v", err)
@@ -96,7 +96,7 @@ func TestTTLRoundsToNearestSecond(t *testing.T) {
 		t.Errorf("PTTL of a key with 450ms left = %+v, want (0, 450ms]", got)
 	}
 	if got := dsAwait(t, ctx, "TTL later", later); got.Remaining != 2*time.Second {
-		t.Errorf("TTL of a key with 1.6s left = %+v, want Remaining 2s (rounded to the nearest)", got)
+		t.Errorf("TTL of a key with 1.9s left = %+v, want Remaining 2s (rounded to the nearest)", got)
 	}
 
 	// What the TTL type's doc warns of: Set with that Remaining sets no
