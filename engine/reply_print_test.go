@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -94,14 +95,7 @@ func TestReplyErrorElementWrongVerb(t *testing.T) {
 func TestReplyVerbatimNumbers(t *testing.T) {
 	eng, _ := newEngine(t)
 	ctx := ctxT(t)
-	eval := func(src string) engine.Reply {
-		t.Helper()
-		r, err := eng.Do(ctx, "EVAL", src, "0").Await(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	eval := func(src string) engine.Reply { return evalReply(t, eng, ctx, src) }
 	verbatim := func(text string) engine.Reply {
 		return eval("return {verbatim_string={format='txt', string='" + text + "'}}")
 	}
@@ -178,14 +172,7 @@ func TestReplyMapIntegerKeys(t *testing.T) {
 		t.Fatalf("Array of a map = %v, %v; want ErrReplyType", hr, err)
 	}
 
-	eval := func(src string) engine.Reply {
-		t.Helper()
-		r, err := eng.Do(ctx, "EVAL", src, "0").Await(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	eval := func(src string) engine.Reply { return evalReply(t, eng, ctx, src) }
 	r = eval("return {map={[1]='x', [20]={double=2.5}, k={big_number='7'}}}")
 	if m, err := r.Map(); err != nil || !reflect.DeepEqual(m, map[string]string{"1": "x", "20": "2.5", "k": "7"}) {
 		t.Fatalf("Map of a map with integer keys = %q, %v", m, err)
@@ -214,4 +201,14 @@ func TestReplyMapIntegerKeys(t *testing.T) {
 			t.Fatalf("%s: Map %v, Any %v; want ErrReplyType", src, errM, errA)
 		}
 	}
+}
+
+// evalReply returns the Reply of a script with no keys (EVAL src 0).
+func evalReply(t *testing.T, eng *engine.Engine, ctx context.Context, src string) engine.Reply {
+	t.Helper()
+	r, err := eng.Do(ctx, "EVAL", src, "0").Await(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
