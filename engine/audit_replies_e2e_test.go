@@ -35,6 +35,14 @@ func fakeServer(t *testing.T, replies map[string]string) *resptest.Server {
 	return srv
 }
 
+// fakeEngine is an engine with the default config on a fakeServer
+// answering replies, and a context for the test.
+func fakeEngine(t *testing.T, replies map[string]string) (*engine.Engine, context.Context) {
+	t.Helper()
+	srv := fakeServer(t, replies)
+	return engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr())), ctxT(t)
+}
+
 // fakeServerSet is fakeServer and a function that sets a reply (to one
 // the test can write only once it knows the server's address).
 func fakeServerSet(t *testing.T, replies map[string]string) (*resptest.Server, func(cmd, reply string)) {

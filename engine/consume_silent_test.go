@@ -1,8 +1,6 @@
 package engine_test
 
 import (
-	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,18 +17,7 @@ import (
 func TestConsumeSilentServerFound(t *testing.T) {
 	eng, srv := newEngine(t)
 	ctx := ctxT(t)
-	var handled atomic.Int64
-	c, err := eng.Consume(ctx, "silent", "g", "c1", func(context.Context, engine.XEntry) error {
-		handled.Add(1)
-		return nil
-	}, engine.ConsumeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := eng.XAdd(ctx, "silent", "n", "1").Await(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c, handled := countingConsumer(t, eng, ctx, "silent", engine.ConsumeOptions{})
 	waitCond(t, 5*time.Second, "the first entry handled", func() bool { return handled.Load() == 1 })
 	resume := pauseServer(t, srv)
 	frozen := time.Now()

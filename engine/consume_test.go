@@ -653,20 +653,29 @@ func TestConsumeBlockingReadOwnConnection(t *testing.T) {
 func TestConsumeLongestBlock(t *testing.T) {
 	eng, _ := newEngine(t)
 	ctx := ctxT(t)
-	var handled atomic.Int64
-	c, err := eng.Consume(ctx, "s", "g", "c1", func(context.Context, engine.XEntry) error {
-		handled.Add(1)
-		return nil
-	}, engine.ConsumeOptions{StartID: "0", Block: time.Duration(math.MaxInt64)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := eng.XAdd(ctx, "s", "f", "v").Await(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c, handled := countingConsumer(t, eng, ctx, "s", engine.ConsumeOptions{StartID: "0", Block: time.Duration(math.MaxInt64)})
 	csWait(t, 10*time.Second, "the entry handled", func() bool { return handled.Load() == 1 })
 	if st := c.Stats(); st.LastError != nil || st.Reconnects != 0 {
 		t.Errorf("stats %+v; want no error and no reconnect", st)
 	}
+}
+
+// countingConsumer starts a consumer (group g, consumer c1) of stream
+// whose handler counts the entries, closed at the test's end, and adds
+// one entry to stream.
+func countingConsumer(t *testing.T, eng *engine.Engine, ctx context.Context, stream string, opts engine.ConsumeOptions) (*engine.Consumer, *atomic.Int64) {
+	t.Helper()
+	handled := new(atomic.Int64)
+	c, err := eng.Consume(ctx, stream, "g", "c1", func(context.Context, engine.XEntry) error {
+		handled.Add(1)
+		return nil
+	}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if _, err := eng.XAdd(ctx, stream, "n", "1").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c, handled
 }

@@ -1,12 +1,9 @@
 package engine_test
 
 import (
-	"context"
 	"errors"
 	"testing"
-	"time"
 
-	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 )
 
@@ -16,7 +13,7 @@ import (
 // "" with no error, valkey-go's ToString taking a boolean's empty text
 // (qa45 F7).
 func TestTypedStringOfBoolean(t *testing.T) {
-	srv := fakeServer(t, map[string]string{
+	eng, ctx := fakeEngine(t, map[string]string{
 		"GET t":   "#t\r\n",
 		"GET f":   "#f\r\n",
 		"GET e":   "$0\r\n\r\n",
@@ -24,9 +21,6 @@ func TestTypedStringOfBoolean(t *testing.T) {
 		"MGET a":  "*3\r\n$1\r\nx\r\n#t\r\n_\r\n",
 		"MGET ok": "*2\r\n$0\r\n\r\n_\r\n",
 	})
-	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	wantReplyType(t, ctx, "GET of #t", eng.Get(ctx, "t"))
 	wantReplyType(t, ctx, "GET of #f", eng.Get(ctx, "f"))
 	wantReplyType(t, ctx, "HGET of #t", eng.HGet(ctx, "h", "f"))

@@ -1,12 +1,9 @@
 package engine_test
 
 import (
-	"context"
 	"errors"
 	"testing"
-	"time"
 
-	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
 )
 
@@ -16,7 +13,7 @@ import (
 // proxy's or another server's odd reply came back as a hash of empty
 // fields, with no error (qa45 F5).
 func TestHGetAllOddElements(t *testing.T) {
-	srv := fakeServer(t, map[string]string{
+	eng, ctx := fakeEngine(t, map[string]string{
 		"HGETALL nested": "%2\r\n$1\r\nf\r\n*1\r\n$1\r\nx\r\n$1\r\ng\r\n$1\r\ny\r\n",
 		"HGETALL bool":   "%1\r\n$1\r\nf\r\n#t\r\n",
 		"HGETALL intkey": "%2\r\n:1\r\n$1\r\nx\r\n:2\r\n$1\r\ny\r\n",
@@ -24,9 +21,6 @@ func TestHGetAllOddElements(t *testing.T) {
 		"HGETALL flat":   "*4\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n,2.5\r\n",
 		"HGETALL empty":  "%2\r\n$1\r\nf\r\n$0\r\n\r\n$0\r\n\r\n$1\r\ny\r\n",
 	})
-	eng := engineOn(t, config.DefaultConfig().WithAddrs(srv.Addr()))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	wantReplyType(t, ctx, "HGETALL with an array value", eng.HGetAll(ctx, "nested"))
 	wantReplyType(t, ctx, "HGETALL with a boolean value", eng.HGetAll(ctx, "bool"))
 	wantValue(t, ctx, "HGETALL with integer keys", eng.HGetAll(ctx, "intkey"), "map[1:x 2:y]")
