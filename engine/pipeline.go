@@ -39,8 +39,8 @@ import (
 // so no other caller's command comes between them and commands to the same
 // key keep their order with the Engine's. In cluster mode the commands are
 // grouped by hash slot and each group goes through its slot actor, so the
-// order per key is kept too; MGet, MSet, Del and Exists whose keys span
-// slots are split as the Engine splits them.
+// order per key is kept too; MGet, MSet, Del, Exists and Unlink whose keys
+// span slots are split as the Engine splits them.
 //
 // A pipeline is not a transaction: other clients' commands may run between
 // its commands on the server, and each command succeeds or fails on its
