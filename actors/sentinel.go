@@ -69,7 +69,9 @@ type SentinelStats struct {
 //     over;
 //   - it follows the events of every sentinel it knows (the configured
 //     ones, and those the sentinels name), on one subscription per
-//     sentinel, each re-established after a backoff when it fails: the
+//     sentinel, each re-established after a backoff when it fails (one
+//     the sentinels named that an answer no longer names and that cannot
+//     be reached is forgotten: see forget): the
 //     events that start a failover come from its leader only, which may be
 //     any sentinel. A failover of the current primary starting
 //     (+try-failover, +selected-slave, +failover-state-send-slaveof-noone)
@@ -795,6 +797,9 @@ func (a *sentinelActor) resolved(m sentinelResolved) {
 	for _, addr := range m.known {
 		a.learn(addr)
 	}
+	if m.answer != nil {
+		a.forget(m)
+	}
 	if ans := m.answer; ans != nil && acceptable(*ans, s.View()) {
 		a.prefer(ans.from)
 		if ans.failoverTimeout > 0 {
@@ -835,6 +840,34 @@ func (a *sentinelActor) resolved(m sentinelResolved) {
 		a.next = nil
 		a.resolve(nil)
 		a.waiters = append(a.waiters, next...)
+	}
+}
+
+// forget drops the sentinels learned from the answers (not configured)
+// that the answers of m no longer name and whose subscription is down
+// (after its first attempt), unless a failover it leads holds the
+// primary: sentinels replaced over weeks at new addresses (pods
+// rescheduled) would otherwise be kept for ever, each subscribed again
+// at its backoff and asked at resolutions. One named again is learnt
+// again. m has an answer (whose sentinel names the others it knows).
+func (a *sentinelActor) forget(m sentinelResolved) {
+	named := map[string]bool{m.answer.from: true}
+	for _, addr := range m.known {
+		named[addr] = true
+	}
+	for addr, sub := range a.subs {
+		if named[addr] || sub.conn != nil || !sub.tried || a.holding[addr] || slices.Contains(a.s.Sentinels, addr) {
+			continue
+		}
+		delete(a.subs, addr)
+		a.known = slices.DeleteFunc(a.known, func(k string) bool { return k == addr })
+		a.s.cmu.Lock()
+		conn := a.s.cmds[addr]
+		delete(a.s.cmds, addr)
+		a.s.cmu.Unlock()
+		if conn != nil {
+			_ = conn.Close()
+		}
 	}
 }
 
