@@ -81,6 +81,9 @@ type Logging struct {
 
 	mu    sync.Mutex
 	limit map[limitKey]*limited
+	// sweepFrom is len(limit) at which the next sweep of the idle limits
+	// runs (sweepLocked).
+	sweepFrom int
 }
 
 type limitKey struct{ msg, node string }
@@ -129,12 +132,15 @@ func (l *Logging) allow(k limitKey, window time.Duration, burst int, level slog.
 	if l.limit == nil {
 		l.limit = map[limitKey]*limited{}
 	}
+	now := time.Now()
 	s := l.limit[k]
 	if s == nil {
+		if len(l.limit) >= l.sweepFrom {
+			l.sweepLocked(now)
+		}
 		s = &limited{window: window}
 		l.limit[k] = s
 	}
-	now := time.Now()
 	if s.start.IsZero() || now.Sub(s.start) >= s.window {
 		n := s.suppressed
 		s.start, s.n, s.suppressed = now, 1, 0
@@ -152,6 +158,25 @@ func (l *Logging) allow(k limitKey, window time.Duration, burst int, level slog.
 		s.trailing.Reset(s.window - now.Sub(s.start))
 	}
 	return false, 0
+}
+
+// sweepLocked forgets the limits whose window has ended with no line
+// suppressed (the next line of theirs would start a new window, as a
+// new limit does): a cluster whose nodes are replaced over weeks, each
+// under a new address, would otherwise make the hook keep a limit per
+// message and address it ever logged. It runs when a new limit finds as
+// many as sweepFrom, twice those it kept (at least 64), so that its cost
+// per limit made stays constant. l.mu is held.
+func (l *Logging) sweepLocked(now time.Time) {
+	for k, s := range l.limit {
+		if s.suppressed == 0 && now.Sub(s.start) >= s.window {
+			if s.trailing != nil {
+				s.trailing.Stop()
+			}
+			delete(l.limit, k)
+		}
+	}
+	l.sweepFrom = max(64, 2*len(l.limit))
 }
 
 // trail logs, at the end of a window in which lines of msg and node were
