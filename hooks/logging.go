@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -450,9 +451,10 @@ func (l *Logging) enabled(level slog.Level) bool {
 }
 
 // OnConsumerEvent logs MsgConsumerFailed at warn (with the handler's error
-// and the entry ID), MsgConsumerInterrupted at warn (with the error),
-// MsgConsumerResumed at info (with the gap) and the other consumer events
-// as MsgConsumerEvent at debug. Attributes: kind, group, consumer, node
+// and the entry ID), MsgConsumerInterrupted at warn (with the error, in
+// which the stream's quoted name, as a NOGROUP reply has it, is cut unless
+// debug is enabled), MsgConsumerResumed at info (with the gap) and the
+// other consumer events as MsgConsumerEvent at debug. Attributes: kind, group, consumer, node
 // (when known), count, id, error, lag, pending, gap; stream (a key) when
 // debug is enabled.
 func (l *Logging) OnConsumerEvent(ev Consumer) {
@@ -476,7 +478,7 @@ func (l *Logging) OnConsumerEvent(ev Consumer) {
 		l.log(slog.LevelDebug, MsgConsumerEvent, append(attrs, slog.String("kind", ev.Kind.String()))...)
 	case Interrupted:
 		if ev.Err != nil {
-			attrs = append(attrs, errAttr(ev.Err))
+			attrs = append(attrs, l.streamErrAttr(ev.Err, ev.Stream))
 		}
 		l.log(slog.LevelWarn, MsgConsumerInterrupted, attrs...)
 	case Resumed:
@@ -484,6 +486,22 @@ func (l *Logging) OnConsumerEvent(ev Consumer) {
 	default:
 		l.log(slog.LevelDebug, MsgConsumerEvent, append(attrs, slog.String("kind", ev.Kind.String()), slog.Int("count", ev.Count))...)
 	}
+}
+
+// streamErrAttr is the error attribute of a consumer's interruption:
+// the server's NOGROUP reply names the stream, a key ("NOGROUP No such
+// key 'orders' or consumer group 'g' in XREADGROUP with GROUP option",
+// and XAUTOCLAIM's likewise; an "unknown command" reply quotes it among
+// the arguments it echoes, in backquotes before Redis 7), so its quoted
+// name is cut from the text unless debug is enabled, as the stream
+// attribute is.
+func (l *Logging) streamErrAttr(err error, stream string) slog.Attr {
+	text := err.Error()
+	if stream != "" && !l.enabled(slog.LevelDebug) {
+		text = strings.ReplaceAll(text, "'"+stream+"'", "(the stream)")
+		text = strings.ReplaceAll(text, "`"+stream+"`", "(the stream)")
+	}
+	return slog.String("error", text)
 }
 
 var (

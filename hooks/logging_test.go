@@ -161,7 +161,16 @@ func TestLoggingKeysOnlyAtDebug(t *testing.T) {
 		l := hooks.NewLogging(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: level})))
 		l.OnConsumerEvent(hooks.Consumer{Kind: hooks.HandlerFailed, Stream: "stream-key", Group: "g", Node: "10.0.0.1:6379", Err: errors.New("boom")})
 		l.OnSubscriberEvent(hooks.Subscriber{Kind: hooks.Resubscribed, ShardChannel: "shard-key"})
+		// The server's NOGROUP reply names the stream (review rv45s: the
+		// warn line of the interruption carried it at every level).
+		l.OnConsumerEvent(hooks.Consumer{Kind: hooks.Interrupted, Stream: "stream-key", Group: "g",
+			Err: errors.New("vactor: server error: NOGROUP No such key 'stream-key' or consumer group 'g' in XREADGROUP with GROUP option")})
+		l.OnConsumerEvent(hooks.Consumer{Kind: hooks.Interrupted, Stream: "stream-key", Group: "g",
+			Err: errors.New("vactor: server error: ERR unknown command `XAUTOCLAIM`, with args beginning with: `stream-key`, `g`, ")})
 		out := buf.String()
+		if !strings.Contains(out, hooks.MsgConsumerInterrupted) || !strings.Contains(out, "NOGROUP No such key") {
+			t.Fatalf("%s: the interruption is not logged with its error:\n%s", level, out)
+		}
 		if !strings.Contains(out, hooks.MsgConsumerFailed) || !strings.Contains(out, hooks.MsgResubscribed) {
 			t.Fatalf("%s: not logged:\n%s", level, out)
 		}
