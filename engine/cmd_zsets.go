@@ -25,9 +25,9 @@ func (e *Engine) ZAdd(ctx context.Context, key string, members ...Z) *futures.Fu
 	if len(members) == 0 {
 		return fail[int64](fmt.Errorf("%w: ZADD needs at least one member", ErrInvalidArgument))
 	}
-	for _, m := range members {
+	for i, m := range members {
 		if math.IsNaN(m.Score) {
-			return fail[int64](fmt.Errorf("%w: ZADD score of member %q is NaN", ErrInvalidArgument, m.Member))
+			return fail[int64](zaddNaN(i, len(members)))
 		}
 	}
 	sm := e.b.Zadd().Key(key).ScoreMember()
@@ -35,6 +35,13 @@ func (e *Engine) ZAdd(ctx context.Context, key string, members ...Z) *futures.Fu
 		sm = sm.ScoreMember(m.Score, m.Member)
 	}
 	return submit(e, ctx, key, sm.Build(), decodeInt64)
+}
+
+// zaddNaN is ZADD's error for the NaN score of members[i] (of n): it
+// names the member by its position, not by its value, which a program's
+// log of the error would show.
+func zaddNaN(i, n int) error {
+	return fmt.Errorf("%w: ZADD score of member %d of %d is NaN", ErrInvalidArgument, i+1, n)
 }
 
 // ZRem removes members from the sorted set at key and returns how many

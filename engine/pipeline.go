@@ -1073,9 +1073,9 @@ func (c *commands) ZAdd(key string, members ...Z) *futures.Future[int64] {
 		return reject[int64](c, fmt.Errorf("%w: ZADD needs at least one member", ErrInvalidArgument))
 	}
 	sm := c.b().Zadd().Key(key).ScoreMember()
-	for _, m := range members {
+	for i, m := range members {
 		if math.IsNaN(m.Score) {
-			return reject[int64](c, fmt.Errorf("%w: ZADD score of member %q is NaN", ErrInvalidArgument, m.Member))
+			return reject[int64](c, zaddNaN(i, len(members)))
 		}
 		sm = sm.ScoreMember(m.Score, m.Member)
 	}

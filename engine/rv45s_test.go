@@ -2,13 +2,16 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vactor-io/vactor/config"
 	"github.com/vactor-io/vactor/engine"
+	"github.com/vactor-io/vactor/futures"
 	"github.com/vactor-io/vactor/hooks"
 )
 
@@ -71,5 +74,32 @@ func TestConsumerInterruptedLogsNoKey(t *testing.T) {
 	// The consumer's own error keeps the server's text: the caller's.
 	if le := c.Stats().LastError; le == nil || !strings.Contains(le.Error(), stream) {
 		t.Errorf("Stats().LastError = %v, want the server's NOGROUP naming the stream", le)
+	}
+}
+
+// ZADD's refusal of a NaN score names the member by its position, not by
+// its value: a member is a value (an e-mail, a user's id), and the error
+// is the library's own text, which programs log (review rv45s: it quoted
+// the member).
+func TestZAddNaNErrorShowsNoMember(t *testing.T) {
+	eng, _ := newEngine(t)
+	ctx := ctxT(t)
+	const member = "alice@example.com-s3cr3t"
+	members := []engine.Z{{Member: "a", Score: 1}, {Member: member, Score: math.NaN()}}
+	p := eng.Pipeline()
+	for what, f := range map[string]*futures.Future[int64]{
+		"Engine.ZAdd":   eng.ZAdd(ctx, "z", members...),
+		"Pipeline.ZAdd": p.ZAdd("z", members...),
+	} {
+		_, err := f.Await(ctx)
+		if !errors.Is(err, engine.ErrInvalidArgument) {
+			t.Fatalf("%s with a NaN score: %v, want ErrInvalidArgument", what, err)
+		}
+		if strings.Contains(err.Error(), member) {
+			t.Errorf("%s: the error quotes the member: %v", what, err)
+		}
+		if !strings.Contains(err.Error(), "member 2 of 2") {
+			t.Errorf("%s: the error does not say which member: %v", what, err)
+		}
 	}
 }
